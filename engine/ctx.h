@@ -1,0 +1,82 @@
+/* ctx.h - one training context: the per-step arena, the autodiff tape, the RNG, and mode flags.
+ *
+ * A context belongs to one training (one thread); two trainings use two contexts and share
+ * nothing, so they can run concurrently. Everything an op allocates during a step comes from the
+ * arena and is released at once by ctx_reset(): after the first step has grown the arena to its
+ * high-water mark, a step performs no heap allocation at all.
+ *
+ *   Ctx *ctx = ctx_new(seed);
+ *   for (;;) {
+ *       ctx_reset(ctx);                       // drop last step's activations and tape
+ *       Tensor *loss = model_forward(ctx, ...);
+ *       ctx_backward(ctx, loss);              // grads accumulate (+=) into parameter grads
+ *       optim_step(opt, ...);
+ *   }
+ *   ctx_free(ctx);
+ *
+ * Ops record a node on the tape only when an input requires grad and grad mode is on
+ * (ctx_set_grad_enabled; off for evaluation and for EMA target networks).
+ */
+#ifndef SSLD_ENGINE_CTX_H
+#define SSLD_ENGINE_CTX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rng.h"
+#include "tensor.h"
+
+typedef struct Ctx Ctx;
+
+Ctx *ctx_new(uint64_t seed);   /* NULL on out of memory */
+void ctx_free(Ctx *ctx);       /* ctx_free(NULL) is a no-op */
+
+/* Release all arena memory and the tape (keeps the arena's capacity). */
+void ctx_reset(Ctx *ctx);
+
+/* Arena allocation, 64-byte aligned, valid until the next ctx_reset. Never returns NULL: the arena
+ * grows (one heap allocation) when needed. When the heap is exhausted it jumps to the handler
+ * armed with CTX_TRY (so a worker fails the job with "out of memory" instead of crashing); with
+ * no handler armed it aborts with a message. */
+void *ctx_alloc(Ctx *ctx, size_t bytes);
+void *ctx_calloc(Ctx *ctx, size_t bytes);
+/* A fresh arena tensor (uninitialised data, grad NULL, requires_grad 0). */
+Tensor *ctx_tensor(Ctx *ctx, int ndim, const int *shape);
+Tensor *ctx_zeros(Ctx *ctx, int ndim, const int *shape);
+Tensor *ctx_tensor_like(Ctx *ctx, const Tensor *t);
+/* Wrap existing memory (not copied; borrowed) as an arena tensor header. */
+Tensor *ctx_wrap(Ctx *ctx, float *data, int ndim, const int *shape);
+/* Gradient buffer of t, allocated zeroed from the arena on first use. */
+float *ctx_grad(Ctx *ctx, Tensor *t);
+
+/* Run reverse-mode autodiff from a scalar loss (size 1): d loss = 1, then every recorded node's
+ * backward in reverse order. Gradients accumulate into parameters' grad buffers. Returns 0, or
+ * a negative code if the tape is inconsistent. */
+int ctx_backward(Ctx *ctx, Tensor *loss);
+
+/* Modes. training: batchnorm uses batch statistics, dropout is active. */
+void ctx_set_training(Ctx *ctx, int training);
+int ctx_training(const Ctx *ctx);
+/* Returns the previous value, so callers can restore it. */
+int ctx_set_grad_enabled(Ctx *ctx, int enabled);
+int ctx_grad_enabled(const Ctx *ctx);
+
+Rng *ctx_rng(Ctx *ctx);
+
+/* Arena accounting (for tests and benchmarks). */
+size_t ctx_arena_used(const Ctx *ctx);
+size_t ctx_arena_capacity(const Ctx *ctx);
+/* Out-of-memory recovery: `if (CTX_TRY(ctx)) { ...ran out of memory... }` arms a handler that
+ * ctx_alloc jumps to; ctx_disarm(ctx) removes it. Usage:
+ *     if (CTX_TRY(ctx) != 0) { ctx_disarm(ctx); return -ENOMEM; }
+ *     ... steps ...
+ *     ctx_disarm(ctx);                                                                   */
+#include <setjmp.h>
+jmp_buf *ctx_oom_jmp(Ctx *ctx);
+#define CTX_TRY(ctx) setjmp(*ctx_oom_jmp(ctx))
+void ctx_disarm(Ctx *ctx);
+
+/* Set the BLAS thread count (process-wide in OpenBLAS; see README "Threads"). */
+void eng_set_threads(int threads);
+
+#endif

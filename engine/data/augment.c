@@ -1,0 +1,1 @@
+/* augment.c - placeholder until its module lands. */

@@ -1,0 +1,1 @@
+/* captions.c - placeholder until its module lands. */

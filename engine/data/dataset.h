@@ -1,0 +1,85 @@
+/* dataset.h - in-memory datasets: images (IDX, CSV features) and text, with splits and label subsets.
+ *
+ * A Dataset holds a train and a test split fully in memory as float32 (images scaled to [0,1],
+ * (N,C,H,W) row-major; CSV rows as (N,D) with C=1,H=1,W=D) plus integer labels (-1 = unlabelled).
+ * Readers validate what they read and fail with a message naming the file and the problem
+ * ("t10k-images-idx3-ubyte.gz: truncated, expected 7840016 bytes, got 4096").
+ *
+ *   DatasetSpec s = { .kind = DATASET_FASHION_MNIST };
+ *   Dataset *ds; char err[512];
+ *   if (dataset_load(&s, &ds, err, sizeof err) < 0) fprintf(stderr, "%s\n", err);
+ *   ... ds->train.x[i * ds->sample_floats] ...
+ *   dataset_free(ds);
+ */
+#ifndef SSLD_DATA_DATASET_H
+#define SSLD_DATA_DATASET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../rng.h"
+
+typedef enum DatasetKind {
+	DATASET_FASHION_MNIST,  /* /usr/share/datasets/fashion-mnist (or spec.dir) */
+	DATASET_IDX,            /* four IDX paths (gzip or raw) */
+	DATASET_CSV,            /* numeric features + label column */
+	DATASET_TEXT,           /* raw bytes of files; tail fraction held out as test */
+	DATASET_TEXT_RECORDS,   /* labelled text: records split on "%" lines, label = source file */
+	DATASET_CAPTIONS,       /* JSON lines {"image": index, "caption": "..."} over an image dataset */
+} DatasetKind;
+
+typedef struct DatasetSpec {
+	DatasetKind kind;
+	const char *dir;                 /* FASHION_MNIST: override directory (NULL = default) */
+	const char *train_images, *train_labels, *test_images, *test_labels; /* IDX */
+	const char *csv_train, *csv_test;/* CSV; csv_test may be NULL -> test_fraction of train */
+	int csv_label_column;            /* -1 = last column */
+	int csv_header;                  /* -1 auto-detect, 0 no, 1 yes */
+	const char *const *text_files;   /* TEXT / TEXT_RECORDS */
+	int n_text_files;
+	float test_fraction;             /* TEXT: tail share of bytes; TEXT_RECORDS / CSV: tail share of records (default 0.1) */
+	int max_record_bytes;            /* TEXT_RECORDS: records are truncated/padded to this (default 128) */
+	const char *captions_file;       /* CAPTIONS: JSON lines; images come from the FASHION_MNIST train split */
+	int limit_train;                 /* >0: keep only the first N training samples (small runs) */
+	int limit_test;                  /* >0: keep only the first N test samples */
+} DatasetSpec;
+
+typedef struct Split {
+	float *x;                        /* (n, sample_floats); owned by the Dataset */
+	int *y;                          /* (n) labels, -1 unknown; owned */
+	int n;
+} Split;
+
+typedef struct Dataset {
+	DatasetKind kind;
+	int c, h, w;                     /* sample shape; sample_floats = c*h*w */
+	size_t sample_floats;
+	int num_classes;                 /* 0 if unlabelled */
+	char **class_names;              /* num_classes names (fashion-mnist: "T-shirt/top", ...), owned */
+	Split train, test;
+	/* TEXT: byte streams instead of samples (train.x / test.x unused, n = 0). */
+	uint8_t *text_train, *text_test;
+	size_t text_train_len, text_test_len;
+	/* TEXT_RECORDS: records as bytes (n, max_record_bytes), 0-padded, with lengths. */
+	uint8_t *rec_train, *rec_test;
+	int *rec_train_len, *rec_test_len;
+	int record_bytes;
+	/* CAPTIONS: one caption per train image (train.n strings), owned. */
+	char **captions;
+} Dataset;
+
+/* 0 on success; negative on failure with a message in err naming the file and the problem. */
+int dataset_load(const DatasetSpec *spec, Dataset **out, char *err, size_t errlen);
+void dataset_free(Dataset *ds);
+
+/* Validation slice: the last n_val training samples become `val` (copied index list). */
+/* Label subsets ------------------------------------------------------------------------------- */
+/* Indices into split (class-stratified). Default rule ("first"): the first k samples of each class
+ * in file order, k = round(fraction * n / num_classes) (fraction 0.01 on Fashion-MNIST -> 60 per
+ * class) or k = labels_per_class when > 0; the seeded alternative draws k per class at random.
+ * Returns the number of indices written to *out (eng_malloc'd, caller eng_frees), or < 0 on error. */
+typedef enum { LABELS_FIRST = 0, LABELS_RANDOM = 1 } LabelRule;
+int dataset_label_subset(const Split *split, int num_classes, double fraction, int labels_per_class,
+                         LabelRule rule, uint64_t seed, int **out, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,1 @@
+/* png_grid.c - placeholder until its module lands. */

@@ -1,0 +1,1 @@
+/* layers.c - placeholder until its module lands. */

@@ -1,0 +1,71 @@
+/* model.h - configurable networks: encoders (MLP, small CNN, ViT-tiny, Transformer) and decoders.
+ *
+ * An Encoder maps a batch of samples to feature vectors (B, out_dim) - the representation SSL
+ * methods learn and downstream protocols reuse. Its parameters live in a ParamSet under a dotted
+ * prefix ("encoder.conv1.weight"), so checkpoints and exports are readable.
+ *
+ *   EncoderConfig ec; encoder_config_default(&ec, ENC_CNN);
+ *   ParamSet *ps = paramset_new();
+ *   Encoder *enc; encoder_new(&ec, ps, "encoder", 1, 28, 28, rng, &enc, err, sizeof err);
+ *   Tensor *feat = encoder_forward(ctx, enc, x);   // x (B,1,28,28) -> (B, encoder_out_dim(enc))
+ */
+#ifndef SSLD_ENGINE_MODEL_H
+#define SSLD_ENGINE_MODEL_H
+
+#include <stddef.h>
+
+#include "ctx.h"
+#include "params.h"
+#include "tensor.h"
+
+typedef enum EncoderKind { ENC_MLP, ENC_CNN, ENC_VIT, ENC_TRANSFORMER } EncoderKind;
+
+#define MODEL_MAX_LAYERS 8
+
+typedef struct EncoderConfig {
+	EncoderKind kind;
+	/* MLP: hidden widths then out_dim; batchnorm + relu between layers */
+	int hidden[MODEL_MAX_LAYERS];
+	int n_hidden;
+	/* CNN: channel widths of conv stages (3x3 conv + BN + ReLU, stride 2 from the 2nd stage),
+	 * then global average pooling, then an optional linear to out_dim (out_dim 0 = none) */
+	int channels[MODEL_MAX_LAYERS];
+	int n_channels;
+	int batchnorm;          /* MLP/CNN: 1 = BatchNorm after each linear/conv (default 1) */
+	int out_dim;            /* feature size (MLP: last linear; CNN: optional projection) */
+	/* ViT / Transformer */
+	int dim, depth, heads, mlp_ratio;
+	int patch;              /* ViT patch size (4 or 7) */
+	int context;            /* Transformer: max sequence length */
+	int vocab;              /* Transformer: vocabulary (256 bytes) */
+	int causal;             /* Transformer: 1 = decoder (causal attention) */
+	int pool;               /* ViT/Transformer features: 0 = mean over tokens, 1 = CLS token */
+	float dropout;
+} EncoderConfig;
+
+typedef struct Encoder Encoder;
+
+void encoder_config_default(EncoderConfig *c, EncoderKind kind);
+/* in_c, in_h, in_w describe one sample ((1,1,D) for vectors, (1,1,T) for token ids). */
+int encoder_new(const EncoderConfig *c, ParamSet *ps, const char *prefix, int in_c, int in_h,
+                int in_w, Rng *rng, Encoder **out, char *err, size_t errlen);
+void encoder_free(Encoder *e);
+int encoder_out_dim(const Encoder *e);
+/* Images (B,C,H,W) or vectors (B,D) -> (B, out_dim). */
+Tensor *encoder_forward(Ctx *ctx, Encoder *e, Tensor *x);
+/* Token models: ids (B*T) -> per-token hidden states (B,T,dim). */
+Tensor *encoder_forward_tokens(Ctx *ctx, Encoder *e, const int *ids, int B, int T);
+/* Per-token states for ViT: images -> (B, n_patches(+1), dim), with an optional patch keep-list
+ * (MAE: keep[B*n_keep] patch indices; NULL = all). */
+Tensor *encoder_forward_patches(Ctx *ctx, Encoder *e, Tensor *x, const int *keep, int n_keep);
+const EncoderConfig *encoder_config(const Encoder *e);
+
+/* A small MLP head (projection / predictor / classifier): dims[0] -> ... -> dims[n-1], BN+ReLU
+ * between layers when batchnorm, plain linear at the end. */
+typedef struct Mlp Mlp;
+int mlp_new(ParamSet *ps, const char *prefix, const int *dims, int n, int batchnorm, Rng *rng,
+            Mlp **out);
+void mlp_free(Mlp *m);
+Tensor *mlp_forward(Ctx *ctx, Mlp *m, Tensor *x);
+
+#endif

@@ -1,0 +1,1 @@
+/* ops_basic.c - placeholder until its module lands. */

@@ -1,0 +1,1 @@
+/* params.c - placeholder until its module lands. */

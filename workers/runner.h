@@ -1,0 +1,57 @@
+/* runner.h - runs one validated job: pretext pretraining, then the requested evaluations.
+ *
+ * The same runner serves `ssld run` (foreground) and the daemon's worker threads; it knows nothing
+ * of HTTP or SQLite. It reports through RunnerHooks (all optional, called on the runner's thread)
+ * and writes its checkpoint and artifacts under work_dir. A job that was interrupted resumes from
+ * work_dir/checkpoint.safetensors when present: the step counter continues from the checkpoint.
+ *
+ *   RunnerHooks h = { .user = me, .on_metric = my_metric, .should_stop = my_stop };
+ *   char *results = NULL; char err[512];
+ *   int rc = runner_run(spec_json, "/var/lib/ssld/jobs/17", &h, &results, err, sizeof err);
+ *   // rc == 0: results is the results JSON (caller frees with free());
+ *   // rc == RUNNER_STOPPED: checkpointed and stopped on request (requeue it);
+ *   // rc == RUNNER_CANCELLED; rc < 0: failed, err says why ("loss became NaN at step 1234").
+ */
+#ifndef SSLD_WORKERS_RUNNER_H
+#define SSLD_WORKERS_RUNNER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum {
+	RUNNER_OK = 0,
+	RUNNER_STOPPED = 1,    /* should_stop returned RUNNER_STOP_REQUEUE: checkpoint written */
+	RUNNER_CANCELLED = 2,  /* should_stop returned RUNNER_STOP_CANCEL */
+};
+
+enum { RUNNER_CONTINUE = 0, RUNNER_STOP_CANCEL = 1, RUNNER_STOP_REQUEUE = 2 };
+
+typedef enum RunnerLevel { RUNNER_INFO = 6, RUNNER_NOTICE = 5, RUNNER_WARNING = 4, RUNNER_ERR = 3 } RunnerLevel;
+
+typedef struct RunnerHooks {
+	void *user;
+	/* A metric point: (global step, key, value). Keys: "loss", "lr", "grad_norm", "images_per_s",
+	 * method parts ("loss_recon"...), eval keys ("eval/linear_probe@0.01"...). */
+	void (*on_metric)(void *user, int64_t step, const char *key, double value);
+	/* Progress through the whole job: step of total, stage name ("pretrain", "linear_probe@0.01"),
+	 * estimated seconds left (< 0 unknown). */
+	void (*on_progress)(void *user, int64_t step, int64_t total, const char *stage, double eta_s);
+	/* A log line for the job's event log. */
+	void (*on_event)(void *user, RunnerLevel level, const char *message);
+	/* An artifact file written under work_dir (name is relative to work_dir). */
+	void (*on_artifact)(void *user, const char *name, const char *path);
+	/* Polled once per step: RUNNER_CONTINUE, RUNNER_STOP_CANCEL or RUNNER_STOP_REQUEUE. */
+	int (*should_stop)(void *user);
+	/* Called after a checkpoint was durably written at `step`. */
+	void (*on_checkpoint)(void *user, int64_t step, const char *path);
+} RunnerHooks;
+
+/* spec_json must already be valid (jobspec_validate); work_dir must exist and be writable.
+ * init_from job ids are resolved by the caller into a checkpoint path (resolve_job may be NULL for
+ * `ssld run`, in which case only paths are accepted). */
+typedef int (*runner_resolve_job_cb)(void *user, int64_t job_id, char *path, size_t len);
+
+int runner_run(const char *spec_json, const char *work_dir, const RunnerHooks *hooks,
+               runner_resolve_job_cb resolve_job, char **results_json, char *err, size_t errlen);
+
+#endif
