@@ -1,0 +1,77 @@
+/* eval.h - downstream protocols: how well does a (pretrained) encoder transfer with few labels?
+ *
+ * linear_probe: frozen encoder features -> multinomial logistic regression, regularisation chosen
+ *               on a validation slice of the labelled subset.
+ * finetune:     the whole network (encoder + linear head) trained on the labels, encoder at a
+ *               lower learning rate.
+ * knn:          cosine k-nearest-neighbours on frozen features, temperature-weighted votes.
+ * supervised:   the same architecture from random initialisation trained on the same labels
+ *               (light augmentation) - the baseline every SSL result is compared against.
+ *
+ *   EvalEnv env = { .ds = ds, .encoder_cfg = &ec, .in_c = 1, .in_h = 28, .in_w = 28,
+ *                   .pretrained = ps, .prefix = "encoder", .seed = 1, .threads = 2 };
+ *   EvalConfig ec; eval_config_default(&ec, EVAL_PROTO_LINEAR_PROBE);
+ *   EvalResult r;
+ *   eval_run(&env, &ec, 0.01, 0, &r, err, sizeof err);   // 1% labels: 60 per class on FMNIST
+ */
+#ifndef SSLD_METHODS_EVAL_H
+#define SSLD_METHODS_EVAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../data/dataset.h"
+#include "../model.h"
+#include "../params.h"
+
+typedef enum EvalProto {
+	EVAL_PROTO_LINEAR_PROBE, EVAL_PROTO_FINETUNE, EVAL_PROTO_KNN, EVAL_PROTO_SUPERVISED
+} EvalProto;
+
+typedef struct EvalConfig {
+	EvalProto protocol;
+	int epochs;
+	int batch_size;
+	float lr;                 /* 0 = protocol default */
+	float encoder_lr_scale;   /* finetune */
+	float weight_decay;       /* linear probe: 0 = choose on validation from a small grid */
+	int k;                    /* knn */
+	float temperature;        /* knn */
+	int augment;              /* supervised / finetune: light augmentation */
+	LabelRule label_rule;
+} EvalConfig;
+
+typedef struct EvalEnv {
+	const Dataset *ds;
+	const EncoderConfig *encoder_cfg;
+	int in_c, in_h, in_w;
+	const ParamSet *pretrained;   /* weights to start from (names "<prefix>.*"), NULL = random init */
+	const char *prefix;           /* "encoder" */
+	uint64_t seed;
+	int threads;
+	/* Optional progress (epoch of epochs) and cancellation (nonzero = stop, returns -ECANCELED). */
+	void (*on_progress)(void *user, int epoch, int epochs, double metric);
+	int (*should_stop)(void *user);
+	void *user;
+} EvalEnv;
+
+typedef struct EvalResult {
+	double test_accuracy;     /* on the full test split */
+	double train_accuracy;    /* on the labelled subset */
+	int labels;               /* number of labelled training samples used */
+	double chosen_weight_decay;/* linear probe */
+	double seconds;
+} EvalResult;
+
+void eval_config_default(EvalConfig *c, EvalProto p);
+const char *eval_proto_name(EvalProto p);
+/* fraction in (0,1] or labels_per_class > 0 picks the labelled subset (dataset_label_subset). */
+int eval_run(const EvalEnv *env, const EvalConfig *cfg, double fraction, int labels_per_class,
+             EvalResult *out, char *err, size_t errlen);
+
+/* Frozen features of samples idx[0..n) of split (eval mode, no grad): (n, out_dim) floats,
+ * eng_malloc'd (caller eng_frees). */
+float *eval_features(Encoder *enc, const Dataset *ds, const Split *split, const int *idx, int n,
+                     int batch, uint64_t seed);
+
+#endif

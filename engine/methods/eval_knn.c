@@ -1,0 +1,1 @@
+/* eval_knn.c - placeholder until its module lands. */

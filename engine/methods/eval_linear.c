@@ -1,0 +1,1 @@
+/* eval_linear.c - placeholder until its module lands. */

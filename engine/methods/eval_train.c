@@ -1,0 +1,1 @@
+/* eval_train.c - placeholder until its module lands. */

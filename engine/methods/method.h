@@ -1,0 +1,77 @@
+/* method.h - the interface every pretext (pretraining) method implements.
+ *
+ * A method owns its networks (an encoder whose parameters are named "encoder.*", plus heads,
+ * target networks, queues...) inside the ParamSet the runner gives it, and turns one batch into a
+ * scalar loss. The runner (workers/runner.c) owns everything else: data, optimizer, schedule,
+ * checkpoints, metrics, cancellation. One file per method in engine/methods/, registered in
+ * method_registry.c.
+ *
+ *   const PretextMethod *m = method_find("simclr");
+ *   void *st; m->create(&env, ps, &st, err, sizeof err);
+ *   for each step:
+ *       ctx_reset(ctx);
+ *       Tensor *loss = m->loss(ctx, st, views, batch, &sink);   // views[i] (B,C,H,W)
+ *       ctx_backward(ctx, loss); optimizer step;
+ *       if (m->after_step) m->after_step(st, step, total_steps); // EMA, queues
+ *   Encoder *enc = m->encoder(st);                              // for the evaluations
+ *   m->destroy(st);
+ */
+#ifndef SSLD_METHODS_METHOD_H
+#define SSLD_METHODS_METHOD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../ctx.h"
+#include "../data/dataset.h"
+#include "../data/loader.h"
+#include "../model.h"
+#include "../params.h"
+
+/* Where a method reports a metric besides the loss ("loss_recon", "pos_sim", ...). */
+typedef struct MetricSink {
+	void (*put)(void *user, const char *key, double value);
+	void *user;
+} MetricSink;
+
+static inline void metric_put(const MetricSink *s, const char *key, double value)
+{
+	if (s && s->put)
+		s->put(s->user, key, value);
+}
+
+typedef struct MethodEnv {
+	const EncoderConfig *encoder;     /* the encoder architecture from the spec */
+	int in_c, in_h, in_w;             /* one sample's shape */
+	const Dataset *ds;
+	/* Method parameters by name (defaults already applied by the spec layer). */
+	double (*param)(const void *user, const char *name);
+	const void *param_user;
+	Rng *rng;                         /* initialisation randomness */
+	int64_t total_steps;              /* planned pretraining steps (schedules such as BYOL's tau) */
+	int batch_size;
+} MethodEnv;
+
+typedef struct PretextMethod {
+	const char *name;
+	int views;                        /* augmented views the loader must produce: 0, 1 or 2 */
+	int (*create)(const MethodEnv *env, ParamSet *ps, void **state, char *err, size_t errlen);
+	/* views[v] (B,C,H,W) arena tensors (no grad); returns the scalar loss. */
+	Tensor *(*loss)(Ctx *ctx, void *state, Tensor *const *views, const Batch *batch,
+	                const MetricSink *sink);
+	void (*after_step)(void *state, int64_t step, int64_t total_steps);   /* may be NULL */
+	Encoder *(*encoder)(void *state);
+	/* Optional: write PNG artifacts into dir; report each with add(name). May be NULL. */
+	int (*artifacts)(void *state, Ctx *ctx, const Dataset *ds, const char *dir,
+	                 void (*add)(void *user, const char *name), void *user, char *err, size_t errlen);
+	/* Optional: pretext metrics on the test split after training (e.g. "test_loss"). */
+	int (*evaluate)(void *state, Ctx *ctx, const Dataset *ds, const MetricSink *sink);
+	void (*destroy)(void *state);
+} PretextMethod;
+
+/* NULL if unknown. The registry lists every implemented method. */
+const PretextMethod *method_find(const char *name);
+int method_count(void);
+const PretextMethod *method_at(int i);
+
+#endif

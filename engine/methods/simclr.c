@@ -1,0 +1,1 @@
+/* simclr.c - placeholder until its module lands. */
