@@ -1,1 +1,999 @@
-/* ops_nn.c - placeholder until its module lands. */
+/* ops_nn.c - the neural-network ops of ops.h: layer and batch normalisation, dropout, 2-D
+ * convolution and its transpose, nearest upsampling, max/avg/global pooling, the causal mask and
+ * fused scaled dot-product attention, each a forward that records a node and a backward that
+ * accumulates (+=) into its inputs' gradients.
+ *
+ * Convolution is lowered for the whole batch at once: one im2col of all N images into a
+ * (C*kh*kw, N*H'*W') arena matrix, one large cblas_sgemm, then a cheap reorder to NCHW. Backward
+ * reuses the forward's buffers: dW is one sgemm against the saved columns, dX one sgemm into the
+ * same column buffer followed by col2im. The transposed convolution is the exact adjoint and uses
+ * the same lowering the other way round.
+ *
+ * Deliberately not here: dilation, groups, pooling with padding, threads of its own (parallelism
+ * comes from OpenBLAS), and double backward (backward may overwrite saved buffers). A shape error
+ * is a programming error: it prints the op and the shapes and aborts (see ops.h).
+ */
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops.h"
+#include "tape.h"
+
+/* ---------------------------------------------------------------------------------------------- */
+/* helpers */
+
+static _Noreturn void nn_abort(const char *op, const char *why, const Tensor *a, const Tensor *b)
+{
+	char sa[64] = "", sb[64] = "";
+	if (a)
+		tensor_shape_str(a, sa, sizeof sa);
+	if (b)
+		tensor_shape_str(b, sb, sizeof sb);
+	fprintf(stderr, "ssld engine: %s: %s: %s%s%s\n", op, why, sa, b ? " vs " : "", sb);
+	abort();
+}
+
+static float *arena_floats(Ctx *ctx, size_t n)
+{
+	return ctx_alloc(ctx, n * sizeof(float));
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* layernorm: y = (x - mean) * rstd * gamma + beta over the last axis. saved: mean, rstd per row. */
+
+static void layernorm_backward(Ctx *ctx, Node *n)
+{
+	Tensor *x = n->in[0], *gamma = n->in[1], *beta = n->in[2];
+	const float *mean = n->saved, *rstd = n->saved2;
+	const int D = n->i[0];
+	const size_t R = x->size / (size_t)D;
+	const float *dy = n->out->grad;
+	float *dx = tape_grad_in(ctx, x);
+	float *dg = tape_grad_in(ctx, gamma);
+	float *db = tape_grad_in(ctx, beta);
+	const float *g = gamma ? gamma->data : NULL;
+
+	for (size_t r = 0; r < R; r++) {
+		const float *xr = x->data + r * D, *dyr = dy + r * D;
+		const float m = mean[r], s = rstd[r];
+		if (dg)
+			for (int j = 0; j < D; j++)
+				dg[j] += dyr[j] * (xr[j] - m) * s;
+		if (db)
+			for (int j = 0; j < D; j++)
+				db[j] += dyr[j];
+		if (!dx)
+			continue;
+		/* dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), dxhat = dy * gamma */
+		float s1 = 0.0f, s2 = 0.0f;
+		for (int j = 0; j < D; j++) {
+			const float dxh = g ? dyr[j] * g[j] : dyr[j];
+			s1 += dxh;
+			s2 += dxh * (xr[j] - m) * s;
+		}
+		s1 /= (float)D;
+		s2 /= (float)D;
+		float *dxr = dx + r * D;
+		for (int j = 0; j < D; j++) {
+			const float dxh = g ? dyr[j] * g[j] : dyr[j];
+			dxr[j] += s * (dxh - s1 - (xr[j] - m) * s * s2);
+		}
+	}
+}
+
+// x (..., D), gamma (D) or NULL, beta (D) or NULL -> (..., D)
+Tensor *op_layernorm(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta, float eps)
+{
+	const int D = tensor_dim(x, -1);
+	if (D <= 0)
+		nn_abort("layernorm", "empty last axis", x, NULL);
+	if (gamma && gamma->size != (size_t)D)
+		nn_abort("layernorm", "gamma must have the size of the last axis of x", x, gamma);
+	if (beta && beta->size != (size_t)D)
+		nn_abort("layernorm", "beta must have the size of the last axis of x", x, beta);
+	const size_t R = x->size / (size_t)D;
+	Tensor *out = ctx_tensor_like(ctx, x);
+	float *mean = arena_floats(ctx, R), *rstd = arena_floats(ctx, R);
+	const float *g = gamma ? gamma->data : NULL, *b = beta ? beta->data : NULL;
+
+	for (size_t r = 0; r < R; r++) {
+		const float *xr = x->data + r * D;
+		float *yr = out->data + r * D;
+		float m = 0.0f;
+		for (int j = 0; j < D; j++)
+			m += xr[j];
+		m /= (float)D;
+		float v = 0.0f;
+		for (int j = 0; j < D; j++) {
+			const float d = xr[j] - m;
+			v += d * d;
+		}
+		v /= (float)D;
+		const float s = 1.0f / sqrtf(v + eps);
+		mean[r] = m;
+		rstd[r] = s;
+		for (int j = 0; j < D; j++) {
+			float y = (xr[j] - m) * s;
+			if (g)
+				y *= g[j];
+			if (b)
+				y += b[j];
+			yr[j] = y;
+		}
+	}
+
+	Tensor *in[3] = { x, gamma, beta };
+	if (tape_wants_grad(ctx, in, 3)) {
+		Node *n = tape_record(ctx, OP_LAYERNORM, layernorm_backward, out, in, 3);
+		n->i[0] = D;
+		n->f[0] = eps;
+		n->saved = mean;
+		n->saved2 = rstd;
+	}
+	return out;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* batchnorm over (N,C) or (N,C,H,W): channel c is every x[n][c][s]. saved: mean, rstd per channel
+ * (batch statistics in training mode, running statistics in eval mode). i: N, C, S, batch_stats. */
+
+static void batchnorm_backward(Ctx *ctx, Node *n)
+{
+	Tensor *x = n->in[0], *gamma = n->in[1], *beta = n->in[2];
+	const float *mean = n->saved, *rstd = n->saved2;
+	const int N = n->i[0], C = n->i[1], S = n->i[2], batch_stats = n->i[3];
+	const double M = (double)N * S;
+	const float *dy = n->out->grad;
+	float *dx = tape_grad_in(ctx, x);
+	float *dg = tape_grad_in(ctx, gamma);
+	float *db = tape_grad_in(ctx, beta);
+
+	for (int c = 0; c < C; c++) {
+		const float m = mean[c], s = rstd[c];
+		double sdy = 0.0, sdyx = 0.0; /* sum dy, sum dy * xhat */
+		for (int i = 0; i < N; i++) {
+			const size_t off = ((size_t)i * C + c) * S;
+			const float *xp = x->data + off, *dyp = dy + off;
+			float a = 0.0f, bsum = 0.0f;
+			for (int k = 0; k < S; k++) {
+				a += dyp[k];
+				bsum += dyp[k] * (xp[k] - m);
+			}
+			sdy += a;
+			sdyx += bsum;
+		}
+		sdyx *= s;
+		if (dg)
+			dg[c] += (float)sdyx;
+		if (db)
+			db[c] += (float)sdy;
+		if (!dx)
+			continue;
+		const float gs = (gamma ? gamma->data[c] : 1.0f) * s;
+		/* batch stats: dx = gamma*rstd*(dy - mean(dy) - xhat*mean(dy*xhat)); eval: gamma*rstd*dy */
+		const float mdy = batch_stats ? (float)(sdy / M) : 0.0f;
+		const float mdyx = batch_stats ? (float)(sdyx / M) : 0.0f;
+		for (int i = 0; i < N; i++) {
+			const size_t off = ((size_t)i * C + c) * S;
+			const float *xp = x->data + off, *dyp = dy + off;
+			float *dxp = dx + off;
+			for (int k = 0; k < S; k++)
+				dxp[k] += gs * (dyp[k] - mdy - (xp[k] - m) * s * mdyx);
+		}
+	}
+}
+
+// x (N,C) or (N,C,H,W), gamma (C) or NULL, beta (C) or NULL, running_mean/var (C) or NULL
+Tensor *op_batchnorm(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta,
+                     float *running_mean, float *running_var, float momentum, float eps)
+{
+	if (x->ndim != 2 && x->ndim != 4)
+		nn_abort("batchnorm", "x must be (N,C) or (N,C,H,W)", x, NULL);
+	const int N = x->shape[0], C = x->shape[1];
+	const int S = x->ndim == 4 ? x->shape[2] * x->shape[3] : 1;
+	if (gamma && gamma->size != (size_t)C)
+		nn_abort("batchnorm", "gamma must have C entries", x, gamma);
+	if (beta && beta->size != (size_t)C)
+		nn_abort("batchnorm", "beta must have C entries", x, beta);
+	const int batch_stats = ctx_training(ctx);
+	const size_t M = (size_t)N * S;
+	if (batch_stats && M < 2)
+		nn_abort("batchnorm", "training needs more than one value per channel", x, NULL);
+	if (!batch_stats && (!running_mean || !running_var))
+		nn_abort("batchnorm", "eval mode needs running statistics", x, NULL);
+
+	float *mean = arena_floats(ctx, C), *rstd = arena_floats(ctx, C);
+	for (int c = 0; c < C; c++) {
+		if (!batch_stats) {
+			mean[c] = running_mean[c];
+			rstd[c] = 1.0f / sqrtf(running_var[c] + eps);
+			continue;
+		}
+		/* Two passes; float partial sums per plane, double across planes. */
+		double sum = 0.0;
+		for (int i = 0; i < N; i++) {
+			const float *xp = x->data + ((size_t)i * C + c) * S;
+			float a = 0.0f;
+			for (int k = 0; k < S; k++)
+				a += xp[k];
+			sum += a;
+		}
+		const double dm = sum / (double)M;
+		const float m = (float)dm;
+		double ss = 0.0;
+		for (int i = 0; i < N; i++) {
+			const float *xp = x->data + ((size_t)i * C + c) * S;
+			float a = 0.0f;
+			for (int k = 0; k < S; k++) {
+				const float d = xp[k] - m;
+				a += d * d;
+			}
+			ss += a;
+		}
+		const double var = ss / (double)M;
+		mean[c] = m;
+		rstd[c] = (float)(1.0 / sqrt(var + eps));
+		if (running_mean)
+			running_mean[c] = (1.0f - momentum) * running_mean[c] + momentum * m;
+		if (running_var)
+			running_var[c] = (1.0f - momentum) * running_var[c] +
+			                 momentum * (float)(var * (double)M / (double)(M - 1));
+	}
+
+	Tensor *out = ctx_tensor_like(ctx, x);
+	for (int c = 0; c < C; c++) {
+		const float a = rstd[c] * (gamma ? gamma->data[c] : 1.0f);
+		const float b = (beta ? beta->data[c] : 0.0f) - mean[c] * a;
+		for (int i = 0; i < N; i++) {
+			const size_t off = ((size_t)i * C + c) * S;
+			const float *xp = x->data + off;
+			float *yp = out->data + off;
+			for (int k = 0; k < S; k++)
+				yp[k] = xp[k] * a + b;
+		}
+	}
+
+	Tensor *in[3] = { x, gamma, beta };
+	if (tape_wants_grad(ctx, in, 3)) {
+		Node *n = tape_record(ctx, OP_BATCHNORM, batchnorm_backward, out, in, 3);
+		n->i[0] = N;
+		n->i[1] = C;
+		n->i[2] = S;
+		n->i[3] = batch_stats;
+		n->f[0] = eps;
+		n->saved = mean;
+		n->saved2 = rstd;
+	}
+	return out;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* dropout: saved is the multiplier per element (0 or 1/(1-p)). */
+
+static void dropout_backward(Ctx *ctx, Node *n)
+{
+	float *dx = tape_grad_in(ctx, n->in[0]);
+	if (!dx)
+		return;
+	const float *mask = n->saved, *dy = n->out->grad;
+	for (size_t i = 0; i < n->out->size; i++)
+		dx[i] += dy[i] * mask[i];
+}
+
+// x (any) -> same shape. Identity (returns x itself, no copy, no node) outside training or p <= 0.
+Tensor *op_dropout(Ctx *ctx, Tensor *x, float p)
+{
+	if (!(p >= 0.0f && p <= 1.0f))
+		nn_abort("dropout", "p must lie in [0, 1]", x, NULL);
+	if (!ctx_training(ctx) || p <= 0.0f)
+		return x;
+	const float keep = p >= 1.0f ? 0.0f : 1.0f / (1.0f - p);
+	Rng *rng = ctx_rng(ctx);
+	Tensor *out = ctx_tensor_like(ctx, x);
+	float *mask = arena_floats(ctx, x->size);
+	for (size_t i = 0; i < x->size; i++) {
+		mask[i] = rng_uniform(rng) < p ? 0.0f : keep;
+		out->data[i] = x->data[i] * mask[i];
+	}
+	Tensor *in[1] = { x };
+	if (tape_wants_grad(ctx, in, 1)) {
+		Node *n = tape_record(ctx, OP_DROPOUT, dropout_backward, out, in, 1);
+		n->f[0] = p;
+		n->saved = mask;
+	}
+	return out;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* im2col / col2im over a whole batch.
+ *
+ * The image is (N,C,H,W); the convolution output is (Ho,Wo) per image; the column matrix is
+ * (C*kh*kw, N*Ho*Wo), row (c*kh + i)*kw + j, column (n*Ho + oh)*Wo + ow, which matches a weight
+ * (O, C, kh, kw) read as an (O, C*kh*kw) matrix. */
+
+typedef struct ConvGeom {
+	int N, C, H, W;   /* the image side */
+	int kh, kw, stride, pad;
+	int Ho, Wo;       /* the column side */
+} ConvGeom;
+
+/* Output columns [lo, hi) whose input column ow*stride - pad + kj lies inside [0, W). */
+static void conv_valid_range(const ConvGeom *g, int kj, int *lo, int *hi)
+{
+	const int s = g->stride, a = g->pad - kj;
+	int l = a > 0 ? (a + s - 1) / s : 0;
+	const int num = g->W - 1 + a;
+	int h = num >= 0 ? num / s + 1 : 0;
+	if (h > g->Wo)
+		h = g->Wo;
+	if (l > h)
+		l = h;
+	*lo = l;
+	*hi = h;
+}
+
+// img (N,C,H,W) -> col (C*kh*kw, N*Ho*Wo), overwritten
+static void im2col(const ConvGeom *g, const float *img, float *col)
+{
+	const size_t HoWo = (size_t)g->Ho * g->Wo, P = (size_t)g->N * HoWo;
+	const size_t HW = (size_t)g->H * g->W;
+	for (int c = 0; c < g->C; c++)
+		for (int ki = 0; ki < g->kh; ki++)
+			for (int kj = 0; kj < g->kw; kj++) {
+				float *row = col + ((size_t)(c * g->kh + ki) * g->kw + kj) * P;
+				int lo, hi;
+				conv_valid_range(g, kj, &lo, &hi);
+				const int shift = kj - g->pad;
+				for (int n = 0; n < g->N; n++) {
+					const float *plane = img + ((size_t)n * g->C + c) * HW;
+					float *dst = row + (size_t)n * HoWo;
+					for (int oh = 0; oh < g->Ho; oh++, dst += g->Wo) {
+						const int ih = oh * g->stride - g->pad + ki;
+						if (ih < 0 || ih >= g->H || lo == hi) {
+							memset(dst, 0, (size_t)g->Wo * sizeof(float));
+							continue;
+						}
+						const float *src = plane + (size_t)ih * g->W;
+						for (int ow = 0; ow < lo; ow++)
+							dst[ow] = 0.0f;
+						if (g->stride == 1) {
+							memcpy(dst + lo, src + lo + shift, (size_t)(hi - lo) * sizeof(float));
+						} else {
+							for (int ow = lo; ow < hi; ow++)
+								dst[ow] = src[ow * g->stride + shift];
+						}
+						for (int ow = hi; ow < g->Wo; ow++)
+							dst[ow] = 0.0f;
+					}
+				}
+			}
+}
+
+// col (C*kh*kw, N*Ho*Wo) -> img (N,C,H,W), accumulated (+=)
+static void col2im_add(const ConvGeom *g, const float *col, float *img)
+{
+	const size_t HoWo = (size_t)g->Ho * g->Wo, P = (size_t)g->N * HoWo;
+	const size_t HW = (size_t)g->H * g->W;
+	for (int c = 0; c < g->C; c++)
+		for (int ki = 0; ki < g->kh; ki++)
+			for (int kj = 0; kj < g->kw; kj++) {
+				const float *row = col + ((size_t)(c * g->kh + ki) * g->kw + kj) * P;
+				int lo, hi;
+				conv_valid_range(g, kj, &lo, &hi);
+				if (lo == hi)
+					continue;
+				const int shift = kj - g->pad;
+				for (int n = 0; n < g->N; n++) {
+					float *plane = img + ((size_t)n * g->C + c) * HW;
+					const float *src = row + (size_t)n * HoWo;
+					for (int oh = 0; oh < g->Ho; oh++, src += g->Wo) {
+						const int ih = oh * g->stride - g->pad + ki;
+						if (ih < 0 || ih >= g->H)
+							continue;
+						float *dst = plane + (size_t)ih * g->W;
+						if (g->stride == 1) {
+							float *d = dst + shift;
+							for (int ow = lo; ow < hi; ow++)
+								d[ow] += src[ow];
+						} else {
+							for (int ow = lo; ow < hi; ow++)
+								dst[ow * g->stride + shift] += src[ow];
+						}
+					}
+				}
+			}
+}
+
+// a (N, R, S) -> b (R, N*S): b[r][n*S + s] = a[n][r][s]
+static void nrs_to_rns(const float *a, float *b, int N, int R, size_t S)
+{
+	for (int n = 0; n < N; n++)
+		for (int r = 0; r < R; r++)
+			memcpy(b + ((size_t)r * N + n) * S, a + ((size_t)n * R + r) * S, S * sizeof(float));
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* conv2d. saved: the column matrix (K,P); saved2: an (O,P) scratch (the forward's product, reused
+ * for the reordered output gradient), NULL when N == 1 (the layouts coincide). */
+
+static void conv2d_backward(Ctx *ctx, Node *n)
+{
+	Tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
+	const ConvGeom g = {
+		.N = x->shape[0], .C = x->shape[1], .H = x->shape[2], .W = x->shape[3],
+		.kh = w->shape[2], .kw = w->shape[3], .stride = n->i[0], .pad = n->i[1],
+		.Ho = n->out->shape[2], .Wo = n->out->shape[3],
+	};
+	const int O = w->shape[0];
+	const int K = g.C * g.kh * g.kw;
+	const size_t HoWo = (size_t)g.Ho * g.Wo, P = (size_t)g.N * HoWo;
+	const float *dy = n->out->grad;
+	float *col = n->saved;
+
+	/* dY (N,O,Ho*Wo) -> (O, N*Ho*Wo) */
+	const float *dyr = dy;
+	if (g.N > 1) {
+		float *t = n->saved2;
+		nrs_to_rns(dy, t, g.N, O, HoWo);
+		dyr = t;
+	}
+	float *db = tape_grad_in(ctx, b);
+	if (db)
+		for (int o = 0; o < O; o++) {
+			const float *r = dyr + (size_t)o * P;
+			float s = 0.0f;
+			for (size_t p = 0; p < P; p++)
+				s += r[p];
+			db[o] += s;
+		}
+	float *dw = tape_grad_in(ctx, w);
+	if (dw) // dW (O,K) += dY (O,P) . col^T (P,K)
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, O, K, (int)P, 1.0f, dyr, (int)P,
+		            col, (int)P, 1.0f, dw, K);
+	float *dx = tape_grad_in(ctx, x);
+	if (dx) { // dcol (K,P) = W^T (K,O) . dY (O,P), into the column buffer (no longer needed)
+		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, (int)P, O, 1.0f, w->data, K,
+		            dyr, (int)P, 0.0f, col, (int)P);
+		col2im_add(&g, col, dx);
+	}
+}
+
+// x (N,C,H,W), w (O,C,kh,kw), b (O) or NULL -> (N,O,Ho,Wo)
+Tensor *op_conv2d(Ctx *ctx, Tensor *x, Tensor *w, Tensor *b, int stride, int pad)
+{
+	if (x->ndim != 4 || w->ndim != 4)
+		nn_abort("conv2d", "x must be (N,C,H,W) and w (O,C,kh,kw)", x, w);
+	if (w->shape[1] != x->shape[1])
+		nn_abort("conv2d", "channels of x and w differ", x, w);
+	if (stride < 1 || pad < 0)
+		nn_abort("conv2d", "stride must be >= 1 and pad >= 0", x, w);
+	const int O = w->shape[0];
+	if (b && b->size != (size_t)O)
+		nn_abort("conv2d", "bias must have O entries", w, b);
+	ConvGeom g = {
+		.N = x->shape[0], .C = x->shape[1], .H = x->shape[2], .W = x->shape[3],
+		.kh = w->shape[2], .kw = w->shape[3], .stride = stride, .pad = pad,
+	};
+	if (g.H + 2 * pad < g.kh || g.W + 2 * pad < g.kw)
+		nn_abort("conv2d", "kernel larger than the padded input", x, w);
+	g.Ho = (g.H + 2 * pad - g.kh) / stride + 1;
+	g.Wo = (g.W + 2 * pad - g.kw) / stride + 1;
+	const int K = g.C * g.kh * g.kw;
+	const size_t HoWo = (size_t)g.Ho * g.Wo, P = (size_t)g.N * HoWo;
+	if (P > 0x7fffffff || (size_t)K * P / P != (size_t)K)
+		nn_abort("conv2d", "too large for one sgemm", x, w);
+
+	Tensor *out = ctx_tensor(ctx, 4, (int[]){ g.N, O, g.Ho, g.Wo });
+	float *col = arena_floats(ctx, (size_t)K * P);
+	im2col(&g, x->data, col);
+	/* One sgemm for the batch: (O,K) . (K, N*Ho*Wo); with N == 1 that is already NCHW. */
+	float *prod = g.N > 1 ? arena_floats(ctx, (size_t)O * P) : out->data;
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, O, (int)P, K, 1.0f, w->data, K,
+	            col, (int)P, 0.0f, prod, (int)P);
+	for (int i = 0; i < g.N; i++)
+		for (int o = 0; o < O; o++) {
+			const float *src = prod + (size_t)o * P + (size_t)i * HoWo;
+			float *dst = out->data + ((size_t)i * O + o) * HoWo;
+			const float bo = b ? b->data[o] : 0.0f;
+			if (src != dst)
+				for (size_t p = 0; p < HoWo; p++)
+					dst[p] = src[p] + bo;
+			else if (b)
+				for (size_t p = 0; p < HoWo; p++)
+					dst[p] += bo;
+		}
+
+	Tensor *in[3] = { x, w, b };
+	if (tape_wants_grad(ctx, in, 3)) {
+		Node *n = tape_record(ctx, OP_CONV2D, conv2d_backward, out, in, 3);
+		n->i[0] = stride;
+		n->i[1] = pad;
+		n->saved = col;
+		n->saved2 = g.N > 1 ? prod : NULL;
+	}
+	return out;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* conv_transpose2d: the adjoint of conv2d. With the output y (N,O,Ho,Wo) as the convolution's
+ * image and x (N,C,H,W) as its output, y = col2im(W^T . x) + b. saved: the column matrix
+ * (O*kh*kw, N*H*W); saved2: x reordered to (C, N*H*W) (x itself when N == 1). */
+
+static ConvGeom convt_geom(const Node *n)
+{
+	const Tensor *x = n->in[0], *w = n->in[1], *y = n->out;
+	return (ConvGeom){
+		.N = x->shape[0], .C = w->shape[1], .H = y->shape[2], .W = y->shape[3],
+		.kh = w->shape[2], .kw = w->shape[3], .stride = n->i[0], .pad = n->i[1],
+		.Ho = x->shape[2], .Wo = x->shape[3],
+	};
+}
+
+static void conv_transpose2d_backward(Ctx *ctx, Node *n)
+{
+	Tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
+	const ConvGeom g = convt_geom(n);
+	const int Cin = x->shape[1], O = g.C;
+	const int K = O * g.kh * g.kw;
+	const size_t HW = (size_t)g.Ho * g.Wo, P = (size_t)g.N * HW;
+	const size_t plane = (size_t)g.H * g.W;
+	const float *dy = n->out->grad;
+	float *col = n->saved, *xr = n->saved2;
+
+	float *db = tape_grad_in(ctx, b);
+	if (db)
+		for (int i = 0; i < g.N; i++)
+			for (int o = 0; o < O; o++) {
+				const float *r = dy + ((size_t)i * O + o) * plane;
+				float s = 0.0f;
+				for (size_t p = 0; p < plane; p++)
+					s += r[p];
+				db[o] += s;
+			}
+	float *dw = tape_grad_in(ctx, w);
+	float *dx = tape_grad_in(ctx, x);
+	if (!dw && !dx)
+		return;
+	im2col(&g, dy, col); /* dcol (K,P) */
+	if (dw) // dW (C,K) += xr (C,P) . dcol^T (P,K)
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Cin, K, (int)P, 1.0f, xr, (int)P,
+		            col, (int)P, 1.0f, dw, K);
+	if (!dx)
+		return;
+	if (g.N == 1) { // dx (C, H*W) += W (C,K) . dcol (K,P)
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cin, (int)P, K, 1.0f, w->data, K,
+		            col, (int)P, 1.0f, dx, (int)P);
+		return;
+	}
+	/* xr is free now: dxr (C,P) = W . dcol, then scatter-add back to (N,C,H,W). */
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cin, (int)P, K, 1.0f, w->data, K,
+	            col, (int)P, 0.0f, xr, (int)P);
+	for (int i = 0; i < g.N; i++)
+		for (int c = 0; c < Cin; c++) {
+			const float *src = xr + (size_t)c * P + (size_t)i * HW;
+			float *dst = dx + ((size_t)i * Cin + c) * HW;
+			for (size_t p = 0; p < HW; p++)
+				dst[p] += src[p];
+		}
+}
+
+// x (N,C,H,W), w (C,O,kh,kw), b (O) or NULL -> (N,O,(H-1)*stride - 2*pad + kh + out_pad, ...)
+Tensor *op_conv_transpose2d(Ctx *ctx, Tensor *x, Tensor *w, Tensor *b, int stride, int pad,
+                            int out_pad)
+{
+	if (x->ndim != 4 || w->ndim != 4)
+		nn_abort("conv_transpose2d", "x must be (N,C,H,W) and w (C,O,kh,kw)", x, w);
+	if (w->shape[0] != x->shape[1])
+		nn_abort("conv_transpose2d", "channels of x and w (dim 0) differ", x, w);
+	if (stride < 1 || pad < 0 || out_pad < 0 || out_pad >= stride)
+		nn_abort("conv_transpose2d", "need stride >= 1, pad >= 0, 0 <= out_pad < stride", x, w);
+	const int N = x->shape[0], Cin = x->shape[1], H = x->shape[2], W = x->shape[3];
+	const int O = w->shape[1], kh = w->shape[2], kw = w->shape[3];
+	if (b && b->size != (size_t)O)
+		nn_abort("conv_transpose2d", "bias must have O entries", w, b);
+	const int Ho = (H - 1) * stride - 2 * pad + kh + out_pad;
+	const int Wo = (W - 1) * stride - 2 * pad + kw + out_pad;
+	if (Ho < 1 || Wo < 1)
+		nn_abort("conv_transpose2d", "padding leaves an empty output", x, w);
+	const ConvGeom g = {
+		.N = N, .C = O, .H = Ho, .W = Wo, .kh = kh, .kw = kw, .stride = stride, .pad = pad,
+		.Ho = H, .Wo = W,
+	};
+	const int K = O * kh * kw;
+	const size_t HW = (size_t)H * W, P = (size_t)N * HW;
+	if (P > 0x7fffffff)
+		nn_abort("conv_transpose2d", "too large for one sgemm", x, w);
+
+	float *xr = x->data;
+	if (N > 1) {
+		xr = arena_floats(ctx, (size_t)Cin * P);
+		nrs_to_rns(x->data, xr, N, Cin, HW);
+	}
+	float *col = arena_floats(ctx, (size_t)K * P);
+	// col (K,P) = W^T (K,C) . xr (C,P)
+	cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, (int)P, Cin, 1.0f, w->data, K,
+	            xr, (int)P, 0.0f, col, (int)P);
+	Tensor *out = ctx_zeros(ctx, 4, (int[]){ N, O, Ho, Wo });
+	col2im_add(&g, col, out->data);
+	if (b) {
+		const size_t plane = (size_t)Ho * Wo;
+		for (int i = 0; i < N; i++)
+			for (int o = 0; o < O; o++) {
+				float *dst = out->data + ((size_t)i * O + o) * plane;
+				for (size_t p = 0; p < plane; p++)
+					dst[p] += b->data[o];
+			}
+	}
+
+	Tensor *in[3] = { x, w, b };
+	if (tape_wants_grad(ctx, in, 3)) {
+		Node *n = tape_record(ctx, OP_CONV_TRANSPOSE2D, conv_transpose2d_backward, out, in, 3);
+		n->i[0] = stride;
+		n->i[1] = pad;
+		n->i[2] = out_pad;
+		n->saved = col;
+		n->saved2 = xr;
+	}
+	return out;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* upsample_nearest */
+
+static void upsample_backward(Ctx *ctx, Node *n)
+{
+	Tensor *x = n->in[0];
+	float *dx = tape_grad_in(ctx, x);
+	if (!dx)
+		return;
+	const int f = n->i[0], H = x->shape[2], W = x->shape[3];
+	const int Wo = W * f;
+	const size_t planes = (size_t)x->shape[0] * x->shape[1];
+	const float *dy = n->out->grad;
+	for (size_t p = 0; p < planes; p++) {
+		float *d = dx + p * H * W;
+		const float *g = dy + p * H * W * f * f;
+		for (int oh = 0; oh < H * f; oh++) {
+			float *drow = d + (size_t)(oh / f) * W;
+			const float *grow = g + (size_t)oh * Wo;
+			for (int ow = 0; ow < Wo; ow++)
+				drow[ow / f] += grow[ow];
+		}
+	}
+}
+
+// x (N,C,H,W) -> (N,C,H*f,W*f)
+Tensor *op_upsample_nearest(Ctx *ctx, Tensor *x, int factor)
+{
+	if (x->ndim != 4 || factor < 1)
+		nn_abort("upsample_nearest", "x must be (N,C,H,W) and factor >= 1", x, NULL);
+	const int f = factor, H = x->shape[2], W = x->shape[3];
+	Tensor *out = ctx_tensor(ctx, 4, (int[]){ x->shape[0], x->shape[1], H * f, W * f });
+	const size_t planes = (size_t)x->shape[0] * x->shape[1];
+	const int Wo = W * f;
+	for (size_t p = 0; p < planes; p++) {
+		const float *s = x->data + p * H * W;
+		float *d = out->data + p * H * W * f * f;
+		for (int ih = 0; ih < H; ih++) {
+			float *row = d + (size_t)ih * f * Wo;
+			for (int ow = 0; ow < Wo; ow++)
+				row[ow] = s[(size_t)ih * W + ow / f];
+			for (int r = 1; r < f; r++)
+				memcpy(row + (size_t)r * Wo, row, (size_t)Wo * sizeof(float));
+		}
+	}
+	Tensor *in[1] = { x };
+	if (tape_wants_grad(ctx, in, 1)) {
+		Node *n = tape_record(ctx, OP_UPSAMPLE_NEAREST, upsample_backward, out, in, 1);
+		n->i[0] = f;
+	}
+	return out;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* pooling (no padding): max keeps the argmax offset within the plane per output (saved). */
+
+static void pool_dims(const char *op, Tensor *x, int k, int stride, int *Ho, int *Wo)
+{
+	if (x->ndim != 4 || k < 1 || stride < 1)
+		nn_abort(op, "x must be (N,C,H,W), k >= 1 and stride >= 1", x, NULL);
+	if (x->shape[2] < k || x->shape[3] < k)
+		nn_abort(op, "window larger than the input", x, NULL);
+	*Ho = (x->shape[2] - k) / stride + 1;
+	*Wo = (x->shape[3] - k) / stride + 1;
+}
+
+static void maxpool_backward(Ctx *ctx, Node *n)
+{
+	Tensor *x = n->in[0];
+	float *dx = tape_grad_in(ctx, x);
+	if (!dx)
+		return;
+	const int *arg = n->saved;
+	const size_t planes = (size_t)x->shape[0] * x->shape[1];
+	const size_t HW = (size_t)x->shape[2] * x->shape[3];
+	const size_t OHW = (size_t)n->out->shape[2] * n->out->shape[3];
+	const float *dy = n->out->grad;
+	for (size_t p = 0; p < planes; p++)
+		for (size_t o = 0; o < OHW; o++)
+			dx[p * HW + arg[p * OHW + o]] += dy[p * OHW + o];
+}
+
+// x (N,C,H,W) -> (N,C,(H-k)/stride+1,(W-k)/stride+1)
+Tensor *op_maxpool2d(Ctx *ctx, Tensor *x, int k, int stride)
+{
+	int Ho, Wo;
+	pool_dims("maxpool2d", x, k, stride, &Ho, &Wo);
+	const int H = x->shape[2], W = x->shape[3];
+	Tensor *out = ctx_tensor(ctx, 4, (int[]){ x->shape[0], x->shape[1], Ho, Wo });
+	const size_t planes = (size_t)x->shape[0] * x->shape[1];
+	const size_t OHW = (size_t)Ho * Wo;
+	int *arg = ctx_alloc(ctx, out->size * sizeof(int));
+	for (size_t p = 0; p < planes; p++) {
+		const float *s = x->data + p * H * W;
+		float *d = out->data + p * OHW;
+		int *a = arg + p * OHW;
+		for (int oh = 0; oh < Ho; oh++)
+			for (int ow = 0; ow < Wo; ow++) {
+				int best = oh * stride * W + ow * stride;
+				float bv = s[best];
+				for (int i = 0; i < k; i++) {
+					const int r = (oh * stride + i) * W + ow * stride;
+					for (int j = 0; j < k; j++)
+						if (s[r + j] > bv) {
+							bv = s[r + j];
+							best = r + j;
+						}
+				}
+				d[oh * Wo + ow] = bv;
+				a[oh * Wo + ow] = best;
+			}
+	}
+	Tensor *in[1] = { x };
+	if (tape_wants_grad(ctx, in, 1)) {
+		Node *n = tape_record(ctx, OP_MAXPOOL2D, maxpool_backward, out, in, 1);
+		n->i[0] = k;
+		n->i[1] = stride;
+		n->saved = arg;
+	}
+	return out;
+}
+
+static void avgpool_backward(Ctx *ctx, Node *n)
+{
+	Tensor *x = n->in[0];
+	float *dx = tape_grad_in(ctx, x);
+	if (!dx)
+		return;
+	const int k = n->i[0], stride = n->i[1];
+	const int H = x->shape[2], W = x->shape[3], Ho = n->out->shape[2], Wo = n->out->shape[3];
+	const size_t planes = (size_t)x->shape[0] * x->shape[1];
+	const float inv = 1.0f / (float)(k * k);
+	const float *dy = n->out->grad;
+	for (size_t p = 0; p < planes; p++) {
+		float *d = dx + p * H * W;
+		const float *g = dy + p * Ho * Wo;
+		for (int oh = 0; oh < Ho; oh++)
+			for (int ow = 0; ow < Wo; ow++) {
+				const float v = g[oh * Wo + ow] * inv;
+				for (int i = 0; i < k; i++) {
+					float *r = d + (oh * stride + i) * W + ow * stride;
+					for (int j = 0; j < k; j++)
+						r[j] += v;
+				}
+			}
+	}
+}
+
+// x (N,C,H,W) -> (N,C,(H-k)/stride+1,(W-k)/stride+1)
+Tensor *op_avgpool2d(Ctx *ctx, Tensor *x, int k, int stride)
+{
+	int Ho, Wo;
+	pool_dims("avgpool2d", x, k, stride, &Ho, &Wo);
+	const int H = x->shape[2], W = x->shape[3];
+	Tensor *out = ctx_tensor(ctx, 4, (int[]){ x->shape[0], x->shape[1], Ho, Wo });
+	const size_t planes = (size_t)x->shape[0] * x->shape[1];
+	const float inv = 1.0f / (float)(k * k);
+	for (size_t p = 0; p < planes; p++) {
+		const float *s = x->data + p * H * W;
+		float *d = out->data + p * Ho * Wo;
+		for (int oh = 0; oh < Ho; oh++)
+			for (int ow = 0; ow < Wo; ow++) {
+				float acc = 0.0f;
+				for (int i = 0; i < k; i++) {
+					const float *r = s + (oh * stride + i) * W + ow * stride;
+					for (int j = 0; j < k; j++)
+						acc += r[j];
+				}
+				d[oh * Wo + ow] = acc * inv;
+			}
+	}
+	Tensor *in[1] = { x };
+	if (tape_wants_grad(ctx, in, 1)) {
+		Node *n = tape_record(ctx, OP_AVGPOOL2D, avgpool_backward, out, in, 1);
+		n->i[0] = k;
+		n->i[1] = stride;
+	}
+	return out;
+}
+
+static void global_avgpool_backward(Ctx *ctx, Node *n)
+{
+	Tensor *x = n->in[0];
+	float *dx = tape_grad_in(ctx, x);
+	if (!dx)
+		return;
+	const size_t planes = (size_t)x->shape[0] * x->shape[1];
+	const size_t HW = (size_t)x->shape[2] * x->shape[3];
+	const float *dy = n->out->grad;
+	for (size_t p = 0; p < planes; p++) {
+		const float v = dy[p] / (float)HW;
+		float *d = dx + p * HW;
+		for (size_t i = 0; i < HW; i++)
+			d[i] += v;
+	}
+}
+
+// x (N,C,H,W) -> (N,C)
+Tensor *op_global_avgpool(Ctx *ctx, Tensor *x)
+{
+	if (x->ndim != 4)
+		nn_abort("global_avgpool", "x must be (N,C,H,W)", x, NULL);
+	Tensor *out = ctx_tensor(ctx, 2, (int[]){ x->shape[0], x->shape[1] });
+	const size_t planes = (size_t)x->shape[0] * x->shape[1];
+	const size_t HW = (size_t)x->shape[2] * x->shape[3];
+	for (size_t p = 0; p < planes; p++) {
+		const float *s = x->data + p * HW;
+		float acc = 0.0f;
+		for (size_t i = 0; i < HW; i++)
+			acc += s[i];
+		out->data[p] = acc / (float)HW;
+	}
+	Tensor *in[1] = { x };
+	if (tape_wants_grad(ctx, in, 1))
+		tape_record(ctx, OP_GLOBAL_AVGPOOL, global_avgpool_backward, out, in, 1);
+	return out;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* causal mask */
+
+static void causal_mask_backward(Ctx *ctx, Node *n)
+{
+	float *dx = tape_grad_in(ctx, n->in[0]);
+	if (!dx)
+		return;
+	const int T = n->i[0];
+	const size_t mats = n->out->size / ((size_t)T * T);
+	const float *dy = n->out->grad;
+	for (size_t m = 0; m < mats; m++)
+		for (int q = 0; q < T; q++) {
+			const size_t r = (m * T + q) * T;
+			for (int k = 0; k <= q; k++)
+				dx[r + k] += dy[r + k];
+		}
+}
+
+// scores (B,T,T) or (B,H,T,T) -> same shape, -inf where key > query
+Tensor *op_causal_mask(Ctx *ctx, Tensor *scores)
+{
+	if ((scores->ndim != 3 && scores->ndim != 4) || tensor_dim(scores, -1) != tensor_dim(scores, -2))
+		nn_abort("causal_mask", "scores must be (B,T,T) or (B,H,T,T)", scores, NULL);
+	const int T = tensor_dim(scores, -1);
+	Tensor *out = ctx_tensor_like(ctx, scores);
+	const size_t mats = scores->size / ((size_t)T * T);
+	for (size_t m = 0; m < mats; m++)
+		for (int q = 0; q < T; q++) {
+			const size_t r = (m * T + q) * T;
+			for (int k = 0; k < T; k++)
+				out->data[r + k] = k <= q ? scores->data[r + k] : -INFINITY;
+		}
+	Tensor *in[1] = { scores };
+	if (tape_wants_grad(ctx, in, 1)) {
+		Node *n = tape_record(ctx, OP_CAUSAL_MASK, causal_mask_backward, out, in, 1);
+		n->i[0] = T;
+	}
+	return out;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* attention: per (b,h), S = q k^T * scale [masked], P = softmax(S), O = P v. saved: P for every
+ * (b,h), (B*H, Tq, Tk). k and v may have a different length Tk from q when not causal. */
+
+static void attention_backward(Ctx *ctx, Node *n)
+{
+	Tensor *q = n->in[0], *k = n->in[1], *v = n->in[2];
+	const int BH = q->shape[0] * q->shape[1], Tq = q->shape[2], Tk = k->shape[2];
+	const int Dh = q->shape[3];
+	const float scale = n->f[0];
+	const float *P = n->saved, *dO = n->out->grad;
+	float *dq = tape_grad_in(ctx, q), *dk = tape_grad_in(ctx, k), *dv = tape_grad_in(ctx, v);
+	float *dS = arena_floats(ctx, (size_t)Tq * Tk);
+	const size_t qs = (size_t)Tq * Dh, ks = (size_t)Tk * Dh, ps = (size_t)Tq * Tk;
+
+	for (int m = 0; m < BH; m++) {
+		const float *Pm = P + m * ps, *dOm = dO + m * qs;
+		if (dv) // dv (Tk,Dh) += P^T (Tk,Tq) . dO (Tq,Dh)
+			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Tk, Dh, Tq, 1.0f, Pm, Tk, dOm, Dh,
+			            1.0f, dv + m * ks, Dh);
+		if (!dq && !dk)
+			continue;
+		// dP (Tq,Tk) = dO (Tq,Dh) . v^T (Dh,Tk)
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, Tk, Dh, 1.0f, dOm, Dh,
+		            v->data + m * ks, Dh, 0.0f, dS, Tk);
+		// dS = P * (dP - rowsum(P * dP)) * scale
+		for (int i = 0; i < Tq; i++) {
+			const float *pr = Pm + (size_t)i * Tk;
+			float *dr = dS + (size_t)i * Tk;
+			float dot = 0.0f;
+			for (int j = 0; j < Tk; j++)
+				dot += pr[j] * dr[j];
+			for (int j = 0; j < Tk; j++)
+				dr[j] = pr[j] * (dr[j] - dot) * scale;
+		}
+		if (dq) // dq (Tq,Dh) += dS (Tq,Tk) . k (Tk,Dh)
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, Dh, Tk, 1.0f, dS, Tk,
+			            k->data + m * ks, Dh, 1.0f, dq + m * qs, Dh);
+		if (dk) // dk (Tk,Dh) += dS^T (Tk,Tq) . q (Tq,Dh)
+			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Tk, Dh, Tq, 1.0f, dS, Tk,
+			            q->data + m * qs, Dh, 1.0f, dk + m * ks, Dh);
+	}
+}
+
+// q (B,H,Tq,Dh), k (B,H,Tk,Dh), v (B,H,Tk,Dh) -> (B,H,Tq,Dh); causal needs Tq == Tk
+Tensor *op_attention(Ctx *ctx, Tensor *q, Tensor *k, Tensor *v, int causal)
+{
+	if (q->ndim != 4 || k->ndim != 4 || v->ndim != 4)
+		nn_abort("attention", "q, k, v must be (B,H,T,Dh)", q, k);
+	if (!tensor_same_shape(k, v) || k->shape[0] != q->shape[0] || k->shape[1] != q->shape[1] ||
+	    k->shape[3] != q->shape[3])
+		nn_abort("attention", "q, k, v must agree in B, H and Dh (k and v in shape)", q, k);
+	if (causal && q->shape[2] != k->shape[2])
+		nn_abort("attention", "causal attention needs as many queries as keys", q, k);
+	const int BH = q->shape[0] * q->shape[1], Tq = q->shape[2], Tk = k->shape[2];
+	const int Dh = q->shape[3];
+	const float scale = 1.0f / sqrtf((float)Dh);
+	Tensor *in[3] = { q, k, v };
+	const int rec = tape_wants_grad(ctx, in, 3);
+	const size_t qs = (size_t)Tq * Dh, ks = (size_t)Tk * Dh, ps = (size_t)Tq * Tk;
+	float *P = arena_floats(ctx, rec ? (size_t)BH * ps : ps);
+	Tensor *out = ctx_tensor_like(ctx, q);
+
+	for (int m = 0; m < BH; m++) {
+		float *Pm = rec ? P + m * ps : P;
+		// S (Tq,Tk) = scale * q (Tq,Dh) . k^T (Dh,Tk)
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, Tk, Dh, scale, q->data + m * qs,
+		            Dh, k->data + m * ks, Dh, 0.0f, Pm, Tk);
+		for (int i = 0; i < Tq; i++) {
+			float *r = Pm + (size_t)i * Tk;
+			const int len = causal ? i + 1 : Tk;
+			float mx = r[0];
+			for (int j = 1; j < len; j++)
+				mx = r[j] > mx ? r[j] : mx;
+			float sum = 0.0f;
+			for (int j = 0; j < len; j++) {
+				r[j] = expf(r[j] - mx);
+				sum += r[j];
+			}
+			const float inv = 1.0f / sum;
+			for (int j = 0; j < len; j++)
+				r[j] *= inv;
+			for (int j = len; j < Tk; j++)
+				r[j] = 0.0f;
+		}
+		// O (Tq,Dh) = P (Tq,Tk) . v (Tk,Dh)
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, Dh, Tk, 1.0f, Pm, Tk,
+		            v->data + m * ks, Dh, 0.0f, out->data + m * qs, Dh);
+	}
+
+	if (rec) {
+		Node *n = tape_record(ctx, OP_ATTENTION, attention_backward, out, in, 3);
+		n->i[0] = causal;
+		n->f[0] = scale;
+		n->saved = P;
+	}
+	return out;
+}
