@@ -1,1 +1,102 @@
-/* simclr.c - placeholder until its module lands. */
+/* simclr.c - SimCLR (Chen et al. 2020): two augmented views of each image, encoder + MLP
+ * projection head, NT-Xent loss with temperature. Evaluations use the encoder output, never the
+ * projection. The optimizer, schedule and data are the runner's business, not this file's. */
+#include "method.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../alloc.h"
+#include "../ops.h"
+
+typedef struct Simclr {
+	Encoder *encoder;
+	Mlp *proj;
+	float temperature;
+} Simclr;
+
+static int simclr_create(const MethodEnv *env, ParamSet *ps, void **state, char *err, size_t errlen)
+{
+	Simclr *s = eng_calloc(1, sizeof *s);
+	if (!s) {
+		snprintf(err, errlen, "simclr: out of memory");
+		return -1;
+	}
+	s->temperature = (float)env->param(env->param_user, "temperature");
+	int rc = encoder_new(env->encoder, ps, "encoder", env->in_c, env->in_h, env->in_w, env->rng,
+	                     &s->encoder, err, errlen);
+	if (rc < 0)
+		goto fail;
+	int dims[3] = { encoder_out_dim(s->encoder), (int)env->param(env->param_user, "proj_hidden"),
+	                (int)env->param(env->param_user, "proj_dim") };
+	if (mlp_new(ps, "proj", dims, 3, 1, env->rng, &s->proj) < 0) {
+		snprintf(err, errlen, "simclr: cannot build the projection head %d-%d-%d", dims[0], dims[1],
+		         dims[2]);
+		rc = -1;
+		goto fail;
+	}
+	*state = s;
+	return 0;
+fail:
+	encoder_free(s->encoder);
+	eng_free(s);
+	return rc;
+}
+
+/* views[0], views[1] (B,C,H,W) -> NT-Xent over the 2B projections. */
+static Tensor *simclr_loss(Ctx *ctx, void *state, Tensor *const *views, const Batch *batch,
+                           const MetricSink *sink)
+{
+	Simclr *s = state;
+	/* One forward over both views at once: BatchNorm sees the 2B images together, as in the
+	 * reference implementation, and the sgemms are twice as large. */
+	Tensor *pair[2] = { views[0], views[1] };
+	Tensor *x = op_concat(ctx, pair, 2, 0);          /* (2B,C,H,W) */
+	Tensor *h = encoder_forward(ctx, s->encoder, x);  /* (2B,F) */
+	Tensor *z = mlp_forward(ctx, s->proj, h);         /* (2B,P) */
+	Tensor *loss = op_nt_xent(ctx, z, s->temperature);
+
+	if (sink) {
+		/* Mean cosine similarity of positive pairs: a cheap health signal (1 = trivial). */
+		int B = views[0]->shape[0], P = z->shape[1];
+		double pos = 0;
+		for (int i = 0; i < B; i++) {
+			const float *a = z->data + (size_t)i * P, *b = z->data + (size_t)(i + B) * P;
+			double ab = 0, aa = 0, bb = 0;
+			for (int j = 0; j < P; j++) {
+				ab += a[j] * b[j];
+				aa += a[j] * a[j];
+				bb += b[j] * b[j];
+			}
+			pos += ab / (sqrt(aa * bb) + 1e-12);
+		}
+		metric_put(sink, "pos_cosine", pos / B);
+	}
+	(void)batch;
+	return loss;
+}
+
+static Encoder *simclr_encoder(void *state)
+{
+	return ((Simclr *)state)->encoder;
+}
+
+static void simclr_destroy(void *state)
+{
+	Simclr *s = state;
+	if (!s)
+		return;
+	encoder_free(s->encoder);
+	mlp_free(s->proj);
+	eng_free(s);
+}
+
+const PretextMethod method_simclr = {
+	.name = "simclr",
+	.views = 2,
+	.create = simclr_create,
+	.loss = simclr_loss,
+	.encoder = simclr_encoder,
+	.destroy = simclr_destroy,
+};

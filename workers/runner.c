@@ -1,0 +1,606 @@
+/* runner.c - turns one validated job spec into its pipeline and runs it (see runner.h):
+ * dataset -> loader with augmentations -> pretext method -> optimizer loop (metrics, progress,
+ * cancellation, periodic checkpoints, resume) -> encoder export -> evaluations -> results.json.
+ *
+ * It is shared by `ssld run` and the daemon's worker threads and knows nothing of HTTP or SQLite.
+ * What a method computes lives in engine/methods/; what a protocol does lives in eval*.c.
+ */
+#include "runner.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../engine/alloc.h"
+#include "../engine/checkpoint.h"
+#include "../engine/ctx.h"
+#include "../engine/data/loader.h"
+#include "../engine/data/png_grid.h"
+#include "../engine/methods/eval.h"
+#include "../engine/methods/method.h"
+#include "../engine/ops.h"
+#include "../engine/optim.h"
+#include "jobspec.h"
+
+#define CHECKPOINT_NAME "checkpoint.safetensors"
+
+typedef struct Run {
+	const RunnerHooks *hooks;
+	const char *dir;
+	JobSpec *js;
+	Dataset *ds;
+	ParamSet *ps;
+	const PretextMethod *method;   /* NULL for "none" */
+	void *mstate;
+	Encoder *plain_encoder;        /* "none": a randomly initialised encoder */
+	Optim *opt;
+	Ctx *ctx;
+	Loader *loader;
+	int64_t step, total_steps;
+	int steps_per_epoch;
+	double t_start, pretrain_seconds;
+	double last_loss;
+	char *err;
+	size_t errlen;
+} Run;
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* ---- hooks ------------------------------------------------------------------------------------ */
+
+static void emit_metric(Run *r, const char *key, double v)
+{
+	if (r->hooks && r->hooks->on_metric)
+		r->hooks->on_metric(r->hooks->user, r->step, key, v);
+}
+
+static void sink_put(void *user, const char *key, double v)
+{
+	emit_metric(user, key, v);
+}
+
+static void emit_event(Run *r, RunnerLevel level, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (r->hooks && r->hooks->on_event)
+		r->hooks->on_event(r->hooks->user, level, msg);
+}
+
+static void emit_progress(Run *r, int64_t step, int64_t total, const char *stage, double eta)
+{
+	if (r->hooks && r->hooks->on_progress)
+		r->hooks->on_progress(r->hooks->user, step, total, stage, eta);
+}
+
+static void emit_artifact(void *user, const char *name)
+{
+	Run *r = user;
+	char path[4096];
+	snprintf(path, sizeof path, "%s/%s", r->dir, name);
+	if (r->hooks && r->hooks->on_artifact)
+		r->hooks->on_artifact(r->hooks->user, name, path);
+}
+
+static int poll_stop(Run *r)
+{
+	if (r->hooks && r->hooks->should_stop)
+		return r->hooks->should_stop(r->hooks->user);
+	return RUNNER_CONTINUE;
+}
+
+static int fail(Run *r, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(r->err, r->errlen, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* ---- setup ------------------------------------------------------------------------------------ */
+
+static double param_lookup(const void *user, const char *name)
+{
+	return jobspec_param(user, name);
+}
+
+static Encoder *run_encoder(Run *r)
+{
+	return r->method ? r->method->encoder(r->mstate) : r->plain_encoder;
+}
+
+static void sample_shape(const Dataset *ds, int *c, int *h, int *w)
+{
+	*c = ds->c;
+	*h = ds->h;
+	*w = ds->w;
+}
+
+static int build_model(Run *r)
+{
+	int c, h, w;
+	sample_shape(r->ds, &c, &h, &w);
+	r->ps = paramset_new();
+	if (!r->ps)
+		return fail(r, "out of memory");
+	Rng init_rng;
+	rng_seed(&init_rng, r->js->seed * 2654435761u + 17);
+	if (strcmp(r->js->method, "none") == 0) {
+		return encoder_new(&r->js->encoder, r->ps, "encoder", c, h, w, &init_rng, &r->plain_encoder,
+		                   r->err, r->errlen);
+	}
+	r->method = method_find(r->js->method);
+	if (!r->method)
+		return fail(r, "method: \"%s\" is not implemented in this build", r->js->method);
+	MethodEnv env = {
+		.encoder = &r->js->encoder, .in_c = c, .in_h = h, .in_w = w, .ds = r->ds,
+		.param = param_lookup, .param_user = r->js, .rng = &init_rng,
+		.total_steps = r->total_steps, .batch_size = r->js->pretrain.batch_size,
+	};
+	return r->method->create(&env, r->ps, &r->mstate, r->err, r->errlen);
+}
+
+/* Planned pretraining steps; a time budget may end pretraining earlier. */
+static void plan_steps(Run *r)
+{
+	int n = r->ds->train.n;
+	int bs = r->js->pretrain.batch_size;
+	r->steps_per_epoch = n / bs > 0 ? n / bs : 1;
+	int64_t total = (int64_t)r->js->pretrain.epochs * r->steps_per_epoch;
+	if (r->js->pretrain.max_steps > 0 && (total == 0 || r->js->pretrain.max_steps < total))
+		total = r->js->pretrain.max_steps;
+	if (r->js->pretrain.epochs == 0 && r->js->pretrain.max_steps == 0)
+		total = 0;
+	r->total_steps = total;
+	OptimConfig *oc = &r->js->pretrain.optim;
+	oc->warmup_steps = (int64_t)(r->js->pretrain.warmup_epochs * r->steps_per_epoch);
+	if (oc->warmup_steps > total / 2)
+		oc->warmup_steps = total / 2;
+}
+
+/* ---- checkpoints ------------------------------------------------------------------------------ */
+
+static int save_checkpoint(Run *r)
+{
+	char path[4096];
+	snprintf(path, sizeof path, "%s/%s", r->dir, CHECKPOINT_NAME);
+	CheckpointState st = { .step = r->step, .rng = *ctx_rng(r->ctx),
+	                       .elapsed_s = r->pretrain_seconds + (now_s() - r->t_start) };
+	char cfg[1024];
+	encoder_config_to_json(&r->js->encoder, cfg, sizeof cfg);
+	st.encoder_config_json = cfg;
+	st.method = r->js->method;
+	if (checkpoint_save(path, r->ps, r->opt, &st, r->err, r->errlen) < 0)
+		return -1;
+	if (r->hooks && r->hooks->on_checkpoint)
+		r->hooks->on_checkpoint(r->hooks->user, r->step, path);
+	return 0;
+}
+
+/* Resume if a checkpoint exists in the work dir: restores weights, optimizer moments, the step
+ * counter and the RNG. Returns 1 when resumed, 0 when starting fresh, < 0 on error. */
+static int try_resume(Run *r)
+{
+	char path[4096];
+	snprintf(path, sizeof path, "%s/%s", r->dir, CHECKPOINT_NAME);
+	if (access(path, F_OK) != 0)
+		return 0;
+	CheckpointState st;
+	if (checkpoint_load(path, r->ps, r->opt, &st, NULL, r->err, r->errlen) < 0)
+		return -1;
+	if (st.method && strcmp(st.method, r->js->method) != 0) {
+		int rc = fail(r, "%s: written by method \"%s\", the job is \"%s\"", path, st.method,
+		              r->js->method);
+		checkpoint_state_free(&st);
+		return rc;
+	}
+	r->step = st.step;
+	*ctx_rng(r->ctx) = st.rng;
+	r->pretrain_seconds = st.elapsed_s;
+	checkpoint_state_free(&st);
+	return 1;
+}
+
+static int load_init_from(Run *r, runner_resolve_job_cb resolve)
+{
+	char path[4096];
+	if (r->js->init_from_job > 0) {
+		if (!resolve || resolve(r->hooks ? r->hooks->user : NULL, r->js->init_from_job, path,
+		                        sizeof path) < 0)
+			return fail(r, "init_from: job %lld has no checkpoint to start from",
+			            (long long)r->js->init_from_job);
+	} else {
+		snprintf(path, sizeof path, "%s", r->js->init_from);
+	}
+	CheckpointState st;
+	if (checkpoint_load(path, r->ps, NULL, &st, "encoder.", r->err, r->errlen) < 0)
+		return -1;
+	checkpoint_state_free(&st);
+	emit_event(r, RUNNER_INFO, "encoder initialised from %s; pretraining skipped", path);
+	return 0;
+}
+
+/* ---- pretraining ------------------------------------------------------------------------------ */
+
+static int pretrain(Run *r)
+{
+	JobSpec *js = r->js;
+	const PretextMethod *m = r->method;
+	int views = m->views;
+	LoaderConfig lc = {
+		.ds = r->ds, .split = &r->ds->train, .batch = js->pretrain.batch_size,
+		.views = views, .aug = { &js->augment[0], &js->augment[1] }, .seed = js->seed,
+		.shuffle = 1, .drop_last = 1, .prefetch = 2, .aug_threads = js->threads > 1 ? 2 : 1,
+	};
+	if (loader_new(&lc, &r->loader, r->err, r->errlen) < 0)
+		return -1;
+	int epoch = (int)(r->step / r->steps_per_epoch);
+	loader_seek(r->loader, epoch, (int)(r->step % r->steps_per_epoch));
+
+	MetricSink sink = { .put = sink_put, .user = r };
+	double last_ckpt = now_s(), t_window = now_s();
+	int64_t window_steps = 0, window_images = 0;
+	double budget = js->pretrain.time_budget_s;
+	int c = r->ds->c, h = r->ds->h, w = r->ds->w;
+	int stopped = RUNNER_CONTINUE;
+	int wrote_views = 0;
+
+	emit_event(r, RUNNER_INFO, "pretraining %s: %lld steps (%d per epoch), batch %d%s",
+	           js->method, (long long)r->total_steps, r->steps_per_epoch, js->pretrain.batch_size,
+	           r->step ? " (resumed)" : "");
+	if (CTX_TRY(r->ctx) != 0) {
+		ctx_disarm(r->ctx);
+		return fail(r, "out of memory at step %lld", (long long)r->step);
+	}
+	while (r->step < r->total_steps) {
+		double elapsed = r->pretrain_seconds + (now_s() - r->t_start);
+		if (budget > 0 && elapsed >= budget) {
+			emit_event(r, RUNNER_NOTICE, "time budget of %.0f s reached at step %lld", budget,
+			           (long long)r->step);
+			break;
+		}
+		if ((stopped = poll_stop(r)) != RUNNER_CONTINUE)
+			break;
+		const Batch *b = loader_next(r->loader);
+		if (!b)
+			continue; /* epoch boundary */
+		ctx_reset(r->ctx);
+		ctx_set_training(r->ctx, 1);
+		Tensor *vt[2] = { NULL, NULL };
+		int shape[4] = { b->n, c, h, w };
+		for (int v = 0; v < (views ? views : 1); v++)
+			vt[v] = ctx_wrap(r->ctx, b->view[v], 4, shape);
+		if (!wrote_views && views > 0 && r->step == 0) {
+			/* The first batch's augmented views, side by side, so a user can judge them. */
+			char path[4096];
+			snprintf(path, sizeof path, "%s/augmented_views.png", r->dir);
+			int n = b->n < 16 ? b->n : 16;
+			const float *imgs[2] = { b->view[0], views > 1 ? b->view[1] : b->view[0] };
+			if (png_grid_write_rows(path, imgs, views > 1 ? 2 : 1, n, c, h, w, r->err,
+			                        r->errlen) == 0)
+				emit_artifact(r, "augmented_views.png");
+			wrote_views = 1;
+		}
+		Tensor *loss = m->loss(r->ctx, r->mstate, vt, b, &sink);
+		double lv = loss->data[0];
+		if (!isfinite(lv)) {
+			ctx_disarm(r->ctx);
+			return fail(r, "loss became %s at step %lld", isnan(lv) ? "NaN" : "infinite",
+			            (long long)r->step);
+		}
+		ctx_backward(r->ctx, loss);
+		double progress = r->total_steps ? (double)r->step / r->total_steps : 0;
+		if (budget > 0 && elapsed / budget > progress)
+			progress = elapsed / budget;
+		float lr = schedule_lr(&js->pretrain.optim, (int64_t)(progress * r->total_steps),
+		                       r->total_steps);
+		float gnorm = optim_clip_grad_norm(r->ps, js->pretrain.optim.grad_clip);
+		optim_step(r->opt, lr);
+		paramset_zero_grad(r->ps);
+		if (m->after_step)
+			m->after_step(r->mstate, r->step, r->total_steps);
+		r->step++;
+		r->last_loss = lv;
+		emit_metric(r, "loss", lv);
+		emit_metric(r, "lr", lr);
+		emit_metric(r, "grad_norm", gnorm);
+		window_steps++;
+		window_images += b->n;
+		double t = now_s();
+		if (t - t_window >= 2.0 || r->step == r->total_steps) {
+			double ips = window_images / (t - t_window);
+			emit_metric(r, "images_per_s", ips);
+			emit_metric(r, "data_wait_s", loader_wait_seconds(r->loader));
+			double spent = r->pretrain_seconds + (t - r->t_start);
+			double eta = (r->total_steps - r->step) * ((t - t_window) / window_steps);
+			if (budget > 0 && budget - spent < eta)
+				eta = budget - spent > 0 ? budget - spent : 0;
+			emit_progress(r, r->step, r->total_steps, "pretrain", eta);
+			t_window = t;
+			window_steps = window_images = 0;
+		}
+		if (t - last_ckpt >= js->checkpoint_interval_s) {
+			if (save_checkpoint(r) < 0) {
+				ctx_disarm(r->ctx);
+				return -1;
+			}
+			last_ckpt = t;
+		}
+	}
+	ctx_disarm(r->ctx);
+	r->pretrain_seconds += now_s() - r->t_start;
+	r->t_start = now_s();
+	loader_free(r->loader);
+	r->loader = NULL;
+	if (stopped == RUNNER_STOP_REQUEUE || stopped == RUNNER_STOP_CANCEL) {
+		if (stopped == RUNNER_STOP_REQUEUE && save_checkpoint(r) < 0)
+			return -1;
+		emit_event(r, RUNNER_NOTICE, "%s at step %lld",
+		           stopped == RUNNER_STOP_REQUEUE ? "stopped for requeue" : "cancelled",
+		           (long long)r->step);
+		return stopped == RUNNER_STOP_REQUEUE ? RUNNER_STOPPED : RUNNER_CANCELLED;
+	}
+	if (save_checkpoint(r) < 0)
+		return -1;
+	emit_event(r, RUNNER_INFO, "pretraining finished at step %lld in %.1f s, loss %.4f",
+	           (long long)r->step, r->pretrain_seconds, r->last_loss);
+	return 0;
+}
+
+/* ---- export and evaluations ------------------------------------------------------------------- */
+
+static int export_encoder(Run *r)
+{
+	char path[4096], cfg[1024];
+	encoder_config_to_json(&r->js->encoder, cfg, sizeof cfg);
+	snprintf(path, sizeof path, "%s/encoder.safetensors", r->dir);
+	if (checkpoint_export_prefix(path, r->ps, "encoder.", "encoder.", cfg, r->err, r->errlen) < 0)
+		return -1;
+	emit_artifact(r, "encoder.safetensors");
+	snprintf(path, sizeof path, "%s/config.json", r->dir);
+	FILE *f = fopen(path, "w");
+	if (!f)
+		return fail(r, "%s: %s", path, strerror(errno));
+	fprintf(f, "%s\n", cfg);
+	if (fclose(f) != 0)
+		return fail(r, "%s: %s", path, strerror(errno));
+	emit_artifact(r, "config.json");
+	return 0;
+}
+
+typedef struct EvalHookCtx {
+	Run *run;
+	const char *stage;
+	int stop_code;
+} EvalHookCtx;
+
+static void eval_progress(void *user, int epoch, int epochs, double metric)
+{
+	EvalHookCtx *e = user;
+	emit_progress(e->run, epoch, epochs, e->stage, -1);
+	(void)metric;
+}
+
+static int eval_should_stop(void *user)
+{
+	EvalHookCtx *e = user;
+	e->stop_code = poll_stop(e->run);
+	return e->stop_code != RUNNER_CONTINUE;
+}
+
+static EvalProto to_proto(EvalProtocol p)
+{
+	switch (p) {
+	case EVAL_LINEAR_PROBE: return EVAL_PROTO_LINEAR_PROBE;
+	case EVAL_FINETUNE: return EVAL_PROTO_FINETUNE;
+	case EVAL_KNN: return EVAL_PROTO_KNN;
+	case EVAL_SUPERVISED: return EVAL_PROTO_SUPERVISED;
+	}
+	return EVAL_PROTO_LINEAR_PROBE;
+}
+
+static int run_evaluations(Run *r, cJSON *evals)
+{
+	JobSpec *js = r->js;
+	int c, h, w;
+	sample_shape(r->ds, &c, &h, &w);
+	for (int i = 0; i < js->n_evals; i++) {
+		const EvalSpec *es = &js->evals[i];
+		EvalConfig ec;
+		eval_config_default(&ec, to_proto(es->protocol));
+		if (es->epochs > 0) ec.epochs = es->epochs;
+		if (es->batch_size > 0) ec.batch_size = es->batch_size;
+		if (es->lr > 0) ec.lr = es->lr;
+		if (es->encoder_lr_scale > 0) ec.encoder_lr_scale = es->encoder_lr_scale;
+		ec.weight_decay = es->weight_decay;
+		if (es->k > 0) ec.k = es->k;
+		if (es->temperature > 0) ec.temperature = es->temperature;
+		ec.augment = es->augment;
+		ec.label_rule = es->label_rule;
+		int runs = es->labels_per_class > 0 ? 1 : es->n_fractions;
+		for (int f = 0; f < runs; f++) {
+			double frac = es->labels_per_class > 0 ? 0 : es->fractions[f];
+			char stage[96];
+			if (es->labels_per_class > 0)
+				snprintf(stage, sizeof stage, "%s@%dpc", eval_proto_name(ec.protocol),
+				         es->labels_per_class);
+			else
+				snprintf(stage, sizeof stage, "%s@%g", eval_proto_name(ec.protocol), frac);
+			EvalHookCtx hc = { .run = r, .stage = stage };
+			EvalEnv env = {
+				.ds = r->ds, .encoder_cfg = &js->encoder, .in_c = c, .in_h = h, .in_w = w,
+				.pretrained = ec.protocol == EVAL_PROTO_SUPERVISED ? NULL : r->ps,
+				.prefix = "encoder", .seed = js->seed + 1000u * (unsigned)i + (unsigned)f,
+				.threads = js->threads, .on_progress = eval_progress,
+				.should_stop = eval_should_stop, .user = &hc,
+			};
+			emit_event(r, RUNNER_INFO, "evaluation %s started", stage);
+			EvalResult res;
+			int rc = eval_run(&env, &ec, frac, es->labels_per_class, &res, r->err, r->errlen);
+			if (rc < 0) {
+				if (hc.stop_code == RUNNER_STOP_CANCEL)
+					return RUNNER_CANCELLED;
+				if (hc.stop_code == RUNNER_STOP_REQUEUE)
+					return RUNNER_STOPPED;
+				return -1;
+			}
+			cJSON *o = cJSON_CreateObject();
+			cJSON_AddStringToObject(o, "protocol", eval_proto_name(ec.protocol));
+			if (es->labels_per_class > 0)
+				cJSON_AddNumberToObject(o, "labels_per_class", es->labels_per_class);
+			else
+				cJSON_AddNumberToObject(o, "label_fraction", frac);
+			cJSON_AddNumberToObject(o, "labels", res.labels);
+			cJSON_AddNumberToObject(o, "test_accuracy", round(res.test_accuracy * 1e4) / 1e4);
+			cJSON_AddNumberToObject(o, "train_accuracy", round(res.train_accuracy * 1e4) / 1e4);
+			if (ec.protocol == EVAL_PROTO_LINEAR_PROBE)
+				cJSON_AddNumberToObject(o, "weight_decay", res.chosen_weight_decay);
+			cJSON_AddNumberToObject(o, "seconds", round(res.seconds * 10) / 10);
+			cJSON_AddItemToArray(evals, o);
+			char key[128];
+			snprintf(key, sizeof key, "eval/%s", stage);
+			emit_metric(r, key, res.test_accuracy);
+			emit_event(r, RUNNER_INFO, "evaluation %s: test accuracy %.4f with %d labels (%.1f s)",
+			           stage, res.test_accuracy, res.labels, res.seconds);
+		}
+	}
+	return 0;
+}
+
+static int write_results(Run *r, cJSON *root, char **out)
+{
+	char *text = cJSON_Print(root);
+	if (!text)
+		return fail(r, "out of memory");
+	char path[4096], tmp[4200];
+	snprintf(path, sizeof path, "%s/results.json", r->dir);
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	FILE *f = fopen(tmp, "w");
+	if (!f || fputs(text, f) < 0 || fputc('\n', f) < 0 || fflush(f) != 0 || fsync(fileno(f)) != 0) {
+		int e = errno;
+		if (f)
+			fclose(f);
+		free(text);
+		return fail(r, "%s: %s", tmp, strerror(e));
+	}
+	fclose(f);
+	if (rename(tmp, path) != 0) {
+		free(text);
+		return fail(r, "%s: %s", path, strerror(errno));
+	}
+	emit_artifact(r, "results.json");
+	*out = text;
+	return 0;
+}
+
+/* ---- entry point ------------------------------------------------------------------------------ */
+
+int runner_run(const char *spec_json, const char *work_dir, const RunnerHooks *hooks,
+               runner_resolve_job_cb resolve_job, char **results_json, char *err, size_t errlen)
+{
+	Run r = { .hooks = hooks, .dir = work_dir, .err = err, .errlen = errlen };
+	int rc = -1;
+	cJSON *root = NULL;
+	*results_json = NULL;
+	err[0] = 0;
+	r.t_start = now_s();
+
+	JobSpecOptions opts = { .check_files = 1 };
+	SpecError se;
+	if (jobspec_parse(spec_json, strlen(spec_json), &opts, &r.js, &se) < 0) {
+		snprintf(err, errlen, "%s", se.message);
+		return -1;
+	}
+	eng_set_threads(r.js->threads);
+	if (dataset_load(&r.js->dataset, &r.ds, err, errlen) < 0)
+		goto out;
+	emit_event(&r, RUNNER_INFO, "dataset loaded: %d train, %d test samples of %dx%dx%d",
+	           r.ds->train.n, r.ds->test.n, r.ds->c, r.ds->h, r.ds->w);
+	plan_steps(&r);
+	if (build_model(&r) < 0)
+		goto out;
+	r.ctx = ctx_new(r.js->seed);
+	if (!r.ctx || optim_new(&r.js->pretrain.optim, r.ps, &r.opt) < 0) {
+		snprintf(err, errlen, "out of memory building the optimizer");
+		goto out;
+	}
+	emit_event(&r, RUNNER_INFO, "model: %zu trainable parameters",
+	           paramset_numel(r.ps, 1));
+
+	int skip_pretrain = r.method == NULL || r.js->init_from || r.js->init_from_job > 0;
+	if (r.js->init_from || r.js->init_from_job > 0) {
+		if (load_init_from(&r, resolve_job) < 0)
+			goto out;
+	}
+	if (!skip_pretrain) {
+		int resumed = try_resume(&r);
+		if (resumed < 0)
+			goto out;
+		if (resumed)
+			emit_event(&r, RUNNER_NOTICE, "resumed from checkpoint at step %lld",
+			           (long long)r.step);
+		int prc = pretrain(&r);
+		if (prc != 0) {
+			rc = prc;
+			goto out;
+		}
+		if (r.method->evaluate) {
+			MetricSink sink = { .put = sink_put, .user = &r };
+			r.method->evaluate(r.mstate, r.ctx, r.ds, &sink);
+		}
+		if (r.method->artifacts &&
+		    r.method->artifacts(r.mstate, r.ctx, r.ds, r.dir, emit_artifact, &r, err, errlen) < 0)
+			goto out;
+	}
+	if (export_encoder(&r) < 0)
+		goto out;
+
+	root = cJSON_CreateObject();
+	cJSON_AddStringToObject(root, "job", r.js->name ? r.js->name : "");
+	cJSON_AddStringToObject(root, "method", r.js->method);
+	cJSON *pre = cJSON_AddObjectToObject(root, "pretext");
+	if (!skip_pretrain) {
+		cJSON_AddNumberToObject(pre, "steps", (double)r.step);
+		cJSON_AddNumberToObject(pre, "final_loss", round(r.last_loss * 1e5) / 1e5);
+		cJSON_AddNumberToObject(pre, "seconds", round(r.pretrain_seconds * 10) / 10);
+	}
+	cJSON *evals = cJSON_AddArrayToObject(root, "evaluations");
+	int erc = run_evaluations(&r, evals);
+	if (erc != 0) {
+		rc = erc;
+		goto out;
+	}
+	if (write_results(&r, root, results_json) < 0)
+		goto out;
+	rc = RUNNER_OK;
+out:
+	if (rc < 0 && err[0])
+		emit_event(&r, RUNNER_ERR, "%s", err);
+	cJSON_Delete(root);
+	loader_free(r.loader);
+	if (r.method && r.mstate)
+		r.method->destroy(r.mstate);
+	encoder_free(r.plain_encoder);
+	optim_free(r.opt);
+	ctx_free(r.ctx);
+	paramset_free(r.ps);
+	dataset_free(r.ds);
+	jobspec_free(r.js);
+	return rc;
+}
