@@ -59,6 +59,19 @@ Tensor *encoder_forward_tokens(Ctx *ctx, Encoder *e, const int *ids, int B, int 
  * (MAE: keep[B*n_keep] patch indices; NULL = all). */
 Tensor *encoder_forward_patches(Ctx *ctx, Encoder *e, Tensor *x, const int *keep, int n_keep);
 const EncoderConfig *encoder_config(const Encoder *e);
+/* ViT: patches per image (for MAE keep lists); 0 for other kinds. */
+int encoder_n_patches(const Encoder *e);
+/* Token models: the underlying Transformer (layers.h: wte for a tied LM head, KV-cache stepping
+ * with transformer_step_cached); NULL for other kinds. Borrowed. */
+struct Transformer *encoder_transformer(Encoder *e);
+
+/* "mlp", "cnn", "vit", "transformer" (and back; -EINVAL for an unknown name). */
+const char *encoder_kind_name(EncoderKind kind);
+int encoder_kind_parse(const char *name, EncoderKind *out);
+/* The config as one JSON object (the keys of EncoderConfig; pool as "mean"/"cls"), e.g.
+ * {"kind":"cnn","hidden":[1024,1024],"channels":[32,64,128],"batchnorm":true,"out_dim":0,...}.
+ * Returns the length written, or -ENOSPC if len is too small. python/ssld_torch.py reads it. */
+int encoder_config_to_json(const EncoderConfig *c, char *buf, size_t len);
 
 /* A small MLP head (projection / predictor / classifier): dims[0] -> ... -> dims[n-1], BN+ReLU
  * between layers when batchnorm, plain linear at the end. */
