@@ -1,0 +1,601 @@
+/* test_ops_nn.c - unit tests for engine/ops_nn.c against plain-loop references.
+ *
+ * conv2d and conv_transpose2d forward (and their backward, through a weighted-sum loss) are
+ * compared with direct loops in double precision over strides, paddings, output paddings,
+ * non-square kernels, with and without bias, batch 1 and batch > 1 (the two lowering paths);
+ * batchnorm's training statistics, running-statistics update and eval mode; attention against a
+ * naive softmax(q k^T / sqrt(Dh)) v, causal and not. Gradients against finite differences live in
+ * gradcheck_nn.c; this file checks values.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctx.h"
+#include "ops.h"
+#include "rng.h"
+#include "tape.h"
+
+static int failures;
+
+#define CHECK(cond, ...)                                                                    \
+	do {                                                                                    \
+		if (!(cond)) {                                                                      \
+			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                            \
+			fprintf(stderr, __VA_ARGS__);                                                   \
+			fprintf(stderr, "\n");                                                          \
+			failures++;                                                                     \
+		}                                                                                   \
+	} while (0)
+
+static Rng rng;
+
+static Tensor *rand_tensor(Ctx *ctx, int ndim, const int *shape, int requires_grad)
+{
+	Tensor *t = ctx_tensor(ctx, ndim, shape);
+	for (size_t i = 0; i < t->size; i++)
+		t->data[i] = rng_uniform_range(&rng, -1.0f, 1.0f);
+	t->requires_grad = (uint8_t)requires_grad;
+	return t;
+}
+
+/* max |a - b| / (1 + |b|) */
+static double max_rel_err(const float *a, const double *b, size_t n)
+{
+	double m = 0.0;
+	for (size_t i = 0; i < n; i++) {
+		const double e = fabs((double)a[i] - b[i]) / (1.0 + fabs(b[i]));
+		if (!(e <= m))
+			m = isnan(e) ? INFINITY : e;
+	}
+	return m;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* A weighted-sum loss L = sum(y * G) recorded as a node of this test (so backward can be driven
+ * without other op modules): its backward puts G into dy. */
+
+static void wsum_backward(Ctx *ctx, Node *n)
+{
+	float *dy = tape_grad_in(ctx, n->in[0]);
+	const float *g = n->saved;
+	const float dl = n->out->grad[0];
+	if (dy)
+		for (size_t i = 0; i < n->in[0]->size; i++)
+			dy[i] += dl * g[i];
+}
+
+static Tensor *wsum(Ctx *ctx, Tensor *y, const float *g)
+{
+	Tensor *out = ctx_tensor(ctx, 1, (int[]){ 1 });
+	double s = 0.0;
+	for (size_t i = 0; i < y->size; i++)
+		s += (double)y->data[i] * g[i];
+	out->data[0] = (float)s;
+	Tensor *in[1] = { y };
+	if (tape_wants_grad(ctx, in, 1)) {
+		/* The kind is only a label here; this test never looks at coverage. */
+		Node *n = tape_record(ctx, OP_SUM, wsum_backward, out, in, 1);
+		n->saved = (void *)g;
+	}
+	return out;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* conv2d */
+
+typedef struct ConvCase {
+	int N, C, H, W, O, kh, kw, stride, pad, bias;
+} ConvCase;
+
+static void ref_conv2d(const ConvCase *c, const float *x, const float *w, const float *b, int Ho,
+                       int Wo, double *y)
+{
+	for (int n = 0; n < c->N; n++)
+		for (int o = 0; o < c->O; o++)
+			for (int oh = 0; oh < Ho; oh++)
+				for (int ow = 0; ow < Wo; ow++) {
+					double s = b ? b[o] : 0.0;
+					for (int ci = 0; ci < c->C; ci++)
+						for (int i = 0; i < c->kh; i++)
+							for (int j = 0; j < c->kw; j++) {
+								const int ih = oh * c->stride - c->pad + i;
+								const int iw = ow * c->stride - c->pad + j;
+								if (ih < 0 || ih >= c->H || iw < 0 || iw >= c->W)
+									continue;
+								s += (double)x[((n * c->C + ci) * c->H + ih) * c->W + iw] *
+								     w[((o * c->C + ci) * c->kh + i) * c->kw + j];
+							}
+					y[((n * c->O + o) * Ho + oh) * Wo + ow] = s;
+				}
+}
+
+/* Backward reference: dL/dx, dL/dw, dL/db for L = sum(y * G). */
+static void ref_conv2d_grad(const ConvCase *c, const float *x, const float *w, const float *G,
+                            int Ho, int Wo, double *dx, double *dw, double *db)
+{
+	for (int n = 0; n < c->N; n++)
+		for (int o = 0; o < c->O; o++)
+			for (int oh = 0; oh < Ho; oh++)
+				for (int ow = 0; ow < Wo; ow++) {
+					const double g = G[((n * c->O + o) * Ho + oh) * Wo + ow];
+					db[o] += g;
+					for (int ci = 0; ci < c->C; ci++)
+						for (int i = 0; i < c->kh; i++)
+							for (int j = 0; j < c->kw; j++) {
+								const int ih = oh * c->stride - c->pad + i;
+								const int iw = ow * c->stride - c->pad + j;
+								if (ih < 0 || ih >= c->H || iw < 0 || iw >= c->W)
+									continue;
+								const size_t xi = ((size_t)(n * c->C + ci) * c->H + ih) * c->W + iw;
+								const size_t wi = ((size_t)(o * c->C + ci) * c->kh + i) * c->kw + j;
+								dx[xi] += g * w[wi];
+								dw[wi] += g * x[xi];
+							}
+				}
+}
+
+static void test_conv2d(void)
+{
+	static const ConvCase cases[] = {
+		{ 3, 2, 7, 6, 4, 3, 3, 1, 0, 1 },
+		{ 3, 2, 7, 6, 4, 3, 3, 1, 1, 0 },
+		{ 2, 3, 8, 8, 5, 3, 3, 2, 1, 1 },
+		{ 2, 3, 9, 7, 2, 3, 3, 2, 0, 0 },
+		{ 1, 2, 6, 5, 3, 3, 3, 1, 1, 1 },   /* batch 1: sgemm writes NCHW directly */
+		{ 1, 3, 7, 7, 2, 2, 3, 3, 2, 1 },   /* non-square kernel, stride 3, wide pad */
+		{ 4, 1, 5, 5, 6, 1, 1, 1, 0, 1 },   /* 1x1 */
+		{ 2, 4, 5, 6, 3, 5, 5, 1, 2, 1 },   /* 5x5, pad 2 */
+		{ 5, 2, 4, 4, 3, 4, 4, 1, 0, 0 },   /* kernel = input: 1x1 output */
+	};
+	for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+		const ConvCase *c = &cases[t];
+		Ctx *ctx = ctx_new(1);
+		Tensor *x = rand_tensor(ctx, 4, (int[]){ c->N, c->C, c->H, c->W }, 1);
+		Tensor *w = rand_tensor(ctx, 4, (int[]){ c->O, c->C, c->kh, c->kw }, 1);
+		Tensor *b = c->bias ? rand_tensor(ctx, 1, (int[]){ c->O }, 1) : NULL;
+		Tensor *y = op_conv2d(ctx, x, w, b, c->stride, c->pad);
+		const int Ho = (c->H + 2 * c->pad - c->kh) / c->stride + 1;
+		const int Wo = (c->W + 2 * c->pad - c->kw) / c->stride + 1;
+		CHECK(y->ndim == 4 && y->shape[0] == c->N && y->shape[1] == c->O && y->shape[2] == Ho &&
+		      y->shape[3] == Wo, "conv2d case %zu: output shape", t);
+		double *ref = calloc(y->size, sizeof *ref);
+		ref_conv2d(c, x->data, w->data, b ? b->data : NULL, Ho, Wo, ref);
+		double e = max_rel_err(y->data, ref, y->size);
+		CHECK(e < 1e-5, "conv2d case %zu forward: max rel err %g", t, e);
+
+		float *G = ctx_alloc(ctx, y->size * sizeof(float));
+		for (size_t i = 0; i < y->size; i++)
+			G[i] = rng_uniform_range(&rng, -1.0f, 1.0f);
+		/* Pre-fill a parameter grad to check that backward accumulates. */
+		float *dw0 = ctx_grad(ctx, w);
+		for (size_t i = 0; i < w->size; i++)
+			dw0[i] = 0.5f;
+		CHECK(ctx_backward(ctx, wsum(ctx, y, G)) == 0, "conv2d case %zu: backward", t);
+		double *rdx = calloc(x->size, sizeof *rdx), *rdw = calloc(w->size, sizeof *rdw);
+		double *rdb = calloc((size_t)c->O, sizeof *rdb);
+		ref_conv2d_grad(c, x->data, w->data, G, Ho, Wo, rdx, rdw, rdb);
+		for (size_t i = 0; i < w->size; i++)
+			rdw[i] += 0.5;
+		e = max_rel_err(x->grad, rdx, x->size);
+		CHECK(e < 1e-5, "conv2d case %zu dx: max rel err %g", t, e);
+		e = max_rel_err(w->grad, rdw, w->size);
+		CHECK(e < 1e-5, "conv2d case %zu dw (accumulated): max rel err %g", t, e);
+		if (b) {
+			e = max_rel_err(b->grad, rdb, b->size);
+			CHECK(e < 1e-5, "conv2d case %zu db: max rel err %g", t, e);
+		}
+		free(ref);
+		free(rdx);
+		free(rdw);
+		free(rdb);
+		ctx_free(ctx);
+	}
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* conv_transpose2d: y[n,o,ih*s-p+i, iw*s-p+j] += x[n,c,ih,iw] * w[c,o,i,j] */
+
+typedef struct ConvTCase {
+	int N, C, H, W, O, kh, kw, stride, pad, out_pad, bias;
+} ConvTCase;
+
+static void ref_convt(const ConvTCase *c, const float *x, const float *w, const float *b, int Ho,
+                      int Wo, double *y)
+{
+	for (int n = 0; n < c->N; n++)
+		for (int o = 0; o < c->O; o++)
+			for (int p = 0; p < Ho * Wo; p++)
+				y[(size_t)(n * c->O + o) * Ho * Wo + p] = b ? b[o] : 0.0;
+	for (int n = 0; n < c->N; n++)
+		for (int ci = 0; ci < c->C; ci++)
+			for (int ih = 0; ih < c->H; ih++)
+				for (int iw = 0; iw < c->W; iw++) {
+					const double xv = x[((n * c->C + ci) * c->H + ih) * c->W + iw];
+					for (int o = 0; o < c->O; o++)
+						for (int i = 0; i < c->kh; i++)
+							for (int j = 0; j < c->kw; j++) {
+								const int oh = ih * c->stride - c->pad + i;
+								const int ow = iw * c->stride - c->pad + j;
+								if (oh < 0 || oh >= Ho || ow < 0 || ow >= Wo)
+									continue;
+								y[((size_t)(n * c->O + o) * Ho + oh) * Wo + ow] +=
+									xv * w[((ci * c->O + o) * c->kh + i) * c->kw + j];
+							}
+				}
+}
+
+static void ref_convt_grad(const ConvTCase *c, const float *x, const float *w, const float *G,
+                           int Ho, int Wo, double *dx, double *dw, double *db)
+{
+	for (int n = 0; n < c->N; n++)
+		for (int o = 0; o < c->O; o++)
+			for (int p = 0; p < Ho * Wo; p++)
+				db[o] += G[(size_t)(n * c->O + o) * Ho * Wo + p];
+	for (int n = 0; n < c->N; n++)
+		for (int ci = 0; ci < c->C; ci++)
+			for (int ih = 0; ih < c->H; ih++)
+				for (int iw = 0; iw < c->W; iw++) {
+					const size_t xi = ((size_t)(n * c->C + ci) * c->H + ih) * c->W + iw;
+					for (int o = 0; o < c->O; o++)
+						for (int i = 0; i < c->kh; i++)
+							for (int j = 0; j < c->kw; j++) {
+								const int oh = ih * c->stride - c->pad + i;
+								const int ow = iw * c->stride - c->pad + j;
+								if (oh < 0 || oh >= Ho || ow < 0 || ow >= Wo)
+									continue;
+								const double g = G[((size_t)(n * c->O + o) * Ho + oh) * Wo + ow];
+								const size_t wi = ((size_t)(ci * c->O + o) * c->kh + i) * c->kw + j;
+								dx[xi] += g * w[wi];
+								dw[wi] += g * x[xi];
+							}
+				}
+}
+
+static void test_conv_transpose2d(void)
+{
+	static const ConvTCase cases[] = {
+		{ 2, 3, 4, 4, 2, 3, 3, 1, 0, 0, 1 },
+		{ 2, 3, 4, 5, 2, 3, 3, 2, 1, 1, 1 },  /* the usual 2x upsampling decoder layer */
+		{ 3, 2, 3, 3, 4, 4, 4, 2, 1, 0, 0 },
+		{ 1, 2, 5, 4, 3, 3, 2, 2, 0, 1, 1 },  /* batch 1 path, non-square kernel */
+		{ 2, 4, 7, 7, 1, 2, 2, 2, 0, 0, 1 },
+		{ 1, 1, 3, 3, 2, 3, 3, 3, 1, 2, 0 },
+	};
+	for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+		const ConvTCase *c = &cases[t];
+		Ctx *ctx = ctx_new(2);
+		Tensor *x = rand_tensor(ctx, 4, (int[]){ c->N, c->C, c->H, c->W }, 1);
+		Tensor *w = rand_tensor(ctx, 4, (int[]){ c->C, c->O, c->kh, c->kw }, 1);
+		Tensor *b = c->bias ? rand_tensor(ctx, 1, (int[]){ c->O }, 1) : NULL;
+		Tensor *y = op_conv_transpose2d(ctx, x, w, b, c->stride, c->pad, c->out_pad);
+		const int Ho = (c->H - 1) * c->stride - 2 * c->pad + c->kh + c->out_pad;
+		const int Wo = (c->W - 1) * c->stride - 2 * c->pad + c->kw + c->out_pad;
+		CHECK(y->ndim == 4 && y->shape[0] == c->N && y->shape[1] == c->O && y->shape[2] == Ho &&
+		      y->shape[3] == Wo, "conv_transpose2d case %zu: output shape", t);
+		double *ref = calloc(y->size, sizeof *ref);
+		ref_convt(c, x->data, w->data, b ? b->data : NULL, Ho, Wo, ref);
+		double e = max_rel_err(y->data, ref, y->size);
+		CHECK(e < 1e-5, "conv_transpose2d case %zu forward: max rel err %g", t, e);
+
+		float *G = ctx_alloc(ctx, y->size * sizeof(float));
+		for (size_t i = 0; i < y->size; i++)
+			G[i] = rng_uniform_range(&rng, -1.0f, 1.0f);
+		CHECK(ctx_backward(ctx, wsum(ctx, y, G)) == 0, "conv_transpose2d case %zu: backward", t);
+		double *rdx = calloc(x->size, sizeof *rdx), *rdw = calloc(w->size, sizeof *rdw);
+		double *rdb = calloc((size_t)c->O, sizeof *rdb);
+		ref_convt_grad(c, x->data, w->data, G, Ho, Wo, rdx, rdw, rdb);
+		e = max_rel_err(x->grad, rdx, x->size);
+		CHECK(e < 1e-5, "conv_transpose2d case %zu dx: max rel err %g", t, e);
+		e = max_rel_err(w->grad, rdw, w->size);
+		CHECK(e < 1e-5, "conv_transpose2d case %zu dw: max rel err %g", t, e);
+		if (b) {
+			e = max_rel_err(b->grad, rdb, b->size);
+			CHECK(e < 1e-5, "conv_transpose2d case %zu db: max rel err %g", t, e);
+		}
+		free(ref);
+		free(rdx);
+		free(rdw);
+		free(rdb);
+		ctx_free(ctx);
+	}
+}
+
+/* <conv2d(x; w), y> == <x, conv_transpose2d(y; w)>: the transpose really is the adjoint. */
+static void test_conv_adjoint(void)
+{
+	const int N = 2, C = 3, O = 4, k = 3, s = 2, p = 1;
+	Ctx *ctx = ctx_new(4);
+	Tensor *x = rand_tensor(ctx, 4, (int[]){ N, C, 8, 8 }, 0);
+	Tensor *w = rand_tensor(ctx, 4, (int[]){ O, C, k, k }, 0);
+	Tensor *cx = op_conv2d(ctx, x, w, NULL, s, p); /* 8 -> 4 */
+	Tensor *y = rand_tensor(ctx, 4, cx->shape, 0);
+	/* conv_transpose2d wants w as (in=O, out=C, kh, kw): the same array. */
+	Tensor *ty = op_conv_transpose2d(ctx, y, w, NULL, s, p, 1); /* 4 -> (3*2 - 2 + 3 + 1) = 8 */
+	CHECK(tensor_same_shape(ty, x), "adjoint: transpose output shape");
+	double lhs = 0.0, rhs = 0.0;
+	for (size_t i = 0; i < cx->size; i++)
+		lhs += (double)cx->data[i] * y->data[i];
+	for (size_t i = 0; i < x->size; i++)
+		rhs += (double)x->data[i] * ty->data[i];
+	CHECK(fabs(lhs - rhs) < 1e-4 * (1.0 + fabs(lhs)), "adjoint: <Ax,y>=%g <x,A^T y>=%g", lhs, rhs);
+	ctx_free(ctx);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* batchnorm */
+
+static void test_batchnorm(void)
+{
+	for (int four_d = 0; four_d <= 1; four_d++) {
+		const int N = 6, C = 3, H = four_d ? 4 : 1, W = four_d ? 5 : 1, S = H * W;
+		const float momentum = 0.1f, eps = 1e-5f;
+		Ctx *ctx = ctx_new(5);
+		Tensor *x = four_d ? rand_tensor(ctx, 4, (int[]){ N, C, H, W }, 0)
+		                   : rand_tensor(ctx, 2, (int[]){ N, C }, 0);
+		for (size_t i = 0; i < x->size; i++)
+			x->data[i] = 3.0f * x->data[i] + 2.0f; /* non-zero mean, non-unit variance */
+		Tensor *g = rand_tensor(ctx, 1, (int[]){ C }, 0);
+		Tensor *b = rand_tensor(ctx, 1, (int[]){ C }, 0);
+		float rm[3] = { 0.5f, -0.25f, 1.0f }, rv[3] = { 2.0f, 0.5f, 1.5f };
+		float rm0[3], rv0[3];
+		memcpy(rm0, rm, sizeof rm);
+		memcpy(rv0, rv, sizeof rv);
+
+		/* Training: batch statistics, running update with the unbiased variance. */
+		ctx_set_training(ctx, 1);
+		Tensor *y = op_batchnorm(ctx, x, g, b, rm, rv, momentum, eps);
+		double *ref = calloc(x->size, sizeof *ref);
+		for (int c = 0; c < C; c++) {
+			double m = 0.0, v = 0.0;
+			for (int n = 0; n < N; n++)
+				for (int k = 0; k < S; k++)
+					m += x->data[(n * C + c) * S + k];
+			m /= N * S;
+			for (int n = 0; n < N; n++)
+				for (int k = 0; k < S; k++) {
+					const double d = x->data[(n * C + c) * S + k] - m;
+					v += d * d;
+				}
+			const double vb = v / (N * S), vu = v / (N * S - 1);
+			for (int n = 0; n < N; n++)
+				for (int k = 0; k < S; k++) {
+					const int i = (n * C + c) * S + k;
+					ref[i] = (x->data[i] - m) / sqrt(vb + eps) * g->data[c] + b->data[c];
+				}
+			const double erm = (1 - momentum) * rm0[c] + momentum * m;
+			const double erv = (1 - momentum) * rv0[c] + momentum * vu;
+			CHECK(fabs(rm[c] - erm) < 1e-5, "batchnorm %dD running mean[%d] %g, expected %g",
+			      x->ndim, c, rm[c], erm);
+			CHECK(fabs(rv[c] - erv) < 1e-5, "batchnorm %dD running var[%d] %g, expected %g",
+			      x->ndim, c, rv[c], erv);
+		}
+		double e = max_rel_err(y->data, ref, x->size);
+		CHECK(e < 1e-5, "batchnorm %dD training forward: max rel err %g", x->ndim, e);
+		/* The normalised output has zero mean and unit (biased) variance per channel before
+		 * gamma/beta: check through the reference above, and the mean directly. */
+
+		/* Eval: the running statistics, untouched by the call. */
+		ctx_set_training(ctx, 0);
+		float rm1[3], rv1[3];
+		memcpy(rm1, rm, sizeof rm);
+		memcpy(rv1, rv, sizeof rv);
+		y = op_batchnorm(ctx, x, g, b, rm, rv, momentum, eps);
+		for (int c = 0; c < C; c++)
+			for (int n = 0; n < N; n++)
+				for (int k = 0; k < S; k++) {
+					const int i = (n * C + c) * S + k;
+					ref[i] = (x->data[i] - rm[c]) / sqrt((double)rv[c] + eps) * g->data[c] +
+					         b->data[c];
+				}
+		e = max_rel_err(y->data, ref, x->size);
+		CHECK(e < 1e-5, "batchnorm %dD eval forward: max rel err %g", x->ndim, e);
+		CHECK(memcmp(rm, rm1, sizeof rm) == 0 && memcmp(rv, rv1, sizeof rv) == 0,
+		      "batchnorm %dD eval changed the running statistics", x->ndim);
+
+		/* Eval without gamma/beta. */
+		y = op_batchnorm(ctx, x, NULL, NULL, rm, rv, momentum, eps);
+		for (size_t i = 0; i < x->size; i++) {
+			const int c = (int)(i / S) % C;
+			ref[i] = (x->data[i] - rm[c]) / sqrt((double)rv[c] + eps);
+		}
+		e = max_rel_err(y->data, ref, x->size);
+		CHECK(e < 1e-5, "batchnorm %dD eval forward without affine: max rel err %g", x->ndim, e);
+		free(ref);
+		ctx_free(ctx);
+	}
+}
+
+/* Layernorm forward against the definition. */
+static void test_layernorm(void)
+{
+	Ctx *ctx = ctx_new(6);
+	const int R = 5, D = 7;
+	Tensor *x = rand_tensor(ctx, 2, (int[]){ R, D }, 0);
+	Tensor *g = rand_tensor(ctx, 1, (int[]){ D }, 0);
+	Tensor *b = rand_tensor(ctx, 1, (int[]){ D }, 0);
+	Tensor *y = op_layernorm(ctx, x, g, b, 1e-5f);
+	double ref[5 * 7];
+	for (int r = 0; r < R; r++) {
+		double m = 0.0, v = 0.0;
+		for (int j = 0; j < D; j++)
+			m += x->data[r * D + j];
+		m /= D;
+		for (int j = 0; j < D; j++)
+			v += (x->data[r * D + j] - m) * (x->data[r * D + j] - m);
+		v /= D;
+		for (int j = 0; j < D; j++)
+			ref[r * D + j] = (x->data[r * D + j] - m) / sqrt(v + 1e-5) * g->data[j] + b->data[j];
+	}
+	const double e = max_rel_err(y->data, ref, x->size);
+	CHECK(e < 1e-5, "layernorm forward: max rel err %g", e);
+	ctx_free(ctx);
+}
+
+/* Dropout: the kept fraction, the scaling, eval identity. */
+static void test_dropout(void)
+{
+	Ctx *ctx = ctx_new(7);
+	const int n = 20000;
+	const float p = 0.3f;
+	Tensor *x = ctx_tensor(ctx, 1, (int[]){ n });
+	for (int i = 0; i < n; i++)
+		x->data[i] = 2.0f;
+	Tensor *y = op_dropout(ctx, x, p);
+	int zeros = 0, bad = 0;
+	for (int i = 0; i < n; i++) {
+		if (y->data[i] == 0.0f)
+			zeros++;
+		else if (fabsf(y->data[i] - 2.0f / (1.0f - p)) > 1e-6f)
+			bad++;
+	}
+	CHECK(bad == 0, "dropout: %d kept values not scaled by 1/(1-p)", bad);
+	CHECK(fabs((double)zeros / n - p) < 0.015, "dropout: dropped fraction %g, expected %g",
+	      (double)zeros / n, p);
+	ctx_set_training(ctx, 0);
+	y = op_dropout(ctx, x, p);
+	CHECK(y->data[0] == 2.0f && y->data[n - 1] == 2.0f, "dropout: eval mode is not identity");
+	ctx_free(ctx);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* attention */
+
+static void ref_attention(const float *q, const float *k, const float *v, int BH, int Tq, int Tk,
+                          int Dh, int causal, double *out)
+{
+	double *s = malloc((size_t)Tk * sizeof *s);
+	for (int m = 0; m < BH; m++)
+		for (int i = 0; i < Tq; i++) {
+			double mx = -INFINITY, sum = 0.0;
+			for (int j = 0; j < Tk; j++) {
+				double d = 0.0;
+				for (int t = 0; t < Dh; t++)
+					d += (double)q[((size_t)m * Tq + i) * Dh + t] * k[((size_t)m * Tk + j) * Dh + t];
+				s[j] = (causal && j > i) ? -INFINITY : d / sqrt((double)Dh);
+				if (s[j] > mx)
+					mx = s[j];
+			}
+			for (int j = 0; j < Tk; j++) {
+				s[j] = exp(s[j] - mx);
+				sum += s[j];
+			}
+			for (int t = 0; t < Dh; t++) {
+				double o = 0.0;
+				for (int j = 0; j < Tk; j++)
+					o += s[j] / sum * v[((size_t)m * Tk + j) * Dh + t];
+				out[((size_t)m * Tq + i) * Dh + t] = o;
+			}
+		}
+	free(s);
+}
+
+static void test_attention(void)
+{
+	static const int cases[][6] = { /* B, H, Tq, Tk, Dh, causal */
+		{ 2, 3, 5, 5, 4, 0 }, { 2, 3, 5, 5, 4, 1 }, { 1, 2, 3, 7, 8, 0 }, { 3, 1, 16, 16, 8, 1 },
+	};
+	for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+		const int B = cases[t][0], H = cases[t][1], Tq = cases[t][2], Tk = cases[t][3];
+		const int Dh = cases[t][4], causal = cases[t][5];
+		Ctx *ctx = ctx_new(8);
+		Tensor *q = rand_tensor(ctx, 4, (int[]){ B, H, Tq, Dh }, 0);
+		Tensor *k = rand_tensor(ctx, 4, (int[]){ B, H, Tk, Dh }, 0);
+		Tensor *v = rand_tensor(ctx, 4, (int[]){ B, H, Tk, Dh }, 0);
+		for (size_t i = 0; i < q->size; i++)
+			q->data[i] *= 3.0f; /* sharper softmax */
+		Tensor *o = op_attention(ctx, q, k, v, causal);
+		CHECK(tensor_same_shape(o, q), "attention case %zu: output shape", t);
+		double *ref = malloc(o->size * sizeof *ref);
+		ref_attention(q->data, k->data, v->data, B * H, Tq, Tk, Dh, causal, ref);
+		const double e = max_rel_err(o->data, ref, o->size);
+		CHECK(e < 1e-5, "attention case %zu (causal %d): max rel err %g", t, causal, e);
+		free(ref);
+		ctx_free(ctx);
+	}
+	/* causal_mask alone */
+	Ctx *ctx = ctx_new(9);
+	Tensor *s = rand_tensor(ctx, 3, (int[]){ 2, 4, 4 }, 0);
+	Tensor *m = op_causal_mask(ctx, s);
+	int bad = 0;
+	for (int b = 0; b < 2; b++)
+		for (int i = 0; i < 4; i++)
+			for (int j = 0; j < 4; j++) {
+				const int idx = (b * 4 + i) * 4 + j;
+				if (j > i ? !(isinf(m->data[idx]) && m->data[idx] < 0) : m->data[idx] != s->data[idx])
+					bad++;
+			}
+	CHECK(bad == 0, "causal_mask: %d wrong entries", bad);
+	ctx_free(ctx);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* pooling and upsampling forward */
+
+static void test_pool_upsample(void)
+{
+	Ctx *ctx = ctx_new(10);
+	const int N = 2, C = 3, H = 7, W = 6;
+	Tensor *x = rand_tensor(ctx, 4, (int[]){ N, C, H, W }, 0);
+	Tensor *mp = op_maxpool2d(ctx, x, 3, 2);
+	Tensor *ap = op_avgpool2d(ctx, x, 2, 2);
+	Tensor *gp = op_global_avgpool(ctx, x);
+	Tensor *up = op_upsample_nearest(ctx, x, 2);
+	CHECK(mp->shape[2] == 3 && mp->shape[3] == 2, "maxpool2d shape");
+	CHECK(ap->shape[2] == 3 && ap->shape[3] == 3, "avgpool2d shape");
+	CHECK(gp->ndim == 2 && gp->shape[0] == N && gp->shape[1] == C, "global_avgpool shape");
+	CHECK(up->shape[2] == 2 * H && up->shape[3] == 2 * W, "upsample shape");
+	int bad = 0;
+	for (int p = 0; p < N * C; p++) {
+		const float *xp = x->data + p * H * W;
+		double gs = 0.0;
+		for (int i = 0; i < H * W; i++)
+			gs += xp[i];
+		if (fabs(gp->data[p] - gs / (H * W)) > 1e-6)
+			bad++;
+		for (int oh = 0; oh < 3; oh++)
+			for (int ow = 0; ow < 2; ow++) {
+				float mx = -INFINITY;
+				for (int i = 0; i < 3; i++)
+					for (int j = 0; j < 3; j++)
+						mx = fmaxf(mx, xp[(oh * 2 + i) * W + ow * 2 + j]);
+				if (mp->data[(p * 3 + oh) * 2 + ow] != mx)
+					bad++;
+			}
+		for (int oh = 0; oh < 3; oh++)
+			for (int ow = 0; ow < 3; ow++) {
+				double a = 0.0;
+				for (int i = 0; i < 2; i++)
+					for (int j = 0; j < 2; j++)
+						a += xp[(oh * 2 + i) * W + ow * 2 + j];
+				if (fabs(ap->data[(p * 3 + oh) * 3 + ow] - a / 4) > 1e-6)
+					bad++;
+			}
+		for (int oh = 0; oh < 2 * H; oh++)
+			for (int ow = 0; ow < 2 * W; ow++)
+				if (up->data[(p * 2 * H + oh) * 2 * W + ow] != xp[(oh / 2) * W + ow / 2])
+					bad++;
+	}
+	CHECK(bad == 0, "pooling/upsample: %d wrong values", bad);
+	ctx_free(ctx);
+}
+
+int main(void)
+{
+	rng_seed(&rng, 12345);
+	test_conv2d();
+	test_conv_transpose2d();
+	test_conv_adjoint();
+	test_batchnorm();
+	test_layernorm();
+	test_dropout();
+	test_attention();
+	test_pool_upsample();
+	if (failures) {
+		fprintf(stderr, "test_ops_nn: %d check(s) failed\n", failures);
+		return 1;
+	}
+	printf("test_ops_nn: all checks passed\n");
+	return 0;
+}
