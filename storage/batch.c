@@ -1,0 +1,329 @@
+/* batch.c - buffered, batched writes of metric points, events and progress (see batch.h).
+ *
+ * Two buffers per kind: appenders fill `cur` under `mu`; a flush swaps it with the empty `out`
+ * buffer and writes `out` while appenders carry on. Capacities persist across swaps, so a steady
+ * training run stops allocating after its first second. Not here: reading (store.c) and deciding
+ * when to flush (the daemon's timer and the workers).
+ */
+#include "batch.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define KEY_MAX 64
+
+typedef struct Point { int64_t job, step; double time, value; char key[KEY_MAX]; } Point;
+typedef struct Event { int64_t job; double time; int level; char *msg; } Event;
+typedef struct Progress { int64_t job, step, total; double eta_s; char stage[64]; } Progress;
+
+typedef struct Buf {
+	Point *pts; size_t npts, cappts;
+	Event *evs; size_t nevs, capevs;
+	Progress *prog; size_t nprog, capprog;
+} Buf;
+
+struct StoreBatch {
+	Store *st;
+	size_t max_pending;
+	pthread_mutex_t mu;        /* guards cur and the counters appenders touch */
+	pthread_mutex_t flush_mu;  /* one flush at a time: the single writer */
+	Buf cur, out;
+	StoreBatchStats stats;
+};
+
+static void buf_free(Buf *b)
+{
+	for (size_t i = 0; i < b->nevs; i++) free(b->evs[i].msg);
+	free(b->pts);
+	free(b->evs);
+	free(b->prog);
+	memset(b, 0, sizeof *b);
+}
+
+int store_batch_new(Store *st, size_t max_pending, StoreBatch **out, char *err, size_t errlen)
+{
+	StoreBatch *b = calloc(1, sizeof *b);
+	if (!b) {
+		snprintf(err, errlen, "metric batch: out of memory");
+		return STORE_ENOMEM;
+	}
+	b->st = st;
+	b->max_pending = max_pending ? max_pending : (size_t)1 << 20;
+	pthread_mutex_init(&b->mu, NULL);
+	pthread_mutex_init(&b->flush_mu, NULL);
+	*out = b;
+	return 0;
+}
+
+void store_batch_free(StoreBatch *b)
+{
+	if (!b) return;
+	buf_free(&b->cur);
+	buf_free(&b->out);
+	pthread_mutex_destroy(&b->mu);
+	pthread_mutex_destroy(&b->flush_mu);
+	free(b);
+}
+
+/* Grows *v (elements of size sz) to hold one more; 0 or -1. */
+static int grow(void **v, size_t n, size_t *cap, size_t sz)
+{
+	if (n < *cap) return 0;
+	size_t c = *cap ? *cap * 2 : 256;
+	void *w = realloc(*v, c * sz);
+	if (!w) return -1;
+	*v = w;
+	*cap = c;
+	return 0;
+}
+
+/* ---- appenders (any thread) ----------------------------------------------------------------- */
+
+void store_batch_metric(StoreBatch *b, int64_t job_id, int64_t step, const char *key, double value)
+{
+	double now = store_now();
+	pthread_mutex_lock(&b->mu);
+	if (b->cur.npts + b->out.npts >= b->max_pending || grow((void **)&b->cur.pts, b->cur.npts, &b->cur.cappts, sizeof(Point)) < 0) {
+		b->stats.dropped++;
+	} else {
+		Point *p = &b->cur.pts[b->cur.npts++];
+		p->job = job_id;
+		p->step = step;
+		p->time = now;
+		p->value = value;
+		size_t n = strlen(key);
+		if (n >= KEY_MAX) n = KEY_MAX - 1;
+		memcpy(p->key, key, n);
+		p->key[n] = 0;
+	}
+	pthread_mutex_unlock(&b->mu);
+}
+
+void store_batch_event(StoreBatch *b, int64_t job_id, int level, const char *message)
+{
+	char *m = strdup(message);
+	if (!m) return;
+	double now = store_now();
+	pthread_mutex_lock(&b->mu);
+	if (b->cur.nevs >= 100000 || grow((void **)&b->cur.evs, b->cur.nevs, &b->cur.capevs, sizeof(Event)) < 0) {
+		free(m);
+	} else {
+		b->cur.evs[b->cur.nevs++] = (Event){ .job = job_id, .time = now, .level = level, .msg = m };
+	}
+	pthread_mutex_unlock(&b->mu);
+}
+
+void store_batch_progress(StoreBatch *b, int64_t job_id, int64_t step, int64_t total, const char *stage,
+                          double eta_s)
+{
+	pthread_mutex_lock(&b->mu);
+	Progress *p = NULL;
+	for (size_t i = 0; i < b->cur.nprog; i++)
+		if (b->cur.prog[i].job == job_id) p = &b->cur.prog[i];
+	if (!p && grow((void **)&b->cur.prog, b->cur.nprog, &b->cur.capprog, sizeof(Progress)) == 0)
+		p = &b->cur.prog[b->cur.nprog++];
+	if (p) {
+		p->job = job_id;
+		p->step = step;
+		p->total = total;
+		p->eta_s = eta_s;
+		snprintf(p->stage, sizeof p->stage, "%s", stage ? stage : "");
+	}
+	pthread_mutex_unlock(&b->mu);
+}
+
+/* ---- the flush (single writer) -------------------------------------------------------------- */
+
+/* Moves everything from cur to out (out may hold rows a failed flush left behind). */
+static int take_pending(StoreBatch *b)
+{
+	int rc = 0;
+	pthread_mutex_lock(&b->mu);
+	Buf *c = &b->cur, *o = &b->out;
+	if (o->npts == 0 && o->nevs == 0 && o->nprog == 0) {
+		Buf t = *o;
+		*o = *c;
+		*c = t;
+	} else {
+		size_t np0 = o->npts, ne0 = o->nevs, nr0 = o->nprog;
+		for (size_t i = 0; i < c->npts && rc == 0; i++) {
+			if (grow((void **)&o->pts, o->npts, &o->cappts, sizeof(Point)) < 0) rc = -1;
+			else o->pts[o->npts++] = c->pts[i];
+		}
+		for (size_t i = 0; i < c->nevs && rc == 0; i++) {
+			if (grow((void **)&o->evs, o->nevs, &o->capevs, sizeof(Event)) < 0) rc = -1;
+			else o->evs[o->nevs++] = c->evs[i];
+		}
+		for (size_t i = 0; i < c->nprog && rc == 0; i++) {
+			size_t j = 0;
+			while (j < o->nprog && o->prog[j].job != c->prog[i].job) j++;
+			if (j == o->nprog) {
+				if (grow((void **)&o->prog, o->nprog, &o->capprog, sizeof(Progress)) < 0) { rc = -1; break; }
+				o->nprog++;
+			}
+			o->prog[j] = c->prog[i];
+		}
+		if (rc == 0) c->npts = c->nevs = c->nprog = 0;
+		else {   /* out of memory: undo the partial copy; cur still owns everything */
+			o->npts = np0;
+			o->nevs = ne0;
+			o->nprog = nr0;
+		}
+	}
+	pthread_mutex_unlock(&b->mu);
+	return rc;
+}
+
+typedef struct KeyLast { int64_t job, id, step; double value; const char *key; } KeyLast;
+
+static int write_out(StoreBatch *b, sqlite3 *db, char *err, size_t errlen)
+{
+	Buf *o = &b->out;
+	sqlite3_stmt *ins = NULL, *up = NULL, *ev = NULL, *pr = NULL;
+	KeyLast *last = NULL;
+	size_t nlast = 0, caplast = 0;
+	int rc = store_begin(db, err, errlen);
+	if (rc < 0) return rc;
+	const char *what = "preparing the batch";
+	if (sqlite3_prepare_v2(db, "INSERT INTO metrics(job_id, step, key, value, time) VALUES (?1, ?2, ?3, ?4, ?5)", -1, &ins, NULL) ||
+	    sqlite3_prepare_v2(db, "INSERT INTO metric_keys(job_id, key, last_id, last_step, last_value) VALUES (?1, ?2, ?3, ?4, ?5) "
+	                           "ON CONFLICT(job_id, key) DO UPDATE SET last_id = excluded.last_id, "
+	                           "last_step = excluded.last_step, last_value = excluded.last_value", -1, &up, NULL) ||
+	    sqlite3_prepare_v2(db, "INSERT INTO events(job_id, time, level, message) VALUES (?1, ?2, ?3, ?4)", -1, &ev, NULL) ||
+	    sqlite3_prepare_v2(db, "UPDATE jobs SET step = ?2, total = ?3, stage = ?4, eta_s = ?5, updated_at = ?6 "
+	                           "WHERE id = ?1 AND state = 'running'", -1, &pr, NULL))
+		goto fail;
+	what = "writing metric points";
+	for (size_t i = 0; i < o->npts; i++) {
+		Point *p = &o->pts[i];
+		sqlite3_reset(ins);
+		sqlite3_bind_int64(ins, 1, p->job);
+		sqlite3_bind_int64(ins, 2, p->step);
+		sqlite3_bind_text(ins, 3, p->key, -1, SQLITE_STATIC);
+		if (isfinite(p->value)) sqlite3_bind_double(ins, 4, p->value);
+		else sqlite3_bind_null(ins, 4);
+		sqlite3_bind_double(ins, 5, p->time);
+		if (sqlite3_step(ins) != SQLITE_DONE) {
+			/* A job deleted meanwhile (foreign key): skip its point rather than block the batch. */
+			if (sqlite3_extended_errcode(db) == SQLITE_CONSTRAINT_FOREIGNKEY) continue;
+			goto fail;
+		}
+		int64_t id = sqlite3_last_insert_rowid(db);
+		size_t k = nlast;
+		for (size_t j = 0; j < nlast; j++)
+			if (last[j].job == p->job && strcmp(last[j].key, p->key) == 0) { k = j; break; }
+		if (k == nlast) {
+			if (grow((void **)&last, nlast, &caplast, sizeof *last) < 0) {
+				snprintf(err, errlen, "metric batch: out of memory");
+				rc = STORE_ENOMEM;
+				goto out;
+			}
+			nlast++;
+		}
+		last[k] = (KeyLast){ .job = p->job, .id = id, .step = p->step, .value = p->value, .key = p->key };
+	}
+	what = "updating latest metrics";
+	for (size_t j = 0; j < nlast; j++) {
+		sqlite3_reset(up);
+		sqlite3_bind_int64(up, 1, last[j].job);
+		sqlite3_bind_text(up, 2, last[j].key, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(up, 3, last[j].id);
+		sqlite3_bind_int64(up, 4, last[j].step);
+		if (isfinite(last[j].value)) sqlite3_bind_double(up, 5, last[j].value);
+		else sqlite3_bind_null(up, 5);
+		if (sqlite3_step(up) != SQLITE_DONE) goto fail;
+	}
+	what = "writing events";
+	for (size_t i = 0; i < o->nevs; i++) {
+		sqlite3_reset(ev);
+		sqlite3_bind_int64(ev, 1, o->evs[i].job);
+		sqlite3_bind_double(ev, 2, o->evs[i].time);
+		sqlite3_bind_int(ev, 3, o->evs[i].level);
+		sqlite3_bind_text(ev, 4, o->evs[i].msg, -1, SQLITE_STATIC);
+		if (sqlite3_step(ev) != SQLITE_DONE && sqlite3_extended_errcode(db) != SQLITE_CONSTRAINT_FOREIGNKEY) goto fail;
+	}
+	what = "writing progress";
+	double now = store_now();
+	for (size_t i = 0; i < o->nprog; i++) {
+		Progress *p = &o->prog[i];
+		sqlite3_reset(pr);
+		sqlite3_bind_int64(pr, 1, p->job);
+		sqlite3_bind_int64(pr, 2, p->step);
+		sqlite3_bind_int64(pr, 3, p->total);
+		sqlite3_bind_text(pr, 4, p->stage, -1, SQLITE_STATIC);
+		if (p->eta_s >= 0 && isfinite(p->eta_s)) sqlite3_bind_double(pr, 5, p->eta_s);
+		else sqlite3_bind_null(pr, 5);
+		sqlite3_bind_double(pr, 6, now);
+		if (sqlite3_step(pr) != SQLITE_DONE) goto fail;
+	}
+	rc = store_commit(db, err, errlen);
+	goto out;
+fail:
+	snprintf(err, errlen, "metric batch: %s: %s", what, sqlite3_errmsg(db));
+	rc = STORE_EDB;
+out:
+	sqlite3_finalize(ins);
+	sqlite3_finalize(up);
+	sqlite3_finalize(ev);
+	sqlite3_finalize(pr);
+	free(last);
+	if (rc < 0) store_rollback(db);
+	return rc;
+}
+
+int store_batch_flush(StoreBatch *b, char *err, size_t errlen)
+{
+	pthread_mutex_lock(&b->flush_mu);
+	if (take_pending(b) < 0) {
+		snprintf(err, errlen, "metric batch: out of memory while collecting rows");
+		pthread_mutex_unlock(&b->flush_mu);
+		return STORE_ENOMEM;
+	}
+	Buf *o = &b->out;
+	size_t rows = o->npts + o->nevs + o->nprog;
+	if (rows == 0) {
+		pthread_mutex_unlock(&b->flush_mu);
+		return 0;
+	}
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int rc;
+	sqlite3 *db = store_acquire(b->st, err, errlen);
+	if (!db) rc = STORE_EDB;
+	else {
+		rc = write_out(b, db, err, errlen);
+		store_release(b->st, db);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double dt = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+	size_t npts = o->npts, nevs = o->nevs;
+	pthread_mutex_lock(&b->mu);
+	if (rc == 0) {
+		for (size_t i = 0; i < o->nevs; i++) free(o->evs[i].msg);
+		o->npts = o->nevs = o->nprog = 0;
+	}
+	b->stats.flush_seconds += dt;
+	if (dt > b->stats.max_flush_seconds) b->stats.max_flush_seconds = dt;
+	if (rc == 0) {
+		b->stats.flushes++;
+		b->stats.points_written += npts;
+		b->stats.events_written += nevs;
+	} else
+		b->stats.failures++;
+	pthread_mutex_unlock(&b->mu);
+	pthread_mutex_unlock(&b->flush_mu);
+	return rc < 0 ? rc : (int)(rows > INT32_MAX ? INT32_MAX : rows);
+}
+
+void store_batch_stats(StoreBatch *b, StoreBatchStats *out)
+{
+	pthread_mutex_lock(&b->mu);
+	*out = b->stats;
+	out->pending = b->cur.npts + b->out.npts;
+	pthread_mutex_unlock(&b->mu);
+}

@@ -1,0 +1,1045 @@
+/* store.c - SQLite storage for the service: schema and migrations, the job queue, metric and event
+ * reads, artifacts (see store.h).
+ *
+ * Deliberately not here: anything about HTTP or JSON (results and specs are opaque text), and the
+ * hot path of metric writing, which lives in batch.c so that a training step never waits on a
+ * transaction. Every write is one BEGIN IMMEDIATE transaction; SQLite errors are turned into
+ * messages that name the operation once, here.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sha256.h"
+
+#define POOL_MAX 16
+
+struct Store {
+	char *path;
+	pthread_mutex_t mu;
+	sqlite3 *idle[POOL_MAX];
+	int n_idle;
+};
+
+/* ---- names ---------------------------------------------------------------------------------- */
+
+static const char *const state_names[JOB_STATE_COUNT] = {
+	"queued", "running", "succeeded", "failed", "cancelled",
+};
+_Static_assert(sizeof state_names / sizeof state_names[0] == JOB_STATE_COUNT, "state names");
+
+const char *job_state_name(JobState s)
+{
+	return (unsigned)s < JOB_STATE_COUNT ? state_names[s] : "unknown";
+}
+
+int job_state_parse(const char *name)
+{
+	for (int i = 0; i < JOB_STATE_COUNT; i++)
+		if (strcmp(name, state_names[i]) == 0) return i;
+	return -1;
+}
+
+const char *store_strerror(int code)
+{
+	switch (code) {
+	case 0: return "ok";
+	case STORE_EDB: return "database error";
+	case STORE_ENOTFOUND: return "not found";
+	case STORE_ELIMIT: return "queue limit reached";
+	case STORE_ESTATE: return "job is not in a state that allows this";
+	case STORE_ENOMEM: return "out of memory";
+	case STORE_EVERSION: return "database schema is newer than this ssld";
+	default: return "unknown storage error";
+	}
+}
+
+double store_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int db_fail(sqlite3 *db, const char *what, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "database %s: %s", what, db ? sqlite3_errmsg(db) : "no connection");
+	return STORE_EDB;
+}
+
+static int prep(sqlite3 *db, const char *sql, sqlite3_stmt **st, const char *what, char *err, size_t errlen)
+{
+	if (sqlite3_prepare_v2(db, sql, -1, st, NULL) != SQLITE_OK) {
+		*st = NULL;
+		return db_fail(db, what, err, errlen);
+	}
+	return 0;
+}
+
+static char *col_strdup(sqlite3_stmt *st, int i)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+	return t ? strdup((const char *)t) : NULL;
+}
+
+/* ---- migrations ----------------------------------------------------------------------------- */
+
+/* migrations[v] takes the schema from user_version v to v + 1. Append only; never edit a shipped one. */
+static const char *const migrations[] = {
+	/* 0 -> 1: the initial schema. */
+	"CREATE TABLE jobs("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  name TEXT, method TEXT NOT NULL DEFAULT '', spec TEXT NOT NULL,"
+	"  state TEXT NOT NULL CHECK (state IN ('queued','running','succeeded','failed','cancelled')),"
+	"  priority INTEGER NOT NULL DEFAULT 0, owner TEXT NOT NULL DEFAULT '',"
+	"  created_at REAL NOT NULL, started_at REAL, finished_at REAL, updated_at REAL NOT NULL,"
+	"  step INTEGER NOT NULL DEFAULT 0, total INTEGER NOT NULL DEFAULT 0, stage TEXT, eta_s REAL,"
+	"  checkpoint_step INTEGER, attempts INTEGER NOT NULL DEFAULT 0,"
+	"  cancel_requested INTEGER NOT NULL DEFAULT 0, results TEXT, error TEXT);"
+	"CREATE INDEX jobs_queue ON jobs(state, priority DESC, id);"
+	"CREATE INDEX jobs_owner ON jobs(owner, state);"
+	"CREATE TABLE metrics("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,"
+	"  step INTEGER NOT NULL, key TEXT NOT NULL, value REAL, time REAL NOT NULL);"
+	"CREATE INDEX metrics_job ON metrics(job_id, id);"
+	"CREATE INDEX metrics_job_key ON metrics(job_id, key, id);"
+	"CREATE TABLE metric_keys("
+	"  job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE, key TEXT NOT NULL,"
+	"  last_id INTEGER NOT NULL, last_step INTEGER NOT NULL, last_value REAL,"
+	"  PRIMARY KEY (job_id, key)) WITHOUT ROWID;"
+	"CREATE TABLE events("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,"
+	"  time REAL NOT NULL, level INTEGER NOT NULL, message TEXT NOT NULL);"
+	"CREATE INDEX events_job ON events(job_id, id);"
+	"CREATE TABLE artifacts("
+	"  job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,"
+	"  name TEXT NOT NULL, path TEXT NOT NULL, size INTEGER NOT NULL, sha256 TEXT NOT NULL,"
+	"  created_at REAL NOT NULL, PRIMARY KEY (job_id, name));",
+};
+_Static_assert(sizeof migrations / sizeof migrations[0] == SSLD_SCHEMA_VERSION, "one migration per version");
+
+static int user_version(sqlite3 *db)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK) return -1;
+	int v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+	sqlite3_finalize(st);
+	return v;
+}
+
+static int migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
+{
+	if (store_begin(db, err, errlen) < 0) return STORE_EDB;
+	int v = user_version(db);
+	if (v < 0) {
+		store_rollback(db);
+		return db_fail(db, "reading user_version", err, errlen);
+	}
+	if (v > SSLD_SCHEMA_VERSION) {
+		store_rollback(db);
+		snprintf(err, errlen, "%s: schema version %d is newer than this ssld knows (%d); use a newer ssld",
+		         path, v, SSLD_SCHEMA_VERSION);
+		return STORE_EVERSION;
+	}
+	for (; v < SSLD_SCHEMA_VERSION; v++) {
+		char *msg = NULL;
+		if (sqlite3_exec(db, migrations[v], NULL, NULL, &msg) != SQLITE_OK) {
+			snprintf(err, errlen, "%s: migration %d -> %d failed: %s", path, v, v + 1, msg ? msg : "?");
+			sqlite3_free(msg);
+			store_rollback(db);
+			return STORE_EDB;
+		}
+		char sql[64];
+		snprintf(sql, sizeof sql, "PRAGMA user_version = %d", v + 1);
+		if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+			store_rollback(db);
+			return db_fail(db, "setting user_version", err, errlen);
+		}
+	}
+	return store_commit(db, err, errlen);
+}
+
+/* ---- connections ---------------------------------------------------------------------------- */
+
+static sqlite3 *open_conn(const char *path, char *err, size_t errlen)
+{
+	sqlite3 *db = NULL;
+	int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "%s: cannot open database: %s", path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+		sqlite3_close(db);
+		return NULL;
+	}
+	sqlite3_busy_timeout(db, 5000);
+	/* WAL: readers never block the writer. synchronous=NORMAL is durable against process crashes
+	 * (SIGKILL) and consistent after a power loss, which may lose only the last commits. */
+	char *msg = NULL;
+	if (sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+	                 NULL, NULL, &msg) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: configuring database: %s", path, msg ? msg : sqlite3_errmsg(db));
+		sqlite3_free(msg);
+		sqlite3_close(db);
+		return NULL;
+	}
+	return db;
+}
+
+sqlite3 *store_acquire(Store *st, char *err, size_t errlen)
+{
+	pthread_mutex_lock(&st->mu);
+	sqlite3 *db = st->n_idle ? st->idle[--st->n_idle] : NULL;
+	pthread_mutex_unlock(&st->mu);
+	return db ? db : open_conn(st->path, err, errlen);
+}
+
+void store_release(Store *st, sqlite3 *db)
+{
+	if (!db) return;
+	/* A connection must come back clean: roll back anything a failed path left open. */
+	if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	pthread_mutex_lock(&st->mu);
+	if (st->n_idle < POOL_MAX) {
+		st->idle[st->n_idle++] = db;
+		db = NULL;
+	}
+	pthread_mutex_unlock(&st->mu);
+	if (db) sqlite3_close(db);
+}
+
+int store_begin(sqlite3 *db, char *err, size_t errlen)
+{
+	/* busy_timeout covers most waits; a few retries cover the rare SQLITE_BUSY that the busy
+	 * handler gives up on (e.g. a checkpoint holding the lock a little longer). */
+	for (int attempt = 0;; attempt++) {
+		int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+		if (rc == SQLITE_OK) return 0;
+		if ((rc != SQLITE_BUSY && rc != SQLITE_LOCKED) || attempt >= 5) return db_fail(db, "BEGIN IMMEDIATE", err, errlen);
+		usleep(20000);
+	}
+}
+
+int store_commit(sqlite3 *db, char *err, size_t errlen)
+{
+	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		int rc = db_fail(db, "COMMIT", err, errlen);
+		store_rollback(db);
+		return rc;
+	}
+	return 0;
+}
+
+void store_rollback(sqlite3 *db)
+{
+	if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+int store_open(const char *path, Store **out, char *err, size_t errlen)
+{
+	*out = NULL;
+	Store *st = calloc(1, sizeof *st);
+	if (!st || !(st->path = strdup(path))) {
+		free(st);
+		snprintf(err, errlen, "%s: out of memory", path);
+		return STORE_ENOMEM;
+	}
+	pthread_mutex_init(&st->mu, NULL);
+	sqlite3 *db = open_conn(path, err, errlen);
+	if (!db) {
+		store_free(st);
+		return STORE_EDB;
+	}
+	int rc = migrate(db, path, err, errlen);
+	if (rc < 0) {
+		sqlite3_close(db);
+		store_free(st);
+		return rc;
+	}
+	store_release(st, db);
+	*out = st;
+	return 0;
+}
+
+void store_free(Store *st)
+{
+	if (!st) return;
+	for (int i = 0; i < st->n_idle; i++) sqlite3_close(st->idle[i]);
+	pthread_mutex_destroy(&st->mu);
+	free(st->path);
+	free(st);
+}
+
+const char *store_path(const Store *st) { return st->path; }
+
+int store_schema_version(Store *st)
+{
+	char err[128];
+	sqlite3 *db = store_acquire(st, err, sizeof err);
+	if (!db) return STORE_EDB;
+	int v = user_version(db);
+	store_release(st, db);
+	return v < 0 ? STORE_EDB : v;
+}
+
+/* ---- jobs ----------------------------------------------------------------------------------- */
+
+void store_job_clear(StoreJob *j)
+{
+	if (!j) return;
+	free(j->name); free(j->method); free(j->owner); free(j->spec);
+	free(j->stage); free(j->results); free(j->error);
+	memset(j, 0, sizeof *j);
+}
+
+#define JOB_COLS "id, name, method, owner, state, priority, created_at, started_at, finished_at, " \
+	"updated_at, step, total, stage, eta_s, checkpoint_step, attempts, cancel_requested, error"
+/* Full rows add spec and results after JOB_COLS. */
+
+static void read_job_row(sqlite3_stmt *s, StoreJob *j, int full)
+{
+	memset(j, 0, sizeof *j);
+	j->id = sqlite3_column_int64(s, 0);
+	j->name = col_strdup(s, 1);
+	j->method = col_strdup(s, 2);
+	j->owner = col_strdup(s, 3);
+	const unsigned char *state = sqlite3_column_text(s, 4);
+	int k = state ? job_state_parse((const char *)state) : -1;
+	j->state = k < 0 ? JOB_FAILED : (JobState)k;
+	j->priority = sqlite3_column_int(s, 5);
+	j->created_at = sqlite3_column_double(s, 6);
+	j->started_at = sqlite3_column_double(s, 7);
+	j->finished_at = sqlite3_column_double(s, 8);
+	j->updated_at = sqlite3_column_double(s, 9);
+	j->step = sqlite3_column_int64(s, 10);
+	j->total = sqlite3_column_int64(s, 11);
+	j->stage = col_strdup(s, 12);
+	j->eta_s = sqlite3_column_type(s, 13) == SQLITE_NULL ? -1 : sqlite3_column_double(s, 13);
+	j->checkpoint_step = sqlite3_column_type(s, 14) == SQLITE_NULL ? -1 : sqlite3_column_int64(s, 14);
+	j->attempts = sqlite3_column_int(s, 15);
+	j->cancel_requested = sqlite3_column_int(s, 16);
+	j->error = col_strdup(s, 17);
+	if (full) {
+		j->spec = col_strdup(s, 18);
+		j->results = col_strdup(s, 19);
+	}
+}
+
+static int count_queued(sqlite3 *db, const char *owner, int64_t *n, char *err, size_t errlen)
+{
+	sqlite3_stmt *s;
+	const char *sql = owner ? "SELECT count(*) FROM jobs WHERE owner = ?1 AND state = 'queued'"
+	                        : "SELECT count(*) FROM jobs WHERE state = 'queued'";
+	if (prep(db, sql, &s, "counting queued jobs", err, errlen) < 0) return STORE_EDB;
+	if (owner) sqlite3_bind_text(s, 1, owner, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(s);
+	*n = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW ? 0 : db_fail(db, "counting queued jobs", err, errlen);
+}
+
+int store_job_insert(Store *st, const StoreNewJob *nj, int64_t *id, char *err, size_t errlen)
+{
+	sqlite3 *db = store_acquire(st, err, errlen);
+	if (!db) return STORE_EDB;
+	int rc = store_begin(db, err, errlen);
+	sqlite3_stmt *s = NULL;
+	if (rc < 0) goto out;
+	int64_t n;
+	if (nj->max_queued > 0) {
+		if ((rc = count_queued(db, NULL, &n, err, errlen)) < 0) goto out;
+		if (n >= nj->max_queued) {
+			snprintf(err, errlen, "the queue is full: %lld jobs queued (limit %d)", (long long)n, nj->max_queued);
+			rc = STORE_ELIMIT;
+			goto out;
+		}
+	}
+	if (nj->max_queued_per_owner > 0) {
+		if ((rc = count_queued(db, nj->owner ? nj->owner : "", &n, err, errlen)) < 0) goto out;
+		if (n >= nj->max_queued_per_owner) {
+			snprintf(err, errlen, "owner '%s' already has %lld queued jobs (limit %d)",
+			         nj->owner ? nj->owner : "", (long long)n, nj->max_queued_per_owner);
+			rc = STORE_ELIMIT;
+			goto out;
+		}
+	}
+	if ((rc = prep(db, "INSERT INTO jobs(name, method, spec, state, priority, owner, created_at, updated_at) "
+	                   "VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?6)", &s, "inserting a job", err, errlen)) < 0)
+		goto out;
+	double now = store_now();
+	sqlite3_bind_text(s, 1, nj->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, nj->method ? nj->method : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, nj->spec, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 4, nj->priority);
+	sqlite3_bind_text(s, 5, nj->owner ? nj->owner : "", -1, SQLITE_STATIC);
+	sqlite3_bind_double(s, 6, now);
+	if (sqlite3_step(s) != SQLITE_DONE) {
+		rc = db_fail(db, "inserting a job", err, errlen);
+		goto out;
+	}
+	*id = sqlite3_last_insert_rowid(db);
+	rc = store_commit(db, err, errlen);
+out:
+	sqlite3_finalize(s);
+	if (rc < 0) store_rollback(db);
+	store_release(st, db);
+	return rc;
+}
+
+static int get_job(sqlite3 *db, int64_t id, StoreJob *out, char *err, size_t errlen)
+{
+	sqlite3_stmt *s;
+	if (prep(db, "SELECT " JOB_COLS ", spec, results FROM jobs WHERE id = ?1", &s, "reading a job", err, errlen) < 0)
+		return STORE_EDB;
+	sqlite3_bind_int64(s, 1, id);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		read_job_row(s, out, 1);
+		rc = 0;
+	} else if (rc == SQLITE_DONE) {
+		snprintf(err, errlen, "job %lld not found", (long long)id);
+		rc = STORE_ENOTFOUND;
+	} else
+		rc = db_fail(db, "reading a job", err, errlen);
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int store_job_get(Store *st, int64_t id, StoreJob *out, char *err, size_t errlen)
+{
+	memset(out, 0, sizeof *out);
+	sqlite3 *db = store_acquire(st, err, errlen);
+	if (!db) return STORE_EDB;
+	int rc = get_job(db, id, out, err, errlen);
+	store_release(st, db);
+	return rc;
+}
+
+static int exec_bind_id(sqlite3 *db, const char *sql, int64_t id, const char *what, char *err, size_t errlen)
+{
+	sqlite3_stmt *s;
+	if (prep(db, sql, &s, what, err, errlen) < 0) return STORE_EDB;
+	sqlite3_bind_int64(s, 1, id);
+	int rc = sqlite3_step(s) == SQLITE_DONE ? 0 : db_fail(db, what, err, errlen);
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int store_job_claim(Store *st, StoreJob *out, char *err, size_t errlen)
+{
+	memset(out, 0, sizeof *out);
+	sqlite3 *db = store_acquire(st, err, errlen);
+	if (!db) return STORE_EDB;
+	sqlite3_stmt *s = NULL;
+	int64_t id = 0;
+	int rc = store_begin(db, err, errlen);
+	if (rc < 0) goto out;
+	if ((rc = prep(db, "SELECT id FROM jobs WHERE state = 'queued' ORDER BY priority DESC, id ASC LIMIT 1",
+	               &s, "claiming a job", err, errlen)) < 0)
+		goto out;
+	int r = sqlite3_step(s);
+	if (r == SQLITE_DONE) {
+		rc = 0;
+		goto out;
+	}
+	if (r != SQLITE_ROW) {
+		rc = db_fail(db, "claiming a job", err, errlen);
+		goto out;
+	}
+	id = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	s = NULL;
+	if ((rc = prep(db, "UPDATE jobs SET state = 'running', started_at = coalesce(started_at, ?2), "
+	                   "updated_at = ?2, attempts = attempts + 1, step = coalesce(checkpoint_step, 0), "
+	                   "eta_s = NULL WHERE id = ?1", &s, "claiming a job", err, errlen)) < 0)
+		goto out;
+	sqlite3_bind_int64(s, 1, id);
+	sqlite3_bind_double(s, 2, store_now());
+	if (sqlite3_step(s) != SQLITE_DONE) {
+		rc = db_fail(db, "claiming a job", err, errlen);
+		goto out;
+	}
+	/* A resumed run repeats the steps after its checkpoint: drop their points so none is stored twice,
+	 * and rebuild the per-key "latest point" summary from what is left. */
+	if ((rc = exec_bind_id(db, "DELETE FROM metrics WHERE job_id = ?1 AND step > "
+	                       "coalesce((SELECT checkpoint_step FROM jobs WHERE id = ?1), -1)",
+	                       id, "dropping points after the checkpoint", err, errlen)) < 0)
+		goto out;
+	if (sqlite3_changes(db) > 0) {
+		if ((rc = exec_bind_id(db, "DELETE FROM metric_keys WHERE job_id = ?1", id, "rebuilding metric keys", err, errlen)) < 0 ||
+		    (rc = exec_bind_id(db, "INSERT INTO metric_keys(job_id, key, last_id, last_step, last_value) "
+		                       "SELECT job_id, key, max(id), step, value FROM metrics WHERE job_id = ?1 GROUP BY key",
+		                       id, "rebuilding metric keys", err, errlen)) < 0)
+			goto out;
+	}
+	if ((rc = store_commit(db, err, errlen)) < 0) goto out;
+	if ((rc = get_job(db, id, out, err, errlen)) == 0) rc = 1;
+out:
+	sqlite3_finalize(s);
+	store_rollback(db);   /* no-op after COMMIT; ends the read-only transaction of an empty queue */
+	store_release(st, db);
+	return rc;
+}
+
+int store_job_finish(Store *st, int64_t id, JobState state, const char *results, const char *error,
+                     char *err, size_t errlen)
+{
+	if (state == JOB_RUNNING || (unsigned)state >= JOB_STATE_COUNT) {
+		snprintf(err, errlen, "job %lld: cannot finish into state %d", (long long)id, (int)state);
+		return STORE_ESTATE;
+	}
+	sqlite3 *db = store_acquire(st, err, errlen);
+	if (!db) return STORE_EDB;
+	sqlite3_stmt *s = NULL;
+	int rc = store_begin(db, err, errlen);
+	if (rc < 0) goto out;
+	const char *sql = state == JOB_QUEUED
+		? "UPDATE jobs SET state = 'queued', updated_at = ?3, eta_s = NULL WHERE id = ?1 AND state = 'running'"
+		: "UPDATE jobs SET state = ?2, updated_at = ?3, finished_at = ?3, results = ?4, error = ?5, eta_s = NULL, "
+		  "step = CASE WHEN ?2 = 'succeeded' AND total > 0 THEN total ELSE step END "
+		  "WHERE id = ?1 AND state = 'running'";
+	if ((rc = prep(db, sql, &s, "finishing a job", err, errlen)) < 0) goto out;
+	sqlite3_bind_int64(s, 1, id);
+	if (state != JOB_QUEUED) {
+		sqlite3_bind_text(s, 2, job_state_name(state), -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 4, results, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 5, error, -1, SQLITE_STATIC);
+	}
+	sqlite3_bind_double(s, 3, store_now());
+	if (sqlite3_step(s) != SQLITE_DONE) {
+		rc = db_fail(db, "finishing a job", err, errlen);
+		goto out;
+	}
+	if (sqlite3_changes(db) == 0) {
+		snprintf(err, errlen, "job %lld is not running", (long long)id);
+		rc = STORE_ESTATE;
+		goto out;
+	}
+	rc = store_commit(db, err, errlen);
+out:
+	sqlite3_finalize(s);
+	if (rc < 0) store_rollback(db);
+	store_release(st, db);
+	return rc;
+}
+
+int store_job_checkpoint(Store *st, int64_t id, int64_t step, char *err, size_t errlen)
+{
+	sqlite3 *db = store_acquire(st, err, errlen);
+	if (!db) return STORE_EDB;
+	sqlite3_stmt *s = NULL;
+	int rc = store_begin(db, err, errlen);
+	if (rc < 0) goto out;
+	if ((rc = prep(db, "UPDATE jobs SET checkpoint_step = ?2, updated_at = ?3 WHERE id = ?1", &s,
+	               "recording a checkpoint", err, errlen)) < 0)
+		goto out;
+	sqlite3_bind_int64(s, 1, id);
+	sqlite3_bind_int64(s, 2, step);
+	sqlite3_bind_double(s, 3, store_now());
+	if (sqlite3_step(s) != SQLITE_DONE) {
+		rc = db_fail(db, "recording a checkpoint", err, errlen);
+		goto out;
+	}
+	rc = store_commit(db, err, errlen);
+out:
+	sqlite3_finalize(s);
+	if (rc < 0) store_rollback(db);
+	store_release(st, db);
+	return rc;
+}
+
+int store_job_cancel(Store *st, int64_t id, JobState *state_out, char *err, size_t errlen)
+{
+	sqlite3 *db = store_acquire(st, err, errlen);
+	if (!db) return STORE_EDB;
+	sqlite3_stmt *s = NULL;
+	int rc = store_begin(db, err, errlen);
+	if (rc < 0) goto out;
+	if ((rc = prep(db, "SELECT state FROM jobs WHERE id = ?1", &s, "cancelling a job", err, errlen)) < 0) goto out;
+	sqlite3_bind_int64(s, 1, id);
+	int r = sqlite3_step(s);
+	if (r == SQLITE_DONE) {
+		snprintf(err, errlen, "job %lld not found", (long long)id);
+		rc = STORE_ENOTFOUND;
+		goto out;
+	}
+	if (r != SQLITE_ROW) {
+		rc = db_fail(db, "cancelling a job", err, errlen);
+		goto out;
+	}
+	int state = job_state_parse((const char *)sqlite3_column_text(s, 0));
+	sqlite3_finalize(s);
+	s = NULL;
+	const char *sql;
+	if (state == JOB_QUEUED)
+		sql = "UPDATE jobs SET state = 'cancelled', cancel_requested = 1, finished_at = ?2, updated_at = ?2, "
+		      "error = 'cancelled while queued' WHERE id = ?1";
+	else if (state == JOB_RUNNING)
+		sql = "UPDATE jobs SET cancel_requested = 1, updated_at = ?2 WHERE id = ?1";
+	else {
+		snprintf(err, errlen, "job %lld is already %s", (long long)id, job_state_name((JobState)state));
+		*state_out = (JobState)state;
+		rc = STORE_ESTATE;
+		goto out;
+	}
+	if ((rc = prep(db, sql, &s, "cancelling a job", err, errlen)) < 0) goto out;
+	sqlite3_bind_int64(s, 1, id);
+	sqlite3_bind_double(s, 2, store_now());
+	if (sqlite3_step(s) != SQLITE_DONE) {
+		rc = db_fail(db, "cancelling a job", err, errlen);
+		goto out;
+	}
+	*state_out = state == JOB_QUEUED ? JOB_CANCELLED : JOB_RUNNING;
+	rc = store_commit(db, err, errlen);
+out:
+	sqlite3_finalize(s);
+	if (rc < 0) store_rollback(db);
+	store_release(st, db);
+	return rc;
+}
+
+int store_recover(Store *st, int64_t *ids, int cap, char *err, size_t errlen)
+{
+	sqlite3 *db = store_acquire(st, err, errlen);
+	if (!db) return STORE_EDB;
+	sqlite3_stmt *s = NULL;
+	int n = 0;
+	int rc = store_begin(db, err, errlen);
+	if (rc < 0) goto out;
+	/* A job whose cancel was requested before the crash is done: it must not run again. */
+	double now = store_now();
+	if ((rc = prep(db, "UPDATE jobs SET state = 'cancelled', finished_at = ?1, updated_at = ?1 "
+	                   "WHERE state = 'running' AND cancel_requested = 1", &s, "recovering jobs", err, errlen)) < 0)
+		goto out;
+	sqlite3_bind_double(s, 1, now);
+	if (sqlite3_step(s) != SQLITE_DONE) {
+		rc = db_fail(db, "recovering jobs", err, errlen);
+		goto out;
+	}
+	sqlite3_finalize(s);
+	if ((rc = prep(db, "SELECT id FROM jobs WHERE state = 'running' ORDER BY id", &s, "recovering jobs", err, errlen)) < 0)
+		goto out;
+	int r;
+	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
+		if (n < cap) ids[n] = sqlite3_column_int64(s, 0);
+		n++;
+	}
+	if (r != SQLITE_DONE) {
+		rc = db_fail(db, "recovering jobs", err, errlen);
+		goto out;
+	}
+	sqlite3_finalize(s);
+	if ((rc = prep(db, "UPDATE jobs SET state = 'queued', updated_at = ?1, eta_s = NULL WHERE state = 'running'",
+	               &s, "recovering jobs", err, errlen)) < 0)
+		goto out;
+	sqlite3_bind_double(s, 1, now);
+	if (sqlite3_step(s) != SQLITE_DONE) {
+		rc = db_fail(db, "recovering jobs", err, errlen);
+		goto out;
+	}
+	rc = store_commit(db, err, errlen);
+out:
+	sqlite3_finalize(s);
+	if (rc < 0) store_rollback(db);
+	store_release(st, db);
+	return rc < 0 ? rc : n;
+}
+
+int store_job_list(Store *st, const StoreJobFilter *f, StoreJob **jobs, int *n, char *err, size_t errlen)
+{
+	*jobs = NULL;
+	*n = 0;
+	char sql[1024];
+	size_t len = (size_t)snprintf(sql, sizeof sql, "SELECT " JOB_COLS " FROM jobs WHERE id < ?1");
+	if (f->state_mask) {
+		len += (size_t)snprintf(sql + len, sizeof sql - len, " AND state IN (");
+		int first = 1;
+		for (int i = 0; i < JOB_STATE_COUNT; i++)
+			if (f->state_mask & (1u << i)) {
+				len += (size_t)snprintf(sql + len, sizeof sql - len, "%s'%s'", first ? "" : ",", state_names[i]);
+				first = 0;
+			}
+		len += (size_t)snprintf(sql + len, sizeof sql - len, ")");
+	}
+	if (f->owner) len += (size_t)snprintf(sql + len, sizeof sql - len, " AND owner = ?3");
+	snprintf(sql + len, sizeof sql - len, " ORDER BY id DESC LIMIT ?2");
+	int limit = f->limit < 1 ? 50 : f->limit > 1000 ? 1000 : f->limit;
+
+	sqlite3 *db = store_acquire(st, err, errlen);
+	if (!db) return STORE_EDB;
+	sqlite3_stmt *s;
+	int rc = prep(db, sql, &s, "listing jobs", err, errlen);
+	if (rc < 0) {
+		store_release(st, db);
+		return rc;
+	}
+	sqlite3_bind_int64(s, 1, f->before_id > 0 ? f->before_id : INT64_MAX);
+	sqlite3_bind_int(s, 2, limit);
+	if (f->owner) sqlite3_bind_text(s, 3, f->owner, -1, SQLITE_STATIC);
+	StoreJob *v = calloc((size_t)limit, sizeof *v);
+	if (!v) {
+		rc = STORE_ENOMEM;
+		snprintf(err, errlen, "listing jobs: out of memory");
+	}
+	int r = SQLITE_DONE;
+	while (v && *n < limit && (r = sqlite3_step(s)) == SQLITE_ROW) read_job_row(s, &v[(*n)++], 0);
+	if (v && r != SQLITE_DONE && r != SQLITE_ROW) rc = db_fail(db, "listing jobs", err, errlen);
+	sqlite3_finalize(s);
+	store_release(st, db);
+	if (rc < 0) {
+		for (int i = 0; v && i < *n; i++) store_job_clear(&v[i]);
+		free(v);
+		*n = 0;
+		return rc;
+	}
+	*jobs = v;
+	return 0;
+}
+
+int store_job_counts(Store *st, int64_t counts[JOB_STATE_COUNT], char *err, size_t errlen)
+{
+	memset(counts, 0, sizeof(int64_t) * JOB_STATE_COUNT);
+	sqlite3 *db = store_acquire(st, err, errlen);
+	if (!db) return STORE_EDB;
+	sqlite3_stmt *s;
+	int rc = prep(db, "SELECT state, count(*) FROM jobs GROUP BY state", &s, "counting jobs", err, errlen);
+	if (rc == 0) {
+		int r;
+		while ((r = sqlite3_step(s)) == SQLITE_ROW) {
+			int k = job_state_parse((const char *)sqlite3_column_text(s, 0));
+			if (k >= 0) counts[k] = sqlite3_column_int64(s, 1);
+		}
+		if (r != SQLITE_DONE) rc = db_fail(db, "counting jobs", err, errlen);
+		sqlite3_finalize(s);
+	}
+	store_release(st, db);
+	return rc;
+}
+
+/* ---- metrics -------------------------------------------------------------------------------- */
+
+void metric_set_clear(MetricSet *ms)
+{
+	if (!ms) return;
+	for (int i = 0; i < ms->n; i++) {
+		free(ms->series[i].key);
+		free(ms->series[i].pts);
+	}
+	free(ms->series);
+	memset(ms, 0, sizeof *ms);
+}
+
+static MetricSeries *series_for(MetricSet *ms, const char *key, int *hint)
+{
+	if (*hint >= 0 && *hint < ms->n && strcmp(ms->series[*hint].key, key) == 0) return &ms->series[*hint];
+	for (int i = 0; i < ms->n; i++)
+		if (strcmp(ms->series[i].key, key) == 0) {
+			*hint = i;
+			return &ms->series[i];
+		}
+	if (ms->n == ms->cap) {
+		int cap = ms->cap ? ms->cap * 2 : 8;
+		MetricSeries *v = realloc(ms->series, (size_t)cap * sizeof *v);
+		if (!v) return NULL;
+		ms->series = v;
+		ms->cap = cap;
+	}
+	MetricSeries *se = &ms->series[ms->n];
+	memset(se, 0, sizeof *se);
+	if (!(se->key = strdup(key))) return NULL;
+	*hint = ms->n++;
+	return se;
+}
+
+static int series_push(MetricSeries *se, MetricPoint p)
+{
+	if (se->n == se->cap) {
+		size_t cap = se->cap ? se->cap * 2 : 64;
+		MetricPoint *v = realloc(se->pts, cap * sizeof *v);
+		if (!v) return -1;
+		se->pts = v;
+		se->cap = cap;
+	}
+	se->pts[se->n++] = p;
+	return 0;
+}
+
+static int fill_set(sqlite3 *db, sqlite3_stmt *s, MetricSet *out, const char *what, char *err, size_t errlen)
+{
+	int r, hint = -1;
+	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
+		MetricPoint p = {
+			.id = sqlite3_column_int64(s, 0),
+			.step = sqlite3_column_int64(s, 1),
+			.value = sqlite3_column_type(s, 3) == SQLITE_NULL ? NAN : sqlite3_column_double(s, 3),
+		};
+		MetricSeries *se = series_for(out, (const char *)sqlite3_column_text(s, 2), &hint);
+		if (!se || series_push(se, p) < 0) {
+			snprintf(err, errlen, "%s: out of memory", what);
+			return STORE_ENOMEM;
+		}
+		if (p.id > out->cursor) out->cursor = p.id;
+		out->total_points++;
+	}
+	return r == SQLITE_DONE ? 0 : db_fail(db, what, err, errlen);
+}
+
+int store_metrics_read(Store *st, int64_t job_id, int64_t after, const char *const *keys, int nkeys,
+                       size_t max_rows, MetricSet *out, char *err, size_t errlen)
+{
+	memset(out, 0, sizeof *out);
+	out->cursor = after;
+	if (nkeys > 64) {
+		snprintf(err, errlen, "too many metric keys (%d, at most 64)", nkeys);
+		return STORE_ELIMIT;
+	}
+	char sql[1024];
+	size_t len = (size_t)snprintf(sql, sizeof sql, "SELECT id, step, key, value FROM metrics WHERE job_id = ?1 AND id > ?2");
+	if (keys && nkeys > 0) {
+		len += (size_t)snprintf(sql + len, sizeof sql - len, " AND key IN (");
+		for (int i = 0; i < nkeys; i++) len += (size_t)snprintf(sql + len, sizeof sql - len, "%s?%d", i ? "," : "", i + 4);
+		len += (size_t)snprintf(sql + len, sizeof sql - len, ")");
+	}
+	snprintf(sql + len, sizeof sql - len, " ORDER BY id LIMIT ?3");
+	sqlite3 *db = store_acquire(st, err, errlen);
+	if (!db) return STORE_EDB;
+	sqlite3_stmt *s;
+	int rc = prep(db, sql, &s, "reading metrics", err, errlen);
+	if (rc == 0) {
+		sqlite3_bind_int64(s, 1, job_id);
+		sqlite3_bind_int64(s, 2, after);
+		sqlite3_bind_int64(s, 3, max_rows > 0 && max_rows < (size_t)INT64_MAX ? (int64_t)max_rows : INT64_MAX);
+		for (int i = 0; keys && i < nkeys; i++) sqlite3_bind_text(s, i + 4, keys[i], -1, SQLITE_STATIC);
+		rc = fill_set(db, s, out, "reading metrics", err, errlen);
+		sqlite3_finalize(s);
+	}
+	store_release(st, db);
+	if (rc < 0) metric_set_clear(out);
+	return rc;
+}
+
+int store_metrics_latest(Store *st, int64_t job_id, MetricSet *out, char *err, size_t errlen)
+{
+	memset(out, 0, sizeof *out);
+	sqlite3 *db = store_acquire(st, err, errlen);
+	if (!db) return STORE_EDB;
+	sqlite3_stmt *s;
+	int rc = prep(db, "SELECT last_id, last_step, key, last_value FROM metric_keys WHERE job_id = ?1 ORDER BY key",
+	              &s, "reading latest metrics", err, errlen);
+	if (rc == 0) {
+		sqlite3_bind_int64(s, 1, job_id);
+		rc = fill_set(db, s, out, "reading latest metrics", err, errlen);
+		sqlite3_finalize(s);
+	}
+	store_release(st, db);
+	if (rc < 0) metric_set_clear(out);
+	return rc;
+}
+
+/* ---- events --------------------------------------------------------------------------------- */
+
+int store_events_read(Store *st, int64_t job_id, int64_t after, int limit, StoreEvent **ev, int *n,
+                      char *err, size_t errlen)
+{
+	*ev = NULL;
+	*n = 0;
+	if (limit < 1) limit = 1;
+	if (limit > 10000) limit = 10000;
+	sqlite3 *db = store_acquire(st, err, errlen);
+	if (!db) return STORE_EDB;
+	sqlite3_stmt *s;
+	int rc = prep(db, "SELECT id, time, level, message FROM events WHERE job_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+	              &s, "reading events", err, errlen);
+	StoreEvent *v = NULL;
+	if (rc == 0) {
+		sqlite3_bind_int64(s, 1, job_id);
+		sqlite3_bind_int64(s, 2, after);
+		sqlite3_bind_int(s, 3, limit);
+		v = calloc((size_t)limit, sizeof *v);
+		int r = SQLITE_DONE;
+		while (v && (r = sqlite3_step(s)) == SQLITE_ROW) {
+			StoreEvent *e = &v[(*n)++];
+			e->id = sqlite3_column_int64(s, 0);
+			e->time = sqlite3_column_double(s, 1);
+			e->level = sqlite3_column_int(s, 2);
+			e->message = col_strdup(s, 3);
+		}
+		if (!v) {
+			snprintf(err, errlen, "reading events: out of memory");
+			rc = STORE_ENOMEM;
+		} else if (r != SQLITE_DONE)
+			rc = db_fail(db, "reading events", err, errlen);
+		sqlite3_finalize(s);
+	}
+	store_release(st, db);
+	if (rc < 0) {
+		store_events_free(v, *n);
+		*n = 0;
+		return rc;
+	}
+	*ev = v;
+	return 0;
+}
+
+void store_events_free(StoreEvent *ev, int n)
+{
+	for (int i = 0; ev && i < n; i++) free(ev[i].message);
+	free(ev);
+}
+
+int store_event_add(Store *st, int64_t job_id, int level, const char *message, char *err, size_t errlen)
+{
+	sqlite3 *db = store_acquire(st, err, errlen);
+	if (!db) return STORE_EDB;
+	sqlite3_stmt *s = NULL;
+	int rc = store_begin(db, err, errlen);
+	if (rc < 0) goto out;
+	if ((rc = prep(db, "INSERT INTO events(job_id, time, level, message) VALUES (?1, ?2, ?3, ?4)", &s,
+	               "adding an event", err, errlen)) < 0)
+		goto out;
+	sqlite3_bind_int64(s, 1, job_id);
+	sqlite3_bind_double(s, 2, store_now());
+	sqlite3_bind_int(s, 3, level);
+	sqlite3_bind_text(s, 4, message, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) != SQLITE_DONE) {
+		rc = db_fail(db, "adding an event", err, errlen);
+		goto out;
+	}
+	rc = store_commit(db, err, errlen);
+out:
+	sqlite3_finalize(s);
+	if (rc < 0) store_rollback(db);
+	store_release(st, db);
+	return rc;
+}
+
+/* ---- artifacts ------------------------------------------------------------------------------ */
+
+void store_artifact_clear(StoreArtifact *a)
+{
+	if (!a) return;
+	free(a->name);
+	free(a->path);
+	memset(a, 0, sizeof *a);
+}
+
+void store_artifacts_free(StoreArtifact *a, int n)
+{
+	for (int i = 0; a && i < n; i++) store_artifact_clear(&a[i]);
+	free(a);
+}
+
+int store_artifact_put(Store *st, int64_t job_id, const char *name, const char *path, char *err, size_t errlen)
+{
+	char hex[65];
+	int64_t size = 0;
+	int rc = sha256_file(path, hex, &size, err, errlen);
+	if (rc < 0) return STORE_ENOTFOUND;
+	sqlite3 *db = store_acquire(st, err, errlen);
+	if (!db) return STORE_EDB;
+	sqlite3_stmt *s = NULL;
+	if ((rc = store_begin(db, err, errlen)) < 0) goto out;
+	if ((rc = prep(db, "INSERT OR REPLACE INTO artifacts(job_id, name, path, size, sha256, created_at) "
+	                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6)", &s, "recording an artifact", err, errlen)) < 0)
+		goto out;
+	sqlite3_bind_int64(s, 1, job_id);
+	sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, path, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 4, size);
+	sqlite3_bind_text(s, 5, hex, -1, SQLITE_STATIC);
+	sqlite3_bind_double(s, 6, store_now());
+	if (sqlite3_step(s) != SQLITE_DONE) {
+		rc = db_fail(db, "recording an artifact", err, errlen);
+		goto out;
+	}
+	rc = store_commit(db, err, errlen);
+out:
+	sqlite3_finalize(s);
+	if (rc < 0) store_rollback(db);
+	store_release(st, db);
+	return rc;
+}
+
+static void read_artifact(sqlite3_stmt *s, StoreArtifact *a)
+{
+	a->name = col_strdup(s, 0);
+	a->path = col_strdup(s, 1);
+	a->size = sqlite3_column_int64(s, 2);
+	const unsigned char *h = sqlite3_column_text(s, 3);
+	snprintf(a->sha256, sizeof a->sha256, "%s", h ? (const char *)h : "");
+	a->created_at = sqlite3_column_double(s, 4);
+}
+
+int store_artifact_list(Store *st, int64_t job_id, StoreArtifact **a, int *n, char *err, size_t errlen)
+{
+	*a = NULL;
+	*n = 0;
+	sqlite3 *db = store_acquire(st, err, errlen);
+	if (!db) return STORE_EDB;
+	sqlite3_stmt *s;
+	int rc = prep(db, "SELECT name, path, size, sha256, created_at FROM artifacts WHERE job_id = ?1 ORDER BY name",
+	              &s, "listing artifacts", err, errlen);
+	StoreArtifact *v = NULL;
+	int cap = 0;
+	if (rc == 0) {
+		sqlite3_bind_int64(s, 1, job_id);
+		int r;
+		while ((r = sqlite3_step(s)) == SQLITE_ROW) {
+			if (*n == cap) {
+				cap = cap ? cap * 2 : 8;
+				StoreArtifact *w = realloc(v, (size_t)cap * sizeof *w);
+				if (!w) {
+					rc = STORE_ENOMEM;
+					snprintf(err, errlen, "listing artifacts: out of memory");
+					break;
+				}
+				v = w;
+			}
+			memset(&v[*n], 0, sizeof v[*n]);
+			read_artifact(s, &v[(*n)++]);
+		}
+		if (rc == 0 && r != SQLITE_DONE) rc = db_fail(db, "listing artifacts", err, errlen);
+		sqlite3_finalize(s);
+	}
+	store_release(st, db);
+	if (rc < 0) {
+		store_artifacts_free(v, *n);
+		*n = 0;
+		return rc;
+	}
+	*a = v;
+	return 0;
+}
+
+int store_artifact_get(Store *st, int64_t job_id, const char *name, StoreArtifact *a, char *err, size_t errlen)
+{
+	memset(a, 0, sizeof *a);
+	sqlite3 *db = store_acquire(st, err, errlen);
+	if (!db) return STORE_EDB;
+	sqlite3_stmt *s;
+	int rc = prep(db, "SELECT name, path, size, sha256, created_at FROM artifacts WHERE job_id = ?1 AND name = ?2",
+	              &s, "reading an artifact", err, errlen);
+	if (rc == 0) {
+		sqlite3_bind_int64(s, 1, job_id);
+		sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+		int r = sqlite3_step(s);
+		if (r == SQLITE_ROW)
+			read_artifact(s, a);
+		else if (r == SQLITE_DONE) {
+			snprintf(err, errlen, "job %lld has no artifact '%s'", (long long)job_id, name);
+			rc = STORE_ENOTFOUND;
+		} else
+			rc = db_fail(db, "reading an artifact", err, errlen);
+		sqlite3_finalize(s);
+	}
+	store_release(st, db);
+	return rc;
+}

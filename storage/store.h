@@ -1,0 +1,180 @@
+/* store.h - the service's SQLite database: jobs (the queue), metric points, events, artifacts.
+ *
+ * One file, WAL mode, busy_timeout, BEGIN IMMEDIATE for every write, and a schema that migrates
+ * itself forward (PRAGMA user_version) when opened. The Store hands out one SQLite connection per
+ * call from a small pool, so any thread may call any function; readers never block the writer.
+ * Metric points, events and progress do not come through here one by one: they go through a
+ * StoreBatch (batch.h), which writes them in one transaction per flush.
+ *
+ *   Store *st; char err[256];
+ *   if (store_open("/var/lib/ssld/ssld.db", &st, err, sizeof err) < 0) die(err);
+ *   StoreNewJob nj = { .spec = text, .name = "x", .method = "simclr", .owner = "ann" };
+ *   int64_t id;
+ *   store_job_insert(st, &nj, &id, err, sizeof err);
+ *   StoreJob j;
+ *   if (store_job_claim(st, &j, err, sizeof err) == 1) { ...run j.spec...; store_job_clear(&j); }
+ *   store_free(st);
+ *
+ * Times are Unix seconds (double). Metric cursors are metric row ids: AUTOINCREMENT, so they only
+ * grow, even after points are deleted on resume.
+ */
+#ifndef SSLD_STORAGE_STORE_H
+#define SSLD_STORAGE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct Store Store;
+
+/* Error codes (negative returns). store_strerror() names them. */
+enum {
+	STORE_EDB = -1,        /* SQLite failed; err has the SQLite message */
+	STORE_ENOTFOUND = -2,  /* no such job / artifact */
+	STORE_ELIMIT = -3,     /* a queue limit would be exceeded */
+	STORE_ESTATE = -4,     /* the job is not in a state that allows this */
+	STORE_ENOMEM = -5,
+	STORE_EVERSION = -6,   /* the database comes from a newer ssld */
+};
+const char *store_strerror(int code);
+
+typedef enum JobState {
+	JOB_QUEUED, JOB_RUNNING, JOB_SUCCEEDED, JOB_FAILED, JOB_CANCELLED, JOB_STATE_COUNT
+} JobState;
+const char *job_state_name(JobState s);   /* "queued", ... */
+int job_state_parse(const char *name);    /* JobState or -1 */
+#define SSLD_SCHEMA_VERSION 1
+
+/* ---- opening ------------------------------------------------------------------------------- */
+
+/* Opens (creating if needed) and migrates the database at path. */
+int store_open(const char *path, Store **out, char *err, size_t errlen);
+void store_free(Store *st);                 /* store_free(NULL) is a no-op */
+const char *store_path(const Store *st);
+int store_schema_version(Store *st);        /* PRAGMA user_version, or < 0 */
+double store_now(void);                     /* wall clock, Unix seconds */
+
+/* ---- jobs ---------------------------------------------------------------------------------- */
+
+typedef struct StoreNewJob {
+	const char *spec;           /* the job JSON as submitted (validated by the caller) */
+	const char *name;           /* may be NULL */
+	const char *method;
+	const char *owner;          /* "" for anonymous */
+	int priority;
+	int max_queued;             /* > 0: refuse (STORE_ELIMIT) when this many jobs are queued */
+	int max_queued_per_owner;   /* > 0: the same, counting this owner's queued jobs only */
+} StoreNewJob;
+
+/* One job row. Strings are owned by the struct (store_job_clear frees them). */
+typedef struct StoreJob {
+	int64_t id;
+	char *name, *method, *owner, *spec, *stage, *results, *error;
+	JobState state;
+	int priority;
+	double created_at, started_at, finished_at, updated_at;   /* 0 = not yet */
+	int64_t step, total;
+	double eta_s;                /* < 0 unknown */
+	int64_t checkpoint_step;     /* -1 = no checkpoint */
+	int attempts;                /* times the job was claimed */
+	int cancel_requested;
+} StoreJob;
+void store_job_clear(StoreJob *j);
+
+/* Inserts a queued job in one transaction (limits checked inside it). */
+int store_job_insert(Store *st, const StoreNewJob *nj, int64_t *id, char *err, size_t errlen);
+int store_job_get(Store *st, int64_t id, StoreJob *out, char *err, size_t errlen);
+
+/* Claims the highest-priority, oldest queued job: state -> running, attempts + 1, and - so that a
+ * resumed job does not store points twice - deletes its metric points with step > its checkpoint
+ * step (all of them when it has no checkpoint). Returns 1 with *out filled, 0 if the queue is
+ * empty, < 0 on error. */
+int store_job_claim(Store *st, StoreJob *out, char *err, size_t errlen);
+
+/* Final state of a run (succeeded/failed/cancelled) with results JSON / error text (may be NULL),
+ * or back to queued (a stop requested by the daemon). Only a running job can be finished. */
+int store_job_finish(Store *st, int64_t id, JobState state, const char *results, const char *error,
+                     char *err, size_t errlen);
+/* Records a durable checkpoint at `step` (written after the file is renamed into place). */
+int store_job_checkpoint(Store *st, int64_t id, int64_t step, char *err, size_t errlen);
+
+/* Cancels a job: queued -> cancelled at once (*state_out = JOB_CANCELLED); running -> flags
+ * cancel_requested (*state_out = JOB_RUNNING; the worker stops it); other states -> STORE_ESTATE. */
+int store_job_cancel(Store *st, int64_t id, JobState *state_out, char *err, size_t errlen);
+
+/* Start-up recovery: jobs left `running` by a crash or a stop go back to `queued`. Returns the
+ * number requeued (>= 0); their ids go to ids[0..min(n, cap)). */
+int store_recover(Store *st, int64_t *ids, int cap, char *err, size_t errlen);
+
+typedef struct StoreJobFilter {
+	unsigned state_mask;        /* bit (1u << JobState); 0 = all */
+	int64_t before_id;          /* > 0: only ids < before_id (paging, newest first) */
+	int limit;                  /* 1..1000 */
+	const char *owner;          /* NULL = any */
+} StoreJobFilter;
+/* Jobs newest first. *jobs is malloc'd (free each with store_job_clear, then free()). Specs and
+ * results are not loaded (NULL) to keep listings light. */
+int store_job_list(Store *st, const StoreJobFilter *f, StoreJob **jobs, int *n, char *err, size_t errlen);
+/* Number of jobs in each state. */
+int store_job_counts(Store *st, int64_t counts[JOB_STATE_COUNT], char *err, size_t errlen);
+
+/* ---- metrics ------------------------------------------------------------------------------- */
+
+typedef struct MetricPoint { int64_t id; int64_t step; double value; } MetricPoint; /* value NAN = null */
+typedef struct MetricSeries {
+	char *key;
+	MetricPoint *pts;           /* ascending id (= ascending step within one run) */
+	size_t n, cap;
+} MetricSeries;
+typedef struct MetricSet {
+	MetricSeries *series;
+	int n, cap;
+	int64_t cursor;             /* highest id read (= the cursor to send next time); = after if none */
+	size_t total_points;
+} MetricSet;
+void metric_set_clear(MetricSet *ms);
+
+/* Points of job with id > after, for the given keys (NULL/0 keys = all), at most max_rows rows
+ * (the oldest ones first; cursor then tells where to continue). */
+int store_metrics_read(Store *st, int64_t job_id, int64_t after, const char *const *keys, int nkeys,
+                       size_t max_rows, MetricSet *out, char *err, size_t errlen);
+/* The newest point of each key: one series per key with one point. */
+int store_metrics_latest(Store *st, int64_t job_id, MetricSet *out, char *err, size_t errlen);
+
+/* ---- events -------------------------------------------------------------------------------- */
+
+typedef struct StoreEvent { int64_t id; double time; int level; char *message; } StoreEvent;
+/* Events of a job with id > after, oldest first, at most limit. *ev malloc'd; free with
+ * store_events_free. */
+int store_events_read(Store *st, int64_t job_id, int64_t after, int limit, StoreEvent **ev, int *n,
+                      char *err, size_t errlen);
+void store_events_free(StoreEvent *ev, int n);
+/* One event written at once (for rare events outside a run; runs go through StoreBatch). */
+int store_event_add(Store *st, int64_t job_id, int level, const char *message, char *err, size_t errlen);
+
+/* ---- artifacts ----------------------------------------------------------------------------- */
+
+typedef struct StoreArtifact {
+	char *name, *path;
+	int64_t size;
+	char sha256[65];
+	double created_at;
+} StoreArtifact;
+/* Records (or replaces) an artifact; size and sha256 are computed from the file now. */
+int store_artifact_put(Store *st, int64_t job_id, const char *name, const char *path, char *err, size_t errlen);
+int store_artifact_list(Store *st, int64_t job_id, StoreArtifact **a, int *n, char *err, size_t errlen);
+int store_artifact_get(Store *st, int64_t job_id, const char *name, StoreArtifact *a, char *err, size_t errlen);
+void store_artifact_clear(StoreArtifact *a);
+void store_artifacts_free(StoreArtifact *a, int n);
+
+/* ---- connections (for batch.c) ------------------------------------------------------------- */
+
+struct sqlite3;
+/* A configured connection from the pool (or a new one); give it back with store_release. */
+struct sqlite3 *store_acquire(Store *st, char *err, size_t errlen);
+void store_release(Store *st, struct sqlite3 *db);
+/* BEGIN IMMEDIATE with retries beyond busy_timeout; 0 or STORE_EDB. */
+int store_begin(struct sqlite3 *db, char *err, size_t errlen);
+int store_commit(struct sqlite3 *db, char *err, size_t errlen);
+void store_rollback(struct sqlite3 *db);
+
+#endif
