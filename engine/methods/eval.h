@@ -74,4 +74,17 @@ int eval_run(const EvalEnv *env, const EvalConfig *cfg, double fraction, int lab
 float *eval_features(Encoder *enc, const Dataset *ds, const Split *split, const int *idx, int n,
                      int batch, uint64_t seed);
 
+/* Feature-level protocols on any labelled (n, d) features - encoder outputs, raw pixels,
+ * embeddings: xtr (ntr, d) with ytr (ntr), xte (nte, d) with yte (nte), labels in
+ * [0, num_classes). Inputs are not modified. cfg as for eval_run (probe: weight_decay, epochs =
+ * L-BFGS iterations; knn: k, temperature; unset fields take the protocol defaults). Fills
+ * test_accuracy, train_accuracy (knn: leave-one-out), labels = ntr, chosen_weight_decay. */
+int eval_linear_probe_features(const float *xtr, const int *ytr, int ntr, const float *xte,
+                               const int *yte, int nte, int d, int num_classes,
+                               const EvalConfig *cfg, uint64_t seed, EvalResult *out, char *err,
+                               size_t errlen);
+int eval_knn_features(const float *xtr, const int *ytr, int ntr, const float *xte, const int *yte,
+                      int nte, int d, int num_classes, const EvalConfig *cfg, EvalResult *out,
+                      char *err, size_t errlen);
+
 #endif

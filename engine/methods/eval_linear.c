@@ -1,1 +1,431 @@
-/* eval_linear.c - placeholder until its module lands. */
+/* eval_linear.c - the linear probe: multinomial logistic regression on frozen, standardised
+ * features, fitted full-batch with L-BFGS; the L2 penalty is chosen from a small grid on a
+ * stratified 20% validation slice of the labelled subset, then the model is refitted on the whole
+ * subset and scored on the full test split.
+ *
+ * It deliberately does not go through the autodiff engine: the objective is convex and tiny
+ * (classes x (features + 1) numbers), so a closed-form gradient over cblas_sgemm is both faster
+ * and exact. It never trains the encoder (that is eval_train.c's finetune).
+ */
+#include <cblas.h>
+#include <errno.h>
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../alloc.h"
+#include "eval_internal.h"
+
+/* Penalty grid for standardised features; the objective is mean cross-entropy + wd/2 * |W|^2. */
+static const double wd_grid[] = { 0.0, 1e-4, 1e-3, 1e-2, 1e-1 };
+#define WD_GRID_N ((int)(sizeof wd_grid / sizeof wd_grid[0]))
+#define LBFGS_M 10
+
+/* ---- softmax regression ---------------------------------------------------------------------- */
+
+typedef struct Softmax {
+	const float *x;      /* (n, d) standardised features */
+	const int *y;        /* (n) */
+	int n, d, k;
+	double wd;
+	float *w;            /* (k, d) float copy of the weights for sgemm */
+	float *logits;       /* (n, k) scratch; holds dlogits after a gradient evaluation */
+	float *dw;           /* (k, d) */
+} Softmax;
+
+/* theta = [W (k,d) row-major, b (k)]. Returns the objective and writes its gradient into g. */
+static double softmax_objective(Softmax *s, const double *theta, double *g)
+{
+	int n = s->n, d = s->d, k = s->k;
+	const double *b = theta + (size_t)k * d;
+	for (size_t i = 0; i < (size_t)k * d; i++)
+		s->w[i] = (float)theta[i];
+	// logits (n,k) = x (n,d) . w^T (d,k)
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, k, d, 1.0f, s->x, d, s->w, d, 0.0f,
+	            s->logits, k);
+	double loss = 0.0;
+	double *db = g + (size_t)k * d;
+	for (int j = 0; j < k; j++)
+		db[j] = 0.0;
+	float inv_n = 1.0f / (float)n;
+	for (int i = 0; i < n; i++) {
+		float *row = s->logits + (size_t)i * k;
+		double mx = -DBL_MAX;
+		for (int j = 0; j < k; j++) {
+			row[j] += (float)b[j];
+			if (row[j] > mx)
+				mx = row[j];
+		}
+		double sum = 0.0;
+		for (int j = 0; j < k; j++)
+			sum += exp(row[j] - mx);
+		double lse = mx + log(sum);
+		loss += lse - row[s->y[i]];
+		for (int j = 0; j < k; j++) {
+			double p = exp(row[j] - lse) - (j == s->y[i]);
+			row[j] = (float)p * inv_n;            /* dlogits */
+			db[j] += p / n;
+		}
+	}
+	// dw (k,d) = dlogits^T (k,n) . x (n,d)
+	cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, k, d, n, 1.0f, s->logits, k, s->x, d,
+	            0.0f, s->dw, d);
+	double reg = 0.0;
+	for (size_t i = 0; i < (size_t)k * d; i++) {
+		reg += theta[i] * theta[i];
+		g[i] = s->dw[i] + s->wd * theta[i];
+	}
+	return loss / n + 0.5 * s->wd * reg;
+}
+
+static double dot(const double *a, const double *b, size_t n)
+{
+	double s = 0.0;
+	for (size_t i = 0; i < n; i++)
+		s += a[i] * b[i];
+	return s;
+}
+
+/* Minimise the objective from theta (in place) with L-BFGS and a backtracking Armijo line
+ * search. Returns 0, -ENOMEM or -ECANCELED. */
+static int lbfgs_fit(Softmax *s, double *theta, int max_iter, const EvalEnv *env)
+{
+	size_t p = (size_t)s->k * (s->d + 1);
+	double *buf = eng_malloc((4 + 2 * LBFGS_M) * p * sizeof(double));
+	if (!buf)
+		return -ENOMEM;
+	double *g = buf, *dir = buf + p, *tn = buf + 2 * p, *gn = buf + 3 * p;
+	double *S = buf + 4 * p, *Y = S + LBFGS_M * p;
+	double rho[LBFGS_M], alpha[LBFGS_M];
+	int head = 0, len = 0, rc = 0;
+	double f = softmax_objective(s, theta, g);
+	for (int it = 0; it < max_iter; it++) {
+		if (eval_should_stop(env)) {
+			rc = -ECANCELED;
+			break;
+		}
+		double gmax = 0.0;
+		for (size_t i = 0; i < p; i++)
+			gmax = fmax(gmax, fabs(g[i]));
+		if (gmax < 1e-6)
+			break;
+		/* Two-loop recursion: dir = -H g. */
+		for (size_t i = 0; i < p; i++)
+			dir[i] = -g[i];
+		for (int m = 0; m < len; m++) {
+			int j = (head - 1 - m + LBFGS_M) % LBFGS_M;
+			alpha[j] = rho[j] * dot(S + j * p, dir, p);
+			for (size_t i = 0; i < p; i++)
+				dir[i] -= alpha[j] * Y[j * p + i];
+		}
+		double gamma = 1.0 / fmax(gmax * 10.0, 1.0);   /* first step: a cautious length */
+		if (len > 0) {
+			int j = (head - 1 + LBFGS_M) % LBFGS_M;
+			gamma = 1.0 / (rho[j] * dot(Y + j * p, Y + j * p, p));
+		}
+		for (size_t i = 0; i < p; i++)
+			dir[i] *= gamma;
+		for (int m = len - 1; m >= 0; m--) {
+			int j = (head - 1 - m + LBFGS_M) % LBFGS_M;
+			double beta = rho[j] * dot(Y + j * p, dir, p);
+			for (size_t i = 0; i < p; i++)
+				dir[i] += (alpha[j] - beta) * S[j * p + i];
+		}
+		double slope = dot(g, dir, p);
+		if (!(slope < 0.0)) {          /* not a descent direction: restart from steepest descent */
+			len = 0;
+			for (size_t i = 0; i < p; i++)
+				dir[i] = -g[i] * gamma;
+			slope = dot(g, dir, p);
+		}
+		double step = 1.0, fn = 0.0;
+		int ok = 0;
+		for (int ls = 0; ls < 40; ls++) {
+			for (size_t i = 0; i < p; i++)
+				tn[i] = theta[i] + step * dir[i];
+			fn = softmax_objective(s, tn, gn);
+			if (isfinite(fn) && fn <= f + 1e-4 * step * slope) {
+				ok = 1;
+				break;
+			}
+			step *= 0.5;
+		}
+		if (!ok)
+			break;                      /* no progress possible in float precision */
+		/* Curvature pair s = step*dir, y = gn - g; kept only when positive (s.y > 0). */
+		double *sj = S + head * p, *yj = Y + head * p;
+		for (size_t i = 0; i < p; i++) {
+			sj[i] = tn[i] - theta[i];
+			yj[i] = gn[i] - g[i];
+		}
+		double sy = dot(sj, yj, p);
+		if (sy > 1e-12) {
+			rho[head] = 1.0 / sy;
+			head = (head + 1) % LBFGS_M;
+			if (len < LBFGS_M)
+				len++;
+		}
+		double fprev = f;
+		memcpy(theta, tn, p * sizeof(double));
+		memcpy(g, gn, p * sizeof(double));
+		f = fn;
+		if (fprev - f < 1e-10 * fmax(1.0, fabs(f)))
+			break;
+	}
+	eng_free(buf);
+	return rc;
+}
+
+/* Accuracy (and mean cross-entropy into *loss when non-NULL) of theta on x (n,d). */
+static double softmax_score(const double *theta, const float *x, const int *y, int n, int d,
+                            int k, float *w, float *logits, double *loss)
+{
+	const double *b = theta + (size_t)k * d;
+	for (size_t i = 0; i < (size_t)k * d; i++)
+		w[i] = (float)theta[i];
+	int correct = 0;
+	double ce = 0.0;
+	for (int s0 = 0; s0 < n; s0 += EVAL_FEATURE_BATCH) {
+		int m = n - s0 < EVAL_FEATURE_BATCH ? n - s0 : EVAL_FEATURE_BATCH;
+		// logits (m,k) = x (m,d) . w^T
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, k, d, 1.0f,
+		            x + (size_t)s0 * d, d, w, d, 0.0f, logits, k);
+		for (int i = 0; i < m; i++) {
+			float *row = logits + (size_t)i * k;
+			int best = 0;
+			double mx = -DBL_MAX, sum = 0.0;
+			for (int j = 0; j < k; j++) {
+				double v = row[j] + b[j];
+				if (v > mx)
+					mx = v, best = j;
+			}
+			for (int j = 0; j < k; j++)
+				sum += exp(row[j] + b[j] - mx);
+			int yi = y[s0 + i];
+			correct += best == yi;
+			ce += mx + log(sum) - (row[yi] + b[yi]);
+		}
+	}
+	if (loss)
+		*loss = n ? ce / n : 0.0;
+	return n ? (double)correct / n : 0.0;
+}
+
+/* ---- validation split ------------------------------------------------------------------------ */
+
+/* Stratified: about 20% of each class (at least one, leaving at least one) goes to validation,
+ * picked by a seeded shuffle. Returns the validation count, or 0 when some class has fewer than
+ * two samples (then no validation is possible). is_val (n) marks the chosen rows. */
+static int stratified_split(const int *y, int n, int k, uint64_t seed, unsigned char *is_val,
+                            int *scratch)
+{
+	Rng rng;
+	rng_seed(&rng, seed ^ 0x7a11da7e5ULL);
+	memset(is_val, 0, (size_t)n);
+	int total = 0;
+	for (int c = 0; c < k; c++) {
+		int m = 0;
+		for (int i = 0; i < n; i++)
+			if (y[i] == c)
+				scratch[m++] = i;
+		if (m == 0)
+			continue;              /* a class absent from the labels: nothing to validate */
+		if (m < 2)
+			return 0;
+		rng_shuffle(&rng, scratch, m);
+		int v = (int)lround(0.2 * m);
+		if (v < 1)
+			v = 1;
+		if (v > m - 1)
+			v = m - 1;
+		for (int i = 0; i < v; i++)
+			is_val[scratch[i]] = 1;
+		total += v;
+	}
+	return total;
+}
+
+/* ---- the probe --------------------------------------------------------------------------------- */
+
+static int check_labels(const int *y, int n, int k, const char *what, char *err, size_t errlen)
+{
+	for (int i = 0; i < n; i++)
+		if (y[i] < 0 || y[i] >= k) {
+			snprintf(err, errlen, "eval: %s label %d at row %d is outside [0, %d)", what, y[i], i,
+			         k);
+			return -EINVAL;
+		}
+	return 0;
+}
+
+int eval_linear_core(const EvalEnv *env, const float *xtr, const int *ytr, int ntr,
+                     const float *xte, const int *yte, int nte, int d, int num_classes,
+                     const EvalConfig *cfg, uint64_t seed, EvalResult *out, char *err,
+                     size_t errlen)
+{
+	int k = num_classes, rc = 0;
+	if (ntr <= 0 || d <= 0 || k < 2 || nte < 0 || (nte > 0 && (!xte || !yte)) || !xtr || !ytr) {
+		snprintf(err, errlen, "eval linear_probe: bad arguments (%d labelled, %d test, %d "
+		         "features, %d classes)", ntr, nte, d, k);
+		return -EINVAL;
+	}
+	if ((rc = check_labels(ytr, ntr, k, "training", err, errlen)) < 0 ||
+	    (rc = check_labels(yte, nte, k, "test", err, errlen)) < 0)
+		return rc;
+	size_t p = (size_t)k * (d + 1);
+	size_t lrows = ntr > EVAL_FEATURE_BATCH ? (size_t)ntr : EVAL_FEATURE_BATCH;
+	float *xs = eng_malloc((size_t)ntr * d * sizeof(float));        /* standardised labelled */
+	float *xt = eng_malloc(((size_t)nte * d + 1) * sizeof(float));  /* standardised test */
+	float *xfit = eng_malloc((size_t)ntr * d * sizeof(float));      /* grid: fit rows */
+	float *xval = eng_malloc((size_t)ntr * d * sizeof(float));      /* grid: validation rows */
+	int *yfit = eng_malloc((size_t)ntr * sizeof(int));
+	int *yval = eng_malloc((size_t)ntr * sizeof(int));
+	unsigned char *is_val = eng_malloc((size_t)ntr);
+	double *mean = eng_malloc((size_t)d * 2 * sizeof(double));
+	double *theta = eng_malloc(p * sizeof(double));
+	float *w = eng_malloc((size_t)k * d * sizeof(float));
+	float *dw = eng_malloc((size_t)k * d * sizeof(float));
+	float *logits = eng_malloc(lrows * k * sizeof(float));
+	if (!xs || !xt || !xfit || !xval || !yfit || !yval || !is_val || !mean || !theta || !w ||
+	    !dw || !logits) {
+		snprintf(err, errlen, "eval linear_probe: out of memory (%d x %d features)", ntr, d);
+		rc = -ENOMEM;
+		goto out;
+	}
+
+	/* Standardise with the labelled set's statistics (constant features become 0). */
+	double *sd = mean + d;
+	for (int j = 0; j < d; j++)
+		mean[j] = sd[j] = 0.0;
+	for (int i = 0; i < ntr; i++)
+		for (int j = 0; j < d; j++)
+			mean[j] += xtr[(size_t)i * d + j];
+	for (int j = 0; j < d; j++)
+		mean[j] /= ntr;
+	for (int i = 0; i < ntr; i++)
+		for (int j = 0; j < d; j++) {
+			double v = xtr[(size_t)i * d + j] - mean[j];
+			sd[j] += v * v;
+		}
+	for (int j = 0; j < d; j++) {
+		sd[j] = sqrt(sd[j] / ntr);
+		sd[j] = sd[j] > 1e-6 ? 1.0 / sd[j] : 0.0;   /* now the inverse */
+	}
+	for (int i = 0; i < ntr; i++)
+		for (int j = 0; j < d; j++)
+			xs[(size_t)i * d + j] = (float)((xtr[(size_t)i * d + j] - mean[j]) * sd[j]);
+	for (int i = 0; i < nte; i++)
+		for (int j = 0; j < d; j++)
+			xt[(size_t)i * d + j] = (float)((xte[(size_t)i * d + j] - mean[j]) * sd[j]);
+
+	int iters = cfg->epochs > 0 ? cfg->epochs : 300;
+	Softmax sm = { .d = d, .k = k, .w = w, .logits = logits, .dw = dw };
+	double wd = cfg->weight_decay;
+	int steps = WD_GRID_N + 1;
+	if (!(wd > 0.0)) {
+		/* Choose the penalty on a stratified validation slice; ties go to the lower
+		 * validation cross-entropy (which favours the better-calibrated, stronger penalty). */
+		int *scratch = yval;     /* reused below only after the split is made */
+		int nval = stratified_split(ytr, ntr, k, seed, is_val, scratch);
+		wd = EVAL_LINEAR_DEFAULT_WD;
+		if (nval > 0 && nval < ntr) {
+			int nf = 0, nv = 0;
+			for (int i = 0; i < ntr; i++) {
+				float *dst = is_val[i] ? xval + (size_t)nv * d : xfit + (size_t)nf * d;
+				memcpy(dst, xs + (size_t)i * d, (size_t)d * sizeof(float));
+				if (is_val[i])
+					yval[nv++] = ytr[i];
+				else
+					yfit[nf++] = ytr[i];
+			}
+			double best_acc = -1.0, best_loss = DBL_MAX;
+			for (int gi = 0; gi < WD_GRID_N; gi++) {
+				sm.x = xfit, sm.y = yfit, sm.n = nf, sm.wd = wd_grid[gi];
+				memset(theta, 0, p * sizeof(double));
+				if ((rc = lbfgs_fit(&sm, theta, iters, env)) < 0)
+					goto fit_failed;
+				double vloss;
+				double vacc = softmax_score(theta, xval, yval, nv, d, k, w, logits, &vloss);
+				if (vacc > best_acc + 1e-12 ||
+				    (fabs(vacc - best_acc) <= 1e-12 && vloss < best_loss)) {
+					best_acc = vacc, best_loss = vloss;
+					wd = wd_grid[gi];
+				}
+				eval_progress(env, gi + 1, steps, vacc);
+			}
+		}
+	} else {
+		steps = 1;
+	}
+
+	sm.x = xs, sm.y = ytr, sm.n = ntr, sm.wd = wd;
+	memset(theta, 0, p * sizeof(double));
+	if ((rc = lbfgs_fit(&sm, theta, iters, env)) < 0)
+		goto fit_failed;
+	out->chosen_weight_decay = wd;
+	out->train_accuracy = softmax_score(theta, xs, ytr, ntr, d, k, w, logits, NULL);
+	out->test_accuracy = nte ? softmax_score(theta, xt, yte, nte, d, k, w, logits, NULL) : NAN;
+	out->labels = ntr;
+	eval_progress(env, steps, steps, out->train_accuracy);
+	goto out;
+
+fit_failed:
+	if (rc == -ECANCELED)
+		snprintf(err, errlen, "eval linear_probe: cancelled");
+	else
+		snprintf(err, errlen, "eval linear_probe: out of memory for L-BFGS (%zu parameters)", p);
+out:
+	eng_free(xs);
+	eng_free(xt);
+	eng_free(xfit);
+	eng_free(xval);
+	eng_free(yfit);
+	eng_free(yval);
+	eng_free(is_val);
+	eng_free(mean);
+	eng_free(theta);
+	eng_free(w);
+	eng_free(dw);
+	eng_free(logits);
+	return rc;
+}
+
+int eval_linear_probe_features(const float *xtr, const int *ytr, int ntr, const float *xte,
+                               const int *yte, int nte, int d, int num_classes,
+                               const EvalConfig *cfg, uint64_t seed, EvalResult *out, char *err,
+                               size_t errlen)
+{
+	EvalConfig c;
+	if (cfg) {
+		eval_config_resolve(cfg, &c);
+	} else {
+		eval_config_default(&c, EVAL_PROTO_LINEAR_PROBE);
+	}
+	memset(out, 0, sizeof *out);
+	return eval_linear_core(NULL, xtr, ytr, ntr, xte, yte, nte, d, num_classes, &c, seed, out,
+	                        err, errlen);
+}
+
+int eval_linear_run(const EvalEnv *env, const EvalConfig *cfg, const int *idx, int n,
+                    EvalResult *out, char *err, size_t errlen)
+{
+	const Dataset *ds = env->ds;
+	float *ftr = NULL, *fte = NULL;
+	int d = 0;
+	int *ytr = eng_malloc((size_t)n * sizeof(int));
+	if (!ytr) {
+		snprintf(err, errlen, "eval linear_probe: out of memory");
+		return -ENOMEM;
+	}
+	for (int i = 0; i < n; i++)
+		ytr[i] = ds->train.y[idx[i]];
+	int rc = eval_frozen_features(env, idx, n, &ftr, &fte, &d, err, errlen);
+	if (rc == 0)
+		rc = eval_linear_core(env, ftr, ytr, n, fte, ds->test.y, ds->test.n, d, ds->num_classes,
+		                      cfg, env->seed, out, err, errlen);
+	eng_free(ytr);
+	eng_free(ftr);
+	eng_free(fte);
+	return rc;
+}

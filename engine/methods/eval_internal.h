@@ -1,0 +1,62 @@
+/* eval_internal.h - pieces shared by the downstream protocol files (eval.c, eval_linear.c,
+ * eval_knn.c, eval_train.c). Not for use outside engine/methods/ and its tests.
+ *
+ * eval_run (eval.c) resolves the config, picks the labelled subset and dispatches to one of the
+ * eval_*_run functions below; those build their own encoder from env->encoder_cfg (copying
+ * env->pretrained by name) so the caller's networks are never modified.
+ */
+#ifndef SSLD_METHODS_EVAL_INTERNAL_H
+#define SSLD_METHODS_EVAL_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../ctx.h"
+#include "eval.h"
+
+/* Protocol defaults used when a field of EvalConfig is 0 (or negative where that is meaningless). */
+#define EVAL_FEATURE_BATCH 512        /* frozen-feature extraction and test-set prediction */
+#define EVAL_MIN_TRAIN_STEPS 300      /* finetune / supervised: at least this many steps */
+#define EVAL_LINEAR_DEFAULT_WD 1e-3   /* linear probe when no validation split is possible */
+
+/* Copy cfg with every unset field replaced by the protocol default. */
+void eval_config_resolve(const EvalConfig *cfg, EvalConfig *out);
+
+/* A fresh encoder from env->encoder_cfg in ps under "encoder", initialised from env->seed, with
+ * every "<env->prefix>.*" tensor of env->pretrained (weights and BatchNorm buffers) copied in by
+ * name when env->pretrained is set. */
+int eval_build_encoder(const EvalEnv *env, ParamSet *ps, Encoder **out, char *err, size_t errlen);
+
+/* Encoder output for samples idx[0..n) of split: (n, out_dim). When x is non-NULL it holds those
+ * samples already gathered ((n, sample_floats), e.g. an augmented loader view); otherwise they are
+ * gathered from the split. Text-record datasets are encoded as tokens and mean-pooled over time. */
+Tensor *eval_encode(Ctx *ctx, Encoder *enc, const Dataset *ds, const Split *split, float *x,
+                    const int *idx, int n);
+
+/* Callbacks, tolerant of a NULL env. */
+int eval_should_stop(const EvalEnv *env);
+void eval_progress(const EvalEnv *env, int epoch, int epochs, double metric);
+
+/* Feature-level cores. env may be NULL (then no progress or cancellation). */
+int eval_linear_core(const EvalEnv *env, const float *xtr, const int *ytr, int ntr,
+                     const float *xte, const int *yte, int nte, int d, int num_classes,
+                     const EvalConfig *cfg, uint64_t seed, EvalResult *out, char *err,
+                     size_t errlen);
+int eval_knn_core(const EvalEnv *env, const float *xtr, const int *ytr, int ntr,
+                  const float *xte, const int *yte, int nte, int d, int num_classes,
+                  const EvalConfig *cfg, EvalResult *out, char *err, size_t errlen);
+
+/* Protocols over the labelled subset idx[0..n) of ds->train; cfg is already resolved. */
+int eval_linear_run(const EvalEnv *env, const EvalConfig *cfg, const int *idx, int n,
+                    EvalResult *out, char *err, size_t errlen);
+int eval_knn_run(const EvalEnv *env, const EvalConfig *cfg, const int *idx, int n,
+                 EvalResult *out, char *err, size_t errlen);
+int eval_train_run(const EvalEnv *env, const EvalConfig *cfg, const int *idx, int n,
+                   EvalResult *out, char *err, size_t errlen);
+
+/* Shared by the feature protocols: features of the labelled subset and of the whole test split,
+ * from a frozen encoder built by eval_build_encoder. Both eng_malloc'd (caller eng_frees). */
+int eval_frozen_features(const EvalEnv *env, const int *idx, int n, float **ftr, float **fte,
+                         int *dim, char *err, size_t errlen);
+
+#endif
