@@ -1,0 +1,375 @@
+/* test_storage.c - unit tests of storage/: migrations, the queue, batched metrics, cursors,
+ * resume de-duplication, events, artifacts, sha256, and concurrent claims, on a real SQLite file.
+ */
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "batch.h"
+#include "sha256.h"
+#include "store.h"
+
+static int failures;
+#define CHECK(cond) do { if (!(cond)) { fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); failures++; } } while (0)
+#define CHECK_RC(expr) do { int rc_ = (expr); if (rc_ < 0) { fprintf(stderr, "%s:%d: %s -> %d (%s)\n", __FILE__, __LINE__, #expr, rc_, err); failures++; } } while (0)
+
+static char dir[256], dbpath[300];
+static char err[512];
+
+static void rm_db(void)
+{
+	char p[400];
+	const char *suf[] = { "", "-wal", "-shm" };
+	for (int i = 0; i < 3; i++) {
+		snprintf(p, sizeof p, "%s%s", dbpath, suf[i]);
+		unlink(p);
+	}
+}
+
+static int64_t insert(Store *st, const char *name, int prio, const char *owner)
+{
+	StoreNewJob nj = { .spec = "{\"method\":\"simclr\"}", .name = name, .method = "simclr", .owner = owner, .priority = prio };
+	int64_t id = -1;
+	CHECK_RC(store_job_insert(st, &nj, &id, err, sizeof err));
+	return id;
+}
+
+static void test_sha256(void)
+{
+	char hex[65];
+	sha256_hex("abc", 3, hex);
+	CHECK(strcmp(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad") == 0);
+	sha256_hex("", 0, hex);
+	CHECK(strcmp(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855") == 0);
+	const char *m = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+	sha256_hex(m, strlen(m), hex);
+	CHECK(strcmp(hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1") == 0);
+	/* Streaming in odd pieces equals one shot (1,000,000 x 'a' is the FIPS long vector). */
+	Sha256 s;
+	sha256_init(&s);
+	char a[997];
+	memset(a, 'a', sizeof a);
+	size_t left = 1000000;
+	while (left) {
+		size_t k = left < sizeof a ? left : sizeof a;
+		sha256_update(&s, a, k);
+		left -= k;
+	}
+	uint8_t d[32];
+	sha256_final(&s, d);
+	CHECK(d[0] == 0xcd && d[1] == 0xc7 && d[31] == 0xd0);
+}
+
+static void test_migrations(void)
+{
+	Store *st;
+	CHECK_RC(store_open(dbpath, &st, err, sizeof err));
+	CHECK(store_schema_version(st) == SSLD_SCHEMA_VERSION);
+	store_free(st);
+	/* Re-opening an up-to-date database is a no-op. */
+	CHECK_RC(store_open(dbpath, &st, err, sizeof err));
+	CHECK(store_schema_version(st) == SSLD_SCHEMA_VERSION);
+	store_free(st);
+	/* WAL mode persisted in the file. */
+	sqlite3 *db;
+	sqlite3_open(dbpath, &db);
+	sqlite3_stmt *s;
+	sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL);
+	CHECK(sqlite3_step(s) == SQLITE_ROW && strcmp((const char *)sqlite3_column_text(s, 0), "wal") == 0);
+	sqlite3_finalize(s);
+	/* A database from a newer ssld is refused, not damaged. */
+	sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL);
+	sqlite3_close(db);
+	int rc = store_open(dbpath, &st, err, sizeof err);
+	CHECK(rc == STORE_EVERSION);
+	CHECK(strstr(err, "99") != NULL);
+	rm_db();
+}
+
+static void test_queue(void)
+{
+	Store *st;
+	CHECK_RC(store_open(dbpath, &st, err, sizeof err));
+	StoreJob j;
+	CHECK(store_job_claim(st, &j, err, sizeof err) == 0);   /* empty queue */
+	int64_t a = insert(st, "a", 0, "ann");
+	int64_t b = insert(st, "b", 5, "bob");
+	int64_t c = insert(st, "c", 5, "ann");
+	int64_t d = insert(st, "d", 0, "ann");
+	/* Highest priority first, then oldest. */
+	CHECK(store_job_claim(st, &j, err, sizeof err) == 1);
+	CHECK(j.id == b && j.state == JOB_RUNNING && j.attempts == 1 && strcmp(j.name, "b") == 0);
+	CHECK(j.spec && strstr(j.spec, "simclr"));
+	store_job_clear(&j);
+	CHECK(store_job_claim(st, &j, err, sizeof err) == 1);
+	CHECK(j.id == c);
+	store_job_clear(&j);
+	/* Cancel: queued -> cancelled at once; running -> flagged; finished -> refused. */
+	JobState ns;
+	CHECK_RC(store_job_cancel(st, d, &ns, err, sizeof err));
+	CHECK(ns == JOB_CANCELLED);
+	CHECK_RC(store_job_cancel(st, c, &ns, err, sizeof err));
+	CHECK(ns == JOB_RUNNING);
+	CHECK_RC(store_job_get(st, c, &j, err, sizeof err));
+	CHECK(j.cancel_requested == 1 && j.state == JOB_RUNNING);
+	store_job_clear(&j);
+	CHECK(store_job_cancel(st, d, &ns, err, sizeof err) == STORE_ESTATE);
+	CHECK(store_job_cancel(st, 9999, &ns, err, sizeof err) == STORE_ENOTFOUND);
+	CHECK(store_job_get(st, 9999, &j, err, sizeof err) == STORE_ENOTFOUND);
+	/* Finish. */
+	CHECK_RC(store_job_finish(st, c, JOB_CANCELLED, NULL, "cancelled by request", err, sizeof err));
+	CHECK_RC(store_job_finish(st, b, JOB_SUCCEEDED, "{\"ok\":1}", NULL, err, sizeof err));
+	CHECK(store_job_finish(st, b, JOB_FAILED, NULL, "x", err, sizeof err) == STORE_ESTATE);
+	CHECK_RC(store_job_get(st, b, &j, err, sizeof err));
+	CHECK(j.state == JOB_SUCCEEDED && j.results && strcmp(j.results, "{\"ok\":1}") == 0 && j.finished_at > 0);
+	store_job_clear(&j);
+	/* Counts and listing with filters and paging (newest first). */
+	int64_t counts[JOB_STATE_COUNT];
+	CHECK_RC(store_job_counts(st, counts, err, sizeof err));
+	CHECK(counts[JOB_QUEUED] == 1 && counts[JOB_SUCCEEDED] == 1 && counts[JOB_CANCELLED] == 2 && counts[JOB_RUNNING] == 0);
+	StoreJob *v;
+	int n;
+	StoreJobFilter f = { .limit = 2 };
+	CHECK_RC(store_job_list(st, &f, &v, &n, err, sizeof err));
+	CHECK(n == 2 && v[0].id == d && v[1].id == c && v[0].spec == NULL);
+	int64_t before = n ? v[n - 1].id : 0;
+	for (int i = 0; i < n; i++) store_job_clear(&v[i]);
+	free(v);
+	f.before_id = before;
+	CHECK_RC(store_job_list(st, &f, &v, &n, err, sizeof err));
+	CHECK(n == 2 && v[0].id == b && v[1].id == a);
+	for (int i = 0; i < n; i++) store_job_clear(&v[i]);
+	free(v);
+	StoreJobFilter fq = { .state_mask = 1u << JOB_CANCELLED, .limit = 10 };
+	CHECK_RC(store_job_list(st, &fq, &v, &n, err, sizeof err));
+	CHECK(n == 2 && v[0].state == JOB_CANCELLED && v[1].state == JOB_CANCELLED);
+	for (int i = 0; i < n; i++) store_job_clear(&v[i]);
+	free(v);
+	/* Limits. */
+	StoreNewJob lim = { .spec = "{}", .method = "x", .owner = "ann", .max_queued_per_owner = 1 };
+	int64_t id;
+	CHECK(store_job_insert(st, &lim, &id, err, sizeof err) == STORE_ELIMIT);   /* ann has `a` queued */
+	lim.owner = "carol";
+	CHECK_RC(store_job_insert(st, &lim, &id, err, sizeof err));
+	lim.owner = "dave";
+	lim.max_queued = 2;
+	CHECK(store_job_insert(st, &lim, &id, err, sizeof err) == STORE_ELIMIT);   /* a + carol's job */
+	store_free(st);
+	rm_db();
+}
+
+static size_t count_rows(const char *sql)
+{
+	sqlite3 *db;
+	sqlite3_open(dbpath, &db);
+	sqlite3_stmt *s;
+	size_t n = 0;
+	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+		n = (size_t)sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	return n;
+}
+
+static void test_metrics_and_resume(void)
+{
+	Store *st;
+	CHECK_RC(store_open(dbpath, &st, err, sizeof err));
+	StoreBatch *b;
+	CHECK_RC(store_batch_new(st, 0, &b, err, sizeof err));
+	int64_t id = insert(st, "m", 0, "");
+	StoreJob j;
+	CHECK(store_job_claim(st, &j, err, sizeof err) == 1 && j.id == id && j.checkpoint_step == -1);
+	store_job_clear(&j);
+	for (int s = 1; s <= 100; s++) {
+		store_batch_metric(b, id, s, "loss", 1.0 / s);
+		store_batch_metric(b, id, s, "lr", 0.1);
+	}
+	store_batch_metric(b, id, 100, "grad_norm", NAN);
+	store_batch_event(b, id, 6, "pretrain started");
+	store_batch_progress(b, id, 100, 1000, "pretrain", 12.5);
+	/* Nothing reaches the database before a flush. */
+	CHECK(count_rows("SELECT count(*) FROM metrics") == 0);
+	int rows = store_batch_flush(b, err, sizeof err);
+	CHECK(rows == 203);
+	CHECK(count_rows("SELECT count(*) FROM metrics") == 201);
+	StoreBatchStats bs;
+	store_batch_stats(b, &bs);
+	CHECK(bs.flushes == 1 && bs.points_written == 201 && bs.events_written == 1 && bs.pending == 0);
+	CHECK(store_batch_flush(b, err, sizeof err) == 0);      /* nothing pending: no transaction */
+	CHECK_RC(store_job_get(st, id, &j, err, sizeof err));
+	CHECK(j.step == 100 && j.total == 1000 && j.stage && strcmp(j.stage, "pretrain") == 0 && fabs(j.eta_s - 12.5) < 1e-9);
+	store_job_clear(&j);
+
+	/* Cursor reads: all, then only the new ones. */
+	MetricSet ms;
+	CHECK_RC(store_metrics_read(st, id, 0, NULL, 0, 0, &ms, err, sizeof err));
+	CHECK(ms.n == 3 && ms.total_points == 201);
+	int64_t cursor = ms.cursor;
+	metric_set_clear(&ms);
+	const char *keys[] = { "loss" };
+	CHECK_RC(store_metrics_read(st, id, 0, keys, 1, 0, &ms, err, sizeof err));
+	CHECK(ms.n == 1 && ms.series[0].n == 100 && ms.series[0].pts[99].step == 100 && fabs(ms.series[0].pts[0].value - 1.0) < 1e-12);
+	metric_set_clear(&ms);
+	CHECK_RC(store_metrics_read(st, id, cursor, NULL, 0, 0, &ms, err, sizeof err));
+	CHECK(ms.n == 0 && ms.cursor == cursor);
+	metric_set_clear(&ms);
+	/* max_rows pages through. */
+	CHECK_RC(store_metrics_read(st, id, 0, NULL, 0, 50, &ms, err, sizeof err));
+	CHECK(ms.total_points == 50 && ms.cursor < cursor);
+	metric_set_clear(&ms);
+	CHECK_RC(store_metrics_latest(st, id, &ms, err, sizeof err));
+	CHECK(ms.n == 3);
+	for (int i = 0; i < ms.n; i++) {
+		if (strcmp(ms.series[i].key, "loss") == 0) CHECK(ms.series[i].pts[0].step == 100 && fabs(ms.series[i].pts[0].value - 0.01) < 1e-12);
+		if (strcmp(ms.series[i].key, "grad_norm") == 0) CHECK(isnan(ms.series[i].pts[0].value));
+	}
+	metric_set_clear(&ms);
+
+	/* A checkpoint at step 60, then a stop; points 61..100 are dropped when it is claimed again,
+	 * and the steps it repeats do not appear twice. */
+	CHECK_RC(store_job_checkpoint(st, id, 60, err, sizeof err));
+	CHECK_RC(store_job_finish(st, id, JOB_QUEUED, NULL, NULL, err, sizeof err));
+	CHECK(store_job_claim(st, &j, err, sizeof err) == 1 && j.id == id && j.checkpoint_step == 60 && j.attempts == 2 && j.step == 60);
+	store_job_clear(&j);
+	CHECK(count_rows("SELECT count(*) FROM metrics WHERE step > 60") == 0);
+	CHECK(count_rows("SELECT count(*) FROM metrics") == 120);
+	CHECK_RC(store_metrics_latest(st, id, &ms, err, sizeof err));
+	CHECK(ms.n == 2 && ms.series[0].pts[0].step == 60);   /* grad_norm (step 100) is gone */
+	metric_set_clear(&ms);
+	for (int s = 61; s <= 120; s++) store_batch_metric(b, id, s, "loss", 1.0 / s);
+	CHECK(store_batch_flush(b, err, sizeof err) == 60);
+	CHECK(count_rows("SELECT count(*) FROM (SELECT step, key FROM metrics GROUP BY step, key HAVING count(*) > 1)") == 0);
+	/* Cursors stay monotonic after the delete: a client at the old cursor sees all new points. */
+	CHECK_RC(store_metrics_read(st, id, cursor, NULL, 0, 0, &ms, err, sizeof err));
+	CHECK(ms.total_points == 60 && ms.series[0].pts[0].step == 61);
+	metric_set_clear(&ms);
+
+	/* Crash recovery: running -> queued; a running job with a pending cancel -> cancelled. */
+	int64_t other = insert(st, "o", -1, "");
+	int64_t ids[4];
+	int n = store_recover(st, ids, 4, err, sizeof err);
+	CHECK(n == 1 && ids[0] == id);
+	CHECK(store_job_claim(st, &j, err, sizeof err) == 1 && j.id == id);
+	store_job_clear(&j);
+	JobState ns;
+	CHECK_RC(store_job_cancel(st, id, &ns, err, sizeof err));
+	CHECK(store_recover(st, ids, 4, err, sizeof err) == 0);
+	CHECK_RC(store_job_get(st, id, &j, err, sizeof err));
+	CHECK(j.state == JOB_CANCELLED);
+	store_job_clear(&j);
+	(void)other;
+
+	/* Events. */
+	StoreEvent *ev;
+	CHECK_RC(store_event_add(st, id, 4, "second event", err, sizeof err));
+	CHECK_RC(store_events_read(st, id, 0, 100, &ev, &n, err, sizeof err));
+	CHECK(n == 2 && strcmp(ev[0].message, "pretrain started") == 0 && ev[1].level == 4);
+	int64_t ecur = n ? ev[0].id : 0;
+	store_events_free(ev, n);
+	CHECK_RC(store_events_read(st, id, ecur, 100, &ev, &n, err, sizeof err));
+	CHECK(n == 1);
+	store_events_free(ev, n);
+
+	/* Artifacts. */
+	char apath[400];
+	snprintf(apath, sizeof apath, "%s/artifact.txt", dir);
+	FILE *f = fopen(apath, "w");
+	fputs("abc", f);
+	fclose(f);
+	CHECK_RC(store_artifact_put(st, id, "artifact.txt", apath, err, sizeof err));
+	CHECK(store_artifact_put(st, id, "missing", "/nonexistent/x", err, sizeof err) < 0);
+	StoreArtifact *av;
+	CHECK_RC(store_artifact_list(st, id, &av, &n, err, sizeof err));
+	CHECK(n == 1 && av[0].size == 3 && strcmp(av[0].sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad") == 0);
+	store_artifacts_free(av, n);
+	StoreArtifact a;
+	CHECK_RC(store_artifact_get(st, id, "artifact.txt", &a, err, sizeof err));
+	CHECK(strcmp(a.path, apath) == 0);
+	store_artifact_clear(&a);
+	CHECK(store_artifact_get(st, id, "nope", &a, err, sizeof err) == STORE_ENOTFOUND);
+	unlink(apath);
+
+	store_batch_free(b);
+	store_free(st);
+	rm_db();
+}
+
+/* ---- concurrency: claimers and inserters on separate threads -------------------------------- */
+
+typedef struct Shared { Store *st; int64_t claimed[400]; int nclaimed; pthread_mutex_t mu; int inserted; } Shared;
+
+static void *claimer(void *arg)
+{
+	Shared *sh = arg;
+	char e[256];
+	for (int idle = 0; idle < 200;) {
+		StoreJob j;
+		int rc = store_job_claim(sh->st, &j, e, sizeof e);
+		if (rc < 0) { fprintf(stderr, "claim: %s\n", e); failures++; return NULL; }
+		if (rc == 0) { idle++; usleep(1000); continue; }
+		pthread_mutex_lock(&sh->mu);
+		if (sh->nclaimed < 400) sh->claimed[sh->nclaimed++] = j.id;
+		pthread_mutex_unlock(&sh->mu);
+		store_job_finish(sh->st, j.id, JOB_SUCCEEDED, "{}", NULL, e, sizeof e);
+		store_job_clear(&j);
+	}
+	return NULL;
+}
+
+static void *inserter(void *arg)
+{
+	Shared *sh = arg;
+	char e[256];
+	for (int i = 0; i < 50; i++) {
+		StoreNewJob nj = { .spec = "{}", .method = "x", .owner = "t" };
+		int64_t id;
+		if (store_job_insert(sh->st, &nj, &id, e, sizeof e) < 0) { fprintf(stderr, "insert: %s\n", e); failures++; }
+		else { pthread_mutex_lock(&sh->mu); sh->inserted++; pthread_mutex_unlock(&sh->mu); }
+	}
+	return NULL;
+}
+
+static void test_concurrency(void)
+{
+	Shared sh = { 0 };
+	pthread_mutex_init(&sh.mu, NULL);
+	CHECK_RC(store_open(dbpath, &sh.st, err, sizeof err));
+	pthread_t t[6];
+	for (int i = 0; i < 4; i++) pthread_create(&t[i], NULL, inserter, &sh);
+	for (int i = 4; i < 6; i++) pthread_create(&t[i], NULL, claimer, &sh);
+	for (int i = 0; i < 6; i++) pthread_join(t[i], NULL);
+	CHECK(sh.inserted == 200);
+	CHECK(sh.nclaimed == 200);
+	/* Each job claimed exactly once. */
+	int dup = 0;
+	for (int i = 0; i < sh.nclaimed; i++)
+		for (int k = i + 1; k < sh.nclaimed; k++)
+			if (sh.claimed[i] == sh.claimed[k]) dup++;
+	CHECK(dup == 0);
+	store_free(sh.st);
+	pthread_mutex_destroy(&sh.mu);
+	rm_db();
+}
+
+int main(void)
+{
+	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	snprintf(dir, sizeof dir, "%s/ssld-test-storage-XXXXXX", tmp);
+	if (!mkdtemp(dir)) { perror("mkdtemp"); return 1; }
+	snprintf(dbpath, sizeof dbpath, "%s/ssld.db", dir);
+	test_sha256();
+	test_migrations();
+	test_queue();
+	test_metrics_and_resume();
+	test_concurrency();
+	rmdir(dir);
+	if (failures) { fprintf(stderr, "test_storage: %d failure(s)\n", failures); return 1; }
+	printf("test_storage: all checks passed\n");
+	return 0;
+}
