@@ -1,0 +1,2 @@
+/* test_ctx.c - placeholder, filled below. */
+int main(void) { return 77; }
