@@ -102,7 +102,8 @@ static const char *const migrations[] = {
 	"  priority INTEGER NOT NULL DEFAULT 0, owner TEXT NOT NULL DEFAULT '',"
 	"  created_at REAL NOT NULL, started_at REAL, finished_at REAL, updated_at REAL NOT NULL,"
 	"  step INTEGER NOT NULL DEFAULT 0, total INTEGER NOT NULL DEFAULT 0, stage TEXT, eta_s REAL,"
-	"  checkpoint_step INTEGER, attempts INTEGER NOT NULL DEFAULT 0,"
+	"  checkpoint_step INTEGER, checkpoint_metric_id INTEGER NOT NULL DEFAULT 0,"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
 	"  cancel_requested INTEGER NOT NULL DEFAULT 0, results TEXT, error TEXT);"
 	"CREATE INDEX jobs_queue ON jobs(state, priority DESC, id);"
 	"CREATE INDEX jobs_owner ON jobs(owner, state);"
@@ -467,10 +468,11 @@ int store_job_claim(Store *st, StoreJob *out, char *err, size_t errlen)
 		rc = db_fail(db, "claiming a job", err, errlen);
 		goto out;
 	}
-	/* A resumed run repeats the steps after its checkpoint: drop their points so none is stored twice,
+	/* A resumed run repeats everything after its checkpoint: drop the points stored after it (by
+	 * row id, so evaluation points at the checkpoint's own step go too) so none is stored twice,
 	 * and rebuild the per-key "latest point" summary from what is left. */
-	if ((rc = exec_bind_id(db, "DELETE FROM metrics WHERE job_id = ?1 AND step > "
-	                       "coalesce((SELECT checkpoint_step FROM jobs WHERE id = ?1), -1)",
+	if ((rc = exec_bind_id(db, "DELETE FROM metrics WHERE job_id = ?1 AND id > "
+	                       "(SELECT checkpoint_metric_id FROM jobs WHERE id = ?1)",
 	                       id, "dropping points after the checkpoint", err, errlen)) < 0)
 		goto out;
 	if (sqlite3_changes(db) > 0) {
@@ -538,7 +540,8 @@ int store_job_checkpoint(Store *st, int64_t id, int64_t step, char *err, size_t 
 	sqlite3_stmt *s = NULL;
 	int rc = store_begin(db, err, errlen);
 	if (rc < 0) goto out;
-	if ((rc = prep(db, "UPDATE jobs SET checkpoint_step = ?2, updated_at = ?3 WHERE id = ?1", &s,
+	if ((rc = prep(db, "UPDATE jobs SET checkpoint_step = ?2, updated_at = ?3, checkpoint_metric_id = "
+	                   "(SELECT coalesce(max(id), 0) FROM metrics WHERE job_id = ?1) WHERE id = ?1", &s,
 	               "recording a checkpoint", err, errlen)) < 0)
 		goto out;
 	sqlite3_bind_int64(s, 1, id);

@@ -85,16 +85,17 @@ int store_job_insert(Store *st, const StoreNewJob *nj, int64_t *id, char *err, s
 int store_job_get(Store *st, int64_t id, StoreJob *out, char *err, size_t errlen);
 
 /* Claims the highest-priority, oldest queued job: state -> running, attempts + 1, and - so that a
- * resumed job does not store points twice - deletes its metric points with step > its checkpoint
- * step (all of them when it has no checkpoint). Returns 1 with *out filled, 0 if the queue is
- * empty, < 0 on error. */
+ * resumed job does not store points twice - deletes the metric points stored after its last
+ * checkpoint (all of them when it has none). Returns 1 with *out filled, 0 if the queue is empty,
+ * < 0 on error. */
 int store_job_claim(Store *st, StoreJob *out, char *err, size_t errlen);
 
 /* Final state of a run (succeeded/failed/cancelled) with results JSON / error text (may be NULL),
  * or back to queued (a stop requested by the daemon). Only a running job can be finished. */
 int store_job_finish(Store *st, int64_t id, JobState state, const char *results, const char *error,
                      char *err, size_t errlen);
-/* Records a durable checkpoint at `step` (written after the file is renamed into place). */
+/* Records a durable checkpoint at `step` (call it after the file is renamed into place, and after
+ * flushing the job's pending metric points: the points stored so far are the ones it covers). */
 int store_job_checkpoint(Store *st, int64_t id, int64_t step, char *err, size_t errlen);
 
 /* Cancels a job: queued -> cancelled at once (*state_out = JOB_CANCELLED); running -> flags
