@@ -1,2 +1,532 @@
-/* test_ctx.c - placeholder, filled below. */
-int main(void) { return 77; }
+/* test_ctx.c - unit tests for the training context and the forward values of the basic ops: arena
+ * (reset keeps capacity, 64-byte alignment, consolidation so a repeated step allocates nothing),
+ * RNG determinism, detach and grad mode stopping gradients, broadcasting against hand-computed
+ * values, matmul/bmm (forward and backward) against plain loops, and the abort on a shape error.
+ *
+ * It does not check gradients by finite differences (the gradcheck suite does).
+ */
+#include <math.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "ctx.h"
+#include "ops.h"
+#include "rng.h"
+
+static int failures;
+
+#define CHECK(cond, ...)                                                                       \
+	do {                                                                                   \
+		if (!(cond)) {                                                                 \
+			failures++;                                                            \
+			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);        \
+			fprintf(stderr, __VA_ARGS__);                                          \
+			fputc('\n', stderr);                                                   \
+		}                                                                              \
+	} while (0)
+
+/* A heap tensor that outlives ctx_reset, like a parameter (persistent grad when grad). */
+static Tensor *heap_tensor(int ndim, const int *shape, int grad)
+{
+	Tensor *t = calloc(1, sizeof *t);
+	if (!t)
+		abort();
+	tensor_set_shape(t, ndim, shape);
+	t->data = calloc(t->size, sizeof(float));
+	if (!t->data)
+		abort();
+	if (grad) {
+		t->grad = calloc(t->size, sizeof(float));
+		if (!t->grad)
+			abort();
+		t->requires_grad = 1;
+		t->is_param = 1;
+	}
+	return t;
+}
+
+static void heap_free(Tensor *t)
+{
+	if (!t)
+		return;
+	free(t->data);
+	free(t->grad);
+	free(t);
+}
+
+static void fill_uniform(Tensor *t, Rng *r, float lo, float hi)
+{
+	for (size_t i = 0; i < t->size; i++)
+		t->data[i] = rng_uniform_range(r, lo, hi);
+}
+
+static int close_to(float a, float b, float tol)
+{
+	return fabsf(a - b) <= tol * fmaxf(1.0f, fmaxf(fabsf(a), fabsf(b)));
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* arena */
+
+typedef struct Mlp {
+	Tensor *x, *w1, *b1, *w2, *big;
+} Mlp;
+
+/* One training-like step: a small MLP with softmax plus a wide element-wise branch that pushes
+ * the step past the arena's first block, so the first step needs several blocks. */
+static float mlp_step(Ctx *ctx, Mlp *m)
+{
+	ctx_reset(ctx);
+	Tensor *h = op_relu(ctx, op_add(ctx, op_matmul(ctx, m->x, m->w1, 0, 1), m->b1)); // (B,H)
+	Tensor *z = op_matmul(ctx, h, m->w2, 0, 1);                                       // (B,O)
+	Tensor *lp = op_log_softmax(ctx, z);
+	Tensor *l1 = op_scale(ctx, op_mean(ctx, lp, OP_ALL, 0), -1.0f);
+	Tensor *w = op_tanh(ctx, op_mul(ctx, m->big, m->big));
+	Tensor *l2 = op_mean(ctx, op_reshape(ctx, w, 1, (int[]){ -1 }), 0, 0);
+	Tensor *loss = op_add(ctx, l1, l2);
+	Tensor *params[] = { m->w1, m->b1, m->w2, m->big };
+	for (int i = 0; i < 4; i++)
+		memset(params[i]->grad, 0, params[i]->size * sizeof(float));
+	CHECK(ctx_backward(ctx, loss) == 0, "backward failed");
+	return loss->data[0];
+}
+
+static void test_arena(void)
+{
+	Ctx *ctx = ctx_new(7);
+	CHECK(ctx != NULL, "ctx_new");
+	if (!ctx)
+		return;
+
+	/* alignment */
+	for (int i = 0; i < 8; i++) {
+		void *p = ctx_alloc(ctx, (size_t)(3 + 17 * i));
+		CHECK(((uintptr_t)p & 63) == 0, "ctx_alloc(%d) not 64-byte aligned: %p", 3 + 17 * i, p);
+	}
+	Tensor *t = ctx_tensor(ctx, 2, (int[]){ 3, 5 });
+	CHECK(((uintptr_t)t->data & 63) == 0, "tensor data not aligned");
+	Tensor *zz = ctx_zeros(ctx, 1, (int[]){ 37 });
+	int allzero = 1;
+	for (int i = 0; i < 37; i++)
+		allzero &= zz->data[i] == 0.0f;
+	CHECK(allzero, "ctx_zeros not zero");
+
+	/* reset keeps capacity */
+	size_t cap = ctx_arena_capacity(ctx);
+	CHECK(ctx_arena_used(ctx) > 0, "used after allocations");
+	ctx_reset(ctx);
+	CHECK(ctx_arena_used(ctx) == 0, "used after reset = %zu", ctx_arena_used(ctx));
+	CHECK(ctx_arena_capacity(ctx) == cap, "capacity %zu -> %zu after reset", cap,
+	      ctx_arena_capacity(ctx));
+
+	/* consolidation: a repeated step performs no heap allocation */
+	Rng r;
+	rng_seed(&r, 11);
+	Mlp m = {
+		.x = heap_tensor(2, (int[]){ 32, 64 }, 0),
+		.w1 = heap_tensor(2, (int[]){ 48, 64 }, 1),
+		.b1 = heap_tensor(1, (int[]){ 48 }, 1),
+		.w2 = heap_tensor(2, (int[]){ 10, 48 }, 1),
+		.big = heap_tensor(2, (int[]){ 1024, 1024 }, 1),
+	};
+	fill_uniform(m.x, &r, -1, 1);
+	fill_uniform(m.w1, &r, -0.2f, 0.2f);
+	fill_uniform(m.b1, &r, -0.1f, 0.1f);
+	fill_uniform(m.w2, &r, -0.2f, 0.2f);
+	fill_uniform(m.big, &r, -1, 1);
+
+	float l0 = mlp_step(ctx, &m);
+	size_t need = ctx_arena_used(ctx);
+	CHECK(need > (16u << 20), "the warm-up step should span several blocks (used %zu)", need);
+	ctx_reset(ctx); /* consolidates into one block */
+	size_t cap1 = ctx_arena_capacity(ctx);
+	CHECK(cap1 >= need, "consolidated capacity %zu < step need %zu", cap1, need);
+	float gw1 = m.w1->grad[5];
+
+	uint64_t before = eng_alloc_count();
+	float l1 = mlp_step(ctx, &m);
+	float l2 = mlp_step(ctx, &m);
+	ctx_reset(ctx);
+	uint64_t after = eng_alloc_count();
+	CHECK(after == before, "repeated steps performed %llu heap allocations",
+	      (unsigned long long)(after - before));
+	CHECK(ctx_arena_capacity(ctx) == cap1, "capacity changed in steady state");
+	CHECK(l0 == l1 && l1 == l2, "same step, different loss: %g %g %g", l0, l1, l2);
+	CHECK(m.w1->grad[5] == gw1 && gw1 != 0.0f, "same step, different grad: %g vs %g",
+	      m.w1->grad[5], gw1);
+	printf("arena: warm-up step %.1f MB, consolidated capacity %.1f MB, steady-state allocations %llu\n",
+	       need / 1048576.0, cap1 / 1048576.0, (unsigned long long)(after - before));
+
+	heap_free(m.x);
+	heap_free(m.w1);
+	heap_free(m.b1);
+	heap_free(m.w2);
+	heap_free(m.big);
+	ctx_free(ctx);
+	ctx_free(NULL);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* RNG */
+
+static void test_rng(void)
+{
+	Rng a, b, c;
+	rng_seed(&a, 42);
+	rng_seed(&b, 42);
+	rng_seed(&c, 43);
+	int same = 1, differ = 0;
+	for (int i = 0; i < 1000; i++) {
+		uint64_t x = rng_u64(&a), y = rng_u64(&b), z = rng_u64(&c);
+		same &= x == y;
+		differ |= x != z;
+	}
+	CHECK(same, "same seed gives different streams");
+	CHECK(differ, "different seeds give the same stream");
+
+	Ctx *c1 = ctx_new(5), *c2 = ctx_new(5);
+	CHECK(rng_u64(ctx_rng(c1)) == rng_u64(ctx_rng(c2)), "contexts with one seed differ");
+	ctx_free(c1);
+	ctx_free(c2);
+
+	/* the saved state replays exactly (checkpoints rely on this) */
+	Rng saved = a;
+	float u1 = rng_uniform(&a), n1 = rng_normal(&a);
+	a = saved;
+	CHECK(rng_uniform(&a) == u1 && rng_normal(&a) == n1, "restored state does not replay");
+
+	double sum = 0, sq = 0;
+	int in_range = 1;
+	const int N = 200000;
+	for (int i = 0; i < N; i++) {
+		float u = rng_uniform(&a);
+		in_range &= u >= 0.0f && u < 1.0f;
+		double z = rng_normal(&a);
+		sum += z;
+		sq += z * z;
+	}
+	double mean = sum / N, var = sq / N - mean * mean;
+	CHECK(in_range, "uniform out of [0,1)");
+	CHECK(fabs(mean) < 0.01 && fabs(var - 1.0) < 0.02, "normal mean %g var %g", mean, var);
+
+	int perm[100], seen[100] = { 0 }, ok = 1;
+	rng_permutation(&a, perm, 100);
+	for (int i = 0; i < 100; i++) {
+		ok &= perm[i] >= 0 && perm[i] < 100 && !seen[perm[i]];
+		if (perm[i] >= 0 && perm[i] < 100)
+			seen[perm[i]] = 1;
+	}
+	CHECK(ok, "rng_permutation is not a permutation");
+	int below_ok = 1;
+	for (int i = 0; i < 10000; i++)
+		below_ok &= rng_below(&a, 7) < 7;
+	CHECK(below_ok, "rng_below out of range");
+
+	Rng p1, p2;
+	rng_seed(&p1, 9);
+	rng_seed(&p2, 9);
+	Rng f1 = rng_fork(&p1), f2 = rng_fork(&p2);
+	CHECK(rng_u64(&f1) == rng_u64(&f2), "fork not deterministic");
+	CHECK(rng_u64(&f1) != rng_u64(&p1), "fork equals parent stream");
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* detach and grad mode */
+
+static void test_detach(void)
+{
+	Ctx *ctx = ctx_new(1);
+	Tensor *x = heap_tensor(1, (int[]){ 4 }, 1);
+	for (int i = 0; i < 4; i++)
+		x->data[i] = (float)i - 1.5f;
+
+	Tensor *d = op_detach(ctx, x);
+	CHECK(d->data == x->data, "detach copied the data");
+	CHECK(!d->requires_grad, "detached tensor requires grad");
+	Tensor *only = op_exp(ctx, d);
+	CHECK(!only->requires_grad, "op on a detached tensor requires grad");
+
+	/* loss = sum(x*x + detach(x)) -> d/dx = 2x, not 2x + 1 */
+	Tensor *y = op_add(ctx, op_mul(ctx, x, x), d);
+	Tensor *loss = op_sum(ctx, y, OP_ALL, 0);
+	CHECK(ctx_backward(ctx, loss) == 0, "backward");
+	for (int i = 0; i < 4; i++)
+		CHECK(close_to(x->grad[i], 2.0f * x->data[i], 1e-6f), "grad[%d] %g want %g", i,
+		      x->grad[i], 2.0f * x->data[i]);
+
+	/* grad mode off: nothing is recorded */
+	ctx_reset(ctx);
+	int prev = ctx_set_grad_enabled(ctx, 0);
+	CHECK(prev == 1, "grad mode should start on");
+	Tensor *e = op_tanh(ctx, x);
+	CHECK(!e->requires_grad, "grad mode off but output requires grad");
+	CHECK(ctx_backward(ctx, op_sum(ctx, e, OP_ALL, 0)) != 0, "backward without a tape succeeded");
+	ctx_set_grad_enabled(ctx, prev);
+
+	/* reshape shares data but has its own grad */
+	ctx_reset(ctx);
+	memset(x->grad, 0, 4 * sizeof(float));
+	Tensor *r = op_reshape(ctx, x, 2, (int[]){ 2, -1 });
+	CHECK(r->data == x->data && r->shape[1] == 2, "reshape view");
+	CHECK(ctx_backward(ctx, op_sum(ctx, op_scale(ctx, r, 3.0f), OP_ALL, 0)) == 0, "backward");
+	CHECK(r->grad != x->grad, "reshape shares the grad buffer");
+	for (int i = 0; i < 4; i++)
+		CHECK(x->grad[i] == 3.0f, "grad through reshape %g", x->grad[i]);
+
+	heap_free(x);
+	ctx_free(ctx);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* broadcasting and other forward values against hand-computed numbers */
+
+static Tensor *from(Ctx *ctx, int ndim, const int *shape, const float *v)
+{
+	Tensor *t = ctx_tensor(ctx, ndim, shape);
+	memcpy(t->data, v, t->size * sizeof(float));
+	return t;
+}
+
+static void expect(const char *what, const Tensor *t, int ndim, const int *shape, const float *v)
+{
+	int ok = t->ndim == ndim;
+	for (int d = 0; ok && d < ndim; d++)
+		ok = t->shape[d] == shape[d];
+	char buf[64];
+	CHECK(ok, "%s: shape %s", what, tensor_shape_str(t, buf, sizeof buf));
+	if (!ok)
+		return;
+	for (size_t i = 0; i < t->size; i++)
+		CHECK(close_to(t->data[i], v[i], 1e-6f), "%s[%zu] = %g, want %g", what, i, t->data[i],
+		      v[i]);
+}
+
+static void test_broadcast(void)
+{
+	Ctx *ctx = ctx_new(1);
+	Tensor *a = from(ctx, 2, (int[]){ 2, 3 }, (float[]){ 1, 2, 3, 4, 5, 6 });
+	Tensor *row = from(ctx, 1, (int[]){ 3 }, (float[]){ 10, 20, 30 });
+	Tensor *col = from(ctx, 2, (int[]){ 2, 1 }, (float[]){ 100, 200 });
+	Tensor *one = from(ctx, 1, (int[]){ 1 }, (float[]){ 2 });
+
+	expect("add (2,3)+(3)", op_add(ctx, a, row), 2, (int[]){ 2, 3 },
+	       (float[]){ 11, 22, 33, 14, 25, 36 });
+	expect("sub (2,3)-(2,1)", op_sub(ctx, a, col), 2, (int[]){ 2, 3 },
+	       (float[]){ -99, -98, -97, -196, -195, -194 });
+	expect("sub (3)-(2,3)", op_sub(ctx, row, a), 2, (int[]){ 2, 3 },
+	       (float[]){ 9, 18, 27, 6, 15, 24 });
+	expect("mul (2,1)*(3)", op_mul(ctx, col, row), 2, (int[]){ 2, 3 },
+	       (float[]){ 1000, 2000, 3000, 2000, 4000, 6000 });
+	expect("div (2,3)/(1)", op_div(ctx, a, one), 2, (int[]){ 2, 3 },
+	       (float[]){ 0.5f, 1, 1.5f, 2, 2.5f, 3 });
+	expect("div (1)/(2,3)", op_div(ctx, one, a), 2, (int[]){ 2, 3 },
+	       (float[]){ 2, 1, 2.0f / 3, 0.5f, 0.4f, 2.0f / 6 });
+
+	/* (2,2,1,2) + (1,2,1,1): per-channel */
+	Tensor *x4 = from(ctx, 4, (int[]){ 2, 2, 1, 2 }, (float[]){ 1, 2, 3, 4, 5, 6, 7, 8 });
+	Tensor *ch = from(ctx, 4, (int[]){ 1, 2, 1, 1 }, (float[]){ 10, 20 });
+	expect("add channel", op_add(ctx, x4, ch), 4, (int[]){ 2, 2, 1, 2 },
+	       (float[]){ 11, 12, 23, 24, 15, 16, 27, 28 });
+	/* (2,1,3) * (2,1) -> (2,2,3) */
+	Tensor *p = from(ctx, 3, (int[]){ 2, 1, 3 }, (float[]){ 1, 2, 3, 4, 5, 6 });
+	Tensor *q = from(ctx, 2, (int[]){ 2, 1 }, (float[]){ 1, -1 });
+	expect("mul (2,1,3)*(2,1)", op_mul(ctx, p, q), 3, (int[]){ 2, 2, 3 },
+	       (float[]){ 1, 2, 3, -1, -2, -3, 4, 5, 6, -4, -5, -6 });
+
+	/* backward reduces the broadcast dims: d sum(a*row)/d row = column sums of a */
+	Tensor *ra = heap_tensor(1, (int[]){ 3 }, 1);
+	memcpy(ra->data, (float[]){ 10, 20, 30 }, sizeof(float[3]));
+	Tensor *ca = heap_tensor(2, (int[]){ 2, 1 }, 1);
+	memcpy(ca->data, (float[]){ 1, 2 }, sizeof(float[2]));
+	Tensor *l = op_sum(ctx, op_div(ctx, op_mul(ctx, a, ra), ca), OP_ALL, 0);
+	CHECK(ctx_backward(ctx, l) == 0, "backward");
+	/* l = sum_ij a_ij r_j / c_i; dl/dr_j = sum_i a_ij / c_i; dl/dc_i = -sum_j a_ij r_j / c_i^2 */
+	const float want_r[3] = { 1 + 4 / 2.0f, 2 + 5 / 2.0f, 3 + 6 / 2.0f };
+	const float want_c[2] = { -(10 + 40 + 90) / 1.0f, -(40 + 100 + 180) / 4.0f };
+	for (int j = 0; j < 3; j++)
+		CHECK(close_to(ra->grad[j], want_r[j], 1e-5f), "d row[%d] %g want %g", j, ra->grad[j],
+		      want_r[j]);
+	for (int i = 0; i < 2; i++)
+		CHECK(close_to(ca->grad[i], want_c[i], 1e-5f), "d col[%d] %g want %g", i, ca->grad[i],
+		      want_c[i]);
+
+	/* reductions, softmax, shape ops */
+	expect("sum axis 0", op_sum(ctx, a, 0, 0), 1, (int[]){ 3 }, (float[]){ 5, 7, 9 });
+	expect("mean axis 1 keepdim", op_mean(ctx, a, 1, 1), 2, (int[]){ 2, 1 }, (float[]){ 2, 5 });
+	expect("max axis -1", op_max(ctx, a, -1, 0), 1, (int[]){ 2 }, (float[]){ 3, 6 });
+	expect("sum all", op_sum(ctx, a, OP_ALL, 0), 1, (int[]){ 1 }, (float[]){ 21 });
+	float e1 = expf(1), e2 = expf(2), e3 = expf(3), s = e1 + e2 + e3;
+	expect("softmax", op_softmax(ctx, a), 2, (int[]){ 2, 3 },
+	       (float[]){ e1 / s, e2 / s, e3 / s, e1 / s, e2 / s, e3 / s });
+	expect("log_softmax", op_log_softmax(ctx, a), 2, (int[]){ 2, 3 },
+	       (float[]){ 1 - logf(s), 2 - logf(s), 3 - logf(s), 1 - logf(s), 2 - logf(s),
+	                  3 - logf(s) });
+	expect("transpose", op_transpose(ctx, a, 0, 1), 2, (int[]){ 3, 2 },
+	       (float[]){ 1, 4, 2, 5, 3, 6 });
+	expect("concat axis 1", op_concat(ctx, (Tensor *[]){ a, col }, 2, 1), 2, (int[]){ 2, 4 },
+	       (float[]){ 1, 2, 3, 100, 4, 5, 6, 200 });
+	expect("slice axis 1", op_slice(ctx, a, 1, 1, 2), 2, (int[]){ 2, 2 },
+	       (float[]){ 2, 3, 5, 6 });
+	expect("gather rows", op_gather_rows(ctx, a, (int[]){ 1, 1, 0 }, 3), 2, (int[]){ 3, 3 },
+	       (float[]){ 4, 5, 6, 4, 5, 6, 1, 2, 3 });
+	expect("l2_normalize", op_l2_normalize(ctx, from(ctx, 1, (int[]){ 2 }, (float[]){ 3, 4 }), 1e-12f),
+	       1, (int[]){ 2 }, (float[]){ 0.6f, 0.8f });
+	expect("clamp", op_clamp(ctx, a, 2, 5), 2, (int[]){ 2, 3 }, (float[]){ 2, 2, 3, 4, 5, 5 });
+	expect("gelu", op_gelu(ctx, from(ctx, 1, (int[]){ 3 }, (float[]){ -1, 0, 1 })), 1, (int[]){ 3 },
+	       (float[]){ -0.158808f, 0.0f, 0.841192f });
+	/* large logits must not overflow */
+	Tensor *big = from(ctx, 1, (int[]){ 2 }, (float[]){ 1000, 1000 });
+	expect("softmax large", op_softmax(ctx, big), 1, (int[]){ 2 }, (float[]){ 0.5f, 0.5f });
+
+	heap_free(ra);
+	heap_free(ca);
+	ctx_free(ctx);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* matmul against plain loops */
+
+/* op(A)[i][k] for A stored row-major as (M,K), or (K,M) when ta */
+static float at(const float *a, int ta, int rows, int cols, int i, int k)
+{
+	return ta ? a[(size_t)k * rows + i] : a[(size_t)i * cols + k];
+}
+
+static void check_mm(Ctx *ctx, Rng *r, int batch, int M, int N, int K, int ta, int tb, int use_bmm)
+{
+	ctx_reset(ctx);
+	int sa[3] = { batch, ta ? K : M, ta ? M : K }, sb[3] = { batch, tb ? N : K, tb ? K : N };
+	Tensor *a = heap_tensor(use_bmm ? 3 : 2, use_bmm ? sa : sa + 1, 1);
+	Tensor *b = heap_tensor(use_bmm ? 3 : 2, use_bmm ? sb : sb + 1, 1);
+	fill_uniform(a, r, -1, 1);
+	fill_uniform(b, r, -1, 1);
+	Tensor *c = use_bmm ? op_bmm(ctx, a, b, ta, tb) : op_matmul(ctx, a, b, ta, tb);
+	Tensor *g = ctx_tensor_like(ctx, c);
+	fill_uniform(g, r, -1, 1);
+	CHECK(ctx_backward(ctx, op_sum(ctx, op_mul(ctx, c, g), OP_ALL, 0)) == 0, "backward");
+
+	float maxe = 0;
+	for (int bi = 0; bi < batch; bi++) {
+		const float *ab = a->data + (size_t)bi * M * K, *bb = b->data + (size_t)bi * K * N;
+		const float *gb = g->data + (size_t)bi * M * N;
+		for (int i = 0; i < M; i++)
+			for (int j = 0; j < N; j++) {
+				double acc = 0;
+				for (int k = 0; k < K; k++)
+					acc += at(ab, ta, M, K, i, k) * at(bb, tb, K, N, k, j);
+				maxe = fmaxf(maxe, fabsf((float)acc - c->data[((size_t)bi * M + i) * N + j]));
+			}
+		/* dA[i][k] = sum_j g[i][j] op(B)[k][j], stored transposed when ta */
+		for (int i = 0; i < M; i++)
+			for (int k = 0; k < K; k++) {
+				double acc = 0;
+				for (int j = 0; j < N; j++)
+					acc += gb[i * N + j] * at(bb, tb, K, N, k, j);
+				size_t idx = (size_t)bi * M * K + (ta ? (size_t)k * M + i : (size_t)i * K + k);
+				maxe = fmaxf(maxe, fabsf((float)acc - a->grad[idx]));
+			}
+		for (int k = 0; k < K; k++)
+			for (int j = 0; j < N; j++) {
+				double acc = 0;
+				for (int i = 0; i < M; i++)
+					acc += at(ab, ta, M, K, i, k) * gb[i * N + j];
+				size_t idx = (size_t)bi * K * N + (tb ? (size_t)j * K + k : (size_t)k * N + j);
+				maxe = fmaxf(maxe, fabsf((float)acc - b->grad[idx]));
+			}
+	}
+	CHECK(maxe < 1e-4f, "%s batch=%d M=%d N=%d K=%d ta=%d tb=%d: max abs error %g",
+	      use_bmm ? "bmm" : "matmul", batch, M, N, K, ta, tb, maxe);
+	heap_free(a);
+	heap_free(b);
+}
+
+static void test_matmul(void)
+{
+	Ctx *ctx = ctx_new(3);
+	Rng r;
+	rng_seed(&r, 99);
+	for (int ta = 0; ta < 2; ta++)
+		for (int tb = 0; tb < 2; tb++) {
+			check_mm(ctx, &r, 1, 7, 5, 9, ta, tb, 0);
+			check_mm(ctx, &r, 1, 33, 65, 17, ta, tb, 0);
+			check_mm(ctx, &r, 3, 6, 4, 5, ta, tb, 1);
+		}
+	/* 3-D a with 2-D b is (B*M,K) x (K,N) */
+	ctx_reset(ctx);
+	Tensor *a = ctx_tensor(ctx, 3, (int[]){ 2, 3, 4 });
+	Tensor *b = ctx_tensor(ctx, 2, (int[]){ 4, 5 });
+	fill_uniform(a, &r, -1, 1);
+	fill_uniform(b, &r, -1, 1);
+	Tensor *c = op_matmul(ctx, a, b, 0, 0);
+	CHECK(c->ndim == 3 && c->shape[0] == 2 && c->shape[1] == 3 && c->shape[2] == 5,
+	      "3-D matmul shape");
+	float maxe = 0;
+	for (int i = 0; i < 6; i++)
+		for (int j = 0; j < 5; j++) {
+			float acc = 0;
+			for (int k = 0; k < 4; k++)
+				acc += a->data[i * 4 + k] * b->data[k * 5 + j];
+			maxe = fmaxf(maxe, fabsf(acc - c->data[i * 5 + j]));
+		}
+	CHECK(maxe < 1e-5f, "3-D matmul error %g", maxe);
+	ctx_free(ctx);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* shape errors abort with a message naming the op and both shapes */
+
+static void test_shape_error(void)
+{
+	int fds[2];
+	if (pipe(fds) != 0) {
+		CHECK(0, "pipe failed");
+		return;
+	}
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(fds[1], 2);
+		close(fds[0]);
+		Ctx *ctx = ctx_new(1);
+		Tensor *a = ctx_zeros(ctx, 2, (int[]){ 2, 3 });
+		Tensor *b = ctx_zeros(ctx, 2, (int[]){ 4, 3 });
+		op_add(ctx, a, b);
+		_exit(0); /* not reached when the op aborts */
+	}
+	close(fds[1]);
+	char buf[512] = "";
+	size_t got = 0;
+	ssize_t k;
+	while (got < sizeof buf - 1 && (k = read(fds[0], buf + got, sizeof buf - 1 - got)) > 0)
+		got += (size_t)k;
+	buf[got] = 0;
+	close(fds[0]);
+	int status = 0;
+	waitpid(pid, &status, 0);
+	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "op_add on bad shapes did not abort");
+	CHECK(strstr(buf, "op_add: shapes (2,3) and (4,3) do not broadcast") != NULL,
+	      "unexpected message: %s", buf);
+}
+
+int main(void)
+{
+	eng_set_threads(1);
+	test_arena();
+	test_rng();
+	test_detach();
+	test_broadcast();
+	test_matmul();
+	test_shape_error();
+	if (failures) {
+		fprintf(stderr, "test_ctx: %d check(s) failed\n", failures);
+		return 1;
+	}
+	printf("test_ctx: all checks passed\n");
+	return 0;
+}
