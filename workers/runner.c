@@ -120,11 +120,6 @@ static double param_lookup(const void *user, const char *name)
 	return jobspec_param(user, name);
 }
 
-static Encoder *run_encoder(Run *r)
-{
-	return r->method ? r->method->encoder(r->mstate) : r->plain_encoder;
-}
-
 static void sample_shape(const Dataset *ds, int *c, int *h, int *w)
 {
 	*c = ds->c;
@@ -292,8 +287,8 @@ static int pretrain(Run *r)
 			snprintf(path, sizeof path, "%s/augmented_views.png", r->dir);
 			int n = b->n < 16 ? b->n : 16;
 			const float *imgs[2] = { b->view[0], views > 1 ? b->view[1] : b->view[0] };
-			if (png_grid_write_rows(path, imgs, views > 1 ? 2 : 1, n, c, h, w, r->err,
-			                        r->errlen) == 0)
+			if (png_grid_write_rows(path, imgs, views > 1 ? 2 : 1, n, c, h, w, 1, 0.0f,
+			                        1.0f, r->err, r->errlen) == 0)
 				emit_artifact(r, "augmented_views.png");
 			wrote_views = 1;
 		}
