@@ -1,0 +1,446 @@
+/* pool.c - worker threads that claim queued jobs and run them (see pool.h).
+ *
+ * The glue between the queue (storage/) and the runner: hooks turn runner callbacks into batched
+ * rows, artifacts and checkpoint records; outcomes become job states. Not here: what a job computes
+ * (runner.c), validation (jobspec.c), HTTP, or deciding when the daemon stops (daemon/).
+ */
+#include "pool.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../storage/log.h"
+#include "runner.h"
+
+typedef struct Worker {
+	struct Pool *pool;
+	int index;
+	pthread_t th;
+	int64_t job_id;               /* guarded by pool->mu; 0 = idle */
+	atomic_int cancel;            /* polled by should_stop every step */
+	int64_t last_step;            /* for the step counter (worker thread only) */
+	atomic_uint_fast64_t metric_ns, metric_calls;
+} Worker;
+
+struct Pool {
+	Store *st;
+	StoreBatch *batch;
+	PoolConfig cfg;
+	char *state_dir;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	uint64_t wake_seq;            /* guarded by mu */
+	atomic_int stopping;
+	atomic_int busy;
+	atomic_uint_fast64_t steps, busy_ns;
+	atomic_uint_fast64_t finished[5];
+	Worker *w;
+	int started;
+};
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int mkdir_p(const char *path, char *err, size_t errlen)
+{
+	char tmp[4096];
+	if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp) {
+		snprintf(err, errlen, "%s: path too long", path);
+		return -ENAMETOOLONG;
+	}
+	for (char *p = tmp + 1;; p++) {
+		if (*p == '/' || *p == 0) {
+			char c = *p;
+			*p = 0;
+			if (mkdir(tmp, 0750) != 0 && errno != EEXIST) {
+				int e = errno;
+				snprintf(err, errlen, "%s: cannot create directory: %s", tmp, strerror(e));
+				return -e;
+			}
+			*p = c;
+			if (c == 0) break;
+		}
+	}
+	return 0;
+}
+
+int pool_job_dir(const char *state_dir, int64_t job_id, char *out, size_t len)
+{
+	int n = snprintf(out, len, "%s/jobs/%lld", state_dir, (long long)job_id);
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+/* ---- runner hooks (called on the worker's thread) ------------------------------------------ */
+
+static int64_t cur_job(Worker *w)
+{
+	/* Only the worker thread writes job_id while its job runs, so reading it here needs no lock. */
+	return w->job_id;
+}
+
+static void hook_metric(void *user, int64_t step, const char *key, double value)
+{
+	Worker *w = user;
+	uint64_t t0 = mono_ns();
+	store_batch_metric(w->pool->batch, cur_job(w), step, key, value);
+	atomic_fetch_add_explicit(&w->metric_ns, mono_ns() - t0, memory_order_relaxed);
+	atomic_fetch_add_explicit(&w->metric_calls, 1, memory_order_relaxed);
+}
+
+static void hook_progress(void *user, int64_t step, int64_t total, const char *stage, double eta_s)
+{
+	Worker *w = user;
+	if (stage && strcmp(stage, "pretrain") == 0 && step > w->last_step) {
+		atomic_fetch_add_explicit(&w->pool->steps, (uint64_t)(step - w->last_step), memory_order_relaxed);
+		w->last_step = step;
+	}
+	store_batch_progress(w->pool->batch, cur_job(w), step, total, stage, eta_s);
+}
+
+static void hook_event(void *user, RunnerLevel level, const char *message)
+{
+	Worker *w = user;
+	store_batch_event(w->pool->batch, cur_job(w), (int)level, message);
+	slog((int)level, cur_job(w), "%s", message);
+}
+
+static void hook_artifact(void *user, const char *name, const char *path)
+{
+	Worker *w = user;
+	char err[512];
+	if (store_artifact_put(w->pool->st, cur_job(w), name, path, err, sizeof err) < 0)
+		slog(LOG_WARNING, cur_job(w), "artifact %s not recorded: %s", name, err);
+}
+
+static int hook_should_stop(void *user)
+{
+	Worker *w = user;
+	if (atomic_load_explicit(&w->cancel, memory_order_relaxed)) return RUNNER_STOP_CANCEL;
+	if (atomic_load_explicit(&w->pool->stopping, memory_order_relaxed)) return RUNNER_STOP_REQUEUE;
+	return RUNNER_CONTINUE;
+}
+
+static void hook_checkpoint(void *user, int64_t step, const char *path)
+{
+	Worker *w = user;
+	char err[512];
+	/* Points up to `step` must be in the database before the checkpoint is recorded: a resume
+	 * then drops exactly the points after it, so no step is stored twice and none is lost. */
+	if (store_batch_flush(w->pool->batch, err, sizeof err) < 0) {
+		slog(LOG_WARNING, cur_job(w), "checkpoint at step %lld: metric flush failed: %s", (long long)step, err);
+		return;   /* keep the older checkpoint record: a resume then drops more, never duplicates */
+	}
+	if (store_job_checkpoint(w->pool->st, cur_job(w), step, err, sizeof err) < 0)
+		slog(LOG_WARNING, cur_job(w), "checkpoint at step %lld not recorded: %s", (long long)step, err);
+	else
+		slog(LOG_DEBUG, cur_job(w), "checkpoint at step %lld: %s", (long long)step, path);
+}
+
+/* init_from_job: the other job's final checkpoint, if it succeeded. */
+static int resolve_job(void *user, int64_t job_id, char *path, size_t len)
+{
+	Worker *w = user;
+	char err[256];
+	StoreJob j;
+	if (store_job_get(w->pool->st, job_id, &j, err, sizeof err) < 0) return -1;
+	int ok = j.state == JOB_SUCCEEDED;
+	store_job_clear(&j);
+	if (!ok) return -1;
+	char dir[4096];
+	if (pool_job_dir(w->pool->state_dir, job_id, dir, sizeof dir) < 0) return -1;
+	if (snprintf(path, len, "%s/checkpoint.safetensors", dir) >= (int)len) return -1;
+	return access(path, R_OK) == 0 ? 0 : -1;
+}
+
+/* ---- running one job ------------------------------------------------------------------------ */
+
+/* The spec with "threads" capped at max_threads (malloc'd), or NULL to use it as it is. */
+static char *cap_threads(const char *spec, int max_threads)
+{
+	if (max_threads <= 0) return NULL;
+	cJSON *root = cJSON_Parse(spec);
+	if (!root) return NULL;
+	char *out = NULL;
+	cJSON *t = cJSON_GetObjectItemCaseSensitive(root, "threads");
+	int want = cJSON_IsNumber(t) ? t->valueint : 2;   /* the spec's default */
+	if (want > max_threads) {
+		if (t) cJSON_SetNumberValue(t, max_threads);
+		else cJSON_AddNumberToObject(root, "threads", max_threads);
+		out = cJSON_PrintUnformatted(root);
+	}
+	cJSON_Delete(root);
+	return out;
+}
+
+static void flush_retrying(Pool *p, int64_t job)
+{
+	char err[512];
+	for (int i = 0; i < 5; i++) {
+		if (store_batch_flush(p->batch, err, sizeof err) >= 0) return;
+		slog(LOG_WARNING, job, "metric flush failed (attempt %d): %s", i + 1, err);
+		usleep(200000);
+	}
+}
+
+static void finish(Pool *p, int64_t job, JobState state, const char *results, const char *error)
+{
+	char err[512];
+	for (int i = 0; i < 5; i++) {
+		if (store_job_finish(p->st, job, state, results, error, err, sizeof err) == 0) {
+			atomic_fetch_add(&p->finished[state], 1);
+			return;
+		}
+		slog(LOG_ERR, job, "recording state %s failed (attempt %d): %s", job_state_name(state), i + 1, err);
+		usleep(200000);
+	}
+}
+
+static void pool_event(Pool *p, int64_t job, int level, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void pool_event(Pool *p, int64_t job, int level, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	store_batch_event(p->batch, job, level, msg);
+	slog(level, job, "%s", msg);
+}
+
+static void run_job(Worker *w, StoreJob *j)
+{
+	Pool *p = w->pool;
+	char err[1024], dir[4096];
+	if (atomic_load(&p->stopping)) {   /* claimed just as the daemon began to stop: give it back */
+		finish(p, j->id, JOB_QUEUED, NULL, NULL);
+		return;
+	}
+	pthread_mutex_lock(&p->mu);
+	w->job_id = j->id;
+	atomic_store(&w->cancel, 0);
+	pthread_mutex_unlock(&p->mu);
+	atomic_fetch_add(&p->busy, 1);
+	/* A cancel that reached the database between the claim and the line above. */
+	StoreJob now;
+	if (store_job_get(p->st, j->id, &now, err, sizeof err) == 0) {
+		if (now.cancel_requested) atomic_store(&w->cancel, 1);
+		store_job_clear(&now);
+	}
+	w->last_step = j->checkpoint_step > 0 ? j->checkpoint_step : 0;
+
+	if (pool_job_dir(p->state_dir, j->id, dir, sizeof dir) < 0 || mkdir_p(dir, err, sizeof err) < 0) {
+		if (!err[0]) snprintf(err, sizeof err, "job directory path too long");
+		pool_event(p, j->id, LOG_ERR, "cannot prepare the job directory: %s", err);
+		flush_retrying(p, j->id);
+		finish(p, j->id, JOB_FAILED, NULL, err);
+		goto out;
+	}
+	if (j->attempts > 1)
+		pool_event(p, j->id, LOG_NOTICE, "worker %d: resuming (attempt %d) from checkpoint step %lld",
+		           w->index, j->attempts, (long long)(j->checkpoint_step > 0 ? j->checkpoint_step : 0));
+	else
+		pool_event(p, j->id, LOG_INFO, "worker %d: started %s%s%s", w->index, j->method,
+		           j->name && j->name[0] ? " " : "", j->name ? j->name : "");
+
+	char *capped = cap_threads(j->spec, p->cfg.max_threads);
+	RunnerHooks h = {
+		.user = w, .on_metric = hook_metric, .on_progress = hook_progress, .on_event = hook_event,
+		.on_artifact = hook_artifact, .should_stop = hook_should_stop, .on_checkpoint = hook_checkpoint,
+	};
+	char *results = NULL;
+	err[0] = 0;
+	uint64_t t0 = mono_ns();
+	int rc = runner_run(capped ? capped : j->spec, dir, &h, resolve_job, &results, err, sizeof err);
+	double secs = (double)(mono_ns() - t0) * 1e-9;
+	atomic_fetch_add(&p->busy_ns, mono_ns() - t0);
+	free(capped);
+
+	switch (rc) {
+	case RUNNER_OK:
+		pool_event(p, j->id, LOG_INFO, "succeeded in %.1f s", secs);
+		flush_retrying(p, j->id);
+		finish(p, j->id, JOB_SUCCEEDED, results ? results : "{}", NULL);
+		break;
+	case RUNNER_STOPPED:
+		pool_event(p, j->id, LOG_NOTICE, "stopped by the daemon at step %lld; requeued to resume from its checkpoint",
+		           (long long)w->last_step);
+		flush_retrying(p, j->id);
+		finish(p, j->id, JOB_QUEUED, NULL, NULL);
+		break;
+	case RUNNER_CANCELLED:
+		pool_event(p, j->id, LOG_NOTICE, "cancelled after %.1f s", secs);
+		flush_retrying(p, j->id);
+		finish(p, j->id, JOB_CANCELLED, NULL, "cancelled by request");
+		break;
+	default:
+		if (!err[0]) snprintf(err, sizeof err, "the runner failed without a reason (code %d)", rc);
+		pool_event(p, j->id, LOG_ERR, "failed after %.1f s: %s", secs, err);
+		flush_retrying(p, j->id);
+		finish(p, j->id, JOB_FAILED, NULL, err);
+		break;
+	}
+	free(results);
+out:
+	pthread_mutex_lock(&p->mu);
+	w->job_id = 0;
+	pthread_mutex_unlock(&p->mu);
+	atomic_fetch_sub(&p->busy, 1);
+}
+
+static void *worker_main(void *arg)
+{
+	Worker *w = arg;
+	Pool *p = w->pool;
+	char err[512];
+	while (!atomic_load(&p->stopping)) {
+		pthread_mutex_lock(&p->mu);
+		uint64_t seq = p->wake_seq;
+		pthread_mutex_unlock(&p->mu);
+		StoreJob j;
+		int rc = store_job_claim(p->st, &j, err, sizeof err);
+		if (rc == 1) {
+			run_job(w, &j);
+			store_job_clear(&j);
+			continue;
+		}
+		if (rc < 0) slog(LOG_ERR, 0, "worker %d: claiming a job failed: %s", w->index, err);
+		/* Idle: sleep until woken (a job was queued) or the poll interval passes. */
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		double wait = p->cfg.idle_poll_s > 0 ? p->cfg.idle_poll_s : 2.0;
+		until.tv_sec += (time_t)wait;
+		until.tv_nsec += (long)((wait - (double)(time_t)wait) * 1e9);
+		if (until.tv_nsec >= 1000000000L) { until.tv_sec++; until.tv_nsec -= 1000000000L; }
+		pthread_mutex_lock(&p->mu);
+		while (p->wake_seq == seq && !atomic_load(&p->stopping))
+			if (pthread_cond_timedwait(&p->cv, &p->mu, &until) == ETIMEDOUT) break;
+		pthread_mutex_unlock(&p->mu);
+	}
+	return NULL;
+}
+
+/* ---- public --------------------------------------------------------------------------------- */
+
+int pool_new(Store *st, StoreBatch *batch, const PoolConfig *cfg, Pool **out, char *err, size_t errlen)
+{
+	*out = NULL;
+	if (cfg->workers < 0 || cfg->workers > 256) {
+		snprintf(err, errlen, "workers: must be 0..256, got %d", cfg->workers);
+		return -EINVAL;
+	}
+	Pool *p = calloc(1, sizeof *p);
+	if (!p || !(p->state_dir = strdup(cfg->state_dir ? cfg->state_dir : "."))) {
+		free(p);
+		snprintf(err, errlen, "worker pool: out of memory");
+		return -ENOMEM;
+	}
+	p->st = st;
+	p->batch = batch;
+	p->cfg = *cfg;
+	p->cfg.state_dir = p->state_dir;
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->cv, NULL);
+	if (cfg->workers > 0 && !(p->w = calloc((size_t)cfg->workers, sizeof *p->w))) {
+		pool_free(p);
+		snprintf(err, errlen, "worker pool: out of memory");
+		return -ENOMEM;
+	}
+	char jobs[4096];
+	snprintf(jobs, sizeof jobs, "%s/jobs", p->state_dir);
+	int rc = mkdir_p(jobs, err, errlen);
+	if (rc < 0) {
+		pool_free(p);
+		return rc;
+	}
+	*out = p;
+	return 0;
+}
+
+int pool_start(Pool *p, char *err, size_t errlen)
+{
+	for (int i = 0; i < p->cfg.workers; i++) {
+		Worker *w = &p->w[i];
+		w->pool = p;
+		w->index = i;
+		int rc = pthread_create(&w->th, NULL, worker_main, w);
+		if (rc != 0) {
+			snprintf(err, errlen, "starting worker %d: %s", i, strerror(rc));
+			pool_request_stop(p);
+			return -rc;
+		}
+		p->started = i + 1;
+	}
+	return 0;
+}
+
+void pool_wake(Pool *p)
+{
+	pthread_mutex_lock(&p->mu);
+	p->wake_seq++;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
+int pool_cancel(Pool *p, int64_t job_id)
+{
+	int found = 0;
+	pthread_mutex_lock(&p->mu);
+	for (int i = 0; i < p->cfg.workers; i++)
+		if (p->w[i].job_id == job_id) {
+			atomic_store(&p->w[i].cancel, 1);
+			found = 1;
+		}
+	pthread_mutex_unlock(&p->mu);
+	return found;
+}
+
+void pool_request_stop(Pool *p)
+{
+	atomic_store(&p->stopping, 1);
+	pool_wake(p);
+}
+
+int pool_busy(Pool *p) { return atomic_load(&p->busy); }
+
+void pool_stats(Pool *p, PoolStats *out)
+{
+	memset(out, 0, sizeof *out);
+	out->workers = p->cfg.workers;
+	out->busy = atomic_load(&p->busy);
+	out->steps = atomic_load(&p->steps);
+	for (int i = 0; i < 5; i++) out->finished[i] = atomic_load(&p->finished[i]);
+	uint64_t ns = 0, calls = 0;
+	for (int i = 0; i < p->cfg.workers; i++) {
+		ns += atomic_load_explicit(&p->w[i].metric_ns, memory_order_relaxed);
+		calls += atomic_load_explicit(&p->w[i].metric_calls, memory_order_relaxed);
+	}
+	out->metric_append_s = (double)ns * 1e-9;
+	out->metric_calls = calls;
+	out->busy_s = (double)atomic_load(&p->busy_ns) * 1e-9;
+}
+
+void pool_free(Pool *p)
+{
+	if (!p) return;
+	pool_request_stop(p);
+	for (int i = 0; i < p->started; i++) pthread_join(p->w[i].th, NULL);
+	pthread_cond_destroy(&p->cv);
+	pthread_mutex_destroy(&p->mu);
+	free(p->w);
+	free(p->state_dir);
+	free(p);
+}

@@ -1,0 +1,64 @@
+/* pool.h - the daemon's worker threads: each claims the best queued job and runs it.
+ *
+ * N threads loop: claim the highest-priority, oldest queued job (store_job_claim), run it with
+ * runner_run in STATE_DIR/jobs/<id>/, and record the outcome. Runner hooks feed the StoreBatch
+ * (metric points, progress, events: never a transaction per point), record artifacts, and record
+ * checkpoints (flushing the job's points first, so a resume neither loses nor repeats them).
+ * Cancellation is an atomic flag the runner polls every step; a pool stop makes running jobs
+ * checkpoint and go back to `queued`, to resume on the next start.
+ *
+ *   PoolConfig pc = { .workers = 1, .state_dir = "/var/lib/ssld" };
+ *   Pool *p;
+ *   pool_new(st, batch, &pc, &p, err, sizeof err);
+ *   pool_start(p, err, sizeof err);
+ *   pool_wake(p);                  // a job was queued
+ *   pool_cancel(p, 17);            // after store_job_cancel said "running"
+ *   pool_request_stop(p);          // SIGTERM: checkpoint + requeue; returns at once
+ *   while (pool_busy(p)) wait();
+ *   pool_free(p);                  // joins the threads
+ */
+#ifndef SSLD_WORKERS_POOL_H
+#define SSLD_WORKERS_POOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../storage/batch.h"
+#include "../storage/store.h"
+
+typedef struct Pool Pool;
+
+typedef struct PoolConfig {
+	int workers;              /* threads; 0 = queue only (jobs wait until a daemon with workers runs) */
+	const char *state_dir;    /* job work dirs are state_dir/jobs/<id>/ */
+	int max_threads;          /* > 0: cap on a job's "threads" (BLAS/augmentation threads) */
+	double idle_poll_s;       /* idle workers look at the queue this often even without a wake (default 2) */
+} PoolConfig;
+
+typedef struct PoolStats {
+	int workers, busy;
+	uint64_t steps;                       /* training steps run (all jobs, since start) */
+	uint64_t finished[5];                 /* by JobState: succeeded, failed, cancelled, queued (= requeued) */
+	uint64_t metric_calls;                /* on_metric calls */
+	double metric_append_s;               /* time spent inside on_metric (training-thread cost) */
+	double busy_s;                        /* time workers spent running jobs */
+} PoolStats;
+
+int pool_new(Store *st, StoreBatch *batch, const PoolConfig *cfg, Pool **out, char *err, size_t errlen);
+/* Starts the threads. 0 or < 0 with err. */
+int pool_start(Pool *p, char *err, size_t errlen);
+/* Wakes idle workers to look at the queue (cheap; any thread). */
+void pool_wake(Pool *p);
+/* Asks the run of job_id to stop as cancelled within one step. 1 if it runs here, 0 if not. */
+int pool_cancel(Pool *p, int64_t job_id);
+/* Stops claiming; running jobs checkpoint and are requeued. Returns at once. */
+void pool_request_stop(Pool *p);
+int pool_busy(Pool *p);                   /* jobs running now */
+void pool_stats(Pool *p, PoolStats *out);
+/* Stops (as pool_request_stop), joins the threads and frees. pool_free(NULL) is a no-op. */
+void pool_free(Pool *p);
+
+/* The directory of a job: state_dir/jobs/<id> (no trailing slash). */
+int pool_job_dir(const char *state_dir, int64_t job_id, char *out, size_t len);
+
+#endif
