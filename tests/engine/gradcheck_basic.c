@@ -247,6 +247,8 @@ static void cases_pointwise(void)
 	check1("softmax (2,3,4) large logits", OP_SOFTMAX, b_softmax, NULL, IN(40, 45, 2, 3, 4));
 	check1("log_softmax (3,5)", OP_LOG_SOFTMAX, b_log_softmax, NULL, IN(-3, 3, 3, 5));
 	check1("log_softmax (2,3,4)", OP_LOG_SOFTMAX, b_log_softmax, NULL, IN(-5, 5, 2, 3, 4));
+	check1("softmax (2,37)", OP_SOFTMAX, b_softmax, NULL, IN(-3, 3, 2, 37));
+	check1("log_softmax (2,37)", OP_LOG_SOFTMAX, b_log_softmax, NULL, IN(-3, 3, 2, 37));
 }
 
 static void cases_reduce(void)
@@ -279,6 +281,12 @@ static void cases_reduce(void)
 	Tensor *m = IN(-1, 1, 2, 3, 2, 2);
 	gc_fill_distinct(m, 0.1f);
 	check1("max (2,3,2,2) axis 1", OP_MAX, b_max, ARGS(.i = { 1, 1 }), m);
+	/* rows longer than the 8/16-lane partial reductions, with tails */
+	Tensor *m21 = IN(-1, 1, 3, 21);
+	gc_fill_distinct(m21, 0.05f);
+	check1("max (3,21) axis -1", OP_MAX, b_max, ARGS(.i = { -1, 0 }), m21);
+	check1("sum (2,37) axis 1", OP_SUM, b_sum, ARGS(.i = { 1, 0 }), IN(-1, 1, 2, 37));
+	check1("mean (37,3) axis 0", OP_MEAN, b_mean, ARGS(.i = { 0, 0 }), IN(-1, 1, 37, 3));
 }
 
 static void cases_shape(void)
@@ -329,6 +337,7 @@ static void cases_shape(void)
 	           1e-3, TOL);
 	check1("l2_normalize (2,3,5)", OP_L2_NORMALIZE, b_l2n, ARGS(.f = { 1e-6f }),
 	       IN(-2, 2, 2, 3, 5));
+	check1("l2_normalize (2,37)", OP_L2_NORMALIZE, b_l2n, ARGS(.f = { 1e-12f }), IN(-1, 1, 2, 37));
 	check1("l2_normalize below eps (3,3)", OP_L2_NORMALIZE, b_l2n, ARGS(.f = { 10.0f }),
 	       IN(-1, 1, 3, 3));
 }
