@@ -1,1 +1,560 @@
-/* augment.c - placeholder until its module lands. */
+/* augment.c - image augmentations, one random draw per enabled transform, fast on 28x28.
+ *
+ * The geometric transforms (random resized crop, horizontal flip, rotation, translation) are
+ * composed into ONE affine map from output to input pixel centres, then the input is sampled once
+ * with bilinear interpolation: no intermediate images, no trig per pixel, and no double blurring.
+ * When the map is axis-aligned (no rotation, or a multiple of 90 degrees composed away) sampling is
+ * separable: per-column and per-row indices and weights are precomputed and each output pixel is
+ * four loads and three lerps. Points inside the input's pixel area [-0.5, W-0.5] are sampled with
+ * edge clamping; points outside it read 0 (black, Fashion-MNIST's background). Integer maps (flip,
+ * 90-degree turns, whole-pixel shifts) reproduce input pixels exactly.
+ * The photometric transforms then work in place on the output. Randomness is drawn only for
+ * transforms with p > 0, in the fixed order of AugConfig, so a seed reproduces a view exactly.
+ * Deliberately no colour (hue/saturation) ops: inputs are grayscale or treated per channel alike.
+ */
+#include "augment.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#define AUG_MAX_SIDE 1024     /* separable fast path buffers; larger images use the general path */
+#define AUG_MAX_RADIUS 12     /* gaussian blur kernel radius cap */
+#define AUG_MAX_CELLS 4096    /* patch masking with exact counts; more cells fall back to Bernoulli */
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Configurations                                                                                  */
+
+void aug_config_none(AugConfig *c)
+{
+	memset(c, 0, sizeof *c);
+	/* parameters ready so that setting p alone enables a sensible transform */
+	c->crop.scale_min = 0.2f;
+	c->crop.scale_max = 1.0f;
+	c->crop.ratio_min = 3.0f / 4.0f;
+	c->crop.ratio_max = 4.0f / 3.0f;
+	c->rotate.max_degrees = 15.0f;
+	c->translate.max_fraction = 0.1f;
+	c->jitter.brightness = 0.4f;
+	c->jitter.contrast = 0.4f;
+	c->blur.sigma_min = 0.1f;
+	c->blur.sigma_max = 1.0f;
+	c->solarize.threshold = 0.5f;
+	c->erase.scale_min = 0.02f;
+	c->erase.scale_max = 0.2f;
+	c->noise.std = 0.05f;
+	c->patch_mask.ratio = 0.5f;
+	c->patch_mask.patch = 4;
+	c->clamp = 1;
+}
+
+void aug_config_default_simclr(AugConfig *c)
+{
+	aug_config_none(c);
+	c->crop.p = 1.0f;         /* scale 0.2..1, ratio 3/4..4/3, resized back to HxW bilinearly */
+	c->hflip.p = 0.5f;
+	c->jitter.p = 0.8f;       /* brightness and contrast 0.4 */
+	c->blur.p = 0.5f;         /* sigma 0.1..1 px: on 28x28 a larger blur erases the garment */
+	c->erase.p = 0.25f;       /* 2%..20% of the area */
+}
+
+void aug_config_default_light(AugConfig *c)
+{
+	aug_config_none(c);
+	c->translate.p = 1.0f;
+	c->translate.max_fraction = 0.1f;   /* up to 2 px on 28x28 */
+	c->hflip.p = 0.5f;
+}
+
+void aug_config_default_byol(AugConfig *v1, AugConfig *v2)
+{
+	/* BYOL's asymmetry: view 1 always blurred, never solarized; view 2 rarely blurred, sometimes
+	 * solarized. */
+	aug_config_default_simclr(v1);
+	v1->blur.p = 1.0f;
+	aug_config_default_simclr(v2);
+	v2->blur.p = 0.1f;
+	v2->solarize.p = 0.2f;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Parameters by name (the job JSON uses these dotted keys)                                        */
+
+typedef struct AugParam {
+	const char *name;
+	size_t off;
+	int is_int;
+	double lo, hi;
+} AugParam;
+
+#define AF(f, lo, hi) { #f, offsetof(AugConfig, f), 0, lo, hi }
+#define AI(f, lo, hi) { #f, offsetof(AugConfig, f), 1, lo, hi }
+static const AugParam aug_params[] = {
+	AF(crop.p, 0, 1), AF(crop.scale_min, 0.01, 1), AF(crop.scale_max, 0.01, 1),
+	AF(crop.ratio_min, 0.1, 10), AF(crop.ratio_max, 0.1, 10),
+	AF(hflip.p, 0, 1),
+	AF(rotate.p, 0, 1), AF(rotate.max_degrees, 0, 180), AI(rotate.multiples_of_90, 0, 1),
+	AF(translate.p, 0, 1), AF(translate.max_fraction, 0, 0.5),
+	AF(jitter.p, 0, 1), AF(jitter.brightness, 0, 1), AF(jitter.contrast, 0, 1),
+	AF(blur.p, 0, 1), AF(blur.sigma_min, 0.01, 4), AF(blur.sigma_max, 0.01, 4),
+	AF(solarize.p, 0, 1), AF(solarize.threshold, 0, 1),
+	AF(invert.p, 0, 1),
+	AF(erase.p, 0, 1), AF(erase.scale_min, 0.001, 1), AF(erase.scale_max, 0.001, 1),
+	AF(noise.p, 0, 1), AF(noise.std, 0, 1),
+	AF(patch_mask.p, 0, 1), AF(patch_mask.ratio, 0, 1), AI(patch_mask.patch, 1, 64),
+	AI(clamp, 0, 1),
+};
+#undef AF
+#undef AI
+#define AUG_NPARAMS ((int)(sizeof aug_params / sizeof aug_params[0]))
+
+const char *aug_param_name(int i)
+{
+	return i >= 0 && i < AUG_NPARAMS ? aug_params[i].name : NULL;
+}
+
+int aug_config_set(AugConfig *c, const char *key, double value, char *err, size_t errlen)
+{
+	for (int i = 0; i < AUG_NPARAMS; i++) {
+		const AugParam *ap = &aug_params[i];
+		if (strcmp(ap->name, key) != 0)
+			continue;
+		if (!(value >= ap->lo && value <= ap->hi)) {
+			if (err && errlen)
+				snprintf(err, errlen, "%s: must be in [%g, %g], got %g", key, ap->lo, ap->hi, value);
+			return -ERANGE;
+		}
+		if (ap->is_int) {
+			if (value != floor(value)) {
+				if (err && errlen)
+					snprintf(err, errlen, "%s: must be an integer, got %g", key, value);
+				return -ERANGE;
+			}
+			*(int *)((char *)c + ap->off) = (int)value;
+		} else {
+			*(float *)((char *)c + ap->off) = (float)value;
+		}
+		return 0;
+	}
+	if (err && errlen)
+		snprintf(err, errlen, "%s: unknown augmentation parameter", key);
+	return -ENOENT;
+}
+
+int aug_config_validate(const AugConfig *c, char *err, size_t errlen)
+{
+	for (int i = 0; i < AUG_NPARAMS; i++) {
+		const AugParam *ap = &aug_params[i];
+		double v = ap->is_int ? *(const int *)((const char *)c + ap->off)
+		                      : *(const float *)((const char *)c + ap->off);
+		if (!(v >= ap->lo && v <= ap->hi)) {
+			if (err && errlen)
+				snprintf(err, errlen, "%s: must be in [%g, %g], got %g", ap->name, ap->lo, ap->hi, v);
+			return -ERANGE;
+		}
+	}
+	struct { const char *a, *b; float lo, hi; } pairs[] = {
+		{"crop.scale_min", "crop.scale_max", c->crop.scale_min, c->crop.scale_max},
+		{"crop.ratio_min", "crop.ratio_max", c->crop.ratio_min, c->crop.ratio_max},
+		{"blur.sigma_min", "blur.sigma_max", c->blur.sigma_min, c->blur.sigma_max},
+		{"erase.scale_min", "erase.scale_max", c->erase.scale_min, c->erase.scale_max},
+	};
+	for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++)
+		if (pairs[i].lo > pairs[i].hi) {
+			if (err && errlen)
+				snprintf(err, errlen, "%s: must not exceed %s (%g > %g)", pairs[i].a, pairs[i].b,
+				         (double)pairs[i].lo, (double)pairs[i].hi);
+			return -ERANGE;
+		}
+	return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Geometry                                                                                        */
+
+typedef struct Affine {      /* (x, y) -> (a*x + b*y + c, d*x + e*y + f) */
+	float a, b, c, d, e, f;
+} Affine;
+
+/* m = m * n (apply n first, then m) */
+static Affine aff_mul(Affine m, Affine n)
+{
+	Affine r;
+	r.a = m.a * n.a + m.b * n.d;
+	r.b = m.a * n.b + m.b * n.e;
+	r.c = m.a * n.c + m.b * n.f + m.c;
+	r.d = m.d * n.a + m.e * n.d;
+	r.e = m.d * n.b + m.e * n.e;
+	r.f = m.d * n.c + m.e * n.f + m.f;
+	return r;
+}
+
+void aug_draw_crop(const AugConfig *cfg, Rng *rng, int h, int w, float *x0, float *y0, float *cw,
+                   float *ch)
+{
+	float area = (float)h * (float)w;
+	float lr0 = logf(cfg->crop.ratio_min), lr1 = logf(cfg->crop.ratio_max);
+	for (int attempt = 0; attempt < 10; attempt++) {
+		float s = rng_uniform_range(rng, cfg->crop.scale_min, cfg->crop.scale_max);
+		float r = expf(rng_uniform_range(rng, lr0, lr1));
+		float bw = sqrtf(area * s * r), bh = sqrtf(area * s / r);
+		if (bw <= (float)w && bh <= (float)h) {
+			*cw = bw;
+			*ch = bh;
+			*x0 = rng_uniform(rng) * ((float)w - bw);
+			*y0 = rng_uniform(rng) * ((float)h - bh);
+			return;
+		}
+	}
+	/* fallback (as torchvision): the whole image, squeezed to the nearest allowed ratio */
+	float r = (float)w / (float)h;
+	float bw = (float)w, bh = (float)h;
+	if (r < cfg->crop.ratio_min)
+		bh = bw / cfg->crop.ratio_min;
+	else if (r > cfg->crop.ratio_max)
+		bw = bh * cfg->crop.ratio_max;
+	*cw = bw;
+	*ch = bh;
+	*x0 = ((float)w - bw) * 0.5f;
+	*y0 = ((float)h - bh) * 0.5f;
+}
+
+/* The output->input map for this draw; returns 0 when it is the identity. */
+static int draw_geometry(const AugConfig *cfg, Rng *rng, int h, int w, Affine *out)
+{
+	Affine m = {1, 0, 0, 0, 1, 0};
+	int any = 0;
+	float cx = 0.5f * (float)(w - 1), cy = 0.5f * (float)(h - 1);
+	/* Build input <- output as crop o flip o rotate o translate (rightmost applied first to the
+	 * output coordinate). Draws happen in AugConfig order. */
+	Affine crop = {1, 0, 0, 0, 1, 0}, flip = crop, rot = crop, tr = crop;
+	if (cfg->crop.p > 0 && rng_uniform(rng) < cfg->crop.p) {
+		float x0, y0, cw, ch;
+		aug_draw_crop(cfg, rng, h, w, &x0, &y0, &cw, &ch);
+		float sx = cw / (float)w, sy = ch / (float)h;
+		crop = (Affine){sx, 0, x0 + 0.5f * sx - 0.5f, 0, sy, y0 + 0.5f * sy - 0.5f};
+		any = 1;
+	}
+	if (cfg->hflip.p > 0 && rng_uniform(rng) < cfg->hflip.p) {
+		flip = (Affine){-1, 0, (float)(w - 1), 0, 1, 0};
+		any = 1;
+	}
+	if (cfg->rotate.p > 0 && rng_uniform(rng) < cfg->rotate.p) {
+		float cs, sn;
+		if (cfg->rotate.multiples_of_90) {
+			int k = 1 + (int)rng_below(rng, 3);
+			static const float c4[4] = {1, 0, -1, 0}, s4[4] = {0, 1, 0, -1};
+			cs = c4[k];
+			sn = s4[k];
+		} else {
+			float deg = rng_uniform_range(rng, -cfg->rotate.max_degrees, cfg->rotate.max_degrees);
+			float rad = deg * 0.017453292519943295f;
+			cs = cosf(rad);
+			sn = sinf(rad);
+		}
+		/* input = R(-theta) (output - centre) + centre; theta > 0 turns content counter-clockwise
+		 * on screen (y down), the same sense as aug_rotate90 with k = 1 */
+		rot = (Affine){cs, -sn, cx - cs * cx + sn * cy, sn, cs, cy - sn * cx - cs * cy};
+		any = 1;
+	}
+	if (cfg->translate.p > 0 && rng_uniform(rng) < cfg->translate.p) {
+		float mx = cfg->translate.max_fraction * (float)w, my = cfg->translate.max_fraction * (float)h;
+		float tx = rintf(rng_uniform_range(rng, -mx, mx)), ty = rintf(rng_uniform_range(rng, -my, my));
+		tr = (Affine){1, 0, -tx, 0, 1, -ty};
+		any = 1;
+	}
+	if (!any)
+		return 0;
+	m = aff_mul(crop, aff_mul(flip, aff_mul(rot, tr)));
+	*out = m;
+	return 1;
+}
+
+/* Per-axis sampling taps: weights 0 outside [-0.5, n-0.5], edge-clamped inside. */
+static inline void axis_tap(float s, int n, int *i0, int *i1, float *w0, float *w1)
+{
+	if (!(s >= -0.5f && s <= (float)n - 0.5f)) {
+		*i0 = *i1 = 0;
+		*w0 = *w1 = 0.0f;
+		return;
+	}
+	if (s < 0.0f)
+		s = 0.0f;
+	if (s > (float)(n - 1))
+		s = (float)(n - 1);
+	int k = (int)s;           /* s >= 0: truncation is floor */
+	float f = s - (float)k;
+	*i0 = k;
+	*i1 = k + 1 < n ? k + 1 : k;
+	*w0 = 1.0f - f;
+	*w1 = f;
+}
+
+static void sample_separable(const Affine *m, const float *src, float *dst, int c, int h, int w)
+{
+	int xi0[AUG_MAX_SIDE], xi1[AUG_MAX_SIDE], yi0[AUG_MAX_SIDE], yi1[AUG_MAX_SIDE];
+	float xw0[AUG_MAX_SIDE], xw1[AUG_MAX_SIDE], yw0[AUG_MAX_SIDE], yw1[AUG_MAX_SIDE];
+	for (int u = 0; u < w; u++)
+		axis_tap(m->a * (float)u + m->c, w, &xi0[u], &xi1[u], &xw0[u], &xw1[u]);
+	for (int v = 0; v < h; v++)
+		axis_tap(m->e * (float)v + m->f, h, &yi0[v], &yi1[v], &yw0[v], &yw1[v]);
+	for (int ch = 0; ch < c; ch++) {
+		const float *img = src + (size_t)ch * h * w;
+		float *out = dst + (size_t)ch * h * w;
+		for (int v = 0; v < h; v++) {
+			const float *r0 = img + (size_t)yi0[v] * w, *r1 = img + (size_t)yi1[v] * w;
+			float a0 = yw0[v], a1 = yw1[v];
+			float *o = out + (size_t)v * w;
+			for (int u = 0; u < w; u++) {
+				float top = r0[xi0[u]] * xw0[u] + r0[xi1[u]] * xw1[u];
+				float bot = r1[xi0[u]] * xw0[u] + r1[xi1[u]] * xw1[u];
+				o[u] = top * a0 + bot * a1;
+			}
+		}
+	}
+}
+
+static void sample_general(const Affine *m, const float *src, float *dst, int c, int h, int w)
+{
+	const float lox = -0.5f, hix = (float)w - 0.5f, loy = -0.5f, hiy = (float)h - 0.5f;
+	size_t plane = (size_t)h * w;
+	for (int v = 0; v < h; v++) {
+		float sx = m->b * (float)v + m->c, sy = m->e * (float)v + m->f;
+		for (int u = 0; u < w; u++, sx += m->a, sy += m->d) {
+			size_t o = (size_t)v * w + u;
+			if (!(sx >= lox && sx <= hix && sy >= loy && sy <= hiy)) {
+				for (int ch = 0; ch < c; ch++)
+					dst[ch * plane + o] = 0.0f;
+				continue;
+			}
+			float cx = sx < 0.0f ? 0.0f : (sx > (float)(w - 1) ? (float)(w - 1) : sx);
+			float cy = sy < 0.0f ? 0.0f : (sy > (float)(h - 1) ? (float)(h - 1) : sy);
+			int x0 = (int)cx, y0 = (int)cy;
+			float fx = cx - (float)x0, fy = cy - (float)y0;
+			int x1 = x0 + 1 < w ? x0 + 1 : x0, y1 = y0 + 1 < h ? y0 + 1 : y0;
+			for (int ch = 0; ch < c; ch++) {
+				const float *img = src + ch * plane;
+				float top = img[y0 * w + x0] * (1.0f - fx) + img[y0 * w + x1] * fx;
+				float bot = img[y1 * w + x0] * (1.0f - fx) + img[y1 * w + x1] * fx;
+				dst[ch * plane + o] = top * (1.0f - fy) + bot * fy;
+			}
+		}
+	}
+}
+
+int aug_rotate90(const float *src, float *dst, int c, int h, int w, int k)
+{
+	k &= 3;
+	if (k % 2 == 1 && h != w)
+		return -EINVAL;
+	size_t plane = (size_t)h * w;
+	for (int ch = 0; ch < c; ch++) {
+		const float *s = src + ch * plane;
+		float *d = dst + ch * plane;
+		for (int y = 0; y < h; y++)
+			for (int x = 0; x < w; x++) {
+				/* output (x, y) reads input at R(-k*90) about the centre */
+				int sx, sy;
+				switch (k) {
+				case 0: sx = x; sy = y; break;
+				case 1: sx = w - 1 - y; sy = x; break;
+				case 2: sx = w - 1 - x; sy = h - 1 - y; break;
+				default: sx = y; sy = h - 1 - x; break;
+				}
+				d[(size_t)y * w + x] = s[(size_t)sy * w + sx];
+			}
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Photometric                                                                                     */
+
+static void blur(float *img, float *tmp, int c, int h, int w, float sigma)
+{
+	int r = (int)ceilf(3.0f * sigma);
+	if (r < 1)
+		r = 1;
+	if (r > AUG_MAX_RADIUS)
+		r = AUG_MAX_RADIUS;
+	float k[2 * AUG_MAX_RADIUS + 1], sum = 0.0f;
+	float inv = -0.5f / (sigma * sigma);
+	for (int i = -r; i <= r; i++) {
+		k[i + r] = expf(inv * (float)(i * i));
+		sum += k[i + r];
+	}
+	for (int i = 0; i <= 2 * r; i++)
+		k[i] /= sum;
+	size_t plane = (size_t)h * w;
+	for (int ch = 0; ch < c; ch++) {
+		float *p = img + ch * plane;
+		/* horizontal: p -> tmp (edge-clamped) */
+		for (int y = 0; y < h; y++) {
+			const float *row = p + (size_t)y * w;
+			float *o = tmp + (size_t)y * w;
+			for (int x = 0; x < w; x++) {
+				float acc = 0.0f;
+				if (x >= r && x + r < w) {
+					for (int i = -r; i <= r; i++)
+						acc += k[i + r] * row[x + i];
+				} else {
+					for (int i = -r; i <= r; i++) {
+						int xx = x + i < 0 ? 0 : (x + i >= w ? w - 1 : x + i);
+						acc += k[i + r] * row[xx];
+					}
+				}
+				o[x] = acc;
+			}
+		}
+		/* vertical: tmp -> p, whole rows at a time so the inner loop vectorises */
+		for (int y = 0; y < h; y++) {
+			float *o = p + (size_t)y * w;
+			for (int x = 0; x < w; x++)
+				o[x] = 0.0f;
+			for (int i = -r; i <= r; i++) {
+				int yy = y + i < 0 ? 0 : (y + i >= h ? h - 1 : y + i);
+				const float *row = tmp + (size_t)yy * w;
+				float kk = k[i + r];
+				for (int x = 0; x < w; x++)
+					o[x] += kk * row[x];
+			}
+		}
+	}
+}
+
+static void erase(const AugConfig *cfg, Rng *rng, float *img, int c, int h, int w)
+{
+	float area = (float)h * (float)w;
+	const float lr0 = logf(0.3f), lr1 = logf(1.0f / 0.3f);
+	for (int attempt = 0; attempt < 10; attempt++) {
+		float s = rng_uniform_range(rng, cfg->erase.scale_min, cfg->erase.scale_max);
+		float r = expf(rng_uniform_range(rng, lr0, lr1));
+		int eh = (int)lrintf(sqrtf(area * s / r)), ew = (int)lrintf(sqrtf(area * s * r));
+		if (eh < 1 || ew < 1 || eh > h || ew > w)
+			continue;
+		int y0 = (int)rng_below(rng, (uint32_t)(h - eh + 1));
+		int x0 = (int)rng_below(rng, (uint32_t)(w - ew + 1));
+		for (int ch = 0; ch < c; ch++)
+			for (int y = y0; y < y0 + eh; y++)
+				memset(img + ((size_t)ch * h + y) * w + x0, 0, (size_t)ew * sizeof(float));
+		return;
+	}
+}
+
+static void add_noise(Rng *rng, float *img, size_t n, float std)
+{
+	/* Box-Muller, both outputs used */
+	size_t i = 0;
+	while (i < n) {
+		float u1 = ((float)(rng_u64(rng) >> 40) + 1.0f) * (1.0f / 16777216.0f);   /* (0, 1] */
+		float u2 = (float)(rng_u64(rng) >> 40) * (1.0f / 16777216.0f);
+		float rr = std * sqrtf(-2.0f * logf(u1));
+		float t = 6.2831853071795864f * u2;
+		img[i++] += rr * cosf(t);
+		if (i < n)
+			img[i++] += rr * sinf(t);
+	}
+}
+
+static void patch_mask(const AugConfig *cfg, Rng *rng, float *img, int c, int h, int w)
+{
+	int ps = cfg->patch_mask.patch > 0 ? cfg->patch_mask.patch : 1;
+	int gy = (h + ps - 1) / ps, gx = (w + ps - 1) / ps, cells = gx * gy;
+	int order[AUG_MAX_CELLS];
+	int exact = cells <= AUG_MAX_CELLS;
+	int k = (int)lrintf(cfg->patch_mask.ratio * (float)cells);
+	if (exact) {
+		for (int i = 0; i < cells; i++)
+			order[i] = i;
+		for (int i = 0; i < k; i++) {   /* partial Fisher-Yates: the first k are the masked cells */
+			int j = i + (int)rng_below(rng, (uint32_t)(cells - i));
+			int t = order[i];
+			order[i] = order[j];
+			order[j] = t;
+		}
+	}
+	int n = exact ? k : cells;
+	for (int i = 0; i < n; i++) {
+		int cell = exact ? order[i] : i;
+		if (!exact && !(rng_uniform(rng) < cfg->patch_mask.ratio))
+			continue;
+		int y0 = (cell / gx) * ps, x0 = (cell % gx) * ps;
+		int y1 = y0 + ps < h ? y0 + ps : h, x1 = x0 + ps < w ? x0 + ps : w;
+		for (int ch = 0; ch < c; ch++)
+			for (int y = y0; y < y1; y++)
+				memset(img + ((size_t)ch * h + y) * w + x0, 0, (size_t)(x1 - x0) * sizeof(float));
+	}
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+
+size_t aug_scratch_floats(int c, int h, int w)
+{
+	(void)c;
+	return (size_t)h * w + 16;   /* one plane for the blur's horizontal pass */
+}
+
+void aug_apply(const AugConfig *cfg, Rng *rng, const float *src, float *dst, int c, int h, int w,
+               float *scratch)
+{
+	size_t n = (size_t)c * h * w;
+	if (!cfg) {                 /* NULL = identity */
+		memcpy(dst, src, n * sizeof(float));
+		return;
+	}
+	Affine m;
+	if (!draw_geometry(cfg, rng, h, w, &m))
+		memcpy(dst, src, n * sizeof(float));
+	else if (m.b == 0.0f && m.d == 0.0f && w <= AUG_MAX_SIDE && h <= AUG_MAX_SIDE)
+		sample_separable(&m, src, dst, c, h, w);
+	else
+		sample_general(&m, src, dst, c, h, w);
+
+	if (cfg->jitter.p > 0 && rng_uniform(rng) < cfg->jitter.p) {
+		float b0 = 1.0f - cfg->jitter.brightness;
+		float bf = rng_uniform_range(rng, b0 > 0.0f ? b0 : 0.0f, 1.0f + cfg->jitter.brightness);
+		float c0 = 1.0f - cfg->jitter.contrast;
+		float cf = rng_uniform_range(rng, c0 > 0.0f ? c0 : 0.0f, 1.0f + cfg->jitter.contrast);
+		/* brightness x*b, then contrast about the mean: (x*b - m*b)*c + m*b; the two commute */
+		float sum = 0.0f;
+		for (size_t i = 0; i < n; i++)
+			sum += dst[i];
+		float mb = bf * sum / (float)n;
+		float s = bf * cf, o = mb * (1.0f - cf);
+		for (size_t i = 0; i < n; i++)
+			dst[i] = dst[i] * s + o;
+	}
+	if (cfg->blur.p > 0 && rng_uniform(rng) < cfg->blur.p) {
+		float sigma = rng_uniform_range(rng, cfg->blur.sigma_min, cfg->blur.sigma_max);
+		if (sigma > 0.0f)
+			blur(dst, scratch, c, h, w, sigma);
+	}
+	if (cfg->solarize.p > 0 && rng_uniform(rng) < cfg->solarize.p) {
+		float t = cfg->solarize.threshold;
+		for (size_t i = 0; i < n; i++)
+			dst[i] = dst[i] > t ? 1.0f - dst[i] : dst[i];
+	}
+	if (cfg->invert.p > 0 && rng_uniform(rng) < cfg->invert.p)
+		for (size_t i = 0; i < n; i++)
+			dst[i] = 1.0f - dst[i];
+	if (cfg->erase.p > 0 && rng_uniform(rng) < cfg->erase.p)
+		erase(cfg, rng, dst, c, h, w);
+	if (cfg->noise.p > 0 && rng_uniform(rng) < cfg->noise.p && cfg->noise.std > 0)
+		add_noise(rng, dst, n, cfg->noise.std);
+	if (cfg->patch_mask.p > 0 && rng_uniform(rng) < cfg->patch_mask.p)
+		patch_mask(cfg, rng, dst, c, h, w);
+	if (cfg->clamp)
+		for (size_t i = 0; i < n; i++) {
+			float v = dst[i];
+			dst[i] = v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v);
+		}
+}
+
+void aug_two_views(const AugConfig *cfg1, const AugConfig *cfg2, Rng *rng, const float *src,
+                   float *dst1, float *dst2, int c, int h, int w, float *scratch)
+{
+	aug_apply(cfg1, rng, src, dst1, c, h, w, scratch);
+	aug_apply(cfg2 ? cfg2 : cfg1, rng, src, dst2, c, h, w, scratch);
+}

@@ -39,7 +39,12 @@ typedef struct DatasetSpec {
 	int n_text_files;
 	float test_fraction;             /* TEXT: tail share of bytes; TEXT_RECORDS / CSV: tail share of records (default 0.1) */
 	int max_record_bytes;            /* TEXT_RECORDS: records are truncated/padded to this (default 128) */
-	const char *captions_file;       /* CAPTIONS: JSON lines; images come from the FASHION_MNIST train split */
+	int text_label_field;            /* TEXT_RECORDS: 0 = label is the source file, records split on
+	                                  * "%" lines; 1 = records are lines "label<TAB>text" (added) */
+	const char *captions_file;       /* CAPTIONS: JSON lines; images come from the FASHION_MNIST train split
+	                                  * ("image": index) or PNG files ("image": "path", relative to the
+	                                  * captions file). NULL = templated captions from the class names
+	                                  * of every Fashion-MNIST training image ("a photo of a sneaker"). */
 	int limit_train;                 /* >0: keep only the first N training samples (small runs) */
 	int limit_test;                  /* >0: keep only the first N test samples */
 } DatasetSpec;
@@ -66,17 +71,28 @@ typedef struct Dataset {
 	int record_bytes;
 	/* CAPTIONS: one caption per train image (train.n strings), owned. */
 	char **captions;
+	int n_captions;                  /* entries in captions (== train.n after loading) (added) */
 } Dataset;
 
-/* 0 on success; negative on failure with a message in err naming the file and the problem. */
+/* 0 on success; a negative errno (-ENOENT, -EINVAL for malformed content, -EIO for corrupt gzip,
+ * -ENOMEM) on failure with a message in err naming the file and the problem. */
 int dataset_load(const DatasetSpec *spec, Dataset **out, char *err, size_t errlen);
 void dataset_free(Dataset *ds);
 
-/* Validation slice: the last n_val training samples become `val` (copied index list). */
+/* Validation slice: the last n_val samples of split become `val`, the rest `train_part`. Both are
+ * borrowed views into split's arrays (no copy; valid while the Dataset lives), so a label subset
+ * can be drawn from train_part without ever touching val. 0, or -EINVAL unless 0 <= n_val < n. */
+int dataset_val_slice(const Dataset *ds, const Split *split, int n_val, Split *train_part,
+                      Split *val, char *err, size_t errlen);
+
 /* Label subsets ------------------------------------------------------------------------------- */
 /* Indices into split (class-stratified). Default rule ("first"): the first k samples of each class
  * in file order, k = round(fraction * n / num_classes) (fraction 0.01 on Fashion-MNIST -> 60 per
  * class) or k = labels_per_class when > 0; the seeded alternative draws k per class at random.
+ * This "first k per class in file order" rule is the protocol the benchmarks use: it needs no seed
+ * and gives the same images on every run and machine. n counts labelled samples (y >= 0); a class
+ * with fewer than k samples contributes all it has; fraction 1.0 (labels_per_class 0) returns
+ * every labelled sample. Indices come out in ascending (file) order for both rules.
  * Returns the number of indices written to *out (eng_malloc'd, caller eng_frees), or < 0 on error. */
 typedef enum { LABELS_FIRST = 0, LABELS_RANDOM = 1 } LabelRule;
 int dataset_label_subset(const Split *split, int num_classes, double fraction, int labels_per_class,

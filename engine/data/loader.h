@@ -14,6 +14,14 @@
  *   while ((b = loader_next(ld)) != NULL) { ... b->view[0], b->view[1], b->y, b->n ... }
  *   // NULL at the end of an epoch; the next call starts the next epoch.
  *   loader_free(ld);
+ *
+ * Every batch is reproducible: sample p of epoch e is augmented from a stream seeded by
+ * (seed, e, p), so prefetch depth, aug_threads and seeking do not change what a batch holds.
+ * loader_next never allocates (all buffers are made in loader_new) and, with prefetch, only waits
+ * when the producer is behind; loader_wait_seconds adds up those waits (with prefetch = 0 it is
+ * the whole time spent preparing batches). A split without x that belongs to a TEXT_RECORDS
+ * dataset (its train/test or a dataset_val_slice of them) yields token batches (views must be 0).
+ * Byte-stream text (DATASET_TEXT) uses text_windows instead.
  */
 #ifndef SSLD_DATA_LOADER_H
 #define SSLD_DATA_LOADER_H
@@ -45,6 +53,10 @@ typedef struct Batch {
 	int *y;                   /* (n) labels */
 	int *idx;                 /* (n) sample indices into the split */
 	int epoch, index;         /* which epoch and batch within it */
+	/* TEXT_RECORDS splits (added): view[] are NULL; records as token ids instead. */
+	int *tokens;              /* (n, T) byte ids, 0-padded; NULL for image/feature splits */
+	int *tokens_len;          /* (n) bytes before the padding */
+	int T;                    /* ds->record_bytes */
 } Batch;
 
 typedef struct Loader Loader;
@@ -55,5 +67,13 @@ void loader_seek(Loader *ld, int epoch, int batch_index);
 int loader_batches_per_epoch(const Loader *ld);
 double loader_wait_seconds(const Loader *ld);  /* total time loader_next waited for data */
 void loader_free(Loader *ld);
+
+/* Language-model batches (added): B windows of T+1 consecutive bytes at random offsets (uniform
+ * over all len-T starts). x (B,T) the first T bytes, y (B,T) the next-byte targets (x shifted by
+ * one). 0, or -EINVAL unless len >= T+1. No allocation. */
+int text_windows(const uint8_t *text, size_t len, int B, int T, Rng *rng, int *x, int *y);
+/* Deterministic, non-overlapping windows for evaluation (added): window j starts at (first+j)*T.
+ * x, y (B,T). Returns how many windows fit (0..B), or -EINVAL. */
+int text_windows_at(const uint8_t *text, size_t len, int T, size_t first, int B, int *x, int *y);
 
 #endif

@@ -1,0 +1,46 @@
+/* data_internal.h - helpers shared by the dataset readers in engine/data/ (not a public header).
+ *
+ * The readers (idx.c, csv.c, text.c, captions.c) each fill a Dataset that dataset.c allocated;
+ * on failure they leave partial allocations in it for dataset_free to release.
+ */
+#ifndef SSLD_DATA_INTERNAL_H
+#define SSLD_DATA_INTERNAL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dataset.h"
+
+#define DATA_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
+
+/* printf into err (if err != NULL); always returns rc so callers can `return data_err(...)`. */
+int data_err(int rc, char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* Whole file into memory through zlib (gzip or raw, transparently). *buf is eng_malloc'd with a
+ * trailing NUL not counted in *len. Fails if the file is larger than max_bytes (0 = no limit). */
+int data_read_file(const char *path, uint8_t **buf, size_t *len, size_t max_bytes,
+                   char *err, size_t errlen);
+
+/* Readers, dispatched by dataset_load. */
+int data_load_fashion_mnist(const DatasetSpec *spec, Dataset *ds, char *err, size_t errlen);
+int data_load_idx(const DatasetSpec *spec, Dataset *ds, char *err, size_t errlen);
+int data_load_csv(const DatasetSpec *spec, Dataset *ds, char *err, size_t errlen);
+int data_load_text(const DatasetSpec *spec, Dataset *ds, char *err, size_t errlen);
+int data_load_text_records(const DatasetSpec *spec, Dataset *ds, char *err, size_t errlen);
+int data_load_captions(const DatasetSpec *spec, Dataset *ds, char *err, size_t errlen);
+
+/* Growable list of class names mapping strings to ids in order of first appearance. */
+typedef struct DataNames {
+	char **v;
+	int n, cap;
+} DataNames;
+/* id of name (added when new); < 0 on allocation failure. */
+int data_names_id(DataNames *nm, const char *name, size_t len);
+void data_names_free(DataNames *nm);
+
+/* Keep only the first `limit` samples of a split (limit <= 0 keeps all). */
+void data_split_limit(Split *s, size_t sample_floats, int limit);
+
+#endif
