@@ -18,6 +18,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "../engine/data/augment.h"
 #include "../engine/data/dataset.h"
@@ -102,5 +103,15 @@ const char *jobspec_param_str(const JobSpec *js, const char *name);
 /* The catalogue as JSON text (malloc'd; caller frees with free()). */
 char *jobspec_catalog_json(void);
 const char *eval_protocol_name(EvalProtocol p);
+
+/* (added) jobspec_parse without keeping the result: 0 or a negative errno (-EINVAL 400,
+ * -EACCES 403, -ENOENT 404, -ENOMEM) with err filled. */
+int jobspec_validate(const char *json, size_t len, const JobSpecOptions *opts, SpecError *err);
+/* (added) `ssld methods`: every method with its parameters, defaults and example, then the
+ * protocols. 0, or -EIO when writing failed. */
+int jobspec_print_catalog(FILE *f);
+/* (added) The resolved spec as JSON with every default explicit and dataset paths resolved;
+ * parsing it again gives the same JobSpec. malloc'd (free()), NULL on out of memory. */
+char *jobspec_to_json(const JobSpec *js);
 
 #endif
