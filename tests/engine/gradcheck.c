@@ -20,6 +20,7 @@ static Tensor **owned;
 static int nowned, capowned;
 static int runs[OP_COUNT], fails[OP_COUNT];
 static int total_checks, total_failed;
+static Ctx *gc_ctx;
 
 static void *xmalloc(size_t n)
 {
@@ -145,11 +146,16 @@ int gc_check_h(const char *label, OpKind kind, gc_build_fn f, void *user, Tensor
 	float **ana = xmalloc((size_t)n * sizeof *ana);
 	memset(ana, 0, (size_t)n * sizeof *ana);
 
-	e.ctx = ctx_new(1234);
-	if (!e.ctx) {
+	/* one context for all checks: its arena is allocated once, not once per check */
+	if (!gc_ctx && !(gc_ctx = ctx_new(1234))) {
 		fprintf(stderr, "gradcheck: ctx_new failed\n");
 		abort();
 	}
+	e.ctx = gc_ctx;
+	ctx_reset(e.ctx);
+	ctx_set_training(e.ctx, 1);
+	ctx_set_grad_enabled(e.ctx, 1);
+	rng_seed(ctx_rng(e.ctx), 1234);
 	e.rng0 = *ctx_rng(e.ctx);
 
 	/* analytic pass, with grad mode on */
@@ -254,7 +260,7 @@ done:
 		free(ana[i]);
 	free(ana);
 	free(e.w);
-	ctx_free(e.ctx);
+	ctx_reset(e.ctx);
 	return failed ? -1 : 0;
 }
 
@@ -282,6 +288,8 @@ int gc_finish(void)
 		free(owned[i]);
 	}
 	free(owned);
+	ctx_free(gc_ctx);
+	gc_ctx = NULL;
 	owned = NULL;
 	nowned = capowned = 0;
 	return total_failed == 0 && covered == OP_COUNT ? 0 : 1;
