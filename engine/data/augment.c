@@ -464,7 +464,7 @@ static void patch_mask(const AugConfig *cfg, Rng *rng, float *img, int c, int h,
 	int gy = (h + ps - 1) / ps, gx = (w + ps - 1) / ps, cells = gx * gy;
 	int order[AUG_MAX_CELLS];
 	int exact = cells <= AUG_MAX_CELLS;
-	int k = (int)lrintf(cfg->patch_mask.ratio * (float)cells);
+	int k = (int)floorf(cfg->patch_mask.ratio * (float)cells + 0.5f);   /* round half up */
 	if (exact) {
 		for (int i = 0; i < cells; i++)
 			order[i] = i;

@@ -30,7 +30,7 @@ typedef struct AugConfig {
 	struct { float p; } invert;
 	struct { float p, scale_min, scale_max; } erase;                         /* random erasing (cutout) area fraction */
 	struct { float p, std; } noise;                                          /* additive gaussian noise, std */
-	struct { float p, ratio; int patch; } patch_mask;                        /* zero a share of patch x patch cells */
+	struct { float p, ratio; int patch; } patch_mask;                        /* zero round(ratio*cells) patch x patch cells */
 	int clamp;                                                               /* clamp output to [0,1] (default 1) */
 } AugConfig;
 

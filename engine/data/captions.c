@@ -6,7 +6,8 @@
  * Index lines take images (and labels) from the Fashion-MNIST training split (spec.dir or the
  * default directory); the test split is Fashion-MNIST's test split, labelled, for zero-shot
  * evaluation. Path lines read each PNG (gray unless the first image is colour; all must share one
- * shape); "label" is optional; the last test_fraction of the pairs is the test split. A file mixes
+ * shape); "label" is optional; the last test_fraction of the pairs (rounded down, so possibly
+ * none) is the test split. A file mixes
  * neither kind. Without a captions file, every Fashion-MNIST training image gets a templated
  * caption of its class ("a photo of a sneaker", ...).
  * This is a small scanner for exactly these lines (engine/ does not depend on cJSON): strings with
@@ -394,10 +395,7 @@ static int load_path_images(const DatasetSpec *spec, Dataset *ds, Pair *pv, int 
 	if (dir_of(spec->captions_file, dir, sizeof dir) < 0)
 		return data_err(-ENAMETOOLONG, err, errlen, "%s: path too long", spec->captions_file);
 	float frac = spec->test_fraction > 0 ? spec->test_fraction : 0.1f;
-	int n_test = (int)((double)n * frac);
-	if (n_test < 1 || n_test >= n)
-		return data_err(-EINVAL, err, errlen, "%s: %d pairs are too few to hold out a test split",
-		                spec->captions_file, n);
+	int n_test = (int)((double)n * frac);   /* may be 0 for a handful of pairs */
 	int n_tr = n - n_test;
 	int max_label = -1;
 	float *all = NULL;
