@@ -131,6 +131,9 @@ static const KeyDoc key_docs[] = {
 	  "REQUIRED (text; text_records unless dir): 1..64 text files" },
 	{ "dataset.record_bytes", "integer", "128", "text_records",
 	  "records are truncated or padded to this many bytes, 16..4096" },
+	{ "dataset.records", "enum", "\"percent\"", "text_records",
+	  "\"percent\": records separated by \"%\" lines, the label is the source file; \"tsv\": "
+	  "one record per line, \"label<TAB>text\"" },
 	{ "dataset.file", "string", "null", "captions",
 	  "JSON lines {\"image\": index, \"caption\": text} (default: captions from class names)" },
 	{ "dataset.limit_train", "integer", "0", NULL, "keep only the first N training samples, 0 = all" },
@@ -1308,6 +1311,15 @@ static int parse_dataset(Parser *p, const cJSON *v)
 		case 2:   /* text */
 		case 3: { /* text_records */
 			ds->kind = fmt == 2 ? DATASET_TEXT : DATASET_TEXT_RECORDS;
+			if ((rc = get_float(p, obj, "dataset", "test_fraction", 0, 0.5, PARAM_MIN_EXCLUSIVE,
+			                    &ds->test_fraction)) < 0)
+				return rc;
+			if ((rc = get_int(p, obj, "dataset", "record_bytes", 16, 4096, &ds->max_record_bytes)) < 0)
+				return rc;
+			int records = 0;
+			if ((rc = get_enum(p, obj, "dataset", "records", "percent|tsv", &records)) < 0)
+				return rc;
+			ds->text_label_field = records;
 			const cJSON *files = cJSON_GetObjectItemCaseSensitive(obj, "files");
 			const cJSON *dir = cJSON_GetObjectItemCaseSensitive(obj, "dir");
 			if (files && dir)
@@ -1347,11 +1359,6 @@ static int parse_dataset(Parser *p, const cJSON *v)
 				if ((rc = list_text_dir(p, "dataset.dir", d)) < 0)
 					return rc;
 			}
-			if ((rc = get_float(p, obj, "dataset", "test_fraction", 0, 0.5, PARAM_MIN_EXCLUSIVE,
-			                    &ds->test_fraction)) < 0)
-				return rc;
-			if ((rc = get_int(p, obj, "dataset", "record_bytes", 16, 4096, &ds->max_record_bytes)) < 0)
-				return rc;
 			p->modality = DATA_TEXT;
 			p->labelled = fmt == 3;
 			break;
@@ -2071,25 +2078,67 @@ static int parse_root(Parser *p, const cJSON *root)
 	return 0;
 }
 
-/* Nesting depth before cJSON sees the text (it recurses), naming where the limit was crossed. */
-static int check_depth(const char *s, size_t len, SpecError *err)
+typedef struct ScanFrame {
+	char obj, want_key;
+	int index;
+	char key[40];
+} ScanFrame;
+
+/* The dotted path of frames [0, depth): each object frame adds its current key, each array
+ * frame its current index. */
+static void scan_path(const ScanFrame *st, int depth, char *path, size_t n)
 {
-	struct Frame {
-		char obj, want_key;
-		int index;
-		char key[40];
-	} st[SPEC_MAX_DEPTH];
+	size_t at = 0;
+	path[0] = '\0';
+	for (int d = 0; d < depth && at < n; d++) {
+		int w;
+		if (st[d].obj)
+			w = snprintf(path + at, n - at, "%s%s", at ? "." : "", st[d].key);
+		else
+			w = snprintf(path + at, n - at, "[%d]", st[d].index);
+		if (w < 0)
+			break;
+		at += (size_t)w;
+	}
+}
+
+static int scan_fail(SpecError *err, const char *code, const char *path, const char *msg)
+{
+	snprintf(err->code, sizeof err->code, "%s", code);
+	snprintf(err->field, sizeof err->field, "%s", path);
+	snprintf(err->message, sizeof err->message, "%s%s%s", path, path[0] ? ": " : "", msg);
+	err->http_status = 400;
+	return -EINVAL;
+}
+
+/* Before cJSON sees the text: nesting depth (cJSON recurses) and NUL characters (cJSON would
+ * silently cut "a\u0000b" to "a"), each reported with the path where it occurs. */
+static int prescan(const char *s, size_t len, SpecError *err)
+{
+	ScanFrame st[SPEC_MAX_DEPTH];
+	char path[sizeof err->field];
 	int depth = 0;
 	for (size_t i = 0; i < len; i++) {
 		char c = s[i];
+		if (c == '\0')
+			return scan_fail(err, "invalid_json", "", "invalid JSON: a NUL byte in the text");
 		if (c == '"') {
 			size_t start = ++i;
+			int is_key = depth > 0 && st[depth - 1].obj && st[depth - 1].want_key;
 			while (i < len && s[i] != '"') {
-				if (s[i] == '\\')
+				if (s[i] == '\0')
+					return scan_fail(err, "invalid_json", "", "invalid JSON: a NUL byte in the text");
+				if (s[i] == '\\') {
+					if (i + 5 < len && s[i + 1] == 'u' && memcmp(s + i + 2, "0000", 4) == 0) {
+						scan_path(st, is_key ? depth - 1 : depth, path, sizeof path);
+						return scan_fail(err, "invalid_field", path,
+						                 "strings must not contain NUL characters (\\u0000)");
+					}
 					i++;
+				}
 				i++;
 			}
-			if (depth > 0 && st[depth - 1].obj && st[depth - 1].want_key) {
+			if (is_key) {
 				size_t l = (i < len ? i : len) - start;
 				if (l >= sizeof st[0].key)
 					l = sizeof st[0].key - 1;
@@ -2099,25 +2148,10 @@ static int check_depth(const char *s, size_t len, SpecError *err)
 			}
 		} else if (c == '{' || c == '[') {
 			if (depth == SPEC_MAX_DEPTH) {
-				char path[sizeof err->field];
-				size_t at = 0;
-				path[0] = '\0';
-				for (int d = 0; d < depth && at < sizeof path; d++) {
-					int w;
-					if (st[d].obj)
-						w = snprintf(path + at, sizeof path - at, "%s%s", at ? "." : "", st[d].key);
-					else
-						w = snprintf(path + at, sizeof path - at, "[%d]", st[d].index);
-					if (w < 0)
-						break;
-					at += (size_t)w;
-				}
-				snprintf(err->code, sizeof err->code, "too_deep");
-				snprintf(err->field, sizeof err->field, "%s", path);
-				snprintf(err->message, sizeof err->message, "%s: JSON nested deeper than %d levels",
-				         path, SPEC_MAX_DEPTH);
-				err->http_status = 400;
-				return -EINVAL;
+				char msg[64];
+				scan_path(st, depth, path, sizeof path);
+				snprintf(msg, sizeof msg, "JSON nested deeper than %d levels", SPEC_MAX_DEPTH);
+				return scan_fail(err, "too_deep", path, msg);
 			}
 			st[depth].obj = c == '{';
 			st[depth].want_key = c == '{';
@@ -2167,7 +2201,7 @@ int jobspec_parse(const char *json, size_t len, const JobSpecOptions *opts, JobS
 	if (!json) {
 		return fail(&p, 400, "invalid_json", "", "no job spec given");
 	}
-	int rc = check_depth(json, len, err);
+	int rc = prescan(json, len, err);
 	if (rc < 0)
 		return rc;
 	const char *end = NULL;
@@ -2641,8 +2675,10 @@ static cJSON *dataset_json(const JobSpec *js)
 		for (int i = 0; i < ds->n_text_files; i++)
 			cJSON_AddItemToArray(a, cJSON_CreateString(ds->text_files[i]));
 		add_f(o, "test_fraction", ds->test_fraction);
-		if (ds->kind == DATASET_TEXT_RECORDS)
+		if (ds->kind == DATASET_TEXT_RECORDS) {
 			cJSON_AddNumberToObject(o, "record_bytes", ds->max_record_bytes);
+			cJSON_AddStringToObject(o, "records", ds->text_label_field ? "tsv" : "percent");
+		}
 		break;
 	}
 	case DATASET_CAPTIONS:

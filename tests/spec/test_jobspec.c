@@ -134,6 +134,18 @@ static void test_bad_specs(void)
 	BAD_CODE("{\"method\": \"simclr\", \"pretrian\": {}}", NULL, "pretrian",
 	         "unknown key; did you mean \"pretrain\"?", "unknown_key", 400);
 	BAD("{\"method\": \"simclr\", \"zzzzzzzz\": 1}", "zzzzzzzz", "unknown key (allowed: name, method");
+	BAD("{\"method\": \"simclr\", \"name\": \"x\\u0000y\"}", "name", "must not contain NUL characters");
+	BAD("{\"method\": \"simclr\", \"evaluations\": [{\"protocol\": \"knn\"}, {\"protocol\": \"k\\u0000nn\"}]}",
+	    "evaluations[1].protocol", "must not contain NUL characters");
+	BAD("{\"method\": \"simclr\", \"evaluations\": [{\"proto\\u0000col\": \"knn\"}]}",
+	    "evaluations[0]", "must not contain NUL characters");
+	{
+		static const char raw[] = "{\"method\": \"sim\0clr\"}";
+		SpecError e;
+		JobSpec *js = NULL;
+		CHECK(jobspec_parse(raw, sizeof raw - 1, &plain, &js, &e) == -EINVAL && !js &&
+		      strcmp(e.code, "invalid_json") == 0 && strstr(e.message, "NUL byte"), "raw NUL: %s", e.message);
+	}
 
 	/* method */
 	BAD_CODE("{\"method\": \"simcrl\"}", NULL, "method",
@@ -307,6 +319,8 @@ static void test_bad_specs(void)
 	BAD("{\"method\": \"simclr\", \"dataset\": {\"name\": \"fashion-mnist\", \"format\": \"idx\"}}",
 	    "dataset.name", "not both");
 	BAD("{\"method\": \"simclr\", \"dataset\": {}}", "dataset.format", "required");
+	BAD("{\"method\": \"none\", \"dataset\": {\"format\": \"text_records\", \"dir\": \"/nonexistent\", \"records\": \"csv\"}, "
+	    "\"evaluations\": [{\"protocol\": \"knn\"}]}", "dataset.records", "must be one of \"percent\" or \"tsv\"");
 	BAD("{\"method\": \"simclr\", \"dataset\": {\"format\": \"parquet\"}}", "dataset.format",
 	    "must be one of \"idx\", \"csv\", \"text\", \"text_records\" or \"captions\"");
 	BAD("{\"method\": \"simclr\", \"dataset\": {\"name\": \"fashion-mnist\", \"limit_train\": -5}}",
@@ -614,7 +628,8 @@ static void test_paths(void)
 		if (js->dataset.n_text_files == 2)
 			CHECK(strstr(js->dataset.text_files[0], "/a_jokes") && strstr(js->dataset.text_files[1], "/b_poems"),
 			      "sorted files %s %s", js->dataset.text_files[0], js->dataset.text_files[1]);
-		CHECK(js->dataset.max_record_bytes == 64 && js->encoder.kind == ENC_TRANSFORMER, "records");
+		CHECK(js->dataset.max_record_bytes == 64 && js->encoder.kind == ENC_TRANSFORMER &&
+		      js->dataset.text_label_field == 0, "records");
 		jobspec_free(js);
 	}
 	BAD(fmt("{\"method\": \"none\", \"dataset\": {\"format\": \"text_records\", \"dir\": \"%s\", "
