@@ -151,7 +151,8 @@ static uint32_t header_digest(const CkEntry *e, int n, CkMeta *meta, int nmeta)
 		c = crc_u64(c, e[i].begin);
 		c = crc_u64(c, e[i].end);
 	}
-	qsort(meta, (size_t)nmeta, sizeof *meta, cmp_meta);
+	if (nmeta > 1)
+		qsort(meta, (size_t)nmeta, sizeof *meta, cmp_meta);
 	for (int i = 0; i < nmeta; i++) {
 		if (strcmp(meta[i].key, CK_KEY_HEADER_CRC) == 0)
 			continue;
@@ -664,7 +665,8 @@ static int validate(Checkpoint *ck, char *err, size_t errlen)
 			            e->name, (unsigned long long)(e->end - e->begin),
 			            (unsigned long long)count);
 	}
-	qsort(ck->e, (size_t)ck->n, sizeof *ck->e, cmp_offset);
+	if (ck->n > 1)
+		qsort(ck->e, (size_t)ck->n, sizeof *ck->e, cmp_offset);
 	uint64_t at = 0;
 	for (int i = 0; i < ck->n; i++) {
 		if (ck->e[i].begin != at)
