@@ -1,0 +1,63 @@
+/* api.h - the HTTP API (libmicrohttpd + cJSON) and the dashboard's static files.
+ *
+ * Every /v1 answer is JSON; every error has one shape:
+ *   {"error":{"code":"invalid_field","message":"pretrain.epochs: must be >= 1, got 0","field":"pretrain.epochs"}}
+ * ("field" is null when no single field is at fault). Endpoints (docs/API.md has curl examples):
+ *   POST /v1/jobs                     validate completely, then queue -> 201 {"id","state"}
+ *   GET  /v1/jobs?state=&limit=&before=&owner=
+ *   GET  /v1/jobs/{id}                spec, state, progress (step/total/ETA), latest metrics, results
+ *   POST /v1/jobs/{id}/cancel
+ *   GET  /v1/jobs/{id}/metrics?after=CURSOR&keys=loss,lr&max_points=N   (LTTB downsampling)
+ *   GET  /v1/jobs/{id}/events?after=CURSOR&limit=N
+ *   GET  /v1/jobs/{id}/artifacts, GET /v1/jobs/{id}/artifacts/{name}
+ *   GET  /v1/methods, GET /v1/health, GET /metrics (Prometheus text), GET / (web_dir)
+ *
+ *   ApiConfig ac = { .listen = "127.0.0.1:8080", .store = st, .pool = pool, .batch = b, ... };
+ *   Api *api;
+ *   if (api_new(&ac, &api, err, sizeof err) < 0) die(err);   // listening when it returns
+ *   printf("port %d\n", api_port(api));
+ *   api_set_draining(api, 1);                                 // SIGTERM: refuse new jobs (503)
+ *   api_free(api);                                            // stops serving
+ */
+#ifndef SSLD_API_API_H
+#define SSLD_API_API_H
+
+#include <stddef.h>
+
+#include "../storage/batch.h"
+#include "../storage/store.h"
+#include "../workers/pool.h"
+
+typedef struct Api Api;
+
+typedef struct ApiConfig {
+	const char *listen;                 /* "ADDR:PORT", "[v6addr]:PORT"; port 0 = any free port */
+	Store *store;
+	StoreBatch *batch;                  /* for /metrics figures (may be NULL) */
+	Pool *pool;                         /* may be NULL (no workers in this process) */
+	const char *state_dir;              /* job dirs; artifacts must lie inside state_dir/jobs/<id> */
+	const char *const *data_roots;      /* datasets must resolve inside one of these */
+	int n_data_roots;
+	const char *web_dir;                /* static files for "/", NULL = none */
+	size_t max_body;                    /* request body limit in bytes (default 1 MiB) -> 413 */
+	int max_queued;                     /* > 0: 429 when this many jobs are queued */
+	int max_queued_per_owner;           /* > 0: the same per owner */
+	int threads;                        /* HTTP threads (default 2) */
+	int max_connections;                /* default 256 */
+	const char *tokens_file;            /* "owner sha256hex" lines; NULL = no auth */
+	const char *version;                /* reported by /v1/health */
+} ApiConfig;
+
+int api_new(const ApiConfig *cfg, Api **out, char *err, size_t errlen);
+int api_port(const Api *api);                       /* the bound port */
+void api_set_draining(Api *api, int draining);      /* 1: POST /v1/jobs -> 503 */
+/* Re-reads the tokens file (SIGHUP). On failure the old tokens stay. */
+int api_reload_tokens(Api *api, const char *tokens_file, char *err, size_t errlen);
+void api_free(Api *api);                            /* api_free(NULL) is a no-op */
+
+/* Tokens: parse a tokens file ("owner sha256hex-of-token" per line, '#' comments). Exposed for
+ * tests. Returns the number of tokens (>= 0) or < 0 with err naming file and line. */
+typedef struct ApiToken { char owner[64]; char sha256[65]; } ApiToken;
+int api_tokens_load(const char *path, ApiToken **tokens, char *err, size_t errlen);
+
+#endif

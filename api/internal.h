@@ -1,0 +1,74 @@
+/* internal.h - what server.c and routes.c share inside api/ (not a public header).
+ *
+ * A Req is one HTTP request: its body (bounded by max_body), method, path and connection; the
+ * reply_* helpers queue exactly one response and count it by status code for /metrics.
+ */
+#ifndef SSLD_API_INTERNAL_H
+#define SSLD_API_INTERNAL_H
+
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "api.h"
+
+struct cJSON;
+
+struct Api {
+	ApiConfig cfg;
+	char *listen, *state_dir, *web_dir, *version;   /* owned copies */
+	char **data_roots;
+	struct MHD_Daemon *d;
+	int port;
+	atomic_int draining;
+	pthread_rwlock_t tok_lock;
+	ApiToken *tokens;
+	int ntokens;                       /* < 0: auth disabled */
+	atomic_uint_fast64_t codes[600];   /* responses by HTTP status */
+	double started;
+};
+
+typedef struct Req {
+	Api *api;
+	struct MHD_Connection *c;
+	const char *method, *url;
+	char *body;
+	size_t len, cap;
+	int too_large;
+	int answered;
+	char owner[64];                   /* set by require_auth */
+} Req;
+
+/* A growable text buffer for hand-written JSON (number-heavy responses). */
+typedef struct Sbuf { char *p; size_t n, cap; int oom; } Sbuf;
+void sb_putn(Sbuf *b, const char *s, size_t n);
+void sb_puts(Sbuf *b, const char *s);
+__attribute__((format(printf, 2, 3))) void sb_printf(Sbuf *b, const char *fmt, ...);
+void sb_json_str(Sbuf *b, const char *s);       /* a quoted, escaped JSON string (or null) */
+void sb_num(Sbuf *b, double v);                 /* %.7g, null for NaN/inf */
+
+/* Responses: each queues one response and returns what the MHD handler must return. */
+enum MHD_Result reply_json(Req *r, unsigned status, struct cJSON *obj);     /* takes obj */
+enum MHD_Result reply_sbuf(Req *r, unsigned status, Sbuf *b);               /* takes b->p */
+__attribute__((format(printf, 5, 6)))
+enum MHD_Result reply_error(Req *r, unsigned status, const char *code, const char *field, const char *fmt, ...);
+enum MHD_Result reply_text(Req *r, unsigned status, const char *content_type, const char *text, size_t len);
+enum MHD_Result reply_fd(Req *r, int fd, uint64_t size, const char *content_type, const char *download_name);
+
+/* Query arguments: 0 if every argument's name is in `allowed` (NULL-terminated), else replies 400
+ * naming the first unknown one and returns -1. */
+int check_query(Req *r, const char *const *allowed);
+const char *query(Req *r, const char *name);
+/* Bearer-token check for mutating endpoints: 0 (r->owner set) or -1 after replying 401. */
+int require_auth(Req *r);
+
+void iso_time(double t, char out[32]);          /* "2024-06-01T12:00:00.123Z", "" for t <= 0 */
+const char *mime_type(const char *path);
+
+/* server.c */
+enum MHD_Result serve_health(Req *r);
+/* routes.c */
+enum MHD_Result route_v1(Req *r, const char *path);   /* path after "/v1" */
+
+#endif

@@ -1,0 +1,570 @@
+/* routes.c - the /v1 endpoints: jobs, metrics with cursors and downsampling, events, artifacts,
+ * the method catalogue (see api.h for the list, docs/API.md for examples).
+ *
+ * Every input is checked before anything is stored or read: unknown query parameters, malformed
+ * numbers and ids are 400s naming the parameter; job specs go through jobspec_parse whole. Not
+ * here: the HTTP plumbing and response helpers (server.c), SQL (storage/).
+ */
+#include "internal.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../storage/log.h"
+#include "../workers/jobspec.h"
+#include "downsample.h"
+
+#define MAX_METRIC_ROWS 2000000   /* rows one metrics request reads before asking to continue */
+
+/* ---- small parsers -------------------------------------------------------------------------- */
+
+/* Strict decimal integer in [min, max]: 0, or -1 (not a number / out of range). */
+static int parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+	if (!s || !*s || strlen(s) > 19 || strspn(s, "0123456789") != strlen(s)) return -1;
+	errno = 0;
+	long long v = strtoll(s, NULL, 10);
+	if (errno || v < min || v > max) return -1;
+	*out = v;
+	return 0;
+}
+
+/* An optional integer query parameter; replies 400 and returns -1 when present and invalid. */
+static int query_int(Req *r, const char *name, int64_t min, int64_t max, int64_t def, int64_t *out)
+{
+	const char *s = query(r, name);
+	*out = def;
+	if (!s) return 0;
+	if (parse_i64(s, min, max, out) < 0) {
+		reply_error(r, 400, "invalid_parameter", name, "%s: expected an integer in %lld..%lld, got '%.40s'", name,
+		            (long long)min, (long long)max, s);
+		return -1;
+	}
+	return 0;
+}
+
+static const char *level_name(int level)
+{
+	switch (level) {
+	case 0: case 1: case 2: return "critical";
+	case 3: return "error";
+	case 4: return "warning";
+	case 5: return "notice";
+	case 7: return "debug";
+	default: return "info";
+	}
+}
+
+/* Percent-encodes a path segment list (keeps '/' and unreserved characters). */
+static void sb_url_path(Sbuf *b, const char *s)
+{
+	static const char hx[] = "0123456789ABCDEF";
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || strchr("-._~/", *p)) {
+			char c = (char)*p;
+			sb_putn(b, &c, 1);
+		} else {
+			char e[3] = { '%', hx[*p >> 4], hx[*p & 15] };
+			sb_putn(b, e, 3);
+		}
+	}
+}
+
+/* ---- job JSON ------------------------------------------------------------------------------- */
+
+static void sb_time(Sbuf *b, double t)
+{
+	char iso[32];
+	iso_time(t, iso);
+	sb_json_str(b, iso[0] ? iso : NULL);
+}
+
+static void sb_job(Sbuf *b, const StoreJob *j, int full, const MetricSet *latest)
+{
+	sb_printf(b, "{\"id\":%lld,\"name\":", (long long)j->id);
+	sb_json_str(b, j->name);
+	sb_puts(b, ",\"method\":");
+	sb_json_str(b, j->method);
+	sb_printf(b, ",\"state\":\"%s\",\"priority\":%d,\"owner\":", job_state_name(j->state), j->priority);
+	sb_json_str(b, j->owner);
+	sb_puts(b, ",\"created_at\":");
+	sb_time(b, j->created_at);
+	sb_puts(b, ",\"started_at\":");
+	sb_time(b, j->started_at);
+	sb_puts(b, ",\"finished_at\":");
+	sb_time(b, j->finished_at);
+	sb_puts(b, ",\"updated_at\":");
+	sb_time(b, j->updated_at);
+	sb_printf(b, ",\"progress\":{\"step\":%lld,\"total\":%lld,\"fraction\":", (long long)j->step, (long long)j->total);
+	if (j->total > 0) sb_num(b, j->state == JOB_SUCCEEDED ? 1.0 : (double)j->step / (double)j->total);
+	else sb_puts(b, j->state == JOB_SUCCEEDED ? "1" : "null");
+	sb_puts(b, ",\"stage\":");
+	sb_json_str(b, j->stage);
+	sb_puts(b, ",\"eta_s\":");
+	if (j->state == JOB_RUNNING && j->eta_s >= 0) sb_num(b, j->eta_s);
+	else sb_puts(b, "null");
+	sb_printf(b, "},\"attempts\":%d,\"checkpoint_step\":", j->attempts);
+	if (j->checkpoint_step >= 0) sb_printf(b, "%lld", (long long)j->checkpoint_step);
+	else sb_puts(b, "null");
+	sb_printf(b, ",\"cancel_requested\":%s,\"error\":", j->cancel_requested ? "true" : "false");
+	sb_json_str(b, j->error);
+	if (full) {
+		/* spec and results are JSON text written by us (validated spec, runner results). */
+		sb_puts(b, ",\"spec\":");
+		sb_puts(b, j->spec && j->spec[0] ? j->spec : "null");
+		sb_puts(b, ",\"results\":");
+		sb_puts(b, j->results && j->results[0] ? j->results : "null");
+		sb_puts(b, ",\"metrics\":{");
+		for (int i = 0; latest && i < latest->n; i++) {
+			if (latest->series[i].n == 0) continue;
+			sb_puts(b, i ? "," : "");
+			sb_json_str(b, latest->series[i].key);
+			sb_printf(b, ":{\"step\":%lld,\"value\":", (long long)latest->series[i].pts[0].step);
+			sb_num(b, latest->series[i].pts[0].value);
+			sb_puts(b, "}");
+		}
+		sb_puts(b, "}");
+	}
+	sb_puts(b, "}");
+}
+
+static enum MHD_Result store_failure(Req *r, int rc, const char *err)
+{
+	if (rc == STORE_ENOTFOUND) return reply_error(r, 404, "not_found", NULL, "%s", err);
+	slog(LOG_ERR, 0, "%s %s: %s", r->method, r->url, err);
+	return reply_error(r, 503, "storage_error", NULL, "%s", err);
+}
+
+/* ---- /v1/jobs ------------------------------------------------------------------------------- */
+
+static enum MHD_Result jobs_list(Req *r)
+{
+	static const char *const allowed[] = { "state", "limit", "before", "owner", NULL };
+	if (check_query(r, allowed) < 0) return MHD_YES;
+	StoreJobFilter f = { 0 };
+	const char *states = query(r, "state");
+	if (states && *states) {
+		char buf[256];
+		snprintf(buf, sizeof buf, "%s", states);
+		char *save = NULL;
+		for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+			int s = job_state_parse(t);
+			if (s < 0)
+				return reply_error(r, 400, "invalid_parameter", "state",
+				                   "state: unknown state '%.40s'; expected queued, running, succeeded, failed or cancelled", t);
+			f.state_mask |= 1u << s;
+		}
+	}
+	int64_t limit, before;
+	if (query_int(r, "limit", 1, 1000, 50, &limit) < 0 || query_int(r, "before", 1, INT64_MAX, 0, &before) < 0)
+		return MHD_YES;
+	f.limit = (int)limit;
+	f.before_id = before;
+	f.owner = query(r, "owner");
+	StoreJob *jobs;
+	int n;
+	char err[512];
+	int rc = store_job_list(r->api->cfg.store, &f, &jobs, &n, err, sizeof err);
+	if (rc < 0) return store_failure(r, rc, err);
+	Sbuf b = { 0 };
+	sb_puts(&b, "{\"jobs\":[");
+	for (int i = 0; i < n; i++) {
+		if (i) sb_puts(&b, ",");
+		sb_job(&b, &jobs[i], 0, NULL);
+	}
+	sb_puts(&b, "],\"next_before\":");
+	if (n == f.limit && n > 0) sb_printf(&b, "%lld", (long long)jobs[n - 1].id);
+	else sb_puts(&b, "null");
+	sb_puts(&b, "}");
+	for (int i = 0; i < n; i++) store_job_clear(&jobs[i]);
+	free(jobs);
+	return reply_sbuf(r, 200, &b);
+}
+
+static enum MHD_Result jobs_submit(Req *r)
+{
+	Api *api = r->api;
+	if (check_query(r, NULL) < 0) return MHD_YES;
+	if (require_auth(r) < 0) return MHD_YES;
+	if (atomic_load(&api->draining))
+		return reply_error(r, 503, "shutting_down", NULL, "the daemon is shutting down and accepts no new jobs; retry after it restarts");
+	if (!r->body || r->len == 0)
+		return reply_error(r, 400, "invalid_json", NULL, "the request body is empty: send the job as JSON (see GET /v1/methods for examples)");
+	if (memchr(r->body, 0, r->len))
+		return reply_error(r, 400, "invalid_json", NULL, "the request body contains a NUL byte");
+	JobSpecOptions o = { .data_roots = api->cfg.data_roots, .n_data_roots = api->cfg.n_data_roots, .check_files = 1 };
+	JobSpec *js = NULL;
+	SpecError se;
+	memset(&se, 0, sizeof se);
+	if (jobspec_parse(r->body, r->len, &o, &js, &se) < 0) {
+		unsigned status = se.http_status >= 400 && se.http_status < 500 ? (unsigned)se.http_status : 400;
+		return reply_error(r, status, se.code[0] ? se.code : "invalid_spec", se.field, "%s",
+		                   se.message[0] ? se.message : "the job spec is not valid");
+	}
+	char err[512];
+	if (js->init_from_job > 0) {
+		StoreJob src;
+		int rc = store_job_get(api->cfg.store, js->init_from_job, &src, err, sizeof err);
+		if (rc < 0) {
+			int64_t missing = js->init_from_job;
+			jobspec_free(js);
+			if (rc == STORE_ENOTFOUND)
+				return reply_error(r, 400, "invalid_field", "init_from", "init_from: job %lld does not exist",
+				                   (long long)missing);
+			return store_failure(r, rc, err);
+		}
+		int bad = src.state == JOB_FAILED || src.state == JOB_CANCELLED;
+		JobState st = src.state;
+		store_job_clear(&src);
+		if (bad) {
+			int64_t id = js->init_from_job;
+			jobspec_free(js);
+			return reply_error(r, 400, "invalid_field", "init_from", "init_from: job %lld is %s and has no final checkpoint",
+			                   (long long)id, job_state_name(st));
+		}
+	}
+	StoreNewJob nj = {
+		.spec = r->body, .name = js->name, .method = js->method, .owner = r->owner, .priority = js->priority,
+		.max_queued = api->cfg.max_queued, .max_queued_per_owner = api->cfg.max_queued_per_owner,
+	};
+	int64_t id = 0;
+	int rc = store_job_insert(api->cfg.store, &nj, &id, err, sizeof err);
+	char method[64];
+	snprintf(method, sizeof method, "%s", js->method);
+	jobspec_free(js);
+	if (rc == STORE_ELIMIT) return reply_error(r, 429, "queue_full", NULL, "%s", err);
+	if (rc < 0) return store_failure(r, rc, err);
+	slog(LOG_INFO, id, "queued %s for %s", method, r->owner);
+	if (api->cfg.pool) pool_wake(api->cfg.pool);
+	Sbuf b = { 0 };
+	sb_printf(&b, "{\"id\":%lld,\"state\":\"queued\"}", (long long)id);
+	if (b.oom) return reply_sbuf(r, 201, &b);
+	sb_putn(&b, "\n", 1);
+	struct MHD_Response *resp = MHD_create_response_from_buffer(b.n, b.p, MHD_RESPMEM_MUST_FREE);
+	if (!resp) {
+		free(b.p);
+		return MHD_NO;
+	}
+	char loc[64];
+	snprintf(loc, sizeof loc, "/v1/jobs/%lld", (long long)id);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, loc);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	enum MHD_Result q = MHD_queue_response(r->c, 201, resp);
+	MHD_destroy_response(resp);
+	if (q == MHD_YES) {
+		atomic_fetch_add_explicit(&api->codes[201], 1, memory_order_relaxed);
+		r->answered = 1;
+	}
+	return q;
+}
+
+static enum MHD_Result job_get(Req *r, int64_t id)
+{
+	if (check_query(r, NULL) < 0) return MHD_YES;
+	StoreJob j;
+	char err[512];
+	int rc = store_job_get(r->api->cfg.store, id, &j, err, sizeof err);
+	if (rc < 0) return store_failure(r, rc, err);
+	MetricSet latest;
+	rc = store_metrics_latest(r->api->cfg.store, id, &latest, err, sizeof err);
+	if (rc < 0) {
+		store_job_clear(&j);
+		return store_failure(r, rc, err);
+	}
+	Sbuf b = { 0 };
+	sb_job(&b, &j, 1, &latest);
+	store_job_clear(&j);
+	metric_set_clear(&latest);
+	return reply_sbuf(r, 200, &b);
+}
+
+static enum MHD_Result job_cancel(Req *r, int64_t id)
+{
+	if (check_query(r, NULL) < 0) return MHD_YES;
+	if (require_auth(r) < 0) return MHD_YES;
+	char err[512];
+	JobState st = JOB_QUEUED;
+	int rc = store_job_cancel(r->api->cfg.store, id, &st, err, sizeof err);
+	if (rc == STORE_ESTATE)
+		return reply_error(r, 409, "not_cancellable", NULL, "job %lld is already %s", (long long)id, job_state_name(st));
+	if (rc < 0) return store_failure(r, rc, err);
+	Sbuf b = { 0 };
+	if (st == JOB_RUNNING) {
+		if (r->api->cfg.pool) pool_cancel(r->api->cfg.pool, id);
+		slog(LOG_NOTICE, id, "cancel requested by %s", r->owner);
+		sb_printf(&b, "{\"id\":%lld,\"state\":\"running\",\"cancel_requested\":true}", (long long)id);
+		return reply_sbuf(r, 202, &b);
+	}
+	slog(LOG_NOTICE, id, "cancelled while queued by %s", r->owner);
+	sb_printf(&b, "{\"id\":%lld,\"state\":\"cancelled\",\"cancel_requested\":true}", (long long)id);
+	return reply_sbuf(r, 200, &b);
+}
+
+/* ---- metrics and events --------------------------------------------------------------------- */
+
+static int valid_key(const char *k)
+{
+	size_t n = strlen(k);
+	if (n == 0 || n > 63) return 0;
+	for (const char *p = k; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || strchr("_-./@:", *p)))
+			return 0;
+	return 1;
+}
+
+static enum MHD_Result job_metrics(Req *r, int64_t id)
+{
+	static const char *const allowed[] = { "after", "keys", "max_points", NULL };
+	if (check_query(r, allowed) < 0) return MHD_YES;
+	int64_t after, max_points;
+	if (query_int(r, "after", 0, INT64_MAX, 0, &after) < 0 || query_int(r, "max_points", 2, 100000, 1000, &max_points) < 0)
+		return MHD_YES;
+	char keybuf[4096];
+	const char *keys[64];
+	int nkeys = 0;
+	const char *ks = query(r, "keys");
+	if (ks && *ks) {
+		if (strlen(ks) >= sizeof keybuf)
+			return reply_error(r, 400, "invalid_parameter", "keys", "keys: the list is too long (at most %zu bytes)", sizeof keybuf - 1);
+		snprintf(keybuf, sizeof keybuf, "%s", ks);
+		char *save = NULL;
+		for (char *t = strtok_r(keybuf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+			if (!valid_key(t))
+				return reply_error(r, 400, "invalid_parameter", "keys",
+				                   "keys: '%.64s' is not a metric key (1-63 of A-Z a-z 0-9 _ - . / @ :)", t);
+			if (nkeys == 64) return reply_error(r, 400, "invalid_parameter", "keys", "keys: at most 64 keys");
+			keys[nkeys++] = t;
+		}
+	}
+	char err[512];
+	StoreJob j;
+	int rc = store_job_get(r->api->cfg.store, id, &j, err, sizeof err);
+	if (rc < 0) return store_failure(r, rc, err);
+	JobState state = j.state;
+	store_job_clear(&j);
+	MetricSet ms;
+	rc = store_metrics_read(r->api->cfg.store, id, after, nkeys ? keys : NULL, nkeys, MAX_METRIC_ROWS, &ms, err, sizeof err);
+	if (rc < 0) return store_failure(r, rc, err);
+	Sbuf b = { 0 };
+	int any_down = 0;
+	sb_printf(&b, "{\"job\":%lld,\"state\":\"%s\",\"cursor\":%lld,\"more\":%s,\"max_points\":%lld,\"series\":{",
+	          (long long)id, job_state_name(state), (long long)ms.cursor,
+	          ms.total_points >= MAX_METRIC_ROWS ? "true" : "false", (long long)max_points);
+	size_t *keep = NULL;
+	double *xs = NULL, *ys = NULL;
+	size_t cap = 0;
+	for (int i = 0; i < ms.n; i++) {
+		MetricSeries *se = &ms.series[i];
+		if (se->n > cap) {
+			free(keep); free(xs); free(ys);
+			cap = se->n;
+			keep = malloc(cap * sizeof *keep);
+			xs = malloc(cap * sizeof *xs);
+			ys = malloc(cap * sizeof *ys);
+			if (!keep || !xs || !ys) {
+				b.oom = 1;
+				break;
+			}
+		}
+		size_t nk;
+		if (se->n > (size_t)max_points) {
+			for (size_t k = 0; k < se->n; k++) {
+				xs[k] = (double)se->pts[k].step;
+				ys[k] = se->pts[k].value;
+			}
+			nk = lttb_select(xs, ys, se->n, (size_t)max_points, keep);
+			any_down = 1;
+		} else {
+			nk = se->n;
+			for (size_t k = 0; k < nk; k++) keep[k] = k;
+		}
+		sb_puts(&b, i ? "," : "");
+		sb_json_str(&b, se->key);
+		sb_printf(&b, ":{\"count\":%zu,\"downsampled\":%s,\"points\":[", se->n, nk < se->n ? "true" : "false");
+		for (size_t k = 0; k < nk; k++) {
+			const MetricPoint *p = &se->pts[keep[k]];
+			sb_printf(&b, "%s[%lld,", k ? "," : "", (long long)p->step);
+			sb_num(&b, p->value);
+			sb_putn(&b, "]", 1);
+		}
+		sb_puts(&b, "]}");
+	}
+	sb_printf(&b, "},\"downsampled\":%s}", any_down ? "true" : "false");
+	free(keep); free(xs); free(ys);
+	metric_set_clear(&ms);
+	return reply_sbuf(r, 200, &b);
+}
+
+static enum MHD_Result job_events(Req *r, int64_t id)
+{
+	static const char *const allowed[] = { "after", "limit", NULL };
+	if (check_query(r, allowed) < 0) return MHD_YES;
+	int64_t after, limit;
+	if (query_int(r, "after", 0, INT64_MAX, 0, &after) < 0 || query_int(r, "limit", 1, 1000, 200, &limit) < 0)
+		return MHD_YES;
+	char err[512];
+	StoreJob j;
+	int rc = store_job_get(r->api->cfg.store, id, &j, err, sizeof err);
+	if (rc < 0) return store_failure(r, rc, err);
+	store_job_clear(&j);
+	StoreEvent *ev;
+	int n;
+	rc = store_events_read(r->api->cfg.store, id, after, (int)limit, &ev, &n, err, sizeof err);
+	if (rc < 0) return store_failure(r, rc, err);
+	Sbuf b = { 0 };
+	sb_printf(&b, "{\"job\":%lld,\"cursor\":%lld,\"events\":[", (long long)id, (long long)(n ? ev[n - 1].id : after));
+	for (int i = 0; i < n; i++) {
+		sb_printf(&b, "%s{\"id\":%lld,\"time\":", i ? "," : "", (long long)ev[i].id);
+		sb_time(&b, ev[i].time);
+		sb_printf(&b, ",\"level\":\"%s\",\"message\":", level_name(ev[i].level));
+		sb_json_str(&b, ev[i].message);
+		sb_puts(&b, "}");
+	}
+	sb_puts(&b, "]}");
+	store_events_free(ev, n);
+	return reply_sbuf(r, 200, &b);
+}
+
+/* ---- artifacts ------------------------------------------------------------------------------ */
+
+static enum MHD_Result job_artifacts(Req *r, int64_t id)
+{
+	if (check_query(r, NULL) < 0) return MHD_YES;
+	char err[512];
+	StoreJob j;
+	int rc = store_job_get(r->api->cfg.store, id, &j, err, sizeof err);
+	if (rc < 0) return store_failure(r, rc, err);
+	store_job_clear(&j);
+	StoreArtifact *a;
+	int n;
+	rc = store_artifact_list(r->api->cfg.store, id, &a, &n, err, sizeof err);
+	if (rc < 0) return store_failure(r, rc, err);
+	Sbuf b = { 0 };
+	sb_printf(&b, "{\"job\":%lld,\"artifacts\":[", (long long)id);
+	for (int i = 0; i < n; i++) {
+		sb_puts(&b, i ? ",{\"name\":" : "{\"name\":");
+		sb_json_str(&b, a[i].name);
+		sb_printf(&b, ",\"size\":%lld,\"sha256\":\"%s\",\"created_at\":", (long long)a[i].size, a[i].sha256);
+		sb_time(&b, a[i].created_at);
+		sb_printf(&b, ",\"content_type\":\"%s\",\"url\":\"/v1/jobs/%lld/artifacts/", mime_type(a[i].name), (long long)id);
+		sb_url_path(&b, a[i].name);
+		sb_puts(&b, "\"}");
+	}
+	sb_puts(&b, "]}");
+	store_artifacts_free(a, n);
+	return reply_sbuf(r, 200, &b);
+}
+
+static enum MHD_Result job_artifact(Req *r, int64_t id, const char *name)
+{
+	if (check_query(r, NULL) < 0) return MHD_YES;
+	char err[512];
+	StoreArtifact a;
+	int rc = store_artifact_get(r->api->cfg.store, id, name, &a, err, sizeof err);
+	if (rc < 0) return store_failure(r, rc, err);
+	/* Only files inside the job's own directory are served, whatever the database says. */
+	char dir[4096], real_dir[PATH_MAX], real[PATH_MAX];
+	int inside = 0;
+	if (r->api->cfg.state_dir && pool_job_dir(r->api->cfg.state_dir, id, dir, sizeof dir) == 0 &&
+	    realpath(dir, real_dir) && realpath(a.path, real)) {
+		size_t dl = strlen(real_dir);
+		inside = strncmp(real, real_dir, dl) == 0 && real[dl] == '/';
+	}
+	if (!inside) {
+		store_artifact_clear(&a);
+		return reply_error(r, 404, "not_found", NULL, "job %lld: artifact '%s' is no longer available", (long long)id, name);
+	}
+	int fd = open(real, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		if (fd >= 0) close(fd);
+		store_artifact_clear(&a);
+		return reply_error(r, 404, "not_found", NULL, "job %lld: artifact '%s' is missing on disk", (long long)id, name);
+	}
+	const char *base = strrchr(a.name, '/') ? strrchr(a.name, '/') + 1 : a.name;
+	const char *ctype = mime_type(a.name);
+	enum MHD_Result q = reply_fd(r, fd, (uint64_t)st.st_size, ctype, base);
+	store_artifact_clear(&a);
+	return q;
+}
+
+/* ---- the catalogue -------------------------------------------------------------------------- */
+
+static pthread_once_t catalog_once = PTHREAD_ONCE_INIT;
+static char *catalog_text;
+
+static void load_catalog(void) { catalog_text = jobspec_catalog_json(); }
+
+static enum MHD_Result methods(Req *r)
+{
+	if (check_query(r, NULL) < 0) return MHD_YES;
+	pthread_once(&catalog_once, load_catalog);
+	if (!catalog_text) return reply_error(r, 503, "out_of_memory", NULL, "the method catalogue could not be built");
+	return reply_text(r, 200, "application/json; charset=utf-8", catalog_text, strlen(catalog_text));
+}
+
+static enum MHD_Result endpoints(Req *r)
+{
+	static const char text[] =
+		"{\"endpoints\":["
+		"\"POST /v1/jobs\",\"GET /v1/jobs\",\"GET /v1/jobs/{id}\",\"POST /v1/jobs/{id}/cancel\","
+		"\"GET /v1/jobs/{id}/metrics\",\"GET /v1/jobs/{id}/events\",\"GET /v1/jobs/{id}/artifacts\","
+		"\"GET /v1/jobs/{id}/artifacts/{name}\",\"GET /v1/methods\",\"GET /v1/health\",\"GET /metrics\"]}\n";
+	return reply_text(r, 200, "application/json; charset=utf-8", text, sizeof text - 1);
+}
+
+/* ---- routing -------------------------------------------------------------------------------- */
+
+static enum MHD_Result not_allowed(Req *r, const char *allow)
+{
+	return reply_error(r, 405, "method_not_allowed", NULL, "%s %s: allowed: %s", r->method, r->url, allow);
+}
+
+enum MHD_Result route_v1(Req *r, const char *path)
+{
+	int get = strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0;
+	int post = strcmp(r->method, "POST") == 0;
+	if (strcmp(path, "") == 0 || strcmp(path, "/") == 0) return get ? endpoints(r) : not_allowed(r, "GET");
+	if (strcmp(path, "/health") == 0) {
+		if (!get) return not_allowed(r, "GET");
+		if (check_query(r, NULL) < 0) return MHD_YES;
+		return serve_health(r);
+	}
+	if (strcmp(path, "/methods") == 0) return get ? methods(r) : not_allowed(r, "GET");
+	if (strcmp(path, "/jobs") == 0 || strcmp(path, "/jobs/") == 0) {
+		if (get) return jobs_list(r);
+		if (post) return jobs_submit(r);
+		return not_allowed(r, "GET, POST");
+	}
+	if (strncmp(path, "/jobs/", 6) == 0) {
+		const char *p = path + 6;
+		size_t dl = strspn(p, "0123456789");
+		char idbuf[24];
+		int64_t id;
+		if (dl == 0 || dl >= sizeof idbuf || (p[dl] != 0 && p[dl] != '/'))
+			return reply_error(r, 404, "not_found", NULL, "%.200s: no such resource (job ids are positive integers)", r->url);
+		memcpy(idbuf, p, dl);
+		idbuf[dl] = 0;
+		if (parse_i64(idbuf, 1, INT64_MAX, &id) < 0)
+			return reply_error(r, 404, "not_found", NULL, "%.200s: no such job", r->url);
+		const char *rest = p + dl;
+		if (*rest == 0) return get ? job_get(r, id) : not_allowed(r, "GET");
+		if (strcmp(rest, "/cancel") == 0) return post ? job_cancel(r, id) : not_allowed(r, "POST");
+		if (strcmp(rest, "/metrics") == 0) return get ? job_metrics(r, id) : not_allowed(r, "GET");
+		if (strcmp(rest, "/events") == 0) return get ? job_events(r, id) : not_allowed(r, "GET");
+		if (strcmp(rest, "/artifacts") == 0) return get ? job_artifacts(r, id) : not_allowed(r, "GET");
+		if (strncmp(rest, "/artifacts/", 11) == 0 && rest[11])
+			return get ? job_artifact(r, id, rest + 11) : not_allowed(r, "GET");
+	}
+	return reply_error(r, 404, "not_found", NULL, "%.200s: no such endpoint (GET /v1 lists them)", r->url);
+}

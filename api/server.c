@@ -1,0 +1,721 @@
+/* server.c - the HTTP server: libmicrohttpd set-up, request bodies, responses in one error shape,
+ * bearer tokens, static files, /v1/health and /metrics (see api.h).
+ *
+ * The job endpoints live in routes.c. Not here: validation of job specs (workers/jobspec.c), SQL
+ * (storage/), or anything that blocks for long - handlers do short SQLite reads and writes on
+ * MHD's thread pool.
+ */
+#include "internal.h"
+
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../storage/log.h"
+#include "../storage/sha256.h"
+
+/* ---- text buffer ---------------------------------------------------------------------------- */
+
+void sb_putn(Sbuf *b, const char *s, size_t n)
+{
+	if (b->oom) return;
+	if (b->n + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 1024;
+		while (cap < b->n + n + 1) cap *= 2;
+		char *p = realloc(b->p, cap);
+		if (!p) {
+			b->oom = 1;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->n, s, n);
+	b->n += n;
+	b->p[b->n] = 0;
+}
+
+void sb_puts(Sbuf *b, const char *s) { sb_putn(b, s, strlen(s)); }
+
+void sb_printf(Sbuf *b, const char *fmt, ...)
+{
+	char tmp[512];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+	va_end(ap);
+	if (n < 0) return;
+	if ((size_t)n < sizeof tmp) {
+		sb_putn(b, tmp, (size_t)n);
+		return;
+	}
+	char *big = malloc((size_t)n + 1);
+	if (!big) {
+		b->oom = 1;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(big, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	sb_putn(b, big, (size_t)n);
+	free(big);
+}
+
+void sb_json_str(Sbuf *b, const char *s)
+{
+	if (!s) {
+		sb_puts(b, "null");
+		return;
+	}
+	sb_putn(b, "\"", 1);
+	const char *run = s;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p >= 0x20 && *p != '"' && *p != '\\') continue;
+		sb_putn(b, run, (size_t)((const char *)p - run));
+		char esc[8];
+		if (*p == '"') sb_puts(b, "\\\"");
+		else if (*p == '\\') sb_puts(b, "\\\\");
+		else if (*p == '\n') sb_puts(b, "\\n");
+		else if (*p == '\t') sb_puts(b, "\\t");
+		else {
+			snprintf(esc, sizeof esc, "\\u%04x", *p);
+			sb_puts(b, esc);
+		}
+		run = (const char *)p + 1;
+	}
+	sb_puts(b, run);
+	sb_putn(b, "\"", 1);
+}
+
+void sb_num(Sbuf *b, double v)
+{
+	if (!isfinite(v)) {
+		sb_puts(b, "null");
+		return;
+	}
+	char tmp[32];
+	int n = snprintf(tmp, sizeof tmp, "%.7g", v);
+	sb_putn(b, tmp, (size_t)n);
+}
+
+/* ---- responses ------------------------------------------------------------------------------ */
+
+static void count(Req *r, unsigned status)
+{
+	if (status < 600) atomic_fetch_add_explicit(&r->api->codes[status], 1, memory_order_relaxed);
+}
+
+static enum MHD_Result queue(Req *r, unsigned status, struct MHD_Response *resp, const char *ctype, int api)
+{
+	if (!resp) return MHD_NO;
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	if (api) MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	if (status == MHD_HTTP_UNAUTHORIZED) MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"ssld\"");
+	enum MHD_Result rc = MHD_queue_response(r->c, status, resp);
+	MHD_destroy_response(resp);
+	if (rc == MHD_YES) {
+		count(r, status);
+		r->answered = 1;
+	}
+	return rc;
+}
+
+enum MHD_Result reply_text(Req *r, unsigned status, const char *content_type, const char *text, size_t len)
+{
+	struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *)text, MHD_RESPMEM_MUST_COPY);
+	return queue(r, status, resp, content_type, 1);
+}
+
+enum MHD_Result reply_sbuf(Req *r, unsigned status, Sbuf *b)
+{
+	if (b->oom) {
+		free(b->p);
+		memset(b, 0, sizeof *b);
+		return reply_error(r, 503, "out_of_memory", NULL, "the server ran out of memory building the response");
+	}
+	sb_putn(b, "\n", 1);
+	struct MHD_Response *resp = MHD_create_response_from_buffer(b->n, b->p, MHD_RESPMEM_MUST_FREE);
+	if (!resp) free(b->p);
+	memset(b, 0, sizeof *b);
+	return queue(r, status, resp, "application/json; charset=utf-8", 1);
+}
+
+enum MHD_Result reply_json(Req *r, unsigned status, cJSON *obj)
+{
+	char *text = obj ? cJSON_PrintUnformatted(obj) : NULL;
+	cJSON_Delete(obj);
+	if (!text) return reply_error(r, 503, "out_of_memory", NULL, "the server ran out of memory building the response");
+	Sbuf b = { .p = text, .n = strlen(text), .cap = strlen(text) + 1 };
+	return reply_sbuf(r, status, &b);
+}
+
+enum MHD_Result reply_error(Req *r, unsigned status, const char *code, const char *field, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	Sbuf b = { 0 };
+	sb_puts(&b, "{\"error\":{\"code\":");
+	sb_json_str(&b, code);
+	sb_puts(&b, ",\"message\":");
+	sb_json_str(&b, msg);
+	sb_puts(&b, ",\"field\":");
+	sb_json_str(&b, field && field[0] ? field : NULL);
+	sb_puts(&b, "}}\n");
+	if (b.oom) {
+		free(b.p);
+		static const char oom[] = "{\"error\":{\"code\":\"out_of_memory\",\"message\":\"out of memory\",\"field\":null}}\n";
+		struct MHD_Response *resp = MHD_create_response_from_buffer(sizeof oom - 1, (void *)oom, MHD_RESPMEM_PERSISTENT);
+		return queue(r, 503, resp, "application/json; charset=utf-8", 1);
+	}
+	struct MHD_Response *resp = MHD_create_response_from_buffer(b.n, b.p, MHD_RESPMEM_MUST_FREE);
+	if (!resp) free(b.p);
+	return queue(r, status, resp, "application/json; charset=utf-8", 1);
+}
+
+enum MHD_Result reply_fd(Req *r, int fd, uint64_t size, const char *content_type, const char *download_name)
+{
+	struct MHD_Response *resp = MHD_create_response_from_fd64(size, fd);
+	if (!resp) {
+		close(fd);
+		return reply_error(r, 503, "out_of_memory", NULL, "cannot create the response");
+	}
+	if (download_name) {
+		char cd[512];
+		/* The name comes from the runner (plain file names); quote-safe anyway. */
+		char safe[256];
+		size_t k = 0;
+		for (const char *p = download_name; *p && k < sizeof safe - 1; p++)
+			safe[k++] = (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20) ? '_' : *p;
+		safe[k] = 0;
+		snprintf(cd, sizeof cd, "attachment; filename=\"%s\"", safe);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_DISPOSITION, cd);
+	}
+	return queue(r, 200, resp, content_type, download_name != NULL);
+}
+
+/* ---- helpers -------------------------------------------------------------------------------- */
+
+typedef struct QueryCheck { const char *const *allowed; const char *bad; } QueryCheck;
+
+static enum MHD_Result query_iter(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	QueryCheck *q = cls;
+	for (const char *const *a = q->allowed; *a; a++)
+		if (strcmp(*a, key) == 0) return MHD_YES;
+	q->bad = key;
+	return MHD_NO;
+}
+
+int check_query(Req *r, const char *const *allowed)
+{
+	static const char *const none[] = { NULL };
+	QueryCheck q = { .allowed = allowed ? allowed : none };
+	MHD_get_connection_values(r->c, MHD_GET_ARGUMENT_KIND, query_iter, &q);
+	if (!q.bad) return 0;
+	char list[256] = "";
+	for (const char *const *a = q.allowed; *a; a++) {
+		strncat(list, a == q.allowed ? "" : ", ", sizeof list - strlen(list) - 1);
+		strncat(list, *a, sizeof list - strlen(list) - 1);
+	}
+	reply_error(r, 400, "unknown_parameter", q.bad, "%s: unknown query parameter%s%s", q.bad,
+	            list[0] ? "; this endpoint takes: " : "; this endpoint takes none", list);
+	return -1;
+}
+
+const char *query(Req *r, const char *name)
+{
+	return MHD_lookup_connection_value(r->c, MHD_GET_ARGUMENT_KIND, name);
+}
+
+void iso_time(double t, char out[32])
+{
+	if (t <= 0) {
+		out[0] = 0;
+		return;
+	}
+	time_t s = (time_t)t;
+	struct tm tm;
+	gmtime_r(&s, &tm);
+	int ms = (int)((t - (double)s) * 1000);
+	if (ms > 999) ms = 999;
+	size_t n = strftime(out, 24, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out + n, 32 - n, ".%03dZ", ms < 0 ? 0 : ms);
+}
+
+const char *mime_type(const char *path)
+{
+	static const struct { const char *ext, *type; } t[] = {
+		{ ".html", "text/html; charset=utf-8" }, { ".js", "text/javascript; charset=utf-8" },
+		{ ".mjs", "text/javascript; charset=utf-8" }, { ".css", "text/css; charset=utf-8" },
+		{ ".json", "application/json; charset=utf-8" }, { ".svg", "image/svg+xml" },
+		{ ".png", "image/png" }, { ".ico", "image/x-icon" }, { ".txt", "text/plain; charset=utf-8" },
+		{ ".map", "application/json" }, { ".woff2", "font/woff2" }, { ".csv", "text/csv; charset=utf-8" },
+		{ ".safetensors", "application/octet-stream" }, { ".npy", "application/octet-stream" },
+	};
+	const char *dot = strrchr(path, '.');
+	const char *slash = strrchr(path, '/');
+	if (dot && (!slash || dot > slash))
+		for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+			if (strcasecmp(dot, t[i].ext) == 0) return t[i].type;
+	return "application/octet-stream";
+}
+
+/* ---- tokens --------------------------------------------------------------------------------- */
+
+int api_tokens_load(const char *path, ApiToken **tokens, char *err, size_t errlen)
+{
+	*tokens = NULL;
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		int e = errno;
+		snprintf(err, errlen, "tokens file %s: %s", path, strerror(e));
+		return -e;
+	}
+	ApiToken *v = NULL;
+	int n = 0, cap = 0, lineno = 0, rc = 0;
+	char line[512];
+	while (fgets(line, sizeof line, f)) {
+		lineno++;
+		char *p = line;
+		while (*p == ' ' || *p == '\t') p++;
+		if (*p == '#' || *p == '\n' || *p == 0) continue;
+		char owner[128], hex[128];
+		if (sscanf(p, "%127s %127s", owner, hex) != 2 || strlen(hex) != 64 || strspn(hex, "0123456789abcdef") != 64 ||
+		    strlen(owner) >= sizeof v->owner) {
+			snprintf(err, errlen, "tokens file %s:%d: expected \"OWNER SHA256HEX\" (64 lowercase hex digits, "
+			         "e.g. from `printf %%s TOKEN | sha256sum`)", path, lineno);
+			rc = -EINVAL;
+			break;
+		}
+		if (n == cap) {
+			cap = cap ? cap * 2 : 8;
+			ApiToken *w = realloc(v, (size_t)cap * sizeof *w);
+			if (!w) {
+				rc = -ENOMEM;
+				snprintf(err, errlen, "tokens file %s: out of memory", path);
+				break;
+			}
+			v = w;
+		}
+		snprintf(v[n].owner, sizeof v[n].owner, "%s", owner);
+		memcpy(v[n].sha256, hex, 65);
+		n++;
+	}
+	fclose(f);
+	if (rc < 0) {
+		free(v);
+		return rc;
+	}
+	*tokens = v;
+	return n;
+}
+
+int api_reload_tokens(Api *api, const char *tokens_file, char *err, size_t errlen)
+{
+	ApiToken *t = NULL;
+	int n = -1;
+	if (tokens_file) {
+		n = api_tokens_load(tokens_file, &t, err, errlen);
+		if (n < 0) return n;
+	}
+	pthread_rwlock_wrlock(&api->tok_lock);
+	free(api->tokens);
+	api->tokens = t;
+	api->ntokens = n;
+	pthread_rwlock_unlock(&api->tok_lock);
+	return 0;
+}
+
+int require_auth(Req *r)
+{
+	Api *api = r->api;
+	pthread_rwlock_rdlock(&api->tok_lock);
+	if (api->ntokens < 0) {
+		pthread_rwlock_unlock(&api->tok_lock);
+		snprintf(r->owner, sizeof r->owner, "anonymous");
+		return 0;
+	}
+	const char *h = MHD_lookup_connection_value(r->c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	int found = -1;
+	if (h && strncasecmp(h, "Bearer ", 7) == 0 && h[7]) {
+		char hex[65];
+		sha256_hex(h + 7, strlen(h + 7), hex);
+		for (int i = 0; i < api->ntokens; i++) {
+			unsigned diff = 0;   /* compare whole digests: no early exit */
+			for (int k = 0; k < 64; k++) diff |= (unsigned)(hex[k] ^ api->tokens[i].sha256[k]);
+			if (diff == 0 && found < 0) found = i;
+		}
+		if (found >= 0) snprintf(r->owner, sizeof r->owner, "%s", api->tokens[found].owner);
+	}
+	pthread_rwlock_unlock(&api->tok_lock);
+	if (found >= 0) return 0;
+	if (!h) reply_error(r, 401, "unauthorized", NULL, "this endpoint needs a bearer token: Authorization: Bearer TOKEN");
+	else reply_error(r, 401, "unauthorized", NULL, "the bearer token is not valid");
+	return -1;
+}
+
+/* ---- static files --------------------------------------------------------------------------- */
+
+static enum MHD_Result serve_static(Req *r, const char *url)
+{
+	Api *api = r->api;
+	if (!api->web_dir) return reply_error(r, 404, "not_found", NULL, "%s: no web directory configured", url);
+	/* The URL is already percent-decoded by MHD. Refuse anything that could leave web_dir. */
+	if (strstr(url, "..") || strchr(url, '\\') || strlen(url) > 1024)
+		return reply_error(r, 404, "not_found", NULL, "%s: not found", url);
+	char path[4096], real[PATH_MAX];
+	snprintf(path, sizeof path, "%s%s", api->web_dir, url);
+	struct stat st;
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		size_t n = strlen(path);
+		snprintf(path + n, sizeof path - n, "%sindex.html", n && path[n - 1] == '/' ? "" : "/");
+	}
+	if (!realpath(path, real)) return reply_error(r, 404, "not_found", NULL, "%s: not found", url);
+	size_t wl = strlen(api->web_dir);
+	if (strncmp(real, api->web_dir, wl) != 0 || (real[wl] != '/' && real[wl] != 0))
+		return reply_error(r, 404, "not_found", NULL, "%s: not found", url);
+	int fd = open(real, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		if (fd >= 0) close(fd);
+		return reply_error(r, 404, "not_found", NULL, "%s: not found", url);
+	}
+	struct MHD_Response *resp = MHD_create_response_from_fd64((uint64_t)st.st_size, fd);
+	if (!resp) {
+		close(fd);
+		return reply_error(r, 503, "out_of_memory", NULL, "cannot create the response");
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+	MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+	return queue(r, 200, resp, mime_type(real), 0);
+}
+
+/* ---- health and Prometheus ------------------------------------------------------------------ */
+
+enum MHD_Result serve_health(Req *r)
+{
+	Api *api = r->api;
+	char err[256];
+	int64_t counts[JOB_STATE_COUNT];
+	int ok = store_job_counts(api->cfg.store, counts, err, sizeof err) == 0;
+	PoolStats ps = { 0 };
+	if (api->cfg.pool) pool_stats(api->cfg.pool, &ps);
+	int draining = atomic_load(&api->draining);
+	Sbuf b = { 0 };
+	sb_printf(&b, "{\"status\":\"%s\",\"version\":", !ok ? "degraded" : draining ? "draining" : "ok");
+	sb_json_str(&b, api->version);
+	sb_printf(&b, ",\"uptime_s\":%.1f,\"workers\":%d,\"busy\":%d,\"database\":", store_now() - api->started,
+	          ps.workers, ps.busy);
+	sb_json_str(&b, ok ? "ok" : err);
+	if (ok) {
+		sb_puts(&b, ",\"jobs\":{");
+		for (int i = 0; i < JOB_STATE_COUNT; i++)
+			sb_printf(&b, "%s\"%s\":%lld", i ? "," : "", job_state_name((JobState)i), (long long)counts[i]);
+		sb_puts(&b, "}");
+	}
+	sb_puts(&b, "}");
+	return reply_sbuf(r, ok ? 200 : 503, &b);
+}
+
+static enum MHD_Result serve_prometheus(Req *r)
+{
+	Api *api = r->api;
+	char err[256];
+	int64_t counts[JOB_STATE_COUNT];
+	int ok = store_job_counts(api->cfg.store, counts, err, sizeof err) == 0;
+	PoolStats ps = { 0 };
+	if (api->cfg.pool) pool_stats(api->cfg.pool, &ps);
+	StoreBatchStats bs = { 0 };
+	if (api->cfg.batch) store_batch_stats(api->cfg.batch, &bs);
+	Sbuf b = { 0 };
+	sb_puts(&b, "# HELP ssld_up 1 if the database answered this scrape.\n# TYPE ssld_up gauge\n");
+	sb_printf(&b, "ssld_up %d\n", ok);
+	sb_puts(&b, "# HELP ssld_jobs Jobs in the database by state (queue depth).\n# TYPE ssld_jobs gauge\n");
+	for (int i = 0; ok && i < JOB_STATE_COUNT; i++)
+		sb_printf(&b, "ssld_jobs{state=\"%s\"} %lld\n", job_state_name((JobState)i), (long long)counts[i]);
+	sb_puts(&b, "# HELP ssld_jobs_finished_total Runs ended by this process, by outcome (queued = stopped and requeued).\n"
+	            "# TYPE ssld_jobs_finished_total counter\n");
+	static const JobState outcomes[] = { JOB_SUCCEEDED, JOB_FAILED, JOB_CANCELLED, JOB_QUEUED };
+	for (size_t i = 0; i < sizeof outcomes / sizeof outcomes[0]; i++)
+		sb_printf(&b, "ssld_jobs_finished_total{outcome=\"%s\"} %llu\n", outcomes[i] == JOB_QUEUED ? "requeued" : job_state_name(outcomes[i]),
+		          (unsigned long long)ps.finished[outcomes[i]]);
+	sb_puts(&b, "# HELP ssld_train_steps_total Pretraining steps run by this process.\n# TYPE ssld_train_steps_total counter\n");
+	sb_printf(&b, "ssld_train_steps_total %llu\n", (unsigned long long)ps.steps);
+	sb_puts(&b, "# HELP ssld_workers Worker threads.\n# TYPE ssld_workers gauge\n");
+	sb_printf(&b, "ssld_workers %d\n", ps.workers);
+	sb_puts(&b, "# HELP ssld_workers_busy Workers running a job now.\n# TYPE ssld_workers_busy gauge\n");
+	sb_printf(&b, "ssld_workers_busy %d\n", ps.busy);
+	sb_puts(&b, "# HELP ssld_metric_append_seconds_total Time training threads spent handing metric points to the batch.\n"
+	            "# TYPE ssld_metric_append_seconds_total counter\n");
+	sb_printf(&b, "ssld_metric_append_seconds_total %.9f\n", ps.metric_append_s);
+	sb_puts(&b, "# HELP ssld_metric_points_total Metric points reported by training threads.\n# TYPE ssld_metric_points_total counter\n");
+	sb_printf(&b, "ssld_metric_points_total %llu\n", (unsigned long long)ps.metric_calls);
+	sb_puts(&b, "# HELP ssld_metric_points_written_total Metric points committed to the database.\n"
+	            "# TYPE ssld_metric_points_written_total counter\n");
+	sb_printf(&b, "ssld_metric_points_written_total %llu\n", (unsigned long long)bs.points_written);
+	sb_puts(&b, "# HELP ssld_metric_points_dropped_total Metric points dropped because the buffer was full.\n"
+	            "# TYPE ssld_metric_points_dropped_total counter\n");
+	sb_printf(&b, "ssld_metric_points_dropped_total %llu\n", (unsigned long long)bs.dropped);
+	sb_puts(&b, "# HELP ssld_metric_flushes_total Batch transactions committed.\n# TYPE ssld_metric_flushes_total counter\n");
+	sb_printf(&b, "ssld_metric_flushes_total %llu\n", (unsigned long long)bs.flushes);
+	sb_puts(&b, "# HELP ssld_metric_flush_failures_total Batch transactions that failed (rows kept for the next).\n"
+	            "# TYPE ssld_metric_flush_failures_total counter\n");
+	sb_printf(&b, "ssld_metric_flush_failures_total %llu\n", (unsigned long long)bs.failures);
+	sb_puts(&b, "# HELP ssld_metric_flush_seconds_total Time spent in batch transactions.\n# TYPE ssld_metric_flush_seconds_total counter\n");
+	sb_printf(&b, "ssld_metric_flush_seconds_total %.9f\n", bs.flush_seconds);
+	sb_puts(&b, "# HELP ssld_metric_points_pending Metric points waiting for the next batch.\n# TYPE ssld_metric_points_pending gauge\n");
+	sb_printf(&b, "ssld_metric_points_pending %zu\n", bs.pending);
+	sb_puts(&b, "# HELP ssld_http_requests_total HTTP responses by status code.\n# TYPE ssld_http_requests_total counter\n");
+	for (int c = 100; c < 600; c++) {
+		uint64_t n = atomic_load_explicit(&api->codes[c], memory_order_relaxed);
+		if (n) sb_printf(&b, "ssld_http_requests_total{code=\"%d\"} %llu\n", c, (unsigned long long)n);
+	}
+	sb_puts(&b, "# HELP ssld_uptime_seconds Seconds since the daemon started.\n# TYPE ssld_uptime_seconds gauge\n");
+	sb_printf(&b, "ssld_uptime_seconds %.3f\n", store_now() - api->started);
+	if (b.oom) {
+		free(b.p);
+		return reply_error(r, 503, "out_of_memory", NULL, "out of memory");
+	}
+	struct MHD_Response *resp = MHD_create_response_from_buffer(b.n, b.p, MHD_RESPMEM_MUST_FREE);
+	if (!resp) free(b.p);
+	return queue(r, 200, resp, "text/plain; version=0.0.4; charset=utf-8", 1);
+}
+
+/* ---- dispatch ------------------------------------------------------------------------------- */
+
+static enum MHD_Result dispatch(Req *r)
+{
+	const char *url = r->url;
+	int get = strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0;
+	if (strcmp(url, "/v1") == 0 || strncmp(url, "/v1/", 4) == 0) {
+		if (r->too_large)
+			return reply_error(r, 413, "body_too_large", NULL, "the request body is larger than the limit of %zu bytes",
+			                   r->api->cfg.max_body);
+		return route_v1(r, url + 3);
+	}
+	if (strcmp(url, "/metrics") == 0) {
+		if (!get) return reply_error(r, 405, "method_not_allowed", NULL, "%s %s: only GET is allowed", r->method, url);
+		if (check_query(r, NULL) < 0) return MHD_YES;
+		return serve_prometheus(r);
+	}
+	if (!get) return reply_error(r, 405, "method_not_allowed", NULL, "%s %s: only GET is allowed here", r->method, url);
+	return serve_static(r, url);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_size, void **con_cls)
+{
+	Api *api = cls;
+	Req *r = *con_cls;
+	if (!r) {
+		r = calloc(1, sizeof *r);
+		if (!r) return MHD_NO;
+		r->api = api;
+		r->c = c;
+		*con_cls = r;
+		/* A declared body over the limit is refused before it is read (MHD then closes). */
+		const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+		if (cl) {
+			errno = 0;
+			char *end;
+			unsigned long long n = strtoull(cl, &end, 10);
+			if (errno || *end || n > api->cfg.max_body) {
+				r->method = method;
+				r->url = url;
+				return reply_error(r, 413, "body_too_large", NULL,
+				                   "the request body is larger than the limit of %zu bytes", api->cfg.max_body);
+			}
+		}
+		return MHD_YES;
+	}
+	if (r->answered) {   /* already answered (413): discard whatever still arrives */
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	if (*upload_size) {
+		if (!r->too_large && r->len + *upload_size <= api->cfg.max_body) {
+			if (r->len + *upload_size + 1 > r->cap) {
+				size_t cap = r->cap ? r->cap : 4096;
+				while (cap < r->len + *upload_size + 1) cap *= 2;
+				char *p = realloc(r->body, cap);
+				if (!p) return MHD_NO;
+				r->body = p;
+				r->cap = cap;
+			}
+			memcpy(r->body + r->len, upload_data, *upload_size);
+			r->len += *upload_size;
+			r->body[r->len] = 0;
+		} else {
+			r->too_large = 1;
+		}
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	r->method = method;
+	r->url = url;
+	enum MHD_Result rc = dispatch(r);
+	if (!r->answered && rc == MHD_YES) rc = MHD_NO;   /* every path must answer; never hang a client */
+	return rc;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+	Req *r = *con_cls;
+	if (!r) return;
+	free(r->body);
+	free(r);
+	*con_cls = NULL;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[512];
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	size_t n = strlen(msg);
+	while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' ')) msg[--n] = 0;
+	slog(LOG_DEBUG, 0, "http: %s", msg);
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------------ */
+
+/* "127.0.0.1:8080", "[::1]:8080", "localhost:0", ":8080" (all interfaces) -> a socket address. */
+static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *len, int *v6,
+                        char *err, size_t errlen)
+{
+	char host[256], port[16];
+	const char *colon;
+	if (listen[0] == '[') {
+		const char *rb = strchr(listen, ']');
+		if (!rb || rb[1] != ':' || (size_t)(rb - listen - 1) >= sizeof host) goto bad;
+		memcpy(host, listen + 1, (size_t)(rb - listen - 1));
+		host[rb - listen - 1] = 0;
+		colon = rb + 1;
+	} else {
+		colon = strrchr(listen, ':');
+		if (!colon || (size_t)(colon - listen) >= sizeof host) goto bad;
+		memcpy(host, listen, (size_t)(colon - listen));
+		host[colon - listen] = 0;
+	}
+	if (strlen(colon + 1) == 0 || strlen(colon + 1) >= sizeof port || strspn(colon + 1, "0123456789") != strlen(colon + 1) ||
+	    atoi(colon + 1) > 65535)
+		goto bad;
+	snprintf(port, sizeof port, "%s", colon + 1);
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV | AI_PASSIVE };
+	struct addrinfo *ai = NULL;
+	int rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &ai);
+	if (rc != 0 || !ai) {
+		snprintf(err, errlen, "listen %s: cannot resolve '%s': %s", listen, host, gai_strerror(rc));
+		return -EINVAL;
+	}
+	memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+	*len = ai->ai_addrlen;
+	*v6 = ai->ai_family == AF_INET6;
+	freeaddrinfo(ai);
+	return 0;
+bad:
+	snprintf(err, errlen, "listen %s: expected ADDR:PORT, e.g. 127.0.0.1:8080 or [::1]:8080", listen);
+	return -EINVAL;
+}
+
+static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+
+int api_new(const ApiConfig *cfg, Api **out, char *err, size_t errlen)
+{
+	*out = NULL;
+	Api *api = calloc(1, sizeof *api);
+	if (!api) {
+		snprintf(err, errlen, "api: out of memory");
+		return -ENOMEM;
+	}
+	api->cfg = *cfg;
+	api->started = store_now();
+	pthread_rwlock_init(&api->tok_lock, NULL);
+	api->ntokens = -1;
+	if (!api->cfg.max_body) api->cfg.max_body = 1 << 20;
+	if (api->cfg.threads <= 0) api->cfg.threads = 2;
+	if (api->cfg.max_connections <= 0) api->cfg.max_connections = 256;
+	api->listen = dup_or_null(cfg->listen ? cfg->listen : "127.0.0.1:8080");
+	api->state_dir = dup_or_null(cfg->state_dir);
+	api->version = dup_or_null(cfg->version ? cfg->version : "unknown");
+	int rc = 0;
+	if (cfg->web_dir) {
+		char real[PATH_MAX];
+		if (realpath(cfg->web_dir, real)) api->web_dir = strdup(real);
+		else slog(LOG_WARNING, 0, "web directory %s: %s; the dashboard is not served", cfg->web_dir, strerror(errno));
+	}
+	api->data_roots = calloc((size_t)(cfg->n_data_roots + 1), sizeof *api->data_roots);
+	for (int i = 0; api->data_roots && i < cfg->n_data_roots; i++) api->data_roots[i] = strdup(cfg->data_roots[i]);
+	api->cfg.data_roots = (const char *const *)api->data_roots;
+	api->cfg.listen = api->listen;
+	api->cfg.state_dir = api->state_dir;
+	api->cfg.web_dir = api->web_dir;
+	api->cfg.version = api->version;
+	if (!api->listen || !api->version || !api->data_roots) {
+		snprintf(err, errlen, "api: out of memory");
+		rc = -ENOMEM;
+		goto fail;
+	}
+	if (cfg->tokens_file && (rc = api_reload_tokens(api, cfg->tokens_file, err, errlen)) < 0) goto fail;
+
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	int v6;
+	if ((rc = parse_listen(api->listen, &ss, &sl, &v6, err, errlen)) < 0) goto fail;
+	unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
+	uint16_t port = ntohs(v6 ? ((struct sockaddr_in6 *)&ss)->sin6_port : ((struct sockaddr_in *)&ss)->sin_port);
+	api->d = MHD_start_daemon(flags, port, NULL, NULL, on_request, api,
+	                          MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+	                          MHD_OPTION_THREAD_POOL_SIZE, (unsigned)api->cfg.threads,
+	                          MHD_OPTION_CONNECTION_LIMIT, (unsigned)api->cfg.max_connections,
+	                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+	                          MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536,
+	                          MHD_OPTION_NOTIFY_COMPLETED, on_completed, api,
+	                          MHD_OPTION_EXTERNAL_LOGGER, mhd_log, api,
+	                          MHD_OPTION_END);
+	if (!api->d) {
+		snprintf(err, errlen, "listen %s: cannot start the HTTP server (address in use or not allowed?)", api->listen);
+		rc = -EADDRINUSE;
+		goto fail;
+	}
+	const union MHD_DaemonInfo *di = MHD_get_daemon_info(api->d, MHD_DAEMON_INFO_BIND_PORT);
+	api->port = di ? di->port : port;
+	*out = api;
+	return 0;
+fail:
+	api_free(api);
+	return rc;
+}
+
+int api_port(const Api *api) { return api->port; }
+
+void api_set_draining(Api *api, int draining) { atomic_store(&api->draining, draining); }
+
+void api_free(Api *api)
+{
+	if (!api) return;
+	if (api->d) MHD_stop_daemon(api->d);
+	for (int i = 0; api->data_roots && api->data_roots[i]; i++) free(api->data_roots[i]);
+	free(api->data_roots);
+	free(api->tokens);
+	pthread_rwlock_destroy(&api->tok_lock);
+	free(api->listen);
+	free(api->state_dir);
+	free(api->web_dir);
+	free(api->version);
+	free(api);
+}

@@ -1,0 +1,298 @@
+/* config.c - configuration of `ssld serve` from a file and flags (see config.h).
+ *
+ * Not here: acting on the configuration (serve.c) or reloading it on SIGHUP beyond what serve.c
+ * calls again. Every error names the key and, for files, the line.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../storage/log.h"
+
+#ifndef SSLD_DATADIR
+#define SSLD_DATADIR "/usr/local/share"
+#endif
+#ifndef SSLD_SOURCE_WEB_DIR
+#define SSLD_SOURCE_WEB_DIR ""
+#endif
+
+static int ncpu(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (int)n : 1;
+}
+
+void config_defaults(SsldConfig *c)
+{
+	memset(c, 0, sizeof *c);
+	snprintf(c->listen, sizeof c->listen, "127.0.0.1:8080");
+	c->workers = -1;         /* resolved in config_finish */
+	c->job_threads = -1;
+	c->http_threads = 2;
+	c->max_body = 1 << 20;
+	c->log_level = LOG_INFO;
+	c->flush_interval_s = 0.5;
+	c->stop_timeout_s = 90;
+}
+
+static int set_str(char *dst, size_t cap, const char *key, const char *v, char *err, size_t errlen)
+{
+	if (!*v || strlen(v) >= cap) {
+		snprintf(err, errlen, "%s: %s", key, *v ? "value too long" : "needs a value");
+		return -1;
+	}
+	memcpy(dst, v, strlen(v) + 1);
+	return 0;
+}
+
+static int set_int(int *dst, const char *key, const char *v, long min, long max, char *err, size_t errlen)
+{
+	char *end;
+	errno = 0;
+	long n = strtol(v, &end, 10);
+	if (!*v || *end || errno || n < min || n > max) {
+		snprintf(err, errlen, "%s: expected an integer in %ld..%ld, got '%s'", key, min, max, v);
+		return -1;
+	}
+	*dst = (int)n;
+	return 0;
+}
+
+static int set_double(double *dst, const char *key, const char *v, double min, double max, char *err, size_t errlen)
+{
+	char *end;
+	errno = 0;
+	double d = strtod(v, &end);
+	if (!*v || *end || errno || !isfinite(d) || d < min || d > max) {
+		snprintf(err, errlen, "%s: expected a number in %g..%g, got '%s'", key, min, max, v);
+		return -1;
+	}
+	*dst = d;
+	return 0;
+}
+
+/* "1048576", "64k", "1M" -> bytes. */
+static int set_size(size_t *dst, const char *key, const char *v, char *err, size_t errlen)
+{
+	char *end;
+	errno = 0;
+	unsigned long long n = strtoull(v, &end, 10);
+	unsigned long long mul = 1;
+	if (*end == 'k' || *end == 'K') mul = 1024, end++;
+	else if (*end == 'm' || *end == 'M') mul = 1024 * 1024, end++;
+	if (!*v || *v == '-' || *end || errno || n == 0 || n > (1ull << 30) / mul) {
+		snprintf(err, errlen, "%s: expected a size in bytes (1..1G, suffix k or M allowed), got '%s'", key, v);
+		return -1;
+	}
+	*dst = (size_t)(n * mul);
+	return 0;
+}
+
+int config_set(SsldConfig *c, const char *key_in, const char *v, char *err, size_t errlen)
+{
+	char key[64];
+	snprintf(key, sizeof key, "%s", key_in);
+	for (char *p = key; *p; p++)
+		if (*p == '_') *p = '-';
+	if (strcmp(key, "listen") == 0) return set_str(c->listen, sizeof c->listen, key, v, err, errlen);
+	if (strcmp(key, "state-dir") == 0) return set_str(c->state_dir, sizeof c->state_dir, key, v, err, errlen);
+	if (strcmp(key, "web-dir") == 0) return set_str(c->web_dir, sizeof c->web_dir, key, v, err, errlen);
+	if (strcmp(key, "tokens-file") == 0) return set_str(c->tokens_file, sizeof c->tokens_file, key, v, err, errlen);
+	if (strcmp(key, "log-file") == 0) return set_str(c->log_file, sizeof c->log_file, key, v, err, errlen);
+	if (strcmp(key, "data-root") == 0) {
+		if (c->n_data_roots == CONFIG_MAX_ROOTS) {
+			snprintf(err, errlen, "data-root: at most %d roots", CONFIG_MAX_ROOTS);
+			return -1;
+		}
+		if (set_str(c->data_roots[c->n_data_roots], sizeof c->data_roots[0], key, v, err, errlen) < 0) return -1;
+		c->n_data_roots++;
+		return 0;
+	}
+	if (strcmp(key, "workers") == 0) return set_int(&c->workers, key, v, 0, 256, err, errlen);
+	if (strcmp(key, "job-threads") == 0) return set_int(&c->job_threads, key, v, 1, 256, err, errlen);
+	if (strcmp(key, "http-threads") == 0) return set_int(&c->http_threads, key, v, 1, 64, err, errlen);
+	if (strcmp(key, "max-queued") == 0) return set_int(&c->max_queued, key, v, 0, 1000000, err, errlen);
+	if (strcmp(key, "max-queued-per-owner") == 0) return set_int(&c->max_queued_per_owner, key, v, 0, 1000000, err, errlen);
+	if (strcmp(key, "max-body") == 0) return set_size(&c->max_body, key, v, err, errlen);
+	if (strcmp(key, "flush-interval") == 0) return set_double(&c->flush_interval_s, key, v, 0.05, 1.0, err, errlen);
+	if (strcmp(key, "stop-timeout") == 0) return set_double(&c->stop_timeout_s, key, v, 1, 86400, err, errlen);
+	if (strcmp(key, "log-level") == 0) {
+		int l = slog_level_parse(v);
+		if (l < 0) {
+			snprintf(err, errlen, "log-level: expected err, warning, notice, info or debug, got '%s'", v);
+			return -1;
+		}
+		c->log_level = l;
+		return 0;
+	}
+	snprintf(err, errlen, "unknown setting '%s' (see `ssld help`)", key_in);
+	return -1;
+}
+
+static char *trim(char *s)
+{
+	while (*s == ' ' || *s == '\t') s++;
+	size_t n = strlen(s);
+	while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r')) s[--n] = 0;
+	return s;
+}
+
+int config_load_file(SsldConfig *c, const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		snprintf(err, errlen, "config %s: %s", path, strerror(errno));
+		return -1;
+	}
+	char line[2048], e[512];
+	int lineno = 0, rc = 0;
+	while (fgets(line, sizeof line, f)) {
+		lineno++;
+		char *s = trim(line);
+		if (!*s || *s == '#' || *s == ';') continue;
+		char *eq = strchr(s, '=');
+		if (!eq) {
+			snprintf(err, errlen, "config %s:%d: expected 'key = value'", path, lineno);
+			rc = -1;
+			break;
+		}
+		*eq = 0;
+		char *k = trim(s), *v = trim(eq + 1);
+		size_t vn = strlen(v);
+		if (vn >= 2 && v[0] == '"' && v[vn - 1] == '"') {
+			v[vn - 1] = 0;
+			v++;
+		}
+		if (config_set(c, k, v, e, sizeof e) < 0) {
+			snprintf(err, errlen, "config %s:%d: %s", path, lineno, e);
+			rc = -1;
+			break;
+		}
+	}
+	fclose(f);
+	return rc;
+}
+
+int config_from_args(SsldConfig *c, int argc, char **argv, char *err, size_t errlen)
+{
+	/* Pass 1: --config (the file is the base the other flags override). */
+	for (int i = 0; i < argc; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "--config") == 0 && i + 1 < argc) {
+			if (set_str(c->config_file, sizeof c->config_file, "config", argv[i + 1], err, errlen) < 0) return -1;
+		} else if (strncmp(a, "--config=", 9) == 0) {
+			if (set_str(c->config_file, sizeof c->config_file, "config", a + 9, err, errlen) < 0) return -1;
+		}
+	}
+	if (c->config_file[0] && config_load_file(c, c->config_file, err, errlen) < 0) return -1;
+	/* Pass 2: every flag. */
+	int roots_from_flags = 0;
+	for (int i = 0; i < argc; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) return 1;
+		if (strncmp(a, "--", 2) != 0 || !a[2]) {
+			snprintf(err, errlen, "unexpected argument '%s' (flags are --name VALUE; see `ssld help`)", a);
+			return -1;
+		}
+		char key[64];
+		const char *val;
+		const char *eq = strchr(a, '=');
+		if (eq) {
+			snprintf(key, sizeof key, "%.*s", (int)(eq - a - 2), a + 2);
+			val = eq + 1;
+		} else {
+			snprintf(key, sizeof key, "%s", a + 2);
+			if (i + 1 >= argc) {
+				snprintf(err, errlen, "--%s needs a value", key);
+				return -1;
+			}
+			val = argv[++i];
+		}
+		if (strcmp(key, "config") == 0) continue;
+		/* Roots given as flags replace the file's roots rather than adding to them. */
+		if ((strcmp(key, "data-root") == 0 || strcmp(key, "data_root") == 0) && !roots_from_flags) {
+			c->n_data_roots = 0;
+			roots_from_flags = 1;
+		}
+		char e[512];
+		if (config_set(c, key, val, e, sizeof e) < 0) {
+			snprintf(err, errlen, "--%s", e);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int is_dir(const char *p)
+{
+	struct stat st;
+	return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+void config_finish(SsldConfig *c)
+{
+	if (!c->state_dir[0]) {
+		/* systemd's StateDirectory= sets STATE_DIRECTORY (colon-separated if several: take the first). */
+		const char *env = getenv("STATE_DIRECTORY");
+		if (env && *env) snprintf(c->state_dir, sizeof c->state_dir, "%.*s", (int)strcspn(env, ":"), env);
+		else snprintf(c->state_dir, sizeof c->state_dir, "./state");
+	}
+	if (c->n_data_roots == 0) {
+		static const char *const defaults[] = { "/usr/share/datasets", "/usr/share/games/fortunes" };
+		for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++)
+			if (is_dir(defaults[i])) snprintf(c->data_roots[c->n_data_roots++], sizeof c->data_roots[0], "%s", defaults[i]);
+		char own[1100];
+		int n = snprintf(own, sizeof own, "%s/datasets", c->state_dir);
+		if (n > 0 && (size_t)n < sizeof c->data_roots[0] && is_dir(own) && c->n_data_roots < CONFIG_MAX_ROOTS)
+			memcpy(c->data_roots[c->n_data_roots++], own, (size_t)n + 1);
+	}
+	if (!c->web_dir[0]) {
+		char installed[1100];
+		int n = snprintf(installed, sizeof installed, "%s/ssld/web", SSLD_DATADIR);
+		if (n > 0 && (size_t)n < sizeof c->web_dir && is_dir(installed)) memcpy(c->web_dir, installed, (size_t)n + 1);
+		else if (SSLD_SOURCE_WEB_DIR[0] && is_dir(SSLD_SOURCE_WEB_DIR))
+			snprintf(c->web_dir, sizeof c->web_dir, "%s", SSLD_SOURCE_WEB_DIR);
+	}
+	int cores = ncpu();
+	if (c->workers < 0) c->workers = cores / 2 > 0 ? cores / 2 : 1;
+	if (c->job_threads < 0) c->job_threads = c->workers > 0 && cores / c->workers > 0 ? cores / c->workers : 1;
+}
+
+void config_usage(void)
+{
+	fputs(
+		"usage: ssld [serve] [--config FILE] [flags]   run the training service (the default)\n"
+		"       ssld run JOB.json [--out DIR]           run one job in the foreground\n"
+		"       ssld methods                            list pretext methods and evaluation protocols\n"
+		"       ssld version | help\n"
+		"\n"
+		"serve flags (also valid as 'key = value' lines in the --config file; flags win):\n"
+		"  --listen ADDR:PORT         where to serve HTTP (default 127.0.0.1:8080; port 0 = any free port,\n"
+		"                             written to STATE_DIR/port)\n"
+		"  --state-dir DIR            database, job directories (default $STATE_DIRECTORY, else ./state)\n"
+		"  --data-root DIR            datasets must lie under one of these (repeatable; default\n"
+		"                             /usr/share/datasets, /usr/share/games/fortunes, STATE_DIR/datasets)\n"
+		"  --web-dir DIR              dashboard files served at / (default: installed datadir, else source web/)\n"
+		"  --workers N                jobs run at once (default 1 per 2 cores; 0 = only queue)\n"
+		"  --job-threads N            cap on a job's BLAS threads (default cores / workers)\n"
+		"  --http-threads N           HTTP threads (default 2)\n"
+		"  --max-body SIZE            request body limit (default 1M)\n"
+		"  --max-queued N             refuse new jobs (429) when N are queued (default unlimited)\n"
+		"  --max-queued-per-owner N   the same per token owner\n"
+		"  --tokens-file FILE         'OWNER SHA256HEX' lines; when set, POSTs need 'Authorization: Bearer TOKEN'\n"
+		"  --log-file FILE            log there instead of stderr (reopened on SIGHUP)\n"
+		"  --log-level LEVEL          err, warning, notice, info (default) or debug\n"
+		"  --flush-interval SECONDS   metric batch interval (default 0.5, at most 1)\n"
+		"  --stop-timeout SECONDS     on SIGTERM, wait this long for jobs to checkpoint (default 90)\n"
+		"\n"
+		"signals: SIGTERM/SIGINT stop accepting jobs, checkpoint and requeue running ones, exit;\n"
+		"         a second one exits at once (jobs resume from their last checkpoint). SIGHUP reopens\n"
+		"         the log file and reloads the tokens file.\n",
+		stdout);
+}

@@ -1,0 +1,54 @@
+/* config.h - `ssld serve` configuration: defaults, then a config file, then flags (flags win).
+ *
+ * The file is "key = value" lines ('#' comments, values optionally in double quotes); keys are
+ * the long flag names without "--" ('-' or '_' alike), data-root may repeat:
+ *
+ *   # /etc/ssld/ssld.conf
+ *   listen = 127.0.0.1:8080
+ *   state-dir = /var/lib/ssld
+ *   data-root = /usr/share/datasets
+ *   workers = 1
+ *
+ *   SsldConfig c;
+ *   config_defaults(&c);
+ *   if (config_from_args(&c, argc, argv, err, sizeof err) < 0) { usage error: exit 2 }
+ */
+#ifndef SSLD_DAEMON_CONFIG_H
+#define SSLD_DAEMON_CONFIG_H
+
+#include <stddef.h>
+
+#define CONFIG_MAX_ROOTS 16
+
+typedef struct SsldConfig {
+	char config_file[1024];
+	char listen[256];
+	char state_dir[1024];
+	char data_roots[CONFIG_MAX_ROOTS][1024];
+	int n_data_roots;
+	char web_dir[1024];          /* "" = the default (installed datadir, else the source tree) */
+	int workers;                 /* default: 1 per 2 cores, at least 1 */
+	int job_threads;             /* cap on a job's BLAS threads; default cores / workers */
+	int http_threads;            /* default 2 */
+	size_t max_body;             /* bytes; default 1 MiB */
+	int max_queued;              /* 0 = unlimited */
+	int max_queued_per_owner;    /* 0 = unlimited */
+	char tokens_file[1024];      /* "" = no auth */
+	char log_file[1024];         /* "" = stderr */
+	int log_level;               /* syslog priority; default LOG_INFO */
+	double flush_interval_s;     /* metric batches; default 0.5, at most 1 */
+	double stop_timeout_s;       /* SIGTERM: wait this long for jobs to checkpoint; default 90 */
+} SsldConfig;
+
+void config_defaults(SsldConfig *c);
+/* Applies one "key", "value" pair (from a file or a flag). 0, or -1 with err. */
+int config_set(SsldConfig *c, const char *key, const char *value, char *err, size_t errlen);
+int config_load_file(SsldConfig *c, const char *path, char *err, size_t errlen);
+/* argv are the serve flags (argv[0] is the first flag). Loads --config first, then applies every
+ * flag. 0; 1 if --help was asked; -1 with err on a bad flag or file. */
+int config_from_args(SsldConfig *c, int argc, char **argv, char *err, size_t errlen);
+/* Fills what is still unset from the environment and the machine (state dir, roots, web dir). */
+void config_finish(SsldConfig *c);
+void config_usage(void);
+
+#endif

@@ -1,0 +1,48 @@
+/* main.c - the `ssld` binary: picks the subcommand and turns its status into the exit code.
+ *
+ * `ssld` with no subcommand (or with only flags) serves. Nothing else lives here: serving is
+ * serve.c, `ssld run` is workers/cli_run.c, the catalogue is workers/jobspec.c.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../workers/cli_run.h"
+#include "../workers/jobspec.h"
+#include "config.h"
+#include "serve.h"
+
+#ifndef SSLD_VERSION
+#define SSLD_VERSION "unknown"
+#endif
+
+int main(int argc, char **argv)
+{
+	if (argc < 2 || argv[1][0] == '-') {
+		if (argc >= 2 && (strcmp(argv[1], "--version") == 0)) {
+			printf("ssld %s\n", SSLD_VERSION);
+			return 0;
+		}
+		return serve_main(argc - 1, argv + 1);
+	}
+	const char *cmd = argv[1];
+	if (strcmp(cmd, "serve") == 0) return serve_main(argc - 2, argv + 2);
+	if (strcmp(cmd, "run") == 0) return cli_run_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "methods") == 0) {
+		if (argc > 2) {
+			fprintf(stderr, "ssld methods: unexpected argument '%s' (it takes none)\n", argv[2]);
+			return 2;
+		}
+		return jobspec_print_catalog(stdout) < 0 ? 1 : 0;
+	}
+	if (strcmp(cmd, "version") == 0) {
+		printf("ssld %s\n", SSLD_VERSION);
+		return 0;
+	}
+	if (strcmp(cmd, "help") == 0) {
+		config_usage();
+		return 0;
+	}
+	fprintf(stderr, "ssld: unknown command '%s'; commands: serve (default), run, methods, version, help\n", cmd);
+	exit(2);
+}

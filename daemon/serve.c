@@ -1,0 +1,321 @@
+/* serve.c - `ssld serve`: wires storage, the worker pool and the HTTP API together and runs the
+ * libuv loop that owns signals and timers.
+ *
+ * The loop does little on purpose: SIGTERM/SIGINT start a graceful stop (no new jobs, running jobs
+ * checkpoint and requeue, then exit), SIGHUP reopens the log and reloads tokens, a timer flushes
+ * metric batches (the single writer, at least once a second), another pings the systemd watchdog.
+ * Start-up recovery puts jobs a crash left `running` back in the queue. Not here: HTTP (api/), job
+ * execution (workers/), SQL (storage/).
+ */
+#include "serve.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#ifdef HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+#include "../api/api.h"
+#include "../storage/batch.h"
+#include "../storage/log.h"
+#include "../storage/store.h"
+#include "../workers/pool.h"
+#include "config.h"
+
+#ifndef SSLD_VERSION
+#define SSLD_VERSION "unknown"
+#endif
+
+typedef struct Server {
+	SsldConfig cfg;
+	uv_loop_t loop;
+	uv_signal_t sigterm, sigint, sighup;
+	uv_timer_t flush_timer, stop_timer, watchdog_timer;
+	int watchdog;
+	Store *st;
+	StoreBatch *batch;
+	Pool *pool;
+	Api *api;
+	int stopping, forced, flush_failing;
+	double stop_started;
+	char port_file[1100];
+} Server;
+
+static void notify(const char *state)
+{
+#ifdef HAVE_SYSTEMD
+	sd_notify(0, state);
+#else
+	(void)state;
+#endif
+}
+
+/* ---- loop callbacks ------------------------------------------------------------------------- */
+
+static void on_flush(uv_timer_t *t)
+{
+	Server *s = t->data;
+	char err[512];
+	int rc = store_batch_flush(s->batch, err, sizeof err);
+	if (rc < 0 && !s->flush_failing) slog(LOG_WARNING, 0, "metric batch not written (kept for retry): %s", err);
+	else if (rc >= 0 && s->flush_failing) slog(LOG_NOTICE, 0, "metric batches are being written again");
+	s->flush_failing = rc < 0;
+}
+
+static void on_watchdog(uv_timer_t *t) { notify("WATCHDOG=1"); }
+
+static void on_stop_tick(uv_timer_t *t)
+{
+	Server *s = t->data;
+	if (pool_busy(s->pool) == 0) {
+		uv_stop(&s->loop);
+		return;
+	}
+	if (store_now() - s->stop_started > s->cfg.stop_timeout_s) {
+		slog(LOG_WARNING, 0, "jobs did not stop within %.0f s; exiting anyway (they resume from their last checkpoint)",
+		     s->cfg.stop_timeout_s);
+		s->forced = 1;
+		uv_stop(&s->loop);
+	}
+}
+
+static void on_stop_signal(uv_signal_t *h, int signum)
+{
+	Server *s = h->data;
+	const char *name = signum == SIGTERM ? "SIGTERM" : "SIGINT";
+	if (s->stopping) {
+		slog(LOG_WARNING, 0, "%s again: exiting now; running jobs resume from their last checkpoint", name);
+		s->forced = 1;
+		uv_stop(&s->loop);
+		return;
+	}
+	s->stopping = 1;
+	s->stop_started = store_now();
+	int busy = pool_busy(s->pool);
+	slog(LOG_NOTICE, 0, "%s: stopping; new jobs are refused, %d running job(s) checkpoint and go back to the queue", name, busy);
+	notify("STOPPING=1");
+	api_set_draining(s->api, 1);
+	pool_request_stop(s->pool);
+	uv_timer_start(&s->stop_timer, on_stop_tick, 0, 50);
+}
+
+static void on_sighup(uv_signal_t *h, int signum)
+{
+	Server *s = h->data;
+	int rc = slog_reopen();
+	if (rc < 0) slog(LOG_WARNING, 0, "SIGHUP: reopening log file %s: %s", s->cfg.log_file, strerror(-rc));
+	if (s->cfg.tokens_file[0]) {
+		char err[512];
+		if (api_reload_tokens(s->api, s->cfg.tokens_file, err, sizeof err) < 0)
+			slog(LOG_WARNING, 0, "SIGHUP: tokens not reloaded (old ones stay): %s", err);
+		else
+			slog(LOG_NOTICE, 0, "SIGHUP: tokens reloaded from %s", s->cfg.tokens_file);
+	}
+	slog(LOG_NOTICE, 0, "SIGHUP: log reopened");
+}
+
+static void close_cb(uv_handle_t *h, void *arg)
+{
+	if (!uv_is_closing(h)) uv_close(h, NULL);
+}
+
+/* ---- start-up ------------------------------------------------------------------------------- */
+
+static int mkdir_p(const char *path)
+{
+	char tmp[1100];
+	snprintf(tmp, sizeof tmp, "%s", path);
+	for (char *p = tmp + 1;; p++) {
+		if (*p == '/' || *p == 0) {
+			char c = *p;
+			*p = 0;
+			if (mkdir(tmp, 0750) != 0 && errno != EEXIST) return -errno;
+			*p = c;
+			if (!c) break;
+		}
+	}
+	return 0;
+}
+
+static int write_port_file(const char *path, int port)
+{
+	char tmp[1200];
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	FILE *f = fopen(tmp, "w");
+	if (!f) return -errno;
+	fprintf(f, "%d\n", port);
+	if (fclose(f) != 0) return -errno;
+	return rename(tmp, path) == 0 ? 0 : -errno;
+}
+
+static void recover(Server *s)
+{
+	char err[512];
+	int64_t ids[64];
+	int n = store_recover(s->st, ids, 64, err, sizeof err);
+	if (n < 0) {
+		slog(LOG_ERR, 0, "start-up recovery failed: %s", err);
+		return;
+	}
+	for (int i = 0; i < n && i < 64; i++) {
+		slog(LOG_WARNING, ids[i], "was running when ssld stopped uncleanly; requeued to resume from its last checkpoint");
+		store_event_add(s->st, ids[i], LOG_WARNING, "the daemon stopped uncleanly while this job ran; requeued to resume from its last checkpoint",
+		                err, sizeof err);
+	}
+	if (n > 64) slog(LOG_WARNING, 0, "%d more jobs requeued after an unclean stop", n - 64);
+}
+
+int serve_main(int argc, char **argv)
+{
+	Server *s = calloc(1, sizeof *s);
+	if (!s) {
+		fprintf(stderr, "ssld: out of memory\n");
+		return 1;
+	}
+	char err[1024];
+	int status = 1, lock_fd = -1, loop_ok = 0;
+	config_defaults(&s->cfg);
+	int rc = config_from_args(&s->cfg, argc, argv, err, sizeof err);
+	if (rc == 1) {
+		config_usage();
+		free(s);
+		return 0;
+	}
+	if (rc < 0) {
+		fprintf(stderr, "ssld serve: %s\n", err);
+		free(s);
+		return 2;
+	}
+	config_finish(&s->cfg);
+	SsldConfig *c = &s->cfg;
+	slog_set_level(c->log_level);
+	if (c->log_file[0] && (rc = slog_set_file(c->log_file)) < 0) {
+		fprintf(stderr, "ssld serve: log file %s: %s\n", c->log_file, strerror(-rc));
+		free(s);
+		return 1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+
+	/* The state directory, owned by one daemon at a time. */
+	if ((rc = mkdir_p(c->state_dir)) < 0) {
+		slog(LOG_ERR, 0, "state directory %s: %s", c->state_dir, strerror(-rc));
+		goto out;
+	}
+	char path[1200];
+	snprintf(path, sizeof path, "%s/ssld.lock", c->state_dir);
+	lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+		slog(LOG_ERR, 0, "state directory %s is in use by another ssld (%s: %s)", c->state_dir, path, strerror(errno));
+		goto out;
+	}
+	snprintf(path, sizeof path, "%s/ssld.db", c->state_dir);
+	if (store_open(path, &s->st, err, sizeof err) < 0) {
+		slog(LOG_ERR, 0, "%s", err);
+		goto out;
+	}
+	recover(s);
+	if (store_batch_new(s->st, 0, &s->batch, err, sizeof err) < 0) {
+		slog(LOG_ERR, 0, "%s", err);
+		goto out;
+	}
+	PoolConfig pc = { .workers = c->workers, .state_dir = c->state_dir, .max_threads = c->job_threads };
+	if (pool_new(s->st, s->batch, &pc, &s->pool, err, sizeof err) < 0) {
+		slog(LOG_ERR, 0, "%s", err);
+		goto out;
+	}
+	const char *roots[CONFIG_MAX_ROOTS];
+	for (int i = 0; i < c->n_data_roots; i++) roots[i] = c->data_roots[i];
+	ApiConfig ac = {
+		.listen = c->listen, .store = s->st, .batch = s->batch, .pool = s->pool, .state_dir = c->state_dir,
+		.data_roots = roots, .n_data_roots = c->n_data_roots, .web_dir = c->web_dir[0] ? c->web_dir : NULL,
+		.max_body = c->max_body, .max_queued = c->max_queued, .max_queued_per_owner = c->max_queued_per_owner,
+		.threads = c->http_threads, .tokens_file = c->tokens_file[0] ? c->tokens_file : NULL, .version = SSLD_VERSION,
+	};
+	if (api_new(&ac, &s->api, err, sizeof err) < 0) {
+		slog(LOG_ERR, 0, "%s", err);
+		goto out;
+	}
+	if (pool_start(s->pool, err, sizeof err) < 0) {
+		slog(LOG_ERR, 0, "%s", err);
+		goto out;
+	}
+	snprintf(s->port_file, sizeof s->port_file, "%s/port", c->state_dir);
+	if ((rc = write_port_file(s->port_file, api_port(s->api))) < 0)
+		slog(LOG_WARNING, 0, "%s: %s", s->port_file, strerror(-rc));
+
+	/* The loop: signals and timers. */
+	if (uv_loop_init(&s->loop) != 0) {
+		slog(LOG_ERR, 0, "libuv: cannot create the event loop");
+		goto out;
+	}
+	loop_ok = 1;
+	uv_signal_init(&s->loop, &s->sigterm);
+	uv_signal_init(&s->loop, &s->sigint);
+	uv_signal_init(&s->loop, &s->sighup);
+	uv_timer_init(&s->loop, &s->flush_timer);
+	uv_timer_init(&s->loop, &s->stop_timer);
+	uv_timer_init(&s->loop, &s->watchdog_timer);
+	s->sigterm.data = s->sigint.data = s->sighup.data = s;
+	s->flush_timer.data = s->stop_timer.data = s->watchdog_timer.data = s;
+	uv_signal_start(&s->sigterm, on_stop_signal, SIGTERM);
+	uv_signal_start(&s->sigint, on_stop_signal, SIGINT);
+	uv_signal_start(&s->sighup, on_sighup, SIGHUP);
+	uint64_t flush_ms = (uint64_t)(c->flush_interval_s * 1000);
+	uv_timer_start(&s->flush_timer, on_flush, flush_ms, flush_ms);
+#ifdef HAVE_SYSTEMD
+	uint64_t wd_usec = 0;
+	if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0)
+		uv_timer_start(&s->watchdog_timer, on_watchdog, wd_usec / 2000, wd_usec / 2000);
+#endif
+
+	char roots_text[2048] = "";
+	for (int i = 0; i < c->n_data_roots; i++)
+		snprintf(roots_text + strlen(roots_text), sizeof roots_text - strlen(roots_text), "%s%s", i ? ", " : "", c->data_roots[i]);
+	int host_len = (int)(strrchr(c->listen, ':') - c->listen);   /* parse_listen accepted it: it has a ':' */
+	slog(LOG_NOTICE, 0, "ssld %s listening on http://%.*s:%d; state %s; %d worker(s), %d BLAS thread(s) per job; "
+	     "data roots: %s; web: %s", SSLD_VERSION, host_len, c->listen, api_port(s->api), c->state_dir, c->workers, c->job_threads,
+	     roots_text[0] ? roots_text : "(none)", c->web_dir[0] ? c->web_dir : "(none)");
+	char ready[128];
+	snprintf(ready, sizeof ready, "READY=1\nSTATUS=listening on port %d, %d worker(s)", api_port(s->api), c->workers);
+	notify(ready);
+
+	uv_run(&s->loop, UV_RUN_DEFAULT);
+	status = 0;
+
+out:
+	/* Shut down in dependency order: no new requests, no running jobs, last batch, database. */
+	if (s->forced) {
+		/* Jobs are still running: do not join them. Save what is buffered and leave; the database
+		 * still says `running`, so the next start requeues them from their checkpoints. */
+		api_free(s->api);
+		s->api = NULL;
+		if (s->batch) store_batch_flush(s->batch, err, sizeof err);
+		slog(LOG_NOTICE, 0, "stopped (forced)");
+		if (s->port_file[0]) unlink(s->port_file);
+		return 1;   /* the Server and its threads die with the process */
+	}
+	api_free(s->api);
+	pool_free(s->pool);
+	if (s->batch && store_batch_flush(s->batch, err, sizeof err) < 0) slog(LOG_ERR, 0, "last metric batch lost: %s", err);
+	store_batch_free(s->batch);
+	store_free(s->st);
+	if (loop_ok) {
+		uv_walk(&s->loop, close_cb, NULL);
+		uv_run(&s->loop, UV_RUN_DEFAULT);
+		uv_loop_close(&s->loop);
+	}
+	if (s->port_file[0]) unlink(s->port_file);
+	if (lock_fd >= 0) close(lock_fd);
+	if (status == 0) slog(LOG_NOTICE, 0, "stopped cleanly");
+	free(s);
+	return status;
+}
