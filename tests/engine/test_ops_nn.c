@@ -148,6 +148,8 @@ static void test_conv2d(void)
 		{ 4, 1, 5, 5, 6, 1, 1, 1, 0, 1 },   /* 1x1 */
 		{ 2, 4, 5, 6, 3, 5, 5, 1, 2, 1 },   /* 5x5, pad 2 */
 		{ 5, 2, 4, 4, 3, 4, 4, 1, 0, 0 },   /* kernel = input: 1x1 output */
+		{ 19, 2, 32, 32, 3, 3, 3, 1, 1, 1 }, /* several lowering chunks, the last one partial */
+		{ 9, 1, 70, 70, 2, 3, 3, 1, 1, 1 },  /* chunks of one image */
 	};
 	for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
 		const ConvCase *c = &cases[t];
@@ -262,6 +264,8 @@ static void test_conv_transpose2d(void)
 		{ 1, 2, 5, 4, 3, 3, 2, 2, 0, 1, 1 },  /* batch 1 path, non-square kernel */
 		{ 2, 4, 7, 7, 1, 2, 2, 2, 0, 0, 1 },
 		{ 1, 1, 3, 3, 2, 3, 3, 3, 1, 2, 0 },
+		{ 19, 3, 32, 32, 2, 3, 3, 1, 1, 0, 1 }, /* several lowering chunks, the last one partial */
+		{ 5, 2, 50, 50, 1, 2, 2, 2, 0, 0, 1 },  /* chunks of one image */
 	};
 	for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
 		const ConvTCase *c = &cases[t];
