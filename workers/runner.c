@@ -599,3 +599,103 @@ out:
 	jobspec_free(r.js);
 	return rc;
 }
+
+/* ---- generation ------------------------------------------------------------------------------- */
+
+int runner_generate(const char *spec_json, const char *work_dir, const GenerateRequest *req,
+                    char **result_json, char *err, size_t errlen)
+{
+	Run r = { .dir = work_dir, .err = err, .errlen = errlen };
+	int rc = -1;
+	float *imgs = NULL;
+	uint8_t *text = NULL;
+	cJSON *o = NULL;
+	*result_json = NULL;
+	err[0] = 0;
+
+	JobSpecOptions opts = { .check_files = 1 };
+	SpecError se;
+	if (jobspec_parse(spec_json, strlen(spec_json), &opts, &r.js, &se) < 0) {
+		snprintf(err, errlen, "%s", se.message);
+		return -1;
+	}
+	const PretextMethod *m = method_find(r.js->method);
+	if (!m || (!m->generate_images && !m->generate_text)) {
+		snprintf(err, errlen, "method \"%s\" cannot generate", r.js->method);
+		goto out;
+	}
+	if (dataset_load(&r.js->dataset, &r.ds, err, errlen) < 0)
+		goto out;
+	plan_steps(&r);
+	if (build_model(&r) < 0)
+		goto out;
+	char path[4096];
+	snprintf(path, sizeof path, "%s/%s", work_dir, CHECKPOINT_NAME);
+	CheckpointState st;
+	if (checkpoint_load(path, r.ps, NULL, &st, NULL, err, errlen) < 0)
+		goto out;
+	checkpoint_state_free(&st);
+	r.ctx = ctx_new(req->seed);
+	if (!r.ctx) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	ctx_set_training(r.ctx, 0);
+	ctx_set_grad_enabled(r.ctx, 0);
+	Rng rng;
+	rng_seed(&rng, req->seed);
+	o = cJSON_CreateObject();
+	if (m->generate_images) {
+		int n = req->n > 0 ? req->n : 64;
+		size_t per = r.ds->sample_floats;
+		imgs = eng_malloc((size_t)n * per * sizeof(float));
+		if (!imgs) {
+			snprintf(err, errlen, "out of memory");
+			goto out;
+		}
+		if (m->generate_images(r.mstate, r.ctx, n, &rng, imgs, err, errlen) < 0)
+			goto out;
+		char name[64];
+		snprintf(name, sizeof name, "samples-%llu.png", (unsigned long long)req->seed);
+		snprintf(path, sizeof path, "%s/%s", work_dir, name);
+		if (png_grid_write(path, imgs, n, r.ds->c, r.ds->h, r.ds->w, 0, 1, 0.0f, 1.0f, err,
+		                   errlen) < 0)
+			goto out;
+		cJSON_AddStringToObject(o, "artifact", name);
+		cJSON_AddNumberToObject(o, "n", n);
+	} else {
+		const char *prompt = req->prompt ? req->prompt : "";
+		int max_tokens = req->max_tokens > 0 ? req->max_tokens : 200;
+		text = eng_malloc((size_t)max_tokens + 1);
+		if (!text) {
+			snprintf(err, errlen, "out of memory");
+			goto out;
+		}
+		int out_len = 0;
+		double t0 = now_s();
+		if (m->generate_text(r.mstate, r.ctx, (const uint8_t *)prompt, (int)strlen(prompt),
+		                     max_tokens, req->temperature, req->top_k,
+		                     req->top_p > 0 ? req->top_p : 1.0f, &rng, text, &out_len, err,
+		                     errlen) < 0)
+			goto out;
+		text[out_len] = 0;
+		cJSON_AddStringToObject(o, "prompt", prompt);
+		cJSON_AddStringToObject(o, "text", (const char *)text);
+		cJSON_AddNumberToObject(o, "tokens", out_len);
+		cJSON_AddNumberToObject(o, "seconds", now_s() - t0);
+	}
+	*result_json = cJSON_PrintUnformatted(o);
+	rc = *result_json ? 0 : -1;
+out:
+	cJSON_Delete(o);
+	eng_free(imgs);
+	eng_free(text);
+	if (r.method && r.mstate)
+		r.method->destroy(r.mstate);
+	encoder_free(r.plain_encoder);
+	ctx_free(r.ctx);
+	paramset_free(r.ps);
+	dataset_free(r.ds);
+	jobspec_free(r.js);
+	return rc;
+}

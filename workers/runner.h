@@ -54,4 +54,22 @@ typedef int (*runner_resolve_job_cb)(void *user, int64_t job_id, char *path, siz
 int runner_run(const char *spec_json, const char *work_dir, const RunnerHooks *hooks,
                runner_resolve_job_cb resolve_job, char **results_json, char *err, size_t errlen);
 
+/* Generation from a finished (or checkpointed) job: loads work_dir/checkpoint.safetensors into the
+ * job's method and asks it for samples. Images: writes work_dir/<artifact> (a PNG grid, name
+ * "samples-<seed>.png") and returns {"artifact": name, "n": N}. Text: returns
+ * {"prompt": ..., "text": continuation, "tokens": n, "seconds": s}. 0 or < 0 with err set
+ * ("method \"simclr\" cannot generate"). */
+typedef struct GenerateRequest {
+	const char *prompt;     /* text methods; may be NULL (= empty) */
+	int max_tokens;         /* text: default 200 */
+	float temperature;      /* default 1.0; 0 = greedy */
+	int top_k;              /* 0 = off */
+	float top_p;            /* 1 = off */
+	int n;                  /* images: how many samples (default 64) */
+	uint64_t seed;
+} GenerateRequest;
+
+int runner_generate(const char *spec_json, const char *work_dir, const GenerateRequest *req,
+                    char **result_json, char *err, size_t errlen);
+
 #endif

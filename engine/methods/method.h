@@ -66,6 +66,15 @@ typedef struct PretextMethod {
 	                 void (*add)(void *user, const char *name), void *user, char *err, size_t errlen);
 	/* Optional: pretext metrics on the test split after training (e.g. "test_loss"). */
 	int (*evaluate)(void *state, Ctx *ctx, const Dataset *ds, const MetricSink *sink);
+	/* Optional, generative methods: n fresh samples (n,C,H,W) in [0,1] from the trained model. */
+	int (*generate_images)(void *state, Ctx *ctx, int n, Rng *rng, float *out, char *err,
+	                       size_t errlen);
+	/* Optional, language models: continue `prompt` (len bytes) by up to max_tokens bytes into out
+	 * (capacity max_tokens); *out_len receives the count. temperature 0 = greedy; top_k 0 and
+	 * top_p 1 = off. */
+	int (*generate_text)(void *state, Ctx *ctx, const uint8_t *prompt, int len, int max_tokens,
+	                     float temperature, int top_k, float top_p, Rng *rng, uint8_t *out,
+	                     int *out_len, char *err, size_t errlen);
 	void (*destroy)(void *state);
 } PretextMethod;
 
