@@ -797,6 +797,81 @@ static void test_catalogue(void)
 }
 
 /* ---------------------------------------------------------------------------------------------- */
+/* Seeded mutations of the examples: every outcome is a valid spec that round-trips, or an error  */
+/* with a code, a status and a message that starts with its field. Nothing crashes or leaks.      */
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+static uint32_t next_rand(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return (uint32_t)(rng_state >> 11);
+}
+
+static void test_mutations(void)
+{
+	static const char alphabet[] = "{}[]\",:0123456789.-+eE truefalsnul\\/_abcxyz";
+	const JobSpecOptions nocheck = { .check_files = 0 };
+	int valid = 0, invalid = 0;
+	char buf[8192];
+	for (int i = 0; i < method_catalog_count(); i++) {
+		const char *ex = method_catalog_at(i)->example;
+		for (int iter = 0; iter < 3000; iter++) {
+			size_t len = strlen(ex);
+			memcpy(buf, ex, len);
+			int nmut = 1 + (int)(next_rand() % 4);
+			for (int m = 0; m < nmut && len > 2 && len < sizeof buf - 64; m++) {
+				size_t at = next_rand() % len;
+				switch (next_rand() % 4) {
+				case 0: buf[at] = alphabet[next_rand() % (sizeof alphabet - 1)]; break;
+				case 1: memmove(buf + at, buf + at + 1, len - at - 1); len--; break;
+				case 2:
+					memmove(buf + at + 1, buf + at, len - at);
+					buf[at] = alphabet[next_rand() % (sizeof alphabet - 1)];
+					len++;
+					break;
+				default: {   /* duplicate a slice (duplicate keys, nested values) */
+					size_t from = next_rand() % len, n = 1 + next_rand() % 24;
+					if (from + n > len)
+						n = len - from;
+					memmove(buf + at + n, buf + at, len - at);
+					memmove(buf + at, buf + (from >= at ? from + n : from), n);
+					len += n;
+					break;
+				}
+				}
+			}
+			buf[len] = '\0';
+			const JobSpecOptions *o = iter % 2 ? &plain : &nocheck;
+			SpecError e;
+			JobSpec *js = NULL;
+			int rc = jobspec_parse(buf, len, o, &js, &e);
+			if (rc == 0) {
+				valid++;
+				char *j1 = jobspec_to_json(js);
+				JobSpec *js2 = NULL;
+				int rc2 = j1 ? jobspec_parse(j1, strlen(j1), o, &js2, &e) : -1;
+				char *j2 = rc2 == 0 ? jobspec_to_json(js2) : NULL;
+				CHECK(rc2 == 0 && j2 && strcmp(j1, j2) == 0, "mutant round trip: %s\n%s\n%s", e.message, buf,
+				      j1 ? j1 : "");
+				free(j1);
+				free(j2);
+				jobspec_free(js2);
+				jobspec_free(js);
+			} else {
+				invalid++;
+				int ok = js == NULL && e.code[0] && e.message[0] &&
+				         (e.http_status == 400 || e.http_status == 403 || e.http_status == 404) &&
+				         strncmp(e.message, e.field, strlen(e.field)) == 0;
+				CHECK(ok, "mutant error: [%s] %d '%s' '%s'\n%s", e.code, e.http_status, e.field, e.message, buf);
+			}
+		}
+	}
+	CHECK(valid > 100 && invalid > 1000, "mutations: %d valid, %d invalid", valid, invalid);
+	printf("mutations: %d valid, %d invalid\n", valid, invalid);
+}
 
 static void rm_tree(void)
 {
@@ -830,6 +905,7 @@ int main(void)
 	test_defaults();
 	test_paths();
 	test_catalogue();
+	test_mutations();
 	rm_tree();
 	printf("%d checks, %d failures\n", checks, failures);
 	return failures ? 1 : 0;
