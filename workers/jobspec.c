@@ -165,9 +165,9 @@ static const KeyDoc key_docs[] = {
 	{ "pretrain.schedule", "object", "{}", NULL, "learning-rate schedule" },
 	{ "pretrain.grad_clip", "number", "0", NULL, "global gradient-norm clip, 0 = off" },
 	{ "pretrain.optimizer.name", "enum", "\"adamw\"", NULL, "adamw, sgd or lars" },
-	{ "pretrain.optimizer.lr", "number", NULL, NULL,
+	{ "pretrain.optimizer.lr", "number", "0.001", NULL,
 	  "peak learning rate, > 0 (default adamw 0.001, sgd 0.05, lars 0.3)" },
-	{ "pretrain.optimizer.weight_decay", "number", NULL, NULL,
+	{ "pretrain.optimizer.weight_decay", "number", "1e-06", NULL,
 	  "decoupled weight decay, >= 0, not applied to biases and norms (default adamw 1e-6, "
 	  "sgd 5e-4, lars 1e-6)" },
 	{ "pretrain.optimizer.momentum", "number", "0.9", "sgd|lars", "momentum in [0, 1)" },
@@ -190,6 +190,28 @@ static const KeyDoc key_docs[] = {
 };
 
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+/* Enum choices shared by the parser and the published key docs (index = stored value). */
+static const char encoder_choices[] = "mlp|cnn|vit|transformer";   /* EncoderKind order */
+static const char dataset_formats[] = "idx|csv|text|text_records|captions";
+static const char pool_choices[] = "mean|cls";
+static const char schedule_choices[] = "constant|cosine";
+static const char label_rule_choices[] = "first|random";
+static const char records_choices[] = "percent|tsv";
+
+static const struct {
+	const char *path, *choices;
+} key_choices[] = {
+	{ "dataset.name", "fashion-mnist" },
+	{ "dataset.format", dataset_formats },
+	{ "dataset.records", records_choices },
+	{ "model.encoder", encoder_choices },
+	{ "model.pool", pool_choices },
+	{ "pretrain.optimizer.name", "sgd|adamw|lars" },
+	{ "pretrain.schedule.name", schedule_choices },
+	{ "evaluations[].label_rule", label_rule_choices },
+	{ "augment.preset", "none|simclr|light" },
+};
 
 /* ---------------------------------------------------------------------------------------------- */
 /* Augmentation keys: one table drives parsing, defaults and docs.                               */
@@ -247,6 +269,7 @@ static const AugKey aug_keys[] = {
 static const char *const aug_transforms[] = { "crop", "flip", "rotate", "translate", "jitter", "blur",
                                               "solarize", "invert", "erase", "noise", "patch_mask" };
 static const char *const aug_presets[] = { "none", "simclr", "light" };
+static const char preset_choices[] = "none|simclr|light";   /* same order as aug_presets */
 
 /* The parameters a transform gets when a spec names it without giving them: the engine's
  * parameters (aug_config_none keeps them ready) with these probabilities. */
@@ -297,6 +320,7 @@ static void aug_preset(AugConfig *c, int preset)
 /* Optimizer defaults (see the table at the top).                                                 */
 
 static const char *const optim_names[] = { "sgd", "adamw", "lars" };   /* indexed by OptimKind */
+static const char optim_choices[] = "sgd|adamw|lars";
 _Static_assert(OPT_SGD == 0 && OPT_ADAMW == 1 && OPT_LARS == 2, "optim_names follows OptimKind");
 
 static void optim_defaults(OptimConfig *c, OptimKind kind)
@@ -1179,7 +1203,6 @@ static int list_text_dir(Parser *p, const char *field, const char *dir)
 /* dataset                                                                                        */
 
 static const char *const dataset_names[] = { "fashion-mnist" };
-static const char *const dataset_formats = "idx|csv|text|text_records|captions";
 
 static int parse_dataset(Parser *p, const cJSON *v)
 {
@@ -1317,7 +1340,7 @@ static int parse_dataset(Parser *p, const cJSON *v)
 			if ((rc = get_int(p, obj, "dataset", "record_bytes", 16, 4096, &ds->max_record_bytes)) < 0)
 				return rc;
 			int records = 0;
-			if ((rc = get_enum(p, obj, "dataset", "records", "percent|tsv", &records)) < 0)
+			if ((rc = get_enum(p, obj, "dataset", "records", records_choices, &records)) < 0)
 				return rc;
 			ds->text_label_field = records;
 			const cJSON *files = cJSON_GetObjectItemCaseSensitive(obj, "files");
@@ -1481,7 +1504,6 @@ static EncoderKind modality_default_encoder(unsigned modality)
 	}
 }
 
-static const char *encoder_choices = "mlp|cnn|vit|transformer";   /* indexed by EncoderKind */
 _Static_assert(ENC_MLP == 0 && ENC_CNN == 1 && ENC_VIT == 2 && ENC_TRANSFORMER == 3,
                "encoder_choices follows EncoderKind");
 
@@ -1562,7 +1584,7 @@ static int parse_model(Parser *p, const cJSON *v)
 	if ((rc = get_int(p, v, "model", "context", 1, 65536, &ec->context)) < 0)
 		return rc;
 	int pool = -1;
-	if ((rc = get_enum(p, v, "model", "pool", "mean|cls", &pool)) < 0)
+	if ((rc = get_enum(p, v, "model", "pool", pool_choices, &pool)) < 0)
 		return rc;
 	if (rc > 0)
 		ec->pool = pool;
@@ -1614,9 +1636,7 @@ static int parse_augment(Parser *p, const cJSON *v, const char *field, AugConfig
 	if ((rc = check_keys(p, v, field, rules, n, NULL, NULL)) < 0)
 		return rc;
 	int preset = 0;
-	char presets[64];
-	snprintf(presets, sizeof presets, "none|simclr|light");
-	if ((rc = get_enum(p, v, field, "preset", presets, &preset)) < 0)
+	if ((rc = get_enum(p, v, field, "preset", preset_choices, &preset)) < 0)
 		return rc;
 	aug_preset(out, preset);
 	if ((rc = get_bool(p, v, field, "clamp", &out->clamp)) < 0)
@@ -1728,7 +1748,7 @@ static int parse_pretrain(Parser *p, const cJSON *v)
 	if (o) {
 		const char *F = "pretrain.optimizer";
 		int kind = OPT_ADAMW;
-		if ((rc = get_enum(p, o, F, "name", "sgd|adamw|lars", &kind)) < 0)
+		if ((rc = get_enum(p, o, F, "name", optim_choices, &kind)) < 0)
 			return rc;
 		float clip = oc->grad_clip;
 		optim_defaults(oc, (OptimKind)kind);
@@ -1759,7 +1779,7 @@ static int parse_pretrain(Parser *p, const cJSON *v)
 		if ((rc = check_doc_keys(p, s, F, F, NULL, NULL)) < 0)
 			return rc;
 		int sched = 1;
-		if ((rc = get_enum(p, s, F, "name", "constant|cosine", &sched)) < 0)
+		if ((rc = get_enum(p, s, F, "name", schedule_choices, &sched)) < 0)
 			return rc;
 		oc->schedule = sched == 0 ? SCHED_CONSTANT : SCHED_COSINE;
 		if ((rc = get_float(p, s, F, "warmup_epochs", 0, 100000, 0, &js->pretrain.warmup_epochs)) < 0)
@@ -1860,7 +1880,7 @@ static int parse_eval(Parser *p, const cJSON *v, int index, EvalSpec *e)
 		            "give either label_fractions or labels_per_class, not both");
 	}
 	int rule = 0;
-	if ((rc = get_enum(p, v, F, "label_rule", "first|random", &rule)) < 0)
+	if ((rc = get_enum(p, v, F, "label_rule", label_rule_choices, &rule)) < 0)
 		return rc;
 	e->label_rule = rule == 1 ? LABELS_RANDOM : LABELS_FIRST;
 	for (int k = 0; k < PROTOCOL_MAX_KEYS && pi->keys[k].name; k++) {
@@ -2455,6 +2475,26 @@ static void add_spec_key(cJSON *arr, const char *path, const char *type, cJSON *
 	cJSON_AddStringToObject(o, "path", path);
 	cJSON_AddStringToObject(o, "type", type);
 	cJSON_AddItemToObject(o, "default", def ? def : cJSON_CreateNull());
+	const char *choices = NULL;
+	for (int i = 0; i < COUNT(key_choices); i++)
+		if (strcmp(key_choices[i].path, path) == 0)
+			choices = key_choices[i].choices;
+	if (choices || strcmp(path, "method") == 0 || strcmp(path, "evaluations[].protocol") == 0) {
+		cJSON *a = cJSON_AddArrayToObject(o, "enum");
+		if (choices) {
+			char buf[256];
+			snprintf(buf, sizeof buf, "%s", choices);
+			char *save = NULL;
+			for (char *c = strtok_r(buf, "|", &save); c; c = strtok_r(NULL, "|", &save))
+				cJSON_AddItemToArray(a, cJSON_CreateString(c));
+		} else if (path[0] == 'm') {
+			for (int i = 0; i < method_catalog_count(); i++)
+				cJSON_AddItemToArray(a, cJSON_CreateString(method_catalog_at(i)->name));
+		} else {
+			for (int i = 0; i < protocol_catalog_count(); i++)
+				cJSON_AddItemToArray(a, cJSON_CreateString(protocol_catalog_at(i)->name));
+		}
+	}
 	if (only) {
 		cJSON *a = cJSON_AddArrayToObject(o, "only");
 		char buf[128];

@@ -773,6 +773,8 @@ static void test_catalogue(void)
 			             cJSON_GetArraySize(cJSON_GetObjectItem(k, "default")) == 2;
 			found_ch |= strcmp(path, "model.channels") == 0 &&
 			            cJSON_IsArray(cJSON_GetObjectItem(k, "default"));
+			if (strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(k, "type")), "enum") == 0)
+				CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(k, "enum")) >= 1, "%s lists its choices", path);
 		}
 		CHECK(found_lr && found_aug && found_ch, "spec keys %d %d %d", found_lr, found_aug, found_ch);
 		cJSON_Delete(root);
