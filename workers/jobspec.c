@@ -39,10 +39,12 @@
  *   evaluations                      [] (none); each: label_fractions [1.0], label_rule "first"
  *     linear_probe                   epochs 100, batch_size 256, lr 0 (auto), weight_decay 0 (auto,
  *                                    chosen on a validation slice by the runner)
- *     finetune                       epochs 30, batch_size 256, lr 1e-3, encoder_lr_scale 0.1,
- *                                    weight_decay 0, augment true
+ *     finetune                       epochs 30, batch_size 64, lr 1e-3, encoder_lr_scale 0.1,
+ *                                    weight_decay 1e-4, augment true
  *     knn                            k 20, temperature 0.07
- *     supervised                     epochs 30, batch_size 256, lr 1e-3, weight_decay 0, augment true
+ *     supervised                     epochs 30, batch_size 64, lr 1e-3, weight_decay 1e-4, augment true
+ *   (batch 64 and weight decay 1e-4 follow engine/methods/eval.c: with 1% labels a batch of 256
+ *   would give two steps per epoch)
  *
  * Paths: with data roots configured, a relative dataset path is taken relative to the first root;
  * stored paths are the realpath-resolved ones. A text_records "dir" lists its regular, non-hidden,

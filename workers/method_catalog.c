@@ -78,9 +78,9 @@ static const MethodInfo methods[] = {
  * label_rule) are handled by jobspec.c; the keys here are the protocol-specific ones.              */
 
 #define KEY_EPOCHS(d) { "epochs", PARAM_INTEGER, .def = (d), .min = 1, .max = 10000, \
-                        .help = "passes over the labelled subset" }
-#define KEY_BATCH { "batch_size", PARAM_INTEGER, .def = 256, .min = 1, .max = 8192, \
-                    .help = "minibatch size" }
+                        .help = "passes over the labelled subset (linear_probe: optimiser iterations)" }
+#define KEY_BATCH(d) { "batch_size", PARAM_INTEGER, .def = (d), .min = 1, .max = 8192, \
+                       .help = "minibatch size" }
 
 static const ProtocolInfo protocols[] = {
 	{
@@ -90,7 +90,7 @@ static const ProtocolInfo protocols[] = {
 		.needs_labels = 1,
 		.keys = {
 			KEY_EPOCHS(100),
-			KEY_BATCH,
+			KEY_BATCH(256),
 			{ "lr", PARAM_NUMBER, .def = 0, .min = 0, .max = 10, .flags = PARAM_MIN_EXCLUSIVE,
 			  .help = "learning rate (default 0 = automatic)" },
 			{ "weight_decay", PARAM_NUMBER, .def = 0, .min = 0, .max = 1,
@@ -104,13 +104,13 @@ static const ProtocolInfo protocols[] = {
 		.needs_labels = 1,
 		.keys = {
 			KEY_EPOCHS(30),
-			KEY_BATCH,
+			KEY_BATCH(64),
 			{ "lr", PARAM_NUMBER, .def = 1e-3, .min = 0, .max = 10, .flags = PARAM_MIN_EXCLUSIVE,
 			  .help = "learning rate of the head" },
 			{ "encoder_lr_scale", PARAM_NUMBER, .def = 0.1, .min = 0, .max = 1,
 			  .flags = PARAM_MIN_EXCLUSIVE,
 			  .help = "encoder learning rate = lr * encoder_lr_scale" },
-			{ "weight_decay", PARAM_NUMBER, .def = 0, .min = 0, .max = 1,
+			{ "weight_decay", PARAM_NUMBER, .def = 1e-4, .min = 0, .max = 1,
 			  .help = "weight decay" },
 			{ "augment", PARAM_BOOLEAN, .def = 1,
 			  .help = "light augmentation (small shifts, flips) of the labelled images" },
@@ -136,10 +136,10 @@ static const ProtocolInfo protocols[] = {
 		.needs_labels = 1,
 		.keys = {
 			KEY_EPOCHS(30),
-			KEY_BATCH,
+			KEY_BATCH(64),
 			{ "lr", PARAM_NUMBER, .def = 1e-3, .min = 0, .max = 10, .flags = PARAM_MIN_EXCLUSIVE,
 			  .help = "learning rate" },
-			{ "weight_decay", PARAM_NUMBER, .def = 0, .min = 0, .max = 1,
+			{ "weight_decay", PARAM_NUMBER, .def = 1e-4, .min = 0, .max = 1,
 			  .help = "weight decay" },
 			{ "augment", PARAM_BOOLEAN, .def = 1,
 			  .help = "light augmentation (small shifts, flips) of the labelled images" },

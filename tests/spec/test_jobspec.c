@@ -447,11 +447,12 @@ static void test_defaults(void)
 		CHECK(e[0].n_fractions == 1 && e[0].fractions[0] == 1.0 && e[0].labels_per_class == 0 &&
 		      e[0].label_rule == LABELS_FIRST, "fractions default");
 		CHECK(e[1].protocol == EVAL_FINETUNE && e[1].epochs == 30 && e[1].lr == 1e-3f &&
-		      e[1].encoder_lr_scale == 0.1f && e[1].augment == 1, "finetune defaults");
+		      e[1].encoder_lr_scale == 0.1f && e[1].augment == 1 && e[1].batch_size == 64 &&
+		      e[1].weight_decay == 1e-4f, "finetune defaults");
 		CHECK(e[2].protocol == EVAL_KNN && e[2].k == 20 && e[2].temperature == 0.07f, "knn defaults");
 		CHECK(e[3].protocol == EVAL_SUPERVISED && e[3].epochs == 30 && e[3].lr == 1e-3f &&
-		      e[3].augment == 1 && e[3].labels_per_class == 10 && e[3].label_rule == LABELS_RANDOM,
-		      "supervised");
+		      e[3].augment == 1 && e[3].labels_per_class == 10 && e[3].label_rule == LABELS_RANDOM &&
+		      e[3].batch_size == 64 && e[3].weight_decay == 1e-4f, "supervised");
 		CHECK(strcmp(js->name, "none-fashion-mnist") == 0, "name %s", js->name);
 		AugConfig none;
 		aug_config_none(&none);
