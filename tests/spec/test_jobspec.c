@@ -3,6 +3,7 @@
  * round-trips. Paths are checked against real files in a temp dir (data roots, `..`, symlinks).
  */
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -800,6 +801,44 @@ static void test_catalogue(void)
 }
 
 /* ---------------------------------------------------------------------------------------------- */
+/* Every examples/*.json is a valid job (they are documented as runnable as they are).            */
+
+static void test_examples_dir(void)
+{
+	const char *dir = getenv("SSLD_EXAMPLES_DIR");
+	if (!dir)
+		return;
+	DIR *d = opendir(dir);
+	CHECK(d != NULL, "examples dir %s", dir);
+	if (!d)
+		return;
+	int n = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		size_t l = strlen(de->d_name);
+		if (l < 6 || strcmp(de->d_name + l - 5, ".json") != 0)
+			continue;
+		char path[PATH_MAX];
+		snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+		FILE *f = fopen(path, "rb");
+		if (!f)
+			continue;
+		static char text[65536];
+		size_t len = fread(text, 1, sizeof text - 1, f);
+		fclose(f);
+		text[len] = '\0';
+		SpecError e;
+		JobSpec *js = NULL;
+		int rc = jobspec_parse(text, len, &plain, &js, &e);
+		CHECK(rc == 0, "examples/%s: %s", de->d_name, e.message);
+		jobspec_free(js);
+		n++;
+	}
+	closedir(d);
+	printf("examples: %d parsed\n", n);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
 /* Seeded mutations of the examples: every outcome is a valid spec that round-trips, or an error  */
 /* with a code, a status and a message that starts with its field. Nothing crashes or leaks.      */
 
@@ -908,6 +947,7 @@ int main(void)
 	test_defaults();
 	test_paths();
 	test_catalogue();
+	test_examples_dir();
 	test_mutations();
 	rm_tree();
 	printf("%d checks, %d failures\n", checks, failures);
