@@ -1995,6 +1995,10 @@ static int parse_root(Parser *p, const cJSON *root)
 		            catalog_data_names(p->method->datasets, acc, sizeof acc), p->format,
 		            catalog_data_names(p->modality, mine, sizeof mine));
 	}
+	if (p->method->needs_labels && !p->labelled)
+		return fail(p, 400, "invalid_field", "dataset",
+		            "method \"%s\" needs labels, but the %s dataset is unlabelled", p->method->name,
+		            p->format);
 	if ((rc = parse_params(p, cJSON_GetObjectItemCaseSensitive(root, "params"))) < 0)
 		return rc;
 	if ((rc = parse_model(p, cJSON_GetObjectItemCaseSensitive(root, "model"))) < 0)
