@@ -240,6 +240,8 @@ static void ce_backward(Ctx *ctx, Node *n)
 	}
 }
 
+/* PyTorch's convention: the target distribution is (1-eps) one-hot + eps/C, so the row loss is
+ * lse - (1-eps) x_y - eps mean_c x_c and its gradient softmax - target. */
 // logits (N,C) (or (...,C)), labels (N) in [0,C) or -1 -> (1)
 Tensor *op_cross_entropy(Ctx *ctx, Tensor *logits, const int *labels, float label_smoothing)
 {
