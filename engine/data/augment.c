@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -292,26 +293,52 @@ static inline void axis_tap(float s, int n, int *i0, int *i1, float *w0, float *
 	*w1 = f;
 }
 
-static void sample_separable(const Affine *m, const float *src, float *dst, int c, int h, int w)
+/* Axis-aligned maps: a horizontal pass resamples each needed input row into tmp (two taps per
+ * output column, one when the x map hits whole pixels), then a vertical pass blends two tmp rows
+ * per output row with whole-row loops the compiler vectorises. tmp: h*w floats. */
+static void sample_separable(const Affine *m, const float *src, float *dst, int c, int h, int w,
+                             float *tmp)
 {
 	int xi0[AUG_MAX_SIDE], xi1[AUG_MAX_SIDE], yi0[AUG_MAX_SIDE], yi1[AUG_MAX_SIDE];
 	float xw0[AUG_MAX_SIDE], xw1[AUG_MAX_SIDE], yw0[AUG_MAX_SIDE], yw1[AUG_MAX_SIDE];
-	for (int u = 0; u < w; u++)
+	int x_whole = 1;
+	for (int u = 0; u < w; u++) {
 		axis_tap(m->a * (float)u + m->c, w, &xi0[u], &xi1[u], &xw0[u], &xw1[u]);
-	for (int v = 0; v < h; v++)
+		x_whole &= xw1[u] == 0.0f;
+	}
+	int rlo = h, rhi = -1;   /* input rows the output reads */
+	for (int v = 0; v < h; v++) {
 		axis_tap(m->e * (float)v + m->f, h, &yi0[v], &yi1[v], &yw0[v], &yw1[v]);
+		if (yw0[v] != 0.0f || yw1[v] != 0.0f) {
+			rlo = yi0[v] < rlo ? yi0[v] : rlo;
+			rhi = yi1[v] > rhi ? yi1[v] : rhi;
+		}
+	}
+	size_t plane = (size_t)h * w;
 	for (int ch = 0; ch < c; ch++) {
-		const float *img = src + (size_t)ch * h * w;
-		float *out = dst + (size_t)ch * h * w;
+		const float *img = src + ch * plane;
+		float *out = dst + ch * plane;
+		for (int r = rlo; r <= rhi; r++) {
+			const float *row = img + (size_t)r * w;
+			float *t = tmp + (size_t)r * w;
+			if (x_whole)
+				for (int u = 0; u < w; u++)
+					t[u] = row[xi0[u]] * xw0[u];
+			else
+				for (int u = 0; u < w; u++)
+					t[u] = row[xi0[u]] * xw0[u] + row[xi1[u]] * xw1[u];
+		}
 		for (int v = 0; v < h; v++) {
-			const float *r0 = img + (size_t)yi0[v] * w, *r1 = img + (size_t)yi1[v] * w;
-			float a0 = yw0[v], a1 = yw1[v];
 			float *o = out + (size_t)v * w;
-			for (int u = 0; u < w; u++) {
-				float top = r0[xi0[u]] * xw0[u] + r0[xi1[u]] * xw1[u];
-				float bot = r1[xi0[u]] * xw0[u] + r1[xi1[u]] * xw1[u];
-				o[u] = top * a0 + bot * a1;
-			}
+			float a0 = yw0[v], a1 = yw1[v];
+			const float *t0 = tmp + (size_t)yi0[v] * w, *t1 = tmp + (size_t)yi1[v] * w;
+			if (a0 == 0.0f && a1 == 0.0f)
+				memset(o, 0, (size_t)w * sizeof(float));
+			else if (a1 == 0.0f && a0 == 1.0f)
+				memcpy(o, t0, (size_t)w * sizeof(float));
+			else
+				for (int u = 0; u < w; u++)
+					o[u] = t0[u] * a0 + t1[u] * a1;
 		}
 	}
 }
@@ -372,6 +399,8 @@ int aug_rotate90(const float *src, float *dst, int c, int h, int w, int k)
 /* ---------------------------------------------------------------------------------------------- */
 /* Photometric                                                                                     */
 
+/* Separable gaussian, edges replicated. Both passes loop taps outside and pixels inside, so the
+ * inner loops are contiguous multiply-adds the compiler vectorises. tmp: h*w + 2*AUG_MAX_RADIUS. */
 static void blur(float *img, float *tmp, int c, int h, int w, float sigma)
 {
 	int r = (int)ceilf(3.0f * sigma);
@@ -388,27 +417,28 @@ static void blur(float *img, float *tmp, int c, int h, int w, float sigma)
 	for (int i = 0; i <= 2 * r; i++)
 		k[i] /= sum;
 	size_t plane = (size_t)h * w;
+	float *pad = tmp + plane;    /* one padded row: w + 2r */
 	for (int ch = 0; ch < c; ch++) {
 		float *p = img + ch * plane;
-		/* horizontal: p -> tmp (edge-clamped) */
+		/* horizontal: p -> tmp */
 		for (int y = 0; y < h; y++) {
 			const float *row = p + (size_t)y * w;
+			for (int i = 0; i < r; i++) {
+				pad[i] = row[0];
+				pad[r + w + i] = row[w - 1];
+			}
+			memcpy(pad + r, row, (size_t)w * sizeof(float));
 			float *o = tmp + (size_t)y * w;
-			for (int x = 0; x < w; x++) {
-				float acc = 0.0f;
-				if (x >= r && x + r < w) {
-					for (int i = -r; i <= r; i++)
-						acc += k[i + r] * row[x + i];
-				} else {
-					for (int i = -r; i <= r; i++) {
-						int xx = x + i < 0 ? 0 : (x + i >= w ? w - 1 : x + i);
-						acc += k[i + r] * row[xx];
-					}
-				}
-				o[x] = acc;
+			for (int x = 0; x < w; x++)
+				o[x] = k[0] * pad[x];
+			for (int i = 1; i <= 2 * r; i++) {
+				float kk = k[i];
+				const float *q = pad + i;
+				for (int x = 0; x < w; x++)
+					o[x] += kk * q[x];
 			}
 		}
-		/* vertical: tmp -> p, whole rows at a time so the inner loop vectorises */
+		/* vertical: tmp -> p */
 		for (int y = 0; y < h; y++) {
 			float *o = p + (size_t)y * w;
 			for (int x = 0; x < w; x++)
@@ -443,19 +473,60 @@ static void erase(const AugConfig *cfg, Rng *rng, float *img, int c, int h, int 
 	}
 }
 
+/* Gaussian noise through an inverse-CDF table: 4096 cells of the standard normal quantile with
+ * linear interpolation inside a cell, the outermost cells ending near +-3.9 sigma, the whole table
+ * rescaled so the variance is exactly 1. One 32-bit draw per pixel and no transcendental calls:
+ * several times faster than Box-Muller, and indistinguishable from it for augmentation. */
+#define NOISE_CELLS 4096
+static float noise_q[NOISE_CELLS + 1];
+static pthread_once_t noise_once = PTHREAD_ONCE_INIT;
+
+static double normal_quantile(double p)
+{
+	double lo = -10.0, hi = 10.0;
+	for (int it = 0; it < 60; it++) {   /* bisection on Phi(z) = erfc(-z/sqrt 2)/2 */
+		double mid = 0.5 * (lo + hi);
+		if (0.5 * erfc(-mid * 0.7071067811865476) < p)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return 0.5 * (lo + hi);
+}
+
+static void noise_table_init(void)
+{
+	double q[NOISE_CELLS + 1];
+	for (int i = 1; i < NOISE_CELLS; i++)
+		q[i] = normal_quantile((double)i / NOISE_CELLS);
+	q[0] = normal_quantile(0.05 / NOISE_CELLS);
+	q[NOISE_CELLS] = -q[0];
+	double m2 = 0.0;   /* second moment of the piecewise-uniform mixture */
+	for (int i = 0; i < NOISE_CELLS; i++)
+		m2 += (q[i] * q[i] + q[i] * q[i + 1] + q[i + 1] * q[i + 1]) / 3.0;
+	double sc = 1.0 / sqrt(m2 / NOISE_CELLS);
+	for (int i = 0; i <= NOISE_CELLS; i++)
+		noise_q[i] = (float)(q[i] * sc);
+}
+
+static inline float table_normal(uint32_t bits)
+{
+	uint32_t i = bits >> 20;                                /* 12-bit cell */
+	float f = (float)(bits & 0xfffff) * (1.0f / 1048576.0f);   /* 20-bit position in the cell */
+	return noise_q[i] + f * (noise_q[i + 1] - noise_q[i]);
+}
+
 static void add_noise(Rng *rng, float *img, size_t n, float std)
 {
-	/* Box-Muller, both outputs used */
+	pthread_once(&noise_once, noise_table_init);
 	size_t i = 0;
-	while (i < n) {
-		float u1 = ((float)(rng_u64(rng) >> 40) + 1.0f) * (1.0f / 16777216.0f);   /* (0, 1] */
-		float u2 = (float)(rng_u64(rng) >> 40) * (1.0f / 16777216.0f);
-		float rr = std * sqrtf(-2.0f * logf(u1));
-		float t = 6.2831853071795864f * u2;
-		img[i++] += rr * cosf(t);
-		if (i < n)
-			img[i++] += rr * sinf(t);
+	for (; i + 1 < n; i += 2) {
+		uint64_t b = rng_u64(rng);
+		img[i] += std * table_normal((uint32_t)(b >> 32));
+		img[i + 1] += std * table_normal((uint32_t)b);
 	}
+	if (i < n)
+		img[i] += std * table_normal((uint32_t)(rng_u64(rng) >> 32));
 }
 
 static void patch_mask(const AugConfig *cfg, Rng *rng, float *img, int c, int h, int w)
@@ -493,7 +564,8 @@ static void patch_mask(const AugConfig *cfg, Rng *rng, float *img, int c, int h,
 size_t aug_scratch_floats(int c, int h, int w)
 {
 	(void)c;
-	return (size_t)h * w + 16;   /* one plane for the blur's horizontal pass */
+	/* one plane (resampling rows, the blur's horizontal pass) and one padded row */
+	return (size_t)h * w + (size_t)w + 2 * AUG_MAX_RADIUS + 16;
 }
 
 void aug_apply(const AugConfig *cfg, Rng *rng, const float *src, float *dst, int c, int h, int w,
@@ -508,7 +580,7 @@ void aug_apply(const AugConfig *cfg, Rng *rng, const float *src, float *dst, int
 	if (!draw_geometry(cfg, rng, h, w, &m))
 		memcpy(dst, src, n * sizeof(float));
 	else if (m.b == 0.0f && m.d == 0.0f && w <= AUG_MAX_SIDE && h <= AUG_MAX_SIDE)
-		sample_separable(&m, src, dst, c, h, w);
+		sample_separable(&m, src, dst, c, h, w, scratch);
 	else
 		sample_general(&m, src, dst, c, h, w);
 
@@ -518,12 +590,19 @@ void aug_apply(const AugConfig *cfg, Rng *rng, const float *src, float *dst, int
 		float c0 = 1.0f - cfg->jitter.contrast;
 		float cf = rng_uniform_range(rng, c0 > 0.0f ? c0 : 0.0f, 1.0f + cfg->jitter.contrast);
 		/* brightness x*b, then contrast about the mean: (x*b - m*b)*c + m*b; the two commute */
+		float acc[8] = {0};   /* independent partial sums: the reduction vectorises */
+		size_t i = 0;
+		for (; i + 8 <= n; i += 8)
+			for (int j = 0; j < 8; j++)
+				acc[j] += dst[i + j];
 		float sum = 0.0f;
-		for (size_t i = 0; i < n; i++)
+		for (; i < n; i++)
 			sum += dst[i];
+		for (int j = 0; j < 8; j++)
+			sum += acc[j];
 		float mb = bf * sum / (float)n;
 		float s = bf * cf, o = mb * (1.0f - cf);
-		for (size_t i = 0; i < n; i++)
+		for (i = 0; i < n; i++)
 			dst[i] = dst[i] * s + o;
 	}
 	if (cfg->blur.p > 0 && rng_uniform(rng) < cfg->blur.p) {
