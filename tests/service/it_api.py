@@ -1,0 +1,256 @@
+"""it_api.py - the HTTP API of a real ssld over loopback, with no worker threads (jobs only queue):
+
+- health, the endpoint index, the method catalogue, Prometheus text, the static dashboard;
+- more than 25 malformed or hostile requests, each answered with the right 4xx, error code and
+  field in the one error shape, and nothing queued by any of them;
+- 100 concurrent submissions: all 201, all stored exactly once;
+- paging and state filters; cancelling queued jobs; 409 for a finished one;
+- bearer tokens and per-owner queue limits (a second daemon with a tokens file).
+"""
+import hashlib
+import json
+import os
+import sqlite3
+import sys
+import threading
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ssld_harness import Daemon, check, run, skip_unless_dataset  # noqa: E402
+
+GOOD = {"method": "simclr", "dataset": {"name": "fashion-mnist", "limit_train": 512, "limit_test": 256},
+        "model": {"encoder": "mlp", "hidden": [64], "out_dim": 32}, "pretrain": {"epochs": 1, "batch_size": 64}}
+
+
+def error_shape(obj):
+    return (isinstance(obj, dict) and set(obj) == {"error"} and isinstance(obj["error"], dict)
+            and set(obj["error"]) == {"code", "message", "field"} and isinstance(obj["error"]["message"], str)
+            and obj["error"]["message"] != "")
+
+
+def hostile_cases():
+    """(description, method, path, body, expected status, expected code, expected field)."""
+    deep = b'{"a":' + b"[" * 2000 + b"]" * 2000 + b"}"
+    idx = lambda path: {"method": "simclr", "dataset": {"format": "idx", "train_images": path, "train_labels": path,
+                                                        "test_images": path, "test_labels": path}}
+    return [
+        ("empty body", "POST", "/v1/jobs", b"", 400, "invalid_json", None),
+        ("truncated JSON", "POST", "/v1/jobs", b"{", 400, "invalid_json", None),
+        ("JSON array", "POST", "/v1/jobs", b"[]", 400, "invalid_json", None),
+        ("NUL byte", "POST", "/v1/jobs", b'{"method":"sim\x00clr"}', 400, "invalid_json", None),
+        ("unknown key", "POST", "/v1/jobs", dict(GOOD, bogus=1), 400, "unknown_key", "bogus"),
+        ("method wrong type", "POST", "/v1/jobs", dict(GOOD, method=5), 400, "invalid_field", "method"),
+        ("unknown method", "POST", "/v1/jobs", dict(GOOD, method="nope"), 400, "unknown_method", "method"),
+        ("duplicate key", "POST", "/v1/jobs", b'{"method":"simclr","method":"simclr"}', 400, "duplicate_key", "method"),
+        ("negative epochs", "POST", "/v1/jobs", dict(GOOD, pretrain={"epochs": -1}), 400, "invalid_field", "pretrain.epochs"),
+        ("infinite epochs", "POST", "/v1/jobs", b'{"method":"simclr","pretrain":{"epochs":1e999}}', 400, "invalid_field", "pretrain.epochs"),
+        ("batch size 0", "POST", "/v1/jobs", dict(GOOD, pretrain={"batch_size": 0}), 400, "invalid_field", "pretrain.batch_size"),
+        ("negative lr", "POST", "/v1/jobs", dict(GOOD, pretrain={"optimizer": {"name": "adamw", "lr": -1}}), 400,
+         "invalid_field", "pretrain.optimizer.lr"),
+        ("threads 1000", "POST", "/v1/jobs", dict(GOOD, threads=1000), 400, "invalid_field", "threads"),
+        ("priority 1000", "POST", "/v1/jobs", dict(GOOD, priority=1000), 400, "invalid_field", "priority"),
+        ("name too long", "POST", "/v1/jobs", dict(GOOD, name="x" * 1000), 400, "invalid_field", "name"),
+        ("unknown encoder", "POST", "/v1/jobs", dict(GOOD, model={"encoder": "nope"}), 400, "invalid_field", "model.encoder"),
+        ("unknown method param", "POST", "/v1/jobs", dict(GOOD, params={"temp": 0.5}), 400, "unknown_key", "params.temp"),
+        ("unknown protocol", "POST", "/v1/jobs", dict(GOOD, evaluations=[{"protocol": "nope"}]), 400, "invalid_field",
+         "evaluations[0].protocol"),
+        ("label fraction 2", "POST", "/v1/jobs", dict(GOOD, evaluations=[{"protocol": "knn", "label_fractions": [2.0]}]),
+         400, "invalid_field", "evaluations[0].label_fractions[0]"),
+        ("init_from missing job", "POST", "/v1/jobs", dict(GOOD, init_from=999), 400, "invalid_field", "init_from"),
+        ("JSON nested 2000 deep", "POST", "/v1/jobs", deep, 400, "too_deep", lambda f: f.startswith("a[0][0]")),
+        ("dataset via ..", "POST", "/v1/jobs", idx("../../../../etc/passwd"), 403, "forbidden_path", "dataset.train_images"),
+        ("dataset outside roots", "POST", "/v1/jobs", idx("/etc/passwd"), 403, "forbidden_path", "dataset.train_images"),
+        ("dataset dir outside roots", "POST", "/v1/jobs", dict(GOOD, dataset={"name": "fashion-mnist", "dir": "/etc"}), 403,
+         "forbidden_path", "dataset.dir"),
+        ("dataset missing", "POST", "/v1/jobs", idx("/usr/share/datasets/no-such-file.gz"), 404, "dataset_not_found",
+         "dataset.train_images"),
+        ("body over the limit", "POST", "/v1/jobs", b" " * (2 * 1024 * 1024), 413, "body_too_large", None),
+        ("query on POST", "POST", "/v1/jobs?x=1", GOOD, 400, "unknown_parameter", "x"),
+        ("list: unknown state", "GET", "/v1/jobs?state=bogus", None, 400, "invalid_parameter", "state"),
+        ("list: limit 0", "GET", "/v1/jobs?limit=0", None, 400, "invalid_parameter", "limit"),
+        ("list: limit not a number", "GET", "/v1/jobs?limit=abc", None, 400, "invalid_parameter", "limit"),
+        ("list: before negative", "GET", "/v1/jobs?before=-5", None, 400, "invalid_parameter", "before"),
+        ("list: unknown parameter", "GET", "/v1/jobs?bogus=1", None, 400, "unknown_parameter", "bogus"),
+        ("metrics: after -1", "GET", "/v1/jobs/1/metrics?after=-1", None, 400, "invalid_parameter", "after"),
+        ("metrics: max_points 1", "GET", "/v1/jobs/1/metrics?max_points=1", None, 400, "invalid_parameter", "max_points"),
+        ("metrics: bad key", "GET", "/v1/jobs/1/metrics?keys=bad%20key", None, 400, "invalid_parameter", "keys"),
+        ("metrics: key injection", "GET", "/v1/jobs/1/metrics?keys=loss')%20OR%201=1--", None, 400, "invalid_parameter", "keys"),
+        ("events: limit huge", "GET", "/v1/jobs/1/events?limit=99999999", None, 400, "invalid_parameter", "limit"),
+        ("job id not a number", "GET", "/v1/jobs/abc", None, 404, "not_found", None),
+        ("job id overflow", "GET", "/v1/jobs/99999999999999999999999", None, 404, "not_found", None),
+        ("unknown job", "GET", "/v1/jobs/424242", None, 404, "not_found", None),
+        ("cancel unknown job", "POST", "/v1/jobs/424242/cancel", None, 404, "not_found", None),
+        ("DELETE jobs", "DELETE", "/v1/jobs", None, 405, "method_not_allowed", None),
+        ("PUT a job", "PUT", "/v1/jobs/1", GOOD, 405, "method_not_allowed", None),
+        ("GET cancel", "GET", "/v1/jobs/1/cancel", None, 405, "method_not_allowed", None),
+        ("unknown endpoint", "GET", "/v1/nope", None, 404, "not_found", None),
+        ("static traversal", "GET", "/../../../etc/passwd", None, 404, "not_found", None),
+        ("static traversal encoded", "GET", "/%2e%2e/%2e%2e/etc/passwd", None, 404, "not_found", None),
+        ("artifact traversal", "GET", "/v1/jobs/1/artifacts/..%2f..%2fssld.db", None, 404, "not_found", None),
+        ("POST to static", "POST", "/index.html", b"x", 405, "method_not_allowed", None),
+    ]
+
+
+def run_hostile(d):
+    cases = hostile_cases()
+    check(len(cases) >= 25, "fewer than 25 hostile cases")
+    for desc, method, path, body, status, code, field in cases:
+        s, hdrs, data = d.raw(method, path, body)
+        try:
+            obj = json.loads(data)
+        except ValueError:
+            obj = None
+        check(obj is not None, "%s: %s %s -> %d, body is not JSON: %r" % (desc, method, path, s, data[:200]))
+        check(s == status, "%s: %s %s -> %d, expected %d: %s" % (desc, method, path, s, status, data[:300]))
+        check(error_shape(obj), "%s: not the error shape: %s" % (desc, data[:300]))
+        check(obj["error"]["code"] == code, "%s: code %r, expected %r" % (desc, obj["error"]["code"], code))
+        got = obj["error"]["field"]
+        check(field(got) if callable(field) else got == field, "%s: field %r, expected %r (%s)" % (desc, obj["error"]["field"], field,
+                                                                                 obj["error"]["message"]))
+        check(hdrs.get("content-type", "").startswith("application/json"), "%s: content type %s" % (desc, hdrs))
+    # Nothing got queued by any of them.
+    s, lst = d.get("/v1/jobs")
+    check(s == 200 and lst["jobs"] == [], "hostile requests queued jobs: %s" % lst)
+    print("  %d hostile requests answered with the right status, code and field; nothing queued" % len(cases))
+
+
+def run_basics(d):
+    s, h = d.get("/v1/health")
+    check(s == 200 and h["status"] == "ok" and h["database"] == "ok" and h["workers"] == 0, "health: %s" % h)
+    s, idx = d.get("/v1")
+    check(s == 200 and "POST /v1/jobs" in idx["endpoints"], "endpoint index: %s" % idx)
+    s, m = d.get("/v1/methods")
+    check(s == 200 and isinstance(m, dict), "methods: %s" % s)
+    names = [x["name"] for x in m.get("methods", [])]
+    check("simclr" in names, "catalogue lacks simclr: %s" % names)
+    s, hdrs, page = d.raw("GET", "/")
+    check(s == 200 and hdrs["content-type"].startswith("text/html") and b"<html" in page.lower(), "static / -> %d" % s)
+    s, hdrs, page = d.raw("GET", "/index.html")
+    check(s == 200, "static /index.html -> %d" % s)
+    s, hdrs, text = d.raw("GET", "/metrics")
+    text = text.decode()
+    check(s == 200 and hdrs["content-type"].startswith("text/plain"), "prometheus: %d %s" % (s, hdrs))
+    for needle in ('ssld_jobs{state="queued"}', "ssld_jobs_finished_total{outcome=\"succeeded\"}",
+                   "ssld_train_steps_total", 'ssld_http_requests_total{code="200"}', "# TYPE ssld_jobs gauge"):
+        check(needle in text, "prometheus text lacks %s" % needle)
+
+
+def run_concurrent(d):
+    results = [None] * 100
+    def submit(i):
+        body = dict(GOOD, name="concurrent-%03d" % i)
+        try:
+            results[i] = d.post("/v1/jobs", body)
+        except Exception as e:  # recorded and checked below
+            results[i] = (0, str(e))
+    threads = [threading.Thread(target=submit, args=(i,)) for i in range(100)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    bad = [(i, r) for i, r in enumerate(results) if r[0] != 201]
+    check(not bad, "concurrent submissions failed: %s" % bad[:5])
+    ids = [r[1]["id"] for r in results]
+    check(len(set(ids)) == 100 and all(r[1]["state"] == "queued" for r in results), "ids not distinct")
+    # Exactly once, through the API and in the database file itself.
+    s, lst = d.get("/v1/jobs?limit=1000&state=queued")
+    names = sorted(j["name"] for j in lst["jobs"])
+    check(names == ["concurrent-%03d" % i for i in range(100)], "listed names differ: %d jobs" % len(names))
+    db = sqlite3.connect(os.path.join(d.state_dir, "ssld.db"))
+    rows = db.execute("SELECT name, count(*) FROM jobs GROUP BY name HAVING count(*) > 1").fetchall()
+    total = db.execute("SELECT count(*) FROM jobs").fetchone()[0]
+    db.close()
+    check(rows == [] and total == 100, "database: %d jobs, duplicates %s" % (total, rows))
+    print("  100 concurrent submissions: 100 distinct ids, each stored once")
+    return ids
+
+
+def run_paging_cancel(d, ids):
+    seen, before = [], None
+    while True:
+        s, page = d.get("/v1/jobs?limit=30" + ("&before=%d" % before if before else ""))
+        check(s == 200, "paging -> %d" % s)
+        seen += [j["id"] for j in page["jobs"]]
+        before = page["next_before"]
+        if before is None:
+            break
+    check(sorted(seen) == sorted(ids) and seen == sorted(seen, reverse=True), "paging lost or reordered jobs")
+    # Cancel a queued job: immediate.
+    s, c = d.post("/v1/jobs/%d/cancel" % ids[0])
+    check(s == 200 and c["state"] == "cancelled", "cancel queued -> %d %s" % (s, c))
+    j = d.job(ids[0])
+    check(j["state"] == "cancelled" and j["finished_at"], "cancelled job: %s" % j)
+    s, e = d.post("/v1/jobs/%d/cancel" % ids[0])
+    check(s == 409 and e["error"]["code"] == "not_cancellable", "second cancel -> %d %s" % (s, e))
+    s, lst = d.get("/v1/jobs?state=cancelled")
+    check([x["id"] for x in lst["jobs"]] == [ids[0]], "state filter: %s" % lst)
+    s, lst = d.get("/v1/jobs?state=queued,cancelled&limit=1000")
+    check(len(lst["jobs"]) == 100, "multi-state filter: %d" % len(lst["jobs"]))
+    # A job's detail carries its spec as submitted.
+    j = d.job(ids[1])
+    check(j["spec"]["method"] == "simclr" and j["progress"]["step"] == 0 and j["metrics"] == {}, "detail: %s" % j)
+    s, m = d.get("/v1/jobs/%d/metrics" % ids[1])
+    check(s == 200 and m["series"] == {} and m["cursor"] == 0, "empty metrics: %s" % m)
+    s, ev = d.get("/v1/jobs/%d/events" % ids[1])
+    check(s == 200 and ev["events"] == [], "events: %s" % ev)
+    s, ar = d.get("/v1/jobs/%d/artifacts" % ids[1])
+    check(s == 200 and ar["artifacts"] == [], "artifacts: %s" % ar)
+    print("  paging, state filters, cancel of a queued job, 409 on a second cancel")
+
+
+def run_auth(exe):
+    d = Daemon(exe)
+    try:
+        tokens = os.path.join(d.state_dir, "tokens")
+        with open(tokens, "w") as f:
+            f.write("# owner sha256(token)\nalice %s\nbob %s\n" % (hashlib.sha256(b"alice-secret").hexdigest(),
+                                                                  hashlib.sha256(b"bob-secret").hexdigest()))
+        d.start("--workers", "0", "--tokens-file", tokens, "--max-queued-per-owner", "1", "--max-body", "64k")
+        s, e = d.post("/v1/jobs", GOOD)
+        check(s == 401 and e["error"]["code"] == "unauthorized", "no token -> %d %s" % (s, e))
+        s, e = d.post("/v1/jobs", GOOD, {"Authorization": "Bearer wrong"})
+        check(s == 401, "wrong token -> %d" % s)
+        s, e = d.post("/v1/jobs", GOOD, {"Authorization": "Basic YWxpY2U6eA=="})
+        check(s == 401, "basic auth -> %d" % s)
+        s, ok = d.post("/v1/jobs", GOOD, {"Authorization": "Bearer alice-secret"})
+        check(s == 201, "alice -> %d %s" % (s, ok))
+        check(d.job(ok["id"])["owner"] == "alice", "owner not recorded")
+        s, e = d.post("/v1/jobs", GOOD, {"Authorization": "Bearer alice-secret"})
+        check(s == 429 and e["error"]["code"] == "queue_full", "per-owner limit -> %d %s" % (s, e))
+        s, ok2 = d.post("/v1/jobs", GOOD, {"Authorization": "Bearer bob-secret"})
+        check(s == 201, "bob -> %d" % s)
+        s, e = d.post("/v1/jobs/%d/cancel" % ok["id"])
+        check(s == 401, "cancel without token -> %d" % s)
+        s, lst = d.get("/v1/jobs")   # reads stay open
+        check(s == 200 and len(lst["jobs"]) == 2, "list: %s" % lst)
+        s, e = d.post("/v1/jobs", b"x" * 70000, {"Authorization": "Bearer bob-secret"})
+        check(s == 413, "64k limit -> %d" % s)
+        check(d.stop() == 0, "auth daemon did not stop cleanly:\n" + d.log())
+        print("  tokens: 401 without/with a wrong token, owner recorded, per-owner 429, 413 at --max-body")
+    finally:
+        d.cleanup()
+
+
+def main(exe):
+    skip_unless_dataset()
+    d = Daemon(exe)
+    try:
+        d.start("--workers", "0")
+        run_basics(d)
+        run_hostile(d)
+        ids = run_concurrent(d)
+        run_paging_cancel(d, ids)
+        s, hdrs, text = d.raw("GET", "/metrics")
+        check(b'ssld_jobs{state="queued"} 99' in text, "queue depth gauge wrong")
+        check(b'ssld_http_requests_total{code="400"}' in text and b'ssld_http_requests_total{code="201"} 100' in text,
+              "request counters wrong")
+        rc = d.stop()
+        check(rc == 0, "ssld exited with %s after SIGTERM:\n%s" % (rc, d.log()))
+        check("stopped cleanly" in d.log(), "no clean-stop log line")
+        check(all(l.startswith("<") for l in d.log().splitlines() if l), "a log line lacks its <N> priority prefix")
+    finally:
+        d.cleanup()
+    run_auth(exe)
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,144 @@
+/* test_service_helpers.c - unit tests of the service's pure helpers: LTTB downsampling
+ * (api/downsample.c) and the serve configuration (daemon/config.c: file, flags, precedence, errors).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "downsample.h"
+
+static int failures;
+#define CHECK(cond) do { if (!(cond)) { fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); failures++; } } while (0)
+
+/* ---- LTTB ----------------------------------------------------------------------------------- */
+
+static void test_lttb(void)
+{
+	enum { N = 100000, M = 500 };
+	double *x = malloc(N * sizeof *x), *y = malloc(N * sizeof *y);
+	size_t *keep = malloc(N * sizeof *keep);
+	/* A decaying noisy curve with one sharp spike and one deep dip. */
+	unsigned s = 12345;
+	for (int i = 0; i < N; i++) {
+		s = s * 1103515245u + 12345u;
+		x[i] = i + 1;
+		y[i] = 3.0 * exp(-i / 20000.0) + 0.05 * ((double)(s >> 16 & 0x7fff) / 32768.0 - 0.5);
+	}
+	y[31337] = 50.0;
+	y[77777] = -40.0;
+	size_t n = lttb_select(x, y, N, M, keep);
+	CHECK(n == M);
+	CHECK(keep[0] == 0 && keep[n - 1] == N - 1);
+	int increasing = 1, spike = 0, dip = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (i && keep[i] <= keep[i - 1]) increasing = 0;
+		if (keep[i] == 31337) spike = 1;
+		if (keep[i] == 77777) dip = 1;
+	}
+	CHECK(increasing);
+	CHECK(spike && dip);   /* extremes survive: that is the point of LTTB over striding */
+	/* Short series are returned whole; tiny budgets keep the ends. */
+	CHECK(lttb_select(x, y, 10, 500, keep) == 10 && keep[9] == 9);
+	CHECK(lttb_select(x, y, 10, 2, keep) == 2 && keep[0] == 0 && keep[1] == 9);
+	CHECK(lttb_select(x, y, 10, 10, keep) == 10);
+	CHECK(lttb_select(x, y, 11, 3, keep) == 3 && keep[0] == 0 && keep[2] == 10);
+	/* NaN points are never picked as representatives when real values exist. */
+	for (int i = 0; i < 1000; i++) y[i] = (i % 3 == 1) ? NAN : (double)i;
+	n = lttb_select(x, y, 1000, 50, keep);
+	for (size_t i = 1; i + 1 < n; i++) CHECK(!isnan(y[keep[i]]));
+	free(x);
+	free(y);
+	free(keep);
+}
+
+/* ---- configuration -------------------------------------------------------------------------- */
+
+static void test_config(void)
+{
+	char err[512], path[] = "/tmp/ssld-config-test-XXXXXX";
+	int fd = mkstemp(path);
+	CHECK(fd >= 0);
+	const char *text =
+		"# a comment\n"
+		"listen = 127.0.0.1:9999\n"
+		"state_dir = \"/var/tmp/ssld state\"\n"
+		"data-root = /srv/a\n"
+		"data-root = /srv/b\n"
+		"workers = 3\n"
+		"max-body = 64k\n"
+		"log-level = debug\n"
+		"\n";
+	CHECK(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+	close(fd);
+
+	SsldConfig c;
+	config_defaults(&c);
+	CHECK(strcmp(c.listen, "127.0.0.1:8080") == 0 && c.max_body == 1 << 20);
+	char *argv1[] = { "--config", path, "--workers", "2", "--listen=127.0.0.1:0" };
+	CHECK(config_from_args(&c, 5, argv1, err, sizeof err) == 0);
+	CHECK(strcmp(c.listen, "127.0.0.1:0") == 0);           /* flag wins over file */
+	CHECK(c.workers == 2);                                   /* flag wins */
+	CHECK(strcmp(c.state_dir, "/var/tmp/ssld state") == 0); /* quotes stripped, '_' accepted */
+	CHECK(c.n_data_roots == 2 && strcmp(c.data_roots[1], "/srv/b") == 0);
+	CHECK(c.max_body == 65536 && c.log_level == LOG_DEBUG);
+
+	/* Roots from flags replace the file's. */
+	config_defaults(&c);
+	char *argv2[] = { "--config", path, "--data-root", "/x", "--data-root", "/y" };
+	CHECK(config_from_args(&c, 6, argv2, err, sizeof err) == 0);
+	CHECK(c.n_data_roots == 2 && strcmp(c.data_roots[0], "/x") == 0 && strcmp(c.data_roots[1], "/y") == 0);
+
+	/* Errors name what is wrong. */
+	config_defaults(&c);
+	char *bad1[] = { "--workers", "many" };
+	CHECK(config_from_args(&c, 2, bad1, err, sizeof err) < 0 && strstr(err, "workers"));
+	char *bad2[] = { "--bogus", "1" };
+	CHECK(config_from_args(&c, 2, bad2, err, sizeof err) < 0 && strstr(err, "bogus"));
+	char *bad3[] = { "--listen" };
+	CHECK(config_from_args(&c, 1, bad3, err, sizeof err) < 0 && strstr(err, "needs a value"));
+	char *bad4[] = { "stray" };
+	CHECK(config_from_args(&c, 1, bad4, err, sizeof err) < 0 && strstr(err, "stray"));
+	char *bad5[] = { "--max-body", "-5" };
+	CHECK(config_from_args(&c, 2, bad5, err, sizeof err) < 0 && strstr(err, "max-body"));
+	char *bad6[] = { "--flush-interval", "5" };
+	CHECK(config_from_args(&c, 2, bad6, err, sizeof err) < 0 && strstr(err, "flush-interval"));
+	char *help[] = { "--help" };
+	CHECK(config_from_args(&c, 1, help, err, sizeof err) == 1);
+	char *missing[] = { "--config", "/nonexistent/ssld.conf" };
+	CHECK(config_from_args(&c, 2, missing, err, sizeof err) < 0 && strstr(err, "/nonexistent/ssld.conf"));
+
+	FILE *f = fopen(path, "w");
+	fputs("listen = 1.2.3.4:5\nno equals sign here\n", f);
+	fclose(f);
+	config_defaults(&c);
+	CHECK(config_load_file(&c, path, err, sizeof err) < 0 && strstr(err, ":2:"));
+	f = fopen(path, "w");
+	fputs("wokers = 2\n", f);
+	fclose(f);
+	CHECK(config_load_file(&c, path, err, sizeof err) < 0 && strstr(err, "wokers") && strstr(err, ":1:"));
+	unlink(path);
+
+	/* Defaults resolved from the environment. */
+	config_defaults(&c);
+	setenv("STATE_DIRECTORY", "/var/lib/ssld:/var/lib/other", 1);
+	config_finish(&c);
+	CHECK(strcmp(c.state_dir, "/var/lib/ssld") == 0);
+	CHECK(c.workers >= 1 && c.job_threads >= 1);
+	unsetenv("STATE_DIRECTORY");
+}
+
+int main(void)
+{
+	test_lttb();
+	test_config();
+	if (failures) {
+		fprintf(stderr, "test_service_helpers: %d failure(s)\n", failures);
+		return 1;
+	}
+	printf("test_service_helpers: all checks passed\n");
+	return 0;
+}
