@@ -131,7 +131,7 @@ int config_set(SsldConfig *c, const char *key_in, const char *v, char *err, size
 		c->log_level = l;
 		return 0;
 	}
-	snprintf(err, errlen, "unknown setting '%s' (see `ssld help`)", key_in);
+	snprintf(err, errlen, "%s: unknown setting (see `ssld help`)", key_in);
 	return -1;
 }
 

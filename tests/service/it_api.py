@@ -10,12 +10,14 @@
 import hashlib
 import json
 import os
+import signal
 import sqlite3
 import sys
 import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ssld_harness import Daemon, check, run, skip_unless_dataset  # noqa: E402
+from ssld_harness import Daemon, Failure, check, run, skip_unless_dataset  # noqa: E402
 
 GOOD = {"method": "simclr", "dataset": {"name": "fashion-mnist", "limit_train": 512, "limit_test": 256},
         "model": {"encoder": "mlp", "hidden": [64], "out_dim": 32}, "pretrain": {"epochs": 1, "batch_size": 64}}
@@ -236,6 +238,13 @@ def main(exe):
     try:
         d.start("--workers", "0")
         run_basics(d)
+        # One daemon per state directory: a second one refuses to start.
+        d2 = Daemon(exe, state_dir=d.state_dir)
+        try:
+            d2.start("--workers", "0")
+            check(False, "a second ssld started on the same state directory")
+        except Failure as e:
+            check("in use by another ssld" in str(e), "second daemon: %s" % e)
         run_hostile(d)
         ids = run_concurrent(d)
         run_paging_cancel(d, ids)
@@ -243,6 +252,11 @@ def main(exe):
         check(b'ssld_jobs{state="queued"} 99' in text, "queue depth gauge wrong")
         check(b'ssld_http_requests_total{code="400"}' in text and b'ssld_http_requests_total{code="201"} 100' in text,
               "request counters wrong")
+        # SIGHUP: reopen logs / reload tokens; the daemon keeps serving.
+        d.proc.send_signal(signal.SIGHUP)
+        time.sleep(0.3)
+        s, h = d.get("/v1/health")
+        check(s == 200 and d.proc.poll() is None and "SIGHUP" in d.log(), "SIGHUP handling")
         rc = d.stop()
         check(rc == 0, "ssld exited with %s after SIGTERM:\n%s" % (rc, d.log()))
         check("stopped cleanly" in d.log(), "no clean-stop log line")
