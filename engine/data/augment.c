@@ -21,7 +21,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define AUG_MAX_SIDE 1024     /* separable fast path buffers; larger images use the general path */
+#define AUG_MAX_SIDE 1024     /* per-row/column tap buffers: geometry needs w, h <= this */
 #define AUG_MAX_RADIUS 12     /* gaussian blur kernel radius cap */
 #define AUG_MAX_CELLS 4096    /* patch masking with exact counts; more cells fall back to Bernoulli */
 
@@ -343,30 +343,66 @@ static void sample_separable(const Affine *m, const float *src, float *dst, int 
 	}
 }
 
+/* u-interval of a row where lo <= f0 + k*u <= hi, intersected into [*u0, *u1] (floats). */
+static void row_clip(float f0, float k, float lo, float hi, float *u0, float *u1)
+{
+	if (k == 0.0f) {
+		if (!(f0 >= lo && f0 <= hi))
+			*u1 = -1.0f;   /* empty */
+		return;
+	}
+	float a = (lo - f0) / k, b = (hi - f0) / k;
+	if (a > b) {
+		float t = a;
+		a = b;
+		b = t;
+	}
+	*u0 = a > *u0 ? a : *u0;
+	*u1 = b < *u1 ? b : *u1;
+}
+
+/* Any affine map (rotations): per output row, the run of pixels whose source lies inside the input
+ * is found analytically, its taps computed once, then every channel gathers from them. */
 static void sample_general(const Affine *m, const float *src, float *dst, int c, int h, int w)
 {
-	const float lox = -0.5f, hix = (float)w - 0.5f, loy = -0.5f, hiy = (float)h - 0.5f;
+	int off[AUG_MAX_SIDE], dx[AUG_MAX_SIDE], dy[AUG_MAX_SIDE];
+	float fx[AUG_MAX_SIDE], fy[AUG_MAX_SIDE];
 	size_t plane = (size_t)h * w;
+	const float wm1 = (float)(w - 1), hm1 = (float)(h - 1);
 	for (int v = 0; v < h; v++) {
-		float sx = m->b * (float)v + m->c, sy = m->e * (float)v + m->f;
-		for (int u = 0; u < w; u++, sx += m->a, sy += m->d) {
-			size_t o = (size_t)v * w + u;
-			if (!(sx >= lox && sx <= hix && sy >= loy && sy <= hiy)) {
-				for (int ch = 0; ch < c; ch++)
-					dst[ch * plane + o] = 0.0f;
-				continue;
+		float sx0 = m->b * (float)v + m->c, sy0 = m->e * (float)v + m->f;
+		float u0f = 0.0f, u1f = wm1;
+		row_clip(sx0, m->a, -0.5f, (float)w - 0.5f, &u0f, &u1f);
+		row_clip(sy0, m->d, -0.5f, (float)h - 0.5f, &u0f, &u1f);
+		int u0 = (int)ceilf(u0f - 1e-4f), u1 = (int)floorf(u1f + 1e-4f);
+		if (u0 < 0)
+			u0 = 0;
+		if (u1 > w - 1)
+			u1 = w - 1;
+		for (int u = u0; u <= u1; u++) {
+			float sx = sx0 + m->a * (float)u, sy = sy0 + m->d * (float)u;
+			sx = sx < 0.0f ? 0.0f : (sx > wm1 ? wm1 : sx);
+			sy = sy < 0.0f ? 0.0f : (sy > hm1 ? hm1 : sy);
+			int x0 = (int)sx, y0 = (int)sy;
+			fx[u] = sx - (float)x0;
+			fy[u] = sy - (float)y0;
+			off[u] = y0 * w + x0;
+			dx[u] = x0 + 1 < w ? 1 : 0;
+			dy[u] = y0 + 1 < h ? w : 0;
+		}
+		for (int ch = 0; ch < c; ch++) {
+			const float *img = src + ch * plane;
+			float *o = dst + ch * plane + (size_t)v * w;
+			for (int u = 0; u < u0 && u < w; u++)
+				o[u] = 0.0f;
+			for (int u = u0; u <= u1; u++) {
+				const float *p = img + off[u];
+				float top = p[0] + fx[u] * (p[dx[u]] - p[0]);
+				float bot = p[dy[u]] + fx[u] * (p[dy[u] + dx[u]] - p[dy[u]]);
+				o[u] = top + fy[u] * (bot - top);
 			}
-			float cx = sx < 0.0f ? 0.0f : (sx > (float)(w - 1) ? (float)(w - 1) : sx);
-			float cy = sy < 0.0f ? 0.0f : (sy > (float)(h - 1) ? (float)(h - 1) : sy);
-			int x0 = (int)cx, y0 = (int)cy;
-			float fx = cx - (float)x0, fy = cy - (float)y0;
-			int x1 = x0 + 1 < w ? x0 + 1 : x0, y1 = y0 + 1 < h ? y0 + 1 : y0;
-			for (int ch = 0; ch < c; ch++) {
-				const float *img = src + ch * plane;
-				float top = img[y0 * w + x0] * (1.0f - fx) + img[y0 * w + x1] * fx;
-				float bot = img[y1 * w + x0] * (1.0f - fx) + img[y1 * w + x1] * fx;
-				dst[ch * plane + o] = top * (1.0f - fy) + bot * fy;
-			}
+			for (int u = (u1 + 1 > u0 ? u1 + 1 : u0); u < w; u++)
+				o[u] = 0.0f;
 		}
 	}
 }
@@ -577,9 +613,9 @@ void aug_apply(const AugConfig *cfg, Rng *rng, const float *src, float *dst, int
 		return;
 	}
 	Affine m;
-	if (!draw_geometry(cfg, rng, h, w, &m))
-		memcpy(dst, src, n * sizeof(float));
-	else if (m.b == 0.0f && m.d == 0.0f && w <= AUG_MAX_SIDE && h <= AUG_MAX_SIDE)
+	if (!draw_geometry(cfg, rng, h, w, &m) || w > AUG_MAX_SIDE || h > AUG_MAX_SIDE)
+		memcpy(dst, src, n * sizeof(float));   /* (geometry is skipped above 1024 px a side) */
+	else if (m.b == 0.0f && m.d == 0.0f)
 		sample_separable(&m, src, dst, c, h, w, scratch);
 	else
 		sample_general(&m, src, dst, c, h, w);

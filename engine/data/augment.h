@@ -52,7 +52,8 @@ const char *aug_param_name(int i);
 /* Scratch floats aug_apply needs for a (C,H,W) image. */
 size_t aug_scratch_floats(int c, int h, int w);
 /* src, dst (C,H,W); dst may not alias src. scratch: aug_scratch_floats(c,h,w) floats.
- * cfg NULL = identity (a copy). No allocation; thread-safe with one rng and scratch per thread. */
+ * cfg NULL = identity (a copy). No allocation; thread-safe with one rng and scratch per thread.
+ * Geometric transforms are skipped for images above 1024 pixels a side. */
 void aug_apply(const AugConfig *cfg, Rng *rng, const float *src, float *dst, int c, int h, int w,
                float *scratch);
 /* Two views of one image (added): cfg2 NULL = same settings; independent draws per view.
