@@ -26,6 +26,9 @@
 #include "../storage/log.h"
 #include "../storage/sha256.h"
 
+/* Bodies over max_body but under this are read and dropped so the client sees the 413. */
+#define DRAIN_MAX ((unsigned long long)64 << 20)
+
 /* ---- text buffer ---------------------------------------------------------------------------- */
 
 void sb_putn(Sbuf *b, const char *s, size_t n)
@@ -502,12 +505,10 @@ static enum MHD_Result dispatch(Req *r)
 {
 	const char *url = r->url;
 	int get = strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0;
-	if (strcmp(url, "/v1") == 0 || strncmp(url, "/v1/", 4) == 0) {
-		if (r->too_large)
-			return reply_error(r, 413, "body_too_large", NULL, "the request body is larger than the limit of %zu bytes",
-			                   r->api->cfg.max_body);
-		return route_v1(r, url + 3);
-	}
+	if (r->too_large)
+		return reply_error(r, 413, "body_too_large", NULL, "the request body is larger than the limit of %zu bytes",
+		                   r->api->cfg.max_body);
+	if (strcmp(url, "/v1") == 0 || strncmp(url, "/v1/", 4) == 0) return route_v1(r, url + 3);
 	if (strcmp(url, "/metrics") == 0) {
 		if (!get) return reply_error(r, 405, "method_not_allowed", NULL, "%s %s: only GET is allowed", r->method, url);
 		if (check_query(r, NULL) < 0) return MHD_YES;
@@ -528,13 +529,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		r->api = api;
 		r->c = c;
 		*con_cls = r;
-		/* A declared body over the limit is refused before it is read (MHD then closes). */
+		/* A declared body over the limit: a client that waits for "100 Continue", or one that
+		 * announces a huge body, gets 413 before the body is read (MHD then closes the
+		 * connection). Other clients are already sending it; their body is read and dropped, so
+		 * they see the 413 instead of a reset connection. */
 		const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (cl) {
 			errno = 0;
 			char *end;
 			unsigned long long n = strtoull(cl, &end, 10);
-			if (errno || *end || n > api->cfg.max_body) {
+			const char *expect = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+			int early = (expect && strcasecmp(expect, "100-continue") == 0) || n > DRAIN_MAX;
+			if (errno || *end || n > api->cfg.max_body) r->too_large = 1;
+			if (r->too_large && early) {
 				r->method = method;
 				r->url = url;
 				return reply_error(r, 413, "body_too_large", NULL,

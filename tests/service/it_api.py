@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import signal
+import socket
 import sqlite3
 import sys
 import threading
@@ -113,6 +114,23 @@ def run_hostile(d):
     s, lst = d.get("/v1/jobs")
     check(s == 200 and lst["jobs"] == [], "hostile requests queued jobs: %s" % lst)
     print("  %d hostile requests answered with the right status, code and field; nothing queued" % len(cases))
+
+
+def huge_declared_body(d):
+    """A client announcing a 1 GB body, or asking for 100 Continue, gets 413 before sending it."""
+    for extra in ("", "Expect: 100-continue\r\n"):
+        size = 10**9 if not extra else 5 * 1024 * 1024
+        sock = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+        sock.sendall(("POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      "Content-Length: %d\r\n%s\r\n" % (size, extra)).encode())
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        sock.close()
+        check(data.startswith(b"HTTP/1.1 413"), "declared %d-byte body%s -> %r" % (size, " + Expect" if extra else "", data[:80]))
 
 
 def run_basics(d):
@@ -246,6 +264,7 @@ def main(exe):
         except Failure as e:
             check("in use by another ssld" in str(e), "second daemon: %s" % e)
         run_hostile(d)
+        huge_declared_body(d)
         ids = run_concurrent(d)
         run_paging_cancel(d, ids)
         s, hdrs, text = d.raw("GET", "/metrics")
