@@ -15,6 +15,7 @@
  */
 #include <cblas.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -355,77 +356,140 @@ static void conv_valid_range(const ConvGeom *g, int kj, int *lo, int *hi)
 	*hi = h;
 }
 
+/* dst[i] = src[i*s], i < n; strides 1 and 2 spelled out so the compiler vectorises them. */
+static inline void gather_row(float *restrict dst, const float *restrict src, int n, int s)
+{
+	if (s == 1)
+		for (int i = 0; i < n; i++)
+			dst[i] = src[i];
+	else if (s == 2)
+		for (int i = 0; i < n; i++)
+			dst[i] = src[2 * i];
+	else
+		for (int i = 0; i < n; i++)
+			dst[i] = src[i * s];
+}
+
+/* dst[i*s] += src[i], i < n */
+static inline void scatter_add_row(float *restrict dst, const float *restrict src, int n, int s)
+{
+	if (s == 1)
+		for (int i = 0; i < n; i++)
+			dst[i] += src[i];
+	else if (s == 2)
+		for (int i = 0; i < n; i++)
+			dst[2 * i] += src[i];
+	else
+		for (int i = 0; i < n; i++)
+			dst[i * s] += src[i];
+}
+
+/* Output rows [lo, hi) whose input row oh*stride - pad + ki lies inside [0, H). */
+static void conv_valid_rows(const ConvGeom *g, int ki, int *lo, int *hi)
+{
+	const int s = g->stride, a = g->pad - ki;
+	int l = a > 0 ? (a + s - 1) / s : 0;
+	const int num = g->H - 1 + a;
+	int h = num >= 0 ? num / s + 1 : 0;
+	if (h > g->Ho)
+		h = g->Ho;
+	if (l > h)
+		l = h;
+	*lo = l;
+	*hi = h;
+}
+
+/* One tap of one image: dst (Ho,Wo) = the input plane sampled at (oh*s + ki - pad,
+ * ow*s + kj - pad), zero outside. Rows and columns out of range are computed once, so the inner
+ * loop is a plain (vectorisable) copy for strides 1 and 2. */
+static void im2col_plane(const ConvGeom *g, const float *restrict plane, float *restrict dst,
+                         int ki, int kj, int r0, int r1, int c0, int c1)
+{
+	const int Wo = g->Wo, s = g->stride, n = c1 - c0;
+	if (r0 > 0)
+		memset(dst, 0, (size_t)r0 * Wo * sizeof(float));
+	const float *src = plane + (ptrdiff_t)(r0 * s + ki - g->pad) * g->W + (c0 * s + kj - g->pad);
+	const ptrdiff_t sstep = (ptrdiff_t)s * g->W;
+	float *d = dst + (size_t)r0 * Wo;
+	if (c0 == 0 && c1 == Wo && s == 1) {
+		for (int oh = r0; oh < r1; oh++, d += Wo, src += sstep)
+			for (int i = 0; i < Wo; i++)
+				d[i] = src[i];
+	} else if (c0 == 0 && c1 == Wo && s == 2) {
+		for (int oh = r0; oh < r1; oh++, d += Wo, src += sstep)
+			for (int i = 0; i < Wo; i++)
+				d[i] = src[2 * i];
+	} else {
+		for (int oh = r0; oh < r1; oh++, d += Wo, src += sstep) {
+			for (int i = 0; i < c0; i++)
+				d[i] = 0.0f;
+			gather_row(d + c0, src, n, s);
+			for (int i = c1; i < Wo; i++)
+				d[i] = 0.0f;
+		}
+	}
+	if (r1 < g->Ho)
+		memset(dst + (size_t)r1 * Wo, 0, (size_t)(g->Ho - r1) * Wo * sizeof(float));
+}
+
 // img (N,C,H,W) -> col (C*kh*kw, N*Ho*Wo), overwritten
 static void im2col(const ConvGeom *g, const float *img, float *col)
 {
 	const size_t HoWo = (size_t)g->Ho * g->Wo, P = (size_t)g->N * HoWo;
 	const size_t HW = (size_t)g->H * g->W;
-	const int Wo = g->Wo, s = g->stride;
 	for (int c = 0; c < g->C; c++)
-		for (int ki = 0; ki < g->kh; ki++)
+		for (int ki = 0; ki < g->kh; ki++) {
+			int r0, r1;
+			conv_valid_rows(g, ki, &r0, &r1);
 			for (int kj = 0; kj < g->kw; kj++) {
 				float *row = col + ((size_t)(c * g->kh + ki) * g->kw + kj) * P;
-				int lo, hi;
-				conv_valid_range(g, kj, &lo, &hi);
-				const int shift = kj - g->pad;
-				for (int n = 0; n < g->N; n++) {
-					const float *plane = img + ((size_t)n * g->C + c) * HW;
-					float *dst = row + (size_t)n * HoWo;
-					for (int oh = 0; oh < g->Ho; oh++, dst += Wo) {
-						const int ih = oh * s - g->pad + ki;
-						if (ih < 0 || ih >= g->H) {
-							for (int ow = 0; ow < Wo; ow++)
-								dst[ow] = 0.0f;
-							continue;
-						}
-						const float *src = plane + (size_t)ih * g->W + shift;
-						for (int ow = 0; ow < lo; ow++)
-							dst[ow] = 0.0f;
-						if (s == 1)
-							for (int ow = lo; ow < hi; ow++)
-								dst[ow] = src[ow];
-						else
-							for (int ow = lo; ow < hi; ow++)
-								dst[ow] = src[ow * s];
-						for (int ow = hi; ow < Wo; ow++)
-							dst[ow] = 0.0f;
-					}
+				int c0, c1;
+				conv_valid_range(g, kj, &c0, &c1);
+				if (c0 == c1) {
+					memset(row, 0, P * sizeof(float));
+					continue;
 				}
+				for (int n = 0; n < g->N; n++)
+					im2col_plane(g, img + ((size_t)n * g->C + c) * HW, row + (size_t)n * HoWo,
+					             ki, kj, r0, r1, c0, c1);
 			}
+		}
 }
 
-// col (C*kh*kw, N*Ho*Wo) -> img (N,C,H,W), accumulated (+=)
+// col (C*kh*kw, N*Ho*Wo) -> img (N,C,H,W), accumulated (+=); the adjoint of im2col
 static void col2im_add(const ConvGeom *g, const float *col, float *img)
 {
 	const size_t HoWo = (size_t)g->Ho * g->Wo, P = (size_t)g->N * HoWo;
 	const size_t HW = (size_t)g->H * g->W;
 	const int Wo = g->Wo, s = g->stride;
+	const ptrdiff_t sstep = (ptrdiff_t)s * g->W;
 	for (int c = 0; c < g->C; c++)
-		for (int ki = 0; ki < g->kh; ki++)
+		for (int ki = 0; ki < g->kh; ki++) {
+			int r0, r1;
+			conv_valid_rows(g, ki, &r0, &r1);
 			for (int kj = 0; kj < g->kw; kj++) {
 				const float *row = col + ((size_t)(c * g->kh + ki) * g->kw + kj) * P;
-				int lo, hi;
-				conv_valid_range(g, kj, &lo, &hi);
-				if (lo == hi)
+				int c0, c1;
+				conv_valid_range(g, kj, &c0, &c1);
+				if (c0 == c1 || r0 == r1)
 					continue;
-				const int shift = kj - g->pad;
-				for (int n = 0; n < g->N; n++) {
-					float *plane = img + ((size_t)n * g->C + c) * HW;
-					const float *src = row + (size_t)n * HoWo;
-					for (int oh = 0; oh < g->Ho; oh++, src += Wo) {
-						const int ih = oh * s - g->pad + ki;
-						if (ih < 0 || ih >= g->H)
-							continue;
-						float *dst = plane + (size_t)ih * g->W + shift;
-						if (s == 1)
-							for (int ow = lo; ow < hi; ow++)
-								dst[ow] += src[ow];
-						else
-							for (int ow = lo; ow < hi; ow++)
-								dst[ow * s] += src[ow];
-					}
+				const int n = c1 - c0;
+				const ptrdiff_t off = (ptrdiff_t)(r0 * s + ki - g->pad) * g->W + (c0 * s + kj - g->pad);
+				for (int i = 0; i < g->N; i++) {
+					float *dst = img + ((size_t)i * g->C + c) * HW + off;
+					const float *src = row + (size_t)i * HoWo + (size_t)r0 * Wo + c0;
+					if (s == 1)
+						for (int oh = r0; oh < r1; oh++, dst += sstep, src += Wo)
+							scatter_add_row(dst, src, n, 1);
+					else if (s == 2)
+						for (int oh = r0; oh < r1; oh++, dst += sstep, src += Wo)
+							scatter_add_row(dst, src, n, 2);
+					else
+						for (int oh = r0; oh < r1; oh++, dst += sstep, src += Wo)
+							scatter_add_row(dst, src, n, s);
 				}
 			}
+		}
 }
 
 // a (N, R, S) -> b (R, N*S): b[r][n*S + s] = a[n][r][s]
