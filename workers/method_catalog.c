@@ -51,6 +51,176 @@ static const MethodInfo methods[] = {
 			"  \"seed\": 1\n"
 			"}\n",
 	},
+	/* ---- self-predictive image methods (engine/methods/autoencoder.c, vae.c, mae.c, rotation.c) */
+	{
+		.name = "autoencoder",
+		.family = "self-predictive",
+		.summary = "autoencoder: encoder -> latent_dim bottleneck -> decoder (MLP or transposed "
+		           "convolutions, following the encoder), trained to reproduce its input",
+		.default_encoder = ENC_MLP,
+		.encoders = ENC_BIT(ENC_MLP) | ENC_BIT(ENC_CNN) | ENC_BIT(ENC_VIT),
+		.datasets = DATA_IMAGES,
+		.views = 1,
+		.default_augment = "none",
+		.params = {
+			{ "latent_dim", PARAM_INTEGER, .def = 32, .min = 1, .max = 4096,
+			  .help = "size of the bottleneck code; the encoder output is the code when "
+			          "model.out_dim equals it, else a linear layer \"bottleneck\" maps to it" },
+			{ "loss", PARAM_ENUM, .def = 0, .def_str = "mse", .choices = "mse|bce",
+			  .help = "reconstruction loss: mse of sigmoid outputs, or binary cross-entropy" },
+			{ "decoder", PARAM_ENUM, .def = 0, .def_str = "auto", .choices = "auto|mlp|conv",
+			  .help = "decoder kind; auto = conv for a cnn encoder, mlp otherwise" },
+		},
+		.example =
+			"{\n"
+			"  \"name\": \"autoencoder-fmnist\",\n"
+			"  \"method\": \"autoencoder\",\n"
+			"  \"params\": {\"latent_dim\": 32, \"loss\": \"mse\"},\n"
+			"  \"dataset\": \"fashion-mnist\",\n"
+			"  \"model\": {\"encoder\": \"mlp\", \"hidden\": [512, 256], \"out_dim\": 32},\n"
+			"  \"pretrain\": {\"epochs\": 10, \"batch_size\": 128,\n"
+			"               \"optimizer\": {\"name\": \"adamw\", \"lr\": 0.002}},\n"
+			"  \"evaluations\": [{\"protocol\": \"linear_probe\", \"label_fractions\": [0.01, 1.0]}],\n"
+			"  \"seed\": 1\n"
+			"}\n",
+	},
+	{
+		.name = "denoising_autoencoder",
+		.family = "self-predictive",
+		.summary = "denoising autoencoder: the autoencoder fed a corrupted input (gaussian, masking "
+		           "or salt-and-pepper noise) and trained to output the clean image",
+		.default_encoder = ENC_MLP,
+		.encoders = ENC_BIT(ENC_MLP) | ENC_BIT(ENC_CNN) | ENC_BIT(ENC_VIT),
+		.datasets = DATA_IMAGES,
+		.views = 1,
+		.default_augment = "none",
+		.params = {
+			{ "latent_dim", PARAM_INTEGER, .def = 32, .min = 1, .max = 4096,
+			  .help = "size of the bottleneck code; the encoder output is the code when "
+			          "model.out_dim equals it, else a linear layer \"bottleneck\" maps to it" },
+			{ "loss", PARAM_ENUM, .def = 0, .def_str = "mse", .choices = "mse|bce",
+			  .help = "reconstruction loss: mse of sigmoid outputs, or binary cross-entropy" },
+			{ "decoder", PARAM_ENUM, .def = 0, .def_str = "auto", .choices = "auto|mlp|conv",
+			  .help = "decoder kind; auto = conv for a cnn encoder, mlp otherwise" },
+			{ "noise", PARAM_ENUM, .def = 0, .def_str = "gaussian",
+			  .choices = "gaussian|masking|salt_pepper",
+			  .help = "corruption: additive gaussian (clamped to [0,1]), masking (pixels set to "
+			          "0) or salt-and-pepper (pixels set to 0 or 1)" },
+			{ "noise_level", PARAM_NUMBER, .def = 0.3, .min = 0, .max = 1,
+			  .flags = PARAM_MIN_EXCLUSIVE,
+			  .help = "gaussian: standard deviation; masking / salt_pepper: share of pixels hit" },
+		},
+		.example =
+			"{\n"
+			"  \"name\": \"denoising-autoencoder-fmnist\",\n"
+			"  \"method\": \"denoising_autoencoder\",\n"
+			"  \"params\": {\"latent_dim\": 64, \"noise\": \"gaussian\", \"noise_level\": 0.3},\n"
+			"  \"dataset\": \"fashion-mnist\",\n"
+			"  \"model\": {\"encoder\": \"mlp\", \"hidden\": [512, 256], \"out_dim\": 64},\n"
+			"  \"pretrain\": {\"epochs\": 10, \"batch_size\": 128,\n"
+			"               \"optimizer\": {\"name\": \"adamw\", \"lr\": 0.002}},\n"
+			"  \"evaluations\": [{\"protocol\": \"linear_probe\", \"label_fractions\": [0.01, 1.0]}],\n"
+			"  \"seed\": 1\n"
+			"}\n",
+	},
+	{
+		.name = "vae",
+		.family = "self-predictive",
+		.summary = "variational autoencoder: encoder -> (mu, log sigma^2), reparameterised sample, "
+		           "decoder; loss = Bernoulli reconstruction + beta * KL; reports the negative "
+		           "ELBO in nats per image and samples new images",
+		.default_encoder = ENC_MLP,
+		.encoders = ENC_BIT(ENC_MLP) | ENC_BIT(ENC_CNN) | ENC_BIT(ENC_VIT),
+		.datasets = DATA_IMAGES,
+		.views = 1,
+		.default_augment = "none",
+		.params = {
+			{ "latent_dim", PARAM_INTEGER, .def = 16, .min = 1, .max = 4096,
+			  .help = "size of the latent z" },
+			{ "beta", PARAM_NUMBER, .def = 1.0, .min = 0, .max = 100,
+			  .help = "weight of the KL term (1 = the ELBO; > 1 = beta-VAE)" },
+			{ "kl_warmup", PARAM_NUMBER, .def = 0, .min = 0, .max = 1,
+			  .help = "share of the planned steps over which beta ramps up linearly from 0 "
+			          "(0 = no warm-up)" },
+			{ "decoder", PARAM_ENUM, .def = 0, .def_str = "auto", .choices = "auto|mlp|conv",
+			  .help = "decoder kind; auto = conv for a cnn encoder, mlp otherwise" },
+		},
+		.example =
+			"{\n"
+			"  \"name\": \"vae-fmnist\",\n"
+			"  \"method\": \"vae\",\n"
+			"  \"params\": {\"latent_dim\": 16, \"beta\": 1.0, \"kl_warmup\": 0.1},\n"
+			"  \"dataset\": \"fashion-mnist\",\n"
+			"  \"model\": {\"encoder\": \"mlp\", \"hidden\": [512, 256], \"out_dim\": 0},\n"
+			"  \"pretrain\": {\"epochs\": 10, \"batch_size\": 128,\n"
+			"               \"optimizer\": {\"name\": \"adamw\", \"lr\": 0.001}},\n"
+			"  \"evaluations\": [{\"protocol\": \"linear_probe\", \"label_fractions\": [0.01, 1.0]}],\n"
+			"  \"seed\": 1\n"
+			"}\n",
+	},
+	{
+		.name = "mae",
+		.family = "self-predictive",
+		.summary = "masked autoencoder: a ViT encodes a random (1 - mask_ratio) share of the "
+		           "patches; a light Transformer decoder predicts the pixels of the masked ones",
+		.default_encoder = ENC_VIT,
+		.encoders = ENC_BIT(ENC_VIT),
+		.datasets = DATA_IMAGES,
+		.views = 1,
+		.default_augment = "none",
+		.params = {
+			{ "mask_ratio", PARAM_NUMBER, .def = 0.75, .min = 0, .max = 1,
+			  .flags = PARAM_MIN_EXCLUSIVE | PARAM_MAX_EXCLUSIVE,
+			  .help = "share of the patches hidden from the encoder" },
+			{ "decoder_dim", PARAM_INTEGER, .def = 64, .min = 8, .max = 2048,
+			  .help = "width of the decoder's tokens" },
+			{ "decoder_depth", PARAM_INTEGER, .def = 2, .min = 1, .max = 16,
+			  .help = "Transformer blocks in the decoder" },
+			{ "decoder_heads", PARAM_INTEGER, .def = 4, .min = 1, .max = 64,
+			  .help = "attention heads of the decoder (must divide decoder_dim)" },
+			{ "norm_pix_loss", PARAM_BOOLEAN, .def = 0,
+			  .help = "targets are each patch normalised by its own mean and std" },
+		},
+		.example =
+			"{\n"
+			"  \"name\": \"mae-fmnist\",\n"
+			"  \"method\": \"mae\",\n"
+			"  \"params\": {\"mask_ratio\": 0.75, \"decoder_dim\": 64, \"decoder_depth\": 2},\n"
+			"  \"dataset\": \"fashion-mnist\",\n"
+			"  \"model\": {\"encoder\": \"vit\", \"patch\": 4, \"dim\": 128, \"depth\": 4, "
+			"\"heads\": 4},\n"
+			"  \"pretrain\": {\"epochs\": 10, \"batch_size\": 256,\n"
+			"               \"optimizer\": {\"name\": \"adamw\", \"lr\": 0.001}},\n"
+			"  \"evaluations\": [{\"protocol\": \"linear_probe\", \"label_fractions\": [0.01, 1.0]}],\n"
+			"  \"seed\": 1\n"
+			"}\n",
+	},
+	{
+		.name = "rotation",
+		.family = "self-predictive",
+		.summary = "rotation prediction: each image at 0, 90, 180 and 270 degrees, the encoder and "
+		           "a small head classify the rotation (4-way cross-entropy)",
+		.default_encoder = ENC_CNN,
+		.datasets = DATA_IMAGES,
+		.views = 1,
+		.default_augment = "none",
+		.params = {
+			{ "head_hidden", PARAM_INTEGER, .def = 256, .min = 0, .max = 8192,
+			  .help = "hidden width of the rotation classifier (0 = a linear head)" },
+		},
+		.example =
+			"{\n"
+			"  \"name\": \"rotation-fmnist\",\n"
+			"  \"method\": \"rotation\",\n"
+			"  \"params\": {\"head_hidden\": 256},\n"
+			"  \"dataset\": \"fashion-mnist\",\n"
+			"  \"model\": {\"encoder\": \"cnn\"},\n"
+			"  \"pretrain\": {\"epochs\": 5, \"batch_size\": 128,\n"
+			"               \"optimizer\": {\"name\": \"adamw\", \"lr\": 0.002}},\n"
+			"  \"evaluations\": [{\"protocol\": \"linear_probe\", \"label_fractions\": [0.01, 1.0]}],\n"
+			"  \"seed\": 1\n"
+			"}\n",
+	},
 	{
 		.name = "none",
 		.family = "baseline",

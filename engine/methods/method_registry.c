@@ -5,9 +5,19 @@
 #include <string.h>
 
 extern const PretextMethod method_simclr;
+extern const PretextMethod method_autoencoder;
+extern const PretextMethod method_denoising_autoencoder;
+extern const PretextMethod method_vae;
+extern const PretextMethod method_mae;
+extern const PretextMethod method_rotation;
 
 static const PretextMethod *const registry[] = {
 	&method_simclr,
+	&method_autoencoder,
+	&method_denoising_autoencoder,
+	&method_vae,
+	&method_mae,
+	&method_rotation,
 };
 
 int method_count(void)

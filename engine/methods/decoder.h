@@ -1,0 +1,58 @@
+/* decoder.h - decoders for the self-predictive image methods: a latent code (B,L) back to an image
+ * (B,C,H,W), as logits (apply a sigmoid for pixels in [0,1]).
+ *
+ * Two kinds, mirroring the encoder they pair with:
+ *   mlp   "<prefix>.fc<i>" Linear layers L -> hidden... -> C*H*W, BN+ReLU between layers when the
+ *         encoder uses BatchNorm. Hidden widths: the MLP encoder's, reversed; {256, 512} for other
+ *         encoders.
+ *   conv  "<prefix>.fc" Linear(L, C_last*h*w) to the encoder's last feature-map size, then per
+ *         encoder stage (in reverse) "<prefix>.up<i>" ConvTranspose2d(3x3, stride 2, padding 1, the
+ *         output padding that restores the encoder's exact size) with "<prefix>.bn<i>" + ReLU, and
+ *         "<prefix>.out" Conv2d(C_first, C, 3x3, padding 1) to the image. Channels: the CNN encoder's
+ *         (default {32,64,128} for other encoders). 28x28 with {32,64,128}:
+ *         (128,7,7) -> (64,14,14) -> (32,28,28) -> (1,28,28).
+ * "auto" picks conv for a CNN encoder and mlp otherwise.
+ *
+ *   Decoder *dec;
+ *   if (decoder_new(ps, "decoder", DEC_AUTO, &enc_cfg, 32, 1, 28, 28, rng, &dec, err, len) < 0) ...
+ *   Tensor *logits = decoder_forward(ctx, dec, z);     // z (B,32) -> (B,1,28,28)
+ *   decoder_free(dec);
+ *
+ * The decoder does not own its parameters (the ParamSet does) and knows nothing of losses.
+ */
+#ifndef SSLD_METHODS_DECODER_H
+#define SSLD_METHODS_DECODER_H
+
+#include <stddef.h>
+
+#include "../ctx.h"
+#include "../model.h"
+#include "../params.h"
+#include "../rng.h"
+
+/* Same order as the "decoder" method parameter's choices "auto|mlp|conv". */
+typedef enum DecoderKind { DEC_AUTO = 0, DEC_MLP = 1, DEC_CONV = 2 } DecoderKind;
+
+typedef struct Decoder Decoder;
+
+/* 0, or a negative errno with err naming the problem ("decoder: conv decoder needs ..."). */
+int decoder_new(ParamSet *ps, const char *prefix, DecoderKind kind, const EncoderConfig *enc,
+                int latent, int c, int h, int w, Rng *rng, Decoder **out, char *err, size_t errlen);
+void decoder_free(Decoder *d);   /* NULL is a no-op */
+/* z (B,latent) -> logits (B,C,H,W). */
+Tensor *decoder_forward(Ctx *ctx, Decoder *d, Tensor *z);
+DecoderKind decoder_kind(const Decoder *d);   /* DEC_MLP or DEC_CONV (never DEC_AUTO) */
+
+/* ---- small helpers shared by the self-predictive methods ------------------------------------- */
+
+/* Evaluation mode on a context (no grad, running BatchNorm statistics); restore afterwards. */
+typedef struct EvalMode {
+	int training, grad;
+} EvalMode;
+EvalMode eval_mode_enter(Ctx *ctx);
+void eval_mode_leave(Ctx *ctx, EvalMode m);
+
+/* out[i] = 1 / (1 + exp(-logits[i])) for n floats (plain, no tape). */
+void sigmoid_into(const float *logits, float *out, size_t n);
+
+#endif
