@@ -151,7 +151,7 @@ static const MethodInfo methods[] = {
 			"  \"method\": \"vae\",\n"
 			"  \"params\": {\"latent_dim\": 16, \"beta\": 1.0, \"kl_warmup\": 0.1},\n"
 			"  \"dataset\": \"fashion-mnist\",\n"
-			"  \"model\": {\"encoder\": \"mlp\", \"hidden\": [512, 256], \"out_dim\": 0},\n"
+			"  \"model\": {\"encoder\": \"mlp\", \"hidden\": [512, 256], \"out_dim\": 128},\n"
 			"  \"pretrain\": {\"epochs\": 10, \"batch_size\": 128,\n"
 			"               \"optimizer\": {\"name\": \"adamw\", \"lr\": 0.001}},\n"
 			"  \"evaluations\": [{\"protocol\": \"linear_probe\", \"label_fractions\": [0.01, 1.0]}],\n"
