@@ -23,12 +23,12 @@ typedef struct AugConfig {
 	struct { float p, scale_min, scale_max, ratio_min, ratio_max; } crop;     /* random resized crop */
 	struct { float p; } hflip;
 	struct { float p, max_degrees; int multiples_of_90; } rotate;            /* any angle in [-max,max], or k*90 */
-	struct { float p, max_fraction; } translate;                             /* shift up to max_fraction*size */
+	struct { float p, max_fraction; } translate;                             /* whole-pixel shift up to max_fraction*size */
 	struct { float p, brightness, contrast; } jitter;                        /* factors in [1-b,1+b], [1-c,1+c] */
 	struct { float p, sigma_min, sigma_max; } blur;                          /* gaussian blur sigma in pixels */
 	struct { float p, threshold; } solarize;                                 /* x > t -> 1 - x */
 	struct { float p; } invert;
-	struct { float p, scale_min, scale_max; } erase;                         /* random erasing (cutout) area fraction */
+	struct { float p, scale_min, scale_max; } erase;                         /* erase (to 0) a rectangle: area share, aspect 0.3..3.3 */
 	struct { float p, std; } noise;                                          /* additive gaussian noise, std */
 	struct { float p, ratio; int patch; } patch_mask;                        /* zero round(ratio*cells) patch x patch cells */
 	int clamp;                                                               /* clamp output to [0,1] (default 1) */
