@@ -47,6 +47,7 @@ typedef struct Run {
 	int steps_per_epoch;
 	double t_start, pretrain_seconds;
 	double last_loss;
+	cJSON *pretext_metrics;        /* what the method's evaluate() reported, for "pretext" */
 	char *err;
 	size_t errlen;
 } Run;
@@ -69,6 +70,15 @@ static void emit_metric(Run *r, const char *key, double v)
 static void sink_put(void *user, const char *key, double v)
 {
 	emit_metric(user, key, v);
+}
+
+/* The sink evaluate() reports to: streamed like any metric and kept for results.json "pretext". */
+static void sink_put_collect(void *user, const char *key, double v)
+{
+	Run *r = user;
+	emit_metric(r, key, v);
+	if (r->pretext_metrics && isfinite(v))
+		cJSON_AddNumberToObject(r->pretext_metrics, key, v);
 }
 
 static void emit_event(Run *r, RunnerLevel level, const char *fmt, ...)
@@ -556,7 +566,8 @@ int runner_run(const char *spec_json, const char *work_dir, const RunnerHooks *h
 			goto out;
 		}
 		if (r.method->evaluate) {
-			MetricSink sink = { .put = sink_put, .user = &r };
+			r.pretext_metrics = cJSON_CreateObject();
+			MetricSink sink = { .put = sink_put_collect, .user = &r };
 			r.method->evaluate(r.mstate, r.ctx, r.ds, &sink);
 		}
 		if (r.method->artifacts &&
@@ -574,6 +585,8 @@ int runner_run(const char *spec_json, const char *work_dir, const RunnerHooks *h
 		cJSON_AddNumberToObject(pre, "steps", (double)r.step);
 		cJSON_AddNumberToObject(pre, "final_loss", round(r.last_loss * 1e5) / 1e5);
 		cJSON_AddNumberToObject(pre, "seconds", round(r.pretrain_seconds * 10) / 10);
+		for (cJSON *m = r.pretext_metrics ? r.pretext_metrics->child : NULL; m; m = m->next)
+			cJSON_AddNumberToObject(pre, m->string, m->valuedouble);
 	}
 	cJSON *evals = cJSON_AddArrayToObject(root, "evaluations");
 	int erc = run_evaluations(&r, evals);
@@ -588,6 +601,7 @@ out:
 	if (rc < 0 && err[0])
 		emit_event(&r, RUNNER_ERR, "%s", err);
 	cJSON_Delete(root);
+	cJSON_Delete(r.pretext_metrics);
 	loader_free(r.loader);
 	if (r.method && r.mstate)
 		r.method->destroy(r.mstate);
