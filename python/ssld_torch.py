@@ -14,7 +14,7 @@ Python. It does not train, and needs nothing but torch (the safetensors file is 
 
 Command line (used by the C test tests/model_layers/test_export_python.c):
 
-    python3 ssld_torch.py --config cfg.json --weights w.safetensors --prefix encoder \
+    python3 ssld_torch.py [--config cfg.json] --weights w.safetensors --prefix encoder \
         --input x.f32 --shape 4,1,28,28 --output y.f32
 
 reads raw little-endian float32 input (token ids as floats for a transformer), writes the
@@ -287,17 +287,23 @@ def load_encoder(cfg, tensors, prefix="encoder", in_shape=None):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--config", required=True, help="encoder config JSON file")
+    ap.add_argument("--config", help="encoder config JSON file (default: the ssld.encoder_config "
+                    "metadata of the weights file)")
     ap.add_argument("--weights", required=True, help="safetensors file")
     ap.add_argument("--prefix", default="encoder")
     ap.add_argument("--input", required=True, help="raw float32 input")
     ap.add_argument("--shape", required=True, help="input shape, e.g. 4,1,28,28")
     ap.add_argument("--output", required=True, help="raw float32 features to write")
     a = ap.parse_args(argv)
-    with open(a.config) as f:
-        cfg = json.load(f)
     shape = [int(s) for s in a.shape.split(",")]
-    tensors, _ = read_safetensors(a.weights)
+    tensors, meta = read_safetensors(a.weights)
+    if a.config:
+        with open(a.config) as f:
+            cfg = json.load(f)
+    elif "ssld.encoder_config" in meta:
+        cfg = json.loads(meta["ssld.encoder_config"])
+    else:
+        ap.error(f"{a.weights} has no ssld.encoder_config metadata; pass --config")
     in_shape = cfg.get("in_shape")
     if in_shape is None and cfg.get("kind") == "vit":
         in_shape = shape[1:]

@@ -1,0 +1,209 @@
+/* test_export_python.c - the PyTorch round trip: build each encoder kind with random weights (and
+ * non-trivial BatchNorm statistics), run it forward in eval mode, export the weights with the
+ * checkpoint module plus the config JSON, and have python/ssld_torch.py rebuild the same network in
+ * PyTorch, load the file strictly and compute features on the same inputs. The max abs difference
+ * must stay below 1e-4. Inputs and outputs travel as raw float32 files in a temp directory.
+ * Usage: test_export_python PYTHON3 path/to/ssld_torch.py. Exit 77 when python3 or torch is missing. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "checkpoint.h"
+#include "ctx.h"
+#include "model.h"
+#include "params.h"
+
+static int write_file(const char *path, const void *p, size_t n)
+{
+	FILE *f = fopen(path, "wb");
+	if (!f)
+		return -1;
+	size_t w = fwrite(p, 1, n, f);
+	return (fclose(f) == 0 && w == n) ? 0 : -1;
+}
+
+static long read_floats(const char *path, float *out, size_t max)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return -1;
+	size_t n = fread(out, sizeof(float), max, f);
+	int extra = fgetc(f) != EOF;
+	fclose(f);
+	return extra ? -2 : (long)n;
+}
+
+/* Make the BatchNorm statistics and affine parameters non-trivial, so eval mode is tested. */
+static void perturb_norms(ParamSet *ps, Rng *r)
+{
+	for (int i = 0; i < paramset_count(ps); i++) {
+		Tensor *t = paramset_at(ps, i);
+		const char *n = t->name;
+		size_t len = strlen(n);
+#define ENDS(s) (len >= strlen(s) && strcmp(n + len - strlen(s), s) == 0)
+		for (size_t j = 0; j < t->size; j++) {
+			if (ENDS(".running_var"))
+				t->data[j] = rng_uniform_range(r, 0.5f, 2.0f);
+			else if (ENDS(".running_mean"))
+				t->data[j] = 0.2f * rng_normal(r);
+			else if (t->ndim == 1 && (strstr(n, ".bn") || strstr(n, "norm")))
+				t->data[j] += 0.2f * rng_normal(r);
+		}
+#undef ENDS
+	}
+}
+
+typedef struct Case {
+	const char *label;
+	EncoderKind kind;
+	int in_c, in_h, in_w;
+	int config_in_metadata;   /* 1: python reads the config from the safetensors metadata */
+} Case;
+
+static int run_case(const Case *k, const char *python, const char *script, const char *dir)
+{
+	enum { B = 4 };
+	char err[512], path_w[512], path_cfg[512], path_x[512], path_y[512], cmd[4096], js[1024];
+	int rc = 1;
+	Rng r;
+	rng_seed(&r, 100 + (uint64_t)k->kind);
+	EncoderConfig c;
+	encoder_config_default(&c, k->kind);
+	if (k->kind == ENC_VIT) {
+		c.depth = 2;
+		c.pool = 1;
+		c.out_dim = 64;
+	}
+	if (k->kind == ENC_TRANSFORMER) {
+		c.depth = 2;
+		c.context = 32;
+		c.causal = 1;
+	}
+	ParamSet *ps = paramset_new();
+	Ctx *ctx = ctx_new(5);
+	Encoder *e = NULL;
+	float *y = NULL, *ty = NULL;
+	if (encoder_new(&c, ps, "encoder", k->in_c, k->in_h, k->in_w, &r, &e, err, sizeof err) < 0) {
+		fprintf(stderr, "FAIL %s: encoder_new: %s\n", k->label, err);
+		goto out;
+	}
+	perturb_norms(ps, &r);
+
+	Tensor *x = ctx_tensor(ctx, 4, (int[]){ B, k->in_c, k->in_h, k->in_w });
+	for (size_t i = 0; i < x->size; i++)
+		x->data[i] = k->kind == ENC_TRANSFORMER ? (float)rng_below(&r, (uint32_t)c.vocab)
+		                                        : rng_uniform(&r);
+	ctx_set_training(ctx, 0);
+	ctx_set_grad_enabled(ctx, 0);
+	Tensor *out = encoder_forward(ctx, e, x);
+	int O = encoder_out_dim(e);
+	size_t ny = (size_t)B * (size_t)O;
+
+	if (encoder_config_to_json(&c, js, sizeof js) < 0) {
+		fprintf(stderr, "FAIL %s: config JSON does not fit\n", k->label);
+		goto out;
+	}
+	snprintf(path_w, sizeof path_w, "%s/%s.safetensors", dir, k->label);
+	snprintf(path_cfg, sizeof path_cfg, "%s/%s.json", dir, k->label);
+	snprintf(path_x, sizeof path_x, "%s/%s.x.f32", dir, k->label);
+	snprintf(path_y, sizeof path_y, "%s/%s.y.f32", dir, k->label);
+	if (checkpoint_export_prefix(path_w, ps, "encoder.", "encoder.", js, err, sizeof err) < 0) {
+		fprintf(stderr, "FAIL %s: checkpoint_export_prefix: %s\n", k->label, err);
+		goto out;
+	}
+	if (write_file(path_cfg, js, strlen(js)) < 0 ||
+	    write_file(path_x, x->data, x->size * sizeof(float)) < 0) {
+		fprintf(stderr, "FAIL %s: cannot write the inputs under %s\n", k->label, dir);
+		goto out;
+	}
+	char cfg_arg[600] = "";
+	if (!k->config_in_metadata)
+		snprintf(cfg_arg, sizeof cfg_arg, "--config '%s'", path_cfg);
+	snprintf(cmd, sizeof cmd,
+	         "'%s' '%s' %s --weights '%s' --prefix encoder --input '%s' --shape %d,%d,%d,%d "
+	         "--output '%s'", python, script, cfg_arg, path_w, path_x, B, k->in_c, k->in_h,
+	         k->in_w, path_y);
+	int st = system(cmd);
+	if (st != 0) {
+		fprintf(stderr, "FAIL %s: python exited with status %d: %s\n", k->label, st, cmd);
+		goto out;
+	}
+	ty = malloc(ny * sizeof *ty);
+	y = malloc(ny * sizeof *y);
+	if (!ty || !y)
+		goto out;
+	memcpy(y, out->data, ny * sizeof *y);
+	long got = read_floats(path_y, ty, ny);
+	if (got != (long)ny) {
+		fprintf(stderr, "FAIL %s: python wrote %ld floats, expected %zu\n", k->label, got, ny);
+		goto out;
+	}
+	float md = 0.0f, mag = 0.0f;
+	for (size_t i = 0; i < ny; i++) {
+		float d = fabsf(y[i] - ty[i]);
+		if (!(d <= md))
+			md = isnan(d) ? INFINITY : d;
+		mag = fmaxf(mag, fabsf(y[i]));
+	}
+	printf("%-12s input (%d,%d,%d,%d) -> (%d,%d): max |ssld - torch| = %.3g (max |y| %.3g)%s\n",
+	       k->label, B, k->in_c, k->in_h, k->in_w, B, O, (double)md, (double)mag,
+	       k->config_in_metadata ? " [config from metadata]" : "");
+	if (md < 1e-4f && mag > 1e-3f)
+		rc = 0;
+	else
+		fprintf(stderr, "FAIL %s: max abs difference %g (limit 1e-4), max |y| %g\n", k->label,
+		        (double)md, (double)mag);
+out:
+	free(y);
+	free(ty);
+	unlink(path_w);
+	unlink(path_cfg);
+	unlink(path_x);
+	unlink(path_y);
+	encoder_free(e);
+	ctx_free(ctx);
+	paramset_free(ps);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 3) {
+		fprintf(stderr, "usage: %s PYTHON3 ssld_torch.py\n", argv[0]);
+		return 2;
+	}
+	const char *python = argv[1], *script = argv[2];
+	char probe[1024];
+	snprintf(probe, sizeof probe, "'%s' -c 'import torch' >/dev/null 2>&1", python);
+	if (access(python, X_OK) != 0 || system(probe) != 0) {
+		printf("SKIP: %s with torch is not available\n", python);
+		return 77;
+	}
+	if (access(script, R_OK) != 0) {
+		fprintf(stderr, "FAIL: %s is not readable\n", script);
+		return 1;
+	}
+	char dir[] = "/tmp/ssld-export-XXXXXX";
+	if (!mkdtemp(dir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	const Case cases[] = {
+		{ "cnn", ENC_CNN, 1, 28, 28, 0 },
+		{ "mlp", ENC_MLP, 1, 28, 28, 1 },
+		{ "vit", ENC_VIT, 1, 28, 28, 0 },
+		{ "transformer", ENC_TRANSFORMER, 1, 1, 32, 1 },
+	};
+	int fails = 0;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		fails += run_case(&cases[i], python, script, dir);
+	rmdir(dir);
+	if (fails) {
+		fprintf(stderr, "test_export_python: %d case(s) failed\n", fails);
+		return 1;
+	}
+	printf("test_export_python: all encoders match PyTorch\n");
+	return 0;
+}
