@@ -23,7 +23,7 @@
 #include "../workers/jobspec.h"
 #include "downsample.h"
 
-#define MAX_METRIC_ROWS 2000000   /* rows one metrics request reads before asking to continue */
+#define MAX_METRIC_ROWS 1000000   /* points per key one metrics request reads before asking to continue */
 
 /* ---- small parsers -------------------------------------------------------------------------- */
 
@@ -347,11 +347,9 @@ static enum MHD_Result job_metrics(Req *r, int64_t id)
 		}
 	}
 	char err[512];
-	StoreJob j;
-	int rc = store_job_get(r->api->cfg.store, id, &j, err, sizeof err);
+	JobState state;
+	int rc = store_job_state(r->api->cfg.store, id, &state, err, sizeof err);
 	if (rc < 0) return store_failure(r, rc, err);
-	JobState state = j.state;
-	store_job_clear(&j);
 	MetricSet ms;
 	rc = store_metrics_read(r->api->cfg.store, id, after, nkeys ? keys : NULL, nkeys, MAX_METRIC_ROWS, &ms, err, sizeof err);
 	if (rc < 0) return store_failure(r, rc, err);
@@ -359,7 +357,7 @@ static enum MHD_Result job_metrics(Req *r, int64_t id)
 	int any_down = 0;
 	sb_printf(&b, "{\"job\":%lld,\"state\":\"%s\",\"cursor\":%lld,\"more\":%s,\"max_points\":%lld,\"series\":{",
 	          (long long)id, job_state_name(state), (long long)ms.cursor,
-	          ms.total_points >= MAX_METRIC_ROWS ? "true" : "false", (long long)max_points);
+	          ms.truncated ? "true" : "false", (long long)max_points);
 	size_t *keep = NULL;
 	double *xs = NULL, *ys = NULL;
 	size_t cap = 0;
@@ -413,10 +411,9 @@ static enum MHD_Result job_events(Req *r, int64_t id)
 	if (query_int(r, "after", 0, INT64_MAX, 0, &after) < 0 || query_int(r, "limit", 1, 1000, 200, &limit) < 0)
 		return MHD_YES;
 	char err[512];
-	StoreJob j;
-	int rc = store_job_get(r->api->cfg.store, id, &j, err, sizeof err);
+	JobState state;
+	int rc = store_job_state(r->api->cfg.store, id, &state, err, sizeof err);
 	if (rc < 0) return store_failure(r, rc, err);
-	store_job_clear(&j);
 	StoreEvent *ev;
 	int n;
 	rc = store_events_read(r->api->cfg.store, id, after, (int)limit, &ev, &n, err, sizeof err);
@@ -441,10 +438,9 @@ static enum MHD_Result job_artifacts(Req *r, int64_t id)
 {
 	if (check_query(r, NULL) < 0) return MHD_YES;
 	char err[512];
-	StoreJob j;
-	int rc = store_job_get(r->api->cfg.store, id, &j, err, sizeof err);
+	JobState state;
+	int rc = store_job_state(r->api->cfg.store, id, &state, err, sizeof err);
 	if (rc < 0) return store_failure(r, rc, err);
-	store_job_clear(&j);
 	StoreArtifact *a;
 	int n;
 	rc = store_artifact_list(r->api->cfg.store, id, &a, &n, err, sizeof err);

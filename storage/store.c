@@ -112,7 +112,8 @@ static const char *const migrations[] = {
 	"  job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,"
 	"  step INTEGER NOT NULL, key TEXT NOT NULL, value REAL, time REAL NOT NULL);"
 	"CREATE INDEX metrics_job ON metrics(job_id, id);"
-	"CREATE INDEX metrics_job_key ON metrics(job_id, key, id);"
+	/* Covering: a curve is read from the index alone, in id order, without touching the table. */
+	"CREATE INDEX metrics_job_key ON metrics(job_id, key, id, step, value);"
 	"CREATE TABLE metric_keys("
 	"  job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE, key TEXT NOT NULL,"
 	"  last_id INTEGER NOT NULL, last_step INTEGER NOT NULL, last_value REAL,"
@@ -185,7 +186,8 @@ static sqlite3 *open_conn(const char *path, char *err, size_t errlen)
 	/* WAL: readers never block the writer. synchronous=NORMAL is durable against process crashes
 	 * (SIGKILL) and consistent after a power loss, which may lose only the last commits. */
 	char *msg = NULL;
-	if (sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+	if (sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; "
+	                 "PRAGMA mmap_size=268435456;",
 	                 NULL, NULL, &msg) != SQLITE_OK) {
 		snprintf(err, errlen, "%s: configuring database: %s", path, msg ? msg : sqlite3_errmsg(db));
 		sqlite3_free(msg);
@@ -420,6 +422,29 @@ int store_job_get(Store *st, int64_t id, StoreJob *out, char *err, size_t errlen
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
 	int rc = get_job(db, id, out, err, errlen);
+	store_release(st, db);
+	return rc;
+}
+
+int store_job_state(Store *st, int64_t id, JobState *state, char *err, size_t errlen)
+{
+	sqlite3 *db = store_acquire(st, err, errlen);
+	if (!db) return STORE_EDB;
+	sqlite3_stmt *s;
+	int rc = prep(db, "SELECT state FROM jobs WHERE id = ?1", &s, "reading a job's state", err, errlen);
+	if (rc == 0) {
+		sqlite3_bind_int64(s, 1, id);
+		int r = sqlite3_step(s);
+		if (r == SQLITE_ROW) {
+			int k = job_state_parse((const char *)sqlite3_column_text(s, 0));
+			*state = k < 0 ? JOB_FAILED : (JobState)k;
+		} else if (r == SQLITE_DONE) {
+			snprintf(err, errlen, "job %lld not found", (long long)id);
+			rc = STORE_ENOTFOUND;
+		} else
+			rc = db_fail(db, "reading a job's state", err, errlen);
+		sqlite3_finalize(s);
+	}
 	store_release(st, db);
 	return rc;
 }
@@ -795,6 +820,37 @@ static int fill_set(sqlite3 *db, sqlite3_stmt *s, MetricSet *out, const char *wh
 	return r == SQLITE_DONE ? 0 : db_fail(db, what, err, errlen);
 }
 
+/* One key's points with id > after, ascending, at most max_rows (index-only scan). */
+static int read_key(sqlite3 *db, sqlite3_stmt *s, int64_t job_id, const char *key, int64_t after, int64_t max_rows,
+                    MetricSet *out, int *truncated, int64_t *last_id, char *err, size_t errlen)
+{
+	sqlite3_reset(s);
+	sqlite3_bind_int64(s, 1, job_id);
+	sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, after);
+	sqlite3_bind_int64(s, 4, max_rows);
+	MetricSeries *se = NULL;
+	int hint = -1, r;
+	int64_t n = 0;
+	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
+		if (!se && !(se = series_for(out, key, &hint))) goto oom;
+		MetricPoint p = {
+			.id = sqlite3_column_int64(s, 0),
+			.step = sqlite3_column_int64(s, 1),
+			.value = sqlite3_column_type(s, 2) == SQLITE_NULL ? NAN : sqlite3_column_double(s, 2),
+		};
+		if (series_push(se, p) < 0) goto oom;
+		*last_id = p.id;
+		n++;
+	}
+	if (r != SQLITE_DONE) return db_fail(db, "reading metrics", err, errlen);
+	*truncated = n >= max_rows;
+	return 0;
+oom:
+	snprintf(err, errlen, "reading metrics: out of memory");
+	return STORE_ENOMEM;
+}
+
 int store_metrics_read(Store *st, int64_t job_id, int64_t after, const char *const *keys, int nkeys,
                        size_t max_rows, MetricSet *out, char *err, size_t errlen)
 {
@@ -804,26 +860,61 @@ int store_metrics_read(Store *st, int64_t job_id, int64_t after, const char *con
 		snprintf(err, errlen, "too many metric keys (%d, at most 64)", nkeys);
 		return STORE_ELIMIT;
 	}
-	char sql[1024];
-	size_t len = (size_t)snprintf(sql, sizeof sql, "SELECT id, step, key, value FROM metrics WHERE job_id = ?1 AND id > ?2");
-	if (keys && nkeys > 0) {
-		len += (size_t)snprintf(sql + len, sizeof sql - len, " AND key IN (");
-		for (int i = 0; i < nkeys; i++) len += (size_t)snprintf(sql + len, sizeof sql - len, "%s?%d", i ? "," : "", i + 4);
-		len += (size_t)snprintf(sql + len, sizeof sql - len, ")");
-	}
-	snprintf(sql + len, sizeof sql - len, " ORDER BY id LIMIT ?3");
+	int64_t limit = max_rows > 0 && max_rows < (size_t)INT64_MAX ? (int64_t)max_rows : INT64_MAX;
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
-	sqlite3_stmt *s;
-	int rc = prep(db, sql, &s, "reading metrics", err, errlen);
-	if (rc == 0) {
-		sqlite3_bind_int64(s, 1, job_id);
-		sqlite3_bind_int64(s, 2, after);
-		sqlite3_bind_int64(s, 3, max_rows > 0 && max_rows < (size_t)INT64_MAX ? (int64_t)max_rows : INT64_MAX);
-		for (int i = 0; keys && i < nkeys; i++) sqlite3_bind_text(s, i + 4, keys[i], -1, SQLITE_STATIC);
-		rc = fill_set(db, s, out, "reading metrics", err, errlen);
-		sqlite3_finalize(s);
+	sqlite3_stmt *s = NULL, *ks = NULL;
+	char **all = NULL;
+	int nall = 0, rc;
+	/* One read transaction, so the keys and the points of every key are one consistent snapshot. */
+	if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
+		rc = db_fail(db, "reading metrics", err, errlen);
+		goto out;
 	}
+	if (!keys || nkeys == 0) {   /* every key the job has */
+		if ((rc = prep(db, "SELECT key FROM metric_keys WHERE job_id = ?1 ORDER BY key", &ks, "reading metric keys", err, errlen)) < 0)
+			goto out;
+		sqlite3_bind_int64(ks, 1, job_id);
+		all = calloc(256, sizeof *all);
+		while (all && nall < 256 && sqlite3_step(ks) == SQLITE_ROW) {
+			const unsigned char *k = sqlite3_column_text(ks, 0);
+			if (k && !(all[nall++] = strdup((const char *)k))) break;
+		}
+		if (!all || (nall && !all[nall - 1])) {
+			snprintf(err, errlen, "reading metric keys: out of memory");
+			rc = STORE_ENOMEM;
+			goto out;
+		}
+		keys = (const char *const *)all;
+		nkeys = nall;
+	}
+	/* Per key, so each curve comes from the covering index in id order (no sort). */
+	if ((rc = prep(db, "SELECT id, step, value FROM metrics WHERE job_id = ?1 AND key = ?2 AND id > ?3 "
+	                   "ORDER BY id LIMIT ?4", &s, "reading metrics", err, errlen)) < 0)
+		goto out;
+	int64_t cut = INT64_MAX;
+	for (int i = 0; i < nkeys; i++) {
+		int truncated = 0;
+		int64_t last = 0;
+		if ((rc = read_key(db, s, job_id, keys[i], after, limit, out, &truncated, &last, err, errlen)) < 0) goto out;
+		if (truncated && last < cut) cut = last;
+	}
+	/* If some key hit max_rows, the cursor stops at the lowest point where one was cut; points
+	 * beyond it are dropped from every series so the next read neither skips nor repeats any. */
+	for (int i = 0; i < out->n; i++) {
+		MetricSeries *se = &out->series[i];
+		while (se->n && se->pts[se->n - 1].id > cut) se->n--;
+		if (se->n && se->pts[se->n - 1].id > out->cursor) out->cursor = se->pts[se->n - 1].id;
+		out->total_points += se->n;
+	}
+	out->truncated = cut != INT64_MAX;
+	rc = 0;
+out:
+	sqlite3_finalize(s);
+	sqlite3_finalize(ks);
+	for (int i = 0; all && i < nall; i++) free(all[i]);
+	free(all);
+	if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 	store_release(st, db);
 	if (rc < 0) metric_set_clear(out);
 	return rc;

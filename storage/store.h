@@ -83,6 +83,8 @@ void store_job_clear(StoreJob *j);
 /* Inserts a queued job in one transaction (limits checked inside it). */
 int store_job_insert(Store *st, const StoreNewJob *nj, int64_t *id, char *err, size_t errlen);
 int store_job_get(Store *st, int64_t id, StoreJob *out, char *err, size_t errlen);
+/* Just the state (cheap: for endpoints that only need existence and state). */
+int store_job_state(Store *st, int64_t id, JobState *state, char *err, size_t errlen);
 
 /* Claims the highest-priority, oldest queued job: state -> running, attempts + 1, and - so that a
  * resumed job does not store points twice - deletes the metric points stored after its last
@@ -129,13 +131,15 @@ typedef struct MetricSeries {
 typedef struct MetricSet {
 	MetricSeries *series;
 	int n, cap;
-	int64_t cursor;             /* highest id read (= the cursor to send next time); = after if none */
+	int64_t cursor;             /* highest id returned (= the cursor to send next time); = after if none */
 	size_t total_points;
+	int truncated;              /* a key had more than max_rows points: read again from cursor */
 } MetricSet;
 void metric_set_clear(MetricSet *ms);
 
-/* Points of job with id > after, for the given keys (NULL/0 keys = all), at most max_rows rows
- * (the oldest ones first; cursor then tells where to continue). */
+/* Points of job with id > after, for the given keys (NULL/0 keys = all keys of the job), one
+ * series per key that has points, at most max_rows per key (the oldest first; when a key is cut,
+ * `truncated` is set and `cursor` tells where to continue without skipping or repeating). */
 int store_metrics_read(Store *st, int64_t job_id, int64_t after, const char *const *keys, int nkeys,
                        size_t max_rows, MetricSet *out, char *err, size_t errlen);
 /* The newest point of each key: one series per key with one point. */
