@@ -42,6 +42,15 @@ static float *arena_floats(Ctx *ctx, size_t n)
 	return ctx_alloc(ctx, n * sizeof(float));
 }
 
+/* Sum in double: bias gradients reduce tens of thousands of terms. */
+static double sum_floats(const float *x, size_t n)
+{
+	double s = 0.0;
+	for (size_t i = 0; i < n; i++)
+		s += x[i];
+	return s;
+}
+
 /* ---------------------------------------------------------------------------------------------- */
 /* layernorm: y = (x - mean) * rstd * gamma + beta over the last axis. saved: mean, rstd per row. */
 
@@ -213,28 +222,49 @@ Tensor *op_batchnorm(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta,
 			rstd[c] = 1.0f / sqrtf(running_var[c] + eps);
 			continue;
 		}
-		/* Two passes; float partial sums per plane, double across planes. */
-		double sum = 0.0;
-		for (int i = 0; i < N; i++) {
-			const float *xp = x->data + ((size_t)i * C + c) * S;
-			float a = 0.0f;
-			for (int k = 0; k < S; k++)
-				a += xp[k];
-			sum += a;
-		}
-		const double dm = sum / (double)M;
-		const float m = (float)dm;
-		double ss = 0.0;
-		for (int i = 0; i < N; i++) {
-			const float *xp = x->data + ((size_t)i * C + c) * S;
-			float a = 0.0f;
-			for (int k = 0; k < S; k++) {
-				const float d = xp[k] - m;
-				a += d * d;
+		double dm, var;
+		if (S >= 16) {
+			/* One pass over memory: each plane's mean and squared deviations (two passes over
+			 * a plane that sits in L1, the second shifted by a rough mean so float sums stay
+			 * small), merged across planes in double (Chan et al.). */
+			double cm = 0.0, m2 = 0.0;
+			for (int i = 0; i < N; i++) {
+				const float *xp = x->data + ((size_t)i * C + c) * S;
+				float a = 0.0f;
+				for (int k = 0; k < S; k++)
+					a += xp[k];
+				const float pivot = a / (float)S;
+				float s1 = 0.0f, s2 = 0.0f;
+				for (int k = 0; k < S; k++) {
+					const float d = xp[k] - pivot;
+					s1 += d;
+					s2 += d * d;
+				}
+				const double pm = (double)pivot + (double)s1 / S;
+				const double pq = (double)s2 - (double)s1 * s1 / S;
+				const double delta = pm - cm, na = (double)i * S;
+				cm += delta * S / (na + S);
+				m2 += pq + delta * delta * na * S / (na + S);
 			}
-			ss += a;
+			dm = cm;
+			var = m2 / (double)M;
+		} else {
+			/* Two passes over the channel: the mean, then the squared deviations. */
+			double sum = 0.0;
+			for (int i = 0; i < N; i++)
+				sum += sum_floats(x->data + ((size_t)i * C + c) * S, (size_t)S);
+			dm = sum / (double)M;
+			double ss = 0.0;
+			for (int i = 0; i < N; i++) {
+				const float *xp = x->data + ((size_t)i * C + c) * S;
+				for (int k = 0; k < S; k++) {
+					const double d = (double)xp[k] - dm;
+					ss += d * d;
+				}
+			}
+			var = ss / (double)M;
 		}
-		const double var = ss / (double)M;
+		const float m = (float)dm;
 		mean[c] = m;
 		rstd[c] = (float)(1.0 / sqrt(var + eps));
 		if (running_mean)
@@ -246,14 +276,15 @@ Tensor *op_batchnorm(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta,
 
 	Tensor *out = ctx_tensor_like(ctx, x);
 	for (int c = 0; c < C; c++) {
+		/* (x - mean) first: folding the mean into the shift loses digits when |mean| >> std */
 		const float a = rstd[c] * (gamma ? gamma->data[c] : 1.0f);
-		const float b = (beta ? beta->data[c] : 0.0f) - mean[c] * a;
+		const float m = mean[c], b = beta ? beta->data[c] : 0.0f;
 		for (int i = 0; i < N; i++) {
 			const size_t off = ((size_t)i * C + c) * S;
 			const float *xp = x->data + off;
 			float *yp = out->data + off;
 			for (int k = 0; k < S; k++)
-				yp[k] = xp[k] * a + b;
+				yp[k] = (xp[k] - m) * a + b;
 		}
 	}
 
@@ -553,18 +584,9 @@ static void conv2d_backward(Ctx *ctx, Node *n)
 			nrs_to_rns(dyc, dyr_buf, gc.N, O, HoWo);
 			dyr = dyr_buf;
 		}
-		if (db) /* float sums per image, double across images */
-			for (int o = 0; o < O; o++) {
-				double s = 0.0;
-				for (int i = 0; i < gc.N; i++) {
-					const float *r = dyr + (size_t)o * P + (size_t)i * HoWo;
-					float t = 0.0f;
-					for (size_t p = 0; p < HoWo; p++)
-						t += r[p];
-					s += t;
-				}
-				db[o] += (float)s;
-			}
+		if (db)
+			for (int o = 0; o < O; o++)
+				db[o] += (float)sum_floats(dyr + (size_t)o * P, (size_t)P);
 		if (dw) { // dW (O,K) += dY (O,P) . col^T (P,K)
 			im2col(&gc, x->data + (size_t)n0 * CHW, col);
 			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, O, K, P, 1.0f, dyr, P,
@@ -655,14 +677,12 @@ static void conv_transpose2d_backward(Ctx *ctx, Node *n)
 	float *dx = tape_grad_in(ctx, x), *dw = tape_grad_in(ctx, w), *db = tape_grad_in(ctx, b);
 
 	if (db)
-		for (int i = 0; i < g.N; i++)
-			for (int o = 0; o < O; o++) {
-				const float *r = dy + ((size_t)i * O + o) * plane;
-				float s = 0.0f;
-				for (size_t p = 0; p < plane; p++)
-					s += r[p];
-				db[o] += s;
-			}
+		for (int o = 0; o < O; o++) {
+			double s = 0.0;
+			for (int i = 0; i < g.N; i++)
+				s += sum_floats(dy + ((size_t)i * O + o) * plane, plane);
+			db[o] += (float)s;
+		}
 	if (!dw && !dx)
 		return;
 	const int nb = conv_chunk(g.N, HW, (size_t)K);

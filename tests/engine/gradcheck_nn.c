@@ -81,6 +81,8 @@ static void cases_norm(void)
 	      IN(-2, 2, 6, 4), IN(0.5f, 1.5f, 4), IN(-1, 1, 4));
 	check("batchnorm (3,2,3,3) train", OP_BATCHNORM, b_batchnorm, ARGS(.i = { 1, 1 }),
 	      IN(-2, 2, 3, 2, 3, 3), IN(0.5f, 1.5f, 2), IN(-1, 1, 2));
+	check("batchnorm (2,2,4,5) train (per-plane merge)", OP_BATCHNORM, b_batchnorm,
+	      ARGS(.i = { 1, 1 }), IN(-2, 2, 2, 2, 4, 5), IN(0.5f, 1.5f, 2), IN(-1, 1, 2));
 	check("batchnorm (2,3,2,2) train no affine", OP_BATCHNORM, b_batchnorm, ARGS(.i = { 0, 1 }),
 	      IN(-2, 2, 2, 3, 2, 2), NULL, NULL);
 	check("batchnorm (5,3) eval", OP_BATCHNORM, b_batchnorm, ARGS(.i = { 1, 0 }),

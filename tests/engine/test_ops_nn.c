@@ -332,17 +332,23 @@ static void test_conv_adjoint(void)
 
 static void test_batchnorm(void)
 {
-	for (int four_d = 0; four_d <= 1; four_d++) {
-		const int N = 6, C = 3, H = four_d ? 4 : 1, W = four_d ? 5 : 1, S = H * W;
+	/* (N,C); (N,C,H,W) with small planes; large planes far from zero (variance stability). */
+	for (int cfg = 0; cfg < 3; cfg++) {
+		const int four_d = cfg > 0;
+		const int N = 6, C = 3, H = cfg == 2 ? 16 : four_d ? 4 : 1, W = cfg == 2 ? 9 : four_d ? 5 : 1;
+		const int S = H * W;
+		const float scale = cfg == 2 ? 0.01f : 3.0f, shift = cfg == 2 ? 100.0f : 2.0f;
 		const float momentum = 0.1f, eps = 1e-5f;
 		Ctx *ctx = ctx_new(5);
 		Tensor *x = four_d ? rand_tensor(ctx, 4, (int[]){ N, C, H, W }, 0)
 		                   : rand_tensor(ctx, 2, (int[]){ N, C }, 0);
 		for (size_t i = 0; i < x->size; i++)
-			x->data[i] = 3.0f * x->data[i] + 2.0f; /* non-zero mean, non-unit variance */
+			x->data[i] = scale * x->data[i] + shift; /* non-zero mean, non-unit variance */
 		Tensor *g = rand_tensor(ctx, 1, (int[]){ C }, 0);
 		Tensor *b = rand_tensor(ctx, 1, (int[]){ C }, 0);
 		float rm[3] = { 0.5f, -0.25f, 1.0f }, rv[3] = { 2.0f, 0.5f, 1.5f };
+		if (cfg == 2) /* so the tiny batch variance is resolved in the running value */
+			rv[0] = rv[1] = rv[2] = 0.0f;
 		float rm0[3], rv0[3];
 		memcpy(rm0, rm, sizeof rm);
 		memcpy(rv0, rv, sizeof rv);
@@ -370,15 +376,31 @@ static void test_batchnorm(void)
 				}
 			const double erm = (1 - momentum) * rm0[c] + momentum * m;
 			const double erv = (1 - momentum) * rv0[c] + momentum * vu;
-			CHECK(fabs(rm[c] - erm) < 1e-5, "batchnorm %dD running mean[%d] %g, expected %g",
-			      x->ndim, c, rm[c], erm);
-			CHECK(fabs(rv[c] - erv) < 1e-5, "batchnorm %dD running var[%d] %g, expected %g",
-			      x->ndim, c, rv[c], erv);
+			CHECK(fabs(rm[c] - erm) < 1e-5, "batchnorm cfg %d running mean[%d] %g, expected %g",
+			      cfg, c, rm[c], erm);
+			CHECK(fabs(rv[c] - erv) < 1e-5 * (1.0 + fabs(erv) / (momentum * vu)) * momentum * vu,
+			      "batchnorm cfg %d running var[%d] %g, expected %g", cfg, c, rv[c], erv);
+			/* normalised output (before gamma/beta): zero mean, unit biased variance */
+			double ym = 0.0, yv = 0.0;
+			for (int n = 0; n < N; n++)
+				for (int k = 0; k < S; k++)
+					ym += (y->data[(n * C + c) * S + k] - b->data[c]) / g->data[c];
+			ym /= N * S;
+			for (int n = 0; n < N; n++)
+				for (int k = 0; k < S; k++) {
+					const double d = (y->data[(n * C + c) * S + k] - b->data[c]) / g->data[c] - ym;
+					yv += d * d;
+				}
+			yv /= N * S;
+			CHECK(fabs(ym) < 1e-3 && fabs(yv - vb / (vb + eps)) < 1e-3,
+			      "batchnorm cfg %d channel %d: normalised mean %g variance %g (expected %g)", cfg,
+			      c, ym, yv, vb / (vb + eps));
 		}
+		/* With |mean|/std ~ 2e4 (cfg 2) the float32 mean alone is off by half an ulp of 100,
+		 * ~7e-4 std: that is the precision floor of any float32 batchnorm. */
+		const double tol = cfg == 2 ? 2e-3 : 1e-5;
 		double e = max_rel_err(y->data, ref, x->size);
-		CHECK(e < 1e-5, "batchnorm %dD training forward: max rel err %g", x->ndim, e);
-		/* The normalised output has zero mean and unit (biased) variance per channel before
-		 * gamma/beta: check through the reference above, and the mean directly. */
+		CHECK(e < tol, "batchnorm cfg %d training forward: max rel err %g", cfg, e);
 
 		/* Eval: the running statistics, untouched by the call. */
 		ctx_set_training(ctx, 0);
@@ -394,9 +416,9 @@ static void test_batchnorm(void)
 					         b->data[c];
 				}
 		e = max_rel_err(y->data, ref, x->size);
-		CHECK(e < 1e-5, "batchnorm %dD eval forward: max rel err %g", x->ndim, e);
+		CHECK(e < 1e-5, "batchnorm cfg %d eval forward: max rel err %g", cfg, e);
 		CHECK(memcmp(rm, rm1, sizeof rm) == 0 && memcmp(rv, rv1, sizeof rv) == 0,
-		      "batchnorm %dD eval changed the running statistics", x->ndim);
+		      "batchnorm cfg %d eval changed the running statistics", cfg);
 
 		/* Eval without gamma/beta. */
 		y = op_batchnorm(ctx, x, NULL, NULL, rm, rv, momentum, eps);
@@ -405,7 +427,7 @@ static void test_batchnorm(void)
 			ref[i] = (x->data[i] - rm[c]) / sqrt((double)rv[c] + eps);
 		}
 		e = max_rel_err(y->data, ref, x->size);
-		CHECK(e < 1e-5, "batchnorm %dD eval forward without affine: max rel err %g", x->ndim, e);
+		CHECK(e < 1e-5, "batchnorm cfg %d eval forward without affine: max rel err %g", cfg, e);
 		free(ref);
 		ctx_free(ctx);
 	}
