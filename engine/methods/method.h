@@ -75,6 +75,13 @@ typedef struct PretextMethod {
 	int (*generate_text)(void *state, Ctx *ctx, const uint8_t *prompt, int len, int max_tokens,
 	                     float temperature, int top_k, float top_p, Rng *rng, uint8_t *out,
 	                     int *out_len, char *err, size_t errlen);
+	/* Optional (added), methods that draw their own batches instead of the runner's Loader
+	 * (byte-stream text windows, masked records): fill *b for pretraining step `step` from
+	 * (seed, step) alone, so a resumed run draws exactly the batches it would have drawn. The
+	 * buffers belong to the method (valid until the next call); the runner then calls loss() with
+	 * views NULL and this batch. 0, or < 0 with err set. */
+	int (*make_batch)(void *state, const Dataset *ds, uint64_t seed, int64_t step, Batch *b,
+	                  char *err, size_t errlen);
 	void (*destroy)(void *state);
 } PretextMethod;
 
