@@ -551,7 +551,8 @@ static void rns_to_nrs(const float *b, float *a, int N, int R, size_t S, const f
 
 /* ---------------------------------------------------------------------------------------------- */
 /* conv2d, per chunk of nb images: col = im2col(x) (K, nb*Ho*Wo); prod = W . col (O, nb*Ho*Wo);
- * y = reorder(prod) + b. With one image per chunk prod is already NCHW and is written in place. */
+ * y = reorder(prod) + b. With one image per chunk prod is already NCHW and is written in place.
+ * The node keeps both buffers: backward reuses them (no new arena memory). */
 
 static ConvGeom conv2d_geom(const Tensor *x, const Tensor *w, const Tensor *y, int stride, int pad)
 {
@@ -570,11 +571,13 @@ static void conv2d_backward(Ctx *ctx, Node *n)
 	const size_t HoWo = (size_t)g.Ho * g.Wo, CHW = (size_t)g.C * g.H * g.W;
 	const float *dy = n->out->grad;
 	float *dx = tape_grad_in(ctx, x), *dw = tape_grad_in(ctx, w), *db = tape_grad_in(ctx, b);
-	const int nb = conv_chunk(g.N, HoWo, (size_t)K);
-	float *col = (dx || dw) ? arena_floats(ctx, (size_t)K * nb * HoWo) : NULL;
-	float *dyr_buf = nb > 1 ? arena_floats(ctx, (size_t)O * nb * HoWo) : NULL;
+	/* The forward's buffers, sized for its chunks; its column buffer still holds the last
+	 * chunk's columns, so chunks run last to first and the first one skips its im2col. */
+	const int nb = n->i[2];
+	float *col = n->saved, *dyr_buf = n->saved2;
+	const int last = g.N > 0 ? (g.N - 1) / nb * nb : 0;
 
-	for (int n0 = 0; n0 < g.N; n0 += nb) {
+	for (int n0 = last; n0 >= 0 && g.N > 0; n0 -= nb) {
 		ConvGeom gc = g;
 		gc.N = g.N - n0 < nb ? g.N - n0 : nb;
 		const int P = (int)((size_t)gc.N * HoWo);
@@ -588,7 +591,8 @@ static void conv2d_backward(Ctx *ctx, Node *n)
 			for (int o = 0; o < O; o++)
 				db[o] += (float)sum_floats(dyr + (size_t)o * P, (size_t)P);
 		if (dw) { // dW (O,K) += dY (O,P) . col^T (P,K)
-			im2col(&gc, x->data + (size_t)n0 * CHW, col);
+			if (n0 != last)
+				im2col(&gc, x->data + (size_t)n0 * CHW, col);
 			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, O, K, P, 1.0f, dyr, P,
 			            col, P, 1.0f, dw, K);
 		}
@@ -649,6 +653,9 @@ Tensor *op_conv2d(Ctx *ctx, Tensor *x, Tensor *w, Tensor *b, int stride, int pad
 		Node *n = tape_record(ctx, OP_CONV2D, conv2d_backward, out, in, 3);
 		n->i[0] = stride;
 		n->i[1] = pad;
+		n->i[2] = nb;
+		n->saved = col;   /* (K, nb*Ho*Wo), holding the last chunk's columns */
+		n->saved2 = prod; /* (O, nb*Ho*Wo) scratch, NULL when nb == 1 */
 	}
 	return out;
 }
@@ -656,7 +663,7 @@ Tensor *op_conv2d(Ctx *ctx, Tensor *x, Tensor *w, Tensor *b, int stride, int pad
 /* ---------------------------------------------------------------------------------------------- */
 /* conv_transpose2d: the adjoint of conv2d. With the output y (N,O,Ho,Wo) as the convolution's
  * image and x (N,C,H,W) as its output, per chunk: xr = reorder(x) (C, nb*H*W);
- * col = W^T . xr (O*kh*kw, nb*H*W); y = col2im(col) + b. */
+ * col = W^T . xr (O*kh*kw, nb*H*W); y = col2im(col) + b. Backward reuses both buffers. */
 
 static ConvGeom convt_geom(const Tensor *x, const Tensor *w, const Tensor *y, int stride, int pad)
 {
@@ -685,11 +692,13 @@ static void conv_transpose2d_backward(Ctx *ctx, Node *n)
 		}
 	if (!dw && !dx)
 		return;
-	const int nb = conv_chunk(g.N, HW, (size_t)K);
-	float *col = arena_floats(ctx, (size_t)K * nb * HW);
-	float *xr_buf = nb > 1 ? arena_floats(ctx, (size_t)Cin * nb * HW) : NULL;
+	/* The forward's buffers; xr_buf still holds the last chunk's reordered x, so chunks run
+	 * last to first and the first one skips its reorder. */
+	const int nb = n->i[3];
+	float *col = n->saved, *xr_buf = n->saved2;
+	const int last = g.N > 0 ? (g.N - 1) / nb * nb : 0;
 
-	for (int n0 = 0; n0 < g.N; n0 += nb) {
+	for (int n0 = last; n0 >= 0 && g.N > 0; n0 -= nb) {
 		ConvGeom gc = g;
 		gc.N = g.N - n0 < nb ? g.N - n0 : nb;
 		const int P = (int)((size_t)gc.N * HW);
@@ -698,7 +707,8 @@ static void conv_transpose2d_backward(Ctx *ctx, Node *n)
 		if (dw) { // dW (C,K) += xr (C,P) . dcol^T (P,K)
 			const float *xr = xc;
 			if (gc.N > 1) {
-				nrs_to_rns(xc, xr_buf, gc.N, Cin, HW);
+				if (n0 != last)
+					nrs_to_rns(xc, xr_buf, gc.N, Cin, HW);
 				xr = xr_buf;
 			}
 			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Cin, K, P, 1.0f, xr, P,
@@ -774,6 +784,9 @@ Tensor *op_conv_transpose2d(Ctx *ctx, Tensor *x, Tensor *w, Tensor *b, int strid
 		n->i[0] = stride;
 		n->i[1] = pad;
 		n->i[2] = out_pad;
+		n->i[3] = nb;
+		n->saved = col;     /* (O*kh*kw, nb*H*W) scratch */
+		n->saved2 = xr_buf; /* (C, nb*H*W), the last chunk's x reordered; NULL when nb == 1 */
 	}
 	return out;
 }
