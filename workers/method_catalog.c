@@ -13,6 +13,16 @@
 /* ---------------------------------------------------------------------------------------------- */
 /* Pretext methods                                                                                 */
 
+/* The SSL health keys every contrastive / non-contrastive / multimodal method takes
+ * (engine/methods/ssl_health.h; the runner reads knn_every). */
+#define SSL_HEALTH_KEYS                                                                          \
+	{ "health_every", PARAM_INTEGER, .def = 50, .min = 0, .max = 1000000,                          \
+	  .help = "steps between embedding health metrics (std, effective rank, alignment, "           \
+	          "uniformity, collapsed); 0 = off" },                                                  \
+	{ "knn_every", PARAM_INTEGER, .def = 250, .min = 0, .max = 1000000,                            \
+	  .help = "steps between online kNN accuracies on a small labelled slice of the training "      \
+	          "split (health/knn_accuracy); 0 = off" }
+
 static const MethodInfo methods[] = {
 	{
 		.name = "simclr",
@@ -219,6 +229,259 @@ static const MethodInfo methods[] = {
 			"               \"optimizer\": {\"name\": \"adamw\", \"lr\": 0.002}},\n"
 			"  \"evaluations\": [{\"protocol\": \"linear_probe\", \"label_fractions\": [0.01, 1.0]}],\n"
 			"  \"seed\": 1\n"
+			"}\n",
+	},
+	/* ---- contrastive, non-contrastive and multimodal methods (issue 8: engine/methods/moco.c,
+	 * byol.c, barlow_twins.c, vicreg.c, clip.c; health metrics in ssl_health.c) */
+	{
+		.name = "moco",
+		.family = "contrastive",
+		.summary = "MoCo v2: a query encoder and a momentum (EMA) key encoder; InfoNCE of each "
+		           "query against its key and a queue of past keys as negatives",
+		.default_encoder = ENC_CNN,
+		.encoders = ENC_BIT(ENC_CNN) | ENC_BIT(ENC_MLP) | ENC_BIT(ENC_VIT),
+		.datasets = DATA_IMAGES,
+		.views = 2,
+		.default_augment = "simclr",
+		.params = {
+			{ "temperature", PARAM_NUMBER, .def = 0.2, .min = 0, .max = 10,
+			  .flags = PARAM_MIN_EXCLUSIVE, .help = "InfoNCE softmax temperature" },
+			{ "queue_size", PARAM_INTEGER, .def = 4096, .min = 1, .max = 1048576,
+			  .help = "negative keys kept in the queue (4096 is ~7% of Fashion-MNIST's 60000)" },
+			{ "momentum", PARAM_NUMBER, .def = 0.99, .min = 0, .max = 1,
+			  .help = "key-encoder EMA momentum m at the start (key = m*key + (1-m)*query)" },
+			{ "momentum_cosine", PARAM_BOOLEAN, .def = 1,
+			  .help = "raise the momentum from `momentum` to 1 on a cosine schedule (false = "
+			          "constant)" },
+			{ "symmetric", PARAM_BOOLEAN, .def = 1,
+			  .help = "both views serve as queries and keys; the loss is the mean of both "
+			          "directions" },
+			{ "key_bn_groups", PARAM_INTEGER, .def = 4, .min = 1, .max = 64,
+			  .help = "shuffle BN: the key batch is shuffled and normalised in this many groups" },
+			{ "proj_hidden", PARAM_INTEGER, .def = 512, .min = 1, .max = 8192,
+			  .help = "hidden width of the MLP head (fc-ReLU-fc, as MoCo v2)" },
+			{ "proj_dim", PARAM_INTEGER, .def = 128, .min = 1, .max = 4096,
+			  .help = "embedding size of queries, keys and the queue" },
+			SSL_HEALTH_KEYS,
+		},
+		.example =
+			"{\n"
+			"  \"name\": \"moco-fashion-mnist\",\n"
+			"  \"method\": \"moco\",\n"
+			"  \"params\": { \"temperature\": 0.2, \"queue_size\": 4096, \"momentum\": 0.99, \"momentum_cosine\": true,\n"
+			"              \"symmetric\": true, \"key_bn_groups\": 4, \"proj_hidden\": 512, \"proj_dim\": 128,\n"
+			"              \"health_every\": 50, \"knn_every\": 250 },\n"
+			"  \"dataset\": \"fashion-mnist\",\n"
+			"  \"model\": { \"encoder\": \"cnn\", \"channels\": [32, 64, 128], \"batchnorm\": true },\n"
+			"  \"augment\": \"simclr\",\n"
+			"  \"pretrain\": {\n"
+			"    \"epochs\": 30,\n"
+			"    \"time_budget_s\": 480,\n"
+			"    \"batch_size\": 256,\n"
+			"    \"optimizer\": { \"name\": \"adamw\", \"lr\": 0.002, \"weight_decay\": 0.000001 },\n"
+			"    \"schedule\": { \"name\": \"cosine\", \"warmup_epochs\": 1 }\n"
+			"  },\n"
+			"  \"evaluations\": [\n"
+			"    { \"protocol\": \"linear_probe\", \"label_fractions\": [0.01, 0.1, 1.0] },\n"
+			"    { \"protocol\": \"knn\", \"label_fractions\": [0.01, 0.1, 1.0] },\n"
+			"    { \"protocol\": \"supervised\", \"label_fractions\": [0.01] }\n"
+			"  ],\n"
+			"  \"seed\": 1,\n"
+			"  \"threads\": 2,\n"
+			"  \"checkpoint_interval_s\": 60\n"
+			"}\n",
+	},
+	{
+		.name = "byol",
+		.family = "non-contrastive",
+		.summary = "BYOL: an online network with projector and predictor regresses the projection "
+		           "of the other view by a target network that is an EMA of the online one",
+		.default_encoder = ENC_CNN,
+		.encoders = ENC_BIT(ENC_CNN) | ENC_BIT(ENC_MLP) | ENC_BIT(ENC_VIT),
+		.datasets = DATA_IMAGES,
+		.views = 2,
+		.default_augment = "simclr",
+		.params = {
+			{ "tau_base", PARAM_NUMBER, .def = 0.99, .min = 0, .max = 1,
+			  .help = "target EMA rate at the start; rises to 1 on a cosine schedule (paper: 0.996 "
+			          "for long runs, 0.99 for short ones)" },
+			{ "predictor", PARAM_BOOLEAN, .def = 1,
+			  .help = "use the predictor MLP (false makes BYOL collapse: a demonstration of the "
+			          "collapse flag)" },
+			{ "proj_hidden", PARAM_INTEGER, .def = 512, .min = 1, .max = 8192,
+			  .help = "hidden width of the projector and the predictor (BN + ReLU)" },
+			{ "proj_dim", PARAM_INTEGER, .def = 128, .min = 1, .max = 4096,
+			  .help = "output size of the projector and the predictor" },
+			SSL_HEALTH_KEYS,
+		},
+		.example =
+			"{\n"
+			"  \"name\": \"byol-fashion-mnist\",\n"
+			"  \"method\": \"byol\",\n"
+			"  \"params\": { \"tau_base\": 0.99, \"predictor\": true, \"proj_hidden\": 512, \"proj_dim\": 128,\n"
+			"              \"health_every\": 50, \"knn_every\": 250 },\n"
+			"  \"dataset\": \"fashion-mnist\",\n"
+			"  \"model\": { \"encoder\": \"cnn\", \"channels\": [32, 64, 128], \"batchnorm\": true },\n"
+			"  \"augment\": { \"preset\": \"simclr\", \"blur\": { \"p\": 1.0 } },\n"
+			"  \"augment2\": { \"preset\": \"simclr\", \"blur\": { \"p\": 0.1 }, \"solarize\": { \"p\": 0.2 } },\n"
+			"  \"pretrain\": {\n"
+			"    \"epochs\": 30,\n"
+			"    \"time_budget_s\": 480,\n"
+			"    \"batch_size\": 256,\n"
+			"    \"optimizer\": { \"name\": \"adamw\", \"lr\": 0.002, \"weight_decay\": 0.000001 },\n"
+			"    \"schedule\": { \"name\": \"cosine\", \"warmup_epochs\": 1 }\n"
+			"  },\n"
+			"  \"evaluations\": [\n"
+			"    { \"protocol\": \"linear_probe\", \"label_fractions\": [0.01, 0.1, 1.0] },\n"
+			"    { \"protocol\": \"knn\", \"label_fractions\": [0.01, 0.1, 1.0] },\n"
+			"    { \"protocol\": \"supervised\", \"label_fractions\": [0.01] }\n"
+			"  ],\n"
+			"  \"seed\": 1,\n"
+			"  \"threads\": 2,\n"
+			"  \"checkpoint_interval_s\": 60\n"
+			"}\n",
+	},
+	{
+		.name = "barlow_twins",
+		.family = "non-contrastive",
+		.summary = "Barlow Twins: the cross-correlation of the two views' batch-standardised "
+		           "embeddings is driven to the identity (redundancy reduction)",
+		.default_encoder = ENC_CNN,
+		.encoders = ENC_BIT(ENC_CNN) | ENC_BIT(ENC_MLP) | ENC_BIT(ENC_VIT),
+		.datasets = DATA_IMAGES,
+		.views = 2,
+		.default_augment = "simclr",
+		.params = {
+			{ "lambda", PARAM_NUMBER, .def = 0.005, .min = 0, .max = 10,
+			  .help = "weight of the off-diagonal (redundancy) terms" },
+			{ "proj_hidden", PARAM_INTEGER, .def = 1024, .min = 1, .max = 8192,
+			  .help = "width of the projector's two hidden layers (BN + ReLU)" },
+			{ "proj_dim", PARAM_INTEGER, .def = 1024, .min = 2, .max = 8192,
+			  .help = "embedding size D: the cross-correlation matrix is D x D" },
+			SSL_HEALTH_KEYS,
+		},
+		.example =
+			"{\n"
+			"  \"name\": \"barlow-twins-fashion-mnist\",\n"
+			"  \"method\": \"barlow_twins\",\n"
+			"  \"params\": { \"lambda\": 0.005, \"proj_hidden\": 1024, \"proj_dim\": 1024,\n"
+			"              \"health_every\": 50, \"knn_every\": 250 },\n"
+			"  \"dataset\": \"fashion-mnist\",\n"
+			"  \"model\": { \"encoder\": \"cnn\", \"channels\": [32, 64, 128], \"batchnorm\": true },\n"
+			"  \"augment\": \"simclr\",\n"
+			"  \"pretrain\": {\n"
+			"    \"epochs\": 30,\n"
+			"    \"time_budget_s\": 480,\n"
+			"    \"batch_size\": 256,\n"
+			"    \"optimizer\": { \"name\": \"adamw\", \"lr\": 0.002, \"weight_decay\": 0.000001 },\n"
+			"    \"schedule\": { \"name\": \"cosine\", \"warmup_epochs\": 1 }\n"
+			"  },\n"
+			"  \"evaluations\": [\n"
+			"    { \"protocol\": \"linear_probe\", \"label_fractions\": [0.01, 0.1, 1.0] },\n"
+			"    { \"protocol\": \"knn\", \"label_fractions\": [0.01, 0.1, 1.0] },\n"
+			"    { \"protocol\": \"supervised\", \"label_fractions\": [0.01] }\n"
+			"  ],\n"
+			"  \"seed\": 1,\n"
+			"  \"threads\": 2,\n"
+			"  \"checkpoint_interval_s\": 60\n"
+			"}\n",
+	},
+	{
+		.name = "vicreg",
+		.family = "non-contrastive",
+		.summary = "VICReg: invariance (MSE between views), variance (a hinge keeping each "
+		           "dimension's std >= 1) and covariance (decorrelated dimensions) terms",
+		.default_encoder = ENC_CNN,
+		.encoders = ENC_BIT(ENC_CNN) | ENC_BIT(ENC_MLP) | ENC_BIT(ENC_VIT),
+		.datasets = DATA_IMAGES,
+		.views = 2,
+		.default_augment = "simclr",
+		.params = {
+			{ "sim_weight", PARAM_NUMBER, .def = 25, .min = 0, .max = 1000,
+			  .help = "weight of the invariance term (lambda)" },
+			{ "var_weight", PARAM_NUMBER, .def = 25, .min = 0, .max = 1000,
+			  .help = "weight of the variance term (mu)" },
+			{ "cov_weight", PARAM_NUMBER, .def = 1, .min = 0, .max = 1000,
+			  .help = "weight of the covariance term (nu)" },
+			{ "proj_hidden", PARAM_INTEGER, .def = 1024, .min = 1, .max = 8192,
+			  .help = "width of the expander's two hidden layers (BN + ReLU)" },
+			{ "proj_dim", PARAM_INTEGER, .def = 1024, .min = 2, .max = 8192,
+			  .help = "embedding size D where the three terms are computed" },
+			SSL_HEALTH_KEYS,
+		},
+		.example =
+			"{\n"
+			"  \"name\": \"vicreg-fashion-mnist\",\n"
+			"  \"method\": \"vicreg\",\n"
+			"  \"params\": { \"sim_weight\": 25, \"var_weight\": 25, \"cov_weight\": 1,\n"
+			"              \"proj_hidden\": 1024, \"proj_dim\": 1024, \"health_every\": 50, \"knn_every\": 250 },\n"
+			"  \"dataset\": \"fashion-mnist\",\n"
+			"  \"model\": { \"encoder\": \"cnn\", \"channels\": [32, 64, 128], \"batchnorm\": true },\n"
+			"  \"augment\": \"simclr\",\n"
+			"  \"pretrain\": {\n"
+			"    \"epochs\": 30,\n"
+			"    \"time_budget_s\": 480,\n"
+			"    \"batch_size\": 256,\n"
+			"    \"optimizer\": { \"name\": \"adamw\", \"lr\": 0.002, \"weight_decay\": 0.000001 },\n"
+			"    \"schedule\": { \"name\": \"cosine\", \"warmup_epochs\": 1 }\n"
+			"  },\n"
+			"  \"evaluations\": [\n"
+			"    { \"protocol\": \"linear_probe\", \"label_fractions\": [0.01, 0.1, 1.0] },\n"
+			"    { \"protocol\": \"knn\", \"label_fractions\": [0.01, 0.1, 1.0] },\n"
+			"    { \"protocol\": \"supervised\", \"label_fractions\": [0.01] }\n"
+			"  ],\n"
+			"  \"seed\": 1,\n"
+			"  \"threads\": 2,\n"
+			"  \"checkpoint_interval_s\": 60\n"
+			"}\n",
+	},
+	{
+		.name = "clip",
+		.family = "multimodal",
+		.summary = "CLIP: an image encoder and a text encoder (hashed byte n-grams + MLP) aligned by "
+		           "a symmetric InfoNCE with a learnable temperature; zero-shot classification of "
+		           "the test images from held-out prompt templates",
+		.default_encoder = ENC_CNN,
+		.encoders = ENC_BIT(ENC_CNN) | ENC_BIT(ENC_MLP) | ENC_BIT(ENC_VIT),
+		.datasets = DATA_CAPTIONS,
+		.views = 1,
+		.default_augment = "light",
+		.params = {
+			{ "embed_dim", PARAM_INTEGER, .def = 128, .min = 2, .max = 4096,
+			  .help = "size of the shared image-text embedding space" },
+			{ "text_dim", PARAM_INTEGER, .def = 256, .min = 2, .max = 4096,
+			  .help = "width of the text encoder (n-gram embeddings and its hidden layer)" },
+			{ "text_buckets", PARAM_INTEGER, .def = 8192, .min = 16, .max = 1048576,
+			  .help = "hash buckets for the caption's words and byte trigrams" },
+			{ "temperature_init", PARAM_NUMBER, .def = 0.07, .min = 0, .max = 10,
+			  .flags = PARAM_MIN_EXCLUSIVE,
+			  .help = "initial temperature T (learned as logit_scale = log(1/T))" },
+			{ "max_logit_scale", PARAM_NUMBER, .def = 100, .min = 1, .max = 10000,
+			  .help = "clamp on 1/T after every step" },
+			SSL_HEALTH_KEYS,
+		},
+		.example =
+			"{\n"
+			"  \"name\": \"clip-fashion-mnist\",\n"
+			"  \"method\": \"clip\",\n"
+			"  \"params\": { \"embed_dim\": 128, \"text_dim\": 256, \"text_buckets\": 8192, \"temperature_init\": 0.07,\n"
+			"              \"max_logit_scale\": 100, \"health_every\": 50, \"knn_every\": 250 },\n"
+			"  \"dataset\": { \"format\": \"captions\" },\n"
+			"  \"model\": { \"encoder\": \"cnn\", \"channels\": [32, 64, 128], \"batchnorm\": true },\n"
+			"  \"augment\": \"light\",\n"
+			"  \"pretrain\": {\n"
+			"    \"epochs\": 10,\n"
+			"    \"time_budget_s\": 300,\n"
+			"    \"batch_size\": 256,\n"
+			"    \"optimizer\": { \"name\": \"adamw\", \"lr\": 0.002, \"weight_decay\": 0.000001 },\n"
+			"    \"schedule\": { \"name\": \"cosine\", \"warmup_epochs\": 1 }\n"
+			"  },\n"
+			"  \"evaluations\": [\n"
+			"    { \"protocol\": \"linear_probe\", \"label_fractions\": [0.01] }\n"
+			"  ],\n"
+			"  \"seed\": 1,\n"
+			"  \"threads\": 2,\n"
+			"  \"checkpoint_interval_s\": 60\n"
 			"}\n",
 	},
 	{

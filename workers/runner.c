@@ -25,6 +25,7 @@
 #include "../engine/data/png_grid.h"
 #include "../engine/methods/eval.h"
 #include "../engine/methods/method.h"
+#include "../engine/methods/ssl_health.h"
 #include "../engine/ops.h"
 #include "../engine/optim.h"
 #include "jobspec.h"
@@ -48,6 +49,7 @@ typedef struct Run {
 	double t_start, pretrain_seconds;
 	double last_loss;
 	cJSON *pretext_metrics;        /* what the method's evaluate() reported, for "pretext" */
+	int64_t collapse_step;         /* step of the first "collapsed" = 1 report, -1 = none */
 	char *err;
 	size_t errlen;
 } Run;
@@ -67,9 +69,27 @@ static void emit_metric(Run *r, const char *key, double v)
 		r->hooks->on_metric(r->hooks->user, r->step, key, v);
 }
 
+static void emit_event(Run *r, RunnerLevel level, const char *fmt, ...);
+
+/* Methods report "collapsed" = 1 (ssl_health.h) when their embeddings have collapsed: the first
+ * such report becomes a warning in the job's events (and "collapse_step" in results.json). */
+static void watch_collapse(Run *r, const char *key, double v)
+{
+	if (v <= 0 || r->collapse_step >= 0 || strcmp(key, "collapsed") != 0)
+		return;
+	r->collapse_step = r->step;
+	emit_event(r, RUNNER_WARNING,
+	           "representation collapse at step %lld: the embeddings have (almost) no spread "
+	           "(health/std_mean < %.2f or health/eff_rank < %.1f); the run is unlikely to learn "
+	           "anything useful - check the method's settings (e.g. BYOL's predictor, a "
+	           "higher learning rate or temperature)",
+	           (long long)r->step, SSL_HEALTH_STD_FLOOR, SSL_HEALTH_RANK_FLOOR);
+}
+
 static void sink_put(void *user, const char *key, double v)
 {
 	emit_metric(user, key, v);
+	watch_collapse(user, key, v);
 }
 
 /* The sink evaluate() reports to: streamed like any metric and kept for results.json "pretext". */
@@ -165,6 +185,11 @@ static int build_model(Run *r)
 static void plan_steps(Run *r)
 {
 	int n = r->ds->train.n;
+	if (r->ds->kind == DATASET_TEXT && r->js->encoder.context > 0) {
+		/* A byte stream has no samples: an epoch is one pass of context-sized windows. */
+		size_t windows = r->ds->text_train_len / (size_t)r->js->encoder.context;
+		n = windows > (size_t)INT32_MAX ? INT32_MAX : (int)windows;
+	}
 	int bs = r->js->pretrain.batch_size;
 	r->steps_per_epoch = n / bs > 0 ? n / bs : 1;
 	int64_t total = (int64_t)r->js->pretrain.epochs * r->steps_per_epoch;
@@ -243,6 +268,21 @@ static int load_init_from(Run *r, runner_resolve_job_cb resolve)
 
 /* ---- pretraining ------------------------------------------------------------------------------ */
 
+/* The online kNN monitor (ssl_health.h): health/knn_accuracy of the current encoder on a small
+ * labelled slice of the training split. < 0 (with an event) when it cannot run on this dataset. */
+static int knn_monitor(Run *r)
+{
+	char err[256];
+	double acc;
+	if (ssl_health_knn(r->method->encoder(r->mstate), r->ds, 2000, 1000, r->js->seed, &acc, err,
+	                   sizeof err) < 0) {
+		emit_event(r, RUNNER_NOTICE, "%s; the kNN monitor is off for this job", err);
+		return -1;
+	}
+	emit_metric(r, "health/knn_accuracy", acc);
+	return 0;
+}
+
 static int pretrain(Run *r)
 {
 	JobSpec *js = r->js;
@@ -253,14 +293,21 @@ static int pretrain(Run *r)
 		.views = views, .aug = { &js->augment[0], &js->augment[1] }, .seed = js->seed,
 		.shuffle = 1, .drop_last = 1, .prefetch = 2, .aug_threads = js->threads > 1 ? 2 : 1,
 	};
-	if (loader_new(&lc, &r->loader, r->err, r->errlen) < 0)
-		return -1;
-	int epoch = (int)(r->step / r->steps_per_epoch);
-	loader_seek(r->loader, epoch, (int)(r->step % r->steps_per_epoch));
+	/* A method with make_batch (text) draws its own batches from (seed, step): no loader. */
+	if (!m->make_batch) {
+		if (loader_new(&lc, &r->loader, r->err, r->errlen) < 0)
+			return -1;
+		int epoch = (int)(r->step / r->steps_per_epoch);
+		loader_seek(r->loader, epoch, (int)(r->step % r->steps_per_epoch));
+	}
 
 	MetricSink sink = { .put = sink_put, .user = r };
+	double knn_every = jobspec_param(js, "knn_every");   /* NaN: the method has no such key */
+	if (!isfinite(knn_every))
+		knn_every = m->ssl_health ? SSL_HEALTH_KNN_EVERY : 0;
+	int64_t knn_interval = knn_every > 0 ? (int64_t)knn_every : 0;
 	double last_ckpt = now_s(), t_window = now_s();
-	int64_t window_steps = 0, window_images = 0;
+	int64_t window_steps = 0, window_images = 0, window_tokens = 0;
 	double budget = js->pretrain.time_budget_s;
 	int c = r->ds->c, h = r->ds->h, w = r->ds->w;
 	int stopped = RUNNER_CONTINUE;
@@ -282,15 +329,23 @@ static int pretrain(Run *r)
 		}
 		if ((stopped = poll_stop(r)) != RUNNER_CONTINUE)
 			break;
-		const Batch *b = loader_next(r->loader);
-		if (!b)
+		Batch own;
+		const Batch *b = &own;
+		if (m->make_batch) {
+			if (m->make_batch(r->mstate, r->ds, js->seed, r->step, &own, r->err, r->errlen) < 0) {
+				ctx_disarm(r->ctx);
+				return -1;
+			}
+		} else if (!(b = loader_next(r->loader))) {
 			continue; /* epoch boundary */
+		}
 		ctx_reset(r->ctx);
 		ctx_set_training(r->ctx, 1);
 		Tensor *vt[2] = { NULL, NULL };
 		int shape[4] = { b->n, c, h, w };
 		for (int v = 0; v < (views ? views : 1); v++)
-			vt[v] = ctx_wrap(r->ctx, b->view[v], 4, shape);
+			if (b->view[v])   /* token batches (text) have no views */
+				vt[v] = ctx_wrap(r->ctx, b->view[v], 4, shape);
 		if (!wrote_views && views > 0 && r->step == 0) {
 			/* The first batch's augmented views, side by side, so a user can judge them. */
 			char path[4096];
@@ -318,27 +373,36 @@ static int pretrain(Run *r)
 		float gnorm = optim_clip_grad_norm(r->ps, js->pretrain.optim.grad_clip);
 		optim_step(r->opt, lr);
 		paramset_zero_grad(r->ps);
+		/* Momentum/EMA schedules follow the same progress as the learning rate (a time budget
+		 * may run ahead of the step count). */
 		if (m->after_step)
-			m->after_step(r->mstate, r->step, r->total_steps);
+			m->after_step(r->mstate, (int64_t)(progress * r->total_steps), r->total_steps);
 		r->step++;
 		r->last_loss = lv;
 		emit_metric(r, "loss", lv);
 		emit_metric(r, "lr", lr);
 		emit_metric(r, "grad_norm", gnorm);
+		if (knn_interval > 0 && r->step % knn_interval == 0 && knn_monitor(r) < 0)
+			knn_interval = 0;
 		window_steps++;
 		window_images += b->n;
+		if (b->tokens)
+			window_tokens += (int64_t)b->n * b->T;
 		double t = now_s();
 		if (t - t_window >= 2.0 || r->step == r->total_steps) {
 			double ips = window_images / (t - t_window);
 			emit_metric(r, "images_per_s", ips);
-			emit_metric(r, "data_wait_s", loader_wait_seconds(r->loader));
+			if (window_tokens > 0)
+				emit_metric(r, "tokens_per_s", window_tokens / (t - t_window));
+			if (r->loader)
+				emit_metric(r, "data_wait_s", loader_wait_seconds(r->loader));
 			double spent = r->pretrain_seconds + (t - r->t_start);
 			double eta = (r->total_steps - r->step) * ((t - t_window) / window_steps);
 			if (budget > 0 && budget - spent < eta)
 				eta = budget - spent > 0 ? budget - spent : 0;
 			emit_progress(r, r->step, r->total_steps, "pretrain", eta);
 			t_window = t;
-			window_steps = window_images = 0;
+			window_steps = window_images = window_tokens = 0;
 		}
 		if (t - last_ckpt >= js->checkpoint_interval_s) {
 			if (save_checkpoint(r) < 0) {
@@ -519,7 +583,7 @@ static int write_results(Run *r, cJSON *root, char **out)
 int runner_run(const char *spec_json, const char *work_dir, const RunnerHooks *hooks,
                runner_resolve_job_cb resolve_job, char **results_json, char *err, size_t errlen)
 {
-	Run r = { .hooks = hooks, .dir = work_dir, .err = err, .errlen = errlen };
+	Run r = { .hooks = hooks, .dir = work_dir, .err = err, .errlen = errlen, .collapse_step = -1 };
 	int rc = -1;
 	cJSON *root = NULL;
 	*results_json = NULL;
@@ -587,6 +651,8 @@ int runner_run(const char *spec_json, const char *work_dir, const RunnerHooks *h
 		cJSON_AddNumberToObject(pre, "seconds", round(r.pretrain_seconds * 10) / 10);
 		for (cJSON *m = r.pretext_metrics ? r.pretext_metrics->child : NULL; m; m = m->next)
 			cJSON_AddNumberToObject(pre, m->string, m->valuedouble);
+		if (r.collapse_step >= 0)
+			cJSON_AddNumberToObject(pre, "collapse_step", (double)r.collapse_step);
 	}
 	cJSON *evals = cJSON_AddArrayToObject(root, "evaluations");
 	int erc = run_evaluations(&r, evals);
@@ -616,10 +682,55 @@ out:
 
 /* ---- generation ------------------------------------------------------------------------------- */
 
+/* Length of the well-formed UTF-8 sequence at s[0..n) (1..4), or 0 if it is not one. */
+static int utf8_seq_len(const uint8_t *s, size_t n)
+{
+	uint8_t c = s[0];
+	if (c < 0x80)
+		return 1;
+	int len = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+	if (len == 0 || (size_t)len > n)
+		return 0;
+	uint8_t lo = 0x80, hi = 0xbf;   /* allowed range of the second byte */
+	if (c == 0xe0) lo = 0xa0;        /* no overlong 3-byte forms */
+	if (c == 0xed) hi = 0x9f;        /* no surrogates */
+	if (c == 0xf0) lo = 0x90;        /* no overlong 4-byte forms */
+	if (c == 0xf4) hi = 0x8f;        /* nothing above U+10FFFF */
+	if (s[1] < lo || s[1] > hi)
+		return 0;
+	for (int i = 2; i < len; i++)
+		if (s[i] < 0x80 || s[i] > 0xbf)
+			return 0;
+	return len;
+}
+
+/* A NUL-terminated copy of s[0..n) that is valid UTF-8 (JSON text must be): every byte that does
+ * not start a well-formed sequence becomes U+FFFD. NUL bytes become U+FFFD too. malloc'd. */
+static char *utf8_sanitize(const uint8_t *s, size_t n)
+{
+	char *out = malloc(3 * n + 1), *o = out;
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < n;) {
+		int len = s[i] ? utf8_seq_len(s + i, n - i) : 0;
+		if (len == 0) {
+			memcpy(o, "\xef\xbf\xbd", 3);
+			o += 3;
+			i++;
+		} else {
+			memcpy(o, s + i, (size_t)len);
+			o += len;
+			i += (size_t)len;
+		}
+	}
+	*o = 0;
+	return out;
+}
+
 int runner_generate(const char *spec_json, const char *work_dir, const GenerateRequest *req,
                     char **result_json, char *err, size_t errlen)
 {
-	Run r = { .dir = work_dir, .err = err, .errlen = errlen };
+	Run r = { .dir = work_dir, .err = err, .errlen = errlen, .collapse_step = -1 };
 	int rc = -1;
 	float *imgs = NULL;
 	uint8_t *text = NULL;
@@ -693,8 +804,19 @@ int runner_generate(const char *spec_json, const char *work_dir, const GenerateR
 		                     errlen) < 0)
 			goto out;
 		text[out_len] = 0;
-		cJSON_AddStringToObject(o, "prompt", prompt);
-		cJSON_AddStringToObject(o, "text", (const char *)text);
+		/* Sampled bytes may split a multi-byte character (and a CLI prompt may be any bytes). */
+		char *p8 = utf8_sanitize((const uint8_t *)prompt, strlen(prompt));
+		char *t8 = utf8_sanitize(text, (size_t)out_len);
+		if (!p8 || !t8) {
+			free(p8);
+			free(t8);
+			snprintf(err, errlen, "out of memory");
+			goto out;
+		}
+		cJSON_AddStringToObject(o, "prompt", p8);
+		cJSON_AddStringToObject(o, "text", t8);
+		free(p8);
+		free(t8);
 		cJSON_AddNumberToObject(o, "tokens", out_len);
 		cJSON_AddNumberToObject(o, "seconds", now_s() - t0);
 	}

@@ -59,7 +59,10 @@ typedef struct PretextMethod {
 	/* views[v] (B,C,H,W) arena tensors (no grad); returns the scalar loss. */
 	Tensor *(*loss)(Ctx *ctx, void *state, Tensor *const *views, const Batch *batch,
 	                const MetricSink *sink);
-	void (*after_step)(void *state, int64_t step, int64_t total_steps);   /* may be NULL */
+	/* May be NULL. step is the schedule position in [0, total_steps]: the runner advances it with
+	 * the learning-rate schedule's progress, which a time budget can push ahead of the step
+	 * count (so EMA/momentum schedules end with the budget). */
+	void (*after_step)(void *state, int64_t step, int64_t total_steps);
 	Encoder *(*encoder)(void *state);
 	/* Optional: write PNG artifacts into dir; report each with add(name). May be NULL. */
 	int (*artifacts)(void *state, Ctx *ctx, const Dataset *ds, const char *dir,
@@ -83,6 +86,9 @@ typedef struct PretextMethod {
 	int (*make_batch)(void *state, const Dataset *ds, uint64_t seed, int64_t step, Batch *b,
 	                  char *err, size_t errlen);
 	void (*destroy)(void *state);
+	/* Nonzero: the method streams SSL health metrics (ssl_health.h) and the runner adds the online
+	 * kNN monitor every "knn_every" steps (the method parameter, else SSL_HEALTH_KNN_EVERY). */
+	int ssl_health;
 } PretextMethod;
 
 /* NULL if unknown. The registry lists every implemented method. */

@@ -10,6 +10,11 @@ extern const PretextMethod method_denoising_autoencoder;
 extern const PretextMethod method_vae;
 extern const PretextMethod method_mae;
 extern const PretextMethod method_rotation;
+extern const PretextMethod method_moco;
+extern const PretextMethod method_byol;
+extern const PretextMethod method_barlow_twins;
+extern const PretextMethod method_vicreg;
+extern const PretextMethod method_clip;
 
 static const PretextMethod *const registry[] = {
 	&method_simclr,
@@ -18,6 +23,11 @@ static const PretextMethod *const registry[] = {
 	&method_vae,
 	&method_mae,
 	&method_rotation,
+	&method_moco,
+	&method_byol,
+	&method_barlow_twins,
+	&method_vicreg,
+	&method_clip,
 };
 
 int method_count(void)

@@ -9,11 +9,13 @@
 
 #include "../alloc.h"
 #include "../ops.h"
+#include "ssl_health.h"
 
 typedef struct Simclr {
 	Encoder *encoder;
 	Mlp *proj;
 	float temperature;
+	SslMonitor *health;   /* collapse metrics (ssl_health.h) */
 } Simclr;
 
 static int simclr_create(const MethodEnv *env, ParamSet *ps, void **state, char *err, size_t errlen)
@@ -36,10 +38,16 @@ static int simclr_create(const MethodEnv *env, ParamSet *ps, void **state, char 
 		rc = -1;
 		goto fail;
 	}
+	if (ssl_monitor_new(2 * env->batch_size, dims[2], ssl_health_every_param(env), &s->health) < 0) {
+		snprintf(err, errlen, "simclr: out of memory for the health monitor");
+		rc = -1;
+		goto fail;
+	}
 	*state = s;
 	return 0;
 fail:
 	encoder_free(s->encoder);
+	mlp_free(s->proj);
 	eng_free(s);
 	return rc;
 }
@@ -72,6 +80,7 @@ static Tensor *simclr_loss(Ctx *ctx, void *state, Tensor *const *views, const Ba
 			pos += ab / (sqrt(aa * bb) + 1e-12);
 		}
 		metric_put(sink, "pos_cosine", pos / B);
+		ssl_monitor_observe(s->health, z->data, z->data + (size_t)B * P, B, sink);
 	}
 	(void)batch;
 	return loss;
@@ -89,6 +98,7 @@ static void simclr_destroy(void *state)
 		return;
 	encoder_free(s->encoder);
 	mlp_free(s->proj);
+	ssl_monitor_free(s->health);
 	eng_free(s);
 }
 
@@ -99,4 +109,5 @@ const PretextMethod method_simclr = {
 	.loss = simclr_loss,
 	.encoder = simclr_encoder,
 	.destroy = simclr_destroy,
+	.ssl_health = 1,
 };

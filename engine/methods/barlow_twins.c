@@ -1,0 +1,147 @@
+/* barlow_twins.c - Barlow Twins (Zbontar et al. 2021): the embeddings of two views are each
+ * standardised along the batch (BatchNorm without affine), their cross-correlation matrix
+ * C = z1n^T z2n / N (D,D) is driven to the identity: sum_i (1 - C_ii)^2 + lambda sum_{i!=j} C_ij^2.
+ * No negatives, no momentum network: redundancy reduction between the embedding dimensions is
+ * what keeps it from collapsing. The projector is a wide 3-layer MLP (BN + ReLU between layers).
+ *
+ * The loss is composed from gradient-checked ops (ops.h) and exported as barlow_twins_loss (see
+ * ssl_health.h) so tests/contrastive can check its gradient as a whole. Data, optimizer and
+ * schedule belong to the runner.
+ */
+#include "method.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "../alloc.h"
+#include "../ops.h"
+#include "ssl_health.h"
+
+typedef struct Barlow {
+	Encoder *encoder;
+	Mlp *proj;
+	float lambda;
+	int D;
+	SslMonitor *health;
+} Barlow;
+
+// z (N,D) -> (z - mean) / sqrt(var + eps) column-wise, biased variance: BatchNorm1d(affine=False)
+// in training mode, composed from ops so it works whatever the context's training flag says.
+Tensor *ssl_standardize(Ctx *ctx, Tensor *z, float eps)
+{
+	Tensor *zc = op_sub(ctx, z, op_mean(ctx, z, 0, 1));             /* (N,D) */
+	Tensor *var = op_mean(ctx, op_square(ctx, zc), 0, 1);           /* (1,D) */
+	return op_div(ctx, zc, op_sqrt(ctx, op_add_scalar(ctx, var, eps)));
+}
+
+// z1, z2 (N,D) -> scalar sum_i (1 - C_ii)^2 + lambda * sum_{i!=j} C_ij^2, C = z1n^T z2n / N
+Tensor *barlow_twins_loss(Ctx *ctx, Tensor *z1, Tensor *z2, float lambda, double parts[2])
+{
+	int N = z1->shape[0], D = z1->shape[1];
+	Tensor *n1 = ssl_standardize(ctx, z1, 1e-5f), *n2 = ssl_standardize(ctx, z2, 1e-5f);
+	Tensor *c = op_scale(ctx, op_matmul(ctx, n1, n2, 1, 0), 1.0f / (float)N);  /* (D,D) */
+	/* (C - I)^2 weighted 1 on the diagonal, lambda off it; I and the weights are constants. */
+	Tensor *eye = ctx_zeros(ctx, 2, (int[]){ D, D });
+	Tensor *w = ctx_tensor(ctx, 2, (int[]){ D, D });
+	for (size_t i = 0; i < w->size; i++)
+		w->data[i] = lambda;
+	for (int i = 0; i < D; i++) {
+		eye->data[(size_t)i * D + i] = 1.0f;
+		w->data[(size_t)i * D + i] = 1.0f;
+	}
+	Tensor *loss = op_sum(ctx, op_mul(ctx, op_square(ctx, op_sub(ctx, c, eye)), w), OP_ALL, 0);
+	if (parts) {
+		double on = 0, off = 0;
+		for (int i = 0; i < D; i++)
+			for (int j = 0; j < D; j++) {
+				double v = c->data[(size_t)i * D + j];
+				if (i == j)
+					on += (1 - v) * (1 - v);
+				else
+					off += v * v;
+			}
+		parts[0] = on;
+		parts[1] = off;
+	}
+	return loss;
+}
+
+static void barlow_destroy(void *state)
+{
+	Barlow *s = state;
+	if (!s)
+		return;
+	encoder_free(s->encoder);
+	mlp_free(s->proj);
+	ssl_monitor_free(s->health);
+	eng_free(s);
+}
+
+static int barlow_create(const MethodEnv *env, ParamSet *ps, void **state, char *err,
+                         size_t errlen)
+{
+	Barlow *s = eng_calloc(1, sizeof *s);
+	if (!s) {
+		snprintf(err, errlen, "barlow_twins: out of memory");
+		return -1;
+	}
+	s->lambda = (float)env->param(env->param_user, "lambda");
+	int hid = (int)env->param(env->param_user, "proj_hidden");
+	s->D = (int)env->param(env->param_user, "proj_dim");
+	int rc = encoder_new(env->encoder, ps, "encoder", env->in_c, env->in_h, env->in_w, env->rng,
+	                     &s->encoder, err, errlen);
+	if (rc < 0)
+		goto fail;
+	int dims[4] = { encoder_out_dim(s->encoder), hid, hid, s->D };
+	rc = -1;
+	if (mlp_new(ps, "proj", dims, 4, 1, env->rng, &s->proj) < 0) {
+		snprintf(err, errlen, "barlow_twins: cannot build the projector %d-%d-%d-%d", dims[0], hid,
+		         hid, s->D);
+		goto fail;
+	}
+	if (ssl_monitor_new(2 * env->batch_size, s->D, ssl_health_every_param(env), &s->health) < 0) {
+		snprintf(err, errlen, "barlow_twins: out of memory");
+		goto fail;
+	}
+	*state = s;
+	return 0;
+fail:
+	barlow_destroy(s);
+	return rc;
+}
+
+/* views[0], views[1] (B,C,H,W) -> Barlow Twins loss (scalar). */
+static Tensor *barlow_loss(Ctx *ctx, void *state, Tensor *const *views, const Batch *batch,
+                           const MetricSink *sink)
+{
+	Barlow *s = state;
+	int B = views[0]->shape[0];
+	Tensor *pair[2] = { views[0], views[1] };
+	Tensor *x = op_concat(ctx, pair, 2, 0);                          /* (2B,C,H,W) */
+	Tensor *z = mlp_forward(ctx, s->proj, encoder_forward(ctx, s->encoder, x)); /* (2B,D) */
+	Tensor *z1 = op_slice(ctx, z, 0, 0, B), *z2 = op_slice(ctx, z, 0, B, B);
+	double parts[2];
+	Tensor *loss = barlow_twins_loss(ctx, z1, z2, s->lambda, sink ? parts : NULL);
+	if (sink) {
+		metric_put(sink, "loss_on_diag", parts[0]);
+		metric_put(sink, "loss_off_diag", parts[1] * s->lambda);
+		ssl_monitor_observe(s->health, z1->data, z2->data, B, sink);
+	}
+	(void)batch;
+	return loss;
+}
+
+static Encoder *barlow_encoder(void *state)
+{
+	return ((Barlow *)state)->encoder;
+}
+
+const PretextMethod method_barlow_twins = {
+	.name = "barlow_twins",
+	.views = 2,
+	.create = barlow_create,
+	.loss = barlow_loss,
+	.encoder = barlow_encoder,
+	.destroy = barlow_destroy,
+	.ssl_health = 1,
+};

@@ -1,0 +1,167 @@
+/* byol.c - BYOL (Grill et al. 2020): an online network (encoder, projector, predictor) predicts
+ * the projection a target network gives the other view; the target is an exponential moving
+ * average of the online encoder and projector, with tau rising from tau_base to 1 on a cosine
+ * schedule. The loss is symmetric (view 1 predicts view 2 and the reverse), each direction
+ * 2 - 2 cos(p, z'), so it lies in [0, 8]. No negatives: the predictor and the slow target are what
+ * keep it from collapsing, and "predictor": false exists to show that (it collapses).
+ *
+ * The target lives in the ParamSet as "target.encoder.*" / "target.proj.*" with PARAM_FROZEN, so
+ * the optimizer skips it and checkpoints carry it. Asymmetric augmentations come from the job's
+ * augment / augment2. The optimizer, schedule and data are the runner's business.
+ */
+#include "method.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../alloc.h"
+#include "../ops.h"
+#include "../optim.h"
+#include "ssl_health.h"
+
+typedef struct Byol {
+	ParamSet *ps;
+	Encoder *encoder, *t_encoder;
+	Mlp *proj, *pred, *t_proj;
+	float tau_base;
+	int use_predictor;
+	float tau;                   /* last tau applied (reported) */
+	SslMonitor *health;
+} Byol;
+
+static void byol_destroy(void *state)
+{
+	Byol *s = state;
+	if (!s)
+		return;
+	encoder_free(s->encoder);
+	encoder_free(s->t_encoder);
+	mlp_free(s->proj);
+	mlp_free(s->pred);
+	mlp_free(s->t_proj);
+	ssl_monitor_free(s->health);
+	eng_free(s);
+}
+
+/* Every parameter under "target." is frozen (no grad, no optimizer); buffers stay buffers. */
+static void freeze_target(ParamSet *ps)
+{
+	for (int i = 0; i < paramset_count(ps); i++)
+		if (strncmp(paramset_at(ps, i)->name, "target.", 7) == 0)
+			paramset_set_flags_at(ps, i, PARAM_FROZEN);
+}
+
+static int byol_create(const MethodEnv *env, ParamSet *ps, void **state, char *err, size_t errlen)
+{
+	Byol *s = eng_calloc(1, sizeof *s);
+	if (!s) {
+		snprintf(err, errlen, "byol: out of memory");
+		return -1;
+	}
+	s->ps = ps;
+	s->tau_base = (float)env->param(env->param_user, "tau_base");
+	s->use_predictor = env->param(env->param_user, "predictor") != 0;
+	s->tau = s->tau_base;
+	int hid = (int)env->param(env->param_user, "proj_hidden");
+	int out = (int)env->param(env->param_user, "proj_dim");
+	int rc = encoder_new(env->encoder, ps, "encoder", env->in_c, env->in_h, env->in_w, env->rng,
+	                     &s->encoder, err, errlen);
+	if (rc < 0)
+		goto fail;
+	rc = encoder_new(env->encoder, ps, "target.encoder", env->in_c, env->in_h, env->in_w, env->rng,
+	                 &s->t_encoder, err, errlen);
+	if (rc < 0)
+		goto fail;
+	int pdims[3] = { encoder_out_dim(s->encoder), hid, out };
+	int qdims[3] = { out, hid, out };
+	if (mlp_new(ps, "proj", pdims, 3, 1, env->rng, &s->proj) < 0 ||
+	    mlp_new(ps, "target.proj", pdims, 3, 1, env->rng, &s->t_proj) < 0 ||
+	    (s->use_predictor && mlp_new(ps, "pred", qdims, 3, 1, env->rng, &s->pred) < 0)) {
+		snprintf(err, errlen, "byol: cannot build the heads %d-%d-%d", pdims[0], hid, out);
+		rc = -1;
+		goto fail;
+	}
+	/* The target starts as a copy of the online network. */
+	if (paramset_copy_prefix(ps, "target.encoder.", ps, "encoder.") < 0 ||
+	    paramset_copy_prefix(ps, "target.proj.", ps, "proj.") < 0) {
+		snprintf(err, errlen, "byol: cannot copy the online network into the target");
+		rc = -1;
+		goto fail;
+	}
+	freeze_target(ps);
+	int every = ssl_health_every_param(env);
+	if (ssl_monitor_new(2 * env->batch_size, out, every, &s->health) < 0) {
+		snprintf(err, errlen, "byol: out of memory for the health monitor");
+		rc = -1;
+		goto fail;
+	}
+	*state = s;
+	return 0;
+fail:
+	byol_destroy(s);
+	return rc;
+}
+
+// p (N,P), zt (N,P) -> 4 - 4 * mean cos: with N = 2B rows, L(1->2) + L(2->1), each 2 - 2 mean cos
+Tensor *byol_regression_loss(Ctx *ctx, Tensor *p, Tensor *zt)
+{
+	Tensor *cos = op_cosine_sim(ctx, p, zt);                      /* (N) */
+	return op_add_scalar(ctx, op_scale(ctx, op_mean(ctx, cos, OP_ALL, 0), -4.0f), 4.0f);
+}
+
+/* views[0], views[1] (B,C,H,W) -> symmetric BYOL loss (scalar). */
+static Tensor *byol_loss(Ctx *ctx, void *state, Tensor *const *views, const Batch *batch,
+                         const MetricSink *sink)
+{
+	Byol *s = state;
+	int B = views[0]->shape[0];
+	Tensor *pair[2] = { views[0], views[1] };
+	Tensor *x = op_concat(ctx, pair, 2, 0);                       /* (2B,C,H,W) */
+	Tensor *z = mlp_forward(ctx, s->proj, encoder_forward(ctx, s->encoder, x)); /* (2B,P) */
+	Tensor *p = s->use_predictor ? mlp_forward(ctx, s->pred, z) : z;           /* (2B,P) */
+
+	int was = ctx_set_grad_enabled(ctx, 0);
+	Tensor *zt = mlp_forward(ctx, s->t_proj, encoder_forward(ctx, s->t_encoder, x)); /* (2B,P) */
+	/* Row i of view 1 is predicted against row i of view 2's target and vice versa. */
+	Tensor *halves[2] = { op_slice(ctx, zt, 0, B, B), op_slice(ctx, zt, 0, 0, B) };
+	Tensor *target = op_concat(ctx, halves, 2, 0);                 /* (2B,P), swapped */
+	ctx_set_grad_enabled(ctx, was);
+
+	Tensor *loss = byol_regression_loss(ctx, p, target);
+
+	if (sink) {
+		int P = z->shape[1];
+		ssl_monitor_observe(s->health, z->data, z->data + (size_t)B * P, B, sink);
+		metric_put(sink, "tau", s->tau);
+	}
+	(void)batch;
+	return loss;
+}
+
+static void byol_after_step(void *state, int64_t step, int64_t total_steps)
+{
+	Byol *s = state;
+	double k = total_steps > 0 ? (double)(step + 1) / (double)total_steps : 1.0;
+	if (k > 1)
+		k = 1;
+	s->tau = (float)(1.0 - (1.0 - s->tau_base) * (cos(M_PI * k) + 1.0) / 2.0);
+	optim_ema(s->ps, "target.encoder.", s->ps, "encoder.", s->tau);
+	optim_ema(s->ps, "target.proj.", s->ps, "proj.", s->tau);
+}
+
+static Encoder *byol_encoder(void *state)
+{
+	return ((Byol *)state)->encoder;
+}
+
+const PretextMethod method_byol = {
+	.name = "byol",
+	.views = 2,
+	.create = byol_create,
+	.loss = byol_loss,
+	.after_step = byol_after_step,
+	.encoder = byol_encoder,
+	.destroy = byol_destroy,
+	.ssl_health = 1,
+};

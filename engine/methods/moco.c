@@ -1,0 +1,246 @@
+/* moco.c - MoCo v2 (He et al. 2020; Chen et al. 2020): a query encoder and a momentum (EMA) key
+ * encoder, each with an MLP head; a queue of K past keys serves as negatives; InfoNCE with
+ * temperature T. The key encoder's momentum m rises from `momentum` to 1 on a cosine schedule
+ * (or stays constant). With "symmetric" (the default) both views are queries and keys in turn
+ * and the loss is the mean of the two directions.
+ *
+ * Single-process shuffle BN: the key encoder sees the batch in a random order split into
+ * key_bn_groups groups, each normalised on its own statistics, so a query and its key never share
+ * BatchNorm statistics (otherwise the positive is recognisable by the batch's statistics alone:
+ * the "BN cheat" MoCo's shuffling prevents across GPUs).
+ *
+ * The key network ("target.encoder.*", "target.proj.*") is PARAM_FROZEN and the queue ("queue"
+ * (K,D) and "queue_ptr" (1)) are PARAM_BUFFERs, so checkpoints carry them and a resumed run picks
+ * up the same negatives. Data, optimizer and schedule belong to the runner.
+ */
+#include "method.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../alloc.h"
+#include "../ops.h"
+#include "../optim.h"
+#include "ssl_health.h"
+
+typedef struct Moco {
+	ParamSet *ps;
+	Encoder *encoder, *k_encoder;
+	Mlp *proj, *k_proj;
+	Tensor *queue;               /* (K,D) unit rows, buffer */
+	Tensor *queue_ptr;           /* (1) next row to overwrite, buffer */
+	int K, D;
+	float temperature, m_base;
+	int cosine, symmetric, groups;
+	float m;                     /* last momentum applied (reported) */
+	float *keys;                 /* (cap,D) this step's keys, enqueued in after_step */
+	int n_keys, cap;
+	int *perm, *inv;             /* (cap) shuffle-BN permutation and its inverse */
+	Rng rng;                     /* shuffle-BN draws */
+	SslMonitor *health;
+} Moco;
+
+static void moco_destroy(void *state)
+{
+	Moco *s = state;
+	if (!s)
+		return;
+	encoder_free(s->encoder);
+	encoder_free(s->k_encoder);
+	mlp_free(s->proj);
+	mlp_free(s->k_proj);
+	ssl_monitor_free(s->health);
+	eng_free(s->keys);
+	eng_free(s->perm);
+	eng_free(s->inv);
+	eng_free(s);
+}
+
+static int moco_create(const MethodEnv *env, ParamSet *ps, void **state, char *err, size_t errlen)
+{
+	Moco *s = eng_calloc(1, sizeof *s);
+	if (!s) {
+		snprintf(err, errlen, "moco: out of memory");
+		return -1;
+	}
+	s->ps = ps;
+	s->temperature = (float)env->param(env->param_user, "temperature");
+	s->m_base = (float)env->param(env->param_user, "momentum");
+	s->m = s->m_base;
+	s->cosine = env->param(env->param_user, "momentum_cosine") != 0;
+	s->symmetric = env->param(env->param_user, "symmetric") != 0;
+	s->groups = (int)env->param(env->param_user, "key_bn_groups");
+	s->K = (int)env->param(env->param_user, "queue_size");
+	s->D = (int)env->param(env->param_user, "proj_dim");
+	int hid = (int)env->param(env->param_user, "proj_hidden");
+	rng_seed(&s->rng, rng_u64(env->rng));
+	int rc = encoder_new(env->encoder, ps, "encoder", env->in_c, env->in_h, env->in_w, env->rng,
+	                     &s->encoder, err, errlen);
+	if (rc < 0)
+		goto fail;
+	rc = encoder_new(env->encoder, ps, "target.encoder", env->in_c, env->in_h, env->in_w, env->rng,
+	                 &s->k_encoder, err, errlen);
+	if (rc < 0)
+		goto fail;
+	/* MoCo v2's head: fc - ReLU - fc, no BatchNorm. */
+	int dims[3] = { encoder_out_dim(s->encoder), hid, s->D };
+	rc = -1;
+	if (mlp_new(ps, "proj", dims, 3, 0, env->rng, &s->proj) < 0 ||
+	    mlp_new(ps, "target.proj", dims, 3, 0, env->rng, &s->k_proj) < 0) {
+		snprintf(err, errlen, "moco: cannot build the heads %d-%d-%d", dims[0], hid, s->D);
+		goto fail;
+	}
+	s->queue = paramset_add(ps, "queue", 2, (int[]){ s->K, s->D }, PARAM_BUFFER);
+	s->queue_ptr = paramset_add(ps, "queue_ptr", 1, (int[]){ 1 }, PARAM_BUFFER);
+	if (!s->queue || !s->queue_ptr) {
+		snprintf(err, errlen, "moco: cannot allocate the queue of %d x %d", s->K, s->D);
+		goto fail;
+	}
+	/* The queue starts as random unit vectors (as the reference implementation does). */
+	for (int i = 0; i < s->K; i++) {
+		float *r = s->queue->data + (size_t)i * s->D;
+		double nn = 0;
+		for (int j = 0; j < s->D; j++) {
+			r[j] = rng_normal(env->rng);
+			nn += (double)r[j] * r[j];
+		}
+		for (int j = 0; j < s->D; j++)
+			r[j] = (float)(r[j] / sqrt(nn));
+	}
+	if (paramset_copy_prefix(ps, "target.encoder.", ps, "encoder.") < 0 ||
+	    paramset_copy_prefix(ps, "target.proj.", ps, "proj.") < 0) {
+		snprintf(err, errlen, "moco: cannot copy the query network into the key network");
+		goto fail;
+	}
+	for (int i = 0; i < paramset_count(ps); i++)
+		if (strncmp(paramset_at(ps, i)->name, "target.", 7) == 0)
+			paramset_set_flags_at(ps, i, PARAM_FROZEN);
+	s->cap = 2 * env->batch_size;
+	s->keys = eng_malloc((size_t)s->cap * s->D * sizeof(float));
+	s->perm = eng_malloc((size_t)s->cap * sizeof(int));
+	s->inv = eng_malloc((size_t)s->cap * sizeof(int));
+	if (!s->keys || !s->perm || !s->inv ||
+	    ssl_monitor_new(s->cap, s->D, ssl_health_every_param(env), &s->health) < 0) {
+		snprintf(err, errlen, "moco: out of memory");
+		goto fail;
+	}
+	*state = s;
+	return 0;
+fail:
+	moco_destroy(s);
+	return rc;
+}
+
+/* Keys of x (N,C,H,W) through the key network with shuffle BN -> (N,D) unit rows, no grad. */
+static Tensor *moco_keys(Ctx *ctx, Moco *s, Tensor *x)
+{
+	int N = x->shape[0];
+	int g = s->groups < 1 ? 1 : s->groups;
+	if (g > N / 2)
+		g = N / 2 > 0 ? N / 2 : 1;
+	rng_permutation(&s->rng, s->perm, N);
+	for (int i = 0; i < N; i++)
+		s->inv[s->perm[i]] = i;
+	Tensor *xs = op_gather_rows(ctx, x, s->perm, N);
+	Tensor *parts[64];
+	if (g > 64)
+		g = 64;
+	int at = 0;
+	for (int i = 0; i < g; i++) {
+		int len = N / g + (i < N % g);
+		Tensor *chunk = op_slice(ctx, xs, 0, at, len);
+		parts[i] = mlp_forward(ctx, s->k_proj, encoder_forward(ctx, s->k_encoder, chunk));
+		at += len;
+	}
+	Tensor *k = g > 1 ? op_concat(ctx, parts, g, 0) : parts[0];
+	k = op_gather_rows(ctx, k, s->inv, N);                         /* back to batch order */
+	return op_l2_normalize(ctx, k, 1e-12f);
+}
+
+// q (N,D) raw, k (N,D) unit, queue (K,D) unit -> InfoNCE of normalise(q) against k and the queue
+Tensor *moco_contrastive_loss(Ctx *ctx, Tensor *q, Tensor *k, Tensor *queue, float temperature)
+{
+	return op_infonce(ctx, op_l2_normalize(ctx, q, 1e-12f), k, queue, temperature, NULL);
+}
+
+/* views[0], views[1] (B,C,H,W) -> InfoNCE against the queue (scalar). */
+static Tensor *moco_loss(Ctx *ctx, void *state, Tensor *const *views, const Batch *batch,
+                         const MetricSink *sink)
+{
+	Moco *s = state;
+	int B = views[0]->shape[0];
+	Tensor *pair[2] = { views[0], views[1] };
+	Tensor *loss, *q;
+	int was = ctx_set_grad_enabled(ctx, 0);
+	Tensor *k;
+	if (s->symmetric) {
+		/* Keys of both views, swapped, so row i of q (view 1) meets the key of view 2. */
+		Tensor *kk = moco_keys(ctx, s, op_concat(ctx, pair, 2, 0));  /* (2B,D) */
+		Tensor *sw[2] = { op_slice(ctx, kk, 0, B, B), op_slice(ctx, kk, 0, 0, B) };
+		k = op_concat(ctx, sw, 2, 0);
+	} else {
+		k = moco_keys(ctx, s, views[1]);                              /* (B,D) */
+	}
+	ctx_set_grad_enabled(ctx, was);
+	Tensor *x = s->symmetric ? op_concat(ctx, pair, 2, 0) : views[0];
+	q = mlp_forward(ctx, s->proj, encoder_forward(ctx, s->encoder, x)); /* (2B,D) or (B,D) */
+	loss = moco_contrastive_loss(ctx, q, k, s->queue, s->temperature);
+
+	/* Stash the keys for after_step (the arena is reset before the next step). */
+	int n = k->shape[0] < s->cap ? k->shape[0] : s->cap;
+	memcpy(s->keys, k->data, (size_t)n * s->D * sizeof(float));
+	s->n_keys = n;
+
+	if (sink) {
+		if (s->symmetric)   /* the raw queries; the monitor normalises */
+			ssl_monitor_observe(s->health, q->data, q->data + (size_t)B * s->D, B, sink);
+		else
+			ssl_monitor_observe(s->health, q->data, k->data, B, sink);
+		metric_put(sink, "momentum", s->m);
+	}
+	(void)batch;
+	return loss;
+}
+
+/* Momentum update of the key network, then enqueue this step's keys (oldest overwritten). */
+static void moco_after_step(void *state, int64_t step, int64_t total_steps)
+{
+	Moco *s = state;
+	if (s->cosine) {
+		double k = total_steps > 0 ? (double)(step + 1) / (double)total_steps : 1.0;
+		if (k > 1)
+			k = 1;
+		s->m = (float)(1.0 - (1.0 - s->m_base) * (cos(M_PI * k) + 1.0) / 2.0);
+	} else {
+		s->m = s->m_base;
+	}
+	optim_ema(s->ps, "target.encoder.", s->ps, "encoder.", s->m);
+	optim_ema(s->ps, "target.proj.", s->ps, "proj.", s->m);
+	int ptr = (int)s->queue_ptr->data[0];
+	if (ptr < 0 || ptr >= s->K)
+		ptr = 0;
+	for (int i = 0; i < s->n_keys; i++) {
+		memcpy(s->queue->data + (size_t)ptr * s->D, s->keys + (size_t)i * s->D,
+		       (size_t)s->D * sizeof(float));
+		ptr = (ptr + 1) % s->K;
+	}
+	s->queue_ptr->data[0] = (float)ptr;
+	s->n_keys = 0;
+}
+
+static Encoder *moco_encoder(void *state)
+{
+	return ((Moco *)state)->encoder;
+}
+
+const PretextMethod method_moco = {
+	.name = "moco",
+	.views = 2,
+	.create = moco_create,
+	.loss = moco_loss,
+	.after_step = moco_after_step,
+	.encoder = moco_encoder,
+	.destroy = moco_destroy,
+	.ssl_health = 1,
+};

@@ -1,0 +1,153 @@
+/* vicreg.c - VICReg (Bardes, Ponce & LeCun 2022): variance-invariance-covariance regularisation
+ * of the two views' embeddings z1, z2 (N,D) from a wide expander:
+ *   invariance  mean squared distance between z1 and z2;
+ *   variance    per branch, mean over dimensions of relu(1 - sqrt(var_j + 1e-4)) (a hinge that
+ *               keeps every dimension's std at 1 or more), averaged over the two branches;
+ *   covariance  per branch, the squared off-diagonal entries of the covariance matrix summed and
+ *               divided by D, summed over the two branches;
+ * loss = sim_weight * invariance + var_weight * variance + cov_weight * covariance (25/25/1).
+ * No negatives and no momentum network; the variance term is the explicit guard against collapse.
+ *
+ * The loss is composed from gradient-checked ops (ops.h) and exported as vicreg_loss (see
+ * ssl_health.h) so tests/contrastive can check its gradient as a whole.
+ */
+#include "method.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "../alloc.h"
+#include "../ops.h"
+#include "ssl_health.h"
+
+typedef struct Vicreg {
+	Encoder *encoder;
+	Mlp *proj;
+	float sim_w, var_w, cov_w;
+	int D;
+	SslMonitor *health;
+} Vicreg;
+
+// z (N,D) -> variance hinge (scalar) and off-diagonal covariance penalty (scalar)
+static void vic_branch(Ctx *ctx, Tensor *z, Tensor *offmask, Tensor **var_term,
+                       Tensor **cov_term)
+{
+	int N = z->shape[0], D = z->shape[1];
+	Tensor *zc = op_sub(ctx, z, op_mean(ctx, z, 0, 1));                           /* (N,D) */
+	Tensor *var = op_scale(ctx, op_sum(ctx, op_square(ctx, zc), 0, 0), 1.0f / (float)(N - 1));
+	Tensor *std = op_sqrt(ctx, op_add_scalar(ctx, var, 1e-4f));                  /* (D) */
+	*var_term = op_mean(ctx, op_relu(ctx, op_add_scalar(ctx, op_scale(ctx, std, -1.0f), 1.0f)),
+	                    OP_ALL, 0);
+	Tensor *cov = op_scale(ctx, op_matmul(ctx, zc, zc, 1, 0), 1.0f / (float)(N - 1)); /* (D,D) */
+	Tensor *off = op_mul(ctx, op_square(ctx, cov), offmask);
+	*cov_term = op_scale(ctx, op_sum(ctx, off, OP_ALL, 0), 1.0f / (float)D);
+}
+
+// z1, z2 (N,D) -> scalar VICReg loss; parts (may be NULL): invariance, variance, covariance
+Tensor *vicreg_loss(Ctx *ctx, Tensor *z1, Tensor *z2, float sim_w, float var_w, float cov_w,
+                    double parts[3])
+{
+	int D = z1->shape[1];
+	Tensor *mask = ctx_tensor(ctx, 2, (int[]){ D, D });
+	for (size_t i = 0; i < mask->size; i++)
+		mask->data[i] = 1.0f;
+	for (int i = 0; i < D; i++)
+		mask->data[(size_t)i * D + i] = 0.0f;
+	Tensor *inv = op_mse(ctx, z1, z2);
+	Tensor *v1, *c1, *v2, *c2;
+	vic_branch(ctx, z1, mask, &v1, &c1);
+	vic_branch(ctx, z2, mask, &v2, &c2);
+	Tensor *var = op_scale(ctx, op_add(ctx, v1, v2), 0.5f);
+	Tensor *cov = op_add(ctx, c1, c2);
+	if (parts) {
+		parts[0] = inv->data[0];
+		parts[1] = var->data[0];
+		parts[2] = cov->data[0];
+	}
+	Tensor *loss = op_add(ctx, op_add(ctx, op_scale(ctx, inv, sim_w), op_scale(ctx, var, var_w)),
+	                      op_scale(ctx, cov, cov_w));
+	return loss;
+}
+
+static void vicreg_destroy(void *state)
+{
+	Vicreg *s = state;
+	if (!s)
+		return;
+	encoder_free(s->encoder);
+	mlp_free(s->proj);
+	ssl_monitor_free(s->health);
+	eng_free(s);
+}
+
+static int vicreg_create(const MethodEnv *env, ParamSet *ps, void **state, char *err,
+                         size_t errlen)
+{
+	Vicreg *s = eng_calloc(1, sizeof *s);
+	if (!s) {
+		snprintf(err, errlen, "vicreg: out of memory");
+		return -1;
+	}
+	s->sim_w = (float)env->param(env->param_user, "sim_weight");
+	s->var_w = (float)env->param(env->param_user, "var_weight");
+	s->cov_w = (float)env->param(env->param_user, "cov_weight");
+	int hid = (int)env->param(env->param_user, "proj_hidden");
+	s->D = (int)env->param(env->param_user, "proj_dim");
+	int rc = encoder_new(env->encoder, ps, "encoder", env->in_c, env->in_h, env->in_w, env->rng,
+	                     &s->encoder, err, errlen);
+	if (rc < 0)
+		goto fail;
+	int dims[4] = { encoder_out_dim(s->encoder), hid, hid, s->D };
+	rc = -1;
+	if (mlp_new(ps, "proj", dims, 4, 1, env->rng, &s->proj) < 0) {
+		snprintf(err, errlen, "vicreg: cannot build the expander %d-%d-%d-%d", dims[0], hid, hid,
+		         s->D);
+		goto fail;
+	}
+	if (ssl_monitor_new(2 * env->batch_size, s->D, ssl_health_every_param(env), &s->health) < 0) {
+		snprintf(err, errlen, "vicreg: out of memory");
+		goto fail;
+	}
+	*state = s;
+	return 0;
+fail:
+	vicreg_destroy(s);
+	return rc;
+}
+
+/* views[0], views[1] (B,C,H,W) -> VICReg loss (scalar). */
+static Tensor *vicreg_step_loss(Ctx *ctx, void *state, Tensor *const *views, const Batch *batch,
+                                const MetricSink *sink)
+{
+	Vicreg *s = state;
+	int B = views[0]->shape[0];
+	Tensor *pair[2] = { views[0], views[1] };
+	Tensor *x = op_concat(ctx, pair, 2, 0);                          /* (2B,C,H,W) */
+	Tensor *z = mlp_forward(ctx, s->proj, encoder_forward(ctx, s->encoder, x)); /* (2B,D) */
+	Tensor *z1 = op_slice(ctx, z, 0, 0, B), *z2 = op_slice(ctx, z, 0, B, B);
+	double parts[3];
+	Tensor *loss = vicreg_loss(ctx, z1, z2, s->sim_w, s->var_w, s->cov_w, sink ? parts : NULL);
+	if (sink) {
+		metric_put(sink, "loss_invariance", parts[0]);
+		metric_put(sink, "loss_variance", parts[1]);
+		metric_put(sink, "loss_covariance", parts[2]);
+		ssl_monitor_observe(s->health, z1->data, z2->data, B, sink);
+	}
+	(void)batch;
+	return loss;
+}
+
+static Encoder *vicreg_encoder(void *state)
+{
+	return ((Vicreg *)state)->encoder;
+}
+
+const PretextMethod method_vicreg = {
+	.name = "vicreg",
+	.views = 2,
+	.create = vicreg_create,
+	.loss = vicreg_step_loss,
+	.encoder = vicreg_encoder,
+	.destroy = vicreg_destroy,
+	.ssl_health = 1,
+};
