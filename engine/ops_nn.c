@@ -3,11 +3,12 @@
  * fused scaled dot-product attention, each a forward that records a node and a backward that
  * accumulates (+=) into its inputs' gradients.
  *
- * Convolution is lowered for the whole batch at once: one im2col of all N images into a
- * (C*kh*kw, N*H'*W') arena matrix, one large cblas_sgemm, then a cheap reorder to NCHW. Backward
- * reuses the forward's buffers: dW is one sgemm against the saved columns, dX one sgemm into the
- * same column buffer followed by col2im. The transposed convolution is the exact adjoint and uses
- * the same lowering the other way round.
+ * Convolution is lowered a chunk of images at a time: im2col of the chunk into a
+ * (C*kh*kw, nb*H'*W') arena matrix (thousands of columns, a few MB, so it stays in cache), one
+ * cblas_sgemm for the whole chunk, then a cheap reorder to NCHW; per-image small sgemms are
+ * avoided. Backward walks the chunks again with the forward's buffers: dW is one sgemm per chunk
+ * against recomputed columns, dX one sgemm into the column buffer followed by col2im. The
+ * transposed convolution is the exact adjoint and uses the same lowering the other way round.
  *
  * Deliberately not here: dilation, groups, pooling with padding, threads of its own (parallelism
  * comes from OpenBLAS), and double backward (backward may overwrite saved buffers). A shape error
@@ -437,6 +438,10 @@ static void im2col_plane(const ConvGeom *g, const float *restrict plane, float *
                          int ki, int kj, int r0, int r1, int c0, int c1)
 {
 	const int Wo = g->Wo, s = g->stride, n = c1 - c0;
+	if (r0 >= r1) {
+		memset(dst, 0, (size_t)g->Ho * Wo * sizeof(float));
+		return;
+	}
 	if (r0 > 0)
 		memset(dst, 0, (size_t)r0 * Wo * sizeof(float));
 	const float *src = plane + (ptrdiff_t)(r0 * s + ki - g->pad) * g->W + (c0 * s + kj - g->pad);

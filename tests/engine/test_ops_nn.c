@@ -148,6 +148,8 @@ static void test_conv2d(void)
 		{ 4, 1, 5, 5, 6, 1, 1, 1, 0, 1 },   /* 1x1 */
 		{ 2, 4, 5, 6, 3, 5, 5, 1, 2, 1 },   /* 5x5, pad 2 */
 		{ 5, 2, 4, 4, 3, 4, 4, 1, 0, 0 },   /* kernel = input: 1x1 output */
+		{ 2, 2, 1, 1, 3, 2, 2, 3, 2, 1 },   /* taps that see only padding */
+		{ 2, 2, 4, 3, 3, 2, 2, 3, 2, 1 },   /* stride > kernel: some inputs never read */
 		{ 19, 2, 32, 32, 3, 3, 3, 1, 1, 1 }, /* several lowering chunks, the last one partial */
 		{ 9, 1, 70, 70, 2, 3, 3, 1, 1, 1 },  /* chunks of one image */
 	};
