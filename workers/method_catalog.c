@@ -23,6 +23,21 @@
 	  .help = "steps between online kNN accuracies on a small labelled slice of the training "      \
 	          "split (health/knn_accuracy); 0 = off" }
 
+/* masked_lm: the two replacement shares must leave a non-negative share of kept bytes. */
+static int masked_lm_validate(const JobSpec *js, SpecError *err)
+{
+	double m = jobspec_param(js, "mask_token_prob"), r = jobspec_param(js, "random_token_prob");
+	if (m + r <= 1.0 + 1e-9)
+		return 0;
+	snprintf(err->code, sizeof err->code, "invalid_field");
+	snprintf(err->field, sizeof err->field, "params.random_token_prob");
+	snprintf(err->message, sizeof err->message,
+	         "params.random_token_prob: mask_token_prob (%g) + random_token_prob (%g) must be at "
+	         "most 1", m, r);
+	err->http_status = 400;
+	return -1;
+}
+
 static const MethodInfo methods[] = {
 	{
 		.name = "simclr",
@@ -228,6 +243,69 @@ static const MethodInfo methods[] = {
 			"  \"pretrain\": {\"epochs\": 5, \"batch_size\": 128,\n"
 			"               \"optimizer\": {\"name\": \"adamw\", \"lr\": 0.002}},\n"
 			"  \"evaluations\": [{\"protocol\": \"linear_probe\", \"label_fractions\": [0.01, 1.0]}],\n"
+			"  \"seed\": 1\n"
+			"}\n",
+	},
+	/* ---- language models on bytes (issue 7: engine/methods/masked_lm.c, autoregressive_lm.c) */
+	{
+		.name = "masked_lm",
+		.family = "self-predictive",
+		.summary = "BERT-style masked language model on bytes: a bidirectional Transformer predicts "
+		           "the original byte at mask_prob of the positions (80% masked, 10% random, 10% "
+		           "kept); reports masked-byte accuracy beside the unigram baseline",
+		.default_encoder = ENC_TRANSFORMER,
+		.encoders = ENC_BIT(ENC_TRANSFORMER),
+		.datasets = DATA_TEXT,
+		.views = 1,
+		.default_augment = "none",
+		.params = {
+			{ "mask_prob", PARAM_NUMBER, .def = 0.15, .min = 0, .max = 1,
+			  .flags = PARAM_MIN_EXCLUSIVE | PARAM_MAX_EXCLUSIVE,
+			  .help = "share of the byte positions selected as prediction targets" },
+			{ "mask_token_prob", PARAM_NUMBER, .def = 0.8, .min = 0, .max = 1,
+			  .help = "of the selected positions: the share replaced by the mask byte (0)" },
+			{ "random_token_prob", PARAM_NUMBER, .def = 0.1, .min = 0, .max = 1,
+			  .help = "of the selected positions: the share replaced by a random byte (the rest "
+			          "keep their byte); mask_token_prob + random_token_prob <= 1" },
+		},
+		.validate = masked_lm_validate,
+		.example =
+			"{\n"
+			"  \"name\": \"masked-lm-fortunes\",\n"
+			"  \"method\": \"masked_lm\",\n"
+			"  \"params\": {\"mask_prob\": 0.15, \"mask_token_prob\": 0.8, \"random_token_prob\": 0.1},\n"
+			"  \"dataset\": {\"format\": \"text_records\", \"dir\": \"/usr/share/games/fortunes\"},\n"
+			"  \"model\": {\"encoder\": \"transformer\", \"dim\": 128, \"depth\": 4, \"heads\": 4, "
+			"\"context\": 128},\n"
+			"  \"pretrain\": {\"epochs\": 20, \"time_budget_s\": 600, \"batch_size\": 32,\n"
+			"               \"optimizer\": {\"name\": \"adamw\", \"lr\": 0.001}},\n"
+			"  \"evaluations\": [{\"protocol\": \"linear_probe\", \"label_fractions\": [0.01, 0.1, 1.0]}],\n"
+			"  \"seed\": 1\n"
+			"}\n",
+	},
+	{
+		.name = "autoregressive_lm",
+		.family = "self-predictive",
+		.summary = "GPT-style language model on bytes: a causal Transformer predicts the next byte; "
+		           "reports test bits per byte and continues prompts (ssld generate, "
+		           "POST /v1/jobs/{id}/generate) with temperature, top-k and top-p sampling",
+		.default_encoder = ENC_TRANSFORMER,
+		.encoders = ENC_BIT(ENC_TRANSFORMER),
+		.datasets = DATA_TEXT,
+		.views = 1,
+		.causal = 1,
+		.default_augment = "none",
+		.example =
+			"{\n"
+			"  \"name\": \"autoregressive-lm-fortunes\",\n"
+			"  \"method\": \"autoregressive_lm\",\n"
+			"  \"dataset\": {\"format\": \"text\", \"files\": [\"/usr/share/games/fortunes/fortunes\", "
+			"\"/usr/share/games/fortunes/wisdom\"]},\n"
+			"  \"model\": {\"encoder\": \"transformer\", \"dim\": 128, \"depth\": 4, \"heads\": 4, "
+			"\"context\": 128},\n"
+			"  \"pretrain\": {\"epochs\": 5, \"time_budget_s\": 300, \"batch_size\": 32,\n"
+			"               \"optimizer\": {\"name\": \"adamw\", \"lr\": 0.002},\n"
+			"               \"schedule\": {\"name\": \"cosine\", \"warmup_epochs\": 0.2}},\n"
 			"  \"seed\": 1\n"
 			"}\n",
 	},

@@ -4,13 +4,17 @@
  * compared with direct loops in double precision over strides, paddings, output paddings,
  * non-square kernels, with and without bias, batch 1 and batch > 1 (the two lowering paths);
  * batchnorm's training statistics, running-statistics update and eval mode; attention against a
- * naive softmax(q k^T / sqrt(Dh)) v, causal and not. Gradients against finite differences live in
+ * naive softmax(q k^T / sqrt(Dh)) v, causal and not; and that a shape error aborts with a message
+ * naming the op and the shapes. Gradients against finite differences live in
  * gradcheck_nn.c; this file checks values.
  */
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "ctx.h"
 #include "ops.h"
@@ -609,6 +613,78 @@ static void test_pool_upsample(void)
 	ctx_free(ctx);
 }
 
+/* ---------------------------------------------------------------------------------------------- */
+/* shape errors: abort with a message naming the op and the shapes */
+
+static void bad_conv_channels(Ctx *ctx)
+{
+	op_conv2d(ctx, ctx_zeros(ctx, 4, (int[]){ 2, 3, 8, 8 }), ctx_zeros(ctx, 4, (int[]){ 4, 2, 3, 3 }),
+	          NULL, 1, 1);
+}
+
+static void bad_convt_outpad(Ctx *ctx)
+{
+	op_conv_transpose2d(ctx, ctx_zeros(ctx, 4, (int[]){ 1, 2, 4, 4 }),
+	                    ctx_zeros(ctx, 4, (int[]){ 2, 3, 3, 3 }), NULL, 2, 1, 2);
+}
+
+static void bad_bn_eval(Ctx *ctx)
+{
+	ctx_set_training(ctx, 0);
+	op_batchnorm(ctx, ctx_zeros(ctx, 2, (int[]){ 4, 3 }), NULL, NULL, NULL, NULL, 0.1f, 1e-5f);
+}
+
+static void bad_attention(Ctx *ctx)
+{
+	op_attention(ctx, ctx_zeros(ctx, 4, (int[]){ 1, 2, 5, 8 }),
+	             ctx_zeros(ctx, 4, (int[]){ 1, 2, 5, 4 }), ctx_zeros(ctx, 4, (int[]){ 1, 2, 5, 4 }), 0);
+}
+
+static void bad_pool(Ctx *ctx)
+{
+	op_maxpool2d(ctx, ctx_zeros(ctx, 4, (int[]){ 1, 1, 2, 2 }), 3, 1);
+}
+
+static void expect_abort(const char *what, void (*f)(Ctx *), const char *msg)
+{
+	int fds[2];
+	if (pipe(fds) != 0) {
+		CHECK(0, "pipe failed");
+		return;
+	}
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(fds[1], 2);
+		close(fds[0]);
+		f(ctx_new(1));
+		_exit(0); /* not reached when the op aborts */
+	}
+	close(fds[1]);
+	char buf[512] = "";
+	size_t got = 0;
+	ssize_t k;
+	while (got < sizeof buf - 1 && (k = read(fds[0], buf + got, sizeof buf - 1 - got)) > 0)
+		got += (size_t)k;
+	buf[got] = 0;
+	close(fds[0]);
+	int status = 0;
+	waitpid(pid, &status, 0);
+	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "%s did not abort", what);
+	CHECK(strstr(buf, msg) != NULL, "%s: expected \"%s\" in: %s", what, msg, buf);
+}
+
+static void test_shape_errors(void)
+{
+	expect_abort("conv2d channel mismatch", bad_conv_channels,
+	             "conv2d: channels of x and w differ: (2,3,8,8) vs (4,2,3,3)");
+	expect_abort("conv_transpose2d out_pad >= stride", bad_convt_outpad, "conv_transpose2d: need");
+	expect_abort("batchnorm eval without running stats", bad_bn_eval,
+	             "batchnorm: eval mode needs running statistics: (4,3)");
+	expect_abort("attention Dh mismatch", bad_attention, "attention: q, k, v must agree");
+	expect_abort("maxpool window > input", bad_pool, "maxpool2d: window larger than the input");
+}
+
 int main(void)
 {
 	rng_seed(&rng, 12345);
@@ -620,6 +696,7 @@ int main(void)
 	test_dropout();
 	test_attention();
 	test_pool_upsample();
+	test_shape_errors();
 	if (failures) {
 		fprintf(stderr, "test_ops_nn: %d check(s) failed\n", failures);
 		return 1;
