@@ -690,7 +690,7 @@ int api_new(const ApiConfig *cfg, Api **out, char *err, size_t errlen)
 	                          MHD_OPTION_THREAD_POOL_SIZE, (unsigned)api->cfg.threads,
 	                          MHD_OPTION_CONNECTION_LIMIT, (unsigned)api->cfg.max_connections,
 	                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
-	                          MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536,
+	                          MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384,   /* zeroed per request: keep it small */
 	                          MHD_OPTION_NOTIFY_COMPLETED, on_completed, api,
 	                          MHD_OPTION_EXTERNAL_LOGGER, mhd_log, api,
 	                          MHD_OPTION_END);

@@ -75,13 +75,46 @@ static int db_fail(sqlite3 *db, const char *what, char *err, size_t errlen)
 	return STORE_EDB;
 }
 
+/* Statements are prepared once per connection and kept (the SQL texts here are fixed): parsing
+ * and planning were most of the CPU cost of a small API read. unprep() resets one for reuse. */
 static int prep(sqlite3 *db, const char *sql, sqlite3_stmt **st, const char *what, char *err, size_t errlen)
+{
+	for (sqlite3_stmt *s = sqlite3_next_stmt(db, NULL); s; s = sqlite3_next_stmt(db, s)) {
+		const char *t = sqlite3_sql(s);
+		if (t && strcmp(t, sql) == 0 && !sqlite3_stmt_busy(s)) {
+			*st = s;
+			return 0;
+		}
+	}
+	if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK) {
+		*st = NULL;
+		return db_fail(db, what, err, errlen);
+	}
+	return 0;
+}
+
+/* For SQL built at run time: not cached (finalize it). */
+static int prep_once(sqlite3 *db, const char *sql, sqlite3_stmt **st, const char *what, char *err, size_t errlen)
 {
 	if (sqlite3_prepare_v2(db, sql, -1, st, NULL) != SQLITE_OK) {
 		*st = NULL;
 		return db_fail(db, what, err, errlen);
 	}
 	return 0;
+}
+
+static void unprep(sqlite3_stmt *s)
+{
+	if (!s) return;
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+}
+
+static void close_conn(sqlite3 *db)
+{
+	sqlite3_stmt *s;
+	while ((s = sqlite3_next_stmt(db, NULL)) != NULL) sqlite3_finalize(s);
+	sqlite3_close(db);
 }
 
 static char *col_strdup(sqlite3_stmt *st, int i)
@@ -216,7 +249,7 @@ void store_release(Store *st, sqlite3 *db)
 		db = NULL;
 	}
 	pthread_mutex_unlock(&st->mu);
-	if (db) sqlite3_close(db);
+	if (db) close_conn(db);
 }
 
 int store_begin(sqlite3 *db, char *err, size_t errlen)
@@ -263,7 +296,7 @@ int store_open(const char *path, Store **out, char *err, size_t errlen)
 	}
 	int rc = migrate(db, path, err, errlen);
 	if (rc < 0) {
-		sqlite3_close(db);
+		close_conn(db);
 		store_free(st);
 		return rc;
 	}
@@ -275,7 +308,7 @@ int store_open(const char *path, Store **out, char *err, size_t errlen)
 void store_free(Store *st)
 {
 	if (!st) return;
-	for (int i = 0; i < st->n_idle; i++) sqlite3_close(st->idle[i]);
+	for (int i = 0; i < st->n_idle; i++) close_conn(st->idle[i]);
 	pthread_mutex_destroy(&st->mu);
 	free(st->path);
 	free(st);
@@ -345,7 +378,7 @@ static int count_queued(sqlite3 *db, const char *owner, int64_t *n, char *err, s
 	if (owner) sqlite3_bind_text(s, 1, owner, -1, SQLITE_STATIC);
 	int rc = sqlite3_step(s);
 	*n = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
-	sqlite3_finalize(s);
+	unprep(s);
 	return rc == SQLITE_ROW ? 0 : db_fail(db, "counting queued jobs", err, errlen);
 }
 
@@ -391,7 +424,7 @@ int store_job_insert(Store *st, const StoreNewJob *nj, int64_t *id, char *err, s
 	*id = sqlite3_last_insert_rowid(db);
 	rc = store_commit(db, err, errlen);
 out:
-	sqlite3_finalize(s);
+	unprep(s);
 	if (rc < 0) store_rollback(db);
 	store_release(st, db);
 	return rc;
@@ -412,7 +445,7 @@ static int get_job(sqlite3 *db, int64_t id, StoreJob *out, char *err, size_t err
 		rc = STORE_ENOTFOUND;
 	} else
 		rc = db_fail(db, "reading a job", err, errlen);
-	sqlite3_finalize(s);
+	unprep(s);
 	return rc;
 }
 
@@ -443,7 +476,7 @@ int store_job_state(Store *st, int64_t id, JobState *state, char *err, size_t er
 			rc = STORE_ENOTFOUND;
 		} else
 			rc = db_fail(db, "reading a job's state", err, errlen);
-		sqlite3_finalize(s);
+		unprep(s);
 	}
 	store_release(st, db);
 	return rc;
@@ -455,7 +488,7 @@ static int exec_bind_id(sqlite3 *db, const char *sql, int64_t id, const char *wh
 	if (prep(db, sql, &s, what, err, errlen) < 0) return STORE_EDB;
 	sqlite3_bind_int64(s, 1, id);
 	int rc = sqlite3_step(s) == SQLITE_DONE ? 0 : db_fail(db, what, err, errlen);
-	sqlite3_finalize(s);
+	unprep(s);
 	return rc;
 }
 
@@ -481,7 +514,7 @@ int store_job_claim(Store *st, StoreJob *out, char *err, size_t errlen)
 		goto out;
 	}
 	id = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
+	unprep(s);
 	s = NULL;
 	if ((rc = prep(db, "UPDATE jobs SET state = 'running', started_at = coalesce(started_at, ?2), "
 	                   "updated_at = ?2, attempts = attempts + 1, step = coalesce(checkpoint_step, 0), "
@@ -510,7 +543,7 @@ int store_job_claim(Store *st, StoreJob *out, char *err, size_t errlen)
 	if ((rc = store_commit(db, err, errlen)) < 0) goto out;
 	if ((rc = get_job(db, id, out, err, errlen)) == 0) rc = 1;
 out:
-	sqlite3_finalize(s);
+	unprep(s);
 	store_rollback(db);   /* no-op after COMMIT; ends the read-only transaction of an empty queue */
 	store_release(st, db);
 	return rc;
@@ -552,7 +585,7 @@ int store_job_finish(Store *st, int64_t id, JobState state, const char *results,
 	}
 	rc = store_commit(db, err, errlen);
 out:
-	sqlite3_finalize(s);
+	unprep(s);
 	if (rc < 0) store_rollback(db);
 	store_release(st, db);
 	return rc;
@@ -578,7 +611,7 @@ int store_job_checkpoint(Store *st, int64_t id, int64_t step, char *err, size_t 
 	}
 	rc = store_commit(db, err, errlen);
 out:
-	sqlite3_finalize(s);
+	unprep(s);
 	if (rc < 0) store_rollback(db);
 	store_release(st, db);
 	return rc;
@@ -604,7 +637,7 @@ int store_job_cancel(Store *st, int64_t id, JobState *state_out, char *err, size
 		goto out;
 	}
 	int state = job_state_parse((const char *)sqlite3_column_text(s, 0));
-	sqlite3_finalize(s);
+	unprep(s);
 	s = NULL;
 	const char *sql;
 	if (state == JOB_QUEUED)
@@ -628,7 +661,7 @@ int store_job_cancel(Store *st, int64_t id, JobState *state_out, char *err, size
 	*state_out = state == JOB_QUEUED ? JOB_CANCELLED : JOB_RUNNING;
 	rc = store_commit(db, err, errlen);
 out:
-	sqlite3_finalize(s);
+	unprep(s);
 	if (rc < 0) store_rollback(db);
 	store_release(st, db);
 	return rc;
@@ -652,7 +685,7 @@ int store_recover(Store *st, int64_t *ids, int cap, char *err, size_t errlen)
 		rc = db_fail(db, "recovering jobs", err, errlen);
 		goto out;
 	}
-	sqlite3_finalize(s);
+	unprep(s);
 	if ((rc = prep(db, "SELECT id FROM jobs WHERE state = 'running' ORDER BY id", &s, "recovering jobs", err, errlen)) < 0)
 		goto out;
 	int r;
@@ -664,7 +697,7 @@ int store_recover(Store *st, int64_t *ids, int cap, char *err, size_t errlen)
 		rc = db_fail(db, "recovering jobs", err, errlen);
 		goto out;
 	}
-	sqlite3_finalize(s);
+	unprep(s);
 	if ((rc = prep(db, "UPDATE jobs SET state = 'queued', updated_at = ?1, eta_s = NULL WHERE state = 'running'",
 	               &s, "recovering jobs", err, errlen)) < 0)
 		goto out;
@@ -675,7 +708,7 @@ int store_recover(Store *st, int64_t *ids, int cap, char *err, size_t errlen)
 	}
 	rc = store_commit(db, err, errlen);
 out:
-	sqlite3_finalize(s);
+	unprep(s);
 	if (rc < 0) store_rollback(db);
 	store_release(st, db);
 	return rc < 0 ? rc : n;
@@ -704,7 +737,7 @@ int store_job_list(Store *st, const StoreJobFilter *f, StoreJob **jobs, int *n, 
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
 	sqlite3_stmt *s;
-	int rc = prep(db, sql, &s, "listing jobs", err, errlen);
+	int rc = prep_once(db, sql, &s, "listing jobs", err, errlen);
 	if (rc < 0) {
 		store_release(st, db);
 		return rc;
@@ -746,7 +779,7 @@ int store_job_counts(Store *st, int64_t counts[JOB_STATE_COUNT], char *err, size
 			if (k >= 0) counts[k] = sqlite3_column_int64(s, 1);
 		}
 		if (r != SQLITE_DONE) rc = db_fail(db, "counting jobs", err, errlen);
-		sqlite3_finalize(s);
+		unprep(s);
 	}
 	store_release(st, db);
 	return rc;
@@ -910,8 +943,8 @@ int store_metrics_read(Store *st, int64_t job_id, int64_t after, const char *con
 	out->truncated = cut != INT64_MAX;
 	rc = 0;
 out:
-	sqlite3_finalize(s);
-	sqlite3_finalize(ks);
+	unprep(s);
+	unprep(ks);
 	for (int i = 0; all && i < nall; i++) free(all[i]);
 	free(all);
 	if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
@@ -931,7 +964,7 @@ int store_metrics_latest(Store *st, int64_t job_id, MetricSet *out, char *err, s
 	if (rc == 0) {
 		sqlite3_bind_int64(s, 1, job_id);
 		rc = fill_set(db, s, out, "reading latest metrics", err, errlen);
-		sqlite3_finalize(s);
+		unprep(s);
 	}
 	store_release(st, db);
 	if (rc < 0) metric_set_clear(out);
@@ -971,7 +1004,7 @@ int store_events_read(Store *st, int64_t job_id, int64_t after, int limit, Store
 			rc = STORE_ENOMEM;
 		} else if (r != SQLITE_DONE)
 			rc = db_fail(db, "reading events", err, errlen);
-		sqlite3_finalize(s);
+		unprep(s);
 	}
 	store_release(st, db);
 	if (rc < 0) {
@@ -1009,7 +1042,7 @@ int store_event_add(Store *st, int64_t job_id, int level, const char *message, c
 	}
 	rc = store_commit(db, err, errlen);
 out:
-	sqlite3_finalize(s);
+	unprep(s);
 	if (rc < 0) store_rollback(db);
 	store_release(st, db);
 	return rc;
@@ -1056,7 +1089,7 @@ int store_artifact_put(Store *st, int64_t job_id, const char *name, const char *
 	}
 	rc = store_commit(db, err, errlen);
 out:
-	sqlite3_finalize(s);
+	unprep(s);
 	if (rc < 0) store_rollback(db);
 	store_release(st, db);
 	return rc;
@@ -1101,7 +1134,7 @@ int store_artifact_list(Store *st, int64_t job_id, StoreArtifact **a, int *n, ch
 			read_artifact(s, &v[(*n)++]);
 		}
 		if (rc == 0 && r != SQLITE_DONE) rc = db_fail(db, "listing artifacts", err, errlen);
-		sqlite3_finalize(s);
+		unprep(s);
 	}
 	store_release(st, db);
 	if (rc < 0) {
@@ -1132,7 +1165,7 @@ int store_artifact_get(Store *st, int64_t job_id, const char *name, StoreArtifac
 			rc = STORE_ENOTFOUND;
 		} else
 			rc = db_fail(db, "reading an artifact", err, errlen);
-		sqlite3_finalize(s);
+		unprep(s);
 	}
 	store_release(st, db);
 	return rc;
