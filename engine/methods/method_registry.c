@@ -5,6 +5,8 @@
 #include <string.h>
 
 extern const PretextMethod method_simclr;
+extern const PretextMethod method_masked_lm;
+extern const PretextMethod method_autoregressive_lm;
 extern const PretextMethod method_autoencoder;
 extern const PretextMethod method_denoising_autoencoder;
 extern const PretextMethod method_vae;
@@ -18,6 +20,8 @@ extern const PretextMethod method_clip;
 
 static const PretextMethod *const registry[] = {
 	&method_simclr,
+	&method_masked_lm,
+	&method_autoregressive_lm,
 	&method_autoencoder,
 	&method_denoising_autoencoder,
 	&method_vae,

@@ -1,0 +1,456 @@
+/* autoregressive_lm.c - GPT-style byte-level language model: a causal Transformer decoder over byte
+ * tokens (vocabulary 256) trained with next-byte cross-entropy, the LM head tied to the byte
+ * embedding (logits = h wte^T). Reports bits per byte on the training batches and, after training,
+ * on the whole held-out test text; samples continuations (temperature, top-k, top-p) one byte at a
+ * time with a KV cache.
+ *
+ * It draws its own batches through make_batch (random windows of the byte stream, or whole records
+ * of a text_records dataset, one seeded permutation per epoch) from (seed, step) only, so a
+ * resumed run trains on exactly the batches it would have seen. It deliberately does not tokenise
+ * beyond bytes and does not decode UTF-8: the bytes it samples may split a multi-byte character,
+ * and whoever turns them into JSON text (runner_generate) makes them valid UTF-8.
+ */
+#include "method.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../alloc.h"
+#include "../layers.h"
+#include "../ops.h"
+
+#define EVAL_WINDOWS 32   /* test windows per forward pass */
+
+typedef struct ArLm {
+	Encoder *encoder;
+	Transformer *tf;       /* borrowed from encoder: wte for the tied head, KV-cache stepping */
+	int B, T;              /* batch, training window (context, or the record size) */
+	int *x, *y;            /* (B*T) inputs and next-byte targets (-1 = no target) */
+	int *perm;             /* records: this epoch's order of the training records */
+	int perm_n;
+	int64_t perm_epoch;    /* epoch perm was drawn for (-1 = none) */
+} ArLm;
+
+/* ---- create / destroy ----------------------------------------------------------------------- */
+
+static void arlm_destroy(void *state)
+{
+	ArLm *s = state;
+	if (!s)
+		return;
+	encoder_free(s->encoder);
+	eng_free(s->x);
+	eng_free(s->y);
+	eng_free(s->perm);
+	eng_free(s);
+}
+
+static int arlm_create(const MethodEnv *env, ParamSet *ps, void **state, char *err, size_t errlen)
+{
+	const EncoderConfig *cfg = env->encoder;
+	if (cfg->kind != ENC_TRANSFORMER) {
+		snprintf(err, errlen, "autoregressive_lm: model.encoder must be \"transformer\", got \"%s\"",
+		         encoder_kind_name(cfg->kind));
+		return -EINVAL;
+	}
+	if (cfg->vocab < 256) {
+		snprintf(err, errlen, "autoregressive_lm: the byte vocabulary needs model.vocab >= 256, "
+		         "got %d", cfg->vocab);
+		return -EINVAL;
+	}
+	const Dataset *ds = env->ds;
+	if (!ds || (ds->kind != DATASET_TEXT && ds->kind != DATASET_TEXT_RECORDS)) {
+		snprintf(err, errlen, "autoregressive_lm: needs a text or text_records dataset");
+		return -EINVAL;
+	}
+	ArLm *s = eng_calloc(1, sizeof *s);
+	if (!s) {
+		snprintf(err, errlen, "autoregressive_lm: out of memory");
+		return -ENOMEM;
+	}
+	s->perm_epoch = -1;
+	s->B = env->batch_size;
+	s->T = ds->kind == DATASET_TEXT_RECORDS ? ds->record_bytes : cfg->context;
+	if (s->T > cfg->context) {
+		snprintf(err, errlen, "autoregressive_lm: records of %d bytes exceed model.context %d",
+		         s->T, cfg->context);
+		arlm_destroy(s);
+		return -EINVAL;
+	}
+	if (ds->kind == DATASET_TEXT && ds->text_train_len < (size_t)s->T + 1) {
+		snprintf(err, errlen, "autoregressive_lm: the training text has %zu bytes, fewer than one "
+		         "window of model.context + 1 = %d", ds->text_train_len, s->T + 1);
+		arlm_destroy(s);
+		return -EINVAL;
+	}
+	EncoderConfig ec = *cfg;
+	ec.causal = 1;   /* a decoder, whatever the spec layer filled in */
+	int rc = encoder_new(&ec, ps, "encoder", 1, 1, s->T, env->rng, &s->encoder, err, errlen);
+	if (rc < 0) {
+		arlm_destroy(s);
+		return rc;
+	}
+	s->tf = encoder_transformer(s->encoder);
+	size_t n = (size_t)s->B * (size_t)s->T;
+	s->x = eng_malloc(n * sizeof *s->x);
+	s->y = eng_malloc(n * sizeof *s->y);
+	if (!s->x || !s->y) {
+		snprintf(err, errlen, "autoregressive_lm: out of memory for a batch of %d x %d", s->B,
+		         s->T);
+		arlm_destroy(s);
+		return -ENOMEM;
+	}
+	*state = s;
+	return 0;
+}
+
+/* ---- batches -------------------------------------------------------------------------------- */
+
+static uint64_t mix64(uint64_t z)
+{
+	z += 0x9e3779b97f4a7c15ULL;
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+/* Record r of a records split as inputs (T) and next-byte targets (T); pads have no target. */
+static void record_xy(const Dataset *ds, const Split *split, int r, int T, int *x, int *y)
+{
+	const uint8_t *rec = (split == &ds->test ? ds->rec_test : ds->rec_train) +
+	                     (size_t)r * ds->record_bytes;
+	int len = (split == &ds->test ? ds->rec_test_len : ds->rec_train_len)[r];
+	for (int t = 0; t < T; t++) {
+		x[t] = rec[t];
+		y[t] = t + 1 < len ? rec[t + 1] : -1;
+	}
+}
+
+static int arlm_make_batch(void *state, const Dataset *ds, uint64_t seed, int64_t step, Batch *b,
+                           char *err, size_t errlen)
+{
+	ArLm *s = state;
+	Rng rng;
+	rng_seed(&rng, mix64(seed ^ 0x61726c6dULL) ^ mix64((uint64_t)step));
+	if (ds->kind == DATASET_TEXT) {
+		if (text_windows(ds->text_train, ds->text_train_len, s->B, s->T, &rng, s->x, s->y) < 0) {
+			snprintf(err, errlen, "autoregressive_lm: %zu training bytes cannot hold a window "
+			         "of %d", ds->text_train_len, s->T + 1);
+			return -EINVAL;
+		}
+	} else {
+		int n = ds->train.n;
+		if (n <= 0) {
+			snprintf(err, errlen, "autoregressive_lm: the training split has no records");
+			return -EINVAL;
+		}
+		/* Whole records in a seeded order per epoch (epoch = the step's share of n/B). */
+		int per_epoch = n / s->B > 0 ? n / s->B : 1;
+		int64_t epoch = step / per_epoch;
+		if (epoch != s->perm_epoch || s->perm_n != n) {
+			eng_free(s->perm);
+			s->perm = eng_malloc((size_t)n * sizeof *s->perm);
+			if (!s->perm) {
+				snprintf(err, errlen, "autoregressive_lm: out of memory");
+				return -ENOMEM;
+			}
+			Rng prng;
+			rng_seed(&prng, mix64(seed ^ 0x7065726dULL) ^ mix64((uint64_t)epoch));
+			rng_permutation(&prng, s->perm, n);
+			s->perm_n = n;
+			s->perm_epoch = epoch;
+		}
+		int first = (int)(step % per_epoch) * s->B;
+		for (int i = 0; i < s->B; i++) {
+			int r = s->perm[(first + i) % n];
+			record_xy(ds, &ds->train, r, s->T, s->x + (size_t)i * s->T, s->y + (size_t)i * s->T);
+		}
+	}
+	memset(b, 0, sizeof *b);
+	b->n = s->B;
+	b->T = s->T;
+	b->tokens = s->x;
+	return 0;
+}
+
+/* ---- loss ------------------------------------------------------------------------------------ */
+
+// ids (B*T) -> logits (B*T, V) through the tied head
+static Tensor *arlm_logits(Ctx *ctx, ArLm *s, const int *ids, int B, int T)
+{
+	Tensor *h = encoder_forward_tokens(ctx, s->encoder, ids, B, T);     // (B,T,D)
+	h = op_reshape(ctx, h, 2, (int[]){ B * T, s->tf->dim });
+	return op_matmul(ctx, h, s->tf->wte.weight, 0, 1);                  // (B*T,V)
+}
+
+static Tensor *arlm_loss(Ctx *ctx, void *state, Tensor *const *views, const Batch *batch,
+                         const MetricSink *sink)
+{
+	ArLm *s = state;
+	(void)views;
+	(void)batch;   /* the batch is s->x / s->y, filled by arlm_make_batch */
+	Tensor *logits = arlm_logits(ctx, s, s->x, s->B, s->T);
+	Tensor *loss = op_cross_entropy(ctx, logits, s->y, 0.0f);
+	metric_put(sink, "bits_per_byte", loss->data[0] / M_LN2);
+	return loss;
+}
+
+static Encoder *arlm_encoder(void *state)
+{
+	return ((ArLm *)state)->encoder;
+}
+
+/* ---- test bits per byte ------------------------------------------------------------------------ */
+
+typedef struct EvalAcc {
+	double nats;
+	size_t n;
+} EvalAcc;
+
+/* Adds -log p(target) of the rows of logits (rows, V) whose target is >= 0. */
+static void score_rows(const Tensor *logits, const int *target, int rows, EvalAcc *acc)
+{
+	int V = logits->shape[1];
+	for (int i = 0; i < rows; i++) {
+		if (target[i] < 0)
+			continue;
+		const float *l = logits->data + (size_t)i * V;
+		float mx = l[0];
+		for (int j = 1; j < V; j++)
+			mx = l[j] > mx ? l[j] : mx;
+		double sum = 0.0;
+		for (int j = 0; j < V; j++)
+			sum += exp((double)(l[j] - mx));
+		acc->nats += log(sum) + mx - l[target[i]];
+		acc->n++;
+	}
+}
+
+/* Byte stream: windows of T bytes every T/2 bytes; each window scores only the targets no earlier
+ * window scored, so every byte after the first half-window is predicted from at least T/2 bytes of
+ * context (the usual strided evaluation). Every test byte but the first is scored exactly once. */
+static void eval_stream(Ctx *ctx, ArLm *s, const uint8_t *text, size_t len, int *x, int *y,
+                        EvalAcc *acc)
+{
+	if (len < 2)
+		return;
+	int T = len - 1 < (size_t)s->T ? (int)(len - 1) : s->T;
+	size_t stride = T / 2 > 0 ? (size_t)(T / 2) : 1, last = len - 1 - (size_t)T;
+	size_t next = 1;   /* first target not yet scored */
+	size_t start = 0;
+	int done = 0;
+	while (!done) {
+		int nw = 0;
+		for (; nw < EVAL_WINDOWS && !done; nw++) {
+			if (start >= last) {
+				start = last;
+				done = 1;
+			}
+			int *wx = x + (size_t)nw * T, *wy = y + (size_t)nw * T;
+			for (int t = 0; t < T; t++) {
+				size_t tgt = start + (size_t)t + 1;
+				wx[t] = text[start + (size_t)t];
+				wy[t] = tgt >= next ? text[tgt] : -1;
+			}
+			next = start + (size_t)T + 1;
+			start += stride;
+		}
+		ctx_reset(ctx);
+		score_rows(arlm_logits(ctx, s, x, nw, T), y, nw * T, acc);
+	}
+}
+
+static void eval_records(Ctx *ctx, ArLm *s, const Dataset *ds, int *x, int *y, EvalAcc *acc)
+{
+	for (int r0 = 0; r0 < ds->test.n; r0 += EVAL_WINDOWS) {
+		int nw = ds->test.n - r0 < EVAL_WINDOWS ? ds->test.n - r0 : EVAL_WINDOWS;
+		for (int i = 0; i < nw; i++)
+			record_xy(ds, &ds->test, r0 + i, s->T, x + (size_t)i * s->T, y + (size_t)i * s->T);
+		ctx_reset(ctx);
+		score_rows(arlm_logits(ctx, s, x, nw, s->T), y, nw * s->T, acc);
+	}
+}
+
+static int arlm_evaluate(void *state, Ctx *ctx, const Dataset *ds, const MetricSink *sink)
+{
+	ArLm *s = state;
+	size_t n = (size_t)EVAL_WINDOWS * (size_t)s->T;
+	int *x = eng_malloc(n * sizeof *x), *y = eng_malloc(n * sizeof *y);
+	if (!x || !y) {
+		eng_free(x);
+		eng_free(y);
+		return -ENOMEM;
+	}
+	int was_training = ctx_training(ctx);
+	int was_grad = ctx_set_grad_enabled(ctx, 0);
+	ctx_set_training(ctx, 0);
+	EvalAcc acc = { 0 };
+	if (ds->kind == DATASET_TEXT)
+		eval_stream(ctx, s, ds->text_test, ds->text_test_len, x, y, &acc);
+	else
+		eval_records(ctx, s, ds, x, y, &acc);
+	ctx_reset(ctx);
+	ctx_set_training(ctx, was_training);
+	ctx_set_grad_enabled(ctx, was_grad);
+	eng_free(x);
+	eng_free(y);
+	if (acc.n == 0)
+		return 0;
+	metric_put(sink, "test_loss", acc.nats / (double)acc.n);
+	metric_put(sink, "test_bits_per_byte", acc.nats / (double)acc.n / M_LN2);
+	metric_put(sink, "test_bytes", (double)acc.n);
+	return 0;
+}
+
+/* ---- sampling ------------------------------------------------------------------------------- */
+
+/* One byte from logits (V): greedy when temperature <= 0, else softmax(logits / temperature)
+ * restricted to the top_k most likely bytes (0 = all) and to the smallest set whose probability
+ * reaches top_p (1 = all). Byte 0 (NUL) is never produced: it is not text. */
+static int sample_byte(const float *logits, int V, float temperature, int top_k, float top_p,
+                       Rng *rng)
+{
+	int best = 1;
+	for (int j = 2; j < V; j++)
+		if (logits[j] > logits[best])
+			best = j;
+	if (!(temperature > 0.0f))
+		return best;
+	double p[256];
+	int order[256];
+	int n = 0;
+	double sum = 0.0;
+	for (int j = 1; j < V && j < 256; j++) {
+		p[j] = exp((double)(logits[j] - logits[best]) / temperature);
+		sum += p[j];
+		/* insertion into `order`, most likely first */
+		int k = n++;
+		while (k > 0 && p[order[k - 1]] < p[j]) {
+			order[k] = order[k - 1];
+			k--;
+		}
+		order[k] = j;
+	}
+	int keep = n;
+	if (top_k > 0 && top_k < keep)
+		keep = top_k;
+	if (top_p > 0.0f && top_p < 1.0f) {
+		double c = 0.0;
+		for (int i = 0; i < keep; i++) {
+			c += p[order[i]] / sum;
+			if (c >= top_p) {
+				keep = i + 1;
+				break;
+			}
+		}
+	}
+	double total = 0.0;
+	for (int i = 0; i < keep; i++)
+		total += p[order[i]];
+	double u = rng_uniform(rng) * total;
+	for (int i = 0; i < keep; i++) {
+		u -= p[order[i]];
+		if (u < 0.0)
+			return order[i];
+	}
+	return order[keep - 1];
+}
+
+/* Feed win[0..n) into an emptied cache; returns the last position's hidden state (1,D). */
+static Tensor *refill(Ctx *ctx, const Transformer *tf, KVCache *kv, const int *win, int n)
+{
+	kvcache_clear(kv);
+	Tensor *h = NULL;
+	for (int i = 0; i < n; i++)
+		h = transformer_step_cached(ctx, tf, kv, &win[i], 1);
+	return h;
+}
+
+/* The model conditions on a window of at most `context` bytes held in the KV cache. When the
+ * window is full, it keeps its last context/2 - 1 bytes, appends the new one and refills the cache
+ * (learned absolute positions rule out sliding the cache itself). */
+static int arlm_generate(void *state, Ctx *ctx, const uint8_t *prompt, int len, int max_tokens,
+                         float temperature, int top_k, float top_p, Rng *rng, uint8_t *out,
+                         int *out_len, char *err, size_t errlen)
+{
+	ArLm *s = state;
+	const Transformer *tf = s->tf;
+	int C = tf->context, V = tf->vocab < 256 ? tf->vocab : 256, D = tf->dim;
+	int keep = C / 2 > 1 ? C / 2 : 1;
+	*out_len = 0;
+	if (max_tokens <= 0)
+		return 0;
+	KVCache kv;
+	int *win = eng_malloc((size_t)C * sizeof *win);
+	float *logits = eng_malloc((size_t)tf->vocab * sizeof *logits);
+	if (!win || !logits || kvcache_init(&kv, tf, 1) < 0) {
+		eng_free(win);
+		eng_free(logits);
+		snprintf(err, errlen, "autoregressive_lm: out of memory for the KV cache");
+		return -ENOMEM;
+	}
+	int was_grad = ctx_set_grad_enabled(ctx, 0);
+	int was_training = ctx_training(ctx);
+	ctx_set_training(ctx, 0);
+	int n = 0;
+	if (len <= 0) {
+		win[n++] = '\n';   /* an empty prompt starts at a line break, as a fortune does */
+	} else {
+		int from = len > C ? len - C : 0;
+		for (int i = from; i < len; i++)
+			win[n++] = prompt[i];
+	}
+	ctx_reset(ctx);
+	Tensor *h = refill(ctx, tf, &kv, win, n);
+	int rc = 0;
+	for (int g = 0; g < max_tokens; g++) {
+		if (!h) {
+			snprintf(err, errlen, "autoregressive_lm: KV-cache step failed at byte %d", g);
+			rc = -EINVAL;
+			break;
+		}
+		/* logits (V) = h (1,D) . wte (V,D)^T */
+		const float *hv = h->data, *w = tf->wte.weight->data;
+		for (int j = 0; j < V; j++) {
+			float a = 0.0f;
+			for (int d = 0; d < D; d++)
+				a += hv[d] * w[(size_t)j * D + d];
+			logits[j] = a;
+		}
+		int tok = sample_byte(logits, V, temperature, top_k, top_p, rng);
+		out[(*out_len)++] = (uint8_t)tok;
+		if (g + 1 == max_tokens)
+			break;
+		ctx_reset(ctx);
+		if (n == C) {
+			memmove(win, win + n - (keep - 1), (size_t)(keep - 1) * sizeof *win);
+			n = keep - 1;
+			win[n++] = tok;
+			h = refill(ctx, tf, &kv, win, n);
+		} else {
+			win[n++] = tok;
+			h = transformer_step_cached(ctx, tf, &kv, &tok, 1);
+		}
+	}
+	ctx_reset(ctx);
+	ctx_set_training(ctx, was_training);
+	ctx_set_grad_enabled(ctx, was_grad);
+	kvcache_close(&kv);
+	eng_free(win);
+	eng_free(logits);
+	return rc;
+}
+
+const PretextMethod method_autoregressive_lm = {
+	.name = "autoregressive_lm",
+	.views = 0,
+	.create = arlm_create,
+	.loss = arlm_loss,
+	.encoder = arlm_encoder,
+	.evaluate = arlm_evaluate,
+	.generate_text = arlm_generate,
+	.make_batch = arlm_make_batch,
+	.destroy = arlm_destroy,
+};

@@ -1,0 +1,440 @@
+/* masked_lm.c - BERT-style masked language model on bytes: a bidirectional Transformer encoder
+ * over byte tokens (vocabulary 256); BERT corruption (mask_prob of the positions selected, of those
+ * 80% -> the mask byte 0, 10% -> a random byte, 10% kept); cross-entropy on the selected positions
+ * only, through a small head (dense + GELU + LayerNorm, then the decoder tied to the byte embedding
+ * plus a bias). Reports masked-byte accuracy and loss during training and, after training, on the
+ * held-out test text beside the unigram baseline (always the most frequent training byte); on a
+ * labelled text_records dataset also the bag-of-bytes logistic-regression baseline the encoder's
+ * linear probe is compared with.
+ *
+ * Batches come from make_batch: whole records (one seeded permutation per epoch) or random windows
+ * of a byte stream, corrupted with a stream seeded by (seed, step), so resume is exact. Only the
+ * encoder ("encoder.*") transfers; the head ("mlm_head.*") stays behind. This file does not run the
+ * downstream probes on the encoder itself (eval.c does, on mean-pooled token states).
+ */
+#include "method.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../alloc.h"
+#include "../data/text_mask.h"
+#include "../layers.h"
+#include "../ops.h"
+#include "eval.h"
+
+#define EVAL_SEQS 32            /* test sequences per forward pass */
+#define EVAL_MASK_SEED 0x6d6c6dULL
+
+typedef struct MaskedLm {
+	Encoder *encoder;
+	Transformer *tf;          /* borrowed from encoder: wte is the tied decoder */
+	Linear dense;             /* mlm_head.dense (D,D) */
+	LayerNorm norm;           /* mlm_head.norm */
+	Tensor *bias;             /* mlm_head.bias (V) */
+	TextMaskConfig mc;
+	int B, T;
+	int *ids, *x, *tgt;       /* (B*T) original bytes, corrupted input, targets (-1 elsewhere) */
+	int *rows, *labels;       /* (B*T) flat positions of the selected bytes and their originals */
+	int n_sel;
+	int *perm;                /* records: this epoch's order */
+	int perm_n;
+	int64_t perm_epoch;
+} MaskedLm;
+
+/* ---- create / destroy ----------------------------------------------------------------------- */
+
+static void mlm_destroy(void *state)
+{
+	MaskedLm *s = state;
+	if (!s)
+		return;
+	encoder_free(s->encoder);
+	eng_free(s->ids);
+	eng_free(s->x);
+	eng_free(s->tgt);
+	eng_free(s->rows);
+	eng_free(s->labels);
+	eng_free(s->perm);
+	eng_free(s);
+}
+
+static int mlm_create(const MethodEnv *env, ParamSet *ps, void **state, char *err, size_t errlen)
+{
+	const EncoderConfig *cfg = env->encoder;
+	if (cfg->kind != ENC_TRANSFORMER) {
+		snprintf(err, errlen, "masked_lm: model.encoder must be \"transformer\", got \"%s\"",
+		         encoder_kind_name(cfg->kind));
+		return -EINVAL;
+	}
+	if (cfg->vocab < 256) {
+		snprintf(err, errlen, "masked_lm: the byte vocabulary needs model.vocab >= 256, got %d",
+		         cfg->vocab);
+		return -EINVAL;
+	}
+	const Dataset *ds = env->ds;
+	if (!ds || (ds->kind != DATASET_TEXT && ds->kind != DATASET_TEXT_RECORDS)) {
+		snprintf(err, errlen, "masked_lm: needs a text or text_records dataset");
+		return -EINVAL;
+	}
+	MaskedLm *s = eng_calloc(1, sizeof *s);
+	if (!s) {
+		snprintf(err, errlen, "masked_lm: out of memory");
+		return -ENOMEM;
+	}
+	s->perm_epoch = -1;
+	s->B = env->batch_size;
+	s->T = ds->kind == DATASET_TEXT_RECORDS ? ds->record_bytes : cfg->context;
+	text_mask_config_default(&s->mc);
+	s->mc.select_p = (float)env->param(env->param_user, "mask_prob");
+	s->mc.p_mask = (float)env->param(env->param_user, "mask_token_prob");
+	s->mc.p_random = (float)env->param(env->param_user, "random_token_prob");
+	s->mc.pad_id = 0;         /* record padding is never a target (byte 0 is not text) */
+	int rc = -EINVAL;
+	if (!(s->mc.select_p > 0.0f && s->mc.select_p < 1.0f) || !(s->mc.p_mask >= 0.0f) ||
+	    !(s->mc.p_random >= 0.0f) || s->mc.p_mask + s->mc.p_random > 1.0f + 1e-6f) {
+		snprintf(err, errlen, "masked_lm: params: mask_prob %g must be in (0,1) and "
+		         "mask_token_prob %g + random_token_prob %g at most 1", (double)s->mc.select_p,
+		         (double)s->mc.p_mask, (double)s->mc.p_random);
+		goto fail;
+	}
+	if (s->T > cfg->context) {
+		snprintf(err, errlen, "masked_lm: records of %d bytes exceed model.context %d", s->T,
+		         cfg->context);
+		goto fail;
+	}
+	if (ds->kind == DATASET_TEXT && ds->text_train_len < (size_t)s->T + 1) {
+		snprintf(err, errlen, "masked_lm: the training text has %zu bytes, fewer than one window "
+		         "of model.context + 1 = %d", ds->text_train_len, s->T + 1);
+		goto fail;
+	}
+	EncoderConfig ec = *cfg;
+	ec.causal = 0;   /* bidirectional */
+	if ((rc = encoder_new(&ec, ps, "encoder", 1, 1, s->T, env->rng, &s->encoder, err, errlen)) < 0)
+		goto fail;
+	s->tf = encoder_transformer(s->encoder);
+	int D = s->tf->dim;
+	if ((rc = linear_init(&s->dense, ps, "mlm_head.dense", D, D, 1, env->rng)) < 0 ||
+	    (rc = layernorm_init(&s->norm, ps, "mlm_head.norm", D)) < 0 ||
+	    !(s->bias = paramset_add(ps, "mlm_head.bias", 1, (int[]){ s->tf->vocab }, 0))) {
+		snprintf(err, errlen, "masked_lm: cannot build the prediction head (%d)", rc);
+		rc = rc < 0 ? rc : -ENOMEM;
+		goto fail;
+	}
+	size_t n = (size_t)s->B * (size_t)s->T;
+	s->ids = eng_malloc(n * sizeof(int));
+	s->x = eng_malloc(n * sizeof(int));
+	s->tgt = eng_malloc(n * sizeof(int));
+	s->rows = eng_malloc(n * sizeof(int));
+	s->labels = eng_malloc(n * sizeof(int));
+	if (!s->ids || !s->x || !s->tgt || !s->rows || !s->labels) {
+		snprintf(err, errlen, "masked_lm: out of memory for a batch of %d x %d", s->B, s->T);
+		rc = -ENOMEM;
+		goto fail;
+	}
+	*state = s;
+	return 0;
+fail:
+	mlm_destroy(s);
+	return rc;
+}
+
+/* ---- batches -------------------------------------------------------------------------------- */
+
+static uint64_t mix64(uint64_t z)
+{
+	z += 0x9e3779b97f4a7c15ULL;
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+/* Record r of split as T byte ids (0-padded). */
+static void record_ids(const Dataset *ds, const Split *split, int r, int T, int *ids)
+{
+	const uint8_t *rec = (split == &ds->test ? ds->rec_test : ds->rec_train) +
+	                     (size_t)r * ds->record_bytes;
+	for (int t = 0; t < T; t++)
+		ids[t] = rec[t];
+}
+
+/* Corrupt ids (n) into x / tgt and list the selected positions. Returns how many. */
+static int corrupt(const TextMaskConfig *mc, Rng *rng, const int *ids, int n, int *x, int *tgt,
+                   int *rows, int *labels)
+{
+	text_mask_apply(mc, rng, ids, n, x, tgt, NULL);
+	int m = 0;
+	for (int i = 0; i < n; i++) {
+		if (tgt[i] >= 0) {
+			rows[m] = i;
+			labels[m++] = tgt[i];
+		}
+	}
+	return m;
+}
+
+static int mlm_make_batch(void *state, const Dataset *ds, uint64_t seed, int64_t step, Batch *b,
+                          char *err, size_t errlen)
+{
+	MaskedLm *s = state;
+	Rng rng;
+	rng_seed(&rng, mix64(seed ^ 0x6d6c6dULL) ^ mix64((uint64_t)step));
+	if (ds->kind == DATASET_TEXT) {
+		/* tgt is scratch for the shifted targets text_windows also writes */
+		if (text_windows(ds->text_train, ds->text_train_len, s->B, s->T, &rng, s->ids,
+		                 s->tgt) < 0) {
+			snprintf(err, errlen, "masked_lm: %zu training bytes cannot hold a window of %d",
+			         ds->text_train_len, s->T + 1);
+			return -EINVAL;
+		}
+	} else {
+		int n = ds->train.n;
+		if (n <= 0) {
+			snprintf(err, errlen, "masked_lm: the training split has no records");
+			return -EINVAL;
+		}
+		int per_epoch = n / s->B > 0 ? n / s->B : 1;
+		int64_t epoch = step / per_epoch;
+		if (epoch != s->perm_epoch || s->perm_n != n) {
+			eng_free(s->perm);
+			s->perm = eng_malloc((size_t)n * sizeof *s->perm);
+			if (!s->perm) {
+				snprintf(err, errlen, "masked_lm: out of memory");
+				return -ENOMEM;
+			}
+			Rng prng;
+			rng_seed(&prng, mix64(seed ^ 0x7065726dULL) ^ mix64((uint64_t)epoch));
+			rng_permutation(&prng, s->perm, n);
+			s->perm_n = n;
+			s->perm_epoch = epoch;
+		}
+		int first = (int)(step % per_epoch) * s->B;
+		for (int i = 0; i < s->B; i++)
+			record_ids(ds, &ds->train, s->perm[(first + i) % n], s->T, s->ids + (size_t)i * s->T);
+	}
+	s->n_sel = corrupt(&s->mc, &rng, s->ids, s->B * s->T, s->x, s->tgt, s->rows, s->labels);
+	memset(b, 0, sizeof *b);
+	b->n = s->B;
+	b->T = s->T;
+	b->tokens = s->x;
+	return 0;
+}
+
+/* ---- loss ------------------------------------------------------------------------------------ */
+
+// corrupted x (B*T), selected rows (m) -> logits (m, V) at those positions
+static Tensor *mlm_logits(Ctx *ctx, MaskedLm *s, const int *x, int B, const int *rows, int m)
+{
+	Tensor *h = encoder_forward_tokens(ctx, s->encoder, x, B, s->T);     // (B,T,D)
+	h = op_reshape(ctx, h, 2, (int[]){ B * s->T, s->tf->dim });
+	h = op_gather_rows(ctx, h, rows, m);                                 // (m,D)
+	Tensor *z = op_gelu(ctx, linear_forward(ctx, &s->dense, h));
+	z = layernorm_forward(ctx, &s->norm, z);
+	return op_add(ctx, op_matmul(ctx, z, s->tf->wte.weight, 0, 1), s->bias);   // (m,V)
+}
+
+static int argmax_row(const float *l, int V)
+{
+	int best = 0;
+	for (int j = 1; j < V; j++)
+		if (l[j] > l[best])
+			best = j;
+	return best;
+}
+
+static Tensor *mlm_loss(Ctx *ctx, void *state, Tensor *const *views, const Batch *batch,
+                        const MetricSink *sink)
+{
+	MaskedLm *s = state;
+	(void)views;
+	(void)batch;   /* the batch is s->x / s->rows / s->labels, filled by mlm_make_batch */
+	Tensor *logits = mlm_logits(ctx, s, s->x, s->B, s->rows, s->n_sel);
+	Tensor *loss = op_cross_entropy(ctx, logits, s->labels, 0.0f);
+	if (sink) {
+		int V = logits->shape[1], correct = 0;
+		for (int i = 0; i < s->n_sel; i++)
+			correct += argmax_row(logits->data + (size_t)i * V, V) == s->labels[i];
+		metric_put(sink, "masked_accuracy", (double)correct / s->n_sel);
+	}
+	return loss;
+}
+
+static Encoder *mlm_encoder(void *state)
+{
+	return ((MaskedLm *)state)->encoder;
+}
+
+/* ---- held-out evaluation -------------------------------------------------------------------- */
+
+typedef struct MlmEval {
+	double nats, uni_nats;
+	long correct, uni_correct, n;
+	double logp_uni[256];     /* log unigram probabilities of the training bytes (add-one) */
+	int top;                  /* the most frequent training byte */
+} MlmEval;
+
+static void unigram_fit(const Dataset *ds, MlmEval *e)
+{
+	double count[256] = { 0 };
+	if (ds->kind == DATASET_TEXT) {
+		for (size_t i = 0; i < ds->text_train_len; i++)
+			count[ds->text_train[i]] += 1;
+	} else {
+		for (int r = 0; r < ds->train.n; r++)
+			for (int t = 0; t < ds->rec_train_len[r]; t++)
+				count[ds->rec_train[(size_t)r * ds->record_bytes + t]] += 1;
+	}
+	double total = 0;
+	e->top = 1;
+	for (int j = 1; j < 256; j++) {
+		total += count[j] + 1;
+		if (count[j] > count[e->top])
+			e->top = j;
+	}
+	e->logp_uni[0] = -INFINITY;
+	for (int j = 1; j < 256; j++)
+		e->logp_uni[j] = log((count[j] + 1) / total);
+}
+
+/* Score one batch of B sequences (ids), masked with rng. */
+static void eval_batch(Ctx *ctx, MaskedLm *s, const int *ids, int B, Rng *rng, int *x, int *tgt,
+                       int *rows, int *labels, MlmEval *e)
+{
+	int m = corrupt(&s->mc, rng, ids, B * s->T, x, tgt, rows, labels);
+	ctx_reset(ctx);
+	Tensor *logits = mlm_logits(ctx, s, x, B, rows, m);
+	int V = logits->shape[1];
+	for (int i = 0; i < m; i++) {
+		const float *l = logits->data + (size_t)i * V;
+		int best = argmax_row(l, V);
+		double sum = 0.0;
+		for (int j = 0; j < V; j++)
+			sum += exp((double)(l[j] - l[best]));
+		e->nats += log(sum) + l[best] - l[labels[i]];
+		e->correct += best == labels[i];
+		e->uni_nats -= e->logp_uni[labels[i]];
+		e->uni_correct += labels[i] == e->top;
+		e->n++;
+	}
+}
+
+/* Bag-of-bytes features: each record's byte frequencies (n, 256). */
+static float *bag_of_bytes(const Dataset *ds, const Split *split, const int *idx, int n)
+{
+	float *f = eng_calloc((size_t)n * 256, sizeof *f);
+	if (!f)
+		return NULL;
+	const uint8_t *rec = split == &ds->test ? ds->rec_test : ds->rec_train;
+	const int *len = split == &ds->test ? ds->rec_test_len : ds->rec_train_len;
+	for (int i = 0; i < n; i++) {
+		int r = idx ? idx[i] : i;
+		float *row = f + (size_t)i * 256;
+		for (int t = 0; t < len[r]; t++)
+			row[rec[(size_t)r * ds->record_bytes + t]] += 1.0f;
+		for (int j = 0; j < 256 && len[r] > 0; j++)
+			row[j] /= (float)len[r];
+	}
+	return f;
+}
+
+/* The baseline the masked LM's linear probe must beat: logistic regression on bag-of-bytes
+ * features of the same labelled subsets (the first k per class, as the probe's default rule). */
+static void bag_of_bytes_baseline(const Dataset *ds, const MetricSink *sink)
+{
+	static const double fractions[] = { 0.01, 0.1, 1.0 };
+	float *xte = bag_of_bytes(ds, &ds->test, NULL, ds->test.n);
+	if (!xte)
+		return;
+	for (int f = 0; f < 3; f++) {
+		int *idx = NULL;
+		char err[256];
+		int n = dataset_label_subset(&ds->train, ds->num_classes, fractions[f], 0, LABELS_FIRST, 0,
+		                             &idx, err, sizeof err);
+		float *xtr = n > 0 ? bag_of_bytes(ds, &ds->train, idx, n) : NULL;
+		int *ytr = n > 0 ? eng_malloc((size_t)n * sizeof *ytr) : NULL;
+		if (xtr && ytr) {
+			for (int i = 0; i < n; i++)
+				ytr[i] = ds->train.y[idx[i]];
+			EvalConfig cfg;
+			eval_config_default(&cfg, EVAL_PROTO_LINEAR_PROBE);
+			EvalResult res;
+			if (eval_linear_probe_features(xtr, ytr, n, xte, ds->test.y, ds->test.n, 256,
+			                               ds->num_classes, &cfg, 1, &res, err, sizeof err) == 0) {
+				char key[64];
+				snprintf(key, sizeof key, "bag_of_bytes_probe@%g", fractions[f]);
+				metric_put(sink, key, res.test_accuracy);
+			}
+		}
+		eng_free(xtr);
+		eng_free(ytr);
+		eng_free(idx);
+	}
+	eng_free(xte);
+}
+
+static int mlm_evaluate(void *state, Ctx *ctx, const Dataset *ds, const MetricSink *sink)
+{
+	MaskedLm *s = state;
+	size_t n = (size_t)EVAL_SEQS * (size_t)s->T;
+	int *buf = eng_malloc(5 * n * sizeof *buf);
+	MlmEval *e = eng_calloc(1, sizeof *e);
+	if (!buf || !e) {
+		eng_free(buf);
+		eng_free(e);
+		return -ENOMEM;
+	}
+	int *ids = buf, *x = buf + n, *tgt = buf + 2 * n, *rows = buf + 3 * n, *labels = buf + 4 * n;
+	unigram_fit(ds, e);
+	int was_training = ctx_training(ctx);
+	int was_grad = ctx_set_grad_enabled(ctx, 0);
+	ctx_set_training(ctx, 0);
+	Rng rng;
+	rng_seed(&rng, EVAL_MASK_SEED);   /* the same masks for every model and run */
+	if (ds->kind == DATASET_TEXT) {
+		/* non-overlapping windows of T bytes over the test text */
+		for (size_t w = 0;; w += EVAL_SEQS) {
+			int nw = text_windows_at(ds->text_test, ds->text_test_len, s->T, w, EVAL_SEQS, ids,
+			                         tgt);
+			if (nw <= 0)
+				break;
+			eval_batch(ctx, s, ids, nw, &rng, x, tgt, rows, labels, e);
+			if (nw < EVAL_SEQS)
+				break;
+		}
+	} else {
+		for (int r0 = 0; r0 < ds->test.n; r0 += EVAL_SEQS) {
+			int nw = ds->test.n - r0 < EVAL_SEQS ? ds->test.n - r0 : EVAL_SEQS;
+			for (int i = 0; i < nw; i++)
+				record_ids(ds, &ds->test, r0 + i, s->T, ids + (size_t)i * s->T);
+			eval_batch(ctx, s, ids, nw, &rng, x, tgt, rows, labels, e);
+		}
+	}
+	ctx_reset(ctx);
+	ctx_set_training(ctx, was_training);
+	ctx_set_grad_enabled(ctx, was_grad);
+	if (e->n > 0) {
+		metric_put(sink, "test_masked_accuracy", (double)e->correct / (double)e->n);
+		metric_put(sink, "test_masked_loss", e->nats / (double)e->n);
+		metric_put(sink, "unigram_accuracy", (double)e->uni_correct / (double)e->n);
+		metric_put(sink, "unigram_loss", e->uni_nats / (double)e->n);
+		metric_put(sink, "test_masked_bytes", (double)e->n);
+	}
+	eng_free(buf);
+	eng_free(e);
+	if (ds->kind == DATASET_TEXT_RECORDS && ds->num_classes >= 2 && ds->test.n > 0)
+		bag_of_bytes_baseline(ds, sink);
+	return 0;
+}
+
+const PretextMethod method_masked_lm = {
+	.name = "masked_lm",
+	.views = 0,
+	.create = mlm_create,
+	.loss = mlm_loss,
+	.encoder = mlm_encoder,
+	.evaluate = mlm_evaluate,
+	.make_batch = mlm_make_batch,
+	.destroy = mlm_destroy,
+};
