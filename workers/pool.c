@@ -306,6 +306,9 @@ static void *worker_main(void *arg)
 	Worker *w = arg;
 	Pool *p = w->pool;
 	char err[512];
+	char name[16];
+	snprintf(name, sizeof name, "ssld-worker-%u", (unsigned)w->index % 100u);
+	pthread_setname_np(pthread_self(), name);   /* for top -H, perf and bench/api_bench */
 	while (!atomic_load(&p->stopping)) {
 		pthread_mutex_lock(&p->mu);
 		uint64_t seq = p->wake_seq;
