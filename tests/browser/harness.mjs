@@ -1,0 +1,145 @@
+// harness.mjs - what the browser tests and bench/dashboard_bench.mjs share: start a real
+// `ssld serve` on a free loopback port with a temporary state directory, talk HTTP to it, and
+// launch Debian's Chromium headless through playwright-core. Skips (exit 77, with the reason)
+// when node modules, Chromium or the dataset are missing. Not here: any assertion.
+
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+export const FASHION = '/usr/share/datasets/fashion-mnist';
+
+export function skip(reason) {
+  console.log('SKIP: ' + reason);
+  process.exit(77);
+}
+
+export async function loadPlaywright() {
+  try {
+    return await import('playwright-core');
+  } catch (e) {
+    skip('playwright-core is not installed (run tests/browser/setup.sh): ' + e.message.split('\n')[0]);
+  }
+}
+
+export function chromiumPath() {
+  const p = process.env.CHROMIUM || '/usr/bin/chromium';
+  if (!fs.existsSync(p)) skip(`Chromium not found at ${p} (apt-get install chromium, or run tests/browser/setup.sh)`);
+  return p;
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Launches headless Chromium with a fresh profile; returns { context, close() }.
+export async function launchChromium({ width = 1360, height = 900, colorScheme = 'light' } = {}) {
+  const pw = await loadPlaywright();
+  const exe = chromiumPath();
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'ssld-chromium-'));
+  const context = await pw.chromium.launchPersistentContext(profile, {
+    executablePath: exe,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    viewport: { width, height },
+    colorScheme,
+    deviceScaleFactor: 1,
+  });
+  return {
+    context,
+    async close() {
+      await context.close().catch(() => {});
+      fs.rmSync(profile, { recursive: true, force: true });
+    },
+  };
+}
+
+// A real ssld on 127.0.0.1 with its own state directory.
+//   const d = new Ssld(exe, webDir); await d.start('--workers', '2'); ... d.url('/#/jobs'); await d.stop();
+export class Ssld {
+  constructor(exe, webDir) {
+    this.exe = exe;
+    this.webDir = webDir;
+    this.stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ssld-browser-'));
+    this.proc = null;
+    this.port = null;
+  }
+
+  async start(...args) {
+    const log = fs.openSync(path.join(this.stateDir, 'ssld.log'), 'a');
+    this.proc = spawn(this.exe, ['serve', '--listen', '127.0.0.1:0', '--state-dir', this.stateDir, '--web-dir', this.webDir, ...args],
+      { stdio: ['ignore', log, log] });
+    fs.closeSync(log);
+    let exited = null;
+    this.proc.on('exit', (code, sig) => { exited = code ?? sig; });
+    const portFile = path.join(this.stateDir, 'port');
+    for (let i = 0; i < 300; i++) {
+      if (exited !== null) throw new Error(`ssld exited (${exited}) during start-up:\n${this.log()}`);
+      if (fs.existsSync(portFile)) {
+        const p = Number(fs.readFileSync(portFile, 'utf8').trim());
+        if (p > 0) {
+          this.port = p;
+          try { await this.api('GET', '/v1/health'); return this; } catch { /* not answering yet */ }
+        }
+      }
+      await sleep(100);
+    }
+    throw new Error('ssld did not start within 30 s:\n' + this.log());
+  }
+
+  log() {
+    try { return fs.readFileSync(path.join(this.stateDir, 'ssld.log'), 'utf8').slice(-4000); } catch { return ''; }
+  }
+
+  url(p) { return `http://127.0.0.1:${this.port}${p}`; }
+
+  async api(method, p, body, headers = {}) {
+    const r = await fetch(this.url(p), {
+      method, headers: { 'Content-Type': 'application/json', ...headers },
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    const text = await r.text();
+    let data = null;
+    try { data = JSON.parse(text); } catch { data = text; }
+    if (!r.ok) { const e = new Error(`${method} ${p}: ${r.status} ${text.slice(0, 300)}`); e.status = r.status; e.data = data; throw e; }
+    return data;
+  }
+
+  async waitJob(id, pred, timeoutMs = 60000) {
+    const end = Date.now() + timeoutMs;
+    let j;
+    while (Date.now() < end) {
+      j = await this.api('GET', '/v1/jobs/' + id);
+      if (pred(j)) return j;
+      await sleep(200);
+    }
+    throw new Error(`job ${id}: condition not met within ${timeoutMs} ms; last state ${j && j.state}, step ${j && j.progress && j.progress.step}`);
+  }
+
+  async stop() {
+    if (this.proc && this.proc.exitCode === null) {
+      const done = new Promise((r) => this.proc.once('exit', r));
+      this.proc.kill('SIGTERM');
+      const t = setTimeout(() => this.proc.kill('SIGKILL'), 15000);
+      await done;
+      clearTimeout(t);
+    }
+    if (!process.env.SSLD_KEEP_STATE) fs.rmSync(this.stateDir, { recursive: true, force: true });
+  }
+}
+
+// The short real training job of the browser tests (SimCLR, MLP encoder, a slice of Fashion-MNIST).
+export function shortJob(name, { epochs = 3, limitTrain = 512, evaluations, extra } = {}) {
+  return {
+    name,
+    method: 'simclr',
+    dataset: { name: 'fashion-mnist', limit_train: limitTrain, limit_test: 256 },
+    model: { encoder: 'mlp', hidden: [64], out_dim: 32 },
+    pretrain: { epochs, batch_size: 64 },
+    evaluations: evaluations || [{ protocol: 'linear_probe', label_fractions: [0.1] }],
+    checkpoint_interval_s: 1,
+    threads: 1,
+    seed: 3,
+    ...(extra || {}),
+  };
+}

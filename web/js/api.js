@@ -1,0 +1,109 @@
+// api.js - the dashboard's only door to ssld's /v1 API: JSON requests with the bearer token from
+// local storage, errors turned into ApiError {status, code, field, message}, a cache of the method
+// catalogue and of finished jobs. Not here: rendering, polling policy.
+
+const TOKEN_KEY = 'ssld.token';
+
+export class ApiError extends Error {
+  constructor(status, code, message, field) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.field = field || null;
+  }
+}
+
+export function getToken() {
+  try { return localStorage.getItem(TOKEN_KEY) || ''; } catch { return ''; }
+}
+
+export function setToken(t) {
+  try {
+    if (t) localStorage.setItem(TOKEN_KEY, t);
+    else localStorage.removeItem(TOKEN_KEY);
+  } catch { /* storage disabled: the token lives for this page only */ }
+  sessionToken = t;
+}
+
+let sessionToken = null;
+const listeners = new Set();
+
+// Called with an ApiError whenever a request is refused with 401 (the header opens the token box).
+export function onUnauthorized(fn) { listeners.add(fn); return () => listeners.delete(fn); }
+
+export async function request(method, path, body, { signal } = {}) {
+  const headers = { Accept: 'application/json' };
+  const token = sessionToken !== null ? sessionToken : getToken();
+  if (token) headers.Authorization = 'Bearer ' + token;
+  let payload;
+  if (body !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    payload = typeof body === 'string' ? body : JSON.stringify(body);
+  }
+  let resp;
+  try {
+    resp = await fetch(path, { method, headers, body: payload, signal, cache: 'no-store' });
+  } catch (e) {
+    if (e.name === 'AbortError') throw e;
+    throw new ApiError(0, 'network', 'cannot reach ssld (' + e.message + ')');
+  }
+  const text = await resp.text();
+  let data = null;
+  if (text) {
+    try { data = JSON.parse(text); } catch { data = null; }
+  }
+  if (!resp.ok) {
+    const e = data && data.error ? data.error : {};
+    const err = new ApiError(resp.status, e.code || 'http_' + resp.status,
+      e.message || resp.status + ' ' + resp.statusText, e.field);
+    if (resp.status === 401) listeners.forEach((fn) => fn(err));
+    throw err;
+  }
+  if (data === null && text) throw new ApiError(resp.status, 'bad_json', method + ' ' + path + ': the answer is not JSON');
+  return data;
+}
+
+export const get = (path, opts) => request('GET', path, undefined, opts);
+export const post = (path, body, opts) => request('POST', path, body === undefined ? '' : body, opts);
+
+export function qs(params) {
+  const parts = [];
+  for (const [k, v] of Object.entries(params)) {
+    if (v === undefined || v === null || v === '') continue;
+    parts.push(encodeURIComponent(k) + '=' + encodeURIComponent(v).replace(/%2C/g, ','));
+  }
+  return parts.length ? '?' + parts.join('&') : '';
+}
+
+// ---- cached reads ------------------------------------------------------------------------------
+
+let catalog = null;
+export function methods() {
+  if (!catalog) catalog = get('/v1/methods').catch((e) => { catalog = null; throw e; });
+  return catalog;
+}
+
+// Finished jobs never change, so their full record is fetched once per page load.
+const finished = new Map();
+const FINAL = new Set(['succeeded', 'failed', 'cancelled']);
+
+export async function job(id) {
+  if (finished.has(id)) return finished.get(id);
+  const j = await get('/v1/jobs/' + id);
+  if (FINAL.has(j.state)) finished.set(id, j);
+  return j;
+}
+
+export function isFinal(state) { return FINAL.has(state); }
+
+// Methods that can produce samples, and of what kind. The catalogue's own "generates" field wins
+// when the server publishes one.
+const GENERATIVE = { vae: 'images', autoregressive_lm: 'text' };
+export async function generates(method) {
+  try {
+    const cat = await methods();
+    const m = (cat.methods || []).find((x) => x.name === method);
+    if (m && 'generates' in m) return m.generates || null;
+  } catch { /* fall back to the built-in list */ }
+  return GENERATIVE[method] || null;
+}
