@@ -31,6 +31,7 @@ typedef struct ArLm {
 	int *perm;             /* records: this epoch's order of the training records */
 	int perm_n;
 	int64_t perm_epoch;    /* epoch perm was drawn for (-1 = none) */
+	uint64_t perm_seed;    /* and the seed */
 } ArLm;
 
 /* ---- create / destroy ----------------------------------------------------------------------- */
@@ -149,7 +150,7 @@ static int arlm_make_batch(void *state, const Dataset *ds, uint64_t seed, int64_
 		/* Whole records in a seeded order per epoch (epoch = the step's share of n/B). */
 		int per_epoch = n / s->B > 0 ? n / s->B : 1;
 		int64_t epoch = step / per_epoch;
-		if (epoch != s->perm_epoch || s->perm_n != n) {
+		if (epoch != s->perm_epoch || seed != s->perm_seed || s->perm_n != n) {
 			eng_free(s->perm);
 			s->perm = eng_malloc((size_t)n * sizeof *s->perm);
 			if (!s->perm) {
@@ -161,6 +162,7 @@ static int arlm_make_batch(void *state, const Dataset *ds, uint64_t seed, int64_
 			rng_permutation(&prng, s->perm, n);
 			s->perm_n = n;
 			s->perm_epoch = epoch;
+			s->perm_seed = seed;
 		}
 		int first = (int)(step % per_epoch) * s->B;
 		for (int i = 0; i < s->B; i++) {

@@ -41,7 +41,8 @@ typedef struct MaskedLm {
 	int n_sel;
 	int *perm;                /* records: this epoch's order */
 	int perm_n;
-	int64_t perm_epoch;
+	int64_t perm_epoch;       /* epoch and seed perm was drawn for (-1 = none) */
+	uint64_t perm_seed;
 } MaskedLm;
 
 /* ---- create / destroy ----------------------------------------------------------------------- */
@@ -197,7 +198,7 @@ static int mlm_make_batch(void *state, const Dataset *ds, uint64_t seed, int64_t
 		}
 		int per_epoch = n / s->B > 0 ? n / s->B : 1;
 		int64_t epoch = step / per_epoch;
-		if (epoch != s->perm_epoch || s->perm_n != n) {
+		if (epoch != s->perm_epoch || seed != s->perm_seed || s->perm_n != n) {
 			eng_free(s->perm);
 			s->perm = eng_malloc((size_t)n * sizeof *s->perm);
 			if (!s->perm) {
@@ -209,6 +210,7 @@ static int mlm_make_batch(void *state, const Dataset *ds, uint64_t seed, int64_t
 			rng_permutation(&prng, s->perm, n);
 			s->perm_n = n;
 			s->perm_epoch = epoch;
+			s->perm_seed = seed;
 		}
 		int first = (int)(step % per_epoch) * s->B;
 		for (int i = 0; i < s->B; i++)
