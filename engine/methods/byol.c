@@ -132,8 +132,8 @@ static Tensor *byol_loss(Ctx *ctx, void *state, Tensor *const *views, const Batc
 
 	if (sink) {
 		int P = z->shape[1];
-		ssl_monitor_observe(s->health, z->data, z->data + (size_t)B * P, B, sink);
-		metric_put(sink, "tau", s->tau);
+		if (ssl_monitor_observe(s->health, z->data, z->data + (size_t)B * P, B, sink))
+			metric_put(sink, "tau", s->tau);
 	}
 	(void)batch;
 	return loss;

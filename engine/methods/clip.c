@@ -228,8 +228,8 @@ static Tensor *clip_step_loss(Ctx *ctx, void *state, Tensor *const *views, const
 	Tensor *txt = op_l2_normalize(ctx, clip_text_forward(ctx, s, s->texts, B), 1e-12f);
 	Tensor *loss = clip_loss(ctx, img, txt, s->logit_scale);          /* img, txt (B,E) */
 	if (sink) {
-		metric_put(sink, "logit_scale", exp(s->logit_scale->data[0]));
-		ssl_monitor_observe(s->health, img->data, txt->data, B, sink);
+		if (ssl_monitor_observe(s->health, img->data, txt->data, B, sink))
+			metric_put(sink, "logit_scale", exp(s->logit_scale->data[0]));
 	}
 	return loss;
 }

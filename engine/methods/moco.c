@@ -193,11 +193,10 @@ static Tensor *moco_loss(Ctx *ctx, void *state, Tensor *const *views, const Batc
 	s->n_keys = n;
 
 	if (sink) {
-		if (s->symmetric)   /* the raw queries; the monitor normalises */
-			ssl_monitor_observe(s->health, q->data, q->data + (size_t)B * s->D, B, sink);
-		else
-			ssl_monitor_observe(s->health, q->data, k->data, B, sink);
-		metric_put(sink, "momentum", s->m);
+		/* the raw queries of both views (the monitor normalises) */
+		const float *pos = s->symmetric ? q->data + (size_t)B * s->D : k->data;
+		if (ssl_monitor_observe(s->health, q->data, pos, B, sink))
+			metric_put(sink, "momentum", s->m);
 	}
 	(void)batch;
 	return loss;

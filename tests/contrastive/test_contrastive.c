@@ -323,6 +323,278 @@ static void test_health(void)
 	free(z2);
 }
 
+
+/* ---------------------------------------------------------------------------------------------- */
+/* runs through the job runner                                                                    */
+
+#define MAX_STEPS 4096
+
+typedef struct Capture {
+	double loss[MAX_STEPS];
+	int64_t steps;
+	double std_mean, eff_rank, alignment, uniformity, knn, zero_shot, held_out;
+	double first_knn;
+	int health_points, knn_points, collapsed_points;
+	int collapse_warnings;
+	char warning[512];
+	int verbose;
+} Capture;
+
+static void on_metric(void *user, int64_t step, const char *key, double v)
+{
+	Capture *c = user;
+	if (c->verbose && strcmp(key, "lr") != 0 && strcmp(key, "grad_norm") != 0 &&
+	    (strcmp(key, "loss") != 0 || step % 10 == 0))
+		printf("  step %4lld %-28s %.5g\n", (long long)step, key, v);
+	if (strcmp(key, "loss") == 0 && step >= 1 && step <= MAX_STEPS) {
+		c->loss[step - 1] = v;
+		c->steps = step;
+	} else if (strcmp(key, "health/std_mean") == 0) {
+		c->std_mean = v;
+		c->health_points++;
+	} else if (strcmp(key, "health/eff_rank") == 0) {
+		c->eff_rank = v;
+	} else if (strcmp(key, "health/alignment") == 0) {
+		c->alignment = v;
+	} else if (strcmp(key, "health/uniformity") == 0) {
+		c->uniformity = v;
+	} else if (strcmp(key, "collapsed") == 0) {
+		c->collapsed_points += v > 0;
+	} else if (strcmp(key, "health/knn_accuracy") == 0) {
+		if (c->knn_points++ == 0)
+			c->first_knn = v;
+		c->knn = v;
+	} else if (strcmp(key, "zero_shot_accuracy") == 0) {
+		c->zero_shot = v;
+	} else if (strcmp(key, "zero_shot_held_out_templates") == 0) {
+		c->held_out = v;
+	}
+}
+
+static void on_event(void *user, RunnerLevel level, const char *msg)
+{
+	Capture *c = user;
+	if (c->verbose)
+		printf("  event %d: %s\n", (int)level, msg);
+	if (level == RUNNER_WARNING && strstr(msg, "collapse")) {
+		if (c->collapse_warnings++ == 0)
+			snprintf(c->warning, sizeof c->warning, "%s", msg);
+	}
+}
+
+static char *make_dir(void)
+{
+	char tmpl[] = "/tmp/ssld-contrastive-XXXXXX";
+	char *d = mkdtemp(tmpl);
+	return d ? strdup(d) : NULL;
+}
+
+static void rm_dir(const char *d)
+{
+	char cmd[512];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
+	if (system(cmd) != 0)
+		fprintf(stderr, "warning: could not remove %s\n", d);
+}
+
+/* Runs spec in a fresh directory; returns the parsed results (cJSON_Delete) or NULL. */
+static cJSON *run_job(const char *spec, Capture *c)
+{
+	char *dir = make_dir();
+	if (!dir)
+		return NULL;
+	RunnerHooks h = { .user = c, .on_metric = on_metric, .on_event = on_event };
+	char err[1024], *results = NULL;
+	int rc = runner_run(spec, dir, &h, NULL, &results, err, sizeof err);
+	CHECK(rc == RUNNER_OK, "runner failed (%d): %s", rc, err);
+	cJSON *r = results ? cJSON_Parse(results) : NULL;
+	free(results);
+	rm_dir(dir);
+	free(dir);
+	return r;
+}
+
+static double eval_accuracy(const cJSON *r, const char *protocol)
+{
+	const cJSON *e;
+	cJSON_ArrayForEach(e, cJSON_GetObjectItem(r, "evaluations"))
+	{
+		if (strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(e, "protocol")), protocol) == 0)
+			return cJSON_GetNumberValue(cJSON_GetObjectItem(e, "test_accuracy"));
+	}
+	return -1;
+}
+
+/* Mean loss of the first and last eighth of the run. */
+static void loss_ends(const Capture *c, double *first, double *last)
+{
+	int n = (int)c->steps, w = n / 8 > 0 ? n / 8 : 1;
+	*first = *last = 0;
+	for (int i = 0; i < w; i++) {
+		*first += c->loss[i] / w;
+		*last += c->loss[n - 1 - i] / w;
+	}
+}
+
+/* ---- collapse flag ---------------------------------------------------------------------------- */
+
+#define SMALL_DATA                                                                              \
+	"\"dataset\":{\"name\":\"fashion-mnist\",\"limit_train\":4096,\"limit_test\":1000},"        \
+	"\"model\":{\"encoder\":\"cnn\",\"channels\":[16,32,64]},\"seed\":5,\"threads\":2"
+
+static void test_collapse(void)
+{
+	/* BYOL without predictor whose target is the online network itself (tau 0): nothing stops
+	 * both views from mapping to one point, and they do within a few dozen steps. */
+	const char *bad = "{\"name\":\"collapse\",\"method\":\"byol\","
+	                  "\"params\":{\"predictor\":false,\"tau_base\":0,\"health_every\":5,"
+	                  "\"knn_every\":0},"
+	                  "\"pretrain\":{\"max_steps\":60,\"batch_size\":128,"
+	                  "\"optimizer\":{\"name\":\"adamw\",\"lr\":0.003}}," SMALL_DATA "}";
+	const char *good = "{\"name\":\"healthy\",\"method\":\"byol\","
+	                   "\"params\":{\"health_every\":5,\"knn_every\":0},"
+	                   "\"pretrain\":{\"max_steps\":60,\"batch_size\":128,"
+	                   "\"optimizer\":{\"name\":\"adamw\",\"lr\":0.003}}," SMALL_DATA "}";
+	Capture *c = calloc(1, sizeof *c), *g = calloc(1, sizeof *g);
+	c->verbose = g->verbose = getenv("SSLD_TEST_VERBOSE") != NULL;
+	cJSON *rb = run_job(bad, c);
+	printf("collapsing run: %lld steps, %d health points, %d flagged, last std_mean %.3g "
+	       "eff_rank %.2f; warnings %d\n  \"%s\"\n", (long long)c->steps, c->health_points,
+	       c->collapsed_points, c->std_mean, c->eff_rank, c->collapse_warnings, c->warning);
+	CHECK(c->collapse_warnings == 1, "the collapsing run raised %d collapse warnings, expected 1",
+	      c->collapse_warnings);
+	const cJSON *cs = rb ? cJSON_GetObjectItem(cJSON_GetObjectItem(rb, "pretext"), "collapse_step")
+	                     : NULL;
+	CHECK(cJSON_IsNumber(cs), "results.json pretext has no collapse_step");
+	cJSON *rg = run_job(good, g);
+	printf("healthy run:    %lld steps, %d health points, %d flagged, last std_mean %.3g "
+	       "eff_rank %.2f; warnings %d\n", (long long)g->steps, g->health_points,
+	       g->collapsed_points, g->std_mean, g->eff_rank, g->collapse_warnings);
+	CHECK(g->health_points >= 10, "healthy run reported %d health points", g->health_points);
+	CHECK(g->collapse_warnings == 0 && g->collapsed_points == 0,
+	      "the healthy run was flagged (%d points, %d warnings)", g->collapsed_points,
+	      g->collapse_warnings);
+	CHECK(rg && !cJSON_GetObjectItem(cJSON_GetObjectItem(rg, "pretext"), "collapse_step"),
+	      "healthy results.json carries a collapse_step");
+	cJSON_Delete(rb);
+	cJSON_Delete(rg);
+	free(c);
+	free(g);
+}
+
+/* ---- quality ---------------------------------------------------------------------------------- */
+
+#define QUALITY_DATA                                                                            \
+	"\"dataset\":{\"name\":\"fashion-mnist\",\"limit_train\":8192,\"limit_test\":2000},"        \
+	"\"model\":{\"encoder\":\"cnn\",\"channels\":[16,32,64]},"                                  \
+	"\"evaluations\":[{\"protocol\":\"linear_probe\",\"labels_per_class\":20}],"                \
+	"\"seed\":3,\"threads\":2"
+
+typedef struct QualityCase {
+	const char *method;
+	const char *params;      /* the "params" object */
+	const char *extra;       /* more top-level keys (augment...), may be "" */
+	int steps;
+	double lr;
+	double min_gain;         /* probe accuracy over the random-init encoder */
+	double min_loss_drop;    /* relative: last <= first * (1 - drop) */
+} QualityCase;
+
+static const QualityCase cases[] = {
+	{ "simclr", "{}", "", 96, 0.002, 0.01, 0.05 },
+	{ "moco", "{\"queue_size\":1024,\"knn_every\":0}", "", 96, 0.002, 0.01, 0.05 },
+	{ "byol", "{\"knn_every\":0}", "", 96, 0.002, 0.01, 0.3 },
+	{ "barlow_twins", "{\"proj_hidden\":512,\"proj_dim\":512,\"knn_every\":0}", "", 96, 0.002,
+	  0.01, 0.2 },
+	{ "vicreg", "{\"proj_hidden\":512,\"proj_dim\":512,\"knn_every\":0}", "", 96, 0.002, 0.01,
+	  0.2 },
+};
+
+static void test_quality(const char *method)
+{
+	const QualityCase *q = NULL;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		if (strcmp(cases[i].method, method) == 0)
+			q = &cases[i];
+	if (!q) {
+		fprintf(stderr, "unknown method %s\n", method);
+		failures++;
+		return;
+	}
+	char spec[2048];
+	snprintf(spec, sizeof spec,
+	         "{\"name\":\"q-%s\",\"method\":\"%s\",\"params\":%s,%s"
+	         "\"pretrain\":{\"max_steps\":%d,\"batch_size\":256,"
+	         "\"optimizer\":{\"name\":\"adamw\",\"lr\":%g}}," QUALITY_DATA "}",
+	         q->method, q->method, q->params, q->extra, q->steps, q->lr);
+	const char *rnd = "{\"name\":\"q-random\",\"method\":\"none\"," QUALITY_DATA "}";
+	Capture *c = calloc(1, sizeof *c), *c0 = calloc(1, sizeof *c0);
+	c->verbose = getenv("SSLD_TEST_VERBOSE") != NULL;
+	cJSON *r = run_job(spec, c), *r0 = run_job(rnd, c0);
+	if (r && r0) {
+		double first, last;
+		loss_ends(c, &first, &last);
+		double a = eval_accuracy(r, "linear_probe"), a0 = eval_accuracy(r0, "linear_probe");
+		printf("quality %s: %lld steps, loss %.4f -> %.4f; health std_mean %.3f eff_rank %.1f "
+		       "alignment %.3f uniformity %.3f; linear probe (200 labels, 2000 test) %.4f vs "
+		       "random init %.4f\n", q->method, (long long)c->steps, first, last, c->std_mean,
+		       c->eff_rank, c->alignment, c->uniformity, a, a0);
+		CHECK(c->steps == q->steps, "ran %lld steps, expected %d", (long long)c->steps, q->steps);
+		CHECK(last <= first * (1 - q->min_loss_drop), "loss did not fall by %.0f%%: %.4f -> %.4f",
+		      q->min_loss_drop * 100, first, last);
+		CHECK(c->health_points > 0 && c->collapsed_points == 0 && c->collapse_warnings == 0,
+		      "health: %d points, %d flagged collapsed", c->health_points, c->collapsed_points);
+		CHECK(a > a0 + q->min_gain, "%s probe %.4f does not beat random init %.4f by %.2f",
+		      q->method, a, a0, q->min_gain);
+	}
+	cJSON_Delete(r);
+	cJSON_Delete(r0);
+	free(c);
+	free(c0);
+}
+
+
+/* ---- CLIP: zero-shot on held-out prompts ------------------------------------------------------- */
+
+static void test_quality_clip(const char *python, const char *generator)
+{
+	char *dir = make_dir(), cmd[2048], caps[600];
+	snprintf(caps, sizeof caps, "%s/captions.jsonl", dir);
+	snprintf(cmd, sizeof cmd, "'%s' '%s' --limit 8192 --out '%s'", python, generator, caps);
+	CHECK(system(cmd) == 0, "caption generator failed: %s", cmd);
+	char spec[4096];
+	snprintf(spec, sizeof spec,
+	         "{\"name\":\"q-clip\",\"method\":\"clip\",\"params\":{\"knn_every\":0},"
+	         "\"dataset\":{\"format\":\"captions\",\"file\":\"%s\",\"limit_test\":2000},"
+	         "\"model\":{\"encoder\":\"cnn\",\"channels\":[16,32,64]},"
+	         "\"evaluations\":[{\"protocol\":\"linear_probe\",\"labels_per_class\":20}],"
+	         "\"pretrain\":{\"max_steps\":96,\"batch_size\":256,"
+	         "\"optimizer\":{\"name\":\"adamw\",\"lr\":0.002}},\"seed\":3,\"threads\":2}", caps);
+	Capture *c = calloc(1, sizeof *c);
+	c->verbose = getenv("SSLD_TEST_VERBOSE") != NULL;
+	cJSON *r = run_job(spec, c);
+	if (r) {
+		double first, last;
+		loss_ends(c, &first, &last);
+		const cJSON *pre = cJSON_GetObjectItem(r, "pretext");
+		double zs = cJSON_GetNumberValue(cJSON_GetObjectItem(pre, "zero_shot_accuracy"));
+		double held = cJSON_GetNumberValue(cJSON_GetObjectItem(pre, "zero_shot_held_out_templates"));
+		printf("quality clip: %lld steps, loss %.4f -> %.4f; health std_mean %.3f eff_rank %.1f "
+		       "alignment %.3f; zero-shot accuracy %.4f on 2000 test images with %.0f held-out "
+		       "prompt templates; linear probe %.4f\n", (long long)c->steps, first, last,
+		       c->std_mean, c->eff_rank, c->alignment, zs, held,
+		       eval_accuracy(r, "linear_probe"));
+		CHECK(last <= first * 0.8, "loss did not fall by 20%%: %.4f -> %.4f", first, last);
+		CHECK(held == 8, "%.0f of 8 prompt templates held out, expected all", held);
+		CHECK(zs > 0.5, "zero-shot accuracy %.4f, expected > 0.5 (chance 0.1)", zs);
+		CHECK(c->collapsed_points == 0, "clip embeddings flagged collapsed");
+	}
+	cJSON_Delete(r);
+	free(c);
+	rm_dir(dir);
+	free(dir);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -333,8 +605,24 @@ int main(int argc, char **argv)
 		test_gradcheck();
 	else if (strcmp(argv[1], "health") == 0)
 		test_health();
-	else
-		return 2;
+	else {
+		if (access("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", R_OK) != 0) {
+			printf("skipped: Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)\n");
+			return 77;
+		}
+		if (strcmp(argv[1], "collapse") == 0)
+			test_collapse();
+		else if (strcmp(argv[1], "quality") == 0 && argc > 2 && strcmp(argv[2], "clip") == 0) {
+			if (argc < 5 || access(argv[3], X_OK) != 0) {
+				printf("skipped: python3 is needed for tools/make_captions.py\n");
+				return 77;
+			}
+			test_quality_clip(argv[3], argv[4]);
+		} else if (strcmp(argv[1], "quality") == 0 && argc > 2)
+			test_quality(argv[2]);
+		else
+			return 2;
+	}
 	if (failures)
 		fprintf(stderr, "%d check(s) failed\n", failures);
 	return failures ? 1 : 0;
