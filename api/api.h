@@ -23,6 +23,7 @@
 #define SSLD_API_API_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "../storage/batch.h"
 #include "../storage/store.h"
@@ -46,6 +47,10 @@ typedef struct ApiConfig {
 	int max_connections;                /* default 256 */
 	const char *tokens_file;            /* "owner sha256hex" lines; NULL = no auth */
 	const char *version;                /* reported by /v1/health */
+	/* Called (on an HTTP thread) after a job was queued; NULL = pool_wake(pool) directly. The
+	 * daemon routes it through its libuv loop, which owns wake-ups. */
+	void (*on_queued)(void *user, int64_t job_id);
+	void *user;
 } ApiConfig;
 
 int api_new(const ApiConfig *cfg, Api **out, char *err, size_t errlen);

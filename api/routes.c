@@ -244,7 +244,8 @@ static enum MHD_Result jobs_submit(Req *r)
 	if (rc == STORE_ELIMIT) return reply_error(r, 429, "queue_full", NULL, "%s", err);
 	if (rc < 0) return store_failure(r, rc, err);
 	slog(LOG_INFO, id, "queued %s for %s", method, r->owner);
-	if (api->cfg.pool) pool_wake(api->cfg.pool);
+	if (api->cfg.on_queued) api->cfg.on_queued(api->cfg.user, id);
+	else if (api->cfg.pool) pool_wake(api->cfg.pool);
 	Sbuf b = { 0 };
 	sb_printf(&b, "{\"id\":%lld,\"state\":\"queued\"}", (long long)id);
 	if (b.oom) return reply_sbuf(r, 201, &b);

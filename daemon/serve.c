@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,8 @@ typedef struct Server {
 	uv_loop_t loop;
 	uv_signal_t sigterm, sigint, sighup;
 	uv_timer_t flush_timer, stop_timer, watchdog_timer;
+	uv_async_t wake;                /* any thread -> loop: a job was queued or a run ended */
+	atomic_int job_queued, run_ended;
 	int watchdog;
 	Store *st;
 	StoreBatch *batch;
@@ -72,6 +75,41 @@ static void on_flush(uv_timer_t *t)
 }
 
 static void on_watchdog(uv_timer_t *t) { notify("WATCHDOG=1"); }
+
+/* Wake-ups from other threads arrive here (uv_async coalesces bursts into one callback). */
+static void on_wake(uv_async_t *a)
+{
+	Server *s = a->data;
+	if (atomic_exchange(&s->job_queued, 0) && !s->stopping) pool_wake(s->pool);
+	if (atomic_exchange(&s->run_ended, 0)) {
+		if (s->stopping && pool_busy(s->pool) == 0) {
+			uv_stop(&s->loop);   /* the last job checkpointed: no need to wait for the next tick */
+			return;
+		}
+		char err[256], status[160];
+		int64_t counts[JOB_STATE_COUNT];
+		if (store_job_counts(s->st, counts, err, sizeof err) == 0) {
+			snprintf(status, sizeof status, "STATUS=%lld running, %lld queued, %lld succeeded, %lld failed",
+			         (long long)counts[JOB_RUNNING], (long long)counts[JOB_QUEUED], (long long)counts[JOB_SUCCEEDED],
+			         (long long)counts[JOB_FAILED]);
+			notify(status);
+		}
+	}
+}
+
+static void api_queued(void *user, int64_t job_id)
+{
+	Server *s = user;
+	atomic_store(&s->job_queued, 1);
+	uv_async_send(&s->wake);
+}
+
+static void pool_run_end(void *user, int64_t job_id, JobState state)
+{
+	Server *s = user;
+	atomic_store(&s->run_ended, 1);
+	uv_async_send(&s->wake);
+}
 
 static void on_stop_tick(uv_timer_t *t)
 {
@@ -217,6 +255,14 @@ int serve_main(int argc, char **argv)
 		slog(LOG_ERR, 0, "state directory %s is in use by another ssld (%s: %s)", c->state_dir, path, strerror(errno));
 		goto out;
 	}
+	/* The loop first: the pool and the API send it wake-ups from their threads. */
+	if (uv_loop_init(&s->loop) != 0) {
+		slog(LOG_ERR, 0, "libuv: cannot create the event loop");
+		goto out;
+	}
+	loop_ok = 1;
+	uv_async_init(&s->loop, &s->wake, on_wake);
+	s->wake.data = s;
 	snprintf(path, sizeof path, "%s/ssld.db", c->state_dir);
 	if (store_open(path, &s->st, err, sizeof err) < 0) {
 		slog(LOG_ERR, 0, "%s", err);
@@ -227,7 +273,8 @@ int serve_main(int argc, char **argv)
 		slog(LOG_ERR, 0, "%s", err);
 		goto out;
 	}
-	PoolConfig pc = { .workers = c->workers, .state_dir = c->state_dir, .max_threads = c->job_threads };
+	PoolConfig pc = { .workers = c->workers, .state_dir = c->state_dir, .max_threads = c->job_threads,
+	                  .on_run_end = pool_run_end, .user = s };
 	if (pool_new(s->st, s->batch, &pc, &s->pool, err, sizeof err) < 0) {
 		slog(LOG_ERR, 0, "%s", err);
 		goto out;
@@ -239,6 +286,7 @@ int serve_main(int argc, char **argv)
 		.data_roots = roots, .n_data_roots = c->n_data_roots, .web_dir = c->web_dir[0] ? c->web_dir : NULL,
 		.max_body = c->max_body, .max_queued = c->max_queued, .max_queued_per_owner = c->max_queued_per_owner,
 		.threads = c->http_threads, .tokens_file = c->tokens_file[0] ? c->tokens_file : NULL, .version = SSLD_VERSION,
+		.on_queued = api_queued, .user = s,
 	};
 	if (api_new(&ac, &s->api, err, sizeof err) < 0) {
 		slog(LOG_ERR, 0, "%s", err);
@@ -252,12 +300,7 @@ int serve_main(int argc, char **argv)
 	if ((rc = write_port_file(s->port_file, api_port(s->api))) < 0)
 		slog(LOG_WARNING, 0, "%s: %s", s->port_file, strerror(-rc));
 
-	/* The loop: signals and timers. */
-	if (uv_loop_init(&s->loop) != 0) {
-		slog(LOG_ERR, 0, "libuv: cannot create the event loop");
-		goto out;
-	}
-	loop_ok = 1;
+	/* Signals and timers. */
 	uv_signal_init(&s->loop, &s->sigterm);
 	uv_signal_init(&s->loop, &s->sigint);
 	uv_signal_init(&s->loop, &s->sighup);

@@ -201,6 +201,7 @@ static void finish(Pool *p, int64_t job, JobState state, const char *results, co
 	for (int i = 0; i < 5; i++) {
 		if (store_job_finish(p->st, job, state, results, error, err, sizeof err) == 0) {
 			atomic_fetch_add(&p->finished[state], 1);
+			if (p->cfg.on_run_end) p->cfg.on_run_end(p->cfg.user, job, state);
 			return;
 		}
 		slog(LOG_ERR, job, "recording state %s failed (attempt %d): %s", job_state_name(state), i + 1, err);
