@@ -269,6 +269,7 @@ void config_usage(void)
 	fputs(
 		"usage: ssld [serve] [--config FILE] [flags]   run the training service (the default)\n"
 		"       ssld run JOB.json [--out DIR]           run one job in the foreground\n"
+		"       ssld generate JOBDIR [--prompt TEXT]    continue a prompt with a trained language model\n"
 		"       ssld methods                            list pretext methods and evaluation protocols\n"
 		"       ssld version | help\n"
 		"\n"

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../workers/cli_generate.h"
 #include "../workers/cli_run.h"
 #include "../workers/jobspec.h"
 #include "config.h"
@@ -28,6 +29,7 @@ int main(int argc, char **argv)
 	const char *cmd = argv[1];
 	if (strcmp(cmd, "serve") == 0) return serve_main(argc - 2, argv + 2);
 	if (strcmp(cmd, "run") == 0) return cli_run_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "generate") == 0) return cli_generate_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "methods") == 0) {
 		if (argc > 2) {
 			fprintf(stderr, "ssld methods: unexpected argument '%s' (it takes none)\n", argv[2]);

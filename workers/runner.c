@@ -552,6 +552,22 @@ static int run_evaluations(Run *r, cJSON *evals)
 	return 0;
 }
 
+/* The spec beside the checkpoint (work_dir/job.json), so `ssld generate DIR` and a person looking at
+ * the directory know what ran. Best effort: the job does not depend on it. */
+static void save_spec(const char *dir, const char *spec)
+{
+	char path[4096], tmp[4200];
+	snprintf(path, sizeof path, "%s/job.json", dir);
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	FILE *f = fopen(tmp, "w");
+	if (!f)
+		return;
+	int ok = fputs(spec, f) >= 0;
+	ok = fclose(f) == 0 && ok;
+	if (!ok || rename(tmp, path) != 0)
+		unlink(tmp);
+}
+
 static int write_results(Run *r, cJSON *root, char **out)
 {
 	char *text = cJSON_Print(root);
@@ -597,6 +613,7 @@ int runner_run(const char *spec_json, const char *work_dir, const RunnerHooks *h
 		return -1;
 	}
 	eng_set_threads(r.js->threads);
+	save_spec(work_dir, spec_json);
 	if (dataset_load(&r.js->dataset, &r.ds, err, errlen) < 0)
 		goto out;
 	emit_event(&r, RUNNER_INFO, "dataset loaded: %d train, %d test samples of %dx%dx%d",

@@ -108,7 +108,8 @@ export function mount(main, params) {
         const last = Math.max(1, s.x[s.x.length - 1]);
         return { ...s, x: s.x.map((st) => (t1 - t0) * Math.min(1, st / last)), t: null };
       }) : series;
-      c.setSeries(shifted, { log: logOk, smoothing: key === 'lr' ? 0 : prefs.smoothing, xMode: 'step' });
+      const sparse = series.every((s) => s.x.length < 30);
+      c.setSeries(shifted, { log: logOk, smoothing: key === 'lr' || sparse ? 0 : prefs.smoothing, xMode: 'step' });
       c.caption.querySelector('.ctitle').textContent = prefs.xMode === 'time' ? key + ' · x: seconds since start (approx.)' : key;
     }
     const order = [...grid.children].sort((a, b) => keyOrder(a.dataset.key, b.dataset.key));

@@ -95,9 +95,11 @@ export function evalTable(rows) {
     })));
 }
 
-export function mount(main, { id }) {
+export function mount(main, { id, max_points: mp }) {
   const prefs = loadPrefs();
-  const store = new MetricStore(id, { maxPoints: 2000 });
+  // #/job/17?max_points=100000 asks for full resolution (the server's limit is 100000 per key).
+  const maxPoints = Math.max(2, Math.min(100000, Number(mp) || 2000));
+  const store = new MetricStore(id, { maxPoints });
   const status = pollStatus();
   const charts = new Map();   // key -> MetricChart
   let job = null;
@@ -108,6 +110,7 @@ export function mount(main, { id }) {
   let evalSig = '';
   let generative = null;
   let genRendered = false;
+  let lastArtifactList = null;
 
   const title = h('h1', {}, `Job ${id}`);
   const subtitle = h('p', { class: 'subtitle' });
@@ -292,6 +295,7 @@ export function mount(main, { id }) {
   async function refreshArtifacts() {
     const r = await get(`/v1/jobs/${id}/artifacts`);
     const list = r.artifacts || [];
+    lastArtifactList = list;
     const sig = list.map((a) => a.name + a.sha256).join('|');
     if (sig === lastArtifacts) return list;
     lastArtifacts = sig;
@@ -304,7 +308,6 @@ export function mount(main, { id }) {
     files.replaceChildren(...(list.length ? list.map((a) => h('li', {},
       h('a', { href: a.url, download: a.name.split('/').pop() }, a.name), h('span', { class: 'sub' }, ' ' + fmtBytes(a.size)))) :
       [h('li', { class: 'empty' }, 'No artifacts yet.')]));
-    if (generative && !genRendered) renderGen(list);
     return list;
   }
 
@@ -375,17 +378,24 @@ export function mount(main, { id }) {
   // ---- the loop ------------------------------------------------------------------------------
 
   let wasFinal = false;
+  // One poll: the job, new metric points, new events (and now and then the artifacts) are asked
+  // for at once; each part is drawn as its answer lands.
   async function refresh() {
     const prevState = job && job.state;
-    job = await get('/v1/jobs/' + id);
-    if (generative === null) generative = (await generates(job.method)) || false;
-    renderOverview();
-    const changed = await store.update();
+    const pJob = get('/v1/jobs/' + id).then(async (j) => {
+      job = j;
+      renderOverview();
+      if (generative === null) generative = (await generates(job.method)) || false;
+      if (prevState !== job.state && tick % 5 !== 0) await refreshArtifacts();
+    });
+    const pMetrics = store.update();
+    const pEvents = refreshEvents();
+    const pArt = tick % 5 === 0 ? refreshArtifacts() : null;
+    const [, changed] = await Promise.all([pJob, pMetrics, pEvents, pArt]);
     for (const key of changed) drawKey(key);
     if (changed.has('collapsed')) renderCollapse();
     renderEval();
-    await refreshEvents();
-    if (tick % 5 === 0 || prevState !== job.state) await refreshArtifacts();
+    if (generative && !genRendered && lastArtifactList) renderGen(lastArtifactList);
     tick++;
     main.dataset.points = String(store.points());
     main.dataset.state = job.state;
