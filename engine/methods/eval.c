@@ -15,7 +15,6 @@
 #include <time.h>
 
 #include "../alloc.h"
-#include "../ops.h"
 #include "eval_internal.h"
 
 /* ---- configuration ------------------------------------------------------------------------- */
@@ -55,7 +54,7 @@ void eval_config_default(EvalConfig *c, EvalProto p)
 	case EVAL_PROTO_SUPERVISED:
 		c->epochs = 30;
 		c->batch_size = 64;
-		c->lr = 1e-3f;
+		c->lr = 5e-3f;
 		c->encoder_lr_scale = p == EVAL_PROTO_FINETUNE ? 0.1f : 1.0f;
 		c->weight_decay = 1e-4f;
 		c->augment = 1;
@@ -169,15 +168,15 @@ Tensor *eval_encode(Ctx *ctx, Encoder *enc, const Dataset *ds, const Split *spli
                     const int *idx, int n)
 {
 	if (ds->kind == DATASET_TEXT_RECORDS) {
-		/* Bytes are the token ids; mean over time turns per-token states into one vector. */
+		/* Bytes are the token ids; encoder_forward pools the per-token states the way the
+		 * encoder is configured (mean or first token) and applies its projection. */
 		int T = ds->record_bytes;
 		const uint8_t *rec = split == &ds->test ? ds->rec_test : ds->rec_train;
-		int *ids = ctx_alloc(ctx, (size_t)n * T * sizeof(int));
+		Tensor *ids = ctx_tensor(ctx, 2, (int[]){ n, T });                // (n,T) token ids
 		for (int i = 0; i < n; i++)
 			for (int t = 0; t < T; t++)
-				ids[(size_t)i * T + t] = rec[(size_t)idx[i] * T + t];
-		Tensor *h = encoder_forward_tokens(ctx, enc, ids, n, T);   // (n,T,dim)
-		return op_mean(ctx, h, 1, 0);                               // (n,dim)
+				ids->data[(size_t)i * T + t] = rec[(size_t)idx[i] * T + t];
+		return encoder_forward(ctx, enc, ids);                            // (n,out_dim)
 	}
 	size_t sf = ds->sample_floats;
 	Tensor *in;

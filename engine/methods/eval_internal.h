@@ -18,6 +18,7 @@
 #define EVAL_FEATURE_BATCH 512        /* frozen-feature extraction and test-set prediction */
 #define EVAL_MIN_TRAIN_STEPS 300      /* finetune / supervised: at least this many steps */
 #define EVAL_LINEAR_DEFAULT_WD 1e-3   /* linear probe when no validation split is possible */
+#define EVAL_LINEAR_GRID_ITERS 100    /* L-BFGS iterations per candidate penalty */
 
 /* Copy cfg with every unset field replaced by the protocol default. */
 void eval_config_resolve(const EvalConfig *cfg, EvalConfig *out);
@@ -29,7 +30,7 @@ int eval_build_encoder(const EvalEnv *env, ParamSet *ps, Encoder **out, char *er
 
 /* Encoder output for samples idx[0..n) of split: (n, out_dim). When x is non-NULL it holds those
  * samples already gathered ((n, sample_floats), e.g. an augmented loader view); otherwise they are
- * gathered from the split. Text-record datasets are encoded as tokens and mean-pooled over time. */
+ * gathered from the split. Text-record datasets are encoded from their bytes as token ids. */
 Tensor *eval_encode(Ctx *ctx, Encoder *enc, const Dataset *ds, const Split *split, float *x,
                     const int *idx, int n);
 
