@@ -16,7 +16,7 @@
  *        with out_dim 0 the features are the last hidden activation.
  *   cnn  x (B,C,H,W); for each stage i < n_channels:
  *          P.conv<i> Conv2d(C_i, channels[i], 3x3, stride 1 for i = 0 else 2, padding 1,
- *                    bias = !batchnorm)
+ *                    bias = !batchnorm); with `strides` set, stride strides[i] instead
  *          P.bn<i>   BatchNorm2d(channels[i])         (when batchnorm)
  *          ReLU
  *        global average pooling -> (B, channels[last]); when out_dim > 0, P.fc Linear(., out_dim).
@@ -215,6 +215,9 @@ int encoder_config_to_json(const EncoderConfig *c, char *buf, size_t len)
 	append(buf, len, &o, "{\"kind\":\"%s\",", encoder_kind_name(c->kind));
 	append_ints(buf, len, &o, "hidden", c->hidden, nh);
 	append_ints(buf, len, &o, "channels", c->channels, nc);
+	if (c->n_strides > 0) /* only when set, so default configs read as before */
+		append_ints(buf, len, &o, "strides", c->strides,
+		            c->n_strides > MODEL_MAX_LAYERS ? MODEL_MAX_LAYERS : c->n_strides);
 	append(buf, len, &o,
 	       "\"batchnorm\":%s,\"out_dim\":%d,\"dim\":%d,\"depth\":%d,\"heads\":%d,\"mlp_ratio\":%d,"
 	       "\"patch\":%d,\"context\":%d,\"vocab\":%d,\"causal\":%s,\"pool\":\"%s\",\"dropout\":%.9g}",
@@ -277,6 +280,15 @@ static int validate(const EncoderConfig *c, int in_c, int in_h, int in_w, char *
 				return fail(err, errlen, "model.channels[%d]: %d must be in [1, 4096]", i,
 				            c->channels[i]);
 		}
+		if (c->n_strides != 0 && c->n_strides != c->n_channels)
+			return fail(err, errlen, "model.strides: %d entries for %d conv stages (give one "
+			            "per stage, or none for the default 1,2,2,...)", c->n_strides,
+			            c->n_channels);
+		for (int i = 0; i < c->n_strides; i++) {
+			if (c->strides[i] < 1 || c->strides[i] > 4)
+				return fail(err, errlen, "model.strides[%d]: %d must be in [1, 4]", i,
+				            c->strides[i]);
+		}
 		break;
 	case ENC_VIT:
 	case ENC_TRANSFORMER:
@@ -337,7 +349,8 @@ static int build_cnn(Encoder *e, ParamSet *ps, const char *prefix, Rng *rng)
 	for (int i = 0; i < c->n_channels; i++) {
 		char name[LAYER_NAME_MAX];
 		snprintf(name, sizeof name, "%s.conv%d", prefix, i);
-		rc = conv2d_init(&e->conv[i], ps, name, cin, c->channels[i], 3, i == 0 ? 1 : 2, 1,
+		int stride = c->n_strides > 0 ? c->strides[i] : i == 0 ? 1 : 2;
+		rc = conv2d_init(&e->conv[i], ps, name, cin, c->channels[i], 3, stride, 1,
 		                 !c->batchnorm, rng);
 		if (rc < 0)
 			return rc;

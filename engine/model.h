@@ -27,7 +27,8 @@ typedef struct EncoderConfig {
 	/* MLP: hidden widths then out_dim; batchnorm + relu between layers */
 	int hidden[MODEL_MAX_LAYERS];
 	int n_hidden;
-	/* CNN: channel widths of conv stages (3x3 conv + BN + ReLU, stride 2 from the 2nd stage),
+	/* CNN: channel widths of conv stages (3x3 conv + BN + ReLU, stride 2 from the 2nd stage
+	 * unless `strides` says otherwise),
 	 * then global average pooling, then an optional linear to out_dim (out_dim 0 = none) */
 	int channels[MODEL_MAX_LAYERS];
 	int n_channels;
@@ -41,6 +42,10 @@ typedef struct EncoderConfig {
 	int causal;             /* Transformer: 1 = decoder (causal attention) */
 	int pool;               /* ViT/Transformer features: 0 = mean over tokens, 1 = CLS token */
 	float dropout;
+	/* CNN (added): the stride of each conv stage. n_strides 0 = the default (1 for the first
+	 * stage, 2 after); otherwise n_strides == n_channels, each 1..4. */
+	int strides[MODEL_MAX_LAYERS];
+	int n_strides;
 } EncoderConfig;
 
 typedef struct Encoder Encoder;

@@ -105,8 +105,9 @@ class CnnEncoder(nn.Module):
         self.n = len(chans)
         self.bn = bn
         c = in_c
+        strides = list(cfg.get("strides") or [1 if i == 0 else 2 for i in range(len(chans))])
         for i, o in enumerate(chans):
-            self.add_module(f"conv{i}", nn.Conv2d(c, o, 3, stride=1 if i == 0 else 2, padding=1,
+            self.add_module(f"conv{i}", nn.Conv2d(c, o, 3, stride=strides[i], padding=1,
                                                   bias=not bn))
             if bn:
                 self.add_module(f"bn{i}", nn.BatchNorm2d(o, eps=1e-5, momentum=0.1))
