@@ -155,6 +155,7 @@ try {
     });
     const n1 = requests.length;
     await until(page, () => /Live/.test(document.querySelector('.poll-status')?.textContent || ''), null, 5000, 'live again');
+    for (let i = 0; i < 30 && requests.length <= n1; i++) await sleep(100);   // request events arrive asynchronously
     check(requests.length > n1, 'polling resumed');
   });
 

@@ -42,7 +42,10 @@ export async function request(method, path, body, { signal } = {}) {
   }
   let resp;
   try {
-    resp = await fetch(path, { method, headers, body: payload, signal, cache: 'no-store' });
+    // index.html may have started this very read already (a job page's first requests).
+    const pre = method === 'GET' && window.ssldPrefetch && window.ssldPrefetch[path];
+    if (pre) delete window.ssldPrefetch[path];
+    resp = await (pre || fetch(path, { method, headers, body: payload, signal, cache: 'no-store' }));
   } catch (e) {
     if (e.name === 'AbortError') throw e;
     throw new ApiError(0, 'network', 'cannot reach ssld (' + e.message + ')');
