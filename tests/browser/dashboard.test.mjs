@@ -84,6 +84,10 @@ try {
       { protocol: 'supervised', label_fractions: [0.05, 0.2, 1], epochs: 10 },
     ],
   }));
+  const vae = await d.api('POST', '/v1/jobs', {
+    name: 'vae-small', method: 'vae', dataset: { name: 'fashion-mnist', limit_train: 256, limit_test: 128 },
+    model: { encoder: 'mlp', hidden: [64] }, pretrain: { epochs: 1, batch_size: 64 }, threads: 1, seed: 1,
+  });
   await d.waitJob(long.id, (j) => j.state === 'running' && j.progress.step > 0, 60000);
 
   await step('jobs page lists the running job with progress', async () => {
@@ -256,6 +260,23 @@ try {
     await sleep(500);
     await shot(page, 'job-finished-dark');
     await page.emulateMedia({ colorScheme: 'light' });
+  });
+
+  await step('generative job: samples inline, "Sample again" asks the API', async () => {
+    await d.waitJob(vae.id, (j) => j.state === 'succeeded' || j.state === 'failed', 120000);
+    await page.goto(d.url('/#/job/' + vae.id));
+    await until(page, () => document.querySelector('img.samples')?.naturalWidth > 0, null, 15000, 'the samples image');
+    check(await page.locator('.pretext-box dt').count() > 0, 'pretext results listed');
+    const before = await page.locator('img.samples').getAttribute('src');
+    requests.length = 0;
+    await page.getByRole('button', { name: 'Sample again' }).click();
+    await until(page, () => !document.querySelector('.gen-form button').disabled && !/Sampling/.test(document.querySelector('#h-gen').parentElement.querySelector('.msg').textContent), null, 60000, 'the sampling answer');
+    check(requests.some((r) => r.url.endsWith(`/v1/jobs/${vae.id}/generate`)), 'POST /generate was sent');
+    const after = await page.locator('img.samples').getAttribute('src').catch(() => null);
+    const msg = await page.locator('#h-gen ~ .msg').textContent();
+    if (/does not offer sampling/.test(msg)) console.log('     (this ssld has no /generate yet: the page says so)');
+    else check(after && after !== before, `new samples shown (src ${before} -> ${after}, message "${msg}")`);
+    await shot(page, 'job-generative');
   });
 
   await step('compare overlays two jobs', async () => {

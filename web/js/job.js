@@ -128,6 +128,7 @@ export function mount(main, { id, max_points: mp }) {
     collapseBox, gridHealth);
   const evalBox = h('div', { class: 'eval-box' }, h('p', { class: 'empty' }, 'No evaluations yet.'));
   const effBox = h('div', { class: 'eff-box' });
+  const pretextBox = h('div', { class: 'pretext-box' });
   const genSection = h('section', { class: 'card', hidden: true, 'aria-labelledby': 'h-gen' }, h('h2', { id: 'h-gen' }, 'Generated samples'));
   const gallery = h('div', { class: 'gallery' });
   const files = h('ul', { class: 'files' });
@@ -150,7 +151,7 @@ export function mount(main, { id, max_points: mp }) {
     h('section', { class: 'card', 'aria-labelledby': 'h-eval' },
       h('h2', { id: 'h-eval' }, 'Evaluation'),
       h('p', { class: 'hint' }, 'Test accuracy of the pretrained encoder under each protocol, next to the same network trained from scratch on the same labels.'),
-      h('div', { class: 'eval-layout' }, evalBox, effBox)),
+      h('div', { class: 'eval-layout' }, evalBox, effBox), pretextBox),
     genSection,
     h('section', { class: 'card', 'aria-labelledby': 'h-art' }, h('h2', { id: 'h-art' }, 'Artifacts'), gallery, files),
     h('section', { class: 'card', 'aria-labelledby': 'h-events' }, h('h2', { id: 'h-events' }, 'Events'), eventsBox),
@@ -248,6 +249,8 @@ export function mount(main, { id, max_points: mp }) {
     if (!s || !s.x.length) return;
     if (keyGroup(key) === 3 && s.x.length < 2) return;     // single evaluation points live in the table
     if (key === 'collapsed') return;                        // a flag, shown as the banner
+    // A finished job's one-off measurements (test_* at the end) are in the results list, not charts.
+    if (s.x.length === 1 && !charts.has(key) && job && isFinal(job.state)) return;
     const c = chartFor(key);
     // Log y only where it means something: curves that never go negative.
     const logOk = prefs.log && !s.y.some((v) => v !== null && v < 0);
@@ -276,7 +279,17 @@ export function mount(main, { id, max_points: mp }) {
 
   // ---- evaluation ----------------------------------------------------------------------------
 
+  function renderPretext() {
+    const p = job.results && job.results.pretext;
+    if (!p || pretextBox.dataset.done) return;
+    pretextBox.dataset.done = '1';
+    const items = Object.entries(p).filter(([, v]) => typeof v === 'number');
+    pretextBox.replaceChildren(h('h3', {}, 'Pretext results'),
+      h('dl', { class: 'summary' }, items.map(([k, v]) => h('div', {}, h('dt', {}, k.replace(/_/g, ' ')), h('dd', {}, fmtNum(v))))));
+  }
+
   function renderEval() {
+    renderPretext();
     const rows = evalRows(job, store);
     const sig = JSON.stringify(rows);
     if (sig === evalSig) return;
@@ -345,8 +358,8 @@ export function mount(main, { id, max_points: mp }) {
         msg.textContent = r.seconds ? `Done in ${fmtNum(r.seconds)} s.` : '';
         btn.textContent = 'Sample again';
       } catch (e) {
-        msg.textContent = e instanceof ApiError && (e.status === 404 || e.status === 405) && e.code !== 'not_found_job' ?
-          'This server does not offer sampling yet (POST /v1/jobs/' + id + '/generate): ' + e.message : e.message;
+        const missing = e instanceof ApiError && (e.status === 405 || (e.status === 404 && /endpoint/.test(e.message)));
+        msg.textContent = missing ? `This server does not offer sampling yet (POST /v1/jobs/${id}/generate): ${e.message}` : e.message;
       }
       btn.disabled = false;
     }

@@ -77,7 +77,7 @@ export function mount(main, params) {
         h('thead', {}, h('tr', {},
           h('th', { scope: 'col' }, selectAll), h('th', { scope: 'col', class: 'num' }, 'ID'), h('th', { scope: 'col' }, 'Name'),
           h('th', { scope: 'col' }, 'Method'), h('th', { scope: 'col' }, 'State'), h('th', { scope: 'col' }, 'Owner'),
-          h('th', { scope: 'col' }, 'Progress'), h('th', { scope: 'col', class: 'num' }, 'Result'), h('th', { scope: 'col', class: 'num' }, 'Age'))),
+          h('th', { scope: 'col' }, 'Progress'), h('th', { scope: 'col', class: 'num', title: 'test accuracy of the linear probe at the largest label fraction (else the first evaluation; else the final pretext loss); hover a value for what it is' }, 'Result'), h('th', { scope: 'col', class: 'num' }, 'Age'))),
         tbody)),
     empty, more);
 
