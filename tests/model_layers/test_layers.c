@@ -368,9 +368,11 @@ static void test_encoders(void)
 	Rng r;
 	rng_seed(&r, 16);
 	Ctx *ctx = ctx_new(2);
-	Tensor *img = ctx_tensor(ctx, 4, (int[]){ B, 1, 28, 28 });
-	for (size_t i = 0; i < img->size; i++)
-		img->data[i] = rng_uniform(&r);
+	/* images live outside the arena: every ctx_reset below would invalidate an arena tensor */
+	static float pixels[B * 784];
+	for (size_t i = 0; i < B * 784; i++)
+		pixels[i] = rng_uniform(&r);
+#define IMG ctx_wrap(ctx, pixels, 4, (int[]){ B, 1, 28, 28 })
 
 	for (int kind = ENC_MLP; kind <= ENC_TRANSFORMER; kind++) {
 		EncoderConfig c;
@@ -390,7 +392,7 @@ static void test_encoders(void)
 		      encoder_out_dim(e));
 		ctx_reset(ctx);
 		ctx_set_training(ctx, 1);
-		Tensor *x = img;
+		Tensor *x;
 		if (kind == ENC_TRANSFORMER) {
 			x = ctx_tensor(ctx, 2, (int[]){ B, 32 });
 			for (size_t i = 0; i < x->size; i++)
@@ -430,7 +432,7 @@ static void test_encoders(void)
 				for (int j = 0; j < 12; j++)
 					keep[b * 12 + j] = (j * 4 + b) % 49;
 			ctx_reset(ctx);
-			Tensor *tok = encoder_forward_patches(ctx, e, img, keep, 12);
+			Tensor *tok = encoder_forward_patches(ctx, e, IMG, keep, 12);
 			CHECK(shape_is(tok, 3, (int[]){ B, 12, 128 }), "vit keep 12 -> %s", shp(tok));
 			break;
 		}
@@ -462,11 +464,11 @@ static void test_encoders(void)
 	check_param(ps, "enc.pos_embed", 3, (int[]){ 1, 17, 128 }, 0);
 	check_param(ps, "enc.fc.weight", 2, (int[]){ 32, 128 }, PARAM_DECAY);
 	ctx_reset(ctx);
-	Tensor *f = encoder_forward(ctx, e, img);
+	Tensor *f = encoder_forward(ctx, e, IMG);
 	CHECK(shape_is(f, 2, (int[]){ B, 32 }), "vit cls+fc -> %s", shp(f));
 	check_all_grads(ctx, ps, f, "vit cls");
 	ctx_reset(ctx);
-	Tensor *tok = encoder_forward_patches(ctx, e, img, (int[]){ 0, 5, 1, 6, 2, 7, 3, 8 }, 2);
+	Tensor *tok = encoder_forward_patches(ctx, e, IMG, (int[]){ 0, 5, 1, 6, 2, 7, 3, 8 }, 2);
 	CHECK(shape_is(tok, 3, (int[]){ B, 3, 128 }), "vit cls keep 2 -> %s", shp(tok));
 	encoder_free(e);
 	paramset_free(ps);
@@ -502,6 +504,7 @@ static void test_encoders(void)
 	encoder_free(NULL);
 	paramset_free(ps);
 	ctx_free(ctx);
+#undef IMG
 }
 
 static void expect_invalid(const EncoderConfig *c, int in_h, int in_w, const char *msg)
