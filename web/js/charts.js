@@ -149,7 +149,7 @@ export class EfficiencyChart {
     this.height = height;
     this.box = h('div', { class: 'chart-box', style: { height: height + 34 + 'px' } });
     this.el = h('figure', { class: 'chart-card', role: 'group', 'aria-label': 'test accuracy against the fraction of labels, per protocol' },
-      h('figcaption', {}, h('span', { class: 'ctitle' }, 'label efficiency'), h('span', { class: 'clatest' }, 'test accuracy vs. labelled fraction')), this.box);
+      h('figcaption', {}, h('span', { class: 'ctitle' }, 'label efficiency'), h('span', { class: 'clatest' }, 'test accuracy vs. labels')), this.box);
     parent.append(this.el);
     this.u = null;
     this.sig = '';
