@@ -348,12 +348,10 @@ static enum MHD_Result job_metrics(Req *r, int64_t id)
 		}
 	}
 	char err[512];
-	JobState state;
-	int rc = store_job_state(r->api->cfg.store, id, &state, err, sizeof err);
-	if (rc < 0) return store_failure(r, rc, err);
 	MetricSet ms;
-	rc = store_metrics_read(r->api->cfg.store, id, after, nkeys ? keys : NULL, nkeys, MAX_METRIC_ROWS, &ms, err, sizeof err);
+	int rc = store_metrics_read(r->api->cfg.store, id, after, nkeys ? keys : NULL, nkeys, MAX_METRIC_ROWS, &ms, err, sizeof err);
 	if (rc < 0) return store_failure(r, rc, err);
+	JobState state = ms.job_state;
 	Sbuf b = { 0 };
 	int any_down = 0;
 	sb_printf(&b, "{\"job\":%lld,\"state\":\"%s\",\"cursor\":%lld,\"more\":%s,\"max_points\":%lld,\"series\":{",

@@ -110,6 +110,17 @@ static void unprep(sqlite3_stmt *s)
 	sqlite3_clear_bindings(s);
 }
 
+/* Runs a fixed, parameterless statement through the cache (BEGIN, COMMIT...). */
+static int exec_cached(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *s;
+	char err[8];
+	if (prep(db, sql, &s, sql, err, sizeof err) < 0) return sqlite3_errcode(db);
+	int rc = sqlite3_step(s);
+	unprep(s);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
 static void close_conn(sqlite3 *db)
 {
 	sqlite3_stmt *s;
@@ -899,11 +910,23 @@ int store_metrics_read(Store *st, int64_t job_id, int64_t after, const char *con
 	sqlite3_stmt *s = NULL, *ks = NULL;
 	char **all = NULL;
 	int nall = 0, rc;
-	/* One read transaction, so the keys and the points of every key are one consistent snapshot. */
-	if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
+	/* One read transaction, so the job's state, its keys and the points of every key are one
+	 * consistent snapshot. */
+	if (exec_cached(db, "BEGIN") != SQLITE_OK) {
 		rc = db_fail(db, "reading metrics", err, errlen);
 		goto out;
 	}
+	if ((rc = prep(db, "SELECT state FROM jobs WHERE id = ?1", &ks, "reading a job's state", err, errlen)) < 0) goto out;
+	sqlite3_bind_int64(ks, 1, job_id);
+	if (sqlite3_step(ks) != SQLITE_ROW) {
+		snprintf(err, errlen, "job %lld not found", (long long)job_id);
+		rc = STORE_ENOTFOUND;
+		goto out;
+	}
+	int ks_state = job_state_parse((const char *)sqlite3_column_text(ks, 0));
+	out->job_state = ks_state < 0 ? JOB_FAILED : (JobState)ks_state;
+	unprep(ks);
+	ks = NULL;
 	if (!keys || nkeys == 0) {   /* every key the job has */
 		if ((rc = prep(db, "SELECT key FROM metric_keys WHERE job_id = ?1 ORDER BY key", &ks, "reading metric keys", err, errlen)) < 0)
 			goto out;
@@ -947,7 +970,7 @@ out:
 	unprep(ks);
 	for (int i = 0; all && i < nall; i++) free(all[i]);
 	free(all);
-	if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+	if (!sqlite3_get_autocommit(db)) exec_cached(db, "COMMIT");
 	store_release(st, db);
 	if (rc < 0) metric_set_clear(out);
 	return rc;

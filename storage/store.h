@@ -134,10 +134,12 @@ typedef struct MetricSet {
 	int64_t cursor;             /* highest id returned (= the cursor to send next time); = after if none */
 	size_t total_points;
 	int truncated;              /* a key had more than max_rows points: read again from cursor */
+	JobState job_state;         /* store_metrics_read: the job's state in the same snapshot */
 } MetricSet;
 void metric_set_clear(MetricSet *ms);
 
-/* Points of job with id > after, for the given keys (NULL/0 keys = all keys of the job), one
+/* STORE_ENOTFOUND if the job does not exist; else its state (job_state) and its points
+ * with id > after, for the given keys (NULL/0 keys = all keys of the job), one
  * series per key that has points, at most max_rows per key (the oldest first; when a key is cut,
  * `truncated` is set and `cursor` tells where to continue without skipping or repeating). */
 int store_metrics_read(Store *st, int64_t job_id, int64_t after, const char *const *keys, int nkeys,

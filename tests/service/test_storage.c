@@ -214,9 +214,10 @@ static void test_metrics_and_resume(void)
 	/* Cursor reads: all, then only the new ones. */
 	MetricSet ms;
 	CHECK_RC(store_metrics_read(st, id, 0, NULL, 0, 0, &ms, err, sizeof err));
-	CHECK(ms.n == 3 && ms.total_points == 201);
+	CHECK(ms.n == 3 && ms.total_points == 201 && ms.job_state == JOB_RUNNING);
 	int64_t cursor = ms.cursor;
 	metric_set_clear(&ms);
+	CHECK(store_metrics_read(st, 9999, 0, NULL, 0, 0, &ms, err, sizeof err) == STORE_ENOTFOUND);
 	const char *keys[] = { "loss" };
 	CHECK_RC(store_metrics_read(st, id, 0, keys, 1, 0, &ms, err, sizeof err));
 	CHECK(ms.n == 1 && ms.series[0].n == 100 && ms.series[0].pts[99].step == 100 && fabs(ms.series[0].pts[0].value - 1.0) < 1e-12);
