@@ -4,11 +4,13 @@
 #include "ctx.h"
 
 #include <cblas.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
+#include "parallel.h"
 #include "tape.h"
 
 #define ARENA_ALIGN 64
@@ -33,7 +35,11 @@ struct Ctx {
 	int grad_enabled;
 	jmp_buf oom_jmp;
 	int oom_armed;
+	int threads;                  /* parallel.h */
+	struct ParallelPool *pool;    /* started by the first parallel op */
 };
+
+static atomic_int default_threads = 1;
 
 Ctx *ctx_new(uint64_t seed)
 {
@@ -43,6 +49,7 @@ Ctx *ctx_new(uint64_t seed)
 	rng_seed(&ctx->rng, seed);
 	ctx->training = 1;
 	ctx->grad_enabled = 1;
+	ctx->threads = atomic_load(&default_threads);
 	return ctx;
 }
 
@@ -50,6 +57,7 @@ void ctx_free(Ctx *ctx)
 {
 	if (!ctx)
 		return;
+	parallel_pool_free(ctx->pool);
 	for (int i = 0; i < ctx->nblocks; i++)
 		eng_free(ctx->blocks[i].base);
 	eng_free(ctx->tape_store);
@@ -247,8 +255,19 @@ jmp_buf *ctx_oom_jmp(Ctx *ctx)
 
 void ctx_disarm(Ctx *ctx) { ctx->oom_armed = 0; }
 
+void ctx_set_threads(Ctx *ctx, int threads)
+{
+	ctx->threads = threads > 0 ? threads : 1;
+}
+
+int ctx_threads(const Ctx *ctx) { return ctx->threads; }
+
+struct ParallelPool **ctx_pool_slot(Ctx *ctx);   /* internal, for parallel.c */
+struct ParallelPool **ctx_pool_slot(Ctx *ctx) { return &ctx->pool; }
+
 void eng_set_threads(int threads)
 {
 	if (threads > 0)
-		openblas_set_num_threads(threads);
+		atomic_store(&default_threads, threads);
+	openblas_set_num_threads(1);
 }

@@ -76,7 +76,15 @@ jmp_buf *ctx_oom_jmp(Ctx *ctx);
 #define CTX_TRY(ctx) setjmp(*ctx_oom_jmp(ctx))
 void ctx_disarm(Ctx *ctx);
 
-/* Set the BLAS thread count (process-wide in OpenBLAS; see README "Threads"). */
+/* Threads this context's ops may use (parallel.h; default: the last eng_set_threads value, else
+ * 1). Workers start on the first parallel op and are reused; changing the count restarts them. */
+void ctx_set_threads(Ctx *ctx, int threads);
+int ctx_threads(const Ctx *ctx);
+
+/* The default thread count of contexts created from now on (ctx_set_threads overrides it per
+ * context). OpenBLAS's own thread count is process-wide, so it is kept at 1: the engine splits
+ * large sgemms across the context's threads itself (parallel.h), and direct cblas_* calls from
+ * outside the engine run on the calling thread. */
 void eng_set_threads(int threads);
 
 #endif

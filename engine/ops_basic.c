@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "parallel.h"
 #include "tape.h"
 
 /* glibc declares its vector math (libmvec: expf, logf, tanhf, powf on 4/8 lanes, <= 4 ulp, inf and
@@ -131,14 +132,74 @@ static size_t dims_prod(const Tensor *a, int from, int to)
 
 #define MM_T(t) ((t) ? CblasTrans : CblasNoTrans)
 
-// a (batch,M,K) or (batch,K,M) if ta; b (batch or 1,K,N) or (..,N,K) if tb; c (batch,M,N)
-static void mm_forward(const float *a, const float *b, float *c, int batch, int M, int N, int K,
-                       int ta, int tb, size_t sb)
+/* One product of a batch, on one thread when the batch itself is split across threads. With a
+ * batch of one, parallel_sgemm splits the product instead. */
+static void gemm(Ctx *ctx, int split, int ta, int tb, int M, int N, int K, const float *A, int lda,
+                 const float *B, int ldb, float beta, float *C, int ldc)
 {
+	if (split)
+		parallel_sgemm(ctx, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+	else
+		cblas_sgemm(CblasRowMajor, MM_T(ta), MM_T(tb), M, N, K, 1.0f, A, lda, B, ldb, beta, C,
+		            ldc);
+}
+
+typedef struct MmJob {
+	Ctx *ctx;
+	const float *a, *b, *dc;
+	float *c, *da, *db;
+	int batch, M, N, K, ta, tb, split;
+	size_t sb;
+} MmJob;
+
+// a (batch,M,K) or (batch,K,M) if ta; b (batch or 1,K,N) or (..,N,K) if tb; c (batch,M,N)
+static void mm_forward_part(void *arg, size_t begin, size_t end, int tid)
+{
+	const MmJob *j = arg;
+	int M = j->M, N = j->N, K = j->K, lda = j->ta ? M : K, ldb = j->tb ? K : N;
+	(void)tid;
+	for (size_t i = begin; i < end; i++)
+		gemm(j->ctx, j->split, j->ta, j->tb, M, N, K, j->a + i * M * K, lda, j->b + i * j->sb, ldb,
+		     0.0f, j->c + i * M * N, N);
+}
+
+/* Batches of many small products go one product per thread; a single product is split. */
+static void mm_run(Ctx *ctx, MmJob *j, parallel_fn fn)
+{
+	j->ctx = ctx;
+	j->split = j->batch == 1;
+	if (j->split)
+		fn(j, 0, 1, 0);
+	else
+		parallel_for(ctx, (size_t)j->batch, 1, fn, j);
+}
+
+static void mm_backward_part(void *arg, size_t begin, size_t end, int tid)
+{
+	const MmJob *j = arg;
+	int M = j->M, N = j->N, K = j->K, ta = j->ta, tb = j->tb;
 	int lda = ta ? M : K, ldb = tb ? K : N;
-	for (int i = 0; i < batch; i++)
-		cblas_sgemm(CblasRowMajor, MM_T(ta), MM_T(tb), M, N, K, 1.0f,
-		            a + (size_t)i * M * K, lda, b + i * sb, ldb, 0.0f, c + (size_t)i * M * N, N);
+	(void)tid;
+	/* a shared b (sb == 0) takes its gradient outside, summed over the batch in one product */
+	const int dbi_here = j->db && j->sb != 0;
+	for (size_t i = begin; i < end; i++) {
+		const float *ai = j->a + i * M * K, *bi = j->b + i * j->sb;
+		const float *dci = j->dc + i * M * N;
+		if (j->da) {
+			float *dai = j->da + i * M * K;
+			if (!ta) /* dA (M,K) += dC (M,N) op(B)^T */
+				gemm(j->ctx, j->split, 0, !tb, M, K, N, dci, N, bi, ldb, 1.0f, dai, K);
+			else /* A stored (K,M): dA += op(B) (K,N) dC^T */
+				gemm(j->ctx, j->split, tb, 1, K, M, N, bi, ldb, dci, N, 1.0f, dai, M);
+		}
+		if (dbi_here || (j->db && j->split)) {
+			float *dbi = j->db + i * j->sb;
+			if (!tb) /* dB (K,N) += op(A)^T (K,M) dC */
+				gemm(j->ctx, j->split, !ta, 0, K, N, M, ai, lda, dci, N, 1.0f, dbi, N);
+			else /* B stored (N,K): dB += dC^T (N,M) op(A) */
+				gemm(j->ctx, j->split, 1, ta, N, K, M, dci, N, ai, lda, 1.0f, dbi, K);
+		}
+	}
 }
 
 static void matmul_backward(Ctx *ctx, Node *n)
@@ -146,29 +207,20 @@ static void matmul_backward(Ctx *ctx, Node *n)
 	int batch = n->i[0], M = n->i[1], N = n->i[2], K = n->i[3], ta = n->i[4], tb = n->i[5];
 	size_t sb = n->i[6] ? (size_t)K * N : 0;
 	Tensor *a = n->in[0], *b = n->in[1];
-	const float *dc = n->out->grad;
-	float *da = tape_grad_in(ctx, a), *db = tape_grad_in(ctx, b);
-	int lda = ta ? M : K, ldb = tb ? K : N;
-	for (int i = 0; i < batch; i++) {
-		const float *ai = a->data + (size_t)i * M * K, *bi = b->data + i * sb;
-		const float *dci = dc + (size_t)i * M * N;
-		if (da) {
-			float *dai = da + (size_t)i * M * K;
-			if (!ta) /* dA (M,K) += dC (M,N) op(B)^T */
-				cblas_sgemm(CblasRowMajor, CblasNoTrans, MM_T(!tb), M, K, N, 1.0f, dci, N,
-				            bi, ldb, 1.0f, dai, K);
-			else /* A stored (K,M): dA += op(B) (K,N) dC^T */
-				cblas_sgemm(CblasRowMajor, MM_T(tb), CblasTrans, K, M, N, 1.0f, bi, ldb,
-				            dci, N, 1.0f, dai, M);
-		}
-		if (db) {
-			float *dbi = db + i * sb;
-			if (!tb) /* dB (K,N) += op(A)^T (K,M) dC */
-				cblas_sgemm(CblasRowMajor, MM_T(!ta), CblasNoTrans, K, N, M, 1.0f, ai, lda,
-				            dci, N, 1.0f, dbi, N);
-			else /* B stored (N,K): dB += dC^T (N,M) op(A) */
-				cblas_sgemm(CblasRowMajor, CblasTrans, MM_T(ta), N, K, M, 1.0f, dci, N,
-				            ai, lda, 1.0f, dbi, K);
+	MmJob j = { .a = a->data, .b = b->data, .dc = n->out->grad, .da = tape_grad_in(ctx, a),
+	            .db = tape_grad_in(ctx, b), .batch = batch, .M = M, .N = N, .K = K, .ta = ta,
+	            .tb = tb, .sb = sb };
+	mm_run(ctx, &j, mm_backward_part);
+	if (j.db && sb == 0 && batch > 1) {
+		/* b shared by every product (3-D a against 2-D b never reaches here: it is one product
+		 * of (batch*M, K)); accumulate in batch order so the sum does not depend on threads */
+		int lda = ta ? M : K;
+		for (int i = 0; i < batch; i++) {
+			const float *ai = a->data + (size_t)i * M * K, *dci = n->out->grad + (size_t)i * M * N;
+			if (!tb)
+				parallel_sgemm(ctx, !ta, 0, K, N, M, 1.0f, ai, lda, dci, N, 1.0f, j.db, N);
+			else
+				parallel_sgemm(ctx, 1, ta, N, K, M, 1.0f, dci, N, ai, lda, 1.0f, j.db, K);
 		}
 	}
 }
@@ -176,8 +228,9 @@ static void matmul_backward(Ctx *ctx, Node *n)
 static Tensor *mm_finish(Ctx *ctx, Tensor *a, Tensor *b, Tensor *out, int batch, int M, int N,
                          int K, int ta, int tb, int b_batched)
 {
-	mm_forward(a->data, b->data, out->data, batch, M, N, K, ta, tb,
-	           b_batched ? (size_t)K * N : 0);
+	MmJob j = { .a = a->data, .b = b->data, .c = out->data, .batch = batch, .M = M, .N = N,
+	            .K = K, .ta = ta, .tb = tb, .sb = b_batched ? (size_t)K * N : 0 };
+	mm_run(ctx, &j, mm_forward_part);
 	Tensor *in[2] = { a, b };
 	Node *n = record(ctx, OP_MATMUL, matmul_backward, out, in, 2);
 	if (n) {

@@ -38,11 +38,13 @@ Tensor *eval_encode(Ctx *ctx, Encoder *enc, const Dataset *ds, const Split *spli
 int eval_should_stop(const EvalEnv *env);
 void eval_progress(const EvalEnv *env, int epoch, int epochs, double metric);
 
-/* Feature-level cores. env may be NULL (then no progress or cancellation). */
+/* Feature-level cores. env may be NULL (then no progress or cancellation). xte may be NULL
+ * when nte is 0. The probe also returns its classifier in raw-feature space when head_w (k,d) and
+ * head_b (k) are non-NULL (logits = x head_w^T + head_b, standardisation folded in). */
 int eval_linear_core(const EvalEnv *env, const float *xtr, const int *ytr, int ntr,
                      const float *xte, const int *yte, int nte, int d, int num_classes,
-                     const EvalConfig *cfg, uint64_t seed, EvalResult *out, char *err,
-                     size_t errlen);
+                     const EvalConfig *cfg, uint64_t seed, EvalResult *out, float *head_w,
+                     float *head_b, char *err, size_t errlen);
 int eval_knn_core(const EvalEnv *env, const float *xtr, const int *ytr, int ntr,
                   const float *xte, const int *yte, int nte, int d, int num_classes,
                   const EvalConfig *cfg, EvalResult *out, char *err, size_t errlen);

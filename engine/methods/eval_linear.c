@@ -269,8 +269,8 @@ static int check_labels(const int *y, int n, int k, const char *what, char *err,
 
 int eval_linear_core(const EvalEnv *env, const float *xtr, const int *ytr, int ntr,
                      const float *xte, const int *yte, int nte, int d, int num_classes,
-                     const EvalConfig *cfg, uint64_t seed, EvalResult *out, char *err,
-                     size_t errlen)
+                     const EvalConfig *cfg, uint64_t seed, EvalResult *out, float *head_w,
+                     float *head_b, char *err, size_t errlen)
 {
 	int k = num_classes, rc = 0;
 	if (ntr <= 0 || d <= 0 || k < 2 || nte < 0 || (nte > 0 && (!xte || !yte)) || !xtr || !ytr) {
@@ -296,8 +296,8 @@ int eval_linear_core(const EvalEnv *env, const float *xtr, const int *ytr, int n
 	float *w = eng_malloc((size_t)k * d * sizeof(float));
 	float *dw = eng_malloc((size_t)k * d * sizeof(float));
 	float *logits = eng_malloc(lrows * k * sizeof(float));
-	if (!xs || !xt || !xfit || !xval || !yfit || !yval || !is_val || !mean || !theta || !theta_best || !w ||
-	    !dw || !logits) {
+	if (!xs || !xt || !xfit || !xval || !yfit || !yval || !is_val || !mean || !theta ||
+	    !theta_best || !w || !dw || !logits) {
 		snprintf(err, errlen, "eval linear_probe: out of memory (%d x %d features)", ntr, d);
 		rc = -ENOMEM;
 		goto out;
@@ -387,6 +387,18 @@ int eval_linear_core(const EvalEnv *env, const float *xtr, const int *ytr, int n
 	out->train_accuracy = softmax_score(theta, xs, ytr, ntr, d, k, w, logits, NULL);
 	out->test_accuracy = nte ? softmax_score(theta, xt, yte, nte, d, k, w, logits, NULL) : NAN;
 	out->labels = ntr;
+	if (head_w && head_b) {
+		/* Fold the standardisation in: logits = ((x - mean) * inv_sd) W^T + b. */
+		for (int j = 0; j < k; j++) {
+			double bj = theta[(size_t)k * d + j];
+			for (int i = 0; i < d; i++) {
+				double wji = theta[(size_t)j * d + i] * sd[i];
+				head_w[(size_t)j * d + i] = (float)wji;
+				bj -= wji * mean[i];
+			}
+			head_b[j] = (float)bj;
+		}
+	}
 	eval_progress(env, steps, steps, out->train_accuracy);
 	goto out;
 
@@ -425,7 +437,7 @@ int eval_linear_probe_features(const float *xtr, const int *ytr, int ntr, const 
 	}
 	memset(out, 0, sizeof *out);
 	return eval_linear_core(NULL, xtr, ytr, ntr, xte, yte, nte, d, num_classes, &c, seed, out,
-	                        err, errlen);
+	                        NULL, NULL, err, errlen);
 }
 
 int eval_linear_run(const EvalEnv *env, const EvalConfig *cfg, const int *idx, int n,
@@ -444,7 +456,7 @@ int eval_linear_run(const EvalEnv *env, const EvalConfig *cfg, const int *idx, i
 	int rc = eval_frozen_features(env, idx, n, &ftr, &fte, &d, err, errlen);
 	if (rc == 0)
 		rc = eval_linear_core(env, ftr, ytr, n, fte, ds->test.y, ds->test.n, d, ds->num_classes,
-		                      cfg, env->seed, out, err, errlen);
+		                      cfg, env->seed, out, NULL, NULL, err, errlen);
 	eng_free(ytr);
 	eng_free(ftr);
 	eng_free(fte);

