@@ -6,7 +6,7 @@
  *   POST /v1/jobs                     validate completely, then queue -> 201 {"id","state"}
  *   GET  /v1/jobs?state=&limit=&before=&owner=
  *   GET  /v1/jobs/{id}                spec, state, progress (step/total/ETA), latest metrics, results
- *   POST /v1/jobs/{id}/cancel
+ *   POST /v1/jobs/{id}/cancel         the owner or an admin (when tokens exist)
  *   GET  /v1/jobs/{id}/metrics?after=CURSOR&keys=loss,lr&max_points=N   (LTTB downsampling)
  *   GET  /v1/jobs/{id}/events?after=CURSOR&limit=N
  *   GET  /v1/jobs/{id}/artifacts, GET /v1/jobs/{id}/artifacts/{name}
@@ -31,8 +31,18 @@
 
 typedef struct Api Api;
 
+/* Who may read (GET /v1/jobs..., /metrics) once tokens exist. Writes always need a token then;
+ * /v1, /v1/health, /v1/methods and the dashboard's static files stay open. */
+typedef enum ApiReadAccess {
+	API_READ_LOOPBACK = 0,   /* open to clients on 127.0.0.0/8 and ::1, a token for the rest (default) */
+	API_READ_OPEN,           /* open to anyone who can connect */
+	API_READ_TOKEN,          /* a valid token for every read */
+} ApiReadAccess;
+
 typedef struct ApiConfig {
 	const char *listen;                 /* "ADDR:PORT", "[v6addr]:PORT"; port 0 = any free port */
+	int listen_fd;                      /* > 0: serve on this listening socket (systemd socket
+	                                     * activation) instead of binding `listen` */
 	Store *store;
 	StoreBatch *batch;                  /* for /metrics figures (may be NULL) */
 	Pool *pool;                         /* may be NULL (no workers in this process) */
@@ -45,7 +55,8 @@ typedef struct ApiConfig {
 	int max_queued_per_owner;           /* > 0: the same per owner */
 	int threads;                        /* HTTP threads (default 2) */
 	int max_connections;                /* default 256 */
-	const char *tokens_file;            /* "owner sha256hex" lines; NULL = no auth */
+	const char *tokens_file;            /* "owner sha256hex [admin]" lines; NULL = none */
+	ApiReadAccess read_access;          /* who may read once tokens exist (default loopback) */
 	const char *version;                /* reported by /v1/health */
 	/* Called (on an HTTP thread) after a job was queued; NULL = pool_wake(pool) directly. The
 	 * daemon routes it through its libuv loop, which owns wake-ups. */
@@ -60,9 +71,14 @@ void api_set_draining(Api *api, int draining);      /* 1: POST /v1/jobs -> 503 *
 int api_reload_tokens(Api *api, const char *tokens_file, char *err, size_t errlen);
 void api_free(Api *api);                            /* api_free(NULL) is a no-op */
 
-/* Tokens: parse a tokens file ("owner sha256hex-of-token" per line, '#' comments). Exposed for
- * tests. Returns the number of tokens (>= 0) or < 0 with err naming file and line. */
-typedef struct ApiToken { char owner[64]; char sha256[65]; } ApiToken;
+/* Tokens come from two places: the database (`ssld token create`, store_token_*) and an optional
+ * tokens file. Authentication is on as soon as either holds a token (or a tokens file is
+ * configured): then writes need "Authorization: Bearer TOKEN", jobs record the token's name as
+ * their owner, and only the owner or an admin token may cancel a job (403 otherwise).
+ *
+ * Tokens file: "owner sha256hex-of-token [admin]" per line, '#' comments. Exposed for tests.
+ * Returns the number of tokens (>= 0) or < 0 with err naming file and line. */
+typedef struct ApiToken { char owner[64]; char sha256[65]; int admin; } ApiToken;
 int api_tokens_load(const char *path, ApiToken **tokens, char *err, size_t errlen);
 
 #endif

@@ -38,6 +38,8 @@ typedef struct Req {
 	int too_large;
 	int answered;
 	char owner[64];                   /* set by require_auth */
+	int admin;                        /* set by require_auth: may act on anyone's jobs */
+	int auth_on;                      /* set by require_auth: tokens exist */
 } Req;
 
 /* A growable text buffer for hand-written JSON (number-heavy responses). */
@@ -60,8 +62,12 @@ enum MHD_Result reply_fd(Req *r, int fd, uint64_t size, const char *content_type
  * naming the first unknown one and returns -1. */
 int check_query(Req *r, const char *const *allowed);
 const char *query(Req *r, const char *name);
-/* Bearer-token check for mutating endpoints: 0 (r->owner set) or -1 after replying 401. */
+/* Bearer-token check for mutating endpoints: 0 (r->owner, r->admin, r->auth_on set) or -1 after
+ * replying (401; 503 when the token table cannot be read). With no tokens anywhere, everyone is
+ * "anonymous" and may do everything. */
 int require_auth(Req *r);
+/* The read rule (ApiReadAccess) for data endpoints: 0, or -1 after replying 401/503. */
+int require_read(Req *r);
 
 void iso_time(double t, char out[32]);          /* "2024-06-01T12:00:00.123Z", "" for t <= 0 */
 const char *mime_type(const char *path);

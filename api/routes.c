@@ -232,8 +232,17 @@ static enum MHD_Result jobs_submit(Req *r)
 			                   (long long)id, job_state_name(st));
 		}
 	}
+	/* Store the resolved spec, not the body: every default filled in and dataset paths resolved
+	 * against the data roots now, so the worker (which parses it again without roots, maybe after
+	 * a restart from another directory) runs exactly what was validated. */
+	char *resolved = jobspec_to_json(js);
+	if (!resolved) {
+		jobspec_free(js);
+		return reply_error(r, 503, "out_of_memory", NULL, "the server ran out of memory storing the job");
+	}
+	cJSON_Minify(resolved);   /* it comes indented; the API embeds it in one-line answers */
 	StoreNewJob nj = {
-		.spec = r->body, .name = js->name, .method = js->method, .owner = r->owner, .priority = js->priority,
+		.spec = resolved, .name = js->name, .method = js->method, .owner = r->owner, .priority = js->priority,
 		.max_queued = api->cfg.max_queued, .max_queued_per_owner = api->cfg.max_queued_per_owner,
 	};
 	int64_t id = 0;
@@ -241,6 +250,7 @@ static enum MHD_Result jobs_submit(Req *r)
 	char method[64];
 	snprintf(method, sizeof method, "%s", js->method);
 	jobspec_free(js);
+	free(resolved);
 	if (rc == STORE_ELIMIT) return reply_error(r, 429, "queue_full", NULL, "%s", err);
 	if (rc < 0) return store_failure(r, rc, err);
 	slog(LOG_INFO, id, "queued %s for %s", method, r->owner);
@@ -294,8 +304,23 @@ static enum MHD_Result job_cancel(Req *r, int64_t id)
 	if (check_query(r, NULL) < 0) return MHD_YES;
 	if (require_auth(r) < 0) return MHD_YES;
 	char err[512];
+	int rc;
+	if (r->auth_on && !r->admin) {
+		/* Only the owner or an admin cancels. A job's owner never changes, so checking before
+		 * the cancel transaction is not a race. */
+		StoreJob j;
+		if ((rc = store_job_get(r->api->cfg.store, id, &j, err, sizeof err)) < 0) return store_failure(r, rc, err);
+		int mine = j.owner && strcmp(j.owner, r->owner) == 0;
+		char owner[64];
+		snprintf(owner, sizeof owner, "%s", j.owner ? j.owner : "");
+		store_job_clear(&j);
+		if (!mine)
+			return reply_error(r, 403, "forbidden", NULL,
+			                   "job %lld belongs to '%s'; only its owner or an admin token may cancel it (you are '%s')",
+			                   (long long)id, owner, r->owner);
+	}
 	JobState st = JOB_QUEUED;
-	int rc = store_job_cancel(r->api->cfg.store, id, &st, err, sizeof err);
+	rc = store_job_cancel(r->api->cfg.store, id, &st, err, sizeof err);
 	if (rc == STORE_ESTATE)
 		return reply_error(r, 409, "not_cancellable", NULL, "job %lld is already %s", (long long)id, job_state_name(st));
 	if (rc < 0) return store_failure(r, rc, err);
@@ -537,7 +562,7 @@ enum MHD_Result route_v1(Req *r, const char *path)
 	}
 	if (strcmp(path, "/methods") == 0) return get ? methods(r) : not_allowed(r, "GET");
 	if (strcmp(path, "/jobs") == 0 || strcmp(path, "/jobs/") == 0) {
-		if (get) return jobs_list(r);
+		if (get) return require_read(r) < 0 ? MHD_YES : jobs_list(r);
 		if (post) return jobs_submit(r);
 		return not_allowed(r, "GET, POST");
 	}
@@ -553,6 +578,7 @@ enum MHD_Result route_v1(Req *r, const char *path)
 		if (parse_i64(idbuf, 1, INT64_MAX, &id) < 0)
 			return reply_error(r, 404, "not_found", NULL, "%.200s: no such job", r->url);
 		const char *rest = p + dl;
+		if (get && require_read(r) < 0) return MHD_YES;
 		if (*rest == 0) return get ? job_get(r, id) : not_allowed(r, "GET");
 		if (strcmp(rest, "/cancel") == 0) return post ? job_cancel(r, id) : not_allowed(r, "POST");
 		if (strcmp(rest, "/metrics") == 0) return get ? job_metrics(r, id) : not_allowed(r, "GET");

@@ -298,10 +298,11 @@ int api_tokens_load(const char *path, ApiToken **tokens, char *err, size_t errle
 		char *p = line;
 		while (*p == ' ' || *p == '\t') p++;
 		if (*p == '#' || *p == '\n' || *p == 0) continue;
-		char owner[128], hex[128];
-		if (sscanf(p, "%127s %127s", owner, hex) != 2 || strlen(hex) != 64 || strspn(hex, "0123456789abcdef") != 64 ||
-		    strlen(owner) >= sizeof v->owner) {
-			snprintf(err, errlen, "tokens file %s:%d: expected \"OWNER SHA256HEX\" (64 lowercase hex digits, "
+		char owner[128], hex[128], role[128] = "", extra[8] = "";
+		int nf = sscanf(p, "%127s %127s %127s %7s", owner, hex, role, extra);
+		if (nf < 2 || nf > 3 || strlen(hex) != 64 || strspn(hex, "0123456789abcdef") != 64 ||
+		    strlen(owner) >= sizeof v->owner || (nf == 3 && strcmp(role, "admin") != 0)) {
+			snprintf(err, errlen, "tokens file %s:%d: expected \"OWNER SHA256HEX [admin]\" (64 lowercase hex digits, "
 			         "e.g. from `printf %%s TOKEN | sha256sum`)", path, lineno);
 			rc = -EINVAL;
 			break;
@@ -318,6 +319,7 @@ int api_tokens_load(const char *path, ApiToken **tokens, char *err, size_t errle
 		}
 		snprintf(v[n].owner, sizeof v[n].owner, "%s", owner);
 		memcpy(v[n].sha256, hex, 65);
+		v[n].admin = nf == 3;
 		n++;
 	}
 	fclose(f);
@@ -345,31 +347,121 @@ int api_reload_tokens(Api *api, const char *tokens_file, char *err, size_t errle
 	return 0;
 }
 
-int require_auth(Req *r)
+/* Tokens live in the database (`ssld token create`) and, optionally, a tokens file. Returns 1 if
+ * any exists (or a tokens file is configured, even an empty one), 0 if none, < 0 on a storage
+ * error (err filled). */
+static int auth_enabled(Api *api, char *err, size_t errlen)
+{
+	pthread_rwlock_rdlock(&api->tok_lock);
+	int file = api->ntokens >= 0;
+	pthread_rwlock_unlock(&api->tok_lock);
+	if (file) return 1;
+	int64_t n = 0;
+	if (store_token_count(api->cfg.store, &n, err, errlen) < 0) return -1;
+	return n > 0;
+}
+
+/* The request's bearer token: 1 (r->owner, r->admin set), 0 no Authorization header, -1 a header
+ * that is not a known bearer token, -2 a storage error (err filled). */
+static int authenticate(Req *r, char *err, size_t errlen)
 {
 	Api *api = r->api;
-	pthread_rwlock_rdlock(&api->tok_lock);
-	if (api->ntokens < 0) {
-		pthread_rwlock_unlock(&api->tok_lock);
-		snprintf(r->owner, sizeof r->owner, "anonymous");
-		return 0;
-	}
 	const char *h = MHD_lookup_connection_value(r->c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	if (!h) return 0;
+	if (strncasecmp(h, "Bearer ", 7) != 0 || !h[7]) return -1;
+	char hex[65];
+	sha256_hex(h + 7, strlen(h + 7), hex);
 	int found = -1;
-	if (h && strncasecmp(h, "Bearer ", 7) == 0 && h[7]) {
-		char hex[65];
-		sha256_hex(h + 7, strlen(h + 7), hex);
-		for (int i = 0; i < api->ntokens; i++) {
-			unsigned diff = 0;   /* compare whole digests: no early exit */
-			for (int k = 0; k < 64; k++) diff |= (unsigned)(hex[k] ^ api->tokens[i].sha256[k]);
-			if (diff == 0 && found < 0) found = i;
-		}
-		if (found >= 0) snprintf(r->owner, sizeof r->owner, "%s", api->tokens[found].owner);
+	pthread_rwlock_rdlock(&api->tok_lock);
+	for (int i = 0; i < api->ntokens; i++) {
+		unsigned diff = 0;   /* compare whole digests: no early exit */
+		for (int k = 0; k < 64; k++) diff |= (unsigned)(hex[k] ^ api->tokens[i].sha256[k]);
+		if (diff == 0 && found < 0) found = i;
+	}
+	if (found >= 0) {
+		snprintf(r->owner, sizeof r->owner, "%s", api->tokens[found].owner);
+		r->admin = api->tokens[found].admin;
 	}
 	pthread_rwlock_unlock(&api->tok_lock);
-	if (found >= 0) return 0;
-	if (!h) reply_error(r, 401, "unauthorized", NULL, "this endpoint needs a bearer token: Authorization: Bearer TOKEN");
-	else reply_error(r, 401, "unauthorized", NULL, "the bearer token is not valid");
+	if (found >= 0) return 1;
+	/* The database finds the digest through an index, not in constant time: timing could tell at
+	 * most how much of a digest matched, which does not help anyone guess a token. */
+	StoreToken t;
+	int rc = store_token_find(api->cfg.store, hex, &t, err, errlen);
+	if (rc < 0) return -2;
+	if (rc == 0) return -1;
+	snprintf(r->owner, sizeof r->owner, "%s", t.name);
+	r->admin = t.admin;
+	return 1;
+}
+
+static void reply_unauthorized(Req *r, int why, const char *what)
+{
+	if (why == 0) reply_error(r, 401, "unauthorized", NULL, "%s needs a bearer token: Authorization: Bearer TOKEN "
+	                          "(an administrator creates one with `ssld token create NAME`)", what);
+	else reply_error(r, 401, "unauthorized", NULL, "the bearer token is not valid (unknown or revoked)");
+}
+
+int require_auth(Req *r)
+{
+	char err[512];
+	int on = auth_enabled(r->api, err, sizeof err);
+	if (on < 0) {
+		slog(LOG_ERR, 0, "%s %s: %s", r->method, r->url, err);
+		reply_error(r, 503, "storage_error", NULL, "%s", err);
+		return -1;
+	}
+	r->auth_on = on;
+	if (!on) {
+		snprintf(r->owner, sizeof r->owner, "anonymous");
+		r->admin = 1;
+		return 0;
+	}
+	int rc = authenticate(r, err, sizeof err);
+	if (rc == 1) return 0;
+	if (rc == -2) {
+		slog(LOG_ERR, 0, "%s %s: %s", r->method, r->url, err);
+		reply_error(r, 503, "storage_error", NULL, "%s", err);
+		return -1;
+	}
+	reply_unauthorized(r, rc, "this endpoint");
+	return -1;
+}
+
+/* 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104. */
+static int peer_is_loopback(Req *r)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (!ci || !ci->client_addr) return 0;
+	const struct sockaddr *sa = ci->client_addr;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+		return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+		if (IN6_IS_ADDR_LOOPBACK(a)) return 1;
+		return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
+	}
+	return sa->sa_family == AF_UNIX;
+}
+
+int require_read(Req *r)
+{
+	Api *api = r->api;
+	if (api->cfg.read_access == API_READ_OPEN) return 0;
+	if (api->cfg.read_access == API_READ_LOOPBACK && peer_is_loopback(r)) return 0;
+	char err[512];
+	int on = auth_enabled(api, err, sizeof err);
+	int rc = on > 0 ? authenticate(r, err, sizeof err) : on == 0 ? 1 : -2;
+	if (rc == 1) return 0;
+	if (rc == -2) {
+		slog(LOG_ERR, 0, "%s %s: %s", r->method, r->url, err);
+		reply_error(r, 503, "storage_error", NULL, "%s", err);
+		return -1;
+	}
+	reply_unauthorized(r, rc, api->cfg.read_access == API_READ_TOKEN ? "reading (read-access = token)"
+	                                                                 : "reading from a non-loopback address (read-access = loopback)");
 	return -1;
 }
 
@@ -511,7 +603,7 @@ static enum MHD_Result dispatch(Req *r)
 	if (strcmp(url, "/v1") == 0 || strncmp(url, "/v1/", 4) == 0) return route_v1(r, url + 3);
 	if (strcmp(url, "/metrics") == 0) {
 		if (!get) return reply_error(r, 405, "method_not_allowed", NULL, "%s %s: only GET is allowed", r->method, url);
-		if (check_query(r, NULL) < 0) return MHD_YES;
+		if (check_query(r, NULL) < 0 || require_read(r) < 0) return MHD_YES;
 		return serve_prometheus(r);
 	}
 	if (!get) return reply_error(r, 405, "method_not_allowed", NULL, "%s %s: only GET is allowed here", r->method, url);
@@ -680,13 +772,28 @@ int api_new(const ApiConfig *cfg, Api **out, char *err, size_t errlen)
 	if (cfg->tokens_file && (rc = api_reload_tokens(api, cfg->tokens_file, err, errlen)) < 0) goto fail;
 
 	struct sockaddr_storage ss;
-	socklen_t sl;
-	int v6;
-	if ((rc = parse_listen(api->listen, &ss, &sl, &v6, err, errlen)) < 0) goto fail;
+	socklen_t sl = sizeof ss;
+	int v6 = 0;
+	if (cfg->listen_fd > 0) {
+		/* systemd socket activation: the socket is bound and listening already. */
+		if (getsockname(cfg->listen_fd, (struct sockaddr *)&ss, &sl) != 0 ||
+		    (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)) {
+			snprintf(err, errlen, "listening socket fd %d from systemd: not a TCP/IP socket (%s)", cfg->listen_fd,
+			         strerror(errno));
+			rc = -EINVAL;
+			goto fail;
+		}
+		v6 = ss.ss_family == AF_INET6;
+	} else if ((rc = parse_listen(api->listen, &ss, &sl, &v6, err, errlen)) < 0)
+		goto fail;
 	unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
 	uint16_t port = ntohs(v6 ? ((struct sockaddr_in6 *)&ss)->sin6_port : ((struct sockaddr_in *)&ss)->sin_port);
+	/* Where to listen goes in as an option array: a bound socket or an address, one or the other. */
+	struct MHD_OptionItem where[2] = { { MHD_OPTION_END, 0, NULL }, { MHD_OPTION_END, 0, NULL } };
+	if (cfg->listen_fd > 0) where[0] = (struct MHD_OptionItem){ MHD_OPTION_LISTEN_SOCKET, cfg->listen_fd, NULL };
+	else where[0] = (struct MHD_OptionItem){ MHD_OPTION_SOCK_ADDR, 0, &ss };
 	api->d = MHD_start_daemon(flags, port, NULL, NULL, on_request, api,
-	                          MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+	                          MHD_OPTION_ARRAY, where,
 	                          MHD_OPTION_THREAD_POOL_SIZE, (unsigned)api->cfg.threads,
 	                          MHD_OPTION_CONNECTION_LIMIT, (unsigned)api->cfg.max_connections,
 	                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,

@@ -22,7 +22,6 @@ import argparse
 import json
 import math
 import os
-import resource
 import sys
 import time
 
@@ -295,7 +294,12 @@ def main():
     walls.sort()
     med = walls[len(walls) // 2]
     cpu = sum(cpus) / len(cpus)
-    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # VmHWM: the peak RSS of this process's memory (ru_maxrss carries a parent's over fork+exec)
+    rss_kb = 0.0
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                rss_kb = float(line.split()[1])
     print(json.dumps({
         "impl": "torch", "model": a.model, "threads": a.threads, "steps": len(walls),
         "step_ms": round(1e3 * med, 3), "best_step_ms": round(1e3 * walls[0], 3),

@@ -119,6 +119,17 @@ int config_set(SsldConfig *c, const char *key_in, const char *v, char *err, size
 	if (strcmp(key, "http-threads") == 0) return set_int(&c->http_threads, key, v, 1, 64, err, errlen);
 	if (strcmp(key, "max-queued") == 0) return set_int(&c->max_queued, key, v, 0, 1000000, err, errlen);
 	if (strcmp(key, "max-queued-per-owner") == 0) return set_int(&c->max_queued_per_owner, key, v, 0, 1000000, err, errlen);
+	if (strcmp(key, "max-running-per-owner") == 0) return set_int(&c->max_running_per_owner, key, v, 0, 256, err, errlen);
+	if (strcmp(key, "read-access") == 0) {
+		static const char *const modes[] = { "loopback", "open", "token" };
+		for (int i = 0; i < 3; i++)
+			if (strcmp(v, modes[i]) == 0) {
+				c->read_access = i;
+				return 0;
+			}
+		snprintf(err, errlen, "read-access: expected loopback, open or token, got '%s'", v);
+		return -1;
+	}
 	if (strcmp(key, "max-body") == 0) return set_size(&c->max_body, key, v, err, errlen);
 	if (strcmp(key, "flush-interval") == 0) return set_double(&c->flush_interval_s, key, v, 0.05, 1.0, err, errlen);
 	if (strcmp(key, "stop-timeout") == 0) return set_double(&c->stop_timeout_s, key, v, 1, 86400, err, errlen);
@@ -271,6 +282,9 @@ void config_usage(void)
 		"       ssld run JOB.json [--out DIR]           run one job in the foreground\n"
 		"       ssld generate JOBDIR [--prompt TEXT]    continue a prompt with a trained language model\n"
 		"       ssld methods                            list pretext methods and evaluation protocols\n"
+		"       ssld token create NAME [--admin] | list | revoke NAME   manage API tokens (on the server)\n"
+		"       ssld submit JOB.json | ls | show ID | watch ID | cancel ID | results ID\n"
+		"                                               the command-line client (`ssld submit --help`)\n"
 		"       ssld version | help\n"
 		"\n"
 		"serve flags (also valid as 'key = value' lines in the --config file; flags win):\n"
@@ -286,11 +300,19 @@ void config_usage(void)
 		"  --max-body SIZE            request body limit (default 1M)\n"
 		"  --max-queued N             refuse new jobs (429) when N are queued (default unlimited)\n"
 		"  --max-queued-per-owner N   the same per token owner\n"
-		"  --tokens-file FILE         'OWNER SHA256HEX' lines; when set, POSTs need 'Authorization: Bearer TOKEN'\n"
+		"  --max-running-per-owner N  run at most N of one owner's jobs at once; the rest wait (default unlimited)\n"
+		"  --tokens-file FILE         'OWNER SHA256HEX [admin]' lines, besides the tokens of `ssld token create`\n"
+		"  --read-access MODE         once tokens exist, who may read jobs and metrics without one: loopback\n"
+		"                             (default: clients on 127.0.0.1/::1), open (anyone), token (nobody)\n"
 		"  --log-file FILE            log there instead of stderr (reopened on SIGHUP)\n"
 		"  --log-level LEVEL          err, warning, notice, info (default) or debug\n"
 		"  --flush-interval SECONDS   metric batch interval (default 0.5, at most 1)\n"
 		"  --stop-timeout SECONDS     on SIGTERM, wait this long for jobs to checkpoint (default 90)\n"
+		"\n"
+		"Once any token exists (`ssld token create`, or --tokens-file), POSTs need 'Authorization: Bearer TOKEN',\n"
+		"jobs record the token's name as their owner, and only the owner or an admin token cancels a job.\n"
+		"Under systemd, ssld reports READY/STATUS/WATCHDOG through $NOTIFY_SOCKET and serves on a socket\n"
+		"passed by ssld.socket (socket activation) instead of --listen.\n"
 		"\n"
 		"signals: SIGTERM/SIGINT stop accepting jobs, checkpoint and requeue running ones, exit;\n"
 		"         a second one exits at once (jobs resume from their last checkpoint). SIGHUP reopens\n"

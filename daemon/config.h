@@ -33,7 +33,9 @@ typedef struct SsldConfig {
 	size_t max_body;             /* bytes; default 1 MiB */
 	int max_queued;              /* 0 = unlimited */
 	int max_queued_per_owner;    /* 0 = unlimited */
-	char tokens_file[1024];      /* "" = no auth */
+	int max_running_per_owner;   /* 0 = unlimited (up to `workers`) */
+	int read_access;             /* ApiReadAccess: 0 loopback (default), 1 open, 2 token */
+	char tokens_file[1024];      /* "" = none (tokens may still come from `ssld token create`) */
 	char log_file[1024];         /* "" = stderr */
 	int log_level;               /* syslog priority; default LOG_INFO */
 	double flush_interval_s;     /* metric batches; default 0.5, at most 1 */

@@ -1,15 +1,19 @@
 /* main.c - the `ssld` binary: picks the subcommand and turns its status into the exit code.
  *
  * `ssld` with no subcommand (or with only flags) serves. Nothing else lives here: serving is
- * serve.c, `ssld run` is workers/cli_run.c, the catalogue is workers/jobspec.c.
+ * serve.c, `ssld run` is workers/cli_run.c, the catalogue is workers/jobspec.c, `ssld token` is
+ * cli_token.c, the HTTP client commands (submit, ls, show, watch, cancel, results) are
+ * workers/cli_client.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../workers/cli_client.h"
 #include "../workers/cli_generate.h"
 #include "../workers/cli_run.h"
 #include "../workers/jobspec.h"
+#include "cli_token.h"
 #include "config.h"
 #include "serve.h"
 
@@ -30,6 +34,8 @@ int main(int argc, char **argv)
 	if (strcmp(cmd, "serve") == 0) return serve_main(argc - 2, argv + 2);
 	if (strcmp(cmd, "run") == 0) return cli_run_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "generate") == 0) return cli_generate_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "token") == 0) return cli_token_main(argc - 1, argv + 1);
+	if (cli_client_is_command(cmd)) return cli_client_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "methods") == 0) {
 		if (argc > 2) {
 			fprintf(stderr, "ssld methods: unexpected argument '%s' (it takes none)\n", argv[2]);
@@ -45,6 +51,7 @@ int main(int argc, char **argv)
 		config_usage();
 		return 0;
 	}
-	fprintf(stderr, "ssld: unknown command '%s'; commands: serve (default), run, methods, version, help\n", cmd);
+	fprintf(stderr, "ssld: unknown command '%s'; commands: serve (default), run, generate, methods, token, submit, ls, "
+	        "show, watch, cancel, results, version, help\n", cmd);
 	exit(2);
 }

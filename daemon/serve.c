@@ -40,7 +40,7 @@ typedef struct Server {
 	SsldConfig cfg;
 	uv_loop_t loop;
 	uv_signal_t sigterm, sigint, sighup;
-	uv_timer_t flush_timer, stop_timer, watchdog_timer;
+	uv_timer_t flush_timer, stop_timer, watchdog_timer, status_timer;
 	uv_async_t wake;                /* any thread -> loop: a job was queued or a run ended */
 	atomic_int job_queued, run_ended;
 	int watchdog;
@@ -51,6 +51,7 @@ typedef struct Server {
 	int stopping, forced, flush_failing;
 	double stop_started;
 	char port_file[1100];
+	char last_status[160];
 } Server;
 
 static void notify(const char *state)
@@ -74,27 +75,39 @@ static void on_flush(uv_timer_t *t)
 	s->flush_failing = rc < 0;
 }
 
+/* The loop is alive: systemd restarts the service if these stop (WatchdogSec=). */
 static void on_watchdog(uv_timer_t *t) { notify("WATCHDOG=1"); }
+
+/* `systemctl status ssld` shows this line: "2 running, 5 queued, 14 succeeded, 1 failed". Sent
+ * when it changes (after a wake-up, and every few seconds for changes without one, e.g. a queued
+ * job cancelled). */
+static void update_status(Server *s)
+{
+	char err[256], status[160];
+	int64_t counts[JOB_STATE_COUNT];
+	if (store_job_counts(s->st, counts, err, sizeof err) < 0) return;
+	snprintf(status, sizeof status, "STATUS=%s%lld running, %lld queued, %lld succeeded, %lld failed",
+	         s->stopping ? "stopping: " : "", (long long)counts[JOB_RUNNING], (long long)counts[JOB_QUEUED],
+	         (long long)counts[JOB_SUCCEEDED], (long long)counts[JOB_FAILED]);
+	if (strcmp(status, s->last_status) == 0) return;
+	memcpy(s->last_status, status, sizeof status);
+	notify(status);
+}
+
+static void on_status_timer(uv_timer_t *t) { update_status(t->data); }
 
 /* Wake-ups from other threads arrive here (uv_async coalesces bursts into one callback). */
 static void on_wake(uv_async_t *a)
 {
 	Server *s = a->data;
-	if (atomic_exchange(&s->job_queued, 0) && !s->stopping) pool_wake(s->pool);
-	if (atomic_exchange(&s->run_ended, 0)) {
-		if (s->stopping && pool_busy(s->pool) == 0) {
-			uv_stop(&s->loop);   /* the last job checkpointed: no need to wait for the next tick */
-			return;
-		}
-		char err[256], status[160];
-		int64_t counts[JOB_STATE_COUNT];
-		if (store_job_counts(s->st, counts, err, sizeof err) == 0) {
-			snprintf(status, sizeof status, "STATUS=%lld running, %lld queued, %lld succeeded, %lld failed",
-			         (long long)counts[JOB_RUNNING], (long long)counts[JOB_QUEUED], (long long)counts[JOB_SUCCEEDED],
-			         (long long)counts[JOB_FAILED]);
-			notify(status);
-		}
+	int queued = atomic_exchange(&s->job_queued, 0), ended = atomic_exchange(&s->run_ended, 0);
+	if (ended && s->stopping && pool_busy(s->pool) == 0) {
+		uv_stop(&s->loop);   /* the last job checkpointed: no need to wait for the next tick */
+		return;
 	}
+	/* A run that ended frees a slot that an owner at --max-running-per-owner may have blocked. */
+	if ((queued || ended) && !s->stopping) pool_wake(s->pool);
+	update_status(s);
 }
 
 static void api_queued(void *user, int64_t job_id)
@@ -143,6 +156,7 @@ static void on_stop_signal(uv_signal_t *h, int signum)
 	notify("STOPPING=1");
 	api_set_draining(s->api, 1);
 	pool_request_stop(s->pool);
+	update_status(s);
 	uv_timer_start(&s->stop_timer, on_stop_tick, 0, 50);
 }
 
@@ -159,6 +173,20 @@ static void on_sighup(uv_signal_t *h, int signum)
 			slog(LOG_NOTICE, 0, "SIGHUP: tokens reloaded from %s", s->cfg.tokens_file);
 	}
 	slog(LOG_NOTICE, 0, "SIGHUP: log reopened");
+}
+
+/* systemd socket activation (ssld.socket): the first passed socket, or -1 to bind --listen. */
+static int activation_socket(void)
+{
+#ifdef HAVE_SYSTEMD
+	int n = sd_listen_fds(1);
+	if (n < 0) slog(LOG_WARNING, 0, "socket activation: %s; binding --listen instead", strerror(-n));
+	if (n <= 0) return -1;
+	if (n > 1) slog(LOG_WARNING, 0, "socket activation: %d sockets passed; serving on the first only", n);
+	return SD_LISTEN_FDS_START;
+#else
+	return -1;
+#endif
 }
 
 static void close_cb(uv_handle_t *h, void *arg)
@@ -274,15 +302,16 @@ int serve_main(int argc, char **argv)
 		goto out;
 	}
 	PoolConfig pc = { .workers = c->workers, .state_dir = c->state_dir, .max_threads = c->job_threads,
-	                  .on_run_end = pool_run_end, .user = s };
+	                  .max_running_per_owner = c->max_running_per_owner, .on_run_end = pool_run_end, .user = s };
 	if (pool_new(s->st, s->batch, &pc, &s->pool, err, sizeof err) < 0) {
 		slog(LOG_ERR, 0, "%s", err);
 		goto out;
 	}
 	const char *roots[CONFIG_MAX_ROOTS];
 	for (int i = 0; i < c->n_data_roots; i++) roots[i] = c->data_roots[i];
+	int listen_fd = activation_socket();
 	ApiConfig ac = {
-		.listen = c->listen, .store = s->st, .batch = s->batch, .pool = s->pool, .state_dir = c->state_dir,
+		.listen = c->listen, .listen_fd = listen_fd, .read_access = (ApiReadAccess)c->read_access, .store = s->st, .batch = s->batch, .pool = s->pool, .state_dir = c->state_dir,
 		.data_roots = roots, .n_data_roots = c->n_data_roots, .web_dir = c->web_dir[0] ? c->web_dir : NULL,
 		.max_body = c->max_body, .max_queued = c->max_queued, .max_queued_per_owner = c->max_queued_per_owner,
 		.threads = c->http_threads, .tokens_file = c->tokens_file[0] ? c->tokens_file : NULL, .version = SSLD_VERSION,
@@ -307,8 +336,9 @@ int serve_main(int argc, char **argv)
 	uv_timer_init(&s->loop, &s->flush_timer);
 	uv_timer_init(&s->loop, &s->stop_timer);
 	uv_timer_init(&s->loop, &s->watchdog_timer);
+	uv_timer_init(&s->loop, &s->status_timer);
 	s->sigterm.data = s->sigint.data = s->sighup.data = s;
-	s->flush_timer.data = s->stop_timer.data = s->watchdog_timer.data = s;
+	s->flush_timer.data = s->stop_timer.data = s->watchdog_timer.data = s->status_timer.data = s;
 	uv_signal_start(&s->sigterm, on_stop_signal, SIGTERM);
 	uv_signal_start(&s->sigint, on_stop_signal, SIGINT);
 	uv_signal_start(&s->sighup, on_sighup, SIGHUP);
@@ -323,13 +353,17 @@ int serve_main(int argc, char **argv)
 	char roots_text[2048] = "";
 	for (int i = 0; i < c->n_data_roots; i++)
 		snprintf(roots_text + strlen(roots_text), sizeof roots_text - strlen(roots_text), "%s%s", i ? ", " : "", c->data_roots[i]);
-	int host_len = (int)(strrchr(c->listen, ':') - c->listen);   /* parse_listen accepted it: it has a ':' */
-	slog(LOG_NOTICE, 0, "ssld %s listening on http://%.*s:%d; state %s; %d worker(s), %d BLAS thread(s) per job; "
-	     "data roots: %s; web: %s", SSLD_VERSION, host_len, c->listen, api_port(s->api), c->state_dir, c->workers, c->job_threads,
-	     roots_text[0] ? roots_text : "(none)", c->web_dir[0] ? c->web_dir : "(none)");
-	char ready[128];
-	snprintf(ready, sizeof ready, "READY=1\nSTATUS=listening on port %d, %d worker(s)", api_port(s->api), c->workers);
-	notify(ready);
+	char where[300];
+	if (listen_fd > 0)
+		snprintf(where, sizeof where, "port %d (socket passed by systemd)", api_port(s->api));
+	else   /* parse_listen accepted it: it has a ':' */
+		snprintf(where, sizeof where, "http://%.*s:%d", (int)(strrchr(c->listen, ':') - c->listen), c->listen, api_port(s->api));
+	slog(LOG_NOTICE, 0, "ssld %s listening on %s; state %s; %d worker(s), %d BLAS thread(s) per job; data roots: %s; web: %s",
+	     SSLD_VERSION, where, c->state_dir, c->workers, c->job_threads, roots_text[0] ? roots_text : "(none)",
+	     c->web_dir[0] ? c->web_dir : "(none)");
+	notify("READY=1");
+	update_status(s);
+	uv_timer_start(&s->status_timer, on_status_timer, 5000, 5000);
 
 	uv_run(&s->loop, UV_RUN_DEFAULT);
 	status = 0;

@@ -39,7 +39,23 @@ struct Ctx {
 	struct ParallelPool *pool;    /* started by the first parallel op */
 };
 
-static atomic_int default_threads = 1;
+/* 0 = not set yet: the first ctx_new reads SSLD_ENGINE_THREADS (a testing knob: run a test suite
+ * on several threads without changing it), else 1. */
+static atomic_int default_threads;
+
+static int threads_default(void)
+{
+	int t = atomic_load(&default_threads);
+	if (t > 0)
+		return t;
+	const char *env = getenv("SSLD_ENGINE_THREADS");
+	t = env ? atoi(env) : 1;
+	if (t < 1 || t > 256)
+		t = 1;
+	int expected = 0;
+	atomic_compare_exchange_strong(&default_threads, &expected, t);
+	return atomic_load(&default_threads);
+}
 
 Ctx *ctx_new(uint64_t seed)
 {
@@ -49,7 +65,7 @@ Ctx *ctx_new(uint64_t seed)
 	rng_seed(&ctx->rng, seed);
 	ctx->training = 1;
 	ctx->grad_enabled = 1;
-	ctx->threads = atomic_load(&default_threads);
+	ctx->threads = threads_default();
 	return ctx;
 }
 

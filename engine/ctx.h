@@ -77,7 +77,8 @@ jmp_buf *ctx_oom_jmp(Ctx *ctx);
 void ctx_disarm(Ctx *ctx);
 
 /* Threads this context's ops may use (parallel.h; default: the last eng_set_threads value, else
- * 1). Workers start on the first parallel op and are reused; changing the count restarts them. */
+ * the environment variable SSLD_ENGINE_THREADS, else 1). Workers start on the first parallel op
+ * and are reused; changing the count restarts them. */
 void ctx_set_threads(Ctx *ctx, int threads);
 int ctx_threads(const Ctx *ctx);
 

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "ops.h"
+#include "parallel.h"
 #include "tape.h"
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -149,54 +150,254 @@ Tensor *op_layernorm(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta, float eps
 
 /* ---------------------------------------------------------------------------------------------- */
 /* batchnorm over (N,C) or (N,C,H,W): channel c is every x[n][c][s]. saved: mean, rstd per channel
- * (batch statistics in training mode, running statistics in eval mode). i: N, C, S, batch_stats. */
+ * (batch statistics in training mode, running statistics in eval mode). i: N, C, S, batch_stats.
+ *
+ * Work is split by channels across the context's threads: every channel's statistics are summed
+ * by one thread in a fixed order, so results do not depend on the thread count. Planes (S > 1)
+ * are walked per channel; the (N,C) case (S = 1) walks rows and keeps per-channel accumulators
+ * for a slice of channels, so memory is read row by row instead of with a stride of C. */
 
-static void batchnorm_backward(Ctx *ctx, Node *n)
+typedef struct BnJob {
+	const float *x, *dy, *gamma, *beta;
+	float *y, *dx, *mean, *rstd;
+	float *running_mean, *running_var;
+	double *acc0, *acc1;      /* (C) per-channel sums, each slice written by one thread */
+	float *scratch;           /* (3C) per-channel coefficients of the (N,C) case */
+	float *dg, *db;
+	int N, C, S, batch_stats;
+	float momentum, eps;
+} BnJob;
+
+/* Statistics of channel c over N planes of S (S >= 16): each plane's mean and squared
+ * deviations (two passes over a plane that sits in L1, the second shifted by a rough mean so
+ * float sums stay small), merged across planes in double (Chan et al.). S < 16: two passes in
+ * double over the channel. */
+static void bn_channel_stats(const BnJob *j, int c, double *dm, double *var)
 {
-	Tensor *x = n->in[0], *gamma = n->in[1], *beta = n->in[2];
-	const float *mean = n->saved, *rstd = n->saved2;
-	const int N = n->i[0], C = n->i[1], S = n->i[2], batch_stats = n->i[3];
+	const int N = j->N, C = j->C, S = j->S;
 	const double M = (double)N * S;
-	const float *dy = n->out->grad;
-	float *dx = tape_grad_in(ctx, x);
-	float *dg = tape_grad_in(ctx, gamma);
-	float *db = tape_grad_in(ctx, beta);
-
-	for (int c = 0; c < C; c++) {
-		const float m = mean[c], s = rstd[c];
-		double sdy = 0.0, sdyx = 0.0; /* sum dy, sum dy * xhat */
+	if (S >= 16) {
+		double cm = 0.0, m2 = 0.0;
 		for (int i = 0; i < N; i++) {
-			const size_t off = ((size_t)i * C + c) * S;
-			const float *xp = x->data + off, *dyp = dy + off;
-			float a = 0.0f, bsum = 0.0f;
-			for (int k = 0; k < S; k++) {
-				a += dyp[k];
-				bsum += dyp[k] * (xp[k] - m);
-			}
-			sdy += a;
-			sdyx += bsum;
-		}
-		sdyx *= s;
-		if (dg)
-			dg[c] += (float)sdyx;
-		if (db)
-			db[c] += (float)sdy;
-		if (!dx)
-			continue;
-		const float gs = (gamma ? gamma->data[c] : 1.0f) * s;
-		/* batch stats: dx = gamma*rstd*(dy - mean(dy) - xhat*mean(dy*xhat)); eval: gamma*rstd*dy */
-		const float mdy = batch_stats ? (float)(sdy / M) : 0.0f;
-		const float mdyx = batch_stats ? (float)(sdyx / M) : 0.0f;
-		for (int i = 0; i < N; i++) {
-			const size_t off = ((size_t)i * C + c) * S;
-			const float *xp = x->data + off, *dyp = dy + off;
-			float *dxp = dx + off;
+			const float *xp = j->x + ((size_t)i * C + c) * S;
+			float a = 0.0f;
 			for (int k = 0; k < S; k++)
-				dxp[k] += gs * (dyp[k] - mdy - (xp[k] - m) * s * mdyx);
+				a += xp[k];
+			const float pivot = a / (float)S;
+			float s1 = 0.0f, s2 = 0.0f;
+			for (int k = 0; k < S; k++) {
+				const float d = xp[k] - pivot;
+				s1 += d;
+				s2 += d * d;
+			}
+			const double pm = (double)pivot + (double)s1 / S;
+			const double pq = (double)s2 - (double)s1 * s1 / S;
+			const double delta = pm - cm, na = (double)i * S;
+			cm += delta * S / (na + S);
+			m2 += pq + delta * delta * na * S / (na + S);
+		}
+		*dm = cm;
+		*var = m2 / M;
+		return;
+	}
+	double sum = 0.0;
+	for (int i = 0; i < N; i++)
+		sum += sum_floats(j->x + ((size_t)i * C + c) * S, (size_t)S);
+	const double mu = sum / M;
+	double ss = 0.0;
+	for (int i = 0; i < N; i++) {
+		const float *xp = j->x + ((size_t)i * C + c) * S;
+		for (int k = 0; k < S; k++) {
+			const double d = (double)xp[k] - mu;
+			ss += d * d;
+		}
+	}
+	*dm = mu;
+	*var = ss / M;
+}
+
+/* Mean and rstd of channel c from its statistics; running statistics updated. */
+static void bn_set_stats(const BnJob *j, int c, double dm, double var)
+{
+	const double M = (double)j->N * j->S;
+	const float m = (float)dm, mo = j->momentum;
+	j->mean[c] = m;
+	j->rstd[c] = (float)(1.0 / sqrt(var + j->eps));
+	if (j->running_mean)
+		j->running_mean[c] = (1.0f - mo) * j->running_mean[c] + mo * m;
+	if (j->running_var)
+		j->running_var[c] = (1.0f - mo) * j->running_var[c] +
+		                    mo * (float)(var * M / (M - 1.0));
+}
+
+// channels [c0, c1): statistics (training) or running statistics (eval), then y
+static void bn_forward_part(void *arg, size_t c0, size_t c1, int tid)
+{
+	const BnJob *j = arg;
+	const int N = j->N, C = j->C, S = j->S;
+	(void)tid;
+	if (!j->batch_stats) {
+		for (size_t c = c0; c < c1; c++) {
+			j->mean[c] = j->running_mean[c];
+			j->rstd[c] = 1.0f / sqrtf(j->running_var[c] + j->eps);
+		}
+	} else if (S > 1) {
+		for (size_t c = c0; c < c1; c++) {
+			double dm, var;
+			bn_channel_stats(j, (int)c, &dm, &var);
+			bn_set_stats(j, (int)c, dm, var);
+		}
+	} else {
+		/* (N,C): the same two passes in double as bn_channel_stats, row by row */
+		double *sum = j->acc0, *ss = j->acc1;
+		for (size_t c = c0; c < c1; c++)
+			sum[c] = ss[c] = 0.0;
+		for (int i = 0; i < N; i++) {
+			const float *xr = j->x + (size_t)i * C;
+			for (size_t c = c0; c < c1; c++)
+				sum[c] += xr[c];
+		}
+		for (size_t c = c0; c < c1; c++)
+			sum[c] /= (double)N;
+		for (int i = 0; i < N; i++) {
+			const float *xr = j->x + (size_t)i * C;
+			for (size_t c = c0; c < c1; c++) {
+				const double d = (double)xr[c] - sum[c];
+				ss[c] += d * d;
+			}
+		}
+		for (size_t c = c0; c < c1; c++)
+			bn_set_stats(j, (int)c, sum[c], ss[c] / (double)N);
+	}
+	/* (x - mean) first: folding the mean into the shift loses digits when |mean| >> std */
+	if (S > 1) {
+		for (size_t c = c0; c < c1; c++) {
+			const float a = j->rstd[c] * (j->gamma ? j->gamma[c] : 1.0f);
+			const float m = j->mean[c], b = j->beta ? j->beta[c] : 0.0f;
+			for (int i = 0; i < N; i++) {
+				const size_t off = ((size_t)i * C + c) * S;
+				const float *restrict xp = j->x + off;
+				float *restrict yp = j->y + off;
+				for (int k = 0; k < S; k++)
+					yp[k] = (xp[k] - m) * a + b;
+			}
+		}
+		return;
+	}
+	float *a = j->scratch;   /* per-channel scale */
+	for (size_t c = c0; c < c1; c++)
+		a[c] = j->rstd[c] * (j->gamma ? j->gamma[c] : 1.0f);
+	for (int i = 0; i < N; i++) {
+		const float *restrict xr = j->x + (size_t)i * C;
+		float *restrict yr = j->y + (size_t)i * C;
+		const float *restrict m = j->mean, *restrict sc = a;
+		if (j->beta) {
+			const float *restrict b = j->beta;
+			for (size_t c = c0; c < c1; c++)
+				yr[c] = (xr[c] - m[c]) * sc[c] + b[c];
+		} else {
+			for (size_t c = c0; c < c1; c++)
+				yr[c] = (xr[c] - m[c]) * sc[c];
 		}
 	}
 }
 
+// channels [c0, c1) of the backward
+static void bn_backward_part(void *arg, size_t c0, size_t c1, int tid)
+{
+	const BnJob *j = arg;
+	const int N = j->N, C = j->C, S = j->S;
+	const double M = (double)N * S;
+	(void)tid;
+	double *sdy = j->acc0, *sdyx = j->acc1;   /* sum dy, sum dy * (x - mean) */
+	if (S > 1) {
+		for (size_t c = c0; c < c1; c++) {
+			const float m = j->mean[c];
+			double a2 = 0.0, b2 = 0.0;
+			for (int i = 0; i < N; i++) {
+				const size_t off = ((size_t)i * C + c) * S;
+				const float *xp = j->x + off, *dyp = j->dy + off;
+				float a = 0.0f, bsum = 0.0f;
+				for (int k = 0; k < S; k++) {
+					a += dyp[k];
+					bsum += dyp[k] * (xp[k] - m);
+				}
+				a2 += a;
+				b2 += bsum;
+			}
+			sdy[c] = a2;
+			sdyx[c] = b2;
+		}
+	} else {
+		for (size_t c = c0; c < c1; c++)
+			sdy[c] = sdyx[c] = 0.0;
+		for (int i = 0; i < N; i++) {
+			const float *restrict xr = j->x + (size_t)i * C, *restrict dyr = j->dy + (size_t)i * C;
+			const float *restrict m = j->mean;
+			for (size_t c = c0; c < c1; c++) {
+				sdy[c] += dyr[c];
+				sdyx[c] += dyr[c] * (xr[c] - m[c]);
+			}
+		}
+	}
+	for (size_t c = c0; c < c1; c++) {
+		sdyx[c] *= j->rstd[c];
+		if (j->dg)
+			j->dg[c] += (float)sdyx[c];
+		if (j->db)
+			j->db[c] += (float)sdy[c];
+	}
+	if (!j->dx)
+		return;
+	/* batch stats: dx = gamma*rstd*(dy - mean(dy) - xhat*mean(dy*xhat)); eval: gamma*rstd*dy */
+	if (S > 1) {
+		for (size_t c = c0; c < c1; c++) {
+			const float m = j->mean[c], s = j->rstd[c];
+			const float gs = (j->gamma ? j->gamma[c] : 1.0f) * s;
+			const float mdy = j->batch_stats ? (float)(sdy[c] / M) : 0.0f;
+			const float mdyx = j->batch_stats ? (float)(sdyx[c] / M) : 0.0f;
+			for (int i = 0; i < N; i++) {
+				const size_t off = ((size_t)i * C + c) * S;
+				const float *restrict xp = j->x + off, *restrict dyp = j->dy + off;
+				float *restrict dxp = j->dx + off;
+				for (int k = 0; k < S; k++)
+					dxp[k] += gs * (dyp[k] - mdy - (xp[k] - m) * s * mdyx);
+			}
+		}
+		return;
+	}
+	/* per-channel coefficients first, then one pass over the rows (the same float arithmetic
+	 * as the plane case) */
+	float *gsv = j->scratch, *mdyv = gsv + C, *mdyxv = mdyv + C;
+	for (size_t c = c0; c < c1; c++) {
+		gsv[c] = (j->gamma ? j->gamma[c] : 1.0f) * j->rstd[c];
+		mdyv[c] = j->batch_stats ? (float)(sdy[c] / M) : 0.0f;
+		mdyxv[c] = j->batch_stats ? (float)(sdyx[c] / M) : 0.0f;
+	}
+	for (int i = 0; i < N; i++) {
+		const float *restrict xr = j->x + (size_t)i * C, *restrict dyr = j->dy + (size_t)i * C;
+		const float *restrict m = j->mean, *restrict s = j->rstd;
+		float *restrict dxr = j->dx + (size_t)i * C;
+		for (size_t c = c0; c < c1; c++)
+			dxr[c] += gsv[c] * (dyr[c] - mdyv[c] - (xr[c] - m[c]) * s[c] * mdyxv[c]);
+	}
+}
+
+static void batchnorm_backward(Ctx *ctx, Node *n)
+{
+	Tensor *x = n->in[0], *gamma = n->in[1], *beta = n->in[2];
+	const int C = n->i[1];
+	BnJob j = { .x = x->data, .dy = n->out->grad, .gamma = gamma ? gamma->data : NULL,
+	            .dx = tape_grad_in(ctx, x), .dg = tape_grad_in(ctx, gamma),
+	            .db = tape_grad_in(ctx, beta), .mean = n->saved, .rstd = n->saved2,
+	            .N = n->i[0], .C = C, .S = n->i[2], .batch_stats = n->i[3] };
+	j.acc0 = ctx_alloc(ctx, 2 * (size_t)C * sizeof(double));
+	j.acc1 = j.acc0 + C;
+	j.scratch = arena_floats(ctx, 3 * (size_t)C);
+	size_t per_c = (size_t)j.N * j.S;
+	parallel_for(ctx, (size_t)C, per_c >= 32768 ? 1 : (32768 + per_c - 1) / per_c,
+	             bn_backward_part, &j);
+}
 // x (N,C) or (N,C,H,W), gamma (C) or NULL, beta (C) or NULL, running_mean/var (C) or NULL
 Tensor *op_batchnorm(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta,
                      float *running_mean, float *running_var, float momentum, float eps)
@@ -216,78 +417,19 @@ Tensor *op_batchnorm(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta,
 	if (!batch_stats && (!running_mean || !running_var))
 		nn_abort("batchnorm", "eval mode needs running statistics", x, NULL);
 
-	float *mean = arena_floats(ctx, C), *rstd = arena_floats(ctx, C);
-	for (int c = 0; c < C; c++) {
-		if (!batch_stats) {
-			mean[c] = running_mean[c];
-			rstd[c] = 1.0f / sqrtf(running_var[c] + eps);
-			continue;
-		}
-		double dm, var;
-		if (S >= 16) {
-			/* One pass over memory: each plane's mean and squared deviations (two passes over
-			 * a plane that sits in L1, the second shifted by a rough mean so float sums stay
-			 * small), merged across planes in double (Chan et al.). */
-			double cm = 0.0, m2 = 0.0;
-			for (int i = 0; i < N; i++) {
-				const float *xp = x->data + ((size_t)i * C + c) * S;
-				float a = 0.0f;
-				for (int k = 0; k < S; k++)
-					a += xp[k];
-				const float pivot = a / (float)S;
-				float s1 = 0.0f, s2 = 0.0f;
-				for (int k = 0; k < S; k++) {
-					const float d = xp[k] - pivot;
-					s1 += d;
-					s2 += d * d;
-				}
-				const double pm = (double)pivot + (double)s1 / S;
-				const double pq = (double)s2 - (double)s1 * s1 / S;
-				const double delta = pm - cm, na = (double)i * S;
-				cm += delta * S / (na + S);
-				m2 += pq + delta * delta * na * S / (na + S);
-			}
-			dm = cm;
-			var = m2 / (double)M;
-		} else {
-			/* Two passes over the channel: the mean, then the squared deviations. */
-			double sum = 0.0;
-			for (int i = 0; i < N; i++)
-				sum += sum_floats(x->data + ((size_t)i * C + c) * S, (size_t)S);
-			dm = sum / (double)M;
-			double ss = 0.0;
-			for (int i = 0; i < N; i++) {
-				const float *xp = x->data + ((size_t)i * C + c) * S;
-				for (int k = 0; k < S; k++) {
-					const double d = (double)xp[k] - dm;
-					ss += d * d;
-				}
-			}
-			var = ss / (double)M;
-		}
-		const float m = (float)dm;
-		mean[c] = m;
-		rstd[c] = (float)(1.0 / sqrt(var + eps));
-		if (running_mean)
-			running_mean[c] = (1.0f - momentum) * running_mean[c] + momentum * m;
-		if (running_var)
-			running_var[c] = (1.0f - momentum) * running_var[c] +
-			                 momentum * (float)(var * (double)M / (double)(M - 1));
-	}
-
 	Tensor *out = ctx_tensor_like(ctx, x);
-	for (int c = 0; c < C; c++) {
-		/* (x - mean) first: folding the mean into the shift loses digits when |mean| >> std */
-		const float a = rstd[c] * (gamma ? gamma->data[c] : 1.0f);
-		const float m = mean[c], b = beta ? beta->data[c] : 0.0f;
-		for (int i = 0; i < N; i++) {
-			const size_t off = ((size_t)i * C + c) * S;
-			const float *xp = x->data + off;
-			float *yp = out->data + off;
-			for (int k = 0; k < S; k++)
-				yp[k] = (xp[k] - m) * a + b;
-		}
+	BnJob j = { .x = x->data, .y = out->data, .gamma = gamma ? gamma->data : NULL,
+	            .beta = beta ? beta->data : NULL, .running_mean = running_mean,
+	            .running_var = running_var, .N = N, .C = C, .S = S, .batch_stats = batch_stats,
+	            .momentum = momentum, .eps = eps };
+	j.mean = arena_floats(ctx, C);
+	j.rstd = arena_floats(ctx, C);
+	j.scratch = arena_floats(ctx, (size_t)C);
+	if (S == 1) {
+		j.acc0 = ctx_alloc(ctx, 2 * (size_t)C * sizeof(double));
+		j.acc1 = j.acc0 + C;
 	}
+	parallel_for(ctx, (size_t)C, M >= 32768 ? 1 : (32768 + M - 1) / M, bn_forward_part, &j);
 
 	Tensor *in[3] = { x, gamma, beta };
 	if (tape_wants_grad(ctx, in, 3)) {
@@ -297,8 +439,8 @@ Tensor *op_batchnorm(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta,
 		n->i[2] = S;
 		n->i[3] = batch_stats;
 		n->f[0] = eps;
-		n->saved = mean;
-		n->saved2 = rstd;
+		n->saved = j.mean;
+		n->saved2 = j.rstd;
 	}
 	return out;
 }

@@ -58,6 +58,7 @@ const char *store_strerror(int code)
 	case STORE_ESTATE: return "job is not in a state that allows this";
 	case STORE_ENOMEM: return "out of memory";
 	case STORE_EVERSION: return "database schema is newer than this ssld";
+	case STORE_EEXIST: return "already exists";
 	default: return "unknown storage error";
 	}
 }
@@ -171,6 +172,11 @@ static const char *const migrations[] = {
 	"  job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,"
 	"  name TEXT NOT NULL, path TEXT NOT NULL, size INTEGER NOT NULL, sha256 TEXT NOT NULL,"
 	"  created_at REAL NOT NULL, PRIMARY KEY (job_id, name));",
+	/* 1 -> 2: API tokens, stored as the SHA-256 of the token only. */
+	"CREATE TABLE tokens("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  name TEXT NOT NULL UNIQUE, sha256 TEXT NOT NULL UNIQUE,"
+	"  admin INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL);",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == SSLD_SCHEMA_VERSION, "one migration per version");
 
@@ -404,7 +410,8 @@ int store_job_insert(Store *st, const StoreNewJob *nj, int64_t *id, char *err, s
 	if (nj->max_queued > 0) {
 		if ((rc = count_queued(db, NULL, &n, err, errlen)) < 0) goto out;
 		if (n >= nj->max_queued) {
-			snprintf(err, errlen, "the queue is full: %lld jobs queued (limit %d)", (long long)n, nj->max_queued);
+			snprintf(err, errlen, "the queue is full: %lld jobs queued; the limit is max-queued = %d", (long long)n,
+			         nj->max_queued);
 			rc = STORE_ELIMIT;
 			goto out;
 		}
@@ -412,7 +419,7 @@ int store_job_insert(Store *st, const StoreNewJob *nj, int64_t *id, char *err, s
 	if (nj->max_queued_per_owner > 0) {
 		if ((rc = count_queued(db, nj->owner ? nj->owner : "", &n, err, errlen)) < 0) goto out;
 		if (n >= nj->max_queued_per_owner) {
-			snprintf(err, errlen, "owner '%s' already has %lld queued jobs (limit %d)",
+			snprintf(err, errlen, "owner '%s' already has %lld queued job(s); the limit is max-queued-per-owner = %d",
 			         nj->owner ? nj->owner : "", (long long)n, nj->max_queued_per_owner);
 			rc = STORE_ELIMIT;
 			goto out;
@@ -505,6 +512,11 @@ static int exec_bind_id(sqlite3 *db, const char *sql, int64_t id, const char *wh
 
 int store_job_claim(Store *st, StoreJob *out, char *err, size_t errlen)
 {
+	return store_job_claim_limited(st, 0, out, err, errlen);
+}
+
+int store_job_claim_limited(Store *st, int max_running_per_owner, StoreJob *out, char *err, size_t errlen)
+{
 	memset(out, 0, sizeof *out);
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
@@ -512,9 +524,17 @@ int store_job_claim(Store *st, StoreJob *out, char *err, size_t errlen)
 	int64_t id = 0;
 	int rc = store_begin(db, err, errlen);
 	if (rc < 0) goto out;
-	if ((rc = prep(db, "SELECT id FROM jobs WHERE state = 'queued' ORDER BY priority DESC, id ASC LIMIT 1",
-	               &s, "claiming a job", err, errlen)) < 0)
-		goto out;
+	/* With a per-owner running limit, an owner at the limit is skipped (its jobs keep their place)
+	 * and the next owner's best job runs instead. The count uses the (owner, state) index. */
+	if (max_running_per_owner > 0)
+		rc = prep(db, "SELECT id FROM jobs AS q WHERE state = 'queued' AND (SELECT count(*) FROM jobs AS r "
+		              "WHERE r.owner = q.owner AND r.state = 'running') < ?1 ORDER BY priority DESC, id ASC LIMIT 1",
+		          &s, "claiming a job", err, errlen);
+	else
+		rc = prep(db, "SELECT id FROM jobs WHERE state = 'queued' ORDER BY priority DESC, id ASC LIMIT 1",
+		          &s, "claiming a job", err, errlen);
+	if (rc < 0) goto out;
+	if (max_running_per_owner > 0) sqlite3_bind_int(s, 1, max_running_per_owner);
 	int r = sqlite3_step(s);
 	if (r == SQLITE_DONE) {
 		rc = 0;
@@ -1188,6 +1208,170 @@ int store_artifact_get(Store *st, int64_t job_id, const char *name, StoreArtifac
 			rc = STORE_ENOTFOUND;
 		} else
 			rc = db_fail(db, "reading an artifact", err, errlen);
+		unprep(s);
+	}
+	store_release(st, db);
+	return rc;
+}
+
+/* ---- tokens --------------------------------------------------------------------------------- */
+
+static int valid_hex64(const char *h)
+{
+	return h && strlen(h) == 64 && strspn(h, "0123456789abcdef") == 64;
+}
+
+int store_token_add(Store *st, const char *name, const char *sha256hex, int admin, char *err, size_t errlen)
+{
+	if (!name || !name[0] || strlen(name) >= STORE_TOKEN_NAME_MAX || !valid_hex64(sha256hex)) {
+		snprintf(err, errlen, "token '%s': a name of 1..%d characters and a 64-digit lowercase SHA-256 are needed",
+		         name ? name : "", STORE_TOKEN_NAME_MAX - 1);
+		return STORE_ESTATE;
+	}
+	sqlite3 *db = store_acquire(st, err, errlen);
+	if (!db) return STORE_EDB;
+	sqlite3_stmt *s = NULL;
+	int rc = store_begin(db, err, errlen);
+	if (rc < 0) goto out;
+	if ((rc = prep(db, "SELECT name FROM tokens WHERE name = ?1 OR sha256 = ?2", &s, "adding a token", err, errlen)) < 0)
+		goto out;
+	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, sha256hex, -1, SQLITE_STATIC);
+	int r = sqlite3_step(s);
+	if (r == SQLITE_ROW) {
+		snprintf(err, errlen, "a token named '%s' already exists (revoke it first, or pick another name)", name);
+		rc = STORE_EEXIST;
+		goto out;
+	}
+	if (r != SQLITE_DONE) {
+		rc = db_fail(db, "adding a token", err, errlen);
+		goto out;
+	}
+	unprep(s);
+	if ((rc = prep(db, "INSERT INTO tokens(name, sha256, admin, created_at) VALUES (?1, ?2, ?3, ?4)", &s,
+	               "adding a token", err, errlen)) < 0)
+		goto out;
+	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, sha256hex, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 3, admin ? 1 : 0);
+	sqlite3_bind_double(s, 4, store_now());
+	if (sqlite3_step(s) != SQLITE_DONE) {
+		rc = db_fail(db, "adding a token", err, errlen);
+		goto out;
+	}
+	rc = store_commit(db, err, errlen);
+out:
+	unprep(s);
+	if (rc < 0) store_rollback(db);
+	store_release(st, db);
+	return rc;
+}
+
+int store_token_revoke(Store *st, const char *name, char *err, size_t errlen)
+{
+	sqlite3 *db = store_acquire(st, err, errlen);
+	if (!db) return STORE_EDB;
+	sqlite3_stmt *s = NULL;
+	int rc = store_begin(db, err, errlen);
+	if (rc < 0) goto out;
+	if ((rc = prep(db, "DELETE FROM tokens WHERE name = ?1", &s, "revoking a token", err, errlen)) < 0) goto out;
+	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) != SQLITE_DONE) {
+		rc = db_fail(db, "revoking a token", err, errlen);
+		goto out;
+	}
+	if (sqlite3_changes(db) == 0) {
+		snprintf(err, errlen, "no token named '%s'", name);
+		rc = STORE_ENOTFOUND;
+		goto out;
+	}
+	rc = store_commit(db, err, errlen);
+out:
+	unprep(s);
+	if (rc < 0) store_rollback(db);
+	store_release(st, db);
+	return rc;
+}
+
+static void read_token(sqlite3_stmt *s, StoreToken *t)
+{
+	memset(t, 0, sizeof *t);
+	t->id = sqlite3_column_int64(s, 0);
+	const unsigned char *n = sqlite3_column_text(s, 1);
+	snprintf(t->name, sizeof t->name, "%s", n ? (const char *)n : "");
+	t->admin = sqlite3_column_int(s, 2);
+	t->created_at = sqlite3_column_double(s, 3);
+}
+
+int store_token_list(Store *st, StoreToken **out, int *n, char *err, size_t errlen)
+{
+	*out = NULL;
+	*n = 0;
+	sqlite3 *db = store_acquire(st, err, errlen);
+	if (!db) return STORE_EDB;
+	sqlite3_stmt *s;
+	StoreToken *v = NULL;
+	int cap = 0, rc = prep(db, "SELECT id, name, admin, created_at FROM tokens ORDER BY name", &s, "listing tokens", err, errlen);
+	if (rc == 0) {
+		int r;
+		while ((r = sqlite3_step(s)) == SQLITE_ROW) {
+			if (*n == cap) {
+				cap = cap ? cap * 2 : 8;
+				StoreToken *w = realloc(v, (size_t)cap * sizeof *w);
+				if (!w) {
+					snprintf(err, errlen, "listing tokens: out of memory");
+					rc = STORE_ENOMEM;
+					break;
+				}
+				v = w;
+			}
+			read_token(s, &v[(*n)++]);
+		}
+		if (rc == 0 && r != SQLITE_DONE) rc = db_fail(db, "listing tokens", err, errlen);
+		unprep(s);
+	}
+	store_release(st, db);
+	if (rc < 0) {
+		free(v);
+		*n = 0;
+		return rc;
+	}
+	*out = v;
+	return 0;
+}
+
+int store_token_count(Store *st, int64_t *n, char *err, size_t errlen)
+{
+	*n = 0;
+	sqlite3 *db = store_acquire(st, err, errlen);
+	if (!db) return STORE_EDB;
+	sqlite3_stmt *s;
+	int rc = prep(db, "SELECT count(*) FROM tokens", &s, "counting tokens", err, errlen);
+	if (rc == 0) {
+		if (sqlite3_step(s) == SQLITE_ROW) *n = sqlite3_column_int64(s, 0);
+		else rc = db_fail(db, "counting tokens", err, errlen);
+		unprep(s);
+	}
+	store_release(st, db);
+	return rc;
+}
+
+int store_token_find(Store *st, const char *sha256hex, StoreToken *out, char *err, size_t errlen)
+{
+	memset(out, 0, sizeof *out);
+	if (!valid_hex64(sha256hex)) return 0;
+	sqlite3 *db = store_acquire(st, err, errlen);
+	if (!db) return STORE_EDB;
+	sqlite3_stmt *s;
+	int rc = prep(db, "SELECT id, name, admin, created_at FROM tokens WHERE sha256 = ?1", &s, "looking up a token", err, errlen);
+	if (rc == 0) {
+		sqlite3_bind_text(s, 1, sha256hex, -1, SQLITE_STATIC);
+		int r = sqlite3_step(s);
+		if (r == SQLITE_ROW) {
+			read_token(s, out);
+			rc = 1;
+		} else if (r != SQLITE_DONE)
+			rc = db_fail(db, "looking up a token", err, errlen);
 		unprep(s);
 	}
 	store_release(st, db);

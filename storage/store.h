@@ -34,6 +34,7 @@ enum {
 	STORE_ESTATE = -4,     /* the job is not in a state that allows this */
 	STORE_ENOMEM = -5,
 	STORE_EVERSION = -6,   /* the database comes from a newer ssld */
+	STORE_EEXIST = -7,     /* a token with that name already exists */
 };
 const char *store_strerror(int code);
 
@@ -42,7 +43,7 @@ typedef enum JobState {
 } JobState;
 const char *job_state_name(JobState s);   /* "queued", ... */
 int job_state_parse(const char *name);    /* JobState or -1 */
-#define SSLD_SCHEMA_VERSION 1
+#define SSLD_SCHEMA_VERSION 2
 
 /* ---- opening ------------------------------------------------------------------------------- */
 
@@ -91,6 +92,9 @@ int store_job_state(Store *st, int64_t id, JobState *state, char *err, size_t er
  * checkpoint (all of them when it has none). Returns 1 with *out filled, 0 if the queue is empty,
  * < 0 on error. */
 int store_job_claim(Store *st, StoreJob *out, char *err, size_t errlen);
+/* The same, skipping the jobs of owners who already have max_running_per_owner jobs running
+ * (0 = no limit): those wait in the queue, keeping their place, while other owners' jobs run. */
+int store_job_claim_limited(Store *st, int max_running_per_owner, StoreJob *out, char *err, size_t errlen);
 
 /* Final state of a run (succeeded/failed/cancelled) with results JSON / error text (may be NULL),
  * or back to queued (a stop requested by the daemon). Only a running job can be finished. */
@@ -172,6 +176,23 @@ int store_artifact_list(Store *st, int64_t job_id, StoreArtifact **a, int *n, ch
 int store_artifact_get(Store *st, int64_t job_id, const char *name, StoreArtifact *a, char *err, size_t errlen);
 void store_artifact_clear(StoreArtifact *a);
 void store_artifacts_free(StoreArtifact *a, int n);
+
+/* ---- tokens -------------------------------------------------------------------------------- */
+
+/* API bearer tokens. Only the SHA-256 (64 lowercase hex digits) of a token is stored; `ssld token
+ * create` prints the token once. The name is the owner that jobs submitted with it record; an
+ * admin token may cancel anyone's jobs. */
+#define STORE_TOKEN_NAME_MAX 64
+typedef struct StoreToken { int64_t id; char name[STORE_TOKEN_NAME_MAX]; int admin; double created_at; } StoreToken;
+/* STORE_EEXIST when the name (or the hash) is taken. */
+int store_token_add(Store *st, const char *name, const char *sha256hex, int admin, char *err, size_t errlen);
+/* STORE_ENOTFOUND when no token has that name. */
+int store_token_revoke(Store *st, const char *name, char *err, size_t errlen);
+/* All tokens by name; *out malloc'd (free()). */
+int store_token_list(Store *st, StoreToken **out, int *n, char *err, size_t errlen);
+int store_token_count(Store *st, int64_t *n, char *err, size_t errlen);
+/* 1 with *out filled when a token has this hash, 0 when none has, < 0 on error. */
+int store_token_find(Store *st, const char *sha256hex, StoreToken *out, char *err, size_t errlen);
 
 /* ---- connections (for batch.c) ------------------------------------------------------------- */
 

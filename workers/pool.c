@@ -315,7 +315,7 @@ static void *worker_main(void *arg)
 		uint64_t seq = p->wake_seq;
 		pthread_mutex_unlock(&p->mu);
 		StoreJob j;
-		int rc = store_job_claim(p->st, &j, err, sizeof err);
+		int rc = store_job_claim_limited(p->st, p->cfg.max_running_per_owner, &j, err, sizeof err);
 		if (rc == 1) {
 			run_job(w, &j);
 			store_job_clear(&j);

@@ -33,6 +33,7 @@ typedef struct PoolConfig {
 	const char *state_dir;    /* job work dirs are state_dir/jobs/<id>/ */
 	int max_threads;          /* > 0: cap on a job's "threads" (BLAS/augmentation threads) */
 	double idle_poll_s;       /* idle workers look at the queue this often even without a wake (default 2) */
+	int max_running_per_owner;/* > 0: an owner's jobs beyond this many running wait in the queue */
 	/* Called on the worker thread after a run ended (state: its new state; JOB_QUEUED when
 	 * requeued). May be NULL. The daemon uses it to wake its loop (status line, stop). */
 	void (*on_run_end)(void *user, int64_t job_id, JobState state);

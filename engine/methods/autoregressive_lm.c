@@ -224,7 +224,7 @@ static void score_rows(const Tensor *logits, const int *target, int rows, EvalAc
 			mx = l[j] > mx ? l[j] : mx;
 		double sum = 0.0;
 		for (int j = 0; j < V; j++)
-			sum += exp((double)(l[j] - mx));
+			sum += expf(l[j] - mx);
 		acc->nats += log(sum) + mx - l[target[i]];
 		acc->n++;
 	}

@@ -209,13 +209,17 @@ try {
     await page.locator('input[name="evaluations[0].label_fractions"]').fill('0.5');
     // Keep one evaluation.
     while (await page.getByRole('button', { name: /remove evaluation 2/ }).count()) await page.getByRole('button', { name: /remove evaluation 2/ }).click();
+    // What the form sends (the server stores the resolved spec, every default filled in).
+    const posted = page.waitForRequest((q) => q.method() === 'POST' && new URL(q.url()).pathname === '/v1/jobs');
     await page.getByRole('button', { name: 'Submit job' }).click();
+    const sent = JSON.parse((await posted).postData());
     await until(page, () => /^#\/job\/\d+$/.test(location.hash), null, 10000, 'navigation to the new job');
     formJob = Number((await page.evaluate(() => location.hash)).split('/').pop());
+    check(JSON.stringify(sent.model) === '{"hidden":[32]}', 'model as filled, defaults (the encoder) not sent: ' + JSON.stringify(sent.model));
+    check(sent.params === undefined, 'default parameters are not sent: ' + JSON.stringify(sent.params));
     const spec = (await d.api('GET', '/v1/jobs/' + formJob)).spec;
     check(spec.method === 'autoencoder' && spec.name === 'from-the-form' && spec.pretrain.epochs === 1, 'spec as filled: ' + JSON.stringify(spec));
-    check(JSON.stringify(spec.model) === '{"hidden":[32]}', 'model as filled, defaults (the encoder) not sent: ' + JSON.stringify(spec.model));
-    check(spec.params === undefined, 'default parameters are not sent: ' + JSON.stringify(spec.params));
+    check(JSON.stringify(spec.model.hidden) === '[32]' && spec.model.encoder === 'mlp', 'stored spec: the filled width and the default encoder: ' + JSON.stringify(spec.model));
     await page.goto(d.url('/#/jobs'));
     const row = page.locator(`tr[data-id="${formJob}"]`);
     await row.waitFor({ timeout: 10000 });

@@ -465,8 +465,8 @@ static void test_rotation(void)
 	char spec[2048];
 	snprintf(spec, sizeof spec,
 	         "{\"name\":\"q-rot\",\"method\":\"rotation\",\"params\":{\"head_hidden\":128},%s,"
-	         "\"model\":" ROT_MODEL ",\"pretrain\":{\"epochs\":3,\"batch_size\":64,"
-	         "\"optimizer\":{\"name\":\"adamw\",\"lr\":0.002}}," PROBES ",\"seed\":3,\"threads\":2}",
+	         "\"model\":" ROT_MODEL ",\"pretrain\":{\"epochs\":2,\"batch_size\":64,"
+	         "\"optimizer\":{\"name\":\"adamw\",\"lr\":0.003}}," PROBES ",\"seed\":3,\"threads\":2}",
 	         data);
 	Job r = { 0 };
 	job_run(&r, spec);

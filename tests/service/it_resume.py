@@ -40,7 +40,7 @@ def main(mode, exe):
         d.start("--workers", "1")
         epochs, per_epoch = 12, 4096 // 64
         total = epochs * per_epoch
-        s, sub = d.post("/v1/jobs", short_job("resume-" + mode, epochs=epochs, limit_train=4096))
+        s, sub = d.post("/v1/jobs", short_job("resume-" + mode, epochs=epochs, limit_train=4096, hidden=(512, 512)))
         check(s == 201, "submit -> %d %s" % (s, sub))
         jid = sub["id"]
         # Let it train past a few checkpoints (interval 1 s), but stop well before the end.

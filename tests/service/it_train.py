@@ -23,7 +23,7 @@ def main(exe):
     d = Daemon(exe)
     try:
         d.start("--workers", "1")
-        spec = short_job("it-train", epochs=8, limit_train=4096,
+        spec = short_job("it-train", epochs=8, limit_train=4096, hidden=(512, 512),
                          extra={"evaluations": [{"protocol": "knn", "label_fractions": [0.1]}]})
         s, sub = d.post("/v1/jobs", spec)
         check(s == 201 and sub["state"] == "queued", "submit -> %d %s" % (s, sub))

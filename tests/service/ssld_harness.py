@@ -36,13 +36,15 @@ def skip_unless_dataset():
         sys.exit(77)
 
 
-def short_job(name, epochs=3, limit_train=512, extra=None):
-    """A short real training job (SimCLR, MLP encoder, a slice of Fashion-MNIST)."""
+def short_job(name, epochs=3, limit_train=512, extra=None, hidden=(64,)):
+    """A short real training job (SimCLR, MLP encoder, a slice of Fashion-MNIST). Tests that must
+    watch a job while it runs pass a wider `hidden`: the default trains ~10,000 images/s, so a
+    job of a few thousand steps is over before a poll loop sees it."""
     spec = {
         "name": name,
         "method": "simclr",
         "dataset": {"name": "fashion-mnist", "limit_train": limit_train, "limit_test": 256},
-        "model": {"encoder": "mlp", "hidden": [64], "out_dim": 32},
+        "model": {"encoder": "mlp", "hidden": list(hidden), "out_dim": 32},
         "pretrain": {"epochs": epochs, "batch_size": 64},
         "checkpoint_interval_s": 1,
         "threads": 1,

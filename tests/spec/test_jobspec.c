@@ -150,7 +150,7 @@ static void test_bad_specs(void)
 
 	/* method */
 	BAD_CODE("{\"method\": \"simcrl\"}", NULL, "method",
-	         "unknown method \"simcrl\"; did you mean \"simclr\"? (available: simclr, none", "unknown_method",
+	         "unknown method \"simcrl\"; did you mean \"simclr\"? (available: simclr, autoencoder, ", "unknown_method",
 	         400);
 	BAD("{\"method\": \"quantum\"}", "method", "unknown method \"quantum\" (available: ");
 	BAD("{\"method\": 5}", "method", "must be a string, got 5");
@@ -801,7 +801,7 @@ static void test_catalogue(void)
 }
 
 /* ---------------------------------------------------------------------------------------------- */
-/* Every examples/*.json is a valid job (they are documented as runnable as they are).            */
+/* Every examples/ *.json is a valid job (they are documented as runnable as they are).            */
 
 static void test_examples_dir(void)
 {
