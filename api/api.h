@@ -53,6 +53,8 @@ typedef struct ApiConfig {
 	size_t max_body;                    /* request body limit in bytes (default 1 MiB) -> 413 */
 	int max_queued;                     /* > 0: 429 when this many jobs are queued */
 	int max_queued_per_owner;           /* > 0: the same per owner */
+	int max_running_per_owner;          /* > 0: the pool's limit; GET /v1/jobs/{id} names it as
+	                                     * "waiting" for a queued job it holds back */
 	int threads;                        /* HTTP threads (default 2) */
 	int max_connections;                /* default 256 */
 	const char *tokens_file;            /* "owner sha256hex [admin]" lines; NULL = none */

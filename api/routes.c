@@ -1,5 +1,5 @@
 /* routes.c - the /v1 endpoints: jobs, metrics with cursors and downsampling, events, artifacts,
- * the method catalogue (see api.h for the list, docs/API.md for examples).
+ * samples from generative jobs' checkpoints, the method catalogue (see api.h for the list, docs/API.md for examples).
  *
  * Every input is checked before anything is stored or read: unknown query parameters, malformed
  * numbers and ids are 400s naming the parameter; job specs go through jobspec_parse whole. Not
@@ -17,10 +17,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "../engine/methods/method.h"
 #include "../storage/log.h"
 #include "../workers/jobspec.h"
+#include "../workers/runner.h"
 #include "downsample.h"
 
 #define MAX_METRIC_ROWS 1000000   /* points per key one metrics request reads before asking to continue */
@@ -88,7 +91,8 @@ static void sb_time(Sbuf *b, double t)
 	sb_json_str(b, iso[0] ? iso : NULL);
 }
 
-static void sb_job(Sbuf *b, const StoreJob *j, int full, const MetricSet *latest)
+/* waiting: why a queued job does not start yet (NULL = nothing holds it back but the queue). */
+static void sb_job(Sbuf *b, const StoreJob *j, int full, const MetricSet *latest, const char *waiting)
 {
 	sb_printf(b, "{\"id\":%lld,\"name\":", (long long)j->id);
 	sb_json_str(b, j->name);
@@ -119,14 +123,18 @@ static void sb_job(Sbuf *b, const StoreJob *j, int full, const MetricSet *latest
 	sb_json_str(b, j->error);
 	if (full) {
 		/* spec and results are JSON text written by us (validated spec, runner results). */
+		sb_puts(b, ",\"waiting\":");
+		sb_json_str(b, waiting);
 		sb_puts(b, ",\"spec\":");
 		sb_puts(b, j->spec && j->spec[0] ? j->spec : "null");
 		sb_puts(b, ",\"results\":");
 		sb_puts(b, j->results && j->results[0] ? j->results : "null");
 		sb_puts(b, ",\"metrics\":{");
+		int first = 1;
 		for (int i = 0; latest && i < latest->n; i++) {
 			if (latest->series[i].n == 0) continue;
-			sb_puts(b, i ? "," : "");
+			sb_puts(b, first ? "" : ",");
+			first = 0;
 			sb_json_str(b, latest->series[i].key);
 			sb_printf(b, ":{\"step\":%lld,\"value\":", (long long)latest->series[i].pts[0].step);
 			sb_num(b, latest->series[i].pts[0].value);
@@ -179,7 +187,7 @@ static enum MHD_Result jobs_list(Req *r)
 	sb_puts(&b, "{\"jobs\":[");
 	for (int i = 0; i < n; i++) {
 		if (i) sb_puts(&b, ",");
-		sb_job(&b, &jobs[i], 0, NULL);
+		sb_job(&b, &jobs[i], 0, NULL, NULL);
 	}
 	sb_puts(&b, "],\"next_before\":");
 	if (n == f.limit && n > 0) sb_printf(&b, "%lld", (long long)jobs[n - 1].id);
@@ -279,6 +287,25 @@ static enum MHD_Result jobs_submit(Req *r)
 	return q;
 }
 
+/* A queued job whose owner already runs max-running-per-owner jobs waits (the pool skips it):
+ * say so, naming the limit. 0 (out filled, or "" when nothing holds it), -1 with out = the error. */
+static int held_by_running_limit(Api *api, const StoreJob *j, char *out, size_t cap)
+{
+	out[0] = 0;
+	int limit = api->cfg.max_running_per_owner;
+	if (limit <= 0) return 0;
+	StoreJobFilter f = { .state_mask = 1u << JOB_RUNNING, .limit = limit, .owner = j->owner ? j->owner : "" };
+	StoreJob *jobs = NULL;
+	int n = 0;
+	if (store_job_list(api->cfg.store, &f, &jobs, &n, out, cap) < 0) return -1;
+	for (int i = 0; i < n; i++) store_job_clear(&jobs[i]);
+	free(jobs);
+	if (n >= limit)
+		snprintf(out, cap, "owner '%s' already has %d running job(s); the limit is max-running-per-owner = %d",
+		         j->owner ? j->owner : "", n, limit);
+	return 0;
+}
+
 static enum MHD_Result job_get(Req *r, int64_t id)
 {
 	if (check_query(r, NULL) < 0) return MHD_YES;
@@ -292,8 +319,14 @@ static enum MHD_Result job_get(Req *r, int64_t id)
 		store_job_clear(&j);
 		return store_failure(r, rc, err);
 	}
+	char waiting[256] = "";
+	if (j.state == JOB_QUEUED && held_by_running_limit(r->api, &j, waiting, sizeof waiting) < 0) {
+		store_job_clear(&j);
+		metric_set_clear(&latest);
+		return store_failure(r, STORE_EDB, waiting);
+	}
 	Sbuf b = { 0 };
-	sb_job(&b, &j, 1, &latest);
+	sb_job(&b, &j, 1, &latest, waiting[0] ? waiting : NULL);
 	store_job_clear(&j);
 	metric_set_clear(&latest);
 	return reply_sbuf(r, 200, &b);
@@ -518,6 +551,151 @@ static enum MHD_Result job_artifact(Req *r, int64_t id, const char *name)
 	return q;
 }
 
+/* ---- generation ----------------------------------------------------------------------------- */
+
+/* One generation at a time: it runs on the HTTP thread (loads the dataset and the checkpoint),
+ * and a second request gets a 503 instead of tying up the other HTTP threads. */
+static pthread_mutex_t generate_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static double now_seconds(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* An optional number in the generate body; replies 400 and returns -1 when present and invalid. */
+static int gen_num(Req *r, const cJSON *body, const char *key, double lo, double hi, int integer, double *out)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, key);
+	if (!v) return 0;
+	if (!cJSON_IsNumber(v) || !(v->valuedouble >= lo && v->valuedouble <= hi) ||
+	    (integer && v->valuedouble != floor(v->valuedouble))) {
+		reply_error(r, 400, "invalid_field", key, "%s: expected %s in [%g, %g]", key,
+		            integer ? "an integer" : "a number", lo, hi);
+		return -1;
+	}
+	*out = v->valuedouble;
+	return 0;
+}
+
+/* POST /v1/jobs/{id}/generate {"n":64,"seed":1} (images) or {"prompt":"...","max_tokens":200,
+ * "temperature":1,"top_k":0,"top_p":1,"seed":1} (text): fresh samples from the job's checkpoint
+ * through runner_generate, the same code as `ssld generate`. An image grid is recorded as an
+ * artifact of the job and its URL returned. */
+static enum MHD_Result job_generate(Req *r, int64_t id)
+{
+	static const char *const keys[] = { "n", "seed", "prompt", "max_tokens", "temperature", "top_k", "top_p", NULL };
+	if (check_query(r, NULL) < 0) return MHD_YES;
+	if (require_auth(r) < 0) return MHD_YES;
+	cJSON *body = NULL;
+	if (r->body && r->len > 0) {
+		body = cJSON_ParseWithLength(r->body, r->len);
+		if (!cJSON_IsObject(body)) {
+			cJSON_Delete(body);
+			return reply_error(r, 400, "invalid_json", NULL, "the request body must be a JSON object such as {\"n\":64,\"seed\":1}");
+		}
+		for (const cJSON *k = body->child; k; k = k->next) {
+			int known = 0;
+			for (int i = 0; keys[i]; i++) known |= strcmp(k->string, keys[i]) == 0;
+			if (!known) {
+				enum MHD_Result q = reply_error(r, 400, "unknown_field", k->string,
+				                                "%.64s: unknown field; expected n, seed, prompt, max_tokens, temperature, top_k or top_p",
+				                                k->string);
+				cJSON_Delete(body);
+				return q;
+			}
+		}
+	}
+	GenerateRequest req = { .prompt = "", .max_tokens = 200, .temperature = 1.0f, .top_p = 1.0f, .n = 64 };
+	double n = req.n, seed = 0, max_tokens = req.max_tokens, temp = req.temperature, top_k = 0, top_p = 1;
+	const cJSON *prompt = cJSON_GetObjectItemCaseSensitive(body, "prompt");
+	if (prompt && !cJSON_IsString(prompt)) {
+		cJSON_Delete(body);
+		return reply_error(r, 400, "invalid_field", "prompt", "prompt: expected a string");
+	}
+	if (gen_num(r, body, "n", 1, 1024, 1, &n) < 0 || gen_num(r, body, "seed", 0, 9007199254740992.0, 1, &seed) < 0 ||
+	    gen_num(r, body, "max_tokens", 1, 4096, 1, &max_tokens) < 0 ||
+	    gen_num(r, body, "temperature", 0, 100, 0, &temp) < 0 || gen_num(r, body, "top_k", 0, 100000, 1, &top_k) < 0 ||
+	    gen_num(r, body, "top_p", 0, 1, 0, &top_p) < 0) {
+		cJSON_Delete(body);
+		return MHD_YES;
+	}
+	if (top_p <= 0) {
+		cJSON_Delete(body);
+		return reply_error(r, 400, "invalid_field", "top_p", "top_p: must be in (0, 1]");
+	}
+	req.n = (int)n;
+	req.seed = (uint64_t)seed;
+	req.max_tokens = (int)max_tokens;
+	req.temperature = (float)temp;
+	req.top_k = (int)top_k;
+	req.top_p = (float)top_p;
+
+	char err[4096], dir[4096], path[4200];
+	StoreJob j;
+	int rc = store_job_get(r->api->cfg.store, id, &j, err, sizeof err);
+	if (rc < 0) {
+		cJSON_Delete(body);
+		return store_failure(r, rc, err);
+	}
+	const PretextMethod *m = j.method ? method_find(j.method) : NULL;
+	enum MHD_Result q;
+	if (!m || (!m->generate_images && !m->generate_text)) {
+		q = reply_error(r, 409, "not_generative", NULL, "job %lld: method '%s' cannot generate samples", (long long)id,
+		                j.method ? j.method : "");
+		goto done;
+	}
+	if (!r->api->cfg.state_dir || pool_job_dir(r->api->cfg.state_dir, id, dir, sizeof dir) < 0) {
+		q = reply_error(r, 503, "no_state_dir", NULL, "this server keeps no job directories to read a checkpoint from");
+		goto done;
+	}
+	snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir);
+	if (!j.spec || access(path, R_OK) != 0) {
+		q = reply_error(r, 409, "no_checkpoint", NULL, "job %lld is %s and has no checkpoint to sample from yet", (long long)id,
+		                job_state_name(j.state));
+		goto done;
+	}
+	if (pthread_mutex_trylock(&generate_lock) != 0) {
+		q = reply_error(r, 503, "busy", NULL, "another generation is running; retry in a moment");
+		goto done;
+	}
+	char *out = NULL;
+	double t0 = now_seconds();
+	req.prompt = cJSON_IsString(prompt) ? prompt->valuestring : "";
+	rc = runner_generate(j.spec, dir, &req, &out, err, sizeof err);
+	double secs = now_seconds() - t0;
+	pthread_mutex_unlock(&generate_lock);
+	cJSON *o = rc == 0 ? cJSON_Parse(out) : NULL;
+	free(out);
+	if (!o) {
+		slog(LOG_ERR, id, "generate: %s", rc < 0 ? err : "unreadable runner answer");
+		q = reply_error(r, 500, "generate_failed", NULL, "job %lld: %s", (long long)id, rc < 0 ? err : "generation failed");
+		goto done;
+	}
+	const cJSON *art = cJSON_GetObjectItemCaseSensitive(o, "artifact");
+	if (cJSON_IsString(art)) {
+		snprintf(path, sizeof path, "%s/%s", dir, art->valuestring);
+		if ((rc = store_artifact_put(r->api->cfg.store, id, art->valuestring, path, err, sizeof err)) < 0) {
+			cJSON_Delete(o);
+			q = store_failure(r, rc, err);
+			goto done;
+		}
+		Sbuf u = { 0 };
+		sb_printf(&u, "/v1/jobs/%lld/artifacts/", (long long)id);
+		sb_url_path(&u, art->valuestring);
+		if (!u.oom) cJSON_AddStringToObject(o, "url", u.p);
+		free(u.p);
+	}
+	if (!cJSON_GetObjectItemCaseSensitive(o, "seconds")) cJSON_AddNumberToObject(o, "seconds", round(secs * 1000) / 1000);
+	slog(LOG_INFO, id, "generated samples for %s", r->owner);
+	q = reply_json(r, 200, o);
+done:
+	store_job_clear(&j);
+	cJSON_Delete(body);
+	return q;
+}
+
 /* ---- the catalogue -------------------------------------------------------------------------- */
 
 static pthread_once_t catalog_once = PTHREAD_ONCE_INIT;
@@ -539,7 +717,7 @@ static enum MHD_Result endpoints(Req *r)
 		"{\"endpoints\":["
 		"\"POST /v1/jobs\",\"GET /v1/jobs\",\"GET /v1/jobs/{id}\",\"POST /v1/jobs/{id}/cancel\","
 		"\"GET /v1/jobs/{id}/metrics\",\"GET /v1/jobs/{id}/events\",\"GET /v1/jobs/{id}/artifacts\","
-		"\"GET /v1/jobs/{id}/artifacts/{name}\",\"GET /v1/methods\",\"GET /v1/health\",\"GET /metrics\"]}\n";
+		"\"GET /v1/jobs/{id}/artifacts/{name}\",\"POST /v1/jobs/{id}/generate\",\"GET /v1/methods\",\"GET /v1/health\",\"GET /metrics\"]}\n";
 	return reply_text(r, 200, "application/json; charset=utf-8", text, sizeof text - 1);
 }
 
@@ -582,6 +760,7 @@ enum MHD_Result route_v1(Req *r, const char *path)
 		if (*rest == 0) return get ? job_get(r, id) : not_allowed(r, "GET");
 		if (strcmp(rest, "/cancel") == 0) return post ? job_cancel(r, id) : not_allowed(r, "POST");
 		if (strcmp(rest, "/metrics") == 0) return get ? job_metrics(r, id) : not_allowed(r, "GET");
+		if (strcmp(rest, "/generate") == 0) return post ? job_generate(r, id) : not_allowed(r, "POST");
 		if (strcmp(rest, "/events") == 0) return get ? job_events(r, id) : not_allowed(r, "GET");
 		if (strcmp(rest, "/artifacts") == 0) return get ? job_artifacts(r, id) : not_allowed(r, "GET");
 		if (strncmp(rest, "/artifacts/", 11) == 0 && rest[11])

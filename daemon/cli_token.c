@@ -87,6 +87,13 @@ static int find_state_dir(const char *flag_dir, const char *flag_config, char *o
 			return 0;
 		}
 	}
+	/* Installed but never started: tmpfiles.d made the service's directory; the database is
+	 * created there (as its owner, see drop_to_owner) and the daemon finds the token on start. */
+	struct stat st;
+	if (stat("/var/lib/ssld", &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid != 0) {
+		snprintf(out, cap, "/var/lib/ssld");
+		return 0;
+	}
 	fprintf(stderr, "ssld token: no ssld database found in ./state or /var/lib/ssld; pass --state-dir DIR "
 	                "(the daemon's state directory)\n");
 	return -1;

@@ -557,6 +557,8 @@ static int cmd_show(const Client *c, long long id)
 	}
 	double ck = num_or(j, "checkpoint_step", -1);
 	if (ck >= 0) printf("  %-11s step %lld (attempts: %d)\n", "checkpoint", (long long)ck, (int)num_or(j, "attempts", 0));
+	const char *waiting = str_or(j, "waiting", NULL);
+	if (waiting) printf("  %-11s %s\n", "waiting", waiting);
 	const char *error = str_or(j, "error", NULL);
 	if (error) printf("  %-11s %s\n", "error", error);
 	print_metrics_line(j);
@@ -670,6 +672,8 @@ static void watch_line(long long id, const cJSON *j, int tty)
 		       step, total, stage ? "  " : "", stage ? stage : "", losss, eta >= 0 ? etas : "--:--");
 	} else {
 		printf("job %lld %s", id, state);
+		const char *waiting = str_or(j, "waiting", NULL);
+		if (waiting) printf(" (waiting: %s)", waiting);
 		if (fr >= 0) printf(" %.0f%% step %lld/%lld", 100 * fr, step, total);
 		if (stage) printf(" %s", stage);
 		printf("%s", losss);

@@ -66,7 +66,8 @@ class Daemon:
         self.args = []
 
     # ---- process -----------------------------------------------------------------------------
-    def start(self, *args, timeout=30):
+    def start(self, *args, timeout=30, env=None):
+        """env: the daemon's environment (default: this process's)."""
         self.args = list(args)
         port_file = os.path.join(self.state_dir, "port")
         if os.path.exists(port_file):
@@ -74,7 +75,7 @@ class Daemon:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [self.exe, "serve", "--listen", "127.0.0.1:0", "--state-dir", self.state_dir] + self.args,
-            stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+            stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env)
         log.close()
         deadline = time.time() + timeout
         while time.time() < deadline:
@@ -165,6 +166,22 @@ class Daemon:
                 return j
             time.sleep(0.1)
         raise Failure("job %d did not reach %s within %d s (last: %s)\n%s" % (jid, states, timeout, j, self.log()))
+
+
+def bearer(token):
+    """Headers for a request with this bearer token (None: no Authorization header)."""
+    return {"Authorization": "Bearer " + token} if token else {}
+
+
+def ssld(exe, *args, env=None, timeout=120, check_rc=None):
+    """Runs the ssld binary (a client or `token` command): CompletedProcess with text output.
+    check_rc: the exit code it must end with (Failure otherwise)."""
+    p = subprocess.run([exe] + list(args), capture_output=True, text=True, env=env, timeout=timeout,
+                       stdin=subprocess.DEVNULL)
+    if check_rc is not None and p.returncode != check_rc:
+        raise Failure("ssld %s: exit %d, expected %d\nstdout: %s\nstderr: %s"
+                      % (" ".join(args), p.returncode, check_rc, p.stdout, p.stderr))
+    return p
 
 
 def run(main):
