@@ -6,20 +6,21 @@ daemon with tokens, and where it finds its server and token.
   a token file others can read draws a warning; a wrong token gets the server's 401 and a hint;
 - submit prints the job id; ls lists it with its owner; show prints state, progress and metrics;
   watch with stdout not a terminal prints plain lines (no carriage returns or escape codes), ends
-  with the results table and exit 0; results prints the evaluation table; cancel of a queued job
+  with the results table and exit 0; on a terminal (a pty) it redraws a bar with ETA and loss; results prints the evaluation table; cancel of a queued job
   says cancelled, of someone else's job exits 1 with the server's 403; a job that is not finished
   has no results (exit 1).
 """
+import json
 import os
+import pty
 import re
 import shutil
-import stat
+import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ssld_harness import Daemon, check, run, short_job, skip_unless_dataset, ssld  # noqa: E402
-import json  # noqa: E402
 
 
 def main(exe):
@@ -65,6 +66,27 @@ def main(exe):
         check(any("loss " in l for l in progress), "watch never printed the latest loss: %s" % progress)
         check(any(l.startswith("linear_probe") for l in lines), "watch did not end with the results:\n%s" % p.stdout)
         check(len(progress) < 60, "watch printed %d lines for a short job (a line per poll?)" % len(progress))
+
+        # ---- watch on a terminal: the bar redrawn in place ----------------------------------------
+        master, slave = pty.openpty()
+        proc = subprocess.Popen([exe, "watch", str(jid)], stdout=slave, stderr=subprocess.PIPE, env=env,
+                                stdin=subprocess.DEVNULL)
+        os.close(slave)
+        out = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:   # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+        os.close(master)
+        check(proc.wait(30) == 0, "watch on a terminal exited %s: %s" % (proc.returncode, proc.stderr.read()))
+        tty = out.decode(errors="replace")
+        check("\r\033[K" in tty, "watch on a terminal does not redraw in place: %r" % tty[:300])
+        check(re.search(r"\[#{30}\] 100%", tty) and "ETA" in tty and "loss " in tty,
+              "no full progress bar with ETA and loss on a terminal: %r" % tty[:300])
 
         # ---- results, show, ls -----------------------------------------------------------------
         p = ssld(exe, "results", str(jid), env=env, check_rc=0)
