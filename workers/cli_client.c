@@ -95,7 +95,7 @@ static int parse_server(Client *c, char *err, size_t errlen)
 {
 	const char *s = c->server;
 	if (strncmp(s, "https://", 8) == 0) {
-		snprintf(err, errlen, "server %s: https is not supported by this client; reach ssld over loopback, "
+		snprintf(err, errlen, "server %.300s: https is not supported by this client; reach ssld over loopback, "
 		         "an SSH tunnel or a TLS-terminating proxy's plain side", s);
 		return -1;
 	}
@@ -110,7 +110,8 @@ static int parse_server(Client *c, char *err, size_t errlen)
 		char *rb = strchr(hp, ']');
 		if (!rb) goto bad;
 		*rb = 0;
-		snprintf(c->host, sizeof c->host, "%s", hp + 1);
+		if (strlen(hp + 1) >= sizeof c->host) goto bad;
+		memcpy(c->host, hp + 1, strlen(hp + 1) + 1);
 		if (rb[1] == ':') port = rb + 2;
 		else if (rb[1]) goto bad;
 	} else {
@@ -119,13 +120,14 @@ static int parse_server(Client *c, char *err, size_t errlen)
 			*colon = 0;
 			port = colon + 1;
 		}
-		snprintf(c->host, sizeof c->host, "%s", hp);
+		if (strlen(hp) >= sizeof c->host) goto bad;
+		memcpy(c->host, hp, strlen(hp) + 1);
 	}
 	if (!c->host[0] || !*port || strlen(port) > 5 || strspn(port, "0123456789") != strlen(port)) goto bad;
 	snprintf(c->port, sizeof c->port, "%s", port);
 	return 0;
 bad:
-	snprintf(err, errlen, "server '%s': expected http://HOST:PORT, e.g. http://127.0.0.1:8080", c->server);
+	snprintf(err, errlen, "server '%.300s': expected http://HOST:PORT, e.g. http://127.0.0.1:8080", c->server);
 	return -1;
 }
 
@@ -143,7 +145,7 @@ static int connect_server(const Client *c, char *err, size_t errlen)
 	struct addrinfo *ai = NULL;
 	int rc = getaddrinfo(c->host, c->port, &hints, &ai);
 	if (rc != 0) {
-		snprintf(err, errlen, "server %s: cannot resolve '%s': %s", c->server, c->host, gai_strerror(rc));
+		snprintf(err, errlen, "server %.300s: cannot resolve '%.255s': %s", c->server, c->host, gai_strerror(rc));
 		return -1;
 	}
 	int fd = -1, e = 0;
@@ -701,8 +703,9 @@ static int cmd_watch(const Client *c, long long id, double interval)
 		int status = 0;
 		cJSON *j = get_json(c, "watch", path, &status);
 		if (!j) {
-			/* A daemon restart (systemctl restart ssld) is not the end of the job: retry a while. */
-			if (status == 404 || ++misses > 30) return 1;
+			/* A daemon restart (systemctl restart ssld) is not the end of the job: retry a while.
+			 * A refusal (401, 403, 404: no such job) will not change by waiting. */
+			if ((status >= 400 && status < 500) || ++misses > 30) return 1;
 			usleep((useconds_t)(interval * 1e6));
 			continue;
 		}
