@@ -152,12 +152,27 @@ static int idx_read(const char *path, int want_labels, IdxArray *a, char *err, s
 	/* Ask for more than the header promises: extra bytes are trailing data, and leaving zlib room
 	 * after the data makes it read (and verify) the gzip trailer in the same call. */
 	const size_t slack = 64;
-	a->data = eng_malloc(a->bytes + slack);
-	if (!a->data) {
-		rc = data_err(-ENOMEM, err, errlen, "%s: out of memory for %zu bytes", path, a->bytes);
-		goto out;
+	/* The header alone does not get an allocation: the buffer grows as data arrives, so a
+	 * 16-byte file that claims 10^8 images fails as truncated instead of asking for 78 GB. */
+	size_t want = a->bytes + slack, cap = want < ((size_t)16 << 20) ? want : ((size_t)16 << 20);
+	a->data = eng_malloc(cap);
+	got = 0;
+	for (;;) {
+		if (!a->data) {
+			rc = data_err(-ENOMEM, err, errlen, "%s: out of memory for %zu bytes", path, a->bytes);
+			goto out;
+		}
+		size_t g = 0;
+		st = gz_read_full(f, a->data + got, cap - got, &g, &zmsg);
+		got += g;
+		if (st != 0 || got < cap || cap == want)
+			break;
+		cap = cap * 2 < want ? cap * 2 : want;
+		uint8_t *nd = eng_realloc(a->data, cap);
+		if (!nd)
+			eng_free(a->data);
+		a->data = nd;
 	}
-	st = gz_read_full(f, a->data, a->bytes + slack, &got, &zmsg);
 	if (st < 0) {
 		rc = data_err(-EIO, err, errlen, "%s: corrupt gzip data after about %zu of %zu bytes: %s",
 		              path, hdr_bytes + got, expect_total, zmsg);
