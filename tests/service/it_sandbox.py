@@ -11,10 +11,17 @@ job to the end (train, checkpoint, evaluate, results):
   User=, NoNewPrivileges=,                setpriv: uid/gid 65534, no supplementary groups,
   CapabilityBoundingSet= (empty)          no_new_privs, empty bounding and inheritable sets
 
-Not reproduced: the system call filter, MemoryDenyWriteExecute=, PrivateDevices= and the
-IP address filter (systemd does them with seccomp and BPF; `systemd-analyze security` in
-it_install checks they are set). Needs root, unshare and setpriv; skips (77) without them.
+  SystemCallFilter=@system-service        seccomp_exec.py: the allow list systemd would build
+  SystemCallFilter=~@privileged @resources  (expanded with `systemd-analyze syscall-filter`),
+  SystemCallErrorNumber=EPERM,            EPERM for the rest, native architecture only, and the
+  SystemCallArchitectures=native,         MemoryDenyWriteExecute= rules (when systemd-analyze
+  MemoryDenyWriteExecute=yes              and libseccomp.so.2 are there; said when not)
+
+Not reproduced: PrivateDevices=, PrivateTmp='s privacy, RestrictAddressFamilies= and the IP
+address filter (`systemd-analyze security` in it_install checks they are set). Needs root,
+unshare and setpriv; skips (77) without them.
 """
+import ctypes.util
 import http.client
 import json
 import os
@@ -28,6 +35,44 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ssld_harness import Failure, check, run, short_job, skip_unless_dataset  # noqa: E402
 
 NOBODY = 65534
+
+def syscall_groups():
+    """{"@group": [members]} from `systemd-analyze syscall-filter`, or None."""
+    sa = shutil.which("systemd-analyze")
+    if not sa:
+        return None
+    p = subprocess.run([sa, "syscall-filter", "--no-pager"], capture_output=True, text=True)
+    groups, cur = {}, None
+    for line in p.stdout.splitlines():
+        if line.startswith("@"):
+            cur = groups.setdefault(line.strip(), [])
+        elif not line.strip() or line.startswith("#"):
+            cur = None if line.startswith("#") else cur
+        elif cur is not None and not line.strip().startswith("#"):
+            cur.append(line.strip())
+    return groups or None
+
+
+def expand(groups, name, seen=None):
+    seen = set() if seen is None else seen
+    out = set()
+    for m in groups[name]:
+        if m.startswith("@"):
+            if m not in seen:
+                seen.add(m)
+                out |= expand(groups, m, seen)
+        else:
+            out.add(m)
+    return out
+
+
+def unit_syscalls():
+    """The system calls ssld.service allows: @system-service minus @privileged and @resources."""
+    g = syscall_groups()
+    if not g or "@system-service" not in g:
+        return None
+    return sorted(expand(g, "@system-service") - expand(g, "@privileged") - expand(g, "@resources"))
+
 
 SCRIPT = r"""
 set -e
@@ -68,10 +113,22 @@ def main(exe):
     state = os.path.join(tmp, "state")
     os.mkdir(state, 0o750)
     os.chown(state, NOBODY, NOBODY)
+    wrapper = []
+    allowed = unit_syscalls()
+    have_seccomp = allowed is not None and ctypes.util.find_library("seccomp")
+    if have_seccomp:
+        allowed_file = os.path.join(tmp, "allowed-syscalls.txt")
+        with open(allowed_file, "w") as f:
+            f.write("\n".join(allowed) + "\n")
+        shutil.copy(os.path.join(os.path.dirname(os.path.abspath(__file__)), "seccomp_exec.py"), tmp)
+        wrapper = ["/usr/bin/python3", os.path.join(tmp, "seccomp_exec.py"), allowed_file]
+    else:
+        print("  (no system call filter: %s)" % ("libseccomp.so.2 not found" if allowed else
+                                                 "systemd-analyze syscall-filter unavailable"))
     log_path = os.path.join(tmp, "ssld.log")
     log = open(log_path, "ab")
-    proc = subprocess.Popen(["unshare", "-mpf", "--kill-child", "--propagation", "private", "sh", "-c", SCRIPT % {"uid": NOBODY}, "sh",
-                             exe, "serve", "--listen", "127.0.0.1:0", "--state-dir", state, "--workers", "1"],
+    proc = subprocess.Popen(["unshare", "-mpf", "--kill-child", "--propagation", "private", "sh", "-c", SCRIPT % {"uid": NOBODY}, "sh"] + wrapper +
+                            [exe, "serve", "--listen", "127.0.0.1:0", "--state-dir", state, "--workers", "1"],
                             stdout=log, stderr=log, stdin=subprocess.DEVNULL)
     log.close()
     try:
@@ -107,8 +164,12 @@ def main(exe):
         os.kill(child, 15)
         rc = proc.wait(60)
         check(rc == 0, "the sandboxed ssld exited %d after SIGTERM" % rc)
+        log_text = open(log_path, errors="replace").read()
+        if have_seccomp:
+            check("MemoryDenyWriteExecute on" in log_text, "the seccomp wrapper did not report its filters:\n" + log_text)
         print("  sandboxed job: succeeded (knn accuracy %.3f, %d artifacts), exit %d; every file in the state "
-              "directory owned by uid %d" % (acc, len(arts["artifacts"]), rc, NOBODY))
+              "directory owned by uid %d; system call filter: %s" % (acc, len(arts["artifacts"]), rc, NOBODY,
+              "%d calls allowed, MemoryDenyWriteExecute on" % len(allowed) if have_seccomp else "not applied"))
     except Failure:
         print("---- ssld log ----\n%s" % open(log_path, errors="replace").read()[-4000:])
         raise
