@@ -33,8 +33,8 @@ static void usage(FILE *f)
 	      "       ssld token list                    names, roles and creation times\n"
 	      "       ssld token revoke NAME             the token stops working at the next request\n"
 	      "options: --state-dir DIR (the daemon's state directory) or --config FILE (its state-dir);\n"
-	      "         default: $STATE_DIRECTORY, the state-dir of " SSLD_SYSCONFDIR "/ssld/ssld.conf, else an existing\n"
-	      "         ./state/ssld.db or /var/lib/ssld/ssld.db.\n"
+	      "         default: the state-dir of " SSLD_SYSCONFDIR "/ssld/ssld.conf, else $STATE_DIRECTORY, else\n"
+	      "         /var/lib/ssld (first, when that file exists: the installed service) or an existing ./state.\n"
 	      "Run it where ssld runs, as root or the service user (root drops to the owner of the state directory).\n"
 	      "Once any token exists, POSTs to the API need 'Authorization: Bearer TOKEN'; the token's NAME is\n"
 	      "recorded as the owner of the jobs it submits; --admin tokens may cancel anyone's jobs.\n",
@@ -78,7 +78,10 @@ static int find_state_dir(const char *flag_dir, const char *flag_config, char *o
 		snprintf(out, cap, "%.*s", (int)strcspn(env, ":"), env);
 		return 0;
 	}
-	static const char *const guesses[] = { "./state", "/var/lib/ssld" };
+	/* With the installed configuration present this is the service's box: its database comes
+	 * before a development ./state in the current directory (e.g. a source checkout). */
+	int installed = cfg_path == def_cfg;
+	const char *guesses[] = { installed ? "/var/lib/ssld" : "./state", installed ? "./state" : "/var/lib/ssld" };
 	for (size_t i = 0; i < sizeof guesses / sizeof guesses[0]; i++) {
 		char db[1100];
 		snprintf(db, sizeof db, "%s/ssld.db", guesses[i]);

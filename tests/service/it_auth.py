@@ -14,6 +14,7 @@
 """
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -87,6 +88,15 @@ def main(exe):
         p = ssld(exe, "token", "create", "no spaces!", "--state-dir", state)
         check(p.returncode == 2 and "name" in p.stderr, "bad name: %d %s" % (p.returncode, p.stderr))
         p = ssld(exe, "token", "list", "--state-dir", state, check_rc=0)
+        # Without --state-dir (and no installed config, no $STATE_DIRECTORY): ./state of the cwd.
+        cwd = os.path.join(tmp, "cwd")
+        os.makedirs(cwd)
+        os.symlink(state, os.path.join(cwd, "state"))
+        env = {k: v for k, v in os.environ.items() if k != "STATE_DIRECTORY"}
+        q = subprocess.run([exe, "token", "list"], cwd=cwd, env=env, capture_output=True, text=True)
+        if not any(os.path.exists(c) for c in ("/etc/ssld/ssld.conf", "/usr/local/etc/ssld/ssld.conf")):
+            check(q.returncode == 0 and q.stdout == p.stdout,
+                  "token list from ./state: %d %s %s" % (q.returncode, q.stdout, q.stderr))
         rows = {l.split()[0]: l.split()[1] for l in p.stdout.splitlines()[1:]}
         check(rows == {"alice": "user", "bob": "user", "ops": "admin"}, "token list: %s" % p.stdout)
         check(alice not in p.stdout, "token list prints a token")
