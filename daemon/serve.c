@@ -30,6 +30,7 @@
 #include "../storage/log.h"
 #include "../storage/store.h"
 #include "../workers/pool.h"
+#include "../workers/runner.h"
 #include "config.h"
 
 #ifndef SSLD_VERSION
@@ -233,6 +234,24 @@ static void recover(Server *s)
 		return;
 	}
 	for (int i = 0; i < n && i < 64; i++) {
+		/* A crash after the checkpoint file was renamed into place but before the database recorded
+		 * it: the run resumes from the file, so record the file's step now - otherwise the claim drops
+		 * the metric points between the old record and the file, and nothing recomputes them. */
+		char dir[4096];
+		int64_t file_step;
+		StoreJob j;
+		if (pool_job_dir(s->cfg.state_dir, ids[i], dir, sizeof dir) == 0 &&
+		    runner_checkpoint_step(dir, &file_step, err, sizeof err) == 1 &&
+		    store_job_get(s->st, ids[i], &j, err, sizeof err) == 0) {
+			if (file_step > j.checkpoint_step) {
+				if (store_job_checkpoint(s->st, ids[i], file_step, err, sizeof err) < 0)
+					slog(LOG_ERR, ids[i], "recording the checkpoint at step %lld found on disk: %s", (long long)file_step, err);
+				else
+					slog(LOG_NOTICE, ids[i], "checkpoint at step %lld was on disk but not recorded (recorded: %lld); recorded it",
+					     (long long)file_step, (long long)j.checkpoint_step);
+			}
+			store_job_clear(&j);
+		}
 		slog(LOG_WARNING, ids[i], "was running when ssld stopped uncleanly; requeued to resume from its last checkpoint");
 		store_event_add(s->st, ids[i], LOG_WARNING, "the daemon stopped uncleanly while this job ran; requeued to resume from its last checkpoint",
 		                err, sizeof err);

@@ -8,6 +8,7 @@
 #include "runner.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -223,6 +224,29 @@ static int save_checkpoint(Run *r)
 	return 0;
 }
 
+/* A run killed while writing (kill -9, power loss) leaves its temporary files behind: the
+ * checkpoint's "checkpoint.safetensors.tmp.XXXXXX" (one full checkpoint in size) and the
+ * "*.json.tmp" of results.json / job.json. Only this run writes in its work dir, so whatever of
+ * them is there when it starts is stale: remove it, or every crash would leak a checkpoint's size. */
+static void remove_stale_temps(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		size_t n = strlen(e->d_name);
+		if (strncmp(e->d_name, CHECKPOINT_NAME ".tmp.", sizeof CHECKPOINT_NAME + 4) != 0 &&
+		    strncmp(e->d_name, "encoder.safetensors.tmp.", 24) != 0 &&
+		    (n < 9 || strcmp(e->d_name + n - 9, ".json.tmp") != 0))
+			continue;
+		char path[4096];
+		if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) < (int)sizeof path)
+			unlink(path);
+	}
+	closedir(d);
+}
+
 /* Resume if a checkpoint exists in the work dir: restores weights, optimizer moments, the step
  * counter and the RNG. Returns 1 when resumed, 0 when starting fresh, < 0 on error. */
 static int try_resume(Run *r)
@@ -243,6 +267,25 @@ static int try_resume(Run *r)
 	r->step = st.step;
 	*ctx_rng(r->ctx) = st.rng;
 	r->pretrain_seconds = st.elapsed_s;
+	checkpoint_state_free(&st);
+	return 1;
+}
+
+int runner_checkpoint_step(const char *work_dir, int64_t *step, char *err, size_t errlen)
+{
+	char path[4096];
+	snprintf(path, sizeof path, "%s/%s", work_dir, CHECKPOINT_NAME);
+	if (access(path, F_OK) != 0)
+		return 0;
+	Checkpoint *ck;
+	CheckpointState st;
+	if (checkpoint_open(path, 0, &ck, err, errlen) < 0)
+		return -1;
+	int rc = checkpoint_get_state(ck, &st, err, errlen);
+	checkpoint_close(ck);
+	if (rc < 0)
+		return -1;
+	*step = st.step;
 	checkpoint_state_free(&st);
 	return 1;
 }
@@ -613,6 +656,7 @@ int runner_run(const char *spec_json, const char *work_dir, const RunnerHooks *h
 		return -1;
 	}
 	eng_set_threads(r.js->threads);
+	remove_stale_temps(work_dir);
 	save_spec(work_dir, spec_json);
 	if (dataset_load(&r.js->dataset, &r.ds, err, errlen) < 0)
 		goto out;
