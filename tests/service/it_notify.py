@@ -185,7 +185,12 @@ def check_activation(exe, tmp):
             except OSError:
                 time.sleep(0.1)
         check(status == 200, "GET /v1/health on the passed socket -> %s" % status)
-        with open(os.path.join(state, "port")) as f:
+        # The kernel queues connections on the passed socket before ssld runs, so the answer can
+        # come before ssld writes its port file (just after it starts serving): wait for it.
+        port_file = os.path.join(state, "port")
+        while time.time() < deadline and not os.path.exists(port_file):
+            time.sleep(0.05)
+        with open(port_file) as f:
             check(int(f.read()) == port, "port file does not name the passed socket's port")
         proc.send_signal(signal.SIGTERM)
         rc = proc.wait(30)
