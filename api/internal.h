@@ -47,6 +47,7 @@ typedef struct Sbuf { char *p; size_t n, cap; int oom; } Sbuf;
 void sb_putn(Sbuf *b, const char *s, size_t n);
 void sb_puts(Sbuf *b, const char *s);
 __attribute__((format(printf, 2, 3))) void sb_printf(Sbuf *b, const char *fmt, ...);
+size_t utf8_seq_len(const unsigned char *s, size_t n); /* bytes of the well-formed UTF-8 sequence at s, 0 if none */
 void sb_json_str(Sbuf *b, const char *s);       /* a quoted, escaped JSON string (or null) */
 void sb_num(Sbuf *b, double v);                 /* %.7g, null for NaN/inf */
 

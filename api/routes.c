@@ -209,6 +209,14 @@ static enum MHD_Result jobs_submit(Req *r)
 		return reply_error(r, 400, "invalid_json", NULL, "the request body is empty: send the job as JSON (see GET /v1/methods for examples)");
 	if (memchr(r->body, 0, r->len))
 		return reply_error(r, 400, "invalid_json", NULL, "the request body contains a NUL byte");
+	/* JSON text is UTF-8 (RFC 8259): refuse anything else before a byte of it is stored or echoed. */
+	for (size_t i = 0; i < r->len;) {
+		size_t n = utf8_seq_len((const unsigned char *)r->body + i, r->len - i);
+		if (n == 0)
+			return reply_error(r, 400, "invalid_json", NULL, "the request body is not valid UTF-8 (byte %zu is 0x%02x)", i,
+			                   (unsigned)(unsigned char)r->body[i]);
+		i += n;
+	}
 	JobSpecOptions o = { .data_roots = api->cfg.data_roots, .n_data_roots = api->cfg.n_data_roots, .check_files = 1 };
 	JobSpec *js = NULL;
 	SpecError se;

@@ -76,6 +76,29 @@ void sb_printf(Sbuf *b, const char *fmt, ...)
 	free(big);
 }
 
+size_t utf8_seq_len(const unsigned char *s, size_t n)
+{
+	unsigned char c = s[0];
+	if (c < 0x80)
+		return 1;
+	size_t len = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+	if (len == 0 || len > n)
+		return 0;
+	unsigned char lo = 0x80, hi = 0xbf;   /* the second byte's range: no overlongs, surrogates, > U+10FFFF */
+	if (c == 0xe0) lo = 0xa0;
+	if (c == 0xed) hi = 0x9f;
+	if (c == 0xf0) lo = 0x90;
+	if (c == 0xf4) hi = 0x8f;
+	if (s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t i = 2; i < len; i++)
+		if (s[i] < 0x80 || s[i] > 0xbf)
+			return 0;
+	return len;
+}
+
+/* Messages echo what a client sent (a query value, a path): a byte that is not UTF-8 becomes
+ * U+FFFD here, so every answer stays valid JSON. */
 void sb_json_str(Sbuf *b, const char *s)
 {
 	if (!s) {
@@ -85,6 +108,17 @@ void sb_json_str(Sbuf *b, const char *s)
 	sb_putn(b, "\"", 1);
 	const char *run = s;
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p >= 0x80) {
+			size_t n = utf8_seq_len(p, strnlen((const char *)p, 4));
+			if (n > 0) {
+				p += n - 1;
+				continue;
+			}
+			sb_putn(b, run, (size_t)((const char *)p - run));
+			sb_puts(b, "\ufffd");
+			run = (const char *)p + 1;
+			continue;
+		}
 		if (*p >= 0x20 && *p != '"' && *p != '\\') continue;
 		sb_putn(b, run, (size_t)((const char *)p - run));
 		char esc[8];
@@ -189,6 +223,35 @@ enum MHD_Result reply_error(Req *r, unsigned status, const char *code, const cha
 	struct MHD_Response *resp = MHD_create_response_from_buffer(b.n, b.p, MHD_RESPMEM_MUST_FREE);
 	if (!resp) free(b.p);
 	return queue(r, status, resp, "application/json; charset=utf-8", 1);
+}
+
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9') return c - '0';
+	if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+	return -1;
+}
+
+/* URL and query unescaping for libmicrohttpd: the usual %XX decoding, except that %00 stays as it
+ * is. Decoded, a NUL would cut the C string short: "/index.html%00.png" served index.html, and an
+ * artifact name or a query value could hide a tail the checks never saw. */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+	(void)cls;
+	(void)c;
+	char *out = s;
+	for (const char *p = s; *p; p++) {
+		int hi, lo;
+		if (*p == '%' && (hi = hex_digit(p[1])) >= 0 && (lo = hex_digit(p[2])) >= 0 && (hi | lo) != 0) {
+			*out++ = (char)(hi * 16 + lo);
+			p += 2;
+		} else {
+			*out++ = *p;
+		}
+	}
+	*out = 0;
+	return (size_t)(out - s);
 }
 
 enum MHD_Result reply_fd(Req *r, int fd, uint64_t size, const char *content_type, const char *download_name)
@@ -800,6 +863,7 @@ int api_new(const ApiConfig *cfg, Api **out, char *err, size_t errlen)
 	                          MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384,   /* zeroed per request: keep it small */
 	                          MHD_OPTION_NOTIFY_COMPLETED, on_completed, api,
 	                          MHD_OPTION_EXTERNAL_LOGGER, mhd_log, api,
+	                          MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
 	                          MHD_OPTION_END);
 	if (!api->d) {
 		snprintf(err, errlen, "listen %s: cannot start the HTTP server (address in use or not allowed?)", api->listen);
