@@ -5,13 +5,14 @@
  *
  * Convolution is lowered a chunk of images at a time: im2col of the chunk into a
  * (C*kh*kw, nb*H'*W') arena matrix (thousands of columns, a few MB, so it stays in cache), one
- * cblas_sgemm for the whole chunk, then a cheap reorder to NCHW; per-image small sgemms are
- * avoided. Backward walks the chunks again with the forward's buffers: dW is one sgemm per chunk
+ * sgemm for the whole chunk (parallel_sgemm: split across the context's threads, since the engine
+ * keeps OpenBLAS itself at one thread), then a cheap reorder to NCHW; per-image small sgemms are
+ * avoided. im2col, col2im and the reorders are split across the same threads (parallel_for),
+ * each output element written by exactly one chunk, so results do not depend on the thread count. Backward walks the chunks again with the forward's buffers: dW is one sgemm per chunk
  * against recomputed columns, dX one sgemm into the column buffer followed by col2im. The
  * transposed convolution is the exact adjoint and uses the same lowering the other way round.
  *
- * Deliberately not here: dilation, groups, pooling with padding, threads of its own (parallelism
- * comes from OpenBLAS), and double backward (backward may overwrite saved buffers). A shape error
+ * Deliberately not here: dilation, groups, pooling with padding, and double backward (backward may overwrite saved buffers). A shape error
  * is a programming error: it prints the op and the shapes and aborts (see ops.h).
  */
 #include <cblas.h>
@@ -610,38 +611,72 @@ static void im2col_plane(const ConvGeom *g, const float *restrict plane, float *
 		memset(dst + (size_t)r1 * Wo, 0, (size_t)(g->Ho - r1) * Wo * sizeof(float));
 }
 
-// img (N,C,H,W) -> col (C*kh*kw, N*Ho*Wo), overwritten
-static void im2col(const ConvGeom *g, const float *img, float *col)
+/* Work items below this many floats are not worth waking a thread for. */
+#define CONV_GRAIN_FLOATS 32768
+
+static size_t conv_grain(size_t floats_per_item)
 {
-	const size_t HoWo = (size_t)g->Ho * g->Wo, P = (size_t)g->N * HoWo;
-	const size_t HW = (size_t)g->H * g->W;
-	for (int c = 0; c < g->C; c++)
-		for (int ki = 0; ki < g->kh; ki++) {
-			int r0, r1;
-			conv_valid_rows(g, ki, &r0, &r1);
-			for (int kj = 0; kj < g->kw; kj++) {
-				float *row = col + ((size_t)(c * g->kh + ki) * g->kw + kj) * P;
-				int c0, c1;
-				conv_valid_range(g, kj, &c0, &c1);
-				if (c0 == c1) {
-					memset(row, 0, P * sizeof(float));
-					continue;
-				}
-				for (int n = 0; n < g->N; n++)
-					im2col_plane(g, img + ((size_t)n * g->C + c) * HW, row + (size_t)n * HoWo,
-					             ki, kj, r0, r1, c0, c1);
-			}
-		}
+	return floats_per_item >= CONV_GRAIN_FLOATS ? 1 :
+	       (CONV_GRAIN_FLOATS + floats_per_item - 1) / floats_per_item;
 }
 
-// col (C*kh*kw, N*Ho*Wo) -> img (N,C,H,W), accumulated (+=); the adjoint of im2col
-static void col2im_add(const ConvGeom *g, const float *col, float *img)
+typedef struct ColJob {
+	const ConvGeom *g;
+	const float *img;
+	float *col;
+	const float *bias;   /* rns_to_nrs only */
+	int accumulate;      /* rns_to_nrs only */
+	int R;               /* rows per image (reorders) */
+	size_t S;            /* floats per row (reorders) */
+} ColJob;
+
+/* Column rows [r_begin, r_end) (row = (c*kh + ki)*kw + kj) of im2col. */
+static void im2col_part(void *arg, size_t r_begin, size_t r_end, int tid)
 {
+	const ColJob *j = arg;
+	const ConvGeom *g = j->g;
+	const size_t HoWo = (size_t)g->Ho * g->Wo, P = (size_t)g->N * HoWo;
+	const size_t HW = (size_t)g->H * g->W;
+	(void)tid;
+	for (size_t r = r_begin; r < r_end; r++) {
+		const int c = (int)(r / ((size_t)g->kh * g->kw)), k = (int)(r % ((size_t)g->kh * g->kw));
+		const int ki = k / g->kw, kj = k % g->kw;
+		int r0, r1, c0, c1;
+		conv_valid_rows(g, ki, &r0, &r1);
+		conv_valid_range(g, kj, &c0, &c1);
+		float *row = j->col + r * P;
+		if (c0 == c1) {
+			memset(row, 0, P * sizeof(float));
+			continue;
+		}
+		for (int n = 0; n < g->N; n++)
+			im2col_plane(g, j->img + ((size_t)n * g->C + c) * HW, row + (size_t)n * HoWo,
+			             ki, kj, r0, r1, c0, c1);
+	}
+}
+
+// img (N,C,H,W) -> col (C*kh*kw, N*Ho*Wo), overwritten; rows split across the threads
+static void im2col(Ctx *ctx, const ConvGeom *g, const float *img, float *col)
+{
+	const size_t rows = (size_t)g->C * g->kh * g->kw, P = (size_t)g->N * g->Ho * g->Wo;
+	ColJob j = { .g = g, .img = img, .col = col };
+	parallel_for(ctx, rows, conv_grain(P), im2col_part, &j);
+}
+
+/* Channels [c_begin, c_end) of col2im_add: a channel's kh*kw column rows all add into that
+ * channel's planes, so the split is by channel. */
+static void col2im_part(void *arg, size_t c_begin, size_t c_end, int tid)
+{
+	const ColJob *j = arg;
+	const ConvGeom *g = j->g;
+	const float *col = j->col;
+	float *img = (float *)j->img;
 	const size_t HoWo = (size_t)g->Ho * g->Wo, P = (size_t)g->N * HoWo;
 	const size_t HW = (size_t)g->H * g->W;
 	const int Wo = g->Wo, s = g->stride;
 	const ptrdiff_t sstep = (ptrdiff_t)s * g->W;
-	for (int c = 0; c < g->C; c++)
+	(void)tid;
+	for (int c = (int)c_begin; c < (int)c_end; c++)
 		for (int ki = 0; ki < g->kh; ki++) {
 			int r0, r1;
 			conv_valid_rows(g, ki, &r0, &r1);
@@ -670,19 +705,44 @@ static void col2im_add(const ConvGeom *g, const float *col, float *img)
 		}
 }
 
-// a (N, R, S) -> b (R, N*S): b[r][n*S + s] = a[n][r][s]
-static void nrs_to_rns(const float *a, float *b, int N, int R, size_t S)
+// col (C*kh*kw, N*Ho*Wo) -> img (N,C,H,W), accumulated (+=); the adjoint of im2col
+static void col2im_add(Ctx *ctx, const ConvGeom *g, const float *col, float *img)
 {
-	for (int n = 0; n < N; n++)
-		for (int r = 0; r < R; r++)
-			memcpy(b + ((size_t)r * N + n) * S, a + ((size_t)n * R + r) * S, S * sizeof(float));
+	const size_t per_c = (size_t)g->kh * g->kw * g->N * g->Ho * g->Wo;
+	ColJob j = { .g = g, .img = img, .col = (float *)col };
+	parallel_for(ctx, (size_t)g->C, conv_grain(per_c), col2im_part, &j);
 }
 
-// b (R, N*S) -> a (N, R, S), plus bias[r] (or NULL) when set, else accumulated into a
-static void rns_to_nrs(const float *b, float *a, int N, int R, size_t S, const float *bias,
-                       int accumulate)
+/* The reorders below split by image n (each image's rows are written by one chunk); ColJob's img
+ * is the (N,R,S) side, col the (R,N*S) side, g->N the images. */
+static void nrs_to_rns_part(void *arg, size_t n_begin, size_t n_end, int tid)
 {
-	for (int n = 0; n < N; n++)
+	const ColJob *j = arg;
+	const int N = j->g->N, R = j->R;
+	const size_t S = j->S;
+	(void)tid;
+	for (size_t n = n_begin; n < n_end; n++)
+		for (int r = 0; r < R; r++)
+			memcpy(j->col + ((size_t)r * N + n) * S, j->img + (n * R + r) * S, S * sizeof(float));
+}
+
+// a (N, R, S) -> b (R, N*S): b[r][n*S + s] = a[n][r][s]
+static void nrs_to_rns(Ctx *ctx, const float *a, float *b, int N, int R, size_t S)
+{
+	ConvGeom g = { .N = N };
+	ColJob j = { .g = &g, .img = a, .col = b, .R = R, .S = S };
+	parallel_for(ctx, (size_t)N, conv_grain((size_t)R * S), nrs_to_rns_part, &j);
+}
+
+static void rns_to_nrs_part(void *arg, size_t n_begin, size_t n_end, int tid)
+{
+	const ColJob *j = arg;
+	const float *b = j->col, *bias = j->bias;
+	float *a = (float *)j->img;
+	const int N = j->g->N, R = j->R, accumulate = j->accumulate;
+	const size_t S = j->S;
+	(void)tid;
+	for (int n = (int)n_begin; n < (int)n_end; n++)
 		for (int r = 0; r < R; r++) {
 			const float *src = b + ((size_t)r * N + n) * S;
 			float *dst = a + ((size_t)n * R + r) * S;
@@ -694,6 +754,16 @@ static void rns_to_nrs(const float *b, float *a, int N, int R, size_t S, const f
 				for (size_t i = 0; i < S; i++)
 					dst[i] = src[i] + bv;
 		}
+}
+
+// b (R, N*S) -> a (N, R, S), plus bias[r] (or NULL) when set, else accumulated into a
+static void rns_to_nrs(Ctx *ctx, const float *b, float *a, int N, int R, size_t S,
+                       const float *bias, int accumulate)
+{
+	ConvGeom g = { .N = N };
+	ColJob j = { .g = &g, .img = a, .col = (float *)b, .bias = bias, .accumulate = accumulate,
+	             .R = R, .S = S };
+	parallel_for(ctx, (size_t)N, conv_grain((size_t)R * S), rns_to_nrs_part, &j);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -731,7 +801,7 @@ static void conv2d_backward(Ctx *ctx, Node *n)
 		const float *dyc = dy + (size_t)n0 * O * HoWo;
 		const float *dyr = dyc; /* (O, P) */
 		if (gc.N > 1) {
-			nrs_to_rns(dyc, dyr_buf, gc.N, O, HoWo);
+			nrs_to_rns(ctx, dyc, dyr_buf, gc.N, O, HoWo);
 			dyr = dyr_buf;
 		}
 		if (db)
@@ -739,14 +809,12 @@ static void conv2d_backward(Ctx *ctx, Node *n)
 				db[o] += (float)sum_floats(dyr + (size_t)o * P, (size_t)P);
 		if (dw) { // dW (O,K) += dY (O,P) . col^T (P,K)
 			if (n0 != last)
-				im2col(&gc, x->data + (size_t)n0 * CHW, col);
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, O, K, P, 1.0f, dyr, P,
-			            col, P, 1.0f, dw, K);
+				im2col(ctx, &gc, x->data + (size_t)n0 * CHW, col);
+			parallel_sgemm(ctx, 0, 1, O, K, P, 1.0f, dyr, P, col, P, 1.0f, dw, K);
 		}
 		if (dx) { // dcol (K,P) = W^T (K,O) . dY (O,P); dx += col2im(dcol)
-			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, P, O, 1.0f, w->data, K,
-			            dyr, P, 0.0f, col, P);
-			col2im_add(&gc, col, dx + (size_t)n0 * CHW);
+			parallel_sgemm(ctx, 1, 0, K, P, O, 1.0f, w->data, K, dyr, P, 0.0f, col, P);
+			col2im_add(ctx, &gc, col, dx + (size_t)n0 * CHW);
 		}
 	}
 }
@@ -783,12 +851,11 @@ Tensor *op_conv2d(Ctx *ctx, Tensor *x, Tensor *w, Tensor *b, int stride, int pad
 		gc.N = N - n0 < nb ? N - n0 : nb;
 		const int P = (int)((size_t)gc.N * HoWo);
 		float *yc = out->data + (size_t)n0 * O * HoWo;
-		im2col(&gc, x->data + (size_t)n0 * CHW, col);
+		im2col(ctx, &gc, x->data + (size_t)n0 * CHW, col);
 		float *dst = gc.N > 1 ? prod : yc;
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, O, P, K, 1.0f, w->data, K,
-		            col, P, 0.0f, dst, P);
+		parallel_sgemm(ctx, 0, 0, O, P, K, 1.0f, w->data, K, col, P, 0.0f, dst, P);
 		if (gc.N > 1)
-			rns_to_nrs(prod, yc, gc.N, O, HoWo, b ? b->data : NULL, 0);
+			rns_to_nrs(ctx, prod, yc, gc.N, O, HoWo, b ? b->data : NULL, 0);
 		else if (b)
 			for (int o = 0; o < O; o++)
 				for (size_t p = 0; p < HoWo; p++)
@@ -850,27 +917,24 @@ static void conv_transpose2d_backward(Ctx *ctx, Node *n)
 		gc.N = g.N - n0 < nb ? g.N - n0 : nb;
 		const int P = (int)((size_t)gc.N * HW);
 		const float *xc = x->data + (size_t)n0 * Cin * HW;
-		im2col(&gc, dy + (size_t)n0 * O * plane, col); /* dcol (K,P) */
+		im2col(ctx, &gc, dy + (size_t)n0 * O * plane, col); /* dcol (K,P) */
 		if (dw) { // dW (C,K) += xr (C,P) . dcol^T (P,K)
 			const float *xr = xc;
 			if (gc.N > 1) {
 				if (n0 != last)
-					nrs_to_rns(xc, xr_buf, gc.N, Cin, HW);
+					nrs_to_rns(ctx, xc, xr_buf, gc.N, Cin, HW);
 				xr = xr_buf;
 			}
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Cin, K, P, 1.0f, xr, P,
-			            col, P, 1.0f, dw, K);
+			parallel_sgemm(ctx, 0, 1, Cin, K, P, 1.0f, xr, P, col, P, 1.0f, dw, K);
 		}
 		if (!dx)
 			continue;
 		float *dxc = dx + (size_t)n0 * Cin * HW;
 		if (gc.N == 1) { // dx (C, H*W) += W (C,K) . dcol (K,P)
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cin, P, K, 1.0f, w->data, K,
-			            col, P, 1.0f, dxc, P);
+			parallel_sgemm(ctx, 0, 0, Cin, P, K, 1.0f, w->data, K, col, P, 1.0f, dxc, P);
 		} else {
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cin, P, K, 1.0f, w->data, K,
-			            col, P, 0.0f, xr_buf, P);
-			rns_to_nrs(xr_buf, dxc, gc.N, Cin, HW, NULL, 1);
+			parallel_sgemm(ctx, 0, 0, Cin, P, K, 1.0f, w->data, K, col, P, 0.0f, xr_buf, P);
+			rns_to_nrs(ctx, xr_buf, dxc, gc.N, Cin, HW, NULL, 1);
 		}
 	}
 }
@@ -909,13 +973,12 @@ Tensor *op_conv_transpose2d(Ctx *ctx, Tensor *x, Tensor *w, Tensor *b, int strid
 		const int P = (int)((size_t)gc.N * HW);
 		const float *xr = x->data + (size_t)n0 * Cin * HW;
 		if (gc.N > 1) {
-			nrs_to_rns(xr, xr_buf, gc.N, Cin, HW);
+			nrs_to_rns(ctx, xr, xr_buf, gc.N, Cin, HW);
 			xr = xr_buf;
 		}
 		// col (K,P) = W^T (K,C) . xr (C,P)
-		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, P, Cin, 1.0f, w->data, K,
-		            xr, P, 0.0f, col, P);
-		col2im_add(&gc, col, out->data + (size_t)n0 * O * plane);
+		parallel_sgemm(ctx, 1, 0, K, P, Cin, 1.0f, w->data, K, xr, P, 0.0f, col, P);
+		col2im_add(ctx, &gc, col, out->data + (size_t)n0 * O * plane);
 	}
 	if (b)
 		for (int i = 0; i < N; i++)
@@ -1199,7 +1262,53 @@ Tensor *op_causal_mask(Ctx *ctx, Tensor *scores)
 
 /* ---------------------------------------------------------------------------------------------- */
 /* attention: per (b,h), S = q k^T * scale [masked], P = softmax(S), O = P v. saved: P for every
- * (b,h), (B*H, Tq, Tk). k and v may have a different length Tk from q when not causal. */
+ * (b,h), (B*H, Tq, Tk). k and v may have a different length Tk from q when not causal. The (b,h)
+ * pairs are independent (each writes only its own slices) and are split across the context's
+ * threads; per-thread scratch (P without a tape, dS in backward) is indexed by tid. */
+
+typedef struct AttnJob {
+	const float *q, *k, *v, *P, *dO;
+	float *Pbuf, *out, *dS, *dq, *dk, *dv;
+	int Tq, Tk, Dh, causal, rec;
+	float scale;
+} AttnJob;
+
+static void attention_backward_part(void *arg, size_t m_begin, size_t m_end, int tid)
+{
+	const AttnJob *j = arg;
+	const int Tq = j->Tq, Tk = j->Tk, Dh = j->Dh;
+	const float scale = j->scale;
+	const size_t qs = (size_t)Tq * Dh, ks = (size_t)Tk * Dh, ps = (size_t)Tq * Tk;
+	float *dS = j->dS + (size_t)tid * ps;
+	float *dq = j->dq, *dk = j->dk, *dv = j->dv;
+	for (size_t m = m_begin; m < m_end; m++) {
+		const float *Pm = j->P + m * ps, *dOm = j->dO + m * qs;
+		if (dv) // dv (Tk,Dh) += P^T (Tk,Tq) . dO (Tq,Dh)
+			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Tk, Dh, Tq, 1.0f, Pm, Tk, dOm, Dh,
+			            1.0f, dv + m * ks, Dh);
+		if (!dq && !dk)
+			continue;
+		// dP (Tq,Tk) = dO (Tq,Dh) . v^T (Dh,Tk)
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, Tk, Dh, 1.0f, dOm, Dh,
+		            j->v + m * ks, Dh, 0.0f, dS, Tk);
+		// dS = P * (dP - rowsum(P * dP)) * scale
+		for (int i = 0; i < Tq; i++) {
+			const float *pr = Pm + (size_t)i * Tk;
+			float *dr = dS + (size_t)i * Tk;
+			float dot = 0.0f;
+			for (int c = 0; c < Tk; c++)
+				dot += pr[c] * dr[c];
+			for (int c = 0; c < Tk; c++)
+				dr[c] = pr[c] * (dr[c] - dot) * scale;
+		}
+		if (dq) // dq (Tq,Dh) += dS (Tq,Tk) . k (Tk,Dh)
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, Dh, Tk, 1.0f, dS, Tk,
+			            j->k + m * ks, Dh, 1.0f, dq + m * qs, Dh);
+		if (dk) // dk (Tk,Dh) += dS^T (Tk,Tq) . q (Tq,Dh)
+			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Tk, Dh, Tq, 1.0f, dS, Tk,
+			            j->q + m * qs, Dh, 1.0f, dk + m * ks, Dh);
+	}
+}
 
 static void attention_backward(Ctx *ctx, Node *n)
 {
@@ -1209,35 +1318,43 @@ static void attention_backward(Ctx *ctx, Node *n)
 	const float scale = n->f[0];
 	const float *P = n->saved, *dO = n->out->grad;
 	float *dq = tape_grad_in(ctx, q), *dk = tape_grad_in(ctx, k), *dv = tape_grad_in(ctx, v);
-	float *dS = arena_floats(ctx, (size_t)Tq * Tk);
-	const size_t qs = (size_t)Tq * Dh, ks = (size_t)Tk * Dh, ps = (size_t)Tq * Tk;
+	const size_t qs = (size_t)Tq * Dh, ps = (size_t)Tq * Tk;
+	AttnJob j = { .q = q->data, .k = k->data, .v = v->data, .P = P, .dO = dO,
+	              .dS = arena_floats(ctx, ps * (size_t)ctx_threads(ctx)), .dq = dq, .dk = dk,
+	              .dv = dv, .Tq = Tq, .Tk = Tk, .Dh = Dh, .scale = scale };
+	parallel_for(ctx, (size_t)BH, conv_grain(2 * ps + qs), attention_backward_part, &j);
+}
 
-	for (int m = 0; m < BH; m++) {
-		const float *Pm = P + m * ps, *dOm = dO + m * qs;
-		if (dv) // dv (Tk,Dh) += P^T (Tk,Tq) . dO (Tq,Dh)
-			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Tk, Dh, Tq, 1.0f, Pm, Tk, dOm, Dh,
-			            1.0f, dv + m * ks, Dh);
-		if (!dq && !dk)
-			continue;
-		// dP (Tq,Tk) = dO (Tq,Dh) . v^T (Dh,Tk)
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, Tk, Dh, 1.0f, dOm, Dh,
-		            v->data + m * ks, Dh, 0.0f, dS, Tk);
-		// dS = P * (dP - rowsum(P * dP)) * scale
+static void attention_forward_part(void *arg, size_t m_begin, size_t m_end, int tid)
+{
+	const AttnJob *j = arg;
+	const int Tq = j->Tq, Tk = j->Tk, Dh = j->Dh, causal = j->causal;
+	const size_t qs = (size_t)Tq * Dh, ks = (size_t)Tk * Dh, ps = (size_t)Tq * Tk;
+	for (size_t m = m_begin; m < m_end; m++) {
+		float *Pm = j->rec ? j->Pbuf + m * ps : j->Pbuf + (size_t)tid * ps;
+		// S (Tq,Tk) = scale * q (Tq,Dh) . k^T (Dh,Tk)
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, Tk, Dh, j->scale, j->q + m * qs,
+		            Dh, j->k + m * ks, Dh, 0.0f, Pm, Tk);
 		for (int i = 0; i < Tq; i++) {
-			const float *pr = Pm + (size_t)i * Tk;
-			float *dr = dS + (size_t)i * Tk;
-			float dot = 0.0f;
-			for (int j = 0; j < Tk; j++)
-				dot += pr[j] * dr[j];
-			for (int j = 0; j < Tk; j++)
-				dr[j] = pr[j] * (dr[j] - dot) * scale;
+			float *r = Pm + (size_t)i * Tk;
+			const int len = causal ? i + 1 : Tk;
+			float mx = r[0];
+			for (int c = 1; c < len; c++)
+				mx = r[c] > mx ? r[c] : mx;
+			float sum = 0.0f;
+			for (int c = 0; c < len; c++) {
+				r[c] = expf(r[c] - mx);
+				sum += r[c];
+			}
+			const float inv = 1.0f / sum;
+			for (int c = 0; c < len; c++)
+				r[c] *= inv;
+			for (int c = len; c < Tk; c++)
+				r[c] = 0.0f;
 		}
-		if (dq) // dq (Tq,Dh) += dS (Tq,Tk) . k (Tk,Dh)
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, Dh, Tk, 1.0f, dS, Tk,
-			            k->data + m * ks, Dh, 1.0f, dq + m * qs, Dh);
-		if (dk) // dk (Tk,Dh) += dS^T (Tk,Tq) . q (Tq,Dh)
-			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Tk, Dh, Tq, 1.0f, dS, Tk,
-			            q->data + m * qs, Dh, 1.0f, dk + m * ks, Dh);
+		// O (Tq,Dh) = P (Tq,Tk) . v (Tk,Dh)
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, Dh, Tk, 1.0f, Pm, Tk,
+		            j->v + m * ks, Dh, 0.0f, j->out + m * qs, Dh);
 	}
 }
 
@@ -1256,36 +1373,12 @@ Tensor *op_attention(Ctx *ctx, Tensor *q, Tensor *k, Tensor *v, int causal)
 	const float scale = 1.0f / sqrtf((float)Dh);
 	Tensor *in[3] = { q, k, v };
 	const int rec = tape_wants_grad(ctx, in, 3);
-	const size_t qs = (size_t)Tq * Dh, ks = (size_t)Tk * Dh, ps = (size_t)Tq * Tk;
-	float *P = arena_floats(ctx, rec ? (size_t)BH * ps : ps);
+	const size_t qs = (size_t)Tq * Dh, ps = (size_t)Tq * Tk;
+	float *P = arena_floats(ctx, (rec ? (size_t)BH : (size_t)ctx_threads(ctx)) * ps);
 	Tensor *out = ctx_tensor_like(ctx, q);
-
-	for (int m = 0; m < BH; m++) {
-		float *Pm = rec ? P + m * ps : P;
-		// S (Tq,Tk) = scale * q (Tq,Dh) . k^T (Dh,Tk)
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, Tk, Dh, scale, q->data + m * qs,
-		            Dh, k->data + m * ks, Dh, 0.0f, Pm, Tk);
-		for (int i = 0; i < Tq; i++) {
-			float *r = Pm + (size_t)i * Tk;
-			const int len = causal ? i + 1 : Tk;
-			float mx = r[0];
-			for (int j = 1; j < len; j++)
-				mx = r[j] > mx ? r[j] : mx;
-			float sum = 0.0f;
-			for (int j = 0; j < len; j++) {
-				r[j] = expf(r[j] - mx);
-				sum += r[j];
-			}
-			const float inv = 1.0f / sum;
-			for (int j = 0; j < len; j++)
-				r[j] *= inv;
-			for (int j = len; j < Tk; j++)
-				r[j] = 0.0f;
-		}
-		// O (Tq,Dh) = P (Tq,Tk) . v (Tk,Dh)
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, Dh, Tk, 1.0f, Pm, Tk,
-		            v->data + m * ks, Dh, 0.0f, out->data + m * qs, Dh);
-	}
+	AttnJob j = { .q = q->data, .k = k->data, .v = v->data, .Pbuf = P, .out = out->data,
+	              .Tq = Tq, .Tk = Tk, .Dh = Dh, .causal = causal, .rec = rec, .scale = scale };
+	parallel_for(ctx, (size_t)BH, conv_grain(2 * ps + qs), attention_forward_part, &j);
 
 	if (rec) {
 		Node *n = tape_record(ctx, OP_ATTENTION, attention_backward, out, in, 3);
