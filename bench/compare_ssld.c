@@ -503,12 +503,14 @@ int main(int argc, char **argv)
 	       "\"per_step\": %d, \"unit\": \"%s\", \"throughput\": %.2f, \"cpu_throughput\": %.2f, "
 	       "\"peak_rss_mb\": %.1f, \"loss\": %.6g, \"sgemm_gflop_per_step\": %.4f, "
 	       "\"gflops\": %.2f, \"cpu_gflops\": %.2f, \"raw_sgemm_gflops\": %.2f, "
-	       "\"raw_sgemm_cpu_gflops\": %.2f, \"params\": %zu}\n",
+	       "\"raw_sgemm_cpu_gflops\": %.2f, \"params\": %zu, \"arena_used_mb\": %.1f, "
+	       "\"arena_capacity_mb\": %.1f}\n",
 	       model, threads, n, 1e3 * med, 1e3 * walls[0], 1e3 * cpu, b.per_step, b.unit,
 	       b.per_step / med, b.per_step * threads / cpu, hwm_kb / 1024.0, loss, gflop,
 	       gflop / med, gflop * threads / cpu, raw_wall > 0 ? gflop / raw_wall : 0.0,
 	       raw_cpu > 0 ? gflop * threads / raw_cpu : 0.0,
-	       paramset_numel(b.ps, 1));
+	       paramset_numel(b.ps, 1), ctx_arena_used(ctx) / 1048576.0,
+	       ctx_arena_capacity(ctx) / 1048576.0);
 	optim_free(opt);
 	ctx_free(ctx);
 	bench_free(&b);
