@@ -7,6 +7,8 @@
  */
 #include "internal.h"
 
+#include "../engine/fault.h"
+
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -178,6 +180,9 @@ enum MHD_Result reply_text(Req *r, unsigned status, const char *content_type, co
 
 enum MHD_Result reply_sbuf(Req *r, unsigned status, Sbuf *b)
 {
+	if (!b->oom && ssld_fault("api_alloc")) {   /* ../engine/fault.h: building the answer ran out of memory */
+		b->oom = 1;
+	}
 	if (b->oom) {
 		free(b->p);
 		memset(b, 0, sizeof *b);

@@ -289,6 +289,9 @@ int serve_main(int argc, char **argv)
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* A file size limit (RLIMIT_FSIZE) must fail the write with EFBIG - which the checkpoint and
+	 * SQLite report, naming the file - not kill the daemon and every job in it. */
+	signal(SIGXFSZ, SIG_IGN);
 
 	/* The state directory, owned by one daemon at a time. */
 	if ((rc = mkdir_p(c->state_dir)) < 0) {

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "fault.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "checkpoint.c writes tensors as raw little-endian floats; add byte swapping for this host"
@@ -1310,7 +1311,7 @@ static int write_file(const char *path, Writer *w, char *err, size_t errlen)
 	size_t pl = strlen(path);
 	tmp = eng_malloc(pl + 16);
 	dir = eng_malloc(pl + 2);
-	if (!tmp || !dir) {
+	if (!tmp || !dir || ssld_fault("checkpoint_alloc")) {   /* fault.h */
 		rc = fail(err, errlen, CKPT_ENOMEM, "%s: out of memory", path);
 		goto out;
 	}
@@ -1344,6 +1345,10 @@ static int write_file(const char *path, Writer *w, char *err, size_t errlen)
 	for (int i = 0; ok && i < w->n; i++) {
 		const Tensor *t = w->e[i].src;
 		ok = fwrite(t->data, sizeof(float), t->size, f) == t->size;
+	}
+	if (ok && ssld_fault("checkpoint_write")) {   /* fault.h: the disk is full */
+		ok = 0;
+		errno = ENOSPC;
 	}
 	if (!ok || fflush(f) != 0 || fsync(fileno(f)) != 0) {
 		rc = fail(err, errlen, CKPT_EIO, "%s: writing %s failed: %s", path, tmp, strerror(errno));

@@ -7,6 +7,8 @@
  */
 #include "batch.h"
 
+#include "../engine/fault.h"
+
 #include <math.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -226,6 +228,11 @@ static int write_out(StoreBatch *b, sqlite3 *db, char *err, size_t errlen)
 			nlast++;
 		}
 		last[k] = (KeyLast){ .job = p->job, .id = id, .step = p->step, .value = p->value, .key = p->key };
+	}
+	if (o->npts > 0 && ssld_fault("metric_flush")) {   /* ../engine/fault.h: I/O error mid-batch */
+		snprintf(err, errlen, "metric batch: writing metric points: disk I/O error (injected by SSLD_FAULT)");
+		rc = STORE_EDB;
+		goto out;
 	}
 	what = "updating latest metrics";
 	for (size_t j = 0; j < nlast; j++) {

@@ -6,6 +6,7 @@
  * transaction. Every write is one BEGIN IMMEDIATE transaction; SQLite errors are turned into
  * messages that name the operation once, here.
  */
+#include "../engine/fault.h"
 #include "store.h"
 
 #include <errno.h>
@@ -440,6 +441,11 @@ int store_job_insert(Store *st, const StoreNewJob *nj, int64_t *id, char *err, s
 		goto out;
 	}
 	*id = sqlite3_last_insert_rowid(db);
+	if (ssld_fault("job_insert")) {   /* ../engine/fault.h: the row is written, the commit fails */
+		snprintf(err, errlen, "inserting a job: COMMIT: disk I/O error (injected by SSLD_FAULT)");
+		rc = STORE_EDB;
+		goto out;
+	}
 	rc = store_commit(db, err, errlen);
 out:
 	unprep(s);
