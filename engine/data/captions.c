@@ -485,6 +485,12 @@ static int load_index_images(const DatasetSpec *spec, Dataset *ds, Pair *pv, int
 			return data_err(-EINVAL, err, errlen,
 			                "%s:%d: image index %lld outside the %d Fashion-MNIST training images",
 			                spec->captions_file, lines[i], pv[i].index, ds->train.n);
+	/* An explicit label on an index line replaces the image's own: it must name one of the
+	 * dataset's classes, or the evaluations would index past their class tables. */
+	for (int i = 0; i < n; i++)
+		if (pv[i].label >= ds->num_classes)
+			return data_err(-EINVAL, err, errlen, "%s:%d: label %d outside the %d Fashion-MNIST classes (0..%d)",
+			                spec->captions_file, lines[i], pv[i].label, ds->num_classes, ds->num_classes - 1);
 	float *x = eng_malloc((size_t)n * ds->sample_floats * sizeof(float));
 	int *y = eng_malloc((size_t)n * sizeof(int));
 	ds->captions = eng_calloc((size_t)n, sizeof(char *));

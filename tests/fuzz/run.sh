@@ -11,5 +11,6 @@ export ASAN_OPTIONS="${ASAN_OPTIONS:-halt_on_error=1:abort_on_error=1:detect_lea
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:abort_on_error=1:print_stacktrace=1}"
 # Fuzzers and the data readers use OpenBLAS only incidentally; one thread keeps runs comparable.
 export OPENBLAS_NUM_THREADS=1
-exec "$harness" -max_total_time="$secs" -timeout=25 -rss_limit_mb=2048 -max_len=65536 \
+# -error_exitcode=1: libFuzzer exits 77 on a crash by default, which meson reads as "skipped".
+exec "$harness" -error_exitcode=1 -timeout_exitcode=1 -max_total_time="$secs" -timeout=25 -rss_limit_mb=2048 -max_len=65536 \
 	-print_final_stats=1 -artifact_prefix="$work/" "$work/corpus" "$seeds" </dev/null
