@@ -481,9 +481,9 @@ static const MethodInfo methods[] = {
 			  .help = "weight of the variance term (mu)" },
 			{ "cov_weight", PARAM_NUMBER, .def = 1, .min = 0, .max = 1000,
 			  .help = "weight of the covariance term (nu)" },
-			{ "proj_hidden", PARAM_INTEGER, .def = 1024, .min = 1, .max = 8192,
+			{ "proj_hidden", PARAM_INTEGER, .def = 512, .min = 1, .max = 8192,
 			  .help = "width of the expander's two hidden layers (BN + ReLU)" },
-			{ "proj_dim", PARAM_INTEGER, .def = 1024, .min = 2, .max = 8192,
+			{ "proj_dim", PARAM_INTEGER, .def = 512, .min = 2, .max = 8192,
 			  .help = "embedding size D where the three terms are computed" },
 			SSL_HEALTH_KEYS,
 		},
@@ -492,7 +492,7 @@ static const MethodInfo methods[] = {
 			"  \"name\": \"vicreg-fashion-mnist\",\n"
 			"  \"method\": \"vicreg\",\n"
 			"  \"params\": { \"sim_weight\": 25, \"var_weight\": 25, \"cov_weight\": 1,\n"
-			"              \"proj_hidden\": 1024, \"proj_dim\": 1024, \"health_every\": 50, \"knn_every\": 250 },\n"
+			"              \"proj_hidden\": 512, \"proj_dim\": 512, \"health_every\": 50, \"knn_every\": 250 },\n"
 			"  \"dataset\": \"fashion-mnist\",\n"
 			"  \"model\": { \"encoder\": \"cnn\", \"channels\": [32, 64, 128], \"batchnorm\": true },\n"
 			"  \"augment\": \"simclr\",\n"
