@@ -16,6 +16,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -28,6 +32,9 @@ struct Store {
 	pthread_mutex_t mu;
 	sqlite3 *idle[POOL_MAX];
 	int n_idle;
+	/* The -shm file's first page, mapped read-only for store_change_stamp (MAP_FAILED when it
+	 * could not be mapped: then there is no stamp). */
+	void *shm;
 };
 
 /* ---- names ---------------------------------------------------------------------------------- */
@@ -297,6 +304,8 @@ void store_rollback(sqlite3 *db)
 	if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 }
 
+static void map_shm(Store *st);
+
 int store_open(const char *path, Store **out, char *err, size_t errlen)
 {
 	*out = NULL;
@@ -307,6 +316,7 @@ int store_open(const char *path, Store **out, char *err, size_t errlen)
 		return STORE_ENOMEM;
 	}
 	pthread_mutex_init(&st->mu, NULL);
+	st->shm = MAP_FAILED;
 	sqlite3 *db = open_conn(path, err, errlen);
 	if (!db) {
 		store_free(st);
@@ -318,6 +328,7 @@ int store_open(const char *path, Store **out, char *err, size_t errlen)
 		store_free(st);
 		return rc;
 	}
+	map_shm(st);
 	store_release(st, db);
 	*out = st;
 	return 0;
@@ -327,6 +338,7 @@ void store_free(Store *st)
 {
 	if (!st) return;
 	for (int i = 0; i < st->n_idle; i++) close_conn(st->idle[i]);
+	if (st->shm != MAP_FAILED) munmap(st->shm, (size_t)sysconf(_SC_PAGESIZE));
 	pthread_mutex_destroy(&st->mu);
 	free(st->path);
 	free(st);
@@ -343,6 +355,46 @@ int store_schema_version(Store *st)
 	store_release(st, db);
 	return v < 0 ? STORE_EDB : v;
 }
+
+/* ---- change stamp --------------------------------------------------------------------------- */
+
+/* Called by store_open with a connection open (in WAL mode, so the -shm file exists). */
+static void map_shm(Store *st)
+{
+	char p[4200];
+	snprintf(p, sizeof p, "%s-shm", st->path);
+	st->shm = MAP_FAILED;
+	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) return;
+	struct stat sb;
+	long page = sysconf(_SC_PAGESIZE);
+	if (fstat(fd, &sb) != 0 || sb.st_size < page) {   /* a page past the end would be SIGBUS */
+		close(fd);
+		return;
+	}
+	/* The file exists while any connection is open; the Store keeps one open from store_open to
+	 * store_free, so the file (and this mapping of it) outlives every stamp. */
+	void *m = mmap(NULL, (size_t)page, PROT_READ, MAP_SHARED, fd, 0);
+	close(fd);
+	if (m != MAP_FAILED) st->shm = m;
+}
+
+int store_change_stamp(Store *st, StoreStamp *out)
+{
+	if (st->shm == MAP_FAILED) return STORE_EDB;
+	/* The WAL-index header: two 48-byte copies at offsets 0 and 48. A writer fills the second,
+	 * then (after a barrier) the first; a reader reads the first, then the second, and trusts
+	 * them only when they agree. isInit (byte 12) is 1 once the header is valid. */
+	const volatile unsigned char *h = st->shm;
+	StoreStamp b;
+	for (int i = 0; i < 48; i++) out->hdr[i] = h[i];
+	atomic_thread_fence(memory_order_acquire);
+	for (int i = 0; i < 48; i++) b.hdr[i] = h[48 + i];
+	if (out->hdr[12] != 1 || memcmp(out->hdr, b.hdr, sizeof b.hdr) != 0) return STORE_EDB;
+	return 0;
+}
+
+int store_stamp_equal(const StoreStamp *a, const StoreStamp *b) { return memcmp(a->hdr, b->hdr, sizeof a->hdr) == 0; }
 
 /* ---- jobs ----------------------------------------------------------------------------------- */
 

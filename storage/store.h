@@ -194,6 +194,20 @@ int store_token_count(Store *st, int64_t *n, char *err, size_t errlen);
 /* 1 with *out filled when a token has this hash, 0 when none has, < 0 on error. */
 int store_token_find(Store *st, const char *sha256hex, StoreToken *out, char *err, size_t errlen);
 
+/* ---- change detection (for caches of answers built from the database) ---------------------- */
+
+/* A stamp that changes with every commit to the database, by any connection of this process or
+ * of another (`sqlite3 ssld.db`, a test), read without a transaction or a lock: it is a copy of
+ * the WAL-index header SQLite keeps in the -shm file (https://www.sqlite.org/walformat.html; its
+ * change counter moves on every transaction), read the way SQLite's own readers do (both copies
+ * of the header, equal). A cache keeps the stamp read *before* it read the database; an entry is
+ * current while store_change_stamp still returns an equal stamp. Returns 0 with *out set, or < 0
+ * when no stamp can be read now (a commit is updating the header, no WAL index): then treat the
+ * database as changed. */
+typedef struct StoreStamp { unsigned char hdr[48]; } StoreStamp;
+int store_change_stamp(Store *st, StoreStamp *out);
+int store_stamp_equal(const StoreStamp *a, const StoreStamp *b);
+
 /* ---- connections (for batch.c) ------------------------------------------------------------- */
 
 struct sqlite3;

@@ -383,6 +383,49 @@ static void test_concurrency(void)
 	rm_db();
 }
 
+/* The change stamp answer caches rely on: equal while nothing commits (reads included), different
+ * after a commit of this process, of the batch writer and of another connection (another process
+ * writing the file, like `sqlite3 ssld.db`). */
+static void test_change_stamp(void)
+{
+	Store *st;
+	CHECK_RC(store_open(dbpath, &st, err, sizeof err));
+	StoreStamp a, b;
+	CHECK(store_change_stamp(st, &a) == 0);
+	CHECK(store_change_stamp(st, &b) == 0 && store_stamp_equal(&a, &b));
+	int64_t id = insert(st, "stamp", 0, "");
+	CHECK(store_change_stamp(st, &b) == 0 && !store_stamp_equal(&a, &b));
+	a = b;
+	StoreJob j;
+	CHECK_RC(store_job_get(st, id, &j, err, sizeof err));
+	store_job_clear(&j);
+	MetricSet ms;
+	CHECK_RC(store_metrics_read(st, id, 0, NULL, 0, 100, &ms, err, sizeof err));
+	metric_set_clear(&ms);
+	CHECK(store_change_stamp(st, &b) == 0 && store_stamp_equal(&a, &b));
+
+	StoreBatch *sb;
+	CHECK_RC(store_batch_new(st, 1024, &sb, err, sizeof err));
+	store_batch_metric(sb, id, 1, "loss", 1.5);
+	CHECK_RC(store_batch_flush(sb, err, sizeof err));
+	CHECK(store_change_stamp(st, &b) == 0 && !store_stamp_equal(&a, &b));
+	store_batch_free(sb);
+	a = b;
+
+	sqlite3 *other;
+	CHECK(sqlite3_open(dbpath, &other) == SQLITE_OK);
+	char sql[128];
+	snprintf(sql, sizeof sql, "UPDATE jobs SET name = 'renamed' WHERE id = %lld", (long long)id);
+	CHECK(sqlite3_exec(other, sql, NULL, NULL, NULL) == SQLITE_OK);
+	CHECK(store_change_stamp(st, &b) == 0 && !store_stamp_equal(&a, &b));
+	a = b;
+	CHECK(sqlite3_exec(other, "SELECT count(*) FROM jobs", NULL, NULL, NULL) == SQLITE_OK);
+	CHECK(store_change_stamp(st, &b) == 0 && store_stamp_equal(&a, &b));
+	sqlite3_close(other);
+	store_free(st);
+	rm_db();
+}
+
 int main(void)
 {
 	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
@@ -394,6 +437,7 @@ int main(void)
 	test_queue();
 	test_metrics_and_resume();
 	test_concurrency();
+	test_change_stamp();
 	rmdir(dir);
 	if (failures) { fprintf(stderr, "test_storage: %d failure(s)\n", failures); return 1; }
 	printf("test_storage: all checks passed\n");
