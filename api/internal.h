@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "api.h"
+#include "cache.h"
 
 struct cJSON;
 
@@ -27,6 +28,7 @@ struct Api {
 	int ntokens;                       /* < 0: auth disabled */
 	atomic_uint_fast64_t codes[600];   /* responses by HTTP status */
 	double started;
+	ApiCache *cache;                   /* GET answers (cache.h); NULL = none */
 };
 
 typedef struct Req {
@@ -40,6 +42,10 @@ typedef struct Req {
 	char owner[64];                   /* set by require_auth */
 	int admin;                        /* set by require_auth: may act on anyone's jobs */
 	int auth_on;                      /* set by require_auth: tokens exist */
+	int etag;                         /* set by reply_cached: a 200 answer gets an ETag (304 on a match) */
+	int stamped;                      /* set by reply_cached: stamp read, reply_sbuf keeps the 200 answer */
+	StoreStamp stamp;                 /* the database's change stamp read before the answer was built */
+	char *cache_key;
 } Req;
 
 /* A growable text buffer for hand-written JSON (number-heavy responses). */
@@ -58,6 +64,12 @@ __attribute__((format(printf, 5, 6)))
 enum MHD_Result reply_error(Req *r, unsigned status, const char *code, const char *field, const char *fmt, ...);
 enum MHD_Result reply_text(Req *r, unsigned status, const char *content_type, const char *text, size_t len);
 enum MHD_Result reply_fd(Req *r, int fd, uint64_t size, const char *content_type, const char *download_name);
+
+/* For a GET whose answer is a function of the database alone (and of the request's path and
+ * query): 1 after queueing a cached answer (*rc set; 304 when If-None-Match names its ETag), or 0
+ * with the request marked so that reply_sbuf gives its 200 answer an ETag and keeps it. Call it
+ * after the request's read access was checked. */
+int reply_cached(Req *r, enum MHD_Result *rc);
 
 /* Query arguments: 0 if every argument's name is in `allowed` (NULL-terminated), else replies 400
  * naming the first unknown one and returns -1. */

@@ -747,8 +747,12 @@ enum MHD_Result route_v1(Req *r, const char *path)
 		return serve_health(r);
 	}
 	if (strcmp(path, "/methods") == 0) return get ? methods(r) : not_allowed(r, "GET");
+	enum MHD_Result rc;
 	if (strcmp(path, "/jobs") == 0 || strcmp(path, "/jobs/") == 0) {
-		if (get) return require_read(r) < 0 ? MHD_YES : jobs_list(r);
+		if (get) {
+			if (require_read(r) < 0) return MHD_YES;
+			return reply_cached(r, &rc) ? rc : jobs_list(r);
+		}
 		if (post) return jobs_submit(r);
 		return not_allowed(r, "GET, POST");
 	}
@@ -765,6 +769,10 @@ enum MHD_Result route_v1(Req *r, const char *path)
 			return reply_error(r, 404, "not_found", NULL, "%.200s: no such job", r->url);
 		const char *rest = p + dl;
 		if (get && require_read(r) < 0) return MHD_YES;
+		/* The answers that are a function of the database alone: cached until it changes. */
+		if (get && (*rest == 0 || strcmp(rest, "/metrics") == 0 || strcmp(rest, "/events") == 0 ||
+		            strcmp(rest, "/artifacts") == 0) && reply_cached(r, &rc))
+			return rc;
 		if (*rest == 0) return get ? job_get(r, id) : not_allowed(r, "GET");
 		if (strcmp(rest, "/cancel") == 0) return post ? job_cancel(r, id) : not_allowed(r, "POST");
 		if (strcmp(rest, "/metrics") == 0) return get ? job_metrics(r, id) : not_allowed(r, "GET");

@@ -178,8 +178,48 @@ enum MHD_Result reply_text(Req *r, unsigned status, const char *content_type, co
 	return queue(r, status, resp, content_type, 1);
 }
 
+/* A cacheable 200 answer: ETag and "no-cache" (a client may keep it, but asks again with
+ * If-None-Match), its 304 twin, kept in the cache when the request was stamped. */
+static enum MHD_Result reply_tagged(Req *r, Sbuf *b)
+{
+	static const char ctype[] = "application/json; charset=utf-8";
+	char etag[24];
+	api_etag_of(b->p, b->n, etag);
+	size_t n = b->n;
+	struct MHD_Response *resp = MHD_create_response_from_buffer(b->n, b->p, MHD_RESPMEM_MUST_FREE);
+	if (!resp) free(b->p);
+	memset(b, 0, sizeof *b);
+	struct MHD_Response *nm = resp ? MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT) : NULL;
+	if (!nm) {
+		if (resp) MHD_destroy_response(resp);
+		return MHD_NO;
+	}
+	struct MHD_Response *both[2] = { resp, nm };
+	for (int i = 0; i < 2; i++) {
+		MHD_add_response_header(both[i], MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+		MHD_add_response_header(both[i], "X-Content-Type-Options", "nosniff");
+		MHD_add_response_header(both[i], MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+		MHD_add_response_header(both[i], MHD_HTTP_HEADER_ETAG, etag);
+	}
+	const char *inm = MHD_lookup_connection_value(r->c, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
+	unsigned status = inm && api_etag_match(inm, etag) ? MHD_HTTP_NOT_MODIFIED : MHD_HTTP_OK;
+	enum MHD_Result rc = MHD_queue_response(r->c, status, status == MHD_HTTP_OK ? resp : nm);
+	if (rc == MHD_YES) {
+		count(r, status);
+		r->answered = 1;
+	}
+	if (r->stamped && r->api->cache) {
+		api_cache_put(r->api->cache, r->cache_key, &r->stamp, resp, nm, etag, n);
+	} else {
+		MHD_destroy_response(resp);
+		MHD_destroy_response(nm);
+	}
+	return rc;
+}
+
 enum MHD_Result reply_sbuf(Req *r, unsigned status, Sbuf *b)
 {
+	sb_putn(b, "\n", 1);
 	if (!b->oom && ssld_fault("api_alloc")) {   /* ../engine/fault.h: building the answer ran out of memory */
 		b->oom = 1;
 	}
@@ -188,11 +228,75 @@ enum MHD_Result reply_sbuf(Req *r, unsigned status, Sbuf *b)
 		memset(b, 0, sizeof *b);
 		return reply_error(r, 503, "out_of_memory", NULL, "the server ran out of memory building the response");
 	}
-	sb_putn(b, "\n", 1);
+	if (status == MHD_HTTP_OK && r->etag) return reply_tagged(r, b);
 	struct MHD_Response *resp = MHD_create_response_from_buffer(b->n, b->p, MHD_RESPMEM_MUST_FREE);
 	if (!resp) free(b->p);
 	memset(b, 0, sizeof *b);
 	return queue(r, status, resp, "application/json; charset=utf-8", 1);
+}
+
+/* The cache key: the path, then each query argument in order, length-prefixed so that no
+ * decoded value (which may hold '&' or '=') can make two requests look alike. */
+struct key_buf { char *p; size_t n, cap; int full; };
+
+static void key_put(struct key_buf *kb, const char *s, size_t n)
+{
+	if (kb->full || n >= kb->cap - kb->n) {
+		kb->full = 1;
+		return;
+	}
+	memcpy(kb->p + kb->n, s, n);
+	kb->n += n;
+	kb->p[kb->n] = 0;
+}
+
+/* "&<len>:<name>=<len>:<value>" (len -1: an argument without '='). Plain copies, no printf: this
+ * runs on every cached request. */
+static enum MHD_Result key_arg(void *cls, enum MHD_ValueKind kind, const char *k, const char *v)
+{
+	struct key_buf *kb = cls;
+	char num[24];
+	const char *parts[2] = { k, v };
+	for (int i = 0; i < 2; i++) {
+		size_t len = parts[i] ? strlen(parts[i]) : 0;
+		char *e = num + sizeof num;
+		*--e = ':';
+		if (!parts[i]) {
+			*--e = '1';
+			*--e = '-';
+		} else {
+			size_t x = len;
+			do *--e = (char)('0' + x % 10); while ((x /= 10) && e > num + 1);
+		}
+		*--e = i ? '=' : '&';
+		key_put(kb, e, (size_t)(num + sizeof num - e));
+		if (parts[i]) key_put(kb, parts[i], len);
+	}
+	return kb->full ? MHD_NO : MHD_YES;
+}
+
+int reply_cached(Req *r, enum MHD_Result *rc)
+{
+	Api *api = r->api;
+	r->etag = 1;
+	if (!api->cache || store_change_stamp(api->cfg.store, &r->stamp) < 0) return 0;
+	char key[2048];
+	struct key_buf kb = { key, 0, sizeof key, 0 };
+	key_put(&kb, r->url, strlen(r->url));
+	MHD_get_connection_values(r->c, MHD_GET_ARGUMENT_KIND, key_arg, &kb);
+	if (kb.full) return 0;
+	const char *inm = MHD_lookup_connection_value(r->c, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
+	unsigned status;
+	if (api_cache_serve(api->cache, key, &r->stamp, inm, r->c, rc, &status)) {
+		if (*rc == MHD_YES) {
+			count(r, status);
+			r->answered = 1;
+		}
+		return 1;
+	}
+	r->cache_key = strdup(key);
+	r->stamped = r->cache_key != NULL;
+	return 0;
 }
 
 enum MHD_Result reply_json(Req *r, unsigned status, cJSON *obj)
@@ -744,6 +848,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
 {
 	Req *r = *con_cls;
 	if (!r) return;
+	free(r->cache_key);
 	free(r->body);
 	free(r);
 	*con_cls = NULL;
@@ -838,6 +943,10 @@ int api_new(const ApiConfig *cfg, Api **out, char *err, size_t errlen)
 		goto fail;
 	}
 	if (cfg->tokens_file && (rc = api_reload_tokens(api, cfg->tokens_file, err, errlen)) < 0) goto fail;
+	/* Without a cache (out of memory) every answer is built. SSLD_FAULT=api_alloc@N means the
+	 * N-th answer built, so fault-injection runs build every one too. */
+	const char *fault = getenv("SSLD_FAULT");
+	if (!(fault && strstr(fault, "api_alloc"))) api->cache = api_cache_new(128, (size_t)32 << 20);
 
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof ss;
@@ -892,6 +1001,7 @@ void api_free(Api *api)
 {
 	if (!api) return;
 	if (api->d) MHD_stop_daemon(api->d);
+	api_cache_free(api->cache);
 	for (int i = 0; api->data_roots && api->data_roots[i]; i++) free(api->data_roots[i]);
 	free(api->data_roots);
 	free(api->tokens);

@@ -5,6 +5,8 @@
   field in the one error shape, and nothing queued by any of them;
 - 100 concurrent submissions: all 201, all stored exactly once;
 - paging and state filters; cancelling queued jobs; 409 for a finished one;
+- ETags and 304 Not Modified on the polled GETs, and the answer cache: a change made through the
+  API or straight in the database file (another process) is in the very next answer;
 - bearer tokens and per-owner queue limits (a second daemon with a tokens file).
 """
 import hashlib
@@ -217,6 +219,68 @@ def run_paging_cancel(d, ids):
     print("  paging, state filters, cancel of a queued job, 409 on a second cancel")
 
 
+def run_cache(d, ids):
+    jid = ids[2]
+    path = "/v1/jobs/%d" % jid
+    s, h1, b1 = d.raw("GET", path)
+    check(s == 200 and h1.get("etag", "").startswith('"') and h1.get("cache-control") == "no-cache",
+          "job answer without ETag / no-cache: %s" % h1)
+    s, h2, b2 = d.raw("GET", path)
+    check(s == 200 and b2 == b1 and h2["etag"] == h1["etag"], "a repeated GET changed: %s" % h2)
+    s, h3, b3 = d.raw("GET", path, headers={"If-None-Match": h1["etag"]})
+    check(s == 304 and b3 == b"" and h3["etag"] == h1["etag"], "If-None-Match -> %d %r" % (s, b3[:80]))
+    for inm in ('W/%s' % h1["etag"], '"0000000000000000", %s' % h1["etag"], "*"):
+        s, _, _ = d.raw("GET", path, headers={"If-None-Match": inm})
+        check(s == 304, "If-None-Match %r -> %d" % (inm, s))
+    s, _, b4 = d.raw("GET", path, headers={"If-None-Match": '"0000000000000000"'})
+    check(s == 200 and b4 == b1, "a stale tag -> %d" % s)
+    s, h5, b5 = d.raw("HEAD", path)
+    check(s == 200 and b5 == b"" and h5["etag"] == h1["etag"], "HEAD -> %d %s" % (s, h5))
+
+    # Another process writes the database file: the next answer has it, with a new tag.
+    db = sqlite3.connect(os.path.join(d.state_dir, "ssld.db"))
+    with db:
+        db.execute("UPDATE jobs SET name = 'renamed-by-sqlite' WHERE id = ?", (jid,))
+    s, h6, b6 = d.raw("GET", path, headers={"If-None-Match": h1["etag"]})
+    check(s == 200 and json.loads(b6)["name"] == "renamed-by-sqlite" and h6["etag"] != h1["etag"],
+          "after an outside write -> %d %s" % (s, b6[:120]))
+    # ... and a write through the API.
+    s, c = d.post("/v1/jobs/%d/cancel" % jid)
+    check(s == 200, "cancel -> %d" % s)
+    check(d.job(jid)["state"] == "cancelled", "a cached answer outlived a cancel")
+    s, lst = d.get("/v1/jobs?state=cancelled&limit=1000")
+    check(jid in [x["id"] for x in lst["jobs"]], "the listing did not see the cancel")
+
+    # Metrics after a cursor, the dashboard's poll: new points appear at once; no new point
+    # leaves the body (and its tag) as it was, so the poll gets 304 even across other writes.
+    mjob = ids[3]
+    mpath = "/v1/jobs/%d/metrics?after=0&keys=loss" % mjob
+    s, hm, bm = d.raw("GET", mpath)
+    check(s == 200 and json.loads(bm)["series"] == {}, "metrics before points: %s" % bm[:120])
+    with db:
+        db.executemany("INSERT INTO metrics(job_id, step, key, value, time) VALUES (?, ?, ?, ?, ?)",
+                       [(mjob, st, k, 1.0 / st, time.time()) for st in (1, 2, 3) for k in ("loss", "lr")])
+    s, hm2, bm2 = d.raw("GET", mpath, headers={"If-None-Match": hm["etag"]})
+    m = json.loads(bm2)
+    check(s == 200 and [p[0] for p in m["series"]["loss"]["points"]] == [1, 2, 3] and "lr" not in m["series"],
+          "metrics after an outside insert -> %d %s" % (s, bm2[:160]))
+    with db:
+        db.execute("UPDATE jobs SET name = 'unrelated' WHERE id = ?", (ids[4],))
+    s, _, bm3 = d.raw("GET", mpath, headers={"If-None-Match": hm2["etag"]})
+    check(s == 304 and bm3 == b"", "unchanged curve after an unrelated write -> %d" % s)
+    s, _, blr = d.raw("GET", "/v1/jobs/%d/metrics?after=0&keys=lr" % mjob)
+    check(s == 200 and list(json.loads(blr)["series"]) == ["lr"], "another query string got the cached answer")
+    s, _, bcur = d.raw("GET", "/v1/jobs/%d/metrics?after=%d&keys=loss" % (mjob, m["cursor"]))
+    check(s == 200 and json.loads(bcur)["series"] == {}, "after the newest cursor: %s" % bcur[:120])
+    db.close()
+    # Errors are never tagged; 304s are counted.
+    s, he, _ = d.raw("GET", "/v1/jobs/%d/metrics?bogus=1" % mjob)
+    check(s == 400 and "etag" not in he, "a 400 with an ETag: %s" % he)
+    s, _, text = d.raw("GET", "/metrics")
+    check(b'ssld_http_requests_total{code="304"}' in text, "304s not counted")
+    print("  ETag + 304 on job, listing and metrics polls; outside and API writes seen by the next answer")
+
+
 def run_auth(exe):
     d = Daemon(exe)
     try:
@@ -267,8 +331,9 @@ def main(exe):
         huge_declared_body(d)
         ids = run_concurrent(d)
         run_paging_cancel(d, ids)
+        run_cache(d, ids)
         s, hdrs, text = d.raw("GET", "/metrics")
-        check(b'ssld_jobs{state="queued"} 99' in text, "queue depth gauge wrong")
+        check(b'ssld_jobs{state="queued"} 98' in text, "queue depth gauge wrong")   # 100 - 2 cancelled
         check(b'ssld_http_requests_total{code="400"}' in text and b'ssld_http_requests_total{code="201"} 100' in text,
               "request counters wrong")
         # SIGHUP: reopen logs / reload tokens; the daemon keeps serving.

@@ -1,5 +1,6 @@
 /* test_service_helpers.c - unit tests of the service's pure helpers: LTTB downsampling
- * (api/downsample.c) and the serve configuration (daemon/config.c: file, flags, precedence, errors).
+ * (api/downsample.c), ETags and If-None-Match (api/cache.c) and the serve configuration
+ * (daemon/config.c: file, flags, precedence, errors).
  */
 #include <math.h>
 #include <stdio.h>
@@ -8,6 +9,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "cache.h"
 #include "config.h"
 #include "downsample.h"
 
@@ -131,9 +133,49 @@ static void test_config(void)
 	unsetenv("STATE_DIRECTORY");
 }
 
+/* ---- ETags ---------------------------------------------------------------------------------- */
+
+static void test_etags(void)
+{
+	char a[24], b[24], c[24];
+	const char body[] = "{\"job\":1,\"cursor\":42,\"series\":{}}\n";
+	api_etag_of(body, sizeof body - 1, a);
+	api_etag_of(body, sizeof body - 1, b);
+	CHECK(strcmp(a, b) == 0 && strlen(a) == 18 && a[0] == '"' && a[17] == '"');
+	/* Any one byte changed, or the length, changes the tag (tails and 8-byte words alike). */
+	char copy[sizeof body];
+	int all_differ = 1;
+	for (size_t i = 0; i < sizeof body - 1; i++) {
+		memcpy(copy, body, sizeof body);
+		copy[i] ^= 1;
+		api_etag_of(copy, sizeof body - 1, c);
+		if (strcmp(a, c) == 0) all_differ = 0;
+	}
+	CHECK(all_differ);
+	api_etag_of(body, sizeof body - 2, c);
+	CHECK(strcmp(a, c) != 0);
+	/* If-None-Match: one tag, a list, weak forms, '*'; near misses do not match. */
+	char list[96], weak[32];
+	snprintf(list, sizeof list, "\"0000000000000000\", %s", a);
+	snprintf(weak, sizeof weak, "W/%s", a);
+	CHECK(api_etag_match(a, a));
+	CHECK(api_etag_match(list, a));
+	CHECK(api_etag_match(weak, a));
+	CHECK(api_etag_match("*", a));
+	CHECK(!api_etag_match("", a));
+	CHECK(!api_etag_match("\"0000000000000000\"", a));
+	char unq[24];
+	snprintf(unq, sizeof unq, "%.16s", a + 1);   /* the digits without quotes */
+	CHECK(!api_etag_match(unq, a));
+	char prefix[24];
+	snprintf(prefix, sizeof prefix, "%.17s", a);  /* an unterminated tag */
+	CHECK(!api_etag_match(prefix, a));
+}
+
 int main(void)
 {
 	test_lttb();
+	test_etags();
 	test_config();
 	if (failures) {
 		fprintf(stderr, "test_service_helpers: %d failure(s)\n", failures);
