@@ -23,10 +23,31 @@ typedef struct ArenaBlock {
 
 #define ARENA_MAX_BLOCKS 64
 
-struct Ctx {
+/* A bump allocator over blocks. Blocks after `cur` are kept (emptied) when a mark is released, so
+ * the same allocations after a release reuse them instead of allocating. */
+typedef struct Arena {
 	ArenaBlock blocks[ARENA_MAX_BLOCKS];
-	int nblocks;            /* blocks in use this step; block 0 is the consolidated one */
-	size_t step_used;       /* bytes handed out since the last reset */
+	int nblocks;   /* blocks allocated; after ctx_reset at most 1 (consolidated) */
+	int cur;       /* the block being bumped */
+	size_t used;   /* bytes handed out and not released */
+	size_t peak;   /* high-water mark of used since the last reset */
+} Arena;
+
+typedef struct ArenaMark {
+	int cur;
+	size_t block_used, used;
+} ArenaMark;
+
+/* A freed gradient buffer (arena memory of the gradient arena), in an address-ordered list. */
+typedef struct FreeChunk {
+	size_t size;
+	struct FreeChunk *next;
+} FreeChunk;
+
+struct Ctx {
+	Arena main;             /* activations, saved context, tape nodes, backward scratch */
+	Arena grads;            /* gradient buffers of non-parameter tensors (ctx_grad) */
+	FreeChunk *free_grads;  /* gradient buffers released during backward, reused by ctx_grad */
 	Node **tape;            /* node pointers (arena memory), in record order */
 	int tape_len, tape_cap;
 	Node **tape_store;      /* heap array that backs `tape`; grows to the high-water mark */
@@ -69,18 +90,25 @@ Ctx *ctx_new(uint64_t seed)
 	return ctx;
 }
 
+static void arena_close(Arena *a)
+{
+	for (int i = 0; i < a->nblocks; i++)
+		eng_free(a->blocks[i].base);
+	a->nblocks = 0;
+}
+
 void ctx_free(Ctx *ctx)
 {
 	if (!ctx)
 		return;
 	parallel_pool_free(ctx->pool);
-	for (int i = 0; i < ctx->nblocks; i++)
-		eng_free(ctx->blocks[i].base);
+	arena_close(&ctx->main);
+	arena_close(&ctx->grads);
 	eng_free(ctx->tape_store);
 	eng_free(ctx);
 }
 
-static void ctx_oom(Ctx *ctx, size_t bytes)
+static _Noreturn void ctx_oom(Ctx *ctx, size_t bytes)
 {
 	if (ctx->oom_armed)
 		longjmp(ctx->oom_jmp, 1);
@@ -88,50 +116,103 @@ static void ctx_oom(Ctx *ctx, size_t bytes)
 	abort();
 }
 
-void ctx_reset(Ctx *ctx)
+/* Consolidate: if the last step needed more than one block, replace them all by one block of
+ * the total, so the next step (and every later one of the same size) needs no allocation. */
+static void arena_reset(Arena *a)
 {
-	/* Consolidate: if the last step needed more than one block, replace them all by one block of
-	 * the total, so the next step (and every later one of the same size) needs no allocation. */
-	if (ctx->nblocks > 1) {
+	if (a->nblocks > 1) {
 		size_t total = 0;
-		for (int i = 0; i < ctx->nblocks; i++) {
-			total += ctx->blocks[i].cap;
-			eng_free(ctx->blocks[i].base);
+		for (int i = 0; i < a->nblocks; i++) {
+			total += a->blocks[i].cap;
+			eng_free(a->blocks[i].base);
 		}
-		ctx->nblocks = 0;
+		a->nblocks = 0;
 		char *base = eng_aligned_alloc(total);
 		if (base) {
-			ctx->blocks[0] = (ArenaBlock){ .base = base, .cap = total, .used = 0 };
-			ctx->nblocks = 1;
+			a->blocks[0] = (ArenaBlock){ .base = base, .cap = total, .used = 0 };
+			a->nblocks = 1;
 		}
 	}
-	if (ctx->nblocks == 1)
-		ctx->blocks[0].used = 0;
-	ctx->step_used = 0;
+	if (a->nblocks == 1)
+		a->blocks[0].used = 0;
+	a->cur = 0;
+	a->used = a->peak = 0;
+}
+
+static size_t arena_round(size_t bytes)
+{
+	size_t need = (bytes + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+	return need ? need : ARENA_ALIGN;
+}
+
+/* `need` bytes (a multiple of ARENA_ALIGN) from the current block, else the next kept block, else
+ * a new block (one heap allocation). NULL when out of blocks or heap. */
+static void *arena_bump(Arena *a, size_t need)
+{
+	ArenaBlock *b = a->nblocks ? &a->blocks[a->cur] : NULL;
+	if (!b || b->used + need > b->cap) {
+		if (b && a->cur + 1 < a->nblocks && a->blocks[a->cur + 1].cap >= need) {
+			b = &a->blocks[++a->cur];
+			b->used = 0;
+		} else {
+			if (a->nblocks == ARENA_MAX_BLOCKS)
+				return NULL;
+			size_t cap = need > ARENA_MIN_BLOCK ? need : ARENA_MIN_BLOCK;
+			size_t last = a->nblocks ? a->blocks[a->nblocks - 1].cap : 0;
+			if (cap < last * 2)
+				cap = last * 2;
+			char *base = eng_aligned_alloc(cap);
+			if (!base)
+				return NULL;
+			/* a kept block too small for this request moves to the end (still reusable) */
+			int at = a->nblocks ? a->cur + 1 : 0;
+			if (at < a->nblocks)
+				a->blocks[a->nblocks] = a->blocks[at];
+			a->nblocks++;
+			a->cur = at;
+			b = &a->blocks[at];
+			*b = (ArenaBlock){ .base = base, .cap = cap, .used = 0 };
+		}
+	}
+	void *p = b->base + b->used;
+	b->used += need;
+	a->used += need;
+	if (a->used > a->peak)
+		a->peak = a->used;
+	return p;
+}
+
+static ArenaMark arena_mark(const Arena *a)
+{
+	return (ArenaMark){ .cur = a->cur, .block_used = a->nblocks ? a->blocks[a->cur].used : 0,
+	                    .used = a->used };
+}
+
+/* Give back everything allocated since the mark (the blocks stay allocated). */
+static void arena_release(Arena *a, ArenaMark m)
+{
+	if (!a->nblocks)
+		return;
+	for (int i = m.cur + 1; i <= a->cur; i++)
+		a->blocks[i].used = 0;
+	a->cur = m.cur;
+	a->blocks[m.cur].used = m.block_used;
+	a->used = m.used;
+}
+
+void ctx_reset(Ctx *ctx)
+{
+	arena_reset(&ctx->main);
+	arena_reset(&ctx->grads);
+	ctx->free_grads = NULL;
 	ctx->tape_len = 0;
 }
 
 void *ctx_alloc(Ctx *ctx, size_t bytes)
 {
-	size_t need = (bytes + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
-	if (need == 0)
-		need = ARENA_ALIGN;
-	ArenaBlock *b = ctx->nblocks ? &ctx->blocks[ctx->nblocks - 1] : NULL;
-	if (!b || b->used + need > b->cap) {
-		if (ctx->nblocks == ARENA_MAX_BLOCKS)
-			ctx_oom(ctx, bytes);
-		size_t cap = need > ARENA_MIN_BLOCK ? need : ARENA_MIN_BLOCK;
-		if (b && cap < b->cap * 2)
-			cap = b->cap * 2;
-		char *base = eng_aligned_alloc(cap);
-		if (!base)
-			ctx_oom(ctx, bytes);
-		b = &ctx->blocks[ctx->nblocks++];
-		*b = (ArenaBlock){ .base = base, .cap = cap, .used = 0 };
-	}
-	void *p = b->base + b->used;
-	b->used += need;
-	ctx->step_used += need;
+	void *p = arena_bump(&ctx->main, arena_round(bytes));
+	if (!p)
+		ctx_oom(ctx, bytes);
 	return p;
 }
 
@@ -140,6 +221,93 @@ void *ctx_calloc(Ctx *ctx, size_t bytes)
 	void *p = ctx_alloc(ctx, bytes);
 	memset(p, 0, bytes);
 	return p;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* gradient buffers: allocated from their own arena and released as soon as backward has consumed
+ * them, so a step's peak holds the activations plus only the gradients still in flight (what
+ * PyTorch's autograd frees as it goes), not every intermediate gradient of the step. The order of
+ * allocations and releases is the same every step, so after the first step the gradient arena
+ * has reached its high-water mark and nothing is allocated from the heap. */
+
+/* Best fit from the free list (split when the remainder is worth keeping), else the bump. */
+static void *grad_alloc(Ctx *ctx, size_t bytes)
+{
+	const size_t need = arena_round(bytes);
+	FreeChunk **best = NULL;
+	for (FreeChunk **pp = &ctx->free_grads; *pp; pp = &(*pp)->next)
+		if ((*pp)->size >= need && (!best || (*pp)->size < (*best)->size)) {
+			best = pp;
+			if ((*pp)->size == need)
+				break;
+		}
+	if (best) {
+		FreeChunk *c = *best;
+		if (c->size - need >= sizeof(FreeChunk) && c->size - need >= ARENA_ALIGN) {
+			/* keep the head in the list (address order is preserved), hand out the tail */
+			c->size -= need;
+			return (char *)c + c->size;
+		}
+		*best = c->next;
+		return c;
+	}
+	void *p = arena_bump(&ctx->grads, need);
+	if (!p)
+		ctx_oom(ctx, bytes);
+	return p;
+}
+
+/* The gradient-arena block holding p, or NULL (e.g. a heap buffer a test attached itself). */
+static ArenaBlock *grad_block(Ctx *ctx, const void *p)
+{
+	const char *c = p;
+	for (int i = 0; i < ctx->grads.nblocks; i++) {
+		ArenaBlock *b = &ctx->grads.blocks[i];
+		if (c >= b->base && c < b->base + b->used)
+			return b;
+	}
+	return NULL;
+}
+
+/* Return a gradient buffer: into the bump region when it is the top of the current block, else
+ * into the address-ordered free list, merged with free neighbours in the same block. */
+static void grad_release(Ctx *ctx, void *p, size_t bytes)
+{
+	ArenaBlock *b = grad_block(ctx, p);
+	if (!b)
+		return;
+	size_t size = arena_round(bytes);
+	char *c = p;
+	FreeChunk **pp = &ctx->free_grads, *prev = NULL;
+	while (*pp && (char *)*pp < c) {
+		prev = *pp;
+		pp = &(*pp)->next;
+	}
+	FreeChunk *next = *pp;
+	if (prev && (char *)prev + prev->size == c && (char *)prev >= b->base) {
+		prev->size += size;    /* extend the free chunk before it */
+	} else {
+		FreeChunk *f = (FreeChunk *)c;
+		f->size = size;
+		f->next = next;
+		*pp = f;
+		prev = f;
+	}
+	if (next && (char *)prev + prev->size == (char *)next &&
+	    (char *)next < b->base + b->cap) {
+		prev->size += next->size;   /* swallow the free chunk after it */
+		prev->next = next->next;
+	}
+	/* the top of the current block goes back to the bump pointer */
+	ArenaBlock *top = &ctx->grads.blocks[ctx->grads.cur];
+	if (b == top && (char *)prev + prev->size == top->base + top->used) {
+		FreeChunk **q = &ctx->free_grads;
+		while (*q != prev)
+			q = &(*q)->next;
+		*q = prev->next;
+		top->used -= prev->size;
+		ctx->grads.used -= prev->size;
+	}
 }
 
 Tensor *ctx_tensor(Ctx *ctx, int ndim, const int *shape)
@@ -174,8 +342,10 @@ Tensor *ctx_wrap(Ctx *ctx, float *data, int ndim, const int *shape)
 
 float *ctx_grad(Ctx *ctx, Tensor *t)
 {
-	if (!t->grad)
-		t->grad = ctx_calloc(ctx, t->size * sizeof(float));
+	if (!t->grad) {
+		t->grad = grad_alloc(ctx, t->size * sizeof(float));
+		memset(t->grad, 0, t->size * sizeof(float));
+	}
 	return t->grad;
 }
 
@@ -224,6 +394,28 @@ float *tape_grad_in(Ctx *ctx, Tensor *t)
 	return ctx_grad(ctx, t);
 }
 
+float *tape_grad_in_fresh(Ctx *ctx, Tensor *t, int *fresh)
+{
+	*fresh = 0;
+	if (!t || !t->requires_grad)
+		return NULL;
+	if (!t->grad) {
+		t->grad = grad_alloc(ctx, t->size * sizeof(float));
+		*fresh = 1;
+	}
+	return t->grad;
+}
+
+int tape_grad_pass(Ctx *ctx, Tensor *in, Tensor *out)
+{
+	if (!in || !in->requires_grad || in->grad || in->is_param || !out->grad ||
+	    in->size != out->size || !grad_block(ctx, out->grad))
+		return 0;
+	in->grad = out->grad;
+	out->grad = NULL;
+	return 1;
+}
+
 int ctx_backward(Ctx *ctx, Tensor *loss)
 {
 	if (!loss || loss->size != 1 || !loss->requires_grad)
@@ -232,9 +424,19 @@ int ctx_backward(Ctx *ctx, Tensor *loss)
 	g[0] += 1.0f;
 	for (int i = ctx->tape_len - 1; i >= 0; i--) {
 		Node *n = ctx->tape[i];
-		if (!n->out->grad)
+		Tensor *out = n->out;
+		if (!out->grad)
 			continue; /* nothing downstream used this output */
+		/* Whatever a backward takes from the main arena is its scratch (its inputs' gradients
+		 * come from the gradient arena), so it is given back when it returns. */
+		ArenaMark m = arena_mark(&ctx->main);
 		n->backward(ctx, n);
+		arena_release(&ctx->main, m);
+		/* Every consumer of out ran before its producer n: out's gradient is dead now. */
+		if (out->grad && !out->is_param) {
+			grad_release(ctx, out->grad, out->size * sizeof(float));
+			out->grad = NULL;
+		}
 	}
 	return 0;
 }
@@ -253,13 +455,15 @@ int ctx_set_grad_enabled(Ctx *ctx, int enabled)
 
 int ctx_grad_enabled(const Ctx *ctx) { return ctx->grad_enabled; }
 Rng *ctx_rng(Ctx *ctx) { return &ctx->rng; }
-size_t ctx_arena_used(const Ctx *ctx) { return ctx->step_used; }
+size_t ctx_arena_used(const Ctx *ctx) { return ctx->main.peak + ctx->grads.peak; }
 
 size_t ctx_arena_capacity(const Ctx *ctx)
 {
 	size_t c = 0;
-	for (int i = 0; i < ctx->nblocks; i++)
-		c += ctx->blocks[i].cap;
+	for (int i = 0; i < ctx->main.nblocks; i++)
+		c += ctx->main.blocks[i].cap;
+	for (int i = 0; i < ctx->grads.nblocks; i++)
+		c += ctx->grads.blocks[i].cap;
 	return c;
 }
 

@@ -512,20 +512,26 @@ Tensor *op_div(Ctx *ctx, Tensor *a, Tensor *b) { return binary(ctx, BIN_DIV, a, 
 
 /* ---------------------------------------------------------------------------------------------- */
 /* pointwise unary ops: the forward writes y = f(x); the backward adds g * f'(x) using x or y.
- * UNARY_OP defines both for the common case; the macro body is the only loop in each. */
+ * UNARY_OP defines both for the common case; the macro body is the only loop in each. A fresh
+ * input gradient (tape_grad_in_fresh) is stored instead of added. */
 
 #define UNARY_OP(NAME, KIND, FWD, BWD)                                                         \
 	static void NAME##_backward(Ctx *ctx, Node *n)                                         \
 	{                                                                                      \
-		float *restrict ga = tape_grad_in(ctx, n->in[0]);                              \
+		int fresh;                                                                     \
+		float *restrict ga = tape_grad_in_fresh(ctx, n->in[0], &fresh);                \
 		if (!ga)                                                                       \
 			return;                                                                \
 		const float *restrict g = n->out->grad, *restrict x = n->in[0]->data;          \
 		const float *restrict y = n->out->data;                                        \
 		const float p0 = n->f[0], p1 = n->f[1];                                        \
 		(void)x, (void)y, (void)p0, (void)p1;                                          \
-		for (size_t i = 0, len = n->out->size; i < len; i++)                           \
-			ga[i] += g[i] * (BWD);                                                 \
+		if (fresh)                                                                     \
+			for (size_t i = 0, len = n->out->size; i < len; i++)                   \
+				ga[i] = g[i] * (BWD);                                          \
+		else                                                                           \
+			for (size_t i = 0, len = n->out->size; i < len; i++)                   \
+				ga[i] += g[i] * (BWD);                                         \
 	}                                                                                      \
 	static Tensor *NAME##_apply(Ctx *ctx, Tensor *a, float p0, float p1)                   \
 	{                                                                                      \
@@ -791,6 +797,8 @@ Tensor *op_log_softmax(Ctx *ctx, Tensor *a) { return softmax_impl(ctx, a, 1); }
 
 static void reshape_backward(Ctx *ctx, Node *n)
 {
+	if (tape_grad_pass(ctx, n->in[0], n->out))
+		return;
 	float *restrict ga = tape_grad_in(ctx, n->in[0]);
 	if (!ga)
 		return;

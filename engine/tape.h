@@ -56,6 +56,18 @@ Node *tape_record(Ctx *ctx, OpKind kind, node_backward_cb backward, Tensor *out,
 /* The gradient buffer to accumulate into for input t, or NULL when t needs no gradient. */
 float *tape_grad_in(Ctx *ctx, Tensor *t);
 
+/* For a backward that writes every element of t's gradient exactly once: the buffer, and *fresh
+ * = 1 when it is new (nothing has accumulated into it yet), in which case it is NOT zeroed and
+ * the backward must store (=) instead of adding (+=), saving a memset and a read of the whole
+ * buffer; *fresh = 0 for a buffer that already holds gradient (the backward adds as usual). NULL
+ * when t needs no gradient. Only for ops whose other inputs cannot alias t's buffer. */
+float *tape_grad_in_fresh(Ctx *ctx, Tensor *t, int *fresh);
+
+/* For views (reshape): when `in` needs a gradient and has no buffer yet, `in` takes over out's
+ * gradient buffer (same element count) instead of a copy, and 1 is returned; else 0 and nothing
+ * changes. out's gradient is dead once its producer's backward has run, so nothing reads it. */
+int tape_grad_pass(Ctx *ctx, Tensor *in, Tensor *out);
+
 /* Coverage bookkeeping for the gradcheck suite: every op that records a node marks its kind. */
 void tape_mark_covered(OpKind kind);
 int tape_covered(OpKind kind);

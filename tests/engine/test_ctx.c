@@ -1,5 +1,7 @@
 /* test_ctx.c - unit tests for the training context and the forward values of the basic ops: arena
- * (reset keeps capacity, 64-byte alignment, consolidation so a repeated step allocates nothing),
+ * (reset keeps capacity, 64-byte alignment, consolidation so a repeated step allocates nothing,
+ * intermediate gradients and backward scratch released during backward so the step's peak stays
+ * near the activations),
  * RNG determinism, detach and grad mode stopping gradients, broadcasting against hand-computed
  * values, matmul/bmm (forward and backward) against plain loops, and the abort on a shape error.
  *
@@ -133,7 +135,7 @@ static void test_arena(void)
 		.w1 = heap_tensor(2, (int[]){ 48, 64 }, 1),
 		.b1 = heap_tensor(1, (int[]){ 48 }, 1),
 		.w2 = heap_tensor(2, (int[]){ 10, 48 }, 1),
-		.big = heap_tensor(2, (int[]){ 1024, 1024 }, 1),
+		.big = heap_tensor(2, (int[]){ 2048, 1024 }, 1),
 	};
 	fill_uniform(m.x, &r, -1, 1);
 	fill_uniform(m.w1, &r, -0.2f, 0.2f);
@@ -170,6 +172,54 @@ static void test_arena(void)
 	heap_free(m.big);
 	ctx_free(ctx);
 	ctx_free(NULL);
+}
+
+/* A chain of 16 element-wise ops on 4 MB activations: every activation must stay (tanh's backward
+ * reads its output), but each intermediate gradient dies once its producer's backward has run, so
+ * backward should need a few gradient buffers, not 16. The gradient must be unchanged. */
+static void test_grad_reuse(void)
+{
+	enum { ROWS = 1024, COLS = 1024, DEPTH = 16 };
+	const size_t act = (size_t)ROWS * COLS * sizeof(float);
+	Ctx *ctx = ctx_new(3);
+	Rng r;
+	rng_seed(&r, 5);
+	Tensor *x = heap_tensor(2, (int[]){ ROWS, COLS }, 1);
+	fill_uniform(x, &r, -1, 1);
+	float g[3] = { 0 };
+	size_t fwd = 0, peak = 0;
+	uint64_t before = 0;
+	for (int step = 0; step < 3; step++) {
+		if (step == 2)
+			before = eng_alloc_count();
+		ctx_reset(ctx);
+		memset(x->grad, 0, act);
+		Tensor *h = x;
+		for (int i = 0; i < DEPTH; i++)
+			h = op_tanh(ctx, op_reshape(ctx, h, 2, (int[]){ COLS, ROWS }));
+		Tensor *loss = op_sum(ctx, h, OP_ALL, 0);
+		fwd = ctx_arena_used(ctx);
+		CHECK(ctx_backward(ctx, loss) == 0, "backward");
+		peak = ctx_arena_used(ctx);
+		g[step] = x->grad[12345];
+	}
+	CHECK(eng_alloc_count() == before, "steady-state steps allocated %llu times",
+	      (unsigned long long)(eng_alloc_count() - before));
+	/* reference: d/dx of tanh^16(x) at one element, by the chain rule in double */
+	double v = x->data[12345], d = 1.0;
+	for (int i = 0; i < DEPTH; i++) {
+		v = tanh(v);
+		d *= 1.0 - v * v;
+	}
+	CHECK(fabs(g[2] - d) < 1e-5 && g[0] == g[2], "gradient %g (first step %g), want %g",
+	      (double)g[2], (double)g[0], d);
+	CHECK(fwd >= DEPTH * act, "forward used %zu bytes for %d activations", fwd, DEPTH);
+	CHECK(peak <= fwd + 3 * act, "backward grew the step from %.1f to %.1f MB (more than 3 gradients"
+	      " of %.1f MB live)", fwd / 1048576.0, peak / 1048576.0, act / 1048576.0);
+	printf("grad reuse: forward %.1f MB, step peak %.1f MB (%d intermediate gradients of %.1f MB)\n",
+	       fwd / 1048576.0, peak / 1048576.0, 2 * DEPTH, act / 1048576.0);
+	heap_free(x);
+	ctx_free(ctx);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -518,6 +568,7 @@ int main(void)
 {
 	eng_set_threads(1);
 	test_arena();
+	test_grad_reuse();
 	test_rng();
 	test_detach();
 	test_broadcast();
