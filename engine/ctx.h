@@ -46,12 +46,15 @@ Tensor *ctx_zeros(Ctx *ctx, int ndim, const int *shape);
 Tensor *ctx_tensor_like(Ctx *ctx, const Tensor *t);
 /* Wrap existing memory (not copied; borrowed) as an arena tensor header. */
 Tensor *ctx_wrap(Ctx *ctx, float *data, int ndim, const int *shape);
-/* Gradient buffer of t, allocated zeroed from the arena on first use. */
+/* Gradient buffer of t, allocated zeroed from the context's gradient arena on first use. */
 float *ctx_grad(Ctx *ctx, Tensor *t);
 
 /* Run reverse-mode autodiff from a scalar loss (size 1): d loss = 1, then every recorded node's
- * backward in reverse order. Gradients accumulate into parameters' grad buffers. Returns 0, or
- * a negative code if the tape is inconsistent. */
+ * backward in reverse order. Gradients accumulate into parameters' grad buffers and into leaf
+ * tensors' (inputs that require grad). The gradient of an op's output is released (and its
+ * grad set to NULL) as soon as that op's backward has run, and whatever a backward allocates
+ * from the arena is scratch given back when it returns: the step's peak is the activations
+ * plus the gradients in flight. Returns 0, or a negative code if the tape is inconsistent. */
 int ctx_backward(Ctx *ctx, Tensor *loss);
 
 /* Modes. training: batchnorm uses batch statistics, dropout is active. */
@@ -63,7 +66,8 @@ int ctx_grad_enabled(const Ctx *ctx);
 
 Rng *ctx_rng(Ctx *ctx);
 
-/* Arena accounting (for tests and benchmarks). */
+/* Arena accounting (for tests and benchmarks): the high-water mark since the last reset (the
+ * activation arena's plus the gradient arena's), and the capacity of both. */
 size_t ctx_arena_used(const Ctx *ctx);
 size_t ctx_arena_capacity(const Ctx *ctx);
 /* Out-of-memory recovery: `if (CTX_TRY(ctx)) { ...ran out of memory... }` arms a handler that
