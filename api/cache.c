@@ -110,6 +110,10 @@ void api_cache_put(ApiCache *c, const char *key, const StoreStamp *stamp, struct
 	}
 	uint64_t h = key_hash(key);
 	pthread_mutex_lock(&c->mu);
+	/* Entries of another stamp can never be served again (stamps only move on): drop them, so
+	 * the cache holds the answers of the database as it is now, and little else. */
+	for (int i = 0; i < c->n; i++)
+		if (c->e[i].hash && !store_stamp_equal(&c->e[i].stamp, stamp)) drop(c, &c->e[i]);
 	Entry *e = find(c, h, key);
 	if (e) drop(c, e);
 	/* Room: evict least recently used entries until the body fits and a slot is free. */
