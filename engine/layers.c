@@ -173,6 +173,13 @@ Tensor *batchnorm_forward(Ctx *ctx, const BatchNorm *bn, Tensor *x)
 	                    bn->running_var->data, bn->momentum, bn->eps);
 }
 
+// x (N,C) or (N,C,H,W) -> same shape
+Tensor *batchnorm_relu_forward(Ctx *ctx, const BatchNorm *bn, Tensor *x)
+{
+	return op_batchnorm_relu(ctx, x, bn->weight, bn->bias, bn->running_mean->data,
+	                         bn->running_var->data, bn->momentum, bn->eps);
+}
+
 int layernorm_init(LayerNorm *ln, ParamSet *ps, const char *prefix, int d)
 {
 	int rc = 0;

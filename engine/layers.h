@@ -70,6 +70,8 @@ int batchnorm_init(BatchNorm *bn, ParamSet *ps, const char *prefix, int c);
 /* x (N,C) or (N,C,H,W). Training mode: batch statistics (and running stats updated); eval mode:
  * running statistics. */
 Tensor *batchnorm_forward(Ctx *ctx, const BatchNorm *bn, Tensor *x);
+/* relu(batchnorm_forward(x)) fused into one op (op_batchnorm_relu). */
+Tensor *batchnorm_relu_forward(Ctx *ctx, const BatchNorm *bn, Tensor *x);
 
 /* ---- LayerNorm --------------------------------------------------------------------------------- */
 typedef struct LayerNorm {

@@ -129,11 +129,8 @@ Tensor *mlp_forward(Ctx *ctx, Mlp *m, Tensor *x)
 		x = op_reshape(ctx, x, 2, (int[]){ x->shape[0], -1 });
 	for (int i = 0; i < m->n_layers; i++) {
 		x = linear_forward(ctx, &m->fc[i], x);
-		if (i < m->n_layers - 1 || m->final_act) {
-			if (m->batchnorm)
-				x = batchnorm_forward(ctx, &m->bn[i], x);
-			x = op_relu(ctx, x);
-		}
+		if (i < m->n_layers - 1 || m->final_act)
+			x = m->batchnorm ? batchnorm_relu_forward(ctx, &m->bn[i], x) : op_relu(ctx, x);
 	}
 	return x;
 }
@@ -497,9 +494,7 @@ static Tensor *cnn_forward(Ctx *ctx, Encoder *e, Tensor *x)
 {
 	for (int i = 0; i < e->cfg.n_channels; i++) {
 		x = conv2d_forward(ctx, &e->conv[i], x);
-		if (e->cfg.batchnorm)
-			x = batchnorm_forward(ctx, &e->bn[i], x);
-		x = op_relu(ctx, x);
+		x = e->cfg.batchnorm ? batchnorm_relu_forward(ctx, &e->bn[i], x) : op_relu(ctx, x);
 	}
 	return op_global_avgpool(ctx, x);
 }

@@ -66,6 +66,9 @@ Tensor *op_layernorm(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta, float eps
  * running statistics (which must then be non-NULL). */
 Tensor *op_batchnorm(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta,
                      float *running_mean, float *running_var, float momentum, float eps);
+/* relu(op_batchnorm(...)) as one op (the same values and gradients, one pass instead of three). */
+Tensor *op_batchnorm_relu(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta,
+                          float *running_mean, float *running_var, float momentum, float eps);
 /* Inverted dropout with probability p, only in training mode; identity otherwise. Uses ctx_rng. */
 Tensor *op_dropout(Ctx *ctx, Tensor *x, float p);
 

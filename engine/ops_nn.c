@@ -151,7 +151,10 @@ Tensor *op_layernorm(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta, float eps
 
 /* ---------------------------------------------------------------------------------------------- */
 /* batchnorm over (N,C) or (N,C,H,W): channel c is every x[n][c][s]. saved: mean, rstd per channel
- * (batch statistics in training mode, running statistics in eval mode). i: N, C, S, batch_stats.
+ * (batch statistics in training mode, running statistics in eval mode). i: N, C, S, batch_stats,
+ * relu. With relu (op_batchnorm_relu) the output is max(0, bn(x)) and backward masks dy by
+ * y > 0 on the fly: one pass over the activation instead of three, no separate pre-ReLU tensor
+ * and gradient, and the ReLU runs on the channel split too.
  *
  * Work is split by channels across the context's threads: every channel's statistics are summed
  * by one thread in a fixed order, so results do not depend on the thread count. Planes (S > 1)
@@ -160,12 +163,14 @@ Tensor *op_layernorm(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta, float eps
 
 typedef struct BnJob {
 	const float *x, *dy, *gamma, *beta;
-	float *y, *dx, *mean, *rstd;
+	float *y, *dx, *mean, *rstd;   /* backward reads y (the output) for the ReLU mask */
 	float *running_mean, *running_var;
 	double *acc0, *acc1;      /* (C) per-channel sums, each slice written by one thread */
 	float *scratch;           /* (3C) per-channel coefficients of the (N,C) case */
 	float *dg, *db;
 	int N, C, S, batch_stats;
+	int relu;                 /* fused ReLU after the affine map */
+	int dx_fresh;             /* dx is a new buffer: store instead of adding */
 	float momentum, eps;
 } BnJob;
 
@@ -279,8 +284,14 @@ static void bn_forward_part(void *arg, size_t c0, size_t c1, int tid)
 				const size_t off = ((size_t)i * C + c) * S;
 				const float *restrict xp = j->x + off;
 				float *restrict yp = j->y + off;
-				for (int k = 0; k < S; k++)
-					yp[k] = (xp[k] - m) * a + b;
+				if (j->relu)
+					for (int k = 0; k < S; k++) {
+						const float v = (xp[k] - m) * a + b;
+						yp[k] = v > 0.0f ? v : 0.0f;
+					}
+				else
+					for (int k = 0; k < S; k++)
+						yp[k] = (xp[k] - m) * a + b;
 			}
 		}
 		return;
@@ -300,8 +311,15 @@ static void bn_forward_part(void *arg, size_t c0, size_t c1, int tid)
 			for (size_t c = c0; c < c1; c++)
 				yr[c] = (xr[c] - m[c]) * sc[c];
 		}
+		if (j->relu)
+			for (size_t c = c0; c < c1; c++)
+				yr[c] = yr[c] > 0.0f ? yr[c] : 0.0f;
 	}
 }
+
+/* dy masked by the fused ReLU: the gradient reaching the batchnorm (as an unfused relu would
+ * pass it: dy * 1 where y > 0, dy * 0 elsewhere) */
+#define BN_DY(j, dyp, yp, k) ((j)->relu ? (dyp)[k] * ((yp)[k] > 0.0f ? 1.0f : 0.0f) : (dyp)[k])
 
 // channels [c0, c1) of the backward
 static void bn_backward_part(void *arg, size_t c0, size_t c1, int tid)
@@ -317,12 +335,19 @@ static void bn_backward_part(void *arg, size_t c0, size_t c1, int tid)
 			double a2 = 0.0, b2 = 0.0;
 			for (int i = 0; i < N; i++) {
 				const size_t off = ((size_t)i * C + c) * S;
-				const float *xp = j->x + off, *dyp = j->dy + off;
+				const float *xp = j->x + off, *dyp = j->dy + off, *yp = j->y + off;
 				float a = 0.0f, bsum = 0.0f;
-				for (int k = 0; k < S; k++) {
-					a += dyp[k];
-					bsum += dyp[k] * (xp[k] - m);
-				}
+				if (j->relu)
+					for (int k = 0; k < S; k++) {
+						const float d = BN_DY(j, dyp, yp, k);
+						a += d;
+						bsum += d * (xp[k] - m);
+					}
+				else
+					for (int k = 0; k < S; k++) {
+						a += dyp[k];
+						bsum += dyp[k] * (xp[k] - m);
+					}
 				a2 += a;
 				b2 += bsum;
 			}
@@ -334,10 +359,12 @@ static void bn_backward_part(void *arg, size_t c0, size_t c1, int tid)
 			sdy[c] = sdyx[c] = 0.0;
 		for (int i = 0; i < N; i++) {
 			const float *restrict xr = j->x + (size_t)i * C, *restrict dyr = j->dy + (size_t)i * C;
+			const float *restrict yr = j->y + (size_t)i * C;
 			const float *restrict m = j->mean;
 			for (size_t c = c0; c < c1; c++) {
-				sdy[c] += dyr[c];
-				sdyx[c] += dyr[c] * (xr[c] - m[c]);
+				const float d = BN_DY(j, dyr, yr, c);
+				sdy[c] += d;
+				sdyx[c] += d * (xr[c] - m[c]);
 			}
 		}
 	}
@@ -360,9 +387,20 @@ static void bn_backward_part(void *arg, size_t c0, size_t c1, int tid)
 			for (int i = 0; i < N; i++) {
 				const size_t off = ((size_t)i * C + c) * S;
 				const float *restrict xp = j->x + off, *restrict dyp = j->dy + off;
+				const float *restrict yp = j->y + off;
 				float *restrict dxp = j->dx + off;
-				for (int k = 0; k < S; k++)
-					dxp[k] += gs * (dyp[k] - mdy - (xp[k] - m) * s * mdyx);
+				if (j->relu && j->dx_fresh)
+					for (int k = 0; k < S; k++)
+						dxp[k] = gs * (BN_DY(j, dyp, yp, k) - mdy - (xp[k] - m) * s * mdyx);
+				else if (j->relu)
+					for (int k = 0; k < S; k++)
+						dxp[k] += gs * (BN_DY(j, dyp, yp, k) - mdy - (xp[k] - m) * s * mdyx);
+				else if (j->dx_fresh)
+					for (int k = 0; k < S; k++)
+						dxp[k] = gs * (dyp[k] - mdy - (xp[k] - m) * s * mdyx);
+				else
+					for (int k = 0; k < S; k++)
+						dxp[k] += gs * (dyp[k] - mdy - (xp[k] - m) * s * mdyx);
 			}
 		}
 		return;
@@ -377,10 +415,17 @@ static void bn_backward_part(void *arg, size_t c0, size_t c1, int tid)
 	}
 	for (int i = 0; i < N; i++) {
 		const float *restrict xr = j->x + (size_t)i * C, *restrict dyr = j->dy + (size_t)i * C;
+		const float *restrict yr = j->y + (size_t)i * C;
 		const float *restrict m = j->mean, *restrict s = j->rstd;
 		float *restrict dxr = j->dx + (size_t)i * C;
-		for (size_t c = c0; c < c1; c++)
-			dxr[c] += gsv[c] * (dyr[c] - mdyv[c] - (xr[c] - m[c]) * s[c] * mdyxv[c]);
+		if (j->dx_fresh)
+			for (size_t c = c0; c < c1; c++)
+				dxr[c] = gsv[c] * (BN_DY(j, dyr, yr, c) - mdyv[c] -
+				                   (xr[c] - m[c]) * s[c] * mdyxv[c]);
+		else
+			for (size_t c = c0; c < c1; c++)
+				dxr[c] += gsv[c] * (BN_DY(j, dyr, yr, c) - mdyv[c] -
+				                    (xr[c] - m[c]) * s[c] * mdyxv[c]);
 	}
 }
 
@@ -388,10 +433,11 @@ static void batchnorm_backward(Ctx *ctx, Node *n)
 {
 	Tensor *x = n->in[0], *gamma = n->in[1], *beta = n->in[2];
 	const int C = n->i[1];
-	BnJob j = { .x = x->data, .dy = n->out->grad, .gamma = gamma ? gamma->data : NULL,
-	            .dx = tape_grad_in(ctx, x), .dg = tape_grad_in(ctx, gamma),
+	BnJob j = { .x = x->data, .dy = n->out->grad, .y = n->out->data,
+	            .gamma = gamma ? gamma->data : NULL, .dg = tape_grad_in(ctx, gamma),
 	            .db = tape_grad_in(ctx, beta), .mean = n->saved, .rstd = n->saved2,
-	            .N = n->i[0], .C = C, .S = n->i[2], .batch_stats = n->i[3] };
+	            .N = n->i[0], .C = C, .S = n->i[2], .batch_stats = n->i[3], .relu = n->i[4] };
+	j.dx = tape_grad_in_fresh(ctx, x, &j.dx_fresh);
 	j.acc0 = ctx_alloc(ctx, 2 * (size_t)C * sizeof(double));
 	j.acc1 = j.acc0 + C;
 	j.scratch = arena_floats(ctx, 3 * (size_t)C);
@@ -400,8 +446,9 @@ static void batchnorm_backward(Ctx *ctx, Node *n)
 	             bn_backward_part, &j);
 }
 // x (N,C) or (N,C,H,W), gamma (C) or NULL, beta (C) or NULL, running_mean/var (C) or NULL
-Tensor *op_batchnorm(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta,
-                     float *running_mean, float *running_var, float momentum, float eps)
+static Tensor *batchnorm_impl(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta,
+                              float *running_mean, float *running_var, float momentum, float eps,
+                              int relu)
 {
 	if (x->ndim != 2 && x->ndim != 4)
 		nn_abort("batchnorm", "x must be (N,C) or (N,C,H,W)", x, NULL);
@@ -422,7 +469,7 @@ Tensor *op_batchnorm(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta,
 	BnJob j = { .x = x->data, .y = out->data, .gamma = gamma ? gamma->data : NULL,
 	            .beta = beta ? beta->data : NULL, .running_mean = running_mean,
 	            .running_var = running_var, .N = N, .C = C, .S = S, .batch_stats = batch_stats,
-	            .momentum = momentum, .eps = eps };
+	            .relu = relu, .momentum = momentum, .eps = eps };
 	j.mean = arena_floats(ctx, C);
 	j.rstd = arena_floats(ctx, C);
 	j.scratch = arena_floats(ctx, (size_t)C);
@@ -439,11 +486,24 @@ Tensor *op_batchnorm(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta,
 		n->i[1] = C;
 		n->i[2] = S;
 		n->i[3] = batch_stats;
+		n->i[4] = relu;
 		n->f[0] = eps;
 		n->saved = j.mean;
 		n->saved2 = j.rstd;
 	}
 	return out;
+}
+
+Tensor *op_batchnorm(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta,
+                     float *running_mean, float *running_var, float momentum, float eps)
+{
+	return batchnorm_impl(ctx, x, gamma, beta, running_mean, running_var, momentum, eps, 0);
+}
+
+Tensor *op_batchnorm_relu(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta,
+                          float *running_mean, float *running_var, float momentum, float eps)
+{
+	return batchnorm_impl(ctx, x, gamma, beta, running_mean, running_var, momentum, eps, 1);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -625,7 +685,7 @@ typedef struct ColJob {
 	const float *img;
 	float *col;
 	const float *bias;   /* rns_to_nrs only */
-	int accumulate;      /* rns_to_nrs only */
+	int accumulate;      /* rns_to_nrs; col2im: 0 = img is uninitialised, zero it first */
 	int R;               /* rows per image (reorders) */
 	size_t S;            /* floats per row (reorders) */
 } ColJob;
@@ -676,6 +736,10 @@ static void col2im_part(void *arg, size_t c_begin, size_t c_end, int tid)
 	const int Wo = g->Wo, s = g->stride;
 	const ptrdiff_t sstep = (ptrdiff_t)s * g->W;
 	(void)tid;
+	if (!j->accumulate)
+		for (int i = 0; i < g->N; i++)
+			memset(img + ((size_t)i * g->C + c_begin) * HW, 0,
+			       (c_end - c_begin) * HW * sizeof(float));
 	for (int c = (int)c_begin; c < (int)c_end; c++)
 		for (int ki = 0; ki < g->kh; ki++) {
 			int r0, r1;
@@ -705,11 +769,12 @@ static void col2im_part(void *arg, size_t c_begin, size_t c_end, int tid)
 		}
 }
 
-// col (C*kh*kw, N*Ho*Wo) -> img (N,C,H,W), accumulated (+=); the adjoint of im2col
-static void col2im_add(Ctx *ctx, const ConvGeom *g, const float *col, float *img)
+// col (C*kh*kw, N*Ho*Wo) -> img (N,C,H,W), accumulated (+=); the adjoint of im2col. With
+// accumulate 0, img's old contents are ignored (each chunk zeroes its channels first).
+static void col2im_add(Ctx *ctx, const ConvGeom *g, const float *col, float *img, int accumulate)
 {
 	const size_t per_c = (size_t)g->kh * g->kw * g->N * g->Ho * g->Wo;
-	ColJob j = { .g = g, .img = img, .col = (float *)col };
+	ColJob j = { .g = g, .img = img, .col = (float *)col, .accumulate = accumulate };
 	parallel_for(ctx, (size_t)g->C, conv_grain(per_c), col2im_part, &j);
 }
 
@@ -787,7 +852,9 @@ static void conv2d_backward(Ctx *ctx, Node *n)
 	const int O = w->shape[0], K = g.C * g.kh * g.kw;
 	const size_t HoWo = (size_t)g.Ho * g.Wo, CHW = (size_t)g.C * g.H * g.W;
 	const float *dy = n->out->grad;
-	float *dx = tape_grad_in(ctx, x), *dw = tape_grad_in(ctx, w), *db = tape_grad_in(ctx, b);
+	int dx_fresh;
+	float *dx = tape_grad_in_fresh(ctx, x, &dx_fresh);
+	float *dw = tape_grad_in(ctx, w), *db = tape_grad_in(ctx, b);
 	/* The forward's buffers, sized for its chunks; its column buffer still holds the last
 	 * chunk's columns, so chunks run last to first and the first one skips its im2col. */
 	const int nb = n->i[2];
@@ -814,7 +881,7 @@ static void conv2d_backward(Ctx *ctx, Node *n)
 		}
 		if (dx) { // dcol (K,P) = W^T (K,O) . dY (O,P); dx += col2im(dcol)
 			parallel_sgemm(ctx, 1, 0, K, P, O, 1.0f, w->data, K, dyr, P, 0.0f, col, P);
-			col2im_add(ctx, &gc, col, dx + (size_t)n0 * CHW);
+			col2im_add(ctx, &gc, col, dx + (size_t)n0 * CHW, !dx_fresh);
 		}
 	}
 }
@@ -978,7 +1045,7 @@ Tensor *op_conv_transpose2d(Ctx *ctx, Tensor *x, Tensor *w, Tensor *b, int strid
 		}
 		// col (K,P) = W^T (K,C) . xr (C,P)
 		parallel_sgemm(ctx, 1, 0, K, P, Cin, 1.0f, w->data, K, xr, P, 0.0f, col, P);
-		col2im_add(ctx, &gc, col, out->data + (size_t)n0 * O * plane);
+		col2im_add(ctx, &gc, col, out->data + (size_t)n0 * O * plane, 1);
 	}
 	if (b)
 		for (int i = 0; i < N; i++)

@@ -1,6 +1,12 @@
 /* parallel.c - a small per-context thread pool (see parallel.h): workers started once and reused,
- * a job is a range split into chunks that the caller and the workers claim with one atomic
- * counter, and idle threads sleep on a futex after a short spin. Also the split sgemm.
+ * a job is a range split into chunks that the caller and the workers claim from one atomic
+ * ticket, and idle threads sleep on a futex after a short spin. Also the split sgemm.
+ *
+ * The caller waits for the job's chunks to be done, not for every worker to check in: on a
+ * loaded machine a worker that has not been scheduled yet when the caller has run every chunk
+ * itself costs nothing (the caller goes on; the worker later finds no chunk left). The ticket
+ * packs the job's generation, chunk count and next chunk into one word, so a claim (a CAS on it)
+ * can only succeed for a chunk of the job still running, whose fields therefore stay put.
  *
  * It deliberately does not queue jobs (one parallel call at a time per context, the caller takes
  * part and waits), nest (a parallel call inside a chunk runs inline), allocate per call, or pin
@@ -28,18 +34,27 @@ struct ParallelPool **ctx_pool_slot(Ctx *ctx);
 #define SPIN_ITERS 4000
 #define MAX_CHUNKS_PER_THREAD 4
 
+/* ticket = generation (24 bits) | chunk count (20 bits) | next chunk (20 bits) */
+#define TICKET_BITS 20
+#define TICKET_MASK ((UINT64_C(1) << TICKET_BITS) - 1)
+#define TICKET(gen, nchunks, next) \
+	((((uint64_t)(gen) & 0xffffff) << (2 * TICKET_BITS)) | ((uint64_t)(nchunks) << TICKET_BITS) | \
+	 (uint64_t)(next))
+
 typedef struct ParallelPool {
 	int requested;                /* the context's thread count when the pool was made */
 	int nthreads;                 /* participants: the caller + nthreads - 1 workers */
 	pthread_t *threads;
 	int started;                  /* workers actually running */
-	/* the current job */
+	/* the current job: written by the caller before it publishes the ticket, read by a thread
+	 * only after it has claimed one of the job's chunks */
 	parallel_fn fn;
 	void *arg;
-	size_t n, chunk, nchunks;
-	atomic_size_t next;           /* next chunk to claim */
+	size_t n, chunk;
+	_Atomic uint64_t ticket;      /* see TICKET */
+	atomic_uint done;             /* chunks of the current job finished: the caller's futex word */
+	unsigned nchunks;
 	atomic_uint gen;              /* job generation: the workers' futex word */
-	atomic_uint pending;          /* workers still on the current job: the caller's futex word */
 	atomic_int sleepers;          /* workers asleep on gen */
 	atomic_int caller_sleeping;
 	atomic_int stop;
@@ -69,15 +84,26 @@ static inline void cpu_relax(void)
 #endif
 }
 
+/* Claim and run chunks of the current job until none is left. Returns after the last claim
+ * fails; the job may still be running on other threads. */
 static void run_chunks(ParallelPool *p, int tid)
 {
 	in_parallel = 1;
+	uint64_t t = atomic_load_explicit(&p->ticket, memory_order_acquire);
 	for (;;) {
-		size_t c = atomic_fetch_add_explicit(&p->next, 1, memory_order_relaxed);
-		if (c >= p->nchunks)
+		const uint64_t next = t & TICKET_MASK, nchunks = (t >> TICKET_BITS) & TICKET_MASK;
+		if (next >= nchunks)
 			break;
-		size_t b = c * p->chunk, e = b + p->chunk < p->n ? b + p->chunk : p->n;
+		if (!atomic_compare_exchange_weak_explicit(&p->ticket, &t, t + 1, memory_order_acq_rel,
+		                                           memory_order_acquire))
+			continue;   /* t reloaded: another claim, or a new job */
+		/* chunk `next` of the job is ours: the caller waits for it, so the fields are this job's */
+		const size_t b = (size_t)next * p->chunk, e = b + p->chunk < p->n ? b + p->chunk : p->n;
 		p->fn(p->arg, b, e, tid);
+		if (atomic_fetch_add(&p->done, 1) + 1 == nchunks &&
+		    atomic_load(&p->caller_sleeping))
+			futex_wake(&p->done);
+		t = atomic_load_explicit(&p->ticket, memory_order_acquire);
 	}
 	in_parallel = 0;
 }
@@ -105,9 +131,6 @@ static void *worker_main(void *argp)
 		if (atomic_load(&p->stop))
 			break;
 		run_chunks(p, wa.tid);
-		if (atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel) == 1 &&
-		    atomic_load(&p->caller_sleeping))
-			futex_wake(&p->pending);
 	}
 	return NULL;
 }
@@ -200,23 +223,24 @@ void parallel_for(Ctx *ctx, size_t n, size_t grain, parallel_fn fn, void *arg)
 	p->arg = arg;
 	p->n = n;
 	p->chunk = (n + nchunks - 1) / nchunks;
-	p->nchunks = (n + p->chunk - 1) / p->chunk;
-	atomic_store_explicit(&p->next, 0, memory_order_relaxed);
-	atomic_store_explicit(&p->pending, (unsigned)(p->nthreads - 1), memory_order_relaxed);
-	atomic_fetch_add_explicit(&p->gen, 1, memory_order_seq_cst);   /* publishes the job */
+	p->nchunks = (unsigned)((n + p->chunk - 1) / p->chunk);
+	atomic_store_explicit(&p->done, 0, memory_order_relaxed);
+	const unsigned g = atomic_load_explicit(&p->gen, memory_order_relaxed) + 1;
+	atomic_store_explicit(&p->ticket, TICKET(g, p->nchunks, 0), memory_order_release);
+	atomic_store_explicit(&p->gen, g, memory_order_seq_cst);   /* wakes the workers' spin */
 	if (atomic_load(&p->sleepers) > 0)
 		futex_wake(&p->gen);
 	run_chunks(p, 0);
 	int spins = 0;
-	unsigned left;
-	while ((left = atomic_load_explicit(&p->pending, memory_order_acquire)) != 0) {
+	unsigned d;
+	while ((d = atomic_load_explicit(&p->done, memory_order_acquire)) != p->nchunks) {
 		if (++spins < SPIN_ITERS) {
 			cpu_relax();
 			continue;
 		}
 		atomic_store(&p->caller_sleeping, 1);
-		if ((left = atomic_load(&p->pending)) != 0)
-			futex_wait(&p->pending, left);
+		if ((d = atomic_load(&p->done)) != p->nchunks)
+			futex_wait(&p->done, d);
 		atomic_store(&p->caller_sleeping, 0);
 	}
 }

@@ -2,7 +2,8 @@
  *
  * Shapes are small (each input element costs two forward passes) but reach each code path: layer
  * norm with and without gamma/beta; batchnorm (N,C) and (N,C,H,W) with batch statistics (the
- * exact backward through the mean and variance) and in eval mode; dropout with the context RNG
+ * exact backward through the mean and variance) and in eval mode, and fused with a ReLU (its input
+ * an op's output, so the new-gradient store path runs too); dropout with the context RNG
  * replayed by the harness; conv2d over stride 1/2, pad 0/1, bias or not, one image and several
  * (the two lowering paths), non-square and 1x1 kernels; its transpose with out_pad; upsampling;
  * max/avg pooling with disjoint and overlapping windows; global average pooling; the causal mask
@@ -60,6 +61,21 @@ static Tensor *b_batchnorm(Ctx *ctx, Tensor **in, void *u)
 	return y;
 }
 
+/* i[1]: training mode. x enters through a scale by 1 so its batchnorm gradient is a new buffer
+ * (stored) before the scale adds it into the input's. */
+static Tensor *b_batchnorm_relu(Ctx *ctx, Tensor **in, void *u)
+{
+	const Args *a = u;
+	float rm[8] = { 0.1f, -0.2f, 0.3f, 0.0f, 0.5f, -0.1f, 0.2f, 0.0f };
+	float rv[8] = { 1.5f, 0.7f, 1.1f, 0.9f, 1.2f, 0.8f, 1.0f, 2.0f };
+	const int prev = ctx_training(ctx);
+	ctx_set_training(ctx, a->i[1]);
+	Tensor *y = op_batchnorm_relu(ctx, op_scale(ctx, in[0], 1.0f), in[1], in[2], rm, rv, 0.1f,
+	                              1e-5f);
+	ctx_set_training(ctx, prev);
+	return y;
+}
+
 static Tensor *b_dropout(Ctx *ctx, Tensor **in, void *u)
 {
 	const Args *a = u;
@@ -89,6 +105,13 @@ static void cases_norm(void)
 	      IN(-2, 2, 5, 3), IN(0.5f, 1.5f, 3), IN(-1, 1, 3));
 	check("batchnorm (2,3,2,3) eval", OP_BATCHNORM, b_batchnorm, ARGS(.i = { 1, 0 }),
 	      IN(-2, 2, 2, 3, 2, 3), IN(0.5f, 1.5f, 3), IN(-1, 1, 3));
+
+	check("batchnorm+relu (6,4) train", OP_BATCHNORM, b_batchnorm_relu, ARGS(.i = { 1, 1 }),
+	      IN(-2, 2, 6, 4), IN(0.5f, 1.5f, 4), IN(-0.5f, 0.5f, 4));
+	check("batchnorm+relu (3,2,3,3) train", OP_BATCHNORM, b_batchnorm_relu, ARGS(.i = { 1, 1 }),
+	      IN(-2, 2, 3, 2, 3, 3), IN(0.5f, 1.5f, 2), IN(-0.5f, 0.5f, 2));
+	check("batchnorm+relu (5,3) eval", OP_BATCHNORM, b_batchnorm_relu, ARGS(.i = { 1, 0 }),
+	      IN(-2, 2, 5, 3), IN(0.5f, 1.5f, 3), IN(-0.5f, 0.5f, 3));
 
 	check("dropout p=0.3 (4,5)", OP_DROPOUT, b_dropout, ARGS(.f = { 0.3f }), IN(-1, 1, 4, 5),
 	      NULL, NULL);

@@ -3,7 +3,9 @@
  * conv2d and conv_transpose2d forward (and their backward, through a weighted-sum loss) are
  * compared with direct loops in double precision over strides, paddings, output paddings,
  * non-square kernels, with and without bias, batch 1 and batch > 1 (the two lowering paths);
- * batchnorm's training statistics, running-statistics update and eval mode; attention against a
+ * batchnorm's training statistics, running-statistics update and eval mode; the fused
+ * batchnorm + ReLU against relu(batchnorm) (values and gradients, into a new gradient buffer and
+ * into one that already holds gradient); attention against a
  * naive softmax(q k^T / sqrt(Dh)) v, causal and not; and that a shape error aborts with a message
  * naming the op and the shapes. Gradients against finite differences live in
  * gradcheck_nn.c; this file checks values.
@@ -439,6 +441,65 @@ static void test_batchnorm(void)
 	}
 }
 
+/* op_batchnorm_relu must equal op_relu(op_batchnorm(...)): forward, and backward both into a new
+ * input gradient (stored) and into one that already holds gradient (added). */
+static void test_batchnorm_relu(void)
+{
+	for (int cfg = 0; cfg < 4; cfg++) {
+		const int four_d = cfg & 1, training = !(cfg & 2);
+		const int N = 5, C = 3, H = four_d ? 6 : 1, W = four_d ? 7 : 1;
+		float rm[3] = { 0.1f, -0.2f, 0.3f }, rv[3] = { 1.5f, 0.7f, 1.1f };
+		float out[2][2][5 * 3 * 6 * 7], gx[2][2][5 * 3 * 6 * 7], gg[2][2][3], gb[2][2][3];
+		size_t size = 0;
+		for (int fused = 0; fused < 2; fused++)
+			for (int prefilled = 0; prefilled < 2; prefilled++) {
+				Ctx *ctx = ctx_new(5);
+				rng_seed(&rng, 777 + (uint64_t)cfg);
+				Tensor *x = four_d ? rand_tensor(ctx, 4, (int[]){ N, C, H, W }, 1)
+				                   : rand_tensor(ctx, 2, (int[]){ N, C }, 1);
+				Tensor *g = rand_tensor(ctx, 1, (int[]){ C }, 1);
+				Tensor *b = rand_tensor(ctx, 1, (int[]){ C }, 1);
+				float *G = ctx_alloc(ctx, x->size * sizeof *G);
+				for (size_t i = 0; i < x->size; i++)
+					G[i] = rng_uniform_range(&rng, -1.0f, 1.0f);
+				if (prefilled) /* x's gradient already holds 0.5 from another consumer */
+					for (size_t i = 0, n = x->size; i < n; i++)
+						ctx_grad(ctx, x)[i] = 0.5f;
+				ctx_set_training(ctx, training);
+				float rm1[3], rv1[3];
+				memcpy(rm1, rm, sizeof rm);
+				memcpy(rv1, rv, sizeof rv);
+				Tensor *y = fused ? op_batchnorm_relu(ctx, x, g, b, rm1, rv1, 0.1f, 1e-5f)
+				                  : op_relu(ctx, op_batchnorm(ctx, x, g, b, rm1, rv1, 0.1f, 1e-5f));
+				CHECK(ctx_backward(ctx, wsum(ctx, y, G)) == 0, "bn_relu cfg %d: backward", cfg);
+				size = x->size;
+				for (size_t i = 0; i < size; i++) {
+					out[fused][prefilled][i] = y->data[i];
+					gx[fused][prefilled][i] = x->grad[i] - (prefilled ? 0.5f : 0.0f);
+				}
+				memcpy(gg[fused][prefilled], g->grad, sizeof gg[0][0]);
+				memcpy(gb[fused][prefilled], b->grad, sizeof gb[0][0]);
+				ctx_free(ctx);
+			}
+		for (int p = 0; p < 2; p++) {
+			double ey = 0.0, ex = 0.0, ep = 0.0;
+			int zeros = 0;
+			for (size_t i = 0; i < size; i++) {
+				ey = fmax(ey, fabs(out[1][p][i] - out[0][p][i]));
+				ex = fmax(ex, fabs(gx[1][p][i] - gx[0][p][i]));
+				zeros += out[1][p][i] == 0.0f;
+			}
+			for (int c = 0; c < 3; c++)
+				ep = fmax(ep, fmax(fabs(gg[1][p][c] - gg[0][p][c]), fabs(gb[1][p][c] - gb[0][p][c])));
+			CHECK(ey == 0.0 && ex < 1e-6 && ep < 1e-6,
+			      "bn_relu cfg %d %s: fused vs unfused max diff y %g dx %g dgamma/dbeta %g", cfg,
+			      p ? "prefilled grad" : "new grad", ey, ex, ep);
+			CHECK(zeros > 0 && zeros < (int)size, "bn_relu cfg %d: %d of %zu outputs clipped", cfg,
+			      zeros, size);
+		}
+	}
+}
+
 /* Layernorm forward against the definition. */
 static void test_layernorm(void)
 {
@@ -692,6 +753,7 @@ int main(void)
 	test_conv_transpose2d();
 	test_conv_adjoint();
 	test_batchnorm();
+	test_batchnorm_relu();
 	test_layernorm();
 	test_dropout();
 	test_attention();
