@@ -477,6 +477,16 @@ int main(int argc, char **argv)
 		}
 	}
 	atomic_store(&recording, 0);
+	/* Peak RSS of the training steps: VmHWM (ru_maxrss would carry over the parent's peak across
+	 * fork + exec, e.g. a Python driver's), read before the replay allocates its own buffers. */
+	double hwm_kb = 0.0;
+	FILE *st = fopen("/proc/self/status", "r");
+	char line[256];
+	while (st && fgets(line, sizeof line, st))
+		if (sscanf(line, "VmHWM: %lf kB", &hwm_kb) == 1)
+			break;
+	if (st)
+		fclose(st);
 	double raw_wall = 0.0, raw_cpu = 0.0;   /* raw figures print as 0 with --no-replay */
 	if (do_replay) {
 		/* The engine keeps OpenBLAS at one thread and splits products itself; the ceiling is
@@ -487,16 +497,6 @@ int main(int argc, char **argv)
 	}
 	qsort(walls, (size_t)n, sizeof *walls, cmp_double);
 	double med = walls[n / 2], cpu = cpu_total / n;
-	/* Peak RSS of this program's memory: VmHWM (ru_maxrss would carry over the parent's peak
-	 * across fork + exec, e.g. a Python driver's). */
-	double hwm_kb = 0.0;
-	FILE *st = fopen("/proc/self/status", "r");
-	char line[256];
-	while (st && fgets(line, sizeof line, st))
-		if (sscanf(line, "VmHWM: %lf kB", &hwm_kb) == 1)
-			break;
-	if (st)
-		fclose(st);
 	double gflop = (double)flops * 1e-9;
 	printf("{\"impl\": \"ssld\", \"model\": \"%s\", \"threads\": %d, \"steps\": %d, "
 	       "\"step_ms\": %.3f, \"best_step_ms\": %.3f, \"cpu_ms_per_step\": %.3f, "
