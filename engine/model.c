@@ -19,7 +19,9 @@
  *                    bias = !batchnorm); with `strides` set, stride strides[i] instead
  *          P.bn<i>   BatchNorm2d(channels[i])         (when batchnorm)
  *          ReLU
- *        global average pooling -> (B, channels[last]); when out_dim > 0, P.fc Linear(., out_dim).
+ *        global average pooling -> (B, channels[last]), or with pool_grid g > 1 adaptive average
+ *        pooling to g x g cells flattened (C, gy, gx) -> (B, channels[last] * g * g) (a 7x7 map
+ *        and g 2: windows rows/cols 0-3 and 3-6); when out_dim > 0, P.fc Linear(., out_dim).
  *        Default {32,64,128} on 28x28: (32,28,28) -> (64,14,14) -> (128,7,7) -> 128 features.
  *   vit  P.patch_embed.proj Conv2d(C, dim, patch x patch, stride patch, bias), tokens row-major
  *        over the patch grid, P.pos_embed (1, cls + N, dim) added, P.cls_token (1,1,dim) first
@@ -181,6 +183,7 @@ void encoder_config_default(EncoderConfig *c, EncoderKind kind)
 	c->vocab = 256;
 	c->causal = 0;
 	c->pool = 0;
+	c->pool_grid = 1;
 	c->dropout = 0.0f;
 }
 
@@ -215,6 +218,8 @@ int encoder_config_to_json(const EncoderConfig *c, char *buf, size_t len)
 	if (c->n_strides > 0) /* only when set, so default configs read as before */
 		append_ints(buf, len, &o, "strides", c->strides,
 		            c->n_strides > MODEL_MAX_LAYERS ? MODEL_MAX_LAYERS : c->n_strides);
+	if (c->pool_grid > 1) /* likewise */
+		append(buf, len, &o, "\"pool_grid\":%d,", c->pool_grid);
 	append(buf, len, &o,
 	       "\"batchnorm\":%s,\"out_dim\":%d,\"dim\":%d,\"depth\":%d,\"heads\":%d,\"mlp_ratio\":%d,"
 	       "\"patch\":%d,\"context\":%d,\"vocab\":%d,\"causal\":%s,\"pool\":\"%s\",\"dropout\":%.9g}",
@@ -246,6 +251,31 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
 			return fail(err, errlen, "model.%s: %d must be in [%d, %d]", field, (int)(val),    \
 			            (int)(lo), (int)(hi));                                                  \
 	} while (0)
+
+/* The CNN's last feature map size (fh, fw) for an in_h x in_w input, and the k x k, stride s
+ * average pooling that equals adaptive pooling to pool_grid x pool_grid cells: adaptive cell i
+ * spans [floor(i*H/g), ceil((i+1)*H/g)), an ordinary pooling when every cell has the same size
+ * and step. -1 when it is not one (or the map is not square or smaller than the grid). */
+static int cnn_grid_window(const EncoderConfig *c, int in_h, int in_w, int *fh, int *fw, int *k,
+                           int *s)
+{
+	int h = in_h, w = in_w, g = c->pool_grid;
+	for (int i = 0; i < c->n_channels; i++) {
+		int stride = c->n_strides > 0 ? c->strides[i] : i == 0 ? 1 : 2;
+		h = (h - 1) / stride + 1;   /* 3x3, padding 1 */
+		w = (w - 1) / stride + 1;
+	}
+	*fh = h;
+	*fw = w;
+	if (g < 1 || h != w || h < g)
+		return -1;
+	*k = (h + g - 1) / g;
+	*s = h / g;
+	for (int i = 0; i < g; i++)
+		if (i * h / g != i * *s || ((i + 1) * h + g - 1) / g != i * *s + *k)
+			return -1;
+	return 0;
+}
 
 static int validate(const EncoderConfig *c, int in_c, int in_h, int in_w, char *err, size_t errlen)
 {
@@ -285,6 +315,15 @@ static int validate(const EncoderConfig *c, int in_c, int in_h, int in_w, char *
 			if (c->strides[i] < 1 || c->strides[i] > 4)
 				return fail(err, errlen, "model.strides[%d]: %d must be in [1, 4]", i,
 				            c->strides[i]);
+		}
+		if (c->pool_grid < 0 || c->pool_grid > 8)
+			return fail(err, errlen, "model.pool_grid: %d must be in [0, 8]", c->pool_grid);
+		if (c->pool_grid > 1) {
+			int fh, fw, k, s;
+			if (cnn_grid_window(c, in_h, in_w, &fh, &fw, &k, &s) < 0)
+				return fail(err, errlen, "model.pool_grid: %d does not split the last %dx%d "
+				            "feature map into equal cells (1, global pooling, always does)",
+				            c->pool_grid, fh, fw);
 		}
 		break;
 	case ENC_VIT:
@@ -337,6 +376,7 @@ struct Encoder {
 	Transformer tf;                      /* transformer */
 	Linear fc;                           /* cnn / vit / transformer projection when out_dim > 0 */
 	int has_fc;
+	int grid_k, grid_stride;             /* cnn with pool_grid > 1: the pooling window */
 };
 
 static int build_cnn(Encoder *e, ParamSet *ps, const char *prefix, Rng *rng)
@@ -359,6 +399,12 @@ static int build_cnn(Encoder *e, ParamSet *ps, const char *prefix, Rng *rng)
 		cin = c->channels[i];
 	}
 	e->out_dim = cin;
+	if (c->pool_grid > 1) {   /* validate() checked the window exists */
+		int fh, fw;
+		if (cnn_grid_window(c, e->in_h, e->in_w, &fh, &fw, &e->grid_k, &e->grid_stride) < 0)
+			return -EINVAL;
+		e->out_dim = cin * c->pool_grid * c->pool_grid;
+	}
 	return 0;
 }
 
@@ -495,6 +541,10 @@ static Tensor *cnn_forward(Ctx *ctx, Encoder *e, Tensor *x)
 	for (int i = 0; i < e->cfg.n_channels; i++) {
 		x = conv2d_forward(ctx, &e->conv[i], x);
 		x = e->cfg.batchnorm ? batchnorm_relu_forward(ctx, &e->bn[i], x) : op_relu(ctx, x);
+	}
+	if (e->cfg.pool_grid > 1) {
+		x = op_avgpool2d(ctx, x, e->grid_k, e->grid_stride);
+		return op_reshape(ctx, x, 2, (int[]){ x->shape[0], e->out_dim });
 	}
 	return op_global_avgpool(ctx, x);
 }

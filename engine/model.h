@@ -46,6 +46,10 @@ typedef struct EncoderConfig {
 	 * stage, 2 after); otherwise n_strides == n_channels, each 1..4. */
 	int strides[MODEL_MAX_LAYERS];
 	int n_strides;
+	/* CNN: the last feature map is average-pooled to pool_grid x pool_grid cells (adaptive
+	 * pooling, as torch's AdaptiveAvgPool2d) and flattened (C, gy, gx): channels[last] *
+	 * pool_grid^2 features. 0 or 1 = global average pooling. */
+	int pool_grid;
 } EncoderConfig;
 
 typedef struct Encoder Encoder;

@@ -112,7 +112,8 @@ class CnnEncoder(nn.Module):
             if bn:
                 self.add_module(f"bn{i}", nn.BatchNorm2d(o, eps=1e-5, momentum=0.1))
             c = o
-        self.fc = nn.Linear(c, out_dim) if out_dim > 0 else None
+        self.grid = int(cfg.get("pool_grid", 1))
+        self.fc = nn.Linear(c * max(self.grid, 1) ** 2, out_dim) if out_dim > 0 else None
 
     def forward(self, x):
         for i in range(self.n):
@@ -120,7 +121,10 @@ class CnnEncoder(nn.Module):
             if self.bn:
                 x = getattr(self, f"bn{i}")(x)
             x = torch.relu(x)
-        x = x.mean(dim=(2, 3))
+        if self.grid > 1:
+            x = torch.flatten(nn.functional.adaptive_avg_pool2d(x, self.grid), 1)
+        else:
+            x = x.mean(dim=(2, 3))
         return self.fc(x) if self.fc is not None else x
 
 

@@ -150,6 +150,9 @@ static const KeyDoc key_docs[] = {
 	{ "model.out_dim", "integer", NULL, "mlp|cnn",
 	  "feature size (mlp: last linear, >= 1; cnn: optional projection, 0 = none)" },
 	{ "model.batchnorm", "boolean", NULL, "mlp|cnn", "BatchNorm after each linear/conv" },
+	{ "model.pool_grid", "integer", NULL, "cnn",
+	  "features: the last feature map average-pooled to g x g cells (channels x g^2 features); "
+	  "1 = global average pooling" },
 	{ "model.dim", "integer", NULL, "vit|transformer", "token width, divisible by heads" },
 	{ "model.depth", "integer", NULL, "vit|transformer", "transformer blocks, 1..64" },
 	{ "model.heads", "integer", NULL, "vit|transformer", "attention heads, 1..256" },
@@ -1571,6 +1574,8 @@ static int parse_model(Parser *p, const cJSON *v)
 		return rc;
 	if ((rc = get_bool(p, v, "model", "batchnorm", &ec->batchnorm)) < 0)
 		return rc;
+	if ((rc = get_int(p, v, "model", "pool_grid", 1, 8, &ec->pool_grid)) < 0)
+		return rc;
 	if ((rc = get_int(p, v, "model", "dim", 1, 8192, &ec->dim)) < 0)
 		return rc;
 	if ((rc = get_int(p, v, "model", "depth", 1, 64, &ec->depth)) < 0)
@@ -2432,6 +2437,7 @@ static cJSON *model_default_json(const char *leaf, const char *only)
 		return cJSON_CreateNumber(kind == ENC_MLP ? m.out_dim : c.out_dim);
 	}
 	if (strcmp(leaf, "batchnorm") == 0) return cJSON_CreateBool(c.batchnorm);
+	if (strcmp(leaf, "pool_grid") == 0) return cJSON_CreateNumber(c.pool_grid > 1 ? c.pool_grid : 1);
 	if (strcmp(leaf, "dim") == 0) return cJSON_CreateNumber(c.dim);
 	if (strcmp(leaf, "depth") == 0) return cJSON_CreateNumber(c.depth);
 	if (strcmp(leaf, "heads") == 0) return cJSON_CreateNumber(c.heads);
@@ -2758,6 +2764,8 @@ static cJSON *model_json(const EncoderConfig *c)
 			cJSON_AddItemToObject(o, leaf, cJSON_CreateIntArray(c->hidden, c->n_hidden));
 		else if (strcmp(leaf, "out_dim") == 0) cJSON_AddNumberToObject(o, leaf, c->out_dim);
 		else if (strcmp(leaf, "batchnorm") == 0) cJSON_AddBoolToObject(o, leaf, c->batchnorm);
+		else if (strcmp(leaf, "pool_grid") == 0)
+			cJSON_AddNumberToObject(o, leaf, c->pool_grid > 1 ? c->pool_grid : 1);
 		else if (strcmp(leaf, "dim") == 0) cJSON_AddNumberToObject(o, leaf, c->dim);
 		else if (strcmp(leaf, "depth") == 0) cJSON_AddNumberToObject(o, leaf, c->depth);
 		else if (strcmp(leaf, "heads") == 0) cJSON_AddNumberToObject(o, leaf, c->heads);

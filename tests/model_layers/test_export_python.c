@@ -60,6 +60,7 @@ typedef struct Case {
 	EncoderKind kind;
 	int in_c, in_h, in_w;
 	int config_in_metadata;   /* 1: python reads the config from the safetensors metadata */
+	int pool_grid;            /* cnn: 0 = the default global pooling */
 } Case;
 
 static int run_case(const Case *k, const char *python, const char *script, const char *dir)
@@ -71,6 +72,8 @@ static int run_case(const Case *k, const char *python, const char *script, const
 	rng_seed(&r, 100 + (uint64_t)k->kind);
 	EncoderConfig c;
 	encoder_config_default(&c, k->kind);
+	if (k->pool_grid)
+		c.pool_grid = k->pool_grid;
 	if (k->kind == ENC_VIT) {
 		c.depth = 2;
 		c.pool = 1;
@@ -191,10 +194,12 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	const Case cases[] = {
-		{ "cnn", ENC_CNN, 1, 28, 28, 0 },
-		{ "mlp", ENC_MLP, 1, 28, 28, 1 },
-		{ "vit", ENC_VIT, 1, 28, 28, 0 },
-		{ "transformer", ENC_TRANSFORMER, 1, 1, 32, 1 },
+		{ "cnn", ENC_CNN, 1, 28, 28, 0, 0 },
+		{ "cnn-grid2", ENC_CNN, 1, 28, 28, 0, 2 },   /* 7x7 map -> 2x2 cells of 4x4, step 3 */
+		{ "cnn-grid3", ENC_CNN, 1, 28, 28, 1, 3 },   /* 3x3 cells of 3x3, step 2 */
+		{ "mlp", ENC_MLP, 1, 28, 28, 1, 0 },
+		{ "vit", ENC_VIT, 1, 28, 28, 0, 0 },
+		{ "transformer", ENC_TRANSFORMER, 1, 1, 32, 1, 0 },
 	};
 	int fails = 0;
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)

@@ -537,6 +537,12 @@ static void test_validation(void)
 	encoder_config_default(&c, ENC_CNN);
 	c.n_channels = 0;
 	expect_invalid(&c, 28, 28, "model.channels");
+	encoder_config_default(&c, ENC_CNN);
+	c.pool_grid = 5;   /* 7x7 map: adaptive cells of 2 and 3 rows */
+	expect_invalid(&c, 28, 28, "model.pool_grid: 5 does not split the last 7x7 feature map");
+	encoder_config_default(&c, ENC_CNN);
+	c.pool_grid = 9;
+	expect_invalid(&c, 28, 28, "model.pool_grid: 9 must be in [0, 8]");
 	encoder_config_default(&c, ENC_TRANSFORMER);
 	c.context = 16;
 	expect_invalid(&c, 1, 32, "model.context: 16 is shorter than the sample length 32");

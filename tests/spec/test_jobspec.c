@@ -229,6 +229,9 @@ static void test_bad_specs(void)
 	    "only valid for encoder \"vit\" (this encoder is \"cnn\")");
 	BAD("{\"method\": \"simclr\", \"model\": {\"encoder\": \"vit\", \"channels\": [8]}}", "model.channels",
 	    "only valid for encoder \"cnn\"");
+	BAD("{\"method\": \"simclr\", \"model\": {\"encoder\": \"vit\", \"pool_grid\": 2}}", "model.pool_grid",
+	    "only valid for encoder \"cnn\"");
+	BAD("{\"method\": \"simclr\", \"model\": {\"pool_grid\": 0}}", "model.pool_grid", "");
 	BAD("{\"method\": \"simclr\", \"model\": {\"encoder\": \"vit\", \"patch\": 5}}", "model.patch",
 	    "must be 4 or 7, got 5");
 	BAD("{\"method\": \"simclr\", \"model\": {\"encoder\": \"vit\", \"dim\": 100, \"heads\": 3}}", "model.heads",
