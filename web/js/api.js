@@ -45,7 +45,7 @@ export async function request(method, path, body, { signal } = {}) {
     // index.html may have started this very read already (a job page's first requests).
     const pre = method === 'GET' && window.ssldPrefetch && window.ssldPrefetch[path];
     if (pre) delete window.ssldPrefetch[path];
-    resp = await (pre || fetch(path, { method, headers, body: payload, signal, cache: 'no-store' }));
+    resp = await (pre || fetch(path, { method, headers, body: payload, signal, cache: 'no-cache' }));
   } catch (e) {
     if (e.name === 'AbortError') throw e;
     throw new ApiError(0, 'network', 'cannot reach ssld (' + e.message + ')');
