@@ -303,8 +303,8 @@ static const MethodInfo methods[] = {
 			"\"/usr/share/games/fortunes/wisdom\"]},\n"
 			"  \"model\": {\"encoder\": \"transformer\", \"dim\": 128, \"depth\": 4, \"heads\": 4, "
 			"\"context\": 128},\n"
-			"  \"pretrain\": {\"epochs\": 5, \"time_budget_s\": 300, \"batch_size\": 32,\n"
-			"               \"optimizer\": {\"name\": \"adamw\", \"lr\": 0.002},\n"
+			"  \"pretrain\": {\"epochs\": 5, \"time_budget_s\": 300, \"batch_size\": 8,\n"
+			"               \"optimizer\": {\"name\": \"adamw\", \"lr\": 0.001},\n"
 			"               \"schedule\": {\"name\": \"cosine\", \"warmup_epochs\": 0.2}},\n"
 			"  \"seed\": 1\n"
 			"}\n",
