@@ -96,6 +96,9 @@ def ssld_rung(a, steps, work):
     spec["pretrain"]["time_budget_s"] = 0
     spec["checkpoint_interval_s"] = 100000
     spec["evaluations"] = PROBE
+    # The PyTorch twin below pools the last feature map globally; the example's pool_grid 2
+    # (2x2 cells, 512 features) would give ssld a different network.
+    spec["model"]["pool_grid"] = 1
     res, wall = run_ssld(a.ssld, spec, os.path.join(work, f"ssld-{steps}"))
     pre = res.get("pretext", {})
     return {"steps": int(pre.get("steps", steps)), "pretrain_s": float(pre.get("seconds", 0)),
