@@ -252,6 +252,12 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
 			            (int)(lo), (int)(hi));                                                  \
 	} while (0)
 
+/* The stride of CNN stage i: model.strides when given, else 1 for the first stage and 2 after. */
+static int cnn_stride(const EncoderConfig *c, int i)
+{
+	return c->n_strides > 0 ? c->strides[i] : i == 0 ? 1 : 2;
+}
+
 /* The CNN's last feature map size (fh, fw) for an in_h x in_w input, and the k x k, stride s
  * average pooling that equals adaptive pooling to pool_grid x pool_grid cells: adaptive cell i
  * spans [floor(i*H/g), ceil((i+1)*H/g)), an ordinary pooling when every cell has the same size
@@ -261,7 +267,7 @@ static int cnn_grid_window(const EncoderConfig *c, int in_h, int in_w, int *fh, 
 {
 	int h = in_h, w = in_w, g = c->pool_grid;
 	for (int i = 0; i < c->n_channels; i++) {
-		int stride = c->n_strides > 0 ? c->strides[i] : i == 0 ? 1 : 2;
+		int stride = cnn_stride(c, i);
 		h = (h - 1) / stride + 1;   /* 3x3, padding 1 */
 		w = (w - 1) / stride + 1;
 	}
@@ -386,7 +392,7 @@ static int build_cnn(Encoder *e, ParamSet *ps, const char *prefix, Rng *rng)
 	for (int i = 0; i < c->n_channels; i++) {
 		char name[LAYER_NAME_MAX];
 		snprintf(name, sizeof name, "%s.conv%d", prefix, i);
-		int stride = c->n_strides > 0 ? c->strides[i] : i == 0 ? 1 : 2;
+		int stride = cnn_stride(c, i);
 		rc = conv2d_init(&e->conv[i], ps, name, cin, c->channels[i], 3, stride, 1,
 		                 !c->batchnorm, rng);
 		if (rc < 0)
