@@ -38,7 +38,7 @@
  *   pretrain.schedule                name "cosine", warmup_epochs 1, min_lr 0
  *   evaluations                      [] (none); each: label_fractions [1.0], label_rule "first"
  *     linear_probe                   epochs 100, batch_size 256, lr 0 (auto), weight_decay 0 (auto,
- *                                    chosen on a validation slice by the runner)
+ *                                    chosen by cross-validation on the labels)
  *     finetune                       epochs 30, batch_size 64, lr 1e-3, encoder_lr_scale 0.1,
  *                                    weight_decay 1e-4, augment true
  *     knn                            k 20, temperature 0.07

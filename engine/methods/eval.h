@@ -1,7 +1,7 @@
 /* eval.h - downstream protocols: how well does a (pretrained) encoder transfer with few labels?
  *
  * linear_probe: frozen encoder features -> multinomial logistic regression, regularisation chosen
- *               on a validation slice of the labelled subset.
+ *               by stratified cross-validation on the labelled subset.
  * finetune:     the whole network (encoder + linear head) trained on the labels, encoder at a
  *               lower learning rate.
  * knn:          cosine k-nearest-neighbours on frozen features, temperature-weighted votes.
@@ -34,7 +34,7 @@ typedef struct EvalConfig {
 	int batch_size;
 	float lr;                 /* 0 = protocol default */
 	float encoder_lr_scale;   /* finetune */
-	float weight_decay;       /* linear probe: 0 = choose on validation from a small grid */
+	float weight_decay;       /* linear probe: 0 = choose by cross-validation from a grid */
 	int k;                    /* knn */
 	float temperature;        /* knn */
 	int augment;              /* supervised / finetune: light augmentation */

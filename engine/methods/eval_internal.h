@@ -18,6 +18,8 @@
 #define EVAL_FEATURE_BATCH 512        /* frozen-feature extraction and test-set prediction */
 #define EVAL_MIN_TRAIN_STEPS 300      /* finetune / supervised: at least this many steps */
 #define EVAL_LINEAR_DEFAULT_WD 1e-3   /* linear probe when no validation split is possible */
+#define EVAL_LINEAR_FOLDS 5           /* linear probe: cross-validation folds for the penalty */
+#define EVAL_LINEAR_CV_MAX 2000       /* above this many labels, one fold (a 20% slice) only */
 #define EVAL_LINEAR_GRID_ITERS 100    /* L-BFGS iterations per candidate penalty */
 
 /* Copy cfg with every unset field replaced by the protocol default. */

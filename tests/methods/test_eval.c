@@ -207,8 +207,8 @@ static void test_linear_clusters(void)
 	      res.test_accuracy);
 	CHECK(res.train_accuracy >= 0.99, "train accuracy %.4f", res.train_accuracy);
 	int in_grid = 0;
-	const double grid[] = { 0.0, 1e-4, 1e-3, 1e-2, 1e-1, 1.0 };
-	for (int i = 0; i < 6; i++)
+	const double grid[] = { 0.0, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0 };
+	for (size_t i = 0; i < sizeof grid / sizeof grid[0]; i++)
 		in_grid |= fabs(res.chosen_weight_decay - grid[i]) < 1e-12;
 	CHECK(in_grid, "chosen weight decay %g is not from the grid", res.chosen_weight_decay);
 	printf("linear probe gaussian clusters: test %.4f train %.4f wd %g\n", res.test_accuracy,
