@@ -583,6 +583,8 @@ static int run_evaluations(Run *r, cJSON *evals)
 			cJSON_AddNumberToObject(o, "train_accuracy", round(res.train_accuracy * 1e4) / 1e4);
 			if (ec.protocol == EVAL_PROTO_LINEAR_PROBE)
 				cJSON_AddNumberToObject(o, "weight_decay", res.chosen_weight_decay);
+			if (ec.protocol == EVAL_PROTO_FINETUNE || ec.protocol == EVAL_PROTO_SUPERVISED)
+				cJSON_AddBoolToObject(o, "augment", ec.augment);
 			cJSON_AddNumberToObject(o, "seconds", round(res.seconds * 10) / 10);
 			cJSON_AddItemToArray(evals, o);
 			char key[128];
