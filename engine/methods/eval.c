@@ -44,7 +44,7 @@ void eval_config_default(EvalConfig *c, EvalProto p)
 	case EVAL_PROTO_LINEAR_PROBE:
 		c->epochs = 300;
 		c->batch_size = EVAL_FEATURE_BATCH;
-		c->weight_decay = 0.0f;          /* chosen on a validation slice */
+		c->weight_decay = 0.0f;          /* chosen by cross-validation */
 		break;
 	case EVAL_PROTO_KNN:
 		c->epochs = 1;
