@@ -278,7 +278,7 @@ static const MethodInfo methods[] = {
 			"\"record_bytes\": 64},\n"
 			"  \"model\": {\"encoder\": \"transformer\", \"dim\": 128, \"depth\": 2, \"heads\": 4, "
 			"\"context\": 64},\n"
-			"  \"pretrain\": {\"epochs\": 10, \"max_steps\": 12000, \"batch_size\": 8, "
+			"  \"pretrain\": {\"epochs\": 20, \"max_steps\": 24000, \"batch_size\": 8, "
 			"\"grad_clip\": 1.0,\n"
 			"               \"optimizer\": {\"name\": \"adamw\", \"lr\": 0.001},\n"
 			"               \"schedule\": {\"name\": \"cosine\", \"warmup_epochs\": 0.1}},\n"
