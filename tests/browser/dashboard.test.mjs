@@ -75,7 +75,9 @@ try {
   page.on('request', (r) => requests.push({ url: r.url(), t: Date.now() }));
 
   // A job that runs long enough to watch (cancelled at the end) and a short one with evaluations.
-  const long = await d.api('POST', '/v1/jobs', shortJob('long-running', { epochs: 200, limitTrain: 2048 }));
+  // 200 epochs (6,400 steps, ~20 s alone on one core) could finish before the cancel step on an
+  // idle machine; 5,000 epochs outlast the whole test however fast the machine is.
+  const long = await d.api('POST', '/v1/jobs', shortJob('long-running', { epochs: 5000, limitTrain: 2048 }));
   const short = await d.api('POST', '/v1/jobs', shortJob('finished-with-evals', {
     epochs: 4, limitTrain: 1024,
     evaluations: [
