@@ -56,6 +56,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -786,6 +787,11 @@ static int check_value(Parser *p, const char *field, const ParamDef *d, const cJ
 		double x = v->valuedouble;
 		if (!isfinite(x))
 			return fail(p, 400, "invalid_field", field, "must be a finite number, got %s", got);
+		/* Settings are kept as 32-bit floats: a larger value would become infinity there (and
+		 * null in the resolved spec, which then fails to parse again). */
+		if (fabs(x) > FLT_MAX)
+			return fail(p, 400, "invalid_field", field,
+			            "must be at most %.3g in magnitude, got %s", (double)FLT_MAX, got);
 		if (integer && x != floor(x))
 			return fail(p, 400, "invalid_field", field, "must be an integer, got %s", got);
 		if (!range_ok(d, x, why, sizeof why))

@@ -70,6 +70,7 @@ def jobspec():
         "escapes.json": '{"name":"\\u00e9\\ud83d\\ude00\\u0000x","method":"simclr","dataset":"fashion-mnist"}',
         "bad-method.json": '{"method":"simclrr","dataset":"fashion-mnist"}',
         "params.json": '{"method":"moco","dataset":"fashion-mnist","params":{"queue_size":-5,"temperature":0}}',
+        "float-overflow.json": '{"method":"simclr","dataset":"fashion-mnist","pretrain":{"optimizer":{"weight_decay":8.8e67}},"evaluations":[{"protocol":"supervised","weight_decay":1e39}]}',
         "fractions.json": '{"method":"simclr","dataset":"fashion-mnist","evaluations":[{"protocol":"linear_probe","label_fractions":[0,1.5,0.1,0.1,0.1,0.1,0.1,0.1,0.1]}]}',
     }
     for k, v in bad.items():

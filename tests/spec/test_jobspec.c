@@ -200,6 +200,8 @@ static void test_bad_specs(void)
 	    "must be > 0, got -1");
 	BAD("{\"method\": \"simclr\", \"pretrain\": {\"optimizer\": {\"lr\": 1e999}}}",
 	    "pretrain.optimizer.lr", "must be a finite number");
+	BAD("{\"method\": \"simclr\", \"pretrain\": {\"optimizer\": {\"weight_decay\": 8.8e67}}}",
+	    "pretrain.optimizer.weight_decay", "must be at most 3.4e+38 in magnitude, got 8.8e+67");
 	BAD("{\"method\": \"simclr\", \"pretrain\": {\"optimizer\": {\"name\": \"adam\"}}}",
 	    "pretrain.optimizer.name", "did you mean \"adamw\"?");
 	BAD_CODE("{\"method\": \"simclr\", \"pretrain\": {\"optimizer\": {\"momentum\": 0.9}}}", NULL,
