@@ -55,6 +55,7 @@ typedef struct ApiConfig {
 	int max_queued_per_owner;           /* > 0: the same per owner */
 	int max_running_per_owner;          /* > 0: the pool's limit; GET /v1/jobs/{id} names it as
 	                                     * "waiting" for a queued job it holds back */
+	int max_user_priority;              /* priorities above this need an admin token (403) */
 	int threads;                        /* HTTP threads (default 2) */
 	int max_connections;                /* default 256 */
 	const char *tokens_file;            /* "owner sha256hex [admin]" lines; NULL = none */

@@ -22,6 +22,7 @@
 
 #include "../engine/methods/method.h"
 #include "../storage/log.h"
+#include "../workers/init_from.h"
 #include "../workers/jobspec.h"
 #include "../workers/runner.h"
 #include "downsample.h"
@@ -116,7 +117,7 @@ static void sb_job(Sbuf *b, const StoreJob *j, int full, const MetricSet *latest
 	sb_puts(b, ",\"eta_s\":");
 	if (j->state == JOB_RUNNING && j->eta_s >= 0) sb_num(b, j->eta_s);
 	else sb_puts(b, "null");
-	sb_printf(b, "},\"attempts\":%d,\"checkpoint_step\":", j->attempts);
+	sb_printf(b, "},\"attempts\":%d,\"interruptions\":%d,\"checkpoint_step\":", j->attempts, j->interruptions);
 	if (j->checkpoint_step >= 0) sb_printf(b, "%lld", (long long)j->checkpoint_step);
 	else sb_puts(b, "null");
 	sb_printf(b, ",\"cancel_requested\":%s,\"error\":", j->cancel_requested ? "true" : "false");
@@ -198,6 +199,39 @@ static enum MHD_Result jobs_list(Req *r)
 	return reply_sbuf(r, 200, &b);
 }
 
+/* init_from: the source's encoder architecture against the new job's (the rest of the rule -
+ * which sources may be named, waiting for them - is store_job_insert's and the claim's). Another
+ * owner's job is a source only for those who may read it (the read rule of GET /v1/jobs/{id}).
+ * 0, or -1 after replying. */
+static int check_init_from(Req *r, const JobSpec *js, const char *resolved)
+{
+	char field[64] = "", msg[640] = "", err[512];
+	int rc = 0;
+	if (js->init_from_job > 0) {
+		StoreJob src;
+		rc = store_job_get(r->api->cfg.store, js->init_from_job, &src, err, sizeof err);
+		if (rc == STORE_ENOTFOUND) return 0;   /* store_job_insert names it */
+		if (rc < 0) {
+			store_failure(r, rc, err);
+			return -1;
+		}
+		int mine = src.owner && strcmp(src.owner, r->owner) == 0;
+		if (!mine && require_read(r) < 0) {
+			store_job_clear(&src);
+			return -1;
+		}
+		rc = init_from_check_job(resolved, src.id, src.spec, field, sizeof field, msg, sizeof msg);
+		store_job_clear(&src);
+	} else if (js->init_from) {
+		rc = init_from_check_file(resolved, js->init_from, field, sizeof field, msg, sizeof msg);
+	}
+	if (rc > 0) {
+		reply_error(r, 400, "invalid_field", field, "%s", msg);
+		return -1;
+	}
+	return 0;
+}
+
 static enum MHD_Result jobs_submit(Req *r)
 {
 	Api *api = r->api;
@@ -226,27 +260,13 @@ static enum MHD_Result jobs_submit(Req *r)
 		return reply_error(r, status, se.code[0] ? se.code : "invalid_spec", se.field, "%s",
 		                   se.message[0] ? se.message : "the job spec is not valid");
 	}
-	char err[512];
-	if (js->init_from_job > 0) {
-		StoreJob src;
-		int rc = store_job_get(api->cfg.store, js->init_from_job, &src, err, sizeof err);
-		if (rc < 0) {
-			int64_t missing = js->init_from_job;
-			jobspec_free(js);
-			if (rc == STORE_ENOTFOUND)
-				return reply_error(r, 400, "invalid_field", "init_from", "init_from: job %lld does not exist",
-				                   (long long)missing);
-			return store_failure(r, rc, err);
-		}
-		int bad = src.state == JOB_FAILED || src.state == JOB_CANCELLED;
-		JobState st = src.state;
-		store_job_clear(&src);
-		if (bad) {
-			int64_t id = js->init_from_job;
-			jobspec_free(js);
-			return reply_error(r, 400, "invalid_field", "init_from", "init_from: job %lld is %s and has no final checkpoint",
-			                   (long long)id, job_state_name(st));
-		}
+	/* Priorities above the ceiling jump other owners' jobs: an admin's decision. */
+	if (js->priority > api->cfg.max_user_priority && !r->admin) {
+		int prio = js->priority;
+		jobspec_free(js);
+		return reply_error(r, 403, "forbidden", "priority",
+		                   "priority: %d is above max-user-priority = %d; only an admin token may set a higher priority",
+		                   prio, api->cfg.max_user_priority);
 	}
 	/* Store the resolved spec, not the body: every default filled in and dataset paths resolved
 	 * against the data roots now, so the worker (which parses it again without roots, maybe after
@@ -257,17 +277,26 @@ static enum MHD_Result jobs_submit(Req *r)
 		return reply_error(r, 503, "out_of_memory", NULL, "the server ran out of memory storing the job");
 	}
 	cJSON_Minify(resolved);   /* it comes indented; the API embeds it in one-line answers */
+	if (check_init_from(r, js, resolved) < 0) {
+		jobspec_free(js);
+		free(resolved);
+		return MHD_YES;
+	}
 	StoreNewJob nj = {
 		.spec = resolved, .name = js->name, .method = js->method, .owner = r->owner, .priority = js->priority,
+		.init_from_job = js->init_from_job, .init_from_any_owner = r->admin,
 		.max_queued = api->cfg.max_queued, .max_queued_per_owner = api->cfg.max_queued_per_owner,
 	};
 	int64_t id = 0;
+	char err[512];
 	int rc = store_job_insert(api->cfg.store, &nj, &id, err, sizeof err);
 	char method[64];
 	snprintf(method, sizeof method, "%s", js->method);
 	jobspec_free(js);
 	free(resolved);
 	if (rc == STORE_ELIMIT) return reply_error(r, 429, "queue_full", NULL, "%s", err);
+	/* Only the init_from rule refuses an insert with these (store.h). */
+	if (rc == STORE_ENOTFOUND || rc == STORE_ESTATE) return reply_error(r, 400, "invalid_field", "init_from", "%s", err);
 	if (rc < 0) return store_failure(r, rc, err);
 	slog(LOG_INFO, id, "queued %s for %s", method, r->owner);
 	if (api->cfg.on_queued) api->cfg.on_queued(api->cfg.user, id);
@@ -328,7 +357,12 @@ static enum MHD_Result job_get(Req *r, int64_t id)
 		return store_failure(r, rc, err);
 	}
 	char waiting[256] = "";
-	if (j.state == JOB_QUEUED && held_by_running_limit(r->api, &j, waiting, sizeof waiting) < 0) {
+	JobState src_state = JOB_SUCCEEDED;
+	if (j.state == JOB_QUEUED && j.init_from_job > 0 &&
+	    store_job_state(r->api->cfg.store, j.init_from_job, &src_state, err, sizeof err) == 0 && src_state != JOB_SUCCEEDED)
+		snprintf(waiting, sizeof waiting, "waiting for its init_from job %lld (%s) to succeed", (long long)j.init_from_job,
+		         job_state_name(src_state));
+	else if (j.state == JOB_QUEUED && held_by_running_limit(r->api, &j, waiting, sizeof waiting) < 0) {
 		store_job_clear(&j);
 		metric_set_clear(&latest);
 		return store_failure(r, STORE_EDB, waiting);

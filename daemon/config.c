@@ -39,6 +39,7 @@ void config_defaults(SsldConfig *c)
 	c->log_level = LOG_INFO;
 	c->flush_interval_s = 0.5;
 	c->stop_timeout_s = 90;
+	c->max_attempts = 3;
 }
 
 static int set_str(char *dst, size_t cap, const char *key, const char *v, char *err, size_t errlen)
@@ -120,6 +121,9 @@ int config_set(SsldConfig *c, const char *key_in, const char *v, char *err, size
 	if (strcmp(key, "max-queued") == 0) return set_int(&c->max_queued, key, v, 0, 1000000, err, errlen);
 	if (strcmp(key, "max-queued-per-owner") == 0) return set_int(&c->max_queued_per_owner, key, v, 0, 1000000, err, errlen);
 	if (strcmp(key, "max-running-per-owner") == 0) return set_int(&c->max_running_per_owner, key, v, 0, 256, err, errlen);
+	/* The job spec's own priority range is -100..100. */
+	if (strcmp(key, "max-user-priority") == 0) return set_int(&c->max_user_priority, key, v, -100, 100, err, errlen);
+	if (strcmp(key, "max-attempts") == 0) return set_int(&c->max_attempts, key, v, 0, 1000, err, errlen);
 	if (strcmp(key, "read-access") == 0) {
 		static const char *const modes[] = { "loopback", "open", "token" };
 		for (int i = 0; i < 3; i++)
@@ -301,6 +305,9 @@ void config_usage(void)
 		"  --max-queued N             refuse new jobs (429) when N are queued (default unlimited)\n"
 		"  --max-queued-per-owner N   the same per token owner\n"
 		"  --max-running-per-owner N  run at most N of one owner's jobs at once; the rest wait (default unlimited)\n"
+		"  --max-user-priority N      job priorities above N need an admin token (default 0; range -100..100)\n"
+		"  --max-attempts N           a job the daemon stopped or crashed under N times fails instead of\n"
+		"                             running again (default 3; 0 = retry forever; a clean stop does not count)\n"
 		"  --tokens-file FILE         'OWNER SHA256HEX [admin]' lines, besides the tokens of `ssld token create`\n"
 		"  --read-access MODE         once tokens exist, who may read jobs and metrics without one: loopback\n"
 		"                             (default: clients on 127.0.0.1/::1), open (anyone), token (nobody)\n"

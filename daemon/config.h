@@ -34,6 +34,8 @@ typedef struct SsldConfig {
 	int max_queued;              /* 0 = unlimited */
 	int max_queued_per_owner;    /* 0 = unlimited */
 	int max_running_per_owner;   /* 0 = unlimited (up to `workers`) */
+	int max_user_priority;       /* priorities above this need an admin token; default 0 */
+	int max_attempts;            /* a job interrupted this often fails at start-up; default 3, 0 = no cap */
 	int read_access;             /* ApiReadAccess: 0 loopback (default), 1 open, 2 token */
 	char tokens_file[1024];      /* "" = none (tokens may still come from `ssld token create`) */
 	char log_file[1024];         /* "" = stderr */

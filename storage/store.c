@@ -9,8 +9,10 @@
 #include "../engine/fault.h"
 #include "store.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -119,6 +121,50 @@ static void unprep(sqlite3_stmt *s)
 	sqlite3_clear_bindings(s);
 }
 
+/* The two helpers most statements go through. fmt describes the parameters ?1, ?2, ... one
+ * letter each: 'i' int, 'I' int64_t, 'd' double, 't' text (const char *; NULL binds NULL, and the
+ * text must stay valid until the statement is reset). */
+static void bind_args(sqlite3_stmt *s, const char *fmt, va_list ap)
+{
+	for (int i = 1; fmt && fmt[i - 1]; i++) {
+		switch (fmt[i - 1]) {
+		case 'i': sqlite3_bind_int(s, i, va_arg(ap, int)); break;
+		case 'I': sqlite3_bind_int64(s, i, va_arg(ap, int64_t)); break;
+		case 'd': sqlite3_bind_double(s, i, va_arg(ap, double)); break;
+		case 't': sqlite3_bind_text(s, i, va_arg(ap, const char *), -1, SQLITE_STATIC); break;
+		default: assert(!"bind_args: unknown parameter letter");
+		}
+	}
+}
+
+/* A query: the cached statement for sql with its parameters bound, ready for sqlite3_step; give
+ * it back with unprep(). 0, or STORE_EDB with err naming `what`. */
+static int sql_query(sqlite3 *db, sqlite3_stmt **s, const char *what, char *err, size_t errlen, const char *sql,
+                     const char *fmt, ...)
+{
+	if (prep(db, sql, s, what, err, errlen) < 0) return STORE_EDB;
+	va_list ap;
+	va_start(ap, fmt);
+	bind_args(*s, fmt, ap);
+	va_end(ap);
+	return 0;
+}
+
+/* A statement without rows (INSERT, UPDATE, DELETE) run to completion: the number of rows it
+ * changed (>= 0), or STORE_EDB with err naming `what`. */
+static int sql_exec(sqlite3 *db, const char *what, char *err, size_t errlen, const char *sql, const char *fmt, ...)
+{
+	sqlite3_stmt *s;
+	if (prep(db, sql, &s, what, err, errlen) < 0) return STORE_EDB;
+	va_list ap;
+	va_start(ap, fmt);
+	bind_args(s, fmt, ap);
+	va_end(ap);
+	int rc = sqlite3_step(s) == SQLITE_DONE ? sqlite3_changes(db) : db_fail(db, what, err, errlen);
+	unprep(s);
+	return rc;
+}
+
 /* Runs a fixed, parameterless statement through the cache (BEGIN, COMMIT...). */
 static int exec_cached(sqlite3 *db, const char *sql)
 {
@@ -185,6 +231,13 @@ static const char *const migrations[] = {
 	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
 	"  name TEXT NOT NULL UNIQUE, sha256 TEXT NOT NULL UNIQUE,"
 	"  admin INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL);",
+	/* 2 -> 3: the init_from dependency as a column the claim query can see (filled from the
+	 * stored specs of existing jobs), and interruptions (runs a crash or an unclean stop ended). */
+	"ALTER TABLE jobs ADD COLUMN init_from_job INTEGER;"
+	"ALTER TABLE jobs ADD COLUMN interruptions INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE jobs SET init_from_job = json_extract(spec, '$.init_from') "
+	"  WHERE CASE WHEN json_valid(spec) THEN json_type(spec, '$.init_from') END = 'integer';"
+	"CREATE INDEX jobs_init_from ON jobs(init_from_job) WHERE init_from_job IS NOT NULL;",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == SSLD_SCHEMA_VERSION, "one migration per version");
 
@@ -407,7 +460,8 @@ void store_job_clear(StoreJob *j)
 }
 
 #define JOB_COLS "id, name, method, owner, state, priority, created_at, started_at, finished_at, " \
-	"updated_at, step, total, stage, eta_s, checkpoint_step, attempts, cancel_requested, error"
+	"updated_at, step, total, stage, eta_s, checkpoint_step, attempts, cancel_requested, error, " \
+	"interruptions, init_from_job"
 /* Full rows add spec and results after JOB_COLS. */
 
 static void read_job_row(sqlite3_stmt *s, StoreJob *j, int full)
@@ -433,23 +487,61 @@ static void read_job_row(sqlite3_stmt *s, StoreJob *j, int full)
 	j->attempts = sqlite3_column_int(s, 15);
 	j->cancel_requested = sqlite3_column_int(s, 16);
 	j->error = col_strdup(s, 17);
+	j->interruptions = sqlite3_column_int(s, 18);
+	j->init_from_job = sqlite3_column_int64(s, 19);
 	if (full) {
-		j->spec = col_strdup(s, 18);
-		j->results = col_strdup(s, 19);
+		j->spec = col_strdup(s, 20);
+		j->results = col_strdup(s, 21);
 	}
 }
 
 static int count_queued(sqlite3 *db, const char *owner, int64_t *n, char *err, size_t errlen)
 {
 	sqlite3_stmt *s;
-	const char *sql = owner ? "SELECT count(*) FROM jobs WHERE owner = ?1 AND state = 'queued'"
-	                        : "SELECT count(*) FROM jobs WHERE state = 'queued'";
-	if (prep(db, sql, &s, "counting queued jobs", err, errlen) < 0) return STORE_EDB;
-	if (owner) sqlite3_bind_text(s, 1, owner, -1, SQLITE_STATIC);
-	int rc = sqlite3_step(s);
+	int rc = owner ? sql_query(db, &s, "counting queued jobs", err, errlen,
+	                           "SELECT count(*) FROM jobs WHERE owner = ?1 AND state = 'queued'", "t", owner)
+	               : sql_query(db, &s, "counting queued jobs", err, errlen,
+	                           "SELECT count(*) FROM jobs WHERE state = 'queued'", NULL);
+	if (rc < 0) return rc;
+	rc = sqlite3_step(s);
 	*n = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
 	unprep(s);
 	return rc == SQLITE_ROW ? 0 : db_fail(db, "counting queued jobs", err, errlen);
+}
+
+/* The init_from rule at insert (see store.h), inside the inserting transaction so that a source
+ * cannot fail between the check and the insert. */
+static int check_source(sqlite3 *db, const StoreNewJob *nj, char *err, size_t errlen)
+{
+	sqlite3_stmt *s;
+	int rc = sql_query(db, &s, "reading the init_from job", err, errlen,
+	                   "SELECT state, owner, error FROM jobs WHERE id = ?1", "I", nj->init_from_job);
+	if (rc < 0) return rc;
+	int r = sqlite3_step(s);
+	long long src = (long long)nj->init_from_job;
+	if (r == SQLITE_DONE) {
+		snprintf(err, errlen, "init_from: job %lld does not exist", src);
+		rc = STORE_ENOTFOUND;
+	} else if (r != SQLITE_ROW) {
+		rc = db_fail(db, "reading the init_from job", err, errlen);
+	} else {
+		int state = job_state_parse((const char *)sqlite3_column_text(s, 0));
+		const char *owner = (const char *)sqlite3_column_text(s, 1);
+		const char *error = (const char *)sqlite3_column_text(s, 2);
+		int mine = owner && strcmp(owner, nj->owner ? nj->owner : "") == 0;
+		if (state == JOB_FAILED || state == JOB_CANCELLED || state < 0) {
+			snprintf(err, errlen, "init_from: job %lld %s and has no final checkpoint (%s)", src,
+			         state == JOB_CANCELLED ? "was cancelled" : "failed", error ? error : "no reason recorded");
+			rc = STORE_ESTATE;
+		} else if (state != JOB_SUCCEEDED && !mine && !nj->init_from_any_owner) {
+			snprintf(err, errlen, "init_from: job %lld belongs to '%s' and is %s; another owner's job can be a source "
+			         "only once it has succeeded (your own jobs may be waited for)", src, owner ? owner : "",
+			         job_state_name((JobState)state));
+			rc = STORE_ESTATE;
+		}
+	}
+	unprep(s);
+	return rc;
 }
 
 int store_job_insert(Store *st, const StoreNewJob *nj, int64_t *id, char *err, size_t errlen)
@@ -457,7 +549,6 @@ int store_job_insert(Store *st, const StoreNewJob *nj, int64_t *id, char *err, s
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
 	int rc = store_begin(db, err, errlen);
-	sqlite3_stmt *s = NULL;
 	if (rc < 0) goto out;
 	int64_t n;
 	if (nj->max_queued > 0) {
@@ -478,20 +569,15 @@ int store_job_insert(Store *st, const StoreNewJob *nj, int64_t *id, char *err, s
 			goto out;
 		}
 	}
-	if ((rc = prep(db, "INSERT INTO jobs(name, method, spec, state, priority, owner, created_at, updated_at) "
-	                   "VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?6)", &s, "inserting a job", err, errlen)) < 0)
-		goto out;
+	if (nj->init_from_job > 0 && (rc = check_source(db, nj, err, errlen)) < 0) goto out;
 	double now = store_now();
-	sqlite3_bind_text(s, 1, nj->name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, nj->method ? nj->method : "", -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 3, nj->spec, -1, SQLITE_STATIC);
-	sqlite3_bind_int(s, 4, nj->priority);
-	sqlite3_bind_text(s, 5, nj->owner ? nj->owner : "", -1, SQLITE_STATIC);
-	sqlite3_bind_double(s, 6, now);
-	if (sqlite3_step(s) != SQLITE_DONE) {
-		rc = db_fail(db, "inserting a job", err, errlen);
+	/* ?7 NULL for no source: NULLIF keeps the column NULL rather than 0. */
+	if ((rc = sql_exec(db, "inserting a job", err, errlen,
+	                   "INSERT INTO jobs(name, method, spec, state, priority, owner, created_at, updated_at, init_from_job) "
+	                   "VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?6, NULLIF(?7, 0))", "tttitdI",
+	                   nj->name, nj->method ? nj->method : "", nj->spec, nj->priority, nj->owner ? nj->owner : "", now,
+	                   nj->init_from_job > 0 ? nj->init_from_job : (int64_t)0)) < 0)
 		goto out;
-	}
 	*id = sqlite3_last_insert_rowid(db);
 	if (ssld_fault("job_insert")) {   /* ../engine/fault.h: the row is written, the commit fails */
 		snprintf(err, errlen, "inserting a job: COMMIT: disk I/O error (injected by SSLD_FAULT)");
@@ -500,18 +586,17 @@ int store_job_insert(Store *st, const StoreNewJob *nj, int64_t *id, char *err, s
 	}
 	rc = store_commit(db, err, errlen);
 out:
-	unprep(s);
 	if (rc < 0) store_rollback(db);
 	store_release(st, db);
-	return rc;
+	return rc < 0 ? rc : 0;
 }
 
 static int get_job(sqlite3 *db, int64_t id, StoreJob *out, char *err, size_t errlen)
 {
 	sqlite3_stmt *s;
-	if (prep(db, "SELECT " JOB_COLS ", spec, results FROM jobs WHERE id = ?1", &s, "reading a job", err, errlen) < 0)
+	if (sql_query(db, &s, "reading a job", err, errlen, "SELECT " JOB_COLS ", spec, results FROM jobs WHERE id = ?1",
+	              "I", id) < 0)
 		return STORE_EDB;
-	sqlite3_bind_int64(s, 1, id);
 	int rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
 		read_job_row(s, out, 1);
@@ -535,43 +620,61 @@ int store_job_get(Store *st, int64_t id, StoreJob *out, char *err, size_t errlen
 	return rc;
 }
 
+/* The state of job id in an open transaction (or none): 0 with *state, or < 0. */
+static int read_state(sqlite3 *db, int64_t id, JobState *state, const char *what, char *err, size_t errlen)
+{
+	sqlite3_stmt *s;
+	int rc = sql_query(db, &s, what, err, errlen, "SELECT state FROM jobs WHERE id = ?1", "I", id);
+	if (rc < 0) return rc;
+	int r = sqlite3_step(s);
+	if (r == SQLITE_ROW) {
+		int k = job_state_parse((const char *)sqlite3_column_text(s, 0));
+		*state = k < 0 ? JOB_FAILED : (JobState)k;
+	} else if (r == SQLITE_DONE) {
+		snprintf(err, errlen, "job %lld not found", (long long)id);
+		rc = STORE_ENOTFOUND;
+	} else
+		rc = db_fail(db, what, err, errlen);
+	unprep(s);
+	return rc;
+}
+
 int store_job_state(Store *st, int64_t id, JobState *state, char *err, size_t errlen)
 {
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
-	sqlite3_stmt *s;
-	int rc = prep(db, "SELECT state FROM jobs WHERE id = ?1", &s, "reading a job's state", err, errlen);
-	if (rc == 0) {
-		sqlite3_bind_int64(s, 1, id);
-		int r = sqlite3_step(s);
-		if (r == SQLITE_ROW) {
-			int k = job_state_parse((const char *)sqlite3_column_text(s, 0));
-			*state = k < 0 ? JOB_FAILED : (JobState)k;
-		} else if (r == SQLITE_DONE) {
-			snprintf(err, errlen, "job %lld not found", (long long)id);
-			rc = STORE_ENOTFOUND;
-		} else
-			rc = db_fail(db, "reading a job's state", err, errlen);
-		unprep(s);
-	}
+	int rc = read_state(db, id, state, "reading a job's state", err, errlen);
 	store_release(st, db);
 	return rc;
 }
 
-static int exec_bind_id(sqlite3 *db, const char *sql, int64_t id, const char *what, char *err, size_t errlen)
+/* Queued dependants of sources that failed, were cancelled or do not exist fail with the
+ * source's reason, in the caller's transaction; repeated so that a chain fails down to its end
+ * (each pass fails one more link; a chain cannot loop, a source is always older). */
+static int fail_dependants(sqlite3 *db, double now, char *err, size_t errlen)
 {
-	sqlite3_stmt *s;
-	if (prep(db, sql, &s, what, err, errlen) < 0) return STORE_EDB;
-	sqlite3_bind_int64(s, 1, id);
-	int rc = sqlite3_step(s) == SQLITE_DONE ? 0 : db_fail(db, what, err, errlen);
-	unprep(s);
-	return rc;
+	for (int pass = 0; pass < 10000; pass++) {
+		int n = sql_exec(db, "failing the dependants of a failed init_from job", err, errlen,
+		                 "UPDATE jobs AS d SET state = 'failed', finished_at = ?1, updated_at = ?1, eta_s = NULL, "
+		                 "error = coalesce((SELECT 'init_from job ' || s.id || CASE s.state WHEN 'failed' THEN ' failed: ' "
+		                 "ELSE ' was cancelled: ' END || coalesce(s.error, 'no reason recorded') FROM jobs AS s "
+		                 "WHERE s.id = d.init_from_job), 'init_from job ' || d.init_from_job || ' does not exist') "
+		                 "WHERE d.state = 'queued' AND d.init_from_job IS NOT NULL AND coalesce((SELECT s.state "
+		                 "FROM jobs AS s WHERE s.id = d.init_from_job), 'missing') IN ('failed', 'cancelled', 'missing')",
+		                 "d", now);
+		if (n <= 0) return n;
+	}
+	return 0;
 }
 
 int store_job_claim(Store *st, StoreJob *out, char *err, size_t errlen)
 {
 	return store_job_claim_limited(st, 0, out, err, errlen);
 }
+
+/* A queued job may run: its init_from source (if any) has succeeded (store.h). */
+#define CLAIMABLE "q.state = 'queued' AND (q.init_from_job IS NULL OR " \
+	"(SELECT s.state FROM jobs AS s WHERE s.id = q.init_from_job) = 'succeeded')"
 
 int store_job_claim_limited(Store *st, int max_running_per_owner, StoreJob *out, char *err, size_t errlen)
 {
@@ -585,14 +688,14 @@ int store_job_claim_limited(Store *st, int max_running_per_owner, StoreJob *out,
 	/* With a per-owner running limit, an owner at the limit is skipped (its jobs keep their place)
 	 * and the next owner's best job runs instead. The count uses the (owner, state) index. */
 	if (max_running_per_owner > 0)
-		rc = prep(db, "SELECT id FROM jobs AS q WHERE state = 'queued' AND (SELECT count(*) FROM jobs AS r "
-		              "WHERE r.owner = q.owner AND r.state = 'running') < ?1 ORDER BY priority DESC, id ASC LIMIT 1",
-		          &s, "claiming a job", err, errlen);
+		rc = sql_query(db, &s, "claiming a job", err, errlen,
+		               "SELECT id FROM jobs AS q WHERE " CLAIMABLE " AND (SELECT count(*) FROM jobs AS r "
+		               "WHERE r.owner = q.owner AND r.state = 'running') < ?1 ORDER BY priority DESC, id ASC LIMIT 1",
+		               "i", max_running_per_owner);
 	else
-		rc = prep(db, "SELECT id FROM jobs WHERE state = 'queued' ORDER BY priority DESC, id ASC LIMIT 1",
-		          &s, "claiming a job", err, errlen);
+		rc = sql_query(db, &s, "claiming a job", err, errlen,
+		               "SELECT id FROM jobs AS q WHERE " CLAIMABLE " ORDER BY priority DESC, id ASC LIMIT 1", NULL);
 	if (rc < 0) goto out;
-	if (max_running_per_owner > 0) sqlite3_bind_int(s, 1, max_running_per_owner);
 	int r = sqlite3_step(s);
 	if (r == SQLITE_DONE) {
 		rc = 0;
@@ -605,28 +708,23 @@ int store_job_claim_limited(Store *st, int max_running_per_owner, StoreJob *out,
 	id = sqlite3_column_int64(s, 0);
 	unprep(s);
 	s = NULL;
-	if ((rc = prep(db, "UPDATE jobs SET state = 'running', started_at = coalesce(started_at, ?2), "
+	if ((rc = sql_exec(db, "claiming a job", err, errlen,
+	                   "UPDATE jobs SET state = 'running', started_at = coalesce(started_at, ?2), "
 	                   "updated_at = ?2, attempts = attempts + 1, step = coalesce(checkpoint_step, 0), "
-	                   "eta_s = NULL WHERE id = ?1", &s, "claiming a job", err, errlen)) < 0)
+	                   "eta_s = NULL WHERE id = ?1", "Id", id, store_now())) < 0)
 		goto out;
-	sqlite3_bind_int64(s, 1, id);
-	sqlite3_bind_double(s, 2, store_now());
-	if (sqlite3_step(s) != SQLITE_DONE) {
-		rc = db_fail(db, "claiming a job", err, errlen);
-		goto out;
-	}
 	/* A resumed run repeats everything after its checkpoint: drop the points stored after it (by
 	 * row id, so evaluation points at the checkpoint's own step go too) so none is stored twice,
 	 * and rebuild the per-key "latest point" summary from what is left. */
-	if ((rc = exec_bind_id(db, "DELETE FROM metrics WHERE job_id = ?1 AND id > "
-	                       "(SELECT checkpoint_metric_id FROM jobs WHERE id = ?1)",
-	                       id, "dropping points after the checkpoint", err, errlen)) < 0)
+	if ((rc = sql_exec(db, "dropping points after the checkpoint", err, errlen,
+	                   "DELETE FROM metrics WHERE job_id = ?1 AND id > (SELECT checkpoint_metric_id FROM jobs WHERE id = ?1)",
+	                   "I", id)) < 0)
 		goto out;
-	if (sqlite3_changes(db) > 0) {
-		if ((rc = exec_bind_id(db, "DELETE FROM metric_keys WHERE job_id = ?1", id, "rebuilding metric keys", err, errlen)) < 0 ||
-		    (rc = exec_bind_id(db, "INSERT INTO metric_keys(job_id, key, last_id, last_step, last_value) "
-		                       "SELECT job_id, key, max(id), step, value FROM metrics WHERE job_id = ?1 GROUP BY key",
-		                       id, "rebuilding metric keys", err, errlen)) < 0)
+	if (rc > 0) {
+		if ((rc = sql_exec(db, "rebuilding metric keys", err, errlen, "DELETE FROM metric_keys WHERE job_id = ?1", "I", id)) < 0 ||
+		    (rc = sql_exec(db, "rebuilding metric keys", err, errlen,
+		                   "INSERT INTO metric_keys(job_id, key, last_id, last_step, last_value) "
+		                   "SELECT job_id, key, max(id), step, value FROM metrics WHERE job_id = ?1 GROUP BY key", "I", id)) < 0)
 			goto out;
 	}
 	if ((rc = store_commit(db, err, errlen)) < 0) goto out;
@@ -647,116 +745,86 @@ int store_job_finish(Store *st, int64_t id, JobState state, const char *results,
 	}
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
-	sqlite3_stmt *s = NULL;
 	int rc = store_begin(db, err, errlen);
 	if (rc < 0) goto out;
-	const char *sql = state == JOB_QUEUED
-		? "UPDATE jobs SET state = 'queued', updated_at = ?3, eta_s = NULL WHERE id = ?1 AND state = 'running'"
-		: "UPDATE jobs SET state = ?2, updated_at = ?3, finished_at = ?3, results = ?4, error = ?5, eta_s = NULL, "
-		  "step = CASE WHEN ?2 = 'succeeded' AND total > 0 THEN total ELSE step END "
-		  "WHERE id = ?1 AND state = 'running'";
-	if ((rc = prep(db, sql, &s, "finishing a job", err, errlen)) < 0) goto out;
-	sqlite3_bind_int64(s, 1, id);
-	if (state != JOB_QUEUED) {
-		sqlite3_bind_text(s, 2, job_state_name(state), -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 4, results, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 5, error, -1, SQLITE_STATIC);
-	}
-	sqlite3_bind_double(s, 3, store_now());
-	if (sqlite3_step(s) != SQLITE_DONE) {
-		rc = db_fail(db, "finishing a job", err, errlen);
-		goto out;
-	}
-	if (sqlite3_changes(db) == 0) {
+	double now = store_now();
+	if (state == JOB_QUEUED)
+		rc = sql_exec(db, "finishing a job", err, errlen,
+		              "UPDATE jobs SET state = 'queued', updated_at = ?2, eta_s = NULL WHERE id = ?1 AND state = 'running'",
+		              "Id", id, now);
+	else
+		rc = sql_exec(db, "finishing a job", err, errlen,
+		              "UPDATE jobs SET state = ?2, updated_at = ?3, finished_at = ?3, results = ?4, error = ?5, eta_s = NULL, "
+		              "step = CASE WHEN ?2 = 'succeeded' AND total > 0 THEN total ELSE step END "
+		              "WHERE id = ?1 AND state = 'running'", "Itdtt", id, job_state_name(state), now, results, error);
+	if (rc < 0) goto out;
+	if (rc == 0) {
 		snprintf(err, errlen, "job %lld is not running", (long long)id);
 		rc = STORE_ESTATE;
 		goto out;
 	}
+	if ((state == JOB_FAILED || state == JOB_CANCELLED) && (rc = fail_dependants(db, now, err, errlen)) < 0) goto out;
 	rc = store_commit(db, err, errlen);
 out:
-	unprep(s);
 	if (rc < 0) store_rollback(db);
 	store_release(st, db);
-	return rc;
+	return rc < 0 ? rc : 0;
 }
 
 int store_job_checkpoint(Store *st, int64_t id, int64_t step, char *err, size_t errlen)
 {
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
-	sqlite3_stmt *s = NULL;
 	int rc = store_begin(db, err, errlen);
 	if (rc < 0) goto out;
-	if ((rc = prep(db, "UPDATE jobs SET checkpoint_step = ?2, updated_at = ?3, checkpoint_metric_id = "
-	                   "(SELECT coalesce(max(id), 0) FROM metrics WHERE job_id = ?1) WHERE id = ?1", &s,
-	               "recording a checkpoint", err, errlen)) < 0)
+	if ((rc = sql_exec(db, "recording a checkpoint", err, errlen,
+	                   "UPDATE jobs SET checkpoint_step = ?2, updated_at = ?3, checkpoint_metric_id = "
+	                   "(SELECT coalesce(max(id), 0) FROM metrics WHERE job_id = ?1) WHERE id = ?1",
+	                   "IId", id, step, store_now())) < 0)
 		goto out;
-	sqlite3_bind_int64(s, 1, id);
-	sqlite3_bind_int64(s, 2, step);
-	sqlite3_bind_double(s, 3, store_now());
-	if (sqlite3_step(s) != SQLITE_DONE) {
-		rc = db_fail(db, "recording a checkpoint", err, errlen);
-		goto out;
-	}
 	rc = store_commit(db, err, errlen);
 out:
-	unprep(s);
 	if (rc < 0) store_rollback(db);
 	store_release(st, db);
-	return rc;
+	return rc < 0 ? rc : 0;
 }
 
 int store_job_cancel(Store *st, int64_t id, JobState *state_out, char *err, size_t errlen)
 {
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
-	sqlite3_stmt *s = NULL;
+	JobState state = JOB_QUEUED;
 	int rc = store_begin(db, err, errlen);
-	if (rc < 0) goto out;
-	if ((rc = prep(db, "SELECT state FROM jobs WHERE id = ?1", &s, "cancelling a job", err, errlen)) < 0) goto out;
-	sqlite3_bind_int64(s, 1, id);
-	int r = sqlite3_step(s);
-	if (r == SQLITE_DONE) {
-		snprintf(err, errlen, "job %lld not found", (long long)id);
-		rc = STORE_ENOTFOUND;
-		goto out;
-	}
-	if (r != SQLITE_ROW) {
-		rc = db_fail(db, "cancelling a job", err, errlen);
-		goto out;
-	}
-	int state = job_state_parse((const char *)sqlite3_column_text(s, 0));
-	unprep(s);
-	s = NULL;
-	const char *sql;
-	if (state == JOB_QUEUED)
-		sql = "UPDATE jobs SET state = 'cancelled', cancel_requested = 1, finished_at = ?2, updated_at = ?2, "
-		      "error = 'cancelled while queued' WHERE id = ?1";
-	else if (state == JOB_RUNNING)
-		sql = "UPDATE jobs SET cancel_requested = 1, updated_at = ?2 WHERE id = ?1";
-	else {
-		snprintf(err, errlen, "job %lld is already %s", (long long)id, job_state_name((JobState)state));
-		*state_out = (JobState)state;
+	if (rc < 0 || (rc = read_state(db, id, &state, "cancelling a job", err, errlen)) < 0) goto out;
+	double now = store_now();
+	if (state == JOB_QUEUED) {
+		if ((rc = sql_exec(db, "cancelling a job", err, errlen,
+		                   "UPDATE jobs SET state = 'cancelled', cancel_requested = 1, finished_at = ?2, updated_at = ?2, "
+		                   "error = 'cancelled while queued' WHERE id = ?1", "Id", id, now)) < 0 ||
+		    (rc = fail_dependants(db, now, err, errlen)) < 0)
+			goto out;
+	} else if (state == JOB_RUNNING) {
+		if ((rc = sql_exec(db, "cancelling a job", err, errlen,
+		                   "UPDATE jobs SET cancel_requested = 1, updated_at = ?2 WHERE id = ?1", "Id", id, now)) < 0)
+			goto out;
+	} else {
+		snprintf(err, errlen, "job %lld is already %s", (long long)id, job_state_name(state));
+		*state_out = state;
 		rc = STORE_ESTATE;
-		goto out;
-	}
-	if ((rc = prep(db, sql, &s, "cancelling a job", err, errlen)) < 0) goto out;
-	sqlite3_bind_int64(s, 1, id);
-	sqlite3_bind_double(s, 2, store_now());
-	if (sqlite3_step(s) != SQLITE_DONE) {
-		rc = db_fail(db, "cancelling a job", err, errlen);
 		goto out;
 	}
 	*state_out = state == JOB_QUEUED ? JOB_CANCELLED : JOB_RUNNING;
 	rc = store_commit(db, err, errlen);
 out:
-	unprep(s);
 	if (rc < 0) store_rollback(db);
 	store_release(st, db);
-	return rc;
+	return rc < 0 ? rc : 0;
 }
 
-int store_recover(Store *st, int64_t *ids, int cap, char *err, size_t errlen)
+/* The reason a job interrupted too often fails with (SQL over its row). */
+#define GIVING_UP "'interrupted ' || interruptions || ' times (the daemon stopped or crashed while it ran); giving up'"
+
+int store_recover(Store *st, int max_interruptions, int64_t *ids, int cap, char *err, size_t errlen)
 {
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
@@ -764,18 +832,28 @@ int store_recover(Store *st, int64_t *ids, int cap, char *err, size_t errlen)
 	int n = 0;
 	int rc = store_begin(db, err, errlen);
 	if (rc < 0) goto out;
-	/* A job whose cancel was requested before the crash is done: it must not run again. */
 	double now = store_now();
-	if ((rc = prep(db, "UPDATE jobs SET state = 'cancelled', finished_at = ?1, updated_at = ?1 "
-	                   "WHERE state = 'running' AND cancel_requested = 1", &s, "recovering jobs", err, errlen)) < 0)
+	/* A job whose cancel was requested before the crash is done: it must not run again. */
+	if ((rc = sql_exec(db, "recovering jobs", err, errlen,
+	                   "UPDATE jobs SET state = 'cancelled', finished_at = ?1, updated_at = ?1 "
+	                   "WHERE state = 'running' AND cancel_requested = 1", "d", now)) < 0)
 		goto out;
-	sqlite3_bind_double(s, 1, now);
-	if (sqlite3_step(s) != SQLITE_DONE) {
-		rc = db_fail(db, "recovering jobs", err, errlen);
+	/* Every other running job was interrupted once more; one interrupted max_interruptions times
+	 * fails (with an event saying so) instead of taking the daemon down again. */
+	if ((rc = sql_exec(db, "recovering jobs", err, errlen,
+	                   "UPDATE jobs SET interruptions = interruptions + 1 WHERE state = 'running'", NULL)) < 0)
 		goto out;
+	if (max_interruptions > 0) {
+		if ((rc = sql_exec(db, "recovering jobs", err, errlen,
+		                   "INSERT INTO events(job_id, time, level, message) SELECT id, ?1, 3, " GIVING_UP " "
+		                   "FROM jobs WHERE state = 'running' AND interruptions >= ?2", "di", now, max_interruptions)) < 0 ||
+		    (rc = sql_exec(db, "recovering jobs", err, errlen,
+		                   "UPDATE jobs SET state = 'failed', finished_at = ?1, updated_at = ?1, eta_s = NULL, error = " GIVING_UP " "
+		                   "WHERE state = 'running' AND interruptions >= ?2", "di", now, max_interruptions)) < 0)
+			goto out;
 	}
-	unprep(s);
-	if ((rc = prep(db, "SELECT id FROM jobs WHERE state = 'running' ORDER BY id", &s, "recovering jobs", err, errlen)) < 0)
+	if ((rc = sql_query(db, &s, "recovering jobs", err, errlen, "SELECT id FROM jobs WHERE state = 'running' ORDER BY id",
+	                    NULL)) < 0)
 		goto out;
 	int r;
 	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
@@ -787,14 +865,11 @@ int store_recover(Store *st, int64_t *ids, int cap, char *err, size_t errlen)
 		goto out;
 	}
 	unprep(s);
-	if ((rc = prep(db, "UPDATE jobs SET state = 'queued', updated_at = ?1, eta_s = NULL WHERE state = 'running'",
-	               &s, "recovering jobs", err, errlen)) < 0)
+	s = NULL;
+	if ((rc = sql_exec(db, "recovering jobs", err, errlen,
+	                   "UPDATE jobs SET state = 'queued', updated_at = ?1, eta_s = NULL WHERE state = 'running'", "d", now)) < 0 ||
+	    (rc = fail_dependants(db, now, err, errlen)) < 0)
 		goto out;
-	sqlite3_bind_double(s, 1, now);
-	if (sqlite3_step(s) != SQLITE_DONE) {
-		rc = db_fail(db, "recovering jobs", err, errlen);
-		goto out;
-	}
 	rc = store_commit(db, err, errlen);
 out:
 	unprep(s);
@@ -860,7 +935,7 @@ int store_job_counts(Store *st, int64_t counts[JOB_STATE_COUNT], char *err, size
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
 	sqlite3_stmt *s;
-	int rc = prep(db, "SELECT state, count(*) FROM jobs GROUP BY state", &s, "counting jobs", err, errlen);
+	int rc = sql_query(db, &s, "counting jobs", err, errlen, "SELECT state, count(*) FROM jobs GROUP BY state", NULL);
 	if (rc == 0) {
 		int r;
 		while ((r = sqlite3_step(s)) == SQLITE_ROW) {

@@ -43,7 +43,7 @@ typedef enum JobState {
 } JobState;
 const char *job_state_name(JobState s);   /* "queued", ... */
 int job_state_parse(const char *name);    /* JobState or -1 */
-#define SSLD_SCHEMA_VERSION 2
+#define SSLD_SCHEMA_VERSION 3
 
 /* ---- opening ------------------------------------------------------------------------------- */
 
@@ -62,6 +62,8 @@ typedef struct StoreNewJob {
 	const char *method;
 	const char *owner;          /* "" for anonymous */
 	int priority;
+	int64_t init_from_job;      /* > 0: starts from this job's encoder (see "init_from" below) */
+	int init_from_any_owner;    /* 1: may wait for another owner's unfinished source (an admin) */
 	int max_queued;             /* > 0: refuse (STORE_ELIMIT) when this many jobs are queued */
 	int max_queued_per_owner;   /* > 0: the same, counting this owner's queued jobs only */
 } StoreNewJob;
@@ -77,17 +79,31 @@ typedef struct StoreJob {
 	double eta_s;                /* < 0 unknown */
 	int64_t checkpoint_step;     /* -1 = no checkpoint */
 	int attempts;                /* times the job was claimed */
+	int interruptions;           /* runs found still running at start-up (a crash or an unclean stop) */
+	int64_t init_from_job;       /* 0 = none */
 	int cancel_requested;
 } StoreJob;
 void store_job_clear(StoreJob *j);
 
-/* Inserts a queued job in one transaction (limits checked inside it). */
+/* init_from: a job that starts from another job's encoder depends on it. The queue side of that
+ * rule lives here, in SQL, so that submit, the claim and start-up recovery apply the same one:
+ *   - at insert the source must exist (STORE_ENOTFOUND) and must not have failed or been
+ *     cancelled (STORE_ESTATE); a source still queued or running may be waited for only when it
+ *     is the same owner's, or init_from_any_owner is set (STORE_ESTATE otherwise); err says why;
+ *   - a claim skips a dependant, whatever its priority, until its source has succeeded;
+ *   - when a source fails or is cancelled (store_job_finish, store_job_cancel, store_recover),
+ *     its queued dependants fail in the same transaction with "init_from job 7 failed: <its
+ *     error>", and theirs in turn.
+ * The encoder-architecture check against the source is the submitter's (workers/init_from.h). */
+
+/* Inserts a queued job in one transaction (limits and the init_from rule checked inside it). */
 int store_job_insert(Store *st, const StoreNewJob *nj, int64_t *id, char *err, size_t errlen);
 int store_job_get(Store *st, int64_t id, StoreJob *out, char *err, size_t errlen);
 /* Just the state (cheap: for endpoints that only need existence and state). */
 int store_job_state(Store *st, int64_t id, JobState *state, char *err, size_t errlen);
 
-/* Claims the highest-priority, oldest queued job: state -> running, attempts + 1, and - so that a
+/* Claims the highest-priority, oldest queued job whose init_from source (if any) has succeeded:
+ * state -> running, attempts + 1, and - so that a
  * resumed job does not store points twice - deletes the metric points stored after its last
  * checkpoint (all of them when it has none). Returns 1 with *out filled, 0 if the queue is empty,
  * < 0 on error. */
@@ -108,9 +124,13 @@ int store_job_checkpoint(Store *st, int64_t id, int64_t step, char *err, size_t 
  * cancel_requested (*state_out = JOB_RUNNING; the worker stops it); other states -> STORE_ESTATE. */
 int store_job_cancel(Store *st, int64_t id, JobState *state_out, char *err, size_t errlen);
 
-/* Start-up recovery: jobs left `running` by a crash or a stop go back to `queued`. Returns the
- * number requeued (>= 0); their ids go to ids[0..min(n, cap)). */
-int store_recover(Store *st, int64_t *ids, int cap, char *err, size_t errlen);
+/* Start-up recovery: jobs left `running` by a crash or an unclean stop count one more
+ * interruption and go back to `queued` - unless that makes max_interruptions (> 0; 0 = no cap):
+ * then they fail ("interrupted 3 times (the daemon stopped or crashed while it ran); giving up"),
+ * so a job that kills the daemon is not retried forever. A clean stop (store_job_finish back to
+ * queued) is not an interruption. Queued dependants of failed, cancelled or missing init_from
+ * sources fail too. Returns the number requeued (>= 0); their ids go to ids[0..min(n, cap)). */
+int store_recover(Store *st, int max_interruptions, int64_t *ids, int cap, char *err, size_t errlen);
 
 typedef struct StoreJobFilter {
 	unsigned state_mask;        /* bit (1u << JobState); 0 = all */

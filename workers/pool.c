@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "../storage/log.h"
+#include "init_from.h"
 #include "runner.h"
 
 typedef struct Worker {
@@ -149,20 +150,12 @@ static void hook_checkpoint(void *user, int64_t step, const char *path)
 		slog(LOG_DEBUG, cur_job(w), "checkpoint at step %lld: %s", (long long)step, path);
 }
 
-/* init_from_job: the other job's final checkpoint, if it succeeded. */
+/* init_from_job: the source's weights. The claim ran this job only after its source succeeded
+ * (store.h, "init_from"); a source that is somehow not there ends the run with that reason. */
 static int resolve_job(void *user, int64_t job_id, char *path, size_t len)
 {
 	Worker *w = user;
-	char err[256];
-	StoreJob j;
-	if (store_job_get(w->pool->st, job_id, &j, err, sizeof err) < 0) return -1;
-	int ok = j.state == JOB_SUCCEEDED;
-	store_job_clear(&j);
-	if (!ok) return -1;
-	char dir[4096];
-	if (pool_job_dir(w->pool->state_dir, job_id, dir, sizeof dir) < 0) return -1;
-	if (snprintf(path, len, "%s/checkpoint.safetensors", dir) >= (int)len) return -1;
-	return access(path, R_OK) == 0 ? 0 : -1;
+	return init_from_job_weights(w->pool->state_dir, job_id, path, len);
 }
 
 /* ---- running one job ------------------------------------------------------------------------ */
@@ -201,6 +194,7 @@ static void finish(Pool *p, int64_t job, JobState state, const char *results, co
 	for (int i = 0; i < 5; i++) {
 		if (store_job_finish(p->st, job, state, results, error, err, sizeof err) == 0) {
 			atomic_fetch_add(&p->finished[state], 1);
+			if (state == JOB_SUCCEEDED) pool_wake(p);   /* jobs waiting for it as their init_from may run now */
 			if (p->cfg.on_run_end) p->cfg.on_run_end(p->cfg.user, job, state);
 			return;
 		}

@@ -125,7 +125,8 @@ def main(exe, seed):
         data = os.path.join(d.state_dir, "data")
         os.mkdir(data)
         files = small_dataset(data)
-        args = ("--workers", "1", "--data-root", data)
+        # 20 kills of one job: far more interruptions than --max-attempts allows by default.
+        args = ("--workers", "1", "--data-root", data, "--max-attempts", "0")
         d.start(*args)
         # A time budget (training seconds, carried across restarts in the checkpoint) instead of an
         # epoch count: long enough to be killed 20 times on a fast or a slow machine.

@@ -279,13 +279,13 @@ static void test_metrics_and_resume(void)
 	/* Crash recovery: running -> queued; a running job with a pending cancel -> cancelled. */
 	int64_t other = insert(st, "o", -1, "");
 	int64_t ids[4];
-	int n = store_recover(st, ids, 4, err, sizeof err);
+	int n = store_recover(st, 3, ids, 4, err, sizeof err);
 	CHECK(n == 1 && ids[0] == id);
 	CHECK(store_job_claim(st, &j, err, sizeof err) == 1 && j.id == id);
 	store_job_clear(&j);
 	JobState ns;
 	CHECK_RC(store_job_cancel(st, id, &ns, err, sizeof err));
-	CHECK(store_recover(st, ids, 4, err, sizeof err) == 0);
+	CHECK(store_recover(st, 3, ids, 4, err, sizeof err) == 0);
 	CHECK_RC(store_job_get(st, id, &j, err, sizeof err));
 	CHECK(j.state == JOB_CANCELLED);
 	store_job_clear(&j);
@@ -426,6 +426,204 @@ static void test_change_stamp(void)
 	rm_db();
 }
 
+static int64_t insert_from(Store *st, const char *name, int prio, const char *owner, int64_t src, int any_owner, int *rc)
+{
+	StoreNewJob nj = { .spec = "{\"method\":\"none\"}", .name = name, .method = "none", .owner = owner, .priority = prio,
+	                   .init_from_job = src, .init_from_any_owner = any_owner };
+	int64_t id = -1;
+	*rc = store_job_insert(st, &nj, &id, err, sizeof err);
+	return id;
+}
+
+static JobState state_of(Store *st, int64_t id)
+{
+	JobState s = JOB_STATE_COUNT;
+	CHECK_RC(store_job_state(st, id, &s, err, sizeof err));
+	return s;
+}
+
+static int error_is(Store *st, int64_t id, const char *want)
+{
+	StoreJob j;
+	if (store_job_get(st, id, &j, err, sizeof err) < 0) return 0;
+	int ok = j.error && strcmp(j.error, want) == 0;
+	if (!ok) fprintf(stderr, "job %lld error '%s', expected '%s'\n", (long long)id, j.error ? j.error : "(null)", want);
+	store_job_clear(&j);
+	return ok;
+}
+
+/* init_from: a dependant waits for its source whatever its priority, runs once the source
+ * succeeded, and fails (down a chain) when its source fails or is cancelled; which sources may be
+ * named at all. */
+static void test_init_from(void)
+{
+	Store *st;
+	CHECK_RC(store_open(dbpath, &st, err, sizeof err));
+	int rc;
+	int64_t src = insert(st, "src", 0, "ann");
+	int64_t dep = insert_from(st, "dep", 10, "ann", src, 0, &rc);
+	CHECK(rc == 0);
+	StoreJob j, k;
+	/* The priority-10 dependant is not claimed before its source. */
+	CHECK(store_job_claim(st, &j, err, sizeof err) == 1 && j.id == src);
+	CHECK(store_job_claim(st, &k, err, sizeof err) == 0);   /* the dependant waits while src runs */
+	store_job_clear(&k);
+	CHECK_RC(store_job_finish(st, src, JOB_SUCCEEDED, "{}", NULL, err, sizeof err));
+	store_job_clear(&j);
+	CHECK(store_job_claim(st, &j, err, sizeof err) == 1 && j.id == dep && j.init_from_job == src);
+	store_job_clear(&j);
+	CHECK_RC(store_job_finish(st, dep, JOB_SUCCEEDED, "{}", NULL, err, sizeof err));
+
+	/* Insert: unknown source; another owner's unfinished source; a failed one. */
+	insert_from(st, "x", 0, "ann", 9999, 0, &rc);
+	CHECK(rc == STORE_ENOTFOUND && strstr(err, "job 9999 does not exist"));
+	int64_t bobs = insert(st, "bobs", 0, "bob");
+	insert_from(st, "x", 0, "ann", bobs, 0, &rc);
+	CHECK(rc == STORE_ESTATE && strstr(err, "belongs to 'bob' and is queued"));
+	int64_t admin_dep = insert_from(st, "x", 0, "root", bobs, 1, &rc);   /* an admin may wait for anyone's */
+	CHECK(rc == 0);
+	int64_t other_dep = insert_from(st, "y", 0, "ann", src, 0, &rc);   /* src succeeded: anyone may start from it */
+	CHECK(rc == 0);
+	(void)other_dep;
+
+	/* A source that fails fails its dependants, and theirs, with its reason. */
+	int64_t dep2 = insert_from(st, "dep2", 0, "bob", bobs, 0, &rc);
+	int64_t dep3 = insert_from(st, "dep3", 0, "bob", dep2, 0, &rc);
+	CHECK(rc == 0);
+	int64_t got = 0;
+	while (store_job_claim(st, &j, err, sizeof err) == 1) {   /* runs only what may run: never dep2, dep3 */
+		CHECK(j.id != dep2 && j.id != dep3 && j.id != admin_dep);
+		if (j.id == bobs) got = j.id;
+		if (j.id != bobs) CHECK_RC(store_job_finish(st, j.id, JOB_SUCCEEDED, "{}", NULL, err, sizeof err));
+		store_job_clear(&j);
+	}
+	CHECK(got == bobs);
+	CHECK_RC(store_job_finish(st, bobs, JOB_FAILED, NULL, "loss became NaN at step 3", err, sizeof err));
+	char want[160];
+	snprintf(want, sizeof want, "init_from job %lld failed: loss became NaN at step 3", (long long)bobs);
+	CHECK(state_of(st, dep2) == JOB_FAILED && error_is(st, dep2, want));
+	CHECK(state_of(st, admin_dep) == JOB_FAILED && error_is(st, admin_dep, want));
+	snprintf(want, sizeof want, "init_from job %lld failed: init_from job %lld failed: loss became NaN at step 3",
+	         (long long)dep2, (long long)bobs);
+	CHECK(state_of(st, dep3) == JOB_FAILED && error_is(st, dep3, want));
+	insert_from(st, "late", 0, "bob", bobs, 0, &rc);   /* and no new job can start from it */
+	CHECK(rc == STORE_ESTATE && strstr(err, "failed and has no final checkpoint (loss became NaN"));
+
+	/* Cancelling a queued source fails its dependants at once. */
+	int64_t c = insert(st, "c", 0, "ann");
+	int64_t cdep = insert_from(st, "cdep", 0, "ann", c, 0, &rc);
+	JobState ns;
+	CHECK_RC(store_job_cancel(st, c, &ns, err, sizeof err));
+	snprintf(want, sizeof want, "init_from job %lld was cancelled: cancelled while queued", (long long)c);
+	CHECK(state_of(st, cdep) == JOB_FAILED && error_is(st, cdep, want));
+
+	/* At start-up: a dependant whose source ended badly before (an older ssld, a database edited by
+	 * hand) fails too. */
+	int64_t s2 = insert(st, "s2", 0, "ann");
+	int64_t d2 = insert_from(st, "d2", 0, "ann", s2, 0, &rc);
+	sqlite3 *db;
+	sqlite3_open(dbpath, &db);
+	char sql[160];
+	snprintf(sql, sizeof sql, "UPDATE jobs SET state = 'failed', error = 'disk full' WHERE id = %lld", (long long)s2);
+	CHECK(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK);
+	sqlite3_close(db);
+	CHECK(state_of(st, d2) == JOB_QUEUED);
+	CHECK(store_job_claim(st, &j, err, sizeof err) == 0);   /* never claimed */
+	int64_t ids[4];
+	CHECK(store_recover(st, 3, ids, 4, err, sizeof err) == 0);
+	snprintf(want, sizeof want, "init_from job %lld failed: disk full", (long long)s2);
+	CHECK(state_of(st, d2) == JOB_FAILED && error_is(st, d2, want));
+	store_free(st);
+	rm_db();
+}
+
+/* A job found running at start-up counts an interruption; at max_interruptions it fails instead
+ * of being requeued. A clean stop (finish back to queued) does not count. */
+static void test_interruptions(void)
+{
+	Store *st;
+	CHECK_RC(store_open(dbpath, &st, err, sizeof err));
+	int64_t id = insert(st, "poison", 0, "ann");
+	int64_t ids[4];
+	StoreJob j;
+	/* A clean stop: not an interruption. */
+	CHECK(store_job_claim(st, &j, err, sizeof err) == 1 && j.id == id);
+	store_job_clear(&j);
+	CHECK_RC(store_job_finish(st, id, JOB_QUEUED, NULL, NULL, err, sizeof err));
+	/* Two crashes: requeued each time. */
+	for (int i = 1; i <= 2; i++) {
+		CHECK(store_job_claim(st, &j, err, sizeof err) == 1 && j.id == id);
+		store_job_clear(&j);
+		CHECK(store_recover(st, 3, ids, 4, err, sizeof err) == 1 && ids[0] == id);
+		CHECK_RC(store_job_get(st, id, &j, err, sizeof err));
+		CHECK(j.state == JOB_QUEUED && j.interruptions == i && j.attempts == i + 1);
+		store_job_clear(&j);
+	}
+	/* The third: it fails with the reason, and an event says so. */
+	CHECK(store_job_claim(st, &j, err, sizeof err) == 1 && j.id == id);
+	store_job_clear(&j);
+	CHECK(store_recover(st, 3, ids, 4, err, sizeof err) == 0);
+	CHECK(state_of(st, id) == JOB_FAILED);
+	CHECK(error_is(st, id, "interrupted 3 times (the daemon stopped or crashed while it ran); giving up"));
+	StoreEvent *ev;
+	int n;
+	CHECK_RC(store_events_read(st, id, 0, 10, &ev, &n, err, sizeof err));
+	CHECK(n == 1 && strstr(ev[0].message, "interrupted 3 times") && ev[0].level == 3);
+	store_events_free(ev, n);
+	/* 0 = no cap. */
+	int64_t other = insert(st, "other", 0, "ann");
+	for (int i = 0; i < 5; i++) {
+		CHECK(store_job_claim(st, &j, err, sizeof err) == 1 && j.id == other);
+		store_job_clear(&j);
+		CHECK(store_recover(st, 0, ids, 4, err, sizeof err) == 1);
+	}
+	CHECK(state_of(st, other) == JOB_QUEUED);
+	store_free(st);
+	rm_db();
+}
+
+/* A database of schema version 2 (before the init_from column) migrates: the dependency of a
+ * queued job is read from its stored spec, so it still waits for its source. */
+static void test_migration_v2(void)
+{
+	sqlite3 *db;
+	CHECK(sqlite3_open(dbpath, &db) == SQLITE_OK);
+	const char *v2 =
+		"CREATE TABLE jobs(id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT, method TEXT NOT NULL DEFAULT '', spec TEXT NOT NULL,"
+		" state TEXT NOT NULL, priority INTEGER NOT NULL DEFAULT 0, owner TEXT NOT NULL DEFAULT '',"
+		" created_at REAL NOT NULL, started_at REAL, finished_at REAL, updated_at REAL NOT NULL,"
+		" step INTEGER NOT NULL DEFAULT 0, total INTEGER NOT NULL DEFAULT 0, stage TEXT, eta_s REAL,"
+		" checkpoint_step INTEGER, checkpoint_metric_id INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,"
+		" cancel_requested INTEGER NOT NULL DEFAULT 0, results TEXT, error TEXT);"
+		"CREATE TABLE metrics(id INTEGER PRIMARY KEY AUTOINCREMENT, job_id INTEGER NOT NULL, step INTEGER NOT NULL,"
+		" key TEXT NOT NULL, value REAL, time REAL NOT NULL);"
+		"CREATE TABLE metric_keys(job_id INTEGER NOT NULL, key TEXT NOT NULL, last_id INTEGER NOT NULL,"
+		" last_step INTEGER NOT NULL, last_value REAL, PRIMARY KEY (job_id, key)) WITHOUT ROWID;"
+		"CREATE TABLE events(id INTEGER PRIMARY KEY AUTOINCREMENT, job_id INTEGER NOT NULL, time REAL NOT NULL,"
+		" level INTEGER NOT NULL, message TEXT NOT NULL);"
+		"CREATE TABLE artifacts(job_id INTEGER NOT NULL, name TEXT NOT NULL, path TEXT NOT NULL, size INTEGER NOT NULL,"
+		" sha256 TEXT NOT NULL, created_at REAL NOT NULL, PRIMARY KEY (job_id, name));"
+		"CREATE TABLE tokens(id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE, sha256 TEXT NOT NULL UNIQUE,"
+		" admin INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL);"
+		"INSERT INTO jobs(spec, state, priority, created_at, updated_at) VALUES ('{\"method\":\"simclr\"}', 'queued', 0, 1, 1);"
+		"INSERT INTO jobs(spec, state, priority, created_at, updated_at) VALUES ('{\"method\":\"none\",\"init_from\":1}', 'queued', 9, 2, 2);"
+		"INSERT INTO jobs(spec, state, priority, created_at, updated_at) VALUES ('not json', 'queued', 0, 3, 3);"
+		"PRAGMA user_version = 2;";
+	CHECK(sqlite3_exec(db, v2, NULL, NULL, NULL) == SQLITE_OK);
+	sqlite3_close(db);
+	Store *st;
+	CHECK_RC(store_open(dbpath, &st, err, sizeof err));
+	CHECK(store_schema_version(st) == SSLD_SCHEMA_VERSION);
+	StoreJob j;
+	CHECK_RC(store_job_get(st, 2, &j, err, sizeof err));
+	CHECK(j.init_from_job == 1 && j.interruptions == 0);
+	store_job_clear(&j);
+	CHECK(store_job_claim(st, &j, err, sizeof err) == 1 && j.id == 1);   /* not the priority-9 dependant */
+	store_job_clear(&j);
+	store_free(st);
+	rm_db();
+}
+
 int main(void)
 {
 	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
@@ -435,6 +633,9 @@ int main(void)
 	test_sha256();
 	test_migrations();
 	test_queue();
+	test_init_from();
+	test_interruptions();
+	test_migration_v2();
 	test_metrics_and_resume();
 	test_concurrency();
 	test_change_stamp();
