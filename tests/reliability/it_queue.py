@@ -6,7 +6,8 @@ init_from (one rule: storage/store.h "init_from", workers/init_from.h):
     first and the transfer job after it, and both succeed (it used to be claimed first and fail);
   - a transfer job whose encoder differs from its source's is a 400 naming the key
     (model.hidden), for a job-id source and for a checkpoint file;
-  - another owner's job is a source only once it has succeeded;
+  - another owner's job is a source only once it has succeeded; a transfer job is a source too
+    (its exported encoder: it writes no pretraining checkpoint);
   - a source that fails, or is cancelled, fails its queued dependants (down a chain) with its
     reason - when it ends, and at start-up for sources that ended before.
 Priorities above --max-user-priority (here set in a config file) need an admin token (403).
@@ -154,8 +155,12 @@ def test_priority_and_init_from(exe):
         check(j2["state"] == "failed" and j2["error"] == "init_from job %d failed: %s" % (d1, want1), "d2: %s" % j2["error"])
         print("  the priority-5 transfer job ran after its source and succeeded; a failed source failed its chain")
 
-        # ---- a succeeded source: anyone who may read it; a checkpoint file is checked too ----
+        # ---- a succeeded source: anyone who may read it, a transfer job (which has only its
+        # exported encoder), and a checkpoint file, checked too ----
         submit(d, "bob", small("bobs", files, init_from=src))
+        hop = submit(d, "alice", small("second-hop", files, init_from=dep))
+        j = d.wait_state(hop, ("succeeded", "failed", "cancelled"), timeout=300)
+        check(j["state"] == "succeeded", "a job from a transfer job's encoder: %s %s" % (j["state"], j["error"]))
         ckpt = os.path.join(root, "source.safetensors")
         shutil.copy(os.path.join(d.state_dir, "jobs", str(src), "checkpoint.safetensors"), ckpt)
         err = submit(d, "alice", idx_job("wider", files, hidden=(64,), extra={"init_from": ckpt}), 400)
@@ -163,7 +168,7 @@ def test_priority_and_init_from(exe):
         err = submit(d, "alice", idx_job("cnn", files, extra={"init_from": ckpt, "model": {"encoder": "cnn"}}), 400)
         check_error(err, "invalid_field", "model.encoder", "\"cnn\" differs from the checkpoint's \"mlp\"")
         submit(d, "alice", small("from-file", files, init_from=ckpt))
-        print("  bob may start from alice's succeeded job; a checkpoint file with another encoder -> 400")
+        print("  bob may start from alice's succeeded job, a job from a transfer job; a file with another encoder -> 400")
         check(d.stop() == 0, "stop:\n" + d.log())
     finally:
         d.cleanup()
