@@ -835,7 +835,8 @@ int store_recover(Store *st, int max_interruptions, int64_t *ids, int cap, char 
 	double now = store_now();
 	/* A job whose cancel was requested before the crash is done: it must not run again. */
 	if ((rc = sql_exec(db, "recovering jobs", err, errlen,
-	                   "UPDATE jobs SET state = 'cancelled', finished_at = ?1, updated_at = ?1 "
+	                   "UPDATE jobs SET state = 'cancelled', finished_at = ?1, updated_at = ?1, "
+	                   "error = coalesce(error, 'cancelled by request') "
 	                   "WHERE state = 'running' AND cancel_requested = 1", "d", now)) < 0)
 		goto out;
 	/* Every other running job was interrupted once more; one interrupted max_interruptions times

@@ -287,7 +287,7 @@ static void test_metrics_and_resume(void)
 	CHECK_RC(store_job_cancel(st, id, &ns, err, sizeof err));
 	CHECK(store_recover(st, 3, ids, 4, err, sizeof err) == 0);
 	CHECK_RC(store_job_get(st, id, &j, err, sizeof err));
-	CHECK(j.state == JOB_CANCELLED);
+	CHECK(j.state == JOB_CANCELLED && j.error && strcmp(j.error, "cancelled by request") == 0);
 	store_job_clear(&j);
 	(void)other;
 
