@@ -169,7 +169,7 @@ static void on_sighup(uv_signal_t *h, int signum)
 	if (s->cfg.tokens_file[0]) {
 		char err[512];
 		if (api_reload_tokens(s->api, s->cfg.tokens_file, err, sizeof err) < 0)
-			slog(LOG_WARNING, 0, "SIGHUP: tokens not reloaded (old ones stay): %s", err);
+			slog(LOG_ERR, 0, "SIGHUP: %s; no token from that file is accepted until it can be read", err);
 		else
 			slog(LOG_NOTICE, 0, "SIGHUP: tokens reloaded from %s", s->cfg.tokens_file);
 	}
