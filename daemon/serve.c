@@ -26,6 +26,7 @@
 #endif
 
 #include "../api/api.h"
+#include "../engine/data/dataset.h"
 #include "../storage/batch.h"
 #include "../storage/log.h"
 #include "../storage/store.h"
@@ -331,6 +332,11 @@ int serve_main(int argc, char **argv)
 	}
 	const char *roots[CONFIG_MAX_ROOTS];
 	for (int i = 0; i < c->n_data_roots; i++) roots[i] = c->data_roots[i];
+	/* Jobs open dataset files beneath these roots only (checked again at open time). */
+	if (dataset_confine(roots, c->n_data_roots) < 0) {
+		slog(LOG_ERR, 0, "data roots: out of memory");
+		goto out;
+	}
 	int listen_fd = activation_socket();
 	ApiConfig ac = {
 		.listen = c->listen, .listen_fd = listen_fd, .read_access = (ApiReadAccess)c->read_access, .store = s->st, .batch = s->batch, .pool = s->pool, .state_dir = c->state_dir,
