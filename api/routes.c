@@ -783,7 +783,9 @@ static enum MHD_Result job_generate(Req *r, int64_t id)
 			o = NULL;
 		} else {
 			cJSON_ReplaceItemInObjectCaseSensitive(o, "artifact", cJSON_CreateString(slot));
-			cJSON_AddNumberToObject(o, "seed", (double)req.seed);
+			char seed_text[24];   /* exact: cJSON prints doubles with 15 digits, seeds go to 2^53 */
+			snprintf(seed_text, sizeof seed_text, "%llu", (unsigned long long)req.seed);
+			cJSON_AddRawToObject(o, "seed", seed_text);
 		}
 	}
 	pthread_mutex_unlock(&generate_lock);

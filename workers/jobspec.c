@@ -1130,6 +1130,21 @@ static int check_path(Parser *p, const char *field, const char *given, int want_
 			return fail(p, 403, "forbidden_path", field, "%s is not readable: %s", given,
 			            strerror(errno));
 	}
+	if (!confine && cand[0] != '/') {
+		/* Unconfined (`ssld run`, or a worker re-reading a stored spec): keep the path as given,
+		 * made absolute. A worker then opens the very path that was checked against the roots
+		 * (the data module confines the open), and its errors name that path, not where a
+		 * symlink swapped in since then leads. */
+		char cwd[PATH_MAX];
+		size_t cl = getcwd(cwd, sizeof cwd) ? strlen(cwd) : 0, nl = strlen(cand);
+		if (cl && cl + nl + 2 <= sizeof resolved) {
+			memcpy(resolved, cwd, cl);
+			resolved[cl] = '/';
+			memcpy(resolved + cl + 1, cand, nl + 1);
+		}
+	} else if (!confine) {
+		snprintf(resolved, sizeof resolved, "%s", cand);
+	}
 	*out = own(p, resolved);
 	return *out ? 0 : oom(p, field);
 }
