@@ -481,8 +481,8 @@ int api_tokens_load(const char *path, ApiToken **tokens, char *err, size_t errle
 	while (fgets(line, sizeof line, f)) {
 		lineno++;
 		size_t len = strlen(line);
-		int whole = len > 0 && line[len - 1] == '\n';
-		if (!whole && !feof(f)) {   /* longer than any valid line: skip the rest of it */
+		int too_long = !(len > 0 && line[len - 1] == '\n') && !feof(f);
+		if (too_long) {   /* longer than any valid line: skip the rest of it */
 			int ch;
 			while ((ch = fgetc(f)) != EOF && ch != '\n') {}
 		}
@@ -491,7 +491,7 @@ int api_tokens_load(const char *path, ApiToken **tokens, char *err, size_t errle
 		if (*p == '#' || *p == '\n' || *p == 0) continue;
 		char owner[128], hex[128], role[128] = "", extra[8] = "";
 		int nf = sscanf(p, "%127s %127s %127s %7s", owner, hex, role, extra);
-		if ((!whole && !feof(f)) || nf < 2 || nf > 3 || strlen(hex) != 64 || strspn(hex, "0123456789abcdef") != 64 ||
+		if (too_long || nf < 2 || nf > 3 || strlen(hex) != 64 || strspn(hex, "0123456789abcdef") != 64 ||
 		    strlen(owner) >= sizeof v->owner || (nf == 3 && strcmp(role, "admin") != 0)) {
 			/* A bad line is reported and skipped; the good lines still replace the old tokens, so
 			 * a token removed from the file stops working whatever else the file holds. */

@@ -1,7 +1,8 @@
 /* dataset.c - dataset_load dispatch, ownership, validation slices and class-stratified label subsets.
  *
- * The format readers live in idx.c, csv.c, text.c and captions.c; this file only allocates the
- * Dataset, dispatches, applies limits and frees. It deliberately does no normalisation of the
+ * The format readers live in idx.c, csv.c, text.c and captions.c; this file allocates the
+ * Dataset, dispatches, applies limits and frees, and opens every file the readers read (confined
+ * to the data roots when the daemon asked for it, see dataset_confine). It deliberately does no normalisation of the
  * data (images stay in [0,1], CSV features as written): that is the model's business.
  */
 #include "data_internal.h"
