@@ -70,17 +70,21 @@ typedef struct ApiConfig {
 int api_new(const ApiConfig *cfg, Api **out, char *err, size_t errlen);
 int api_port(const Api *api);                       /* the bound port */
 void api_set_draining(Api *api, int draining);      /* 1: POST /v1/jobs -> 503 */
-/* Re-reads the tokens file (SIGHUP). On failure the old tokens stay. */
+/* Re-reads the tokens file (SIGHUP): bad lines are logged and skipped, the good ones replace the
+ * old tokens. When the file cannot be read, no file token is accepted (fail closed) and < 0 is
+ * returned with err filled; authentication stays on. */
 int api_reload_tokens(Api *api, const char *tokens_file, char *err, size_t errlen);
 void api_free(Api *api);                            /* api_free(NULL) is a no-op */
 
 /* Tokens come from two places: the database (`ssld token create`, store_token_*) and an optional
  * tokens file. Authentication is on as soon as either holds a token (or a tokens file is
  * configured): then writes need "Authorization: Bearer TOKEN", jobs record the token's name as
- * their owner, and only the owner or an admin token may cancel a job (403 otherwise).
+ * their owner, and only the owner or an admin token may cancel a job or generate from it (403
+ * otherwise). Once on, it stays on after the last token is revoked (auth_state.h).
  *
  * Tokens file: "owner sha256hex-of-token [admin]" per line, '#' comments. Exposed for tests.
- * Returns the number of tokens (>= 0) or < 0 with err naming file and line. */
+ * Bad lines are logged (file:line) and skipped. Returns the number of tokens (>= 0), or < 0 with
+ * err filled when the file cannot be read. */
 typedef struct ApiToken { char owner[64]; char sha256[65]; int admin; } ApiToken;
 int api_tokens_load(const char *path, ApiToken **tokens, char *err, size_t errlen);
 

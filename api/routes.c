@@ -155,6 +155,26 @@ static enum MHD_Result store_failure(Req *r, int rc, const char *err)
 
 /* ---- /v1/jobs ------------------------------------------------------------------------------- */
 
+/* A JSON body is UTF-8 text without NUL bytes (RFC 8259): refuse anything else before a byte of it
+ * is stored or echoed. 0, or -1 after replying 400 invalid_json. */
+static int check_body_text(Req *r)
+{
+	if (memchr(r->body, 0, r->len)) {
+		reply_error(r, 400, "invalid_json", NULL, "the request body contains a NUL byte");
+		return -1;
+	}
+	for (size_t i = 0; i < r->len;) {
+		size_t n = utf8_seq_len((const unsigned char *)r->body + i, r->len - i);
+		if (n == 0) {
+			reply_error(r, 400, "invalid_json", NULL, "the request body is not valid UTF-8 (byte %zu is 0x%02x)", i,
+			            (unsigned)(unsigned char)r->body[i]);
+			return -1;
+		}
+		i += n;
+	}
+	return 0;
+}
+
 static enum MHD_Result jobs_list(Req *r)
 {
 	static const char *const allowed[] = { "state", "limit", "before", "owner", NULL };
@@ -163,6 +183,9 @@ static enum MHD_Result jobs_list(Req *r)
 	const char *states = query(r, "state");
 	if (states && *states) {
 		char buf[256];
+		if (strlen(states) >= sizeof buf)   /* cutting it would check a different list */
+			return reply_error(r, 400, "invalid_parameter", "state",
+			                   "state: the list is too long (at most %zu characters; there are 5 states)", sizeof buf - 1);
 		snprintf(buf, sizeof buf, "%s", states);
 		char *save = NULL;
 		for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
@@ -241,16 +264,7 @@ static enum MHD_Result jobs_submit(Req *r)
 		return reply_error(r, 503, "shutting_down", NULL, "the daemon is shutting down and accepts no new jobs; retry after it restarts");
 	if (!r->body || r->len == 0)
 		return reply_error(r, 400, "invalid_json", NULL, "the request body is empty: send the job as JSON (see GET /v1/methods for examples)");
-	if (memchr(r->body, 0, r->len))
-		return reply_error(r, 400, "invalid_json", NULL, "the request body contains a NUL byte");
-	/* JSON text is UTF-8 (RFC 8259): refuse anything else before a byte of it is stored or echoed. */
-	for (size_t i = 0; i < r->len;) {
-		size_t n = utf8_seq_len((const unsigned char *)r->body + i, r->len - i);
-		if (n == 0)
-			return reply_error(r, 400, "invalid_json", NULL, "the request body is not valid UTF-8 (byte %zu is 0x%02x)", i,
-			                   (unsigned)(unsigned char)r->body[i]);
-		i += n;
-	}
+	if (check_body_text(r) < 0) return MHD_YES;
 	JobSpecOptions o = { .data_roots = api->cfg.data_roots, .n_data_roots = api->cfg.n_data_roots, .check_files = 1 };
 	JobSpec *js = NULL;
 	SpecError se;
@@ -621,6 +635,72 @@ static int gen_num(Req *r, const cJSON *body, const char *key, double lo, double
 	return 0;
 }
 
+/* A "\\u0000" escape inside a string of a flat JSON object (cJSON would cut the string there):
+ * 1 with field = the key it belongs to ("" when it is in a key), 0 when there is none. */
+static int find_nul_escape(const char *s, size_t len, char *field, size_t cap)
+{
+	const char *last_key = NULL;
+	size_t last_len = 0;
+	int want_key = 1;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == ',' || s[i] == '{') want_key = 1;
+		if (s[i] != '"') continue;
+		size_t start = ++i;
+		int nul = 0;
+		for (; i < len && s[i] != '"'; i++)
+			if (s[i] == '\\') {
+				nul |= i + 5 < len && s[i + 1] == 'u' && memcmp(s + i + 2, "0000", 4) == 0;
+				i++;
+			}
+		if (nul) {
+			if (want_key) field[0] = 0;
+			else snprintf(field, cap, "%.*s", (int)(last_len < 64 ? last_len : 64), last_key);
+			return 1;
+		}
+		if (want_key) {
+			last_key = s + start;
+			last_len = (i < len ? i : len) - start;
+			want_key = 0;
+		}
+	}
+	return 0;
+}
+
+/* Image samples a job keeps from POST /generate: at most this many files, the oldest replaced. */
+#define GENERATE_KEEP 8
+
+/* Moves the runner's samples file (named after the seed, so unbounded) into one of GENERATE_KEEP
+ * fixed names, "samples-generated-<k>.png": the first free slot, else the oldest. Runs under
+ * generate_lock. 0 with slot set, or -1 with err set. */
+static int keep_generated(const char *dir, const char *made, char *slot, size_t cap, char *err, size_t errlen)
+{
+	char from[4200], to[4200];
+	int pick = 0;
+	struct timespec oldest = { 0, 0 };
+	for (int k = 0; k < GENERATE_KEEP; k++) {
+		struct stat st;
+		snprintf(to, sizeof to, "%s/samples-generated-%d.png", dir, k);
+		if (stat(to, &st) != 0) {
+			pick = k;
+			break;
+		}
+		if (k == 0 || st.st_mtim.tv_sec < oldest.tv_sec ||
+		    (st.st_mtim.tv_sec == oldest.tv_sec && st.st_mtim.tv_nsec < oldest.tv_nsec)) {
+			oldest = st.st_mtim;
+			pick = k;
+		}
+	}
+	snprintf(slot, cap, "samples-generated-%d.png", pick);
+	snprintf(from, sizeof from, "%s/%s", dir, made);
+	snprintf(to, sizeof to, "%s/%s", dir, slot);
+	if (strchr(made, '/') || rename(from, to) != 0) {
+		snprintf(err, errlen, "keeping the samples as %s: %s", slot, strerror(errno));
+		unlink(from);
+		return -1;
+	}
+	return 0;
+}
+
 /* POST /v1/jobs/{id}/generate {"n":64,"seed":1} (images) or {"prompt":"...","max_tokens":200,
  * "temperature":1,"top_k":0,"top_p":1,"seed":1} (text): fresh samples from the job's checkpoint
  * through runner_generate, the same code as `ssld generate`. An image grid is recorded as an
@@ -632,18 +712,31 @@ static enum MHD_Result job_generate(Req *r, int64_t id)
 	if (require_auth(r) < 0) return MHD_YES;
 	cJSON *body = NULL;
 	if (r->body && r->len > 0) {
+		/* The job spec's rules: UTF-8 without NUL, no NUL escapes, no duplicate or unknown keys. */
+		if (check_body_text(r) < 0) return MHD_YES;
+		char nul_in[72];
+		if (find_nul_escape(r->body, r->len, nul_in, sizeof nul_in))
+			return reply_error(r, 400, "invalid_field", nul_in[0] ? nul_in : NULL,
+			                   "%s%sstrings must not contain NUL characters (\\u0000)", nul_in, nul_in[0] ? ": " : "");
 		body = cJSON_ParseWithLength(r->body, r->len);
 		if (!cJSON_IsObject(body)) {
 			cJSON_Delete(body);
 			return reply_error(r, 400, "invalid_json", NULL, "the request body must be a JSON object such as {\"n\":64,\"seed\":1}");
 		}
 		for (const cJSON *k = body->child; k; k = k->next) {
+			char key[72];   /* keys are echoed truncated: a 500 KB key does not come back whole */
+			snprintf(key, sizeof key, "%.64s", k->string);
+			for (const cJSON *d = body->child; d != k; d = d->next)
+				if (strcmp(d->string, k->string) == 0) {
+					cJSON_Delete(body);
+					return reply_error(r, 400, "duplicate_key", key, "%s: duplicate key", key);
+				}
 			int known = 0;
 			for (int i = 0; keys[i]; i++) known |= strcmp(k->string, keys[i]) == 0;
 			if (!known) {
-				enum MHD_Result q = reply_error(r, 400, "unknown_field", k->string,
-				                                "%.64s: unknown field; expected n, seed, prompt, max_tokens, temperature, top_k or top_p",
-				                                k->string);
+				enum MHD_Result q = reply_error(r, 400, "unknown_key", key,
+				                                "%s: unknown key; expected n, seed, prompt, max_tokens, temperature, top_k or top_p",
+				                                key);
 				cJSON_Delete(body);
 				return q;
 			}
@@ -681,8 +774,15 @@ static enum MHD_Result job_generate(Req *r, int64_t id)
 		cJSON_Delete(body);
 		return store_failure(r, rc, err);
 	}
-	const PretextMethod *m = j.method ? method_find(j.method) : NULL;
 	enum MHD_Result q;
+	if (r->auth_on && !r->admin && !(j.owner && strcmp(j.owner, r->owner) == 0)) {
+		/* Generation writes into the job's directory: the same rule as cancelling. */
+		q = reply_error(r, 403, "forbidden", NULL,
+		                "job %lld belongs to '%.64s'; only its owner or an admin token may generate from it (you are '%s')",
+		                (long long)id, j.owner ? j.owner : "", r->owner);
+		goto done;
+	}
+	const PretextMethod *m = j.method ? method_find(j.method) : NULL;
 	if (!m || (!m->generate_images && !m->generate_text)) {
 		q = reply_error(r, 409, "not_generative", NULL, "job %lld: method '%s' cannot generate samples", (long long)id,
 		                j.method ? j.method : "");
@@ -707,9 +807,22 @@ static enum MHD_Result job_generate(Req *r, int64_t id)
 	req.prompt = cJSON_IsString(prompt) ? prompt->valuestring : "";
 	rc = runner_generate(j.spec, dir, &req, &out, err, sizeof err);
 	double secs = now_seconds() - t0;
-	pthread_mutex_unlock(&generate_lock);
 	cJSON *o = rc == 0 ? cJSON_Parse(out) : NULL;
 	free(out);
+	const cJSON *made = cJSON_GetObjectItemCaseSensitive(o, "artifact");
+	char slot[64];
+	if (cJSON_IsString(made)) {
+		if ((rc = keep_generated(dir, made->valuestring, slot, sizeof slot, err, sizeof err)) < 0) {
+			cJSON_Delete(o);
+			o = NULL;
+		} else {
+			cJSON_ReplaceItemInObjectCaseSensitive(o, "artifact", cJSON_CreateString(slot));
+			char seed_text[24];   /* exact: cJSON prints doubles with 15 digits, seeds go to 2^53 */
+			snprintf(seed_text, sizeof seed_text, "%llu", (unsigned long long)req.seed);
+			cJSON_AddRawToObject(o, "seed", seed_text);
+		}
+	}
+	pthread_mutex_unlock(&generate_lock);
 	if (!o) {
 		slog(LOG_ERR, id, "generate: %s", rc < 0 ? err : "unreadable runner answer");
 		q = reply_error(r, 500, "generate_failed", NULL, "job %lld: %s", (long long)id, rc < 0 ? err : "generation failed");

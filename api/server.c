@@ -27,6 +27,7 @@
 
 #include "../storage/log.h"
 #include "../storage/sha256.h"
+#include "auth_state.h"
 
 /* Bodies over max_body but under this are read and dropped so the client sees the 413. */
 #define DRAIN_MAX ((unsigned long long)64 << 20)
@@ -386,13 +387,21 @@ enum MHD_Result reply_fd(Req *r, int fd, uint64_t size, const char *content_type
 
 /* ---- helpers -------------------------------------------------------------------------------- */
 
-typedef struct QueryCheck { const char *const *allowed; const char *bad; } QueryCheck;
+typedef struct QueryCheck { const char *const *allowed; const char *bad, *dup; unsigned seen; } QueryCheck;
 
 static enum MHD_Result query_iter(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
 	QueryCheck *q = cls;
 	for (const char *const *a = q->allowed; *a; a++)
-		if (strcmp(*a, key) == 0) return MHD_YES;
+		if (strcmp(*a, key) == 0) {
+			unsigned bit = 1u << ((a - q->allowed) & 31);
+			if (q->seen & bit) {   /* ?limit=1&limit=1000: which one was meant is anyone's guess */
+				q->dup = *a;
+				return MHD_NO;
+			}
+			q->seen |= bit;
+			return MHD_YES;
+		}
 	q->bad = key;
 	return MHD_NO;
 }
@@ -402,13 +411,17 @@ int check_query(Req *r, const char *const *allowed)
 	static const char *const none[] = { NULL };
 	QueryCheck q = { .allowed = allowed ? allowed : none };
 	MHD_get_connection_values(r->c, MHD_GET_ARGUMENT_KIND, query_iter, &q);
+	if (q.dup) {
+		reply_error(r, 400, "duplicate_parameter", q.dup, "%s: query parameter given more than once; give it once", q.dup);
+		return -1;
+	}
 	if (!q.bad) return 0;
 	char list[256] = "";
 	for (const char *const *a = q.allowed; *a; a++) {
 		strncat(list, a == q.allowed ? "" : ", ", sizeof list - strlen(list) - 1);
 		strncat(list, *a, sizeof list - strlen(list) - 1);
 	}
-	reply_error(r, 400, "unknown_parameter", q.bad, "%s: unknown query parameter%s%s", q.bad,
+	reply_error(r, 400, "unknown_parameter", q.bad, "%.64s: unknown query parameter%s%s", q.bad,
 	            list[0] ? "; this endpoint takes: " : "; this endpoint takes none", list);
 	return -1;
 }
@@ -463,21 +476,29 @@ int api_tokens_load(const char *path, ApiToken **tokens, char *err, size_t errle
 		return -e;
 	}
 	ApiToken *v = NULL;
-	int n = 0, cap = 0, lineno = 0, rc = 0;
+	int n = 0, cap = 0, lineno = 0, rc = 0, bad = 0;
 	char line[512];
 	while (fgets(line, sizeof line, f)) {
 		lineno++;
+		size_t len = strlen(line);
+		int too_long = !(len > 0 && line[len - 1] == '\n') && !feof(f);
+		if (too_long) {   /* longer than any valid line: skip the rest of it */
+			int ch;
+			while ((ch = fgetc(f)) != EOF && ch != '\n') {}
+		}
 		char *p = line;
 		while (*p == ' ' || *p == '\t') p++;
 		if (*p == '#' || *p == '\n' || *p == 0) continue;
 		char owner[128], hex[128], role[128] = "", extra[8] = "";
 		int nf = sscanf(p, "%127s %127s %127s %7s", owner, hex, role, extra);
-		if (nf < 2 || nf > 3 || strlen(hex) != 64 || strspn(hex, "0123456789abcdef") != 64 ||
+		if (too_long || nf < 2 || nf > 3 || strlen(hex) != 64 || strspn(hex, "0123456789abcdef") != 64 ||
 		    strlen(owner) >= sizeof v->owner || (nf == 3 && strcmp(role, "admin") != 0)) {
-			snprintf(err, errlen, "tokens file %s:%d: expected \"OWNER SHA256HEX [admin]\" (64 lowercase hex digits, "
-			         "e.g. from `printf %%s TOKEN | sha256sum`)", path, lineno);
-			rc = -EINVAL;
-			break;
+			/* A bad line is reported and skipped; the good lines still replace the old tokens, so
+			 * a token removed from the file stops working whatever else the file holds. */
+			slog(LOG_WARNING, 0, "tokens file %s:%d: skipped: expected \"OWNER SHA256HEX [admin]\" (64 lowercase hex "
+			     "digits, e.g. from `printf %%s TOKEN | sha256sum`)", path, lineno);
+			bad++;
+			continue;
 		}
 		if (n == cap) {
 			cap = cap ? cap * 2 : 8;
@@ -494,11 +515,16 @@ int api_tokens_load(const char *path, ApiToken **tokens, char *err, size_t errle
 		v[n].admin = nf == 3;
 		n++;
 	}
+	if (rc == 0 && ferror(f)) {
+		rc = -EIO;
+		snprintf(err, errlen, "tokens file %s: read error", path);
+	}
 	fclose(f);
 	if (rc < 0) {
 		free(v);
 		return rc;
 	}
+	if (bad) slog(LOG_WARNING, 0, "tokens file %s: %d token(s) loaded, %d bad line(s) skipped", path, n, bad);
 	*tokens = v;
 	return n;
 }
@@ -506,28 +532,36 @@ int api_tokens_load(const char *path, ApiToken **tokens, char *err, size_t errle
 int api_reload_tokens(Api *api, const char *tokens_file, char *err, size_t errlen)
 {
 	ApiToken *t = NULL;
-	int n = -1;
+	int n = -1, rc = 0;
 	if (tokens_file) {
 		n = api_tokens_load(tokens_file, &t, err, errlen);
-		if (n < 0) return n;
+		if (n < 0) {
+			/* Fail closed: no token of a file that cannot be read is accepted; authentication
+			 * stays on (n = 0 tokens from a configured file). */
+			rc = n;
+			n = 0;
+			t = NULL;
+		}
 	}
 	pthread_rwlock_wrlock(&api->tok_lock);
 	free(api->tokens);
 	api->tokens = t;
 	api->ntokens = n;
 	pthread_rwlock_unlock(&api->tok_lock);
-	return 0;
+	return rc;
 }
 
 /* Tokens live in the database (`ssld token create`) and, optionally, a tokens file. Returns 1 if
- * any exists (or a tokens file is configured, even an empty one), 0 if none, < 0 on a storage
- * error (err filled). */
+ * authentication is on: a tokens file is configured (even an empty or unreadable one), a token
+ * exists, or the state directory requires it (auth_state.h: revoking the last token does not open
+ * the API). 0 if none of these, < 0 on a storage error (err filled). */
 static int auth_enabled(Api *api, char *err, size_t errlen)
 {
 	pthread_rwlock_rdlock(&api->tok_lock);
 	int file = api->ntokens >= 0;
 	pthread_rwlock_unlock(&api->tok_lock);
 	if (file) return 1;
+	if (api->state_dir && auth_state_required(api->state_dir) != 0) return 1;   /* unknown counts as required */
 	int64_t n = 0;
 	if (store_token_count(api->cfg.store, &n, err, errlen) < 0) return -1;
 	return n > 0;
@@ -782,6 +816,19 @@ static enum MHD_Result dispatch(Req *r)
 	return serve_static(r, url);
 }
 
+/* Content-Length headers of a request: how many, and whether their values differ. */
+typedef struct ContentLengths { int n, conflict; const char *first; } ContentLengths;
+
+static enum MHD_Result count_content_length(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	ContentLengths *c = cls;
+	if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) != 0) return MHD_YES;
+	c->n++;
+	if (!c->first) c->first = value ? value : "";
+	else if (strcmp(c->first, value ? value : "") != 0) c->conflict = 1;
+	return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_size, void **con_cls)
 {
@@ -798,6 +845,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		 * connection). Other clients are already sending it; their body is read and dropped, so
 		 * they see the 413 instead of a reset connection. */
 		const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+		ContentLengths lens = { 0 };
+		MHD_get_connection_values(c, MHD_HEADER_KIND, count_content_length, &lens);
+		if (lens.conflict) {
+			/* Which one frames the body is ambiguous (request smuggling): refuse, do not wait for
+			 * a body of either length. */
+			r->method = method;
+			r->url = url;
+			return reply_error(r, 400, "invalid_request", NULL,
+			                   "the request has %d Content-Length headers with different values; send one", lens.n);
+		}
 		if (cl) {
 			errno = 0;
 			char *end;
@@ -943,6 +1000,17 @@ int api_new(const ApiConfig *cfg, Api **out, char *err, size_t errlen)
 		goto fail;
 	}
 	if (cfg->tokens_file && (rc = api_reload_tokens(api, cfg->tokens_file, err, errlen)) < 0) goto fail;
+	if (api->state_dir) {
+		/* Record that this state directory uses tokens (and which file), so that revoking the
+		 * last one later does not silently open the API. */
+		int64_t ntok = 0;
+		char e[512];
+		int required = auth_state_required(api->state_dir);
+		if (!cfg->store || store_token_count(cfg->store, &ntok, e, sizeof e) < 0) ntok = 0;
+		if ((cfg->tokens_file || ntok > 0 || required == 1) &&
+		    auth_state_set(api->state_dir, cfg->tokens_file, 1, e, sizeof e) < 0)
+			slog(LOG_WARNING, 0, "recording that authentication is required: %s", e);
+	}
 	/* Without a cache (out of memory) every answer is built. SSLD_FAULT=api_alloc@N means the
 	 * N-th answer built, so fault-injection runs build every one too. */
 	const char *fault = getenv("SSLD_FAULT");

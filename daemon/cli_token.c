@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../api/auth_state.h"
 #include "../storage/sha256.h"
 #include "../storage/store.h"
 #include "config.h"
@@ -32,12 +33,15 @@ static void usage(FILE *f)
 	fputs("usage: ssld token create NAME [--admin]   print a new token once (stored only as its SHA-256)\n"
 	      "       ssld token list                    names, roles and creation times\n"
 	      "       ssld token revoke NAME             the token stops working at the next request\n"
+	      "       ssld token off                     turn authentication off (no tokens may remain): the API\n"
+	      "                                          becomes open to anyone who can connect\n"
 	      "options: --state-dir DIR (the daemon's state directory) or --config FILE (its state-dir);\n"
 	      "         default: the state-dir of " SSLD_SYSCONFDIR "/ssld/ssld.conf, else $STATE_DIRECTORY, else\n"
 	      "         /var/lib/ssld (first, when that file exists: the installed service) or an existing ./state.\n"
 	      "Run it where ssld runs, as root or the service user (root drops to the owner of the state directory).\n"
 	      "Once any token exists, POSTs to the API need 'Authorization: Bearer TOKEN'; the token's NAME is\n"
-	      "recorded as the owner of the jobs it submits; --admin tokens may cancel anyone's jobs.\n",
+	      "recorded as the owner of the jobs it submits; --admin tokens may cancel anyone's jobs. Revoking\n"
+	      "the last token does not open the API: writes are refused until a token exists or `ssld token off`.\n",
 	      f);
 }
 
@@ -180,8 +184,8 @@ int cli_token_main(int argc, char **argv)
 		}
 	}
 	int is_create = sub && strcmp(sub, "create") == 0, is_list = sub && strcmp(sub, "list") == 0,
-	    is_revoke = sub && strcmp(sub, "revoke") == 0;
-	if (!is_create && !is_list && !is_revoke) {
+	    is_revoke = sub && strcmp(sub, "revoke") == 0, is_off = sub && strcmp(sub, "off") == 0;
+	if (!is_create && !is_list && !is_revoke && !is_off) {
 		if (sub) fprintf(stderr, "ssld token: unknown command '%s'\n", sub);
 		usage(stderr);
 		return 2;
@@ -226,7 +230,8 @@ int cli_token_main(int argc, char **argv)
 			goto out;
 		}
 		sha256_hex(token, strlen(token), hex);
-		if (store_token_add(s, name, hex, admin, err, sizeof err) < 0) {
+		/* Required first: a token that exists while the API still counts as open never happens. */
+		if (auth_state_set(dir, NULL, 0, err, sizeof err) < 0 || store_token_add(s, name, hex, admin, err, sizeof err) < 0) {
 			fprintf(stderr, "ssld token create: %s\n", err);
 			goto out;
 		}
@@ -238,12 +243,45 @@ int cli_token_main(int argc, char **argv)
 		        admin ? "admin " : "", name, path, name);
 		status = 0;
 	} else if (is_revoke) {
+		/* A database from before authentication was recorded: tokens exist, so it is required. */
+		if (auth_state_set(dir, NULL, 0, err, sizeof err) < 0) {
+			fprintf(stderr, "ssld token revoke: %s\n", err);
+			goto out;
+		}
 		int rc = store_token_revoke(s, name, err, sizeof err);
 		if (rc < 0) {
 			fprintf(stderr, "ssld token revoke: %s\n", err);
 			goto out;
 		}
 		printf("revoked token '%s'\n", name);
+		int64_t left = 0;
+		if (store_token_count(s, &left, err, sizeof err) == 0 && left == 0)
+			fprintf(stderr, "warning: '%s' was the last token in %s. Authentication stays on: every write to the API is\n"
+			                "refused until a token exists (`ssld token create NAME --admin`), or until `ssld token off`\n"
+			                "opens the API to anyone who can connect.\n", name, path);
+		status = 0;
+	} else if (is_off) {
+		int64_t left = 0;
+		if (store_token_count(s, &left, err, sizeof err) < 0) {
+			fprintf(stderr, "ssld token off: %s\n", err);
+			goto out;
+		}
+		if (left > 0) {
+			fprintf(stderr, "ssld token off: %lld token(s) remain in %s; revoke them first (`ssld token list`)\n",
+			        (long long)left, path);
+			goto out;
+		}
+		char file[1024];
+		int has_file = auth_state_tokens_file(dir, file, sizeof file);
+		if (auth_state_clear(dir, err, sizeof err) < 0) {
+			fprintf(stderr, "ssld token off: %s\n", err);
+			goto out;
+		}
+		if (has_file)
+			printf("authentication is off for %s, except that the daemon was started with --tokens-file %s,\n"
+			       "which keeps it on while it runs (and turns it on again at its next start)\n", dir, file);
+		else
+			printf("authentication is off: anyone who can connect may submit and cancel jobs (%s)\n", dir);
 		status = 0;
 	} else {
 		StoreToken *t;
@@ -252,8 +290,19 @@ int cli_token_main(int argc, char **argv)
 			fprintf(stderr, "ssld token list: %s\n", err);
 			goto out;
 		}
-		if (n == 0) printf("no tokens in %s: the API is open (anyone who can connect may submit and cancel)\n", path);
+		char file[1024];
+		int has_file = auth_state_tokens_file(dir, file, sizeof file);
+		int required = auth_state_required(dir) != 0;
+		if (n == 0 && has_file)
+			printf("no tokens in %s; the tokens file %s is in force (the daemon runs with --tokens-file):\n"
+			       "writes need a token from that file\n", path, file);
+		else if (n == 0 && required)
+			printf("no tokens in %s, and authentication stays on: every write to the API is refused until a token\n"
+			       "exists (`ssld token create NAME --admin`), or until `ssld token off` opens the API\n", path);
+		else if (n == 0)
+			printf("no tokens in %s: the API is open (anyone who can connect may submit and cancel)\n", path);
 		else printf("%-32s %-6s %s\n", "NAME", "ROLE", "CREATED (UTC)");
+		if (n > 0 && has_file) fprintf(stderr, "the tokens file %s (the daemon's --tokens-file) is in force too\n", file);
 		for (int i = 0; i < n; i++) {
 			char when[32];
 			time_t secs = (time_t)t[i].created_at;

@@ -26,6 +26,7 @@
 #endif
 
 #include "../api/api.h"
+#include "../engine/data/dataset.h"
 #include "../storage/batch.h"
 #include "../storage/log.h"
 #include "../storage/store.h"
@@ -169,7 +170,7 @@ static void on_sighup(uv_signal_t *h, int signum)
 	if (s->cfg.tokens_file[0]) {
 		char err[512];
 		if (api_reload_tokens(s->api, s->cfg.tokens_file, err, sizeof err) < 0)
-			slog(LOG_WARNING, 0, "SIGHUP: tokens not reloaded (old ones stay): %s", err);
+			slog(LOG_ERR, 0, "SIGHUP: %s; no token from that file is accepted until it can be read", err);
 		else
 			slog(LOG_NOTICE, 0, "SIGHUP: tokens reloaded from %s", s->cfg.tokens_file);
 	}
@@ -331,6 +332,11 @@ int serve_main(int argc, char **argv)
 	}
 	const char *roots[CONFIG_MAX_ROOTS];
 	for (int i = 0; i < c->n_data_roots; i++) roots[i] = c->data_roots[i];
+	/* Jobs open dataset files beneath these roots only (checked again at open time). */
+	if (dataset_confine(roots, c->n_data_roots) < 0) {
+		slog(LOG_ERR, 0, "data roots: out of memory");
+		goto out;
+	}
 	int listen_fd = activation_socket();
 	ApiConfig ac = {
 		.listen = c->listen, .listen_fd = listen_fd, .read_access = (ApiReadAccess)c->read_access, .store = s->st, .batch = s->batch, .pool = s->pool, .state_dir = c->state_dir,

@@ -1041,18 +1041,26 @@ static int inside_roots(const Parser *p, const char *resolved)
 	return 0;
 }
 
-/* Resolve a dataset (or checkpoint) path: with roots it must resolve inside one (403
- * forbidden_path); with check_files it must exist and be a regular file, or a directory when
- * want_dir (404 not_found_code). *out is the resolved path (owned by the JobSpec). */
+/* Resolve a dataset (or checkpoint) path: when confined (the daemon passes its data_roots array,
+ * even an empty one; `ssld run` passes none) it must resolve inside a root (403 forbidden_path);
+ * with no roots at all no file is allowed. With check_files it must exist and be a regular file,
+ * or a directory when want_dir (404 not_found_code). *out is the resolved path (owned by the
+ * JobSpec). A path outside the roots gets one answer whether it exists or not, and the answer
+ * never says what it resolves to. */
 static int check_path(Parser *p, const char *field, const char *given, int want_dir,
                       const char *not_found_code, const char **out)
 {
 	const JobSpecOptions *o = p->opts;
+	int confine = o->data_roots != NULL || o->n_data_roots > 0;
 	char cand[PATH_MAX], resolved[PATH_MAX], norm[PATH_MAX];
 	if (!given[0])
 		return fail(p, 400, "invalid_field", field, "must not be empty");
 	if (strlen(given) >= PATH_MAX - 1)
 		return fail(p, 400, "invalid_field", field, "path is too long");
+	if (confine && o->n_data_roots == 0)
+		return fail(p, 403, "forbidden_path", field,
+		            "no data roots are configured, so jobs cannot read files (start ssld with "
+		            "--data-root DIR)");
 	if (given[0] != '/' && o->n_data_roots > 0 && o->data_roots[0])
 		snprintf(cand, sizeof cand, "%s/%s", o->data_roots[0], given);
 	else
@@ -1060,16 +1068,37 @@ static int check_path(Parser *p, const char *field, const char *given, int want_
 
 	if (!realpath(cand, resolved)) {
 		int e = errno;
-		if (o->n_data_roots > 0) {
+		if (confine) {
+			/* Place a path that does not resolve by its deepest ancestor that does (symlinks
+			 * followed, as the kernel would) plus the rest folded lexically: a missing file
+			 * under a symlink that leaves the root is outside, exactly like an existing one. */
 			int inside = 0;
-			if (lexical_normalize(cand, norm, sizeof norm) == 0) {
-				inside = inside_roots(p, norm);
-				for (int i = 0; !inside && i < o->n_data_roots; i++) {
-					char rn[PATH_MAX];
-					if (o->data_roots[i] &&
-					    lexical_normalize(o->data_roots[i], rn, sizeof rn) == 0)
-						inside = path_inside(norm, rn);
+			char walk[PATH_MAX], anc[PATH_MAX], joined[PATH_MAX * 2 + 2];
+			snprintf(walk, sizeof walk, "%s", cand);
+			for (;;) {
+				char *cut = strrchr(walk, '/');
+				const char *tail = cand + (cut ? (size_t)(cut - walk) + 1 : 0);
+				if (cut == walk)
+					snprintf(walk, sizeof walk, "/");
+				else if (cut)
+					*cut = '\0';
+				else
+					snprintf(walk, sizeof walk, ".");
+				if (realpath(walk, anc)) {
+					snprintf(joined, sizeof joined, "%s/%s", anc, tail);
+					inside = lexical_normalize(joined, norm, sizeof norm) == 0 && inside_roots(p, norm);
+					break;
 				}
+				if (!cut || cut == walk)
+					break;
+			}
+			/* A root that does not exist (yet) is placed lexically; it holds nothing to escape
+			 * through. */
+			for (int i = 0; !inside && i < o->n_data_roots && i < SPEC_MAX_ROOTS; i++) {
+				char rn[PATH_MAX];
+				if (!p->roots[i] && o->data_roots[i] && lexical_normalize(cand, norm, sizeof norm) == 0 &&
+				    lexical_normalize(o->data_roots[i], rn, sizeof rn) == 0)
+					inside = path_inside(norm, rn);
 			}
 			if (!inside)
 				return fail(p, 403, "forbidden_path", field,
@@ -1086,14 +1115,9 @@ static int check_path(Parser *p, const char *field, const char *given, int want_
 			            want_dir ? "directory" : "file");
 		return fail(p, 404, not_found_code, field, "%s: %s", given, strerror(e));
 	}
-	if (o->n_data_roots > 0 && !inside_roots(p, resolved)) {
-		if (strcmp(resolved, given) != 0)
-			return fail(p, 403, "forbidden_path", field,
-			            "%s (resolves to %s) is outside the allowed data roots (%s)", given,
-			            resolved, p->roots_text);
+	if (confine && !inside_roots(p, resolved))
 		return fail(p, 403, "forbidden_path", field, "%s is outside the allowed data roots (%s)",
 		            given, p->roots_text);
-	}
 	if (o->check_files) {
 		struct stat st;
 		if (stat(resolved, &st) < 0)
@@ -1105,6 +1129,21 @@ static int check_path(Parser *p, const char *field, const char *given, int want_
 		if (access(resolved, want_dir ? (R_OK | X_OK) : R_OK) < 0)
 			return fail(p, 403, "forbidden_path", field, "%s is not readable: %s", given,
 			            strerror(errno));
+	}
+	if (!confine && cand[0] != '/') {
+		/* Unconfined (`ssld run`, or a worker re-reading a stored spec): keep the path as given,
+		 * made absolute. A worker then opens the very path that was checked against the roots
+		 * (the data module confines the open), and its errors name that path, not where a
+		 * symlink swapped in since then leads. */
+		char cwd[PATH_MAX];
+		size_t cl = getcwd(cwd, sizeof cwd) ? strlen(cwd) : 0, nl = strlen(cand);
+		if (cl && cl + nl + 2 <= sizeof resolved) {
+			memcpy(resolved, cwd, cl);
+			resolved[cl] = '/';
+			memcpy(resolved + cl + 1, cand, nl + 1);
+		}
+	} else if (!confine) {
+		snprintf(resolved, sizeof resolved, "%s", cand);
 	}
 	*out = own(p, resolved);
 	return *out ? 0 : oom(p, field);
@@ -1133,7 +1172,7 @@ static int check_fmnist_dir(Parser *p, const char *field, const char *dir_given,
 	                    "dataset_not_found", &dir);
 	if (rc < 0)
 		return rc;
-	if (p->opts->check_files || p->opts->n_data_roots > 0) {
+	if (p->opts->check_files || p->opts->data_roots || p->opts->n_data_roots > 0) {
 		for (int i = 0; i < COUNT(files); i++) {
 			char path[PATH_MAX], raw[PATH_MAX];
 			const char *r = NULL;

@@ -38,8 +38,8 @@ typedef struct SpecError {
 } SpecError;
 
 typedef struct JobSpecOptions {
-	const char *const *data_roots;  /* datasets must resolve (realpath) inside one of these; */
-	int n_data_roots;               /* 0 roots = no restriction (ssld run) */
+	const char *const *data_roots;  /* datasets must resolve (realpath) inside one of these; an */
+	int n_data_roots;               /* empty array (n 0) allows no file; NULL = no restriction (ssld run) */
 	int check_files;                /* 1 = dataset files must exist (default for both callers) */
 } JobSpecOptions;
 

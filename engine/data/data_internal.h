@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "dataset.h"
 
@@ -17,6 +18,13 @@
 /* printf into err (if err != NULL); always returns rc so callers can `return data_err(...)`. */
 int data_err(int rc, char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+
+/* Every dataset file is opened through these: as given in a process that never called
+ * dataset_confine (`ssld run`), else beneath one of the confined roots, so a symlink swapped in
+ * after the job was validated cannot lead out of them (-EXDEV, err says so). data_open returns a
+ * descriptor or a negative errno; data_fopen NULL with err filled. */
+int data_open(const char *path, char *err, size_t errlen);
+FILE *data_fopen(const char *path, char *err, size_t errlen);
 
 /* Whole file into memory through zlib (gzip or raw, transparently). *buf is eng_malloc'd with a
  * trailing NUL not counted in *len. Fails if the file is larger than max_bytes (0 = no limit). */

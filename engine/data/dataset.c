@@ -1,17 +1,26 @@
 /* dataset.c - dataset_load dispatch, ownership, validation slices and class-stratified label subsets.
  *
- * The format readers live in idx.c, csv.c, text.c and captions.c; this file only allocates the
- * Dataset, dispatches, applies limits and frees. It deliberately does no normalisation of the
+ * The format readers live in idx.c, csv.c, text.c and captions.c; this file allocates the
+ * Dataset, dispatches, applies limits and frees, and opens every file the readers read (confined
+ * to the data roots when the daemon asked for it, see dataset_confine). It deliberately does no normalisation of the
  * data (images stay in [0,1], CSV features as written): that is the model's business.
  */
 #include "data_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <zlib.h>
+#ifdef __linux__
+#include <linux/openat2.h>
+#endif
 
 #include "../alloc.h"
 
@@ -29,6 +38,142 @@ int data_err(int rc, char *err, size_t errlen, const char *fmt, ...)
 	return rc;
 }
 
+/* ---------------------------------------------------------------------------------------------- */
+/* Confinement to the data roots at open time                                                      */
+
+/* The roots, realpath-resolved; conf_n < 0 = not confined. Set once before any job runs. */
+static char **conf_roots;
+static int conf_n = -1;
+static pthread_mutex_t conf_mu = PTHREAD_MUTEX_INITIALIZER;
+
+int dataset_confine(const char *const *roots, int n)
+{
+	char **v = calloc((size_t)n + 1, sizeof *v);
+	if (!v)
+		return -ENOMEM;
+	int k = 0;
+	for (int i = 0; i < n; i++) {
+		char *r = realpath(roots[i], NULL);   /* a root that does not resolve holds nothing */
+		if (r)
+			v[k++] = r;
+	}
+	pthread_mutex_lock(&conf_mu);
+	char **old = conf_roots;
+	int old_n = conf_n;
+	conf_roots = v;
+	conf_n = k;
+	pthread_mutex_unlock(&conf_mu);
+	for (int i = 0; i < old_n; i++)
+		free(old[i]);
+	free(old);
+	return 0;
+}
+
+/* Relative part of path under root ("" for the root itself), or NULL when path is not under it. */
+static const char *under(const char *path, const char *root)
+{
+	size_t l = strlen(root);
+	if (l == 1 && root[0] == '/')
+		l = 0;
+	if (strncmp(path, root, l) != 0 || (path[l] != '/' && path[l] != 0))
+		return NULL;
+	const char *rel = path + l;
+	while (*rel == '/')
+		rel++;
+	return rel;
+}
+
+/* openat(dirfd, rel) that cannot resolve outside dirfd: openat2 with RESOLVE_BENEATH; where the
+ * kernel has no openat2, a plain openat whose result is checked through /proc/self/fd. */
+static int open_beneath(int dirfd, const char *root, const char *rel)
+{
+#if defined(SYS_openat2) && defined(RESOLVE_BENEATH)
+	struct open_how how = { .flags = O_RDONLY | O_CLOEXEC | O_NOCTTY,
+	                        .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS };
+	int fd = (int)syscall(SYS_openat2, dirfd, rel, &how, sizeof how);
+	if (fd >= 0 || (errno != ENOSYS && errno != EPERM))   /* EPERM: a seccomp filter refused it */
+		return fd;
+#endif
+	int f = openat(dirfd, rel, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (f < 0)
+		return -1;
+	char link[64], real[PATH_MAX];
+	snprintf(link, sizeof link, "/proc/self/fd/%d", f);
+	ssize_t n = readlink(link, real, sizeof real - 1);
+	if (n <= 0) {
+		close(f);
+		errno = EXDEV;   /* cannot tell where it is: refuse */
+		return -1;
+	}
+	real[n] = 0;
+	if (!under(real, root)) {
+		close(f);
+		errno = EXDEV;
+		return -1;
+	}
+	return f;
+}
+
+int data_open(const char *path, char *err, size_t errlen)
+{
+	pthread_mutex_lock(&conf_mu);
+	int n = conf_n;
+	pthread_mutex_unlock(&conf_mu);
+	if (n < 0) {
+		int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+		if (fd < 0) {
+			int e = errno;
+			return data_err(-e, err, errlen, "%s: cannot open: %s", path, strerror(e));
+		}
+		return fd;
+	}
+	if (n == 0)
+		return data_err(-EACCES, err, errlen,
+		                "%s: no data roots are configured, so jobs cannot read files", path);
+	int escaped = 0, e = 0;
+	for (int i = 0; i < n; i++) {
+		const char *rel = under(path, conf_roots[i]);
+		if (!rel || !*rel)
+			continue;
+		int dfd = open(conf_roots[i], O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (dfd < 0) {
+			e = errno;
+			continue;
+		}
+		int fd = open_beneath(dfd, conf_roots[i], rel);
+		int oe = errno;
+		close(dfd);
+		if (fd >= 0)
+			return fd;
+		if (oe == EXDEV)
+			escaped = 1;
+		else
+			e = oe;
+	}
+	if (escaped || e == 0)   /* e == 0: no root holds the path at all */
+		return data_err(-EXDEV, err, errlen,
+		                "%s: resolves outside the data roots when opened (a symlink along the path "
+		                "leads out of them); refusing to read it", path);
+	return data_err(-e, err, errlen, "%s: cannot open: %s", path, strerror(e));
+}
+
+FILE *data_fopen(const char *path, char *err, size_t errlen)
+{
+	int fd = data_open(path, err, errlen);
+	if (fd < 0) {
+		errno = -fd;
+		return NULL;
+	}
+	FILE *f = fdopen(fd, "rb");
+	if (!f) {
+		int e = errno;
+		close(fd);
+		data_err(-e, err, errlen, "%s: cannot open: %s", path, strerror(e));
+		errno = e;
+	}
+	return f;
+}
+
 /* zlib's message without the "path: " prefix gzerror adds. */
 static const char *zmessage(gzFile f, int *zerr)
 {
@@ -44,10 +189,13 @@ int data_read_file(const char *path, uint8_t **buf, size_t *len, size_t max_byte
 {
 	*buf = NULL;
 	*len = 0;
-	gzFile f = gzopen(path, "rb");
+	int fd = data_open(path, err, errlen);
+	if (fd < 0)
+		return fd;
+	gzFile f = gzdopen(fd, "rb");
 	if (!f) {
-		int e = errno ? errno : EIO;
-		return data_err(-e, err, errlen, "%s: cannot open: %s", path, strerror(e));
+		close(fd);
+		return data_err(-ENOMEM, err, errlen, "%s: cannot open: out of memory", path);
 	}
 	gzbuffer(f, 1 << 17);
 	size_t cap = 1 << 16, n = 0;

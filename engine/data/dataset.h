@@ -74,6 +74,14 @@ typedef struct Dataset {
 	int n_captions;                  /* entries in captions (== train.n after loading) (added) */
 } Dataset;
 
+/* Confines every dataset file this process opens to the given directories (the daemon's data
+ * roots): a file must resolve beneath one of them when it is opened, checked by the kernel
+ * (openat2 with RESOLVE_BENEATH from a descriptor of the root; without openat2, the opened
+ * descriptor's path is checked), so a symlink swapped in after validation cannot lead out. A file
+ * that does lead out fails the load with -EXDEV and a message saying so. n = 0 allows no file.
+ * Never called (`ssld run`, tests): files open as given. The strings are copied. 0 or -ENOMEM. */
+int dataset_confine(const char *const *roots, int n);
+
 /* 0 on success; a negative errno (-ENOENT, -EINVAL for malformed content, -EIO for corrupt gzip,
  * -ENOMEM) on failure with a message in err naming the file and the problem. */
 int dataset_load(const DatasetSpec *spec, Dataset **out, char *err, size_t errlen);

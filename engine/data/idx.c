@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "../alloc.h"
@@ -85,10 +86,13 @@ static int gz_read_full(gzFile f, uint8_t *dst, size_t n, size_t *got, const cha
 static int idx_read(const char *path, int want_labels, IdxArray *a, char *err, size_t errlen)
 {
 	memset(a, 0, sizeof *a);
-	gzFile f = gzopen(path, "rb");
+	int fd = data_open(path, err, errlen);
+	if (fd < 0)
+		return fd;
+	gzFile f = gzdopen(fd, "rb");
 	if (!f) {
-		int e = errno ? errno : EIO;
-		return data_err(-e, err, errlen, "%s: cannot open: %s", path, strerror(e));
+		close(fd);
+		return data_err(-ENOMEM, err, errlen, "%s: cannot open: out of memory", path);
 	}
 	gzbuffer(f, 1 << 17);
 	const char *zmsg = NULL;

@@ -164,11 +164,9 @@ int png_read(const char *path, int want_c, float **out, int *c, int *h, int *w, 
 	*out = NULL;
 	if (want_c != 0 && want_c != 1 && want_c != 3)
 		return data_err(-EINVAL, err, errlen, "%s: want_c must be 0, 1 or 3, got %d", path, want_c);
-	FILE *f = fopen(path, "rb");
-	if (!f) {
-		int e = errno;
-		return data_err(-e, err, errlen, "%s: cannot open: %s", path, strerror(e));
-	}
+	FILE *f = data_fopen(path, err, errlen);   /* confined to the data roots in the daemon */
+	if (!f)
+		return errno ? -errno : -EIO;
 	png_image im;
 	memset(&im, 0, sizeof im);
 	im.version = PNG_IMAGE_VERSION;

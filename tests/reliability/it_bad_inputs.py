@@ -19,6 +19,8 @@ Body notation (the table's `body` column, in backticks):
   @deep(N)          {"a": N nested arrays}
   @spaces(N)        N spaces (K and M suffixes allowed)
   @declare(N)       only the headers, announcing a Content-Length of N (raw socket)
+  @cl2(A,B)         two Content-Length headers, A and B, then A bytes of body (raw socket)
+  @longkey(N)       {"xxx...": 1} with a key of N x's
   anything else     sent verbatim after Python string escapes (\\x00, \\xff, \\| for a pipe)
 $ROOT in a body or path is the data root, $JOB a finished job of the same owner.
 Auth column: `token` (a valid bearer token), `none`, or a literal Authorization header value.
@@ -75,6 +77,7 @@ def make_data(root):
     with open(os.path.join(root, "empty"), "wb"):
         pass
     os.symlink("/etc/passwd", os.path.join(root, "escape-link"))
+    os.symlink("/etc", os.path.join(root, "escape-dir"))
     os.mkdir(os.path.join(root, "a-directory"))
     return files
 
@@ -88,13 +91,18 @@ def build_body(text, ctx):
     def size(s):
         mult = {"K": 1024, "M": 1024 * 1024}.get(s[-1], 1)
         return int(s.rstrip("KM")) * mult
-    m = re.fullmatch(r"@(deep|spaces|declare)\((\w+)\)", text)
+    m = re.fullmatch(r"@cl2\((\d+),(\d+)\)", text)
+    if m:
+        return b" " * int(m.group(1)), (int(m.group(1)), int(m.group(2)))
+    m = re.fullmatch(r"@(deep|spaces|declare|longkey)\((\w+)\)", text)
     if m:
         n = size(m.group(2))
         if m.group(1) == "deep":
             return b'{"a":' + b"[" * n + b"]" * n + b"}", None
         if m.group(1) == "spaces":
             return b" " * n, None
+        if m.group(1) == "longkey":
+            return b'{"' + b"x" * n + b'":1}', None
         return None, n
     good = idx_job("bad-input", ctx["files"], hidden=(32,), pretrain={"epochs": 1, "batch_size": 64})
     m = re.fullmatch(r"IDX\((\w+)=(.*)\)", text)
@@ -120,8 +128,10 @@ def send(d, method, target, body, declared, auth):
     if declared is not None:
         sock = socket.create_connection(("127.0.0.1", d.port), timeout=10)
         extra = "".join("%s: %s\r\n" % kv for kv in headers.items())
-        sock.sendall(("%s %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n%s\r\n"
-                      % (method, target, declared, extra)).encode())
+        lengths = declared if isinstance(declared, tuple) else (declared,)
+        sock.sendall(("%s %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n%s%s\r\n"
+                      % (method, target, "".join("Content-Length: %d\r\n" % n for n in lengths), extra)).encode()
+                     + (body or b""))
         data = b""
         while True:
             chunk = sock.recv(65536)

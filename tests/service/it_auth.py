@@ -10,10 +10,21 @@
 - read access: loopback (default: reads open on 127.0.0.1), token (401 without one; health and the
   dashboard stay open), open;
 - the per-owner running limit: with 2 workers and max-running-per-owner 1, an owner's second job
-  waits (GET /v1/jobs/{id} names the limit in "waiting") while another owner's job runs.
+  waits (GET /v1/jobs/{id} names the limit in "waiting") while another owner's job runs;
+- authentication stays on: revoking the last token warns, keeps writes refused (also after a
+  restart) and says so in `ssld token list`, until `ssld token off`;
+- tokens-file reloads (SIGHUP): a bad line is skipped and reported, a removed token stops working,
+  an unreadable file accepts no token; `ssld token list` names the file in force;
+- no data roots at all (the defaults hidden in a mount namespace): file datasets get 403 saying so;
+- data roots at run time: a symlink swapped after submit makes the job fail naming the file; the
+  403 for a path outside the roots never says where it leads;
+- generate: only the owner or an admin (403 for another owner, nothing written), and at most 8
+  sample files per job whatever the seeds.
 """
+import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -64,8 +75,11 @@ def main(exe):
         with open(p, "w") as f:
             f.write(TEXT)
     os.symlink(os.path.join(outside, "secret.txt"), os.path.join(root, "link.txt"))
+    os.symlink(outside, os.path.join(root, "out"))
     d = Daemon(exe)
     try:
+        for section in (auth_stays_on, tokens_file_reload, no_data_roots, symlink_swap_at_run_time, generate_owner):
+            section(exe, tmp, root, outside)
         state = d.state_dir
         d.start("--workers", "0", "--data-root", root, "--max-queued-per-owner", "2", "--max-queued", "4")
 
@@ -146,11 +160,17 @@ def main(exe):
             ("/etc/passwd", "a system file"),
             ("link.txt", "symlink inside the root pointing out"),
             (os.path.join(outside, "missing.txt"), "missing file outside (no existence leak)"),
+            ("out/secret.txt", "through a symlinked directory pointing out"),
+            ("out/missing.txt", "a missing file through a symlinked directory pointing out"),
+            ("/proc/self/cwd", "the daemon's working directory"),
         ]
         for path, what in escapes:
             e = expect_error(d, "POST", "/v1/jobs", text_job(path), bearer(alice), 403, "forbidden_path",
                              ["outside the allowed data roots", root], "dataset " + what)
             check(e["error"]["field"] == "dataset.files[0]", "%s: field %s" % (what, e["error"]["field"]))
+            # Nothing about where it leads: not the target, not whether it exists.
+            check(outside not in e["error"]["message"].replace(path, "") and "resolves" not in e["error"]["message"],
+                  "%s: the 403 tells where the path leads: %s" % (what, e["error"]["message"]))
         s, ok = d.post("/v1/jobs", text_job(os.path.join(root, "sub", "..", "ok.txt"), "inside"), bearer(alice))
         check(s == 201, "a file inside the root (through sub/..) -> %d %s" % (s, ok))
         spec = d.job(ok["id"])["spec"]
@@ -242,6 +262,206 @@ def main(exe):
     finally:
         d.cleanup()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def anon_submit(d, path="ok.txt", name="anon"):
+    return d.post("/v1/jobs", text_job(path, name))
+
+
+def auth_stays_on(exe, tmp, root, outside):
+    """Revoking the last token must not open the API (an anonymous cancel of alice's job was 200)."""
+    d = Daemon(exe)
+    try:
+        state = d.state_dir
+        d.start("--workers", "0", "--data-root", root)
+        alice = token_create(exe, state, "alice")
+        s, j = d.post("/v1/jobs", text_job("ok.txt", "alice-job"), bearer(alice))
+        check(s == 201, "alice submit -> %d %s" % (s, j))
+        p = ssld(exe, "token", "revoke", "alice", "--state-dir", state, check_rc=0)
+        check("last token" in p.stderr and "ssld token off" in p.stderr,
+              "revoking the last token did not warn: %r" % p.stderr)
+        expect_error(d, "POST", "/v1/jobs/%d/cancel" % j["id"], None, {}, 401, "unauthorized", [],
+                     "anonymous cancel after the last token was revoked")
+        expect_error(d, "POST", "/v1/jobs", text_job("ok.txt"), {}, 401, "unauthorized", [],
+                     "anonymous submit after the last token was revoked")
+        p = ssld(exe, "token", "list", "--state-dir", state, check_rc=0)
+        check("stays on" in p.stdout and "is open" not in p.stdout, "token list with no token left: %s" % p.stdout)
+        check(d.stop() == 0, "stop")
+        d.start("--workers", "0", "--data-root", root)   # the state persists across a restart
+        expect_error(d, "POST", "/v1/jobs", text_job("ok.txt"), {}, 401, "unauthorized", [],
+                     "anonymous submit after a restart with no token left")
+        p = ssld(exe, "token", "off", "--state-dir", state, check_rc=0)
+        check("authentication is off" in p.stdout, "token off said %r" % p.stdout)
+        s, c = d.post("/v1/jobs/%d/cancel" % j["id"])
+        check(s == 200, "anonymous cancel after `ssld token off` -> %d %s" % (s, c))
+        p = ssld(exe, "token", "list", "--state-dir", state, check_rc=0)
+        check("the API is open" in p.stdout, "token list after token off: %s" % p.stdout)
+        # `token off` refuses while tokens remain.
+        token_create(exe, state, "bob")
+        p = ssld(exe, "token", "off", "--state-dir", state)
+        check(p.returncode == 1 and "revoke them first" in p.stderr, "token off with a token left: %d %s"
+              % (p.returncode, p.stderr))
+        check(d.stop() == 0, "stop")
+        print("  last token revoked: writes stay refused (also after a restart) until `ssld token off`")
+    finally:
+        d.cleanup()
+
+
+def wait_log(d, text, what):
+    """Polls the daemon's log for text (the daemon logs each reload when it has happened)."""
+    for _ in range(600):
+        if text in d.log():
+            return
+        time.sleep(0.05)
+    raise Failure("%s: the log never said %r:\n%s" % (what, text, d.log()))
+
+
+def tokens_file_reload(exe, tmp, root, outside):
+    """A reload with a bad line must still drop a removed token; an unreadable file accepts none."""
+    d = Daemon(exe)
+    try:
+        tokens = os.path.join(tmp, "tokens")
+
+        def line(owner, secret):
+            return "%s %s\n" % (owner, hashlib.sha256(secret.encode()).hexdigest())
+        with open(tokens, "w") as f:
+            f.write(line("alice", "alice-secret") + line("bob", "bob-secret"))
+        d.start("--workers", "0", "--data-root", root, "--tokens-file", tokens)
+        s, j = d.post("/v1/jobs", text_job("ok.txt", "bob-job"), bearer("bob-secret"))
+        check(s == 201, "bob submit from the tokens file -> %d %s" % (s, j))
+        p = ssld(exe, "token", "list", "--state-dir", d.state_dir, check_rc=0)
+        check(tokens in p.stdout and "in force" in p.stdout and "is open" not in p.stdout,
+              "token list with a tokens file in force: %s" % p.stdout)
+        # bob removed, and a bad line added.
+        with open(tokens, "w") as f:
+            f.write(line("alice", "alice-secret") + "carol not-a-sha256\n")
+        d.proc.send_signal(signal.SIGHUP)
+        wait_log(d, "%s:2: skipped" % tokens, "reload with a bad line")
+        expect_error(d, "POST", "/v1/jobs/%d/cancel" % j["id"], None, bearer("bob-secret"), 401, "unauthorized",
+                     ["not valid"], "bob, removed from the tokens file, after a reload with a bad line")
+        s, a = d.post("/v1/jobs", text_job("ok.txt", "alice-job"), bearer("alice-secret"))
+        check(s == 201, "alice, still in the file, after the reload -> %d %s" % (s, a))
+        # The file disappears: fail closed, and authentication stays on.
+        os.unlink(tokens)
+        d.proc.send_signal(signal.SIGHUP)
+        wait_log(d, "no token from that file is accepted", "reload of a missing file")
+        expect_error(d, "POST", "/v1/jobs", text_job("ok.txt"), bearer("alice-secret"), 401, "unauthorized", [],
+                     "alice after the tokens file vanished")
+        expect_error(d, "POST", "/v1/jobs", text_job("ok.txt"), {}, 401, "unauthorized", [],
+                     "anonymous after the tokens file vanished")
+        check(d.stop() == 0, "stop")
+        print("  tokens-file reload: a bad line is skipped and reported, a removed token stops working, "
+              "an unreadable file accepts none")
+    finally:
+        d.cleanup()
+
+
+def no_data_roots(exe, tmp, root, outside):
+    """With none of the default roots present, file datasets are refused (/etc/shadow got 201)."""
+    if not shutil.which("unshare"):
+        print("  no data roots: not checked (needs unshare to hide the default roots)")
+        return
+    probe = subprocess.run(["unshare", "-rm", "sh", "-c", "mount -t tmpfs none /usr/share"], capture_output=True)
+    if probe.returncode != 0:
+        print("  no data roots: not checked (no user and mount namespaces here: %s)" % probe.stderr.decode().strip())
+        return
+    wrapper = os.path.join(tmp, "ssld-without-default-roots")
+    with open(wrapper, "w") as f:   # /usr/share empty: /usr/share/datasets and .../fortunes do not exist
+        f.write('#!/bin/sh\nexec unshare -rm sh -c \'mount -t tmpfs none /usr/share && exec "$0" "$@"\' %s "$@"\n' % exe)
+    os.chmod(wrapper, 0o755)
+    d = Daemon(wrapper)
+    try:
+        d.start("--workers", "0")
+        check("data roots: (none)" in d.log(), "the daemon found default data roots:\n%s" % d.log())
+        for path in ("/etc/shadow", os.path.join(outside, "secret.txt")):
+            expect_error(d, "POST", "/v1/jobs", text_job(path), {}, 403, "forbidden_path",
+                         ["no data roots are configured"], "dataset %s with no data roots" % path)
+        expect_error(d, "POST", "/v1/jobs", {"method": "simclr", "dataset": "fashion-mnist"}, {}, 403,
+                     "forbidden_path", ["no data roots are configured"], "the built-in dataset with no data roots")
+        check(d.stop() == 0, "stop")
+        print("  no data roots: file datasets get 403 saying no data roots are configured")
+    finally:
+        d.cleanup()
+
+
+def symlink_swap_at_run_time(exe, tmp, root, outside):
+    """Roots were checked at submit only: a symlink swapped afterwards made the job read /etc/passwd."""
+    d = Daemon(exe)
+    try:
+        link = os.path.join(root, "swap.txt")
+        shutil.copy(os.path.join(root, "ok.txt"), link)   # a plain file at submit (the stored path is this file)
+        d.start("--workers", "0", "--data-root", root)
+        job = text_job("swap.txt", "swapped")
+        job["pretrain"] = {"epochs": 1, "max_steps": 2, "batch_size": 4}
+        job["model"] = {"encoder": "transformer", "dim": 16, "depth": 1, "heads": 2, "context": 16}
+        s, j = d.post("/v1/jobs", job)
+        check(s == 201, "submit of a file inside the root -> %d %s" % (s, j))
+        check(d.stop() == 0, "stop")
+        os.unlink(link)
+        os.symlink(os.path.join(outside, "secret.txt"), link)   # now it leads out of the root
+        d.start("--workers", "1", "--data-root", root)
+        j = d.wait_state(j["id"], ("succeeded", "failed", "cancelled"), timeout=120)
+        check(j["state"] == "failed" and "outside the data roots" in (j["error"] or "") and "swap.txt" in j["error"],
+              "a job whose dataset symlink was swapped to a file outside the root ended %s: %s" % (j["state"], j["error"]))
+        check(d.stop() == 0, "stop")
+        os.unlink(link)
+        print("  run-time confinement: the swapped symlink failed the job: %s" % j["error"])
+    finally:
+        d.cleanup()
+
+
+def generate_owner(exe, tmp, root, outside):
+    """Anyone with a token generated into anyone's job directory, one file per seed."""
+    if not os.path.exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"):
+        print("  generate: not checked (Fashion-MNIST is not installed)")
+        return
+    d = Daemon(exe)
+    try:
+        state = d.state_dir
+        d.start("--workers", "1", "--data-root", "/usr/share/datasets")
+        alice = token_create(exe, state, "alice")
+        bob = token_create(exe, state, "bob")
+        ops = token_create(exe, state, "ops", "--admin")
+        vae = {"name": "vae", "method": "vae", "params": {"latent_dim": 4},
+               "dataset": {"name": "fashion-mnist", "limit_train": 256, "limit_test": 64},
+               "model": {"encoder": "mlp", "hidden": [32], "out_dim": 16},
+               "pretrain": {"epochs": 1, "batch_size": 64}, "threads": 1}
+        s, j = d.post("/v1/jobs", vae, bearer(alice))
+        check(s == 201, "alice's VAE -> %d %s" % (s, j))
+        jid = j["id"]
+        j = d.wait_state(jid, ("succeeded", "failed"), timeout=300)
+        check(j["state"] == "succeeded", "the VAE ended %s: %s" % (j["state"], j["error"]))
+        job_dir = os.path.join(state, "jobs", str(jid))
+        check(os.path.isdir(job_dir), "no job directory %s" % job_dir)
+        before = sorted(os.listdir(job_dir))
+        gen = "/v1/jobs/%d/generate" % jid
+        e = expect_error(d, "POST", gen, {"n": 4, "seed": 7}, bearer(bob), 403, "forbidden",
+                         ["belongs to 'alice'", "you are 'bob'"], "bob generates from alice's job")
+        expect_error(d, "POST", gen, {"n": 4, "seed": 7}, {}, 401, "unauthorized", [], "anonymous generate")
+        check(sorted(os.listdir(job_dir)) == before, "a refused generate changed the job directory: %s -> %s"
+              % (before, sorted(os.listdir(job_dir))))
+        keep = 8
+        names = []
+        for i in range(keep + 2):
+            seed = 2 ** 53 - i   # seeds up to 2^53 named one file each
+            s, g = d.post(gen, {"n": 4, "seed": seed}, bearer(ops if i == 0 else alice))
+            check(s == 200 and g.get("artifact"), "generate %d (seed %d) -> %d %s" % (i, seed, s, g))
+            check(g["seed"] == seed, "the answer does not give the seed: %s" % g)
+            names.append(g["artifact"])
+            status, hdrs, png = d.raw("GET", g["url"], headers=bearer(alice))
+            check(status == 200 and png[:8] == b"\x89PNG\r\n\x1a\n", "GET %s -> %d" % (g["url"], status))
+        made = sorted(set(os.listdir(job_dir)) - set(before))
+        check(len(made) == keep and all(n.startswith("samples-generated-") for n in made),
+              "after %d generations the job directory gained %s; expected %d sample files" % (keep + 2, made, keep))
+        check(names[keep] == names[0] and names[keep + 1] == names[1],
+              "the oldest sample files were not the ones replaced: %s" % names)
+        s, arts = d.get("/v1/jobs/%d/artifacts" % jid)
+        gen_arts = [a["name"] for a in arts["artifacts"] if a["name"].startswith("samples-generated-")]
+        check(len(gen_arts) == keep, "artifacts listed for generated samples: %s" % gen_arts)
+        check(d.stop() == 0, "stop")
+        print("  generate: %s; %d generations kept %d files" % (e["error"]["message"], keep + 2, keep))
+    finally:
+        d.cleanup()
 
 
 if __name__ == "__main__":

@@ -579,7 +579,7 @@ static void test_paths(void)
 	         "dataset.train", "is outside the allowed data roots", "forbidden_path", 403);
 	BAD_CODE("{\"method\": \"none\", \"dataset\": {\"format\": \"csv\", \"train\": \"../secret.csv\"}, "
 	         "\"evaluations\": [{\"protocol\": \"knn\"}]}", &ro,
-	         "dataset.train", "../secret.csv (resolves to ", "forbidden_path", 403);
+	         "dataset.train", fmt("../secret.csv is outside the allowed data roots (%s)", root), "forbidden_path", 403);
 	/* `..` to a file that does not exist: still 403, not 404 (no probing outside the roots) */
 	BAD_CODE("{\"method\": \"none\", \"dataset\": {\"format\": \"csv\", \"train\": \"../../../etc/nope\"}, "
 	         "\"evaluations\": [{\"protocol\": \"knn\"}]}", &ro,
@@ -587,7 +587,21 @@ static void test_paths(void)
 	/* a symlink inside the root pointing out */
 	BAD_CODE(fmt("{\"method\": \"none\", \"dataset\": {\"format\": \"csv\", \"train\": \"%s\"}, "
 	             "\"evaluations\": [{\"protocol\": \"knn\"}]}", tpath("root/link.csv")), &ro,
-	         "dataset.train", "(resolves to ", "forbidden_path", 403);
+	         "dataset.train", fmt("%s is outside the allowed data roots (%s)", tpath("root/link.csv"), root),
+	         "forbidden_path", 403);
+	/* a symlinked directory inside the root pointing out, to a file that does not exist: the same
+	 * 403 as an existing one (existence outside the roots is not observable) */
+	BAD_CODE("{\"method\": \"none\", \"dataset\": {\"format\": \"csv\", \"train\": \"sub/up/nope.csv\"}, "
+	         "\"evaluations\": [{\"protocol\": \"knn\"}]}", &ro,
+	         "dataset.train", fmt("sub/up/nope.csv is outside the allowed data roots (%s)", root), "forbidden_path", 403);
+	/* confined with no data roots at all: no file is allowed */
+	{
+		const char *none[] = { NULL };
+		JobSpecOptions no_roots = { .data_roots = none, .n_data_roots = 0, .check_files = 1 };
+		BAD_CODE(fmt("{\"method\": \"none\", \"dataset\": {\"format\": \"csv\", \"train\": \"%s\"}, "
+		             "\"evaluations\": [{\"protocol\": \"knn\"}]}", tpath("root/train.csv")), &no_roots,
+		         "dataset.train", "no data roots are configured", "forbidden_path", 403);
+	}
 	/* a symlinked directory inside the root pointing out */
 	BAD_CODE("{\"method\": \"none\", \"dataset\": {\"format\": \"csv\", \"train\": \"sub/up/secret.csv\"}, "
 	         "\"evaluations\": [{\"protocol\": \"knn\"}]}", &ro,
