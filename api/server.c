@@ -1042,7 +1042,7 @@ void api_set_draining(Api *api, int draining)
 	if (draining && api->genq) genq_stop(api->genq);
 }
 
-int api_generating(Api *api) { return api->genq ? genq_busy(api->genq) : 0; }
+int api_generating(Api *api) { return api && api->genq ? genq_busy(api->genq) : 0; }
 
 void api_free(Api *api)
 {

@@ -40,7 +40,7 @@ void config_defaults(SsldConfig *c)
 	c->flush_interval_s = 0.5;
 	c->stop_timeout_s = 90;
 	c->max_connections = 256;
-	c->max_connections_per_ip = 32;
+	c->max_connections_per_ip = 128;
 	c->request_deadline_s = 30;
 	c->generate_threads = 1;
 	c->generate_queue = 4;
@@ -323,7 +323,7 @@ void config_usage(void)
 		"  --flush-interval SECONDS   metric batch interval (default 0.5, at most 1)\n"
 		"  --stop-timeout SECONDS     on SIGTERM, wait this long for jobs to checkpoint (default 90)\n"
 		"  --max-connections N        HTTP connections at once (default 256)\n"
-		"  --max-connections-per-ip N of them from one client address (default 32; 0 = no limit)\n"
+		"  --max-connections-per-ip N of them from one client address (default 128; 0 = no limit)\n"
 		"  --request-deadline SECONDS a request (headers and body) must arrive whole within this long of the\n"
 		"                             connection opening or its last answer, else 408 and close (default 30; 0 = off)\n"
 		"  --generate-threads N       POST /v1/jobs/{id}/generate requests run at once (default 1)\n"

@@ -42,7 +42,7 @@ typedef struct SsldConfig {
 	double stop_timeout_s;       /* SIGTERM: wait this long for jobs to checkpoint; default 90 */
 	/* Connections and generation: what one client can hold of the server (docs/service.md). */
 	int max_connections;         /* HTTP connections at once; default 256 */
-	int max_connections_per_ip;  /* of them from one client address; default 32, 0 = no limit */
+	int max_connections_per_ip;  /* of them from one client address; default 128, 0 = no limit */
 	double request_deadline_s;   /* a request must arrive whole within this long; default 30, 0 = none */
 	int generate_threads;        /* generations running at once; default 1 */
 	int generate_queue;          /* generations waiting for a thread, more get 503; default 4 */
