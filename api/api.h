@@ -16,7 +16,9 @@
  *   Api *api;
  *   if (api_new(&ac, &api, err, sizeof err) < 0) die(err);   // listening when it returns
  *   printf("port %d\n", api_port(api));
- *   api_set_draining(api, 1);                                 // SIGTERM: refuse new jobs (503)
+ *   api_set_draining(api, 1);                                 // SIGTERM: refuse new jobs (503),
+ *                                                             // cancel generation
+ *   while (api_generating(api)) wait();
  *   api_free(api);                                            // stops serving
  */
 #ifndef SSLD_API_API_H
@@ -27,6 +29,7 @@
 
 #include "../storage/batch.h"
 #include "../storage/store.h"
+#include "../workers/genq.h"
 #include "../workers/pool.h"
 
 typedef struct Api Api;
@@ -58,6 +61,10 @@ typedef struct ApiConfig {
 	int max_user_priority;              /* priorities above this need an admin token (403) */
 	int threads;                        /* HTTP threads (default 2) */
 	int max_connections;                /* default 256 */
+	int max_connections_per_ip;         /* > 0: of them from one client address (more are closed at once) */
+	double request_deadline_s;          /* > 0: a request must arrive whole within this long of the
+	                                     * connection opening or its previous answer (else 408, closed) */
+	GenQueueConfig generate;            /* POST /v1/jobs/{id}/generate: threads, waiting, time and token caps */
 	const char *tokens_file;            /* "owner sha256hex [admin]" lines; NULL = none */
 	ApiReadAccess read_access;          /* who may read once tokens exist (default loopback) */
 	const char *version;                /* reported by /v1/health */
@@ -69,11 +76,15 @@ typedef struct ApiConfig {
 
 int api_new(const ApiConfig *cfg, Api **out, char *err, size_t errlen);
 int api_port(const Api *api);                       /* the bound port */
-void api_set_draining(Api *api, int draining);      /* 1: POST /v1/jobs -> 503 */
+void api_set_draining(Api *api, int draining);      /* 1: POST /v1/jobs -> 503; generation is
+                                                     * cancelled and refused (503) from then on */
+int api_generating(Api *api);                       /* generations running or waiting */
 /* Re-reads the tokens file (SIGHUP): bad lines are logged and skipped, the good ones replace the
  * old tokens. When the file cannot be read, no file token is accepted (fail closed) and < 0 is
  * returned with err filled; authentication stays on. */
 int api_reload_tokens(Api *api, const char *tokens_file, char *err, size_t errlen);
+/* Stops serving. Generation must have ended (api_generating == 0 after draining): a generate
+ * request still waiting for it keeps its connection suspended, which api_free would wait for. */
 void api_free(Api *api);                            /* api_free(NULL) is a no-op */
 
 /* Tokens come from two places: the database (`ssld token create`, store_token_*) and an optional

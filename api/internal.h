@@ -13,6 +13,7 @@
 
 #include "api.h"
 #include "cache.h"
+#include "conns.h"
 
 struct cJSON;
 
@@ -29,6 +30,9 @@ struct Api {
 	atomic_uint_fast64_t codes[600];   /* responses by HTTP status */
 	double started;
 	ApiCache *cache;                   /* GET answers (cache.h); NULL = none */
+	ConnTable *conns;                  /* open connections, the request deadline (conns.h) */
+	GenQueue *genq;                    /* generation requests (../workers/genq.h) */
+	atomic_int gen_inflight;           /* generate requests handed to genq and not yet answered */
 };
 
 typedef struct Req {
@@ -46,6 +50,8 @@ typedef struct Req {
 	int stamped;                      /* set by reply_cached: stamp read, reply_sbuf keeps the 200 answer */
 	StoreStamp stamp;                 /* the database's change stamp read before the answer was built */
 	char *cache_key;
+	struct GenWork *gen;              /* a generation handed to api->genq (routes.c) */
+	int suspended;                    /* the connection waits for gen; the next call answers it */
 } Req;
 
 /* A growable text buffer for hand-written JSON (number-heavy responses). */
@@ -89,5 +95,9 @@ const char *mime_type(const char *path);
 enum MHD_Result serve_health(Req *r);
 /* routes.c */
 enum MHD_Result route_v1(Req *r, const char *path);   /* path after "/v1" */
+/* A generate request suspends its connection while api->genq runs it; once resumed, the access
+ * handler calls generate_resumed to answer, and the completed callback generate_release. */
+enum MHD_Result generate_resumed(Req *r);
+void generate_release(Req *r);
 
 #endif

@@ -609,15 +609,170 @@ static enum MHD_Result job_artifact(Req *r, int64_t id, const char *name)
 
 /* ---- generation ----------------------------------------------------------------------------- */
 
-/* One generation at a time: it runs on the HTTP thread (loads the dataset and the checkpoint),
- * and a second request gets a 503 instead of tying up the other HTTP threads. */
-static pthread_mutex_t generate_lock = PTHREAD_MUTEX_INITIALIZER;
+/* A generation runs on the generation queue (../workers/genq.h), never on an HTTP thread: the
+ * request's connection is suspended while it waits and runs, and resumed to be answered. The
+ * queue bounds how many run and wait (503 busy beyond), how long text sampling takes and how many
+ * tokens it makes (the answer then says "truncated"); a stop cancels it (503 shutting_down). */
+typedef struct GenWork {
+	GenTask task;            /* first: the queue hands it back to gen_done */
+	Req *r;
+	int64_t id;
+	char *spec, *prompt;
+	char dir[4096];
+	int refused;             /* genq_submit's error: answered without running */
+} GenWork;
 
-static double now_seconds(void)
+/* On a queue thread: hand the request back to libmicrohttpd, which calls the access handler
+ * again (generate_resumed). Nothing here may touch w after the resume. */
+static void gen_done(GenTask *t)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+	struct MHD_Connection *c = ((GenWork *)t)->r->c;
+	MHD_resume_connection(c);
+}
+
+static enum MHD_Result generate_submit(Req *r, int64_t id, const char *spec, const char *dir, const GenerateRequest *req)
+{
+	GenWork *w = calloc(1, sizeof *w);
+	if (w) {
+		w->spec = strdup(spec);
+		w->prompt = strdup(req->prompt ? req->prompt : "");
+	}
+	if (!w || !w->spec || !w->prompt) {
+		if (w) free(w->spec), free(w->prompt);
+		free(w);
+		return reply_error(r, 503, "out_of_memory", NULL, "the server ran out of memory queueing the generation");
+	}
+	w->r = r;
+	w->id = id;
+	snprintf(w->dir, sizeof w->dir, "%s", dir);
+	w->task.spec_json = w->spec;
+	w->task.work_dir = w->dir;
+	w->task.req = *req;
+	w->task.req.prompt = w->prompt;
+	w->task.done = gen_done;
+	r->gen = w;
+	r->suspended = 1;
+	atomic_fetch_add(&r->api->gen_inflight, 1);
+	/* Suspend first: the queue may finish and resume before genq_submit returns. */
+	MHD_suspend_connection(r->c);
+	int rc = genq_submit(r->api->genq, &w->task);
+	if (rc < 0) {
+		w->refused = rc;
+		MHD_resume_connection(r->c);
+	}
+	return MHD_YES;
+}
+
+void generate_release(Req *r)
+{
+	GenWork *w = r->gen;
+	if (!w) return;
+	free(w->task.result_json);
+	free(w->spec);
+	free(w->prompt);
+	free(w);
+	r->gen = NULL;
+	atomic_fetch_sub(&r->api->gen_inflight, 1);
+}
+
+/* Image samples a job keeps from POST /generate: at most this many files, the oldest replaced. */
+#define GENERATE_KEEP 8
+
+/* Moves the runner's samples file (named after the seed, so unbounded) into one of GENERATE_KEEP
+ * fixed names, "samples-generated-<k>.png": the first free slot, else the oldest. Runs under
+ * keep_lock. 0 with slot set, or -1 with err set. */
+static int keep_generated(const char *dir, const char *made, char *slot, size_t cap, char *err, size_t errlen)
+{
+	char from[4200], to[4200];
+	int pick = 0;
+	struct timespec oldest = { 0, 0 };
+	for (int k = 0; k < GENERATE_KEEP; k++) {
+		struct stat st;
+		snprintf(to, sizeof to, "%s/samples-generated-%d.png", dir, k);
+		if (stat(to, &st) != 0) {
+			pick = k;
+			break;
+		}
+		if (k == 0 || st.st_mtim.tv_sec < oldest.tv_sec ||
+		    (st.st_mtim.tv_sec == oldest.tv_sec && st.st_mtim.tv_nsec < oldest.tv_nsec)) {
+			oldest = st.st_mtim;
+			pick = k;
+		}
+	}
+	snprintf(slot, cap, "samples-generated-%d.png", pick);
+	snprintf(from, sizeof from, "%s/%s", dir, made);
+	snprintf(to, sizeof to, "%s/%s", dir, slot);
+	if (strchr(made, '/') || rename(from, to) != 0) {
+		snprintf(err, errlen, "keeping the samples as %s: %s", slot, strerror(errno));
+		unlink(from);
+		return -1;
+	}
+	return 0;
+}
+
+/* Serialises the choice of a slot when several generations finish at once. */
+static pthread_mutex_t keep_lock = PTHREAD_MUTEX_INITIALIZER;
+
+enum MHD_Result generate_resumed(Req *r)
+{
+	GenWork *w = r->gen;
+	GenTask *t = &w->task;
+	int64_t id = w->id;
+	if (w->refused == GENQ_EFULL) {
+		const GenQueueConfig *gc = genq_config(r->api->genq);
+		return reply_error(r, 503, "busy", NULL, "generation is busy: %d running and %d waiting (generate-threads, "
+		                   "generate-queue); retry in a moment", gc->threads, gc->max_waiting);
+	}
+	if (w->refused < 0 || t->rc == RUNNER_CANCELLED)
+		return reply_error(r, 503, "shutting_down", NULL, "the daemon is shutting down; generation %s; retry after it restarts",
+		                   w->refused < 0 ? "is refused" : "was cancelled");
+	cJSON *o = t->rc == 0 ? cJSON_Parse(t->result_json) : NULL;
+	if (!o) {
+		slog(LOG_ERR, id, "generate: %s", t->rc < 0 ? t->err : "unreadable runner answer");
+		return reply_error(r, 500, "generate_failed", NULL, "job %lld: %s", (long long)id, t->rc < 0 ? t->err : "generation failed");
+	}
+	const cJSON *made = cJSON_GetObjectItemCaseSensitive(o, "artifact");
+	if (cJSON_IsString(made)) {
+		char slot[64], kerr[4400];
+		pthread_mutex_lock(&keep_lock);
+		int krc = keep_generated(w->dir, made->valuestring, slot, sizeof slot, kerr, sizeof kerr);
+		pthread_mutex_unlock(&keep_lock);
+		if (krc < 0) {
+			cJSON_Delete(o);
+			slog(LOG_ERR, id, "generate: %s", kerr);
+			return reply_error(r, 500, "generate_failed", NULL, "job %lld: %s", (long long)id, kerr);
+		}
+		cJSON_ReplaceItemInObjectCaseSensitive(o, "artifact", cJSON_CreateString(slot));
+		char seed_text[24];   /* exact: cJSON prints doubles with 15 digits, seeds go to 2^53 */
+		snprintf(seed_text, sizeof seed_text, "%llu", (unsigned long long)t->req.seed);
+		cJSON_DeleteItemFromObjectCaseSensitive(o, "seed");
+		cJSON_AddRawToObject(o, "seed", seed_text);
+	}
+	const cJSON *art = cJSON_GetObjectItemCaseSensitive(o, "artifact");
+	if (cJSON_IsString(art)) {
+		char path[4200], err[512];
+		snprintf(path, sizeof path, "%s/%s", w->dir, art->valuestring);
+		int rc = store_artifact_put(r->api->cfg.store, id, art->valuestring, path, err, sizeof err);
+		if (rc < 0) {
+			cJSON_Delete(o);
+			return store_failure(r, rc, err);
+		}
+		Sbuf u = { 0 };
+		sb_printf(&u, "/v1/jobs/%lld/artifacts/", (long long)id);
+		sb_url_path(&u, art->valuestring);
+		if (!u.oom) cJSON_AddStringToObject(o, "url", u.p);
+		free(u.p);
+	}
+	if (!cJSON_GetObjectItemCaseSensitive(o, "seconds")) cJSON_AddNumberToObject(o, "seconds", round(t->run_s * 1000) / 1000);
+	/* The runner says whether time ran out; the token cap is the queue's. */
+	cJSON *trunc = cJSON_GetObjectItemCaseSensitive(o, "truncated");
+	if (t->tokens_capped && cJSON_IsFalse(trunc)) {
+		cJSON_ReplaceItemInObjectCaseSensitive(o, "truncated", cJSON_CreateTrue());
+		cJSON_AddStringToObject(o, "truncated_by", "max_tokens");
+	}
+	slog(LOG_INFO, id, "generated samples for %s in %.1f s (waited %.1f s)%s", r->owner, t->run_s, t->waited_s,
+	     cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "truncated")) ? ", truncated" : "");
+	return reply_json(r, 200, o);
 }
 
 /* An optional number in the generate body; replies 400 and returns -1 when present and invalid. */
@@ -666,40 +821,6 @@ static int find_nul_escape(const char *s, size_t len, char *field, size_t cap)
 	return 0;
 }
 
-/* Image samples a job keeps from POST /generate: at most this many files, the oldest replaced. */
-#define GENERATE_KEEP 8
-
-/* Moves the runner's samples file (named after the seed, so unbounded) into one of GENERATE_KEEP
- * fixed names, "samples-generated-<k>.png": the first free slot, else the oldest. Runs under
- * generate_lock. 0 with slot set, or -1 with err set. */
-static int keep_generated(const char *dir, const char *made, char *slot, size_t cap, char *err, size_t errlen)
-{
-	char from[4200], to[4200];
-	int pick = 0;
-	struct timespec oldest = { 0, 0 };
-	for (int k = 0; k < GENERATE_KEEP; k++) {
-		struct stat st;
-		snprintf(to, sizeof to, "%s/samples-generated-%d.png", dir, k);
-		if (stat(to, &st) != 0) {
-			pick = k;
-			break;
-		}
-		if (k == 0 || st.st_mtim.tv_sec < oldest.tv_sec ||
-		    (st.st_mtim.tv_sec == oldest.tv_sec && st.st_mtim.tv_nsec < oldest.tv_nsec)) {
-			oldest = st.st_mtim;
-			pick = k;
-		}
-	}
-	snprintf(slot, cap, "samples-generated-%d.png", pick);
-	snprintf(from, sizeof from, "%s/%s", dir, made);
-	snprintf(to, sizeof to, "%s/%s", dir, slot);
-	if (strchr(made, '/') || rename(from, to) != 0) {
-		snprintf(err, errlen, "keeping the samples as %s: %s", slot, strerror(errno));
-		unlink(from);
-		return -1;
-	}
-	return 0;
-}
 
 /* POST /v1/jobs/{id}/generate {"n":64,"seed":1} (images) or {"prompt":"...","max_tokens":200,
  * "temperature":1,"top_k":0,"top_p":1,"seed":1} (text): fresh samples from the job's checkpoint
@@ -798,53 +919,8 @@ static enum MHD_Result job_generate(Req *r, int64_t id)
 		                job_state_name(j.state));
 		goto done;
 	}
-	if (pthread_mutex_trylock(&generate_lock) != 0) {
-		q = reply_error(r, 503, "busy", NULL, "another generation is running; retry in a moment");
-		goto done;
-	}
-	char *out = NULL;
-	double t0 = now_seconds();
 	req.prompt = cJSON_IsString(prompt) ? prompt->valuestring : "";
-	rc = runner_generate(j.spec, dir, &req, &out, err, sizeof err);
-	double secs = now_seconds() - t0;
-	cJSON *o = rc == 0 ? cJSON_Parse(out) : NULL;
-	free(out);
-	const cJSON *made = cJSON_GetObjectItemCaseSensitive(o, "artifact");
-	char slot[64];
-	if (cJSON_IsString(made)) {
-		if ((rc = keep_generated(dir, made->valuestring, slot, sizeof slot, err, sizeof err)) < 0) {
-			cJSON_Delete(o);
-			o = NULL;
-		} else {
-			cJSON_ReplaceItemInObjectCaseSensitive(o, "artifact", cJSON_CreateString(slot));
-			char seed_text[24];   /* exact: cJSON prints doubles with 15 digits, seeds go to 2^53 */
-			snprintf(seed_text, sizeof seed_text, "%llu", (unsigned long long)req.seed);
-			cJSON_AddRawToObject(o, "seed", seed_text);
-		}
-	}
-	pthread_mutex_unlock(&generate_lock);
-	if (!o) {
-		slog(LOG_ERR, id, "generate: %s", rc < 0 ? err : "unreadable runner answer");
-		q = reply_error(r, 500, "generate_failed", NULL, "job %lld: %s", (long long)id, rc < 0 ? err : "generation failed");
-		goto done;
-	}
-	const cJSON *art = cJSON_GetObjectItemCaseSensitive(o, "artifact");
-	if (cJSON_IsString(art)) {
-		snprintf(path, sizeof path, "%s/%s", dir, art->valuestring);
-		if ((rc = store_artifact_put(r->api->cfg.store, id, art->valuestring, path, err, sizeof err)) < 0) {
-			cJSON_Delete(o);
-			q = store_failure(r, rc, err);
-			goto done;
-		}
-		Sbuf u = { 0 };
-		sb_printf(&u, "/v1/jobs/%lld/artifacts/", (long long)id);
-		sb_url_path(&u, art->valuestring);
-		if (!u.oom) cJSON_AddStringToObject(o, "url", u.p);
-		free(u.p);
-	}
-	if (!cJSON_GetObjectItemCaseSensitive(o, "seconds")) cJSON_AddNumberToObject(o, "seconds", round(secs * 1000) / 1000);
-	slog(LOG_INFO, id, "generated samples for %s", r->owner);
-	q = reply_json(r, 200, o);
+	q = generate_submit(r, id, j.spec, dir, &req);   /* answered later, from generate_resumed */
 done:
 	store_job_clear(&j);
 	cJSON_Delete(body);

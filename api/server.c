@@ -3,7 +3,9 @@
  *
  * The job endpoints live in routes.c. Not here: validation of job specs (workers/jobspec.c), SQL
  * (storage/), or anything that blocks for long - handlers do short SQLite reads and writes on
- * MHD's thread pool.
+ * MHD's thread pool, and generation runs on its own queue (../workers/genq.h) while its
+ * connection is suspended. What one client can hold is bounded: connections per address,
+ * and the time a request may take to arrive (conns.h).
  */
 #include "internal.h"
 
@@ -786,6 +788,24 @@ static enum MHD_Result serve_prometheus(Req *r)
 		uint64_t n = atomic_load_explicit(&api->codes[c], memory_order_relaxed);
 		if (n) sb_printf(&b, "ssld_http_requests_total{code=\"%d\"} %llu\n", c, (unsigned long long)n);
 	}
+	ConnStats cs = { 0 };
+	if (api->conns) conns_stats(api->conns, &cs);
+	sb_puts(&b, "# HELP ssld_http_connections HTTP connections open now.\n# TYPE ssld_http_connections gauge\n");
+	sb_printf(&b, "ssld_http_connections %d\n", cs.open);
+	sb_puts(&b, "# HELP ssld_http_request_deadline_total Connections closed (408) because a request did not arrive whole within request-deadline.\n"
+	            "# TYPE ssld_http_request_deadline_total counter\n");
+	sb_printf(&b, "ssld_http_request_deadline_total %llu\n", (unsigned long long)cs.deadline_cut);
+	GenQueueStats gs = { 0 };
+	if (api->genq) genq_stats(api->genq, &gs);
+	sb_puts(&b, "# HELP ssld_generate_running Generate requests running now.\n# TYPE ssld_generate_running gauge\n");
+	sb_printf(&b, "ssld_generate_running %d\n", gs.running);
+	sb_puts(&b, "# HELP ssld_generate_waiting Generate requests waiting for a generation thread.\n# TYPE ssld_generate_waiting gauge\n");
+	sb_printf(&b, "ssld_generate_waiting %d\n", gs.waiting);
+	sb_puts(&b, "# HELP ssld_generate_refused_total Generate requests refused (503) because the queue was full or the daemon stopping.\n"
+	            "# TYPE ssld_generate_refused_total counter\n");
+	sb_printf(&b, "ssld_generate_refused_total %llu\n", (unsigned long long)gs.refused);
+	sb_puts(&b, "# HELP ssld_generate_cancelled_total Generate requests cancelled by a stop.\n# TYPE ssld_generate_cancelled_total counter\n");
+	sb_printf(&b, "ssld_generate_cancelled_total %llu\n", (unsigned long long)gs.cancelled);
 	sb_puts(&b, "# HELP ssld_uptime_seconds Seconds since the daemon started.\n# TYPE ssld_uptime_seconds gauge\n");
 	sb_printf(&b, "ssld_uptime_seconds %.3f\n", store_now() - api->started);
 	if (b.oom) {
@@ -871,6 +891,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		}
 		return MHD_YES;
 	}
+	if (r->suspended) {   /* resumed: the generation queue is done with this request */
+		r->suspended = 0;
+		enum MHD_Result rc = generate_resumed(r);
+		if (!r->answered && rc == MHD_YES) rc = MHD_NO;
+		return rc;
+	}
 	if (r->answered) {   /* already answered (413): discard whatever still arrives */
 		*upload_size = 0;
 		return MHD_YES;
@@ -896,15 +922,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	}
 	r->method = method;
 	r->url = url;
+	conns_received(c);   /* the request arrived whole: the deadline no longer applies */
 	enum MHD_Result rc = dispatch(r);
-	if (!r->answered && rc == MHD_YES) rc = MHD_NO;   /* every path must answer; never hang a client */
+	/* Every path must answer or wait for generation (suspended); never hang a client. */
+	if (!r->answered && !r->suspended && rc == MHD_YES) rc = MHD_NO;
 	return rc;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
 	Req *r = *con_cls;
+	conns_answered(c);   /* the next request on this connection gets a fresh deadline */
 	if (!r) return;
+	generate_release(r);
 	free(r->cache_key);
 	free(r->body);
 	free(r);
@@ -1015,6 +1045,13 @@ int api_new(const ApiConfig *cfg, Api **out, char *err, size_t errlen)
 	 * N-th answer built, so fault-injection runs build every one too. */
 	const char *fault = getenv("SSLD_FAULT");
 	if (!(fault && strstr(fault, "api_alloc"))) api->cache = api_cache_new(128, (size_t)32 << 20);
+	api->conns = conns_new(cfg->request_deadline_s);
+	if (!api->conns) {
+		snprintf(err, errlen, "api: out of memory");
+		rc = -ENOMEM;
+		goto fail;
+	}
+	if ((rc = genq_new(&cfg->generate, &api->genq, err, errlen)) < 0) goto fail;
 
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof ss;
@@ -1031,12 +1068,15 @@ int api_new(const ApiConfig *cfg, Api **out, char *err, size_t errlen)
 		v6 = ss.ss_family == AF_INET6;
 	} else if ((rc = parse_listen(api->listen, &ss, &sl, &v6, err, errlen)) < 0)
 		goto fail;
-	unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
+	unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME | (v6 ? MHD_USE_IPv6 : 0);
 	uint16_t port = ntohs(v6 ? ((struct sockaddr_in6 *)&ss)->sin6_port : ((struct sockaddr_in *)&ss)->sin_port);
 	/* Where to listen goes in as an option array: a bound socket or an address, one or the other. */
-	struct MHD_OptionItem where[2] = { { MHD_OPTION_END, 0, NULL }, { MHD_OPTION_END, 0, NULL } };
+	struct MHD_OptionItem where[3] = { { MHD_OPTION_END, 0, NULL }, { MHD_OPTION_END, 0, NULL }, { MHD_OPTION_END, 0, NULL } };
 	if (cfg->listen_fd > 0) where[0] = (struct MHD_OptionItem){ MHD_OPTION_LISTEN_SOCKET, cfg->listen_fd, NULL };
 	else where[0] = (struct MHD_OptionItem){ MHD_OPTION_SOCK_ADDR, 0, &ss };
+	/* More connections from one address are closed as soon as they are accepted. */
+	if (cfg->max_connections_per_ip > 0)
+		where[1] = (struct MHD_OptionItem){ MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_connections_per_ip, NULL };
 	api->d = MHD_start_daemon(flags, port, NULL, NULL, on_request, api,
 	                          MHD_OPTION_ARRAY, where,
 	                          MHD_OPTION_THREAD_POOL_SIZE, (unsigned)api->cfg.threads,
@@ -1044,6 +1084,7 @@ int api_new(const ApiConfig *cfg, Api **out, char *err, size_t errlen)
 	                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
 	                          MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384,   /* zeroed per request: keep it small */
 	                          MHD_OPTION_NOTIFY_COMPLETED, on_completed, api,
+	                          MHD_OPTION_NOTIFY_CONNECTION, conns_notify, api->conns,
 	                          MHD_OPTION_EXTERNAL_LOGGER, mhd_log, api,
 	                          MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
 	                          MHD_OPTION_END);
@@ -1063,12 +1104,28 @@ fail:
 
 int api_port(const Api *api) { return api->port; }
 
-void api_set_draining(Api *api, int draining) { atomic_store(&api->draining, draining); }
+void api_set_draining(Api *api, int draining)
+{
+	atomic_store(&api->draining, draining);
+	if (draining && api->genq) genq_stop(api->genq);
+}
+
+int api_generating(Api *api) { return api && api->genq ? genq_busy(api->genq) : 0; }
 
 void api_free(Api *api)
 {
 	if (!api) return;
+	if (api->genq) {
+		/* libmicrohttpd must not stop with a connection suspended: end the generations, then give
+		 * their answers (503 shutting_down) a moment to reach the clients. */
+		genq_stop(api->genq);
+		while (genq_busy(api->genq) > 0) nanosleep(&(struct timespec){ 0, 10 * 1000 * 1000 }, NULL);
+		for (int i = 0; i < 200 && atomic_load(&api->gen_inflight) > 0; i++)
+			nanosleep(&(struct timespec){ 0, 10 * 1000 * 1000 }, NULL);
+	}
 	if (api->d) MHD_stop_daemon(api->d);
+	genq_free(api->genq);
+	conns_free(api->conns);
 	api_cache_free(api->cache);
 	for (int i = 0; api->data_roots && api->data_roots[i]; i++) free(api->data_roots[i]);
 	free(api->data_roots);

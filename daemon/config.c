@@ -40,6 +40,13 @@ void config_defaults(SsldConfig *c)
 	c->flush_interval_s = 0.5;
 	c->stop_timeout_s = 90;
 	c->max_attempts = 3;
+	c->max_connections = 256;
+	c->max_connections_per_ip = 128;
+	c->request_deadline_s = 30;
+	c->generate_threads = 1;
+	c->generate_queue = 4;
+	c->generate_max_seconds = 60;
+	c->generate_max_tokens = 4096;
 }
 
 static int set_str(char *dst, size_t cap, const char *key, const char *v, char *err, size_t errlen)
@@ -137,6 +144,13 @@ int config_set(SsldConfig *c, const char *key_in, const char *v, char *err, size
 	if (strcmp(key, "max-body") == 0) return set_size(&c->max_body, key, v, err, errlen);
 	if (strcmp(key, "flush-interval") == 0) return set_double(&c->flush_interval_s, key, v, 0.05, 1.0, err, errlen);
 	if (strcmp(key, "stop-timeout") == 0) return set_double(&c->stop_timeout_s, key, v, 1, 86400, err, errlen);
+	if (strcmp(key, "max-connections") == 0) return set_int(&c->max_connections, key, v, 1, 65536, err, errlen);
+	if (strcmp(key, "max-connections-per-ip") == 0) return set_int(&c->max_connections_per_ip, key, v, 0, 65536, err, errlen);
+	if (strcmp(key, "request-deadline") == 0) return set_double(&c->request_deadline_s, key, v, 0, 86400, err, errlen);
+	if (strcmp(key, "generate-threads") == 0) return set_int(&c->generate_threads, key, v, 1, 64, err, errlen);
+	if (strcmp(key, "generate-queue") == 0) return set_int(&c->generate_queue, key, v, 0, 10000, err, errlen);
+	if (strcmp(key, "generate-max-seconds") == 0) return set_double(&c->generate_max_seconds, key, v, 0, 86400, err, errlen);
+	if (strcmp(key, "generate-max-tokens") == 0) return set_int(&c->generate_max_tokens, key, v, 1, 4096, err, errlen);
 	if (strcmp(key, "log-level") == 0) {
 		int l = slog_level_parse(v);
 		if (l < 0) {
@@ -317,6 +331,14 @@ void config_usage(void)
 		"  --log-level LEVEL          err, warning, notice, info (default) or debug\n"
 		"  --flush-interval SECONDS   metric batch interval (default 0.5, at most 1)\n"
 		"  --stop-timeout SECONDS     on SIGTERM, wait this long for jobs to checkpoint (default 90)\n"
+		"  --max-connections N        HTTP connections at once (default 256)\n"
+		"  --max-connections-per-ip N of them from one client address (default 128; 0 = no limit)\n"
+		"  --request-deadline SECONDS a request (headers and body) must arrive whole within this long of the\n"
+		"                             connection opening or its last answer, else 408 and close (default 30; 0 = off)\n"
+		"  --generate-threads N       POST /v1/jobs/{id}/generate requests run at once (default 1)\n"
+		"  --generate-queue N         more may wait (default 4); beyond that 503 busy\n"
+		"  --generate-max-seconds S   text sampling stops after S seconds, answer marked truncated (default 60; 0 = none)\n"
+		"  --generate-max-tokens N    longer text requests are cut to N tokens, marked truncated (default 4096)\n"
 		"\n"
 		"Once any token exists (`ssld token create`, or --tokens-file), POSTs need 'Authorization: Bearer TOKEN',\n"
 		"jobs record the token's name as their owner, and only the owner or an admin token cancels a job or\n"

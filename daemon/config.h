@@ -42,6 +42,14 @@ typedef struct SsldConfig {
 	int log_level;               /* syslog priority; default LOG_INFO */
 	double flush_interval_s;     /* metric batches; default 0.5, at most 1 */
 	double stop_timeout_s;       /* SIGTERM: wait this long for jobs to checkpoint; default 90 */
+	/* Connections and generation: what one client can hold of the server (docs/service.md). */
+	int max_connections;         /* HTTP connections at once; default 256 */
+	int max_connections_per_ip;  /* of them from one client address; default 128, 0 = no limit */
+	double request_deadline_s;   /* a request must arrive whole within this long; default 30, 0 = none */
+	int generate_threads;        /* generations running at once; default 1 */
+	int generate_queue;          /* generations waiting for a thread, more get 503; default 4 */
+	double generate_max_seconds; /* text sampling stops after this long (truncated); default 60, 0 = none */
+	int generate_max_tokens;     /* longer text requests are cut to this (truncated); default 4096 */
 } SsldConfig;
 
 void config_defaults(SsldConfig *c);

@@ -103,7 +103,7 @@ static void on_wake(uv_async_t *a)
 {
 	Server *s = a->data;
 	int queued = atomic_exchange(&s->job_queued, 0), ended = atomic_exchange(&s->run_ended, 0);
-	if (ended && s->stopping && pool_busy(s->pool) == 0) {
+	if (ended && s->stopping && pool_busy(s->pool) == 0 && api_generating(s->api) == 0) {
 		uv_stop(&s->loop);   /* the last job checkpointed: no need to wait for the next tick */
 		return;
 	}
@@ -129,7 +129,8 @@ static void pool_run_end(void *user, int64_t job_id, JobState state)
 static void on_stop_tick(uv_timer_t *t)
 {
 	Server *s = t->data;
-	if (pool_busy(s->pool) == 0) {
+	/* Generation was cancelled with the drain: it ends before its next token. */
+	if (pool_busy(s->pool) == 0 && api_generating(s->api) == 0) {
 		uv_stop(&s->loop);
 		return;
 	}
@@ -345,6 +346,10 @@ int serve_main(int argc, char **argv)
 		.max_running_per_owner = c->max_running_per_owner, .max_user_priority = c->max_user_priority,
 		.threads = c->http_threads, .tokens_file = c->tokens_file[0] ? c->tokens_file : NULL, .version = SSLD_VERSION,
 		.on_queued = api_queued, .user = s,
+		.max_connections = c->max_connections, .max_connections_per_ip = c->max_connections_per_ip,
+		.request_deadline_s = c->request_deadline_s,
+		.generate = { .threads = c->generate_threads, .max_waiting = c->generate_queue,
+		              .max_seconds = c->generate_max_seconds, .max_tokens = c->generate_max_tokens },
 	};
 	if (api_new(&ac, &s->api, err, sizeof err) < 0) {
 		slog(LOG_ERR, 0, "%s", err);
@@ -401,8 +406,9 @@ out:
 	/* Shut down in dependency order: no new requests, no running jobs, last batch, database. */
 	if (s->forced) {
 		/* Jobs are still running: do not join them. Save what is buffered and leave; the database
-		 * still says `running`, so the next start requeues them from their checkpoints. */
-		api_free(s->api);
+		 * still says `running`, so the next start requeues them from their checkpoints. A
+		 * generation still loading its model holds its connection: the exit closes it. */
+		if (api_generating(s->api) == 0) api_free(s->api);
 		s->api = NULL;
 		if (s->batch) store_batch_flush(s->batch, err, sizeof err);
 		slog(LOG_NOTICE, 0, "stopped (forced)");

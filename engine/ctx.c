@@ -58,6 +58,8 @@ struct Ctx {
 	int oom_armed;
 	int threads;                  /* parallel.h */
 	struct ParallelPool *pool;    /* started by the first parallel op */
+	int (*stop)(void *user);      /* ctx_set_stop */
+	void *stop_user;
 };
 
 /* 0 = not set yet: the first ctx_new reads SSLD_ENGINE_THREADS (a testing knob: run a test suite
@@ -445,6 +447,14 @@ int ctx_backward(Ctx *ctx, Tensor *loss)
 
 void ctx_set_training(Ctx *ctx, int training) { ctx->training = training; }
 int ctx_training(const Ctx *ctx) { return ctx->training; }
+
+void ctx_set_stop(Ctx *ctx, int (*stop)(void *user), void *user)
+{
+	ctx->stop = stop;
+	ctx->stop_user = user;
+}
+
+int ctx_should_stop(Ctx *ctx) { return ctx->stop ? ctx->stop(ctx->stop_user) : 0; }
 
 int ctx_set_grad_enabled(Ctx *ctx, int enabled)
 {

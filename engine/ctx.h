@@ -66,6 +66,11 @@ int ctx_grad_enabled(const Ctx *ctx);
 
 Rng *ctx_rng(Ctx *ctx);
 
+/* An early stop for long inference loops (text generation): stop(user) is polled between steps
+ * and a nonzero answer ends the loop with what it has. NULL (the default) never stops. */
+void ctx_set_stop(Ctx *ctx, int (*stop)(void *user), void *user);
+int ctx_should_stop(Ctx *ctx);
+
 /* Arena accounting (for tests and benchmarks): the high-water mark since the last reset (the
  * activation arena's plus the gradient arena's), and the capacity of both. */
 size_t ctx_arena_used(const Ctx *ctx);

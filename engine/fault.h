@@ -12,7 +12,9 @@
  *   job_insert        storage/store.c      the transaction that queues a job fails (SQLITE_IOERR)
  *   metric_flush      storage/batch.c      a metric batch fails halfway through its rows
  *   api_alloc         api/server.c         a JSON answer cannot be allocated (503)
- * Used by tests/reliability/it_faults.py. Header-only so that any layer may use it without a
+ *   generate_step     workers/runner.c     a generated token takes 50 ms longer (a large model:
+ *                                          generation's time cap and shutdown)
+ * Used by tests/reliability/it_faults.py and it_generate.py. Header-only so that any layer may use it without a
  * link dependency; hit counters are per point and per file (each point lives in one file).
  */
 #ifndef SSLD_ENGINE_FAULT_H
@@ -22,9 +24,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { SSLD_FAULT_POINTS = 5 };
+enum { SSLD_FAULT_POINTS = 6 };
 static const char *const ssld_fault_points[SSLD_FAULT_POINTS] = {
 	"checkpoint_alloc", "checkpoint_write", "job_insert", "metric_flush", "api_alloc",
+	"generate_step",
 };
 
 /* 1 if this hit of `point` (one of ssld_fault_points) must fail. */

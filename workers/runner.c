@@ -22,6 +22,7 @@
 #include "../engine/alloc.h"
 #include "../engine/checkpoint.h"
 #include "../engine/ctx.h"
+#include "../engine/fault.h"
 #include "../engine/data/loader.h"
 #include "../engine/data/png_grid.h"
 #include "../engine/methods/eval.h"
@@ -790,9 +791,33 @@ static char *utf8_sanitize(const uint8_t *s, size_t n)
 	return out;
 }
 
+/* The generate loop's early stop (ctx_set_stop): a cancel from the caller, or the time cap. */
+typedef struct GenStop {
+	const atomic_int *cancel;
+	double deadline;   /* monotonic seconds; 0 = none */
+	int cancelled, timed_out;
+} GenStop;
+
+static int gen_cancelled(const GenStop *g) { return g->cancel && atomic_load(g->cancel); }
+
+static int gen_should_stop(void *user)
+{
+	GenStop *g = user;
+	if (ssld_fault("generate_step")) {   /* ../engine/fault.h: a model slow enough to hit the caps */
+		struct timespec ts = { 0, 50 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	if (gen_cancelled(g))
+		return g->cancelled = 1;
+	if (g->deadline > 0 && now_s() >= g->deadline)
+		return g->timed_out = 1;
+	return 0;
+}
+
 int runner_generate(const char *spec_json, const char *work_dir, const GenerateRequest *req,
                     char **result_json, char *err, size_t errlen)
 {
+	GenStop gs = { .cancel = req->cancel };
 	Run r = { .dir = work_dir, .err = err, .errlen = errlen, .collapse_step = -1 };
 	int rc = -1;
 	float *imgs = NULL;
@@ -814,6 +839,8 @@ int runner_generate(const char *spec_json, const char *work_dir, const GenerateR
 	}
 	if (dataset_load(&r.js->dataset, &r.ds, err, errlen) < 0)
 		goto out;
+	if (gen_cancelled(&gs))
+		goto cancelled;
 	plan_steps(&r);
 	if (build_model(&r) < 0)
 		goto out;
@@ -823,6 +850,8 @@ int runner_generate(const char *spec_json, const char *work_dir, const GenerateR
 	if (checkpoint_load(path, r.ps, NULL, &st, NULL, err, errlen) < 0)
 		goto out;
 	checkpoint_state_free(&st);
+	if (gen_cancelled(&gs))
+		goto cancelled;
 	r.ctx = ctx_new(req->seed);
 	if (!r.ctx) {
 		snprintf(err, errlen, "out of memory");
@@ -861,11 +890,16 @@ int runner_generate(const char *spec_json, const char *work_dir, const GenerateR
 		}
 		int out_len = 0;
 		double t0 = now_s();
+		if (req->max_seconds > 0)
+			gs.deadline = t0 + req->max_seconds;
+		ctx_set_stop(r.ctx, gen_should_stop, &gs);
 		if (m->generate_text(r.mstate, r.ctx, (const uint8_t *)prompt, (int)strlen(prompt),
 		                     max_tokens, req->temperature, req->top_k,
 		                     req->top_p > 0 ? req->top_p : 1.0f, &rng, text, &out_len, err,
 		                     errlen) < 0)
 			goto out;
+		if (gs.cancelled)
+			goto cancelled;
 		text[out_len] = 0;
 		/* Sampled bytes may split a multi-byte character (and a CLI prompt may be any bytes). */
 		char *p8 = utf8_sanitize((const uint8_t *)prompt, strlen(prompt));
@@ -882,9 +916,16 @@ int runner_generate(const char *spec_json, const char *work_dir, const GenerateR
 		free(t8);
 		cJSON_AddNumberToObject(o, "tokens", out_len);
 		cJSON_AddNumberToObject(o, "seconds", now_s() - t0);
+		cJSON_AddBoolToObject(o, "truncated", gs.timed_out);
+		if (gs.timed_out)
+			cJSON_AddStringToObject(o, "truncated_by", "max_seconds");
 	}
 	*result_json = cJSON_PrintUnformatted(o);
 	rc = *result_json ? 0 : -1;
+	goto out;
+cancelled:
+	snprintf(err, errlen, "generation cancelled");
+	rc = RUNNER_CANCELLED;
 out:
 	cJSON_Delete(o);
 	eng_free(imgs);

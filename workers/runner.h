@@ -15,6 +15,7 @@
 #ifndef SSLD_WORKERS_RUNNER_H
 #define SSLD_WORKERS_RUNNER_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -57,8 +58,9 @@ int runner_run(const char *spec_json, const char *work_dir, const RunnerHooks *h
 /* Generation from a finished (or checkpointed) job: loads work_dir/checkpoint.safetensors into the
  * job's method and asks it for samples. Images: writes work_dir/<artifact> (a PNG grid, name
  * "samples-<seed>.png") and returns {"artifact": name, "n": N}. Text: returns
- * {"prompt": ..., "text": continuation, "tokens": n, "seconds": s}. 0 or < 0 with err set
- * ("method \"simclr\" cannot generate"). */
+ * {"prompt": ..., "text": continuation, "tokens": n, "seconds": s, "truncated": false}. 0,
+ * RUNNER_CANCELLED (req->cancel was set), or < 0 with err set ("method \"simclr\" cannot
+ * generate"). */
 typedef struct GenerateRequest {
 	const char *prompt;     /* text methods; may be NULL (= empty) */
 	int max_tokens;         /* text: default 200 */
@@ -67,6 +69,12 @@ typedef struct GenerateRequest {
 	float top_p;            /* 1 = off */
 	int n;                  /* images: how many samples (default 64) */
 	uint64_t seed;
+	/* Bounds for a server (zero = none). cancel is read between the loading stages and before
+	 * each token: nonzero ends the call with RUNNER_CANCELLED. max_seconds > 0 ends text sampling
+	 * after that long with what it has: the answer then says "truncated": true,
+	 * "truncated_by": "max_seconds" (text answers always carry "truncated"). */
+	const atomic_int *cancel;
+	double max_seconds;
 } GenerateRequest;
 
 /* The step of the complete checkpoint in work_dir (what a resume would start from): 1 with *step

@@ -408,6 +408,8 @@ static int arlm_generate(void *state, Ctx *ctx, const uint8_t *prompt, int len, 
 	Tensor *h = refill(ctx, tf, &kv, win, n);
 	int rc = 0;
 	for (int g = 0; g < max_tokens; g++) {
+		if (ctx_should_stop(ctx))
+			break;   /* cancelled or out of time: *out_len bytes so far */
 		if (!h) {
 			snprintf(err, errlen, "autoregressive_lm: KV-cache step failed at byte %d", g);
 			rc = -EINVAL;

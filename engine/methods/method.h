@@ -74,7 +74,7 @@ typedef struct PretextMethod {
 	                       size_t errlen);
 	/* Optional, language models: continue `prompt` (len bytes) by up to max_tokens bytes into out
 	 * (capacity max_tokens); *out_len receives the count. temperature 0 = greedy; top_k 0 and
-	 * top_p 1 = off. */
+	 * top_p 1 = off. Polls ctx_should_stop before each byte and ends early (rc 0) when it says so. */
 	int (*generate_text)(void *state, Ctx *ctx, const uint8_t *prompt, int len, int max_tokens,
 	                     float temperature, int top_k, float top_p, Rng *rng, uint8_t *out,
 	                     int *out_len, char *err, size_t errlen);
