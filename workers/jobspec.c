@@ -3,9 +3,9 @@
  * One format serves `ssld run job.json` and `POST /v1/jobs`. Validation is complete before
  * anything runs: unknown keys (with a "did you mean"), duplicate keys, types, finiteness, ranges,
  * keys that belong to another encoder/optimizer/protocol/format, method parameters against the
- * method catalogue (method_catalog.c), label needs of the evaluations, and dataset paths (they
- * exist, are regular files, and resolve with realpath inside a configured data root, so `..` and
- * symlinks cannot escape). Errors name the field by its dotted path ("evaluations[1].k").
+ * method's own parameter table (engine/methods/), label needs of the evaluations, and dataset
+ * paths (they exist, are regular files, and resolve with realpath inside a configured data root,
+ * so `..` and symlinks cannot escape). Errors name the field by its dotted path ("evaluations[1].k").
  *
  * It deliberately does not load datasets, build models or read checkpoint contents (the runner
  * does), and does not bound the request size (callers do; JSON depth is bounded here).
