@@ -30,6 +30,9 @@
 #define EVAL_LINEAR_FOLDS 5           /* linear probe: cross-validation folds for the penalty */
 #define EVAL_LINEAR_CV_MAX 2000       /* above this many labels, one fold (a 20% slice) only */
 #define EVAL_LINEAR_GRID_ITERS 100    /* L-BFGS iterations per candidate penalty */
+/* finetune's LP-FT head: the probe fitted to convergence before fine-tuning starts (the figures
+ * in eval_train.c were measured with it); the linear_probe protocol's own budget is its epochs. */
+#define EVAL_LPFT_HEAD_ITERS 300
 
 /* Copy cfg with every unset field replaced by the protocol default. */
 void eval_config_resolve(const EvalConfig *cfg, EvalConfig *out);

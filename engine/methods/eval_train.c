@@ -79,6 +79,7 @@ static int head_from_probe(const EvalEnv *env, Encoder *enc, ParamSet *ps_head, 
 			y[i] = ds->train.y[idx[i]];
 		EvalConfig pc;
 		eval_config_default(&pc, EVAL_PROTO_LINEAR_PROBE);
+		pc.epochs = EVAL_LPFT_HEAD_ITERS;
 		EvalResult r;
 		rc = eval_linear_core(NULL, f, y, n, NULL, NULL, 0, d, K, &pc, env->seed, &r, w->data,
 		                      b->data, err, errlen);

@@ -377,7 +377,9 @@ static float *bag_of_bytes(const Dataset *ds, const Split *split, const int *idx
 }
 
 /* The baseline the masked LM's linear probe must beat: logistic regression on bag-of-bytes
- * features of the same labelled subsets (the first k per class, as the probe's default rule). */
+ * features of the same labelled subsets (the first k per class, as the probe's default rule),
+ * with the linear_probe protocol's defaults (eval_linear.c's table), so it gets the same L-BFGS
+ * budget as a job's probe that does not set its own. */
 static void bag_of_bytes_baseline(const Dataset *ds, const MetricSink *sink)
 {
 	static const double fractions[] = { 0.01, 0.1, 1.0 };
