@@ -29,13 +29,6 @@ static double now(void)
 	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static double no_params(const void *user, const char *name)
-{
-	(void)user;
-	(void)name;
-	return NAN;
-}
-
 static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -86,10 +79,12 @@ int main(int argc, char **argv)
 	ec.causal = 1;
 	Rng rng;
 	rng_seed(&rng, 1);
-	MethodEnv env = { .encoder = &ec, .in_c = 1, .in_h = 1, .in_w = context, .ds = ds,
-	                  .param = no_params, .rng = &rng, .total_steps = steps,
-	                  .batch_size = batch };
 	const PretextMethod *m = method_find("autoregressive_lm");
+	_Alignas(max_align_t) unsigned char cfg[METHOD_CONFIG_MAX];
+	if (m)
+		method_config_default(m, cfg);
+	MethodEnv env = { .encoder = &ec, .in_c = 1, .in_h = 1, .in_w = context, .ds = ds,
+	                  .config = cfg, .rng = &rng, .total_steps = steps, .batch_size = batch };
 	ParamSet *ps = paramset_new();
 	void *st = NULL;
 	if (!m || m->create(&env, ps, &st, err, sizeof err) < 0) {

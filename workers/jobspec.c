@@ -3,9 +3,9 @@
  * One format serves `ssld run job.json` and `POST /v1/jobs`. Validation is complete before
  * anything runs: unknown keys (with a "did you mean"), duplicate keys, types, finiteness, ranges,
  * keys that belong to another encoder/optimizer/protocol/format, method parameters against the
- * method catalogue (method_catalog.c), label needs of the evaluations, and dataset paths (they
- * exist, are regular files, and resolve with realpath inside a configured data root, so `..` and
- * symlinks cannot escape). Errors name the field by its dotted path ("evaluations[1].k").
+ * method's own parameter table (engine/methods/), label needs of the evaluations, and dataset
+ * paths (they exist, are regular files, and resolve with realpath inside a configured data root,
+ * so `..` and symlinks cannot escape). Errors name the field by its dotted path ("evaluations[1].k").
  *
  * It deliberately does not load datasets, build models or read checkpoint contents (the runner
  * does), and does not bound the request size (callers do; JSON depth is bounded here).
@@ -76,7 +76,6 @@
 #define SPEC_MAX_ROOTS 16
 #define MAX_RULES 64
 
-_Static_assert(METHOD_MAX_PARAMS <= JOBSPEC_MAX_PARAMS, "catalogue params must fit a JobSpec");
 
 /* ---------------------------------------------------------------------------------------------- */
 /* The documented spec keys: which keys exist at each level, for which variant (encoder,          */
@@ -1467,11 +1466,13 @@ static int parse_dataset(Parser *p, const cJSON *v)
 /* ---------------------------------------------------------------------------------------------- */
 /* params (method parameters)                                                                     */
 
+/* Each parameter is checked against the method's table and stored through its row into the
+ * JobSpec's method_config, which starts from the table's defaults. */
 static int parse_params(Parser *p, const cJSON *v)
 {
 	const MethodInfo *m = p->method;
 	JobSpec *js = p->js;
-	int np = method_param_count(m);
+	int np = m->n_params;
 	char got[96];
 	if (v && !cJSON_IsObject(v))
 		return fail(p, 400, "invalid_field", "params", "must be an object, got %s",
@@ -1491,12 +1492,12 @@ static int parse_params(Parser *p, const cJSON *v)
 				known |= strcmp(rules[i].name, c->string) == 0;
 			if (known)
 				continue;
-			const char *cands[METHOD_MAX_PARAMS];
-			for (int i = 0; i < np; i++)
+			const char *cands[MAX_RULES];
+			for (int i = 0; i < n; i++)
 				cands[i] = m->params[i].name;
-			const char *s = suggest(c->string, cands, np);
+			const char *s = suggest(c->string, cands, n);
 			char list[256];
-			join_names(list, sizeof list, cands, np);
+			join_names(list, sizeof list, cands, n);
 			if (s)
 				return fail(p, 400, "unknown_key", f,
 				            "unknown parameter of method \"%s\"; did you mean \"%s\"?", m->name, s);
@@ -1510,25 +1511,19 @@ static int parse_params(Parser *p, const cJSON *v)
 		if (rc < 0)
 			return rc;
 	}
-	js->n_params = 0;
+	if (method_config_default(m, js->method_config) < 0)
+		return fail(p, 500, "internal", "params", "method \"%s\": its parameter table does not "
+		            "fit its config", m->name);
 	for (int i = 0; i < np; i++) {
 		const ParamDef *d = &m->params[i];
-		MethodParam *mp = &js->params[js->n_params++];
-		mp->name = d->name;
-		mp->value = d->def;
-		mp->str = NULL;
-		const char *s = d->def_str;
-		double x = d->def;
+		double x = 0;
+		const char *s = NULL;
 		int rc = get_value(p, v, "params", d, &x, &s);
 		if (rc < 0)
 			return rc;
-		mp->value = x;
-		if ((d->type == PARAM_STRING || d->type == PARAM_ENUM) && s) {
-			if (!(mp->str = own(p, s)))
-				return oom(p, "params");
-			if (d->type == PARAM_ENUM && rc == 0)
-				mp->value = choice_index(d->choices, s);
-		}
+		if (rc > 0 && param_store(d, js->method_config, x, s) < 0)
+			return fail(p, 500, "internal", "params", "method \"%s\": parameter \"%s\" cannot be "
+			            "stored in its config field", m->name, d->name);
 	}
 	return 0;
 }
@@ -1853,20 +1848,6 @@ static int parse_pretrain(Parser *p, const cJSON *v)
 static const char *const common_eval_keys[] = { "protocol", "label_fractions", "labels_per_class",
                                                 "label_rule" };
 
-static int eval_fill(EvalSpec *e, const char *key, double x)
-{
-	if (strcmp(key, "epochs") == 0) e->epochs = (int)x;
-	else if (strcmp(key, "batch_size") == 0) e->batch_size = (int)x;
-	else if (strcmp(key, "lr") == 0) e->lr = (float)x;
-	else if (strcmp(key, "encoder_lr_scale") == 0) e->encoder_lr_scale = (float)x;
-	else if (strcmp(key, "weight_decay") == 0) e->weight_decay = (float)x;
-	else if (strcmp(key, "k") == 0) e->k = (int)x;
-	else if (strcmp(key, "temperature") == 0) e->temperature = (float)x;
-	else if (strcmp(key, "augment") == 0) e->augment = (int)x;
-	else return -1;
-	return 0;
-}
-
 static int parse_eval(Parser *p, const cJSON *v, int index, EvalSpec *e)
 {
 	char F[64], f[128], got[96];
@@ -1905,14 +1886,13 @@ static int parse_eval(Parser *p, const cJSON *v, int index, EvalSpec *e)
 		rules_add(rules, &n, common_eval_keys[i], NULL);
 	for (int i = 0; i < np; i++) {
 		const ProtocolInfo *q = protocol_catalog_at(i);
-		for (int k = 0; k < PROTOCOL_MAX_KEYS && q->keys[k].name; k++)
+		for (int k = 0; k < q->n_keys; k++)
 			rules_add(rules, &n, q->keys[k].name, q->name);
 	}
 	if ((rc = check_keys(p, v, F, rules, n, "protocol", pi->name)) < 0)
 		return rc;
 
-	memset(e, 0, sizeof *e);
-	e->protocol = pi->protocol;
+	eval_config_default(e, pi->protocol);   /* the protocol's defaults, from its key table */
 	if (pi->needs_labels && !p->labelled)
 		return fail(p, 400, "invalid_field", f,
 		            "\"%s\" needs labels, but the %s dataset is unlabelled", pi->name, p->format);
@@ -1935,14 +1915,14 @@ static int parse_eval(Parser *p, const cJSON *v, int index, EvalSpec *e)
 	if ((rc = get_enum(p, v, F, "label_rule", label_rule_choices, &rule)) < 0)
 		return rc;
 	e->label_rule = rule == 1 ? LABELS_RANDOM : LABELS_FIRST;
-	for (int k = 0; k < PROTOCOL_MAX_KEYS && pi->keys[k].name; k++) {
+	for (int k = 0; k < pi->n_keys; k++) {
 		const ParamDef *d = &pi->keys[k];
-		double x = d->def;
+		double x = 0;
 		const char *s = NULL;
 		if ((rc = get_value(p, v, F, d, &x, &s)) < 0)
 			return rc;
-		if (eval_fill(e, d->name, x) < 0)
-			return fail(p, 500, "internal", F, "protocol key \"%s\" has no EvalSpec field", d->name);
+		if (rc > 0 && param_store(d, e, x, s) < 0)
+			return fail(p, 500, "internal", F, "protocol key \"%s\" cannot be stored", d->name);
 	}
 	return 0;
 }
@@ -2144,12 +2124,13 @@ static int parse_root(Parser *p, const cJSON *root)
 	if (!js->name)
 		return oom(p, "name");
 
-	if (p->method->validate && (rc = p->method->validate(js, p->err)) < 0) {
-		if (!p->err->http_status)
-			p->err->http_status = 400;
-		if (!p->err->code[0])
-			snprintf(p->err->code, sizeof p->err->code, "invalid_field");
-		return rc;
+	char vfield[64] = "", vmsg[256] = "";
+	if (p->method->validate &&
+	    p->method->validate(js->method_config, vfield, sizeof vfield, vmsg, sizeof vmsg) < 0) {
+		char f[128] = "params";
+		if (vfield[0])
+			field_join(f, sizeof f, "params", vfield);
+		return fail(p, 400, "invalid_field", f, "%s", vmsg);
 	}
 	return 0;
 }
@@ -2349,22 +2330,6 @@ void jobspec_free(JobSpec *js)
 		free(o->strs[i]);
 	free(o->strs);
 	free(o);
-}
-
-double jobspec_param(const JobSpec *js, const char *name)
-{
-	for (int i = 0; i < js->n_params; i++)
-		if (strcmp(js->params[i].name, name) == 0)
-			return js->params[i].value;
-	return NAN;
-}
-
-const char *jobspec_param_str(const JobSpec *js, const char *name)
-{
-	for (int i = 0; i < js->n_params; i++)
-		if (strcmp(js->params[i].name, name) == 0)
-			return js->params[i].str;
-	return NULL;
 }
 
 const char *eval_protocol_name(EvalProtocol p)
@@ -2586,8 +2551,10 @@ static cJSON *catalog_tree(void)
 		cJSON *ps = cJSON_AddArrayToObject(o, "params");
 		for (int k = 0; k < method_param_count(m); k++)
 			cJSON_AddItemToArray(ps, param_def_json(&m->params[k]));
-		cJSON *ex = m->example ? cJSON_Parse(m->example) : NULL;
-		cJSON_AddItemToObject(o, "example", ex ? ex : cJSON_CreateString(m->example ? m->example : ""));
+		const char *text = method_catalog_example(m);
+		cJSON *ex = text ? cJSON_Parse(text) : NULL;
+		cJSON_AddItemToObject(o, "example", ex ? ex : cJSON_CreateString(text ? text : ""));
+		cJSON_AddStringToObject(o, "example_file", m->example ? m->example : "");
 		cJSON_AddItemToArray(ms, o);
 	}
 	cJSON *ps = cJSON_AddArrayToObject(root, "protocols");
@@ -2598,7 +2565,7 @@ static cJSON *catalog_tree(void)
 		cJSON_AddStringToObject(o, "summary", pi->summary);
 		cJSON_AddBoolToObject(o, "needs_labels", pi->needs_labels);
 		cJSON *ks = cJSON_AddArrayToObject(o, "keys");
-		for (int k = 0; k < PROTOCOL_MAX_KEYS && pi->keys[k].name; k++)
+		for (int k = 0; k < pi->n_keys; k++)
 			cJSON_AddItemToArray(ks, param_def_json(&pi->keys[k]));
 		cJSON_AddItemToArray(ps, o);
 	}
@@ -2669,10 +2636,10 @@ static void param_default_text(const ParamDef *d, char *buf, size_t n)
 	}
 }
 
-static int print_params(FILE *f, const ParamDef *defs, int max)
+static int print_params(FILE *f, const ParamDef *defs, int n)
 {
 	int any = 0;
-	for (int i = 0; i < max && defs[i].name; i++) {
+	for (int i = 0; i < n; i++) {
 		char def[64], range[96];
 		param_default_text(&defs[i], def, sizeof def);
 		param_range_text(&defs[i], range, sizeof range);
@@ -2697,9 +2664,11 @@ int jobspec_print_catalog(FILE *f)
 		        encoder_kind_name(m->default_encoder), m->views,
 		        m->default_augment ? m->default_augment : "none");
 		fprintf(f, "  params:\n");
-		print_params(f, m->params, METHOD_MAX_PARAMS);
-		fprintf(f, "  example:\n");
-		const char *ex = m->example ? m->example : "";
+		print_params(f, m->params, m->n_params);
+		fprintf(f, "  example: examples/%s\n", m->example ? m->example : "");
+		const char *ex = method_catalog_example(m);
+		if (!ex)
+			ex = "";
 		while (*ex) {
 			const char *nl = strchr(ex, '\n');
 			int l = nl ? (int)(nl - ex) : (int)strlen(ex);
@@ -2714,7 +2683,7 @@ int jobspec_print_catalog(FILE *f)
 		const ProtocolInfo *pi = protocol_catalog_at(i);
 		fprintf(f, "%s%s\n  %s\n  keys:\n", pi->name, pi->needs_labels ? "  (needs labels)" : "",
 		        pi->summary);
-		print_params(f, pi->keys, PROTOCOL_MAX_KEYS);
+		print_params(f, pi->keys, pi->n_keys);
 		fprintf(f, "\n");
 	}
 	fflush(f);
@@ -2887,6 +2856,26 @@ static cJSON *pretrain_json(const JobSpec *js)
 	return o;
 }
 
+/* The value row d stores in base, as key d->name of o. */
+static void param_json(cJSON *o, const ParamDef *d, const void *base)
+{
+	char buf[64];
+	const char *text = param_load_text(d, base, buf, sizeof buf);
+	double x = param_load(d, base);
+	switch (d->type) {
+	case PARAM_BOOLEAN: cJSON_AddBoolToObject(o, d->name, x != 0); break;
+	case PARAM_STRING:
+	case PARAM_ENUM: cJSON_AddStringToObject(o, d->name, text ? text : ""); break;
+	case PARAM_NUMBER:
+		if (d->size == sizeof(float))
+			add_f(o, d->name, (float)x);
+		else
+			cJSON_AddNumberToObject(o, d->name, x);
+		break;
+	case PARAM_INTEGER: cJSON_AddNumberToObject(o, d->name, x); break;
+	}
+}
+
 static cJSON *eval_json(const EvalSpec *e)
 {
 	const ProtocolInfo *pi = protocol_catalog_get(e->protocol);
@@ -2900,19 +2889,8 @@ static cJSON *eval_json(const EvalSpec *e)
 			cJSON_AddItemToArray(a, cJSON_CreateNumber(e->fractions[i]));
 	}
 	cJSON_AddStringToObject(o, "label_rule", e->label_rule == LABELS_RANDOM ? "random" : "first");
-	for (int k = 0; pi && k < PROTOCOL_MAX_KEYS && pi->keys[k].name; k++) {
-		const char *n = pi->keys[k].name;
-		if (strcmp(n, "epochs") == 0) cJSON_AddNumberToObject(o, n, e->epochs);
-		else if (strcmp(n, "batch_size") == 0) cJSON_AddNumberToObject(o, n, e->batch_size);
-		else if (strcmp(n, "lr") == 0) {
-			if (e->lr > 0)   /* 0 = automatic: leave it out so it stays automatic */
-				add_f(o, n, e->lr);
-		} else if (strcmp(n, "encoder_lr_scale") == 0) add_f(o, n, e->encoder_lr_scale);
-		else if (strcmp(n, "weight_decay") == 0) add_f(o, n, e->weight_decay);
-		else if (strcmp(n, "k") == 0) cJSON_AddNumberToObject(o, n, e->k);
-		else if (strcmp(n, "temperature") == 0) add_f(o, n, e->temperature);
-		else if (strcmp(n, "augment") == 0) cJSON_AddBoolToObject(o, n, e->augment);
-	}
+	for (int k = 0; pi && k < pi->n_keys; k++)
+		param_json(o, &pi->keys[k], e);
 	return o;
 }
 
@@ -2927,17 +2905,8 @@ char *jobspec_to_json(const JobSpec *js)
 	cJSON_AddStringToObject(o, "name", js->name);
 	cJSON_AddStringToObject(o, "method", js->method);
 	cJSON *ps = cJSON_AddObjectToObject(o, "params");
-	for (int i = 0; i < js->n_params; i++) {
-		const ParamDef *d = method_param_def(m, js->params[i].name);
-		if (!d)
-			continue;
-		if (d->type == PARAM_BOOLEAN)
-			cJSON_AddBoolToObject(ps, d->name, js->params[i].value != 0);
-		else if (d->type == PARAM_STRING || d->type == PARAM_ENUM)
-			cJSON_AddStringToObject(ps, d->name, js->params[i].str ? js->params[i].str : "");
-		else
-			cJSON_AddNumberToObject(ps, d->name, js->params[i].value);
-	}
+	for (int i = 0; i < m->n_params; i++)
+		param_json(ps, &m->params[i], js->method_config);
 	cJSON_AddItemToObject(o, "dataset", dataset_json(js));
 	cJSON_AddItemToObject(o, "model", model_json(&js->encoder));
 	if (m->views > 0)

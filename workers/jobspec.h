@@ -22,12 +22,13 @@
 
 #include "../engine/data/augment.h"
 #include "../engine/data/dataset.h"
+#include "../engine/methods/eval.h"
+#include "../engine/methods/method.h"
 #include "../engine/model.h"
 #include "../engine/optim.h"
 
 #define JOBSPEC_MAX_EVALS 16
-#define JOBSPEC_MAX_FRACTIONS 8
-#define JOBSPEC_MAX_PARAMS 32
+#define JOBSPEC_MAX_FRACTIONS EVAL_MAX_FRACTIONS
 #define JOBSPEC_MAX_TEXT_FILES 64
 
 typedef struct SpecError {
@@ -43,35 +44,17 @@ typedef struct JobSpecOptions {
 	int check_files;                /* 1 = dataset files must exist (default for both callers) */
 } JobSpecOptions;
 
-typedef struct MethodParam {   /* one resolved method parameter (catalogue default or given) */
-	const char *name;
-	double value;              /* numbers and booleans (0/1) */
-	const char *str;           /* string parameters, else NULL */
-} MethodParam;
-
-typedef enum EvalProtocol { EVAL_LINEAR_PROBE, EVAL_FINETUNE, EVAL_KNN, EVAL_SUPERVISED } EvalProtocol;
-
-typedef struct EvalSpec {
-	EvalProtocol protocol;
-	double fractions[JOBSPEC_MAX_FRACTIONS];   /* label fractions, e.g. 0.01, 0.1, 1.0 */
-	int n_fractions;
-	int labels_per_class;                      /* > 0 overrides fractions (one run) */
-	LabelRule label_rule;                      /* "first" (default) or "random" */
-	int epochs;                                /* probe / finetune / supervised */
-	int batch_size;
-	float lr;                                  /* 0 = protocol default */
-	float encoder_lr_scale;                    /* finetune: encoder lr = lr * scale (default 0.1) */
-	float weight_decay;
-	int k;                                     /* knn (default 20) */
-	float temperature;                         /* knn vote temperature (default 0.07) */
-	int augment;                               /* supervised/finetune: light augmentation (default 1) */
-} EvalSpec;
+/* evaluations[i]: the engine's EvalConfig (engine/methods/eval.h), whose protocol keys are bound
+ * by offset in the protocol's table, filled with the protocol's defaults and the given keys. */
+typedef EvalProto EvalProtocol;
+typedef EvalConfig EvalSpec;
 
 typedef struct JobSpec {
 	char *name;
 	char *method;                  /* "simclr", ... (catalogue name) */
-	MethodParam params[JOBSPEC_MAX_PARAMS];
-	int n_params;
+	/* The method's own config struct (engine/methods/<method>.c), every parameter filled from its
+	 * table's defaults and "params"; the runner passes it to create() as env->config. */
+	_Alignas(max_align_t) unsigned char method_config[METHOD_CONFIG_MAX];
 	DatasetSpec dataset;           /* strings owned by the JobSpec */
 	char *dataset_name;            /* "fashion-mnist", or NULL for explicit files */
 	EncoderConfig encoder;
@@ -97,9 +80,6 @@ typedef struct JobSpec {
 int jobspec_parse(const char *json, size_t len, const JobSpecOptions *opts, JobSpec **out,
                   SpecError *err);
 void jobspec_free(JobSpec *js);
-/* A method parameter by name (always present after parse: defaults are filled in). */
-double jobspec_param(const JobSpec *js, const char *name);
-const char *jobspec_param_str(const JobSpec *js, const char *name);
 /* The catalogue as JSON text (malloc'd; caller frees with free()). */
 char *jobspec_catalog_json(void);
 const char *eval_protocol_name(EvalProtocol p);

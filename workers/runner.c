@@ -147,11 +147,6 @@ static int fail(Run *r, const char *fmt, ...)
 
 /* ---- setup ------------------------------------------------------------------------------------ */
 
-static double param_lookup(const void *user, const char *name)
-{
-	return jobspec_param(user, name);
-}
-
 static void sample_shape(const Dataset *ds, int *c, int *h, int *w)
 {
 	*c = ds->c;
@@ -168,16 +163,17 @@ static int build_model(Run *r)
 		return fail(r, "out of memory");
 	Rng init_rng;
 	rng_seed(&init_rng, r->js->seed * 2654435761u + 17);
-	if (strcmp(r->js->method, "none") == 0) {
+	const PretextMethod *m = method_find(r->js->method);
+	if (!m)
+		return fail(r, "method: \"%s\" is not implemented in this build", r->js->method);
+	if (!m->create) {   /* "none": no pretraining, a bare encoder for the evaluations */
 		return encoder_new(&r->js->encoder, r->ps, "encoder", c, h, w, &init_rng, &r->plain_encoder,
 		                   r->err, r->errlen);
 	}
-	r->method = method_find(r->js->method);
-	if (!r->method)
-		return fail(r, "method: \"%s\" is not implemented in this build", r->js->method);
+	r->method = m;
 	MethodEnv env = {
 		.encoder = &r->js->encoder, .in_c = c, .in_h = h, .in_w = w, .ds = r->ds,
-		.param = param_lookup, .param_user = r->js, .rng = &init_rng,
+		.config = r->js->method_config, .rng = &init_rng,
 		.total_steps = r->total_steps, .batch_size = r->js->pretrain.batch_size,
 	};
 	return r->method->create(&env, r->ps, &r->mstate, r->err, r->errlen);
@@ -331,7 +327,7 @@ static int pretrain(Run *r)
 {
 	JobSpec *js = r->js;
 	const PretextMethod *m = r->method;
-	int views = m->views;
+	int views = m->make_batch ? 0 : m->views;   /* make_batch methods draw token batches */
 	LoaderConfig lc = {
 		.ds = r->ds, .split = &r->ds->train, .batch = js->pretrain.batch_size,
 		.views = views, .aug = { &js->augment[0], &js->augment[1] }, .seed = js->seed,
@@ -346,10 +342,8 @@ static int pretrain(Run *r)
 	}
 
 	MetricSink sink = { .put = sink_put, .user = r };
-	double knn_every = jobspec_param(js, "knn_every");   /* NaN: the method has no such key */
-	if (!isfinite(knn_every))
-		knn_every = m->ssl_health ? SSL_HEALTH_KNN_EVERY : 0;
-	int64_t knn_interval = knn_every > 0 ? (int64_t)knn_every : 0;
+	const SslHealthConfig *health = ssl_health_config(m, js->method_config);
+	int64_t knn_interval = health && health->knn_every > 0 ? health->knn_every : 0;
 	double last_ckpt = now_s(), t_window = now_s();
 	int64_t window_steps = 0, window_images = 0, window_tokens = 0;
 	double budget = js->pretrain.time_budget_s;
@@ -517,17 +511,6 @@ static int eval_should_stop(void *user)
 	return e->stop_code != RUNNER_CONTINUE;
 }
 
-static EvalProto to_proto(EvalProtocol p)
-{
-	switch (p) {
-	case EVAL_LINEAR_PROBE: return EVAL_PROTO_LINEAR_PROBE;
-	case EVAL_FINETUNE: return EVAL_PROTO_FINETUNE;
-	case EVAL_KNN: return EVAL_PROTO_KNN;
-	case EVAL_SUPERVISED: return EVAL_PROTO_SUPERVISED;
-	}
-	return EVAL_PROTO_LINEAR_PROBE;
-}
-
 static int run_evaluations(Run *r, cJSON *evals)
 {
 	JobSpec *js = r->js;
@@ -535,17 +518,7 @@ static int run_evaluations(Run *r, cJSON *evals)
 	sample_shape(r->ds, &c, &h, &w);
 	for (int i = 0; i < js->n_evals; i++) {
 		const EvalSpec *es = &js->evals[i];
-		EvalConfig ec;
-		eval_config_default(&ec, to_proto(es->protocol));
-		if (es->epochs > 0) ec.epochs = es->epochs;
-		if (es->batch_size > 0) ec.batch_size = es->batch_size;
-		if (es->lr > 0) ec.lr = es->lr;
-		if (es->encoder_lr_scale > 0) ec.encoder_lr_scale = es->encoder_lr_scale;
-		ec.weight_decay = es->weight_decay;
-		if (es->k > 0) ec.k = es->k;
-		if (es->temperature > 0) ec.temperature = es->temperature;
-		ec.augment = es->augment;
-		ec.label_rule = es->label_rule;
+		const EvalConfig ec = *es;   /* the spec filled it from the protocol's own table */
 		int runs = es->labels_per_class > 0 ? 1 : es->n_fractions;
 		for (int f = 0; f < runs; f++) {
 			double frac = es->labels_per_class > 0 ? 0 : es->fractions[f];

@@ -22,8 +22,41 @@
 #include "../ops.h"
 #include "decoder.h"
 
-/* Same order as the "noise" parameter's choices. */
-enum { NOISE_GAUSSIAN = 0, NOISE_MASKING = 1, NOISE_SALT_PEPPER = 2 };
+/* Same order as the "loss" and "noise" parameters' choices below. */
+typedef enum AeLoss { AE_LOSS_MSE, AE_LOSS_BCE } AeLoss;
+typedef enum AeNoise { NOISE_GAUSSIAN, NOISE_MASKING, NOISE_SALT_PEPPER } AeNoise;
+
+/* Both methods' config; the plain autoencoder's table leaves noise at its zero value. */
+typedef struct AeConfig {
+	int latent_dim;
+	AeLoss loss;
+	DecoderKind decoder;
+	AeNoise noise;
+	float noise_level;
+} AeConfig;
+METHOD_CONFIG_FITS(AeConfig);
+
+#define AE_PARAMS                                                                                \
+	{ "latent_dim", PARAM_INTEGER, .def = 32, .min = 1, .max = 4096,                              \
+	  .help = "size of the bottleneck code; the encoder output is the code when "                   \
+	          "model.out_dim equals it, else a linear layer \"bottleneck\" maps to it",             \
+	  PARAM_AT(AeConfig, latent_dim) },                                                           \
+	{ "loss", PARAM_ENUM, .def_str = "mse", .choices = "mse|bce",                                 \
+	  .help = "reconstruction loss: mse of sigmoid outputs, or binary cross-entropy",             \
+	  PARAM_AT(AeConfig, loss) },                                                                 \
+	DECODER_PARAM(AeConfig, decoder)
+
+static const ParamDef ae_params[] = { AE_PARAMS };
+
+static const ParamDef dae_params[] = {
+	AE_PARAMS,
+	{ "noise", PARAM_ENUM, .def_str = "gaussian", .choices = "gaussian|masking|salt_pepper",
+	  .help = "corruption: additive gaussian (clamped to [0,1]), masking (pixels set to 0) or "
+	          "salt-and-pepper (pixels set to 0 or 1)", PARAM_AT(AeConfig, noise) },
+	{ "noise_level", PARAM_NUMBER, .def = 0.3, .min = 0, .max = 1, .flags = PARAM_MIN_EXCLUSIVE,
+	  .help = "gaussian: standard deviation; masking / salt_pepper: share of pixels hit",
+	  PARAM_AT(AeConfig, noise_level) },
+};
 
 #define EVAL_BATCH 256
 #define EVAL_NOISE_SEED 0x5eed0dae
@@ -38,7 +71,7 @@ typedef struct Ae {
 	int latent;
 	int bce;            /* reconstruction loss: 0 = MSE of sigmoid(logits), 1 = BCE on logits */
 	int denoising;
-	int noise;          /* NOISE_* */
+	AeNoise noise;
 	float noise_level;  /* gaussian: std; masking / salt-and-pepper: share of pixels */
 	int c, h, w;
 } Ae;
@@ -88,9 +121,10 @@ static int ae_create_common(const MethodEnv *env, ParamSet *ps, Ae *a, char *err
 	a->c = env->in_c;
 	a->h = env->in_h;
 	a->w = env->in_w;
-	a->latent = (int)env->param(env->param_user, "latent_dim");
-	a->bce = (int)env->param(env->param_user, "loss") == 1;
-	int dec_kind = (int)env->param(env->param_user, "decoder");
+	const AeConfig *cfg = env->config;
+	a->latent = cfg->latent_dim;
+	a->bce = cfg->loss == AE_LOSS_BCE;
+	DecoderKind dec_kind = cfg->decoder;
 	if (a->latent < 1) {
 		snprintf(err, errlen, "%s: latent_dim must be >= 1, got %d", a->name, a->latent);
 		return -1;
@@ -110,7 +144,7 @@ static int ae_create_common(const MethodEnv *env, ParamSet *ps, Ae *a, char *err
 	}
 	if (dec_kind < DEC_AUTO || dec_kind > DEC_CONV)
 		dec_kind = DEC_AUTO;
-	return decoder_new(ps, "decoder", (DecoderKind)dec_kind, env->encoder, a->latent, a->c, a->h,
+	return decoder_new(ps, "decoder", dec_kind, env->encoder, a->latent, a->c, a->h,
 	                   a->w, env->rng, &a->decoder, err, errlen);
 }
 
@@ -135,8 +169,9 @@ static int ae_create_as(const MethodEnv *env, ParamSet *ps, void **state, int de
 	a->name = denoising ? "denoising_autoencoder" : "autoencoder";
 	a->denoising = denoising;
 	if (denoising) {
-		a->noise = (int)env->param(env->param_user, "noise");
-		a->noise_level = (float)env->param(env->param_user, "noise_level");
+		const AeConfig *cfg = env->config;
+		a->noise = cfg->noise;
+		a->noise_level = cfg->noise_level;
 		if (a->noise < NOISE_GAUSSIAN || a->noise > NOISE_SALT_PEPPER) {
 			snprintf(err, errlen, "%s: unknown noise kind %d", a->name, a->noise);
 			ae_destroy(a);
@@ -326,7 +361,18 @@ done:
 
 const PretextMethod method_autoencoder = {
 	.name = "autoencoder",
+	.family = "self-predictive",
+	.summary = "autoencoder: encoder -> latent_dim bottleneck -> decoder (MLP or transposed "
+	           "convolutions, following the encoder), trained to reproduce its input",
+	.default_encoder = ENC_MLP,
+	.encoders = ENC_BIT(ENC_MLP) | ENC_BIT(ENC_CNN) | ENC_BIT(ENC_VIT),
+	.datasets = DATA_IMAGES,
 	.views = 1,
+	.default_augment = "none",
+	.example = "autoencoder-fashion-mnist.json",
+	.params = ae_params,
+	.n_params = (int)(sizeof ae_params / sizeof ae_params[0]),
+	.config_size = sizeof(AeConfig),
 	.create = ae_create,
 	.loss = ae_loss,
 	.encoder = ae_encoder,
@@ -337,7 +383,18 @@ const PretextMethod method_autoencoder = {
 
 const PretextMethod method_denoising_autoencoder = {
 	.name = "denoising_autoencoder",
+	.family = "self-predictive",
+	.summary = "denoising autoencoder: the autoencoder fed a corrupted input (gaussian, masking "
+	           "or salt-and-pepper noise) and trained to output the clean image",
+	.default_encoder = ENC_MLP,
+	.encoders = ENC_BIT(ENC_MLP) | ENC_BIT(ENC_CNN) | ENC_BIT(ENC_VIT),
+	.datasets = DATA_IMAGES,
 	.views = 1,
+	.default_augment = "none",
+	.example = "denoising-autoencoder-fashion-mnist.json",
+	.params = dae_params,
+	.n_params = (int)(sizeof dae_params / sizeof dae_params[0]),
+	.config_size = sizeof(AeConfig),
 	.create = dae_create,
 	.loss = ae_loss,
 	.encoder = ae_encoder,

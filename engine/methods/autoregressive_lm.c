@@ -449,7 +449,17 @@ static int arlm_generate(void *state, Ctx *ctx, const uint8_t *prompt, int len, 
 
 const PretextMethod method_autoregressive_lm = {
 	.name = "autoregressive_lm",
-	.views = 0,
+	.family = "self-predictive",
+	.summary = "GPT-style language model on bytes: a causal Transformer predicts the next byte; "
+	           "reports test bits per byte and continues prompts (ssld generate, "
+	           "POST /v1/jobs/{id}/generate) with temperature, top-k and top-p sampling",
+	.default_encoder = ENC_TRANSFORMER,
+	.encoders = ENC_BIT(ENC_TRANSFORMER),
+	.datasets = DATA_TEXT,
+	.views = 1,   /* pretrains; its batches come from make_batch, not the loader */
+	.causal = 1,
+	.default_augment = "none",
+	.example = "autoregressive-lm-fortunes.json",
 	.create = arlm_create,
 	.loss = arlm_loss,
 	.encoder = arlm_encoder,

@@ -17,6 +17,26 @@
 #include "../ops.h"
 #include "ssl_health.h"
 
+typedef struct BarlowConfig {
+	float lambda;
+	int proj_hidden;
+	int proj_dim;
+	SslHealthConfig health;
+} BarlowConfig;
+METHOD_CONFIG_FITS(BarlowConfig);
+
+static const ParamDef barlow_params[] = {
+	{ "lambda", PARAM_NUMBER, .def = 0.005, .min = 0, .max = 10,
+	  .help = "weight of the off-diagonal (redundancy) terms", PARAM_AT(BarlowConfig, lambda) },
+	{ "proj_hidden", PARAM_INTEGER, .def = 1024, .min = 1, .max = 8192,
+	  .help = "width of the projector's two hidden layers (BN + ReLU)",
+	  PARAM_AT(BarlowConfig, proj_hidden) },
+	{ "proj_dim", PARAM_INTEGER, .def = 1024, .min = 2, .max = 8192,
+	  .help = "embedding size D: the cross-correlation matrix is D x D",
+	  PARAM_AT(BarlowConfig, proj_dim) },
+	SSL_HEALTH_PARAMS(BarlowConfig, health),
+};
+
 typedef struct Barlow {
 	Encoder *encoder;
 	Mlp *proj;
@@ -85,9 +105,10 @@ static int barlow_create(const MethodEnv *env, ParamSet *ps, void **state, char 
 		snprintf(err, errlen, "barlow_twins: out of memory");
 		return -1;
 	}
-	s->lambda = (float)env->param(env->param_user, "lambda");
-	int hid = (int)env->param(env->param_user, "proj_hidden");
-	s->D = (int)env->param(env->param_user, "proj_dim");
+	const BarlowConfig *cfg = env->config;
+	s->lambda = cfg->lambda;
+	int hid = cfg->proj_hidden;
+	s->D = cfg->proj_dim;
 	int rc = encoder_new(env->encoder, ps, "encoder", env->in_c, env->in_h, env->in_w, env->rng,
 	                     &s->encoder, err, errlen);
 	if (rc < 0)
@@ -99,7 +120,7 @@ static int barlow_create(const MethodEnv *env, ParamSet *ps, void **state, char 
 		         hid, s->D);
 		goto fail;
 	}
-	if (ssl_monitor_new(2 * env->batch_size, s->D, ssl_health_every_param(env), &s->health) < 0) {
+	if (ssl_monitor_new(2 * env->batch_size, s->D, cfg->health.health_every, &s->health) < 0) {
 		snprintf(err, errlen, "barlow_twins: out of memory");
 		goto fail;
 	}
@@ -138,10 +159,22 @@ static Encoder *barlow_encoder(void *state)
 
 const PretextMethod method_barlow_twins = {
 	.name = "barlow_twins",
+	.family = "non-contrastive",
+	.summary = "Barlow Twins: the cross-correlation of the two views' batch-standardised "
+	           "embeddings is driven to the identity (redundancy reduction)",
+	.default_encoder = ENC_CNN,
+	.encoders = ENC_BIT(ENC_CNN) | ENC_BIT(ENC_MLP) | ENC_BIT(ENC_VIT),
+	.datasets = DATA_IMAGES,
 	.views = 2,
+	.default_augment = "simclr",
+	.example = "barlow-twins-fashion-mnist.json",
+	.params = barlow_params,
+	.n_params = (int)(sizeof barlow_params / sizeof barlow_params[0]),
+	.config_size = sizeof(BarlowConfig),
 	.create = barlow_create,
 	.loss = barlow_loss,
 	.encoder = barlow_encoder,
 	.destroy = barlow_destroy,
 	.ssl_health = 1,
+	.health_offset = offsetof(BarlowConfig, health),
 };

@@ -20,6 +20,30 @@
 #include "../optim.h"
 #include "ssl_health.h"
 
+typedef struct ByolConfig {
+	float tau_base;
+	int predictor;
+	int proj_hidden;
+	int proj_dim;
+	SslHealthConfig health;
+} ByolConfig;
+METHOD_CONFIG_FITS(ByolConfig);
+
+static const ParamDef byol_params[] = {
+	{ "tau_base", PARAM_NUMBER, .def = 0.99, .min = 0, .max = 1,
+	  .help = "target EMA rate at the start; rises to 1 on a cosine schedule (paper: 0.996 for "
+	          "long runs, 0.99 for short ones)", PARAM_AT(ByolConfig, tau_base) },
+	{ "predictor", PARAM_BOOLEAN, .def = 1,
+	  .help = "use the predictor MLP (false makes BYOL collapse: a demonstration of the collapse "
+	          "flag)", PARAM_AT(ByolConfig, predictor) },
+	{ "proj_hidden", PARAM_INTEGER, .def = 512, .min = 1, .max = 8192,
+	  .help = "hidden width of the projector and the predictor (BN + ReLU)",
+	  PARAM_AT(ByolConfig, proj_hidden) },
+	{ "proj_dim", PARAM_INTEGER, .def = 128, .min = 1, .max = 4096,
+	  .help = "output size of the projector and the predictor", PARAM_AT(ByolConfig, proj_dim) },
+	SSL_HEALTH_PARAMS(ByolConfig, health),
+};
+
 typedef struct Byol {
 	ParamSet *ps;
 	Encoder *encoder, *t_encoder;
@@ -60,11 +84,12 @@ static int byol_create(const MethodEnv *env, ParamSet *ps, void **state, char *e
 		return -1;
 	}
 	s->ps = ps;
-	s->tau_base = (float)env->param(env->param_user, "tau_base");
-	s->use_predictor = env->param(env->param_user, "predictor") != 0;
+	const ByolConfig *cfg = env->config;
+	s->tau_base = cfg->tau_base;
+	s->use_predictor = cfg->predictor != 0;
 	s->tau = s->tau_base;
-	int hid = (int)env->param(env->param_user, "proj_hidden");
-	int out = (int)env->param(env->param_user, "proj_dim");
+	int hid = cfg->proj_hidden;
+	int out = cfg->proj_dim;
 	int rc = encoder_new(env->encoder, ps, "encoder", env->in_c, env->in_h, env->in_w, env->rng,
 	                     &s->encoder, err, errlen);
 	if (rc < 0)
@@ -90,7 +115,7 @@ static int byol_create(const MethodEnv *env, ParamSet *ps, void **state, char *e
 		goto fail;
 	}
 	freeze_target(ps);
-	int every = ssl_health_every_param(env);
+	int every = cfg->health.health_every;
 	if (ssl_monitor_new(2 * env->batch_size, out, every, &s->health) < 0) {
 		snprintf(err, errlen, "byol: out of memory for the health monitor");
 		rc = -1;
@@ -157,11 +182,23 @@ static Encoder *byol_encoder(void *state)
 
 const PretextMethod method_byol = {
 	.name = "byol",
+	.family = "non-contrastive",
+	.summary = "BYOL: an online network with projector and predictor regresses the projection "
+	           "of the other view by a target network that is an EMA of the online one",
+	.default_encoder = ENC_CNN,
+	.encoders = ENC_BIT(ENC_CNN) | ENC_BIT(ENC_MLP) | ENC_BIT(ENC_VIT),
+	.datasets = DATA_IMAGES,
 	.views = 2,
+	.default_augment = "simclr",
+	.example = "byol-fashion-mnist.json",
+	.params = byol_params,
+	.n_params = (int)(sizeof byol_params / sizeof byol_params[0]),
+	.config_size = sizeof(ByolConfig),
 	.create = byol_create,
 	.loss = byol_loss,
 	.after_step = byol_after_step,
 	.encoder = byol_encoder,
 	.destroy = byol_destroy,
 	.ssl_health = 1,
+	.health_offset = offsetof(ByolConfig, health),
 };

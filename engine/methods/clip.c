@@ -49,6 +49,34 @@ static const char *const zs_templates[] = {
 };
 #define N_TEMPLATES ((int)(sizeof zs_templates / sizeof zs_templates[0]))
 
+typedef struct ClipConfig {
+	int embed_dim;
+	int text_dim;
+	int text_buckets;
+	double temperature_init;
+	double max_logit_scale;
+	SslHealthConfig health;
+} ClipConfig;
+METHOD_CONFIG_FITS(ClipConfig);
+
+static const ParamDef clip_params[] = {
+	{ "embed_dim", PARAM_INTEGER, .def = 128, .min = 2, .max = 4096,
+	  .help = "size of the shared image-text embedding space", PARAM_AT(ClipConfig, embed_dim) },
+	{ "text_dim", PARAM_INTEGER, .def = 256, .min = 2, .max = 4096,
+	  .help = "width of the text encoder (n-gram embeddings and its hidden layer)",
+	  PARAM_AT(ClipConfig, text_dim) },
+	{ "text_buckets", PARAM_INTEGER, .def = 8192, .min = 16, .max = 1048576,
+	  .help = "hash buckets for the caption's words and byte trigrams",
+	  PARAM_AT(ClipConfig, text_buckets) },
+	{ "temperature_init", PARAM_NUMBER, .def = 0.07, .min = 0, .max = 10,
+	  .flags = PARAM_MIN_EXCLUSIVE,
+	  .help = "initial temperature T (learned as logit_scale = log(1/T))",
+	  PARAM_AT(ClipConfig, temperature_init) },
+	{ "max_logit_scale", PARAM_NUMBER, .def = 100, .min = 1, .max = 10000,
+	  .help = "clamp on 1/T after every step", PARAM_AT(ClipConfig, max_logit_scale) },
+	SSL_HEALTH_PARAMS(ClipConfig, health),
+};
+
 typedef struct Clip {
 	Encoder *encoder;
 	Linear img_proj;             /* (E,F), no bias */
@@ -167,11 +195,12 @@ static int clip_create(const MethodEnv *env, ParamSet *ps, void **state, char *e
 		return -1;
 	}
 	s->ds = env->ds;
-	s->E = (int)env->param(env->param_user, "embed_dim");
-	s->buckets = (int)env->param(env->param_user, "text_buckets");
-	int Dt = (int)env->param(env->param_user, "text_dim");
-	double t0 = env->param(env->param_user, "temperature_init");
-	s->max_logit_scale = (float)log(env->param(env->param_user, "max_logit_scale"));
+	const ClipConfig *cfg = env->config;
+	s->E = cfg->embed_dim;
+	s->buckets = cfg->text_buckets;
+	int Dt = cfg->text_dim;
+	double t0 = cfg->temperature_init;
+	s->max_logit_scale = (float)log(cfg->max_logit_scale);
 	int rc = encoder_new(env->encoder, ps, "encoder", env->in_c, env->in_h, env->in_w, env->rng,
 	                     &s->encoder, err, errlen);
 	if (rc < 0)
@@ -197,7 +226,7 @@ static int clip_create(const MethodEnv *env, ParamSet *ps, void **state, char *e
 	s->w = eng_malloc((size_t)s->cap * CLIP_MAX_TOKENS * sizeof(float));
 	s->texts = eng_malloc((size_t)s->cap * sizeof(char *));
 	if (!s->ids || !s->w || !s->texts ||
-	    ssl_monitor_new(s->cap, s->E, ssl_health_every_param(env), &s->health) < 0) {
+	    ssl_monitor_new(s->cap, s->E, cfg->health.health_every, &s->health) < 0) {
 		snprintf(err, errlen, "clip: out of memory");
 		goto fail;
 	}
@@ -369,7 +398,19 @@ static Encoder *clip_encoder(void *state)
 
 const PretextMethod method_clip = {
 	.name = "clip",
+	.family = "multimodal",
+	.summary = "CLIP: an image encoder and a text encoder (hashed byte n-grams + MLP) aligned by "
+	           "a symmetric InfoNCE with a learnable temperature; zero-shot classification of "
+	           "the test images from held-out prompt templates",
+	.default_encoder = ENC_CNN,
+	.encoders = ENC_BIT(ENC_CNN) | ENC_BIT(ENC_MLP) | ENC_BIT(ENC_VIT),
+	.datasets = DATA_CAPTIONS,
 	.views = 1,
+	.default_augment = "light",
+	.example = "clip-fashion-mnist.json",
+	.params = clip_params,
+	.n_params = (int)(sizeof clip_params / sizeof clip_params[0]),
+	.config_size = sizeof(ClipConfig),
 	.create = clip_create,
 	.loss = clip_step_loss,
 	.after_step = clip_after_step,
@@ -377,4 +418,5 @@ const PretextMethod method_clip = {
 	.evaluate = clip_evaluate,
 	.destroy = clip_destroy,
 	.ssl_health = 1,
+	.health_offset = offsetof(ClipConfig, health),
 };

@@ -33,6 +33,12 @@
 /* Same order as the "decoder" method parameter's choices "auto|mlp|conv". */
 typedef enum DecoderKind { DEC_AUTO = 0, DEC_MLP = 1, DEC_CONV = 2 } DecoderKind;
 
+/* The "decoder" parameter row of a method whose config struct T has a DecoderKind field f; the
+ * choices follow DecoderKind. */
+#define DECODER_PARAM(T, f)                                                                      \
+	{ "decoder", PARAM_ENUM, .def_str = "auto", .choices = "auto|mlp|conv",                       \
+	  .help = "decoder kind; auto = conv for a cnn encoder, mlp otherwise", PARAM_AT(T, f) }
+
 typedef struct Decoder Decoder;
 
 /* 0, or a negative errno with err naming the problem ("decoder: conv decoder needs ..."). */

@@ -30,34 +30,78 @@ const char *eval_proto_name(EvalProto p)
 	return "unknown";
 }
 
-/* The linear probe reads `epochs` as its L-BFGS iteration budget per fit (each iteration is one
- * full pass over the features); finetune and supervised as epochs over the labelled subset, with
- * at least EVAL_MIN_TRAIN_STEPS steps so that 1% of the labels still trains long enough. */
+/* ---- the protocol registry ---------------------------------------------------------------- */
+
+extern const EvalProtocolDef eval_protocol_linear_probe;   /* eval_linear.c */
+extern const EvalProtocolDef eval_protocol_finetune;       /* eval_train.c */
+extern const EvalProtocolDef eval_protocol_knn;            /* eval_knn.c */
+extern const EvalProtocolDef eval_protocol_supervised;     /* eval_train.c */
+
+static const EvalProtocolDef *const protocols[] = {
+	&eval_protocol_linear_probe,
+	&eval_protocol_finetune,
+	&eval_protocol_knn,
+	&eval_protocol_supervised,
+};
+
+int eval_protocol_count(void)
+{
+	return EVAL_KEY_COUNT(protocols);
+}
+
+const EvalProtocolDef *eval_protocol_at(int i)
+{
+	return i >= 0 && i < eval_protocol_count() ? protocols[i] : NULL;
+}
+
+const EvalProtocolDef *eval_protocol_find(const char *name)
+{
+	for (int i = 0; name && i < eval_protocol_count(); i++)
+		if (strcmp(protocols[i]->name, name) == 0)
+			return protocols[i];
+	return NULL;
+}
+
+const EvalProtocolDef *eval_protocol_get(EvalProto p)
+{
+	for (int i = 0; i < eval_protocol_count(); i++)
+		if (protocols[i]->protocol == p)
+			return protocols[i];
+	return NULL;
+}
+
+const ParamDef *eval_protocol_key(const EvalProtocolDef *p, const char *name)
+{
+	for (int i = 0; p && name && i < p->n_keys; i++)
+		if (strcmp(p->keys[i].name, name) == 0)
+			return &p->keys[i];
+	return NULL;
+}
+
+/* The published keys come from the protocol's table; the few settings a protocol has but does not
+ * expose are set here. finetune and supervised read `epochs` as passes over the labelled subset,
+ * with at least EVAL_MIN_TRAIN_STEPS steps so that 1% of the labels still trains long enough; the
+ * linear probe reads it as its L-BFGS iteration budget per fit. */
 void eval_config_default(EvalConfig *c, EvalProto p)
 {
 	memset(c, 0, sizeof *c);
+	const EvalProtocolDef *d = eval_protocol_get(p);
+	if (d)
+		param_fill_defaults(d->keys, d->n_keys, c, sizeof *c);
 	c->protocol = p;
-	c->k = 20;
-	c->temperature = 0.07f;
 	c->label_rule = LABELS_FIRST;
+	c->fractions[0] = 1.0;
+	c->n_fractions = 1;
 	switch (p) {
-	case EVAL_PROTO_LINEAR_PROBE:
-		c->epochs = 300;
-		c->batch_size = EVAL_FEATURE_BATCH;
-		c->weight_decay = 0.0f;          /* chosen by cross-validation */
-		break;
 	case EVAL_PROTO_KNN:
 		c->epochs = 1;
 		c->batch_size = EVAL_FEATURE_BATCH;
 		break;
-	case EVAL_PROTO_FINETUNE:
 	case EVAL_PROTO_SUPERVISED:
-		c->epochs = 30;
-		c->batch_size = 64;
-		c->lr = 5e-3f;
-		c->encoder_lr_scale = p == EVAL_PROTO_FINETUNE ? 0.1f : 1.0f;
-		c->weight_decay = 1e-4f;
-		c->augment = 1;
+		c->encoder_lr_scale = 1.0f;   /* one learning rate for the whole network */
+		break;
+	case EVAL_PROTO_LINEAR_PROBE:
+	case EVAL_PROTO_FINETUNE:
 		break;
 	}
 }

@@ -8,6 +8,11 @@
  * supervised:   the same architecture from random initialisation trained on the same labels
  *               (light augmentation) - the baseline every SSL result is compared against.
  *
+ * Each protocol is a registry entry (EvalProtocolDef) defined where it runs (eval_linear.c,
+ * eval_knn.c, eval_train.c): its name, summary and key table, whose rows are bound by offset to
+ * EvalConfig and carry the defaults. eval_config_default() fills a config from those rows, the job
+ * spec validates "evaluations[i]" against them, and the catalogue prints them: one value each.
+ *
  *   EvalEnv env = { .ds = ds, .encoder_cfg = &ec, .in_c = 1, .in_h = 28, .in_w = 28,
  *                   .pretrained = ps, .prefix = "encoder", .seed = 1, .threads = 2 };
  *   EvalConfig ec; eval_config_default(&ec, EVAL_PROTO_LINEAR_PROBE);
@@ -22,14 +27,23 @@
 
 #include "../data/dataset.h"
 #include "../model.h"
+#include "../param_table.h"
 #include "../params.h"
+
+#define EVAL_MAX_FRACTIONS 8
 
 typedef enum EvalProto {
 	EVAL_PROTO_LINEAR_PROBE, EVAL_PROTO_FINETUNE, EVAL_PROTO_KNN, EVAL_PROTO_SUPERVISED
 } EvalProto;
 
+/* One evaluation: which protocol, on which labelled subsets, with which settings. The job spec's
+ * "evaluations[i]" is this struct (the spec layer fills every field; eval_run takes one labelled
+ * subset at a time, so it ignores fractions and labels_per_class). */
 typedef struct EvalConfig {
 	EvalProto protocol;
+	double fractions[EVAL_MAX_FRACTIONS];   /* label fractions, e.g. 0.01, 0.1, 1.0 */
+	int n_fractions;
+	int labels_per_class;     /* > 0 overrides fractions (one run) */
 	int epochs;
 	int batch_size;
 	float lr;                 /* 0 = protocol default */
@@ -63,6 +77,24 @@ typedef struct EvalResult {
 	double seconds;
 } EvalResult;
 
+/* A downstream protocol: its settings (keys of "evaluations[i]") bound to EvalConfig fields, with
+ * the defaults eval_config_default() applies. */
+typedef struct EvalProtocolDef {
+	const char *name;         /* "linear_probe" */
+	EvalProto protocol;
+	const char *summary;      /* one line */
+	int needs_labels;
+	const ParamDef *keys;     /* protocol-specific keys; protocol, label_fractions, ... are common */
+	int n_keys;
+} EvalProtocolDef;
+
+int eval_protocol_count(void);
+const EvalProtocolDef *eval_protocol_at(int i);              /* NULL when out of range */
+const EvalProtocolDef *eval_protocol_find(const char *name); /* NULL when unknown */
+const EvalProtocolDef *eval_protocol_get(EvalProto p);
+const ParamDef *eval_protocol_key(const EvalProtocolDef *p, const char *name);
+
+/* c = protocol p's defaults: every key of its table, plus settings it does not expose. */
 void eval_config_default(EvalConfig *c, EvalProto p);
 const char *eval_proto_name(EvalProto p);
 /* fraction in (0,1] or labels_per_class > 0 picks the labelled subset (dataset_label_subset). */

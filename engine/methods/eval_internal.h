@@ -15,12 +15,24 @@
 #include "eval.h"
 
 /* Protocol defaults used when a field of EvalConfig is 0 (or negative where that is meaningless). */
+/* The epochs and batch_size rows the protocols' key tables share. */
+#define EVAL_KEY_EPOCHS(d, help_text)                                                           \
+	{ "epochs", PARAM_INTEGER, .def = (d), .min = 1, .max = 10000, .help = help_text,            \
+	  PARAM_AT(EvalConfig, epochs) }
+#define EVAL_KEY_BATCH(d, help_text)                                                            \
+	{ "batch_size", PARAM_INTEGER, .def = (d), .min = 1, .max = 8192, .help = help_text,         \
+	  PARAM_AT(EvalConfig, batch_size) }
+#define EVAL_KEY_COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
 #define EVAL_FEATURE_BATCH 512        /* frozen-feature extraction and test-set prediction */
 #define EVAL_MIN_TRAIN_STEPS 300      /* finetune / supervised: at least this many steps */
 #define EVAL_LINEAR_DEFAULT_WD 1e-3   /* linear probe when no validation split is possible */
 #define EVAL_LINEAR_FOLDS 5           /* linear probe: cross-validation folds for the penalty */
 #define EVAL_LINEAR_CV_MAX 2000       /* above this many labels, one fold (a 20% slice) only */
 #define EVAL_LINEAR_GRID_ITERS 100    /* L-BFGS iterations per candidate penalty */
+/* finetune's LP-FT head: the probe fitted to convergence before fine-tuning starts (the figures
+ * in eval_train.c were measured with it); the linear_probe protocol's own budget is its epochs. */
+#define EVAL_LPFT_HEAD_ITERS 300
 
 /* Copy cfg with every unset field replaced by the protocol default. */
 void eval_config_resolve(const EvalConfig *cfg, EvalConfig *out);

@@ -122,8 +122,10 @@ int eval_knn_core(const EvalEnv *env, const float *xtr, const int *ytr, int ntr,
 			return -EINVAL;
 		}
 	}
-	int k = cfg->k > 0 ? cfg->k : 20;
-	float temp = cfg->temperature > 0.0f ? cfg->temperature : 0.07f;
+	EvalConfig dflt;
+	eval_config_default(&dflt, EVAL_PROTO_KNN);
+	int k = cfg->k > 0 ? cfg->k : dflt.k;
+	float temp = cfg->temperature > 0.0f ? cfg->temperature : dflt.temperature;
 	float *ref = eng_malloc((size_t)ntr * d * sizeof(float));
 	float *q = eng_malloc(((size_t)nte * d + 1) * sizeof(float));
 	int rc = 0;
@@ -198,3 +200,21 @@ int eval_knn_run(const EvalEnv *env, const EvalConfig *cfg, const int *idx, int 
 	eng_free(fte);
 	return rc;
 }
+
+/* ---- the protocol's registry entry (eval.h) --------------------------------------------------- */
+
+static const ParamDef knn_keys[] = {
+	{ "k", PARAM_INTEGER, .def = 20, .min = 1, .max = 1000, .help = "neighbours that vote",
+	  PARAM_AT(EvalConfig, k) },
+	{ "temperature", PARAM_NUMBER, .def = 0.07, .min = 0, .max = 100, .flags = PARAM_MIN_EXCLUSIVE,
+	  .help = "vote weight exp(similarity / temperature)", PARAM_AT(EvalConfig, temperature) },
+};
+
+const EvalProtocolDef eval_protocol_knn = {
+	.name = "knn",
+	.protocol = EVAL_PROTO_KNN,
+	.summary = "cosine k-nearest-neighbours on frozen features, temperature-weighted votes",
+	.needs_labels = 1,
+	.keys = knn_keys,
+	.n_keys = EVAL_KEY_COUNT(knn_keys),
+};

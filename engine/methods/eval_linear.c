@@ -332,7 +332,9 @@ int eval_linear_core(const EvalEnv *env, const float *xtr, const int *ytr, int n
 		for (int j = 0; j < d; j++)
 			xt[(size_t)i * d + j] = (float)((xte[(size_t)i * d + j] - mean[j]) * sd[j]);
 
-	int iters = cfg->epochs > 0 ? cfg->epochs : 300;
+	EvalConfig dflt;
+	eval_config_default(&dflt, EVAL_PROTO_LINEAR_PROBE);
+	int iters = cfg->epochs > 0 ? cfg->epochs : dflt.epochs;
 	/* Candidates only need to be ranked: a shorter budget (measured: the same choice and test
 	 * accuracy on Fashion-MNIST pixels as full fits) keeps the search cheap for large subsets. */
 	int grid_iters = iters < EVAL_LINEAR_GRID_ITERS ? iters : EVAL_LINEAR_GRID_ITERS;
@@ -468,3 +470,26 @@ int eval_linear_run(const EvalEnv *env, const EvalConfig *cfg, const int *idx, i
 	eng_free(fte);
 	return rc;
 }
+
+/* ---- the protocol's registry entry (eval.h) --------------------------------------------------- */
+
+static const ParamDef linear_probe_keys[] = {
+	EVAL_KEY_EPOCHS(100, "L-BFGS iterations per fit (each one full pass over the frozen features)"),
+	EVAL_KEY_BATCH(256, "unused by the probe (L-BFGS fits all labelled features at once); accepted "
+	                    "like the other protocols' batch_size"),
+	{ "lr", PARAM_NUMBER, .def = 0, .min = 0, .max = 10,
+	  .help = "unused by the probe (L-BFGS steps by line search); 0 = automatic",
+	  PARAM_AT(EvalConfig, lr) },
+	{ "weight_decay", PARAM_NUMBER, .def = 0, .min = 0, .max = 1,
+	  .help = "L2 penalty (default 0 = chosen by 5-fold cross-validation on the labels; one fold "
+	          "above 2000 labels)", PARAM_AT(EvalConfig, weight_decay) },
+};
+
+const EvalProtocolDef eval_protocol_linear_probe = {
+	.name = "linear_probe",
+	.protocol = EVAL_PROTO_LINEAR_PROBE,
+	.summary = "frozen encoder features -> multinomial logistic regression on the labels",
+	.needs_labels = 1,
+	.keys = linear_probe_keys,
+	.n_keys = EVAL_KEY_COUNT(linear_probe_keys),
+};

@@ -79,6 +79,7 @@ static int head_from_probe(const EvalEnv *env, Encoder *enc, ParamSet *ps_head, 
 			y[i] = ds->train.y[idx[i]];
 		EvalConfig pc;
 		eval_config_default(&pc, EVAL_PROTO_LINEAR_PROBE);
+		pc.epochs = EVAL_LPFT_HEAD_ITERS;
 		EvalResult r;
 		rc = eval_linear_core(NULL, f, y, n, NULL, NULL, 0, d, K, &pc, env->seed, &r, w->data,
 		                      b->data, err, errlen);
@@ -261,3 +262,54 @@ out:
 	eng_free(t.ids);
 	return rc;
 }
+
+/* ---- the two protocols' registry entries (eval.h) --------------------------------------------- */
+
+#define TRAIN_EPOCHS EVAL_KEY_EPOCHS(30, "passes over the labelled subset (at least 300 steps)")
+#define TRAIN_BATCH EVAL_KEY_BATCH(64, "minibatch size (64: with 1% labels a batch of 256 would " \
+                                       "give two steps per epoch)")
+#define TRAIN_WD { "weight_decay", PARAM_NUMBER, .def = 1e-4, .min = 0, .max = 1,                 \
+                   .help = "weight decay", PARAM_AT(EvalConfig, weight_decay) }
+#define TRAIN_AUGMENT { "augment", PARAM_BOOLEAN, .def = 1,                                       \
+                        .help = "light augmentation (small shifts, flips) of the labelled images", \
+                        PARAM_AT(EvalConfig, augment) }
+
+static const ParamDef finetune_keys[] = {
+	TRAIN_EPOCHS,
+	TRAIN_BATCH,
+	{ "lr", PARAM_NUMBER, .def = 1e-3, .min = 0, .max = 10, .flags = PARAM_MIN_EXCLUSIVE,
+	  .help = "learning rate of the head", PARAM_AT(EvalConfig, lr) },
+	{ "encoder_lr_scale", PARAM_NUMBER, .def = 0.1, .min = 0, .max = 1,
+	  .flags = PARAM_MIN_EXCLUSIVE, .help = "encoder learning rate = lr * encoder_lr_scale",
+	  PARAM_AT(EvalConfig, encoder_lr_scale) },
+	TRAIN_WD,
+	TRAIN_AUGMENT,
+};
+
+const EvalProtocolDef eval_protocol_finetune = {
+	.name = "finetune",
+	.protocol = EVAL_PROTO_FINETUNE,
+	.summary = "encoder + linear head trained on the labels, encoder at a reduced learning rate",
+	.needs_labels = 1,
+	.keys = finetune_keys,
+	.n_keys = EVAL_KEY_COUNT(finetune_keys),
+};
+
+static const ParamDef supervised_keys[] = {
+	TRAIN_EPOCHS,
+	TRAIN_BATCH,
+	{ "lr", PARAM_NUMBER, .def = 1e-3, .min = 0, .max = 10, .flags = PARAM_MIN_EXCLUSIVE,
+	  .help = "learning rate", PARAM_AT(EvalConfig, lr) },
+	TRAIN_WD,
+	TRAIN_AUGMENT,
+};
+
+const EvalProtocolDef eval_protocol_supervised = {
+	.name = "supervised",
+	.protocol = EVAL_PROTO_SUPERVISED,
+	.summary = "the same architecture trained from random initialisation on the same labels: "
+	           "the baseline an SSL result is compared against",
+	.needs_labels = 1,
+	.keys = supervised_keys,
+	.n_keys = EVAL_KEY_COUNT(supervised_keys),
+};

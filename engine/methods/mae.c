@@ -31,6 +31,43 @@
 #define EVAL_MASK_SEED 0x3a5cULL
 #define GRID_N 12
 
+typedef struct MaeConfig {
+	double mask_ratio;
+	int decoder_dim;
+	int decoder_depth;
+	int decoder_heads;
+	int norm_pix_loss;
+} MaeConfig;
+METHOD_CONFIG_FITS(MaeConfig);
+
+static const ParamDef mae_params[] = {
+	{ "mask_ratio", PARAM_NUMBER, .def = 0.75, .min = 0, .max = 1,
+	  .flags = PARAM_MIN_EXCLUSIVE | PARAM_MAX_EXCLUSIVE,
+	  .help = "share of the patches hidden from the encoder", PARAM_AT(MaeConfig, mask_ratio) },
+	{ "decoder_dim", PARAM_INTEGER, .def = 64, .min = 8, .max = 2048,
+	  .help = "width of the decoder's tokens", PARAM_AT(MaeConfig, decoder_dim) },
+	{ "decoder_depth", PARAM_INTEGER, .def = 2, .min = 1, .max = 16,
+	  .help = "Transformer blocks in the decoder", PARAM_AT(MaeConfig, decoder_depth) },
+	{ "decoder_heads", PARAM_INTEGER, .def = 4, .min = 1, .max = 64,
+	  .help = "attention heads of the decoder (must divide decoder_dim)",
+	  PARAM_AT(MaeConfig, decoder_heads) },
+	{ "norm_pix_loss", PARAM_BOOLEAN, .def = 0,
+	  .help = "targets are each patch normalised by its own mean and std",
+	  PARAM_AT(MaeConfig, norm_pix_loss) },
+};
+
+/* The decoder's attention splits decoder_dim evenly over its heads. */
+static int mae_validate(const void *config, char *field, size_t fieldlen, char *msg, size_t msglen)
+{
+	const MaeConfig *c = config;
+	if (c->decoder_dim % c->decoder_heads == 0)
+		return 0;
+	snprintf(field, fieldlen, "decoder_heads");
+	snprintf(msg, msglen, "decoder_heads (%d) must divide decoder_dim (%d)", c->decoder_heads,
+	         c->decoder_dim);
+	return -1;
+}
+
 typedef struct Mae {
 	Encoder *encoder;
 	int c, h, w, patch, gw, n_patches, pdim, n_keep, cls;
@@ -66,11 +103,12 @@ static int mae_create(const MethodEnv *env, ParamSet *ps, void **state, char *er
 		         encoder_kind_name(env->encoder->kind));
 		goto fail;
 	}
-	double ratio = env->param(env->param_user, "mask_ratio");
-	m->dec_dim = (int)env->param(env->param_user, "decoder_dim");
-	m->depth = (int)env->param(env->param_user, "decoder_depth");
-	int heads = (int)env->param(env->param_user, "decoder_heads");
-	m->norm_pix = env->param(env->param_user, "norm_pix_loss") != 0;
+	const MaeConfig *cfg = env->config;
+	double ratio = cfg->mask_ratio;
+	m->dec_dim = cfg->decoder_dim;
+	m->depth = cfg->decoder_depth;
+	int heads = cfg->decoder_heads;
+	m->norm_pix = cfg->norm_pix_loss != 0;
 	if (!(ratio > 0 && ratio < 1) || m->dec_dim < 1 || m->depth < 1 || heads < 1 ||
 	    m->dec_dim % heads != 0) {
 		snprintf(err, errlen, "mae: need 0 < mask_ratio < 1 (got %g) and decoder_heads (%d) "
@@ -390,7 +428,19 @@ static int mae_artifacts(void *state, Ctx *ctx, const Dataset *ds, const char *d
 
 const PretextMethod method_mae = {
 	.name = "mae",
+	.family = "self-predictive",
+	.summary = "masked autoencoder: a ViT encodes a random (1 - mask_ratio) share of the "
+	           "patches; a light Transformer decoder predicts the pixels of the masked ones",
+	.default_encoder = ENC_VIT,
+	.encoders = ENC_BIT(ENC_VIT),
+	.datasets = DATA_IMAGES,
 	.views = 1,
+	.default_augment = "none",
+	.example = "mae-fashion-mnist.json",
+	.params = mae_params,
+	.n_params = (int)(sizeof mae_params / sizeof mae_params[0]),
+	.config_size = sizeof(MaeConfig),
+	.validate = mae_validate,
 	.create = mae_create,
 	.loss = mae_loss,
 	.encoder = mae_encoder,

@@ -24,6 +24,45 @@
 #include "../optim.h"
 #include "ssl_health.h"
 
+typedef struct MocoConfig {
+	float temperature;
+	int queue_size;
+	float momentum;
+	int momentum_cosine;
+	int symmetric;
+	int key_bn_groups;
+	int proj_hidden;
+	int proj_dim;
+	SslHealthConfig health;
+} MocoConfig;
+METHOD_CONFIG_FITS(MocoConfig);
+
+static const ParamDef moco_params[] = {
+	{ "temperature", PARAM_NUMBER, .def = 0.2, .min = 0, .max = 10, .flags = PARAM_MIN_EXCLUSIVE,
+	  .help = "InfoNCE softmax temperature", PARAM_AT(MocoConfig, temperature) },
+	{ "queue_size", PARAM_INTEGER, .def = 4096, .min = 1, .max = 1048576,
+	  .help = "negative keys kept in the queue (4096 is ~7% of Fashion-MNIST's 60000)",
+	  PARAM_AT(MocoConfig, queue_size) },
+	{ "momentum", PARAM_NUMBER, .def = 0.99, .min = 0, .max = 1,
+	  .help = "key-encoder EMA momentum m at the start (key = m*key + (1-m)*query)",
+	  PARAM_AT(MocoConfig, momentum) },
+	{ "momentum_cosine", PARAM_BOOLEAN, .def = 1,
+	  .help = "raise the momentum from `momentum` to 1 on a cosine schedule (false = constant)",
+	  PARAM_AT(MocoConfig, momentum_cosine) },
+	{ "symmetric", PARAM_BOOLEAN, .def = 1,
+	  .help = "both views serve as queries and keys; the loss is the mean of both directions",
+	  PARAM_AT(MocoConfig, symmetric) },
+	{ "key_bn_groups", PARAM_INTEGER, .def = 4, .min = 1, .max = 64,
+	  .help = "shuffle BN: the key batch is shuffled and normalised in this many groups",
+	  PARAM_AT(MocoConfig, key_bn_groups) },
+	{ "proj_hidden", PARAM_INTEGER, .def = 512, .min = 1, .max = 8192,
+	  .help = "hidden width of the MLP head (fc-ReLU-fc, as MoCo v2)",
+	  PARAM_AT(MocoConfig, proj_hidden) },
+	{ "proj_dim", PARAM_INTEGER, .def = 128, .min = 1, .max = 4096,
+	  .help = "embedding size of queries, keys and the queue", PARAM_AT(MocoConfig, proj_dim) },
+	SSL_HEALTH_PARAMS(MocoConfig, health),
+};
+
 typedef struct Moco {
 	ParamSet *ps;
 	Encoder *encoder, *k_encoder;
@@ -65,15 +104,16 @@ static int moco_create(const MethodEnv *env, ParamSet *ps, void **state, char *e
 		return -1;
 	}
 	s->ps = ps;
-	s->temperature = (float)env->param(env->param_user, "temperature");
-	s->m_base = (float)env->param(env->param_user, "momentum");
+	const MocoConfig *cfg = env->config;
+	s->temperature = cfg->temperature;
+	s->m_base = cfg->momentum;
 	s->m = s->m_base;
-	s->cosine = env->param(env->param_user, "momentum_cosine") != 0;
-	s->symmetric = env->param(env->param_user, "symmetric") != 0;
-	s->groups = (int)env->param(env->param_user, "key_bn_groups");
-	s->K = (int)env->param(env->param_user, "queue_size");
-	s->D = (int)env->param(env->param_user, "proj_dim");
-	int hid = (int)env->param(env->param_user, "proj_hidden");
+	s->cosine = cfg->momentum_cosine != 0;
+	s->symmetric = cfg->symmetric != 0;
+	s->groups = cfg->key_bn_groups;
+	s->K = cfg->queue_size;
+	s->D = cfg->proj_dim;
+	int hid = cfg->proj_hidden;
 	rng_seed(&s->rng, rng_u64(env->rng));
 	int rc = encoder_new(env->encoder, ps, "encoder", env->in_c, env->in_h, env->in_w, env->rng,
 	                     &s->encoder, err, errlen);
@@ -121,7 +161,7 @@ static int moco_create(const MethodEnv *env, ParamSet *ps, void **state, char *e
 	s->perm = eng_malloc((size_t)s->cap * sizeof(int));
 	s->inv = eng_malloc((size_t)s->cap * sizeof(int));
 	if (!s->keys || !s->perm || !s->inv ||
-	    ssl_monitor_new(s->cap, s->D, ssl_health_every_param(env), &s->health) < 0) {
+	    ssl_monitor_new(s->cap, s->D, cfg->health.health_every, &s->health) < 0) {
 		snprintf(err, errlen, "moco: out of memory");
 		goto fail;
 	}
@@ -235,11 +275,23 @@ static Encoder *moco_encoder(void *state)
 
 const PretextMethod method_moco = {
 	.name = "moco",
+	.family = "contrastive",
+	.summary = "MoCo v2: a query encoder and a momentum (EMA) key encoder; InfoNCE of each "
+	           "query against its key and a queue of past keys as negatives",
+	.default_encoder = ENC_CNN,
+	.encoders = ENC_BIT(ENC_CNN) | ENC_BIT(ENC_MLP) | ENC_BIT(ENC_VIT),
+	.datasets = DATA_IMAGES,
 	.views = 2,
+	.default_augment = "simclr",
+	.example = "moco-fashion-mnist.json",
+	.params = moco_params,
+	.n_params = (int)(sizeof moco_params / sizeof moco_params[0]),
+	.config_size = sizeof(MocoConfig),
 	.create = moco_create,
 	.loss = moco_loss,
 	.after_step = moco_after_step,
 	.encoder = moco_encoder,
 	.destroy = moco_destroy,
 	.ssl_health = 1,
+	.health_offset = offsetof(MocoConfig, health),
 };

@@ -20,6 +20,17 @@
 #define EVAL_BATCH 256
 #define GRID_N 12
 
+typedef struct RotationConfig {
+	int head_hidden;
+} RotationConfig;
+METHOD_CONFIG_FITS(RotationConfig);
+
+static const ParamDef rotation_params[] = {
+	{ "head_hidden", PARAM_INTEGER, .def = 256, .min = 0, .max = 8192,
+	  .help = "hidden width of the rotation classifier (0 = a linear head)",
+	  PARAM_AT(RotationConfig, head_hidden) },
+};
+
 typedef struct Rotation {
 	Encoder *encoder;
 	Mlp *head;
@@ -56,7 +67,7 @@ static int rotation_create(const MethodEnv *env, ParamSet *ps, void **state, cha
 	                     &r->encoder, err, errlen);
 	if (rc < 0)
 		goto fail;
-	int hidden = (int)env->param(env->param_user, "head_hidden");
+	int hidden = ((const RotationConfig *)env->config)->head_hidden;
 	int dims[3] = { encoder_out_dim(r->encoder), hidden, 4 };
 	int n = hidden > 0 ? 3 : 2;
 	if (hidden <= 0)
@@ -182,7 +193,17 @@ static int rotation_artifacts(void *state, Ctx *ctx, const Dataset *ds, const ch
 
 const PretextMethod method_rotation = {
 	.name = "rotation",
+	.family = "self-predictive",
+	.summary = "rotation prediction: each image at 0, 90, 180 and 270 degrees, the encoder and "
+	           "a small head classify the rotation (4-way cross-entropy)",
+	.default_encoder = ENC_CNN,
+	.datasets = DATA_IMAGES,
 	.views = 1,
+	.default_augment = "none",
+	.example = "rotation-fashion-mnist.json",
+	.params = rotation_params,
+	.n_params = (int)(sizeof rotation_params / sizeof rotation_params[0]),
+	.config_size = sizeof(RotationConfig),
 	.create = rotation_create,
 	.loss = rotation_loss,
 	.encoder = rotation_encoder,

@@ -11,6 +11,26 @@
 #include "../ops.h"
 #include "ssl_health.h"
 
+typedef struct SimclrConfig {
+	float temperature;
+	int proj_hidden;
+	int proj_dim;
+	SslHealthConfig health;
+} SimclrConfig;
+METHOD_CONFIG_FITS(SimclrConfig);
+
+static const ParamDef simclr_params[] = {
+	{ "temperature", PARAM_NUMBER, .def = 0.5, .min = 0, .max = 10, .flags = PARAM_MIN_EXCLUSIVE,
+	  .help = "NT-Xent softmax temperature (lower = harder negatives)",
+	  PARAM_AT(SimclrConfig, temperature) },
+	{ "proj_hidden", PARAM_INTEGER, .def = 512, .min = 1, .max = 8192,
+	  .help = "hidden width of the projection head (BN + ReLU)", PARAM_AT(SimclrConfig, proj_hidden) },
+	{ "proj_dim", PARAM_INTEGER, .def = 128, .min = 1, .max = 4096,
+	  .help = "output size of the projection head, where the loss is computed",
+	  PARAM_AT(SimclrConfig, proj_dim) },
+	SSL_HEALTH_PARAMS(SimclrConfig, health),
+};
+
 typedef struct Simclr {
 	Encoder *encoder;
 	Mlp *proj;
@@ -25,20 +45,20 @@ static int simclr_create(const MethodEnv *env, ParamSet *ps, void **state, char 
 		snprintf(err, errlen, "simclr: out of memory");
 		return -1;
 	}
-	s->temperature = (float)env->param(env->param_user, "temperature");
+	const SimclrConfig *cfg = env->config;
+	s->temperature = cfg->temperature;
 	int rc = encoder_new(env->encoder, ps, "encoder", env->in_c, env->in_h, env->in_w, env->rng,
 	                     &s->encoder, err, errlen);
 	if (rc < 0)
 		goto fail;
-	int dims[3] = { encoder_out_dim(s->encoder), (int)env->param(env->param_user, "proj_hidden"),
-	                (int)env->param(env->param_user, "proj_dim") };
+	int dims[3] = { encoder_out_dim(s->encoder), cfg->proj_hidden, cfg->proj_dim };
 	if (mlp_new(ps, "proj", dims, 3, 1, env->rng, &s->proj) < 0) {
 		snprintf(err, errlen, "simclr: cannot build the projection head %d-%d-%d", dims[0], dims[1],
 		         dims[2]);
 		rc = -1;
 		goto fail;
 	}
-	if (ssl_monitor_new(2 * env->batch_size, dims[2], ssl_health_every_param(env), &s->health) < 0) {
+	if (ssl_monitor_new(2 * env->batch_size, dims[2], cfg->health.health_every, &s->health) < 0) {
 		snprintf(err, errlen, "simclr: out of memory for the health monitor");
 		rc = -1;
 		goto fail;
@@ -104,10 +124,21 @@ static void simclr_destroy(void *state)
 
 const PretextMethod method_simclr = {
 	.name = "simclr",
+	.family = "contrastive",
+	.summary = "SimCLR: two augmented views of each image, NT-Xent loss pulls the pair together "
+	           "and pushes the other 2B-2 samples of the batch away",
+	.default_encoder = ENC_CNN,
+	.datasets = DATA_IMAGES,
 	.views = 2,
+	.default_augment = "simclr",
+	.example = "simclr-fashion-mnist.json",
+	.params = simclr_params,
+	.n_params = (int)(sizeof simclr_params / sizeof simclr_params[0]),
+	.config_size = sizeof(SimclrConfig),
 	.create = simclr_create,
 	.loss = simclr_loss,
 	.encoder = simclr_encoder,
 	.destroy = simclr_destroy,
 	.ssl_health = 1,
+	.health_offset = offsetof(SimclrConfig, health),
 };

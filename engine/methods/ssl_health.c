@@ -286,12 +286,11 @@ const SslHealth *ssl_monitor_last(const SslMonitor *m)
 	return &m->last;
 }
 
-int ssl_health_every_param(const MethodEnv *env)
+const SslHealthConfig *ssl_health_config(const PretextMethod *m, const void *config)
 {
-	double v = env->param ? env->param(env->param_user, "health_every") : NAN;
-	if (!isfinite(v) || v < 0)
-		return SSL_HEALTH_EVERY;
-	return (int)v;
+	if (!m || !m->ssl_health || !config)
+		return NULL;
+	return (const SslHealthConfig *)((const char *)config + m->health_offset);
 }
 
 /* ---------------------------------------------------------------------------------------------- */

@@ -49,6 +49,24 @@
 #define SSL_HEALTH_EVERY 50           /* default measuring interval in steps */
 #define SSL_HEALTH_KNN_EVERY 250      /* default kNN monitor interval in steps */
 
+/* The health settings every contrastive, non-contrastive and multimodal method takes: a field of
+ * its config struct, described by SSL_HEALTH_PARAMS in its parameter table. */
+typedef struct SslHealthConfig {
+	int health_every;      /* steps between health metrics (0 = off) */
+	int knn_every;         /* steps between online kNN accuracies (0 = off; the runner's) */
+} SslHealthConfig;
+
+/* The two parameter rows of an SslHealthConfig field f of config struct T. */
+#define SSL_HEALTH_PARAMS(T, f)                                                                  \
+	{ "health_every", PARAM_INTEGER, .def = SSL_HEALTH_EVERY, .min = 0, .max = 1000000,           \
+	  .help = "steps between embedding health metrics (std, effective rank, alignment, "           \
+	          "uniformity, collapsed); 0 = off",                                                  \
+	  PARAM_AT(T, f.health_every) },                                                              \
+	{ "knn_every", PARAM_INTEGER, .def = SSL_HEALTH_KNN_EVERY, .min = 0, .max = 1000000,          \
+	  .help = "steps between online kNN accuracies on a small labelled slice of the training "      \
+	          "split (health/knn_accuracy); 0 = off",                                             \
+	  PARAM_AT(T, f.knn_every) }
+
 typedef struct SslHealth {
 	double std_mean, std_min;
 	double eff_rank;
@@ -78,8 +96,8 @@ int ssl_monitor_observe(SslMonitor *m, const float *z1, const float *z2, int n,
                         const MetricSink *sink);
 /* The last measurement (n = 0 before the first). */
 const SslHealth *ssl_monitor_last(const SslMonitor *m);
-/* Read a method's interval parameter ("health_every"); missing/NaN -> SSL_HEALTH_EVERY. */
-int ssl_health_every_param(const MethodEnv *env);
+/* The health settings inside a method's filled config; NULL when m does not stream them. */
+const SslHealthConfig *ssl_health_config(const PretextMethod *m, const void *config);
 
 /* Online kNN monitor: the first n_bank training samples (labelled) are the memory bank, the last
  * n_query training samples the queries; cosine kNN with k = 20, temperature 0.07 on the encoder's

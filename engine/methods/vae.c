@@ -35,6 +35,25 @@
 #define INTERP_PAIRS 6
 #define INTERP_STEPS 10
 
+typedef struct VaeConfig {
+	int latent_dim;
+	float beta;
+	float kl_warmup;
+	DecoderKind decoder;
+} VaeConfig;
+METHOD_CONFIG_FITS(VaeConfig);
+
+static const ParamDef vae_params[] = {
+	{ "latent_dim", PARAM_INTEGER, .def = 16, .min = 1, .max = 4096,
+	  .help = "size of the latent z", PARAM_AT(VaeConfig, latent_dim) },
+	{ "beta", PARAM_NUMBER, .def = 1.0, .min = 0, .max = 100,
+	  .help = "weight of the KL term (1 = the ELBO; > 1 = beta-VAE)", PARAM_AT(VaeConfig, beta) },
+	{ "kl_warmup", PARAM_NUMBER, .def = 0, .min = 0, .max = 1,
+	  .help = "share of the planned steps over which beta ramps up linearly from 0 "
+	          "(0 = no warm-up)", PARAM_AT(VaeConfig, kl_warmup) },
+	DECODER_PARAM(VaeConfig, decoder),
+};
+
 typedef struct Vae {
 	Encoder *encoder;
 	Linear mu, logvar;
@@ -58,14 +77,15 @@ static int vae_create(const MethodEnv *env, ParamSet *ps, void **state, char *er
 	v->h = env->in_h;
 	v->w = env->in_w;
 	v->ds = env->ds;
-	v->latent = (int)env->param(env->param_user, "latent_dim");
-	v->beta = (float)env->param(env->param_user, "beta");
-	v->kl_warmup = (float)env->param(env->param_user, "kl_warmup");
+	const VaeConfig *cfg = env->config;
+	v->latent = cfg->latent_dim;
+	v->beta = cfg->beta;
+	v->kl_warmup = cfg->kl_warmup;
 	v->total_steps = env->total_steps;
 	int ntrain = env->ds ? env->ds->train.n : 0;
 	v->steps_per_epoch = env->batch_size > 0 && ntrain / env->batch_size > 0
 	                         ? ntrain / env->batch_size : 1;
-	int dec_kind = (int)env->param(env->param_user, "decoder");
+	DecoderKind dec_kind = cfg->decoder;
 	int rc;
 	if (v->latent < 1) {
 		snprintf(err, errlen, "vae: latent_dim must be >= 1, got %d", v->latent);
@@ -84,7 +104,7 @@ static int vae_create(const MethodEnv *env, ParamSet *ps, void **state, char *er
 	}
 	if (dec_kind < DEC_AUTO || dec_kind > DEC_CONV)
 		dec_kind = DEC_AUTO;
-	rc = decoder_new(ps, "decoder", (DecoderKind)dec_kind, env->encoder, v->latent, v->c, v->h,
+	rc = decoder_new(ps, "decoder", dec_kind, env->encoder, v->latent, v->c, v->h,
 	                 v->w, env->rng, &v->decoder, err, errlen);
 	if (rc < 0)
 		goto fail;
@@ -346,7 +366,19 @@ done:
 
 const PretextMethod method_vae = {
 	.name = "vae",
+	.family = "self-predictive",
+	.summary = "variational autoencoder: encoder -> (mu, log sigma^2), reparameterised sample, "
+	           "decoder; loss = Bernoulli reconstruction + beta * KL; reports the negative "
+	           "ELBO in nats per image and samples new images",
+	.default_encoder = ENC_MLP,
+	.encoders = ENC_BIT(ENC_MLP) | ENC_BIT(ENC_CNN) | ENC_BIT(ENC_VIT),
+	.datasets = DATA_IMAGES,
 	.views = 1,
+	.default_augment = "none",
+	.example = "vae-fashion-mnist.json",
+	.params = vae_params,
+	.n_params = (int)(sizeof vae_params / sizeof vae_params[0]),
+	.config_size = sizeof(VaeConfig),
 	.create = vae_create,
 	.loss = vae_loss,
 	.encoder = vae_encoder,

@@ -20,6 +20,32 @@
 #include "../ops.h"
 #include "ssl_health.h"
 
+typedef struct VicregConfig {
+	float sim_weight;
+	float var_weight;
+	float cov_weight;
+	int proj_hidden;
+	int proj_dim;
+	SslHealthConfig health;
+} VicregConfig;
+METHOD_CONFIG_FITS(VicregConfig);
+
+static const ParamDef vicreg_params[] = {
+	{ "sim_weight", PARAM_NUMBER, .def = 25, .min = 0, .max = 1000,
+	  .help = "weight of the invariance term (lambda)", PARAM_AT(VicregConfig, sim_weight) },
+	{ "var_weight", PARAM_NUMBER, .def = 25, .min = 0, .max = 1000,
+	  .help = "weight of the variance term (mu)", PARAM_AT(VicregConfig, var_weight) },
+	{ "cov_weight", PARAM_NUMBER, .def = 1, .min = 0, .max = 1000,
+	  .help = "weight of the covariance term (nu)", PARAM_AT(VicregConfig, cov_weight) },
+	{ "proj_hidden", PARAM_INTEGER, .def = 512, .min = 1, .max = 8192,
+	  .help = "width of the expander's two hidden layers (BN + ReLU)",
+	  PARAM_AT(VicregConfig, proj_hidden) },
+	{ "proj_dim", PARAM_INTEGER, .def = 512, .min = 2, .max = 8192,
+	  .help = "embedding size D where the three terms are computed",
+	  PARAM_AT(VicregConfig, proj_dim) },
+	SSL_HEALTH_PARAMS(VicregConfig, health),
+};
+
 typedef struct Vicreg {
 	Encoder *encoder;
 	Mlp *proj;
@@ -88,11 +114,12 @@ static int vicreg_create(const MethodEnv *env, ParamSet *ps, void **state, char 
 		snprintf(err, errlen, "vicreg: out of memory");
 		return -1;
 	}
-	s->sim_w = (float)env->param(env->param_user, "sim_weight");
-	s->var_w = (float)env->param(env->param_user, "var_weight");
-	s->cov_w = (float)env->param(env->param_user, "cov_weight");
-	int hid = (int)env->param(env->param_user, "proj_hidden");
-	s->D = (int)env->param(env->param_user, "proj_dim");
+	const VicregConfig *cfg = env->config;
+	s->sim_w = cfg->sim_weight;
+	s->var_w = cfg->var_weight;
+	s->cov_w = cfg->cov_weight;
+	int hid = cfg->proj_hidden;
+	s->D = cfg->proj_dim;
 	int rc = encoder_new(env->encoder, ps, "encoder", env->in_c, env->in_h, env->in_w, env->rng,
 	                     &s->encoder, err, errlen);
 	if (rc < 0)
@@ -104,7 +131,7 @@ static int vicreg_create(const MethodEnv *env, ParamSet *ps, void **state, char 
 		         s->D);
 		goto fail;
 	}
-	if (ssl_monitor_new(2 * env->batch_size, s->D, ssl_health_every_param(env), &s->health) < 0) {
+	if (ssl_monitor_new(2 * env->batch_size, s->D, cfg->health.health_every, &s->health) < 0) {
 		snprintf(err, errlen, "vicreg: out of memory");
 		goto fail;
 	}
@@ -144,10 +171,22 @@ static Encoder *vicreg_encoder(void *state)
 
 const PretextMethod method_vicreg = {
 	.name = "vicreg",
+	.family = "non-contrastive",
+	.summary = "VICReg: invariance (MSE between views), variance (a hinge keeping each "
+	           "dimension's std >= 1) and covariance (decorrelated dimensions) terms",
+	.default_encoder = ENC_CNN,
+	.encoders = ENC_BIT(ENC_CNN) | ENC_BIT(ENC_MLP) | ENC_BIT(ENC_VIT),
+	.datasets = DATA_IMAGES,
 	.views = 2,
+	.default_augment = "simclr",
+	.example = "vicreg-fashion-mnist.json",
+	.params = vicreg_params,
+	.n_params = (int)(sizeof vicreg_params / sizeof vicreg_params[0]),
+	.config_size = sizeof(VicregConfig),
 	.create = vicreg_create,
 	.loss = vicreg_step_loss,
 	.encoder = vicreg_encoder,
 	.destroy = vicreg_destroy,
 	.ssl_health = 1,
+	.health_offset = offsetof(VicregConfig, health),
 };

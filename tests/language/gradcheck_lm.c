@@ -172,16 +172,25 @@ static int block_case(Ctx *ctx, int causal)
 
 /* ---- the two methods' losses ------------------------------------------------------------------ */
 
-static double param_lookup(const void *user, const char *name)
+/* A method's config: its defaults, then this test's masked_lm values, stored through its table
+ * (autoregressive_lm has no parameters). */
+static const void *method_config(const PretextMethod *m, unsigned char *cfg)
 {
-	(void)user;
-	if (strcmp(name, "mask_prob") == 0)
-		return 0.3;   /* more targets in a tiny batch */
-	if (strcmp(name, "mask_token_prob") == 0)
-		return 0.8;
-	if (strcmp(name, "random_token_prob") == 0)
-		return 0.1;
-	return NAN;
+	static const struct { const char *name; double value; } set[] = {
+		{ "mask_prob", 0.3 },
+		{ "mask_token_prob", 0.8 },
+		{ "random_token_prob", 0.1 },
+	};
+	int rc = m ? method_config_default(m, cfg) : -1;
+	for (size_t i = 0; rc == 0 && m->n_params > 0 && i < sizeof set / sizeof set[0]; i++) {
+		const ParamDef *d = method_param(m, set[i].name);
+		rc = d ? param_store(d, cfg, set[i].value, NULL) : -1;
+	}
+	if (rc < 0) {
+		fprintf(stderr, "%s: cannot fill its config\n", m ? m->name : "method");
+		exit(1);
+	}
+	return cfg;
 }
 
 typedef struct MethodCase {
@@ -208,9 +217,11 @@ static int method_case(Ctx *ctx, const char *name, Dataset *ds)
 	ec.causal = strcmp(name, "autoregressive_lm") == 0;
 	Rng rng;
 	rng_seed(&rng, 11);
-	MethodEnv env = { .encoder = &ec, .in_c = 1, .in_h = 1, .in_w = ec.context, .ds = ds,
-	                  .param = param_lookup, .rng = &rng, .total_steps = 1, .batch_size = 2 };
 	MethodCase mc = { .m = method_find(name) };
+	_Alignas(max_align_t) unsigned char cfg[METHOD_CONFIG_MAX];
+	MethodEnv env = { .encoder = &ec, .in_c = 1, .in_h = 1, .in_w = ec.context, .ds = ds,
+	                  .config = method_config(mc.m, cfg), .rng = &rng, .total_steps = 1,
+	                  .batch_size = 2 };
 	char err[256];
 	ParamSet *ps = paramset_new();
 	if (!mc.m || mc.m->create(&env, ps, &mc.st, err, sizeof err) < 0 ||

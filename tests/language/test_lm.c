@@ -49,16 +49,25 @@ static const char corpus[] =
 
 /* ---- fixtures ---------------------------------------------------------------------------------- */
 
-static double params(const void *user, const char *name)
+/* A method's config: its defaults, then this test's masked_lm values, stored through its table
+ * (autoregressive_lm has no parameters). */
+static const void *method_config(const PretextMethod *m, unsigned char *cfg)
 {
-	(void)user;
-	if (strcmp(name, "mask_prob") == 0)
-		return 0.15;
-	if (strcmp(name, "mask_token_prob") == 0)
-		return 0.8;
-	if (strcmp(name, "random_token_prob") == 0)
-		return 0.1;
-	return NAN;
+	static const struct { const char *name; double value; } set[] = {
+		{ "mask_prob", 0.15 },
+		{ "mask_token_prob", 0.8 },
+		{ "random_token_prob", 0.1 },
+	};
+	int rc = m ? method_config_default(m, cfg) : -1;
+	for (size_t i = 0; rc == 0 && m->n_params > 0 && i < sizeof set / sizeof set[0]; i++) {
+		const ParamDef *d = method_param(m, set[i].name);
+		rc = d ? param_store(d, cfg, set[i].value, NULL) : -1;
+	}
+	if (rc < 0) {
+		fprintf(stderr, "%s: cannot fill its config\n", m ? m->name : "method");
+		exit(1);
+	}
+	return cfg;
 }
 
 static void text_dataset(Dataset *ds)
@@ -121,9 +130,11 @@ static int model_new(Model *md, const char *method, const Dataset *ds, int conte
 	md->ec.causal = strcmp(method, "autoregressive_lm") == 0;
 	Rng rng;
 	rng_seed(&rng, 21);
-	MethodEnv env = { .encoder = &md->ec, .in_c = 1, .in_h = 1, .in_w = context, .ds = ds,
-	                  .param = params, .rng = &rng, .total_steps = 10, .batch_size = batch };
 	md->m = method_find(method);
+	_Alignas(max_align_t) unsigned char cfg[METHOD_CONFIG_MAX];
+	MethodEnv env = { .encoder = &md->ec, .in_c = 1, .in_h = 1, .in_w = context, .ds = ds,
+	                  .config = method_config(md->m, cfg), .rng = &rng, .total_steps = 10,
+	                  .batch_size = batch };
 	md->ps = paramset_new();
 	char err[256];
 	if (!md->m || md->m->create(&env, md->ps, &md->st, err, sizeof err) < 0) {

@@ -48,6 +48,10 @@ static void cnn_config(EncoderConfig *ec, int stages)
 	ec->out_dim = 0;      /* features = the pooled last stage */
 }
 
+/* This file's supervised recipe for its small CNN and ~300 steps: lr 5e-3 measured 0.7340 below,
+ * the protocol default (1e-3, the lr of the README's published jobs) 0.6390. */
+#define SUPERVISED_LR 5e-3f
+
 static double run_from(const Dataset *ds, EvalProto p, int stages, const ParamSet *pretrained,
                        const char *prefix, const char *what, EvalResult *res)
 {
@@ -57,6 +61,8 @@ static double run_from(const Dataset *ds, EvalProto p, int stages, const ParamSe
 	                .pretrained = pretrained, .prefix = prefix, .seed = 1, .threads = 2 };
 	EvalConfig c;
 	eval_config_default(&c, p);
+	if (p == EVAL_PROTO_SUPERVISED)
+		c.lr = SUPERVISED_LR;
 	char err[512] = "";
 	int rc = eval_run(&env, &c, 0.01, 0, res, err, sizeof err);
 	CHECK(rc == 0, "%s: rc %d: %s", what, rc, err);
@@ -200,7 +206,7 @@ static void transfer(const Dataset *ds)
 	run_from(ds, EVAL_PROTO_KNN, 3, ps, "net.encoder", "knn, pretrained CNN", &knn_r);
 	run_from(ds, EVAL_PROTO_FINETUNE, 3, ps, "net.encoder", "finetune, pretrained CNN", &ft_r);
 	/* The supervised baseline on the same 600 labels measures 0.7340 (test "supervised"); the
-	 * encoder pretrained here measured probe 0.7800, knn 0.7625, finetune (LP-FT) 0.7850. A
+	 * encoder pretrained here measured probe 0.7855, knn 0.7685, finetune (LP-FT, lr 1e-3) 0.7765. A
 	 * transfer that lost the weights (or the BatchNorm statistics) would fall to the random-init
 	 * figures (probe 0.63, knn 0.53). */
 	CHECK(probe_r.test_accuracy > 0.76, "pretrained probe %.4f", probe_r.test_accuracy);

@@ -600,11 +600,6 @@ static void unit_resume(void)
 	}
 }
 
-static double spec_param(const void *user, const char *name)
-{
-	return jobspec_param(user, name);
-}
-
 /* After two warm-up steps, a training step (loss, backward, optimizer) allocates nothing. */
 static void unit_no_alloc(void)
 {
@@ -634,7 +629,7 @@ static void unit_no_alloc(void)
 		Rng rng;
 		rng_seed(&rng, 1);
 		MethodEnv env = { .encoder = &js->encoder, .in_c = 1, .in_h = 28, .in_w = 28, .ds = ds,
-		                  .param = spec_param, .param_user = js, .rng = &rng, .total_steps = 100,
+		                  .config = js->method_config, .rng = &rng, .total_steps = 100,
 		                  .batch_size = 16 };
 		void *st = NULL;
 		Ctx *ctx = ctx_new(1);

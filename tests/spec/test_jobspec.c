@@ -15,7 +15,10 @@
 #include <unistd.h>
 
 #include "jobspec.h"
+#include "examples_embedded.h"
 #include "method_catalog.h"
+#include "../engine/methods/decoder.h"
+#include "../engine/methods/ssl_health.h"
 
 static int failures, checks;
 
@@ -378,6 +381,13 @@ static void test_depth(void)
 
 /* ---------------------------------------------------------------------------------------------- */
 
+/* A parameter of js's method as stored in its config struct (read through the method's table). */
+static double spec_param(const JobSpec *js, const char *name)
+{
+	const ParamDef *d = method_param_def(method_catalog_find(js->method), name);
+	return d ? param_load(d, js->method_config) : NAN;
+}
+
 static void test_defaults(void)
 {
 	JobSpec *js = PARSE_OK("{\"method\": \"simclr\"}", NULL);
@@ -385,12 +395,13 @@ static void test_defaults(void)
 		return;
 	CHECK(strcmp(js->name, "simclr-fashion-mnist") == 0, "name %s", js->name);
 	CHECK(strcmp(js->method, "simclr") == 0, "method %s", js->method);
-	CHECK(js->n_params == 3, "n_params %d", js->n_params);
-	CHECK(jobspec_param(js, "temperature") == 0.5, "temperature %g", jobspec_param(js, "temperature"));
-	CHECK(jobspec_param(js, "proj_hidden") == 512, "proj_hidden");
-	CHECK(jobspec_param(js, "proj_dim") == 128, "proj_dim");
-	CHECK(isnan(jobspec_param(js, "nope")), "unknown param is NaN");
-	CHECK(jobspec_param_str(js, "temperature") == NULL, "numeric param has no string");
+	CHECK(method_catalog_find("simclr")->n_params == 5, "simclr params %d",
+	      method_catalog_find("simclr")->n_params);
+	CHECK(spec_param(js, "temperature") == 0.5, "temperature %g", spec_param(js, "temperature"));
+	CHECK(spec_param(js, "proj_hidden") == 512, "proj_hidden");
+	CHECK(spec_param(js, "proj_dim") == 128, "proj_dim");
+	CHECK(spec_param(js, "knn_every") == 250 && spec_param(js, "health_every") == 50, "health");
+	CHECK(method_param_def(method_catalog_find("simclr"), "nope") == NULL, "unknown param");
 	CHECK(js->dataset.kind == DATASET_FASHION_MNIST && js->dataset.dir == NULL, "dataset");
 	CHECK(js->dataset_name && strcmp(js->dataset_name, "fashion-mnist") == 0, "dataset_name");
 	CHECK(js->dataset.limit_train == 0 && js->dataset.limit_test == 0, "limits");
@@ -448,22 +459,22 @@ static void test_defaults(void)
 	if (js) {
 		CHECK(js->n_evals == 4, "n_evals %d", js->n_evals);
 		const EvalSpec *e = js->evals;
-		CHECK(e[0].protocol == EVAL_LINEAR_PROBE && e[0].epochs == 100 && e[0].batch_size == 256 &&
+		CHECK(e[0].protocol == EVAL_PROTO_LINEAR_PROBE && e[0].epochs == 100 && e[0].batch_size == 256 &&
 		      e[0].lr == 0 && e[0].weight_decay == 0 && e[0].augment == 0, "linear_probe defaults");
 		CHECK(e[0].n_fractions == 1 && e[0].fractions[0] == 1.0 && e[0].labels_per_class == 0 &&
 		      e[0].label_rule == LABELS_FIRST, "fractions default");
-		CHECK(e[1].protocol == EVAL_FINETUNE && e[1].epochs == 30 && e[1].lr == 1e-3f &&
+		CHECK(e[1].protocol == EVAL_PROTO_FINETUNE && e[1].epochs == 30 && e[1].lr == 1e-3f &&
 		      e[1].encoder_lr_scale == 0.1f && e[1].augment == 1 && e[1].batch_size == 64 &&
 		      e[1].weight_decay == 1e-4f, "finetune defaults");
-		CHECK(e[2].protocol == EVAL_KNN && e[2].k == 20 && e[2].temperature == 0.07f, "knn defaults");
-		CHECK(e[3].protocol == EVAL_SUPERVISED && e[3].epochs == 30 && e[3].lr == 1e-3f &&
+		CHECK(e[2].protocol == EVAL_PROTO_KNN && e[2].k == 20 && e[2].temperature == 0.07f, "knn defaults");
+		CHECK(e[3].protocol == EVAL_PROTO_SUPERVISED && e[3].epochs == 30 && e[3].lr == 1e-3f &&
 		      e[3].augment == 1 && e[3].labels_per_class == 10 && e[3].label_rule == LABELS_RANDOM &&
 		      e[3].batch_size == 64 && e[3].weight_decay == 1e-4f, "supervised");
 		CHECK(strcmp(js->name, "none-fashion-mnist") == 0, "name %s", js->name);
 		AugConfig none;
 		aug_config_none(&none);
 		CHECK(memcmp(&js->augment[0], &none, sizeof none) == 0, "method none: no augmentation");
-		CHECK(strcmp(eval_protocol_name(EVAL_KNN), "knn") == 0, "protocol name");
+		CHECK(strcmp(eval_protocol_name(EVAL_PROTO_KNN), "knn") == 0, "protocol name");
 		jobspec_free(js);
 	}
 
@@ -477,8 +488,8 @@ static void test_defaults(void)
 	              "\"lr\": 0.1, \"weight_decay\": 1e-4}]}", NULL);
 	if (js) {
 		CHECK(strcmp(js->name, "my run 1.0_x-y") == 0, "name");
-		CHECK(jobspec_param(js, "temperature") == 0.2 && jobspec_param(js, "proj_dim") == 64 &&
-		      jobspec_param(js, "proj_hidden") == 512, "params");
+		CHECK(spec_param(js, "temperature") == 0.2f && spec_param(js, "proj_dim") == 64 &&
+		      spec_param(js, "proj_hidden") == 512, "params");
 		CHECK(js->encoder.kind == ENC_VIT && js->encoder.dim == 64 && js->encoder.heads == 2 &&
 		      js->encoder.depth == 2 && js->encoder.patch == 7 && js->encoder.pool == 1 &&
 		      js->encoder.dropout == 0.1f, "vit");
@@ -707,14 +718,18 @@ static void test_catalogue(void)
 	for (int i = 0; i < method_catalog_count(); i++) {
 		const MethodInfo *m = method_catalog_at(i);
 		CHECK(m->name && m->family && m->summary && m->example, "entry %d complete", i);
-		CHECK(strlen(m->name) > 0 && method_param_count(m) <= METHOD_MAX_PARAMS, "entry %d", i);
+		CHECK(strlen(m->name) > 0 && m->config_size <= METHOD_CONFIG_MAX, "entry %d", i);
 		for (int k = 0; k < method_param_count(m); k++) {
 			const ParamDef *d = &m->params[k];
 			CHECK(d->help && d->help[0], "%s.%s has help", m->name, d->name);
 		}
+		const char *example = method_catalog_example(m);
+		CHECK(example != NULL, "%s: examples/%s is embedded", m->name, m->example);
+		if (!example)
+			continue;
 		SpecError e;
 		JobSpec *js = NULL;
-		int rc = jobspec_parse(m->example, strlen(m->example), &plain, &js, &e);
+		int rc = jobspec_parse(example, strlen(example), &plain, &js, &e);
 		CHECK(rc == 0, "example of %s: %s", m->name, e.message);
 		if (rc < 0)
 			continue;
@@ -820,6 +835,186 @@ static void test_catalogue(void)
 }
 
 /* ---------------------------------------------------------------------------------------------- */
+/* The registries: tables bound to the structs the engine reads, published defaults = used ones. */
+
+static void test_registry_tables(void)
+{
+	char err[256];
+	for (int i = 0; i < method_catalog_count(); i++) {
+		const MethodInfo *m = method_catalog_at(i);
+		int rc = param_table_check(m->params, m->n_params, m->config_size, err, sizeof err);
+		CHECK(rc == 0, "method %s: %s", m->name, err);
+		CHECK(m->n_params == 0 || m->create, "%s has parameters but no code", m->name);
+		_Alignas(max_align_t) unsigned char cfg[METHOD_CONFIG_MAX];
+		CHECK(method_config_default(m, cfg) == 0, "%s defaults", m->name);
+		for (int k = 0; k < m->n_params; k++) {
+			const ParamDef *d = &m->params[k];
+			char buf[64];
+			if (d->type == PARAM_ENUM) {
+				const char *t = param_load_text(d, cfg, buf, sizeof buf);
+				CHECK(t && strcmp(t, d->def_str) == 0, "%s.%s default \"%s\" stored as \"%s\"",
+				      m->name, d->name, d->def_str, t ? t : "(null)");
+			} else if (d->type != PARAM_STRING) {
+				double x = param_load(d, cfg);
+				CHECK(x == d->def || (float)x == (float)d->def, "%s.%s default %g stored as %g",
+				      m->name, d->name, d->def, x);
+			}
+		}
+		if (m->ssl_health) {
+			const SslHealthConfig *h = ssl_health_config(m, cfg);
+			CHECK(h && h->health_every == SSL_HEALTH_EVERY && h->knn_every == SSL_HEALTH_KNN_EVERY,
+			      "%s: health config at its offset", m->name);
+		}
+	}
+	for (int i = 0; i < protocol_catalog_count(); i++) {
+		const ProtocolInfo *pi = protocol_catalog_at(i);
+		int rc = param_table_check(pi->keys, pi->n_keys, sizeof(EvalConfig), err, sizeof err);
+		CHECK(rc == 0, "protocol %s: %s", pi->name, err);
+		CHECK(protocol_catalog_get(pi->protocol) == pi, "%s: found by its enum", pi->name);
+	}
+	/* an enum parameter is stored as the C enum its choices follow */
+	JobSpec *js = PARSE_OK("{\"method\": \"autoencoder\", \"params\": {\"loss\": \"bce\", "
+	                       "\"decoder\": \"conv\"}, \"model\": {\"encoder\": \"cnn\"}}", NULL);
+	if (js) {
+		CHECK(spec_param(js, "loss") == 1 && spec_param(js, "decoder") == DEC_CONV,
+		      "enums: loss %g decoder %g", spec_param(js, "loss"), spec_param(js, "decoder"));
+		jobspec_free(js);
+	}
+	/* cross-field rules live next to their table */
+	BAD("{\"method\": \"mae\", \"params\": {\"decoder_dim\": 64, \"decoder_heads\": 5}}",
+	    "params.decoder_heads", "decoder_heads (5) must divide decoder_dim (64)");
+	char text_path[PATH_MAX], json[PATH_MAX + 256];
+	snprintf(text_path, sizeof text_path, "%s/registry.txt", tmp);
+	FILE *tf = fopen(text_path, "w");
+	CHECK(tf != NULL, "write %s", text_path);
+	if (tf) {
+		for (int i = 0; i < 200; i++)
+			fprintf(tf, "line %d of a small text for the masked language model\n", i);
+		fclose(tf);
+		snprintf(json, sizeof json, "{\"method\": \"masked_lm\", \"dataset\": {\"format\": "
+		         "\"text\", \"files\": [\"%s\"]}, \"params\": {\"mask_token_prob\": 0.7, "
+		         "\"random_token_prob\": 0.4}}", text_path);
+		BAD(json, "params.random_token_prob",
+		    "mask_token_prob (0.7) + random_token_prob (0.4) must be at most 1");
+	}
+}
+
+/* The protocol defaults the catalogue publishes (GET /v1/methods) are the ones the engine runs
+ * with: a job's evaluation without keys is exactly eval_config_default(), which is also what the
+ * masked-LM bag-of-bytes baseline and the tests use. */
+static void test_protocol_defaults(void)
+{
+	char *cat = jobspec_catalog_json();
+	cJSON *root = cat ? cJSON_Parse(cat) : NULL;
+	CHECK(root != NULL, "catalog json");
+	cJSON *pj, *protocols = root ? cJSON_GetObjectItem(root, "protocols") : NULL;
+	int seen = 0;
+	cJSON_ArrayForEach(pj, protocols) {
+		const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(pj, "name"));
+		const ProtocolInfo *pi = protocol_catalog_find(name);
+		CHECK(pi != NULL, "published protocol %s is in the registry", name ? name : "?");
+		if (!pi)
+			continue;
+		seen++;
+		EvalConfig engine;
+		eval_config_default(&engine, pi->protocol);
+		cJSON *kj;
+		int keys = 0;
+		cJSON_ArrayForEach(kj, cJSON_GetObjectItem(pj, "keys")) {
+			const char *kn = cJSON_GetStringValue(cJSON_GetObjectItem(kj, "name"));
+			const ParamDef *d = protocol_key_def(pi, kn);
+			CHECK(d != NULL, "%s.%s is a key of the registry", name, kn ? kn : "?");
+			if (!d)
+				continue;
+			keys++;
+			cJSON *def = cJSON_GetObjectItem(kj, "default");
+			double pub = cJSON_IsBool(def) ? cJSON_IsTrue(def) : cJSON_GetNumberValue(def);
+			double used = param_load(d, &engine);
+			CHECK((float)pub == (float)used, "%s.%s: published default %g, engine uses %g", name,
+			      kn, pub, used);
+		}
+		CHECK(keys == pi->n_keys, "%s: %d keys published, %d in the registry", name, keys,
+		      pi->n_keys);
+		/* a job's evaluation without keys is the engine's default config */
+		char json[160];
+		snprintf(json, sizeof json, "{\"method\": \"none\", \"evaluations\": [{\"protocol\": \"%s\"}]}",
+		         name);
+		JobSpec *js = PARSE_OK(json, NULL);
+		if (js) {
+			CHECK(memcmp(&js->evals[0], &engine, sizeof engine) == 0,
+			      "%s: the spec's default evaluation is eval_config_default()", name);
+			jobspec_free(js);
+		}
+	}
+	CHECK(seen == 4, "protocols published: %d", seen);
+	/* the two values that had drifted: one each */
+	EvalConfig c;
+	eval_config_default(&c, EVAL_PROTO_LINEAR_PROBE);
+	CHECK(c.epochs == 100, "linear probe budget %d", c.epochs);
+	eval_config_default(&c, EVAL_PROTO_FINETUNE);
+	CHECK(c.lr == 1e-3f && c.encoder_lr_scale == 0.1f, "finetune lr %g", c.lr);
+	eval_config_default(&c, EVAL_PROTO_SUPERVISED);
+	CHECK(c.lr == 1e-3f && c.encoder_lr_scale == 1.0f, "supervised lr %g", c.lr);
+	cJSON_Delete(root);
+	free(cat);
+}
+
+/* Each method's catalogue example is its file in examples/, byte for byte (embedded at build
+ * time), and every example file is embedded. */
+static void test_examples_embedded(void)
+{
+	const char *dir = getenv("SSLD_EXAMPLES_DIR");
+	if (!dir)
+		return;
+	char *cat = jobspec_catalog_json();
+	cJSON *root = cat ? cJSON_Parse(cat) : NULL;
+	CHECK(root != NULL, "catalog json");
+	for (int i = 0; i < method_catalog_count(); i++) {
+		const MethodInfo *m = method_catalog_at(i);
+		char path[PATH_MAX];
+		snprintf(path, sizeof path, "%s/%s", dir, m->example ? m->example : "(none)");
+		FILE *f = fopen(path, "rb");
+		CHECK(f != NULL, "method %s: example file %s exists", m->name, path);
+		if (!f)
+			continue;
+		static char text[65536];
+		size_t len = fread(text, 1, sizeof text - 1, f);
+		fclose(f);
+		text[len] = '\0';
+		const char *emb = method_catalog_example(m);
+		CHECK(emb && strlen(emb) == len && memcmp(emb, text, len) == 0,
+		      "method %s: the embedded example is not %s byte for byte (meson setup --reconfigure "
+		      "after adding an example)", m->name, path);
+		cJSON *file = cJSON_Parse(text);
+		CHECK(file != NULL, "%s parses", path);
+		cJSON *mj = root ? cJSON_GetArrayItem(cJSON_GetObjectItem(root, "methods"), i) : NULL;
+		CHECK(mj && strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(mj, "name")), m->name) == 0,
+		      "catalogue order");
+		CHECK(file && mj && cJSON_Compare(cJSON_GetObjectItem(mj, "example"), file, 1),
+		      "GET /v1/methods example of %s is %s", m->name, path);
+		CHECK(file && strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(file, "method")), m->name) == 0,
+		      "%s is an example of %s", path, m->name);
+		cJSON_Delete(file);
+	}
+	/* and nothing in examples/ is left out of the build */
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		size_t l = strlen(de->d_name);
+		if (l < 6 || strcmp(de->d_name + l - 5, ".json") != 0)
+			continue;
+		int found = 0;
+		for (int i = 0; i < embedded_example_count; i++)
+			found |= strcmp(embedded_examples[i].name, de->d_name) == 0;
+		CHECK(found, "examples/%s is embedded (meson setup --reconfigure)", de->d_name);
+	}
+	if (d)
+		closedir(d);
+	cJSON_Delete(root);
+	free(cat);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
 /* Every examples/ *.json is a valid job (they are documented as runnable as they are).            */
 
 static void test_examples_dir(void)
@@ -878,7 +1073,9 @@ static void test_mutations(void)
 	int valid = 0, invalid = 0;
 	char buf[8192];
 	for (int i = 0; i < method_catalog_count(); i++) {
-		const char *ex = method_catalog_at(i)->example;
+		const char *ex = method_catalog_example(method_catalog_at(i));
+		if (!ex || strlen(ex) >= sizeof buf - 64)
+			continue;
 		for (int iter = 0; iter < 3000; iter++) {
 			size_t len = strlen(ex);
 			memcpy(buf, ex, len);
@@ -967,6 +1164,9 @@ int main(void)
 	test_paths();
 	test_catalogue();
 	test_examples_dir();
+	test_registry_tables();
+	test_protocol_defaults();
+	test_examples_embedded();
 	test_mutations();
 	rm_tree();
 	printf("%d checks, %d failures\n", checks, failures);

@@ -1,0 +1,240 @@
+/* param_table.c - store and read settings through ParamDef rows (see param_table.h).
+ *
+ * This module only moves validated values in and out of the owner's struct and checks that a
+ * table is self-consistent; it does not parse JSON or report user errors (the spec layer does).
+ */
+#include "param_table.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+const char *param_type_name(ParamType t)
+{
+	switch (t) {
+	case PARAM_NUMBER: return "number";
+	case PARAM_INTEGER: return "integer";
+	case PARAM_BOOLEAN: return "boolean";
+	case PARAM_STRING: return "string";
+	case PARAM_ENUM: return "enum";
+	}
+	return "?";
+}
+
+int param_choice_index(const char *choices, const char *word)
+{
+	if (!choices || !word)
+		return -1;
+	int i = 0;
+	size_t wl = strlen(word);
+	for (const char *s = choices; *s; i++) {
+		const char *bar = strchr(s, '|');
+		size_t l = bar ? (size_t)(bar - s) : strlen(s);
+		if (l == wl && strncmp(s, word, l) == 0)
+			return i;
+		if (!bar)
+			break;
+		s = bar + 1;
+	}
+	return -1;
+}
+
+const char *param_choice_name(const char *choices, int i, char *buf, size_t len)
+{
+	if (len == 0)
+		return buf;
+	buf[0] = '\0';
+	const char *s = choices;
+	for (int k = 0; s && k < i; k++) {
+		s = strchr(s, '|');
+		if (s)
+			s++;
+	}
+	if (!s || i < 0)
+		return buf;
+	const char *bar = strchr(s, '|');
+	size_t l = bar ? (size_t)(bar - s) : strlen(s);
+	snprintf(buf, len, "%.*s", (int)l, s);
+	return buf;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Storage: the row's type and its field's size say how the value is kept.                        */
+
+typedef enum Store { STORE_NONE, STORE_FLOAT, STORE_DOUBLE, STORE_INT, STORE_INT64, STORE_TEXT,
+                     STORE_BAD } Store;
+
+static Store store_of(const ParamDef *d)
+{
+	if (d->size == 0)
+		return STORE_NONE;
+	switch (d->type) {
+	case PARAM_NUMBER:
+		return d->size == sizeof(float) ? STORE_FLOAT
+		     : d->size == sizeof(double) ? STORE_DOUBLE : STORE_BAD;
+	case PARAM_INTEGER:
+		return d->size == sizeof(int) ? STORE_INT
+		     : d->size == sizeof(int64_t) ? STORE_INT64 : STORE_BAD;
+	case PARAM_BOOLEAN:
+	case PARAM_ENUM:
+		return d->size == sizeof(int) ? STORE_INT : STORE_BAD;
+	case PARAM_STRING:
+		return d->size > 1 ? STORE_TEXT : STORE_BAD;
+	}
+	return STORE_BAD;
+}
+
+int param_store(const ParamDef *d, void *base, double num, const char *str)
+{
+	char *at = (char *)base + d->offset;
+	switch (store_of(d)) {
+	case STORE_NONE:
+		return 0;
+	case STORE_FLOAT: {
+		float v = (float)num;
+		memcpy(at, &v, sizeof v);
+		return 0;
+	}
+	case STORE_DOUBLE:
+		memcpy(at, &num, sizeof num);
+		return 0;
+	case STORE_INT: {
+		int v = (int)num;
+		memcpy(at, &v, sizeof v);
+		return 0;
+	}
+	case STORE_INT64: {
+		int64_t v = (int64_t)num;
+		memcpy(at, &v, sizeof v);
+		return 0;
+	}
+	case STORE_TEXT:
+		snprintf(at, d->size, "%s", str ? str : "");
+		return 0;
+	case STORE_BAD:
+		break;
+	}
+	return -1;
+}
+
+double param_load(const ParamDef *d, const void *base)
+{
+	const char *at = (const char *)base + d->offset;
+	switch (store_of(d)) {
+	case STORE_FLOAT: {
+		float v;
+		memcpy(&v, at, sizeof v);
+		return v;
+	}
+	case STORE_DOUBLE: {
+		double v;
+		memcpy(&v, at, sizeof v);
+		return v;
+	}
+	case STORE_INT: {
+		int v;
+		memcpy(&v, at, sizeof v);
+		return v;
+	}
+	case STORE_INT64: {
+		int64_t v;
+		memcpy(&v, at, sizeof v);
+		return (double)v;
+	}
+	default:
+		return NAN;
+	}
+}
+
+const char *param_load_text(const ParamDef *d, const void *base, char *buf, size_t len)
+{
+	if (d->type == PARAM_STRING && store_of(d) == STORE_TEXT)
+		return (const char *)base + d->offset;
+	if (d->type == PARAM_ENUM && store_of(d) == STORE_INT)
+		return param_choice_name(d->choices, (int)param_load(d, base), buf, len);
+	return NULL;
+}
+
+int param_fill_defaults(const ParamDef *defs, int n, void *base, size_t size)
+{
+	memset(base, 0, size);
+	for (int i = 0; i < n; i++) {
+		const ParamDef *d = &defs[i];
+		double num = d->type == PARAM_ENUM ? param_choice_index(d->choices, d->def_str) : d->def;
+		if (param_store(d, base, num, d->def_str) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Consistency                                                                                    */
+
+int param_in_range(const ParamDef *d, double x, char *why, size_t n)
+{
+	char lo[32], hi[32];
+	snprintf(lo, sizeof lo, "%.15g", d->min);
+	snprintf(hi, sizeof hi, "%.15g", d->max);
+	if (!(d->flags & PARAM_NO_MIN)) {
+		if ((d->flags & PARAM_MIN_EXCLUSIVE) ? !(x > d->min) : !(x >= d->min)) {
+			snprintf(why, n, "must be %s %s", (d->flags & PARAM_MIN_EXCLUSIVE) ? ">" : ">=", lo);
+			return 0;
+		}
+	}
+	if (!(d->flags & PARAM_NO_MAX)) {
+		if ((d->flags & PARAM_MAX_EXCLUSIVE) ? !(x < d->max) : !(x <= d->max)) {
+			snprintf(why, n, "must be %s %s", (d->flags & PARAM_MAX_EXCLUSIVE) ? "<" : "<=", hi);
+			return 0;
+		}
+	}
+	return 1;
+}
+
+int param_table_check(const ParamDef *defs, int n, size_t size, char *err, size_t errlen)
+{
+	char why[96];
+	for (int i = 0; i < n; i++) {
+		const ParamDef *d = &defs[i];
+		const char *name = d->name ? d->name : "(unnamed)";
+		if (!d->name || !d->help) {
+			snprintf(err, errlen, "%s: a row needs a name and a help line", name);
+			return -1;
+		}
+		if (store_of(d) == STORE_BAD) {
+			snprintf(err, errlen, "%s: a %s cannot be stored in a field of %zu bytes", name,
+			         param_type_name(d->type), d->size);
+			return -1;
+		}
+		if (d->size && d->offset + d->size > size) {
+			snprintf(err, errlen, "%s: field at %zu+%zu lies outside the %zu-byte config", name,
+			         d->offset, d->size, size);
+			return -1;
+		}
+		for (int j = 0; j < i; j++) {
+			if (strcmp(defs[j].name, d->name) == 0) {
+				snprintf(err, errlen, "%s: listed twice", name);
+				return -1;
+			}
+		}
+		if ((d->type == PARAM_NUMBER || d->type == PARAM_INTEGER) &&
+		    !param_in_range(d, d->def, why, sizeof why)) {
+			snprintf(err, errlen, "%s: default %g %s", name, d->def, why);
+			return -1;
+		}
+		if (d->type == PARAM_INTEGER && d->def != floor(d->def)) {
+			snprintf(err, errlen, "%s: default %g is not an integer", name, d->def);
+			return -1;
+		}
+		if (d->type == PARAM_ENUM && param_choice_index(d->choices, d->def_str) < 0) {
+			snprintf(err, errlen, "%s: default \"%s\" is not one of \"%s\"", name,
+			         d->def_str ? d->def_str : "(none)", d->choices ? d->choices : "");
+			return -1;
+		}
+		if (d->type == PARAM_STRING && d->def_str && d->size && strlen(d->def_str) >= d->size) {
+			snprintf(err, errlen, "%s: default does not fit its field", name);
+			return -1;
+		}
+	}
+	return 0;
+}
