@@ -877,8 +877,12 @@ void checkpoint_state_free(CheckpointState *st)
 		return;
 	eng_free((char *)st->method);
 	eng_free((char *)st->encoder_config_json);
+	eng_free((char *)st->job_key);
+	eng_free((char *)st->spec_sha256);
 	st->method = NULL;
 	st->encoder_config_json = NULL;
+	st->job_key = NULL;
+	st->spec_sha256 = NULL;
 }
 
 static int parse_i64(const char *s, int64_t *out)
@@ -936,6 +940,12 @@ int checkpoint_get_state(const Checkpoint *ck, CheckpointState *st, char *err, s
 	if (m && !(s.method = eng_strdup(m)))
 		goto oom;
 	if (c && !(s.encoder_config_json = eng_strdup(c)))
+		goto oom;
+	const char *k = checkpoint_meta(ck, "ssld.job_key");
+	const char *h = checkpoint_meta(ck, "ssld.spec_sha256");
+	if (k && !(s.job_key = eng_strdup(k)))
+		goto oom;
+	if (h && !(s.spec_sha256 = eng_strdup(h)))
 		goto oom;
 	*st = s;
 	return 0;
@@ -1440,6 +1450,10 @@ int checkpoint_save(const char *path, const ParamSet *ps, const Optim *opt,
 			writer_meta(&w, "ssld.method", st->method);
 		if (st->encoder_config_json)
 			writer_meta(&w, "ssld.encoder_config", st->encoder_config_json);
+		if (st->job_key)
+			writer_meta(&w, "ssld.job_key", st->job_key);
+		if (st->spec_sha256)
+			writer_meta(&w, "ssld.spec_sha256", st->spec_sha256);
 	}
 	rc = write_file(path, &w, err, errlen);
 out:

@@ -262,10 +262,18 @@ static void run_job(Worker *w, StoreJob *j)
 		.user = w, .on_metric = hook_metric, .on_progress = hook_progress, .on_event = hook_event,
 		.on_artifact = hook_artifact, .should_stop = hook_should_stop, .on_checkpoint = hook_checkpoint,
 	};
+	/* The job's identity (runner.h): its id and creation time to the clock's resolution, so a
+	 * directory left by an earlier job with the same id (a replaced database) is never adopted. */
+	double created = j->created_at;
+	uint64_t created_bits;
+	memcpy(&created_bits, &created, sizeof created_bits);
+	char key[64];
+	snprintf(key, sizeof key, "%lld-%016llx", (long long)j->id, (unsigned long long)created_bits);
+	RunnerOptions ro = { .job_key = key };
 	char *results = NULL;
 	err[0] = 0;
 	uint64_t t0 = mono_ns();
-	int rc = runner_run(capped ? capped : j->spec, dir, &h, resolve_job, &results, err, sizeof err);
+	int rc = runner_run_opts(capped ? capped : j->spec, dir, &ro, &h, resolve_job, &results, err, sizeof err);
 	double secs = (double)(mono_ns() - t0) * 1e-9;
 	atomic_fetch_add(&p->busy_ns, mono_ns() - t0);
 	free(capped);
