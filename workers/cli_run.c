@@ -203,12 +203,14 @@ static int decide(const char *dir, const char *spec_path, const char *resolved, 
 	}
 	if ((wi.has_checkpoint || wi.finished) && wi.spec_match != 1) {
 		fprintf(stderr,
-		        "ssld run: %s holds %s of %s job spec than %s%s%s%s; refusing to %s.\n"
+		        "ssld run: %s holds %s of %s%s%s%s%s; refusing to %s.\n"
 		        "  add --restart  to start over (the old output is moved to %s.old-<time>)\n"
 		        "  add --resume   to %s anyway\n"
 		        "  or give another --out DIR\n",
 		        dir, wi.finished ? "a finished run" : "a checkpoint",
-		        wi.spec_match == 0 ? "a different" : "an unrecorded", spec_path,
+		        wi.spec_match == 0 ? "a different job spec than " : "a job spec that was not recorded"
+		                                                               " (an older ssld), not ",
+		        spec_path,
 		        wi.differs[0] ? " (changed: " : "", wi.differs, wi.differs[0] ? ")" : "",
 		        wi.finished ? "run over it" : "resume it", dir,
 		        wi.finished ? "run over it from its final checkpoint" : "resume from its checkpoint");

@@ -676,15 +676,21 @@ static int check_workdir(Run *r, const RunnerOptions *o)
 		}
 		if (wi.has_checkpoint && wi.spec_match != 1) {
 			free(resolved);
-			return fail(r, "%s/" CHECKPOINT_NAME " (step %lld) was written for %s job spec%s%s; "
+			return fail(r, "%s/" CHECKPOINT_NAME " (step %lld) was written for %s%s%s; "
 			            "it is not resumed: start over in an empty directory, or resume it "
 			            "deliberately",
 			            r->dir, (long long)wi.step,
-			            wi.spec_match == 0 ? "a different" : "an unrecorded",
+			            wi.spec_match == 0 ? "a different job spec"
+			                               : "a job spec that was not recorded (an older ssld)",
 			            wi.differs[0] ? ": " : "", wi.differs);
 		}
 	}
 	free(resolved);
+	/* The results of an earlier run describe that run; this one writes its own at the end. */
+	char path[4200];
+	snprintf(path, sizeof path, "%s/results.json", r->dir);
+	if (unlink(path) != 0 && errno != ENOENT)
+		return fail(r, "%s: %s", path, strerror(errno));
 	return workdir_mark_spec(r->dir, r->spec_sha256, r->err, r->errlen);
 }
 

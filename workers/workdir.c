@@ -107,7 +107,7 @@ static int checkpoint_state(const char *dir, CheckpointState *st, char *err, siz
 	return rc < 0 ? -1 : 1;
 }
 
-/* 1 if dir has entries other than "." and "..", 0 if empty or absent. */
+/* 1 if dir has entries other than ".", ".." and temporary files, 0 if empty or absent. */
 static int has_entries(const char *dir)
 {
 	DIR *d = opendir(dir);
@@ -115,8 +115,12 @@ static int has_entries(const char *dir)
 		return 0;
 	struct dirent *e;
 	int any = 0;
-	while (!any && (e = readdir(d)))
-		any = strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+	while (!any && (e = readdir(d))) {
+		size_t n = strlen(e->d_name);
+		/* A temporary file is a write cut short (of these marks, say), not state. */
+		int tmp = n > 4 && strcmp(e->d_name + n - 4, ".tmp") == 0;
+		any = strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 && !tmp;
+	}
 	closedir(d);
 	return any;
 }
