@@ -9,8 +9,8 @@ acknowledged (docs/bad-inputs.md, "State on disk"):
 - `ssld run` into the same --out: a checkpoint of a changed spec (batch size, method) is refused
   with exit 2 naming what changed and the two ways on (--restart, --resume), the checkpoint
   untouched; --resume resumes it; --restart moves the old output aside and starts over; a
-  finished run run again says it is complete and points to results.json (before: "resumed from
-  checkpoint" and a loss of 0);
+  finished run run again says it is complete and points to results.json, rewriting nothing
+  (before: "resumed from checkpoint", the evaluations again and a loss of 0);
 - the database deleted (with its WAL), or only its WAL, under a running daemon: /v1/health
   answers 503 naming the deleted file and every submit gets 503 (before: 201 and "ok", and the
   jobs were gone after a restart);
@@ -151,6 +151,27 @@ def interrupted_run(exe, spec_path, out):
     check(p.returncode == 130, "interrupted run: exit %s\n%s" % (p.returncode, err))
 
 
+def run_expect_refusal(exe, spec_path, out):
+    """`ssld run` that must refuse before training: (exit code, stderr). A run that starts training
+    instead (it loads the dataset) is stopped at once and reported, not waited for."""
+    p = subprocess.Popen([exe, "run", spec_path, "--out", out], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    lines = []
+    try:
+        for line in p.stderr:
+            lines.append(line)
+            if "dataset loaded" in line or "resumed from checkpoint" in line:
+                p.kill()
+                p.wait()
+                raise Failure("%s: ssld run started training instead of refusing:\n%s" % (spec_path, "".join(lines)))
+        p.wait(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    return p.returncode, "".join(lines)
+
+
 def resume_until_noticed(exe, spec_path, out):
     """`ssld run --resume`: returns its first lines up to "resumed from checkpoint", then SIGINT."""
     p = subprocess.Popen([exe, "run", spec_path, "--out", out, "--resume"], stdout=subprocess.DEVNULL,
@@ -184,17 +205,31 @@ def run_changed_spec(exe):
         ck = os.path.join(out, CKPT)
         before = sha(ck)
         for spec, changed in ((b, "pretrain.batch_size"), (c, "method")):
-            r = ssld_run(exe, spec, "--out", out)
-            check(r.returncode == 2, "changed %s: exit %d (expected a refusal)\n%s" % (changed, r.returncode, r.stderr))
-            check(changed in r.stderr and "--restart" in r.stderr and "--resume" in r.stderr
-                  and "resumed from checkpoint" not in r.stderr,
-                  "changed %s: the refusal does not name the change and the ways on:\n%s" % (changed, r.stderr))
+            rc, err = run_expect_refusal(exe, spec, out)
+            check(rc == 2, "changed %s: exit %d (expected a refusal)\n%s" % (changed, rc, err))
+            check(changed in err and "--restart" in err and "--resume" in err,
+                  "changed %s: the refusal does not name the change and the ways on:\n%s" % (changed, err))
             check(sha(ck) == before, "changed %s: the checkpoint was touched by a refused run" % changed)
         said = resume_until_noticed(exe, b, out)
         check("resumed from checkpoint at step" in said, "--resume did not resume:\n%s" % said)
+        print("  ssld run: changed batch size and method refused by name, checkpoint untouched; --resume resumes")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_restart_and_finished(exe):
+    tmp = tempfile.mkdtemp(prefix="ssld-it-run-")
+    try:
+        files = small_dataset(tmp)
+        base = idx_job("run", files, hidden=(64,), pretrain={"epochs": 1, "batch_size": 64},
+                       extra={"evaluations": []})
+        out = os.path.join(tmp, "out")
+        first = write_spec(tmp, "a.json", dict(base, pretrain={"epochs": 2, "batch_size": 64}))
+        r = ssld_run(exe, first, "--out", out)
+        check(r.returncode == 0, "first run: exit %d\n%s" % (r.returncode, r.stderr))
 
         # --restart: the old output moves aside whole, the run starts over and finishes.
-        short = write_spec(tmp, "d.json", dict(base, pretrain={"epochs": 1, "batch_size": 64}))
+        short = write_spec(tmp, "d.json", base)
         r = ssld_run(exe, short, "--out", out, "--restart")
         check(r.returncode == 0 and "resumed from checkpoint" not in r.stderr, "--restart: exit %d\n%s" % (r.returncode, r.stderr))
         aside = glob.glob(out + ".old-*")
@@ -213,7 +248,7 @@ def run_changed_spec(exe):
               "finished run again: exit %d\n%s" % (r.returncode, r.stderr))
         check(os.stat(os.path.join(out, "results.json")).st_mtime_ns == mtime, "results.json was rewritten")
         check(("%g" % loss) in r.stdout, "the finished run's results are not shown:\n%s" % r.stdout)
-        print("  ssld run: changed batch size and method refused by name; --resume, --restart and a finished rerun behave")
+        print("  ssld run: --restart moved the old output aside and started over; a finished run is reported, not rerun")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -305,6 +340,7 @@ def main(exe):
     db_deleted(exe)
     reused_ids(exe)
     run_changed_spec(exe)
+    run_restart_and_finished(exe)
 
 
 if __name__ == "__main__":
