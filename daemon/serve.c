@@ -30,6 +30,7 @@
 #include "../storage/store.h"
 #include "../workers/pool.h"
 #include "../workers/runner.h"
+#include "../workers/workdir.h"
 #include "config.h"
 #include "statelock.h"
 
@@ -255,10 +256,13 @@ static void recover(Server *s)
 		char dir[4096];
 		int64_t file_step;
 		StoreJob j;
+		char key[64];
 		if (pool_job_dir(s->cfg.state_dir, ids[i], dir, sizeof dir) == 0 &&
-		    runner_checkpoint_step(dir, &file_step, err, sizeof err) == 1 &&
 		    store_job_get(s->st, ids[i], &j, err, sizeof err) == 0) {
-			if (file_step > j.checkpoint_step) {
+			/* Only the job's own checkpoint counts: another job's is moved aside when it runs. */
+			workdir_job_key(ids[i], j.created_at, key, sizeof key);
+			if (runner_checkpoint_step(dir, key, &file_step, err, sizeof err) == 1 &&
+			    file_step > j.checkpoint_step) {
 				if (store_job_checkpoint(s->st, ids[i], file_step, err, sizeof err) < 0)
 					slog(LOG_ERR, ids[i], "recording the checkpoint at step %lld found on disk: %s", (long long)file_step, err);
 				else

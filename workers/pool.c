@@ -20,6 +20,7 @@
 
 #include "../storage/log.h"
 #include "runner.h"
+#include "workdir.h"
 
 typedef struct Worker {
 	struct Pool *pool;
@@ -262,13 +263,8 @@ static void run_job(Worker *w, StoreJob *j)
 		.user = w, .on_metric = hook_metric, .on_progress = hook_progress, .on_event = hook_event,
 		.on_artifact = hook_artifact, .should_stop = hook_should_stop, .on_checkpoint = hook_checkpoint,
 	};
-	/* The job's identity (runner.h): its id and creation time to the clock's resolution, so a
-	 * directory left by an earlier job with the same id (a replaced database) is never adopted. */
-	double created = j->created_at;
-	uint64_t created_bits;
-	memcpy(&created_bits, &created, sizeof created_bits);
-	char key[64];
-	snprintf(key, sizeof key, "%lld-%016llx", (long long)j->id, (unsigned long long)created_bits);
+	char key[64];   /* the job's identity: a directory it did not create is never adopted */
+	workdir_job_key(j->id, j->created_at, key, sizeof key);
 	RunnerOptions ro = { .job_key = key };
 	char *results = NULL;
 	err[0] = 0;

@@ -276,7 +276,8 @@ static int try_resume(Run *r)
 	return 1;
 }
 
-int runner_checkpoint_step(const char *work_dir, int64_t *step, char *err, size_t errlen)
+int runner_checkpoint_step(const char *work_dir, const char *job_key, int64_t *step, char *err,
+                           size_t errlen)
 {
 	char path[4096];
 	snprintf(path, sizeof path, "%s/%s", work_dir, CHECKPOINT_NAME);
@@ -290,6 +291,10 @@ int runner_checkpoint_step(const char *work_dir, int64_t *step, char *err, size_
 	checkpoint_close(ck);
 	if (rc < 0)
 		return -1;
+	if (job_key && (!st.job_key || strcmp(st.job_key, job_key) != 0)) {
+		checkpoint_state_free(&st);
+		return 0;
+	}
 	*step = st.step;
 	checkpoint_state_free(&st);
 	return 1;

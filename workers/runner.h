@@ -88,10 +88,12 @@ typedef struct GenerateRequest {
 } GenerateRequest;
 
 /* The step of the complete checkpoint in work_dir (what a resume would start from): 1 with *step
- * set, 0 if there is none, < 0 if it cannot be read (err says why). Start-up recovery uses it: a
+ * set, 0 if there is none (or, with job_key non-NULL, if it was written by another job: a resume
+ * would not adopt it), < 0 if it cannot be read (err says why). Start-up recovery uses it: a
  * crash between renaming a checkpoint into place and recording it in the database leaves the
  * record behind the file, and the resume must drop the metric points after the file's step. */
-int runner_checkpoint_step(const char *work_dir, int64_t *step, char *err, size_t errlen);
+int runner_checkpoint_step(const char *work_dir, const char *job_key, int64_t *step, char *err,
+                           size_t errlen);
 
 int runner_generate(const char *spec_json, const char *work_dir, const GenerateRequest *req,
                     char **result_json, char *err, size_t errlen);

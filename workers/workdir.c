@@ -25,6 +25,13 @@
 /* Top-level spec keys that change how a run is scheduled or named, not what it computes. */
 static const char *const unhashed_keys[] = { "name", "threads", "checkpoint_interval_s", "priority" };
 
+void workdir_job_key(int64_t job_id, double created_at, char *out, size_t len)
+{
+	uint64_t bits;
+	memcpy(&bits, &created_at, sizeof bits);
+	snprintf(out, len, "%lld-%016llx", (long long)job_id, (unsigned long long)bits);
+}
+
 int workdir_spec_hash(const char *resolved_json, char out[65])
 {
 	cJSON *root = cJSON_Parse(resolved_json);

@@ -25,6 +25,11 @@
 #define WORKDIR_KEY_FILE "job-key"
 #define WORKDIR_SPEC_FILE "spec.sha256"
 
+/* The daemon's key of one job row: its id and creation time to the clock's resolution, so a
+ * directory left by an earlier job with the same id (a replaced or restored database) never
+ * matches. "17-41d9a2b3c4d5e6f7". */
+void workdir_job_key(int64_t job_id, double created_at, char *out, size_t len);
+
 /* SHA-256 (hex, 65 bytes with the NUL) of a resolved spec, leaving out the keys that do not change
  * what is computed ("name", "threads", "checkpoint_interval_s", "priority"). 0, or -1 when the
  * text is not a JSON object. */
