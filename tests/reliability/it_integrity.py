@@ -2,18 +2,19 @@
 acknowledged (docs/bad-inputs.md, "State on disk"):
 
 - reused job ids: jobs 1 and 2 succeed, the database is deleted while the daemon is down, and the
-  new jobs 1 (the same spec) and 2 (another architecture) train from step 1: their loss curves
-  are whole, nothing is "resumed", and the old directories are moved aside with their
-  checkpoints byte-for-byte intact (before: job 1 trained nothing and reported the old job's
-  results; job 2 failed with a shape mismatch);
+  new jobs 1 (the same spec), 2 (another architecture) and 3 (whose directory holds a checkpoint
+  without a job key, as an older ssld left them) train from step 1: their loss curves are whole,
+  nothing is "resumed", and the old directories are moved aside with their checkpoints
+  byte-for-byte intact (before: job 1 resumed the old job's checkpoint; job 2 failed with a shape
+  mismatch);
 - `ssld run` into the same --out: a checkpoint of a changed spec (batch size, method) is refused
   with exit 2 naming what changed and the two ways on (--restart, --resume), the checkpoint
   untouched; --resume resumes it; --restart moves the old output aside and starts over; a
   finished run run again says it is complete and points to results.json, rewriting nothing
   (before: "resumed from checkpoint", the evaluations again and a loss of 0);
-- the database deleted (with its WAL), or only its WAL, under a running daemon: /v1/health
-  answers 503 naming the deleted file and every submit gets 503 (before: 201 and "ok", and the
-  jobs were gone after a restart);
+- the database deleted (with its WAL), only its WAL deleted, or the database replaced by a copy,
+  under a running daemon: /v1/health answers 503 naming the file and what happened, and every
+  submit gets 503 (before: 201 and "ok", and the jobs were gone after a restart);
 - ssld.lock deleted under a running daemon: a second daemon on the state directory still refuses
   to start, and once the first has written the file again the refusal names its pid;
 - a read-only state directory (a read-only tmpfs in a user namespace): the refusal says read-only,
@@ -94,15 +95,22 @@ def reused_ids(exe):
             p = os.path.join(d.state_dir, "ssld.db" + suffix)
             if os.path.exists(p):
                 os.unlink(p)
+        # A directory an older ssld left: a checkpoint and no job key.
+        legacy = os.path.join(d.state_dir, "jobs", "3")
+        os.mkdir(legacy)
+        shutil.copyfile(os.path.join(d.state_dir, "jobs", "1", CKPT), os.path.join(legacy, CKPT))
+        old_sha[3] = sha(os.path.join(legacy, CKPT))
         d.start(*d.args_)
         new = [idx_job("new-a", d.files, hidden=(64,), pretrain={"epochs": 2, "batch_size": 64},
                        extra={"evaluations": []}),
                idx_job("new-b", d.files, hidden=(128, 32), pretrain={"epochs": 2, "batch_size": 64},
+                       extra={"evaluations": []}),
+               idx_job("new-c", d.files, hidden=(64,), pretrain={"epochs": 2, "batch_size": 64},
                        extra={"evaluations": []})]
         for i, spec in enumerate(new, 1):
             s, sub = d.post("/v1/jobs", spec)
             check(s == 201 and sub["id"] == i, "new job %d got id %s (%d)" % (i, sub.get("id"), s))
-        for i in (1, 2):
+        for i in (1, 2, 3):
             j = d.wait_state(i, ("succeeded", "failed"))
             check(j["state"] == "succeeded", "new job %d adopted old state: %s %s" % (i, j["state"], j["error"]))
             total = j["results"]["pretext"]["steps"]
@@ -117,7 +125,7 @@ def reused_ids(exe):
             check(len(aside) == 1 and aside[0] in moved[0], "job %d: moved-aside dirs %s, event %r" % (i, aside, moved[0]))
             check(sha(os.path.join(aside[0], CKPT)) == old_sha[i], "job %d: the old checkpoint changed" % i)
         check(d.stop() == 0, "final stop")
-        print("  reused ids: new jobs 1 and 2 trained from step 1; the old directories were moved aside intact")
+        print("  reused ids: new jobs 1, 2 and 3 trained from step 1; the old (and the unkeyed) directories were moved aside intact")
     finally:
         d.cleanup()
 
@@ -256,7 +264,9 @@ def run_restart_and_finished(exe):
 # ---- 3. the database deleted under a running daemon ---------------------------------------------
 
 def db_deleted(exe):
-    for what in (("ssld.db", "ssld.db-wal"), ("ssld.db-wal",)):
+    # (files deleted, or one replaced by a copy of itself: same bytes, another inode), the word
+    for what, word in ((("ssld.db", "ssld.db-wal"), "deleted"), (("ssld.db-wal",), "deleted"),
+                       (("replace", "ssld.db"), "replaced")):
         d = new_daemon(exe)
         try:
             d.start("--workers", "0", "--data-root", os.path.dirname(d.files["train_images"]))
@@ -265,18 +275,23 @@ def db_deleted(exe):
             check(s == 201, "submit before -> %d %s" % (s, sub))
             s, h = d.get("/v1/health")
             check(s == 200 and h["database"] == "ok", "health before -> %d %s" % (s, h))
-            for name in what:
-                os.unlink(os.path.join(d.state_dir, name))
+            if what[0] == "replace":
+                path = os.path.join(d.state_dir, what[1])
+                shutil.copyfile(path, path + ".copy")
+                os.replace(path + ".copy", path)
+            else:
+                for name in what:
+                    os.unlink(os.path.join(d.state_dir, name))
             s, h = d.get("/v1/health")
             check(s == 503 and h["status"] != "ok" and "ssld.db" in h["database"]
-                  and "deleted" in h["database"], "health after deleting %s -> %d %s" % (what, s, h))
+                  and word in h["database"], "health after %s -> %d %s" % (what, s, h))
             for i in range(4):
                 s, body = d.post("/v1/jobs", dict(spec, name="after-%d" % i))
-                check(s == 503 and body["error"]["code"] == "storage_error" and "deleted" in body["error"]["message"],
-                      "submit after deleting %s -> %d %s" % (what, s, body))
+                check(s == 503 and body["error"]["code"] == "storage_error" and word in body["error"]["message"],
+                      "submit after %s -> %d %s" % (what, s, body))
             check("while ssld was running" in d.log(), "the loss of the database was not logged")
             d.stop()
-            print("  %s deleted: health 503 (%s...), submits 503" % (" and ".join(what), h["database"][:60]))
+            print("  %s: health 503 (%s...), submits 503" % (" ".join(what), h["database"][:60]))
         finally:
             d.cleanup()
 
