@@ -202,16 +202,18 @@ static int decide(const char *dir, const char *spec_path, const char *resolved, 
 		return -1;
 	}
 	if ((wi.has_checkpoint || wi.finished) && wi.spec_match != 1) {
-		fprintf(stderr,
-		        "ssld run: %s holds %s of %s%s%s%s%s; refusing to %s.\n"
+		const char *what = wi.finished ? "a finished run" : "a checkpoint";
+		if (wi.spec_match == 0)
+			fprintf(stderr, "ssld run: %s holds %s of a different job spec than %s%s%s%s",
+			        dir, what, spec_path, wi.differs[0] ? " (changed: " : "", wi.differs,
+			        wi.differs[0] ? ")" : "");
+		else
+			fprintf(stderr, "ssld run: %s holds %s whose job spec was not recorded (an older "
+			        "ssld wrote it), so it cannot be checked against %s", dir, what, spec_path);
+		fprintf(stderr, "; refusing to %s.\n"
 		        "  add --restart  to start over (the old output is moved to %s.old-<time>)\n"
 		        "  add --resume   to %s anyway\n"
 		        "  or give another --out DIR\n",
-		        dir, wi.finished ? "a finished run" : "a checkpoint",
-		        wi.spec_match == 0 ? "a different job spec than " : "a job spec that was not recorded"
-		                                                               " (an older ssld), not ",
-		        spec_path,
-		        wi.differs[0] ? " (changed: " : "", wi.differs, wi.differs[0] ? ")" : "",
 		        wi.finished ? "run over it" : "resume it", dir,
 		        wi.finished ? "run over it from its final checkpoint" : "resume from its checkpoint");
 		return -1;
