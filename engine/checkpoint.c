@@ -916,6 +916,13 @@ int checkpoint_get_state(const Checkpoint *ck, CheckpointState *st, char *err, s
 		if (end == v || *end || !isfinite(s.elapsed_s))
 			return fail(err, errlen, CKPT_EFORMAT, "%s: ssld.elapsed_s is \"%.40s\"", ck->path, v);
 	}
+	v = checkpoint_meta(ck, "ssld.loss");
+	if (v) {
+		char *end;
+		s.loss = strtod(v, &end);
+		if (end == v || *end || !isfinite(s.loss))
+			return fail(err, errlen, CKPT_EFORMAT, "%s: ssld.loss is \"%.40s\"", ck->path, v);
+	}
 	v = checkpoint_meta(ck, "ssld.rng");
 	if (v) {
 		const char *p = v;
@@ -1441,6 +1448,8 @@ int checkpoint_save(const char *path, const ParamSet *ps, const Optim *opt,
 		writer_metaf(&w, "ssld.step", "%lld", (long long)st->step);
 		writer_metaf(&w, "ssld.epoch", "%lld", (long long)st->epoch);
 		writer_metaf(&w, "ssld.elapsed_s", "%.17g", isfinite(st->elapsed_s) ? st->elapsed_s : 0.0);
+		if (st->loss != 0 && isfinite(st->loss))
+			writer_metaf(&w, "ssld.loss", "%.9g", st->loss);
 		const uint64_t *r = st->rng.s;
 		if (r[0] | r[1] | r[2] | r[3])
 			writer_metaf(&w, "ssld.rng", "%016llx,%016llx,%016llx,%016llx",

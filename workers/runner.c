@@ -222,6 +222,7 @@ static int save_checkpoint(Run *r)
 	st.method = r->js->method;
 	st.job_key = r->job_key;
 	st.spec_sha256 = r->spec_sha256;
+	st.loss = r->last_loss;
 	if (checkpoint_save(path, r->ps, r->opt, &st, r->err, r->errlen) < 0)
 		return -1;
 	if (r->hooks && r->hooks->on_checkpoint)
@@ -272,6 +273,7 @@ static int try_resume(Run *r)
 	r->step = st.step;
 	*ctx_rng(r->ctx) = st.rng;
 	r->pretrain_seconds = st.elapsed_s;
+	r->last_loss = st.loss;
 	checkpoint_state_free(&st);
 	return 1;
 }

@@ -10,8 +10,9 @@ acknowledged (docs/bad-inputs.md, "State on disk"):
 - `ssld run` into the same --out: a checkpoint of a changed spec (batch size, method) is refused
   with exit 2 naming what changed and the two ways on (--restart, --resume), the checkpoint
   untouched; --resume resumes it; --restart moves the old output aside and starts over; a
-  finished run run again says it is complete and points to results.json, rewriting nothing
-  (before: "resumed from checkpoint", the evaluations again and a loss of 0);
+  finished run run again says it is complete and points to results.json, rewriting nothing, and
+  with --resume reports its real final loss (before: "resumed from checkpoint", the evaluations
+  again and a loss of 0);
 - the database deleted (with its WAL), only its WAL deleted, or the database replaced by a copy,
   under a running daemon: /v1/health answers 503 naming the file and what happened, and every
   submit gets 503 (before: 201 and "ok", and the jobs were gone after a restart);
@@ -256,6 +257,12 @@ def run_restart_and_finished(exe):
               "finished run again: exit %d\n%s" % (r.returncode, r.stderr))
         check(os.stat(os.path.join(out, "results.json")).st_mtime_ns == mtime, "results.json was rewritten")
         check(("%g" % loss) in r.stdout, "the finished run's results are not shown:\n%s" % r.stdout)
+        # Insisting (--resume) runs nothing more and reports the checkpoint's last loss, not 0.
+        r = ssld_run(exe, short, "--out", out, "--resume")
+        with open(os.path.join(out, "results.json")) as f:
+            again = json.load(f)["pretext"]
+        check(r.returncode == 0 and again["steps"] == steps and again["final_loss"] == loss,
+              "--resume of a finished run: exit %d, %s (first: %d steps, loss %s)" % (r.returncode, again, steps, loss))
         print("  ssld run: --restart moved the old output aside and started over; a finished run is reported, not rerun")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
