@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
@@ -32,7 +31,9 @@
 #include "../storage/store.h"
 #include "../workers/pool.h"
 #include "../workers/runner.h"
+#include "../workers/workdir.h"
 #include "config.h"
+#include "statelock.h"
 
 #ifndef SSLD_VERSION
 #define SSLD_VERSION "unknown"
@@ -50,6 +51,8 @@ typedef struct Server {
 	StoreBatch *batch;
 	Pool *pool;
 	Api *api;
+	StateLock lock;
+	int lock_note_rc;               /* last statelock_check result, to log changes only */
 	int stopping, forced, flush_failing;
 	double stop_started;
 	char port_file[1100];
@@ -96,7 +99,20 @@ static void update_status(Server *s)
 	notify(status);
 }
 
-static void on_status_timer(uv_timer_t *t) { update_status(t->data); }
+/* ssld.lock deleted or replaced under us: the directory lock still holds; say so once. */
+static void check_lock(Server *s)
+{
+	char note[1400];
+	int rc = statelock_check(&s->lock, note, sizeof note);
+	if (rc != 0 && rc != s->lock_note_rc) slog(rc > 0 ? LOG_WARNING : LOG_ERR, 0, "%s", note);
+	s->lock_note_rc = rc > 0 ? 0 : rc;
+}
+
+static void on_status_timer(uv_timer_t *t)
+{
+	update_status(t->data);
+	check_lock(t->data);
+}
 
 /* Wake-ups from other threads arrive here (uv_async coalesces bursts into one callback). */
 static void on_wake(uv_async_t *a)
@@ -242,10 +258,13 @@ static void recover(Server *s)
 		char dir[4096];
 		int64_t file_step;
 		StoreJob j;
+		char key[64];
 		if (pool_job_dir(s->cfg.state_dir, ids[i], dir, sizeof dir) == 0 &&
-		    runner_checkpoint_step(dir, &file_step, err, sizeof err) == 1 &&
 		    store_job_get(s->st, ids[i], &j, err, sizeof err) == 0) {
-			if (file_step > j.checkpoint_step) {
+			/* Only the job's own checkpoint counts: another job's is moved aside when it runs. */
+			workdir_job_key(ids[i], j.created_at, key, sizeof key);
+			if (runner_checkpoint_step(dir, key, &file_step, err, sizeof err) == 1 &&
+			    file_step > j.checkpoint_step) {
 				if (store_job_checkpoint(s->st, ids[i], file_step, err, sizeof err) < 0)
 					slog(LOG_ERR, ids[i], "recording the checkpoint at step %lld found on disk: %s", (long long)file_step, err);
 				else
@@ -269,7 +288,8 @@ int serve_main(int argc, char **argv)
 		return 1;
 	}
 	char err[1024];
-	int status = 1, lock_fd = -1, loop_ok = 0;
+	int status = 1, loop_ok = 0;
+	s->lock.dir_fd = s->lock.file_fd = -1;
 	config_defaults(&s->cfg);
 	int rc = config_from_args(&s->cfg, argc, argv, err, sizeof err);
 	if (rc == 1) {
@@ -301,10 +321,8 @@ int serve_main(int argc, char **argv)
 		goto out;
 	}
 	char path[1200];
-	snprintf(path, sizeof path, "%s/ssld.lock", c->state_dir);
-	lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
-	if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
-		slog(LOG_ERR, 0, "state directory %s is in use by another ssld (%s: %s)", c->state_dir, path, strerror(errno));
+	if (statelock_acquire(&s->lock, c->state_dir, err, sizeof err) < 0) {
+		slog(LOG_ERR, 0, "%s", err);
 		goto out;
 	}
 	/* The loop first: the pool and the API send it wake-ups from their threads. */
@@ -426,7 +444,7 @@ out:
 		uv_loop_close(&s->loop);
 	}
 	if (s->port_file[0]) unlink(s->port_file);
-	if (lock_fd >= 0) close(lock_fd);
+	statelock_release(&s->lock);
 	if (status == 0) slog(LOG_NOTICE, 0, "stopped cleanly");
 	free(s);
 	return status;

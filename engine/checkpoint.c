@@ -877,8 +877,12 @@ void checkpoint_state_free(CheckpointState *st)
 		return;
 	eng_free((char *)st->method);
 	eng_free((char *)st->encoder_config_json);
+	eng_free((char *)st->job_key);
+	eng_free((char *)st->spec_sha256);
 	st->method = NULL;
 	st->encoder_config_json = NULL;
+	st->job_key = NULL;
+	st->spec_sha256 = NULL;
 }
 
 static int parse_i64(const char *s, int64_t *out)
@@ -912,6 +916,13 @@ int checkpoint_get_state(const Checkpoint *ck, CheckpointState *st, char *err, s
 		if (end == v || *end || !isfinite(s.elapsed_s))
 			return fail(err, errlen, CKPT_EFORMAT, "%s: ssld.elapsed_s is \"%.40s\"", ck->path, v);
 	}
+	v = checkpoint_meta(ck, "ssld.loss");
+	if (v) {
+		char *end;
+		s.loss = strtod(v, &end);
+		if (end == v || *end || !isfinite(s.loss))
+			return fail(err, errlen, CKPT_EFORMAT, "%s: ssld.loss is \"%.40s\"", ck->path, v);
+	}
 	v = checkpoint_meta(ck, "ssld.rng");
 	if (v) {
 		const char *p = v;
@@ -936,6 +947,12 @@ int checkpoint_get_state(const Checkpoint *ck, CheckpointState *st, char *err, s
 	if (m && !(s.method = eng_strdup(m)))
 		goto oom;
 	if (c && !(s.encoder_config_json = eng_strdup(c)))
+		goto oom;
+	const char *k = checkpoint_meta(ck, "ssld.job_key");
+	const char *h = checkpoint_meta(ck, "ssld.spec_sha256");
+	if (k && !(s.job_key = eng_strdup(k)))
+		goto oom;
+	if (h && !(s.spec_sha256 = eng_strdup(h)))
 		goto oom;
 	*st = s;
 	return 0;
@@ -1431,6 +1448,8 @@ int checkpoint_save(const char *path, const ParamSet *ps, const Optim *opt,
 		writer_metaf(&w, "ssld.step", "%lld", (long long)st->step);
 		writer_metaf(&w, "ssld.epoch", "%lld", (long long)st->epoch);
 		writer_metaf(&w, "ssld.elapsed_s", "%.17g", isfinite(st->elapsed_s) ? st->elapsed_s : 0.0);
+		if (st->loss != 0 && isfinite(st->loss))
+			writer_metaf(&w, "ssld.loss", "%.9g", st->loss);
 		const uint64_t *r = st->rng.s;
 		if (r[0] | r[1] | r[2] | r[3])
 			writer_metaf(&w, "ssld.rng", "%016llx,%016llx,%016llx,%016llx",
@@ -1440,6 +1459,10 @@ int checkpoint_save(const char *path, const ParamSet *ps, const Optim *opt,
 			writer_meta(&w, "ssld.method", st->method);
 		if (st->encoder_config_json)
 			writer_meta(&w, "ssld.encoder_config", st->encoder_config_json);
+		if (st->job_key)
+			writer_meta(&w, "ssld.job_key", st->job_key);
+		if (st->spec_sha256)
+			writer_meta(&w, "ssld.spec_sha256", st->spec_sha256);
 	}
 	rc = write_file(path, &w, err, errlen);
 out:

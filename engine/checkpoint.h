@@ -9,7 +9,10 @@
  *   ssld.format "1", ssld.step, ssld.epoch, ssld.elapsed_s, ssld.rng (four hex words),
  *   ssld.method, ssld.encoder_config (a JSON string), ssld.optim_steps, ssld.optim_tensors,
  *   ssld.data_crc32 (CRC-32/IEEE of the data section, 8 hex digits, as zlib.crc32),
- *   ssld.header_crc32 (CRC-32 of the canonical header, see checkpoint.c).
+ *   ssld.header_crc32 (CRC-32 of the canonical header, see checkpoint.c),
+ *   ssld.job_key (the identity of the job that wrote it; a job resumes only its own checkpoint),
+ *   ssld.spec_sha256 (SHA-256 of the resolved job spec it was trained with),
+ *   ssld.loss (the loss of the last step before it, so a run resumed at its end can report it).
  * Optimizer moments are stored as tensors named "optim.<state name>" ("optim.adam.m.fc.weight").
  *
  * Writes are atomic (temp file in the same directory, fsync, rename, fsync of the directory): a
@@ -62,9 +65,12 @@ typedef struct CheckpointState {
 	int64_t step;
 	int64_t epoch;
 	double elapsed_s;                  /* training time so far, for throughput and ETA */
+	double loss;                       /* the last step's loss (0 = unknown) */
 	Rng rng;
 	const char *method;                /* pretext method name */
 	const char *encoder_config_json;   /* small JSON object describing the encoder */
+	const char *job_key;               /* who wrote it (runner.h); NULL = unknown */
+	const char *spec_sha256;           /* 64 hex digits of the resolved spec's hash; NULL = unknown */
 } CheckpointState;
 
 void checkpoint_state_free(CheckpointState *st);

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dbident.h"
 #include "sha256.h"
 
 #define POOL_MAX 16
@@ -37,6 +38,7 @@ struct Store {
 	/* The -shm file's first page, mapped read-only for store_change_stamp (MAP_FAILED when it
 	 * could not be mapped: then there is no stamp). */
 	void *shm;
+	DbIdent ident;   /* the file opened is still the file at path (checked before each use) */
 };
 
 /* ---- names ---------------------------------------------------------------------------------- */
@@ -310,6 +312,9 @@ static sqlite3 *open_conn(const char *path, char *err, size_t errlen)
 
 sqlite3 *store_acquire(Store *st, char *err, size_t errlen)
 {
+	/* A deleted or replaced database file would swallow every later commit: refuse instead. */
+	if (dbident_check(&st->ident, err, errlen) < 0)
+		return NULL;
 	pthread_mutex_lock(&st->mu);
 	sqlite3 *db = st->n_idle ? st->idle[--st->n_idle] : NULL;
 	pthread_mutex_unlock(&st->mu);
@@ -381,6 +386,11 @@ int store_open(const char *path, Store **out, char *err, size_t errlen)
 		store_free(st);
 		return rc;
 	}
+	if (dbident_init(&st->ident, path, err, errlen) < 0) {
+		close_conn(db);
+		store_free(st);
+		return STORE_EDB;
+	}
 	map_shm(st);
 	store_release(st, db);
 	*out = st;
@@ -392,6 +402,7 @@ void store_free(Store *st)
 	if (!st) return;
 	for (int i = 0; i < st->n_idle; i++) close_conn(st->idle[i]);
 	if (st->shm != MAP_FAILED) munmap(st->shm, (size_t)sysconf(_SC_PAGESIZE));
+	if (st->ident.path) dbident_close(&st->ident);
 	pthread_mutex_destroy(&st->mu);
 	free(st->path);
 	free(st);

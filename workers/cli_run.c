@@ -1,7 +1,11 @@
 /* cli_run.c - `ssld run job.json [--out DIR]`: validates the spec, runs it in the foreground with
  * a progress bar (a terminal) or plain log lines (anything else), writes DIR/results.json, the
  * checkpoint and artifacts, and prints the results table. Ctrl-C checkpoints and stops; running
- * the same command again resumes. It shares the runner with the daemon's workers. */
+ * the same command again resumes. It shares the runner with the daemon's workers.
+ *
+ * Before it starts it looks at what DIR holds (workdir.h): a finished run is reported, not run
+ * again; a checkpoint of another spec is refused; --restart moves the old output aside and
+ * --resume continues from the checkpoint whatever spec wrote it. */
 #include "cli_run.h"
 
 #include <cjson/cJSON.h>
@@ -16,6 +20,7 @@
 
 #include "jobspec.h"
 #include "runner.h"
+#include "workdir.h"
 
 typedef struct CliState {
 	int tty;
@@ -170,12 +175,74 @@ static void print_results(const char *json)
 	cJSON_Delete(root);
 }
 
+/* What to do with what DIR already holds: 1 run, 0 nothing to do (a finished run, reported),
+ * -1 refused (the message says why and what to type). */
+static int decide(const char *dir, const char *spec_path, const char *resolved, int restart,
+                  int resume)
+{
+	struct stat sb;
+	if (stat(dir, &sb) != 0)
+		return 1;   /* nothing there yet */
+	char err[1024];
+	if (restart) {
+		char moved[4200];
+		if (workdir_move_aside(dir, ".old", moved, sizeof moved, err, sizeof err) < 0) {
+			fprintf(stderr, "ssld run: --restart: %s\n", err);
+			return -1;
+		}
+		fprintf(stderr, "ssld run: starting over; the previous output of %s is in %s\n", dir, moved);
+		return 1;
+	}
+	if (resume)
+		return 1;
+	WorkdirInfo wi;
+	if (workdir_inspect(dir, resolved, &wi, err, sizeof err) < 0) {
+		fprintf(stderr, "ssld run: %s: %s\n  --restart starts over (moving the old output aside)\n",
+		        dir, err);
+		return -1;
+	}
+	if ((wi.has_checkpoint || wi.finished) && wi.spec_match != 1) {
+		const char *what = wi.finished ? "a finished run" : "a checkpoint";
+		if (wi.spec_match == 0)
+			fprintf(stderr, "ssld run: %s holds %s of a different job spec than %s%s%s%s",
+			        dir, what, spec_path, wi.differs[0] ? " (changed: " : "", wi.differs,
+			        wi.differs[0] ? ")" : "");
+		else
+			fprintf(stderr, "ssld run: %s holds %s whose job spec was not recorded (an older "
+			        "ssld wrote it), so it cannot be checked against %s", dir, what, spec_path);
+		fprintf(stderr, "; refusing to %s.\n"
+		        "  add --restart  to start over (the old output is moved to %s.old-<time>)\n"
+		        "  add --resume   to %s anyway\n"
+		        "  or give another --out DIR\n",
+		        wi.finished ? "run over it" : "resume it", dir,
+		        wi.finished ? "run over it from its final checkpoint" : "resume from its checkpoint");
+		return -1;
+	}
+	if (wi.finished) {
+		char path[4200];
+		snprintf(path, sizeof path, "%s/results.json", dir);
+		size_t len;
+		char *results = read_file(path, &len, err, sizeof err);
+		fprintf(stderr, "ssld run: %s is complete; its results are in %s "
+		        "(--restart runs it again)\n", dir, path);
+		if (results) {
+			print_results(results);
+			free(results);
+		}
+		return 0;
+	}
+	return 1;
+}
+
 static int usage(void)
 {
-	fprintf(stderr, "usage: ssld run JOB.json [--out DIR] [--quiet]\n"
+	fprintf(stderr, "usage: ssld run JOB.json [--out DIR] [--quiet] [--restart | --resume]\n"
 	                "  Runs a job in the foreground; DIR (default ./runs/<job name>) receives\n"
 	                "  results.json, checkpoint.safetensors, encoder.safetensors and artifacts.\n"
-	                "  Ctrl-C checkpoints and stops; the same command resumes.\n");
+	                "  Ctrl-C checkpoints and stops; the same command resumes. A finished run is\n"
+	                "  not run again, and a checkpoint of a different spec is not resumed:\n"
+	                "  --restart  start over; DIR's old contents are moved to DIR.old-<time>\n"
+	                "  --resume   resume DIR's checkpoint even though the spec changed\n");
 	return 2;
 }
 
@@ -183,9 +250,14 @@ int cli_run_main(int argc, char **argv)
 {
 	const char *spec_path = NULL, *out_dir = NULL;
 	CliState st = { .tty = isatty(STDERR_FILENO) };
+	int restart = 0, resume = 0;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--out") == 0 && i + 1 < argc)
 			out_dir = argv[++i];
+		else if (strcmp(argv[i], "--restart") == 0)
+			restart = 1;
+		else if (strcmp(argv[i], "--resume") == 0)
+			resume = 1;
 		else if (strcmp(argv[i], "--quiet") == 0)
 			st.quiet = 1;
 		else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
@@ -198,6 +270,10 @@ int cli_run_main(int argc, char **argv)
 	}
 	if (!spec_path)
 		return usage();
+	if (restart && resume) {
+		fprintf(stderr, "ssld run: --restart and --resume contradict each other; give one\n");
+		return 2;
+	}
 	char err[1024];
 	size_t len;
 	char *text = read_file(spec_path, &len, err, sizeof err);
@@ -218,7 +294,19 @@ int cli_run_main(int argc, char **argv)
 		snprintf(dir, sizeof dir, "%s", out_dir);
 	else
 		snprintf(dir, sizeof dir, "runs/%s", js->name && js->name[0] ? js->name : js->method);
+	char *resolved = jobspec_to_json(js);
 	jobspec_free(js);
+	if (!resolved) {
+		fprintf(stderr, "ssld run: out of memory\n");
+		free(text);
+		return 1;
+	}
+	int go = decide(dir, spec_path, resolved, restart, resume);
+	free(resolved);
+	if (go <= 0) {
+		free(text);
+		return go == 0 ? 0 : 2;
+	}
 	for (char *p = dir + 1; *p; p++) {
 		if (*p == '/') {
 			*p = 0;
@@ -238,7 +326,8 @@ int cli_run_main(int argc, char **argv)
 	RunnerHooks hooks = { .user = &st, .on_metric = cli_metric, .on_progress = cli_progress,
 	                      .on_event = cli_event, .should_stop = cli_should_stop };
 	char *results = NULL;
-	int rc = runner_run(text, dir, &hooks, NULL, &results, err, sizeof err);
+	RunnerOptions ro = { .resume = resume ? RUNNER_RESUME_FORCE : RUNNER_RESUME_CHECK };
+	int rc = runner_run_opts(text, dir, &ro, &hooks, NULL, &results, err, sizeof err);
 	free(text);
 	if (st.tty && !st.quiet)
 		fprintf(stderr, "\n");

@@ -21,6 +21,7 @@
 #include "../storage/log.h"
 #include "init_from.h"
 #include "runner.h"
+#include "workdir.h"
 
 typedef struct Worker {
 	struct Pool *pool;
@@ -256,10 +257,13 @@ static void run_job(Worker *w, StoreJob *j)
 		.user = w, .on_metric = hook_metric, .on_progress = hook_progress, .on_event = hook_event,
 		.on_artifact = hook_artifact, .should_stop = hook_should_stop, .on_checkpoint = hook_checkpoint,
 	};
+	char key[64];   /* the job's identity: a directory it did not create is never adopted */
+	workdir_job_key(j->id, j->created_at, key, sizeof key);
+	RunnerOptions ro = { .job_key = key };
 	char *results = NULL;
 	err[0] = 0;
 	uint64_t t0 = mono_ns();
-	int rc = runner_run(capped ? capped : j->spec, dir, &h, resolve_job, &results, err, sizeof err);
+	int rc = runner_run_opts(capped ? capped : j->spec, dir, &ro, &h, resolve_job, &results, err, sizeof err);
 	double secs = (double)(mono_ns() - t0) * 1e-9;
 	atomic_fetch_add(&p->busy_ns, mono_ns() - t0);
 	free(capped);

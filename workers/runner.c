@@ -31,6 +31,7 @@
 #include "../engine/ops.h"
 #include "../engine/optim.h"
 #include "jobspec.h"
+#include "workdir.h"
 
 #define CHECKPOINT_NAME "checkpoint.safetensors"
 
@@ -52,6 +53,8 @@ typedef struct Run {
 	double last_loss;
 	cJSON *pretext_metrics;        /* what the method's evaluate() reported, for "pretext" */
 	int64_t collapse_step;         /* step of the first "collapsed" = 1 report, -1 = none */
+	const char *job_key;           /* stored in checkpoints (workdir.h); NULL for `ssld run` */
+	char spec_sha256[65];          /* of the resolved spec, stored in checkpoints */
 	char *err;
 	size_t errlen;
 } Run;
@@ -214,6 +217,9 @@ static int save_checkpoint(Run *r)
 	encoder_config_to_json(&r->js->encoder, cfg, sizeof cfg);
 	st.encoder_config_json = cfg;
 	st.method = r->js->method;
+	st.job_key = r->job_key;
+	st.spec_sha256 = r->spec_sha256;
+	st.loss = r->last_loss;
 	if (checkpoint_save(path, r->ps, r->opt, &st, r->err, r->errlen) < 0)
 		return -1;
 	if (r->hooks && r->hooks->on_checkpoint)
@@ -264,11 +270,13 @@ static int try_resume(Run *r)
 	r->step = st.step;
 	*ctx_rng(r->ctx) = st.rng;
 	r->pretrain_seconds = st.elapsed_s;
+	r->last_loss = st.loss;
 	checkpoint_state_free(&st);
 	return 1;
 }
 
-int runner_checkpoint_step(const char *work_dir, int64_t *step, char *err, size_t errlen)
+int runner_checkpoint_step(const char *work_dir, const char *job_key, int64_t *step, char *err,
+                           size_t errlen)
 {
 	char path[4096];
 	snprintf(path, sizeof path, "%s/%s", work_dir, CHECKPOINT_NAME);
@@ -282,6 +290,10 @@ int runner_checkpoint_step(const char *work_dir, int64_t *step, char *err, size_
 	checkpoint_close(ck);
 	if (rc < 0)
 		return -1;
+	if (job_key && (!st.job_key || strcmp(st.job_key, job_key) != 0)) {
+		checkpoint_state_free(&st);
+		return 0;
+	}
 	*step = st.step;
 	checkpoint_state_free(&st);
 	return 1;
@@ -615,23 +627,83 @@ static int write_results(Run *r, cJSON *root, char **out)
 
 /* ---- entry point ------------------------------------------------------------------------------ */
 
+/* Before anything is written in the work dir: make sure what a resume would adopt is this run's
+ * own (RunnerOptions in runner.h), and mark the directory with the spec hash. */
+static int check_workdir(Run *r, const RunnerOptions *o)
+{
+	char *resolved = jobspec_to_json(r->js);
+	if (!resolved || workdir_spec_hash(resolved, r->spec_sha256) < 0) {
+		free(resolved);
+		return fail(r, "out of memory resolving the job spec");
+	}
+	if (r->job_key) {
+		char moved[4200];
+		int c = workdir_claim(r->dir, r->job_key, moved, sizeof moved, r->err, r->errlen);
+		if (c < 0) {
+			free(resolved);
+			return -1;
+		}
+		if (c > 0)
+			emit_event(r, RUNNER_WARNING,
+			           "%s held state this job did not create (another job with the same id: was "
+			           "the database replaced or restored from a backup?); moved it aside to %s "
+			           "and starting fresh",
+			           r->dir, moved);
+	} else if (o->resume != RUNNER_RESUME_FORCE) {
+		WorkdirInfo wi;
+		if (workdir_inspect(r->dir, resolved, &wi, r->err, r->errlen) < 0) {
+			free(resolved);
+			return -1;
+		}
+		if (wi.has_checkpoint && wi.spec_match != 1) {
+			free(resolved);
+			return fail(r, "%s/" CHECKPOINT_NAME " (step %lld) was written for %s%s%s; "
+			            "it is not resumed: start over in an empty directory, or resume it "
+			            "deliberately",
+			            r->dir, (long long)wi.step,
+			            wi.spec_match == 0 ? "a different job spec"
+			                               : "a job spec that was not recorded (an older ssld)",
+			            wi.differs[0] ? ": " : "", wi.differs);
+		}
+	}
+	free(resolved);
+	/* The results of an earlier run describe that run; this one writes its own at the end. */
+	char path[4200];
+	snprintf(path, sizeof path, "%s/results.json", r->dir);
+	if (unlink(path) != 0 && errno != ENOENT)
+		return fail(r, "%s: %s", path, strerror(errno));
+	return workdir_mark_spec(r->dir, r->spec_sha256, r->err, r->errlen);
+}
+
 int runner_run(const char *spec_json, const char *work_dir, const RunnerHooks *hooks,
                runner_resolve_job_cb resolve_job, char **results_json, char *err, size_t errlen)
 {
-	Run r = { .hooks = hooks, .dir = work_dir, .err = err, .errlen = errlen, .collapse_step = -1 };
+	return runner_run_opts(spec_json, work_dir, NULL, hooks, resolve_job, results_json, err, errlen);
+}
+
+int runner_run_opts(const char *spec_json, const char *work_dir, const RunnerOptions *opts,
+                    const RunnerHooks *hooks, runner_resolve_job_cb resolve_job,
+                    char **results_json, char *err, size_t errlen)
+{
+	RunnerOptions defaults = { 0 };
+	const RunnerOptions *o = opts ? opts : &defaults;
+	Run r = { .hooks = hooks, .dir = work_dir, .err = err, .errlen = errlen, .collapse_step = -1,
+	          .job_key = o->job_key };
 	int rc = -1;
 	cJSON *root = NULL;
 	*results_json = NULL;
 	err[0] = 0;
 	r.t_start = now_s();
 
-	JobSpecOptions opts = { .check_files = 1 };
+	JobSpecOptions popts = { .check_files = 1 };
 	SpecError se;
-	if (jobspec_parse(spec_json, strlen(spec_json), &opts, &r.js, &se) < 0) {
+	if (jobspec_parse(spec_json, strlen(spec_json), &popts, &r.js, &se) < 0) {
 		snprintf(err, errlen, "%s", se.message);
 		return -1;
 	}
 	eng_set_threads(r.js->threads);
+	if (check_workdir(&r, o) < 0)
+		goto out;
 	remove_stale_temps(work_dir);
 	save_spec(work_dir, spec_json);
 	if (dataset_load(&r.js->dataset, &r.ds, err, errlen) < 0)

@@ -55,6 +55,24 @@ typedef int (*runner_resolve_job_cb)(void *user, int64_t job_id, char *path, siz
 int runner_run(const char *spec_json, const char *work_dir, const RunnerHooks *hooks,
                runner_resolve_job_cb resolve_job, char **results_json, char *err, size_t errlen);
 
+/* Whose run this is, and what it may resume (workdir.h). A run never adopts state it did not
+ * create:
+ *   - job_key set (the daemon): work_dir is claimed for that key first; state marked with another
+ *     key, or unmarked, is moved aside to "<work_dir>.orphan-<time>" (a warning event names it)
+ *     and the job starts fresh. The key is stored in every checkpoint.
+ *   - job_key NULL (`ssld run`, tests): a checkpoint written for another resolved spec (or with no
+ *     spec hash) is refused with an error, unless resume is RUNNER_RESUME_FORCE. */
+enum { RUNNER_RESUME_CHECK = 0, RUNNER_RESUME_FORCE = 1 };
+typedef struct RunnerOptions {
+	const char *job_key;
+	int resume;
+} RunnerOptions;
+
+/* runner_run with options (NULL = all defaults, as runner_run). */
+int runner_run_opts(const char *spec_json, const char *work_dir, const RunnerOptions *opts,
+                    const RunnerHooks *hooks, runner_resolve_job_cb resolve_job,
+                    char **results_json, char *err, size_t errlen);
+
 /* Generation from a finished (or checkpointed) job: loads work_dir/checkpoint.safetensors into the
  * job's method and asks it for samples. Images: writes work_dir/<artifact> (a PNG grid, name
  * "samples-<seed>.png") and returns {"artifact": name, "n": N}. Text: returns
@@ -78,10 +96,12 @@ typedef struct GenerateRequest {
 } GenerateRequest;
 
 /* The step of the complete checkpoint in work_dir (what a resume would start from): 1 with *step
- * set, 0 if there is none, < 0 if it cannot be read (err says why). Start-up recovery uses it: a
+ * set, 0 if there is none (or, with job_key non-NULL, if it was written by another job: a resume
+ * would not adopt it), < 0 if it cannot be read (err says why). Start-up recovery uses it: a
  * crash between renaming a checkpoint into place and recording it in the database leaves the
  * record behind the file, and the resume must drop the metric points after the file's step. */
-int runner_checkpoint_step(const char *work_dir, int64_t *step, char *err, size_t errlen);
+int runner_checkpoint_step(const char *work_dir, const char *job_key, int64_t *step, char *err,
+                           size_t errlen);
 
 int runner_generate(const char *spec_json, const char *work_dir, const GenerateRequest *req,
                     char **result_json, char *err, size_t errlen);
