@@ -606,10 +606,11 @@ static const ProtocolInfo protocols[] = {
 		.keys = {
 			KEY_EPOCHS(100),
 			KEY_BATCH(256),
-			{ "lr", PARAM_NUMBER, .def = 0, .min = 0, .max = 10, .flags = PARAM_MIN_EXCLUSIVE,
-			  .help = "learning rate (default 0 = automatic)" },
-			{ "weight_decay", PARAM_NUMBER, .def = 0, .min = 0, .max = 1,
-			  .help = "L2 penalty (default 0 = chosen by 5-fold cross-validation on the labels; one fold above 2000 labels)" },
+			{ "lr", PARAM_NUMBER, .def = 0, .min = 0, .max = 10,
+			  .flags = PARAM_MIN_EXCLUSIVE | PARAM_DEFAULT_AUTO,
+			  .help = "learning rate (default: automatic)" },
+			{ "weight_decay", PARAM_NUMBER, .def = 0, .min = 0, .max = 1, .flags = PARAM_DEFAULT_AUTO,
+			  .help = "L2 penalty (default: chosen by 5-fold cross-validation on the labels; one fold above 2000 labels)" },
 		},
 	},
 	{

@@ -43,11 +43,13 @@ enum {
 	PARAM_MAX_EXCLUSIVE = 2,   /* value must be < max instead of <= max */
 	PARAM_NO_MIN = 4,          /* no lower bound */
 	PARAM_NO_MAX = 8,          /* no upper bound */
+	PARAM_DEFAULT_AUTO = 16,   /* absent = chosen at run time ("auto"); def is the stored
+	                              stand-in for it and need not lie in the range */
 };
 
 /* One typed, documented parameter: a method parameter or a protocol key. A zero-initialised
  * entry (name NULL) ends a list. For numbers and integers the range is [min, max] unless flags
- * say otherwise; the default need not satisfy it (e.g. lr 0 meaning "automatic"). */
+ * say otherwise; the default lies in it, unless PARAM_DEFAULT_AUTO says it is chosen at run time. */
 typedef struct ParamDef {
 	const char *name;
 	ParamType type;

@@ -234,6 +234,11 @@ static void test_bad_specs(void)
 	BAD("{\"method\": \"simclr\", \"model\": {\"encoder\": \"vit\", \"pool_grid\": 2}}", "model.pool_grid",
 	    "only valid for encoder \"cnn\"");
 	BAD("{\"method\": \"simclr\", \"model\": {\"pool_grid\": 0}}", "model.pool_grid", "");
+	/* the engine's rule (engine/model.c): a 28x28 image through cnn [32,64,128] ends as 7x7 */
+	BAD("{\"method\": \"simclr\", \"model\": {\"pool_grid\": 4}}", "model.pool_grid",
+	    "4 does not split the last 7x7 feature map");
+	BAD("{\"method\": \"simclr\", \"model\": {\"channels\": [8, 16], \"pool_grid\": 4}}", "model.pool_grid",
+	    "4 does not split the last 14x14 feature map");
 	BAD("{\"method\": \"simclr\", \"model\": {\"encoder\": \"vit\", \"patch\": 5}}", "model.patch",
 	    "must be 4 or 7, got 5");
 	BAD("{\"method\": \"simclr\", \"model\": {\"encoder\": \"vit\", \"dim\": 100, \"heads\": 3}}", "model.heads",
@@ -342,6 +347,49 @@ static void test_bad_specs(void)
 	BAD("{\"method\": \"simclr\", \"init_from\": true}", "init_from", "must be a checkpoint path or a job id");
 	BAD_CODE("{\"method\": \"simclr\", \"init_from\": \"/nonexistent/ckpt.safetensors\"}", NULL, "init_from",
 	         "/nonexistent/ckpt.safetensors: no such file", "checkpoint_not_found", 404);
+}
+
+/* Every error of a spec comes at once, each naming its field, in document order. */
+static void test_all_errors(void)
+{
+	static const char byol[] =
+		"{\"method\": \"byol\", \"params\": {\"tau_base\": 2}, \"model\": {\"dropout\": 0.95},"
+		" \"pretrain\": {\"batch_size\": 1, \"optimizer\": {\"lr\": -1}}}";
+	SpecErrors *errs = malloc(sizeof *errs);
+	if (!errs)
+		return;
+	int rc = jobspec_parse_all(byol, strlen(byol), &plain, NULL, errs);
+	CHECK(rc == -EINVAL && errs->n == 4, "byol: %d errors (rc %d), first %s", errs->n, rc, errs->e[0].message);
+	static const char *const want[] = { "params.tau_base", "model.dropout", "pretrain.batch_size",
+	                                    "pretrain.optimizer.lr" };
+	for (int i = 0; i < errs->n && i < 4; i++)
+		CHECK(strcmp(errs->e[i].field, want[i]) == 0 && errs->e[i].http_status == 400 &&
+		      strncmp(errs->e[i].message, want[i], strlen(want[i])) == 0,
+		      "error %d: %s (%s)", i, errs->e[i].field, errs->e[i].message);
+	/* the single-error entry point reports the first of them */
+	SpecError e;
+	CHECK(jobspec_parse(byol, strlen(byol), &plain, NULL, &e) == -EINVAL && strcmp(e.field, "params.tau_base") == 0,
+	      "first error %s", e.field);
+	/* keys of one level, and keys of several evaluations */
+	static const char many[] =
+		"{\"method\": \"simclr\", \"sed\": 1, \"threads\": 0, \"priority\": 500,"
+		" \"evaluations\": [{\"protocol\": \"knn\", \"k\": 0}, {\"protocol\": \"linear_probe\", \"epochs\": -1}]}";
+	rc = jobspec_parse_all(many, strlen(many), &plain, NULL, errs);
+	static const char *const want2[] = { "sed", "threads", "priority", "evaluations[0].k",
+	                                     "evaluations[1].epochs" };
+	CHECK(rc == -EINVAL && errs->n == 5, "many: %d errors", errs->n);
+	for (int i = 0; i < errs->n && i < 5; i++)
+		CHECK(strcmp(errs->e[i].field, want2[i]) == 0, "error %d: %s", i, errs->e[i].message);
+	/* a subtree of the wrong type is one error, not one per key below it */
+	static const char wrong[] = "{\"method\": \"simclr\", \"pretrain\": {\"optimizer\": 3, \"epochs\": -2}}";
+	rc = jobspec_parse_all(wrong, strlen(wrong), &plain, NULL, errs);
+	CHECK(rc == -EINVAL && errs->n == 2 && strcmp(errs->e[0].field, "pretrain.optimizer") == 0 &&
+	      strcmp(errs->e[1].field, "pretrain.epochs") == 0, "wrong type: %d errors, %s", errs->n, errs->e[0].field);
+	/* "$schema" is for editors: accepted and ignored */
+	static const char schema[] = "{\"$schema\": \"http://127.0.0.1:8080/v1/schema\", \"method\": \"simclr\"}";
+	CHECK(jobspec_parse_all(schema, strlen(schema), &plain, NULL, errs) == 0, "$schema: %s",
+	      errs->n ? errs->e[0].message : "");
+	free(errs);
 }
 
 /* Depth: 32 levels are parsed (and fail on type), 33 are refused before parsing, naming where. */
@@ -948,6 +996,7 @@ int main(void)
 		return 1;
 	}
 	test_bad_specs();
+	test_all_errors();
 	test_depth();
 	test_defaults();
 	test_paths();
