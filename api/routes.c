@@ -13,6 +13,7 @@
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,8 @@
 #include "../storage/log.h"
 #include "../workers/jobspec.h"
 #include "../workers/runner.h"
+#include "../workers/spec_estimate.h"
+#include "../workers/spec_schema.h"
 #include "downsample.h"
 
 #define MAX_METRIC_ROWS 1000000   /* points per key one metrics request reads before asking to continue */
@@ -198,12 +201,55 @@ static enum MHD_Result jobs_list(Req *r)
 	return reply_sbuf(r, 200, &b);
 }
 
+/* The answer to a refused spec: {"error": the first, "errors": [every one]}, each in the one error
+ * shape. The status is the first error's. */
+static cJSON *spec_error_json(const SpecError *e)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "code", e->code[0] ? e->code : "invalid_spec");
+	cJSON_AddStringToObject(o, "message", e->message[0] ? e->message : "the job spec is not valid");
+	if (e->field[0]) cJSON_AddStringToObject(o, "field", e->field);
+	else cJSON_AddNullToObject(o, "field");
+	return o;
+}
+
+static enum MHD_Result reply_spec_errors(Req *r, const SpecError *errs, int n)
+{
+	unsigned status = errs[0].http_status >= 400 && errs[0].http_status < 500 ? (unsigned)errs[0].http_status : 400;
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddItemToObject(o, "error", spec_error_json(&errs[0]));
+	cJSON *a = cJSON_AddArrayToObject(o, "errors");
+	for (int i = 0; i < n; i++) cJSON_AddItemToArray(a, spec_error_json(&errs[i]));
+	return reply_json(r, status, o);
+}
+
+/* One submit-time refusal that is not the parser's (init_from, the memory limit). */
+__attribute__((format(printf, 4, 5)))
+static enum MHD_Result reply_spec_error(Req *r, const char *code, const char *field, const char *fmt, ...)
+{
+	SpecError e;
+	memset(&e, 0, sizeof e);
+	snprintf(e.code, sizeof e.code, "%s", code);
+	snprintf(e.field, sizeof e.field, "%s", field);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(e.message, sizeof e.message, fmt, ap);
+	va_end(ap);
+	e.http_status = 400;
+	return reply_spec_errors(r, &e, 1);
+}
+
 static enum MHD_Result jobs_submit(Req *r)
 {
 	Api *api = r->api;
-	if (check_query(r, NULL) < 0) return MHD_YES;
+	static const char *const allowed[] = { "dry_run", NULL };
+	if (check_query(r, allowed) < 0) return MHD_YES;
+	const char *dry = query(r, "dry_run");
+	if (dry && strcmp(dry, "1") != 0 && strcmp(dry, "true") != 0 && strcmp(dry, "0") != 0 && strcmp(dry, "false") != 0)
+		return reply_error(r, 400, "invalid_parameter", "dry_run", "dry_run: expected 1 or 0, got '%.40s'", dry);
+	int dry_run = dry && (strcmp(dry, "1") == 0 || strcmp(dry, "true") == 0);
 	if (require_auth(r) < 0) return MHD_YES;
-	if (atomic_load(&api->draining))
+	if (!dry_run && atomic_load(&api->draining))
 		return reply_error(r, 503, "shutting_down", NULL, "the daemon is shutting down and accepts no new jobs; retry after it restarts");
 	if (!r->body || r->len == 0)
 		return reply_error(r, 400, "invalid_json", NULL, "the request body is empty: send the job as JSON (see GET /v1/methods for examples)");
@@ -219,13 +265,14 @@ static enum MHD_Result jobs_submit(Req *r)
 	}
 	JobSpecOptions o = { .data_roots = api->cfg.data_roots, .n_data_roots = api->cfg.n_data_roots, .check_files = 1 };
 	JobSpec *js = NULL;
-	SpecError se;
-	memset(&se, 0, sizeof se);
-	if (jobspec_parse(r->body, r->len, &o, &js, &se) < 0) {
-		unsigned status = se.http_status >= 400 && se.http_status < 500 ? (unsigned)se.http_status : 400;
-		return reply_error(r, status, se.code[0] ? se.code : "invalid_spec", se.field, "%s",
-		                   se.message[0] ? se.message : "the job spec is not valid");
+	SpecErrors *errs = malloc(sizeof *errs);
+	if (!errs) return reply_error(r, 503, "out_of_memory", NULL, "the server ran out of memory checking the job");
+	if (jobspec_parse_all(r->body, r->len, &o, &js, errs) < 0) {
+		enum MHD_Result q = reply_spec_errors(r, errs->e, errs->n > 0 ? errs->n : 1);
+		free(errs);
+		return q;
 	}
+	free(errs);
 	char err[512];
 	if (js->init_from_job > 0) {
 		StoreJob src;
@@ -234,8 +281,8 @@ static enum MHD_Result jobs_submit(Req *r)
 			int64_t missing = js->init_from_job;
 			jobspec_free(js);
 			if (rc == STORE_ENOTFOUND)
-				return reply_error(r, 400, "invalid_field", "init_from", "init_from: job %lld does not exist",
-				                   (long long)missing);
+				return reply_spec_error(r, "invalid_field", "init_from", "init_from: job %lld does not exist",
+				                        (long long)missing);
 			return store_failure(r, rc, err);
 		}
 		int bad = src.state == JOB_FAILED || src.state == JOB_CANCELLED;
@@ -244,9 +291,38 @@ static enum MHD_Result jobs_submit(Req *r)
 		if (bad) {
 			int64_t id = js->init_from_job;
 			jobspec_free(js);
-			return reply_error(r, 400, "invalid_field", "init_from", "init_from: job %lld is %s and has no final checkpoint",
-			                   (long long)id, job_state_name(st));
+			return reply_spec_error(r, "invalid_field", "init_from", "init_from: job %lld is %s and has no final checkpoint",
+			                        (long long)id, job_state_name(st));
 		}
+	}
+	/* What it will cost: refused above the server's share of memory, before anything is queued. */
+	JobEstimate est;
+	jobspec_estimate(js, &est);
+	if (api->cfg.max_job_memory > 0 && (uint64_t)est.peak_bytes > api->cfg.max_job_memory) {
+		char need[32], act[32], par[32], lim[32];
+		jobspec_bytes_text(est.peak_bytes, need, sizeof need);
+		jobspec_bytes_text(est.activation_bytes, act, sizeof act);
+		jobspec_bytes_text(est.param_bytes + est.grad_bytes + est.optim_bytes, par, sizeof par);
+		jobspec_bytes_text((int64_t)api->cfg.max_job_memory, lim, sizeof lim);
+		const char *driver = est.driver;
+		jobspec_free(js);
+		return reply_spec_error(r, "too_much_memory", driver,
+		                        "%s: the job needs an estimated %s per training step (parameters, gradients and "
+		                        "optimizer state %s, activations %s), more than this server allows a job "
+		                        "(--max-job-memory %s)%s", driver, need, par, act, lim,
+		                        strcmp(driver, "pretrain.batch_size") == 0 ? "; use a smaller batch"
+		                                                                   : "; use a smaller model");
+	}
+	if (dry_run) {
+		char *text = jobspec_to_json(js);
+		jobspec_free(js);
+		cJSON *spec = text ? cJSON_Parse(text) : NULL;
+		free(text);
+		if (!spec) return reply_error(r, 503, "out_of_memory", NULL, "the server ran out of memory resolving the job");
+		cJSON *ans = cJSON_CreateObject();
+		cJSON_AddItemToObject(ans, "spec", spec);
+		cJSON_AddItemToObject(ans, "estimate", jobspec_estimate_json(&est));
+		return reply_json(r, 200, ans);
 	}
 	/* Store the resolved spec, not the body: every default filled in and dataset paths resolved
 	 * against the data roots now, so the worker (which parses it again without roots, maybe after
@@ -719,13 +795,27 @@ static enum MHD_Result methods(Req *r)
 	return reply_text(r, 200, "application/json; charset=utf-8", catalog_text, strlen(catalog_text));
 }
 
+static pthread_once_t schema_once = PTHREAD_ONCE_INIT;
+static char *schema_text;
+
+static void load_schema(void) { schema_text = jobspec_schema_json(); }
+
+/* The JSON Schema of a job spec (the same document as `ssld schema`). */
+static enum MHD_Result schema(Req *r)
+{
+	if (check_query(r, NULL) < 0) return MHD_YES;
+	pthread_once(&schema_once, load_schema);
+	if (!schema_text) return reply_error(r, 503, "out_of_memory", NULL, "the job spec schema could not be built");
+	return reply_text(r, 200, "application/schema+json", schema_text, strlen(schema_text));
+}
+
 static enum MHD_Result endpoints(Req *r)
 {
 	static const char text[] =
 		"{\"endpoints\":["
 		"\"POST /v1/jobs\",\"GET /v1/jobs\",\"GET /v1/jobs/{id}\",\"POST /v1/jobs/{id}/cancel\","
 		"\"GET /v1/jobs/{id}/metrics\",\"GET /v1/jobs/{id}/events\",\"GET /v1/jobs/{id}/artifacts\","
-		"\"GET /v1/jobs/{id}/artifacts/{name}\",\"POST /v1/jobs/{id}/generate\",\"GET /v1/methods\",\"GET /v1/health\",\"GET /metrics\"]}\n";
+		"\"GET /v1/jobs/{id}/artifacts/{name}\",\"POST /v1/jobs/{id}/generate\",\"GET /v1/methods\",\"GET /v1/schema\",\"GET /v1/health\",\"GET /metrics\"]}\n";
 	return reply_text(r, 200, "application/json; charset=utf-8", text, sizeof text - 1);
 }
 
@@ -747,6 +837,7 @@ enum MHD_Result route_v1(Req *r, const char *path)
 		return serve_health(r);
 	}
 	if (strcmp(path, "/methods") == 0) return get ? methods(r) : not_allowed(r, "GET");
+	if (strcmp(path, "/schema") == 0) return get ? schema(r) : not_allowed(r, "GET");
 	enum MHD_Result rc;
 	if (strcmp(path, "/jobs") == 0 || strcmp(path, "/jobs/") == 0) {
 		if (get) {

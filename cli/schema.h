@@ -1,0 +1,8 @@
+/* schema.h - `ssld schema`: print the job spec's JSON Schema (draft 2020-12) for editors. */
+#ifndef SSLD_CLI_SCHEMA_H
+#define SSLD_CLI_SCHEMA_H
+
+/* argv[0] is "schema". Returns the exit status (0, 1 when writing failed, 2 usage). */
+int cli_schema_main(int argc, char **argv);
+
+#endif
