@@ -1,4 +1,5 @@
-/* schema.h - `ssld schema`: print the job spec's JSON Schema (draft 2020-12) for editors. */
+/* schema.h - `ssld schema [--markdown]`: print the job spec's JSON Schema (draft 2020-12) for
+ * editors, or its reference for people (docs/spec.md). */
 #ifndef SSLD_CLI_SCHEMA_H
 #define SSLD_CLI_SCHEMA_H
 

@@ -16,6 +16,8 @@
 
 #include "jobspec.h"
 #include "method_catalog.h"
+#include "spec_json.h"
+#include "spec_table.h"
 
 static int failures, checks;
 
@@ -390,6 +392,98 @@ static void test_all_errors(void)
 	CHECK(jobspec_parse_all(schema, strlen(schema), &plain, NULL, errs) == 0, "$schema: %s",
 	      errs->n ? errs->e[0].message : "");
 	free(errs);
+}
+
+/* A default lies inside its own range and among its own choices, for every row of the key table
+ * (per variant), every method parameter and every protocol key; "automatic" is said, not a value
+ * outside the range. */
+static int in_range(double x, double min, double max, unsigned flags)
+{
+	if (!(flags & PARAM_NO_MIN) && ((flags & PARAM_MIN_EXCLUSIVE) ? !(x > min) : !(x >= min)))
+		return 0;
+	if (!(flags & PARAM_NO_MAX) && ((flags & PARAM_MAX_EXCLUSIVE) ? !(x < max) : !(x <= max)))
+		return 0;
+	return 1;
+}
+
+static void check_param_default(const char *owner, const ParamDef *d)
+{
+	if (d->flags & PARAM_DEFAULT_AUTO)
+		return;
+	if (d->type == PARAM_NUMBER || d->type == PARAM_INTEGER)
+		CHECK(in_range(d->def, d->min, d->max, d->flags), "%s.%s: default %g outside its range [%g, %g]", owner,
+		      d->name, d->def, d->min, d->max);
+	if (d->type == PARAM_ENUM)
+		CHECK(d->def_str && d->choices && spec_choice_index(d->choices, d->def_str) >= 0, "%s.%s: default %s not a choice",
+		      owner, d->name, d->def_str ? d->def_str : "(none)");
+}
+
+static void test_defaults_in_range(void)
+{
+	int rows = 0;
+	for (int i = 0; i < spec_key_count(); i++) {
+		const SpecKey *k = spec_key_at(i);
+		char level[96], v[32];
+		const char *dot = strrchr(k->path, '.');
+		snprintf(level, sizeof level, "%.*s", dot ? (int)(dot - k->path) : 0, k->path);
+		const SpecLevel *lv = spec_level_find(level);
+		const char *variants = k->variant ? k->variant : lv && lv->variants ? lv->variants : "";
+		for (int c = 0; c == 0 || spec_choice_at(variants, c, v, sizeof v); c++) {
+			const char *var = spec_choice_at(variants, c, v, sizeof v);
+			cJSON *d = spec_key_default_json(k, var);
+			CHECK(d != NULL, "%s: no default", k->path);
+			if (!d)
+				continue;
+			rows++;
+			int numeric = k->type == SPEC_INT || k->type == SPEC_I64 || k->type == SPEC_U64 ||
+			              k->type == SPEC_FLOAT || k->type == SPEC_DOUBLE;
+			if (numeric && !(k->flags & SPEC_HAND_PARSED) && cJSON_IsNumber(d))
+				CHECK(in_range(d->valuedouble, k->min, k->max, k->flags), "%s (%s): default %g outside [%g, %g]",
+				      k->path, var ? var : "-", d->valuedouble, k->min, k->max);
+			if (numeric && !(k->flags & (SPEC_DEF_NONE | SPEC_HAND_PARSED)))
+				CHECK(cJSON_IsNumber(d), "%s: numeric row without a default", k->path);
+			if (k->type == SPEC_ENUM && k->choices && cJSON_IsString(d))
+				CHECK(spec_choice_index(k->choices, d->valuestring) >= 0, "%s: default %s not a choice", k->path,
+				      d->valuestring);
+			if (cJSON_IsArray(d) && (k->type == SPEC_INT_LIST || k->type == SPEC_DOUBLE_LIST ||
+			                         k->type == SPEC_FLOAT_PAIR)) {
+				cJSON *e;
+				cJSON_ArrayForEach(e, d)
+					CHECK(in_range(e->valuedouble, k->min, k->max, k->flags & 15u), "%s: default entry %g outside",
+					      k->path, e->valuedouble);
+			}
+			cJSON_Delete(d);
+			if (!var)
+				break;
+		}
+	}
+	CHECK(rows > 80, "walked %d rows", rows);
+	for (int i = 0; i < method_catalog_count(); i++) {
+		const MethodInfo *m = method_catalog_at(i);
+		for (int k = 0; k < method_param_count(m); k++)
+			check_param_default(m->name, &m->params[k]);
+	}
+	for (int i = 0; i < protocol_catalog_count(); i++) {
+		const ProtocolInfo *pi = protocol_catalog_at(i);
+		for (int k = 0; k < PROTOCOL_MAX_KEYS && pi->keys[k].name; k++)
+			check_param_default(pi->name, &pi->keys[k]);
+	}
+	/* `ssld methods` says "auto" for the linear probe's lr, not "default 0 (0, 10]" */
+	FILE *f = tmpfile();
+	if (f) {
+		jobspec_print_catalog(f);
+		long n = ftell(f);
+		rewind(f);
+		char *txt = calloc(1, (size_t)n + 1);
+		if (txt && fread(txt, 1, (size_t)n, f) == (size_t)n) {
+			const char *lp = strstr(txt, "\nlinear_probe");
+			const char *lr = lp ? strstr(lp, "    lr ") : NULL;
+			CHECK(lr && strncmp(lr, "    lr                 number   default auto ", 45) == 0, "linear_probe lr: %.80s",
+			      lr ? lr : "(missing)");
+		}
+		free(txt);
+		fclose(f);
+	}
 }
 
 /* Depth: 32 levels are parsed (and fail on type), 33 are refused before parsing, naming where. */
@@ -997,6 +1091,7 @@ int main(void)
 	}
 	test_bad_specs();
 	test_all_errors();
+	test_defaults_in_range();
 	test_depth();
 	test_defaults();
 	test_paths();

@@ -1,0 +1,296 @@
+/* spec_docs.c - docs/spec.md from the key table and the method catalogue: one table per level of
+ * the spec (type, default, range or choices, the variants a key belongs to, help), then each
+ * method's parameters and each protocol's keys. Defaults that differ by variant (an optimizer's
+ * lr, an encoder's shape) are listed per variant, read from the same structs the parser fills.
+ */
+#include "spec_docs.h"
+
+#include <cjson/cJSON.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "method_catalog.h"
+#include "spec_json.h"
+#include "spec_table.h"
+
+typedef struct Text {
+	char *p;
+	size_t n, cap;
+	int oom;
+} Text;
+
+__attribute__((format(printf, 2, 3))) static void out(Text *t, const char *fmt, ...)
+{
+	va_list ap;
+	for (;;) {
+		size_t room = t->cap - t->n;
+		va_start(ap, fmt);
+		int w = t->p ? vsnprintf(t->p + t->n, room, fmt, ap) : -1;
+		va_end(ap);
+		if (w >= 0 && (size_t)w < room) {
+			t->n += (size_t)w;
+			return;
+		}
+		size_t cap = t->cap ? 2 * t->cap : 8192;
+		while (w >= 0 && cap < t->n + (size_t)w + 1)
+			cap *= 2;
+		char *np = realloc(t->p, cap);
+		if (!np) {
+			t->oom = 1;
+			return;
+		}
+		t->p = np;
+		t->cap = cap;
+	}
+}
+
+/* Text in a table cell: a '|' would end the cell. */
+static void cell(Text *t, const char *s)
+{
+	for (const char *c = s ? s : ""; *c; c++)
+		out(t, *c == '|' ? "\\|" : "%c", *c);
+}
+
+/* A JSON value in a cell ("none" for null). */
+static void cell_json(Text *t, cJSON *v)
+{
+	char *s = v && !cJSON_IsNull(v) ? cJSON_PrintUnformatted(v) : NULL;
+	if (s) {
+		out(t, "`");
+		cell(t, s);
+		out(t, "`");
+	} else {
+		out(t, "none");
+	}
+	free(s);
+}
+
+static void range_text(Text *t, double min, double max, unsigned flags)
+{
+	char lo[32] = "-inf", hi[32] = "inf";
+	if (!(flags & PARAM_NO_MIN))
+		snprintf(lo, sizeof lo, "%.15g", min);
+	if (!(flags & PARAM_NO_MAX))
+		snprintf(hi, sizeof hi, "%.15g", max);
+	out(t, "%c%s, %s%c", (flags & (PARAM_MIN_EXCLUSIVE | PARAM_NO_MIN)) ? '(' : '[', lo, hi,
+	    (flags & (PARAM_MAX_EXCLUSIVE | PARAM_NO_MAX)) ? ')' : ']');
+}
+
+static void choices_text(Text *t, const char *choices)
+{
+	char buf[64];
+	for (int c = 0; spec_choice_at(choices, c, buf, sizeof buf); c++)
+		out(t, "%s`%s`", c ? ", " : "", buf);
+}
+
+/* Default of the rows of one path: one value, or one per variant when they differ. */
+static void default_text(Text *t, const SpecKey *k, const char *level)
+{
+	if (k->flags & SPEC_DEF_NONE) {
+		cell(t, k->def_text ? k->def_text : "none");
+		return;
+	}
+	const SpecLevel *lv = spec_level_find(level);
+	const char *variants = lv && lv->variants && k->type != SPEC_OBJECT ? lv->variants : NULL;
+	if (!variants || (k->flags & SPEC_HAND_PARSED)) {
+		cJSON *d = spec_key_default_json(k, NULL);
+		cell_json(t, d);
+		cJSON_Delete(d);
+		return;
+	}
+	/* one value per variant the path is valid for; a single value when they agree */
+	char v[32], *first = NULL;
+	int same = 1, n = 0;
+	char *texts[16];
+	const char *names[16];
+	for (int c = 0; spec_choice_at(variants, c, v, sizeof v) && n < 16; c++) {
+		const SpecKey *r = spec_key_find(k->path, v);
+		if (!r)
+			continue;
+		cJSON *d = spec_key_default_json(r, v);
+		texts[n] = d ? cJSON_PrintUnformatted(d) : NULL;
+		cJSON_Delete(d);
+		names[n] = strdup(v);
+		if (first && texts[n] && strcmp(first, texts[n]) != 0)
+			same = 0;
+		if (!first)
+			first = texts[n];
+		n++;
+	}
+	for (int i = 0; i < n; i++) {
+		const char *val = texts[i] && strcmp(texts[i], "null") != 0 ? texts[i] : NULL;
+		if (same && i > 0)
+			break;
+		if (same && val)
+			out(t, "`%s`", val);
+		else if (same)
+			out(t, "%s", (k->flags & SPEC_REQUIRED) ? "required" : "none");
+		else
+			out(t, "%s%s %s%s%s", i ? ", " : "", names[i], val ? "`" : "", val ? val : "none", val ? "`" : "");
+	}
+	for (int i = 0; i < n; i++) {
+		free(texts[i]);
+		free((char *)names[i]);
+	}
+}
+
+static void level_table(Text *t, const char *level, const char *title, const char *intro)
+{
+	out(t, "\n## %s\n\n", title);
+	if (intro[0])
+		out(t, "%s\n\n", intro);
+	out(t, "| key | type | default | range / choices | only for | description |\n"
+	       "| --- | --- | --- | --- | --- | --- |\n");
+	for (int i = 0; i < spec_key_count(); i++) {
+		const SpecKey *k = spec_key_at(i);
+		const char *leaf = spec_key_leaf(k, level);
+		int seen = 0;
+		for (int j = 0; j < i; j++)
+			seen |= strcmp(spec_key_at(j)->path, k->path) == 0;
+		if (!leaf || seen)
+			continue;
+		out(t, "| `%s` | ", k->path);
+		cell(t, spec_key_type_name(k));
+		out(t, " | ");
+		default_text(t, k, level);
+		out(t, " | ");
+		if (k->choices && k->type == SPEC_ENUM)
+			choices_text(t, k->choices);
+		else if (k->type == SPEC_ENUM && strcmp(k->path, "method") == 0)
+			out(t, "see [methods](#methods)");
+		else if (k->type == SPEC_ENUM)
+			out(t, "see [protocols](#evaluation-protocols)");
+		else if (k->choices)
+			choices_text(t, k->choices);
+		else if (k->type == SPEC_INT || k->type == SPEC_I64 || k->type == SPEC_U64 || k->type == SPEC_FLOAT ||
+		         k->type == SPEC_DOUBLE || k->type == SPEC_INT_LIST || k->type == SPEC_DOUBLE_LIST ||
+		         k->type == SPEC_FLOAT_PAIR) {
+			int rows = 0;   /* rows of several variants may differ in range */
+			for (int j = i; j < spec_key_count(); j++) {
+				const SpecKey *r = spec_key_at(j);
+				if (strcmp(r->path, k->path) == 0 && r != k &&
+				    (r->min != k->min || r->max != k->max || r->flags % 16 != k->flags % 16))
+					rows++;
+			}
+			rows++;
+			for (int j = i, shown = 0; j < spec_key_count(); j++) {
+				const SpecKey *r = spec_key_at(j);
+				if (strcmp(r->path, k->path) != 0)
+					continue;
+				if (rows > 1 && r->variant) {
+					out(t, "%s", shown++ ? "; " : "");
+					cell(t, r->variant);
+					out(t, " ");
+				}
+				range_text(t, r->min, r->max, r->flags);
+				if (rows == 1)
+					break;
+			}
+		}
+		if (k->max_n > 0 && k->type != SPEC_FLOAT_PAIR)
+			out(t, "%s%d..%d entries", k->type == SPEC_CUSTOM ? "" : "; ", k->min_n, k->max_n);
+		out(t, " | ");
+		/* the variants of every row of this path */
+		int always = 0, any = 0;
+		for (int j = i; j < spec_key_count(); j++) {
+			const SpecKey *r = spec_key_at(j);
+			if (strcmp(r->path, k->path) != 0)
+				continue;
+			if (!r->variant)
+				always = 1;
+			else if (!always) {
+				out(t, "%s", any ? ", " : "");
+				choices_text(t, r->variant);
+				any = 1;
+			}
+		}
+		out(t, " | %s", (k->flags & SPEC_REQUIRED) ? "**required.** " : "");
+		cell(t, k->help);
+		out(t, " |\n");
+	}
+}
+
+static void param_table(Text *t, const ParamDef *defs, int max)
+{
+	if (max == 0 || !defs[0].name) {
+		out(t, "No parameters.\n");
+		return;
+	}
+	out(t, "| parameter | type | default | range / choices | description |\n| --- | --- | --- | --- | --- |\n");
+	for (int i = 0; i < max && defs[i].name; i++) {
+		const ParamDef *d = &defs[i];
+		out(t, "| `%s` | %s | ", d->name, catalog_param_type_name(d->type));
+		if (d->flags & PARAM_DEFAULT_AUTO) {
+			out(t, "auto");
+		} else {
+			cJSON *full = spec_param_def_json(d);
+			cell_json(t, cJSON_GetObjectItem(full, "default"));
+			cJSON_Delete(full);
+		}
+		out(t, " | ");
+		if (d->type == PARAM_ENUM)
+			choices_text(t, d->choices ? d->choices : "");
+		else if (d->type == PARAM_NUMBER || d->type == PARAM_INTEGER)
+			range_text(t, d->min, d->max, d->flags);
+		out(t, " | ");
+		cell(t, d->help);
+		out(t, " |\n");
+	}
+}
+
+char *jobspec_docs_markdown(void)
+{
+	Text t = { 0 };
+	out(&t, "# The job spec\n\n"
+	        "<!-- Generated by `ssld schema --markdown > docs/spec.md` from workers/spec_table.c and "
+	        "workers/method_catalog.c; do not edit by hand (the jobspec test fails when it is stale). -->\n\n"
+	        "A job is one JSON object, the same for `ssld run`, `ssld check` and `POST /v1/jobs`. Every key "
+	        "below is optional unless marked required; absent keys take the default shown, and the "
+	        "resolved spec (`ssld check JOB.json`, `POST /v1/jobs?dry_run=1`, `GET /v1/jobs/{id}`) "
+	        "spells every default out. Keys that belong to another variant of their level (another "
+	        "encoder, optimizer, dataset format or protocol) are refused with a 400 that names them, "
+	        "as are unknown keys. `ssld schema` (or `GET /v1/schema`) is the same reference as a JSON "
+	        "Schema for editors.\n");
+	level_table(&t, "", "Top level", "");
+	level_table(&t, "dataset", "dataset",
+	            "A string names a built-in dataset; an object gives `name` (built-in) or `format` (files).");
+	level_table(&t, "model", "model",
+	            "Defaults are the engine's for the chosen encoder (`encoder_config_default`).");
+	level_table(&t, "pretrain", "pretrain", "");
+	level_table(&t, "pretrain.optimizer", "pretrain.optimizer", "`name` picks the optimizer; defaults are per optimizer.");
+	level_table(&t, "pretrain.schedule", "pretrain.schedule", "");
+	level_table(&t, "augment", "augment, augment2",
+	            "A preset name, or an object: the listed transforms modify `preset`; a transform the preset "
+	            "leaves off starts from the defaults below when named.");
+	for (int i = 0; i < spec_aug_transform_count; i++) {
+		char level[64];
+		snprintf(level, sizeof level, "augment.%s", spec_aug_transforms[i]);
+		level_table(&t, level, level, "");
+	}
+	level_table(&t, "evaluations[]", "evaluations[]",
+	            "Each evaluation takes these keys plus its protocol's ([below](#evaluation-protocols)).");
+
+	out(&t, "\n## Methods\n\n`method` picks one; `params` takes its parameters.\n");
+	for (int i = 0; i < method_catalog_count(); i++) {
+		const MethodInfo *m = method_catalog_at(i);
+		char data[64];
+		out(&t, "\n### %s\n\n%s (%s). Datasets: %s; default encoder: %s; views: %d; default augment: %s.\n\n",
+		    m->name, m->summary, m->family, catalog_data_names(m->datasets, data, sizeof data),
+		    encoder_kind_name(m->default_encoder), m->views, m->default_augment ? m->default_augment : "none");
+		param_table(&t, m->params, METHOD_MAX_PARAMS);
+	}
+	out(&t, "\n## Evaluation protocols\n\n`evaluations[].protocol` picks one; each also takes "
+	        "`label_fractions`, `labels_per_class` and `label_rule`.\n");
+	for (int i = 0; i < protocol_catalog_count(); i++) {
+		const ProtocolInfo *pi = protocol_catalog_at(i);
+		out(&t, "\n### %s\n\n%s%s.\n\n", pi->name, pi->summary, pi->needs_labels ? " (needs labels)" : "");
+		param_table(&t, pi->keys, PROTOCOL_MAX_KEYS);
+	}
+	if (t.oom) {
+		free(t.p);
+		return NULL;
+	}
+	return t.p;
+}
