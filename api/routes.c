@@ -27,6 +27,7 @@
 #include "../workers/runner.h"
 #include "../workers/spec_estimate.h"
 #include "../workers/spec_schema.h"
+#include "../workers/job_files.h"
 #include "downsample.h"
 
 #define MAX_METRIC_ROWS 1000000   /* points per key one metrics request reads before asking to continue */
@@ -734,7 +735,7 @@ static enum MHD_Result job_generate(Req *r, int64_t id)
 		q = reply_error(r, 503, "no_state_dir", NULL, "this server keeps no job directories to read a checkpoint from");
 		goto done;
 	}
-	snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir);
+	snprintf(path, sizeof path, "%s/" JOB_FILE_CHECKPOINT, dir);
 	if (!j.spec || access(path, R_OK) != 0) {
 		q = reply_error(r, 409, "no_checkpoint", NULL, "job %lld is %s and has no checkpoint to sample from yet", (long long)id,
 		                job_state_name(j.state));

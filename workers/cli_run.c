@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "jobspec.h"
+#include "job_files.h"
 #include "runner.h"
 
 typedef struct CliState {
@@ -213,12 +214,12 @@ int cli_run_main(int argc, char **argv)
 		free(text);
 		return 2;
 	}
+	free(text);   /* parsed once: the runner takes the typed spec */
 	char dir[4096];
 	if (out_dir)
 		snprintf(dir, sizeof dir, "%s", out_dir);
 	else
 		snprintf(dir, sizeof dir, "runs/%s", js->name && js->name[0] ? js->name : js->method);
-	jobspec_free(js);
 	for (char *p = dir + 1; *p; p++) {
 		if (*p == '/') {
 			*p = 0;
@@ -228,7 +229,7 @@ int cli_run_main(int argc, char **argv)
 	}
 	if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
 		fprintf(stderr, "ssld run: cannot create %s: %s\n", dir, strerror(errno));
-		free(text);
+		jobspec_free(js);
 		return 2;
 	}
 	struct sigaction sa = { .sa_handler = on_sigint };
@@ -238,13 +239,12 @@ int cli_run_main(int argc, char **argv)
 	RunnerHooks hooks = { .user = &st, .on_metric = cli_metric, .on_progress = cli_progress,
 	                      .on_event = cli_event, .should_stop = cli_should_stop };
 	char *results = NULL;
-	int rc = runner_run(text, dir, &hooks, NULL, &results, err, sizeof err);
-	free(text);
+	int rc = runner_run_spec(js, dir, &hooks, NULL, &results, err, sizeof err);
 	if (st.tty && !st.quiet)
 		fprintf(stderr, "\n");
 	if (rc == RUNNER_OK) {
 		print_results(results);
-		printf("  written to %s/results.json\n", dir);
+		printf("  written to %s/" JOB_FILE_RESULTS "\n", dir);
 		free(results);
 		return 0;
 	}

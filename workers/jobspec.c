@@ -2023,6 +2023,13 @@ int jobspec_parse(const char *json, size_t len, const JobSpecOptions *opts, JobS
 	return rc;
 }
 
+int jobspec_parse_stored(const char *json, size_t len, JobSpec **out, SpecError *err)
+{
+	/* No data roots: the stored paths were resolved inside them at submit (see jobspec.h). */
+	static const JobSpecOptions stored = { .check_files = 1 };
+	return jobspec_parse(json, len, &stored, out, err);
+}
+
 int jobspec_validate(const char *json, size_t len, const JobSpecOptions *opts, SpecError *err)
 {
 	return jobspec_parse(json, len, opts, NULL, err);

@@ -118,6 +118,12 @@ const char *jobspec_param_str(const JobSpec *js, const char *name);
 char *jobspec_catalog_json(void);
 const char *eval_protocol_name(EvalProtocol p);
 
+/* The resolved spec a job stored at submit (the database, JOBDIR/job.json), parsed again where
+ * the job runs. Submit checked it whole; what it re-checks is what can change until the job
+ * opens its files (they exist and are regular files). The data roots, an init_from job's
+ * state and the memory limit are submit's: they are not applied again, so a job accepted then
+ * is not refused by a later configuration. 0 or < 0 with err (the message names the key). */
+int jobspec_parse_stored(const char *json, size_t len, JobSpec **out, SpecError *err);
 /* jobspec_parse without keeping the result: 0 or a negative errno (-EINVAL 400,
  * -EACCES 403, -ENOENT 404, -ENOMEM) with err filled. */
 int jobspec_validate(const char *json, size_t len, const JobSpecOptions *opts, SpecError *err);

@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "jobspec.h"
+
 enum {
 	RUNNER_OK = 0,
 	RUNNER_STOPPED = 1,    /* should_stop returned RUNNER_STOP_REQUEUE: checkpoint written */
@@ -53,6 +55,9 @@ typedef int (*runner_resolve_job_cb)(void *user, int64_t job_id, char *path, siz
 
 int runner_run(const char *spec_json, const char *work_dir, const RunnerHooks *hooks,
                runner_resolve_job_cb resolve_job, char **results_json, char *err, size_t errlen);
+/* runner_run on a spec already parsed (the pool, `ssld run`): it takes js and frees it. */
+int runner_run_spec(JobSpec *js, const char *work_dir, const RunnerHooks *hooks,
+                    runner_resolve_job_cb resolve_job, char **results_json, char *err, size_t errlen);
 
 /* Generation from a finished (or checkpointed) job: loads work_dir/checkpoint.safetensors into the
  * job's method and asks it for samples. Images: writes work_dir/<artifact> (a PNG grid, name
