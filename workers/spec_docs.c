@@ -192,20 +192,25 @@ static void level_table(Text *t, const char *level, const char *title, const cha
 		if (k->max_n > 0 && k->type != SPEC_FLOAT_PAIR)
 			out(t, "%s%d..%d entries", k->type == SPEC_CUSTOM ? "" : "; ", k->min_n, k->max_n);
 		out(t, " | ");
-		/* the variants of every row of this path */
-		int always = 0, any = 0;
+		/* the variants of every row of this path (none shown when they are all of the level's) */
+		int always = 0;
+		char only[128] = "", v[32];
 		for (int j = i; j < spec_key_count(); j++) {
 			const SpecKey *r = spec_key_at(j);
 			if (strcmp(r->path, k->path) != 0)
 				continue;
 			if (!r->variant)
 				always = 1;
-			else if (!always) {
-				out(t, "%s", any ? ", " : "");
-				choices_text(t, r->variant);
-				any = 1;
-			}
+			size_t l = strlen(only);
+			if (r->variant)
+				snprintf(only + l, sizeof only - l, "%s%s", l ? "|" : "", r->variant);
 		}
+		const SpecLevel *lv = spec_level_find(level);
+		int all = lv && lv->variants;
+		for (int c = 0; all && spec_choice_at(lv->variants, c, v, sizeof v); c++)
+			all = spec_in_list(only, v);
+		if (!always && !all)
+			choices_text(t, only);
 		out(t, " | %s", (k->flags & SPEC_REQUIRED) ? "**required.** " : "");
 		cell(t, k->help);
 		out(t, " |\n");

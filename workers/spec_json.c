@@ -244,14 +244,32 @@ static void add_spec_keys(cJSON *arr)
 		}
 		if (k->type == SPEC_INT || k->type == SPEC_I64 || k->type == SPEC_U64 || k->type == SPEC_FLOAT ||
 		    k->type == SPEC_DOUBLE) {
-			if (k->flags & PARAM_NO_MIN)
+			/* the widest range over the path's rows (model.out_dim: mlp >= 1, cnn >= 0) */
+			double lo = k->min, hi = k->max;
+			unsigned fl = k->flags;
+			for (int j = i + 1; j < spec_key_count(); j++) {
+				const SpecKey *r = spec_key_at(j);
+				if (strcmp(r->path, k->path) != 0)
+					continue;
+				if (r->min < lo)
+					lo = r->min, fl = (fl & ~(unsigned)PARAM_MIN_EXCLUSIVE) | (r->flags & PARAM_MIN_EXCLUSIVE);
+				if (r->max > hi)
+					hi = r->max, fl = (fl & ~(unsigned)PARAM_MAX_EXCLUSIVE) | (r->flags & PARAM_MAX_EXCLUSIVE);
+				fl &= r->flags | ~(unsigned)(PARAM_MIN_EXCLUSIVE | PARAM_MAX_EXCLUSIVE);
+				fl |= r->flags & (PARAM_NO_MIN | PARAM_NO_MAX);
+			}
+			if (fl & PARAM_NO_MIN)
 				cJSON_AddNullToObject(o, "min");
 			else
-				cJSON_AddNumberToObject(o, "min", k->min);
-			if (k->flags & PARAM_NO_MAX)
+				cJSON_AddNumberToObject(o, "min", lo);
+			if (fl & PARAM_NO_MAX)
 				cJSON_AddNullToObject(o, "max");
 			else
-				cJSON_AddNumberToObject(o, "max", k->max);
+				cJSON_AddNumberToObject(o, "max", hi);
+			if (fl & PARAM_MIN_EXCLUSIVE)
+				cJSON_AddTrueToObject(o, "exclusive_min");
+			if (fl & PARAM_MAX_EXCLUSIVE)
+				cJSON_AddTrueToObject(o, "exclusive_max");
 		}
 		/* the variants of every row of this path */
 		char only[128] = "";
@@ -267,7 +285,14 @@ static void add_spec_keys(cJSON *arr)
 			size_t l = strlen(only);
 			snprintf(only + l, sizeof only - l, "%s%s", l ? "|" : "", r->variant);
 		}
-		if (!always && only[0])
+		/* rows covering every variant of the level are valid always */
+		char level[96], v[32];
+		spec_key_level(k, level, sizeof level);
+		const SpecLevel *lv = spec_level_find(level);
+		int all = lv && lv->variants;
+		for (int c = 0; all && spec_choice_at(lv->variants, c, v, sizeof v); c++)
+			all = spec_in_list(only, v);
+		if (!always && !all && only[0])
 			add_choices(o, "only", only);
 		if (k->flags & SPEC_REQUIRED)
 			cJSON_AddTrueToObject(o, "required");

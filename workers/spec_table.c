@@ -41,6 +41,7 @@ _Static_assert(SCHED_CONSTANT == 0 && SCHED_COSINE == 1, "schedule choices follo
 _Static_assert(LABELS_FIRST == 0 && LABELS_RANDOM == 1, "label_rule choices follow LabelRule");
 
 #define ENCODERS "mlp|cnn|vit|transformer"
+#define OUT_DIM_HELP "feature size (mlp: the last linear layer, >= 1; cnn: an optional projection after pooling, 0 = none)"
 #define FORMATS "idx|csv|text|text_records|captions"
 
 static const SpecKey keys[] = {
@@ -48,7 +49,7 @@ static const SpecKey keys[] = {
 	{ "$schema", SPEC_STRING, .flags = SPEC_DEF_NONE | SPEC_HAND_PARSED, .max = 4096,
 	  .help = "ignored: the JSON Schema an editor checks the file against (ssld schema)" },
 	{ "name", SPEC_STRING, JOB(name), .max = 100, .flags = SPEC_DEF_NONE,
-	  .def_text = "\"<method>-<dataset>\"",
+	  .def_text = "<method>-<dataset>",
 	  .help = "job name, 1..100 characters of A-Z a-z 0-9 . _ - and space" },
 	{ "method", SPEC_ENUM, .flags = SPEC_REQUIRED | SPEC_HAND_PARSED | SPEC_DEF_NONE,
 	  .help = "the pretext method (see methods), or \"none\"" },
@@ -137,9 +138,9 @@ static const SpecKey keys[] = {
 	  .min_n = 0, .max_n = MODEL_MAX_LAYERS, .min = 1, .max = 65536, .flags = ENGINE,
 	  .help = "hidden layer widths, 0..8 layers" },
 	{ "model.out_dim", SPEC_INT, JOB(encoder.out_dim), .variant = "mlp", .min = 1, .max = 65536,
-	  .flags = ENGINE, .help = "feature size: the last linear layer, >= 1" },
+	  .flags = ENGINE, .help = OUT_DIM_HELP },
 	{ "model.out_dim", SPEC_INT, JOB(encoder.out_dim), .variant = "cnn", .min = 0, .max = 65536,
-	  .flags = ENGINE, .help = "feature size: an optional projection after pooling, 0 = none" },
+	  .flags = ENGINE, .help = OUT_DIM_HELP },
 	{ "model.batchnorm", SPEC_BOOL, JOB(encoder.batchnorm), .variant = "mlp|cnn", .flags = ENGINE,
 	  .help = "BatchNorm after each linear/conv" },
 	{ "model.pool_grid", SPEC_INT, JOB(encoder.pool_grid), .variant = "cnn", .min = 1, .max = 8,
