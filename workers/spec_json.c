@@ -436,6 +436,8 @@ int jobspec_print_catalog(FILE *f)
 		print_params(f, pi->keys, PROTOCOL_MAX_KEYS);
 		fprintf(f, "\n");
 	}
+	fprintf(f, "Every other key of a job (dataset, model, pretrain, augment, ...) with its type, default and "
+	           "range: `ssld schema --markdown` (docs/spec.md); as a JSON Schema for editors: `ssld schema`.\n");
 	fflush(f);
 	return ferror(f) ? -EIO : 0;
 }
