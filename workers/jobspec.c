@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "method_catalog.h"
+#include "spec_estimate.h"
 #include "spec_table.h"
 
 #ifndef SSLD_FASHION_MNIST_DIR
@@ -1309,21 +1310,6 @@ static EncoderKind modality_default_encoder(unsigned modality)
 _Static_assert(ENC_MLP == 0 && ENC_CNN == 1 && ENC_VIT == 2 && ENC_TRANSFORMER == 3,
                "encoder_choices follows EncoderKind");
 
-/* The sample shape the encoder will see, when the spec alone says it (0 when the data decides:
- * IDX and CSV files are read by the runner). */
-static int sample_shape(const Parser *p, int *c, int *h, int *w)
-{
-	const JobSpec *js = p->js;
-	*c = *h = *w = 1;
-	switch (js->dataset.kind) {
-	case DATASET_FASHION_MNIST:
-	case DATASET_CAPTIONS: *h = *w = 28; return 1;
-	case DATASET_TEXT: *w = js->encoder.context; return 1;
-	case DATASET_TEXT_RECORDS: *w = js->dataset.max_record_bytes; return 1;
-	default: return 0;
-	}
-}
-
 static int parse_model(Parser *p, const cJSON *v)
 {
 	JobSpec *js = p->js;
@@ -1391,7 +1377,7 @@ static int parse_model(Parser *p, const cJSON *v)
 static int check_model_engine(Parser *p)
 {
 	int c, h, w;
-	if (!p->dataset_ok || !sample_shape(p, &c, &h, &w))
+	if (!p->dataset_ok || !jobspec_sample_shape(p->js, &c, &h, &w))
 		return 0;
 	char why[256];
 	if (encoder_config_check(&p->js->encoder, c, h, w, why, sizeof why) == 0)

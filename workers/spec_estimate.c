@@ -21,6 +21,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "method_catalog.h"
 
@@ -38,17 +39,46 @@ static int64_t csv_width(const char *path)
 	return cols > 1 ? cols - 1 : 1;
 }
 
-static void sample_shape(const JobSpec *js, int64_t *c, int64_t *h, int64_t *w)
+/* An IDX image file's (rows, cols) from its header (gzip or raw: zlib reads both). */
+static int idx_dims(const char *path, int *h, int *w)
+{
+	gzFile f = path ? gzopen(path, "rb") : NULL;
+	if (!f)
+		return 0;
+	unsigned char b[16];
+	int n = gzread(f, b, sizeof b);
+	gzclose(f);
+	if (n != 16 || b[0] || b[1] || b[2] != 0x08 || b[3] < 3)
+		return 0;
+	*h = (int)((unsigned)b[8] << 24 | (unsigned)b[9] << 16 | (unsigned)b[10] << 8 | b[11]);
+	*w = (int)((unsigned)b[12] << 24 | (unsigned)b[13] << 16 | (unsigned)b[14] << 8 | b[15]);
+	return *h > 0 && *w > 0;
+}
+
+int jobspec_sample_shape(const JobSpec *js, int *c, int *h, int *w)
 {
 	*c = 1, *h = 1, *w = 1;
 	switch (js->dataset.kind) {
 	case DATASET_FASHION_MNIST:
-	case DATASET_CAPTIONS:
-	case DATASET_IDX: *h = *w = 28; break;   /* IDX: the common 28 x 28; the header decides */
-	case DATASET_CSV: *w = csv_width(js->dataset.csv_train); break;
-	case DATASET_TEXT: *w = js->encoder.context; break;
-	case DATASET_TEXT_RECORDS: *w = js->dataset.max_record_bytes; break;
+	case DATASET_CAPTIONS: *h = *w = 28; return 1;
+	case DATASET_IDX: return idx_dims(js->dataset.train_images, h, w);
+	case DATASET_CSV: {
+		int64_t cols = csv_width(js->dataset.csv_train);
+		*w = (int)cols;
+		return cols > 0;
 	}
+	case DATASET_TEXT: *w = js->encoder.context; return 1;
+	case DATASET_TEXT_RECORDS: *w = js->dataset.max_record_bytes; return 1;
+	}
+	return 0;
+}
+
+static void sample_shape(const JobSpec *js, int64_t *c, int64_t *h, int64_t *w)
+{
+	int ci, hi, wi;
+	if (!jobspec_sample_shape(js, &ci, &hi, &wi) && js->dataset.kind == DATASET_IDX)
+		hi = wi = 28;   /* unreadable header: the common size, for an estimate only */
+	*c = ci, *h = hi, *w = wi;
 }
 
 /* Parameters and activation floats per sample of one transformer block stack. */

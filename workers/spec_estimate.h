@@ -26,7 +26,10 @@ typedef struct JobEstimate {
 	const char *driver;         /* the key that drives the peak: "model" or "pretrain.batch_size" */
 } JobEstimate;
 
-/* Fill e from the resolved spec (reads at most the first line of a CSV file for its width). */
+/* The shape of one sample as the encoder sees it, from the spec and at most a file header (the
+ * IDX images' dimensions, a CSV row's width): 1, or 0 when unknown (a file that does not open). */
+int jobspec_sample_shape(const JobSpec *js, int *c, int *h, int *w);
+/* Fill e from the resolved spec (reads at most an IDX header or the first line of a CSV file). */
 void jobspec_estimate(const JobSpec *js, JobEstimate *e);
 /* e as a JSON object {"params":…, "memory_bytes":{…}, "steps":…}. */
 cJSON *jobspec_estimate_json(const JobEstimate *e);

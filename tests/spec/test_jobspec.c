@@ -693,6 +693,29 @@ static void test_paths(void)
 	const char *roots[] = { root };
 	JobSpecOptions ro = { .data_roots = roots, .n_data_roots = 1, .check_files = 1 };
 
+	/* IDX images: the engine's encoder rules apply to the size the header gives (32 x 32: a cnn
+	 * [32,64,128] ends at 8 x 8, which 4 splits and 3 does not) */
+	{
+		static const unsigned char hdr[16] = { 0, 0, 8, 3, 0, 0, 0, 1, 0, 0, 0, 32, 0, 0, 0, 32 };
+		static const unsigned char lab[9] = { 0, 0, 8, 1, 0, 0, 0, 1, 3 };
+		static unsigned char img[16 + 32 * 32];
+		memcpy(img, hdr, sizeof hdr);
+		write_file(tpath("root/img32"), (const char *)img, sizeof img);
+		write_file(tpath("root/lab32"), (const char *)lab, sizeof lab);
+		const char *idx = fmt("{\"format\": \"idx\", \"train_images\": \"%s\", \"train_labels\": \"%s\", "
+		                      "\"test_images\": \"%s\", \"test_labels\": \"%s\"}", tpath("root/img32"),
+		                      tpath("root/lab32"), tpath("root/img32"), tpath("root/lab32"));
+		char spec[2048];
+		snprintf(spec, sizeof spec, "{\"method\": \"simclr\", \"dataset\": %s, \"model\": {\"pool_grid\": 4}}", idx);
+		JobSpec *ok = PARSE_OK(spec, &ro);
+		jobspec_free(ok);
+		snprintf(spec, sizeof spec, "{\"method\": \"simclr\", \"dataset\": %s, \"model\": {\"pool_grid\": 3}}", idx);
+		bad(__LINE__, spec, &ro, "model.pool_grid", "3 does not split the last 8x8 feature map", "invalid_field", 400);
+		snprintf(spec, sizeof spec, "{\"method\": \"simclr\", \"dataset\": %s, \"model\": {\"encoder\": \"vit\", "
+		         "\"patch\": 7}}", idx);
+		bad(__LINE__, spec, &ro, "model.patch", "7 does not divide the image height 32", "invalid_field", 400);
+	}
+
 	/* csv inside the root: the default encoder becomes mlp (vectors), method none */
 	JobSpec *js = PARSE_OK(fmt("{\"method\": \"none\", \"dataset\": {\"format\": \"csv\", \"train\": \"%s\", "
 	                           "\"header\": true, \"test_fraction\": 0.2}, \"evaluations\": [{\"protocol\": "
