@@ -142,6 +142,8 @@ static cJSON *row_schema(const SpecKey *k)
 		cJSON_AddNumberToObject(s, "minLength", 1);
 		if (k->max > 0)
 			cJSON_AddNumberToObject(s, "maxLength", k->max);
+		if (strcmp(k->path, "name") == 0)   /* jobspec.c: valid_name */
+			cJSON_AddStringToObject(s, "pattern", "^[A-Za-z0-9._ -]+$");
 		break;
 	case SPEC_INT_LIST:
 	case SPEC_DOUBLE_LIST:

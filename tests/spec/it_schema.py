@@ -15,6 +15,7 @@ import copy
 import glob
 import json
 import os
+import random
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "service"))
@@ -40,6 +41,7 @@ def spec(**over):
 BAD = [
     ("unknown top-level key", spec(epochs=3), "epochs"),
     ("wrong type", spec(threads="2"), "threads"),
+    ("a name with a slash", spec(name="a/b"), "name"),
     ("out of range", spec(pretrain={"batch_size": 1}), "pretrain.batch_size"),
     ("above a float's range", spec(pretrain={"optimizer": {"lr": 1e39}}), "pretrain.optimizer.lr"),
     ("bad enum", spec(pretrain={"optimizer": {"name": "adam"}}), "pretrain.optimizer.name"),
@@ -82,6 +84,36 @@ GOOD = [
     dict(spec(), **{"$schema": "http://127.0.0.1:8080/v1/schema"}),
     {"method": "none", "evaluations": [{"protocol": "supervised", "epochs": 2, "augment": False}]},
 ]
+
+
+def objects(node, path=()):
+    """Every (path, object) in a JSON tree."""
+    if isinstance(node, dict):
+        yield path, node
+        for k, v in node.items():
+            yield from objects(v, path + (k,))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from objects(v, path + (i,))
+
+
+VALUES = [-1, 0, 1, 2, 0.5, 7, 1e9, 1e39, "x", "adamw", "cnn", True, False, None, [], {}, [0.5, 1], [1, 2, 3]]
+KEYS = ["epochs", "foo", "momentum", "patch", "k", "p", "channels", "lr", "augment", "dir", "name", "format"]
+
+
+def mutate(rng, spec):
+    """One seeded change: a value replaced, a key added or a key removed."""
+    s = copy.deepcopy(spec)
+    objs = [o for _, o in objects(s)]
+    o = rng.choice(objs)
+    r = rng.random()
+    if r < 0.6 and o:
+        o[rng.choice(list(o))] = copy.deepcopy(rng.choice(VALUES))
+    elif r < 0.85:
+        o[rng.choice(KEYS)] = copy.deepcopy(rng.choice(VALUES))
+    elif o:
+        del o[rng.choice(list(o))]
+    return s
 
 
 def schema_errors(validator, obj):
@@ -140,6 +172,26 @@ def main(exe):
             st, ans = d.post("/v1/jobs", obj)
             check(st == 400 and ans["error"]["field"] == field and ans["errors"][0] == ans["error"],
                   "%s: server -> %d %s (wanted 400 naming %s)" % (what, st, ans, field))
+
+        # Seeded mutations of the examples: whatever the schema refuses, the server refuses too (the
+        # schema may accept what only the server can check, never the other way round).
+        rng = random.Random(20)
+        specs = []
+        for path in examples:
+            with open(path) as f:
+                specs.append(json.load(f))
+        refused = agreed = 0
+        for i in range(400):
+            obj = mutate(rng, rng.choice(specs))
+            if not schema_errors(v, obj):
+                continue
+            refused += 1
+            st, ans = d.post("/v1/jobs?dry_run=1", obj)
+            check(st in (400, 403, 404), "mutation %d: the schema refuses it, the server answers %d:\n%s\nschema: %s"
+                  % (i, st, json.dumps(obj), schema_errors(v, obj)[:2]))
+            agreed += 1
+        check(refused > 100, "only %d of 400 mutations refused by the schema" % refused)
+        print("mutations: %d refused by the schema, all %d by the server" % (refused, agreed))
 
         # three errors, three entries: from the server, dry_run and ssld check alike
         three = {"method": "byol", "params": {"tau_base": 2}, "model": {"dropout": 0.95},
