@@ -21,6 +21,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include "method_catalog.h"
@@ -39,8 +40,13 @@ static int64_t csv_width(const char *path)
 	return cols > 1 ? cols - 1 : 1;
 }
 
-/* An IDX image file's (rows, cols) from its header (gzip or raw: zlib reads both). */
-static int idx_dims(const char *path, int *h, int *w)
+static int64_t be32(const unsigned char *b)
+{
+	return (int64_t)((uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3]);
+}
+
+/* An IDX image file's count and (rows, cols) from its header (gzip or raw: zlib reads both). */
+static int idx_dims(const char *path, int64_t *count, int *h, int *w)
 {
 	gzFile f = path ? gzopen(path, "rb") : NULL;
 	if (!f)
@@ -50,9 +56,43 @@ static int idx_dims(const char *path, int *h, int *w)
 	gzclose(f);
 	if (n != 16 || b[0] || b[1] || b[2] != 0x08 || b[3] < 3)
 		return 0;
-	*h = (int)((unsigned)b[8] << 24 | (unsigned)b[9] << 16 | (unsigned)b[10] << 8 | b[11]);
-	*w = (int)((unsigned)b[12] << 24 | (unsigned)b[13] << 16 | (unsigned)b[14] << 8 | b[15]);
+	*count = be32(b + 4);
+	*h = (int)be32(b + 8);
+	*w = (int)be32(b + 12);
 	return *h > 0 && *w > 0;
+}
+
+/* Training samples when the spec and file headers or sizes say (runner.c plan_steps counts the
+ * same way: a text stream is cut into context-sized windows), else -1. */
+static int64_t train_samples(const JobSpec *js)
+{
+	const DatasetSpec *ds = &js->dataset;
+	int64_t n = -1;
+	int h, w;
+	switch (ds->kind) {
+	case DATASET_FASHION_MNIST:
+	case DATASET_CAPTIONS: n = 60000; break;
+	case DATASET_IDX:
+		if (!idx_dims(ds->train_images, &n, &h, &w))
+			n = -1;
+		break;
+	case DATASET_TEXT: {
+		int64_t bytes = 0;
+		for (int i = 0; i < ds->n_text_files; i++) {
+			struct stat st;
+			if (stat(ds->text_files[i], &st) < 0)
+				return -1;
+			bytes += (int64_t)st.st_size;
+		}
+		if (js->encoder.context > 0)
+			n = (int64_t)((double)bytes * (1.0 - ds->test_fraction)) / js->encoder.context;
+		break;
+	}
+	default: break;
+	}
+	if (ds->limit_train > 0 && (n < 0 || ds->limit_train < n))
+		n = ds->limit_train;
+	return n;
 }
 
 int jobspec_sample_shape(const JobSpec *js, int *c, int *h, int *w)
@@ -61,7 +101,10 @@ int jobspec_sample_shape(const JobSpec *js, int *c, int *h, int *w)
 	switch (js->dataset.kind) {
 	case DATASET_FASHION_MNIST:
 	case DATASET_CAPTIONS: *h = *w = 28; return 1;
-	case DATASET_IDX: return idx_dims(js->dataset.train_images, h, w);
+	case DATASET_IDX: {
+		int64_t n;
+		return idx_dims(js->dataset.train_images, &n, h, w);
+	}
 	case DATASET_CSV: {
 		int64_t cols = csv_width(js->dataset.csv_train);
 		*w = (int)cols;
@@ -164,12 +207,7 @@ void jobspec_estimate(const JobSpec *js, JobEstimate *e)
 	e->driver = e->activation_bytes > e->param_bytes + e->grad_bytes + e->optim_bytes
 	                    ? "pretrain.batch_size" : "model";
 
-	e->train_samples = -1;
-	if (js->dataset.kind == DATASET_FASHION_MNIST || js->dataset.kind == DATASET_CAPTIONS)
-		e->train_samples = 60000;
-	if (js->dataset.limit_train > 0 &&
-	    (e->train_samples < 0 || js->dataset.limit_train < e->train_samples))
-		e->train_samples = js->dataset.limit_train;
+	e->train_samples = train_samples(js);
 	e->steps_per_epoch = -1;
 	e->steps = -1;
 	if (m && m->views == 0) {
