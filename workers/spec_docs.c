@@ -6,7 +6,6 @@
 #include "spec_docs.h"
 
 #include <cjson/cJSON.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,78 +14,47 @@
 #include "spec_json.h"
 #include "spec_table.h"
 
-typedef struct Text {
-	char *p;
-	size_t n, cap;
-	int oom;
-} Text;
-
-__attribute__((format(printf, 2, 3))) static void out(Text *t, const char *fmt, ...)
-{
-	va_list ap;
-	for (;;) {
-		size_t room = t->cap - t->n;
-		va_start(ap, fmt);
-		int w = t->p ? vsnprintf(t->p + t->n, room, fmt, ap) : -1;
-		va_end(ap);
-		if (w >= 0 && (size_t)w < room) {
-			t->n += (size_t)w;
-			return;
-		}
-		size_t cap = t->cap ? 2 * t->cap : 8192;
-		while (w >= 0 && cap < t->n + (size_t)w + 1)
-			cap *= 2;
-		char *np = realloc(t->p, cap);
-		if (!np) {
-			t->oom = 1;
-			return;
-		}
-		t->p = np;
-		t->cap = cap;
-	}
-}
-
 /* Text in a table cell: a '|' would end the cell. */
-static void cell(Text *t, const char *s)
+static void cell(FILE *t, const char *s)
 {
 	for (const char *c = s ? s : ""; *c; c++)
-		out(t, *c == '|' ? "\\|" : "%c", *c);
+		fprintf(t, *c == '|' ? "\\|" : "%c", *c);
 }
 
 /* A JSON value in a cell ("none" for null). */
-static void cell_json(Text *t, cJSON *v)
+static void cell_json(FILE *t, cJSON *v)
 {
 	char *s = v && !cJSON_IsNull(v) ? cJSON_PrintUnformatted(v) : NULL;
 	if (s) {
-		out(t, "`");
+		fprintf(t, "`");
 		cell(t, s);
-		out(t, "`");
+		fprintf(t, "`");
 	} else {
-		out(t, "none");
+		fprintf(t, "none");
 	}
 	free(s);
 }
 
-static void range_text(Text *t, double min, double max, unsigned flags)
+static void range_text(FILE *t, double min, double max, unsigned flags)
 {
 	char lo[32] = "-inf", hi[32] = "inf";
 	if (!(flags & PARAM_NO_MIN))
 		snprintf(lo, sizeof lo, "%.15g", min);
 	if (!(flags & PARAM_NO_MAX))
 		snprintf(hi, sizeof hi, "%.15g", max);
-	out(t, "%c%s, %s%c", (flags & (PARAM_MIN_EXCLUSIVE | PARAM_NO_MIN)) ? '(' : '[', lo, hi,
+	fprintf(t, "%c%s, %s%c", (flags & (PARAM_MIN_EXCLUSIVE | PARAM_NO_MIN)) ? '(' : '[', lo, hi,
 	    (flags & (PARAM_MAX_EXCLUSIVE | PARAM_NO_MAX)) ? ')' : ']');
 }
 
-static void choices_text(Text *t, const char *choices)
+static void choices_text(FILE *t, const char *choices)
 {
 	char buf[64];
 	for (int c = 0; spec_choice_at(choices, c, buf, sizeof buf); c++)
-		out(t, "%s`%s`", c ? ", " : "", buf);
+		fprintf(t, "%s`%s`", c ? ", " : "", buf);
 }
 
 /* Default of the rows of one path: one value, or one per variant when they differ. */
-static void default_text(Text *t, const SpecKey *k, const char *level)
+static void default_text(FILE *t, const SpecKey *k, const char *level)
 {
 	if (k->flags & SPEC_DEF_NONE) {
 		cell(t, k->def_text ? k->def_text : "none");
@@ -124,11 +92,11 @@ static void default_text(Text *t, const SpecKey *k, const char *level)
 		if (same && i > 0)
 			break;
 		if (same && val)
-			out(t, "`%s`", val);
+			fprintf(t, "`%s`", val);
 		else if (same)
-			out(t, "%s", (k->flags & SPEC_REQUIRED) ? "required" : "none");
+			fprintf(t, "%s", (k->flags & SPEC_REQUIRED) ? "required" : "none");
 		else
-			out(t, "%s%s %s%s%s", i ? ", " : "", names[i], val ? "`" : "", val ? val : "none", val ? "`" : "");
+			fprintf(t, "%s%s %s%s%s", i ? ", " : "", names[i], val ? "`" : "", val ? val : "none", val ? "`" : "");
 	}
 	for (int i = 0; i < n; i++) {
 		free(texts[i]);
@@ -136,12 +104,12 @@ static void default_text(Text *t, const SpecKey *k, const char *level)
 	}
 }
 
-static void level_table(Text *t, const char *level, const char *title, const char *intro)
+static void level_table(FILE *t, const char *level, const char *title, const char *intro)
 {
-	out(t, "\n## %s\n\n", title);
+	fprintf(t, "\n## %s\n\n", title);
 	if (intro[0])
-		out(t, "%s\n\n", intro);
-	out(t, "| key | type | default | range / choices | only for | description |\n"
+		fprintf(t, "%s\n\n", intro);
+	fprintf(t, "| key | type | default | range / choices | only for | description |\n"
 	       "| --- | --- | --- | --- | --- | --- |\n");
 	for (int i = 0; i < spec_key_count(); i++) {
 		const SpecKey *k = spec_key_at(i);
@@ -151,17 +119,17 @@ static void level_table(Text *t, const char *level, const char *title, const cha
 			seen |= strcmp(spec_key_at(j)->path, k->path) == 0;
 		if (!leaf || seen)
 			continue;
-		out(t, "| `%s` | ", k->path);
+		fprintf(t, "| `%s` | ", k->path);
 		cell(t, spec_key_type_name(k));
-		out(t, " | ");
+		fprintf(t, " | ");
 		default_text(t, k, level);
-		out(t, " | ");
+		fprintf(t, " | ");
 		if (k->choices && k->type == SPEC_ENUM)
 			choices_text(t, k->choices);
 		else if (k->type == SPEC_ENUM && strcmp(k->path, "method") == 0)
-			out(t, "see [methods](#methods)");
+			fprintf(t, "see [methods](#methods)");
 		else if (k->type == SPEC_ENUM)
-			out(t, "see [protocols](#evaluation-protocols)");
+			fprintf(t, "see [protocols](#evaluation-protocols)");
 		else if (k->choices)
 			choices_text(t, k->choices);
 		else if (k->type == SPEC_INT || k->type == SPEC_I64 || k->type == SPEC_U64 || k->type == SPEC_FLOAT ||
@@ -180,9 +148,9 @@ static void level_table(Text *t, const char *level, const char *title, const cha
 				if (strcmp(r->path, k->path) != 0)
 					continue;
 				if (rows > 1 && r->variant) {
-					out(t, "%s", shown++ ? "; " : "");
+					fprintf(t, "%s", shown++ ? "; " : "");
 					cell(t, r->variant);
-					out(t, " ");
+					fprintf(t, " ");
 				}
 				range_text(t, r->min, r->max, r->flags);
 				if (rows == 1)
@@ -190,8 +158,8 @@ static void level_table(Text *t, const char *level, const char *title, const cha
 			}
 		}
 		if (k->max_n > 0 && k->type != SPEC_FLOAT_PAIR)
-			out(t, "%s%d..%d entries", k->type == SPEC_CUSTOM ? "" : "; ", k->min_n, k->max_n);
-		out(t, " | ");
+			fprintf(t, "%s%d..%d entries", k->type == SPEC_CUSTOM ? "" : "; ", k->min_n, k->max_n);
+		fprintf(t, " | ");
 		/* the variants of every row of this path (none shown when they are all of the level's) */
 		int always = 0;
 		char only[128] = "", v[32];
@@ -211,44 +179,48 @@ static void level_table(Text *t, const char *level, const char *title, const cha
 			all = spec_in_list(only, v);
 		if (!always && !all)
 			choices_text(t, only);
-		out(t, " | %s", (k->flags & SPEC_REQUIRED) ? "**required.** " : "");
+		fprintf(t, " | %s", (k->flags & SPEC_REQUIRED) ? "**required.** " : "");
 		cell(t, k->help);
-		out(t, " |\n");
+		fprintf(t, " |\n");
 	}
 }
 
-static void param_table(Text *t, const ParamDef *defs, int max)
+static void param_table(FILE *t, const ParamDef *defs, int max)
 {
 	if (max == 0 || !defs[0].name) {
-		out(t, "No parameters.\n");
+		fprintf(t, "No parameters.\n");
 		return;
 	}
-	out(t, "| parameter | type | default | range / choices | description |\n| --- | --- | --- | --- | --- |\n");
+	fprintf(t, "| parameter | type | default | range / choices | description |\n| --- | --- | --- | --- | --- |\n");
 	for (int i = 0; i < max && defs[i].name; i++) {
 		const ParamDef *d = &defs[i];
-		out(t, "| `%s` | %s | ", d->name, catalog_param_type_name(d->type));
+		fprintf(t, "| `%s` | %s | ", d->name, catalog_param_type_name(d->type));
 		if (d->flags & PARAM_DEFAULT_AUTO) {
-			out(t, "auto");
+			fprintf(t, "auto");
 		} else {
 			cJSON *full = spec_param_def_json(d);
 			cell_json(t, cJSON_GetObjectItem(full, "default"));
 			cJSON_Delete(full);
 		}
-		out(t, " | ");
+		fprintf(t, " | ");
 		if (d->type == PARAM_ENUM)
 			choices_text(t, d->choices ? d->choices : "");
 		else if (d->type == PARAM_NUMBER || d->type == PARAM_INTEGER)
 			range_text(t, d->min, d->max, d->flags);
-		out(t, " | ");
+		fprintf(t, " | ");
 		cell(t, d->help);
-		out(t, " |\n");
+		fprintf(t, " |\n");
 	}
 }
 
 char *jobspec_docs_markdown(void)
 {
-	Text t = { 0 };
-	out(&t, "# The job spec\n\n"
+	char *text = NULL;
+	size_t len = 0;
+	FILE *t = open_memstream(&text, &len);
+	if (!t)
+		return NULL;
+	fprintf(t, "# The job spec\n\n"
 	        "<!-- Generated by `ssld schema --markdown > docs/spec.md` from workers/spec_table.c and "
 	        "workers/method_catalog.c; do not edit by hand (the jobspec test fails when it is stale). -->\n\n"
 	        "A job is one JSON object, the same for `ssld run`, `ssld check` and `POST /v1/jobs`. Every key "
@@ -258,44 +230,45 @@ char *jobspec_docs_markdown(void)
 	        "encoder, optimizer, dataset format or protocol) are refused with a 400 that names them, "
 	        "as are unknown keys. `ssld schema` (or `GET /v1/schema`) is the same reference as a JSON "
 	        "Schema for editors.\n");
-	level_table(&t, "", "Top level", "");
-	level_table(&t, "dataset", "dataset",
+	level_table(t, "", "Top level", "");
+	level_table(t, "dataset", "dataset",
 	            "A string names a built-in dataset; an object gives `name` (built-in) or `format` (files).");
-	level_table(&t, "model", "model",
+	level_table(t, "model", "model",
 	            "Defaults are the engine's for the chosen encoder (`encoder_config_default`).");
-	level_table(&t, "pretrain", "pretrain", "");
-	level_table(&t, "pretrain.optimizer", "pretrain.optimizer", "`name` picks the optimizer; defaults are per optimizer.");
-	level_table(&t, "pretrain.schedule", "pretrain.schedule", "");
-	level_table(&t, "augment", "augment, augment2",
+	level_table(t, "pretrain", "pretrain", "");
+	level_table(t, "pretrain.optimizer", "pretrain.optimizer", "`name` picks the optimizer; defaults are per optimizer.");
+	level_table(t, "pretrain.schedule", "pretrain.schedule", "");
+	level_table(t, "augment", "augment, augment2",
 	            "A preset name, or an object: the listed transforms modify `preset`; a transform the preset "
 	            "leaves off starts from the defaults below when named.");
 	for (int i = 0; i < spec_aug_transform_count; i++) {
 		char level[64];
 		snprintf(level, sizeof level, "augment.%s", spec_aug_transforms[i]);
-		level_table(&t, level, level, "");
+		level_table(t, level, level, "");
 	}
-	level_table(&t, "evaluations[]", "evaluations[]",
+	level_table(t, "evaluations[]", "evaluations[]",
 	            "Each evaluation takes these keys plus its protocol's ([below](#evaluation-protocols)).");
 
-	out(&t, "\n## Methods\n\n`method` picks one; `params` takes its parameters.\n");
+	fprintf(t, "\n## Methods\n\n`method` picks one; `params` takes its parameters.\n");
 	for (int i = 0; i < method_catalog_count(); i++) {
 		const MethodInfo *m = method_catalog_at(i);
 		char data[64];
-		out(&t, "\n### %s\n\n%s (%s). Datasets: %s; default encoder: %s; views: %d; default augment: %s.\n\n",
+		fprintf(t, "\n### %s\n\n%s (%s). Datasets: %s; default encoder: %s; views: %d; default augment: %s.\n\n",
 		    m->name, m->summary, m->family, catalog_data_names(m->datasets, data, sizeof data),
 		    encoder_kind_name(m->default_encoder), m->views, m->default_augment ? m->default_augment : "none");
-		param_table(&t, m->params, METHOD_MAX_PARAMS);
+		param_table(t, m->params, METHOD_MAX_PARAMS);
 	}
-	out(&t, "\n## Evaluation protocols\n\n`evaluations[].protocol` picks one; each also takes "
+	fprintf(t, "\n## Evaluation protocols\n\n`evaluations[].protocol` picks one; each also takes "
 	        "`label_fractions`, `labels_per_class` and `label_rule`.\n");
 	for (int i = 0; i < protocol_catalog_count(); i++) {
 		const ProtocolInfo *pi = protocol_catalog_at(i);
-		out(&t, "\n### %s\n\n%s%s.\n\n", pi->name, pi->summary, pi->needs_labels ? " (needs labels)" : "");
-		param_table(&t, pi->keys, PROTOCOL_MAX_KEYS);
+		fprintf(t, "\n### %s\n\n%s%s.\n\n", pi->name, pi->summary, pi->needs_labels ? " (needs labels)" : "");
+		param_table(t, pi->keys, PROTOCOL_MAX_KEYS);
 	}
-	if (t.oom) {
-		free(t.p);
+	int bad = ferror(t);
+	if (fclose(t) != 0 || bad) {
+		free(text);
 		return NULL;
 	}
-	return t.p;
+	return text;
 }
