@@ -204,6 +204,9 @@ def main(exe):
         c = ssld_check(exe, three, d.state_dir)
         check(c.returncode == 1 and [l.split(":")[0] for l in c.stdout.splitlines()] == fields,
               "ssld check, three errors:\n%s" % c.stdout)
+        c = ssld(exe, "submit", "--server", "http://127.0.0.1:%d" % d.port, os.path.join(d.state_dir, "job.json"))
+        check(c.returncode != 0 and all(f + ":" in c.stderr for f in fields),
+              "ssld submit, three errors: %d\n%s" % (c.returncode, c.stderr))
         c = ssld(exe, "check", "--json", os.path.join(d.state_dir, "job.json"))
         check(c.returncode == 1 and [e["field"] for e in json.loads(c.stdout)["errors"]] == fields,
               "ssld check --json:\n%s" % c.stdout)
