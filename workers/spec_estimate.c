@@ -205,7 +205,9 @@ void jobspec_estimate(const JobSpec *js, JobEstimate *e)
 	e->param_bytes = 4 * P;
 	e->grad_bytes = 4 * P;
 	e->optim_bytes = (js->pretrain.optim.kind == OPT_ADAMW ? 8 : 4) * P;
-	e->activation_bytes = 4 * A * batch * views;
+	/* in double: the largest specs (context 65,536, batch 8,192) pass 2^63 bytes */
+	double act = 4.0 * (double)A * (double)batch * views;
+	e->activation_bytes = act > 1e18 ? (int64_t)1e18 : (int64_t)act;
 	e->peak_bytes = e->param_bytes + e->grad_bytes + e->optim_bytes + e->activation_bytes;
 	e->driver = e->activation_bytes > e->param_bytes + e->grad_bytes + e->optim_bytes
 	                    ? "pretrain.batch_size" : "model";
@@ -217,7 +219,7 @@ void jobspec_estimate(const JobSpec *js, JobEstimate *e)
 		e->steps = 0;
 		return;
 	}
-	if (e->train_samples > 0 && js->pretrain.batch_size > 0) {
+	if (e->train_samples >= 0 && js->pretrain.batch_size > 0) {   /* runner.c: at least one step */
 		e->steps_per_epoch = e->train_samples / js->pretrain.batch_size;   /* the last partial batch is dropped */
 		if (e->steps_per_epoch < 1)
 			e->steps_per_epoch = 1;
