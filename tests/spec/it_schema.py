@@ -66,6 +66,8 @@ BAD = [
     ("key of another format", spec(dataset={"name": "fashion-mnist", "record_bytes": 64}), "dataset.record_bytes"),
     ("no method", {"pretrain": {"epochs": 1}}, "method"),
     ("augment2 for a one-view method", {"method": "rotation", "augment2": "light"}, "augment2"),
+    ("an encoder the method does not work with", {"method": "mae", "model": {"encoder": "cnn"}}, "model.encoder"),
+    ("a cnn key for a vit-only method", {"method": "mae", "model": {"channels": [8]}}, "model.channels"),
     ("pretrain without pretraining", {"method": "none", "pretrain": {},
                                       "evaluations": [{"protocol": "knn"}]}, "pretrain"),
 ]
