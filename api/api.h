@@ -54,6 +54,7 @@ typedef struct ApiConfig {
 	int n_data_roots;
 	const char *web_dir;                /* static files for "/", NULL = none */
 	size_t max_body;                    /* request body limit in bytes (default 1 MiB) -> 413 */
+	uint64_t max_job_memory;            /* > 0: 400 for a spec whose estimated peak step memory is larger */
 	int max_queued;                     /* > 0: 429 when this many jobs are queued */
 	int max_queued_per_owner;           /* > 0: the same per owner */
 	int max_running_per_owner;          /* > 0: the pool's limit; GET /v1/jobs/{id} names it as

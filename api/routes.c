@@ -13,6 +13,7 @@
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,9 @@
 #include "../workers/init_from.h"
 #include "../workers/jobspec.h"
 #include "../workers/runner.h"
+#include "../workers/spec_estimate.h"
+#include "../workers/spec_schema.h"
+#include "../workers/job_files.h"
 #include "downsample.h"
 
 #define MAX_METRIC_ROWS 1000000   /* points per key one metrics request reads before asking to continue */
@@ -222,6 +226,44 @@ static enum MHD_Result jobs_list(Req *r)
 	return reply_sbuf(r, 200, &b);
 }
 
+/* The answer to a refused spec: {"error": the first, "errors": [every one]}, each in the one error
+ * shape. The status is the first error's. */
+static cJSON *spec_error_json(const SpecError *e)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "code", e->code[0] ? e->code : "invalid_spec");
+	cJSON_AddStringToObject(o, "message", e->message[0] ? e->message : "the job spec is not valid");
+	if (e->field[0]) cJSON_AddStringToObject(o, "field", e->field);
+	else cJSON_AddNullToObject(o, "field");
+	return o;
+}
+
+static enum MHD_Result reply_spec_errors(Req *r, const SpecError *errs, int n)
+{
+	unsigned status = errs[0].http_status >= 400 && errs[0].http_status < 500 ? (unsigned)errs[0].http_status : 400;
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddItemToObject(o, "error", spec_error_json(&errs[0]));
+	cJSON *a = cJSON_AddArrayToObject(o, "errors");
+	for (int i = 0; i < n; i++) cJSON_AddItemToArray(a, spec_error_json(&errs[i]));
+	return reply_json(r, status, o);
+}
+
+/* One submit-time refusal that is not the parser's (init_from, the memory limit). */
+__attribute__((format(printf, 4, 5)))
+static enum MHD_Result reply_spec_error(Req *r, const char *code, const char *field, const char *fmt, ...)
+{
+	SpecError e;
+	memset(&e, 0, sizeof e);
+	snprintf(e.code, sizeof e.code, "%s", code);
+	snprintf(e.field, sizeof e.field, "%s", field);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(e.message, sizeof e.message, fmt, ap);
+	va_end(ap);
+	e.http_status = 400;
+	return reply_spec_errors(r, &e, 1);
+}
+
 /* init_from: the source's encoder architecture against the new job's (the rest of the rule -
  * which sources may be named, waiting for them - is store_job_insert's and the claim's). Another
  * owner's job is a source only for those who may read it (the read rule of GET /v1/jobs/{id}).
@@ -249,7 +291,7 @@ static int check_init_from(Req *r, const JobSpec *js, const char *resolved)
 		rc = init_from_check_file(resolved, js->init_from, field, sizeof field, msg, sizeof msg);
 	}
 	if (rc > 0) {
-		reply_error(r, 400, "invalid_field", field, "%s", msg);
+		reply_spec_error(r, "invalid_field", field, "%s", msg);
 		return -1;
 	}
 	return 0;
@@ -258,22 +300,28 @@ static int check_init_from(Req *r, const JobSpec *js, const char *resolved)
 static enum MHD_Result jobs_submit(Req *r)
 {
 	Api *api = r->api;
-	if (check_query(r, NULL) < 0) return MHD_YES;
+	static const char *const allowed[] = { "dry_run", NULL };
+	if (check_query(r, allowed) < 0) return MHD_YES;
+	const char *dry = query(r, "dry_run");
+	if (dry && strcmp(dry, "1") != 0 && strcmp(dry, "true") != 0 && strcmp(dry, "0") != 0 && strcmp(dry, "false") != 0)
+		return reply_error(r, 400, "invalid_parameter", "dry_run", "dry_run: expected 1 or 0, got '%.40s'", dry);
+	int dry_run = dry && (strcmp(dry, "1") == 0 || strcmp(dry, "true") == 0);
 	if (require_auth(r) < 0) return MHD_YES;
-	if (atomic_load(&api->draining))
+	if (!dry_run && atomic_load(&api->draining))
 		return reply_error(r, 503, "shutting_down", NULL, "the daemon is shutting down and accepts no new jobs; retry after it restarts");
 	if (!r->body || r->len == 0)
 		return reply_error(r, 400, "invalid_json", NULL, "the request body is empty: send the job as JSON (see GET /v1/methods for examples)");
 	if (check_body_text(r) < 0) return MHD_YES;
 	JobSpecOptions o = { .data_roots = api->cfg.data_roots, .n_data_roots = api->cfg.n_data_roots, .check_files = 1 };
 	JobSpec *js = NULL;
-	SpecError se;
-	memset(&se, 0, sizeof se);
-	if (jobspec_parse(r->body, r->len, &o, &js, &se) < 0) {
-		unsigned status = se.http_status >= 400 && se.http_status < 500 ? (unsigned)se.http_status : 400;
-		return reply_error(r, status, se.code[0] ? se.code : "invalid_spec", se.field, "%s",
-		                   se.message[0] ? se.message : "the job spec is not valid");
+	SpecErrors *errs = malloc(sizeof *errs);
+	if (!errs) return reply_error(r, 503, "out_of_memory", NULL, "the server ran out of memory checking the job");
+	if (jobspec_parse_all(r->body, r->len, &o, &js, errs) < 0) {
+		enum MHD_Result q = reply_spec_errors(r, errs->e, errs->n > 0 ? errs->n : 1);
+		free(errs);
+		return q;
 	}
+	free(errs);
 	/* Priorities above the ceiling jump other owners' jobs: an admin's decision. */
 	if (js->priority > api->cfg.max_user_priority && !r->admin) {
 		int prio = js->priority;
@@ -281,6 +329,24 @@ static enum MHD_Result jobs_submit(Req *r)
 		return reply_error(r, 403, "forbidden", "priority",
 		                   "priority: %d is above max-user-priority = %d; only an admin token may set a higher priority",
 		                   prio, api->cfg.max_user_priority);
+	}
+	/* What it will cost: refused above the server's share of memory, before anything is queued. */
+	JobEstimate est;
+	jobspec_estimate(js, &est);
+	if (api->cfg.max_job_memory > 0 && (uint64_t)est.peak_bytes > api->cfg.max_job_memory) {
+		char need[32], act[32], par[32], lim[32];
+		jobspec_bytes_text(est.peak_bytes, need, sizeof need);
+		jobspec_bytes_text(est.activation_bytes, act, sizeof act);
+		jobspec_bytes_text(est.param_bytes + est.grad_bytes + est.optim_bytes, par, sizeof par);
+		jobspec_bytes_text((int64_t)api->cfg.max_job_memory, lim, sizeof lim);
+		const char *driver = est.driver;
+		jobspec_free(js);
+		return reply_spec_error(r, "too_much_memory", driver,
+		                        "%s: the job needs an estimated %s per training step (parameters, gradients and "
+		                        "optimizer state %s, activations %s), more than this server allows a job "
+		                        "(--max-job-memory %s)%s", driver, need, par, act, lim,
+		                        strcmp(driver, "pretrain.batch_size") == 0 ? "; use a smaller batch"
+		                                                                   : "; use a smaller model");
 	}
 	/* Store the resolved spec, not the body: every default filled in and dataset paths resolved
 	 * against the data roots now, so the worker (which parses it again without roots, maybe after
@@ -295,6 +361,16 @@ static enum MHD_Result jobs_submit(Req *r)
 		jobspec_free(js);
 		free(resolved);
 		return MHD_YES;
+	}
+	if (dry_run) {
+		jobspec_free(js);
+		cJSON *spec = cJSON_Parse(resolved);
+		free(resolved);
+		if (!spec) return reply_error(r, 503, "out_of_memory", NULL, "the server ran out of memory resolving the job");
+		cJSON *ans = cJSON_CreateObject();
+		cJSON_AddItemToObject(ans, "spec", spec);
+		cJSON_AddItemToObject(ans, "estimate", jobspec_estimate_json(&est));
+		return reply_json(r, 200, ans);
 	}
 	StoreNewJob nj = {
 		.spec = resolved, .name = js->name, .method = js->method, .owner = r->owner, .priority = js->priority,
@@ -913,7 +989,7 @@ static enum MHD_Result job_generate(Req *r, int64_t id)
 		q = reply_error(r, 503, "no_state_dir", NULL, "this server keeps no job directories to read a checkpoint from");
 		goto done;
 	}
-	snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir);
+	snprintf(path, sizeof path, "%s/" JOB_FILE_CHECKPOINT, dir);
 	if (!j.spec || access(path, R_OK) != 0) {
 		q = reply_error(r, 409, "no_checkpoint", NULL, "job %lld is %s and has no checkpoint to sample from yet", (long long)id,
 		                job_state_name(j.state));
@@ -942,13 +1018,27 @@ static enum MHD_Result methods(Req *r)
 	return reply_text(r, 200, "application/json; charset=utf-8", catalog_text, strlen(catalog_text));
 }
 
+static pthread_once_t schema_once = PTHREAD_ONCE_INIT;
+static char *schema_text;
+
+static void load_schema(void) { schema_text = jobspec_schema_json(); }
+
+/* The JSON Schema of a job spec (the same document as `ssld schema`). */
+static enum MHD_Result schema(Req *r)
+{
+	if (check_query(r, NULL) < 0) return MHD_YES;
+	pthread_once(&schema_once, load_schema);
+	if (!schema_text) return reply_error(r, 503, "out_of_memory", NULL, "the job spec schema could not be built");
+	return reply_text(r, 200, "application/schema+json", schema_text, strlen(schema_text));
+}
+
 static enum MHD_Result endpoints(Req *r)
 {
 	static const char text[] =
 		"{\"endpoints\":["
 		"\"POST /v1/jobs\",\"GET /v1/jobs\",\"GET /v1/jobs/{id}\",\"POST /v1/jobs/{id}/cancel\","
 		"\"GET /v1/jobs/{id}/metrics\",\"GET /v1/jobs/{id}/events\",\"GET /v1/jobs/{id}/artifacts\","
-		"\"GET /v1/jobs/{id}/artifacts/{name}\",\"POST /v1/jobs/{id}/generate\",\"GET /v1/methods\",\"GET /v1/health\",\"GET /metrics\"]}\n";
+		"\"GET /v1/jobs/{id}/artifacts/{name}\",\"POST /v1/jobs/{id}/generate\",\"GET /v1/methods\",\"GET /v1/schema\",\"GET /v1/health\",\"GET /metrics\"]}\n";
 	return reply_text(r, 200, "application/json; charset=utf-8", text, sizeof text - 1);
 }
 
@@ -970,6 +1060,7 @@ enum MHD_Result route_v1(Req *r, const char *path)
 		return serve_health(r);
 	}
 	if (strcmp(path, "/methods") == 0) return get ? methods(r) : not_allowed(r, "GET");
+	if (strcmp(path, "/schema") == 0) return get ? schema(r) : not_allowed(r, "GET");
 	enum MHD_Result rc;
 	if (strcmp(path, "/jobs") == 0 || strcmp(path, "/jobs/") == 0) {
 		if (get) {

@@ -22,6 +22,19 @@
 #define SSLD_SOURCE_WEB_DIR ""
 #endif
 
+/* MemTotal from /proc/meminfo in bytes, 0 when unknown. */
+static uint64_t mem_total(void)
+{
+	FILE *f = fopen("/proc/meminfo", "r");
+	if (!f) return 0;
+	char line[128];
+	unsigned long long kib = 0;
+	while (fgets(line, sizeof line, f))
+		if (sscanf(line, "MemTotal: %llu kB", &kib) == 1) break;
+	fclose(f);
+	return (uint64_t)kib * 1024;
+}
+
 static int ncpu(void)
 {
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -33,6 +46,7 @@ void config_defaults(SsldConfig *c)
 	memset(c, 0, sizeof *c);
 	snprintf(c->listen, sizeof c->listen, "127.0.0.1:8080");
 	c->workers = -1;         /* resolved in config_finish */
+	c->max_job_memory = UINT64_MAX;   /* resolved in config_finish */
 	c->job_threads = -1;
 	c->http_threads = 2;
 	c->max_body = 1 << 20;
@@ -102,6 +116,29 @@ static int set_size(size_t *dst, const char *key, const char *v, char *err, size
 	return 0;
 }
 
+/* A memory size: bytes with an optional k, M, G or T suffix (powers of 1024), or 0 = unlimited. */
+static int set_memory(uint64_t *dst, const char *key, const char *v, char *err, size_t errlen)
+{
+	char *end;
+	errno = 0;
+	unsigned long long n = strtoull(v, &end, 10);
+	unsigned long long mul = 1;
+	switch (*end) {
+	case 'k': case 'K': mul = 1ull << 10, end++; break;
+	case 'm': case 'M': mul = 1ull << 20, end++; break;
+	case 'g': case 'G': mul = 1ull << 30, end++; break;
+	case 't': case 'T': mul = 1ull << 40, end++; break;
+	default: break;
+	}
+	if (!*v || *v == '-' || *end || errno || n > (1ull << 50) / mul) {
+		snprintf(err, errlen, "%s: expected a size in bytes (suffix k, M, G or T allowed; 0 = unlimited), got '%s'",
+		         key, v);
+		return -1;
+	}
+	*dst = n * mul;
+	return 0;
+}
+
 int config_set(SsldConfig *c, const char *key_in, const char *v, char *err, size_t errlen)
 {
 	char key[64];
@@ -142,6 +179,7 @@ int config_set(SsldConfig *c, const char *key_in, const char *v, char *err, size
 		return -1;
 	}
 	if (strcmp(key, "max-body") == 0) return set_size(&c->max_body, key, v, err, errlen);
+	if (strcmp(key, "max-job-memory") == 0) return set_memory(&c->max_job_memory, key, v, err, errlen);
 	if (strcmp(key, "flush-interval") == 0) return set_double(&c->flush_interval_s, key, v, 0.05, 1.0, err, errlen);
 	if (strcmp(key, "stop-timeout") == 0) return set_double(&c->stop_timeout_s, key, v, 1, 86400, err, errlen);
 	if (strcmp(key, "max-connections") == 0) return set_int(&c->max_connections, key, v, 1, 65536, err, errlen);
@@ -291,6 +329,8 @@ void config_finish(SsldConfig *c)
 	int cores = ncpu();
 	if (c->workers < 0) c->workers = cores / 2 > 0 ? cores / 2 : 1;
 	if (c->job_threads < 0) c->job_threads = c->workers > 0 && cores / c->workers > 0 ? cores / c->workers : 1;
+	/* Half the machine's memory shared by the jobs that run at once (0 workers: one job's share). */
+	if (c->max_job_memory == UINT64_MAX) c->max_job_memory = mem_total() / 2 / (uint64_t)(c->workers > 0 ? c->workers : 1);
 }
 
 void config_usage(void)
@@ -300,6 +340,8 @@ void config_usage(void)
 		"       ssld run JOB.json [--out DIR]           run one job in the foreground\n"
 		"       ssld generate JOBDIR [--prompt TEXT]    continue a prompt with a trained language model\n"
 		"       ssld methods                            list pretext methods and evaluation protocols\n"
+		"       ssld check JOB.json [--json]            every error of a job file, or its resolved spec and estimate\n"
+		"       ssld schema                             the JSON Schema of a job file (for editors)\n"
 		"       ssld token create NAME [--admin] | list | revoke NAME | off   manage API tokens (on the server)\n"
 		"       ssld submit JOB.json | ls | show ID | watch ID | cancel ID | results ID\n"
 		"                                               the command-line client (`ssld submit --help`)\n"
@@ -317,6 +359,8 @@ void config_usage(void)
 		"  --job-threads N            cap on a job's BLAS threads (default cores / workers)\n"
 		"  --http-threads N           HTTP threads (default 2)\n"
 		"  --max-body SIZE            request body limit (default 1M)\n"
+		"  --max-job-memory SIZE      refuse (400) a job whose estimated peak memory of a training step is larger\n"
+		"                             (suffix k/M/G/T; default half of MemTotal divided by --workers; 0 = no limit)\n"
 		"  --max-queued N             refuse new jobs (429) when N are queued (default unlimited)\n"
 		"  --max-queued-per-owner N   the same per token owner\n"
 		"  --max-running-per-owner N  run at most N of one owner's jobs at once; the rest wait (default unlimited)\n"

@@ -17,6 +17,7 @@
 #define SSLD_DAEMON_CONFIG_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define CONFIG_MAX_ROOTS 16
 
@@ -31,6 +32,8 @@ typedef struct SsldConfig {
 	int job_threads;             /* cap on a job's BLAS threads; default cores / workers */
 	int http_threads;            /* default 2 */
 	size_t max_body;             /* bytes; default 1 MiB */
+	uint64_t max_job_memory;     /* bytes: refuse specs whose estimated peak step memory exceeds it;
+	                                0 = unlimited; default half of MemTotal divided by the workers */
 	int max_queued;              /* 0 = unlimited */
 	int max_queued_per_owner;    /* 0 = unlimited */
 	int max_running_per_owner;   /* 0 = unlimited (up to `workers`) */

@@ -1,7 +1,8 @@
 /* main.c - the `ssld` binary: picks the subcommand and turns its status into the exit code.
  *
  * `ssld` with no subcommand (or with only flags) serves. Nothing else lives here: serving is
- * serve.c, `ssld run` is workers/cli_run.c, the catalogue is workers/jobspec.c, `ssld token` is
+ * serve.c, `ssld run` is workers/cli_run.c, `ssld check` and `ssld schema` are cli/, the
+ * catalogue is workers/spec_json.c, `ssld token` is
  * cli_token.c, the HTTP client commands (submit, ls, show, watch, cancel, results) are
  * workers/cli_client.c.
  */
@@ -9,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../cli/check.h"
+#include "../cli/schema.h"
 #include "../workers/cli_client.h"
 #include "../workers/cli_generate.h"
 #include "../workers/cli_run.h"
@@ -33,6 +36,8 @@ int main(int argc, char **argv)
 	const char *cmd = argv[1];
 	if (strcmp(cmd, "serve") == 0) return serve_main(argc - 2, argv + 2);
 	if (strcmp(cmd, "run") == 0) return cli_run_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "check") == 0) return cli_check_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "schema") == 0) return cli_schema_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "generate") == 0) return cli_generate_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "token") == 0) return cli_token_main(argc - 1, argv + 1);
 	if (cli_client_is_command(cmd)) return cli_client_main(argc - 1, argv + 1);
@@ -51,7 +56,7 @@ int main(int argc, char **argv)
 		config_usage();
 		return 0;
 	}
-	fprintf(stderr, "ssld: unknown command '%s'; commands: serve (default), run, generate, methods, token, submit, ls, "
+	fprintf(stderr, "ssld: unknown command '%s'; commands: serve (default), run, check, schema, generate, methods, token, submit, ls, "
 	        "show, watch, cancel, results, version, help\n", cmd);
 	exit(2);
 }

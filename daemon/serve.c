@@ -360,8 +360,9 @@ int serve_main(int argc, char **argv)
 	ApiConfig ac = {
 		.listen = c->listen, .listen_fd = listen_fd, .read_access = (ApiReadAccess)c->read_access, .store = s->st, .batch = s->batch, .pool = s->pool, .state_dir = c->state_dir,
 		.data_roots = roots, .n_data_roots = c->n_data_roots, .web_dir = c->web_dir[0] ? c->web_dir : NULL,
-		.max_body = c->max_body, .max_queued = c->max_queued, .max_queued_per_owner = c->max_queued_per_owner,
-		.max_running_per_owner = c->max_running_per_owner, .max_user_priority = c->max_user_priority,
+		.max_body = c->max_body, .max_job_memory = c->max_job_memory, .max_queued = c->max_queued,
+		.max_queued_per_owner = c->max_queued_per_owner, .max_running_per_owner = c->max_running_per_owner,
+		.max_user_priority = c->max_user_priority,
 		.threads = c->http_threads, .tokens_file = c->tokens_file[0] ? c->tokens_file : NULL, .version = SSLD_VERSION,
 		.on_queued = api_queued, .user = s,
 		.max_connections = c->max_connections, .max_connections_per_ip = c->max_connections_per_ip,

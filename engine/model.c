@@ -283,7 +283,8 @@ static int cnn_grid_window(const EncoderConfig *c, int in_h, int in_w, int *fh, 
 	return 0;
 }
 
-static int validate(const EncoderConfig *c, int in_c, int in_h, int in_w, char *err, size_t errlen)
+int encoder_config_check(const EncoderConfig *c, int in_c, int in_h, int in_w, char *err,
+                         size_t errlen)
 {
 	if ((int)c->kind < ENC_MLP || c->kind > ENC_TRANSFORMER)
 		return fail(err, errlen, "model.kind: unknown encoder kind %d", (int)c->kind);
@@ -405,7 +406,7 @@ static int build_cnn(Encoder *e, ParamSet *ps, const char *prefix, Rng *rng)
 		cin = c->channels[i];
 	}
 	e->out_dim = cin;
-	if (c->pool_grid > 1) {   /* validate() checked the window exists */
+	if (c->pool_grid > 1) {   /* encoder_config_check() checked the window exists */
 		int fh, fw;
 		if (cnn_grid_window(c, e->in_h, e->in_w, &fh, &fw, &e->grid_k, &e->grid_stride) < 0)
 			return -EINVAL;
@@ -442,7 +443,7 @@ static int build_vit(Encoder *e, ParamSet *ps, const char *prefix, Rng *rng)
 int encoder_new(const EncoderConfig *c, ParamSet *ps, const char *prefix, int in_c, int in_h,
                 int in_w, Rng *rng, Encoder **out, char *err, size_t errlen)
 {
-	int rc = validate(c, in_c, in_h, in_w, err, errlen);
+	int rc = encoder_config_check(c, in_c, in_h, in_w, err, errlen);
 	if (rc < 0)
 		return rc;
 	if (strlen(prefix) > LAYER_NAME_MAX - 64)

@@ -59,6 +59,11 @@ void encoder_config_default(EncoderConfig *c, EncoderKind kind);
 int encoder_new(const EncoderConfig *c, ParamSet *ps, const char *prefix, int in_c, int in_h,
                 int in_w, Rng *rng, Encoder **out, char *err, size_t errlen);
 void encoder_free(Encoder *e);
+/* The rules encoder_new applies to a config for one in_c x in_h x in_w sample, without building
+ * anything (the job spec checks them at submit): 0, or -EINVAL with err starting with the key
+ * ("model.pool_grid: 4 does not split the last 7x7 feature map ..."). */
+int encoder_config_check(const EncoderConfig *c, int in_c, int in_h, int in_w, char *err,
+                         size_t errlen);
 int encoder_out_dim(const Encoder *e);
 /* Images (B,C,H,W) or vectors (B,D) -> (B, out_dim). */
 Tensor *encoder_forward(Ctx *ctx, Encoder *e, Tensor *x);

@@ -40,6 +40,8 @@ enum {
 	PARAM_MAX_EXCLUSIVE = 2,   /* value must be < max instead of <= max */
 	PARAM_NO_MIN = 4,          /* no lower bound */
 	PARAM_NO_MAX = 8,          /* no upper bound */
+	PARAM_DEFAULT_AUTO = 16,   /* absent = chosen at run time ("auto"); def is the stored
+	                              stand-in for it */
 };
 
 /* One typed, documented setting. For numbers and integers the range is [min, max] unless flags

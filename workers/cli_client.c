@@ -320,6 +320,13 @@ static int server_error(const char *what, const Resp *r)
 		fprintf(stderr, "ssld %s: HTTP %d %s: %s\n", what, r->status, code->valuestring, msg->valuestring);
 	else
 		fprintf(stderr, "ssld %s: HTTP %d: %.300s\n", what, r->status, r->body ? r->body : "");
+	/* a refused job spec lists every error; the first was printed above */
+	const cJSON *all = j ? cJSON_GetObjectItemCaseSensitive(j, "errors") : NULL;
+	for (const cJSON *x = cJSON_IsArray(all) && all->child ? all->child->next : NULL; x; x = x->next) {
+		const cJSON *m = cJSON_GetObjectItemCaseSensitive(x, "message");
+		if (cJSON_IsString(m))
+			fprintf(stderr, "  %s\n", m->valuestring);
+	}
 	if (r->status == 401) fprintf(stderr, "  (pass a token with --token, SSLD_TOKEN or 'token = ...' in ~/.config/ssld/client.conf)\n");
 	cJSON_Delete(j);
 	return 1;

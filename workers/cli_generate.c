@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "jobspec.h"
+#include "job_files.h"
 #include "runner.h"
 
 #define SPEC_MAX (16u << 20)
@@ -132,7 +133,7 @@ int cli_generate_main(int argc, char **argv)
 
 	char err[8192], path[4096], dirbuf[4096];
 	if (!spec_path) {
-		snprintf(path, sizeof path, "%s/job.json", dir);
+		snprintf(path, sizeof path, "%s/" JOB_FILE_SPEC, dir);
 		spec_path = path;
 	}
 	char *spec = read_text(spec_path, err, sizeof err);

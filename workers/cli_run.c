@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "jobspec.h"
+#include "job_files.h"
 #include "runner.h"
 #include "workdir.h"
 
@@ -289,22 +290,22 @@ int cli_run_main(int argc, char **argv)
 		free(text);
 		return 2;
 	}
+	free(text);   /* parsed once: the runner takes the typed spec */
 	char dir[4096];
 	if (out_dir)
 		snprintf(dir, sizeof dir, "%s", out_dir);
 	else
 		snprintf(dir, sizeof dir, "runs/%s", js->name && js->name[0] ? js->name : js->method);
 	char *resolved = jobspec_to_json(js);
-	jobspec_free(js);
 	if (!resolved) {
 		fprintf(stderr, "ssld run: out of memory\n");
-		free(text);
+		jobspec_free(js);
 		return 1;
 	}
 	int go = decide(dir, spec_path, resolved, restart, resume);
 	free(resolved);
 	if (go <= 0) {
-		free(text);
+		jobspec_free(js);
 		return go == 0 ? 0 : 2;
 	}
 	for (char *p = dir + 1; *p; p++) {
@@ -316,7 +317,7 @@ int cli_run_main(int argc, char **argv)
 	}
 	if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
 		fprintf(stderr, "ssld run: cannot create %s: %s\n", dir, strerror(errno));
-		free(text);
+		jobspec_free(js);
 		return 2;
 	}
 	struct sigaction sa = { .sa_handler = on_sigint };
@@ -327,13 +328,12 @@ int cli_run_main(int argc, char **argv)
 	                      .on_event = cli_event, .should_stop = cli_should_stop };
 	char *results = NULL;
 	RunnerOptions ro = { .resume = resume ? RUNNER_RESUME_FORCE : RUNNER_RESUME_CHECK };
-	int rc = runner_run_opts(text, dir, &ro, &hooks, NULL, &results, err, sizeof err);
-	free(text);
+	int rc = runner_run_spec(js, dir, &ro, &hooks, NULL, &results, err, sizeof err);
 	if (st.tty && !st.quiet)
 		fprintf(stderr, "\n");
 	if (rc == RUNNER_OK) {
 		print_results(results);
-		printf("  written to %s/results.json\n", dir);
+		printf("  written to %s/" JOB_FILE_RESULTS "\n", dir);
 		free(results);
 		return 0;
 	}

@@ -1,50 +1,20 @@
 /* jobspec.c - parse and strictly validate a job JSON into a JobSpec with every default applied.
  *
- * One format serves `ssld run job.json` and `POST /v1/jobs`. Validation is complete before
- * anything runs: unknown keys (with a "did you mean"), duplicate keys, types, finiteness, ranges,
- * keys that belong to another encoder/optimizer/protocol/format, method parameters against the
- * method's own parameter table (engine/methods/), label needs of the evaluations, and dataset
- * paths (they exist, are regular files, and resolve with realpath inside a configured data root,
- * so `..` and symlinks cannot escape). Errors name the field by its dotted path ("evaluations[1].k").
+ * One format serves `ssld run job.json`, `ssld check` and `POST /v1/jobs`. Validation is complete
+ * before anything runs: unknown keys (with a "did you mean"), duplicate keys, types, finiteness,
+ * ranges, keys that belong to another encoder/optimizer/protocol/format, method parameters against
+ * the method's own parameter table (engine/methods/), label needs of the evaluations, the engine's own rules
+ * for the encoder (model.pool_grid must split the feature map), and dataset paths (they exist, are
+ * regular files, and resolve with realpath inside a configured data root, so `..` and symlinks
+ * cannot escape). Errors name the field by its dotted path ("evaluations[1].k"), and every error
+ * of a spec is reported, not only the first.
+ *
+ * The keys, their types, ranges, defaults and help are rows of spec_table.c; this file walks that
+ * table level by level and holds only the rules that relate several keys, next to their level.
+ * docs/spec.md (generated) lists the keys and defaults.
  *
  * It deliberately does not load datasets, build models or read checkpoint contents (the runner
  * does), and does not bound the request size (callers do; JSON depth is bounded here).
- *
- * Defaults (the README copies this table):
- *
- *   key                              default
- *   name                             "<method>-<dataset>"  (e.g. "simclr-fashion-mnist")
- *   params.*                         the method's catalogue defaults (simclr: temperature 0.5,
- *                                    proj_hidden 512, proj_dim 128)
- *   dataset                          "fashion-mnist" (/usr/share/datasets/fashion-mnist);
- *                                    csv: label_column -1 (last), header "auto", test_fraction 0.1;
- *                                    text / text_records: test_fraction 0.1; record_bytes 128;
- *                                    limit_train / limit_test 0 (= all)
- *   model.encoder                    the method's default encoder when it suits the dataset
- *                                    (simclr: cnn), else cnn for images, mlp for csv vectors,
- *                                    transformer for text; other model keys: encoder_config_default
- *                                    (cnn channels [32,64,128]; mlp hidden [1024,1024] out_dim 128;
- *                                    vit/transformer dim 128 depth 4 heads 4 mlp_ratio 4, patch 4,
- *                                    context 128, pool "mean"; batchnorm true; dropout 0)
- *   augment                          the method's preset (simclr: "simclr"; others "none");
- *                                    an object starts from "preset" (default "none") and a named
- *                                    transform is enabled with the defaults of aug_enabled_defaults()
- *   augment2                         = augment
- *   seed 0, threads 2, checkpoint_interval_s 120, priority 0, init_from none
- *   pretrain.epochs 10, time_budget_s 0 (none), max_steps 0 (none), batch_size 256, grad_clip 0
- *   pretrain.optimizer               adamw: lr 1e-3, weight_decay 1e-6, betas [0.9, 0.999], eps 1e-8
- *                                    sgd:   lr 0.05, weight_decay 5e-4, momentum 0.9, nesterov false
- *                                    lars:  lr 0.3,  weight_decay 1e-6, momentum 0.9, trust_coef 0.001
- *   pretrain.schedule                name "cosine", warmup_epochs 1, min_lr 0
- *   evaluations                      [] (none); each: label_fractions [1.0], label_rule "first"
- *     linear_probe                   epochs 100, batch_size 256, lr 0 (auto), weight_decay 0 (auto,
- *                                    chosen by cross-validation on the labels)
- *     finetune                       epochs 30, batch_size 64, lr 1e-3, encoder_lr_scale 0.1,
- *                                    weight_decay 1e-4, augment true
- *     knn                            k 20, temperature 0.07
- *     supervised                     epochs 30, batch_size 64, lr 1e-3, weight_decay 1e-4, augment true
- *   (batch 64 and weight decay 1e-4 follow engine/methods/eval.c: with 1% labels a batch of 256
- *   would give two steps per epoch)
  *
  * Paths: with data roots configured, a relative dataset path is taken relative to the first root;
  * stored paths are the realpath-resolved ones. A text_records "dir" lists its regular, non-hidden,
@@ -67,6 +37,8 @@
 #include <unistd.h>
 
 #include "method_catalog.h"
+#include "spec_estimate.h"
+#include "spec_table.h"
 
 #ifndef SSLD_FASHION_MNIST_DIR
 #define SSLD_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
@@ -77,274 +49,20 @@
 #define MAX_RULES 64
 
 
-/* ---------------------------------------------------------------------------------------------- */
-/* The documented spec keys: which keys exist at each level, for which variant (encoder,          */
-/* optimizer, dataset format) they are valid, their type, default and help. check_keys() uses it */
-/* to reject unknown and misplaced keys; jobspec_catalog_json() publishes it. Augmentation keys  */
-/* come from aug_keys[], method parameters and protocol keys from the catalogue.                 */
-
-typedef struct KeyDoc {
-	const char *path;   /* "pretrain.optimizer.lr"; array elements as "evaluations[]" */
-	const char *type;
-	const char *def;    /* default as JSON text; NULL = computed (model.* from the engine) */
-	const char *only;   /* "sgd|lars": valid only for these variants of its level; NULL = always */
-	const char *help;
-} KeyDoc;
-
-static const KeyDoc key_docs[] = {
-	{ "name", "string", "\"<method>-<dataset>\"", NULL,
-	  "job name, 1..100 characters of A-Z a-z 0-9 . _ - and space" },
-	{ "method", "enum", NULL, NULL, "REQUIRED: the pretext method (see methods), or \"none\"" },
-	{ "params", "object", "{}", NULL, "method parameters (see methods[].params)" },
-	{ "dataset", "string|object", "\"fashion-mnist\"", NULL,
-	  "a named dataset, or an object with \"name\" or \"format\"" },
-	{ "model", "object", "{}", NULL, "the encoder architecture" },
-	{ "augment", "string|object", NULL, NULL,
-	  "augmentations of view 1: a preset (\"none\", \"simclr\", \"light\") or an object; default: "
-	  "the method's preset" },
-	{ "augment2", "string|object", NULL, NULL,
-	  "augmentations of view 2 (two-view methods); default: the same as augment" },
-	{ "pretrain", "object", "{}", NULL, "pretraining loop: length, batch, optimizer, schedule" },
-	{ "evaluations", "array", "[]", NULL, "downstream evaluations (at most 16), see protocols" },
-	{ "seed", "integer", "0", NULL, "random seed (>= 0): same seed, same run" },
-	{ "threads", "integer", "2", NULL, "BLAS and augmentation threads, 1..64" },
-	{ "checkpoint_interval_s", "number", "120", NULL, "seconds between checkpoints, >= 1" },
-	{ "init_from", "string|integer", "null", NULL,
-	  "start from a checkpoint: a .safetensors path or a job id" },
-	{ "priority", "integer", "0", NULL, "queue priority -100..100, higher runs first" },
-
-	{ "dataset.name", "enum", "\"fashion-mnist\"", "named", "a built-in dataset" },
-	{ "dataset.format", "enum", NULL, "idx|csv|text|text_records|captions",
-	  "file format: idx, csv, text, text_records, captions" },
-	{ "dataset.dir", "string", NULL, "named|text_records|captions",
-	  "fashion-mnist/captions: directory of the four IDX files (default " SSLD_FASHION_MNIST_DIR
-	  "); text_records: directory whose text files are the records' classes" },
-	{ "dataset.train_images", "string", NULL, "idx", "REQUIRED (idx): training images (IDX, .gz or raw)" },
-	{ "dataset.train_labels", "string", NULL, "idx", "REQUIRED (idx): training labels" },
-	{ "dataset.test_images", "string", NULL, "idx", "REQUIRED (idx): test images" },
-	{ "dataset.test_labels", "string", NULL, "idx", "REQUIRED (idx): test labels" },
-	{ "dataset.train", "string", NULL, "csv", "REQUIRED (csv): training rows" },
-	{ "dataset.test", "string", "null", "csv", "test rows (default: the tail test_fraction of train)" },
-	{ "dataset.label_column", "integer", "-1", "csv", "label column index, -1 = last" },
-	{ "dataset.header", "\"auto\"|boolean", "\"auto\"", "csv", "first row is a header" },
-	{ "dataset.test_fraction", "number", "0.1", "csv|text|text_records",
-	  "share held out as the test split, (0, 0.5]" },
-	{ "dataset.files", "array<string>", NULL, "text|text_records",
-	  "REQUIRED (text; text_records unless dir): 1..64 text files" },
-	{ "dataset.record_bytes", "integer", "128", "text_records",
-	  "records are truncated or padded to this many bytes, 16..4096" },
-	{ "dataset.records", "enum", "\"percent\"", "text_records",
-	  "\"percent\": records separated by \"%\" lines, the label is the source file; \"tsv\": "
-	  "one record per line, \"label<TAB>text\"" },
-	{ "dataset.file", "string", "null", "captions",
-	  "JSON lines {\"image\": index, \"caption\": text} (default: captions from class names)" },
-	{ "dataset.limit_train", "integer", "0", NULL, "keep only the first N training samples, 0 = all" },
-	{ "dataset.limit_test", "integer", "0", NULL, "keep only the first N test samples, 0 = all" },
-
-	{ "model.encoder", "enum", NULL, NULL,
-	  "mlp, cnn, vit or transformer; default: the method's (cnn for images, mlp for csv, "
-	  "transformer for text)" },
-	{ "model.channels", "array<integer>", NULL, "cnn",
-	  "conv stage widths (3x3 conv + BN + ReLU, stride 2 from the 2nd stage), 1..8 stages" },
-	{ "model.hidden", "array<integer>", NULL, "mlp", "hidden layer widths, 0..8 layers" },
-	{ "model.out_dim", "integer", NULL, "mlp|cnn",
-	  "feature size (mlp: last linear, >= 1; cnn: optional projection, 0 = none)" },
-	{ "model.batchnorm", "boolean", NULL, "mlp|cnn", "BatchNorm after each linear/conv" },
-	{ "model.pool_grid", "integer", NULL, "cnn",
-	  "features: the last feature map average-pooled to g x g cells (channels x g^2 features); "
-	  "1 = global average pooling" },
-	{ "model.dim", "integer", NULL, "vit|transformer", "token width, divisible by heads" },
-	{ "model.depth", "integer", NULL, "vit|transformer", "transformer blocks, 1..64" },
-	{ "model.heads", "integer", NULL, "vit|transformer", "attention heads, 1..256" },
-	{ "model.patch", "integer", NULL, "vit", "patch size, 4 or 7" },
-	{ "model.mlp_ratio", "integer", NULL, "vit|transformer", "MLP width = dim * mlp_ratio, 1..16" },
-	{ "model.context", "integer", NULL, "transformer", "maximum sequence length in bytes" },
-	{ "model.pool", "enum", NULL, "vit|transformer", "features: \"mean\" over tokens or \"cls\" token" },
-	{ "model.dropout", "number", NULL, NULL, "dropout probability, 0..0.9" },
-
-	{ "pretrain.epochs", "integer", "10", NULL, "passes over the training split, >= 0" },
-	{ "pretrain.time_budget_s", "number", "0", NULL, "stop pretraining after this wall time, 0 = none" },
-	{ "pretrain.max_steps", "integer", "0", NULL, "stop after this many steps, 0 = none" },
-	{ "pretrain.batch_size", "integer", "256", NULL, "samples per step, 2..8192" },
-	{ "pretrain.optimizer", "object", "{}", NULL, "optimizer (name adamw, sgd or lars)" },
-	{ "pretrain.schedule", "object", "{}", NULL, "learning-rate schedule" },
-	{ "pretrain.grad_clip", "number", "0", NULL, "global gradient-norm clip, 0 = off" },
-	{ "pretrain.optimizer.name", "enum", "\"adamw\"", NULL, "adamw, sgd or lars" },
-	{ "pretrain.optimizer.lr", "number", "0.001", NULL,
-	  "peak learning rate, > 0 (default adamw 0.001, sgd 0.05, lars 0.3)" },
-	{ "pretrain.optimizer.weight_decay", "number", "1e-06", NULL,
-	  "decoupled weight decay, >= 0, not applied to biases and norms (default adamw 1e-6, "
-	  "sgd 5e-4, lars 1e-6)" },
-	{ "pretrain.optimizer.momentum", "number", "0.9", "sgd|lars", "momentum in [0, 1)" },
-	{ "pretrain.optimizer.nesterov", "boolean", "false", "sgd", "Nesterov momentum" },
-	{ "pretrain.optimizer.betas", "array<number>", "[0.9, 0.999]", "adamw", "Adam betas, each in [0, 1)" },
-	{ "pretrain.optimizer.eps", "number", "1e-08", "adamw", "Adam epsilon, > 0" },
-	{ "pretrain.optimizer.trust_coef", "number", "0.001", "lars", "LARS trust coefficient, > 0" },
-	{ "pretrain.schedule.name", "enum", "\"cosine\"", NULL, "cosine or constant" },
-	{ "pretrain.schedule.warmup_epochs", "number", "1", NULL, "linear warmup length, >= 0" },
-	{ "pretrain.schedule.min_lr", "number", "0", NULL, "cosine floor, 0 <= min_lr <= lr" },
-
-	{ "evaluations[].protocol", "enum", NULL, NULL,
-	  "REQUIRED: linear_probe, finetune, knn or supervised (protocol keys: see protocols)" },
-	{ "evaluations[].label_fractions", "array<number>", "[1.0]", NULL,
-	  "shares of the training labels to use, each in (0, 1], 1..8 entries (one run each)" },
-	{ "evaluations[].labels_per_class", "integer", "0", NULL,
-	  "use this many labels per class instead of label_fractions (one run)" },
-	{ "evaluations[].label_rule", "enum", "\"first\"", NULL,
-	  "which labelled samples: \"first\" k per class in file order, or \"random\" (seeded)" },
-};
-
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
-/* Enum choices shared by the parser and the published key docs (index = stored value). */
-static const char encoder_choices[] = "mlp|cnn|vit|transformer";   /* EncoderKind order */
-static const char dataset_formats[] = "idx|csv|text|text_records|captions";
-static const char pool_choices[] = "mean|cls";
-static const char schedule_choices[] = "constant|cosine";
-static const char label_rule_choices[] = "first|random";
-static const char records_choices[] = "percent|tsv";
-
-static const struct {
-	const char *path, *choices;
-} key_choices[] = {
-	{ "dataset.name", "fashion-mnist" },
-	{ "dataset.format", dataset_formats },
-	{ "dataset.records", records_choices },
-	{ "model.encoder", encoder_choices },
-	{ "model.pool", pool_choices },
-	{ "pretrain.optimizer.name", "sgd|adamw|lars" },
-	{ "pretrain.schedule.name", schedule_choices },
-	{ "evaluations[].label_rule", label_rule_choices },
-	{ "augment.preset", "none|simclr|light" },
-};
-
-/* ---------------------------------------------------------------------------------------------- */
-/* Augmentation keys: one table drives parsing, defaults and docs.                               */
-
-enum { AK_PROB, AK_NUM, AK_RANGE, AK_INT, AK_BOOL };
-
-typedef struct AugKey {
-	const char *transform;   /* "crop" */
-	const char *key;         /* "scale" */
-	int kind;
-	size_t off, off2;        /* offsets in AugConfig (off2: AK_RANGE max) */
-	double lo, hi;           /* allowed range; for AK_RANGE lo is exclusive when lo_excl */
-	int lo_excl;
-	const char *help;
-} AugKey;
-
-#define AOFF(m) offsetof(AugConfig, m)
-static const AugKey aug_keys[] = {
-	{ "crop", "p", AK_PROB, AOFF(crop.p), 0, 0, 1, 0, "probability of a random resized crop" },
-	{ "crop", "scale", AK_RANGE, AOFF(crop.scale_min), AOFF(crop.scale_max), 0.01, 1, 0,
-	  "[min, max] area fraction of the crop, 0.01..1" },
-	{ "crop", "ratio", AK_RANGE, AOFF(crop.ratio_min), AOFF(crop.ratio_max), 0.1, 10, 0,
-	  "[min, max] aspect ratio of the crop, 0.1..10" },
-	{ "flip", "p", AK_PROB, AOFF(hflip.p), 0, 0, 1, 0, "probability of a horizontal flip" },
-	{ "rotate", "p", AK_PROB, AOFF(rotate.p), 0, 0, 1, 0, "probability of a rotation" },
-	{ "rotate", "degrees", AK_NUM, AOFF(rotate.max_degrees), 0, 0, 180, 0,
-	  "maximum angle, uniform in [-degrees, degrees]" },
-	{ "rotate", "multiples_of_90", AK_BOOL, AOFF(rotate.multiples_of_90), 0, 0, 1, 0,
-	  "rotate by a random multiple of 90 degrees instead" },
-	{ "translate", "p", AK_PROB, AOFF(translate.p), 0, 0, 1, 0, "probability of a shift" },
-	{ "translate", "fraction", AK_NUM, AOFF(translate.max_fraction), 0, 0, 0.5, 0,
-	  "maximum shift as a fraction of the image size, 0..0.5" },
-	{ "jitter", "p", AK_PROB, AOFF(jitter.p), 0, 0, 1, 0, "probability of brightness/contrast jitter" },
-	{ "jitter", "brightness", AK_NUM, AOFF(jitter.brightness), 0, 0, 1, 0,
-	  "brightness factor in [1-b, 1+b]" },
-	{ "jitter", "contrast", AK_NUM, AOFF(jitter.contrast), 0, 0, 1, 0, "contrast factor in [1-c, 1+c]" },
-	{ "blur", "p", AK_PROB, AOFF(blur.p), 0, 0, 1, 0, "probability of a gaussian blur" },
-	{ "blur", "sigma", AK_RANGE, AOFF(blur.sigma_min), AOFF(blur.sigma_max), 0.01, 4, 0,
-	  "[min, max] blur sigma in pixels, 0.01..4" },
-	{ "solarize", "p", AK_PROB, AOFF(solarize.p), 0, 0, 1, 0, "probability of solarization" },
-	{ "solarize", "threshold", AK_NUM, AOFF(solarize.threshold), 0, 0, 1, 0,
-	  "pixels above it become 1 - x" },
-	{ "invert", "p", AK_PROB, AOFF(invert.p), 0, 0, 1, 0, "probability of inverting the image" },
-	{ "erase", "p", AK_PROB, AOFF(erase.p), 0, 0, 1, 0, "probability of random erasing (cutout)" },
-	{ "erase", "scale", AK_RANGE, AOFF(erase.scale_min), AOFF(erase.scale_max), 0.001, 1, 0,
-	  "[min, max] erased area fraction, 0.001..1" },
-	{ "noise", "p", AK_PROB, AOFF(noise.p), 0, 0, 1, 0, "probability of additive gaussian noise" },
-	{ "noise", "std", AK_NUM, AOFF(noise.std), 0, 0, 1, 0, "noise standard deviation, 0..1" },
-	{ "patch_mask", "p", AK_PROB, AOFF(patch_mask.p), 0, 0, 1, 0, "probability of patch masking" },
-	{ "patch_mask", "ratio", AK_NUM, AOFF(patch_mask.ratio), 0, 0, 0.95, 0,
-	  "share of patches zeroed, 0..0.95" },
-	{ "patch_mask", "patch", AK_INT, AOFF(patch_mask.patch), 0, 1, 28, 0, "patch size in pixels, 1..28" },
-};
-
-static const char *const aug_transforms[] = { "crop", "flip", "rotate", "translate", "jitter", "blur",
-                                              "solarize", "invert", "erase", "noise", "patch_mask" };
-static const char *const aug_presets[] = { "none", "simclr", "light" };
-static const char preset_choices[] = "none|simclr|light";   /* same order as aug_presets */
-
-/* The parameters a transform gets when a spec names it without giving them: the engine's
- * parameters (aug_config_none keeps them ready) with these probabilities. */
-static void aug_enabled_defaults(AugConfig *c)
+/* Choice lists the hand-written parts need (the rows hold them; these name the rows). */
+static const char *choices_of(const char *path)
 {
-	aug_config_none(c);
-	c->crop.p = 1.0f;
-	c->hflip.p = 0.5f;
-	c->rotate.p = 0.5f;
-	c->translate.p = 0.5f;
-	c->jitter.p = 0.8f;
-	c->blur.p = 0.5f;
-	c->solarize.p = 0.2f;
-	c->invert.p = 0.2f;
-	c->erase.p = 0.25f;
-	c->noise.p = 0.5f;
-	c->patch_mask.p = 1.0f;
+	const SpecKey *k = spec_key_find(path, NULL);
+	return k && k->choices ? k->choices : "";
 }
+
+static const char *const aug_presets[] = { "none", "simclr", "light" };
 
 static float *aug_float(AugConfig *c, size_t off)
 {
 	return (float *)(void *)((char *)c + off);
-}
-
-static int *aug_int(AugConfig *c, size_t off)
-{
-	return (int *)(void *)((char *)c + off);
-}
-
-static const AugKey *aug_key_find(const char *transform, const char *key)
-{
-	for (int i = 0; i < COUNT(aug_keys); i++)
-		if (strcmp(aug_keys[i].transform, transform) == 0 && strcmp(aug_keys[i].key, key) == 0)
-			return &aug_keys[i];
-	return NULL;
-}
-
-static void aug_preset(AugConfig *c, int preset)
-{
-	switch (preset) {
-	case 1: aug_config_default_simclr(c); break;
-	case 2: aug_config_default_light(c); break;
-	default: aug_config_none(c); break;
-	}
-}
-
-/* ---------------------------------------------------------------------------------------------- */
-/* Optimizer defaults (see the table at the top).                                                 */
-
-static const char *const optim_names[] = { "sgd", "adamw", "lars" };   /* indexed by OptimKind */
-static const char optim_choices[] = "sgd|adamw|lars";
-_Static_assert(OPT_SGD == 0 && OPT_ADAMW == 1 && OPT_LARS == 2, "optim_names follows OptimKind");
-
-static void optim_defaults(OptimConfig *c, OptimKind kind)
-{
-	optim_config_default(c, kind);   /* fields this file does not know keep the engine's defaults */
-	c->kind = kind;
-	c->beta1 = 0.9f, c->beta2 = 0.999f, c->eps = 1e-8f;
-	c->trust_coef = 0.001f;
-	c->momentum = kind == OPT_ADAMW ? 0.0f : 0.9f;
-	c->nesterov = 0;
-	switch (kind) {
-	case OPT_ADAMW: c->lr = 1e-3f, c->weight_decay = 1e-6f; break;
-	case OPT_SGD: c->lr = 0.05f, c->weight_decay = 5e-4f; break;
-	case OPT_LARS: c->lr = 0.3f, c->weight_decay = 1e-6f; break;
-	}
-	c->schedule = SCHED_COSINE;
-	c->warmup_steps = 0;
-	c->min_lr = 0.0f;
-	c->grad_clip = 0.0f;
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -359,12 +77,15 @@ typedef struct Owned {
 
 typedef struct Parser {
 	const JobSpecOptions *opts;
-	SpecError *err;
+	SpecError *err;             /* the error being written (fail copies it into errs) */
+	SpecErrors *errs;           /* every error so far */
+	int n_errors;               /* errors so far, dropped ones included */
 	Owned *o;
 	JobSpec *js;
 	const MethodInfo *method;
 	unsigned modality;          /* DATA_* of the dataset */
 	int labelled;
+	int dataset_ok;             /* the dataset parsed: modality and labelled are known */
 	const char *format;         /* "fashion-mnist", "csv", ... for messages and the default name */
 	char *roots[SPEC_MAX_ROOTS];/* realpath of each configured root (NULL if it does not resolve) */
 	char roots_text[256];       /* the roots as configured, for messages */
@@ -380,7 +101,22 @@ static int status_errno(int status)
 	}
 }
 
-/* Fill the error (message prefixed by the field) and return the negative errno for status. */
+/* Keep the error in p->err on the list (the same field twice is reported once). */
+static int record(Parser *p)
+{
+	SpecErrors *l = p->errs;
+	for (int i = 0; i < l->n; i++)
+		if (strcmp(l->e[i].field, p->err->field) == 0 && strcmp(l->e[i].message, p->err->message) == 0)
+			return status_errno(p->err->http_status);
+	p->n_errors++;
+	if (l->n < JOBSPEC_MAX_ERRORS)
+		l->e[l->n++] = *p->err;
+	else
+		l->dropped++;
+	return status_errno(p->err->http_status);
+}
+
+/* Record an error (message prefixed by the field) and return the negative errno for status. */
 static int fail(Parser *p, int status, const char *code, const char *field, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
 static int fail(Parser *p, int status, const char *code, const char *field, const char *fmt, ...)
@@ -399,7 +135,15 @@ static int fail(Parser *p, int status, const char *code, const char *field, cons
 	vsnprintf(e->message + at, sizeof e->message - at, fmt, ap);
 	va_end(ap);
 	e->http_status = status;
-	return status_errno(status);
+	return record(p);
+}
+
+/* The code to return for the errors recorded since `before` (0 when none). */
+static int errors_since(const Parser *p, int before)
+{
+	if (p->n_errors == before)
+		return 0;
+	return -EINVAL;
 }
 
 static int oom(Parser *p, const char *field)
@@ -601,9 +345,15 @@ static int rules_add(KeyRule *r, int *n, const char *name, const char *only)
 		if (strcmp(r[i].name, name) == 0) {   /* the same key for several variants: merge */
 			if (!only || !r[i].only[0]) {
 				r[i].only[0] = '\0';
-			} else if (!in_list(r[i].only, only)) {
-				size_t l = strlen(r[i].only);
-				snprintf(r[i].only + l, sizeof r[i].only - l, "|%s", only);
+			} else {
+				char buf[96], one[32];
+				snprintf(buf, sizeof buf, "%s", only);
+				for (int c = 0; spec_choice_at(buf, c, one, sizeof one); c++) {
+					if (in_list(r[i].only, one))
+						continue;
+					size_t l = strlen(r[i].only);
+					snprintf(r[i].only + l, sizeof r[i].only - l, "|%s", one);
+				}
 			}
 			return 0;
 		}
@@ -616,38 +366,36 @@ static int rules_add(KeyRule *r, int *n, const char *name, const char *only)
 	return 0;
 }
 
-/* The rules of one level of key_docs ("pretrain.optimizer" -> name, lr, ...). */
-static int rules_from_docs(KeyRule *r, int *n, const char *level)
+/* The rules of one level of the table ("pretrain.optimizer" -> name, lr, ...). */
+static int rules_from_table(KeyRule *r, int *n, const char *level)
 {
-	size_t ll = strlen(level);
-	for (int i = 0; i < COUNT(key_docs); i++) {
-		const char *path = key_docs[i].path;
-		const char *leaf;
-		if (ll == 0) {
-			leaf = path;
-		} else {
-			if (strncmp(path, level, ll) != 0 || path[ll] != '.')
-				continue;
-			leaf = path + ll + 1;
-		}
-		if (strchr(leaf, '.') || strchr(leaf, '['))
-			continue;
-		rules_add(r, n, leaf, key_docs[i].only);
+	for (int i = 0; i < spec_key_count(); i++) {
+		const SpecKey *k = spec_key_at(i);
+		const char *leaf = spec_key_leaf(k, level);
+		if (leaf)
+			rules_add(r, n, leaf, k->variant);
 	}
 	return 0;
 }
 
-/* variant_kind: "encoder", "optimizer", "format", "protocol" (NULL when the level has none). */
+/* Every bad key of obj is recorded. variant_kind: "encoder", "optimizer", "format", "protocol"
+ * (NULL when the level has none). */
 static int check_keys(Parser *p, const cJSON *obj, const char *field, const KeyRule *rules, int n,
                       const char *variant_kind, const char *variant)
 {
 	char f[128];
+	int before = p->n_errors;
 	for (const cJSON *c = obj->child; c; c = c->next) {
 		const char *key = c->string ? c->string : "";
 		field_join(f, sizeof f, field, key);
+		int dup = 0;
 		for (const cJSON *d = obj->child; d != c; d = d->next)
 			if (d->string && strcmp(d->string, key) == 0)
-				return fail(p, 400, "duplicate_key", f, "duplicate key");
+				dup = 1;
+		if (dup) {
+			fail(p, 400, "duplicate_key", f, "duplicate key");
+			continue;
+		}
 		const KeyRule *rule = NULL;
 		for (int i = 0; i < n; i++)
 			if (strcmp(rules[i].name, key) == 0)
@@ -655,8 +403,9 @@ static int check_keys(Parser *p, const cJSON *obj, const char *field, const KeyR
 		if (rule && rule->only[0] && variant && !in_list(rule->only, variant)) {
 			char l[160];
 			list_or(l, sizeof l, rule->only);
-			return fail(p, 400, "unknown_key", f, "only valid for %s %s (this %s is \"%s\")",
-			            variant_kind, l, variant_kind, variant);
+			fail(p, 400, "unknown_key", f, "only valid for %s %s (this %s is \"%s\")", variant_kind, l,
+			     variant_kind, variant);
+			continue;
 		}
 		if (rule)
 			continue;
@@ -665,15 +414,18 @@ static int check_keys(Parser *p, const cJSON *obj, const char *field, const KeyR
 		int nc = 0;
 		for (int i = 0; i < n; i++)
 			if (!rules[i].only[0] || !variant || in_list(rules[i].only, variant))
-				cands[nc++] = rules[i].name;
+				if (rules[i].name[0] != '$')
+					cands[nc++] = rules[i].name;
 		const char *s = suggest(key, cands, nc);
-		if (s)
-			return fail(p, 400, "unknown_key", f, "unknown key; did you mean \"%s\"?", s);
+		if (s) {
+			fail(p, 400, "unknown_key", f, "unknown key; did you mean \"%s\"?", s);
+			continue;
+		}
 		char allowed[256];
 		join_names(allowed, sizeof allowed, cands, nc);
-		return fail(p, 400, "unknown_key", f, "unknown key (allowed: %s)", allowed);
+		fail(p, 400, "unknown_key", f, "unknown key (allowed: %s)", allowed);
 	}
-	return 0;
+	return errors_since(p, before);
 }
 
 static int check_doc_keys(Parser *p, const cJSON *obj, const char *level, const char *field,
@@ -681,7 +433,7 @@ static int check_doc_keys(Parser *p, const cJSON *obj, const char *level, const 
 {
 	KeyRule rules[MAX_RULES];
 	int n = 0;
-	rules_from_docs(rules, &n, level);
+	rules_from_table(rules, &n, level);
 	return check_keys(p, obj, field, rules, n, variant_kind, variant);
 }
 
@@ -815,17 +567,6 @@ static int get_value(Parser *p, const cJSON *obj, const char *parent, const Para
 	return rc < 0 ? rc : 1;
 }
 
-static int get_int(Parser *p, const cJSON *obj, const char *parent, const char *key, double lo,
-                   double hi, int *out)
-{
-	ParamDef d = { .name = key, .type = PARAM_INTEGER, .min = lo, .max = hi };
-	double x = 0;
-	const char *s = NULL;
-	int rc = get_value(p, obj, parent, &d, &x, &s);
-	if (rc > 0)
-		*out = (int)x;
-	return rc;
-}
 
 static int get_i64(Parser *p, const cJSON *obj, const char *parent, const char *key, double lo,
                    double hi, int64_t *out)
@@ -839,34 +580,8 @@ static int get_i64(Parser *p, const cJSON *obj, const char *parent, const char *
 	return rc;
 }
 
-static int get_num(Parser *p, const cJSON *obj, const char *parent, const char *key, double lo,
-                   double hi, unsigned flags, double *out)
-{
-	ParamDef d = { .name = key, .type = PARAM_NUMBER, .min = lo, .max = hi, .flags = flags };
-	const char *s = NULL;
-	return get_value(p, obj, parent, &d, out, &s);
-}
 
-static int get_float(Parser *p, const cJSON *obj, const char *parent, const char *key, double lo,
-                     double hi, unsigned flags, float *out)
-{
-	double x = 0;
-	int rc = get_num(p, obj, parent, key, lo, hi, flags, &x);
-	if (rc > 0)
-		*out = (float)x;
-	return rc;
-}
 
-static int get_bool(Parser *p, const cJSON *obj, const char *parent, const char *key, int *out)
-{
-	ParamDef d = { .name = key, .type = PARAM_BOOLEAN };
-	double x = 0;
-	const char *s = NULL;
-	int rc = get_value(p, obj, parent, &d, &x, &s);
-	if (rc > 0)
-		*out = (int)x;
-	return rc;
-}
 
 static int get_enum(Parser *p, const cJSON *obj, const char *parent, const char *key,
                     const char *choices, int *idx)
@@ -1249,217 +964,294 @@ static int list_text_dir(Parser *p, const char *field, const char *dir)
 }
 
 /* ---------------------------------------------------------------------------------------------- */
-/* dataset                                                                                        */
+/* The table walk: one level of keys into their slots                                             */
+
+/* The row as a ParamDef for check_value (name = its leaf). */
+static ParamDef key_def(const SpecKey *k, const char *leaf)
+{
+	ParamDef d = { .name = leaf, .min = k->min, .max = k->max, .flags = k->flags & 15u,
+	               .choices = k->choices };
+	switch (k->type) {
+	case SPEC_BOOL: d.type = PARAM_BOOLEAN; break;
+	case SPEC_ENUM: d.type = PARAM_ENUM; break;
+	case SPEC_STRING:
+	case SPEC_PATH: d.type = PARAM_STRING; break;
+	case SPEC_FLOAT:
+	case SPEC_DOUBLE:
+	case SPEC_DOUBLE_LIST:
+	case SPEC_FLOAT_PAIR: d.type = PARAM_NUMBER; break;
+	default: d.type = PARAM_INTEGER; break;
+	}
+	return d;
+}
+
+/* Read one row's key from obj (absent: the slot keeps its default). 0 absent, 1 read, < 0. */
+static int read_key(Parser *p, const cJSON *obj, const char *field, const SpecKey *k, const char *leaf,
+                    void *slot, const char *variant_kind, const char *variant)
+{
+	char f[128];
+	field_join(f, sizeof f, field, leaf);
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, leaf);
+	if (!v) {
+		if (k->flags & SPEC_REQUIRED)
+			return fail(p, 400, "missing_field", f, "required for %s \"%s\"", variant_kind ? variant_kind : "",
+			            variant ? variant : "");
+		return 0;
+	}
+	ParamDef d = key_def(k, leaf);
+	double x = 0;
+	const char *s = NULL;
+	int rc, n = 0;
+	switch (k->type) {
+	case SPEC_PATH:
+		rc = path_value(p, obj, field, leaf, 0, (const char **)slot);
+		return rc;
+	case SPEC_INT_LIST:
+		return get_int_array(p, obj, field, leaf, k->min_n, k->max_n, k->min, k->max, (int *)slot,
+		                     (int *)(void *)((char *)slot - k->off + k->off2));
+	case SPEC_DOUBLE_LIST: {
+		double tmp[JOBSPEC_MAX_FRACTIONS];
+		int max_n = k->max_n < JOBSPEC_MAX_FRACTIONS ? k->max_n : JOBSPEC_MAX_FRACTIONS;
+		rc = get_num_array(p, obj, field, &d, k->min_n, max_n, tmp, &n);
+		if (rc > 0) {
+			memcpy(slot, tmp, (size_t)n * sizeof tmp[0]);
+			*(int *)(void *)((char *)slot - k->off + k->off2) = n;
+		}
+		return rc;
+	}
+	case SPEC_FLOAT_PAIR:
+		return get_pair(p, obj, field, leaf, k->min, k->max, (k->flags & PARAM_MIN_EXCLUSIVE) != 0,
+		                k->flags & (PARAM_MAX_EXCLUSIVE | PARAM_NO_MAX), (float *)slot,
+		                (float *)(void *)((char *)slot - k->off + k->off2));
+	default: break;
+	}
+	if (k->type == SPEC_STRING && k->max > 0)
+		d.max = k->max;
+	if ((rc = check_value(p, f, &d, v, &x, &s)) < 0)
+		return rc;
+	if (k->type == SPEC_INT && k->choices) {   /* integers from a short list: "4|7" */
+		char num[32], list[64];
+		snprintf(num, sizeof num, "%d", (int)x);
+		if (!in_list(k->choices, num)) {
+			snprintf(list, sizeof list, "%s", k->choices);
+			for (char *c = list; *c; c++)
+				if (*c == '|')
+					*c = ',';
+			char *last = strrchr(list, ',');
+			if (last)
+				return fail(p, 400, "invalid_field", f, "must be %.*s or %s, got %d", (int)(last - list),
+				            list, last + 1, (int)x);
+			return fail(p, 400, "invalid_field", f, "must be %s, got %d", list, (int)x);
+		}
+	}
+	switch (k->type) {
+	case SPEC_INT:
+	case SPEC_BOOL:
+	case SPEC_ENUM: *(int *)slot = (int)x; break;
+	case SPEC_I64: *(int64_t *)slot = (int64_t)x; break;
+	case SPEC_U64: *(uint64_t *)slot = (uint64_t)x; break;
+	case SPEC_FLOAT: *(float *)slot = (float)x; break;
+	case SPEC_DOUBLE: *(double *)slot = x; break;
+	case SPEC_STRING:
+		if (!(*(char **)slot = own(p, s)))
+			return oom(p, f);
+		break;
+	default: break;
+	}
+	return 1;
+}
+
+/* Parse the keys of obj at one level of the table for a variant: first the keys themselves
+ * (duplicates, unknown, another variant's), then every row the walk owns. It keeps going after an
+ * error, so a level reports all its errors at once; rows marked SPEC_HAND_PARSED, objects and
+ * custom values are the caller's. Returns 0 or < 0 when any error was recorded. */
+static int walk_level(Parser *p, const cJSON *obj, const char *level, const char *field,
+                      const char *variant_kind, const char *variant, EvalSpec *ev, AugConfig *aug)
+{
+	int before = p->n_errors;
+	check_doc_keys(p, obj, level, field, variant_kind, variant);
+	for (int i = 0; i < spec_key_count(); i++) {
+		const SpecKey *k = spec_key_at(i);
+		const char *leaf = spec_key_leaf(k, level);
+		if (!leaf || !spec_key_fits(k, variant) || k->type == SPEC_OBJECT || k->type == SPEC_CUSTOM ||
+		    (k->flags & SPEC_HAND_PARSED))
+			continue;
+		read_key(p, obj, field, k, leaf, spec_key_ptr(k, p->js, ev, aug), variant_kind, variant);
+	}
+	return errors_since(p, before);
+}
+
+/* An object-valued key of obj: NULL when absent or (recorded) not an object. */
+static const cJSON *sub_object(Parser *p, const cJSON *obj, const char *parent, const char *key)
+{
+	const cJSON *o = NULL;
+	return obj && get_object(p, obj, parent, key, &o) > 0 ? o : NULL;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* dataset (variant: "named" for a built-in dataset, else its format)                             */
 
 static const char *const dataset_names[] = { "fashion-mnist" };
 
-static int parse_dataset(Parser *p, const cJSON *v)
+/* text / text_records: "files" (a list of paths) or "dir" (its text files). */
+static int parse_text_files(Parser *p, const cJSON *obj, int fmt_text)
+{
+	DatasetSpec *ds = &p->js->dataset;
+	char got[96];
+	int rc;
+	const cJSON *files = cJSON_GetObjectItemCaseSensitive(obj, "files");
+	const cJSON *dir = cJSON_GetObjectItemCaseSensitive(obj, "dir");
+	if (files && dir)
+		return fail(p, 400, "invalid_field", "dataset.dir", "give either \"files\" or \"dir\", not both");
+	if (!files && !dir)
+		return fail(p, 400, "missing_field", "dataset.files",
+		            fmt_text ? "required for format \"text\""
+		                     : "required for format \"text_records\" (or \"dir\")");
+	if (files) {
+		if (!cJSON_IsArray(files))
+			return fail(p, 400, "invalid_field", "dataset.files", "must be an array of paths, got %s",
+			            describe(files, got, sizeof got));
+		int n = cJSON_GetArraySize(files);
+		if (n == 0)
+			return fail(p, 400, "invalid_field", "dataset.files", "must not be empty");
+		if (n > JOBSPEC_MAX_TEXT_FILES)
+			return fail(p, 400, "invalid_field", "dataset.files", "must have at most %d entries, got %d",
+			            JOBSPEC_MAX_TEXT_FILES, n);
+		int i = 0, before = p->n_errors;
+		for (const cJSON *e = files->child; e; e = e->next, i++) {
+			char f[64];
+			snprintf(f, sizeof f, "dataset.files[%d]", i);
+			if (!cJSON_IsString(e))
+				fail(p, 400, "invalid_field", f, "must be a path string, got %s", describe(e, got, sizeof got));
+			else
+				check_path(p, f, e->valuestring, 0, "dataset_not_found", &p->o->text_files[i]);
+		}
+		if ((rc = errors_since(p, before)) < 0)
+			return rc;
+		ds->text_files = p->o->text_files;
+		ds->n_text_files = n;
+		return 0;
+	}
+	const char *d = NULL;
+	if ((rc = path_value(p, obj, "dataset", "dir", 1, &d)) < 0)
+		return rc;
+	return list_text_dir(p, "dataset.dir", d);
+}
+
+/* The built-in dataset by name (string form or "name"). */
+static int parse_named_dataset(Parser *p, const cJSON *obj, const char *name)
 {
 	JobSpec *js = p->js;
-	DatasetSpec *ds = &js->dataset;
+	const char *fieldn = obj ? "dataset.name" : "dataset";
+	int known = -1, rc;
+	for (int i = 0; i < COUNT(dataset_names); i++)
+		if (strcmp(dataset_names[i], name) == 0)
+			known = i;
+	if (known < 0) {
+		char list[128];
+		join_names(list, sizeof list, dataset_names, COUNT(dataset_names));
+		const char *s = suggest(name, dataset_names, COUNT(dataset_names));
+		if (s)
+			return fail(p, 400, "invalid_field", fieldn,
+			            "unknown dataset \"%s\"; did you mean \"%s\"? (built-in: %s; or give "
+			            "an object with \"format\")", name, s, list);
+		return fail(p, 400, "invalid_field", fieldn,
+		            "unknown dataset \"%s\" (built-in: %s; or give an object with \"format\")", name, list);
+	}
+	if (obj && (rc = walk_level(p, obj, "dataset", "dataset", "format", "named", NULL, NULL)) < 0)
+		return rc;
+	const char *dir = NULL, *dir_out = NULL;
+	if (obj && (rc = get_string(p, obj, "dataset", "dir", PATH_MAX - 2, &dir)) < 0)
+		return rc;
+	if ((rc = check_fmnist_dir(p, dir ? "dataset.dir" : fieldn, dir, &dir_out)) < 0)
+		return rc;
+	js->dataset.kind = DATASET_FASHION_MNIST;
+	js->dataset.dir = dir_out;
+	if (!(js->dataset_name = own(p, name)))
+		return oom(p, fieldn);
+	p->format = "fashion-mnist";
+	p->modality = DATA_IMAGES;
+	p->labelled = 1;
+	return 0;
+}
+
+static int parse_dataset(Parser *p, const cJSON *v)
+{
+	DatasetSpec *ds = &p->js->dataset;
 	char got[96];
 	int rc;
 	memset(ds, 0, sizeof *ds);
-	ds->csv_label_column = -1;
-	ds->csv_header = -1;
-	ds->test_fraction = 0.1f;
-	ds->max_record_bytes = 128;
+	spec_level_defaults("dataset", NULL, p->js, NULL, NULL);
+	ds->csv_header = -1;   /* "auto" */
 
-	const char *name = NULL;
-	const cJSON *obj = NULL;
-	if (!v) {
-		name = "fashion-mnist";
-	} else if (cJSON_IsString(v)) {
-		name = v->valuestring;
-	} else if (cJSON_IsObject(v)) {
-		obj = v;
-	} else {
-		return fail(p, 400, "invalid_field", "dataset",
-		            "must be a dataset name or an object, got %s", describe(v, got, sizeof got));
+	if (!v)
+		return parse_named_dataset(p, NULL, "fashion-mnist");
+	if (cJSON_IsString(v))
+		return parse_named_dataset(p, NULL, v->valuestring);
+	if (!cJSON_IsObject(v))
+		return fail(p, 400, "invalid_field", "dataset", "must be a dataset name or an object, got %s",
+		            describe(v, got, sizeof got));
+	const cJSON *obj = v;
+	const cJSON *n = cJSON_GetObjectItemCaseSensitive(obj, "name");
+	const cJSON *f = cJSON_GetObjectItemCaseSensitive(obj, "format");
+	if (n && f)
+		return fail(p, 400, "invalid_field", "dataset.name",
+		            "give either \"name\" (a built-in dataset) or \"format\", not both");
+	if (!n && !f)
+		return fail(p, 400, "missing_field", "dataset.format",
+		            "required (or \"name\" of a built-in dataset: fashion-mnist)");
+	if (n) {
+		if (!cJSON_IsString(n))
+			return fail(p, 400, "invalid_field", "dataset.name", "must be a string, got %s",
+			            describe(n, got, sizeof got));
+		return parse_named_dataset(p, obj, n->valuestring);
 	}
 
-	if (obj) {
-		const cJSON *n = cJSON_GetObjectItemCaseSensitive(obj, "name");
-		const cJSON *f = cJSON_GetObjectItemCaseSensitive(obj, "format");
-		if (n && f)
-			return fail(p, 400, "invalid_field", "dataset.name",
-			            "give either \"name\" (a built-in dataset) or \"format\", not both");
-		if (!n && !f)
-			return fail(p, 400, "missing_field", "dataset.format",
-			            "required (or \"name\" of a built-in dataset: fashion-mnist)");
-		if (n) {
-			if (!cJSON_IsString(n))
-				return fail(p, 400, "invalid_field", "dataset.name", "must be a string, got %s",
-				            describe(n, got, sizeof got));
-			name = n->valuestring;
+	int fmt = -1;
+	const char *formats = choices_of("dataset.format");
+	if ((rc = get_enum(p, obj, "dataset", "format", formats, &fmt)) < 0)
+		return rc;
+	static const char *const fmt_names[] = { "idx", "csv", "text", "text_records", "captions" };
+	static const DatasetKind kinds[] = { DATASET_IDX, DATASET_CSV, DATASET_TEXT, DATASET_TEXT_RECORDS,
+	                                     DATASET_CAPTIONS };
+	static const unsigned modality[] = { DATA_IMAGES, DATA_VECTORS, DATA_TEXT, DATA_TEXT, DATA_CAPTIONS };
+	static const int labelled[] = { 1, 1, 0, 1, 1 };
+	p->format = fmt_names[fmt];
+	ds->kind = kinds[fmt];
+	int before = p->n_errors;
+	walk_level(p, obj, "dataset", "dataset", "format", p->format, NULL, NULL);
+	switch (ds->kind) {
+	case DATASET_CSV: {
+		if (ds->csv_test && cJSON_GetObjectItemCaseSensitive(obj, "test_fraction"))
+			fail(p, 400, "invalid_field", "dataset.test_fraction",
+			     "only used without \"test\" (the test split is the test file)");
+		const cJSON *h = cJSON_GetObjectItemCaseSensitive(obj, "header");
+		if (h) {
+			if (cJSON_IsBool(h))
+				ds->csv_header = cJSON_IsTrue(h) ? 1 : 0;
+			else if (!(cJSON_IsString(h) && strcmp(h->valuestring, "auto") == 0))
+				fail(p, 400, "invalid_field", "dataset.header", "must be \"auto\", true or false, got %s",
+				     describe(h, got, sizeof got));
 		}
+		break;
 	}
-
-	if (name) {
-		const char *fieldn = obj ? "dataset.name" : "dataset";
-		int known = -1;
-		for (int i = 0; i < COUNT(dataset_names); i++)
-			if (strcmp(dataset_names[i], name) == 0)
-				known = i;
-		if (known < 0) {
-			char list[128];
-			join_names(list, sizeof list, dataset_names, COUNT(dataset_names));
-			const char *s = suggest(name, dataset_names, COUNT(dataset_names));
-			if (s)
-				return fail(p, 400, "invalid_field", fieldn,
-				            "unknown dataset \"%s\"; did you mean \"%s\"? (built-in: %s; or give "
-				            "an object with \"format\")", name, s, list);
-			return fail(p, 400, "invalid_field", fieldn,
-			            "unknown dataset \"%s\" (built-in: %s; or give an object with \"format\")",
-			            name, list);
-		}
-		if (obj && (rc = check_doc_keys(p, obj, "dataset", "dataset", "format", "named")) < 0)
-			return rc;
+	case DATASET_TEXT:
+	case DATASET_TEXT_RECORDS:
+		parse_text_files(p, obj, ds->kind == DATASET_TEXT);
+		break;
+	case DATASET_CAPTIONS: {
 		const char *dir = NULL, *dir_out = NULL;
-		if (obj && (rc = get_string(p, obj, "dataset", "dir", PATH_MAX - 2, &dir)) < 0)
-			return rc;
-		if ((rc = check_fmnist_dir(p, dir ? "dataset.dir" : fieldn, dir, &dir_out)) < 0)
-			return rc;
-		ds->kind = DATASET_FASHION_MNIST;
-		ds->dir = dir_out;
-		if (!(js->dataset_name = own(p, name)))
-			return oom(p, fieldn);
-		p->format = "fashion-mnist";
-		p->modality = DATA_IMAGES;
-		p->labelled = 1;
-	} else {
-		int fmt = -1;
-		if ((rc = get_enum(p, obj, "dataset", "format", dataset_formats, &fmt)) < 0)
-			return rc;
-		static const char *const fmt_names[] = { "idx", "csv", "text", "text_records", "captions" };
-		p->format = fmt_names[fmt];
-		if ((rc = check_doc_keys(p, obj, "dataset", "dataset", "format", p->format)) < 0)
-			return rc;
-		static const char *const idx_keys[] = { "train_images", "train_labels", "test_images",
-		                                        "test_labels" };
-		switch (fmt) {
-		case 0:   /* idx */
-			ds->kind = DATASET_IDX;
-			for (int i = 0; i < 4; i++) {
-				const char *path = NULL;
-				char f[64];
-				snprintf(f, sizeof f, "dataset.%s", idx_keys[i]);
-				if (!cJSON_GetObjectItemCaseSensitive(obj, idx_keys[i]))
-					return fail(p, 400, "missing_field", f, "required for format \"idx\"");
-				if ((rc = path_value(p, obj, "dataset", idx_keys[i], 0, &path)) < 0)
-					return rc;
-				const char **slot[] = { &ds->train_images, &ds->train_labels, &ds->test_images,
-				                        &ds->test_labels };
-				*slot[i] = path;
-			}
-			p->modality = DATA_IMAGES;
-			p->labelled = 1;
-			break;
-		case 1: { /* csv */
-			ds->kind = DATASET_CSV;
-			if (!cJSON_GetObjectItemCaseSensitive(obj, "train"))
-				return fail(p, 400, "missing_field", "dataset.train", "required for format \"csv\"");
-			if ((rc = path_value(p, obj, "dataset", "train", 0, &ds->csv_train)) < 0)
-				return rc;
-			if ((rc = path_value(p, obj, "dataset", "test", 0, &ds->csv_test)) < 0)
-				return rc;
-			if (ds->csv_test && cJSON_GetObjectItemCaseSensitive(obj, "test_fraction"))
-				return fail(p, 400, "invalid_field", "dataset.test_fraction",
-				            "only used without \"test\" (the test split is the test file)");
-			if ((rc = get_int(p, obj, "dataset", "label_column", -1, 100000, &ds->csv_label_column)) < 0)
-				return rc;
-			const cJSON *h = cJSON_GetObjectItemCaseSensitive(obj, "header");
-			if (h) {
-				if (cJSON_IsBool(h))
-					ds->csv_header = cJSON_IsTrue(h) ? 1 : 0;
-				else if (!(cJSON_IsString(h) && strcmp(h->valuestring, "auto") == 0))
-					return fail(p, 400, "invalid_field", "dataset.header",
-					            "must be \"auto\", true or false, got %s", describe(h, got, sizeof got));
-			}
-			p->modality = DATA_VECTORS;
-			p->labelled = 1;
-			break;
-		}
-		case 2:   /* text */
-		case 3: { /* text_records */
-			ds->kind = fmt == 2 ? DATASET_TEXT : DATASET_TEXT_RECORDS;
-			if ((rc = get_float(p, obj, "dataset", "test_fraction", 0, 0.5, PARAM_MIN_EXCLUSIVE,
-			                    &ds->test_fraction)) < 0)
-				return rc;
-			if ((rc = get_int(p, obj, "dataset", "record_bytes", 16, 4096, &ds->max_record_bytes)) < 0)
-				return rc;
-			int records = 0;
-			if ((rc = get_enum(p, obj, "dataset", "records", records_choices, &records)) < 0)
-				return rc;
-			ds->text_label_field = records;
-			const cJSON *files = cJSON_GetObjectItemCaseSensitive(obj, "files");
-			const cJSON *dir = cJSON_GetObjectItemCaseSensitive(obj, "dir");
-			if (files && dir)
-				return fail(p, 400, "invalid_field", "dataset.dir",
-				            "give either \"files\" or \"dir\", not both");
-			if (!files && !dir)
-				return fail(p, 400, "missing_field", "dataset.files",
-				            fmt == 2 ? "required for format \"text\""
-				                     : "required for format \"text_records\" (or \"dir\")");
-			if (files) {
-				if (!cJSON_IsArray(files))
-					return fail(p, 400, "invalid_field", "dataset.files",
-					            "must be an array of paths, got %s", describe(files, got, sizeof got));
-				int n = cJSON_GetArraySize(files);
-				if (n == 0)
-					return fail(p, 400, "invalid_field", "dataset.files", "must not be empty");
-				if (n > JOBSPEC_MAX_TEXT_FILES)
-					return fail(p, 400, "invalid_field", "dataset.files",
-					            "must have at most %d entries, got %d", JOBSPEC_MAX_TEXT_FILES, n);
-				int i = 0;
-				for (const cJSON *e = files->child; e; e = e->next, i++) {
-					char f[64];
-					snprintf(f, sizeof f, "dataset.files[%d]", i);
-					if (!cJSON_IsString(e))
-						return fail(p, 400, "invalid_field", f, "must be a path string, got %s",
-						            describe(e, got, sizeof got));
-					if ((rc = check_path(p, f, e->valuestring, 0, "dataset_not_found",
-					                     &p->o->text_files[i])) < 0)
-						return rc;
-				}
-				ds->text_files = p->o->text_files;
-				ds->n_text_files = n;
-			} else {
-				const char *d = NULL;
-				if ((rc = path_value(p, obj, "dataset", "dir", 1, &d)) < 0)
-					return rc;
-				if ((rc = list_text_dir(p, "dataset.dir", d)) < 0)
-					return rc;
-			}
-			p->modality = DATA_TEXT;
-			p->labelled = fmt == 3;
-			break;
-		}
-		case 4: { /* captions */
-			ds->kind = DATASET_CAPTIONS;
-			if ((rc = path_value(p, obj, "dataset", "file", 0, &ds->captions_file)) < 0)
-				return rc;
-			const char *dir = NULL, *dir_out = NULL;
-			if ((rc = get_string(p, obj, "dataset", "dir", PATH_MAX - 2, &dir)) < 0)
-				return rc;
-			if ((rc = check_fmnist_dir(p, dir ? "dataset.dir" : "dataset", dir, &dir_out)) < 0)
-				return rc;
+		if (get_string(p, obj, "dataset", "dir", PATH_MAX - 2, &dir) >= 0 &&
+		    check_fmnist_dir(p, dir ? "dataset.dir" : "dataset", dir, &dir_out) >= 0)
 			ds->dir = dir_out;
-			p->modality = DATA_CAPTIONS;
-			p->labelled = 1;
-			break;
-		}
-		}
-		if (fmt == 1 && (rc = get_float(p, obj, "dataset", "test_fraction", 0, 0.5,
-		                                PARAM_MIN_EXCLUSIVE, &ds->test_fraction)) < 0)
-			return rc;
+		break;
 	}
-	if (obj) {
-		if ((rc = get_int(p, obj, "dataset", "limit_train", 0, 2147483647, &ds->limit_train)) < 0)
-			return rc;
-		if ((rc = get_int(p, obj, "dataset", "limit_test", 0, 2147483647, &ds->limit_test)) < 0)
-			return rc;
+	default: break;
 	}
+	if ((rc = errors_since(p, before)) < 0)
+		return rc;
+	p->modality = modality[fmt];
+	p->labelled = labelled[fmt];
 	return 0;
 }
 
@@ -1557,14 +1349,15 @@ static int parse_model(Parser *p, const cJSON *v)
 	JobSpec *js = p->js;
 	EncoderConfig *ec = &js->encoder;
 	const MethodInfo *m = p->method;
-	unsigned fits = modality_encoders(p->modality) & (m->encoders ? m->encoders : ~0u);
+	unsigned modal = p->dataset_ok ? modality_encoders(p->modality) : ~0u;
+	unsigned fits = modal & (m->encoders ? m->encoders : ~0u);
 	char got[96];
 	int rc;
 	if (v && !cJSON_IsObject(v))
 		return fail(p, 400, "invalid_field", "model", "must be an object, got %s",
 		            describe(v, got, sizeof got));
 	int kind = -1;
-	if (v && (rc = get_enum(p, v, "model", "encoder", encoder_choices, &kind)) < 0)
+	if (v && (rc = get_enum(p, v, "model", "encoder", choices_of("model.encoder"), &kind)) < 0)
 		return rc;
 	if (kind < 0) {
 		kind = (int)m->default_encoder;
@@ -1596,47 +1389,13 @@ static int parse_model(Parser *p, const cJSON *v)
 		            "encoder \"%s\" does not fit a %s dataset (use %s)",
 		            encoder_kind_name((EncoderKind)kind), p->format, names);
 	}
-	encoder_config_default(ec, (EncoderKind)kind);
+	const char *kname = encoder_kind_name((EncoderKind)kind);
+	spec_level_defaults("model", kname, js, NULL, NULL);
 	ec->kind = (EncoderKind)kind;
 	ec->causal = kind == ENC_TRANSFORMER && m->causal;
-	if (!v)
-		return 0;
-	const char *kname = encoder_kind_name((EncoderKind)kind);
-	if ((rc = check_doc_keys(p, v, "model", "model", "encoder", kname)) < 0)
+	if (v && (rc = walk_level(p, v, "model", "model", "encoder", kname, NULL, NULL)) < 0)
 		return rc;
-	if ((rc = get_int_array(p, v, "model", "channels", 1, MODEL_MAX_LAYERS, 1, 4096, ec->channels,
-	                        &ec->n_channels)) < 0)
-		return rc;
-	if ((rc = get_int_array(p, v, "model", "hidden", 0, MODEL_MAX_LAYERS, 1, 65536, ec->hidden,
-	                        &ec->n_hidden)) < 0)
-		return rc;
-	if ((rc = get_int(p, v, "model", "out_dim", kind == ENC_MLP ? 1 : 0, 65536, &ec->out_dim)) < 0)
-		return rc;
-	if ((rc = get_bool(p, v, "model", "batchnorm", &ec->batchnorm)) < 0)
-		return rc;
-	if ((rc = get_int(p, v, "model", "pool_grid", 1, 8, &ec->pool_grid)) < 0)
-		return rc;
-	if ((rc = get_int(p, v, "model", "dim", 1, 8192, &ec->dim)) < 0)
-		return rc;
-	if ((rc = get_int(p, v, "model", "depth", 1, 64, &ec->depth)) < 0)
-		return rc;
-	if ((rc = get_int(p, v, "model", "heads", 1, 256, &ec->heads)) < 0)
-		return rc;
-	if ((rc = get_int(p, v, "model", "mlp_ratio", 1, 16, &ec->mlp_ratio)) < 0)
-		return rc;
-	if ((rc = get_int(p, v, "model", "patch", 1, 28, &ec->patch)) < 0)
-		return rc;
-	if (rc > 0 && ec->patch != 4 && ec->patch != 7)
-		return fail(p, 400, "invalid_field", "model.patch", "must be 4 or 7, got %d", ec->patch);
-	if ((rc = get_int(p, v, "model", "context", 1, 65536, &ec->context)) < 0)
-		return rc;
-	int pool = -1;
-	if ((rc = get_enum(p, v, "model", "pool", pool_choices, &pool)) < 0)
-		return rc;
-	if (rc > 0)
-		ec->pool = pool;
-	if ((rc = get_float(p, v, "model", "dropout", 0, 0.9, 0, &ec->dropout)) < 0)
-		return rc;
+	/* Rules across keys. */
 	if ((kind == ENC_VIT || kind == ENC_TRANSFORMER) && ec->dim % ec->heads != 0)
 		return fail(p, 400, "invalid_field", "model.heads", "must divide model.dim (%d), got %d",
 		            ec->dim, ec->heads);
@@ -1644,6 +1403,29 @@ static int parse_model(Parser *p, const cJSON *v)
 		return fail(p, 400, "invalid_field", "model.out_dim",
 		            "an MLP without hidden layers needs out_dim >= 1");
 	return 0;
+}
+
+/* The engine's own rules for the encoder on this dataset's samples (model.pool_grid must split
+ * the last feature map into equal cells, a ViT patch must divide the image...), so a spec accepted
+ * here is never refused by encoder_new. The engine's message starts with the key it names. */
+static int check_model_engine(Parser *p)
+{
+	int c, h, w;
+	if (!p->dataset_ok || !jobspec_sample_shape(p->js, &c, &h, &w))
+		return 0;
+	char why[256];
+	if (encoder_config_check(&p->js->encoder, c, h, w, why, sizeof why) == 0)
+		return 0;
+	char field[64] = "model";
+	const char *colon = strchr(why, ':');
+	const char *msg = why;
+	if (colon && strncmp(why, "model.", 6) == 0 && (size_t)(colon - why) < sizeof field) {
+		snprintf(field, sizeof field, "%.*s", (int)(colon - why), why);
+		msg = colon + 1;
+		while (*msg == ' ')
+			msg++;
+	}
+	return fail(p, 400, "invalid_field", field, "%s", msg);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -1656,7 +1438,7 @@ static int parse_augment(Parser *p, const cJSON *v, const char *field, AugConfig
 	if (cJSON_IsString(v)) {
 		for (int i = 0; i < COUNT(aug_presets); i++) {
 			if (strcmp(v->valuestring, aug_presets[i]) == 0) {
-				aug_preset(out, i);
+				spec_aug_preset(out, i);
 				return 0;
 			}
 		}
@@ -1674,77 +1456,36 @@ static int parse_augment(Parser *p, const cJSON *v, const char *field, AugConfig
 		return fail(p, 400, "invalid_field", field,
 		            "must be a preset name (none, simclr, light) or an object, got %s",
 		            describe(v, got, sizeof got));
-	KeyRule rules[MAX_RULES];
-	int n = 0;
-	rules_add(rules, &n, "preset", NULL);
-	rules_add(rules, &n, "clamp", NULL);
-	for (int i = 0; i < COUNT(aug_transforms); i++)
-		rules_add(rules, &n, aug_transforms[i], NULL);
-	if ((rc = check_keys(p, v, field, rules, n, NULL, NULL)) < 0)
-		return rc;
+	int before = p->n_errors;
+	check_doc_keys(p, v, "augment", field, NULL, NULL);
 	int preset = 0;
-	if ((rc = get_enum(p, v, field, "preset", preset_choices, &preset)) < 0)
-		return rc;
-	aug_preset(out, preset);
-	if ((rc = get_bool(p, v, field, "clamp", &out->clamp)) < 0)
-		return rc;
-	AugConfig on;
-	aug_enabled_defaults(&on);
-	for (int t = 0; t < COUNT(aug_transforms); t++) {
-		const char *tn = aug_transforms[t];
+	if (get_enum(p, v, field, "preset", spec_aug_presets, &preset) < 0)
+		preset = 0;
+	spec_aug_preset(out, preset);
+	walk_level(p, v, "augment", field, NULL, NULL, NULL, out);   /* clamp */
+	for (int t = 0; t < spec_aug_transform_count; t++) {
+		const char *tn = spec_aug_transforms[t];
 		const cJSON *tv = cJSON_GetObjectItemCaseSensitive(v, tn);
 		if (!tv)
 			continue;
 		field_join(f, sizeof f, field, tn);
-		if (!cJSON_IsObject(tv))
-			return fail(p, 400, "invalid_field", f, "must be an object such as {\"p\": 0.5}, got %s",
-			            describe(tv, got, sizeof got));
-		KeyRule tr[16];
-		int tn_rules = 0;
-		for (int i = 0; i < COUNT(aug_keys); i++)
-			if (strcmp(aug_keys[i].transform, tn) == 0)
-				rules_add(tr, &tn_rules, aug_keys[i].key, NULL);
-		if ((rc = check_keys(p, tv, f, tr, tn_rules, NULL, NULL)) < 0)
-			return rc;
+		if (!cJSON_IsObject(tv)) {
+			fail(p, 400, "invalid_field", f, "must be an object such as {\"p\": 0.5}, got %s",
+			     describe(tv, got, sizeof got));
+			continue;
+		}
+		char level[64];
+		snprintf(level, sizeof level, "augment.%s", tn);
 		/* A transform the preset leaves off starts from its enabled defaults. */
-		const AugKey *pk = aug_key_find(tn, "p");
-		if (*aug_float(out, pk->off) <= 0.0f) {
-			for (int i = 0; i < COUNT(aug_keys); i++) {
-				const AugKey *k = &aug_keys[i];
-				if (strcmp(k->transform, tn) != 0)
-					continue;
-				if (k->kind == AK_INT || k->kind == AK_BOOL)
-					*aug_int(out, k->off) = *aug_int(&on, k->off);
-				else
-					*aug_float(out, k->off) = *aug_float(&on, k->off);
-				if (k->kind == AK_RANGE)
-					*aug_float(out, k->off2) = *aug_float(&on, k->off2);
-			}
-		}
-		for (int i = 0; i < COUNT(aug_keys); i++) {
-			const AugKey *k = &aug_keys[i];
-			if (strcmp(k->transform, tn) != 0)
-				continue;
-			switch (k->kind) {
-			case AK_PROB:
-			case AK_NUM:
-				rc = get_float(p, tv, f, k->key, k->lo, k->hi, 0, aug_float(out, k->off));
-				break;
-			case AK_RANGE:
-				rc = get_pair(p, tv, f, k->key, k->lo, k->hi, k->lo_excl, 0,
-				              aug_float(out, k->off), aug_float(out, k->off2));
-				break;
-			case AK_INT:
-				rc = get_int(p, tv, f, k->key, k->lo, k->hi, aug_int(out, k->off));
-				break;
-			case AK_BOOL:
-				rc = get_bool(p, tv, f, k->key, aug_int(out, k->off));
-				break;
-			}
-			if (rc < 0)
-				return rc;
-		}
+		char pkey[80];
+		snprintf(pkey, sizeof pkey, "%s.p", level);
+		const SpecKey *pk = spec_key_find(pkey, NULL);
+		if (pk && *aug_float(out, pk->off) <= 0.0f)
+			spec_level_defaults(level, NULL, NULL, NULL, out);
+		walk_level(p, tv, level, f, NULL, NULL, NULL, out);
 	}
+	if ((rc = errors_since(p, before)) < 0)
+		return rc;
 	/* The engine's own range check, so a spec accepted here is never refused by aug_apply's owner. */
 	char why[160];
 	if (aug_config_validate(out, why, sizeof why) < 0)
@@ -1761,97 +1502,50 @@ static int parse_pretrain(Parser *p, const cJSON *v)
 	OptimConfig *oc = &js->pretrain.optim;
 	char got[96];
 	int rc;
-	js->pretrain.epochs = 10;
-	js->pretrain.time_budget_s = 0;
-	js->pretrain.max_steps = 0;
-	js->pretrain.batch_size = 256;
-	js->pretrain.warmup_epochs = 1.0f;
-	optim_defaults(oc, OPT_ADAMW);
-	if (!v)
-		return 0;
-	if (p->method->views == 0)
+	const cJSON *o = NULL, *s = NULL;
+	if (v && p->method->views == 0)
 		return fail(p, 400, "invalid_field", "pretrain",
 		            "method \"%s\" does not pretrain (remove \"pretrain\")", p->method->name);
-	if (!cJSON_IsObject(v))
+	if (v && !cJSON_IsObject(v))
 		return fail(p, 400, "invalid_field", "pretrain", "must be an object, got %s",
 		            describe(v, got, sizeof got));
-	if ((rc = check_doc_keys(p, v, "pretrain", "pretrain", NULL, NULL)) < 0)
-		return rc;
-	if ((rc = get_int(p, v, "pretrain", "epochs", 0, 100000, &js->pretrain.epochs)) < 0)
-		return rc;
-	if ((rc = get_num(p, v, "pretrain", "time_budget_s", 0, 0, PARAM_NO_MAX,
-	                  &js->pretrain.time_budget_s)) < 0)
-		return rc;
-	if ((rc = get_i64(p, v, "pretrain", "max_steps", 0, 1e15, &js->pretrain.max_steps)) < 0)
-		return rc;
-	if ((rc = get_int(p, v, "pretrain", "batch_size", 2, 8192, &js->pretrain.batch_size)) < 0)
-		return rc;
-	if ((rc = get_float(p, v, "pretrain", "grad_clip", 0, 0, PARAM_NO_MAX, &oc->grad_clip)) < 0)
-		return rc;
-
-	const cJSON *o = NULL;
-	if ((rc = get_object(p, v, "pretrain", "optimizer", &o)) < 0)
-		return rc;
-	if (o) {
-		const char *F = "pretrain.optimizer";
-		int kind = OPT_ADAMW;
-		if ((rc = get_enum(p, o, F, "name", optim_choices, &kind)) < 0)
-			return rc;
-		float clip = oc->grad_clip;
-		optim_defaults(oc, (OptimKind)kind);
-		oc->grad_clip = clip;
-		if ((rc = check_doc_keys(p, o, F, F, "optimizer", optim_names[kind])) < 0)
-			return rc;
-		if ((rc = get_float(p, o, F, "lr", 0, 0, PARAM_MIN_EXCLUSIVE | PARAM_NO_MAX, &oc->lr)) < 0)
-			return rc;
-		if ((rc = get_float(p, o, F, "weight_decay", 0, 0, PARAM_NO_MAX, &oc->weight_decay)) < 0)
-			return rc;
-		if ((rc = get_float(p, o, F, "momentum", 0, 1, PARAM_MAX_EXCLUSIVE, &oc->momentum)) < 0)
-			return rc;
-		if ((rc = get_bool(p, o, F, "nesterov", &oc->nesterov)) < 0)
-			return rc;
-		if ((rc = get_pair(p, o, F, "betas", 0, 1, 0, PARAM_MAX_EXCLUSIVE, &oc->beta1, &oc->beta2)) < 0)
-			return rc;
-		if ((rc = get_float(p, o, F, "eps", 0, 0, PARAM_MIN_EXCLUSIVE | PARAM_NO_MAX, &oc->eps)) < 0)
-			return rc;
-		if ((rc = get_float(p, o, F, "trust_coef", 0, 0, PARAM_MIN_EXCLUSIVE | PARAM_NO_MAX,
-		                    &oc->trust_coef)) < 0)
-			return rc;
+	int before = p->n_errors;
+	if (v) {
+		o = sub_object(p, v, "pretrain", "optimizer");
+		s = sub_object(p, v, "pretrain", "schedule");
 	}
-	const cJSON *s = NULL;
-	if ((rc = get_object(p, v, "pretrain", "schedule", &s)) < 0)
+	/* The optimizer's variant first: its defaults are a whole struct the other levels write into. */
+	int kind = OPT_ADAMW;
+	const char *names = choices_of("pretrain.optimizer.name");
+	if (o && get_enum(p, o, "pretrain.optimizer", "name", names, &kind) < 0)
+		kind = OPT_ADAMW;
+	char kname[16];
+	spec_choice_at(names, kind, kname, sizeof kname);
+	spec_level_defaults("pretrain.optimizer", kname, js, NULL, NULL);
+	spec_level_defaults("pretrain", NULL, js, NULL, NULL);
+	spec_level_defaults("pretrain.schedule", NULL, js, NULL, NULL);
+	if (!v)
+		return 0;
+	walk_level(p, v, "pretrain", "pretrain", NULL, NULL, NULL, NULL);
+	if (o)
+		walk_level(p, o, "pretrain.optimizer", "pretrain.optimizer", "optimizer", kname, NULL, NULL);
+	if (s)
+		walk_level(p, s, "pretrain.schedule", "pretrain.schedule", NULL, NULL, NULL, NULL);
+	if ((rc = errors_since(p, before)) < 0)
 		return rc;
-	if (s) {
-		const char *F = "pretrain.schedule";
-		if ((rc = check_doc_keys(p, s, F, F, NULL, NULL)) < 0)
-			return rc;
-		int sched = 1;
-		if ((rc = get_enum(p, s, F, "name", schedule_choices, &sched)) < 0)
-			return rc;
-		oc->schedule = sched == 0 ? SCHED_CONSTANT : SCHED_COSINE;
-		if ((rc = get_float(p, s, F, "warmup_epochs", 0, 100000, 0, &js->pretrain.warmup_epochs)) < 0)
-			return rc;
-		if ((rc = get_float(p, s, F, "min_lr", 0, 0, PARAM_NO_MAX, &oc->min_lr)) < 0)
-			return rc;
-		if (oc->min_lr > oc->lr)
-			return fail(p, 400, "invalid_field", "pretrain.schedule.min_lr",
-			            "must be <= pretrain.optimizer.lr (%g), got %g", (double)oc->lr,
-			            (double)oc->min_lr);
-	}
-	_Static_assert(SCHED_CONSTANT != SCHED_COSINE, "two schedules");
+	if (oc->min_lr > oc->lr)
+		return fail(p, 400, "invalid_field", "pretrain.schedule.min_lr",
+		            "must be <= pretrain.optimizer.lr (%g), got %g", (double)oc->lr, (double)oc->min_lr);
 	return 0;
 }
 
 /* ---------------------------------------------------------------------------------------------- */
 /* evaluations                                                                                    */
 
-static const char *const common_eval_keys[] = { "protocol", "label_fractions", "labels_per_class",
-                                                "label_rule" };
 
 static int parse_eval(Parser *p, const cJSON *v, int index, EvalSpec *e)
 {
 	char F[64], f[128], got[96];
-	int rc;
 	snprintf(F, sizeof F, "evaluations[%d]", index);
 	if (!cJSON_IsObject(v))
 		return fail(p, 400, "invalid_field", F, "must be an object such as {\"protocol\": "
@@ -1879,52 +1573,45 @@ static int parse_eval(Parser *p, const cJSON *v, int index, EvalSpec *e)
 		return fail(p, 400, "invalid_field", f, "unknown protocol \"%s\" (available: %s)",
 		            pv->valuestring, plist);
 	}
-	/* Keys: the common ones, this protocol's, and (rejected with a hint) other protocols'. */
+	/* Keys: the table's common ones, this protocol's, and (rejected with a hint) other protocols'. */
 	KeyRule rules[MAX_RULES];
 	int n = 0;
-	for (int i = 0; i < COUNT(common_eval_keys); i++)
-		rules_add(rules, &n, common_eval_keys[i], NULL);
+	rules_from_table(rules, &n, "evaluations[]");
 	for (int i = 0; i < np; i++) {
 		const ProtocolInfo *q = protocol_catalog_at(i);
 		for (int k = 0; k < q->n_keys; k++)
 			rules_add(rules, &n, q->keys[k].name, q->name);
 	}
-	if ((rc = check_keys(p, v, F, rules, n, "protocol", pi->name)) < 0)
-		return rc;
+	int before = p->n_errors;
+	check_keys(p, v, F, rules, n, "protocol", pi->name);
 
 	eval_config_default(e, pi->protocol);   /* the protocol's defaults, from its key table */
-	if (pi->needs_labels && !p->labelled)
-		return fail(p, 400, "invalid_field", f,
-		            "\"%s\" needs labels, but the %s dataset is unlabelled", pi->name, p->format);
-	e->fractions[0] = 1.0;
-	e->n_fractions = 1;
-	ParamDef fd = { .name = "label_fractions", .type = PARAM_NUMBER, .min = 0, .max = 1,
-	                .flags = PARAM_MIN_EXCLUSIVE };
-	if ((rc = get_num_array(p, v, F, &fd, 1, JOBSPEC_MAX_FRACTIONS, e->fractions,
-	                        &e->n_fractions)) < 0)
-		return rc;
-	int have_fractions = rc > 0;
-	if ((rc = get_int(p, v, F, "labels_per_class", 1, 1000000, &e->labels_per_class)) < 0)
-		return rc;
-	if (rc > 0 && have_fractions) {
-		field_join(f, sizeof f, F, "labels_per_class");
-		return fail(p, 400, "invalid_field", f,
-		            "give either label_fractions or labels_per_class, not both");
+	if (pi->needs_labels && p->dataset_ok && !p->labelled)
+		fail(p, 400, "invalid_field", f, "\"%s\" needs labels, but the %s dataset is unlabelled", pi->name,
+		     p->format);
+	spec_level_defaults("evaluations[]", NULL, NULL, e, NULL);
+	for (int i = 0; i < spec_key_count(); i++) {
+		const SpecKey *k = spec_key_at(i);
+		const char *leaf = spec_key_leaf(k, "evaluations[]");
+		if (leaf && !(k->flags & SPEC_HAND_PARSED))
+			read_key(p, v, F, k, leaf, spec_key_ptr(k, NULL, e, NULL), NULL, NULL);
 	}
-	int rule = 0;
-	if ((rc = get_enum(p, v, F, "label_rule", label_rule_choices, &rule)) < 0)
-		return rc;
-	e->label_rule = rule == 1 ? LABELS_RANDOM : LABELS_FIRST;
+	if (cJSON_GetObjectItemCaseSensitive(v, "labels_per_class") &&
+	    cJSON_GetObjectItemCaseSensitive(v, "label_fractions")) {
+		field_join(f, sizeof f, F, "labels_per_class");
+		fail(p, 400, "invalid_field", f, "give either label_fractions or labels_per_class, not both");
+	}
 	for (int k = 0; k < pi->n_keys; k++) {
 		const ParamDef *d = &pi->keys[k];
 		double x = 0;
 		const char *s = NULL;
-		if ((rc = get_value(p, v, F, d, &x, &s)) < 0)
-			return rc;
-		if (rc > 0 && param_store(d, e, x, s) < 0)
-			return fail(p, 500, "internal", F, "protocol key \"%s\" cannot be stored", d->name);
+		int given = get_value(p, v, F, d, &x, &s);
+		if (given < 0)
+			continue;
+		if (given > 0 && param_store(d, e, x, s) < 0)
+			fail(p, 500, "internal", F, "protocol key \"%s\" cannot be stored", d->name);
 	}
-	return 0;
+	return errors_since(p, before);
 }
 
 static int parse_evaluations(Parser *p, const cJSON *v)
@@ -1948,14 +1635,11 @@ static int parse_evaluations(Parser *p, const cJSON *v)
 	if (n == 0 && p->method->views == 0)
 		return fail(p, 400, "invalid_field", "evaluations",
 		            "method \"%s\" runs only evaluations: give at least one", p->method->name);
-	int i = 0;
-	for (const cJSON *e = v->child; e; e = e->next, i++) {
-		int rc = parse_eval(p, e, i, &js->evals[i]);
-		if (rc < 0)
-			return rc;
-	}
+	int i = 0, before = p->n_errors;
+	for (const cJSON *e = v->child; e; e = e->next, i++)
+		parse_eval(p, e, i, &js->evals[i]);
 	js->n_evals = n;
-	return 0;
+	return errors_since(p, before);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -1975,15 +1659,10 @@ static int valid_name(const char *s)
 	return 1;
 }
 
-static int parse_root(Parser *p, const cJSON *root)
+/* method first: params, model and evaluations depend on it, so nothing else is read without it. */
+static int parse_method(Parser *p, const cJSON *root)
 {
-	JobSpec *js = p->js;
 	char got[96];
-	int rc;
-	if ((rc = check_doc_keys(p, root, "", "", NULL, NULL)) < 0)
-		return rc;
-
-	/* method first: params, model and evaluations depend on it. */
 	const char *mnames[64];
 	int nm = method_catalog_count();
 	for (int i = 0; i < nm && i < 64; i++)
@@ -2006,42 +1685,18 @@ static int parse_root(Parser *p, const cJSON *root)
 		return fail(p, 400, "unknown_method", "method", "unknown method \"%s\" (available: %s)",
 		            mv->valuestring, mlist);
 	}
-	if (!(js->method = own(p, p->method->name)))
+	if (!(p->js->method = own(p, p->method->name)))
 		return oom(p, "method");
+	return 0;
+}
 
-	const char *name = NULL;
-	if ((rc = get_string(p, root, "", "name", 100, &name)) < 0)
-		return rc;
-	if (name && !valid_name(name))
-		return fail(p, 400, "invalid_field", "name",
-		            "must be 1..100 characters of A-Z a-z 0-9 . _ - and space, got \"%.60s\"", name);
-
-	if ((rc = parse_dataset(p, cJSON_GetObjectItemCaseSensitive(root, "dataset"))) < 0)
-		return rc;
-	if (!(p->method->datasets & p->modality)) {
-		char acc[64], mine[32];
-		return fail(p, 400, "invalid_field", "dataset",
-		            "method \"%s\" works on %s; the %s dataset holds %s", p->method->name,
-		            catalog_data_names(p->method->datasets, acc, sizeof acc), p->format,
-		            catalog_data_names(p->modality, mine, sizeof mine));
-	}
-	if (p->method->needs_labels && !p->labelled)
-		return fail(p, 400, "invalid_field", "dataset",
-		            "method \"%s\" needs labels, but the %s dataset is unlabelled", p->method->name,
-		            p->format);
-	if ((rc = parse_params(p, cJSON_GetObjectItemCaseSensitive(root, "params"))) < 0)
-		return rc;
-	if ((rc = parse_model(p, cJSON_GetObjectItemCaseSensitive(root, "model"))) < 0)
-		return rc;
-	if (js->dataset.kind == DATASET_TEXT_RECORDS && js->encoder.kind == ENC_TRANSFORMER &&
-	    js->dataset.max_record_bytes > js->encoder.context)
-		return fail(p, 400, "invalid_field", "dataset.record_bytes",
-		            "must be <= model.context (%d), got %d", js->encoder.context,
-		            js->dataset.max_record_bytes);
-
-	/* augment, augment2 */
+/* augment, augment2: the method's preset, then what the spec says. */
+static int parse_views(Parser *p, const cJSON *root)
+{
+	JobSpec *js = p->js;
 	const cJSON *a1 = cJSON_GetObjectItemCaseSensitive(root, "augment");
 	const cJSON *a2 = cJSON_GetObjectItemCaseSensitive(root, "augment2");
+	int before = p->n_errors;
 	if (a1 && p->method->views == 0)
 		return fail(p, 400, "invalid_field", "augment",
 		            "method \"%s\" has no pretraining views to augment (evaluations take "
@@ -2056,13 +1711,15 @@ static int parse_root(Parser *p, const cJSON *root)
 			preset = i;
 	if (p->modality == DATA_TEXT)
 		preset = 0;
-	aug_preset(&js->augment[0], preset);
-	if (a1 && (rc = parse_augment(p, a1, "augment", &js->augment[0])) < 0)
-		return rc;
+	spec_aug_preset(&js->augment[0], preset);
+	if (a1)
+		parse_augment(p, a1, "augment", &js->augment[0]);
 	js->augment[1] = js->augment[0];
-	if (a2 && (rc = parse_augment(p, a2, "augment2", &js->augment[1])) < 0)
-		return rc;
-	if (p->modality == DATA_TEXT && (a1 || a2)) {
+	if (a2)
+		parse_augment(p, a2, "augment2", &js->augment[1]);
+	if (errors_since(p, before) < 0)
+		return -EINVAL;
+	if (p->dataset_ok && p->modality == DATA_TEXT && (a1 || a2)) {
 		AugConfig none;
 		aug_config_none(&none);
 		for (int i = 0; i < 2; i++) {
@@ -2074,56 +1731,88 @@ static int parse_root(Parser *p, const cJSON *root)
 				            p->format);
 		}
 	}
+	return 0;
+}
 
-	if ((rc = parse_pretrain(p, cJSON_GetObjectItemCaseSensitive(root, "pretrain"))) < 0)
-		return rc;
-	if ((rc = parse_evaluations(p, cJSON_GetObjectItemCaseSensitive(root, "evaluations"))) < 0)
-		return rc;
-
-	double seed = 0;
-	ParamDef sd = { .name = "seed", .type = PARAM_INTEGER, .min = 0, .max = 9007199254740992.0 };
-	const char *unused = NULL;
-	if ((rc = get_value(p, root, "", &sd, &seed, &unused)) < 0)
-		return rc;
-	js->seed = (uint64_t)seed;
-	js->threads = 2;
-	if ((rc = get_int(p, root, "", "threads", 1, 64, &js->threads)) < 0)
-		return rc;
-	js->checkpoint_interval_s = 120;
-	if ((rc = get_num(p, root, "", "checkpoint_interval_s", 1, 0, PARAM_NO_MAX,
-	                  &js->checkpoint_interval_s)) < 0)
-		return rc;
-	js->priority = 0;
-	if ((rc = get_int(p, root, "", "priority", -100, 100, &js->priority)) < 0)
-		return rc;
-
+static int parse_init_from(Parser *p, const cJSON *root)
+{
+	JobSpec *js = p->js;
+	char got[96];
 	const cJSON *init = cJSON_GetObjectItemCaseSensitive(root, "init_from");
-	if (init) {
-		if (cJSON_IsNumber(init)) {
-			if ((rc = get_i64(p, root, "", "init_from", 1, 9007199254740992.0, &js->init_from_job)) < 0)
-				return rc;
-		} else if (cJSON_IsString(init)) {
-			const char *path = NULL;
-			if ((rc = check_path(p, "init_from", init->valuestring, 0, "checkpoint_not_found",
-			                     &path)) < 0)
-				return rc;
-			js->init_from = (char *)path;
-		} else {
-			return fail(p, 400, "invalid_field", "init_from",
-			            "must be a checkpoint path or a job id, got %s", describe(init, got, sizeof got));
-		}
+	if (!init)
+		return 0;
+	if (cJSON_IsNumber(init)) {
+		const SpecKey *k = spec_key_find("init_from", NULL);
+		int rc = get_i64(p, root, "", "init_from", k->min, k->max, &js->init_from_job);
+		return rc < 0 ? rc : 0;
 	}
+	if (cJSON_IsString(init)) {
+		const char *path = NULL;
+		int rc = check_path(p, "init_from", init->valuestring, 0, "checkpoint_not_found", &path);
+		if (rc < 0)
+			return rc;
+		js->init_from = (char *)path;
+		return 0;
+	}
+	return fail(p, 400, "invalid_field", "init_from", "must be a checkpoint path or a job id, got %s",
+	            describe(init, got, sizeof got));
+}
 
-	if (name) {
-		js->name = own(p, name);
-	} else {
+static int parse_root(Parser *p, const cJSON *root)
+{
+	JobSpec *js = p->js;
+	int rc;
+	check_doc_keys(p, root, "", "", NULL, NULL);
+	if ((rc = parse_method(p, root)) < 0)
+		return rc;
+
+	/* The top-level scalars (name, seed, threads, ...). */
+	spec_level_defaults("", NULL, js, NULL, NULL);
+	int before_name = p->n_errors;
+	walk_level(p, root, "", "", NULL, NULL, NULL, NULL);
+	int name_ok = p->n_errors == before_name;
+	if (js->name && name_ok && !valid_name(js->name))
+		fail(p, 400, "invalid_field", "name",
+		     "must be 1..100 characters of A-Z a-z 0-9 . _ - and space, got \"%.60s\"", js->name);
+
+	p->dataset_ok = parse_dataset(p, cJSON_GetObjectItemCaseSensitive(root, "dataset")) == 0;
+	if (p->dataset_ok && !(p->method->datasets & p->modality)) {
+		char acc[64], mine[32];
+		fail(p, 400, "invalid_field", "dataset", "method \"%s\" works on %s; the %s dataset holds %s",
+		     p->method->name, catalog_data_names(p->method->datasets, acc, sizeof acc), p->format,
+		     catalog_data_names(p->modality, mine, sizeof mine));
+		p->dataset_ok = 0;
+	} else if (p->dataset_ok && p->method->needs_labels && !p->labelled) {
+		fail(p, 400, "invalid_field", "dataset",
+		     "method \"%s\" needs labels, but the %s dataset is unlabelled", p->method->name, p->format);
+		p->dataset_ok = 0;
+	}
+	if (!p->format)
+		p->format = "given";
+	parse_params(p, cJSON_GetObjectItemCaseSensitive(root, "params"));
+	int model_ok = parse_model(p, cJSON_GetObjectItemCaseSensitive(root, "model")) == 0;
+	if (model_ok && p->dataset_ok) {
+		if (js->dataset.kind == DATASET_TEXT_RECORDS && js->encoder.kind == ENC_TRANSFORMER &&
+		    js->dataset.max_record_bytes > js->encoder.context)
+			fail(p, 400, "invalid_field", "dataset.record_bytes", "must be <= model.context (%d), got %d",
+			     js->encoder.context, js->dataset.max_record_bytes);
+		else
+			check_model_engine(p);
+	}
+	parse_views(p, root);
+	parse_pretrain(p, cJSON_GetObjectItemCaseSensitive(root, "pretrain"));
+	parse_evaluations(p, cJSON_GetObjectItemCaseSensitive(root, "evaluations"));
+	parse_init_from(p, root);
+
+	if (!js->name) {
 		char def[128];
 		snprintf(def, sizeof def, "%s-%s", js->method, p->format);
-		js->name = own(p, def);
+		if (!(js->name = own(p, def)))
+			return oom(p, "name");
 	}
-	if (!js->name)
-		return oom(p, "name");
-
+	if (p->n_errors > 0)
+		return -EINVAL;
+	/* The method's own cross-field rules, on a complete spec. */
 	char vfield[64] = "", vmsg[256] = "";
 	if (p->method->validate &&
 	    p->method->validate(js->method_config, vfield, sizeof vfield, vmsg, sizeof vmsg) < 0) {
@@ -2242,25 +1931,23 @@ static void line_col(const char *s, size_t upto, int *line, int *col)
 	}
 }
 
-int jobspec_parse(const char *json, size_t len, const JobSpecOptions *opts, JobSpec **out,
-                  SpecError *err)
+int jobspec_parse_all(const char *json, size_t len, const JobSpecOptions *opts, JobSpec **out,
+                      SpecErrors *errs)
 {
-	SpecError scratch;
 	static const JobSpecOptions defaults = { .check_files = 1 };
-	if (!err)
-		err = &scratch;
-	memset(err, 0, sizeof *err);
+	SpecError cur;
+	memset(&cur, 0, sizeof cur);
+	errs->n = errs->dropped = 0;
 	if (out)
 		*out = NULL;
 	if (!opts)
 		opts = &defaults;
-	Parser p = { .opts = opts, .err = err };
-	if (!json) {
+	Parser p = { .opts = opts, .err = &cur, .errs = errs };
+	if (!json)
 		return fail(&p, 400, "invalid_json", "", "no job spec given");
-	}
-	int rc = prescan(json, len, err);
+	int rc = prescan(json, len, &cur);
 	if (rc < 0)
-		return rc;
+		return record(&p);
 	const char *end = NULL;
 	cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
 	if (!root) {
@@ -2305,15 +1992,45 @@ int jobspec_parse(const char *json, size_t len, const JobSpecOptions *opts, JobS
 	for (int i = 0; i < SPEC_MAX_ROOTS; i++)
 		free(p.roots[i]);
 	cJSON_Delete(root);
-	if (rc < 0) {
+	if (rc < 0 || errs->n > 0) {
 		jobspec_free(&o->js);
-		return rc;
+		return errs->n > 0 ? status_errno(errs->e[0].http_status) : rc;
 	}
 	if (out)
 		*out = &o->js;
 	else
 		jobspec_free(&o->js);
 	return 0;
+}
+
+int jobspec_parse(const char *json, size_t len, const JobSpecOptions *opts, JobSpec **out,
+                  SpecError *err)
+{
+	SpecErrors *errs = malloc(sizeof *errs);
+	if (err)
+		memset(err, 0, sizeof *err);
+	if (out)
+		*out = NULL;
+	if (!errs) {
+		if (err) {
+			snprintf(err->code, sizeof err->code, "out_of_memory");
+			snprintf(err->message, sizeof err->message, "out of memory");
+			err->http_status = 500;
+		}
+		return -ENOMEM;
+	}
+	int rc = jobspec_parse_all(json, len, opts, out, errs);
+	if (rc < 0 && err && errs->n > 0)
+		*err = errs->e[0];
+	free(errs);
+	return rc;
+}
+
+int jobspec_parse_stored(const char *json, size_t len, JobSpec **out, SpecError *err)
+{
+	/* No data roots: the stored paths were resolved inside them at submit (see jobspec.h). */
+	static const JobSpecOptions stored = { .check_files = 1 };
+	return jobspec_parse(json, len, &stored, out, err);
 }
 
 int jobspec_validate(const char *json, size_t len, const JobSpecOptions *opts, SpecError *err)
@@ -2338,595 +2055,3 @@ const char *eval_protocol_name(EvalProtocol p)
 	return pi ? pi->name : "?";
 }
 
-/* ---------------------------------------------------------------------------------------------- */
-/* Numbers for output: a float as the shortest decimal that reads back as the same float.       */
-
-static double f2d(float f)
-{
-	char buf[32];
-	for (int prec = 6; prec <= 9; prec++) {
-		snprintf(buf, sizeof buf, "%.*g", prec, (double)f);
-		double d = strtod(buf, NULL);
-		if ((float)d == f)
-			return d;
-	}
-	return (double)f;
-}
-
-/* ---------------------------------------------------------------------------------------------- */
-/* The catalogue as JSON                                                                          */
-
-static cJSON *param_def_json(const ParamDef *d)
-{
-	cJSON *o = cJSON_CreateObject();
-	if (!o)
-		return NULL;
-	cJSON_AddStringToObject(o, "name", d->name);
-	cJSON_AddStringToObject(o, "type", catalog_param_type_name(d->type));
-	switch (d->type) {
-	case PARAM_BOOLEAN: cJSON_AddBoolToObject(o, "default", d->def != 0); break;
-	case PARAM_STRING:
-	case PARAM_ENUM:
-		if (d->def_str)
-			cJSON_AddStringToObject(o, "default", d->def_str);
-		else
-			cJSON_AddNullToObject(o, "default");
-		break;
-	default: cJSON_AddNumberToObject(o, "default", d->def); break;
-	}
-	if (d->type == PARAM_NUMBER || d->type == PARAM_INTEGER) {
-		if (d->flags & PARAM_NO_MIN)
-			cJSON_AddNullToObject(o, "min");
-		else
-			cJSON_AddNumberToObject(o, "min", d->min);
-		if (d->flags & PARAM_NO_MAX)
-			cJSON_AddNullToObject(o, "max");
-		else
-			cJSON_AddNumberToObject(o, "max", d->max);
-		if (d->flags & PARAM_MIN_EXCLUSIVE)
-			cJSON_AddTrueToObject(o, "exclusive_min");
-		if (d->flags & PARAM_MAX_EXCLUSIVE)
-			cJSON_AddTrueToObject(o, "exclusive_max");
-	}
-	if (d->type == PARAM_ENUM && d->choices) {
-		cJSON *arr = cJSON_AddArrayToObject(o, "enum");
-		char buf[256];
-		snprintf(buf, sizeof buf, "%s", d->choices);
-		char *save = NULL;
-		for (char *c = strtok_r(buf, "|", &save); c; c = strtok_r(NULL, "|", &save))
-			cJSON_AddItemToArray(arr, cJSON_CreateString(c));
-	}
-	cJSON_AddStringToObject(o, "help", d->help ? d->help : "");
-	return o;
-}
-
-static cJSON *mask_names_json(unsigned mask, int count, const char *(*name)(int))
-{
-	cJSON *a = cJSON_CreateArray();
-	for (int i = 0; a && i < count; i++)
-		if (mask & (1u << i))
-			cJSON_AddItemToArray(a, cJSON_CreateString(name(i)));
-	return a;
-}
-
-static const char *data_name(int i)
-{
-	static const char *const n[] = { "images", "vectors", "text", "captions" };
-	return i >= 0 && i < 4 ? n[i] : "?";
-}
-
-static const char *enc_name(int i)
-{
-	return encoder_kind_name((EncoderKind)i);
-}
-
-/* Default of a model.* key for the first encoder it applies to, from the engine's defaults. */
-static cJSON *model_default_json(const char *leaf, const char *only)
-{
-	EncoderKind kind = ENC_CNN;
-	if (only) {
-		char first[32];
-		snprintf(first, sizeof first, "%s", only);
-		char *bar = strchr(first, '|');
-		if (bar)
-			*bar = '\0';
-		int k = choice_index(encoder_choices, first);
-		if (k >= 0)
-			kind = (EncoderKind)k;
-	}
-	EncoderConfig c;
-	encoder_config_default(&c, kind);
-	if (strcmp(leaf, "channels") == 0)
-		return cJSON_CreateIntArray(c.channels, c.n_channels);
-	if (strcmp(leaf, "hidden") == 0)
-		return cJSON_CreateIntArray(c.hidden, c.n_hidden);
-	if (strcmp(leaf, "out_dim") == 0) {
-		/* differs per encoder: show both when they differ */
-		EncoderConfig m;
-		encoder_config_default(&m, ENC_MLP);
-		return cJSON_CreateNumber(kind == ENC_MLP ? m.out_dim : c.out_dim);
-	}
-	if (strcmp(leaf, "batchnorm") == 0) return cJSON_CreateBool(c.batchnorm);
-	if (strcmp(leaf, "pool_grid") == 0) return cJSON_CreateNumber(c.pool_grid > 1 ? c.pool_grid : 1);
-	if (strcmp(leaf, "dim") == 0) return cJSON_CreateNumber(c.dim);
-	if (strcmp(leaf, "depth") == 0) return cJSON_CreateNumber(c.depth);
-	if (strcmp(leaf, "heads") == 0) return cJSON_CreateNumber(c.heads);
-	if (strcmp(leaf, "patch") == 0) return cJSON_CreateNumber(c.patch);
-	if (strcmp(leaf, "mlp_ratio") == 0) return cJSON_CreateNumber(c.mlp_ratio);
-	if (strcmp(leaf, "context") == 0) return cJSON_CreateNumber(c.context);
-	if (strcmp(leaf, "pool") == 0) return cJSON_CreateString(c.pool ? "cls" : "mean");
-	if (strcmp(leaf, "dropout") == 0) return cJSON_CreateNumber(f2d(c.dropout));
-	return cJSON_CreateNull();
-}
-
-static cJSON *aug_key_default_json(const AugKey *k)
-{
-	AugConfig on;
-	aug_enabled_defaults(&on);
-	switch (k->kind) {
-	case AK_RANGE: {
-		cJSON *a = cJSON_CreateArray();
-		cJSON_AddItemToArray(a, cJSON_CreateNumber(f2d(*aug_float(&on, k->off))));
-		cJSON_AddItemToArray(a, cJSON_CreateNumber(f2d(*aug_float(&on, k->off2))));
-		return a;
-	}
-	case AK_INT: return cJSON_CreateNumber(*aug_int(&on, k->off));
-	case AK_BOOL: return cJSON_CreateBool(*aug_int(&on, k->off));
-	default: return cJSON_CreateNumber(f2d(*aug_float(&on, k->off)));
-	}
-}
-
-static const char *aug_key_type(const AugKey *k)
-{
-	switch (k->kind) {
-	case AK_RANGE: return "array<number>";
-	case AK_INT: return "integer";
-	case AK_BOOL: return "boolean";
-	default: return "number";
-	}
-}
-
-static void add_spec_key(cJSON *arr, const char *path, const char *type, cJSON *def,
-                         const char *only, const char *help)
-{
-	cJSON *o = cJSON_CreateObject();
-	if (!o) {
-		cJSON_Delete(def);
-		return;
-	}
-	cJSON_AddStringToObject(o, "path", path);
-	cJSON_AddStringToObject(o, "type", type);
-	cJSON_AddItemToObject(o, "default", def ? def : cJSON_CreateNull());
-	const char *choices = NULL;
-	for (int i = 0; i < COUNT(key_choices); i++)
-		if (strcmp(key_choices[i].path, path) == 0)
-			choices = key_choices[i].choices;
-	if (choices || strcmp(path, "method") == 0 || strcmp(path, "evaluations[].protocol") == 0) {
-		cJSON *a = cJSON_AddArrayToObject(o, "enum");
-		if (choices) {
-			char buf[256];
-			snprintf(buf, sizeof buf, "%s", choices);
-			char *save = NULL;
-			for (char *c = strtok_r(buf, "|", &save); c; c = strtok_r(NULL, "|", &save))
-				cJSON_AddItemToArray(a, cJSON_CreateString(c));
-		} else if (path[0] == 'm') {
-			for (int i = 0; i < method_catalog_count(); i++)
-				cJSON_AddItemToArray(a, cJSON_CreateString(method_catalog_at(i)->name));
-		} else {
-			for (int i = 0; i < protocol_catalog_count(); i++)
-				cJSON_AddItemToArray(a, cJSON_CreateString(protocol_catalog_at(i)->name));
-		}
-	}
-	if (only) {
-		cJSON *a = cJSON_AddArrayToObject(o, "only");
-		char buf[128];
-		snprintf(buf, sizeof buf, "%s", only);
-		char *save = NULL;
-		for (char *c = strtok_r(buf, "|", &save); c; c = strtok_r(NULL, "|", &save))
-			cJSON_AddItemToArray(a, cJSON_CreateString(c));
-	}
-	cJSON_AddStringToObject(o, "help", help);
-	cJSON_AddItemToArray(arr, o);
-}
-
-static cJSON *catalog_tree(void)
-{
-	cJSON *root = cJSON_CreateObject();
-	if (!root)
-		return NULL;
-	cJSON *ms = cJSON_AddArrayToObject(root, "methods");
-	for (int i = 0; i < method_catalog_count(); i++) {
-		const MethodInfo *m = method_catalog_at(i);
-		cJSON *o = cJSON_CreateObject();
-		cJSON_AddStringToObject(o, "name", m->name);
-		cJSON_AddStringToObject(o, "family", m->family);
-		cJSON_AddStringToObject(o, "summary", m->summary);
-		cJSON_AddStringToObject(o, "default_encoder", encoder_kind_name(m->default_encoder));
-		cJSON_AddItemToObject(o, "encoders", mask_names_json(m->encoders ? m->encoders : 0xfu, 4,
-		                                                     enc_name));
-		cJSON_AddItemToObject(o, "datasets", mask_names_json(m->datasets, 4, data_name));
-		cJSON_AddNumberToObject(o, "views", m->views);
-		cJSON_AddBoolToObject(o, "needs_labels", m->needs_labels);
-		cJSON_AddStringToObject(o, "default_augment", m->default_augment ? m->default_augment : "none");
-		cJSON *ps = cJSON_AddArrayToObject(o, "params");
-		for (int k = 0; k < method_param_count(m); k++)
-			cJSON_AddItemToArray(ps, param_def_json(&m->params[k]));
-		const char *text = method_catalog_example(m);
-		cJSON *ex = text ? cJSON_Parse(text) : NULL;
-		cJSON_AddItemToObject(o, "example", ex ? ex : cJSON_CreateString(text ? text : ""));
-		cJSON_AddStringToObject(o, "example_file", m->example ? m->example : "");
-		cJSON_AddItemToArray(ms, o);
-	}
-	cJSON *ps = cJSON_AddArrayToObject(root, "protocols");
-	for (int i = 0; i < protocol_catalog_count(); i++) {
-		const ProtocolInfo *pi = protocol_catalog_at(i);
-		cJSON *o = cJSON_CreateObject();
-		cJSON_AddStringToObject(o, "name", pi->name);
-		cJSON_AddStringToObject(o, "summary", pi->summary);
-		cJSON_AddBoolToObject(o, "needs_labels", pi->needs_labels);
-		cJSON *ks = cJSON_AddArrayToObject(o, "keys");
-		for (int k = 0; k < pi->n_keys; k++)
-			cJSON_AddItemToArray(ks, param_def_json(&pi->keys[k]));
-		cJSON_AddItemToArray(ps, o);
-	}
-	cJSON *sk = cJSON_AddArrayToObject(root, "spec_keys");
-	for (int i = 0; i < COUNT(key_docs); i++) {
-		const KeyDoc *k = &key_docs[i];
-		cJSON *def = NULL;
-		if (k->def)
-			def = cJSON_Parse(k->def);
-		else if (strncmp(k->path, "model.", 6) == 0)
-			def = model_default_json(k->path + 6, k->only);
-		add_spec_key(sk, k->path, k->type, def, k->only, k->help);
-		if (strcmp(k->path, "augment2") == 0) {
-			/* The augmentation keys right after augment / augment2. */
-			add_spec_key(sk, "augment.preset", "enum", cJSON_CreateString("none"), NULL,
-			             "object form: the preset the listed transforms modify");
-			add_spec_key(sk, "augment.clamp", "boolean", cJSON_CreateBool(1), NULL,
-			             "clamp augmented pixels to [0, 1]");
-			for (int a = 0; a < COUNT(aug_keys); a++) {
-				char path[96];
-				snprintf(path, sizeof path, "augment.%s.%s", aug_keys[a].transform, aug_keys[a].key);
-				add_spec_key(sk, path, aug_key_type(&aug_keys[a]), aug_key_default_json(&aug_keys[a]),
-				             NULL, aug_keys[a].help);
-			}
-		}
-	}
-	return root;
-}
-
-char *jobspec_catalog_json(void)
-{
-	cJSON *root = catalog_tree();
-	if (!root)
-		return NULL;
-	char *s = cJSON_PrintUnformatted(root);
-	cJSON_Delete(root);
-	return s;
-}
-
-/* ---------------------------------------------------------------------------------------------- */
-/* `ssld methods`: the catalogue for people                                                       */
-
-static void param_range_text(const ParamDef *d, char *buf, size_t n)
-{
-	buf[0] = '\0';
-	if (d->type == PARAM_ENUM) {
-		snprintf(buf, n, "%s", d->choices ? d->choices : "");
-		return;
-	}
-	if (d->type != PARAM_NUMBER && d->type != PARAM_INTEGER)
-		return;
-	char lo[32] = "-inf", hi[32] = "inf";
-	if (!(d->flags & PARAM_NO_MIN))
-		snprintf(lo, sizeof lo, "%g", d->min);
-	if (!(d->flags & PARAM_NO_MAX))
-		snprintf(hi, sizeof hi, "%g", d->max);
-	snprintf(buf, n, "%c%s, %s%c", (d->flags & (PARAM_MIN_EXCLUSIVE | PARAM_NO_MIN)) ? '(' : '[',
-	         lo, hi, (d->flags & (PARAM_MAX_EXCLUSIVE | PARAM_NO_MAX)) ? ')' : ']');
-}
-
-static void param_default_text(const ParamDef *d, char *buf, size_t n)
-{
-	switch (d->type) {
-	case PARAM_BOOLEAN: snprintf(buf, n, "%s", d->def ? "true" : "false"); break;
-	case PARAM_STRING:
-	case PARAM_ENUM: snprintf(buf, n, "\"%s\"", d->def_str ? d->def_str : ""); break;
-	default: snprintf(buf, n, "%g", d->def); break;
-	}
-}
-
-static int print_params(FILE *f, const ParamDef *defs, int n)
-{
-	int any = 0;
-	for (int i = 0; i < n; i++) {
-		char def[64], range[96];
-		param_default_text(&defs[i], def, sizeof def);
-		param_range_text(&defs[i], range, sizeof range);
-		fprintf(f, "    %-18s %-8s default %-8s %-14s %s\n", defs[i].name,
-		        catalog_param_type_name(defs[i].type), def, range, defs[i].help ? defs[i].help : "");
-		any = 1;
-	}
-	if (!any)
-		fprintf(f, "    (none)\n");
-	return 0;
-}
-
-int jobspec_print_catalog(FILE *f)
-{
-	fprintf(f, "Pretext methods (\"method\" in a job; \"params\" as listed):\n\n");
-	for (int i = 0; i < method_catalog_count(); i++) {
-		const MethodInfo *m = method_catalog_at(i);
-		char data[64];
-		fprintf(f, "%s  [%s]\n  %s\n", m->name, m->family, m->summary);
-		fprintf(f, "  datasets: %s; default encoder: %s; views: %d; default augment: %s\n",
-		        catalog_data_names(m->datasets, data, sizeof data),
-		        encoder_kind_name(m->default_encoder), m->views,
-		        m->default_augment ? m->default_augment : "none");
-		fprintf(f, "  params:\n");
-		print_params(f, m->params, m->n_params);
-		fprintf(f, "  example: examples/%s\n", m->example ? m->example : "");
-		const char *ex = method_catalog_example(m);
-		if (!ex)
-			ex = "";
-		while (*ex) {
-			const char *nl = strchr(ex, '\n');
-			int l = nl ? (int)(nl - ex) : (int)strlen(ex);
-			fprintf(f, "    %.*s\n", l, ex);
-			ex += l + (nl ? 1 : 0);
-		}
-		fprintf(f, "\n");
-	}
-	fprintf(f, "Evaluation protocols (\"evaluations\": [{\"protocol\": ...}]; every protocol also "
-	           "takes label_fractions, labels_per_class, label_rule):\n\n");
-	for (int i = 0; i < protocol_catalog_count(); i++) {
-		const ProtocolInfo *pi = protocol_catalog_at(i);
-		fprintf(f, "%s%s\n  %s\n  keys:\n", pi->name, pi->needs_labels ? "  (needs labels)" : "",
-		        pi->summary);
-		print_params(f, pi->keys, pi->n_keys);
-		fprintf(f, "\n");
-	}
-	fflush(f);
-	return ferror(f) ? -EIO : 0;
-}
-
-/* ---------------------------------------------------------------------------------------------- */
-/* The resolved spec as JSON (every default explicit; parses back to the same JobSpec)           */
-
-static void add_f(cJSON *o, const char *key, float v)
-{
-	cJSON_AddNumberToObject(o, key, f2d(v));
-}
-
-static cJSON *dataset_json(const JobSpec *js)
-{
-	const DatasetSpec *ds = &js->dataset;
-	cJSON *o = cJSON_CreateObject();
-	static const char *const fmts[] = { "fashion-mnist", "idx", "csv", "text", "text_records",
-	                                    "captions" };
-	switch (ds->kind) {
-	case DATASET_FASHION_MNIST:
-		if (!ds->dir && !ds->limit_train && !ds->limit_test) {
-			cJSON_Delete(o);
-			return cJSON_CreateString(js->dataset_name ? js->dataset_name : "fashion-mnist");
-		}
-		cJSON_AddStringToObject(o, "name", js->dataset_name ? js->dataset_name : "fashion-mnist");
-		if (ds->dir)
-			cJSON_AddStringToObject(o, "dir", ds->dir);
-		break;
-	case DATASET_IDX:
-		cJSON_AddStringToObject(o, "format", fmts[ds->kind]);
-		cJSON_AddStringToObject(o, "train_images", ds->train_images);
-		cJSON_AddStringToObject(o, "train_labels", ds->train_labels);
-		cJSON_AddStringToObject(o, "test_images", ds->test_images);
-		cJSON_AddStringToObject(o, "test_labels", ds->test_labels);
-		break;
-	case DATASET_CSV:
-		cJSON_AddStringToObject(o, "format", fmts[ds->kind]);
-		cJSON_AddStringToObject(o, "train", ds->csv_train);
-		if (ds->csv_test)
-			cJSON_AddStringToObject(o, "test", ds->csv_test);
-		else
-			add_f(o, "test_fraction", ds->test_fraction);
-		cJSON_AddNumberToObject(o, "label_column", ds->csv_label_column);
-		if (ds->csv_header < 0)
-			cJSON_AddStringToObject(o, "header", "auto");
-		else
-			cJSON_AddBoolToObject(o, "header", ds->csv_header);
-		break;
-	case DATASET_TEXT:
-	case DATASET_TEXT_RECORDS: {
-		cJSON_AddStringToObject(o, "format", fmts[ds->kind]);
-		cJSON *a = cJSON_AddArrayToObject(o, "files");
-		for (int i = 0; i < ds->n_text_files; i++)
-			cJSON_AddItemToArray(a, cJSON_CreateString(ds->text_files[i]));
-		add_f(o, "test_fraction", ds->test_fraction);
-		if (ds->kind == DATASET_TEXT_RECORDS) {
-			cJSON_AddNumberToObject(o, "record_bytes", ds->max_record_bytes);
-			cJSON_AddStringToObject(o, "records", ds->text_label_field ? "tsv" : "percent");
-		}
-		break;
-	}
-	case DATASET_CAPTIONS:
-		cJSON_AddStringToObject(o, "format", fmts[ds->kind]);
-		if (ds->captions_file)
-			cJSON_AddStringToObject(o, "file", ds->captions_file);
-		if (ds->dir)
-			cJSON_AddStringToObject(o, "dir", ds->dir);
-		break;
-	}
-	cJSON_AddNumberToObject(o, "limit_train", ds->limit_train);
-	cJSON_AddNumberToObject(o, "limit_test", ds->limit_test);
-	return o;
-}
-
-static cJSON *model_json(const EncoderConfig *c)
-{
-	cJSON *o = cJSON_CreateObject();
-	const char *kn = encoder_kind_name(c->kind);
-	cJSON_AddStringToObject(o, "encoder", kn);
-	for (int i = 0; i < COUNT(key_docs); i++) {
-		const KeyDoc *k = &key_docs[i];
-		if (strncmp(k->path, "model.", 6) != 0 || strcmp(k->path, "model.encoder") == 0)
-			continue;
-		if (k->only && !in_list(k->only, kn))
-			continue;
-		const char *leaf = k->path + 6;
-		if (strcmp(leaf, "channels") == 0)
-			cJSON_AddItemToObject(o, leaf, cJSON_CreateIntArray(c->channels, c->n_channels));
-		else if (strcmp(leaf, "hidden") == 0)
-			cJSON_AddItemToObject(o, leaf, cJSON_CreateIntArray(c->hidden, c->n_hidden));
-		else if (strcmp(leaf, "out_dim") == 0) cJSON_AddNumberToObject(o, leaf, c->out_dim);
-		else if (strcmp(leaf, "batchnorm") == 0) cJSON_AddBoolToObject(o, leaf, c->batchnorm);
-		else if (strcmp(leaf, "pool_grid") == 0)
-			cJSON_AddNumberToObject(o, leaf, c->pool_grid > 1 ? c->pool_grid : 1);
-		else if (strcmp(leaf, "dim") == 0) cJSON_AddNumberToObject(o, leaf, c->dim);
-		else if (strcmp(leaf, "depth") == 0) cJSON_AddNumberToObject(o, leaf, c->depth);
-		else if (strcmp(leaf, "heads") == 0) cJSON_AddNumberToObject(o, leaf, c->heads);
-		else if (strcmp(leaf, "patch") == 0) cJSON_AddNumberToObject(o, leaf, c->patch);
-		else if (strcmp(leaf, "mlp_ratio") == 0) cJSON_AddNumberToObject(o, leaf, c->mlp_ratio);
-		else if (strcmp(leaf, "context") == 0) cJSON_AddNumberToObject(o, leaf, c->context);
-		else if (strcmp(leaf, "pool") == 0) cJSON_AddStringToObject(o, leaf, c->pool ? "cls" : "mean");
-		else if (strcmp(leaf, "dropout") == 0) add_f(o, leaf, c->dropout);
-	}
-	return o;
-}
-
-static cJSON *augment_json(const AugConfig *c)
-{
-	AugConfig cc = *c;
-	cJSON *o = cJSON_CreateObject();
-	cJSON_AddStringToObject(o, "preset", "none");
-	cJSON_AddBoolToObject(o, "clamp", c->clamp);
-	for (int t = 0; t < COUNT(aug_transforms); t++) {
-		const AugKey *pk = aug_key_find(aug_transforms[t], "p");
-		if (*aug_float(&cc, pk->off) <= 0.0f)
-			continue;
-		cJSON *to = cJSON_AddObjectToObject(o, aug_transforms[t]);
-		for (int i = 0; i < COUNT(aug_keys); i++) {
-			const AugKey *k = &aug_keys[i];
-			if (strcmp(k->transform, aug_transforms[t]) != 0)
-				continue;
-			switch (k->kind) {
-			case AK_RANGE: {
-				cJSON *a = cJSON_AddArrayToObject(to, k->key);
-				cJSON_AddItemToArray(a, cJSON_CreateNumber(f2d(*aug_float(&cc, k->off))));
-				cJSON_AddItemToArray(a, cJSON_CreateNumber(f2d(*aug_float(&cc, k->off2))));
-				break;
-			}
-			case AK_INT: cJSON_AddNumberToObject(to, k->key, *aug_int(&cc, k->off)); break;
-			case AK_BOOL: cJSON_AddBoolToObject(to, k->key, *aug_int(&cc, k->off)); break;
-			default: add_f(to, k->key, *aug_float(&cc, k->off)); break;
-			}
-		}
-	}
-	return o;
-}
-
-static cJSON *pretrain_json(const JobSpec *js)
-{
-	const OptimConfig *c = &js->pretrain.optim;
-	cJSON *o = cJSON_CreateObject();
-	cJSON_AddNumberToObject(o, "epochs", js->pretrain.epochs);
-	cJSON_AddNumberToObject(o, "time_budget_s", js->pretrain.time_budget_s);
-	cJSON_AddNumberToObject(o, "max_steps", (double)js->pretrain.max_steps);
-	cJSON_AddNumberToObject(o, "batch_size", js->pretrain.batch_size);
-	add_f(o, "grad_clip", c->grad_clip);
-	cJSON *op = cJSON_AddObjectToObject(o, "optimizer");
-	const char *on = optim_names[c->kind];
-	cJSON_AddStringToObject(op, "name", on);
-	add_f(op, "lr", c->lr);
-	add_f(op, "weight_decay", c->weight_decay);
-	if (c->kind != OPT_ADAMW)
-		add_f(op, "momentum", c->momentum);
-	if (c->kind == OPT_SGD)
-		cJSON_AddBoolToObject(op, "nesterov", c->nesterov);
-	if (c->kind == OPT_ADAMW) {
-		cJSON *b = cJSON_AddArrayToObject(op, "betas");
-		cJSON_AddItemToArray(b, cJSON_CreateNumber(f2d(c->beta1)));
-		cJSON_AddItemToArray(b, cJSON_CreateNumber(f2d(c->beta2)));
-		add_f(op, "eps", c->eps);
-	}
-	if (c->kind == OPT_LARS)
-		add_f(op, "trust_coef", c->trust_coef);
-	cJSON *s = cJSON_AddObjectToObject(o, "schedule");
-	cJSON_AddStringToObject(s, "name", c->schedule == SCHED_CONSTANT ? "constant" : "cosine");
-	add_f(s, "warmup_epochs", js->pretrain.warmup_epochs);
-	add_f(s, "min_lr", c->min_lr);
-	return o;
-}
-
-/* The value row d stores in base, as key d->name of o. */
-static void param_json(cJSON *o, const ParamDef *d, const void *base)
-{
-	char buf[64];
-	const char *text = param_load_text(d, base, buf, sizeof buf);
-	double x = param_load(d, base);
-	switch (d->type) {
-	case PARAM_BOOLEAN: cJSON_AddBoolToObject(o, d->name, x != 0); break;
-	case PARAM_STRING:
-	case PARAM_ENUM: cJSON_AddStringToObject(o, d->name, text ? text : ""); break;
-	case PARAM_NUMBER:
-		if (d->size == sizeof(float))
-			add_f(o, d->name, (float)x);
-		else
-			cJSON_AddNumberToObject(o, d->name, x);
-		break;
-	case PARAM_INTEGER: cJSON_AddNumberToObject(o, d->name, x); break;
-	}
-}
-
-static cJSON *eval_json(const EvalSpec *e)
-{
-	const ProtocolInfo *pi = protocol_catalog_get(e->protocol);
-	cJSON *o = cJSON_CreateObject();
-	cJSON_AddStringToObject(o, "protocol", pi ? pi->name : "?");
-	if (e->labels_per_class > 0) {
-		cJSON_AddNumberToObject(o, "labels_per_class", e->labels_per_class);
-	} else {
-		cJSON *a = cJSON_AddArrayToObject(o, "label_fractions");
-		for (int i = 0; i < e->n_fractions; i++)
-			cJSON_AddItemToArray(a, cJSON_CreateNumber(e->fractions[i]));
-	}
-	cJSON_AddStringToObject(o, "label_rule", e->label_rule == LABELS_RANDOM ? "random" : "first");
-	for (int k = 0; pi && k < pi->n_keys; k++)
-		param_json(o, &pi->keys[k], e);
-	return o;
-}
-
-char *jobspec_to_json(const JobSpec *js)
-{
-	const MethodInfo *m = method_catalog_find(js->method);
-	cJSON *o = cJSON_CreateObject();
-	if (!o || !m) {
-		cJSON_Delete(o);
-		return NULL;
-	}
-	cJSON_AddStringToObject(o, "name", js->name);
-	cJSON_AddStringToObject(o, "method", js->method);
-	cJSON *ps = cJSON_AddObjectToObject(o, "params");
-	for (int i = 0; i < m->n_params; i++)
-		param_json(ps, &m->params[i], js->method_config);
-	cJSON_AddItemToObject(o, "dataset", dataset_json(js));
-	cJSON_AddItemToObject(o, "model", model_json(&js->encoder));
-	if (m->views > 0)
-		cJSON_AddItemToObject(o, "augment", augment_json(&js->augment[0]));
-	if (m->views > 1)
-		cJSON_AddItemToObject(o, "augment2", augment_json(&js->augment[1]));
-	if (m->views > 0)
-		cJSON_AddItemToObject(o, "pretrain", pretrain_json(js));
-	cJSON *ev = cJSON_AddArrayToObject(o, "evaluations");
-	for (int i = 0; i < js->n_evals; i++)
-		cJSON_AddItemToArray(ev, eval_json(&js->evals[i]));
-	cJSON_AddNumberToObject(o, "seed", (double)js->seed);
-	cJSON_AddNumberToObject(o, "threads", js->threads);
-	cJSON_AddNumberToObject(o, "checkpoint_interval_s", js->checkpoint_interval_s);
-	if (js->init_from)
-		cJSON_AddStringToObject(o, "init_from", js->init_from);
-	else if (js->init_from_job > 0)
-		cJSON_AddNumberToObject(o, "init_from", (double)js->init_from_job);
-	cJSON_AddNumberToObject(o, "priority", js->priority);
-	char *s = cJSON_Print(o);
-	cJSON_Delete(o);
-	return s;
-}

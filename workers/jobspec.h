@@ -3,7 +3,8 @@
  * jobspec_parse validates a job JSON completely (unknown keys with "did you mean", types, ranges,
  * method parameters against the method catalogue, dataset paths against the data roots) and fills
  * a JobSpec with every default applied. On failure it fills SpecError with the dotted path of the
- * offending field and a message that names it ("pretrain.optimizer.lr: must be > 0, got -1").
+ * offending field and a message that names it ("pretrain.optimizer.lr: must be > 0, got -1");
+ * jobspec_parse_all reports every error of the spec at once (spec_table.h holds the keys).
  *
  *   JobSpec *js; SpecError e;
  *   if (jobspec_parse(text, len, &opts, &js, &e) < 0) printf("%s: %s\n", e.field, e.message);
@@ -37,6 +38,15 @@ typedef struct SpecError {
 	char message[384];   /* full sentence, starts with the field */
 	int http_status;     /* 400, or 403 for data-root violations, 404 for a missing dataset */
 } SpecError;
+
+/* Every error of one spec, in the order found. The parser keeps going across keys and levels and
+ * stops descending only into a value whose type is wrong or whose prerequisite failed. */
+#define JOBSPEC_MAX_ERRORS 32
+typedef struct SpecErrors {
+	int n;                           /* entries in e[] */
+	int dropped;                     /* errors beyond JOBSPEC_MAX_ERRORS, not kept */
+	SpecError e[JOBSPEC_MAX_ERRORS];
+} SpecErrors;
 
 typedef struct JobSpecOptions {
 	const char *const *data_roots;  /* datasets must resolve (realpath) inside one of these; an */
@@ -79,18 +89,28 @@ typedef struct JobSpec {
 
 int jobspec_parse(const char *json, size_t len, const JobSpecOptions *opts, JobSpec **out,
                   SpecError *err);
+/* jobspec_parse reporting all errors (errs->e[0] is the one jobspec_parse reports). Returns 0, or
+ * the negative errno of the first error. */
+int jobspec_parse_all(const char *json, size_t len, const JobSpecOptions *opts, JobSpec **out,
+                      SpecErrors *errs);
 void jobspec_free(JobSpec *js);
 /* The catalogue as JSON text (malloc'd; caller frees with free()). */
 char *jobspec_catalog_json(void);
 const char *eval_protocol_name(EvalProtocol p);
 
-/* (added) jobspec_parse without keeping the result: 0 or a negative errno (-EINVAL 400,
+/* The resolved spec a job stored at submit (the database, JOBDIR/job.json), parsed again where
+ * the job runs. Submit checked it whole; what it re-checks is what can change until the job
+ * opens its files (they exist and are regular files). The data roots, an init_from job's
+ * state and the memory limit are submit's: they are not applied again, so a job accepted then
+ * is not refused by a later configuration. 0 or < 0 with err (the message names the key). */
+int jobspec_parse_stored(const char *json, size_t len, JobSpec **out, SpecError *err);
+/* jobspec_parse without keeping the result: 0 or a negative errno (-EINVAL 400,
  * -EACCES 403, -ENOENT 404, -ENOMEM) with err filled. */
 int jobspec_validate(const char *json, size_t len, const JobSpecOptions *opts, SpecError *err);
-/* (added) `ssld methods`: every method with its parameters, defaults and example, then the
+/* `ssld methods`: every method with its parameters, defaults and example, then the
  * protocols. 0, or -EIO when writing failed. */
 int jobspec_print_catalog(FILE *f);
-/* (added) The resolved spec as JSON with every default explicit and dataset paths resolved;
+/* The resolved spec as JSON with every default explicit and dataset paths resolved;
  * parsing it again gives the same JobSpec. malloc'd (free()), NULL on out of memory. */
 char *jobspec_to_json(const JobSpec *js);
 

@@ -20,6 +20,7 @@
 
 #include "../storage/log.h"
 #include "init_from.h"
+#include "job_files.h"
 #include "runner.h"
 #include "workdir.h"
 
@@ -161,22 +162,18 @@ static int resolve_job(void *user, int64_t job_id, char *path, size_t len)
 
 /* ---- running one job ------------------------------------------------------------------------ */
 
-/* The spec with "threads" capped at max_threads (malloc'd), or NULL to use it as it is. */
-static char *cap_threads(const char *spec, int max_threads)
+/* The job's stored spec, typed, with "threads" capped at max_threads: the one parse of the
+ * job's JSON on this side of the database (the runner takes the typed spec). */
+static JobSpec *job_spec(const char *spec, int max_threads, char *err, size_t errlen)
 {
-	if (max_threads <= 0) return NULL;
-	cJSON *root = cJSON_Parse(spec);
-	if (!root) return NULL;
-	char *out = NULL;
-	cJSON *t = cJSON_GetObjectItemCaseSensitive(root, "threads");
-	int want = cJSON_IsNumber(t) ? t->valueint : 2;   /* the spec's default */
-	if (want > max_threads) {
-		if (t) cJSON_SetNumberValue(t, max_threads);
-		else cJSON_AddNumberToObject(root, "threads", max_threads);
-		out = cJSON_PrintUnformatted(root);
+	JobSpec *js = NULL;
+	SpecError se;
+	if (jobspec_parse_stored(spec ? spec : "", spec ? strlen(spec) : 0, &js, &se) < 0) {
+		snprintf(err, errlen, "the stored job spec does not parse: %s", se.message);
+		return NULL;
 	}
-	cJSON_Delete(root);
-	return out;
+	if (max_threads > 0 && js->threads > max_threads) js->threads = max_threads;
+	return js;
 }
 
 static void flush_retrying(Pool *p, int64_t job)
@@ -252,7 +249,6 @@ static void run_job(Worker *w, StoreJob *j)
 		pool_event(p, j->id, LOG_INFO, "worker %d: started %s%s%s", w->index, j->method,
 		           j->name && j->name[0] ? " " : "", j->name ? j->name : "");
 
-	char *capped = cap_threads(j->spec, p->cfg.max_threads);
 	RunnerHooks h = {
 		.user = w, .on_metric = hook_metric, .on_progress = hook_progress, .on_event = hook_event,
 		.on_artifact = hook_artifact, .should_stop = hook_should_stop, .on_checkpoint = hook_checkpoint,
@@ -263,10 +259,10 @@ static void run_job(Worker *w, StoreJob *j)
 	char *results = NULL;
 	err[0] = 0;
 	uint64_t t0 = mono_ns();
-	int rc = runner_run_opts(capped ? capped : j->spec, dir, &ro, &h, resolve_job, &results, err, sizeof err);
+	JobSpec *js = job_spec(j->spec, p->cfg.max_threads, err, sizeof err);
+	int rc = js ? runner_run_spec(js, dir, &ro, &h, resolve_job, &results, err, sizeof err) : -1;   /* < 0: failed */
 	double secs = (double)(mono_ns() - t0) * 1e-9;
 	atomic_fetch_add(&p->busy_ns, mono_ns() - t0);
-	free(capped);
 
 	switch (rc) {
 	case RUNNER_OK:

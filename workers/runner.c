@@ -30,10 +30,11 @@
 #include "../engine/methods/ssl_health.h"
 #include "../engine/ops.h"
 #include "../engine/optim.h"
+#include "job_files.h"
 #include "jobspec.h"
 #include "workdir.h"
 
-#define CHECKPOINT_NAME "checkpoint.safetensors"
+#define CHECKPOINT_NAME JOB_FILE_CHECKPOINT
 
 typedef struct Run {
 	const RunnerHooks *hooks;
@@ -240,7 +241,7 @@ static void remove_stale_temps(const char *dir)
 	while ((e = readdir(d))) {
 		size_t n = strlen(e->d_name);
 		if (strncmp(e->d_name, CHECKPOINT_NAME ".tmp.", sizeof CHECKPOINT_NAME + 4) != 0 &&
-		    strncmp(e->d_name, "encoder.safetensors.tmp.", 24) != 0 &&
+		    strncmp(e->d_name, JOB_FILE_ENCODER ".tmp.", sizeof JOB_FILE_ENCODER + 4) != 0 &&
 		    (n < 9 || strcmp(e->d_name + n - 9, ".json.tmp") != 0))
 			continue;
 		char path[4096];
@@ -488,18 +489,18 @@ static int export_encoder(Run *r)
 {
 	char path[4096], cfg[1024];
 	encoder_config_to_json(&r->js->encoder, cfg, sizeof cfg);
-	snprintf(path, sizeof path, "%s/encoder.safetensors", r->dir);
+	snprintf(path, sizeof path, "%s/" JOB_FILE_ENCODER, r->dir);
 	if (checkpoint_export_prefix(path, r->ps, "encoder.", "encoder.", cfg, r->err, r->errlen) < 0)
 		return -1;
-	emit_artifact(r, "encoder.safetensors");
-	snprintf(path, sizeof path, "%s/config.json", r->dir);
+	emit_artifact(r, JOB_FILE_ENCODER);
+	snprintf(path, sizeof path, "%s/" JOB_FILE_CONFIG, r->dir);
 	FILE *f = fopen(path, "w");
 	if (!f)
 		return fail(r, "%s: %s", path, strerror(errno));
 	fprintf(f, "%s\n", cfg);
 	if (fclose(f) != 0)
 		return fail(r, "%s: %s", path, strerror(errno));
-	emit_artifact(r, "config.json");
+	emit_artifact(r, JOB_FILE_CONFIG);
 	return 0;
 }
 
@@ -588,7 +589,7 @@ static int run_evaluations(Run *r, cJSON *evals)
 static void save_spec(const char *dir, const char *spec)
 {
 	char path[4096], tmp[4200];
-	snprintf(path, sizeof path, "%s/job.json", dir);
+	snprintf(path, sizeof path, "%s/" JOB_FILE_SPEC, dir);
 	snprintf(tmp, sizeof tmp, "%s.tmp", path);
 	FILE *f = fopen(tmp, "w");
 	if (!f)
@@ -605,7 +606,7 @@ static int write_results(Run *r, cJSON *root, char **out)
 	if (!text)
 		return fail(r, "out of memory");
 	char path[4096], tmp[4200];
-	snprintf(path, sizeof path, "%s/results.json", r->dir);
+	snprintf(path, sizeof path, "%s/" JOB_FILE_RESULTS, r->dir);
 	snprintf(tmp, sizeof tmp, "%s.tmp", path);
 	FILE *f = fopen(tmp, "w");
 	if (!f || fputs(text, f) < 0 || fputc('\n', f) < 0 || fflush(f) != 0 || fsync(fileno(f)) != 0) {
@@ -620,7 +621,7 @@ static int write_results(Run *r, cJSON *root, char **out)
 		free(text);
 		return fail(r, "%s: %s", path, strerror(errno));
 	}
-	emit_artifact(r, "results.json");
+	emit_artifact(r, JOB_FILE_RESULTS);
 	*out = text;
 	return 0;
 }
@@ -685,9 +686,23 @@ int runner_run_opts(const char *spec_json, const char *work_dir, const RunnerOpt
                     const RunnerHooks *hooks, runner_resolve_job_cb resolve_job,
                     char **results_json, char *err, size_t errlen)
 {
+	JobSpec *js = NULL;
+	SpecError se;
+	*results_json = NULL;
+	if (jobspec_parse_stored(spec_json, strlen(spec_json), &js, &se) < 0) {
+		snprintf(err, errlen, "%s", se.message);
+		return -1;
+	}
+	return runner_run_spec(js, work_dir, opts, hooks, resolve_job, results_json, err, errlen);
+}
+
+int runner_run_spec(JobSpec *js, const char *work_dir, const RunnerOptions *opts,
+                    const RunnerHooks *hooks, runner_resolve_job_cb resolve_job,
+                    char **results_json, char *err, size_t errlen)
+{
 	RunnerOptions defaults = { 0 };
 	const RunnerOptions *o = opts ? opts : &defaults;
-	Run r = { .hooks = hooks, .dir = work_dir, .err = err, .errlen = errlen, .collapse_step = -1,
+	Run r = { .js = js, .hooks = hooks, .dir = work_dir, .err = err, .errlen = errlen, .collapse_step = -1,
 	          .job_key = o->job_key };
 	int rc = -1;
 	cJSON *root = NULL;
@@ -695,17 +710,14 @@ int runner_run_opts(const char *spec_json, const char *work_dir, const RunnerOpt
 	err[0] = 0;
 	r.t_start = now_s();
 
-	JobSpecOptions popts = { .check_files = 1 };
-	SpecError se;
-	if (jobspec_parse(spec_json, strlen(spec_json), &popts, &r.js, &se) < 0) {
-		snprintf(err, errlen, "%s", se.message);
-		return -1;
-	}
 	eng_set_threads(r.js->threads);
 	if (check_workdir(&r, o) < 0)
 		goto out;
 	remove_stale_temps(work_dir);
-	save_spec(work_dir, spec_json);
+	char *resolved = jobspec_to_json(r.js);
+	if (resolved)
+		save_spec(work_dir, resolved);
+	free(resolved);
 	if (dataset_load(&r.js->dataset, &r.ds, err, errlen) < 0)
 		goto out;
 	emit_event(&r, RUNNER_INFO, "dataset loaded: %d train, %d test samples of %dx%dx%d",
@@ -871,9 +883,8 @@ int runner_generate(const char *spec_json, const char *work_dir, const GenerateR
 	*result_json = NULL;
 	err[0] = 0;
 
-	JobSpecOptions opts = { .check_files = 1 };
 	SpecError se;
-	if (jobspec_parse(spec_json, strlen(spec_json), &opts, &r.js, &se) < 0) {
+	if (jobspec_parse_stored(spec_json, strlen(spec_json), &r.js, &se) < 0) {
 		snprintf(err, errlen, "%s", se.message);
 		return -1;
 	}

@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "jobspec.h"
+
 enum {
 	RUNNER_OK = 0,
 	RUNNER_STOPPED = 1,    /* should_stop returned RUNNER_STOP_REQUEUE: checkpoint written */
@@ -70,6 +72,10 @@ typedef struct RunnerOptions {
 
 /* runner_run with options (NULL = all defaults, as runner_run). */
 int runner_run_opts(const char *spec_json, const char *work_dir, const RunnerOptions *opts,
+                    const RunnerHooks *hooks, runner_resolve_job_cb resolve_job,
+                    char **results_json, char *err, size_t errlen);
+/* runner_run_opts on a spec already parsed (the pool, `ssld run`): it takes js and frees it. */
+int runner_run_spec(JobSpec *js, const char *work_dir, const RunnerOptions *opts,
                     const RunnerHooks *hooks, runner_resolve_job_cb resolve_job,
                     char **results_json, char *err, size_t errlen);
 

@@ -477,11 +477,11 @@ static const ParamDef linear_probe_keys[] = {
 	EVAL_KEY_EPOCHS(100, "L-BFGS iterations per fit (each one full pass over the frozen features)"),
 	EVAL_KEY_BATCH(256, "unused by the probe (L-BFGS fits all labelled features at once); accepted "
 	                    "like the other protocols' batch_size"),
-	{ "lr", PARAM_NUMBER, .def = 0, .min = 0, .max = 10,
-	  .help = "unused by the probe (L-BFGS steps by line search); 0 = automatic",
+	{ "lr", PARAM_NUMBER, .def = 0, .min = 0, .max = 10, .flags = PARAM_DEFAULT_AUTO,
+	  .help = "unused by the probe (L-BFGS steps by line search; default: automatic)",
 	  PARAM_AT(EvalConfig, lr) },
-	{ "weight_decay", PARAM_NUMBER, .def = 0, .min = 0, .max = 1,
-	  .help = "L2 penalty (default 0 = chosen by 5-fold cross-validation on the labels; one fold "
+	{ "weight_decay", PARAM_NUMBER, .def = 0, .min = 0, .max = 1, .flags = PARAM_DEFAULT_AUTO,
+	  .help = "L2 penalty (default: chosen by 5-fold cross-validation on the labels; one fold "
 	          "above 2000 labels)", PARAM_AT(EvalConfig, weight_decay) },
 };
 

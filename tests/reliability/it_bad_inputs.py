@@ -157,8 +157,12 @@ def answer(status, hdrs, data):
         obj = json.loads(data)
     except ValueError:
         return status, "", "", "not JSON: %r" % data[:120]
-    if not (isinstance(obj, dict) and set(obj) == {"error"} and isinstance(obj["error"], dict)
-            and set(obj["error"]) == {"code", "message", "field"} and obj["error"]["message"]):
+    one = lambda e: isinstance(e, dict) and set(e) == {"code", "message", "field"} and e["message"]
+    # a refused job spec also lists every error, the first being "error"
+    errors_ok = "errors" not in obj if isinstance(obj, dict) else False
+    if isinstance(obj, dict) and isinstance(obj.get("errors"), list) and obj["errors"]:
+        errors_ok = all(one(e) for e in obj["errors"]) and obj["errors"][0] == obj.get("error")
+    if not (isinstance(obj, dict) and set(obj) <= {"error", "errors"} and one(obj.get("error")) and errors_ok):
         return status, "", "", "not the error shape: %r" % data[:200]
     e = obj["error"]
     return status, e["code"], "-" if e["field"] is None else e["field"], e["message"]

@@ -27,9 +27,15 @@ GOOD = {"method": "simclr", "dataset": {"name": "fashion-mnist", "limit_train": 
 
 
 def error_shape(obj):
-    return (isinstance(obj, dict) and set(obj) == {"error"} and isinstance(obj["error"], dict)
-            and set(obj["error"]) == {"code", "message", "field"} and isinstance(obj["error"]["message"], str)
-            and obj["error"]["message"] != "")
+    """{"error": {...}}, and for a refused job spec also "errors": [every error], the first being "error"."""
+    one = lambda e: (isinstance(e, dict) and set(e) == {"code", "message", "field"} and isinstance(e["message"], str)
+                     and e["message"] != "")
+    if not (isinstance(obj, dict) and set(obj) <= {"error", "errors"} and one(obj.get("error"))):
+        return False
+    if "errors" in obj:
+        return (isinstance(obj["errors"], list) and len(obj["errors"]) >= 1 and all(one(e) for e in obj["errors"])
+                and obj["errors"][0] == obj["error"])
+    return True
 
 
 def hostile_cases():

@@ -19,6 +19,8 @@
 #include "method_catalog.h"
 #include "../engine/methods/decoder.h"
 #include "../engine/methods/ssl_health.h"
+#include "spec_json.h"
+#include "spec_table.h"
 
 static int failures, checks;
 
@@ -237,6 +239,11 @@ static void test_bad_specs(void)
 	BAD("{\"method\": \"simclr\", \"model\": {\"encoder\": \"vit\", \"pool_grid\": 2}}", "model.pool_grid",
 	    "only valid for encoder \"cnn\"");
 	BAD("{\"method\": \"simclr\", \"model\": {\"pool_grid\": 0}}", "model.pool_grid", "");
+	/* the engine's rule (engine/model.c): a 28x28 image through cnn [32,64,128] ends as 7x7 */
+	BAD("{\"method\": \"simclr\", \"model\": {\"pool_grid\": 4}}", "model.pool_grid",
+	    "4 does not split the last 7x7 feature map");
+	BAD("{\"method\": \"simclr\", \"model\": {\"channels\": [8, 16], \"pool_grid\": 4}}", "model.pool_grid",
+	    "4 does not split the last 14x14 feature map");
 	BAD("{\"method\": \"simclr\", \"model\": {\"encoder\": \"vit\", \"patch\": 5}}", "model.patch",
 	    "must be 4 or 7, got 5");
 	BAD("{\"method\": \"simclr\", \"model\": {\"encoder\": \"vit\", \"dim\": 100, \"heads\": 3}}", "model.heads",
@@ -345,6 +352,141 @@ static void test_bad_specs(void)
 	BAD("{\"method\": \"simclr\", \"init_from\": true}", "init_from", "must be a checkpoint path or a job id");
 	BAD_CODE("{\"method\": \"simclr\", \"init_from\": \"/nonexistent/ckpt.safetensors\"}", NULL, "init_from",
 	         "/nonexistent/ckpt.safetensors: no such file", "checkpoint_not_found", 404);
+}
+
+/* Every error of a spec comes at once, each naming its field, in document order. */
+static void test_all_errors(void)
+{
+	static const char byol[] =
+		"{\"method\": \"byol\", \"params\": {\"tau_base\": 2}, \"model\": {\"dropout\": 0.95},"
+		" \"pretrain\": {\"batch_size\": 1, \"optimizer\": {\"lr\": -1}}}";
+	SpecErrors *errs = malloc(sizeof *errs);
+	if (!errs)
+		return;
+	int rc = jobspec_parse_all(byol, strlen(byol), &plain, NULL, errs);
+	CHECK(rc == -EINVAL && errs->n == 4, "byol: %d errors (rc %d), first %s", errs->n, rc, errs->e[0].message);
+	static const char *const want[] = { "params.tau_base", "model.dropout", "pretrain.batch_size",
+	                                    "pretrain.optimizer.lr" };
+	for (int i = 0; i < errs->n && i < 4; i++)
+		CHECK(strcmp(errs->e[i].field, want[i]) == 0 && errs->e[i].http_status == 400 &&
+		      strncmp(errs->e[i].message, want[i], strlen(want[i])) == 0,
+		      "error %d: %s (%s)", i, errs->e[i].field, errs->e[i].message);
+	/* the single-error entry point reports the first of them */
+	SpecError e;
+	CHECK(jobspec_parse(byol, strlen(byol), &plain, NULL, &e) == -EINVAL && strcmp(e.field, "params.tau_base") == 0,
+	      "first error %s", e.field);
+	/* keys of one level, and keys of several evaluations */
+	static const char many[] =
+		"{\"method\": \"simclr\", \"sed\": 1, \"threads\": 0, \"priority\": 500,"
+		" \"evaluations\": [{\"protocol\": \"knn\", \"k\": 0}, {\"protocol\": \"linear_probe\", \"epochs\": -1}]}";
+	rc = jobspec_parse_all(many, strlen(many), &plain, NULL, errs);
+	static const char *const want2[] = { "sed", "threads", "priority", "evaluations[0].k",
+	                                     "evaluations[1].epochs" };
+	CHECK(rc == -EINVAL && errs->n == 5, "many: %d errors", errs->n);
+	for (int i = 0; i < errs->n && i < 5; i++)
+		CHECK(strcmp(errs->e[i].field, want2[i]) == 0, "error %d: %s", i, errs->e[i].message);
+	/* a subtree of the wrong type is one error, not one per key below it */
+	static const char wrong[] = "{\"method\": \"simclr\", \"pretrain\": {\"optimizer\": 3, \"epochs\": -2}}";
+	rc = jobspec_parse_all(wrong, strlen(wrong), &plain, NULL, errs);
+	CHECK(rc == -EINVAL && errs->n == 2 && strcmp(errs->e[0].field, "pretrain.optimizer") == 0 &&
+	      strcmp(errs->e[1].field, "pretrain.epochs") == 0, "wrong type: %d errors, %s", errs->n, errs->e[0].field);
+	/* "$schema" is for editors: accepted and ignored */
+	static const char schema[] = "{\"$schema\": \"http://127.0.0.1:8080/v1/schema\", \"method\": \"simclr\"}";
+	CHECK(jobspec_parse_all(schema, strlen(schema), &plain, NULL, errs) == 0, "$schema: %s",
+	      errs->n ? errs->e[0].message : "");
+	free(errs);
+}
+
+/* A default lies inside its own range and among its own choices, for every row of the key table
+ * (per variant), every method parameter and every protocol key; "automatic" is said, not a value
+ * outside the range. */
+static int in_range(double x, double min, double max, unsigned flags)
+{
+	if (!(flags & PARAM_NO_MIN) && ((flags & PARAM_MIN_EXCLUSIVE) ? !(x > min) : !(x >= min)))
+		return 0;
+	if (!(flags & PARAM_NO_MAX) && ((flags & PARAM_MAX_EXCLUSIVE) ? !(x < max) : !(x <= max)))
+		return 0;
+	return 1;
+}
+
+static void check_param_default(const char *owner, const ParamDef *d)
+{
+	if (d->flags & PARAM_DEFAULT_AUTO)
+		return;
+	if (d->type == PARAM_NUMBER || d->type == PARAM_INTEGER)
+		CHECK(in_range(d->def, d->min, d->max, d->flags), "%s.%s: default %g outside its range [%g, %g]", owner,
+		      d->name, d->def, d->min, d->max);
+	if (d->type == PARAM_ENUM)
+		CHECK(d->def_str && d->choices && spec_choice_index(d->choices, d->def_str) >= 0, "%s.%s: default %s not a choice",
+		      owner, d->name, d->def_str ? d->def_str : "(none)");
+}
+
+static void test_defaults_in_range(void)
+{
+	int rows = 0;
+	for (int i = 0; i < spec_key_count(); i++) {
+		const SpecKey *k = spec_key_at(i);
+		char level[96], v[32];
+		const char *dot = strrchr(k->path, '.');
+		snprintf(level, sizeof level, "%.*s", dot ? (int)(dot - k->path) : 0, k->path);
+		const SpecLevel *lv = spec_level_find(level);
+		const char *variants = k->variant ? k->variant : lv && lv->variants ? lv->variants : "";
+		for (int c = 0; c == 0 || spec_choice_at(variants, c, v, sizeof v); c++) {
+			const char *var = spec_choice_at(variants, c, v, sizeof v);
+			cJSON *d = spec_key_default_json(k, var);
+			CHECK(d != NULL, "%s: no default", k->path);
+			if (!d)
+				continue;
+			rows++;
+			int numeric = k->type == SPEC_INT || k->type == SPEC_I64 || k->type == SPEC_U64 ||
+			              k->type == SPEC_FLOAT || k->type == SPEC_DOUBLE;
+			if (numeric && !(k->flags & SPEC_HAND_PARSED) && cJSON_IsNumber(d))
+				CHECK(in_range(d->valuedouble, k->min, k->max, k->flags), "%s (%s): default %g outside [%g, %g]",
+				      k->path, var ? var : "-", d->valuedouble, k->min, k->max);
+			if (numeric && !(k->flags & (SPEC_DEF_NONE | SPEC_HAND_PARSED)))
+				CHECK(cJSON_IsNumber(d), "%s: numeric row without a default", k->path);
+			if (k->type == SPEC_ENUM && k->choices && cJSON_IsString(d))
+				CHECK(spec_choice_index(k->choices, d->valuestring) >= 0, "%s: default %s not a choice", k->path,
+				      d->valuestring);
+			if (cJSON_IsArray(d) && (k->type == SPEC_INT_LIST || k->type == SPEC_DOUBLE_LIST ||
+			                         k->type == SPEC_FLOAT_PAIR)) {
+				cJSON *e;
+				cJSON_ArrayForEach(e, d)
+					CHECK(in_range(e->valuedouble, k->min, k->max, k->flags & 15u), "%s: default entry %g outside",
+					      k->path, e->valuedouble);
+			}
+			cJSON_Delete(d);
+			if (!var)
+				break;
+		}
+	}
+	CHECK(rows > 80, "walked %d rows", rows);
+	for (int i = 0; i < method_catalog_count(); i++) {
+		const MethodInfo *m = method_catalog_at(i);
+		for (int k = 0; k < method_param_count(m); k++)
+			check_param_default(m->name, &m->params[k]);
+	}
+	for (int i = 0; i < protocol_catalog_count(); i++) {
+		const ProtocolInfo *pi = protocol_catalog_at(i);
+		for (int k = 0; k < pi->n_keys; k++)
+			check_param_default(pi->name, &pi->keys[k]);
+	}
+	/* `ssld methods` says "auto" for the linear probe's lr, not "default 0 (0, 10]" */
+	FILE *f = tmpfile();
+	if (f) {
+		jobspec_print_catalog(f);
+		long n = ftell(f);
+		rewind(f);
+		char *txt = calloc(1, (size_t)n + 1);
+		if (txt && fread(txt, 1, (size_t)n, f) == (size_t)n) {
+			const char *lp = strstr(txt, "\nlinear_probe");
+			const char *lr = lp ? strstr(lp, "    lr ") : NULL;
+			CHECK(lr && strncmp(lr, "    lr                 number   default auto ", 45) == 0, "linear_probe lr: %.80s",
+			      lr ? lr : "(missing)");
+		}
+		free(txt);
+		fclose(f);
+	}
 }
 
 /* Depth: 32 levels are parsed (and fail on type), 33 are refused before parsing, naming where. */
@@ -561,6 +703,29 @@ static void test_paths(void)
 	snprintf(root, sizeof root, "%s/root", tmp);
 	const char *roots[] = { root };
 	JobSpecOptions ro = { .data_roots = roots, .n_data_roots = 1, .check_files = 1 };
+
+	/* IDX images: the engine's encoder rules apply to the size the header gives (32 x 32: a cnn
+	 * [32,64,128] ends at 8 x 8, which 4 splits and 3 does not) */
+	{
+		static const unsigned char hdr[16] = { 0, 0, 8, 3, 0, 0, 0, 1, 0, 0, 0, 32, 0, 0, 0, 32 };
+		static const unsigned char lab[9] = { 0, 0, 8, 1, 0, 0, 0, 1, 3 };
+		static unsigned char img[16 + 32 * 32];
+		memcpy(img, hdr, sizeof hdr);
+		write_file(tpath("root/img32"), (const char *)img, sizeof img);
+		write_file(tpath("root/lab32"), (const char *)lab, sizeof lab);
+		const char *idx = fmt("{\"format\": \"idx\", \"train_images\": \"%s\", \"train_labels\": \"%s\", "
+		                      "\"test_images\": \"%s\", \"test_labels\": \"%s\"}", tpath("root/img32"),
+		                      tpath("root/lab32"), tpath("root/img32"), tpath("root/lab32"));
+		char spec[2048];
+		snprintf(spec, sizeof spec, "{\"method\": \"simclr\", \"dataset\": %s, \"model\": {\"pool_grid\": 4}}", idx);
+		JobSpec *ok = PARSE_OK(spec, &ro);
+		jobspec_free(ok);
+		snprintf(spec, sizeof spec, "{\"method\": \"simclr\", \"dataset\": %s, \"model\": {\"pool_grid\": 3}}", idx);
+		bad(__LINE__, spec, &ro, "model.pool_grid", "3 does not split the last 8x8 feature map", "invalid_field", 400);
+		snprintf(spec, sizeof spec, "{\"method\": \"simclr\", \"dataset\": %s, \"model\": {\"encoder\": \"vit\", "
+		         "\"patch\": 7}}", idx);
+		bad(__LINE__, spec, &ro, "model.patch", "7 does not divide the image height 32", "invalid_field", 400);
+	}
 
 	/* csv inside the root: the default encoder becomes mlp (vectors), method none */
 	JobSpec *js = PARSE_OK(fmt("{\"method\": \"none\", \"dataset\": {\"format\": \"csv\", \"train\": \"%s\", "
@@ -928,8 +1093,13 @@ static void test_protocol_defaults(void)
 				continue;
 			keys++;
 			cJSON *def = cJSON_GetObjectItem(kj, "default");
-			double pub = cJSON_IsBool(def) ? cJSON_IsTrue(def) : cJSON_GetNumberValue(def);
 			double used = param_load(d, &engine);
+			if (d->flags & PARAM_DEFAULT_AUTO) {   /* published as automatic, no number */
+				CHECK(!cJSON_IsNumber(def) && used == d->def, "%s.%s: automatic default published as "
+				      "a value, or the engine does not start from its stand-in %g", name, kn, d->def);
+				continue;
+			}
+			double pub = cJSON_IsBool(def) ? cJSON_IsTrue(def) : cJSON_GetNumberValue(def);
 			CHECK((float)pub == (float)used, "%s.%s: published default %g, engine uses %g", name,
 			      kn, pub, used);
 		}
@@ -1159,6 +1329,8 @@ int main(void)
 		return 1;
 	}
 	test_bad_specs();
+	test_all_errors();
+	test_defaults_in_range();
 	test_depth();
 	test_defaults();
 	test_paths();

@@ -1,0 +1,163 @@
+/* check.c - `ssld check JOB.json [--json]`: validate a job file as the server would (without data
+ * roots: paths are checked to exist) and print every error, one per line, field first; for a
+ * valid file print the resolved spec and the estimate (spec_estimate.h). With --json the output is
+ * the object `POST /v1/jobs?dry_run=1` answers: {"spec":…, "estimate":…} or {"error":…,"errors":[…]}.
+ * It does not contact a server, so server-side rules (init_from a job id, the memory limit) are
+ * not applied.
+ */
+#include "check.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../workers/jobspec.h"
+#include "../workers/spec_estimate.h"
+
+#define CHECK_MAX_FILE (16u << 20)
+
+static char *read_file(const char *path, size_t *len)
+{
+	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+	if (!f)
+		return NULL;
+	size_t cap = 1 << 16, n = 0;
+	char *buf = malloc(cap);
+	while (buf) {
+		size_t r = fread(buf + n, 1, cap - n, f);
+		n += r;
+		if (r == 0 || n > CHECK_MAX_FILE)
+			break;
+		if (n == cap) {
+			char *nb = realloc(buf, cap *= 2);
+			if (!nb) {
+				free(buf);
+				buf = NULL;
+			}
+			buf = nb;
+		}
+	}
+	int bad = ferror(f) || n > CHECK_MAX_FILE;
+	if (f != stdin)
+		fclose(f);
+	if (bad) {
+		free(buf);
+		errno = n > CHECK_MAX_FILE ? EFBIG : EIO;
+		return NULL;
+	}
+	*len = n;
+	return buf;
+}
+
+static cJSON *error_json(const SpecError *e)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "code", e->code);
+	cJSON_AddStringToObject(o, "message", e->message);
+	if (e->field[0])
+		cJSON_AddStringToObject(o, "field", e->field);
+	else
+		cJSON_AddNullToObject(o, "field");
+	return o;
+}
+
+static void print_estimate(const JobEstimate *e)
+{
+	char p[32], g[32], o[32], a[32], t[32];
+	printf("estimate:\n  parameters         %lld (encoder)\n", (long long)e->params);
+	printf("  peak memory        %s per training step: parameters %s, gradients %s, optimizer %s, "
+	       "activations %s (driven by %s)\n",
+	       jobspec_bytes_text(e->peak_bytes, t, sizeof t), jobspec_bytes_text(e->param_bytes, p, sizeof p),
+	       jobspec_bytes_text(e->grad_bytes, g, sizeof g), jobspec_bytes_text(e->optim_bytes, o, sizeof o),
+	       jobspec_bytes_text(e->activation_bytes, a, sizeof a), e->driver);
+	if (e->steps >= 0 && e->steps_per_epoch > 0)
+		printf("  steps              %lld (%lld per epoch)\n", (long long)e->steps, (long long)e->steps_per_epoch);
+	else if (e->steps >= 0)
+		printf("  steps              %lld\n", (long long)e->steps);
+	else
+		printf("  steps              unknown until the data is read (set pretrain.max_steps to bound them)\n");
+}
+
+int cli_check_main(int argc, char **argv)
+{
+	const char *path = NULL;
+	int json = 0;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			json = 1;
+		else if (!path && (argv[i][0] != '-' || strcmp(argv[i], "-") == 0))
+			path = argv[i];
+		else {
+			fprintf(stderr, "ssld check: unexpected argument '%s'\nusage: ssld check JOB.json [--json]\n", argv[i]);
+			return 2;
+		}
+	}
+	if (!path) {
+		fprintf(stderr, "usage: ssld check JOB.json [--json]   (- reads standard input)\n");
+		return 2;
+	}
+	size_t len = 0;
+	char *text = read_file(path, &len);
+	if (!text) {
+		fprintf(stderr, "ssld check: %s: %s\n", path, strerror(errno));
+		return 2;
+	}
+	SpecErrors *errs = malloc(sizeof *errs);
+	if (!errs) {
+		free(text);
+		fprintf(stderr, "ssld check: out of memory\n");
+		return 2;
+	}
+	JobSpecOptions opts = { .check_files = 1 };
+	JobSpec *js = NULL;
+	int rc = jobspec_parse_all(text, len, &opts, &js, errs);
+	free(text);
+	int status = 0;
+	if (rc < 0) {
+		if (json) {
+			cJSON *o = cJSON_CreateObject();
+			cJSON_AddItemToObject(o, "error", error_json(&errs->e[0]));
+			cJSON *a = cJSON_AddArrayToObject(o, "errors");
+			for (int i = 0; i < errs->n; i++)
+				cJSON_AddItemToArray(a, error_json(&errs->e[i]));
+			char *s = cJSON_Print(o);
+			if (s)
+				puts(s);
+			free(s);
+			cJSON_Delete(o);
+		} else {
+			for (int i = 0; i < errs->n; i++)
+				printf("%s\n", errs->e[i].message);
+			if (errs->dropped)
+				printf("(%d more errors)\n", errs->dropped);
+			fprintf(stderr, "%s: %d error%s\n", path, errs->n + errs->dropped,
+			        errs->n + errs->dropped == 1 ? "" : "s");
+		}
+		status = 1;
+	} else {
+		JobEstimate est;
+		jobspec_estimate(js, &est);
+		char *resolved = jobspec_to_json(js);
+		if (json) {
+			cJSON *o = cJSON_CreateObject();
+			cJSON *spec = resolved ? cJSON_Parse(resolved) : NULL;
+			cJSON_AddItemToObject(o, "spec", spec ? spec : cJSON_CreateNull());
+			cJSON_AddItemToObject(o, "estimate", jobspec_estimate_json(&est));
+			char *s = cJSON_Print(o);
+			if (s)
+				puts(s);
+			free(s);
+			cJSON_Delete(o);
+		} else {
+			printf("%s\n", resolved ? resolved : "(out of memory)");
+			print_estimate(&est);
+		}
+		free(resolved);
+		jobspec_free(js);
+	}
+	free(errs);
+	fflush(stdout);
+	return ferror(stdout) ? 2 : status;
+}

@@ -1,0 +1,480 @@
+/* spec_table.c - the rows of the job spec (see spec_table.h) and the small walks every user of
+ * the table shares: finding a row, its slot in a JobSpec, a level's defaults.
+ *
+ * Defaults that the engine owns (encoder shapes, optimizer constants, the parameters of an enabled
+ * augmentation) are not copied here: those rows say SPEC_DEF_ENGINE and the value is read from the
+ * engine's default struct. Rows carry their own default only where the service's differs or where
+ * no engine struct exists (pretrain length, evaluations, the top-level scalars).
+ */
+#include "spec_table.h"
+
+#include <float.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "method_catalog.h"
+
+#ifndef SSLD_FASHION_MNIST_DIR
+#define SSLD_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
+#endif
+
+#define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+#define JOB(m) .base = SPEC_BASE_JOB, .off = offsetof(JobSpec, m)
+#define JOB2(m, m2) .base = SPEC_BASE_JOB, .off = offsetof(JobSpec, m), .off2 = offsetof(JobSpec, m2)
+#define EVAL(m) .base = SPEC_BASE_EVAL, .off = offsetof(EvalSpec, m)
+#define AUG(m) .base = SPEC_BASE_AUG, .off = offsetof(AugConfig, m)
+#define AUG2(m, m2) .base = SPEC_BASE_AUG, .off = offsetof(AugConfig, m), .off2 = offsetof(AugConfig, m2)
+#define NOMAX .flags = PARAM_NO_MAX
+#define ENGINE SPEC_DEF_ENGINE
+
+_Static_assert(sizeof(EncoderKind) == sizeof(int) && sizeof(OptimKind) == sizeof(int) &&
+               sizeof(ScheduleKind) == sizeof(int) && sizeof(LabelRule) == sizeof(int),
+               "enum keys are stored as int");
+_Static_assert(ENC_MLP == 0 && ENC_CNN == 1 && ENC_VIT == 2 && ENC_TRANSFORMER == 3,
+               "model.encoder choices follow EncoderKind");
+_Static_assert(OPT_SGD == 0 && OPT_ADAMW == 1 && OPT_LARS == 2, "optimizer choices follow OptimKind");
+_Static_assert(SCHED_CONSTANT == 0 && SCHED_COSINE == 1, "schedule choices follow ScheduleKind");
+_Static_assert(LABELS_FIRST == 0 && LABELS_RANDOM == 1, "label_rule choices follow LabelRule");
+
+#define ENCODERS "mlp|cnn|vit|transformer"
+#define OUT_DIM_HELP "feature size (mlp: the last linear layer, >= 1; cnn: an optional projection after pooling, 0 = none)"
+#define FORMATS "idx|csv|text|text_records|captions"
+
+static const SpecKey keys[] = {
+	/* ---- the document ---- */
+	{ "$schema", SPEC_STRING, .flags = SPEC_DEF_NONE | SPEC_HAND_PARSED, .max = 4096,
+	  .help = "ignored: the JSON Schema an editor checks the file against (ssld schema)" },
+	{ "name", SPEC_STRING, JOB(name), .max = 100, .flags = SPEC_DEF_NONE,
+	  .def_text = "<method>-<dataset>",
+	  .help = "job name, 1..100 characters of A-Z a-z 0-9 . _ - and space" },
+	{ "method", SPEC_ENUM, .flags = SPEC_REQUIRED | SPEC_HAND_PARSED | SPEC_DEF_NONE,
+	  .help = "the pretext method (see methods), or \"none\"" },
+	{ "params", SPEC_CUSTOM, .json_type = "object", .flags = SPEC_HAND_PARSED | SPEC_DEF_NONE,
+	  .def_text = "the method's defaults", .help = "method parameters (see methods[].params)" },
+	{ "dataset", SPEC_CUSTOM, .json_type = "string|object", .def_str = "\"fashion-mnist\"",
+	  .flags = SPEC_HAND_PARSED, .help = "a named dataset, or an object with \"name\" or \"format\"" },
+	{ "model", SPEC_OBJECT, .help = "the encoder architecture" },
+	{ "augment", SPEC_CUSTOM, .json_type = "string|object", .flags = SPEC_HAND_PARSED | SPEC_DEF_NONE,
+	  .def_text = "the method's preset",
+	  .help = "augmentations of view 1: a preset (\"none\", \"simclr\", \"light\") or an object" },
+	{ "augment2", SPEC_CUSTOM, .json_type = "string|object", .flags = SPEC_HAND_PARSED | SPEC_DEF_NONE,
+	  .def_text = "the same as augment",
+	  .help = "augmentations of view 2 (two-view methods): a preset or an object" },
+	{ "pretrain", SPEC_OBJECT, .help = "pretraining loop: length, batch, optimizer, schedule" },
+	{ "evaluations", SPEC_CUSTOM, .json_type = "array", .def_str = "[]", .flags = SPEC_HAND_PARSED,
+	  .max_n = JOBSPEC_MAX_EVALS, .help = "downstream evaluations (at most 16), see protocols" },
+	{ "seed", SPEC_U64, JOB(seed), .def = 0, .min = 0, .max = 9007199254740992.0,
+	  .help = "random seed (>= 0): same seed, same run" },
+	{ "threads", SPEC_INT, JOB(threads), .def = 2, .min = 1, .max = 64,
+	  .help = "BLAS and augmentation threads, 1..64" },
+	{ "checkpoint_interval_s", SPEC_DOUBLE, JOB(checkpoint_interval_s), .def = 120, .min = 1, NOMAX,
+	  .help = "seconds between checkpoints, >= 1" },
+	{ "init_from", SPEC_CUSTOM, .json_type = "string|integer", .flags = SPEC_HAND_PARSED | SPEC_DEF_NONE,
+	  .min = 1, .max = 9007199254740992.0, .def_text = "none",
+	  .help = "start from a checkpoint: a .safetensors path or a job id" },
+	{ "priority", SPEC_INT, JOB(priority), .def = 0, .min = -100, .max = 100,
+	  .help = "queue priority -100..100, higher runs first" },
+
+	/* ---- dataset (variant: its format, or "named" for a built-in dataset) ---- */
+	{ "dataset.name", SPEC_ENUM, .choices = "fashion-mnist", .def_str = "fashion-mnist",
+	  .variant = "named", .flags = SPEC_HAND_PARSED, .help = "a built-in dataset" },
+	{ "dataset.format", SPEC_ENUM, .choices = FORMATS, .variant = FORMATS,
+	  .flags = SPEC_HAND_PARSED | SPEC_DEF_NONE, .help = "file format: " FORMATS },
+	{ "dataset.dir", SPEC_STRING, .max = 4094, .variant = "named|text_records|captions",
+	  .flags = SPEC_HAND_PARSED | SPEC_DEF_NONE, .def_text = SSLD_FASHION_MNIST_DIR " (named, captions)",
+	  .help = "fashion-mnist/captions: directory of the four IDX files; text_records: directory "
+	          "whose text files are the records' classes" },
+	{ "dataset.train_images", SPEC_PATH, JOB(dataset.train_images), .variant = "idx",
+	  .flags = SPEC_REQUIRED, .help = "training images (IDX, .gz or raw)" },
+	{ "dataset.train_labels", SPEC_PATH, JOB(dataset.train_labels), .variant = "idx",
+	  .flags = SPEC_REQUIRED, .help = "training labels" },
+	{ "dataset.test_images", SPEC_PATH, JOB(dataset.test_images), .variant = "idx",
+	  .flags = SPEC_REQUIRED, .help = "test images" },
+	{ "dataset.test_labels", SPEC_PATH, JOB(dataset.test_labels), .variant = "idx",
+	  .flags = SPEC_REQUIRED, .help = "test labels" },
+	{ "dataset.train", SPEC_PATH, JOB(dataset.csv_train), .variant = "csv", .flags = SPEC_REQUIRED,
+	  .help = "training rows" },
+	{ "dataset.test", SPEC_PATH, JOB(dataset.csv_test), .variant = "csv", .flags = SPEC_DEF_NONE,
+	  .def_text = "none: the tail test_fraction of train", .help = "test rows" },
+	{ "dataset.label_column", SPEC_INT, JOB(dataset.csv_label_column), .variant = "csv", .def = -1,
+	  .min = -1, .max = 100000, .help = "label column index, -1 = last" },
+	{ "dataset.header", SPEC_CUSTOM, JOB(dataset.csv_header), .json_type = "\"auto\"|boolean",
+	  .variant = "csv", .def = -1, .def_str = "\"auto\"", .flags = SPEC_HAND_PARSED,
+	  .help = "first row is a header: true, false or \"auto\"" },
+	{ "dataset.test_fraction", SPEC_FLOAT, JOB(dataset.test_fraction), .variant = "csv|text|text_records",
+	  .def = 0.1, .min = 0, .max = 0.5, .flags = PARAM_MIN_EXCLUSIVE,
+	  .help = "share held out as the test split, (0, 0.5]" },
+	{ "dataset.files", SPEC_CUSTOM, .json_type = "array<string>", .variant = "text|text_records",
+	  .min_n = 1, .max_n = JOBSPEC_MAX_TEXT_FILES, .flags = SPEC_HAND_PARSED | SPEC_DEF_NONE,
+	  .help = "text files, 1..64 (required for text; text_records takes files or dir)" },
+	{ "dataset.record_bytes", SPEC_INT, JOB(dataset.max_record_bytes), .variant = "text_records",
+	  .def = 128, .min = 16, .max = 4096,
+	  .help = "records are truncated or padded to this many bytes, 16..4096" },
+	{ "dataset.records", SPEC_ENUM, JOB(dataset.text_label_field), .variant = "text_records",
+	  .choices = "percent|tsv", .def_str = "percent",
+	  .help = "\"percent\": records separated by \"%\" lines, the label is the source file; \"tsv\": "
+	          "one record per line, \"label<TAB>text\"" },
+	{ "dataset.file", SPEC_PATH, JOB(dataset.captions_file), .variant = "captions", .flags = SPEC_DEF_NONE,
+	  .def_text = "none: captions from the class names",
+	  .help = "JSON lines {\"image\": index, \"caption\": text}" },
+	{ "dataset.limit_train", SPEC_INT, JOB(dataset.limit_train), .def = 0, .min = 0, .max = 2147483647,
+	  .help = "keep only the first N training samples, 0 = all" },
+	{ "dataset.limit_test", SPEC_INT, JOB(dataset.limit_test), .def = 0, .min = 0, .max = 2147483647,
+	  .help = "keep only the first N test samples, 0 = all" },
+
+	/* ---- model (variant: the encoder; defaults are the engine's encoder_config_default) ---- */
+	{ "model.encoder", SPEC_ENUM, JOB(encoder.kind), .choices = ENCODERS,
+	  .flags = SPEC_HAND_PARSED | SPEC_DEF_NONE,
+	  .def_text = "the method's (cnn for images, mlp for csv, transformer for text)",
+	  .help = "the encoder architecture" },
+	{ "model.channels", SPEC_INT_LIST, JOB2(encoder.channels, encoder.n_channels), .variant = "cnn",
+	  .min_n = 1, .max_n = MODEL_MAX_LAYERS, .min = 1, .max = 4096, .flags = ENGINE,
+	  .help = "conv stage widths (3x3 conv + BN + ReLU, stride 2 from the 2nd stage), 1..8 stages" },
+	{ "model.hidden", SPEC_INT_LIST, JOB2(encoder.hidden, encoder.n_hidden), .variant = "mlp",
+	  .min_n = 0, .max_n = MODEL_MAX_LAYERS, .min = 1, .max = 65536, .flags = ENGINE,
+	  .help = "hidden layer widths, 0..8 layers" },
+	{ "model.out_dim", SPEC_INT, JOB(encoder.out_dim), .variant = "mlp", .min = 1, .max = 65536,
+	  .flags = ENGINE, .help = OUT_DIM_HELP },
+	{ "model.out_dim", SPEC_INT, JOB(encoder.out_dim), .variant = "cnn", .min = 0, .max = 65536,
+	  .flags = ENGINE, .help = OUT_DIM_HELP },
+	{ "model.batchnorm", SPEC_BOOL, JOB(encoder.batchnorm), .variant = "mlp|cnn", .flags = ENGINE,
+	  .help = "BatchNorm after each linear/conv" },
+	{ "model.pool_grid", SPEC_INT, JOB(encoder.pool_grid), .variant = "cnn", .min = 1, .max = 8,
+	  .flags = ENGINE,
+	  .help = "features: the last feature map average-pooled to g x g cells (channels x g^2 "
+	          "features); 1 = global average pooling; g must split the map into equal cells" },
+	{ "model.dim", SPEC_INT, JOB(encoder.dim), .variant = "vit|transformer", .min = 1, .max = 8192,
+	  .flags = ENGINE, .help = "token width, divisible by heads" },
+	{ "model.depth", SPEC_INT, JOB(encoder.depth), .variant = "vit|transformer", .min = 1, .max = 64,
+	  .flags = ENGINE, .help = "transformer blocks, 1..64" },
+	{ "model.heads", SPEC_INT, JOB(encoder.heads), .variant = "vit|transformer", .min = 1, .max = 256,
+	  .flags = ENGINE, .help = "attention heads, 1..256" },
+	{ "model.patch", SPEC_INT, JOB(encoder.patch), .variant = "vit", .min = 1, .max = 28,
+	  .choices = "4|7", .flags = ENGINE, .help = "patch size, 4 or 7" },
+	{ "model.mlp_ratio", SPEC_INT, JOB(encoder.mlp_ratio), .variant = "vit|transformer", .min = 1,
+	  .max = 16, .flags = ENGINE, .help = "MLP width = dim * mlp_ratio, 1..16" },
+	{ "model.context", SPEC_INT, JOB(encoder.context), .variant = "transformer", .min = 1,
+	  .max = 65536, .flags = ENGINE, .help = "maximum sequence length in bytes" },
+	{ "model.pool", SPEC_ENUM, JOB(encoder.pool), .variant = "vit|transformer", .choices = "mean|cls",
+	  .flags = ENGINE, .help = "features: \"mean\" over tokens or \"cls\" token" },
+	{ "model.dropout", SPEC_FLOAT, JOB(encoder.dropout), .min = 0, .max = 0.9, .flags = ENGINE,
+	  .help = "dropout probability, 0..0.9" },
+
+	/* ---- pretrain ---- */
+	{ "pretrain.epochs", SPEC_INT, JOB(pretrain.epochs), .def = 10, .min = 0, .max = 100000,
+	  .help = "passes over the training split, >= 0" },
+	{ "pretrain.time_budget_s", SPEC_DOUBLE, JOB(pretrain.time_budget_s), .def = 0, .min = 0, NOMAX,
+	  .help = "stop pretraining after this wall time, 0 = none" },
+	{ "pretrain.max_steps", SPEC_I64, JOB(pretrain.max_steps), .def = 0, .min = 0, .max = 1e15,
+	  .help = "stop after this many steps, 0 = none" },
+	{ "pretrain.batch_size", SPEC_INT, JOB(pretrain.batch_size), .def = 256, .min = 2, .max = 8192,
+	  .help = "samples per step, 2..8192" },
+	{ "pretrain.optimizer", SPEC_OBJECT, .help = "optimizer (name adamw, sgd or lars)" },
+	{ "pretrain.schedule", SPEC_OBJECT, .help = "learning-rate schedule" },
+	{ "pretrain.grad_clip", SPEC_FLOAT, JOB(pretrain.optim.grad_clip), .def = 0, .min = 0, NOMAX,
+	  .help = "global gradient-norm clip, 0 = off" },
+	{ "pretrain.optimizer.name", SPEC_ENUM, JOB(pretrain.optim.kind), .choices = "sgd|adamw|lars",
+	  .def_str = "adamw", .flags = SPEC_HAND_PARSED, .help = "adamw, sgd or lars" },
+	{ "pretrain.optimizer.lr", SPEC_FLOAT, JOB(pretrain.optim.lr), .min = 0,
+	  .flags = ENGINE | PARAM_MIN_EXCLUSIVE | PARAM_NO_MAX, .help = "peak learning rate, > 0" },
+	{ "pretrain.optimizer.weight_decay", SPEC_FLOAT, JOB(pretrain.optim.weight_decay), .variant = "adamw",
+	  .def = 1e-6, .min = 0, NOMAX,
+	  .help = "decoupled weight decay, >= 0, not applied to biases and norms" },
+	{ "pretrain.optimizer.weight_decay", SPEC_FLOAT, JOB(pretrain.optim.weight_decay),
+	  .variant = "sgd|lars", .min = 0, .flags = ENGINE | PARAM_NO_MAX,
+	  .help = "weight decay, >= 0, not applied to biases and norms" },
+	{ "pretrain.optimizer.momentum", SPEC_FLOAT, JOB(pretrain.optim.momentum), .variant = "sgd|lars",
+	  .min = 0, .max = 1, .flags = ENGINE | PARAM_MAX_EXCLUSIVE, .help = "momentum in [0, 1)" },
+	{ "pretrain.optimizer.nesterov", SPEC_BOOL, JOB(pretrain.optim.nesterov), .variant = "sgd",
+	  .flags = ENGINE, .help = "Nesterov momentum" },
+	{ "pretrain.optimizer.betas", SPEC_FLOAT_PAIR, JOB2(pretrain.optim.beta1, pretrain.optim.beta2),
+	  .variant = "adamw", .min = 0, .max = 1, .flags = ENGINE | PARAM_MAX_EXCLUSIVE,
+	  .help = "Adam betas, each in [0, 1)" },
+	{ "pretrain.optimizer.eps", SPEC_FLOAT, JOB(pretrain.optim.eps), .variant = "adamw", .min = 0,
+	  .flags = ENGINE | PARAM_MIN_EXCLUSIVE | PARAM_NO_MAX, .help = "Adam epsilon, > 0" },
+	{ "pretrain.optimizer.trust_coef", SPEC_FLOAT, JOB(pretrain.optim.trust_coef), .variant = "lars",
+	  .min = 0, .flags = ENGINE | PARAM_MIN_EXCLUSIVE | PARAM_NO_MAX,
+	  .help = "LARS trust coefficient, > 0" },
+	{ "pretrain.schedule.name", SPEC_ENUM, JOB(pretrain.optim.schedule), .choices = "constant|cosine",
+	  .def_str = "cosine", .help = "cosine or constant" },
+	{ "pretrain.schedule.warmup_epochs", SPEC_FLOAT, JOB(pretrain.warmup_epochs), .def = 1, .min = 0,
+	  .max = 100000, .help = "linear warmup length, >= 0" },
+	{ "pretrain.schedule.min_lr", SPEC_FLOAT, JOB(pretrain.optim.min_lr), .def = 0, .min = 0, NOMAX,
+	  .help = "cosine floor, 0 <= min_lr <= lr" },
+
+	/* ---- evaluations[] (protocol keys come from the catalogue) ---- */
+	{ "evaluations[].protocol", SPEC_ENUM, .flags = SPEC_REQUIRED | SPEC_HAND_PARSED | SPEC_DEF_NONE,
+	  .help = "linear_probe, finetune, knn or supervised (protocol keys: see protocols)" },
+	{ "evaluations[].label_fractions", SPEC_DOUBLE_LIST, EVAL(fractions), .def_str = "[1.0]",
+	  .off2 = offsetof(EvalSpec, n_fractions), .min_n = 1, .max_n = JOBSPEC_MAX_FRACTIONS, .min = 0,
+	  .max = 1, .flags = PARAM_MIN_EXCLUSIVE,
+	  .help = "shares of the training labels to use, each in (0, 1], 1..8 entries (one run each)" },
+	{ "evaluations[].labels_per_class", SPEC_INT, EVAL(labels_per_class), .min = 1, .max = 1000000,
+	  .flags = SPEC_DEF_NONE, .def_text = "none: label_fractions apply",
+	  .help = "use this many labels per class instead of label_fractions (one run)" },
+	{ "evaluations[].label_rule", SPEC_ENUM, EVAL(label_rule), .choices = "first|random",
+	  .def_str = "first",
+	  .help = "which labelled samples: \"first\" k per class in file order, or \"random\" (seeded)" },
+
+	/* ---- augment / augment2 (defaults: the engine's presets; a named transform starts from
+	 *      spec_aug_enabled_defaults) ---- */
+	{ "augment.preset", SPEC_ENUM, .choices = "none|simclr|light", .def_str = "none",
+	  .flags = SPEC_HAND_PARSED, .help = "object form: the preset the listed transforms modify" },
+	{ "augment.clamp", SPEC_BOOL, AUG(clamp), .flags = ENGINE, .help = "clamp augmented pixels to [0, 1]" },
+	{ "augment.crop", SPEC_OBJECT, .help = "random resized crop" },
+	{ "augment.crop.p", SPEC_FLOAT, AUG(crop.p), .min = 0, .max = 1, .flags = ENGINE,
+	  .help = "probability of a random resized crop" },
+	{ "augment.crop.scale", SPEC_FLOAT_PAIR, AUG2(crop.scale_min, crop.scale_max), .min = 0.01, .max = 1,
+	  .flags = ENGINE, .help = "[min, max] area fraction of the crop, 0.01..1" },
+	{ "augment.crop.ratio", SPEC_FLOAT_PAIR, AUG2(crop.ratio_min, crop.ratio_max), .min = 0.1, .max = 10,
+	  .flags = ENGINE, .help = "[min, max] aspect ratio of the crop, 0.1..10" },
+	{ "augment.flip", SPEC_OBJECT, .help = "horizontal flip" },
+	{ "augment.flip.p", SPEC_FLOAT, AUG(hflip.p), .min = 0, .max = 1, .flags = ENGINE,
+	  .help = "probability of a horizontal flip" },
+	{ "augment.rotate", SPEC_OBJECT, .help = "rotation" },
+	{ "augment.rotate.p", SPEC_FLOAT, AUG(rotate.p), .min = 0, .max = 1, .flags = ENGINE,
+	  .help = "probability of a rotation" },
+	{ "augment.rotate.degrees", SPEC_FLOAT, AUG(rotate.max_degrees), .min = 0, .max = 180,
+	  .flags = ENGINE, .help = "maximum angle, uniform in [-degrees, degrees]" },
+	{ "augment.rotate.multiples_of_90", SPEC_BOOL, AUG(rotate.multiples_of_90), .flags = ENGINE,
+	  .help = "rotate by a random multiple of 90 degrees instead" },
+	{ "augment.translate", SPEC_OBJECT, .help = "shift" },
+	{ "augment.translate.p", SPEC_FLOAT, AUG(translate.p), .min = 0, .max = 1, .flags = ENGINE,
+	  .help = "probability of a shift" },
+	{ "augment.translate.fraction", SPEC_FLOAT, AUG(translate.max_fraction), .min = 0, .max = 0.5,
+	  .flags = ENGINE, .help = "maximum shift as a fraction of the image size, 0..0.5" },
+	{ "augment.jitter", SPEC_OBJECT, .help = "brightness/contrast jitter" },
+	{ "augment.jitter.p", SPEC_FLOAT, AUG(jitter.p), .min = 0, .max = 1, .flags = ENGINE,
+	  .help = "probability of brightness/contrast jitter" },
+	{ "augment.jitter.brightness", SPEC_FLOAT, AUG(jitter.brightness), .min = 0, .max = 1,
+	  .flags = ENGINE, .help = "brightness factor in [1-b, 1+b]" },
+	{ "augment.jitter.contrast", SPEC_FLOAT, AUG(jitter.contrast), .min = 0, .max = 1, .flags = ENGINE,
+	  .help = "contrast factor in [1-c, 1+c]" },
+	{ "augment.blur", SPEC_OBJECT, .help = "gaussian blur" },
+	{ "augment.blur.p", SPEC_FLOAT, AUG(blur.p), .min = 0, .max = 1, .flags = ENGINE,
+	  .help = "probability of a gaussian blur" },
+	{ "augment.blur.sigma", SPEC_FLOAT_PAIR, AUG2(blur.sigma_min, blur.sigma_max), .min = 0.01, .max = 4,
+	  .flags = ENGINE, .help = "[min, max] blur sigma in pixels, 0.01..4" },
+	{ "augment.solarize", SPEC_OBJECT, .help = "solarization" },
+	{ "augment.solarize.p", SPEC_FLOAT, AUG(solarize.p), .min = 0, .max = 1, .flags = ENGINE,
+	  .help = "probability of solarization" },
+	{ "augment.solarize.threshold", SPEC_FLOAT, AUG(solarize.threshold), .min = 0, .max = 1,
+	  .flags = ENGINE, .help = "pixels above it become 1 - x" },
+	{ "augment.invert", SPEC_OBJECT, .help = "inversion" },
+	{ "augment.invert.p", SPEC_FLOAT, AUG(invert.p), .min = 0, .max = 1, .flags = ENGINE,
+	  .help = "probability of inverting the image" },
+	{ "augment.erase", SPEC_OBJECT, .help = "random erasing (cutout)" },
+	{ "augment.erase.p", SPEC_FLOAT, AUG(erase.p), .min = 0, .max = 1, .flags = ENGINE,
+	  .help = "probability of random erasing (cutout)" },
+	{ "augment.erase.scale", SPEC_FLOAT_PAIR, AUG2(erase.scale_min, erase.scale_max), .min = 0.001,
+	  .max = 1, .flags = ENGINE, .help = "[min, max] erased area fraction, 0.001..1" },
+	{ "augment.noise", SPEC_OBJECT, .help = "additive gaussian noise" },
+	{ "augment.noise.p", SPEC_FLOAT, AUG(noise.p), .min = 0, .max = 1, .flags = ENGINE,
+	  .help = "probability of additive gaussian noise" },
+	{ "augment.noise.std", SPEC_FLOAT, AUG(noise.std), .min = 0, .max = 1, .flags = ENGINE,
+	  .help = "noise standard deviation, 0..1" },
+	{ "augment.patch_mask", SPEC_OBJECT, .help = "patch masking" },
+	{ "augment.patch_mask.p", SPEC_FLOAT, AUG(patch_mask.p), .min = 0, .max = 1, .flags = ENGINE,
+	  .help = "probability of patch masking" },
+	{ "augment.patch_mask.ratio", SPEC_FLOAT, AUG(patch_mask.ratio), .min = 0, .max = 0.95,
+	  .flags = ENGINE, .help = "share of patches zeroed, 0..0.95" },
+	{ "augment.patch_mask.patch", SPEC_INT, AUG(patch_mask.patch), .min = 1, .max = 28, .flags = ENGINE,
+	  .help = "patch size in pixels, 1..28" },
+};
+
+static const SpecLevel levels[] = {
+	{ "dataset", "format", "format", "named|" FORMATS, NULL },
+	{ "model", "encoder", "encoder", ENCODERS, NULL },
+	{ "pretrain.optimizer", "name", "optimizer", "sgd|adamw|lars", "adamw" },
+	{ "evaluations[]", "protocol", "protocol", NULL, NULL },
+};
+
+const char *const spec_aug_transforms[] = { "crop", "flip", "rotate", "translate", "jitter", "blur",
+                                            "solarize", "invert", "erase", "noise", "patch_mask" };
+const int spec_aug_transform_count = COUNT(spec_aug_transforms);
+const char spec_aug_presets[] = "none|simclr|light";
+
+int spec_key_count(void) { return COUNT(keys); }
+
+const SpecKey *spec_key_at(int i)
+{
+	return i >= 0 && i < COUNT(keys) ? &keys[i] : NULL;
+}
+
+int spec_level_count(void) { return COUNT(levels); }
+
+const SpecLevel *spec_level_at(int i)
+{
+	return i >= 0 && i < COUNT(levels) ? &levels[i] : NULL;
+}
+
+const SpecLevel *spec_level_find(const char *path)
+{
+	for (int i = 0; i < COUNT(levels); i++)
+		if (strcmp(levels[i].path, path) == 0)
+			return &levels[i];
+	return NULL;
+}
+
+int spec_in_list(const char *list, const char *word)
+{
+	return list && word && spec_choice_index(list, word) >= 0;
+}
+
+int spec_choice_index(const char *choices, const char *word)
+{
+	int i = 0;
+	size_t wl = strlen(word);
+	for (const char *s = choices; s && *s; i++) {
+		const char *bar = strchr(s, '|');
+		size_t l = bar ? (size_t)(bar - s) : strlen(s);
+		if (l == wl && strncmp(s, word, l) == 0)
+			return i;
+		if (!bar)
+			break;
+		s = bar + 1;
+	}
+	return -1;
+}
+
+const char *spec_choice_at(const char *choices, int idx, char *buf, size_t n)
+{
+	int i = 0;
+	for (const char *s = choices; s && *s; i++) {
+		const char *bar = strchr(s, '|');
+		size_t l = bar ? (size_t)(bar - s) : strlen(s);
+		if (i == idx) {
+			snprintf(buf, n, "%.*s", (int)l, s);
+			return buf;
+		}
+		if (!bar)
+			break;
+		s = bar + 1;
+	}
+	return NULL;
+}
+
+const char *spec_key_leaf(const SpecKey *k, const char *level)
+{
+	size_t ll = strlen(level);
+	const char *leaf = k->path;
+	if (ll) {
+		if (strncmp(k->path, level, ll) != 0 || k->path[ll] != '.')
+			return NULL;
+		leaf = k->path + ll + 1;
+	}
+	if (strchr(leaf, '.') || strchr(leaf, '['))
+		return NULL;
+	return leaf;
+}
+
+int spec_key_fits(const SpecKey *k, const char *variant)
+{
+	return !k->variant || !variant || spec_in_list(k->variant, variant);
+}
+
+const SpecKey *spec_key_find(const char *path, const char *variant)
+{
+	for (int i = 0; i < COUNT(keys); i++)
+		if (strcmp(keys[i].path, path) == 0 && spec_key_fits(&keys[i], variant))
+			return &keys[i];
+	return NULL;
+}
+
+void *spec_key_ptr(const SpecKey *k, JobSpec *js, EvalSpec *ev, AugConfig *aug)
+{
+	char *base = k->base == SPEC_BASE_EVAL ? (char *)ev : k->base == SPEC_BASE_AUG ? (char *)aug
+	                                                                               : (char *)js;
+	return base ? base + k->off : NULL;
+}
+
+void spec_key_set_default(const SpecKey *k, void *slot)
+{
+	if (!slot || (k->flags & (SPEC_DEF_ENGINE | SPEC_DEF_NONE | SPEC_HAND_PARSED)))
+		return;
+	char *base = (char *)slot - k->off;
+	switch (k->type) {
+	case SPEC_INT:
+	case SPEC_BOOL: *(int *)slot = (int)k->def; break;
+	case SPEC_I64: *(int64_t *)slot = (int64_t)k->def; break;
+	case SPEC_U64: *(uint64_t *)slot = (uint64_t)k->def; break;
+	case SPEC_FLOAT: *(float *)slot = (float)k->def; break;
+	case SPEC_DOUBLE: *(double *)slot = k->def; break;
+	case SPEC_ENUM: *(int *)slot = k->def_str ? spec_choice_index(k->choices, k->def_str) : 0; break;
+	case SPEC_DOUBLE_LIST:
+	case SPEC_INT_LIST: {
+		cJSON *a = k->def_str ? cJSON_Parse(k->def_str) : NULL;
+		int n = 0;
+		for (const cJSON *e = a ? a->child : NULL; e && n < k->max_n; e = e->next, n++) {
+			if (k->type == SPEC_INT_LIST)
+				((int *)slot)[n] = (int)e->valuedouble;
+			else
+				((double *)slot)[n] = e->valuedouble;
+		}
+		*(int *)(void *)(base + k->off2) = n;
+		cJSON_Delete(a);
+		break;
+	}
+	default: break;
+	}
+}
+
+void spec_aug_enabled_defaults(AugConfig *c)
+{
+	aug_config_none(c);
+	c->crop.p = 1.0f;
+	c->hflip.p = 0.5f;
+	c->rotate.p = 0.5f;
+	c->translate.p = 0.5f;
+	c->jitter.p = 0.8f;
+	c->blur.p = 0.5f;
+	c->solarize.p = 0.2f;
+	c->invert.p = 0.2f;
+	c->erase.p = 0.25f;
+	c->noise.p = 0.5f;
+	c->patch_mask.p = 1.0f;
+}
+
+void spec_aug_preset(AugConfig *c, int preset)
+{
+	switch (preset) {
+	case 1: aug_config_default_simclr(c); break;
+	case 2: aug_config_default_light(c); break;
+	default: aug_config_none(c); break;
+	}
+}
+
+void spec_level_defaults(const char *level, const char *variant, JobSpec *js, EvalSpec *ev,
+                         AugConfig *aug)
+{
+	/* The engine's defaults first: whole structs, so fields the table does not name keep them. */
+	if (strcmp(level, "model") == 0 && js && variant) {
+		int kind = spec_choice_index(ENCODERS, variant);
+		encoder_config_default(&js->encoder, (EncoderKind)(kind < 0 ? ENC_CNN : kind));
+	} else if (strcmp(level, "pretrain.optimizer") == 0 && js) {
+		int kind = spec_choice_index("sgd|adamw|lars", variant ? variant : "adamw");
+		optim_config_default(&js->pretrain.optim, (OptimKind)(kind < 0 ? OPT_ADAMW : kind));
+	} else if (strncmp(level, "augment.", 8) == 0 && aug) {
+		AugConfig on;
+		spec_aug_enabled_defaults(&on);
+		for (int i = 0; i < COUNT(keys); i++) {
+			const SpecKey *k = &keys[i];
+			if (!spec_key_leaf(k, level) || k->type == SPEC_OBJECT)
+				continue;
+			size_t sz = k->type == SPEC_INT || k->type == SPEC_BOOL ? sizeof(int) : sizeof(float);
+			memcpy((char *)aug + k->off, (char *)&on + k->off, sz);
+			if (k->type == SPEC_FLOAT_PAIR)
+				memcpy((char *)aug + k->off2, (char *)&on + k->off2, sizeof(float));
+		}
+	}
+	for (int i = 0; i < COUNT(keys); i++) {
+		const SpecKey *k = &keys[i];
+		if (!spec_key_leaf(k, level) || !spec_key_fits(k, variant))
+			continue;
+		spec_key_set_default(k, spec_key_ptr(k, js, ev, aug));
+	}
+}
