@@ -13,7 +13,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { FASHION, Ssld, launchChromium, shortJob, skip, sleep, chromiumPath, loadPlaywright } from './harness.mjs';
+import { FASHION, Ssld, Steps, check, launchChromium, shortJob, skip, sleep, chromiumPath, loadPlaywright, until } from './harness.mjs';
 import crypto from 'node:crypto';
 
 const [exe, webDir, outDir] = process.argv.slice(2);
@@ -27,39 +27,13 @@ chromiumPath();
 await loadPlaywright();
 fs.mkdirSync(outDir, { recursive: true });
 
-let passed = 0, failed = 0;
-const problems = [];
-
-function check(cond, msg) {
-  if (!cond) throw new Error(msg);
-}
-
-async function step(name, fn) {
-  const t0 = Date.now();
-  try {
-    await fn();
-    passed++;
-    console.log(`ok   ${name} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
-  } catch (e) {
-    failed++;
-    problems.push(name);
-    console.log(`FAIL ${name}: ${e.stack || e}`);
-  }
-}
+const steps = new Steps();
+const step = (name, fn) => steps.run(name, fn);
 
 async function shot(page, name, fullPage = true) {
   const f = path.join(outDir, name + '.png');
   await page.screenshot({ path: f, fullPage });
   console.log(`     screenshot ${f}`);
-}
-
-// Waits until fn() (run in the page) returns a truthy value.
-async function until(page, fn, arg, timeoutMs, what) {
-  try {
-    return await page.waitForFunction(fn, arg, { timeout: timeoutMs, polling: 100 });
-  } catch (e) {
-    throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-  }
 }
 
 const d = new Ssld(exe, webDir);
@@ -306,12 +280,10 @@ try {
     await page.setViewportSize({ width: 1360, height: 900 });
   });
 
-  if (errors.length) { failed++; problems.push('page errors'); console.log('FAIL page errors:\n  ' + errors.join('\n  ')); }
-  else { passed++; console.log('ok   no script errors in the page'); }
+  await step('no script errors in the page', async () => check(!errors.length, '\n  ' + errors.join('\n  ')));
   await page.close();
 } catch (e) {
-  failed++;
-  console.log('FAIL setup: ' + (e.stack || e));
+  steps.fail('setup', e.stack || e);
 } finally {
   if (b) await b.close();
   await d.stop();
@@ -348,14 +320,11 @@ try {
       await shot(page, 'token', false);
     });
   } catch (e) {
-    failed++;
-    console.log('FAIL token setup: ' + (e.stack || e));
+    steps.fail('token setup', e.stack || e);
   } finally {
     if (b2) await b2.close();
     await d2.stop();
   }
 }
 
-console.log(`\n${passed} passed, ${failed} failed`);
-if (failed) console.log('failed: ' + problems.join('; '));
-process.exit(failed ? 1 : 0);
+steps.finish();
