@@ -191,7 +191,10 @@ try {
     const sent = JSON.parse((await posted).postData());
     await until(page, () => /^#\/job\/\d+$/.test(location.hash), null, 10000, 'navigation to the new job');
     formJob = Number((await page.evaluate(() => location.hash)).split('/').pop());
-    check(JSON.stringify(sent.model) === '{"hidden":[32]}', 'model as filled, defaults (the encoder) not sent: ' + JSON.stringify(sent.model));
+    // The encoder goes along with a model key (the fields shown are that encoder's); nothing else.
+    check(JSON.stringify(sent.model) === '{"hidden":[32],"encoder":"mlp"}', 'model as filled plus its encoder: ' + JSON.stringify(sent.model));
+    check(JSON.stringify(sent.dataset) === '{"name":"fashion-mnist","limit_train":256,"limit_test":128}', 'dataset object with its name: ' + JSON.stringify(sent.dataset));
+    check(sent.pretrain && sent.pretrain.optimizer === undefined, 'default optimizer not sent: ' + JSON.stringify(sent.pretrain));
     check(sent.params === undefined, 'default parameters are not sent: ' + JSON.stringify(sent.params));
     const spec = (await d.api('GET', '/v1/jobs/' + formJob)).spec;
     check(spec.method === 'autoencoder' && spec.name === 'from-the-form' && spec.pretrain.epochs === 1, 'spec as filled: ' + JSON.stringify(spec));
