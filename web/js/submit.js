@@ -278,9 +278,12 @@ function build(body, cat) {
   // ---- fields --------------------------------------------------------------------------------
 
   const LABEL_TRIM = /^(dataset|model|pretrain|augment)\./;
+  // A field goes to its section, basic or "Advanced"; a level's selector comes first.
   function place(f) {
     const s = sectionOf(f.path);
-    (s.allBasic || BASIC.has(f.path) ? s.basic : s.adv).append(f.el);
+    const box = s.allBasic || BASIC.has(f.path) || selectorPaths.has(f.path) ? s.basic : s.adv;
+    if (selectorPaths.has(f.path)) box.prepend(f.el);
+    else box.append(f.el);
   }
   function makeField(row, opts = {}) {
     const sel = selectors.get(parentOf(row.path));
