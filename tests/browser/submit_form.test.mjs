@@ -9,7 +9,7 @@
 // submitting gives 201, and the posted spec carries every filled key; (b) every key of the
 // catalogue (spec_keys, each method's params, each protocol's keys) is a field of the form for
 // some variant; init_from from the form; a 400 with an `errors` list shows each message at its
-// field. Exit 77 (with the reason) when Chromium, playwright-core or Fashion-MNIST is missing.
+// field; a catalogue giving one path a row per variant, or integer choices, is followed. Exit 77 (with the reason) when Chromium, playwright-core or Fashion-MNIST is missing.
 
 import fs from 'node:fs';
 import os from 'node:os';
@@ -156,7 +156,7 @@ async function openForm(page, i) {
 // may sit in a closed "Advanced" disclosure, so it is set as a script would, with its events.
 function choose(page, name, value) {
   return page.evaluate(([name, value]) => {
-    const sel = document.querySelector(`#panel-form select[name="${name}"]`);
+    const sel = [...document.querySelectorAll(`#panel-form select[name="${name}"]`)].find((x) => !x.closest('[hidden]'));
     if (!sel || ![...sel.options].some((o) => o.value === value)) return false;
     sel.value = value;
     sel.dispatchEvent(new Event('change', { bubbles: true }));
@@ -286,7 +286,8 @@ try {
       if (missing.length) { failures.push(`${label}: no valid value derivable for ${missing.join(', ')}`); continue; }
       await page.evaluate((fill) => {
         for (const [name, v] of Object.entries(fill)) {
-          const e = document.querySelector(`#panel-form [name="${CSS.escape(name)}"]:not([type=radio])`);
+          // The shown one: two rows may share a path (one per variant), one field each.
+          const e = [...document.querySelectorAll(`#panel-form [name="${CSS.escape(name)}"]:not([type=radio])`)].find((x) => !x.closest('[hidden]'));
           if (e.type === 'checkbox') e.checked = v === 'true';
           else e.value = v;
           e.dispatchEvent(new Event('input', { bubbles: true }));
@@ -377,6 +378,40 @@ try {
       check(tj.includes('params.temperature') && tj.includes('no.such.field'), 'all three in the JSON error: ' + tj);
     } finally {
       await page.unroute('**/v1/jobs');
+    }
+  });
+
+  // The catalogue may give one path a row per variant (its own range and help each) and integer
+  // choices as an enum: the form shows the row of the chosen variant and sends a number.
+  await steps.run('a path with a row per variant, integer choices', async () => {
+    const mod = JSON.parse(JSON.stringify(cat));
+    const i = mod.spec_keys.findIndex((r) => r.path === 'model.out_dim');
+    check(i >= 0, 'the catalogue has model.out_dim');
+    const base = mod.spec_keys[i];
+    mod.spec_keys.splice(i, 1,
+      { ...base, only: ['mlp'], min: 1, help: 'ROW-MLP' }, { ...base, only: ['cnn'], min: 0, help: 'ROW-CNN' });
+    const patch = mod.spec_keys.find((r) => r.path === 'model.patch');
+    patch.enum = [4, 7];
+    const p2 = await b.context.newPage();
+    await p2.route('**/v1/methods', (route) => route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(mod) }));
+    try {
+      await p2.goto(d.url('/#/submit'));
+      await p2.locator('#panel-form input[name="name"]').waitFor({ timeout: 30000 });
+      await p2.evaluate(() => document.querySelector('#panel-form input[name="method"][value="simclr"]').click());
+      const shown = () => p2.evaluate(() => [...document.querySelectorAll('#panel-form [data-field="model.out_dim"]')]
+        .filter((e) => !e.closest('[hidden]')).map((e) => e.querySelector('.help').textContent));
+      for (const [enc, want] of [['mlp', /ROW-MLP/], ['cnn', /ROW-CNN/], ['vit', null]]) {
+        await choose(p2, 'model.encoder', enc);
+        const h = await shown();
+        check(want ? h.length === 1 && want.test(h[0]) : h.length === 0, `${enc}: out_dim rows shown: ${JSON.stringify(h)}`);
+      }
+      await choose(p2, 'model.encoder', 'vit');
+      check(await choose(p2, 'model.patch', '7'), 'model.patch is a select of 4 and 7');
+      await p2.getByRole('tab', { name: 'JSON' }).click();
+      const spec = JSON.parse(await p2.locator('#spec-json').inputValue());
+      check(spec.model && spec.model.patch === 7 && spec.model.encoder === 'vit', 'patch sent as the number 7 with its encoder: ' + JSON.stringify(spec.model));
+    } finally {
+      await p2.close();
     }
   });
 

@@ -19,7 +19,7 @@ export class ApiError extends Error {
 function errorList(data) {
   if (!data || !Array.isArray(data.errors)) return null;
   return data.errors.map((e) => (typeof e === 'string' ? { code: 'invalid', message: e, field: null }
-    : { code: e.code || 'invalid', message: e.message || String(e.code || 'invalid'), field: e.field || null }));
+    : { code: e.code || 'invalid', message: e.message || String(e.code || 'invalid'), field: e.field || e.path || null }));
 }
 
 export function getToken() {

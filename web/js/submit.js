@@ -108,7 +108,7 @@ function field(path, meta, { label, value, emptyLabel } = {}) {
     input = h('input', { type: 'checkbox', id, checked: Boolean(initial) });
   } else if (type === 'enum') {
     input = h('select', { id }, (def === null || def === undefined ? [h('option', { value: '' }, emptyLabel || '(default)')] : []),
-      meta.enum.map((o) => h('option', { value: o, selected: o === initial }, o)));
+      meta.enum.map((o) => h('option', { value: String(o), selected: String(o) === String(initial) }, String(o))));
   } else if (type === '"auto"|boolean') {
     input = h('select', { id }, ['auto', 'true', 'false'].map((o) => h('option', { value: o, selected: String(initial) === o }, o)));
   } else if (type === 'integer' || type === 'number') {
@@ -144,6 +144,12 @@ function field(path, meta, { label, value, emptyLabel } = {}) {
       let v;
       try { v = JSON.parse(raw); } catch { v = raw; }
       return [v, JSON.stringify(v) === JSON.stringify(def)];
+    }
+    if (type === 'enum') {
+      // The choice as the catalogue spells it (a number stays a number).
+      const c = meta.enum.find((o) => String(o) === raw);
+      const v = c !== undefined ? c : raw;
+      return [v, v === def];
     }
     if (type === '"auto"|boolean') { const v = raw === 'auto' ? 'auto' : raw === 'true'; return [v, v === def]; }
     if (type === 'string|integer') { const v = /^-?\d+$/.test(raw) ? Number(raw) : raw; return [v, v === def]; }
@@ -221,7 +227,7 @@ function build(body, cat) {
   // sections: a card each, basic fields first, the rest under "Advanced"; the evaluations after
   // pretraining
   const evalBox = h('div', { class: 'eval-rows' });
-  const addEval = h('button', { type: 'button', class: 'ghost', onclick: () => { addEvalRow({ protocol: 'linear_probe', label_fractions: [0.1] }); } }, 'Add evaluation');
+  const addEval = h('button', { type: 'button', class: 'ghost', onclick: () => { addEvalRow({ protocol: ((cat.protocols || [])[0] || {}).name || '', label_fractions: [0.1] }); } }, 'Add evaluation');
   const evalCard = h('section', { class: 'card', dataset: { section: 'evaluations' } }, h('h2', {}, 'Evaluations'),
     h('p', { class: 'hint' }, 'Downstream protocols run after pretraining, each at the listed label fractions; add “supervised” for the from-scratch baseline.'),
     h('div', { dataset: { field: 'evaluations' } }, evalBox, h('p', { class: 'field-error', role: 'alert' })), addEval);
