@@ -308,6 +308,9 @@ try {
         failures.push(`${label}: ${resp.status()} ${JSON.stringify(body.errors || body.error)}`);
         continue;
       }
+      // The page goes to the new job's page; wait for that, so it cannot land after the next visit.
+      const { id } = await resp.json();
+      await until(page, (id) => location.hash === '#/job/' + id, id, 30000, `the page of job ${id}`);
       accepted.add(c.encoder);
       const lost = Object.entries(fill).filter(([n, v]) => v !== '' && getSent(sent, n) === undefined).map(([n]) => n);
       if (lost.length) failures.push(`${label}: filled but not sent: ${lost.join(', ')}`);

@@ -119,7 +119,8 @@ function field(path, meta, { label, value, emptyLabel } = {}) {
     });
   } else {
     const shownDef = typeof def === 'string' && def.includes('<');
-    const placeholder = shownDef ? def : json ? 'a JSON value' : type.startsWith('array') ? 'comma-separated, e.g. 0.01, 0.1, 1' : '';
+    const placeholder = shownDef ? def : json ? 'a JSON value' : type === 'array<string>' ? 'comma-separated' :
+      type.startsWith('array') ? 'comma-separated, e.g. 0.01, 0.1, 1' : '';
     input = h('input', { type: 'text', id, class: json ? 'json' : undefined, value: shownDef && value === undefined ? '' : show(initial), placeholder, spellcheck: 'false' });
   }
   input.setAttribute('aria-describedby', helpId + ' ' + errId);
@@ -349,6 +350,25 @@ function build(body, cat) {
     }
   }
 
+  // Which parts the user has edited (they then keep their values across a change of method).
+  const edited = { dataset: false, evaluations: false };
+  sections.get('dataset').card.addEventListener('input', () => { edited.dataset = true; });
+  sections.get('dataset').card.addEventListener('change', () => { edited.dataset = true; });
+  for (const t of ['input', 'change', 'click']) evalCard.addEventListener(t, (e) => { if (t !== 'click' || e.target.closest('button')) edited.evaluations = true; });
+
+  // Sets the dataset fields to a spec's dataset (a name, or an object); the others to their defaults.
+  function fillDataset(ds) {
+    const obj = typeof ds === 'string' ? { name: ds } : ds || {};
+    for (const f of common) {
+      if (!f.path.startsWith('dataset.')) continue;
+      const k = f.path.slice('dataset.'.length);
+      const v = k in obj ? obj[k] : f.row.default;
+      if (f.input.type === 'checkbox') f.input.checked = Boolean(v);
+      else if (f.input.tagName === 'SELECT') f.input.value = v === null || v === undefined ? '' : String(v);
+      else f.input.value = typeof v === 'string' && v.includes('<') ? '' : show(v);
+    }
+  }
+
   let methodFields = [];
   function rebuildMethodParts() {
     const m = curMethod();
@@ -373,12 +393,18 @@ function build(body, cat) {
       sectionOf('augment.preset').basic.prepend(a.el);
       methodFields.push(a);
     }
-    // evaluations: start from the method's example
-    if (!evalRows.length) {
-      const ex = m && m.example && Array.isArray(m.example.evaluations) ? m.example.evaluations : [{ protocol: 'linear_probe', label_fractions: [0.01, 0.1, 1] }];
-      ex.forEach((e) => addEvalRow(e));
-    }
     fields = [...methodFields, ...common];
+    // The dataset and the evaluations start from the method's example until the user edits them
+    // (a text method's example names a text dataset and evaluations that fit it).
+    const ex = (m && m.example) || {};
+    if (!edited.dataset && ex.dataset !== undefined) fillDataset(ex.dataset);
+    if (!edited.evaluations || !evalRows.length) {
+      for (const r of evalRows.splice(0)) r.box.remove();
+      const evs = Array.isArray(ex.evaluations) && ex.evaluations.length ? ex.evaluations :
+        [{ protocol: ((cat.protocols || [])[0] || {}).name || '', label_fractions: [0.01, 0.1, 1] }];
+      evs.forEach((e) => addEvalRow(e));
+      edited.evaluations = false;
+    }
     refresh();
     clearErrors();
   }
@@ -422,6 +448,7 @@ function build(body, cat) {
       box.append(main, extra.children.length ? h('details', {}, h('summary', {}, `${(proto || 'protocol').replace('_', ' ')} options`), extra) : '', rm);
     };
     row.rebuild = rebuild;
+    row.box = box;
     evalRows.push(row);
     evalBox.append(box);
     rebuild();
