@@ -13,7 +13,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { FASHION, Ssld, launchChromium, shortJob, skip, sleep, chromiumPath, loadPlaywright } from './harness.mjs';
+import { FASHION, Ssld, Steps, check, launchChromium, shortJob, skip, sleep, chromiumPath, loadPlaywright, until } from './harness.mjs';
 import crypto from 'node:crypto';
 
 const [exe, webDir, outDir] = process.argv.slice(2);
@@ -27,39 +27,13 @@ chromiumPath();
 await loadPlaywright();
 fs.mkdirSync(outDir, { recursive: true });
 
-let passed = 0, failed = 0;
-const problems = [];
-
-function check(cond, msg) {
-  if (!cond) throw new Error(msg);
-}
-
-async function step(name, fn) {
-  const t0 = Date.now();
-  try {
-    await fn();
-    passed++;
-    console.log(`ok   ${name} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
-  } catch (e) {
-    failed++;
-    problems.push(name);
-    console.log(`FAIL ${name}: ${e.stack || e}`);
-  }
-}
+const steps = new Steps();
+const step = (name, fn) => steps.run(name, fn);
 
 async function shot(page, name, fullPage = true) {
   const f = path.join(outDir, name + '.png');
   await page.screenshot({ path: f, fullPage });
   console.log(`     screenshot ${f}`);
-}
-
-// Waits until fn() (run in the page) returns a truthy value.
-async function until(page, fn, arg, timeoutMs, what) {
-  try {
-    return await page.waitForFunction(fn, arg, { timeout: timeoutMs, polling: 100 });
-  } catch (e) {
-    throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-  }
 }
 
 const d = new Ssld(exe, webDir);
@@ -217,7 +191,10 @@ try {
     const sent = JSON.parse((await posted).postData());
     await until(page, () => /^#\/job\/\d+$/.test(location.hash), null, 10000, 'navigation to the new job');
     formJob = Number((await page.evaluate(() => location.hash)).split('/').pop());
-    check(JSON.stringify(sent.model) === '{"hidden":[32]}', 'model as filled, defaults (the encoder) not sent: ' + JSON.stringify(sent.model));
+    // The encoder goes along with a model key (the fields shown are that encoder's); nothing else.
+    check(JSON.stringify(sent.model) === '{"hidden":[32],"encoder":"mlp"}', 'model as filled plus its encoder: ' + JSON.stringify(sent.model));
+    check(JSON.stringify(sent.dataset) === '{"name":"fashion-mnist","limit_train":256,"limit_test":128}', 'dataset object with its name: ' + JSON.stringify(sent.dataset));
+    check(sent.pretrain && sent.pretrain.optimizer === undefined, 'default optimizer not sent: ' + JSON.stringify(sent.pretrain));
     check(sent.params === undefined, 'default parameters are not sent: ' + JSON.stringify(sent.params));
     const spec = (await d.api('GET', '/v1/jobs/' + formJob)).spec;
     check(spec.method === 'autoencoder' && spec.name === 'from-the-form' && spec.pretrain.epochs === 1, 'spec as filled: ' + JSON.stringify(spec));
@@ -306,12 +283,10 @@ try {
     await page.setViewportSize({ width: 1360, height: 900 });
   });
 
-  if (errors.length) { failed++; problems.push('page errors'); console.log('FAIL page errors:\n  ' + errors.join('\n  ')); }
-  else { passed++; console.log('ok   no script errors in the page'); }
+  await step('no script errors in the page', async () => check(!errors.length, '\n  ' + errors.join('\n  ')));
   await page.close();
 } catch (e) {
-  failed++;
-  console.log('FAIL setup: ' + (e.stack || e));
+  steps.fail('setup', e.stack || e);
 } finally {
   if (b) await b.close();
   await d.stop();
@@ -348,14 +323,11 @@ try {
       await shot(page, 'token', false);
     });
   } catch (e) {
-    failed++;
-    console.log('FAIL token setup: ' + (e.stack || e));
+    steps.fail('token setup', e.stack || e);
   } finally {
     if (b2) await b2.close();
     await d2.stop();
   }
 }
 
-console.log(`\n${passed} passed, ${failed} failed`);
-if (failed) console.log('failed: ' + problems.join('; '));
-process.exit(failed ? 1 : 0);
+steps.finish();

@@ -1,7 +1,8 @@
 // harness.mjs - what the browser tests and bench/dashboard_bench.mjs share: start a real
 // `ssld serve` on a free loopback port with a temporary state directory, talk HTTP to it, and
-// launch Debian's Chromium headless through playwright-core. Skips (exit 77, with the reason)
-// when node modules, Chromium or the dataset are missing. Not here: any assertion.
+// launch Debian's Chromium headless through playwright-core, and the step/check/until helpers the
+// tests report with. Skips (exit 77, with the reason) when node modules, Chromium or the dataset
+// are missing. Not here: the assertions themselves.
 
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -30,6 +31,50 @@ export function chromiumPath() {
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// ---- reporting -------------------------------------------------------------------------------
+
+export function check(cond, msg) {
+  if (!cond) throw new Error(msg);
+}
+
+// Named steps: each runs, prints ok/FAIL with its time, and a failure does not stop the next.
+export class Steps {
+  constructor() { this.passed = 0; this.failed = 0; this.problems = []; }
+
+  async run(name, fn) {
+    const t0 = Date.now();
+    try {
+      await fn();
+      this.passed++;
+      console.log(`ok   ${name} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+    } catch (e) {
+      this.fail(name, e.stack || e);
+    }
+  }
+
+  fail(name, why) {
+    this.failed++;
+    this.problems.push(name);
+    console.log(`FAIL ${name}: ${why}`);
+  }
+
+  // Prints the summary and exits 1 when anything failed.
+  finish() {
+    console.log(`\n${this.passed} passed, ${this.failed} failed`);
+    if (this.failed) console.log('failed: ' + this.problems.join('; '));
+    process.exit(this.failed ? 1 : 0);
+  }
+}
+
+// Waits until fn() (run in the page) returns a truthy value; the bound is generous, not a pace.
+export async function until(page, fn, arg, timeoutMs, what) {
+  try {
+    return await page.waitForFunction(fn, arg, { timeout: timeoutMs, polling: 100 });
+  } catch (e) {
+    throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+  }
+}
 
 // Launches headless Chromium with a fresh profile; returns { context, close() }.
 export async function launchChromium({ width = 1360, height = 900, colorScheme = 'light' } = {}) {

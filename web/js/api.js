@@ -1,16 +1,25 @@
 // api.js - the dashboard's only door to ssld's /v1 API: JSON requests with the bearer token from
-// local storage, errors turned into ApiError {status, code, field, message}, a cache of the method
-// catalogue and of finished jobs. Not here: rendering, polling policy.
+// local storage, errors turned into ApiError {status, code, field, message, errors}, a cache of the
+// method catalogue and of finished jobs. Not here: rendering, polling policy.
 
 const TOKEN_KEY = 'ssld.token';
 
+// errors: every error of the answer, [{code, message, field}], from its `errors` list when it has
+// one (a server that reports all the problems of a spec at once), else the one `error`.
 export class ApiError extends Error {
-  constructor(status, code, message, field) {
+  constructor(status, code, message, field, errors) {
     super(message);
     this.status = status;
     this.code = code;
     this.field = field || null;
+    this.errors = errors && errors.length ? errors : [{ code, message, field: this.field }];
   }
+}
+
+function errorList(data) {
+  if (!data || !Array.isArray(data.errors)) return null;
+  return data.errors.map((e) => (typeof e === 'string' ? { code: 'invalid', message: e, field: null }
+    : { code: e.code || 'invalid', message: e.message || String(e.code || 'invalid'), field: e.field || e.path || null }));
 }
 
 export function getToken() {
@@ -56,9 +65,10 @@ export async function request(method, path, body, { signal } = {}) {
     try { data = JSON.parse(text); } catch { data = null; }
   }
   if (!resp.ok) {
-    const e = data && data.error ? data.error : {};
+    const list = errorList(data);
+    const e = data && data.error && typeof data.error === 'object' ? data.error : (list && list[0]) || {};
     const err = new ApiError(resp.status, e.code || 'http_' + resp.status,
-      e.message || resp.status + ' ' + resp.statusText, e.field);
+      e.message || resp.status + ' ' + resp.statusText, e.field, list);
     if (resp.status === 401) listeners.forEach((fn) => fn(err));
     throw err;
   }
