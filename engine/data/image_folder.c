@@ -25,7 +25,7 @@ void img_list_free(ImgList *l)
 		return;
 	eng_free(l->names);
 	eng_free(l->entries);
-	for (int i = 0; i < l->num_classes; i++)
+	for (int i = 0; l->classes && i < l->num_classes; i++)
 		eng_free(l->classes[i]);
 	eng_free(l->classes);
 	memset(l, 0, sizeof *l);
