@@ -24,7 +24,10 @@ typedef struct AugConfig {
 	struct { float p; } hflip;
 	struct { float p, max_degrees; int multiples_of_90; } rotate;            /* any angle in [-max,max], or k*90 */
 	struct { float p, max_fraction; } translate;                             /* whole-pixel shift up to max_fraction*size */
-	struct { float p, brightness, contrast; } jitter;                        /* factors in [1-b,1+b], [1-c,1+c] */
+	struct { float p, brightness, contrast, saturation, hue; } jitter;       /* factors in [1-b,1+b], [1-c,1+c], [1-s,1+s];
+	                                                                          * hue shift in [-h,h] turns (saturation and
+	                                                                          * hue act on 3-channel images only) */
+	struct { float p; } grayscale;                                           /* RGB -> luma in all 3 channels (C = 3 only) */
 	struct { float p, sigma_min, sigma_max; } blur;                          /* gaussian blur sigma in pixels */
 	struct { float p, threshold; } solarize;                                 /* x > t -> 1 - x */
 	struct { float p; } invert;
@@ -48,6 +51,22 @@ int aug_config_set(AugConfig *c, const char *key, double value, char *err, size_
 int aug_config_validate(const AugConfig *c, char *err, size_t errlen);
 /* The i-th parameter name (0-based), NULL past the end: for "did you mean" and catalogues (added). */
 const char *aug_param_name(int i);
+
+/* Colour ------------------------------------------------------------------------------------- */
+/* Per-channel statistics of n images (n,C,H,W): mean[c] and std[c] (population, floored at 1e-6),
+ * accumulated in double. The training pixels' statistics are what the encoder is normalised with. */
+void aug_channel_stats(const float *x, size_t n, int c, int h, int w, float *mean, float *std);
+/* In place: x = (x - mean[c]) / std[c] over n images (n,C,H,W); aug_denormalize undoes it (for
+ * grids and dashboard images). */
+void aug_normalize(float *x, size_t n, int c, int h, int w, const float *mean, const float *std);
+void aug_denormalize(float *x, size_t n, int c, int h, int w, const float *mean, const float *std);
+/* One colour jitter draw applied to a (3,H,W) image with the given factors: brightness and
+ * contrast factors, saturation factor, hue shift in turns (exposed for tests). c = 1 applies
+ * brightness and contrast only. */
+void aug_color_jitter(float *img, int c, int h, int w, float brightness, float contrast,
+                      float saturation, float hue);
+/* (3,H,W) in place: every channel becomes the luma 0.299 R + 0.587 G + 0.114 B. */
+void aug_grayscale(float *img, int h, int w);
 
 /* Scratch floats aug_apply needs for a (C,H,W) image. */
 size_t aug_scratch_floats(int c, int h, int w);
