@@ -296,6 +296,45 @@ static void png_warn(png_structp png, png_const_charp msg)
 	(void)msg;
 }
 
+/* RGB(A) rows from libpng to c channels: alpha over white, luma for gray. */
+static void png_convert(const uint8_t *raw, uint8_t *pix, size_t np, int rc_ch, int c, int gray_src)
+{
+	/* Alpha over white: v*a/255 + 255 - a, exactly rounded with the x/255 = (x + 1 + (x >> 8)) >> 8
+	 * identity (valid for x < 65536 after adding 128). Separate loops keep each one branch-free. */
+#define OVER_WHITE(v, a) ((uint8_t)((((v) * (a) + 128u) + (((v) * (a) + 128u) >> 8)) >> 8) + (255u - (a)))
+	if (rc_ch == 4 && c == 3) {
+		for (size_t i = 0; i < np; i++) {
+			const uint8_t *s = raw + i * 4;
+			uint8_t *d = pix + i * 3;
+			unsigned a = s[3];
+			if (a == 255) {            /* most pixels of most images: opaque or clear */
+				d[0] = s[0]; d[1] = s[1]; d[2] = s[2];
+			} else if (a == 0) {
+				d[0] = d[1] = d[2] = 255;
+			} else {
+				d[0] = (uint8_t)OVER_WHITE(s[0], a);
+				d[1] = (uint8_t)OVER_WHITE(s[1], a);
+				d[2] = (uint8_t)OVER_WHITE(s[2], a);
+			}
+		}
+	} else if (rc_ch == 3 && c == 3) {
+		memcpy(pix, raw, np * 3);
+	} else {
+		for (size_t i = 0; i < np; i++) {
+			const uint8_t *s = raw + i * rc_ch;
+			unsigned r = s[0], g = s[1], b = s[2];
+			if (rc_ch == 4) {
+				unsigned a = s[3];
+				r = OVER_WHITE(r, a);
+				g = OVER_WHITE(g, a);
+				b = OVER_WHITE(b, a);
+			}
+			pix[i] = gray_src ? (uint8_t)r : (uint8_t)((r * 77u + g * 150u + b * 29u + 128) >> 8);
+		}
+	}
+#undef OVER_WHITE
+}
+
 static int decode_png(const uint8_t *buf, size_t len, const char *name, int want_c, ImgRaw *out,
                       char *err, size_t errlen)
 {
@@ -321,6 +360,11 @@ static int decode_png(const uint8_t *buf, size_t len, const char *name, int want
 	png_set_read_fn(png, &src, png_src_read);
 	png_set_user_limits(png, 1000000, 1000000);      /* our own check below names the limit */
 	png_set_chunk_malloc_max(png, 64u << 20);
+#ifdef PNG_IGNORE_ADLER32
+	/* Every chunk's CRC is still checked (corruption is caught there); zlib's second checksum of
+	 * the same bytes costs a tenth of the decode. */
+	png_set_option(png, PNG_IGNORE_ADLER32, PNG_OPTION_ON);
+#endif
 	png_read_info(png, info);
 	png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
 	if ((rc = check_dims(name, "PNG", w, h, err, errlen)) < 0)
@@ -340,33 +384,25 @@ static int decode_png(const uint8_t *buf, size_t len, const char *name, int want
 		goto done;
 	}
 	int c = want_c ? want_c : gray_src ? 1 : 3;
-	raw = eng_malloc(rowbytes * h);
-	rows = eng_malloc(sizeof(png_bytep) * h);
+	int interlaced = png_get_interlace_type(png, info) != PNG_INTERLACE_NONE;
+	/* Row by row when possible: each row is converted while it is still in cache. */
+	raw = eng_malloc(interlaced ? rowbytes * h : rowbytes);
+	rows = eng_malloc(sizeof(png_bytep) * (interlaced ? h : 1));
 	pix = eng_malloc((size_t)w * h * c);
 	if (!raw || !rows || !pix) {
 		rc = data_err(-ENOMEM, err, errlen, "%s: out of memory for %u x %u pixels", name,
 		              (unsigned)w, (unsigned)h);
 		goto done;
 	}
-	for (png_uint_32 y = 0; y < h; y++)
-		rows[y] = raw + (size_t)y * rowbytes;
-	png_read_image(png, rows);
-	size_t np = (size_t)w * h;
-	for (size_t i = 0; i < np; i++) {
-		const uint8_t *s = raw + i * rc_ch;
-		unsigned r = s[0], g = s[1], b = s[2];
-		if (rc_ch == 4) {     /* composite on white */
-			unsigned a = s[3], ia = 255 - a;
-			r = (r * a + 255 * ia + 127) / 255;
-			g = (g * a + 255 * ia + 127) / 255;
-			b = (b * a + 255 * ia + 127) / 255;
-		}
-		if (c == 3) {
-			pix[i * 3] = (uint8_t)r;
-			pix[i * 3 + 1] = (uint8_t)g;
-			pix[i * 3 + 2] = (uint8_t)b;
-		} else {
-			pix[i] = gray_src ? (uint8_t)r : (uint8_t)((r * 77u + g * 150u + b * 29u + 128) >> 8);
+	if (interlaced) {
+		for (png_uint_32 y = 0; y < h; y++)
+			rows[y] = raw + (size_t)y * rowbytes;
+		png_read_image(png, rows);
+		png_convert(raw, pix, (size_t)w * h, rc_ch, c, gray_src);
+	} else {
+		for (png_uint_32 y = 0; y < h; y++) {
+			png_read_row(png, raw, NULL);
+			png_convert(raw, pix + (size_t)y * w * c, w, rc_ch, c, gray_src);
 		}
 	}
 	out->pix = pix;
@@ -517,12 +553,55 @@ static int taps_make(Taps *t, double x0, double len, int n, int src_n)
 	return 0;
 }
 
+static int resize_box(const ImgRaw *src, double bx, double by, double bw, double bh, int size,
+                      uint8_t *dst);
+
+/* Average kx x ky blocks of src into out (floor(w/kx) x floor(h/ky), eng_malloc'd): the cheap
+ * first step of a large downscale (one add per input sample, vectorised), after which the filter
+ * below shrinks by 2..4 instead of 10..50. */
+static int box_reduce(const ImgRaw *src, int kx, int ky, ImgRaw *out)
+{
+	int c = src->c, ow = src->w / kx, oh = src->h / ky;
+	size_t rowlen = (size_t)ow * kx * c;
+	uint32_t *acc = eng_malloc(sizeof(uint32_t) * rowlen);
+	out->pix = eng_malloc((size_t)ow * oh * c);
+	if (!acc || !out->pix) {
+		eng_free(acc);
+		eng_free(out->pix);
+		out->pix = NULL;
+		return -ENOMEM;
+	}
+	uint32_t div = (uint32_t)(kx * ky), half = div / 2;
+	for (int oy = 0; oy < oh; oy++) {
+		memset(acc, 0, sizeof(uint32_t) * rowlen);
+		for (int r = 0; r < ky; r++) {
+			const uint8_t *row = src->pix + ((size_t)oy * ky + r) * src->w * c;
+			for (size_t i = 0; i < rowlen; i++)
+				acc[i] += row[i];
+		}
+		uint8_t *o = out->pix + (size_t)oy * ow * c;
+		for (int ox = 0; ox < ow; ox++)
+			for (int ch = 0; ch < c; ch++) {
+				uint32_t sum = 0;
+				const uint32_t *a = acc + (size_t)ox * kx * c + ch;
+				for (int j = 0; j < kx; j++)
+					sum += a[(size_t)j * c];
+				o[(size_t)ox * c + ch] = (uint8_t)((sum + half) / div);
+			}
+	}
+	eng_free(acc);
+	out->w = ow;
+	out->h = oh;
+	out->c = c;
+	return 0;
+}
+
 int img_resize(const ImgRaw *src, ImgResize mode, int size, uint8_t *dst)
 {
 	if (!src || !src->pix || src->w <= 0 || src->h <= 0 || (src->c != 1 && src->c != 3) ||
 	    size <= 0 || (unsigned)mode >= IMG_RESIZE_COUNT)
 		return -EINVAL;
-	int w = src->w, h = src->h, c = src->c;
+	int w = src->w, h = src->h;
 	double bx = 0, by = 0, bw = w, bh = h;    /* source box mapped onto the S x S output */
 	int shorter = w < h ? w : h;
 	if (mode == IMG_RESIZE_CENTER_CROP && shorter < size)
@@ -536,6 +615,25 @@ int img_resize(const ImgRaw *src, ImgResize mode, int size, uint8_t *dst)
 		bx = (w - size) / 2;
 		by = (h - size) / 2;
 	}
+	/* Shrinking by 4 or more: box-average first, keeping a factor >= 2 for the filter. */
+	int kx = (int)(bw / size / 2), ky = (int)(bh / size / 2);
+	if (kx >= 2 && ky >= 2) {
+		ImgRaw red;
+		if (box_reduce(src, kx, ky, &red) < 0)
+			return -ENOMEM;
+		ImgRaw inner = red;
+		int rc = resize_box(&inner, bx / kx, by / ky, bw / kx, bh / ky, size, dst);
+		eng_free(red.pix);
+		return rc;
+	}
+	return resize_box(src, bx, by, bw, bh, size, dst);
+}
+
+/* Resample the box [bx, bx+bw) x [by, by+bh) of src (source pixels) to (C,S,S) planar dst. */
+static int resize_box(const ImgRaw *src, double bx, double by, double bw, double bh, int size,
+                      uint8_t *dst)
+{
+	int w = src->w, h = src->h, c = src->c;
 	Taps tx = {0}, ty = {0};
 	float *tmp = NULL;
 	int rc = -ENOMEM;
