@@ -114,10 +114,13 @@ int image_folder_load(const ImageFolderSpec *s, Dataset *ds, int cache_states[3]
 	                 : img_folder_scan(s->train, NULL, s->scan_progress, s->user, &tr, err, errlen);
 	if (rc < 0)
 		goto done;
-	if (s->test && !s->manifest &&
-	    (rc = img_folder_scan(s->test, tr.num_classes ? &tr : NULL, s->scan_progress, s->user,
-	                          &te, err, errlen)) < 0)
-		goto done;
+	if (s->test && !s->manifest) {   /* labelled like train, or unlabelled like train */
+		rc = tr.num_classes ? img_folder_scan(s->test, &tr, s->scan_progress, s->user, &te, err, errlen)
+		                    : img_folder_scan_unlabelled(s->test, s->scan_progress, s->user, &te,
+		                                                 err, errlen);
+		if (rc < 0)
+			goto done;
+	}
 	if (s->unlabeled && (rc = img_folder_scan_unlabelled(s->unlabeled, s->scan_progress, s->user,
 	                                                     &un, err, errlen)) < 0)
 		goto done;

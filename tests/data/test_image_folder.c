@@ -151,6 +151,37 @@ static void test_scan(void)
 static long scan_calls, scan_last;
 static void on_scan(void *u, long files) { (void)u; scan_calls++; scan_last = files; }
 
+/* Many files: the list grows by doubling and holds nothing else (a million files cost their
+ * paths and 16 bytes each); progress arrives every 10,000 files. */
+static void test_many_files(void)
+{
+	char err[512];
+	mkdirs("many");
+	const int n = 25000;
+	for (int i = 0; i < n; i++) {
+		char nm[64];
+		snprintf(nm, sizeof nm, "many/%06d.png", i);
+		int fd = open(P(nm), O_CREAT | O_WRONLY, 0644);
+		if (fd >= 0)
+			close(fd);
+	}
+	ImgList l;
+	scan_calls = 0;
+	int rc = img_folder_scan(P("many"), NULL, on_scan, NULL, &l, err, sizeof err);
+	CHECK(rc == 0 && l.n == n, "many: rc=%d n=%d %s", rc, l.n, err);
+	CHECK(scan_calls == 3 && scan_last == n, "progress at 10000, 20000 and the end: %ld calls",
+	      scan_calls);
+	CHECK(l.cap <= 2 * l.n && l.names_cap <= 2 * l.names_len + 65536,
+	      "list memory: %d entries for %d, %zu name bytes for %zu", l.cap, l.n, l.names_cap,
+	      l.names_len);
+	CHECK(rc == 0 && strcmp(img_list_path(&l, n - 1) + strlen(img_list_path(&l, n - 1)) - 10,
+	                        "024999.png") == 0, "sorted");
+	img_list_free(&l);
+	char cmd[600];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s/many'", dir);
+	CHECK(system(cmd) == 0, "cleanup");
+}
+
 static void test_manifest(void)
 {
 	char err[512];
@@ -505,6 +536,7 @@ int main(void)
 	}
 	test_scan();
 	test_manifest();
+	test_many_files();
 	test_split();
 	test_cache();
 	test_image_folder_load();
