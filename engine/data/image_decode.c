@@ -156,6 +156,20 @@ static void jpeg_note(j_common_ptr ci, int level)
 	}
 }
 
+/* A progressive JPEG can hold thousands of tiny scans, each a full pass over the image: a few
+ * kilobytes that take minutes. Real encoders write about ten. */
+#define JPEG_MAX_SCANS 500
+
+static void jpeg_watch(j_common_ptr ci)
+{
+	j_decompress_ptr d = (j_decompress_ptr)ci;
+	if (d->input_scan_number > JPEG_MAX_SCANS) {
+		JpegErr *e = (JpegErr *)ci->err;
+		snprintf(e->msg, sizeof e->msg, "more than %d progressive scans", JPEG_MAX_SCANS);
+		longjmp(e->jb, 1);
+	}
+}
+
 static int decode_jpeg(const uint8_t *buf, size_t len, const char *name, int want_c, int min_side,
                        ImgRaw *out, char *err, size_t errlen)
 {
@@ -169,6 +183,9 @@ static int decode_jpeg(const uint8_t *buf, size_t len, const char *name, int wan
 	je.mgr.error_exit = jpeg_fail;
 	je.mgr.emit_message = jpeg_note;
 	jpeg_create_decompress(&ci);
+	struct jpeg_progress_mgr watch = { .progress_monitor = jpeg_watch };
+	ci.progress = &watch;
+	ci.mem->max_memory_to_use = 512L << 20;   /* coefficient buffers of progressive files */
 	if (setjmp(je.jb)) {
 		if (je.truncated)
 			rc = data_err(-EINVAL, err, errlen, "%s: truncated JPEG (the data ends before the "

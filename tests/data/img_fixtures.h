@@ -70,6 +70,9 @@ static inline int fx_png(const char *path, int w, int h, int color_type, int dep
 	return fclose(f);
 }
 
+/* Set to write progressive JPEGs (many scans) instead of baseline ones. */
+static int fx_jpeg_progressive;
+
 /* comps 1 (gray), 3 (RGB) or 4 (CMYK, written as given with libjpeg's Adobe marker).
  * orientation > 1 adds an EXIF APP1 with that orientation (big- or little-endian TIFF). */
 static inline int fx_jpeg(const char *path, int w, int h, int comps, int orientation, int le,
@@ -89,6 +92,8 @@ static inline int fx_jpeg(const char *path, int w, int h, int comps, int orienta
 	ci.in_color_space = comps == 1 ? JCS_GRAYSCALE : comps == 3 ? JCS_RGB : JCS_CMYK;
 	jpeg_set_defaults(&ci);
 	jpeg_set_quality(&ci, 95, TRUE);
+	if (fx_jpeg_progressive)
+		jpeg_simple_progression(&ci);
 	jpeg_start_compress(&ci, TRUE);
 	if (orientation > 1) {
 		uint8_t ex[6 + 8 + 2 + 12 + 4] = { 'E', 'x', 'i', 'f', 0, 0 };

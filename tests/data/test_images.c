@@ -174,6 +174,14 @@ static void test_jpeg_variants(void)
 	CHECK(rc == 0 && at(&im, 8, 8)[0] > 220 && at(&im, 8, 8)[1] < 40 && at(&im, 8, 8)[2] < 40,
 	      "cmyk: rc=%d %s", rc, err);
 	img_raw_free(&im);
+	/* progressive: same picture */
+	fx_jpeg_progressive = 1;
+	CHECK(fx_jpeg(P("prog.jpg"), 32, 16, 3, 6, 0, px_block) == 0, "write");
+	fx_jpeg_progressive = 0;
+	rc = img_decode_file(P("prog.jpg"), 3, 0, &im, err, sizeof err);
+	CHECK(rc == 0 && im.w == 16 && im.h == 32 && at(&im, 12, 4)[0] > 200 && at(&im, 4, 28)[2] > 200,
+	      "progressive with orientation 6: %s", err);
+	img_raw_free(&im);
 	/* DCT scaling keeps both sides >= min_side */
 	CHECK(fx_jpeg(P("big.jpg"), 400, 300, 3, 1, 0, px_rgb) == 0, "write");
 	rc = img_decode_file(P("big.jpg"), 3, 64, &im, err, sizeof err);
