@@ -632,8 +632,8 @@ int img_resize(const ImgRaw *src, ImgResize mode, int size, uint8_t *dst)
 		bx = (w - size) / 2;
 		by = (h - size) / 2;
 	}
-	/* Shrinking by 4 or more: box-average first, keeping a factor >= 2 for the filter. */
-	int kx = (int)(bw / size / 2), ky = (int)(bh / size / 2);
+	/* Shrinking by 3 or more: box-average first, keeping a factor >= 1.5 for the filter. */
+	int kx = (int)(bw / size / 1.5), ky = (int)(bh / size / 1.5);
 	if (kx >= 2 && ky >= 2) {
 		ImgRaw red;
 		if (box_reduce(src, kx, ky, &red) < 0)
@@ -664,7 +664,7 @@ static int resize_box(const ImgRaw *src, double bx, double by, double bw, double
 		if (ty.first[i] + ty.cnt[i] > y_hi)
 			y_hi = ty.first[i] + ty.cnt[i];
 	}
-	tmp = eng_malloc(sizeof(float) * (size_t)(y_hi - y_lo) * size * c);
+	tmp = eng_malloc(sizeof(float) * (size_t)(y_hi - y_lo + 1) * size * c);
 	if (!tmp)
 		goto done;
 	for (int y = y_lo; y < y_hi; y++) {
@@ -691,14 +691,23 @@ static int resize_box(const ImgRaw *src, double bx, double by, double bw, double
 			}
 		}
 	}
+	/* Columns: one output row at a time, accumulated over whole tmp rows (contiguous, vectorised),
+	 * then scattered to the planes. acc is the spare row at the end of tmp. */
+	size_t rl = (size_t)size * c;
+	float *acc = tmp + (size_t)(y_hi - y_lo) * rl;
 	for (int j = 0; j < size; j++) {
 		const float *wt = ty.wt + (size_t)j * ty.maxk;
+		for (size_t i = 0; i < rl; i++)
+			acc[i] = 0.0f;
+		for (int k = 0; k < ty.cnt[j]; k++) {
+			const float *row = tmp + (size_t)(ty.first[j] + k - y_lo) * rl;
+			float wk = wt[k];
+			for (size_t i = 0; i < rl; i++)
+				acc[i] += wk * row[i];
+		}
 		for (int i = 0; i < size; i++)
 			for (int ch = 0; ch < c; ch++) {
-				float a = 0;
-				for (int k = 0; k < ty.cnt[j]; k++)
-					a += wt[k] * tmp[((size_t)(ty.first[j] + k - y_lo) * size + i) * c + ch];
-				int v = (int)(a + 0.5f);
+				int v = (int)(acc[(size_t)i * c + ch] + 0.5f);
 				dst[((size_t)ch * size + j) * size + i] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
 			}
 	}
