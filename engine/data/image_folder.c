@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "../alloc.h"
 #include "../rng.h"
@@ -145,9 +146,29 @@ static int walk_dir(Walk *wk, const char *dir, int label, NameVec *subdirs, int 
 	NameVec local = {0};
 	NameVec *dirs = subdirs ? subdirs : &local;
 	int rc = 0;
-	DIR *d = opendir(dir);
+	/* Through data_open, so a folder (or a symlink to one) leading out of the data roots is
+	 * refused like a file would be. */
+	int fd;
+	if (wk->depth == 1) {      /* the folder given: "dir/." is beneath a data root named dir */
+		char *top = eng_malloc(strlen(dir) + 3);
+		if (!top) {
+			rc = data_err(-ENOMEM, wk->err, wk->errlen, "%s: out of memory", dir);
+			goto out;
+		}
+		sprintf(top, "%s/.", dir);
+		fd = data_open(top, wk->err, wk->errlen);
+		eng_free(top);
+	} else {
+		fd = data_open(dir, wk->err, wk->errlen);
+	}
+	if (fd < 0) {
+		rc = fd;
+		goto out;
+	}
+	DIR *d = fdopendir(fd);
 	if (!d) {
 		int e = errno;
+		close(fd);
 		rc = data_err(-e, wk->err, wk->errlen, "%s: cannot read folder: %s", dir, strerror(e));
 		goto out;
 	}

@@ -139,7 +139,7 @@ static void test_scan(void)
 		mkdirs("locked/a");
 		chmod(P("locked"), 0);
 		rc = img_folder_scan(P("locked"), NULL, NULL, NULL, &l, err, sizeof err);
-		CHECK_MSG(rc, err, "cannot read folder: Permission denied");
+		CHECK_MSG(rc, err, "locked: cannot open: Permission denied");
 		chmod(P("locked"), 0755);
 	}
 	/* unlabelled scan of a labelled tree: everything, label -1 */
@@ -527,6 +527,32 @@ static void test_cifar_stl(void)
 	free(x);
 }
 
+/* Under data roots (the daemon), a class folder that is a symlink out of them is refused. Last:
+ * the confinement is process-wide. */
+static void test_confined(void)
+{
+	char err[512];
+	mkdirs("conf/root/a");
+	mkdirs("conf/outside");
+	img("conf/root/a/1.png", 1);
+	img("conf/outside/2.png", 2);
+	CHECK(symlink("../outside", P("conf/root/b")) == 0, "symlink");
+	const char *roots[1] = { P("conf/root") };
+	CHECK(dataset_confine(roots, 1) == 0, "confine");
+	ImgList l;
+	int rc = img_folder_scan(P("conf/root"), NULL, NULL, NULL, &l, err, sizeof err);
+	CHECK_MSG(rc, err, "conf/root/b: resolves outside the data roots");
+	unlink(P("conf/root/b"));
+	mkdirs("conf/root/b");
+	CHECK(symlink("../../outside/2.png", P("conf/root/b/2.png")) == 0, "symlink");
+	rc = img_folder_scan(P("conf/root"), NULL, NULL, NULL, &l, err, sizeof err);
+	CHECK(rc == 0 && l.n == 2, "scan lists the file link: %s", err);
+	uint8_t px[3 * 8 * 8];
+	rc = img_load_file(P("conf/root/b/2.png"), 3, IMG_RESIZE_STRETCH, 8, px, err, sizeof err);
+	CHECK_MSG(rc, err, "2.png: resolves outside the data roots");
+	img_list_free(&l);
+}
+
 int main(void)
 {
 	snprintf(dir, sizeof dir, "/tmp/ssld-test-imgfolder-XXXXXX");
@@ -541,6 +567,7 @@ int main(void)
 	test_cache();
 	test_image_folder_load();
 	test_cifar_stl();
+	test_confined();
 	char cmd[600];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
