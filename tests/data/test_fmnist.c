@@ -14,10 +14,11 @@
 #include "../../engine/alloc.h"
 #include "../../engine/data/dataset.h"
 #include "check.h"
+#include "support.h"
 
 #define FMNIST "/usr/share/datasets/fashion-mnist"
 
-static char tmpdir[256];
+static char *tmpdir; /* scratch directory (test_tmpdir) */
 
 static uint8_t *gunzip_file(const char *path, size_t *len)
 {
@@ -348,28 +349,16 @@ static void test_broken(void)
 	free(lab);
 }
 
-static void cleanup(void)
-{
-	char cmd[512];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", tmpdir);
-}
-
 int main(void)
 {
-	if (access(FMNIST "/train-images-idx3-ubyte.gz", R_OK) != 0) {
-		printf("SKIP: %s not installed (Debian package dataset-fashion-mnist)\n", FMNIST);
-		return 77;
-	}
-	const char *t = getenv("TMPDIR");
-	snprintf(tmpdir, sizeof tmpdir, "%s/ssld-test-fmnist-XXXXXX", t ? t : "/tmp");
-	if (!mkdtemp(tmpdir)) {
-		perror("mkdtemp");
+	if (access(FMNIST "/train-images-idx3-ubyte.gz", R_OK) != 0)
+		return check_skip("%s not installed (Debian package dataset-fashion-mnist)", FMNIST);
+	tmpdir = test_tmpdir("test-fmnist");
+	if (!tmpdir)
 		return 1;
-	}
 	test_real();
 	test_broken();
-	cleanup();
-	return check_done("test_fmnist");
+	test_rmtree(tmpdir);
+	free(tmpdir);
+	return check_exit("test_fmnist");
 }

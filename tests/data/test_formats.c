@@ -14,8 +14,9 @@
 #include "../../engine/data/dataset.h"
 #include "../../engine/data/png_grid.h"
 #include "check.h"
+#include "support.h"
 
-static char tmpdir[256];
+static char *tmpdir; /* scratch directory (test_tmpdir) */
 
 static const char *tp(const char *name)
 {
@@ -356,28 +357,18 @@ static void test_captions(void)
 	}
 }
 
-static void cleanup(void)
-{
-	char cmd[512];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", tmpdir);
-}
-
 int main(void)
 {
-	const char *t = getenv("TMPDIR");
-	snprintf(tmpdir, sizeof tmpdir, "%s/ssld-test-formats-XXXXXX", t ? t : "/tmp");
-	if (!mkdtemp(tmpdir)) {
-		perror("mkdtemp");
+	tmpdir = test_tmpdir("test-formats");
+	if (!tmpdir)
 		return 1;
-	}
 	uint64_t a0 = eng_alloc_count();
 	test_csv();
 	test_text();
 	test_records();
 	test_captions();
 	CHECK(eng_alloc_count() > a0, "allocations are counted through engine/alloc.h");
-	cleanup();
-	return check_done("test_formats");
+	test_rmtree(tmpdir);
+	free(tmpdir);
+	return check_exit("test_formats");
 }

@@ -22,18 +22,7 @@
 #include "ops.h"
 #include "rng.h"
 #include "tape.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                    \
-	do {                                                                                    \
-		if (!(cond)) {                                                                      \
-			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                            \
-			fprintf(stderr, __VA_ARGS__);                                                   \
-			fprintf(stderr, "\n");                                                          \
-			failures++;                                                                     \
-		}                                                                                   \
-	} while (0)
+#include "check.h"
 
 static Rng rng;
 
@@ -759,10 +748,5 @@ int main(void)
 	test_attention();
 	test_pool_upsample();
 	test_shape_errors();
-	if (failures) {
-		fprintf(stderr, "test_ops_nn: %d check(s) failed\n", failures);
-		return 1;
-	}
-	printf("test_ops_nn: all checks passed\n");
-	return 0;
+	return check_exit("test_ops_nn");
 }

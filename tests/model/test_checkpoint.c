@@ -20,19 +20,9 @@
 #include "optim.h"
 #include "params.h"
 #include "rng.h"
+#include "check.h"
 
-static int failures;
 static char dir[256];
-
-#define CHECK(cond, ...)                                                                   \
-	do {                                                                                   \
-		if (!(cond)) {                                                                     \
-			failures++;                                                                    \
-			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                           \
-			fprintf(stderr, __VA_ARGS__);                                                  \
-			fputc('\n', stderr);                                                           \
-		}                                                                                  \
-	} while (0)
 
 static const char *path_in(const char *name)
 {
@@ -727,10 +717,5 @@ int main(void)
 	test_foreign();
 	test_write_faults();
 	cleanup_dir();
-	if (failures) {
-		fprintf(stderr, "test_checkpoint: %d check(s) failed\n", failures);
-		return 1;
-	}
-	printf("test_checkpoint: all checks passed\n");
-	return 0;
+	return check_exit("test_checkpoint");
 }

@@ -14,18 +14,7 @@
 #include "alloc.h"
 #include "ctx.h"
 #include "ops.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                   \
-	do {                                                                                   \
-		if (!(cond)) {                                                                     \
-			failures++;                                                                    \
-			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                           \
-			fprintf(stderr, __VA_ARGS__);                                                  \
-			fputc('\n', stderr);                                                           \
-		}                                                                                  \
-	} while (0)
+#include "check.h"
 
 static Tensor *filled(Ctx *ctx, int ndim, const int *shape, float v, int grad)
 {
@@ -216,10 +205,5 @@ int main(void)
 	test_shape_errors();
 	test_degenerate();
 	test_no_alloc();
-	if (failures) {
-		fprintf(stderr, "test_losses: %d check(s) failed\n", failures);
-		return 1;
-	}
-	printf("test_losses: all checks passed\n");
-	return 0;
+	return check_exit("test_losses");
 }

@@ -13,10 +13,10 @@
 #include "batch.h"
 #include "sha256.h"
 #include "store.h"
+#include "check.h"
 
-static int failures;
-#define CHECK(cond) do { if (!(cond)) { fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); failures++; } } while (0)
-#define CHECK_RC(expr) do { int rc_ = (expr); if (rc_ < 0) { fprintf(stderr, "%s:%d: %s -> %d (%s)\n", __FILE__, __LINE__, #expr, rc_, err); failures++; } } while (0)
+/* expr must succeed (>= 0); on failure the message is the store's err text */
+#define CHECK_RC(expr) do { int rc_ = (expr); checks++; if (rc_ < 0) check_report(__FILE__, __LINE__, #expr, "-> %d (%s)", rc_, err); } while (0)
 
 static char dir[256], dbpath[300];
 static char err[512];
@@ -640,7 +640,5 @@ int main(void)
 	test_concurrency();
 	test_change_stamp();
 	rmdir(dir);
-	if (failures) { fprintf(stderr, "test_storage: %d failure(s)\n", failures); return 1; }
-	printf("test_storage: all checks passed\n");
-	return 0;
+	return check_exit("test_storage");
 }

@@ -16,19 +16,7 @@
 
 #include "jobspec.h"
 #include "method_catalog.h"
-
-static int failures, checks;
-
-#define CHECK(cond, ...)                                                                  \
-	do {                                                                                  \
-		checks++;                                                                         \
-		if (!(cond)) {                                                                    \
-			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);               \
-			fprintf(stderr, __VA_ARGS__);                                                 \
-			fputc('\n', stderr);                                                          \
-			failures++;                                                                   \
-		}                                                                                 \
-	} while (0)
+#include "check.h"
 
 static const JobSpecOptions plain = { .check_files = 1 };
 static char tmp[256];           /* temp dir for path tests */
