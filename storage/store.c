@@ -165,6 +165,47 @@ static int sql_exec(sqlite3 *db, const char *what, char *err, size_t errlen, con
 	return rc;
 }
 
+/* A query whose rows become an array: *v gets *n items of `size` bytes (zeroed, then filled by
+ * read(s, item)), grown as rows come; NULL when there are none. On failure the items read so far
+ * stay in *v for the caller to free (items may own memory). 0, or < 0 with err naming `what`. */
+typedef void (*row_read_fn)(sqlite3_stmt *s, void *item);
+
+static int sql_list(Store *st, void **v, int *n, size_t size, row_read_fn read, const char *what, char *err,
+                    size_t errlen, const char *sql, const char *fmt, ...)
+{
+	*v = NULL;
+	*n = 0;
+	sqlite3 *db = store_acquire(st, err, errlen);
+	if (!db) return STORE_EDB;
+	sqlite3_stmt *s;
+	int rc = prep(db, sql, &s, what, err, errlen), cap = 0, r = SQLITE_DONE;
+	if (rc == 0) {
+		va_list ap;
+		va_start(ap, fmt);
+		bind_args(s, fmt, ap);
+		va_end(ap);
+		while ((r = sqlite3_step(s)) == SQLITE_ROW) {
+			if (*n == cap) {
+				cap = cap ? cap * 2 : 8;
+				void *w = realloc(*v, (size_t)cap * size);
+				if (!w) {
+					snprintf(err, errlen, "%s: out of memory", what);
+					rc = STORE_ENOMEM;
+					break;
+				}
+				*v = w;
+			}
+			void *item = (char *)*v + (size_t)(*n)++ * size;
+			memset(item, 0, size);
+			read(s, item);
+		}
+		if (rc == 0 && r != SQLITE_DONE) rc = db_fail(db, what, err, errlen);
+		unprep(s);
+	}
+	store_release(st, db);
+	return rc;
+}
+
 /* Runs a fixed, parameterless statement through the cache (BEGIN, COMMIT...). */
 static int exec_cached(sqlite3 *db, const char *sql)
 {
@@ -1151,45 +1192,31 @@ int store_metrics_latest(Store *st, int64_t job_id, MetricSet *out, char *err, s
 
 /* ---- events --------------------------------------------------------------------------------- */
 
+static void read_event(sqlite3_stmt *s, void *item)
+{
+	StoreEvent *e = item;
+	e->id = sqlite3_column_int64(s, 0);
+	e->time = sqlite3_column_double(s, 1);
+	e->level = sqlite3_column_int(s, 2);
+	e->message = col_strdup(s, 3);
+}
+
 int store_events_read(Store *st, int64_t job_id, int64_t after, int limit, StoreEvent **ev, int *n,
                       char *err, size_t errlen)
 {
-	*ev = NULL;
-	*n = 0;
 	if (limit < 1) limit = 1;
 	if (limit > 10000) limit = 10000;
-	sqlite3 *db = store_acquire(st, err, errlen);
-	if (!db) return STORE_EDB;
-	sqlite3_stmt *s;
-	int rc = sql_query(db, &s, "reading events", err, errlen,
-	                   "SELECT id, time, level, message FROM events WHERE job_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
-	                   "IIi", job_id, after, limit);
-	StoreEvent *v = NULL;
-	if (rc == 0) {
-		v = calloc((size_t)limit, sizeof *v);
-		int r = SQLITE_DONE;
-		while (v && (r = sqlite3_step(s)) == SQLITE_ROW) {
-			StoreEvent *e = &v[(*n)++];
-			e->id = sqlite3_column_int64(s, 0);
-			e->time = sqlite3_column_double(s, 1);
-			e->level = sqlite3_column_int(s, 2);
-			e->message = col_strdup(s, 3);
-		}
-		if (!v) {
-			snprintf(err, errlen, "reading events: out of memory");
-			rc = STORE_ENOMEM;
-		} else if (r != SQLITE_DONE)
-			rc = db_fail(db, "reading events", err, errlen);
-		unprep(s);
-	}
-	store_release(st, db);
-	if (rc < 0) {
-		store_events_free(v, *n);
-		*n = 0;
-		return rc;
-	}
+	void *v;
+	int rc = sql_list(st, &v, n, sizeof **ev, read_event, "reading events", err, errlen,
+	                  "SELECT id, time, level, message FROM events WHERE job_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+	                  "IIi", job_id, after, limit);
 	*ev = v;
-	return 0;
+	if (rc < 0) {
+		store_events_free(*ev, *n);
+		*ev = NULL;
+		*n = 0;
+	}
+	return rc;
 }
 
 void store_events_free(StoreEvent *ev, int n)
@@ -1248,8 +1275,9 @@ int store_artifact_put(Store *st, int64_t job_id, const char *name, const char *
 	return rc;
 }
 
-static void read_artifact(sqlite3_stmt *s, StoreArtifact *a)
+static void read_artifact(sqlite3_stmt *s, void *item)
 {
+	StoreArtifact *a = item;
 	a->name = col_strdup(s, 0);
 	a->path = col_strdup(s, 1);
 	a->size = sqlite3_column_int64(s, 2);
@@ -1260,43 +1288,17 @@ static void read_artifact(sqlite3_stmt *s, StoreArtifact *a)
 
 int store_artifact_list(Store *st, int64_t job_id, StoreArtifact **a, int *n, char *err, size_t errlen)
 {
-	*a = NULL;
-	*n = 0;
-	sqlite3 *db = store_acquire(st, err, errlen);
-	if (!db) return STORE_EDB;
-	sqlite3_stmt *s;
-	int rc = sql_query(db, &s, "listing artifacts", err, errlen,
-	                   "SELECT name, path, size, sha256, created_at FROM artifacts WHERE job_id = ?1 ORDER BY name", "I",
-	                   job_id);
-	StoreArtifact *v = NULL;
-	int cap = 0;
-	if (rc == 0) {
-		int r;
-		while ((r = sqlite3_step(s)) == SQLITE_ROW) {
-			if (*n == cap) {
-				cap = cap ? cap * 2 : 8;
-				StoreArtifact *w = realloc(v, (size_t)cap * sizeof *w);
-				if (!w) {
-					rc = STORE_ENOMEM;
-					snprintf(err, errlen, "listing artifacts: out of memory");
-					break;
-				}
-				v = w;
-			}
-			memset(&v[*n], 0, sizeof v[*n]);
-			read_artifact(s, &v[(*n)++]);
-		}
-		if (rc == 0 && r != SQLITE_DONE) rc = db_fail(db, "listing artifacts", err, errlen);
-		unprep(s);
-	}
-	store_release(st, db);
-	if (rc < 0) {
-		store_artifacts_free(v, *n);
-		*n = 0;
-		return rc;
-	}
+	void *v;
+	int rc = sql_list(st, &v, n, sizeof **a, read_artifact, "listing artifacts", err, errlen,
+	                  "SELECT name, path, size, sha256, created_at FROM artifacts WHERE job_id = ?1 ORDER BY name", "I",
+	                  job_id);
 	*a = v;
-	return 0;
+	if (rc < 0) {
+		store_artifacts_free(*a, *n);
+		*a = NULL;
+		*n = 0;
+	}
+	return rc;
 }
 
 int store_artifact_get(Store *st, int64_t job_id, const char *name, StoreArtifact *a, char *err, size_t errlen)
@@ -1385,8 +1387,9 @@ int store_token_revoke(Store *st, const char *name, char *err, size_t errlen)
 	return rc;
 }
 
-static void read_token(sqlite3_stmt *s, StoreToken *t)
+static void read_token(sqlite3_stmt *s, void *item)
 {
+	StoreToken *t = item;
 	memset(t, 0, sizeof *t);
 	t->id = sqlite3_column_int64(s, 0);
 	const unsigned char *n = sqlite3_column_text(s, 1);
@@ -1397,40 +1400,16 @@ static void read_token(sqlite3_stmt *s, StoreToken *t)
 
 int store_token_list(Store *st, StoreToken **out, int *n, char *err, size_t errlen)
 {
-	*out = NULL;
-	*n = 0;
-	sqlite3 *db = store_acquire(st, err, errlen);
-	if (!db) return STORE_EDB;
-	sqlite3_stmt *s;
-	StoreToken *v = NULL;
-	int cap = 0, rc = sql_query(db, &s, "listing tokens", err, errlen,
-	                            "SELECT id, name, admin, created_at FROM tokens ORDER BY name", NULL);
-	if (rc == 0) {
-		int r;
-		while ((r = sqlite3_step(s)) == SQLITE_ROW) {
-			if (*n == cap) {
-				cap = cap ? cap * 2 : 8;
-				StoreToken *w = realloc(v, (size_t)cap * sizeof *w);
-				if (!w) {
-					snprintf(err, errlen, "listing tokens: out of memory");
-					rc = STORE_ENOMEM;
-					break;
-				}
-				v = w;
-			}
-			read_token(s, &v[(*n)++]);
-		}
-		if (rc == 0 && r != SQLITE_DONE) rc = db_fail(db, "listing tokens", err, errlen);
-		unprep(s);
-	}
-	store_release(st, db);
-	if (rc < 0) {
-		free(v);
-		*n = 0;
-		return rc;
-	}
+	void *v;
+	int rc = sql_list(st, &v, n, sizeof **out, read_token, "listing tokens", err, errlen,
+	                  "SELECT id, name, admin, created_at FROM tokens ORDER BY name", NULL);
 	*out = v;
-	return 0;
+	if (rc < 0) {
+		free(*out);
+		*out = NULL;
+		*n = 0;
+	}
+	return rc;
 }
 
 int store_token_count(Store *st, int64_t *n, char *err, size_t errlen)
