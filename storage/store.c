@@ -152,16 +152,44 @@ static int sql_query(sqlite3 *db, sqlite3_stmt **s, const char *what, char *err,
 
 /* A statement without rows (INSERT, UPDATE, DELETE) run to completion: the number of rows it
  * changed (>= 0), or STORE_EDB with err naming `what`. */
-static int sql_exec(sqlite3 *db, const char *what, char *err, size_t errlen, const char *sql, const char *fmt, ...)
+static int sql_vexec(sqlite3 *db, const char *what, char *err, size_t errlen, const char *sql, const char *fmt,
+                     va_list ap)
 {
 	sqlite3_stmt *s;
 	if (prep(db, sql, &s, what, err, errlen) < 0) return STORE_EDB;
-	va_list ap;
-	va_start(ap, fmt);
 	bind_args(s, fmt, ap);
-	va_end(ap);
 	int rc = sqlite3_step(s) == SQLITE_DONE ? sqlite3_changes(db) : db_fail(db, what, err, errlen);
 	unprep(s);
+	return rc;
+}
+
+static int sql_exec(sqlite3 *db, const char *what, char *err, size_t errlen, const char *sql, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = sql_vexec(db, what, err, errlen, sql, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* sql_exec in a transaction of its own on a pooled connection: rows changed (>= 0), or < 0. */
+static int sql_write(Store *st, const char *what, char *err, size_t errlen, const char *sql, const char *fmt, ...)
+{
+	sqlite3 *db = store_acquire(st, err, errlen);
+	if (!db) return STORE_EDB;
+	int rc = store_begin(db, err, errlen);
+	if (rc == 0) {
+		va_list ap;
+		va_start(ap, fmt);
+		rc = sql_vexec(db, what, err, errlen, sql, fmt, ap);
+		va_end(ap);
+	}
+	if (rc >= 0) {
+		int c = store_commit(db, err, errlen);
+		if (c < 0) rc = c;
+	}
+	if (rc < 0) store_rollback(db);
+	store_release(st, db);
 	return rc;
 }
 
@@ -1227,17 +1255,10 @@ void store_events_free(StoreEvent *ev, int n)
 
 int store_event_add(Store *st, int64_t job_id, int level, const char *message, char *err, size_t errlen)
 {
-	sqlite3 *db = store_acquire(st, err, errlen);
-	if (!db) return STORE_EDB;
-	int rc = store_begin(db, err, errlen);
-	if (rc == 0)
-		rc = sql_exec(db, "adding an event", err, errlen,
-		              "INSERT INTO events(job_id, time, level, message) VALUES (?1, ?2, ?3, ?4)", "Idit", job_id,
-		              store_now(), level, message);
-	if (rc >= 0) rc = store_commit(db, err, errlen);
-	if (rc < 0) store_rollback(db);
-	store_release(st, db);
-	return rc;
+	int rc = sql_write(st, "adding an event", err, errlen,
+	                   "INSERT INTO events(job_id, time, level, message) VALUES (?1, ?2, ?3, ?4)", "Idit", job_id,
+	                   store_now(), level, message);
+	return rc < 0 ? rc : 0;
 }
 
 /* ---- artifacts ------------------------------------------------------------------------------ */
@@ -1262,17 +1283,10 @@ int store_artifact_put(Store *st, int64_t job_id, const char *name, const char *
 	int64_t size = 0;
 	int rc = sha256_file(path, hex, &size, err, errlen);
 	if (rc < 0) return STORE_ENOTFOUND;
-	sqlite3 *db = store_acquire(st, err, errlen);
-	if (!db) return STORE_EDB;
-	rc = store_begin(db, err, errlen);
-	if (rc == 0)
-		rc = sql_exec(db, "recording an artifact", err, errlen,
-		              "INSERT OR REPLACE INTO artifacts(job_id, name, path, size, sha256, created_at) "
-		              "VALUES (?1, ?2, ?3, ?4, ?5, ?6)", "IttItd", job_id, name, path, size, hex, store_now());
-	if (rc >= 0) rc = store_commit(db, err, errlen);
-	if (rc < 0) store_rollback(db);
-	store_release(st, db);
-	return rc;
+	rc = sql_write(st, "recording an artifact", err, errlen,
+	               "INSERT OR REPLACE INTO artifacts(job_id, name, path, size, sha256, created_at) "
+	               "VALUES (?1, ?2, ?3, ?4, ?5, ?6)", "IttItd", job_id, name, path, size, hex, store_now());
+	return rc < 0 ? rc : 0;
 }
 
 static void read_artifact(sqlite3_stmt *s, void *item)
@@ -1373,18 +1387,12 @@ out:
 
 int store_token_revoke(Store *st, const char *name, char *err, size_t errlen)
 {
-	sqlite3 *db = store_acquire(st, err, errlen);
-	if (!db) return STORE_EDB;
-	int rc = store_begin(db, err, errlen);
-	if (rc == 0) rc = sql_exec(db, "revoking a token", err, errlen, "DELETE FROM tokens WHERE name = ?1", "t", name);
+	int rc = sql_write(st, "revoking a token", err, errlen, "DELETE FROM tokens WHERE name = ?1", "t", name);
 	if (rc == 0) {
 		snprintf(err, errlen, "no token named '%s'", name);
-		rc = STORE_ENOTFOUND;
+		return STORE_ENOTFOUND;
 	}
-	if (rc > 0) rc = store_commit(db, err, errlen);
-	if (rc < 0) store_rollback(db);
-	store_release(st, db);
-	return rc;
+	return rc < 0 ? rc : 0;
 }
 
 static void read_token(sqlite3_stmt *s, void *item)
