@@ -1,4 +1,4 @@
-/* support.c - scratch directories for the C tests (see support.h). Linked into every C test
+/* support.c - scratch directories and child programs for the C tests (see support.h). Linked into every C test
  * executable through test_support_dep; it holds no assertions and no test logic. */
 #include "support.h"
 
@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 char *test_tmpdir(const char *tag)
 {
@@ -35,4 +37,28 @@ void test_rmtree(const char *dir)
 {
 	if (dir && *dir)
 		nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int test_run(const char *const argv[])
+{
+	pid_t pid = fork();
+	if (pid < 0) {
+		fprintf(stderr, "fork for %s: %s\n", argv[0], strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		execv(argv[0], (char *const *)argv);
+		fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	int status;
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR) {
+			fprintf(stderr, "waiting for %s: %s\n", argv[0], strerror(errno));
+			return -1;
+		}
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	fprintf(stderr, "%s died of signal %d\n", argv[0], WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+	return -1;
 }
