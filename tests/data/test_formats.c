@@ -18,21 +18,12 @@
 
 static char *tmpdir; /* scratch directory (test_tmpdir) */
 
-static const char *tp(const char *name)
-{
-	static char buf[64][512];   /* a ring: paths stay valid for 64 calls */
-	static int k;
-	k = (k + 1) % 64;
-	snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
-	return buf[k];
-}
+static const char *tp(const char *name) { return test_path(tmpdir, name); }
 
 static const char *put(const char *name, const char *text)
 {
 	const char *p = tp(name);
-	FILE *f = fopen(p, "wb");
-	fwrite(text, 1, strlen(text), f);
-	fclose(f);
+	test_write_file(p, text, strlen(text));
 	return p;
 }
 

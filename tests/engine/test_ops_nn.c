@@ -23,6 +23,7 @@
 #include "rng.h"
 #include "tape.h"
 #include "check.h"
+#include "support.h"
 
 static Rng rng;
 
@@ -695,32 +696,19 @@ static void bad_pool(Ctx *ctx)
 	op_maxpool2d(ctx, ctx_zeros(ctx, 4, (int[]){ 1, 1, 2, 2 }), 3, 1);
 }
 
+typedef struct BadOp {
+	void (*f)(Ctx *);
+} BadOp;
+
+static void run_bad_op(void *arg)
+{
+	((const BadOp *)arg)->f(ctx_new(1));
+}
+
 static void expect_abort(const char *what, void (*f)(Ctx *), const char *msg)
 {
-	int fds[2];
-	if (pipe(fds) != 0) {
-		CHECK(0, "pipe failed");
-		return;
-	}
-	fflush(NULL);
-	pid_t pid = fork();
-	if (pid == 0) {
-		dup2(fds[1], 2);
-		close(fds[0]);
-		f(ctx_new(1));
-		_exit(0); /* not reached when the op aborts */
-	}
-	close(fds[1]);
-	char buf[512] = "";
-	size_t got = 0;
-	ssize_t k;
-	while (got < sizeof buf - 1 && (k = read(fds[0], buf + got, sizeof buf - 1 - got)) > 0)
-		got += (size_t)k;
-	buf[got] = 0;
-	close(fds[0]);
-	int status = 0;
-	waitpid(pid, &status, 0);
-	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "%s did not abort", what);
+	char buf[512];
+	CHECK(test_aborts(run_bad_op, &(BadOp){ f }, buf, sizeof buf) == 1, "%s did not abort", what);
 	CHECK(strstr(buf, msg) != NULL, "%s: expected \"%s\" in: %s", what, msg, buf);
 }
 

@@ -24,14 +24,7 @@
 
 static char *dir; /* scratch directory (test_tmpdir) */
 
-static const char *path_in(const char *name)
-{
-	static char buf[8][512];
-	static int k;
-	char *p = buf[k++ % 8];
-	snprintf(p, 512, "%s/%s", dir, name);
-	return p;
-}
+static const char *path_in(const char *name) { return test_path(dir, name); }
 
 static void json_str(FILE *f, const char *s)
 {
