@@ -439,6 +439,22 @@ static int ck_name_ok(const char *s)
 	return 1;
 }
 
+/* The eng_realloc'd array v of *cap items with room for item n (doubling, from `first`), or
+ * NULL when out of memory (v unchanged). */
+static void *jp_room(Jp *j, void *v, int *cap, int n, size_t size, int first)
+{
+	if (n < *cap)
+		return v;
+	int c = *cap ? *cap * 2 : first;
+	void *w = eng_realloc(v, (size_t)c * size);
+	if (!w) {
+		jp_fail(j, "out of memory");
+		return NULL;
+	}
+	*cap = c;
+	return w;
+}
+
 static int jp_meta_member(Jp *j, const char *k, void *ctx)
 {
 	Checkpoint *ck = j->ck;
@@ -451,14 +467,10 @@ static int jp_meta_member(Jp *j, const char *k, void *ctx)
 	for (int i = 0; i < ck->nmeta; i++)
 		if (strcmp(ck->meta[i].key, k) == 0)
 			return jp_fail(j, "duplicate __metadata__ key \"%.60s\"", k);
-	if (ck->nmeta == ck->meta_cap) {
-		int cap = ck->meta_cap ? ck->meta_cap * 2 : 16;
-		CkMeta *m = eng_realloc(ck->meta, (size_t)cap * sizeof *m);
-		if (!m)
-			return jp_fail(j, "out of memory");
-		ck->meta = m;
-		ck->meta_cap = cap;
-	}
+	CkMeta *m = jp_room(j, ck->meta, &ck->meta_cap, ck->nmeta, sizeof *m, 16);
+	if (!m)
+		return -1;
+	ck->meta = m;
 	ck->meta[ck->nmeta++] = (CkMeta){ k, v };
 	return 0;
 }
@@ -502,14 +514,10 @@ static int jp_entry(Jp *j, const char *name)
 	if (!ck_name_ok(name))
 		return jp_fail(j, "bad tensor name \"%.60s\" (empty, too long or control characters)",
 		               name);
-	if (ck->n == ck->cap) {
-		int cap = ck->cap ? ck->cap * 2 : 64;
-		CkEntry *e = eng_realloc(ck->e, (size_t)cap * sizeof *e);
-		if (!e)
-			return jp_fail(j, "out of memory");
-		ck->e = e;
-		ck->cap = cap;
-	}
+	CkEntry *e = jp_room(j, ck->e, &ck->cap, ck->n, sizeof *e, 64);
+	if (!e)
+		return -1;
+	ck->e = e;
 	EntryRead r = { &ck->e[ck->n], 0, 0, 0 };
 	memset(r.e, 0, sizeof *r.e);
 	r.e->name = name;
