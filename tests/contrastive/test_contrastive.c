@@ -27,18 +27,8 @@
 #include "ops.h"
 #include "rng.h"
 #include "runner.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                   \
-	do {                                                                   \
-		if (!(cond)) {                                                     \
-			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);           \
-			fprintf(stderr, __VA_ARGS__);                                  \
-			fprintf(stderr, "\n");                                         \
-			failures++;                                                    \
-		}                                                                  \
-	} while (0)
+#include "check.h"
+#include "support.h"
 
 /* ---------------------------------------------------------------------------------------------- */
 /* gradcheck                                                                                      */
@@ -382,20 +372,9 @@ static void on_event(void *user, RunnerLevel level, const char *msg)
 	}
 }
 
-static char *make_dir(void)
-{
-	char tmpl[] = "/tmp/ssld-contrastive-XXXXXX";
-	char *d = mkdtemp(tmpl);
-	return d ? strdup(d) : NULL;
-}
-
-static void rm_dir(const char *d)
-{
-	char cmd[512];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
-	if (system(cmd) != 0)
-		fprintf(stderr, "warning: could not remove %s\n", d);
-}
+/* scratch directories (support.h) */
+static char *make_dir(void) { return test_tmpdir("contrastive"); }
+static void rm_dir(const char *d) { test_rmtree(d); }
 
 /* Runs spec in a fresh directory; returns the parsed results (cJSON_Delete) or NULL. */
 static cJSON *run_job(const char *spec, Capture *c)

@@ -20,18 +20,7 @@
 #include "ctx.h"
 #include "ops.h"
 #include "rng.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                       \
-	do {                                                                                   \
-		if (!(cond)) {                                                                 \
-			failures++;                                                            \
-			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);        \
-			fprintf(stderr, __VA_ARGS__);                                          \
-			fputc('\n', stderr);                                                   \
-		}                                                                              \
-	} while (0)
+#include "check.h"
 
 /* A heap tensor that outlives ctx_reset, like a parameter (persistent grad when grad). */
 static Tensor *heap_tensor(int ndim, const int *shape, int grad)
@@ -574,10 +563,5 @@ int main(void)
 	test_broadcast();
 	test_matmul();
 	test_shape_error();
-	if (failures) {
-		fprintf(stderr, "test_ctx: %d check(s) failed\n", failures);
-		return 1;
-	}
-	printf("test_ctx: all checks passed\n");
-	return 0;
+	return check_exit("test_ctx");
 }

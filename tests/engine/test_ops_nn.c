@@ -22,18 +22,8 @@
 #include "ops.h"
 #include "rng.h"
 #include "tape.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                    \
-	do {                                                                                    \
-		if (!(cond)) {                                                                      \
-			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                            \
-			fprintf(stderr, __VA_ARGS__);                                                   \
-			fprintf(stderr, "\n");                                                          \
-			failures++;                                                                     \
-		}                                                                                   \
-	} while (0)
+#include "check.h"
+#include "support.h"
 
 static Rng rng;
 
@@ -706,32 +696,19 @@ static void bad_pool(Ctx *ctx)
 	op_maxpool2d(ctx, ctx_zeros(ctx, 4, (int[]){ 1, 1, 2, 2 }), 3, 1);
 }
 
+typedef struct BadOp {
+	void (*f)(Ctx *);
+} BadOp;
+
+static void run_bad_op(void *arg)
+{
+	((const BadOp *)arg)->f(ctx_new(1));
+}
+
 static void expect_abort(const char *what, void (*f)(Ctx *), const char *msg)
 {
-	int fds[2];
-	if (pipe(fds) != 0) {
-		CHECK(0, "pipe failed");
-		return;
-	}
-	fflush(NULL);
-	pid_t pid = fork();
-	if (pid == 0) {
-		dup2(fds[1], 2);
-		close(fds[0]);
-		f(ctx_new(1));
-		_exit(0); /* not reached when the op aborts */
-	}
-	close(fds[1]);
-	char buf[512] = "";
-	size_t got = 0;
-	ssize_t k;
-	while (got < sizeof buf - 1 && (k = read(fds[0], buf + got, sizeof buf - 1 - got)) > 0)
-		got += (size_t)k;
-	buf[got] = 0;
-	close(fds[0]);
-	int status = 0;
-	waitpid(pid, &status, 0);
-	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "%s did not abort", what);
+	char buf[512];
+	CHECK(test_aborts(run_bad_op, &(BadOp){ f }, buf, sizeof buf) == 1, "%s did not abort", what);
 	CHECK(strstr(buf, msg) != NULL, "%s: expected \"%s\" in: %s", what, msg, buf);
 }
 
@@ -759,10 +736,5 @@ int main(void)
 	test_attention();
 	test_pool_upsample();
 	test_shape_errors();
-	if (failures) {
-		fprintf(stderr, "test_ops_nn: %d check(s) failed\n", failures);
-		return 1;
-	}
-	printf("test_ops_nn: all checks passed\n");
-	return 0;
+	return check_exit("test_ops_nn");
 }

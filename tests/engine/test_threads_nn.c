@@ -16,18 +16,7 @@
 #include "ctx.h"
 #include "ops.h"
 #include "rng.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                    \
-	do {                                                                                    \
-		if (!(cond)) {                                                                      \
-			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                            \
-			fprintf(stderr, __VA_ARGS__);                                                   \
-			fprintf(stderr, "\n");                                                          \
-			failures++;                                                                     \
-		}                                                                                   \
-	} while (0)
+#include "check.h"
 
 enum { OP_CONV, OP_CONVT, OP_ATTN };
 
@@ -137,10 +126,5 @@ int main(void)
 		free(one.v);
 		free(two.v);
 	}
-	if (failures) {
-		fprintf(stderr, "test_threads_nn: %d check(s) failed\n", failures);
-		return 1;
-	}
-	printf("test_threads_nn: all checks passed\n");
-	return 0;
+	return check_exit("test_threads_nn");
 }

@@ -18,18 +18,7 @@
 #include "model.h"
 #include "params.h"
 #include "rng.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                     \
-	do {                                                                                     \
-		if (!(cond)) {                                                                       \
-			failures++;                                                                      \
-			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                  \
-			fprintf(stderr, __VA_ARGS__);                                                    \
-			fputc('\n', stderr);                                                             \
-		}                                                                                    \
-	} while (0)
+#include "check.h"
 
 /* ---- synthetic data -------------------------------------------------------------------------- */
 

@@ -14,18 +14,7 @@
 #include "ops.h"
 #include "optim.h"
 #include "params.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                         \
-	do {                                                                                         \
-		if (!(cond)) {                                                                           \
-			failures++;                                                                          \
-			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                      \
-			fprintf(stderr, __VA_ARGS__);                                                        \
-			fprintf(stderr, "\n");                                                               \
-		}                                                                                        \
-	} while (0)
+#include "check.h"
 
 static void fill_rand(Tensor *t, Rng *r, float scale)
 {
@@ -648,10 +637,5 @@ int main(void)
 	test_encoders();
 	test_validation();
 	test_steady_state_allocs();
-	if (failures) {
-		fprintf(stderr, "test_layers: %d check(s) failed\n", failures);
-		return 1;
-	}
-	printf("test_layers: all checks passed\n");
-	return 0;
+	return check_exit("test_layers");
 }

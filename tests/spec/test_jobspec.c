@@ -19,21 +19,9 @@
 #include "method_catalog.h"
 #include "../engine/methods/decoder.h"
 #include "../engine/methods/ssl_health.h"
+#include "check.h"
 #include "spec_json.h"
 #include "spec_table.h"
-
-static int failures, checks;
-
-#define CHECK(cond, ...)                                                                  \
-	do {                                                                                  \
-		checks++;                                                                         \
-		if (!(cond)) {                                                                    \
-			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);               \
-			fprintf(stderr, __VA_ARGS__);                                                 \
-			fputc('\n', stderr);                                                          \
-			failures++;                                                                   \
-		}                                                                                 \
-	} while (0)
 
 static const JobSpecOptions plain = { .check_files = 1 };
 static char tmp[256];           /* temp dir for path tests */
