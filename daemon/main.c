@@ -12,11 +12,11 @@
 
 #include "../cli/check.h"
 #include "../cli/schema.h"
-#include "../workers/cli_client.h"
-#include "../workers/cli_generate.h"
-#include "../workers/cli_run.h"
+#include "../cli/client.h"
+#include "../cli/generate.h"
+#include "../cli/run.h"
 #include "../workers/jobspec.h"
-#include "cli_token.h"
+#include "../cli/token.h"
 #include "config.h"
 #include "serve.h"
 

@@ -7,7 +7,7 @@
  * Deliberately not here: checking tokens (api/server.c) or talking to the daemon over HTTP - this
  * works on the database directly, like `sqlite3`, so it needs the rights of the service user.
  */
-#include "cli_token.h"
+#include "token.h"
 
 #include <errno.h>
 #include <grp.h>
@@ -22,7 +22,7 @@
 #include "../api/auth_state.h"
 #include "../storage/sha256.h"
 #include "../storage/store.h"
-#include "config.h"
+#include "../daemon/config.h"
 
 #ifndef SSLD_SYSCONFDIR
 #define SSLD_SYSCONFDIR "/etc"

@@ -6,7 +6,7 @@
  * cJSON and printed as tables, or passed through with --json. Deliberately not here: anything the
  * server decides (validation, auth, limits) - the client shows the server's error message as is.
  */
-#include "cli_client.h"
+#include "client.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>

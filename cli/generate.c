@@ -9,7 +9,7 @@
  * --json prints runner_generate's JSON object instead. It does not train, resume or modify the
  * job: generation only reads the checkpoint (image samples are written as a PNG into the dir).
  */
-#include "cli_generate.h"
+#include "generate.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -17,9 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "jobspec.h"
-#include "job_files.h"
-#include "runner.h"
+#include "../workers/jobspec.h"
+#include "../workers/job_files.h"
+#include "../workers/runner.h"
 
 #define SPEC_MAX (16u << 20)
 

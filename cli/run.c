@@ -6,7 +6,7 @@
  * Before it starts it looks at what DIR holds (workdir.h): a finished run is reported, not run
  * again; a checkpoint of another spec is refused; --restart moves the old output aside and
  * --resume continues from the checkpoint whatever spec wrote it. */
-#include "cli_run.h"
+#include "run.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -18,10 +18,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "jobspec.h"
-#include "job_files.h"
-#include "runner.h"
-#include "workdir.h"
+#include "../workers/jobspec.h"
+#include "../workers/job_files.h"
+#include "../workers/runner.h"
+#include "../workers/workdir.h"
 
 typedef struct CliState {
 	int tty;
