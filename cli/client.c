@@ -1,16 +1,16 @@
-/* cli_client.c - `ssld submit|ls|show|watch|cancel|results`: a small HTTP/1.1 client for the API
- * (see cli_client.h).
+/* client.c - the HTTP side of the client commands (see client.h): configuration, one request
+ * per connection, the server's errors.
  *
  * One request per connection (Connection: close) over a plain TCP socket: the daemon is on
  * loopback or a trusted network, so no TLS, no keep-alive, no libcurl. Answers are parsed with
- * cJSON and printed as tables, or passed through with --json. Deliberately not here: anything the
- * server decides (validation, auth, limits) - the client shows the server's error message as is.
+ * cJSON by the commands. Deliberately not here: anything the server decides (validation, auth,
+ * limits) - the client shows the server's error message as is - and the commands themselves
+ * (submit.c, ls.c, show.c, watch.c, cancel.c, results.c).
  */
 #include "client.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <math.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +19,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
-#include <time.h>
 #include <unistd.h>
 
 #ifndef SSLD_VERSION
@@ -27,16 +26,8 @@
 #endif
 
 #define MAX_RESPONSE (256u << 20)   /* a metrics answer can be large; anything past this is an error */
-#define MAX_JOB_FILE (16u << 20)
 
 /* ---- configuration -------------------------------------------------------------------------- */
-
-typedef struct Client {
-	char server[512];   /* as given, for messages */
-	char host[256], port[16];
-	char token[512];
-	int json;           /* --json */
-} Client;
 
 static char *trim(char *s)
 {
@@ -133,12 +124,6 @@ bad:
 
 /* ---- HTTP ----------------------------------------------------------------------------------- */
 
-typedef struct Resp {
-	int status;
-	char *body;         /* NUL-terminated */
-	size_t len;
-} Resp;
-
 static int connect_server(const Client *c, char *err, size_t errlen)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
@@ -207,8 +192,7 @@ static long dechunk(char *p, size_t n)
 	return (long)out;
 }
 
-/* One request. 0 with *out filled (any HTTP status), or -1 with err (no answer). */
-static int http(const Client *c, const char *method, const char *path, const char *body, size_t blen, Resp *out,
+int client_http(const Client *c, const char *method, const char *path, const char *body, size_t blen, ClientResp *out,
                 char *err, size_t errlen)
 {
 	memset(out, 0, sizeof *out);
@@ -309,8 +293,7 @@ static int http(const Client *c, const char *method, const char *path, const cha
 	return 0;
 }
 
-/* Prints the server's error ("HTTP 403 forbidden: job 3 belongs to 'bob'...") and returns 1. */
-static int server_error(const char *what, const Resp *r)
+int client_server_error(const char *what, const ClientResp *r)
 {
 	cJSON *j = cJSON_Parse(r->body);
 	const cJSON *e = j ? cJSON_GetObjectItemCaseSensitive(j, "error") : NULL;
@@ -332,18 +315,18 @@ static int server_error(const char *what, const Resp *r)
 	return 1;
 }
 
-/* GET path -> parsed JSON (caller deletes), or NULL after printing why. */
-static cJSON *get_json(const Client *c, const char *what, const char *path, int *status)
+cJSON *client_get_json(const Client *c, const char *what, const char *path, int *status)
 {
-	Resp r;
+	ClientResp r;
 	char err[768];
-	if (http(c, "GET", path, NULL, 0, &r, err, sizeof err) < 0) {
+	if (status) *status = 0;
+	if (client_http(c, "GET", path, NULL, 0, &r, err, sizeof err) < 0) {
 		fprintf(stderr, "ssld %s: %s\n", what, err);
 		return NULL;
 	}
 	if (status) *status = r.status;
 	if (r.status != 200) {
-		server_error(what, &r);
+		client_server_error(what, &r);
 		free(r.body);
 		return NULL;
 	}
@@ -353,501 +336,43 @@ static cJSON *get_json(const Client *c, const char *what, const char *path, int 
 	return j;
 }
 
-/* ---- formatting ----------------------------------------------------------------------------- */
+/* ---- the commands' common parts ------------------------------------------------------------- */
 
-static const char *str_or(const cJSON *o, const char *key, const char *def)
+int client_init(Client *c, const char *cmd, const CliOpt flags[2])
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-	return cJSON_IsString(v) && v->valuestring ? v->valuestring : def;
-}
-
-static double num_or(const cJSON *o, const char *key, double def)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-	return cJSON_IsNumber(v) ? v->valuedouble : def;
-}
-
-/* 75 -> "1:15", 4000 -> "1:06:40", 9 -> "0:09". */
-static void fmt_duration(double s, char *out, size_t cap)
-{
-	if (!(s >= 0) || s > 1e7) {
-		snprintf(out, cap, "--:--");
-		return;
+	memset(c, 0, sizeof *c);
+	snprintf(c->server, sizeof c->server, "http://127.0.0.1:8080");
+	if (load_client_conf(c->server, sizeof c->server, c->token, sizeof c->token) < 0) return 2;
+	const char *env = getenv("SSLD_SERVER");
+	if (env && *env) snprintf(c->server, sizeof c->server, "%s", env);
+	env = getenv("SSLD_TOKEN");
+	if (env && *env) snprintf(c->token, sizeof c->token, "%s", env);
+	if (flags[0].value) snprintf(c->server, sizeof c->server, "%s", flags[0].value);
+	if (flags[1].value) snprintf(c->token, sizeof c->token, "%s", flags[1].value);
+	char err[512];
+	if (parse_server(c, err, sizeof err) < 0) {
+		fprintf(stderr, "ssld %s: %s\n", cmd, err);
+		return 2;
 	}
-	long t = lround(s);
-	if (t >= 3600) snprintf(out, cap, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
-	else snprintf(out, cap, "%ld:%02ld", t / 60, t % 60);
+	return 0;
 }
 
-static void print_pretty(const cJSON *j)
-{
-	char *text = cJSON_Print(j);
-	if (text) printf("%s\n", text);
-	free(text);
-}
-
-/* "2025-01-31T12:00:00.123Z" -> "2025-01-31 12:00:00" (UTC, as the server sends it). */
-static void fmt_time(const char *iso, char *out, size_t cap)
-{
-	if (!iso) {
-		snprintf(out, cap, "-");
-		return;
-	}
-	snprintf(out, cap, "%.19s", iso);
-	if (strlen(out) > 10 && out[10] == 'T') out[10] = ' ';
-}
-
-/* "62% pretrain" from a job's progress object. */
-static void fmt_progress(const cJSON *job, char *out, size_t cap)
-{
-	const cJSON *p = cJSON_GetObjectItemCaseSensitive(job, "progress");
-	const cJSON *fr = p ? cJSON_GetObjectItemCaseSensitive(p, "fraction") : NULL;
-	const char *stage = p ? str_or(p, "stage", NULL) : NULL;
-	if (cJSON_IsNumber(fr)) snprintf(out, cap, "%3.0f%%%s%s", 100 * fr->valuedouble, stage ? " " : "", stage ? stage : "");
-	else snprintf(out, cap, "-");
-}
-
-/* ---- commands ------------------------------------------------------------------------------- */
-
-static int parse_id(const char *what, const char *s, long long *id)
+int client_parse_id(const char *cmd, const char *s, long long *id)
 {
 	char *end;
 	errno = 0;
 	long long v = s ? strtoll(s, &end, 10) : 0;
 	if (!s || !*s || *end || errno || v < 1) {
-		fprintf(stderr, "ssld %s: expected a job id (a positive integer), got '%s'\n", what, s ? s : "");
+		fprintf(stderr, "ssld %s: expected a job id (a positive integer), got '%s'\n", cmd, s ? s : "");
 		return -1;
 	}
 	*id = v;
 	return 0;
 }
 
-static int cmd_watch(const Client *c, long long id, double interval);
-
-static int cmd_submit(const Client *c, const char *file, int watch, double interval)
+void client_print_json(const cJSON *j)
 {
-	FILE *f = strcmp(file, "-") == 0 ? stdin : fopen(file, "rb");
-	if (!f) {
-		fprintf(stderr, "ssld submit: %s: %s\n", file, strerror(errno));
-		return 1;
-	}
-	size_t cap = 65536, n = 0;
-	char *buf = malloc(cap);
-	while (buf) {
-		if (n == cap) {
-			if (cap >= MAX_JOB_FILE) {
-				fprintf(stderr, "ssld submit: %s is larger than %u MiB; is it a job spec?\n", file, MAX_JOB_FILE >> 20);
-				free(buf);
-				buf = NULL;
-				break;
-			}
-			char *p = realloc(buf, cap * 2);
-			if (!p) {
-				free(buf);
-				buf = NULL;
-				break;
-			}
-			buf = p;
-			cap *= 2;
-		}
-		size_t r = fread(buf + n, 1, cap - n, f);
-		n += r;
-		if (r == 0) break;
-	}
-	int bad = f != stdin && ferror(f);
-	if (f != stdin) fclose(f);
-	if (!buf || bad) {
-		if (bad) fprintf(stderr, "ssld submit: reading %s failed\n", file);
-		free(buf);
-		return 1;
-	}
-	Resp r;
-	char err[768];
-	int rc = http(c, "POST", "/v1/jobs", buf, n, &r, err, sizeof err);
-	free(buf);
-	if (rc < 0) {
-		fprintf(stderr, "ssld submit: %s\n", err);
-		return 1;
-	}
-	if (r.status != 201) {
-		server_error("submit", &r);
-		free(r.body);
-		return 1;
-	}
-	cJSON *j = cJSON_Parse(r.body);
-	free(r.body);
-	long long id = (long long)num_or(j, "id", 0);
-	cJSON_Delete(j);
-	if (id <= 0) {
-		fprintf(stderr, "ssld submit: the server's answer has no job id\n");
-		return 1;
-	}
-	printf("%lld\n", id);
-	fflush(stdout);
-	fprintf(stderr, "queued as job %lld%s\n", id, watch ? "" : "; follow it with `ssld watch ID`, see `ssld results ID` when done");
-	return watch ? cmd_watch(c, id, interval) : 0;
-}
-
-static int cmd_ls(const Client *c, const char *state, const char *owner, int limit)
-{
-	char path[512];
-	int n = snprintf(path, sizeof path, "/v1/jobs?limit=%d", limit);
-	/* States and owners are plain tokens; anything a URL would need escaped is refused by the server anyway. */
-	if (state) n += snprintf(path + n, sizeof path - (size_t)n, "&state=%s", state);
-	if (owner) snprintf(path + n, sizeof path - (size_t)n, "&owner=%s", owner);
-	cJSON *j = get_json(c, "ls", path, NULL);
-	if (!j) return 1;
-	if (c->json) {
-		print_pretty(j);
-		cJSON_Delete(j);
-		return 0;
-	}
-	const cJSON *jobs = cJSON_GetObjectItemCaseSensitive(j, "jobs");
-	if (cJSON_GetArraySize(jobs) == 0) printf("no jobs\n");
-	else printf("%-6s %-10s %-20s %-12s %-24s %s\n", "ID", "STATE", "METHOD", "OWNER", "PROGRESS", "NAME");
-	const cJSON *job;
-	cJSON_ArrayForEach(job, jobs) {
-		char prog[64];
-		fmt_progress(job, prog, sizeof prog);
-		printf("%-6lld %-10s %-20s %-12s %-24s %s\n", (long long)num_or(job, "id", 0), str_or(job, "state", "?"),
-		       str_or(job, "method", "?"), str_or(job, "owner", "-"), prog, str_or(job, "name", ""));
-	}
-	cJSON_Delete(j);
-	return 0;
-}
-
-static void print_metrics_line(const cJSON *job)
-{
-	const cJSON *m = cJSON_GetObjectItemCaseSensitive(job, "metrics");
-	if (cJSON_GetArraySize(m) == 0) return;
-	printf("  %-11s", "metrics");
-	const cJSON *k;
-	int i = 0;
-	cJSON_ArrayForEach(k, m) {
-		const cJSON *v = cJSON_GetObjectItemCaseSensitive(k, "value");
-		if (i && i % 4 == 0) printf("\n  %-11s", "");
-		if (cJSON_IsNumber(v)) printf(" %s=%.5g", k->string, v->valuedouble);
-		else printf(" %s=null", k->string);
-		i++;
-	}
-	printf("\n");
-}
-
-static int cmd_show(const Client *c, long long id)
-{
-	char path[64];
-	snprintf(path, sizeof path, "/v1/jobs/%lld", id);
-	cJSON *j = get_json(c, "show", path, NULL);
-	if (!j) return 1;
-	if (c->json) {
-		print_pretty(j);
-		cJSON_Delete(j);
-		return 0;
-	}
-	char t1[32], t2[32], t3[32];
-	const cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "progress");
-	printf("job %lld  %s\n", id, str_or(j, "name", ""));
-	printf("  %-11s %s\n", "method", str_or(j, "method", "?"));
-	const cJSON *cr = cJSON_GetObjectItemCaseSensitive(j, "cancel_requested");
-	printf("  %-11s %s%s\n", "state", str_or(j, "state", "?"),
-	       cJSON_IsTrue(cr) && strcmp(str_or(j, "state", ""), "running") == 0 ? " (cancel requested)" : "");
-	printf("  %-11s %s\n", "owner", str_or(j, "owner", "-"));
-	printf("  %-11s %d\n", "priority", (int)num_or(j, "priority", 0));
-	fmt_time(str_or(j, "created_at", NULL), t1, sizeof t1);
-	fmt_time(str_or(j, "started_at", NULL), t2, sizeof t2);
-	fmt_time(str_or(j, "finished_at", NULL), t3, sizeof t3);
-	printf("  %-11s %s   started %s   finished %s (UTC)\n", "created", t1, t2, t3);
-	if (p) {
-		char prog[64], eta[32];
-		fmt_progress(j, prog, sizeof prog);
-		fmt_duration(num_or(p, "eta_s", -1), eta, sizeof eta);
-		printf("  %-11s step %lld/%lld  %s%s%s\n", "progress", (long long)num_or(p, "step", 0), (long long)num_or(p, "total", 0),
-		       prog, num_or(p, "eta_s", -1) >= 0 ? "  ETA " : "", num_or(p, "eta_s", -1) >= 0 ? eta : "");
-	}
-	double ck = num_or(j, "checkpoint_step", -1);
-	if (ck >= 0) printf("  %-11s step %lld (attempts: %d)\n", "checkpoint", (long long)ck, (int)num_or(j, "attempts", 0));
-	const char *waiting = str_or(j, "waiting", NULL);
-	if (waiting) printf("  %-11s %s\n", "waiting", waiting);
-	const char *error = str_or(j, "error", NULL);
-	if (error) printf("  %-11s %s\n", "error", error);
-	print_metrics_line(j);
-	if (cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(j, "results")))
-		printf("  %-11s `ssld results %lld`\n", "results", id);
-	cJSON_Delete(j);
-	return 0;
-}
-
-static int cmd_cancel(const Client *c, long long id)
-{
-	char path[64], err[768];
-	snprintf(path, sizeof path, "/v1/jobs/%lld/cancel", id);
-	Resp r;
-	if (http(c, "POST", path, NULL, 0, &r, err, sizeof err) < 0) {
-		fprintf(stderr, "ssld cancel: %s\n", err);
-		return 1;
-	}
-	int rc = 0;
-	if (r.status == 200) printf("job %lld cancelled\n", id);
-	else if (r.status == 202) printf("job %lld: cancel requested; it stops within one training step\n", id);
-	else rc = server_error("cancel", &r);
-	free(r.body);
-	return rc;
-}
-
-static void print_results(long long id, const cJSON *job)
-{
-	const cJSON *res = cJSON_GetObjectItemCaseSensitive(job, "results");
-	printf("job %lld  %s  (%s)\n", id, str_or(job, "name", ""), str_or(job, "method", "?"));
-	const cJSON *pre = cJSON_GetObjectItemCaseSensitive(res, "pretext");
-	if (cJSON_GetArraySize(pre) > 0) {
-		printf("pretext:");
-		const cJSON *k;
-		cJSON_ArrayForEach(k, pre) {
-			if (cJSON_IsNumber(k)) printf(" %s=%.6g", k->string, k->valuedouble);
-			else if (cJSON_IsString(k)) printf(" %s=%s", k->string, k->valuestring);
-		}
-		printf("\n");
-	}
-	const cJSON *ev = cJSON_GetObjectItemCaseSensitive(res, "evaluations");
-	if (cJSON_GetArraySize(ev) == 0) {
-		printf("no evaluations in the spec\n");
-		return;
-	}
-	printf("%-14s %9s %7s %14s  %s\n", "PROTOCOL", "FRACTION", "LABELS", "TEST_ACCURACY", "OTHER");
-	const cJSON *e;
-	cJSON_ArrayForEach(e, ev) {
-		double acc = num_or(e, "test_accuracy", NAN);
-		char accs[32];
-		if (isnan(acc)) snprintf(accs, sizeof accs, "-");
-		else snprintf(accs, sizeof accs, "%.4f", acc);
-		printf("%-14s %9.4g %7lld %14s ", str_or(e, "protocol", "?"), num_or(e, "label_fraction", NAN),
-		       (long long)num_or(e, "labels", 0), accs);
-		const cJSON *k;
-		cJSON_ArrayForEach(k, e) {
-			if (!cJSON_IsNumber(k) || strcmp(k->string, "label_fraction") == 0 || strcmp(k->string, "labels") == 0 ||
-			    strcmp(k->string, "test_accuracy") == 0)
-				continue;
-			printf(" %s=%.4g", k->string, k->valuedouble);
-		}
-		printf("\n");
-	}
-}
-
-static int cmd_results(const Client *c, long long id)
-{
-	char path[64];
-	snprintf(path, sizeof path, "/v1/jobs/%lld", id);
-	cJSON *j = get_json(c, "results", path, NULL);
-	if (!j) return 1;
-	const cJSON *res = cJSON_GetObjectItemCaseSensitive(j, "results");
-	int rc = 0;
-	if (!cJSON_IsObject(res)) {
-		const char *state = str_or(j, "state", "?");
-		const char *error = str_or(j, "error", NULL);
-		fprintf(stderr, "ssld results: job %lld is %s%s%s; results appear when it succeeds\n", id, state,
-		        error ? ": " : "", error ? error : "");
-		rc = 1;
-	} else if (c->json) {
-		print_pretty(res);
-	} else {
-		print_results(id, j);
-	}
-	cJSON_Delete(j);
-	return rc;
-}
-
-/* One status line: on a terminal a bar redrawn in place, else a plain line. */
-static void watch_line(long long id, const cJSON *j, int tty)
-{
-	const cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "progress");
-	const char *state = str_or(j, "state", "?"), *stage = p ? str_or(p, "stage", NULL) : NULL;
-	double fr = p ? num_or(p, "fraction", -1) : -1, eta = p ? num_or(p, "eta_s", -1) : -1;
-	long long step = p ? (long long)num_or(p, "step", 0) : 0, total = p ? (long long)num_or(p, "total", 0) : 0;
-	const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "metrics");
-	const cJSON *loss = m ? cJSON_GetObjectItemCaseSensitive(m, "loss") : NULL;
-	const cJSON *lv = loss ? cJSON_GetObjectItemCaseSensitive(loss, "value") : NULL;
-	char etas[32], losss[48] = "", bar[64] = "";
-	fmt_duration(eta, etas, sizeof etas);
-	if (cJSON_IsNumber(lv)) snprintf(losss, sizeof losss, "  loss %.4f", lv->valuedouble);
-	if (tty) {
-		enum { W = 30 };
-		int filled = fr >= 0 ? (int)(fr * W + 0.5) : 0;
-		if (filled > W) filled = W;
-		bar[0] = '[';
-		for (int i = 0; i < W; i++) bar[1 + i] = i < filled ? '#' : '-';
-		bar[W + 1] = ']';
-		bar[W + 2] = 0;
-		printf("\r\033[Kjob %lld %-9s %s %3.0f%%  step %lld/%lld%s%s%s  ETA %s", id, state, bar, fr >= 0 ? 100 * fr : 0.0,
-		       step, total, stage ? "  " : "", stage ? stage : "", losss, eta >= 0 ? etas : "--:--");
-	} else {
-		printf("job %lld %s", id, state);
-		const char *waiting = str_or(j, "waiting", NULL);
-		if (waiting) printf(" (waiting: %s)", waiting);
-		if (fr >= 0) printf(" %.0f%% step %lld/%lld", 100 * fr, step, total);
-		if (stage) printf(" %s", stage);
-		printf("%s", losss);
-		if (eta >= 0) printf(" eta %s", etas);
-		printf("\n");
-	}
-	fflush(stdout);
-}
-
-static int terminal_state(const char *s)
-{
-	return strcmp(s, "succeeded") == 0 || strcmp(s, "failed") == 0 || strcmp(s, "cancelled") == 0;
-}
-
-static int cmd_watch(const Client *c, long long id, double interval)
-{
-	int tty = isatty(STDOUT_FILENO);
-	char path[64];
-	snprintf(path, sizeof path, "/v1/jobs/%lld", id);
-	char last_phase[128] = "";   /* state and stage */
-	long long last_step = -1;
-	double last_print = 0;
-	int misses = 0;
-	for (;;) {
-		int status = 0;
-		cJSON *j = get_json(c, "watch", path, &status);
-		if (!j) {
-			/* A daemon restart (systemctl restart ssld) is not the end of the job: retry a while.
-			 * A refusal (401, 403, 404: no such job) will not change by waiting. */
-			if ((status >= 400 && status < 500) || ++misses > 30) return 1;
-			usleep((useconds_t)(interval * 1e6));
-			continue;
-		}
-		misses = 0;
-		const char *state = str_or(j, "state", "?");
-		const cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "progress");
-		char phase[128];
-		snprintf(phase, sizeof phase, "%s/%s", state, p ? str_or(p, "stage", "") : "");
-		long long step = p ? (long long)num_or(p, "step", 0) : 0;
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		double now = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-		int fin = terminal_state(state), new_phase = strcmp(phase, last_phase) != 0, moved = step != last_step;
-		/* A terminal redraws on every change; a log gets a line per state or stage, and at most one
-		 * every 5 s while the steps advance. */
-		if (fin || new_phase || (moved && (tty || now - last_print >= 5))) {
-			watch_line(id, j, tty);
-			last_print = now;
-		}
-		snprintf(last_phase, sizeof last_phase, "%s", phase);
-		last_step = step;
-		if (fin) {
-			if (tty) printf("\n");
-			const char *error = str_or(j, "error", NULL);
-			int ok = strcmp(state, "succeeded") == 0;
-			if (ok && cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(j, "results"))) print_results(id, j);
-			else if (!ok) fprintf(stderr, "job %lld %s%s%s\n", id, state, error ? ": " : "", error ? error : "");
-			cJSON_Delete(j);
-			return ok ? 0 : 1;
-		}
-		cJSON_Delete(j);
-		usleep((useconds_t)(interval * 1e6));
-	}
-}
-
-/* ---- entry ---------------------------------------------------------------------------------- */
-
-static const char *const commands[] = { "submit", "ls", "show", "watch", "cancel", "results", NULL };
-
-int cli_client_is_command(const char *cmd)
-{
-	for (const char *const *c = commands; *c; c++)
-		if (strcmp(cmd, *c) == 0) return 1;
-	return 0;
-}
-
-static void usage(FILE *f)
-{
-	fputs("usage: ssld submit JOB.json [--watch]    queue a job (JOB.json may be - for stdin); prints its id\n"
-	      "       ssld ls [--state S,..] [--owner NAME] [--limit N]\n"
-	      "       ssld show ID                      state, progress, latest metrics, error\n"
-	      "       ssld watch ID [--interval SECONDS] progress bar with ETA and loss; exit 0 if the job succeeded\n"
-	      "       ssld cancel ID\n"
-	      "       ssld results ID                   evaluation table of a finished job\n"
-	      "options: --server URL (default http://127.0.0.1:8080), --token TOKEN, --json (ls, show, results)\n"
-	      "The server and token may also come from SSLD_SERVER / SSLD_TOKEN or from 'server = URL' and\n"
-	      "'token = TOKEN' lines in ~/.config/ssld/client.conf ($XDG_CONFIG_HOME/ssld/client.conf).\n",
-	      f);
-}
-
-int cli_client_main(int argc, char **argv)
-{
-	const char *cmd = argv[0];
-	Client c;
-	memset(&c, 0, sizeof c);
-	snprintf(c.server, sizeof c.server, "http://127.0.0.1:8080");
-	if (load_client_conf(c.server, sizeof c.server, c.token, sizeof c.token) < 0) return 2;
-	const char *env = getenv("SSLD_SERVER");
-	if (env && *env) snprintf(c.server, sizeof c.server, "%s", env);
-	env = getenv("SSLD_TOKEN");
-	if (env && *env) snprintf(c.token, sizeof c.token, "%s", env);
-
-	const char *pos = NULL, *state = NULL, *owner = NULL;
-	int watch = 0, limit = 50;
-	double interval = 1.0;
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-			usage(stdout);
-			return 0;
-		}
-		if (strcmp(a, "--json") == 0) c.json = 1;
-		else if (strcmp(a, "--watch") == 0) watch = 1;
-		else if (strcmp(a, "--server") == 0 && val) snprintf(c.server, sizeof c.server, "%s", argv[++i]);
-		else if (strcmp(a, "--token") == 0 && val) snprintf(c.token, sizeof c.token, "%s", argv[++i]);
-		else if (strcmp(a, "--state") == 0 && val) state = argv[++i];
-		else if (strcmp(a, "--owner") == 0 && val) owner = argv[++i];
-		else if (strcmp(a, "--limit") == 0 && val) {
-			limit = atoi(argv[++i]);
-			if (limit < 1 || limit > 1000) {
-				fprintf(stderr, "ssld %s: --limit: expected 1..1000\n", cmd);
-				return 2;
-			}
-		} else if (strcmp(a, "--interval") == 0 && val) {
-			interval = strtod(argv[++i], NULL);
-			if (!(interval >= 0.05 && interval <= 3600)) {
-				fprintf(stderr, "ssld %s: --interval: expected seconds in 0.05..3600\n", cmd);
-				return 2;
-			}
-		} else if (a[0] == '-' && a[1]) {
-			fprintf(stderr, "ssld %s: unknown option '%s'%s\n", cmd, a, val ? "" : " (or a missing value)");
-			usage(stderr);
-			return 2;
-		} else if (!pos) pos = a;
-		else {
-			fprintf(stderr, "ssld %s: unexpected argument '%s'\n", cmd, a);
-			return 2;
-		}
-	}
-	char err[512];
-	if (parse_server(&c, err, sizeof err) < 0) {
-		fprintf(stderr, "ssld %s: %s\n", cmd, err);
-		return 2;
-	}
-	if (strcmp(cmd, "ls") == 0) {
-		if (pos) {
-			fprintf(stderr, "ssld ls: unexpected argument '%s'\n", pos);
-			return 2;
-		}
-		return cmd_ls(&c, state, owner, limit);
-	}
-	if (strcmp(cmd, "submit") == 0) {
-		if (!pos) {
-			fprintf(stderr, "ssld submit: needs a job file (JSON; - for stdin)\n");
-			return 2;
-		}
-		return cmd_submit(&c, pos, watch, interval);
-	}
-	long long id;
-	if (parse_id(cmd, pos, &id) < 0) return 2;
-	if (strcmp(cmd, "show") == 0) return cmd_show(&c, id);
-	if (strcmp(cmd, "watch") == 0) return cmd_watch(&c, id, interval);
-	if (strcmp(cmd, "cancel") == 0) return cmd_cancel(&c, id);
-	if (strcmp(cmd, "results") == 0) return cmd_results(&c, id);
-	usage(stderr);
-	return 2;
+	char *text = cJSON_Print(j);
+	if (text) printf("%s\n", text);
+	free(text);
 }

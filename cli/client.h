@@ -1,25 +1,58 @@
-/* cli_client.h - the command-line client in the `ssld` binary: talks HTTP/1.1 to a running daemon.
- *
- *   ssld submit job.json [--watch]     queue a job; prints its id
- *   ssld ls [--state S,..] [--owner O] [--limit N]
- *   ssld show ID                       state, progress, latest metrics, error
- *   ssld watch ID [--interval S]       a live progress bar (ETA, latest loss) on a terminal, plain
- *                                      lines otherwise; exits 0 if the job succeeded
- *   ssld cancel ID
- *   ssld results ID                    the evaluation table of a finished job
- * `--json` prints the server's JSON instead of a table (ls, show, results).
+/* client.h - what the commands that talk to a running daemon share (submit, ls, show, watch,
+ * cancel, results): where the server and the token come from, one HTTP/1.1 request, the server's
+ * error shown as it is.
  *
  * The server and token come from --server URL / --token TOKEN, else SSLD_SERVER / SSLD_TOKEN,
  * else "server = ..." / "token = ..." lines in $XDG_CONFIG_HOME/ssld/client.conf (default
  * ~/.config/ssld/client.conf), else http://127.0.0.1:8080 and no token.
+ *
+ *   CliOpt opts[] = { { "--json", NULL }, CLIENT_OPTS };
+ *   ... cli_args_parse(...) ...
+ *   Client c;
+ *   if (client_init(&c, "show", &opts[1]) != 0) return 2;
+ *   cJSON *job = client_get_json(&c, "show", "/v1/jobs/3", NULL);
  */
-#ifndef SSLD_WORKERS_CLI_CLIENT_H
-#define SSLD_WORKERS_CLI_CLIENT_H
+#ifndef SSLD_CLI_CLIENT_H
+#define SSLD_CLI_CLIENT_H
 
-/* Whether argv[1] of `ssld` names a client command. */
-int cli_client_is_command(const char *cmd);
-/* argv[0] is the command ("submit", "ls", ...). Returns the exit status: 0 ok, 1 failure (or, for
- * watch, a job that did not succeed), 2 usage. */
-int cli_client_main(int argc, char **argv);
+#include <cjson/cJSON.h>
+#include <stddef.h>
+
+#include "args.h"
+
+/* The two options every client command takes, in this order, last in its option array. */
+#define CLIENT_OPTS { "--server", "URL", NULL, 0 }, { "--token", "TOKEN", NULL, 0 }
+
+typedef struct Client {
+	char server[512];   /* as given, for messages */
+	char host[256], port[16];
+	char token[512];
+} Client;
+
+typedef struct ClientResp {
+	int status;
+	char *body;         /* NUL-terminated; the caller frees */
+	size_t len;
+} ClientResp;
+
+/* Resolves the server and token; flags are the two CLIENT_OPTS entries. 0, or 2 after printing
+ * what is wrong (a bad client.conf, a server that is not http://HOST:PORT). */
+int client_init(Client *c, const char *cmd, const CliOpt flags[2]);
+/* One request (body may be NULL). 0 with *out filled (any HTTP status), or -1 with err (no answer). */
+int client_http(const Client *c, const char *method, const char *path, const char *body, size_t blen,
+                ClientResp *out, char *err, size_t errlen);
+/* Prints the server's error ("ssld cancel: HTTP 403 forbidden: job 3 belongs to 'bob'", every
+ * error of a refused spec, a hint for 401) and returns 1. */
+int client_server_error(const char *cmd, const ClientResp *r);
+/* GET path -> parsed JSON (the caller deletes), or NULL after printing why; *status (if given)
+ * is the HTTP status, 0 when there was no answer. */
+cJSON *client_get_json(const Client *c, const char *cmd, const char *path, int *status);
+/* A job id argument: 0, or -1 after printing what was expected. */
+int client_parse_id(const char *cmd, const char *s, long long *id);
+/* Pretty-printed JSON on stdout (--json). */
+void client_print_json(const cJSON *j);
+
+/* watch.c: follows job id until it ends; 0 if it succeeded (submit --watch uses it too). */
+int client_watch(const Client *c, long long id, double interval);
 
 #endif

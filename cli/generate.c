@@ -1,4 +1,4 @@
-/* cli_generate.c - `ssld generate`: the command-line twin of POST /v1/jobs/{id}/generate.
+/* generate.c - `ssld generate`: the command-line twin of POST /v1/jobs/{id}/generate.
  *
  *   ssld generate runs/autoregressive-lm-fortunes --prompt "A fortune" --max-tokens 300 \
  *                 --temperature 0.8 --top-k 40
@@ -9,10 +9,7 @@
  * --json prints runner_generate's JSON object instead. It does not train, resume or modify the
  * job: generation only reads the checkpoint (image samples are written as a PNG into the dir).
  */
-#include "generate.h"
-
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,123 +17,57 @@
 #include "../workers/jobspec.h"
 #include "../workers/job_files.h"
 #include "../workers/runner.h"
-
-#define SPEC_MAX (16u << 20)
-
-static int usage(void)
-{
-	fprintf(stderr,
-	        "usage: ssld generate JOBDIR [--spec JOB.json] [options]\n"
-	        "       ssld generate --spec JOB.json [options]      (JOBDIR = runs/<job name>)\n"
-	        "  Continues --prompt with a trained language model (autoregressive_lm), or draws\n"
-	        "  samples from a generative image method, using JOBDIR/checkpoint.safetensors.\n"
-	        "options:\n"
-	        "  --prompt TEXT        text to continue (default empty)\n"
-	        "  --max-tokens N       bytes to generate (default 200)\n"
-	        "  --temperature T      softmax temperature, 0 = greedy (default 1.0)\n"
-	        "  --top-k K            sample among the K most likely bytes, 0 = all (default 0)\n"
-	        "  --top-p P            nucleus sampling, 1 = off (default 1.0)\n"
-	        "  --n N                image methods: how many samples (default 64)\n"
-	        "  --seed S             sampling seed (default 0)\n"
-	        "  --json               print the JSON object the HTTP API returns\n");
-	return 2;
-}
-
-static char *read_text(const char *path, char *err, size_t errlen)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return NULL;
-	}
-	char *buf = malloc(SPEC_MAX + 1);
-	size_t n = buf ? fread(buf, 1, SPEC_MAX + 1, f) : 0;
-	int bad = ferror(f);
-	fclose(f);
-	if (!buf || bad || n > SPEC_MAX) {
-		snprintf(err, errlen, "%s: %s", path, !buf ? "out of memory" : bad ? "read error"
-		         : "larger than 16 MiB, not a job spec");
-		free(buf);
-		return NULL;
-	}
-	buf[n] = 0;
-	return buf;
-}
-
-/* Parses a number option; returns 0 or prints what was wrong and returns -1. */
-static int num_arg(const char *opt, const char *s, double lo, double hi, double *out)
-{
-	char *end;
-	errno = 0;
-	double v = strtod(s, &end);
-	if (errno || end == s || *end || !(v >= lo && v <= hi)) {
-		fprintf(stderr, "ssld generate: %s: \"%s\" is not a number in [%g, %g]\n", opt, s, lo, hi);
-		return -1;
-	}
-	*out = v;
-	return 0;
-}
+#include "args.h"
+#include "commands.h"
 
 int cli_generate_main(int argc, char **argv)
 {
-	const char *dir = NULL, *spec_path = NULL;
-	GenerateRequest req = { .prompt = "", .max_tokens = 200, .temperature = 1.0f, .top_k = 0,
-	                        .top_p = 1.0f, .n = 64, .seed = 0 };
-	int json = 0;
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		double v;
-		int has = i + 1 < argc;
-		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)
-			return usage();
-		if (strcmp(a, "--json") == 0) {
-			json = 1;
-		} else if (strcmp(a, "--spec") == 0 && has) {
-			spec_path = argv[++i];
-		} else if (strcmp(a, "--prompt") == 0 && has) {
-			req.prompt = argv[++i];
-		} else if (strcmp(a, "--max-tokens") == 0 && has) {
-			if (num_arg(a, argv[++i], 1, 100000, &v) < 0)
-				return 2;
-			req.max_tokens = (int)v;
-		} else if (strcmp(a, "--temperature") == 0 && has) {
-			if (num_arg(a, argv[++i], 0, 100, &v) < 0)
-				return 2;
-			req.temperature = (float)v;
-		} else if (strcmp(a, "--top-k") == 0 && has) {
-			if (num_arg(a, argv[++i], 0, 100000, &v) < 0)
-				return 2;
-			req.top_k = (int)v;
-		} else if (strcmp(a, "--top-p") == 0 && has) {
-			if (num_arg(a, argv[++i], 0, 1, &v) < 0 || v == 0) {
-				fprintf(stderr, "ssld generate: --top-p must be in (0, 1]\n");
-				return 2;
-			}
-			req.top_p = (float)v;
-		} else if (strcmp(a, "--n") == 0 && has) {
-			if (num_arg(a, argv[++i], 1, 1024, &v) < 0)
-				return 2;
-			req.n = (int)v;
-		} else if (strcmp(a, "--seed") == 0 && has) {
-			if (num_arg(a, argv[++i], 0, 9007199254740992.0, &v) < 0)
-				return 2;
-			req.seed = (uint64_t)v;
-		} else if (a[0] == '-' || dir) {
-			fprintf(stderr, "ssld generate: unexpected argument \"%s\"\n", a);
-			return usage();
-		} else {
-			dir = a;
-		}
+	enum { O_SPEC, O_PROMPT, O_MAX_TOKENS, O_TEMPERATURE, O_TOP_K, O_TOP_P, O_N, O_SEED, O_JSON, O_COUNT };
+	CliOpt opts[O_COUNT] = { { "--spec", "JOB.json", NULL, 0 }, { "--prompt", "TEXT", NULL, 0 },
+	                        { "--max-tokens", "N", NULL, 0 }, { "--temperature", "T", NULL, 0 },
+	                        { "--top-k", "K", NULL, 0 }, { "--top-p", "P", NULL, 0 }, { "--n", "N", NULL, 0 },
+	                        { "--seed", "S", NULL, 0 }, { "--json", NULL, NULL, 0 } };
+	const char *pos[1];
+	int npos, prc = cli_args_parse(argv[0], argc, argv, opts, O_COUNT, pos, 1, &npos);
+	if (prc != CLI_ARGS_OK)
+		return prc == CLI_ARGS_HELP ? 0 : 2;
+	const char *dir = npos ? pos[0] : NULL, *spec_path = opts[O_SPEC].value;
+	int json = opts[O_JSON].given > 0;
+	/* The numeric options with their ranges and defaults, in the order of the enum above. */
+	struct { double lo, hi, v; } num[] = {
+		[O_MAX_TOKENS] = { 1, 100000, 200 }, [O_TEMPERATURE] = { 0, 100, 1.0 }, [O_TOP_K] = { 0, 100000, 0 },
+		[O_TOP_P] = { 0, 1, 1.0 }, [O_N] = { 1, 1024, 64 }, [O_SEED] = { 0, 9007199254740992.0, 0 },
+	};
+	for (int i = O_MAX_TOKENS; i <= O_SEED; i++) {
+		const CliOpt *o = &opts[i];
+		if (o->value && cli_number("generate", o->name, o->value, num[i].lo, num[i].hi, &num[i].v) < 0)
+			return 2;
 	}
-	if (!dir && !spec_path)
-		return usage();
+	if (num[O_TOP_P].v == 0) {
+		fprintf(stderr, "ssld generate: --top-p must be in (0, 1]\n");
+		return 2;
+	}
+	GenerateRequest req = {
+		.prompt = opts[O_PROMPT].value ? opts[O_PROMPT].value : "",
+		.max_tokens = (int)num[O_MAX_TOKENS].v,
+		.temperature = (float)num[O_TEMPERATURE].v,
+		.top_k = (int)num[O_TOP_K].v,
+		.top_p = (float)num[O_TOP_P].v,
+		.n = (int)num[O_N].v,
+		.seed = (uint64_t)num[O_SEED].v,
+	};
+	if (!dir && !spec_path) {
+		fprintf(stderr, "ssld generate: needs a job directory or --spec JOB.json\n");
+		cli_command_usage("generate", stderr);
+		return 2;
+	}
 
 	char err[8192], path[4096], dirbuf[4096];
 	if (!spec_path) {
 		snprintf(path, sizeof path, "%s/" JOB_FILE_SPEC, dir);
 		spec_path = path;
 	}
-	char *spec = read_text(spec_path, err, sizeof err);
+	char *spec = cli_read_file(spec_path, NULL, err, sizeof err);
 	if (!spec) {
 		fprintf(stderr, "ssld generate: %s%s\n", err,
 		        spec_path == path ? " (give the job's spec with --spec JOB.json)" : "");
@@ -145,8 +76,8 @@ int cli_generate_main(int argc, char **argv)
 	if (!dir) {
 		JobSpec *js;
 		SpecError se;
-		JobSpecOptions opts = { .check_files = 1 };
-		if (jobspec_parse(spec, strlen(spec), &opts, &js, &se) < 0) {
+		JobSpecOptions jo = { .check_files = 1 };
+		if (jobspec_parse(spec, strlen(spec), &jo, &js, &se) < 0) {
 			fprintf(stderr, "ssld generate: %s: %s\n", spec_path, se.message);
 			free(spec);
 			return 2;
