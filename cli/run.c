@@ -1,4 +1,4 @@
-/* cli_run.c - `ssld run job.json [--out DIR]`: validates the spec, runs it in the foreground with
+/* run.c - `ssld run job.json [--out DIR]`: validates the spec, runs it in the foreground with
  * a progress bar (a terminal) or plain log lines (anything else), writes DIR/results.json, the
  * checkpoint and artifacts, and prints the results table. Ctrl-C checkpoints and stops; running
  * the same command again resumes. It shares the runner with the daemon's workers.
