@@ -21,6 +21,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "../daemon/config.h"
+
 #ifndef SSLD_VERSION
 #define SSLD_VERSION "unknown"
 #endif
@@ -28,14 +30,6 @@
 #define MAX_RESPONSE (256u << 20)   /* a metrics answer can be large; anything past this is an error */
 
 /* ---- configuration -------------------------------------------------------------------------- */
-
-static char *trim(char *s)
-{
-	while (*s == ' ' || *s == '\t') s++;
-	size_t n = strlen(s);
-	while (n && strchr(" \t\r\n", s[n - 1])) s[--n] = 0;
-	return s;
-}
 
 /* "server = URL" and "token = TOKEN" from the client config file, if it exists. */
 static int load_client_conf(char *server, size_t scap, char *token, size_t tcap)
@@ -51,20 +45,13 @@ static int load_client_conf(char *server, size_t scap, char *token, size_t tcap)
 	int lineno = 0, rc = 0;
 	while (fgets(line, sizeof line, f)) {
 		lineno++;
-		char *s = trim(line);
-		if (!*s || *s == '#') continue;
-		char *eq = strchr(s, '=');
-		if (!eq) {
+		char *k, *v;
+		int kind = config_split_line(line, &k, &v);
+		if (kind == 0) continue;
+		if (kind < 0) {
 			fprintf(stderr, "ssld: %s:%d: expected 'key = value'\n", path, lineno);
 			rc = -1;
 			break;
-		}
-		*eq = 0;
-		char *k = trim(s), *v = trim(eq + 1);
-		size_t vn = strlen(v);
-		if (vn >= 2 && v[0] == '"' && v[vn - 1] == '"') {
-			v[vn - 1] = 0;
-			v++;
 		}
 		if (strcmp(k, "server") == 0) snprintf(server, scap, "%s", v);
 		else if (strcmp(k, "token") == 0) snprintf(token, tcap, "%s", v);
@@ -368,6 +355,25 @@ int client_parse_id(const char *cmd, const char *s, long long *id)
 	}
 	*id = v;
 	return 0;
+}
+
+cJSON *client_fetch_job(int argc, char **argv, long long *id, int *json, int *status)
+{
+	const char *cmd = argv[0];
+	enum { O_JSON, O_CLIENT };
+	CliOpt opts[] = { { "--json", NULL, NULL, 0 }, CLIENT_OPTS };
+	const char *pos[1];
+	int npos, rc = cli_args_parse(cmd, argc, argv, opts, 3, pos, 1, &npos);
+	*status = rc == CLI_ARGS_HELP ? 0 : 2;
+	if (rc != CLI_ARGS_OK || client_parse_id(cmd, npos ? pos[0] : NULL, id) < 0) return NULL;
+	Client c;
+	if (client_init(&c, cmd, &opts[O_CLIENT]) != 0) return NULL;
+	*json = opts[O_JSON].given > 0;
+	char path[64];
+	snprintf(path, sizeof path, "/v1/jobs/%lld", *id);
+	cJSON *j = client_get_json(&c, cmd, path, NULL);
+	*status = j ? 0 : 1;
+	return j;
 }
 
 void client_print_json(const cJSON *j)

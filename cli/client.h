@@ -49,6 +49,10 @@ int client_server_error(const char *cmd, const ClientResp *r);
 cJSON *client_get_json(const Client *c, const char *cmd, const char *path, int *status);
 /* A job id argument: 0, or -1 after printing what was expected. */
 int client_parse_id(const char *cmd, const char *s, long long *id);
+/* The start of a command that reads one job, `ssld CMD ID [--json]` (argv[0] is CMD): parses the
+ * arguments and GETs /v1/jobs/ID. The job's JSON (the caller deletes), or NULL with *status the
+ * exit status (0 after --help, 1 no answer or a refusal, 2 usage). */
+cJSON *client_fetch_job(int argc, char **argv, long long *id, int *json, int *status);
 /* Pretty-printed JSON on stdout (--json). */
 void client_print_json(const cJSON *j);
 

@@ -38,20 +38,11 @@ static void print_metrics_line(const cJSON *job)
 
 int cli_show_main(int argc, char **argv)
 {
-	enum { O_JSON, O_CLIENT };
-	CliOpt opts[] = { { "--json", NULL, NULL, 0 }, CLIENT_OPTS };
-	const char *pos[1];
 	long long id;
-	int npos, rc = cli_args_parse(argv[0], argc, argv, opts, 3, pos, 1, &npos);
-	if (rc != CLI_ARGS_OK) return rc == CLI_ARGS_HELP ? 0 : 2;
-	if (client_parse_id("show", npos ? pos[0] : NULL, &id) < 0) return 2;
-	Client c;
-	if (client_init(&c, "show", &opts[O_CLIENT]) != 0) return 2;
-	char path[64];
-	snprintf(path, sizeof path, "/v1/jobs/%lld", id);
-	cJSON *j = client_get_json(&c, "show", path, NULL);
-	if (!j) return 1;
-	if (opts[O_JSON].given) {
+	int json, status;
+	cJSON *j = client_fetch_job(argc, argv, &id, &json, &status);
+	if (!j) return status;
+	if (json) {
 		client_print_json(j);
 		cJSON_Delete(j);
 		return 0;

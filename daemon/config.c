@@ -293,6 +293,24 @@ static char *trim(char *s)
 	return s;
 }
 
+int config_split_line(char *line, char **key, char **value)
+{
+	char *s = trim(line);
+	if (!*s || *s == '#' || *s == ';') return 0;
+	char *eq = strchr(s, '=');
+	if (!eq) return -1;
+	*eq = 0;
+	char *v = trim(eq + 1);
+	size_t vn = strlen(v);
+	if (vn >= 2 && v[0] == '"' && v[vn - 1] == '"') {
+		v[vn - 1] = 0;
+		v++;
+	}
+	*key = trim(s);
+	*value = v;
+	return 1;
+}
+
 int config_load_file(SsldConfig *c, const char *path, char *err, size_t errlen)
 {
 	FILE *f = fopen(path, "r");
@@ -304,20 +322,13 @@ int config_load_file(SsldConfig *c, const char *path, char *err, size_t errlen)
 	int lineno = 0, rc = 0;
 	while (fgets(line, sizeof line, f)) {
 		lineno++;
-		char *s = trim(line);
-		if (!*s || *s == '#' || *s == ';') continue;
-		char *eq = strchr(s, '=');
-		if (!eq) {
+		char *k, *v;
+		int kind = config_split_line(line, &k, &v);
+		if (kind == 0) continue;
+		if (kind < 0) {
 			snprintf(err, errlen, "config %s:%d: expected 'key = value'", path, lineno);
 			rc = -1;
 			break;
-		}
-		*eq = 0;
-		char *k = trim(s), *v = trim(eq + 1);
-		size_t vn = strlen(v);
-		if (vn >= 2 && v[0] == '"' && v[vn - 1] == '"') {
-			v[vn - 1] = 0;
-			v++;
 		}
 		if (config_set(c, k, v, e, sizeof e) < 0) {
 			snprintf(err, errlen, "config %s:%d: %s", path, lineno, e);
