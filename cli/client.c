@@ -5,7 +5,7 @@
  * loopback or a trusted network, so no TLS, no keep-alive, no libcurl. Answers are parsed with
  * cJSON by the commands. Deliberately not here: anything the server decides (validation, auth,
  * limits) - the client shows the server's error message as is - and the commands themselves
- * (submit.c, ls.c, show.c, watch.c, cancel.c, results.c).
+ * (submit.c, ls.c, show.c, watch.c, logs.c, cancel.c, results.c).
  */
 #include "client.h"
 

@@ -1,5 +1,5 @@
 /* client.h - what the commands that talk to a running daemon share (submit, ls, show, watch,
- * cancel, results): where the server and the token come from, one HTTP/1.1 request, the server's
+ * logs, cancel, results): where the server and the token come from, one HTTP/1.1 request, the server's
  * error shown as it is.
  *
  * The server and token come from --server URL / --token TOKEN, else SSLD_SERVER / SSLD_TOKEN,

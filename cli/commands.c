@@ -91,6 +91,13 @@ const CliCommand cli_commands[] = {
 	  "  --interval S      seconds between polls (0.05..3600, default 1)\n"
 	  CLIENT_OPTIONS,
 	  cli_watch_main },
+	{ "logs", "a job's event log; --follow until it ends",
+	  "usage: ssld logs ID [--follow [--interval SECONDS]]\n"
+	  "  The job's events (start, data and model, checkpoints, evaluations, outcome), oldest first.\n"
+	  "  --follow          keep printing new events until the job has ended\n"
+	  "  --interval S      seconds between polls while following (0.05..3600, default 1)\n"
+	  CLIENT_OPTIONS,
+	  cli_logs_main },
 	{ "cancel", "cancel a queued or running job",
 	  "usage: ssld cancel ID\n"
 	  "  A queued job is cancelled at once; a running one stops within a training step.\n"

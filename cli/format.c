@@ -89,3 +89,13 @@ void cli_fmt_progress(const cJSON *job, char *out, size_t cap)
 	if (fr >= 0) snprintf(out, cap, "%3.0f%%%s%s", 100 * fr, stage ? " " : "", stage ? stage : "");
 	else snprintf(out, cap, "-");
 }
+
+void cli_fmt_time(const char *iso, char *out, size_t cap)
+{
+	if (!iso) {
+		snprintf(out, cap, "-");
+		return;
+	}
+	snprintf(out, cap, "%.19s", iso);
+	if (strlen(out) > 10 && out[10] == 'T') out[10] = ' ';
+}

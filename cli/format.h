@@ -14,6 +14,8 @@
 
 /* 75 -> "1:15", 4000 -> "1:06:40"; negative or absurd -> "--:--". */
 void cli_fmt_duration(double seconds, char *out, size_t cap);
+/* "2025-01-31T12:00:00.123Z" -> "2025-01-31 12:00:00" (UTC, as the server sends it); NULL -> "-". */
+void cli_fmt_time(const char *iso, char *out, size_t cap);
 /* "[#####-----]" of width cells for a fraction in [0, 1] (clamped; negative: empty). out holds
  * width + 3 bytes. */
 void cli_fmt_bar(double fraction, int width, char *out, size_t cap);

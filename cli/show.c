@@ -8,17 +8,6 @@
 #include "commands.h"
 #include "format.h"
 
-/* "2025-01-31T12:00:00.123Z" -> "2025-01-31 12:00:00" (UTC, as the server sends it). */
-static void fmt_time(const char *iso, char *out, size_t cap)
-{
-	if (!iso) {
-		snprintf(out, cap, "-");
-		return;
-	}
-	snprintf(out, cap, "%.19s", iso);
-	if (strlen(out) > 10 && out[10] == 'T') out[10] = ' ';
-}
-
 static void print_metrics_line(const cJSON *job)
 {
 	const cJSON *m = cJSON_GetObjectItemCaseSensitive(job, "metrics");
@@ -56,9 +45,9 @@ int cli_show_main(int argc, char **argv)
 	       cJSON_IsTrue(cr) && strcmp(cli_json_str(j, "state", ""), "running") == 0 ? " (cancel requested)" : "");
 	printf("  %-11s %s\n", "owner", cli_json_str(j, "owner", "-"));
 	printf("  %-11s %d\n", "priority", (int)cli_json_num(j, "priority", 0));
-	fmt_time(cli_json_str(j, "created_at", NULL), t1, sizeof t1);
-	fmt_time(cli_json_str(j, "started_at", NULL), t2, sizeof t2);
-	fmt_time(cli_json_str(j, "finished_at", NULL), t3, sizeof t3);
+	cli_fmt_time(cli_json_str(j, "created_at", NULL), t1, sizeof t1);
+	cli_fmt_time(cli_json_str(j, "started_at", NULL), t2, sizeof t2);
+	cli_fmt_time(cli_json_str(j, "finished_at", NULL), t3, sizeof t3);
 	printf("  %-11s %s   started %s   finished %s (UTC)\n", "created", t1, t2, t3);
 	if (p) {
 		char prog[64], eta[32];
