@@ -1,11 +1,41 @@
 /* ls.c - `ssld ls`: the server's jobs as a table (or its JSON), newest first. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "../storage/store.h"
 #include "args.h"
 #include "client.h"
 #include "commands.h"
 #include "format.h"
+#include "suggest.h"
+
+/* Every name of a comma-separated --state list is a job state: 0, or -1 after naming the first
+ * that is not (with the nearest state). The server checks it too; here the mistake gets a hint. */
+static int check_states(const char *list)
+{
+	const char *names[JOB_STATE_COUNT];
+	for (int i = 0; i < JOB_STATE_COUNT; i++) names[i] = job_state_name((JobState)i);
+	for (const char *p = list; *p;) {
+		size_t n = strcspn(p, ",");
+		char word[32];
+		snprintf(word, sizeof word, "%.*s", (int)(n < sizeof word ? n : sizeof word - 1), p);
+		int known = 0;
+		for (int i = 0; i < JOB_STATE_COUNT; i++) known |= strcmp(word, names[i]) == 0;
+		if (!known) {
+			const char *near = cli_suggest(word, names, sizeof names[0], JOB_STATE_COUNT);
+			fprintf(stderr, "ssld ls: --state: unknown state '%s'", word);
+			if (near) fprintf(stderr, "; did you mean '%s'?", near);
+			fprintf(stderr, " (states:");
+			for (int i = 0; i < JOB_STATE_COUNT; i++) fprintf(stderr, "%s %s", i ? "," : "", names[i]);
+			fprintf(stderr, ")\n");
+			return -1;
+		}
+		p += n;
+		if (*p == ',') p++;
+	}
+	return 0;
+}
 
 int cli_ls_main(int argc, char **argv)
 {
@@ -17,6 +47,7 @@ int cli_ls_main(int argc, char **argv)
 	if (rc != CLI_ARGS_OK) return rc == CLI_ARGS_HELP ? 0 : 2;
 	double limit = 50;
 	if (opts[O_LIMIT].value && cli_number("ls", "--limit", opts[O_LIMIT].value, 1, 1000, &limit) < 0) return 2;
+	if (opts[O_STATE].value && check_states(opts[O_STATE].value) < 0) return 2;
 	Client c;
 	if (client_init(&c, "ls", &opts[O_CLIENT]) != 0) return 2;
 	char path[512];

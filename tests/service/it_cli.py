@@ -7,7 +7,7 @@
 - a mistyped command (`ssld sumbit`) exits 2 and suggests `submit`; a word far from every
   command gets no suggestion; an unknown option of a command that parses its options
   (`ssld ls --lmit 3`, `ssld run --qiet`) exits 2 and suggests the right one; a mistyped `token`
-  subcommand and serve setting get one too; serve's old bare form (`ssld --listen ...`) exits 2
+  subcommand, job state (`ssld ls --state runing`) and serve setting get one too; serve's old bare form (`ssld --listen ...`) exits 2
   and points at `ssld serve`;
 - `ssld serve` still starts (the shared daemon harness) and serves /v1/health.
 """
@@ -83,7 +83,8 @@ def check_commands(exe):
     for args, wrong, right in ((["ls", "--lmit", "3"], "--lmit", "--limit"),
                                (["run", "--qiet", "job.json"], "--qiet", "--quiet"),
                                (["watch", "1", "--intervall", "2"], "--intervall", "--interval"),
-                               (["token", "craete", "alice"], "craete", "create")):
+                               (["token", "craete", "alice"], "craete", "create"),
+                               (["ls", "--state", "queued,runing"], "runing", "running")):
         p = ssld(exe, *args)
         check(p.returncode == 2 and "'%s'" % wrong in p.stderr and "did you mean '%s'" % right in p.stderr,
               "ssld %s: exit %d, %r" % (" ".join(args), p.returncode, p.stderr))
