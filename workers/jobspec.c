@@ -550,6 +550,8 @@ static int check_value(Parser *p, const char *field, const ParamDef *d, const cJ
 		*num = x;
 		return 0;
 	}
+	case PARAM_INT_LIST:   /* a list key: the table walk reads it (get_int_array) */
+		break;
 	}
 	return fail(p, 500, "internal", field, "unknown parameter type");
 }

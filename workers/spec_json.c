@@ -546,6 +546,12 @@ static void param_json(cJSON *o, const ParamDef *d, const void *base)
 		cJSON_AddNumberToObject(o, d->name, d->size == sizeof(float) ? spec_f2d((float)x) : x);
 		break;
 	case PARAM_INTEGER: cJSON_AddNumberToObject(o, d->name, x); break;
+	case PARAM_INT_LIST: {
+		const int *v = NULL;
+		int n = param_load_list(d, base, &v);
+		cJSON_AddItemToObject(o, d->name, n >= 0 ? cJSON_CreateIntArray(v, n) : cJSON_CreateArray());
+		break;
+	}
 	}
 }
 
