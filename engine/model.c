@@ -133,8 +133,9 @@ void encoder_config_default(EncoderConfig *c, EncoderKind kind)
 		if (d && d->fill_defaults)
 			d->fill_defaults(c);
 	}
+	for (int k = 0; k < encoder_common_key_count; k++)
+		param_store_default(&encoder_common_keys[k], c);
 	c->kind = kind;
-	c->dropout = 0.0f;
 }
 
 static int append(char *buf, size_t len, size_t *o, const char *fmt, ...)
@@ -221,15 +222,11 @@ int encoder_check_blocks(const EncoderConfig *c, char *err, size_t errlen)
 	return 0;
 }
 
-int encoder_config_check(const EncoderConfig *c, int in_c, int in_h, int in_w, char *err,
-                         size_t errlen)
+int encoder_config_check_keys(const EncoderConfig *c, char *err, size_t errlen)
 {
 	const EncoderDesc *d = encoder_desc(c->kind);
 	if (!d)
 		return encoder_fail(err, errlen, "model.kind: unknown encoder kind %d", (int)c->kind);
-	if (in_c <= 0 || in_h <= 0 || in_w <= 0)
-		return encoder_fail(err, errlen, "model: input sample shape (%d,%d,%d) is not positive",
-		                    in_c, in_h, in_w);
 	if (c->batchnorm != 0 && c->batchnorm != 1)
 		return encoder_fail(err, errlen, "model.batchnorm: %d must be 0 or 1", c->batchnorm);
 	int rc = encoder_check_range(c->out_dim, 0, 65536, "out_dim", err, errlen);
@@ -237,7 +234,22 @@ int encoder_config_check(const EncoderConfig *c, int in_c, int in_h, int in_w, c
 		return rc;
 	if (!(c->dropout >= 0.0f && c->dropout < 1.0f))
 		return encoder_fail(err, errlen, "model.dropout: %g must be in [0, 1)", (double)c->dropout);
-	return d->check ? d->check(c, in_c, in_h, in_w, err, errlen) : 0;
+	return d->check ? d->check(c, err, errlen) : 0;
+}
+
+int encoder_config_check(const EncoderConfig *c, int in_c, int in_h, int in_w, char *err,
+                         size_t errlen)
+{
+	if (!encoder_desc(c->kind))
+		return encoder_fail(err, errlen, "model.kind: unknown encoder kind %d", (int)c->kind);
+	if (in_c <= 0 || in_h <= 0 || in_w <= 0)
+		return encoder_fail(err, errlen, "model: input sample shape (%d,%d,%d) is not positive",
+		                    in_c, in_h, in_w);
+	int rc = encoder_config_check_keys(c, err, errlen);
+	if (rc < 0)
+		return rc;
+	const EncoderDesc *d = encoder_desc(c->kind);
+	return d->check_input ? d->check_input(c, in_c, in_h, in_w, err, errlen) : 0;
 }
 
 void encoder_estimate_blocks(const EncoderConfig *c, int64_t T, int64_t *params, int64_t *acts)

@@ -80,6 +80,8 @@ void encoder_free(Encoder *e);
  * ("model.pool_grid: 4 does not split the last 7x7 feature map ..."). */
 int encoder_config_check(const EncoderConfig *c, int in_c, int in_h, int in_w, char *err,
                          size_t errlen);
+/* The part of those rules that does not depend on the input: ranges and rules across keys. */
+int encoder_config_check_keys(const EncoderConfig *c, char *err, size_t errlen);
 int encoder_out_dim(const Encoder *e);
 /* Images (B,C,H,W) or vectors (B,D) -> (B, out_dim). */
 Tensor *encoder_forward(Ctx *ctx, Encoder *e, Tensor *x);

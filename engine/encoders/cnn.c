@@ -28,9 +28,9 @@ static const ParamDef cnn_keys[] = {
 	  .help = "conv stage widths (3x3 conv + BN + ReLU, stride 2 from the 2nd stage), 1..8 stages",
 	  PARAM_LIST_AT(EncoderConfig, channels, n_channels) },
 	{ "out_dim", PARAM_INTEGER, .def = 0, .min = 0, .max = 65536,
-	  .help = "feature size: an optional projection after pooling, 0 = none",
+	  .help = "feature size: an optional linear projection after pooling, 0 = none",
 	  PARAM_AT(EncoderConfig, out_dim) },
-	{ "batchnorm", PARAM_BOOLEAN, .def = 1, .help = "BatchNorm after each conv",
+	{ "batchnorm", PARAM_BOOLEAN, .def = 1, .help = "BatchNorm after each linear/conv layer",
 	  PARAM_AT(EncoderConfig, batchnorm) },
 	{ "pool_grid", PARAM_INTEGER, .def = 1, .min = 1, .max = 8,
 	  .help = "features: the last feature map average-pooled to g x g cells (channels x g^2 "
@@ -75,10 +75,8 @@ static int cnn_grid_window(const EncoderConfig *c, int in_h, int in_w, int *fh, 
 	return 0;
 }
 
-static int cnn_check(const EncoderConfig *c, int in_c, int in_h, int in_w, char *err,
-                     size_t errlen)
+static int cnn_check(const EncoderConfig *c, char *err, size_t errlen)
 {
-	(void)in_c;
 	int rc = encoder_check_range(c->n_channels, 1, MODEL_MAX_LAYERS, "channels (number of stages)",
 	                             err, errlen);
 	if (rc < 0)
@@ -97,6 +95,13 @@ static int cnn_check(const EncoderConfig *c, int in_c, int in_h, int in_w, char 
 			                    c->strides[i]);
 	if (c->pool_grid < 0 || c->pool_grid > 8)
 		return encoder_fail(err, errlen, "model.pool_grid: %d must be in [0, 8]", c->pool_grid);
+	return 0;
+}
+
+static int cnn_check_input(const EncoderConfig *c, int in_c, int in_h, int in_w, char *err,
+                           size_t errlen)
+{
+	(void)in_c;
 	if (c->pool_grid > 1) {
 		int fh, fw, k, s;
 		if (cnn_grid_window(c, in_h, in_w, &fh, &fw, &k, &s) < 0)
@@ -188,6 +193,7 @@ const EncoderDesc encoder_desc_cnn = {
 	.keys = cnn_keys,
 	.n_keys = (int)(sizeof cnn_keys / sizeof cnn_keys[0]),
 	.check = cnn_check,
+	.check_input = cnn_check_input,
 	.build = cnn_build,
 	.forward = cnn_forward,
 	.destroy = cnn_destroy,

@@ -7,8 +7,8 @@
  *   - its keys, ParamDef rows bound to EncoderConfig (the job spec's model.<key> rows, the JSON
  *     Schema, docs/spec.md and the catalogue are generated from them), and fill_defaults for the
  *     fields that are not keys;
- *   - check: its ranges and the rules across keys and the input shape, messages starting with the
- *     key ("model.heads: 3 does not divide model.dim 128");
+ *   - check / check_input: its ranges, the rules across keys and those against the input shape,
+ *     messages starting with the key ("model.heads: 3 does not divide model.dim 128");
  *   - build / forward / destroy: its network, whose state it owns (Encoder.state);
  *   - estimate: parameters and activation floats per sample, for the spec's memory estimate.
  * The generic part (model.c) checks the common fields, adds the optional projection to out_dim
@@ -34,8 +34,11 @@ typedef struct EncoderDesc {
 	int n_keys;
 	/* Fields that are not keys (vocab, strides...) to their defaults; may be NULL. */
 	void (*fill_defaults)(EncoderConfig *c);
-	/* 0, or -EINVAL with err "model.<key>: ..." for a config on in_c x in_h x in_w samples. */
-	int (*check)(const EncoderConfig *c, int in_c, int in_h, int in_w, char *err, size_t errlen);
+	/* 0, or -EINVAL with err "model.<key>: ...": the ranges and the rules across keys (check), and
+	 * the rules against one in_c x in_h x in_w sample (check_input, may be NULL). */
+	int (*check)(const EncoderConfig *c, char *err, size_t errlen);
+	int (*check_input)(const EncoderConfig *c, int in_c, int in_h, int in_w, char *err,
+	                   size_t errlen);
 	/* Create e->state and the parameters under prefix; set e->out_dim to the feature size. */
 	int (*build)(Encoder *e, ParamSet *ps, const char *prefix, Rng *rng);
 	/* x (B,C,H,W) or (B,D) (token ids as floats for text) -> (B, features) before the projection. */
@@ -76,6 +79,10 @@ struct Encoder {
 	  .help = "MLP width = dim * mlp_ratio, 1..16", PARAM_AT(EncoderConfig, mlp_ratio) },         \
 	{ "pool", PARAM_ENUM, .def_str = "mean", .choices = "mean|cls",                               \
 	  .help = "features: \"mean\" over tokens or \"cls\" token", PARAM_AT(EncoderConfig, pool) }
+
+/* Keys every encoder takes (dropout), listed once in registry.c. */
+extern const ParamDef encoder_common_keys[];
+extern const int encoder_common_key_count;
 
 /* Shared helpers for encoder files (model.c). */
 /* The block keys' ranges and heads dividing dim. */

@@ -20,15 +20,13 @@ static const ParamDef mlp_keys[] = {
 	  .def_list = def_hidden, .def_n = 2, .help = "hidden layer widths, 0..8 layers",
 	  PARAM_LIST_AT(EncoderConfig, hidden, n_hidden) },
 	{ "out_dim", PARAM_INTEGER, .def = 128, .min = 1, .max = 65536,
-	  .help = "feature size: the last linear layer, >= 1", PARAM_AT(EncoderConfig, out_dim) },
-	{ "batchnorm", PARAM_BOOLEAN, .def = 1, .help = "BatchNorm after each linear layer",
+	  .help = "feature size: the width of the last linear layer, >= 1", PARAM_AT(EncoderConfig, out_dim) },
+	{ "batchnorm", PARAM_BOOLEAN, .def = 1, .help = "BatchNorm after each linear/conv layer",
 	  PARAM_AT(EncoderConfig, batchnorm) },
 };
 
-static int mlp_check(const EncoderConfig *c, int in_c, int in_h, int in_w, char *err,
-                     size_t errlen)
+static int mlp_check(const EncoderConfig *c, char *err, size_t errlen)
 {
-	(void)in_c, (void)in_h, (void)in_w;
 	int rc = encoder_check_range(c->n_hidden, 0, MODEL_MAX_LAYERS, "hidden (number of layers)",
 	                             err, errlen);
 	if (rc < 0)

@@ -35,6 +35,13 @@ static const EncoderDesc *const registry[] = {
 	[ENC_TRANSFORMER] = &encoder_desc_transformer,
 };
 
+const ParamDef encoder_common_keys[] = {
+	{ "dropout", PARAM_NUMBER, .def = 0, .min = 0, .max = 0.9,
+	  .help = "dropout probability, 0..0.9 (used by the transformer blocks of vit and transformer)",
+	  PARAM_AT(EncoderConfig, dropout) },
+};
+const int encoder_common_key_count = (int)(sizeof encoder_common_keys / sizeof encoder_common_keys[0]);
+
 int encoder_count(void)
 {
 	return (int)(sizeof registry / sizeof registry[0]);

@@ -26,10 +26,8 @@ static void transformer_defaults(EncoderConfig *c)
 	c->vocab = 256;   /* bytes */
 }
 
-static int transformer_check(const EncoderConfig *c, int in_c, int in_h, int in_w, char *err,
-                             size_t errlen)
+static int transformer_check(const EncoderConfig *c, char *err, size_t errlen)
 {
-	(void)in_c, (void)in_h;
 	int rc = encoder_check_blocks(c, err, errlen);
 	if (rc == 0)
 		rc = encoder_check_range(c->vocab, 2, 1 << 20, "vocab", err, errlen);
@@ -39,6 +37,13 @@ static int transformer_check(const EncoderConfig *c, int in_c, int in_h, int in_
 		return rc;
 	if (c->causal != 0 && c->causal != 1)
 		return encoder_fail(err, errlen, "model.causal: %d must be 0 or 1", c->causal);
+	return 0;
+}
+
+static int transformer_check_input(const EncoderConfig *c, int in_c, int in_h, int in_w,
+                                   char *err, size_t errlen)
+{
+	(void)in_c, (void)in_h;
 	if (in_w > 1 && in_w > c->context)
 		return encoder_fail(err, errlen, "model.context: %d is shorter than the sample length %d",
 		                    c->context, in_w);
@@ -105,6 +110,7 @@ const EncoderDesc encoder_desc_transformer = {
 	.n_keys = (int)(sizeof transformer_keys / sizeof transformer_keys[0]),
 	.fill_defaults = transformer_defaults,
 	.check = transformer_check,
+	.check_input = transformer_check_input,
 	.build = transformer_build,
 	.forward = transformer_enc_forward,
 	.destroy = transformer_destroy,

@@ -29,13 +29,16 @@ typedef struct Vit {
 	LayerNorm norm;
 } Vit;
 
-static int vit_check(const EncoderConfig *c, int in_c, int in_h, int in_w, char *err,
-                     size_t errlen)
+static int vit_check(const EncoderConfig *c, char *err, size_t errlen)
+{
+	return encoder_check_blocks(c, err, errlen);
+}
+
+static int vit_check_input(const EncoderConfig *c, int in_c, int in_h, int in_w, char *err,
+                           size_t errlen)
 {
 	(void)in_c;
-	int rc = encoder_check_blocks(c, err, errlen);
-	if (rc == 0)
-		rc = encoder_check_range(c->patch, 1, in_h < in_w ? in_h : in_w, "patch", err, errlen);
+	int rc = encoder_check_range(c->patch, 1, in_h < in_w ? in_h : in_w, "patch", err, errlen);
 	if (rc < 0)
 		return rc;
 	if (in_h % c->patch != 0)
@@ -127,6 +130,7 @@ const EncoderDesc encoder_desc_vit = {
 	.keys = vit_keys,
 	.n_keys = (int)(sizeof vit_keys / sizeof vit_keys[0]),
 	.check = vit_check,
+	.check_input = vit_check_input,
 	.build = vit_build,
 	.forward = vit_forward,
 	.destroy = vit_destroy,
