@@ -176,7 +176,7 @@ static int64_t cnn_estimate(const EncoderConfig *c, int in_c, int in_h, int in_w
 		h = (h - 1) / stride + 1;
 		w = (w - 1) / stride + 1;
 		int64_t cout = c->channels[i];
-		*params += cin * cout * 9 + cout + (c->batchnorm ? 2 * cout : 0);
+		*params += cin * cout * 9 + (c->batchnorm ? 2 * cout : cout);   /* BN scale + shift, or a bias */
 		*acts += cin * 9 * h * w + 3 * cout * h * w;
 		cin = cout;
 	}

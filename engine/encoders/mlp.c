@@ -76,7 +76,7 @@ static int64_t mlp_estimate(const EncoderConfig *c, int in_c, int in_h, int in_w
 	int64_t in = (int64_t)in_c * in_h * in_w;
 	*acts += in;
 	for (int i = 0; i < c->n_hidden; i++) {
-		*params += in * c->hidden[i] + c->hidden[i] + (c->batchnorm ? 2 * c->hidden[i] : 0);
+		*params += in * c->hidden[i] + (c->batchnorm ? 2 : 1) * (int64_t)c->hidden[i];   /* BN or bias */
 		*acts += 3 * (int64_t)c->hidden[i];
 		in = c->hidden[i];
 	}

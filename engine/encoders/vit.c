@@ -116,8 +116,9 @@ static void vit_destroy(void *state)
 static int64_t vit_estimate(const EncoderConfig *c, int in_c, int in_h, int in_w, int64_t *params,
                          int64_t *acts)
 {
-	int64_t p = c->patch > 0 ? c->patch : 1, T = (in_h / p) * (in_w / p) + 1;
-	*params += (int64_t)in_c * p * p * c->dim + c->dim + T * c->dim + c->dim;   /* embed, pos, cls */
+	int64_t p = c->patch > 0 ? c->patch : 1, cls = c->pool == 1;
+	int64_t T = (in_h / p) * (in_w / p) + cls;
+	*params += (int64_t)in_c * p * p * c->dim + c->dim + T * c->dim + cls * c->dim;   /* embed, pos, cls */
 	*acts += (int64_t)in_c * in_h * in_w + T * c->dim;
 	encoder_estimate_blocks(c, T, params, acts);
 	return c->dim;
