@@ -128,8 +128,7 @@ static const SpecKey fixed_keys[] = {
 	/* ---- model (variant: the encoder): the rows after model.encoder are generated from the
 	 *      encoder registry (engine/encoders/), each encoder's keys with its defaults ---- */
 	{ "model.encoder", SPEC_ENUM, JOB(encoder.kind), .flags = SPEC_HAND_PARSED | SPEC_DEF_NONE,
-	  .def_text = "the method's, or the one natural for the data (cnn for images, mlp for csv, "
-	              "transformer for text)",
+	  .def_text = NULL /* the method's, or the data's natural one: built from the registry */,
 	  .help = "the encoder architecture" },
 
 	/* ---- pretrain ---- */
@@ -273,6 +272,7 @@ static SpecKey *keys;        /* built once by build_table() */
 static int n_keys;
 static pthread_once_t table_once = PTHREAD_ONCE_INIT;
 static char encoder_names[256];   /* "mlp|cnn|vit|transformer" */
+static char encoder_default_text[256];   /* model.encoder's default in words */
 
 static SpecType spec_type_of(const ParamDef *d)
 {
@@ -346,6 +346,20 @@ static void build_table(void)
 			n_keys++;
 			continue;
 		}
+		size_t w = (size_t)snprintf(encoder_default_text, sizeof encoder_default_text,
+		                            "the method's, else the data's (");
+		static const unsigned data[] = { DATA_IMAGES, DATA_VECTORS, DATA_TEXT };
+		static const char *const data_names[] = { "images", "vectors", "text" };
+		for (int d = 0, shown = 0; d < 3 && w < sizeof encoder_default_text; d++) {
+			int k = encoder_natural_for(data[d]);
+			if (k >= 0)
+				w += (size_t)snprintf(encoder_default_text + w, sizeof encoder_default_text - w,
+				                      "%s%s for %s", shown++ ? ", " : "",
+				                      encoder_kind_name((EncoderKind)k), data_names[d]);
+		}
+		if (w < sizeof encoder_default_text)
+			snprintf(encoder_default_text + w, sizeof encoder_default_text - w, ")");
+		keys[n_keys].def_text = encoder_default_text;
 		keys[n_keys++].choices = encoder_names;
 		for (int e = 0; e < encoder_count(); e++) {
 			const EncoderDesc *d = encoder_desc((EncoderKind)e);
