@@ -18,6 +18,7 @@ const char *param_type_name(ParamType t)
 	case PARAM_BOOLEAN: return "boolean";
 	case PARAM_STRING: return "string";
 	case PARAM_ENUM: return "enum";
+	case PARAM_INT_LIST: return "integer list";
 	}
 	return "?";
 }
@@ -81,12 +82,36 @@ static Store store_of(const ParamDef *d)
 		return d->size == sizeof(int) ? STORE_INT : STORE_BAD;
 	case PARAM_STRING:
 		return d->size > 1 ? STORE_TEXT : STORE_BAD;
+	case PARAM_INT_LIST:   /* the array, then an int count elsewhere in the struct */
+		return d->max_n >= 1 && d->size == (size_t)d->max_n * sizeof(int) ? STORE_INT : STORE_BAD;
 	}
 	return STORE_BAD;
 }
 
+int param_store_list(const ParamDef *d, void *base, const int *v, int n)
+{
+	if (d->type != PARAM_INT_LIST || store_of(d) != STORE_INT || n < 0 || n > d->max_n)
+		return -1;
+	if (n)
+		memcpy((char *)base + d->offset, v, (size_t)n * sizeof *v);
+	memcpy((char *)base + d->count_offset, &n, sizeof n);
+	return 0;
+}
+
+int param_load_list(const ParamDef *d, const void *base, const int **v)
+{
+	if (d->type != PARAM_INT_LIST || store_of(d) != STORE_INT)
+		return -1;
+	int n;
+	memcpy(&n, (const char *)base + d->count_offset, sizeof n);
+	*v = (const int *)(const void *)((const char *)base + d->offset);
+	return n < 0 ? 0 : n > d->max_n ? d->max_n : n;
+}
+
 int param_store(const ParamDef *d, void *base, double num, const char *str)
 {
+	if (d->type == PARAM_INT_LIST)
+		return -1;   /* param_store_list */
 	char *at = (char *)base + d->offset;
 	switch (store_of(d)) {
 	case STORE_NONE:
@@ -149,6 +174,8 @@ double param_load(const ParamDef *d, const void *base)
 
 const char *param_load_text(const ParamDef *d, const void *base, char *buf, size_t len)
 {
+	if (d->type == PARAM_INT_LIST)
+		return NULL;
 	if (d->type == PARAM_STRING && store_of(d) == STORE_TEXT)
 		return (const char *)base + d->offset;
 	if (d->type == PARAM_ENUM && store_of(d) == STORE_INT)
@@ -156,15 +183,20 @@ const char *param_load_text(const ParamDef *d, const void *base, char *buf, size
 	return NULL;
 }
 
+int param_store_default(const ParamDef *d, void *base)
+{
+	if (d->type == PARAM_INT_LIST)
+		return d->size ? param_store_list(d, base, d->def_list, d->def_n) : 0;
+	double num = d->type == PARAM_ENUM ? param_choice_index(d->choices, d->def_str) : d->def;
+	return param_store(d, base, num, d->def_str);
+}
+
 int param_fill_defaults(const ParamDef *defs, int n, void *base, size_t size)
 {
 	memset(base, 0, size);
-	for (int i = 0; i < n; i++) {
-		const ParamDef *d = &defs[i];
-		double num = d->type == PARAM_ENUM ? param_choice_index(d->choices, d->def_str) : d->def;
-		if (param_store(d, base, num, d->def_str) < 0)
+	for (int i = 0; i < n; i++)
+		if (param_store_default(&defs[i], base) < 0)
 			return -1;
-	}
 	return 0;
 }
 
@@ -221,6 +253,36 @@ int param_table_check(const ParamDef *defs, int n, size_t size, char *err, size_
 		    !param_in_range(d, d->def, why, sizeof why)) {
 			snprintf(err, errlen, "%s: default %g %s", name, d->def, why);
 			return -1;
+		}
+		if (d->type == PARAM_INT_LIST) {
+			if (d->size && (d->count_offset + sizeof(int) > size ||
+			                (d->count_offset + sizeof(int) > d->offset &&
+			                 d->count_offset < d->offset + d->size))) {
+				snprintf(err, errlen, "%s: count field at %zu lies outside the config or inside "
+				         "the list", name, d->count_offset);
+				return -1;
+			}
+			if (d->min_n < 0 || d->min_n > d->max_n || d->def_n < d->min_n ||
+			    d->def_n > d->max_n || (d->def_n > 0 && !d->def_list)) {
+				snprintf(err, errlen, "%s: default of %d entries outside %d..%d", name, d->def_n,
+				         d->min_n, d->max_n);
+				return -1;
+			}
+			for (int j = 0; j < d->def_n; j++) {
+				if (!param_in_range(d, d->def_list[j], why, sizeof why)) {
+					snprintf(err, errlen, "%s: default entry %d (%d) %s", name, j,
+					         d->def_list[j], why);
+					return -1;
+				}
+			}
+		}
+		if (d->type == PARAM_INTEGER && d->choices) {
+			char num[32];
+			snprintf(num, sizeof num, "%.0f", d->def);
+			if (param_choice_index(d->choices, num) < 0) {
+				snprintf(err, errlen, "%s: default %s is not one of \"%s\"", name, num, d->choices);
+				return -1;
+			}
 		}
 		if (d->type == PARAM_INTEGER && d->def != floor(d->def)) {
 			snprintf(err, errlen, "%s: default %g is not an integer", name, d->def);

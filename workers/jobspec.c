@@ -550,6 +550,8 @@ static int check_value(Parser *p, const char *field, const ParamDef *d, const cJ
 		*num = x;
 		return 0;
 	}
+	case PARAM_INT_LIST:   /* a list key: the table walk reads it (get_int_array) */
+		break;
 	}
 	return fail(p, 500, "internal", field, "unknown parameter type");
 }
@@ -1323,34 +1325,35 @@ static int parse_params(Parser *p, const cJSON *v)
 /* ---------------------------------------------------------------------------------------------- */
 /* model                                                                                          */
 
-static unsigned modality_encoders(unsigned modality)
+/* The engine's message "model.<key>: why" as an error on that key. */
+static int fail_engine(Parser *p, const char *why)
 {
-	switch (modality) {
-	case DATA_VECTORS: return ENC_BIT(ENC_MLP);
-	case DATA_TEXT: return ENC_BIT(ENC_TRANSFORMER);
-	default: return ENC_BIT(ENC_MLP) | ENC_BIT(ENC_CNN) | ENC_BIT(ENC_VIT);
+	char field[64] = "model";
+	const char *colon = strchr(why, ':');
+	const char *msg = why;
+	if (colon && strncmp(why, "model.", 6) == 0 && (size_t)(colon - why) < sizeof field) {
+		snprintf(field, sizeof field, "%.*s", (int)(colon - why), why);
+		msg = colon + 1;
+		while (*msg == ' ')
+			msg++;
 	}
+	return fail(p, 400, "invalid_field", field, "%s", msg);
 }
 
-static EncoderKind modality_default_encoder(unsigned modality)
+/* Encoder kind suits the method and (once known) the dataset. */
+static int encoder_suits(const Parser *p, int kind)
 {
-	switch (modality) {
-	case DATA_VECTORS: return ENC_MLP;
-	case DATA_TEXT: return ENC_TRANSFORMER;
-	default: return ENC_CNN;
-	}
+	const MethodInfo *m = p->method;
+	if (m->encoders && !(m->encoders & ENC_BIT(kind)))
+		return 0;
+	return !p->dataset_ok || encoder_fits_data((EncoderKind)kind, p->modality);
 }
-
-_Static_assert(ENC_MLP == 0 && ENC_CNN == 1 && ENC_VIT == 2 && ENC_TRANSFORMER == 3,
-               "encoder_choices follows EncoderKind");
 
 static int parse_model(Parser *p, const cJSON *v)
 {
 	JobSpec *js = p->js;
 	EncoderConfig *ec = &js->encoder;
 	const MethodInfo *m = p->method;
-	unsigned modal = p->dataset_ok ? modality_encoders(p->modality) : ~0u;
-	unsigned fits = modal & (m->encoders ? m->encoders : ~0u);
 	char got[96];
 	int rc;
 	if (v && !cJSON_IsObject(v))
@@ -1359,22 +1362,22 @@ static int parse_model(Parser *p, const cJSON *v)
 	int kind = -1;
 	if (v && (rc = get_enum(p, v, "model", "encoder", choices_of("model.encoder"), &kind)) < 0)
 		return rc;
-	if (kind < 0) {
+	if (kind < 0) {   /* the method's, else the data's natural one, else the first that suits */
 		kind = (int)m->default_encoder;
-		if (!(fits & ENC_BIT(kind)))
-			kind = (int)modality_default_encoder(p->modality);
-		if (!(fits & ENC_BIT(kind))) {
-			for (kind = 0; kind <= ENC_TRANSFORMER && !(fits & ENC_BIT(kind)); kind++)
+		if (!encoder_suits(p, kind))
+			kind = encoder_natural_for(p->modality);
+		if (kind < 0 || !encoder_suits(p, kind)) {
+			for (kind = 0; kind < encoder_count() && !encoder_suits(p, kind); kind++)
 				;
-			if (kind > ENC_TRANSFORMER)
+			if (kind >= encoder_count())
 				return fail(p, 400, "invalid_field", "model.encoder",
 				            "no encoder of method \"%s\" suits a %s dataset", m->name, p->format);
 		}
-	} else if (!(fits & ENC_BIT(kind))) {
-		char names[128] = "";
+	} else if (!encoder_suits(p, kind)) {
+		char names[256] = "";
 		size_t at = 0;
-		for (int k = 0; k <= ENC_TRANSFORMER; k++) {
-			if (!(fits & ENC_BIT(k)))
+		for (int k = 0; k < encoder_count(); k++) {
+			if (!encoder_suits(p, k))
 				continue;
 			int w = snprintf(names + at, sizeof names - at, "%s\"%s\"", at ? ", " : "",
 			                 encoder_kind_name((EncoderKind)k));
@@ -1392,22 +1395,19 @@ static int parse_model(Parser *p, const cJSON *v)
 	const char *kname = encoder_kind_name((EncoderKind)kind);
 	spec_level_defaults("model", kname, js, NULL, NULL);
 	ec->kind = (EncoderKind)kind;
-	ec->causal = kind == ENC_TRANSFORMER && m->causal;
+	ec->causal = m->causal;
 	if (v && (rc = walk_level(p, v, "model", "model", "encoder", kname, NULL, NULL)) < 0)
 		return rc;
-	/* Rules across keys. */
-	if ((kind == ENC_VIT || kind == ENC_TRANSFORMER) && ec->dim % ec->heads != 0)
-		return fail(p, 400, "invalid_field", "model.heads", "must divide model.dim (%d), got %d",
-		            ec->dim, ec->heads);
-	if (kind == ENC_MLP && ec->n_hidden == 0 && ec->out_dim == 0)
-		return fail(p, 400, "invalid_field", "model.out_dim",
-		            "an MLP without hidden layers needs out_dim >= 1");
+	/* The encoder's rules across its keys (heads divide dim, ...), from its descriptor. */
+	char why[256];
+	if (encoder_config_check_keys(ec, why, sizeof why) < 0)
+		return fail_engine(p, why);
 	return 0;
 }
 
-/* The engine's own rules for the encoder on this dataset's samples (model.pool_grid must split
- * the last feature map into equal cells, a ViT patch must divide the image...), so a spec accepted
- * here is never refused by encoder_new. The engine's message starts with the key it names. */
+/* The encoder's rules against this dataset's samples (model.pool_grid must split the last feature
+ * map into equal cells, a ViT patch must divide the image...), so a spec accepted here is never
+ * refused by encoder_new. */
 static int check_model_engine(Parser *p)
 {
 	int c, h, w;
@@ -1416,16 +1416,7 @@ static int check_model_engine(Parser *p)
 	char why[256];
 	if (encoder_config_check(&p->js->encoder, c, h, w, why, sizeof why) == 0)
 		return 0;
-	char field[64] = "model";
-	const char *colon = strchr(why, ':');
-	const char *msg = why;
-	if (colon && strncmp(why, "model.", 6) == 0 && (size_t)(colon - why) < sizeof field) {
-		snprintf(field, sizeof field, "%.*s", (int)(colon - why), why);
-		msg = colon + 1;
-		while (*msg == ' ')
-			msg++;
-	}
-	return fail(p, 400, "invalid_field", field, "%s", msg);
+	return fail_engine(p, why);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -1792,7 +1783,7 @@ static int parse_root(Parser *p, const cJSON *root)
 	parse_params(p, cJSON_GetObjectItemCaseSensitive(root, "params"));
 	int model_ok = parse_model(p, cJSON_GetObjectItemCaseSensitive(root, "model")) == 0;
 	if (model_ok && p->dataset_ok) {
-		if (js->dataset.kind == DATASET_TEXT_RECORDS && js->encoder.kind == ENC_TRANSFORMER &&
+		if (js->dataset.kind == DATASET_TEXT_RECORDS && encoder_fits_data(js->encoder.kind, DATA_TEXT) &&
 		    js->dataset.max_record_bytes > js->encoder.context)
 			fail(p, 400, "invalid_field", "dataset.record_bytes", "must be <= model.context (%d), got %d",
 			     js->encoder.context, js->dataset.max_record_bytes);

@@ -127,73 +127,13 @@ static void sample_shape(const JobSpec *js, int64_t *c, int64_t *h, int64_t *w)
 	*c = ci, *h = hi, *w = wi;
 }
 
-/* Parameters and activation floats per sample of one transformer block stack. */
-static void blocks(const EncoderConfig *c, int64_t T, int64_t *params, int64_t *acts)
-{
-	int64_t d = c->dim, r = c->mlp_ratio;
-	int64_t per = 4 * d * d + 4 * d          /* qkv + out projection */
-	              + 2 * d * d * r + d * r + d /* mlp */
-	              + 4 * d;                    /* two layer norms */
-	*params += c->depth * per + 2 * d;        /* + the final norm */
-	*acts += c->depth * ((10 + 2 * r) * T * d + 2 * (int64_t)c->heads * T * T);
-}
-
 void jobspec_estimate(const JobSpec *js, JobEstimate *e)
 {
 	const EncoderConfig *c = &js->encoder;
 	memset(e, 0, sizeof *e);
 	int64_t C, H, W, P = 0, A = 0;   /* A: activation floats per sample */
 	sample_shape(js, &C, &H, &W);
-	switch (c->kind) {
-	case ENC_MLP: {
-		int64_t in = C * H * W;
-		A += in;
-		for (int i = 0; i < c->n_hidden; i++) {
-			P += in * c->hidden[i] + c->hidden[i] + (c->batchnorm ? 2 * c->hidden[i] : 0);
-			A += 3 * (int64_t)c->hidden[i];
-			in = c->hidden[i];
-		}
-		if (c->out_dim > 0) {
-			P += in * c->out_dim + c->out_dim;
-			A += c->out_dim;
-		}
-		break;
-	}
-	case ENC_CNN: {
-		int64_t cin = C, h = H, w = W;
-		A += C * H * W;
-		for (int i = 0; i < c->n_channels; i++) {
-			int64_t stride = c->n_strides > 0 ? c->strides[i] : i == 0 ? 1 : 2;
-			h = (h - 1) / stride + 1;
-			w = (w - 1) / stride + 1;
-			int64_t cout = c->channels[i];
-			P += cin * cout * 9 + cout + (c->batchnorm ? 2 * cout : 0);
-			A += cin * 9 * h * w + 3 * cout * h * w;
-			cin = cout;
-		}
-		int64_t g = c->pool_grid > 1 ? c->pool_grid : 1, feat = cin * g * g;
-		A += feat;
-		if (c->out_dim > 0) {
-			P += feat * c->out_dim + c->out_dim;
-			A += c->out_dim;
-		}
-		break;
-	}
-	case ENC_VIT: {
-		int64_t p = c->patch > 0 ? c->patch : 1, T = (H / p) * (W / p) + 1;
-		P += C * p * p * c->dim + c->dim + T * c->dim + c->dim;   /* patch embed, positions, cls */
-		A += C * H * W + T * c->dim;
-		blocks(c, T, &P, &A);
-		break;
-	}
-	case ENC_TRANSFORMER: {
-		int64_t T = W, vocab = c->vocab > 0 ? c->vocab : 256;
-		P += vocab * c->dim + (int64_t)c->context * c->dim;
-		A += T * c->dim;
-		blocks(c, T, &P, &A);
-		break;
-	}
-	}
+	encoder_estimate(c, (int)C, (int)H, (int)W, &P, &A);   /* the encoder's own estimate */
 	const MethodInfo *m = method_catalog_find(js->method);
 	int views = m && m->views > 1 ? m->views : 1;
 	int64_t batch = m && m->views == 0 ? 0 : js->pretrain.batch_size;

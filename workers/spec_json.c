@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../engine/encoders/encoder.h"
 #include "jobspec.h"
 #include "method_catalog.h"
 #include "spec_json.h"
@@ -314,8 +315,8 @@ static cJSON *catalog_tree(void)
 		cJSON_AddStringToObject(o, "family", m->family);
 		cJSON_AddStringToObject(o, "summary", m->summary);
 		cJSON_AddStringToObject(o, "default_encoder", encoder_kind_name(m->default_encoder));
-		cJSON_AddItemToObject(o, "encoders", mask_names_json(m->encoders ? m->encoders : 0xfu, 4,
-		                                                     enc_name));
+		cJSON_AddItemToObject(o, "encoders", mask_names_json(method_catalog_encoders(m),
+		                                                     encoder_count(), enc_name));
 		cJSON_AddItemToObject(o, "datasets", mask_names_json(m->datasets, 4, data_name));
 		cJSON_AddNumberToObject(o, "views", m->views);
 		cJSON_AddBoolToObject(o, "needs_labels", m->needs_labels);
@@ -340,6 +341,20 @@ static cJSON *catalog_tree(void)
 		for (int k = 0; k < pi->n_keys; k++)
 			cJSON_AddItemToArray(ks, spec_param_def_json(&pi->keys[k]));
 		cJSON_AddItemToArray(ps, o);
+	}
+	cJSON *es = cJSON_AddArrayToObject(root, "encoders");   /* which encoder fits which data */
+	for (int i = 0; i < encoder_count(); i++) {
+		const EncoderDesc *d = encoder_desc((EncoderKind)i);
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "name", d->name);
+		cJSON_AddStringToObject(o, "summary", d->summary);
+		cJSON_AddItemToObject(o, "fits", mask_names_json(d->fits, 3, data_name));
+		cJSON *ks = cJSON_AddArrayToObject(o, "keys");
+		for (int k = 0; k < d->n_keys; k++)
+			cJSON_AddItemToArray(ks, spec_param_def_json(&d->keys[k]));
+		for (int k = 0; k < encoder_common_key_count; k++)
+			cJSON_AddItemToArray(ks, spec_param_def_json(&encoder_common_keys[k]));
+		cJSON_AddItemToArray(es, o);
 	}
 	add_spec_keys(cJSON_AddArrayToObject(root, "spec_keys"));
 	return root;
@@ -413,8 +428,10 @@ int jobspec_print_catalog(FILE *f)
 		const MethodInfo *m = method_catalog_at(i);
 		char data[64];
 		fprintf(f, "%s  [%s]\n  %s\n", m->name, m->family, m->summary);
-		fprintf(f, "  datasets: %s; default encoder: %s; views: %d; default augment: %s\n",
+		char encs[128];
+		fprintf(f, "  datasets: %s; encoders: %s (default %s); views: %d; default augment: %s\n",
 		        catalog_data_names(m->datasets, data, sizeof data),
+		        catalog_encoder_names(method_catalog_encoders(m), encs, sizeof encs),
 		        encoder_kind_name(m->default_encoder), m->views,
 		        m->default_augment ? m->default_augment : "none");
 		fprintf(f, "  params:\n");
@@ -440,6 +457,14 @@ int jobspec_print_catalog(FILE *f)
 		print_params(f, pi->keys, pi->n_keys);
 		fprintf(f, "\n");
 	}
+	fprintf(f, "Encoders (\"model\": {\"encoder\": ...}; their keys: `ssld schema --markdown`):\n\n");
+	for (int i = 0; i < encoder_count(); i++) {
+		const EncoderDesc *d = encoder_desc((EncoderKind)i);
+		char data[64];
+		fprintf(f, "%-12s fits %s\n  %s\n", d->name, catalog_data_names(d->fits, data, sizeof data),
+		        d->summary);
+	}
+	fprintf(f, "\n");
 	fprintf(f, "Every other key of a job (dataset, model, pretrain, augment, ...) with its type, default and "
 	           "range: `ssld schema --markdown` (docs/spec.md); as a JSON Schema for editors: `ssld schema`.\n");
 	fflush(f);
@@ -546,6 +571,12 @@ static void param_json(cJSON *o, const ParamDef *d, const void *base)
 		cJSON_AddNumberToObject(o, d->name, d->size == sizeof(float) ? spec_f2d((float)x) : x);
 		break;
 	case PARAM_INTEGER: cJSON_AddNumberToObject(o, d->name, x); break;
+	case PARAM_INT_LIST: {
+		const int *v = NULL;
+		int n = param_load_list(d, base, &v);
+		cJSON_AddItemToObject(o, d->name, n >= 0 ? cJSON_CreateIntArray(v, n) : cJSON_CreateArray());
+		break;
+	}
 	}
 }
 

@@ -392,21 +392,22 @@ static void method_rules(cJSON *all)
 		}
 		if (m->views < 2)
 			cJSON_AddFalseToObject(tp, "augment2");
-		if (m->encoders) {   /* the encoders the method works with */
+		unsigned encs = method_catalog_encoders(m);   /* works with, and fits its data */
+		if (encs != (1u << encoder_count()) - 1) {
 			cJSON *enc = cJSON_CreateObject();
 			cJSON *a = cJSON_AddArrayToObject(enc, "enum");
-			for (int k = 0; k <= ENC_TRANSFORMER; k++)
-				if (m->encoders & ENC_BIT(k))
+			for (int k = 0; k < encoder_count(); k++)
+				if (encs & ENC_BIT(k))
 					cJSON_AddItemToArray(a, cJSON_CreateString(encoder_kind_name((EncoderKind)k)));
 			cJSON *model = cJSON_AddObjectToObject(tp, "model");
 			cJSON *mp = cJSON_AddObjectToObject(model, "properties");
 			cJSON_AddItemToObject(mp, "encoder", enc);
 			/* one encoder only: it is the default too, so other encoders' keys are refused even
 			 * without "encoder" */
-			if ((m->encoders & (m->encoders - 1)) == 0) {
+			if ((encs & (encs - 1)) == 0) {
 				const char *only = encoder_kind_name(m->default_encoder);
-				for (int k = 0; k <= ENC_TRANSFORMER; k++)
-					if (m->encoders == ENC_BIT(k))
+				for (int k = 0; k < encoder_count(); k++)
+					if (encs == ENC_BIT(k))
 						only = encoder_kind_name((EncoderKind)k);
 				for (int j = 0; j < spec_key_count(); j++) {
 					const SpecKey *r = spec_key_at(j);

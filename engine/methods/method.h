@@ -44,13 +44,7 @@
 #define METHOD_CONFIG_FITS(T) \
 	_Static_assert(sizeof(T) <= METHOD_CONFIG_MAX, #T " must fit METHOD_CONFIG_MAX")
 
-/* Dataset modalities a method accepts (DatasetKind grouped by what a sample is). */
-enum {
-	DATA_IMAGES = 1,          /* fashion-mnist, idx: (C,H,W) images */
-	DATA_VECTORS = 2,         /* csv: (D) feature vectors */
-	DATA_TEXT = 4,            /* text (bytes), text_records (labelled records) */
-	DATA_CAPTIONS = 8,        /* image + caption pairs */
-};
+/* Dataset modalities a method accepts: the DATA_* bits of model.h. */
 
 /* Encoder kinds as a bit mask (1u << EncoderKind). */
 #define ENC_BIT(k) (1u << (unsigned)(k))
