@@ -15,8 +15,13 @@
  * rounding bound. An element out of its bound therefore means a wrong value, whatever summation
  * order the sgemm inside used.
  *
+ * When q, k, v are themselves results of float32 computations, err (three arrays shaped like
+ * q, k, v, each NULL when exact) bounds how far each input may be from the exact value; the
+ * output bound then includes its first-order effect (scores through q and k, o through v). The
+ * gradient bounds assume exact inputs.
+ *
  *   AttnRef r;
- *   attention_ref(q, k, v, dO, B * H, Tq, Tk, Dh, causal, &r);   // dO NULL: forward only
+ *   attention_ref(q, k, v, NULL, dO, B * H, Tq, Tk, Dh, causal, &r);   // dO NULL: forward only
  *   failures += tol_check_bound("attention", o->data, r.o, r.bo, o->size);
  *   attention_ref_free(&r);
  */
@@ -43,10 +48,12 @@ static void attention_ref_free(AttnRef *r)
 	}
 }
 
-/* q (BH,Tq,Dh), k and v (BH,Tk,Dh), dO (BH,Tq,Dh) or NULL (then no gradients). Fills r with
- * calloc'ed arrays (free with attention_ref_free); returns 0, or -1 when out of memory. */
-static int attention_ref(const float *q, const float *k, const float *v, const float *dO, int BH,
-                         int Tq, int Tk, int Dh, int causal, AttnRef *r)
+/* q (BH,Tq,Dh), k and v (BH,Tk,Dh), err NULL or the inputs' error bounds (above), dO
+ * (BH,Tq,Dh) or NULL (then no gradients). Fills r with calloc'ed arrays (free with
+ * attention_ref_free); returns 0, or -1 when out of memory. */
+static int attention_ref(const float *q, const float *k, const float *v,
+                         const double *const *err, const float *dO, int BH, int Tq, int Tk,
+                         int Dh, int causal, AttnRef *r)
 {
 	const double eps = FLT_EPSILON, scale = 1.0 / sqrt((double)Dh);
 	const size_t qn = (size_t)BH * Tq * Dh, kn = (size_t)BH * Tk * Dh;
@@ -65,18 +72,25 @@ static int attention_ref(const float *q, const float *k, const float *v, const f
 	for (int m = 0; ok && m < BH; m++) {
 		const float *qm = q + (size_t)m * Tq * Dh, *km = k + (size_t)m * Tk * Dh;
 		const float *vm = v + (size_t)m * Tk * Dh;
+		const double *eq = err && err[0] ? err[0] + (size_t)m * Tq * Dh : NULL;
+		const double *ek = err && err[1] ? err[1] + (size_t)m * Tk * Dh : NULL;
+		const double *ev = err && err[2] ? err[2] + (size_t)m * Tk * Dh : NULL;
 		for (int i = 0; i < Tq; i++) {
 			const int len = causal ? i + 1 : Tk;
 			double *p = P + (size_t)i * Tk, *ep = eP + (size_t)i * Tk;
 			double mx = -INFINITY, es_max = 0.0, sum = 0.0;
 			for (int j = 0; j < len; j++) {
-				double s = 0.0, a = 0.0;
+				double s = 0.0, a = 0.0, ein = 0.0;
 				for (int t = 0; t < Dh; t++) {
 					s += (double)qm[i * Dh + t] * km[j * Dh + t];
 					a += fabs((double)qm[i * Dh + t] * km[j * Dh + t]);
+					if (eq)
+						ein += eq[i * Dh + t] * fabsf(km[j * Dh + t]);
+					if (ek)
+						ein += fabsf(qm[i * Dh + t]) * ek[j * Dh + t];
 				}
 				p[j] = s * scale;
-				es_max = fmax(es_max, (Dh + 3) * eps * scale * a);
+				es_max = fmax(es_max, (Dh + 3) * eps * scale * a + scale * ein);
 				mx = fmax(mx, p[j]);
 			}
 			double spread = 0.0;
@@ -91,13 +105,15 @@ static int attention_ref(const float *q, const float *k, const float *v, const f
 				ep[j] = rp * p[j];
 			}
 			for (int t = 0; t < Dh; t++) {
-				double o = 0.0, a = 0.0;
+				double o = 0.0, a = 0.0, ein = 0.0;
 				for (int j = 0; j < len; j++) {
 					o += p[j] * vm[j * Dh + t];
 					a += p[j] * fabs((double)vm[j * Dh + t]);
+					if (ev)
+						ein += p[j] * ev[j * Dh + t];
 				}
 				r->o[((size_t)m * Tq + i) * Dh + t] = o;
-				r->bo[((size_t)m * Tq + i) * Dh + t] = (rp + (Tk + 1) * eps) * a;
+				r->bo[((size_t)m * Tq + i) * Dh + t] = (rp + (Tk + 1) * eps) * a + ein;
 			}
 		}
 		if (!dO)

@@ -636,8 +636,8 @@ static void test_attention(void)
 		Tensor *o = op_attention(ctx, q, k, v, causal);
 		CHECK(tensor_same_shape(o, q), "attention case %zu: output shape", t);
 		AttnRef r;
-		CHECK(attention_ref(q->data, k->data, v->data, NULL, B * H, Tq, Tk, Dh, causal, &r) == 0,
-		      "attention case %zu: reference out of memory", t);
+		CHECK(attention_ref(q->data, k->data, v->data, NULL, NULL, B * H, Tq, Tk, Dh, causal,
+		                    &r) == 0, "attention case %zu: reference out of memory", t);
 		char what[64];
 		snprintf(what, sizeof what, "attention case %zu (causal %d)", t, causal);
 		if (r.o)

@@ -112,7 +112,7 @@ static Run run_case(const Case *c, int threads, int absolute, AttnRef *ref)
 			G->data[i] = fabsf(G->data[i]);
 	}
 	if (ref && c->op == OP_ATTN &&
-	    attention_ref(in[0]->data, in[1]->data, in[2]->data, G->data, a[0] * a[1], a[2], a[3],
+	    attention_ref(in[0]->data, in[1]->data, in[2]->data, NULL, G->data, a[0] * a[1], a[2], a[3],
 	                  a[4], a[5], ref) != 0) {
 		fprintf(stderr, "test_threads_nn: out of memory\n");
 		exit(1);
