@@ -9,8 +9,8 @@
  * Why tol = 1e-2 with GC_STEP = 1e-2 and GC_FLOOR = 1e-2 (the per-op tolerance and step in the
  * case files start from these): the numeric derivative differs from the exact one by
  *   - truncation, h^2 |f'''|/6 ~ 2e-5 |f'''|: negligible unless the curvature is large, and the
- *     cases with large curvature (l2_normalize, nt_xent at tau 0.1, pow) take a smaller h or a
- *     looser tolerance, each stated at its call;
+ *     case with large curvature (nt_xent at tau 0.1) takes a smaller h and a looser tolerance,
+ *     stated at its call;
  *   - rounding of the float32 forward, divided by 2h. Only the outputs that depend on the
  *     perturbed element change between the two evaluations (the others repeat the same
  *     operations on the same values, bit for bit); each carries at most k u sum|term| of error
