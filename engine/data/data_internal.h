@@ -1,7 +1,8 @@
 /* data_internal.h - helpers shared by the dataset readers in engine/data/ (not a public header).
  *
  * The readers (idx.c, csv.c, text.c, captions.c) each fill a Dataset that dataset.c allocated;
- * on failure they leave partial allocations in it for dataset_free to release.
+ * on failure they leave partial allocations in it for dataset_free to release. Each is the load
+ * of a format descriptor (format.h) listed in format_registry.c.
  */
 #ifndef SSLD_DATA_INTERNAL_H
 #define SSLD_DATA_INTERNAL_H
