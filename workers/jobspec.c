@@ -1192,7 +1192,7 @@ static int parse_format(Parser *p, const cJSON *obj, const DatasetFormat *fmt, c
 	spec_level_defaults("dataset", variant, p->js, NULL, NULL);   /* the shared keys (limits) */
 	if (obj)
 		walk_level(p, obj, "dataset", "dataset", "format", variant, NULL, NULL);
-	int given[64] = {0};
+	int given[DATASET_FORMAT_MAX_KEYS] = {0};
 	for (int i = 0; i < fmt->n_keys && i < COUNT(given); i++) {
 		const ParamDef *d = &fmt->keys[i];
 		const cJSON *v = obj ? cJSON_GetObjectItemCaseSensitive(obj, d->name) : NULL;

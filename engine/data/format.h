@@ -46,6 +46,9 @@ typedef struct DatasetShape {
 	int known;
 } DatasetShape;
 
+/* A format has at most this many keys (the spec layer tracks which were given in an array). */
+#define DATASET_FORMAT_MAX_KEYS 32
+
 typedef struct DatasetFormat {
 	const char *name;           /* "csv"; a named dataset: "fashion-mnist" */
 	const char *summary;        /* one line */

@@ -20,6 +20,7 @@
 #include "../../workers/jobspec.h"
 #include "../../workers/method_catalog.h"
 #include "../../workers/spec_schema.h"
+#include "../../workers/spec_table.h"
 #include "check.h"
 
 static char tmpdir[] = "/tmp/ssld_formats_XXXXXX";
@@ -162,6 +163,15 @@ static void check_descriptors(void)
 		if (f->width_key)
 			CHECK(dataset_format_key(f, f->width_key) != NULL, "%s: width_key %s is not a key",
 			      f->name, f->width_key);
+		CHECK(f->n_keys <= DATASET_FORMAT_MAX_KEYS, "%s: %d keys, at most %d", f->name, f->n_keys,
+		      DATASET_FORMAT_MAX_KEYS);
+		for (int k = 0; k < f->n_keys; k++) {
+			char path[96];
+			snprintf(path, sizeof path, "dataset.%s", f->keys[k].name);
+			const SpecKey *row = spec_key_find(path, f->named ? "named" : f->name);
+			CHECK(row && strcmp(row->help, f->keys[k].help) == 0, "%s: key %s is not a row of the spec table",
+			      f->name, f->keys[k].name);
+		}
 		for (int k = 0; k < f->n_keys; k++)
 			CHECK(strcmp(f->keys[k].name, "name") && strcmp(f->keys[k].name, "format") &&
 			      strncmp(f->keys[k].name, "limit_", 6),
