@@ -1216,7 +1216,7 @@ static int parse_format(Parser *p, const cJSON *obj, const DatasetFormat *fmt, c
 	ds->kind = fmt->kind;
 	p->format = fmt->name;
 	p->modality = fmt->modality;
-	p->labelled = fmt->labelled;
+	p->labelled = fmt->has_labels ? fmt->has_labels(ds) : fmt->labelled;
 	if (fmt->named && !(p->js->dataset_name = own(p, fmt->name)))
 		return oom(p, name_field);
 	return 0;

@@ -56,7 +56,11 @@ typedef struct DatasetFormat {
 	int named;                  /* a built-in dataset: chosen by "name" (or the string form), its
 	                               keys are the "named" variant's */
 	unsigned modality;          /* one DATA_* bit */
-	int labelled;               /* samples carry labels (evaluations need them) */
+	int labelled;               /* samples carry labels (evaluations need them); "may carry" when
+	                               has_labels decides per spec */
+	/* Optional: whether this spec's data has labels, when the files decide (a folder with or
+	 * without class subfolders). Called at validation with every key filled; NULL = labelled. */
+	int (*has_labels)(const DatasetSpec *s);
 	/* The keys of "dataset" for this format, bound to DatasetSpec. "name"/"format" and the keys
 	 * every format shares (limit_train, limit_test) are not listed. */
 	const ParamDef *keys;
