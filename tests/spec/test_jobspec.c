@@ -838,7 +838,7 @@ static void test_paths(void)
 	    "dataset.files[1]", "must be a path string, got 3");
 	BAD(fmt("{\"method\": \"none\", \"dataset\": {\"format\": \"text\", \"files\": [\"%s\"], \"dir\": \"x\"}, "
 	        "\"evaluations\": [{\"protocol\": \"knn\"}]}", tpath("root/texts/a_jokes")),
-	    "dataset.dir", "only valid for format \"named\", \"text_records\" or \"captions\"");
+	    "dataset.dir", "only valid for format \"named\", \"captions\" or \"text_records\"");
 	BAD(fmt("{\"method\": \"none\", \"dataset\": {\"format\": \"csv\", \"train\": \"%s\", \"test\": \"%s\", "
 	        "\"test_fraction\": 0.2}, \"evaluations\": [{\"protocol\": \"knn\"}]}", tpath("root/train.csv"),
 	        tpath("root/train.csv")),
