@@ -161,5 +161,5 @@ int main(void)
 	test_pointwise();
 	test_apply();
 	test_normalize();
-	return check_done("test_augment_color");
+	return check_exit("test_augment_color");
 }

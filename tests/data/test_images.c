@@ -328,5 +328,5 @@ int main(void)
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "could not remove %s\n", dir);
-	return check_done("test_images");
+	return check_exit("test_images");
 }
