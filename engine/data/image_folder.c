@@ -351,6 +351,32 @@ fail:
 	return rc;
 }
 
+int img_folder_has_classes(const char *root)
+{
+	DIR *d = opendir(root);
+	if (!d)
+		return -errno;
+	int found = 0;
+	struct dirent *de;
+	while (!found && (de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (de->d_type == DT_DIR) {
+			found = 1;
+		} else if (de->d_type == DT_LNK || de->d_type == DT_UNKNOWN) {
+			char *full = eng_malloc(strlen(root) + strlen(de->d_name) + 2);
+			struct stat st;
+			if (full) {
+				sprintf(full, "%s/%s", root, de->d_name);
+				found = stat(full, &st) == 0 && S_ISDIR(st.st_mode);
+				eng_free(full);
+			}
+		}
+	}
+	closedir(d);
+	return found;
+}
+
 int img_folder_scan_unlabelled(const char *root, img_scan_cb cb, void *user, ImgList *out,
                                char *err, size_t errlen)
 {

@@ -48,6 +48,11 @@ typedef void (*img_scan_cb)(void *user, long files);
 int img_folder_scan(const char *root, const ImgList *classes, img_scan_cb cb, void *user,
                     ImgList *out, char *err, size_t errlen);
 
+/* Whether root has a (non-hidden) subfolder, i.e. whether img_folder_scan would read it as
+ * labelled: the cheap answer for validation (has_labels) without listing any files. 1, 0, or a
+ * negative errno when root cannot be read. */
+int img_folder_has_classes(const char *root);
+
 /* Every image in root and below it, whatever the folder structure, unlabelled (an "unlabeled"
  * folder). Errors as above; no image at all is an error. */
 int img_folder_scan_unlabelled(const char *root, img_scan_cb cb, void *user, ImgList *out,

@@ -96,12 +96,15 @@ static void test_scan(void)
 		img_list_free(&t);
 		img_list_free(&l);
 	}
+	CHECK(img_folder_has_classes(P("lab")) == 1 && img_folder_has_classes(P("nowhere")) == -ENOENT,
+	      "has_classes");
 	/* unlabelled: no subfolders */
 	mkdirs("flat");
 	img("flat/1.png", 1);
 	img("flat/2.jpg", 2);
 	rc = img_folder_scan(P("flat"), NULL, NULL, NULL, &l, err, sizeof err);
 	CHECK(rc == 0 && l.n == 2 && l.num_classes == 0 && l.entries[0].label == -1, "flat: %s", err);
+	CHECK(img_folder_has_classes(P("flat")) == 0, "flat has no classes");
 	img_list_free(&l);
 	/* the errors */
 	mkdirs("emptyclass/a");
