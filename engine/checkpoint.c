@@ -15,6 +15,8 @@
  */
 #include "checkpoint.h"
 
+#include "../common/strbuf.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -1110,64 +1112,6 @@ int checkpoint_load_prefix(const char *path, ParamSet *ps, const char *src_prefi
 
 /* ==== writing ================================================================================= */
 
-typedef struct Sb {
-	char *s;
-	size_t len, cap;
-	int oom;
-} Sb;
-
-static void sb_put(Sb *b, const char *s, size_t n)
-{
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		char *p = eng_realloc(b->s, cap);
-		if (!p) {
-			b->oom = 1;
-			return;
-		}
-		b->s = p;
-		b->cap = cap;
-	}
-	memcpy(b->s + b->len, s, n);
-	b->len += n;
-	b->s[b->len] = '\0';
-}
-
-static void sb_str(Sb *b, const char *s)
-{
-	sb_put(b, s, strlen(s));
-}
-
-static void sb_u64(Sb *b, uint64_t v)
-{
-	char t[24];
-	snprintf(t, sizeof t, "%llu", (unsigned long long)v);
-	sb_str(b, t);
-}
-
-static void sb_json_string(Sb *b, const char *s)
-{
-	sb_put(b, "\"", 1);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\') {
-			char e[2] = { '\\', (char)c };
-			sb_put(b, e, 2);
-		} else if (c < 0x20) {
-			char e[8];
-			snprintf(e, sizeof e, "\\u%04x", c);
-			sb_put(b, e, 6);
-		} else {
-			sb_put(b, (const char *)&c, 1);
-		}
-	}
-	sb_put(b, "\"", 1);
-}
-
 #define CK_MAX_META 16
 
 typedef struct Writer {
@@ -1238,7 +1182,7 @@ static int write_file(const char *path, Writer *w, char *err, size_t errlen)
 	int rc = 0;
 	if (w->nmeta > CK_MAX_META - 3)
 		return fail(err, errlen, CKPT_EINVAL, "%s: too many metadata keys", path);
-	Sb b = { 0 };
+	Sbuf b = { 0 };
 	char *tmp = NULL, *dir = NULL;
 	FILE *f = NULL;
 	int fd = -1;
@@ -1247,7 +1191,7 @@ static int write_file(const char *path, Writer *w, char *err, size_t errlen)
 		return fail(err, errlen, CKPT_ENOMEM, "%s: out of memory", path);
 	for (int i = 0; i < w->n; i++) {
 		sorted[i] = w->names[i];
-		if (!ck_name_ok(w->names[i]) || strcmp(w->names[i], "__metadata__") == 0) {
+		if (!ck_name_ok(w->names[i]) || !utf8_valid(w->names[i]) || strcmp(w->names[i], "__metadata__") == 0) {
 			eng_free(sorted);
 			return fail(err, errlen, CKPT_EINVAL, "%s: cannot store a tensor named \"%s\"", path,
 			            w->names[i]);
@@ -1276,34 +1220,32 @@ static int write_file(const char *path, Writer *w, char *err, size_t errlen)
 	uint32_t hcrc = header_digest(w->e, w->n, w->meta, w->nmeta);
 	writer_metaf(w, CK_KEY_HEADER_CRC, "%08x", hcrc);
 
-	sb_str(&b, "{\"__metadata__\":{");
+	sb_puts(&b, "{\"__metadata__\":{");
 	for (int i = 0; i < w->nmeta; i++) {
 		if (i)
-			sb_str(&b, ",");
-		sb_json_string(&b, w->meta[i].key);
-		sb_str(&b, ":");
-		sb_json_string(&b, w->meta[i].value);
+			sb_puts(&b, ",");
+		sb_json_str(&b, w->meta[i].key);
+		sb_puts(&b, ":");
+		sb_json_str(&b, w->meta[i].value);
 	}
-	sb_str(&b, "}");
+	sb_puts(&b, "}");
 	for (int i = 0; i < w->n; i++) {
 		const CkEntry *e = &w->e[i];
-		sb_str(&b, ",");
-		sb_json_string(&b, e->name);
-		sb_str(&b, ":{\"dtype\":\"F32\",\"shape\":[");
+		sb_puts(&b, ",");
+		sb_json_str(&b, e->name);
+		sb_puts(&b, ":{\"dtype\":\"F32\",\"shape\":[");
 		for (int d = 0; d < e->ndim; d++) {
 			if (d)
-				sb_str(&b, ",");
-			sb_u64(&b, e->dims[d]);
+				sb_puts(&b, ",");
+			sb_printf(&b, "%llu", (unsigned long long)e->dims[d]);
 		}
-		sb_str(&b, "],\"data_offsets\":[");
-		sb_u64(&b, e->begin);
-		sb_str(&b, ",");
-		sb_u64(&b, e->end);
-		sb_str(&b, "]}");
+		sb_puts(&b, "],\"data_offsets\":[");
+		sb_printf(&b, "%llu,%llu", (unsigned long long)e->begin, (unsigned long long)e->end);
+		sb_puts(&b, "]}");
 	}
-	sb_str(&b, "}");
-	while ((8 + b.len) % 8)
-		sb_str(&b, " ");
+	sb_puts(&b, "}");
+	while ((8 + b.n) % 8)
+		sb_puts(&b, " ");
 	if (b.oom) {
 		rc = fail(err, errlen, CKPT_ENOMEM, "%s: out of memory building the header", path);
 		goto out;
@@ -1341,8 +1283,8 @@ static int write_file(const char *path, Writer *w, char *err, size_t errlen)
 	fd = -1;
 	unsigned char lenb[8];
 	for (int i = 0; i < 8; i++)
-		lenb[i] = (unsigned char)((uint64_t)b.len >> (8 * i));
-	int ok = fwrite(lenb, 1, 8, f) == 8 && fwrite(b.s, 1, b.len, f) == b.len;
+		lenb[i] = (unsigned char)((uint64_t)b.n >> (8 * i));
+	int ok = fwrite(lenb, 1, 8, f) == 8 && fwrite(b.p, 1, b.n, f) == b.n;
 	for (int i = 0; ok && i < w->n; i++) {
 		const Tensor *t = w->e[i].src;
 		ok = fwrite(t->data, sizeof(float), t->size, f) == t->size;
@@ -1385,7 +1327,7 @@ out:
 		eng_free(tmp);
 	}
 	eng_free(dir);
-	eng_free(b.s);
+	sb_free(&b);
 	return rc;
 }
 
