@@ -853,8 +853,23 @@ static int gen_should_stop(void *user)
 int runner_generate(const char *spec_json, const char *work_dir, const GenerateRequest *req,
                     char **result_json, char *err, size_t errlen)
 {
+	JobSpec *js = NULL;
+	SpecError se;
+	*result_json = NULL;
+	if (jobspec_parse_stored(spec_json, strlen(spec_json), &js, &se) < 0) {
+		snprintf(err, errlen, "%s", se.message);
+		return -1;
+	}
+	int rc = runner_generate_spec(js, work_dir, req, result_json, err, errlen);
+	jobspec_free(js);
+	return rc;
+}
+
+int runner_generate_spec(JobSpec *js, const char *work_dir, const GenerateRequest *req,
+                         char **result_json, char *err, size_t errlen)
+{
 	GenStop gs = { .cancel = req->cancel };
-	Run r = { .dir = work_dir, .err = err, .errlen = errlen, .collapse_step = -1 };
+	Run r = { .dir = work_dir, .js = js, .err = err, .errlen = errlen, .collapse_step = -1 };
 	int rc = -1;
 	float *imgs = NULL;
 	uint8_t *text = NULL;
@@ -862,11 +877,6 @@ int runner_generate(const char *spec_json, const char *work_dir, const GenerateR
 	*result_json = NULL;
 	err[0] = 0;
 
-	SpecError se;
-	if (jobspec_parse_stored(spec_json, strlen(spec_json), &r.js, &se) < 0) {
-		snprintf(err, errlen, "%s", se.message);
-		return -1;
-	}
 	const PretextMethod *m = method_find(r.js->method);
 	if (!m || (!m->generate_images && !m->generate_text)) {
 		snprintf(err, errlen, "method \"%s\" cannot generate", r.js->method);
@@ -971,6 +981,5 @@ out:
 	ctx_free(r.ctx);
 	paramset_free(r.ps);
 	dataset_free(r.ds);
-	jobspec_free(r.js);
 	return rc;
 }
