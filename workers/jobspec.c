@@ -1290,49 +1290,50 @@ static int parse_dataset(Parser *p, const cJSON *v)
 /* params (method parameters)                                                                     */
 
 /* Each parameter is checked against the method's table and stored through its row into the
- * JobSpec's method_config, which starts from the table's defaults. */
+ * JobSpec's method_config, which starts from the table's defaults. Every bad key and every bad
+ * value is recorded; the ones that parse are stored. */
 static int parse_params(Parser *p, const cJSON *v)
 {
 	const MethodInfo *m = p->method;
 	JobSpec *js = p->js;
 	int np = m->n_params;
+	int before = p->n_errors;
 	char got[96];
 	if (v && !cJSON_IsObject(v))
 		return fail(p, 400, "invalid_field", "params", "must be an object, got %s",
 		            describe(v, got, sizeof got));
 	if (v) {
-		KeyRule rules[MAX_RULES];
+		const char *cands[MAX_RULES];
 		int n = 0;
 		for (int i = 0; i < np && n < MAX_RULES; i++)
-			rules_add(rules, &n, m->params[i].name, NULL);
+			cands[n++] = m->params[i].name;
 		char f[128];
 		for (const cJSON *c = v->child; c; c = c->next) {
-			if (!c->string)
-				continue;
-			field_join(f, sizeof f, "params", c->string);
-			int known = 0;
+			const char *key = c->string ? c->string : "";
+			field_join(f, sizeof f, "params", key);
+			int dup = 0, known = 0;
+			for (const cJSON *d = v->child; d != c; d = d->next)
+				dup |= d->string && strcmp(d->string, key) == 0;
 			for (int i = 0; i < n; i++)
-				known |= strcmp(rules[i].name, c->string) == 0;
+				known |= strcmp(cands[i], key) == 0;
+			if (dup) {
+				fail(p, 400, "duplicate_key", f, "duplicate key");
+				continue;
+			}
 			if (known)
 				continue;
-			const char *cands[MAX_RULES];
-			for (int i = 0; i < n; i++)
-				cands[i] = m->params[i].name;
-			const char *s = suggest(c->string, cands, n);
+			const char *s = suggest(key, cands, n);
 			char list[256];
 			join_names(list, sizeof list, cands, n);
 			if (s)
-				return fail(p, 400, "unknown_key", f,
-				            "unknown parameter of method \"%s\"; did you mean \"%s\"?", m->name, s);
-			if (np == 0)
-				return fail(p, 400, "unknown_key", f, "unknown parameter: method \"%s\" has none",
-				            m->name);
-			return fail(p, 400, "unknown_key", f,
-			            "unknown parameter of method \"%s\" (parameters: %s)", m->name, list);
+				fail(p, 400, "unknown_key", f,
+				     "unknown parameter of method \"%s\"; did you mean \"%s\"?", m->name, s);
+			else if (np == 0)
+				fail(p, 400, "unknown_key", f, "unknown parameter: method \"%s\" has none", m->name);
+			else
+				fail(p, 400, "unknown_key", f, "unknown parameter of method \"%s\" (parameters: %s)",
+				     m->name, list);
 		}
-		int rc = check_keys(p, v, "params", rules, n, NULL, NULL);   /* duplicates */
-		if (rc < 0)
-			return rc;
 	}
 	if (method_config_default(m, js->method_config) < 0)
 		return fail(p, 500, "internal", "params", "method \"%s\": its parameter table does not "
@@ -1341,14 +1342,11 @@ static int parse_params(Parser *p, const cJSON *v)
 		const ParamDef *d = &m->params[i];
 		double x = 0;
 		const char *s = NULL;
-		int rc = get_value(p, v, "params", d, &x, &s);
-		if (rc < 0)
-			return rc;
-		if (rc > 0 && param_store(d, js->method_config, x, s) < 0)
-			return fail(p, 500, "internal", "params", "method \"%s\": parameter \"%s\" cannot be "
-			            "stored in its config field", m->name, d->name);
+		if (get_value(p, v, "params", d, &x, &s) > 0 && param_store(d, js->method_config, x, s) < 0)
+			fail(p, 500, "internal", "params", "method \"%s\": parameter \"%s\" cannot be "
+			     "stored in its config field", m->name, d->name);
 	}
-	return 0;
+	return errors_since(p, before);
 }
 
 /* ---------------------------------------------------------------------------------------------- */

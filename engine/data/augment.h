@@ -40,16 +40,16 @@ typedef struct AugConfig {
 void aug_config_none(AugConfig *c);            /* everything disabled (identity) */
 void aug_config_default_simclr(AugConfig *c);  /* crop(0.2-1) + flip + jitter(p .8) + blur(p .5) + erase(p .25): the contrastive default */
 void aug_config_default_light(AugConfig *c);   /* light: small translate + flip (supervised / fine-tune) */
-/* BYOL's asymmetric pair (added): SimCLR set; view 1 blur p 1.0; view 2 blur p 0.1, solarize p 0.2. */
+/* BYOL's asymmetric pair: SimCLR set; view 1 blur p 1.0; view 2 blur p 0.1, solarize p 0.2. */
 void aug_config_default_byol(AugConfig *v1, AugConfig *v2);
 
 /* Set one parameter by its dotted name ("crop.p", "crop.scale_min", "rotate.multiples_of_90",
- * "clamp", ...) after checking its range (added). 0, -ENOENT for an unknown name, -ERANGE for a
+ * "clamp", ...) after checking its range. 0, -ENOENT for an unknown name, -ERANGE for a
  * value out of range; err names the key ("crop.scale_min: must be in [0.01, 1], got 2"). */
 int aug_config_set(AugConfig *c, const char *key, double value, char *err, size_t errlen);
-/* Every range plus min <= max pairs (added). 0 or -ERANGE with the offending key in err. */
+/* Every range plus min <= max pairs. 0 or -ERANGE with the offending key in err. */
 int aug_config_validate(const AugConfig *c, char *err, size_t errlen);
-/* The i-th parameter name (0-based), NULL past the end: for "did you mean" and catalogues (added). */
+/* The i-th parameter name (0-based), NULL past the end: for "did you mean" and catalogues. */
 const char *aug_param_name(int i);
 
 /* Colour ------------------------------------------------------------------------------------- */
@@ -75,15 +75,15 @@ size_t aug_scratch_floats(int c, int h, int w);
  * Geometric transforms are skipped for images above 1024 pixels a side. */
 void aug_apply(const AugConfig *cfg, Rng *rng, const float *src, float *dst, int c, int h, int w,
                float *scratch);
-/* Two views of one image (added): cfg2 NULL = same settings; independent draws per view.
+/* Two views of one image: cfg2 NULL = same settings; independent draws per view.
  * src, dst1, dst2 (C,H,W). */
 void aug_two_views(const AugConfig *cfg1, const AugConfig *cfg2, Rng *rng, const float *src,
                    float *dst1, float *dst2, int c, int h, int w, float *scratch);
 /* Exact rotation by k*90 degrees counter-clockwise (as seen with y pointing down), the rotation
- * pretext's transform (added). src, dst (C,H,W), no aliasing; odd k needs h == w (-EINVAL). */
+ * pretext's transform. src, dst (C,H,W), no aliasing; odd k needs h == w (-EINVAL). */
 int aug_rotate90(const float *src, float *dst, int c, int h, int w, int k);
 /* One random-resized-crop box draw in pixel-edge coordinates [x0, x0+cw] x [y0, y0+ch], inside
- * the image (exposed for tests and for methods that crop themselves) (added). */
+ * the image (exposed for tests and for methods that crop themselves). */
 void aug_draw_crop(const AugConfig *cfg, Rng *rng, int h, int w, float *x0, float *y0, float *cw,
                    float *ch);
 

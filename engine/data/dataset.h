@@ -41,7 +41,7 @@ typedef struct DatasetSpec {
 	float test_fraction;             /* TEXT: tail share of bytes; TEXT_RECORDS / CSV: tail share of records (default 0.1) */
 	int max_record_bytes;            /* TEXT_RECORDS: records are truncated/padded to this (default 128) */
 	int text_label_field;            /* TEXT_RECORDS: 0 = label is the source file, records split on
-	                                  * "%" lines; 1 = records are lines "label<TAB>text" (added) */
+	                                  * "%" lines; 1 = records are lines "label<TAB>text" */
 	const char *captions_file;       /* CAPTIONS: JSON lines; images come from the FASHION_MNIST train split
 	                                  * ("image": index) or PNG files ("image": "path", relative to the
 	                                  * captions file). NULL = templated captions from the class names
@@ -72,7 +72,7 @@ typedef struct Dataset {
 	int record_bytes;
 	/* CAPTIONS: one caption per train image (train.n strings), owned. */
 	char **captions;
-	int n_captions;                  /* entries in captions (== train.n after loading) (added) */
+	int n_captions;                  /* entries in captions (== train.n after loading) */
 } Dataset;
 
 /* Confines every dataset file this process opens to the given directories (the daemon's data

@@ -1,4 +1,4 @@
-/* test_contrastive.c - the contrastive, non-contrastive and multimodal methods (issue 8):
+/* test_contrastive.c - the contrastive, non-contrastive and multimodal methods:
  *   gradcheck         finite-difference checks of every method's loss as composed in the method
  *                     files (MoCo, BYOL, Barlow Twins, VICReg, CLIP, and the standardisation);
  *   health            ssl_health.c on constructed embeddings with known answers (isotropic,

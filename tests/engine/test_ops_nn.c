@@ -496,7 +496,7 @@ static void test_batchnorm(void)
 }
 
 /* op_batchnorm_relu must equal op_relu(op_batchnorm(...)): forward, and backward both into a new
- * input gradient (stored) and into one that already holds gradient (added). */
+ * input gradient (stored) and into one that already holds gradient (accumulated). */
 static void test_batchnorm_relu(void)
 {
 	for (int cfg = 0; cfg < 4; cfg++) {
