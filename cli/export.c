@@ -208,6 +208,17 @@ int cli_export_main(int argc, char **argv)
 	if (ndim == 0) {
 		const Tensor *fc0 = checkpoint_find(ck, "encoder.fc0.weight");
 		const Tensor *conv0 = checkpoint_find(ck, "encoder.conv0.weight");
+		const Tensor *proj = checkpoint_find(ck, "encoder.patch_embed.proj.weight");
+		const Tensor *pe = checkpoint_find(ck, "encoder.pos_embed");
+		/* vit: a square grid of patches, as `ssld run` builds for square images */
+		int grid = 0;
+		if (c.kind == ENC_VIT && proj && pe && proj->ndim == 4 && pe->ndim == 3) {
+			int n = pe->shape[1] - (c.pool == 1);
+			while ((grid + 1) * (grid + 1) <= n)
+				grid++;
+			if (grid * grid != n)
+				grid = 0;
+		}
 		if (c.kind == ENC_MLP && fc0 && fc0->ndim == 2) {
 			ndim = 1;
 			shape[0] = fc0->shape[1];
@@ -216,6 +227,10 @@ int cli_export_main(int argc, char **argv)
 			shape[0] = conv0->shape[1];   /* H, W symbolic: global pooling takes any size */
 			in_c = shape[0];
 			in_h = in_w = 32;
+		} else if (grid > 0) {
+			ndim = 3;
+			shape[0] = in_c = proj->shape[1];
+			shape[1] = shape[2] = in_h = in_w = grid * proj->shape[2];
 		} else {
 			fail("%s: the input shape of this %s encoder is not fixed by its weights: give "
 			     "--input-shape C,H,W", weights, encoder_kind_name(c.kind));

@@ -8,6 +8,7 @@
 #include "export_onnx.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -172,7 +173,8 @@ static const char *add_init(OnnxGraph *g, const char *name, int type, const void
 	if (copy)
 		memcpy(buf, data, bytes);
 	onnx__tensor_proto__init(t);
-	memcpy(d, dims, (size_t)ndim * sizeof *d);
+	if (ndim > 0)
+		memcpy(d, dims, (size_t)ndim * sizeof *d);
 	t->n_dims = (size_t)ndim;
 	t->dims = d;
 	t->has_data_type = 1;
@@ -215,9 +217,9 @@ const char *onnx_const_i64(OnnxGraph *g, const int64_t *v, int n)
 {
 	char name[32];
 	snprintf(name, sizeof name, "const_%d", g->next_id++);
-	int64_t dim = n;
-	return add_init(g, name, ONNX__TENSOR_PROTO__DATA_TYPE__INT64, v, (size_t)n * sizeof *v, &dim,
-	                1, 1);
+	int64_t dim = n;   /* n 0: one value, a scalar */
+	return add_init(g, name, ONNX__TENSOR_PROTO__DATA_TYPE__INT64, v,
+	                (size_t)(n > 0 ? n : 1) * sizeof *v, &dim, n > 0 ? 1 : 0, 1);
 }
 
 /* ---- layers ---------------------------------------------------------------------------------- */
@@ -275,18 +277,62 @@ const char *onnx_relu(OnnxGraph *g, const char *x)
 	return onnx_node1(g, "Relu", x, NULL, 0);
 }
 
-// gelu(x) = x * 0.5 * (1 + erf(x / sqrt(2)))
+static const char *scalar(OnnxGraph *g, float v)
+{
+	return onnx_const_f32(g, &v, NULL, 0);
+}
+
+static const char *binary(OnnxGraph *g, const char *op, const char *a, const char *b)
+{
+	return onnx_node(g, op, (const char *[]){ a, b }, 2, NULL, 0);
+}
+
+// gelu(x) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), the tanh form op_gelu computes
 const char *onnx_gelu(OnnxGraph *g, const char *x)
 {
-	const int64_t scalar[1] = { 1 };
-	const char *r2 = onnx_const_f32(g, (float[]){ 1.41421356237f }, scalar, 1);
-	const char *one = onnx_const_f32(g, (float[]){ 1.0f }, scalar, 1);
-	const char *half = onnx_const_f32(g, (float[]){ 0.5f }, scalar, 1);
-	const char *e = onnx_node1(g, "Erf", onnx_node(g, "Div", (const char *[]){ x, r2 }, 2, NULL, 0),
+	const char *x3 = binary(g, "Mul", binary(g, "Mul", x, x), x);
+	const char *in = binary(g, "Add", x, binary(g, "Mul", x3, scalar(g, 0.044715f)));
+	const char *t = onnx_node1(g, "Tanh", binary(g, "Mul", in, scalar(g, 0.7978845608028654f)),
 	                           NULL, 0);
-	const char *s = onnx_node(g, "Add", (const char *[]){ e, one }, 2, NULL, 0);
-	const char *h = onnx_node(g, "Mul", (const char *[]){ x, half }, 2, NULL, 0);
-	return onnx_node(g, "Mul", (const char *[]){ h, s }, 2, NULL, 0);
+	const char *h = binary(g, "Mul", x, scalar(g, 0.5f));
+	return binary(g, "Mul", h, binary(g, "Add", t, scalar(g, 1.0f)));
+}
+
+// x (N,T,D) -> (N,T,D): softmax(q k^T / sqrt(Dh)) v per head, as attention_forward
+const char *onnx_attention(OnnxGraph *g, const Attention *a, const char *x)
+{
+	if (a->causal)
+		return NULL;   /* no encoder with a hook uses causal attention */
+	const char *qkv = onnx_linear(g, &a->qkv, x);   /* (N,T,3D): q, k, v, each head-major */
+	const char *shape5 = onnx_const_i64(g, (int64_t[]){ 0, 0, 3, a->heads, a->head_dim }, 5);
+	const char *r = onnx_node(g, "Reshape", (const char *[]){ qkv, shape5 }, 2, NULL, 0);
+	const OnnxAttr perm[] = { { "perm", .ints = (int64_t[]){ 2, 0, 3, 1, 4 }, .n_ints = 5 } };
+	r = onnx_node1(g, "Transpose", r, perm, 1);        /* (3,N,H,T,Dh) */
+	const char *part[3];
+	for (int i = 0; i < 3; i++) {
+		const OnnxAttr axis[] = { { "axis", .i = 0 } };
+		const char *idx = onnx_const_i64(g, (int64_t[]){ i }, 0);
+		part[i] = onnx_node(g, "Gather", (const char *[]){ r, idx }, 2, axis, 1);
+	}
+	const OnnxAttr kt[] = { { "perm", .ints = (int64_t[]){ 0, 1, 3, 2 }, .n_ints = 4 } };
+	const char *s = binary(g, "MatMul", part[0], onnx_node1(g, "Transpose", part[1], kt, 1));
+	s = binary(g, "Mul", s, scalar(g, 1.0f / sqrtf((float)a->head_dim)));
+	const OnnxAttr last[] = { { "axis", .i = -1 } };
+	const char *o = binary(g, "MatMul", onnx_node1(g, "Softmax", s, last, 1), part[2]);
+	const OnnxAttr back[] = { { "perm", .ints = (int64_t[]){ 0, 2, 1, 3 }, .n_ints = 4 } };
+	o = onnx_node1(g, "Transpose", o, back, 1);        /* (N,T,H,Dh) */
+	const char *shape3 = onnx_const_i64(g, (int64_t[]){ 0, 0, a->dim }, 3);
+	o = onnx_node(g, "Reshape", (const char *[]){ o, shape3 }, 2, NULL, 0);
+	return onnx_linear(g, &a->proj, o);
+}
+
+// x (N,T,D) -> (N,T,D): block_forward in eval mode (no dropout)
+const char *onnx_block(OnnxGraph *g, const Block *b, const char *x)
+{
+	x = binary(g, "Add", x, onnx_attention(g, &b->attn, onnx_layernorm(g, &b->norm1, x)));
+	const char *h = onnx_layernorm(g, &b->norm2, x);
+	h = onnx_linear(g, &b->fc2, onnx_gelu(g, onnx_linear(g, &b->fc1, h)));
+	return binary(g, "Add", x, h);
 }
 
 const char *onnx_flatten(OnnxGraph *g, const char *x)

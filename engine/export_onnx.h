@@ -68,9 +68,9 @@ const char *onnx_node1(OnnxGraph *g, const char *op_type, const char *x, const O
                        int n_attrs);
 /* t as an initializer under its own name (once per tensor). */
 const char *onnx_weight(OnnxGraph *g, const Tensor *t);
-/* A float32 initializer holding data (copied) with the given dims. */
+/* A float32 initializer holding data (copied) with the given dims (ndim 0: a scalar). */
 const char *onnx_const_f32(OnnxGraph *g, const float *data, const int64_t *dims, int ndim);
-/* A 1-D int64 initializer (shapes for Reshape, axes). */
+/* A 1-D int64 initializer of n values (shapes for Reshape), or with n 0 the scalar v[0]. */
 const char *onnx_const_i64(OnnxGraph *g, const int64_t *v, int n);
 
 const char *onnx_linear(OnnxGraph *g, const Linear *l, const char *x);      /* x (..., in) */
@@ -78,7 +78,9 @@ const char *onnx_conv2d(OnnxGraph *g, const Conv2d *c, const char *x);      /* x
 const char *onnx_batchnorm(OnnxGraph *g, const BatchNorm *bn, const char *x); /* running stats */
 const char *onnx_layernorm(OnnxGraph *g, const LayerNorm *ln, const char *x); /* last axis */
 const char *onnx_relu(OnnxGraph *g, const char *x);
-const char *onnx_gelu(OnnxGraph *g, const char *x);                          /* erf form */
+const char *onnx_gelu(OnnxGraph *g, const char *x);                          /* tanh form */
+const char *onnx_attention(OnnxGraph *g, const Attention *a, const char *x); /* (N,T,D) */
+const char *onnx_block(OnnxGraph *g, const Block *b, const char *x);         /* (N,T,D) */
 const char *onnx_flatten(OnnxGraph *g, const char *x);                       /* -> (N, rest) */
 
 #endif

@@ -49,12 +49,13 @@ static int ends_with(const char *s, const char *suffix)
 	return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
-/* BatchNorm running statistics and affine parameters away from their 0/1 initial values. */
+/* BatchNorm running statistics and the affine parameters of BatchNorm and LayerNorm away from
+ * their 0/1 initial values. */
 static void perturb_norms(ParamSet *ps, Rng *r)
 {
 	for (int i = 0; i < paramset_count(ps); i++) {
 		Tensor *t = paramset_at(ps, i);
-		int bn = strstr(t->name, ".bn") != NULL;
+		int bn = strstr(t->name, ".bn") != NULL || strstr(t->name, "norm") != NULL;
 		for (size_t j = 0; bn && j < t->size; j++) {
 			if (ends_with(t->name, ".running_var"))
 				t->data[j] = rng_uniform_range(r, 0.5f, 2.0f);
@@ -74,6 +75,7 @@ typedef struct Case {
 	const char *run_shape;     /* the input dims given to onnxruntime */
 	int config_beside;         /* 1: config.json beside the weights, not in the metadata */
 	int pool_grid, batchnorm, out_dim;
+	int pool;                  /* vit: 0 mean over tokens, 1 the CLS token */
 } Case;
 
 static int run_case(const Case *k, const char *ssld, const char *python, const char *node,
@@ -92,6 +94,9 @@ static int run_case(const Case *k, const char *ssld, const char *python, const c
 		c.n_hidden = 2;
 		c.hidden[0] = 48;
 		c.hidden[1] = 32;
+	} else if (k->kind == ENC_VIT) {
+		c.dim = 16, c.depth = 2, c.heads = 2, c.mlp_ratio = 2, c.patch = 4;
+		c.pool = k->pool;
 	} else {
 		c.n_channels = 3;
 		c.channels[0] = 6, c.channels[1] = 12, c.channels[2] = 16;
@@ -217,12 +222,14 @@ int main(int argc, char **argv)
 	if (!top)
 		return 1;
 	const Case cases[] = {
-		/* label, kind, sample, --input-shape, run shape, config beside, grid, bn, out_dim */
-		{ "mlp", ENC_MLP, 1, 1, 20, NULL, "3,20", 0, 0, 1, 8 },
-		{ "mlp-image", ENC_MLP, 2, 5, 4, "2,5,4", "3,2,5,4", 1, 0, 1, 0 },
-		{ "cnn", ENC_CNN, 3, 12, 12, NULL, "3,3,12,12", 0, 1, 1, 0 },
-		{ "cnn-proj", ENC_CNN, 1, 16, 16, "1,16,16", "3,1,16,16", 1, 1, 0, 10 },
-		{ "cnn-grid2", ENC_CNN, 1, 28, 28, "1,28,28", "3,1,28,28", 0, 2, 1, 0 },
+		/* label, kind, sample, --input-shape, run shape, config beside, grid, bn, out_dim, pool */
+		{ "mlp", ENC_MLP, 1, 1, 20, NULL, "3,20", 0, 0, 1, 8, 0 },
+		{ "mlp-image", ENC_MLP, 2, 5, 4, "2,5,4", "3,2,5,4", 1, 0, 1, 0, 0 },
+		{ "cnn", ENC_CNN, 3, 12, 12, NULL, "3,3,12,12", 0, 1, 1, 0, 0 },
+		{ "cnn-proj", ENC_CNN, 1, 16, 16, "1,16,16", "3,1,16,16", 1, 1, 0, 10, 0 },
+		{ "cnn-grid2", ENC_CNN, 1, 28, 28, "1,28,28", "3,1,28,28", 0, 2, 1, 0, 0 },
+		{ "vit", ENC_VIT, 1, 12, 12, NULL, "3,1,12,12", 0, 0, 1, 0, 0 },
+		{ "vit-cls", ENC_VIT, 3, 8, 8, NULL, "3,3,8,8", 1, 0, 1, 12, 1 },
 	};
 	int fails = 0;
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
