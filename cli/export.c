@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 
 #include "../engine/checkpoint.h"
+#include "../engine/encoders/encoder.h"
 #include "../engine/export_onnx.h"
 #include "../engine/model.h"
 #include "../engine/params.h"
@@ -186,23 +187,44 @@ int cli_export_main(int argc, char **argv)
 		goto out;
 	}
 	const char *meta = checkpoint_meta(ck, "ssld.encoder_config");
+	char cpath[4200];
+	snprintf(cpath, sizeof cpath, "%s/" JOB_FILE_CONFIG, dir);
+	char *beside = cli_read_file(cpath, NULL, err, sizeof err);
 	if (meta) {
 		cfg_text = strdup(meta);
-	} else {
-		char cpath[4200];
-		snprintf(cpath, sizeof cpath, "%s/" JOB_FILE_CONFIG, dir);
-		cfg_text = cli_read_file(cpath, NULL, err, sizeof err);
-		if (!cfg_text) {
-			fail("%s has no ssld.encoder_config metadata and %s", weights, err);
-			goto out;
-		}
-	}
-	EncoderConfig c;
-	if (!cfg_text || parse_config(cfg_text, &c, err, sizeof err) < 0) {
-		fail("%s: %s", weights, cfg_text ? err : "out of memory");
+	} else if (!beside) {
+		fail("%s has no ssld.encoder_config metadata and %s", weights, err);
 		goto out;
 	}
+	EncoderConfig c;
+	if (parse_config(meta ? cfg_text : beside, &c, err, sizeof err) < 0) {
+		fail("%s: %s", weights, err);
+		free(beside);
+		goto out;
+	}
+	/* The sample shape `ssld run` records in config.json: (C,H,W), (1,1,D) for vectors. */
+	if (ndim == 0 && beside) {
+		cJSON *j = cJSON_Parse(beside);
+		int v[MODEL_MAX_LAYERS], n = 0;
+		if (int_list(j, "in_shape", v, &n) == 0 && n == 3 && v[0] > 0 && v[1] > 0 && v[2] > 0) {
+			int vec = c.kind == ENC_MLP && v[0] == 1 && v[1] == 1;
+			ndim = vec ? 1 : 3;
+			memcpy(shape, vec ? v + 2 : v, (size_t)ndim * sizeof *v);
+		}
+		cJSON_Delete(j);
+	}
+	free(beside);
 
+	if (!encoder_desc(c.kind)->export_onnx) {
+		char have[256] = "";
+		for (int i = 0; i < encoder_count(); i++)
+			if (encoder_desc((EncoderKind)i)->export_onnx)
+				snprintf(have + strlen(have), sizeof have - strlen(have), "%s%s", *have ? ", " : "",
+				         encoder_kind_name((EncoderKind)i));
+		fail("%s: the %s encoder has no ONNX export (%s have one)", weights,
+		     encoder_kind_name(c.kind), have);
+		goto out;
+	}
 	/* The sample shape: given, or fixed by the first layer's weights. */
 	int in_c = 1, in_h = 1, in_w = 1;
 	if (ndim == 0) {
@@ -253,8 +275,12 @@ int cli_export_main(int argc, char **argv)
 		fail("%s", err);
 		goto out;
 	}
-	if (onnx_export_encoder(e, shape, ndim, out, err, sizeof err) < 0) {
-		fail("%s: %s", weights, err);
+	if ((rc = onnx_export_encoder(e, shape, ndim, out, err, sizeof err)) < 0) {
+		if (rc == ONNX_EIO)
+			fail("%s", err);   /* it names --out */
+		else
+			fail("%s: %s", weights, err);
+		rc = 1;
 		goto out;
 	}
 	if (ndim == 1)

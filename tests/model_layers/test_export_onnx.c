@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "checkpoint.h"
@@ -73,7 +74,8 @@ typedef struct Case {
 	int in_c, in_h, in_w;
 	const char *input_shape;   /* --input-shape, or NULL (inferred from the weights) */
 	const char *run_shape;     /* the input dims given to onnxruntime */
-	int config_beside;         /* 1: config.json beside the weights, not in the metadata */
+	int config_beside;         /* 1: config.json beside the weights, not in the metadata; 2: and
+	                              with the sample's "in_shape", as `ssld run` writes it */
 	int pool_grid, batchnorm, out_dim;
 	int pool;                  /* vit: 0 mean over tokens, 1 the CLS token */
 } Case;
@@ -134,11 +136,14 @@ static int run_case(const Case *k, const char *ssld, const char *python, const c
 		fprintf(stderr, "FAIL %s: config JSON does not fit\n", k->label);
 		goto out;
 	}
-	if (checkpoint_export_prefix(path_w, ps, "encoder.", "encoder.", k->config_beside ? NULL : js,
+	if (checkpoint_export_prefix(path_w, ps, "encoder.", "encoder.", k->config_beside == 1 ? NULL : js,
 	                             err, sizeof err) < 0) {
 		fprintf(stderr, "FAIL %s: checkpoint_export_prefix: %s\n", k->label, err);
 		goto out;
 	}
+	if (k->config_beside == 2)   /* `ssld run`'s config.json: the config, then the sample shape */
+		snprintf(js + strlen(js) - 1, sizeof js - strlen(js) + 1, ",\"in_shape\":[%d,%d,%d]}",
+		         k->in_c, k->in_h, k->in_w);
 	if ((k->config_beside && write_file(path_cfg, js, strlen(js)) < 0) ||
 	    write_file(path_x, x->data, x->size * sizeof(float)) < 0) {
 		fprintf(stderr, "FAIL %s: cannot write the inputs under %s\n", k->label, dir);
@@ -203,6 +208,57 @@ out:
 	return rc;
 }
 
+/* `ssld export ARGS` with stderr captured: 0 when it exits with `status` and stderr holds `want`. */
+static int expect_error(const char *ssld, const char *top, const char *args, int status,
+                        const char *want)
+{
+	char cmd[2048], path[600], text[2048] = "";
+	snprintf(path, sizeof path, "%s/stderr.txt", top);
+	snprintf(cmd, sizeof cmd, "'%s' export %s >/dev/null 2>'%s'", ssld, args, path);
+	int st = system(cmd);
+	FILE *f = fopen(path, "r");
+	size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
+	text[n] = 0;
+	if (f)
+		fclose(f);
+	if (st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == status && strstr(text, want)) {
+		printf("ssld export %s -> %d: %s", args, status, text);
+		return 0;
+	}
+	fprintf(stderr, "FAIL: ssld export %s: status %d, stderr \"%s\"; expected %d and \"%s\"\n",
+	        args, st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1, text, status, want);
+	return 1;
+}
+
+/* An encoder without an export hook (the text transformer) is refused by name. */
+static int transformer_refused(const char *ssld, const char *top)
+{
+	char err[256], dir[600], path[700], js[1024], args[700];
+	EncoderConfig c;
+	encoder_config_default(&c, ENC_TRANSFORMER);
+	c.dim = 16, c.depth = 1, c.heads = 2, c.context = 8;
+	Rng r;
+	rng_seed(&r, 3);
+	ParamSet *ps = paramset_new();
+	Encoder *e = NULL;
+	int rc = 1;
+	snprintf(dir, sizeof dir, "%s/transformer", top);
+	snprintf(path, sizeof path, "%s/encoder.safetensors", dir);
+	if (mkdir(dir, 0755) < 0 ||
+	    encoder_new(&c, ps, "encoder", 1, 1, 8, &r, &e, err, sizeof err) < 0 ||
+	    encoder_config_to_json(&c, js, sizeof js) < 0 ||
+	    checkpoint_export_prefix(path, ps, "encoder.", "encoder.", js, err, sizeof err) < 0) {
+		fprintf(stderr, "FAIL: cannot write a transformer encoder under %s\n", dir);
+		goto out;
+	}
+	snprintf(args, sizeof args, "'%s'", dir);
+	rc = expect_error(ssld, top, args, 1, "the transformer encoder has no ONNX export");
+out:
+	encoder_free(e);
+	paramset_free(ps);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 5) {
@@ -228,12 +284,26 @@ int main(int argc, char **argv)
 		{ "cnn", ENC_CNN, 3, 12, 12, NULL, "3,3,12,12", 0, 1, 1, 0, 0 },
 		{ "cnn-proj", ENC_CNN, 1, 16, 16, "1,16,16", "3,1,16,16", 1, 1, 0, 10, 0 },
 		{ "cnn-grid2", ENC_CNN, 1, 28, 28, "1,28,28", "3,1,28,28", 0, 2, 1, 0, 0 },
+		{ "cnn-grid3", ENC_CNN, 2, 24, 24, NULL, "3,2,24,24", 2, 3, 1, 0, 0 },
 		{ "vit", ENC_VIT, 1, 12, 12, NULL, "3,1,12,12", 0, 0, 1, 0, 0 },
 		{ "vit-cls", ENC_VIT, 3, 8, 8, NULL, "3,3,8,8", 1, 0, 1, 12, 1 },
 	};
 	int fails = 0;
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
 		fails += run_case(&cases[i], ssld, python, node, project, top);
+	/* What is refused, and how it is named. */
+	char args[800];
+	fails += transformer_refused(ssld, top);
+	snprintf(args, sizeof args, "'%s/cnn' --format torchscript", top);
+	fails += expect_error(ssld, top, args, 2, "--format: \"torchscript\" is not a format");
+	snprintf(args, sizeof args, "'%s/cnn-grid2'", top);   /* pool_grid 2: the size matters */
+	fails += expect_error(ssld, top, args, 1, "give --input-shape C,H,W");
+	snprintf(args, sizeof args, "'%s/cnn' --input-shape 1,x,3", top);
+	fails += expect_error(ssld, top, args, 2, "--input-shape: \"1,x,3\" is not C,H,W or D");
+	snprintf(args, sizeof args, "'%s/none'", top);
+	fails += expect_error(ssld, top, args, 1, "none: cannot open");
+	snprintf(args, sizeof args, "'%s/cnn' --out '%s/none/x.onnx'", top, top);
+	fails += expect_error(ssld, top, args, 1, "none/x.onnx");
 	test_rmtree(top);
 	free(top);
 	if (fails) {
