@@ -202,6 +202,16 @@ int cli_export_main(int argc, char **argv)
 		free(beside);
 		goto out;
 	}
+	/* Text: token ids (N,T), T symbolic unless given (at most the context). */
+	if (encoder_fits(c.kind) & DATA_TEXT) {
+		if (ndim == 3) {
+			fail("--input-shape: the %s encoder takes token ids (N,T): give T, not C,H,W",
+			     encoder_kind_name(c.kind));
+			free(beside);
+			goto out;
+		}
+		ndim = 1;
+	}
 	/* The sample shape `ssld run` records in config.json: (C,H,W), (1,1,D) for vectors. */
 	if (ndim == 0 && beside) {
 		cJSON *j = cJSON_Parse(beside);
@@ -260,7 +270,7 @@ int cli_export_main(int argc, char **argv)
 		}
 	}
 	if (ndim == 1)
-		in_w = shape[0];
+		in_w = shape[0] > 0 ? shape[0] : 1;
 	else if (shape[1] > 0)
 		in_c = shape[0], in_h = shape[1], in_w = shape[2];
 
@@ -283,7 +293,10 @@ int cli_export_main(int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
-	if (ndim == 1)
+	if (ndim == 1 && shape[0] == 0)
+		printf("%s: %s encoder, input (N,T) token ids as float32 -> features (N,%d), ONNX opset "
+		       "%d\n", out, encoder_kind_name(c.kind), encoder_out_dim(e), ONNX_OPSET);
+	else if (ndim == 1)
 		printf("%s: %s encoder, input (N,%d) -> features (N,%d), ONNX opset %d\n", out,
 		       encoder_kind_name(c.kind), shape[0], encoder_out_dim(e), ONNX_OPSET);
 	else if (shape[1] > 0)

@@ -298,11 +298,23 @@ const char *onnx_gelu(OnnxGraph *g, const char *x)
 	return binary(g, "Mul", h, binary(g, "Add", t, scalar(g, 1.0f)));
 }
 
-// x (N,T,D) -> (N,T,D): softmax(q k^T / sqrt(Dh)) v per head, as attention_forward
+/* The causal mask of x (N,T,D): (T,T), -1e9 above the diagonal, 0 elsewhere. Built from T at run
+ * time (Trilu), so no context x context constant lands in the file. */
+static const char *causal_mask(OnnxGraph *g, const char *x)
+{
+	const OnnxAttr t_only[] = { { "start", .i = 1 }, { "end", .i = 2 } };
+	const char *t = onnx_node1(g, "Shape", x, t_only, 2);
+	const char *tt = onnx_node(g, "Concat", (const char *[]){ t, t }, 2,
+	                           (const OnnxAttr[]){ { "axis", .i = 0 } }, 1);
+	const char *full = binary(g, "Expand", scalar(g, -1e9f), tt);
+	const char *one = onnx_const_i64(g, (int64_t[]){ 1 }, 0);
+	return onnx_node(g, "Trilu", (const char *[]){ full, one }, 2,
+	                 (const OnnxAttr[]){ { "upper", .i = 1 } }, 1);
+}
+
+// x (N,T,D) -> (N,T,D): softmax(q k^T / sqrt(Dh) [+ causal mask]) v per head, as attention_forward
 const char *onnx_attention(OnnxGraph *g, const Attention *a, const char *x)
 {
-	if (a->causal)
-		return NULL;   /* no encoder with a hook uses causal attention */
 	const char *qkv = onnx_linear(g, &a->qkv, x);   /* (N,T,3D): q, k, v, each head-major */
 	const char *shape5 = onnx_const_i64(g, (int64_t[]){ 0, 0, 3, a->heads, a->head_dim }, 5);
 	const char *r = onnx_node(g, "Reshape", (const char *[]){ qkv, shape5 }, 2, NULL, 0);
@@ -317,6 +329,8 @@ const char *onnx_attention(OnnxGraph *g, const Attention *a, const char *x)
 	const OnnxAttr kt[] = { { "perm", .ints = (int64_t[]){ 0, 1, 3, 2 }, .n_ints = 4 } };
 	const char *s = binary(g, "MatMul", part[0], onnx_node1(g, "Transpose", part[1], kt, 1));
 	s = binary(g, "Mul", s, scalar(g, 1.0f / sqrtf((float)a->head_dim)));
+	if (a->causal)
+		s = binary(g, "Add", s, causal_mask(g, x));
 	const OnnxAttr last[] = { { "axis", .i = -1 } };
 	const char *o = binary(g, "MatMul", onnx_node1(g, "Softmax", s, last, 1), part[2]);
 	const OnnxAttr back[] = { { "perm", .ints = (int64_t[]){ 0, 2, 1, 3 }, .n_ints = 4 } };
@@ -333,6 +347,18 @@ const char *onnx_block(OnnxGraph *g, const Block *b, const char *x)
 	const char *h = onnx_layernorm(g, &b->norm2, x);
 	h = onnx_linear(g, &b->fc2, onnx_gelu(g, onnx_linear(g, &b->fc1, h)));
 	return binary(g, "Add", x, h);
+}
+
+// t (N,T,D) -> (N,D): the mean over tokens (pool 0) or the first token, as encoder_pool_tokens
+const char *onnx_pool_tokens(OnnxGraph *g, const Encoder *e, const char *t)
+{
+	if (e->cfg.pool == 1) {
+		const char *zero = onnx_const_i64(g, (int64_t[]){ 0 }, 0);
+		return onnx_node(g, "Gather", (const char *[]){ t, zero }, 2,
+		                 (const OnnxAttr[]){ { "axis", .i = 1 } }, 1);
+	}
+	const OnnxAttr mean[] = { { "axes", .ints = (int64_t[]){ 1 }, .n_ints = 1 }, { "keepdims", .i = 0 } };
+	return onnx_node1(g, "ReduceMean", t, mean, 2);
 }
 
 const char *onnx_flatten(OnnxGraph *g, const char *x)
@@ -410,8 +436,10 @@ int onnx_export_encoder(const Encoder *e, const int *in_shape, int in_ndim, cons
 	int rc = ONNX_ENOMEM;
 	uint8_t *buf = NULL;
 	int64_t in_dims[4] = { 0 };
-	const char *const *in_params = in_ndim == 1 ? (const char *const[]){ "N", "D" }
-	                                            : (const char *const[]){ "N", "C", "H", "W" };
+	const char *const *in_params = in_ndim == 3 ? (const char *const[]){ "N", "C", "H", "W" }
+	                               : encoder_fits(e->cfg.kind) & DATA_TEXT
+	                                   ? (const char *const[]){ "N", "T" }
+	                                   : (const char *const[]){ "N", "D" };
 	for (int i = 0; i < in_ndim && i < 3; i++)
 		in_dims[1 + i] = in_shape[i];
 	const char *y = e->desc->export_onnx(&g, e, "input");

@@ -82,5 +82,7 @@ const char *onnx_gelu(OnnxGraph *g, const char *x);                          /* 
 const char *onnx_attention(OnnxGraph *g, const Attention *a, const char *x); /* (N,T,D) */
 const char *onnx_block(OnnxGraph *g, const Block *b, const char *x);         /* (N,T,D) */
 const char *onnx_flatten(OnnxGraph *g, const char *x);                       /* -> (N, rest) */
+/* (N,T,D) -> (N,D) as model.c's encoder_pool_tokens: mean, or the first token (cfg.pool 1). */
+const char *onnx_pool_tokens(OnnxGraph *g, const Encoder *e, const char *t);
 
 #endif

@@ -131,14 +131,7 @@ static const char *vit_export_onnx(OnnxGraph *g, const Encoder *e, const char *x
 	x = onnx_node(g, "Add", (const char *[]){ x, onnx_weight(g, v->pe.pos_embed) }, 2, NULL, 0);
 	for (int i = 0; i < e->cfg.depth; i++)
 		x = onnx_block(g, &v->blocks[i], x);
-	x = onnx_layernorm(g, &v->norm, x);
-	if (e->cfg.pool == 1) {                                           /* the CLS token */
-		const char *zero = onnx_const_i64(g, (int64_t[]){ 0 }, 0);
-		return onnx_node(g, "Gather", (const char *[]){ x, zero }, 2,
-		                 (const OnnxAttr[]){ { "axis", .i = 1 } }, 1);
-	}
-	const OnnxAttr mean[] = { { "axes", .ints = (int64_t[]){ 1 }, .n_ints = 1 }, { "keepdims", .i = 0 } };
-	return onnx_node1(g, "ReduceMean", x, mean, 2);
+	return onnx_pool_tokens(g, e, onnx_layernorm(g, &v->norm, x));
 }
 
 static void vit_destroy(void *state)

@@ -77,7 +77,8 @@ typedef struct Case {
 	int config_beside;         /* 1: config.json beside the weights, not in the metadata; 2: and
 	                              with the sample's "in_shape", as `ssld run` writes it */
 	int pool_grid, batchnorm, out_dim;
-	int pool;                  /* vit: 0 mean over tokens, 1 the CLS token */
+	int pool;                  /* vit, transformer: 0 mean over tokens, 1 the CLS/first token */
+	int causal;                /* transformer */
 } Case;
 
 static int run_case(const Case *k, const char *ssld, const char *python, const char *node,
@@ -96,6 +97,10 @@ static int run_case(const Case *k, const char *ssld, const char *python, const c
 		c.n_hidden = 2;
 		c.hidden[0] = 48;
 		c.hidden[1] = 32;
+	} else if (k->kind == ENC_TRANSFORMER) {
+		c.dim = 16, c.depth = 2, c.heads = 2, c.mlp_ratio = 2, c.context = 16;
+		c.pool = k->pool;
+		c.causal = k->causal;
 	} else if (k->kind == ENC_VIT) {
 		c.dim = 16, c.depth = 2, c.heads = 2, c.mlp_ratio = 2, c.patch = 4;
 		c.pool = k->pool;
@@ -124,8 +129,9 @@ static int run_case(const Case *k, const char *ssld, const char *python, const c
 	}
 	perturb_norms(ps, &r);
 	Tensor *x = ctx_tensor(ctx, 4, (int[]){ B, k->in_c, k->in_h, k->in_w });
-	for (size_t i = 0; i < x->size; i++)
-		x->data[i] = rng_normal(&r);
+	for (size_t i = 0; i < x->size; i++)   /* text: byte ids, as floats */
+		x->data[i] = k->kind == ENC_TRANSFORMER ? (float)rng_below(&r, (uint32_t)c.vocab)
+		                                        : rng_normal(&r);
 	ctx_set_training(ctx, 0);
 	ctx_set_grad_enabled(ctx, 0);
 	Tensor *out = encoder_forward(ctx, e, x);
@@ -230,35 +236,6 @@ static int expect_error(const char *ssld, const char *top, const char *args, int
 	return 1;
 }
 
-/* An encoder without an export hook (the text transformer) is refused by name. */
-static int transformer_refused(const char *ssld, const char *top)
-{
-	char err[256], dir[600], path[700], js[1024], args[700];
-	EncoderConfig c;
-	encoder_config_default(&c, ENC_TRANSFORMER);
-	c.dim = 16, c.depth = 1, c.heads = 2, c.context = 8;
-	Rng r;
-	rng_seed(&r, 3);
-	ParamSet *ps = paramset_new();
-	Encoder *e = NULL;
-	int rc = 1;
-	snprintf(dir, sizeof dir, "%s/transformer", top);
-	snprintf(path, sizeof path, "%s/encoder.safetensors", dir);
-	if (mkdir(dir, 0755) < 0 ||
-	    encoder_new(&c, ps, "encoder", 1, 1, 8, &r, &e, err, sizeof err) < 0 ||
-	    encoder_config_to_json(&c, js, sizeof js) < 0 ||
-	    checkpoint_export_prefix(path, ps, "encoder.", "encoder.", js, err, sizeof err) < 0) {
-		fprintf(stderr, "FAIL: cannot write a transformer encoder under %s\n", dir);
-		goto out;
-	}
-	snprintf(args, sizeof args, "'%s'", dir);
-	rc = expect_error(ssld, top, args, 1, "the transformer encoder has no ONNX export");
-out:
-	encoder_free(e);
-	paramset_free(ps);
-	return rc;
-}
-
 int main(int argc, char **argv)
 {
 	if (argc < 5) {
@@ -278,26 +255,30 @@ int main(int argc, char **argv)
 	if (!top)
 		return 1;
 	const Case cases[] = {
-		/* label, kind, sample, --input-shape, run shape, config beside, grid, bn, out_dim, pool */
-		{ "mlp", ENC_MLP, 1, 1, 20, NULL, "3,20", 0, 0, 1, 8, 0 },
-		{ "mlp-image", ENC_MLP, 2, 5, 4, "2,5,4", "3,2,5,4", 1, 0, 1, 0, 0 },
-		{ "cnn", ENC_CNN, 3, 12, 12, NULL, "3,3,12,12", 0, 1, 1, 0, 0 },
-		{ "cnn-proj", ENC_CNN, 1, 16, 16, "1,16,16", "3,1,16,16", 1, 1, 0, 10, 0 },
-		{ "cnn-grid2", ENC_CNN, 1, 28, 28, "1,28,28", "3,1,28,28", 0, 2, 1, 0, 0 },
-		{ "cnn-grid3", ENC_CNN, 2, 24, 24, NULL, "3,2,24,24", 2, 3, 1, 0, 0 },
-		{ "vit", ENC_VIT, 1, 12, 12, NULL, "3,1,12,12", 0, 0, 1, 0, 0 },
-		{ "vit-cls", ENC_VIT, 3, 8, 8, NULL, "3,3,8,8", 1, 0, 1, 12, 1 },
+		/* label, kind, sample, --input-shape, run shape, config beside, grid, bn, out_dim, pool,
+		 * causal */
+		{ "mlp", ENC_MLP, 1, 1, 20, NULL, "3,20", 0, 0, 1, 8, 0, 0 },
+		{ "mlp-image", ENC_MLP, 2, 5, 4, "2,5,4", "3,2,5,4", 1, 0, 1, 0, 0, 0 },
+		{ "cnn", ENC_CNN, 3, 12, 12, NULL, "3,3,12,12", 0, 1, 1, 0, 0, 0 },
+		{ "cnn-proj", ENC_CNN, 1, 16, 16, "1,16,16", "3,1,16,16", 1, 1, 0, 10, 0, 0 },
+		{ "cnn-grid2", ENC_CNN, 1, 28, 28, "1,28,28", "3,1,28,28", 0, 2, 1, 0, 0, 0 },
+		{ "cnn-grid3", ENC_CNN, 2, 24, 24, NULL, "3,2,24,24", 2, 3, 1, 0, 0, 0 },
+		{ "vit", ENC_VIT, 1, 12, 12, NULL, "3,1,12,12", 0, 0, 1, 0, 0, 0 },
+		{ "vit-cls", ENC_VIT, 3, 8, 8, NULL, "3,3,8,8", 1, 0, 1, 12, 1, 0 },
+		{ "text", ENC_TRANSFORMER, 1, 1, 8, NULL, "3,8", 0, 0, 1, 0, 0, 1 },
+		{ "text-first", ENC_TRANSFORMER, 1, 1, 16, NULL, "3,16", 1, 0, 1, 6, 1, 0 },
 	};
 	int fails = 0;
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
 		fails += run_case(&cases[i], ssld, python, node, project, top);
 	/* What is refused, and how it is named. */
 	char args[800];
-	fails += transformer_refused(ssld, top);
 	snprintf(args, sizeof args, "'%s/cnn' --format torchscript", top);
 	fails += expect_error(ssld, top, args, 2, "--format: \"torchscript\" is not a format");
 	snprintf(args, sizeof args, "'%s/cnn-grid2'", top);   /* pool_grid 2: the size matters */
 	fails += expect_error(ssld, top, args, 1, "give --input-shape C,H,W");
+	snprintf(args, sizeof args, "'%s/text' --input-shape 1,1,8", top);
+	fails += expect_error(ssld, top, args, 1, "takes token ids (N,T): give T");
 	snprintf(args, sizeof args, "'%s/cnn' --input-shape 1,x,3", top);
 	fails += expect_error(ssld, top, args, 2, "--input-shape: \"1,x,3\" is not C,H,W or D");
 	snprintf(args, sizeof args, "'%s/none'", top);
