@@ -6,9 +6,11 @@
  *
  * It rebuilds the encoder from its config (the file's ssld.encoder_config metadata, else the
  * config.json beside it, as `ssld run` writes both), loads the weights strictly, and hands it to
- * engine/export_onnx.c. The input shape is inferred from the weights where they fix it (mlp:
- * (N,D); cnn: (N,C,H,W) with H and W symbolic under global pooling); --input-shape sets it.
- * It does not train or modify anything in the run.
+ * engine/export_onnx.c. The input shape: --input-shape, else config.json's "in_shape" (the run's
+ * sample shape), else what the weights fix (mlp: (N,D); cnn: (N,C,H,W) with H and W symbolic
+ * under global pooling; vit: the square image of its position embeddings); text is (N,T) token
+ * ids with T symbolic. It does not train or modify anything in the run.
+ * The config reader mirrors encoder_config_to_json (model.c): change them together.
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
