@@ -3,9 +3,10 @@
 // Usage: node onnx_run.mjs NODE_PROJECT_DIR MODEL.onnx INPUT.f32 N,C,H,W OUTPUT.f32
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
+import path from 'node:path';
 
 const [project, model, input, shape, output] = process.argv.slice(2);
-const ort = createRequire(project + '/')('onnxruntime-node');
+const ort = createRequire(path.resolve(project) + '/')('onnxruntime-node');
 const raw = fs.readFileSync(input);
 const data = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length));
 const dims = shape.split(',').map(Number);
