@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "../common/strbuf.h"   /* Sbuf: the answers are built as text */
 #include "api.h"
 #include "cache.h"
 #include "conns.h"
@@ -53,15 +54,6 @@ typedef struct Req {
 	struct GenWork *gen;              /* a generation handed to api->genq (routes.c) */
 	int suspended;                    /* the connection waits for gen; the next call answers it */
 } Req;
-
-/* A growable text buffer for hand-written JSON (number-heavy responses). */
-typedef struct Sbuf { char *p; size_t n, cap; int oom; } Sbuf;
-void sb_putn(Sbuf *b, const char *s, size_t n);
-void sb_puts(Sbuf *b, const char *s);
-__attribute__((format(printf, 2, 3))) void sb_printf(Sbuf *b, const char *fmt, ...);
-size_t utf8_seq_len(const unsigned char *s, size_t n); /* bytes of the well-formed UTF-8 sequence at s, 0 if none */
-void sb_json_str(Sbuf *b, const char *s);       /* a quoted, escaped JSON string (or null) */
-void sb_num(Sbuf *b, double v);                 /* %.7g, null for NaN/inf */
 
 /* Responses: each queues one response and returns what the MHD handler must return. */
 enum MHD_Result reply_json(Req *r, unsigned status, struct cJSON *obj);     /* takes obj */

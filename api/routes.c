@@ -72,21 +72,6 @@ static const char *level_name(int level)
 	}
 }
 
-/* Percent-encodes a path segment list (keeps '/' and unreserved characters). */
-static void sb_url_path(Sbuf *b, const char *s)
-{
-	static const char hx[] = "0123456789ABCDEF";
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || strchr("-._~/", *p)) {
-			char c = (char)*p;
-			sb_putn(b, &c, 1);
-		} else {
-			char e[3] = { '%', hx[*p >> 4], hx[*p & 15] };
-			sb_putn(b, e, 3);
-		}
-	}
-}
-
 /* ---- job JSON ------------------------------------------------------------------------------- */
 
 static void sb_time(Sbuf *b, double t)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""lm_bench - the language-model benchmarks (issue 7), two modes:
+"""lm_bench - the language-model benchmarks, two modes:
 
   lm_bench.py --exe build/bench/lm_bench            (benchmark "lm")
       Step throughput of the char Transformer (4 layers, d_model 128, 4 heads, context 128,

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""selfpred_compare.py - the self-predictive image methods on Fashion-MNIST (issue 6's table).
+"""selfpred_compare.py - the self-predictive image methods on Fashion-MNIST, one table.
 
 Runs the five examples (examples/{autoencoder,denoising-autoencoder,vae,mae,rotation}-fashion-
 mnist.json) with `ssld run`, each followed by the same linear probe on the same architecture with

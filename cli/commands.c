@@ -225,7 +225,7 @@ int cli_dispatch(int argc, char **argv)
 		return 0;
 	}
 	if (word[0] == '-') {
-		/* Serving used to be the default: say where its flags went. */
+		/* A serve flag given without a command: say where such flags go. */
 		fprintf(stderr, "ssld: unknown option '%s' (flags come after a command; to serve: `ssld serve %s ...`)\n"
 		        "(`ssld help` lists the commands)\n", word, word);
 		return 2;

@@ -73,21 +73,28 @@ int cli_generate_main(int argc, char **argv)
 		        spec_path == path ? " (give the job's spec with --spec JOB.json)" : "");
 		return 2;
 	}
-	if (!dir) {
-		JobSpec *js;
-		SpecError se;
-		JobSpecOptions jo = { .check_files = 1 };
-		if (jobspec_parse(spec, strlen(spec), &jo, &js, &se) < 0) {
+	/* One parse: a spec given alone is checked as a submission would be; a job directory's
+	 * job.json is the stored, resolved spec. */
+	JobSpec *js = NULL;
+	SpecError se;
+	JobSpecOptions jo = { .check_files = 1 };
+	int src = dir ? jobspec_parse_stored(spec, strlen(spec), &js, &se)
+	              : jobspec_parse(spec, strlen(spec), &jo, &js, &se);
+	if (src < 0) {   /* a job's own spec that does not parse is a failed generation (1) */
+		if (dir)
+			fprintf(stderr, "ssld generate: %s\n", se.message);
+		else
 			fprintf(stderr, "ssld generate: %s: %s\n", spec_path, se.message);
-			free(spec);
-			return 2;
-		}
+		free(spec);
+		return dir ? 1 : 2;
+	}
+	if (!dir) {
 		snprintf(dirbuf, sizeof dirbuf, "runs/%s", js->name && js->name[0] ? js->name : js->method);
-		jobspec_free(js);
 		dir = dirbuf;
 	}
 	char *out = NULL;
-	int rc = runner_generate(spec, dir, &req, &out, err, sizeof err);
+	int rc = runner_generate_spec(js, dir, &req, &out, err, sizeof err);
+	jobspec_free(js);
 	free(spec);
 	if (rc < 0) {
 		fprintf(stderr, "ssld generate: %s\n", err);

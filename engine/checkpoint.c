@@ -4,8 +4,9 @@
  * Writing builds the JSON header from the tensors, computes two CRC-32s (the data section, and a
  * canonical serialisation of the header so a flipped byte in a name, shape or metadata value is
  * caught too), and writes the file atomically. Reading pulls the whole file into one aligned
- * image, parses the header with a small strict JSON scanner (the engine does not depend on
- * cJSON), validates every offset, shape, dtype and name, verifies the checksums, and only then
+ * image, parses the header with cJSON (after a pass over its bytes for what cJSON lets through:
+ * NUL, control characters in strings, \u0000), validates every offset, shape, dtype and name
+ * (including duplicate keys, which cJSON keeps), verifies the checksums, and only then
  * copies into the ParamSet. It deliberately supports only F32 tensors and does not mmap: files
  * are small next to the training run, and a private copy cannot change under us.
  *
@@ -14,6 +15,10 @@
  * ssld.header_crc32, sorted by key bytes, as key NUL value NUL.
  */
 #include "checkpoint.h"
+
+#include "../common/strbuf.h"
+
+#include <cjson/cJSON.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -179,41 +184,6 @@ struct Checkpoint {
 	int nmeta, meta_cap;
 };
 
-typedef struct Jp {
-	const char *start, *p, *end;
-	Checkpoint *ck;
-	char msg[256];
-} Jp;
-
-static int jp_fail(Jp *j, const char *fmt, ...)
-{
-	char what[200];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(what, sizeof what, fmt, ap);
-	va_end(ap);
-	snprintf(j->msg, sizeof j->msg, "header JSON: %s at byte %td of the header", what,
-	         j->p - j->start);
-	return -1;
-}
-
-static void jp_ws(Jp *j)
-{
-	while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
-		j->p++;
-}
-
-static int jp_expect(Jp *j, char c)
-{
-	jp_ws(j);
-	if (j->p >= j->end)
-		return jp_fail(j, "unexpected end, expected '%c'", c);
-	if (*j->p != c)
-		return jp_fail(j, "expected '%c'", c);
-	j->p++;
-	return 0;
-}
-
 static int hexval(int c)
 {
 	if (c >= '0' && c <= '9')
@@ -223,209 +193,6 @@ static int hexval(int c)
 	if (c >= 'A' && c <= 'F')
 		return c - 'A' + 10;
 	return -1;
-}
-
-static int jp_hex4(Jp *j, uint32_t *out)
-{
-	if (j->end - j->p < 4)
-		return jp_fail(j, "truncated \\u escape");
-	uint32_t v = 0;
-	for (int i = 0; i < 4; i++) {
-		int h = hexval((unsigned char)j->p[i]);
-		if (h < 0)
-			return jp_fail(j, "bad \\u escape");
-		v = v << 4 | (uint32_t)h;
-	}
-	j->p += 4;
-	*out = v;
-	return 0;
-}
-
-/* A JSON string decoded (UTF-8) into the pool; NUL characters are refused. The pool is as large
- * as the header, and a decoded string plus its NUL is never longer than its quoted form. */
-static int jp_string(Jp *j, const char **out)
-{
-	jp_ws(j);
-	if (j->p >= j->end || *j->p != '"')
-		return jp_fail(j, "expected a string");
-	j->p++;
-	Checkpoint *ck = j->ck;
-	char *o = ck->pool + ck->pool_used;
-	char *s = o;
-	for (;;) {
-		if (j->p >= j->end)
-			return jp_fail(j, "unterminated string");
-		unsigned char c = (unsigned char)*j->p++;
-		if (c == '"')
-			break;
-		if (c < 0x20)
-			return jp_fail(j, "control character in a string");
-		if (c != '\\') {
-			*o++ = (char)c;
-			continue;
-		}
-		if (j->p >= j->end)
-			return jp_fail(j, "unterminated escape");
-		c = (unsigned char)*j->p++;
-		switch (c) {
-		case '"': *o++ = '"'; break;
-		case '\\': *o++ = '\\'; break;
-		case '/': *o++ = '/'; break;
-		case 'b': *o++ = '\b'; break;
-		case 'f': *o++ = '\f'; break;
-		case 'n': *o++ = '\n'; break;
-		case 'r': *o++ = '\r'; break;
-		case 't': *o++ = '\t'; break;
-		case 'u': {
-			uint32_t cp;
-			if (jp_hex4(j, &cp) < 0)
-				return -1;
-			if (cp >= 0xDC00 && cp <= 0xDFFF)
-				return jp_fail(j, "lone low surrogate");
-			if (cp >= 0xD800 && cp <= 0xDBFF) {
-				uint32_t lo;
-				if (j->end - j->p < 2 || j->p[0] != '\\' || j->p[1] != 'u')
-					return jp_fail(j, "lone high surrogate");
-				j->p += 2;
-				if (jp_hex4(j, &lo) < 0)
-					return -1;
-				if (lo < 0xDC00 || lo > 0xDFFF)
-					return jp_fail(j, "bad surrogate pair");
-				cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-			}
-			if (cp == 0)
-				return jp_fail(j, "NUL character in a string");
-			if (cp < 0x80) {
-				*o++ = (char)cp;
-			} else if (cp < 0x800) {
-				*o++ = (char)(0xC0 | cp >> 6);
-				*o++ = (char)(0x80 | (cp & 0x3F));
-			} else if (cp < 0x10000) {
-				*o++ = (char)(0xE0 | cp >> 12);
-				*o++ = (char)(0x80 | ((cp >> 6) & 0x3F));
-				*o++ = (char)(0x80 | (cp & 0x3F));
-			} else {
-				*o++ = (char)(0xF0 | cp >> 18);
-				*o++ = (char)(0x80 | ((cp >> 12) & 0x3F));
-				*o++ = (char)(0x80 | ((cp >> 6) & 0x3F));
-				*o++ = (char)(0x80 | (cp & 0x3F));
-			}
-			break;
-		}
-		default:
-			return jp_fail(j, "bad escape \\%c", c);
-		}
-	}
-	*o++ = '\0';
-	ck->pool_used = (size_t)(o - ck->pool);
-	*out = s;
-	return 0;
-}
-
-/* A non-negative integer (no sign, fraction or exponent), < 2^63. */
-static int jp_uint(Jp *j, uint64_t *out)
-{
-	jp_ws(j);
-	if (j->p >= j->end || *j->p < '0' || *j->p > '9')
-		return jp_fail(j, "expected a non-negative integer");
-	uint64_t v = 0;
-	while (j->p < j->end && *j->p >= '0' && *j->p <= '9') {
-		if (v > (UINT64_C(1) << 59))
-			return jp_fail(j, "integer too large");
-		v = v * 10 + (uint64_t)(*j->p++ - '0');
-	}
-	if (j->p < j->end && (*j->p == '.' || *j->p == 'e' || *j->p == 'E'))
-		return jp_fail(j, "expected an integer");
-	*out = v;
-	return 0;
-}
-
-/* Reads a JSON container: '{' members '}', each member's key decoded and its value read by
- * member(j, key, ctx), or '[' values ']', each read by member(j, NULL, ctx). */
-typedef int (*jp_member_fn)(Jp *j, const char *key, void *ctx);
-
-static int jp_container(Jp *j, char open, jp_member_fn member, void *ctx)
-{
-	char close = open == '{' ? '}' : ']';
-	if (jp_expect(j, open) < 0)
-		return -1;
-	jp_ws(j);
-	if (j->p < j->end && *j->p == close) {
-		j->p++;
-		return 0;
-	}
-	for (;;) {
-		const char *k = NULL;
-		if (open == '{' && (jp_string(j, &k) < 0 || jp_expect(j, ':') < 0))
-			return -1;
-		if (member(j, k, ctx) < 0)
-			return -1;
-		jp_ws(j);
-		if (j->p < j->end && *j->p == ',') {
-			j->p++;
-			continue;
-		}
-		return jp_expect(j, close);
-	}
-}
-
-typedef struct UintArray {
-	uint64_t *v;
-	int max, n;
-} UintArray;
-
-static int jp_uint_item(Jp *j, const char *key, void *ctx)
-{
-	UintArray *a = ctx;
-	if (a->n == a->max)
-		return jp_fail(j, "array longer than %d", a->max);
-	return jp_uint(j, &a->v[a->n++]);
-}
-
-static int jp_uint_array(Jp *j, uint64_t *v, int max, int *n)
-{
-	UintArray a = { v, max, 0 };
-	int rc = jp_container(j, '[', jp_uint_item, &a);
-	*n = a.n;
-	return rc;
-}
-
-static int jp_skip(Jp *j, int depth);
-
-static int jp_skip_item(Jp *j, const char *key, void *ctx)
-{
-	return jp_skip(j, *(int *)ctx + 1);
-}
-
-/* Any JSON value, read and dropped (unknown keys). */
-static int jp_skip(Jp *j, int depth)
-{
-	if (depth > CK_JSON_DEPTH)
-		return jp_fail(j, "nested deeper than %d", CK_JSON_DEPTH);
-	jp_ws(j);
-	if (j->p >= j->end)
-		return jp_fail(j, "unexpected end");
-	char c = *j->p;
-	const char *s;
-	if (c == '"')
-		return jp_string(j, &s);
-	if (c == '{' || c == '[')
-		return jp_container(j, c, jp_skip_item, &depth);
-	static const char *const lits[] = { "true", "false", "null" };
-	for (int i = 0; i < 3; i++) {
-		size_t l = strlen(lits[i]);
-		if ((size_t)(j->end - j->p) >= l && memcmp(j->p, lits[i], l) == 0) {
-			j->p += l;
-			return 0;
-		}
-	}
-	if (c == '-' || (c >= '0' && c <= '9')) {
-		j->p++;
-		while (j->p < j->end && strchr("0123456789.eE+-", *j->p))
-			j->p++;
-		return 0;
-	}
-	return jp_fail(j, "unexpected character");
 }
 
 static int ck_name_ok(const char *s)
@@ -439,116 +206,263 @@ static int ck_name_ok(const char *s)
 	return 1;
 }
 
-/* The eng_realloc'd array v of *cap items with room for item n (doubling, from `first`), or
- * NULL when out of memory (v unchanged). */
-static void *jp_room(Jp *j, void *v, int *cap, int n, size_t size, int first)
+/* ---- header JSON (cJSON) --------------------------------------------------------------------- */
+
+typedef struct Hp {
+	Checkpoint *ck;
+	char msg[256];
+} Hp;
+
+static int hp_fail(Hp *h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int hp_fail(Hp *h, const char *fmt, ...)
+{
+	char what[200];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof what, fmt, ap);
+	va_end(ap);
+	snprintf(h->msg, sizeof h->msg, "header JSON: %s", what);
+	return -1;
+}
+
+/* What cJSON does not refuse but a header must not hold: a NUL byte, a control character inside
+ * a string (JSON forbids it), a \u0000 escape (it would cut a name short). The bytes of the
+ * header are walked once, tracking only whether they lie inside a string. */
+static int hp_raw_check(Hp *h, const char *s, size_t n)
+{
+	int in_str = 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == 0)
+			return hp_fail(h, "NUL byte at byte %zu of the header", i);
+		if (!in_str) {
+			in_str = c == '"';
+			continue;
+		}
+		if (c < 0x20)
+			return hp_fail(h, "control character in a string at byte %zu of the header", i);
+		if (c == '"') {
+			in_str = 0;
+		} else if (c == '\\' && i + 1 < n) {
+			if (s[i + 1] == 'u' && n - i >= 6 && memcmp(s + i + 2, "0000", 4) == 0)
+				return hp_fail(h, "NUL character in a string at byte %zu of the header", i);
+			i++;
+		}
+	}
+	return 0;
+}
+
+/* Why cJSON stopped at byte `at` of the header (it says where, not why). */
+static int hp_syntax(Hp *h, const char *hdr, size_t len, size_t at)
+{
+	size_t rest = at;
+	while (rest < len && strchr(" \t\r\n", hdr[rest]))
+		rest++;
+	/* cJSON reports running out of input as the last byte */
+	if (rest >= len || (at + 1 == len && strchr("}]", hdr[at])))
+		return hp_fail(h, "unexpected end of the header");
+	if (at + 1 < len && hdr[at] == '\\' && hdr[at + 1] == 'u')
+		return hp_fail(h, "bad \\u escape (not four hex digits, or a lone surrogate) at byte %zu "
+		               "of the header", at);
+	return hp_fail(h, "syntax error at byte %zu of the header", at);
+}
+
+static int hp_depth(const cJSON *v, int depth)
+{
+	int most = depth;
+	for (const cJSON *c = v->child; c; c = c->next) {
+		int d = hp_depth(c, depth + 1);
+		if (d > most)
+			most = d;
+	}
+	return most;
+}
+
+/* A copy of s in the pool. The pool is as large as the header, and a decoded string plus its NUL
+ * is never longer than its quoted form. */
+static const char *hp_str(Hp *h, const char *s)
+{
+	Checkpoint *ck = h->ck;
+	size_t n = strlen(s) + 1;
+	if (n > ck->pool_cap - ck->pool_used) {
+		hp_fail(h, "strings longer than the header");
+		return NULL;
+	}
+	char *o = memcpy(ck->pool + ck->pool_used, s, n);
+	ck->pool_used += n;
+	return o;
+}
+
+/* A non-negative integer that a double holds exactly (< 2^53). */
+static int hp_uint(Hp *h, const char *name, const char *what, const cJSON *v, uint64_t *out)
+{
+	if (!cJSON_IsNumber(v))
+		return hp_fail(h, "tensor \"%.60s\": %s: expected a non-negative integer", name, what);
+	double x = v->valuedouble;
+	if (x < 0)
+		return hp_fail(h, "tensor \"%.60s\": %s: expected a non-negative integer, got %g", name,
+		               what, x);
+	if (x != floor(x))
+		return hp_fail(h, "tensor \"%.60s\": %s: expected an integer, got %g", name, what, x);
+	if (x >= 9007199254740992.0)
+		return hp_fail(h, "tensor \"%.60s\": %s: integer too large (%g)", name, what, x);
+	*out = (uint64_t)x;
+	return 0;
+}
+
+static int hp_uint_array(Hp *h, const char *name, const char *what, const cJSON *a, uint64_t *v,
+                         int max, int *n)
+{
+	if (!cJSON_IsArray(a))
+		return hp_fail(h, "tensor \"%.60s\": %s is not an array", name, what);
+	*n = 0;
+	for (const cJSON *c = a->child; c; c = c->next) {
+		if (*n >= max)
+			return hp_fail(h, "tensor \"%.60s\": %s: array longer than %d", name, what, max);
+		if (hp_uint(h, name, what, c, &v[(*n)++]) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* 1 if a member of obj before c has c's key (cJSON keeps duplicate keys). */
+static int hp_dup(const cJSON *obj, const cJSON *c)
+{
+	for (const cJSON *d = obj->child; d != c; d = d->next)
+		if (strcmp(d->string, c->string) == 0)
+			return 1;
+	return 0;
+}
+
+/* The array v of *cap items with room for item n (doubling, from `first`), or NULL when out of
+ * memory (v unchanged). */
+static void *hp_room(Hp *h, void *v, int *cap, int n, size_t size, int first)
 {
 	if (n < *cap)
 		return v;
 	int c = *cap ? *cap * 2 : first;
 	void *w = eng_realloc(v, (size_t)c * size);
 	if (!w) {
-		jp_fail(j, "out of memory");
+		hp_fail(h, "out of memory");
 		return NULL;
 	}
 	*cap = c;
 	return w;
 }
 
-static int jp_meta_member(Jp *j, const char *k, void *ctx)
+static int hp_meta(Hp *h, const cJSON *obj)
 {
-	Checkpoint *ck = j->ck;
-	const char *v;
-	jp_ws(j);
-	if (j->p >= j->end || *j->p != '"')
-		return jp_fail(j, "__metadata__ value of \"%.60s\" is not a string", k);
-	if (jp_string(j, &v) < 0)
-		return -1;
-	for (int i = 0; i < ck->nmeta; i++)
-		if (strcmp(ck->meta[i].key, k) == 0)
-			return jp_fail(j, "duplicate __metadata__ key \"%.60s\"", k);
-	CkMeta *m = jp_room(j, ck->meta, &ck->meta_cap, ck->nmeta, sizeof *m, 16);
-	if (!m)
-		return -1;
-	ck->meta = m;
-	ck->meta[ck->nmeta++] = (CkMeta){ k, v };
-	return 0;
-}
-
-typedef struct EntryRead {
-	CkEntry *e;
-	int have_dtype, have_shape, have_off;
-} EntryRead;
-
-static int jp_entry_member(Jp *j, const char *k, void *ctx)
-{
-	EntryRead *r = ctx;
-	CkEntry *e = r->e;
-	if (strcmp(k, "dtype") == 0) {
-		if (jp_string(j, &e->dtype) < 0)
+	Checkpoint *ck = h->ck;
+	if (!cJSON_IsObject(obj))
+		return hp_fail(h, "__metadata__ is not an object");
+	for (const cJSON *c = obj->child; c; c = c->next) {
+		if (!cJSON_IsString(c))
+			return hp_fail(h, "__metadata__ value of \"%.60s\" is not a string", c->string);
+		for (int i = 0; i < ck->nmeta; i++)
+			if (strcmp(ck->meta[i].key, c->string) == 0)
+				return hp_fail(h, "duplicate __metadata__ key \"%.60s\"", c->string);
+		CkMeta *m = hp_room(h, ck->meta, &ck->meta_cap, ck->nmeta, sizeof *m, 16);
+		if (!m)
 			return -1;
-		r->have_dtype = 1;
-	} else if (strcmp(k, "shape") == 0) {
-		if (jp_uint_array(j, e->dims, CK_MAX_DIMS, &e->ndim) < 0)
+		ck->meta = m;
+		const char *k = hp_str(h, c->string), *v = k ? hp_str(h, c->valuestring) : NULL;
+		if (!v)
 			return -1;
-		r->have_shape = 1;
-	} else if (strcmp(k, "data_offsets") == 0) {
-		uint64_t off[2];
-		int n;
-		if (jp_uint_array(j, off, 2, &n) < 0)
-			return -1;
-		if (n != 2)
-			return jp_fail(j, "tensor \"%.60s\": data_offsets needs 2 numbers", e->name);
-		e->begin = off[0];
-		e->end = off[1];
-		r->have_off = 1;
-	} else {
-		return jp_skip(j, 1);
+		ck->meta[ck->nmeta++] = (CkMeta){ k, v };
 	}
 	return 0;
 }
 
-static int jp_entry(Jp *j, const char *name)
+static int hp_entry(Hp *h, const cJSON *obj)
 {
-	Checkpoint *ck = j->ck;
+	Checkpoint *ck = h->ck;
+	const char *name = obj->string;
 	if (!ck_name_ok(name))
-		return jp_fail(j, "bad tensor name \"%.60s\" (empty, too long or control characters)",
+		return hp_fail(h, "bad tensor name \"%.60s\" (empty, too long or control characters)",
 		               name);
-	CkEntry *e = jp_room(j, ck->e, &ck->cap, ck->n, sizeof *e, 64);
+	if (!cJSON_IsObject(obj))
+		return hp_fail(h, "tensor \"%.60s\" is not an object", name);
+	CkEntry *e = hp_room(h, ck->e, &ck->cap, ck->n, sizeof *e, 64);
 	if (!e)
 		return -1;
 	ck->e = e;
-	EntryRead r = { &ck->e[ck->n], 0, 0, 0 };
-	memset(r.e, 0, sizeof *r.e);
-	r.e->name = name;
-	if (jp_container(j, '{', jp_entry_member, &r) < 0)
+	e = &ck->e[ck->n];
+	memset(e, 0, sizeof *e);
+	if (!(e->name = hp_str(h, name)))
 		return -1;
-	if (!r.have_dtype || !r.have_shape || !r.have_off)
-		return jp_fail(j, "tensor \"%.60s\" lacks %s", name,
-		               !r.have_dtype ? "dtype" : !r.have_shape ? "shape" : "data_offsets");
+	int have_dtype = 0, have_shape = 0, have_off = 0;
+	for (const cJSON *c = obj->child; c; c = c->next) {
+		if (hp_dup(obj, c))
+			return hp_fail(h, "tensor \"%.60s\": duplicate key \"%.60s\"", name, c->string);
+		if (strcmp(c->string, "dtype") == 0) {
+			if (!cJSON_IsString(c))
+				return hp_fail(h, "tensor \"%.60s\": dtype is not a string", name);
+			if (!(e->dtype = hp_str(h, c->valuestring)))
+				return -1;
+			have_dtype = 1;
+		} else if (strcmp(c->string, "shape") == 0) {
+			if (hp_uint_array(h, name, "shape", c, e->dims, CK_MAX_DIMS, &e->ndim) < 0)
+				return -1;
+			have_shape = 1;
+		} else if (strcmp(c->string, "data_offsets") == 0) {
+			uint64_t off[2];
+			int n;
+			if (hp_uint_array(h, name, "data_offsets", c, off, 2, &n) < 0)
+				return -1;
+			if (n != 2)
+				return hp_fail(h, "tensor \"%.60s\": data_offsets needs 2 numbers", name);
+			e->begin = off[0];
+			e->end = off[1];
+			have_off = 1;
+		}
+	}
+	if (!have_dtype || !have_shape || !have_off)
+		return hp_fail(h, "tensor \"%.60s\" lacks %s", name,
+		               !have_dtype ? "dtype" : !have_shape ? "shape" : "data_offsets");
 	ck->n++;
 	return 0;
 }
 
-static int jp_header_member(Jp *j, const char *k, void *ctx)
+/* The header text hdr[0..len) into ck's entries and metadata; the checks on offsets, shapes and
+ * names across entries are validate()'s. */
+static int hp_header(Hp *h, const char *hdr, size_t len)
 {
-	int *have_meta = ctx;
-	if (strcmp(k, "__metadata__") != 0)
-		return jp_entry(j, k);
-	if ((*have_meta)++)
-		return jp_fail(j, "duplicate __metadata__");
-	return jp_container(j, '{', jp_meta_member, NULL);
-}
-
-static int jp_header(Jp *j)
-{
-	int have_meta = 0;
-	if (jp_container(j, '{', jp_header_member, &have_meta) < 0)
+	if (hp_raw_check(h, hdr, len) < 0)
 		return -1;
-	jp_ws(j);
-	if (j->p != j->end)
-		return jp_fail(j, "unexpected bytes after the header object");
-	return 0;
+	const char *end = NULL;
+	cJSON *root = cJSON_ParseWithLengthOpts(hdr, len, &end, 0);
+	if (!root)
+		return hp_syntax(h, hdr, len, end && end >= hdr ? (size_t)(end - hdr) : len);
+	int rc = -1;
+	for (size_t at = (size_t)(end - hdr); at < len; at++)
+		if (!strchr(" \t\r\n", hdr[at])) {
+			hp_fail(h, "unexpected bytes after the header object at byte %zu of the header", at);
+			goto out;
+		}
+	if (!cJSON_IsObject(root)) {
+		hp_fail(h, "the header is not an object");
+		goto out;
+	}
+	if (hp_depth(root, 1) > CK_JSON_DEPTH) {
+		hp_fail(h, "nested deeper than %d", CK_JSON_DEPTH);
+		goto out;
+	}
+	int have_meta = 0;
+	for (const cJSON *c = root->child; c; c = c->next) {
+		if (strcmp(c->string, "__metadata__") != 0) {
+			if (hp_entry(h, c) < 0)
+				goto out;
+		} else if (have_meta++) {
+			hp_fail(h, "duplicate __metadata__");
+			goto out;
+		} else if (hp_meta(h, c) < 0) {
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	cJSON_Delete(root);
+	return rc;
 }
 
 /* ---- open and validate ---------------------------------------------------------------------- */
@@ -793,14 +707,14 @@ int checkpoint_open(const char *path, int flags, Checkpoint **out, char *err, si
 		goto out;
 	}
 	ck->data = (const unsigned char *)hdr + hlen;
-	Jp j = { .start = hdr, .p = hdr, .end = hdr + hlen, .ck = ck };
+	Hp hp = { .ck = ck };
 	if (hdr[0] != '{') {
 		rc = fail(err, errlen, CKPT_EFORMAT,
 		          "%s: not a safetensors file (the header does not start with '{')", path);
 		goto out;
 	}
-	if (jp_header(&j) < 0) {
-		rc = fail(err, errlen, CKPT_EFORMAT, "%s: %s", path, j.msg);
+	if (hp_header(&hp, hdr, (size_t)hlen) < 0) {
+		rc = fail(err, errlen, CKPT_EFORMAT, "%s: %s", path, hp.msg);
 		goto out;
 	}
 	if ((rc = validate(ck, err, errlen)) < 0)
@@ -1110,64 +1024,6 @@ int checkpoint_load_prefix(const char *path, ParamSet *ps, const char *src_prefi
 
 /* ==== writing ================================================================================= */
 
-typedef struct Sb {
-	char *s;
-	size_t len, cap;
-	int oom;
-} Sb;
-
-static void sb_put(Sb *b, const char *s, size_t n)
-{
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		char *p = eng_realloc(b->s, cap);
-		if (!p) {
-			b->oom = 1;
-			return;
-		}
-		b->s = p;
-		b->cap = cap;
-	}
-	memcpy(b->s + b->len, s, n);
-	b->len += n;
-	b->s[b->len] = '\0';
-}
-
-static void sb_str(Sb *b, const char *s)
-{
-	sb_put(b, s, strlen(s));
-}
-
-static void sb_u64(Sb *b, uint64_t v)
-{
-	char t[24];
-	snprintf(t, sizeof t, "%llu", (unsigned long long)v);
-	sb_str(b, t);
-}
-
-static void sb_json_string(Sb *b, const char *s)
-{
-	sb_put(b, "\"", 1);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\') {
-			char e[2] = { '\\', (char)c };
-			sb_put(b, e, 2);
-		} else if (c < 0x20) {
-			char e[8];
-			snprintf(e, sizeof e, "\\u%04x", c);
-			sb_put(b, e, 6);
-		} else {
-			sb_put(b, (const char *)&c, 1);
-		}
-	}
-	sb_put(b, "\"", 1);
-}
-
 #define CK_MAX_META 16
 
 typedef struct Writer {
@@ -1238,7 +1094,7 @@ static int write_file(const char *path, Writer *w, char *err, size_t errlen)
 	int rc = 0;
 	if (w->nmeta > CK_MAX_META - 3)
 		return fail(err, errlen, CKPT_EINVAL, "%s: too many metadata keys", path);
-	Sb b = { 0 };
+	Sbuf b = { 0 };
 	char *tmp = NULL, *dir = NULL;
 	FILE *f = NULL;
 	int fd = -1;
@@ -1247,7 +1103,7 @@ static int write_file(const char *path, Writer *w, char *err, size_t errlen)
 		return fail(err, errlen, CKPT_ENOMEM, "%s: out of memory", path);
 	for (int i = 0; i < w->n; i++) {
 		sorted[i] = w->names[i];
-		if (!ck_name_ok(w->names[i]) || strcmp(w->names[i], "__metadata__") == 0) {
+		if (!ck_name_ok(w->names[i]) || !utf8_valid(w->names[i]) || strcmp(w->names[i], "__metadata__") == 0) {
 			eng_free(sorted);
 			return fail(err, errlen, CKPT_EINVAL, "%s: cannot store a tensor named \"%s\"", path,
 			            w->names[i]);
@@ -1276,34 +1132,32 @@ static int write_file(const char *path, Writer *w, char *err, size_t errlen)
 	uint32_t hcrc = header_digest(w->e, w->n, w->meta, w->nmeta);
 	writer_metaf(w, CK_KEY_HEADER_CRC, "%08x", hcrc);
 
-	sb_str(&b, "{\"__metadata__\":{");
+	sb_puts(&b, "{\"__metadata__\":{");
 	for (int i = 0; i < w->nmeta; i++) {
 		if (i)
-			sb_str(&b, ",");
-		sb_json_string(&b, w->meta[i].key);
-		sb_str(&b, ":");
-		sb_json_string(&b, w->meta[i].value);
+			sb_puts(&b, ",");
+		sb_json_str(&b, w->meta[i].key);
+		sb_puts(&b, ":");
+		sb_json_str(&b, w->meta[i].value);
 	}
-	sb_str(&b, "}");
+	sb_puts(&b, "}");
 	for (int i = 0; i < w->n; i++) {
 		const CkEntry *e = &w->e[i];
-		sb_str(&b, ",");
-		sb_json_string(&b, e->name);
-		sb_str(&b, ":{\"dtype\":\"F32\",\"shape\":[");
+		sb_puts(&b, ",");
+		sb_json_str(&b, e->name);
+		sb_puts(&b, ":{\"dtype\":\"F32\",\"shape\":[");
 		for (int d = 0; d < e->ndim; d++) {
 			if (d)
-				sb_str(&b, ",");
-			sb_u64(&b, e->dims[d]);
+				sb_puts(&b, ",");
+			sb_printf(&b, "%llu", (unsigned long long)e->dims[d]);
 		}
-		sb_str(&b, "],\"data_offsets\":[");
-		sb_u64(&b, e->begin);
-		sb_str(&b, ",");
-		sb_u64(&b, e->end);
-		sb_str(&b, "]}");
+		sb_puts(&b, "],\"data_offsets\":[");
+		sb_printf(&b, "%llu,%llu", (unsigned long long)e->begin, (unsigned long long)e->end);
+		sb_puts(&b, "]}");
 	}
-	sb_str(&b, "}");
-	while ((8 + b.len) % 8)
-		sb_str(&b, " ");
+	sb_puts(&b, "}");
+	while ((8 + b.n) % 8)
+		sb_puts(&b, " ");
 	if (b.oom) {
 		rc = fail(err, errlen, CKPT_ENOMEM, "%s: out of memory building the header", path);
 		goto out;
@@ -1341,8 +1195,8 @@ static int write_file(const char *path, Writer *w, char *err, size_t errlen)
 	fd = -1;
 	unsigned char lenb[8];
 	for (int i = 0; i < 8; i++)
-		lenb[i] = (unsigned char)((uint64_t)b.len >> (8 * i));
-	int ok = fwrite(lenb, 1, 8, f) == 8 && fwrite(b.s, 1, b.len, f) == b.len;
+		lenb[i] = (unsigned char)((uint64_t)b.n >> (8 * i));
+	int ok = fwrite(lenb, 1, 8, f) == 8 && fwrite(b.p, 1, b.n, f) == b.n;
 	for (int i = 0; ok && i < w->n; i++) {
 		const Tensor *t = w->e[i].src;
 		ok = fwrite(t->data, sizeof(float), t->size, f) == t->size;
@@ -1385,7 +1239,7 @@ out:
 		eng_free(tmp);
 	}
 	eng_free(dir);
-	eng_free(b.s);
+	sb_free(&b);
 	return rc;
 }
 

@@ -21,20 +21,13 @@
 #include <stdint.h>
 
 #include "ctx.h"
+#include "modality.h"
 #include "params.h"
 #include "tensor.h"
 
 /* The index of an encoder in engine/encoders/registry.c. */
 typedef enum EncoderKind { ENC_MLP, ENC_CNN, ENC_VIT, ENC_TRANSFORMER } EncoderKind;
 
-/* What a sample is (dataset modalities; methods and encoders state which they accept). An encoder
- * that fits DATA_IMAGES also takes the images of an image + caption dataset. */
-enum {
-	DATA_IMAGES = 1,          /* fashion-mnist, idx: (C,H,W) images */
-	DATA_VECTORS = 2,         /* csv: (D) feature vectors */
-	DATA_TEXT = 4,            /* text (bytes), text_records (labelled records) */
-	DATA_CAPTIONS = 8,        /* image + caption pairs */
-};
 
 #define MODEL_MAX_LAYERS 8
 

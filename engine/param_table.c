@@ -19,6 +19,9 @@ const char *param_type_name(ParamType t)
 	case PARAM_STRING: return "string";
 	case PARAM_ENUM: return "enum";
 	case PARAM_INT_LIST: return "integer list";
+	case PARAM_PATH: return "path";
+	case PARAM_DIR: return "directory";
+	case PARAM_PATH_LIST: return "paths";
 	}
 	return "?";
 }
@@ -64,7 +67,7 @@ const char *param_choice_name(const char *choices, int i, char *buf, size_t len)
 /* Storage: the row's type and its field's size say how the value is kept.                        */
 
 typedef enum Store { STORE_NONE, STORE_FLOAT, STORE_DOUBLE, STORE_INT, STORE_INT64, STORE_TEXT,
-                     STORE_BAD } Store;
+                     STORE_POINTER, STORE_BAD } Store;
 
 static Store store_of(const ParamDef *d)
 {
@@ -84,6 +87,10 @@ static Store store_of(const ParamDef *d)
 		return d->size > 1 ? STORE_TEXT : STORE_BAD;
 	case PARAM_INT_LIST:   /* the array, then an int count elsewhere in the struct */
 		return d->max_n >= 1 && d->size == (size_t)d->max_n * sizeof(int) ? STORE_INT : STORE_BAD;
+	case PARAM_PATH:
+	case PARAM_DIR:
+	case PARAM_PATH_LIST:
+		return d->size == sizeof(void *) ? STORE_POINTER : STORE_BAD;
 	}
 	return STORE_BAD;
 }
@@ -137,6 +144,11 @@ int param_store(const ParamDef *d, void *base, double num, const char *str)
 	case STORE_TEXT:
 		snprintf(at, d->size, "%s", str ? str : "");
 		return 0;
+	case STORE_POINTER:
+		if (d->type == PARAM_PATH_LIST)   /* lists are stored by the caller (pointer and count) */
+			return 0;
+		memcpy(at, &str, sizeof str);
+		return 0;
 	case STORE_BAD:
 		break;
 	}
@@ -180,6 +192,11 @@ const char *param_load_text(const ParamDef *d, const void *base, char *buf, size
 		return (const char *)base + d->offset;
 	if (d->type == PARAM_ENUM && store_of(d) == STORE_INT)
 		return param_choice_name(d->choices, (int)param_load(d, base), buf, len);
+	if ((d->type == PARAM_PATH || d->type == PARAM_DIR) && store_of(d) == STORE_POINTER) {
+		const char *s;
+		memcpy(&s, (const char *)base + d->offset, sizeof s);
+		return s;
+	}
 	return NULL;
 }
 
@@ -292,6 +309,21 @@ int param_table_check(const ParamDef *defs, int n, size_t size, char *err, size_
 			snprintf(err, errlen, "%s: default \"%s\" is not one of \"%s\"", name,
 			         d->def_str ? d->def_str : "(none)", d->choices ? d->choices : "");
 			return -1;
+		}
+		if (d->type == PARAM_PATH_LIST &&
+		    (!d->size || d->count_offset + sizeof(int) > size || d->max < 1)) {
+			snprintf(err, errlen, "%s: a list needs a count field inside the struct and max >= 1", name);
+			return -1;
+		}
+		if (d->conflicts) {
+			int found = 0;
+			for (int j = 0; j < n; j++)
+				found |= defs[j].name && strcmp(defs[j].name, d->conflicts) == 0;
+			if (!found) {
+				snprintf(err, errlen, "%s: conflicts with \"%s\", which the table does not hold",
+				         name, d->conflicts);
+				return -1;
+			}
 		}
 		if (d->type == PARAM_STRING && d->def_str && d->size && strlen(d->def_str) >= d->size) {
 			snprintf(err, errlen, "%s: default does not fit its field", name);

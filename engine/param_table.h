@@ -19,7 +19,9 @@
  * Storage follows the field: PARAM_NUMBER in a float or double, PARAM_INTEGER in an int or
  * int64_t, PARAM_BOOLEAN and PARAM_ENUM (the choice's index, so the field is a C enum whose
  * values follow the '|'-separated choices) in an int, PARAM_STRING in a char array,
- * PARAM_INT_LIST in an int array with its count in another int (PARAM_LIST_AT).
+ * PARAM_INT_LIST in an int array with its count in another int (PARAM_LIST_AT), PARAM_PATH and
+ * PARAM_DIR in a const char * (param_store keeps the caller's pointer), PARAM_PATH_LIST in a
+ * pointer to an array of paths plus an int count (PARAM_LIST_AT).
  * param_table_check() verifies those pairings, so a test catches a row bound to the wrong field.
  * Validation of JSON (types, ranges, messages) is the spec layer's business, not this module's.
  */
@@ -35,6 +37,12 @@ typedef enum ParamType {
 	PARAM_STRING,     /* free text (1..max chars, max 0 = 256) */
 	PARAM_ENUM,       /* one of the '|'-separated choices, stored as its index */
 	PARAM_INT_LIST,   /* min_n..max_n whole numbers, each in [min, max]: an int array + count */
+	PARAM_PATH,       /* a file; stored as a const char * the caller owns (the spec layer resolves
+	                     and confines it) */
+	PARAM_DIR,        /* a directory, stored like PARAM_PATH; choices: files that must lie in it
+	                     (each may also be given as NAME.gz) */
+	PARAM_PATH_LIST,  /* files: a const char *const * at offset, their count (int) at count_offset;
+	                     1..max entries */
 } ParamType;
 
 enum {
@@ -43,7 +51,11 @@ enum {
 	PARAM_NO_MIN = 4,          /* no lower bound */
 	PARAM_NO_MAX = 8,          /* no upper bound */
 	PARAM_DEFAULT_AUTO = 16,   /* absent = chosen at run time ("auto"); def is the stored
-	                              stand-in for it */
+	                              stand-in for it; a PARAM_BOOLEAN row also accepts the
+	                              string "auto", stored as def */
+	PARAM_REQUIRED = 32,       /* must be given */
+	PARAM_DIR_LISTS = 64,      /* PARAM_DIR: the directory stands for its regular text files,
+	                              stored in the table's PARAM_PATH_LIST row */
 };
 
 /* One typed, documented setting. For numbers and integers the range is [min, max] unless flags
@@ -60,16 +72,20 @@ typedef struct ParamDef {
 	const char *help;         /* one line */
 	size_t offset;            /* where the value lives in the owner's struct ... */
 	size_t size;              /* ... and the size of that field (0 = not stored) */
-	/* PARAM_INT_LIST: where the count lives, how many entries, and the default entries */
-	size_t count_offset;
+	size_t count_offset;      /* PARAM_INT_LIST, PARAM_PATH_LIST: where the count (an int) lives */
+	/* PARAM_INT_LIST: how many entries, and the default entries */
 	int min_n, max_n;
 	const int *def_list;
 	int def_n;
+	const char *conflicts;    /* a key of the same table this one may not be given with (it is
+	                             ignored and refused then) */
+	const char *def_text;     /* the default in words when no value shows it */
 } ParamDef;
 
 /* Binds a row to field f of struct T. */
 #define PARAM_AT(T, f) .offset = offsetof(T, f), .size = sizeof(((T *)0)->f)
-/* Binds a PARAM_INT_LIST row to the int array f and its count n of struct T. */
+/* Binds a PARAM_INT_LIST row to the int array f, or a PARAM_PATH_LIST row to the pointer f,
+ * and its count n of struct T. */
 #define PARAM_LIST_AT(T, f, n) PARAM_AT(T, f), .count_offset = offsetof(T, n)
 
 const char *param_type_name(ParamType t);       /* "number", "integer", ... */

@@ -48,15 +48,14 @@ const char *catalog_encoder_names(unsigned mask, char *buf, size_t len)
 
 const char *catalog_data_names(unsigned mask, char *buf, size_t len)
 {
-	static const char *const names[] = { "images", "vectors", "text", "captions" };
 	size_t at = 0;
 	if (len == 0)
 		return buf;
 	buf[0] = '\0';
-	for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++) {
+	for (int i = 0; i < DATA_MODALITY_COUNT; i++) {
 		if (!(mask & (1u << i)))
 			continue;
-		int n = snprintf(buf + at, len - at, "%s%s", at ? ", " : "", names[i]);
+		int n = snprintf(buf + at, len - at, "%s%s", at ? ", " : "", dataset_modality_name(1u << i));
 		if (n < 0 || (size_t)n >= len - at)
 			break;
 		at += (size_t)n;

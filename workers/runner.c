@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/strbuf.h"
 #include "../engine/alloc.h"
 #include "../engine/checkpoint.h"
 #include "../engine/ctx.h"
@@ -806,28 +807,6 @@ out:
 
 /* ---- generation ------------------------------------------------------------------------------- */
 
-/* Length of the well-formed UTF-8 sequence at s[0..n) (1..4), or 0 if it is not one. */
-static int utf8_seq_len(const uint8_t *s, size_t n)
-{
-	uint8_t c = s[0];
-	if (c < 0x80)
-		return 1;
-	int len = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
-	if (len == 0 || (size_t)len > n)
-		return 0;
-	uint8_t lo = 0x80, hi = 0xbf;   /* allowed range of the second byte */
-	if (c == 0xe0) lo = 0xa0;        /* no overlong 3-byte forms */
-	if (c == 0xed) hi = 0x9f;        /* no surrogates */
-	if (c == 0xf0) lo = 0x90;        /* no overlong 4-byte forms */
-	if (c == 0xf4) hi = 0x8f;        /* nothing above U+10FFFF */
-	if (s[1] < lo || s[1] > hi)
-		return 0;
-	for (int i = 2; i < len; i++)
-		if (s[i] < 0x80 || s[i] > 0xbf)
-			return 0;
-	return len;
-}
-
 /* A NUL-terminated copy of s[0..n) that is valid UTF-8 (JSON text must be): every byte that does
  * not start a well-formed sequence becomes U+FFFD. NUL bytes become U+FFFD too. malloc'd. */
 static char *utf8_sanitize(const uint8_t *s, size_t n)
@@ -836,7 +815,7 @@ static char *utf8_sanitize(const uint8_t *s, size_t n)
 	if (!out)
 		return NULL;
 	for (size_t i = 0; i < n;) {
-		int len = s[i] ? utf8_seq_len(s + i, n - i) : 0;
+		int len = s[i] ? (int)utf8_seq_len(s + i, n - i) : 0;
 		if (len == 0) {
 			memcpy(o, "\xef\xbf\xbd", 3);
 			o += 3;
@@ -877,8 +856,23 @@ static int gen_should_stop(void *user)
 int runner_generate(const char *spec_json, const char *work_dir, const GenerateRequest *req,
                     char **result_json, char *err, size_t errlen)
 {
+	JobSpec *js = NULL;
+	SpecError se;
+	*result_json = NULL;
+	if (jobspec_parse_stored(spec_json, strlen(spec_json), &js, &se) < 0) {
+		snprintf(err, errlen, "%s", se.message);
+		return -1;
+	}
+	int rc = runner_generate_spec(js, work_dir, req, result_json, err, errlen);
+	jobspec_free(js);
+	return rc;
+}
+
+int runner_generate_spec(JobSpec *js, const char *work_dir, const GenerateRequest *req,
+                         char **result_json, char *err, size_t errlen)
+{
 	GenStop gs = { .cancel = req->cancel };
-	Run r = { .dir = work_dir, .err = err, .errlen = errlen, .collapse_step = -1 };
+	Run r = { .dir = work_dir, .js = js, .err = err, .errlen = errlen, .collapse_step = -1 };
 	int rc = -1;
 	float *imgs = NULL;
 	uint8_t *text = NULL;
@@ -886,11 +880,6 @@ int runner_generate(const char *spec_json, const char *work_dir, const GenerateR
 	*result_json = NULL;
 	err[0] = 0;
 
-	SpecError se;
-	if (jobspec_parse_stored(spec_json, strlen(spec_json), &r.js, &se) < 0) {
-		snprintf(err, errlen, "%s", se.message);
-		return -1;
-	}
 	const PretextMethod *m = method_find(r.js->method);
 	if (!m || (!m->generate_images && !m->generate_text)) {
 		snprintf(err, errlen, "method \"%s\" cannot generate", r.js->method);
@@ -995,6 +984,5 @@ out:
 	ctx_free(r.ctx);
 	paramset_free(r.ps);
 	dataset_free(r.ds);
-	jobspec_free(r.js);
 	return rc;
 }

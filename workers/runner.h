@@ -109,7 +109,12 @@ typedef struct GenerateRequest {
 int runner_checkpoint_step(const char *work_dir, const char *job_key, int64_t *step, char *err,
                            size_t errlen);
 
+/* spec_json is the job's stored spec (jobspec_parse_stored parses it, once). */
 int runner_generate(const char *spec_json, const char *work_dir, const GenerateRequest *req,
                     char **result_json, char *err, size_t errlen);
+/* runner_generate for a spec already parsed (jobspec_parse or jobspec_parse_stored): js is
+ * borrowed, and the runner fills in its derived step counts as a run would. */
+int runner_generate_spec(JobSpec *js, const char *work_dir, const GenerateRequest *req,
+                         char **result_json, char *err, size_t errlen);
 
 #endif

@@ -105,6 +105,14 @@ static void default_text(FILE *t, const SpecKey *k, const char *level)
 	}
 }
 
+/* Rows of one dataset key path that describe it differently are the keys of different formats
+ * and get a line each; elsewhere a path is one line. */
+static int same_help(const SpecKey *a, const SpecKey *b)
+{
+	return strncmp(a->path, "dataset.", 8) != 0 || a->help == b->help ||
+	       (a->help && b->help && strcmp(a->help, b->help) == 0);
+}
+
 static void level_table(FILE *t, const char *level, const char *title, const char *intro)
 {
 	fprintf(t, "\n## %s\n\n", title);
@@ -115,9 +123,9 @@ static void level_table(FILE *t, const char *level, const char *title, const cha
 	for (int i = 0; i < spec_key_count(); i++) {
 		const SpecKey *k = spec_key_at(i);
 		const char *leaf = spec_key_leaf(k, level);
-		int seen = 0;
+		int seen = 0;   /* rows of one path with one help are one line (a format's own key is its own) */
 		for (int j = 0; j < i; j++)
-			seen |= strcmp(spec_key_at(j)->path, k->path) == 0;
+			seen |= strcmp(spec_key_at(j)->path, k->path) == 0 && same_help(spec_key_at(j), k);
 		if (!leaf || seen)
 			continue;
 		fprintf(t, "| `%s` | ", k->path);
@@ -166,7 +174,7 @@ static void level_table(FILE *t, const char *level, const char *title, const cha
 		char only[128] = "", v[32];
 		for (int j = i; j < spec_key_count(); j++) {
 			const SpecKey *r = spec_key_at(j);
-			if (strcmp(r->path, k->path) != 0)
+			if (strcmp(r->path, k->path) != 0 || !same_help(r, k))
 				continue;
 			if (!r->variant)
 				always = 1;

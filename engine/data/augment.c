@@ -40,6 +40,8 @@ void aug_config_none(AugConfig *c)
 	c->translate.max_fraction = 0.1f;
 	c->jitter.brightness = 0.4f;
 	c->jitter.contrast = 0.4f;
+	c->jitter.saturation = 0.4f;
+	c->jitter.hue = 0.1f;
 	c->blur.sigma_min = 0.1f;
 	c->blur.sigma_max = 1.0f;
 	c->solarize.threshold = 0.5f;
@@ -56,7 +58,7 @@ void aug_config_default_simclr(AugConfig *c)
 	aug_config_none(c);
 	c->crop.p = 1.0f;         /* scale 0.2..1, ratio 3/4..4/3, resized back to HxW bilinearly */
 	c->hflip.p = 0.5f;
-	c->jitter.p = 0.8f;       /* brightness and contrast 0.4 */
+	c->jitter.p = 0.8f;       /* brightness, contrast, saturation 0.4, hue 0.1 (colour only) */
 	c->blur.p = 0.5f;         /* sigma 0.1..1 px: on 28x28 a larger blur erases the garment */
 	c->erase.p = 0.25f;       /* 2%..20% of the area */
 }
@@ -99,6 +101,8 @@ static const AugParam aug_params[] = {
 	AF(rotate.p, 0, 1), AF(rotate.max_degrees, 0, 180), AI(rotate.multiples_of_90, 0, 1),
 	AF(translate.p, 0, 1), AF(translate.max_fraction, 0, 0.5),
 	AF(jitter.p, 0, 1), AF(jitter.brightness, 0, 1), AF(jitter.contrast, 0, 1),
+	AF(jitter.saturation, 0, 1), AF(jitter.hue, 0, 0.5),
+	AF(grayscale.p, 0, 1),
 	AF(blur.p, 0, 1), AF(blur.sigma_min, 0.01, 4), AF(blur.sigma_max, 0.01, 4),
 	AF(solarize.p, 0, 1), AF(solarize.threshold, 0, 1),
 	AF(invert.p, 0, 1),
@@ -597,6 +601,137 @@ static void patch_mask(const AugConfig *cfg, Rng *rng, float *img, int c, int h,
 
 /* ---------------------------------------------------------------------------------------------- */
 
+/* ---------------------------------------------------------------------------------------------- */
+/* Colour: jitter (brightness, contrast, saturation, hue), grayscale, per-channel normalisation      */
+
+void aug_grayscale(float *img, int h, int w)
+{
+	size_t hw = (size_t)h * w;
+	float *r = img, *g = img + hw, *b = img + 2 * hw;
+	for (size_t i = 0; i < hw; i++) {
+		float y = 0.299f * r[i] + 0.587f * g[i] + 0.114f * b[i];
+		r[i] = g[i] = b[i] = y;
+	}
+}
+
+/* Hue rotation through HSV on one pixel (values clamped to [0,1] first, as HSV needs). */
+static void hue_shift(float *r, float *g, float *b, float shift)
+{
+	float R = *r < 0 ? 0 : *r > 1 ? 1 : *r, G = *g < 0 ? 0 : *g > 1 ? 1 : *g, B = *b < 0 ? 0 : *b > 1 ? 1 : *b;
+	float mx = fmaxf(R, fmaxf(G, B)), mn = fminf(R, fminf(G, B)), d = mx - mn;
+	if (d <= 0.0f) {
+		*r = R; *g = G; *b = B;
+		return;
+	}
+	float hh;
+	if (mx == R)
+		hh = (G - B) / d;
+	else if (mx == G)
+		hh = 2.0f + (B - R) / d;
+	else
+		hh = 4.0f + (R - G) / d;
+	hh = hh / 6.0f + shift;
+	hh -= floorf(hh);
+	float s = d / mx, v = mx;
+	float h6 = hh * 6.0f;
+	int sector = (int)h6;
+	if (sector > 5)
+		sector = 5;
+	float f = h6 - (float)sector;
+	float p = v * (1 - s), q = v * (1 - s * f), t = v * (1 - s * (1 - f));
+	switch (sector) {
+	case 0: *r = v; *g = t; *b = p; break;
+	case 1: *r = q; *g = v; *b = p; break;
+	case 2: *r = p; *g = v; *b = t; break;
+	case 3: *r = p; *g = q; *b = v; break;
+	case 4: *r = t; *g = p; *b = v; break;
+	default: *r = v; *g = p; *b = q; break;
+	}
+}
+
+void aug_color_jitter(float *img, int c, int h, int w, float brightness, float contrast,
+                      float saturation, float hue)
+{
+	size_t hw = (size_t)h * w, n = hw * c;
+	/* brightness x*b, then contrast about the mean gray level: (x*b - m*b)*c + m*b */
+	double sum = 0.0;
+	if (c == 3)
+		for (size_t i = 0; i < hw; i++)
+			sum += 0.299f * img[i] + 0.587f * img[hw + i] + 0.114f * img[2 * hw + i];
+	else {
+		float acc[8] = {0};   /* independent partial sums: the reduction vectorises */
+		size_t i = 0;
+		for (; i + 8 <= n; i += 8)
+			for (int j = 0; j < 8; j++)
+				acc[j] += img[i + j];
+		for (; i < n; i++)
+			sum += img[i];
+		for (int j = 0; j < 8; j++)
+			sum += acc[j];
+	}
+	float mb = brightness * (float)(sum / (double)(c == 3 ? hw : n));
+	float s = brightness * contrast, o = mb * (1.0f - contrast);
+	for (size_t i = 0; i < n; i++)
+		img[i] = img[i] * s + o;
+	if (c != 3)
+		return;
+	if (saturation != 1.0f) {
+		float *r = img, *g = img + hw, *b = img + 2 * hw;
+		for (size_t i = 0; i < hw; i++) {
+			float y = 0.299f * r[i] + 0.587f * g[i] + 0.114f * b[i];
+			r[i] = y + saturation * (r[i] - y);
+			g[i] = y + saturation * (g[i] - y);
+			b[i] = y + saturation * (b[i] - y);
+		}
+	}
+	if (hue != 0.0f)
+		for (size_t i = 0; i < hw; i++)
+			hue_shift(&img[i], &img[hw + i], &img[2 * hw + i], hue);
+}
+
+void aug_channel_stats(const float *x, size_t n, int c, int h, int w, float *mean, float *std)
+{
+	size_t hw = (size_t)h * w;
+	for (int ch = 0; ch < c; ch++) {
+		double s = 0.0, s2 = 0.0;
+		for (size_t k = 0; k < n; k++) {
+			const float *p = x + (k * c + ch) * hw;
+			double a = 0.0, a2 = 0.0;
+			for (size_t i = 0; i < hw; i++) {
+				a += p[i];
+				a2 += (double)p[i] * p[i];
+			}
+			s += a;
+			s2 += a2;
+		}
+		double cnt = (double)n * hw, m = cnt > 0 ? s / cnt : 0.0, var = cnt > 0 ? s2 / cnt - m * m : 0.0;
+		mean[ch] = (float)m;
+		std[ch] = (float)(var > 1e-12 ? sqrt(var) : 1e-6);
+	}
+}
+
+void aug_normalize(float *x, size_t n, int c, int h, int w, const float *mean, const float *std)
+{
+	size_t hw = (size_t)h * w;
+	for (size_t k = 0; k < n; k++)
+		for (int ch = 0; ch < c; ch++) {
+			float *p = x + (k * c + ch) * hw, m = mean[ch], inv = 1.0f / std[ch];
+			for (size_t i = 0; i < hw; i++)
+				p[i] = (p[i] - m) * inv;
+		}
+}
+
+void aug_denormalize(float *x, size_t n, int c, int h, int w, const float *mean, const float *std)
+{
+	size_t hw = (size_t)h * w;
+	for (size_t k = 0; k < n; k++)
+		for (int ch = 0; ch < c; ch++) {
+			float *p = x + (k * c + ch) * hw, m = mean[ch], sd = std[ch];
+			for (size_t i = 0; i < hw; i++)
+				p[i] = p[i] * sd + m;
+		}
+}
+
 size_t aug_scratch_floats(int c, int h, int w)
 {
 	(void)c;
@@ -625,22 +760,17 @@ void aug_apply(const AugConfig *cfg, Rng *rng, const float *src, float *dst, int
 		float bf = rng_uniform_range(rng, b0 > 0.0f ? b0 : 0.0f, 1.0f + cfg->jitter.brightness);
 		float c0 = 1.0f - cfg->jitter.contrast;
 		float cf = rng_uniform_range(rng, c0 > 0.0f ? c0 : 0.0f, 1.0f + cfg->jitter.contrast);
-		/* brightness x*b, then contrast about the mean: (x*b - m*b)*c + m*b; the two commute */
-		float acc[8] = {0};   /* independent partial sums: the reduction vectorises */
-		size_t i = 0;
-		for (; i + 8 <= n; i += 8)
-			for (int j = 0; j < 8; j++)
-				acc[j] += dst[i + j];
-		float sum = 0.0f;
-		for (; i < n; i++)
-			sum += dst[i];
-		for (int j = 0; j < 8; j++)
-			sum += acc[j];
-		float mb = bf * sum / (float)n;
-		float s = bf * cf, o = mb * (1.0f - cf);
-		for (i = 0; i < n; i++)
-			dst[i] = dst[i] * s + o;
+		float sf = 1.0f, hf = 0.0f;
+		if (c == 3 && cfg->jitter.saturation > 0) {   /* drawn only for colour: gray streams stay */
+			float s0 = 1.0f - cfg->jitter.saturation;
+			sf = rng_uniform_range(rng, s0 > 0.0f ? s0 : 0.0f, 1.0f + cfg->jitter.saturation);
+		}
+		if (c == 3 && cfg->jitter.hue > 0)
+			hf = rng_uniform_range(rng, -cfg->jitter.hue, cfg->jitter.hue);
+		aug_color_jitter(dst, c, h, w, bf, cf, sf, hf);
 	}
+	if (c == 3 && cfg->grayscale.p > 0 && rng_uniform(rng) < cfg->grayscale.p)
+		aug_grayscale(dst, h, w);
 	if (cfg->blur.p > 0 && rng_uniform(rng) < cfg->blur.p) {
 		float sigma = rng_uniform_range(rng, cfg->blur.sigma_min, cfg->blur.sigma_max);
 		if (sigma > 0.0f)

@@ -3,7 +3,8 @@
  * A Dataset holds a train and a test split fully in memory as float32 (images scaled to [0,1],
  * (N,C,H,W) row-major; CSV rows as (N,D) with C=1,H=1,W=D) plus integer labels (-1 = unlabelled).
  * Readers validate what they read and fail with a message naming the file and the problem
- * ("t10k-images-idx3-ubyte.gz: truncated, expected 7840016 bytes, got 4096").
+ * ("t10k-images-idx3-ubyte.gz: truncated, expected 7840016 bytes, got 4096"). Each DatasetKind is
+ * one format of the registry (format.h), which owns its keys in DatasetSpec and its reader.
  *
  *   DatasetSpec s = { .kind = DATASET_FASHION_MNIST };
  *   Dataset *ds; char err[512];
@@ -40,7 +41,7 @@ typedef struct DatasetSpec {
 	float test_fraction;             /* TEXT: tail share of bytes; TEXT_RECORDS / CSV: tail share of records (default 0.1) */
 	int max_record_bytes;            /* TEXT_RECORDS: records are truncated/padded to this (default 128) */
 	int text_label_field;            /* TEXT_RECORDS: 0 = label is the source file, records split on
-	                                  * "%" lines; 1 = records are lines "label<TAB>text" (added) */
+	                                  * "%" lines; 1 = records are lines "label<TAB>text" */
 	const char *captions_file;       /* CAPTIONS: JSON lines; images come from the FASHION_MNIST train split
 	                                  * ("image": index) or PNG files ("image": "path", relative to the
 	                                  * captions file). NULL = templated captions from the class names
@@ -71,7 +72,7 @@ typedef struct Dataset {
 	int record_bytes;
 	/* CAPTIONS: one caption per train image (train.n strings), owned. */
 	char **captions;
-	int n_captions;                  /* entries in captions (== train.n after loading) (added) */
+	int n_captions;                  /* entries in captions (== train.n after loading) */
 } Dataset;
 
 /* Confines every dataset file this process opens to the given directories (the daemon's data

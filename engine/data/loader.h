@@ -53,7 +53,7 @@ typedef struct Batch {
 	int *y;                   /* (n) labels */
 	int *idx;                 /* (n) sample indices into the split */
 	int epoch, index;         /* which epoch and batch within it */
-	/* TEXT_RECORDS splits (added): view[] are NULL; records as token ids instead. */
+	/* TEXT_RECORDS splits: view[] are NULL; records as token ids instead. */
 	int *tokens;              /* (n, T) byte ids, 0-padded; NULL for image/feature splits */
 	int *tokens_len;          /* (n) bytes before the padding */
 	int T;                    /* ds->record_bytes */
@@ -68,11 +68,11 @@ int loader_batches_per_epoch(const Loader *ld);
 double loader_wait_seconds(const Loader *ld);  /* total time loader_next waited for data */
 void loader_free(Loader *ld);
 
-/* Language-model batches (added): B windows of T+1 consecutive bytes at random offsets (uniform
+/* Language-model batches: B windows of T+1 consecutive bytes at random offsets (uniform
  * over all len-T starts). x (B,T) the first T bytes, y (B,T) the next-byte targets (x shifted by
  * one). 0, or -EINVAL unless len >= T+1. No allocation. */
 int text_windows(const uint8_t *text, size_t len, int B, int T, Rng *rng, int *x, int *y);
-/* Deterministic, non-overlapping windows for evaluation (added): window j starts at (first+j)*T.
+/* Deterministic, non-overlapping windows for evaluation: window j starts at (first+j)*T.
  * x, y (B,T). Returns how many windows fit (0..B), or -EINVAL. */
 int text_windows_at(const uint8_t *text, size_t len, int T, size_t first, int B, int *x, int *y);
 

@@ -33,6 +33,7 @@
 
 #include "../ctx.h"
 #include "../data/dataset.h"
+#include "../data/format.h"
 #include "../data/loader.h"
 #include "../model.h"
 #include "../param_table.h"
@@ -79,7 +80,7 @@ typedef struct PretextMethod {
 	EncoderKind default_encoder;      /* used when the spec gives no model.encoder (and it suits
 	                                     the dataset; otherwise the dataset's natural encoder) */
 	unsigned encoders;                /* allowed encoder kinds (ENC_BIT mask), 0 = any */
-	unsigned datasets;                /* DATA_* mask of accepted dataset modalities */
+	unsigned datasets;                /* DATA_* mask (data/format.h) of accepted modalities */
 	int views;                        /* augmented views the loader must produce: 0, 1 or 2 */
 	int needs_labels;                 /* pretext uses labels (none of the SSL methods do) */
 	int causal;                       /* a transformer encoder runs causally (autoregressive) */

@@ -228,6 +228,42 @@ def pngs():
     return g, rgb
 
 
+# ---- image (JPEG and PNG decoders) -----------------------------------------------------------
+def jpegs():
+    """JPEG seeds need an encoder: python3-pil when it is installed (else the PNG seeds only)."""
+    try:
+        from PIL import Image
+    except ImportError:
+        return {}
+    res = {}
+    def enc(img, **kw):
+        bio = io.BytesIO()
+        img.save(bio, "JPEG", **kw)
+        return bio.getvalue()
+    rgb = Image.new("RGB", (16, 12))
+    rgb.putdata([(x * 16, y * 20, 200) for y in range(12) for x in range(16)])
+    res["jpeg-rgb"] = enc(rgb, quality=90)
+    res["jpeg-gray"] = enc(rgb.convert("L"), quality=90)
+    res["jpeg-progressive"] = enc(rgb, quality=80, progressive=True)
+    res["jpeg-cmyk"] = enc(rgb.convert("CMYK"), quality=90)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    res["jpeg-exif6"] = enc(rgb, quality=90, exif=exif.tobytes())
+    res["jpeg-truncated"] = res["jpeg-rgb"][: len(res["jpeg-rgb"]) // 2]
+    return res
+
+
+def images(g, rgb):
+    seeds = {"png-gray": b"\x00" + g, "png-rgb-shorter": b"\x12" + rgb, "png-rgb-stretch": b"\x16" + rgb,
+             "png-crop": b"\x2a" + rgb, "text": b"\x00hello, this is not an image\n", "empty": b"\x00",
+             "png-huge-dims": b"\x00" + b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 100000, 100000, 8, 2, 0, 0, 0))
+             + chunk(b"IDAT", b"")}
+    for k, v in jpegs().items():
+        seeds[k] = b"\x22" + v
+    for k, v in seeds.items():
+        out("image", k, v)
+
+
 # ---- captions ------------------------------------------------------------------------------
 def captions():
     seeds = {
@@ -298,7 +334,7 @@ def safetensors(checked):
 
 
 if __name__ == "__main__":
-    jobspec(); api(); idx(); csv(); text(); pngs(); captions()
+    jobspec(); api(); idx(); csv(); text(); images(*pngs()); captions()
     checked = [open(p, "rb").read() for p in sys.argv[1:]]   # files written by checkpoint_save
     if not checked:
         d = os.path.join(HERE, "corpus", "safetensors")

@@ -581,6 +581,18 @@ static void test_foreign(void)
 		{ "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}} x", 4,
 		  "after the header" },
 		{ "[1,2,3]", 0, "does not start with '{'" },
+		{ "{\"a\":{\"dtype\":\"F32\",\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
+		  "duplicate key \"dtype\"" },
+		{ "{\"a\\u0000b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
+		  "NUL character" },
+		{ "{\"__metadata__\":{\"k\":\"v\t\"},\"a\":{\"dtype\":\"F32\",\"shape\":[1],"
+		  "\"data_offsets\":[0,4]}}", 4, "control character" },
+		{ "{\"__metadata__\":{\"k\":\"a\",\"k\":\"b\"},\"a\":{\"dtype\":\"F32\",\"shape\":[1],"
+		  "\"data_offsets\":[0,4]}}", 4, "duplicate __metadata__ key" },
+		{ "{\"__metadata__\":{},\"__metadata__\":{},\"a\":{\"dtype\":\"F32\",\"shape\":[1],"
+		  "\"data_offsets\":[0,4]}}", 4, "duplicate __metadata__" },
+		{ "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,9007199254740993]}}", 4,
+		  "too large" },
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		float zero[2] = { 0, 0 };

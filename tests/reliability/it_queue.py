@@ -3,7 +3,7 @@ ceiling, and the attempts cap.
 
 init_from (one rule: storage/store.h "init_from", workers/init_from.h):
   - a priority-5 transfer job submitted while its source is still queued waits: the source runs
-    first and the transfer job after it, and both succeed (it used to be claimed first and fail);
+    first and the transfer job after it, and both succeed (a claim order that ignores the dependency would fail it);
   - a transfer job whose encoder differs from its source's is a 400 naming the key
     (model.hidden), for a job-id source and for a checkpoint file;
   - another owner's job is a source only once it has succeeded; a transfer job is a source too

@@ -12,23 +12,12 @@
 #include <string.h>
 
 #include "../engine/encoders/encoder.h"
+#include "check.h"
 #include "jobspec.h"
 #include "method_catalog.h"
 #include "spec_schema.h"
 #include "spec_table.h"
 
-static int failures, checks;
-
-#define CHECK(cond, ...)                                                                  \
-	do {                                                                                  \
-		checks++;                                                                         \
-		if (!(cond)) {                                                                    \
-			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);               \
-			fprintf(stderr, __VA_ARGS__);                                                 \
-			fputc('\n', stderr);                                                          \
-			failures++;                                                                   \
-		}                                                                                 \
-	} while (0)
 
 static const ParamDef *own_key(const EncoderDesc *d, const char *name)
 {

@@ -363,6 +363,19 @@ static void test_all_errors(void)
 	SpecError e;
 	CHECK(jobspec_parse(byol, strlen(byol), &plain, NULL, &e) == -EINVAL && strcmp(e.field, "params.tau_base") == 0,
 	      "first error %s", e.field);
+	/* every bad parameter is reported (an unknown one and a bad value), then the next section's */
+	static const char params[] =
+		"{\"method\": \"simclr\", \"params\": {\"temprature\": 0.1, \"proj_dim\": true},"
+		" \"pretrain\": {\"epoch\": 3}}";
+	rc = jobspec_parse_all(params, strlen(params), &plain, NULL, errs);
+	static const char *const want3[] = { "params.temprature", "params.proj_dim", "pretrain.epoch" };
+	CHECK(rc == -EINVAL && errs->n == 3, "params: %d errors (rc %d)", errs->n, rc);
+	for (int i = 0; i < errs->n && i < 3; i++)
+		CHECK(strcmp(errs->e[i].field, want3[i]) == 0 && errs->e[i].http_status == 400,
+		      "params error %d: %s (%s)", i, errs->e[i].field, errs->e[i].message);
+	CHECK(errs->n >= 2 && strcmp(errs->e[0].code, "unknown_key") == 0 && strstr(errs->e[0].message, "\"temperature\"") &&
+	      strcmp(errs->e[1].code, "invalid_field") == 0, "params codes: %s (%s), %s", errs->e[0].code,
+	      errs->e[0].message, errs->e[1].code);
 	/* keys of one level, and keys of several evaluations */
 	static const char many[] =
 		"{\"method\": \"simclr\", \"sed\": 1, \"threads\": 0, \"priority\": 500,"
@@ -838,7 +851,7 @@ static void test_paths(void)
 	    "dataset.files[1]", "must be a path string, got 3");
 	BAD(fmt("{\"method\": \"none\", \"dataset\": {\"format\": \"text\", \"files\": [\"%s\"], \"dir\": \"x\"}, "
 	        "\"evaluations\": [{\"protocol\": \"knn\"}]}", tpath("root/texts/a_jokes")),
-	    "dataset.dir", "only valid for format \"named\", \"text_records\" or \"captions\"");
+	    "dataset.dir", "only valid for format \"named\", \"captions\" or \"text_records\"");
 	BAD(fmt("{\"method\": \"none\", \"dataset\": {\"format\": \"csv\", \"train\": \"%s\", \"test\": \"%s\", "
 	        "\"test_fraction\": 0.2}, \"evaluations\": [{\"protocol\": \"knn\"}]}", tpath("root/train.csv"),
 	        tpath("root/train.csv")),

@@ -1,0 +1,294 @@
+/* decode_cache.c - the decode-once pixel cache: key, validation, a threaded build, atomic rename.
+ *
+ * The build decodes straight into a shared mapping of the temporary file (no second copy of the
+ * pixels in memory). Workers take the next index from an atomic counter; the first error stops
+ * them all and the temporary file is removed. It does not evict or share caches between settings:
+ * one file per (list, settings), named by the caller.
+ */
+#include "decode_cache.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../alloc.h"
+#include "data_internal.h"
+
+#define CACHE_MAGIC "SSLDPIX1"
+#define CACHE_VERSION 1u
+#define CACHE_HEADER 4096u
+
+typedef struct CacheHeader {
+	char magic[8];
+	uint32_t version, header_bytes;
+	uint64_t key;
+	uint64_t n;
+	uint32_t channels, size, resize, pad;
+	uint64_t pixel_sum;
+	uint64_t header_sum;         /* over the bytes above */
+} CacheHeader;
+
+/* A fast 64-bit hash: 8 bytes at a time, multiply and fold. Not cryptographic: it detects
+ * corruption and changes, it does not resist an adversary who can write the cache. */
+static uint64_t hash_bytes(uint64_t h, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	while (n >= 8) {
+		uint64_t w;
+		memcpy(&w, b, 8);
+		h = (h ^ w) * 0x9E3779B97F4A7C15ull;
+		h ^= h >> 29;
+		b += 8;
+		n -= 8;
+	}
+	uint64_t w = 0;
+	memcpy(&w, b, n);
+	h = (h ^ w ^ ((uint64_t)n << 56)) * 0xBF58476D1CE4E5B9ull;
+	return h ^ (h >> 31);
+}
+
+int img_cache_key(const ImgList *list, const ImgCacheConfig *cfg, uint64_t *key, char *err,
+                  size_t errlen)
+{
+	uint64_t h = 0x53534c44ull;
+	uint32_t settings[5] = { CACHE_VERSION, (uint32_t)cfg->channels, (uint32_t)cfg->size,
+	                         (uint32_t)cfg->resize, (uint32_t)list->n };
+	h = hash_bytes(h, settings, sizeof settings);
+	for (int i = 0; i < list->n; i++) {
+		const char *p = img_list_path(list, i);
+		struct stat st;
+		if (stat(p, &st) < 0) {
+			int e = errno;
+			return data_err(-e, err, errlen, "%s: %s", p, strerror(e));
+		}
+		int64_t f[3] = { (int64_t)st.st_size, (int64_t)st.st_mtim.tv_sec,
+		                 (int64_t)st.st_mtim.tv_nsec };
+		h = hash_bytes(h, p, strlen(p) + 1);
+		h = hash_bytes(h, f, sizeof f);
+	}
+	*key = h;
+	return 0;
+}
+
+static void header_fill(CacheHeader *hd, uint64_t key, const ImgCacheConfig *cfg, int n,
+                        uint64_t pixel_sum)
+{
+	memset(hd, 0, sizeof *hd);
+	memcpy(hd->magic, CACHE_MAGIC, 8);
+	hd->version = CACHE_VERSION;
+	hd->header_bytes = CACHE_HEADER;
+	hd->key = key;
+	hd->n = (uint64_t)n;
+	hd->channels = (uint32_t)cfg->channels;
+	hd->size = (uint32_t)cfg->size;
+	hd->resize = (uint32_t)cfg->resize;
+	hd->pixel_sum = pixel_sum;
+	hd->header_sum = hash_bytes(1, hd, offsetof(CacheHeader, header_sum));
+}
+
+/* Map an existing cache and decide whether to trust it: HIT, or why not (-1: no file). */
+static int try_existing(const char *path, uint64_t key, const ImgCacheConfig *cfg, int n,
+                        ImgCache *out)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	size_t img = (size_t)cfg->channels * cfg->size * cfg->size, want = CACHE_HEADER + img * n;
+	struct stat st;
+	int state = IMG_CACHE_CORRUPT;
+	uint8_t *map = MAP_FAILED;
+	if (fstat(fd, &st) < 0 || (size_t)st.st_size < sizeof(CacheHeader))
+		goto out;
+	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED)
+		goto out;
+	CacheHeader hd;
+	memcpy(&hd, map, sizeof hd);
+	if (memcmp(hd.magic, CACHE_MAGIC, 8) != 0 || hd.version != CACHE_VERSION ||
+	    hd.header_bytes != CACHE_HEADER ||
+	    hd.header_sum != hash_bytes(1, &hd, offsetof(CacheHeader, header_sum)))
+		goto out;
+	if (hd.key != key || hd.n != (uint64_t)n || hd.channels != (uint32_t)cfg->channels ||
+	    hd.size != (uint32_t)cfg->size || hd.resize != (uint32_t)cfg->resize) {
+		state = IMG_CACHE_STALE;
+		goto out;
+	}
+	if ((size_t)st.st_size != want || hash_bytes(2, map + CACHE_HEADER, img * n) != hd.pixel_sum)
+		goto out;
+	out->map = map;
+	out->map_len = want;
+	out->pixels = map + CACHE_HEADER;
+	state = IMG_CACHE_HIT;
+	map = MAP_FAILED;
+out:
+	if (map != MAP_FAILED)
+		munmap(map, (size_t)st.st_size);
+	close(fd);
+	return state;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Build */
+
+typedef struct Build {
+	const ImgList *list;
+	const ImgCacheConfig *cfg;
+	uint8_t *pixels;
+	size_t img;
+	atomic_int next;
+	atomic_int failed;
+	pthread_mutex_t mu;
+	int done, reported;
+	int rc;
+	char err[1024];
+} Build;
+
+static void *build_worker(void *arg)
+{
+	Build *b = arg;
+	char err[1024];
+	for (;;) {
+		if (atomic_load(&b->failed))
+			break;
+		int i = atomic_fetch_add(&b->next, 1);
+		if (i >= b->list->n)
+			break;
+		int rc = img_load_file(img_list_path(b->list, i), b->cfg->channels, b->cfg->resize,
+		                       b->cfg->size, b->pixels + (size_t)i * b->img, err, sizeof err);
+		pthread_mutex_lock(&b->mu);
+		if (rc < 0) {
+			if (!atomic_exchange(&b->failed, 1)) {
+				b->rc = rc;
+				snprintf(b->err, sizeof b->err, "%s", err);
+			}
+		} else {
+			b->done++;
+			int step = b->list->n / 100 > 0 ? b->list->n / 100 : 1;
+			if (b->cfg->progress && (b->done - b->reported >= step || b->done == b->list->n)) {
+				b->reported = b->done;
+				b->cfg->progress(b->cfg->user, b->done, b->list->n);
+			}
+		}
+		pthread_mutex_unlock(&b->mu);
+	}
+	return NULL;
+}
+
+int img_decode_list(const ImgList *list, const ImgCacheConfig *cfg, uint8_t *pixels, char *err,
+                    size_t errlen)
+{
+	Build b = { .list = list, .cfg = cfg, .pixels = pixels,
+	            .img = (size_t)cfg->channels * cfg->size * cfg->size };
+	pthread_mutex_init(&b.mu, NULL);
+	int nt = cfg->threads > 0 ? cfg->threads : 1;
+	if (nt > 64)
+		nt = 64;
+	pthread_t th[64];
+	int started = 0;
+	for (int t = 1; t < nt && t < list->n; t++)
+		if (pthread_create(&th[started], NULL, build_worker, &b) == 0)
+			started++;
+	build_worker(&b);
+	for (int t = 0; t < started; t++)
+		pthread_join(th[t], NULL);
+	pthread_mutex_destroy(&b.mu);
+	if (b.rc < 0)
+		return data_err(b.rc, err, errlen, "%s", b.err);
+	return 0;
+}
+
+static int build(const ImgList *list, const ImgCacheConfig *cfg, uint64_t key, char *err,
+                 size_t errlen)
+{
+	size_t img = (size_t)cfg->channels * cfg->size * cfg->size;
+	size_t len = CACHE_HEADER + img * list->n;
+	char *tmp = eng_malloc(strlen(cfg->path) + 32);
+	if (!tmp)
+		return data_err(-ENOMEM, err, errlen, "%s: out of memory", cfg->path);
+	static atomic_int seq;      /* two jobs of one process may build the same cache at once */
+	sprintf(tmp, "%s.tmp.%ld.%d", cfg->path, (long)getpid(), atomic_fetch_add(&seq, 1));
+	int rc = 0;
+	uint8_t *map = MAP_FAILED;
+	int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		rc = data_err(-errno, err, errlen, "%s: cannot create the decode cache: %s", tmp,
+		              strerror(errno));
+		goto out;
+	}
+	if (ftruncate(fd, (off_t)len) < 0) {
+		rc = data_err(-errno, err, errlen, "%s: cannot size the decode cache to %zu bytes: %s",
+		              tmp, len, strerror(errno));
+		goto out;
+	}
+	map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED) {
+		rc = data_err(-errno, err, errlen, "%s: cannot map the decode cache: %s", tmp,
+		              strerror(errno));
+		goto out;
+	}
+	if ((rc = img_decode_list(list, cfg, map + CACHE_HEADER, err, errlen)) < 0)
+		goto out;
+	CacheHeader hd;
+	header_fill(&hd, key, cfg, list->n, hash_bytes(2, map + CACHE_HEADER, img * list->n));
+	memcpy(map, &hd, sizeof hd);
+	if (msync(map, len, MS_SYNC) < 0 || fsync(fd) < 0) {
+		rc = data_err(-errno, err, errlen, "%s: cannot write the decode cache: %s", tmp,
+		              strerror(errno));
+		goto out;
+	}
+	if (rename(tmp, cfg->path) < 0)
+		rc = data_err(-errno, err, errlen, "%s: cannot rename the decode cache into place: %s",
+		              cfg->path, strerror(errno));
+out:
+	if (map != MAP_FAILED)
+		munmap(map, len);
+	if (fd >= 0)
+		close(fd);
+	if (rc < 0)
+		unlink(tmp);
+	eng_free(tmp);
+	return rc;
+}
+
+int img_cache_open(const ImgList *list, const ImgCacheConfig *cfg, ImgCache *out, char *err,
+                   size_t errlen)
+{
+	memset(out, 0, sizeof *out);
+	if (!cfg->path || (cfg->channels != 1 && cfg->channels != 3) || cfg->size < 1 ||
+	    cfg->size > 4096 || (unsigned)cfg->resize >= IMG_RESIZE_COUNT || list->n <= 0)
+		return data_err(-EINVAL, err, errlen, "decode cache: bad settings (channels %d, size %d, "
+		                "%d images)", cfg->channels, cfg->size, list->n);
+	uint64_t key;
+	int rc = img_cache_key(list, cfg, &key, err, errlen);
+	if (rc < 0)
+		return rc;
+	int state = try_existing(cfg->path, key, cfg, list->n, out);
+	if (state != IMG_CACHE_HIT) {
+		if ((rc = build(list, cfg, key, err, errlen)) < 0)
+			return rc;
+		if (try_existing(cfg->path, key, cfg, list->n, out) != IMG_CACHE_HIT)
+			return data_err(-EIO, err, errlen, "%s: the decode cache just written does not "
+			                "verify (was it changed while being written?)", cfg->path);
+	}
+	out->state = state < 0 ? IMG_CACHE_BUILT : (ImgCacheState)state;
+	out->image_bytes = (size_t)cfg->channels * cfg->size * cfg->size;
+	out->n = list->n;
+	out->channels = cfg->channels;
+	out->size = cfg->size;
+	return 0;
+}
+
+void img_cache_close(ImgCache *c)
+{
+	if (!c)
+		return;
+	if (c->map)
+		munmap(c->map, c->map_len);
+	memset(c, 0, sizeof *c);
+}

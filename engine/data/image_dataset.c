@@ -1,0 +1,163 @@
+/* image_dataset.c - image folders and manifests to a Dataset: list, split, decode once, to float.
+ *
+ * Each list (train, test, unlabeled) has its own cache file, named by a hash of the folder or
+ * manifest path and the decode settings, so two jobs on the same folder share it while the key
+ * inside (every file's size and mtime) decides whether it is still valid.
+ */
+#include "image_dataset.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../alloc.h"
+#include "data_internal.h"
+#include "image_folder.h"
+
+static uint64_t name_hash(const char *root, const char *which, const ImageFolderSpec *s)
+{
+	uint64_t h = 1469598103934665603ull;
+	const char *parts[2] = { root, which };
+	for (int k = 0; k < 2; k++) {
+		for (const char *p = parts[k]; *p; p++)
+			h = (h ^ (uint8_t)*p) * 1099511628211ull;
+		h = (h ^ 0xff) * 1099511628211ull;
+	}
+	int v[3] = { s->image_size, s->channels, (int)s->resize };
+	for (int k = 0; k < 3; k++)
+		h = (h ^ (uint64_t)v[k]) * 1099511628211ull;
+	return h;
+}
+
+/* Decoded pixels of a whole list: from a cache file (mapped) or decoded into memory. */
+typedef struct Pixels {
+	ImgCache cache;
+	uint8_t *mem;
+	size_t img;
+} Pixels;
+
+static const uint8_t *px_image(const Pixels *p, int i)
+{
+	return p->mem ? p->mem + (size_t)i * p->img : img_cache_image(&p->cache, i);
+}
+
+static void px_close(Pixels *p)
+{
+	img_cache_close(&p->cache);
+	eng_free(p->mem);
+}
+
+static int px_open(const ImageFolderSpec *s, const ImgList *l, const char *root, const char *which,
+                   Pixels *px, int *state, char *err, size_t errlen)
+{
+	memset(px, 0, sizeof *px);
+	px->img = (size_t)s->channels * s->image_size * s->image_size;
+	ImgCacheConfig cc = { .channels = s->channels, .size = s->image_size, .resize = s->resize,
+	                      .threads = s->threads, .progress = s->progress, .user = s->user };
+	if (s->cache_dir) {
+		char path[4200];
+		if ((size_t)snprintf(path, sizeof path, "%s/images-%016llx.u8", s->cache_dir,
+		                     (unsigned long long)name_hash(root, which, s)) >= sizeof path)
+			return data_err(-ENAMETOOLONG, err, errlen, "%s: path too long", s->cache_dir);
+		cc.path = path;
+		int rc = img_cache_open(l, &cc, &px->cache, err, errlen);
+		if (rc == 0 && state)
+			*state = (int)px->cache.state;
+		return rc;
+	}
+	if (!(px->mem = eng_malloc(px->img * l->n)))
+		return data_err(-ENOMEM, err, errlen, "%s: out of memory for %d decoded images", root, l->n);
+	return img_decode_list(l, &cc, px->mem, err, errlen);
+}
+
+/* Append the images idx[0..n) of l to split (float in [0,1]); labels as listed or -1. */
+static int append(Split *sp, size_t floats, const Pixels *px, const ImgList *l, const int *idx,
+                  int n, int force_unlabelled)
+{
+	if (n == 0)
+		return 0;
+	float *x = eng_realloc(sp->x, sizeof(float) * floats * (size_t)(sp->n + n));
+	if (!x)
+		return -ENOMEM;
+	sp->x = x;
+	int *y = eng_realloc(sp->y, sizeof(int) * (size_t)(sp->n + n));
+	if (!y)
+		return -ENOMEM;
+	sp->y = y;
+	for (int k = 0; k < n; k++) {
+		int i = idx ? idx[k] : k;
+		const uint8_t *s = px_image(px, i);
+		float *d = sp->x + (size_t)sp->n * floats;
+		for (size_t j = 0; j < floats; j++)
+			d[j] = s[j] * (1.0f / 255.0f);
+		sp->y[sp->n++] = force_unlabelled ? -1 : l->entries[i].label;
+	}
+	return 0;
+}
+
+int image_folder_load(const ImageFolderSpec *s, Dataset *ds, int cache_states[3], char *err,
+                      size_t errlen)
+{
+	int states[3] = { -1, -1, -1 };
+	if (s->image_size < 8 || s->image_size > 1024)
+		return data_err(-EINVAL, err, errlen, "image_size: must be in [8, 1024], got %d",
+		                s->image_size);
+	if (s->channels != 1 && s->channels != 3)
+		return data_err(-EINVAL, err, errlen, "channels: must be 1 or 3, got %d", s->channels);
+	if (!s->manifest && !s->train)
+		return data_err(-EINVAL, err, errlen, "train: required (a folder) unless manifest is given");
+	ImgList tr = {0}, te = {0}, un = {0};
+	Pixels ptr = {0}, pte = {0}, pun = {0};
+	int *tri = NULL, *tei = NULL, ntr = 0, nte = 0, rc;
+	const char *troot = s->manifest ? s->manifest : s->train;
+	rc = s->manifest ? img_manifest_read(s->manifest, s->scan_progress, s->user, &tr, err, errlen)
+	                 : img_folder_scan(s->train, NULL, s->scan_progress, s->user, &tr, err, errlen);
+	if (rc < 0)
+		goto done;
+	if (s->test && !s->manifest) {   /* labelled like train, or unlabelled like train */
+		rc = tr.num_classes ? img_folder_scan(s->test, &tr, s->scan_progress, s->user, &te, err, errlen)
+		                    : img_folder_scan_unlabelled(s->test, s->scan_progress, s->user, &te,
+		                                                 err, errlen);
+		if (rc < 0)
+			goto done;
+	}
+	if (s->unlabeled && (rc = img_folder_scan_unlabelled(s->unlabeled, s->scan_progress, s->user,
+	                                                     &un, err, errlen)) < 0)
+		goto done;
+	if ((rc = img_list_split(&tr, te.n ? 0.0 : s->test_fraction, s->seed, &tri, &ntr, &tei, &nte,
+	                         err, errlen)) < 0)
+		goto done;
+	if ((rc = px_open(s, &tr, troot, "train", &ptr, &states[0], err, errlen)) < 0)
+		goto done;
+	if (te.n && (rc = px_open(s, &te, s->test, "test", &pte, &states[1], err, errlen)) < 0)
+		goto done;
+	if (un.n && (rc = px_open(s, &un, s->unlabeled, "unlabeled", &pun, &states[2], err, errlen)) < 0)
+		goto done;
+	ds->c = s->channels;
+	ds->h = ds->w = s->image_size;
+	ds->sample_floats = (size_t)ds->c * ds->h * ds->w;
+	ds->num_classes = tr.num_classes;
+	ds->class_names = tr.classes;
+	tr.classes = NULL;
+	tr.num_classes = 0;
+	rc = append(&ds->train, ds->sample_floats, &ptr, &tr, tri, ntr, 0);
+	if (rc == 0)
+		rc = te.n ? append(&ds->test, ds->sample_floats, &pte, &te, NULL, te.n, 0)
+		          : append(&ds->test, ds->sample_floats, &ptr, &tr, tei, nte, 0);
+	if (rc == 0)
+		rc = append(&ds->train, ds->sample_floats, &pun, &un, NULL, un.n, 1);
+	if (rc < 0)
+		rc = data_err(rc, err, errlen, "%s: out of memory for the decoded images", troot);
+done:
+	if (cache_states)
+		memcpy(cache_states, states, sizeof states);
+	px_close(&ptr);
+	px_close(&pte);
+	px_close(&pun);
+	img_list_free(&tr);
+	img_list_free(&te);
+	img_list_free(&un);
+	eng_free(tri);
+	eng_free(tei);
+	return rc;
+}
