@@ -39,6 +39,7 @@ int cli_check_main(int argc, char **argv);      /* check.c */
 int cli_schema_main(int argc, char **argv);     /* schema.c */
 int cli_methods_main(int argc, char **argv);    /* methods.c */
 int cli_generate_main(int argc, char **argv);   /* generate.c */
+int cli_export_main(int argc, char **argv);     /* export.c */
 int cli_token_main(int argc, char **argv);      /* token.c */
 int cli_submit_main(int argc, char **argv);     /* submit.c */
 int cli_ls_main(int argc, char **argv);         /* ls.c */

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "export_onnx.h"
 #include "layers.h"
 #include "ops.h"
 
@@ -113,6 +114,21 @@ Tensor *mlp_forward(Ctx *ctx, Mlp *m, Tensor *x)
 		x = linear_forward(ctx, &m->fc[i], x);
 		if (i < m->n_layers - 1 || m->final_act)
 			x = m->batchnorm ? batchnorm_relu_forward(ctx, &m->bn[i], x) : op_relu(ctx, x);
+	}
+	return x;
+}
+
+// x (N, ...) -> (N, out): mlp_forward as ONNX nodes (eval mode)
+const char *mlp_export_onnx(OnnxGraph *g, const Mlp *m, const char *x)
+{
+	x = onnx_flatten(g, x);
+	for (int i = 0; i < m->n_layers; i++) {
+		x = onnx_linear(g, &m->fc[i], x);
+		if (i < m->n_layers - 1 || m->final_act) {
+			if (m->batchnorm)
+				x = onnx_batchnorm(g, &m->bn[i], x);
+			x = onnx_relu(g, x);
+		}
 	}
 	return x;
 }

@@ -498,7 +498,10 @@ static int export_encoder(Run *r)
 	FILE *f = fopen(path, "w");
 	if (!f)
 		return fail(r, "%s: %s", path, strerror(errno));
-	fprintf(f, "%s\n", cfg);
+	/* config.json adds the sample shape, for python/ssld_torch.py and `ssld export`. */
+	int c, h, w;
+	sample_shape(r->ds, &c, &h, &w);
+	fprintf(f, "%.*s,\"in_shape\":[%d,%d,%d]}\n", (int)strlen(cfg) - 1, cfg, c, h, w);
 	if (fclose(f) != 0)
 		return fail(r, "%s: %s", path, strerror(errno));
 	emit_artifact(r, JOB_FILE_CONFIG);

@@ -18,6 +18,7 @@
 #include <stdio.h>
 
 #include "../alloc.h"
+#include "../export_onnx.h"
 #include "../ops.h"
 
 static const int def_channels[] = { 32, 64, 128 };
@@ -161,6 +162,28 @@ static Tensor *cnn_forward(Ctx *ctx, Encoder *e, Tensor *x)
 	return op_global_avgpool(ctx, x);
 }
 
+// the same network in ONNX: x (N,C,H,W) -> (N, channels[last] * pool_grid^2)
+static const char *cnn_export_onnx(OnnxGraph *g, const Encoder *e, const char *x)
+{
+	const Cnn *n = e->state;
+	for (int i = 0; i < e->cfg.n_channels; i++) {
+		x = onnx_conv2d(g, &n->conv[i], x);
+		if (e->cfg.batchnorm)
+			x = onnx_batchnorm(g, &n->bn[i], x);
+		x = onnx_relu(g, x);
+	}
+	if (e->cfg.pool_grid > 1) {
+		const OnnxAttr at[] = {
+			{ "kernel_shape", .ints = (int64_t[]){ n->grid_k, n->grid_k }, .n_ints = 2 },
+			{ "strides", .ints = (int64_t[]){ n->grid_stride, n->grid_stride }, .n_ints = 2 },
+		};
+		x = onnx_node1(g, "AveragePool", x, at, 2);
+	} else {
+		x = onnx_node1(g, "GlobalAveragePool", x, NULL, 0);
+	}
+	return onnx_flatten(g, x);
+}
+
 static void cnn_destroy(void *state)
 {
 	eng_free(state);
@@ -198,4 +221,5 @@ const EncoderDesc encoder_desc_cnn = {
 	.forward = cnn_forward,
 	.destroy = cnn_destroy,
 	.estimate = cnn_estimate,
+	.export_onnx = cnn_export_onnx,
 };

@@ -10,7 +10,8 @@
  *   - check / check_input: its ranges, the rules across keys and those against the input shape,
  *     messages starting with the key ("model.heads: 3 does not divide model.dim 128");
  *   - build / forward / destroy: its network, whose state it owns (Encoder.state);
- *   - estimate: parameters and activation floats per sample, for the spec's memory estimate.
+ *   - estimate: parameters and activation floats per sample, for the spec's memory estimate;
+ *   - export_onnx (optional): its nodes in an ONNX graph (`ssld export --format onnx`).
  * The generic part (model.c) checks the common fields, adds the optional projection to out_dim
  * (unless own_out_dim), and dispatches through the descriptor.
  */
@@ -23,6 +24,8 @@
 #include "../layers.h"
 #include "../model.h"
 #include "../param_table.h"
+
+struct OnnxGraph;   /* export_onnx.h */
 
 typedef struct EncoderDesc {
 	const char *name;                 /* "cnn": model.encoder in a job */
@@ -55,6 +58,10 @@ typedef struct EncoderDesc {
 	/* Tokens (language models): ids (B*T) -> (B,T,dim), and the underlying Transformer. */
 	Tensor *(*forward_tokens)(Ctx *ctx, Encoder *e, const int *ids, int B, int T);
 	struct Transformer *(*transformer)(Encoder *e);
+	/* Optional: its nodes in an ONNX graph (export_onnx.h), eval mode: the graph value x, (N,C,H,W)
+	 * or (N,D), -> the name of its (N, features) value before model.c's projection, or NULL when
+	 * the graph failed. Without it the encoder cannot be exported to ONNX. */
+	const char *(*export_onnx)(struct OnnxGraph *g, const Encoder *e, const char *x);
 } EncoderDesc;
 
 struct Encoder {
@@ -98,5 +105,7 @@ void encoder_estimate_blocks(const EncoderConfig *c, int64_t T, int64_t *params,
 /* The Mlp's own builder with a BN+ReLU after the last layer too (the mlp encoder, out_dim 0). */
 int mlp_build(ParamSet *ps, const char *prefix, const int *dims, int n, int batchnorm,
               int final_act, Rng *rng, Mlp **out);
+/* The Mlp's nodes in an ONNX graph: x (N, ...) flattened -> (N, out). */
+const char *mlp_export_onnx(struct OnnxGraph *g, const Mlp *m, const char *x);
 
 #endif

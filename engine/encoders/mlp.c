@@ -65,6 +65,11 @@ static Tensor *mlp_enc_forward(Ctx *ctx, Encoder *e, Tensor *x)
 	return mlp_forward(ctx, e->state, x);
 }
 
+static const char *mlp_enc_export_onnx(struct OnnxGraph *g, const Encoder *e, const char *x)
+{
+	return mlp_export_onnx(g, e->state, x);
+}
+
 static void mlp_enc_destroy(void *state)
 {
 	mlp_free(state);
@@ -100,5 +105,6 @@ const EncoderDesc encoder_desc_mlp = {
 	.forward = mlp_enc_forward,
 	.destroy = mlp_enc_destroy,
 	.estimate = mlp_estimate,
+	.export_onnx = mlp_enc_export_onnx,
 	.own_out_dim = 1,
 };

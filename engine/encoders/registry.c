@@ -13,6 +13,8 @@
  *   2. one extern line and one entry at the end of registry[] below, and the file in
  *      engine/meson.build;
  *   3. `build/daemon/ssld schema --markdown > docs/spec.md`.
+ *   4. optionally .export_onnx (cnn.c's with the helpers of export_onnx.h) and a case in
+ *      tests/model_layers/test_export_onnx.c, for `ssld export --format onnx`.
  * Methods that work with any encoder of their data pick it up; a method restricted to a list
  * (PretextMethod.encoders) names it there if it should. tests/model_layers/test_encoder_registry
  * checks the new descriptor (its keys, the schema, a default build and a forward pass).

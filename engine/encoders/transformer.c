@@ -13,6 +13,7 @@
 #include <math.h>
 
 #include "../alloc.h"
+#include "../export_onnx.h"
 #include "../ops.h"
 
 static const ParamDef transformer_keys[] = {
@@ -78,6 +79,26 @@ static Tensor *transformer_enc_forward(Ctx *ctx, Encoder *e, Tensor *x)
 	return encoder_pool_tokens(ctx, e, transformer_forward(ctx, e->state, ids, B, T));
 }
 
+// the same network in ONNX, eval mode: token ids as floats x (N,T), T <= context -> (N, dim)
+static const char *transformer_export_onnx(OnnxGraph *g, const Encoder *e, const char *x)
+{
+	const Transformer *tf = e->state;
+	const char *ids = onnx_node1(g, "Cast", x, (const OnnxAttr[]){ { "to", .i = 7 } }, 1); /* int64 */
+	x = onnx_node(g, "Gather", (const char *[]){ onnx_weight(g, tf->wte.weight), ids }, 2,
+	              (const OnnxAttr[]){ { "axis", .i = 0 } }, 1);               /* (N,T,D) */
+	const OnnxAttr t_only[] = { { "start", .i = 1 }, { "end", .i = 2 } };
+	const char *pos = onnx_node(g, "Slice",
+	                            (const char *[]){ onnx_weight(g, tf->wpe),
+	                                              onnx_const_i64(g, (int64_t[]){ 0 }, 1),
+	                                              onnx_node1(g, "Shape", ids, t_only, 2),
+	                                              onnx_const_i64(g, (int64_t[]){ 0 }, 1) },
+	                            4, NULL, 0);                                  /* (T,D) */
+	x = onnx_node(g, "Add", (const char *[]){ x, pos }, 2, NULL, 0);
+	for (int i = 0; i < tf->depth; i++)
+		x = onnx_block(g, &tf->blocks[i], x);
+	return onnx_pool_tokens(g, e, onnx_layernorm(g, &tf->norm, x));
+}
+
 static struct Transformer *transformer_of(Encoder *e)
 {
 	return e->state;
@@ -117,4 +138,5 @@ const EncoderDesc encoder_desc_transformer = {
 	.estimate = transformer_estimate,
 	.forward_tokens = transformer_tokens,
 	.transformer = transformer_of,
+	.export_onnx = transformer_export_onnx,
 };

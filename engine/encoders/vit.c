@@ -15,6 +15,7 @@
 #include <stdio.h>
 
 #include "../alloc.h"
+#include "../export_onnx.h"
 #include "../ops.h"
 
 static const ParamDef vit_keys[] = {
@@ -105,6 +106,34 @@ static int vit_n_patches(const Encoder *e)
 	return v->pe.n_patches;
 }
 
+// the same network in ONNX, eval mode: x (N,C,H,W) -> (N, dim)
+static const char *vit_export_onnx(OnnxGraph *g, const Encoder *e, const char *x)
+{
+	const Vit *v = e->state;
+	int D = e->cfg.dim;
+	x = onnx_conv2d(g, &v->pe.proj, x);                               /* (N,D,gh,gw) */
+	const char *nd = onnx_const_i64(g, (int64_t[]){ 0, D, -1 }, 3);
+	x = onnx_node(g, "Reshape", (const char *[]){ x, nd }, 2, NULL, 0);
+	const OnnxAttr perm[] = { { "perm", .ints = (int64_t[]){ 0, 2, 1 }, .n_ints = 3 } };
+	x = onnx_node1(g, "Transpose", x, perm, 1);                       /* (N,T,D) row-major grid */
+	if (v->pe.cls_token) {                                            /* (1,1,D) -> (N,1,D) first */
+		const OnnxAttr first[] = { { "start", .i = 0 }, { "end", .i = 1 } };
+		const char *shape = onnx_node(g, "Concat",
+		                              (const char *[]){ onnx_node1(g, "Shape", x, first, 2),
+		                                                onnx_const_i64(g, (int64_t[]){ 1, D }, 2) },
+		                              2, (const OnnxAttr[]){ { "axis", .i = 0 } }, 1);
+		const char *cls = onnx_node(g, "Expand",
+		                            (const char *[]){ onnx_weight(g, v->pe.cls_token), shape }, 2,
+		                            NULL, 0);
+		x = onnx_node(g, "Concat", (const char *[]){ cls, x }, 2,
+		              (const OnnxAttr[]){ { "axis", .i = 1 } }, 1);
+	}
+	x = onnx_node(g, "Add", (const char *[]){ x, onnx_weight(g, v->pe.pos_embed) }, 2, NULL, 0);
+	for (int i = 0; i < e->cfg.depth; i++)
+		x = onnx_block(g, &v->blocks[i], x);
+	return onnx_pool_tokens(g, e, onnx_layernorm(g, &v->norm, x));
+}
+
 static void vit_destroy(void *state)
 {
 	Vit *v = state;
@@ -136,6 +165,7 @@ const EncoderDesc encoder_desc_vit = {
 	.forward = vit_forward,
 	.destroy = vit_destroy,
 	.estimate = vit_estimate,
+	.export_onnx = vit_export_onnx,
 	.forward_patches = vit_forward_patches,
 	.n_patches = vit_n_patches,
 };

@@ -1,5 +1,6 @@
 #!/bin/sh
-# setup.sh - installs what the `browser` test suite and bench/dashboard_bench need, if missing:
+# setup.sh - installs what the `browser` test suite, bench/dashboard_bench and the ONNX round trip
+# (tests/model_layers/test_export_onnx, onnxruntime-node) need, if missing:
 # Debian's Chromium and Node.js/npm (apt), then playwright-core from npm (`npm ci` here, from
 # package-lock.json). Never downloads a browser build of its own (playwright's `install` is not
 # used: the tests drive /usr/bin/chromium). Safe to run again; run as root for apt.
@@ -18,6 +19,9 @@ if [ -n "$missing" ]; then
 fi
 if [ ! -d "$here/node_modules/playwright-core" ] || [ "$here/package-lock.json" -nt "$here/node_modules/.package-lock.json" ]; then
 	echo "setup.sh: npm ci in $here"
-	(cd "$here" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+	# onnxruntime-node (test_export_onnx) uses the CPU binary its package ships: its install script
+	# would fetch GPU builds from the network, which npm_config_onnxruntime_node_install=skip stops.
+	(cd "$here" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm_config_onnxruntime_node_install=skip \
+		npm ci --no-audit --no-fund --loglevel=error)
 fi
 echo "setup.sh: chromium $(/usr/bin/chromium --version 2>/dev/null | head -1 | cut -d' ' -f2), node $(node --version), playwright-core $(node -p "require('$here/node_modules/playwright-core/package.json').version")"
