@@ -2,7 +2,7 @@
  *
  * A small file rather than a database row so that `ssld token` and the daemon agree on it without
  * a schema change, and so that it outlives the token table's contents. Written atomically (temp
- * file, fsync, rename). Not here: checking tokens (server.c) or managing them (daemon/cli_token.c).
+ * file, fsync, rename). Not here: checking tokens (server.c) or managing them (cli/token.c).
  */
 #include "auth_state.h"
 

@@ -5,51 +5,16 @@
  * It does not contact a server, so server-side rules (init_from a job id, the memory limit) are
  * not applied.
  */
-#include "check.h"
+#include "commands.h"
 
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../workers/jobspec.h"
 #include "../workers/spec_estimate.h"
-
-#define CHECK_MAX_FILE (16u << 20)
-
-static char *read_file(const char *path, size_t *len)
-{
-	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-	if (!f)
-		return NULL;
-	size_t cap = 1 << 16, n = 0;
-	char *buf = malloc(cap);
-	while (buf) {
-		size_t r = fread(buf + n, 1, cap - n, f);
-		n += r;
-		if (r == 0 || n > CHECK_MAX_FILE)
-			break;
-		if (n == cap) {
-			char *nb = realloc(buf, cap *= 2);
-			if (!nb) {
-				free(buf);
-				buf = NULL;
-			}
-			buf = nb;
-		}
-	}
-	int bad = ferror(f) || n > CHECK_MAX_FILE;
-	if (f != stdin)
-		fclose(f);
-	if (bad) {
-		free(buf);
-		errno = n > CHECK_MAX_FILE ? EFBIG : EIO;
-		return NULL;
-	}
-	*len = n;
-	return buf;
-}
+#include "args.h"
 
 static cJSON *error_json(const SpecError *e)
 {
@@ -82,26 +47,23 @@ static void print_estimate(const JobEstimate *e)
 
 int cli_check_main(int argc, char **argv)
 {
-	const char *path = NULL;
-	int json = 0;
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0)
-			json = 1;
-		else if (!path && (argv[i][0] != '-' || strcmp(argv[i], "-") == 0))
-			path = argv[i];
-		else {
-			fprintf(stderr, "ssld check: unexpected argument '%s'\nusage: ssld check JOB.json [--json]\n", argv[i]);
-			return 2;
-		}
-	}
-	if (!path) {
-		fprintf(stderr, "usage: ssld check JOB.json [--json]   (- reads standard input)\n");
+	CliOpt args[] = { { "--json", NULL, NULL, 0 } };
+	const char *pos[1];
+	int npos, prc = cli_args_parse(argv[0], argc, argv, args, 1, pos, 1, &npos);
+	if (prc != CLI_ARGS_OK)
+		return prc == CLI_ARGS_HELP ? 0 : 2;
+	if (npos == 0) {
+		fprintf(stderr, "ssld check: needs a job file (- reads standard input)\n");
+		cli_command_usage("check", stderr);
 		return 2;
 	}
+	const char *path = pos[0];
+	int json = args[0].given > 0;
 	size_t len = 0;
-	char *text = read_file(path, &len);
+	char rerr[1024];
+	char *text = cli_read_file(path, &len, rerr, sizeof rerr);
 	if (!text) {
-		fprintf(stderr, "ssld check: %s: %s\n", path, strerror(errno));
+		fprintf(stderr, "ssld check: %s\n", rerr);
 		return 2;
 	}
 	SpecErrors *errs = malloc(sizeof *errs);

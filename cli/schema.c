@@ -3,22 +3,22 @@
  *   ssld schema > ssld-job.schema.json
  * `ssld schema --markdown` prints the same reference for people: docs/spec.md.
  */
-#include "schema.h"
-
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "../workers/spec_docs.h"
 #include "../workers/spec_schema.h"
+#include "args.h"
+#include "commands.h"
 
 int cli_schema_main(int argc, char **argv)
 {
-	int markdown = argc == 2 && strcmp(argv[1], "--markdown") == 0;
-	if (argc > 2 || (argc == 2 && !markdown)) {
-		fprintf(stderr, "ssld schema: unexpected argument '%s'\nusage: ssld schema [--markdown]\n", argv[1]);
-		return 2;
-	}
+	CliOpt opts[] = { { "--markdown", NULL, NULL, 0 } };
+	const char *pos[1];
+	int npos, rc = cli_args_parse(argv[0], argc, argv, opts, 1, pos, 0, &npos);
+	if (rc != CLI_ARGS_OK)
+		return rc == CLI_ARGS_HELP ? 0 : 2;
+	int markdown = opts[0].given > 0;
 	char *s = markdown ? jobspec_docs_markdown() : jobspec_schema_json();
 	if (!s) {
 		fprintf(stderr, "ssld schema: out of memory\n");

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../cli/suggest.h"
 #include "../storage/log.h"
 
 #ifndef SSLD_DATADIR
@@ -139,6 +140,84 @@ static int set_memory(uint64_t *dst, const char *key, const char *v, char *err, 
 	return 0;
 }
 
+/* `ssld serve --help`; its "--name"s are also the candidates of "did you mean" for a setting. */
+static const char usage_text[] =
+	"usage: ssld serve [--config FILE] [--listen ADDR:PORT] [--state-dir DIR] [flags]\n"
+	"  Runs the training service: the HTTP API, the dashboard and the workers. The other commands\n"
+	"  are listed by `ssld help`.\n"
+	"\n"
+	"flags (also valid as 'key = value' lines in the --config file; flags win):\n"
+	"  --listen ADDR:PORT         where to serve HTTP (default 127.0.0.1:8080; port 0 = any free port,\n"
+	"                             written to STATE_DIR/port)\n"
+	"  --state-dir DIR            database, job directories (default $STATE_DIRECTORY, else ./state)\n"
+	"  --data-root DIR            datasets must lie under one of these (repeatable; default: those of\n"
+	"                             /usr/share/datasets, /usr/share/games/fortunes, STATE_DIR/datasets that\n"
+	"                             exist; with none, jobs cannot read files: only `ssld run` is unconfined)\n"
+	"  --web-dir DIR              dashboard files served at / (default: installed datadir, else source web/)\n"
+	"  --workers N                jobs run at once (default 1 per 2 cores; 0 = only queue)\n"
+	"  --job-threads N            cap on a job's BLAS threads (default cores / workers)\n"
+	"  --http-threads N           HTTP threads (default 2)\n"
+	"  --max-body SIZE            request body limit (default 1M)\n"
+	"  --max-job-memory SIZE      refuse (400) a job whose estimated peak memory of a training step is larger\n"
+	"                             (suffix k/M/G/T; default half of MemTotal divided by --workers; 0 = no limit)\n"
+	"  --max-queued N             refuse new jobs (429) when N are queued (default unlimited)\n"
+	"  --max-queued-per-owner N   the same per token owner\n"
+	"  --max-running-per-owner N  run at most N of one owner's jobs at once; the rest wait (default unlimited)\n"
+	"  --max-user-priority N      job priorities above N need an admin token (default 0; range -100..100)\n"
+	"  --max-attempts N           a job the daemon stopped or crashed under N times fails instead of\n"
+	"                             running again (default 3; 0 = retry forever; a clean stop does not count)\n"
+	"  --tokens-file FILE         'OWNER SHA256HEX [admin]' lines, besides the tokens of `ssld token create`;\n"
+	"                             bad lines are logged and skipped\n"
+	"  --read-access MODE         once tokens exist, who may read jobs and metrics without one: loopback\n"
+	"                             (default: clients on 127.0.0.1/::1), open (anyone), token (nobody)\n"
+	"  --log-file FILE            log there instead of stderr (reopened on SIGHUP)\n"
+	"  --log-level LEVEL          err, warning, notice, info (default) or debug\n"
+	"  --flush-interval SECONDS   metric batch interval (default 0.5, at most 1)\n"
+	"  --stop-timeout SECONDS     on SIGTERM, wait this long for jobs to checkpoint (default 90)\n"
+	"  --max-connections N        HTTP connections at once (default 256)\n"
+	"  --max-connections-per-ip N of them from one client address (default 128; 0 = no limit)\n"
+	"  --request-deadline SECONDS a request (headers and body) must arrive whole within this long of the\n"
+	"                             connection opening or its last answer, else 408 and close (default 30; 0 = off)\n"
+	"  --generate-threads N       POST /v1/jobs/{id}/generate requests run at once (default 1)\n"
+	"  --generate-queue N         more may wait (default 4); beyond that 503 busy\n"
+	"  --generate-max-seconds S   text sampling stops after S seconds, answer marked truncated (default 60; 0 = none)\n"
+	"  --generate-max-tokens N    longer text requests are cut to N tokens, marked truncated (default 4096)\n"
+	"\n"
+	"Once any token exists (`ssld token create`, or --tokens-file), POSTs need 'Authorization: Bearer TOKEN',\n"
+	"jobs record the token's name as their owner, and only the owner or an admin token cancels a job or\n"
+	"generates from it. Revoking the last token keeps authentication on until `ssld token off`.\n"
+	"Under systemd, ssld reports READY/STATUS/WATCHDOG through $NOTIFY_SOCKET and serves on a socket\n"
+	"passed by ssld.socket (socket activation) instead of --listen.\n"
+	"\n"
+	"signals: SIGTERM/SIGINT stop accepting jobs, checkpoint and requeue running ones, exit;\n"
+	"         a second one exits at once (jobs resume from their last checkpoint). SIGHUP reopens\n"
+	"         the log file and reloads the tokens file (a token removed from it stops working; if\n"
+	"         the file cannot be read, no token from it works until it can).\n";
+
+/* The documented flag nearest to an unknown setting, or NULL. */
+static const char *nearest_setting(const char *key, char *out, size_t cap)
+{
+	enum { MAX = 64, LEN = 32 };
+	char names[MAX][LEN];
+	const char *cands[MAX];
+	size_t n = 0;
+	for (const char *p = usage_text; n < MAX && (p = strstr(p, "--")) != NULL;) {
+		p += 2;
+		size_t len = strspn(p, "abcdefghijklmnopqrstuvwxyz-");
+		if (len > 0 && len < LEN) {
+			memcpy(names[n], p, len);
+			names[n][len] = 0;
+			cands[n] = names[n];
+			n++;
+		}
+		p += len;
+	}
+	const char *near = cli_suggest(key, cands, sizeof cands[0], n);
+	if (!near) return NULL;
+	snprintf(out, cap, "%s", near);
+	return out;
+}
+
 int config_set(SsldConfig *c, const char *key_in, const char *v, char *err, size_t errlen)
 {
 	char key[64];
@@ -198,7 +277,11 @@ int config_set(SsldConfig *c, const char *key_in, const char *v, char *err, size
 		c->log_level = l;
 		return 0;
 	}
-	snprintf(err, errlen, "%s: unknown setting (see `ssld help`)", key_in);
+	char near[32];
+	if (nearest_setting(key, near, sizeof near))
+		snprintf(err, errlen, "%s: unknown setting; did you mean '%s'? (see `ssld serve --help`)", key_in, near);
+	else
+		snprintf(err, errlen, "%s: unknown setting (see `ssld serve --help`)", key_in);
 	return -1;
 }
 
@@ -208,6 +291,24 @@ static char *trim(char *s)
 	size_t n = strlen(s);
 	while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r')) s[--n] = 0;
 	return s;
+}
+
+int config_split_line(char *line, char **key, char **value)
+{
+	char *s = trim(line);
+	if (!*s || *s == '#' || *s == ';') return 0;
+	char *eq = strchr(s, '=');
+	if (!eq) return -1;
+	*eq = 0;
+	char *v = trim(eq + 1);
+	size_t vn = strlen(v);
+	if (vn >= 2 && v[0] == '"' && v[vn - 1] == '"') {
+		v[vn - 1] = 0;
+		v++;
+	}
+	*key = trim(s);
+	*value = v;
+	return 1;
 }
 
 int config_load_file(SsldConfig *c, const char *path, char *err, size_t errlen)
@@ -221,20 +322,13 @@ int config_load_file(SsldConfig *c, const char *path, char *err, size_t errlen)
 	int lineno = 0, rc = 0;
 	while (fgets(line, sizeof line, f)) {
 		lineno++;
-		char *s = trim(line);
-		if (!*s || *s == '#' || *s == ';') continue;
-		char *eq = strchr(s, '=');
-		if (!eq) {
+		char *k, *v;
+		int kind = config_split_line(line, &k, &v);
+		if (kind == 0) continue;
+		if (kind < 0) {
 			snprintf(err, errlen, "config %s:%d: expected 'key = value'", path, lineno);
 			rc = -1;
 			break;
-		}
-		*eq = 0;
-		char *k = trim(s), *v = trim(eq + 1);
-		size_t vn = strlen(v);
-		if (vn >= 2 && v[0] == '"' && v[vn - 1] == '"') {
-			v[vn - 1] = 0;
-			v++;
 		}
 		if (config_set(c, k, v, e, sizeof e) < 0) {
 			snprintf(err, errlen, "config %s:%d: %s", path, lineno, e);
@@ -264,7 +358,7 @@ int config_from_args(SsldConfig *c, int argc, char **argv, char *err, size_t err
 		const char *a = argv[i];
 		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) return 1;
 		if (strncmp(a, "--", 2) != 0 || !a[2]) {
-			snprintf(err, errlen, "unexpected argument '%s' (flags are --name VALUE; see `ssld help`)", a);
+			snprintf(err, errlen, "unexpected argument '%s' (flags are --name VALUE; see `ssld serve --help`)", a);
 			return -1;
 		}
 		char key[64];
@@ -335,64 +429,5 @@ void config_finish(SsldConfig *c)
 
 void config_usage(void)
 {
-	fputs(
-		"usage: ssld [serve] [--config FILE] [flags]   run the training service (the default)\n"
-		"       ssld run JOB.json [--out DIR]           run one job in the foreground\n"
-		"       ssld generate JOBDIR [--prompt TEXT]    continue a prompt with a trained language model\n"
-		"       ssld methods                            list pretext methods and evaluation protocols\n"
-		"       ssld check JOB.json [--json]            every error of a job file, or its resolved spec and estimate\n"
-		"       ssld schema                             the JSON Schema of a job file (for editors)\n"
-		"       ssld token create NAME [--admin] | list | revoke NAME | off   manage API tokens (on the server)\n"
-		"       ssld submit JOB.json | ls | show ID | watch ID | cancel ID | results ID\n"
-		"                                               the command-line client (`ssld submit --help`)\n"
-		"       ssld version | help\n"
-		"\n"
-		"serve flags (also valid as 'key = value' lines in the --config file; flags win):\n"
-		"  --listen ADDR:PORT         where to serve HTTP (default 127.0.0.1:8080; port 0 = any free port,\n"
-		"                             written to STATE_DIR/port)\n"
-		"  --state-dir DIR            database, job directories (default $STATE_DIRECTORY, else ./state)\n"
-		"  --data-root DIR            datasets must lie under one of these (repeatable; default: those of\n"
-		"                             /usr/share/datasets, /usr/share/games/fortunes, STATE_DIR/datasets that\n"
-		"                             exist; with none, jobs cannot read files: only `ssld run` is unconfined)\n"
-		"  --web-dir DIR              dashboard files served at / (default: installed datadir, else source web/)\n"
-		"  --workers N                jobs run at once (default 1 per 2 cores; 0 = only queue)\n"
-		"  --job-threads N            cap on a job's BLAS threads (default cores / workers)\n"
-		"  --http-threads N           HTTP threads (default 2)\n"
-		"  --max-body SIZE            request body limit (default 1M)\n"
-		"  --max-job-memory SIZE      refuse (400) a job whose estimated peak memory of a training step is larger\n"
-		"                             (suffix k/M/G/T; default half of MemTotal divided by --workers; 0 = no limit)\n"
-		"  --max-queued N             refuse new jobs (429) when N are queued (default unlimited)\n"
-		"  --max-queued-per-owner N   the same per token owner\n"
-		"  --max-running-per-owner N  run at most N of one owner's jobs at once; the rest wait (default unlimited)\n"
-		"  --max-user-priority N      job priorities above N need an admin token (default 0; range -100..100)\n"
-		"  --max-attempts N           a job the daemon stopped or crashed under N times fails instead of\n"
-		"                             running again (default 3; 0 = retry forever; a clean stop does not count)\n"
-		"  --tokens-file FILE         'OWNER SHA256HEX [admin]' lines, besides the tokens of `ssld token create`;\n"
-		"                             bad lines are logged and skipped\n"
-		"  --read-access MODE         once tokens exist, who may read jobs and metrics without one: loopback\n"
-		"                             (default: clients on 127.0.0.1/::1), open (anyone), token (nobody)\n"
-		"  --log-file FILE            log there instead of stderr (reopened on SIGHUP)\n"
-		"  --log-level LEVEL          err, warning, notice, info (default) or debug\n"
-		"  --flush-interval SECONDS   metric batch interval (default 0.5, at most 1)\n"
-		"  --stop-timeout SECONDS     on SIGTERM, wait this long for jobs to checkpoint (default 90)\n"
-		"  --max-connections N        HTTP connections at once (default 256)\n"
-		"  --max-connections-per-ip N of them from one client address (default 128; 0 = no limit)\n"
-		"  --request-deadline SECONDS a request (headers and body) must arrive whole within this long of the\n"
-		"                             connection opening or its last answer, else 408 and close (default 30; 0 = off)\n"
-		"  --generate-threads N       POST /v1/jobs/{id}/generate requests run at once (default 1)\n"
-		"  --generate-queue N         more may wait (default 4); beyond that 503 busy\n"
-		"  --generate-max-seconds S   text sampling stops after S seconds, answer marked truncated (default 60; 0 = none)\n"
-		"  --generate-max-tokens N    longer text requests are cut to N tokens, marked truncated (default 4096)\n"
-		"\n"
-		"Once any token exists (`ssld token create`, or --tokens-file), POSTs need 'Authorization: Bearer TOKEN',\n"
-		"jobs record the token's name as their owner, and only the owner or an admin token cancels a job or\n"
-		"generates from it. Revoking the last token keeps authentication on until `ssld token off`.\n"
-		"Under systemd, ssld reports READY/STATUS/WATCHDOG through $NOTIFY_SOCKET and serves on a socket\n"
-		"passed by ssld.socket (socket activation) instead of --listen.\n"
-		"\n"
-		"signals: SIGTERM/SIGINT stop accepting jobs, checkpoint and requeue running ones, exit;\n"
-		"         a second one exits at once (jobs resume from their last checkpoint). SIGHUP reopens\n"
-		"         the log file and reloads the tokens file (a token removed from it stops working; if\n"
-		"         the file cannot be read, no token from it works until it can).\n",
-		stdout);
+	fputs(usage_text, stdout);
 }

@@ -58,6 +58,10 @@ typedef struct SsldConfig {
 void config_defaults(SsldConfig *c);
 /* Applies one "key", "value" pair (from a file or a flag). 0, or -1 with err. */
 int config_set(SsldConfig *c, const char *key, const char *value, char *err, size_t errlen);
+/* One line of a "key = value" file (this one, and the client's client.conf): 1 with *key and
+ * *value pointing into line (trimmed, double quotes stripped), 0 for a blank or comment ('#', ';')
+ * line, -1 when there is no '='. */
+int config_split_line(char *line, char **key, char **value);
 int config_load_file(SsldConfig *c, const char *path, char *err, size_t errlen);
 /* argv are the serve flags (argv[0] is the first flag). Loads --config first, then applies every
  * flag. 0; 1 if --help was asked; -1 with err on a bad flag or file. */

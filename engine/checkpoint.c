@@ -340,30 +340,64 @@ static int jp_uint(Jp *j, uint64_t *out)
 	return 0;
 }
 
-static int jp_uint_array(Jp *j, uint64_t *v, int max, int *n)
+/* Reads a JSON container: '{' members '}', each member's key decoded and its value read by
+ * member(j, key, ctx), or '[' values ']', each read by member(j, NULL, ctx). */
+typedef int (*jp_member_fn)(Jp *j, const char *key, void *ctx);
+
+static int jp_container(Jp *j, char open, jp_member_fn member, void *ctx)
 {
-	if (jp_expect(j, '[') < 0)
+	char close = open == '{' ? '}' : ']';
+	if (jp_expect(j, open) < 0)
 		return -1;
-	*n = 0;
 	jp_ws(j);
-	if (j->p < j->end && *j->p == ']') {
+	if (j->p < j->end && *j->p == close) {
 		j->p++;
 		return 0;
 	}
 	for (;;) {
-		if (*n == max)
-			return jp_fail(j, "array longer than %d", max);
-		if (jp_uint(j, &v[(*n)++]) < 0)
+		const char *k = NULL;
+		if (open == '{' && (jp_string(j, &k) < 0 || jp_expect(j, ':') < 0))
+			return -1;
+		if (member(j, k, ctx) < 0)
 			return -1;
 		jp_ws(j);
 		if (j->p < j->end && *j->p == ',') {
 			j->p++;
 			continue;
 		}
-		return jp_expect(j, ']');
+		return jp_expect(j, close);
 	}
 }
 
+typedef struct UintArray {
+	uint64_t *v;
+	int max, n;
+} UintArray;
+
+static int jp_uint_item(Jp *j, const char *key, void *ctx)
+{
+	UintArray *a = ctx;
+	if (a->n == a->max)
+		return jp_fail(j, "array longer than %d", a->max);
+	return jp_uint(j, &a->v[a->n++]);
+}
+
+static int jp_uint_array(Jp *j, uint64_t *v, int max, int *n)
+{
+	UintArray a = { v, max, 0 };
+	int rc = jp_container(j, '[', jp_uint_item, &a);
+	*n = a.n;
+	return rc;
+}
+
+static int jp_skip(Jp *j, int depth);
+
+static int jp_skip_item(Jp *j, const char *key, void *ctx)
+{
+	return jp_skip(j, *(int *)ctx + 1);
+}
+
+/* Any JSON value, read and dropped (unknown keys). */
 static int jp_skip(Jp *j, int depth)
 {
 	if (depth > CK_JSON_DEPTH)
@@ -375,27 +409,8 @@ static int jp_skip(Jp *j, int depth)
 	const char *s;
 	if (c == '"')
 		return jp_string(j, &s);
-	if (c == '{' || c == '[') {
-		char close = c == '{' ? '}' : ']';
-		j->p++;
-		jp_ws(j);
-		if (j->p < j->end && *j->p == close) {
-			j->p++;
-			return 0;
-		}
-		for (;;) {
-			if (c == '{' && (jp_string(j, &s) < 0 || jp_expect(j, ':') < 0))
-				return -1;
-			if (jp_skip(j, depth + 1) < 0)
-				return -1;
-			jp_ws(j);
-			if (j->p < j->end && *j->p == ',') {
-				j->p++;
-				continue;
-			}
-			return jp_expect(j, close);
-		}
-	}
+	if (c == '{' || c == '[')
+		return jp_container(j, c, jp_skip_item, &depth);
 	static const char *const lits[] = { "true", "false", "null" };
 	for (int i = 0; i < 3; i++) {
 		size_t l = strlen(lits[i]);
@@ -424,44 +439,73 @@ static int ck_name_ok(const char *s)
 	return 1;
 }
 
-static int jp_metadata(Jp *j)
+/* The eng_realloc'd array v of *cap items with room for item n (doubling, from `first`), or
+ * NULL when out of memory (v unchanged). */
+static void *jp_room(Jp *j, void *v, int *cap, int n, size_t size, int first)
+{
+	if (n < *cap)
+		return v;
+	int c = *cap ? *cap * 2 : first;
+	void *w = eng_realloc(v, (size_t)c * size);
+	if (!w) {
+		jp_fail(j, "out of memory");
+		return NULL;
+	}
+	*cap = c;
+	return w;
+}
+
+static int jp_meta_member(Jp *j, const char *k, void *ctx)
 {
 	Checkpoint *ck = j->ck;
-	if (jp_expect(j, '{') < 0)
-		return -1;
+	const char *v;
 	jp_ws(j);
-	if (j->p < j->end && *j->p == '}') {
-		j->p++;
-		return 0;
-	}
-	for (;;) {
-		const char *k, *v;
-		if (jp_string(j, &k) < 0 || jp_expect(j, ':') < 0)
+	if (j->p >= j->end || *j->p != '"')
+		return jp_fail(j, "__metadata__ value of \"%.60s\" is not a string", k);
+	if (jp_string(j, &v) < 0)
+		return -1;
+	for (int i = 0; i < ck->nmeta; i++)
+		if (strcmp(ck->meta[i].key, k) == 0)
+			return jp_fail(j, "duplicate __metadata__ key \"%.60s\"", k);
+	CkMeta *m = jp_room(j, ck->meta, &ck->meta_cap, ck->nmeta, sizeof *m, 16);
+	if (!m)
+		return -1;
+	ck->meta = m;
+	ck->meta[ck->nmeta++] = (CkMeta){ k, v };
+	return 0;
+}
+
+typedef struct EntryRead {
+	CkEntry *e;
+	int have_dtype, have_shape, have_off;
+} EntryRead;
+
+static int jp_entry_member(Jp *j, const char *k, void *ctx)
+{
+	EntryRead *r = ctx;
+	CkEntry *e = r->e;
+	if (strcmp(k, "dtype") == 0) {
+		if (jp_string(j, &e->dtype) < 0)
 			return -1;
-		jp_ws(j);
-		if (j->p >= j->end || *j->p != '"')
-			return jp_fail(j, "__metadata__ value of \"%.60s\" is not a string", k);
-		if (jp_string(j, &v) < 0)
+		r->have_dtype = 1;
+	} else if (strcmp(k, "shape") == 0) {
+		if (jp_uint_array(j, e->dims, CK_MAX_DIMS, &e->ndim) < 0)
 			return -1;
-		for (int i = 0; i < ck->nmeta; i++)
-			if (strcmp(ck->meta[i].key, k) == 0)
-				return jp_fail(j, "duplicate __metadata__ key \"%.60s\"", k);
-		if (ck->nmeta == ck->meta_cap) {
-			int cap = ck->meta_cap ? ck->meta_cap * 2 : 16;
-			CkMeta *m = eng_realloc(ck->meta, (size_t)cap * sizeof *m);
-			if (!m)
-				return jp_fail(j, "out of memory");
-			ck->meta = m;
-			ck->meta_cap = cap;
-		}
-		ck->meta[ck->nmeta++] = (CkMeta){ k, v };
-		jp_ws(j);
-		if (j->p < j->end && *j->p == ',') {
-			j->p++;
-			continue;
-		}
-		return jp_expect(j, '}');
+		r->have_shape = 1;
+	} else if (strcmp(k, "data_offsets") == 0) {
+		uint64_t off[2];
+		int n;
+		if (jp_uint_array(j, off, 2, &n) < 0)
+			return -1;
+		if (n != 2)
+			return jp_fail(j, "tensor \"%.60s\": data_offsets needs 2 numbers", e->name);
+		e->begin = off[0];
+		e->end = off[1];
+		r->have_off = 1;
+	} else {
+		return jp_skip(j, 1);
 	}
+	return 0;
 }
 
 static int jp_entry(Jp *j, const char *name)
@@ -470,97 +514,37 @@ static int jp_entry(Jp *j, const char *name)
 	if (!ck_name_ok(name))
 		return jp_fail(j, "bad tensor name \"%.60s\" (empty, too long or control characters)",
 		               name);
-	if (ck->n == ck->cap) {
-		int cap = ck->cap ? ck->cap * 2 : 64;
-		CkEntry *e = eng_realloc(ck->e, (size_t)cap * sizeof *e);
-		if (!e)
-			return jp_fail(j, "out of memory");
-		ck->e = e;
-		ck->cap = cap;
-	}
-	CkEntry *e = &ck->e[ck->n];
-	memset(e, 0, sizeof *e);
-	e->name = name;
-	int have_dtype = 0, have_shape = 0, have_off = 0;
-	if (jp_expect(j, '{') < 0)
+	CkEntry *e = jp_room(j, ck->e, &ck->cap, ck->n, sizeof *e, 64);
+	if (!e)
 		return -1;
-	jp_ws(j);
-	if (j->p < j->end && *j->p == '}') {
-		j->p++;
-	} else {
-		for (;;) {
-			const char *k;
-			if (jp_string(j, &k) < 0 || jp_expect(j, ':') < 0)
-				return -1;
-			if (strcmp(k, "dtype") == 0) {
-				if (jp_string(j, &e->dtype) < 0)
-					return -1;
-				have_dtype = 1;
-			} else if (strcmp(k, "shape") == 0) {
-				if (jp_uint_array(j, e->dims, CK_MAX_DIMS, &e->ndim) < 0)
-					return -1;
-				have_shape = 1;
-			} else if (strcmp(k, "data_offsets") == 0) {
-				uint64_t off[2];
-				int n;
-				if (jp_uint_array(j, off, 2, &n) < 0)
-					return -1;
-				if (n != 2)
-					return jp_fail(j, "tensor \"%.60s\": data_offsets needs 2 numbers", name);
-				e->begin = off[0];
-				e->end = off[1];
-				have_off = 1;
-			} else if (jp_skip(j, 1) < 0) {
-				return -1;
-			}
-			jp_ws(j);
-			if (j->p < j->end && *j->p == ',') {
-				j->p++;
-				continue;
-			}
-			if (jp_expect(j, '}') < 0)
-				return -1;
-			break;
-		}
-	}
-	if (!have_dtype || !have_shape || !have_off)
+	ck->e = e;
+	EntryRead r = { &ck->e[ck->n], 0, 0, 0 };
+	memset(r.e, 0, sizeof *r.e);
+	r.e->name = name;
+	if (jp_container(j, '{', jp_entry_member, &r) < 0)
+		return -1;
+	if (!r.have_dtype || !r.have_shape || !r.have_off)
 		return jp_fail(j, "tensor \"%.60s\" lacks %s", name,
-		               !have_dtype ? "dtype" : !have_shape ? "shape" : "data_offsets");
+		               !r.have_dtype ? "dtype" : !r.have_shape ? "shape" : "data_offsets");
 	ck->n++;
 	return 0;
+}
+
+static int jp_header_member(Jp *j, const char *k, void *ctx)
+{
+	int *have_meta = ctx;
+	if (strcmp(k, "__metadata__") != 0)
+		return jp_entry(j, k);
+	if ((*have_meta)++)
+		return jp_fail(j, "duplicate __metadata__");
+	return jp_container(j, '{', jp_meta_member, NULL);
 }
 
 static int jp_header(Jp *j)
 {
 	int have_meta = 0;
-	if (jp_expect(j, '{') < 0)
+	if (jp_container(j, '{', jp_header_member, &have_meta) < 0)
 		return -1;
-	jp_ws(j);
-	if (j->p < j->end && *j->p == '}') {
-		j->p++;
-	} else {
-		for (;;) {
-			const char *k;
-			if (jp_string(j, &k) < 0 || jp_expect(j, ':') < 0)
-				return -1;
-			if (strcmp(k, "__metadata__") == 0) {
-				if (have_meta++)
-					return jp_fail(j, "duplicate __metadata__");
-				if (jp_metadata(j) < 0)
-					return -1;
-			} else if (jp_entry(j, k) < 0) {
-				return -1;
-			}
-			jp_ws(j);
-			if (j->p < j->end && *j->p == ',') {
-				j->p++;
-				continue;
-			}
-			if (jp_expect(j, '}') < 0)
-				return -1;
-			break;
-		}
-	}
 	jp_ws(j);
 	if (j->p != j->end)
 		return jp_fail(j, "unexpected bytes after the header object");

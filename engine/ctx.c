@@ -218,13 +218,6 @@ void *ctx_alloc(Ctx *ctx, size_t bytes)
 	return p;
 }
 
-void *ctx_calloc(Ctx *ctx, size_t bytes)
-{
-	void *p = ctx_alloc(ctx, bytes);
-	memset(p, 0, bytes);
-	return p;
-}
-
 /* ---------------------------------------------------------------------------------------------- */
 /* gradient buffers: allocated from their own arena and released as soon as backward has consumed
  * them, so a step's peak holds the activations plus only the gradients still in flight (what
@@ -463,7 +456,6 @@ int ctx_set_grad_enabled(Ctx *ctx, int enabled)
 	return prev;
 }
 
-int ctx_grad_enabled(const Ctx *ctx) { return ctx->grad_enabled; }
 Rng *ctx_rng(Ctx *ctx) { return &ctx->rng; }
 size_t ctx_arena_used(const Ctx *ctx) { return ctx->main.peak + ctx->grads.peak; }
 

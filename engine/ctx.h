@@ -39,7 +39,6 @@ void ctx_reset(Ctx *ctx);
  * armed with CTX_TRY (so a worker fails the job with "out of memory" instead of crashing); with
  * no handler armed it aborts with a message. */
 void *ctx_alloc(Ctx *ctx, size_t bytes);
-void *ctx_calloc(Ctx *ctx, size_t bytes);
 /* A fresh arena tensor (uninitialised data, grad NULL, requires_grad 0). */
 Tensor *ctx_tensor(Ctx *ctx, int ndim, const int *shape);
 Tensor *ctx_zeros(Ctx *ctx, int ndim, const int *shape);
@@ -62,7 +61,6 @@ void ctx_set_training(Ctx *ctx, int training);
 int ctx_training(const Ctx *ctx);
 /* Returns the previous value, so callers can restore it. */
 int ctx_set_grad_enabled(Ctx *ctx, int enabled);
-int ctx_grad_enabled(const Ctx *ctx);
 
 Rng *ctx_rng(Ctx *ctx);
 

@@ -1,8 +1,13 @@
-/* model.h - configurable networks: encoders (MLP, small CNN, ViT-tiny, Transformer) and decoders.
+/* model.h - configurable encoders (a registry: MLP, small CNN, ViT-tiny, Transformer) and MLP heads.
  *
  * An Encoder maps a batch of samples to feature vectors (B, out_dim) - the representation SSL
  * methods learn and downstream protocols reuse. Its parameters live in a ParamSet under a dotted
  * prefix ("encoder.conv1.weight"), so checkpoints and exports are readable.
+ *
+ * Each encoder is one file in engine/encoders/ exporting an EncoderDesc (encoders/encoder.h): its
+ * name, the data it fits, its keys (ParamDef rows bound to EncoderConfig), defaults, checks, code
+ * and estimate. EncoderKind is the encoder's index in engine/encoders/registry.c; nothing outside
+ * engine/encoders/ switches over it.
  *
  *   EncoderConfig ec; encoder_config_default(&ec, ENC_CNN);
  *   ParamSet *ps = paramset_new();
@@ -13,12 +18,16 @@
 #define SSLD_ENGINE_MODEL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "ctx.h"
+#include "modality.h"
 #include "params.h"
 #include "tensor.h"
 
+/* The index of an encoder in engine/encoders/registry.c. */
 typedef enum EncoderKind { ENC_MLP, ENC_CNN, ENC_VIT, ENC_TRANSFORMER } EncoderKind;
+
 
 #define MODEL_MAX_LAYERS 8
 
@@ -42,7 +51,7 @@ typedef struct EncoderConfig {
 	int causal;             /* Transformer: 1 = decoder (causal attention) */
 	int pool;               /* ViT/Transformer features: 0 = mean over tokens, 1 = CLS token */
 	float dropout;
-	/* CNN (added): the stride of each conv stage. n_strides 0 = the default (1 for the first
+	/* CNN: the stride of each conv stage. n_strides 0 = the default (1 for the first
 	 * stage, 2 after); otherwise n_strides == n_channels, each 1..4. */
 	int strides[MODEL_MAX_LAYERS];
 	int n_strides;
@@ -64,6 +73,8 @@ void encoder_free(Encoder *e);
  * ("model.pool_grid: 4 does not split the last 7x7 feature map ..."). */
 int encoder_config_check(const EncoderConfig *c, int in_c, int in_h, int in_w, char *err,
                          size_t errlen);
+/* The part of those rules that does not depend on the input: ranges and rules across keys. */
+int encoder_config_check_keys(const EncoderConfig *c, char *err, size_t errlen);
 int encoder_out_dim(const Encoder *e);
 /* Images (B,C,H,W) or vectors (B,D) -> (B, out_dim). */
 Tensor *encoder_forward(Ctx *ctx, Encoder *e, Tensor *x);
@@ -82,6 +93,21 @@ struct Transformer *encoder_transformer(Encoder *e);
 /* "mlp", "cnn", "vit", "transformer" (and back; -EINVAL for an unknown name). */
 const char *encoder_kind_name(EncoderKind kind);
 int encoder_kind_parse(const char *name, EncoderKind *out);
+/* The registry: encoder_count() kinds 0..n-1 (encoders/encoder.h for the descriptor). */
+struct EncoderDesc;
+int encoder_count(void);
+const struct EncoderDesc *encoder_desc(EncoderKind kind);   /* NULL when out of range */
+/* The DATA_* modalities kind fits (a caption dataset counts as images), and whether it fits
+ * a dataset of modality `data` (one DATA_* bit). */
+unsigned encoder_fits(EncoderKind kind);
+int encoder_fits_data(EncoderKind kind, unsigned data);
+/* The encoder a dataset of modality `data` gets when neither the spec nor the method names one
+ * that fits: the encoder marked natural for it; -1 when none is. */
+int encoder_natural_for(unsigned data);
+/* Parameter count and activation floats kept per sample for a training step, for a config on
+ * in_c x in_h x in_w samples (the spec's memory estimate). */
+void encoder_estimate(const EncoderConfig *c, int in_c, int in_h, int in_w, int64_t *params,
+                      int64_t *act_floats);
 /* The config as one JSON object (the keys of EncoderConfig; pool as "mean"/"cls"), e.g.
  * {"kind":"cnn","hidden":[1024,1024],"channels":[32,64,128],"batchnorm":true,"out_dim":0,...}.
  * Returns the length written, or -ENOSPC if len is too small. python/ssld_torch.py reads it. */

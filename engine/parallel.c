@@ -193,17 +193,6 @@ static ParallelPool *get_pool(Ctx *ctx)
 	return *slot && (*slot)->nthreads > 1 ? *slot : NULL;
 }
 
-int parallel_threads_for(const Ctx *ctx, size_t n, size_t grain)
-{
-	int t = ctx_threads(ctx);
-	if (grain < 1)
-		grain = 1;
-	size_t chunks = n / grain;
-	if (in_parallel || t <= 1 || chunks < 2)
-		return 1;
-	return chunks < (size_t)t ? (int)chunks : t;
-}
-
 void parallel_for(Ctx *ctx, size_t n, size_t grain, parallel_fn fn, void *arg)
 {
 	if (n == 0)

@@ -40,10 +40,6 @@ typedef void (*parallel_fn)(void *arg, size_t begin, size_t end, int tid);
  * returns when every chunk is done. One thread (or n <= grain) runs fn(arg, 0, n, 0) inline. */
 void parallel_for(Ctx *ctx, size_t n, size_t grain, parallel_fn fn, void *arg);
 
-/* How many threads parallel_for would use for n items with this grain (>= 1): size per-thread
- * scratch with ctx_threads(), and use this to decide whether splitting pays at all. */
-int parallel_threads_for(const Ctx *ctx, size_t n, size_t grain);
-
 /* Row-major C (M,N) = alpha * op(A) (M,K) op(B) (K,N) + beta * C, exactly cblas_sgemm's
  * arguments (transposes as 0/1), split into column or row blocks across the context's threads
  * when it is large enough to pay. Each block is one single-threaded cblas_sgemm, so the result

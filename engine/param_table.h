@@ -18,7 +18,10 @@
  *
  * Storage follows the field: PARAM_NUMBER in a float or double, PARAM_INTEGER in an int or
  * int64_t, PARAM_BOOLEAN and PARAM_ENUM (the choice's index, so the field is a C enum whose
- * values follow the '|'-separated choices) in an int, PARAM_STRING in a char array.
+ * values follow the '|'-separated choices) in an int, PARAM_STRING in a char array,
+ * PARAM_INT_LIST in an int array with its count in another int (PARAM_LIST_AT), PARAM_PATH and
+ * PARAM_DIR in a const char * (param_store keeps the caller's pointer), PARAM_PATH_LIST in a
+ * pointer to an array of paths plus an int count (PARAM_LIST_AT).
  * param_table_check() verifies those pairings, so a test catches a row bound to the wrong field.
  * Validation of JSON (types, ranges, messages) is the spec layer's business, not this module's.
  */
@@ -33,6 +36,13 @@ typedef enum ParamType {
 	PARAM_BOOLEAN,    /* JSON true/false, stored as 1/0 */
 	PARAM_STRING,     /* free text (1..max chars, max 0 = 256) */
 	PARAM_ENUM,       /* one of the '|'-separated choices, stored as its index */
+	PARAM_INT_LIST,   /* min_n..max_n whole numbers, each in [min, max]: an int array + count */
+	PARAM_PATH,       /* a file; stored as a const char * the caller owns (the spec layer resolves
+	                     and confines it) */
+	PARAM_DIR,        /* a directory, stored like PARAM_PATH; choices: files that must lie in it
+	                     (each may also be given as NAME.gz) */
+	PARAM_PATH_LIST,  /* files: a const char *const * at offset, their count (int) at count_offset;
+	                     1..max entries */
 } ParamType;
 
 enum {
@@ -41,7 +51,11 @@ enum {
 	PARAM_NO_MIN = 4,          /* no lower bound */
 	PARAM_NO_MAX = 8,          /* no upper bound */
 	PARAM_DEFAULT_AUTO = 16,   /* absent = chosen at run time ("auto"); def is the stored
-	                              stand-in for it */
+	                              stand-in for it; a PARAM_BOOLEAN row also accepts the
+	                              string "auto", stored as def */
+	PARAM_REQUIRED = 32,       /* must be given */
+	PARAM_DIR_LISTS = 64,      /* PARAM_DIR: the directory stands for its regular text files,
+	                              stored in the table's PARAM_PATH_LIST row */
 };
 
 /* One typed, documented setting. For numbers and integers the range is [min, max] unless flags
@@ -54,14 +68,25 @@ typedef struct ParamDef {
 	const char *def_str;      /* string / enum default */
 	double min, max;
 	unsigned flags;
-	const char *choices;      /* PARAM_ENUM: "mean|cls" */
+	const char *choices;      /* PARAM_ENUM: "mean|cls"; PARAM_INTEGER: allowed values "4|7" */
 	const char *help;         /* one line */
 	size_t offset;            /* where the value lives in the owner's struct ... */
 	size_t size;              /* ... and the size of that field (0 = not stored) */
+	size_t count_offset;      /* PARAM_INT_LIST, PARAM_PATH_LIST: where the count (an int) lives */
+	/* PARAM_INT_LIST: how many entries, and the default entries */
+	int min_n, max_n;
+	const int *def_list;
+	int def_n;
+	const char *conflicts;    /* a key of the same table this one may not be given with (it is
+	                             ignored and refused then) */
+	const char *def_text;     /* the default in words when no value shows it */
 } ParamDef;
 
 /* Binds a row to field f of struct T. */
 #define PARAM_AT(T, f) .offset = offsetof(T, f), .size = sizeof(((T *)0)->f)
+/* Binds a PARAM_INT_LIST row to the int array f, or a PARAM_PATH_LIST row to the pointer f,
+ * and its count n of struct T. */
+#define PARAM_LIST_AT(T, f, n) PARAM_AT(T, f), .count_offset = offsetof(T, n)
 
 const char *param_type_name(ParamType t);       /* "number", "integer", ... */
 /* Index of word in the '|'-separated choices, or -1. */
@@ -76,6 +101,12 @@ int param_store(const ParamDef *d, void *base, double num, const char *str);
 double param_load(const ParamDef *d, const void *base);
 /* PARAM_STRING: the stored text; PARAM_ENUM: the chosen name (into buf); else NULL. */
 const char *param_load_text(const ParamDef *d, const void *base, char *buf, size_t len);
+/* PARAM_INT_LIST: store n entries (n <= max_n) and the count; read them back (the count, entries
+ * into a borrowed pointer). -1 when the row is not a bound list. */
+int param_store_list(const ParamDef *d, void *base, const int *v, int n);
+int param_load_list(const ParamDef *d, const void *base, const int **v);
+/* Store one row's default (lists included). 0, or -1 as param_store. */
+int param_store_default(const ParamDef *d, void *base);
 /* Zero base[0..size) and store every row's default. 0, or -1 as param_store. */
 int param_fill_defaults(const ParamDef *defs, int n, void *base, size_t size);
 /* Every row's binding suits its type and lies inside a struct of `size` bytes, every default

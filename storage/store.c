@@ -154,16 +154,85 @@ static int sql_query(sqlite3 *db, sqlite3_stmt **s, const char *what, char *err,
 
 /* A statement without rows (INSERT, UPDATE, DELETE) run to completion: the number of rows it
  * changed (>= 0), or STORE_EDB with err naming `what`. */
-static int sql_exec(sqlite3 *db, const char *what, char *err, size_t errlen, const char *sql, const char *fmt, ...)
+static int sql_vexec(sqlite3 *db, const char *what, char *err, size_t errlen, const char *sql, const char *fmt,
+                     va_list ap)
 {
 	sqlite3_stmt *s;
 	if (prep(db, sql, &s, what, err, errlen) < 0) return STORE_EDB;
-	va_list ap;
-	va_start(ap, fmt);
 	bind_args(s, fmt, ap);
-	va_end(ap);
 	int rc = sqlite3_step(s) == SQLITE_DONE ? sqlite3_changes(db) : db_fail(db, what, err, errlen);
 	unprep(s);
+	return rc;
+}
+
+static int sql_exec(sqlite3 *db, const char *what, char *err, size_t errlen, const char *sql, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = sql_vexec(db, what, err, errlen, sql, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* sql_exec in a transaction of its own on a pooled connection: rows changed (>= 0), or < 0. */
+static int sql_write(Store *st, const char *what, char *err, size_t errlen, const char *sql, const char *fmt, ...)
+{
+	sqlite3 *db = store_acquire(st, err, errlen);
+	if (!db) return STORE_EDB;
+	int rc = store_begin(db, err, errlen);
+	if (rc == 0) {
+		va_list ap;
+		va_start(ap, fmt);
+		rc = sql_vexec(db, what, err, errlen, sql, fmt, ap);
+		va_end(ap);
+	}
+	if (rc >= 0) {
+		int c = store_commit(db, err, errlen);
+		if (c < 0) rc = c;
+	}
+	if (rc < 0) store_rollback(db);
+	store_release(st, db);
+	return rc;
+}
+
+/* A query whose rows become an array: *v gets *n items of `size` bytes (zeroed, then filled by
+ * read(s, item)), grown as rows come; NULL when there are none. On failure the items read so far
+ * stay in *v for the caller to free (items may own memory). 0, or < 0 with err naming `what`. */
+typedef void (*row_read_fn)(sqlite3_stmt *s, void *item);
+
+static int sql_list(Store *st, void **v, int *n, size_t size, row_read_fn read, const char *what, char *err,
+                    size_t errlen, const char *sql, const char *fmt, ...)
+{
+	*v = NULL;
+	*n = 0;
+	sqlite3 *db = store_acquire(st, err, errlen);
+	if (!db) return STORE_EDB;
+	sqlite3_stmt *s;
+	int rc = prep(db, sql, &s, what, err, errlen), cap = 0, r = SQLITE_DONE;
+	if (rc == 0) {
+		va_list ap;
+		va_start(ap, fmt);
+		bind_args(s, fmt, ap);
+		va_end(ap);
+		while ((r = sqlite3_step(s)) == SQLITE_ROW) {
+			if (*n == cap) {
+				cap = cap ? cap * 2 : 8;
+				void *w = realloc(*v, (size_t)cap * size);
+				if (!w) {
+					snprintf(err, errlen, "%s: out of memory", what);
+					rc = STORE_ENOMEM;
+					break;
+				}
+				*v = w;
+			}
+			void *item = (char *)*v + (size_t)(*n)++ * size;
+			memset(item, 0, size);
+			read(s, item);
+		}
+		if (rc == 0 && r != SQLITE_DONE) rc = db_fail(db, what, err, errlen);
+		unprep(s);
+	}
+	store_release(st, db);
 	return rc;
 }
 
@@ -1029,15 +1098,16 @@ static int fill_set(sqlite3 *db, sqlite3_stmt *s, MetricSet *out, const char *wh
 	return r == SQLITE_DONE ? 0 : db_fail(db, what, err, errlen);
 }
 
-/* One key's points with id > after, ascending, at most max_rows (index-only scan). */
-static int read_key(sqlite3 *db, sqlite3_stmt *s, int64_t job_id, const char *key, int64_t after, int64_t max_rows,
-                    MetricSet *out, int *truncated, int64_t *last_id, char *err, size_t errlen)
+/* One key's points with id > after, ascending, at most max_rows (per key, so each curve comes
+ * from the covering index in id order: an index-only scan, no sort). */
+static int read_key(sqlite3 *db, int64_t job_id, const char *key, int64_t after, int64_t max_rows, MetricSet *out,
+                    int *truncated, int64_t *last_id, char *err, size_t errlen)
 {
-	sqlite3_reset(s);
-	sqlite3_bind_int64(s, 1, job_id);
-	sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 3, after);
-	sqlite3_bind_int64(s, 4, max_rows);
+	sqlite3_stmt *s;
+	int rc = sql_query(db, &s, "reading metrics", err, errlen,
+	                   "SELECT id, step, value FROM metrics WHERE job_id = ?1 AND key = ?2 AND id > ?3 ORDER BY id LIMIT ?4",
+	                   "ItII", job_id, key, after, max_rows);
+	if (rc < 0) return rc;
 	MetricSeries *se = NULL;
 	int hint = -1, r;
 	int64_t n = 0;
@@ -1052,10 +1122,14 @@ static int read_key(sqlite3 *db, sqlite3_stmt *s, int64_t job_id, const char *ke
 		*last_id = p.id;
 		n++;
 	}
-	if (r != SQLITE_DONE) return db_fail(db, "reading metrics", err, errlen);
-	*truncated = n >= max_rows;
-	return 0;
+	if (r != SQLITE_DONE)
+		rc = db_fail(db, "reading metrics", err, errlen);
+	else
+		*truncated = n >= max_rows;
+	unprep(s);
+	return rc;
 oom:
+	unprep(s);
 	snprintf(err, errlen, "reading metrics: out of memory");
 	return STORE_ENOMEM;
 }
@@ -1072,7 +1146,7 @@ int store_metrics_read(Store *st, int64_t job_id, int64_t after, const char *con
 	int64_t limit = max_rows > 0 && max_rows < (size_t)INT64_MAX ? (int64_t)max_rows : INT64_MAX;
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
-	sqlite3_stmt *s = NULL, *ks = NULL;
+	sqlite3_stmt *ks = NULL;
 	char **all = NULL;
 	int nall = 0, rc;
 	/* One read transaction, so the job's state, its keys and the points of every key are one
@@ -1081,8 +1155,9 @@ int store_metrics_read(Store *st, int64_t job_id, int64_t after, const char *con
 		rc = db_fail(db, "reading metrics", err, errlen);
 		goto out;
 	}
-	if ((rc = prep(db, "SELECT state FROM jobs WHERE id = ?1", &ks, "reading a job's state", err, errlen)) < 0) goto out;
-	sqlite3_bind_int64(ks, 1, job_id);
+	if ((rc = sql_query(db, &ks, "reading a job's state", err, errlen, "SELECT state FROM jobs WHERE id = ?1", "I",
+	                    job_id)) < 0)
+		goto out;
 	if (sqlite3_step(ks) != SQLITE_ROW) {
 		snprintf(err, errlen, "job %lld not found", (long long)job_id);
 		rc = STORE_ENOTFOUND;
@@ -1093,9 +1168,9 @@ int store_metrics_read(Store *st, int64_t job_id, int64_t after, const char *con
 	unprep(ks);
 	ks = NULL;
 	if (!keys || nkeys == 0) {   /* every key the job has */
-		if ((rc = prep(db, "SELECT key FROM metric_keys WHERE job_id = ?1 ORDER BY key", &ks, "reading metric keys", err, errlen)) < 0)
+		if ((rc = sql_query(db, &ks, "reading metric keys", err, errlen,
+		                    "SELECT key FROM metric_keys WHERE job_id = ?1 ORDER BY key", "I", job_id)) < 0)
 			goto out;
-		sqlite3_bind_int64(ks, 1, job_id);
 		all = calloc(256, sizeof *all);
 		while (all && nall < 256 && sqlite3_step(ks) == SQLITE_ROW) {
 			const unsigned char *k = sqlite3_column_text(ks, 0);
@@ -1109,15 +1184,11 @@ int store_metrics_read(Store *st, int64_t job_id, int64_t after, const char *con
 		keys = (const char *const *)all;
 		nkeys = nall;
 	}
-	/* Per key, so each curve comes from the covering index in id order (no sort). */
-	if ((rc = prep(db, "SELECT id, step, value FROM metrics WHERE job_id = ?1 AND key = ?2 AND id > ?3 "
-	                   "ORDER BY id LIMIT ?4", &s, "reading metrics", err, errlen)) < 0)
-		goto out;
 	int64_t cut = INT64_MAX;
 	for (int i = 0; i < nkeys; i++) {
 		int truncated = 0;
 		int64_t last = 0;
-		if ((rc = read_key(db, s, job_id, keys[i], after, limit, out, &truncated, &last, err, errlen)) < 0) goto out;
+		if ((rc = read_key(db, job_id, keys[i], after, limit, out, &truncated, &last, err, errlen)) < 0) goto out;
 		if (truncated && last < cut) cut = last;
 	}
 	/* If some key hit max_rows, the cursor stops at the lowest point where one was cut; points
@@ -1131,7 +1202,6 @@ int store_metrics_read(Store *st, int64_t job_id, int64_t after, const char *con
 	out->truncated = cut != INT64_MAX;
 	rc = 0;
 out:
-	unprep(s);
 	unprep(ks);
 	for (int i = 0; all && i < nall; i++) free(all[i]);
 	free(all);
@@ -1147,10 +1217,10 @@ int store_metrics_latest(Store *st, int64_t job_id, MetricSet *out, char *err, s
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
 	sqlite3_stmt *s;
-	int rc = prep(db, "SELECT last_id, last_step, key, last_value FROM metric_keys WHERE job_id = ?1 ORDER BY key",
-	              &s, "reading latest metrics", err, errlen);
+	int rc = sql_query(db, &s, "reading latest metrics", err, errlen,
+	                   "SELECT last_id, last_step, key, last_value FROM metric_keys WHERE job_id = ?1 ORDER BY key", "I",
+	                   job_id);
 	if (rc == 0) {
-		sqlite3_bind_int64(s, 1, job_id);
 		rc = fill_set(db, s, out, "reading latest metrics", err, errlen);
 		unprep(s);
 	}
@@ -1161,47 +1231,31 @@ int store_metrics_latest(Store *st, int64_t job_id, MetricSet *out, char *err, s
 
 /* ---- events --------------------------------------------------------------------------------- */
 
+static void read_event(sqlite3_stmt *s, void *item)
+{
+	StoreEvent *e = item;
+	e->id = sqlite3_column_int64(s, 0);
+	e->time = sqlite3_column_double(s, 1);
+	e->level = sqlite3_column_int(s, 2);
+	e->message = col_strdup(s, 3);
+}
+
 int store_events_read(Store *st, int64_t job_id, int64_t after, int limit, StoreEvent **ev, int *n,
                       char *err, size_t errlen)
 {
-	*ev = NULL;
-	*n = 0;
 	if (limit < 1) limit = 1;
 	if (limit > 10000) limit = 10000;
-	sqlite3 *db = store_acquire(st, err, errlen);
-	if (!db) return STORE_EDB;
-	sqlite3_stmt *s;
-	int rc = prep(db, "SELECT id, time, level, message FROM events WHERE job_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
-	              &s, "reading events", err, errlen);
-	StoreEvent *v = NULL;
-	if (rc == 0) {
-		sqlite3_bind_int64(s, 1, job_id);
-		sqlite3_bind_int64(s, 2, after);
-		sqlite3_bind_int(s, 3, limit);
-		v = calloc((size_t)limit, sizeof *v);
-		int r = SQLITE_DONE;
-		while (v && (r = sqlite3_step(s)) == SQLITE_ROW) {
-			StoreEvent *e = &v[(*n)++];
-			e->id = sqlite3_column_int64(s, 0);
-			e->time = sqlite3_column_double(s, 1);
-			e->level = sqlite3_column_int(s, 2);
-			e->message = col_strdup(s, 3);
-		}
-		if (!v) {
-			snprintf(err, errlen, "reading events: out of memory");
-			rc = STORE_ENOMEM;
-		} else if (r != SQLITE_DONE)
-			rc = db_fail(db, "reading events", err, errlen);
-		unprep(s);
-	}
-	store_release(st, db);
-	if (rc < 0) {
-		store_events_free(v, *n);
-		*n = 0;
-		return rc;
-	}
+	void *v;
+	int rc = sql_list(st, &v, n, sizeof **ev, read_event, "reading events", err, errlen,
+	                  "SELECT id, time, level, message FROM events WHERE job_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+	                  "IIi", job_id, after, limit);
 	*ev = v;
-	return 0;
+	if (rc < 0) {
+		store_events_free(*ev, *n);
+		*ev = NULL;
+		*n = 0;
+	}
+	return rc;
 }
 
 void store_events_free(StoreEvent *ev, int n)
@@ -1212,28 +1266,10 @@ void store_events_free(StoreEvent *ev, int n)
 
 int store_event_add(Store *st, int64_t job_id, int level, const char *message, char *err, size_t errlen)
 {
-	sqlite3 *db = store_acquire(st, err, errlen);
-	if (!db) return STORE_EDB;
-	sqlite3_stmt *s = NULL;
-	int rc = store_begin(db, err, errlen);
-	if (rc < 0) goto out;
-	if ((rc = prep(db, "INSERT INTO events(job_id, time, level, message) VALUES (?1, ?2, ?3, ?4)", &s,
-	               "adding an event", err, errlen)) < 0)
-		goto out;
-	sqlite3_bind_int64(s, 1, job_id);
-	sqlite3_bind_double(s, 2, store_now());
-	sqlite3_bind_int(s, 3, level);
-	sqlite3_bind_text(s, 4, message, -1, SQLITE_STATIC);
-	if (sqlite3_step(s) != SQLITE_DONE) {
-		rc = db_fail(db, "adding an event", err, errlen);
-		goto out;
-	}
-	rc = store_commit(db, err, errlen);
-out:
-	unprep(s);
-	if (rc < 0) store_rollback(db);
-	store_release(st, db);
-	return rc;
+	int rc = sql_write(st, "adding an event", err, errlen,
+	                   "INSERT INTO events(job_id, time, level, message) VALUES (?1, ?2, ?3, ?4)", "Idit", job_id,
+	                   store_now(), level, message);
+	return rc < 0 ? rc : 0;
 }
 
 /* ---- artifacts ------------------------------------------------------------------------------ */
@@ -1258,33 +1294,15 @@ int store_artifact_put(Store *st, int64_t job_id, const char *name, const char *
 	int64_t size = 0;
 	int rc = sha256_file(path, hex, &size, err, errlen);
 	if (rc < 0) return STORE_ENOTFOUND;
-	sqlite3 *db = store_acquire(st, err, errlen);
-	if (!db) return STORE_EDB;
-	sqlite3_stmt *s = NULL;
-	if ((rc = store_begin(db, err, errlen)) < 0) goto out;
-	if ((rc = prep(db, "INSERT OR REPLACE INTO artifacts(job_id, name, path, size, sha256, created_at) "
-	                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6)", &s, "recording an artifact", err, errlen)) < 0)
-		goto out;
-	sqlite3_bind_int64(s, 1, job_id);
-	sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 3, path, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 4, size);
-	sqlite3_bind_text(s, 5, hex, -1, SQLITE_STATIC);
-	sqlite3_bind_double(s, 6, store_now());
-	if (sqlite3_step(s) != SQLITE_DONE) {
-		rc = db_fail(db, "recording an artifact", err, errlen);
-		goto out;
-	}
-	rc = store_commit(db, err, errlen);
-out:
-	unprep(s);
-	if (rc < 0) store_rollback(db);
-	store_release(st, db);
-	return rc;
+	rc = sql_write(st, "recording an artifact", err, errlen,
+	               "INSERT OR REPLACE INTO artifacts(job_id, name, path, size, sha256, created_at) "
+	               "VALUES (?1, ?2, ?3, ?4, ?5, ?6)", "IttItd", job_id, name, path, size, hex, store_now());
+	return rc < 0 ? rc : 0;
 }
 
-static void read_artifact(sqlite3_stmt *s, StoreArtifact *a)
+static void read_artifact(sqlite3_stmt *s, void *item)
 {
+	StoreArtifact *a = item;
 	a->name = col_strdup(s, 0);
 	a->path = col_strdup(s, 1);
 	a->size = sqlite3_column_int64(s, 2);
@@ -1295,43 +1313,17 @@ static void read_artifact(sqlite3_stmt *s, StoreArtifact *a)
 
 int store_artifact_list(Store *st, int64_t job_id, StoreArtifact **a, int *n, char *err, size_t errlen)
 {
-	*a = NULL;
-	*n = 0;
-	sqlite3 *db = store_acquire(st, err, errlen);
-	if (!db) return STORE_EDB;
-	sqlite3_stmt *s;
-	int rc = prep(db, "SELECT name, path, size, sha256, created_at FROM artifacts WHERE job_id = ?1 ORDER BY name",
-	              &s, "listing artifacts", err, errlen);
-	StoreArtifact *v = NULL;
-	int cap = 0;
-	if (rc == 0) {
-		sqlite3_bind_int64(s, 1, job_id);
-		int r;
-		while ((r = sqlite3_step(s)) == SQLITE_ROW) {
-			if (*n == cap) {
-				cap = cap ? cap * 2 : 8;
-				StoreArtifact *w = realloc(v, (size_t)cap * sizeof *w);
-				if (!w) {
-					rc = STORE_ENOMEM;
-					snprintf(err, errlen, "listing artifacts: out of memory");
-					break;
-				}
-				v = w;
-			}
-			memset(&v[*n], 0, sizeof v[*n]);
-			read_artifact(s, &v[(*n)++]);
-		}
-		if (rc == 0 && r != SQLITE_DONE) rc = db_fail(db, "listing artifacts", err, errlen);
-		unprep(s);
-	}
-	store_release(st, db);
-	if (rc < 0) {
-		store_artifacts_free(v, *n);
-		*n = 0;
-		return rc;
-	}
+	void *v;
+	int rc = sql_list(st, &v, n, sizeof **a, read_artifact, "listing artifacts", err, errlen,
+	                  "SELECT name, path, size, sha256, created_at FROM artifacts WHERE job_id = ?1 ORDER BY name", "I",
+	                  job_id);
 	*a = v;
-	return 0;
+	if (rc < 0) {
+		store_artifacts_free(*a, *n);
+		*a = NULL;
+		*n = 0;
+	}
+	return rc;
 }
 
 int store_artifact_get(Store *st, int64_t job_id, const char *name, StoreArtifact *a, char *err, size_t errlen)
@@ -1340,11 +1332,10 @@ int store_artifact_get(Store *st, int64_t job_id, const char *name, StoreArtifac
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
 	sqlite3_stmt *s;
-	int rc = prep(db, "SELECT name, path, size, sha256, created_at FROM artifacts WHERE job_id = ?1 AND name = ?2",
-	              &s, "reading an artifact", err, errlen);
+	int rc = sql_query(db, &s, "reading an artifact", err, errlen,
+	                   "SELECT name, path, size, sha256, created_at FROM artifacts WHERE job_id = ?1 AND name = ?2", "It",
+	                   job_id, name);
 	if (rc == 0) {
-		sqlite3_bind_int64(s, 1, job_id);
-		sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
 		int r = sqlite3_step(s);
 		if (r == SQLITE_ROW)
 			read_artifact(s, a);
@@ -1378,10 +1369,9 @@ int store_token_add(Store *st, const char *name, const char *sha256hex, int admi
 	sqlite3_stmt *s = NULL;
 	int rc = store_begin(db, err, errlen);
 	if (rc < 0) goto out;
-	if ((rc = prep(db, "SELECT name FROM tokens WHERE name = ?1 OR sha256 = ?2", &s, "adding a token", err, errlen)) < 0)
+	if ((rc = sql_query(db, &s, "adding a token", err, errlen, "SELECT name FROM tokens WHERE name = ?1 OR sha256 = ?2",
+	                    "tt", name, sha256hex)) < 0)
 		goto out;
-	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, sha256hex, -1, SQLITE_STATIC);
 	int r = sqlite3_step(s);
 	if (r == SQLITE_ROW) {
 		snprintf(err, errlen, "a token named '%s' already exists (revoke it first, or pick another name)", name);
@@ -1393,17 +1383,11 @@ int store_token_add(Store *st, const char *name, const char *sha256hex, int admi
 		goto out;
 	}
 	unprep(s);
-	if ((rc = prep(db, "INSERT INTO tokens(name, sha256, admin, created_at) VALUES (?1, ?2, ?3, ?4)", &s,
-	               "adding a token", err, errlen)) < 0)
+	s = NULL;
+	if ((rc = sql_exec(db, "adding a token", err, errlen,
+	                   "INSERT INTO tokens(name, sha256, admin, created_at) VALUES (?1, ?2, ?3, ?4)", "ttid", name,
+	                   sha256hex, admin ? 1 : 0, store_now())) < 0)
 		goto out;
-	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, sha256hex, -1, SQLITE_STATIC);
-	sqlite3_bind_int(s, 3, admin ? 1 : 0);
-	sqlite3_bind_double(s, 4, store_now());
-	if (sqlite3_step(s) != SQLITE_DONE) {
-		rc = db_fail(db, "adding a token", err, errlen);
-		goto out;
-	}
 	rc = store_commit(db, err, errlen);
 out:
 	unprep(s);
@@ -1414,32 +1398,17 @@ out:
 
 int store_token_revoke(Store *st, const char *name, char *err, size_t errlen)
 {
-	sqlite3 *db = store_acquire(st, err, errlen);
-	if (!db) return STORE_EDB;
-	sqlite3_stmt *s = NULL;
-	int rc = store_begin(db, err, errlen);
-	if (rc < 0) goto out;
-	if ((rc = prep(db, "DELETE FROM tokens WHERE name = ?1", &s, "revoking a token", err, errlen)) < 0) goto out;
-	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-	if (sqlite3_step(s) != SQLITE_DONE) {
-		rc = db_fail(db, "revoking a token", err, errlen);
-		goto out;
-	}
-	if (sqlite3_changes(db) == 0) {
+	int rc = sql_write(st, "revoking a token", err, errlen, "DELETE FROM tokens WHERE name = ?1", "t", name);
+	if (rc == 0) {
 		snprintf(err, errlen, "no token named '%s'", name);
-		rc = STORE_ENOTFOUND;
-		goto out;
+		return STORE_ENOTFOUND;
 	}
-	rc = store_commit(db, err, errlen);
-out:
-	unprep(s);
-	if (rc < 0) store_rollback(db);
-	store_release(st, db);
-	return rc;
+	return rc < 0 ? rc : 0;
 }
 
-static void read_token(sqlite3_stmt *s, StoreToken *t)
+static void read_token(sqlite3_stmt *s, void *item)
 {
+	StoreToken *t = item;
 	memset(t, 0, sizeof *t);
 	t->id = sqlite3_column_int64(s, 0);
 	const unsigned char *n = sqlite3_column_text(s, 1);
@@ -1450,39 +1419,16 @@ static void read_token(sqlite3_stmt *s, StoreToken *t)
 
 int store_token_list(Store *st, StoreToken **out, int *n, char *err, size_t errlen)
 {
-	*out = NULL;
-	*n = 0;
-	sqlite3 *db = store_acquire(st, err, errlen);
-	if (!db) return STORE_EDB;
-	sqlite3_stmt *s;
-	StoreToken *v = NULL;
-	int cap = 0, rc = prep(db, "SELECT id, name, admin, created_at FROM tokens ORDER BY name", &s, "listing tokens", err, errlen);
-	if (rc == 0) {
-		int r;
-		while ((r = sqlite3_step(s)) == SQLITE_ROW) {
-			if (*n == cap) {
-				cap = cap ? cap * 2 : 8;
-				StoreToken *w = realloc(v, (size_t)cap * sizeof *w);
-				if (!w) {
-					snprintf(err, errlen, "listing tokens: out of memory");
-					rc = STORE_ENOMEM;
-					break;
-				}
-				v = w;
-			}
-			read_token(s, &v[(*n)++]);
-		}
-		if (rc == 0 && r != SQLITE_DONE) rc = db_fail(db, "listing tokens", err, errlen);
-		unprep(s);
-	}
-	store_release(st, db);
-	if (rc < 0) {
-		free(v);
-		*n = 0;
-		return rc;
-	}
+	void *v;
+	int rc = sql_list(st, &v, n, sizeof **out, read_token, "listing tokens", err, errlen,
+	                  "SELECT id, name, admin, created_at FROM tokens ORDER BY name", NULL);
 	*out = v;
-	return 0;
+	if (rc < 0) {
+		free(*out);
+		*out = NULL;
+		*n = 0;
+	}
+	return rc;
 }
 
 int store_token_count(Store *st, int64_t *n, char *err, size_t errlen)
@@ -1491,7 +1437,7 @@ int store_token_count(Store *st, int64_t *n, char *err, size_t errlen)
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
 	sqlite3_stmt *s;
-	int rc = prep(db, "SELECT count(*) FROM tokens", &s, "counting tokens", err, errlen);
+	int rc = sql_query(db, &s, "counting tokens", err, errlen, "SELECT count(*) FROM tokens", NULL);
 	if (rc == 0) {
 		if (sqlite3_step(s) == SQLITE_ROW) *n = sqlite3_column_int64(s, 0);
 		else rc = db_fail(db, "counting tokens", err, errlen);
@@ -1508,9 +1454,9 @@ int store_token_find(Store *st, const char *sha256hex, StoreToken *out, char *er
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
 	sqlite3_stmt *s;
-	int rc = prep(db, "SELECT id, name, admin, created_at FROM tokens WHERE sha256 = ?1", &s, "looking up a token", err, errlen);
+	int rc = sql_query(db, &s, "looking up a token", err, errlen,
+	                   "SELECT id, name, admin, created_at FROM tokens WHERE sha256 = ?1", "t", sha256hex);
 	if (rc == 0) {
-		sqlite3_bind_text(s, 1, sha256hex, -1, SQLITE_STATIC);
 		int r = sqlite3_step(s);
 		if (r == SQLITE_ROW) {
 			read_token(s, out);

@@ -36,6 +36,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../engine/data/format.h"
 #include "method_catalog.h"
 #include "spec_estimate.h"
 #include "spec_table.h"
@@ -490,6 +491,10 @@ static int check_value(Parser *p, const char *field, const ParamDef *d, const cJ
 			return fail(p, 400, "invalid_field", field, "must be true or false, got %s", got);
 		*num = cJSON_IsTrue(v) ? 1 : 0;
 		return 0;
+	case PARAM_PATH_LIST:   /* read by its owner (a list of paths), never through here */
+		return fail(p, 500, "internal", field, "a list of paths is read by its own parser");
+	case PARAM_PATH:
+	case PARAM_DIR:
 	case PARAM_STRING: {
 		if (!cJSON_IsString(v))
 			return fail(p, 400, "invalid_field", field, "must be a string, got %s", got);
@@ -550,6 +555,8 @@ static int check_value(Parser *p, const char *field, const ParamDef *d, const cJ
 		*num = x;
 		return 0;
 	}
+	case PARAM_INT_LIST:   /* a list key: the table walk reads it (get_int_array) */
+		break;
 	}
 	return fail(p, 500, "internal", field, "unknown parameter type");
 }
@@ -876,22 +883,23 @@ static int path_value(Parser *p, const cJSON *obj, const char *parent, const cha
 	return rc < 0 ? rc : 1;
 }
 
-/* The four Fashion-MNIST files under dir (default or given), .gz or raw. */
-static int check_fmnist_dir(Parser *p, const char *field, const char *dir_given, const char **dir_out)
+/* The files a PARAM_DIR row lists (its choices: the four Fashion-MNIST files) under dir (default
+ * or given), each .gz or raw. */
+static int check_fmnist_dir(Parser *p, const char *field, const char *dir_given, const char *files,
+                            const char **dir_out)
 {
-	static const char *const files[] = { "train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-	                                     "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte" };
 	const char *dir = NULL;
 	int rc = check_path(p, field, dir_given ? dir_given : SSLD_FASHION_MNIST_DIR, 1,
 	                    "dataset_not_found", &dir);
 	if (rc < 0)
 		return rc;
 	if (p->opts->check_files || p->opts->data_roots || p->opts->n_data_roots > 0) {
-		for (int i = 0; i < COUNT(files); i++) {
+		char file[NAME_MAX + 1];
+		for (int i = 0; spec_choice_at(files, i, file, sizeof file); i++) {
 			char path[PATH_MAX], raw[PATH_MAX];
 			const char *r = NULL;
-			snprintf(path, sizeof path, "%s/%s.gz", dir, files[i]);
-			snprintf(raw, sizeof raw, "%s/%s", dir, files[i]);
+			snprintf(path, sizeof path, "%s/%s.gz", dir, file);
+			snprintf(raw, sizeof raw, "%s/%s", dir, file);
 			struct stat st;
 			const char *use = stat(path, &st) == 0 || stat(raw, &st) < 0 ? path : raw;
 			rc = check_path(p, field, use, 0, "dataset_not_found", &r);
@@ -1089,68 +1097,147 @@ static const cJSON *sub_object(Parser *p, const cJSON *obj, const char *parent, 
 }
 
 /* ---------------------------------------------------------------------------------------------- */
-/* dataset (variant: "named" for a built-in dataset, else its format)                             */
+/* dataset (variant: "named" for a built-in dataset, else its format; the keys, cross-field rules
+ * and modality are the format's descriptor in engine/data/)                                       */
 
-static const char *const dataset_names[] = { "fashion-mnist" };
-
-/* text / text_records: "files" (a list of paths) or "dir" (its text files). */
-static int parse_text_files(Parser *p, const cJSON *obj, int fmt_text)
+/* A PARAM_PATH_LIST key: an array of file paths into the format's list field. */
+static int read_path_list(Parser *p, const cJSON *v, const ParamDef *d, const char *field)
 {
 	DatasetSpec *ds = &p->js->dataset;
 	char got[96];
 	int rc;
-	const cJSON *files = cJSON_GetObjectItemCaseSensitive(obj, "files");
-	const cJSON *dir = cJSON_GetObjectItemCaseSensitive(obj, "dir");
-	if (files && dir)
-		return fail(p, 400, "invalid_field", "dataset.dir", "give either \"files\" or \"dir\", not both");
-	if (!files && !dir)
-		return fail(p, 400, "missing_field", "dataset.files",
-		            fmt_text ? "required for format \"text\""
-		                     : "required for format \"text_records\" (or \"dir\")");
-	if (files) {
-		if (!cJSON_IsArray(files))
-			return fail(p, 400, "invalid_field", "dataset.files", "must be an array of paths, got %s",
-			            describe(files, got, sizeof got));
-		int n = cJSON_GetArraySize(files);
-		if (n == 0)
-			return fail(p, 400, "invalid_field", "dataset.files", "must not be empty");
-		if (n > JOBSPEC_MAX_TEXT_FILES)
-			return fail(p, 400, "invalid_field", "dataset.files", "must have at most %d entries, got %d",
-			            JOBSPEC_MAX_TEXT_FILES, n);
-		int i = 0, before = p->n_errors;
-		for (const cJSON *e = files->child; e; e = e->next, i++) {
-			char f[64];
-			snprintf(f, sizeof f, "dataset.files[%d]", i);
-			if (!cJSON_IsString(e))
-				fail(p, 400, "invalid_field", f, "must be a path string, got %s", describe(e, got, sizeof got));
-			else
-				check_path(p, f, e->valuestring, 0, "dataset_not_found", &p->o->text_files[i]);
-		}
-		if ((rc = errors_since(p, before)) < 0)
-			return rc;
-		ds->text_files = p->o->text_files;
-		ds->n_text_files = n;
-		return 0;
+	if (!cJSON_IsArray(v))
+		return fail(p, 400, "invalid_field", field, "must be an array of paths, got %s",
+		            describe(v, got, sizeof got));
+	int n = cJSON_GetArraySize(v);
+	if (n == 0)
+		return fail(p, 400, "invalid_field", field, "must not be empty");
+	if (n > JOBSPEC_MAX_TEXT_FILES || n > (int)d->max)
+		return fail(p, 400, "invalid_field", field, "must have at most %d entries, got %d",
+		            (int)d->max < JOBSPEC_MAX_TEXT_FILES ? (int)d->max : JOBSPEC_MAX_TEXT_FILES, n);
+	int i = 0, before = p->n_errors;
+	for (const cJSON *e = v->child; e; e = e->next, i++) {
+		char f[96];
+		snprintf(f, sizeof f, "%s[%d]", field, i);
+		if (!cJSON_IsString(e))
+			fail(p, 400, "invalid_field", f, "must be a path string, got %s", describe(e, got, sizeof got));
+		else
+			check_path(p, f, e->valuestring, 0, "dataset_not_found", &p->o->text_files[i]);
 	}
-	const char *d = NULL;
-	if ((rc = path_value(p, obj, "dataset", "dir", 1, &d)) < 0)
+	if ((rc = errors_since(p, before)) < 0)
 		return rc;
-	return list_text_dir(p, "dataset.dir", d);
+	const char *const *list = p->o->text_files;
+	memcpy((char *)ds + d->offset, &list, sizeof list);
+	memcpy((char *)ds + d->count_offset, &n, sizeof n);
+	return 0;
 }
 
-/* The built-in dataset by name (string form or "name"). */
+/* The keys the table walk leaves to this file: directories, path lists, "auto" booleans. */
+static int read_format_key(Parser *p, const cJSON *obj, const DatasetFormat *fmt, const ParamDef *d,
+                           const cJSON *v, const char *name_field)
+{
+	DatasetSpec *ds = &p->js->dataset;
+	char f[64], got[96];
+	snprintf(f, sizeof f, "dataset.%s", d->name);
+	if (d->type == PARAM_PATH_LIST) {
+		if (!v && (d->flags & PARAM_REQUIRED))
+			return fail(p, 400, "missing_field", f, "required for format \"%s\"", fmt->name);
+		return v ? read_path_list(p, v, d, f) : 0;
+	}
+	if (d->type == PARAM_BOOLEAN && (d->flags & PARAM_DEFAULT_AUTO)) {
+		int x = (int)d->def;
+		if (v && cJSON_IsBool(v))
+			x = cJSON_IsTrue(v) ? 1 : 0;
+		else if (v && !(cJSON_IsString(v) && strcmp(v->valuestring, "auto") == 0))
+			return fail(p, 400, "invalid_field", f, "must be \"auto\", true or false, got %s",
+			            describe(v, got, sizeof got));
+		memcpy((char *)ds + d->offset, &x, sizeof x);
+		return 0;
+	}
+	if (d->type != PARAM_DIR)
+		return 0;
+	const char *dir = NULL, *out = NULL;
+	int rc;
+	if (d->choices) {   /* a directory that must hold the listed files; absent: the default one */
+		if (obj && (rc = get_string(p, obj, "dataset", d->name, PATH_MAX - 2, &dir)) < 0)
+			return rc;
+		if ((rc = check_fmnist_dir(p, dir ? f : name_field, dir, d->choices, &out)) < 0)
+			return rc;
+		memcpy((char *)ds + d->offset, &out, sizeof out);
+		return 0;
+	}
+	if (!v)
+		return 0;
+	if ((rc = path_value(p, obj, "dataset", d->name, 1, &out)) < 0)
+		return rc;
+	if (d->flags & PARAM_DIR_LISTS)   /* the directory stands for its text files */
+		return list_text_dir(p, f, out);
+	memcpy((char *)ds + d->offset, &out, sizeof out);
+	return 0;
+}
+
+static void format_bad(void *user, const char *key, const char *code, const char *msg)
+{
+	char f[64];
+	snprintf(f, sizeof f, "dataset.%s", key);
+	fail((Parser *)user, 400, code, f, "%s", msg);
+}
+
+/* One format's keys from obj (NULL: the string form of a named dataset). */
+static int parse_format(Parser *p, const cJSON *obj, const DatasetFormat *fmt, const char *name_field)
+{
+	DatasetSpec *ds = &p->js->dataset;
+	const char *variant = fmt->named ? "named" : fmt->name;
+	int before = p->n_errors, rc;
+	if (dataset_format_defaults(fmt, ds) < 0)
+		return fail(p, 500, "internal", "dataset", "the format \"%s\" has a broken key table", fmt->name);
+	spec_level_defaults("dataset", variant, p->js, NULL, NULL);   /* the shared keys (limits) */
+	if (obj)
+		walk_level(p, obj, "dataset", "dataset", "format", variant, NULL, NULL);
+	int given[DATASET_FORMAT_MAX_KEYS] = {0};
+	for (int i = 0; i < fmt->n_keys && i < COUNT(given); i++) {
+		const ParamDef *d = &fmt->keys[i];
+		const cJSON *v = obj ? cJSON_GetObjectItemCaseSensitive(obj, d->name) : NULL;
+		given[i] = v != NULL;
+		read_format_key(p, obj, fmt, d, v, name_field);
+	}
+	for (int i = 0; i < fmt->n_keys && i < COUNT(given); i++) {
+		const ParamDef *d = &fmt->keys[i];
+		const ParamDef *c = d->conflicts ? dataset_format_key(fmt, d->conflicts) : NULL;
+		if (given[i] && c && given[c - fmt->keys]) {
+			char f[64];
+			snprintf(f, sizeof f, "dataset.%s", d->name);
+			fail(p, 400, "invalid_field", f, "only used without \"%s\" (give either \"%s\" or \"%s\", "
+			     "not both)", c->name, c->name, d->name);
+		}
+	}
+	if (errors_since(p, before) == 0 && fmt->validate)
+		fmt->validate(ds, given, format_bad, p);
+	if ((rc = errors_since(p, before)) < 0)
+		return rc;
+	ds->kind = fmt->kind;
+	p->format = fmt->name;
+	p->modality = fmt->modality;
+	p->labelled = fmt->has_labels ? fmt->has_labels(ds) : fmt->labelled;
+	if (fmt->named && !(p->js->dataset_name = own(p, fmt->name)))
+		return oom(p, name_field);
+	return 0;
+}
+
+/* A named dataset by name (the string form, or "name"). */
 static int parse_named_dataset(Parser *p, const cJSON *obj, const char *name)
 {
-	JobSpec *js = p->js;
 	const char *fieldn = obj ? "dataset.name" : "dataset";
-	int known = -1, rc;
-	for (int i = 0; i < COUNT(dataset_names); i++)
-		if (strcmp(dataset_names[i], name) == 0)
-			known = i;
-	if (known < 0) {
+	const DatasetFormat *fmt = dataset_format_find(name);
+	if (!fmt || !fmt->named) {
+		const char *names[16];
+		int n = 0;
+		for (int i = 0; i < dataset_format_count() && n < COUNT(names); i++)
+			if (dataset_format_at(i)->named)
+				names[n++] = dataset_format_at(i)->name;
 		char list[128];
-		join_names(list, sizeof list, dataset_names, COUNT(dataset_names));
-		const char *s = suggest(name, dataset_names, COUNT(dataset_names));
+		join_names(list, sizeof list, names, n);
+		const char *s = suggest(name, names, n);
 		if (s)
 			return fail(p, 400, "invalid_field", fieldn,
 			            "unknown dataset \"%s\"; did you mean \"%s\"? (built-in: %s; or give "
@@ -1158,21 +1245,7 @@ static int parse_named_dataset(Parser *p, const cJSON *obj, const char *name)
 		return fail(p, 400, "invalid_field", fieldn,
 		            "unknown dataset \"%s\" (built-in: %s; or give an object with \"format\")", name, list);
 	}
-	if (obj && (rc = walk_level(p, obj, "dataset", "dataset", "format", "named", NULL, NULL)) < 0)
-		return rc;
-	const char *dir = NULL, *dir_out = NULL;
-	if (obj && (rc = get_string(p, obj, "dataset", "dir", PATH_MAX - 2, &dir)) < 0)
-		return rc;
-	if ((rc = check_fmnist_dir(p, dir ? "dataset.dir" : fieldn, dir, &dir_out)) < 0)
-		return rc;
-	js->dataset.kind = DATASET_FASHION_MNIST;
-	js->dataset.dir = dir_out;
-	if (!(js->dataset_name = own(p, name)))
-		return oom(p, fieldn);
-	p->format = "fashion-mnist";
-	p->modality = DATA_IMAGES;
-	p->labelled = 1;
-	return 0;
+	return parse_format(p, obj, fmt, fieldn);
 }
 
 static int parse_dataset(Parser *p, const cJSON *v)
@@ -1181,11 +1254,9 @@ static int parse_dataset(Parser *p, const cJSON *v)
 	char got[96];
 	int rc;
 	memset(ds, 0, sizeof *ds);
-	spec_level_defaults("dataset", NULL, p->js, NULL, NULL);
-	ds->csv_header = -1;   /* "auto" */
 
 	if (!v)
-		return parse_named_dataset(p, NULL, "fashion-mnist");
+		return parse_named_dataset(p, NULL, spec_key_find("dataset.name", NULL)->def_str);
 	if (cJSON_IsString(v))
 		return parse_named_dataset(p, NULL, v->valuestring);
 	if (!cJSON_IsObject(v))
@@ -1199,60 +1270,20 @@ static int parse_dataset(Parser *p, const cJSON *v)
 		            "give either \"name\" (a built-in dataset) or \"format\", not both");
 	if (!n && !f)
 		return fail(p, 400, "missing_field", "dataset.format",
-		            "required (or \"name\" of a built-in dataset: fashion-mnist)");
+		            "required (or \"name\" of a built-in dataset: %s)", choices_of("dataset.name"));
 	if (n) {
 		if (!cJSON_IsString(n))
 			return fail(p, 400, "invalid_field", "dataset.name", "must be a string, got %s",
 			            describe(n, got, sizeof got));
 		return parse_named_dataset(p, obj, n->valuestring);
 	}
-
 	int fmt = -1;
 	const char *formats = choices_of("dataset.format");
 	if ((rc = get_enum(p, obj, "dataset", "format", formats, &fmt)) < 0)
 		return rc;
-	static const char *const fmt_names[] = { "idx", "csv", "text", "text_records", "captions" };
-	static const DatasetKind kinds[] = { DATASET_IDX, DATASET_CSV, DATASET_TEXT, DATASET_TEXT_RECORDS,
-	                                     DATASET_CAPTIONS };
-	static const unsigned modality[] = { DATA_IMAGES, DATA_VECTORS, DATA_TEXT, DATA_TEXT, DATA_CAPTIONS };
-	static const int labelled[] = { 1, 1, 0, 1, 1 };
-	p->format = fmt_names[fmt];
-	ds->kind = kinds[fmt];
-	int before = p->n_errors;
-	walk_level(p, obj, "dataset", "dataset", "format", p->format, NULL, NULL);
-	switch (ds->kind) {
-	case DATASET_CSV: {
-		if (ds->csv_test && cJSON_GetObjectItemCaseSensitive(obj, "test_fraction"))
-			fail(p, 400, "invalid_field", "dataset.test_fraction",
-			     "only used without \"test\" (the test split is the test file)");
-		const cJSON *h = cJSON_GetObjectItemCaseSensitive(obj, "header");
-		if (h) {
-			if (cJSON_IsBool(h))
-				ds->csv_header = cJSON_IsTrue(h) ? 1 : 0;
-			else if (!(cJSON_IsString(h) && strcmp(h->valuestring, "auto") == 0))
-				fail(p, 400, "invalid_field", "dataset.header", "must be \"auto\", true or false, got %s",
-				     describe(h, got, sizeof got));
-		}
-		break;
-	}
-	case DATASET_TEXT:
-	case DATASET_TEXT_RECORDS:
-		parse_text_files(p, obj, ds->kind == DATASET_TEXT);
-		break;
-	case DATASET_CAPTIONS: {
-		const char *dir = NULL, *dir_out = NULL;
-		if (get_string(p, obj, "dataset", "dir", PATH_MAX - 2, &dir) >= 0 &&
-		    check_fmnist_dir(p, dir ? "dataset.dir" : "dataset", dir, &dir_out) >= 0)
-			ds->dir = dir_out;
-		break;
-	}
-	default: break;
-	}
-	if ((rc = errors_since(p, before)) < 0)
-		return rc;
-	p->modality = modality[fmt];
-	p->labelled = labelled[fmt];
-	return 0;
+	char name[64];
+	return parse_format(p, obj, dataset_format_find(spec_choice_at(formats, fmt, name, sizeof name)),
+	                    "dataset");
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -1323,34 +1354,35 @@ static int parse_params(Parser *p, const cJSON *v)
 /* ---------------------------------------------------------------------------------------------- */
 /* model                                                                                          */
 
-static unsigned modality_encoders(unsigned modality)
+/* The engine's message "model.<key>: why" as an error on that key. */
+static int fail_engine(Parser *p, const char *why)
 {
-	switch (modality) {
-	case DATA_VECTORS: return ENC_BIT(ENC_MLP);
-	case DATA_TEXT: return ENC_BIT(ENC_TRANSFORMER);
-	default: return ENC_BIT(ENC_MLP) | ENC_BIT(ENC_CNN) | ENC_BIT(ENC_VIT);
+	char field[64] = "model";
+	const char *colon = strchr(why, ':');
+	const char *msg = why;
+	if (colon && strncmp(why, "model.", 6) == 0 && (size_t)(colon - why) < sizeof field) {
+		snprintf(field, sizeof field, "%.*s", (int)(colon - why), why);
+		msg = colon + 1;
+		while (*msg == ' ')
+			msg++;
 	}
+	return fail(p, 400, "invalid_field", field, "%s", msg);
 }
 
-static EncoderKind modality_default_encoder(unsigned modality)
+/* Encoder kind suits the method and (once known) the dataset. */
+static int encoder_suits(const Parser *p, int kind)
 {
-	switch (modality) {
-	case DATA_VECTORS: return ENC_MLP;
-	case DATA_TEXT: return ENC_TRANSFORMER;
-	default: return ENC_CNN;
-	}
+	const MethodInfo *m = p->method;
+	if (m->encoders && !(m->encoders & ENC_BIT(kind)))
+		return 0;
+	return !p->dataset_ok || encoder_fits_data((EncoderKind)kind, p->modality);
 }
-
-_Static_assert(ENC_MLP == 0 && ENC_CNN == 1 && ENC_VIT == 2 && ENC_TRANSFORMER == 3,
-               "encoder_choices follows EncoderKind");
 
 static int parse_model(Parser *p, const cJSON *v)
 {
 	JobSpec *js = p->js;
 	EncoderConfig *ec = &js->encoder;
 	const MethodInfo *m = p->method;
-	unsigned modal = p->dataset_ok ? modality_encoders(p->modality) : ~0u;
-	unsigned fits = modal & (m->encoders ? m->encoders : ~0u);
 	char got[96];
 	int rc;
 	if (v && !cJSON_IsObject(v))
@@ -1359,22 +1391,22 @@ static int parse_model(Parser *p, const cJSON *v)
 	int kind = -1;
 	if (v && (rc = get_enum(p, v, "model", "encoder", choices_of("model.encoder"), &kind)) < 0)
 		return rc;
-	if (kind < 0) {
+	if (kind < 0) {   /* the method's, else the data's natural one, else the first that suits */
 		kind = (int)m->default_encoder;
-		if (!(fits & ENC_BIT(kind)))
-			kind = (int)modality_default_encoder(p->modality);
-		if (!(fits & ENC_BIT(kind))) {
-			for (kind = 0; kind <= ENC_TRANSFORMER && !(fits & ENC_BIT(kind)); kind++)
+		if (!encoder_suits(p, kind))
+			kind = encoder_natural_for(p->modality);
+		if (kind < 0 || !encoder_suits(p, kind)) {
+			for (kind = 0; kind < encoder_count() && !encoder_suits(p, kind); kind++)
 				;
-			if (kind > ENC_TRANSFORMER)
+			if (kind >= encoder_count())
 				return fail(p, 400, "invalid_field", "model.encoder",
 				            "no encoder of method \"%s\" suits a %s dataset", m->name, p->format);
 		}
-	} else if (!(fits & ENC_BIT(kind))) {
-		char names[128] = "";
+	} else if (!encoder_suits(p, kind)) {
+		char names[256] = "";
 		size_t at = 0;
-		for (int k = 0; k <= ENC_TRANSFORMER; k++) {
-			if (!(fits & ENC_BIT(k)))
+		for (int k = 0; k < encoder_count(); k++) {
+			if (!encoder_suits(p, k))
 				continue;
 			int w = snprintf(names + at, sizeof names - at, "%s\"%s\"", at ? ", " : "",
 			                 encoder_kind_name((EncoderKind)k));
@@ -1392,22 +1424,19 @@ static int parse_model(Parser *p, const cJSON *v)
 	const char *kname = encoder_kind_name((EncoderKind)kind);
 	spec_level_defaults("model", kname, js, NULL, NULL);
 	ec->kind = (EncoderKind)kind;
-	ec->causal = kind == ENC_TRANSFORMER && m->causal;
+	ec->causal = m->causal;
 	if (v && (rc = walk_level(p, v, "model", "model", "encoder", kname, NULL, NULL)) < 0)
 		return rc;
-	/* Rules across keys. */
-	if ((kind == ENC_VIT || kind == ENC_TRANSFORMER) && ec->dim % ec->heads != 0)
-		return fail(p, 400, "invalid_field", "model.heads", "must divide model.dim (%d), got %d",
-		            ec->dim, ec->heads);
-	if (kind == ENC_MLP && ec->n_hidden == 0 && ec->out_dim == 0)
-		return fail(p, 400, "invalid_field", "model.out_dim",
-		            "an MLP without hidden layers needs out_dim >= 1");
+	/* The encoder's rules across its keys (heads divide dim, ...), from its descriptor. */
+	char why[256];
+	if (encoder_config_check_keys(ec, why, sizeof why) < 0)
+		return fail_engine(p, why);
 	return 0;
 }
 
-/* The engine's own rules for the encoder on this dataset's samples (model.pool_grid must split
- * the last feature map into equal cells, a ViT patch must divide the image...), so a spec accepted
- * here is never refused by encoder_new. The engine's message starts with the key it names. */
+/* The encoder's rules against this dataset's samples (model.pool_grid must split the last feature
+ * map into equal cells, a ViT patch must divide the image...), so a spec accepted here is never
+ * refused by encoder_new. */
 static int check_model_engine(Parser *p)
 {
 	int c, h, w;
@@ -1416,16 +1445,7 @@ static int check_model_engine(Parser *p)
 	char why[256];
 	if (encoder_config_check(&p->js->encoder, c, h, w, why, sizeof why) == 0)
 		return 0;
-	char field[64] = "model";
-	const char *colon = strchr(why, ':');
-	const char *msg = why;
-	if (colon && strncmp(why, "model.", 6) == 0 && (size_t)(colon - why) < sizeof field) {
-		snprintf(field, sizeof field, "%.*s", (int)(colon - why), why);
-		msg = colon + 1;
-		while (*msg == ' ')
-			msg++;
-	}
-	return fail(p, 400, "invalid_field", field, "%s", msg);
+	return fail_engine(p, why);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -1792,10 +1812,14 @@ static int parse_root(Parser *p, const cJSON *root)
 	parse_params(p, cJSON_GetObjectItemCaseSensitive(root, "params"));
 	int model_ok = parse_model(p, cJSON_GetObjectItemCaseSensitive(root, "model")) == 0;
 	if (model_ok && p->dataset_ok) {
-		if (js->dataset.kind == DATASET_TEXT_RECORDS && js->encoder.kind == ENC_TRANSFORMER &&
-		    js->dataset.max_record_bytes > js->encoder.context)
-			fail(p, 400, "invalid_field", "dataset.record_bytes", "must be <= model.context (%d), got %d",
-			     js->encoder.context, js->dataset.max_record_bytes);
+		const DatasetFormat *fmt = dataset_format_for(js->dataset.kind);
+		const ParamDef *wk = fmt && fmt->width_key ? dataset_format_key(fmt, fmt->width_key) : NULL;
+		int width = wk ? (int)param_load(wk, &js->dataset) : 0;
+		char wf[64];
+		snprintf(wf, sizeof wf, "dataset.%s", wk ? wk->name : "");
+		if (wk && encoder_fits_data(js->encoder.kind, DATA_TEXT) && width > js->encoder.context)
+			fail(p, 400, "invalid_field", wf, "must be <= model.context (%d), got %d",
+			     js->encoder.context, width);
 		else
 			check_model_engine(p);
 	}

@@ -20,17 +20,42 @@ const char *method_catalog_example(const MethodInfo *m)
 	return NULL;
 }
 
-const char *catalog_data_names(unsigned mask, char *buf, size_t len)
+unsigned method_catalog_encoders(const MethodInfo *m)
 {
-	static const char *const names[] = { "images", "vectors", "text", "captions" };
+	unsigned mask = 0;
+	for (int k = 0; k < encoder_count(); k++)
+		if ((!m->encoders || (m->encoders & ENC_BIT(k))) && (encoder_fits((EncoderKind)k) & m->datasets))
+			mask |= ENC_BIT(k);
+	return mask;
+}
+
+const char *catalog_encoder_names(unsigned mask, char *buf, size_t len)
+{
 	size_t at = 0;
 	if (len == 0)
 		return buf;
 	buf[0] = '\0';
-	for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++) {
+	for (int k = 0; k < encoder_count(); k++) {
+		if (!(mask & ENC_BIT(k)))
+			continue;
+		int n = snprintf(buf + at, len - at, "%s%s", at ? ", " : "", encoder_kind_name((EncoderKind)k));
+		if (n < 0 || (size_t)n >= len - at)
+			break;
+		at += (size_t)n;
+	}
+	return buf;
+}
+
+const char *catalog_data_names(unsigned mask, char *buf, size_t len)
+{
+	size_t at = 0;
+	if (len == 0)
+		return buf;
+	buf[0] = '\0';
+	for (int i = 0; i < DATA_MODALITY_COUNT; i++) {
 		if (!(mask & (1u << i)))
 			continue;
-		int n = snprintf(buf + at, len - at, "%s%s", at ? ", " : "", names[i]);
+		int n = snprintf(buf + at, len - at, "%s%s", at ? ", " : "", dataset_modality_name(1u << i));
 		if (n < 0 || (size_t)n >= len - at)
 			break;
 		at += (size_t)n;

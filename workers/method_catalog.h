@@ -44,6 +44,10 @@ static inline const ParamDef *protocol_key_def(const ProtocolInfo *p, const char
 static inline const char *catalog_param_type_name(ParamType t) { return param_type_name(t); }
 /* The DATA_* mask as "images, text" into buf; returns buf. */
 const char *catalog_data_names(unsigned mask, char *buf, size_t len);
+/* The encoders m may be given (ENC_BIT mask): those it works with that fit one of its datasets. */
+unsigned method_catalog_encoders(const MethodInfo *m);
+/* An ENC_BIT mask as "mlp, cnn" into buf; returns buf. */
+const char *catalog_encoder_names(unsigned mask, char *buf, size_t len);
 /* The text of m's example job (its examples/ file, embedded at build time); NULL when the build
  * holds no such file (a test fails on that). */
 const char *method_catalog_example(const MethodInfo *m);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../engine/encoders/encoder.h"
 #include "method_catalog.h"
 #include "spec_json.h"
 #include "spec_table.h"
@@ -104,6 +105,14 @@ static void default_text(FILE *t, const SpecKey *k, const char *level)
 	}
 }
 
+/* Rows of one dataset key path that describe it differently are the keys of different formats
+ * and get a line each; elsewhere a path is one line. */
+static int same_help(const SpecKey *a, const SpecKey *b)
+{
+	return strncmp(a->path, "dataset.", 8) != 0 || a->help == b->help ||
+	       (a->help && b->help && strcmp(a->help, b->help) == 0);
+}
+
 static void level_table(FILE *t, const char *level, const char *title, const char *intro)
 {
 	fprintf(t, "\n## %s\n\n", title);
@@ -114,9 +123,9 @@ static void level_table(FILE *t, const char *level, const char *title, const cha
 	for (int i = 0; i < spec_key_count(); i++) {
 		const SpecKey *k = spec_key_at(i);
 		const char *leaf = spec_key_leaf(k, level);
-		int seen = 0;
+		int seen = 0;   /* rows of one path with one help are one line (a format's own key is its own) */
 		for (int j = 0; j < i; j++)
-			seen |= strcmp(spec_key_at(j)->path, k->path) == 0;
+			seen |= strcmp(spec_key_at(j)->path, k->path) == 0 && same_help(spec_key_at(j), k);
 		if (!leaf || seen)
 			continue;
 		fprintf(t, "| `%s` | ", k->path);
@@ -165,7 +174,7 @@ static void level_table(FILE *t, const char *level, const char *title, const cha
 		char only[128] = "", v[32];
 		for (int j = i; j < spec_key_count(); j++) {
 			const SpecKey *r = spec_key_at(j);
-			if (strcmp(r->path, k->path) != 0)
+			if (strcmp(r->path, k->path) != 0 || !same_help(r, k))
 				continue;
 			if (!r->variant)
 				always = 1;
@@ -180,7 +189,24 @@ static void level_table(FILE *t, const char *level, const char *title, const cha
 		if (!always && !all)
 			choices_text(t, only);
 		fprintf(t, " | %s", (k->flags & SPEC_REQUIRED) ? "**required.** " : "");
-		cell(t, k->help);
+		int helps = 0;   /* rows of several variants may say different things */
+		for (int j = i + 1; j < spec_key_count(); j++) {
+			const SpecKey *r = spec_key_at(j);
+			helps |= strcmp(r->path, k->path) == 0 && r->help && strcmp(r->help, k->help) != 0;
+		}
+		for (int j = i, shown = 0; j < spec_key_count(); j++) {
+			const SpecKey *r = spec_key_at(j);
+			if (strcmp(r->path, k->path) != 0)
+				continue;
+			if (helps && r->variant) {
+				fprintf(t, "%s", shown++ ? "; " : "");
+				choices_text(t, r->variant);
+				fprintf(t, ": ");
+			}
+			cell(t, r->help);
+			if (!helps)
+				break;
+		}
 		fprintf(t, " |\n");
 	}
 }
@@ -233,8 +259,18 @@ char *jobspec_docs_markdown(void)
 	level_table(t, "", "Top level", "");
 	level_table(t, "dataset", "dataset",
 	            "A string names a built-in dataset; an object gives `name` (built-in) or `format` (files).");
-	level_table(t, "model", "model",
-	            "Defaults are the engine's for the chosen encoder (`encoder_config_default`).");
+	{
+		char intro[1024];
+		size_t at = (size_t)snprintf(intro, sizeof intro, "`encoder` picks the architecture; each "
+		                             "encoder owns its keys (engine/encoders/), and defaults are per encoder.");
+		for (int e = 0; e < encoder_count() && at < sizeof intro; e++) {
+			const EncoderDesc *d = encoder_desc((EncoderKind)e);
+			char data[64];
+			at += (size_t)snprintf(intro + at, sizeof intro - at, " `%s` fits %s.", d->name,
+			                       catalog_data_names(d->fits, data, sizeof data));
+		}
+		level_table(t, "model", "model", intro);
+	}
 	level_table(t, "pretrain", "pretrain", "");
 	level_table(t, "pretrain.optimizer", "pretrain.optimizer", "`name` picks the optimizer; defaults are per optimizer.");
 	level_table(t, "pretrain.schedule", "pretrain.schedule", "");
@@ -252,9 +288,10 @@ char *jobspec_docs_markdown(void)
 	fprintf(t, "\n## Methods\n\n`method` picks one; `params` takes its parameters.\n");
 	for (int i = 0; i < method_catalog_count(); i++) {
 		const MethodInfo *m = method_catalog_at(i);
-		char data[64];
-		fprintf(t, "\n### %s\n\n%s (%s). Datasets: %s; default encoder: %s; views: %d; default augment: %s.\n\n",
+		char data[64], encs[128];
+		fprintf(t, "\n### %s\n\n%s (%s). Datasets: %s; encoders: %s (default %s); views: %d; default augment: %s.\n\n",
 		    m->name, m->summary, m->family, catalog_data_names(m->datasets, data, sizeof data),
+		    catalog_encoder_names(method_catalog_encoders(m), encs, sizeof encs),
 		    encoder_kind_name(m->default_encoder), m->views, m->default_augment ? m->default_augment : "none");
 		param_table(t, m->params, m->n_params);
 	}

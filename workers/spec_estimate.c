@@ -24,45 +24,18 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <zlib.h>
 
+#include "../engine/data/format.h"
 #include "method_catalog.h"
 
-/* Width of a CSV row (columns minus the label): its first line's commas. 0 when unreadable. */
-static int64_t csv_width(const char *path)
+/* What the dataset's format can tell from headers or file sizes (engine/data/format.h). */
+static DatasetShape format_shape(const JobSpec *js)
 {
-	FILE *f = path ? fopen(path, "rb") : NULL;
-	if (!f)
-		return 0;
-	int64_t cols = 1;
-	int c, n = 0;
-	while ((c = fgetc(f)) != EOF && c != '\n' && n++ < (1 << 20))
-		cols += c == ',';
-	fclose(f);
-	return cols > 1 ? cols - 1 : 1;
-}
-
-static int64_t be32(const unsigned char *b)
-{
-	return (int64_t)((uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3]);
-}
-
-/* An IDX image file's count and (rows, cols) from its header (gzip or raw: zlib reads both). */
-static int idx_dims(const char *path, int64_t *count, int *h, int *w)
-{
-	gzFile f = path ? gzopen(path, "rb") : NULL;
-	if (!f)
-		return 0;
-	unsigned char b[16];
-	int n = gzread(f, b, sizeof b);
-	gzclose(f);
-	if (n != 16 || b[0] || b[1] || b[2] != 0x08 || b[3] < 3)
-		return 0;
-	*count = be32(b + 4);
-	*h = (int)be32(b + 8);
-	*w = (int)be32(b + 12);
-	return *h > 0 && *w > 0;
+	DatasetShape sh = { .train_samples = -1, .c = 1, .h = 1, .w = 1 };
+	const DatasetFormat *fmt = dataset_format_for(js->dataset.kind);
+	if (fmt && fmt->estimate)
+		fmt->estimate(&js->dataset, js->encoder.context, &sh);
+	return sh;
 }
 
 /* Training samples when the spec and file headers or sizes say (runner.c plan_steps counts the
@@ -70,29 +43,7 @@ static int idx_dims(const char *path, int64_t *count, int *h, int *w)
 static int64_t train_samples(const JobSpec *js)
 {
 	const DatasetSpec *ds = &js->dataset;
-	int64_t n = -1;
-	int h, w;
-	switch (ds->kind) {
-	case DATASET_FASHION_MNIST:
-	case DATASET_CAPTIONS: n = 60000; break;
-	case DATASET_IDX:
-		if (!idx_dims(ds->train_images, &n, &h, &w))
-			n = -1;
-		break;
-	case DATASET_TEXT: {
-		int64_t bytes = 0;
-		for (int i = 0; i < ds->n_text_files; i++) {
-			struct stat st;
-			if (stat(ds->text_files[i], &st) < 0)
-				return -1;
-			bytes += (int64_t)st.st_size;
-		}
-		if (js->encoder.context > 0)
-			n = (int64_t)((double)bytes * (1.0 - ds->test_fraction)) / js->encoder.context;
-		break;
-	}
-	default: break;
-	}
+	int64_t n = format_shape(js).train_samples;
 	if (ds->limit_train > 0 && (n < 0 || ds->limit_train < n))
 		n = ds->limit_train;
 	return n;
@@ -100,42 +51,16 @@ static int64_t train_samples(const JobSpec *js)
 
 int jobspec_sample_shape(const JobSpec *js, int *c, int *h, int *w)
 {
-	*c = 1, *h = 1, *w = 1;
-	switch (js->dataset.kind) {
-	case DATASET_FASHION_MNIST:
-	case DATASET_CAPTIONS: *h = *w = 28; return 1;
-	case DATASET_IDX: {
-		int64_t n;
-		return idx_dims(js->dataset.train_images, &n, h, w);
-	}
-	case DATASET_CSV: {
-		int64_t cols = csv_width(js->dataset.csv_train);
-		*w = (int)cols;
-		return cols > 0;
-	}
-	case DATASET_TEXT: *w = js->encoder.context; return 1;
-	case DATASET_TEXT_RECORDS: *w = js->dataset.max_record_bytes; return 1;
-	}
-	return 0;
+	DatasetShape sh = format_shape(js);
+	*c = sh.c, *h = sh.h, *w = sh.w;
+	return sh.known;
 }
 
+/* The shape for the estimate: an unreadable header gives the format's stand-in shape. */
 static void sample_shape(const JobSpec *js, int64_t *c, int64_t *h, int64_t *w)
 {
-	int ci, hi, wi;
-	if (!jobspec_sample_shape(js, &ci, &hi, &wi) && js->dataset.kind == DATASET_IDX)
-		hi = wi = 28;   /* unreadable header: the common size, for an estimate only */
-	*c = ci, *h = hi, *w = wi;
-}
-
-/* Parameters and activation floats per sample of one transformer block stack. */
-static void blocks(const EncoderConfig *c, int64_t T, int64_t *params, int64_t *acts)
-{
-	int64_t d = c->dim, r = c->mlp_ratio;
-	int64_t per = 4 * d * d + 4 * d          /* qkv + out projection */
-	              + 2 * d * d * r + d * r + d /* mlp */
-	              + 4 * d;                    /* two layer norms */
-	*params += c->depth * per + 2 * d;        /* + the final norm */
-	*acts += c->depth * ((10 + 2 * r) * T * d + 2 * (int64_t)c->heads * T * T);
+	DatasetShape sh = format_shape(js);
+	*c = sh.c, *h = sh.h, *w = sh.w;
 }
 
 void jobspec_estimate(const JobSpec *js, JobEstimate *e)
@@ -144,56 +69,7 @@ void jobspec_estimate(const JobSpec *js, JobEstimate *e)
 	memset(e, 0, sizeof *e);
 	int64_t C, H, W, P = 0, A = 0;   /* A: activation floats per sample */
 	sample_shape(js, &C, &H, &W);
-	switch (c->kind) {
-	case ENC_MLP: {
-		int64_t in = C * H * W;
-		A += in;
-		for (int i = 0; i < c->n_hidden; i++) {
-			P += in * c->hidden[i] + c->hidden[i] + (c->batchnorm ? 2 * c->hidden[i] : 0);
-			A += 3 * (int64_t)c->hidden[i];
-			in = c->hidden[i];
-		}
-		if (c->out_dim > 0) {
-			P += in * c->out_dim + c->out_dim;
-			A += c->out_dim;
-		}
-		break;
-	}
-	case ENC_CNN: {
-		int64_t cin = C, h = H, w = W;
-		A += C * H * W;
-		for (int i = 0; i < c->n_channels; i++) {
-			int64_t stride = c->n_strides > 0 ? c->strides[i] : i == 0 ? 1 : 2;
-			h = (h - 1) / stride + 1;
-			w = (w - 1) / stride + 1;
-			int64_t cout = c->channels[i];
-			P += cin * cout * 9 + cout + (c->batchnorm ? 2 * cout : 0);
-			A += cin * 9 * h * w + 3 * cout * h * w;
-			cin = cout;
-		}
-		int64_t g = c->pool_grid > 1 ? c->pool_grid : 1, feat = cin * g * g;
-		A += feat;
-		if (c->out_dim > 0) {
-			P += feat * c->out_dim + c->out_dim;
-			A += c->out_dim;
-		}
-		break;
-	}
-	case ENC_VIT: {
-		int64_t p = c->patch > 0 ? c->patch : 1, T = (H / p) * (W / p) + 1;
-		P += C * p * p * c->dim + c->dim + T * c->dim + c->dim;   /* patch embed, positions, cls */
-		A += C * H * W + T * c->dim;
-		blocks(c, T, &P, &A);
-		break;
-	}
-	case ENC_TRANSFORMER: {
-		int64_t T = W, vocab = c->vocab > 0 ? c->vocab : 256;
-		P += vocab * c->dim + (int64_t)c->context * c->dim;
-		A += T * c->dim;
-		blocks(c, T, &P, &A);
-		break;
-	}
-	}
+	encoder_estimate(c, (int)C, (int)H, (int)W, &P, &A);   /* the encoder's own estimate */
 	const MethodInfo *m = method_catalog_find(js->method);
 	int views = m && m->views > 1 ? m->views : 1;
 	int64_t batch = m && m->views == 0 ? 0 : js->pretrain.batch_size;

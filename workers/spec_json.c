@@ -9,7 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../engine/encoders/encoder.h"
 #include "jobspec.h"
+#include "../engine/data/format.h"
 #include "method_catalog.h"
 #include "spec_json.h"
 #include "spec_table.h"
@@ -45,6 +47,13 @@ cJSON *spec_param_def_json(const ParamDef *d)
 		cJSON_AddStringToObject(o, "default_text", "auto");
 		break;
 	case PARAM_BOOLEAN: cJSON_AddBoolToObject(o, "default", d->def != 0); break;
+	case PARAM_PATH:
+	case PARAM_DIR:
+	case PARAM_PATH_LIST:
+		cJSON_AddNullToObject(o, "default");
+		if (d->def_text)
+			cJSON_AddStringToObject(o, "default_text", d->def_text);
+		break;
 	case PARAM_STRING:
 	case PARAM_ENUM:
 		if (d->def_str)
@@ -91,8 +100,8 @@ static cJSON *mask_names_json(unsigned mask, int count, const char *(*name)(int)
 
 static const char *data_name(int i)
 {
-	static const char *const n[] = { "images", "vectors", "text", "captions" };
-	return i >= 0 && i < 4 ? n[i] : "?";
+	const char *n = dataset_modality_name(1u << i);
+	return n ? n : "?";
 }
 
 static const char *enc_name(int i)
@@ -314,9 +323,15 @@ static cJSON *catalog_tree(void)
 		cJSON_AddStringToObject(o, "family", m->family);
 		cJSON_AddStringToObject(o, "summary", m->summary);
 		cJSON_AddStringToObject(o, "default_encoder", encoder_kind_name(m->default_encoder));
-		cJSON_AddItemToObject(o, "encoders", mask_names_json(m->encoders ? m->encoders : 0xfu, 4,
-		                                                     enc_name));
-		cJSON_AddItemToObject(o, "datasets", mask_names_json(m->datasets, 4, data_name));
+		cJSON_AddItemToObject(o, "encoders", mask_names_json(method_catalog_encoders(m),
+		                                                     encoder_count(), enc_name));
+		cJSON_AddItemToObject(o, "datasets", mask_names_json(m->datasets, DATA_MODALITY_COUNT, data_name));
+		cJSON *fs = cJSON_AddArrayToObject(o, "formats");   /* the formats whose samples it takes */
+		for (int f = 0; f < dataset_format_count(); f++) {
+			const DatasetFormat *df = dataset_format_at(f);
+			if ((m->datasets & df->modality) && (!m->needs_labels || df->labelled))
+				cJSON_AddItemToArray(fs, cJSON_CreateString(df->name));
+		}
 		cJSON_AddNumberToObject(o, "views", m->views);
 		cJSON_AddBoolToObject(o, "needs_labels", m->needs_labels);
 		cJSON_AddStringToObject(o, "default_augment", m->default_augment ? m->default_augment : "none");
@@ -340,6 +355,38 @@ static cJSON *catalog_tree(void)
 		for (int k = 0; k < pi->n_keys; k++)
 			cJSON_AddItemToArray(ks, spec_param_def_json(&pi->keys[k]));
 		cJSON_AddItemToArray(ps, o);
+	}
+	cJSON *es = cJSON_AddArrayToObject(root, "encoders");   /* which encoder fits which data */
+	for (int i = 0; i < encoder_count(); i++) {
+		const EncoderDesc *d = encoder_desc((EncoderKind)i);
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "name", d->name);
+		cJSON_AddStringToObject(o, "summary", d->summary);
+		cJSON_AddItemToObject(o, "fits", mask_names_json(d->fits, 3, data_name));
+		cJSON *ks = cJSON_AddArrayToObject(o, "keys");
+		for (int k = 0; k < d->n_keys; k++)
+			cJSON_AddItemToArray(ks, spec_param_def_json(&d->keys[k]));
+		for (int k = 0; k < encoder_common_key_count; k++)
+			cJSON_AddItemToArray(ks, spec_param_def_json(&encoder_common_keys[k]));
+		cJSON_AddItemToArray(es, o);
+	}
+	cJSON *fs = cJSON_AddArrayToObject(root, "formats");
+	for (int i = 0; i < dataset_format_count(); i++) {
+		const DatasetFormat *f = dataset_format_at(i);
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "name", f->name);
+		cJSON_AddStringToObject(o, "summary", f->summary);
+		cJSON_AddBoolToObject(o, "named", f->named);   /* chosen by "name", not "format" */
+		cJSON_AddStringToObject(o, "modality", dataset_modality_name(f->modality));
+		cJSON_AddBoolToObject(o, "labelled", f->labelled);
+		cJSON *ks = cJSON_AddArrayToObject(o, "keys");
+		for (int k = 0; k < f->n_keys; k++) {
+			cJSON *kj = spec_param_def_json(&f->keys[k]);
+			if (kj && (f->keys[k].flags & PARAM_REQUIRED))
+				cJSON_AddTrueToObject(kj, "required");
+			cJSON_AddItemToArray(ks, kj);
+		}
+		cJSON_AddItemToArray(fs, o);
 	}
 	add_spec_keys(cJSON_AddArrayToObject(root, "spec_keys"));
 	return root;
@@ -413,8 +460,10 @@ int jobspec_print_catalog(FILE *f)
 		const MethodInfo *m = method_catalog_at(i);
 		char data[64];
 		fprintf(f, "%s  [%s]\n  %s\n", m->name, m->family, m->summary);
-		fprintf(f, "  datasets: %s; default encoder: %s; views: %d; default augment: %s\n",
+		char encs[128];
+		fprintf(f, "  datasets: %s; encoders: %s (default %s); views: %d; default augment: %s\n",
 		        catalog_data_names(m->datasets, data, sizeof data),
+		        catalog_encoder_names(method_catalog_encoders(m), encs, sizeof encs),
 		        encoder_kind_name(m->default_encoder), m->views,
 		        m->default_augment ? m->default_augment : "none");
 		fprintf(f, "  params:\n");
@@ -440,6 +489,14 @@ int jobspec_print_catalog(FILE *f)
 		print_params(f, pi->keys, pi->n_keys);
 		fprintf(f, "\n");
 	}
+	fprintf(f, "Encoders (\"model\": {\"encoder\": ...}; their keys: `ssld schema --markdown`):\n\n");
+	for (int i = 0; i < encoder_count(); i++) {
+		const EncoderDesc *d = encoder_desc((EncoderKind)i);
+		char data[64];
+		fprintf(f, "%-12s fits %s\n  %s\n", d->name, catalog_data_names(d->fits, data, sizeof data),
+		        d->summary);
+	}
+	fprintf(f, "\n");
 	fprintf(f, "Every other key of a job (dataset, model, pretrain, augment, ...) with its type, default and "
 	           "range: `ssld schema --markdown` (docs/spec.md); as a JSON Schema for editors: `ssld schema`.\n");
 	fflush(f);
@@ -466,38 +523,49 @@ static void emit_level(cJSON *o, const char *level, const char *variant, const J
 	}
 }
 
+/* The dataset as the format's keys. Keys the table walk does not emit (lists, directories, "auto"
+ * booleans) are written from the format's rows; a key whose conflicting key is set, and a
+ * directory that stands for its files, are left out so the result parses back the same. */
 static cJSON *dataset_json(const JobSpec *js)
 {
 	const DatasetSpec *ds = &js->dataset;
-	static const char *const fmts[] = { "fashion-mnist", "idx", "csv", "text", "text_records",
-	                                    "captions" };
-	const char *fmt = (int)ds->kind >= 0 && (int)ds->kind < 6 ? fmts[ds->kind] : "?";
+	const DatasetFormat *fmt = dataset_format_for(ds->kind);
+	if (!fmt)
+		return cJSON_CreateString("?");
+	const char *name = js->dataset_name ? js->dataset_name : fmt->name;
+	char buf[64];
+	int plain = fmt->named && !ds->limit_train && !ds->limit_test;   /* the string form will do */
+	for (int i = 0; plain && i < fmt->n_keys; i++)
+		plain = fmt->keys[i].type != PARAM_DIR || !param_load_text(&fmt->keys[i], ds, buf, sizeof buf);
+	if (plain)
+		return cJSON_CreateString(name);
 	cJSON *o = cJSON_CreateObject();
-	if (ds->kind == DATASET_FASHION_MNIST) {
-		const char *name = js->dataset_name ? js->dataset_name : "fashion-mnist";
-		if (!ds->dir && !ds->limit_train && !ds->limit_test) {
-			cJSON_Delete(o);
-			return cJSON_CreateString(name);
+	cJSON_AddStringToObject(o, fmt->named ? "name" : "format", name);
+	const char *skip = NULL;
+	for (int i = 0; i < fmt->n_keys; i++) {
+		const ParamDef *d = &fmt->keys[i], *c = d->conflicts ? dataset_format_key(fmt, d->conflicts) : NULL;
+		const char *text = param_load_text(d, ds, buf, sizeof buf);
+		if (c && c->type == PARAM_PATH && param_load_text(c, ds, buf, sizeof buf))
+			skip = d->name;   /* (one such key per format is all the registry holds) */
+		if (d->type == PARAM_PATH_LIST) {
+			const char *const *list;
+			int n;
+			memcpy(&list, (const char *)ds + d->offset, sizeof list);
+			memcpy(&n, (const char *)ds + d->count_offset, sizeof n);
+			cJSON *a = n > 0 ? cJSON_AddArrayToObject(o, d->name) : NULL;
+			for (int j = 0; a && j < n; j++)
+				cJSON_AddItemToArray(a, cJSON_CreateString(list[j]));
+		} else if (d->type == PARAM_DIR && !(d->flags & PARAM_DIR_LISTS) && text) {
+			cJSON_AddStringToObject(o, d->name, text);
+		} else if (d->type == PARAM_BOOLEAN && (d->flags & PARAM_DEFAULT_AUTO)) {
+			double x = param_load(d, ds);
+			if (x == d->def)
+				cJSON_AddStringToObject(o, d->name, "auto");
+			else
+				cJSON_AddBoolToObject(o, d->name, x != 0);
 		}
-		cJSON_AddStringToObject(o, "name", name);
-		fmt = "named";
-	} else {
-		cJSON_AddStringToObject(o, "format", fmt);
 	}
-	if (ds->kind == DATASET_TEXT || ds->kind == DATASET_TEXT_RECORDS) {
-		cJSON *a = cJSON_AddArrayToObject(o, "files");
-		for (int i = 0; i < ds->n_text_files; i++)
-			cJSON_AddItemToArray(a, cJSON_CreateString(ds->text_files[i]));
-	}
-	if (ds->kind == DATASET_CSV && ds->csv_header >= 0)
-		cJSON_AddBoolToObject(o, "header", ds->csv_header);
-	else if (ds->kind == DATASET_CSV)
-		cJSON_AddStringToObject(o, "header", "auto");
-	/* the test split is the test file when there is one */
-	emit_level(o, "dataset", fmt, js, NULL, NULL,
-	           ds->kind == DATASET_CSV && ds->csv_test ? "test_fraction" : NULL);
-	if (ds->dir && (ds->kind == DATASET_FASHION_MNIST || ds->kind == DATASET_CAPTIONS))
-		cJSON_AddStringToObject(o, "dir", ds->dir);
+	emit_level(o, "dataset", fmt->named ? "named" : fmt->name, js, NULL, NULL, skip);
 	return o;
 }
 
@@ -540,12 +608,21 @@ static void param_json(cJSON *o, const ParamDef *d, const void *base)
 	double x = param_load(d, base);
 	switch (d->type) {
 	case PARAM_BOOLEAN: cJSON_AddBoolToObject(o, d->name, x != 0); break;
+	case PARAM_PATH:
+	case PARAM_DIR:
+	case PARAM_PATH_LIST:   /* protocol keys are never paths; dataset keys go through the table */
 	case PARAM_STRING:
 	case PARAM_ENUM: cJSON_AddStringToObject(o, d->name, text ? text : ""); break;
 	case PARAM_NUMBER:
 		cJSON_AddNumberToObject(o, d->name, d->size == sizeof(float) ? spec_f2d((float)x) : x);
 		break;
 	case PARAM_INTEGER: cJSON_AddNumberToObject(o, d->name, x); break;
+	case PARAM_INT_LIST: {
+		const int *v = NULL;
+		int n = param_load_list(d, base, &v);
+		cJSON_AddItemToObject(o, d->name, n >= 0 ? cJSON_CreateIntArray(v, n) : cJSON_CreateArray());
+		break;
+	}
 	}
 }
 

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../engine/data/format.h"
 #include "method_catalog.h"
 #include "spec_json.h"
 #include "spec_table.h"
@@ -194,7 +195,7 @@ static cJSON *custom_schema(const SpecKey *k)
 		cJSON_AddItemToArray(any, id);
 	} else if (strcmp(k->path, "params") == 0) {
 		cJSON_AddStringToObject(s, "type", "object");   /* per method: the document's allOf */
-	} else if (strcmp(k->path, "dataset.header") == 0) {
+	} else if (k->json_type && strcmp(k->json_type, "\"auto\"|boolean") == 0) {   /* csv header */
 		cJSON *any = cJSON_AddArrayToObject(s, "anyOf");
 		cJSON *a = cJSON_CreateObject();
 		cJSON_AddStringToObject(a, "const", "auto");
@@ -202,7 +203,7 @@ static cJSON *custom_schema(const SpecKey *k)
 		cJSON_AddStringToObject(b, "type", "boolean");
 		cJSON_AddItemToArray(any, a);
 		cJSON_AddItemToArray(any, b);
-	} else if (strcmp(k->path, "dataset.files") == 0) {
+	} else if (k->json_type && strcmp(k->json_type, "array<string>") == 0) {   /* lists of paths */
 		cJSON_AddStringToObject(s, "type", "array");
 		cJSON *it = cJSON_AddObjectToObject(s, "items");
 		cJSON_AddStringToObject(it, "type", "string");
@@ -309,6 +310,21 @@ static cJSON *level_schema(const char *level)
 		cJSON_AddItemToArray(one_of, a);
 		cJSON_AddItemToArray(one_of, b);
 		cJSON_AddItemToArray(all, one);
+		/* a format's keys that exclude each other (csv "test" and "test_fraction") */
+		for (int f = 0; f < dataset_format_count(); f++) {
+			const DatasetFormat *df = dataset_format_at(f);
+			for (int i = 0; i < df->n_keys; i++) {
+				if (!df->keys[i].conflicts)
+					continue;
+				cJSON *rule = cJSON_CreateObject(), *then = cJSON_CreateObject();
+				cJSON *both = cJSON_AddArrayToObject(cJSON_AddObjectToObject(then, "not"), "required");
+				cJSON_AddItemToArray(both, cJSON_CreateString(df->keys[i].name));
+				cJSON_AddItemToArray(both, cJSON_CreateString(df->keys[i].conflicts));
+				cJSON_AddItemToObject(rule, "if", variant_if(lv, df->named ? "named" : df->name));
+				cJSON_AddItemToObject(rule, "then", then);
+				cJSON_AddItemToArray(all, rule);
+			}
+		}
 	}
 	return s;
 }
@@ -392,21 +408,22 @@ static void method_rules(cJSON *all)
 		}
 		if (m->views < 2)
 			cJSON_AddFalseToObject(tp, "augment2");
-		if (m->encoders) {   /* the encoders the method works with */
+		unsigned encs = method_catalog_encoders(m);   /* works with, and fits its data */
+		if (encs != (1u << encoder_count()) - 1) {
 			cJSON *enc = cJSON_CreateObject();
 			cJSON *a = cJSON_AddArrayToObject(enc, "enum");
-			for (int k = 0; k <= ENC_TRANSFORMER; k++)
-				if (m->encoders & ENC_BIT(k))
+			for (int k = 0; k < encoder_count(); k++)
+				if (encs & ENC_BIT(k))
 					cJSON_AddItemToArray(a, cJSON_CreateString(encoder_kind_name((EncoderKind)k)));
 			cJSON *model = cJSON_AddObjectToObject(tp, "model");
 			cJSON *mp = cJSON_AddObjectToObject(model, "properties");
 			cJSON_AddItemToObject(mp, "encoder", enc);
 			/* one encoder only: it is the default too, so other encoders' keys are refused even
 			 * without "encoder" */
-			if ((m->encoders & (m->encoders - 1)) == 0) {
+			if ((encs & (encs - 1)) == 0) {
 				const char *only = encoder_kind_name(m->default_encoder);
-				for (int k = 0; k <= ENC_TRANSFORMER; k++)
-					if (m->encoders == ENC_BIT(k))
+				for (int k = 0; k < encoder_count(); k++)
+					if (encs == ENC_BIT(k))
 						only = encoder_kind_name((EncoderKind)k);
 				for (int j = 0; j < spec_key_count(); j++) {
 					const SpecKey *r = spec_key_at(j);

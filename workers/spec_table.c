@@ -9,17 +9,17 @@
 #include "spec_table.h"
 
 #include <float.h>
+#include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
 
+#include "../engine/data/format.h"
+#include "../engine/encoders/encoder.h"
 #include "method_catalog.h"
-
-#ifndef SSLD_FASHION_MNIST_DIR
-#define SSLD_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
-#endif
 
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
@@ -34,17 +34,11 @@
 _Static_assert(sizeof(EncoderKind) == sizeof(int) && sizeof(OptimKind) == sizeof(int) &&
                sizeof(ScheduleKind) == sizeof(int) && sizeof(LabelRule) == sizeof(int),
                "enum keys are stored as int");
-_Static_assert(ENC_MLP == 0 && ENC_CNN == 1 && ENC_VIT == 2 && ENC_TRANSFORMER == 3,
-               "model.encoder choices follow EncoderKind");
 _Static_assert(OPT_SGD == 0 && OPT_ADAMW == 1 && OPT_LARS == 2, "optimizer choices follow OptimKind");
 _Static_assert(SCHED_CONSTANT == 0 && SCHED_COSINE == 1, "schedule choices follow ScheduleKind");
 _Static_assert(LABELS_FIRST == 0 && LABELS_RANDOM == 1, "label_rule choices follow LabelRule");
 
-#define ENCODERS "mlp|cnn|vit|transformer"
-#define OUT_DIM_HELP "feature size (mlp: the last linear layer, >= 1; cnn: an optional projection after pooling, 0 = none)"
-#define FORMATS "idx|csv|text|text_records|captions"
-
-static const SpecKey keys[] = {
+static const SpecKey head_keys[] = {
 	/* ---- the document ---- */
 	{ "$schema", SPEC_STRING, .flags = SPEC_DEF_NONE | SPEC_HAND_PARSED, .max = 4096,
 	  .help = "ignored: the JSON Schema an editor checks the file against (ssld schema)" },
@@ -79,90 +73,23 @@ static const SpecKey keys[] = {
 	{ "priority", SPEC_INT, JOB(priority), .def = 0, .min = -100, .max = 100,
 	  .help = "queue priority -100..100, higher runs first" },
 
-	/* ---- dataset (variant: its format, or "named" for a built-in dataset) ---- */
-	{ "dataset.name", SPEC_ENUM, .choices = "fashion-mnist", .def_str = "fashion-mnist",
-	  .variant = "named", .flags = SPEC_HAND_PARSED, .help = "a built-in dataset" },
-	{ "dataset.format", SPEC_ENUM, .choices = FORMATS, .variant = FORMATS,
-	  .flags = SPEC_HAND_PARSED | SPEC_DEF_NONE, .help = "file format: " FORMATS },
-	{ "dataset.dir", SPEC_STRING, .max = 4094, .variant = "named|text_records|captions",
-	  .flags = SPEC_HAND_PARSED | SPEC_DEF_NONE, .def_text = SSLD_FASHION_MNIST_DIR " (named, captions)",
-	  .help = "fashion-mnist/captions: directory of the four IDX files; text_records: directory "
-	          "whose text files are the records' classes" },
-	{ "dataset.train_images", SPEC_PATH, JOB(dataset.train_images), .variant = "idx",
-	  .flags = SPEC_REQUIRED, .help = "training images (IDX, .gz or raw)" },
-	{ "dataset.train_labels", SPEC_PATH, JOB(dataset.train_labels), .variant = "idx",
-	  .flags = SPEC_REQUIRED, .help = "training labels" },
-	{ "dataset.test_images", SPEC_PATH, JOB(dataset.test_images), .variant = "idx",
-	  .flags = SPEC_REQUIRED, .help = "test images" },
-	{ "dataset.test_labels", SPEC_PATH, JOB(dataset.test_labels), .variant = "idx",
-	  .flags = SPEC_REQUIRED, .help = "test labels" },
-	{ "dataset.train", SPEC_PATH, JOB(dataset.csv_train), .variant = "csv", .flags = SPEC_REQUIRED,
-	  .help = "training rows" },
-	{ "dataset.test", SPEC_PATH, JOB(dataset.csv_test), .variant = "csv", .flags = SPEC_DEF_NONE,
-	  .def_text = "none: the tail test_fraction of train", .help = "test rows" },
-	{ "dataset.label_column", SPEC_INT, JOB(dataset.csv_label_column), .variant = "csv", .def = -1,
-	  .min = -1, .max = 100000, .help = "label column index, -1 = last" },
-	{ "dataset.header", SPEC_CUSTOM, JOB(dataset.csv_header), .json_type = "\"auto\"|boolean",
-	  .variant = "csv", .def = -1, .def_str = "\"auto\"", .flags = SPEC_HAND_PARSED,
-	  .help = "first row is a header: true, false or \"auto\"" },
-	{ "dataset.test_fraction", SPEC_FLOAT, JOB(dataset.test_fraction), .variant = "csv|text|text_records",
-	  .def = 0.1, .min = 0, .max = 0.5, .flags = PARAM_MIN_EXCLUSIVE,
-	  .help = "share held out as the test split, (0, 0.5]" },
-	{ "dataset.files", SPEC_CUSTOM, .json_type = "array<string>", .variant = "text|text_records",
-	  .min_n = 1, .max_n = JOBSPEC_MAX_TEXT_FILES, .flags = SPEC_HAND_PARSED | SPEC_DEF_NONE,
-	  .help = "text files, 1..64 (required for text; text_records takes files or dir)" },
-	{ "dataset.record_bytes", SPEC_INT, JOB(dataset.max_record_bytes), .variant = "text_records",
-	  .def = 128, .min = 16, .max = 4096,
-	  .help = "records are truncated or padded to this many bytes, 16..4096" },
-	{ "dataset.records", SPEC_ENUM, JOB(dataset.text_label_field), .variant = "text_records",
-	  .choices = "percent|tsv", .def_str = "percent",
-	  .help = "\"percent\": records separated by \"%\" lines, the label is the source file; \"tsv\": "
-	          "one record per line, \"label<TAB>text\"" },
-	{ "dataset.file", SPEC_PATH, JOB(dataset.captions_file), .variant = "captions", .flags = SPEC_DEF_NONE,
-	  .def_text = "none: captions from the class names",
-	  .help = "JSON lines {\"image\": index, \"caption\": text}" },
+};
+
+/* The keys every dataset format shares; each format's own keys come from the format registry
+ * (engine/data/format_registry.c) and are placed before these. */
+static const SpecKey dataset_common[] = {
 	{ "dataset.limit_train", SPEC_INT, JOB(dataset.limit_train), .def = 0, .min = 0, .max = 2147483647,
 	  .help = "keep only the first N training samples, 0 = all" },
 	{ "dataset.limit_test", SPEC_INT, JOB(dataset.limit_test), .def = 0, .min = 0, .max = 2147483647,
 	  .help = "keep only the first N test samples, 0 = all" },
+};
 
-	/* ---- model (variant: the encoder; defaults are the engine's encoder_config_default) ---- */
-	{ "model.encoder", SPEC_ENUM, JOB(encoder.kind), .choices = ENCODERS,
-	  .flags = SPEC_HAND_PARSED | SPEC_DEF_NONE,
-	  .def_text = "the method's (cnn for images, mlp for csv, transformer for text)",
+static const SpecKey tail_keys[] = {
+	/* ---- model (variant: the encoder): the rows after model.encoder are generated from the
+	 *      encoder registry (engine/encoders/), each encoder's keys with its defaults ---- */
+	{ "model.encoder", SPEC_ENUM, JOB(encoder.kind), .flags = SPEC_HAND_PARSED | SPEC_DEF_NONE,
+	  .def_text = NULL /* the method's, or the data's natural one: built from the registry */,
 	  .help = "the encoder architecture" },
-	{ "model.channels", SPEC_INT_LIST, JOB2(encoder.channels, encoder.n_channels), .variant = "cnn",
-	  .min_n = 1, .max_n = MODEL_MAX_LAYERS, .min = 1, .max = 4096, .flags = ENGINE,
-	  .help = "conv stage widths (3x3 conv + BN + ReLU, stride 2 from the 2nd stage), 1..8 stages" },
-	{ "model.hidden", SPEC_INT_LIST, JOB2(encoder.hidden, encoder.n_hidden), .variant = "mlp",
-	  .min_n = 0, .max_n = MODEL_MAX_LAYERS, .min = 1, .max = 65536, .flags = ENGINE,
-	  .help = "hidden layer widths, 0..8 layers" },
-	{ "model.out_dim", SPEC_INT, JOB(encoder.out_dim), .variant = "mlp", .min = 1, .max = 65536,
-	  .flags = ENGINE, .help = OUT_DIM_HELP },
-	{ "model.out_dim", SPEC_INT, JOB(encoder.out_dim), .variant = "cnn", .min = 0, .max = 65536,
-	  .flags = ENGINE, .help = OUT_DIM_HELP },
-	{ "model.batchnorm", SPEC_BOOL, JOB(encoder.batchnorm), .variant = "mlp|cnn", .flags = ENGINE,
-	  .help = "BatchNorm after each linear/conv" },
-	{ "model.pool_grid", SPEC_INT, JOB(encoder.pool_grid), .variant = "cnn", .min = 1, .max = 8,
-	  .flags = ENGINE,
-	  .help = "features: the last feature map average-pooled to g x g cells (channels x g^2 "
-	          "features); 1 = global average pooling; g must split the map into equal cells" },
-	{ "model.dim", SPEC_INT, JOB(encoder.dim), .variant = "vit|transformer", .min = 1, .max = 8192,
-	  .flags = ENGINE, .help = "token width, divisible by heads" },
-	{ "model.depth", SPEC_INT, JOB(encoder.depth), .variant = "vit|transformer", .min = 1, .max = 64,
-	  .flags = ENGINE, .help = "transformer blocks, 1..64" },
-	{ "model.heads", SPEC_INT, JOB(encoder.heads), .variant = "vit|transformer", .min = 1, .max = 256,
-	  .flags = ENGINE, .help = "attention heads, 1..256" },
-	{ "model.patch", SPEC_INT, JOB(encoder.patch), .variant = "vit", .min = 1, .max = 28,
-	  .choices = "4|7", .flags = ENGINE, .help = "patch size, 4 or 7" },
-	{ "model.mlp_ratio", SPEC_INT, JOB(encoder.mlp_ratio), .variant = "vit|transformer", .min = 1,
-	  .max = 16, .flags = ENGINE, .help = "MLP width = dim * mlp_ratio, 1..16" },
-	{ "model.context", SPEC_INT, JOB(encoder.context), .variant = "transformer", .min = 1,
-	  .max = 65536, .flags = ENGINE, .help = "maximum sequence length in bytes" },
-	{ "model.pool", SPEC_ENUM, JOB(encoder.pool), .variant = "vit|transformer", .choices = "mean|cls",
-	  .flags = ENGINE, .help = "features: \"mean\" over tokens or \"cls\" token" },
-	{ "model.dropout", SPEC_FLOAT, JOB(encoder.dropout), .min = 0, .max = 0.9, .flags = ENGINE,
-	  .help = "dropout probability, 0..0.9" },
 
 	/* ---- pretrain ---- */
 	{ "pretrain.epochs", SPEC_INT, JOB(pretrain.epochs), .def = 10, .min = 0, .max = 100000,
@@ -286,9 +213,9 @@ static const SpecKey keys[] = {
 	  .help = "patch size in pixels, 1..28" },
 };
 
-static const SpecLevel levels[] = {
-	{ "dataset", "format", "format", "named|" FORMATS, NULL },
-	{ "model", "encoder", "encoder", ENCODERS, NULL },
+static SpecLevel levels[] = {
+	{ "dataset", "format", "format", NULL, NULL },   /* variants: from the format registry */
+	{ "model", "encoder", "encoder", NULL /* the encoder registry's names */, NULL },
 	{ "pretrain.optimizer", "name", "optimizer", "sgd|adamw|lars", "adamw" },
 	{ "evaluations[]", "protocol", "protocol", NULL, NULL },
 };
@@ -298,22 +225,267 @@ const char *const spec_aug_transforms[] = { "crop", "flip", "rotate", "translate
 const int spec_aug_transform_count = COUNT(spec_aug_transforms);
 const char spec_aug_presets[] = "none|simclr|light";
 
-int spec_key_count(void) { return COUNT(keys); }
+/* ---------------------------------------------------------------------------------------------- */
+/* The whole table: the static rows with the dataset formats' rows between them, built once      */
+
+#define MAX_KEYS 512
+#define TEXT_POOL 4096
+
+static SpecKey keys[MAX_KEYS];
+static int n_keys;
+static char text_pool[TEXT_POOL];   /* generated paths and variant lists */
+static size_t text_used;
+static pthread_once_t table_once = PTHREAD_ONCE_INIT;
+
+/* A table that outgrows these bounds loses rows, which tests/data/test_format_registry.c and the
+ * schema tests notice (every format's keys must be found); raise the bounds then. */
+static const char *pool_text(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	if (text_used + la + lb + 1 > TEXT_POOL)
+		return "";
+	char *s = text_pool + text_used;   /* a and b lie before it when they are pool text */
+	memmove(s, a, la);
+	memmove(s + la, b, lb);
+	s[la + lb] = '\0';
+	text_used += la + lb + 1;
+	return s;
+}
+
+static void add_row(const SpecKey *k)
+{
+	if (n_keys < MAX_KEYS)
+		keys[n_keys++] = *k;
+}
+
+static int same_text(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* A format's key as a row of the spec table (path and variant still to be set). Files and
+ * directories are resolved against the data roots by jobspec.c; lists, directories and the
+ * "auto" booleans are read there by hand. */
+static char encoder_names[256];   /* "mlp|cnn|vit|transformer" */
+static char encoder_default_text[256];   /* model.encoder's default in words */
+
+static SpecType spec_type_of(const ParamDef *d)
+{
+	switch (d->type) {
+	case PARAM_NUMBER: return d->size == sizeof(float) ? SPEC_FLOAT : SPEC_DOUBLE;
+	case PARAM_INTEGER: return d->size == sizeof(int64_t) ? SPEC_I64 : SPEC_INT;
+	case PARAM_BOOLEAN: return SPEC_BOOL;
+	case PARAM_ENUM: return SPEC_ENUM;
+	case PARAM_INT_LIST: return SPEC_INT_LIST;
+	case PARAM_STRING: break;   /* a char array: no spec type holds one (none is used) */
+	}
+	return SPEC_CUSTOM;
+}
+
+/* Text that lives as long as the process (the table is built once). */
+static char *keep_text(const char *a, const char *b, const char *c)
+{
+	size_t n = strlen(a) + strlen(b) + strlen(c) + 1;
+	char *t = malloc(n);
+	if (t)
+		snprintf(t, n, "%s%s%s", a, b, c);
+	return t;
+}
+
+/* One encoder key as a model.<key> row for variant (NULL: every encoder). Rows of several
+ * encoders that agree in everything but the variant become one row ("vit|transformer"). */
+static void add_encoder_key(const ParamDef *d, const char *variant)
+{
+	SpecKey r = { .type = spec_type_of(d), .base = SPEC_BASE_JOB,
+	              .off = offsetof(JobSpec, encoder) + d->offset,
+	              .off2 = d->type == PARAM_INT_LIST ? offsetof(JobSpec, encoder) + d->count_offset : 0,
+	              .min = d->min, .max = d->max, .flags = (d->flags & 15u) | SPEC_DEF_ENGINE,
+	              .min_n = d->min_n, .max_n = d->max_n, .choices = d->choices, .help = d->help };
+	for (int i = 0; i < n_keys && variant; i++) {
+		SpecKey *k = &keys[i];
+		if (k->variant && strncmp(k->path, "model.", 6) == 0 && strcmp(k->path + 6, d->name) == 0 &&
+		    k->type == r.type && k->off == r.off && k->off2 == r.off2 && k->min == r.min &&
+		    k->max == r.max && k->flags == r.flags && k->min_n == r.min_n && k->max_n == r.max_n &&
+		    !strcmp(k->choices ? k->choices : "", r.choices ? r.choices : "") &&
+		    !strcmp(k->help, r.help)) {
+			char *v = keep_text(k->variant, "|", variant);
+			if (v)
+				k->variant = v;
+			return;
+		}
+	}
+	r.path = keep_text("model.", d->name, "");
+	r.variant = variant;
+	if (r.path)
+		add_row(&r);
+}
+
+static SpecKey format_row(const ParamDef *d)
+{
+	SpecKey k = { .base = SPEC_BASE_JOB, .off = offsetof(JobSpec, dataset) + d->offset,
+	              .def = d->def, .def_str = d->def_str, .min = d->min, .max = d->max,
+	              .flags = d->flags & 15u, .choices = d->choices, .def_text = d->def_text,
+	              .help = d->help };
+	if (d->flags & PARAM_REQUIRED)
+		k.flags |= SPEC_REQUIRED;
+	switch (d->type) {
+	case PARAM_NUMBER: k.type = d->size == sizeof(double) ? SPEC_DOUBLE : SPEC_FLOAT; break;
+	case PARAM_INTEGER: k.type = d->size == sizeof(int64_t) ? SPEC_I64 : SPEC_INT; break;
+	case PARAM_ENUM: k.type = SPEC_ENUM; break;
+	case PARAM_BOOLEAN:
+		k.type = SPEC_BOOL;
+		if (d->flags & PARAM_DEFAULT_AUTO) {
+			k.type = SPEC_CUSTOM;
+			k.json_type = "\"auto\"|boolean";
+			k.def_str = "\"auto\"";
+			k.flags = SPEC_HAND_PARSED;
+		}
+		break;
+	case PARAM_STRING:
+	case PARAM_DIR:
+		k.type = SPEC_STRING;
+		k.max = d->type == PARAM_DIR ? PATH_MAX - 2 : d->size - 1;
+		k.min = 0;
+		k.choices = NULL;
+		if (d->type == PARAM_DIR)
+			k.flags |= SPEC_HAND_PARSED;
+		break;
+	case PARAM_PATH: k.type = SPEC_PATH; break;
+	case PARAM_PATH_LIST:
+		k.type = SPEC_CUSTOM;
+		k.json_type = "array<string>";
+		k.min_n = (int)d->min;
+		k.max_n = (int)d->max;
+		k.min = k.max = 0;
+		k.flags |= SPEC_HAND_PARSED;
+		break;
+	}
+	if (!(k.flags & SPEC_REQUIRED) && !d->def_str && d->type != PARAM_NUMBER &&
+	    d->type != PARAM_INTEGER && d->type != PARAM_BOOLEAN)
+		k.flags |= SPEC_DEF_NONE;
+	return k;
+}
+
+static void build_table(void)
+{
+	for (int i = 0; i < COUNT(head_keys); i++)
+		add_row(&head_keys[i]);
+	/* "name" picks a named dataset, "format" a file format: both lists from the registry */
+	char named[256] = "", files[256] = "";
+	for (int i = 0; i < dataset_format_count(); i++) {
+		const DatasetFormat *f = dataset_format_at(i);
+		char *l = f->named ? named : files;
+		size_t at = strlen(l);
+		snprintf(l + at, sizeof named - at, "%s%s", at ? "|" : "", f->name);
+	}
+	const char *named_list = pool_text(named, ""), *file_list = pool_text(files, "");
+	add_row(&(SpecKey){ "dataset.name", SPEC_ENUM, .choices = named_list,
+	                    .def_str = dataset_format_at(0)->name, .variant = "named",
+	                    .flags = SPEC_HAND_PARSED, .help = "a built-in dataset" });
+	add_row(&(SpecKey){ "dataset.format", SPEC_ENUM, .choices = file_list, .variant = file_list,
+	                    .flags = SPEC_HAND_PARSED | SPEC_DEF_NONE,
+	                    .help = pool_text("file format: ", file_list) });
+	levels[0].variants = pool_text("named|", file_list);
+	/* each format's keys; a key several formats describe identically is one row for all of them */
+	for (int i = 0; i < dataset_format_count(); i++) {
+		const DatasetFormat *f = dataset_format_at(i);
+		const char *variant = f->named ? "named" : f->name;
+		for (int j = 0; j < f->n_keys; j++) {
+			SpecKey k = format_row(&f->keys[j]);
+			char path[96];
+			snprintf(path, sizeof path, "dataset.%s", f->keys[j].name);
+			SpecKey *same = NULL;
+			for (int r = COUNT(head_keys); r < n_keys && !same; r++) {
+				SpecKey *o = &keys[r];
+				if (strcmp(o->path, path) == 0 && o->type == k.type && o->off == k.off &&
+				    o->def == k.def && same_text(o->def_str, k.def_str) && o->min == k.min &&
+				    o->max == k.max && o->flags == k.flags && same_text(o->choices, k.choices) &&
+				    same_text(o->help, k.help) && same_text(o->def_text, k.def_text))
+					same = o;
+			}
+			if (same) {
+				if (!spec_in_list(same->variant, variant))
+					same->variant = pool_text(same->variant, pool_text("|", variant));
+				continue;
+			}
+			k.path = pool_text(path, "");
+			k.variant = variant;
+			add_row(&k);
+		}
+	}
+	for (int i = 0; i < COUNT(dataset_common); i++)
+		add_row(&dataset_common[i]);
+	size_t at = 0;
+	for (int e = 0; e < encoder_count(); e++) {
+		int w = snprintf(encoder_names + at, sizeof encoder_names - at, "%s%s", e ? "|" : "",
+		                 encoder_kind_name((EncoderKind)e));
+		if (w > 0 && (size_t)w < sizeof encoder_names - at)
+			at += (size_t)w;
+	}
+	for (int i = 0; i < COUNT(tail_keys); i++) {
+		if (strcmp(tail_keys[i].path, "model.encoder") != 0) {
+			add_row(&tail_keys[i]);
+			continue;
+		}
+		/* model.encoder, then every encoder's keys from the encoder registry */
+		size_t w = (size_t)snprintf(encoder_default_text, sizeof encoder_default_text,
+		                            "the method's, else the data's (");
+		static const unsigned data[] = { DATA_IMAGES, DATA_VECTORS, DATA_TEXT };
+		static const char *const data_names[] = { "images", "vectors", "text" };
+		for (int d = 0, shown = 0; d < 3 && w < sizeof encoder_default_text; d++) {
+			int k = encoder_natural_for(data[d]);
+			if (k >= 0)
+				w += (size_t)snprintf(encoder_default_text + w, sizeof encoder_default_text - w,
+				                      "%s%s for %s", shown++ ? ", " : "",
+				                      encoder_kind_name((EncoderKind)k), data_names[d]);
+		}
+		if (w < sizeof encoder_default_text)
+			snprintf(encoder_default_text + w, sizeof encoder_default_text - w, ")");
+		SpecKey row = tail_keys[i];
+		row.def_text = encoder_default_text;
+		row.choices = encoder_names;
+		add_row(&row);
+		for (int e = 0; e < encoder_count(); e++) {
+			const EncoderDesc *d = encoder_desc((EncoderKind)e);
+			for (int k = 0; k < d->n_keys; k++)
+				add_encoder_key(&d->keys[k], d->name);
+		}
+		for (int k = 0; k < encoder_common_key_count; k++)
+			add_encoder_key(&encoder_common_keys[k], NULL);
+	}
+	for (int i = 0; i < COUNT(levels); i++)
+		if (strcmp(levels[i].path, "model") == 0)
+			levels[i].variants = encoder_names;
+}
+
+static void table_ready(void)
+{
+	pthread_once(&table_once, build_table);
+}
+
+int spec_key_count(void)
+{
+	table_ready();
+	return n_keys;
+}
 
 const SpecKey *spec_key_at(int i)
 {
-	return i >= 0 && i < COUNT(keys) ? &keys[i] : NULL;
+	table_ready();
+	return i >= 0 && i < n_keys ? &keys[i] : NULL;
 }
 
 int spec_level_count(void) { return COUNT(levels); }
 
 const SpecLevel *spec_level_at(int i)
 {
+	table_ready();
 	return i >= 0 && i < COUNT(levels) ? &levels[i] : NULL;
 }
 
 const SpecLevel *spec_level_find(const char *path)
 {
+	table_ready();
 	for (int i = 0; i < COUNT(levels); i++)
 		if (strcmp(levels[i].path, path) == 0)
 			return &levels[i];
@@ -379,7 +551,8 @@ int spec_key_fits(const SpecKey *k, const char *variant)
 
 const SpecKey *spec_key_find(const char *path, const char *variant)
 {
-	for (int i = 0; i < COUNT(keys); i++)
+	table_ready();
+	for (int i = 0; i < n_keys; i++)
 		if (strcmp(keys[i].path, path) == 0 && spec_key_fits(&keys[i], variant))
 			return &keys[i];
 	return NULL;
@@ -452,16 +625,18 @@ void spec_level_defaults(const char *level, const char *variant, JobSpec *js, Ev
                          AugConfig *aug)
 {
 	/* The engine's defaults first: whole structs, so fields the table does not name keep them. */
+	table_ready();
 	if (strcmp(level, "model") == 0 && js && variant) {
-		int kind = spec_choice_index(ENCODERS, variant);
-		encoder_config_default(&js->encoder, (EncoderKind)(kind < 0 ? ENC_CNN : kind));
+		EncoderKind kind = ENC_CNN;
+		encoder_kind_parse(variant, &kind);
+		encoder_config_default(&js->encoder, kind);
 	} else if (strcmp(level, "pretrain.optimizer") == 0 && js) {
 		int kind = spec_choice_index("sgd|adamw|lars", variant ? variant : "adamw");
 		optim_config_default(&js->pretrain.optim, (OptimKind)(kind < 0 ? OPT_ADAMW : kind));
 	} else if (strncmp(level, "augment.", 8) == 0 && aug) {
 		AugConfig on;
 		spec_aug_enabled_defaults(&on);
-		for (int i = 0; i < COUNT(keys); i++) {
+		for (int i = 0; i < spec_key_count(); i++) {
 			const SpecKey *k = &keys[i];
 			if (!spec_key_leaf(k, level) || k->type == SPEC_OBJECT)
 				continue;
@@ -471,7 +646,7 @@ void spec_level_defaults(const char *level, const char *variant, JobSpec *js, Ev
 				memcpy((char *)aug + k->off2, (char *)&on + k->off2, sizeof(float));
 		}
 	}
-	for (int i = 0; i < COUNT(keys); i++) {
+	for (int i = 0; i < spec_key_count(); i++) {
 		const SpecKey *k = &keys[i];
 		if (!spec_key_leaf(k, level) || !spec_key_fits(k, variant))
 			continue;

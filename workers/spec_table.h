@@ -8,7 +8,11 @@
  * the JSON Schema (spec_schema.c) and docs/spec.md all walk this table; only cross-field rules are
  * written by hand, in jobspec.c next to the level they belong to.
  *
- * Method parameters and protocol keys are not rows here: they come from the method catalogue.
+ * Method parameters and protocol keys are not rows here: they come from the method catalogue. The
+ * model.* rows are generated from the encoder registry (engine/encoders/): each encoder's keys,
+ * variant = the encoder, defaults from encoder_config_default. The "dataset.*" rows of each format
+ * are made from the format registry's key tables (engine/data/format.h) when the table is first
+ * used; a key several formats describe identically is one row whose variant lists them all.
  *
  *   for (int i = 0; i < spec_key_count(); i++) {
  *       const SpecKey *k = spec_key_at(i);

@@ -10,14 +10,16 @@
  * none) is the test split. A file mixes
  * neither kind. Without a captions file, every Fashion-MNIST training image gets a templated
  * caption of its class ("a photo of a sneaker", ...).
- * This is a small scanner for exactly these lines (engine/ does not depend on cJSON): strings with
- * all JSON escapes (\uXXXX with surrogate pairs -> UTF-8), integers, and unknown keys whose values
- * are skipped. Errors name the file, line and column.
+ * Each line is parsed with cJSON; errors name the file and line, and the column for JSON syntax
+ * errors or the key for a wrong value.
  */
 #include "data_internal.h"
 
+#include <cjson/cJSON.h>
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,16 +28,8 @@
 #include "png_grid.h"
 
 #define CAP_MAX_BYTES ((size_t)256 << 20)
-#define CAP_MAX_CAPTION 4096
-#define CAP_MAX_DEPTH 32
-
-typedef struct Scan {
-	const char *p, *end, *line_start;
-	const char *path;
-	int line;
-	char *err;
-	size_t errlen;
-} Scan;
+#define CAP_MAX_STRING 4095          /* bytes of a caption or an image path */
+#define CAP_MAX_INDEX 1000000000000.0
 
 typedef struct Pair {
 	long long index;       /* >= 0 for index lines */
@@ -44,295 +38,157 @@ typedef struct Pair {
 	int label;
 } Pair;
 
-static int scan_fail(Scan *s, const char *what)
+/* One line of the file, for parsing and messages. */
+typedef struct Line {
+	const char *start, *end;  /* the text, without its '\n' */
+	const char *path;
+	int no;                   /* 1-based */
+	char *err;
+	size_t errlen;
+} Line;
+
+/* "file:line: message", or "file:line:column: message" when at points into the line. */
+__attribute__((format(printf, 3, 4)))
+static int line_fail(const Line *l, const char *at, const char *fmt, ...)
 {
-	return data_err(-EINVAL, s->err, s->errlen, "%s:%d:%d: %s", s->path, s->line,
-	                (int)(s->p - s->line_start) + 1, what);
+	char msg[256], col[16] = "";
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (at)
+		snprintf(col, sizeof col, ":%d", (int)(at - l->start) + 1);
+	return data_err(-EINVAL, l->err, l->errlen, "%s:%d%s: %s", l->path, l->no, col, msg);
 }
 
-static void skip_ws(Scan *s)
+/* A JSON syntax error at `at`: its column and the text there. */
+static int syntax_fail(const Line *l, const char *at)
 {
-	while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\r'))
-		s->p++;
-}
-
-static int hex4(const char *p, unsigned *out)
-{
-	unsigned v = 0;
-	for (int i = 0; i < 4; i++) {
-		int ch = (unsigned char)p[i], d;
-		if (ch >= '0' && ch <= '9')
-			d = ch - '0';
-		else if (ch >= 'a' && ch <= 'f')
-			d = ch - 'a' + 10;
-		else if (ch >= 'A' && ch <= 'F')
-			d = ch - 'A' + 10;
-		else
-			return -1;
-		v = v * 16 + (unsigned)d;
+	/* cJSON reports an error at the end of the text on its last byte */
+	if (at + 1 >= l->end)
+		return line_fail(l, at, "not valid JSON at the end of the line ('%.1s'): a value is missing or an object "
+		                 "is not closed", at < l->end ? at : "");
+	if (at > l->start && at[-1] == '"' && !memchr(at, '"', (size_t)(l->end - at)))
+		return line_fail(l, at - 1, "not valid JSON: a string is not closed before the end of the line");
+	if (*at == '\\') {
+		int w = l->end - at >= 6 && at[1] == 'u' ? 6 : l->end - at >= 2 ? 2 : 1;
+		return line_fail(l, at, "bad escape '%.*s' (JSON has \\\" \\\\ \\/ \\b \\f \\n \\r \\t and \\uXXXX, "
+		                 "surrogates in pairs)", w, at);
 	}
-	*out = v;
-	return 0;
-}
-
-static size_t put_utf8(char *o, unsigned cp)
-{
-	if (cp < 0x80) {
-		o[0] = (char)cp;
-		return 1;
-	}
-	if (cp < 0x800) {
-		o[0] = (char)(0xc0 | (cp >> 6));
-		o[1] = (char)(0x80 | (cp & 0x3f));
-		return 2;
-	}
-	if (cp < 0x10000) {
-		o[0] = (char)(0xe0 | (cp >> 12));
-		o[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-		o[2] = (char)(0x80 | (cp & 0x3f));
-		return 3;
-	}
-	o[0] = (char)(0xf0 | (cp >> 18));
-	o[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-	o[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-	o[3] = (char)(0x80 | (cp & 0x3f));
-	return 4;
-}
-
-/* A JSON string at s->p into out (capacity cap, NUL-terminated); *len its byte length. */
-static int scan_string(Scan *s, char *out, size_t cap, size_t *len)
-{
-	if (s->p >= s->end || *s->p != '"')
-		return scan_fail(s, "expected a string");
-	s->p++;
+	char near[24];
 	size_t n = 0;
-	char small[8];
-	char *sink = out ? out : small;
-	for (;;) {
-		if (s->p >= s->end || *s->p == '\n')
-			return scan_fail(s, "unterminated string");
-		unsigned char ch = (unsigned char)*s->p;
-		if (ch == '"') {
-			s->p++;
-			break;
-		}
-		if (ch < 0x20)
-			return scan_fail(s, "control character in a string");
-		if (out && n + 4 >= cap)
-			return scan_fail(s, "string too long");
-		if (!out)
-			n = 0;                  /* skipping: write into a small sink */
-		if (ch != '\\') {
-			sink[n++] = (char)ch;
-			s->p++;
+	for (const char *q = at; q < l->end && n < 16; q++)
+		near[n++] = (unsigned char)*q < 0x20 ? '?' : *q;
+	near[n] = 0;
+	return line_fail(l, at, "not valid JSON at '%s%s'", near, at + n < l->end ? "..." : "");
+}
+
+/* cJSON ends a string at an escaped NUL ("\u0000"); such a caption would be cut short silently. */
+static int has_nul_escape(const Line *l)
+{
+	for (const char *q = l->start; q + 6 <= l->end; q++) {
+		if (memcmp(q, "\\u0000", 6) != 0)
 			continue;
-		}
-		s->p++;
-		if (s->p >= s->end)
-			return scan_fail(s, "unterminated escape");
-		char e = *s->p++;
-		switch (e) {
-		case '"': sink[n++] = '"'; break;
-		case '\\': sink[n++] = '\\'; break;
-		case '/': sink[n++] = '/'; break;
-		case 'b': sink[n++] = '\b'; break;
-		case 'f': sink[n++] = '\f'; break;
-		case 'n': sink[n++] = '\n'; break;
-		case 'r': sink[n++] = '\r'; break;
-		case 't': sink[n++] = '\t'; break;
-		case 'u': {
-			unsigned cp;
-			if (s->end - s->p < 4 || hex4(s->p, &cp) < 0)
-				return scan_fail(s, "bad \\u escape");
-			s->p += 4;
-			if (cp >= 0xd800 && cp <= 0xdbff) {
-				unsigned lo;
-				if (s->end - s->p < 6 || s->p[0] != '\\' || s->p[1] != 'u' || hex4(s->p + 2, &lo) < 0 ||
-				    lo < 0xdc00 || lo > 0xdfff)
-					return scan_fail(s, "unpaired UTF-16 surrogate in \\u escape");
-				s->p += 6;
-				cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-			} else if (cp >= 0xdc00 && cp <= 0xdfff) {
-				return scan_fail(s, "unpaired UTF-16 surrogate in \\u escape");
-			}
-			if (cp == 0)
-				return scan_fail(s, "\\u0000 is not allowed in a caption");
-			n += put_utf8(sink + n, cp);
-			break;
-		}
-		default:
-			s->p--;
-			return scan_fail(s, "unknown escape");
-		}
+		int slashes = 0;
+		for (const char *b = q; b >= l->start && *b == '\\'; b--)
+			slashes++;
+		if (slashes % 2)
+			return 1;
 	}
-	if (out)
-		out[n] = 0;
-	if (len)
-		*len = out ? n : 0;
 	return 0;
 }
 
-static int scan_int(Scan *s, long long *out)
+/* A JSON number that must be a whole number in [lo, hi]. */
+static int whole_number(const Line *l, const cJSON *v, const char *key, double lo, double hi, long long *out)
 {
-	const char *st = s->p;
-	if (s->p < s->end && *s->p == '-')
-		s->p++;
-	if (s->p >= s->end || !isdigit((unsigned char)*s->p))
-		return scan_fail(s, "expected an integer");
-	long long v = 0;
-	while (s->p < s->end && isdigit((unsigned char)*s->p)) {
-		v = v * 10 + (*s->p - '0');
-		if (v > 1000000000000LL)
-			return scan_fail(s, "integer too large");
-		s->p++;
-	}
-	if (s->p < s->end && (*s->p == '.' || *s->p == 'e' || *s->p == 'E'))
-		return scan_fail(s, "expected an integer, got a fraction");
-	*out = *st == '-' ? -v : v;
+	if (!cJSON_IsNumber(v))
+		return line_fail(l, NULL, "\"%s\" must be an integer", key);
+	double d = v->valuedouble;
+	if (d != floor(d))
+		return line_fail(l, NULL, "\"%s\" must be an integer, got the fraction %g", key, d);
+	if (d < lo || d > hi)
+		return line_fail(l, NULL, "\"%s\" must be in %.0f..%.0f, got %.0f", key, lo, hi, d);
+	*out = (long long)d;
 	return 0;
 }
 
-/* Skip any JSON value on the current line (for unknown keys). */
-static int skip_value(Scan *s, int depth)
+static int string_value(const Line *l, const cJSON *v, const char *key, char **out)
 {
-	skip_ws(s);
-	if (s->p >= s->end)
-		return scan_fail(s, "expected a value");
-	if (depth > CAP_MAX_DEPTH)
-		return scan_fail(s, "nesting too deep");
-	char ch = *s->p;
-	if (ch == '"')
-		return scan_string(s, NULL, 0, NULL);
-	if (ch == '{' || ch == '[') {
-		char close = ch == '{' ? '}' : ']';
-		s->p++;
-		skip_ws(s);
-		if (s->p < s->end && *s->p == close) {
-			s->p++;
-			return 0;
-		}
-		for (;;) {
-			if (ch == '{') {
-				skip_ws(s);
-				if (scan_string(s, NULL, 0, NULL) < 0)
-					return -EINVAL;
-				skip_ws(s);
-				if (s->p >= s->end || *s->p != ':')
-					return scan_fail(s, "expected ':'");
-				s->p++;
-			}
-			if (skip_value(s, depth + 1) < 0)
-				return -EINVAL;
-			skip_ws(s);
-			if (s->p < s->end && *s->p == ',') {
-				s->p++;
-				continue;
-			}
-			if (s->p < s->end && *s->p == close) {
-				s->p++;
-				return 0;
-			}
-			return scan_fail(s, "expected ',' or a closing bracket");
-		}
-	}
-	static const char *const words[3] = {"true", "false", "null"};
-	for (int i = 0; i < 3; i++) {
-		size_t l = strlen(words[i]);
-		if ((size_t)(s->end - s->p) >= l && memcmp(s->p, words[i], l) == 0) {
-			s->p += l;
-			return 0;
-		}
-	}
-	if (ch == '-' || isdigit((unsigned char)ch)) {
-		char *e;
-		strtod(s->p, &e);
-		if (e == s->p)
-			return scan_fail(s, "bad number");
-		s->p = e;
-		return 0;
-	}
-	return scan_fail(s, "unexpected character");
+	const char *t = cJSON_GetStringValue(v);
+	if (!t)
+		return line_fail(l, NULL, "\"%s\" must be a string", key);
+	if (strlen(t) > CAP_MAX_STRING)
+		return line_fail(l, NULL, "\"%s\" is longer than %d bytes", key, CAP_MAX_STRING);
+	if (!(*out = eng_strdup(t)))
+		return data_err(-ENOMEM, l->err, l->errlen, "%s: out of memory", l->path);
+	return 0;
 }
 
-/* One object line into *pr. */
-static int scan_line(Scan *s, Pair *pr)
+/* One object line into *pr (unknown keys are ignored). */
+static int parse_line(const Line *l, Pair *pr)
 {
-	char buf[CAP_MAX_CAPTION], key[64];
-	int have_image = 0;
 	pr->index = -1;
 	pr->label = -1;
-	skip_ws(s);
-	if (s->p >= s->end || *s->p != '{')
-		return scan_fail(s, "expected '{' (one JSON object per line)");
-	s->p++;
-	skip_ws(s);
-	if (s->p < s->end && *s->p == '}')
-		return scan_fail(s, "empty object: \"image\" and \"caption\" are required");
-	for (;;) {
-		skip_ws(s);
-		if (scan_string(s, key, sizeof key, NULL) < 0)
-			return -EINVAL;
-		skip_ws(s);
-		if (s->p >= s->end || *s->p != ':')
-			return scan_fail(s, "expected ':'");
-		s->p++;
-		skip_ws(s);
+	const char *end = NULL;
+	cJSON *obj = cJSON_ParseWithLengthOpts(l->start, (size_t)(l->end - l->start), &end, 0);
+	if (!obj)
+		return syntax_fail(l, end ? end : l->start);
+	int rc = 0, have_image = 0;
+	while (end < l->end && (*end == ' ' || *end == '\t' || *end == '\r'))
+		end++;
+	if (end < l->end) {
+		rc = line_fail(l, end, "unexpected text after the object");
+		goto out;
+	}
+	if (!cJSON_IsObject(obj)) {
+		rc = line_fail(l, NULL, "expected '{' (one JSON object per line)");
+		goto out;
+	}
+	if (has_nul_escape(l)) {
+		rc = line_fail(l, NULL, "\\u0000 is not allowed in a caption or path");
+		goto out;
+	}
+	for (const cJSON *v = obj->child; v; v = v->next) {
+		const char *key = v->string;
 		if (strcmp(key, "image") == 0) {
-			if (have_image)
-				return scan_fail(s, "duplicate key \"image\"");
-			have_image = 1;
-			if (s->p < s->end && *s->p == '"') {
-				size_t l;
-				if (scan_string(s, buf, sizeof buf, &l) < 0)
-					return -EINVAL;
-				if (l == 0)
-					return scan_fail(s, "empty image path");
-				pr->image_path = eng_strdup(buf);
-				if (!pr->image_path)
-					return data_err(-ENOMEM, s->err, s->errlen, "%s: out of memory", s->path);
-			} else {
-				if (scan_int(s, &pr->index) < 0)
-					return -EINVAL;
-				if (pr->index < 0)
-					return scan_fail(s, "image index must be >= 0");
+			if (have_image++) {
+				rc = line_fail(l, NULL, "duplicate key \"image\"");
+				break;
+			}
+			if (cJSON_IsString(v)) {
+				if ((rc = string_value(l, v, key, &pr->image_path)) < 0)
+					break;
+				if (!pr->image_path[0]) {
+					rc = line_fail(l, NULL, "empty image path");
+					break;
+				}
+			} else if (!cJSON_IsNumber(v)) {
+				rc = line_fail(l, NULL, "\"image\" must be a training image index (an integer) or a PNG path (a string)");
+				break;
+			} else if ((rc = whole_number(l, v, key, 0, CAP_MAX_INDEX, &pr->index)) < 0) {
+				break;
 			}
 		} else if (strcmp(key, "caption") == 0) {
-			if (pr->caption)
-				return scan_fail(s, "duplicate key \"caption\"");
-			if (scan_string(s, buf, sizeof buf, NULL) < 0)
-				return -EINVAL;
-			pr->caption = eng_strdup(buf);
-			if (!pr->caption)
-				return data_err(-ENOMEM, s->err, s->errlen, "%s: out of memory", s->path);
+			if (pr->caption) {
+				rc = line_fail(l, NULL, "duplicate key \"caption\"");
+				break;
+			}
+			if ((rc = string_value(l, v, key, &pr->caption)) < 0)
+				break;
 		} else if (strcmp(key, "label") == 0) {
-			long long v;
-			if (scan_int(s, &v) < 0)
-				return -EINVAL;
-			if (v < 0 || v > 100000)
-				return scan_fail(s, "label must be in 0..100000");
-			pr->label = (int)v;
-		} else if (skip_value(s, 0) < 0) {
-			return -EINVAL;
+			long long lab = -1;
+			if ((rc = whole_number(l, v, key, 0, 100000, &lab)) < 0)
+				break;
+			pr->label = (int)lab;
 		}
-		skip_ws(s);
-		if (s->p < s->end && *s->p == ',') {
-			s->p++;
-			continue;
-		}
-		if (s->p < s->end && *s->p == '}') {
-			s->p++;
-			break;
-		}
-		return scan_fail(s, "expected ',' or '}'");
 	}
-	skip_ws(s);
-	if (s->p < s->end && *s->p != '\n')
-		return scan_fail(s, "unexpected text after the object");
-	if (!have_image)
-		return scan_fail(s, "missing \"image\"");
-	if (!pr->caption)
-		return scan_fail(s, "missing \"caption\"");
-	return 0;
+	if (rc == 0 && !have_image)
+		rc = line_fail(l, NULL, "missing \"image\"");
+	else if (rc == 0 && !pr->caption)
+		rc = line_fail(l, NULL, "missing \"caption\"");
+out:
+	cJSON_Delete(obj);
+	return rc;
 }
 
 static void pairs_free(Pair *v, int n)
@@ -527,25 +383,23 @@ int data_load_captions(const DatasetSpec *spec, Dataset *ds, char *err, size_t e
 	Pair *pv = NULL;
 	int *lines = NULL;
 	int n = 0, cap = 0, kind = 0;   /* kind 1 = index lines, 2 = path lines */
-	Scan s = {.p = (const char *)buf, .end = (const char *)buf + len, .path = spec->captions_file,
-	          .err = err, .errlen = errlen};
+	const char *p = (const char *)buf, *end = (const char *)buf + len;
+	Line l = {.path = spec->captions_file, .err = err, .errlen = errlen};
 	if (memchr(buf, 0, len)) {
 		rc = data_err(-EINVAL, err, errlen, "%s: binary data (a NUL byte), not JSON lines",
 		              spec->captions_file);
 		goto out;
 	}
-	while (s.p < s.end) {
-		s.line++;
-		s.line_start = s.p;
-		const char *nl = memchr(s.p, '\n', (size_t)(s.end - s.p));
-		const char *le = nl ? nl : s.end;
-		const char *q = s.p;
-		while (q < le && (*q == ' ' || *q == '\t' || *q == '\r'))
+	for (; p < end; p = l.end < end ? l.end + 1 : end) {
+		l.no++;
+		l.start = p;
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		l.end = nl ? nl : end;
+		const char *q = p;
+		while (q < l.end && (*q == ' ' || *q == '\t' || *q == '\r'))
 			q++;
-		if (q == le) {
-			s.p = nl ? nl + 1 : s.end;
+		if (q == l.end)
 			continue;
-		}
 		if (spec->limit_train > 0 && n >= spec->limit_train && kind == 1)
 			break;
 		if (n == cap) {
@@ -565,22 +419,17 @@ int data_load_captions(const DatasetSpec *spec, Dataset *ds, char *err, size_t e
 			cap = ncap;
 		}
 		memset(&pv[n], 0, sizeof pv[n]);
-		lines[n] = s.line;
-		Scan ls = s;
-		ls.end = le;
-		rc = scan_line(&ls, &pv[n]);
+		lines[n] = l.no;
+		rc = parse_line(&l, &pv[n]);
 		n++;
 		if (rc < 0)
 			goto out;
 		int k = pv[n - 1].image_path ? 2 : 1;
 		if (kind && k != kind) {
-			rc = data_err(-EINVAL, err, errlen,
-			              "%s:%d: mixes image indices and image paths; use one kind per file",
-			              spec->captions_file, s.line);
+			rc = line_fail(&l, NULL, "mixes image indices and image paths; use one kind per file");
 			goto out;
 		}
 		kind = k;
-		s.p = nl ? nl + 1 : s.end;
 	}
 	if (n == 0) {
 		rc = data_err(-EINVAL, err, errlen, "%s: no caption lines", spec->captions_file);

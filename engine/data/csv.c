@@ -353,3 +353,52 @@ out:
 	data_names_free(&nm);
 	return rc;
 }
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Format descriptor                                                                               */
+
+/* Width of a row (columns minus the label): the first line's commas. 0 when unreadable. */
+static int csv_width(const char *path)
+{
+	FILE *f = path ? fopen(path, "rb") : NULL;
+	if (!f)
+		return 0;
+	int cols = 1, c, n = 0;
+	while ((c = fgetc(f)) != EOF && c != '\n' && n++ < (1 << 20))
+		cols += c == ',';
+	fclose(f);
+	return cols > 1 ? cols - 1 : 1;
+}
+
+static void csv_estimate(const DatasetSpec *s, int context, DatasetShape *out)
+{
+	(void)context;
+	int w = csv_width(s->csv_train);
+	*out = (DatasetShape){ .train_samples = -1, .c = 1, .h = 1, .w = w > 0 ? w : 1, .known = w > 0 };
+}
+
+static const ParamDef csv_keys[] = {
+	{ "train", PARAM_PATH, .flags = PARAM_REQUIRED, .help = "training rows",
+	  PARAM_AT(DatasetSpec, csv_train) },
+	{ "test", PARAM_PATH, .def_text = "none: the tail test_fraction of train", .help = "test rows",
+	  PARAM_AT(DatasetSpec, csv_test) },
+	{ "label_column", PARAM_INTEGER, .def = -1, .min = -1, .max = 100000,
+	  .help = "label column index, -1 = last", PARAM_AT(DatasetSpec, csv_label_column) },
+	{ "header", PARAM_BOOLEAN, .def = -1, .flags = PARAM_DEFAULT_AUTO,
+	  .help = "first row is a header: true, false or \"auto\"", PARAM_AT(DatasetSpec, csv_header) },
+	{ "test_fraction", PARAM_NUMBER, .def = 0.1, .min = 0, .max = 0.5, .flags = PARAM_MIN_EXCLUSIVE,
+	  .conflicts = "test", .help = "share held out as the test split, (0, 0.5]",
+	  PARAM_AT(DatasetSpec, test_fraction) },
+};
+
+const DatasetFormat data_format_csv = {
+	.name = "csv",
+	.summary = "numeric feature rows with a label column",
+	.kind = DATASET_CSV,
+	.modality = DATA_VECTORS,
+	.labelled = 1,
+	.keys = csv_keys,
+	.n_keys = (int)(sizeof csv_keys / sizeof csv_keys[0]),
+	.load = data_load_csv,
+	.estimate = csv_estimate,
+};

@@ -1,7 +1,8 @@
 /* data_internal.h - helpers shared by the dataset readers in engine/data/ (not a public header).
  *
  * The readers (idx.c, csv.c, text.c, captions.c) each fill a Dataset that dataset.c allocated;
- * on failure they leave partial allocations in it for dataset_free to release.
+ * on failure they leave partial allocations in it for dataset_free to release. Each is the load
+ * of a format descriptor (format.h) listed in format_registry.c.
  */
 #ifndef SSLD_DATA_INTERNAL_H
 #define SSLD_DATA_INTERNAL_H
@@ -12,8 +13,13 @@
 #include <stdio.h>
 
 #include "dataset.h"
+#include "format.h"
 
 #define DATA_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
+/* The files a Fashion-MNIST directory holds (each .gz or raw), as a PARAM_DIR row's choices. */
+#define DATA_FASHION_MNIST_FILES "train-images-idx3-ubyte|train-labels-idx1-ubyte|" \
+                                 "t10k-images-idx3-ubyte|t10k-labels-idx1-ubyte"
+#define DATA_FASHION_MNIST_DIR_HELP "directory of the four Fashion-MNIST IDX files (.gz or raw)"
 
 /* printf into err (if err != NULL); always returns rc so callers can `return data_err(...)`. */
 int data_err(int rc, char *err, size_t errlen, const char *fmt, ...)
@@ -31,7 +37,11 @@ FILE *data_fopen(const char *path, char *err, size_t errlen);
 int data_read_file(const char *path, uint8_t **buf, size_t *len, size_t max_bytes,
                    char *err, size_t errlen);
 
-/* Readers, dispatched by dataset_load. */
+/* The format descriptors, listed in format_registry.c. */
+extern const DatasetFormat data_format_fashion_mnist, data_format_idx, data_format_csv,
+	data_format_text, data_format_text_records, data_format_captions;
+
+/* Readers, each a descriptor's load. */
 int data_load_fashion_mnist(const DatasetSpec *spec, Dataset *ds, char *err, size_t errlen);
 int data_load_idx(const DatasetSpec *spec, Dataset *ds, char *err, size_t errlen);
 int data_load_csv(const DatasetSpec *spec, Dataset *ds, char *err, size_t errlen);

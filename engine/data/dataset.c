@@ -1,7 +1,8 @@
 /* dataset.c - dataset_load dispatch, ownership, validation slices and class-stratified label subsets.
  *
- * The format readers live in idx.c, csv.c, text.c and captions.c; this file allocates the
- * Dataset, dispatches, applies limits and frees, and opens every file the readers read (confined
+ * The format readers (idx.c, csv.c, text.c, captions.c) are found through the format registry
+ * (format_registry.c); this file allocates the Dataset, dispatches, applies limits and frees, and
+ * opens every file the readers read (confined
  * to the data roots when the daemon asked for it, see dataset_confine). It deliberately does no normalisation of the
  * data (images stay in [0,1], CSV features as written): that is the model's business.
  */
@@ -312,26 +313,16 @@ int dataset_load(const DatasetSpec *spec, Dataset **out, char *err, size_t errle
 	if (!ds)
 		return data_err(-ENOMEM, err, errlen, "dataset: out of memory");
 	ds->kind = spec->kind;
-	int rc;
-	switch (spec->kind) {
-	case DATASET_FASHION_MNIST: rc = data_load_fashion_mnist(spec, ds, err, errlen); break;
-	case DATASET_IDX:           rc = data_load_idx(spec, ds, err, errlen); break;
-	case DATASET_CSV:           rc = data_load_csv(spec, ds, err, errlen); break;
-	case DATASET_TEXT:          rc = data_load_text(spec, ds, err, errlen); break;
-	case DATASET_TEXT_RECORDS:  rc = data_load_text_records(spec, ds, err, errlen); break;
-	case DATASET_CAPTIONS:      rc = data_load_captions(spec, ds, err, errlen); break;
-	default:
-		rc = data_err(-EINVAL, err, errlen, "dataset: unknown kind %d", (int)spec->kind);
-		break;
-	}
+	const DatasetFormat *fmt = dataset_format_for(spec->kind);
+	int rc = fmt ? fmt->load(spec, ds, err, errlen)
+	             : data_err(-EINVAL, err, errlen, "dataset: unknown kind %d", (int)spec->kind);
 	if (rc < 0) {
 		dataset_free(ds);
 		return rc;
 	}
-	if (spec->kind != DATASET_TEXT) {
-		data_split_limit(&ds->train, ds->sample_floats, spec->limit_train);
-		data_split_limit(&ds->test, ds->sample_floats, spec->limit_test);
-	}
+	/* a byte stream has no samples (n = 0): the limits leave it alone */
+	data_split_limit(&ds->train, ds->sample_floats, spec->limit_train);
+	data_split_limit(&ds->test, ds->sample_floats, spec->limit_test);
 	while (ds->captions && ds->n_captions > ds->train.n)
 		eng_free(ds->captions[--ds->n_captions]);
 	*out = ds;

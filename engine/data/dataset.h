@@ -3,7 +3,8 @@
  * A Dataset holds a train and a test split fully in memory as float32 (images scaled to [0,1],
  * (N,C,H,W) row-major; CSV rows as (N,D) with C=1,H=1,W=D) plus integer labels (-1 = unlabelled).
  * Readers validate what they read and fail with a message naming the file and the problem
- * ("t10k-images-idx3-ubyte.gz: truncated, expected 7840016 bytes, got 4096").
+ * ("t10k-images-idx3-ubyte.gz: truncated, expected 7840016 bytes, got 4096"). Each DatasetKind is
+ * one format of the registry (format.h), which owns its keys in DatasetSpec and its reader.
  *
  *   DatasetSpec s = { .kind = DATASET_FASHION_MNIST };
  *   Dataset *ds; char err[512];

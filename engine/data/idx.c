@@ -350,3 +350,81 @@ int data_load_idx(const DatasetSpec *spec, Dataset *ds, char *err, size_t errlen
 			maxl = ds->test.y[i];
 	return set_class_names(ds, maxl + 1, NULL, err, errlen);
 }
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Format descriptors: "idx" (four files) and the named dataset "fashion-mnist" (a directory)      */
+
+/* An IDX image file's count and (rows, cols) from its header (gzip or raw: zlib reads both). */
+static int idx_header(const char *path, int64_t *count, int *h, int *w)
+{
+	gzFile f = path ? gzopen(path, "rb") : NULL;
+	if (!f)
+		return 0;
+	uint8_t b[16];
+	int n = gzread(f, b, sizeof b);
+	gzclose(f);
+	if (n != 16 || b[0] || b[1] || b[2] != 0x08 || b[3] < 3)
+		return 0;
+	*count = be32(b + 4);
+	*h = (int)be32(b + 8);
+	*w = (int)be32(b + 12);
+	return *h > 0 && *w > 0;
+}
+
+static void idx_estimate(const DatasetSpec *s, int context, DatasetShape *out)
+{
+	(void)context;
+	*out = (DatasetShape){ .train_samples = -1, .c = 1, .h = 28, .w = 28 };
+	int64_t n;
+	int h, w;
+	if (idx_header(s->train_images, &n, &h, &w))
+		*out = (DatasetShape){ .train_samples = n, .c = 1, .h = h, .w = w, .known = 1 };
+}
+
+static void fmnist_estimate(const DatasetSpec *s, int context, DatasetShape *out)
+{
+	(void)s, (void)context;
+	*out = (DatasetShape){ .train_samples = 60000, .c = 1, .h = 28, .w = 28, .known = 1 };
+}
+
+static const ParamDef idx_keys[] = {
+	{ "train_images", PARAM_PATH, .flags = PARAM_REQUIRED, .help = "training images (IDX, .gz or raw)",
+	  PARAM_AT(DatasetSpec, train_images) },
+	{ "train_labels", PARAM_PATH, .flags = PARAM_REQUIRED, .help = "training labels",
+	  PARAM_AT(DatasetSpec, train_labels) },
+	{ "test_images", PARAM_PATH, .flags = PARAM_REQUIRED, .help = "test images",
+	  PARAM_AT(DatasetSpec, test_images) },
+	{ "test_labels", PARAM_PATH, .flags = PARAM_REQUIRED, .help = "test labels",
+	  PARAM_AT(DatasetSpec, test_labels) },
+};
+
+const DatasetFormat data_format_idx = {
+	.name = "idx",
+	.summary = "images and labels as IDX files (the MNIST format), gzip or raw",
+	.kind = DATASET_IDX,
+	.modality = DATA_IMAGES,
+	.labelled = 1,
+	.keys = idx_keys,
+	.n_keys = (int)(sizeof idx_keys / sizeof idx_keys[0]),
+	.load = data_load_idx,
+	.estimate = idx_estimate,
+};
+
+static const ParamDef fmnist_keys[] = {
+	{ "dir", PARAM_DIR, .choices = DATA_FASHION_MNIST_FILES, .def_text = DATA_FASHION_MNIST_DIR,
+	  .help = DATA_FASHION_MNIST_DIR_HELP,
+	  PARAM_AT(DatasetSpec, dir) },
+};
+
+const DatasetFormat data_format_fashion_mnist = {
+	.name = "fashion-mnist",
+	.summary = "Fashion-MNIST: 60,000 + 10,000 labelled 28x28 grey images in 10 classes",
+	.kind = DATASET_FASHION_MNIST,
+	.named = 1,
+	.modality = DATA_IMAGES,
+	.labelled = 1,
+	.keys = fmnist_keys,
+	.n_keys = 1,
+	.load = data_load_fashion_mnist,
+	.estimate = fmnist_estimate,
+};

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "../alloc.h"
 
@@ -313,3 +314,93 @@ out:
 	eng_free(cls_seen);
 	return rc;
 }
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Format descriptors: "text" (a byte stream) and "text_records" (labelled records)               */
+
+#define TEXT_FILES_HELP "text files, 1..64"
+
+/* A stream is cut into context-sized windows (runner.c plans its steps the same way). */
+static void text_estimate(const DatasetSpec *s, int context, DatasetShape *out)
+{
+	*out = (DatasetShape){ .train_samples = -1, .c = 1, .h = 1, .w = context > 0 ? context : 1,
+	                       .known = 1 };
+	int64_t bytes = 0;
+	for (int i = 0; i < s->n_text_files; i++) {
+		struct stat st;
+		if (!s->text_files || stat(s->text_files[i], &st) < 0)
+			return;
+		bytes += (int64_t)st.st_size;
+	}
+	if (context > 0)
+		out->train_samples = (int64_t)((double)bytes * (1.0 - s->test_fraction)) / context;
+}
+
+static void records_estimate(const DatasetSpec *s, int context, DatasetShape *out)
+{
+	(void)context;
+	*out = (DatasetShape){ .train_samples = -1, .c = 1, .h = 1, .w = s->max_record_bytes, .known = 1 };
+}
+
+/* "files" or "dir": one of them, not both (the table refuses both through dir's conflicts). */
+static int records_validate(const DatasetSpec *s, const int *given,
+                            void (*bad)(void *user, const char *key, const char *code, const char *msg),
+                            void *user)
+{
+	(void)s;
+	if (!given[0] && !given[1]) {
+		bad(user, "files", "missing_field", "required for format \"text_records\" (or \"dir\")");
+		return 1;
+	}
+	return 0;
+}
+
+static const ParamDef text_keys[] = {
+	{ "files", PARAM_PATH_LIST, .flags = PARAM_REQUIRED, .min = 1, .max = 64,
+	  .help = TEXT_FILES_HELP, PARAM_LIST_AT(DatasetSpec, text_files, n_text_files) },
+	{ "test_fraction", PARAM_NUMBER, .def = 0.1, .min = 0, .max = 0.5, .flags = PARAM_MIN_EXCLUSIVE,
+	  .help = "share held out as the test split, (0, 0.5]", PARAM_AT(DatasetSpec, test_fraction) },
+};
+
+const DatasetFormat data_format_text = {
+	.name = "text",
+	.summary = "raw bytes of text files; the tail test_fraction of the bytes is the test stream",
+	.kind = DATASET_TEXT,
+	.modality = DATA_TEXT,
+	.labelled = 0,
+	.keys = text_keys,
+	.n_keys = (int)(sizeof text_keys / sizeof text_keys[0]),
+	.load = data_load_text,
+	.estimate = text_estimate,
+};
+
+/* records_validate reads given[0] (files) and given[1] (dir): keep them first. */
+static const ParamDef records_keys[] = {
+	{ "files", PARAM_PATH_LIST, .min = 1, .max = 64, .def_text = "none: the files of dir",
+	  .help = TEXT_FILES_HELP " (or dir)", PARAM_LIST_AT(DatasetSpec, text_files, n_text_files) },
+	{ "dir", PARAM_DIR, .flags = PARAM_DIR_LISTS, .conflicts = "files", .def_text = "none: files",
+	  .help = "directory whose regular text files are the records' classes (instead of files)",
+	  PARAM_AT(DatasetSpec, dir) },
+	{ "test_fraction", PARAM_NUMBER, .def = 0.1, .min = 0, .max = 0.5, .flags = PARAM_MIN_EXCLUSIVE,
+	  .help = "share held out as the test split, (0, 0.5]", PARAM_AT(DatasetSpec, test_fraction) },
+	{ "record_bytes", PARAM_INTEGER, .def = 128, .min = 16, .max = 4096,
+	  .help = "records are truncated or padded to this many bytes, 16..4096",
+	  PARAM_AT(DatasetSpec, max_record_bytes) },
+	{ "records", PARAM_ENUM, .choices = "percent|tsv", .def_str = "percent",
+	  .help = "\"percent\": records separated by \"%\" lines, the label is the source file; \"tsv\": "
+	          "one record per line, \"label<TAB>text\"", PARAM_AT(DatasetSpec, text_label_field) },
+};
+
+const DatasetFormat data_format_text_records = {
+	.name = "text_records",
+	.summary = "labelled text records: \"%\"-separated records labelled by file, or label<TAB>text lines",
+	.kind = DATASET_TEXT_RECORDS,
+	.modality = DATA_TEXT,
+	.labelled = 1,
+	.keys = records_keys,
+	.n_keys = (int)(sizeof records_keys / sizeof records_keys[0]),
+	.width_key = "record_bytes",
+	.validate = records_validate,
+	.load = data_load_text_records,
+	.estimate = records_estimate,
+};

@@ -33,6 +33,7 @@
 
 #include "../ctx.h"
 #include "../data/dataset.h"
+#include "../data/format.h"
 #include "../data/loader.h"
 #include "../model.h"
 #include "../param_table.h"
@@ -44,13 +45,7 @@
 #define METHOD_CONFIG_FITS(T) \
 	_Static_assert(sizeof(T) <= METHOD_CONFIG_MAX, #T " must fit METHOD_CONFIG_MAX")
 
-/* Dataset modalities a method accepts (DatasetKind grouped by what a sample is). */
-enum {
-	DATA_IMAGES = 1,          /* fashion-mnist, idx: (C,H,W) images */
-	DATA_VECTORS = 2,         /* csv: (D) feature vectors */
-	DATA_TEXT = 4,            /* text (bytes), text_records (labelled records) */
-	DATA_CAPTIONS = 8,        /* image + caption pairs */
-};
+/* Dataset modalities a method accepts: the DATA_* bits of model.h. */
 
 /* Encoder kinds as a bit mask (1u << EncoderKind). */
 #define ENC_BIT(k) (1u << (unsigned)(k))
@@ -85,7 +80,7 @@ typedef struct PretextMethod {
 	EncoderKind default_encoder;      /* used when the spec gives no model.encoder (and it suits
 	                                     the dataset; otherwise the dataset's natural encoder) */
 	unsigned encoders;                /* allowed encoder kinds (ENC_BIT mask), 0 = any */
-	unsigned datasets;                /* DATA_* mask of accepted dataset modalities */
+	unsigned datasets;                /* DATA_* mask (data/format.h) of accepted modalities */
 	int views;                        /* augmented views the loader must produce: 0, 1 or 2 */
 	int needs_labels;                 /* pretext uses labels (none of the SSL methods do) */
 	int causal;                       /* a transformer encoder runs causally (autoregressive) */

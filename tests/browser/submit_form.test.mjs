@@ -88,8 +88,8 @@ let b;
 
 function inRange(v, m, integer) {
   if (integer && !Number.isInteger(v)) return false;
-  if (m.min !== undefined && (m.exclusive_min ? v <= m.min : v < m.min)) return false;
-  if (m.max !== undefined && (m.exclusive_max ? v >= m.max : v > m.max)) return false;
+  if (m.min != null && (m.exclusive_min ? v <= m.min : v < m.min)) return false;
+  if (m.max != null && (m.exclusive_max ? v >= m.max : v > m.max)) return false;
   return true;
 }
 
@@ -100,12 +100,12 @@ function pickNumber(m, def, integer) {
   if (integer) {
     if (dv > 1) c.push(Math.floor(dv / 2));
     c.push(dv + 1, dv * 2);
-    if (m.min !== undefined) c.push(m.min + 1, m.min);
+    if (m.min != null) c.push(m.min + 1, m.min);
   } else {
     if (dv > 0) c.push(dv / 2);
     else if (dv < 0) c.push(0);
     else c.push(1e-4);
-    if (m.min !== undefined && m.max !== undefined) c.push(m.min + (m.max - m.min) / 4);
+    if (m.min != null && m.max != null) c.push(m.min + (m.max - m.min) / 4);
   }
   return c.find((v) => v !== dv && inRange(v, m, integer));
 }

@@ -158,7 +158,7 @@ static void test_crop(void)
 		float s = cw * ch / (float)N, ratio = cw / ch;
 		CHECK(s >= c.crop.scale_min - 1e-4f && s <= c.crop.scale_max + 1e-4f, "area share %g", s);
 		CHECK(ratio >= c.crop.ratio_min - 1e-4f && ratio <= c.crop.ratio_max + 1e-4f, "ratio %g", ratio);
-		if (check_failures > 5)
+		if (failures > 5)
 			break;
 	}
 	/* outputs: a horizontal ramp stays a non-decreasing ramp within the source range */
@@ -364,7 +364,7 @@ static void test_erase_mask(void)
 		float s = (float)zeros / N;
 		CHECK(zeros > 0 && zeros == (x1 - x0 + 1) * (y1 - y0 + 1), "erased area is not one rectangle");
 		CHECK(s > c.erase.scale_min * 0.5f && s < c.erase.scale_max * 1.5f, "erased share %g", s);
-		if (check_failures)
+		if (failures)
 			break;
 	}
 	aug_config_none(&c);
@@ -384,7 +384,7 @@ static void test_erase_mask(void)
 				cells += z == 16;
 			}
 		CHECK(whole && cells == 25, "patch mask: %d cells (want round(0.5*49)=25), aligned %d", cells, whole);
-		if (check_failures)
+		if (failures)
 			break;
 	}
 }
@@ -584,5 +584,5 @@ int main(void)
 	test_noise();
 	test_sets_and_names();
 	test_png_roundtrip();
-	return check_done("test_augment");
+	return check_exit("test_augment");
 }

@@ -14,10 +14,11 @@
 #include "../../engine/alloc.h"
 #include "../../engine/data/dataset.h"
 #include "check.h"
+#include "support.h"
 
 #define FMNIST "/usr/share/datasets/fashion-mnist"
 
-static char tmpdir[256];
+static char *tmpdir; /* scratch directory (test_tmpdir) */
 
 static uint8_t *gunzip_file(const char *path, size_t *len)
 {
@@ -37,31 +38,6 @@ static uint8_t *gunzip_file(const char *path, size_t *len)
 	return b;
 }
 
-static uint8_t *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	long n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	uint8_t *b = malloc((size_t)n);
-	if (fread(b, 1, (size_t)n, f) != (size_t)n) {
-		free(b);
-		b = NULL;
-	}
-	fclose(f);
-	*len = (size_t)n;
-	return b;
-}
-
-static void write_raw(const char *path, const void *b, size_t n)
-{
-	FILE *f = fopen(path, "wb");
-	fwrite(b, 1, n, f);
-	fclose(f);
-}
-
 static void write_gz(const char *path, const void *b, size_t n)
 {
 	gzFile f = gzopen(path, "wb1");
@@ -69,14 +45,7 @@ static void write_gz(const char *path, const void *b, size_t n)
 	gzclose(f);
 }
 
-static const char *tp(const char *name)
-{
-	static char buf[4][512];
-	static int k;
-	k = (k + 1) % 4;
-	snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
-	return buf[k];
-}
+static const char *tp(const char *name) { return test_path(tmpdir, name); }
 
 /* Load a DATASET_IDX of (images, labels) test files; returns rc, err filled. */
 static int load_idx(const char *img, const char *lab, char *err, size_t errlen)
@@ -228,8 +197,8 @@ static void test_broken(void)
 		return;
 
 	/* raw copies load, gzip or not */
-	write_raw(tp("img"), img, ni);
-	write_raw(tp("lab"), lab, nl);
+	test_write_file(tp("img"), img, ni);
+	test_write_file(tp("lab"), lab, nl);
 	int rc = load_idx(tp("img"), tp("lab"), err, sizeof err);
 	CHECK(rc == 0, "raw IDX: %s", err);
 
@@ -240,20 +209,20 @@ static void test_broken(void)
 	printf("truncated: %s\n", err);
 
 	/* a raw file cut inside the header */
-	write_raw(tp("short"), img, 10);
+	test_write_file(tp("short"), img, 10);
 	rc = load_idx(tp("short"), tp("lab"), err, sizeof err);
 	CHECK_MSG(rc, err, "short: truncated");
 
 	/* a gzip file cut in half (compressed bytes) */
 	size_t nz = 0;
-	uint8_t *z = slurp(FMNIST "/t10k-images-idx3-ubyte.gz", &nz);
-	write_raw(tp("cut.gz"), z, nz / 2);
+	uint8_t *z = test_read_file(FMNIST "/t10k-images-idx3-ubyte.gz", &nz);
+	test_write_file(tp("cut.gz"), z, nz / 2);
 	rc = load_idx(tp("cut.gz"), tp("lab"), err, sizeof err);
 	CHECK_MSG(rc, err, "cut.gz: truncated, expected 7840016 bytes");
 	printf("cut gzip: %s\n", err);
 
 	/* the gzip trailer missing (all data there) */
-	write_raw(tp("notrailer.gz"), z, nz - 4);
+	test_write_file(tp("notrailer.gz"), z, nz - 4);
 	rc = load_idx(tp("notrailer.gz"), tp("lab"), err, sizeof err);
 	CHECK_MSG(rc, err, "notrailer.gz: truncated");
 	printf("no trailer: %s\n", err);
@@ -263,21 +232,21 @@ static void test_broken(void)
 	memcpy(zc, z, nz);
 	for (size_t i = nz / 3; i < nz / 3 + 64; i++)
 		zc[i] ^= 0x5a;
-	write_raw(tp("corrupt.gz"), zc, nz);
+	test_write_file(tp("corrupt.gz"), zc, nz);
 	rc = load_idx(tp("corrupt.gz"), tp("lab"), err, sizeof err);
 	CHECK_MSG(rc, err, "corrupt.gz: corrupt gzip data");
 	printf("corrupt gzip: %s\n", err);
 	/* an invalid deflate block type right after the gzip header */
 	memcpy(zc, z, nz);
 	zc[10] |= 0x06;
-	write_raw(tp("badblock.gz"), zc, nz);
+	test_write_file(tp("badblock.gz"), zc, nz);
 	rc = load_idx(tp("badblock.gz"), tp("lab"), err, sizeof err);
 	CHECK_MSG(rc, err, "badblock.gz: corrupt gzip data");
 	printf("bad block: %s\n", err);
 	/* a flipped CRC: only the trailer is wrong */
 	memcpy(zc, z, nz);
 	zc[nz - 6] ^= 0xff;
-	write_raw(tp("crc.gz"), zc, nz);
+	test_write_file(tp("crc.gz"), zc, nz);
 	rc = load_idx(tp("crc.gz"), tp("lab"), err, sizeof err);
 	CHECK_MSG(rc, err, "crc.gz: corrupt gzip data");
 	printf("bad crc: %s\n", err);
@@ -305,7 +274,7 @@ static void test_broken(void)
 	/* an absurd dimension */
 	memcpy(lab2, lab, nl);
 	lab2[4] = 0x7f;
-	write_raw(tp("labhuge"), lab2, nl);
+	test_write_file(tp("labhuge"), lab2, nl);
 	rc = load_idx(tp("img"), tp("labhuge"), err, sizeof err);
 	CHECK_MSG(rc, err, "labhuge: implausible dimension");
 	free(lab2);
@@ -348,28 +317,16 @@ static void test_broken(void)
 	free(lab);
 }
 
-static void cleanup(void)
-{
-	char cmd[512];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", tmpdir);
-}
-
 int main(void)
 {
-	if (access(FMNIST "/train-images-idx3-ubyte.gz", R_OK) != 0) {
-		printf("SKIP: %s not installed (Debian package dataset-fashion-mnist)\n", FMNIST);
-		return 77;
-	}
-	const char *t = getenv("TMPDIR");
-	snprintf(tmpdir, sizeof tmpdir, "%s/ssld-test-fmnist-XXXXXX", t ? t : "/tmp");
-	if (!mkdtemp(tmpdir)) {
-		perror("mkdtemp");
+	if (access(FMNIST "/train-images-idx3-ubyte.gz", R_OK) != 0)
+		return check_skip("%s not installed (Debian package dataset-fashion-mnist)", FMNIST);
+	tmpdir = test_tmpdir("test-fmnist");
+	if (!tmpdir)
 		return 1;
-	}
 	test_real();
 	test_broken();
-	cleanup();
-	return check_done("test_fmnist");
+	test_rmtree(tmpdir);
+	free(tmpdir);
+	return check_exit("test_fmnist");
 }

@@ -14,24 +14,16 @@
 #include "../../engine/data/dataset.h"
 #include "../../engine/data/png_grid.h"
 #include "check.h"
+#include "support.h"
 
-static char tmpdir[256];
+static char *tmpdir; /* scratch directory (test_tmpdir) */
 
-static const char *tp(const char *name)
-{
-	static char buf[64][512];   /* a ring: paths stay valid for 64 calls */
-	static int k;
-	k = (k + 1) % 64;
-	snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
-	return buf[k];
-}
+static const char *tp(const char *name) { return test_path(tmpdir, name); }
 
 static const char *put(const char *name, const char *text)
 {
 	const char *p = tp(name);
-	FILE *f = fopen(p, "wb");
-	fwrite(text, 1, strlen(text), f);
-	fclose(f);
+	test_write_file(p, text, strlen(text));
 	return p;
 }
 
@@ -292,22 +284,33 @@ static void test_captions(void)
 		CHECK(fabsf(ds->train.x[3 * 24 + 5] - want) < 1e-6f, "pixel %g vs %g", ds->train.x[3 * 24 + 5], want);
 		dataset_free(ds);
 	}
-	/* broken lines name file, line and column */
+	/* broken lines name the file and line, and the column of a syntax error or the key at fault */
 	struct { const char *name, *text, *want; } bad[] = {
 		{"b1.jsonl", "{\"image\": \"im0.png\", \"caption\": \"x\"}\n{\"image\": 1 \"caption\": \"y\"}\n",
-		 "b1.jsonl:2:13: expected ',' or '}'"},
-		{"b2.jsonl", "{\"image\": \"im0.png\"}\n", "b2.jsonl:1:21: missing \"caption\""},
-		{"b3.jsonl", "{\"image\": \"im0.png\", \"caption\": \"unterminated}\n", "b3.jsonl:1:"},
-		{"b4.jsonl", "[1, 2]\n", "b4.jsonl:1:1: expected '{'"},
+		 "b1.jsonl:2:13: not valid JSON at '\"caption\": \"y\"}'"},
+		{"b2.jsonl", "{\"image\": \"im0.png\"}\n", "b2.jsonl:1: missing \"caption\""},
+		{"b3.jsonl", "{\"image\": \"im0.png\", \"caption\": \"unterminated}\n", "b3.jsonl:1:33: not valid JSON: a string is not closed"},
+		{"b4.jsonl", "[1, 2]\n", "b4.jsonl:1: expected '{'"},
 		{"b5.jsonl", "{\"image\": \"im0.png\", \"caption\": \"x\"}\n{\"image\": 3, \"caption\": \"y\"}\n",
 		 "b5.jsonl:2: mixes image indices and image paths"},
-		{"b6.jsonl", "{\"image\": \"im0.png\", \"caption\": \"bad \\q escape\"}\n", "unknown escape"},
-		{"b7.jsonl", "{\"image\": \"im0.png\", \"caption\": \"lone \\udc00\"}\n", "unpaired UTF-16 surrogate"},
+		{"b6.jsonl", "{\"image\": \"im0.png\", \"caption\": \"bad \\q escape\"}\n", "b6.jsonl:1:38: bad escape '\\q'"},
+		{"b7.jsonl", "{\"image\": \"im0.png\", \"caption\": \"lone \\udc00\"}\n", "b7.jsonl:1:39: bad escape '\\udc00'"},
 		{"b8.jsonl", "{\"image\": \"missing.png\", \"caption\": \"x\"}\n{\"image\": \"im1.png\", \"caption\": \"y\"}\n",
 		 "missing.png: cannot open"},
-		{"b9.jsonl", "{\"image\": 1.5, \"caption\": \"x\"}\n", "b9.jsonl:1:12: expected an integer, got a fraction"},
+		{"b9.jsonl", "{\"image\": 1.5, \"caption\": \"x\"}\n", "b9.jsonl:1: \"image\" must be an integer, got the fraction 1.5"},
 		{"b10.jsonl", "\n\n", "b10.jsonl: no caption lines"},
 		{"b11.jsonl", "{\"image\": \"im0.png\", \"caption\": \"x\"} trailing\n", "b11.jsonl:1:38: unexpected text"},
+		{"b12.jsonl", "{\"image\": \"im0.png\", \"caption\": \"cut\\u0000here\"}\n", "b12.jsonl:1: \\u0000 is not allowed"},
+		{"b13.jsonl", "{\"image\": \"im0.png\", \"caption\": \"a\", \"caption\": \"b\"}\n",
+		 "b13.jsonl:1: duplicate key \"caption\""},
+		{"b14.jsonl", "{\"image\": \"im0.png\", \"caption\": \"a\", \"label\": 100001}\n",
+		 "b14.jsonl:1: \"label\" must be in 0..100000, got 100001"},
+		{"b15.jsonl", "{\"image\": \"im0.png\", \"caption\": 7}\n", "b15.jsonl:1: \"caption\" must be a string"},
+		{"b16.jsonl", "{\"image\": \"im0.png\", \"caption\": \"open\n", "b16.jsonl:1:33: not valid JSON: a string is not closed"},
+		{"b18.jsonl", "{\"image\": \"im0.png\", \"caption\": \"x\"\n", "b18.jsonl:1:35: not valid JSON at the end of the line"},
+		{"b19.jsonl", "{\"image\": \"im0.png\", \"caption\": \"x\",}\n", "b19.jsonl:1:37: not valid JSON at the end of the line ('}'): a value is missing"},
+		{"b17.jsonl", "{\"image\": \"im0.png\", \"caption\": \"x\"}\n{\"image\": \"\", \"caption\": \"y\"}\n",
+		 "b17.jsonl:2: empty image path"},
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		DatasetSpec sb = {.kind = DATASET_CAPTIONS, .captions_file = put(bad[i].name, bad[i].text)};
@@ -356,28 +359,18 @@ static void test_captions(void)
 	}
 }
 
-static void cleanup(void)
-{
-	char cmd[512];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", tmpdir);
-}
-
 int main(void)
 {
-	const char *t = getenv("TMPDIR");
-	snprintf(tmpdir, sizeof tmpdir, "%s/ssld-test-formats-XXXXXX", t ? t : "/tmp");
-	if (!mkdtemp(tmpdir)) {
-		perror("mkdtemp");
+	tmpdir = test_tmpdir("test-formats");
+	if (!tmpdir)
 		return 1;
-	}
 	uint64_t a0 = eng_alloc_count();
 	test_csv();
 	test_text();
 	test_records();
 	test_captions();
 	CHECK(eng_alloc_count() > a0, "allocations are counted through engine/alloc.h");
-	cleanup();
-	return check_done("test_formats");
+	test_rmtree(tmpdir);
+	free(tmpdir);
+	return check_exit("test_formats");
 }

@@ -378,5 +378,5 @@ int main(void)
 	test_records();
 	test_windows();
 	test_mask();
-	return check_done("test_loader");
+	return check_exit("test_loader");
 }

@@ -6,6 +6,23 @@
  *
  *     err = |analytic - numeric| / max(|analytic|, |numeric|, GC_FLOOR)   must be <= tol
  *
+ * Why tol = 1e-2 with GC_STEP = 1e-2 and GC_FLOOR = 1e-2 (the per-op tolerance and step in the
+ * case files start from these): the numeric derivative differs from the exact one by
+ *   - truncation, h^2 |f'''|/6 ~ 2e-5 |f'''|: negligible unless the curvature is large, and the
+ *     case with large curvature (nt_xent at tau 0.1) takes a smaller h and a looser tolerance,
+ *     stated at its call;
+ *   - rounding of the float32 forward, divided by 2h. Only the outputs that depend on the
+ *     perturbed element change between the two evaluations (the others repeat the same
+ *     operations on the same values, bit for bit); each carries at most k u sum|term| of error
+ *     (tests/tolerance.h), typically sqrt(k) u |term| with independent signs. For the shapes
+ *     here (k <= 36 terms of size <= ~1, a few dozen affected outputs with weights in [-1,1])
+ *     that is ~1e-7 in the loss, ~1e-5 in the derivative: a tenth of the 1e-4 absolute that
+ *     tol 1e-2 allows at the floor, on every OpenBLAS core type alike (each sums in its own
+ *     order, but with errors of the same size). The worst element measured under each of
+ *     Prescott, Nehalem, Sandybridge, Haswell, Zen, SkylakeX and Cooperlake is 2.4e-3
+ *     (conv_transpose2d dx, an absolute 2.4e-5).
+ * A wrong backward is off by a term of the gradient's own size, far above both.
+ *
  * If the built tensor has more than one element, the harness contracts it with a fixed random
  * weight tensor W (loss = sum(out * W), so every output element matters): the numeric side sums
  * in double, the analytic side through op_mul + op_sum. A one-element result is used as it is

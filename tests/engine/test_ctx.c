@@ -20,18 +20,8 @@
 #include "ctx.h"
 #include "ops.h"
 #include "rng.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                       \
-	do {                                                                                   \
-		if (!(cond)) {                                                                 \
-			failures++;                                                            \
-			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);        \
-			fprintf(stderr, __VA_ARGS__);                                          \
-			fputc('\n', stderr);                                                   \
-		}                                                                              \
-	} while (0)
+#include "check.h"
+#include "../tolerance.h"
 
 /* A heap tensor that outlives ctx_reset, like a parameter (persistent grad when grad). */
 static Tensor *heap_tensor(int ndim, const int *shape, int grad)
@@ -461,37 +451,63 @@ static void check_mm(Ctx *ctx, Rng *r, int batch, int M, int N, int K, int ta, i
 	fill_uniform(g, r, -1, 1);
 	CHECK(ctx_backward(ctx, op_sum(ctx, op_mul(ctx, c, g), OP_ALL, 0)) == 0, "backward");
 
-	float maxe = 0;
+	/* reference and sum |term| of every element of c, dA, dB (tolerance.h): an element of c
+	 * sums K products, of dA N, of dB M */
+	const size_t nc = (size_t)batch * M * N, na = (size_t)batch * M * K, nb = (size_t)batch * K * N;
+	double *ref = calloc(nc + na + nb, sizeof *ref), *mag = calloc(nc + na + nb, sizeof *mag);
+	if (!ref || !mag) {
+		CHECK(0, "out of memory");
+		goto done;
+	}
+	double *rc = ref, *ra = ref + nc, *rb = ra + na, *mc = mag, *ma = mag + nc, *mb = ma + na;
 	for (int bi = 0; bi < batch; bi++) {
 		const float *ab = a->data + (size_t)bi * M * K, *bb = b->data + (size_t)bi * K * N;
 		const float *gb = g->data + (size_t)bi * M * N;
 		for (int i = 0; i < M; i++)
 			for (int j = 0; j < N; j++) {
-				double acc = 0;
-				for (int k = 0; k < K; k++)
-					acc += at(ab, ta, M, K, i, k) * at(bb, tb, K, N, k, j);
-				maxe = fmaxf(maxe, fabsf((float)acc - c->data[((size_t)bi * M + i) * N + j]));
+				double acc = 0, m = 0;
+				for (int k = 0; k < K; k++) {
+					const double t = (double)at(ab, ta, M, K, i, k) * at(bb, tb, K, N, k, j);
+					acc += t, m += fabs(t);
+				}
+				rc[((size_t)bi * M + i) * N + j] = acc, mc[((size_t)bi * M + i) * N + j] = m;
 			}
 		/* dA[i][k] = sum_j g[i][j] op(B)[k][j], stored transposed when ta */
 		for (int i = 0; i < M; i++)
 			for (int k = 0; k < K; k++) {
-				double acc = 0;
-				for (int j = 0; j < N; j++)
-					acc += gb[i * N + j] * at(bb, tb, K, N, k, j);
+				double acc = 0, m = 0;
+				for (int j = 0; j < N; j++) {
+					const double t = (double)gb[i * N + j] * at(bb, tb, K, N, k, j);
+					acc += t, m += fabs(t);
+				}
 				size_t idx = (size_t)bi * M * K + (ta ? (size_t)k * M + i : (size_t)i * K + k);
-				maxe = fmaxf(maxe, fabsf((float)acc - a->grad[idx]));
+				ra[idx] = acc, ma[idx] = m;
 			}
 		for (int k = 0; k < K; k++)
 			for (int j = 0; j < N; j++) {
-				double acc = 0;
-				for (int i = 0; i < M; i++)
-					acc += at(ab, ta, M, K, i, k) * gb[i * N + j];
+				double acc = 0, m = 0;
+				for (int i = 0; i < M; i++) {
+					const double t = (double)at(ab, ta, M, K, i, k) * gb[i * N + j];
+					acc += t, m += fabs(t);
+				}
 				size_t idx = (size_t)bi * K * N + (tb ? (size_t)j * K + k : (size_t)k * N + j);
-				maxe = fmaxf(maxe, fabsf((float)acc - b->grad[idx]));
+				rb[idx] = acc, mb[idx] = m;
 			}
 	}
-	CHECK(maxe < 1e-4f, "%s batch=%d M=%d N=%d K=%d ta=%d tb=%d: max abs error %g",
-	      use_bmm ? "bmm" : "matmul", batch, M, N, K, ta, tb, maxe);
+	char what[96];
+	const char *op = use_bmm ? "bmm" : "matmul";
+	snprintf(what, sizeof what, "%s batch=%d M=%d N=%d K=%d ta=%d tb=%d", op, batch, M, N, K, ta,
+	         tb);
+	failures += tol_check(what, c->data, rc, mc, nc, K);
+	snprintf(what, sizeof what, "%s batch=%d M=%d N=%d K=%d ta=%d tb=%d dA", op, batch, M, N, K, ta,
+	         tb);
+	failures += tol_check(what, a->grad, ra, ma, na, N);
+	snprintf(what, sizeof what, "%s batch=%d M=%d N=%d K=%d ta=%d tb=%d dB", op, batch, M, N, K, ta,
+	         tb);
+	failures += tol_check(what, b->grad, rb, mb, nb, M);
+done:
+	free(ref);
+	free(mag);
 	heap_free(a);
 	heap_free(b);
 }
@@ -516,15 +532,17 @@ static void test_matmul(void)
 	Tensor *c = op_matmul(ctx, a, b, 0, 0);
 	CHECK(c->ndim == 3 && c->shape[0] == 2 && c->shape[1] == 3 && c->shape[2] == 5,
 	      "3-D matmul shape");
-	float maxe = 0;
+	double ref[30], mag[30];
 	for (int i = 0; i < 6; i++)
 		for (int j = 0; j < 5; j++) {
-			float acc = 0;
-			for (int k = 0; k < 4; k++)
-				acc += a->data[i * 4 + k] * b->data[k * 5 + j];
-			maxe = fmaxf(maxe, fabsf(acc - c->data[i * 5 + j]));
+			double acc = 0, m = 0;
+			for (int k = 0; k < 4; k++) {
+				const double t = (double)a->data[i * 4 + k] * b->data[k * 5 + j];
+				acc += t, m += fabs(t);
+			}
+			ref[i * 5 + j] = acc, mag[i * 5 + j] = m;
 		}
-	CHECK(maxe < 1e-5f, "3-D matmul error %g", maxe);
+	failures += tol_check("3-D matmul", c->data, ref, mag, 30, 4);
 	ctx_free(ctx);
 }
 
@@ -574,10 +592,5 @@ int main(void)
 	test_broadcast();
 	test_matmul();
 	test_shape_error();
-	if (failures) {
-		fprintf(stderr, "test_ctx: %d check(s) failed\n", failures);
-		return 1;
-	}
-	printf("test_ctx: all checks passed\n");
-	return 0;
+	return check_exit("test_ctx");
 }

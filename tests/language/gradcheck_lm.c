@@ -8,6 +8,14 @@
  * Analytic gradients come from ctx_backward; numeric ones from central differences with the loss
  * accumulated in double. Parameters start from their initialisation plus noise (so LayerNorm
  * weights are not all 1). Per-element error |a - n| / max(|a|, |n|, FLOOR) must stay under tol.
+ *
+ * Step 5e-2 with Richardson extrapolation, tol 2e-2: the extrapolation removes the h^2 term, so
+ * the truncation left is O(h^4) (~1e-6 |f'''''|); the larger step divides the float32 forward's
+ * rounding by more. That rounding, through two blocks, LayerNorm and a cross-entropy over 256
+ * classes, is ~1e-7 relative per output (sums of <= 32 terms, tests/tolerance.h), ~1e-6 in
+ * the loss, ~1e-5 in the derivative after /2h: a twentieth of the 2e-4 absolute allowed at
+ * FLOOR. Measured worst 6.9e-3 (an absolute 7e-5 on a near-zero embedding gradient), the same
+ * under every OpenBLAS core type (Prescott ... Cooperlake) and 1 or 2 BLAS threads.
  */
 #include <math.h>
 #include <stdio.h>

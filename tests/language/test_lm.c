@@ -27,18 +27,8 @@
 #include "methods/method.h"
 #include "ops.h"
 #include "runner.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                   \
-	do {                                                                   \
-		if (!(cond)) {                                                     \
-			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);           \
-			fprintf(stderr, __VA_ARGS__);                                  \
-			fprintf(stderr, "\n");                                         \
-			failures++;                                                    \
-		}                                                                  \
-	} while (0)
+#include "check.h"
+#include "support.h"
 
 static const char corpus[] =
 	"A day for firm decisions!!!!!  Or is it?\n%\nA few hours grace before the madness begins "
@@ -539,20 +529,9 @@ static void test_sampling(void)
 
 /* ---- through the runner ------------------------------------------------------------------------ */
 
-static char *make_dir(void)
-{
-	char tmpl[] = "/tmp/ssld-lm-XXXXXX";
-	char *d = mkdtemp(tmpl);
-	return d ? strdup(d) : NULL;
-}
-
-static void rm_dir(const char *d)
-{
-	char cmd[512];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
-	if (system(cmd) != 0)
-		fprintf(stderr, "warning: could not remove %s\n", d);
-}
+/* scratch directories (support.h) */
+static char *make_dir(void) { return test_tmpdir("lm"); }
+static void rm_dir(const char *d) { test_rmtree(d); }
 
 static int write_file(const char *path, const char *text)
 {

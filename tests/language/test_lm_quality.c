@@ -29,20 +29,10 @@
 #include <unistd.h>
 
 #include "runner.h"
+#include "check.h"
+#include "support.h"
 
 #define FORTUNES "/usr/share/games/fortunes"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                   \
-	do {                                                                   \
-		if (!(cond)) {                                                     \
-			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);           \
-			fprintf(stderr, __VA_ARGS__);                                  \
-			fprintf(stderr, "\n");                                         \
-			failures++;                                                    \
-		}                                                                  \
-	} while (0)
 
 static int cmp_str(const void *a, const void *b)
 {
@@ -78,20 +68,9 @@ static int fortunes_files(char *out, size_t len)
 	return n > 0 && at < len ? 0 : -1;
 }
 
-static char *make_dir(void)
-{
-	char tmpl[] = "/tmp/ssld-lmq-XXXXXX";
-	char *d = mkdtemp(tmpl);
-	return d ? strdup(d) : NULL;
-}
-
-static void rm_dir(const char *d)
-{
-	char cmd[512];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
-	if (system(cmd) != 0)
-		fprintf(stderr, "warning: could not remove %s\n", d);
-}
+/* scratch directories (support.h) */
+static char *make_dir(void) { return test_tmpdir("lmq"); }
+static void rm_dir(const char *d) { test_rmtree(d); }
 
 static void on_event(void *user, RunnerLevel level, const char *msg)
 {

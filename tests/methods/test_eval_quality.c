@@ -24,18 +24,7 @@
 #include "model.h"
 #include "ops.h"
 #include "optim.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                     \
-	do {                                                                                     \
-		if (!(cond)) {                                                                       \
-			failures++;                                                                      \
-			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                  \
-			fprintf(stderr, __VA_ARGS__);                                                    \
-			fputc('\n', stderr);                                                             \
-		}                                                                                    \
-	} while (0)
+#include "check.h"
 
 /* CNN stages (3x3 conv + BN + ReLU, stride 2 from the second), global average pooling. */
 static void cnn_config(EncoderConfig *ec, int stages)

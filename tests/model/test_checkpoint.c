@@ -20,28 +20,12 @@
 #include "optim.h"
 #include "params.h"
 #include "rng.h"
+#include "check.h"
+#include "support.h"
 
-static int failures;
-static char dir[256];
+static char *dir; /* scratch directory (test_tmpdir) */
 
-#define CHECK(cond, ...)                                                                   \
-	do {                                                                                   \
-		if (!(cond)) {                                                                     \
-			failures++;                                                                    \
-			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                           \
-			fprintf(stderr, __VA_ARGS__);                                                  \
-			fputc('\n', stderr);                                                           \
-		}                                                                                  \
-	} while (0)
-
-static const char *path_in(const char *name)
-{
-	static char buf[8][512];
-	static int k;
-	char *p = buf[k++ % 8];
-	snprintf(p, 512, "%s/%s", dir, name);
-	return p;
-}
+static const char *path_in(const char *name) { return test_path(dir, name); }
 
 /* Random bit patterns: NaN payloads, infinities, denormals and -0 must all survive. */
 static void fill_bits(Tensor *t, Rng *r)
@@ -93,27 +77,6 @@ static int sets_equal(const ParamSet *a, const ParamSet *b)
 			return 0;
 	}
 	return 1;
-}
-
-static uint8_t *read_file(const char *p, size_t *n)
-{
-	FILE *f = fopen(p, "rb");
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	long sz = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	uint8_t *buf = malloc((size_t)sz + 1);
-	*n = fread(buf, 1, (size_t)sz, f);
-	fclose(f);
-	return buf;
-}
-
-static void write_bytes(const char *p, const void *b, size_t n)
-{
-	FILE *f = fopen(p, "wb");
-	fwrite(b, 1, n, f);
-	fclose(f);
 }
 
 /* A hand-made safetensors file: header JSON then raw data. */
@@ -223,7 +186,7 @@ static void test_round_trip(void)
 
 	/* the data section starts 8-byte aligned */
 	size_t n;
-	uint8_t *img = read_file(p, &n);
+	uint8_t *img = test_read_file(p, &n);
 	uint64_t hl = 0;
 	for (int i = 0; i < 8; i++)
 		hl |= (uint64_t)img[i] << (8 * i);
@@ -445,7 +408,7 @@ static void test_truncation_and_flips(void)
 	const char *p = path_in("dmg.safetensors");
 	CHECK(checkpoint_save(p, ps, NULL, &st, err, sizeof err) == 0, "save: %s", err);
 	size_t n;
-	uint8_t *img = read_file(p, &n);
+	uint8_t *img = test_read_file(p, &n);
 	const char *q = path_in("damaged.safetensors");
 	ParamSet *dst = paramset_new();
 	Tensor *dw = paramset_add(dst, "enc.w", 2, (int[]){ 3, 4 }, PARAM_DECAY);
@@ -454,7 +417,7 @@ static void test_truncation_and_flips(void)
 	/* every truncation length is refused, and the message names the file */
 	int bad = 0;
 	for (size_t len = 0; len < n; len++) {
-		write_bytes(q, img, len);
+		test_write_file(q, img, len);
 		dw->data[0] = 5.0f;
 		int rc = checkpoint_load(q, dst, NULL, NULL, NULL, err, sizeof err);
 		if (rc != CKPT_EFORMAT || !strstr(err, q) || dw->data[0] != 5.0f) {
@@ -463,10 +426,10 @@ static void test_truncation_and_flips(void)
 		}
 	}
 	CHECK(bad == 0, "%d truncation lengths were not refused with CKPT_EFORMAT", bad);
-	write_bytes(q, img, 5);
+	test_write_file(q, img, 5);
 	checkpoint_load(q, dst, NULL, NULL, NULL, err, sizeof err);
 	CHECK(strstr(err, "too short"), "short file message: %s", err);
-	write_bytes(q, img, n - 1);
+	test_write_file(q, img, n - 1);
 	checkpoint_load(q, dst, NULL, NULL, NULL, err, sizeof err);
 	CHECK(strstr(err, "truncated"), "truncated data message: %s", err);
 
@@ -480,7 +443,7 @@ static void test_truncation_and_flips(void)
 		for (int b = 0; b < 2; b++) {
 			uint8_t mask = b ? 0x80 : 0x01;
 			img[pos] ^= mask;
-			write_bytes(q, img, n);
+			test_write_file(q, img, n);
 			img[pos] ^= mask;
 			dw->data[0] = 5.0f;
 			int rc = checkpoint_load(q, dst, NULL, NULL, NULL, err, sizeof err);
@@ -502,7 +465,7 @@ static void test_truncation_and_flips(void)
 	CHECK(stp != NULL, "step key not found in the header");
 	if (stp) {
 		stp[14] = '3';
-		write_bytes(q, img, n);
+		test_write_file(q, img, n);
 		stp[14] = '2';
 		int rc = checkpoint_load(q, dst, NULL, NULL, NULL, err, sizeof err);
 		CHECK(rc == CKPT_ECORRUPT && strstr(err, "header checksum mismatch"), "rc %d: %s", rc,
@@ -525,16 +488,16 @@ static void test_foreign(void)
 	      "missing file: %s", err);
 	rc = checkpoint_open(dir, 0, &ck, err, sizeof err);
 	CHECK(rc == CKPT_EFORMAT && strstr(err, "not a regular file"), "directory: %s", err);
-	write_bytes(q, "", 0);
+	test_write_file(q, "", 0);
 	rc = checkpoint_open(q, 0, &ck, err, sizeof err);
 	CHECK(rc == CKPT_EFORMAT && strstr(err, "too short"), "empty file: %s", err);
 	static const uint8_t png[] = { 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13,
 		                           'I', 'H', 'D', 'R', 0, 0, 0, 1, 0, 0, 0, 1, 8, 6, 0, 0, 0 };
-	write_bytes(q, png, sizeof png);
+	test_write_file(q, png, sizeof png);
 	rc = checkpoint_open(q, 0, &ck, err, sizeof err);
 	CHECK(rc == CKPT_EFORMAT && strstr(err, "does not fit"), "png: %s", err);
 	const char *text = "this is a plain text file, not a checkpoint at all\n";
-	write_bytes(q, text, strlen(text));
+	test_write_file(q, text, strlen(text));
 	rc = checkpoint_open(q, 0, &ck, err, sizeof err);
 	CHECK(rc == CKPT_EFORMAT, "text: %s", err);
 	Rng r;
@@ -551,7 +514,7 @@ static void test_foreign(void)
 			if (len > 8)
 				junk[8] = '{';
 		}
-		write_bytes(q, junk, len);
+		test_write_file(q, junk, len);
 		rc = checkpoint_open(q, CKPT_ALLOW_UNCHECKED, &ck, err, sizeof err);
 		CHECK(rc < 0, "garbage %d accepted", t);
 	}
@@ -729,29 +692,10 @@ static void test_write_faults(void)
 
 /* ---- main ----------------------------------------------------------------------------------- */
 
-static void cleanup_dir(void)
-{
-	DIR *d = opendir(dir);
-	if (!d)
-		return;
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		if (e->d_name[0] == '.')
-			continue;
-		unlink(path_in(e->d_name));
-	}
-	closedir(d);
-	rmdir(dir);
-}
-
 int main(void)
 {
-	const char *tmp = getenv("TMPDIR");
-	snprintf(dir, sizeof dir, "%s/ssld-ckpt-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-	if (!mkdtemp(dir)) {
-		fprintf(stderr, "test_checkpoint: mkdtemp %s: %s\n", dir, strerror(errno));
+	if (!(dir = test_tmpdir("ckpt")))
 		return 1;
-	}
 	test_round_trip();
 	test_resume_equivalence();
 	test_export_transfer();
@@ -759,11 +703,7 @@ int main(void)
 	test_truncation_and_flips();
 	test_foreign();
 	test_write_faults();
-	cleanup_dir();
-	if (failures) {
-		fprintf(stderr, "test_checkpoint: %d check(s) failed\n", failures);
-		return 1;
-	}
-	printf("test_checkpoint: all checks passed\n");
-	return 0;
+	test_rmtree(dir);
+	free(dir);
+	return check_exit("test_checkpoint");
 }

@@ -13,24 +13,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "checkpoint.h"
 #include "optim.h"
 #include "params.h"
 #include "rng.h"
+#include "check.h"
+#include "support.h"
 
-static char dir[256];
+static char *dir; /* scratch directory (test_tmpdir) */
 
-static const char *path_in(const char *name)
-{
-	static char buf[8][512];
-	static int k;
-	char *p = buf[k++ % 8];
-	snprintf(p, 512, "%s/%s", dir, name);
-	return p;
-}
+static const char *path_in(const char *name) { return test_path(dir, name); }
 
 static void json_str(FILE *f, const char *s)
 {
@@ -64,31 +58,11 @@ static void json_tensor(FILE *f, const char *name, const Tensor *t, int *first)
 	fprintf(f, "]}");
 }
 
-static void cleanup(void)
-{
-	const char *names[] = { "ckpt.safetensors", "encoder.safetensors", "expected.json",
-		                    "from_python.safetensors" };
-	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-		unlink(path_in(names[i]));
-	rmdir(dir);
-}
-
 static int run_python(const char *python, const char *script)
 {
-	pid_t pid = fork();
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		execl(python, python, script, path_in("ckpt.safetensors"), path_in("encoder.safetensors"),
-		      path_in("expected.json"), path_in("from_python.safetensors"), (char *)NULL);
-		fprintf(stderr, "exec %s: %s\n", python, strerror(errno));
-		_exit(127);
-	}
-	int status;
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return -1;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	const char *argv[] = { python, script, path_in("ckpt.safetensors"), path_in("encoder.safetensors"),
+		                   path_in("expected.json"), path_in("from_python.safetensors"), NULL };
+	return test_run(argv);
 }
 
 int main(int argc, char **argv)
@@ -97,16 +71,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: %s PYTHON3 SCRIPT\n", argv[0]);
 		return 1;
 	}
-	if (access(argv[1], X_OK) != 0) {
-		printf("SKIP: %s is not available\n", argv[1]);
-		return 77;
-	}
-	const char *tmp = getenv("TMPDIR");
-	snprintf(dir, sizeof dir, "%s/ssld-ckpt-py-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-	if (!mkdtemp(dir)) {
-		fprintf(stderr, "mkdtemp %s: %s\n", dir, strerror(errno));
+	if (access(argv[1], X_OK) != 0)
+		return check_skip("%s is not available", argv[1]);
+	if (!(dir = test_tmpdir("ckpt-py")))
 		return 1;
-	}
 	char err[512];
 	int rc = 1;
 
@@ -214,6 +182,7 @@ int main(int argc, char **argv)
 out:
 	optim_free(o);
 	paramset_free(ps);
-	cleanup();
+	test_rmtree(dir);
+	free(dir);
 	return rc;
 }

@@ -12,12 +12,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ctx.h"
 #include "ops.h"
 #include "rng.h"
+#include "check.h"
+#include "support.h"
 
 static FILE *out;
 static int ncase;
@@ -150,10 +151,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: %s PYTHON3 SCRIPT\n", argv[0]);
 		return 1;
 	}
-	if (access(argv[1], X_OK) != 0) {
-		printf("SKIP: %s is not available\n", argv[1]);
-		return 77;
-	}
+	if (access(argv[1], X_OK) != 0)
+		return check_skip("%s is not available", argv[1]);
 	const char *tmp = getenv("TMPDIR");
 	char path[512];
 	snprintf(path, sizeof path, "%s/ssld-loss-XXXXXX.json", tmp && *tmp ? tmp : "/tmp");
@@ -171,17 +170,10 @@ int main(int argc, char **argv)
 	fclose(out);
 	ctx_free(ctx);
 
-	pid_t pid = fork();
-	if (pid == 0) {
-		execl(argv[1], argv[1], argv[2], path, (char *)NULL);
-		fprintf(stderr, "exec %s: %s\n", argv[1], strerror(errno));
-		_exit(127);
-	}
-	int status = 0;
-	while (pid > 0 && waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
+	int rc = test_run((const char *const[]){ argv[1], argv[2], path, NULL });
 	unlink(path);
-	int rc = pid > 0 && WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+	if (rc < 0)
+		rc = 1;
 	if (rc != 0 && rc != 77)
 		fprintf(stderr, "FAIL: %s exited with %d\n", argv[2], rc);
 	return rc;

@@ -14,18 +14,8 @@
 #include "alloc.h"
 #include "ctx.h"
 #include "ops.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                   \
-	do {                                                                                   \
-		if (!(cond)) {                                                                     \
-			failures++;                                                                    \
-			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                           \
-			fprintf(stderr, __VA_ARGS__);                                                  \
-			fputc('\n', stderr);                                                           \
-		}                                                                                  \
-	} while (0)
+#include "check.h"
+#include "support.h"
 
 static Tensor *filled(Ctx *ctx, int ndim, const int *shape, float v, int grad)
 {
@@ -67,32 +57,19 @@ static void bad_cosine(Ctx *ctx)
 	op_cosine_sim(ctx, filled(ctx, 2, (int[]){ 3, 4 }, 0, 1), filled(ctx, 2, (int[]){ 3, 5 }, 0, 1));
 }
 
+typedef struct BadCall {
+	bad_call_fn f;
+} BadCall;
+
+static void run_bad_call(void *arg)
+{
+	((const BadCall *)arg)->f(ctx_new(1));
+}
+
 static void expect_abort(const char *label, bad_call_fn f, const char *const *needles, int n)
 {
-	int fds[2];
-	if (pipe(fds) != 0) {
-		CHECK(0, "pipe");
-		return;
-	}
-	pid_t pid = fork();
-	if (pid == 0) {
-		dup2(fds[1], 2);
-		close(fds[0]);
-		Ctx *ctx = ctx_new(1);
-		f(ctx);
-		_exit(0); /* not reached when the op aborts */
-	}
-	close(fds[1]);
 	char msg[1024];
-	size_t len = 0;
-	ssize_t r;
-	while (len < sizeof msg - 1 && (r = read(fds[0], msg + len, sizeof msg - 1 - len)) > 0)
-		len += (size_t)r;
-	msg[len] = '\0';
-	close(fds[0]);
-	int status;
-	waitpid(pid, &status, 0);
-	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "%s: did not abort", label);
+	CHECK(test_aborts(run_bad_call, &(BadCall){ f }, msg, sizeof msg) == 1, "%s: did not abort", label);
 	for (int i = 0; i < n; i++)
 		CHECK(strstr(msg, needles[i]), "%s: message \"%s\" lacks \"%s\"", label, msg, needles[i]);
 }
@@ -216,10 +193,5 @@ int main(void)
 	test_shape_errors();
 	test_degenerate();
 	test_no_alloc();
-	if (failures) {
-		fprintf(stderr, "test_losses: %d check(s) failed\n", failures);
-		return 1;
-	}
-	printf("test_losses: all checks passed\n");
-	return 0;
+	return check_exit("test_losses");
 }

@@ -12,18 +12,7 @@
 #include "alloc.h"
 #include "optim.h"
 #include "params.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                   \
-	do {                                                                                   \
-		if (!(cond)) {                                                                     \
-			failures++;                                                                    \
-			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                           \
-			fprintf(stderr, __VA_ARGS__);                                                  \
-			fputc('\n', stderr);                                                           \
-		}                                                                                  \
-	} while (0)
+#include "check.h"
 
 static void check_vec(const char *what, const float *got, const double *want, int n, double tol)
 {
@@ -364,10 +353,5 @@ int main(void)
 	test_clip();
 	test_ema();
 	test_no_alloc();
-	if (failures) {
-		fprintf(stderr, "test_optim: %d check(s) failed\n", failures);
-		return 1;
-	}
-	printf("test_optim: all checks passed\n");
-	return 0;
+	return check_exit("test_optim");
 }

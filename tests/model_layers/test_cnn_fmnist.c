@@ -21,6 +21,7 @@
 #include "ops.h"
 #include "optim.h"
 #include "params.h"
+#include "check.h"
 
 #define N_TRAIN 5000
 #define EPOCHS 2
@@ -44,10 +45,8 @@ int main(int argc, char **argv)
 {
 	const char *dir = argc > 1 ? argv[1] : "/usr/share/datasets/fashion-mnist";
 	struct stat st;
-	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-		printf("SKIP: Fashion-MNIST directory %s is missing\n", dir);
-		return 77;
-	}
+	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+		return check_skip("Fashion-MNIST directory %s is missing", dir);
 	char err[512];
 	DatasetSpec spec = { .kind = DATASET_FASHION_MNIST, .dir = dir, .limit_train = N_TRAIN };
 	Dataset *ds = NULL;

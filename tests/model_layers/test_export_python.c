@@ -14,6 +14,8 @@
 #include "ctx.h"
 #include "model.h"
 #include "params.h"
+#include "check.h"
+#include "support.h"
 
 static int write_file(const char *path, const void *p, size_t n)
 {
@@ -66,7 +68,7 @@ typedef struct Case {
 static int run_case(const Case *k, const char *python, const char *script, const char *dir)
 {
 	enum { B = 4 };
-	char err[512], path_w[512], path_cfg[512], path_x[512], path_y[512], cmd[4096], js[1024];
+	char err[512], path_w[512], path_cfg[512], path_x[512], path_y[512], js[1024];
 	int rc = 1;
 	Rng r;
 	rng_seed(&r, 100 + (uint64_t)k->kind);
@@ -121,16 +123,15 @@ static int run_case(const Case *k, const char *python, const char *script, const
 		fprintf(stderr, "FAIL %s: cannot write the inputs under %s\n", k->label, dir);
 		goto out;
 	}
-	char cfg_arg[600] = "";
+	char shape[64];
+	snprintf(shape, sizeof shape, "%d,%d,%d,%d", B, k->in_c, k->in_h, k->in_w);
+	const char *av[16] = { python, script, "--weights", path_w, "--prefix", "encoder", "--input", path_x,
+		                   "--shape", shape, "--output", path_y };
 	if (!k->config_in_metadata)
-		snprintf(cfg_arg, sizeof cfg_arg, "--config '%s'", path_cfg);
-	snprintf(cmd, sizeof cmd,
-	         "'%s' '%s' %s --weights '%s' --prefix encoder --input '%s' --shape %d,%d,%d,%d "
-	         "--output '%s'", python, script, cfg_arg, path_w, path_x, B, k->in_c, k->in_h,
-	         k->in_w, path_y);
-	int st = system(cmd);
+		av[12] = "--config", av[13] = path_cfg;
+	int st = test_run(av);
 	if (st != 0) {
-		fprintf(stderr, "FAIL %s: python exited with status %d: %s\n", k->label, st, cmd);
+		fprintf(stderr, "FAIL %s: %s %s exited with status %d\n", k->label, python, script, st);
 		goto out;
 	}
 	ty = malloc(ny * sizeof *ty);
@@ -180,19 +181,15 @@ int main(int argc, char **argv)
 	const char *python = argv[1], *script = argv[2];
 	char probe[1024];
 	snprintf(probe, sizeof probe, "'%s' -c 'import torch' >/dev/null 2>&1", python);
-	if (access(python, X_OK) != 0 || system(probe) != 0) {
-		printf("SKIP: %s with torch is not available\n", python);
-		return 77;
-	}
+	if (access(python, X_OK) != 0 || system(probe) != 0)
+		return check_skip("%s with torch is not available", python);
 	if (access(script, R_OK) != 0) {
 		fprintf(stderr, "FAIL: %s is not readable\n", script);
 		return 1;
 	}
-	char dir[] = "/tmp/ssld-export-XXXXXX";
-	if (!mkdtemp(dir)) {
-		perror("mkdtemp");
+	char *dir = test_tmpdir("export");
+	if (!dir)
 		return 1;
-	}
 	const Case cases[] = {
 		{ "cnn", ENC_CNN, 1, 28, 28, 0, 0 },
 		{ "cnn-grid2", ENC_CNN, 1, 28, 28, 0, 2 },   /* 7x7 map -> 2x2 cells of 4x4, step 3 */
@@ -204,7 +201,8 @@ int main(int argc, char **argv)
 	int fails = 0;
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
 		fails += run_case(&cases[i], python, script, dir);
-	rmdir(dir);
+	test_rmtree(dir);
+	free(dir);
 	if (fails) {
 		fprintf(stderr, "test_export_python: %d case(s) failed\n", fails);
 		return 1;

@@ -14,18 +14,9 @@
 #include "ops.h"
 #include "optim.h"
 #include "params.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                         \
-	do {                                                                                         \
-		if (!(cond)) {                                                                           \
-			failures++;                                                                          \
-			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                      \
-			fprintf(stderr, __VA_ARGS__);                                                        \
-			fprintf(stderr, "\n");                                                               \
-		}                                                                                        \
-	} while (0)
+#include "check.h"
+#include "../engine/attention_ref.h"
+#include "../tolerance.h"
 
 static void fill_rand(Tensor *t, Rng *r, float scale)
 {
@@ -105,15 +96,18 @@ static void test_linear(void)
 	fill_rand(x, &r, 1.0f);
 	Tensor *y = linear_forward(ctx, &l, x);
 	CHECK(shape_is(y, 3, (int[]){ 2, 4, 3 }), "linear (2,4,5) -> %s", shp(y));
-	float ref[24];
+	double ref[24], mag[24];
 	for (int n = 0; n < 8; n++)
 		for (int o = 0; o < 3; o++) {
-			float s = l.bias->data[o];
-			for (int i = 0; i < 5; i++)
-				s += x->data[n * 5 + i] * l.weight->data[o * 5 + i];
-			ref[n * 3 + o] = s;
+			double s = l.bias->data[o], m = fabs(s);
+			for (int i = 0; i < 5; i++) {
+				const double t = (double)x->data[n * 5 + i] * l.weight->data[o * 5 + i];
+				s += t, m += fabs(t);
+			}
+			ref[n * 3 + o] = s, mag[n * 3 + o] = m;
 		}
-	CHECK(max_abs_diff(y->data, ref, 24) < 1e-5f, "linear vs loop: %g", max_abs_diff(y->data, ref, 24));
+	/* 5 products and the bias per output (tests/tolerance.h) */
+	failures += tol_check("linear vs loop", y->data, ref, mag, 24, 6);
 
 	Conv2d c;
 	CHECK(conv2d_init(&c, ps, "conv", 1, 8, 3, 2, 1, 0, &r) == 0, "conv2d_init");
@@ -191,49 +185,59 @@ static void test_attention_reference(int causal)
 	Tensor *y = attention_forward(ctx, &a, x);
 	CHECK(shape_is(y, 3, (int[]){ B, T, D }), "attention -> %s", shp(y));
 
-	static float qkv[B][T][3 * D], o[B][T][D], ref[B][T][D];
+	/* Reference in double, each stage with its error bound (tests/tolerance.h): qkv sums D
+	 * products and the bias; attention (attention_ref.h) is evaluated on qkv rounded to float,
+	 * with the engine's distance from those inputs (its own error plus the rounding) as input
+	 * error; the projection sums D products of attention outputs, each off by its bound, and
+	 * the bias. */
+	static double qkv[B][T][3 * D], eqkv[B][T][3 * D], ref[B][T][D], bound[B][T][D];
+	static float hq[3][B * H * T * Dh];   /* q, k, v as (B,H,T,Dh), rounded to float */
+	static double he[3][B * H * T * Dh];  /* their errors */
 	const float *W = a.qkv.weight->data, *bq = a.qkv.bias->data;
 	for (int b = 0; b < B; b++)
 		for (int t = 0; t < T; t++)
 			for (int j = 0; j < 3 * D; j++) {
-				float s = bq[j];
-				for (int i = 0; i < D; i++)
-					s += x->data[(b * T + t) * D + i] * W[j * D + i];
+				double s = bq[j], m = fabs(s);
+				for (int i = 0; i < D; i++) {
+					const double v = (double)x->data[(b * T + t) * D + i] * W[j * D + i];
+					s += v, m += fabs(v);
+				}
 				qkv[b][t][j] = s;
+				eqkv[b][t][j] = tol_bound(D + 1, m);
 			}
 	for (int b = 0; b < B; b++)
 		for (int h = 0; h < H; h++)
-			for (int t = 0; t < T; t++) {
-				float p[T], mx = -INFINITY, sum = 0.0f;
-				int L = causal ? t + 1 : T;
-				for (int u = 0; u < L; u++) {
-					float s = 0.0f;
-					for (int d = 0; d < Dh; d++)
-						s += qkv[b][t][h * Dh + d] * qkv[b][u][D + h * Dh + d];
-					p[u] = s / sqrtf((float)Dh);
-					mx = fmaxf(mx, p[u]);
-				}
-				for (int u = 0; u < L; u++)
-					sum += (p[u] = expf(p[u] - mx));
-				for (int d = 0; d < Dh; d++) {
-					float s = 0.0f;
-					for (int u = 0; u < L; u++)
-						s += p[u] / sum * qkv[b][u][2 * D + h * Dh + d];
-					o[b][t][h * Dh + d] = s;
-				}
-			}
+			for (int t = 0; t < T; t++)
+				for (int d = 0; d < Dh; d++)
+					for (int w = 0; w < 3; w++) {
+						const size_t i = (((size_t)b * H + h) * T + t) * Dh + d;
+						const double exact = qkv[b][t][w * D + h * Dh + d];
+						hq[w][i] = (float)exact;
+						he[w][i] = eqkv[b][t][w * D + h * Dh + d] + fabs(hq[w][i] - exact);
+					}
+	AttnRef ar;
+	const double *const errs[3] = { he[0], he[1], he[2] };
+	CHECK(attention_ref(hq[0], hq[1], hq[2], errs, NULL, B * H, T, T, Dh, causal, &ar) == 0,
+	      "attention reference: out of memory");
 	const float *P = a.proj.weight->data, *pb = a.proj.bias->data;
-	for (int b = 0; b < B; b++)
+	for (int b = 0; ar.o && b < B; b++)
 		for (int t = 0; t < T; t++)
 			for (int j = 0; j < D; j++) {
-				float s = pb[j];
-				for (int i = 0; i < D; i++)
-					s += o[b][t][i] * P[j * D + i];
+				double s = pb[j], m = fabs(s), e = 0.0;
+				for (int i = 0; i < D; i++) {
+					const size_t oi = (((size_t)b * H + i / Dh) * T + t) * Dh + i % Dh;
+					s += ar.o[oi] * P[j * D + i];
+					m += fabs(ar.o[oi] * P[j * D + i]);
+					e += ar.bo[oi] * fabsf(P[j * D + i]);
+				}
 				ref[b][t][j] = s;
+				bound[b][t][j] = e + tol_bound(D + 1, m);
 			}
-	float d = max_abs_diff(y->data, &ref[0][0][0], B * T * D);
-	CHECK(d < 1e-5f, "attention (causal %d) vs loop: max diff %g", causal, d);
-
+	char what[64];
+	snprintf(what, sizeof what, "attention (causal %d) vs loop", causal);
+	if (ar.o)
+		failures += tol_check_bound(what, y->data, &ref[0][0][0], &bound[0][0][0], B * T * D);
+	attention_ref_free(&ar);
 	Block blk;
 	CHECK(block_init(&blk, ps, "blk", D, H, 4, causal, 0.0f, &r) == 0, "block_init");
 	check_param(ps, "blk.mlp.fc1.weight", 2, (int[]){ 4 * D, D }, PARAM_DECAY);
@@ -272,13 +276,16 @@ static void test_patch_embed(void)
 			}
 		}
 	}
-	/* patch 0 of sample 0 is the conv of the top-left 4x4 block plus its position */
-	float s = p.proj.bias->data[2] + p.pos_embed->data[1 * 6 + 2];
+	/* patch 0 of sample 0 is the conv of the top-left 4x4 block plus its position: 16 products,
+	 * the bias and the position (tests/tolerance.h) */
+	double s = (double)p.proj.bias->data[2] + p.pos_embed->data[1 * 6 + 2];
+	double m = fabsf(p.proj.bias->data[2]) + fabsf(p.pos_embed->data[1 * 6 + 2]);
 	for (int i = 0; i < 4; i++)
-		for (int j = 0; j < 4; j++)
-			s += x->data[i * 8 + j] * p.proj.weight->data[2 * 16 + i * 4 + j];
-	CHECK(fabsf(all->data[1 * 6 + 2] - s) < 1e-5f, "patch 0 channel 2: %g vs %g",
-	      all->data[1 * 6 + 2], s);
+		for (int j = 0; j < 4; j++) {
+			const double t = (double)x->data[i * 8 + j] * p.proj.weight->data[2 * 16 + i * 4 + j];
+			s += t, m += fabs(t);
+		}
+	failures += tol_check("patch 0 channel 2", all->data + 1 * 6 + 2, &s, &m, 1, 18);
 	ctx_free(ctx);
 	paramset_free(ps);
 }
@@ -648,10 +655,5 @@ int main(void)
 	test_encoders();
 	test_validation();
 	test_steady_state_allocs();
-	if (failures) {
-		fprintf(stderr, "test_layers: %d check(s) failed\n", failures);
-		return 1;
-	}
-	printf("test_layers: all checks passed\n");
-	return 0;
+	return check_exit("test_layers");
 }

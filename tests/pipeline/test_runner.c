@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include "runner.h"
+#include "check.h"
+#include "support.h"
 
 #define MAX_STEPS 4096
 
@@ -21,18 +23,6 @@ typedef struct Capture {
 	int64_t stop_at;      /* request a requeue-stop when this many steps are done (0 = never) */
 	int64_t steps_seen;
 } Capture;
-
-static int failures;
-
-#define CHECK(cond, ...)                                                   \
-	do {                                                                   \
-		if (!(cond)) {                                                     \
-			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);           \
-			fprintf(stderr, __VA_ARGS__);                                  \
-			fprintf(stderr, "\n");                                         \
-			failures++;                                                    \
-		}                                                                  \
-	} while (0)
 
 static void on_metric(void *user, int64_t step, const char *key, double v)
 {
@@ -50,20 +40,9 @@ static int should_stop(void *user)
 	return c->stop_at > 0 && c->steps_seen >= c->stop_at ? RUNNER_STOP_REQUEUE : RUNNER_CONTINUE;
 }
 
-static char *make_dir(void)
-{
-	char tmpl[] = "/tmp/ssld-runner-XXXXXX";
-	char *d = mkdtemp(tmpl);
-	return d ? strdup(d) : NULL;
-}
-
-static void rm_dir(const char *d)
-{
-	char cmd[512];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
-	if (system(cmd) != 0)
-		fprintf(stderr, "warning: could not remove %s\n", d);
-}
+/* scratch directories (support.h) */
+static char *make_dir(void) { return test_tmpdir("runner"); }
+static void rm_dir(const char *d) { test_rmtree(d); }
 
 static int run(const char *spec, const char *dir, Capture *c, char **results)
 {
@@ -193,7 +172,5 @@ int main(int argc, char **argv)
 		test_quality();
 	else
 		return 2;
-	if (failures)
-		fprintf(stderr, "%d check(s) failed\n", failures);
-	return failures ? 1 : 0;
+	return check_exit("test_runner");
 }

@@ -36,18 +36,8 @@
 #include "../../engine/optim.h"
 #include "jobspec.h"
 #include "runner.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                   \
-	do {                                                                   \
-		if (!(cond)) {                                                     \
-			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);           \
-			fprintf(stderr, __VA_ARGS__);                                  \
-			fprintf(stderr, "\n");                                         \
-			failures++;                                                    \
-		}                                                                  \
-	} while (0)
+#include "check.h"
+#include "support.h"
 
 /* ---- running jobs ----------------------------------------------------------------------------- */
 
@@ -117,20 +107,9 @@ static void first_last(const Capture *c, const char *key, double *first, double 
 	}
 }
 
-static char *make_dir(void)
-{
-	char tmpl[] = "/tmp/ssld-selfpred-XXXXXX";
-	char *d = mkdtemp(tmpl);
-	return d ? strdup(d) : NULL;
-}
-
-static void rm_dir(const char *d)
-{
-	char cmd[512];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
-	if (system(cmd) != 0)
-		fprintf(stderr, "warning: could not remove %s\n", d);
-}
+/* scratch directories (support.h) */
+static char *make_dir(void) { return test_tmpdir("selfpred"); }
+static void rm_dir(const char *d) { test_rmtree(d); }
 
 typedef struct Job {
 	char *dir;

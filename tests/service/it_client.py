@@ -1,4 +1,4 @@
-"""it_client.py - the command-line client (`ssld submit|ls|show|watch|cancel|results`) against a real
+"""it_client.py - the command-line client (`ssld submit|ls|show|watch|logs|cancel|results`) against a real
 daemon with tokens, and where it finds its server and token.
 
 - configuration: ~/.config/ssld/client.conf (a temporary HOME) gives server and token; SSLD_SERVER /
@@ -8,7 +8,8 @@ daemon with tokens, and where it finds its server and token.
   watch with stdout not a terminal prints plain lines (no carriage returns or escape codes), ends
   with the results table and exit 0; on a terminal (a pty) it redraws a bar with ETA and loss; results prints the evaluation table; cancel of a queued job
   says cancelled, of someone else's job exits 1 with the server's 403; a job that is not finished
-  has no results (exit 1).
+  has no results (exit 1); logs prints the job's events in order, and logs --follow started on a
+  running job ends once that job is cancelled, with every event printed.
 """
 import json
 import os
@@ -113,6 +114,8 @@ def main(exe):
         run_id = int(ssld(exe, "submit", job_file, env=env, check_rc=0).stdout)
         queued_id = int(ssld(exe, "submit", job_file, env=env, check_rc=0).stdout)
         d.wait_state(run_id, ("running",), timeout=60)
+        follow = subprocess.Popen([exe, "logs", str(run_id), "--follow", "--interval", "0.2"], env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
         p = ssld(exe, "results", str(queued_id), env=env)
         check(p.returncode == 1 and "queued" in p.stderr, "results of a queued job: %d %s" % (p.returncode, p.stderr))
         p = ssld(exe, "cancel", str(queued_id), "--token", bob, env=env)
@@ -124,6 +127,20 @@ def main(exe):
         check("cancel requested" in p.stdout, "cancel running: %s" % p.stdout)
         p = ssld(exe, "watch", str(run_id), "--interval", "0.2", env=env, timeout=60)
         check(p.returncode == 1 and "cancelled" in p.stdout, "watch of a cancelled job: %d %s" % (p.returncode, p.stdout))
+
+        # ---- logs: the event log as the API has it; --follow ends when the job does -------------------
+        out, err = follow.communicate(timeout=60)
+        check(follow.returncode == 0, "logs --follow exited %d: %s" % (follow.returncode, err))
+        events = d.get("/v1/jobs/%d/events?limit=1000" % run_id)[1]["events"]
+        lines = out.splitlines()
+        check(len(lines) == len(events) and events, "logs --follow printed %d lines for %d events:\n%s"
+              % (len(lines), len(events), out[-500:]))
+        check(all(e["message"] in l and e["level"] in l for e, l in zip(events, lines)),
+              "logs lines do not follow the events in order:\n%s" % out[-500:])
+        p = ssld(exe, "logs", str(jid), env=env, check_rc=0)
+        done = d.get("/v1/jobs/%d/events?limit=1000" % jid)[1]["events"]
+        check(len(p.stdout.splitlines()) == len(done) and done[-1]["message"] in p.stdout.splitlines()[-1],
+              "logs of a finished job:\n%s" % p.stdout[-500:])
 
         # ---- precedence: flags > environment > config file -----------------------------------------
         bad = "http://127.0.0.1:1"   # nothing listens on port 1

@@ -12,9 +12,7 @@
 #include "cache.h"
 #include "config.h"
 #include "downsample.h"
-
-static int failures;
-#define CHECK(cond) do { if (!(cond)) { fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); failures++; } } while (0)
+#include "check.h"
 
 /* ---- LTTB ----------------------------------------------------------------------------------- */
 
@@ -177,10 +175,5 @@ int main(void)
 	test_lttb();
 	test_etags();
 	test_config();
-	if (failures) {
-		fprintf(stderr, "test_service_helpers: %d failure(s)\n", failures);
-		return 1;
-	}
-	printf("test_service_helpers: all checks passed\n");
-	return 0;
+	return check_exit("test_service_helpers");
 }

@@ -13,10 +13,10 @@
 #include "batch.h"
 #include "sha256.h"
 #include "store.h"
+#include "check.h"
 
-static int failures;
-#define CHECK(cond) do { if (!(cond)) { fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); failures++; } } while (0)
-#define CHECK_RC(expr) do { int rc_ = (expr); if (rc_ < 0) { fprintf(stderr, "%s:%d: %s -> %d (%s)\n", __FILE__, __LINE__, #expr, rc_, err); failures++; } } while (0)
+/* expr must succeed (>= 0); on failure the message is the store's err text */
+#define CHECK_RC(expr) do { int rc_ = (expr); checks++; if (rc_ < 0) check_report(__FILE__, __LINE__, #expr, "-> %d (%s)", rc_, err); } while (0)
 
 static char dir[256], dbpath[300];
 static char err[512];
@@ -584,6 +584,45 @@ static void test_interruptions(void)
 
 /* A database of schema version 2 (before the init_from column) migrates: the dependency of a
  * queued job is read from its stored spec, so it still waits for its source. */
+/* Tokens: add, the name and hash unique, list by name, find by hash, count, revoke. */
+static void test_tokens(void)
+{
+	Store *st;
+	CHECK_RC(store_open(dbpath, &st, err, sizeof err));
+	char h1[65], h2[65];
+	memset(h1, 'a', 64), h1[64] = 0;
+	memset(h2, 'b', 64), h2[64] = 0;
+	CHECK_RC(store_token_add(st, "zed", h1, 0, err, sizeof err));
+	CHECK_RC(store_token_add(st, "amy", h2, 1, err, sizeof err));
+	int rc = store_token_add(st, "zed", h2, 0, err, sizeof err);
+	CHECK(rc == STORE_EEXIST && strstr(err, "'zed' already exists"), "rc=%d err=%s", rc, err);
+	rc = store_token_add(st, "bad", "12ab", 0, err, sizeof err);
+	CHECK(rc == STORE_ESTATE && strstr(err, "64-digit"), "rc=%d err=%s", rc, err);
+	StoreToken *t = NULL;
+	int n = 0;
+	CHECK_RC(store_token_list(st, &t, &n, err, sizeof err));
+	CHECK(n == 2 && t && strcmp(t[0].name, "amy") == 0 && t[0].admin == 1 && strcmp(t[1].name, "zed") == 0 &&
+	      t[1].admin == 0, "n=%d", n);
+	free(t);
+	StoreToken one;
+	CHECK(store_token_find(st, h2, &one, err, sizeof err) == 1 && strcmp(one.name, "amy") == 0, "find: %s", err);
+	h1[0] = 'c';
+	CHECK(store_token_find(st, h1, &one, err, sizeof err) == 0, "found an unknown hash");
+	int64_t count = 0;
+	CHECK_RC(store_token_count(st, &count, err, sizeof err));
+	CHECK(count == 2, "count %lld", (long long)count);
+	CHECK_RC(store_token_revoke(st, "zed", err, sizeof err));
+	rc = store_token_revoke(st, "zed", err, sizeof err);
+	CHECK(rc == STORE_ENOTFOUND && strstr(err, "no token named 'zed'"), "rc=%d err=%s", rc, err);
+	CHECK_RC(store_token_count(st, &count, err, sizeof err));
+	CHECK(count == 1, "count after revoke %lld", (long long)count);
+	CHECK_RC(store_token_list(st, &t, &n, err, sizeof err));
+	CHECK(n == 1 && strcmp(t[0].name, "amy") == 0, "n=%d", n);
+	free(t);
+	store_free(st);
+	rm_db();
+}
+
 static void test_migration_v2(void)
 {
 	sqlite3 *db;
@@ -636,11 +675,10 @@ int main(void)
 	test_init_from();
 	test_interruptions();
 	test_migration_v2();
+	test_tokens();
 	test_metrics_and_resume();
 	test_concurrency();
 	test_change_stamp();
 	rmdir(dir);
-	if (failures) { fprintf(stderr, "test_storage: %d failure(s)\n", failures); return 1; }
-	printf("test_storage: all checks passed\n");
-	return 0;
+	return check_exit("test_storage");
 }

@@ -114,20 +114,21 @@ function field(path, meta, { label, value, emptyLabel } = {}) {
   } else if (type === 'integer' || type === 'number') {
     input = h('input', {
       type: 'number', id, value: show(initial), step: type === 'integer' ? '1' : 'any', inputmode: type === 'integer' ? 'numeric' : 'decimal',
-      min: meta.min !== undefined && !meta.exclusive_min ? String(meta.min) : undefined,
-      max: meta.max !== undefined && !meta.exclusive_max ? String(meta.max) : undefined,
+      min: meta.min != null && !meta.exclusive_min ? String(meta.min) : undefined,
+      max: meta.max != null && !meta.exclusive_max ? String(meta.max) : undefined,
     });
   } else {
     const shownDef = typeof def === 'string' && def.includes('<');
-    const placeholder = shownDef ? def : json ? 'a JSON value' : type === 'array<string>' ? 'comma-separated' :
+    const placeholder = shownDef ? def : meta.default_text ? meta.default_text : json ? 'a JSON value' : type === 'array<string>' ? 'comma-separated' :
       type.startsWith('array') ? 'comma-separated, e.g. 0.01, 0.1, 1' : '';
     input = h('input', { type: 'text', id, class: json ? 'json' : undefined, value: shownDef && value === undefined ? '' : show(initial), placeholder, spellcheck: 'false' });
   }
   input.setAttribute('aria-describedby', helpId + ' ' + errId);
   input.name = path;
-  const range = meta.min !== undefined || meta.max !== undefined ?
+  const range = meta.min != null || meta.max != null ?
     ` · ${meta.min ?? '−∞'}${meta.exclusive_min ? ' <' : ' ≤'} x ${meta.exclusive_max ? '<' : '≤'} ${meta.max ?? '∞'}` : '';
-  const defText = def === null || def === undefined || (typeof def === 'object' && !Array.isArray(def)) ? '' :
+  const defText = (def === null || def === undefined) && meta.default_text ? ' · default ' + meta.default_text :
+    def === null || def === undefined || (typeof def === 'object' && !Array.isArray(def)) ? '' :
     ' · default ' + (Array.isArray(def) ? '[' + def.join(', ') + ']' : JSON.stringify(def).replace(/^"|"$/g, ''));
   const jsonText = json ? ` · ${type}, written as JSON (the JSON tab edits the whole spec)` : '';
   const el = h('div', { class: 'field' + (type === 'boolean' ? ' bool' : ''), dataset: { field: path } },

@@ -1,5 +1,11 @@
-/* cli_token.c - `ssld token create|list|revoke`: API tokens in the daemon's database (see
- * cli_token.h).
+/* token.c - `ssld token create NAME [--admin] | list | revoke NAME | off`: API tokens in the
+ * daemon's database (STATE_DIR/ssld.db). Run it on the box where ssld runs, as root or the
+ * service user:
+ *
+ *   sudo ssld token create alice            # prints ssld_... once
+ *   sudo ssld token create ops --admin      # may cancel anyone's jobs
+ *   sudo ssld token list
+ *   sudo ssld token revoke alice            # takes effect at the next request, no restart
  *
  * A token is 32 random bytes (getrandom) written as "ssld_" + base64url; only its SHA-256 is
  * stored, so a leaked database does not leak tokens, and the token is printed exactly once. The
@@ -7,8 +13,6 @@
  * Deliberately not here: checking tokens (api/server.c) or talking to the daemon over HTTP - this
  * works on the database directly, like `sqlite3`, so it needs the rights of the service user.
  */
-#include "cli_token.h"
-
 #include <errno.h>
 #include <grp.h>
 #include <stdio.h>
@@ -22,28 +26,14 @@
 #include "../api/auth_state.h"
 #include "../storage/sha256.h"
 #include "../storage/store.h"
-#include "config.h"
+#include "../daemon/config.h"
+#include "args.h"
+#include "commands.h"
+#include "suggest.h"
 
 #ifndef SSLD_SYSCONFDIR
 #define SSLD_SYSCONFDIR "/etc"
 #endif
-
-static void usage(FILE *f)
-{
-	fputs("usage: ssld token create NAME [--admin]   print a new token once (stored only as its SHA-256)\n"
-	      "       ssld token list                    names, roles and creation times\n"
-	      "       ssld token revoke NAME             the token stops working at the next request\n"
-	      "       ssld token off                     turn authentication off (no tokens may remain): the API\n"
-	      "                                          becomes open to anyone who can connect\n"
-	      "options: --state-dir DIR (the daemon's state directory) or --config FILE (its state-dir);\n"
-	      "         default: the state-dir of " SSLD_SYSCONFDIR "/ssld/ssld.conf, else $STATE_DIRECTORY, else\n"
-	      "         /var/lib/ssld (first, when that file exists: the installed service) or an existing ./state.\n"
-	      "Run it where ssld runs, as root or the service user (root drops to the owner of the state directory).\n"
-	      "Once any token exists, POSTs to the API need 'Authorization: Bearer TOKEN'; the token's NAME is\n"
-	      "recorded as the owner of the jobs it submits; --admin tokens may cancel anyone's jobs. Revoking\n"
-	      "the last token does not open the API: writes are refused until a token exists or `ssld token off`.\n",
-	      f);
-}
 
 static int file_exists(const char *p)
 {
@@ -155,39 +145,23 @@ static int new_token(char out[64])
 
 int cli_token_main(int argc, char **argv)
 {
-	const char *sub = NULL, *name = NULL, *flag_dir = NULL, *flag_config = NULL;
-	int admin = 0;
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-			usage(stdout);
-			return 0;
-		} else if (strcmp(a, "--admin") == 0) {
-			admin = 1;
-		} else if ((strcmp(a, "--state-dir") == 0 || strcmp(a, "--config") == 0) && i + 1 < argc) {
-			*(a[2] == 's' ? &flag_dir : &flag_config) = argv[++i];
-		} else if (strncmp(a, "--state-dir=", 12) == 0) {
-			flag_dir = a + 12;
-		} else if (strncmp(a, "--config=", 9) == 0) {
-			flag_config = a + 9;
-		} else if (a[0] == '-') {
-			fprintf(stderr, "ssld token: unknown option '%s'\n", a);
-			usage(stderr);
-			return 2;
-		} else if (!sub) {
-			sub = a;
-		} else if (!name) {
-			name = a;
-		} else {
-			fprintf(stderr, "ssld token: unexpected argument '%s'\n", a);
-			return 2;
-		}
-	}
+	enum { O_ADMIN, O_STATE_DIR, O_CONFIG };
+	CliOpt opts[] = { { "--admin", NULL, NULL, 0 }, { "--state-dir", "DIR", NULL, 0 }, { "--config", "FILE", NULL, 0 } };
+	const char *pos[2];
+	int npos, prc = cli_args_parse(argv[0], argc, argv, opts, 3, pos, 2, &npos);
+	if (prc != CLI_ARGS_OK) return prc == CLI_ARGS_HELP ? 0 : 2;
+	const char *sub = npos > 0 ? pos[0] : NULL, *name = npos > 1 ? pos[1] : NULL;
+	const char *flag_dir = opts[O_STATE_DIR].value, *flag_config = opts[O_CONFIG].value;
+	int admin = opts[O_ADMIN].given > 0;
 	int is_create = sub && strcmp(sub, "create") == 0, is_list = sub && strcmp(sub, "list") == 0,
 	    is_revoke = sub && strcmp(sub, "revoke") == 0, is_off = sub && strcmp(sub, "off") == 0;
 	if (!is_create && !is_list && !is_revoke && !is_off) {
-		if (sub) fprintf(stderr, "ssld token: unknown command '%s'\n", sub);
-		usage(stderr);
+		static const char *const subs[] = { "create", "list", "revoke", "off" };
+		const char *near = sub ? cli_suggest(sub, subs, sizeof subs[0], 4) : NULL;
+		if (sub) fprintf(stderr, "ssld token: unknown command '%s'%s%s%s\n", sub, near ? "; did you mean '" : "",
+		                 near ? near : "", near ? "'?" : "");
+		else fprintf(stderr, "ssld token: needs a command: create, list, revoke or off\n");
+		cli_command_usage("token", stderr);
 		return 2;
 	}
 	if ((is_create || is_revoke) != (name != NULL)) {

@@ -1,4 +1,4 @@
-/* cli_run.c - `ssld run job.json [--out DIR]`: validates the spec, runs it in the foreground with
+/* run.c - `ssld run job.json [--out DIR]`: validates the spec, runs it in the foreground with
  * a progress bar (a terminal) or plain log lines (anything else), writes DIR/results.json, the
  * checkpoint and artifacts, and prints the results table. Ctrl-C checkpoints and stops; running
  * the same command again resumes. It shares the runner with the daemon's workers.
@@ -6,8 +6,6 @@
  * Before it starts it looks at what DIR holds (workdir.h): a finished run is reported, not run
  * again; a checkpoint of another spec is refused; --restart moves the old output aside and
  * --resume continues from the checkpoint whatever spec wrote it. */
-#include "cli_run.h"
-
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <signal.h>
@@ -18,10 +16,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "jobspec.h"
-#include "job_files.h"
-#include "runner.h"
-#include "workdir.h"
+#include "../workers/jobspec.h"
+#include "../workers/job_files.h"
+#include "../workers/runner.h"
+#include "../workers/workdir.h"
+#include "args.h"
+#include "commands.h"
+#include "format.h"
 
 typedef struct CliState {
 	int tty;
@@ -47,19 +48,6 @@ static double wall(void)
 	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static void fmt_eta(double s, char *buf, size_t len)
-{
-	if (s < 0) {
-		snprintf(buf, len, "--:--");
-		return;
-	}
-	int t = (int)(s + 0.5);
-	if (t >= 3600)
-		snprintf(buf, len, "%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60);
-	else
-		snprintf(buf, len, "%02d:%02d", t / 60, t % 60);
-}
-
 static void cli_metric(void *user, int64_t step, const char *key, double value)
 {
 	CliState *s = user;
@@ -75,14 +63,11 @@ static void cli_progress(void *user, int64_t step, int64_t total, const char *st
 	if (s->quiet)
 		return;
 	char e[32];
-	fmt_eta(eta, e, sizeof e);
+	cli_fmt_duration(eta, e, sizeof e);
 	if (s->tty) {
-		int width = 30, fill = total > 0 ? (int)(width * step / total) : 0;
 		char bar[64];
-		for (int i = 0; i < width; i++)
-			bar[i] = i < fill ? '#' : '.';
-		bar[width] = 0;
-		fprintf(stderr, "\r%-20.20s [%s] %lld/%lld  loss %.4f  ETA %s   ", stage, bar,
+		cli_fmt_bar(total > 0 ? (double)step / (double)total : 0, 30, bar, sizeof bar);
+		fprintf(stderr, "\r%-20.20s %s %lld/%lld  loss %.4f  ETA %s   ", stage, bar,
 		        (long long)step, (long long)total, s->loss, e);
 		fflush(stderr);
 	} else if (wall() - s->last_print >= 10 || step == total) {
@@ -108,71 +93,14 @@ static int cli_should_stop(void *user)
 	return interrupted ? RUNNER_STOP_REQUEUE : RUNNER_CONTINUE;
 }
 
-static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return NULL;
-	}
-	size_t cap = 1 << 16, n = 0;
-	char *buf = malloc(cap + 1);
-	size_t got;
-	while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
-		n += got;
-		if (n == cap) {
-			if (cap >= (16u << 20)) {
-				snprintf(err, errlen, "%s: larger than 16 MiB, not a job spec", path);
-				free(buf);
-				fclose(f);
-				return NULL;
-			}
-			char *nb = realloc(buf, cap * 2 + 1);
-			if (!nb) {
-				free(buf);
-				buf = NULL;
-				break;
-			}
-			buf = nb;
-			cap *= 2;
-		}
-	}
-	fclose(f);
-	if (!buf) {
-		snprintf(err, errlen, "%s: out of memory", path);
-		return NULL;
-	}
-	buf[n] = 0;
-	*len = n;
-	return buf;
-}
-
+/* The results table of a results.json text, as `ssld results` prints it. */
 static void print_results(const char *json)
 {
 	cJSON *root = cJSON_Parse(json);
 	if (!root)
 		return;
-	const cJSON *pre = cJSON_GetObjectItemCaseSensitive(root, "pretext");
-	printf("\nresults for %s (%s)\n", cJSON_GetStringValue(cJSON_GetObjectItem(root, "job")),
-	       cJSON_GetStringValue(cJSON_GetObjectItem(root, "method")));
-	const cJSON *it;
-	cJSON_ArrayForEach(it, pre)
-	{
-		if (cJSON_IsNumber(it))
-			printf("  pretext %-16s %g\n", it->string, it->valuedouble);
-	}
-	printf("  %-14s %10s %8s %14s\n", "protocol", "labels", "fraction", "test accuracy");
-	cJSON_ArrayForEach(it, cJSON_GetObjectItem(root, "evaluations"))
-	{
-		const cJSON *fr = cJSON_GetObjectItem(it, "label_fraction");
-		char frac[32] = "-";
-		if (fr)
-			snprintf(frac, sizeof frac, "%g", fr->valuedouble);
-		printf("  %-14s %10d %8s %13.2f%%\n",
-		       cJSON_GetStringValue(cJSON_GetObjectItem(it, "protocol")),
-		       (int)cJSON_GetNumberValue(cJSON_GetObjectItem(it, "labels")), frac,
-		       100 * cJSON_GetNumberValue(cJSON_GetObjectItem(it, "test_accuracy")));
-	}
+	printf("\nresults of %s (%s)\n", cli_json_str(root, "job", "?"), cli_json_str(root, "method", "?"));
+	cli_print_results(stdout, root);
 	cJSON_Delete(root);
 }
 
@@ -223,7 +151,7 @@ static int decide(const char *dir, const char *spec_path, const char *resolved, 
 		char path[4200];
 		snprintf(path, sizeof path, "%s/results.json", dir);
 		size_t len;
-		char *results = read_file(path, &len, err, sizeof err);
+		char *results = cli_read_file(path, &len, err, sizeof err);
 		fprintf(stderr, "ssld run: %s is complete; its results are in %s "
 		        "(--restart runs it again)\n", dir, path);
 		if (results) {
@@ -235,49 +163,26 @@ static int decide(const char *dir, const char *spec_path, const char *resolved, 
 	return 1;
 }
 
-static int usage(void)
-{
-	fprintf(stderr, "usage: ssld run JOB.json [--out DIR] [--quiet] [--restart | --resume]\n"
-	                "  Runs a job in the foreground; DIR (default ./runs/<job name>) receives\n"
-	                "  results.json, checkpoint.safetensors, encoder.safetensors and artifacts.\n"
-	                "  Ctrl-C checkpoints and stops; the same command resumes. A finished run is\n"
-	                "  not run again, and a checkpoint of a different spec is not resumed:\n"
-	                "  --restart  start over; DIR's old contents are moved to DIR.old-<time>\n"
-	                "  --resume   resume DIR's checkpoint even though the spec changed\n");
-	return 2;
-}
-
 int cli_run_main(int argc, char **argv)
 {
-	const char *spec_path = NULL, *out_dir = NULL;
-	CliState st = { .tty = isatty(STDERR_FILENO) };
-	int restart = 0, resume = 0;
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--out") == 0 && i + 1 < argc)
-			out_dir = argv[++i];
-		else if (strcmp(argv[i], "--restart") == 0)
-			restart = 1;
-		else if (strcmp(argv[i], "--resume") == 0)
-			resume = 1;
-		else if (strcmp(argv[i], "--quiet") == 0)
-			st.quiet = 1;
-		else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
-			return usage();
-		else if (argv[i][0] == '-' || spec_path) {
-			fprintf(stderr, "ssld run: unexpected argument \"%s\"\n", argv[i]);
-			return usage();
-		} else
-			spec_path = argv[i];
-	}
-	if (!spec_path)
-		return usage();
-	if (restart && resume) {
-		fprintf(stderr, "ssld run: --restart and --resume contradict each other; give one\n");
+	enum { O_OUT, O_QUIET, O_RESTART, O_RESUME };
+	CliOpt args[] = { { "--out", "DIR", NULL, 0 }, { "--quiet", NULL, NULL, 0 }, { "--restart", NULL, NULL, 0 },
+	                  { "--resume", NULL, NULL, 0 } };
+	const char *pos[1];
+	int npos, prc = cli_args_parse(argv[0], argc, argv, args, 4, pos, 1, &npos);
+	if (prc != CLI_ARGS_OK)
+		return prc == CLI_ARGS_HELP ? 0 : 2;
+	if (npos == 0) {
+		fprintf(stderr, "ssld run: needs a job file\n");
+		cli_command_usage("run", stderr);
 		return 2;
 	}
+	const char *spec_path = pos[0], *out_dir = args[O_OUT].value;
+	CliState st = { .tty = isatty(STDERR_FILENO), .quiet = args[O_QUIET].given > 0 };
+	int restart = args[O_RESTART].given > 0, resume = args[O_RESUME].given > 0;
 	char err[1024];
 	size_t len;
-	char *text = read_file(spec_path, &len, err, sizeof err);
+	char *text = cli_read_file(spec_path, &len, err, sizeof err);
 	if (!text) {
 		fprintf(stderr, "ssld run: %s\n", err);
 		return 2;

@@ -1,0 +1,224 @@
+/* commands.c - the command table and the dispatch through it (see commands.h).
+ *
+ * The usage texts live here, in the rows, so that the help, `ssld CMD --help` and the error of
+ * a mistyped command cannot disagree. Not here: what a command does (its own file).
+ */
+#include "commands.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "../daemon/serve.h"
+#include "args.h"
+#include "suggest.h"
+
+#ifndef SSLD_VERSION
+#define SSLD_VERSION "unknown"
+#endif
+#ifndef SSLD_SYSCONFDIR
+#define SSLD_SYSCONFDIR "/etc"
+#endif
+
+/* The options every command that talks to a server takes (client.c reads them). */
+#define CLIENT_OPTIONS \
+	"  --server URL     the daemon (default: $SSLD_SERVER, else 'server = URL' in\n" \
+	"                   ~/.config/ssld/client.conf, else http://127.0.0.1:8080)\n" \
+	"  --token TOKEN    an API token (default: $SSLD_TOKEN, else 'token = TOKEN' in client.conf)\n"
+
+static int serve_command(int argc, char **argv)
+{
+	return serve_main(argc - 1, argv + 1);
+}
+
+static int version_command(int argc, char **argv);
+static int help_command(int argc, char **argv);
+
+const CliCommand cli_commands[] = {
+	{ "serve", "run the training service: HTTP API, dashboard, workers",
+	  "usage: ssld serve [--config FILE] [--listen ADDR:PORT] [--state-dir DIR] [flags]\n",
+	  serve_command },
+	{ "run", "run one job in the foreground, no daemon",
+	  "usage: ssld run JOB.json [--out DIR] [--quiet] [--restart | --resume]\n"
+	  "  Runs a job in the foreground; DIR (default ./runs/<job name>) receives\n"
+	  "  results.json, checkpoint.safetensors, encoder.safetensors and artifacts.\n"
+	  "  Ctrl-C checkpoints and stops; the same command resumes. A finished run is\n"
+	  "  not run again, and a checkpoint of a different spec is not resumed:\n"
+	  "  --restart  start over; DIR's old contents are moved to DIR.old-<time>\n"
+	  "  --resume   resume DIR's checkpoint even though the spec changed\n"
+	  "  --quiet    no progress, only warnings, errors and the results\n",
+	  cli_run_main },
+	{ "check", "every error of a job file, or its resolved spec and cost estimate",
+	  "usage: ssld check JOB.json [--json]   (- reads standard input)\n"
+	  "  Validates a job file as the server would (paths are checked to exist) and prints every\n"
+	  "  error, field first; for a valid file the resolved spec and the estimate (parameters, peak\n"
+	  "  memory of a training step, steps). Exit 0 valid, 1 invalid.\n"
+	  "  --json   the object POST /v1/jobs?dry_run=1 answers\n",
+	  cli_check_main },
+	{ "schema", "the JSON Schema of a job file, for editors",
+	  "usage: ssld schema [--markdown]\n"
+	  "  Prints the job spec's JSON Schema (draft 2020-12; the same as GET /v1/schema):\n"
+	  "    ssld schema > ssld-job.schema.json\n"
+	  "  --markdown   the reference for people instead (docs/spec.md)\n",
+	  cli_schema_main },
+	{ "methods", "pretext methods, their parameters, and the evaluation protocols",
+	  "usage: ssld methods\n"
+	  "  Lists every pretext method with its parameters (type, default, range) and every\n"
+	  "  evaluation protocol: the catalogue GET /v1/methods serves.\n",
+	  cli_methods_main },
+	{ "submit", "queue a job on a server; prints its id",
+	  "usage: ssld submit JOB.json [--watch [--interval SECONDS]]   (- reads standard input)\n"
+	  "  --watch           follow the job as `ssld watch` does; exit 0 if it succeeded\n"
+	  "  --interval S      seconds between polls while watching (default 1)\n"
+	  CLIENT_OPTIONS,
+	  cli_submit_main },
+	{ "ls", "list a server's jobs",
+	  "usage: ssld ls [--state S,..] [--owner NAME] [--limit N] [--json]\n"
+	  "  --state S,..      only jobs in these states (queued, running, succeeded, failed, cancelled)\n"
+	  "  --owner NAME      only this token owner's jobs\n"
+	  "  --limit N         at most N jobs, newest first (1..1000, default 50)\n"
+	  "  --json            the server's JSON instead of a table\n"
+	  CLIENT_OPTIONS,
+	  cli_ls_main },
+	{ "show", "one job: state, progress, latest metrics, error",
+	  "usage: ssld show ID [--json]\n"
+	  "  --json            the server's JSON instead of a summary\n"
+	  CLIENT_OPTIONS,
+	  cli_show_main },
+	{ "watch", "follow a job: progress bar with ETA and loss, then its results",
+	  "usage: ssld watch ID [--interval SECONDS]\n"
+	  "  A bar redrawn in place on a terminal, plain lines otherwise; the results table at the end.\n"
+	  "  Exit 0 if the job succeeded, 1 otherwise.\n"
+	  "  --interval S      seconds between polls (0.05..3600, default 1)\n"
+	  CLIENT_OPTIONS,
+	  cli_watch_main },
+	{ "logs", "a job's event log; --follow until it ends",
+	  "usage: ssld logs ID [--follow [--interval SECONDS]]\n"
+	  "  The job's events (start, data and model, checkpoints, evaluations, outcome), oldest first.\n"
+	  "  --follow          keep printing new events until the job has ended\n"
+	  "  --interval S      seconds between polls while following (0.05..3600, default 1)\n"
+	  CLIENT_OPTIONS,
+	  cli_logs_main },
+	{ "cancel", "cancel a queued or running job",
+	  "usage: ssld cancel ID\n"
+	  "  A queued job is cancelled at once; a running one stops within a training step.\n"
+	  CLIENT_OPTIONS,
+	  cli_cancel_main },
+	{ "results", "the evaluation table of a finished job",
+	  "usage: ssld results ID [--json]\n"
+	  "  --json            the job's results object as the server sends it\n"
+	  CLIENT_OPTIONS,
+	  cli_results_main },
+	{ "generate", "continue a prompt or draw samples from a job directory's checkpoint",
+	  "usage: ssld generate JOBDIR [--spec JOB.json] [options]\n"
+	  "       ssld generate --spec JOB.json [options]      (JOBDIR = runs/<job name>)\n"
+	  "  Continues --prompt with a trained language model (autoregressive_lm), or draws\n"
+	  "  samples from a generative image method, using JOBDIR/checkpoint.safetensors.\n"
+	  "  --prompt TEXT        text to continue (default empty)\n"
+	  "  --max-tokens N       bytes to generate (default 200)\n"
+	  "  --temperature T      softmax temperature, 0 = greedy (default 1.0)\n"
+	  "  --top-k K            sample among the K most likely bytes, 0 = all (default 0)\n"
+	  "  --top-p P            nucleus sampling, 1 = off (default 1.0)\n"
+	  "  --n N                image methods: how many samples (default 64)\n"
+	  "  --seed S             sampling seed (default 0)\n"
+	  "  --json               print the JSON object the HTTP API returns\n",
+	  cli_generate_main },
+	{ "token", "API tokens on the server: create, list, revoke, off",
+	  "usage: ssld token create NAME [--admin]   print a new token once (stored only as its SHA-256)\n"
+	  "       ssld token list                    names, roles and creation times\n"
+	  "       ssld token revoke NAME             the token stops working at the next request\n"
+	  "       ssld token off                     turn authentication off (no tokens may remain): the API\n"
+	  "                                          becomes open to anyone who can connect\n"
+	  "  --state-dir DIR (the daemon's state directory) or --config FILE (its state-dir);\n"
+	  "  default: the state-dir of " SSLD_SYSCONFDIR "/ssld/ssld.conf, else $STATE_DIRECTORY, else\n"
+	  "  /var/lib/ssld (first, when that file exists: the installed service) or an existing ./state.\n"
+	  "Run it where ssld runs, as root or the service user (root drops to the owner of the state directory).\n"
+	  "Once any token exists, POSTs to the API need 'Authorization: Bearer TOKEN'; the token's NAME is\n"
+	  "recorded as the owner of the jobs it submits; --admin tokens may cancel anyone's jobs. Revoking\n"
+	  "the last token does not open the API: writes are refused until a token exists or `ssld token off`.\n",
+	  cli_token_main },
+	{ "version", "print the version",
+	  "usage: ssld version   (or ssld --version)\n",
+	  version_command },
+	{ "help", "this list, or one command's usage",
+	  "usage: ssld help [COMMAND]\n",
+	  help_command },
+};
+const int cli_n_commands = (int)(sizeof cli_commands / sizeof cli_commands[0]);
+
+const CliCommand *cli_command_find(const char *name)
+{
+	for (int i = 0; i < cli_n_commands; i++)
+		if (strcmp(cli_commands[i].name, name) == 0) return &cli_commands[i];
+	return NULL;
+}
+
+void cli_command_usage(const char *name, FILE *f)
+{
+	const CliCommand *c = cli_command_find(name);
+	if (c) fputs(c->usage, f);
+}
+
+static void print_table(FILE *f)
+{
+	fputs("usage: ssld COMMAND [ARGS]   (`ssld COMMAND --help` shows a command's usage)\n\ncommands:\n", f);
+	for (int i = 0; i < cli_n_commands; i++) fprintf(f, "  %-10s %s\n", cli_commands[i].name, cli_commands[i].summary);
+	fputs("\nTo start the service: ssld serve (`ssld serve --help` lists its flags and configuration file).\n", f);
+}
+
+/* "did you mean" for a word that is not a command; returns the usage exit status. */
+static int unknown_command(const char *word)
+{
+	const char *near = cli_suggest(word, &cli_commands[0].name, sizeof cli_commands[0], (size_t)cli_n_commands);
+	fprintf(stderr, "ssld: unknown command '%s'", word);
+	if (near) fprintf(stderr, "; did you mean '%s'?", near);
+	fprintf(stderr, "\n(`ssld help` lists the commands)\n");
+	return 2;
+}
+
+static int version_command(int argc, char **argv)
+{
+	CliOpt none[1] = { { 0 } };
+	const char *pos[1];
+	int npos, rc = cli_args_parse(argv[0], argc, argv, none, 0, pos, 0, &npos);
+	if (rc != CLI_ARGS_OK) return rc == CLI_ARGS_HELP ? 0 : 2;
+	printf("ssld %s\n", SSLD_VERSION);
+	return 0;
+}
+
+static int help_command(int argc, char **argv)
+{
+	CliOpt none[1] = { { 0 } };
+	const char *pos[1];
+	int npos, rc = cli_args_parse(argv[0], argc, argv, none, 0, pos, 1, &npos);
+	if (rc != CLI_ARGS_OK) return rc == CLI_ARGS_HELP ? 0 : 2;
+	if (npos == 0) {
+		print_table(stdout);
+		return 0;
+	}
+	if (!cli_command_find(pos[0])) return unknown_command(pos[0]);
+	cli_command_usage(pos[0], stdout);
+	return 0;
+}
+
+int cli_dispatch(int argc, char **argv)
+{
+	if (argc < 2) {
+		print_table(stdout);
+		return 0;
+	}
+	const char *word = argv[1];
+	if (strcmp(word, "--version") == 0) return version_command(1, argv + 1);
+	if (strcmp(word, "-h") == 0 || strcmp(word, "--help") == 0) {
+		print_table(stdout);
+		return 0;
+	}
+	if (word[0] == '-') {
+		/* Serving used to be the default: say where its flags went. */
+		fprintf(stderr, "ssld: unknown option '%s' (flags come after a command; to serve: `ssld serve %s ...`)\n"
+		        "(`ssld help` lists the commands)\n", word, word);
+		return 2;
+	}
+	const CliCommand *c = cli_command_find(word);
+	if (!c) return unknown_command(word);
+	return c->main(argc - 1, argv + 1);
+}
