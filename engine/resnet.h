@@ -25,6 +25,7 @@
 #define SSLD_ENGINE_RESNET_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "ctx.h"
 #include "params.h"
@@ -57,6 +58,13 @@ int resnet_config_out_dim(const ResnetConfig *c);
  * ("model.width: 0 must be in (0, 8]"). in_c, in_h, in_w describe one sample. */
 int resnet_config_check(const ResnetConfig *c, int in_c, int in_h, int in_w, char *err,
                         size_t errlen);
+
+/* Adds the trainable parameter count of resnet_new's network to *params (exact) and its
+ * activation floats per sample to *act_floats (the conv lowering's columns, every conv, BN, add
+ * and ReLU output, the stem pool: what a training step keeps), for one in_c x in_h x in_w sample
+ * (the job spec's memory estimate). Returns the feature size. */
+int64_t resnet_estimate(const ResnetConfig *c, int in_c, int in_h, int in_w, int64_t *params,
+                        int64_t *act_floats);
 
 typedef struct Resnet Resnet;
 

@@ -76,6 +76,13 @@ static void test_torchvision_sizes(void)
 			      want[k].depth, paramset_count(ps), want[k].tensors);
 			CHECK(resnet_out_dim(r) == want[k].out_dim && resnet_config_out_dim(&c) ==
 			      want[k].out_dim, "resnet%d: out_dim %d", want[k].depth, resnet_out_dim(r));
+			int64_t ep = 0, ea = 0;
+			int64_t od = resnet_estimate(&c, 3, 224, 224, &ep, &ea);
+			CHECK(ep == (int64_t)want[k].params && od == want[k].out_dim,
+			      "resnet%d: estimate %lld parameters, out %lld", want[k].depth, (long long)ep,
+			      (long long)od);
+			CHECK(ea > 3 * 224 * 224 && ea < 400000000, "resnet%d: %lld activation floats",
+			      want[k].depth, (long long)ea);
 		}
 		resnet_free(r);
 		paramset_free(ps);
