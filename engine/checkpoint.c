@@ -528,13 +528,29 @@ static int parse_hex32(const char *s, uint32_t *out)
 	return 0;
 }
 
-/* Structure of the parsed header: dtype, dims, offsets in range and contiguous, unique names. */
-static int validate(Checkpoint *ck, char *err, size_t errlen)
+/* Bytes per element of a safetensors dtype, 0 for an unknown one. */
+static unsigned dtype_size(const char *dtype)
+{
+	static const struct {
+		const char *name;
+		unsigned size;
+	} t[] = { { "F32", 4 }, { "F64", 8 }, { "F16", 2 }, { "BF16", 2 }, { "I64", 8 }, { "I32", 4 },
+	          { "I16", 2 }, { "I8", 1 }, { "U8", 1 }, { "BOOL", 1 } };
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+		if (strcmp(dtype, t[i].name) == 0)
+			return t[i].size;
+	return 0;
+}
+
+/* Structure of the parsed header: dtype, dims, offsets in range and contiguous, unique names.
+ * With CKPT_SKIP_OTHER_DTYPES, tensors of another known dtype are checked and then dropped. */
+static int validate(Checkpoint *ck, int flags, char *err, size_t errlen)
 {
 	const char *P = ck->path;
 	for (int i = 0; i < ck->n; i++) {
 		CkEntry *e = &ck->e[i];
-		if (strcmp(e->dtype, "F32") != 0)
+		const unsigned esize = dtype_size(e->dtype);
+		if (strcmp(e->dtype, "F32") != 0 && (!(flags & CKPT_SKIP_OTHER_DTYPES) || !esize))
 			return fail(err, errlen, CKPT_EFORMAT,
 			            "%s: tensor \"%s\" has dtype %.16s; only F32 is supported", P, e->name,
 			            e->dtype);
@@ -558,11 +574,11 @@ static int validate(Checkpoint *ck, char *err, size_t errlen)
 			            "of %llu bytes (truncated file?)",
 			            P, e->name, (unsigned long long)e->begin, (unsigned long long)e->end,
 			            (unsigned long long)ck->data_len);
-		if (e->end - e->begin != count * 4)
+		if (e->end - e->begin != count * esize)
 			return fail(err, errlen, CKPT_EFORMAT,
-			            "%s: tensor \"%s\": %llu bytes for %llu F32 elements of its shape", P,
+			            "%s: tensor \"%s\": %llu bytes for %llu %s elements of its shape", P,
 			            e->name, (unsigned long long)(e->end - e->begin),
-			            (unsigned long long)count);
+			            (unsigned long long)count, e->dtype);
 	}
 	if (ck->n > 1)
 		qsort(ck->e, (size_t)ck->n, sizeof *ck->e, cmp_offset);
@@ -580,6 +596,11 @@ static int validate(Checkpoint *ck, char *err, size_t errlen)
 		return fail(err, errlen, CKPT_EFORMAT,
 		            "%s: the tensors cover %llu bytes but the data section holds %llu", P,
 		            (unsigned long long)at, (unsigned long long)ck->data_len);
+	int kept = 0;
+	for (int i = 0; i < ck->n; i++)
+		if (strcmp(ck->e[i].dtype, "F32") == 0)
+			ck->e[kept++] = ck->e[i];
+	ck->n = kept;
 	ck->by_name = eng_malloc((size_t)(ck->n ? ck->n : 1) * sizeof *ck->by_name);
 	if (!ck->by_name)
 		return fail(err, errlen, CKPT_ENOMEM, "%s: out of memory", P);
@@ -717,7 +738,7 @@ int checkpoint_open(const char *path, int flags, Checkpoint **out, char *err, si
 		rc = fail(err, errlen, CKPT_EFORMAT, "%s: %s", path, hp.msg);
 		goto out;
 	}
-	if ((rc = validate(ck, err, errlen)) < 0)
+	if ((rc = validate(ck, flags, err, errlen)) < 0)
 		goto out;
 	if ((rc = verify_checksums(ck, flags, err, errlen)) < 0)
 		goto out;

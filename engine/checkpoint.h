@@ -56,6 +56,8 @@ enum {
 	CKPT_ALLOW_MISSING = 1,   /* params of the set absent from the file are left untouched */
 	CKPT_ALLOW_UNUSED = 2,    /* file tensors (under the prefix) the set lacks are ignored */
 	CKPT_ALLOW_UNCHECKED = 4, /* accept files without ssld checksums (e.g. written by PyTorch) */
+	CKPT_SKIP_OTHER_DTYPES = 8, /* drop tensors that are not F32 (a PyTorch state dict's I64
+	                             * num_batches_tracked) instead of refusing the file */
 };
 
 /* Training state stored next to the weights. On save every field is optional (zero = absent;

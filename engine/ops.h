@@ -81,6 +81,9 @@ Tensor *op_conv_transpose2d(Ctx *ctx, Tensor *x, Tensor *w, Tensor *b, int strid
                             int out_pad);
 Tensor *op_upsample_nearest(Ctx *ctx, Tensor *x, int factor); /* (N,C,H,W) -> (N,C,H*f,W*f) */
 Tensor *op_maxpool2d(Ctx *ctx, Tensor *x, int k, int stride);
+/* Max pooling over a padded input, PyTorch's MaxPool2d(k, stride, pad): padded cells never win
+ * (as -inf). 0 <= pad <= k/2. -> (N,C,(H+2*pad-k)/stride+1, ...). */
+Tensor *op_maxpool2d_pad(Ctx *ctx, Tensor *x, int k, int stride, int pad);
 Tensor *op_avgpool2d(Ctx *ctx, Tensor *x, int k, int stride);
 Tensor *op_global_avgpool(Ctx *ctx, Tensor *x);               /* (N,C,H,W) -> (N,C) */
 

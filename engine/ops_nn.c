@@ -1122,16 +1122,18 @@ Tensor *op_upsample_nearest(Ctx *ctx, Tensor *x, int factor)
 }
 
 /* ---------------------------------------------------------------------------------------------- */
-/* pooling (no padding): max keeps the argmax offset within the plane per output (saved). */
+/* pooling: max keeps the argmax offset within the plane per output (saved), so its backward does
+ * not care about padding; max pooling may pad (PyTorch's -inf padding: padded cells never win),
+ * average pooling does not. */
 
-static void pool_dims(const char *op, Tensor *x, int k, int stride, int *Ho, int *Wo)
+static void pool_dims(const char *op, Tensor *x, int k, int stride, int pad, int *Ho, int *Wo)
 {
-	if (x->ndim != 4 || k < 1 || stride < 1)
-		nn_abort(op, "x must be (N,C,H,W), k >= 1 and stride >= 1", x, NULL);
-	if (x->shape[2] < k || x->shape[3] < k)
+	if (x->ndim != 4 || k < 1 || stride < 1 || pad < 0 || 2 * pad > k)
+		nn_abort(op, "x must be (N,C,H,W), k >= 1, stride >= 1 and 0 <= pad <= k/2", x, NULL);
+	if (x->shape[2] + 2 * pad < k || x->shape[3] + 2 * pad < k)
 		nn_abort(op, "window larger than the input", x, NULL);
-	*Ho = (x->shape[2] - k) / stride + 1;
-	*Wo = (x->shape[3] - k) / stride + 1;
+	*Ho = (x->shape[2] + 2 * pad - k) / stride + 1;
+	*Wo = (x->shape[3] + 2 * pad - k) / stride + 1;
 }
 
 static void maxpool_backward(Ctx *ctx, Node *n)
@@ -1153,8 +1155,14 @@ static void maxpool_backward(Ctx *ctx, Node *n)
 // x (N,C,H,W) -> (N,C,(H-k)/stride+1,(W-k)/stride+1)
 Tensor *op_maxpool2d(Ctx *ctx, Tensor *x, int k, int stride)
 {
+	return op_maxpool2d_pad(ctx, x, k, stride, 0);
+}
+
+// x (N,C,H,W) -> (N,C,(H+2*pad-k)/stride+1,(W+2*pad-k)/stride+1)
+Tensor *op_maxpool2d_pad(Ctx *ctx, Tensor *x, int k, int stride, int pad)
+{
 	int Ho, Wo;
-	pool_dims("maxpool2d", x, k, stride, &Ho, &Wo);
+	pool_dims("maxpool2d", x, k, stride, pad, &Ho, &Wo);
 	const int H = x->shape[2], W = x->shape[3];
 	Tensor *out = ctx_tensor(ctx, 4, (int[]){ x->shape[0], x->shape[1], Ho, Wo });
 	const size_t planes = (size_t)x->shape[0] * x->shape[1];
@@ -1164,27 +1172,32 @@ Tensor *op_maxpool2d(Ctx *ctx, Tensor *x, int k, int stride)
 		const float *s = x->data + p * H * W;
 		float *d = out->data + p * OHW;
 		int *a = arg + p * OHW;
-		for (int oh = 0; oh < Ho; oh++)
+		for (int oh = 0; oh < Ho; oh++) {
+			/* the window clipped to the image; pad <= k/2 keeps it non-empty */
+			const int h0 = oh * stride - pad;
+			const int i0 = h0 < 0 ? 0 : h0, i1 = h0 + k > H ? H : h0 + k;
 			for (int ow = 0; ow < Wo; ow++) {
-				int best = oh * stride * W + ow * stride;
+				const int w0 = ow * stride - pad;
+				const int j0 = w0 < 0 ? 0 : w0, j1 = w0 + k > W ? W : w0 + k;
+				int best = i0 * W + j0;
 				float bv = s[best];
-				for (int i = 0; i < k; i++) {
-					const int r = (oh * stride + i) * W + ow * stride;
-					for (int j = 0; j < k; j++)
-						if (s[r + j] > bv) {
-							bv = s[r + j];
-							best = r + j;
+				for (int i = i0; i < i1; i++)
+					for (int j = j0; j < j1; j++)
+						if (s[i * W + j] > bv) {
+							bv = s[i * W + j];
+							best = i * W + j;
 						}
-				}
 				d[oh * Wo + ow] = bv;
 				a[oh * Wo + ow] = best;
 			}
+		}
 	}
 	Tensor *in[1] = { x };
 	if (tape_wants_grad(ctx, in, 1)) {
 		Node *n = tape_record(ctx, OP_MAXPOOL2D, maxpool_backward, out, in, 1);
 		n->i[0] = k;
 		n->i[1] = stride;
+		n->i[2] = pad;
 		n->saved = arg;
 	}
 	return out;
@@ -1220,7 +1233,7 @@ static void avgpool_backward(Ctx *ctx, Node *n)
 Tensor *op_avgpool2d(Ctx *ctx, Tensor *x, int k, int stride)
 {
 	int Ho, Wo;
-	pool_dims("avgpool2d", x, k, stride, &Ho, &Wo);
+	pool_dims("avgpool2d", x, k, stride, 0, &Ho, &Wo);
 	const int H = x->shape[2], W = x->shape[3];
 	Tensor *out = ctx_tensor(ctx, 4, (int[]){ x->shape[0], x->shape[1], Ho, Wo });
 	const size_t planes = (size_t)x->shape[0] * x->shape[1];

@@ -277,7 +277,10 @@ static SpecType spec_type_of(const ParamDef *d)
 	case PARAM_BOOLEAN: return SPEC_BOOL;
 	case PARAM_ENUM: return SPEC_ENUM;
 	case PARAM_INT_LIST: return SPEC_INT_LIST;
-	case PARAM_STRING: break;   /* a char array: no spec type holds one (none is used) */
+	case PARAM_STRING:      /* a char array: no spec type holds one (no encoder key is one) */
+	case PARAM_PATH:        /* files belong to dataset formats, not encoders */
+	case PARAM_DIR:
+	case PARAM_PATH_LIST: break;
 	}
 	return SPEC_CUSTOM;
 }
@@ -351,6 +354,12 @@ static SpecKey format_row(const ParamDef *d)
 			k.flags |= SPEC_HAND_PARSED;
 		break;
 	case PARAM_PATH: k.type = SPEC_PATH; break;
+	case PARAM_INT_LIST:   /* no format key is one; an encoder-style list row */
+		k.type = SPEC_INT_LIST;
+		k.off2 = offsetof(JobSpec, dataset) + d->count_offset;
+		k.min_n = d->min_n;
+		k.max_n = d->max_n;
+		break;
 	case PARAM_PATH_LIST:
 		k.type = SPEC_CUSTOM;
 		k.json_type = "array<string>";

@@ -6,9 +6,9 @@
  * an op's output, so the new-gradient store path runs too); dropout with the context RNG
  * replayed by the harness; conv2d over stride 1/2, pad 0/1, bias or not, one image and several
  * (the two lowering paths), non-square and 1x1 kernels; its transpose with out_pad; upsampling;
- * max/avg pooling with disjoint and overlapping windows; global average pooling; the causal mask
- * (through a softmax, since the masked entries are -inf); attention causal and not, with queries
- * and keys of different lengths. Forward values are checked against loops in test_ops_nn.c.
+ * max/avg pooling with disjoint and overlapping windows, max pooling padded; global average
+ * pooling; the causal mask (through a softmax, since the masked entries are -inf); attention causal
+ * and not, with queries and keys of different lengths. Forward values are checked against loops in test_ops_nn.c.
  */
 #include "gradcheck.h"
 
@@ -200,7 +200,8 @@ static Tensor *b_upsample(Ctx *ctx, Tensor **in, void *u)
 static Tensor *b_maxpool(Ctx *ctx, Tensor **in, void *u)
 {
 	const Args *a = u;
-	return op_maxpool2d(ctx, in[0], a->i[0], a->i[1]);
+	return a->i[2] ? op_maxpool2d_pad(ctx, in[0], a->i[0], a->i[1], a->i[2])
+	               : op_maxpool2d(ctx, in[0], a->i[0], a->i[1]);
 }
 
 static Tensor *b_avgpool(Ctx *ctx, Tensor **in, void *u)
@@ -230,6 +231,13 @@ static void cases_pool(void)
 	gc_fill_distinct(x, 0.05f);
 	check("maxpool k2 s3 gaps (2,1,5,5)", OP_MAXPOOL2D, b_maxpool, ARGS(.i = { 2, 3 }), x, NULL,
 	      NULL);
+	/* padded (the ResNet stem): negative values, so a padded cell would win if it counted */
+	x = IN(-1, 1, 2, 2, 5, 6);
+	gc_fill_distinct(x, 0.05f);
+	for (size_t i = 0; i < x->size; i++)
+		x->data[i] -= 2.0f;
+	check("maxpool k3 s2 pad 1 (2,2,5,6)", OP_MAXPOOL2D, b_maxpool, ARGS(.i = { 3, 2, 1 }), x,
+	      NULL, NULL);
 
 	check("avgpool k2 s2 (2,2,4,4)", OP_AVGPOOL2D, b_avgpool, ARGS(.i = { 2, 2 }),
 	      IN(-1, 1, 2, 2, 4, 4), NULL, NULL);

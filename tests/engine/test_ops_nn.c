@@ -702,6 +702,35 @@ static void test_pool_upsample(void)
 	ctx_free(ctx);
 }
 
+/* Padded max pooling (the ResNet stem's 3x3 stride 2 pad 1) against a loop over the window
+ * clipped to the image, on negative values so a padded zero would win if it were counted. */
+static void test_maxpool_pad(void)
+{
+	Ctx *ctx = ctx_new(11);
+	const int N = 2, C = 2, H = 7, W = 6, k = 3, s = 2, pad = 1;
+	Tensor *x = rand_tensor(ctx, 4, (int[]){ N, C, H, W }, 0);
+	for (size_t i = 0; i < x->size; i++)
+		x->data[i] = -1.0f - fabsf(x->data[i]);
+	Tensor *mp = op_maxpool2d_pad(ctx, x, k, s, pad);
+	const int Ho = (H + 2 * pad - k) / s + 1, Wo = (W + 2 * pad - k) / s + 1;
+	CHECK(mp->shape[2] == Ho && mp->shape[3] == Wo, "maxpool2d pad shape (%d,%d), expected "
+	      "(%d,%d)", mp->shape[2], mp->shape[3], Ho, Wo);
+	int bad = 0;
+	for (int p = 0; p < N * C; p++)
+		for (int oh = 0; oh < Ho; oh++)
+			for (int ow = 0; ow < Wo; ow++) {
+				float mx = -INFINITY;
+				for (int i = oh * s - pad; i < oh * s - pad + k; i++)
+					for (int j = ow * s - pad; j < ow * s - pad + k; j++)
+						if (i >= 0 && i < H && j >= 0 && j < W)
+							mx = fmaxf(mx, x->data[(p * H + i) * W + j]);
+				if (mp->data[(p * Ho + oh) * Wo + ow] != mx)
+					bad++;
+			}
+	CHECK(bad == 0, "maxpool2d pad: %d wrong values", bad);
+	ctx_free(ctx);
+}
+
 /* ---------------------------------------------------------------------------------------------- */
 /* shape errors: abort with a message naming the op and the shapes */
 
@@ -773,6 +802,7 @@ int main(void)
 	test_dropout();
 	test_attention();
 	test_pool_upsample();
+	test_maxpool_pad();
 	test_shape_errors();
 	return check_exit("test_ops_nn");
 }

@@ -40,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	int ctl = data[0];
 	const char *p = fuzz_write("in.safetensors", data + 1, size - 1, 0);
-	int flags = (ctl & 1) ? 0 : CKPT_ALLOW_UNCHECKED;
+	int flags = ((ctl & 1) ? 0 : CKPT_ALLOW_UNCHECKED) | ((ctl & 32) ? CKPT_SKIP_OTHER_DTYPES : 0);
 	Checkpoint *ck = NULL;
 	char err[512] = "";
 	int rc = checkpoint_open(p, flags, &ck, err, sizeof err);

@@ -543,6 +543,39 @@ static void test_foreign(void)
 	CHECK(rc == 2 && w->data[3] == 4.0f, "load of a pytorch-style file: %d %s", rc, err);
 	paramset_free(ps);
 
+	/* a PyTorch state dict with an I64 entry (BatchNorm's num_batches_tracked): refused unless
+	 * CKPT_SKIP_OTHER_DTYPES, which drops it and keeps the F32 tensors around it */
+	uint8_t mixed[4 + 8 + 4] = { 0 };
+	const float one = 1.5f, two = -2.0f;
+	const int64_t nbt = 7;
+	memcpy(mixed, &one, 4);
+	memcpy(mixed + 4, &nbt, 8);
+	memcpy(mixed + 12, &two, 4);
+	write_st(q,
+	         "{\"bn.weight\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+	         "\"bn.num_batches_tracked\":{\"dtype\":\"I64\",\"shape\":[],\"data_offsets\":[4,12]},"
+	         "\"bn.bias\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[12,16]}}",
+	         mixed, sizeof mixed);
+	rc = checkpoint_open(q, CKPT_ALLOW_UNCHECKED, &ck, err, sizeof err);
+	CHECK(rc == CKPT_EFORMAT && strstr(err, "num_batches_tracked") && strstr(err, "I64"),
+	      "I64 without the flag: %s", err);
+	rc = checkpoint_open(q, CKPT_ALLOW_UNCHECKED | CKPT_SKIP_OTHER_DTYPES, &ck, err, sizeof err);
+	CHECK(rc == 0, "I64 entry with CKPT_SKIP_OTHER_DTYPES: %s", err);
+	if (rc == 0) {
+		const Tensor *bw = checkpoint_find(ck, "bn.weight"), *bb = checkpoint_find(ck, "bn.bias");
+		CHECK(checkpoint_count(ck) == 2 && !checkpoint_find(ck, "bn.num_batches_tracked"),
+		      "the I64 entry is dropped (%d tensors)", checkpoint_count(ck));
+		CHECK(bw && bb && bw->data[0] == 1.5f && bb->data[0] == -2.0f, "F32 values around it");
+		checkpoint_close(ck);
+	}
+	/* a known dtype still has to fit its bytes, an unknown one is refused */
+	write_st(q, "{\"n\":{\"dtype\":\"I64\",\"shape\":[2],\"data_offsets\":[0,8]}}", mixed, 8);
+	rc = checkpoint_open(q, CKPT_ALLOW_UNCHECKED | CKPT_SKIP_OTHER_DTYPES, &ck, err, sizeof err);
+	CHECK(rc == CKPT_EFORMAT && strstr(err, "8 bytes for 2 I64"), "short I64: %s", err);
+	write_st(q, "{\"n\":{\"dtype\":\"Q7\",\"shape\":[1],\"data_offsets\":[0,8]}}", mixed, 8);
+	rc = checkpoint_open(q, CKPT_ALLOW_UNCHECKED | CKPT_SKIP_OTHER_DTYPES, &ck, err, sizeof err);
+	CHECK(rc == CKPT_EFORMAT && strstr(err, "Q7"), "unknown dtype: %s", err);
+
 	/* malformed headers: each refused with a specific message */
 	static const struct {
 		const char *header;

@@ -1,0 +1,383 @@
+/* test_torchvision.c - the torchvision round trip of the ResNet encoders, both ways, through
+ * python/torchvision_resnet.py:
+ *   export: ssld builds a ResNet (random weights, non-trivial BatchNorm weights and statistics),
+ *           writes it with tv_resnet_save, and torchvision.models.resnetN() loads the file with
+ *           load_state_dict(strict=False) missing only fc.* and computes the same features in
+ *           eval mode; in training mode the features and the input gradient of sum(f * W) too;
+ *   import: torchvision writes its own state dict (fc.* and I64 num_batches_tracked included),
+ *           tv_resnet_load reads it into ssld's ResNet, and the eval features agree.
+ * Plus the refusals: a deeper ResNet's file, a different width, a non-ResNet parameter.
+ *
+ * Bounds: both sides compute in float32 with different summation orders; each feature comes
+ * through ~20 layers of reductions over a few hundred to a few thousand products, so the two
+ * disagree by a few float32 ulps of the magnitudes that flow: measured 2-3e-6 for resnet18
+ * (features up to ~8) and 2e-5 for resnet50 (features up to ~35), i.e. about 6e-7 of the largest
+ * feature. The features must agree within the absolute 1e-4 the export promises (5x above the
+ * worst case here); the input gradient, a sum over every output, within 1e-4 * max(1, max|g|).
+ * Usage: test_torchvision PYTHON3 path/to/torchvision_resnet.py. Exit 77 when python3, torch or
+ * torchvision is missing. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "checkpoint.h"
+#include "ctx.h"
+#include "export_torchvision.h"
+#include "ops.h"
+#include "params.h"
+#include "resnet.h"
+#include "check.h"
+
+static const char *python, *script;
+static char dir[] = "/tmp/ssld_tv_XXXXXX";
+
+
+static int write_file(const char *path, const void *p, size_t n)
+{
+	FILE *f = fopen(path, "wb");
+	if (!f)
+		return -1;
+	size_t w = fwrite(p, 1, n, f);
+	return (fclose(f) == 0 && w == n) ? 0 : -1;
+}
+
+static long read_floats(const char *path, float *out, size_t max)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return -1;
+	size_t n = fread(out, sizeof(float), max, f);
+	int extra = fgetc(f) != EOF;
+	fclose(f);
+	return extra ? -2 : (long)n;
+}
+
+static char *path_in(const char *name)
+{
+	static char buf[8][512];
+	static int k;
+	char *p = buf[k++ % 8];
+	snprintf(p, 512, "%s/%s", dir, name);
+	return p;
+}
+
+/* BatchNorm weights/biases and running statistics away from their init, so eval mode, the
+ * residual branches (zero-initialised) and the statistics all matter. */
+static void perturb_norms(ParamSet *ps, Rng *r)
+{
+	for (int i = 0; i < paramset_count(ps); i++) {
+		Tensor *t = paramset_at(ps, i);
+		if (t->ndim != 1)
+			continue;
+		const char *n = t->name;
+		size_t len = strlen(n);
+#define ENDS(s) (len >= strlen(s) && strcmp(n + len - strlen(s), s) == 0)
+		for (size_t j = 0; j < t->size; j++) {
+			if (ENDS(".running_var"))
+				t->data[j] = rng_uniform_range(r, 0.5f, 2.0f);
+			else if (ENDS(".running_mean"))
+				t->data[j] = 0.2f * rng_normal(r);
+			else if (ENDS(".weight"))
+				t->data[j] = rng_uniform_range(r, 0.5f, 1.5f);
+			else if (ENDS(".bias"))
+				t->data[j] = rng_uniform_range(r, -0.2f, 0.2f);
+		}
+#undef ENDS
+	}
+}
+
+static double max_abs(const float *a, size_t n)
+{
+	double m = 0.0;
+	for (size_t i = 0; i < n; i++)
+		m = fmax(m, fabs(a[i]));
+	return m;
+}
+
+static double max_diff(const float *a, const float *b, size_t n)
+{
+	double m = 0.0;
+	for (size_t i = 0; i < n; i++)
+		m = fmax(m, fabs((double)a[i] - (double)b[i]));
+	return m;
+}
+
+/* Runs the script; returns its exit status (3 = torchvision missing), -1 if it did not run. */
+static int run_script(const char *args)
+{
+	char cmd[4096];
+	snprintf(cmd, sizeof cmd, "%s %s %s", python, script, args);
+	int st = system(cmd);
+	if (st == -1 || !WIFEXITED(st))
+		return -1;
+	return WEXITSTATUS(st);
+}
+
+typedef struct Case {
+	const char *arch;
+	int depth;
+	ResnetStem stem;
+	int in_c, hw, batch;
+	int training;
+} Case;
+
+/* ssld -> torchvision. Returns 3 when torchvision is missing. */
+static int export_case(const Case *c)
+{
+	char label[128];
+	snprintf(label, sizeof label, "%s %s %dx%dx%d %s", c->arch, resnet_stem_name(c->stem), c->in_c,
+	         c->hw, c->hw, c->training ? "train" : "eval");
+	ResnetConfig rc;
+	resnet_config_preset(&rc, c->depth);
+	rc.stem = c->stem;
+	ParamSet *ps = paramset_new();
+	Rng rng;
+	rng_seed(&rng, 100 + (uint64_t)c->depth);
+	Resnet *r = NULL;
+	char err[512] = "";
+	int rv = 0;
+	if (resnet_new(&rc, ps, "encoder", c->in_c, c->hw, c->hw, &rng, &r, err, sizeof err) < 0) {
+		CHECK(0, "%s: %s", label, err);
+		paramset_free(ps);
+		return 0;
+	}
+	perturb_norms(ps, &rng);
+	const int B = c->batch, D = resnet_out_dim(r);
+	const size_t nx = (size_t)B * c->in_c * c->hw * c->hw;
+	const size_t nref = nx > (size_t)B * D ? nx : (size_t)B * D;
+	float *xs = malloc(nx * sizeof *xs), *gx = calloc(nx, sizeof *gx);
+	float *ref = malloc(nref * sizeof *ref);
+	float *w = malloc((size_t)B * D * sizeof *w), *feat = malloc((size_t)B * D * sizeof *feat);
+	for (size_t i = 0; i < nx; i++)
+		xs[i] = rng_normal(&rng);
+	for (int i = 0; i < B * D; i++)
+		w[i] = rng_uniform_range(&rng, -1.0f, 1.0f);
+
+	Ctx *ctx = ctx_new(1);
+	ctx_set_training(ctx, c->training);
+	ctx_set_grad_enabled(ctx, c->training);
+	Tensor xt;
+	memset(&xt, 0, sizeof xt);
+	tensor_set_shape(&xt, 4, (int[]){ B, c->in_c, c->hw, c->hw });
+	xt.data = xs;
+	xt.grad = gx;
+	xt.requires_grad = c->training;
+	xt.is_param = c->training;
+	/* the export first: a training forward moves the running statistics */
+	CHECK(tv_resnet_save(path_in("enc.safetensors"), ps, "encoder", NULL, err, sizeof err) == 0,
+	      "%s: save: %s", label, err);
+	Tensor *f = resnet_forward(ctx, r, &xt);
+	memcpy(feat, f->data, (size_t)B * D * sizeof *feat);
+	if (c->training) {
+		Tensor *wt = ctx_wrap(ctx, w, 2, (int[]){ B, D });
+		CHECK(ctx_backward(ctx, op_sum(ctx, op_mul(ctx, f, wt), OP_ALL, 0)) == 0, "backward");
+	}
+	CHECK(write_file(path_in("x.f32"), xs, nx * sizeof *xs) == 0, "write x");
+	CHECK(write_file(path_in("w.f32"), w, (size_t)B * D * sizeof *w) == 0, "write w");
+	char args[2048];
+	snprintf(args, sizeof args, "compare --arch %s --stem %s --weights %s --input %s "
+	         "--shape %d,%d,%d,%d --output %s %s%s%s%s", c->arch, resnet_stem_name(c->stem),
+	         path_in("enc.safetensors"), path_in("x.f32"), B, c->in_c, c->hw, c->hw,
+	         path_in("y.f32"), c->training ? "--train --grad-weights " : "",
+	         c->training ? path_in("w.f32") : "", c->training ? " --grad-output " : "",
+	         c->training ? path_in("gx.f32") : "");
+	int st = run_script(args);
+	if (st == 3) {
+		rv = 3;
+		goto out;
+	}
+	CHECK(st == 0, "%s: torchvision_resnet.py compare exited %d", label, st);
+	if (st == 0) {
+		long got = read_floats(path_in("y.f32"), ref, nref);
+		CHECK(got == (long)B * D, "%s: %ld features back, expected %d", label, got, B * D);
+		if (got == (long)B * D) {
+			double d = max_diff(feat, ref, (size_t)B * D), m = max_abs(feat, (size_t)B * D);
+			double bound = 1e-4;
+			printf("%-36s features max |diff| %.2e (max |f| %.3g, bound %.1e)\n", label, d, m,
+			       bound);
+			CHECK(d < bound, "%s: features differ from torchvision by %.3g (bound %.3g)", label,
+			      d, bound);
+		}
+		if (c->training) {
+			got = read_floats(path_in("gx.f32"), ref, nref);
+			CHECK(got == (long)nx, "%s: %ld gradient values back", label, got);
+			if (got == (long)nx) {
+				double d = max_diff(gx, ref, nx), m = max_abs(ref, nx);
+				double bound = 1e-4 * fmax(1.0, m);
+				printf("%-36s d/dx max |diff| %.2e (max |g| %.3g, bound %.1e)\n", label, d, m,
+				       bound);
+				CHECK(d < bound, "%s: input gradient differs from torch by %.3g (bound %.3g)",
+				      label, d, bound);
+			}
+		}
+	}
+out:
+	ctx_free(ctx);
+	resnet_free(r);
+	paramset_free(ps);
+	free(xs);
+	free(gx);
+	free(ref);
+	free(w);
+	free(feat);
+	return rv;
+}
+
+/* torchvision -> ssld: its state dict (with fc.* and I64 num_batches_tracked) read back. */
+static void import_case(const Case *c)
+{
+	char label[128], err[512] = "";
+	snprintf(label, sizeof label, "import %s %s", c->arch, resnet_stem_name(c->stem));
+	ResnetConfig rc;
+	resnet_config_preset(&rc, c->depth);
+	rc.stem = c->stem;
+	ParamSet *ps = paramset_new();
+	Rng rng;
+	rng_seed(&rng, 7);
+	Resnet *r = NULL;
+	if (resnet_new(&rc, ps, "encoder", c->in_c, c->hw, c->hw, &rng, &r, err, sizeof err) < 0) {
+		CHECK(0, "%s: %s", label, err);
+		paramset_free(ps);
+		return;
+	}
+	const int B = c->batch, D = resnet_out_dim(r);
+	const size_t nx = (size_t)B * c->in_c * c->hw * c->hw;
+	float *xs = malloc(nx * sizeof *xs), *ref = malloc((size_t)B * D * sizeof *ref);
+	for (size_t i = 0; i < nx; i++)
+		xs[i] = rng_normal(&rng);
+	CHECK(write_file(path_in("x.f32"), xs, nx * sizeof *xs) == 0, "write x");
+	char args[2048];
+	snprintf(args, sizeof args, "export --arch %s --stem %s --weights %s --input %s "
+	         "--shape %d,%d,%d,%d --output %s --seed 5", c->arch, resnet_stem_name(c->stem),
+	         path_in("tv.safetensors"), path_in("x.f32"), B, c->in_c, c->hw, c->hw,
+	         path_in("ty.f32"));
+	int st = run_script(args);
+	CHECK(st == 0, "%s: torchvision_resnet.py export exited %d", label, st);
+	int n = st == 0 ? tv_resnet_load(path_in("tv.safetensors"), ps, "encoder", err, sizeof err)
+	                : -1;
+	CHECK(n == paramset_count(ps), "%s: loaded %d of %d tensors: %s", label, n,
+	      paramset_count(ps), err);
+	if (n == paramset_count(ps) && read_floats(path_in("ty.f32"), ref, (size_t)B * D) == B * D) {
+		Ctx *ctx = ctx_new(1);
+		ctx_set_training(ctx, 0);
+		ctx_set_grad_enabled(ctx, 0);
+		Tensor *x = ctx_wrap(ctx, xs, 4, (int[]){ B, c->in_c, c->hw, c->hw });
+		Tensor *f = resnet_forward(ctx, r, x);
+		double d = max_diff(f->data, ref, (size_t)B * D), m = max_abs(ref, (size_t)B * D);
+		double bound = 1e-4;
+		printf("%-36s features max |diff| %.2e (max |f| %.3g, bound %.1e)\n", label, d, m, bound);
+		CHECK(d < bound, "%s: features differ from torchvision by %.3g (bound %.3g)", label, d,
+		      bound);
+		ctx_free(ctx);
+	}
+
+	/* the same file into a resnet34 (it lacks layer1.2...) and into width 0.5 (shapes) */
+	ParamSet *ps2 = paramset_new();
+	Resnet *r2 = NULL;
+	ResnetConfig rc2;
+	resnet_config_preset(&rc2, 34);
+	rc2.stem = c->stem;
+	if (resnet_new(&rc2, ps2, "encoder", c->in_c, c->hw, c->hw, &rng, &r2, err, sizeof err) == 0) {
+		n = tv_resnet_load(path_in("tv.safetensors"), ps2, "encoder", err, sizeof err);
+		CHECK(n == CKPT_EMISMATCH && strstr(err, "layer1.2."), "resnet34 from a resnet18 file: "
+		      "%d %s", n, err);
+	}
+	resnet_free(r2);
+	paramset_free(ps2);
+	ps2 = paramset_new();
+	rc.width = 0.5f;
+	if (resnet_new(&rc, ps2, "encoder", c->in_c, c->hw, c->hw, &rng, &r2, err, sizeof err) == 0) {
+		Tensor *w0 = paramset_find(ps2, "encoder.conv1.weight");
+		float keep = w0->data[0];
+		n = tv_resnet_load(path_in("tv.safetensors"), ps2, "encoder", err, sizeof err);
+		CHECK(n == CKPT_EMISMATCH && strstr(err, "conv1.weight\" has shape (64,"),
+		      "width 0.5 from a width-1 file: %d %s", n, err);
+		CHECK(w0->data[0] == keep, "a refused load changed the parameters");
+	}
+	resnet_free(r2);
+	paramset_free(ps2);
+	/* a name outside the ResNet under the prefix cannot be exported */
+	CHECK(paramset_add(ps, "encoder.fc.weight", 2, (int[]){ 2, 2 }, 0) != NULL, "add fc");
+	CHECK(tv_resnet_save(path_in("bad.safetensors"), ps, "encoder", NULL, err, sizeof err) ==
+	      CKPT_EINVAL && strstr(err, "encoder.fc.weight"), "export of a non-ResNet name: %s",
+	      err);
+	CHECK(access(path_in("bad.safetensors"), F_OK) != 0, "a refused export wrote a file");
+	resnet_free(r);
+	paramset_free(ps);
+	free(xs);
+	free(ref);
+}
+
+static void test_names(void)
+{
+	char out[256];
+	static const char *ok[] = { "conv1.weight", "bn1.running_mean", "layer1.0.conv1.weight",
+		                        "layer4.2.bn3.bias", "layer2.0.downsample.0.weight",
+		                        "layer3.12.downsample.1.running_var" };
+	static const char *bad[] = { "fc.weight", "bn1.num_batches_tracked", "layer5.0.conv1.weight",
+		                         "layer1.0.conv4.weight", "layer1.01.conv1.weight", "conv1.bias",
+		                         "layer1.0.downsample.2.weight", "layer1.conv1.weight", "" };
+	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+		CHECK(tv_resnet_name_ok(ok[i]), "%s should be a ResNet name", ok[i]);
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		CHECK(!tv_resnet_name_ok(bad[i]), "\"%s\" should not be a ResNet name", bad[i]);
+	CHECK(tv_resnet_name("encoder.layer1.0.bn2.weight", "encoder", out, sizeof out) == 0 &&
+	      strcmp(out, "layer1.0.bn2.weight") == 0, "strip: %s", out);
+	CHECK(tv_resnet_name("encoderx.conv1.weight", "encoder", out, sizeof out) == -EINVAL,
+	      "another prefix");
+	CHECK(tv_resnet_name("conv1.weight", "", out, sizeof out) == 0, "empty prefix");
+	CHECK(tv_resnet_name("encoder.conv1.weight", "encoder", out, 4) == -ENAMETOOLONG, "short");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 3) {
+		fprintf(stderr, "usage: %s PYTHON3 torchvision_resnet.py\n", argv[0]);
+		return 2;
+	}
+	python = argv[1];
+	script = argv[2];
+	eng_set_threads(1);
+	test_names();
+	if (access(python, X_OK) != 0) {
+		printf("SKIP: %s is not executable\n", python);
+		return failures ? 1 : 77;
+	}
+	if (!mkdtemp(dir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	static const Case exports[] = {
+		{ "resnet18", 18, RESNET_STEM_IMAGENET, 3, 64, 2, 0 },
+		{ "resnet18", 18, RESNET_STEM_CIFAR, 3, 32, 2, 0 },
+		{ "resnet18", 18, RESNET_STEM_CIFAR, 1, 16, 2, 0 },
+		{ "resnet50", 50, RESNET_STEM_IMAGENET, 3, 32, 2, 0 },
+		{ "resnet18", 18, RESNET_STEM_CIFAR, 3, 16, 4, 1 },
+	};
+	int skipped = 0;
+	for (size_t i = 0; i < sizeof exports / sizeof exports[0] && !skipped; i++)
+		skipped = export_case(&exports[i]) == 3;
+	if (!skipped) {
+		import_case(&(Case){ "resnet18", 18, RESNET_STEM_IMAGENET, 3, 64, 2, 0 });
+		import_case(&(Case){ "resnet18", 18, RESNET_STEM_CIFAR, 3, 32, 2, 0 });
+	}
+	char cmd[600];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", dir);
+	if (failures) {
+		fprintf(stderr, "%d check(s) failed\n", failures);
+		return 1;
+	}
+	if (skipped) {
+		printf("SKIP: torch or torchvision is missing for %s (Debian: python3-torchvision)\n",
+		       python);
+		return 77;
+	}
+	printf("torchvision round trips passed\n");
+	return 0;
+}
