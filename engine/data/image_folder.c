@@ -214,7 +214,8 @@ static int walk_dir(Walk *wk, const char *dir, int label, NameVec *subdirs, int 
 		rc = data_err(rc, wk->err, wk->errlen, "%s: out of memory listing the folder", dir);
 	if (rc < 0 || subdirs)
 		goto out;
-	qsort(dirs->v, dirs->n, sizeof(char *), name_cmp);
+	if (dirs->n > 1)   /* qsort of a NULL base, even with 0 elements, is undefined */
+		qsort(dirs->v, (size_t)dirs->n, sizeof(char *), name_cmp);
 	for (int i = 0; i < dirs->n && rc == 0; i++) {
 		char *full = eng_malloc(strlen(dir) + strlen(dirs->v[i]) + 2);
 		if (!full) {
@@ -242,7 +243,8 @@ static int entry_cmp(const void *a, const void *b, void *names)
 /* Entries in (label, path) order, so the list does not depend on readdir's order. */
 static void sort_entries(ImgList *l)
 {
-	qsort_r(l->entries, l->n, sizeof(ImgEntry), entry_cmp, l->names);
+	if (l->n > 1)
+		qsort_r(l->entries, (size_t)l->n, sizeof(ImgEntry), entry_cmp, l->names);
 }
 
 int img_folder_scan(const char *root, const ImgList *classes, img_scan_cb cb, void *user,
@@ -278,7 +280,8 @@ int img_folder_scan(const char *root, const ImgList *classes, img_scan_cb cb, vo
 		              top_files, img_list_path(out, 0));
 		goto fail;
 	}
-	qsort(top.v, top.n, sizeof(char *), name_cmp);
+	if (top.n > 1)
+		qsort(top.v, (size_t)top.n, sizeof(char *), name_cmp);
 	if (!classes && top.n == 1) {
 		rc = data_err(-EINVAL, err, errlen,
 		              "%s: only one class folder (%s); labels need at least two classes (for "
