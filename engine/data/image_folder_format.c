@@ -66,7 +66,7 @@ static const ParamDef image_folder_keys[] = {
 	{ "resize", PARAM_ENUM, .def_str = "shorter_side", .choices = "shorter_side|stretch|center_crop",
 	  .help = "shorter side to image_size then the centre; both axes; or the centre at full scale",
 	  PARAM_AT(DatasetSpec, image_resize) },
-	{ "test_fraction", PARAM_NUMBER, .def = 0.1, .min = 0, .max = 0.5, .flags = PARAM_MAX_EXCLUSIVE,
+	{ "test_fraction", PARAM_NUMBER, .def = 0.1, .min = 0, .max = 0.5,
 	  .conflicts = "test", .help = "share of each class held out as test when there is no test folder",
 	  PARAM_AT(DatasetSpec, test_fraction) },
 };
