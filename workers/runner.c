@@ -722,7 +722,10 @@ int runner_run_spec(JobSpec *js, const char *work_dir, const RunnerOptions *opts
 	if (resolved)
 		save_spec(work_dir, resolved);
 	free(resolved);
-	if (dataset_load(&r.js->dataset, &r.ds, err, errlen) < 0)
+	DatasetSpec dspec = r.js->dataset;   /* image folders keep their decoded pixels in the job dir */
+	dspec.cache_dir = work_dir;
+	dspec.load_threads = r.js->threads;
+	if (dataset_load(&dspec, &r.ds, err, errlen) < 0)
 		goto out;
 	emit_event(&r, RUNNER_INFO, "dataset loaded: %d train, %d test samples of %dx%dx%d",
 	           r.ds->train.n, r.ds->test.n, r.ds->c, r.ds->h, r.ds->w);

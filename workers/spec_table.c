@@ -174,13 +174,20 @@ static const SpecKey tail_keys[] = {
 	  .help = "probability of a shift" },
 	{ "augment.translate.fraction", SPEC_FLOAT, AUG(translate.max_fraction), .min = 0, .max = 0.5,
 	  .flags = ENGINE, .help = "maximum shift as a fraction of the image size, 0..0.5" },
-	{ "augment.jitter", SPEC_OBJECT, .help = "brightness/contrast jitter" },
+	{ "augment.jitter", SPEC_OBJECT, .help = "colour jitter: brightness, contrast, saturation, hue" },
 	{ "augment.jitter.p", SPEC_FLOAT, AUG(jitter.p), .min = 0, .max = 1, .flags = ENGINE,
-	  .help = "probability of brightness/contrast jitter" },
+	  .help = "probability of colour jitter" },
 	{ "augment.jitter.brightness", SPEC_FLOAT, AUG(jitter.brightness), .min = 0, .max = 1,
 	  .flags = ENGINE, .help = "brightness factor in [1-b, 1+b]" },
 	{ "augment.jitter.contrast", SPEC_FLOAT, AUG(jitter.contrast), .min = 0, .max = 1, .flags = ENGINE,
 	  .help = "contrast factor in [1-c, 1+c]" },
+	{ "augment.jitter.saturation", SPEC_FLOAT, AUG(jitter.saturation), .min = 0, .max = 1,
+	  .flags = ENGINE, .help = "saturation factor in [1-s, 1+s] (3-channel images only)" },
+	{ "augment.jitter.hue", SPEC_FLOAT, AUG(jitter.hue), .min = 0, .max = 0.5, .flags = ENGINE,
+	  .help = "hue shift in [-h, h] turns, 0..0.5 (3-channel images only)" },
+	{ "augment.grayscale", SPEC_OBJECT, .help = "random grayscale" },
+	{ "augment.grayscale.p", SPEC_FLOAT, AUG(grayscale.p), .min = 0, .max = 1, .flags = ENGINE,
+	  .help = "probability of turning a colour image to gray (3-channel images only)" },
 	{ "augment.blur", SPEC_OBJECT, .help = "gaussian blur" },
 	{ "augment.blur.p", SPEC_FLOAT, AUG(blur.p), .min = 0, .max = 1, .flags = ENGINE,
 	  .help = "probability of a gaussian blur" },
@@ -220,8 +227,9 @@ static SpecLevel levels[] = {
 	{ "evaluations[]", "protocol", "protocol", NULL, NULL },
 };
 
-const char *const spec_aug_transforms[] = { "crop", "flip", "rotate", "translate", "jitter", "blur",
-                                            "solarize", "invert", "erase", "noise", "patch_mask" };
+const char *const spec_aug_transforms[] = { "crop", "flip", "rotate", "translate", "jitter",
+                                            "grayscale", "blur", "solarize", "invert", "erase",
+                                            "noise", "patch_mask" };
 const int spec_aug_transform_count = COUNT(spec_aug_transforms);
 const char spec_aug_presets[] = "none|simclr|light";
 
@@ -613,6 +621,7 @@ void spec_aug_enabled_defaults(AugConfig *c)
 	c->rotate.p = 0.5f;
 	c->translate.p = 0.5f;
 	c->jitter.p = 0.8f;
+	c->grayscale.p = 0.2f;
 	c->blur.p = 0.5f;
 	c->solarize.p = 0.2f;
 	c->invert.p = 0.2f;

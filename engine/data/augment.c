@@ -59,6 +59,7 @@ void aug_config_default_simclr(AugConfig *c)
 	c->crop.p = 1.0f;         /* scale 0.2..1, ratio 3/4..4/3, resized back to HxW bilinearly */
 	c->hflip.p = 0.5f;
 	c->jitter.p = 0.8f;       /* brightness, contrast, saturation 0.4, hue 0.1 (colour only) */
+	c->grayscale.p = 0.2f;    /* colour only: a gray image is left alone and draws nothing */
 	c->blur.p = 0.5f;         /* sigma 0.1..1 px: on 28x28 a larger blur erases the garment */
 	c->erase.p = 0.25f;       /* 2%..20% of the area */
 }

@@ -27,6 +27,10 @@ typedef enum DatasetKind {
 	DATASET_TEXT,           /* raw bytes of files; tail fraction held out as test */
 	DATASET_TEXT_RECORDS,   /* labelled text: records split on "%" lines, label = source file */
 	DATASET_CAPTIONS,       /* JSON lines {"image": index, "caption": "..."} over an image dataset */
+	DATASET_IMAGE_FOLDER,   /* JPEG/PNG files: class subfolders, an unlabelled folder or a manifest */
+	DATASET_CIFAR10,        /* the CIFAR-10 binary batches */
+	DATASET_CIFAR100,       /* the CIFAR-100 binary files */
+	DATASET_STL10,          /* the STL-10 binary files */
 } DatasetKind;
 
 typedef struct DatasetSpec {
@@ -46,6 +50,15 @@ typedef struct DatasetSpec {
 	                                  * ("image": index) or PNG files ("image": "path", relative to the
 	                                  * captions file). NULL = templated captions from the class names
 	                                  * of every Fashion-MNIST training image ("a photo of a sneaker"). */
+	const char *img_train, *img_test, *img_unlabeled, *img_manifest; /* IMAGE_FOLDER: folders / manifest */
+	int image_size;                  /* IMAGE_FOLDER: side of the square images (default 64) */
+	int image_channels;              /* IMAGE_FOLDER: 1 or 3 (default 3) */
+	int image_resize;                /* IMAGE_FOLDER: an ImgResize (image_decode.h) */
+	const char *cache_dir;           /* IMAGE_FOLDER: where decoded pixels are kept (not a key: the
+	                                  * runner's job directory); NULL = decode in memory each load */
+	int load_threads;                /* IMAGE_FOLDER: decoding threads (not a key; <= 0 = 1) */
+	int coarse_labels;               /* CIFAR100: the 20 superclasses */
+	int stl_unlabeled;               /* STL10: unlabelled images appended to train (0 = none) */
 	int limit_train;                 /* >0: keep only the first N training samples (small runs) */
 	int limit_test;                  /* >0: keep only the first N test samples */
 } DatasetSpec;

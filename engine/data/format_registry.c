@@ -27,6 +27,10 @@ static const DatasetFormat *const formats[] = {
 	&data_format_text,
 	&data_format_text_records,
 	&data_format_captions,
+	&data_format_image_folder,
+	&data_format_cifar10,
+	&data_format_cifar100,
+	&data_format_stl10,
 };
 
 #define N_FORMATS ((int)(sizeof formats / sizeof formats[0]))

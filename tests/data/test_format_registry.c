@@ -22,6 +22,7 @@
 #include "../../workers/spec_schema.h"
 #include "../../workers/spec_table.h"
 #include "check.h"
+#include "img_fixtures.h"
 
 static char tmpdir[] = "/tmp/ssld_formats_XXXXXX";
 
@@ -82,6 +83,63 @@ static int write_text(const char *path, const char *text)
 	return fclose(f) == 0 && ok ? 0 : -1;
 }
 
+static unsigned fx_colour(int x, int y, int ch) { return (unsigned)(x * 20 + y * 7 + ch * 60) & 255; }
+
+/* n records of rec bytes, each led by its label bytes (label i % classes) and filled with i. */
+static int write_records(const char *path, int n, int label_bytes, int classes, size_t pixels)
+{
+	FILE *f = fopen(path, "wb");
+	if (!f)
+		return -1;
+	int ok = 1;
+	for (int i = 0; i < n && ok; i++) {
+		for (int k = 0; k < label_bytes; k++)
+			ok &= fputc(i % classes, f) != EOF;
+		for (size_t k = 0; k < pixels && ok; k++)
+			ok &= fputc((int)((i + k) & 255), f) != EOF;
+	}
+	return fclose(f) == 0 && ok ? 0 : -1;
+}
+
+/* STL-10: n images (column-major planes) and their labels 1..10. */
+static int write_stl(const char *xpath, const char *ypath, int n)
+{
+	int rc = write_records(xpath, n, 0, 1, 3 * 96 * 96);
+	FILE *f = fopen(ypath, "wb");
+	if (!f)
+		return -1;
+	for (int i = 0; i < n; i++)
+		rc |= fputc(1 + i % 10, f) == EOF;
+	return (fclose(f) == 0 ? 0 : -1) | rc;
+}
+
+static int make_image_fixtures(void)
+{
+	int rc = mkdir(tp("img"), 0700) | mkdir(tp("img/cat"), 0700) | mkdir(tp("img/dog"), 0700) |
+	         mkdir(tp("flat"), 0700);
+	char path[64];
+	for (int i = 0; i < 3; i++) {
+		snprintf(path, sizeof path, "img/cat/%d.png", i);
+		rc |= fx_png(tp(path), 12 + i, 10, PNG_COLOR_TYPE_RGB, 8, 0, fx_colour);
+		snprintf(path, sizeof path, "img/dog/%d.png", i);
+		rc |= fx_png(tp(path), 10, 12 + i, PNG_COLOR_TYPE_GRAY, 8, 0, fx_colour);
+		snprintf(path, sizeof path, "flat/%d.png", i);
+		rc |= fx_png(tp(path), 9, 9, PNG_COLOR_TYPE_RGB_ALPHA, 8, 0, fx_colour);
+	}
+	rc |= mkdir(tp("c10"), 0700) | mkdir(tp("c100"), 0700) | mkdir(tp("stl"), 0700);
+	for (int b = 1; b <= 5; b++) {
+		snprintf(path, sizeof path, "c10/data_batch_%d.bin", b);
+		rc |= write_records(tp(path), 2, 1, 10, 3072);
+	}
+	rc |= write_records(tp("c10/test_batch.bin"), 3, 1, 10, 3072);
+	rc |= write_records(tp("c100/train.bin"), 8, 2, 20, 3072);
+	rc |= write_records(tp("c100/test.bin"), 4, 2, 20, 3072);
+	rc |= write_stl(tp("stl/train_X.bin"), tp("stl/train_y.bin"), 4);
+	rc |= write_stl(tp("stl/test_X.bin"), tp("stl/test_y.bin"), 2);
+	rc |= write_records(tp("stl/unlabeled_X.bin"), 3, 0, 1, 3 * 96 * 96);
+	return rc;
+}
+
 static int make_fixtures(void)
 {
 	int rc = 0;
@@ -105,6 +163,7 @@ static int make_fixtures(void)
 	rc |= write_text(tp("cap.jsonl"), "{\"image\": 0, \"caption\": \"a boot\"}\n"
 	                                  "{\"image\": 1, \"caption\": \"a shirt\"}\n"
 	                                  "{\"image\": 2, \"caption\": \"a bag\"}\n");
+	rc |= make_image_fixtures();
 	return rc;
 }
 
@@ -124,6 +183,12 @@ static const Fixture fixtures[] = {
 	{ "text_records", "\"format\": \"text_records\", \"dir\": \"%s/rec\", \"record_bytes\": 16, "
 	                  "\"test_fraction\": 0.25", 6 },
 	{ "captions", "\"format\": \"captions\", \"file\": \"%s/cap.jsonl\", \"dir\": \"%s/fm\"", 3 },
+	/* 2 classes x 3 PNGs, one per class held out */
+	{ "image_folder", "\"format\": \"image_folder\", \"train\": \"%s/img\", \"image_size\": 8, "
+	                  "\"test_fraction\": 0.34", 4 },
+	{ "cifar10", "\"format\": \"cifar10\", \"dir\": \"%s/c10\"", 10 },
+	{ "cifar100", "\"format\": \"cifar100\", \"dir\": \"%s/c100\", \"coarse_labels\": true", 8 },
+	{ "stl10", "\"format\": \"stl10\", \"dir\": \"%s/stl\", \"unlabeled\": 2", 6 },
 };
 
 static const Fixture *fixture_of(const char *name)
@@ -461,6 +526,54 @@ static void check_conflicts(void)
 	jobspec_free(js);
 }
 
+static int parse_text(const char *text, JobSpec **js, SpecError *e)
+{
+	JobSpecOptions opts = { .check_files = 1 };
+	*js = NULL;
+	memset(e, 0, sizeof *e);
+	return jobspec_parse(text, strlen(text), &opts, js, e);
+}
+
+/* An image folder without class subfolders is unlabelled: pretraining takes it, an evaluation
+ * that needs labels is a 400 naming that evaluation; neither train nor manifest names train. */
+static void check_image_labels(void)
+{
+	char text[1024];
+	JobSpec *js;
+	SpecError e;
+	snprintf(text, sizeof text, "{\"method\": \"simclr\", \"dataset\": {\"format\": \"image_folder\", "
+	         "\"train\": \"%s/flat\", \"image_size\": 8, \"test_fraction\": 0}, \"evaluations\": []}", tmpdir);
+	int rc = parse_text(text, &js, &e);
+	CHECK(rc == 0, "unlabelled folder, pretraining only: %s: %s", e.field, e.message);
+	if (rc == 0) {
+		Dataset *ds = NULL;
+		char err[512] = "";
+		rc = dataset_load(&js->dataset, &ds, err, sizeof err);
+		CHECK(rc == 0 && ds->num_classes == 0 && ds->train.n == 3 && ds->train.y[0] == -1 && ds->c == 3,
+		      "unlabelled folder loads without labels: rc %d %s", rc, err);
+		dataset_free(ds);
+	}
+	jobspec_free(js);
+
+	snprintf(text, sizeof text, "{\"method\": \"simclr\", \"dataset\": {\"format\": \"image_folder\", "
+	         "\"train\": \"%s/flat\"}, \"evaluations\": [{\"protocol\": \"knn\"}]}", tmpdir);
+	rc = parse_text(text, &js, &e);
+	CHECK(rc < 0 && e.http_status == 400 && strstr(e.field, "evaluations") && strstr(e.message, "unlabelled"),
+	      "knn on an unlabelled folder: rc %d status %d field %s: %s", rc, e.http_status, e.field, e.message);
+	jobspec_free(js);
+
+	snprintf(text, sizeof text, "{\"method\": \"simclr\", \"dataset\": {\"format\": \"image_folder\", "
+	         "\"train\": \"%s/img\"}, \"evaluations\": [{\"protocol\": \"knn\"}]}", tmpdir);
+	rc = parse_text(text, &js, &e);
+	CHECK(rc == 0, "knn on a labelled folder: %s: %s", e.field, e.message);
+	jobspec_free(js);
+
+	rc = parse_text("{\"method\": \"simclr\", \"dataset\": {\"format\": \"image_folder\"}}", &js, &e);
+	CHECK(rc < 0 && strcmp(e.field, "dataset.train") == 0 && strcmp(e.code, "missing_field") == 0,
+	      "no train, no manifest: rc %d field %s code %s: %s", rc, e.field, e.code, e.message);
+	jobspec_free(js);
+}
+
 static void cleanup(void)
 {
 	char cmd[600];
@@ -481,6 +594,7 @@ int main(void)
 	check_catalogue();
 	check_loading();
 	check_conflicts();
+	check_image_labels();
 	cleanup();
 	return check_exit("format_registry");
 }

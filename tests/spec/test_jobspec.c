@@ -326,13 +326,13 @@ static void test_bad_specs(void)
 	BAD("{\"method\": \"none\", \"dataset\": {\"format\": \"text_records\", \"dir\": \"/nonexistent\", \"records\": \"csv\"}, "
 	    "\"evaluations\": [{\"protocol\": \"knn\"}]}", "dataset.records", "must be one of \"percent\" or \"tsv\"");
 	BAD("{\"method\": \"simclr\", \"dataset\": {\"format\": \"parquet\"}}", "dataset.format",
-	    "must be one of \"idx\", \"csv\", \"text\", \"text_records\" or \"captions\"");
+	    "must be one of \"idx\", \"csv\", \"text\", \"text_records\", \"captions\", \"image_folder\"");
 	BAD("{\"method\": \"simclr\", \"dataset\": {\"name\": \"fashion-mnist\", \"limit_train\": -5}}",
 	    "dataset.limit_train", "must be >= 0, got -5");
 	BAD("{\"method\": \"simclr\", \"dataset\": {\"name\": \"fashion-mnist\", \"train\": \"x.csv\"}}",
 	    "dataset.train", "only valid for format \"csv\"");
 	BAD("{\"method\": \"simclr\", \"dataset\": {\"format\": \"idx\", \"train\": \"x.csv\"}}",
-	    "dataset.train", "only valid for format \"csv\" (this format is \"idx\")");
+	    "dataset.train", "only valid for format \"csv\" or \"image_folder\" (this format is \"idx\")");
 
 	/* init_from */
 	BAD("{\"method\": \"simclr\", \"init_from\": 0}", "init_from", "must be >= 1, got 0");
@@ -851,7 +851,7 @@ static void test_paths(void)
 	    "dataset.files[1]", "must be a path string, got 3");
 	BAD(fmt("{\"method\": \"none\", \"dataset\": {\"format\": \"text\", \"files\": [\"%s\"], \"dir\": \"x\"}, "
 	        "\"evaluations\": [{\"protocol\": \"knn\"}]}", tpath("root/texts/a_jokes")),
-	    "dataset.dir", "only valid for format \"named\", \"captions\" or \"text_records\"");
+	    "dataset.dir", "only valid for format \"named\", \"captions\", \"text_records\", \"cifar10\"");
 	BAD(fmt("{\"method\": \"none\", \"dataset\": {\"format\": \"csv\", \"train\": \"%s\", \"test\": \"%s\", "
 	        "\"test_fraction\": 0.2}, \"evaluations\": [{\"protocol\": \"knn\"}]}", tpath("root/train.csv"),
 	        tpath("root/train.csv")),

@@ -1,0 +1,86 @@
+/* image_folder_format.c - the "image_folder" dataset format's descriptor: its keys, the rule
+ * between them, whether a given folder is labelled, and the bridge from DatasetSpec to the reader
+ * (image_dataset.h), which lives apart because it knows nothing of job specs.
+ */
+#include "data_internal.h"
+#include "image_dataset.h"
+#include "image_folder.h"
+
+static void image_folder_estimate(const DatasetSpec *s, int context, DatasetShape *out)
+{
+	(void)context;
+	*out = (DatasetShape){ .train_samples = -1, .c = s->image_channels, .h = s->image_size,
+	                       .w = s->image_size, .known = 1 };
+}
+
+/* A manifest decides its labels row by row; it is taken as labelled here and a manifest without
+ * labels fails at load. A folder is labelled when it has class subfolders. */
+static int image_folder_has_labels(const DatasetSpec *s)
+{
+	if (s->img_manifest)
+		return 1;
+	return s->img_train && img_folder_has_classes(s->img_train) == 1;
+}
+
+static int image_folder_validate(const DatasetSpec *s, const int *given,
+                                 void (*bad)(void *user, const char *key, const char *code, const char *msg),
+                                 void *user)
+{
+	(void)given;
+	if (!s->img_train && !s->img_manifest) {
+		bad(user, "train", "missing_field", "give \"train\" (a folder of images) or \"manifest\"");
+		return 1;
+	}
+	return 0;
+}
+
+static int image_folder_load_spec(const DatasetSpec *s, Dataset *ds, char *err, size_t errlen)
+{
+	ImageFolderSpec f = {
+		.train = s->img_train, .test = s->img_test, .unlabeled = s->img_unlabeled,
+		.manifest = s->img_manifest, .image_size = s->image_size, .channels = s->image_channels,
+		.resize = (ImgResize)s->image_resize, .test_fraction = s->test_fraction, .seed = 1,
+		.cache_dir = s->cache_dir, .threads = s->load_threads > 0 ? s->load_threads : 1,
+	};
+	int rc = image_folder_load(&f, ds, NULL, err, errlen);
+	ds->kind = DATASET_IMAGE_FOLDER;
+	return rc;
+}
+
+static const ParamDef image_folder_keys[] = {
+	{ "train", PARAM_DIR, .def_text = "none: the manifest's rows",
+	  .help = "folder of JPEG/PNG images: class subfolders (labelled) or none (unlabelled)",
+	  PARAM_AT(DatasetSpec, img_train) },
+	{ "test", PARAM_DIR, .def_text = "none: a stratified test_fraction of train",
+	  .help = "test folder with the same class subfolders", PARAM_AT(DatasetSpec, img_test) },
+	{ "unlabeled", PARAM_DIR, .def_text = "none",
+	  .help = "folder whose images (at any depth) join train without labels",
+	  PARAM_AT(DatasetSpec, img_unlabeled) },
+	{ "manifest", PARAM_PATH, .def_text = "none", .conflicts = "train",
+	  .help = "CSV or JSON lines: path, label, optional split (paths relative to it)",
+	  PARAM_AT(DatasetSpec, img_manifest) },
+	{ "image_size", PARAM_INTEGER, .def = 64, .min = 8, .max = 1024,
+	  .help = "side of the square images in pixels", PARAM_AT(DatasetSpec, image_size) },
+	{ "channels", PARAM_INTEGER, .def = 3, .min = 1, .max = 3, .choices = "1|3",
+	  .help = "1 (grayscale) or 3 (RGB); images are converted", PARAM_AT(DatasetSpec, image_channels) },
+	{ "resize", PARAM_ENUM, .def_str = "shorter_side", .choices = "shorter_side|stretch|center_crop",
+	  .help = "shorter side to image_size then the centre; both axes; or the centre at full scale",
+	  PARAM_AT(DatasetSpec, image_resize) },
+	{ "test_fraction", PARAM_NUMBER, .def = 0.1, .min = 0, .max = 0.5,
+	  .conflicts = "test", .help = "share of each class held out as test when there is no test folder",
+	  PARAM_AT(DatasetSpec, test_fraction) },
+};
+
+const DatasetFormat data_format_image_folder = {
+	.name = "image_folder",
+	.summary = "a folder of JPEG/PNG images, labelled by class subfolders or a manifest, or unlabelled",
+	.kind = DATASET_IMAGE_FOLDER,
+	.modality = DATA_IMAGES,
+	.labelled = 1,
+	.has_labels = image_folder_has_labels,
+	.keys = image_folder_keys,
+	.n_keys = (int)(sizeof image_folder_keys / sizeof image_folder_keys[0]),
+	.validate = image_folder_validate,
+	.load = image_folder_load_spec,
+	.estimate = image_folder_estimate,
+};
