@@ -10,7 +10,8 @@
  * 90-degree turns, whole-pixel shifts) reproduce input pixels exactly.
  * The photometric transforms then work in place on the output. Randomness is drawn only for
  * transforms with p > 0, in the fixed order of AugConfig, so a seed reproduces a view exactly.
- * Deliberately no colour (hue/saturation) ops: inputs are grayscale or treated per channel alike.
+ * Colour ops (saturation, hue, random grayscale) act only on 3-channel images and draw no random
+ * numbers on 1-channel ones, so grayscale runs reproduce exactly with or without them.
  */
 #include "augment.h"
 
