@@ -174,6 +174,15 @@ static void append_ints(char *buf, size_t len, size_t *o, const char *key, const
 	append(buf, len, o, "],");
 }
 
+/* 1 when the descriptor has a key of that name. */
+static int has_key(const EncoderDesc *d, const char *name)
+{
+	for (int k = 0; k < d->n_keys; k++)
+		if (strcmp(d->keys[k].name, name) == 0)
+			return 1;
+	return 0;
+}
+
 int encoder_config_to_json(const EncoderConfig *c, char *buf, size_t len)
 {
 	size_t o = 0;
@@ -187,6 +196,10 @@ int encoder_config_to_json(const EncoderConfig *c, char *buf, size_t len)
 		            c->n_strides > MODEL_MAX_LAYERS ? MODEL_MAX_LAYERS : c->n_strides);
 	if (c->pool_grid > 1) /* likewise */
 		append(buf, len, &o, "\"pool_grid\":%d,", c->pool_grid);
+	const EncoderDesc *d = encoder_desc(c->kind);
+	if (d && has_key(d, "stem")) /* only for the encoders that take them (the resnets) */
+		append(buf, len, &o, "\"stem\":\"%s\",\"width\":%.7g,", c->stem ? "imagenet" : "cifar",
+		       (double)c->width);
 	append(buf, len, &o,
 	       "\"batchnorm\":%s,\"out_dim\":%d,\"dim\":%d,\"depth\":%d,\"heads\":%d,\"mlp_ratio\":%d,"
 	       "\"patch\":%d,\"context\":%d,\"vocab\":%d,\"causal\":%s,\"pool\":\"%s\",\"dropout\":%.9g}",

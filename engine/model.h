@@ -1,4 +1,5 @@
-/* model.h - configurable encoders (a registry: MLP, small CNN, ViT-tiny, Transformer) and MLP heads.
+/* model.h - configurable encoders (a registry: MLP, small CNN, ViT-tiny, Transformer,
+ * ResNet-18/34/50) and MLP heads.
  *
  * An Encoder maps a batch of samples to feature vectors (B, out_dim) - the representation SSL
  * methods learn and downstream protocols reuse. Its parameters live in a ParamSet under a dotted
@@ -26,7 +27,9 @@
 #include "tensor.h"
 
 /* The index of an encoder in engine/encoders/registry.c. */
-typedef enum EncoderKind { ENC_MLP, ENC_CNN, ENC_VIT, ENC_TRANSFORMER } EncoderKind;
+typedef enum EncoderKind {
+	ENC_MLP, ENC_CNN, ENC_VIT, ENC_TRANSFORMER, ENC_RESNET18, ENC_RESNET34, ENC_RESNET50
+} EncoderKind;
 
 
 #define MODEL_MAX_LAYERS 8
@@ -59,6 +62,10 @@ typedef struct EncoderConfig {
 	 * pooling, as torch's AdaptiveAvgPool2d) and flattened (C, gy, gx): channels[last] *
 	 * pool_grid^2 features. 0 or 1 = global average pooling. */
 	int pool_grid;
+	/* ResNet (engine/resnet.h): stem 0 = cifar (3x3, no max-pool), 1 = imagenet (7x7 stride 2 +
+	 * max-pool); width = channel multiplier, (0, 8]. */
+	int stem;
+	float width;
 } EncoderConfig;
 
 typedef struct Encoder Encoder;

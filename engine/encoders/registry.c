@@ -28,6 +28,9 @@ extern const EncoderDesc encoder_desc_mlp;
 extern const EncoderDesc encoder_desc_cnn;
 extern const EncoderDesc encoder_desc_vit;
 extern const EncoderDesc encoder_desc_transformer;
+extern const EncoderDesc encoder_desc_resnet18;
+extern const EncoderDesc encoder_desc_resnet34;
+extern const EncoderDesc encoder_desc_resnet50;
 
 /* Indexed by EncoderKind. */
 static const EncoderDesc *const registry[] = {
@@ -35,6 +38,9 @@ static const EncoderDesc *const registry[] = {
 	[ENC_CNN] = &encoder_desc_cnn,
 	[ENC_VIT] = &encoder_desc_vit,
 	[ENC_TRANSFORMER] = &encoder_desc_transformer,
+	[ENC_RESNET18] = &encoder_desc_resnet18,
+	[ENC_RESNET34] = &encoder_desc_resnet34,
+	[ENC_RESNET50] = &encoder_desc_resnet50,
 };
 
 const ParamDef encoder_common_keys[] = {

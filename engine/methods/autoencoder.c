@@ -365,7 +365,7 @@ const PretextMethod method_autoencoder = {
 	.summary = "autoencoder: encoder -> latent_dim bottleneck -> decoder (MLP or transposed "
 	           "convolutions, following the encoder), trained to reproduce its input",
 	.default_encoder = ENC_MLP,
-	.encoders = ENC_BIT(ENC_MLP) | ENC_BIT(ENC_CNN) | ENC_BIT(ENC_VIT),
+	.encoders = ENC_BIT(ENC_MLP) | ENC_BIT(ENC_CNN) | ENC_BIT(ENC_VIT) | ENC_RESNETS,
 	.datasets = DATA_IMAGES,
 	.views = 1,
 	.default_augment = "none",
@@ -387,7 +387,7 @@ const PretextMethod method_denoising_autoencoder = {
 	.summary = "denoising autoencoder: the autoencoder fed a corrupted input (gaussian, masking "
 	           "or salt-and-pepper noise) and trained to output the clean image",
 	.default_encoder = ENC_MLP,
-	.encoders = ENC_BIT(ENC_MLP) | ENC_BIT(ENC_CNN) | ENC_BIT(ENC_VIT),
+	.encoders = ENC_BIT(ENC_MLP) | ENC_BIT(ENC_CNN) | ENC_BIT(ENC_VIT) | ENC_RESNETS,
 	.datasets = DATA_IMAGES,
 	.views = 1,
 	.default_augment = "none",

@@ -163,7 +163,7 @@ const PretextMethod method_barlow_twins = {
 	.summary = "Barlow Twins: the cross-correlation of the two views' batch-standardised "
 	           "embeddings is driven to the identity (redundancy reduction)",
 	.default_encoder = ENC_CNN,
-	.encoders = ENC_BIT(ENC_CNN) | ENC_BIT(ENC_MLP) | ENC_BIT(ENC_VIT),
+	.encoders = ENC_BIT(ENC_CNN) | ENC_BIT(ENC_MLP) | ENC_BIT(ENC_VIT) | ENC_RESNETS,
 	.datasets = DATA_IMAGES,
 	.views = 2,
 	.default_augment = "simclr",

@@ -186,7 +186,7 @@ const PretextMethod method_byol = {
 	.summary = "BYOL: an online network with projector and predictor regresses the projection "
 	           "of the other view by a target network that is an EMA of the online one",
 	.default_encoder = ENC_CNN,
-	.encoders = ENC_BIT(ENC_CNN) | ENC_BIT(ENC_MLP) | ENC_BIT(ENC_VIT),
+	.encoders = ENC_BIT(ENC_CNN) | ENC_BIT(ENC_MLP) | ENC_BIT(ENC_VIT) | ENC_RESNETS,
 	.datasets = DATA_IMAGES,
 	.views = 2,
 	.default_augment = "simclr",

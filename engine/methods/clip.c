@@ -403,7 +403,7 @@ const PretextMethod method_clip = {
 	           "a symmetric InfoNCE with a learnable temperature; zero-shot classification of "
 	           "the test images from held-out prompt templates",
 	.default_encoder = ENC_CNN,
-	.encoders = ENC_BIT(ENC_CNN) | ENC_BIT(ENC_MLP) | ENC_BIT(ENC_VIT),
+	.encoders = ENC_BIT(ENC_CNN) | ENC_BIT(ENC_MLP) | ENC_BIT(ENC_VIT) | ENC_RESNETS,
 	.datasets = DATA_CAPTIONS,
 	.views = 1,
 	.default_augment = "light",

@@ -49,6 +49,8 @@
 
 /* Encoder kinds as a bit mask (1u << EncoderKind). */
 #define ENC_BIT(k) (1u << (unsigned)(k))
+/* The ResNet encoders (any depth). */
+#define ENC_RESNETS (ENC_BIT(ENC_RESNET18) | ENC_BIT(ENC_RESNET34) | ENC_BIT(ENC_RESNET50))
 
 /* Where a method reports a metric besides the loss ("loss_recon", "pos_sim", ...). */
 typedef struct MetricSink {

@@ -279,7 +279,7 @@ const PretextMethod method_moco = {
 	.summary = "MoCo v2: a query encoder and a momentum (EMA) key encoder; InfoNCE of each "
 	           "query against its key and a queue of past keys as negatives",
 	.default_encoder = ENC_CNN,
-	.encoders = ENC_BIT(ENC_CNN) | ENC_BIT(ENC_MLP) | ENC_BIT(ENC_VIT),
+	.encoders = ENC_BIT(ENC_CNN) | ENC_BIT(ENC_MLP) | ENC_BIT(ENC_VIT) | ENC_RESNETS,
 	.datasets = DATA_IMAGES,
 	.views = 2,
 	.default_augment = "simclr",

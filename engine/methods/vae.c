@@ -371,7 +371,7 @@ const PretextMethod method_vae = {
 	           "decoder; loss = Bernoulli reconstruction + beta * KL; reports the negative "
 	           "ELBO in nats per image and samples new images",
 	.default_encoder = ENC_MLP,
-	.encoders = ENC_BIT(ENC_MLP) | ENC_BIT(ENC_CNN) | ENC_BIT(ENC_VIT),
+	.encoders = ENC_BIT(ENC_MLP) | ENC_BIT(ENC_CNN) | ENC_BIT(ENC_VIT) | ENC_RESNETS,
 	.datasets = DATA_IMAGES,
 	.views = 1,
 	.default_augment = "none",

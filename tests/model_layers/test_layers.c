@@ -583,6 +583,14 @@ static void test_validation(void)
 	      strstr(js, "\"batchnorm\":true") && strstr(js, "\"out_dim\":0") &&
 	      strstr(js, "\"pool\":\"mean\""), "config json: %s", js);
 	CHECK(encoder_config_to_json(&c, js, 20) == -28 /* ENOSPC */, "small buffer -> -ENOSPC");
+	CHECK(encoder_config_to_json(&c, js, sizeof js) > 0 && !strstr(js, "\"stem\"") &&
+	      !strstr(js, "\"width\""), "a cnn config names no resnet keys: %s", js);
+	encoder_config_default(&c, ENC_RESNET34);
+	c.stem = 1;
+	c.width = 0.3f;
+	n = encoder_config_to_json(&c, js, sizeof js);
+	CHECK(n > 0 && strstr(js, "\"kind\":\"resnet34\"") &&
+	      strstr(js, "\"stem\":\"imagenet\",\"width\":0.3,"), "resnet config json: %s", js);
 	EncoderKind k;
 	CHECK(encoder_kind_parse("vit", &k) == 0 && k == ENC_VIT, "kind parse");
 	CHECK(encoder_kind_parse("resnet", &k) < 0, "unknown kind name");

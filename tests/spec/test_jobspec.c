@@ -239,7 +239,17 @@ static void test_bad_specs(void)
 	BAD("{\"method\": \"simclr\", \"model\": {\"encoder\": \"transformer\"}}", "model.encoder",
 	    "does not fit a fashion-mnist dataset");
 	BAD("{\"method\": \"simclr\", \"model\": {\"encoder\": \"resnet\"}}", "model.encoder",
-	    "must be one of \"mlp\", \"cnn\", \"vit\" or \"transformer\", got \"resnet\"");
+	    "\"resnet34\" or \"resnet50\", got \"resnet\"; did you mean \"resnet18\"?");
+	BAD("{\"method\": \"simclr\", \"model\": {\"encoder\": \"resnet18\", \"width\": 0}}",
+	    "model.width", "must be > 0, got 0");
+	BAD("{\"method\": \"simclr\", \"model\": {\"encoder\": \"resnet50\", \"width\": 9}}",
+	    "model.width", "must be <= 8, got 9");
+	BAD("{\"method\": \"simclr\", \"model\": {\"encoder\": \"resnet34\", \"stem\": \"tiny\"}}",
+	    "model.stem", "\"cifar\" or \"imagenet\"");
+	BAD("{\"method\": \"simclr\", \"model\": {\"encoder\": \"resnet18\", \"channels\": [8]}}",
+	    "model.channels", "resnet18");
+	BAD("{\"method\": \"mae\", \"model\": {\"encoder\": \"resnet18\"}}", "model.encoder",
+	    "resnet18");
 	BAD("{\"method\": \"simclr\", \"model\": {\"channels\": []}}", "model.channels", "must not be empty");
 	BAD("{\"method\": \"simclr\", \"model\": {\"channels\": [1,2,3,4,5,6,7,8,9]}}", "model.channels",
 	    "must have at most 8 entries, got 9");
@@ -643,6 +653,21 @@ static void test_defaults(void)
 		CHECK(js->evals[0].n_fractions == 3 && js->evals[0].fractions[0] == 0.01 &&
 		      js->evals[0].fractions[2] == 1.0 && js->evals[0].lr == 0.1f &&
 		      js->evals[0].weight_decay == 1e-4f, "eval");
+		jobspec_free(js);
+	}
+
+	/* a resnet: its keys stored, cifar stem and width 1 by default */
+	js = PARSE_OK("{\"method\": \"byol\", \"model\": {\"encoder\": \"resnet50\", \"stem\": "
+	              "\"imagenet\", \"width\": 0.5}}", NULL);
+	if (js) {
+		CHECK(js->encoder.kind == ENC_RESNET50 && js->encoder.stem == 1 &&
+		      js->encoder.width == 0.5f, "resnet50 keys");
+		jobspec_free(js);
+	}
+	js = PARSE_OK("{\"method\": \"simclr\", \"model\": {\"encoder\": \"resnet18\"}}", NULL);
+	if (js) {
+		CHECK(js->encoder.kind == ENC_RESNET18 && js->encoder.stem == 0 &&
+		      js->encoder.width == 1.0f, "resnet18 defaults");
 		jobspec_free(js);
 	}
 
