@@ -303,8 +303,14 @@ static void on_progress(void *u, int done, int total) { (void)u; (void)total; pr
 static void flip_byte(const char *path, long off)
 {
 	int fd = open(path, O_RDWR);
-	uint8_t b;
-	CHECK(fd >= 0 && pread(fd, &b, 1, off) == 1, "open %s", path);
+	uint8_t b = 0;
+	int got = fd >= 0 && pread(fd, &b, 1, off) == 1;
+	CHECK(got, "open %s", path);
+	if (!got) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
 	b ^= 0xff;
 	CHECK(pwrite(fd, &b, 1, off) == 1, "write");
 	close(fd);

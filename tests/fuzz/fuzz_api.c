@@ -17,6 +17,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -41,6 +42,28 @@ static int port;
 static const char *roots[1];
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
+/* connect() that survives libFuzzer's SIGALRM (its -timeout watchdog): an interrupted connect
+ * goes on in the background, so wait until the socket is writable and read its outcome. */
+static int connect_retry(int fd, const struct sockaddr_in *sa)
+{
+	if (connect(fd, (const struct sockaddr *)sa, sizeof *sa) == 0)
+		return 0;
+	if (errno != EINTR)
+		return -1;
+	struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+	int r;
+	while ((r = poll(&pfd, 1, 20000)) < 0 && errno == EINTR)
+		;
+	if (r <= 0)
+		return -1;
+	int soerr = 0;
+	socklen_t len = sizeof soerr;
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
+		return -1;
+	errno = soerr;
+	return soerr == 0 ? 0 : -1;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void die(const char *what, const char *err)
@@ -194,7 +217,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	struct timeval tv = { .tv_sec = 20 };
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+	if (fd < 0 || connect_retry(fd, &sa) < 0) {
 		perror("fuzz_api: connect");
 		abort();
 	}
