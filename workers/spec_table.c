@@ -237,7 +237,7 @@ const char spec_aug_presets[] = "none|simclr|light";
 /* The whole table: the static rows with the dataset formats' rows between them, built once      */
 
 #define MAX_KEYS 512
-#define TEXT_POOL 4096
+#define TEXT_POOL 16384
 
 static SpecKey keys[MAX_KEYS];
 static int n_keys;
@@ -293,15 +293,6 @@ static SpecType spec_type_of(const ParamDef *d)
 	return SPEC_CUSTOM;
 }
 
-/* Text that lives as long as the process (the table is built once). */
-static char *keep_text(const char *a, const char *b, const char *c)
-{
-	size_t n = strlen(a) + strlen(b) + strlen(c) + 1;
-	char *t = malloc(n);
-	if (t)
-		snprintf(t, n, "%s%s%s", a, b, c);
-	return t;
-}
 
 /* One encoder key as a model.<key> row for variant (NULL: every encoder). Rows of several
  * encoders that agree in everything but the variant become one row ("vit|transformer"). */
@@ -319,15 +310,13 @@ static void add_encoder_key(const ParamDef *d, const char *variant)
 		    k->max == r.max && k->flags == r.flags && k->min_n == r.min_n && k->max_n == r.max_n &&
 		    !strcmp(k->choices ? k->choices : "", r.choices ? r.choices : "") &&
 		    !strcmp(k->help, r.help)) {
-			char *v = keep_text(k->variant, "|", variant);
-			if (v)
-				k->variant = v;
+			k->variant = pool_text(k->variant, pool_text("|", variant));
 			return;
 		}
 	}
-	r.path = keep_text("model.", d->name, "");
+	r.path = pool_text("model.", d->name);
 	r.variant = variant;
-	if (r.path)
+	if (r.path[0])
 		add_row(&r);
 }
 

@@ -325,6 +325,18 @@ try {
     check(!failures.length, `${failures.length} of ${combos.length} combinations:\n  ` + failures.join('\n  '));
   });
 
+  // Formats the submitting sweep has no files for (image folders, CIFAR/STL binaries; their
+  // loading is tests/data/test_format_registry.c's): their keys must still be fields of the form.
+  await steps.run('every dataset format offers its keys', async () => {
+    const formats = (cat.formats || []).filter((f) => !f.named && !(f.name in FORMAT_ENCODER)).map((f) => f.name);
+    for (const fmt of formats) {
+      await openForm(page, 'format-' + fmt);
+      await page.evaluate(() => document.querySelector('#panel-form input[name="method"][value="none"]').click());
+      check(await choose(page, 'dataset.format', fmt), `the form offers dataset.format ${fmt}`);
+      for (const f of await visibleFields(page)) note(keyOf(f.name), '*');
+    }
+  });
+
   // (b) every key of the catalogue is a field of the form for some variant
   await steps.run('every key of the catalogue is reachable in the form', async () => {
     check(seen.size > 0, 'the sweep saw fields');
