@@ -441,43 +441,6 @@ static int check_doc_keys(Parser *p, const cJSON *obj, const char *level, const 
 /* ---------------------------------------------------------------------------------------------- */
 /* Typed values                                                                                   */
 
-static int range_ok(const ParamDef *d, double x, char *why, size_t n)
-{
-	char lo[32], hi[32];
-	snprintf(lo, sizeof lo, "%.15g", d->min);
-	snprintf(hi, sizeof hi, "%.15g", d->max);
-	if (!(d->flags & PARAM_NO_MIN)) {
-		if ((d->flags & PARAM_MIN_EXCLUSIVE) ? !(x > d->min) : !(x >= d->min)) {
-			snprintf(why, n, "must be %s %s", (d->flags & PARAM_MIN_EXCLUSIVE) ? ">" : ">=", lo);
-			return 0;
-		}
-	}
-	if (!(d->flags & PARAM_NO_MAX)) {
-		if ((d->flags & PARAM_MAX_EXCLUSIVE) ? !(x < d->max) : !(x <= d->max)) {
-			snprintf(why, n, "must be %s %s", (d->flags & PARAM_MAX_EXCLUSIVE) ? "<" : "<=", hi);
-			return 0;
-		}
-	}
-	return 1;
-}
-
-/* Index of word in "a|b|c", or -1. */
-static int choice_index(const char *choices, const char *word)
-{
-	int i = 0;
-	size_t wl = strlen(word);
-	for (const char *s = choices; *s; i++) {
-		const char *bar = strchr(s, '|');
-		size_t l = bar ? (size_t)(bar - s) : strlen(s);
-		if (l == wl && strncmp(s, word, l) == 0)
-			return i;
-		if (!bar)
-			break;
-		s = bar + 1;
-	}
-	return -1;
-}
-
 /* Check v against d. Numbers, integers and booleans (0/1) land in *num, strings in *str
  * (borrowed from the JSON tree), enums as their choice index in *num and the text in *str. */
 static int check_value(Parser *p, const char *field, const ParamDef *d, const cJSON *v, double *num,
@@ -512,7 +475,7 @@ static int check_value(Parser *p, const char *field, const ParamDef *d, const cJ
 		list_or(list, sizeof list, d->choices);
 		if (!cJSON_IsString(v))
 			return fail(p, 400, "invalid_field", field, "must be one of %s, got %s", list, got);
-		int idx = choice_index(d->choices, v->valuestring);
+		int idx = param_choice_index(d->choices, v->valuestring);
 		if (idx < 0) {
 			const char *cands[32];
 			int nc = 0;
@@ -550,7 +513,7 @@ static int check_value(Parser *p, const char *field, const ParamDef *d, const cJ
 			            "must be at most %.3g in magnitude, got %s", (double)FLT_MAX, got);
 		if (integer && x != floor(x))
 			return fail(p, 400, "invalid_field", field, "must be an integer, got %s", got);
-		if (!range_ok(d, x, why, sizeof why))
+		if (!param_in_range(d, x, why, sizeof why))
 			return fail(p, 400, "invalid_field", field, "%s, got %s", why, got);
 		*num = x;
 		return 0;

@@ -170,7 +170,7 @@ static int build_model(Run *r)
 	rng_seed(&init_rng, r->js->seed * 2654435761u + 17);
 	const PretextMethod *m = method_find(r->js->method);
 	if (!m)
-		return fail(r, "method: \"%s\" is not implemented in this build", r->js->method);
+		return fail(r, "method: \"%s\" is not in the method registry", r->js->method);
 	if (!m->create) {   /* "none": no pretraining, a bare encoder for the evaluations */
 		return encoder_new(&r->js->encoder, r->ps, "encoder", c, h, w, &init_rng, &r->plain_encoder,
 		                   r->err, r->errlen);

@@ -505,18 +505,7 @@ int spec_in_list(const char *list, const char *word)
 
 int spec_choice_index(const char *choices, const char *word)
 {
-	int i = 0;
-	size_t wl = strlen(word);
-	for (const char *s = choices; s && *s; i++) {
-		const char *bar = strchr(s, '|');
-		size_t l = bar ? (size_t)(bar - s) : strlen(s);
-		if (l == wl && strncmp(s, word, l) == 0)
-			return i;
-		if (!bar)
-			break;
-		s = bar + 1;
-	}
-	return -1;
+	return param_choice_index(choices, word);
 }
 
 const char *spec_choice_at(const char *choices, int idx, char *buf, size_t n)
