@@ -105,6 +105,17 @@ int test_write_file(const char *path, const void *data, size_t n)
 	return ok ? 0 : -1;
 }
 
+long test_read_floats(const char *path, float *out, size_t max)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return -1;
+	size_t n = fread(out, sizeof(float), max, f);
+	int extra = fgetc(f) != EOF;
+	fclose(f);
+	return extra ? -2 : (long)n;
+}
+
 int test_aborts(void (*fn)(void *arg), void *arg, char *out, size_t cap)
 {
 	int fds[2];

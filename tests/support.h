@@ -25,6 +25,9 @@ unsigned char *test_read_file(const char *path, size_t *len);
 
 /* Writes n bytes to path (created or truncated): 0, or -1 after printing why. */
 int test_write_file(const char *path, const void *data, size_t n);
+/* Up to max float32 values of a raw file into out: the count, -1 when it cannot be read, -2 when
+ * it holds more than max. */
+long test_read_floats(const char *path, float *out, size_t max);
 
 /* Runs fn(arg) in a child process with its stderr captured into out (NUL-terminated, at most
  * cap - 1 bytes): 1 when the child died of SIGABRT, 0 when it did not, -1 when it could not run. */

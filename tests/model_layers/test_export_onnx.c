@@ -24,26 +24,6 @@
 
 enum { B = 3 };
 
-static int write_file(const char *path, const void *p, size_t n)
-{
-	FILE *f = fopen(path, "wb");
-	if (!f)
-		return -1;
-	size_t w = fwrite(p, 1, n, f);
-	return (fclose(f) == 0 && w == n) ? 0 : -1;
-}
-
-static long read_floats(const char *path, float *out, size_t max)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return -1;
-	size_t n = fread(out, sizeof(float), max, f);
-	int extra = fgetc(f) != EOF;
-	fclose(f);
-	return extra ? -2 : (long)n;
-}
-
 static int ends_with(const char *s, const char *suffix)
 {
 	size_t a = strlen(s), b = strlen(suffix);
@@ -150,8 +130,8 @@ static int run_case(const Case *k, const char *ssld, const char *python, const c
 	if (k->config_beside == 2)   /* `ssld run`'s config.json: the config, then the sample shape */
 		snprintf(js + strlen(js) - 1, sizeof js - strlen(js) + 1, ",\"in_shape\":[%d,%d,%d]}",
 		         k->in_c, k->in_h, k->in_w);
-	if ((k->config_beside && write_file(path_cfg, js, strlen(js)) < 0) ||
-	    write_file(path_x, x->data, x->size * sizeof(float)) < 0) {
+	if ((k->config_beside && test_write_file(path_cfg, js, strlen(js)) < 0) ||
+	    test_write_file(path_x, x->data, x->size * sizeof(float)) < 0) {
 		fprintf(stderr, "FAIL %s: cannot write the inputs under %s\n", k->label, dir);
 		goto out;
 	}
@@ -186,7 +166,7 @@ static int run_case(const Case *k, const char *ssld, const char *python, const c
 	if (!ty || !y)
 		goto out;
 	memcpy(y, out->data, ny * sizeof *y);
-	long got = read_floats(path_y, ty, ny);
+	long got = test_read_floats(path_y, ty, ny);
 	if (got != (long)ny) {
 		fprintf(stderr, "FAIL %s: onnxruntime wrote %ld floats, expected %zu\n", k->label, got, ny);
 		goto out;

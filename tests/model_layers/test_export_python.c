@@ -17,26 +17,6 @@
 #include "check.h"
 #include "support.h"
 
-static int write_file(const char *path, const void *p, size_t n)
-{
-	FILE *f = fopen(path, "wb");
-	if (!f)
-		return -1;
-	size_t w = fwrite(p, 1, n, f);
-	return (fclose(f) == 0 && w == n) ? 0 : -1;
-}
-
-static long read_floats(const char *path, float *out, size_t max)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return -1;
-	size_t n = fread(out, sizeof(float), max, f);
-	int extra = fgetc(f) != EOF;
-	fclose(f);
-	return extra ? -2 : (long)n;
-}
-
 /* Make the BatchNorm statistics and affine parameters non-trivial, so eval mode is tested. */
 static void perturb_norms(ParamSet *ps, Rng *r)
 {
@@ -118,8 +98,8 @@ static int run_case(const Case *k, const char *python, const char *script, const
 		fprintf(stderr, "FAIL %s: checkpoint_export_prefix: %s\n", k->label, err);
 		goto out;
 	}
-	if (write_file(path_cfg, js, strlen(js)) < 0 ||
-	    write_file(path_x, x->data, x->size * sizeof(float)) < 0) {
+	if (test_write_file(path_cfg, js, strlen(js)) < 0 ||
+	    test_write_file(path_x, x->data, x->size * sizeof(float)) < 0) {
 		fprintf(stderr, "FAIL %s: cannot write the inputs under %s\n", k->label, dir);
 		goto out;
 	}
@@ -139,7 +119,7 @@ static int run_case(const Case *k, const char *python, const char *script, const
 	if (!ty || !y)
 		goto out;
 	memcpy(y, out->data, ny * sizeof *y);
-	long got = read_floats(path_y, ty, ny);
+	long got = test_read_floats(path_y, ty, ny);
 	if (got != (long)ny) {
 		fprintf(stderr, "FAIL %s: python wrote %ld floats, expected %zu\n", k->label, got, ny);
 		goto out;

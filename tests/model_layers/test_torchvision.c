@@ -31,30 +31,11 @@
 #include "params.h"
 #include "resnet.h"
 #include "check.h"
+#include "support.h"
 
 static const char *python, *script;
 static char dir[] = "/tmp/ssld_tv_XXXXXX";
 
-
-static int write_file(const char *path, const void *p, size_t n)
-{
-	FILE *f = fopen(path, "wb");
-	if (!f)
-		return -1;
-	size_t w = fwrite(p, 1, n, f);
-	return (fclose(f) == 0 && w == n) ? 0 : -1;
-}
-
-static long read_floats(const char *path, float *out, size_t max)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return -1;
-	size_t n = fread(out, sizeof(float), max, f);
-	int extra = fgetc(f) != EOF;
-	fclose(f);
-	return extra ? -2 : (long)n;
-}
 
 static char *path_in(const char *name)
 {
@@ -188,8 +169,8 @@ static int export_case(const Case *c)
 		Tensor *wt = ctx_wrap(ctx, w, 2, (int[]){ B, D });
 		CHECK(ctx_backward(ctx, op_sum(ctx, op_mul(ctx, f, wt), OP_ALL, 0)) == 0, "backward");
 	}
-	CHECK(write_file(path_in("x.f32"), xs, nx * sizeof *xs) == 0, "write x");
-	CHECK(write_file(path_in("w.f32"), w, (size_t)B * D * sizeof *w) == 0, "write w");
+	CHECK(test_write_file(path_in("x.f32"), xs, nx * sizeof *xs) == 0, "write x");
+	CHECK(test_write_file(path_in("w.f32"), w, (size_t)B * D * sizeof *w) == 0, "write w");
 	char args[2048];
 	snprintf(args, sizeof args, "compare --arch %s --stem %s --weights %s --input %s "
 	         "--shape %d,%d,%d,%d --output %s %s%s%s%s", c->arch, resnet_stem_name(c->stem),
@@ -204,7 +185,7 @@ static int export_case(const Case *c)
 	}
 	CHECK(st == 0, "%s: torchvision_resnet.py compare exited %d", label, st);
 	if (st == 0) {
-		long got = read_floats(path_in("y.f32"), ref, nref);
+		long got = test_read_floats(path_in("y.f32"), ref, nref);
 		CHECK(got == (long)B * D, "%s: %ld features back, expected %d", label, got, B * D);
 		if (got == (long)B * D) {
 			double d = max_diff(feat, ref, (size_t)B * D), m = max_abs(feat, (size_t)B * D);
@@ -215,7 +196,7 @@ static int export_case(const Case *c)
 			      d, bound);
 		}
 		if (c->training) {
-			got = read_floats(path_in("gx.f32"), ref, nref);
+			got = test_read_floats(path_in("gx.f32"), ref, nref);
 			CHECK(got == (long)nx, "%s: %ld gradient values back", label, got);
 			if (got == (long)nx) {
 				double d = max_diff(gx, ref, nx), m = max_abs(ref, nx), rel = rel_l2(gx, ref, nx);
@@ -260,7 +241,7 @@ static void import_case(const Case *c)
 	float *xs = malloc(nx * sizeof *xs), *ref = malloc((size_t)B * D * sizeof *ref);
 	for (size_t i = 0; i < nx; i++)
 		xs[i] = rng_normal(&rng);
-	CHECK(write_file(path_in("x.f32"), xs, nx * sizeof *xs) == 0, "write x");
+	CHECK(test_write_file(path_in("x.f32"), xs, nx * sizeof *xs) == 0, "write x");
 	char args[2048];
 	snprintf(args, sizeof args, "export --arch %s --stem %s --weights %s --input %s "
 	         "--shape %d,%d,%d,%d --output %s --seed 5", c->arch, resnet_stem_name(c->stem),
@@ -272,7 +253,7 @@ static void import_case(const Case *c)
 	                : -1;
 	CHECK(n == paramset_count(ps), "%s: loaded %d of %d tensors: %s", label, n,
 	      paramset_count(ps), err);
-	if (n == paramset_count(ps) && read_floats(path_in("ty.f32"), ref, (size_t)B * D) == B * D) {
+	if (n == paramset_count(ps) && test_read_floats(path_in("ty.f32"), ref, (size_t)B * D) == B * D) {
 		Ctx *ctx = ctx_new(1);
 		ctx_set_training(ctx, 0);
 		ctx_set_grad_enabled(ctx, 0);
