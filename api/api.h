@@ -72,6 +72,9 @@ typedef struct ApiConfig {
 	/* Called (on an HTTP thread) after a job was queued; NULL = pool_wake(pool) directly. The
 	 * daemon routes it through its libuv loop, which owns wake-ups. */
 	void (*on_queued)(void *user, int64_t job_id);
+	/* Called (on an HTTP thread) after a queued job was cancelled: it ended without a run. May be
+	 * NULL. (Runs that end call the pool's on_run_end instead.) */
+	void (*on_ended)(void *user, int64_t job_id);
 	void *user;
 } ApiConfig;
 

@@ -62,6 +62,10 @@ __attribute__((format(printf, 5, 6)))
 enum MHD_Result reply_error(Req *r, unsigned status, const char *code, const char *field, const char *fmt, ...);
 enum MHD_Result reply_text(Req *r, unsigned status, const char *content_type, const char *text, size_t len);
 enum MHD_Result reply_fd(Req *r, int fd, uint64_t size, const char *content_type, const char *download_name);
+/* A 200 answer of unknown length produced by read(cls, ...) (MHD's content reader); free_cls(cls)
+ * runs when it ends, also when queueing fails. */
+enum MHD_Result reply_stream(Req *r, MHD_ContentReaderCallback read, void *cls, MHD_ContentReaderFreeCallback free_cls,
+                             const char *content_type, const char *download_name);
 
 /* For a GET whose answer is a function of the database alone (and of the request's path and
  * query): 1 after queueing a cached answer (*rc set; 304 when If-None-Match names its ETag), or 0

@@ -30,6 +30,7 @@
 #include "../workers/spec_schema.h"
 #include "../workers/job_files.h"
 #include "downsample.h"
+#include "metrics_csv.h"
 
 #define MAX_METRIC_ROWS 1000000   /* points per key one metrics request reads before asking to continue */
 
@@ -482,6 +483,7 @@ static enum MHD_Result job_cancel(Req *r, int64_t id)
 		return reply_sbuf(r, 202, &b);
 	}
 	slog(LOG_NOTICE, id, "cancelled while queued by %s", r->owner);
+	if (r->api->cfg.on_ended) r->api->cfg.on_ended(r->api->cfg.user, id);
 	sb_printf(&b, "{\"id\":%lld,\"state\":\"cancelled\",\"cancel_requested\":true}", (long long)id);
 	return reply_sbuf(r, 200, &b);
 }
@@ -1022,7 +1024,7 @@ static enum MHD_Result endpoints(Req *r)
 	static const char text[] =
 		"{\"endpoints\":["
 		"\"POST /v1/jobs\",\"GET /v1/jobs\",\"GET /v1/jobs/{id}\",\"POST /v1/jobs/{id}/cancel\","
-		"\"GET /v1/jobs/{id}/metrics\",\"GET /v1/jobs/{id}/events\",\"GET /v1/jobs/{id}/artifacts\","
+		"\"GET /v1/jobs/{id}/metrics\",\"GET /v1/jobs/{id}/metrics.csv\",\"GET /v1/jobs/{id}/events\",\"GET /v1/jobs/{id}/artifacts\","
 		"\"GET /v1/jobs/{id}/artifacts/{name}\",\"POST /v1/jobs/{id}/generate\",\"GET /v1/methods\",\"GET /v1/schema\",\"GET /v1/health\",\"GET /metrics\"]}\n";
 	return reply_text(r, 200, "application/json; charset=utf-8", text, sizeof text - 1);
 }
@@ -1075,6 +1077,7 @@ enum MHD_Result route_v1(Req *r, const char *path)
 		if (*rest == 0) return get ? job_get(r, id) : not_allowed(r, "GET");
 		if (strcmp(rest, "/cancel") == 0) return post ? job_cancel(r, id) : not_allowed(r, "POST");
 		if (strcmp(rest, "/metrics") == 0) return get ? job_metrics(r, id) : not_allowed(r, "GET");
+		if (strcmp(rest, "/metrics.csv") == 0) return get ? job_metrics_csv(r, id) : not_allowed(r, "GET");
 		if (strcmp(rest, "/generate") == 0) return post ? job_generate(r, id) : not_allowed(r, "POST");
 		if (strcmp(rest, "/events") == 0) return get ? job_events(r, id) : not_allowed(r, "GET");
 		if (strcmp(rest, "/artifacts") == 0) return get ? job_artifacts(r, id) : not_allowed(r, "GET");

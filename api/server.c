@@ -248,6 +248,19 @@ static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
 	return (size_t)(out - s);
 }
 
+/* Content-Disposition: attachment under this name (plain file names; quote-safe anyway). */
+static void add_disposition(struct MHD_Response *resp, const char *download_name)
+{
+	char cd[512];
+	char safe[256];
+	size_t k = 0;
+	for (const char *p = download_name; *p && k < sizeof safe - 1; p++)
+		safe[k++] = (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20) ? '_' : *p;
+	safe[k] = 0;
+	snprintf(cd, sizeof cd, "attachment; filename=\"%s\"", safe);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_DISPOSITION, cd);
+}
+
 enum MHD_Result reply_fd(Req *r, int fd, uint64_t size, const char *content_type, const char *download_name)
 {
 	struct MHD_Response *resp = MHD_create_response_from_fd64(size, fd);
@@ -255,18 +268,20 @@ enum MHD_Result reply_fd(Req *r, int fd, uint64_t size, const char *content_type
 		close(fd);
 		return reply_error(r, 503, "out_of_memory", NULL, "cannot create the response");
 	}
-	if (download_name) {
-		char cd[512];
-		/* The name comes from the runner (plain file names); quote-safe anyway. */
-		char safe[256];
-		size_t k = 0;
-		for (const char *p = download_name; *p && k < sizeof safe - 1; p++)
-			safe[k++] = (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20) ? '_' : *p;
-		safe[k] = 0;
-		snprintf(cd, sizeof cd, "attachment; filename=\"%s\"", safe);
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_DISPOSITION, cd);
-	}
+	if (download_name) add_disposition(resp, download_name);
 	return queue(r, 200, resp, content_type, download_name != NULL);
+}
+
+enum MHD_Result reply_stream(Req *r, MHD_ContentReaderCallback read, void *cls, MHD_ContentReaderFreeCallback free_cls,
+                             const char *content_type, const char *download_name)
+{
+	struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, read, cls, free_cls);
+	if (!resp) {
+		free_cls(cls);
+		return reply_error(r, 503, "out_of_memory", NULL, "cannot create the response");
+	}
+	if (download_name) add_disposition(resp, download_name);
+	return queue(r, 200, resp, content_type, 1);
 }
 
 /* ---- helpers -------------------------------------------------------------------------------- */

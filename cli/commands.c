@@ -110,6 +110,14 @@ const CliCommand cli_commands[] = {
 	  "  --interval S      seconds between polls while following (0.05..3600, default 1)\n"
 	  CLIENT_OPTIONS,
 	  cli_logs_main },
+	{ "metrics", "a job's metric history: a summary per key, or all of it as CSV",
+	  "usage: ssld metrics ID [--csv] [--keys K,...] [-o FILE]\n"
+	  "  Without --csv: one line per metric key (points, last step, last value, min, max).\n"
+	  "  --csv             every point as step,key,value rows (GET /v1/jobs/{id}/metrics.csv)\n"
+	  "  --keys K,...      only these metric keys\n"
+	  "  -o FILE           write the CSV to FILE instead of standard output\n"
+	  CLIENT_OPTIONS,
+	  cli_metrics_main },
 	{ "cancel", "cancel a queued or running job",
 	  "usage: ssld cancel ID\n"
 	  "  A queued job is cancelled at once; a running one stops within a training step.\n"

@@ -46,6 +46,7 @@ int cli_ls_main(int argc, char **argv);         /* ls.c */
 int cli_show_main(int argc, char **argv);       /* show.c */
 int cli_watch_main(int argc, char **argv);      /* watch.c */
 int cli_logs_main(int argc, char **argv);       /* logs.c */
+int cli_metrics_main(int argc, char **argv);    /* metrics.c */
 int cli_cancel_main(int argc, char **argv);     /* cancel.c */
 int cli_results_main(int argc, char **argv);    /* results.c */
 

@@ -182,6 +182,8 @@ static const char usage_text[] =
 	"  --generate-queue N         more may wait (default 4); beyond that 503 busy\n"
 	"  --generate-max-seconds S   text sampling stops after S seconds, answer marked truncated (default 60; 0 = none)\n"
 	"  --generate-max-tokens N    longer text requests are cut to N tokens, marked truncated (default 4096)\n"
+	"  --webhook URL              POST each job that ends (succeeded, failed, cancelled) there as JSON, with\n"
+	"                             its results; retried on no answer or 5xx (docs/service.md)\n"
 	"\n"
 	"Once any token exists (`ssld token create`, or --tokens-file), POSTs need 'Authorization: Bearer TOKEN',\n"
 	"jobs record the token's name as their owner, and only the owner or an admin token cancels a job or\n"
@@ -267,6 +269,13 @@ int config_set(SsldConfig *c, const char *key_in, const char *v, char *err, size
 	if (strcmp(key, "generate-threads") == 0) return set_int(&c->generate_threads, key, v, 1, 64, err, errlen);
 	if (strcmp(key, "generate-queue") == 0) return set_int(&c->generate_queue, key, v, 0, 10000, err, errlen);
 	if (strcmp(key, "generate-max-seconds") == 0) return set_double(&c->generate_max_seconds, key, v, 0, 86400, err, errlen);
+	if (strcmp(key, "webhook") == 0) {
+		if (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0) {
+			snprintf(err, errlen, "webhook: '%.200s' is not an http:// or https:// URL", v);
+			return -1;
+		}
+		return set_str(c->webhook, sizeof c->webhook, key, v, err, errlen);
+	}
 	if (strcmp(key, "generate-max-tokens") == 0) return set_int(&c->generate_max_tokens, key, v, 1, 4096, err, errlen);
 	if (strcmp(key, "log-level") == 0) {
 		int l = slog_level_parse(v);

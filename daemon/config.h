@@ -53,6 +53,7 @@ typedef struct SsldConfig {
 	int generate_queue;          /* generations waiting for a thread, more get 503; default 4 */
 	double generate_max_seconds; /* text sampling stops after this long (truncated); default 60, 0 = none */
 	int generate_max_tokens;     /* longer text requests are cut to this (truncated); default 4096 */
+	char webhook[1024];          /* "" = none; else POST each ended job there (webhook.h) */
 } SsldConfig;
 
 void config_defaults(SsldConfig *c);

@@ -34,6 +34,7 @@
 #include "../workers/workdir.h"
 #include "config.h"
 #include "statelock.h"
+#include "webhook.h"
 
 #ifndef SSLD_VERSION
 #define SSLD_VERSION "unknown"
@@ -51,6 +52,7 @@ typedef struct Server {
 	StoreBatch *batch;
 	Pool *pool;
 	Api *api;
+	Webhook *webhook;               /* NULL without --webhook */
 	StateLock lock;
 	int lock_note_rc;               /* last statelock_check result, to log changes only */
 	int stopping, forced, flush_failing;
@@ -135,9 +137,17 @@ static void api_queued(void *user, int64_t job_id)
 	uv_async_send(&s->wake);
 }
 
+/* A job ended without running (cancelled while queued). */
+static void api_ended(void *user, int64_t job_id)
+{
+	Server *s = user;
+	webhook_job_ended(s->webhook, job_id);
+}
+
 static void pool_run_end(void *user, int64_t job_id, JobState state)
 {
 	Server *s = user;
+	if (state != JOB_QUEUED) webhook_job_ended(s->webhook, job_id);
 	atomic_store(&s->run_ended, 1);
 	uv_async_send(&s->wake);
 }
@@ -343,6 +353,10 @@ int serve_main(int argc, char **argv)
 		slog(LOG_ERR, 0, "%s", err);
 		goto out;
 	}
+	if (c->webhook[0] && webhook_start(c->webhook, s->st, &s->webhook, err, sizeof err) < 0) {
+		slog(LOG_ERR, 0, "%s", err);
+		goto out;
+	}
 	PoolConfig pc = { .workers = c->workers, .state_dir = c->state_dir, .max_threads = c->job_threads,
 	                  .max_running_per_owner = c->max_running_per_owner, .on_run_end = pool_run_end, .user = s };
 	if (pool_new(s->st, s->batch, &pc, &s->pool, err, sizeof err) < 0) {
@@ -364,7 +378,7 @@ int serve_main(int argc, char **argv)
 		.max_queued_per_owner = c->max_queued_per_owner, .max_running_per_owner = c->max_running_per_owner,
 		.max_user_priority = c->max_user_priority,
 		.threads = c->http_threads, .tokens_file = c->tokens_file[0] ? c->tokens_file : NULL, .version = SSLD_VERSION,
-		.on_queued = api_queued, .user = s,
+		.on_queued = api_queued, .on_ended = api_ended, .user = s,
 		.max_connections = c->max_connections, .max_connections_per_ip = c->max_connections_per_ip,
 		.request_deadline_s = c->request_deadline_s,
 		.generate = { .threads = c->generate_threads, .max_waiting = c->generate_queue,
@@ -436,6 +450,7 @@ out:
 	}
 	api_free(s->api);
 	pool_free(s->pool);
+	webhook_stop(s->webhook);
 	if (s->batch && store_batch_flush(s->batch, err, sizeof err) < 0) slog(LOG_ERR, 0, "last metric batch lost: %s", err);
 	store_batch_free(s->batch);
 	store_free(s->st);
