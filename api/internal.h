@@ -53,6 +53,8 @@ typedef struct Req {
 	char *cache_key;
 	struct GenWork *gen;              /* a generation handed to api->genq (routes.c) */
 	int suspended;                    /* the connection waits for gen; the next call answers it */
+	const struct SweepPlan *sweep;    /* set while a sweep's child is checked: its refusals name the */
+	int sweep_child;                  /* sweep key and the setting (routes.c, reply_spec_errors) */
 } Req;
 
 /* Responses: each queues one response and returns what the MHD handler must return. */
@@ -77,6 +79,9 @@ int reply_cached(Req *r, enum MHD_Result *rc);
  * naming the first unknown one and returns -1. */
 int check_query(Req *r, const char *const *allowed);
 const char *query(Req *r, const char *name);
+/* An optional integer query parameter in [min, max] (def when absent): 0, or -1 after replying
+ * 400 naming it. */
+int query_int(Req *r, const char *name, int64_t min, int64_t max, int64_t def, int64_t *out);
 /* Bearer-token check for mutating endpoints: 0 (r->owner, r->admin, r->auth_on set) or -1 after
  * replying (401; 503 when the token table cannot be read). With no tokens anywhere, everyone is
  * "anonymous" and may do everything. */

@@ -28,8 +28,10 @@
 #include "../workers/runner.h"
 #include "../workers/spec_estimate.h"
 #include "../workers/spec_schema.h"
+#include "../workers/sweep.h"
 #include "../workers/job_files.h"
 #include "downsample.h"
+#include "groups.h"
 #include "metrics_csv.h"
 
 #define MAX_METRIC_ROWS 1000000   /* points per key one metrics request reads before asking to continue */
@@ -47,8 +49,7 @@ static int parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
 	return 0;
 }
 
-/* An optional integer query parameter; replies 400 and returns -1 when present and invalid. */
-static int query_int(Req *r, const char *name, int64_t min, int64_t max, int64_t def, int64_t *out)
+int query_int(Req *r, const char *name, int64_t min, int64_t max, int64_t def, int64_t *out)
 {
 	const char *s = query(r, name);
 	*out = def;
@@ -112,6 +113,10 @@ static void sb_job(Sbuf *b, const StoreJob *j, int full, const MetricSet *latest
 	else sb_puts(b, "null");
 	sb_printf(b, ",\"cancel_requested\":%s,\"error\":", j->cancel_requested ? "true" : "false");
 	sb_json_str(b, j->error);
+	/* A sweep's job: its group and the swept values it runs with (JSON text we stored). */
+	if (j->group_id > 0) sb_printf(b, ",\"group\":%lld,\"setting\":%s", (long long)j->group_id,
+	                               j->group_setting && j->group_setting[0] ? j->group_setting : "null");
+	else sb_puts(b, ",\"group\":null,\"setting\":null");
 	if (full) {
 		/* spec and results are JSON text written by us (validated spec, runner results). */
 		sb_puts(b, ",\"waiting\":");
@@ -224,19 +229,42 @@ static cJSON *spec_error_json(const SpecError *e)
 	return o;
 }
 
+/* A sweep child's refusal: the field named as the sweep key that set it, the message prefixed
+ * with the child's setting and seed. */
+static void sweep_error(const Req *r, const SpecError *in, SpecError *out)
+{
+	const SweepChild *c = &r->sweep->child[r->sweep_child];
+	*out = *in;
+	sweep_error_field(r->sweep, in->field, out->field, sizeof out->field);
+	char head[200];
+	snprintf(head, sizeof head, "sweep setting %d of %d %.120s, seed %llu: ", c->setting_index + 1, r->sweep->settings,
+	         c->setting, (unsigned long long)c->seed);
+	size_t hn = strlen(head), mn = strlen(in->message);
+	if (hn + mn >= sizeof out->message) mn = sizeof out->message - 1 - hn;
+	memcpy(out->message, head, hn);
+	memcpy(out->message + hn, in->message, mn);
+	out->message[hn + mn] = 0;
+}
+
 static enum MHD_Result reply_spec_errors(Req *r, const SpecError *errs, int n)
 {
-	unsigned status = errs[0].http_status >= 400 && errs[0].http_status < 500 ? (unsigned)errs[0].http_status : 400;
+	unsigned status = errs[0].http_status >= 400 && errs[0].http_status < 600 ? (unsigned)errs[0].http_status : 400;
 	cJSON *o = cJSON_CreateObject();
-	cJSON_AddItemToObject(o, "error", spec_error_json(&errs[0]));
-	cJSON *a = cJSON_AddArrayToObject(o, "errors");
-	for (int i = 0; i < n; i++) cJSON_AddItemToArray(a, spec_error_json(&errs[i]));
+	cJSON *a = cJSON_CreateArray();
+	for (int i = 0; i < n; i++) {
+		SpecError e = errs[i];
+		if (r->sweep) sweep_error(r, &errs[i], &e);
+		if (i == 0) cJSON_AddItemToObject(o, "error", spec_error_json(&e));
+		cJSON_AddItemToArray(a, spec_error_json(&e));
+	}
+	cJSON_AddItemToObject(o, "errors", a);
 	return reply_json(r, status, o);
 }
 
-/* One submit-time refusal that is not the parser's (init_from, the memory limit). */
-__attribute__((format(printf, 4, 5)))
-static enum MHD_Result reply_spec_error(Req *r, const char *code, const char *field, const char *fmt, ...)
+/* One submit-time refusal that is not the parser's (init_from, the memory limit, the priority). */
+__attribute__((format(printf, 5, 6)))
+static enum MHD_Result reply_spec_error_status(Req *r, unsigned status, const char *code, const char *field,
+                                               const char *fmt, ...)
 {
 	SpecError e;
 	memset(&e, 0, sizeof e);
@@ -246,9 +274,10 @@ static enum MHD_Result reply_spec_error(Req *r, const char *code, const char *fi
 	va_start(ap, fmt);
 	vsnprintf(e.message, sizeof e.message, fmt, ap);
 	va_end(ap);
-	e.http_status = 400;
+	e.http_status = (int)status;
 	return reply_spec_errors(r, &e, 1);
 }
+#define reply_spec_error(r, ...) reply_spec_error_status(r, 400, __VA_ARGS__)
 
 /* init_from: the source's encoder architecture against the new job's (the rest of the rule -
  * which sources may be named, waiting for them - is store_job_insert's and the claim's). Another
@@ -283,6 +312,209 @@ static int check_init_from(Req *r, const JobSpec *js, const char *resolved)
 	return 0;
 }
 
+/* One job spec that passed every submit-time check. */
+typedef struct Validated {
+	JobSpec *js;
+	char *resolved;          /* the resolved spec, minified: what is stored */
+	JobEstimate est;
+} Validated;
+
+static void validated_clear(Validated *v)
+{
+	jobspec_free(v->js);
+	free(v->resolved);
+	memset(v, 0, sizeof *v);
+}
+
+/* Every submit-time check of one spec: the parser's (all errors at once), the priority ceiling,
+ * the memory limit, init_from. 0 with *v filled, or -1 after replying (a sweep's child: the
+ * refusal names the sweep key and the setting, through r->sweep). */
+static int validate_job(Req *r, const char *body, size_t len, Validated *v)
+{
+	Api *api = r->api;
+	memset(v, 0, sizeof *v);
+	JobSpecOptions o = { .data_roots = api->cfg.data_roots, .n_data_roots = api->cfg.n_data_roots, .check_files = 1 };
+	SpecErrors *errs = malloc(sizeof *errs);
+	if (!errs) {
+		reply_error(r, 503, "out_of_memory", NULL, "the server ran out of memory checking the job");
+		return -1;
+	}
+	if (jobspec_parse_all(body, len, &o, &v->js, errs) < 0) {
+		reply_spec_errors(r, errs->e, errs->n > 0 ? errs->n : 1);
+		free(errs);
+		return -1;
+	}
+	free(errs);
+	JobSpec *js = v->js;
+	/* Priorities above the ceiling jump other owners' jobs: an admin's decision. */
+	if (js->priority > api->cfg.max_user_priority && !r->admin) {
+		reply_spec_error_status(r, 403, "forbidden", "priority",
+		                        "priority: %d is above max-user-priority = %d; only an admin token may set a higher priority",
+		                        js->priority, api->cfg.max_user_priority);
+		validated_clear(v);
+		return -1;
+	}
+	/* What it will cost: refused above the server's share of memory, before anything is queued. */
+	jobspec_estimate(js, &v->est);
+	const JobEstimate *est = &v->est;
+	if (api->cfg.max_job_memory > 0 && (uint64_t)est->peak_bytes > api->cfg.max_job_memory) {
+		char need[32], act[32], par[32], lim[32];
+		jobspec_bytes_text(est->peak_bytes, need, sizeof need);
+		jobspec_bytes_text(est->activation_bytes, act, sizeof act);
+		jobspec_bytes_text(est->param_bytes + est->grad_bytes + est->optim_bytes, par, sizeof par);
+		jobspec_bytes_text((int64_t)api->cfg.max_job_memory, lim, sizeof lim);
+		const char *driver = est->driver;
+		reply_spec_error(r, "too_much_memory", driver,
+		                 "%s: the job needs an estimated %s per training step (parameters, gradients and "
+		                 "optimizer state %s, activations %s), more than this server allows a job "
+		                 "(--max-job-memory %s)%s", driver, need, par, act, lim,
+		                 strcmp(driver, "pretrain.batch_size") == 0 ? "; use a smaller batch"
+		                                                            : "; use a smaller model");
+		validated_clear(v);
+		return -1;
+	}
+	/* Store the resolved spec, not the body: every default filled in and dataset paths resolved
+	 * against the data roots now, so the worker (which parses it again without roots, maybe after
+	 * a restart from another directory) runs exactly what was validated. */
+	v->resolved = jobspec_to_json(js);
+	if (!v->resolved) {
+		reply_error(r, 503, "out_of_memory", NULL, "the server ran out of memory storing the job");
+		validated_clear(v);
+		return -1;
+	}
+	cJSON_Minify(v->resolved);   /* it comes indented; the API embeds it in one-line answers */
+	if (check_init_from(r, js, v->resolved) < 0) {
+		validated_clear(v);
+		return -1;
+	}
+	return 0;
+}
+
+/* 201 with Location and the body. */
+static enum MHD_Result reply_created(Req *r, Sbuf *b, const char *location)
+{
+	if (b->oom) return reply_sbuf(r, 201, b);
+	sb_putn(b, "\n", 1);
+	struct MHD_Response *resp = MHD_create_response_from_buffer(b->n, b->p, MHD_RESPMEM_MUST_FREE);
+	if (!resp) {
+		free(b->p);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, location);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	enum MHD_Result q = MHD_queue_response(r->c, 201, resp);
+	MHD_destroy_response(resp);
+	if (q == MHD_YES) {
+		atomic_fetch_add_explicit(&r->api->codes[201], 1, memory_order_relaxed);
+		r->answered = 1;
+	}
+	return q;
+}
+
+static enum MHD_Result insert_failure(Req *r, int rc, const char *err)
+{
+	if (rc == STORE_ELIMIT) return reply_error(r, 429, "queue_full", NULL, "%s", err);
+	/* Only the init_from rule refuses an insert with these (store.h). */
+	if (rc == STORE_ENOTFOUND || rc == STORE_ESTATE) return reply_error(r, 400, "invalid_field", "init_from", "%s", err);
+	return store_failure(r, rc, err);
+}
+
+static void announce_queued(Req *r, int64_t id)
+{
+	Api *api = r->api;
+	if (api->cfg.on_queued) api->cfg.on_queued(api->cfg.user, id);
+	else if (api->cfg.pool) pool_wake(api->cfg.pool);
+}
+
+/* A spec with "sweep": every child checked in full before any is queued, then the group and all
+ * its jobs in one transaction (workers/sweep.h). */
+static enum MHD_Result sweep_submit(Req *r, const cJSON *body, int dry_run)
+{
+	SweepPlan plan;
+	SpecErrors *errs = malloc(sizeof *errs);
+	if (!errs) return reply_error(r, 503, "out_of_memory", NULL, "the server ran out of memory checking the sweep");
+	if (sweep_expand(body, &plan, errs) < 0) {
+		enum MHD_Result q = reply_spec_errors(r, errs->e, errs->n > 0 ? errs->n : 1);
+		free(errs);
+		return q;
+	}
+	free(errs);
+	Validated *v = calloc((size_t)plan.n, sizeof *v);
+	StoreNewJob *nj = calloc((size_t)plan.n, sizeof *nj);
+	int64_t *ids = calloc((size_t)plan.n, sizeof *ids);
+	enum MHD_Result q = MHD_YES;
+	int checked = 0;
+	if (!v || !nj || !ids) {
+		q = reply_error(r, 503, "out_of_memory", NULL, "the server ran out of memory checking the sweep");
+		goto out;
+	}
+	r->sweep = &plan;
+	for (; checked < plan.n; checked++) {
+		r->sweep_child = checked;
+		char *text = cJSON_PrintUnformatted(plan.child[checked].spec);
+		int rc = text ? validate_job(r, text, strlen(text), &v[checked]) : -1;
+		if (!text) reply_error(r, 503, "out_of_memory", NULL, "the server ran out of memory checking the sweep");
+		free(text);
+		if (rc < 0) goto out;   /* replied */
+	}
+	r->sweep = NULL;
+	if (dry_run) {
+		cJSON *ans = cJSON_CreateObject(), *kids = cJSON_CreateArray();
+		cJSON_AddNullToObject(ans, "group");
+		cJSON_AddNumberToObject(ans, "settings", plan.settings);
+		cJSON_AddNumberToObject(ans, "seeds", plan.seeds);
+		for (int i = 0; i < plan.n; i++) {
+			cJSON *k = cJSON_CreateObject();
+			cJSON_AddItemToObject(k, "setting", cJSON_Parse(plan.child[i].setting));
+			cJSON_AddNumberToObject(k, "seed", (double)plan.child[i].seed);
+			cJSON_AddItemToObject(k, "spec", cJSON_Parse(v[i].resolved));
+			cJSON_AddItemToObject(k, "estimate", jobspec_estimate_json(&v[i].est));
+			cJSON_AddItemToArray(kids, k);
+		}
+		cJSON_AddItemToObject(ans, "jobs", kids);
+		q = reply_json(r, 200, ans);
+		goto out;
+	}
+	for (int i = 0; i < plan.n; i++)
+		nj[i] = (StoreNewJob){
+			.spec = v[i].resolved, .name = v[i].js->name, .method = v[i].js->method, .owner = r->owner,
+			.priority = v[i].js->priority, .init_from_job = v[i].js->init_from_job, .init_from_any_owner = r->admin,
+			.max_queued = r->api->cfg.max_queued, .max_queued_per_owner = r->api->cfg.max_queued_per_owner,
+			.group_setting = plan.child[i].setting,
+		};
+	const cJSON *bn = cJSON_GetObjectItemCaseSensitive(body, "name");
+	char *sweep_text = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(body, "sweep"));
+	int64_t gid = 0;
+	char err[512];
+	int rc = sweep_text ? store_group_insert(r->api->cfg.store, cJSON_IsString(bn) ? bn->valuestring : NULL, r->owner,
+	                                         sweep_text, nj, plan.n, &gid, ids, err, sizeof err)
+	                    : (snprintf(err, sizeof err, "out of memory"), STORE_ENOMEM);
+	free(sweep_text);
+	if (rc < 0) {
+		q = insert_failure(r, rc, err);
+		goto out;
+	}
+	slog(LOG_INFO, 0, "group %lld: queued %d jobs (%d settings x %d seeds) for %s", (long long)gid, plan.n, plan.settings,
+	     plan.seeds, r->owner);
+	announce_queued(r, ids[0]);
+	Sbuf b = { 0 };
+	sb_printf(&b, "{\"group\":%lld,\"jobs\":[", (long long)gid);
+	for (int i = 0; i < plan.n; i++) sb_printf(&b, "%s%lld", i ? "," : "", (long long)ids[i]);
+	sb_printf(&b, "],\"settings\":%d,\"seeds\":%d}", plan.settings, plan.seeds);
+	char loc[64];
+	snprintf(loc, sizeof loc, "/v1/groups/%lld", (long long)gid);
+	q = reply_created(r, &b, loc);
+out:
+	r->sweep = NULL;
+	for (int i = 0; v && i < plan.n; i++) validated_clear(&v[i]);
+	free(v);
+	free(nj);
+	free(ids);
+	sweep_plan_free(&plan);
+	return q;
+}
+
 static enum MHD_Result jobs_submit(Req *r)
 {
 	Api *api = r->api;
@@ -298,68 +530,33 @@ static enum MHD_Result jobs_submit(Req *r)
 	if (!r->body || r->len == 0)
 		return reply_error(r, 400, "invalid_json", NULL, "the request body is empty: send the job as JSON (see GET /v1/methods for examples)");
 	if (check_body_text(r) < 0) return MHD_YES;
-	JobSpecOptions o = { .data_roots = api->cfg.data_roots, .n_data_roots = api->cfg.n_data_roots, .check_files = 1 };
-	JobSpec *js = NULL;
-	SpecErrors *errs = malloc(sizeof *errs);
-	if (!errs) return reply_error(r, 503, "out_of_memory", NULL, "the server ran out of memory checking the job");
-	if (jobspec_parse_all(r->body, r->len, &o, &js, errs) < 0) {
-		enum MHD_Result q = reply_spec_errors(r, errs->e, errs->n > 0 ? errs->n : 1);
-		free(errs);
+	/* A sweep is many jobs; anything else (also JSON that does not parse) is one, whose parser
+	 * names what is wrong. */
+	cJSON *body = cJSON_ParseWithLength(r->body, r->len);
+	if (body && sweep_present(body)) {
+		enum MHD_Result q = sweep_submit(r, body, dry_run);
+		cJSON_Delete(body);
 		return q;
 	}
-	free(errs);
-	/* Priorities above the ceiling jump other owners' jobs: an admin's decision. */
-	if (js->priority > api->cfg.max_user_priority && !r->admin) {
-		int prio = js->priority;
-		jobspec_free(js);
-		return reply_error(r, 403, "forbidden", "priority",
-		                   "priority: %d is above max-user-priority = %d; only an admin token may set a higher priority",
-		                   prio, api->cfg.max_user_priority);
-	}
-	/* What it will cost: refused above the server's share of memory, before anything is queued. */
-	JobEstimate est;
-	jobspec_estimate(js, &est);
-	if (api->cfg.max_job_memory > 0 && (uint64_t)est.peak_bytes > api->cfg.max_job_memory) {
-		char need[32], act[32], par[32], lim[32];
-		jobspec_bytes_text(est.peak_bytes, need, sizeof need);
-		jobspec_bytes_text(est.activation_bytes, act, sizeof act);
-		jobspec_bytes_text(est.param_bytes + est.grad_bytes + est.optim_bytes, par, sizeof par);
-		jobspec_bytes_text((int64_t)api->cfg.max_job_memory, lim, sizeof lim);
-		const char *driver = est.driver;
-		jobspec_free(js);
-		return reply_spec_error(r, "too_much_memory", driver,
-		                        "%s: the job needs an estimated %s per training step (parameters, gradients and "
-		                        "optimizer state %s, activations %s), more than this server allows a job "
-		                        "(--max-job-memory %s)%s", driver, need, par, act, lim,
-		                        strcmp(driver, "pretrain.batch_size") == 0 ? "; use a smaller batch"
-		                                                                   : "; use a smaller model");
-	}
-	/* Store the resolved spec, not the body: every default filled in and dataset paths resolved
-	 * against the data roots now, so the worker (which parses it again without roots, maybe after
-	 * a restart from another directory) runs exactly what was validated. */
-	char *resolved = jobspec_to_json(js);
-	if (!resolved) {
-		jobspec_free(js);
-		return reply_error(r, 503, "out_of_memory", NULL, "the server ran out of memory storing the job");
-	}
-	cJSON_Minify(resolved);   /* it comes indented; the API embeds it in one-line answers */
-	if (check_init_from(r, js, resolved) < 0) {
-		jobspec_free(js);
-		free(resolved);
-		return MHD_YES;
-	}
+	cJSON_Delete(body);
+	Validated v;
+	if (validate_job(r, r->body, r->len, &v) < 0) return MHD_YES;
 	if (dry_run) {
-		jobspec_free(js);
-		cJSON *spec = cJSON_Parse(resolved);
-		free(resolved);
-		if (!spec) return reply_error(r, 503, "out_of_memory", NULL, "the server ran out of memory resolving the job");
+		cJSON *spec = cJSON_Parse(v.resolved);
+		cJSON *est = jobspec_estimate_json(&v.est);
+		validated_clear(&v);
+		if (!spec) {
+			cJSON_Delete(est);
+			return reply_error(r, 503, "out_of_memory", NULL, "the server ran out of memory resolving the job");
+		}
 		cJSON *ans = cJSON_CreateObject();
 		cJSON_AddItemToObject(ans, "spec", spec);
-		cJSON_AddItemToObject(ans, "estimate", jobspec_estimate_json(&est));
+		cJSON_AddItemToObject(ans, "estimate", est);
 		return reply_json(r, 200, ans);
 	}
+	JobSpec *js = v.js;
 	StoreNewJob nj = {
-		.spec = resolved, .name = js->name, .method = js->method, .owner = r->owner, .priority = js->priority,
+		.spec = v.resolved, .name = js->name, .method = js->method, .owner = r->owner, .priority = js->priority,
 		.init_from_job = js->init_from_job, .init_from_any_owner = r->admin,
 		.max_queued = api->cfg.max_queued, .max_queued_per_owner = api->cfg.max_queued_per_owner,
 	};
@@ -368,36 +565,15 @@ static enum MHD_Result jobs_submit(Req *r)
 	int rc = store_job_insert(api->cfg.store, &nj, &id, err, sizeof err);
 	char method[64];
 	snprintf(method, sizeof method, "%s", js->method);
-	jobspec_free(js);
-	free(resolved);
-	if (rc == STORE_ELIMIT) return reply_error(r, 429, "queue_full", NULL, "%s", err);
-	/* Only the init_from rule refuses an insert with these (store.h). */
-	if (rc == STORE_ENOTFOUND || rc == STORE_ESTATE) return reply_error(r, 400, "invalid_field", "init_from", "%s", err);
-	if (rc < 0) return store_failure(r, rc, err);
+	validated_clear(&v);
+	if (rc < 0) return insert_failure(r, rc, err);
 	slog(LOG_INFO, id, "queued %s for %s", method, r->owner);
-	if (api->cfg.on_queued) api->cfg.on_queued(api->cfg.user, id);
-	else if (api->cfg.pool) pool_wake(api->cfg.pool);
+	announce_queued(r, id);
 	Sbuf b = { 0 };
 	sb_printf(&b, "{\"id\":%lld,\"state\":\"queued\"}", (long long)id);
-	if (b.oom) return reply_sbuf(r, 201, &b);
-	sb_putn(&b, "\n", 1);
-	struct MHD_Response *resp = MHD_create_response_from_buffer(b.n, b.p, MHD_RESPMEM_MUST_FREE);
-	if (!resp) {
-		free(b.p);
-		return MHD_NO;
-	}
 	char loc[64];
 	snprintf(loc, sizeof loc, "/v1/jobs/%lld", (long long)id);
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, loc);
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-	enum MHD_Result q = MHD_queue_response(r->c, 201, resp);
-	MHD_destroy_response(resp);
-	if (q == MHD_YES) {
-		atomic_fetch_add_explicit(&api->codes[201], 1, memory_order_relaxed);
-		r->answered = 1;
-	}
-	return q;
+	return reply_created(r, &b, loc);
 }
 
 /* A queued job whose owner already runs max-running-per-owner jobs waits (the pool skips it):
@@ -1025,7 +1201,7 @@ static enum MHD_Result endpoints(Req *r)
 		"{\"endpoints\":["
 		"\"POST /v1/jobs\",\"GET /v1/jobs\",\"GET /v1/jobs/{id}\",\"POST /v1/jobs/{id}/cancel\","
 		"\"GET /v1/jobs/{id}/metrics\",\"GET /v1/jobs/{id}/metrics.csv\",\"GET /v1/jobs/{id}/events\",\"GET /v1/jobs/{id}/artifacts\","
-		"\"GET /v1/jobs/{id}/artifacts/{name}\",\"POST /v1/jobs/{id}/generate\",\"GET /v1/methods\",\"GET /v1/schema\",\"GET /v1/health\",\"GET /metrics\"]}\n";
+		"\"GET /v1/jobs/{id}/artifacts/{name}\",\"POST /v1/jobs/{id}/generate\",\"GET /v1/groups\",\"GET /v1/groups/{id}\",\"POST /v1/groups/{id}/cancel\",\"GET /v1/methods\",\"GET /v1/schema\",\"GET /v1/health\",\"GET /metrics\"]}\n";
 	return reply_text(r, 200, "application/json; charset=utf-8", text, sizeof text - 1);
 }
 
@@ -1057,6 +1233,7 @@ enum MHD_Result route_v1(Req *r, const char *path)
 		if (post) return jobs_submit(r);
 		return not_allowed(r, "GET, POST");
 	}
+	if (strcmp(path, "/groups") == 0 || strncmp(path, "/groups/", 8) == 0) return groups_route(r, path);
 	if (strncmp(path, "/jobs/", 6) == 0) {
 		const char *p = path + 6;
 		size_t dl = strspn(p, "0123456789");

@@ -3,7 +3,8 @@
  * valid file print the resolved spec and the estimate (spec_estimate.h). With --json the output is
  * the object `POST /v1/jobs?dry_run=1` answers: {"spec":…, "estimate":…} or {"error":…,"errors":[…]}.
  * It does not contact a server, so server-side rules (init_from a job id, the memory limit) are
- * not applied.
+ * not applied. A spec with a "sweep" (workers/sweep.h) is expanded and every child checked: one
+ * line per child (setting, seed, steps, peak memory), or each child's errors named by the sweep key.
  */
 #include "commands.h"
 
@@ -14,6 +15,7 @@
 
 #include "../workers/jobspec.h"
 #include "../workers/spec_estimate.h"
+#include "../workers/sweep.h"
 #include "args.h"
 
 static cJSON *error_json(const SpecError *e)
@@ -45,6 +47,55 @@ static void print_estimate(const JobEstimate *e)
 		printf("  steps              unknown until the data is read (set pretrain.max_steps to bound them)\n");
 }
 
+static void print_errors(const SpecErrors *errs, const SweepPlan *plan, int child)
+{
+	for (int i = 0; i < errs->n; i++) {
+		if (!plan) {
+			printf("%s\n", errs->e[i].message);
+			continue;
+		}
+		char field[160];
+		sweep_error_field(plan, errs->e[i].field, field, sizeof field);
+		printf("%s: setting %d %s, seed %llu: %s\n", field, plan->child[child].setting_index + 1, plan->child[child].setting,
+		       (unsigned long long)plan->child[child].seed, errs->e[i].message);
+	}
+	if (errs->dropped) printf("(%d more errors)\n", errs->dropped);
+}
+
+/* `ssld check` of a sweep: every child, as POST /v1/jobs would check them (without the server's
+ * rules). 0 when all pass, 1 otherwise. */
+static int check_sweep(const cJSON *body, const char *path, SpecErrors *errs)
+{
+	SweepPlan plan;
+	if (sweep_expand(body, &plan, errs) < 0) {
+		print_errors(errs, NULL, 0);
+		fprintf(stderr, "%s: %d error%s in \"sweep\"\n", path, errs->n, errs->n == 1 ? "" : "s");
+		return 1;
+	}
+	int bad = 0;
+	printf("sweep: %d jobs (%d settings x %d seeds)\n", plan.n, plan.settings, plan.seeds);
+	for (int i = 0; i < plan.n; i++) {
+		char *text = cJSON_PrintUnformatted(plan.child[i].spec);
+		JobSpecOptions opts = { .check_files = 1 };
+		JobSpec *js = NULL;
+		if (!text || jobspec_parse_all(text, strlen(text), &opts, &js, errs) < 0) {
+			print_errors(errs, &plan, i);
+			bad++;
+		} else {
+			JobEstimate est;
+			jobspec_estimate(js, &est);
+			char mem[32];
+			printf("  %-48s seed %-4llu %8lld steps  %s peak\n", plan.child[i].setting, (unsigned long long)plan.child[i].seed,
+			       (long long)est.steps, jobspec_bytes_text(est.peak_bytes, mem, sizeof mem));
+			jobspec_free(js);
+		}
+		free(text);
+	}
+	sweep_plan_free(&plan);
+	if (bad) fprintf(stderr, "%s: %d of the sweep's jobs are not valid\n", path, bad);
+	return bad ? 1 : 0;
+}
+
 int cli_check_main(int argc, char **argv)
 {
 	CliOpt args[] = { { "--json", NULL, NULL, 0 } };
@@ -72,6 +123,15 @@ int cli_check_main(int argc, char **argv)
 		fprintf(stderr, "ssld check: out of memory\n");
 		return 2;
 	}
+	cJSON *body = json ? NULL : cJSON_ParseWithLength(text, len);
+	if (body && sweep_present(body)) {
+		int st = check_sweep(body, path, errs);
+		cJSON_Delete(body);
+		free(text);
+		free(errs);
+		return st;
+	}
+	cJSON_Delete(body);
 	JobSpecOptions opts = { .check_files = 1 };
 	JobSpec *js = NULL;
 	int rc = jobspec_parse_all(text, len, &opts, &js, errs);

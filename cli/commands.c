@@ -118,6 +118,14 @@ const CliCommand cli_commands[] = {
 	  "  -o FILE           write the CSV to FILE instead of standard output\n"
 	  CLIENT_OPTIONS,
 	  cli_metrics_main },
+	{ "group", "a sweep's jobs and its results per setting (mean +- std over seeds)",
+	  "usage: ssld group ID [--cancel] [--json]\n"
+	  "  A job spec with a \"sweep\" (docs/API.md) queues a group; this shows its jobs' states and, per\n"
+	  "  setting, each evaluation's mean and sample std over seeds, the best setting marked *.\n"
+	  "  --cancel          cancel the group's queued and running jobs\n"
+	  "  --json            the server's JSON instead of the table\n"
+	  CLIENT_OPTIONS,
+	  cli_group_main },
 	{ "cancel", "cancel a queued or running job",
 	  "usage: ssld cancel ID\n"
 	  "  A queued job is cancelled at once; a running one stops within a training step.\n"

@@ -47,6 +47,7 @@ int cli_show_main(int argc, char **argv);       /* show.c */
 int cli_watch_main(int argc, char **argv);      /* watch.c */
 int cli_logs_main(int argc, char **argv);       /* logs.c */
 int cli_metrics_main(int argc, char **argv);    /* metrics.c */
+int cli_group_main(int argc, char **argv);      /* group.c */
 int cli_cancel_main(int argc, char **argv);     /* cancel.c */
 int cli_results_main(int argc, char **argv);    /* results.c */
 

@@ -9,6 +9,22 @@
 #include "commands.h"
 #include "format.h"
 
+/* A sweep's answer: the group's job ids on stdout, one per line; --watch follows them in turn.
+ * 0 when every job succeeded (or without --watch), 1 otherwise. */
+static int submitted_group(const Client *c, const cJSON *ans, int watch, double interval)
+{
+	long long gid = (long long)cli_json_num(ans, "group", 0);
+	const cJSON *ids = cJSON_GetObjectItemCaseSensitive(ans, "jobs"), *e;
+	int n = cJSON_GetArraySize(ids), rc = 0;
+	cJSON_ArrayForEach(e, ids) printf("%lld\n", (long long)e->valuedouble);
+	fflush(stdout);
+	fprintf(stderr, "queued group %lld: %d jobs (%d settings x %d seeds); see `ssld group %lld`\n", gid, n,
+	        (int)cli_json_num(ans, "settings", 0), (int)cli_json_num(ans, "seeds", 0), gid);
+	if (!watch) return 0;
+	cJSON_ArrayForEach(e, ids) rc |= client_watch(c, (long long)e->valuedouble, interval) != 0;
+	return rc;
+}
+
 int cli_submit_main(int argc, char **argv)
 {
 	enum { O_WATCH, O_INTERVAL, O_CLIENT };
@@ -46,6 +62,11 @@ int cli_submit_main(int argc, char **argv)
 	}
 	cJSON *j = cJSON_Parse(r.body);
 	free(r.body);
+	if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(j, "group"))) {
+		rc = submitted_group(&c, j, opts[O_WATCH].given, interval);
+		cJSON_Delete(j);
+		return rc;
+	}
 	long long id = (long long)cli_json_num(j, "id", 0);
 	cJSON_Delete(j);
 	if (id <= 0) {

@@ -309,6 +309,13 @@ static const char *const migrations[] = {
 	"UPDATE jobs SET init_from_job = json_extract(spec, '$.init_from') "
 	"  WHERE CASE WHEN json_valid(spec) THEN json_type(spec, '$.init_from') END = 'integer';"
 	"CREATE INDEX jobs_init_from ON jobs(init_from_job) WHERE init_from_job IS NOT NULL;",
+	/* 3 -> 4: groups of jobs created by one spec with a "sweep", and each job's swept values. */
+	"CREATE TABLE job_groups("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  name TEXT, owner TEXT NOT NULL DEFAULT '', sweep TEXT NOT NULL, created_at REAL NOT NULL);"
+	"ALTER TABLE jobs ADD COLUMN group_id INTEGER REFERENCES job_groups(id);"
+	"ALTER TABLE jobs ADD COLUMN group_setting TEXT;"
+	"CREATE INDEX jobs_group ON jobs(group_id) WHERE group_id IS NOT NULL;",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == SSLD_SCHEMA_VERSION, "one migration per version");
 
@@ -535,13 +542,13 @@ void store_job_clear(StoreJob *j)
 {
 	if (!j) return;
 	free(j->name); free(j->method); free(j->owner); free(j->spec);
-	free(j->stage); free(j->results); free(j->error);
+	free(j->stage); free(j->results); free(j->error); free(j->group_setting);
 	memset(j, 0, sizeof *j);
 }
 
 #define JOB_COLS "id, name, method, owner, state, priority, created_at, started_at, finished_at, " \
 	"updated_at, step, total, stage, eta_s, checkpoint_step, attempts, cancel_requested, error, " \
-	"interruptions, init_from_job"
+	"interruptions, init_from_job, group_id, group_setting"
 /* Full rows add spec and results after JOB_COLS. */
 
 static void read_job_row(sqlite3_stmt *s, StoreJob *j, int full)
@@ -569,9 +576,11 @@ static void read_job_row(sqlite3_stmt *s, StoreJob *j, int full)
 	j->error = col_strdup(s, 17);
 	j->interruptions = sqlite3_column_int(s, 18);
 	j->init_from_job = sqlite3_column_int64(s, 19);
+	j->group_id = sqlite3_column_int64(s, 20);
+	j->group_setting = col_strdup(s, 21);
 	if (full) {
-		j->spec = col_strdup(s, 20);
-		j->results = col_strdup(s, 21);
+		j->spec = col_strdup(s, 22);
+		j->results = col_strdup(s, 23);
 	}
 }
 
@@ -624,41 +633,66 @@ static int check_source(sqlite3 *db, const StoreNewJob *nj, char *err, size_t er
 	return rc;
 }
 
+/* The queue limits for n more jobs of nj's owner (inside the inserting transaction). */
+static int check_limits(sqlite3 *db, const StoreNewJob *nj, int n_new, char *err, size_t errlen)
+{
+	int64_t n;
+	int rc;
+	if (nj->max_queued > 0) {
+		if ((rc = count_queued(db, NULL, &n, err, errlen)) < 0) return rc;
+		if (n + n_new > nj->max_queued) {
+			if (n_new == 1)
+				snprintf(err, errlen, "the queue is full: %lld jobs queued; the limit is max-queued = %d", (long long)n,
+				         nj->max_queued);
+			else
+				snprintf(err, errlen, "the queue cannot take %d more jobs: %lld are queued; the limit is max-queued = %d",
+				         n_new, (long long)n, nj->max_queued);
+			return STORE_ELIMIT;
+		}
+	}
+	if (nj->max_queued_per_owner > 0) {
+		if ((rc = count_queued(db, nj->owner ? nj->owner : "", &n, err, errlen)) < 0) return rc;
+		if (n + n_new > nj->max_queued_per_owner) {
+			if (n_new == 1)
+				snprintf(err, errlen, "owner '%s' already has %lld queued job(s); the limit is max-queued-per-owner = %d",
+				         nj->owner ? nj->owner : "", (long long)n, nj->max_queued_per_owner);
+			else
+				snprintf(err, errlen, "owner '%s' has %lld queued job(s) and asks for %d more; the limit is "
+				         "max-queued-per-owner = %d", nj->owner ? nj->owner : "", (long long)n, n_new,
+				         nj->max_queued_per_owner);
+			return STORE_ELIMIT;
+		}
+	}
+	return 0;
+}
+
+/* One job row (inside the caller's transaction); group_id 0 = none. */
+static int insert_job_row(sqlite3 *db, const StoreNewJob *nj, int64_t group_id, double now, int64_t *id, char *err,
+                          size_t errlen)
+{
+	int rc;
+	if (nj->init_from_job > 0 && (rc = check_source(db, nj, err, errlen)) < 0) return rc;
+	/* ?7 and ?8 NULL for none: NULLIF keeps the columns NULL rather than 0. */
+	if ((rc = sql_exec(db, "inserting a job", err, errlen,
+	                   "INSERT INTO jobs(name, method, spec, state, priority, owner, created_at, updated_at, init_from_job, "
+	                   "group_id, group_setting) "
+	                   "VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?6, NULLIF(?7, 0), NULLIF(?8, 0), ?9)", "tttitdIIt",
+	                   nj->name, nj->method ? nj->method : "", nj->spec, nj->priority, nj->owner ? nj->owner : "", now,
+	                   nj->init_from_job > 0 ? nj->init_from_job : (int64_t)0, group_id,
+	                   group_id > 0 ? nj->group_setting : NULL)) < 0)
+		return rc;
+	*id = sqlite3_last_insert_rowid(db);
+	return 0;
+}
+
 int store_job_insert(Store *st, const StoreNewJob *nj, int64_t *id, char *err, size_t errlen)
 {
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
 	int rc = store_begin(db, err, errlen);
 	if (rc < 0) goto out;
-	int64_t n;
-	if (nj->max_queued > 0) {
-		if ((rc = count_queued(db, NULL, &n, err, errlen)) < 0) goto out;
-		if (n >= nj->max_queued) {
-			snprintf(err, errlen, "the queue is full: %lld jobs queued; the limit is max-queued = %d", (long long)n,
-			         nj->max_queued);
-			rc = STORE_ELIMIT;
-			goto out;
-		}
-	}
-	if (nj->max_queued_per_owner > 0) {
-		if ((rc = count_queued(db, nj->owner ? nj->owner : "", &n, err, errlen)) < 0) goto out;
-		if (n >= nj->max_queued_per_owner) {
-			snprintf(err, errlen, "owner '%s' already has %lld queued job(s); the limit is max-queued-per-owner = %d",
-			         nj->owner ? nj->owner : "", (long long)n, nj->max_queued_per_owner);
-			rc = STORE_ELIMIT;
-			goto out;
-		}
-	}
-	if (nj->init_from_job > 0 && (rc = check_source(db, nj, err, errlen)) < 0) goto out;
-	double now = store_now();
-	/* ?7 NULL for no source: NULLIF keeps the column NULL rather than 0. */
-	if ((rc = sql_exec(db, "inserting a job", err, errlen,
-	                   "INSERT INTO jobs(name, method, spec, state, priority, owner, created_at, updated_at, init_from_job) "
-	                   "VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?6, NULLIF(?7, 0))", "tttitdI",
-	                   nj->name, nj->method ? nj->method : "", nj->spec, nj->priority, nj->owner ? nj->owner : "", now,
-	                   nj->init_from_job > 0 ? nj->init_from_job : (int64_t)0)) < 0)
-		goto out;
-	*id = sqlite3_last_insert_rowid(db);
+	if ((rc = check_limits(db, nj, 1, err, errlen)) < 0) goto out;
+	if ((rc = insert_job_row(db, nj, 0, store_now(), id, err, errlen)) < 0) goto out;
 	if (ssld_fault("job_insert")) {   /* ../engine/fault.h: the row is written, the commit fails */
 		snprintf(err, errlen, "inserting a job: COMMIT: disk I/O error (injected by SSLD_FAULT)");
 		rc = STORE_EDB;
@@ -669,6 +703,134 @@ out:
 	if (rc < 0) store_rollback(db);
 	store_release(st, db);
 	return rc < 0 ? rc : 0;
+}
+
+int store_group_insert(Store *st, const char *name, const char *owner, const char *sweep, const StoreNewJob *jobs, int n,
+                       int64_t *group_id, int64_t *ids, char *err, size_t errlen)
+{
+	sqlite3 *db = store_acquire(st, err, errlen);
+	if (!db) return STORE_EDB;
+	int rc = store_begin(db, err, errlen);
+	if (rc < 0) goto out;
+	if (n < 1) {
+		snprintf(err, errlen, "a group needs at least one job");
+		rc = STORE_EDB;
+		goto out;
+	}
+	if ((rc = check_limits(db, &jobs[0], n, err, errlen)) < 0) goto out;
+	double now = store_now();
+	if ((rc = sql_exec(db, "inserting a group", err, errlen,
+	                   "INSERT INTO job_groups(name, owner, sweep, created_at) VALUES (?1, ?2, ?3, ?4)", "tttd",
+	                   name, owner ? owner : "", sweep, now)) < 0)
+		goto out;
+	*group_id = sqlite3_last_insert_rowid(db);
+	for (int i = 0; i < n; i++)
+		if ((rc = insert_job_row(db, &jobs[i], *group_id, now, &ids[i], err, errlen)) < 0) goto out;
+	rc = store_commit(db, err, errlen);
+out:
+	if (rc < 0) store_rollback(db);
+	store_release(st, db);
+	return rc < 0 ? rc : 0;
+}
+
+void store_group_clear(StoreGroup *g)
+{
+	if (!g) return;
+	free(g->name); free(g->owner); free(g->sweep);
+	memset(g, 0, sizeof *g);
+}
+
+/* The group's job count per state, into g. */
+static int group_counts(sqlite3 *db, StoreGroup *g, char *err, size_t errlen)
+{
+	sqlite3_stmt *s;
+	int rc = sql_query(db, &s, "counting a group's jobs", err, errlen,
+	                   "SELECT state, count(*) FROM jobs WHERE group_id = ?1 GROUP BY state", "I", g->id);
+	if (rc < 0) return rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		int k = job_state_parse((const char *)sqlite3_column_text(s, 0));
+		int64_t c = sqlite3_column_int64(s, 1);
+		if (k >= 0) g->counts[k] += c;
+		g->jobs += c;
+	}
+	unprep(s);
+	return rc == SQLITE_DONE ? 0 : db_fail(db, "counting a group's jobs", err, errlen);
+}
+
+static void read_group_row(sqlite3_stmt *s, StoreGroup *g)
+{
+	memset(g, 0, sizeof *g);
+	g->id = sqlite3_column_int64(s, 0);
+	g->name = col_strdup(s, 1);
+	g->owner = col_strdup(s, 2);
+	g->sweep = col_strdup(s, 3);
+	g->created_at = sqlite3_column_double(s, 4);
+}
+
+int store_group_get(Store *st, int64_t id, StoreGroup *out, char *err, size_t errlen)
+{
+	memset(out, 0, sizeof *out);
+	sqlite3 *db = store_acquire(st, err, errlen);
+	if (!db) return STORE_EDB;
+	sqlite3_stmt *s;
+	int rc = sql_query(db, &s, "reading a group", err, errlen,
+	                   "SELECT id, name, owner, sweep, created_at FROM job_groups WHERE id = ?1", "I", id);
+	if (rc == 0) {
+		int r = sqlite3_step(s);
+		if (r == SQLITE_ROW) {
+			read_group_row(s, out);
+		} else if (r == SQLITE_DONE) {
+			snprintf(err, errlen, "group %lld not found", (long long)id);
+			rc = STORE_ENOTFOUND;
+		} else {
+			rc = db_fail(db, "reading a group", err, errlen);
+		}
+		unprep(s);
+	}
+	if (rc == 0) rc = group_counts(db, out, err, errlen);
+	store_release(st, db);
+	if (rc < 0) store_group_clear(out);
+	return rc;
+}
+
+int store_group_list(Store *st, const char *owner, int64_t before_id, int limit, StoreGroup **groups, int *n,
+                     char *err, size_t errlen)
+{
+	*groups = NULL;
+	*n = 0;
+	if (limit < 1) limit = 50;
+	if (limit > 1000) limit = 1000;
+	sqlite3 *db = store_acquire(st, err, errlen);
+	if (!db) return STORE_EDB;
+	sqlite3_stmt *s = NULL;
+	int rc = owner ? sql_query(db, &s, "listing groups", err, errlen,
+	                           "SELECT id, name, owner, sweep, created_at FROM job_groups WHERE id < ?1 AND owner = ?3 "
+	                           "ORDER BY id DESC LIMIT ?2", "Iit",
+	                           before_id > 0 ? before_id : INT64_MAX, limit, owner)
+	               : sql_query(db, &s, "listing groups", err, errlen,
+	                           "SELECT id, name, owner, sweep, created_at FROM job_groups WHERE id < ?1 "
+	                           "ORDER BY id DESC LIMIT ?2", "Ii", before_id > 0 ? before_id : INT64_MAX, limit);
+	StoreGroup *v = rc == 0 ? calloc((size_t)limit, sizeof *v) : NULL;
+	if (rc == 0 && !v) {
+		snprintf(err, errlen, "listing groups: out of memory");
+		rc = STORE_ENOMEM;
+	}
+	if (rc == 0) {
+		int r = SQLITE_DONE;
+		while (*n < limit && (r = sqlite3_step(s)) == SQLITE_ROW) read_group_row(s, &v[(*n)++]);
+		if (*n < limit && r != SQLITE_DONE) rc = db_fail(db, "listing groups", err, errlen);
+	}
+	if (s) unprep(s);
+	for (int i = 0; rc == 0 && i < *n; i++) rc = group_counts(db, &v[i], err, errlen);
+	store_release(st, db);
+	if (rc < 0) {
+		for (int i = 0; v && i < *n; i++) store_group_clear(&v[i]);
+		free(v);
+		*n = 0;
+		return rc;
+	}
+	*groups = v;
+	return 0;
 }
 
 static int get_job(sqlite3 *db, int64_t id, StoreJob *out, char *err, size_t errlen)
@@ -976,6 +1138,7 @@ int store_job_list(Store *st, const StoreJobFilter *f, StoreJob **jobs, int *n, 
 		len += (size_t)snprintf(sql + len, sizeof sql - len, ")");
 	}
 	if (f->owner) len += (size_t)snprintf(sql + len, sizeof sql - len, " AND owner = ?3");
+	if (f->group_id > 0) len += (size_t)snprintf(sql + len, sizeof sql - len, " AND group_id = ?4");
 	snprintf(sql + len, sizeof sql - len, " ORDER BY id DESC LIMIT ?2");
 	int limit = f->limit < 1 ? 50 : f->limit > 1000 ? 1000 : f->limit;
 
@@ -990,6 +1153,7 @@ int store_job_list(Store *st, const StoreJobFilter *f, StoreJob **jobs, int *n, 
 	sqlite3_bind_int64(s, 1, f->before_id > 0 ? f->before_id : INT64_MAX);
 	sqlite3_bind_int(s, 2, limit);
 	if (f->owner) sqlite3_bind_text(s, 3, f->owner, -1, SQLITE_STATIC);
+	if (f->group_id > 0) sqlite3_bind_int64(s, 4, f->group_id);
 	StoreJob *v = calloc((size_t)limit, sizeof *v);
 	if (!v) {
 		rc = STORE_ENOMEM;

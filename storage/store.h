@@ -43,7 +43,7 @@ typedef enum JobState {
 } JobState;
 const char *job_state_name(JobState s);   /* "queued", ... */
 int job_state_parse(const char *name);    /* JobState or -1 */
-#define SSLD_SCHEMA_VERSION 3
+#define SSLD_SCHEMA_VERSION 4
 
 /* ---- opening ------------------------------------------------------------------------------- */
 
@@ -66,6 +66,7 @@ typedef struct StoreNewJob {
 	int init_from_any_owner;    /* 1: may wait for another owner's unfinished source (an admin) */
 	int max_queued;             /* > 0: refuse (STORE_ELIMIT) when this many jobs are queued */
 	int max_queued_per_owner;   /* > 0: the same, counting this owner's queued jobs only */
+	const char *group_setting;  /* store_group_insert: the child's swept values (JSON object) */
 } StoreNewJob;
 
 /* One job row. Strings are owned by the struct (store_job_clear frees them). */
@@ -82,6 +83,8 @@ typedef struct StoreJob {
 	int interruptions;           /* runs found still running at start-up (a crash or an unclean stop) */
 	int64_t init_from_job;       /* 0 = none */
 	int cancel_requested;
+	int64_t group_id;            /* 0 = not part of a sweep */
+	char *group_setting;         /* the swept values of a group's job (JSON object), else NULL */
 } StoreJob;
 void store_job_clear(StoreJob *j);
 
@@ -137,10 +140,32 @@ typedef struct StoreJobFilter {
 	int64_t before_id;          /* > 0: only ids < before_id (paging, newest first) */
 	int limit;                  /* 1..1000 */
 	const char *owner;          /* NULL = any */
+	int64_t group_id;           /* > 0: only this group's jobs */
 } StoreJobFilter;
 /* Jobs newest first. *jobs is malloc'd (free each with store_job_clear, then free()). Specs and
  * results are not loaded (NULL) to keep listings light. */
 int store_job_list(Store *st, const StoreJobFilter *f, StoreJob **jobs, int *n, char *err, size_t errlen);
+/* ---- groups (sweeps) ----------------------------------------------------------------------- */
+
+/* A group is the set of jobs one spec with a "sweep" created (workers/sweep.h). */
+typedef struct StoreGroup {
+	int64_t id;
+	char *name, *owner, *sweep;  /* sweep: the "sweep" object as submitted (JSON) */
+	double created_at;
+	int64_t jobs, counts[JOB_STATE_COUNT];   /* its jobs, and how many are in each state */
+} StoreGroup;
+void store_group_clear(StoreGroup *g);
+/* Inserts the group and its n jobs in one transaction: all or none. The queue limits of jobs[0]
+ * (max_queued, max_queued_per_owner) count all n (STORE_ELIMIT naming the limit); every job's
+ * init_from rule holds as for store_job_insert. ids[0..n) get the jobs' ids. */
+int store_group_insert(Store *st, const char *name, const char *owner, const char *sweep, const StoreNewJob *jobs, int n,
+                       int64_t *group_id, int64_t *ids, char *err, size_t errlen);
+/* STORE_ENOTFOUND if there is no such group. */
+int store_group_get(Store *st, int64_t id, StoreGroup *out, char *err, size_t errlen);
+/* Groups newest first, ids < before_id when > 0, at most limit (1..1000); owner NULL = any. */
+int store_group_list(Store *st, const char *owner, int64_t before_id, int limit, StoreGroup **groups, int *n,
+                     char *err, size_t errlen);
+
 /* Number of jobs in each state. */
 int store_job_counts(Store *st, int64_t counts[JOB_STATE_COUNT], char *err, size_t errlen);
 

@@ -410,6 +410,12 @@ static int check_keys(Parser *p, const cJSON *obj, const char *field, const KeyR
 		}
 		if (rule)
 			continue;
+		/* A sweep is a group of jobs, expanded before a job's keys are read (sweep.h). */
+		if (strcmp(f, "sweep") == 0) {
+			fail(p, 400, "unknown_key", f, "a sweep makes a group of jobs on a server: submit it (ssld submit, "
+			     "POST /v1/jobs); ssld check expands and checks it");
+			continue;
+		}
 		/* Unknown: suggest among the keys valid here. */
 		const char *cands[MAX_RULES];
 		int nc = 0;

@@ -18,6 +18,7 @@
 #include "method_catalog.h"
 #include "spec_json.h"
 #include "spec_table.h"
+#include "sweep.h"
 
 #define SCHEMA_ID "https://ssld.invalid/v1/schema"
 
@@ -440,6 +441,27 @@ static void method_rules(cJSON *all)
 	}
 }
 
+/* "sweep" (workers/sweep.h): not a key of one job but of the group a POST makes of it. */
+static cJSON *sweep_schema(void)
+{
+	char text[2048];
+	snprintf(text, sizeof text,
+	         "{\"description\": \"POST /v1/jobs only: make a group of jobs, one per setting and seed "
+	         "(docs/API.md, Sweeps); at most %d jobs\", \"type\": \"object\", \"additionalProperties\": false, "
+	         "\"properties\": {"
+	         "\"grid\": {\"type\": \"object\", \"maxProperties\": %d, \"description\": \"spec path -> values\", "
+	         "  \"additionalProperties\": {\"type\": \"array\", \"minItems\": 1, \"maxItems\": 64}},"
+	         "\"random\": {\"type\": \"object\", \"required\": [\"n\"], \"description\": \"spec path -> distribution, and n draws\", "
+	         "  \"properties\": {\"n\": {\"type\": \"integer\", \"minimum\": 1, \"maximum\": %d}},"
+	         "  \"additionalProperties\": {\"type\": \"object\", \"minProperties\": 1, \"maxProperties\": 1,"
+	         "    \"properties\": {\"uniform\": {\"$ref\": \"#/$defs/sweep_range\"}, \"log_uniform\": {\"$ref\": \"#/$defs/sweep_range\"},"
+	         "      \"int_uniform\": {\"$ref\": \"#/$defs/sweep_range\"}, \"choice\": {\"type\": \"array\", \"minItems\": 1, \"maxItems\": 64}},"
+	         "    \"additionalProperties\": false}},"
+	         "\"seeds\": {\"type\": \"integer\", \"minimum\": 1, \"maximum\": 100}}}",
+	         SWEEP_MAX_JOBS, SWEEP_MAX_PATHS, SWEEP_MAX_JOBS);
+	return cJSON_Parse(text);
+}
+
 char *jobspec_schema_json(void)
 {
 	cJSON *root = level_schema("");
@@ -463,9 +485,13 @@ char *jobspec_schema_json(void)
 	if (!all)
 		all = cJSON_AddArrayToObject(doc, "allOf");
 	method_rules(all);
+	cJSON *props = cJSON_GetObjectItem(doc, "properties");
+	if (props) cJSON_AddItemToObject(props, "sweep", sweep_schema());
 	cJSON *defs = cJSON_AddObjectToObject(doc, "$defs");
 	cJSON_AddItemToObject(defs, "augment", augment_schema());
 	cJSON_AddItemToObject(defs, "evaluation", evaluation_schema());
+	cJSON_AddItemToObject(defs, "sweep_range", cJSON_Parse("{\"type\": \"array\", \"prefixItems\": [{\"type\": \"number\"}, "
+	                                                       "{\"type\": \"number\"}], \"minItems\": 2, \"maxItems\": 2}"));
 	char *s = cJSON_Print(doc);
 	cJSON_Delete(doc);
 	return s;

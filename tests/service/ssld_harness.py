@@ -144,7 +144,7 @@ class Daemon:
         try:
             obj = json.loads(data) if data else None
         except ValueError:
-            raise Failure("%s %s -> %d: not JSON: %r" % (method, path, status, data[:200]))
+            raise Failure("%s %s -> %d: not JSON: %r" % (method, path, status, data[:3000]))
         return status, obj
 
     def get(self, path):
