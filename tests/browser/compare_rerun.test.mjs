@@ -109,6 +109,9 @@ try {
     check(JSON.stringify(filled) === JSON.stringify(want), 'fields filled with the job\'s values: ' + JSON.stringify(filled));
     check(await page.locator('#panel-form fieldset.eval-row').count() === 1, 'one evaluation row, as the job had');
     await page.locator('#panel-form [name="pretrain.optimizer.lr"]').fill('0.003');
+    await until(page, () => document.querySelector('#panel-form [data-field="pretrain.optimizer.lr"]').classList.contains('changed'), null, 5000, 'the edited field to be marked');
+    const marked = await page.locator('#panel-form .field.changed').evaluateAll((es) => es.map((e) => e.dataset.field));
+    check(JSON.stringify(marked) === '["pretrain.optimizer.lr"]', 'only the edited field is marked changed: ' + JSON.stringify(marked));
     await shot(page, 'run-again');
     const posted = page.waitForRequest((q) => q.method() === 'POST' && new URL(q.url()).pathname === '/v1/jobs');
     await page.getByRole('button', { name: 'Submit as a new job' }).click();

@@ -675,7 +675,16 @@ function build(body, cat, from) {
   form.addEventListener('submit', (e) => { e.preventDefault(); send(buildSpec(), false); });
   jsonForm.addEventListener('submit', (e) => { e.preventDefault(); send(jsonText.value, true); });
 
+  // Run again: a field that no longer holds the job's value is marked, so the edits stand out.
+  function markChanged() {
+    const all = [...fields, ...evalRows.flatMap((r) => (r.base ? r.fields : []))];
+    for (const f of all) f.el.classList.toggle('changed', f.snap !== undefined && !f.off && state(f) !== f.snap);
+  }
+
   if (base) for (const e of base.evaluations || []) addEvalRow(e, true);
   rebuildMethodParts();
-  if (from) submitBtn.textContent = 'Submit as a new job';
+  if (from) {
+    submitBtn.textContent = 'Submit as a new job';
+    for (const t of ['input', 'change']) form.addEventListener(t, () => queueMicrotask(markChanged));
+  }
 }
