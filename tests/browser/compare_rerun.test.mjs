@@ -10,7 +10,8 @@
 // no best in C's row (its data group has one job); "Run again with changes" on A's page opens the
 // Submit form filled with A's values, and submitting after one edit queues a job whose resolved
 // spec is A's with that one change; changing the encoder there takes out the old encoder's keys
-// (the server accepts the result). Screenshots go to OUT_DIR. Exit 77 (with the reason) when
+// (the server accepts the result); and, on a server that only queues, every method's example
+// run again untouched resolves to the same spec as the job it came from. Screenshots go to OUT_DIR. Exit 77 (with the reason) when
 // Chromium, playwright-core or Fashion-MNIST is missing.
 
 import fs from 'node:fs';
@@ -143,5 +144,47 @@ try {
 } finally {
   if (b) await b.close();
   await d.stop();
+}
+
+// ---- every method's example, run again untouched, is the same job ------------------------------
+// On a server that only queues: each example of the catalogue is submitted, its run-again form
+// opened, and the form's spec (the JSON tab: what it would post) resolved by a dry run must equal
+// the job's resolved spec.
+{
+  const d2 = new Ssld(exe, webDir);
+  let b2;
+  try {
+    await d2.start('--workers', '0');
+    b2 = await launchChromium();
+    const page = await b2.context.newPage();
+    await step('run again untouched: every method\'s example resolves to the same spec', async () => {
+      const cat = await d2.api('GET', '/v1/methods');
+      const tried = [];
+      for (const m of cat.methods) {
+        if (!m.example) continue;
+        let job;
+        try { job = await d2.api('POST', '/v1/jobs', m.example); } catch (e) {
+          console.log(`     (${m.name}: its example is refused here, ${e.message.slice(0, 160)})`);
+          continue;
+        }
+        const spec = (await d2.api('GET', '/v1/jobs/' + job.id)).spec;
+        await page.goto(d2.url('/#/submit?from=' + job.id));
+        await page.locator('#from-note').waitFor({ timeout: 30000 });
+        await page.getByRole('tab', { name: 'JSON' }).click();
+        const sent = JSON.parse(await page.locator('#spec-json').inputValue());
+        const again = (await d2.api('POST', '/v1/jobs?dry_run=1', sent)).spec;
+        const diff = specDiff([spec, again]).map((r) => r.path);
+        check(!diff.length && again.name === spec.name, `${m.name}: the form's spec differs in ${JSON.stringify(diff)}`);
+        tried.push(m.name);
+      }
+      check(tried.length >= cat.methods.length / 2, 'most examples tried: ' + tried.join(' '));
+      console.log('     ' + tried.join(' '));
+    });
+  } catch (e) {
+    steps.fail('run-again setup', e.stack || e);
+  } finally {
+    if (b2) await b2.close();
+    await d2.stop();
+  }
 }
 steps.finish();
