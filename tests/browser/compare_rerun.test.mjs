@@ -7,12 +7,13 @@
 // (params.temperature); C, which also trains on different data (dataset.limit_train). Checks:
 // comparing A and B lists exactly that key, one column per job, with no data warning and a best
 // marked; adding C lists its dataset key, warns that the jobs trained on different data and marks
-// no best in C's row (its data group has one job); "Run again with changes" on A's page opens the
-// Submit form filled with A's values, and submitting after one edit queues a job whose resolved
-// spec is A's with that one change; changing the encoder there takes out the old encoder's keys
-// (the server accepts the result); and, on a server that only queues, every method's example
-// run again untouched resolves to the same spec as the job it came from. Screenshots go to OUT_DIR. Exit 77 (with the reason) when
-// Chromium, playwright-core or Fashion-MNIST is missing.
+// no best in C's row (its data group has one job), and fits a narrow screen; "Run again with
+// changes" on A's page opens the Submit form filled with A's values, and submitting after one edit
+// queues a job whose resolved spec is A's with that one change; changing the encoder there takes
+// out the old encoder's keys (the server accepts the result); and, on a server that only queues,
+// every method's example run again untouched resolves to the same spec as the job it came from.
+// Screenshots go to OUT_DIR. Exit 77 (with the reason) when Chromium, playwright-core or
+// Fashion-MNIST is missing.
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -90,6 +91,10 @@ try {
     check(await page.locator(`table.evals tr[data-job="${c.id}"] td.best`).count() === 0, 'no best in the row of the job on other data');
     check(await page.locator(`table.evals tr[data-job="${a.id}"] td.best, table.evals tr[data-job="${bj.id}"] td.best`).count() >= 1, 'a best among the jobs on the same data');
     await shot(page, 'compare-different-data');
+    await page.setViewportSize({ width: 760, height: 900 });
+    const over = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    check(over <= 0, 'narrow screen: the page is wider than the viewport by ' + over + ' px');
+    await page.setViewportSize({ width: 1360, height: 900 });
   });
 
   await step('run again with changes: the form is filled with the job\'s spec; one edit is all that changes', async () => {
