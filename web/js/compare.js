@@ -85,7 +85,7 @@ export function mount(main, params) {
       h('caption', { class: 'visually-hidden' }, 'spec keys that differ, one column per job'),
       h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'key'),
         cols.map(({ id }) => h('th', { scope: 'col', dataset: { job: String(id) } }, h('span', { class: 'swatch', style: { background: color(id) } }), label(id))))),
-      h('tbody', {}, rows.map((r) => h('tr', { dataset: { path: r.path }, class: r.path.startsWith('dataset') ? 'data' : undefined },
+      h('tbody', {}, rows.map((r) => h('tr', { dataset: { path: r.path }, class: r.path === 'dataset' || r.path.startsWith('dataset.') ? 'data' : undefined },
         h('th', { scope: 'row' }, h('code', {}, r.path)),
         r.values.map((v) => h('td', { class: v === undefined ? 'muted' : undefined, title: showValue(v) }, showValue(v))))))));
   }
