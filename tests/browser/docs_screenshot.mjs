@@ -3,19 +3,23 @@
 // supervised baseline at three label fractions) trained on a temporary ssld, its job page
 // screenshotted in headless Chromium (about a minute on an idle machine). With --submit:
 // docs/dashboard-submit.png, the Submit form (its job, dataset, method-parameter and model
-// sections, a CNN encoder) on an ssld that only queues (a few seconds). Not a test (nothing is asserted).
+// sections, a CNN encoder) on an ssld that only queues (a few seconds). With --compare:
+// docs/dashboard-compare.png (three tiny jobs, one on other data: the warning, the spec
+// differences, the results) and docs/dashboard-rerun.png (the first job's "Run again with
+// changes" form), about half a minute. Not a test (nothing is asserted).
 //
-//   node tests/browser/docs_screenshot.mjs build/daemon/ssld [--submit] [OUT.png]
+//   node tests/browser/docs_screenshot.mjs build/daemon/ssld [--submit | --compare] [OUT.png]
 
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Ssld, launchChromium, shortJob, sleep } from './harness.mjs';
+import { Ssld, launchChromium, shortJob, sleep, tinyJob } from './harness.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
 const exe = args.shift();
-const submit = args[0] === '--submit' ? Boolean(args.shift()) : false;
-const out = args[0] || path.join(here, '..', '..', 'docs', submit ? 'dashboard-submit.png' : 'dashboard.png');
+const mode = /^--(submit|compare)$/.test(args[0] || '') ? args.shift().slice(2) : 'job';
+const docs = path.join(here, '..', '..', 'docs');
+const out = args[0] || path.join(docs, { job: 'dashboard.png', submit: 'dashboard-submit.png', compare: 'dashboard-compare.png' }[mode]);
 const d = new Ssld(exe, path.join(here, '..', '..', 'web'));
 let b;
 
@@ -56,8 +60,32 @@ async function submitForm() {
   await page.screenshot({ path: out, clip: { x: 0, y: top.y - 12, width: 1280, height: bottom.y + bottom.height - top.y + 24 } });
 }
 
+async function comparePages() {
+  await d.start('--workers', '2', '--job-threads', '1');
+  const ids = [];
+  for (const spec of [tinyJob('base'), tinyJob('cooler', { extra: { params: { temperature: 0.2 } } }), tinyJob('more-data', { limitTrain: 320 })]) {
+    ids.push((await d.api('POST', '/v1/jobs', spec)).id);
+  }
+  for (const id of ids) await d.waitJob(id, (x) => x.state !== 'queued' && x.state !== 'running', 300000);
+  b = await launchChromium({ width: 1280, height: 2400 });   // no scrolling: the header stays on top
+  const page = await b.context.newPage();
+  await page.goto(d.url('/#/compare?ids=' + ids.join(',')));
+  await page.waitForFunction(() => document.querySelector('main')?.dataset.ready === 'true' && document.querySelector('table.spec-diff') &&
+    document.querySelectorAll('table.evals tbody tr').length === 3, null, { timeout: 30000 });
+  const res = await page.locator('section[aria-labelledby="h-res"]').boundingBox();
+  await page.screenshot({ path: out, clip: { x: 0, y: 0, width: 1280, height: res.y + res.height + 16 } });
+  await page.goto(d.url('/#/submit?from=' + ids[0]));
+  await page.locator('#panel-form [name="params.temperature"]').waitFor({ timeout: 30000 });
+  await page.locator('#panel-form [name="pretrain.optimizer.lr"]').fill('0.003');
+  await page.waitForFunction(() => document.querySelector('.field.changed'), null, { timeout: 10000 });
+  const pre = await page.locator('#panel-form [data-section="pretrain"]').boundingBox();
+  const rerun = path.join(path.dirname(out), 'dashboard-rerun.png');
+  await page.screenshot({ path: rerun, clip: { x: 0, y: 0, width: 1280, height: pre.y + pre.height + 16 } });
+  console.log('wrote ' + rerun);
+}
+
 try {
-  await (submit ? submitForm() : jobPage());
+  await ({ job: jobPage, submit: submitForm, compare: comparePages }[mode])();
   console.log('wrote ' + out);
 } finally {
   if (b) await b.close();

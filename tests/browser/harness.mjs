@@ -188,3 +188,9 @@ export function shortJob(name, { epochs = 3, limitTrain = 512, evaluations, extr
     ...(extra || {}),
   };
 }
+
+// The smallest real job with a result: 256 records, batch 64, one epoch (four steps), then kNN at
+// half the labels (no training). Seconds on a busy box.
+export function tinyJob(name, { limitTrain = 256, extra } = {}) {
+  return shortJob(name, { epochs: 1, limitTrain, evaluations: [{ protocol: 'knn', label_fractions: [0.5] }], extra });
+}

@@ -1,13 +1,16 @@
-// compare.js - several jobs side by side (#/compare?ids=3,7,9): a picker, the curves of every
-// metric key overlaid (one colour per job), and a results table (test accuracy per protocol and
-// label fraction, best of each column marked). Running jobs keep updating through their cursors.
-// Not here: a single job's detail (job.js).
+// compare.js - several jobs side by side (#/compare?ids=3,7,9): a picker, how their specs differ
+// (the keys that are not the same in all, one column per job), a warning when they trained on
+// different data, the curves of every metric key overlaid (one colour per job), and a results
+// table (test accuracy per protocol and label fraction; the best of each column marked among jobs
+// on the same data only). Running jobs keep updating through their cursors.
+// Not here: a single job's detail (job.js), the diff itself (specdiff.js).
 
 import { get, isFinal, job as jobDetail } from './api.js';
 import { MetricChart, palette } from './charts.js';
 import { chartControls, evalRows, loadPrefs } from './job.js';
 import { loadSelection } from './jobs.js';
 import { MetricStore, keyGroup, keyOrder } from './series.js';
+import { canon, dataGroups, showValue, specDiff } from './specdiff.js';
 import { Poller, fmtNum, fmtPct, h, pollStatus, stateBadge } from './util.js';
 
 function parseIds(s) {
@@ -30,12 +33,16 @@ export function mount(main, params) {
   const charts = new Map();
   const legend = h('ul', { class: 'legend' });
   const results = h('div', { class: 'eval-box' });
+  const resultsHint = h('p', { class: 'hint' }, 'Test accuracy per protocol and labelled fraction; the best of each column is marked.');
+  const dataWarn = h('div', { class: 'alert warn', role: 'status', id: 'data-warning', hidden: true });
+  const diffBox = h('div', { class: 'diff-box' }, h('p', { class: 'empty' }, 'Loading the specs…'));
   const grid = h('div', { class: 'charts-grid' });
   const controls = chartControls(prefs, () => drawAll());
   main.append(
-    h('section', { class: 'card', 'aria-labelledby': 'h-jobs' }, h('h2', { id: 'h-jobs' }, 'Jobs'), legend),
-    h('section', { class: 'card', 'aria-labelledby': 'h-res' }, h('h2', { id: 'h-res' }, 'Results'),
-      h('p', { class: 'hint' }, 'Test accuracy per protocol and labelled fraction; the best of each column is marked.'), results),
+    h('section', { class: 'card', 'aria-labelledby': 'h-jobs' }, h('h2', { id: 'h-jobs' }, 'Jobs'), legend, dataWarn),
+    h('section', { class: 'card', 'aria-labelledby': 'h-diff' }, h('h2', { id: 'h-diff' }, 'Spec differences'),
+      h('p', { class: 'hint' }, 'The keys of the resolved specs (every default spelled out) that are not the same in all these jobs; names aside.'), diffBox),
+    h('section', { class: 'card', 'aria-labelledby': 'h-res' }, h('h2', { id: 'h-res' }, 'Results'), resultsHint, results),
     h('section', { class: 'card', 'aria-labelledby': 'h-cc' },
       h('div', { class: 'section-head' }, h('h2', { id: 'h-cc' }, 'Curves'), controls), grid));
 
@@ -53,6 +60,36 @@ export function mount(main, params) {
     }));
   }
 
+  // The data groups of the jobs whose specs are known (see specdiff.js); letters name them.
+  const groupName = (g) => String.fromCharCode(65 + g);
+  let groups = { group: ids.map(() => null), count: 0 };
+  let diffSig = null;
+
+  function renderSpecs() {
+    const specs = ids.map((id) => (jobs.get(id) && jobs.get(id).spec) || null);
+    const sig = canon(specs);
+    if (sig === diffSig) return;
+    diffSig = sig;
+    groups = dataGroups(specs);
+    const cols = ids.map((id, i) => ({ id, i })).filter(({ i }) => specs[i]);
+    dataWarn.hidden = groups.count < 2;
+    if (groups.count >= 2) {
+      dataWarn.replaceChildren(h('strong', {}, 'These jobs trained on different data; the best marker compares unlike things.'),
+        ' Their datasets (name or format, files, limits) are not the same, so the best of each column is marked only among jobs on the same data: ',
+        cols.map(({ id, i }) => `#${id} on data ${groupName(groups.group[i])}`).join(', ') + '.');
+    }
+    if (cols.length < 2) { diffBox.replaceChildren(h('p', { class: 'empty' }, 'Choose at least two jobs to see how their specs differ.')); return; }
+    const rows = specDiff(cols.map(({ i }) => specs[i]));
+    if (!rows.length) { diffBox.replaceChildren(h('p', { class: 'empty', id: 'spec-same' }, 'Their specs are the same (names aside).')); return; }
+    diffBox.replaceChildren(h('table', { class: 'spec-diff' },
+      h('caption', { class: 'visually-hidden' }, 'spec keys that differ, one column per job'),
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'key'),
+        cols.map(({ id }) => h('th', { scope: 'col', dataset: { job: String(id) } }, h('span', { class: 'swatch', style: { background: color(id) } }), label(id))))),
+      h('tbody', {}, rows.map((r) => h('tr', { dataset: { path: r.path }, class: r.path === 'dataset' || r.path.startsWith('dataset.') ? 'data' : undefined },
+        h('th', { scope: 'row' }, h('code', {}, r.path)),
+        r.values.map((v) => h('td', { class: v === undefined ? 'muted' : undefined, title: showValue(v) }, showValue(v))))))));
+  }
+
   function renderResults() {
     const per = ids.map((id) => ({ id, rows: jobs.has(id) ? evalRows(jobs.get(id), stores.get(id)) : [] }));
     const cols = [];
@@ -63,20 +100,31 @@ export function mount(main, params) {
     cols.sort((a, b) => (a.protocol === 'supervised') - (b.protocol === 'supervised') || (a.protocol < b.protocol ? -1 : a.protocol > b.protocol ? 1 : (a.f ?? 2) - (b.f ?? 2)));
     if (!cols.length) { results.replaceChildren(h('p', { class: 'empty' }, 'None of these jobs has evaluation results yet.')); return; }
     const val = (rows, c) => { const r = rows.find((x) => x.protocol === c.protocol && x.label_fraction === c.f); return r ? r.test_accuracy : null; };
-    const best = cols.map((c) => Math.max(...per.map((p) => val(p.rows, c)).filter(Number.isFinite)));
+    // Best of each column among the jobs on the same data (all of them when the data agree); a
+    // group of one job has no best.
+    const mixed = groups.count > 1;
+    const groupOf = (i) => groups.group[i];
+    const best = cols.map((c) => per.map((p, i) => {
+      const same = per.filter((q, k) => groupOf(k) === groupOf(i));
+      return same.length > 1 ? Math.max(...same.map((q) => val(q.rows, c)).filter(Number.isFinite)) : NaN;
+    }));
+    resultsHint.textContent = mixed ?
+      'Test accuracy per protocol and labelled fraction; the best of each column is marked among jobs on the same data only (the data column), never across different data.' :
+      'Test accuracy per protocol and labelled fraction; the best of each column is marked.';
     results.replaceChildren(h('table', { class: 'evals' },
-      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'job'), h('th', { scope: 'col', class: 'num' }, 'final loss'),
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'job'), mixed ? h('th', { scope: 'col' }, 'data') : null, h('th', { scope: 'col', class: 'num' }, 'final loss'),
         cols.map((c) => h('th', { scope: 'col', class: 'num' + (c.protocol === 'supervised' ? ' baseline' : '') },
           c.protocol.replace('_', ' '), h('br'), h('span', { class: 'sub' }, c.f === null ? 'per class' : fmtPct(c.f).replace('.0%', '%') + ' labels'))))),
       h('tbody', {}, per.map(({ id, rows }, i) => {
         const j = jobs.get(id);
         const loss = j && j.results && j.results.pretext ? j.results.pretext.final_loss : (j && j.metrics && j.metrics.loss ? j.metrics.loss.value : null);
-        return h('tr', {}, h('th', { scope: 'row' }, h('span', { class: 'swatch', style: { background: color(id) } }), h('a', { href: '#/job/' + id }, label(id))),
+        return h('tr', { dataset: { job: String(id) } }, h('th', { scope: 'row' }, h('span', { class: 'swatch', style: { background: color(id) } }), h('a', { href: '#/job/' + id }, label(id))),
+          mixed ? h('td', { class: 'data-group' }, groupOf(i) === null ? '—' : groupName(groupOf(i))) : null,
           h('td', { class: 'num' }, fmtNum(loss)),
           cols.map((c, ci) => {
             const v = val(rows, c);
-            const isBest = Number.isFinite(v) && v === best[ci] && per.length > 1;
-            return h('td', { class: 'num' + (isBest ? ' best' : '') + (c.protocol === 'supervised' ? ' baseline' : '') }, fmtPct(v), isBest ? h('span', { class: 'visually-hidden' }, ' (best)') : null);
+            const isBest = Number.isFinite(v) && v === best[ci][i];
+            return h('td', { class: 'num' + (isBest ? ' best' : '') + (c.protocol === 'supervised' ? ' baseline' : '') }, fmtPct(v), isBest ? h('span', { class: 'visually-hidden' }, mixed ? ` (best on data ${groupName(groupOf(i))})` : ' (best)') : null);
           }));
       }))));
   }
@@ -131,6 +179,7 @@ export function mount(main, params) {
       }
     }));
     renderLegend();
+    renderSpecs();
     renderResults();
     drawAll();
     main.dataset.ready = 'true';

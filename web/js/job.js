@@ -142,7 +142,8 @@ export function mount(main, { id, max_points: mp }) {
   main.append(
     h('div', { class: 'page-head' },
       h('div', {}, title, subtitle),
-      h('div', { class: 'head-actions' }, status.el, cancelArea, h('a', { class: 'button', href: '#/compare?ids=' + id }, 'Compare…'))),
+      h('div', { class: 'head-actions' }, status.el, cancelArea, h('a', { class: 'button', href: '#/compare?ids=' + id }, 'Compare…'),
+        h('a', { class: 'button', href: '#/submit?from=' + id, title: 'the Submit form, filled with this job’s spec' }, 'Run again with changes'))),
     h('section', { class: 'card overview', 'aria-label': 'overview' }, progress, summary, errorBox),
     h('section', { class: 'card', 'aria-labelledby': 'h-curves' },
       h('div', { class: 'section-head' }, h('h2', { id: 'h-curves' }, 'Training curves'), controls),

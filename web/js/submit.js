@@ -12,9 +12,14 @@
 //
 // The API is the only validator: each error it names (`errors`, else `error`) is shown next to its
 // field. Only values that differ from a default are sent, so the server's defaults stay in charge.
-// Not here: job pages.
+//
+// "Run again with changes" (#/submit?from=17) opens the same form prefilled with job 17's resolved
+// spec (the job's `spec`, every default spelled out). What is sent is then that spec with the
+// fields the user changed written over it, and the keys that no longer apply (a field hidden by a
+// change of encoder, optimizer, format or method) taken out: the new job is the old one plus the
+// edits, whatever the form can or cannot show. Not here: job pages.
 
-import { ApiError, methods, post } from './api.js';
+import { ApiError, job as jobDetail, methods, post } from './api.js';
 import { h } from './util.js';
 
 // ---- presentation: sections, and the keys shown before "Advanced" -------------------------------
@@ -172,6 +177,33 @@ function field(path, meta, { label, value, emptyLabel } = {}) {
   return { el, path, read, input };
 }
 
+function getPath(obj, path) {
+  let o = obj;
+  for (const k of path.split('.')) {
+    if (o === null || typeof o !== 'object') return undefined;
+    o = o[k];
+  }
+  return o;
+}
+
+function deletePath(obj, path) {
+  const parts = path.split('.');
+  const o = parts.length > 1 ? getPath(obj, parts.slice(0, -1).join('.')) : obj;
+  if (o && typeof o === 'object') delete o[parts[parts.length - 1]];
+}
+
+// A control's state as text, to tell whether the user changed it since it was filled.
+function state(f) {
+  return f.input.type === 'checkbox' ? String(f.input.checked) : f.input.value;
+}
+
+// Puts a spec value in a control (a select's value, a list as "a, b", an object as JSON).
+function setControl(f, v) {
+  if (f.input.type === 'checkbox') f.input.checked = Boolean(v);
+  else if (f.input.tagName === 'SELECT') f.input.value = v === null || v === undefined ? '' : String(v);
+  else f.input.value = show(v);
+}
+
 function setPath(obj, path, value) {
   const parts = path.split('.');
   let o = obj;
@@ -184,25 +216,33 @@ function setPath(obj, path, value) {
 
 // ---- the page ----------------------------------------------------------------------------------
 
-export function mount(main) {
-  main.append(h('div', { class: 'page-head' }, h('h1', {}, 'Submit a job')));
+export function mount(main, params = {}) {
+  const fromId = /^\d+$/.test(params.from || '') ? Number(params.from) : null;
+  main.append(h('div', { class: 'page-head' }, h('h1', {}, fromId ? `Run job ${fromId} again with changes` : 'Submit a job')));
   const body = h('div', {}, h('p', { class: 'loading' }, 'Loading the method catalogue…'));
   main.append(body);
   let alive = true;
-  methods().then((cat) => { if (alive) build(body, cat); }).catch((e) => {
-    body.replaceChildren(h('p', { class: 'alert bad' }, 'Cannot load the catalogue: ' + e.message));
+  const source = fromId ? jobDetail(fromId).catch((e) => { throw new Error(`Cannot load job ${fromId}: ${e.message}`); }) : null;
+  Promise.all([methods().catch((e) => { throw new Error('Cannot load the catalogue: ' + e.message); }), source]).then(([cat, j]) => {
+    if (alive) build(body, cat, j ? { id: fromId, spec: j.spec || {} } : null);
+  }).catch((e) => {
+    body.replaceChildren(h('p', { class: 'alert bad' }, e.message));
   });
   return () => { alive = false; };
 }
 
-function build(body, cat) {
+// from: {id, spec} of the job to run again, or null for a blank form.
+function build(body, cat, from) {
   const rows = cat.spec_keys || [];
   const keys = new Map(rows.map((k) => [k.path, k]));
   const selectors = findSelectors(rows);
   const selectorPaths = new Set([...selectors.values()].map((s) => s.path));
   const methodList = cat.methods || [];
   const methodEnum = (keys.get('method') || {}).enum || methodList.map((m) => m.name);
-  let method = methodList[0] ? methodList[0].name : methodEnum[0];
+  // The spec to run again, its short forms written as objects so fields can be laid over it.
+  const base = from ? structuredClone(from.spec) : null;
+  if (base) for (const [obj, key] of Object.entries(SHORT_FORM)) if (typeof base[obj] === 'string') base[obj] = { [key]: base[obj] };
+  let method = base && methodEnum.includes(base.method) ? base.method : methodList[0] ? methodList[0].name : methodEnum[0];
   const curMethod = () => methodList.find((x) => x.name === method);
   let fields = [];          // every field of the form (evaluation rows apart), for reading and errors
   let evalRows = [];
@@ -266,7 +306,9 @@ function build(body, cat) {
     jsonText, jsonErr,
     h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Submit JSON')));
 
-  body.replaceChildren(tabs, banner, okBox, form, jsonForm);
+  const fromNote = from ? h('p', { class: 'hint from-note', id: 'from-note' }, 'Prefilled with the resolved spec of ',
+    h('a', { href: '#/job/' + from.id }, 'job ' + from.id), ' (every default spelled out). Change what you want: the rest is sent as it was, so the new job is that job with your changes.') : null;
+  body.replaceChildren(...[fromNote, tabs, banner, okBox, form, jsonForm].filter(Boolean));
 
   function selectTab(json) {
     formTab.setAttribute('aria-selected', String(!json));
@@ -312,6 +354,13 @@ function build(body, cat) {
     place(f);
     common.push(f);
   }
+  if (base) {
+    for (const f of common) {
+      const v = getPath(base, f.path);
+      if (v !== undefined) setControl(f, v);
+      f.snap = state(f);
+    }
+  }
 
   // The variant each level is in now: its selector's value, or the variants of an empty selector.
   function variantsOf(level) {
@@ -351,8 +400,9 @@ function build(body, cat) {
     }
   }
 
-  // Which parts the user has edited (they then keep their values across a change of method).
-  const edited = { dataset: false, evaluations: false };
+  // Which parts the user has edited (they then keep their values across a change of method); a
+  // job run again keeps its own dataset and evaluations.
+  const edited = { dataset: Boolean(base), evaluations: Boolean(base) };
   sections.get('dataset').card.addEventListener('input', () => { edited.dataset = true; });
   sections.get('dataset').card.addEventListener('change', () => { edited.dataset = true; });
   for (const t of ['input', 'change', 'click']) evalCard.addEventListener(t, (e) => { if (t !== 'click' || e.target.closest('button')) edited.evaluations = true; });
@@ -364,9 +414,8 @@ function build(body, cat) {
       if (!f.path.startsWith('dataset.')) continue;
       const k = f.path.slice('dataset.'.length);
       const v = k in obj ? obj[k] : f.row.default;
-      if (f.input.type === 'checkbox') f.input.checked = Boolean(v);
-      else if (f.input.tagName === 'SELECT') f.input.value = v === null || v === undefined ? '' : String(v);
-      else f.input.value = typeof v === 'string' && v.includes('<') ? '' : show(v);
+      if (f.input.tagName === 'INPUT' && f.input.type !== 'checkbox' && typeof v === 'string' && v.includes('<')) f.input.value = '';
+      else setControl(f, v);
     }
   }
 
@@ -394,12 +443,24 @@ function build(body, cat) {
       sectionOf('augment.preset').basic.prepend(a.el);
       methodFields.push(a);
     }
+    // Run again: the method's own fields start from the job's values while its method is chosen
+    // (the encoder also after a change of method, when the new one offers it; it is then always
+    // sent, since the old spec's encoder may not be the new method's default).
+    if (base) {
+      const same = method === base.method;
+      for (const f of methodFields) {
+        const keep = same || f.path === 'model.encoder' || f.path === 'augment.preset';
+        const v = keep ? getPath(base, f.path) : undefined;
+        if (v !== undefined && (f.input.tagName !== 'SELECT' || [...f.input.options].some((o) => o.value === String(v)))) setControl(f, v);
+        f.snap = f.path === 'model.encoder' && !same ? null : state(f);
+      }
+    }
     fields = [...methodFields, ...common];
     // The dataset and the evaluations start from the method's example until the user edits them
     // (a text method's example names a text dataset and evaluations that fit it).
     const ex = (m && m.example) || {};
     if (!edited.dataset && ex.dataset !== undefined) fillDataset(ex.dataset);
-    if (!edited.evaluations || !evalRows.length) {
+    if (!base && (!edited.evaluations || !evalRows.length)) {
       for (const r of evalRows.splice(0)) r.box.remove();
       const evs = Array.isArray(ex.evaluations) && ex.evaluations.length ? ex.evaluations :
         [{ protocol: ((cat.protocols || [])[0] || {}).name || '', label_fractions: [0.01, 0.1, 1] }];
@@ -413,8 +474,10 @@ function build(body, cat) {
   // ---- evaluation rows -----------------------------------------------------------------------
 
   const evalKeyRows = leafRows(rows).filter((r) => r.path.startsWith('evaluations[].') && r.path !== 'evaluations[].protocol');
-  function addEvalRow(init) {
-    const row = { fields: [], values: {} };
+  // init: the row's first values; fromBase: it is an evaluation of the job run again (kept as it
+  // was, with the edited fields written over it, until its protocol changes).
+  function addEvalRow(init, fromBase = false) {
+    const row = { fields: [], values: {}, base: fromBase ? structuredClone(init) : null };
     const box = h('fieldset', { class: 'eval-row' });
     const protoMeta = keys.get('evaluations[].protocol') || { type: 'enum', enum: (cat.protocols || []).map((p) => p.name) };
     const rebuild = () => {
@@ -422,6 +485,7 @@ function build(body, cat) {
       // Values typed in (not defaults) survive a change of protocol, for the keys both share.
       for (const f of row.fields) if (!f.read()[1]) row.values[f.key] = f.input.type === 'checkbox' ? f.input.checked : f.input.value;
       const proto = row.protoField ? row.protoField.input.value : init.protocol;
+      if (row.base && row.base.protocol !== proto) row.base = null;
       box.replaceChildren(h('legend', {}, `evaluation ${i + 1}`));
       const pf = field(`evaluations[${i}].protocol`, { ...protoMeta, default: null }, { label: 'protocol', value: proto });
       pf.key = 'protocol';
@@ -435,9 +499,10 @@ function build(body, cat) {
       const general = evalKeyRows.filter((r) => (!r.only || r.only.includes(proto)) && !own.some((k) => 'evaluations[].' + k.name === r.path));
       for (const meta of [...general, ...own]) {
         const key = meta.name || meta.path.slice('evaluations[].'.length);
-        const value = key in row.values ? row.values[key] : init[key];
-        const f = field(`evaluations[${i}].${key}`, meta, { label: key.replace(/_/g, ' '), value });
+        const f = field(`evaluations[${i}].${key}`, meta, { label: key.replace(/_/g, ' '), value: init[key] });
         f.key = key;
+        f.snap = state(f);
+        if (key in row.values) setControl(f, row.values[key]);
         (key === 'label_fractions' ? main : extra).append(f.el);
         row.fields.push(f);
       }
@@ -457,7 +522,52 @@ function build(body, cat) {
 
   // ---- the spec ------------------------------------------------------------------------------
 
+  // The job run again with the user's changes: its spec, less the keys whose fields are hidden
+  // now (a whole top-level object when all of its fields are), with every changed field over it.
+  function buildFromSpec() {
+    const spec = structuredClone(base);
+    spec.method = method;
+    if (method !== base.method) delete spec.params;
+    const allOff = new Map();
+    for (const f of fields) {
+      const top = f.path.split('.')[0];
+      allOff.set(top, (allOff.get(top) ?? true) && Boolean(f.off));
+    }
+    for (const [top, off] of allOff) if (off) delete spec[top];
+    for (const f of fields) if (f.off) deletePath(spec, f.path);
+    for (const f of fields) {
+      if (f.off || state(f) === f.snap) continue;
+      const [v] = f.read();
+      if (v === undefined) deletePath(spec, f.path);
+      else setPath(spec, f.path, v);
+    }
+    spec.evaluations = evalRows.map((r) => {
+      if (!r.base) return readEvalRow(r);
+      const e = structuredClone(r.base);
+      for (const f of r.fields) {
+        if (state(f) === f.snap) continue;
+        const [v] = f.read();
+        if (v === undefined) delete e[f.key];
+        else e[f.key] = v;
+      }
+      return e;
+    }).filter((e) => e.protocol);
+    return spec;
+  }
+
+  // An evaluation row as the blank form sends it: its protocol and the values that are not defaults.
+  function readEvalRow(r) {
+    const e = {};
+    for (const f of r.fields) {
+      const [v, isDef] = f.read();
+      if (v === undefined || (isDef && f.key !== 'protocol')) continue;
+      e[f.key] = v;
+    }
+    return e;
+  }
+
   function buildSpec() {
+    if (base) return buildFromSpec();
     const spec = { method };
     const sent = [];
     for (const f of fields) {
@@ -486,16 +596,7 @@ function build(body, cat) {
       const keysNow = Object.keys(spec[obj]);
       if (keysNow.length === 1 && keysNow[0] === key) spec[obj] = spec[obj][key];
     }
-    const evs = [];
-    for (const r of evalRows) {
-      const e = {};
-      for (const f of r.fields) {
-        const [v, isDef] = f.read();
-        if (v === undefined || (isDef && f.key !== 'protocol')) continue;
-        e[f.key] = v;
-      }
-      if (e.protocol) evs.push(e);
-    }
+    const evs = evalRows.map(readEvalRow).filter((e) => e.protocol);
     if (evs.length) spec.evaluations = evs;
     return spec;
   }
@@ -574,5 +675,16 @@ function build(body, cat) {
   form.addEventListener('submit', (e) => { e.preventDefault(); send(buildSpec(), false); });
   jsonForm.addEventListener('submit', (e) => { e.preventDefault(); send(jsonText.value, true); });
 
+  // Run again: a field that no longer holds the job's value is marked, so the edits stand out.
+  function markChanged() {
+    const all = [...fields, ...evalRows.flatMap((r) => (r.base ? r.fields : []))];
+    for (const f of all) f.el.classList.toggle('changed', f.snap !== undefined && !f.off && state(f) !== f.snap);
+  }
+
+  if (base) for (const e of base.evaluations || []) addEvalRow(e, true);
   rebuildMethodParts();
+  if (from) {
+    submitBtn.textContent = 'Submit as a new job';
+    for (const t of ['input', 'change']) form.addEventListener(t, () => queueMicrotask(markChanged));
+  }
 }
