@@ -335,9 +335,9 @@ int cli_export_main(int argc, char **argv)
 			fail("the %s encoder under torchvision names: %s", encoder_kind_name(c.kind), err);
 			goto out;
 		}
-		printf("%s: %s encoder (%d input channels, features %d) under torchvision.models.%s's "
-		       "state-dict names\n", out, encoder_kind_name(c.kind), in_c, encoder_out_dim(e),
-		       encoder_kind_name(c.kind));
+		printf("%s: %s encoder (%d input channel%s, features %d) under torchvision.models.%s's "
+		       "state-dict names\n", out, encoder_kind_name(c.kind), in_c, in_c == 1 ? "" : "s",
+		       encoder_out_dim(e), encoder_kind_name(c.kind));
 		rc = 0;
 		goto out;
 	}
