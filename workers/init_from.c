@@ -233,11 +233,12 @@ static int tv_check_one(void *user, const char *name, int ndim, const int *shape
 /* 1 with msg when header h (a torchvision state dict) does not fit js's encoder. */
 static int check_torchvision(const JobSpec *js, cJSON *h, const char *path, char *msg, size_t mlen)
 {
+	/* The resnet encoders are named by their depth ("resnet50"), which picks the block layout. */
 	const char *kind = encoder_kind_name(js->encoder.kind);
 	ResnetConfig rc;
 	if (strncmp(kind, "resnet", 6) != 0 || resnet_config_preset(&rc, atoi(kind + 6)) < 0) {
 		snprintf(msg, mlen, "init_from: %s holds a torchvision ResNet state dict, but model.encoder is "
-		         "%s (resnet18, resnet34 or resnet50 can start from it)", path, kind);
+		         "%s (only a resnet encoder can start from it)", path, kind);
 		return 1;
 	}
 	rc.stem = (ResnetStem)js->encoder.stem;
