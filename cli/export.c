@@ -20,6 +20,7 @@
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -67,7 +68,8 @@ static int int_list(const cJSON *j, const char *key, int *v, int *n)
 }
 
 /* One key of an encoder's table (encoder.h) from the config object j into c. 0 when absent or
- * stored, -1 with err naming the key when the value does not fit the key's type. */
+ * stored, -1 with err naming the key when the value does not fit the key's type. Ranges are
+ * encoder_new's to check: a method may set a field beyond its key's range (an mlp's out_dim 0). */
 static int read_key(const cJSON *j, const ParamDef *d, EncoderConfig *c, char *err, size_t errlen)
 {
 	const cJSON *x = cJSON_GetObjectItemCaseSensitive(j, d->name);
@@ -76,8 +78,9 @@ static int read_key(const cJSON *j, const ParamDef *d, EncoderConfig *c, char *e
 	int ok = 0;
 	switch (d->type) {
 	case PARAM_NUMBER:
-	case PARAM_INTEGER:
-		ok = cJSON_IsNumber(x) && param_store(d, c, x->valuedouble, NULL) == 0;
+	case PARAM_INTEGER:   /* within what an int holds, so the store converts safely */
+		ok = cJSON_IsNumber(x) && fabs(x->valuedouble) <= 1e9 &&
+		     param_store(d, c, x->valuedouble, NULL) == 0;
 		break;
 	case PARAM_BOOLEAN:
 		ok = (cJSON_IsBool(x) || cJSON_IsNumber(x)) &&
@@ -104,8 +107,9 @@ static int read_key(const cJSON *j, const ParamDef *d, EncoderConfig *c, char *e
 }
 
 /* The object encoder_config_to_json (model.c) writes, back into c: every key of every encoder in
- * the registry (the keys other encoders' configs share, such as out_dim, included), then the
- * fields that are no key but shape the weights (strides, vocab, causal). */
+ * the registry (a field may matter to an encoder without being its key: the projection's out_dim
+ * of a vit), the kind's own keys last, then the fields that are no key but shape the weights
+ * (strides, vocab, causal). */
 static int parse_config(const char *text, EncoderConfig *c, char *err, size_t errlen)
 {
 	cJSON *j = cJSON_Parse(text);
@@ -121,8 +125,10 @@ static int parse_config(const char *text, EncoderConfig *c, char *err, size_t er
 		goto out;
 	}
 	encoder_config_default(c, k);
-	for (int i = 0; i < encoder_count(); i++) {
-		const EncoderDesc *d = encoder_desc((EncoderKind)i);
+	for (int i = 0; i <= encoder_count(); i++) {
+		const EncoderDesc *d = encoder_desc(i < encoder_count() ? (EncoderKind)i : k);
+		if (i < encoder_count() && d == encoder_desc(k))
+			continue;
 		for (int r = 0; r < d->n_keys; r++)
 			if (read_key(j, &d->keys[r], c, err, errlen) < 0)
 				goto out;

@@ -277,6 +277,26 @@ int main(int argc, char **argv)
 	fails += expect_error(ssld, top, args, 1, "takes token ids (N,T): give T");
 	snprintf(args, sizeof args, "'%s/cnn' --input-shape 1,x,3", top);
 	fails += expect_error(ssld, top, args, 2, "--input-shape: \"1,x,3\" is not C,H,W or D");
+	/* Configs whose keys do not fit (resnet50 reads the config.json beside it). */
+	char cfg_path[700];
+	snprintf(cfg_path, sizeof cfg_path, "%s/resnet50/config.json", top);
+	static const char *const bad_cfg[][2] = {
+		{ "{\"kind\":\"resnet50\",\"stem\":\"tiny\",\"width\":0.0625}",
+		  "the encoder config's \"stem\" is not a valid enum: cifar|imagenet" },
+		{ "{\"kind\":\"resnet50\",\"stem\":\"cifar\",\"width\":9}",
+		  "model.width: 9 must be in (0, 8]" },
+		{ "{\"kind\":\"resnet50\",\"width\":1e300}",
+		  "the encoder config's \"width\" is not a valid number" },
+	};
+	snprintf(args, sizeof args, "'%s/resnet50' --input-shape 3,8,8", top);
+	for (size_t i = 0; i < sizeof bad_cfg / sizeof bad_cfg[0]; i++) {
+		if (test_write_file(cfg_path, bad_cfg[i][0], strlen(bad_cfg[i][0])) < 0) {
+			fprintf(stderr, "FAIL: cannot write %s\n", cfg_path);
+			fails++;
+			continue;
+		}
+		fails += expect_error(ssld, top, args, 1, bad_cfg[i][1]);
+	}
 	snprintf(args, sizeof args, "'%s/none'", top);
 	fails += expect_error(ssld, top, args, 1, "none: cannot open");
 	snprintf(args, sizeof args, "'%s/cnn' --out '%s/none/x.onnx'", top, top);
