@@ -303,7 +303,7 @@ static int check_init_from(Req *r, const JobSpec *js, const char *resolved)
 		rc = init_from_check_job(resolved, src.id, src.spec, field, sizeof field, msg, sizeof msg);
 		store_job_clear(&src);
 	} else if (js->init_from) {
-		rc = init_from_check_file(resolved, js->init_from, field, sizeof field, msg, sizeof msg);
+		rc = init_from_check_file(js, resolved, js->init_from, field, sizeof field, msg, sizeof msg);
 	}
 	if (rc > 0) {
 		reply_spec_error(r, "invalid_field", field, "%s", msg);

@@ -65,15 +65,18 @@ const CliCommand cli_commands[] = {
 	  "  Lists every pretext method with its parameters (type, default, range) and every\n"
 	  "  evaluation protocol: the catalogue GET /v1/methods serves.\n",
 	  cli_methods_main },
-	{ "export", "a run's encoder as an ONNX model",
-	  "usage: ssld export JOB_DIR|encoder.safetensors [--format onnx] [--out FILE]\n"
+	{ "export", "a run's encoder as an ONNX model or under torchvision's names",
+	  "usage: ssld export JOB_DIR|encoder.safetensors [--format onnx|torchvision] [--out FILE]\n"
 	  "                   [--input-shape C,H,W|D|T]\n"
 	  "  Writes the encoder of a run (JOB_DIR/encoder.safetensors and its config) as an ONNX\n"
 	  "  model (opset 17): input \"input\" float32 (N,C,H,W), (N,D) for an mlp on vectors or\n"
 	  "  (N,T) token ids for a transformer; output \"features\" (N,D): the encoder's forward\n"
 	  "  pass in eval mode. docs/export.md has the details.\n"
-	  "  --format onnx       the only format (default)\n"
-	  "  --out FILE          default: encoder.onnx beside the weights\n"
+	  "  --format onnx       the ONNX model (default)\n"
+	  "  --format torchvision  a resnet's weights as safetensors under torchvision.models\n"
+	  "                      state-dict names (no fc.*), for torchvision or another job's init_from\n"
+	  "  --out FILE          default: encoder.onnx (encoder.torchvision.safetensors) beside the\n"
+	  "                      weights\n"
 	  "  --input-shape S     one sample's shape C,H,W, D or T (default: config.json's in_shape,\n"
 	  "                      else what the weights fix; an mlp given C,H,W flattens images)\n",
 	  cli_export_main },

@@ -1,19 +1,26 @@
-/* export.c - `ssld export JOB_DIR|encoder.safetensors --format onnx`: a run's encoder as an ONNX
- * model, for ONNX runtimes.
+/* export.c - `ssld export JOB_DIR|encoder.safetensors --format onnx|torchvision`: a run's encoder
+ * as an ONNX model, for ONNX runtimes, or a resnet under torchvision's state-dict names.
  *
  *   ssld export runs/simclr-fmnist --format onnx            # -> runs/simclr-fmnist/encoder.onnx
  *   ssld export enc.safetensors --input-shape 1,28,28 --out enc.onnx
  *
  * It rebuilds the encoder from its config (the file's ssld.encoder_config metadata, else the
- * config.json beside it, as `ssld run` writes both), loads the weights strictly, and hands it to
- * engine/export_onnx.c. The input shape: --input-shape, else config.json's "in_shape" (the run's
+ * config.json beside it, as `ssld run` writes both: every key of the encoder registry), loads the
+ * weights strictly, and hands it to engine/export_onnx.c, or with --format torchvision (ResNets)
+ * to engine/export_torchvision.c:
+ *
+ *   ssld export runs/resnet --format torchvision   # -> runs/resnet/encoder.torchvision.safetensors
+ *
+ * The input shape: --input-shape, else config.json's "in_shape" (the run's
  * sample shape), else what the weights fix (mlp: (N,D); cnn: (N,C,H,W) with H and W symbolic
  * under global pooling; vit: the square image of its position embeddings); text is (N,T) token
- * ids with T symbolic. It does not train or modify anything in the run.
- * The config reader mirrors encoder_config_to_json (model.c): change them together.
+ * ids with T symbolic; a resnet: (N,C,H,W), C from its conv1, H and W symbolic. It does not train
+ * or modify anything in the run. The config reader takes the keys from the encoder registry and
+ * the few fields that are no key (strides, vocab, causal) as encoder_config_to_json writes them.
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -24,6 +31,7 @@
 #include "../engine/checkpoint.h"
 #include "../engine/encoders/encoder.h"
 #include "../engine/export_onnx.h"
+#include "../engine/export_torchvision.h"
 #include "../engine/model.h"
 #include "../engine/params.h"
 #include "../engine/rng.h"
@@ -59,16 +67,49 @@ static int int_list(const cJSON *j, const char *key, int *v, int *n)
 	return 0;
 }
 
-static void int_field(const cJSON *j, const char *key, int *out)
+/* One key of an encoder's table (encoder.h) from the config object j into c. 0 when absent or
+ * stored, -1 with err naming the key when the value does not fit the key's type. Ranges are
+ * encoder_new's to check: a method may set a field beyond its key's range (an mlp's out_dim 0). */
+static int read_key(const cJSON *j, const ParamDef *d, EncoderConfig *c, char *err, size_t errlen)
 {
-	const cJSON *x = cJSON_GetObjectItemCaseSensitive(j, key);
-	if (cJSON_IsNumber(x))
-		*out = x->valueint;
-	else if (cJSON_IsBool(x))
-		*out = cJSON_IsTrue(x);
+	const cJSON *x = cJSON_GetObjectItemCaseSensitive(j, d->name);
+	if (!x || cJSON_IsNull(x))
+		return 0;
+	int ok = 0;
+	switch (d->type) {
+	case PARAM_NUMBER:
+	case PARAM_INTEGER:   /* within what an int holds, so the store converts safely */
+		ok = cJSON_IsNumber(x) && fabs(x->valuedouble) <= 1e9 &&
+		     param_store(d, c, x->valuedouble, NULL) == 0;
+		break;
+	case PARAM_BOOLEAN:
+		ok = (cJSON_IsBool(x) || cJSON_IsNumber(x)) &&
+		     param_store(d, c, cJSON_IsBool(x) ? cJSON_IsTrue(x) : x->valuedouble, NULL) == 0;
+		break;
+	case PARAM_ENUM: {
+		int i = cJSON_IsString(x) ? param_choice_index(d->choices, x->valuestring) : -1;
+		ok = i >= 0 && param_store(d, c, i, NULL) == 0;
+		break;
+	}
+	case PARAM_INT_LIST: {
+		int v[MODEL_MAX_LAYERS], n = 0;
+		ok = int_list(j, d->name, v, &n) == 0 && param_store_list(d, c, v, n) == 0;
+		break;
+	}
+	default:   /* no encoder has text or path keys */
+		return 0;
+	}
+	if (!ok)
+		snprintf(err, errlen, "the encoder config's \"%s\" is not a valid %s%s%s", d->name,
+		         param_type_name(d->type), d->type == PARAM_ENUM ? ": " : "",
+		         d->type == PARAM_ENUM ? d->choices : "");
+	return ok ? 0 : -1;
 }
 
-/* The object encoder_config_to_json (model.c) writes, back into c. */
+/* The object encoder_config_to_json (model.c) writes, back into c: every key of every encoder in
+ * the registry (a field may matter to an encoder without being its key: the projection's out_dim
+ * of a vit), the kind's own keys last, then the fields that are no key but shape the weights
+ * (strides, vocab, causal). */
 static int parse_config(const char *text, EncoderConfig *c, char *err, size_t errlen)
 {
 	cJSON *j = cJSON_Parse(text);
@@ -84,31 +125,28 @@ static int parse_config(const char *text, EncoderConfig *c, char *err, size_t er
 		goto out;
 	}
 	encoder_config_default(c, k);
-	if (int_list(j, "hidden", c->hidden, &c->n_hidden) < 0 ||
-	    int_list(j, "channels", c->channels, &c->n_channels) < 0 ||
-	    int_list(j, "strides", c->strides, &c->n_strides) < 0) {
-		snprintf(err, errlen, "the encoder config's hidden/channels/strides is not a list of at "
-		         "most %d integers", MODEL_MAX_LAYERS);
+	for (int i = 0; i <= encoder_count(); i++) {
+		const EncoderDesc *d = encoder_desc(i < encoder_count() ? (EncoderKind)i : k);
+		if (i < encoder_count() && d == encoder_desc(k))
+			continue;
+		for (int r = 0; r < d->n_keys; r++)
+			if (read_key(j, &d->keys[r], c, err, errlen) < 0)
+				goto out;
+	}
+	for (int r = 0; r < encoder_common_key_count; r++)
+		if (read_key(j, &encoder_common_keys[r], c, err, errlen) < 0)
+			goto out;
+	if (int_list(j, "strides", c->strides, &c->n_strides) < 0) {
+		snprintf(err, errlen, "the encoder config's \"strides\" is not a list of at most %d "
+		         "integers", MODEL_MAX_LAYERS);
 		goto out;
 	}
-	static const struct { const char *key; size_t off; } ints[] = {
-		{ "pool_grid", offsetof(EncoderConfig, pool_grid) },
-		{ "batchnorm", offsetof(EncoderConfig, batchnorm) },
-		{ "out_dim", offsetof(EncoderConfig, out_dim) },
-		{ "dim", offsetof(EncoderConfig, dim) },
-		{ "depth", offsetof(EncoderConfig, depth) },
-		{ "heads", offsetof(EncoderConfig, heads) },
-		{ "mlp_ratio", offsetof(EncoderConfig, mlp_ratio) },
-		{ "patch", offsetof(EncoderConfig, patch) },
-		{ "context", offsetof(EncoderConfig, context) },
-		{ "vocab", offsetof(EncoderConfig, vocab) },
-		{ "causal", offsetof(EncoderConfig, causal) },
-	};
-	for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
-		int_field(j, ints[i].key, (int *)((char *)c + ints[i].off));
-	const cJSON *pool = cJSON_GetObjectItemCaseSensitive(j, "pool");
-	if (cJSON_IsString(pool))
-		c->pool = strcmp(pool->valuestring, "cls") == 0;
+	const cJSON *x = cJSON_GetObjectItemCaseSensitive(j, "vocab");
+	if (cJSON_IsNumber(x))
+		c->vocab = x->valueint;
+	x = cJSON_GetObjectItemCaseSensitive(j, "causal");
+	if (cJSON_IsBool(x) || cJSON_IsNumber(x))
+		c->causal = cJSON_IsBool(x) ? cJSON_IsTrue(x) : x->valueint != 0;
 	rc = 0;
 out:
 	cJSON_Delete(j);
@@ -142,7 +180,7 @@ static int parse_shape(const char *s, int *shape, int *ndim)
 int cli_export_main(int argc, char **argv)
 {
 	enum { O_FORMAT, O_OUT, O_SHAPE, O_COUNT };
-	CliOpt opts[O_COUNT] = { { "--format", "onnx", NULL, 0 }, { "--out", "FILE", NULL, 0 },
+	CliOpt opts[O_COUNT] = { { "--format", "onnx|torchvision", NULL, 0 }, { "--out", "FILE", NULL, 0 },
 		                     { "--input-shape", "C,H,W|D", NULL, 0 } };
 	const char *pos[1];
 	int npos, rc = cli_args_parse("export", argc, argv, opts, O_COUNT, pos, 1, &npos);
@@ -153,9 +191,10 @@ int cli_export_main(int argc, char **argv)
 		cli_command_usage("export", stderr);
 		return 2;
 	}
-	if (opts[O_FORMAT].value && strcmp(opts[O_FORMAT].value, "onnx") != 0) {
-		fprintf(stderr, "ssld export: --format: \"%s\" is not a format ssld exports (onnx)\n",
-		        opts[O_FORMAT].value);
+	const int tv = opts[O_FORMAT].value && strcmp(opts[O_FORMAT].value, "torchvision") == 0;
+	if (opts[O_FORMAT].value && !tv && strcmp(opts[O_FORMAT].value, "onnx") != 0) {
+		fprintf(stderr, "ssld export: --format: \"%s\" is not a format ssld exports (onnx, "
+		        "torchvision)\n", opts[O_FORMAT].value);
 		return 2;
 	}
 	int shape[3] = { 0 }, ndim = 0;
@@ -177,7 +216,8 @@ int cli_export_main(int argc, char **argv)
 	if (opts[O_OUT].value)
 		snprintf(out, sizeof out, "%s", opts[O_OUT].value);
 	else
-		snprintf(out, sizeof out, "%s/encoder.onnx", dir);
+		snprintf(out, sizeof out, "%s/%s", dir, tv ? "encoder.torchvision.safetensors"
+		                                         : "encoder.onnx");
 
 	Checkpoint *ck = NULL;
 	ParamSet *ps = NULL;
@@ -227,7 +267,7 @@ int cli_export_main(int argc, char **argv)
 	}
 	free(beside);
 
-	if (!encoder_desc(c.kind)->export_onnx) {
+	if (!tv && !encoder_desc(c.kind)->export_onnx) {
 		char have[256] = "";
 		for (int i = 0; i < encoder_count(); i++)
 			if (encoder_desc((EncoderKind)i)->export_onnx)
@@ -242,6 +282,7 @@ int cli_export_main(int argc, char **argv)
 	if (ndim == 0) {
 		const Tensor *fc0 = checkpoint_find(ck, "encoder.fc0.weight");
 		const Tensor *conv0 = checkpoint_find(ck, "encoder.conv0.weight");
+		const Tensor *conv1 = checkpoint_find(ck, "encoder.conv1.weight");   /* resnets */
 		const Tensor *proj = checkpoint_find(ck, "encoder.patch_embed.proj.weight");
 		const Tensor *pe = checkpoint_find(ck, "encoder.pos_embed");
 		/* vit: a square grid of patches, as `ssld run` builds for square images */
@@ -260,6 +301,12 @@ int cli_export_main(int argc, char **argv)
 			ndim = 3;
 			shape[0] = conv0->shape[1];   /* H, W symbolic: global pooling takes any size */
 			in_c = shape[0];
+			in_h = in_w = 32;
+		} else if (encoder_desc(c.kind)->keys == encoder_desc(ENC_RESNET18)->keys /* a resnet */ &&
+		           conv1 &&
+		           conv1->ndim == 4) {
+			ndim = 3;
+			shape[0] = in_c = conv1->shape[1];   /* H, W symbolic: global pooling */
 			in_h = in_w = 32;
 		} else if (grid > 0) {
 			ndim = 3;
@@ -285,6 +332,19 @@ int cli_export_main(int argc, char **argv)
 	}
 	if (checkpoint_load_prefix(weights, ps, "encoder.", "encoder.", 0, NULL, err, sizeof err) < 0) {
 		fail("%s", err);
+		goto out;
+	}
+	if (tv) {
+		char js[2048];
+		if (encoder_config_to_json(&c, js, sizeof js) < 0 ||
+		    tv_resnet_save(out, ps, "encoder", js, err, sizeof err) < 0) {
+			fail("the %s encoder under torchvision names: %s", encoder_kind_name(c.kind), err);
+			goto out;
+		}
+		printf("%s: %s encoder (%d input channel%s, features %d) under torchvision.models.%s's "
+		       "state-dict names\n", out, encoder_kind_name(c.kind), in_c, in_c == 1 ? "" : "s",
+		       encoder_out_dim(e), encoder_kind_name(c.kind));
+		rc = 0;
 		goto out;
 	}
 	if ((rc = onnx_export_encoder(e, shape, ndim, out, err, sizeof err)) < 0) {

@@ -3,7 +3,8 @@
  * It deliberately writes and reads through checkpoint.h (one safetensors implementation): the
  * save copies the encoder's tensors into a scratch ParamSet under their torchvision names, the
  * load opens the file with checkpoint_open and copies after every name and shape has matched.
- * It knows the names of a torchvision ResNet, nothing of other architectures.
+ * It knows the names of a torchvision ResNet and, for checks that must not build one, the shapes
+ * resnet.h's layout gives them; nothing of other architectures.
  */
 #include "export_torchvision.h"
 
@@ -98,6 +99,55 @@ static int ends_with(const char *s, const char *suffix)
 {
 	size_t a = strlen(s), b = strlen(suffix);
 	return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* The layout without the network */
+
+/* "<block><conv>.weight" (out, in, k, k) and the four tensors of "<block><bn>" (out). */
+static int each_conv_bn(tv_resnet_param_cb cb, void *user, const char *block, const char *conv,
+                        const char *bn, int in, int out, int k)
+{
+	static const char *const fields[] = { "weight", "bias", "running_mean", "running_var" };
+	char name[96];
+	snprintf(name, sizeof name, "%s%s.weight", block, conv);
+	int rc = cb(user, name, 4, (int[]){ out, in, k, k });
+	for (size_t i = 0; rc == 0 && i < sizeof fields / sizeof fields[0]; i++) {
+		snprintf(name, sizeof name, "%s%s.%s", block, bn, fields[i]);
+		rc = cb(user, name, 1, (int[]){ out });
+	}
+	return rc;
+}
+
+int tv_resnet_each_param(const ResnetConfig *c, int in_c, tv_resnet_param_cb cb, void *user)
+{
+	const int imagenet = c->stem == RESNET_STEM_IMAGENET;
+	int ch = resnet_stage_channels(c->width, 0);
+	int rc = each_conv_bn(cb, user, "", "conv1", "bn1", in_c, ch, imagenet ? 7 : 3);
+	for (int s = 0; rc == 0 && s < RESNET_STAGES; s++) {
+		const int planes = resnet_stage_channels(c->width, s);
+		const int out = planes * (c->bottleneck ? 4 : 1);
+		for (int j = 0; rc == 0 && j < c->blocks[s]; j++) {
+			char block[32];
+			snprintf(block, sizeof block, "layer%d.%d.", s + 1, j);
+			const int stride = (s > 0 && j == 0) ? 2 : 1;
+			if (c->bottleneck) {
+				rc = each_conv_bn(cb, user, block, "conv1", "bn1", ch, planes, 1);
+				if (rc == 0)
+					rc = each_conv_bn(cb, user, block, "conv2", "bn2", planes, planes, 3);
+				if (rc == 0)
+					rc = each_conv_bn(cb, user, block, "conv3", "bn3", planes, out, 1);
+			} else {
+				rc = each_conv_bn(cb, user, block, "conv1", "bn1", ch, planes, 3);
+				if (rc == 0)
+					rc = each_conv_bn(cb, user, block, "conv2", "bn2", planes, planes, 3);
+			}
+			if (rc == 0 && (stride != 1 || ch != out))
+				rc = each_conv_bn(cb, user, block, "downsample.0", "downsample.1", ch, out, 1);
+			ch = out;
+		}
+	}
+	return rc;
 }
 
 /* ---------------------------------------------------------------------------------------------- */

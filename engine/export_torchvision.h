@@ -25,6 +25,7 @@
 #include <stddef.h>
 
 #include "params.h"
+#include "resnet.h"
 
 /* The torchvision name of an ssld parameter: name without "<prefix>." when the rest is a
  * torchvision ResNet state-dict name (conv1.weight, bn1.running_var, layer3.1.conv2.weight,
@@ -47,5 +48,12 @@ int tv_resnet_save(const char *path, const ParamSet *ps, const char *prefix,
  * the set lacks is an error (a deeper ResNet, or not a ResNet). Checksums are not required.
  * Nothing changes unless everything matches. Returns the number of tensors loaded. */
 int tv_resnet_load(const char *path, ParamSet *ps, const char *prefix, char *err, size_t errlen);
+
+/* Every tensor tv_resnet_load wants for a ResNet of config c on in_c-channel input, without
+ * building it: cb(user, torchvision name, ndim, shape) in resnet_new's order; a non-zero return
+ * of cb ends the walk and is returned, else 0. For checking a file's header before a job runs
+ * (workers/init_from.c); a test holds it to resnet_new's parameters. */
+typedef int (*tv_resnet_param_cb)(void *user, const char *name, int ndim, const int *shape);
+int tv_resnet_each_param(const ResnetConfig *c, int in_c, tv_resnet_param_cb cb, void *user);
 
 #endif

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "export_onnx.h"
 #include "layers.h"
 #include "ops.h"
 
@@ -340,4 +341,36 @@ Tensor *resnet_forward(Ctx *ctx, const Resnet *r, Tensor *x)
 	for (int i = 0; i < r->n_blocks; i++)
 		x = block_forward_res(ctx, &r->blocks[i], r->cfg.bottleneck, x);
 	return op_global_avgpool(ctx, x);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* ONNX */
+
+// the same network in eval mode: x (N,C,H,W) -> (N, out_dim); the max-pool's padding is never
+// the maximum, as op_maxpool2d_pad's clipped window
+const char *resnet_export_onnx(struct OnnxGraph *g, const Resnet *r, const char *x)
+{
+	x = onnx_relu(g, onnx_batchnorm(g, &r->bn1, onnx_conv2d(g, &r->conv1, x)));
+	if (r->cfg.stem == RESNET_STEM_IMAGENET) {
+		const OnnxAttr at[] = {
+			{ "kernel_shape", .ints = (int64_t[]){ 3, 3 }, .n_ints = 2 },
+			{ "strides", .ints = (int64_t[]){ 2, 2 }, .n_ints = 2 },
+			{ "pads", .ints = (int64_t[]){ 1, 1, 1, 1 }, .n_ints = 4 },
+		};
+		x = onnx_node1(g, "MaxPool", x, at, 3);
+	}
+	for (int i = 0; i < r->n_blocks; i++) {
+		const ResBlock *b = &r->blocks[i];
+		const char *y = onnx_relu(g, onnx_batchnorm(g, &b->bn1, onnx_conv2d(g, &b->conv1, x)));
+		if (r->cfg.bottleneck) {
+			y = onnx_relu(g, onnx_batchnorm(g, &b->bn2, onnx_conv2d(g, &b->conv2, y)));
+			y = onnx_batchnorm(g, &b->bn3, onnx_conv2d(g, &b->conv3, y));
+		} else {
+			y = onnx_batchnorm(g, &b->bn2, onnx_conv2d(g, &b->conv2, y));
+		}
+		const char *id = b->has_down ? onnx_batchnorm(g, &b->down_bn, onnx_conv2d(g, &b->down, x))
+		                             : x;
+		x = onnx_relu(g, onnx_node(g, "Add", (const char *[]){ y, id }, 2, NULL, 0));
+	}
+	return onnx_flatten(g, onnx_node1(g, "GlobalAveragePool", x, NULL, 0));
 }

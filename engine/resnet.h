@@ -79,5 +79,9 @@ const ResnetConfig *resnet_config(const Resnet *r);
 /* x (B,C,H,W), or (B, C*H*W) reshaped to the sample shape given to resnet_new -> (B, out_dim).
  * Training mode (ctx_training) uses batch statistics and updates the running ones. */
 Tensor *resnet_forward(Ctx *ctx, const Resnet *r, Tensor *x);
+/* The same network's nodes in an ONNX graph (export_onnx.h), eval mode: the graph value x
+ * (N,C,H,W) -> the name of its (N, out_dim) value, or NULL once the graph failed. */
+struct OnnxGraph;
+const char *resnet_export_onnx(struct OnnxGraph *g, const Resnet *r, const char *x);
 
 #endif

@@ -2,7 +2,8 @@
 
 ssld (C) writes weights as safetensors with dotted names ("encoder.conv0.weight") and the
 encoder config as JSON (encoder_config_to_json in engine/model.h). This module builds the same
-network in PyTorch (the architecture is documented at the top of engine/model.c) and loads the
+network in PyTorch (the architectures are documented at the top of engine/encoders/*.c and in
+engine/resnet.h; the ResNets keep torchvision's module names) and loads the
 weights with strict name and shape matching, so an encoder pretrained by ssld can be used from
 Python. It does not train, and needs nothing but torch (the safetensors file is parsed by hand).
 
@@ -23,6 +24,7 @@ features as raw float32.
 
 import argparse
 import json
+import math
 import struct
 import sys
 
@@ -233,6 +235,83 @@ class TransformerEncoder(nn.Module):
         return self.fc(f) if self.fc is not None else f
 
 
+def _resnet_channels(width, stage):
+    """Stage channels as engine/resnet.c computes them: round(64 * width * 2^stage), at least 1,
+    with width as the float32 ssld holds."""
+    w = struct.unpack("<f", struct.pack("<f", float(width)))[0]
+    return max(1, int(math.floor(64.0 * w * (1 << stage) + 0.5)))
+
+
+class ResBlock(nn.Module):
+    """torchvision's BasicBlock (conv1 3x3/s, conv2 3x3) or Bottleneck (conv1 1x1, conv2 3x3/s,
+    conv3 1x1), downsample = 1x1/s conv + BN when the stride or the channels change."""
+
+    def __init__(self, in_c, planes, stride, bottleneck):
+        super().__init__()
+        out = planes * (4 if bottleneck else 1)
+        self.bottleneck = bottleneck
+        if bottleneck:
+            self.conv1 = nn.Conv2d(in_c, planes, 1, bias=False)
+            self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=1, bias=False)
+            self.conv3 = nn.Conv2d(planes, out, 1, bias=False)
+            self.bn3 = nn.BatchNorm2d(out, eps=1e-5)
+        else:
+            self.conv1 = nn.Conv2d(in_c, planes, 3, stride=stride, padding=1, bias=False)
+            self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes, eps=1e-5)
+        self.bn2 = nn.BatchNorm2d(planes, eps=1e-5)
+        self.downsample = None
+        if stride != 1 or in_c != out:
+            self.downsample = nn.Sequential(nn.Conv2d(in_c, out, 1, stride=stride, bias=False),
+                                            nn.BatchNorm2d(out, eps=1e-5))
+        self.out_c = out
+
+    def forward(self, x):
+        y = torch.relu(self.bn1(self.conv1(x)))
+        if self.bottleneck:
+            y = torch.relu(self.bn2(self.conv2(y)))
+            y = self.bn3(self.conv3(y))
+        else:
+            y = self.bn2(self.conv2(y))
+        return torch.relu(y + (self.downsample(x) if self.downsample is not None else x))
+
+
+class ResnetEncoder(nn.Module):
+    """engine/resnet.h: torchvision's ResNet without fc; stem "cifar" (3x3 stride 1, no max-pool)
+    or "imagenet" (7x7 stride 2 + 3x3/2 max-pool), `width` channel multiplier; features are the
+    global average pool of the last stage."""
+
+    _LAYOUT = {"resnet18": (False, (2, 2, 2, 2)), "resnet34": (False, (3, 4, 6, 3)),
+               "resnet50": (True, (3, 4, 6, 3))}
+
+    def __init__(self, cfg, in_c):
+        super().__init__()
+        bottleneck, blocks = self._LAYOUT[cfg["kind"]]
+        width = float(cfg.get("width", 1.0))
+        self.imagenet = cfg.get("stem", "cifar") == "imagenet"
+        c = _resnet_channels(width, 0)
+        k = 7 if self.imagenet else 3
+        self.conv1 = nn.Conv2d(in_c, c, k, stride=2 if self.imagenet else 1, padding=k // 2,
+                               bias=False)
+        self.bn1 = nn.BatchNorm2d(c, eps=1e-5)
+        for s, n in enumerate(blocks):
+            layer = []
+            for j in range(n):
+                b = ResBlock(c, _resnet_channels(width, s), 2 if s > 0 and j == 0 else 1,
+                             bottleneck)
+                c = b.out_c
+                layer.append(b)
+            self.add_module(f"layer{s + 1}", nn.Sequential(*layer))
+
+    def forward(self, x):
+        x = torch.relu(self.bn1(self.conv1(x)))
+        if self.imagenet:
+            x = nn.functional.max_pool2d(x, 3, stride=2, padding=1)
+        for s in range(1, 5):
+            x = getattr(self, f"layer{s}")(x)
+        return x.mean(dim=(2, 3))
+
+
 def build_encoder(cfg, in_shape):
     """An untrained encoder for config dict cfg and one sample's shape (C,H,W)."""
     c, h, w = in_shape
@@ -245,6 +324,8 @@ def build_encoder(cfg, in_shape):
         return VitEncoder(cfg, c, h, w)
     if kind == "transformer":
         return TransformerEncoder(cfg)
+    if kind in ResnetEncoder._LAYOUT:
+        return ResnetEncoder(cfg, c)
     raise ValueError(f"config.kind: unknown encoder kind {kind!r}")
 
 
@@ -262,6 +343,11 @@ def _infer_in_shape(cfg, tensors, prefix):
         return (w.shape[1], 1, 1)
     if kind == "transformer":
         return (1, 1, 1)
+    if kind in ResnetEncoder._LAYOUT:
+        w = tensors.get(prefix + "conv1.weight")
+        if w is None:
+            raise KeyError(f"missing {prefix}conv1.weight (needed to infer the input channels)")
+        return (w.shape[1], 1, 1)
     raise ValueError(f"config.in_shape is required for a {kind} encoder")
 
 

@@ -2,8 +2,9 @@
  * a source job's weights are (see init_from.h).
  *
  * Deliberately not here: the queue side of the rule (storage/store.c), HTTP answers (api/), and
- * loading the weights (runner.c, through engine/checkpoint.h, which checks every tensor again).
- * Only a safetensors file's header is read here, never its data: this runs on an HTTP thread.
+ * the run (runner.c). The checks read only a safetensors file's header, never its data: they run
+ * on an HTTP thread. The load (init_from_load) picks ssld's or torchvision's names by the same
+ * header and leaves the tensor-by-tensor check to engine/checkpoint.h or export_torchvision.h.
  */
 #include "init_from.h"
 
@@ -16,7 +17,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../engine/checkpoint.h"
+#include "../engine/export_torchvision.h"
+#include "../engine/resnet.h"
 #include "pool.h"
+#include "spec_estimate.h"
 
 #define HEADER_MAX (64u << 20)   /* a safetensors header larger than this is not one of ours */
 #define CONFIG_MAX (64u << 10)
@@ -156,7 +161,136 @@ static char *config_beside(const char *path)
 	return t;
 }
 
-int init_from_check_file(const char *spec, const char *path, char *field, size_t flen, char *msg, size_t mlen)
+/* ---- torchvision state dicts ---------------------------------------------------------------- */
+
+/* A header whose tensors carry torchvision's ResNet names: conv1.weight and nothing under
+ * "encoder." (ssld's own files and checkpoints have every encoder tensor there). */
+static int header_is_torchvision(const cJSON *h)
+{
+	if (!cJSON_GetObjectItemCaseSensitive(h, "conv1.weight")) return 0;
+	for (const cJSON *t = h->child; t; t = t->next)
+		if (t->string && strncmp(t->string, "encoder.", 8) == 0) return 0;
+	return 1;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+	size_t a = strlen(s), b = strlen(suffix);
+	return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/* "(16,3,3,3)" from a header's shape array or from ints. */
+static void shape_text(const cJSON *a, const int *v, int n, char *out, size_t cap)
+{
+	size_t o = (size_t)snprintf(out, cap, "(");
+	if (a) {
+		const cJSON *x;
+		int i = 0;
+		cJSON_ArrayForEach(x, a) if (o < cap) o += (size_t)snprintf(out + o, cap - o, i++ ? ",%g" : "%g", x->valuedouble);
+	} else {
+		for (int i = 0; i < n && o < cap; i++) o += (size_t)snprintf(out + o, cap - o, i ? ",%d" : "%d", v[i]);
+	}
+	if (o < cap) snprintf(out + o, cap - o, ")");
+}
+
+typedef struct TvCheck {
+	cJSON *h;            /* the header; each matched tensor is taken out of it */
+	const char *path, *model;
+	char *msg;
+	size_t mlen;
+} TvCheck;
+
+static int tv_check_one(void *user, const char *name, int ndim, const int *shape)
+{
+	TvCheck *c = user;
+	const cJSON *t = cJSON_GetObjectItemCaseSensitive(c->h, name);
+	const cJSON *dtype = cJSON_GetObjectItemCaseSensitive(t, "dtype");
+	const cJSON *sh = cJSON_GetObjectItemCaseSensitive(t, "shape");
+	if (!t) {
+		snprintf(c->msg, c->mlen, "init_from: %s has no tensor \"%s\", which %s has (a torchvision "
+		         "ResNet of another depth?)", c->path, name, c->model);
+		return 1;
+	}
+	int same = cJSON_IsArray(sh) && cJSON_GetArraySize(sh) == ndim;
+	for (int d = 0; same && d < ndim; d++) same = cJSON_GetArrayItem(sh, d)->valuedouble == shape[d];
+	if (!same) {
+		char a[64], b[64];
+		shape_text(cJSON_IsArray(sh) ? sh : NULL, NULL, 0, a, sizeof a);
+		shape_text(NULL, shape, ndim, b, sizeof b);
+		snprintf(c->msg, c->mlen, "init_from: %s: \"%s\" has shape %s, %s needs %s (another width, "
+		         "stem or number of input channels?)", c->path, name, a, c->model, b);
+		return 1;
+	}
+	if (!cJSON_IsString(dtype) || strcmp(dtype->valuestring, "F32") != 0) {
+		snprintf(c->msg, c->mlen, "init_from: %s: \"%s\" is %s, not float32 (F32)", c->path, name,
+		         cJSON_IsString(dtype) ? dtype->valuestring : "of no dtype");
+		return 1;
+	}
+	cJSON_DeleteItemFromObjectCaseSensitive(c->h, name);
+	return 0;
+}
+
+/* 1 with msg when header h (a torchvision state dict) does not fit js's encoder. */
+static int check_torchvision(const JobSpec *js, cJSON *h, const char *path, char *msg, size_t mlen)
+{
+	/* The resnet encoders are named by their depth ("resnet50"), which picks the block layout. */
+	const char *kind = encoder_kind_name(js->encoder.kind);
+	ResnetConfig rc;
+	if (strncmp(kind, "resnet", 6) != 0 || resnet_config_preset(&rc, atoi(kind + 6)) < 0) {
+		snprintf(msg, mlen, "init_from: %s holds a torchvision ResNet state dict, but model.encoder is "
+		         "%s (only a resnet encoder can start from it)", path, kind);
+		return 1;
+	}
+	rc.stem = (ResnetStem)js->encoder.stem;
+	rc.width = js->encoder.width;
+	/* The input channels: the dataset's when its header says, else the file's own (run time
+	 * checks them against the data). */
+	int in_c, in_h, in_w;
+	if (!jobspec_sample_shape(js, &in_c, &in_h, &in_w)) {
+		const cJSON *sh = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(h, "conv1.weight"), "shape");
+		in_c = cJSON_GetArraySize(sh) == 4 ? cJSON_GetArrayItem(sh, 1)->valueint : 3;
+	}
+	char model[160];
+	snprintf(model, sizeof model, "model %s (stem %s, width %g, %d input channel%s)", kind,
+	         resnet_stem_name(rc.stem), (double)rc.width, in_c, in_c == 1 ? "" : "s");
+	TvCheck c = { h, path, model, msg, mlen };
+	if (tv_resnet_each_param(&rc, in_c, tv_check_one, &c) != 0) return 1;
+	/* What is left must be what the load ignores: fc.*, num_batches_tracked, other dtypes. */
+	for (const cJSON *t = h->child; t; t = t->next) {
+		const cJSON *dtype = cJSON_GetObjectItemCaseSensitive(t, "dtype");
+		if (!t->string || strcmp(t->string, "__metadata__") == 0 || strncmp(t->string, "fc.", 3) == 0 ||
+		    ends_with(t->string, ".num_batches_tracked") || !cJSON_IsString(dtype) ||
+		    strcmp(dtype->valuestring, "F32") != 0)
+			continue;
+		snprintf(msg, mlen, "init_from: %s: tensor \"%s\" has no place in %s (a deeper ResNet, or "
+		         "not a torchvision ResNet state dict)", path, t->string, model);
+		return 1;
+	}
+	return 0;
+}
+
+int init_from_load(const char *path, ParamSet *ps, char *err, size_t errlen)
+{
+	char *header = safetensors_header(path);
+	cJSON *h = header ? cJSON_Parse(header) : NULL;
+	free(header);
+	int tv = cJSON_IsObject(h) && header_is_torchvision(h);
+	cJSON_Delete(h);
+	if (tv) {
+		int n = tv_resnet_load(path, ps, "encoder", err, errlen);
+		return n < 0 ? n : 1;
+	}
+	CheckpointState st;
+	int rc = checkpoint_load(path, ps, NULL, &st, "encoder.", err, errlen);
+	if (rc < 0) return rc;
+	checkpoint_state_free(&st);
+	return 0;
+}
+
+/* ---- the check of a file -------------------------------------------------------------------- */
+
+int init_from_check_file(const JobSpec *js, const char *spec, const char *path, char *field, size_t flen,
+                         char *msg, size_t mlen)
 {
 	cJSON *mine;
 	const cJSON *want = model_of(spec, &mine);
@@ -172,6 +306,11 @@ int init_from_check_file(const char *spec, const char *path, char *field, size_t
 		snprintf(field, flen, "init_from");
 		snprintf(msg, mlen, "init_from: %s is not a safetensors file (no readable JSON header)", path);
 		rc = 1;
+		goto out;
+	}
+	if (header_is_torchvision(h)) {
+		rc = check_torchvision(js, h, path, msg, mlen);
+		if (rc) snprintf(field, flen, "init_from");
 		goto out;
 	}
 	const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(h, "__metadata__"),

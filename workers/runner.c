@@ -31,6 +31,7 @@
 #include "../engine/methods/ssl_health.h"
 #include "../engine/ops.h"
 #include "../engine/optim.h"
+#include "init_from.h"
 #include "job_files.h"
 #include "jobspec.h"
 #include "workdir.h"
@@ -312,11 +313,11 @@ static int load_init_from(Run *r, runner_resolve_job_cb resolve)
 	} else {
 		snprintf(path, sizeof path, "%s", r->js->init_from);
 	}
-	CheckpointState st;
-	if (checkpoint_load(path, r->ps, NULL, &st, "encoder.", r->err, r->errlen) < 0)
+	int tv = init_from_load(path, r->ps, r->err, r->errlen);   /* ssld's or torchvision's names */
+	if (tv < 0)
 		return -1;
-	checkpoint_state_free(&st);
-	emit_event(r, RUNNER_INFO, "encoder initialised from %s; pretraining skipped", path);
+	emit_event(r, RUNNER_INFO, "encoder initialised from %s%s; pretraining skipped", path,
+	           tv ? " (torchvision names)" : "");
 	return 0;
 }
 

@@ -87,6 +87,12 @@ static Tensor *resnet_encoder_forward(Ctx *ctx, Encoder *e, Tensor *x)
 	return resnet_forward(ctx, e->state, x);
 }
 
+// the same network in ONNX: x (N,C,H,W) -> (N, 512 * width * expansion)
+static const char *resnet_encoder_export_onnx(struct OnnxGraph *g, const Encoder *e, const char *x)
+{
+	return resnet_export_onnx(g, e->state, x);
+}
+
 static void resnet_destroy(void *state)
 {
 	resnet_free(state);
@@ -114,6 +120,7 @@ static int64_t resnet_encoder_estimate(const EncoderConfig *c, int in_c, int in_
 		.forward = resnet_encoder_forward,                                                        \
 		.destroy = resnet_destroy,                                                                \
 		.estimate = resnet_encoder_estimate,                                                      \
+		.export_onnx = resnet_encoder_export_onnx,                                                \
 	}
 
 RESNET_DESC(18, "ResNet-18 (basic blocks 2,2,2,2; torchvision layout; cifar or imagenet stem, "

@@ -1,4 +1,5 @@
-/* test_export_onnx.c - the ONNX round trip: build small encoders with random weights and
+/* test_export_onnx.c - the ONNX round trip: build small encoders (mlp, cnn, vit, transformer, and
+ * resnet18/resnet50 at small widths with each stem and 1 or 3 input channels) with random weights and
  * BatchNorm statistics away from 0/1, compute features in eval mode, write the weights and config
  * as a run does, export them with `ssld export --format onnx`, check the model with python3-onnx's
  * onnx.checker (full check, with shape inference), run it in ONNX Runtime (onnxruntime-node) on
@@ -36,7 +37,8 @@ static void perturb_norms(ParamSet *ps, Rng *r)
 {
 	for (int i = 0; i < paramset_count(ps); i++) {
 		Tensor *t = paramset_at(ps, i);
-		int bn = strstr(t->name, ".bn") != NULL || strstr(t->name, "norm") != NULL;
+		int bn = strstr(t->name, ".bn") != NULL || strstr(t->name, "norm") != NULL ||
+		         strstr(t->name, ".downsample.1.") != NULL;
 		for (size_t j = 0; bn && j < t->size; j++) {
 			if (ends_with(t->name, ".running_var"))
 				t->data[j] = rng_uniform_range(r, 0.5f, 2.0f);
@@ -59,6 +61,8 @@ typedef struct Case {
 	int pool_grid, batchnorm, out_dim;
 	int pool;                  /* vit, transformer: 0 mean over tokens, 1 the CLS/first token */
 	int causal;                /* transformer */
+	int stem;                  /* resnet: 0 cifar, 1 imagenet (3x3 max-pool with padding 1) */
+	float width;               /* resnet */
 } Case;
 
 static int run_case(const Case *k, const char *ssld, const char *python, const char *node,
@@ -84,6 +88,9 @@ static int run_case(const Case *k, const char *ssld, const char *python, const c
 	} else if (k->kind == ENC_VIT) {
 		c.dim = 16, c.depth = 2, c.heads = 2, c.mlp_ratio = 2, c.patch = 4;
 		c.pool = k->pool;
+	} else if (k->width > 0) {
+		c.stem = k->stem;
+		c.width = k->width;
 	} else {
 		c.n_channels = 3;
 		c.channels[0] = 6, c.channels[1] = 12, c.channels[2] = 16;
@@ -236,17 +243,24 @@ int main(int argc, char **argv)
 		return 1;
 	const Case cases[] = {
 		/* label, kind, sample, --input-shape, run shape, config beside, grid, bn, out_dim, pool,
-		 * causal */
-		{ "mlp", ENC_MLP, 1, 1, 20, NULL, "3,20", 0, 0, 1, 8, 0, 0 },
-		{ "mlp-image", ENC_MLP, 2, 5, 4, "2,5,4", "3,2,5,4", 1, 0, 1, 0, 0, 0 },
-		{ "cnn", ENC_CNN, 3, 12, 12, NULL, "3,3,12,12", 0, 1, 1, 0, 0, 0 },
-		{ "cnn-proj", ENC_CNN, 1, 16, 16, "1,16,16", "3,1,16,16", 1, 1, 0, 10, 0, 0 },
-		{ "cnn-grid2", ENC_CNN, 1, 28, 28, "1,28,28", "3,1,28,28", 0, 2, 1, 0, 0, 0 },
-		{ "cnn-grid3", ENC_CNN, 2, 24, 24, NULL, "3,2,24,24", 2, 3, 1, 0, 0, 0 },
-		{ "vit", ENC_VIT, 1, 12, 12, NULL, "3,1,12,12", 0, 0, 1, 0, 0, 0 },
-		{ "vit-cls", ENC_VIT, 3, 8, 8, NULL, "3,3,8,8", 1, 0, 1, 12, 1, 0 },
-		{ "text", ENC_TRANSFORMER, 1, 1, 8, NULL, "3,8", 0, 0, 1, 0, 0, 1 },
-		{ "text-first", ENC_TRANSFORMER, 1, 1, 16, NULL, "3,16", 1, 0, 1, 6, 1, 0 },
+		 * causal, stem, width */
+		{ "mlp", ENC_MLP, 1, 1, 20, NULL, "3,20", 0, 0, 1, 8, 0, 0, 0, 0 },
+		{ "mlp-image", ENC_MLP, 2, 5, 4, "2,5,4", "3,2,5,4", 1, 0, 1, 0, 0, 0, 0, 0 },
+		{ "cnn", ENC_CNN, 3, 12, 12, NULL, "3,3,12,12", 0, 1, 1, 0, 0, 0, 0, 0 },
+		{ "cnn-proj", ENC_CNN, 1, 16, 16, "1,16,16", "3,1,16,16", 1, 1, 0, 10, 0, 0, 0, 0 },
+		{ "cnn-grid2", ENC_CNN, 1, 28, 28, "1,28,28", "3,1,28,28", 0, 2, 1, 0, 0, 0, 0, 0 },
+		{ "cnn-grid3", ENC_CNN, 2, 24, 24, NULL, "3,2,24,24", 2, 3, 1, 0, 0, 0, 0, 0 },
+		{ "vit", ENC_VIT, 1, 12, 12, NULL, "3,1,12,12", 0, 0, 1, 0, 0, 0, 0, 0 },
+		{ "vit-cls", ENC_VIT, 3, 8, 8, NULL, "3,3,8,8", 1, 0, 1, 12, 1, 0, 0, 0 },
+		{ "text", ENC_TRANSFORMER, 1, 1, 8, NULL, "3,8", 0, 0, 1, 0, 0, 1, 0, 0 },
+		{ "text-first", ENC_TRANSFORMER, 1, 1, 16, NULL, "3,16", 1, 0, 1, 6, 1, 0, 0, 0 },
+		/* ResNets at small widths: basic blocks with the cifar stem (the config and in_shape of
+		 * `ssld run`'s config.json), one input channel with the imagenet stem (its padded
+		 * max-pool), bottlenecks with each stem */
+		{ "resnet18", ENC_RESNET18, 3, 16, 16, NULL, "3,3,16,16", 2, 0, 1, 0, 0, 0, 0, 0.125f },
+		{ "resnet18-in", ENC_RESNET18, 1, 33, 33, NULL, "3,1,33,33", 0, 0, 1, 0, 0, 0, 1, 0.125f },
+		{ "resnet50", ENC_RESNET50, 3, 8, 8, "3,8,8", "3,3,8,8", 1, 0, 1, 0, 0, 0, 0, 0.0625f },
+		{ "resnet50-in", ENC_RESNET50, 3, 32, 32, NULL, "3,3,32,32", 0, 0, 1, 0, 0, 0, 1, 0.0625f },
 	};
 	int fails = 0;
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
@@ -255,12 +269,34 @@ int main(int argc, char **argv)
 	char args[800];
 	snprintf(args, sizeof args, "'%s/cnn' --format torchscript", top);
 	fails += expect_error(ssld, top, args, 2, "--format: \"torchscript\" is not a format");
+	snprintf(args, sizeof args, "'%s/cnn' --format torchvision", top);
+	fails += expect_error(ssld, top, args, 1, "the cnn encoder under torchvision names: ");
 	snprintf(args, sizeof args, "'%s/cnn-grid2'", top);   /* pool_grid 2: the size matters */
 	fails += expect_error(ssld, top, args, 1, "give --input-shape C,H,W");
 	snprintf(args, sizeof args, "'%s/text' --input-shape 1,1,8", top);
 	fails += expect_error(ssld, top, args, 1, "takes token ids (N,T): give T");
 	snprintf(args, sizeof args, "'%s/cnn' --input-shape 1,x,3", top);
 	fails += expect_error(ssld, top, args, 2, "--input-shape: \"1,x,3\" is not C,H,W or D");
+	/* Configs whose keys do not fit (resnet50 reads the config.json beside it). */
+	char cfg_path[700];
+	snprintf(cfg_path, sizeof cfg_path, "%s/resnet50/config.json", top);
+	static const char *const bad_cfg[][2] = {
+		{ "{\"kind\":\"resnet50\",\"stem\":\"tiny\",\"width\":0.0625}",
+		  "the encoder config's \"stem\" is not a valid enum: cifar|imagenet" },
+		{ "{\"kind\":\"resnet50\",\"stem\":\"cifar\",\"width\":9}",
+		  "model.width: 9 must be in (0, 8]" },
+		{ "{\"kind\":\"resnet50\",\"width\":1e300}",
+		  "the encoder config's \"width\" is not a valid number" },
+	};
+	snprintf(args, sizeof args, "'%s/resnet50' --input-shape 3,8,8", top);
+	for (size_t i = 0; i < sizeof bad_cfg / sizeof bad_cfg[0]; i++) {
+		if (test_write_file(cfg_path, bad_cfg[i][0], strlen(bad_cfg[i][0])) < 0) {
+			fprintf(stderr, "FAIL: cannot write %s\n", cfg_path);
+			fails++;
+			continue;
+		}
+		fails += expect_error(ssld, top, args, 1, bad_cfg[i][1]);
+	}
 	snprintf(args, sizeof args, "'%s/none'", top);
 	fails += expect_error(ssld, top, args, 1, "none: cannot open");
 	snprintf(args, sizeof args, "'%s/cnn' --out '%s/none/x.onnx'", top, top);

@@ -30,7 +30,8 @@ static void perturb_norms(ParamSet *ps, Rng *r)
 				t->data[j] = rng_uniform_range(r, 0.5f, 2.0f);
 			else if (ENDS(".running_mean"))
 				t->data[j] = 0.2f * rng_normal(r);
-			else if (t->ndim == 1 && (strstr(n, ".bn") || strstr(n, "norm")))
+			else if (t->ndim == 1 && (strstr(n, ".bn") || strstr(n, "norm") ||
+			                          strstr(n, ".downsample.1.")))
 				t->data[j] += 0.2f * rng_normal(r);
 		}
 #undef ENDS
@@ -43,6 +44,8 @@ typedef struct Case {
 	int in_c, in_h, in_w;
 	int config_in_metadata;   /* 1: python reads the config from the safetensors metadata */
 	int pool_grid;            /* cnn: 0 = the default global pooling */
+	int stem;                 /* resnet: 0 cifar, 1 imagenet */
+	float width;              /* resnet */
 } Case;
 
 static int run_case(const Case *k, const char *python, const char *script, const char *dir)
@@ -60,6 +63,10 @@ static int run_case(const Case *k, const char *python, const char *script, const
 		c.depth = 2;
 		c.pool = 1;
 		c.out_dim = 64;
+	}
+	if (k->width > 0) {
+		c.stem = k->stem;
+		c.width = k->width;
 	}
 	if (k->kind == ENC_TRANSFORMER) {
 		c.depth = 2;
@@ -171,12 +178,14 @@ int main(int argc, char **argv)
 	if (!dir)
 		return 1;
 	const Case cases[] = {
-		{ "cnn", ENC_CNN, 1, 28, 28, 0, 0 },
-		{ "cnn-grid2", ENC_CNN, 1, 28, 28, 0, 2 },   /* 7x7 map -> 2x2 cells of 4x4, step 3 */
-		{ "cnn-grid3", ENC_CNN, 1, 28, 28, 1, 3 },   /* 3x3 cells of 3x3, step 2 */
-		{ "mlp", ENC_MLP, 1, 28, 28, 1, 0 },
-		{ "vit", ENC_VIT, 1, 28, 28, 0, 0 },
-		{ "transformer", ENC_TRANSFORMER, 1, 1, 32, 1, 0 },
+		{ "cnn", ENC_CNN, 1, 28, 28, 0, 0, 0, 0 },
+		{ "cnn-grid2", ENC_CNN, 1, 28, 28, 0, 2, 0, 0 },   /* 7x7 map -> 2x2 cells of 4x4, step 3 */
+		{ "cnn-grid3", ENC_CNN, 1, 28, 28, 1, 3, 0, 0 },   /* 3x3 cells of 3x3, step 2 */
+		{ "mlp", ENC_MLP, 1, 28, 28, 1, 0, 0, 0 },
+		{ "vit", ENC_VIT, 1, 28, 28, 0, 0, 0, 0 },
+		{ "transformer", ENC_TRANSFORMER, 1, 1, 32, 1, 0, 0, 0 },
+		{ "resnet18", ENC_RESNET18, 3, 16, 16, 1, 0, 0, 0.125f },
+		{ "resnet50-in", ENC_RESNET50, 1, 33, 33, 0, 0, 1, 0.0625f },   /* the padded max-pool */
 	};
 	int fails = 0;
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)

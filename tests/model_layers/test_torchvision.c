@@ -325,6 +325,55 @@ static void test_names(void)
 	CHECK(tv_resnet_name("encoder.conv1.weight", "encoder", out, 4) == -ENAMETOOLONG, "short");
 }
 
+/* tv_resnet_each_param walks exactly resnet_new's parameters: names, order and shapes. */
+typedef struct Walk {
+	const ParamSet *ps;
+	int i;
+	const char *label;
+} Walk;
+
+static int walk_one(void *user, const char *name, int ndim, const int *shape)
+{
+	Walk *w = user;
+	const Tensor *t = w->i < paramset_count(w->ps) ? paramset_at(w->ps, w->i) : NULL;
+	int same = t && strcmp(t->name, name) == 0 && t->ndim == ndim;
+	for (int d = 0; same && d < ndim; d++)
+		same = t->shape[d] == shape[d];
+	CHECK(same, "%s: tensor %d: the walk gives %s, resnet_new %s", w->label, w->i, name,
+	      t ? t->name : "nothing");
+	w->i++;
+	return same ? 0 : 1;
+}
+
+static void test_layout_walk(void)
+{
+	static const struct { int depth; ResnetStem stem; float width; int in_c; } cfgs[] = {
+		{ 18, RESNET_STEM_CIFAR, 0.5f, 1 }, { 34, RESNET_STEM_IMAGENET, 0.25f, 3 },
+		{ 50, RESNET_STEM_IMAGENET, 0.125f, 3 }, { 50, RESNET_STEM_CIFAR, 0.3f, 2 },
+	};
+	for (size_t i = 0; i < sizeof cfgs / sizeof cfgs[0]; i++) {
+		ResnetConfig c;
+		char err[256], label[64];
+		resnet_config_preset(&c, cfgs[i].depth);
+		c.stem = cfgs[i].stem;
+		c.width = cfgs[i].width;
+		snprintf(label, sizeof label, "resnet%d %s width %g", cfgs[i].depth,
+		         resnet_stem_name(c.stem), (double)c.width);
+		ParamSet *ps = paramset_new();
+		Resnet *r = NULL;
+		Rng rng;
+		rng_seed(&rng, 3);
+		CHECK(resnet_new(&c, ps, "", cfgs[i].in_c, 32, 32, &rng, &r, err, sizeof err) == 0,
+		      "%s: %s", label, err);
+		Walk w = { ps, 0, label };
+		CHECK(tv_resnet_each_param(&c, cfgs[i].in_c, walk_one, &w) == 0 &&
+		      w.i == paramset_count(ps), "%s: the walk gave %d of %d tensors", label, w.i,
+		      paramset_count(ps));
+		resnet_free(r);
+		paramset_free(ps);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
@@ -335,6 +384,7 @@ int main(int argc, char **argv)
 	script = argv[2];
 	eng_set_threads(1);
 	test_names();
+	test_layout_walk();
 	if (access(python, X_OK) != 0) {
 		printf("SKIP: %s is not executable\n", python);
 		return failures ? 1 : 77;
