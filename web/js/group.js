@@ -92,11 +92,13 @@ function curves(g, protocol, colors) {
   }
   for (const f of [...new Set(all.map((p) => p.label_fraction))]) root.append(svg('text', { x: X(f), y: H - B + 16, 'text-anchor': 'middle', class: 'tick' }, fmtPct(f)));
   root.append(svg('text', { x: (L + W - R) / 2, y: H - 6, 'text-anchor': 'middle', class: 'tick' }, 'labelled fraction (log scale)'));
-  for (const s of series) {
+  // Settings side by side at each fraction (a few pixels apart) so their error bars do not hide each other.
+  const dodge = (k) => (k - (series.length - 1) / 2) * 7;
+  series.forEach((s, k) => {
     const c = colors[s.i % colors.length];
-    root.append(svg('polyline', { points: s.pts.map((p) => `${X(p.label_fraction)},${Y(p.mean)}`).join(' '), fill: 'none', stroke: c, 'stroke-width': 2 }));
+    root.append(svg('polyline', { points: s.pts.map((p) => `${X(p.label_fraction) + dodge(k)},${Y(p.mean)}`).join(' '), fill: 'none', stroke: c, 'stroke-width': 2 }));
     for (const p of s.pts) {
-      const x = X(p.label_fraction);
+      const x = X(p.label_fraction) + dodge(k);
       if (p.std !== null && p.std !== undefined) {
         root.append(svg('line', { x1: x, x2: x, y1: Y(p.mean - p.std), y2: Y(p.mean + p.std), stroke: c, 'stroke-width': 1.5, class: 'errbar' }),
           svg('line', { x1: x - 4, x2: x + 4, y1: Y(p.mean - p.std), y2: Y(p.mean - p.std), stroke: c }),
@@ -105,7 +107,7 @@ function curves(g, protocol, colors) {
       root.append(svg('circle', { cx: x, cy: Y(p.mean), r: 3.5, fill: c },
         svg('title', {}, `${showSetting(g.settings[s.i].setting)}: ${pm(p.mean, p.std)} at ${fmtPct(p.label_fraction)} labels (n=${p.n})`)));
     }
-  }
+  });
   return root;
 }
 
