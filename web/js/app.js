@@ -1,5 +1,5 @@
 // app.js - the dashboard's entry point: hash routing (#/jobs, #/job/17, #/compare?ids=1,2,
-// #/submit), the API-token box and the health line in the header. Each page module exports
+// #/submit, #/groups, #/group/4), the API-token box and the health line in the header. Each page module exports
 // mount(main, params) returning an unmount function, so leaving a page stops its polling.
 // Not here: page content (jobs.js, job.js, compare.js, submit.js).
 
@@ -8,6 +8,7 @@ import * as jobsPage from './jobs.js';
 import * as jobPage from './job.js';
 import * as comparePage from './compare.js';
 import * as submitPage from './submit.js';
+import * as groupPages from './group.js';
 import { Poller, h } from './util.js';
 
 const main = document.getElementById('main');
@@ -28,13 +29,15 @@ function route() {
   else if (name === 'job' && /^\d+$/.test(parts[1] || '')) { page = jobPage; args = { ...params, id: Number(parts[1]) }; }
   else if (name === 'compare') page = comparePage;
   else if (name === 'submit') page = submitPage;
+  else if (name === 'groups') page = { mount: groupPages.mountList };
+  else if (name === 'group' && /^\d+$/.test(parts[1] || '')) { page = groupPages; args = { ...params, id: Number(parts[1]) }; }
   if (unmount) {
     try { unmount(); } catch (e) { console.error(e); }
     unmount = null;
   }
   main.replaceChildren();
   document.querySelectorAll('[data-nav]').forEach((a) => {
-    if (a.dataset.nav === (name === 'job' ? 'jobs' : name)) a.setAttribute('aria-current', 'page');
+    if (a.dataset.nav === (name === 'job' ? 'jobs' : name === 'group' ? 'groups' : name)) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   });
   if (!page) {
