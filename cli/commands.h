@@ -48,5 +48,6 @@ int cli_watch_main(int argc, char **argv);      /* watch.c */
 int cli_logs_main(int argc, char **argv);       /* logs.c */
 int cli_cancel_main(int argc, char **argv);     /* cancel.c */
 int cli_results_main(int argc, char **argv);    /* results.c */
+int cli_artifacts_main(int argc, char **argv);  /* artifacts.c */
 
 #endif
