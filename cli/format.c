@@ -59,7 +59,7 @@ void cli_fmt_label_fraction(double fraction, char *out, size_t cap)
 void cli_fmt_result_value(const char *key, double v, char *out, size_t cap)
 {
 	size_t n = strlen(key);
-	if (n >= 8 && strcmp(key + n - 8, "accuracy") == 0) cli_fmt_pct(v, out, cap);
+	if ((n >= 8 && strcmp(key + n - 8, "accuracy") == 0) || strncmp(key, "eval/", 5) == 0) cli_fmt_pct(v, out, cap);
 	else snprintf(out, cap, "%.4g", v);
 }
 

@@ -30,7 +30,8 @@ void cli_print_results(FILE *f, const cJSON *results);
 void cli_fmt_pct(double fraction, char *out, size_t cap);
 /* A label fraction: 0.01 -> "1%", 0.005 -> "0.5%", 1 -> "100%"; NaN -> "-". */
 void cli_fmt_label_fraction(double fraction, char *out, size_t cap);
-/* One number of a results object: keys ending in "accuracy" as cli_fmt_pct, others "%.4g". */
+/* One number of a results object or a metric: accuracies (keys ending in "accuracy", and the
+ * evaluation metrics "eval/<protocol>@<fraction>") as cli_fmt_pct, others "%.4g". */
 void cli_fmt_result_value(const char *key, double v, char *out, size_t cap);
 /* The one result a job is scanned for: the headline ("+7.9 pts @1%", the gain over its baseline
  * at that label fraction) when the results carry one, else the best SSL evaluation

@@ -13,8 +13,8 @@ it again, driving the built `ssld` against a real daemon (tiny jobs on 2 workers
   mistyped path is refused by the server naming the field, a path through a number is refused
   naming it, `--from` a missing job exits 1 with the 404 - and none of these queues a job;
 - `ssld ls` shows AGE, TIME and RESULT (the headline gain when the results carry one, else the
-  best accuracy, else the pretext figure), with the accuracy formatted as `ssld results` and
-  `submit --watch` format it (one formatter: the API's fraction as a percentage, 2 decimals);
+  best accuracy, else the pretext figure), with the accuracy formatted as `ssld results`,
+  `submit --watch` and `show` format it (one formatter: the API's fraction as a percentage);
 - `--output json` of ls, show, results, artifacts, logs and methods prints the API's JSON;
 - `ssld results` of a cancelled job says it was cancelled, not that results will come; the submit
   hint names the job's id.
@@ -164,6 +164,8 @@ def main(exe):
         check(row and row[0].split()[1] == "10%" and row[0].split()[3] == cell,
               "results row %s, want fraction 10%% and accuracy %s" % (row, cell))
         check(watched == row, "submit --watch printed %s, results %s" % (watched, row))
+        p = cli("show", str(again), rc=0)
+        check(" eval/linear_probe@0.1=%s" % cell in p.stdout, "show's evaluation metric is not %s:\n%s" % (cell, p.stdout))
         p = cli("ls", rc=0)
         head, lines = p.stdout.splitlines()[0].split(), {l.split()[0]: l for l in p.stdout.splitlines()[1:]}
         check(head[:9] == ["ID", "STATE", "METHOD", "OWNER", "AGE", "TIME", "PROGRESS", "RESULT", "NAME"], "ls header %s" % head)

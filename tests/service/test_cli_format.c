@@ -36,6 +36,8 @@ int main(void)
 	CHECK(strcmp(b, "0.5%") == 0, "%s", b);
 	cli_fmt_result_value("train_accuracy", 0.9, b, sizeof b);
 	CHECK(strcmp(b, "90.00%") == 0, "%s", b);
+	cli_fmt_result_value("eval/linear_probe@0.01", 0.5, b, sizeof b);
+	CHECK(strcmp(b, "50.00%") == 0, "%s", b);
 	cli_fmt_result_value("weight_decay", 0.03, b, sizeof b);
 	CHECK(strcmp(b, "0.03") == 0, "%s", b);
 	cli_fmt_age(42, b, sizeof b);
