@@ -93,6 +93,13 @@ static int generate_remote(const CliOpt *client_opts, long long id, const char *
 	const char *art = cli_json_str(o, "artifact", NULL), *url = cli_json_str(o, "url", NULL);
 	rc = 0;
 	if (art && url) {
+		/* The default file is named by the server: a plain name in this directory, nothing else. */
+		if (!file && (strchr(art, '/') || art[0] == '.' || !art[0])) {
+			fprintf(stderr, "ssld generate: the server named the samples '%.100s'; give -o FILE\n", art);
+			cJSON_Delete(o);
+			free(r.body);
+			return 1;
+		}
 		if (!file) file = art;
 		rc = client_save(&c, "generate", url, file, NULL, NULL);
 		if (rc == 0 && strcmp(file, "-") != 0)

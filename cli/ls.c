@@ -41,13 +41,15 @@ static int check_states(const char *list)
 	return 0;
 }
 
-/* The RESULT cell of one listed job: its results from the listing when the server put them there,
- * else (a succeeded job) from the job itself. */
+/* The RESULT cell of one listed job: from the listing when the server put its results or headline
+ * there, else (a succeeded job) from the job itself. */
 static void result_cell(const Client *c, const cJSON *job, char *out, size_t cap)
 {
 	snprintf(out, cap, "-");
 	if (strcmp(cli_json_str(job, "state", ""), "succeeded") != 0) return;
 	const cJSON *res = cJSON_GetObjectItemCaseSensitive(job, "results");
+	if (!cJSON_IsObject(res) && cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(job, "headline")))
+		res = job;   /* a listing that carries the headline itself */
 	if (cJSON_IsObject(res)) {
 		cli_fmt_key_result(res, out, cap);
 		return;

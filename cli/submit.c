@@ -37,6 +37,24 @@ static int parse_index(const char *seg, int *i)
 	return 0;
 }
 
+/* The KEY of "KEY=VALUE", for messages (at most 200 characters). */
+static const char *path_of(const char *set, const char *eq)
+{
+	static char buf[208];
+	snprintf(buf, sizeof buf, "%.*s", (int)(eq - set < 200 ? eq - set : 200), set);
+	return buf;
+}
+
+/* "  pretrain.optimizer.lr: 0.001 -> 0.003" on stderr: the edit is visible, and a key that was
+ * not there before ("(absent)") stands out as the likely typo. */
+static void say_change(const char *path, const cJSON *old, const cJSON *val)
+{
+	char *o = old ? cJSON_PrintUnformatted(old) : NULL, *v = cJSON_PrintUnformatted(val);
+	fprintf(stderr, "  %s: %.200s -> %.200s\n", path, o ? o : "(absent)", v ? v : "?");
+	cJSON_free(o);
+	cJSON_free(v);
+}
+
 /* Applies one "a.b.c=VALUE" to spec: 0, or -1 after printing which part of the path is wrong. */
 static int apply_set(cJSON *spec, const char *set)
 {
@@ -78,6 +96,7 @@ static int apply_set(cJSON *spec, const char *set)
 				goto fail;
 			}
 			if (last) {
+				say_change(path_of(set, eq), i < n ? cJSON_GetArrayItem(node, i) : NULL, val);
 				if (i == n) cJSON_AddItemToArray(node, val);   /* one past the end appends */
 				else cJSON_ReplaceItemInArray(node, i, val);
 				return 0;
@@ -86,6 +105,7 @@ static int apply_set(cJSON *spec, const char *set)
 		} else if (cJSON_IsObject(node)) {
 			cJSON *child = cJSON_GetObjectItemCaseSensitive(node, seg);
 			if (last) {
+				say_change(path_of(set, eq), child, val);
 				if (child) cJSON_ReplaceItemInObjectCaseSensitive(node, seg, val);
 				else cJSON_AddItemToObject(node, seg, val);
 				return 0;

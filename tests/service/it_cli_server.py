@@ -10,14 +10,14 @@ it again, driving the built `ssld` against a real daemon (tiny jobs on 2 workers
   the server's 409;
 - `ssld submit --from ID --set pretrain.optimizer.lr=3e-3 --set seed=2 --set name=again --watch`
   queues the source's spec with exactly those three fields changed and follows it to success; a
-  mistyped path is refused by the server naming the field, a path through a number is refused
+  mistyped path is shown as a new key and refused by the server naming the field, a path through a number is refused
   naming it, `--from` a missing job exits 1 with the 404 - and none of these queues a job;
 - `ssld ls` shows AGE, TIME and RESULT (the headline gain when the results carry one, else the
   best accuracy, else the pretext figure), with the accuracy formatted as `ssld results`,
   `submit --watch` and `show` format it (one formatter: the API's fraction as a percentage);
 - `--output json` of ls, show, results, artifacts, logs and methods prints the API's JSON;
-- `ssld results` of a cancelled job says it was cancelled, not that results will come; the submit
-  hint names the job's id.
+- `ssld results` of a cancelled job says it was cancelled, of a failed one its reason, not that
+  results will come; the submit hint names the job's id.
 """
 import hashlib
 import json
@@ -85,12 +85,19 @@ def main(exe):
                       "dataset": {"name": "fashion-mnist", "limit_train": 512, "limit_test": 256},
                       "model": {"encoder": "mlp", "hidden": [64], "out_dim": 8},
                       "pretrain": {"epochs": 1, "batch_size": 64}, "seed": 1, "threads": 1})
+        with open(os.path.join(root, "tiny.txt"), "w") as f:
+            f.write("ab\n")   # valid, but too short to hold out a test split: the job fails at run time
+        failed = submit({"name": "cli-fail", "method": "autoregressive_lm",
+                         "dataset": {"format": "text", "files": [os.path.join(root, "tiny.txt")], "test_fraction": 0.1},
+                         "model": {"encoder": "transformer", "dim": 16, "depth": 1, "heads": 2, "context": 32},
+                         "threads": 1})
         cancelled = submit(short_job("cli-cancel", epochs=200, limit_train=4096, hidden=(256,)))
         cli("cancel", str(cancelled), rc=0)
         for jid in (probe, lm, vae):
             j = d.wait_state(jid, ENDED, timeout=180)
             check(j["state"] == "succeeded", "job %d: %s (%s)" % (jid, j["state"], j["error"]))
         check(d.wait_state(cancelled, ENDED, timeout=60)["state"] == "cancelled", "job %d was not cancelled" % cancelled)
+        check(d.wait_state(failed, ENDED, timeout=60)["state"] == "failed", "job %d did not fail" % failed)
 
         # ---- artifacts ------------------------------------------------------------------------------
         listed = d.get("/v1/jobs/%d/artifacts" % probe)[1]["artifacts"]
@@ -138,8 +145,8 @@ def main(exe):
         # ---- submit --from with --set -----------------------------------------------------------------
         before = len(d.get("/v1/jobs?limit=1000")[1]["jobs"])
         p = cli("submit", "--from", str(probe), "--set", "pretrain.optimizr.lr=1")
-        check(p.returncode == 1 and "pretrain.optimizr" in p.stderr and "400" in p.stderr,
-              "a mistyped --set path: %d %s" % (p.returncode, p.stderr))
+        check(p.returncode == 1 and "HTTP 400 unknown_key: pretrain.optimizr: unknown key" in p.stderr
+              and "pretrain.optimizr.lr: (absent) -> 1" in p.stderr, "a mistyped --set path: %d %s" % (p.returncode, p.stderr))
         p = cli("submit", "--from", str(probe), "--set", "seed.x=1")
         check(p.returncode == 2 and "'seed' is a number" in p.stderr, "--set through a number: %d %s" % (p.returncode, p.stderr))
         p = cli("submit", "--from", "99999", "--set", "seed=2")
@@ -149,6 +156,8 @@ def main(exe):
         p = cli("submit", "--from", str(probe), "--set", "pretrain.optimizer.lr=3e-3", "--set", "seed=2",
                 "--set", "name=again", "--watch", "--interval", "0.2", rc=0)
         again = int(p.stdout.splitlines()[0])
+        check("pretrain.optimizer.lr: 0.001 -> 0.003" in p.stderr and "seed: 3 -> 2" in p.stderr,
+              "submit --from did not show its edits: %s" % p.stderr)
         src, new = d.job(probe)["spec"], d.job(again)["spec"]
         check(new["pretrain"]["optimizer"]["lr"] == 3e-3 and new["seed"] == 2 and new["name"] == "again",
               "the edits did not reach the new job: %s" % new)
@@ -193,6 +202,9 @@ def main(exe):
         p = cli("results", str(cancelled))
         check(p.returncode == 1 and "was cancelled" in p.stderr and "appear" not in p.stderr,
               "results of a cancelled job: %d %s" % (p.returncode, p.stderr))
+        p = cli("results", str(failed))
+        check(p.returncode == 1 and "job %d failed" % failed in p.stderr and d.job(failed)["error"] in p.stderr
+              and "appear" not in p.stderr, "results of a failed job: %d %s" % (p.returncode, p.stderr))
         check(d.stop() == 0, "ssld did not stop cleanly")
         print("  cli server: artifacts, generate (text and image), submit --from with 3 edits, ls %s, "
               "--output json on 6 commands" % key_result(res))
