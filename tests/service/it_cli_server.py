@@ -22,7 +22,6 @@ it again, driving the built `ssld` against a real daemon (tiny jobs on 2 workers
 import hashlib
 import json
 import os
-import random
 import re
 import shutil
 import subprocess
@@ -30,7 +29,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ssld_harness import FASHION, Daemon, check, run, short_job, skip_unless_dataset, ssld  # noqa: E402
+from ssld_harness import FASHION, Daemon, check, lm_job, run, short_job, skip_unless_dataset, ssld, write_corpus  # noqa: E402
 
 ENDED = ("succeeded", "failed", "cancelled")
 
@@ -54,11 +53,7 @@ def main(exe):
     os.makedirs(root)
     d = Daemon(exe)
     try:
-        rnd = random.Random(1)
-        words = "the quick brown fox jumps over a lazy dog while cats sleep in warm sun".split()
-        corpus = os.path.join(root, "corpus.txt")
-        with open(corpus, "w") as f:
-            f.write("\n".join(" ".join(rnd.choice(words) for _ in range(8)) for _ in range(400)) + "\n")
+        corpus = write_corpus(os.path.join(root, "corpus.txt"))
         d.start("--workers", "2", "--data-root", root, "--data-root", os.path.dirname(FASHION))
         env = {k: v for k, v in os.environ.items() if not k.startswith("SSLD_")}
         env.update(SSLD_SERVER="http://127.0.0.1:%d" % d.port, HOME=tmp, XDG_CONFIG_HOME=os.path.join(tmp, "xdg"))
@@ -77,20 +72,14 @@ def main(exe):
 
         probe = submit(short_job("cli-probe", epochs=1, extra={
             "evaluations": [{"protocol": "linear_probe", "label_fractions": [0.1]}]}))
-        lm = submit({"name": "cli-lm", "method": "autoregressive_lm",
-                     "dataset": {"format": "text", "files": [corpus], "test_fraction": 0.1},
-                     "model": {"encoder": "transformer", "dim": 16, "depth": 1, "heads": 2, "context": 32},
-                     "pretrain": {"epochs": 1, "batch_size": 8}, "seed": 1, "threads": 1})
+        lm = submit(lm_job("cli-lm", corpus))
         vae = submit({"name": "cli-vae", "method": "vae",
                       "dataset": {"name": "fashion-mnist", "limit_train": 512, "limit_test": 256},
                       "model": {"encoder": "mlp", "hidden": [64], "out_dim": 8},
                       "pretrain": {"epochs": 1, "batch_size": 64}, "seed": 1, "threads": 1})
         with open(os.path.join(root, "tiny.txt"), "w") as f:
             f.write("ab\n")   # valid, but too short to hold out a test split: the job fails at run time
-        failed = submit({"name": "cli-fail", "method": "autoregressive_lm",
-                         "dataset": {"format": "text", "files": [os.path.join(root, "tiny.txt")], "test_fraction": 0.1},
-                         "model": {"encoder": "transformer", "dim": 16, "depth": 1, "heads": 2, "context": 32},
-                         "threads": 1})
+        failed = submit(lm_job("cli-fail", os.path.join(root, "tiny.txt")))
         cancelled = submit(short_job("cli-cancel", epochs=200, limit_train=4096, hidden=(256,)))
         cli("cancel", str(cancelled), rc=0)
         for jid in (probe, lm, vae):
