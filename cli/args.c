@@ -30,10 +30,11 @@ static int usage_error(const char *cmd)
 	return CLI_ARGS_USAGE;
 }
 
-int cli_args_parse(const char *cmd, int argc, char **argv, CliOpt *opts, int nopts, const char **pos,
-                   int max_pos, int *npos)
+int cli_args_parse_rep(const char *cmd, int argc, char **argv, CliOpt *opts, int nopts, const char **pos,
+                       int max_pos, int *npos, const char *rep, const char **vals, int max_vals, int *nvals)
 {
 	*npos = 0;
+	if (nvals) *nvals = 0;
 	int only_positional = 0;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -83,9 +84,32 @@ int cli_args_parse(const char *cmd, int argc, char **argv, CliOpt *opts, int nop
 			fprintf(stderr, "ssld %s: %s needs a value (%s %s)\n", cmd, o->name, o->name, o->arg);
 			return usage_error(cmd);
 		}
+		if (rep && strcmp(o->name, rep) == 0) {
+			if (*nvals == max_vals) {
+				fprintf(stderr, "ssld %s: at most %d %s options\n", cmd, max_vals, o->name);
+				return usage_error(cmd);
+			}
+			vals[(*nvals)++] = o->value;
+		}
 		o->given++;
 	}
 	return CLI_ARGS_OK;
+}
+
+int cli_args_parse(const char *cmd, int argc, char **argv, CliOpt *opts, int nopts, const char **pos,
+                   int max_pos, int *npos)
+{
+	return cli_args_parse_rep(cmd, argc, argv, opts, nopts, pos, max_pos, npos, NULL, NULL, 0, NULL);
+}
+
+int cli_output_json(const char *cmd, const CliOpt out[2])
+{
+	if (!out[0].value) return out[1].given > 0;
+	if (strcmp(out[0].value, "json") == 0) return 1;
+	if (strcmp(out[0].value, "table") == 0 && !out[1].given) return 0;
+	if (strcmp(out[0].value, "table") == 0) fprintf(stderr, "ssld %s: --output table and --json contradict each other\n", cmd);
+	else fprintf(stderr, "ssld %s: --output: unknown format '%s' (expected json or table)\n", cmd, out[0].value);
+	return -1;
 }
 
 int cli_number(const char *cmd, const char *opt, const char *s, double lo, double hi, double *out)

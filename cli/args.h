@@ -31,6 +31,18 @@ enum { CLI_ARGS_OK = 0, CLI_ARGS_HELP = 1, CLI_ARGS_USAGE = 2 };
  * CLI_ARGS_HELP (usage printed to stdout) or CLI_ARGS_USAGE (the error printed to stderr). */
 int cli_args_parse(const char *cmd, int argc, char **argv, CliOpt *opts, int nopts, const char **pos,
                    int max_pos, int *npos);
+/* cli_args_parse for a command with one repeatable option (`--set K=V --set K2=V2`): every value
+ * of the option named rep goes to vals[0..*nvals) in order; more than max_vals is a usage error. */
+int cli_args_parse_rep(const char *cmd, int argc, char **argv, CliOpt *opts, int nopts, const char **pos,
+                       int max_pos, int *npos, const char *rep, const char **vals, int max_vals, int *nvals);
+
+/* The output options of a read command: `--output json|table` and its short form `--json`. */
+#define OUTPUT_OPTS { "--output", "FORMAT", NULL, 0 }, { "--json", NULL, NULL, 0 }
+/* The usage lines of OUTPUT_OPTS, for the command table. */
+#define OUTPUT_USAGE "  --output json     the server's JSON instead of a table (--json is the same)\n"
+/* Whether the two OUTPUT_OPTS entries ask for JSON: 1 json, 0 table, -1 after printing what is
+ * wrong with --output's value. */
+int cli_output_json(const char *cmd, const CliOpt out[2]);
 
 /* The whole of a file (path "-": standard input), NUL-terminated, at most 16 MiB (a job spec or a
  * results file). NULL with err ("job.json: No such file or directory"). The caller frees. */

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "../daemon/config.h"
+#include "../storage/sha256.h"
 
 #ifndef SSLD_VERSION
 #define SSLD_VERSION "unknown"
@@ -179,10 +180,47 @@ static long dechunk(char *p, size_t n)
 	return (long)out;
 }
 
-int client_http(const Client *c, const char *method, const char *path, const char *body, size_t blen, ClientResp *out,
-                char *err, size_t errlen)
+/* Reads the answer's header into buf (growing it); returns the index just past the blank line
+ * with *n the bytes read so far, or -1 with err (no header: the server closed, or not HTTP). */
+static long read_header(int fd, char **buf, size_t *cap, size_t *n, const char *what, const Client *c, char *err,
+                        size_t errlen)
+{
+	for (;;) {
+		(*buf)[*n] = 0;
+		char *hend = strstr(*buf, "\r\n\r\n");
+		if (hend) return (long)(hend - *buf) + 4;
+		if (*n + 1 >= *cap) {
+			char *p = *cap < (1u << 20) ? realloc(*buf, *cap * 2) : NULL;
+			if (!p) {
+				snprintf(err, errlen, "%s: the answer's header is too long", what);
+				return -1;
+			}
+			*buf = p;
+			*cap *= 2;
+		}
+		ssize_t r = recv(fd, *buf + *n, *cap - *n - 1, 0);
+		if (r < 0 && errno == EINTR) continue;
+		if (r <= 0) {
+			int e = errno;
+			if (r < 0)
+				snprintf(err, errlen, "%s: reading the answer from %s: %s", what, c->server,
+				         e == EAGAIN ? "timed out" : strerror(e));
+			else
+				snprintf(err, errlen, "%s: %s did not answer with HTTP", what, c->server);
+			return -1;
+		}
+		*n += (size_t)r;
+	}
+}
+
+/* One request. Without a sink, or for an answer other than 200, the body is read into out->body.
+ * With a sink a 200 answer's body is handed to it as it arrives and out->len counts the bytes. */
+static int exchange(const Client *c, const char *method, const char *path, const char *body, size_t blen,
+                    client_sink_cb sink, void *user, ClientResp *out, char *err, size_t errlen)
 {
 	memset(out, 0, sizeof *out);
+	char what[600];
+	snprintf(what, sizeof what, "%s %.500s", method, path);
 	int fd = connect_server(c, err, errlen);
 	if (fd < 0) return -1;
 	char head[2048];
@@ -210,12 +248,58 @@ int client_http(const Client *c, const char *method, const char *path, const cha
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
+	long hlen = read_header(fd, &buf, &cap, &n, what, c, err, errlen);
+	int major, minor, status;
+	if (hlen >= 0 && sscanf(buf, "HTTP/%d.%d %d", &major, &minor, &status) != 3) {
+		snprintf(err, errlen, "%s: %s did not answer with HTTP", what, c->server);
+		hlen = -1;
+	}
+	if (hlen < 0) {
+		if (rc < 0) snprintf(err, errlen, "%s: sending to %s: %s", what, c->server, strerror(-rc));
+		free(buf);
+		close(fd);
+		return -1;
+	}
+	int chunked = 0;
+	long long clen = -1;
+	buf[hlen - 2] = 0;   /* the header lines, each ending in \r\n */
+	for (char *line = strstr(buf, "\r\n"); line; line = strstr(line + 2, "\r\n")) {
+		const char *h = line + 2;
+		if (strncasecmp(h, "Transfer-Encoding:", 18) == 0 && strstr(h, "chunked")) chunked = 1;
+		if (strncasecmp(h, "Content-Length:", 15) == 0) clen = strtoll(h + 15, NULL, 10);
+	}
+	out->status = status;
+	if (sink && status == 200 && !chunked) {
+		/* Streamed: the body may be far larger than an answer held in memory (a checkpoint). */
+		size_t have = n - (size_t)hlen;
+		long long got = 0;
+		const char *why = NULL;
+		if (have && sink(user, buf + hlen, have) < 0) why = "writing it failed";
+		got += (long long)have;
+		while (!why && (clen < 0 || got < clen)) {
+			ssize_t r = recv(fd, buf, cap, 0);
+			if (r < 0 && errno == EINTR) continue;
+			if (r < 0) why = errno == EAGAIN ? "timed out" : strerror(errno);
+			if (r <= 0) break;
+			if (sink(user, buf, (size_t)r) < 0) why = "writing it failed";
+			got += r;
+		}
+		free(buf);
+		close(fd);
+		if (!why && clen >= 0 && got != clen) why = "the connection closed early";
+		if (why) {
+			snprintf(err, errlen, "%s: after %lld of %lld bytes: %s", what, got, clen, why);
+			return -1;
+		}
+		out->len = (size_t)got;
+		return 0;
+	}
 	for (;;) {
 		if (n + 1 >= cap) {
 			if (cap >= MAX_RESPONSE) {
 				free(buf);
 				close(fd);
-				snprintf(err, errlen, "%s %s: the answer is larger than %u MiB", method, path, MAX_RESPONSE >> 20);
+				snprintf(err, errlen, "%s: the answer is larger than %u MiB", what, MAX_RESPONSE >> 20);
 				return -1;
 			}
 			char *p = realloc(buf, cap * 2);
@@ -234,7 +318,7 @@ int client_http(const Client *c, const char *method, const char *path, const cha
 			int e = errno;
 			free(buf);
 			close(fd);
-			snprintf(err, errlen, "%s %s: reading the answer from %s: %s", method, path, c->server,
+			snprintf(err, errlen, "%s: reading the answer from %s: %s", what, c->server,
 			         e == EAGAIN ? "timed out" : strerror(e));
 			return -1;
 		}
@@ -242,30 +326,13 @@ int client_http(const Client *c, const char *method, const char *path, const cha
 		n += (size_t)r;
 	}
 	close(fd);
-	buf[n] = 0;
-	int major, minor, status;
-	char *hend = strstr(buf, "\r\n\r\n");
-	if (sscanf(buf, "HTTP/%d.%d %d", &major, &minor, &status) != 3 || !hend) {
-		free(buf);
-		if (rc < 0) snprintf(err, errlen, "%s %s: sending to %s: %s", method, path, c->server, strerror(-rc));
-		else snprintf(err, errlen, "%s %s: %s did not answer with HTTP", method, path, c->server);
-		return -1;
-	}
-	*hend = 0;
-	char *b = hend + 4;
-	size_t blen_in = n - (size_t)(b - buf);
-	int chunked = 0;
-	long clen = -1;
-	for (char *line = strstr(buf, "\r\n"); line; line = strstr(line + 2, "\r\n")) {
-		const char *h = line + 2;
-		if (strncasecmp(h, "Transfer-Encoding:", 18) == 0 && strstr(h, "chunked")) chunked = 1;
-		if (strncasecmp(h, "Content-Length:", 15) == 0) clen = strtol(h + 15, NULL, 10);
-	}
+	char *b = buf + hlen;
+	size_t blen_in = n - (size_t)hlen;
 	if (chunked) {
 		long dn = dechunk(b, blen_in);
 		if (dn < 0) {
 			free(buf);
-			snprintf(err, errlen, "%s %s: malformed chunked answer", method, path);
+			snprintf(err, errlen, "%s: malformed chunked answer", what);
 			return -1;
 		}
 		blen_in = (size_t)dn;
@@ -274,10 +341,31 @@ int client_http(const Client *c, const char *method, const char *path, const cha
 	}
 	memmove(buf, b, blen_in);
 	buf[blen_in] = 0;
-	out->status = status;
+	if (sink && status == 200) {
+		int src = sink(user, buf, blen_in);
+		free(buf);
+		if (src < 0) {
+			snprintf(err, errlen, "%s: writing the answer failed", what);
+			return -1;
+		}
+		out->len = blen_in;
+		return 0;
+	}
 	out->body = buf;
 	out->len = blen_in;
 	return 0;
+}
+
+int client_http(const Client *c, const char *method, const char *path, const char *body, size_t blen, ClientResp *out,
+                char *err, size_t errlen)
+{
+	return exchange(c, method, path, body, blen, NULL, NULL, out, err, errlen);
+}
+
+int client_download(const Client *c, const char *path, client_sink_cb sink, void *user, ClientResp *out, char *err,
+                    size_t errlen)
+{
+	return exchange(c, "GET", path, NULL, 0, sink, user, out, err, errlen);
 }
 
 int client_server_error(const char *what, const ClientResp *r)
@@ -323,6 +411,66 @@ cJSON *client_get_json(const Client *c, const char *what, const char *path, int 
 	return j;
 }
 
+/* ---- downloads ------------------------------------------------------------------------------ */
+
+typedef struct SaveSink {
+	FILE *f;
+	Sha256 hash;
+} SaveSink;
+
+static int save_piece(void *user, const void *data, size_t n)
+{
+	SaveSink *s = user;
+	sha256_update(&s->hash, data, n);
+	return fwrite(data, 1, n, s->f) == n ? 0 : -1;
+}
+
+int client_save(const Client *c, const char *cmd, const char *path, const char *file, const char *sha256,
+                long long *size)
+{
+	int to_stdout = strcmp(file, "-") == 0;
+	char part[4200];
+	snprintf(part, sizeof part, "%s.part", file);
+	SaveSink s = { .f = to_stdout ? stdout : fopen(part, "wb") };
+	if (!s.f) {
+		fprintf(stderr, "ssld %s: %s: %s\n", cmd, part, strerror(errno));
+		return 1;
+	}
+	sha256_init(&s.hash);
+	ClientResp r;
+	char err[768], hex[65];
+	int rc = client_download(c, path, save_piece, &s, &r, err, sizeof err);
+	int failed = rc < 0 || r.status != 200;
+	if (rc < 0) fprintf(stderr, "ssld %s: %s\n", cmd, err);
+	else if (r.status != 200) client_server_error(cmd, &r);
+	free(r.body);
+	int werr = to_stdout ? fflush(stdout) : fclose(s.f);
+	if (!failed && werr != 0) {
+		fprintf(stderr, "ssld %s: writing %s: %s\n", cmd, to_stdout ? "standard output" : part, strerror(errno));
+		failed = 1;
+	}
+	if (!failed && sha256) {
+		uint8_t d[32];
+		sha256_final(&s.hash, d);
+		for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", d[i]);
+		if (strcmp(hex, sha256) != 0) {
+			fprintf(stderr, "ssld %s: %s: the %zu bytes received have SHA-256 %.16s..., the server lists %.16s... "
+			        "(the file changed on the server meanwhile?)%s\n", cmd, path, r.len, hex, sha256,
+			        to_stdout ? "" : "; nothing written");
+			failed = 1;
+		}
+	}
+	if (!to_stdout) {
+		if (!failed && rename(part, file) != 0) {
+			fprintf(stderr, "ssld %s: %s: %s\n", cmd, file, strerror(errno));
+			failed = 1;
+		}
+		if (failed) unlink(part);
+	}
+	if (!failed && size) *size = (long long)r.len;
+	return failed;
+}
+
 /* ---- the commands' common parts ------------------------------------------------------------- */
 
 int client_init(Client *c, const char *cmd, const CliOpt flags[2])
@@ -360,15 +508,15 @@ int client_parse_id(const char *cmd, const char *s, long long *id)
 cJSON *client_fetch_job(int argc, char **argv, long long *id, int *json, int *status)
 {
 	const char *cmd = argv[0];
-	enum { O_JSON, O_CLIENT };
-	CliOpt opts[] = { { "--json", NULL, NULL, 0 }, CLIENT_OPTS };
+	enum { O_OUTPUT, O_CLIENT = O_OUTPUT + 2 };
+	CliOpt opts[] = { OUTPUT_OPTS, CLIENT_OPTS };
 	const char *pos[1];
-	int npos, rc = cli_args_parse(cmd, argc, argv, opts, 3, pos, 1, &npos);
+	int npos, rc = cli_args_parse(cmd, argc, argv, opts, 4, pos, 1, &npos);
 	*status = rc == CLI_ARGS_HELP ? 0 : 2;
 	if (rc != CLI_ARGS_OK || client_parse_id(cmd, npos ? pos[0] : NULL, id) < 0) return NULL;
+	if ((*json = cli_output_json(cmd, &opts[O_OUTPUT])) < 0) return NULL;
 	Client c;
 	if (client_init(&c, cmd, &opts[O_CLIENT]) != 0) return NULL;
-	*json = opts[O_JSON].given > 0;
 	char path[64];
 	snprintf(path, sizeof path, "/v1/jobs/%lld", *id);
 	cJSON *j = client_get_json(&c, cmd, path, NULL);

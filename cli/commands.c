@@ -61,9 +61,10 @@ const CliCommand cli_commands[] = {
 	  "  --markdown   the reference for people instead (docs/spec.md)\n",
 	  cli_schema_main },
 	{ "methods", "pretext methods, their parameters, and the evaluation protocols",
-	  "usage: ssld methods\n"
+	  "usage: ssld methods [--output json]\n"
 	  "  Lists every pretext method with its parameters (type, default, range) and every\n"
-	  "  evaluation protocol: the catalogue GET /v1/methods serves.\n",
+	  "  evaluation protocol: the catalogue GET /v1/methods serves (no server needed).\n"
+	  "  --output json     that catalogue's JSON (--json is the same)\n",
 	  cli_methods_main },
 	{ "export", "a run's encoder as an ONNX model or under torchvision's names",
 	  "usage: ssld export JOB_DIR|encoder.safetensors [--format onnx|torchvision] [--out FILE]\n"
@@ -81,22 +82,31 @@ const CliCommand cli_commands[] = {
 	  "                      else what the weights fix; an mlp given C,H,W flattens images)\n",
 	  cli_export_main },
 	{ "submit", "queue a job on a server; prints its id",
-	  "usage: ssld submit JOB.json [--watch [--interval SECONDS]]   (- reads standard input)\n"
+	  "usage: ssld submit JOB.json [--set KEY=VALUE]... [--watch [--interval SECONDS]]   (- reads stdin)\n"
+	  "       ssld submit --from ID [--set KEY=VALUE]... [--watch]\n"
+	  "  --from ID         start from job ID's spec on the server (every default filled in): run it again\n"
+	  "  --set KEY=VALUE   change one field first, by its dotted path (pretrain.optimizer.lr=3e-3,\n"
+	  "                    seed=2, evaluations.0.label_fractions=[0.01,0.1]); VALUE is read as JSON,\n"
+	  "                    else taken as a string (name=rerun); repeat it for several fields\n"
 	  "  --watch           follow the job as `ssld watch` does; exit 0 if it succeeded\n"
 	  "  --interval S      seconds between polls while watching (default 1)\n"
+	  "  The server validates the result as any submission: an error names the field.\n"
 	  CLIENT_OPTIONS,
 	  cli_submit_main },
 	{ "ls", "list a server's jobs",
-	  "usage: ssld ls [--state S,..] [--owner NAME] [--limit N] [--json]\n"
+	  "usage: ssld ls [--state S,..] [--owner NAME] [--limit N] [--output json]\n"
+	  "  AGE is the time since submission, TIME how long the job ran; RESULT is the headline gain\n"
+	  "  over the from-scratch baseline (+7.9 pts @1% labels) when the job has one, else its best\n"
+	  "  test accuracy and the label fraction it was reached at.\n"
 	  "  --state S,..      only jobs in these states (queued, running, succeeded, failed, cancelled)\n"
 	  "  --owner NAME      only this token owner's jobs\n"
 	  "  --limit N         at most N jobs, newest first (1..1000, default 50)\n"
-	  "  --json            the server's JSON instead of a table\n"
+	  OUTPUT_USAGE
 	  CLIENT_OPTIONS,
 	  cli_ls_main },
 	{ "show", "one job: state, progress, latest metrics, error",
-	  "usage: ssld show ID [--json]\n"
-	  "  --json            the server's JSON instead of a summary\n"
+	  "usage: ssld show ID [--output json]\n"
+	  OUTPUT_USAGE
 	  CLIENT_OPTIONS,
 	  cli_show_main },
 	{ "watch", "follow a job: progress bar with ETA and loss, then its results",
@@ -107,26 +117,29 @@ const CliCommand cli_commands[] = {
 	  CLIENT_OPTIONS,
 	  cli_watch_main },
 	{ "logs", "a job's event log; --follow until it ends",
-	  "usage: ssld logs ID [--follow [--interval SECONDS]]\n"
+	  "usage: ssld logs ID [--follow [--interval SECONDS]] [--output json]\n"
 	  "  The job's events (start, data and model, checkpoints, evaluations, outcome), oldest first.\n"
 	  "  --follow          keep printing new events until the job has ended\n"
 	  "  --interval S      seconds between polls while following (0.05..3600, default 1)\n"
+	  "  --output json     the server's answer with every event (with --follow: one event object\n"
+	  "                    per line as they come; --json is the same)\n"
 	  CLIENT_OPTIONS,
 	  cli_logs_main },
 	{ "metrics", "a job's metric history: a summary per key, or all of it as CSV",
-	  "usage: ssld metrics ID [--csv] [--keys K,...] [-o FILE]\n"
+	  "usage: ssld metrics ID [--csv] [--keys K,...] [-o FILE] [--output json]\n"
 	  "  Without --csv: one line per metric key (points, last step, last value, min, max).\n"
 	  "  --csv             every point as step,key,value rows (GET /v1/jobs/{id}/metrics.csv)\n"
 	  "  --keys K,...      only these metric keys\n"
 	  "  -o FILE           write the CSV to FILE instead of standard output\n"
+	  OUTPUT_USAGE
 	  CLIENT_OPTIONS,
 	  cli_metrics_main },
 	{ "group", "a sweep's jobs and its results per setting (mean +- std over seeds)",
-	  "usage: ssld group ID [--cancel] [--json]\n"
+	  "usage: ssld group ID [--cancel] [--output json]\n"
 	  "  A job spec with a \"sweep\" (docs/API.md) queues a group; this shows its jobs' states and, per\n"
 	  "  setting, each evaluation's mean and sample std over seeds, the best setting marked *.\n"
 	  "  --cancel          cancel the group's queued and running jobs\n"
-	  "  --json            the server's JSON instead of the table\n"
+	  OUTPUT_USAGE
 	  CLIENT_OPTIONS,
 	  cli_group_main },
 	{ "cancel", "cancel a queued or running job",
@@ -135,15 +148,30 @@ const CliCommand cli_commands[] = {
 	  CLIENT_OPTIONS,
 	  cli_cancel_main },
 	{ "results", "the evaluation table of a finished job",
-	  "usage: ssld results ID [--json]\n"
-	  "  --json            the job's results object as the server sends it\n"
+	  "usage: ssld results ID [--output json]\n"
+	  "  The headline (the gain over the from-scratch baseline) when the job has one, the pretext\n"
+	  "  figures, then one row per evaluation; accuracies in percent. A job without results says why.\n"
+	  "  --output json     the job's results object as the server sends it (--json is the same)\n"
 	  CLIENT_OPTIONS,
 	  cli_results_main },
-	{ "generate", "continue a prompt or draw samples from a job directory's checkpoint",
-	  "usage: ssld generate JOBDIR [--spec JOB.json] [options]\n"
+	{ "artifacts", "list a job's files on the server, or download one",
+	  "usage: ssld artifacts ID [--output json]\n"
+	  "       ssld artifacts ID --get NAME [-o FILE]\n"
+	  "  Lists the files the job keeps (checkpoint, encoder, results, sample grids) with their sizes.\n"
+	  "  --get NAME        download artifact NAME, checked against the SHA-256 the server lists\n"
+	  "  -o FILE           where to write it (default: NAME's base name here; - for stdout)\n"
+	  OUTPUT_USAGE
+	  CLIENT_OPTIONS,
+	  cli_artifacts_main },
+	{ "generate", "continue a prompt or draw samples from a job's checkpoint",
+	  "usage: ssld generate ID [options] [-o FILE]               (a job on the server)\n"
+	  "       ssld generate JOBDIR [--spec JOB.json] [options]\n"
 	  "       ssld generate --spec JOB.json [options]      (JOBDIR = runs/<job name>)\n"
 	  "  Continues --prompt with a trained language model (autoregressive_lm), or draws\n"
-	  "  samples from a generative image method, using JOBDIR/checkpoint.safetensors.\n"
+	  "  samples from a generative image method, using the job's last checkpoint: on the server\n"
+	  "  (POST /v1/jobs/ID/generate, its limits apply), or JOBDIR/checkpoint.safetensors here.\n"
+	  "  -o FILE              a server job's image grid goes here (default: its artifact name,\n"
+	  "                       samples-generated-K.png, here; - for stdout); a JOBDIR's goes into it\n"
 	  "  --prompt TEXT        text to continue (default empty)\n"
 	  "  --max-tokens N       bytes to generate (default 200)\n"
 	  "  --temperature T      softmax temperature, 0 = greedy (default 1.0)\n"
@@ -151,7 +179,8 @@ const CliCommand cli_commands[] = {
 	  "  --top-p P            nucleus sampling, 1 = off (default 1.0)\n"
 	  "  --n N                image methods: how many samples (default 64)\n"
 	  "  --seed S             sampling seed (default 0)\n"
-	  "  --json               print the JSON object the HTTP API returns\n",
+	  "  --output json        print the JSON object the HTTP API returns (--json is the same)\n"
+	  "  --server URL, --token TOKEN   as for the other server commands (ssld help submit)\n",
 	  cli_generate_main },
 	{ "token", "API tokens on the server: create, list, revoke, off",
 	  "usage: ssld token create NAME [--admin]   print a new token once (stored only as its SHA-256)\n"

@@ -1,4 +1,4 @@
-/* group.c - `ssld group ID [--cancel] [--json]`: a sweep's group (GET /v1/groups/{id}): its jobs'
+/* group.c - `ssld group ID [--cancel] [--output json]`: a sweep's group (GET /v1/groups/{id}): its jobs'
  * states, then one row per setting with the mean +- sample std over seeds of each evaluation, the
  * best setting marked; --cancel cancels its queued and running jobs. */
 #include <math.h>
@@ -43,12 +43,14 @@ static void print_group(const cJSON *g)
 
 int cli_group_main(int argc, char **argv)
 {
-	enum { O_CANCEL, O_JSON, O_CLIENT };
-	CliOpt opts[] = { { "--cancel", NULL, NULL, 0 }, { "--json", NULL, NULL, 0 }, CLIENT_OPTS };
+	enum { O_CANCEL, O_OUTPUT, O_CLIENT = O_OUTPUT + 2 };
+	CliOpt opts[] = { { "--cancel", NULL, NULL, 0 }, OUTPUT_OPTS, CLIENT_OPTS };
 	const char *pos[1];
 	long long id;
-	int npos, rc = cli_args_parse(argv[0], argc, argv, opts, 4, pos, 1, &npos);
+	int npos, rc = cli_args_parse(argv[0], argc, argv, opts, 5, pos, 1, &npos);
 	if (rc != CLI_ARGS_OK) return rc == CLI_ARGS_HELP ? 0 : 2;
+	int json = cli_output_json("group", &opts[O_OUTPUT]);
+	if (json < 0) return 2;
 	if (client_parse_id("group", npos ? pos[0] : NULL, &id) < 0) return 2;
 	Client c;
 	if (client_init(&c, "group", &opts[O_CLIENT]) != 0) return 2;
@@ -76,7 +78,7 @@ int cli_group_main(int argc, char **argv)
 	snprintf(path, sizeof path, "/v1/groups/%lld", id);
 	cJSON *g = client_get_json(&c, "group", path, NULL);
 	if (!g) return 1;
-	if (opts[O_JSON].given) client_print_json(g);
+	if (json) client_print_json(g);
 	else print_group(g);
 	cJSON_Delete(g);
 	return 0;

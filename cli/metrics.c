@@ -80,12 +80,15 @@ static int print_summary(char *csv)
 
 int cli_metrics_main(int argc, char **argv)
 {
-	enum { O_CSV, O_KEYS, O_OUT, O_CLIENT };
-	CliOpt opts[] = { { "--csv", NULL, NULL, 0 }, { "--keys", "K,...", NULL, 0 }, { "-o", "FILE", NULL, 0 }, CLIENT_OPTS };
+	enum { O_CSV, O_KEYS, O_OUT, O_OUTPUT, O_CLIENT = O_OUTPUT + 2 };
+	CliOpt opts[] = { { "--csv", NULL, NULL, 0 }, { "--keys", "K,...", NULL, 0 }, { "-o", "FILE", NULL, 0 }, OUTPUT_OPTS,
+	                  CLIENT_OPTS };
 	const char *pos[1];
 	long long id;
-	int npos, rc = cli_args_parse(argv[0], argc, argv, opts, 5, pos, 1, &npos);
+	int npos, rc = cli_args_parse(argv[0], argc, argv, opts, 7, pos, 1, &npos);
 	if (rc != CLI_ARGS_OK) return rc == CLI_ARGS_HELP ? 0 : 2;
+	int json = cli_output_json("metrics", &opts[O_OUTPUT]);
+	if (json < 0) return 2;
 	if (client_parse_id("metrics", npos ? pos[0] : NULL, &id) < 0) return 2;
 	if (opts[O_KEYS].value && (strlen(opts[O_KEYS].value) > 4000 || strpbrk(opts[O_KEYS].value, "&#? %"))) {
 		fprintf(stderr, "ssld metrics: --keys: a comma-separated list of metric keys, e.g. pretrain/loss,lr\n");
@@ -94,6 +97,15 @@ int cli_metrics_main(int argc, char **argv)
 	Client c;
 	if (client_init(&c, "metrics", &opts[O_CLIENT]) != 0) return 2;
 	char path[4200], err[512];
+	if (json) {   /* the metrics API's answer, every point (GET /v1/jobs/{id}/metrics) */
+		snprintf(path, sizeof path, "/v1/jobs/%lld/metrics?max_points=100000%s%s", id, opts[O_KEYS].value ? "&keys=" : "",
+		         opts[O_KEYS].value ? opts[O_KEYS].value : "");
+		cJSON *m = client_get_json(&c, "metrics", path, NULL);
+		if (!m) return 1;
+		client_print_json(m);
+		cJSON_Delete(m);
+		return 0;
+	}
 	snprintf(path, sizeof path, "/v1/jobs/%lld/metrics.csv%s%s", id, opts[O_KEYS].value ? "?keys=" : "",
 	         opts[O_KEYS].value ? opts[O_KEYS].value : "");
 	ClientResp r;

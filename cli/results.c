@@ -1,5 +1,6 @@
 /* results.c - `ssld results ID`: the evaluation table of a finished job (format.h prints it the
- * way `ssld run` and `ssld watch` do), or its results object with --json. */
+ * way `ssld run` and `ssld watch` do), or its results object with --output json. A job without
+ * results gets what happened to it instead: its failure, its cancellation, or how far it is. */
 #include <stdio.h>
 #include <string.h>
 
@@ -7,6 +8,32 @@
 #include "client.h"
 #include "commands.h"
 #include "format.h"
+
+/* Why job id has no results, on stderr. */
+static void no_results(long long id, const cJSON *j)
+{
+	const char *state = cli_json_str(j, "state", "?"), *error = cli_json_str(j, "error", NULL);
+	const cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "progress");
+	long long step = (long long)cli_json_num(p, "step", 0), total = (long long)cli_json_num(p, "total", 0);
+	const char *stage = cli_json_str(p, "stage", NULL);
+	char where[160] = "";
+	if (step > 0) snprintf(where, sizeof where, ", at step %lld of %lld%s%s", step, total, stage ? " of " : "", stage ? stage : "");
+	if (strcmp(state, "failed") == 0) {
+		fprintf(stderr, "ssld results: job %lld failed%s: %s\n  it has no results; `ssld logs %lld` shows what it did\n", id,
+		        where, error ? error : "no reason recorded", id);
+	} else if (strcmp(state, "cancelled") == 0) {
+		int started = cli_json_str(j, "started_at", NULL) != NULL;
+		fprintf(stderr, "ssld results: job %lld was cancelled %s%s; it has no results\n", id,
+		        started ? "while running" : "while queued, before it started", started && step > 0 ? where : "");
+	} else if (strcmp(state, "succeeded") == 0) {
+		fprintf(stderr, "ssld results: job %lld succeeded but the server holds no results for it\n", id);
+	} else {
+		char prog[64];
+		cli_fmt_progress(j, prog, sizeof prog);
+		fprintf(stderr, "ssld results: job %lld is %s%s%s; results appear when it succeeds (`ssld watch %lld` follows it)\n",
+		        id, state, strcmp(prog, "-") ? ", " : "", strcmp(prog, "-") ? prog : "", id);
+	}
+}
 
 int cli_results_main(int argc, char **argv)
 {
@@ -17,10 +44,7 @@ int cli_results_main(int argc, char **argv)
 	const cJSON *res = cJSON_GetObjectItemCaseSensitive(j, "results");
 	int rc = 0;
 	if (!cJSON_IsObject(res)) {
-		const char *state = cli_json_str(j, "state", "?"), *error = cli_json_str(j, "error", NULL);
-		int ended = strcmp(state, "failed") == 0 || strcmp(state, "cancelled") == 0;
-		fprintf(stderr, "ssld results: job %lld is %s%s%s; %s\n", id, state, error ? ": " : "", error ? error : "",
-		        ended ? "it has no results" : "results appear when it succeeds");
+		no_results(id, j);
 		rc = 1;
 	} else if (json) {
 		client_print_json(res);

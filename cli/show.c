@@ -18,8 +18,9 @@ static void print_metrics_line(const cJSON *job)
 	cJSON_ArrayForEach(k, m) {
 		const cJSON *v = cJSON_GetObjectItemCaseSensitive(k, "value");
 		if (i && i % 4 == 0) printf("\n  %-11s", "");
-		if (cJSON_IsNumber(v)) printf(" %s=%.5g", k->string, v->valuedouble);
-		else printf(" %s=null", k->string);
+		char num[32] = "null";
+		if (cJSON_IsNumber(v)) cli_fmt_result_value(k->string, v->valuedouble, num, sizeof num);
+		printf(" %s=%s", k->string, num);
 		i++;
 	}
 	printf("\n");

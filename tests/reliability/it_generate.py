@@ -16,7 +16,6 @@ then three daemon runs on the same state directory:
 """
 import json
 import os
-import random
 import re
 import signal
 import sys
@@ -26,7 +25,7 @@ import time
 import shutil
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "service"))
-from ssld_harness import FASHION, Daemon, Failure, check, run  # noqa: E402
+from ssld_harness import FASHION, Daemon, Failure, check, lm_job, run, write_corpus  # noqa: E402
 
 SLOW = "generate_step@1+"
 
@@ -38,13 +37,6 @@ def wait_for(cond, what, bound=60.0):
             return
         time.sleep(0.05)
     raise Failure("%s: not within %.0f s" % (what, bound))
-
-
-def lm_job(name, corpus):
-    return {"name": name, "method": "autoregressive_lm",
-            "dataset": {"format": "text", "files": [corpus], "test_fraction": 0.1},
-            "model": {"encoder": "transformer", "dim": 16, "depth": 1, "heads": 2, "context": 32},
-            "pretrain": {"epochs": 1, "batch_size": 8}, "seed": 1, "threads": 1}
 
 
 def metric(d, name):
@@ -85,11 +77,7 @@ def main(exe):
     if have_fashion:
         roots += ["--data-root", os.path.dirname(FASHION)]
     try:
-        rnd = random.Random(1)
-        words = "the quick brown fox jumps over a lazy dog while cats sleep in warm sun".split()
-        corpus = os.path.join(root, "corpus.txt")
-        with open(corpus, "w") as f:
-            f.write("\n".join(" ".join(rnd.choice(words) for _ in range(8)) for _ in range(400)) + "\n")
+        corpus = write_corpus(os.path.join(root, "corpus.txt"))
 
         # ---- 1: the token cap, answers as before -------------------------------------------------
         d.start("--workers", "1", "--generate-max-tokens", "8", *roots)

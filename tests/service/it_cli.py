@@ -53,7 +53,7 @@ def check_commands(exe):
     check(bare.stdout.startswith("usage: ssld COMMAND"), "bare ssld does not start with its usage:\n%s" % bare.stdout)
     names = commands_of(bare.stdout)
     for must in ("serve", "run", "check", "schema", "methods", "submit", "ls", "show", "watch", "cancel",
-                 "results", "generate", "token", "version", "help"):
+                 "results", "artifacts", "generate", "token", "version", "help"):
         check(must in names, "the help lists no '%s': %s" % (must, names))
     check(len(set(names)) == len(names), "a command is listed twice: %s" % names)
     for alias in (["help"], ["--help"], ["-h"]):

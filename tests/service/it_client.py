@@ -93,9 +93,9 @@ def main(exe):
         p = ssld(exe, "results", str(jid), env=env, check_rc=0)
         row = [l for l in p.stdout.splitlines() if l.startswith("linear_probe")]
         check(row, "results has no linear_probe row:\n%s" % p.stdout)
-        acc = float(row[0].split()[3])
+        acc = row[0].split()[3]
         want = d.job(jid)["results"]["evaluations"][0]["test_accuracy"]
-        check(abs(acc - want) < 1e-3, "results table says %s, the API %s" % (acc, want))
+        check(acc == "%.2f%%" % (100 * want), "results table says %s, the API %s" % (acc, want))
         p = ssld(exe, "results", str(jid), "--json", env=env, check_rc=0)
         check(json.loads(p.stdout)["evaluations"][0]["protocol"] == "linear_probe", "results --json: %s" % p.stdout[:200])
         p = ssld(exe, "show", str(jid), env=env, check_rc=0)

@@ -11,6 +11,7 @@ ssld with `--listen 127.0.0.1:0` and reads the bound port from STATE_DIR/port.
 import http.client
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -53,6 +54,23 @@ def short_job(name, epochs=3, limit_train=512, extra=None, hidden=(64,)):
     if extra:
         spec.update(extra)
     return spec
+
+
+def write_corpus(path, lines=400):
+    """A small seeded text (8 words a line) for the language-model jobs; returns path."""
+    rnd = random.Random(1)
+    words = "the quick brown fox jumps over a lazy dog while cats sleep in warm sun".split()
+    with open(path, "w") as f:
+        f.write("\n".join(" ".join(rnd.choice(words) for _ in range(8)) for _ in range(lines)) + "\n")
+    return path
+
+
+def lm_job(name, corpus):
+    """A tiny autoregressive_lm job on a text file (a second of training): for generation tests."""
+    return {"name": name, "method": "autoregressive_lm",
+            "dataset": {"format": "text", "files": [corpus], "test_fraction": 0.1},
+            "model": {"encoder": "transformer", "dim": 16, "depth": 1, "heads": 2, "context": 32},
+            "pretrain": {"epochs": 1, "batch_size": 8}, "seed": 1, "threads": 1}
 
 
 class Daemon:
