@@ -7,7 +7,8 @@
  *     (test_color_mse well below test_gray_mse), colorizations.png is a 3-row colour grid;
  *   - inpainting on the colour fixture and on Fashion-MNIST (1 channel): the hole loss falls, the
  *     predicted holes beat the training-mean fill, inpaintings.png is a 4-row grid;
- *   - a steady-state step of either allocates nothing on the heap;
+ *   - a steady-state step of either allocates nothing on the heap; inpainting stopped and resumed
+ *     repeats the uninterrupted run's losses bit for bit;
  *   - the spec layer answers 400 naming the field: colorization on 1-channel data, bad params.
  * Fashion-MNIST parts are skipped (said so) when it is not installed.
  */
@@ -74,7 +75,9 @@ static int write_fixture(const char *dir)
 typedef struct Run {
 	const char *key;      /* the loss part to follow */
 	double v[4096];
+	int64_t step[4096];
 	int n;
+	int64_t stop_at;      /* ask for a requeue-stop once this step is done (0 = never) */
 	char *dir;
 	cJSON *results;
 	int rc;
@@ -83,19 +86,30 @@ typedef struct Run {
 static void on_metric(void *user, int64_t step, const char *key, double value)
 {
 	Run *r = user;
-	(void)step;
-	if (strcmp(key, r->key) == 0 && r->n < (int)(sizeof r->v / sizeof r->v[0]))
+	if (strcmp(key, r->key) == 0 && r->n < (int)(sizeof r->v / sizeof r->v[0])) {
+		r->step[r->n] = step;
 		r->v[r->n++] = value;
+	}
 }
 
+static int should_stop(void *user)
+{
+	const Run *r = user;
+	return r->stop_at > 0 && r->n > 0 && r->step[r->n - 1] >= r->stop_at ? RUNNER_STOP_REQUEUE
+	                                                                      : RUNNER_CONTINUE;
+}
+
+/* Runs spec in a fresh directory, or again in r->dir (a resume). */
 static void run_job(Run *r, const char *spec)
 {
-	r->dir = test_tmpdir("colour-run");
-	RunnerHooks h = { .user = r, .on_metric = on_metric };
+	if (!r->dir)
+		r->dir = test_tmpdir("colour-run");
+	RunnerHooks h = { .user = r, .on_metric = on_metric, .should_stop = should_stop };
 	char err[1024], *res = NULL;
 	r->rc = r->dir ? runner_run(spec, r->dir, &h, NULL, &res, err, sizeof err) : -1;
 	if (r->rc < 0)
 		fprintf(stderr, "runner failed: %s\n  spec: %s\n", err, spec);
+	cJSON_Delete(r->results);
 	r->results = res ? cJSON_Parse(res) : NULL;
 	free(res);
 }
@@ -214,6 +228,34 @@ static void test_inpainting_gray(void)
 	run_close(&r);
 }
 
+/* Holes are drawn in the step: stopped after step 5 and resumed, a run repeats the uninterrupted
+ * run's losses bit for bit. */
+static void test_resume(const char *fixture)
+{
+	char data[800], spec[2048];
+	snprintf(data, sizeof data, COLOUR_DATA(fixture));
+	snprintf(spec, sizeof spec, "{\"name\":\"r\",\"method\":\"inpainting\",\"params\":"
+	         "{\"latent_dim\":16,\"holes\":3,\"hole_size\":0.25},%s," SMALL_CNN ",\"pretrain\":"
+	         "{\"max_steps\":16,\"batch_size\":32},\"seed\":5,\"threads\":2}", data);
+	static Run a = { .key = "loss" }, b = { .key = "loss", .stop_at = 5 };
+	run_job(&a, spec);
+	run_job(&b, spec);
+	CHECK(a.rc == RUNNER_OK && b.rc == RUNNER_STOPPED, "runs: %d, stopped run %d", a.rc, b.rc);
+	int before = b.n;
+	b.stop_at = 0;
+	run_job(&b, spec);
+	CHECK(b.rc == RUNNER_OK, "resumed run failed");
+	int same = a.n == 16 && before == 5 && b.n == 16;
+	for (int i = 5; same && i < 16; i++)
+		same = a.v[i] == b.v[i] && a.step[i] == b.step[i];
+	CHECK(same, "the resumed losses differ from the uninterrupted run's (%d / %d + %d steps)", a.n,
+	      before, b.n - before);
+	printf("inpainting: stopped after step 5 and resumed: steps 6..16 identical: %s\n",
+	       same ? "yes" : "no");
+	run_close(&a);
+	run_close(&b);
+}
+
 /* ---- steady state and rejections -------------------------------------------------------------- */
 
 /* After two warm-up steps, a training step (loss, backward, optimizer) allocates nothing. */
@@ -316,6 +358,7 @@ int main(void)
 	test_no_alloc(fixture);
 	test_colorization(fixture);
 	test_inpainting_colour(fixture);
+	test_resume(fixture);
 	if (have_fmnist)
 		test_inpainting_gray();
 	else
