@@ -1745,6 +1745,24 @@ static int parse_init_from(Parser *p, const cJSON *root)
 	            describe(init, got, sizeof got));
 }
 
+/* A method that predicts colour needs 3-channel images. The format's "channels" key is named
+ * when it has one (image_folder), else the dataset. */
+static int check_color(Parser *p)
+{
+	int c, h, w;
+	if (!jobspec_sample_shape(p->js, &c, &h, &w) || c >= 3)
+		return 0;
+	const DatasetFormat *fmt = dataset_format_for(p->js->dataset.kind);
+	if (fmt && dataset_format_key(fmt, "channels"))
+		return fail(p, 400, "invalid_field", "dataset.channels",
+		            "must be 3 for method \"%s\" (it predicts the colours of a grayscale "
+		            "image), got %d", p->method->name, c);
+	return fail(p, 400, "invalid_field", "dataset",
+	            "method \"%s\" predicts the colours of a grayscale image and needs 3-channel "
+	            "images; the %s dataset has %d channel%s", p->method->name, p->format, c,
+	            c == 1 ? "" : "s");
+}
+
 static int parse_root(Parser *p, const cJSON *root)
 {
 	JobSpec *js = p->js;
@@ -1772,6 +1790,8 @@ static int parse_root(Parser *p, const cJSON *root)
 	} else if (p->dataset_ok && p->method->needs_labels && !p->labelled) {
 		fail(p, 400, "invalid_field", "dataset",
 		     "method \"%s\" needs labels, but the %s dataset is unlabelled", p->method->name, p->format);
+		p->dataset_ok = 0;
+	} else if (p->dataset_ok && p->method->needs_color && check_color(p) < 0) {
 		p->dataset_ok = 0;
 	}
 	if (!p->format)

@@ -37,10 +37,7 @@ typedef struct AeConfig {
 METHOD_CONFIG_FITS(AeConfig);
 
 #define AE_PARAMS                                                                                \
-	{ "latent_dim", PARAM_INTEGER, .def = 32, .min = 1, .max = 4096,                              \
-	  .help = "size of the bottleneck code; the encoder output is the code when "                   \
-	          "model.out_dim equals it, else a linear layer \"bottleneck\" maps to it",             \
-	  PARAM_AT(AeConfig, latent_dim) },                                                           \
+	LATENT_DIM_PARAM(AeConfig, latent_dim, 32),                                                   \
 	{ "loss", PARAM_ENUM, .def_str = "mse", .choices = "mse|bce",                                 \
 	  .help = "reconstruction loss: mse of sigmoid outputs, or binary cross-entropy",             \
 	  PARAM_AT(AeConfig, loss) },                                                                 \
@@ -64,11 +61,7 @@ static const ParamDef dae_params[] = {
 
 typedef struct Ae {
 	const char *name;   /* "autoencoder" or "denoising_autoencoder" (messages) */
-	Encoder *encoder;
-	Linear bottleneck;
-	int has_bottleneck;
-	Decoder *decoder;
-	int latent;
+	CodeNet net;
 	int bce;            /* reconstruction loss: 0 = MSE of sigmoid(logits), 1 = BCE on logits */
 	int denoising;
 	AeNoise noise;
@@ -122,30 +115,9 @@ static int ae_create_common(const MethodEnv *env, ParamSet *ps, Ae *a, char *err
 	a->h = env->in_h;
 	a->w = env->in_w;
 	const AeConfig *cfg = env->config;
-	a->latent = cfg->latent_dim;
 	a->bce = cfg->loss == AE_LOSS_BCE;
-	DecoderKind dec_kind = cfg->decoder;
-	if (a->latent < 1) {
-		snprintf(err, errlen, "%s: latent_dim must be >= 1, got %d", a->name, a->latent);
-		return -1;
-	}
-	int rc = encoder_new(env->encoder, ps, "encoder", env->in_c, env->in_h, env->in_w, env->rng,
-	                     &a->encoder, err, errlen);
-	if (rc < 0)
-		return rc;
-	int feat = encoder_out_dim(a->encoder);
-	if (feat != a->latent) {
-		if ((rc = linear_init(&a->bottleneck, ps, "bottleneck", feat, a->latent, 1, env->rng)) < 0) {
-			snprintf(err, errlen, "%s: cannot build the bottleneck %d -> %d", a->name, feat,
-			         a->latent);
-			return rc;
-		}
-		a->has_bottleneck = 1;
-	}
-	if (dec_kind < DEC_AUTO || dec_kind > DEC_CONV)
-		dec_kind = DEC_AUTO;
-	return decoder_new(ps, "decoder", dec_kind, env->encoder, a->latent, a->c, a->h,
-	                   a->w, env->rng, &a->decoder, err, errlen);
+	return codenet_init(&a->net, ps, env->encoder, a->c, a->h, a->w, cfg->latent_dim, cfg->decoder,
+	                    a->c, env->rng, a->name, err, errlen);
 }
 
 static void ae_destroy(void *state)
@@ -153,8 +125,7 @@ static void ae_destroy(void *state)
 	Ae *a = state;
 	if (!a)
 		return;
-	encoder_free(a->encoder);
-	decoder_free(a->decoder);
+	codenet_close(&a->net);
 	eng_free(a);
 }
 
@@ -197,17 +168,10 @@ static int dae_create(const MethodEnv *env, ParamSet *ps, void **state, char *er
 	return ae_create_as(env, ps, state, 1, err, errlen);
 }
 
-// x (B,C,H,W) -> code (B,latent)
-static Tensor *ae_code(Ctx *ctx, Ae *a, Tensor *x)
-{
-	Tensor *f = encoder_forward(ctx, a->encoder, x);
-	return a->has_bottleneck ? linear_forward(ctx, &a->bottleneck, f) : f;
-}
-
 // x (B,C,H,W) -> logits (B,C,H,W)
 static Tensor *ae_forward(Ctx *ctx, Ae *a, Tensor *x)
 {
-	return decoder_forward(ctx, a->decoder, ae_code(ctx, a, x));
+	return codenet_forward(ctx, &a->net, x);
 }
 
 /* views[0] (B,C,H,W), the clean target; the denoising variant corrupts a copy for the input. */
@@ -246,7 +210,7 @@ static Tensor *ae_loss(Ctx *ctx, void *state, Tensor *const *views, const Batch 
 
 static Encoder *ae_encoder(void *state)
 {
-	return ((Ae *)state)->encoder;
+	return ((Ae *)state)->net.encoder;
 }
 
 /* ---- evaluation and artifacts ----------------------------------------------------------------- */
@@ -254,14 +218,7 @@ static Encoder *ae_encoder(void *state)
 /* Reconstruct n images (n,C,H,W) from `in` into out (pixels in [0,1]), in batches. */
 static void reconstruct(Ctx *ctx, Ae *a, const float *in, int n, float *out)
 {
-	size_t per = (size_t)a->c * a->h * a->w;
-	for (int s = 0; s < n; s += EVAL_BATCH) {
-		int nb = n - s < EVAL_BATCH ? n - s : EVAL_BATCH;
-		ctx_reset(ctx);
-		Tensor *x = ctx_wrap(ctx, (float *)in + (size_t)s * per, 4, (int[]){ nb, a->c, a->h, a->w });
-		Tensor *logits = ae_forward(ctx, a, x);
-		sigmoid_into(logits->data, out + (size_t)s * per, logits->size);
-	}
+	codenet_predict(ctx, &a->net, in, n, out);
 }
 
 /* Test-split metrics: test_recon_mse (clean in, clean out), and for the denoising variant

@@ -1,5 +1,6 @@
 /* decoder.c - MLP and transposed-convolution decoders (latent code -> image logits) shared by the
- * autoencoder, denoising autoencoder and VAE, plus two tiny helpers those methods share.
+ * autoencoder, denoising autoencoder, VAE, colorization and inpainting; the encoder -> code ->
+ * decoder network (CodeNet) of the image-to-image ones; two tiny helpers those methods share.
  *
  * It deliberately does not choose a loss, sample latents or know which method uses it; the MAE's
  * Transformer decoder lives in mae.c because it works on tokens, not on a code vector.
@@ -192,6 +193,73 @@ Tensor *decoder_forward(Ctx *ctx, Decoder *d, Tensor *z)
 		x = op_relu(ctx, x);
 	}
 	return conv2d_forward(ctx, &d->out, x);                          // (B,C,H,W)
+}
+
+/* ---- encoder -> code -> decoder ---------------------------------------------------------------- */
+
+#define PREDICT_BATCH 256
+
+int codenet_init(CodeNet *n, ParamSet *ps, const EncoderConfig *enc, int in_c, int h, int w,
+                 int latent, DecoderKind kind, int out_c, Rng *rng, const char *who, char *err,
+                 size_t errlen)
+{
+	*n = (CodeNet){ .latent = latent, .in_c = in_c, .out_c = out_c, .h = h, .w = w };
+	if (latent < 1)
+		return fail(err, errlen, -EINVAL, "%s: latent_dim must be >= 1, got %d", who, latent);
+	int rc = encoder_new(enc, ps, "encoder", in_c, h, w, rng, &n->encoder, err, errlen);
+	if (rc < 0)
+		return rc;
+	int feat = encoder_out_dim(n->encoder);
+	if (feat != latent) {
+		if ((rc = linear_init(&n->bottleneck, ps, "bottleneck", feat, latent, 1, rng)) < 0) {
+			fail(err, errlen, rc, "%s: cannot build the bottleneck %d -> %d", who, feat, latent);
+			goto fail;
+		}
+		n->has_bottleneck = 1;
+	}
+	if (kind < DEC_AUTO || kind > DEC_CONV)
+		kind = DEC_AUTO;
+	if ((rc = decoder_new(ps, "decoder", kind, enc, latent, out_c, h, w, rng, &n->decoder, err,
+	                      errlen)) < 0)
+		goto fail;
+	return 0;
+fail:
+	codenet_close(n);
+	return rc;
+}
+
+void codenet_close(CodeNet *n)
+{
+	encoder_free(n->encoder);
+	decoder_free(n->decoder);
+	n->encoder = NULL;
+	n->decoder = NULL;
+}
+
+// x (B,in_c,H,W) -> code (B,latent)
+Tensor *codenet_code(Ctx *ctx, CodeNet *n, Tensor *x)
+{
+	Tensor *f = encoder_forward(ctx, n->encoder, x);
+	return n->has_bottleneck ? linear_forward(ctx, &n->bottleneck, f) : f;
+}
+
+// x (B,in_c,H,W) -> logits (B,out_c,H,W)
+Tensor *codenet_forward(Ctx *ctx, CodeNet *n, Tensor *x)
+{
+	return decoder_forward(ctx, n->decoder, codenet_code(ctx, n, x));
+}
+
+void codenet_predict(Ctx *ctx, CodeNet *n, const float *in, int count, float *out)
+{
+	size_t per_in = (size_t)n->in_c * n->h * n->w, per_out = (size_t)n->out_c * n->h * n->w;
+	for (int s = 0; s < count; s += PREDICT_BATCH) {
+		int nb = count - s < PREDICT_BATCH ? count - s : PREDICT_BATCH;
+		ctx_reset(ctx);
+		Tensor *x = ctx_wrap(ctx, (float *)in + (size_t)s * per_in, 4,
+		                     (int[]){ nb, n->in_c, n->h, n->w });
+		Tensor *logits = codenet_forward(ctx, n, x);
+		sigmoid_into(logits->data, out + (size_t)s * per_out, logits->size);
+	}
 }
 
 /* ---- helpers ---------------------------------------------------------------------------------- */

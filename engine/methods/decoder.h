@@ -26,6 +26,7 @@
 #include <stddef.h>
 
 #include "../ctx.h"
+#include "../layers.h"
 #include "../model.h"
 #include "../params.h"
 #include "../rng.h"
@@ -48,6 +49,49 @@ void decoder_free(Decoder *d);   /* NULL is a no-op */
 /* z (B,latent) -> logits (B,C,H,W). */
 Tensor *decoder_forward(Ctx *ctx, Decoder *d, Tensor *z);
 DecoderKind decoder_kind(const Decoder *d);   /* DEC_MLP or DEC_CONV (never DEC_AUTO) */
+
+/* ---- encoder -> code -> decoder ---------------------------------------------------------------- */
+
+/* The network of the methods that map an image to an image (autoencoder, denoising autoencoder,
+ * colorization, inpainting): "encoder.*" (what the evaluations probe); a linear "bottleneck" from
+ * the encoder's features to the latent-sized code, unless the encoder's out_dim already equals
+ * latent; "decoder.*" from the code to (out_c,H,W) logits. out_c may differ from the input's
+ * channels (colorization reads 3 and predicts 2).
+ *
+ *   CodeNet net;
+ *   if (codenet_init(&net, ps, &enc_cfg, 3, 32, 32, 64, DEC_AUTO, 2, rng, "colorization",
+ *                    err, len) < 0) ...
+ *   Tensor *logits = codenet_forward(ctx, &net, x);     // x (B,3,32,32) -> (B,2,32,32)
+ *   codenet_close(&net);
+ */
+typedef struct CodeNet {
+	Encoder *encoder;
+	Linear bottleneck;
+	int has_bottleneck;
+	Decoder *decoder;
+	int latent, in_c, out_c, h, w;
+} CodeNet;
+
+/* The "latent_dim" parameter row of a method whose config struct T has an int field f. */
+#define LATENT_DIM_PARAM(T, f, d)                                                                \
+	{ "latent_dim", PARAM_INTEGER, .def = (d), .min = 1, .max = 4096,                             \
+	  .help = "size of the bottleneck code; the encoder output is the code when "                   \
+	          "model.out_dim equals it, else a linear layer \"bottleneck\" maps to it",             \
+	  PARAM_AT(T, f) }
+
+/* 0, or a negative errno with err naming `who` and the problem. On failure n holds nothing to
+ * close. */
+int codenet_init(CodeNet *n, ParamSet *ps, const EncoderConfig *enc, int in_c, int h, int w,
+                 int latent, DecoderKind kind, int out_c, Rng *rng, const char *who, char *err,
+                 size_t errlen);
+void codenet_close(CodeNet *n);
+/* x (B,in_c,H,W) -> code (B,latent) */
+Tensor *codenet_code(Ctx *ctx, CodeNet *n, Tensor *x);
+/* x (B,in_c,H,W) -> logits (B,out_c,H,W) */
+Tensor *codenet_forward(Ctx *ctx, CodeNet *n, Tensor *x);
+/* in (count,in_c,H,W) -> sigmoid outputs out (count,out_c,H,W), a batch of at most 256 at a
+ * time; ctx is reset before each batch. The caller picks the mode (eval_mode_enter). */
+void codenet_predict(Ctx *ctx, CodeNet *n, const float *in, int count, float *out);
 
 /* ---- small helpers shared by the self-predictive methods ------------------------------------- */
 

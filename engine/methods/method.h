@@ -85,6 +85,7 @@ typedef struct PretextMethod {
 	unsigned datasets;                /* DATA_* mask (data/format.h) of accepted modalities */
 	int views;                        /* augmented views the loader must produce: 0, 1 or 2 */
 	int needs_labels;                 /* pretext uses labels (none of the SSL methods do) */
+	int needs_color;                  /* images must have 3 channels (colorization) */
 	int causal;                       /* a transformer encoder runs causally (autoregressive) */
 	const char *default_augment;      /* preset used when the spec has no "augment" */
 	const char *example;              /* file name of its example job in examples/ */

@@ -21,6 +21,8 @@ extern const PretextMethod method_denoising_autoencoder;
 extern const PretextMethod method_vae;
 extern const PretextMethod method_mae;
 extern const PretextMethod method_rotation;
+extern const PretextMethod method_colorization;
+extern const PretextMethod method_inpainting;
 extern const PretextMethod method_masked_lm;
 extern const PretextMethod method_autoregressive_lm;
 extern const PretextMethod method_moco;
@@ -38,6 +40,8 @@ static const PretextMethod *const registry[] = {
 	&method_vae,
 	&method_mae,
 	&method_rotation,
+	&method_colorization,
+	&method_inpainting,
 	&method_masked_lm,
 	&method_autoregressive_lm,
 	&method_moco,

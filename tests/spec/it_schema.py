@@ -136,7 +136,10 @@ def main(exe):
     jsonschema.Draft202012Validator.check_schema(schema)
     v = jsonschema.Draft202012Validator(schema)
 
-    d = Daemon(exe).start("--workers", "0")
+    # The examples' data: the default roots plus the clip art the image examples read.
+    roots = [r for r in ("/usr/share/datasets", "/usr/share/games/fortunes", "/usr/share/openclipart")
+             if os.path.isdir(r)]
+    d = Daemon(exe).start("--workers", "0", *[a for r in roots for a in ("--data-root", r)])
     try:
         st, hdrs, body = d.raw("GET", "/v1/schema")
         check(st == 200 and hdrs.get("content-type", "").startswith("application/schema+json"),
