@@ -151,8 +151,9 @@ static const char usage_text[] =
 	"                             written to STATE_DIR/port)\n"
 	"  --state-dir DIR            database, job directories (default $STATE_DIRECTORY, else ./state)\n"
 	"  --data-root DIR            datasets must lie under one of these (repeatable; default: those of\n"
-	"                             /usr/share/datasets, /usr/share/games/fortunes, STATE_DIR/datasets that\n"
-	"                             exist; with none, jobs cannot read files: only `ssld run` is unconfined)\n"
+	"                             /usr/share/datasets, /usr/share/games/fortunes, /usr/share/openclipart,\n"
+	"                             STATE_DIR/datasets that exist; with none, jobs cannot read files: only\n"
+	"                             `ssld run` is unconfined)\n"
 	"  --web-dir DIR              dashboard files served at / (default: installed datadir, else source web/)\n"
 	"  --workers N                jobs run at once (default 1 per 2 cores; 0 = only queue)\n"
 	"  --job-threads N            cap on a job's BLAS threads (default cores / workers)\n"
@@ -414,7 +415,7 @@ void config_finish(SsldConfig *c)
 		else snprintf(c->state_dir, sizeof c->state_dir, "./state");
 	}
 	if (c->n_data_roots == 0) {
-		static const char *const defaults[] = { "/usr/share/datasets", "/usr/share/games/fortunes" };
+		static const char *const defaults[] = { "/usr/share/datasets", "/usr/share/games/fortunes", "/usr/share/openclipart" };
 		for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++)
 			if (is_dir(defaults[i])) snprintf(c->data_roots[c->n_data_roots++], sizeof c->data_roots[0], "%s", defaults[i]);
 		char own[1100];
