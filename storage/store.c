@@ -309,6 +309,8 @@ static const char *const migrations[] = {
 	"UPDATE jobs SET init_from_job = json_extract(spec, '$.init_from') "
 	"  WHERE CASE WHEN json_valid(spec) THEN json_type(spec, '$.init_from') END = 'integer';"
 	"CREATE INDEX jobs_init_from ON jobs(init_from_job) WHERE init_from_job IS NOT NULL;",
+	/* 3 -> 4: the job-level progress fraction (0..1 over pretraining and every evaluation). */
+	"ALTER TABLE jobs ADD COLUMN progress REAL;",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == SSLD_SCHEMA_VERSION, "one migration per version");
 
@@ -541,7 +543,7 @@ void store_job_clear(StoreJob *j)
 
 #define JOB_COLS "id, name, method, owner, state, priority, created_at, started_at, finished_at, " \
 	"updated_at, step, total, stage, eta_s, checkpoint_step, attempts, cancel_requested, error, " \
-	"interruptions, init_from_job"
+	"interruptions, init_from_job, progress"
 /* Full rows add spec and results after JOB_COLS. */
 
 static void read_job_row(sqlite3_stmt *s, StoreJob *j, int full)
@@ -569,9 +571,10 @@ static void read_job_row(sqlite3_stmt *s, StoreJob *j, int full)
 	j->error = col_strdup(s, 17);
 	j->interruptions = sqlite3_column_int(s, 18);
 	j->init_from_job = sqlite3_column_int64(s, 19);
+	j->progress = sqlite3_column_type(s, 20) == SQLITE_NULL ? -1 : sqlite3_column_double(s, 20);
 	if (full) {
-		j->spec = col_strdup(s, 20);
-		j->results = col_strdup(s, 21);
+		j->spec = col_strdup(s, 21);
+		j->results = col_strdup(s, 22);
 	}
 }
 

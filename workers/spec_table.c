@@ -61,6 +61,9 @@ static const SpecKey head_keys[] = {
 	{ "pretrain", SPEC_OBJECT, .help = "pretraining loop: length, batch, optimizer, schedule" },
 	{ "evaluations", SPEC_CUSTOM, .json_type = "array", .def_str = "[]", .flags = SPEC_HAND_PARSED,
 	  .max_n = JOBSPEC_MAX_EVALS, .help = "downstream evaluations (at most 16), see protocols" },
+	{ "random_init_baseline", SPEC_BOOL, JOB(random_init_baseline), .def = 1,
+	  .help = "with evaluations of a trained encoder, also run the random_init probe at the "
+	          "smallest label fraction (the headline's floor); false = skip it" },
 	{ "seed", SPEC_U64, JOB(seed), .def = 0, .min = 0, .max = 9007199254740992.0,
 	  .help = "random seed (>= 0): same seed, same run" },
 	{ "threads", SPEC_INT, JOB(threads), .def = 2, .min = 1, .max = 64,
