@@ -17,11 +17,11 @@ void jp_init(JobProgress *p)
 	p->cur = -1;
 }
 
-int jp_add(JobProgress *p, double units, double budget_s)
+int jp_add(JobProgress *p, int group, double units, double budget_s)
 {
 	if (p->n >= JOB_PROGRESS_MAX_PHASES)
 		return -1;
-	p->phase[p->n] = (JobPhase){ .units = units > 0 && isfinite(units) ? units : 0,
+	p->phase[p->n] = (JobPhase){ .group = group, .units = units > 0 && isfinite(units) ? units : 0,
 	                             .budget_s = budget_s > 0 ? budget_s : 0 };
 	return p->n++;
 }
@@ -36,11 +36,26 @@ static double clamp01(double x)
 	return !(x > 0) ? 0 : x > 1 ? 1 : x;
 }
 
-/* Seconds a phase not yet started will take at `rate` seconds per unit. */
-static double phase_seconds(const JobPhase *ph, double rate)
+/* Seconds per unit of a group's finished phases, else `rate` (the job's so far). */
+static double group_rate(const JobProgress *p, int group, double rate)
 {
-	double s = ph->units * rate;
-	return ph->budget_s > 0 && ph->budget_s < s ? ph->budget_s : s;
+	double units = 0, secs = 0;
+	for (int i = 0; i < p->n; i++)
+		if (p->phase[i].done && p->phase[i].group == group) {
+			units += p->phase[i].units;
+			secs += p->phase[i].seconds;
+		}
+	return units > 0 && secs > 0 ? secs / units : rate;
+}
+
+/* Seconds left of a phase that is `done` (0..1) after spent_s seconds. */
+static double phase_left(const JobProgress *p, const JobPhase *ph, double done, double spent_s,
+                         double rate)
+{
+	double left = (1 - done) * ph->units * group_rate(p, ph->group, rate);
+	if (ph->budget_s > 0 && ph->budget_s - spent_s < left)
+		left = ph->budget_s - spent_s > 0 ? ph->budget_s - spent_s : 0;
+	return left;
 }
 
 void jp_update(JobProgress *p, double done, double spent_s, double *fraction, double *eta_s)
@@ -63,16 +78,10 @@ void jp_update(JobProgress *p, double done, double spent_s, double *fraction, do
 	double rate = units_done > 0 && secs_done > 0 ? secs_done / units_done : 0;
 	double f, eta = -1;
 	if (rate > 0) {
-		eta = 0;
-		if (c) {
-			double left = (1 - done) * c->units * rate;
-			if (c->budget_s > 0 && c->budget_s - spent_s < left)
-				left = c->budget_s - spent_s > 0 ? c->budget_s - spent_s : 0;
-			eta += left;
-		}
+		eta = c ? phase_left(p, c, done, spent_s, rate) : 0;
 		for (int i = 0; i < p->n; i++)
 			if (!p->phase[i].done && i != p->cur)
-				eta += phase_seconds(&p->phase[i], rate);
+				eta += phase_left(p, &p->phase[i], 0, 0, rate);
 		f = secs_done + eta > 0 ? secs_done / (secs_done + eta) : 0;
 	} else {
 		f = units_all > 0 ? units_done / units_all : 0;

@@ -8,8 +8,8 @@
  * once a rate is known (the share of units done before), and never goes down.
  *
  *   JobProgress p; jp_init(&p);
- *   int pre = jp_add(&p, "pretrain", 7020 * 256 * 2 * 3.0, 900);   // budget 900 s
- *   int ev = jp_add(&p, "linear_probe@0.01", 600 + 10000, 0);
+ *   int pre = jp_add(&p, 0, 7020 * 256 * 2 * 3.0, 900);   // pretraining, budget 900 s
+ *   int ev = jp_add(&p, 1, 600 + 10000, 0);               // a linear probe
  *   jp_begin(&p, pre);
  *   jp_update(&p, 0.25, 120.0, &frac, &eta);   // a quarter of the steps after 120 s
  *   jp_end(&p, 0.4, 900.0);                     // the budget ended it at 40 % of its steps
@@ -21,6 +21,7 @@
 #define JOB_PROGRESS_MAX_PHASES 160
 
 typedef struct JobPhase {
+	int group;         /* phases alike in cost per unit (pretraining 0, evaluations 1) */
 	double units;      /* expected cost */
 	double budget_s;   /* > 0: the phase stops after this many seconds */
 	double seconds;    /* spent (finished phases) */
@@ -35,8 +36,9 @@ typedef struct JobProgress {
 } JobProgress;
 
 void jp_init(JobProgress *p);
-/* A phase at the end of the plan; its index, or -1 when the plan is full. */
-int jp_add(JobProgress *p, double units, double budget_s);
+/* A phase at the end of the plan; its index, or -1 when the plan is full. A phase not yet run is
+ * timed at the seconds per unit its group's finished phases took, else at the job's so far. */
+int jp_add(JobProgress *p, int group, double units, double budget_s);
 void jp_begin(JobProgress *p, int i);
 /* The running phase is `done` (0..1 of its units) after `spent_s` seconds in it: *fraction of the
  * whole job (monotone) and *eta_s seconds left for the whole job (< 0 while no rate is known). */

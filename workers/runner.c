@@ -726,11 +726,11 @@ static int plan_job(Run *r, int pretrains)
 	r->pre_phase = -1;
 	if (pretrains) {
 		int views = r->method->views > 0 ? r->method->views : 1;
-		r->pre_phase = jp_add(&r->jp, (double)r->total_steps * js->pretrain.batch_size * views * 3,
+		r->pre_phase = jp_add(&r->jp, 0, (double)r->total_steps * js->pretrain.batch_size * views * 3,
 		                      js->pretrain.time_budget_s);
 	}
 	for (int i = 0; i < r->n_runs; i++)
-		r->runs[i].phase = jp_add(&r->jp, eval_units(r, &r->runs[i]), 0);
+		r->runs[i].phase = jp_add(&r->jp, 1, eval_units(r, &r->runs[i]), 0);
 
 	char pre[160] = "", steps[32], evs[128];
 	fmt_count(r->total_steps, steps, sizeof steps);
