@@ -171,6 +171,19 @@ static int fail(Run *r, const char *fmt, ...)
 	return -1;
 }
 
+/* 7020 -> "7,020". */
+static void fmt_count(int64_t n, char *out, size_t cap)
+{
+	char digits[32];
+	int len = snprintf(digits, sizeof digits, "%lld", (long long)(n < 0 ? -n : n)), o = 0;
+	for (int i = 0; i < len && o + 2 < (int)cap; i++) {
+		if (i > 0 && (len - i) % 3 == 0)
+			out[o++] = ',';
+		out[o++] = digits[i];
+	}
+	out[o] = 0;
+}
+
 /* ---- setup ------------------------------------------------------------------------------------ */
 
 static void sample_shape(const Dataset *ds, int *c, int *h, int *w)
@@ -399,9 +412,11 @@ static int pretrain(Run *r)
 	while (r->step < r->total_steps) {
 		double elapsed = r->pretrain_seconds + (now_s() - r->t_start);
 		if (budget > 0 && elapsed >= budget) {
+			char at[32], of[32];
+			fmt_count(r->step, at, sizeof at);
+			fmt_count(r->total_steps, of, sizeof of);
 			emit_event(r, RUNNER_NOTICE, "the time budget of %.0f s stopped pretraining at step "
-			           "%lld of %lld%s", budget, (long long)r->step, (long long)r->total_steps,
-			           r->n_runs ? "; the evaluations follow" : "");
+			           "%s of %s%s", budget, at, of, r->n_runs ? "; the evaluations follow" : "");
 			break;
 		}
 		if ((stopped = poll_stop(r)) != RUNNER_CONTINUE)
@@ -687,17 +702,6 @@ static double eval_units(const Run *r, const EvalRun *er)
 	return units;
 }
 
-static void fmt_count(int64_t n, char *out, size_t cap)
-{
-	char digits[32];
-	int len = snprintf(digits, sizeof digits, "%lld", (long long)(n < 0 ? -n : n)), o = 0;
-	for (int i = 0; i < len && o + 2 < (int)cap; i++) {
-		if (i > 0 && (len - i) % 3 == 0)
-			out[o++] = ',';
-		out[o++] = digits[i];
-	}
-	out[o] = 0;
-}
 
 /* Every phase of the job in order, and the plan said once in the event log: "15-minute budget,
  * at most 7,020 steps; then 7 evaluations". 0, or -1 out of memory. */
