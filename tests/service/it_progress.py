@@ -7,7 +7,8 @@
   from-scratch baseline at that fraction (gain = accuracy - baseline_accuracy), the random-init
   probe run without being asked and listed among "baselines";
 - labels: a labels_per_class that limit_train cannot supply is a warning event and a "labels"
-  entry (requested vs used per class), never silent; random_init_baseline false skips the probe.
+  entry (requested vs used per class), never silent; random_init_baseline false skips the probe;
+- a time budget: the plan names it, and an event says when it stops pretraining.
 """
 import os
 import sys
@@ -100,6 +101,18 @@ def main(exe):
               "labels warning: %s" % warn)
         check(res["headline"]["protocol"] == "knn" and res["headline"]["baseline"] is None
               and res["headline"]["gain"] is None, "headline without a baseline: %s" % res["headline"])
+
+        # A time budget far below the planned steps: the plan says so, and so does the stop.
+        budget = short_job("it-budget", epochs=10000, limit_train=512,
+                           extra={"pretrain": {"epochs": 10000, "batch_size": 64, "time_budget_s": 1}})
+        s, sub = d.post("/v1/jobs", budget)
+        check(s == 201, "submit -> %d %s" % (s, sub))
+        j = d.wait_state(sub["id"], ("succeeded", "failed", "cancelled"))
+        check(j["state"] == "succeeded" and j["progress"]["fraction"] == 1, "budget job: %s" % j)
+        msgs = [e["message"] for e in events(d, sub["id"])]
+        check("plan: 1-second budget, at most 80,000 steps; then no evaluations" in msgs, "plan: %s" % msgs)
+        check(any(m.startswith("the time budget of 1 s stopped pretraining at step ") and m.endswith(" of 80,000")
+                  for m in msgs), "budget stop event: %s" % msgs)
     finally:
         d.cleanup()
 
