@@ -138,7 +138,7 @@ static const SpecKey tail_keys[] = {
 
 	/* ---- evaluations[] (protocol keys come from the catalogue) ---- */
 	{ "evaluations[].protocol", SPEC_ENUM, .flags = SPEC_REQUIRED | SPEC_HAND_PARSED | SPEC_DEF_NONE,
-	  .help = "linear_probe, finetune, knn or supervised (protocol keys: see protocols)" },
+	  .help = "linear_probe, finetune, knn, supervised or random_init (protocol keys: see protocols)" },
 	{ "evaluations[].label_fractions", SPEC_DOUBLE_LIST, EVAL(fractions), .def_str = "[1.0]",
 	  .off2 = offsetof(EvalSpec, n_fractions), .min_n = 1, .max_n = JOBSPEC_MAX_FRACTIONS, .min = 0,
 	  .max = 1, .flags = PARAM_MIN_EXCLUSIVE,
