@@ -100,9 +100,12 @@ static void sb_job(Sbuf *b, const StoreJob *j, int full, const MetricSet *latest
 	sb_time(b, j->finished_at);
 	sb_puts(b, ",\"updated_at\":");
 	sb_time(b, j->updated_at);
+	/* fraction is the whole job's (the runner's, workers/job_progress.h); step and total count the
+	 * current stage. */
 	sb_printf(b, ",\"progress\":{\"step\":%lld,\"total\":%lld,\"fraction\":", (long long)j->step, (long long)j->total);
-	if (j->total > 0) sb_num(b, j->state == JOB_SUCCEEDED ? 1.0 : (double)j->step / (double)j->total);
-	else sb_puts(b, j->state == JOB_SUCCEEDED ? "1" : "null");
+	if (j->state == JOB_SUCCEEDED) sb_puts(b, "1");
+	else if (j->progress >= 0) sb_num(b, j->progress);
+	else sb_puts(b, "null");
 	sb_puts(b, ",\"stage\":");
 	sb_json_str(b, j->stage);
 	sb_puts(b, ",\"eta_s\":");

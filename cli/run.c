@@ -57,25 +57,27 @@ static void cli_metric(void *user, int64_t step, const char *key, double value)
 	}
 }
 
-static void cli_progress(void *user, int64_t step, int64_t total, const char *stage, double eta)
+/* The bar and the percentage are the whole job's (pretraining and every evaluation, as the
+ * server's "progress" fraction); step/total count the stage. */
+static void cli_progress(void *user, const RunnerProgress *p)
 {
 	CliState *s = user;
 	if (s->quiet)
 		return;
 	char e[32];
-	cli_fmt_duration(eta, e, sizeof e);
+	cli_fmt_duration(p->eta_s, e, sizeof e);
 	if (s->tty) {
 		char bar[64];
-		cli_fmt_bar(total > 0 ? (double)step / (double)total : 0, 30, bar, sizeof bar);
-		fprintf(stderr, "\r%-20.20s %s %lld/%lld  loss %.4f  ETA %s   ", stage, bar,
-		        (long long)step, (long long)total, s->loss, e);
+		cli_fmt_bar(p->fraction, 30, bar, sizeof bar);
+		fprintf(stderr, "\r\033[K%s %3.0f%%  %-20.20s %lld/%lld  loss %.4f  ETA %s", bar,
+		        100 * p->fraction, p->stage, (long long)p->step, (long long)p->total, s->loss, e);
 		fflush(stderr);
-	} else if (wall() - s->last_print >= 10 || step == total) {
-		fprintf(stderr, "%s: step %lld/%lld loss %.4f eta %s\n", stage, (long long)step,
-		        (long long)total, s->loss, e);
+	} else if (wall() - s->last_print >= 10 || strcmp(p->stage, s->stage) != 0) {
+		fprintf(stderr, "%3.0f%% %s: step %lld/%lld loss %.4f eta %s\n", 100 * p->fraction, p->stage,
+		        (long long)p->step, (long long)p->total, s->loss, e);
 		s->last_print = wall();
 	}
-	snprintf(s->stage, sizeof s->stage, "%s", stage);
+	snprintf(s->stage, sizeof s->stage, "%s", p->stage);
 }
 
 static void cli_event(void *user, RunnerLevel level, const char *msg)

@@ -21,7 +21,7 @@
 
 typedef struct Point { int64_t job, step; double time, value; char key[KEY_MAX]; } Point;
 typedef struct Event { int64_t job; double time; int level; char *msg; } Event;
-typedef struct Progress { int64_t job, step, total; double eta_s; char stage[64]; } Progress;
+typedef struct Progress { int64_t job, step, total; double fraction, eta_s; char stage[64]; } Progress;
 
 typedef struct Buf {
 	Point *pts; size_t npts, cappts;
@@ -121,7 +121,7 @@ void store_batch_event(StoreBatch *b, int64_t job_id, int level, const char *mes
 }
 
 void store_batch_progress(StoreBatch *b, int64_t job_id, int64_t step, int64_t total, const char *stage,
-                          double eta_s)
+                          double fraction, double eta_s)
 {
 	pthread_mutex_lock(&b->mu);
 	Progress *p = NULL;
@@ -133,6 +133,7 @@ void store_batch_progress(StoreBatch *b, int64_t job_id, int64_t step, int64_t t
 		p->job = job_id;
 		p->step = step;
 		p->total = total;
+		p->fraction = fraction;
 		p->eta_s = eta_s;
 		snprintf(p->stage, sizeof p->stage, "%s", stage ? stage : "");
 	}
@@ -197,7 +198,7 @@ static int write_out(StoreBatch *b, sqlite3 *db, char *err, size_t errlen)
 	                           "ON CONFLICT(job_id, key) DO UPDATE SET last_id = excluded.last_id, "
 	                           "last_step = excluded.last_step, last_value = excluded.last_value", -1, &up, NULL) ||
 	    sqlite3_prepare_v2(db, "INSERT INTO events(job_id, time, level, message) VALUES (?1, ?2, ?3, ?4)", -1, &ev, NULL) ||
-	    sqlite3_prepare_v2(db, "UPDATE jobs SET step = ?2, total = ?3, stage = ?4, eta_s = ?5, updated_at = ?6 "
+	    sqlite3_prepare_v2(db, "UPDATE jobs SET step = ?2, total = ?3, stage = ?4, eta_s = ?5, updated_at = ?6, progress = ?7 "
 	                           "WHERE id = ?1 AND state = 'running'", -1, &pr, NULL))
 		goto fail;
 	what = "writing metric points";
@@ -266,6 +267,8 @@ static int write_out(StoreBatch *b, sqlite3 *db, char *err, size_t errlen)
 		if (p->eta_s >= 0 && isfinite(p->eta_s)) sqlite3_bind_double(pr, 5, p->eta_s);
 		else sqlite3_bind_null(pr, 5);
 		sqlite3_bind_double(pr, 6, now);
+		if (p->fraction >= 0 && isfinite(p->fraction)) sqlite3_bind_double(pr, 7, p->fraction);
+		else sqlite3_bind_null(pr, 7);
 		if (sqlite3_step(pr) != SQLITE_DONE) goto fail;
 	}
 	rc = store_commit(db, err, errlen);

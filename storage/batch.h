@@ -39,9 +39,10 @@ void store_batch_free(StoreBatch *b);    /* store_batch_free(NULL) is a no-op; p
 
 void store_batch_metric(StoreBatch *b, int64_t job_id, int64_t step, const char *key, double value);
 void store_batch_event(StoreBatch *b, int64_t job_id, int level, const char *message);
-/* Latest progress of a running job (only the last call before a flush is written). */
+/* Latest progress of a running job (only the last call before a flush is written): the stage's
+ * step of total, and the whole job's fraction (0..1, < 0 unknown) and seconds left (< 0 unknown). */
 void store_batch_progress(StoreBatch *b, int64_t job_id, int64_t step, int64_t total, const char *stage,
-                          double eta_s);
+                          double fraction, double eta_s);
 
 /* Writes everything pending in one transaction. Returns rows written (>= 0) or < 0 (rows kept). */
 int store_batch_flush(StoreBatch *b, char *err, size_t errlen);

@@ -316,6 +316,8 @@ static const char *const migrations[] = {
 	"ALTER TABLE jobs ADD COLUMN group_id INTEGER REFERENCES job_groups(id);"
 	"ALTER TABLE jobs ADD COLUMN group_setting TEXT;"
 	"CREATE INDEX jobs_group ON jobs(group_id) WHERE group_id IS NOT NULL;",
+	/* 4 -> 5: the job-level progress fraction (0..1 over pretraining and every evaluation). */
+	"ALTER TABLE jobs ADD COLUMN progress REAL;",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == SSLD_SCHEMA_VERSION, "one migration per version");
 
@@ -548,7 +550,7 @@ void store_job_clear(StoreJob *j)
 
 #define JOB_COLS "id, name, method, owner, state, priority, created_at, started_at, finished_at, " \
 	"updated_at, step, total, stage, eta_s, checkpoint_step, attempts, cancel_requested, error, " \
-	"interruptions, init_from_job, group_id, group_setting"
+	"interruptions, init_from_job, group_id, group_setting, progress"
 /* Full rows add spec and results after JOB_COLS. */
 
 static void read_job_row(sqlite3_stmt *s, StoreJob *j, int full)
@@ -578,9 +580,10 @@ static void read_job_row(sqlite3_stmt *s, StoreJob *j, int full)
 	j->init_from_job = sqlite3_column_int64(s, 19);
 	j->group_id = sqlite3_column_int64(s, 20);
 	j->group_setting = col_strdup(s, 21);
+	j->progress = sqlite3_column_type(s, 22) == SQLITE_NULL ? -1 : sqlite3_column_double(s, 22);
 	if (full) {
-		j->spec = col_strdup(s, 22);
-		j->results = col_strdup(s, 23);
+		j->spec = col_strdup(s, 23);
+		j->results = col_strdup(s, 24);
 	}
 }
 

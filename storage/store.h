@@ -43,7 +43,7 @@ typedef enum JobState {
 } JobState;
 const char *job_state_name(JobState s);   /* "queued", ... */
 int job_state_parse(const char *name);    /* JobState or -1 */
-#define SSLD_SCHEMA_VERSION 4
+#define SSLD_SCHEMA_VERSION 5
 
 /* ---- opening ------------------------------------------------------------------------------- */
 
@@ -78,6 +78,7 @@ typedef struct StoreJob {
 	double created_at, started_at, finished_at, updated_at;   /* 0 = not yet */
 	int64_t step, total;
 	double eta_s;                /* < 0 unknown */
+	double progress;             /* the whole job's fraction done, 0..1; < 0 unknown */
 	int64_t checkpoint_step;     /* -1 = no checkpoint */
 	int attempts;                /* times the job was claimed */
 	int interruptions;           /* runs found still running at start-up (a crash or an unclean stop) */

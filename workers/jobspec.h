@@ -79,6 +79,7 @@ typedef struct JobSpec {
 	} pretrain;
 	EvalSpec evals[JOBSPEC_MAX_EVALS];
 	int n_evals;
+	int random_init_baseline;      /* with evaluations: also probe the untrained encoder */
 	uint64_t seed;
 	int threads;                   /* BLAS/augmentation threads (default 2) */
 	double checkpoint_interval_s;  /* default 120 */

@@ -103,14 +103,14 @@ static void hook_metric(void *user, int64_t step, const char *key, double value)
 	atomic_fetch_add_explicit(&w->metric_calls, 1, memory_order_relaxed);
 }
 
-static void hook_progress(void *user, int64_t step, int64_t total, const char *stage, double eta_s)
+static void hook_progress(void *user, const RunnerProgress *p)
 {
 	Worker *w = user;
-	if (stage && strcmp(stage, "pretrain") == 0 && step > w->last_step) {
-		atomic_fetch_add_explicit(&w->pool->steps, (uint64_t)(step - w->last_step), memory_order_relaxed);
-		w->last_step = step;
+	if (p->stage && strcmp(p->stage, "pretrain") == 0 && p->step > w->last_step) {
+		atomic_fetch_add_explicit(&w->pool->steps, (uint64_t)(p->step - w->last_step), memory_order_relaxed);
+		w->last_step = p->step;
 	}
-	store_batch_progress(w->pool->batch, cur_job(w), step, total, stage, eta_s);
+	store_batch_progress(w->pool->batch, cur_job(w), p->step, p->total, p->stage, p->fraction, p->eta_s);
 }
 
 static void hook_event(void *user, RunnerLevel level, const char *message)

@@ -33,10 +33,22 @@
 #include "../engine/optim.h"
 #include "init_from.h"
 #include "job_files.h"
+#include "job_progress.h"
 #include "jobspec.h"
+#include "results_summary.h"
 #include "workdir.h"
 
 #define CHECKPOINT_NAME JOB_FILE_CHECKPOINT
+
+/* One evaluation run: a protocol at one labelled subset, and its phase in the job's progress. */
+typedef struct EvalRun {
+	EvalConfig ec;
+	double frac;          /* 0 with labels_per_class */
+	int lpc;              /* > 0: labels per class */
+	uint64_t seed;
+	char stage[96];       /* "linear_probe@0.01", "knn@20pc" */
+	int phase;
+} EvalRun;
 
 typedef struct Run {
 	const RunnerHooks *hooks;
@@ -58,6 +70,11 @@ typedef struct Run {
 	int64_t collapse_step;         /* step of the first "collapsed" = 1 report, -1 = none */
 	const char *job_key;           /* stored in checkpoints (workdir.h); NULL for `ssld run` */
 	char spec_sha256[65];          /* of the resolved spec, stored in checkpoints */
+	EvalRun *runs;                 /* the evaluations, in order (plan_job) */
+	int n_runs;
+	JobProgress jp;                /* the whole job's fraction and ETA */
+	int pre_phase;                 /* pretraining's phase in jp, -1 when it does not pretrain */
+	cJSON *label_notes;            /* results.json "labels" */
 	char *err;
 	size_t errlen;
 } Run;
@@ -120,10 +137,14 @@ static void emit_event(Run *r, RunnerLevel level, const char *fmt, ...)
 		r->hooks->on_event(r->hooks->user, level, msg);
 }
 
-static void emit_progress(Run *r, int64_t step, int64_t total, const char *stage, double eta)
+/* The running phase is `done` (0..1) after spent_s seconds: the stage's step of total, with the
+ * whole job's fraction and ETA. */
+static void report(Run *r, int64_t step, int64_t total, const char *stage, double done, double spent_s)
 {
+	RunnerProgress p = { .step = step, .total = total, .stage = stage };
+	jp_update(&r->jp, done, spent_s, &p.fraction, &p.eta_s);
 	if (r->hooks && r->hooks->on_progress)
-		r->hooks->on_progress(r->hooks->user, step, total, stage, eta);
+		r->hooks->on_progress(r->hooks->user, &p);
 }
 
 static void emit_artifact(void *user, const char *name)
@@ -149,6 +170,19 @@ static int fail(Run *r, const char *fmt, ...)
 	vsnprintf(r->err, r->errlen, fmt, ap);
 	va_end(ap);
 	return -1;
+}
+
+/* 7020 -> "7,020". */
+static void fmt_count(int64_t n, char *out, size_t cap)
+{
+	char digits[32];
+	int len = snprintf(digits, sizeof digits, "%lld", (long long)(n < 0 ? -n : n)), o = 0;
+	for (int i = 0; i < len && o + 2 < (int)cap; i++) {
+		if (i > 0 && (len - i) % 3 == 0)
+			out[o++] = ',';
+		out[o++] = digits[i];
+	}
+	out[o] = 0;
 }
 
 /* ---- setup ------------------------------------------------------------------------------------ */
@@ -369,6 +403,9 @@ static int pretrain(Run *r)
 	emit_event(r, RUNNER_INFO, "pretraining %s: %lld steps (%d per epoch), batch %d%s",
 	           js->method, (long long)r->total_steps, r->steps_per_epoch, js->pretrain.batch_size,
 	           r->step ? " (resumed)" : "");
+	jp_begin(&r->jp, r->pre_phase);
+	report(r, r->step, r->total_steps, "pretrain",
+	       r->total_steps ? (double)r->step / r->total_steps : 0, r->pretrain_seconds);
 	if (CTX_TRY(r->ctx) != 0) {
 		ctx_disarm(r->ctx);
 		return fail(r, "out of memory at step %lld", (long long)r->step);
@@ -376,8 +413,11 @@ static int pretrain(Run *r)
 	while (r->step < r->total_steps) {
 		double elapsed = r->pretrain_seconds + (now_s() - r->t_start);
 		if (budget > 0 && elapsed >= budget) {
-			emit_event(r, RUNNER_NOTICE, "time budget of %.0f s reached at step %lld", budget,
-			           (long long)r->step);
+			char at[32], of[32];
+			fmt_count(r->step, at, sizeof at);
+			fmt_count(r->total_steps, of, sizeof of);
+			emit_event(r, RUNNER_NOTICE, "the time budget of %.0f s stopped pretraining at step "
+			           "%s of %s%s", budget, at, of, r->n_runs ? "; the evaluations follow" : "");
 			break;
 		}
 		if ((stopped = poll_stop(r)) != RUNNER_CONTINUE)
@@ -450,10 +490,7 @@ static int pretrain(Run *r)
 			if (r->loader)
 				emit_metric(r, "data_wait_s", loader_wait_seconds(r->loader));
 			double spent = r->pretrain_seconds + (t - r->t_start);
-			double eta = (r->total_steps - r->step) * ((t - t_window) / window_steps);
-			if (budget > 0 && budget - spent < eta)
-				eta = budget - spent > 0 ? budget - spent : 0;
-			emit_progress(r, r->step, r->total_steps, "pretrain", eta);
+			report(r, r->step, r->total_steps, "pretrain", (double)r->step / r->total_steps, spent);
 			t_window = t;
 			window_steps = window_images = window_tokens = 0;
 		}
@@ -480,6 +517,7 @@ static int pretrain(Run *r)
 	}
 	if (save_checkpoint(r) < 0)
 		return -1;
+	jp_end(&r->jp, r->total_steps ? (double)r->step / r->total_steps : 1, r->pretrain_seconds);
 	emit_event(r, RUNNER_INFO, "pretraining finished at step %lld in %.1f s, loss %.4f",
 	           (long long)r->step, r->pretrain_seconds, r->last_loss);
 	return 0;
@@ -511,14 +549,16 @@ static int export_encoder(Run *r)
 
 typedef struct EvalHookCtx {
 	Run *run;
-	const char *stage;
+	const EvalRun *er;
+	double t0;
 	int stop_code;
 } EvalHookCtx;
 
 static void eval_progress(void *user, int epoch, int epochs, double metric)
 {
 	EvalHookCtx *e = user;
-	emit_progress(e->run, epoch, epochs, e->stage, -1);
+	report(e->run, epoch, epochs, e->er->stage, epochs > 0 ? (double)epoch / epochs : 0,
+	       now_s() - e->t0);
 	(void)metric;
 }
 
@@ -529,63 +569,190 @@ static int eval_should_stop(void *user)
 	return e->stop_code != RUNNER_CONTINUE;
 }
 
+/* Says what a labelled subset really holds, once per subset: a warning event when a class cannot
+ * supply its share, and an entry of results.json "labels" either way. */
+static void note_labels(Run *r, const EvalRun *er)
+{
+	cJSON *it;
+	cJSON_ArrayForEach(it, r->label_notes) {
+		const cJSON *f = cJSON_GetObjectItemCaseSensitive(it, er->lpc > 0 ? "labels_per_class"
+		                                                                  : "label_fraction");
+		if (cJSON_IsNumber(f) && f->valuedouble == (er->lpc > 0 ? er->lpc : er->frac))
+			return;
+	}
+	cJSON *note = NULL;
+	char msg[400];
+	int short_ = results_label_note(&r->ds->train, r->ds->num_classes, er->frac, er->lpc, &note,
+	                                msg, sizeof msg);
+	if (short_ > 0)
+		emit_event(r, RUNNER_WARNING, "%s%s", msg,
+		           r->js->dataset.limit_train > 0 ? " (dataset.limit_train keeps the first "
+		                                             "training samples only)" : "");
+	if (note)
+		cJSON_AddItemToArray(r->label_notes, note);
+}
+
 static int run_evaluations(Run *r, cJSON *evals)
 {
 	JobSpec *js = r->js;
 	int c, h, w;
 	sample_shape(r->ds, &c, &h, &w);
+	for (int i = 0; i < r->n_runs; i++) {
+		const EvalRun *er = &r->runs[i];
+		const EvalConfig ec = er->ec;
+		EvalHookCtx hc = { .run = r, .er = er, .t0 = now_s() };
+		EvalEnv env = {
+			.ds = r->ds, .encoder_cfg = &js->encoder, .in_c = c, .in_h = h, .in_w = w,
+			.pretrained = r->ps, .prefix = "encoder", .seed = er->seed,
+			.threads = js->threads, .on_progress = eval_progress,
+			.should_stop = eval_should_stop, .user = &hc,
+		};
+		const char *stage = er->stage;
+		note_labels(r, er);
+		emit_event(r, RUNNER_INFO, "evaluation %s started (%d of %d)", stage, i + 1, r->n_runs);
+		jp_begin(&r->jp, er->phase);
+		report(r, 0, ec.epochs, stage, 0, 0);
+		EvalResult res;
+		int rc = eval_run(&env, &ec, er->frac, er->lpc, &res, r->err, r->errlen);
+		if (rc < 0) {
+			if (hc.stop_code == RUNNER_STOP_CANCEL)
+				return RUNNER_CANCELLED;
+			if (hc.stop_code == RUNNER_STOP_REQUEUE)
+				return RUNNER_STOPPED;
+			return -1;
+		}
+		jp_end(&r->jp, 1, now_s() - hc.t0);
+		const EvalProtocolDef *pd = eval_protocol_get(ec.protocol);
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "protocol", eval_proto_name(ec.protocol));
+		if (er->lpc > 0)
+			cJSON_AddNumberToObject(o, "labels_per_class", er->lpc);
+		else
+			cJSON_AddNumberToObject(o, "label_fraction", er->frac);
+		cJSON_AddNumberToObject(o, "labels", res.labels);
+		cJSON_AddNumberToObject(o, "test_accuracy", round(res.test_accuracy * 1e4) / 1e4);
+		cJSON_AddNumberToObject(o, "train_accuracy", round(res.train_accuracy * 1e4) / 1e4);
+		if (ec.protocol == EVAL_PROTO_LINEAR_PROBE || ec.protocol == EVAL_PROTO_RANDOM_INIT)
+			cJSON_AddNumberToObject(o, "weight_decay", res.chosen_weight_decay);
+		if (pd && pd->trains_encoder)
+			cJSON_AddBoolToObject(o, "augment", ec.augment);
+		cJSON_AddNumberToObject(o, "seconds", round(res.seconds * 10) / 10);
+		cJSON_AddItemToArray(evals, o);
+		char key[128];
+		snprintf(key, sizeof key, "eval/%s", stage);
+		emit_metric(r, key, res.test_accuracy);
+		emit_event(r, RUNNER_INFO, "evaluation %s: test accuracy %.4f with %d labels (%.1f s)",
+		           stage, res.test_accuracy, res.labels, res.seconds);
+	}
+	return 0;
+}
+
+/* ---- the plan: every evaluation run and the cost of each phase ------------------------------ */
+
+static void add_run(Run *r, const EvalConfig *ec, double frac, int lpc, uint64_t seed)
+{
+	EvalRun *er = &r->runs[r->n_runs++];
+	*er = (EvalRun){ .ec = *ec, .frac = lpc > 0 ? 0 : frac, .lpc = lpc, .seed = seed };
+	if (lpc > 0)
+		snprintf(er->stage, sizeof er->stage, "%s@%dpc", eval_proto_name(ec->protocol), lpc);
+	else
+		snprintf(er->stage, sizeof er->stage, "%s@%g", eval_proto_name(ec->protocol), frac);
+}
+
+/* The random-init probe joins a job that evaluates a trained encoder with an SSL protocol (unless
+ * "random_init_baseline" is false or the job asked for it itself), at that protocol's smallest
+ * labelled subset, drawn the same way. */
+static void add_random_init(Run *r)
+{
+	const EvalRun *at = NULL;
+	for (int i = 0; i < r->n_runs; i++) {
+		const EvalRun *er = &r->runs[i];
+		const EvalProtocolDef *pd = eval_protocol_get(er->ec.protocol);
+		if (er->ec.protocol == EVAL_PROTO_RANDOM_INIT)
+			return;
+		if (!pd || pd->baseline)
+			continue;
+		if (!at || (er->lpc == 0 && (at->lpc > 0 || er->frac < at->frac)) ||
+		    (er->lpc > 0 && at->lpc > 0 && er->lpc < at->lpc))
+			at = er;
+	}
+	if (!at)
+		return;
+	EvalConfig ec;
+	eval_config_default(&ec, EVAL_PROTO_RANDOM_INIT);
+	ec.label_rule = at->ec.label_rule;
+	add_run(r, &ec, at->frac, at->lpc, at->seed);
+}
+
+/* Expected cost in units (job_progress.h: one sample through a forward pass). A training protocol
+ * runs its steps forward and backward; a frozen-feature one encodes the labelled subset and the
+ * test split once. */
+static double eval_units(const Run *r, const EvalRun *er)
+{
+	const EvalConfig c = er->ec;   /* filled from the protocol's defaults by the spec */
+	double labels = er->lpc > 0 ? (double)er->lpc * r->ds->num_classes : er->frac * r->ds->train.n;
+	if (labels > r->ds->train.n)
+		labels = r->ds->train.n;
+	double units = labels + r->ds->test.n;
+	const EvalProtocolDef *pd = eval_protocol_get(c.protocol);
+	if (pd && pd->trains_encoder) {
+		double b = c.batch_size > 0 && c.batch_size < labels ? c.batch_size : labels > 1 ? labels : 1;
+		double steps = c.epochs * ceil(labels / b);
+		units += 3 * b * (steps > pd->min_steps ? steps : pd->min_steps);
+	}
+	return units;
+}
+
+
+/* Every phase of the job in order, and the plan said once in the event log: "15-minute budget,
+ * at most 7,020 steps; then 7 evaluations". 0, or -1 out of memory. */
+static int plan_job(Run *r, int pretrains)
+{
+	JobSpec *js = r->js;
+	int cap = 1;
+	for (int i = 0; i < js->n_evals; i++)
+		cap += js->evals[i].labels_per_class > 0 ? 1 : js->evals[i].n_fractions;
+	r->runs = calloc((size_t)cap, sizeof *r->runs);
+	r->label_notes = cJSON_CreateArray();
+	if (!r->runs || !r->label_notes)
+		return fail(r, "out of memory planning the evaluations");
 	for (int i = 0; i < js->n_evals; i++) {
 		const EvalSpec *es = &js->evals[i];
-		const EvalConfig ec = *es;   /* the spec filled it from the protocol's own table */
 		int runs = es->labels_per_class > 0 ? 1 : es->n_fractions;
-		for (int f = 0; f < runs; f++) {
-			double frac = es->labels_per_class > 0 ? 0 : es->fractions[f];
-			char stage[96];
-			if (es->labels_per_class > 0)
-				snprintf(stage, sizeof stage, "%s@%dpc", eval_proto_name(ec.protocol),
-				         es->labels_per_class);
-			else
-				snprintf(stage, sizeof stage, "%s@%g", eval_proto_name(ec.protocol), frac);
-			EvalHookCtx hc = { .run = r, .stage = stage };
-			EvalEnv env = {
-				.ds = r->ds, .encoder_cfg = &js->encoder, .in_c = c, .in_h = h, .in_w = w,
-				.pretrained = ec.protocol == EVAL_PROTO_SUPERVISED ? NULL : r->ps,
-				.prefix = "encoder", .seed = js->seed + 1000u * (unsigned)i + (unsigned)f,
-				.threads = js->threads, .on_progress = eval_progress,
-				.should_stop = eval_should_stop, .user = &hc,
-			};
-			emit_event(r, RUNNER_INFO, "evaluation %s started", stage);
-			EvalResult res;
-			int rc = eval_run(&env, &ec, frac, es->labels_per_class, &res, r->err, r->errlen);
-			if (rc < 0) {
-				if (hc.stop_code == RUNNER_STOP_CANCEL)
-					return RUNNER_CANCELLED;
-				if (hc.stop_code == RUNNER_STOP_REQUEUE)
-					return RUNNER_STOPPED;
-				return -1;
-			}
-			cJSON *o = cJSON_CreateObject();
-			cJSON_AddStringToObject(o, "protocol", eval_proto_name(ec.protocol));
-			if (es->labels_per_class > 0)
-				cJSON_AddNumberToObject(o, "labels_per_class", es->labels_per_class);
-			else
-				cJSON_AddNumberToObject(o, "label_fraction", frac);
-			cJSON_AddNumberToObject(o, "labels", res.labels);
-			cJSON_AddNumberToObject(o, "test_accuracy", round(res.test_accuracy * 1e4) / 1e4);
-			cJSON_AddNumberToObject(o, "train_accuracy", round(res.train_accuracy * 1e4) / 1e4);
-			if (ec.protocol == EVAL_PROTO_LINEAR_PROBE)
-				cJSON_AddNumberToObject(o, "weight_decay", res.chosen_weight_decay);
-			if (ec.protocol == EVAL_PROTO_FINETUNE || ec.protocol == EVAL_PROTO_SUPERVISED)
-				cJSON_AddBoolToObject(o, "augment", ec.augment);
-			cJSON_AddNumberToObject(o, "seconds", round(res.seconds * 10) / 10);
-			cJSON_AddItemToArray(evals, o);
-			char key[128];
-			snprintf(key, sizeof key, "eval/%s", stage);
-			emit_metric(r, key, res.test_accuracy);
-			emit_event(r, RUNNER_INFO, "evaluation %s: test accuracy %.4f with %d labels (%.1f s)",
-			           stage, res.test_accuracy, res.labels, res.seconds);
-		}
+		for (int f = 0; f < runs; f++)
+			add_run(r, es, es->labels_per_class > 0 ? 0 : es->fractions[f], es->labels_per_class,
+			        js->seed + 1000u * (unsigned)i + (unsigned)f);
 	}
+	int requested = r->n_runs;
+	if (js->random_init_baseline && (r->method || js->init_from || js->init_from_job > 0))
+		add_random_init(r);
+
+	jp_init(&r->jp);
+	r->pre_phase = -1;
+	if (pretrains) {
+		int views = r->method->views > 0 ? r->method->views : 1;
+		r->pre_phase = jp_add(&r->jp, 0, (double)r->total_steps * js->pretrain.batch_size * views * 3,
+		                      js->pretrain.time_budget_s);
+	}
+	for (int i = 0; i < r->n_runs; i++)
+		r->runs[i].phase = jp_add(&r->jp, 1, eval_units(r, &r->runs[i]), 0);
+
+	char pre[160] = "", steps[32], evs[128];
+	fmt_count(r->total_steps, steps, sizeof steps);
+	double b = js->pretrain.time_budget_s;
+	if (pretrains && b > 0 && fmod(b, 60) == 0)
+		snprintf(pre, sizeof pre, "%g-minute budget, at most %s steps", b / 60, steps);
+	else if (pretrains && b > 0)
+		snprintf(pre, sizeof pre, "%g-second budget, at most %s steps", b, steps);
+	else if (pretrains)
+		snprintf(pre, sizeof pre, "%s pretraining steps", steps);
+	if (r->n_runs > requested)
+		snprintf(evs, sizeof evs, "%d evaluation%s (%d asked for and the random-init probe)",
+		         r->n_runs, r->n_runs == 1 ? "" : "s", requested);
+	else
+		snprintf(evs, sizeof evs, "%d evaluation%s", r->n_runs, r->n_runs == 1 ? "" : "s");
+	emit_event(r, RUNNER_INFO, "plan: %s%s%s", pre, pre[0] ? "; then " : "",
+	           r->n_runs || !pre[0] ? evs : "no evaluations");
 	return 0;
 }
 
@@ -746,6 +913,8 @@ int runner_run_spec(JobSpec *js, const char *work_dir, const RunnerOptions *opts
 		if (load_init_from(&r, resolve_job) < 0)
 			goto out;
 	}
+	if (plan_job(&r, !skip_pretrain) < 0)
+		goto out;
 	if (!skip_pretrain) {
 		int resumed = try_resume(&r);
 		if (resumed < 0)
@@ -789,14 +958,22 @@ int runner_run_spec(JobSpec *js, const char *work_dir, const RunnerOptions *opts
 		rc = erc;
 		goto out;
 	}
+	cJSON_AddItemToObject(root, "labels", r.label_notes);
+	r.label_notes = NULL;
+	results_add_headline(root);
 	if (write_results(&r, root, results_json) < 0)
 		goto out;
+	if (r.hooks && r.hooks->on_progress)
+		r.hooks->on_progress(r.hooks->user, &(RunnerProgress){ .step = r.n_runs, .total = r.n_runs,
+		                                                      .stage = "done", .fraction = 1 });
 	rc = RUNNER_OK;
 out:
 	if (rc < 0 && err[0])
 		emit_event(&r, RUNNER_ERR, "%s", err);
 	cJSON_Delete(root);
 	cJSON_Delete(r.pretext_metrics);
+	cJSON_Delete(r.label_notes);
+	free(r.runs);
 	loader_free(r.loader);
 	if (r.method && r.mstate)
 		r.method->destroy(r.mstate);

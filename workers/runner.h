@@ -31,14 +31,26 @@ enum { RUNNER_CONTINUE = 0, RUNNER_STOP_CANCEL = 1, RUNNER_STOP_REQUEUE = 2 };
 
 typedef enum RunnerLevel { RUNNER_INFO = 6, RUNNER_NOTICE = 5, RUNNER_WARNING = 4, RUNNER_ERR = 3 } RunnerLevel;
 
+/* Where a job is. fraction and eta_s cover the whole job - pretraining (by its time budget when
+ * the budget binds, by steps otherwise) and every evaluation after it, each phase weighted by its
+ * expected cost (workers/job_progress.h) - and fraction never goes down; it is 1 once the results
+ * are written. step/total count the current stage only: pretraining steps, or an evaluation's
+ * epochs. */
+typedef struct RunnerProgress {
+	int64_t step, total;
+	const char *stage;       /* "pretrain", "linear_probe@0.01", "random_init@0.01", "done" */
+	double fraction;         /* 0..1 */
+	double eta_s;            /* seconds left for the whole job, < 0 unknown */
+} RunnerProgress;
+
 typedef struct RunnerHooks {
 	void *user;
 	/* A metric point: (global step, key, value). Keys: "loss", "lr", "grad_norm", "images_per_s",
 	 * method parts ("loss_recon"...), eval keys ("eval/linear_probe@0.01"...). */
 	void (*on_metric)(void *user, int64_t step, const char *key, double value);
-	/* Progress through the whole job: step of total, stage name ("pretrain", "linear_probe@0.01"),
-	 * estimated seconds left (< 0 unknown). */
-	void (*on_progress)(void *user, int64_t step, int64_t total, const char *stage, double eta_s);
+	/* Progress (RunnerProgress below): the stage's step of total and the whole job's fraction and
+	 * seconds left. */
+	void (*on_progress)(void *user, const struct RunnerProgress *p);
 	/* A log line for the job's event log. */
 	void (*on_event)(void *user, RunnerLevel level, const char *message);
 	/* An artifact file written under work_dir (name is relative to work_dir). */

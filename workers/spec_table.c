@@ -61,6 +61,9 @@ static const SpecKey head_keys[] = {
 	{ "pretrain", SPEC_OBJECT, .help = "pretraining loop: length, batch, optimizer, schedule" },
 	{ "evaluations", SPEC_CUSTOM, .json_type = "array", .def_str = "[]", .flags = SPEC_HAND_PARSED,
 	  .max_n = JOBSPEC_MAX_EVALS, .help = "downstream evaluations (at most 16), see protocols" },
+	{ "random_init_baseline", SPEC_BOOL, JOB(random_init_baseline), .def = 1,
+	  .help = "with evaluations of a trained encoder, also run the random_init probe at the "
+	          "smallest label fraction (the headline's floor); false = skip it" },
 	{ "seed", SPEC_U64, JOB(seed), .def = 0, .min = 0, .max = 9007199254740992.0,
 	  .help = "random seed (>= 0): same seed, same run" },
 	{ "threads", SPEC_INT, JOB(threads), .def = 2, .min = 1, .max = 64,
@@ -135,7 +138,7 @@ static const SpecKey tail_keys[] = {
 
 	/* ---- evaluations[] (protocol keys come from the catalogue) ---- */
 	{ "evaluations[].protocol", SPEC_ENUM, .flags = SPEC_REQUIRED | SPEC_HAND_PARSED | SPEC_DEF_NONE,
-	  .help = "linear_probe, finetune, knn or supervised (protocol keys: see protocols)" },
+	  .help = "linear_probe, finetune, knn, supervised or random_init (protocol keys: see protocols)" },
 	{ "evaluations[].label_fractions", SPEC_DOUBLE_LIST, EVAL(fractions), .def_str = "[1.0]",
 	  .off2 = offsetof(EvalSpec, n_fractions), .min_n = 1, .max_n = JOBSPEC_MAX_FRACTIONS, .min = 0,
 	  .max = 1, .flags = PARAM_MIN_EXCLUSIVE,

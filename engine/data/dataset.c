@@ -384,6 +384,15 @@ static int cmp_int(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+int dataset_label_quota(int labelled, int num_classes, double fraction, int labels_per_class)
+{
+	if (labels_per_class > 0)
+		return labels_per_class;
+	if (fraction >= 1.0 || num_classes <= 0)
+		return 0;
+	return (int)lround(fraction * (double)labelled / (double)num_classes);
+}
+
 int dataset_label_subset(const Split *split, int num_classes, double fraction, int labels_per_class,
                          LabelRule rule, uint64_t seed, int **out, char *err, size_t errlen)
 {
@@ -437,9 +446,8 @@ int dataset_label_subset(const Split *split, int num_classes, double fraction, i
 		return n;
 	}
 
-	int k = labels_per_class;
-	if (k <= 0) {
-		k = (int)lround(fraction * (double)labelled / (double)num_classes);
+	int k = dataset_label_quota(labelled, num_classes, fraction, labels_per_class);
+	if (labels_per_class <= 0) {
 		if (k < 1) {
 			eng_free(count);
 			eng_free(idx);

@@ -119,5 +119,10 @@ int dataset_val_slice(const Dataset *ds, const Split *split, int n_val, Split *t
 typedef enum { LABELS_FIRST = 0, LABELS_RANDOM = 1 } LabelRule;
 int dataset_label_subset(const Split *split, int num_classes, double fraction, int labels_per_class,
                          LabelRule rule, uint64_t seed, int **out, char *err, size_t errlen);
+/* The per-class quota k dataset_label_subset asks of each class for (fraction, labels_per_class)
+ * over `labelled` labelled samples: 0 when it takes every labelled sample (fraction 1.0), may be
+ * 0 too when the fraction is too small for one sample per class (the subset then fails). A class
+ * with fewer than k samples is short: the subset holds fewer labels than asked for. */
+int dataset_label_quota(int labelled, int num_classes, double fraction, int labels_per_class);
 
 #endif

@@ -26,6 +26,8 @@ const char *eval_proto_name(EvalProto p)
 	case EVAL_PROTO_FINETUNE: return "finetune";
 	case EVAL_PROTO_KNN: return "knn";
 	case EVAL_PROTO_SUPERVISED: return "supervised";
+	case EVAL_PROTO_RANDOM_INIT: return "random_init";
+	case EVAL_PROTO_COUNT: break;
 	}
 	return "unknown";
 }
@@ -36,13 +38,16 @@ extern const EvalProtocolDef eval_protocol_linear_probe;   /* eval_linear.c */
 extern const EvalProtocolDef eval_protocol_finetune;       /* eval_train.c */
 extern const EvalProtocolDef eval_protocol_knn;            /* eval_knn.c */
 extern const EvalProtocolDef eval_protocol_supervised;     /* eval_train.c */
+extern const EvalProtocolDef eval_protocol_random_init;    /* eval_linear.c */
 
 static const EvalProtocolDef *const protocols[] = {
 	&eval_protocol_linear_probe,
 	&eval_protocol_finetune,
 	&eval_protocol_knn,
 	&eval_protocol_supervised,
+	&eval_protocol_random_init,
 };
+_Static_assert(sizeof protocols / sizeof protocols[0] == EVAL_PROTO_COUNT, "one entry per protocol");
 
 int eval_protocol_count(void)
 {
@@ -102,6 +107,8 @@ void eval_config_default(EvalConfig *c, EvalProto p)
 		break;
 	case EVAL_PROTO_LINEAR_PROBE:
 	case EVAL_PROTO_FINETUNE:
+	case EVAL_PROTO_RANDOM_INIT:
+	case EVAL_PROTO_COUNT:
 		break;
 	}
 }
@@ -360,7 +367,7 @@ int eval_run(const EvalEnv *env, const EvalConfig *cfg, double fraction, int lab
 	memset(out, 0, sizeof *out);
 	const Dataset *ds = env->ds;
 	const char *pname = eval_proto_name(cfg->protocol);
-	if ((unsigned)cfg->protocol > EVAL_PROTO_SUPERVISED) {
+	if ((unsigned)cfg->protocol >= EVAL_PROTO_COUNT) {
 		snprintf(err, errlen, "eval: unknown protocol %d", (int)cfg->protocol);
 		return -EINVAL;
 	}
@@ -395,8 +402,14 @@ int eval_run(const EvalEnv *env, const EvalConfig *cfg, double fraction, int lab
 		return -EINVAL;
 	}
 	int rc;
+	/* A baseline never sees the pretrained weights, whatever the caller passed. */
+	EvalEnv own = *env;
+	if (eval_protocol_get(c.protocol)->baseline)
+		own.pretrained = NULL;
+	env = &own;
 	switch (c.protocol) {
-	case EVAL_PROTO_LINEAR_PROBE: rc = eval_linear_run(env, &c, idx, n, out, err, errlen); break;
+	case EVAL_PROTO_LINEAR_PROBE:
+	case EVAL_PROTO_RANDOM_INIT: rc = eval_linear_run(env, &c, idx, n, out, err, errlen); break;
 	case EVAL_PROTO_KNN: rc = eval_knn_run(env, &c, idx, n, out, err, errlen); break;
 	default: rc = eval_train_run(env, &c, idx, n, out, err, errlen); break;
 	}

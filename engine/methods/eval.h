@@ -7,6 +7,8 @@
  * knn:          cosine k-nearest-neighbours on frozen features, temperature-weighted votes.
  * supervised:   the same architecture from random initialisation trained on the same labels
  *               (light augmentation) - the baseline every SSL result is compared against.
+ * random_init:  the linear probe on the same encoder left untrained - the floor a pretext task
+ *               must clear (cheap: one probe on frozen random features).
  *
  * Each protocol is a registry entry (EvalProtocolDef) defined where it runs (eval_linear.c,
  * eval_knn.c, eval_train.c): its name, summary and key table, whose rows are bound by offset to
@@ -33,7 +35,8 @@
 #define EVAL_MAX_FRACTIONS 8
 
 typedef enum EvalProto {
-	EVAL_PROTO_LINEAR_PROBE, EVAL_PROTO_FINETUNE, EVAL_PROTO_KNN, EVAL_PROTO_SUPERVISED
+	EVAL_PROTO_LINEAR_PROBE, EVAL_PROTO_FINETUNE, EVAL_PROTO_KNN, EVAL_PROTO_SUPERVISED,
+	EVAL_PROTO_RANDOM_INIT, EVAL_PROTO_COUNT
 } EvalProto;
 
 /* One evaluation: which protocol, on which labelled subsets, with which settings. The job spec's
@@ -84,6 +87,13 @@ typedef struct EvalProtocolDef {
 	EvalProto protocol;
 	const char *summary;      /* one line */
 	int needs_labels;
+	/* NULL for a protocol that measures the pretrained encoder; otherwise what kind of baseline it
+	 * is ("scratch", "random_init"): it never uses the pretrained weights. */
+	const char *baseline;
+	/* Trains the network on the labels (epochs of steps, at least min_steps): what a job's
+	 * progress weighs it by. 0: it reads frozen features. */
+	int trains_encoder;
+	int min_steps;
 	const ParamDef *keys;     /* protocol-specific keys; protocol, label_fractions, ... are common */
 	int n_keys;
 } EvalProtocolDef;

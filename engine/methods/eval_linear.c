@@ -493,3 +493,16 @@ const EvalProtocolDef eval_protocol_linear_probe = {
 	.keys = linear_probe_keys,
 	.n_keys = EVAL_KEY_COUNT(linear_probe_keys),
 };
+
+/* The same probe on the encoder left at its random initialisation: eval_run hands it no pretrained
+ * weights. What pretraining added is the pretrained probe's accuracy above this one. */
+const EvalProtocolDef eval_protocol_random_init = {
+	.name = "random_init",
+	.protocol = EVAL_PROTO_RANDOM_INIT,
+	.summary = "the linear probe on the untrained (randomly initialised) encoder: the floor a "
+	           "pretext task must clear",
+	.needs_labels = 1,
+	.baseline = "random_init",
+	.keys = linear_probe_keys,
+	.n_keys = EVAL_KEY_COUNT(linear_probe_keys),
+};

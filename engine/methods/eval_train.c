@@ -291,6 +291,8 @@ const EvalProtocolDef eval_protocol_finetune = {
 	.protocol = EVAL_PROTO_FINETUNE,
 	.summary = "encoder + linear head trained on the labels, encoder at a reduced learning rate",
 	.needs_labels = 1,
+	.trains_encoder = 1,
+	.min_steps = EVAL_MIN_TRAIN_STEPS,
 	.keys = finetune_keys,
 	.n_keys = EVAL_KEY_COUNT(finetune_keys),
 };
@@ -310,6 +312,9 @@ const EvalProtocolDef eval_protocol_supervised = {
 	.summary = "the same architecture trained from random initialisation on the same labels: "
 	           "the baseline an SSL result is compared against",
 	.needs_labels = 1,
+	.baseline = "scratch",
+	.trains_encoder = 1,
+	.min_steps = EVAL_MIN_TRAIN_STEPS,
 	.keys = supervised_keys,
 	.n_keys = EVAL_KEY_COUNT(supervised_keys),
 };

@@ -6,8 +6,9 @@
 // Checks: the job list shows a running job; its page's loss chart gains points, read through the
 // metrics cursor (after=...); polling stops while the tab is hidden; a job submitted through the
 // form appears in the list; a bad spec shows the API's message at the field it names (form and
-// JSON); cancel works from the keyboard; a finished job shows its evaluation table, label-efficiency
-// chart and artifact images; compare overlays two jobs; a server with tokens asks for one and the
+// JSON); cancel works from the keyboard; a finished job shows its headline and evaluation table on
+// the first screen (above the charts), its label-efficiency chart and artifact images, and the jobs
+// table leads with the headline; compare overlays two jobs; a server with tokens asks for one and the
 // stored token is sent. Screenshots go to OUT_DIR. Exit 77 (with the reason) when Chromium,
 // playwright-core or Fashion-MNIST is missing.
 
@@ -229,13 +230,34 @@ try {
     const rows = await page.locator('table.evals tbody tr').count();
     check(rows === 3, 'one row per label fraction: ' + rows);
     const head = await page.locator('table.evals thead').textContent();
-    check(/linear probe/.test(head) && /knn/.test(head) && /supervised \(baseline\)/.test(head), 'protocol columns: ' + head);
+    check(/linear probe/.test(head) && /knn/.test(head) && /supervised \(scratch baseline\)/.test(head)
+      && /random init \(baseline\)/.test(head), 'protocol and baseline columns: ' + head);
     check(await page.locator('table.evals .delta').count() >= 3, 'gains over the baseline shown');
     check(await page.locator('.eff-box .uplot').count() === 1, 'label-efficiency chart drawn');
     await until(page, () => [...document.querySelectorAll('.gallery img')].some((i) => i.complete && i.naturalWidth > 0), null, 10000, 'an artifact image to load');
     await page.evaluate(() => document.querySelector('details.spec-card')?.removeAttribute('open'));
     await sleep(300);
     await shot(page, 'job-finished');
+  });
+
+  await step('results first: the headline and the evaluation table above the charts; the jobs table leads with it', async () => {
+    const hl = (await d.api('GET', '/v1/jobs/' + short.id)).results.headline;
+    const pts = (hl.gain >= 0 ? '+' : '−') + Math.abs(hl.gain * 100).toFixed(1) + ' points';
+    const text = await page.locator('.overview .headline').textContent();
+    check(text.startsWith(pts + ' ' + (hl.gain >= 0 ? 'over' : 'against') + ' scratch at 5 % labels'), `headline "${text}", API ${JSON.stringify(hl)}`);
+    await page.evaluate(() => window.scrollTo(0, 0));
+    const box = (sel) => page.locator(sel).first().boundingBox();
+    const [head, table, chart] = [await box('.overview .headline'), await box('table.evals'), await box('.charts-grid [data-key]')];
+    check(head.y + head.height <= 900 && table.y < 900, `headline and table on the first screen: ${head.y}, ${table.y}`);
+    check(table.y < chart.y, `evaluation table (y ${table.y}) above the charts (y ${chart.y})`);
+    await shot(page, 'job-headline', false);
+    await page.goto(d.url('/#/jobs'));
+    const cell = page.locator(`tr[data-id="${short.id}"] td.result`);
+    await until(page, (id) => /points/.test(document.querySelector(`tr[data-id="${id}"] td.result`)?.textContent), short.id, 10000, 'the headline in the result column');
+    check((await cell.locator('.sub').textContent()) === (hl.gain >= 0 ? 'over' : 'against') + ' scratch at 5 % labels', 'result column: ' + await cell.textContent());
+    await shot(page, 'jobs-headline', false);
+    await page.goto(d.url('/#/job/' + short.id));
+    await until(page, () => document.querySelector('main')?.dataset.ready === 'true' && document.querySelector('.eff-box .uplot'), null, 15000, 'the job page again');
     // dark mode, for the record
     await page.emulateMedia({ colorScheme: 'dark' });
     await page.reload();

@@ -109,7 +109,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	}
 	store_batch_event(batch, id, LOG_INFO, "started");
 	store_batch_event(batch, id, LOG_WARNING, "a \"quoted\" warning\n");
-	store_batch_progress(batch, id, 50, 50, "pretrain", 0);
+	store_batch_progress(batch, id, 50, 50, "pretrain", 1, 0);
 	if (store_batch_flush(batch, err, sizeof err) < 0)
 		die("flush", err);
 	if (store_artifact_put(st, id, "views.png", fuzz_path("state/jobs/1/views.png"), err, sizeof err) < 0)

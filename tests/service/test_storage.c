@@ -197,7 +197,7 @@ static void test_metrics_and_resume(void)
 	}
 	store_batch_metric(b, id, 100, "grad_norm", NAN);
 	store_batch_event(b, id, 6, "pretrain started");
-	store_batch_progress(b, id, 100, 1000, "pretrain", 12.5);
+	store_batch_progress(b, id, 100, 1000, "pretrain", 0.05, 12.5);
 
 	CHECK(count_rows("SELECT count(*) FROM metrics") == 120);
 	int rows = store_batch_flush(b, err, sizeof err);
@@ -208,7 +208,8 @@ static void test_metrics_and_resume(void)
 	CHECK(bs.flushes == 2 && bs.points_written == 201 && bs.events_written == 1 && bs.pending == 0);
 	CHECK(store_batch_flush(b, err, sizeof err) == 0);      /* nothing pending: no transaction */
 	CHECK_RC(store_job_get(st, id, &j, err, sizeof err));
-	CHECK(j.step == 100 && j.total == 1000 && j.stage && strcmp(j.stage, "pretrain") == 0 && fabs(j.eta_s - 12.5) < 1e-9);
+	CHECK(j.step == 100 && j.total == 1000 && j.stage && strcmp(j.stage, "pretrain") == 0 && fabs(j.eta_s - 12.5) < 1e-9 &&
+	      fabs(j.progress - 0.05) < 1e-12);
 	store_job_clear(&j);
 
 	/* Cursor reads: all, then only the new ones. */

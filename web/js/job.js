@@ -1,6 +1,7 @@
-// job.js - one job's page (#/job/17): state and progress, live curves for every metric key (log
-// y, EMA smoothing, x as step or time) fed through the metrics cursor, SSL health, the evaluation
-// table next to the supervised baseline with the label-efficiency chart, artifact images inline,
+// job.js - one job's page (#/job/17): state and progress, the result first (the headline: the best
+// SSL protocol at the fewest labels against its baseline, then the evaluation table next to every
+// baseline with the label-efficiency chart), live curves for every metric key (log y, EMA
+// smoothing, x as step or time) fed through the metrics cursor, SSL health, artifact images inline,
 // generated samples for generative methods, the event log and a cancel button.
 // Not here: the list (jobs.js), overlays of several jobs (compare.js).
 
@@ -12,7 +13,43 @@ import {
 } from './util.js';
 
 const PREFS_KEY = 'ssld.chartPrefs';
-const PROTOCOL_ORDER = ['linear_probe', 'finetune', 'knn', 'supervised'];
+const PROTOCOL_ORDER = ['linear_probe', 'finetune', 'knn', 'supervised', 'random_init', 'bag_of_bytes', 'raw_pixels'];
+const BASELINE_WORDS = { scratch: 'scratch', random_init: 'the random-init probe', bag_of_bytes: 'bag-of-bytes', raw_pixels: 'raw pixels' };
+const BASELINE_LABEL = { supervised: 'supervised (scratch baseline)', random_init: 'random init (baseline)',
+  bag_of_bytes: 'bag of bytes (baseline)', raw_pixels: 'raw pixels (baseline)' };
+
+// "1 % labels" / "20 labels per class", as the server's headline summary says it.
+function labelsText(x) {
+  if (x.label_fraction !== undefined && x.label_fraction !== null) return `${Number((x.label_fraction * 100).toFixed(3))} % labels`;
+  return `${x.labels_per_class} labels per class`;
+}
+
+// A results headline in words: { big: '+7.9 points', rest: 'over scratch at 1 % labels',
+// detail: 'linear probe 81.2% · scratch 73.3%' }; null without one. Shared with the jobs table.
+export function headlineText(hl) {
+  if (!hl || !Number.isFinite(hl.accuracy)) return null;
+  const proto = hl.protocol.replace(/_/g, ' ');
+  if (!Number.isFinite(hl.gain)) {
+    return { big: fmtPct(hl.accuracy), rest: `${proto} at ${labelsText(hl)} (no baseline ran)`, detail: '', gain: null };
+  }
+  const pts = hl.gain * 100;
+  return {
+    big: `${pts >= 0 ? '+' : '−'}${Math.abs(pts).toFixed(1)} points`,
+    rest: `${pts >= 0 ? 'over' : 'against'} ${BASELINE_WORDS[hl.baseline] || hl.baseline} at ${labelsText(hl)}`,
+    detail: `${proto} ${fmtPct(hl.accuracy)} · ${(BASELINE_WORDS[hl.baseline] || hl.baseline).replace(/^the /, '')} ${fmtPct(hl.baseline_accuracy)}`,
+    gain: hl.gain,
+  };
+}
+
+// Baselines the results list apart from the evaluations (a pretext's bag-of-bytes or raw-pixel
+// probe), as rows of the evaluation table.
+function featureBaselines(job) {
+  const r = job.results;
+  if (!r || !Array.isArray(r.baselines)) return [];
+  return r.baselines.filter((b) => b.kind === 'bag_of_bytes' || b.kind === 'raw_pixels')
+    .map((b) => ({ protocol: b.kind, label_fraction: b.label_fraction ?? null, test_accuracy: b.test_accuracy, baseline: b.kind }));
+}
+const isBaseline = (p) => p in BASELINE_LABEL;
 
 export function loadPrefs() {
   const d = { log: false, smoothing: 0.6, xMode: 'step' };
@@ -73,8 +110,8 @@ export function evalTable(rows) {
   return h('table', { class: 'evals' },
     h('caption', { class: 'visually-hidden' }, 'test accuracy by protocol and labelled fraction'),
     h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'labels'),
-      protocols.map((p) => h('th', { scope: 'col', class: 'num' + (p === 'supervised' ? ' baseline' : '') },
-        p === 'supervised' ? 'supervised (baseline)' : p.replace('_', ' '))))),
+      protocols.map((p) => h('th', { scope: 'col', class: 'num' + (isBaseline(p) ? ' baseline' : '') },
+        BASELINE_LABEL[p] || p.replace('_', ' '))))),
     h('tbody', {}, fracs.map((f) => {
       const base = cell('supervised', f);
       const anyLabels = rows.find((r) => r.label_fraction === f && r.labels);
@@ -85,12 +122,12 @@ export function evalTable(rows) {
           const c = cell(p, f);
           if (!c || !Number.isFinite(c.test_accuracy)) return h('td', { class: 'num muted' }, '—');
           let delta = null;
-          if (p !== 'supervised' && base && Number.isFinite(base.test_accuracy)) {
+          if (!isBaseline(p) && base && Number.isFinite(base.test_accuracy)) {
             const d = (c.test_accuracy - base.test_accuracy) * 100;
             delta = h('span', { class: 'delta ' + (d >= 0 ? 'up' : 'down'), title: 'vs. supervised from scratch on the same labels' },
               (d >= 0 ? '+' : '−') + Math.abs(d).toFixed(1));
           }
-          return h('td', { class: 'num' + (p === 'supervised' ? ' baseline' : '') }, fmtPct(c.test_accuracy), delta ? ' ' : null, delta);
+          return h('td', { class: 'num' + (isBaseline(p) ? ' baseline' : '') }, fmtPct(c.test_accuracy), delta ? ' ' : null, delta);
         }));
     })));
 }
@@ -118,6 +155,8 @@ export function mount(main, { id, max_points: mp }) {
   const summary = h('dl', { class: 'summary' });
   const progress = progressCell({ id, state: 'queued', progress: {} });
   progress.classList.add('wide');
+  const headline = h('div', { class: 'headline', hidden: true, role: 'status', 'aria-label': 'headline result' });
+  const labelsNote = h('div', { class: 'alert warn labels-note', hidden: true });
   const errorBox = h('div', { class: 'alert bad', role: 'alert', hidden: true });
   const collapseBox = h('div', { class: 'alert warn', role: 'status', hidden: true });
   const gridTrain = h('div', { class: 'charts-grid', dataset: { group: 'training' } });
@@ -144,15 +183,15 @@ export function mount(main, { id, max_points: mp }) {
       h('div', {}, title, subtitle),
       h('div', { class: 'head-actions' }, status.el, cancelArea, h('a', { class: 'button', href: '#/compare?ids=' + id }, 'Compare…'),
         h('a', { class: 'button', href: '#/submit?from=' + id, title: 'the Submit form, filled with this job’s spec' }, 'Run again with changes'))),
-    h('section', { class: 'card overview', 'aria-label': 'overview' }, progress, summary, errorBox),
+    h('section', { class: 'card overview', 'aria-label': 'overview' }, headline, progress, summary, errorBox),
+    h('section', { class: 'card', 'aria-labelledby': 'h-eval' },
+      h('h2', { id: 'h-eval' }, 'Evaluation'),
+      h('p', { class: 'hint' }, 'Test accuracy of the pretrained encoder under each protocol, next to its baselines on the same labels: the same network trained from scratch, and the probe of the untrained encoder.'),
+      labelsNote, h('div', { class: 'eval-layout' }, evalBox, effBox), pretextBox),
     h('section', { class: 'card', 'aria-labelledby': 'h-curves' },
       h('div', { class: 'section-head' }, h('h2', { id: 'h-curves' }, 'Training curves'), controls),
       noCurves, gridTrain),
     healthSection,
-    h('section', { class: 'card', 'aria-labelledby': 'h-eval' },
-      h('h2', { id: 'h-eval' }, 'Evaluation'),
-      h('p', { class: 'hint' }, 'Test accuracy of the pretrained encoder under each protocol, next to the same network trained from scratch on the same labels.'),
-      h('div', { class: 'eval-layout' }, evalBox, effBox), pretextBox),
     genSection,
     h('section', { class: 'card', 'aria-labelledby': 'h-art' }, h('h2', { id: 'h-art' }, 'Artifacts'), gallery, files),
     h('section', { class: 'card', 'aria-labelledby': 'h-events' }, h('h2', { id: 'h-events' }, 'Events'), eventsBox),
@@ -289,9 +328,31 @@ export function mount(main, { id, max_points: mp }) {
       h('dl', { class: 'summary' }, items.map(([k, v]) => h('div', {}, h('dt', {}, k.replace(/_/g, ' ')), h('dd', {}, fmtNum(v))))));
   }
 
+  function renderHeadline() {
+    const t = headlineText(job.results && job.results.headline);
+    headline.hidden = !t;
+    if (!t || headline.dataset.text === t.big + t.rest) return;
+    headline.dataset.text = t.big + t.rest;
+    headline.replaceChildren(
+      h('span', { class: 'big ' + (t.gain === null ? '' : t.gain >= 0 ? 'up' : 'down') }, t.big), ' ',
+      h('span', { class: 'rest' }, t.rest), t.detail ? h('span', { class: 'detail' }, t.detail) : '');
+  }
+
+  // A labelled subset that could not be drawn as asked (a class with fewer samples than its share).
+  function renderLabels() {
+    const notes = ((job.results && job.results.labels) || []).filter((n) => n.classes_short > 0);
+    labelsNote.hidden = !notes.length;
+    if (notes.length) {
+      labelsNote.textContent = notes.map((n) => `${labelsText(n)}: ${fmtNum(n.used)} labels used of ${fmtNum(n.requested)} asked for `
+        + `(${n.classes_short} of ${n.classes} classes have fewer than ${n.requested_per_class})`).join('; ') + '.';
+    }
+  }
+
   function renderEval() {
     renderPretext();
-    const rows = evalRows(job, store);
+    renderHeadline();
+    renderLabels();
+    const rows = evalRows(job, store).concat(featureBaselines(job));
     const sig = JSON.stringify(rows);
     if (sig === evalSig) return;
     evalSig = sig;

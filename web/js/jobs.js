@@ -4,6 +4,7 @@
 // Not here: a job's detail (job.js).
 
 import { get, job as jobDetail, qs } from './api.js';
+import { headlineText } from './job.js';
 import {
   Poller, STATES, fmtAge, fmtPct, fmtNum, h, pollStatus, pool, progressCell, setText, stateBadge, updateProgress,
 } from './util.js';
@@ -17,10 +18,13 @@ function saveSelection(sel) {
   try { sessionStorage.setItem(SELECT_KEY, JSON.stringify([...sel])); } catch { /* private mode */ }
 }
 
-// The one number a person scans the list for: the linear probe (else the first evaluation) at the
-// largest label fraction; else the pretext's final loss.
+// The one number a person scans the list for: the headline's gain over its baseline at the fewest
+// labels ("+7.9 points", "over scratch at 1 % labels"); without one, the linear probe (else the
+// first evaluation) at the largest label fraction; else the pretext's final loss.
 export function keyResult(j) {
   const r = j.results;
+  const t = headlineText(r && r.headline);
+  if (t) return { text: t.big, title: `${t.big} ${t.rest}${t.detail ? ' (' + t.detail + ')' : ''}`, sub: t.rest, gain: t.gain };
   if (r && Array.isArray(r.evaluations) && r.evaluations.length) {
     const ev = r.evaluations.filter((e) => Number.isFinite(e.test_accuracy));
     const pick = (p) => ev.filter((e) => e.protocol === p).sort((a, b) => (b.label_fraction ?? 0) - (a.label_fraction ?? 0))[0];
@@ -77,7 +81,7 @@ export function mount(main, params) {
         h('thead', {}, h('tr', {},
           h('th', { scope: 'col' }, selectAll), h('th', { scope: 'col', class: 'num' }, 'ID'), h('th', { scope: 'col' }, 'Name'),
           h('th', { scope: 'col' }, 'Method'), h('th', { scope: 'col' }, 'State'), h('th', { scope: 'col' }, 'Owner'),
-          h('th', { scope: 'col' }, 'Progress'), h('th', { scope: 'col', class: 'num', title: 'test accuracy of the linear probe at the largest label fraction (else the first evaluation; else the final pretext loss); hover a value for what it is' }, 'Result'), h('th', { scope: 'col', class: 'num' }, 'Age'))),
+          h('th', { scope: 'col' }, 'Progress'), h('th', { scope: 'col', class: 'num', title: 'the headline: the best SSL protocol at the fewest labels against its baseline (else the linear probe at the largest label fraction; else the final pretext loss); hover a value for what it is' }, 'Result'), h('th', { scope: 'col', class: 'num' }, 'Age'))),
         tbody)),
     empty, more);
 
@@ -149,7 +153,11 @@ export function mount(main, params) {
       r.resultLoaded = 'yes';
       const full = await jobDetail(id);
       const k = keyResult(full);
-      setText(r.result, k ? k.text : '—');
+      r.result.replaceChildren(k ? k.text : '—');
+      if (k && k.gain !== undefined) {
+        r.result.classList.add('headline-cell', k.gain === null ? 'plain' : k.gain >= 0 ? 'up' : 'down');
+        r.result.append(h('span', { class: 'sub' }, k.sub));
+      }
       r.result.title = k ? k.title : '';
       if (k) r.result.dataset.sub = k.sub;
     }), 4);
