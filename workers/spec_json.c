@@ -334,6 +334,7 @@ static cJSON *catalog_tree(void)
 		}
 		cJSON_AddNumberToObject(o, "views", m->views);
 		cJSON_AddBoolToObject(o, "needs_labels", m->needs_labels);
+		cJSON_AddBoolToObject(o, "needs_color", m->needs_color);   /* 3-channel images only */
 		cJSON_AddStringToObject(o, "default_augment", m->default_augment ? m->default_augment : "none");
 		cJSON *ps = cJSON_AddArrayToObject(o, "params");
 		for (int k = 0; k < method_param_count(m); k++)

@@ -194,3 +194,22 @@ export function shortJob(name, { epochs = 3, limitTrain = 512, evaluations, extr
 export function tinyJob(name, { limitTrain = 256, extra } = {}) {
   return shortJob(name, { epochs: 1, limitTrain, evaluations: [{ protocol: 'knn', label_fractions: [0.5] }], extra });
 }
+
+// The start of every browser test, `node NAME.test.mjs SSLD_EXE WEB_DIR OUT_DIR`: its arguments,
+// the skips (77) when ssld, Fashion-MNIST, Chromium or playwright-core is missing, the screenshot
+// directory, and the steps.
+//   const { exe, webDir, outDir, steps, step } = await testStart('sweep.test.mjs');
+export async function testStart(name) {
+  const [exe, webDir, outDir] = process.argv.slice(2);
+  if (!exe || !webDir || !outDir) {
+    console.error(`usage: node ${name} SSLD_EXE WEB_DIR OUT_DIR`);
+    process.exit(2);
+  }
+  if (!fs.existsSync(exe)) skip(`ssld is not built at ${exe}`);
+  if (!fs.existsSync(path.join(FASHION, 'train-images-idx3-ubyte.gz'))) skip(`Fashion-MNIST is not installed at ${FASHION}`);
+  chromiumPath();
+  await loadPlaywright();
+  fs.mkdirSync(outDir, { recursive: true });
+  const steps = new Steps();
+  return { exe, webDir, outDir, steps, step: (n, fn) => steps.run(n, fn) };
+}

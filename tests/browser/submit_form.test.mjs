@@ -14,18 +14,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { FASHION, Ssld, Steps, check, chromiumPath, launchChromium, loadPlaywright, skip, until } from './harness.mjs';
+import zlib from 'node:zlib';
+import { FASHION, Ssld, check, launchChromium, until, testStart } from './harness.mjs';
 
-const [exe, webDir, outDir] = process.argv.slice(2);
-if (!exe || !webDir || !outDir) {
-  console.error('usage: node submit_form.test.mjs SSLD_EXE WEB_DIR OUT_DIR');
-  process.exit(2);
-}
-if (!fs.existsSync(exe)) skip(`ssld is not built at ${exe}`);
-if (!fs.existsSync(path.join(FASHION, 'train-images-idx3-ubyte.gz'))) skip(`Fashion-MNIST is not installed at ${FASHION}`);
-chromiumPath();
-await loadPlaywright();
-fs.mkdirSync(outDir, { recursive: true });
+const { exe, webDir, outDir, steps, step } = await testStart('submit_form.test.mjs');
 
 // ---- small datasets of every format, under a data root of their own ----------------------------
 
@@ -43,6 +35,37 @@ function writeData() {
   }
   fs.writeFileSync(path.join(data, 'captions.jsonl'),
     Array.from({ length: 40 }, (_, i) => JSON.stringify({ image: i, caption: `a picture of thing ${i}` })).join('\n') + '\n');
+  // An image folder (two classes of 8 colour PNGs, an unlabelled folder, a manifest of the same files).
+  const manifest = ['path,label'];
+  for (const [dir, cls] of [['train', 'red'], ['train', 'blue'], ['test', 'red'], ['test', 'blue'], ['unlabeled', '']]) {
+    const d = path.join(data, 'images', dir, cls);
+    fs.mkdirSync(d, { recursive: true });
+    for (let i = 0; i < 8; i++) {
+      const f = path.join(d, `${i}.png`);
+      fs.writeFileSync(f, png(16, 16, cls === 'red' ? [200, 40 + 8 * i, 40] : [40, 40 + 8 * i, 200]));
+      if (dir === 'train') manifest.push(`${path.relative(path.join(data, 'images'), f)},${cls}`);
+    }
+  }
+  fs.writeFileSync(path.join(data, 'images', 'manifest.csv'), manifest.join('\n') + '\n');
+}
+// A w x h PNG of one RGB colour (8-bit, no filter): enough for the image_folder reader.
+function png(w, h, rgb) {
+  const chunk = (type, body) => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(body.length);
+    const tb = Buffer.concat([Buffer.from(type), body]);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(zlib.crc32(tb) >>> 0);
+    return Buffer.concat([len, tb, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0);
+  ihdr.writeUInt32BE(h, 4);
+  ihdr.set([8, 2, 0, 0, 0], 8);
+  const raw = Buffer.alloc(h * (1 + 3 * w));
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) raw.set(rgb, y * (1 + 3 * w) + 1 + 3 * x);
+  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr),
+    chunk('IDAT', zlib.deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
 }
 writeData();
 
@@ -54,8 +77,10 @@ const FILES = {
   'dataset.train_labels': path.join(FASHION, 'train-labels-idx1-ubyte.gz'),
   'dataset.test_images': path.join(FASHION, 't10k-images-idx3-ubyte.gz'),
   'dataset.test_labels': path.join(FASHION, 't10k-labels-idx1-ubyte.gz'),
-  'dataset.train': path.join(data, 'rows.csv'),
-  'dataset.test': path.join(data, 'rows.csv'),
+  'dataset.train': { csv: path.join(data, 'rows.csv'), image_folder: path.join(data, 'images', 'train') },
+  'dataset.test': { csv: path.join(data, 'rows.csv'), image_folder: path.join(data, 'images', 'test') },
+  'dataset.unlabeled': { image_folder: path.join(data, 'images', 'unlabeled') },
+  'dataset.manifest': { image_folder: path.join(data, 'images', 'manifest.csv') },
   'dataset.files': [path.join(data, 'a.txt'), path.join(data, 'b.txt')].join(', '),
   'dataset.file': path.join(data, 'captions.jsonl'),
   'augment2': '"light"',
@@ -64,13 +89,16 @@ const FILES = {
 const OWN_CASE = new Set(['init_from']);
 // Constraints the catalogue does not publish as min/max/enum yet (only in its help text); an
 // enum or range in the catalogue wins over these.
-const CONSTRAINTS = { 'model.patch': 7 };
+// (A value may depend on the dataset variant: 28-px Fashion-MNIST takes patch 7; the image sizes the
+// form fills for an image folder are multiples of 4.)
+const CONSTRAINTS = { 'model.patch': { named: 7, image_folder: 4 } };
 // Pairs the server accepts one at a time (cross-field rules): each combination fills one of them,
 // alternating, so both are covered.
 const EITHER = [
   ['evaluations[].label_fractions', 'evaluations[].labels_per_class'],
   ['dataset.test', 'dataset.test_fraction'],
   ['dataset.dir', 'dataset.files'],
+  ['dataset.train', 'dataset.manifest'],
 ];
 // Which dataset variant suits a method's kind of data, and which encoder a format takes (the
 // server's cross-field rules between method, dataset and encoder).
@@ -80,7 +108,6 @@ const UNLABELLED = new Set(['text']);
 // (Method "none" only evaluates, so it cannot take plain text; the text methods cover it.)
 const FORMAT_ENCODER = { idx: 'cnn', csv: 'mlp', text_records: 'transformer', captions: 'cnn' };
 
-const steps = new Steps();
 const d = new Ssld(exe, webDir);
 let b;
 
@@ -113,6 +140,8 @@ function pickNumber(m, def, integer) {
 // The text to type into a field (a select's option value, 'true'/'false' for a checkbox), or
 // null when the field is left alone. f: {name, key, tag, type, options, value}; m: its catalogue row.
 function valueFor(f, m, ctx) {
+  // A method that needs colour takes 3 channels only (the server's rule, not in the catalogue's enum).
+  if (ctx.needsColor && f.key === 'dataset.channels') return null;
   if (f.key in FILES) {
     const v = FILES[f.key];
     return typeof v === 'object' ? (v[ctx.variant || 'named'] ?? null) : v;
@@ -126,7 +155,10 @@ function valueFor(f, m, ctx) {
   }
   if (!m) return undefined;
   if (m.enum && m.enum.length) return m.enum.find((o) => o !== m.default) ?? null;
-  if (f.key in CONSTRAINTS) return String(CONSTRAINTS[f.key]);
+  if (f.key in CONSTRAINTS) {
+    const v = CONSTRAINTS[f.key];
+    return String(typeof v === 'object' ? v[ctx.variant || 'named'] ?? v.named : v);
+  }
   const t = m.type || 'string';
   if (t === 'integer' || t === 'number') {
     const v = pickNumber(m, m.default, t === 'integer');
@@ -250,8 +282,9 @@ try {
       check(JSON.stringify(encs) === JSON.stringify(m.encoders), `${m.name}: the form offers its encoders ${m.encoders}, got ${encs}`);
       const opts = (await page.locator('#panel-form select[name="pretrain.optimizer.name"] option').evaluateAll((os) => os.map((o) => o.value))).filter(Boolean);
       check(opts.length > 0, `${m.name}: an optimizer choice`);
-      const variant = KIND_VARIANT[(m.datasets || ['images'])[0]] ?? '';
-      for (const e of encs) for (const o of opts) combos.push({ method: m.name, encoder: e, optimizer: o, variant });
+      // A method that needs colour takes the colour image folder.
+      const variant = m.needs_color ? 'image_folder' : KIND_VARIANT[(m.datasets || ['images'])[0]] ?? '';
+      for (const e of encs) for (const o of opts) combos.push({ method: m.name, encoder: e, optimizer: o, variant, needsColor: m.needs_color });
       if (m.views > 0 && (m.datasets || []).includes('text')) for (const alt of [0, 1]) combos.push({ method: m.name, encoder: encs[0], optimizer: opts[0], variant: 'text', alt });
       if (m.name === 'none') {
         for (const [fmt, enc] of Object.entries(FORMAT_ENCODER)) for (const alt of [0, 1]) combos.push({ method: 'none', encoder: enc, optimizer: opts[0], variant: fmt, alt });

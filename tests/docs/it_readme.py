@@ -9,7 +9,9 @@ cannot drift apart unnoticed:
   assumes is replaced by the one submit printed);
 - submit --watch ends with exit 0 when the job succeeds; the job is then `succeeded`, and its
   results carry the linear probe's and the from-scratch network's test accuracies, the probe ahead
-  (as the README says; the same seed and thread count train the same network bit for bit).
+  (as the README says; the same seed and thread count train the same network bit for bit), and a
+  headline (the probe against scratch at 1 % labels, its gain their difference) that `ssld results`
+  prints first.
 
 Usage: it_readme.py SSLD_EXE SOURCE_ROOT
 """
@@ -112,7 +114,13 @@ def main(exe):
         check(acc["linear_probe"] > acc["supervised"],
               "README says the pretrained encoder is ahead, but its probe %.4f <= from scratch %.4f"
               % (acc["linear_probe"], acc["supervised"]))
+        h = j["results"].get("headline") or {}
+        check(h.get("protocol") == "linear_probe" and h.get("baseline") == "scratch" and h.get("label_fraction") == 0.01
+              and abs(h.get("gain", 0) - (acc["linear_probe"] - acc["supervised"])) < 1e-6,
+              "the headline is not the probe against scratch at 1 %%: %s" % h)
         shown = [out for words, out in outputs if words[1] == "results"]
+        check(shown and shown[0].startswith("headline: +%.1f pts over scratch at 1%% labels" % (100 * h["gain"])),
+              "`ssld results` does not lead with the headline:\n%s" % (shown[0] if shown else "(not run)"))
         check(shown and "linear_probe" in shown[0] and "supervised" in shown[0],
               "`ssld results` did not show both accuracies:\n%s" % (shown[0] if shown else "(not run)"))
         print("hello: linear probe %.4f, from scratch %.4f" % (acc["linear_probe"], acc["supervised"]))
