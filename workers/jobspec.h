@@ -23,6 +23,7 @@
 
 #include "../engine/data/augment.h"
 #include "../engine/data/dataset.h"
+#include "../engine/methods/embed_map.h"
 #include "../engine/methods/eval.h"
 #include "../engine/methods/method.h"
 #include "../engine/model.h"
@@ -79,6 +80,7 @@ typedef struct JobSpec {
 	} pretrain;
 	EvalSpec evals[JOBSPEC_MAX_EVALS];
 	int n_evals;
+	EmbedMapConfig embed_map;      /* "embedding_map": enabled when the key is present */
 	uint64_t seed;
 	int threads;                   /* BLAS/augmentation threads (default 2) */
 	double checkpoint_interval_s;  /* default 120 */
