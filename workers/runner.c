@@ -617,6 +617,7 @@ static int run_embedding_map(Run *r, cJSON *root)
 	}
 	if (res.sprite)
 		emit_artifact(r, EMBED_MAP_SPRITE);
+	emit_artifact(r, EMBED_MAP_FEATURES);
 	emit_artifact(r, EMBED_MAP_JSON);
 	cJSON *m = cJSON_AddObjectToObject(root, "embedding_map");
 	cJSON_AddNumberToObject(m, "points", res.points);

@@ -83,6 +83,37 @@ static int write_text(const char *dir, const char *name, const char *text, char 
 	return 0;
 }
 
+/* The mapped points' embeddings as a NumPy .npy file (n,d) float32, row i = map point i, so other
+ * tools (scikit-learn's t-SNE in bench/embed_map.py) can work on exactly what was mapped. */
+static int write_npy(const char *dir, const float *x, int n, int d, char *err, size_t errlen)
+{
+	char path[4096], tmp[4200], hdr[128];
+	snprintf(path, sizeof path, "%s/" EMBED_MAP_FEATURES, dir);
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	int len = snprintf(hdr, sizeof hdr, "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }",
+	                   n, d);
+	int total = 10 + len + 1, padded = (total + 63) / 64 * 64;
+	FILE *f = fopen(tmp, "wb");
+	int ok = f != NULL;
+	if (ok) {
+		unsigned char pre[10] = { 0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0,
+		                          (unsigned char)((padded - 10) & 0xff), (unsigned char)((padded - 10) >> 8) };
+		ok = fwrite(pre, 1, 10, f) == 10 && fwrite(hdr, 1, (size_t)len, f) == (size_t)len;
+		for (int i = total; ok && i < padded; i++)
+			ok = fputc(' ', f) != EOF;
+		ok = ok && fputc('\n', f) != EOF &&   /* little-endian hosts only: x86-64, aarch64 */
+		     fwrite(x, sizeof(float), (size_t)n * d, f) == (size_t)n * d;
+		ok = fclose(f) == 0 && ok;
+	}
+	if (!ok || rename(tmp, path) != 0) {
+		int e = errno ? errno : EIO;
+		unlink(tmp);
+		snprintf(err, errlen, "%s: %s", path, strerror(e));
+		return -e;
+	}
+	return 0;
+}
+
 static cJSON *int_array(const int *v, int n)
 {
 	return cJSON_CreateIntArray(v, n);
@@ -159,8 +190,10 @@ int embed_map_write(const EmbedMapEnv *env, const EmbedMapConfig *cfg, const cha
 	if (!feat)
 		goto out;
 	int d = encoder_out_dim(env->enc);
+	double t_map = now_s();
 	if ((rc = tsne_run(ctx, feat, n, d, &tc, y, err, errlen)) < 0)
 		goto done;
+	t_map = now_s() - t_map;
 	if ((rc = tsne_knn(ctx, feat, n, d, EMBED_MAP_NEIGHBOURS < n ? EMBED_MAP_NEIGHBOURS : n - 1, nb,
 	                   NULL)) < 0)
 		goto out;
@@ -179,6 +212,8 @@ int embed_map_write(const EmbedMapEnv *env, const EmbedMapConfig *cfg, const cha
 	cJSON_AddNumberToObject(o, "seed", (double)env->seed);
 	cJSON_AddNumberToObject(o, "dim", d);
 	cJSON_AddStringToObject(o, "neighbour_metric", "l2");
+	cJSON_AddNumberToObject(o, "tsne_seconds", round(t_map * 100) / 100);
+	cJSON_AddStringToObject(o, "features", EMBED_MAP_FEATURES);
 	if (trust >= 0) {
 		cJSON_AddNumberToObject(o, "trustworthiness", round(trust * 1e4) / 1e4);
 		cJSON_AddNumberToObject(o, "trustworthiness_k", EMBED_MAP_TRUST_K);
@@ -224,6 +259,8 @@ int embed_map_write(const EmbedMapEnv *env, const EmbedMapConfig *cfg, const cha
 		cJSON_AddNumberToObject(sp, "h", ch);
 		out->sprite = 1;
 	}
+	if ((rc = write_npy(dir, feat, n, d, err, errlen)) < 0)
+		goto done;
 	rc = -ENOMEM;
 	if (!(text = cJSON_PrintUnformatted(o)))
 		goto out;

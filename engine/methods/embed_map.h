@@ -12,6 +12,7 @@
  * arrays); with "classes" (names), the map's trustworthiness at k = 10, and either "sprite" (the
  * sampled images as one PNG, dir/embedding_map_sprite.png: point i is cell i, row-major, in rows
  * of sprite.cols cells of sprite.w x sprite.h pixels) or "text" (each record's first 200 bytes).
+ * dir/embedding_map_features.npy holds the mapped points' embeddings, (n,d) float32 in map order.
  *
  * Not here: when a job makes a map (the runner), how it is drawn (web/js/embedmap.js).
  */
@@ -26,6 +27,7 @@
 
 #define EMBED_MAP_JSON "embedding_map.json"
 #define EMBED_MAP_SPRITE "embedding_map_sprite.png"
+#define EMBED_MAP_FEATURES "embedding_map_features.npy"
 #define EMBED_MAP_NEIGHBOURS 8
 #define EMBED_MAP_TRUST_K 10
 #define EMBED_MAP_SPRITE_CELL 32   /* larger images are box-averaged down to at most this side */
