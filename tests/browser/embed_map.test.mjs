@@ -5,7 +5,8 @@
 //
 // One tiny real job (SimCLR, 4 steps, kNN) with "embedding_map": {"points": 200, ...} maps 200 of
 // its 256 test samples. Checks: the job's artifacts hold embedding_map.json (x, y, label, index and
-// 8 other mapped points as neighbours for every point) and the sprite PNG; the
+// 8 other mapped points as neighbours for every point), the sprite PNG and the mapped embeddings
+// (.npy), against which every point's neighbours are checked to be its 8 nearest by L2; the
 // page draws the map with one legend entry per label present and keeps the sprite out of the
 // artifact gallery; the point under the cursor shows its picture and the tooltip names that
 // sample; clicking a point lists exactly its 8 neighbours from the file, in order, each with its
@@ -52,6 +53,31 @@ try {
     check(map.sprite && map.sprite.w === 28 && map.sprite.h === 28 && map.sprite.cols === Math.ceil(Math.sqrt(POINTS)), 'sprite geometry: ' + JSON.stringify(map.sprite));
     check(map.trustworthiness > 0.5 && map.trustworthiness <= 1, 'trustworthiness ' + map.trustworthiness);
     check(fin.results && fin.results.embedding_map && fin.results.embedding_map.points === POINTS, 'results name the map: ' + JSON.stringify(fin.results && fin.results.embedding_map));
+  });
+
+  await step('each point\'s neighbours are its 8 nearest by L2 in the mapped embeddings (the .npy)', async () => {
+    const r = await fetch(d.url(`/v1/jobs/${job.id}/artifacts/embedding_map_features.npy`));
+    check(r.ok, 'features artifact: ' + r.status);
+    const buf = Buffer.from(await r.arrayBuffer());
+    check(buf.subarray(0, 6).toString('latin1') === '\x93NUMPY', 'npy magic');
+    const hlen = buf.readUInt16LE(8), header = buf.subarray(10, 10 + hlen).toString('latin1');
+    const shape = /'shape': \((\d+), (\d+)\)/.exec(header);
+    check(shape && Number(shape[1]) === POINTS && /'<f4'/.test(header), 'header: ' + header);
+    const dim = Number(shape[2]);
+    check(dim === map.dim, `dim ${dim} vs ${map.dim}`);
+    const body = buf.subarray(10 + hlen);
+    const f = new Float32Array(body.buffer.slice(body.byteOffset, body.byteOffset + POINTS * dim * 4));
+    const dist = (i, j) => { let s = 0; for (let c = 0; c < dim; c++) { const t = f[i * dim + c] - f[j * dim + c]; s += t * t; } return s; };
+    let bad = 0;
+    for (let i = 0; i < POINTS; i++) {
+      const want = [...Array(POINTS).keys()].filter((j) => j !== i).sort((a, b) => dist(i, a) - dist(i, b) || a - b).slice(0, 8);
+      const got = map.neighbours[i];
+      // equal up to float rounding: the k-th listed distance bounds every unlisted point's
+      const kth = dist(i, got[7]);
+      if (got.some((j, m) => m > 0 && dist(i, j) < dist(i, got[m - 1]) * (1 - 1e-4)) ||
+          want.some((j) => !got.includes(j) && dist(i, j) < kth * (1 - 1e-4))) bad++;
+    }
+    check(bad === 0, `${bad} of ${POINTS} points list neighbours that are not their 8 nearest`);
   });
 
   b = await launchChromium();
