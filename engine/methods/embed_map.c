@@ -240,7 +240,7 @@ int embed_map_write(const EmbedMapEnv *env, const EmbedMapConfig *cfg, const cha
 		cJSON_AddItemToArray(nbs, int_array(nb + (size_t)i * kn, kn));
 	if (is_records) {
 		cJSON_AddItemToObject(o, "text", record_texts(ds, perm, n));
-	} else if (ds->c == 1 || ds->c == 3) {
+	} else if ((ds->c == 1 || ds->c == 3) && ds->h > 1) {   /* images; not CSV feature rows */
 		int f = 1, side = ds->h > ds->w ? ds->h : ds->w;
 		while (side / f > EMBED_MAP_SPRITE_CELL)
 			f++;

@@ -11,7 +11,8 @@
  * mapped points in the encoder's space by L2 distance, nearest first, as positions in these
  * arrays); with "classes" (names), the map's trustworthiness at k = 10, and either "sprite" (the
  * sampled images as one PNG, dir/embedding_map_sprite.png: point i is cell i, row-major, in rows
- * of sprite.cols cells of sprite.w x sprite.h pixels) or "text" (each record's first 200 bytes).
+ * of sprite.cols cells of sprite.w x sprite.h pixels) or "text" (each record's first 200 bytes);
+ * feature rows (CSV) get neither.
  * dir/embedding_map_features.npy holds the mapped points' embeddings, (n,d) float32 in map order.
  *
  * Not here: when a job makes a map (the runner), how it is drawn (web/js/embedmap.js).
