@@ -1665,10 +1665,8 @@ static int parse_embedding_map(Parser *p, const cJSON *root)
 		return fail(p, 400, "invalid_field", "embedding_map.perplexity",
 		            "must be <= (embedding_map.points - 2) / 3 = %.1f, got %g",
 		            (double)tsne_max_perplexity(mc->points), (double)mc->perplexity);
-	if (p->dataset_ok && p->js->dataset.kind == DATASET_TEXT)
-		return fail(p, 400, "invalid_field", "embedding_map",
-		            "the text dataset is one byte stream with no test samples to map (a "
-		            "text_records dataset has them)");
+	/* Data without test samples (a byte-stream text dataset) is not refused here: the key is
+	 * common to every job, and the runner reports a map it cannot make as a warning. */
 	return 0;
 }
 

@@ -153,6 +153,11 @@ int embed_map_write(const EmbedMapEnv *env, const EmbedMapConfig *cfg, const cha
 	memset(out, 0, sizeof *out);
 	int total = ds->test.n;
 	int is_records = ds->kind == DATASET_TEXT_RECORDS && ds->rec_test;
+	if (ds->kind == DATASET_TEXT) {
+		snprintf(err, errlen, "embedding_map: a byte-stream text dataset has no test samples to map "
+		         "(a text_records dataset has)");
+		return -EINVAL;
+	}
 	if (total < 4 || (!ds->test.x && !is_records)) {
 		snprintf(err, errlen, "embedding_map: the dataset has %d test samples to map; it needs at "
 		         "least 4", total);
