@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "../engine/data/format.h"
+#include "../engine/tsne.h"
 #include "method_catalog.h"
 #include "spec_estimate.h"
 #include "spec_table.h"
@@ -1647,6 +1648,28 @@ static int valid_name(const char *s)
 }
 
 /* method first: params, model and evaluations depend on it, so nothing else is read without it. */
+/* ---------------------------------------------------------------------------------------------- */
+/* embedding_map (absent: off; an object, even {}: on with its defaults)                          */
+
+static int parse_embedding_map(Parser *p, const cJSON *root)
+{
+	EmbedMapConfig *mc = &p->js->embed_map;
+	spec_level_defaults("embedding_map", NULL, p->js, NULL, NULL);
+	const cJSON *v = sub_object(p, root, "", "embedding_map");
+	if (!v)
+		return 0;
+	mc->enabled = 1;
+	if (walk_level(p, v, "embedding_map", "embedding_map", NULL, NULL, NULL, NULL) < 0)
+		return -EINVAL;
+	if (mc->perplexity > tsne_max_perplexity(mc->points))
+		return fail(p, 400, "invalid_field", "embedding_map.perplexity",
+		            "must be <= (embedding_map.points - 2) / 3 = %.1f, got %g",
+		            (double)tsne_max_perplexity(mc->points), (double)mc->perplexity);
+	/* Data without test samples (a byte-stream text dataset) is not refused here: the key is
+	 * common to every job, and the runner reports a map it cannot make as a warning. */
+	return 0;
+}
+
 static int parse_method(Parser *p, const cJSON *root)
 {
 	char got[96];
@@ -1813,6 +1836,7 @@ static int parse_root(Parser *p, const cJSON *root)
 	parse_views(p, root);
 	parse_pretrain(p, cJSON_GetObjectItemCaseSensitive(root, "pretrain"));
 	parse_evaluations(p, cJSON_GetObjectItemCaseSensitive(root, "evaluations"));
+	parse_embedding_map(p, root);
 	parse_init_from(p, root);
 
 	if (!js->name) {

@@ -23,6 +23,7 @@
 
 #include "../engine/data/augment.h"
 #include "../engine/data/dataset.h"
+#include "../engine/methods/embed_map.h"
 #include "../engine/methods/eval.h"
 #include "../engine/methods/method.h"
 #include "../engine/model.h"
@@ -80,6 +81,7 @@ typedef struct JobSpec {
 	EvalSpec evals[JOBSPEC_MAX_EVALS];
 	int n_evals;
 	int random_init_baseline;      /* with evaluations: also probe the untrained encoder */
+	EmbedMapConfig embed_map;      /* "embedding_map": enabled when the key is present */
 	uint64_t seed;
 	int threads;                   /* BLAS/augmentation threads (default 2) */
 	double checkpoint_interval_s;  /* default 120 */

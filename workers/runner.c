@@ -26,6 +26,7 @@
 #include "../engine/fault.h"
 #include "../engine/data/loader.h"
 #include "../engine/data/png_grid.h"
+#include "../engine/methods/embed_map.h"
 #include "../engine/methods/eval.h"
 #include "../engine/methods/method.h"
 #include "../engine/methods/ssl_health.h"
@@ -756,6 +757,46 @@ static int plan_job(Run *r, int pretrains)
 	return 0;
 }
 
+static void map_progress(void *user, int iteration, int iterations)
+{
+	EvalHookCtx *e = user;
+	emit_progress(e->run, iteration, iterations, e->stage, -1);
+}
+
+/* The embedding map (engine/methods/embed_map.h), after the evaluations. Only a stop ends the job
+ * here; any other failure is a warning: the training and evaluations stand without a map. */
+static int run_embedding_map(Run *r, cJSON *root)
+{
+	EvalHookCtx hc = { .run = r, .stage = "embedding_map" };
+	EmbedMapEnv env = {
+		.enc = r->method ? r->method->encoder(r->mstate) : r->plain_encoder, .ds = r->ds,
+		.seed = r->js->seed, .threads = r->js->threads, .on_progress = map_progress,
+		.should_stop = eval_should_stop, .user = &hc,
+	};
+	EmbedMapResult res;
+	char err[512];
+	if (embed_map_write(&env, &r->js->embed_map, r->dir, &res, err, sizeof err) < 0) {
+		if (hc.stop_code == RUNNER_STOP_CANCEL)
+			return RUNNER_CANCELLED;
+		if (hc.stop_code == RUNNER_STOP_REQUEUE)
+			return RUNNER_STOPPED;
+		emit_event(r, RUNNER_WARNING, "%s; the job has no embedding map", err);
+		return 0;
+	}
+	if (res.sprite)
+		emit_artifact(r, EMBED_MAP_SPRITE);
+	emit_artifact(r, EMBED_MAP_FEATURES);
+	emit_artifact(r, EMBED_MAP_JSON);
+	cJSON *m = cJSON_AddObjectToObject(root, "embedding_map");
+	cJSON_AddNumberToObject(m, "points", res.points);
+	if (res.trustworthiness >= 0)
+		cJSON_AddNumberToObject(m, "trustworthiness", round(res.trustworthiness * 1e4) / 1e4);
+	cJSON_AddNumberToObject(m, "seconds", round(res.seconds * 10) / 10);
+	emit_event(r, RUNNER_INFO, "embedding map: %d test samples, trustworthiness %.4f (k = %d), %.1f s",
+	           res.points, res.trustworthiness, EMBED_MAP_TRUST_K, res.seconds);
+	return 0;
+}
+
 /* The spec beside the checkpoint (work_dir/job.json), so `ssld generate DIR` and a person looking at
  * the directory know what ran. Best effort: the job does not depend on it. */
 static void save_spec(const char *dir, const char *spec)
@@ -954,6 +995,8 @@ int runner_run_spec(JobSpec *js, const char *work_dir, const RunnerOptions *opts
 	}
 	cJSON *evals = cJSON_AddArrayToObject(root, "evaluations");
 	int erc = run_evaluations(&r, evals);
+	if (erc == 0 && r.js->embed_map.enabled)
+		erc = run_embedding_map(&r, root);
 	if (erc != 0) {
 		rc = erc;
 		goto out;

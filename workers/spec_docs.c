@@ -284,6 +284,9 @@ char *jobspec_docs_markdown(void)
 	}
 	level_table(t, "evaluations[]", "evaluations[]",
 	            "Each evaluation takes these keys plus its protocol's ([below](#evaluation-protocols)).");
+	level_table(t, "embedding_map", "embedding_map",
+	            "Present (even `{}`): after the evaluations the job maps a seeded sample of its test split "
+	            "with t-SNE; see docs/results.md.");
 
 	fprintf(t, "\n## Methods\n\n`method` picks one; `params` takes its parameters.\n");
 	for (int i = 0; i < method_catalog_count(); i++) {

@@ -671,6 +671,9 @@ char *jobspec_to_json(const JobSpec *js)
 	cJSON *ev = cJSON_AddArrayToObject(o, "evaluations");
 	for (int i = 0; i < js->n_evals; i++)
 		cJSON_AddItemToArray(ev, eval_json(&js->evals[i]));
+	if (js->embed_map.enabled)
+		emit_level(cJSON_AddObjectToObject(o, "embedding_map"), "embedding_map", NULL, js, NULL, NULL,
+		           NULL);
 	emit_level(o, "", NULL, js, NULL, NULL, "name");
 	if (js->init_from)
 		cJSON_AddStringToObject(o, "init_from", js->init_from);

@@ -64,6 +64,10 @@ static const SpecKey head_keys[] = {
 	{ "random_init_baseline", SPEC_BOOL, JOB(random_init_baseline), .def = 1,
 	  .help = "with evaluations of a trained encoder, also run the random_init probe at the "
 	          "smallest label fraction (the headline's floor); false = skip it" },
+	{ "embedding_map", SPEC_OBJECT, .flags = SPEC_DEF_NONE, .def_text = "none (absent: no map)",
+	  .help = "after the evaluations, a 2-D t-SNE map of test embeddings with 8 nearest neighbours "
+	          "each (artifacts embedding_map.json and, for images, embedding_map_sprite.png); "
+	          "{} maps with the defaults" },
 	{ "seed", SPEC_U64, JOB(seed), .def = 0, .min = 0, .max = 9007199254740992.0,
 	  .help = "random seed (>= 0): same seed, same run" },
 	{ "threads", SPEC_INT, JOB(threads), .def = 2, .min = 1, .max = 64,
@@ -135,6 +139,14 @@ static const SpecKey tail_keys[] = {
 	  .max = 100000, .help = "linear warmup length, >= 0" },
 	{ "pretrain.schedule.min_lr", SPEC_FLOAT, JOB(pretrain.optim.min_lr), .def = 0, .min = 0, NOMAX,
 	  .help = "cosine floor, 0 <= min_lr <= lr" },
+
+	/* ---- embedding_map (present = on; read when the object is given) ---- */
+	{ "embedding_map.points", SPEC_INT, JOB(embed_map.points), .def = 2000, .min = 10, .max = 5000,
+	  .help = "test samples mapped, a seeded sample (all of a smaller test split), 10..5000" },
+	{ "embedding_map.perplexity", SPEC_FLOAT, JOB(embed_map.perplexity), .def = 30, .min = 2,
+	  .max = 100, .help = "t-SNE perplexity (effective neighbours), 2..100, at most (points - 2) / 3" },
+	{ "embedding_map.iterations", SPEC_INT, JOB(embed_map.iterations), .def = 1000, .min = 300,
+	  .max = 5000, .help = "t-SNE gradient steps (the first 250 with early exaggeration), 300..5000" },
 
 	/* ---- evaluations[] (protocol keys come from the catalogue) ---- */
 	{ "evaluations[].protocol", SPEC_ENUM, .flags = SPEC_REQUIRED | SPEC_HAND_PARSED | SPEC_DEF_NONE,

@@ -6,10 +6,14 @@
 // sections, a CNN encoder) on an ssld that only queues (a few seconds). With --compare:
 // docs/dashboard-compare.png (three tiny jobs, one on other data: the warning, the spec
 // differences, the results) and docs/dashboard-rerun.png (the first job's "Run again with
-// changes" form), about half a minute. Not a test (nothing is asserted).
+// changes" form), about half a minute. With --embed-map: docs/dashboard-embed-map.png, the
+// embedding map of examples/hello.json's job page with one point's neighbours open (the whole job:
+// a few minutes; --job ID --url URL takes a finished job of a running ssld instead). Not a test
+// (nothing is asserted).
 //
-//   node tests/browser/docs_screenshot.mjs build/daemon/ssld [--submit | --compare] [OUT.png]
+//   node tests/browser/docs_screenshot.mjs build/daemon/ssld [--submit | --compare | --embed-map] [OUT.png]
 
+import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ssld, launchChromium, shortJob, sleep, tinyJob } from './harness.mjs';
@@ -17,9 +21,12 @@ import { Ssld, launchChromium, shortJob, sleep, tinyJob } from './harness.mjs';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
 const exe = args.shift();
-const mode = /^--(submit|compare)$/.test(args[0] || '') ? args.shift().slice(2) : 'job';
+const mode = /^--(submit|compare|embed-map)$/.test(args[0] || '') ? args.shift().slice(2) : 'job';
+const opt = (name) => { const i = args.indexOf(name); return i < 0 ? null : args.splice(i, 2)[1]; };
+const givenJob = opt('--job'), givenUrl = opt('--url');
 const docs = path.join(here, '..', '..', 'docs');
-const out = args[0] || path.join(docs, { job: 'dashboard.png', submit: 'dashboard-submit.png', compare: 'dashboard-compare.png' }[mode]);
+const out = args[0] || path.join(docs, { job: 'dashboard.png', submit: 'dashboard-submit.png', compare: 'dashboard-compare.png',
+  'embed-map': 'dashboard-embed-map.png' }[mode]);
 const d = new Ssld(exe, path.join(here, '..', '..', 'web'));
 let b;
 
@@ -84,8 +91,44 @@ async function comparePages() {
   console.log('wrote ' + rerun);
 }
 
+async function embedMapPage() {
+  let id = givenJob, url = (p) => givenUrl + p;
+  if (!id) {
+    await d.start('--workers', '1', '--job-threads', '2');
+    const spec = JSON.parse(fs.readFileSync(path.join(here, '..', '..', 'examples', 'hello.json'), 'utf8'));
+    id = (await d.api('POST', '/v1/jobs', spec)).id;
+    await d.waitJob(id, (x) => x.state !== 'queued' && x.state !== 'running', 1800000);
+    url = (p) => d.url(p);
+  }
+  b = await launchChromium({ width: 1280, height: 900 });
+  const page = await b.context.newPage();
+  await page.goto(url('/#/job/' + id));
+  await page.waitForFunction(() => document.querySelector('section.emap')?.dataset.points, null, { timeout: 60000 });
+  const sec = page.locator('section.emap');
+  await sec.scrollIntoViewIfNeeded();
+  // open the neighbours of the point nearest the middle of the densest class's spread, then hover another
+  const pts = await page.evaluate(() => {
+    const m = document.querySelector('section.emap').embedMap;
+    const n = m.data.x.length, p = (i) => m.screenPos(i);
+    let best = 0, bestScore = -1;
+    for (let i = 0; i < n; i += 7) {
+      const q = p(i);
+      let near = 0;
+      for (let j = 0; j < n; j++) { const r = p(j); if (Math.hypot(r.x - q.x, r.y - q.y) < 30) near++; }
+      if (near > bestScore) { bestScore = near; best = i; }
+    }
+    const far = p((best + Math.floor(n / 2)) % n);
+    return { click: p(best), hover: far };
+  });
+  const box = await page.locator('.emap-canvas').boundingBox();
+  await page.mouse.click(box.x + pts.click.x, box.y + pts.click.y);
+  await page.mouse.move(box.x + pts.hover.x, box.y + pts.hover.y);
+  await sleep(300);
+  await sec.screenshot({ path: out });
+}
+
 try {
-  await ({ job: jobPage, submit: submitForm, compare: comparePages }[mode])();
+  await ({ job: jobPage, submit: submitForm, compare: comparePages, 'embed-map': embedMapPage }[mode])();
   console.log('wrote ' + out);
 } finally {
   if (b) await b.close();

@@ -116,6 +116,53 @@ static char *fmt(const char *f, ...)
 
 /* ---------------------------------------------------------------------------------------------- */
 
+/* "embedding_map": off when absent, on with the table's defaults for {}, typed and range-checked,
+ * kept by the resolved spec only when on. */
+static void test_embedding_map(void)
+{
+	JobSpec *js = PARSE_OK("{\"method\": \"simclr\"}", NULL);
+	if (js) {
+		CHECK(!js->embed_map.enabled, "absent: no map");
+		char *j = jobspec_to_json(js);
+		CHECK(j && !strstr(j, "embedding_map"), "an absent map stays absent in the resolved spec");
+		free(j);
+		jobspec_free(js);
+	}
+	js = PARSE_OK("{\"method\": \"simclr\", \"embedding_map\": {}}", NULL);
+	if (js) {
+		CHECK(js->embed_map.enabled && js->embed_map.points == 2000 &&
+		      js->embed_map.perplexity == 30.0f && js->embed_map.iterations == 1000,
+		      "defaults: %d %d %g %d", js->embed_map.enabled, js->embed_map.points,
+		      (double)js->embed_map.perplexity, js->embed_map.iterations);
+		jobspec_free(js);
+	}
+	js = PARSE_OK("{\"method\": \"simclr\", \"embedding_map\": {\"points\": 500, \"perplexity\": 20, "
+	              "\"iterations\": 400}}", NULL);
+	if (js) {
+		CHECK(js->embed_map.points == 500 && js->embed_map.perplexity == 20.0f &&
+		      js->embed_map.iterations == 400);
+		char *j = jobspec_to_json(js);
+		JobSpec *back = j ? PARSE_OK(j, NULL) : NULL;
+		CHECK(back && back->embed_map.enabled && back->embed_map.points == 500 &&
+		      back->embed_map.perplexity == 20.0f && back->embed_map.iterations == 400,
+		      "the resolved spec keeps the map");
+		jobspec_free(back);
+		free(j);
+		jobspec_free(js);
+	}
+	BAD("{\"method\": \"simclr\", \"embedding_map\": true}", "embedding_map", "must be an object, got true");
+	BAD("{\"method\": \"simclr\", \"embedding_map\": {\"points\": 9}}", "embedding_map.points",
+	    "must be >= 10");
+	BAD("{\"method\": \"simclr\", \"embedding_map\": {\"points\": 100.5}}", "embedding_map.points",
+	    "integer");
+	BAD("{\"method\": \"simclr\", \"embedding_map\": {\"perplexity\": \"30\"}}",
+	    "embedding_map.perplexity", "must be a number");
+	BAD("{\"method\": \"simclr\", \"embedding_map\": {\"points\": 50, \"perplexity\": 30}}",
+	    "embedding_map.perplexity", "must be <= (embedding_map.points - 2) / 3 = 16.0, got 30");
+	BAD("{\"method\": \"simclr\", \"embedding_map\": {\"iteration\": 500}}", "embedding_map.iteration",
+	    "did you mean \"iterations\"?");
+}
+
 static void test_bad_specs(void)
 {
 	/* the document */
@@ -872,6 +919,11 @@ static void test_paths(void)
 	    "evaluations[0].protocol", "\"linear_probe\" needs labels, but the text dataset is unlabelled");
 	BAD(fmt("{\"method\": \"simclr\", \"dataset\": %s}", textds), "dataset",
 	    "method \"simclr\" works on images; the text dataset holds text");
+	/* a map the data cannot give is the runner's warning, not a refusal (every job has the key) */
+	JobSpec *tjs = PARSE_OK(fmt("{\"method\": \"autoregressive_lm\", \"dataset\": %s, \"embedding_map\": {}}",
+	                            textds), NULL);
+	CHECK(tjs && tjs->embed_map.enabled);
+	jobspec_free(tjs);
 	BAD(fmt("{\"method\": \"none\", \"dataset\": {\"format\": \"text\", \"files\": [\"%s\", 3]}, "
 	        "\"evaluations\": [{\"protocol\": \"knn\"}]}", tpath("root/texts/a_jokes")),
 	    "dataset.files[1]", "must be a path string, got 3");
@@ -1356,6 +1408,7 @@ int main(void)
 		return 1;
 	}
 	test_bad_specs();
+	test_embedding_map();
 	test_all_errors();
 	test_defaults_in_range();
 	test_depth();

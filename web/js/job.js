@@ -7,6 +7,7 @@
 
 import { ApiError, generates, get, isFinal, post, qs } from './api.js';
 import { EfficiencyChart, MetricChart } from './charts.js';
+import { EmbedMap, SPRITE_FILE } from './embedmap.js';
 import { MetricStore, keyGroup } from './series.js';
 import {
   Poller, fmtBytes, fmtDuration, fmtNum, fmtPct, h, parseTime, pollStatus, progressCell, setText, stateBadge, updateProgress,
@@ -169,6 +170,8 @@ export function mount(main, { id, max_points: mp }) {
   const effBox = h('div', { class: 'eff-box' });
   const pretextBox = h('div', { class: 'pretext-box' });
   const genSection = h('section', { class: 'card', hidden: true, 'aria-labelledby': 'h-gen' }, h('h2', { id: 'h-gen' }, 'Generated samples'));
+  const mapSection = h('section', { class: 'card emap', hidden: true, 'aria-labelledby': 'h-emap' });
+  const embedMap = new EmbedMap(mapSection);
   const gallery = h('div', { class: 'gallery' });
   const files = h('ul', { class: 'files' });
   const eventsList = h('ol', { class: 'events', 'aria-live': 'polite', 'aria-relevant': 'additions' });
@@ -192,6 +195,7 @@ export function mount(main, { id, max_points: mp }) {
       h('div', { class: 'section-head' }, h('h2', { id: 'h-curves' }, 'Training curves'), controls),
       noCurves, gridTrain),
     healthSection,
+    mapSection,
     genSection,
     h('section', { class: 'card', 'aria-labelledby': 'h-art' }, h('h2', { id: 'h-art' }, 'Artifacts'), gallery, files),
     h('section', { class: 'card', 'aria-labelledby': 'h-events' }, h('h2', { id: 'h-events' }, 'Events'), eventsBox),
@@ -374,7 +378,8 @@ export function mount(main, { id, max_points: mp }) {
     const sig = list.map((a) => a.name + a.sha256).join('|');
     if (sig === lastArtifacts) return list;
     lastArtifacts = sig;
-    const images = list.filter((a) => (a.content_type || '').startsWith('image/'));
+    embedMap.update(list).catch((e) => { mapSection.hidden = false; mapSection.replaceChildren(h('p', { class: 'alert bad' }, 'Embedding map: ' + e.message)); });
+    const images = list.filter((a) => (a.content_type || '').startsWith('image/') && a.name !== SPRITE_FILE);
     gallery.replaceChildren(...images.map((a) => h('figure', { class: 'art' },
       h('a', { href: a.url, target: '_blank', rel: 'noopener' },
         h('img', { src: a.url, alt: describeArtifact(a.name), decoding: 'async' })),
@@ -495,5 +500,6 @@ export function mount(main, { id, max_points: mp }) {
     poller.stop();
     for (const c of charts.values()) c.destroy();
     if (effChart) effChart.destroy();
+    embedMap.destroy();
   };
 }
