@@ -75,6 +75,7 @@ typedef struct Run {
 	int n_runs;
 	JobProgress jp;                /* the whole job's fraction and ETA */
 	int pre_phase;                 /* pretraining's phase in jp, -1 when it does not pretrain */
+	int map_phase;                 /* the embedding map's phase in jp, -1 without one */
 	cJSON *label_notes;            /* results.json "labels" */
 	char *err;
 	size_t errlen;
@@ -737,6 +738,8 @@ static int plan_job(Run *r, int pretrains)
 	}
 	for (int i = 0; i < r->n_runs; i++)
 		r->runs[i].phase = jp_add(&r->jp, 1, eval_units(r, &r->runs[i]), 0);
+	/* The map: its points through the encoder, then t-SNE (a few times that in encoder units). */
+	r->map_phase = js->embed_map.enabled ? jp_add(&r->jp, 1, 5.0 * js->embed_map.points, 0) : -1;
 
 	char pre[160] = "", steps[32], evs[128];
 	fmt_count(r->total_steps, steps, sizeof steps);
@@ -760,14 +763,16 @@ static int plan_job(Run *r, int pretrains)
 static void map_progress(void *user, int iteration, int iterations)
 {
 	EvalHookCtx *e = user;
-	emit_progress(e->run, iteration, iterations, e->stage, -1);
+	report(e->run, iteration, iterations, "embedding_map", iterations > 0 ? (double)iteration / iterations : 0,
+	       now_s() - e->t0);
 }
 
 /* The embedding map (engine/methods/embed_map.h), after the evaluations. Only a stop ends the job
  * here; any other failure is a warning: the training and evaluations stand without a map. */
 static int run_embedding_map(Run *r, cJSON *root)
 {
-	EvalHookCtx hc = { .run = r, .stage = "embedding_map" };
+	EvalHookCtx hc = { .run = r, .t0 = now_s() };
+	if (r->map_phase >= 0) jp_begin(&r->jp, r->map_phase);
 	EmbedMapEnv env = {
 		.enc = r->method ? r->method->encoder(r->mstate) : r->plain_encoder, .ds = r->ds,
 		.seed = r->js->seed, .threads = r->js->threads, .on_progress = map_progress,
@@ -775,7 +780,9 @@ static int run_embedding_map(Run *r, cJSON *root)
 	};
 	EmbedMapResult res;
 	char err[512];
-	if (embed_map_write(&env, &r->js->embed_map, r->dir, &res, err, sizeof err) < 0) {
+	int wrc = embed_map_write(&env, &r->js->embed_map, r->dir, &res, err, sizeof err);
+	if (r->map_phase >= 0) jp_end(&r->jp, 1, now_s() - hc.t0);
+	if (wrc < 0) {
 		if (hc.stop_code == RUNNER_STOP_CANCEL)
 			return RUNNER_CANCELLED;
 		if (hc.stop_code == RUNNER_STOP_REQUEUE)

@@ -15,21 +15,10 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { FASHION, Ssld, Steps, check, chromiumPath, launchChromium, loadPlaywright, skip, tinyJob, until } from './harness.mjs';
+import { Ssld, check, launchChromium, tinyJob, until, testStart } from './harness.mjs';
 
-const [exe, webDir, outDir] = process.argv.slice(2);
-if (!exe || !webDir || !outDir) {
-  console.error('usage: node embed_map.test.mjs SSLD_EXE WEB_DIR OUT_DIR');
-  process.exit(2);
-}
-if (!fs.existsSync(exe)) skip(`ssld is not built at ${exe}`);
-if (!fs.existsSync(path.join(FASHION, 'train-images-idx3-ubyte.gz'))) skip(`Fashion-MNIST is not installed at ${FASHION}`);
-chromiumPath();
-await loadPlaywright();
-fs.mkdirSync(outDir, { recursive: true });
+const { exe, webDir, outDir, steps, step } = await testStart('embed_map.test.mjs');
 
-const steps = new Steps();
-const step = (name, fn) => steps.run(name, fn);
 const POINTS = 200;
 
 const d = new Ssld(exe, webDir);
