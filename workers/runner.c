@@ -119,6 +119,11 @@ static void emit_event(Run *r, RunnerLevel level, const char *fmt, ...)
 		r->hooks->on_event(r->hooks->user, level, msg);
 }
 
+static void note_event(void *user, const char *msg)
+{
+	emit_event(user, RUNNER_INFO, "%s", msg);
+}
+
 static void emit_progress(Run *r, int64_t step, int64_t total, const char *stage, double eta)
 {
 	if (r->hooks && r->hooks->on_progress)
@@ -722,9 +727,11 @@ int runner_run_spec(JobSpec *js, const char *work_dir, const RunnerOptions *opts
 	if (resolved)
 		save_spec(work_dir, resolved);
 	free(resolved);
-	DatasetSpec dspec = r.js->dataset;   /* image folders keep their decoded pixels in the job dir */
-	dspec.cache_dir = work_dir;
+	DatasetSpec dspec = r.js->dataset;   /* image folders: decoded pixels shared between jobs */
+	dspec.cache_dir = o->cache_dir ? o->cache_dir : work_dir;
 	dspec.load_threads = r.js->threads;
+	dspec.on_note = note_event;
+	dspec.note_user = &r;
 	if (dataset_load(&dspec, &r.ds, err, errlen) < 0)
 		goto out;
 	emit_event(&r, RUNNER_INFO, "dataset loaded: %d train, %d test samples of %dx%dx%d",
