@@ -577,7 +577,7 @@ static int run_evaluations(Run *r, cJSON *evals)
 			cJSON_AddNumberToObject(o, "labels", res.labels);
 			cJSON_AddNumberToObject(o, "test_accuracy", round(res.test_accuracy * 1e4) / 1e4);
 			cJSON_AddNumberToObject(o, "train_accuracy", round(res.train_accuracy * 1e4) / 1e4);
-			if (ec.protocol == EVAL_PROTO_LINEAR_PROBE)
+			if (ec.protocol == EVAL_PROTO_LINEAR_PROBE || ec.protocol == EVAL_PROTO_PIXEL_PROBE)
 				cJSON_AddNumberToObject(o, "weight_decay", res.chosen_weight_decay);
 			if (ec.protocol == EVAL_PROTO_FINETUNE || ec.protocol == EVAL_PROTO_SUPERVISED)
 				cJSON_AddBoolToObject(o, "augment", ec.augment);

@@ -21,13 +21,8 @@
 
 const char *eval_proto_name(EvalProto p)
 {
-	switch (p) {
-	case EVAL_PROTO_LINEAR_PROBE: return "linear_probe";
-	case EVAL_PROTO_FINETUNE: return "finetune";
-	case EVAL_PROTO_KNN: return "knn";
-	case EVAL_PROTO_SUPERVISED: return "supervised";
-	}
-	return "unknown";
+	const EvalProtocolDef *d = eval_protocol_get(p);
+	return d ? d->name : "unknown";
 }
 
 /* ---- the protocol registry ---------------------------------------------------------------- */
@@ -36,12 +31,14 @@ extern const EvalProtocolDef eval_protocol_linear_probe;   /* eval_linear.c */
 extern const EvalProtocolDef eval_protocol_finetune;       /* eval_train.c */
 extern const EvalProtocolDef eval_protocol_knn;            /* eval_knn.c */
 extern const EvalProtocolDef eval_protocol_supervised;     /* eval_train.c */
+extern const EvalProtocolDef eval_protocol_pixel_probe;    /* eval_pixels.c */
 
 static const EvalProtocolDef *const protocols[] = {
 	&eval_protocol_linear_probe,
 	&eval_protocol_finetune,
 	&eval_protocol_knn,
 	&eval_protocol_supervised,
+	&eval_protocol_pixel_probe,
 };
 
 int eval_protocol_count(void)
@@ -100,8 +97,7 @@ void eval_config_default(EvalConfig *c, EvalProto p)
 	case EVAL_PROTO_SUPERVISED:
 		c->encoder_lr_scale = 1.0f;   /* one learning rate for the whole network */
 		break;
-	case EVAL_PROTO_LINEAR_PROBE:
-	case EVAL_PROTO_FINETUNE:
+	default:
 		break;
 	}
 }
@@ -360,7 +356,8 @@ int eval_run(const EvalEnv *env, const EvalConfig *cfg, double fraction, int lab
 	memset(out, 0, sizeof *out);
 	const Dataset *ds = env->ds;
 	const char *pname = eval_proto_name(cfg->protocol);
-	if ((unsigned)cfg->protocol > EVAL_PROTO_SUPERVISED) {
+	const EvalProtocolDef *def = eval_protocol_get(cfg->protocol);
+	if (!def || !def->run) {
 		snprintf(err, errlen, "eval: unknown protocol %d", (int)cfg->protocol);
 		return -EINVAL;
 	}
@@ -394,12 +391,7 @@ int eval_run(const EvalEnv *env, const EvalConfig *cfg, double fraction, int lab
 		         fraction);
 		return -EINVAL;
 	}
-	int rc;
-	switch (c.protocol) {
-	case EVAL_PROTO_LINEAR_PROBE: rc = eval_linear_run(env, &c, idx, n, out, err, errlen); break;
-	case EVAL_PROTO_KNN: rc = eval_knn_run(env, &c, idx, n, out, err, errlen); break;
-	default: rc = eval_train_run(env, &c, idx, n, out, err, errlen); break;
-	}
+	int rc = def->run(env, &c, idx, n, out, err, errlen);
 	eng_free(idx);
 	out->labels = n;
 	out->seconds = now_seconds() - t0;

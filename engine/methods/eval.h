@@ -7,9 +7,11 @@
  * knn:          cosine k-nearest-neighbours on frozen features, temperature-weighted votes.
  * supervised:   the same architecture from random initialisation trained on the same labels
  *               (light augmentation) - the baseline every SSL result is compared against.
+ * pixel_probe:  the linear probe on the raw pixels, no encoder - the floor a representation must
+ *               clear.
  *
  * Each protocol is a registry entry (EvalProtocolDef) defined where it runs (eval_linear.c,
- * eval_knn.c, eval_train.c): its name, summary and key table, whose rows are bound by offset to
+ * eval_knn.c, eval_train.c, eval_pixels.c): its name, summary, key table and run function, whose rows are bound by offset to
  * EvalConfig and carry the defaults. eval_config_default() fills a config from those rows, the job
  * spec validates "evaluations[i]" against them, and the catalogue prints them: one value each.
  *
@@ -33,7 +35,8 @@
 #define EVAL_MAX_FRACTIONS 8
 
 typedef enum EvalProto {
-	EVAL_PROTO_LINEAR_PROBE, EVAL_PROTO_FINETUNE, EVAL_PROTO_KNN, EVAL_PROTO_SUPERVISED
+	EVAL_PROTO_LINEAR_PROBE, EVAL_PROTO_FINETUNE, EVAL_PROTO_KNN, EVAL_PROTO_SUPERVISED,
+	EVAL_PROTO_PIXEL_PROBE, EVAL_PROTO_COUNT
 } EvalProto;
 
 /* One evaluation: which protocol, on which labelled subsets, with which settings. The job spec's
@@ -86,6 +89,9 @@ typedef struct EvalProtocolDef {
 	int needs_labels;
 	const ParamDef *keys;     /* protocol-specific keys; protocol, label_fractions, ... are common */
 	int n_keys;
+	/* Runs on the labelled subset idx[0..n) of env->ds->train with a resolved cfg. */
+	int (*run)(const EvalEnv *env, const EvalConfig *cfg, const int *idx, int n, EvalResult *out,
+	           char *err, size_t errlen);
 } EvalProtocolDef;
 
 int eval_protocol_count(void);

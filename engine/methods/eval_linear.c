@@ -492,4 +492,5 @@ const EvalProtocolDef eval_protocol_linear_probe = {
 	.needs_labels = 1,
 	.keys = linear_probe_keys,
 	.n_keys = EVAL_KEY_COUNT(linear_probe_keys),
+	.run = eval_linear_run,
 };

@@ -293,6 +293,7 @@ const EvalProtocolDef eval_protocol_finetune = {
 	.needs_labels = 1,
 	.keys = finetune_keys,
 	.n_keys = EVAL_KEY_COUNT(finetune_keys),
+	.run = eval_train_run,
 };
 
 static const ParamDef supervised_keys[] = {
@@ -312,4 +313,5 @@ const EvalProtocolDef eval_protocol_supervised = {
 	.needs_labels = 1,
 	.keys = supervised_keys,
 	.n_keys = EVAL_KEY_COUNT(supervised_keys),
+	.run = eval_train_run,
 };

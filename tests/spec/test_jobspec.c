@@ -288,7 +288,7 @@ static void test_bad_specs(void)
 	BAD("{\"method\": \"simclr\", \"evaluations\": [3]}", "evaluations[0]", "must be an object");
 	BAD("{\"method\": \"simclr\", \"evaluations\": [{\"protocol\": \"knn\", \"epochs\": 3}]}",
 	    "evaluations[0].epochs",
-	    "only valid for protocol \"linear_probe\", \"finetune\" or \"supervised\" (this protocol is \"knn\")");
+	    "only valid for protocol \"linear_probe\", \"finetune\", \"supervised\" or \"pixel_probe\" (this protocol is \"knn\")");
 	BAD("{\"method\": \"simclr\", \"evaluations\": [{\"protocol\": \"linear_probe\", \"k\": 5}]}",
 	    "evaluations[0].k", "only valid for protocol \"knn\"");
 	BAD("{\"method\": \"simclr\", \"evaluations\": [{\"protocol\": \"knn\", \"augment\": true}]}",
@@ -896,7 +896,7 @@ static void test_catalogue(void)
 {
 	CHECK(method_catalog_count() >= 2, "methods");
 	CHECK(method_catalog_find("simclr") && method_catalog_find("none"), "simclr and none");
-	CHECK(protocol_catalog_count() == 4, "protocols");
+	CHECK(protocol_catalog_count() == 5, "protocols");
 	const MethodInfo *s = method_catalog_find("simclr");
 	if (s) {
 		const ParamDef *t = method_param_def(s, "temperature");
@@ -977,7 +977,7 @@ static void test_catalogue(void)
 		cJSON *ps = cJSON_GetObjectItem(root, "protocols");
 		cJSON *ks = cJSON_GetObjectItem(root, "spec_keys");
 		CHECK(cJSON_GetArraySize(ms) == method_catalog_count(), "methods in json");
-		CHECK(cJSON_GetArraySize(ps) == 4, "protocols in json");
+		CHECK(cJSON_GetArraySize(ps) == 5, "protocols in json");
 		CHECK(cJSON_GetArraySize(ks) > 60, "spec_keys %d", cJSON_GetArraySize(ks));
 		cJSON *m0 = cJSON_GetArrayItem(ms, 0);
 		cJSON *ex = cJSON_GetObjectItem(m0, "example");
@@ -1142,7 +1142,7 @@ static void test_protocol_defaults(void)
 			jobspec_free(js);
 		}
 	}
-	CHECK(seen == 4, "protocols published: %d", seen);
+	CHECK(seen == 5, "protocols published: %d", seen);
 	/* the two values that had drifted: one each */
 	EvalConfig c;
 	eval_config_default(&c, EVAL_PROTO_LINEAR_PROBE);
