@@ -24,6 +24,7 @@
 #include "../engine/checkpoint.h"
 #include "../engine/ctx.h"
 #include "../engine/fault.h"
+#include "../engine/data/augment.h"
 #include "../engine/data/loader.h"
 #include "../engine/data/png_grid.h"
 #include "../engine/methods/eval.h"
@@ -736,6 +737,17 @@ int runner_run_spec(JobSpec *js, const char *work_dir, const RunnerOptions *opts
 		goto out;
 	emit_event(&r, RUNNER_INFO, "dataset loaded: %d train, %d test samples of %dx%dx%d",
 	           r.ds->train.n, r.ds->test.n, r.ds->c, r.ds->h, r.ds->w);
+	if (r.ds->c == 3 && r.ds->h > 1 && r.ds->train.n > 0 && r.ds->train.x) {
+		/* colour images: the encoder normalises each channel by the training pixels' statistics,
+		 * which then travel with it (model.h) */
+		EncoderConfig *ec = &r.js->encoder;
+		aug_channel_stats(r.ds->train.x, (size_t)r.ds->train.n, 3, r.ds->h, r.ds->w, ec->in_mean,
+		                  ec->in_std);
+		ec->in_norm = 1;
+		emit_event(&r, RUNNER_INFO, "input normalisation per channel from %d training images: "
+		           "mean %.4f %.4f %.4f, std %.4f %.4f %.4f", r.ds->train.n, ec->in_mean[0],
+		           ec->in_mean[1], ec->in_mean[2], ec->in_std[0], ec->in_std[1], ec->in_std[2]);
+	}
 	plan_steps(&r);
 	if (build_model(&r) < 0)
 		goto out;

@@ -2,15 +2,26 @@
  * `ssld run` drive it: two jobs on one folder with one shared cache folder (the service's
  * STATE/cache/images) decode once - the second job's log says it read decoded pixels - and a
  * cache file truncated between jobs is detected and rebuilt, never used, with the same results.
+ * Colour images are normalised per channel by the training pixels' mean and std: the values the
+ * job stores with its encoder (config.json) are those of its training pixels, and an encoder with
+ * them computes what a plain one computes on pre-normalised input.
  * The jobs are "none" + a pixel_probe on 16 tiny images, so each takes well under a second.
  */
+#include <cjson/cJSON.h>
 #include <dirent.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../../engine/alloc.h"
+#include "../../engine/ctx.h"
+#include "../../engine/data/augment.h"
+#include "../../engine/data/image_dataset.h"
+#include "../../engine/model.h"
+#include "../../engine/params.h"
 #include "../../workers/jobspec.h"
 #include "../../workers/runner.h"
 #include "check.h"
@@ -69,6 +80,79 @@ static void cache_file(const char *cache, char *out, size_t n)
 		closedir(d);
 }
 
+/* config.json's input_mean and input_std equal the training split's per-channel statistics. */
+static void check_stored_normalisation(void)
+{
+	char path[700], train[600], err[512];
+	snprintf(path, sizeof path, "%s/job1/config.json", dir);
+	size_t n = 0;
+	uint8_t *text = fx_read(path, &n);
+	cJSON *cfg = text ? cJSON_ParseWithLength((const char *)text, n) : NULL;
+	free(text);
+	cJSON *jm = cJSON_GetObjectItem(cfg, "input_mean"), *js = cJSON_GetObjectItem(cfg, "input_std");
+	CHECK(cJSON_GetArraySize(jm) == 3 && cJSON_GetArraySize(js) == 3,
+	      "config.json has input_mean and input_std");
+	/* the same training split the job loaded: same folder, settings and split seed */
+	snprintf(train, sizeof train, "%s/imgs", dir);
+	ImageFolderSpec fs = { .train = train, .image_size = 8, .channels = 3,
+	                       .resize = IMG_RESIZE_SHORTER_SIDE, .test_fraction = 0.25, .seed = 1,
+	                       .threads = 1 };
+	Dataset *ds = eng_calloc(1, sizeof *ds);
+	int rc = image_folder_load(&fs, ds, NULL, err, sizeof err);
+	CHECK(rc == 0 && ds->train.n == 12, "reload: %s", err);
+	float mean[3], sd[3];
+	if (rc == 0) {
+		aug_channel_stats(ds->train.x, (size_t)ds->train.n, 3, 8, 8, mean, sd);
+		for (int c = 0; c < 3 && cJSON_GetArraySize(jm) == 3; c++)
+			CHECK(fabs(cJSON_GetArrayItem(jm, c)->valuedouble - mean[c]) < 1e-6 &&
+			      fabs(cJSON_GetArrayItem(js, c)->valuedouble - sd[c]) < 1e-6 && sd[c] > 0.01f,
+			      "channel %d: stored mean %g std %g, the training pixels' %g %g", c,
+			      cJSON_GetArrayItem(jm, c)->valuedouble, cJSON_GetArrayItem(js, c)->valuedouble,
+			      mean[c], sd[c]);
+	}
+	/* an encoder with the statistics = a plain encoder (same weights) on normalised pixels */
+	EncoderConfig plain, withn;
+	encoder_config_default(&plain, ENC_CNN);
+	plain.n_channels = 2;
+	plain.channels[0] = 4, plain.channels[1] = 8;
+	withn = plain;
+	withn.in_norm = 1;
+	memcpy(withn.in_mean, mean, sizeof mean);
+	memcpy(withn.in_std, sd, sizeof sd);
+	ParamSet *p1 = paramset_new(), *p2 = paramset_new();
+	Encoder *e1 = NULL, *e2 = NULL;
+	Rng r1, r2;
+	rng_seed(&r1, 9);
+	rng_seed(&r2, 9);
+	Ctx *ctx = ctx_new(1);
+	if (rc == 0 && encoder_new(&plain, p1, "encoder", 3, 8, 8, &r1, &e1, err, sizeof err) == 0 &&
+	    encoder_new(&withn, p2, "encoder", 3, 8, 8, &r2, &e2, err, sizeof err) == 0) {
+		ctx_set_training(ctx, 0);
+		int B = 4;
+		float *normed = malloc(sizeof(float) * B * 192);
+		memcpy(normed, ds->train.x, sizeof(float) * B * 192);
+		aug_normalize(normed, (size_t)B, 3, 8, 8, mean, sd);
+		Tensor *a = encoder_forward(ctx, e1, ctx_wrap(ctx, normed, 4, (int[]){ B, 3, 8, 8 }));
+		Tensor *b = encoder_forward(ctx, e2, ctx_wrap(ctx, ds->train.x, 4, (int[]){ B, 3, 8, 8 }));
+		double worst = 0;
+		for (size_t i = 0; i < a->size; i++)
+			worst = fmax(worst, fabs((double)a->data[i] - b->data[i]));
+		CHECK(a->size == b->size && worst < 1e-4, "normalising inside the encoder: max diff %g",
+		      worst);
+		CHECK(ds->train.x[0] >= 0 && ds->train.x[0] <= 1, "the caller's pixels are left alone");
+		free(normed);
+	} else {
+		CHECK(0, "encoders: %s", err);
+	}
+	ctx_free(ctx);
+	encoder_free(e1);
+	encoder_free(e2);
+	paramset_free(p1);
+	paramset_free(p2);
+	dataset_free(ds);
+	cJSON_Delete(cfg);
+}
+
 int main(void)
 {
 	if (!mkdtemp(dir)) {
@@ -119,6 +203,7 @@ int main(void)
 	free(r1);
 	free(r2);
 	free(r3);
+	check_stored_normalisation();
 	char cmd[700];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
