@@ -487,10 +487,10 @@ static void test_load_select_and_skip(void)
 	char err[512];
 	mkdirs("sel/train/big1");
 	mkdirs("sel/train/big2");
-	mkdirs("sel/train/small");
+	mkdirs("sel/train/aaa_small");
 	mkdirs("sel/test/big1");
 	mkdirs("sel/test/big2");
-	mkdirs("sel/test/small");
+	mkdirs("sel/test/aaa_small");
 	for (int i = 0; i < 4; i++) {
 		char nm[64];
 		snprintf(nm, sizeof nm, "sel/train/big1/%d.png", i);
@@ -498,10 +498,10 @@ static void test_load_select_and_skip(void)
 		snprintf(nm, sizeof nm, "sel/train/big2/%d.png", i);
 		img(nm, 100);
 	}
-	img("sel/train/small/0.png", 200);
+	img("sel/train/aaa_small/0.png", 200);
 	img("sel/test/big1/0.png", 10);
 	img("sel/test/big2/0.png", 100);
-	img("sel/test/small/0.png", 200);
+	img("sel/test/aaa_small/0.png", 200);
 	fx_write(P("sel/train/big2/bad.png"), "\x89PNG broken", 12);
 	mkdirs("sel/cache");
 	ImageFolderSpec s = { .train = P("sel/train"), .test = P("sel/test"), .image_size = 8,
@@ -515,11 +515,19 @@ static void test_load_select_and_skip(void)
 	      strcmp(ds->class_names[1], "big2") == 0,
 	      "small class left out, bad file skipped: rc=%d k=%d train %d test %d %s", rc,
 	      ds->num_classes, ds->train.n, ds->test.n, err);
-	CHECK(strstr(notes, "left out 1 class with fewer than min_class_images = 3 images: small (1)"),
+	CHECK(strstr(notes, "left out 1 class with fewer than min_class_images = 3 images: aaa_small (1)"),
 	      "notes: %s", notes);
 	CHECK(strstr(notes, "skipped 1 image file that do not decode") && strstr(notes, "bad.png"),
 	      "notes: %s", notes);
 	CHECK(strstr(notes, "decode cache: train images: decoded into"), "notes: %s", notes);
+	int aligned = rc == 0;      /* big1 is shade 10, big2 shade 100: pixels follow the new ids */
+	for (int i = 0; rc == 0 && i < ds->train.n; i++) {
+		float v = ds->train.x[(size_t)i * 192];
+		aligned &= ds->train.y[i] == (v > 50 / 255.f ? 1 : 0);
+	}
+	for (int i = 0; rc == 0 && i < ds->test.n; i++)
+		aligned &= ds->test.y[i] == (ds->test.x[(size_t)i * 192] > 50 / 255.f ? 1 : 0);
+	CHECK(aligned, "labels follow the images after classes were left out and a file skipped");
 	dataset_free(ds);
 	ds = eng_calloc(1, sizeof *ds);
 	notes[0] = 0;
