@@ -321,6 +321,22 @@ static int load_init_from(Run *r, runner_resolve_job_cb resolve)
 	CheckpointState st;
 	if (checkpoint_load(path, r->ps, NULL, &st, "encoder.", r->err, r->errlen) < 0)
 		return -1;
+	/* The encoder normalises its input as it was trained to (model.h), not by this job's data. */
+	cJSON *cfg = st.encoder_config_json ? cJSON_Parse(st.encoder_config_json) : NULL;
+	if (cfg) {
+		EncoderConfig *ec = &r->js->encoder;
+		const cJSON *m = cJSON_GetObjectItem(cfg, "input_mean"), *s = cJSON_GetObjectItem(cfg, "input_std");
+		ec->in_norm = cJSON_GetArraySize(m) == 3 && cJSON_GetArraySize(s) == 3;
+		for (int c = 0; ec->in_norm && c < 3; c++) {
+			ec->in_mean[c] = (float)cJSON_GetArrayItem(m, c)->valuedouble;
+			ec->in_std[c] = (float)cJSON_GetArrayItem(s, c)->valuedouble;
+		}
+		if (ec->in_norm)
+			emit_event(r, RUNNER_INFO, "input normalisation from the source encoder: mean %.4f %.4f "
+			           "%.4f, std %.4f %.4f %.4f", ec->in_mean[0], ec->in_mean[1], ec->in_mean[2],
+			           ec->in_std[0], ec->in_std[1], ec->in_std[2]);
+		cJSON_Delete(cfg);
+	}
 	checkpoint_state_free(&st);
 	emit_event(r, RUNNER_INFO, "encoder initialised from %s; pretraining skipped", path);
 	return 0;

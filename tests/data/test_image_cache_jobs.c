@@ -4,7 +4,8 @@
  * cache file truncated between jobs is detected and rebuilt, never used, with the same results.
  * Colour images are normalised per channel by the training pixels' mean and std: the values the
  * job stores with its encoder (config.json) are those of its training pixels, and an encoder with
- * them computes what a plain one computes on pre-normalised input.
+ * them computes what a plain one computes on pre-normalised input, and a job started from that
+ * encoder (init_from) on other images keeps the encoder's values.
  * The jobs are "none" + a pixel_probe on 16 tiny images, so each takes well under a second.
  */
 #include <cjson/cJSON.h>
@@ -41,14 +42,16 @@ static void on_event(void *user, RunnerLevel level, const char *msg)
 static int shade;
 static unsigned px(int x, int y, int c) { return (unsigned)(shade + x * 7 + y * 3 + c * 40) & 255; }
 
-/* One job in work dir `name` with the shared cache: its events in `events`, its results. */
-static char *run_job(const char *name, const char *cache)
+/* One job in work dir `name` with the shared cache: its events in `events`, its results.
+ * extra: more top-level keys ("" or ", \"init_from\": ..."); imgs: the image folder's name. */
+static char *run_job_on(const char *name, const char *cache, const char *imgs, const char *extra)
 {
-	char spec[1024], work[600];
+	char spec[2048], work[600];
 	snprintf(spec, sizeof spec,
 	         "{\"method\": \"none\", \"dataset\": {\"format\": \"image_folder\", \"train\": "
-	         "\"%s/imgs\", \"image_size\": 8, \"test_fraction\": 0.25}, \"evaluations\": "
-	         "[{\"protocol\": \"pixel_probe\", \"labels_per_class\": 3}], \"threads\": 2}", dir);
+	         "\"%s/%s\", \"image_size\": 8, \"test_fraction\": 0.25}, \"evaluations\": "
+	         "[{\"protocol\": \"pixel_probe\", \"labels_per_class\": 3}], \"threads\": 2%s}", dir,
+	         imgs, extra);
 	snprintf(work, sizeof work, "%s/%s", dir, name);
 	mkdir(work, 0755);
 	JobSpecOptions o = { .check_files = 1 };
@@ -67,6 +70,30 @@ static char *run_job(const char *name, const char *cache)
 	return results;
 }
 
+static char *run_job(const char *name, const char *cache)
+{
+	return run_job_on(name, cache, "imgs", "");
+}
+
+/* input_mean / input_std of a job's config.json into mean, sd; 0 when both are there. */
+static int stored_stats(const char *job, double mean[3], double sd[3])
+{
+	char path[700];
+	snprintf(path, sizeof path, "%s/%s/config.json", dir, job);
+	size_t n = 0;
+	uint8_t *text = fx_read(path, &n);
+	cJSON *cfg = text ? cJSON_ParseWithLength((const char *)text, n) : NULL;
+	free(text);
+	cJSON *jm = cJSON_GetObjectItem(cfg, "input_mean"), *js = cJSON_GetObjectItem(cfg, "input_std");
+	int ok = cJSON_GetArraySize(jm) == 3 && cJSON_GetArraySize(js) == 3;
+	for (int c = 0; ok && c < 3; c++) {
+		mean[c] = cJSON_GetArrayItem(jm, c)->valuedouble;
+		sd[c] = cJSON_GetArrayItem(js, c)->valuedouble;
+	}
+	cJSON_Delete(cfg);
+	return ok ? 0 : -1;
+}
+
 /* The one cache file in cache (its path), or "" */
 static void cache_file(const char *cache, char *out, size_t n)
 {
@@ -83,15 +110,10 @@ static void cache_file(const char *cache, char *out, size_t n)
 /* config.json's input_mean and input_std equal the training split's per-channel statistics. */
 static void check_stored_normalisation(void)
 {
-	char path[700], train[600], err[512];
-	snprintf(path, sizeof path, "%s/job1/config.json", dir);
-	size_t n = 0;
-	uint8_t *text = fx_read(path, &n);
-	cJSON *cfg = text ? cJSON_ParseWithLength((const char *)text, n) : NULL;
-	free(text);
-	cJSON *jm = cJSON_GetObjectItem(cfg, "input_mean"), *js = cJSON_GetObjectItem(cfg, "input_std");
-	CHECK(cJSON_GetArraySize(jm) == 3 && cJSON_GetArraySize(js) == 3,
-	      "config.json has input_mean and input_std");
+	char train[600], err[512];
+	double jm[3] = { 0 }, js[3] = { 0 };
+	int have = stored_stats("job1", jm, js) == 0;
+	CHECK(have, "config.json has input_mean and input_std");
 	/* the same training split the job loaded: same folder, settings and split seed */
 	snprintf(train, sizeof train, "%s/imgs", dir);
 	ImageFolderSpec fs = { .train = train, .image_size = 8, .channels = 3,
@@ -103,11 +125,9 @@ static void check_stored_normalisation(void)
 	float mean[3], sd[3];
 	if (rc == 0) {
 		aug_channel_stats(ds->train.x, (size_t)ds->train.n, 3, 8, 8, mean, sd);
-		for (int c = 0; c < 3 && cJSON_GetArraySize(jm) == 3; c++)
-			CHECK(fabs(cJSON_GetArrayItem(jm, c)->valuedouble - mean[c]) < 1e-6 &&
-			      fabs(cJSON_GetArrayItem(js, c)->valuedouble - sd[c]) < 1e-6 && sd[c] > 0.01f,
-			      "channel %d: stored mean %g std %g, the training pixels' %g %g", c,
-			      cJSON_GetArrayItem(jm, c)->valuedouble, cJSON_GetArrayItem(js, c)->valuedouble,
+		for (int c = 0; c < 3 && have; c++)
+			CHECK(fabs(jm[c] - mean[c]) < 1e-6 && fabs(js[c] - sd[c]) < 1e-6 && sd[c] > 0.01f,
+			      "channel %d: stored mean %g std %g, the training pixels' %g %g", c, jm[c], js[c],
 			      mean[c], sd[c]);
 	}
 	/* an encoder with the statistics = a plain encoder (same weights) on normalised pixels */
@@ -150,7 +170,15 @@ static void check_stored_normalisation(void)
 	paramset_free(p1);
 	paramset_free(p2);
 	dataset_free(ds);
-	cJSON_Delete(cfg);
+	/* a job from job1's encoder on darker images keeps job1's statistics */
+	char extra[700];
+	snprintf(extra, sizeof extra, ", \"init_from\": \"%s/job1/encoder.safetensors\"", dir);
+	free(run_job_on("job4", NULL, "dark", extra));
+	double m4[3] = { 0 }, s4[3] = { 0 };
+	CHECK(stored_stats("job4", m4, s4) == 0 && fabs(m4[0] - jm[0]) < 1e-6 &&
+	      fabs(s4[2] - js[2]) < 1e-6 && strstr(events, "input normalisation from the source encoder"),
+	      "init_from keeps the source's normalisation: mean %g (source %g)\n%s", m4[0], jm[0],
+	      events);
 }
 
 int main(void)
@@ -163,6 +191,15 @@ int main(void)
 	for (int c = 0; c < 2; c++) {
 		snprintf(p, sizeof p, "%s/imgs%s", dir, "");
 		mkdir(p, 0755);
+		snprintf(p, sizeof p, "%s/dark", dir);
+		mkdir(p, 0755);
+		snprintf(p, sizeof p, "%s/dark/%s", dir, c ? "b" : "a");
+		mkdir(p, 0755);
+		for (int i = 0; i < 8; i++) {
+			shade = c * 10 + i;
+			snprintf(p, sizeof p, "%s/dark/%s/%d.png", dir, c ? "b" : "a", i);
+			fx_png(p, 10, 9, PNG_COLOR_TYPE_RGB, 8, 0, px);
+		}
 		snprintf(p, sizeof p, "%s/imgs/%s", dir, c ? "b" : "a");
 		mkdir(p, 0755);
 		for (int i = 0; i < 8; i++) {
