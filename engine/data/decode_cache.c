@@ -372,8 +372,9 @@ int img_cache_open(const ImgList *list, const ImgCacheConfig *cfg, ImgCache *out
 			while (flock(lfd, LOCK_EX) < 0 && errno == EINTR)
 				;
 		}
-		int again = waited ? try_existing(cfg->path, key, cfg, list->n, out) : state;
-		if (again == IMG_CACHE_HIT) {
+		/* Checked again even without waiting: a builder may have finished between the first look
+		 * and the lock. */
+		if (try_existing(cfg->path, key, cfg, list->n, out) == IMG_CACHE_HIT) {
 			state = IMG_CACHE_HIT;
 		} else {
 			remove_orphans(cfg->path);
