@@ -234,7 +234,18 @@ int cli_run_main(int argc, char **argv)
 	RunnerHooks hooks = { .user = &st, .on_metric = cli_metric, .on_progress = cli_progress,
 	                      .on_event = cli_event, .should_stop = cli_should_stop };
 	char *results = NULL;
-	RunnerOptions ro = { .resume = resume ? RUNNER_RESUME_FORCE : RUNNER_RESUME_CHECK };
+	/* Decoded image pixels live beside the output folder (runs/image-cache for runs/NAME), so
+	 * every run under the same parent reuses them. */
+	char cache[4200] = "";
+	const char *slash = strrchr(dir, '/');
+	if (js->dataset.kind == DATASET_IMAGE_FOLDER) {
+		snprintf(cache, sizeof cache, "%.*s%simage-cache", slash ? (int)(slash - dir) : 0, dir,
+		         slash ? "/" : "");
+		if (mkdir(cache, 0755) != 0 && errno != EEXIST)
+			cache[0] = 0;      /* then the job's own folder holds them */
+	}
+	RunnerOptions ro = { .resume = resume ? RUNNER_RESUME_FORCE : RUNNER_RESUME_CHECK,
+	                     .cache_dir = cache[0] ? cache : NULL };
 	int rc = runner_run_spec(js, dir, &ro, &hooks, NULL, &results, err, sizeof err);
 	if (st.tty && !st.quiet)
 		fprintf(stderr, "\n");

@@ -196,6 +196,10 @@ int encoder_config_to_json(const EncoderConfig *c, char *buf, size_t len)
 		            c->n_strides > MODEL_MAX_LAYERS ? MODEL_MAX_LAYERS : c->n_strides);
 	if (c->pool_grid > 1) /* likewise */
 		append(buf, len, &o, "\"pool_grid\":%d,", c->pool_grid);
+	if (c->in_norm) /* likewise: only colour images are normalised */
+		append(buf, len, &o, "\"input_mean\":[%.7g,%.7g,%.7g],\"input_std\":[%.7g,%.7g,%.7g],",
+		       (double)c->in_mean[0], (double)c->in_mean[1], (double)c->in_mean[2],
+		       (double)c->in_std[0], (double)c->in_std[1], (double)c->in_std[2]);
 	const EncoderDesc *d = encoder_desc(c->kind);
 	if (d && has_key(d, "stem")) /* only for the encoders that take them (the resnets) */
 		append(buf, len, &o, "\"stem\":\"%s\",\"width\":%.7g,", c->stem ? "imagenet" : "cifar",
@@ -388,12 +392,34 @@ Tensor *encoder_pool_tokens(Ctx *ctx, const Encoder *e, Tensor *t)
 	return op_mean(ctx, t, 1, 0);
 }
 
+/* The config's input normalisation of a (B,3,H,W) batch, into a fresh tensor (the caller's is
+ * left alone). A constant affine map of the input: no tape node, as nothing takes gradients with
+ * respect to the pixels through it. Other inputs pass through. */
+// x (B,3,H,W) -> (B,3,H,W)
+static Tensor *normalize_input(Ctx *ctx, const Encoder *e, Tensor *x)
+{
+	const EncoderConfig *c = &e->cfg;
+	if (!c->in_norm || x->ndim != 4 || x->shape[1] != 3)
+		return x;
+	Tensor *y = ctx_tensor(ctx, 4, x->shape);
+	size_t hw = (size_t)x->shape[2] * x->shape[3];
+	for (int b = 0; b < x->shape[0]; b++)
+		for (int ch = 0; ch < 3; ch++) {
+			const float *s = x->data + ((size_t)b * 3 + ch) * hw;
+			float *d = y->data + ((size_t)b * 3 + ch) * hw, m = c->in_mean[ch];
+			float inv = 1.0f / c->in_std[ch];
+			for (size_t i = 0; i < hw; i++)
+				d[i] = (s[i] - m) * inv;
+		}
+	return y;
+}
+
 // x (B,C,H,W) -> (B, n(+1), dim)
 Tensor *encoder_forward_patches(Ctx *ctx, Encoder *e, Tensor *x, const int *keep, int n_keep)
 {
 	if (!e->desc->forward_patches)
 		wrong_kind(e, "encoder_forward_patches");
-	return e->desc->forward_patches(ctx, e, x, keep, n_keep);
+	return e->desc->forward_patches(ctx, e, normalize_input(ctx, e, x), keep, n_keep);
 }
 
 // ids (B*T) -> (B,T,dim)
@@ -407,7 +433,7 @@ Tensor *encoder_forward_tokens(Ctx *ctx, Encoder *e, const int *ids, int B, int 
 // x (B,C,H,W) or (B,D); for a transformer, token ids stored as floats (B,T) or (B,1,1,T)
 Tensor *encoder_forward(Ctx *ctx, Encoder *e, Tensor *x)
 {
-	Tensor *f = e->desc->forward(ctx, e, x);
+	Tensor *f = e->desc->forward(ctx, e, normalize_input(ctx, e, x));
 	if (e->has_fc)
 		f = linear_forward(ctx, &e->fc, f);
 	return f;

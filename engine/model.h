@@ -66,6 +66,12 @@ typedef struct EncoderConfig {
 	 * max-pool); width = channel multiplier, (0, 8]. */
 	int stem;
 	float width;
+	/* Per-channel input normalisation of 3-channel images, x' = (x - in_mean[c]) / in_std[c],
+	 * applied first by encoder_forward and encoder_forward_patches; in_norm 0 = none. Not a job
+	 * key: the runner fills it from the training pixels, and it travels with the config (the
+	 * checkpoint's metadata and config.json, as "input_mean" / "input_std"). */
+	int in_norm;
+	float in_mean[3], in_std[3];
 } EncoderConfig;
 
 typedef struct Encoder Encoder;

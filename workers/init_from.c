@@ -269,8 +269,9 @@ static int check_torchvision(const JobSpec *js, cJSON *h, const char *path, char
 	return 0;
 }
 
-int init_from_load(const char *path, ParamSet *ps, char *err, size_t errlen)
+int init_from_load(const char *path, ParamSet *ps, char **encoder_config, char *err, size_t errlen)
 {
+	if (encoder_config) *encoder_config = NULL;
 	char *header = safetensors_header(path);
 	cJSON *h = header ? cJSON_Parse(header) : NULL;
 	free(header);
@@ -283,6 +284,10 @@ int init_from_load(const char *path, ParamSet *ps, char *err, size_t errlen)
 	CheckpointState st;
 	int rc = checkpoint_load(path, ps, NULL, &st, "encoder.", err, errlen);
 	if (rc < 0) return rc;
+	if (encoder_config && st.encoder_config_json) {
+		*encoder_config = st.encoder_config_json;
+		st.encoder_config_json = NULL;
+	}
 	checkpoint_state_free(&st);
 	return 0;
 }

@@ -46,8 +46,10 @@ int init_from_check_file(const JobSpec *js, const char *spec, const char *path, 
 
 /* Loads the encoder weights of an init_from file into the tensors of ps under "encoder.": by
  * ssld's names (checkpoint_load), or by torchvision's (export_torchvision.h) when the file holds
- * a torchvision ResNet state dict. 0 (ssld names) or 1 (torchvision names), or < 0 with err. */
-int init_from_load(const char *path, ParamSet *ps, char *err, size_t errlen);
+ * a torchvision ResNet state dict. 0 (ssld names) or 1 (torchvision names), or < 0 with err.
+ * *encoder_config (may be NULL) gets the source encoder's config JSON from an ssld file (its input
+ * normalisation travels with it, model.h), NULL otherwise; the caller frees. */
+int init_from_load(const char *path, ParamSet *ps, char **encoder_config, char *err, size_t errlen);
 
 /* The weights a job that succeeded leaves for its dependants: its checkpoint, or - for a job that
  * did not pretrain (itself an init_from job) - its exported encoder. 0 with path set, -1 when

@@ -255,7 +255,9 @@ static void run_job(Worker *w, StoreJob *j)
 	};
 	char key[64];   /* the job's identity: a directory it did not create is never adopted */
 	workdir_job_key(j->id, j->created_at, key, sizeof key);
-	RunnerOptions ro = { .job_key = key };
+	char cache[4200];   /* decoded image pixels, shared by every job of this state directory */
+	snprintf(cache, sizeof cache, "%s/cache/images", p->state_dir);
+	RunnerOptions ro = { .job_key = key, .cache_dir = mkdir_p(cache, err, sizeof err) == 0 ? cache : NULL };
 	char *results = NULL;
 	err[0] = 0;
 	uint64_t t0 = mono_ns();

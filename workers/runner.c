@@ -24,6 +24,7 @@
 #include "../engine/checkpoint.h"
 #include "../engine/ctx.h"
 #include "../engine/fault.h"
+#include "../engine/data/augment.h"
 #include "../engine/data/loader.h"
 #include "../engine/data/png_grid.h"
 #include "../engine/methods/embed_map.h"
@@ -147,6 +148,11 @@ static void report(Run *r, int64_t step, int64_t total, const char *stage, doubl
 	jp_update(&r->jp, done, spent_s, &p.fraction, &p.eta_s);
 	if (r->hooks && r->hooks->on_progress)
 		r->hooks->on_progress(r->hooks->user, &p);
+}
+
+static void note_event(void *user, const char *msg)
+{
+	emit_event(user, RUNNER_INFO, "%s", msg);
 }
 
 static void emit_artifact(void *user, const char *name)
@@ -349,9 +355,27 @@ static int load_init_from(Run *r, runner_resolve_job_cb resolve)
 	} else {
 		snprintf(path, sizeof path, "%s", r->js->init_from);
 	}
-	int tv = init_from_load(path, r->ps, r->err, r->errlen);   /* ssld's or torchvision's names */
+	char *enc_cfg = NULL;
+	int tv = init_from_load(path, r->ps, &enc_cfg, r->err, r->errlen);   /* ssld's or torchvision's names */
 	if (tv < 0)
 		return -1;
+	/* The encoder normalises its input as it was trained to (model.h), not by this job's data. */
+	cJSON *cfg = enc_cfg ? cJSON_Parse(enc_cfg) : NULL;
+	free(enc_cfg);
+	if (cfg) {
+		EncoderConfig *ec = &r->js->encoder;
+		const cJSON *m = cJSON_GetObjectItem(cfg, "input_mean"), *s = cJSON_GetObjectItem(cfg, "input_std");
+		ec->in_norm = cJSON_GetArraySize(m) == 3 && cJSON_GetArraySize(s) == 3;
+		for (int c = 0; ec->in_norm && c < 3; c++) {
+			ec->in_mean[c] = (float)cJSON_GetArrayItem(m, c)->valuedouble;
+			ec->in_std[c] = (float)cJSON_GetArrayItem(s, c)->valuedouble;
+		}
+		if (ec->in_norm)
+			emit_event(r, RUNNER_INFO, "input normalisation from the source encoder: mean %.4f %.4f "
+			           "%.4f, std %.4f %.4f %.4f", ec->in_mean[0], ec->in_mean[1], ec->in_mean[2],
+			           ec->in_std[0], ec->in_std[1], ec->in_std[2]);
+		cJSON_Delete(cfg);
+	}
 	emit_event(r, RUNNER_INFO, "encoder initialised from %s%s; pretraining skipped", path,
 	           tv ? " (torchvision names)" : "");
 	return 0;
@@ -634,7 +658,8 @@ static int run_evaluations(Run *r, cJSON *evals)
 		cJSON_AddNumberToObject(o, "labels", res.labels);
 		cJSON_AddNumberToObject(o, "test_accuracy", round(res.test_accuracy * 1e4) / 1e4);
 		cJSON_AddNumberToObject(o, "train_accuracy", round(res.train_accuracy * 1e4) / 1e4);
-		if (ec.protocol == EVAL_PROTO_LINEAR_PROBE || ec.protocol == EVAL_PROTO_RANDOM_INIT)
+		if (ec.protocol == EVAL_PROTO_LINEAR_PROBE || ec.protocol == EVAL_PROTO_RANDOM_INIT ||
+		    ec.protocol == EVAL_PROTO_PIXEL_PROBE)
 			cJSON_AddNumberToObject(o, "weight_decay", res.chosen_weight_decay);
 		if (pd && pd->trains_encoder)
 			cJSON_AddBoolToObject(o, "augment", ec.augment);
@@ -938,13 +963,26 @@ int runner_run_spec(JobSpec *js, const char *work_dir, const RunnerOptions *opts
 	if (resolved)
 		save_spec(work_dir, resolved);
 	free(resolved);
-	DatasetSpec dspec = r.js->dataset;   /* image folders keep their decoded pixels in the job dir */
-	dspec.cache_dir = work_dir;
+	DatasetSpec dspec = r.js->dataset;   /* image folders: decoded pixels shared between jobs */
+	dspec.cache_dir = o->cache_dir ? o->cache_dir : work_dir;
 	dspec.load_threads = r.js->threads;
+	dspec.on_note = note_event;
+	dspec.note_user = &r;
 	if (dataset_load(&dspec, &r.ds, err, errlen) < 0)
 		goto out;
 	emit_event(&r, RUNNER_INFO, "dataset loaded: %d train, %d test samples of %dx%dx%d",
 	           r.ds->train.n, r.ds->test.n, r.ds->c, r.ds->h, r.ds->w);
+	if (r.ds->c == 3 && r.ds->h > 1 && r.ds->train.n > 0 && r.ds->train.x) {
+		/* colour images: the encoder normalises each channel by the training pixels' statistics,
+		 * which then travel with it (model.h) */
+		EncoderConfig *ec = &r.js->encoder;
+		aug_channel_stats(r.ds->train.x, (size_t)r.ds->train.n, 3, r.ds->h, r.ds->w, ec->in_mean,
+		                  ec->in_std);
+		ec->in_norm = 1;
+		emit_event(&r, RUNNER_INFO, "input normalisation per channel from %d training images: "
+		           "mean %.4f %.4f %.4f, std %.4f %.4f %.4f", r.ds->train.n, ec->in_mean[0],
+		           ec->in_mean[1], ec->in_mean[2], ec->in_std[0], ec->in_std[1], ec->in_std[2]);
+	}
 	plan_steps(&r);
 	if (build_model(&r) < 0)
 		goto out;

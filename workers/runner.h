@@ -80,6 +80,7 @@ enum { RUNNER_RESUME_CHECK = 0, RUNNER_RESUME_FORCE = 1 };
 typedef struct RunnerOptions {
 	const char *job_key;
 	int resume;
+	const char *cache_dir;  /* decoded image pixels shared between jobs (NULL: the job's directory) */
 } RunnerOptions;
 
 /* runner_run with options (NULL = all defaults, as runner_run). */

@@ -59,7 +59,7 @@ static const ParamDef stl10_keys[] = {
 	{ "dir", PARAM_DIR, .flags = PARAM_REQUIRED,
 	  .help = "folder with train_X.bin, train_y.bin, test_X.bin, test_y.bin (or its parent)",
 	  PARAM_AT(DatasetSpec, dir) },
-	{ "unlabeled", PARAM_INTEGER, .def = 0, .min = 0, .max = 100000,
+	{ "unlabeled_images", PARAM_INTEGER, .def = 0, .min = 0, .max = 100000,
 	  .help = "append this many of unlabeled_X.bin's images to train without labels (110 KB each)",
 	  PARAM_AT(DatasetSpec, stl_unlabeled) },
 };

@@ -54,9 +54,16 @@ typedef struct DatasetSpec {
 	int image_size;                  /* IMAGE_FOLDER: side of the square images (default 64) */
 	int image_channels;              /* IMAGE_FOLDER: 1 or 3 (default 3) */
 	int image_resize;                /* IMAGE_FOLDER: an ImgResize (image_decode.h) */
+	int min_class_images;            /* IMAGE_FOLDER: classes with fewer images are left out (0 = none) */
+	int max_skipped;                 /* IMAGE_FOLDER: files that do not decode left out (0 = fail) */
 	const char *cache_dir;           /* IMAGE_FOLDER: where decoded pixels are kept (not a key: the
-	                                  * runner's job directory); NULL = decode in memory each load */
+	                                  * service's shared cache folder, or the job directory);
+	                                  * NULL = decode in memory each load */
 	int load_threads;                /* IMAGE_FOLDER: decoding threads (not a key; <= 0 = 1) */
+	/* Not keys: a line for the job's log while loading (decoding progress, the decode cache's
+	 * state, files skipped). NULL = silent. */
+	void (*on_note)(void *user, const char *msg);
+	void *note_user;
 	int coarse_labels;               /* CIFAR100: the 20 superclasses */
 	int stl_unlabeled;               /* STL10: unlabelled images appended to train (0 = none) */
 	int limit_train;                 /* >0: keep only the first N training samples (small runs) */

@@ -1,12 +1,15 @@
 /* image_dataset.c - image folders and manifests to a Dataset: list, split, decode once, to float.
  *
  * Each list (train, test, unlabeled) has its own cache file, named by a hash of the folder or
- * manifest path and the decode settings, so two jobs on the same folder share it while the key
- * inside (every file's size and mtime) decides whether it is still valid.
+ * manifest path, the class selection and the decode settings, so two jobs on the same folder share
+ * it while the key inside (every file's size and mtime) decides whether it is still valid; a
+ * folder that changes replaces its file rather than adding one, so the cache folder holds one file
+ * per (folder, settings) in use.
  */
 #include "image_dataset.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -23,8 +26,8 @@ static uint64_t name_hash(const char *root, const char *which, const ImageFolder
 			h = (h ^ (uint8_t)*p) * 1099511628211ull;
 		h = (h ^ 0xff) * 1099511628211ull;
 	}
-	int v[3] = { s->image_size, s->channels, (int)s->resize };
-	for (int k = 0; k < 3; k++)
+	int v[4] = { s->image_size, s->channels, (int)s->resize, s->min_class_images };
+	for (int k = 0; k < 4; k++)
 		h = (h ^ (uint64_t)v[k]) * 1099511628211ull;
 	return h;
 }
@@ -33,8 +36,29 @@ static uint64_t name_hash(const char *root, const char *which, const ImageFolder
 typedef struct Pixels {
 	ImgCache cache;
 	uint8_t *mem;
+	uint8_t *skip_mem;        /* without a cache file: the skip flags */
+	int n_skipped;
+	char first_skip[1024];
 	size_t img;
 } Pixels;
+
+static void note(const ImageFolderSpec *s, const char *fmt, ...)
+{
+	if (!s->note)
+		return;
+	char msg[1400];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	s->note(s->user, msg);
+}
+
+static int px_skipped(const Pixels *p, int i)
+{
+	const uint8_t *f = p->mem ? p->skip_mem : p->cache.skipped;
+	return f && f[i];
+}
 
 static const uint8_t *px_image(const Pixels *p, int i)
 {
@@ -45,7 +69,15 @@ static void px_close(Pixels *p)
 {
 	img_cache_close(&p->cache);
 	eng_free(p->mem);
+	eng_free(p->skip_mem);
 }
+
+static const char *const state_words[] = {
+	[IMG_CACHE_HIT] = "read decoded pixels from",
+	[IMG_CACHE_BUILT] = "decoded into",
+	[IMG_CACHE_STALE] = "rebuilt (the files or settings changed)",
+	[IMG_CACHE_CORRUPT] = "rebuilt (the cached file was truncated or corrupt)",
+};
 
 static int px_open(const ImageFolderSpec *s, const ImgList *l, const char *root, const char *which,
                    Pixels *px, int *state, char *err, size_t errlen)
@@ -53,7 +85,8 @@ static int px_open(const ImageFolderSpec *s, const ImgList *l, const char *root,
 	memset(px, 0, sizeof *px);
 	px->img = (size_t)s->channels * s->image_size * s->image_size;
 	ImgCacheConfig cc = { .channels = s->channels, .size = s->image_size, .resize = s->resize,
-	                      .threads = s->threads, .progress = s->progress, .user = s->user };
+	                      .threads = s->threads, .max_skipped = s->max_skipped,
+	                      .progress = s->progress, .user = s->user };
 	if (s->cache_dir) {
 		char path[4200];
 		if ((size_t)snprintf(path, sizeof path, "%s/images-%016llx.u8", s->cache_dir,
@@ -61,13 +94,21 @@ static int px_open(const ImageFolderSpec *s, const ImgList *l, const char *root,
 			return data_err(-ENAMETOOLONG, err, errlen, "%s: path too long", s->cache_dir);
 		cc.path = path;
 		int rc = img_cache_open(l, &cc, &px->cache, err, errlen);
-		if (rc == 0 && state)
+		if (rc < 0)
+			return rc;
+		if (state)
 			*state = (int)px->cache.state;
-		return rc;
+		note(s, "decode cache: %s images: %s %s (%d images%s)", which,
+		     state_words[px->cache.state], path, l->n,
+		     px->cache.waited ? "; waited for another job that was decoding them" : "");
+		px->n_skipped = px->cache.n_skipped;
+		snprintf(px->first_skip, sizeof px->first_skip, "%s", px->cache.first_skip);
+		return 0;
 	}
-	if (!(px->mem = eng_malloc(px->img * l->n)))
+	if (!(px->mem = eng_malloc(px->img * l->n)) || !(px->skip_mem = eng_malloc((size_t)l->n)))
 		return data_err(-ENOMEM, err, errlen, "%s: out of memory for %d decoded images", root, l->n);
-	return img_decode_list(l, &cc, px->mem, err, errlen);
+	return img_decode_list(l, &cc, px->mem, px->skip_mem, &px->n_skipped, px->first_skip,
+	                       sizeof px->first_skip, err, errlen);
 }
 
 /* Append the images idx[0..n) of l to split (float in [0,1]); labels as listed or -1. */
@@ -86,6 +127,8 @@ static int append(Split *sp, size_t floats, const Pixels *px, const ImgList *l, 
 	sp->y = y;
 	for (int k = 0; k < n; k++) {
 		int i = idx ? idx[k] : k;
+		if (px_skipped(px, i))
+			continue;
 		const uint8_t *s = px_image(px, i);
 		float *d = sp->x + (size_t)sp->n * floats;
 		for (size_t j = 0; j < floats; j++)
@@ -124,6 +167,17 @@ int image_folder_load(const ImageFolderSpec *s, Dataset *ds, int cache_states[3]
 	if (s->unlabeled && (rc = img_folder_scan_unlabelled(s->unlabeled, s->scan_progress, s->user,
 	                                                     &un, err, errlen)) < 0)
 		goto done;
+	if (s->min_class_images > 0 && tr.num_classes > 0) {
+		int dropped = 0;
+		char names[600];
+		if ((rc = img_list_keep_classes(&tr, te.n ? &te : NULL, s->min_class_images, troot,
+		                                &dropped, names, sizeof names, err, errlen)) < 0)
+			goto done;
+		if (dropped)
+			note(s, "left out %d class%s with fewer than min_class_images = %d images: %s; "
+			     "%d classes, %d training images remain", dropped, dropped == 1 ? "" : "es",
+			     s->min_class_images, names, tr.num_classes, tr.n);
+	}
 	if ((rc = img_list_split(&tr, te.n ? 0.0 : s->test_fraction, s->seed, &tri, &ntr, &tei, &nte,
 	                         err, errlen)) < 0)
 		goto done;
@@ -133,6 +187,13 @@ int image_folder_load(const ImageFolderSpec *s, Dataset *ds, int cache_states[3]
 		goto done;
 	if (un.n && (rc = px_open(s, &un, s->unlabeled, "unlabeled", &pun, &states[2], err, errlen)) < 0)
 		goto done;
+	int skipped = ptr.n_skipped + pte.n_skipped + pun.n_skipped;
+	if (skipped) {
+		const char *first = ptr.n_skipped ? ptr.first_skip : pte.n_skipped ? pte.first_skip
+		                  : pun.first_skip;
+		note(s, "skipped %d image file%s that do not decode (dataset.max_skipped = %d per "
+		     "folder), first: %s", skipped, skipped == 1 ? "" : "s", s->max_skipped, first);
+	}
 	ds->c = s->channels;
 	ds->h = ds->w = s->image_size;
 	ds->sample_floats = (size_t)ds->c * ds->h * ds->w;

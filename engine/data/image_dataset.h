@@ -7,6 +7,8 @@
  *   - train with class subfolders: labelled; without subfolders: unlabelled (num_classes 0).
  *   - test given: scanned with train's classes; else a seeded stratified test_fraction of train.
  *   - unlabeled given: every image below it joins train with label -1.
+ *   - min_class_images > 0: classes with fewer training images are left out (train and test).
+ *   - max_skipped > 0: up to that many files that do not decode are left out, counted, reported.
  *
  *   ImageFolderSpec s = { .train = "photos/train", .image_size = 64, .channels = 3,
  *                         .resize = IMG_RESIZE_SHORTER_SIDE, .test_fraction = 0.1, .seed = 1,
@@ -34,10 +36,14 @@ typedef struct ImageFolderSpec {
 	ImgResize resize;
 	double test_fraction;          /* [0, 1): used when there is no test folder */
 	uint64_t seed;                 /* the split's seed */
+	int min_class_images;          /* 0: every class folder */
+	int max_skipped;               /* per list; 0: the first bad file fails the load */
 	const char *cache_dir;         /* NULL: no cache file */
 	int threads;
 	img_cache_progress_cb progress;/* decoding progress, per list (train, test, unlabeled) */
 	img_scan_cb scan_progress;     /* files found while listing */
+	/* One line for the job's log: classes left out, cache hit / built / rebuilt, files skipped. */
+	void (*note)(void *user, const char *msg);
 	void *user;
 } ImageFolderSpec;
 

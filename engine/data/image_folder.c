@@ -697,6 +697,85 @@ done:
 }
 
 /* ---------------------------------------------------------------------------------------------- */
+/* Class selection */
+
+static void compact(ImgList *l, const int *map)
+{
+	int k = 0;
+	for (int i = 0; i < l->n; i++) {
+		ImgEntry e = l->entries[i];
+		if (e.label >= 0) {
+			if (map[e.label] < 0)
+				continue;
+			e.label = map[e.label];
+		}
+		l->entries[k++] = e;
+	}
+	l->n = k;
+}
+
+int img_list_keep_classes(ImgList *l, ImgList *other, int min_images, const char *root,
+                          int *dropped, char *names, size_t namelen, char *err, size_t errlen)
+{
+	*dropped = 0;
+	if (names && namelen)
+		names[0] = '\0';
+	if (min_images <= 0 || l->num_classes == 0)
+		return 0;
+	int nc = l->num_classes, kept = 0;
+	int *count = eng_calloc(nc, sizeof(int)), *map = eng_malloc(sizeof(int) * nc);
+	if (!count || !map) {
+		eng_free(count);
+		eng_free(map);
+		return data_err(-ENOMEM, err, errlen, "%s: out of memory", root);
+	}
+	for (int i = 0; i < l->n; i++)
+		if (l->entries[i].label >= 0 && l->entries[i].label < nc)
+			count[l->entries[i].label]++;
+	size_t at = 0;
+	for (int c = 0; c < nc; c++) {
+		map[c] = count[c] >= min_images ? kept++ : -1;
+		if (map[c] < 0) {
+			(*dropped)++;
+			if (names && at + 1 < namelen)
+				at += (size_t)snprintf(names + at, namelen - at, "%s%s (%d)", at ? ", " : "",
+				                       l->classes[c], count[c]);
+			if (names && at >= namelen)
+				at = namelen - 1;
+		}
+	}
+	int rc = 0;
+	if (kept < 2) {
+		rc = data_err(-EINVAL, err, errlen, "%s: %d class%s with at least min_class_images = %d "
+		              "images; labels need at least two classes", root, kept,
+		              kept == 1 ? "" : "es", min_images);
+		goto done;
+	}
+	compact(l, map);
+	if (other)
+		compact(other, map);
+	for (int c = 0, k = 0; c < nc; c++) {
+		if (map[c] < 0) {
+			eng_free(l->classes[c]);
+			if (other && other->classes && c < other->num_classes)
+				eng_free(other->classes[c]);
+			continue;
+		}
+		l->classes[k] = l->classes[c];
+		if (other && other->classes && c < other->num_classes)
+			other->classes[k] = other->classes[c];
+		k++;
+	}
+	l->num_classes = kept;
+	if (other && other->classes)
+		other->num_classes = kept;
+done:
+	eng_free(count);
+	eng_free(map);
+	return rc;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
 /* Split */
 
 int img_list_split(const ImgList *l, double test_fraction, uint64_t seed, int **train_idx,

@@ -74,6 +74,14 @@ int img_manifest_read(const char *manifest, img_scan_cb cb, void *user, ImgList 
 int img_list_split(const ImgList *l, double test_fraction, uint64_t seed, int **train_idx,
                    int *n_train, int **test_idx, int *n_test, char *err, size_t errlen);
 
+/* Leave out the classes of l with fewer than min_images entries, in l and in other (a test list
+ * with l's class ids; may be NULL): the rest keep their order and are renumbered 0.., the class
+ * names follow. *dropped counts the classes left out; their names are written to names (comma
+ * separated, truncated to namelen). Fewer than 2 classes left is an error naming the folder
+ * (root). 0 or a negative errno. */
+int img_list_keep_classes(ImgList *l, ImgList *other, int min_images, const char *root,
+                          int *dropped, char *names, size_t namelen, char *err, size_t errlen);
+
 static inline const char *img_list_path(const ImgList *l, int i) { return l->names + l->entries[i].off; }
 void img_list_free(ImgList *l);
 

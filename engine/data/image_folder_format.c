@@ -2,6 +2,8 @@
  * between them, whether a given folder is labelled, and the bridge from DatasetSpec to the reader
  * (image_dataset.h), which lives apart because it knows nothing of job specs.
  */
+#include <stdio.h>
+
 #include "data_internal.h"
 #include "image_dataset.h"
 #include "image_folder.h"
@@ -34,13 +36,43 @@ static int image_folder_validate(const DatasetSpec *s, const int *given,
 	return 0;
 }
 
+/* Decoding progress as log lines: about every 10 % of a list, and its end. */
+typedef struct Progress {
+	const DatasetSpec *s;
+	int last_tenth;
+	int threads;
+} Progress;
+
+static void on_decode(void *user, int done, int total)
+{
+	Progress *p = user;
+	int tenth = total > 0 ? (int)((int64_t)done * 10 / total) : 10;
+	if (done < total && tenth <= p->last_tenth)
+		return;
+	p->last_tenth = done == total ? 0 : tenth;   /* the next list starts again */
+	char msg[160];
+	snprintf(msg, sizeof msg, "decoding images on %d thread%s: %d/%d (%d%%)", p->threads,
+	         p->threads == 1 ? "" : "s", done, total, total ? (int)((int64_t)done * 100 / total) : 100);
+	p->s->on_note(p->s->note_user, msg);
+}
+
+static void on_note(void *user, const char *msg)
+{
+	Progress *p = user;
+	p->s->on_note(p->s->note_user, msg);
+}
+
 static int image_folder_load_spec(const DatasetSpec *s, Dataset *ds, char *err, size_t errlen)
 {
+	Progress pr = { .s = s, .last_tenth = 0, .threads = s->load_threads > 0 ? s->load_threads : 1 };
 	ImageFolderSpec f = {
 		.train = s->img_train, .test = s->img_test, .unlabeled = s->img_unlabeled,
 		.manifest = s->img_manifest, .image_size = s->image_size, .channels = s->image_channels,
 		.resize = (ImgResize)s->image_resize, .test_fraction = s->test_fraction, .seed = 1,
-		.cache_dir = s->cache_dir, .threads = s->load_threads > 0 ? s->load_threads : 1,
+		.min_class_images = s->min_class_images, .max_skipped = s->max_skipped,
+		.cache_dir = s->cache_dir, .threads = pr.threads,
+		.progress = s->on_note ? on_decode : NULL, .note = s->on_note ? on_note : NULL,
+		.user = &pr,
 	};
 	int rc = image_folder_load(&f, ds, NULL, err, errlen);
 	ds->kind = DATASET_IMAGE_FOLDER;
@@ -66,6 +98,13 @@ static const ParamDef image_folder_keys[] = {
 	{ "resize", PARAM_ENUM, .def_str = "shorter_side", .choices = "shorter_side|stretch|center_crop",
 	  .help = "shorter side to image_size then the centre; both axes; or the centre at full scale",
 	  PARAM_AT(DatasetSpec, image_resize) },
+	{ "min_class_images", PARAM_INTEGER, .def = 0, .min = 0, .max = 1000000,
+	  .help = "leave out class folders with fewer training images than this (0: keep every class)",
+	  PARAM_AT(DatasetSpec, min_class_images) },
+	{ "max_skipped", PARAM_INTEGER, .def = 0, .min = 0, .max = 1000000,
+	  .help = "image files per folder that may fail to decode (corrupt, over the size limit) and "
+	          "be left out, counted in the job's log (0: the first one fails the job)",
+	  PARAM_AT(DatasetSpec, max_skipped) },
 	{ "test_fraction", PARAM_NUMBER, .def = 0.1, .min = 0, .max = 0.5,
 	  .conflicts = "test", .help = "share of each class held out as test when there is no test folder",
 	  PARAM_AT(DatasetSpec, test_fraction) },

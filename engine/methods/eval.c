@@ -21,15 +21,8 @@
 
 const char *eval_proto_name(EvalProto p)
 {
-	switch (p) {
-	case EVAL_PROTO_LINEAR_PROBE: return "linear_probe";
-	case EVAL_PROTO_FINETUNE: return "finetune";
-	case EVAL_PROTO_KNN: return "knn";
-	case EVAL_PROTO_SUPERVISED: return "supervised";
-	case EVAL_PROTO_RANDOM_INIT: return "random_init";
-	case EVAL_PROTO_COUNT: break;
-	}
-	return "unknown";
+	const EvalProtocolDef *d = eval_protocol_get(p);
+	return d ? d->name : "unknown";
 }
 
 /* ---- the protocol registry ---------------------------------------------------------------- */
@@ -39,6 +32,7 @@ extern const EvalProtocolDef eval_protocol_finetune;       /* eval_train.c */
 extern const EvalProtocolDef eval_protocol_knn;            /* eval_knn.c */
 extern const EvalProtocolDef eval_protocol_supervised;     /* eval_train.c */
 extern const EvalProtocolDef eval_protocol_random_init;    /* eval_linear.c */
+extern const EvalProtocolDef eval_protocol_pixel_probe;    /* eval_pixels.c */
 
 static const EvalProtocolDef *const protocols[] = {
 	&eval_protocol_linear_probe,
@@ -46,6 +40,7 @@ static const EvalProtocolDef *const protocols[] = {
 	&eval_protocol_knn,
 	&eval_protocol_supervised,
 	&eval_protocol_random_init,
+	&eval_protocol_pixel_probe,
 };
 _Static_assert(sizeof protocols / sizeof protocols[0] == EVAL_PROTO_COUNT, "one entry per protocol");
 
@@ -105,10 +100,7 @@ void eval_config_default(EvalConfig *c, EvalProto p)
 	case EVAL_PROTO_SUPERVISED:
 		c->encoder_lr_scale = 1.0f;   /* one learning rate for the whole network */
 		break;
-	case EVAL_PROTO_LINEAR_PROBE:
-	case EVAL_PROTO_FINETUNE:
-	case EVAL_PROTO_RANDOM_INIT:
-	case EVAL_PROTO_COUNT:
+	default:
 		break;
 	}
 }
@@ -367,7 +359,8 @@ int eval_run(const EvalEnv *env, const EvalConfig *cfg, double fraction, int lab
 	memset(out, 0, sizeof *out);
 	const Dataset *ds = env->ds;
 	const char *pname = eval_proto_name(cfg->protocol);
-	if ((unsigned)cfg->protocol >= EVAL_PROTO_COUNT) {
+	const EvalProtocolDef *def = eval_protocol_get(cfg->protocol);
+	if (!def || !def->run) {
 		snprintf(err, errlen, "eval: unknown protocol %d", (int)cfg->protocol);
 		return -EINVAL;
 	}
@@ -401,18 +394,11 @@ int eval_run(const EvalEnv *env, const EvalConfig *cfg, double fraction, int lab
 		         fraction);
 		return -EINVAL;
 	}
-	int rc;
 	/* A baseline never sees the pretrained weights, whatever the caller passed. */
 	EvalEnv own = *env;
-	if (eval_protocol_get(c.protocol)->baseline)
+	if (def->baseline)
 		own.pretrained = NULL;
-	env = &own;
-	switch (c.protocol) {
-	case EVAL_PROTO_LINEAR_PROBE:
-	case EVAL_PROTO_RANDOM_INIT: rc = eval_linear_run(env, &c, idx, n, out, err, errlen); break;
-	case EVAL_PROTO_KNN: rc = eval_knn_run(env, &c, idx, n, out, err, errlen); break;
-	default: rc = eval_train_run(env, &c, idx, n, out, err, errlen); break;
-	}
+	int rc = def->run(&own, &c, idx, n, out, err, errlen);
 	eng_free(idx);
 	out->labels = n;
 	out->seconds = now_seconds() - t0;

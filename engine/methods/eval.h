@@ -9,9 +9,11 @@
  *               (light augmentation) - the baseline every SSL result is compared against.
  * random_init:  the linear probe on the same encoder left untrained - the floor a pretext task
  *               must clear (cheap: one probe on frozen random features).
+ * pixel_probe:  the linear probe on the raw pixels, no encoder - the floor a representation must
+ *               clear.
  *
  * Each protocol is a registry entry (EvalProtocolDef) defined where it runs (eval_linear.c,
- * eval_knn.c, eval_train.c): its name, summary and key table, whose rows are bound by offset to
+ * eval_knn.c, eval_train.c, eval_pixels.c): its name, summary, key table and run function, whose rows are bound by offset to
  * EvalConfig and carry the defaults. eval_config_default() fills a config from those rows, the job
  * spec validates "evaluations[i]" against them, and the catalogue prints them: one value each.
  *
@@ -36,7 +38,7 @@
 
 typedef enum EvalProto {
 	EVAL_PROTO_LINEAR_PROBE, EVAL_PROTO_FINETUNE, EVAL_PROTO_KNN, EVAL_PROTO_SUPERVISED,
-	EVAL_PROTO_RANDOM_INIT, EVAL_PROTO_COUNT
+	EVAL_PROTO_RANDOM_INIT, EVAL_PROTO_PIXEL_PROBE, EVAL_PROTO_COUNT
 } EvalProto;
 
 /* One evaluation: which protocol, on which labelled subsets, with which settings. The job spec's
@@ -96,6 +98,9 @@ typedef struct EvalProtocolDef {
 	int min_steps;
 	const ParamDef *keys;     /* protocol-specific keys; protocol, label_fractions, ... are common */
 	int n_keys;
+	/* Runs on the labelled subset idx[0..n) of env->ds->train with a resolved cfg. */
+	int (*run)(const EvalEnv *env, const EvalConfig *cfg, const int *idx, int n, EvalResult *out,
+	           char *err, size_t errlen);
 } EvalProtocolDef;
 
 int eval_protocol_count(void);

@@ -217,4 +217,5 @@ const EvalProtocolDef eval_protocol_knn = {
 	.needs_labels = 1,
 	.keys = knn_keys,
 	.n_keys = EVAL_KEY_COUNT(knn_keys),
+	.run = eval_knn_run,
 };

@@ -492,6 +492,7 @@ const EvalProtocolDef eval_protocol_linear_probe = {
 	.needs_labels = 1,
 	.keys = linear_probe_keys,
 	.n_keys = EVAL_KEY_COUNT(linear_probe_keys),
+	.run = eval_linear_run,
 };
 
 /* The same probe on the encoder left at its random initialisation: eval_run hands it no pretrained
@@ -503,6 +504,7 @@ const EvalProtocolDef eval_protocol_random_init = {
 	           "pretext task must clear",
 	.needs_labels = 1,
 	.baseline = "random_init",
+	.run = eval_linear_run,
 	.keys = linear_probe_keys,
 	.n_keys = EVAL_KEY_COUNT(linear_probe_keys),
 };

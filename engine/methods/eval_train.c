@@ -295,6 +295,7 @@ const EvalProtocolDef eval_protocol_finetune = {
 	.min_steps = EVAL_MIN_TRAIN_STEPS,
 	.keys = finetune_keys,
 	.n_keys = EVAL_KEY_COUNT(finetune_keys),
+	.run = eval_train_run,
 };
 
 static const ParamDef supervised_keys[] = {
@@ -317,4 +318,5 @@ const EvalProtocolDef eval_protocol_supervised = {
 	.min_steps = EVAL_MIN_TRAIN_STEPS,
 	.keys = supervised_keys,
 	.n_keys = EVAL_KEY_COUNT(supervised_keys),
+	.run = eval_train_run,
 };

@@ -35,6 +35,19 @@ static const char *tp(const char *name)
 	return b;
 }
 
+/* The JSON type a key's values take: paths, folders and choices are all strings. */
+static const char *json_kind(ParamType t)
+{
+	switch (t) {
+	case PARAM_NUMBER: return "number";
+	case PARAM_INTEGER: return "integer";
+	case PARAM_BOOLEAN: return "boolean";
+	case PARAM_INT_LIST:
+	case PARAM_PATH_LIST: return "array";
+	default: return "string";
+	}
+}
+
 /* ---------------------------------------------------------------------------------------------- */
 /* Fixtures: tiny files of every format                                                           */
 
@@ -188,7 +201,7 @@ static const Fixture fixtures[] = {
 	                  "\"test_fraction\": 0.34", 4 },
 	{ "cifar10", "\"format\": \"cifar10\", \"dir\": \"%s/c10\"", 10 },
 	{ "cifar100", "\"format\": \"cifar100\", \"dir\": \"%s/c100\", \"coarse_labels\": true", 8 },
-	{ "stl10", "\"format\": \"stl10\", \"dir\": \"%s/stl\", \"unlabeled\": 2", 6 },
+	{ "stl10", "\"format\": \"stl10\", \"dir\": \"%s/stl\", \"unlabeled_images\": 2", 6 },
 };
 
 static const Fixture *fixture_of(const char *name)
@@ -241,6 +254,21 @@ static void check_descriptors(void)
 			CHECK(strcmp(f->keys[k].name, "name") && strcmp(f->keys[k].name, "format") &&
 			      strncmp(f->keys[k].name, "limit_", 6),
 			      "%s: \"%s\" is a key every dataset has", f->name, f->keys[k].name);
+	}
+	/* One key name means one type in every format: the JSON Schema lists each dataset key once
+	 * for all file formats, and docs/spec.md one row per name and type. */
+	for (int i = 0; i < dataset_format_count(); i++) {
+		const DatasetFormat *f = dataset_format_at(i);
+		for (int j = i + 1; j < dataset_format_count(); j++) {
+			const DatasetFormat *g = dataset_format_at(j);
+			for (int k = 0; k < f->n_keys; k++) {
+				const ParamDef *o = dataset_format_key(g, f->keys[k].name);
+				CHECK(!o || json_kind(o->type) == json_kind(f->keys[k].type),
+				      "dataset.%s is a %s in %s but a %s in %s",
+				      f->keys[k].name, param_type_name(f->keys[k].type), f->name,
+				      param_type_name(o->type), g->name);
+			}
+		}
 	}
 	CHECK(dataset_format_find("no-such-format") == NULL, "unknown name");
 }

@@ -1,10 +1,13 @@
 /* test_image_folder.c - folder scanning, manifests, the stratified split, the decode cache (hit,
  * stale after an mtime change, corrupt header or pixels rebuilt, a bad image leaves the old cache
- * alone), image_folder_load end to end, and the CIFAR-10/100 and STL-10 readers on synthetic files.
+ * alone, bad files skipped within max_skipped, two openers at once decode once), image_folder_load
+ * end to end (class selection, skips and the cache reported as notes), and the CIFAR-10/100 and
+ * STL-10 readers on synthetic files.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -374,11 +377,169 @@ static void test_cache(void)
 	CHECK_MSG(rc, err, "b.JPG: not a JPEG or PNG file");
 	img("lab/cat/b.JPG", 20);
 	struct stat st;
-	CHECK(stat(cc.path, &st) == 0 && st.st_size == 4096 + 5 * 192, "old cache kept");
+	CHECK(stat(cc.path, &st) == 0 && st.st_size == 4096 + 5 * (192 + 1), "old cache kept");
 	char tmpl[600];
 	snprintf(tmpl, sizeof tmpl, "ls %s | grep -q tmp", dir);
 	CHECK(system(tmpl) != 0, "no temporary file left behind");
 	img_list_free(&l);
+}
+
+/* Bad files within max_skipped are left out and counted (the count and the first reason survive a
+ * hit); one more than allowed fails naming the first, also when the cache is read. */
+static void test_cache_skips(void)
+{
+	char err[512];
+	mkdirs("skip/a");
+	mkdirs("skip/b");
+	img("skip/a/1.png", 10);
+	img("skip/a/2.png", 20);
+	img("skip/b/3.png", 30);
+	fx_write(P("skip/b/4.png"), "not a png", 9);
+	ImgList l;
+	CHECK(img_folder_scan(P("skip"), NULL, NULL, NULL, &l, err, sizeof err) == 0, "%s", err);
+	ImgCacheConfig cc = { .path = P("skip.cache"), .channels = 3, .size = 8,
+	                      .resize = IMG_RESIZE_SHORTER_SIDE, .threads = 2 };
+	ImgCache c;
+	int rc = img_cache_open(&l, &cc, &c, err, sizeof err);
+	CHECK_MSG(rc, err, "4.png: not a JPEG or PNG file");
+	CHECK(strstr(err, "dataset.max_skipped") != NULL, "the error says how to skip: %s", err);
+	cc.max_skipped = 1;
+	rc = img_cache_open(&l, &cc, &c, err, sizeof err);
+	CHECK(rc == 0 && c.n_skipped == 1 && c.skipped[3] == 1 && c.skipped[2] == 0 &&
+	      strstr(c.first_skip, "skip/b/4.png: not a JPEG or PNG file") != NULL,
+	      "skipped within the bound: rc=%d n=%d first=%s %s", rc, rc ? -1 : c.n_skipped,
+	      rc ? "" : c.first_skip, err);
+	img_cache_close(&c);
+	rc = img_cache_open(&l, &cc, &c, err, sizeof err);
+	CHECK(rc == 0 && c.state == IMG_CACHE_HIT && c.n_skipped == 1 && c.skipped[3] == 1,
+	      "a hit keeps the skips: rc=%d", rc);
+	img_cache_close(&c);
+	cc.max_skipped = 0;      /* the same cache read by a job that allows none */
+	rc = img_cache_open(&l, &cc, &c, err, sizeof err);
+	CHECK_MSG(rc, err, "1 image files do not decode, more than dataset.max_skipped = 0 allows; "
+	          "the first: ");
+	/* two bad files, one allowed: fails, naming the first */
+	fx_write(P("skip/a/2.png"), "", 0);
+	struct timespec ts[2] = { { 0, UTIME_OMIT }, { 1000000000, 0 } };
+	utimensat(AT_FDCWD, P("skip/a/2.png"), ts, 0);
+	cc.max_skipped = 1;
+	rc = img_cache_open(&l, &cc, &c, err, sizeof err);
+	CHECK_MSG(rc, err, "2 image files do not decode, more than dataset.max_skipped = 1 allows");
+	img_list_free(&l);
+}
+
+typedef struct Opener {
+	const ImgList *l;
+	const ImgCacheConfig *cc;
+	int rc, state, waited;
+	uint8_t first;
+} Opener;
+
+static void *open_thread(void *arg)
+{
+	Opener *o = arg;
+	char err[512];
+	ImgCache c;
+	o->rc = img_cache_open(o->l, o->cc, &c, err, sizeof err);
+	if (o->rc == 0) {
+		o->state = c.state;
+		o->waited = c.waited;
+		o->first = img_cache_image(&c, 0)[0];
+		img_cache_close(&c);
+	}
+	return NULL;
+}
+
+/* Two jobs opening the same list at once: exactly one decodes, the other reads its cache. */
+static void test_cache_concurrent(void)
+{
+	char err[512];
+	ImgList l;
+	CHECK(img_folder_scan(P("lab"), NULL, NULL, NULL, &l, err, sizeof err) == 0, "%s", err);
+	ImgCacheConfig cc = { .path = P("conc.cache"), .channels = 3, .size = 8,
+	                      .resize = IMG_RESIZE_SHORTER_SIDE, .threads = 1 };
+	Opener o[2] = { { .l = &l, .cc = &cc }, { .l = &l, .cc = &cc } };
+	pthread_t th[2];
+	for (int i = 0; i < 2; i++)
+		pthread_create(&th[i], NULL, open_thread, &o[i]);
+	for (int i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	CHECK(o[0].rc == 0 && o[1].rc == 0, "both open: %d %d", o[0].rc, o[1].rc);
+	int built = (o[0].state == IMG_CACHE_BUILT) + (o[1].state == IMG_CACHE_BUILT);
+	int hits = (o[0].state == IMG_CACHE_HIT) + (o[1].state == IMG_CACHE_HIT);
+	CHECK(built == 1 && hits == 1 && o[0].first == o[1].first,
+	      "one built, one hit: states %d %d (waited %d %d)", o[0].state, o[1].state, o[0].waited,
+	      o[1].waited);
+	img_list_free(&l);
+}
+
+static char notes[4096];
+static void on_note(void *u, const char *msg)
+{
+	(void)u;
+	size_t at = strlen(notes);
+	snprintf(notes + at, sizeof notes - at, "%s\n", msg);
+}
+
+/* min_class_images leaves small classes out of train and test; max_skipped through the loader. */
+static void test_load_select_and_skip(void)
+{
+	char err[512];
+	mkdirs("sel/train/big1");
+	mkdirs("sel/train/big2");
+	mkdirs("sel/train/aaa_small");
+	mkdirs("sel/test/big1");
+	mkdirs("sel/test/big2");
+	mkdirs("sel/test/aaa_small");
+	for (int i = 0; i < 4; i++) {
+		char nm[64];
+		snprintf(nm, sizeof nm, "sel/train/big1/%d.png", i);
+		img(nm, 10);
+		snprintf(nm, sizeof nm, "sel/train/big2/%d.png", i);
+		img(nm, 100);
+	}
+	img("sel/train/aaa_small/0.png", 200);
+	img("sel/test/big1/0.png", 10);
+	img("sel/test/big2/0.png", 100);
+	img("sel/test/aaa_small/0.png", 200);
+	fx_write(P("sel/train/big2/bad.png"), "\x89PNG broken", 12);
+	mkdirs("sel/cache");
+	ImageFolderSpec s = { .train = P("sel/train"), .test = P("sel/test"), .image_size = 8,
+	                      .channels = 3, .resize = IMG_RESIZE_STRETCH, .seed = 1,
+	                      .min_class_images = 3, .max_skipped = 1, .cache_dir = P("sel/cache"),
+	                      .threads = 2, .note = on_note };
+	Dataset *ds = eng_calloc(1, sizeof *ds);
+	notes[0] = 0;
+	int rc = image_folder_load(&s, ds, NULL, err, sizeof err);
+	CHECK(rc == 0 && ds->num_classes == 2 && ds->train.n == 8 && ds->test.n == 2 &&
+	      strcmp(ds->class_names[1], "big2") == 0,
+	      "small class left out, bad file skipped: rc=%d k=%d train %d test %d %s", rc,
+	      ds->num_classes, ds->train.n, ds->test.n, err);
+	CHECK(strstr(notes, "left out 1 class with fewer than min_class_images = 3 images: aaa_small (1)"),
+	      "notes: %s", notes);
+	CHECK(strstr(notes, "skipped 1 image file that do not decode") && strstr(notes, "bad.png"),
+	      "notes: %s", notes);
+	CHECK(strstr(notes, "decode cache: train images: decoded into"), "notes: %s", notes);
+	int aligned = rc == 0;      /* big1 is shade 10, big2 shade 100: pixels follow the new ids */
+	for (int i = 0; rc == 0 && i < ds->train.n; i++) {
+		float v = ds->train.x[(size_t)i * 192];
+		aligned &= ds->train.y[i] == (v > 50 / 255.f ? 1 : 0);
+	}
+	for (int i = 0; rc == 0 && i < ds->test.n; i++)
+		aligned &= ds->test.y[i] == (ds->test.x[(size_t)i * 192] > 50 / 255.f ? 1 : 0);
+	CHECK(aligned, "labels follow the images after classes were left out and a file skipped");
+	dataset_free(ds);
+	ds = eng_calloc(1, sizeof *ds);
+	notes[0] = 0;
+	rc = image_folder_load(&s, ds, NULL, err, sizeof err);
+	CHECK(rc == 0 && ds->train.n == 8 && strstr(notes, "decode cache: train images: read decoded "
+	      "pixels from") && strstr(notes, "skipped 1 image file"), "second load: %s", notes);
+	dataset_free(ds);
+	s.min_class_images = 6;
+	ds = eng_calloc(1, sizeof *ds);
+	rc = image_folder_load(&s, ds, NULL, err, sizeof err);
+	CHECK_MSG(rc, err, "0 classes with at least min_class_images = 6 images");
+	dataset_free(ds);
 }
 
 static void test_image_folder_load(void)
@@ -574,7 +735,10 @@ int main(void)
 	test_many_files();
 	test_split();
 	test_cache();
+	test_cache_skips();
+	test_cache_concurrent();
 	test_image_folder_load();
+	test_load_select_and_skip();
 	test_cifar_stl();
 	test_confined();
 	char cmd[600];

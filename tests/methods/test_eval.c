@@ -528,6 +528,33 @@ static void test_pretrained_copy(void)
 	free_dataset(ds);
 }
 
+/* pixel_probe is the linear probe on the samples themselves: on the labelled subset it answers
+ * exactly what eval_linear_probe_features answers on those rows, and it needs no encoder. */
+static void test_pixel_probe(void)
+{
+	int d = 12, K = 3;
+	Dataset *ds = cluster_dataset(90, 300, d, K, 3.0f, 0.8f, 11);
+	EncoderConfig ec;
+	mlp_config(&ec, 8, 4);
+	EvalEnv env = { .ds = ds, .encoder_cfg = &ec, .seed = 5, .threads = 1 };
+	EvalConfig c;
+	eval_config_default(&c, EVAL_PROTO_PIXEL_PROBE);
+	CHECK(strcmp(eval_proto_name(EVAL_PROTO_PIXEL_PROBE), "pixel_probe") == 0, "name");
+	EvalResult res, ref;
+	char err[256] = "";
+	int rc = eval_run(&env, &c, 0, 10, &res, err, sizeof err);   // 10 per class: samples 0..29
+	CHECK(rc == 0 && res.labels == 30, "pixel probe: rc %d labels %d %s", rc, res.labels, err);
+	EvalConfig lc;
+	eval_config_default(&lc, EVAL_PROTO_LINEAR_PROBE);
+	rc = eval_linear_probe_features(ds->train.x, ds->train.y, 30, ds->test.x, ds->test.y,
+	                                ds->test.n, d, K, &lc, 5, &ref, err, sizeof err);
+	CHECK(rc == 0 && res.test_accuracy == ref.test_accuracy &&
+	      res.chosen_weight_decay == ref.chosen_weight_decay && res.test_accuracy > 0.8,
+	      "pixel probe %.4f (wd %g) vs the probe on the same rows %.4f (wd %g)", res.test_accuracy,
+	      res.chosen_weight_decay, ref.test_accuracy, ref.chosen_weight_decay);
+	free_dataset(ds);
+}
+
 int main(void)
 {
 	test_knn_clusters();
@@ -539,6 +566,7 @@ int main(void)
 	test_protocols_end_to_end();
 	test_cancel();
 	test_pretrained_copy();
+	test_pixel_probe();
 	if (failures) {
 		fprintf(stderr, "%d check(s) failed\n", failures);
 		return 1;
