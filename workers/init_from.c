@@ -284,9 +284,10 @@ int init_from_load(const char *path, ParamSet *ps, char **encoder_config, char *
 	CheckpointState st;
 	int rc = checkpoint_load(path, ps, NULL, &st, "encoder.", err, errlen);
 	if (rc < 0) return rc;
-	if (encoder_config && st.encoder_config_json) {
-		*encoder_config = st.encoder_config_json;
-		st.encoder_config_json = NULL;
+	if (encoder_config && st.encoder_config_json && !(*encoder_config = strdup(st.encoder_config_json))) {
+		checkpoint_state_free(&st);
+		snprintf(err, errlen, "%s: out of memory", path);
+		return -ENOMEM;
 	}
 	checkpoint_state_free(&st);
 	return 0;
