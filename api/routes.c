@@ -175,7 +175,7 @@ static int check_body_text(Req *r)
 
 static enum MHD_Result jobs_list(Req *r)
 {
-	static const char *const allowed[] = { "state", "limit", "before", "owner", NULL };
+	static const char *const allowed[] = { "state", "limit", "before", "owner", "group", NULL };
 	if (check_query(r, allowed) < 0) return MHD_YES;
 	StoreJobFilter f = { 0 };
 	const char *states = query(r, "state");
@@ -194,10 +194,12 @@ static enum MHD_Result jobs_list(Req *r)
 			f.state_mask |= 1u << s;
 		}
 	}
-	int64_t limit, before;
-	if (query_int(r, "limit", 1, 1000, 50, &limit) < 0 || query_int(r, "before", 1, INT64_MAX, 0, &before) < 0)
+	int64_t limit, before, group;
+	if (query_int(r, "limit", 1, 1000, 50, &limit) < 0 || query_int(r, "before", 1, INT64_MAX, 0, &before) < 0 ||
+	    query_int(r, "group", 1, INT64_MAX, 0, &group) < 0)
 		return MHD_YES;
 	f.limit = (int)limit;
+	f.group_id = group;
 	f.before_id = before;
 	f.owner = query(r, "owner");
 	StoreJob *jobs;

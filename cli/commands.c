@@ -94,12 +94,13 @@ const CliCommand cli_commands[] = {
 	  CLIENT_OPTIONS,
 	  cli_submit_main },
 	{ "ls", "list a server's jobs",
-	  "usage: ssld ls [--state S,..] [--owner NAME] [--limit N] [--output json]\n"
+	  "usage: ssld ls [--state S,..] [--owner NAME] [--group ID] [--limit N] [--output json]\n"
 	  "  AGE is the time since submission, TIME how long the job ran; RESULT is the headline gain\n"
 	  "  over the from-scratch baseline (+7.9 pts @1% labels) when the job has one, else its best\n"
 	  "  test accuracy and the label fraction it was reached at.\n"
 	  "  --state S,..      only jobs in these states (queued, running, succeeded, failed, cancelled)\n"
 	  "  --owner NAME      only this token owner's jobs\n"
+	  "  --group ID        only the jobs of this sweep (a sweep's job shows [group ID] after its name)\n"
 	  "  --limit N         at most N jobs, newest first (1..1000, default 50)\n"
 	  OUTPUT_USAGE
 	  CLIENT_OPTIONS,

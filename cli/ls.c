@@ -77,14 +77,16 @@ static void times_cells(const cJSON *job, double now, char *age, char *ran, size
 
 int cli_ls_main(int argc, char **argv)
 {
-	enum { O_STATE, O_OWNER, O_LIMIT, O_OUTPUT, O_CLIENT = O_OUTPUT + 2 };
+	enum { O_STATE, O_OWNER, O_LIMIT, O_GROUP, O_OUTPUT, O_CLIENT = O_OUTPUT + 2 };
 	CliOpt opts[] = { { "--state", "S,..", NULL, 0 }, { "--owner", "NAME", NULL, 0 }, { "--limit", "N", NULL, 0 },
-	                  OUTPUT_OPTS, CLIENT_OPTS };
+	                  { "--group", "ID", NULL, 0 }, OUTPUT_OPTS, CLIENT_OPTS };
 	const char *pos[1];
-	int npos, rc = cli_args_parse(argv[0], argc, argv, opts, 7, pos, 0, &npos);
+	int npos, rc = cli_args_parse(argv[0], argc, argv, opts, 8, pos, 0, &npos);
 	if (rc != CLI_ARGS_OK) return rc == CLI_ARGS_HELP ? 0 : 2;
 	double limit = 50;
 	if (opts[O_LIMIT].value && cli_number("ls", "--limit", opts[O_LIMIT].value, 1, 1000, &limit) < 0) return 2;
+	double group = 0;
+	if (opts[O_GROUP].value && cli_number("ls", "--group", opts[O_GROUP].value, 1, 9e15, &group) < 0) return 2;
 	if (opts[O_STATE].value && check_states(opts[O_STATE].value) < 0) return 2;
 	int json = cli_output_json("ls", &opts[O_OUTPUT]);
 	if (json < 0) return 2;
@@ -95,7 +97,9 @@ int cli_ls_main(int argc, char **argv)
 	/* States and owners are plain tokens; anything a URL would need escaped is refused by the server anyway. */
 	if (opts[O_STATE].value) n += snprintf(path + n, sizeof path - (size_t)n, "&state=%s", opts[O_STATE].value);
 	if (opts[O_OWNER].value && n < (int)sizeof path)
-		snprintf(path + n, sizeof path - (size_t)n, "&owner=%s", opts[O_OWNER].value);
+		n += snprintf(path + n, sizeof path - (size_t)n, "&owner=%s", opts[O_OWNER].value);
+	if (group > 0 && n < (int)sizeof path)
+		snprintf(path + n, sizeof path - (size_t)n, "&group=%.0f", group);
 	cJSON *j = client_get_json(&c, "ls", path, NULL);
 	if (!j) return 1;
 	if (json) {
@@ -117,9 +121,12 @@ int cli_ls_main(int argc, char **argv)
 		else cli_fmt_progress(job, prog, sizeof prog);
 		times_cells(job, now, age, ran, sizeof age);
 		result_cell(&c, job, result, sizeof result);
-		printf("%-6lld %-10s %-18s %-10s %5s %8s %-20s %-14s %s\n", (long long)cli_json_num(job, "id", 0),
+		/* A sweep's job: its group after the name (ssld group ID shows the group). */
+		char grp[32] = "";
+		if (cli_json_num(job, "group", 0) > 0) snprintf(grp, sizeof grp, "  [group %.0f]", cli_json_num(job, "group", 0));
+		printf("%-6lld %-10s %-18s %-10s %5s %8s %-20s %-14s %s%s\n", (long long)cli_json_num(job, "id", 0),
 		       cli_json_str(job, "state", "?"), cli_json_str(job, "method", "?"), cli_json_str(job, "owner", "-"), age,
-		       ran, prog, result, cli_json_str(job, "name", ""));
+		       ran, prog, result, cli_json_str(job, "name", ""), grp);
 	}
 	cJSON_Delete(j);
 	return 0;

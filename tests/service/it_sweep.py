@@ -73,6 +73,11 @@ def main(exe):
         best = max(range(2), key=lambda k: means[k])
         check(grp["best"]["setting_index"] == best, "best %r, means %r" % (grp["best"], means))
         server = "http://127.0.0.1:%d" % d.port
+        s, lst = d.get("/v1/jobs?group=%d" % gid)
+        check(s == 200 and sorted(x["id"] for x in lst["jobs"]) == ids, "jobs?group= %r" % lst)
+        out = ssld(exe, "ls", "--group", str(gid), "--server", server, check_rc=0).stdout
+        rows = [l for l in out.splitlines()[1:] if l.strip()]
+        check(len(rows) == 4 and all(l.endswith("[group %d]" % gid) for l in rows), "ssld ls --group:\n%s" % out)
         out = ssld(exe, "group", str(gid), "--server", server, check_rc=0).stdout
         star = [l for l in out.splitlines() if l.startswith("* {")]
         check(len(star) == 1 and str([1e-3, 3e-3][best]).replace("0.00", ".00") in star[0].replace("0.00", ".00")

@@ -335,7 +335,7 @@ static void test_bad_specs(void)
 	BAD("{\"method\": \"simclr\", \"evaluations\": [3]}", "evaluations[0]", "must be an object");
 	BAD("{\"method\": \"simclr\", \"evaluations\": [{\"protocol\": \"knn\", \"epochs\": 3}]}",
 	    "evaluations[0].epochs",
-	    "only valid for protocol \"linear_probe\", \"finetune\", \"supervised\" or \"random_init\" (this protocol "
+	    "only valid for protocol \"linear_probe\", \"finetune\", \"supervised\", \"random_init\" or \"pixel_probe\" (this protocol "
 	    "is \"knn\")");
 	BAD("{\"method\": \"simclr\", \"evaluations\": [{\"protocol\": \"linear_probe\", \"k\": 5}]}",
 	    "evaluations[0].k", "only valid for protocol \"knn\"");
@@ -949,7 +949,7 @@ static void test_catalogue(void)
 {
 	CHECK(method_catalog_count() >= 2, "methods");
 	CHECK(method_catalog_find("simclr") && method_catalog_find("none"), "simclr and none");
-	CHECK(protocol_catalog_count() == 5, "protocols");
+	CHECK(protocol_catalog_count() == EVAL_PROTO_COUNT && EVAL_PROTO_COUNT == 6, "protocols");
 	const MethodInfo *s = method_catalog_find("simclr");
 	if (s) {
 		const ParamDef *t = method_param_def(s, "temperature");
@@ -1030,7 +1030,7 @@ static void test_catalogue(void)
 		cJSON *ps = cJSON_GetObjectItem(root, "protocols");
 		cJSON *ks = cJSON_GetObjectItem(root, "spec_keys");
 		CHECK(cJSON_GetArraySize(ms) == method_catalog_count(), "methods in json");
-		CHECK(cJSON_GetArraySize(ps) == 5, "protocols in json");
+		CHECK(cJSON_GetArraySize(ps) == EVAL_PROTO_COUNT, "protocols in json");
 		CHECK(cJSON_GetArraySize(ks) > 60, "spec_keys %d", cJSON_GetArraySize(ks));
 		cJSON *m0 = cJSON_GetArrayItem(ms, 0);
 		cJSON *ex = cJSON_GetObjectItem(m0, "example");
@@ -1195,7 +1195,7 @@ static void test_protocol_defaults(void)
 			jobspec_free(js);
 		}
 	}
-	CHECK(seen == 5, "protocols published: %d", seen);
+	CHECK(seen == EVAL_PROTO_COUNT, "protocols published: %d", seen);
 	/* the two values that had drifted: one each */
 	EvalConfig c;
 	eval_config_default(&c, EVAL_PROTO_LINEAR_PROBE);
