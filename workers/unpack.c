@@ -211,36 +211,8 @@ static int write_member(struct archive *a, int root, const char *name, const Unp
 			}
 		}
 	}
-	if (out >= 0 && fsync(out) < 0) rc = fail(UNPACK_EIO, err, errlen, "member \"%.200s\": fsync: %s", name, strerror(errno));
 out:
 	if (out >= 0) close(out);
-	return rc;
-}
-
-/* fsync every directory of the tree (after its files), so the rename that publishes it is the
- * only step left. */
-static int sync_tree(int fd)
-{
-	int dup_fd = dup(fd);
-	if (dup_fd < 0) return -errno;
-	DIR *d = fdopendir(dup_fd);
-	if (!d) {
-		close(dup_fd);
-		return -errno;
-	}
-	int rc = 0;
-	struct dirent *e;
-	while (rc == 0 && (e = readdir(d))) {
-		if (e->d_type != DT_DIR || strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-		int sub = openat(fd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (sub < 0) rc = -errno;
-		else {
-			rc = sync_tree(sub);
-			close(sub);
-		}
-	}
-	closedir(d);
-	if (rc == 0 && fsync(fd) < 0) rc = -errno;
 	return rc;
 }
 
@@ -374,10 +346,9 @@ static int unpack(struct archive *a, uint64_t archive_size, const char *dest, co
 		goto out;
 	}
 	s->format = s->images * 2 >= s->files ? "image_folder" : idx ? "idx" : csv ? "csv" : text ? "text" : "files";
-	if (root >= 0) {
-		int r = sync_tree(root);
-		if (r < 0) rc = fail(UNPACK_EIO, err, errlen, "%s: fsync: %s", dest, strerror(-r));
-	}
+	/* One syncfs for the whole tree, files and directories (an fsync per member costs more than
+	 * the unpacking), so the rename that publishes it is the only step left. */
+	if (root >= 0 && syncfs(root) < 0) rc = fail(UNPACK_EIO, err, errlen, "%s: syncfs: %s", dest, strerror(errno));
 out:
 	names_free(&seen);
 	if (root >= 0) close(root);
