@@ -1273,6 +1273,18 @@ static int parse_dataset(Parser *p, const cJSON *v)
 
 	if (!v)
 		return parse_named_dataset(p, NULL, spec_key_find("dataset.name", NULL)->def_str);
+	if (cJSON_IsString(v) && strncmp(v->valuestring, "dataset:", 8) == 0) {
+		/* An uploaded image folder by reference: {"format": "image_folder", "train": REF}. */
+		cJSON *o = cJSON_CreateObject();
+		if (!o || !cJSON_AddStringToObject(o, "format", "image_folder") ||
+		    !cJSON_AddStringToObject(o, "train", v->valuestring)) {
+			cJSON_Delete(o);
+			return oom(p, "dataset");
+		}
+		rc = parse_format(p, o, dataset_format_find("image_folder"), "dataset");
+		cJSON_Delete(o);
+		return rc;
+	}
 	if (cJSON_IsString(v))
 		return parse_named_dataset(p, NULL, v->valuestring);
 	if (!cJSON_IsObject(v))
