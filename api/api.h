@@ -42,6 +42,10 @@ typedef enum ApiReadAccess {
 	API_READ_TOKEN,          /* a valid token for every read */
 } ApiReadAccess;
 
+/* Uploaded datasets live in STATE_DIR/API_UPLOADS_DIR/OWNER/NAME (apart from the data roots, so
+ * that only the API's rules reach them). */
+#define API_UPLOADS_DIR "uploads"
+
 /* /v1/datasets (datasets.h). Zero fields take the defaults in api_new. */
 typedef struct ApiDatasetLimits {
 	uint64_t max_upload_bytes;          /* one upload's body -> 413 (default 1 GiB) */

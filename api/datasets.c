@@ -23,7 +23,7 @@
 
 struct DsUpload {
 	int fd;                 /* the body's file, -1 when none is kept */
-	char dir[PATH_MAX];     /* STATE/datasets/.tmp/up.XXXXXX, "" when none */
+	char dir[PATH_MAX];     /* STATE/uploads/.tmp/up.XXXXXX, "" when none */
 	uint64_t received;
 	int over;               /* more than max_upload_bytes arrived */
 	int io_errno;           /* writing the body failed */
@@ -43,7 +43,7 @@ static int valid_name(const char *s)
 	return 1;
 }
 
-static void root_dir(const Api *api, char *out, size_t cap) { snprintf(out, cap, "%s/datasets", api->state_dir); }
+static void root_dir(const Api *api, char *out, size_t cap) { snprintf(out, cap, "%s/" API_UPLOADS_DIR, api->state_dir); }
 
 static int fsync_dir(const char *path)
 {
@@ -472,7 +472,7 @@ enum MHD_Result datasets_route(Req *r, const char *path)
 int datasets_recover(const char *state_dir, Store *st, char *err, size_t errlen)
 {
 	char root[PATH_MAX], tmp[PATH_MAX + 8];
-	snprintf(root, sizeof root, "%s/datasets", state_dir);
+	snprintf(root, sizeof root, "%s/" API_UPLOADS_DIR, state_dir);
 	snprintf(tmp, sizeof tmp, "%s/.tmp", root);
 	if (make_dir(root) < 0) {
 		snprintf(err, errlen, "%s: %s", root, strerror(errno));

@@ -6,12 +6,12 @@
  *   DELETE /v1/datasets/{owner}/{name} the owner or an admin; 409 while a queued or running job
  *                                      names it
  *
- * The upload's body goes straight to a file in STATE/datasets/.tmp (server.c hands each piece to
+ * The upload's body goes straight to a file in STATE/uploads/.tmp (server.c hands each piece to
  * datasets_upload_chunk; nothing of it is kept in memory), is unpacked beside it
- * (../workers/unpack.h), and becomes visible by one rename to STATE/datasets/OWNER/NAME followed
+ * (../workers/unpack.h), and becomes visible by one rename to STATE/uploads/OWNER/NAME followed
  * by its row. datasets_recover, at start-up, removes what a crash left: the temp dirs, and
  * dataset dirs without a row. A job names a dataset as "dataset:OWNER/NAME[/FILE]" in any path
- * of its spec (workers/jobspec.c resolves it beneath STATE/datasets).
+ * of its spec (workers/jobspec.c resolves it beneath STATE/uploads).
  */
 #ifndef SSLD_API_DATASETS_H
 #define SSLD_API_DATASETS_H
@@ -29,7 +29,7 @@ int datasets_upload_chunk(Req *r, const char *data, size_t n);
 /* server.c, when the request ends (answered, failed or disconnected): removes the temp files. */
 void datasets_upload_end(Req *r);
 
-/* Start-up: makes STATE/datasets, removes its temp dirs and dataset dirs that have no row. */
+/* Start-up: makes STATE/uploads, removes its temp dirs and dataset dirs that have no row. */
 int datasets_recover(const char *state_dir, Store *st, char *err, size_t errlen);
 
 #endif

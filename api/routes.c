@@ -335,7 +335,7 @@ static int validate_job(Req *r, const char *body, size_t len, Validated *v)
 	Api *api = r->api;
 	memset(v, 0, sizeof *v);
 	char uploaded[4096];
-	snprintf(uploaded, sizeof uploaded, "%s/datasets", api->state_dir ? api->state_dir : "");
+	snprintf(uploaded, sizeof uploaded, "%s/" API_UPLOADS_DIR, api->state_dir ? api->state_dir : "");
 	JobSpecOptions o = { .data_roots = api->cfg.data_roots, .n_data_roots = api->cfg.n_data_roots, .check_files = 1,
 	                     .datasets_dir = api->state_dir ? uploaded : NULL, .owner = r->owner, .any_owner = r->admin };
 	SpecErrors *errs = malloc(sizeof *errs);

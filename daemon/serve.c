@@ -369,7 +369,7 @@ int serve_main(int argc, char **argv)
 	/* Jobs open dataset files beneath these roots only (checked again at open time), and beneath
 	 * the uploaded datasets (api/datasets.h). */
 	char uploaded[sizeof c->state_dir + 16];
-	snprintf(uploaded, sizeof uploaded, "%s/datasets", c->state_dir);
+	snprintf(uploaded, sizeof uploaded, "%s/" API_UPLOADS_DIR, c->state_dir);
 	roots[c->n_data_roots] = uploaded;
 	if (dataset_confine(roots, c->n_data_roots + 1) < 0) {
 		slog(LOG_ERR, 0, "data roots: out of memory");

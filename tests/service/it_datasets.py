@@ -106,7 +106,7 @@ def expect(d, name, body, headers, tok, status, code, words, what):
 
 def leftovers(state):
     """Paths under STATE/datasets other than the published datasets' own trees."""
-    root = os.path.join(state, "datasets")
+    root = os.path.join(state, "uploads")
     out = []
     for dirpath, dirs, files in os.walk(os.path.join(root, ".tmp")):
         out += [os.path.join(dirpath, f) for f in files + dirs]
@@ -160,7 +160,7 @@ def attacks(d, state, alice, tmp):
         check(not os.path.exists(outside), "%s: a file was written outside the dataset" % what)
         s, e = d.get("/v1/datasets/alice/attack")
         check(s == 404, "%s: the refused dataset is visible: %d %s" % (what, s, e))
-        check(not os.path.exists(os.path.join(state, "datasets", "alice", "attack")), "%s: its directory exists" % what)
+        check(not os.path.exists(os.path.join(state, "uploads", "alice", "attack")), "%s: its directory exists" % what)
         wait_clean(state, what)
     print("  attacks: %s refused, nothing written" % ", ".join(c[0] for c in cases))
 
@@ -279,7 +279,7 @@ def main(exe):
         jj = d.wait_state(j["id"], ("succeeded", "failed", "cancelled"), timeout=120)
         check(jj["state"] == "succeeded", "the job on the uploaded dataset: %s" % jj)
         check(jj["spec"]["dataset"]["format"] == "image_folder" and
-              jj["spec"]["dataset"]["train"] == os.path.join(os.path.realpath(state), "datasets", "alice", "flowers"),
+              jj["spec"]["dataset"]["train"] == os.path.join(os.path.realpath(state), "uploads", "alice", "flowers"),
               "the stored spec's dataset: %s" % jj["spec"]["dataset"])
         print("  job on dataset:alice/flowers succeeded; delete while used -> 409")
 
@@ -290,7 +290,7 @@ def main(exe):
 
         s, e = d.call("DELETE", "/v1/datasets/alice/flowers", None, bearer(alice))
         check(s == 200 and e["deleted"] is True, "alice deletes -> %d %s" % (s, e))
-        check(not os.path.exists(os.path.join(state, "datasets", "alice", "flowers")), "the files are still there")
+        check(not os.path.exists(os.path.join(state, "uploads", "alice", "flowers")), "the files are still there")
         s, e = d.get("/v1/datasets/alice/flowers")
         check(s == 404, "after delete: %d %s" % (s, e))
 
