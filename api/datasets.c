@@ -1,7 +1,7 @@
 /* datasets.c - upload, list, show and delete datasets (see datasets.h).
  *
  * The HTTP side only: the archive's safety is ../workers/unpack.h, the rows are
- * ../storage/dataset_store.c. It does not render sample grids or build decode caches.
+ * ../storage/dataset_store.c, the sample grid dataset_grid.c. It does not build decode caches.
  */
 #include "datasets.h"
 
@@ -20,6 +20,7 @@
 #include "../storage/dataset_store.h"
 #include "../storage/log.h"
 #include "../workers/unpack.h"
+#include "dataset_grid.h"
 
 struct DsUpload {
 	int fd;                 /* the body's file, -1 when none is kept */
@@ -175,7 +176,7 @@ static cJSON *dataset_json(const StoreDataset *d, int full)
 }
 
 /* The stored summary: classes with their files, files per split, and how a job names it. */
-static char *summary_text(const UnpackSummary *s, const char *owner, const char *name)
+static char *summary_text(const UnpackSummary *s, const char *owner, const char *name, int grid)
 {
 	cJSON *o = cJSON_CreateObject();
 	cJSON *cl = cJSON_AddArrayToObject(o, "classes");
@@ -194,6 +195,10 @@ static char *summary_text(const UnpackSummary *s, const char *owner, const char 
 		else cJSON_AddNumberToObject(sp, k, (double)c->files);
 	}
 	cJSON_AddNumberToObject(o, "images", (double)s->images);
+	char url[256];
+	snprintf(url, sizeof url, "/v1/datasets/%s/%s/grid.png", owner, name);
+	if (grid) cJSON_AddStringToObject(o, "sample_grid", url);
+	else cJSON_AddNullToObject(o, "sample_grid");
 	/* A starting point for the job's "dataset" object. */
 	char ref[512];
 	cJSON *use = cJSON_AddObjectToObject(o, "use");
@@ -309,6 +314,12 @@ static enum MHD_Result upload(Req *r)
 		}
 	}
 
+	/* A sample grid of an image folder, published beside it as OWNER/.NAME.png. */
+	char grid_tmp[PATH_MAX + 16];
+	snprintf(grid_tmp, sizeof grid_tmp, "%s/grid.png", u->dir);
+	int grid = strcmp(s.format, "image_folder") == 0 && dataset_grid_write(tree, &s, grid_tmp, err, sizeof err) == 0;
+	if (!grid && strcmp(s.format, "image_folder") == 0) slog(LOG_WARNING, 0, "dataset %s/%s: %s", r->owner, name, err);
+
 	/* Publish: one rename, then the row. */
 	char root[PATH_MAX], odir[PATH_MAX + 80], final[PATH_MAX + 160];
 	root_dir(r->api, root, sizeof root);
@@ -325,17 +336,21 @@ static enum MHD_Result upload(Req *r)
 			return reply_error(r, 409, "exists", "name", "dataset %s/%s already exists; delete it first", r->owner, name);
 		return reply_error(r, 503, "storage_error", NULL, "%s: %s", final, strerror(e));
 	}
+	char grid_path[PATH_MAX + 160];
+	snprintf(grid_path, sizeof grid_path, "%s/.%s.png", odir, name);
+	if (grid && rename(grid_tmp, grid_path) < 0) grid = 0;
 	fsync_dir(odir);
 	StoreDataset row = { .bytes = (int64_t)s.bytes, .files = s.files, .path = final, .created_at = store_now() };
 	snprintf(row.owner, sizeof row.owner, "%s", r->owner);
 	snprintf(row.name, sizeof row.name, "%s", name);
 	snprintf(row.format, sizeof row.format, "%s", s.format);
-	row.summary = summary_text(&s, r->owner, name);
+	row.summary = summary_text(&s, r->owner, name, grid);
 	unpack_summary_clear(&s);
 	rc = row.summary ? store_dataset_insert(r->api->cfg.store, &row, err, sizeof err) : STORE_ENOMEM;
 	if (rc < 0) {
 		free(row.summary);
 		unpack_remove_tree(final);
+		unlink(grid_path);
 		if (rc == STORE_EEXIST) return reply_error(r, 409, "exists", "name", "%s", err);
 		return ds_store_failure(r, rc, rc == STORE_ENOMEM ? "out of memory" : err);
 	}
@@ -398,6 +413,27 @@ static enum MHD_Result show(Req *r, const char *owner, const char *name)
 	return reply_json(r, 200, o);
 }
 
+static enum MHD_Result grid(Req *r, const char *owner, const char *name)
+{
+	if (check_query(r, NULL) < 0 || require_read(r) < 0) return MHD_YES;
+	StoreDataset d;
+	char err[512];
+	int rc = store_dataset_get(r->api->cfg.store, owner, name, &d, err, sizeof err);
+	store_dataset_clear(&d);
+	if (rc < 0) return ds_store_failure(r, rc, err);
+	char root[PATH_MAX], path[PATH_MAX + 160];
+	root_dir(r->api, root, sizeof root);
+	snprintf(path, sizeof path, "%s/%s/.%s.png", root, owner, name);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		if (fd >= 0) close(fd);
+		return reply_error(r, 404, "not_found", NULL, "dataset %s/%s has no sample grid (it is not an image folder, or no image decoded)",
+		                   owner, name);
+	}
+	return reply_fd(r, fd, (uint64_t)st.st_size, "image/png", NULL);
+}
+
 static enum MHD_Result delete(Req *r, const char *owner, const char *name)
 {
 	if (check_query(r, NULL) < 0 || require_auth(r) < 0) return MHD_YES;
@@ -433,6 +469,9 @@ static enum MHD_Result delete(Req *r, const char *owner, const char *name)
 	} else {
 		unpack_remove_tree(d.path);
 	}
+	char grid[PATH_MAX + 160];
+	snprintf(grid, sizeof grid, "%s/%s/.%s.png", root, owner, name);
+	unlink(grid);
 	slog(LOG_INFO, 0, "dataset %s/%s deleted by %s", owner, name, r->owner);
 	store_dataset_clear(&d);
 	cJSON *ans = cJSON_CreateObject();
@@ -456,12 +495,16 @@ enum MHD_Result datasets_route(Req *r, const char *path)
 	char owner[64], name[64];
 	const char *p = path + strlen("/datasets/");
 	const char *slash = strchr(p, '/');
-	if (!slash || (size_t)(slash - p) >= sizeof owner || strlen(slash + 1) >= sizeof name || !slash[1] || strchr(slash + 1, '/'))
+	const char *rest = slash ? strchr(slash + 1, '/') : NULL;
+	size_t nl = slash ? (rest ? (size_t)(rest - slash - 1) : strlen(slash + 1)) : 0;
+	if (!slash || (size_t)(slash - p) >= sizeof owner || nl >= sizeof name || nl == 0 || (rest && strcmp(rest, "/grid.png") != 0))
 		return reply_error(r, 404, "not_found", NULL, "%.200s: no such resource (datasets are /v1/datasets/OWNER/NAME)", r->url);
 	memcpy(owner, p, (size_t)(slash - p));
 	owner[slash - p] = 0;
-	snprintf(name, sizeof name, "%s", slash + 1);
+	memcpy(name, slash + 1, nl);
+	name[nl] = 0;
 	if (!valid_name(name)) return reply_error(r, 404, "not_found", NULL, "no dataset %.64s/%.64s", owner, name);
+	if (rest) return get ? grid(r, owner, name) : reply_error(r, 405, "method_not_allowed", NULL, "%s %s: only GET is allowed", r->method, r->url);
 	if (get) return show(r, owner, name);
 	if (strcmp(r->method, "DELETE") == 0) return delete(r, owner, name);
 	return reply_error(r, 405, "method_not_allowed", NULL, "%s %s: only GET, DELETE are allowed", r->method, r->url);
@@ -493,10 +536,17 @@ int datasets_recover(const char *state_dir, Store *st, char *err, size_t errlen)
 		if (!od) continue;
 		struct dirent *f;
 		while ((f = readdir(od))) {
-			if (f->d_name[0] == '.') continue;
+			char name[256];
+			size_t fl = strlen(f->d_name);
+			if (f->d_name[0] == '.' && fl > 5 && strcmp(f->d_name + fl - 4, ".png") == 0)   /* a grid: .NAME.png */
+				snprintf(name, sizeof name, "%.*s", (int)(fl - 5), f->d_name + 1);
+			else if (f->d_name[0] == '.')
+				continue;
+			else
+				snprintf(name, sizeof name, "%s", f->d_name);
 			StoreDataset row;
 			char e2[256];
-			int rc = store_dataset_get(st, e->d_name, f->d_name, &row, e2, sizeof e2);
+			int rc = store_dataset_get(st, e->d_name, name, &row, e2, sizeof e2);
 			store_dataset_clear(&row);
 			if (rc == STORE_ENOTFOUND) {   /* published, but the row never came (or was deleted) */
 				char path[PATH_MAX * 2];

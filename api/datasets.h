@@ -3,6 +3,7 @@
  *   POST   /v1/datasets?name=NAME      body: tar, tar.gz or zip -> 201 the dataset
  *   GET    /v1/datasets[?owner=]       the list
  *   GET    /v1/datasets/{owner}/{name} format, files per class and split, bytes
+ *   GET    /v1/datasets/{owner}/{name}/grid.png   sample images, a row per class
  *   DELETE /v1/datasets/{owner}/{name} the owner or an admin; 409 while a queued or running job
  *                                      names it
  *

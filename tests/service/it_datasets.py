@@ -249,11 +249,18 @@ def main(exe):
               "list: %d %s" % (s, lst))
         s, one = d.get("/v1/datasets/alice/flowers")
         check(s == 200 and {c["name"]: c["files"] for c in one["classes"]} == counts, "show: %d %s" % (s, one))
+        st, hdrs, png = d.raw("GET", ds["sample_grid"])
+        check(st == 200 and hdrs.get("content-type") == "image/png", "grid: %d %s" % (st, hdrs))
+        g = Image.open(io.BytesIO(png)).convert("RGB")
+        cx = 2 + 16   # the centre of the first cell of each row (2 px of padding)
+        r0, r1 = g.getpixel((cx, cx)), g.getpixel((cx, cx + 34))
+        check(g.size == (8 * 34 + 2, 2 * 34 + 2) and r0[0] > 180 and r0[2] < 80 and r1[2] > 180 and r1[0] < 80,
+              "grid: size %s, first cells %s %s (expected a red row, then a blue one)" % (g.size, r0, r1))
         expect(d, "flowers", image_folder_tar(), TAR, alice, 409, "exists", ["already exists"], "same name again")
         expect(d, "flowers", b"x", {"Content-Type": "text/plain"}, alice, 415, "unsupported_media_type",
                ["Content-Type"], "text body")
         expect(d, "flowers", image_folder_tar(), TAR, None, 401, "unauthorized", [], "no token")
-        print("  push: 201, 2 classes (24, 20); list and show agree")
+        print("  push: 201, 2 classes (24, 20); list and show agree; sample grid: a red row, a blue row")
 
         # ---- another owner -------------------------------------------------------------------
         s, e = d.post("/v1/jobs", image_job("bob-job", "dataset:alice/flowers"), bearer(bob))
@@ -291,6 +298,7 @@ def main(exe):
         s, e = d.call("DELETE", "/v1/datasets/alice/flowers", None, bearer(alice))
         check(s == 200 and e["deleted"] is True, "alice deletes -> %d %s" % (s, e))
         check(not os.path.exists(os.path.join(state, "uploads", "alice", "flowers")), "the files are still there")
+        check(not os.path.exists(os.path.join(state, "uploads", "alice", ".flowers.png")), "the grid is still there")
         s, e = d.get("/v1/datasets/alice/flowers")
         check(s == 404, "after delete: %d %s" % (s, e))
 
