@@ -22,6 +22,10 @@
 #include "../workers/unpack.h"
 #include "dataset_grid.h"
 
+/* A refused upload's body is read and dropped up to this far past the limit, so the client sees
+ * the answer; beyond it the connection is closed. */
+#define DRAIN_BYTES ((uint64_t)64 << 20)
+
 struct DsUpload {
 	int fd;                 /* the body's file, -1 when none is kept */
 	char dir[PATH_MAX];     /* STATE/uploads/.tmp/up.XXXXXX, "" when none */
@@ -78,7 +82,15 @@ int datasets_upload_begin(Req *r, const char *method, const char *url)
 	/* Keep the body only when the request can succeed: a refused one is read and dropped, and
 	 * the route then gives the answer (the same checks, with replies). */
 	const char *cl = MHD_lookup_connection_value(r->c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-	if (cl && strtoull(cl, NULL, 10) > limits(r)->max_upload_bytes) u->over = 1;
+	if (cl && strtoull(cl, NULL, 10) > limits(r)->max_upload_bytes) {
+		u->over = 1;
+		/* Too much to read and drop: answer now (MHD then closes the connection). */
+		if (strtoull(cl, NULL, 10) - limits(r)->max_upload_bytes > DRAIN_BYTES) {
+			reply_error(r, 413, "upload_too_large", NULL, "the upload is larger than the limit of %llu bytes (max-upload-bytes)",
+			            (unsigned long long)limits(r)->max_upload_bytes);
+			return 1;
+		}
+	}
 	if (u->over || !valid_name(query(r, "name")) || !auth_quiet(r)) return 1;
 	char root[PATH_MAX], tmp[PATH_MAX + 8];
 	root_dir(r->api, root, sizeof root);
@@ -105,6 +117,7 @@ int datasets_upload_chunk(Req *r, const char *data, size_t n)
 	struct DsUpload *u = r->upload;
 	u->received += n;
 	if (u->received > limits(r)->max_upload_bytes) u->over = 1;
+	if (u->received > limits(r)->max_upload_bytes && u->received - limits(r)->max_upload_bytes > DRAIN_BYTES) return -1;   /* no end in sight: close */
 	if (u->fd < 0) return 0;
 	if (u->over) {   /* no use keeping it: drop the file now, the rest is read and dropped */
 		close(u->fd);

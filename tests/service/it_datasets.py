@@ -167,6 +167,17 @@ def attacks(d, state, alice, tmp):
 
 def limits(d, state, alice, bob, ops):
     expect(d, "big", os.urandom(9 << 20), TAR, alice, 413, "upload_too_large", ["max-upload-bytes"], "upload size")
+    # A declared 200 MB: answered at once, without reading a body that size.
+    with socket.create_connection(("127.0.0.1", d.port), timeout=30) as sock:
+        sock.sendall(("POST /v1/datasets?name=huge HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-tar\r\n"
+                      "Authorization: Bearer %s\r\nContent-Length: %d\r\n\r\n" % (alice, 200 << 20)).encode())
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            piece = sock.recv(4096)
+            if not piece:
+                break
+            answer += piece
+    check(answer.startswith(b"HTTP/1.1 413"), "a declared 200 MB upload: %r" % answer[:200])
     hexdata = os.urandom(int(2.6 * (1 << 20))).hex().encode()   # 5.2 MB that gzip halves
     expect(d, "big", tar_bytes([member("t/a.txt", hexdata)], "w:gz"), TGZ, alice, 413, "dataset_too_large",
            ["max-dataset-bytes"], "dataset size")
