@@ -22,6 +22,7 @@
 #include "../common/strbuf.h"
 
 #define RATIO_FLOOR ((uint64_t)1 << 20)   /* ratios are judged only past this many bytes */
+#define MAX_DEPTH 32                      /* components of a member's name (removal recurses this deep) */
 
 __attribute__((format(printf, 4, 5)))
 static int fail(int code, char *err, size_t errlen, const char *fmt, ...)
@@ -94,9 +95,11 @@ static int clean_name(const char *raw, char *out, size_t cap, char *err, size_t 
 		return rc;
 	}
 	if (raw[0] == '/') return fail(UNPACK_EUNSAFE, err, errlen, "member \"%.200s\": absolute names are not allowed", raw);
-	size_t n = 0;
+	size_t n = 0, depth = 0;
 	const char *p = raw;
 	while (*p) {
+		if (++depth > MAX_DEPTH)
+			return fail(UNPACK_EUNSAFE, err, errlen, "member \"%.200s...\": more than %d directories deep", raw, MAX_DEPTH);
 		const char *e = strchr(p, '/');
 		size_t len = e ? (size_t)(e - p) : strlen(p);
 		if (len == 2 && p[0] == '.' && p[1] == '.')

@@ -1,11 +1,12 @@
 /* unpack.h - unpack an uploaded dataset archive (tar, tar.gz, zip; libarchive) safely.
  *
  * Every member is checked before a byte of it is written: a relative name of well-formed UTF-8
- * without ".." or control characters, a regular file or a directory (links, devices and FIFOs are
- * refused), no name twice. Totals are bounded while unpacking: the members, the unpacked bytes
- * and the ratio of unpacked bytes to the archive's size (a zip bomb stops at the bound, not after
- * it has filled the disk). Files are created beneath dest only (openat, O_EXCL|O_NOFOLLOW, in a
- * directory nobody else writes), each fsynced.
+ * without ".." or control characters, at most 32 components deep; a regular file or a directory
+ * (links, devices and FIFOs are refused); no name twice. Totals are bounded while unpacking: the
+ * members, the unpacked bytes and the ratio of unpacked bytes to the archive's size (a zip bomb
+ * stops at the bound, not after it has filled the disk). Files are created beneath dest only
+ * (openat, O_EXCL|O_NOFOLLOW, in a directory nobody else writes) and synced (syncfs) before it
+ * returns.
  *
  *   UnpackLimits lim = { .max_bytes = 1 << 30, .bytes_limit = "max-dataset-bytes",
  *                         .max_members = 50000, .max_ratio = 200 };
