@@ -371,6 +371,8 @@ int serve_main(int argc, char **argv)
 	char uploaded[sizeof c->state_dir + 16];
 	snprintf(uploaded, sizeof uploaded, "%s/" API_UPLOADS_DIR, c->state_dir);
 	roots[c->n_data_roots] = uploaded;
+	if (mkdir(uploaded, 0750) < 0 && errno != EEXIST)   /* confined by descriptor: it must exist now */
+		slog(LOG_WARNING, 0, "%s: %s; uploaded datasets cannot be read", uploaded, strerror(errno));
 	if (dataset_confine(roots, c->n_data_roots + 1) < 0) {
 		slog(LOG_ERR, 0, "data roots: out of memory");
 		goto out;

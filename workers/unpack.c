@@ -263,6 +263,14 @@ static int count_class(UnpackSummary *s, const char *name)
 	return 0;
 }
 
+/* Classes by split, then name: the order does not depend on the archive's. */
+static int class_order(const void *a, const void *b)
+{
+	const UnpackClass *x = a, *y = b;
+	int c = strcmp(x->split, y->split);
+	return c ? c : strcmp(x->name, y->name);
+}
+
 /* ---- unpacking ------------------------------------------------------------------------------ */
 
 static int unpack(struct archive *a, uint64_t archive_size, const char *dest, const UnpackLimits *lim, UnpackSummary *s,
@@ -348,6 +356,7 @@ static int unpack(struct archive *a, uint64_t archive_size, const char *dest, co
 		rc = fail(UNPACK_EEMPTY, err, errlen, members ? "the archive holds no regular file" : "the body is an empty archive");
 		goto out;
 	}
+	qsort(s->classes, (size_t)s->nclasses, sizeof *s->classes, class_order);
 	s->format = s->images * 2 >= s->files ? "image_folder" : idx ? "idx" : csv ? "csv" : text ? "text" : "files";
 	/* One syncfs for the whole tree, files and directories (an fsync per member costs more than
 	 * the unpacking), so the rename that publishes it is the only step left. */

@@ -52,7 +52,7 @@ typedef struct UnpackSummary {
 	const char *format;        /* "image_folder", "idx", "csv", "text" or "files" */
 	uint64_t bytes;            /* unpacked bytes of the files */
 	int64_t files, dirs, images;
-	UnpackClass *classes;     /* owned */
+	UnpackClass *classes;     /* owned; by split, then name */
 	int nclasses;
 	char first_csv[256], first_text[256];   /* a member of that kind, for the answer's hints */
 } UnpackSummary;

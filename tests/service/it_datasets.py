@@ -241,10 +241,12 @@ def main(exe):
     tmp = tempfile.mkdtemp(prefix="ssld-ds-")
     state = os.path.join(tmp, "state")
     os.mkdir(state)
+    root = os.path.join(tmp, "root")   # a data root apart from the state dir: uploads are not under it
+    os.mkdir(root)
     alice, bob = token(exe, state, "alice"), token(exe, state, "bob")
     ops = token(exe, state, "ops", "--admin")
     flags = ("--workers", "1", "--max-upload-bytes", "8M", "--max-dataset-bytes", "4M", "--dataset-quota-bytes", "6M",
-             "--max-datasets-per-owner", "3", "--max-dataset-files", "5000", "--data-root", tmp)
+             "--max-datasets-per-owner", "3", "--max-dataset-files", "5000", "--data-root", root)
     d = Daemon(exe, state)
     try:
         d.start(*flags)
@@ -265,13 +267,14 @@ def main(exe):
         g = Image.open(io.BytesIO(png)).convert("RGB")
         cx = 2 + 16   # the centre of the first cell of each row (2 px of padding)
         r0, r1 = g.getpixel((cx, cx)), g.getpixel((cx, cx + 34))
-        check(g.size == (8 * 34 + 2, 2 * 34 + 2) and r0[0] > 180 and r0[2] < 80 and r1[2] > 180 and r1[0] < 80,
-              "grid: size %s, first cells %s %s (expected a red row, then a blue one)" % (g.size, r0, r1))
+        check(g.size == (8 * 34 + 2, 2 * 34 + 2) and r0[2] > 180 and r0[0] < 80 and r1[0] > 180 and r1[2] < 80,
+              "grid: size %s, first cells %s %s (expected a blue row, then a red one: classes by name)" % (g.size, r0, r1))
+        check([c["name"] for c in ds["classes"]] == ["blue", "red"], "classes by name: %s" % ds["classes"])
         expect(d, "flowers", image_folder_tar(), TAR, alice, 409, "exists", ["already exists"], "same name again")
         expect(d, "flowers", b"x", {"Content-Type": "text/plain"}, alice, 415, "unsupported_media_type",
                ["Content-Type"], "text body")
         expect(d, "flowers", image_folder_tar(), TAR, None, 401, "unauthorized", [], "no token")
-        print("  push: 201, 2 classes (24, 20); list and show agree; sample grid: a red row, a blue row")
+        print("  push: 201, 2 classes (24, 20); list and show agree; sample grid: a blue row, a red row")
 
         # ---- another owner -------------------------------------------------------------------
         s, e = d.post("/v1/jobs", image_job("bob-job", "dataset:alice/flowers"), bearer(bob))
