@@ -516,7 +516,8 @@ enum MHD_Result datasets_route(Req *r, const char *path)
 	owner[slash - p] = 0;
 	memcpy(name, slash + 1, nl);
 	name[nl] = 0;
-	if (!valid_name(name)) return reply_error(r, 404, "not_found", NULL, "no dataset %.64s/%.64s", owner, name);
+	if (!valid_name(name) || owner[0] == '.' || !owner[0])   /* owner is a path component too */
+		return reply_error(r, 404, "not_found", NULL, "no dataset %.64s/%.64s", owner, name);
 	if (rest) return get ? grid(r, owner, name) : reply_error(r, 405, "method_not_allowed", NULL, "%s %s: only GET is allowed", r->method, r->url);
 	if (get) return show(r, owner, name);
 	if (strcmp(r->method, "DELETE") == 0) return delete(r, owner, name);
