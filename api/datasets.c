@@ -333,7 +333,8 @@ static enum MHD_Result upload(Req *r)
 	int grid = strcmp(s.format, "image_folder") == 0 && dataset_grid_write(tree, &s, grid_tmp, err, sizeof err) == 0;
 	if (!grid && strcmp(s.format, "image_folder") == 0) slog(LOG_WARNING, 0, "dataset %s/%s: %s", r->owner, name, err);
 
-	/* Publish: one rename, then the row. */
+	/* Publish: the row, then one rename. A crash between the two leaves a row whose directory
+	 * is missing, which datasets_recover removes; a directory is never left without its row. */
 	char root[PATH_MAX], odir[PATH_MAX + 80], final[PATH_MAX + 160];
 	root_dir(r->api, root, sizeof root);
 	snprintf(odir, sizeof odir, "%s/%s", root, r->owner);
@@ -342,17 +343,6 @@ static enum MHD_Result upload(Req *r)
 		unpack_summary_clear(&s);
 		return reply_error(r, 503, "storage_error", NULL, "%s: %s", odir, strerror(errno));
 	}
-	if (rename(tree, final) < 0) {
-		int e = errno;
-		unpack_summary_clear(&s);
-		if (e == EEXIST || e == ENOTEMPTY)
-			return reply_error(r, 409, "exists", "name", "dataset %s/%s already exists; delete it first", r->owner, name);
-		return reply_error(r, 503, "storage_error", NULL, "%s: %s", final, strerror(e));
-	}
-	char grid_path[PATH_MAX + 160];
-	snprintf(grid_path, sizeof grid_path, "%s/.%s.png", odir, name);
-	if (grid && rename(grid_tmp, grid_path) < 0) grid = 0;
-	fsync_dir(odir);
 	StoreDataset row = { .bytes = (int64_t)s.bytes, .files = s.files, .path = final, .created_at = store_now() };
 	snprintf(row.owner, sizeof row.owner, "%s", r->owner);
 	snprintf(row.name, sizeof row.name, "%s", name);
@@ -362,11 +352,22 @@ static enum MHD_Result upload(Req *r)
 	rc = row.summary ? store_dataset_insert(r->api->cfg.store, &row, err, sizeof err) : STORE_ENOMEM;
 	if (rc < 0) {
 		free(row.summary);
-		unpack_remove_tree(final);
-		unlink(grid_path);
-		if (rc == STORE_EEXIST) return reply_error(r, 409, "exists", "name", "%s", err);
+		if (rc == STORE_EEXIST) return reply_error(r, 409, "exists", "name", "%s; delete it first", err);
 		return ds_store_failure(r, rc, rc == STORE_ENOMEM ? "out of memory" : err);
 	}
+	if (rename(tree, final) < 0) {
+		int e = errno;
+		char e2[256];
+		free(row.summary);
+		store_dataset_delete(r->api->cfg.store, r->owner, name, e2, sizeof e2);
+		if (e == EEXIST || e == ENOTEMPTY)
+			return reply_error(r, 409, "exists", "name", "dataset %s/%s already exists; delete it first", r->owner, name);
+		return reply_error(r, 503, "storage_error", NULL, "%s: %s", final, strerror(e));
+	}
+	char grid_path[PATH_MAX + 160];
+	snprintf(grid_path, sizeof grid_path, "%s/.%s.png", odir, name);
+	if (grid) rename(grid_tmp, grid_path);   /* without it GET .../grid.png answers 404 */
+	fsync_dir(odir);
 	slog(LOG_INFO, 0, "dataset %s/%s: %lld files, %lld bytes, %s", row.owner, row.name, (long long)row.files, (long long)row.bytes, row.format);
 	row.path = NULL;
 	cJSON *ans = dataset_json(&row, 1);
@@ -464,24 +465,24 @@ static enum MHD_Result delete(Req *r, const char *owner, const char *name)
 		return reply_error(r, 409, "dataset_in_use", NULL, "dataset %s/%s is used by job %lld, which is queued or running; cancel it or wait",
 		                   owner, name, (long long)job);
 	}
-	if (rc == 0) rc = store_dataset_delete(r->api->cfg.store, owner, name, err, sizeof err);
 	if (rc < 0) {
 		store_dataset_clear(&d);
 		return ds_store_failure(r, rc, err);
 	}
-	/* The row is gone: move the files out of sight first, then remove them. */
-	char root[PATH_MAX], gone[PATH_MAX + 32];
+	/* Files out of sight first (one rename), then the row, then the files: a crash on the way
+	 * leaves a row without its directory, which datasets_recover removes. */
+	char root[PATH_MAX], gone[PATH_MAX + 32], tmp[PATH_MAX + 8];
 	root_dir(r->api, root, sizeof root);
-	snprintf(gone, sizeof gone, "%s/.tmp/del.XXXXXX", root);
-	char tmp[PATH_MAX + 8];
 	snprintf(tmp, sizeof tmp, "%s/.tmp", root);
-	make_dir(tmp);
-	if (mkdtemp(gone) && rename(d.path, strcat(gone, "/d")) == 0) {
-		*strrchr(gone, '/') = 0;
-		unpack_remove_tree(gone);
-	} else {
-		unpack_remove_tree(d.path);
+	snprintf(gone, sizeof gone, "%s/del.XXXXXX", tmp);
+	int moved = make_dir(tmp) == 0 && mkdtemp(gone) && rename(d.path, strcat(gone, "/d")) == 0;
+	if ((rc = store_dataset_delete(r->api->cfg.store, owner, name, err, sizeof err)) < 0) {
+		if (moved) rename(gone, d.path);   /* put it back: the dataset stays whole */
+		store_dataset_clear(&d);
+		return ds_store_failure(r, rc, err);
 	}
+	if (moved) *strrchr(gone, '/') = 0;
+	unpack_remove_tree(moved ? gone : d.path);
 	char grid[PATH_MAX + 160];
 	snprintf(grid, sizeof grid, "%s/%s/.%s.png", root, owner, name);
 	unlink(grid);
@@ -528,14 +529,31 @@ enum MHD_Result datasets_route(Req *r, const char *path)
 
 int datasets_recover(const char *state_dir, Store *st, char *err, size_t errlen)
 {
-	char root[PATH_MAX], tmp[PATH_MAX + 8];
+	char root[PATH_MAX], tmp[PATH_MAX + 8], orphans[PATH_MAX + 16];
 	snprintf(root, sizeof root, "%s/" API_UPLOADS_DIR, state_dir);
 	snprintf(tmp, sizeof tmp, "%s/.tmp", root);
+	snprintf(orphans, sizeof orphans, "%s/.orphans", root);
 	if (make_dir(root) < 0) {
 		snprintf(err, errlen, "%s: %s", root, strerror(errno));
 		return -1;
 	}
 	unpack_remove_tree(tmp);   /* uploads and deletions a stop interrupted */
+	/* Rows whose directory never arrived (a crash between the row and the rename). */
+	StoreDataset *v;
+	int n;
+	if (store_dataset_list(st, NULL, &v, &n, err, errlen) < 0) return -1;
+	for (int i = 0; i < n; i++) {
+		struct stat sb;
+		char e2[256];
+		if (stat(v[i].path, &sb) < 0 && errno == ENOENT) {
+			slog(LOG_WARNING, 0, "datasets: %s/%s has no files (%s); removing its row", v[i].owner, v[i].name, v[i].path);
+			store_dataset_delete(st, v[i].owner, v[i].name, e2, sizeof e2);
+		}
+		store_dataset_clear(&v[i]);
+	}
+	free(v);
+	/* Directories without a row come from another database (one lost or restored from a backup):
+	 * moved aside to .orphans, never deleted. Grids without a row are derived: removed. */
 	DIR *d = opendir(root);
 	if (!d) {
 		snprintf(err, errlen, "%s: %s", root, strerror(errno));
@@ -552,22 +570,26 @@ int datasets_recover(const char *state_dir, Store *st, char *err, size_t errlen)
 		while ((f = readdir(od))) {
 			char name[256];
 			size_t fl = strlen(f->d_name);
-			if (f->d_name[0] == '.' && fl > 5 && strcmp(f->d_name + fl - 4, ".png") == 0)   /* a grid: .NAME.png */
-				snprintf(name, sizeof name, "%.*s", (int)(fl - 5), f->d_name + 1);
-			else if (f->d_name[0] == '.')
-				continue;
-			else
-				snprintf(name, sizeof name, "%s", f->d_name);
+			int is_grid = f->d_name[0] == '.' && fl > 5 && strcmp(f->d_name + fl - 4, ".png") == 0;   /* .NAME.png */
+			if (is_grid) snprintf(name, sizeof name, "%.*s", (int)(fl - 5), f->d_name + 1);
+			else if (f->d_name[0] == '.') continue;
+			else snprintf(name, sizeof name, "%s", f->d_name);
 			StoreDataset row;
 			char e2[256];
 			int rc = store_dataset_get(st, e->d_name, name, &row, e2, sizeof e2);
 			store_dataset_clear(&row);
-			if (rc == STORE_ENOTFOUND) {   /* published, but the row never came (or was deleted) */
-				char path[PATH_MAX * 2];
-				snprintf(path, sizeof path, "%s/%s", odir, f->d_name);
-				slog(LOG_WARNING, 0, "datasets: removing %s, which has no row", path);
-				unpack_remove_tree(path);
+			if (rc != STORE_ENOTFOUND) continue;
+			char path[PATH_MAX * 2], aside[PATH_MAX * 2];
+			snprintf(path, sizeof path, "%s/%s", odir, f->d_name);
+			if (is_grid) {
+				unlink(path);
+				continue;
 			}
+			snprintf(aside, sizeof aside, "%s/%s.%s.%.0f", orphans, e->d_name, f->d_name, store_now());
+			if (make_dir(orphans) == 0 && rename(path, aside) == 0)
+				slog(LOG_WARNING, 0, "datasets: %s has no row in the database; moved aside to %s", path, aside);
+			else
+				slog(LOG_WARNING, 0, "datasets: %s has no row in the database and cannot be moved aside: %s", path, strerror(errno));
 		}
 		closedir(od);
 	}

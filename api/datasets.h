@@ -8,11 +8,11 @@
  *                                      names it
  *
  * The upload's body goes straight to a file in STATE/uploads/.tmp (server.c hands each piece to
- * datasets_upload_chunk; nothing of it is kept in memory), is unpacked beside it
- * (../workers/unpack.h), and becomes visible by one rename to STATE/uploads/OWNER/NAME followed
- * by its row. datasets_recover, at start-up, removes what a crash left: the temp dirs, and
- * dataset dirs without a row. A job names a dataset as "dataset:OWNER/NAME[/FILE]" in any path
- * of its spec (workers/jobspec.c resolves it beneath STATE/uploads).
+ * datasets_upload_chunk; nothing of it is kept in memory) and is unpacked beside it
+ * (../workers/unpack.h); its row is written, then one rename makes it STATE/uploads/OWNER/NAME.
+ * datasets_recover, at start-up, removes what a crash left: the temp dirs, and rows whose
+ * directory never arrived. A job names a dataset as "dataset:OWNER/NAME[/FILE]" in any path of
+ * its spec (workers/jobspec.c resolves it beneath STATE/uploads).
  */
 #ifndef SSLD_API_DATASETS_H
 #define SSLD_API_DATASETS_H

@@ -11,7 +11,8 @@
   duplicate name, invalid UTF-8, a body that is not an archive: 400 (the bomb 413) naming the
   problem, and nothing written outside the dataset's directory nor left in the state dir;
 - a client that disconnects mid-upload, and a daemon killed mid-upload, leave nothing behind
-  (after the restart's clean-up).
+  (after the restart's clean-up); at start-up a row whose files are gone is dropped, and files
+  without a row (another database's) are moved aside to uploads/.orphans, never deleted.
 """
 import gzip
 import io
@@ -332,6 +333,24 @@ def main(exe):
         s, lst = d.get("/v1/datasets?owner=alice")
         check(s == 200 and lst["datasets"] == [], "after restart: %s" % lst)
         print("  killed mid-upload: the restart leaves nothing")
+
+        # ---- start-up: a row without files is dropped, files without a row are moved aside ----
+        s, e = push(d, "keep", tar_bytes([member("c/x.txt", b"hi")]), TAR, alice)
+        check(s == 201, "keep -> %d %s" % (s, e))
+        check(d.stop() == 0, "ssld did not stop cleanly")
+        shutil.rmtree(os.path.join(state, "uploads", "alice", "keep"))
+        stray = os.path.join(state, "uploads", "alice", "stray")
+        os.makedirs(stray)
+        with open(os.path.join(stray, "x.png"), "wb") as f:
+            f.write(b"data")
+        d.start(*flags)
+        s, e = d.get("/v1/datasets/alice/keep")
+        check(s == 404, "a dataset whose files are gone is still listed: %d %s" % (s, e))
+        aside = [n for n in os.listdir(os.path.join(state, "uploads", ".orphans")) if n.startswith("alice.stray.")]
+        check(not os.path.exists(stray) and len(aside) == 1 and
+              os.path.exists(os.path.join(state, "uploads", ".orphans", aside[0], "x.png")),
+              "a directory without a row: %s, aside %s" % (os.path.exists(stray), aside))
+        print("  start-up: a row without files dropped, files without a row moved aside (not deleted)")
         d.stop()
     finally:
         d.cleanup()
