@@ -114,7 +114,7 @@ def leftovers(state):
     return out
 
 
-def wait_clean(state, what, timeout=20):
+def wait_clean(state, what, timeout=30):
     deadline = time.time() + timeout
     while time.time() < deadline:
         if not leftovers(state):
@@ -247,7 +247,9 @@ def main(exe):
     alice, bob = token(exe, state, "alice"), token(exe, state, "bob")
     ops = token(exe, state, "ops", "--admin")
     flags = ("--workers", "1", "--max-upload-bytes", "8M", "--max-dataset-bytes", "4M", "--dataset-quota-bytes", "6M",
-             "--max-datasets-per-owner", "3", "--max-dataset-files", "5000", "--data-root", root)
+             "--max-datasets-per-owner", "3", "--max-dataset-files", "5000", "--data-root", root,
+             # libmicrohttpd sometimes sees a client's close only when the request deadline ends it
+             "--request-deadline", "8")
     d = Daemon(exe, state)
     try:
         d.start(*flags)
