@@ -356,7 +356,7 @@ static int unpack(struct archive *a, uint64_t archive_size, const char *dest, co
 		rc = fail(UNPACK_EEMPTY, err, errlen, members ? "the archive holds no regular file" : "the body is an empty archive");
 		goto out;
 	}
-	qsort(s->classes, (size_t)s->nclasses, sizeof *s->classes, class_order);
+	if (s->nclasses > 1) qsort(s->classes, (size_t)s->nclasses, sizeof *s->classes, class_order);
 	s->format = s->images * 2 >= s->files ? "image_folder" : idx ? "idx" : csv ? "csv" : text ? "text" : "files";
 	/* One syncfs for the whole tree, files and directories (an fsync per member costs more than
 	 * the unpacking), so the rename that publishes it is the only step left. */
