@@ -42,6 +42,20 @@ typedef enum ApiReadAccess {
 	API_READ_TOKEN,          /* a valid token for every read */
 } ApiReadAccess;
 
+/* Uploaded datasets live in STATE_DIR/API_UPLOADS_DIR/OWNER/NAME (apart from the data roots, so
+ * that only the API's rules reach them). */
+#define API_UPLOADS_DIR "uploads"
+
+/* /v1/datasets (datasets.h). Zero fields take the defaults in api_new. */
+typedef struct ApiDatasetLimits {
+	uint64_t max_upload_bytes;          /* one upload's body -> 413 (default 1 GiB) */
+	uint64_t max_dataset_bytes;         /* one dataset unpacked -> 413 (default 4 GiB) */
+	uint64_t max_files;                 /* members of one archive -> 413 (default 50000) */
+	double max_ratio;                   /* unpacked / archive bytes -> 413 (default 200) */
+	int max_per_owner;                  /* datasets per owner -> 429 (default 50) */
+	uint64_t quota_bytes;               /* all of one owner's datasets -> 413 (default 20 GiB) */
+} ApiDatasetLimits;
+
 typedef struct ApiConfig {
 	const char *listen;                 /* "ADDR:PORT", "[v6addr]:PORT"; port 0 = any free port */
 	int listen_fd;                      /* > 0: serve on this listening socket (systemd socket
@@ -69,6 +83,7 @@ typedef struct ApiConfig {
 	const char *tokens_file;            /* "owner sha256hex [admin]" lines; NULL = none */
 	ApiReadAccess read_access;          /* who may read once tokens exist (default loopback) */
 	const char *version;                /* reported by /v1/health */
+	ApiDatasetLimits datasets;
 	/* Called (on an HTTP thread) after a job was queued; NULL = pool_wake(pool) directly. The
 	 * daemon routes it through its libuv loop, which owns wake-ups. */
 	void (*on_queued)(void *user, int64_t job_id);

@@ -55,6 +55,7 @@ typedef struct Req {
 	int suspended;                    /* the connection waits for gen; the next call answers it */
 	const struct SweepPlan *sweep;    /* set while a sweep's child is checked: its refusals name the */
 	int sweep_child;                  /* sweep key and the setting (routes.c, reply_spec_errors) */
+	struct DsUpload *upload;          /* POST /v1/datasets: the body goes to a file (datasets.c) */
 } Req;
 
 /* Responses: each queues one response and returns what the MHD handler must return. */
@@ -88,6 +89,8 @@ int query_int(Req *r, const char *name, int64_t min, int64_t max, int64_t def, i
 int require_auth(Req *r);
 /* The read rule (ApiReadAccess) for data endpoints: 0, or -1 after replying 401/503. */
 int require_read(Req *r);
+/* 1 if require_auth would pass, without replying (a refused upload's body is then not kept). */
+int auth_quiet(Req *r);
 
 void iso_time(double t, char out[32]);          /* "2024-06-01T12:00:00.123Z", "" for t <= 0 */
 const char *mime_type(const char *path);

@@ -32,6 +32,7 @@
 #include "../workers/job_files.h"
 #include "downsample.h"
 #include "groups.h"
+#include "datasets.h"
 #include "metrics_csv.h"
 
 #define MAX_METRIC_ROWS 1000000   /* points per key one metrics request reads before asking to continue */
@@ -338,7 +339,10 @@ static int validate_job(Req *r, const char *body, size_t len, Validated *v)
 {
 	Api *api = r->api;
 	memset(v, 0, sizeof *v);
-	JobSpecOptions o = { .data_roots = api->cfg.data_roots, .n_data_roots = api->cfg.n_data_roots, .check_files = 1 };
+	char uploaded[4096];
+	snprintf(uploaded, sizeof uploaded, "%s/" API_UPLOADS_DIR, api->state_dir ? api->state_dir : "");
+	JobSpecOptions o = { .data_roots = api->cfg.data_roots, .n_data_roots = api->cfg.n_data_roots, .check_files = 1,
+	                     .datasets_dir = api->state_dir ? uploaded : NULL, .owner = r->owner, .any_owner = r->admin };
 	SpecErrors *errs = malloc(sizeof *errs);
 	if (!errs) {
 		reply_error(r, 503, "out_of_memory", NULL, "the server ran out of memory checking the job");
@@ -1239,6 +1243,7 @@ enum MHD_Result route_v1(Req *r, const char *path)
 		return not_allowed(r, "GET, POST");
 	}
 	if (strcmp(path, "/groups") == 0 || strncmp(path, "/groups/", 8) == 0) return groups_route(r, path);
+	if (strcmp(path, "/datasets") == 0 || strncmp(path, "/datasets/", 10) == 0) return datasets_route(r, path);
 	if (strncmp(path, "/jobs/", 6) == 0) {
 		const char *p = path + 6;
 		size_t dl = strspn(p, "0123456789");

@@ -30,6 +30,7 @@
 #include "../storage/log.h"
 #include "../storage/sha256.h"
 #include "auth_state.h"
+#include "datasets.h"
 
 /* Bodies over max_body but under this are read and dropped so the client sees the 413. */
 #define DRAIN_MAX ((unsigned long long)64 << 20)
@@ -533,6 +534,14 @@ int require_auth(Req *r)
 	return -1;
 }
 
+int auth_quiet(Req *r)
+{
+	char err[512];
+	int on = auth_enabled(r->api, err, sizeof err);
+	if (on <= 0) return on == 0;
+	return authenticate(r, err, sizeof err) == 1;
+}
+
 /* 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104. */
 static int peer_is_loopback(Req *r)
 {
@@ -757,6 +766,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		r->api = api;
 		r->c = c;
 		*con_cls = r;
+		int up = datasets_upload_begin(r, method, url);   /* its body goes to a file, not r->body */
+		if (up < 0) return MHD_NO;
+		if (up) return MHD_YES;
 		/* A declared body over the limit: a client that waits for "100 Continue", or one that
 		 * announces a huge body, gets 413 before the body is read (MHD then closes the
 		 * connection). Other clients are already sending it; their body is read and dropped, so
@@ -798,6 +810,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		*upload_size = 0;
 		return MHD_YES;
 	}
+	if (*upload_size && r->upload) {
+		int up = datasets_upload_chunk(r, upload_data, *upload_size);
+		*upload_size = 0;
+		return up < 0 ? MHD_NO : MHD_YES;
+	}
 	if (*upload_size) {
 		if (!r->too_large && r->len + *upload_size <= api->cfg.max_body) {
 			if (r->len + *upload_size + 1 > r->cap) {
@@ -832,6 +849,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
 	conns_answered(c);   /* the next request on this connection gets a fresh deadline */
 	if (!r) return;
 	generate_release(r);
+	datasets_upload_end(r);
 	free(r->cache_key);
 	free(r->body);
 	free(r);
@@ -905,6 +923,13 @@ int api_new(const ApiConfig *cfg, Api **out, char *err, size_t errlen)
 	if (!api->cfg.max_body) api->cfg.max_body = 1 << 20;
 	if (api->cfg.threads <= 0) api->cfg.threads = 2;
 	if (api->cfg.max_connections <= 0) api->cfg.max_connections = 256;
+	ApiDatasetLimits *dl = &api->cfg.datasets;
+	if (!dl->max_upload_bytes) dl->max_upload_bytes = (uint64_t)1 << 30;
+	if (!dl->max_dataset_bytes) dl->max_dataset_bytes = (uint64_t)4 << 30;
+	if (!dl->max_files) dl->max_files = 50000;
+	if (dl->max_ratio <= 0) dl->max_ratio = 200;
+	if (!dl->max_per_owner) dl->max_per_owner = 50;
+	if (!dl->quota_bytes) dl->quota_bytes = (uint64_t)20 << 30;
 	api->listen = dup_or_null(cfg->listen ? cfg->listen : "127.0.0.1:8080");
 	api->state_dir = dup_or_null(cfg->state_dir);
 	api->version = dup_or_null(cfg->version ? cfg->version : "unknown");
@@ -927,6 +952,7 @@ int api_new(const ApiConfig *cfg, Api **out, char *err, size_t errlen)
 		goto fail;
 	}
 	if (cfg->tokens_file && (rc = api_reload_tokens(api, cfg->tokens_file, err, errlen)) < 0) goto fail;
+	if (api->state_dir && cfg->store && (rc = datasets_recover(api->state_dir, cfg->store, err, errlen)) < 0) goto fail;
 	if (api->state_dir) {
 		/* Record that this state directory uses tokens (and which file), so that revoking the
 		 * last one later does not silently open the API. */

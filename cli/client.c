@@ -230,7 +230,8 @@ static int exchange(const Client *c, const char *method, const char *path, const
 	                  method, path, strchr(c->host, ':') ? "[" : "", c->host, strchr(c->host, ':') ? "]" : "", c->port,
 	                  SSLD_VERSION);
 	if (c->token[0]) hn += snprintf(head + hn, sizeof head - (size_t)hn, "Authorization: Bearer %s\r\n", c->token);
-	if (body) hn += snprintf(head + hn, sizeof head - (size_t)hn, "Content-Type: application/json\r\nContent-Length: %zu\r\n", blen);
+	if (body) hn += snprintf(head + hn, sizeof head - (size_t)hn, "Content-Type: %s\r\nContent-Length: %zu\r\n",
+	                         c->content_type ? c->content_type : "application/json", blen);
 	else if (strcmp(method, "POST") == 0) hn += snprintf(head + hn, sizeof head - (size_t)hn, "Content-Length: 0\r\n");
 	hn += snprintf(head + hn, sizeof head - (size_t)hn, "\r\n");
 	if (hn >= (int)sizeof head) {
@@ -239,7 +240,12 @@ static int exchange(const Client *c, const char *method, const char *path, const
 		return -1;
 	}
 	int rc = send_all(fd, head, (size_t)hn);
-	if (rc == 0 && body) rc = send_all(fd, body, blen);
+	for (size_t sent = 0; rc == 0 && body && sent < blen;) {   /* in slices, for a progress report */
+		size_t n = blen - sent < (1u << 20) ? blen - sent : (1u << 20);
+		rc = send_all(fd, body + sent, n);
+		sent += n;
+		if (c->progress) c->progress(c->progress_user, sent, blen);
+	}
 	/* A server that refuses early (413) may close before reading the whole body: read its answer anyway. */
 	size_t cap = 65536, n = 0;
 	char *buf = malloc(cap);

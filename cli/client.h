@@ -28,6 +28,10 @@ typedef struct Client {
 	char server[512];   /* as given, for messages */
 	char host[256], port[16];
 	char token[512];
+	const char *content_type;   /* of request bodies; NULL = application/json */
+	/* Called as a request body goes out (sent of total bytes); NULL = none. */
+	void (*progress)(void *user, size_t sent, size_t total);
+	void *progress_user;
 } Client;
 
 typedef struct ClientResp {

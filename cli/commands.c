@@ -143,6 +143,17 @@ const CliCommand cli_commands[] = {
 	  OUTPUT_USAGE
 	  CLIENT_OPTIONS,
 	  cli_group_main },
+	{ "dataset", "upload a dataset to the server, list, show or delete uploaded datasets",
+	  "usage: ssld dataset push DIR|FILE NAME | ls [--owner OWNER] | show [OWNER/]NAME | rm [OWNER/]NAME\n"
+	  "  push   uploads FILE (.tar, .tar.gz/.tgz, .zip) or DIR (packed as a tar.gz first) as NAME,\n"
+	  "         progress on stderr; a job then names it \"dataset:OWNER/NAME\" (docs/API.md).\n"
+	  "         A failed push leaves nothing on the server: run it again\n"
+	  "  ls     the datasets on the server (--owner: one owner's)\n"
+	  "  show   format, files per class and split, bytes\n"
+	  "  rm     delete (its owner or an admin; refused while a queued or running job uses it)\n"
+	  OUTPUT_USAGE
+	  CLIENT_OPTIONS,
+	  cli_dataset_main },
 	{ "cancel", "cancel a queued or running job",
 	  "usage: ssld cancel ID\n"
 	  "  A queued job is cancelled at once; a running one stops within a training step.\n"

@@ -49,6 +49,7 @@ int cli_logs_main(int argc, char **argv);       /* logs.c */
 int cli_metrics_main(int argc, char **argv);    /* metrics.c */
 int cli_group_main(int argc, char **argv);      /* group.c */
 int cli_cancel_main(int argc, char **argv);     /* cancel.c */
+int cli_dataset_main(int argc, char **argv);    /* dataset.c */
 int cli_results_main(int argc, char **argv);    /* results.c */
 int cli_artifacts_main(int argc, char **argv);  /* artifacts.c */
 

@@ -58,6 +58,11 @@ void config_defaults(SsldConfig *c)
 	c->max_connections = 256;
 	c->max_connections_per_ip = 128;
 	c->request_deadline_s = 30;
+	c->max_upload_bytes = 1ull << 30;
+	c->max_dataset_bytes = 4ull << 30;
+	c->max_dataset_files = 50000;
+	c->max_datasets_per_owner = 50;
+	c->dataset_quota_bytes = 20ull << 30;
 	c->generate_threads = 1;
 	c->generate_queue = 4;
 	c->generate_max_seconds = 60;
@@ -165,6 +170,11 @@ static const char usage_text[] =
 	"  --max-queued-per-owner N   the same per token owner\n"
 	"  --max-running-per-owner N  run at most N of one owner's jobs at once; the rest wait (default unlimited)\n"
 	"  --max-user-priority N      job priorities above N need an admin token (default 0; range -100..100)\n"
+	"  --max-upload-bytes SIZE    POST /v1/datasets: a larger archive is refused (413) (default 1G; 0 = no limit)\n"
+	"  --max-dataset-bytes SIZE   a dataset that unpacks to more is refused (413) (default 4G; 0 = no limit)\n"
+	"  --max-dataset-files N      an archive with more members is refused (413) (default 50000; 0 = no limit)\n"
+	"  --max-datasets-per-owner N more uploads by one owner are refused (429) (default 50; 0 = no limit)\n"
+	"  --dataset-quota-bytes SIZE all of one owner's datasets together (413) (default 20G; 0 = no limit)\n"
 	"  --max-attempts N           a job the daemon stopped or crashed under N times fails instead of\n"
 	"                             running again (default 3; 0 = retry forever; a clean stop does not count)\n"
 	"  --tokens-file FILE         'OWNER SHA256HEX [admin]' lines, besides the tokens of `ssld token create`;\n"
@@ -261,6 +271,11 @@ int config_set(SsldConfig *c, const char *key_in, const char *v, char *err, size
 		return -1;
 	}
 	if (strcmp(key, "max-body") == 0) return set_size(&c->max_body, key, v, err, errlen);
+	if (strcmp(key, "max-upload-bytes") == 0) return set_memory(&c->max_upload_bytes, key, v, err, errlen);
+	if (strcmp(key, "max-dataset-bytes") == 0) return set_memory(&c->max_dataset_bytes, key, v, err, errlen);
+	if (strcmp(key, "dataset-quota-bytes") == 0) return set_memory(&c->dataset_quota_bytes, key, v, err, errlen);
+	if (strcmp(key, "max-dataset-files") == 0) return set_int(&c->max_dataset_files, key, v, 0, 100000000, err, errlen);
+	if (strcmp(key, "max-datasets-per-owner") == 0) return set_int(&c->max_datasets_per_owner, key, v, 0, 1000000, err, errlen);
 	if (strcmp(key, "max-job-memory") == 0) return set_memory(&c->max_job_memory, key, v, err, errlen);
 	if (strcmp(key, "flush-interval") == 0) return set_double(&c->flush_interval_s, key, v, 0.05, 1.0, err, errlen);
 	if (strcmp(key, "stop-timeout") == 0) return set_double(&c->stop_timeout_s, key, v, 1, 86400, err, errlen);

@@ -54,6 +54,12 @@ typedef struct SsldConfig {
 	double generate_max_seconds; /* text sampling stops after this long (truncated); default 60, 0 = none */
 	int generate_max_tokens;     /* longer text requests are cut to this (truncated); default 4096 */
 	char webhook[1024];          /* "" = none; else POST each ended job there (webhook.h) */
+	/* Uploaded datasets (api/datasets.h); sizes in bytes, 0 = no limit. */
+	uint64_t max_upload_bytes;   /* one upload's body; default 1 GiB */
+	uint64_t max_dataset_bytes;  /* one dataset unpacked; default 4 GiB */
+	int max_dataset_files;       /* members of one archive; default 50000 */
+	int max_datasets_per_owner;  /* default 50 */
+	uint64_t dataset_quota_bytes;/* all of one owner's datasets; default 20 GiB */
 } SsldConfig;
 
 void config_defaults(SsldConfig *c);

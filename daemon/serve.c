@@ -10,6 +10,7 @@
 #include "serve.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -363,10 +364,16 @@ int serve_main(int argc, char **argv)
 		slog(LOG_ERR, 0, "%s", err);
 		goto out;
 	}
-	const char *roots[CONFIG_MAX_ROOTS];
+	const char *roots[CONFIG_MAX_ROOTS + 1];
 	for (int i = 0; i < c->n_data_roots; i++) roots[i] = c->data_roots[i];
-	/* Jobs open dataset files beneath these roots only (checked again at open time). */
-	if (dataset_confine(roots, c->n_data_roots) < 0) {
+	/* Jobs open dataset files beneath these roots only (checked again at open time), and beneath
+	 * the uploaded datasets (api/datasets.h). */
+	char uploaded[sizeof c->state_dir + 16];
+	snprintf(uploaded, sizeof uploaded, "%s/" API_UPLOADS_DIR, c->state_dir);
+	roots[c->n_data_roots] = uploaded;
+	if (mkdir(uploaded, 0750) < 0 && errno != EEXIST)   /* confined by descriptor: it must exist now */
+		slog(LOG_WARNING, 0, "%s: %s; uploaded datasets cannot be read", uploaded, strerror(errno));
+	if (dataset_confine(roots, c->n_data_roots + 1) < 0) {
 		slog(LOG_ERR, 0, "data roots: out of memory");
 		goto out;
 	}
@@ -381,6 +388,11 @@ int serve_main(int argc, char **argv)
 		.on_queued = api_queued, .on_ended = api_ended, .user = s,
 		.max_connections = c->max_connections, .max_connections_per_ip = c->max_connections_per_ip,
 		.request_deadline_s = c->request_deadline_s,
+		.datasets = { .max_upload_bytes = c->max_upload_bytes ? c->max_upload_bytes : UINT64_MAX,
+		              .max_dataset_bytes = c->max_dataset_bytes ? c->max_dataset_bytes : UINT64_MAX,
+		              .max_files = c->max_dataset_files ? (uint64_t)c->max_dataset_files : UINT64_MAX,
+		              .max_per_owner = c->max_datasets_per_owner ? c->max_datasets_per_owner : INT_MAX,
+		              .quota_bytes = c->dataset_quota_bytes ? c->dataset_quota_bytes : UINT64_MAX },
 		.generate = { .threads = c->generate_threads, .max_waiting = c->generate_queue,
 		              .max_seconds = c->generate_max_seconds, .max_tokens = c->generate_max_tokens },
 	};

@@ -318,6 +318,11 @@ static const char *const migrations[] = {
 	"CREATE INDEX jobs_group ON jobs(group_id) WHERE group_id IS NOT NULL;",
 	/* 4 -> 5: the job-level progress fraction (0..1 over pretraining and every evaluation). */
 	"ALTER TABLE jobs ADD COLUMN progress REAL;",
+	/* 5 -> 6: uploaded datasets (storage/dataset_store.h), a row once the files are in place. */
+	"CREATE TABLE datasets("
+	"  owner TEXT NOT NULL, name TEXT NOT NULL, format TEXT NOT NULL,"
+	"  bytes INTEGER NOT NULL, files INTEGER NOT NULL, summary TEXT NOT NULL, path TEXT NOT NULL,"
+	"  created_at REAL NOT NULL, PRIMARY KEY (owner, name)) WITHOUT ROWID;",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == SSLD_SCHEMA_VERSION, "one migration per version");
 

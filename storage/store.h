@@ -43,7 +43,7 @@ typedef enum JobState {
 } JobState;
 const char *job_state_name(JobState s);   /* "queued", ... */
 int job_state_parse(const char *name);    /* JobState or -1 */
-#define SSLD_SCHEMA_VERSION 5
+#define SSLD_SCHEMA_VERSION 6
 
 /* ---- opening ------------------------------------------------------------------------------- */
 

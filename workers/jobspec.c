@@ -732,6 +732,51 @@ static int inside_roots(const Parser *p, const char *resolved)
 	return 0;
 }
 
+/* "dataset:OWNER/NAME[/FILE]": an uploaded dataset (api/datasets.h), resolved beneath
+ * datasets_dir and readable by its owner (or by anyone with any_owner). */
+static int check_dataset_ref(Parser *p, const char *field, const char *given, int want_dir,
+                             const char *not_found_code, const char **out)
+{
+	const JobSpecOptions *o = p->opts;
+	const char *ref = given + strlen("dataset:");
+	const char *slash = strchr(ref, '/');
+	if (!o->datasets_dir)
+		return fail(p, 400, "invalid_field", field,
+		            "%s: uploaded datasets are named only in jobs given to the daemon", given);
+	if (!slash || slash == ref || !slash[1])
+		return fail(p, 400, "invalid_field", field,
+		            "%s: expected dataset:OWNER/NAME or dataset:OWNER/NAME/FILE", given);
+	for (const char *c = ref; *c; c++) {
+		if (c[0] == '.' && (c == ref || c[-1] == '/') && (c[1] == '/' || c[1] == 0 ||
+		                                                 (c[1] == '.' && (c[2] == '/' || c[2] == 0))))
+			return fail(p, 400, "invalid_field", field, "%s: \".\" and \"..\" are not allowed", given);
+		if (c[0] == '/' && c[1] == '/')
+			return fail(p, 400, "invalid_field", field, "%s: empty path component", given);
+	}
+	size_t ol = (size_t)(slash - ref);
+	if (!o->any_owner && (!o->owner || strlen(o->owner) != ol || strncmp(o->owner, ref, ol) != 0))
+		return fail(p, 403, "forbidden_path", field,
+		            "%s belongs to %.*s; a job may read only its owner's uploaded datasets", given,
+		            (int)ol, ref);
+	char cand[PATH_MAX], resolved[PATH_MAX], root[PATH_MAX];
+	if ((size_t)snprintf(cand, sizeof cand, "%s/%s", o->datasets_dir, ref) >= sizeof cand)
+		return fail(p, 400, "invalid_field", field, "path is too long");
+	if (!realpath(o->datasets_dir, root) || !realpath(cand, resolved)) {
+		if (!o->check_files) {
+			*out = own(p, cand);
+			return *out ? 0 : oom(p, field);
+		}
+		return fail(p, 404, not_found_code, field, "%s: no such dataset or file in it", given);
+	}
+	if (!path_inside(resolved, root))
+		return fail(p, 403, "forbidden_path", field, "%s leads outside the uploaded datasets", given);
+	struct stat st;
+	if (o->check_files && (stat(resolved, &st) < 0 || (want_dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))))
+		return fail(p, 404, not_found_code, field, "%s is not a %s", given, want_dir ? "directory" : "regular file");
+	*out = own(p, resolved);
+	return *out ? 0 : oom(p, field);
+}
+
 /* Resolve a dataset (or checkpoint) path: when confined (the daemon passes its data_roots array,
  * even an empty one; `ssld run` passes none) it must resolve inside a root (403 forbidden_path);
  * with no roots at all no file is allowed. With check_files it must exist and be a regular file,
@@ -746,6 +791,8 @@ static int check_path(Parser *p, const char *field, const char *given, int want_
 	char cand[PATH_MAX], resolved[PATH_MAX], norm[PATH_MAX];
 	if (!given[0])
 		return fail(p, 400, "invalid_field", field, "must not be empty");
+	if (strncmp(given, "dataset:", 8) == 0)
+		return check_dataset_ref(p, field, given, want_dir, not_found_code, out);
 	if (strlen(given) >= PATH_MAX - 1)
 		return fail(p, 400, "invalid_field", field, "path is too long");
 	if (confine && o->n_data_roots == 0)
@@ -1227,6 +1274,18 @@ static int parse_dataset(Parser *p, const cJSON *v)
 
 	if (!v)
 		return parse_named_dataset(p, NULL, spec_key_find("dataset.name", NULL)->def_str);
+	if (cJSON_IsString(v) && strncmp(v->valuestring, "dataset:", 8) == 0) {
+		/* An uploaded image folder by reference: {"format": "image_folder", "train": REF}. */
+		cJSON *o = cJSON_CreateObject();
+		if (!o || !cJSON_AddStringToObject(o, "format", "image_folder") ||
+		    !cJSON_AddStringToObject(o, "train", v->valuestring)) {
+			cJSON_Delete(o);
+			return oom(p, "dataset");
+		}
+		rc = parse_format(p, o, dataset_format_find("image_folder"), "dataset");
+		cJSON_Delete(o);
+		return rc;
+	}
 	if (cJSON_IsString(v))
 		return parse_named_dataset(p, NULL, v->valuestring);
 	if (!cJSON_IsObject(v))

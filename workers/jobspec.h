@@ -53,6 +53,11 @@ typedef struct JobSpecOptions {
 	const char *const *data_roots;  /* datasets must resolve (realpath) inside one of these; an */
 	int n_data_roots;               /* empty array (n 0) allows no file; NULL = no restriction (ssld run) */
 	int check_files;                /* 1 = dataset files must exist (default for both callers) */
+	/* "dataset:OWNER/NAME[/FILE]" in a path names an uploaded dataset beneath datasets_dir
+	 * (NULL: such paths are refused); only owner's, unless any_owner. */
+	const char *datasets_dir;
+	const char *owner;
+	int any_owner;
 } JobSpecOptions;
 
 /* evaluations[i]: the engine's EvalConfig (engine/methods/eval.h), whose protocol keys are bound

@@ -14,8 +14,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import zlib from 'node:zlib';
-import { FASHION, Ssld, check, launchChromium, until, testStart } from './harness.mjs';
+import { FASHION, Ssld, check, launchChromium, until, testStart, solidPng } from './harness.mjs';
 
 const { exe, webDir, outDir, steps, step } = await testStart('submit_form.test.mjs');
 
@@ -42,30 +41,11 @@ function writeData() {
     fs.mkdirSync(d, { recursive: true });
     for (let i = 0; i < 8; i++) {
       const f = path.join(d, `${i}.png`);
-      fs.writeFileSync(f, png(16, 16, cls === 'red' ? [200, 40 + 8 * i, 40] : [40, 40 + 8 * i, 200]));
+      fs.writeFileSync(f, solidPng(16, 16, cls === 'red' ? [200, 40 + 8 * i, 40] : [40, 40 + 8 * i, 200]));
       if (dir === 'train') manifest.push(`${path.relative(path.join(data, 'images'), f)},${cls}`);
     }
   }
   fs.writeFileSync(path.join(data, 'images', 'manifest.csv'), manifest.join('\n') + '\n');
-}
-// A w x h PNG of one RGB colour (8-bit, no filter): enough for the image_folder reader.
-function png(w, h, rgb) {
-  const chunk = (type, body) => {
-    const len = Buffer.alloc(4);
-    len.writeUInt32BE(body.length);
-    const tb = Buffer.concat([Buffer.from(type), body]);
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(zlib.crc32(tb) >>> 0);
-    return Buffer.concat([len, tb, crc]);
-  };
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(w, 0);
-  ihdr.writeUInt32BE(h, 4);
-  ihdr.set([8, 2, 0, 0, 0], 8);
-  const raw = Buffer.alloc(h * (1 + 3 * w));
-  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) raw.set(rgb, y * (1 + 3 * w) + 1 + 3 * x);
-  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr),
-    chunk('IDAT', zlib.deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
 }
 writeData();
 

@@ -333,7 +333,52 @@ def safetensors(checked):
         out("safetensors", "ssld-%d-relaxed" % i, b"\x0e" + b)
 
 
+def archives():
+    """fuzz_archive: one control byte (bit 0: unpack to disk, else check only), then the archive."""
+    import tarfile, zipfile
+
+    def tar(members, mode="w"):
+        bio = io.BytesIO()
+        with tarfile.open(fileobj=bio, mode=mode, format=tarfile.GNU_FORMAT, encoding="utf-8",
+                          errors="surrogateescape") as t:
+            for name, kind, data, link in members:
+                ti = tarfile.TarInfo(name)
+                ti.type, ti.mtime, ti.linkname = kind, 0, link
+                ti.size = len(data) if kind == tarfile.REGTYPE else 0
+                t.addfile(ti, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
+        return bio.getvalue()
+
+    def f(name, data=b"x"):
+        return (name, tarfile.REGTYPE, data, "")
+
+    folder = [f("red/0.png", b"\x89PNG" * 8), f("blue/0.png"), f("train/red/1.png"), ("empty", tarfile.DIRTYPE, b"", "")]
+    zb = io.BytesIO()
+    with zipfile.ZipFile(zb, "w", zipfile.ZIP_DEFLATED) as z:
+        for n in ("a/1.png", "a/2.png", "b/1.txt"):
+            z.writestr(zipfile.ZipInfo(n, (1980, 1, 1, 0, 0, 0)), b"data " * 20)
+    seeds = {
+        "tar": b"\x01" + tar(folder),
+        "tar-check": b"\x00" + tar(folder),
+        "zip": b"\x01" + zb.getvalue(),
+        "dotdot": b"\x01" + tar([f("a/../../x")]),
+        "absolute": b"\x01" + tar([f("/tmp/x")]),
+        "symlink": b"\x01" + tar([("a/l", tarfile.SYMTYPE, b"", "/etc/passwd"), f("a/l/x")]),
+        "hardlink": b"\x01" + tar([f("a/x"), ("a/h", tarfile.LNKTYPE, b"", "a/x")]),
+        "duplicate": b"\x01" + tar([f("a/x"), f("a/x")]),
+        "file-then-dir": b"\x01" + tar([f("a"), f("a/b")]),
+        "utf8": b"\x01" + tar([f("a/\udcff")]),
+        "not-archive": b"\x01" + b"plain text\n" * 10,
+    }
+    bio = io.BytesIO()
+    with gzip.GzipFile(fileobj=bio, mode="wb", mtime=0) as g:
+        g.write(tar(folder))
+    seeds["tar-gz"] = b"\x01" + bio.getvalue()
+    for k, v in seeds.items():
+        out("archive", k, v)
+
+
 if __name__ == "__main__":
+    archives()
     jobspec(); api(); idx(); csv(); text(); images(*pngs()); captions()
     checked = [open(p, "rb").read() for p in sys.argv[1:]]   # files written by checkpoint_save
     if not checked:

@@ -256,7 +256,7 @@ def run_restart_and_finished(exe):
               and "resumed from checkpoint" not in r.stderr,
               "finished run again: exit %d\n%s" % (r.returncode, r.stderr))
         check(os.stat(os.path.join(out, "results.json")).st_mtime_ns == mtime, "results.json was rewritten")
-        check(("%g" % loss) in r.stdout, "the finished run's results are not shown:\n%s" % r.stdout)
+        check(("final_loss=%.4g" % loss) in r.stdout, "the finished run's results are not shown:\n%s" % r.stdout)
         # Insisting (--resume) runs nothing more and reports the checkpoint's last loss, not 0.
         r = ssld_run(exe, short, "--out", out, "--resume")
         with open(os.path.join(out, "results.json")) as f:

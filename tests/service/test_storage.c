@@ -1,5 +1,6 @@
 /* test_storage.c - unit tests of storage/: migrations, the queue, batched metrics, cursors,
- * resume de-duplication, events, artifacts, sha256, and concurrent claims, on a real SQLite file.
+ * resume de-duplication, events, artifacts, sha256, uploaded datasets' rows, and concurrent claims, on
+ * a real SQLite file.
  */
 #include <errno.h>
 #include <math.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "batch.h"
+#include "dataset_store.h"
 #include "sha256.h"
 #include "store.h"
 #include "check.h"
@@ -586,6 +588,55 @@ static void test_interruptions(void)
 /* A database of schema version 2 (before the init_from column) migrates: the dependency of a
  * queued job is read from its stored spec, so it still waits for its source. */
 /* Tokens: add, the name and hash unique, list by name, find by hash, count, revoke. */
+/* Uploaded datasets: one row per owner and name, usage per owner, and the jobs that use one. */
+static void test_datasets(void)
+{
+	Store *st;
+	CHECK_RC(store_open(dbpath, &st, err, sizeof err));
+	StoreDataset d = { .owner = "alice", .name = "flowers", .format = "image_folder", .bytes = 1000, .files = 10,
+	                   .summary = "{\"classes\":[]}", .path = "/s/uploads/alice/flowers" };
+	CHECK_RC(store_dataset_insert(st, &d, err, sizeof err));
+	int rc = store_dataset_insert(st, &d, err, sizeof err);
+	CHECK(rc == STORE_EEXIST && strstr(err, "alice/flowers already exists"), "rc=%d err=%s", rc, err);
+	StoreDataset d2 = d;
+	snprintf(d2.name, sizeof d2.name, "flowers2");
+	d2.path = "/s/uploads/alice/flowers2";
+	d2.bytes = 500;
+	CHECK_RC(store_dataset_insert(st, &d2, err, sizeof err));
+	int64_t n, bytes;
+	CHECK_RC(store_dataset_usage(st, "alice", &n, &bytes, err, sizeof err));
+	CHECK(n == 2 && bytes == 1500, "n=%lld bytes=%lld", (long long)n, (long long)bytes);
+	StoreDataset got;
+	CHECK_RC(store_dataset_get(st, "alice", "flowers", &got, err, sizeof err));
+	CHECK(got.files == 10 && strcmp(got.path, "/s/uploads/alice/flowers") == 0 && strcmp(got.format, "image_folder") == 0);
+	store_dataset_clear(&got);
+	rc = store_dataset_get(st, "bob", "flowers", &got, err, sizeof err);
+	CHECK(rc == STORE_ENOTFOUND, "rc=%d", rc);
+	StoreDataset *v;
+	int nv;
+	CHECK_RC(store_dataset_list(st, NULL, &v, &nv, err, sizeof err));
+	CHECK(nv == 2 && strcmp(v[0].name, "flowers") == 0 && strcmp(v[1].name, "flowers2") == 0, "n=%d", nv);
+	for (int i = 0; i < nv; i++) store_dataset_clear(&v[i]);
+	free(v);
+	/* A queued job naming a file beneath flowers2 uses flowers2, not flowers. */
+	StoreNewJob nj = { .spec = "{\"dataset\":{\"train\":\"/s/uploads/alice/flowers2/a.csv\"}}", .method = "simclr", .owner = "alice" };
+	int64_t id, user;
+	CHECK_RC(store_job_insert(st, &nj, &id, err, sizeof err));
+	CHECK_RC(store_dataset_user(st, "/s/uploads/alice/flowers", &user, err, sizeof err));
+	CHECK(user == 0, "user=%lld", (long long)user);
+	CHECK_RC(store_dataset_user(st, "/s/uploads/alice/flowers2", &user, err, sizeof err));
+	CHECK(user == id, "user=%lld id=%lld", (long long)user, (long long)id);
+	JobState was;
+	CHECK_RC(store_job_cancel(st, id, &was, err, sizeof err));
+	CHECK_RC(store_dataset_user(st, "/s/uploads/alice/flowers2", &user, err, sizeof err));
+	CHECK(user == 0, "a cancelled job still counts: %lld", (long long)user);
+	CHECK_RC(store_dataset_delete(st, "alice", "flowers", err, sizeof err));
+	rc = store_dataset_delete(st, "alice", "flowers", err, sizeof err);
+	CHECK(rc == STORE_ENOTFOUND, "rc=%d", rc);
+	store_free(st);
+	rm_db();
+}
+
 static void test_tokens(void)
 {
 	Store *st;
@@ -677,6 +728,7 @@ int main(void)
 	test_interruptions();
 	test_migration_v2();
 	test_tokens();
+	test_datasets();
 	test_metrics_and_resume();
 	test_concurrency();
 	test_change_stamp();

@@ -9,6 +9,7 @@ import * as jobPage from './job.js';
 import * as comparePage from './compare.js';
 import * as submitPage from './submit.js';
 import * as groupPages from './group.js';
+import * as datasetsPage from './datasets.js';
 import { Poller, h } from './util.js';
 
 const main = document.getElementById('main');
@@ -29,6 +30,7 @@ function route() {
   else if (name === 'job' && /^\d+$/.test(parts[1] || '')) { page = jobPage; args = { ...params, id: Number(parts[1]) }; }
   else if (name === 'compare') page = comparePage;
   else if (name === 'submit') page = submitPage;
+  else if (name === 'datasets') page = datasetsPage;
   else if (name === 'groups') page = { mount: groupPages.mountList };
   else if (name === 'group' && /^\d+$/.test(parts[1] || '')) { page = groupPages; args = { ...params, id: Number(parts[1]) }; }
   if (unmount) {
