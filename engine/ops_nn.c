@@ -152,9 +152,11 @@ Tensor *op_layernorm(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta, float eps
 /* ---------------------------------------------------------------------------------------------- */
 /* batchnorm over (N,C) or (N,C,H,W): channel c is every x[n][c][s]. saved: mean, rstd per channel
  * (batch statistics in training mode, running statistics in eval mode). i: N, C, S, batch_stats,
- * relu. With relu (op_batchnorm_relu) the output is max(0, bn(x)) and backward masks dy by
- * y > 0 on the fly: one pass over the activation instead of three, no separate pre-ReLU tensor
- * and gradient, and the ReLU runs on the channel split too.
+ * relu. With relu (op_batchnorm_relu) the output is max(0, bn(x)) and backward masks dy where
+ * the forward clamped: one pass over the activation instead of three, no separate pre-ReLU tensor
+ * and gradient, and the ReLU runs on the channel split too. The mask is recomputed from x with
+ * the forward's own float expression ((x - mean) * scale + shift > 0) rather than read from y:
+ * backward then streams x and dy only (a third fewer bytes than x, dy and y).
  *
  * Work is split by channels across the context's threads: every channel's statistics are summed
  * by one thread in a fixed order, so results do not depend on the thread count. Planes (S > 1)
@@ -163,7 +165,7 @@ Tensor *op_layernorm(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta, float eps
 
 typedef struct BnJob {
 	const float *x, *dy, *gamma, *beta;
-	float *y, *dx, *mean, *rstd;   /* backward reads y (the output) for the ReLU mask */
+	float *y, *dx, *mean, *rstd;
 	float *running_mean, *running_var;
 	double *acc0, *acc1;      /* (C) per-channel sums, each slice written by one thread */
 	float *scratch;           /* (3C) per-channel coefficients of the (N,C) case */
@@ -318,8 +320,22 @@ static void bn_forward_part(void *arg, size_t c0, size_t c1, int tid)
 }
 
 /* dy masked by the fused ReLU: the gradient reaching the batchnorm (as an unfused relu would
- * pass it: dy * 1 where y > 0, dy * 0 elsewhere) */
-#define BN_DY(j, dyp, yp, k) ((j)->relu ? (dyp)[k] * ((yp)[k] > 0.0f ? 1.0f : 0.0f) : (dyp)[k])
+ * pass it: dy * 1 where the forward's pre-activation v = (x - m) * a + b was > 0, dy * 0
+ * elsewhere). v is bn_forward_part's expression on the same floats, so the mask is the one the
+ * forward applied. */
+#define BN_DY(j, dyp, xp, k, m, a, b) \
+	((j)->relu ? (dyp)[k] * (((xp)[k] - (m)) * (a) + (b) > 0.0f ? 1.0f : 0.0f) : (dyp)[k])
+
+/* The forward's per-channel scale and shift of the ReLU test. */
+static inline float bn_scale(const BnJob *j, size_t c)
+{
+	return j->rstd[c] * (j->gamma ? j->gamma[c] : 1.0f);
+}
+
+static inline float bn_shift(const BnJob *j, size_t c)
+{
+	return j->beta ? j->beta[c] : 0.0f;
+}
 
 // channels [c0, c1) of the backward
 static void bn_backward_part(void *arg, size_t c0, size_t c1, int tid)
@@ -331,15 +347,15 @@ static void bn_backward_part(void *arg, size_t c0, size_t c1, int tid)
 	double *sdy = j->acc0, *sdyx = j->acc1;   /* sum dy, sum dy * (x - mean) */
 	if (S > 1) {
 		for (size_t c = c0; c < c1; c++) {
-			const float m = j->mean[c];
+			const float m = j->mean[c], sa = bn_scale(j, c), sb = bn_shift(j, c);
 			double a2 = 0.0, b2 = 0.0;
 			for (int i = 0; i < N; i++) {
 				const size_t off = ((size_t)i * C + c) * S;
-				const float *xp = j->x + off, *dyp = j->dy + off, *yp = j->y + off;
+				const float *xp = j->x + off, *dyp = j->dy + off;
 				float a = 0.0f, bsum = 0.0f;
 				if (j->relu)
 					for (int k = 0; k < S; k++) {
-						const float d = BN_DY(j, dyp, yp, k);
+						const float d = BN_DY(j, dyp, xp, k, m, sa, sb);
 						a += d;
 						bsum += d * (xp[k] - m);
 					}
@@ -357,12 +373,16 @@ static void bn_backward_part(void *arg, size_t c0, size_t c1, int tid)
 	} else {
 		for (size_t c = c0; c < c1; c++)
 			sdy[c] = sdyx[c] = 0.0;
+		float *sa = j->scratch, *sb = sa + C;   /* the forward's scale and shift */
+		for (size_t c = c0; c < c1; c++) {
+			sa[c] = bn_scale(j, c);
+			sb[c] = bn_shift(j, c);
+		}
 		for (int i = 0; i < N; i++) {
 			const float *restrict xr = j->x + (size_t)i * C, *restrict dyr = j->dy + (size_t)i * C;
-			const float *restrict yr = j->y + (size_t)i * C;
 			const float *restrict m = j->mean;
 			for (size_t c = c0; c < c1; c++) {
-				const float d = BN_DY(j, dyr, yr, c);
+				const float d = BN_DY(j, dyr, xr, c, m[c], sa[c], sb[c]);
 				sdy[c] += d;
 				sdyx[c] += d * (xr[c] - m[c]);
 			}
@@ -381,20 +401,22 @@ static void bn_backward_part(void *arg, size_t c0, size_t c1, int tid)
 	if (S > 1) {
 		for (size_t c = c0; c < c1; c++) {
 			const float m = j->mean[c], s = j->rstd[c];
+			const float sa = bn_scale(j, c), sb = bn_shift(j, c);
 			const float gs = (j->gamma ? j->gamma[c] : 1.0f) * s;
 			const float mdy = j->batch_stats ? (float)(sdy[c] / M) : 0.0f;
 			const float mdyx = j->batch_stats ? (float)(sdyx[c] / M) : 0.0f;
 			for (int i = 0; i < N; i++) {
 				const size_t off = ((size_t)i * C + c) * S;
 				const float *restrict xp = j->x + off, *restrict dyp = j->dy + off;
-				const float *restrict yp = j->y + off;
 				float *restrict dxp = j->dx + off;
 				if (j->relu && j->dx_fresh)
 					for (int k = 0; k < S; k++)
-						dxp[k] = gs * (BN_DY(j, dyp, yp, k) - mdy - (xp[k] - m) * s * mdyx);
+						dxp[k] = gs * (BN_DY(j, dyp, xp, k, m, sa, sb) - mdy -
+						               (xp[k] - m) * s * mdyx);
 				else if (j->relu)
 					for (int k = 0; k < S; k++)
-						dxp[k] += gs * (BN_DY(j, dyp, yp, k) - mdy - (xp[k] - m) * s * mdyx);
+						dxp[k] += gs * (BN_DY(j, dyp, xp, k, m, sa, sb) - mdy -
+						                (xp[k] - m) * s * mdyx);
 				else if (j->dx_fresh)
 					for (int k = 0; k < S; k++)
 						dxp[k] = gs * (dyp[k] - mdy - (xp[k] - m) * s * mdyx);
@@ -407,25 +429,24 @@ static void bn_backward_part(void *arg, size_t c0, size_t c1, int tid)
 	}
 	/* per-channel coefficients first, then one pass over the rows (the same float arithmetic
 	 * as the plane case) */
-	float *gsv = j->scratch, *mdyv = gsv + C, *mdyxv = mdyv + C;
-	for (size_t c = c0; c < c1; c++) {
-		gsv[c] = (j->gamma ? j->gamma[c] : 1.0f) * j->rstd[c];
+	float *sa = j->scratch, *sb = sa + C, *mdyv = sb + C, *mdyxv = mdyv + C;
+	for (size_t c = c0; c < c1; c++) {   /* sa, sb: set by the sums above */
 		mdyv[c] = j->batch_stats ? (float)(sdy[c] / M) : 0.0f;
 		mdyxv[c] = j->batch_stats ? (float)(sdyx[c] / M) : 0.0f;
 	}
 	for (int i = 0; i < N; i++) {
 		const float *restrict xr = j->x + (size_t)i * C, *restrict dyr = j->dy + (size_t)i * C;
-		const float *restrict yr = j->y + (size_t)i * C;
 		const float *restrict m = j->mean, *restrict s = j->rstd;
 		float *restrict dxr = j->dx + (size_t)i * C;
+		/* gs = gamma * rstd = the forward's scale */
 		if (j->dx_fresh)
 			for (size_t c = c0; c < c1; c++)
-				dxr[c] = gsv[c] * (BN_DY(j, dyr, yr, c) - mdyv[c] -
-				                   (xr[c] - m[c]) * s[c] * mdyxv[c]);
+				dxr[c] = sa[c] * (BN_DY(j, dyr, xr, c, m[c], sa[c], sb[c]) - mdyv[c] -
+				                  (xr[c] - m[c]) * s[c] * mdyxv[c]);
 		else
 			for (size_t c = c0; c < c1; c++)
-				dxr[c] += gsv[c] * (BN_DY(j, dyr, yr, c) - mdyv[c] -
-				                    (xr[c] - m[c]) * s[c] * mdyxv[c]);
+				dxr[c] += sa[c] * (BN_DY(j, dyr, xr, c, m[c], sa[c], sb[c]) - mdyv[c] -
+				                   (xr[c] - m[c]) * s[c] * mdyxv[c]);
 	}
 }
 
@@ -433,14 +454,14 @@ static void batchnorm_backward(Ctx *ctx, Node *n)
 {
 	Tensor *x = n->in[0], *gamma = n->in[1], *beta = n->in[2];
 	const int C = n->i[1];
-	BnJob j = { .x = x->data, .dy = n->out->grad, .y = n->out->data,
-	            .gamma = gamma ? gamma->data : NULL, .dg = tape_grad_in(ctx, gamma),
+	BnJob j = { .x = x->data, .dy = n->out->grad, .gamma = gamma ? gamma->data : NULL,
+	            .beta = beta ? beta->data : NULL, .dg = tape_grad_in(ctx, gamma),
 	            .db = tape_grad_in(ctx, beta), .mean = n->saved, .rstd = n->saved2,
 	            .N = n->i[0], .C = C, .S = n->i[2], .batch_stats = n->i[3], .relu = n->i[4] };
 	j.dx = tape_grad_in_fresh(ctx, x, &j.dx_fresh);
 	j.acc0 = ctx_alloc(ctx, 2 * (size_t)C * sizeof(double));
 	j.acc1 = j.acc0 + C;
-	j.scratch = arena_floats(ctx, 3 * (size_t)C);
+	j.scratch = arena_floats(ctx, 4 * (size_t)C);
 	size_t per_c = (size_t)j.N * j.S;
 	parallel_for(ctx, (size_t)C, per_c >= 32768 ? 1 : (32768 + per_c - 1) / per_c,
 	             bn_backward_part, &j);
@@ -688,6 +709,7 @@ typedef struct ColJob {
 	int accumulate;      /* rns_to_nrs; col2im: 0 = img is uninitialised, zero it first */
 	int R;               /* rows per image (reorders) */
 	size_t S;            /* floats per row (reorders) */
+	size_t row0;         /* im2col: col holds rows [row0, ...) only */
 } ColJob;
 
 /* Column rows [r_begin, r_end) (row = (c*kh + ki)*kw + kj) of im2col. */
@@ -704,7 +726,7 @@ static void im2col_part(void *arg, size_t r_begin, size_t r_end, int tid)
 		int r0, r1, c0, c1;
 		conv_valid_rows(g, ki, &r0, &r1);
 		conv_valid_range(g, kj, &c0, &c1);
-		float *row = j->col + r * P;
+		float *row = j->col + (r - j->row0) * P;
 		if (c0 == c1) {
 			memset(row, 0, P * sizeof(float));
 			continue;
@@ -832,6 +854,130 @@ static void rns_to_nrs(Ctx *ctx, const float *b, float *a, int N, int R, size_t 
 }
 
 /* ---------------------------------------------------------------------------------------------- */
+/* conv2d on large planes, one image at a time (Ho*Wo >= CONV_IMAGE_MIN): each image's product
+ * (O, Ho*Wo) is already NCHW, so the forward is im2col of one image into a per-thread buffer
+ * (K, Ho*Wo), still in cache, and one single-threaded sgemm straight into y; images are split
+ * across the threads. No reorder pass, no product buffer. Backward: dX the same way per image
+ * (dcol = W^T . dY_n from y's own layout, then col2im into dx_n); dW split by column blocks of
+ * (O, K), each block summing its images' products in image order (im2col of the block's rows of
+ * each image), so every element of dW has one fixed summation order whatever the thread count.
+ * Below CONV_IMAGE_MIN a per-image sgemm is too narrow to be efficient and the chunked lowering
+ * further down is used. */
+
+#define CONV_IMAGE_MIN 128
+
+typedef struct ConvImgJob {
+	ConvGeom g;            /* g.N = 1: one image */
+	int O, K;
+	const float *x, *w, *bias, *dy;
+	float *y, *dx, *dw;
+	float *bufs;           /* per thread (K, Ho*Wo) */
+	int dx_accumulate;
+} ConvImgJob;
+
+static float *conv_img_buf(const ConvImgJob *j, int tid)
+{
+	return j->bufs + (size_t)tid * j->K * j->g.Ho * j->g.Wo;
+}
+
+// images [n0, n1): y_n (O, HoWo) = W (O,K) . im2col(x_n) (K, HoWo) + b
+static void conv_img_forward_part(void *arg, size_t n0, size_t n1, int tid)
+{
+	const ConvImgJob *j = arg;
+	const size_t HoWo = (size_t)j->g.Ho * j->g.Wo, CHW = (size_t)j->g.C * j->g.H * j->g.W;
+	float *col = conv_img_buf(j, tid);
+	for (size_t n = n0; n < n1; n++) {
+		ColJob cj = { .g = &j->g, .img = j->x + n * CHW, .col = col };
+		im2col_part(&cj, 0, (size_t)j->K, tid);
+		float *yn = j->y + n * j->O * HoWo;
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, j->O, (int)HoWo, j->K, 1.0f, j->w,
+		            j->K, col, (int)HoWo, 0.0f, yn, (int)HoWo);
+		if (j->bias)
+			for (int o = 0; o < j->O; o++)
+				for (size_t p = 0; p < HoWo; p++)
+					yn[(size_t)o * HoWo + p] += j->bias[o];
+	}
+}
+
+// images [n0, n1): dx_n += col2im(W^T (K,O) . dY_n (O,HoWo))
+static void conv_img_dx_part(void *arg, size_t n0, size_t n1, int tid)
+{
+	const ConvImgJob *j = arg;
+	const size_t HoWo = (size_t)j->g.Ho * j->g.Wo, CHW = (size_t)j->g.C * j->g.H * j->g.W;
+	float *col = conv_img_buf(j, tid);
+	for (size_t n = n0; n < n1; n++) {
+		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, j->K, (int)HoWo, j->O, 1.0f, j->w,
+		            j->K, j->dy + n * j->O * HoWo, (int)HoWo, 0.0f, col, (int)HoWo);
+		ColJob cj = { .g = &j->g, .img = j->dx + n * CHW, .col = col,
+		              .accumulate = j->dx_accumulate };
+		col2im_part(&cj, 0, (size_t)j->g.C, tid);
+	}
+}
+
+// dW columns [k0, k1): dW[:, k0:k1] += sum over images, in order, of dY_n . im2col(x_n)[k0:k1]^T
+static void conv_img_dw_part(void *arg, size_t k0, size_t k1, int tid)
+{
+	const ConvImgJob *j = arg;
+	const size_t HoWo = (size_t)j->g.Ho * j->g.Wo, CHW = (size_t)j->g.C * j->g.H * j->g.W;
+	float *col = conv_img_buf(j, tid);
+	for (int n = 0; n < j->g.N; n++) {
+		ConvGeom g1 = j->g;
+		g1.N = 1;
+		ColJob cj = { .g = &g1, .img = j->x + n * CHW, .col = col, .row0 = k0 };
+		im2col_part(&cj, k0, k1, tid);
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->O, (int)(k1 - k0), (int)HoWo,
+		            1.0f, j->dy + (size_t)n * j->O * HoWo, (int)HoWo, col, (int)HoWo, 1.0f,
+		            j->dw + k0, j->K);
+	}
+}
+
+// channels [o0, o1): db[o] += the sum of dY over images and plane
+static void conv_img_db_part(void *arg, size_t o0, size_t o1, int tid)
+{
+	const ConvImgJob *j = arg;
+	const size_t HoWo = (size_t)j->g.Ho * j->g.Wo;
+	(void)tid;
+	for (size_t o = o0; o < o1; o++) {
+		double acc = 0.0;
+		for (int n = 0; n < j->g.N; n++)
+			acc += sum_floats(j->dy + ((size_t)n * j->O + o) * HoWo, HoWo);
+		j->dw[o] += (float)acc;   /* dw is db here */
+	}
+}
+
+static void conv2d_img_backward(Ctx *ctx, Node *n, const ConvGeom *g)
+{
+	Tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
+	const int O = w->shape[0], K = g->C * g->kh * g->kw;
+	int dx_fresh;
+	ConvImgJob j = { .g = *g, .O = O, .K = K, .x = x->data, .w = w->data, .dy = n->out->grad,
+	                 .bufs = n->saved };
+	j.g.N = 1;
+	float *dx = tape_grad_in_fresh(ctx, x, &dx_fresh);
+	float *dw = tape_grad_in(ctx, w), *db = tape_grad_in(ctx, b);
+	if (db) {
+		ConvImgJob jb = j;
+		jb.g.N = g->N;
+		jb.dw = db;
+		parallel_for(ctx, (size_t)O, conv_grain((size_t)g->N * g->Ho * g->Wo), conv_img_db_part,
+		             &jb);
+	}
+	if (dw) {
+		ConvImgJob jw = j;
+		jw.g.N = g->N;
+		jw.dw = dw;
+		const int t = ctx_threads(ctx);
+		size_t grain = ((size_t)K + (size_t)t - 1) / (size_t)t;
+		parallel_for(ctx, (size_t)K, grain < 16 ? 16 : grain, conv_img_dw_part, &jw);
+	}
+	if (dx) {
+		j.dx = dx;
+		j.dx_accumulate = !dx_fresh;
+		parallel_for(ctx, (size_t)g->N, 1, conv_img_dx_part, &j);
+	}
+}
+
+/* ---------------------------------------------------------------------------------------------- */
 /* conv2d, per chunk of nb images: col = im2col(x) (K, nb*Ho*Wo); prod = W . col (O, nb*Ho*Wo);
  * y = reorder(prod) + b. With one image per chunk prod is already NCHW and is written in place.
  * The node keeps both buffers: backward reuses them (no new arena memory). */
@@ -851,6 +997,10 @@ static void conv2d_backward(Ctx *ctx, Node *n)
 	const ConvGeom g = conv2d_geom(x, w, n->out, n->i[0], n->i[1]);
 	const int O = w->shape[0], K = g.C * g.kh * g.kw;
 	const size_t HoWo = (size_t)g.Ho * g.Wo, CHW = (size_t)g.C * g.H * g.W;
+	if (n->i[2] == 0) {
+		conv2d_img_backward(ctx, n, &g);
+		return;
+	}
 	const float *dy = n->out->grad;
 	int dx_fresh;
 	float *dx = tape_grad_in_fresh(ctx, x, &dx_fresh);
@@ -907,6 +1057,22 @@ Tensor *op_conv2d(Ctx *ctx, Tensor *x, Tensor *w, Tensor *b, int stride, int pad
 	const ConvGeom g = conv2d_geom(x, w, out, stride, pad);
 	const int K = g.C * kh * kw;
 	const size_t HoWo = (size_t)Ho * Wo, CHW = (size_t)g.C * H * W;
+	if (HoWo >= CONV_IMAGE_MIN && HoWo <= 0x7fffffff) {
+		float *bufs = arena_floats(ctx, (size_t)ctx_threads(ctx) * K * HoWo);
+		ConvImgJob j = { .g = g, .O = O, .K = K, .x = x->data, .w = w->data,
+		                 .bias = b ? b->data : NULL, .y = out->data, .bufs = bufs };
+		j.g.N = 1;
+		parallel_for(ctx, (size_t)N, 1, conv_img_forward_part, &j);
+		Tensor *in[3] = { x, w, b };
+		if (tape_wants_grad(ctx, in, 3)) {
+			Node *n = tape_record(ctx, OP_CONV2D, conv2d_backward, out, in, 3);
+			n->i[0] = stride;
+			n->i[1] = pad;
+			n->i[2] = 0;      /* the per-image lowering */
+			n->saved = bufs;  /* per-thread (K, Ho*Wo) scratch */
+		}
+		return out;
+	}
 	const int nb = conv_chunk(N, HoWo, (size_t)K);
 	if ((size_t)nb * HoWo > 0x7fffffff)
 		nn_abort("conv2d", "one image too large for sgemm", x, w);
