@@ -3,7 +3,9 @@
  * fused scaled dot-product attention, each a forward that records a node and a backward that
  * accumulates (+=) into its inputs' gradients.
  *
- * Convolution is lowered a chunk of images at a time: im2col of the chunk into a
+ * Convolution on planes of at least CONV_IMAGE_MIN output pixels is lowered one image at a time
+ * (each image's product is already NCHW; see conv2d_img_backward). Smaller planes are lowered a
+ * chunk of images at a time: im2col of the chunk into a
  * (C*kh*kw, nb*H'*W') arena matrix (thousands of columns, a few MB, so it stays in cache), one
  * sgemm for the whole chunk (parallel_sgemm: split across the context's threads, since the engine
  * keeps OpenBLAS itself at one thread), then a cheap reorder to NCHW; per-image small sgemms are
@@ -860,7 +862,8 @@ static void rns_to_nrs(Ctx *ctx, const float *b, float *a, int N, int R, size_t 
  * across the threads. No reorder pass, no product buffer. Backward: dX the same way per image
  * (dcol = W^T . dY_n from y's own layout, then col2im into dx_n); dW split by column blocks of
  * (O, K), each block summing its images' products in image order (im2col of the block's rows of
- * each image), so every element of dW has one fixed summation order whatever the thread count.
+ * each image), so every element of dW sums its images in one order whatever the thread count
+ * (inside each product, up to OpenBLAS's blocking, as parallel_sgemm).
  * Below CONV_IMAGE_MIN a per-image sgemm is too narrow to be efficient and the chunked lowering
  * further down is used. */
 
