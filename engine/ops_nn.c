@@ -178,52 +178,60 @@ typedef struct BnJob {
 	float momentum, eps;
 } BnJob;
 
-/* Statistics of channel c over N planes of S (S >= 16): each plane's mean and squared
- * deviations (two passes over a plane that sits in L1, the second shifted by a rough mean so
- * float sums stay small), merged across planes in double (Chan et al.). S < 16: two passes in
- * double over the channel. */
-static void bn_channel_stats(const BnJob *j, int c, double *dm, double *var)
+/* Statistics of channels [c0, c1) over N planes of S (S > 1), into acc0 (mean) and acc1 (sum of
+ * squared deviations). S >= 16: each plane's mean and squared deviations (two passes over a
+ * plane that sits in L1, the second shifted by a rough mean so float sums stay small), merged
+ * across planes in double (Chan et al.). S < 16: two passes in double over the channel. Images
+ * are the outer loop and a thread's channels the inner one, so memory is read in one forward
+ * sweep per pass (a channel-major walk reads N short planes C*S floats apart); each channel
+ * still takes its planes in image order, so the sums are the same. */
+static void bn_plane_stats(const BnJob *j, size_t c0, size_t c1)
 {
 	const int N = j->N, C = j->C, S = j->S;
-	const double M = (double)N * S;
+	double *cm = j->acc0, *m2 = j->acc1;
+	for (size_t c = c0; c < c1; c++)
+		cm[c] = m2[c] = 0.0;
 	if (S >= 16) {
-		double cm = 0.0, m2 = 0.0;
 		for (int i = 0; i < N; i++) {
-			const float *xp = j->x + ((size_t)i * C + c) * S;
-			float a = 0.0f;
-			for (int k = 0; k < S; k++)
-				a += xp[k];
-			const float pivot = a / (float)S;
-			float s1 = 0.0f, s2 = 0.0f;
-			for (int k = 0; k < S; k++) {
-				const float d = xp[k] - pivot;
-				s1 += d;
-				s2 += d * d;
+			const double na = (double)i * S;
+			for (size_t c = c0; c < c1; c++) {
+				const float *xp = j->x + ((size_t)i * C + c) * S;
+				float a = 0.0f;
+				for (int k = 0; k < S; k++)
+					a += xp[k];
+				const float pivot = a / (float)S;
+				float s1 = 0.0f, s2 = 0.0f;
+				for (int k = 0; k < S; k++) {
+					const float d = xp[k] - pivot;
+					s1 += d;
+					s2 += d * d;
+				}
+				const double pm = (double)pivot + (double)s1 / S;
+				const double pq = (double)s2 - (double)s1 * s1 / S;
+				const double delta = pm - cm[c];
+				cm[c] += delta * S / (na + S);
+				m2[c] += pq + delta * delta * na * S / (na + S);
 			}
-			const double pm = (double)pivot + (double)s1 / S;
-			const double pq = (double)s2 - (double)s1 * s1 / S;
-			const double delta = pm - cm, na = (double)i * S;
-			cm += delta * S / (na + S);
-			m2 += pq + delta * delta * na * S / (na + S);
 		}
-		*dm = cm;
-		*var = m2 / M;
 		return;
 	}
-	double sum = 0.0;
+	const double M = (double)N * S;
 	for (int i = 0; i < N; i++)
-		sum += sum_floats(j->x + ((size_t)i * C + c) * S, (size_t)S);
-	const double mu = sum / M;
-	double ss = 0.0;
-	for (int i = 0; i < N; i++) {
-		const float *xp = j->x + ((size_t)i * C + c) * S;
-		for (int k = 0; k < S; k++) {
-			const double d = (double)xp[k] - mu;
-			ss += d * d;
+		for (size_t c = c0; c < c1; c++)
+			cm[c] += sum_floats(j->x + ((size_t)i * C + c) * S, (size_t)S);
+	for (size_t c = c0; c < c1; c++)
+		cm[c] /= M;
+	for (int i = 0; i < N; i++)
+		for (size_t c = c0; c < c1; c++) {
+			const float *xp = j->x + ((size_t)i * C + c) * S;
+			const double mu = cm[c];
+			double ss = m2[c];
+			for (int k = 0; k < S; k++) {
+				const double d = (double)xp[k] - mu;
+				ss += d * d;
+			}
+			m2[c] = ss;
 		}
-	}
-	*dm = mu;
-	*var = ss / M;
 }
 
 /* Mean and rstd of channel c from its statistics; running statistics updated. */
@@ -252,13 +260,11 @@ static void bn_forward_part(void *arg, size_t c0, size_t c1, int tid)
 			j->rstd[c] = 1.0f / sqrtf(j->running_var[c] + j->eps);
 		}
 	} else if (S > 1) {
-		for (size_t c = c0; c < c1; c++) {
-			double dm, var;
-			bn_channel_stats(j, (int)c, &dm, &var);
-			bn_set_stats(j, (int)c, dm, var);
-		}
+		bn_plane_stats(j, c0, c1);
+		for (size_t c = c0; c < c1; c++)
+			bn_set_stats(j, (int)c, j->acc0[c], j->acc1[c] / ((double)N * S));
 	} else {
-		/* (N,C): the same two passes in double as bn_channel_stats, row by row */
+		/* (N,C): the same two passes in double as bn_plane_stats, row by row */
 		double *sum = j->acc0, *ss = j->acc1;
 		for (size_t c = c0; c < c1; c++)
 			sum[c] = ss[c] = 0.0;
@@ -281,10 +287,10 @@ static void bn_forward_part(void *arg, size_t c0, size_t c1, int tid)
 	}
 	/* (x - mean) first: folding the mean into the shift loses digits when |mean| >> std */
 	if (S > 1) {
-		for (size_t c = c0; c < c1; c++) {
-			const float a = j->rstd[c] * (j->gamma ? j->gamma[c] : 1.0f);
-			const float m = j->mean[c], b = j->beta ? j->beta[c] : 0.0f;
-			for (int i = 0; i < N; i++) {
+		for (int i = 0; i < N; i++)
+			for (size_t c = c0; c < c1; c++) {
+				const float a = j->rstd[c] * (j->gamma ? j->gamma[c] : 1.0f);
+				const float m = j->mean[c], b = j->beta ? j->beta[c] : 0.0f;
 				const size_t off = ((size_t)i * C + c) * S;
 				const float *restrict xp = j->x + off;
 				float *restrict yp = j->y + off;
@@ -297,7 +303,6 @@ static void bn_forward_part(void *arg, size_t c0, size_t c1, int tid)
 					for (int k = 0; k < S; k++)
 						yp[k] = (xp[k] - m) * a + b;
 			}
-		}
 		return;
 	}
 	float *a = j->scratch;   /* per-channel scale */
@@ -347,11 +352,12 @@ static void bn_backward_part(void *arg, size_t c0, size_t c1, int tid)
 	const double M = (double)N * S;
 	(void)tid;
 	double *sdy = j->acc0, *sdyx = j->acc1;   /* sum dy, sum dy * (x - mean) */
-	if (S > 1) {
-		for (size_t c = c0; c < c1; c++) {
-			const float m = j->mean[c], sa = bn_scale(j, c), sb = bn_shift(j, c);
-			double a2 = 0.0, b2 = 0.0;
-			for (int i = 0; i < N; i++) {
+	if (S > 1) {   /* images outer, as bn_plane_stats: each channel's planes in image order */
+		for (size_t c = c0; c < c1; c++)
+			sdy[c] = sdyx[c] = 0.0;
+		for (int i = 0; i < N; i++)
+			for (size_t c = c0; c < c1; c++) {
+				const float m = j->mean[c], sa = bn_scale(j, c), sb = bn_shift(j, c);
 				const size_t off = ((size_t)i * C + c) * S;
 				const float *xp = j->x + off, *dyp = j->dy + off;
 				float a = 0.0f, bsum = 0.0f;
@@ -366,12 +372,9 @@ static void bn_backward_part(void *arg, size_t c0, size_t c1, int tid)
 						a += dyp[k];
 						bsum += dyp[k] * (xp[k] - m);
 					}
-				a2 += a;
-				b2 += bsum;
+				sdy[c] += a;
+				sdyx[c] += bsum;
 			}
-			sdy[c] = a2;
-			sdyx[c] = b2;
-		}
 	} else {
 		for (size_t c = c0; c < c1; c++)
 			sdy[c] = sdyx[c] = 0.0;
@@ -401,13 +404,13 @@ static void bn_backward_part(void *arg, size_t c0, size_t c1, int tid)
 		return;
 	/* batch stats: dx = gamma*rstd*(dy - mean(dy) - xhat*mean(dy*xhat)); eval: gamma*rstd*dy */
 	if (S > 1) {
-		for (size_t c = c0; c < c1; c++) {
-			const float m = j->mean[c], s = j->rstd[c];
-			const float sa = bn_scale(j, c), sb = bn_shift(j, c);
-			const float gs = (j->gamma ? j->gamma[c] : 1.0f) * s;
-			const float mdy = j->batch_stats ? (float)(sdy[c] / M) : 0.0f;
-			const float mdyx = j->batch_stats ? (float)(sdyx[c] / M) : 0.0f;
-			for (int i = 0; i < N; i++) {
+		for (int i = 0; i < N; i++)
+			for (size_t c = c0; c < c1; c++) {
+				const float m = j->mean[c], s = j->rstd[c];
+				const float sa = bn_scale(j, c), sb = bn_shift(j, c);
+				const float gs = (j->gamma ? j->gamma[c] : 1.0f) * s;
+				const float mdy = j->batch_stats ? (float)(sdy[c] / M) : 0.0f;
+				const float mdyx = j->batch_stats ? (float)(sdyx[c] / M) : 0.0f;
 				const size_t off = ((size_t)i * C + c) * S;
 				const float *restrict xp = j->x + off, *restrict dyp = j->dy + off;
 				float *restrict dxp = j->dx + off;
@@ -426,7 +429,6 @@ static void bn_backward_part(void *arg, size_t c0, size_t c1, int tid)
 					for (int k = 0; k < S; k++)
 						dxp[k] += gs * (dyp[k] - mdy - (xp[k] - m) * s * mdyx);
 			}
-		}
 		return;
 	}
 	/* per-channel coefficients first, then one pass over the rows (the same float arithmetic
@@ -496,7 +498,7 @@ static Tensor *batchnorm_impl(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta,
 	j.mean = arena_floats(ctx, C);
 	j.rstd = arena_floats(ctx, C);
 	j.scratch = arena_floats(ctx, (size_t)C);
-	if (S == 1) {
+	if (batch_stats) {
 		j.acc0 = ctx_alloc(ctx, 2 * (size_t)C * sizeof(double));
 		j.acc1 = j.acc0 + C;
 	}
