@@ -957,6 +957,8 @@ static void conv2d_img_backward(Ctx *ctx, Node *n, const ConvGeom *g)
 	int dx_fresh;
 	ConvImgJob j = { .g = *g, .O = O, .K = K, .x = x->data, .w = w->data, .dy = n->out->grad,
 	                 .bufs = n->saved };
+	if (ctx_threads(ctx) > n->i[3])   /* threads added since the forward: buffers for them */
+		j.bufs = arena_floats(ctx, (size_t)ctx_threads(ctx) * K * g->Ho * g->Wo);
 	j.g.N = 1;
 	float *dx = tape_grad_in_fresh(ctx, x, &dx_fresh);
 	float *dw = tape_grad_in(ctx, w), *db = tape_grad_in(ctx, b);
@@ -1074,6 +1076,7 @@ Tensor *op_conv2d(Ctx *ctx, Tensor *x, Tensor *w, Tensor *b, int stride, int pad
 			n->i[0] = stride;
 			n->i[1] = pad;
 			n->i[2] = 0;      /* the per-image lowering */
+			n->i[3] = ctx_threads(ctx);
 			n->saved = bufs;  /* per-thread (K, Ho*Wo) scratch */
 		}
 		return out;
