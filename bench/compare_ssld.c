@@ -9,6 +9,10 @@
  *   simclr_cnn        the examples' CNN {32,64,128} (3x3, strides 1,2,2, BN+ReLU, global average
  *                     pool), head 128-512(BN+ReLU)-128, NT-Xent
  *   simclr_cnn_s1     the same CNN with stride 1 in every stage (full 28x28 resolution)
+ *   resnet18          SimCLR, two views of 128 32x32 RGB images (256 rows): ResNet-18 with the
+ *                     CIFAR stem (engine/resnet.h, torchvision's layout), head
+ *                     512-512(BN+ReLU)-128, NT-Xent
+ *   resnet18_w05      the same at width 0.5 (stages 32-64-128-256), head 256-512(BN+ReLU)-128
  *   char_transformer  causal byte Transformer, 4 layers, d 128, 4 heads, context 128, batch 32,
  *                     tied LM head, next-byte cross-entropy (tokens/s)
  *   mae_vit           MAE as engine/methods/mae.c: ViT-tiny encoder (patch 4, d 128, depth 4,
@@ -43,6 +47,7 @@
 #include "ops.h"
 #include "optim.h"
 #include "params.h"
+#include "resnet.h"
 
 /* ---------------------------------------------------------------------------------------------- */
 /* cblas_sgemm interposition: FLOP count and one step's shapes */
@@ -177,6 +182,7 @@ typedef struct Bench {
 	Rng rng;
 	/* networks */
 	Encoder *enc;
+	Resnet *resnet;           /* resnet18* (the backbone without the encoder registry) */
 	Mlp *head, *dec;
 	Linear mu, logvar;        /* vae */
 	Transformer *tf;          /* char_transformer (borrowed from enc) */
@@ -187,7 +193,8 @@ typedef struct Bench {
 	LayerNorm dnorm;
 	int n_patches, n_keep;
 	/* inputs */
-	float *x1, *x2;           /* (B,1,28,28) views */
+	float *x1, *x2;           /* (B,C,H,W) views */
+	int C, H, W;
 	int *ids, *targets;       /* char_transformer (B*T) */
 	int B, T;
 } Bench;
@@ -199,12 +206,34 @@ static int build(Bench *b, const char *name, char *err, size_t errlen)
 	b->unit = "img/s";
 	b->B = 256;
 	b->per_step = 256;
+	b->C = 1;
+	b->H = b->W = 28;
 	rng_seed(&b->rng, 1);
 	b->ps = paramset_new();
 	if (!b->ps)
 		return -1;
 	int rc = -1;
-	if (strncmp(name, "simclr_", 7) == 0) {
+	if (strncmp(name, "resnet18", 8) == 0) {
+		ResnetConfig rcfg;
+		resnet_config_preset(&rcfg, 18);
+		rcfg.stem = RESNET_STEM_CIFAR;
+		if (strcmp(name, "resnet18_w05") == 0)
+			rcfg.width = 0.5f;
+		else if (strcmp(name, "resnet18") != 0) {
+			snprintf(err, errlen, "unknown model %s", name);
+			return -1;
+		}
+		b->B = 128;          /* two views of 128: 256 images per step */
+		b->per_step = 256;
+		b->C = 3;
+		b->H = b->W = 32;
+		if ((rc = resnet_new(&rcfg, b->ps, "encoder", 3, 32, 32, &b->rng, &b->resnet, err,
+		                     errlen)) < 0)
+			return rc;
+		int head[3] = { resnet_out_dim(b->resnet), 512, 128 };
+		if (mlp_new(b->ps, "proj", head, 3, 1, &b->rng, &b->head) < 0)
+			return -1;
+	} else if (strncmp(name, "simclr_", 7) == 0) {
 		int head[3] = { 128, 128, 128 };
 		if (strcmp(name, "simclr_mlp") == 0) {
 			encoder_config_default(&ec, ENC_MLP);            /* 784-1024-1024-128 */
@@ -282,7 +311,7 @@ static int build(Bench *b, const char *name, char *err, size_t errlen)
 		return -1;
 	}
 	if (!b->ids) {
-		size_t n = (size_t)b->B * 784;
+		size_t n = (size_t)b->B * b->C * b->H * b->W;
 		b->x1 = malloc(n * sizeof *b->x1);
 		b->x2 = malloc(n * sizeof *b->x2);
 		if (!b->x1 || !b->x2)
@@ -298,6 +327,7 @@ static int build(Bench *b, const char *name, char *err, size_t errlen)
 static void bench_free(Bench *b)
 {
 	encoder_free(b->enc);
+	resnet_free(b->resnet);
 	mlp_free(b->head);
 	mlp_free(b->dec);
 	paramset_free(b->ps);
@@ -362,10 +392,12 @@ static Tensor *loss_of(Ctx *ctx, Bench *b)
 {
 	int B = b->B;
 	if (b->head) { /* simclr */
-		Tensor *v1 = ctx_wrap(ctx, b->x1, 4, (int[]){ B, 1, 28, 28 });
-		Tensor *v2 = ctx_wrap(ctx, b->x2, 4, (int[]){ B, 1, 28, 28 });
+		const int shape[4] = { B, b->C, b->H, b->W };
+		Tensor *v1 = ctx_wrap(ctx, b->x1, 4, shape);
+		Tensor *v2 = ctx_wrap(ctx, b->x2, 4, shape);
 		Tensor *x = op_concat(ctx, (Tensor *[]){ v1, v2 }, 2, 0);
-		Tensor *z = mlp_forward(ctx, b->head, encoder_forward(ctx, b->enc, x));
+		Tensor *f = b->resnet ? resnet_forward(ctx, b->resnet, x) : encoder_forward(ctx, b->enc, x);
+		Tensor *z = mlp_forward(ctx, b->head, f);
 		return op_nt_xent(ctx, z, 0.5f);
 	}
 	if (b->tf) {
@@ -424,8 +456,8 @@ int main(int argc, char **argv)
 		}
 	}
 	if (!model || threads < 1 || steps < 1 || steps > MAX_STEPS || warmup < 1) {
-		fprintf(stderr, "usage: %s --model simclr_mlp|simclr_cnn|simclr_cnn_s1|char_transformer|"
-		        "mae_vit|vae_mlp [--threads N] [--steps N] [--seconds S] [--warmup N] "
+		fprintf(stderr, "usage: %s --model simclr_mlp|simclr_cnn|simclr_cnn_s1|resnet18|resnet18_w05|"
+		        "char_transformer|mae_vit|vae_mlp [--threads N] [--steps N] [--seconds S] [--warmup N] "
 		        "[--no-replay]\n", argv[0]);
 		return 2;
 	}
@@ -504,13 +536,13 @@ int main(int argc, char **argv)
 	       "\"peak_rss_mb\": %.1f, \"loss\": %.6g, \"sgemm_gflop_per_step\": %.4f, "
 	       "\"gflops\": %.2f, \"cpu_gflops\": %.2f, \"raw_sgemm_gflops\": %.2f, "
 	       "\"raw_sgemm_cpu_gflops\": %.2f, \"params\": %zu, \"arena_used_mb\": %.1f, "
-	       "\"arena_capacity_mb\": %.1f}\n",
+	       "\"arena_capacity_mb\": %.1f, \"blas_core\": \"%s\"}\n",
 	       model, threads, n, 1e3 * med, 1e3 * walls[0], 1e3 * cpu, b.per_step, b.unit,
 	       b.per_step / med, b.per_step * threads / cpu, hwm_kb / 1024.0, loss, gflop,
 	       gflop / med, gflop * threads / cpu, raw_wall > 0 ? gflop / raw_wall : 0.0,
 	       raw_cpu > 0 ? gflop * threads / raw_cpu : 0.0,
 	       paramset_numel(b.ps, 1), ctx_arena_used(ctx) / 1048576.0,
-	       ctx_arena_capacity(ctx) / 1048576.0);
+	       ctx_arena_capacity(ctx) / 1048576.0, openblas_get_corename());
 	optim_free(opt);
 	ctx_free(ctx);
 	bench_free(&b);

@@ -6,7 +6,10 @@ Each model is built to match ssld's layout exactly (engine/model.c, engine/layer
 Conv2d followed by BatchNorm have no bias; BatchNorm eps 1e-5, momentum 0.1; pre-LN Transformer
 blocks with a fused qkv Linear(D,3D), GELU (tanh), tied LM head; AdamW (lr 1e-3, betas
 (0.9, 0.999), eps 1e-8, weight decay 1e-4 on weights only - biases, norms and positional
-embeddings excluded, as ssld's PARAM_DECAY does). Inputs are seeded random data of the real
+embeddings excluded, as ssld's PARAM_DECAY does). The ResNet-18 models are torchvision's own
+ResNet (BasicBlock, zero_init_residual) with the CIFAR stem (conv1 3x3 stride 1, no max-pool) and
+no fc, at width 1 or with every stage's channels halved (built with torchvision's _make_layer, as
+engine/resnet.h counts them: round(64 * width * 2^i)). Inputs are seeded random data of the real
 shapes (Fashion-MNIST 28x28 images, byte tokens), so the step cost does not depend on data.
 
 It prints one JSON object per model (last line): step wall time (median), process CPU seconds
@@ -56,6 +59,27 @@ def cnn(channels, strides, in_c=1):
         c = ch
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
     return nn.Sequential(*layers)
+
+
+def resnet18_cifar(width):
+    """torchvision's ResNet-18 with the CIFAR stem and stage channels round(64*width*2^i)."""
+    from torchvision.models.resnet import BasicBlock, ResNet
+    ch = [max(1, round(64 * width * 2 ** i)) for i in range(4)]
+    net = ResNet(BasicBlock, [2, 2, 2, 2], zero_init_residual=True)
+    if width != 1:
+        net.inplanes = ch[0]
+        net.layer1 = net._make_layer(BasicBlock, ch[0], 2)
+        net.layer2 = net._make_layer(BasicBlock, ch[1], 2, stride=2)
+        net.layer3 = net._make_layer(BasicBlock, ch[2], 2, stride=2)
+        net.layer4 = net._make_layer(BasicBlock, ch[3], 2, stride=2)
+        for m in net.modules():   # the constructor's zero_init_residual, for the rebuilt stages
+            if isinstance(m, BasicBlock):
+                nn.init.constant_(m.bn2.weight, 0)
+    net.conv1 = nn.Conv2d(3, ch[0], 3, stride=1, padding=1, bias=False)
+    net.bn1 = nn.BatchNorm2d(ch[0])
+    net.maxpool = nn.Identity()
+    net.fc = nn.Identity()
+    return net, ch[3]
 
 
 def nt_xent(z, tau):
@@ -208,6 +232,21 @@ def build(name, g):
         opt = adamw(model)
         v1 = torch.rand(B, 1, 28, 28, generator=g)
         v2 = torch.rand(B, 1, 28, 28, generator=g)
+
+        def step():
+            opt.zero_grad(set_to_none=False)
+            loss = nt_xent(model(torch.cat([v1, v2])), 0.5)
+            loss.backward()
+            opt.step()
+            return loss
+        return step, model, B, "img/s"
+    if name in ("resnet18", "resnet18_w05"):
+        enc, feat = resnet18_cifar(0.5 if name == "resnet18_w05" else 1.0)
+        model = nn.Sequential(enc, mlp([feat, 512, 128]))
+        opt = adamw(model)
+        half = B // 2   # two views of 128: 256 images per step
+        v1 = torch.rand(half, 3, 32, 32, generator=g)
+        v2 = torch.rand(half, 3, 32, 32, generator=g)
 
         def step():
             opt.zero_grad(set_to_none=False)

@@ -3,7 +3,9 @@
  * fused scaled dot-product attention, each a forward that records a node and a backward that
  * accumulates (+=) into its inputs' gradients.
  *
- * Convolution is lowered a chunk of images at a time: im2col of the chunk into a
+ * Convolution on planes of at least CONV_IMAGE_MIN output pixels is lowered one image at a time
+ * (each image's product is already NCHW; see conv2d_img_backward). Smaller planes are lowered a
+ * chunk of images at a time: im2col of the chunk into a
  * (C*kh*kw, nb*H'*W') arena matrix (thousands of columns, a few MB, so it stays in cache), one
  * sgemm for the whole chunk (parallel_sgemm: split across the context's threads, since the engine
  * keeps OpenBLAS itself at one thread), then a cheap reorder to NCHW; per-image small sgemms are
@@ -152,9 +154,11 @@ Tensor *op_layernorm(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta, float eps
 /* ---------------------------------------------------------------------------------------------- */
 /* batchnorm over (N,C) or (N,C,H,W): channel c is every x[n][c][s]. saved: mean, rstd per channel
  * (batch statistics in training mode, running statistics in eval mode). i: N, C, S, batch_stats,
- * relu. With relu (op_batchnorm_relu) the output is max(0, bn(x)) and backward masks dy by
- * y > 0 on the fly: one pass over the activation instead of three, no separate pre-ReLU tensor
- * and gradient, and the ReLU runs on the channel split too.
+ * relu. With relu (op_batchnorm_relu) the output is max(0, bn(x)) and backward masks dy where
+ * the forward clamped: one pass over the activation instead of three, no separate pre-ReLU tensor
+ * and gradient, and the ReLU runs on the channel split too. The mask is recomputed from x with
+ * the forward's own float expression ((x - mean) * scale + shift > 0) rather than read from y:
+ * backward then streams x and dy only (a third fewer bytes than x, dy and y).
  *
  * Work is split by channels across the context's threads: every channel's statistics are summed
  * by one thread in a fixed order, so results do not depend on the thread count. Planes (S > 1)
@@ -163,7 +167,7 @@ Tensor *op_layernorm(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta, float eps
 
 typedef struct BnJob {
 	const float *x, *dy, *gamma, *beta;
-	float *y, *dx, *mean, *rstd;   /* backward reads y (the output) for the ReLU mask */
+	float *y, *dx, *mean, *rstd;
 	float *running_mean, *running_var;
 	double *acc0, *acc1;      /* (C) per-channel sums, each slice written by one thread */
 	float *scratch;           /* (3C) per-channel coefficients of the (N,C) case */
@@ -174,52 +178,60 @@ typedef struct BnJob {
 	float momentum, eps;
 } BnJob;
 
-/* Statistics of channel c over N planes of S (S >= 16): each plane's mean and squared
- * deviations (two passes over a plane that sits in L1, the second shifted by a rough mean so
- * float sums stay small), merged across planes in double (Chan et al.). S < 16: two passes in
- * double over the channel. */
-static void bn_channel_stats(const BnJob *j, int c, double *dm, double *var)
+/* Statistics of channels [c0, c1) over N planes of S (S > 1), into acc0 (mean) and acc1 (sum of
+ * squared deviations). S >= 16: each plane's mean and squared deviations (two passes over a
+ * plane that sits in L1, the second shifted by a rough mean so float sums stay small), merged
+ * across planes in double (Chan et al.). S < 16: two passes in double over the channel. Images
+ * are the outer loop and a thread's channels the inner one, so memory is read in one forward
+ * sweep per pass (a channel-major walk reads N short planes C*S floats apart); each channel
+ * still takes its planes in image order, so the sums are the same. */
+static void bn_plane_stats(const BnJob *j, size_t c0, size_t c1)
 {
 	const int N = j->N, C = j->C, S = j->S;
-	const double M = (double)N * S;
+	double *cm = j->acc0, *m2 = j->acc1;
+	for (size_t c = c0; c < c1; c++)
+		cm[c] = m2[c] = 0.0;
 	if (S >= 16) {
-		double cm = 0.0, m2 = 0.0;
 		for (int i = 0; i < N; i++) {
-			const float *xp = j->x + ((size_t)i * C + c) * S;
-			float a = 0.0f;
-			for (int k = 0; k < S; k++)
-				a += xp[k];
-			const float pivot = a / (float)S;
-			float s1 = 0.0f, s2 = 0.0f;
-			for (int k = 0; k < S; k++) {
-				const float d = xp[k] - pivot;
-				s1 += d;
-				s2 += d * d;
+			const double na = (double)i * S;
+			for (size_t c = c0; c < c1; c++) {
+				const float *xp = j->x + ((size_t)i * C + c) * S;
+				float a = 0.0f;
+				for (int k = 0; k < S; k++)
+					a += xp[k];
+				const float pivot = a / (float)S;
+				float s1 = 0.0f, s2 = 0.0f;
+				for (int k = 0; k < S; k++) {
+					const float d = xp[k] - pivot;
+					s1 += d;
+					s2 += d * d;
+				}
+				const double pm = (double)pivot + (double)s1 / S;
+				const double pq = (double)s2 - (double)s1 * s1 / S;
+				const double delta = pm - cm[c];
+				cm[c] += delta * S / (na + S);
+				m2[c] += pq + delta * delta * na * S / (na + S);
 			}
-			const double pm = (double)pivot + (double)s1 / S;
-			const double pq = (double)s2 - (double)s1 * s1 / S;
-			const double delta = pm - cm, na = (double)i * S;
-			cm += delta * S / (na + S);
-			m2 += pq + delta * delta * na * S / (na + S);
 		}
-		*dm = cm;
-		*var = m2 / M;
 		return;
 	}
-	double sum = 0.0;
+	const double M = (double)N * S;
 	for (int i = 0; i < N; i++)
-		sum += sum_floats(j->x + ((size_t)i * C + c) * S, (size_t)S);
-	const double mu = sum / M;
-	double ss = 0.0;
-	for (int i = 0; i < N; i++) {
-		const float *xp = j->x + ((size_t)i * C + c) * S;
-		for (int k = 0; k < S; k++) {
-			const double d = (double)xp[k] - mu;
-			ss += d * d;
+		for (size_t c = c0; c < c1; c++)
+			cm[c] += sum_floats(j->x + ((size_t)i * C + c) * S, (size_t)S);
+	for (size_t c = c0; c < c1; c++)
+		cm[c] /= M;
+	for (int i = 0; i < N; i++)
+		for (size_t c = c0; c < c1; c++) {
+			const float *xp = j->x + ((size_t)i * C + c) * S;
+			const double mu = cm[c];
+			double ss = m2[c];
+			for (int k = 0; k < S; k++) {
+				const double d = (double)xp[k] - mu;
+				ss += d * d;
+			}
+			m2[c] = ss;
 		}
-	}
-	*dm = mu;
-	*var = ss / M;
 }
 
 /* Mean and rstd of channel c from its statistics; running statistics updated. */
@@ -248,13 +260,11 @@ static void bn_forward_part(void *arg, size_t c0, size_t c1, int tid)
 			j->rstd[c] = 1.0f / sqrtf(j->running_var[c] + j->eps);
 		}
 	} else if (S > 1) {
-		for (size_t c = c0; c < c1; c++) {
-			double dm, var;
-			bn_channel_stats(j, (int)c, &dm, &var);
-			bn_set_stats(j, (int)c, dm, var);
-		}
+		bn_plane_stats(j, c0, c1);
+		for (size_t c = c0; c < c1; c++)
+			bn_set_stats(j, (int)c, j->acc0[c], j->acc1[c] / ((double)N * S));
 	} else {
-		/* (N,C): the same two passes in double as bn_channel_stats, row by row */
+		/* (N,C): the same two passes in double as bn_plane_stats, row by row */
 		double *sum = j->acc0, *ss = j->acc1;
 		for (size_t c = c0; c < c1; c++)
 			sum[c] = ss[c] = 0.0;
@@ -277,10 +287,10 @@ static void bn_forward_part(void *arg, size_t c0, size_t c1, int tid)
 	}
 	/* (x - mean) first: folding the mean into the shift loses digits when |mean| >> std */
 	if (S > 1) {
-		for (size_t c = c0; c < c1; c++) {
-			const float a = j->rstd[c] * (j->gamma ? j->gamma[c] : 1.0f);
-			const float m = j->mean[c], b = j->beta ? j->beta[c] : 0.0f;
-			for (int i = 0; i < N; i++) {
+		for (int i = 0; i < N; i++)
+			for (size_t c = c0; c < c1; c++) {
+				const float a = j->rstd[c] * (j->gamma ? j->gamma[c] : 1.0f);
+				const float m = j->mean[c], b = j->beta ? j->beta[c] : 0.0f;
 				const size_t off = ((size_t)i * C + c) * S;
 				const float *restrict xp = j->x + off;
 				float *restrict yp = j->y + off;
@@ -293,7 +303,6 @@ static void bn_forward_part(void *arg, size_t c0, size_t c1, int tid)
 					for (int k = 0; k < S; k++)
 						yp[k] = (xp[k] - m) * a + b;
 			}
-		}
 		return;
 	}
 	float *a = j->scratch;   /* per-channel scale */
@@ -318,8 +327,22 @@ static void bn_forward_part(void *arg, size_t c0, size_t c1, int tid)
 }
 
 /* dy masked by the fused ReLU: the gradient reaching the batchnorm (as an unfused relu would
- * pass it: dy * 1 where y > 0, dy * 0 elsewhere) */
-#define BN_DY(j, dyp, yp, k) ((j)->relu ? (dyp)[k] * ((yp)[k] > 0.0f ? 1.0f : 0.0f) : (dyp)[k])
+ * pass it: dy * 1 where the forward's pre-activation v = (x - m) * a + b was > 0, dy * 0
+ * elsewhere). v is bn_forward_part's expression on the same floats, so the mask is the one the
+ * forward applied. */
+#define BN_DY(j, dyp, xp, k, m, a, b) \
+	((j)->relu ? (dyp)[k] * (((xp)[k] - (m)) * (a) + (b) > 0.0f ? 1.0f : 0.0f) : (dyp)[k])
+
+/* The forward's per-channel scale and shift of the ReLU test. */
+static inline float bn_scale(const BnJob *j, size_t c)
+{
+	return j->rstd[c] * (j->gamma ? j->gamma[c] : 1.0f);
+}
+
+static inline float bn_shift(const BnJob *j, size_t c)
+{
+	return j->beta ? j->beta[c] : 0.0f;
+}
 
 // channels [c0, c1) of the backward
 static void bn_backward_part(void *arg, size_t c0, size_t c1, int tid)
@@ -329,17 +352,18 @@ static void bn_backward_part(void *arg, size_t c0, size_t c1, int tid)
 	const double M = (double)N * S;
 	(void)tid;
 	double *sdy = j->acc0, *sdyx = j->acc1;   /* sum dy, sum dy * (x - mean) */
-	if (S > 1) {
-		for (size_t c = c0; c < c1; c++) {
-			const float m = j->mean[c];
-			double a2 = 0.0, b2 = 0.0;
-			for (int i = 0; i < N; i++) {
+	if (S > 1) {   /* images outer, as bn_plane_stats: each channel's planes in image order */
+		for (size_t c = c0; c < c1; c++)
+			sdy[c] = sdyx[c] = 0.0;
+		for (int i = 0; i < N; i++)
+			for (size_t c = c0; c < c1; c++) {
+				const float m = j->mean[c], sa = bn_scale(j, c), sb = bn_shift(j, c);
 				const size_t off = ((size_t)i * C + c) * S;
-				const float *xp = j->x + off, *dyp = j->dy + off, *yp = j->y + off;
+				const float *xp = j->x + off, *dyp = j->dy + off;
 				float a = 0.0f, bsum = 0.0f;
 				if (j->relu)
 					for (int k = 0; k < S; k++) {
-						const float d = BN_DY(j, dyp, yp, k);
+						const float d = BN_DY(j, dyp, xp, k, m, sa, sb);
 						a += d;
 						bsum += d * (xp[k] - m);
 					}
@@ -348,21 +372,22 @@ static void bn_backward_part(void *arg, size_t c0, size_t c1, int tid)
 						a += dyp[k];
 						bsum += dyp[k] * (xp[k] - m);
 					}
-				a2 += a;
-				b2 += bsum;
+				sdy[c] += a;
+				sdyx[c] += bsum;
 			}
-			sdy[c] = a2;
-			sdyx[c] = b2;
-		}
 	} else {
 		for (size_t c = c0; c < c1; c++)
 			sdy[c] = sdyx[c] = 0.0;
+		float *sa = j->scratch, *sb = sa + C;   /* the forward's scale and shift */
+		for (size_t c = c0; c < c1; c++) {
+			sa[c] = bn_scale(j, c);
+			sb[c] = bn_shift(j, c);
+		}
 		for (int i = 0; i < N; i++) {
 			const float *restrict xr = j->x + (size_t)i * C, *restrict dyr = j->dy + (size_t)i * C;
-			const float *restrict yr = j->y + (size_t)i * C;
 			const float *restrict m = j->mean;
 			for (size_t c = c0; c < c1; c++) {
-				const float d = BN_DY(j, dyr, yr, c);
+				const float d = BN_DY(j, dyr, xr, c, m[c], sa[c], sb[c]);
 				sdy[c] += d;
 				sdyx[c] += d * (xr[c] - m[c]);
 			}
@@ -379,22 +404,24 @@ static void bn_backward_part(void *arg, size_t c0, size_t c1, int tid)
 		return;
 	/* batch stats: dx = gamma*rstd*(dy - mean(dy) - xhat*mean(dy*xhat)); eval: gamma*rstd*dy */
 	if (S > 1) {
-		for (size_t c = c0; c < c1; c++) {
-			const float m = j->mean[c], s = j->rstd[c];
-			const float gs = (j->gamma ? j->gamma[c] : 1.0f) * s;
-			const float mdy = j->batch_stats ? (float)(sdy[c] / M) : 0.0f;
-			const float mdyx = j->batch_stats ? (float)(sdyx[c] / M) : 0.0f;
-			for (int i = 0; i < N; i++) {
+		for (int i = 0; i < N; i++)
+			for (size_t c = c0; c < c1; c++) {
+				const float m = j->mean[c], s = j->rstd[c];
+				const float sa = bn_scale(j, c), sb = bn_shift(j, c);
+				const float gs = (j->gamma ? j->gamma[c] : 1.0f) * s;
+				const float mdy = j->batch_stats ? (float)(sdy[c] / M) : 0.0f;
+				const float mdyx = j->batch_stats ? (float)(sdyx[c] / M) : 0.0f;
 				const size_t off = ((size_t)i * C + c) * S;
 				const float *restrict xp = j->x + off, *restrict dyp = j->dy + off;
-				const float *restrict yp = j->y + off;
 				float *restrict dxp = j->dx + off;
 				if (j->relu && j->dx_fresh)
 					for (int k = 0; k < S; k++)
-						dxp[k] = gs * (BN_DY(j, dyp, yp, k) - mdy - (xp[k] - m) * s * mdyx);
+						dxp[k] = gs * (BN_DY(j, dyp, xp, k, m, sa, sb) - mdy -
+						               (xp[k] - m) * s * mdyx);
 				else if (j->relu)
 					for (int k = 0; k < S; k++)
-						dxp[k] += gs * (BN_DY(j, dyp, yp, k) - mdy - (xp[k] - m) * s * mdyx);
+						dxp[k] += gs * (BN_DY(j, dyp, xp, k, m, sa, sb) - mdy -
+						                (xp[k] - m) * s * mdyx);
 				else if (j->dx_fresh)
 					for (int k = 0; k < S; k++)
 						dxp[k] = gs * (dyp[k] - mdy - (xp[k] - m) * s * mdyx);
@@ -402,30 +429,28 @@ static void bn_backward_part(void *arg, size_t c0, size_t c1, int tid)
 					for (int k = 0; k < S; k++)
 						dxp[k] += gs * (dyp[k] - mdy - (xp[k] - m) * s * mdyx);
 			}
-		}
 		return;
 	}
 	/* per-channel coefficients first, then one pass over the rows (the same float arithmetic
 	 * as the plane case) */
-	float *gsv = j->scratch, *mdyv = gsv + C, *mdyxv = mdyv + C;
-	for (size_t c = c0; c < c1; c++) {
-		gsv[c] = (j->gamma ? j->gamma[c] : 1.0f) * j->rstd[c];
+	float *sa = j->scratch, *sb = sa + C, *mdyv = sb + C, *mdyxv = mdyv + C;
+	for (size_t c = c0; c < c1; c++) {   /* sa, sb: set by the sums above */
 		mdyv[c] = j->batch_stats ? (float)(sdy[c] / M) : 0.0f;
 		mdyxv[c] = j->batch_stats ? (float)(sdyx[c] / M) : 0.0f;
 	}
 	for (int i = 0; i < N; i++) {
 		const float *restrict xr = j->x + (size_t)i * C, *restrict dyr = j->dy + (size_t)i * C;
-		const float *restrict yr = j->y + (size_t)i * C;
 		const float *restrict m = j->mean, *restrict s = j->rstd;
 		float *restrict dxr = j->dx + (size_t)i * C;
+		/* gs = gamma * rstd = the forward's scale */
 		if (j->dx_fresh)
 			for (size_t c = c0; c < c1; c++)
-				dxr[c] = gsv[c] * (BN_DY(j, dyr, yr, c) - mdyv[c] -
-				                   (xr[c] - m[c]) * s[c] * mdyxv[c]);
+				dxr[c] = sa[c] * (BN_DY(j, dyr, xr, c, m[c], sa[c], sb[c]) - mdyv[c] -
+				                  (xr[c] - m[c]) * s[c] * mdyxv[c]);
 		else
 			for (size_t c = c0; c < c1; c++)
-				dxr[c] += gsv[c] * (BN_DY(j, dyr, yr, c) - mdyv[c] -
-				                    (xr[c] - m[c]) * s[c] * mdyxv[c]);
+				dxr[c] += sa[c] * (BN_DY(j, dyr, xr, c, m[c], sa[c], sb[c]) - mdyv[c] -
+				                   (xr[c] - m[c]) * s[c] * mdyxv[c]);
 	}
 }
 
@@ -433,14 +458,14 @@ static void batchnorm_backward(Ctx *ctx, Node *n)
 {
 	Tensor *x = n->in[0], *gamma = n->in[1], *beta = n->in[2];
 	const int C = n->i[1];
-	BnJob j = { .x = x->data, .dy = n->out->grad, .y = n->out->data,
-	            .gamma = gamma ? gamma->data : NULL, .dg = tape_grad_in(ctx, gamma),
+	BnJob j = { .x = x->data, .dy = n->out->grad, .gamma = gamma ? gamma->data : NULL,
+	            .beta = beta ? beta->data : NULL, .dg = tape_grad_in(ctx, gamma),
 	            .db = tape_grad_in(ctx, beta), .mean = n->saved, .rstd = n->saved2,
 	            .N = n->i[0], .C = C, .S = n->i[2], .batch_stats = n->i[3], .relu = n->i[4] };
 	j.dx = tape_grad_in_fresh(ctx, x, &j.dx_fresh);
 	j.acc0 = ctx_alloc(ctx, 2 * (size_t)C * sizeof(double));
 	j.acc1 = j.acc0 + C;
-	j.scratch = arena_floats(ctx, 3 * (size_t)C);
+	j.scratch = arena_floats(ctx, 4 * (size_t)C);
 	size_t per_c = (size_t)j.N * j.S;
 	parallel_for(ctx, (size_t)C, per_c >= 32768 ? 1 : (32768 + per_c - 1) / per_c,
 	             bn_backward_part, &j);
@@ -473,7 +498,7 @@ static Tensor *batchnorm_impl(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta,
 	j.mean = arena_floats(ctx, C);
 	j.rstd = arena_floats(ctx, C);
 	j.scratch = arena_floats(ctx, (size_t)C);
-	if (S == 1) {
+	if (batch_stats) {
 		j.acc0 = ctx_alloc(ctx, 2 * (size_t)C * sizeof(double));
 		j.acc1 = j.acc0 + C;
 	}
@@ -688,6 +713,7 @@ typedef struct ColJob {
 	int accumulate;      /* rns_to_nrs; col2im: 0 = img is uninitialised, zero it first */
 	int R;               /* rows per image (reorders) */
 	size_t S;            /* floats per row (reorders) */
+	size_t row0;         /* im2col: col holds rows [row0, ...) only */
 } ColJob;
 
 /* Column rows [r_begin, r_end) (row = (c*kh + ki)*kw + kj) of im2col. */
@@ -704,7 +730,7 @@ static void im2col_part(void *arg, size_t r_begin, size_t r_end, int tid)
 		int r0, r1, c0, c1;
 		conv_valid_rows(g, ki, &r0, &r1);
 		conv_valid_range(g, kj, &c0, &c1);
-		float *row = j->col + r * P;
+		float *row = j->col + (r - j->row0) * P;
 		if (c0 == c1) {
 			memset(row, 0, P * sizeof(float));
 			continue;
@@ -832,6 +858,133 @@ static void rns_to_nrs(Ctx *ctx, const float *b, float *a, int N, int R, size_t 
 }
 
 /* ---------------------------------------------------------------------------------------------- */
+/* conv2d on large planes, one image at a time (Ho*Wo >= CONV_IMAGE_MIN): each image's product
+ * (O, Ho*Wo) is already NCHW, so the forward is im2col of one image into a per-thread buffer
+ * (K, Ho*Wo), still in cache, and one single-threaded sgemm straight into y; images are split
+ * across the threads. No reorder pass, no product buffer. Backward: dX the same way per image
+ * (dcol = W^T . dY_n from y's own layout, then col2im into dx_n); dW split by column blocks of
+ * (O, K), each block summing its images' products in image order (im2col of the block's rows of
+ * each image), so every element of dW sums its images in one order whatever the thread count
+ * (inside each product, up to OpenBLAS's blocking, as parallel_sgemm).
+ * Below CONV_IMAGE_MIN a per-image sgemm is too narrow to be efficient and the chunked lowering
+ * further down is used. */
+
+#define CONV_IMAGE_MIN 128
+
+typedef struct ConvImgJob {
+	ConvGeom g;            /* g.N = 1: one image */
+	int O, K;
+	const float *x, *w, *bias, *dy;
+	float *y, *dx, *dw;
+	float *bufs;           /* per thread (K, Ho*Wo) */
+	int dx_accumulate;
+} ConvImgJob;
+
+static float *conv_img_buf(const ConvImgJob *j, int tid)
+{
+	return j->bufs + (size_t)tid * j->K * j->g.Ho * j->g.Wo;
+}
+
+// images [n0, n1): y_n (O, HoWo) = W (O,K) . im2col(x_n) (K, HoWo) + b
+static void conv_img_forward_part(void *arg, size_t n0, size_t n1, int tid)
+{
+	const ConvImgJob *j = arg;
+	const size_t HoWo = (size_t)j->g.Ho * j->g.Wo, CHW = (size_t)j->g.C * j->g.H * j->g.W;
+	float *col = conv_img_buf(j, tid);
+	for (size_t n = n0; n < n1; n++) {
+		ColJob cj = { .g = &j->g, .img = j->x + n * CHW, .col = col };
+		im2col_part(&cj, 0, (size_t)j->K, tid);
+		float *yn = j->y + n * j->O * HoWo;
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, j->O, (int)HoWo, j->K, 1.0f, j->w,
+		            j->K, col, (int)HoWo, 0.0f, yn, (int)HoWo);
+		if (j->bias)
+			for (int o = 0; o < j->O; o++)
+				for (size_t p = 0; p < HoWo; p++)
+					yn[(size_t)o * HoWo + p] += j->bias[o];
+	}
+}
+
+// images [n0, n1): dx_n += col2im(W^T (K,O) . dY_n (O,HoWo))
+static void conv_img_dx_part(void *arg, size_t n0, size_t n1, int tid)
+{
+	const ConvImgJob *j = arg;
+	const size_t HoWo = (size_t)j->g.Ho * j->g.Wo, CHW = (size_t)j->g.C * j->g.H * j->g.W;
+	float *col = conv_img_buf(j, tid);
+	for (size_t n = n0; n < n1; n++) {
+		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, j->K, (int)HoWo, j->O, 1.0f, j->w,
+		            j->K, j->dy + n * j->O * HoWo, (int)HoWo, 0.0f, col, (int)HoWo);
+		ColJob cj = { .g = &j->g, .img = j->dx + n * CHW, .col = col,
+		              .accumulate = j->dx_accumulate };
+		col2im_part(&cj, 0, (size_t)j->g.C, tid);
+	}
+}
+
+// dW columns [k0, k1): dW[:, k0:k1] += sum over images, in order, of dY_n . im2col(x_n)[k0:k1]^T
+static void conv_img_dw_part(void *arg, size_t k0, size_t k1, int tid)
+{
+	const ConvImgJob *j = arg;
+	const size_t HoWo = (size_t)j->g.Ho * j->g.Wo, CHW = (size_t)j->g.C * j->g.H * j->g.W;
+	float *col = conv_img_buf(j, tid);
+	for (int n = 0; n < j->g.N; n++) {
+		ConvGeom g1 = j->g;
+		g1.N = 1;
+		ColJob cj = { .g = &g1, .img = j->x + n * CHW, .col = col, .row0 = k0 };
+		im2col_part(&cj, k0, k1, tid);
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->O, (int)(k1 - k0), (int)HoWo,
+		            1.0f, j->dy + (size_t)n * j->O * HoWo, (int)HoWo, col, (int)HoWo, 1.0f,
+		            j->dw + k0, j->K);
+	}
+}
+
+// channels [o0, o1): db[o] += the sum of dY over images and plane
+static void conv_img_db_part(void *arg, size_t o0, size_t o1, int tid)
+{
+	const ConvImgJob *j = arg;
+	const size_t HoWo = (size_t)j->g.Ho * j->g.Wo;
+	(void)tid;
+	for (size_t o = o0; o < o1; o++) {
+		double acc = 0.0;
+		for (int n = 0; n < j->g.N; n++)
+			acc += sum_floats(j->dy + ((size_t)n * j->O + o) * HoWo, HoWo);
+		j->dw[o] += (float)acc;   /* dw is db here */
+	}
+}
+
+static void conv2d_img_backward(Ctx *ctx, Node *n, const ConvGeom *g)
+{
+	Tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
+	const int O = w->shape[0], K = g->C * g->kh * g->kw;
+	int dx_fresh;
+	ConvImgJob j = { .g = *g, .O = O, .K = K, .x = x->data, .w = w->data, .dy = n->out->grad,
+	                 .bufs = n->saved };
+	if (ctx_threads(ctx) > n->i[3])   /* threads added since the forward: buffers for them */
+		j.bufs = arena_floats(ctx, (size_t)ctx_threads(ctx) * K * g->Ho * g->Wo);
+	j.g.N = 1;
+	float *dx = tape_grad_in_fresh(ctx, x, &dx_fresh);
+	float *dw = tape_grad_in(ctx, w), *db = tape_grad_in(ctx, b);
+	if (db) {
+		ConvImgJob jb = j;
+		jb.g.N = g->N;
+		jb.dw = db;
+		parallel_for(ctx, (size_t)O, conv_grain((size_t)g->N * g->Ho * g->Wo), conv_img_db_part,
+		             &jb);
+	}
+	if (dw) {
+		ConvImgJob jw = j;
+		jw.g.N = g->N;
+		jw.dw = dw;
+		const int t = ctx_threads(ctx);
+		size_t grain = ((size_t)K + (size_t)t - 1) / (size_t)t;
+		parallel_for(ctx, (size_t)K, grain < 16 ? 16 : grain, conv_img_dw_part, &jw);
+	}
+	if (dx) {
+		j.dx = dx;
+		j.dx_accumulate = !dx_fresh;
+		parallel_for(ctx, (size_t)g->N, 1, conv_img_dx_part, &j);
+	}
+}
+
+/* ---------------------------------------------------------------------------------------------- */
 /* conv2d, per chunk of nb images: col = im2col(x) (K, nb*Ho*Wo); prod = W . col (O, nb*Ho*Wo);
  * y = reorder(prod) + b. With one image per chunk prod is already NCHW and is written in place.
  * The node keeps both buffers: backward reuses them (no new arena memory). */
@@ -851,6 +1004,10 @@ static void conv2d_backward(Ctx *ctx, Node *n)
 	const ConvGeom g = conv2d_geom(x, w, n->out, n->i[0], n->i[1]);
 	const int O = w->shape[0], K = g.C * g.kh * g.kw;
 	const size_t HoWo = (size_t)g.Ho * g.Wo, CHW = (size_t)g.C * g.H * g.W;
+	if (n->i[2] == 0) {
+		conv2d_img_backward(ctx, n, &g);
+		return;
+	}
 	const float *dy = n->out->grad;
 	int dx_fresh;
 	float *dx = tape_grad_in_fresh(ctx, x, &dx_fresh);
@@ -907,6 +1064,23 @@ Tensor *op_conv2d(Ctx *ctx, Tensor *x, Tensor *w, Tensor *b, int stride, int pad
 	const ConvGeom g = conv2d_geom(x, w, out, stride, pad);
 	const int K = g.C * kh * kw;
 	const size_t HoWo = (size_t)Ho * Wo, CHW = (size_t)g.C * H * W;
+	if (HoWo >= CONV_IMAGE_MIN && HoWo <= 0x7fffffff) {
+		float *bufs = arena_floats(ctx, (size_t)ctx_threads(ctx) * K * HoWo);
+		ConvImgJob j = { .g = g, .O = O, .K = K, .x = x->data, .w = w->data,
+		                 .bias = b ? b->data : NULL, .y = out->data, .bufs = bufs };
+		j.g.N = 1;
+		parallel_for(ctx, (size_t)N, 1, conv_img_forward_part, &j);
+		Tensor *in[3] = { x, w, b };
+		if (tape_wants_grad(ctx, in, 3)) {
+			Node *n = tape_record(ctx, OP_CONV2D, conv2d_backward, out, in, 3);
+			n->i[0] = stride;
+			n->i[1] = pad;
+			n->i[2] = 0;      /* the per-image lowering */
+			n->i[3] = ctx_threads(ctx);
+			n->saved = bufs;  /* per-thread (K, Ho*Wo) scratch */
+		}
+		return out;
+	}
 	const int nb = conv_chunk(N, HoWo, (size_t)K);
 	if ((size_t)nb * HoWo > 0x7fffffff)
 		nn_abort("conv2d", "one image too large for sgemm", x, w);

@@ -148,6 +148,7 @@ static void cases_conv(void)
 		{ 1, 2, 4, 5, 3, 3, 3, 1, 1, 1 },  /* one image: sgemm straight into NCHW */
 		{ 2, 2, 5, 6, 2, 2, 3, 2, 1, 1 },  /* non-square kernel */
 		{ 3, 4, 3, 3, 2, 1, 1, 1, 0, 1 },  /* 1x1 */
+		{ 2, 1, 12, 11, 2, 3, 3, 1, 1, 1 }, /* Ho*Wo >= 128: lowered one image at a time */
 	};
 	char label[96];
 	for (size_t t = 0; t < sizeof cc / sizeof cc[0]; t++) {

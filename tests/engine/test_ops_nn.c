@@ -159,8 +159,9 @@ static void test_conv2d(void)
 		{ 5, 2, 4, 4, 3, 4, 4, 1, 0, 0 },   /* kernel = input: 1x1 output */
 		{ 2, 2, 1, 1, 3, 2, 2, 3, 2, 1 },   /* taps that see only padding */
 		{ 2, 2, 4, 3, 3, 2, 2, 3, 2, 1 },   /* stride > kernel: some inputs never read */
-		{ 19, 2, 32, 32, 3, 3, 3, 1, 1, 1 }, /* several lowering chunks, the last one partial */
-		{ 9, 1, 70, 70, 2, 3, 3, 1, 1, 1 },  /* chunks of one image */
+		{ 19, 2, 32, 32, 3, 3, 3, 1, 1, 1 }, /* Ho*Wo >= 128: lowered one image at a time */
+		{ 9, 1, 70, 70, 2, 3, 3, 1, 1, 1 },  /* the same, one thread's buffer per image */
+		{ 45, 96, 10, 10, 2, 3, 3, 1, 1, 1 }, /* small planes: chunks of 20, 20 and 5 images */
 	};
 	for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
 		const ConvCase *c = &cases[t];
