@@ -415,6 +415,47 @@ static enum MHD_Result list(Req *r)
 	return reply_json(r, 200, ans);
 }
 
+/* What the shared decode cache (STATE/cache/images, engine/data/image_dataset.c) holds of the
+ * dataset: one entry per list and settings some job decoded, read from the description beside
+ * each cache file. An unreadable entry is left out. */
+static cJSON *cache_state(const char *state_dir, const char *dataset_path)
+{
+	cJSON *a = cJSON_CreateArray();
+	char dir[PATH_MAX], real_ds[PATH_MAX];
+	snprintf(dir, sizeof dir, "%s/cache/images", state_dir);
+	DIR *dp = opendir(dir);
+	if (!dp || !realpath(dataset_path, real_ds)) {
+		if (dp) closedir(dp);
+		return a;
+	}
+	size_t dl = strlen(real_ds);
+	struct dirent *e;
+	while ((e = readdir(dp))) {
+		size_t n = strlen(e->d_name);
+		if (n < 6 || strcmp(e->d_name + n - 5, ".json") != 0 || strncmp(e->d_name, "images-", 7) != 0) continue;
+		char path[PATH_MAX + 300], text[8192];
+		snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+		int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0) continue;
+		ssize_t k = read(fd, text, sizeof text - 1);
+		close(fd);
+		if (k <= 0) continue;
+		text[k] = 0;
+		cJSON *c = cJSON_Parse(text);
+		const cJSON *root = cJSON_GetObjectItemCaseSensitive(c, "root");
+		char real_root[PATH_MAX];
+		if (cJSON_IsString(root) && realpath(root->valuestring, real_root) &&
+		    strncmp(real_root, real_ds, dl) == 0 && (real_root[dl] == 0 || real_root[dl] == '/')) {
+			cJSON_DeleteItemFromObjectCaseSensitive(c, "root");   /* a server path; the list says which */
+			cJSON_AddItemToArray(a, c);
+		} else {
+			cJSON_Delete(c);
+		}
+	}
+	closedir(dp);
+	return a;
+}
+
 static enum MHD_Result show(Req *r, const char *owner, const char *name)
 {
 	if (check_query(r, NULL) < 0 || require_read(r) < 0) return MHD_YES;
@@ -423,6 +464,7 @@ static enum MHD_Result show(Req *r, const char *owner, const char *name)
 	int rc = store_dataset_get(r->api->cfg.store, owner, name, &d, err, sizeof err);
 	if (rc < 0) return ds_store_failure(r, rc, err);
 	cJSON *o = dataset_json(&d, 1);
+	cJSON_AddItemToObject(o, "decode_cache", cache_state(r->api->state_dir, d.path));
 	store_dataset_clear(&d);
 	return reply_json(r, 200, o);
 }

@@ -79,6 +79,43 @@ static const char *const state_words[] = {
 	[IMG_CACHE_CORRUPT] = "rebuilt (the cached file was truncated or corrupt)",
 };
 
+static void json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
+		else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
+		else fputc(*p, f);
+	}
+	fputc('"', f);
+}
+
+/* Beside a cache file images-KEY.u8, images-KEY.json says what it holds (the folder, the list,
+ * the settings, how many images and skips), so that what is cached for a folder can be told
+ * without the file list (GET /v1/datasets/{owner}/{name} reads them). Written under a temporary
+ * name and renamed; a failure only loses the description. */
+static void describe_cache(const char *cache_path, const ImageFolderSpec *s, const char *root, const char *which,
+                           const Pixels *px, int images)
+{
+	static const char *const resize[] = { "shorter_side", "stretch", "center_crop" };
+	char path[4200], tmp[4220];
+	size_t n = strlen(cache_path);
+	if (n < 3 || n + 8 > sizeof path) return;
+	snprintf(path, sizeof path, "%.*sjson", (int)(n - 2), cache_path);
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	FILE *f = fopen(tmp, "w");
+	if (!f) return;
+	fprintf(f, "{\"root\":");
+	json_str(f, root);
+	fprintf(f, ",\"list\":");
+	json_str(f, which);
+	fprintf(f, ",\"image_size\":%d,\"channels\":%d,\"resize\":\"%s\",\"min_class_images\":%d,"
+	           "\"images\":%d,\"skipped\":%d,\"bytes\":%zu}\n",
+	        s->image_size, s->channels, (unsigned)s->resize < 3 ? resize[s->resize] : "?", s->min_class_images,
+	        images, px->cache.n_skipped, px->cache.map_len);
+	if (fclose(f) != 0 || rename(tmp, path) != 0) remove(tmp);
+}
+
 static int px_open(const ImageFolderSpec *s, const ImgList *l, const char *root, const char *which,
                    Pixels *px, int *state, char *err, size_t errlen)
 {
@@ -103,6 +140,7 @@ static int px_open(const ImageFolderSpec *s, const ImgList *l, const char *root,
 		     px->cache.waited ? "; waited for another job that was decoding them" : "");
 		px->n_skipped = px->cache.n_skipped;
 		snprintf(px->first_skip, sizeof px->first_skip, "%s", px->cache.first_skip);
+		describe_cache(path, s, root, which, px, l->n);
 		return 0;
 	}
 	if (!(px->mem = eng_malloc(px->img * l->n)) || !(px->skip_mem = eng_malloc((size_t)l->n)))

@@ -53,6 +53,16 @@ try {
     await page.screenshot({ path: path.join(outDir, 'datasets.png'), fullPage: true });
   });
 
+  await step('the Submit form offers the upload in the dataset path fields', async () => {
+    await page.goto(d.url('/#/submit'));
+    await page.locator('#panel-form select[name="dataset.format"]').waitFor({ timeout: 30000 });
+    await until(page, () => document.querySelectorAll('#uploaded-datasets option').length === 1, null, 30000, 'the uploaded datasets list');
+    check(await page.locator('#uploaded-datasets option').getAttribute('value') === 'dataset:anonymous/flowers', 'the option is the job reference');
+    await page.locator('#panel-form select[name="dataset.format"]').selectOption('image_folder');
+    const train = page.locator('#panel-form input[name="dataset.train"]').filter({ visible: true }).first();
+    check(await train.getAttribute('list') === 'uploaded-datasets', 'dataset.train offers the list');
+  });
+
   await step('no page errors', async () => check(errors.length === 0, errors.join('\n')));
 } catch (e) {
   steps.fail('setup', e.stack || e);

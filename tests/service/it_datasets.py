@@ -305,7 +305,13 @@ def main(exe):
         check(jj["spec"]["dataset"]["format"] == "image_folder" and
               jj["spec"]["dataset"]["train"] == os.path.join(os.path.realpath(state), "uploads", "alice", "flowers"),
               "the stored spec's dataset: %s" % jj["spec"]["dataset"])
-        print("  job on dataset:alice/flowers succeeded; delete while used -> 409")
+        s, one = d.get("/v1/datasets/alice/flowers")
+        sizes = {jj["spec"]["dataset"]["image_size"]}
+        cached = one.get("decode_cache") or []
+        check(s == 200 and sizes <= {c["image_size"] for c in cached} and all(c["channels"] == 3 and c["images"] > 0
+              and c["bytes"] > 0 and "root" not in c for c in cached) and "train" in {c["list"] for c in cached},
+              "decode_cache after the job: %s (the job decoded size %s)" % (cached, sizes))
+        print("  job on dataset:alice/flowers succeeded (its decoded pixels listed); delete while used -> 409")
 
         cli(exe, d, tmp, alice, bob)
         attacks(d, state, alice, tmp)

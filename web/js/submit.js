@@ -19,7 +19,7 @@
 // change of encoder, optimizer, format or method) taken out: the new job is the old one plus the
 // edits, whatever the form can or cannot show. Not here: job pages.
 
-import { ApiError, job as jobDetail, methods, post } from './api.js';
+import { ApiError, get, job as jobDetail, methods, post } from './api.js';
 import { h } from './util.js';
 
 // ---- presentation: sections, and the keys shown before "Advanced" -------------------------------
@@ -130,6 +130,8 @@ function field(path, meta, { label, value, emptyLabel } = {}) {
   }
   input.setAttribute('aria-describedby', helpId + ' ' + errId);
   input.name = path;
+  // A dataset's file or folder may be an uploaded dataset: offer them (the datalist mount() fills).
+  if (input.type === 'text' && /^dataset\./.test(path) && type === 'string') input.setAttribute('list', 'uploaded-datasets');
   const range = meta.min != null || meta.max != null ?
     ` · ${meta.min ?? '−∞'}${meta.exclusive_min ? ' <' : ' ≤'} x ${meta.exclusive_max ? '<' : '≤'} ${meta.max ?? '∞'}` : '';
   const defText = (def === null || def === undefined) && meta.default_text ? ' · default ' + meta.default_text :
@@ -223,6 +225,13 @@ export function mount(main, params = {}) {
   main.append(body);
   let alive = true;
   const source = fromId ? jobDetail(fromId).catch((e) => { throw new Error(`Cannot load job ${fromId}: ${e.message}`); }) : null;
+  // The uploaded datasets, offered in the dataset path fields (best effort: a server that hides
+  // them from this client leaves the list empty).
+  const uploads = h('datalist', { id: 'uploaded-datasets' });
+  main.append(uploads);
+  get('/v1/datasets').then((r) => {
+    uploads.replaceChildren(...(r.datasets || []).map((d) => h('option', { value: d.ref }, `${d.format}, ${d.files} files, ${d.owner}`)));
+  }).catch(() => {});
   Promise.all([methods().catch((e) => { throw new Error('Cannot load the catalogue: ' + e.message); }), source]).then(([cat, j]) => {
     if (alive) build(body, cat, j ? { id: fromId, spec: j.spec || {} } : null);
   }).catch((e) => {
