@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -349,7 +350,25 @@ static enum MHD_Result upload(Req *r)
 	snprintf(row.format, sizeof row.format, "%s", s.format);
 	row.summary = summary_text(&s, r->owner, name, grid);
 	unpack_summary_clear(&s);
-	rc = row.summary ? store_dataset_insert(r->api->cfg.store, &row, err, sizeof err) : STORE_ENOMEM;
+	/* The owner's count and quota again, with the insert, under one lock: two uploads of one owner
+	 * that both passed the first check cannot both be published past a limit. */
+	static pthread_mutex_t publish_mu = PTHREAD_MUTEX_INITIALIZER;
+	pthread_mutex_lock(&publish_mu);
+	rc = store_dataset_usage(r->api->cfg.store, r->owner, &count, &used, err, sizeof err);
+	if (rc == 0 && lim->max_per_owner > 0 && count >= lim->max_per_owner) {
+		pthread_mutex_unlock(&publish_mu);
+		free(row.summary);
+		return reply_error(r, 429, "too_many_datasets", NULL, "%s already has %lld datasets, the limit (max-datasets-per-owner %d); delete one first",
+		                   r->owner, (long long)count, lim->max_per_owner);
+	}
+	if (rc == 0 && lim->quota_bytes > 0 && (uint64_t)(used + row.bytes) > lim->quota_bytes) {
+		pthread_mutex_unlock(&publish_mu);
+		free(row.summary);
+		return reply_error(r, 413, "quota_exceeded", NULL, "%s's datasets use %lld bytes; this one (%lld) would pass %llu (dataset-quota-bytes)",
+		                   r->owner, (long long)used, (long long)row.bytes, (unsigned long long)lim->quota_bytes);
+	}
+	if (rc == 0) rc = row.summary ? store_dataset_insert(r->api->cfg.store, &row, err, sizeof err) : STORE_ENOMEM;
+	pthread_mutex_unlock(&publish_mu);
 	if (rc < 0) {
 		free(row.summary);
 		if (rc == STORE_EEXIST) return reply_error(r, 409, "exists", "name", "%s; delete it first", err);

@@ -1,12 +1,14 @@
 """it_datasets.py - uploaded datasets in a real ssld: push, list, show, train, delete, limits, attacks.
 
-- alice pushes an image folder built here (PNG, 2 classes) as a tar: 201 with per-class counts;
-  list and show agree; a job names it as "dataset:alice/flowers" and trains (CNN) to success;
+- alice pushes an image folder built here (JPEG and PNG, 2 classes) as a tar: 201 with per-class
+  counts; list and show agree; a job names it as "dataset:alice/flowers" and trains (CNN) to
+  success, after which show lists its decoded pixels (decode_cache);
 - bob may read it (loopback reads are open) but his job cannot name it (403) and he cannot delete
   it (403); alice's DELETE is refused (409 naming the job) while a job using it is queued or
   running, and works once it ended (the directory is gone);
 - limits: max-upload-bytes, max-dataset-bytes, dataset-quota-bytes (413), max-datasets-per-owner
   (429), max-dataset-files (100,000 tiny members against a bound of 5000, 413) each name the limit;
+  two uploads of one owner at once that together pass the quota: exactly one is published;
 - archive attacks: "..", an absolute name, a symlink, a hard link, a device, a zip bomb, a
   duplicate name, invalid UTF-8, a body that is not an archive: 400 (the bomb 413) naming the
   problem, and nothing written outside the dataset's directory nor left in the state dir;
@@ -22,6 +24,7 @@ import socket
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 import zipfile
 
@@ -85,8 +88,9 @@ def image_folder_tar():
             img = Image.new("RGB", (16, 16), colour)
             img.putpixel((i % 16, (i * 7) % 16), (255, 255, 255))
             b = io.BytesIO()
-            img.save(b, "PNG")
-            members.append(member("%s/%03d.png" % (cls, i), b.getvalue()))
+            # half JPEG, half PNG: a folder of photos as people have them
+            img.save(b, "JPEG" if i % 2 else "PNG", **({"quality": 95} if i % 2 else {}))
+            members.append(member("%s/%03d.%s" % (cls, i, "jpg" if i % 2 else "png"), b.getvalue()))
     return tar_bytes(members)
 
 
@@ -186,6 +190,19 @@ def limits(d, state, alice, bob, ops):
     check(s == 201, "bob's first dataset -> %d %s" % (s, e))
     expect(d, "bob2", tar_bytes([member("b/2.bin", os.urandom(int(3.9 * (1 << 20))))]), TAR, bob, 413,
            "dataset_too_large", ["dataset-quota-bytes"], "quota")
+    # Two uploads of one owner at once, each within what the quota leaves, together past it:
+    # whichever order the server sees them in, exactly one is published.
+    got = {}
+    def up(n):
+        got[n] = push(d, n, tar_bytes([member("b/%s.bin" % n, os.urandom(2 << 20))]), TAR, bob)
+    ts = [threading.Thread(target=up, args=(n,)) for n in ("bob3", "bob4")]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    check(sorted(s for s, _ in got.values()) == [201, 413] and
+          all(e["error"]["code"] in ("quota_exceeded", "dataset_too_large") for s, e in got.values() if s == 413),
+          "two uploads at once past the quota: %s" % {n: (s, (e or {}).get("error")) for n, (s, e) in got.items()})
     for i in range(3):
         s, e = push(d, "small%d" % i, tar_bytes([member("c/x.txt", b"hi")]), TAR, ops)
         check(s == 201, "ops dataset %d -> %d %s" % (i, s, e))
