@@ -243,11 +243,15 @@ typedef struct FeatureJob {
 	int n, batch, d;
 	int *ids;            /* (batch) scratch */
 	float *out;          /* (n, d) */
+	const EvalEnv *env;  /* may be NULL; else its stop is polled every batch */
 } FeatureJob;
 
 static int features_loop(Ctx *ctx, const FeatureJob *j)
 {
 	for (int s = 0; s < j->n; s += j->batch) {
+		/* A long extraction (70,000 images) must not hold a cancel or a daemon stop. */
+		if (j->env && eval_should_stop(j->env))
+			return -ECANCELED;
 		int m = j->n - s < j->batch ? j->n - s : j->batch;
 		for (int i = 0; i < m; i++)
 			j->ids[i] = j->idx ? j->idx[s + i] : s + i;
@@ -274,15 +278,15 @@ static int features_guarded(Ctx *ctx, const FeatureJob *j)
 	return rc;
 }
 
-/* idx NULL means samples 0..n-1. Returns NULL on out of memory or a bad argument. */
-float *eval_features(Encoder *enc, const Dataset *ds, const Split *split, const int *idx, int n,
-                     int batch, uint64_t seed)
+/* eval_features, stopping early (NULL) when env says so. */
+static float *features_stoppable(Encoder *enc, const Dataset *ds, const Split *split, const int *idx, int n,
+                                 int batch, uint64_t seed, const EvalEnv *env)
 {
 	if (!enc || !ds || !split || n < 0)
 		return NULL;
 	FeatureJob j = { .enc = enc, .ds = ds, .split = split, .idx = idx, .n = n,
 	                 .batch = batch > 0 ? batch : EVAL_FEATURE_BATCH,
-	                 .d = encoder_out_dim(enc) };
+	                 .d = encoder_out_dim(enc), .env = env };
 	j.out = eng_malloc((size_t)n * j.d * sizeof(float));
 	j.ids = eng_malloc((size_t)j.batch * sizeof(int));
 	Ctx *ctx = ctx_new(seed);
@@ -301,6 +305,13 @@ float *eval_features(Encoder *enc, const Dataset *ds, const Split *split, const 
 	return j.out;
 }
 
+/* idx NULL means samples 0..n-1. Returns NULL on out of memory or a bad argument. */
+float *eval_features(Encoder *enc, const Dataset *ds, const Split *split, const int *idx, int n,
+                     int batch, uint64_t seed)
+{
+	return features_stoppable(enc, ds, split, idx, n, batch, seed, NULL);
+}
+
 int eval_frozen_features(const EvalEnv *env, const int *idx, int n, float **ftr, float **fte,
                          int *dim, char *err, size_t errlen)
 {
@@ -316,10 +327,10 @@ int eval_frozen_features(const EvalEnv *env, const int *idx, int n, float **ftr,
 		goto out;
 	*dim = encoder_out_dim(enc);
 	const Dataset *ds = env->ds;
-	*ftr = eval_features(enc, ds, &ds->train, idx, n, EVAL_FEATURE_BATCH, env->seed);
+	*ftr = features_stoppable(enc, ds, &ds->train, idx, n, EVAL_FEATURE_BATCH, env->seed, env);
 	if (*ftr && !eval_should_stop(env))
-		*fte = eval_features(enc, ds, &ds->test, NULL, ds->test.n, EVAL_FEATURE_BATCH,
-		                     env->seed);
+		*fte = features_stoppable(enc, ds, &ds->test, NULL, ds->test.n, EVAL_FEATURE_BATCH,
+		                          env->seed, env);
 	if (eval_should_stop(env)) {
 		snprintf(err, errlen, "eval: cancelled");
 		rc = -ECANCELED;
