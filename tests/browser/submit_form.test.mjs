@@ -70,8 +70,8 @@ const OWN_CASE = new Set(['init_from']);
 // Constraints the catalogue does not publish as min/max/enum yet (only in its help text); an
 // enum or range in the catalogue wins over these.
 // (A value may depend on the dataset variant: 28-px Fashion-MNIST takes patch 7; the image sizes the
-// form fills for an image folder are multiples of 4.)
-const CONSTRAINTS = { 'model.patch': { named: 7, image_folder: 4 } };
+// form fills for an image folder are multiples of 4, whose one patch is the default, left alone.)
+const CONSTRAINTS = { 'model.patch': { named: 7, image_folder: null } };
 // Pairs the server accepts one at a time (cross-field rules): each combination fills one of them,
 // alternating, so both are covered.
 const EITHER = [
@@ -137,7 +137,8 @@ function valueFor(f, m, ctx) {
   if (m.enum && m.enum.length) return m.enum.find((o) => o !== m.default) ?? null;
   if (f.key in CONSTRAINTS) {
     const v = CONSTRAINTS[f.key];
-    return String(typeof v === 'object' ? v[ctx.variant || 'named'] ?? v.named : v);
+    const c = typeof v === 'object' ? (ctx.variant && ctx.variant in v ? v[ctx.variant] : v.named) : v;
+    return c === null ? null : String(c);
   }
   const t = m.type || 'string';
   if (t === 'integer' || t === 'number') {
