@@ -1210,7 +1210,9 @@ static enum MHD_Result endpoints(Req *r)
 		"{\"endpoints\":["
 		"\"POST /v1/jobs\",\"GET /v1/jobs\",\"GET /v1/jobs/{id}\",\"POST /v1/jobs/{id}/cancel\","
 		"\"GET /v1/jobs/{id}/metrics\",\"GET /v1/jobs/{id}/metrics.csv\",\"GET /v1/jobs/{id}/events\",\"GET /v1/jobs/{id}/artifacts\","
-		"\"GET /v1/jobs/{id}/artifacts/{name}\",\"POST /v1/jobs/{id}/generate\",\"GET /v1/groups\",\"GET /v1/groups/{id}\",\"POST /v1/groups/{id}/cancel\",\"GET /v1/methods\",\"GET /v1/schema\",\"GET /v1/health\",\"GET /metrics\"]}\n";
+		"\"GET /v1/jobs/{id}/artifacts/{name}\",\"POST /v1/jobs/{id}/generate\",\"GET /v1/groups\",\"GET /v1/groups/{id}\",\"POST /v1/groups/{id}/cancel\","
+		"\"POST /v1/datasets\",\"GET /v1/datasets\",\"GET /v1/datasets/{owner}/{name}\",\"GET /v1/datasets/{owner}/{name}/grid.png\","
+		"\"DELETE /v1/datasets/{owner}/{name}\",\"GET /v1/methods\",\"GET /v1/schema\",\"GET /v1/health\",\"GET /metrics\"]}\n";
 	return reply_text(r, 200, "application/json; charset=utf-8", text, sizeof text - 1);
 }
 
