@@ -110,7 +110,10 @@ static void hook_progress(void *user, const RunnerProgress *p)
 		atomic_fetch_add_explicit(&w->pool->steps, (uint64_t)(p->step - w->last_step), memory_order_relaxed);
 		w->last_step = p->step;
 	}
-	store_batch_progress(w->pool->batch, cur_job(w), p->step, p->total, p->stage, p->fraction, p->eta_s);
+	/* 1 is the succeeded job's (the API's): until the state says so, a job is not quite done, even
+	 * after the runner's last report. */
+	double f = p->fraction < 0.999 ? p->fraction : 0.999;
+	store_batch_progress(w->pool->batch, cur_job(w), p->step, p->total, p->stage, f, p->eta_s);
 }
 
 static void hook_event(void *user, RunnerLevel level, const char *message)
