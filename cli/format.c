@@ -78,12 +78,20 @@ static const cJSON *headline_of(const cJSON *res)
 	return cJSON_IsObject(h) && !isnan(headline_points(h)) ? h : NULL;
 }
 
+/* Where on the label axis a headline sits: "1%" (a fraction) or "10/class" (labels per class). */
+static void headline_labels(const cJSON *h, char *out, size_t cap)
+{
+	double f = cli_json_num(h, "label_fraction", NAN), k = cli_json_num(h, "labels_per_class", NAN);
+	if (isnan(f) && !isnan(k)) snprintf(out, cap, "%.0f/class", k);
+	else cli_fmt_label_fraction(f, out, cap);
+}
+
 void cli_fmt_key_result(const cJSON *res, char *out, size_t cap)
 {
 	char frac[32], acc[32];
 	const cJSON *h = headline_of(res);
 	if (h) {
-		cli_fmt_label_fraction(cli_json_num(h, "label_fraction", NAN), frac, sizeof frac);
+		headline_labels(h, frac, sizeof frac);
 		snprintf(out, cap, "%+.1f pts @%s", headline_points(h), frac);
 		return;
 	}
@@ -124,8 +132,14 @@ void cli_print_results(FILE *f, const cJSON *res)
 	if (h) {
 		cli_fmt_pct(cli_json_num(h, "accuracy", NAN), a, sizeof a);
 		cli_fmt_pct(cli_json_num(h, "baseline_accuracy", NAN), b, sizeof b);
-		cli_fmt_label_fraction(cli_json_num(h, "label_fraction", NAN), fr, sizeof fr);
-		fprintf(f, "headline: %+.1f pts over %s at %s labels (%s %s vs %s)\n", headline_points(h),
+		/* "10/class" reads as "10 labels per class" in a sentence */
+		double k = cli_json_num(h, "labels_per_class", NAN), pts = headline_points(h);
+		if (isnan(cli_json_num(h, "label_fraction", NAN)) && !isnan(k)) snprintf(fr, sizeof fr, "%.0f labels per class", k);
+		else {
+			cli_fmt_label_fraction(cli_json_num(h, "label_fraction", NAN), fr, sizeof fr);
+			strncat(fr, " labels", sizeof fr - strlen(fr) - 1);
+		}
+		fprintf(f, "headline: %+.1f pts %s %s at %s (%s %s vs %s)\n", pts, pts >= 0 ? "over" : "against",
 		        cli_json_str(h, "baseline", "the baseline"), fr, cli_json_str(h, "protocol", "?"), a, b);
 	}
 	const cJSON *pre = cJSON_GetObjectItemCaseSensitive(res, "pretext");

@@ -55,6 +55,7 @@ int main(void)
 	            "\"evaluations\":[{\"protocol\":\"knn\",\"label_fraction\":1,\"test_accuracy\":0.9}]}",
 	            "+7.9 pts @1%");
 	expect_cell("{\"headline\":{\"label_fraction\":0.1,\"gain\":-0.021}}", "-2.1 pts @10%");
+	expect_cell("{\"headline\":{\"labels_per_class\":10,\"gain\":-0.035}}", "-3.5 pts @10/class");
 	/* Else the best evaluation of the pretrained encoder; the baseline only when it is alone. */
 	expect_cell("{\"evaluations\":[{\"protocol\":\"linear_probe\",\"label_fraction\":0.01,\"test_accuracy\":0.7045},"
 	            "{\"protocol\":\"supervised\",\"label_fraction\":0.01,\"test_accuracy\":0.95},"
@@ -79,6 +80,17 @@ int main(void)
 	CHECK(text && strncmp(text, head, strlen(head)) == 0, "%s", text);
 	CHECK(text && strstr(text, "\nlinear_probe          1%     100         70.45%  train_accuracy=100.00%\n"), "%s", text);
 	free(text);
+	/* A headline at labels per class, behind its baseline. */
+	cJSON *r2 = cJSON_Parse("{\"headline\":{\"protocol\":\"finetune\",\"labels_per_class\":10,\"accuracy\":0.1348,"
+	                        "\"baseline\":\"scratch\",\"baseline_accuracy\":0.1694,\"gain\":-0.0346}}");
+	text = NULL;
+	f = open_memstream(&text, &len);
+	cli_print_results(f, r2);
+	fclose(f);
+	head = "headline: -3.5 pts against scratch at 10 labels per class (finetune 13.48% vs 16.94%)\n";
+	CHECK(text && strncmp(text, head, strlen(head)) == 0, "%s", text);
+	free(text);
+	cJSON_Delete(r2);
 	cJSON_Delete(r);
 	return check_exit("cli_format");
 }
