@@ -394,23 +394,12 @@ static enum MHD_Result upload(Req *r)
 	char *text = cJSON_PrintUnformatted(ans);
 	cJSON_Delete(ans);
 	if (!text) return reply_error(r, 503, "out_of_memory", NULL, "out of memory");
-	struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
-	if (!resp) {
-		free(text);
-		return MHD_NO;
-	}
+	Sbuf b = { 0 };
+	sb_puts(&b, text);
+	free(text);
 	char loc[256];
 	snprintf(loc, sizeof loc, "/v1/datasets/%s/%s", row.owner, row.name);
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, loc);
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-	enum MHD_Result q = MHD_queue_response(r->c, 201, resp);
-	MHD_destroy_response(resp);
-	if (q == MHD_YES) {
-		atomic_fetch_add_explicit(&r->api->codes[201], 1, memory_order_relaxed);
-		r->answered = 1;
-	}
-	return q;
+	return reply_created(r, &b, loc);
 }
 
 /* ---- GET and DELETE ------------------------------------------------------------------------- */

@@ -61,6 +61,7 @@ typedef struct Req {
 /* Responses: each queues one response and returns what the MHD handler must return. */
 enum MHD_Result reply_json(Req *r, unsigned status, struct cJSON *obj);     /* takes obj */
 enum MHD_Result reply_sbuf(Req *r, unsigned status, Sbuf *b);               /* takes b->p */
+enum MHD_Result reply_created(Req *r, Sbuf *b, const char *location);     /* 201 + Location; takes b->p */
 __attribute__((format(printf, 5, 6)))
 enum MHD_Result reply_error(Req *r, unsigned status, const char *code, const char *field, const char *fmt, ...);
 enum MHD_Result reply_text(Req *r, unsigned status, const char *content_type, const char *text, size_t len);

@@ -399,28 +399,6 @@ static int validate_job(Req *r, const char *body, size_t len, Validated *v)
 	return 0;
 }
 
-/* 201 with Location and the body. */
-static enum MHD_Result reply_created(Req *r, Sbuf *b, const char *location)
-{
-	if (b->oom) return reply_sbuf(r, 201, b);
-	sb_putn(b, "\n", 1);
-	struct MHD_Response *resp = MHD_create_response_from_buffer(b->n, b->p, MHD_RESPMEM_MUST_FREE);
-	if (!resp) {
-		free(b->p);
-		return MHD_NO;
-	}
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, location);
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-	enum MHD_Result q = MHD_queue_response(r->c, 201, resp);
-	MHD_destroy_response(resp);
-	if (q == MHD_YES) {
-		atomic_fetch_add_explicit(&r->api->codes[201], 1, memory_order_relaxed);
-		r->answered = 1;
-	}
-	return q;
-}
-
 static enum MHD_Result insert_failure(Req *r, int rc, const char *err)
 {
 	if (rc == STORE_ELIMIT) return reply_error(r, 429, "queue_full", NULL, "%s", err);

@@ -103,6 +103,18 @@ static enum MHD_Result reply_tagged(Req *r, Sbuf *b)
 	return rc;
 }
 
+/* 201 with Location and the body. */
+enum MHD_Result reply_created(Req *r, Sbuf *b, const char *location)
+{
+	if (b->oom) return reply_sbuf(r, 201, b);
+	sb_putn(b, "\n", 1);
+	struct MHD_Response *resp = MHD_create_response_from_buffer(b->n, b->p, MHD_RESPMEM_MUST_FREE);
+	if (!resp) free(b->p);
+	memset(b, 0, sizeof *b);
+	if (resp) MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, location);
+	return queue(r, 201, resp, "application/json; charset=utf-8", 1);
+}
+
 enum MHD_Result reply_sbuf(Req *r, unsigned status, Sbuf *b)
 {
 	sb_putn(b, "\n", 1);
