@@ -17,7 +17,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { Ssld, check, launchChromium, tinyJob as tiny, until, testStart } from './harness.mjs';
+import { Ssld, check, launchChromium, tinyJob as tiny, until, testStart, pageErrors } from './harness.mjs';
 import { specDiff } from '../../web/js/specdiff.js';
 
 const { exe, webDir, outDir, steps, step } = await testStart('compare_rerun.test.mjs');
@@ -43,9 +43,7 @@ try {
 
   b = await launchChromium();
   const page = await b.context.newPage();
-  const errors = [];
-  page.on('pageerror', (e) => errors.push('pageerror: ' + e.message));
-  page.on('console', (m) => { if (m.type() === 'error') errors.push('console: ' + m.text()); });
+  const errors = pageErrors(page);
   const ready = () => document.querySelector('main')?.dataset.ready === 'true' && document.querySelector('table.evals tbody tr');
 
   await step('compare, same data: the one key that differs, no warning, a best marked', async () => {

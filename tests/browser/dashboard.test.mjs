@@ -14,7 +14,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { Ssld, check, launchChromium, shortJob, sleep, until, testStart } from './harness.mjs';
+import { Ssld, check, launchChromium, shortJob, sleep, until, testStart, pageErrors } from './harness.mjs';
 import crypto from 'node:crypto';
 
 const { exe, webDir, outDir, steps, step } = await testStart('dashboard.test.mjs');
@@ -32,9 +32,7 @@ try {
   await d.start('--workers', '2', '--job-threads', '1', '--flush-interval', '0.25');
   b = await launchChromium();
   const page = await b.context.newPage();
-  const errors = [];
-  page.on('pageerror', (e) => errors.push('pageerror: ' + e.message));
-  page.on('console', (m) => { if (m.type() === 'error' && !/status of (400|401|404|409)/.test(m.text())) errors.push('console: ' + m.text()); });
+  const errors = pageErrors(page, /status of (400|401|404|409)/);
   const requests = [];
   page.on('request', (r) => requests.push({ url: r.url(), t: Date.now() }));
 

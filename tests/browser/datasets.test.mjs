@@ -12,7 +12,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Ssld, check, launchChromium, until, testStart, solidPng } from './harness.mjs';
+import { Ssld, check, launchChromium, until, testStart, solidPng, pageErrors } from './harness.mjs';
 
 const { exe, webDir, outDir, steps, step } = await testStart('datasets.test.mjs');
 
@@ -30,9 +30,7 @@ try {
 
   b = await launchChromium();
   const page = await b.context.newPage();
-  const errors = [];
-  page.on('pageerror', (e) => errors.push('pageerror: ' + e.message));
-  page.on('console', (m) => { if (m.type() === 'error') errors.push('console: ' + m.text()); });
+  const errors = pageErrors(page);
 
   await step('the Datasets page lists the upload with its format, classes and files', async () => {
     await page.goto(d.url('/#/datasets'));

@@ -15,7 +15,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { Ssld, check, launchChromium, tinyJob, until, testStart } from './harness.mjs';
+import { Ssld, check, launchChromium, tinyJob, until, testStart, pageErrors } from './harness.mjs';
 
 const { exe, webDir, outDir, steps, step } = await testStart('embed_map.test.mjs');
 
@@ -71,9 +71,7 @@ try {
 
   b = await launchChromium();
   const page = await b.context.newPage();
-  const errors = [];
-  page.on('pageerror', (e) => errors.push('pageerror: ' + e.message));
-  page.on('console', (m) => { if (m.type() === 'error') errors.push('console: ' + m.text()); });
+  const errors = pageErrors(page);
 
   await step('the job page draws the map with a legend, the sprite is not in the gallery', async () => {
     await page.goto(d.url('/#/job/' + job.id));

@@ -234,3 +234,12 @@ export function solidPng(w, h, rgb) {
   return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr),
     chunk('IDAT', zlib.deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
 }
+
+// The page's script errors and console errors (except those matching `ignore`), collected for a
+// final "no page errors" step.
+export function pageErrors(page, ignore = null) {
+  const errors = [];
+  page.on('pageerror', (e) => errors.push('pageerror: ' + e.message));
+  page.on('console', (m) => { if (m.type() === 'error' && !(ignore && ignore.test(m.text()))) errors.push('console: ' + m.text()); });
+  return errors;
+}

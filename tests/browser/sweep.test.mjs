@@ -12,7 +12,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { Ssld, check, launchChromium, tinyJob, until, testStart } from './harness.mjs';
+import { Ssld, check, launchChromium, tinyJob, until, testStart, pageErrors } from './harness.mjs';
 
 const { exe, webDir, outDir, steps, step } = await testStart('sweep.test.mjs');
 
@@ -30,9 +30,7 @@ try {
 
   b = await launchChromium();
   const page = await b.context.newPage();
-  const errors = [];
-  page.on('pageerror', (e) => errors.push('pageerror: ' + e.message));
-  page.on('console', (m) => { if (m.type() === 'error') errors.push('console: ' + m.text()); });
+  const errors = pageErrors(page);
 
   await step('the sweeps list names the group and its four jobs', async () => {
     await page.goto(d.url('/#/groups'));
