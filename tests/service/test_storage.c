@@ -1,6 +1,7 @@
-/* test_storage.c - unit tests of storage/: migrations, the queue, batched metrics, cursors,
+/* test_storage.c - unit tests of storage/: migrations, the queue, leases, batched metrics, cursors,
  * resume de-duplication, events, artifacts, sha256, uploaded datasets' rows, and concurrent claims, on
- * a real SQLite file.
+ * a real SQLite file - or, run as `test_storage pg` with SSLD_TEST_PG_URL set (tests/support/pgserver.py
+ * does both: the meson test storage_pg), the same checks on a real PostgreSQL database.
  */
 #include <errno.h>
 #include <math.h>
@@ -11,6 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
+
 #include "batch.h"
 #include "dataset_store.h"
 #include "sha256.h"
@@ -20,12 +23,37 @@
 /* expr must succeed (>= 0); on failure the message is the store's err text */
 #define CHECK_RC(expr) do { int rc_ = (expr); checks++; if (rc_ < 0) check_report(__FILE__, __LINE__, #expr, "-> %d (%s)", rc_, err); } while (0)
 
-static char dir[256], dbpath[300];
+static char dir[256], dbpath[1024];
 static char err[512];
+static int pg;   /* dbpath is a PostgreSQL URL */
+
+/* Runs SQL on the database behind the store's back (another client): 0 or -1. */
+static int raw_exec(const char *sql)
+{
+	if (pg) {
+		PGconn *c = PQconnectdb(dbpath);
+		PQclear(PQexec(c, "SET client_min_messages = warning"));
+		PGresult *r = PQexec(c, sql);
+		int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+		if (!ok) fprintf(stderr, "raw_exec: %s: %s", sql, PQerrorMessage(c));
+		PQclear(r);
+		PQfinish(c);
+		return ok ? 0 : -1;
+	}
+	sqlite3 *db;
+	if (sqlite3_open(dbpath, &db) != SQLITE_OK) return -1;
+	int rc = sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+	sqlite3_close(db);
+	return rc;
+}
 
 static void rm_db(void)
 {
-	char p[400];
+	if (pg) {   /* an empty database again */
+		raw_exec("DROP SCHEMA public CASCADE; CREATE SCHEMA public");
+		return;
+	}
+	char p[1100];
 	const char *suf[] = { "", "-wal", "-shm" };
 	for (int i = 0; i < 3; i++) {
 		snprintf(p, sizeof p, "%s%s", dbpath, suf[i]);
@@ -77,6 +105,13 @@ static void test_migrations(void)
 	CHECK_RC(store_open(dbpath, &st, err, sizeof err));
 	CHECK(store_schema_version(st) == SSLD_SCHEMA_VERSION);
 	store_free(st);
+	if (pg) {   /* a database from a newer ssld is refused, not damaged */
+		CHECK(raw_exec("UPDATE ssld_meta SET value = 99 WHERE key = 'schema_version'") == 0);
+		CHECK(store_open(dbpath, &st, err, sizeof err) == STORE_EVERSION);
+		CHECK(strstr(err, "99") != NULL);
+		rm_db();
+		return;
+	}
 	/* WAL mode persisted in the file. */
 	sqlite3 *db;
 	sqlite3_open(dbpath, &db);
@@ -167,6 +202,14 @@ static void test_queue(void)
 
 static size_t count_rows(const char *sql)
 {
+	if (pg) {
+		PGconn *c = PQconnectdb(dbpath);
+		PGresult *r = PQexec(c, sql);
+		size_t n = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) ? (size_t)strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
+		PQclear(r);
+		PQfinish(c);
+		return n;
+	}
 	sqlite3 *db;
 	sqlite3_open(dbpath, &db);
 	sqlite3_stmt *s;
@@ -273,7 +316,7 @@ static void test_metrics_and_resume(void)
 	metric_set_clear(&ms);
 	for (int s = 61; s <= 120; s++) store_batch_metric(b, id, s, "loss", 1.0 / s);
 	CHECK(store_batch_flush(b, err, sizeof err) == 60);
-	CHECK(count_rows("SELECT count(*) FROM (SELECT step, key FROM metrics GROUP BY step, key HAVING count(*) > 1)") == 0);
+	CHECK(count_rows("SELECT count(*) FROM (SELECT step, key FROM metrics GROUP BY step, key HAVING count(*) > 1) AS d") == 0);
 	/* Cursors stay monotonic after the delete: a client at the old cursor sees all new points. */
 	CHECK_RC(store_metrics_read(st, id, cursor, NULL, 0, 0, &ms, err, sizeof err));
 	CHECK(ms.total_points == 60 && ms.series[0].pts[0].step == 61);
@@ -415,16 +458,13 @@ static void test_change_stamp(void)
 	store_batch_free(sb);
 	a = b;
 
-	sqlite3 *other;
-	CHECK(sqlite3_open(dbpath, &other) == SQLITE_OK);
 	char sql[128];
 	snprintf(sql, sizeof sql, "UPDATE jobs SET name = 'renamed' WHERE id = %lld", (long long)id);
-	CHECK(sqlite3_exec(other, sql, NULL, NULL, NULL) == SQLITE_OK);
+	CHECK(raw_exec(sql) == 0);
 	CHECK(store_change_stamp(st, &b) == 0 && !store_stamp_equal(&a, &b));
 	a = b;
-	CHECK(sqlite3_exec(other, "SELECT count(*) FROM jobs", NULL, NULL, NULL) == SQLITE_OK);
+	CHECK(raw_exec("SELECT count(*) FROM jobs") == 0);
 	CHECK(store_change_stamp(st, &b) == 0 && store_stamp_equal(&a, &b));
-	sqlite3_close(other);
 	store_free(st);
 	rm_db();
 }
@@ -524,12 +564,9 @@ static void test_init_from(void)
 	 * hand) fails too. */
 	int64_t s2 = insert(st, "s2", 0, "ann");
 	int64_t d2 = insert_from(st, "d2", 0, "ann", s2, 0, &rc);
-	sqlite3 *db;
-	sqlite3_open(dbpath, &db);
 	char sql[160];
 	snprintf(sql, sizeof sql, "UPDATE jobs SET state = 'failed', error = 'disk full' WHERE id = %lld", (long long)s2);
-	CHECK(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK);
-	sqlite3_close(db);
+	CHECK(raw_exec(sql) == 0);
 	CHECK(state_of(st, d2) == JOB_QUEUED);
 	CHECK(store_job_claim(st, &j, err, sizeof err) == 0);   /* never claimed */
 	int64_t ids[4];
@@ -824,19 +861,30 @@ static void test_migration_v2(void)
 	rm_db();
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
 	snprintf(dir, sizeof dir, "%s/ssld-test-storage-XXXXXX", tmp);
 	if (!mkdtemp(dir)) { perror("mkdtemp"); return 1; }
 	snprintf(dbpath, sizeof dbpath, "%s/ssld.db", dir);
+	if (argc > 1 && strcmp(argv[1], "pg") == 0) {
+		const char *url = getenv("SSLD_TEST_PG_URL");
+		if (!url || !*url) {
+			fprintf(stderr, "test_storage pg: SSLD_TEST_PG_URL is not set (run it through tests/support/pgserver.py run)\n");
+			rmdir(dir);
+			return 1;
+		}
+		snprintf(dbpath, sizeof dbpath, "%s", url);
+		pg = 1;
+		rm_db();
+	}
 	test_sha256();
 	test_migrations();
 	test_queue();
 	test_init_from();
 	test_interruptions();
 	test_leases();
-	test_migration_v2();
+	if (!pg) test_migration_v2();   /* SQLite's own history: PostgreSQL starts at schema 7 */
 	test_tokens();
 	test_datasets();
 	test_metrics_and_resume();
