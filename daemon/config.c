@@ -155,6 +155,8 @@ static const char usage_text[] =
 	"  --listen ADDR:PORT         where to serve HTTP (default 127.0.0.1:8080; port 0 = any free port,\n"
 	"                             written to STATE_DIR/port)\n"
 	"  --state-dir DIR            database, job directories (default $STATE_DIRECTORY, else ./state)\n"
+	"  --database DB              postgresql://USER@HOST/NAME: the queue and history on PostgreSQL, shared\n"
+	"                             by several nodes; a path: that SQLite file (default STATE_DIR/ssld.db)\n"
 	"  --data-root DIR            datasets must lie under one of these (repeatable; default: those of\n"
 	"                             /usr/share/datasets, /usr/share/games/fortunes, /usr/share/openclipart,\n"
 	"                             STATE_DIR/datasets that exist; with none, jobs cannot read files: only\n"
@@ -239,6 +241,7 @@ int config_set(SsldConfig *c, const char *key_in, const char *v, char *err, size
 		if (*p == '_') *p = '-';
 	if (strcmp(key, "listen") == 0) return set_str(c->listen, sizeof c->listen, key, v, err, errlen);
 	if (strcmp(key, "state-dir") == 0) return set_str(c->state_dir, sizeof c->state_dir, key, v, err, errlen);
+	if (strcmp(key, "database") == 0) return set_str(c->database, sizeof c->database, key, v, err, errlen);
 	if (strcmp(key, "web-dir") == 0) return set_str(c->web_dir, sizeof c->web_dir, key, v, err, errlen);
 	if (strcmp(key, "tokens-file") == 0) return set_str(c->tokens_file, sizeof c->tokens_file, key, v, err, errlen);
 	if (strcmp(key, "log-file") == 0) return set_str(c->log_file, sizeof c->log_file, key, v, err, errlen);
@@ -455,4 +458,10 @@ void config_finish(SsldConfig *c)
 void config_usage(void)
 {
 	fputs(usage_text, stdout);
+}
+
+void config_database(const SsldConfig *c, char *out, size_t cap)
+{
+	if (c->database[0]) snprintf(out, cap, "%s", c->database);
+	else snprintf(out, cap, "%s/ssld.db", c->state_dir);
 }

@@ -25,6 +25,7 @@ typedef struct SsldConfig {
 	char config_file[1024];
 	char listen[256];
 	char state_dir[1024];
+	char database[1024];         /* "" = STATE_DIR/ssld.db; a postgresql:// URL, or an SQLite file path */
 	char data_roots[CONFIG_MAX_ROOTS][1024];
 	int n_data_roots;
 	char web_dir[1024];          /* "" = the default (installed datadir, else the source tree) */
@@ -76,5 +77,7 @@ int config_from_args(SsldConfig *c, int argc, char **argv, char *err, size_t err
 /* Fills what is still unset from the environment and the machine (state dir, roots, web dir). */
 void config_finish(SsldConfig *c);
 void config_usage(void);
+/* The database store_open is given: --database, else STATE_DIR/ssld.db. */
+void config_database(const SsldConfig *c, char *out, size_t cap);
 
 #endif
