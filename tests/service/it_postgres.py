@@ -7,6 +7,9 @@
   its metrics and its results: the history is the database's, not a node's;
 - the database goes away: /v1/health says "degraded" (503) and names the database error, the
   daemon keeps running; the database comes back: the same daemon answers again (reconnects);
+- the database goes away while a job trains: training goes on (steps counted), metric flushes fail
+  and keep their rows, and once the database is back the job succeeds with every loss step stored
+  exactly once;
 - `ssld token create` with `database = URL` in the config file writes the token there.
 Usage: it_postgres.py SSLD_EXE
 """
@@ -29,6 +32,25 @@ def wait_health(d, want_status, timeout=60):
             return last
         time.sleep(0.1)
     raise Failure("health did not become %r within %d s: %s" % (want_status, timeout, last))
+
+
+def prom(d, name):
+    """A counter of GET /metrics (Prometheus text), 0 when absent."""
+    s, _, text = d.raw("GET", "/metrics")
+    for line in text.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def wait_for(what, cond, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise Failure("%s: not within %d s" % (what, timeout))
 
 
 def main(exe):
@@ -76,6 +98,26 @@ def main(exe):
             s, h = wait_health(a, "ok")
             check(s == 200 and h["jobs"]["succeeded"] == 1, "health after the database came back: %d %s" % (s, h))
             check(a.job(jid)["state"] == "succeeded", "job lost after the outage")
+
+            # An outage while a job trains: its points wait in memory and all arrive, once each.
+            s, sub = a.post("/v1/jobs", short_job("through-an-outage", epochs=4, limit_train=2048, hidden=(512, 512)))
+            check(s == 201, "submit -> %d %s" % (s, sub))
+            jid2 = sub["id"]
+            wait_for("the job running with points stored", lambda: a.job(jid2)["state"] == "running" and
+                     a.get("/v1/jobs/%d/metrics?keys=loss" % jid2)[1]["series"])
+            fails0, steps0 = prom(a, "ssld_metric_flush_failures_total"), prom(a, "ssld_train_steps_total")
+            pg.stop()
+            wait_for("a metric flush failing", lambda: prom(a, "ssld_metric_flush_failures_total") > fails0)
+            wait_for("training going on", lambda: prom(a, "ssld_train_steps_total") > steps0 + 5)
+            check(prom(a, "ssld_metric_points_dropped_total") == 0, "points dropped during the outage")
+            pg.start()
+            j2 = a.wait_state(jid2, ("succeeded", "failed"), timeout=120)
+            check(j2["state"] == "succeeded", "job ended %s: %s" % (j2["state"], j2.get("error")))
+            s, m2 = a.get("/v1/jobs/%d/metrics?keys=loss&max_points=100000" % jid2)
+            steps = [p[0] for p in m2["series"]["loss"]["points"]]
+            total = 4 * (2048 // 64)
+            check(steps == list(range(1, total + 1)), "loss steps after the outage are not exactly 1..%d: %d points, "
+                  "first missing %s" % (total, len(steps), sorted(set(range(1, total + 1)) - set(steps))[:5]))
 
             # `ssld token` reads `database` from the configuration file.
             conf = os.path.join(a.state_dir, "token.conf")
