@@ -99,6 +99,8 @@ static void release(PgStore *pg, PGconn *c)
 }
 
 int pgstore_healthy(PgStore *pg) { return atomic_load(&pg->healthy); }
+PGconn *pgstore_acquire(PgStore *pg, char *err, size_t errlen) { return acquire(pg, err, errlen); }
+void pgstore_release(PgStore *pg, PGconn *c) { release(pg, c); }
 
 /* ---- statements ----------------------------------------------------------------------------- */
 

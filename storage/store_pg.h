@@ -27,6 +27,9 @@ int pgstore_schema_version(PgStore *pg);
 /* The change counter (a row bumped by a trigger in the transaction of every change). */
 int pgstore_change_stamp(PgStore *pg, StoreStamp *out);
 int pgstore_healthy(PgStore *pg);
+/* A pooled connection for store_migrate.c (give it back); NULL with err when there is none. */
+struct pg_conn *pgstore_acquire(PgStore *pg, char *err, size_t errlen);
+void pgstore_release(PgStore *pg, struct pg_conn *c);
 
 int pgstore_job_insert(PgStore *pg, const StoreNewJob *nj, int64_t *id, char *err, size_t errlen);
 int pgstore_group_insert(PgStore *pg, const char *name, const char *owner, const char *sweep, const StoreNewJob *jobs,
