@@ -162,7 +162,7 @@ void store_batch_event(StoreBatch *b, int64_t job_id, int level, const char *mes
 	if (!m) return;
 	double now = store_now();
 	pthread_mutex_lock(&b->mu);
-	if (b->cur.nevs >= 100000 || grow((void **)&b->cur.evs, b->cur.nevs, &b->cur.capevs, sizeof(Event)) < 0) {
+	if (b->cur.nevs + b->out.nevs >= 100000 || grow((void **)&b->cur.evs, b->cur.nevs, &b->cur.capevs, sizeof(Event)) < 0) {
 		free(m);
 	} else {
 		b->cur.evs[b->cur.nevs++] = (Event){ .job = job_id, .gen = gen_of(b, job_id), .time = now, .level = level, .msg = m };
