@@ -18,6 +18,7 @@
 #include "dataset_store.h"
 #include "sha256.h"
 #include "store.h"
+#include "store_pg.h"
 #include "check.h"
 
 /* expr must succeed (>= 0); on failure the message is the store's err text */
@@ -731,6 +732,39 @@ static void test_leases(void)
 	rm_db();
 }
 
+/* PostgreSQL: a metric batch is named by a token recorded in its transaction, so the retry of a
+ * batch that did commit (its acknowledgement lost with the connection) writes nothing again. */
+static void test_pg_batch_token(void)
+{
+	Store *st;
+	CHECK_RC(store_open(dbpath, &st, err, sizeof err));
+	int64_t id = insert(st, "tok", 0, "");
+	StoreJob j;
+	CHECK(store_job_claim_lease(st, "n1", 30, 0, &j, err, sizeof err) == 1);
+	Point pts[3] = {
+		{ .job = id, .gen = j.lease_gen, .step = 1, .time = 1, .value = 0.5, .key = "loss" },
+		{ .job = id, .gen = j.lease_gen, .step = 2, .time = 2, .value = 0.4, .key = "loss" },
+		{ .job = id, .gen = -1, .step = 2, .time = 2, .value = NAN, .key = "grad_norm" },
+	};
+	store_job_clear(&j);
+	BatchRows rows = { .pts = pts, .npts = 3 };
+	Fences fs = { 0 };
+	CHECK_RC(pgstore_batch_write(store_pg(st), &rows, "test-1", &fs, err, sizeof err));
+	CHECK(points_of(st, id) == 3);
+	CHECK_RC(pgstore_batch_write(store_pg(st), &rows, "test-1", &fs, err, sizeof err));   /* the retry */
+	CHECK(points_of(st, id) == 3);
+	CHECK_RC(pgstore_batch_write(store_pg(st), &rows, "test-2", &fs, err, sizeof err));   /* another batch */
+	CHECK(points_of(st, id) == 6);
+	MetricSet ms;
+	CHECK_RC(store_metrics_latest(st, id, &ms, err, sizeof err));
+	CHECK(ms.n == 2 && strcmp(ms.series[0].key, "grad_norm") == 0 && isnan(ms.series[0].pts[0].value) &&
+	      ms.series[1].pts[0].step == 2 && ms.series[1].pts[0].value == 0.4);
+	metric_set_clear(&ms);
+	free(fs.v);
+	store_free(st);
+	rm_db();
+}
+
 /* A database of schema version 2 (before the init_from column) migrates: the dependency of a
  * queued job is read from its stored spec, so it still waits for its source. */
 /* Tokens: add, the name and hash unique, list by name, find by hash, count, revoke. */
@@ -884,7 +918,8 @@ int main(int argc, char **argv)
 	test_init_from();
 	test_interruptions();
 	test_leases();
-	if (!pg) test_migration_v2();   /* SQLite's own history: PostgreSQL starts at schema 7 */
+	if (!pg) test_migration_v2();
+	else test_pg_batch_token();   /* SQLite's own history: PostgreSQL starts at schema 7 */
 	test_tokens();
 	test_datasets();
 	test_metrics_and_resume();
