@@ -727,6 +727,21 @@ static void test_leases(void)
 	store_job_clear(&j);
 	CHECK_RC(store_job_reclaim_expired(st, 0, ids, 4, &n, err, sizeof err));
 	CHECK(n == 0 && state_of(st, d) == JOB_RUNNING);
+	/* A node's start-up recovery takes back its own running jobs only. */
+	CHECK_RC(store_job_finish(st, d, JOB_SUCCEEDED, "{}", NULL, err, sizeof err));
+	int64_t e1 = insert(st, "e1", 0, "ann"), e2 = insert(st, "e2", 0, "bob");
+	CHECK(store_job_claim_lease(st, "n1", 30, 0, &j, err, sizeof err) == 1 && j.id == e1);
+	store_job_clear(&j);
+	CHECK(store_job_claim_lease(st, "n2", 30, 0, &j, err, sizeof err) == 1 && j.id == e2);
+	store_job_clear(&j);
+	CHECK(store_recover_node(st, "n1", 3, ids, 4, err, sizeof err) == 1 && ids[0] == e1);
+	CHECK_RC(store_job_get(st, e1, &j, err, sizeof err));
+	CHECK(j.state == JOB_QUEUED && j.node == NULL && j.interruptions == 1);
+	store_job_clear(&j);
+	CHECK_RC(store_job_get(st, e2, &j, err, sizeof err));
+	CHECK(j.state == JOB_RUNNING && j.node && strcmp(j.node, "n2") == 0 && j.interruptions == 0);
+	store_job_clear(&j);
+	CHECK(store_recover_node(st, "n1", 3, ids, 4, err, sizeof err) == 0);
 	store_batch_free(bt);
 	store_free(st);
 	rm_db();
