@@ -1503,7 +1503,7 @@ static int insert_points(PGconn *c, const Point *pts, size_t from, size_t to, co
 	for (size_t i = from; i < to; i++)
 		if (pts[i].gen < 0 || fences_find(fs, pts[i].job, pts[i].gen) == 0) n++;
 	if (n == 0) return 0;
-	size_t cap = 1024 + n * 64;
+	size_t cap = 1024 + n * 96;   /* a row's placeholders: at most ~75 characters */
 	char *sql = malloc(cap);
 	const char **vals = malloc(n * 5 * sizeof *vals);
 	char (*num)[32] = malloc(n * 4 * sizeof *num);

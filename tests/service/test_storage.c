@@ -776,6 +776,16 @@ static void test_pg_batch_token(void)
 	      ms.series[1].pts[0].step == 2 && ms.series[1].pts[0].value == 0.4);
 	metric_set_clear(&ms);
 	free(fs.v);
+	/* A flush bigger than one INSERT statement (1,000 rows each) goes in whole. */
+	StoreBatch *b;
+	CHECK_RC(store_batch_new(st, 0, &b, err, sizeof err));
+	for (int s = 1; s <= 1200; s++) {
+		store_batch_metric(b, id, 10 + s, "loss", 1.0 / s);
+		store_batch_metric(b, id, 10 + s, "lr", 0.1);
+	}
+	CHECK(store_batch_flush(b, err, sizeof err) == 2400);
+	CHECK(points_of(st, id) == 6 + 2400);
+	store_batch_free(b);
 	store_free(st);
 	rm_db();
 }
