@@ -790,6 +790,40 @@ static void test_pg_batch_token(void)
 	rm_db();
 }
 
+/* A flush that fails keeps its rows; the next flush writes them first, then what came meanwhile,
+ * each point once (SQLite: the metric_flush fault point of batch.c fails the first). */
+static void test_flush_retry(void)
+{
+	Store *st;
+	CHECK_RC(store_open(dbpath, &st, err, sizeof err));
+	int64_t id = insert(st, "retry", 0, "");
+	StoreJob j;
+	CHECK(store_job_claim(st, &j, err, sizeof err) == 1);
+	store_job_clear(&j);
+	StoreBatch *b;
+	CHECK_RC(store_batch_new(st, 0, &b, err, sizeof err));
+	for (int s = 1; s <= 10; s++) store_batch_metric(b, id, s, "loss", 1.0 / s);
+	setenv("SSLD_FAULT", "metric_flush@1", 1);
+	CHECK(store_batch_flush(b, err, sizeof err) < 0 && strstr(err, "injected"));
+	unsetenv("SSLD_FAULT");
+	CHECK(points_of(st, id) == 0);
+	for (int s = 11; s <= 15; s++) store_batch_metric(b, id, s, "loss", 1.0 / s);
+	StoreBatchStats bs;
+	store_batch_stats(b, &bs);
+	CHECK(bs.pending == 15 && bs.failures == 1);
+	CHECK(store_batch_flush(b, err, sizeof err) == 15);
+	CHECK(points_of(st, id) == 15);
+	MetricSet ms;
+	CHECK_RC(store_metrics_read(st, id, 0, NULL, 0, 0, &ms, err, sizeof err));
+	int ordered = ms.n == 1 && ms.series[0].n == 15;
+	for (size_t i = 0; ordered && i < ms.series[0].n; i++) ordered = ms.series[0].pts[i].step == (int64_t)i + 1;
+	CHECK(ordered);
+	metric_set_clear(&ms);
+	store_batch_free(b);
+	store_free(st);
+	rm_db();
+}
+
 /* A database of schema version 2 (before the init_from column) migrates: the dependency of a
  * queued job is read from its stored spec, so it still waits for its source. */
 /* Tokens: add, the name and hash unique, list by name, find by hash, count, revoke. */
@@ -943,6 +977,7 @@ int main(int argc, char **argv)
 	test_init_from();
 	test_interruptions();
 	test_leases();
+	if (!pg) test_flush_retry();   /* the fault point is SQLite's write */
 	if (!pg) test_migration_v2();
 	else test_pg_batch_token();   /* SQLite's own history: PostgreSQL starts at schema 7 */
 	test_tokens();
