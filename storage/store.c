@@ -1,5 +1,6 @@
 /* store.c - SQLite storage for the service: schema and migrations, the job queue, metric and event
- * reads, artifacts (see store.h).
+ * reads, artifacts (see store.h). A Store opened on a postgresql:// URL hands each call to its
+ * PostgreSQL twin in store_pg.c instead (the PG() line at the top of each function).
  *
  * Deliberately not here: anything about HTTP or JSON (results and specs are opaque text), and the
  * hot path of metric writing, which lives in batch.c so that a training step never waits on a
@@ -410,7 +411,7 @@ static sqlite3 *open_conn(const char *path, char *err, size_t errlen)
 sqlite3 *store_acquire(Store *st, char *err, size_t errlen)
 {
 	if (st->pg) {
-		snprintf(err, errlen, "%s: not an SQLite database", "PostgreSQL");
+		snprintf(err, errlen, "the store is on PostgreSQL: no SQLite connection to hand out");
 		return NULL;
 	}
 	/* A deleted or replaced database file would swallow every later commit: refuse instead. */
