@@ -711,6 +711,9 @@ static int fail_dependants(PGconn *c, double now, char *err, size_t errlen)
 	return 0;
 }
 
+/* Leases are timed by the database server's clock, so the nodes' clocks need not agree. */
+#define DB_NOW "extract(epoch from clock_timestamp())::float8"
+
 #define CLAIMABLE "q.state = 'queued' AND (q.init_from_job IS NULL OR " \
 	"(SELECT s.state FROM jobs AS s WHERE s.id = q.init_from_job) = 'succeeded')"
 
@@ -753,7 +756,7 @@ int pgstore_job_claim_lease(PgStore *pg, const char *node, double lease_s, int m
 	if ((rc = x(c, "claiming a job", err, errlen,
 	            "UPDATE jobs SET state = 'running', started_at = coalesce(started_at, $2), "
 	            "updated_at = $2, attempts = attempts + 1, step = coalesce(checkpoint_step, 0), "
-	            "eta_s = NULL, node = $3, lease_until = CASE WHEN $4::float8 > 0 THEN $2 + $4::float8 END, "
+	            "eta_s = NULL, node = $3, lease_until = CASE WHEN $4::float8 > 0 THEN " DB_NOW " + $4::float8 END, "
 	            "lease_gen = lease_gen + 1 WHERE id = $1", "Idtd", id, now, node, lease_s)) < 0 ||
 	    (n = rc = x(c, "dropping points after the checkpoint", err, errlen,
 	                "DELETE FROM metrics WHERE job_id = $1 AND id > (SELECT checkpoint_metric_id FROM jobs WHERE id = $1)",
@@ -777,7 +780,8 @@ out:
 int pgstore_job_renew(PgStore *pg, int64_t id, int64_t lease_gen, double lease_s, char *err, size_t errlen)
 {
 	int rc = write1(pg, "renewing a lease", err, errlen,
-	                "UPDATE jobs SET lease_until = $3 + $4::float8 WHERE id = $1 AND state = 'running' AND lease_gen = $2",
+	                "UPDATE jobs SET lease_until = " DB_NOW " + $4::float8 WHERE id = $1 AND state = 'running' "
+	                "AND lease_gen = $2",
 	                "IIdd", id, lease_gen, store_now(), lease_s);
 	if (rc == 0) {
 		snprintf(err, errlen, "job %lld: lease generation %lld is no longer current (claimed again, or not running)",
@@ -891,6 +895,14 @@ static int requeue(PgStore *pg, const char *which, const char *node, const char 
 	const char *what = "recovering jobs";
 	int rc = begin(c, err, errlen);
 	if (rc < 0) goto out;
+	/* $1 is the database's time: lease_until is in it (DB_NOW). */
+	PGresult *t = q(c, what, err, errlen, "SELECT " DB_NOW, NULL);
+	if (!t) {
+		rc = STORE_EDB;
+		goto out;
+	}
+	now = gd(t, 0, 0);
+	PQclear(t);
 	/* The rows are locked first, so a node renewing or finishing one waits for this decision. */
 	snprintf(sql, sizeof sql, "SELECT id FROM jobs WHERE %s FOR UPDATE", which);
 	PGresult *r = q(c, what, err, errlen, sql, "dit", now, max_interruptions, node);
