@@ -273,7 +273,7 @@ static int start_ranks(Run *r, RunnerHooks *quiet)
 	const PretextMethod *m = method_find(r->js->method);
 	if (m && m->create && !m->data_parallel)
 		return fail(r, "method \"%s\" cannot train as %d processes: only methods whose loss "
-		            "sees the global batch do (simclr, byol, barlow_twins, vicreg)", r->js->method,
+		            "sees the global batch do (simclr, moco, byol, barlow_twins, vicreg)", r->js->method,
 		            r->ranks);
 	if (r->js->pretrain.batch_size % r->ranks != 0)
 		return fail(r, "pretrain.batch_size %d is not divisible by the %d processes: every "

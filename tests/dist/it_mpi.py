@@ -2,9 +2,11 @@
 """it_mpi.py - one job as two MPI processes against one process (suite mpi, -Dmpi=enabled).
 
 Usage: it_mpi.py MODE DIST_LOSSES MPIRUN, MODE one of
-  simclr, byol, barlow_twins, vicreg
+  simclr, moco, byol, barlow_twins, vicreg
                               2 ranks x 16 samples reproduce 1 rank x 32 (the same global batch)
                               on every loss of the first 50 steps, within the bound below
+                              (MoCo with a queue of 256 keys: it wraps every 4 steps, so the
+                              queue's contents reach the loss)
   resume                      a 2-rank run stopped by rank 0 alone at step 12 and run again
                               continues the uninterrupted 2-rank curve bit for bit
   hang                        rank 1 stops responding at step 10: rank 0 fails with the
@@ -150,8 +152,8 @@ def main():
     tmp = tempfile.mkdtemp(prefix="it_mpi.")
     try:
         small = {"proj_hidden": 32, "proj_dim": 16}
-        if MODE in ("simclr", "byol", "barlow_twins", "vicreg"):
-            same_curve(tmp, MODE, small)
+        if MODE in ("simclr", "moco", "byol", "barlow_twins", "vicreg"):
+            same_curve(tmp, MODE, dict(small, queue_size=256) if MODE == "moco" else small)
         elif MODE == "resume":
             resume(tmp)
         elif MODE == "hang":
