@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../engine/dist.h"
 #include "../workers/jobspec.h"
 #include "../workers/job_files.h"
 #include "../workers/runner.h"
@@ -165,7 +166,7 @@ static int decide(const char *dir, const char *spec_path, const char *resolved, 
 	return 1;
 }
 
-int cli_run_main(int argc, char **argv)
+static int run_main(int argc, char **argv)
 {
 	enum { O_OUT, O_QUIET, O_RESTART, O_RESUME };
 	CliOpt args[] = { { "--out", "DIR", NULL, 0 }, { "--quiet", NULL, NULL, 0 }, { "--restart", NULL, NULL, 0 },
@@ -209,8 +210,14 @@ int cli_run_main(int argc, char **argv)
 		jobspec_free(js);
 		return 1;
 	}
-	int go = decide(dir, spec_path, resolved, restart, resume);
+	/* Under mpirun rank 0 decides for every process (the others write nothing: runner.h). */
+	int go = dist_rank() == 0 ? decide(dir, spec_path, resolved, restart, resume) : 1;
 	free(resolved);
+	if (dist_bcast(&go, sizeof go, "start of ssld run") < 0) {
+		fprintf(stderr, "ssld run: %s\n", dist_error());
+		jobspec_free(js);
+		return 1;
+	}
 	if (go <= 0) {
 		jobspec_free(js);
 		return go == 0 ? 0 : 2;
@@ -250,6 +257,8 @@ int cli_run_main(int argc, char **argv)
 	if (st.tty && !st.quiet)
 		fprintf(stderr, "\n");
 	if (rc == RUNNER_OK) {
+		if (dist_rank() > 0)
+			return 0;   /* rank 0 reports */
 		print_results(results);
 		printf("  written to %s/" JOB_FILE_RESULTS "\n", dir);
 		free(results);
@@ -263,4 +272,18 @@ int cli_run_main(int argc, char **argv)
 		return 130;
 	fprintf(stderr, "ssld run: job failed: %s\n", err);
 	return 1;
+}
+
+/* Under mpirun (engine/dist.h) every rank runs this; a rank whose job failed exits without
+ * MPI_Finalize, so mpirun ends the others instead of leaving them waiting. */
+int cli_run_main(int argc, char **argv)
+{
+	char err[512];
+	if (dist_init(err, sizeof err) < 0) {
+		fprintf(stderr, "ssld run: %s\n", err);
+		return 2;
+	}
+	int rc = run_main(argc, argv);
+	dist_finalize(rc == 1);
+	return rc;
 }
