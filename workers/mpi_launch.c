@@ -23,6 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "workdir.h"
+
 extern char **environ;
 
 #define MAX_ARGS 96
@@ -283,6 +285,20 @@ int mpi_launch_run(const MpiLaunchConfig *cfg, JobSpec *js, const char *job_dir,
 		}
 		self[n] = 0;
 		ssld = self;
+	}
+	/* The directory is this job's before anything is written into it: the ranks' runner would
+	 * otherwise take the launch files for another job's state and move them aside. */
+	if (job_key) {
+		char moved[4200];
+		int c = workdir_claim(job_dir, job_key, moved, sizeof moved, err, errlen);
+		if (c < 0)
+			goto out;
+		if (c == 1 && hooks->on_event) {
+			char msg[4400];
+			snprintf(msg, sizeof msg, "%s held state this job did not create; moved it aside to %s",
+			         job_dir, moved);
+			hooks->on_event(hooks->user, RUNNER_WARNING, msg);
+		}
 	}
 	if (write_spec(js, spec_path, resolve_job, hooks->user, err, errlen) < 0)
 		goto out;
