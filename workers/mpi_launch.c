@@ -442,8 +442,11 @@ int mpi_launch_run(const MpiLaunchConfig *cfg, JobSpec *js, const char *job_dir,
 		*results_json = r.results ? r.results : strdup("{}");
 		r.results = NULL;
 		rc = RUNNER_OK;
-	} else if (asked == RUNNER_STOP_REQUEUE || strcmp(r.status, "stopped") == 0) {
-		rc = RUNNER_STOPPED;   /* requeued: it resumes from its last checkpoint either way */
+	} else if (asked == RUNNER_STOP_REQUEUE ||
+	           (strcmp(r.status, "stopped") == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+		/* Requeued: it resumes from its last checkpoint. A "stopped" the daemon did not ask for
+		 * with mpirun failing is a rank's death (mpirun SIGTERMs the others): that fails below. */
+		rc = RUNNER_STOPPED;
 	} else if (strcmp(r.status, "failed") == 0 && r.error[0]) {
 		snprintf(err, errlen, "%s", r.error);
 	} else {
