@@ -53,6 +53,7 @@ struct Ctx {
 	Node **tape_store;      /* heap array that backs `tape`; grows to the high-water mark */
 	Rng rng;
 	int training;
+	int distributed;   /* ctx_set_distributed */
 	int grad_enabled;
 	jmp_buf oom_jmp;
 	int oom_armed;
@@ -440,6 +441,8 @@ int ctx_backward(Ctx *ctx, Tensor *loss)
 
 void ctx_set_training(Ctx *ctx, int training) { ctx->training = training; }
 int ctx_training(const Ctx *ctx) { return ctx->training; }
+void ctx_set_distributed(Ctx *ctx, int on) { ctx->distributed = on; }
+int ctx_distributed(const Ctx *ctx) { return ctx->distributed; }
 
 void ctx_set_stop(Ctx *ctx, int (*stop)(void *user), void *user)
 {

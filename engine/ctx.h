@@ -59,6 +59,12 @@ int ctx_backward(Ctx *ctx, Tensor *loss);
 /* Modes. training: batchnorm uses batch statistics, dropout is active. */
 void ctx_set_training(Ctx *ctx, int training);
 int ctx_training(const Ctx *ctx);
+/* Data-parallel training (dist.h): this context's batch is one rank's shard of a global batch,
+ * so batchnorm's batch statistics (and their gradients) are summed over every rank and
+ * op_dist_gather_rows gathers. Off by default; the evaluations, which run on one rank, leave it
+ * off. Every rank must then run the same ops in the same order. */
+void ctx_set_distributed(Ctx *ctx, int on);
+int ctx_distributed(const Ctx *ctx);
 /* Returns the previous value, so callers can restore it. */
 int ctx_set_grad_enabled(Ctx *ctx, int enabled);
 

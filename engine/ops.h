@@ -108,6 +108,17 @@ Tensor *op_causal_mask(Ctx *ctx, Tensor *scores);
  * [+ causal mask]) v. Saves the attention probabilities for backward. */
 Tensor *op_attention(Ctx *ctx, Tensor *q, Tensor *k, Tensor *v, int causal);
 
+/* ---- data parallelism (dist.h) ------------------------------------------------------------- */
+/* The rows one process would hold for the global batch, on every rank. x (groups*b, ...) is this
+ * rank's b samples in `groups` blocks (SimCLR's two views: block g = view g); the result is
+ * (groups*size*b, ...) with block g holding every rank's block g in rank order - the same layout
+ * as one process with the global batch, since rank r holds global samples [r*b, (r+1)*b). A
+ * context that is not distributed (ctx_set_distributed) or one rank: a copy of x.
+ * Backward: each rank computes the same loss from the same gathered rows, so the gradient of the
+ * gathered tensor is the same on every rank, and a rank's rows take their own slice of it (the
+ * parameter gradients are then summed over the ranks, dist_allreduce_grads). */
+Tensor *op_dist_gather_rows(Ctx *ctx, Tensor *x, int groups);
+
 /* ---- losses (all return a scalar tensor of shape (1)) ------------------------------------------ */
 Tensor *op_mse(Ctx *ctx, Tensor *pred, Tensor *target);         /* mean over all elements */
 /* mean over rows where mask[row] != 0 of the mean squared error of that row; pred/target (R, D). */

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dist.h"
 #include "ops.h"
 #include "parallel.h"
 #include "tape.h"
@@ -176,6 +177,10 @@ typedef struct BnJob {
 	int relu;                 /* fused ReLU after the affine map */
 	int dx_fresh;             /* dx is a new buffer: store instead of adding */
 	float momentum, eps;
+	double M;                 /* values per channel over the whole batch: N*S, times the ranks */
+	int stats_given;          /* forward: mean, rstd already set (distributed statistics) */
+	int phase;                /* backward: 0 all; 1 the sums, dgamma, dbeta; 2 dx from the sums */
+	int pass;                 /* bn_dist_sums_part: 0 sum of x, 1 sum of squared deviations */
 } BnJob;
 
 /* Statistics of channels [c0, c1) over N planes of S (S > 1), into acc0 (mean) and acc1 (sum of
@@ -237,7 +242,7 @@ static void bn_plane_stats(const BnJob *j, size_t c0, size_t c1)
 /* Mean and rstd of channel c from its statistics; running statistics updated. */
 static void bn_set_stats(const BnJob *j, int c, double dm, double var)
 {
-	const double M = (double)j->N * j->S;
+	const double M = j->M;
 	const float m = (float)dm, mo = j->momentum;
 	j->mean[c] = m;
 	j->rstd[c] = (float)(1.0 / sqrt(var + j->eps));
@@ -254,7 +259,9 @@ static void bn_forward_part(void *arg, size_t c0, size_t c1, int tid)
 	const BnJob *j = arg;
 	const int N = j->N, C = j->C, S = j->S;
 	(void)tid;
-	if (!j->batch_stats) {
+	if (j->stats_given) {
+		/* set by bn_dist_stats */
+	} else if (!j->batch_stats) {
 		for (size_t c = c0; c < c1; c++) {
 			j->mean[c] = j->running_mean[c];
 			j->rstd[c] = 1.0f / sqrtf(j->running_var[c] + j->eps);
@@ -349,10 +356,17 @@ static void bn_backward_part(void *arg, size_t c0, size_t c1, int tid)
 {
 	const BnJob *j = arg;
 	const int N = j->N, C = j->C, S = j->S;
-	const double M = (double)N * S;
+	const double M = j->M;
 	(void)tid;
 	double *sdy = j->acc0, *sdyx = j->acc1;   /* sum dy, sum dy * (x - mean) */
-	if (S > 1) {   /* images outer, as bn_plane_stats: each channel's planes in image order */
+	if (j->phase == 2) {
+		/* the sums are given (all ranks'); the (N,C) case below wants its scale and shift */
+		float *sa = j->scratch, *sb = sa + C;
+		for (size_t c = c0; c < c1; c++) {
+			sa[c] = bn_scale(j, c);
+			sb[c] = bn_shift(j, c);
+		}
+	} else if (S > 1) {   /* images outer, as bn_plane_stats: each channel's planes in image order */
 		for (size_t c = c0; c < c1; c++)
 			sdy[c] = sdyx[c] = 0.0;
 		for (int i = 0; i < N; i++)
@@ -393,14 +407,14 @@ static void bn_backward_part(void *arg, size_t c0, size_t c1, int tid)
 			}
 		}
 	}
-	for (size_t c = c0; c < c1; c++) {
+	for (size_t c = c0; c < c1 && j->phase != 2; c++) {
 		sdyx[c] *= j->rstd[c];
 		if (j->dg)
 			j->dg[c] += (float)sdyx[c];
 		if (j->db)
 			j->db[c] += (float)sdy[c];
 	}
-	if (!j->dx)
+	if (!j->dx || j->phase == 1)
 		return;
 	/* batch stats: dx = gamma*rstd*(dy - mean(dy) - xhat*mean(dy*xhat)); eval: gamma*rstd*dy */
 	if (S > 1) {
@@ -466,9 +480,67 @@ static void batchnorm_backward(Ctx *ctx, Node *n)
 	j.acc0 = ctx_alloc(ctx, 2 * (size_t)C * sizeof(double));
 	j.acc1 = j.acc0 + C;
 	j.scratch = arena_floats(ctx, 4 * (size_t)C);
-	size_t per_c = (size_t)j.N * j.S;
-	parallel_for(ctx, (size_t)C, per_c >= 32768 ? 1 : (32768 + per_c - 1) / per_c,
-	             bn_backward_part, &j);
+	size_t per_c = (size_t)j.N * j.S, grain = per_c >= 32768 ? 1 : (32768 + per_c - 1) / per_c;
+	j.M = (double)per_c * n->i[5];
+	if (n->i[5] == 1 || !j.batch_stats) {
+		parallel_for(ctx, (size_t)C, grain, bn_backward_part, &j);
+		return;
+	}
+	/* Distributed: dgamma and dbeta from this rank's sums (dist_allreduce_grads adds the ranks
+	 * up), dx from every rank's sums - the mean of dy and of dy * xhat over the global batch. */
+	j.phase = 1;
+	parallel_for(ctx, (size_t)C, grain, bn_backward_part, &j);
+	dist_allreduce_sum_f64(j.acc0, 2 * (size_t)C, "batchnorm gradient sums");
+	j.phase = 2;
+	parallel_for(ctx, (size_t)C, grain, bn_backward_part, &j);
+}
+
+/* Distributed statistics of channels [c0, c1): pass 0 sums x into acc0; pass 1 sums the squared
+ * deviations from acc0 (by then the global mean) into acc1. Two passes in double, as the (N,C)
+ * case of one process. */
+static void bn_dist_sums_part(void *arg, size_t c0, size_t c1, int tid)
+{
+	const BnJob *j = arg;
+	const int N = j->N, C = j->C, S = j->S;
+	double *acc = j->pass ? j->acc1 : j->acc0;
+	(void)tid;
+	for (size_t c = c0; c < c1; c++)
+		acc[c] = 0.0;
+	for (int i = 0; i < N; i++)
+		for (size_t c = c0; c < c1; c++) {
+			const float *xp = j->x + ((size_t)i * C + c) * S;
+			double a = 0.0;
+			if (j->pass) {
+				const double mu = j->acc0[c];
+				for (int k = 0; k < S; k++) {
+					const double d = (double)xp[k] - mu;
+					a += d * d;
+				}
+			} else {
+				for (int k = 0; k < S; k++)
+					a += xp[k];
+			}
+			acc[c] += a;
+		}
+}
+
+/* Batch statistics over every rank's shard (ctx_distributed): the sums of x, then of the squared
+ * deviations from the global mean, each summed over the ranks; mean, rstd and the running
+ * statistics then as one process computes them from the whole batch. */
+static void bn_dist_stats(Ctx *ctx, BnJob *j, size_t grain)
+{
+	const int C = j->C;
+	j->pass = 0;
+	parallel_for(ctx, (size_t)C, grain, bn_dist_sums_part, j);
+	dist_allreduce_sum_f64(j->acc0, (size_t)C, "batchnorm statistics");
+	for (int c = 0; c < C; c++)
+		j->acc0[c] /= j->M;
+	j->pass = 1;
+	parallel_for(ctx, (size_t)C, grain, bn_dist_sums_part, j);
+	dist_allreduce_sum_f64(j->acc1, (size_t)C, "batchnorm statistics");
+	for (int c = 0; c < C; c++)
+		bn_set_stats(j, c, j->acc0[c], j->acc1[c] / j->M);
+	j->stats_given = 1;
 }
 // x (N,C) or (N,C,H,W), gamma (C) or NULL, beta (C) or NULL, running_mean/var (C) or NULL
 static Tensor *batchnorm_impl(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta,
@@ -502,7 +574,12 @@ static Tensor *batchnorm_impl(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta,
 		j.acc0 = ctx_alloc(ctx, 2 * (size_t)C * sizeof(double));
 		j.acc1 = j.acc0 + C;
 	}
-	parallel_for(ctx, (size_t)C, M >= 32768 ? 1 : (32768 + M - 1) / M, bn_forward_part, &j);
+	const int ranks = batch_stats && ctx_distributed(ctx) ? dist_size() : 1;
+	j.M = (double)M * ranks;
+	size_t grain = M >= 32768 ? 1 : (32768 + M - 1) / M;
+	if (ranks > 1)
+		bn_dist_stats(ctx, &j, grain);
+	parallel_for(ctx, (size_t)C, grain, bn_forward_part, &j);
 
 	Tensor *in[3] = { x, gamma, beta };
 	if (tape_wants_grad(ctx, in, 3)) {
@@ -512,6 +589,7 @@ static Tensor *batchnorm_impl(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta,
 		n->i[2] = S;
 		n->i[3] = batch_stats;
 		n->i[4] = relu;
+		n->i[5] = ranks;
 		n->f[0] = eps;
 		n->saved = j.mean;
 		n->saved2 = j.rstd;

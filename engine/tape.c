@@ -25,6 +25,7 @@ const char *const op_names[OP_COUNT] = {
 	[OP_NT_XENT] = "nt_xent", [OP_INFONCE] = "infonce", [OP_KL_GAUSSIAN] = "kl_gaussian",
 	[OP_COSINE_SIM] = "cosine_sim",
 	[OP_CLAMP] = "clamp", [OP_SQUARE] = "square", [OP_MASKED_MSE] = "masked_mse",
+	[OP_DIST_GATHER_ROWS] = "dist_gather_rows",
 };
 _Static_assert(sizeof op_names / sizeof op_names[0] == OP_COUNT, "op_names must list every op");
 

@@ -57,6 +57,7 @@ struct Loader {
 
 	int *order;                  /* (n) this epoch's permutation (producer only) */
 	int order_epoch;
+	int first, take;             /* this shard's positions in a global batch: [first, first + take) */
 	float *scratch;              /* producer's augmentation scratch */
 
 	Slot *slots;
@@ -132,7 +133,7 @@ static void fill_range(Loader *ld, Slot *s, int i0, int i1, float *scratch)
 			continue;
 		}
 		Rng r;
-		rng_seed(&r, sample_seed(ld->cfg.seed, b->epoch, b->index * ld->cfg.batch + i));
+		rng_seed(&r, sample_seed(ld->cfg.seed, b->epoch, b->index * ld->cfg.batch + ld->first + i));
 		aug_apply(ld->cfg.aug[0], &r, x, b->view[0] + (size_t)i * ld->sf, ld->c, ld->h, ld->w,
 		          scratch);
 		if (ld->cfg.views == 2)
@@ -182,8 +183,8 @@ static void make_batch(Loader *ld, Slot *s, int epoch, int index)
 {
 	ensure_order(ld, epoch);
 	Batch *b = &s->b;
-	int p0 = index * ld->cfg.batch;
-	int n = ld->n - p0 < ld->cfg.batch ? ld->n - p0 : ld->cfg.batch;
+	int p0 = index * ld->cfg.batch + ld->first;
+	int n = ld->n - p0 < ld->take ? ld->n - p0 : ld->take;
 	b->n = n;
 	b->epoch = epoch;
 	b->index = index;
@@ -302,6 +303,13 @@ int loader_new(const LoaderConfig *cfg, Loader **out, char *err, size_t errlen)
 		if (cfg->views != 0)
 			return fail(-EINVAL, err, errlen, "text records cannot be augmented (views must be 0)");
 	}
+	int shards = cfg->shards > 1 ? cfg->shards : 1;
+	if (shards > 1 && (!cfg->drop_last || cfg->batch % shards || cfg->shard < 0 ||
+	                   cfg->shard >= shards)) {
+		snprintf(m, sizeof m, "shard %d of %d needs drop_last and a batch (%d) divisible by %d",
+		         cfg->shard, shards, cfg->batch, shards);
+		return fail(-EINVAL, err, errlen, m);
+	}
 	int bpe = cfg->drop_last ? n / cfg->batch : (n + cfg->batch - 1) / cfg->batch;
 	if (bpe == 0) {
 		snprintf(m, sizeof m, "batch %d is larger than the %d samples and drop_last is set",
@@ -326,6 +334,8 @@ int loader_new(const LoaderConfig *cfg, Loader **out, char *err, size_t errlen)
 	ld->rec_len = rec_len;
 	ld->T = rec ? ds->record_bytes : 0;
 	ld->order_epoch = -1;
+	ld->take = cfg->batch / shards;
+	ld->first = shards > 1 ? cfg->shard * ld->take : 0;
 	ld->depth = cfg->prefetch == 0 ? 1 : (cfg->prefetch < 2 ? 2 : cfg->prefetch);
 	pthread_mutex_init(&ld->mu, NULL);
 	pthread_cond_init(&ld->cv_ready, NULL);

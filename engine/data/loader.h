@@ -45,6 +45,11 @@ typedef struct LoaderConfig {
 	int drop_last;
 	int prefetch;             /* 0 = synchronous, else ring depth (2 or 3) */
 	int aug_threads;          /* threads augmenting inside the prefetch stage (default 1) */
+	/* Data parallelism (engine/dist.h): with shards > 1, `batch` is the global batch and every
+	 * batch holds only shard `shard`'s batch/shards samples, positions [shard*b, (shard+1)*b) of
+	 * the global one, augmented exactly as there. Needs drop_last and batch % shards == 0.
+	 * 0 or 1 = the whole batch. */
+	int shard, shards;
 } LoaderConfig;
 
 typedef struct Batch {

@@ -1,6 +1,6 @@
 /* test_loader.c - the prefetching loader (epochs, shuffling, determinism across prefetch depths,
- * thread counts and seeks, subsets, partial batches, zero allocation in loader_next, record
- * batches), language-model windows and BERT-style text masking. */
+ * thread counts and seeks, shards of a global batch, subsets, partial batches, zero allocation in
+ * loader_next, record batches), language-model windows and BERT-style text masking. */
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
@@ -152,6 +152,44 @@ static void test_epochs(Dataset *ds)
 	CHECK(ok, "unshuffled identity views are not the samples in order");
 	run_free(&r);
 	run_free(&base);
+}
+
+/* Data parallelism: shard r of 3 holds positions [r*b, (r+1)*b) of every global batch, augmented
+ * exactly as the whole batch's (samples are seeded by their global position); the shards' batches
+ * interleaved are the whole epoch. A shard that does not divide the batch is refused. */
+static void test_shards(Dataset *ds)
+{
+	AugConfig aug;
+	aug_config_default_simclr(&aug);
+	LoaderConfig lc = {.ds = ds, .split = &ds->train, .batch = 48, .views = 2, .aug = {&aug, &aug},
+	                   .seed = 5, .shuffle = 1, .drop_last = 1, .prefetch = 2, .aug_threads = 2};
+	Run whole, part[3];
+	run_epoch(&lc, 1, &whole, 2);
+	int ok = 1;
+	for (int r = 0; r < 3; r++) {
+		lc.shard = r;
+		lc.shards = 3;
+		run_epoch(&lc, 1, &part[r], 2);
+		ok &= part[r].n * 3 == whole.n;
+	}
+	CHECK(ok && whole.n == (NS / 48 - 2) * 48, "shard sizes %d %d %d of %d", part[0].n, part[1].n,
+	      part[2].n, whole.n);
+	for (int bi = 0; ok && bi < whole.n / 48; bi++)
+		for (int r = 0; r < 3; r++) {
+			size_t at = (size_t)bi * 48 + (size_t)r * 16, mine = (size_t)bi * 16;
+			ok &= memcmp(whole.idx + at, part[r].idx + mine, 16 * sizeof(int)) == 0 &&
+			      memcmp(whole.v0 + at * SF, part[r].v0 + mine * SF, 16 * SF * sizeof(float)) == 0 &&
+			      memcmp(whole.v1 + at * SF, part[r].v1 + mine * SF, 16 * SF * sizeof(float)) == 0;
+		}
+	CHECK(ok, "the shards' batches are not slices of the whole batches");
+	for (int r = 0; r < 3; r++)
+		run_free(&part[r]);
+	run_free(&whole);
+	Loader *ld;
+	char err[256];
+	lc.batch = 50;
+	CHECK(loader_new(&lc, &ld, err, sizeof err) == -EINVAL && strstr(err, "divisible by 3"), "%s",
+	      err);
 }
 
 static void test_loop_and_allocs(Dataset *ds)
@@ -372,6 +410,7 @@ int main(void)
 	Split sp;
 	make_ds(&ds, &sp);
 	test_epochs(&ds);
+	test_shards(&ds);
 	test_loop_and_allocs(&ds);
 	free(sp.x);
 	free(sp.y);

@@ -301,5 +301,6 @@ int main(void)
 	gradcheck_cases_basic();
 	gradcheck_cases_nn();
 	gradcheck_cases_loss();
+	gradcheck_cases_dist();
 	return gc_finish();
 }

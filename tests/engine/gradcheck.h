@@ -77,6 +77,7 @@ Rng *gc_rng(void);
 void gradcheck_cases_basic(void);
 void gradcheck_cases_nn(void);
 void gradcheck_cases_loss(void);
+void gradcheck_cases_dist(void);
 
 /* Print the per-op table and "covered N/M ops"; free inputs. Returns the process exit status:
  * 0 only if every check passed and every op kind was covered. */

@@ -122,6 +122,12 @@ static Tensor *b_slice(Ctx *ctx, Tensor **in, void *u)
 	const Args *a = u;
 	return op_slice(ctx, in[0], a->i[0], a->i[1], a->i[2]);
 }
+/* One process (the gradcheck's): the gather is a copy; across ranks the mpi suite checks it. */
+static Tensor *b_dist_gather(Ctx *ctx, Tensor **in, void *u)
+{
+	return op_dist_gather_rows(ctx, in[0], ((const Args *)u)->i[0]);
+}
+
 static Tensor *b_gather(Ctx *ctx, Tensor **in, void *u)
 {
 	const Args *a = u;
@@ -349,4 +355,11 @@ void gradcheck_cases_basic(void)
 	cases_pointwise();
 	cases_reduce();
 	cases_shape();
+}
+
+/* Run after every other case, so its inputs do not shift the random inputs of the others. */
+void gradcheck_cases_dist(void)
+{
+	check1("dist_gather_rows (6,3) in 2 blocks", OP_DIST_GATHER_ROWS, b_dist_gather,
+	       ARGS(.i = { 2 }), IN(-1, 1, 6, 3));
 }
