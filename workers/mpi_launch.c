@@ -185,7 +185,7 @@ static void feed(Report *r, const char *data, size_t n)
 }
 
 /* mpirun's own words on why the run ended: the line naming the rank that died, else the last
- * "error"/"ssld run:" line a rank wrote, else the last line of the log since `from`. */
+ * failure a rank wrote, else its last "ssld run:" line, else the log's last line since `from`. */
 static void log_reason(const char *log_path, long from, char *out, size_t n)
 {
 	out[0] = 0;
@@ -195,7 +195,7 @@ static void log_reason(const char *log_path, long from, char *out, size_t n)
 	fseek(f, 0, SEEK_END);
 	long end = ftell(f), start = end - 16384 > from ? end - 16384 : from;
 	fseek(f, start > 0 ? start : 0, SEEK_SET);
-	char line[1024], last[1024] = "", said[1024] = "", noticed[1024] = "";
+	char line[1024], last[1024] = "", said[1024] = "", failed[1024] = "", noticed[1024] = "";
 	while (fgets(line, sizeof line, f)) {
 		line[strcspn(line, "\r\n")] = 0;
 		const char *s = line + strspn(line, " \t");
@@ -204,11 +204,14 @@ static void log_reason(const char *log_path, long from, char *out, size_t n)
 		snprintf(last, sizeof last, "%s", s);
 		if (strstr(s, "noticed that process rank") || strstr(s, "exited on signal"))
 			snprintf(noticed, sizeof noticed, "%s", s);
-		if (strncmp(s, "ssld run: ", 10) == 0 || strncmp(s, "error: ", 7) == 0)
+		if (strncmp(s, "ssld run: job failed", 20) == 0 || strncmp(s, "error: ", 7) == 0)
+			snprintf(failed, sizeof failed, "%s", s);
+		else if (strncmp(s, "ssld run: ", 10) == 0)
 			snprintf(said, sizeof said, "%s", s);
 	}
 	fclose(f);
-	snprintf(out, n, "%s", noticed[0] ? noticed : said[0] ? said : last);
+	/* A rank's own failure first: the others were then stopped by mpirun ("ssld run: stopped"). */
+	snprintf(out, n, "%s", noticed[0] ? noticed : failed[0] ? failed : said[0] ? said : last);
 }
 
 /* ---- the run ---------------------------------------------------------------------------------- */
