@@ -1743,6 +1743,10 @@ static int valid_host(const char *s, char *why, size_t n)
 		snprintf(why, n, "a host name of 1..253 characters");
 		return 0;
 	}
+	if (s[0] == '-' || s[0] == '.') {   /* never an option to mpirun or ssh */
+		snprintf(why, n, "a host name that starts with a letter or digit");
+		return 0;
+	}
 	for (size_t i = 0; i < name_len; i++) {
 		char c = s[i];
 		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
@@ -1751,10 +1755,6 @@ static int valid_host(const char *s, char *why, size_t n)
 			         "got '%c'", c >= 32 && c < 127 ? c : '?');
 			return 0;
 		}
-	}
-	if (s[0] == '-' || s[0] == '.') {
-		snprintf(why, n, "a host name that starts with a letter or digit");
-		return 0;
 	}
 	if (colon) {
 		const char *d = colon + 1;
