@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../engine/dist.h"
 #include "../workers/jobspec.h"
 #include "../workers/job_files.h"
 #include "../workers/runner.h"
@@ -77,18 +78,6 @@ static cJSON *report_line(const char *type)
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddStringToObject(o, "t", type);
 	return o;
-}
-
-/* The rank under mpirun (OpenMPI, PMIx, MPICH), 0 when not started by one. */
-static int mpi_rank(void)
-{
-	const char *names[] = { "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK" };
-	for (int i = 0; i < 3; i++) {
-		const char *v = getenv(names[i]);
-		if (v && *v)
-			return atoi(v);
-	}
-	return 0;
 }
 
 static void report_artifact(void *user, const char *name, const char *path)
@@ -262,7 +251,7 @@ static int decide(const char *dir, const char *spec_path, const char *resolved, 
 	return 1;
 }
 
-int cli_run_main(int argc, char **argv)
+static int run_main(int argc, char **argv)
 {
 	enum { O_OUT, O_QUIET, O_RESTART, O_RESUME, O_REPORT_FD, O_JOB_KEY, O_COUNT };
 	CliOpt args[] = { { "--out", "DIR", NULL, 0 }, { "--quiet", NULL, NULL, 0 }, { "--restart", NULL, NULL, 0 },
@@ -293,10 +282,10 @@ int cli_run_main(int argc, char **argv)
 		int rfd = dup((int)fd);
 		if (fd == STDOUT_FILENO)
 			dup2(STDERR_FILENO, STDOUT_FILENO);
-		if (mpi_rank() == 0 && (rfd < 0 || !(st.report = fdopen(rfd, "w")))) {
+		if (dist_rank() == 0 && (rfd < 0 || !(st.report = fdopen(rfd, "w")))) {
 			fprintf(stderr, "ssld run: --report-fd %ld: %s\n", fd, strerror(errno));
 			return 2;
-		} else if (mpi_rank() != 0 && rfd >= 0) {
+		} else if (dist_rank() != 0 && rfd >= 0) {
 			close(rfd);
 		}
 	}
@@ -328,9 +317,15 @@ int cli_run_main(int argc, char **argv)
 		jobspec_free(js);
 		return 1;
 	}
-	/* A daemon's job directory: the runner checks the key itself (workdir.h). */
-	int go = job_key ? 1 : decide(dir, spec_path, resolved, restart, resume);
+	/* Under mpirun rank 0 decides for every process (the others write nothing: runner.h); in a
+	 * daemon's job directory the runner checks the key itself (workdir.h). */
+	int go = job_key || dist_rank() != 0 ? 1 : decide(dir, spec_path, resolved, restart, resume);
 	free(resolved);
+	if (dist_bcast(&go, sizeof go, "start of ssld run") < 0) {
+		fprintf(stderr, "ssld run: %s\n", dist_error());
+		jobspec_free(js);
+		return 1;
+	}
 	if (go <= 0) {
 		jobspec_free(js);
 		return go == 0 ? 0 : 2;
@@ -379,6 +374,8 @@ int cli_run_main(int argc, char **argv)
 	if (st.tty && !st.quiet)
 		fprintf(stderr, "\n");
 	if (rc == RUNNER_OK) {
+		if (dist_rank() > 0)
+			return 0;   /* rank 0 reports */
 		print_results(results);
 		printf("  written to %s/" JOB_FILE_RESULTS "\n", dir);
 		free(results);
@@ -392,4 +389,18 @@ int cli_run_main(int argc, char **argv)
 		return 130;
 	fprintf(stderr, "ssld run: job failed: %s\n", err);
 	return 1;
+}
+
+/* Under mpirun (engine/dist.h) every rank runs this; a rank whose job failed exits without
+ * MPI_Finalize, so mpirun ends the others instead of leaving them waiting. */
+int cli_run_main(int argc, char **argv)
+{
+	char err[512];
+	if (dist_init(err, sizeof err) < 0) {
+		fprintf(stderr, "ssld run: %s\n", err);
+		return 2;
+	}
+	int rc = run_main(argc, argv);
+	dist_finalize(rc == 1);
+	return rc;
 }

@@ -8,6 +8,7 @@
 
 #include <limits.h>
 #include <mpi.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,7 +17,6 @@
 #include <time.h>
 
 static struct {
-	int inited;         /* dist_init ran */
 	int mpi;            /* MPI_Init ran (launched by mpirun) */
 	int finalized;
 	int rank, size;
@@ -45,26 +45,37 @@ static int launched_size(void)
 	return s ? atoi(s) : 0;
 }
 
-int dist_init(char *err, size_t errlen)
+/* Once per process, whichever thread asks first (the daemon's workers run the runner too; they are
+ * never under mpirun, so MPI is then not initialised). */
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static char init_err[256];
+
+static void init_process(void)
 {
-	if (g.inited)
-		return 0;
-	g.inited = 1;
 	const char *t = getenv("SSLD_DIST_TIMEOUT_S");
 	if (t && atof(t) > 0)
 		g.timeout_s = atof(t);
 	if (launched_size() <= 0)
-		return 0;
+		return;
 	int provided;
 	if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
-		snprintf(err, errlen, "distributed: MPI_Init_thread failed");
-		return -1;
+		snprintf(init_err, sizeof init_err, "distributed: MPI_Init_thread failed");
+		return;
 	}
 	g.mpi = 1;
 	MPI_Comm_dup(MPI_COMM_WORLD, &g.comm);
 	MPI_Comm_set_errhandler(g.comm, MPI_ERRORS_RETURN);
 	MPI_Comm_rank(g.comm, &g.rank);
 	MPI_Comm_size(g.comm, &g.size);
+}
+
+int dist_init(char *err, size_t errlen)
+{
+	pthread_once(&init_once, init_process);
+	if (init_err[0]) {
+		snprintf(err, errlen, "%s", init_err);
+		return -1;
+	}
 	return 0;
 }
 

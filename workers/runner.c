@@ -23,6 +23,7 @@
 #include "../engine/alloc.h"
 #include "../engine/checkpoint.h"
 #include "../engine/ctx.h"
+#include "../engine/dist.h"
 #include "../engine/fault.h"
 #include "../engine/data/augment.h"
 #include "../engine/data/loader.h"
@@ -78,6 +79,7 @@ typedef struct Run {
 	int pre_phase;                 /* pretraining's phase in jp, -1 when it does not pretrain */
 	int map_phase;                 /* the embedding map's phase in jp, -1 without one */
 	cJSON *label_notes;            /* results.json "labels" */
+	int rank, ranks;               /* data parallelism (engine/dist.h): this process of `ranks` */
 	char *err;
 	size_t errlen;
 } Run;
@@ -250,6 +252,54 @@ static void plan_steps(Run *r)
 		oc->warmup_steps = total / 2;
 }
 
+/* ---- data parallelism (engine/dist.h) --------------------------------------------------------- */
+
+/* Which process of the job this is. Launched as several (mpirun), each rank trains its shard of
+ * every global batch; rank 0 alone reports (the others' hooks keep only should_stop, into
+ * *quiet), writes the work dir and runs what follows pretraining. 0, or -1 with r->err set. */
+static int start_ranks(Run *r, RunnerHooks *quiet)
+{
+	if (dist_init(r->err, r->errlen) < 0)
+		return -1;
+	r->rank = dist_rank();
+	r->ranks = dist_size();
+	if (r->rank > 0) {
+		*quiet = (RunnerHooks){ .user = r->hooks ? r->hooks->user : NULL,
+		                        .should_stop = r->hooks ? r->hooks->should_stop : NULL };
+		r->hooks = quiet;
+	}
+	if (r->ranks == 1)
+		return 0;
+	const PretextMethod *m = method_find(r->js->method);
+	if (m && m->create && !m->data_parallel)
+		return fail(r, "method \"%s\" cannot train as %d processes: only methods whose loss "
+		            "sees the global batch do (simclr, moco, byol, barlow_twins, vicreg)", r->js->method,
+		            r->ranks);
+	if (r->js->pretrain.batch_size % r->ranks != 0)
+		return fail(r, "pretrain.batch_size %d is not divisible by the %d processes: every "
+		            "process takes an equal share of each batch", r->js->pretrain.batch_size,
+		            r->ranks);
+	return 0;
+}
+
+/* Every rank starts from rank 0's state: its initialisation, or the checkpoint it resumed (the
+ * other ranks read no files, so they need no shared directory). *resumed is rank 0's. */
+static int share_start(Run *r, int *resumed)
+{
+	if (r->ranks == 1)
+		return 0;
+	double st[4] = { (double)r->step, r->pretrain_seconds, r->last_loss, *resumed };
+	if (dist_bcast(st, sizeof st, "broadcast of the start state") < 0 ||
+	    dist_bcast(ctx_rng(r->ctx), sizeof(Rng), "broadcast of the start state") < 0 ||
+	    dist_bcast_params(r->ps, r->opt) < 0)
+		return fail(r, "%s", dist_error() ? dist_error() : "out of memory");
+	r->step = (int64_t)st[0];
+	r->pretrain_seconds = st[1];
+	r->last_loss = st[2];
+	*resumed = (int)st[3];
+	return 0;
+}
+
 /* ---- checkpoints ------------------------------------------------------------------------------ */
 
 static int save_checkpoint(Run *r)
@@ -407,6 +457,7 @@ static int pretrain(Run *r)
 		.ds = r->ds, .split = &r->ds->train, .batch = js->pretrain.batch_size,
 		.views = views, .aug = { &js->augment[0], &js->augment[1] }, .seed = js->seed,
 		.shuffle = 1, .drop_last = 1, .prefetch = 2, .aug_threads = js->threads > 1 ? 2 : 1,
+		.shard = r->rank, .shards = r->ranks,
 	};
 	/* A method with make_batch (text) draws its own batches from (seed, step): no loader. */
 	if (!m->make_batch) {
@@ -426,9 +477,13 @@ static int pretrain(Run *r)
 	int stopped = RUNNER_CONTINUE;
 	int wrote_views = 0;
 
-	emit_event(r, RUNNER_INFO, "pretraining %s: %lld steps (%d per epoch), batch %d%s",
+	char procs[64] = "";
+	if (r->ranks > 1)
+		snprintf(procs, sizeof procs, " (%d per process, %d processes)",
+		         js->pretrain.batch_size / r->ranks, r->ranks);
+	emit_event(r, RUNNER_INFO, "pretraining %s: %lld steps (%d per epoch), batch %d%s%s",
 	           js->method, (long long)r->total_steps, r->steps_per_epoch, js->pretrain.batch_size,
-	           r->step ? " (resumed)" : "");
+	           procs, r->step ? " (resumed)" : "");
 	jp_begin(&r->jp, r->pre_phase);
 	report(r, r->step, r->total_steps, "pretrain",
 	       r->total_steps ? (double)r->step / r->total_steps : 0, r->pretrain_seconds);
@@ -436,8 +491,21 @@ static int pretrain(Run *r)
 		ctx_disarm(r->ctx);
 		return fail(r, "out of memory at step %lld", (long long)r->step);
 	}
+	ctx_set_distributed(r->ctx, r->ranks > 1);
 	while (r->step < r->total_steps) {
 		double elapsed = r->pretrain_seconds + (now_s() - r->t_start);
+		int stop = poll_stop(r);
+		if (r->ranks > 1) {
+			/* The ranks stop together and follow rank 0's clock (the others report 0). */
+			double agree[2] = { stop, r->rank == 0 ? elapsed : 0 };
+			dist_set_step(r->step);
+			if (dist_allreduce_max_f64(agree, 2, "agreement on stopping") < 0) {
+				ctx_disarm(r->ctx);
+				return fail(r, "%s", dist_error());
+			}
+			stop = (int)agree[0];
+			elapsed = agree[1];
+		}
 		if (budget > 0 && elapsed >= budget) {
 			char at[32], of[32];
 			fmt_count(r->step, at, sizeof at);
@@ -446,7 +514,7 @@ static int pretrain(Run *r)
 			           "%s of %s%s", budget, at, of, r->n_runs ? "; the evaluations follow" : "");
 			break;
 		}
-		if ((stopped = poll_stop(r)) != RUNNER_CONTINUE)
+		if ((stopped = stop) != RUNNER_CONTINUE)
 			break;
 		Batch own;
 		const Batch *b = &own;
@@ -465,7 +533,7 @@ static int pretrain(Run *r)
 		for (int v = 0; v < (views ? views : 1); v++)
 			if (b->view[v])   /* token batches (text) have no views */
 				vt[v] = ctx_wrap(r->ctx, b->view[v], 4, shape);
-		if (!wrote_views && views > 0 && r->step == 0) {
+		if (!wrote_views && views > 0 && r->step == 0 && r->rank == 0) {
 			/* The first batch's augmented views, side by side, so a user can judge them. */
 			char path[4096];
 			snprintf(path, sizeof path, "%s/augmented_views.png", r->dir);
@@ -478,12 +546,20 @@ static int pretrain(Run *r)
 		}
 		Tensor *loss = m->loss(r->ctx, r->mstate, vt, b, &sink);
 		double lv = loss->data[0];
+		if (dist_error()) {
+			ctx_disarm(r->ctx);
+			return fail(r, "%s", dist_error());
+		}
 		if (!isfinite(lv)) {
 			ctx_disarm(r->ctx);
 			return fail(r, "loss became %s at step %lld", isnan(lv) ? "NaN" : "infinite",
 			            (long long)r->step);
 		}
 		ctx_backward(r->ctx, loss);
+		if (dist_allreduce_grads(r->ps) < 0) {   /* the sum over the ranks (one rank: nothing) */
+			ctx_disarm(r->ctx);
+			return fail(r, "%s", dist_error() ? dist_error() : "out of memory summing gradients");
+		}
 		double progress = r->total_steps ? (double)r->step / r->total_steps : 0;
 		if (budget > 0 && elapsed / budget > progress)
 			progress = elapsed / budget;
@@ -501,10 +577,10 @@ static int pretrain(Run *r)
 		emit_metric(r, "loss", lv);
 		emit_metric(r, "lr", lr);
 		emit_metric(r, "grad_norm", gnorm);
-		if (knn_interval > 0 && r->step % knn_interval == 0 && knn_monitor(r) < 0)
+		if (knn_interval > 0 && r->step % knn_interval == 0 && r->rank == 0 && knn_monitor(r) < 0)
 			knn_interval = 0;
 		window_steps++;
-		window_images += b->n;
+		window_images += (int64_t)b->n * r->ranks;
 		if (b->tokens)
 			window_tokens += (int64_t)b->n * b->T;
 		double t = now_s();
@@ -520,7 +596,7 @@ static int pretrain(Run *r)
 			t_window = t;
 			window_steps = window_images = window_tokens = 0;
 		}
-		if (t - last_ckpt >= js->checkpoint_interval_s) {
+		if (t - last_ckpt >= js->checkpoint_interval_s && r->rank == 0) {
 			if (save_checkpoint(r) < 0) {
 				ctx_disarm(r->ctx);
 				return -1;
@@ -529,19 +605,20 @@ static int pretrain(Run *r)
 		}
 	}
 	ctx_disarm(r->ctx);
+	ctx_set_distributed(r->ctx, 0);   /* what follows (evaluate, artifacts) runs on rank 0 alone */
 	r->pretrain_seconds += now_s() - r->t_start;
 	r->t_start = now_s();
 	loader_free(r->loader);
 	r->loader = NULL;
 	if (stopped == RUNNER_STOP_REQUEUE || stopped == RUNNER_STOP_CANCEL) {
-		if (stopped == RUNNER_STOP_REQUEUE && save_checkpoint(r) < 0)
+		if (stopped == RUNNER_STOP_REQUEUE && r->rank == 0 && save_checkpoint(r) < 0)
 			return -1;
 		emit_event(r, RUNNER_NOTICE, "%s at step %lld",
 		           stopped == RUNNER_STOP_REQUEUE ? "stopped for requeue" : "cancelled",
 		           (long long)r->step);
 		return stopped == RUNNER_STOP_REQUEUE ? RUNNER_STOPPED : RUNNER_CANCELLED;
 	}
-	if (save_checkpoint(r) < 0)
+	if (r->rank == 0 && save_checkpoint(r) < 0)
 		return -1;
 	jp_end(&r->jp, r->total_steps ? (double)r->step / r->total_steps : 1, r->pretrain_seconds);
 	emit_event(r, RUNNER_INFO, "pretraining finished at step %lld in %.1f s, loss %.4f",
@@ -956,13 +1033,18 @@ int runner_run_spec(JobSpec *js, const char *work_dir, const RunnerOptions *opts
 	r.t_start = now_s();
 
 	eng_set_threads(r.js->threads);
-	if (check_workdir(&r, o) < 0)
+	RunnerHooks rank_hooks;
+	if (start_ranks(&r, &rank_hooks) < 0)
 		goto out;
-	remove_stale_temps(work_dir);
-	char *resolved = jobspec_to_json(r.js);
-	if (resolved)
-		save_spec(work_dir, resolved);
-	free(resolved);
+	if (r.rank == 0) {   /* the other ranks write nothing (start_ranks) */
+		if (check_workdir(&r, o) < 0)
+			goto out;
+		remove_stale_temps(work_dir);
+		char *resolved = jobspec_to_json(r.js);
+		if (resolved)
+			save_spec(work_dir, resolved);
+		free(resolved);
+	}
 	DatasetSpec dspec = r.js->dataset;   /* image folders: decoded pixels shared between jobs */
 	dspec.cache_dir = o->cache_dir ? o->cache_dir : work_dir;
 	dspec.load_threads = r.js->threads;
@@ -1002,14 +1084,14 @@ int runner_run_spec(JobSpec *js, const char *work_dir, const RunnerOptions *opts
 	if (plan_job(&r, !skip_pretrain) < 0)
 		goto out;
 	if (!skip_pretrain) {
-		int resumed = try_resume(&r);
-		if (resumed < 0)
+		int resumed = r.rank == 0 ? try_resume(&r) : 0;
+		if (resumed < 0 || share_start(&r, &resumed) < 0)
 			goto out;
 		if (resumed)
 			emit_event(&r, RUNNER_NOTICE, "resumed from checkpoint at step %lld",
 			           (long long)r.step);
 		int prc = pretrain(&r);
-		if (prc != 0) {
+		if (prc != 0 || r.rank > 0) {   /* rank 0 alone evaluates and reports */
 			rc = prc;
 			goto out;
 		}
@@ -1021,6 +1103,10 @@ int runner_run_spec(JobSpec *js, const char *work_dir, const RunnerOptions *opts
 		if (r.method->artifacts &&
 		    r.method->artifacts(r.mstate, r.ctx, r.ds, r.dir, emit_artifact, &r, err, errlen) < 0)
 			goto out;
+	}
+	if (r.rank > 0) {
+		rc = RUNNER_OK;
+		goto out;
 	}
 	if (export_encoder(&r) < 0)
 		goto out;

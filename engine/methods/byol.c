@@ -135,7 +135,10 @@ Tensor *byol_regression_loss(Ctx *ctx, Tensor *p, Tensor *zt)
 	return op_add_scalar(ctx, op_scale(ctx, op_mean(ctx, cos, OP_ALL, 0), -4.0f), 4.0f);
 }
 
-/* views[0], views[1] (B,C,H,W) -> symmetric BYOL loss (scalar). */
+/* views[0], views[1] (B,C,H,W) -> symmetric BYOL loss (scalar). Data-parallel, B is this rank's
+ * shard: predictions and targets are gathered (op_dist_gather_rows), so the mean is over the
+ * global batch; the target network's batchnorm sees the global batch too, and every rank applies
+ * the same EMA to the same weights. */
 static Tensor *byol_loss(Ctx *ctx, void *state, Tensor *const *views, const Batch *batch,
                          const MetricSink *sink)
 {
@@ -153,11 +156,16 @@ static Tensor *byol_loss(Ctx *ctx, void *state, Tensor *const *views, const Batc
 	Tensor *target = op_concat(ctx, halves, 2, 0);                 /* (2B,P), swapped */
 	ctx_set_grad_enabled(ctx, was);
 
-	Tensor *loss = byol_regression_loss(ctx, p, target);
+	Tensor *pg = op_dist_gather_rows(ctx, p, 2);                   /* (2B',P) */
+	was = ctx_set_grad_enabled(ctx, 0);
+	Tensor *tg = op_dist_gather_rows(ctx, target, 2);              /* (2B',P) */
+	Tensor *zg = op_dist_gather_rows(ctx, z, 2);                   /* the health metrics' */
+	ctx_set_grad_enabled(ctx, was);
+	Tensor *loss = byol_regression_loss(ctx, pg, tg);
 
 	if (sink) {
-		int P = z->shape[1];
-		if (ssl_monitor_observe(s->health, z->data, z->data + (size_t)B * P, B, sink))
+		int P = z->shape[1], Bg = zg->shape[0] / 2;
+		if (ssl_monitor_observe(s->health, zg->data, zg->data + (size_t)Bg * P, Bg, sink))
 			metric_put(sink, "tau", s->tau);
 	}
 	(void)batch;
@@ -201,4 +209,5 @@ const PretextMethod method_byol = {
 	.destroy = byol_destroy,
 	.ssl_health = 1,
 	.health_offset = offsetof(ByolConfig, health),
+	.data_parallel = 1,
 };

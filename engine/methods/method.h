@@ -134,6 +134,11 @@ typedef struct PretextMethod {
 	 * steps of that config. */
 	int ssl_health;
 	size_t health_offset;
+	/* Nonzero: loss() gives one process's loss on the global batch when the context is
+	 * distributed (engine/dist.h): samples are compared only through op_dist_gather_rows and
+	 * batchnorm, and any queue or target network is updated from gathered rows. The runner then
+	 * sums the ranks' gradients. Methods without it refuse to run as several processes. */
+	int data_parallel;
 } PretextMethod;
 
 /* NULL if unknown. The registry lists every method the spec accepts, "none" included. */

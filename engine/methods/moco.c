@@ -204,27 +204,40 @@ Tensor *moco_contrastive_loss(Ctx *ctx, Tensor *q, Tensor *k, Tensor *queue, flo
 	return op_infonce(ctx, op_l2_normalize(ctx, q, 1e-12f), k, queue, temperature, NULL);
 }
 
-/* views[0], views[1] (B,C,H,W) -> InfoNCE against the queue (scalar). */
+/* views[0], views[1] (B,C,H,W) -> InfoNCE against the queue (scalar).
+ * Data-parallel (ctx_distributed), B is this rank's shard of a global batch of B': every rank
+ * computes the keys of the whole global batch (its key images gathered), with shuffle BN's groups
+ * drawn from it as one process draws them and each group normalised on its own, so every rank
+ * enqueues the same B' keys and the queues stay equal; the queries run on the shard (batchnorm
+ * synchronised) and are gathered for the loss. */
 static Tensor *moco_loss(Ctx *ctx, void *state, Tensor *const *views, const Batch *batch,
                          const MetricSink *sink)
 {
 	Moco *s = state;
-	int B = views[0]->shape[0];
+	const int dist = ctx_distributed(ctx), blocks = s->symmetric ? 2 : 1;
 	Tensor *pair[2] = { views[0], views[1] };
 	Tensor *loss, *q;
 	int was = ctx_set_grad_enabled(ctx, 0);
+	Tensor *kx = s->symmetric ? op_concat(ctx, pair, 2, 0) : views[1];  /* (2B or B,C,H,W) */
+	if (dist)
+		kx = op_dist_gather_rows(ctx, kx, blocks);                    /* the global batch's */
+	ctx_set_distributed(ctx, 0);   /* shuffle BN: each key group on its own statistics */
+	int B = kx->shape[0] / blocks;
 	Tensor *k;
 	if (s->symmetric) {
 		/* Keys of both views, swapped, so row i of q (view 1) meets the key of view 2. */
-		Tensor *kk = moco_keys(ctx, s, op_concat(ctx, pair, 2, 0));  /* (2B,D) */
+		Tensor *kk = moco_keys(ctx, s, kx);                             /* (2B,D) */
 		Tensor *sw[2] = { op_slice(ctx, kk, 0, B, B), op_slice(ctx, kk, 0, 0, B) };
 		k = op_concat(ctx, sw, 2, 0);
 	} else {
-		k = moco_keys(ctx, s, views[1]);                              /* (B,D) */
+		k = moco_keys(ctx, s, kx);                                      /* (B,D) */
 	}
+	ctx_set_distributed(ctx, dist);
 	ctx_set_grad_enabled(ctx, was);
 	Tensor *x = s->symmetric ? op_concat(ctx, pair, 2, 0) : views[0];
 	q = mlp_forward(ctx, s->proj, encoder_forward(ctx, s->encoder, x)); /* (2B,D) or (B,D) */
+	if (dist)
+		q = op_dist_gather_rows(ctx, q, blocks);
 	loss = moco_contrastive_loss(ctx, q, k, s->queue, s->temperature);
 
 	/* Stash the keys for after_step (the arena is reset before the next step). */
@@ -289,6 +302,7 @@ const PretextMethod method_moco = {
 	.config_size = sizeof(MocoConfig),
 	.create = moco_create,
 	.loss = moco_loss,
+	.data_parallel = 1,
 	.after_step = moco_after_step,
 	.encoder = moco_encoder,
 	.destroy = moco_destroy,

@@ -72,7 +72,8 @@ fail:
 	return rc;
 }
 
-/* views[0], views[1] (B,C,H,W) -> NT-Xent over the 2B projections. */
+/* views[0], views[1] (B,C,H,W) -> NT-Xent over the 2B projections. Data-parallel, B is this
+ * rank's shard and the loss is over the 2B' projections of the global batch (every rank's). */
 static Tensor *simclr_loss(Ctx *ctx, void *state, Tensor *const *views, const Batch *batch,
                            const MetricSink *sink)
 {
@@ -82,12 +83,13 @@ static Tensor *simclr_loss(Ctx *ctx, void *state, Tensor *const *views, const Ba
 	Tensor *pair[2] = { views[0], views[1] };
 	Tensor *x = op_concat(ctx, pair, 2, 0);          /* (2B,C,H,W) */
 	Tensor *h = encoder_forward(ctx, s->encoder, x);  /* (2B,F) */
-	Tensor *z = mlp_forward(ctx, s->proj, h);         /* (2B,P) */
+	Tensor *zl = mlp_forward(ctx, s->proj, h);        /* (2B,P) */
+	Tensor *z = op_dist_gather_rows(ctx, zl, 2);      /* (2B',P): the global batch's negatives */
 	Tensor *loss = op_nt_xent(ctx, z, s->temperature);
 
 	if (sink) {
 		/* Mean cosine similarity of positive pairs: a cheap health signal (1 = trivial). */
-		int B = views[0]->shape[0], P = z->shape[1];
+		int B = z->shape[0] / 2, P = z->shape[1];
 		double pos = 0;
 		for (int i = 0; i < B; i++) {
 			const float *a = z->data + (size_t)i * P, *b = z->data + (size_t)(i + B) * P;
@@ -141,4 +143,5 @@ const PretextMethod method_simclr = {
 	.destroy = simclr_destroy,
 	.ssl_health = 1,
 	.health_offset = offsetof(SimclrConfig, health),
+	.data_parallel = 1,
 };

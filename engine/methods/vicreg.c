@@ -142,15 +142,17 @@ fail:
 	return rc;
 }
 
-/* views[0], views[1] (B,C,H,W) -> VICReg loss (scalar). */
+/* views[0], views[1] (B,C,H,W) -> VICReg loss (scalar). Data-parallel, B is this rank's shard
+ * and the variance and covariance terms are over the global batch's B' embeddings. */
 static Tensor *vicreg_step_loss(Ctx *ctx, void *state, Tensor *const *views, const Batch *batch,
                                 const MetricSink *sink)
 {
 	Vicreg *s = state;
-	int B = views[0]->shape[0];
 	Tensor *pair[2] = { views[0], views[1] };
 	Tensor *x = op_concat(ctx, pair, 2, 0);                          /* (2B,C,H,W) */
-	Tensor *z = mlp_forward(ctx, s->proj, encoder_forward(ctx, s->encoder, x)); /* (2B,D) */
+	Tensor *zl = mlp_forward(ctx, s->proj, encoder_forward(ctx, s->encoder, x)); /* (2B,D) */
+	Tensor *z = op_dist_gather_rows(ctx, zl, 2);                     /* (2B',D) */
+	int B = z->shape[0] / 2;
 	Tensor *z1 = op_slice(ctx, z, 0, 0, B), *z2 = op_slice(ctx, z, 0, B, B);
 	double parts[3];
 	Tensor *loss = vicreg_loss(ctx, z1, z2, s->sim_w, s->var_w, s->cov_w, sink ? parts : NULL);
@@ -189,4 +191,5 @@ const PretextMethod method_vicreg = {
 	.destroy = vicreg_destroy,
 	.ssl_health = 1,
 	.health_offset = offsetof(VicregConfig, health),
+	.data_parallel = 1,
 };
