@@ -1,4 +1,4 @@
-"""it_mpi.py MODE SSLD - "distributed" jobs through a real ssld that starts them under mpirun.
+"""it_mpi_daemon.py MODE SSLD - "distributed" jobs through a real ssld that starts them under mpirun.
 
 MODE run:
 - the 400s at submit: processes that do not divide the global batch (field distributed.processes),
@@ -215,5 +215,5 @@ def main(mode, exe):
 
 
 if __name__ == "__main__":
-    MODE = sys.argv.pop(1)   # it_mpi.py MODE SSLD: run() reads SSLD as argv[1]
+    MODE = sys.argv.pop(1)   # it_mpi_daemon.py MODE SSLD: run() reads SSLD as argv[1]
     run(lambda exe: main(MODE, exe))
