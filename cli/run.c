@@ -306,6 +306,18 @@ static int run_main(int argc, char **argv)
 		return 2;
 	}
 	free(text);   /* parsed once: the runner takes the typed spec */
+	/* A spec that names its process count runs with that many (one without "distributed" runs
+	 * with whatever mpirun started). */
+	int np = js->distributed.enabled ? js->distributed.processes : dist_size();
+	if (dist_size() > 1 && np != dist_size()) {
+		fprintf(stderr, "ssld run: %s: distributed.processes is %d, but mpirun started %d processes "
+		        "(mpirun -np %d)\n", spec_path, np, dist_size(), np);
+		jobspec_free(js);
+		return 2;
+	}
+	if (dist_size() == 1 && np > 1 && dist_rank() == 0)
+		fprintf(stderr, "ssld run: running as one process (distributed.processes %d takes effect "
+		        "under mpirun -np %d)\n", np, np);
 	char dir[4096];
 	if (out_dir)
 		snprintf(dir, sizeof dir, "%s", out_dir);
