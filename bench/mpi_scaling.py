@@ -79,8 +79,8 @@ def main():
           % (a.model, a.steps, a.rounds, " ".join("%.1f" % x for x in os.getloadavg())))
     for procs, threads in ((1, 2), (2, 1)):
         v = t[procs]
-        print("  %d rank x %d thread%s: %7.1f ms/step (%.1f-%.1f), final loss %s"
-              % (procs, threads, "s" if threads > 1 else " ", med[procs] * 1e3, min(v) * 1e3, max(v) * 1e3,
+        print("  %d rank%s x %d thread%s: %7.1f ms/step (%.1f-%.1f), final loss %s"
+              % (procs, "s" if procs > 1 else "", threads, "s" if threads > 1 else "", med[procs] * 1e3, min(v) * 1e3, max(v) * 1e3,
                  loss[procs]))
     ratio = med[2] / med[1]
     print("  2 ranks / 1 rank step time: %.3f (target <= 1.10)" % ratio)

@@ -73,6 +73,41 @@ static void kill_session(pid_t sid, int sig)
 	closedir(d);
 }
 
+/* A tree an earlier daemon left behind (it was killed before it could end it): every process of
+ * the session recorded in JOBDIR/mpirun.pid that still names job_dir on its command line. */
+static void kill_leftover(const char *pid_path, const char *job_dir)
+{
+	FILE *f = fopen(pid_path, "r");
+	long sid = 0;
+	if (!f)
+		return;
+	if (fscanf(f, "%ld", &sid) != 1)
+		sid = 0;
+	fclose(f);
+	DIR *d = sid > 1 ? opendir("/proc") : NULL;
+	if (!d)
+		return;
+	size_t jl = strlen(job_dir);
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		char *end, path[64], cmd[8192];
+		long pid = strtol(e->d_name, &end, 10);
+		if (*end || pid <= 0 || getsid((pid_t)pid) != (pid_t)sid)
+			continue;
+		snprintf(path, sizeof path, "/proc/%ld/cmdline", pid);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		ssize_t n = fd >= 0 ? read(fd, cmd, sizeof cmd) : -1;
+		if (fd >= 0)
+			close(fd);
+		for (ssize_t i = 0; n > 0 && i + (ssize_t)jl <= n; i++)
+			if (memcmp(cmd + i, job_dir, jl) == 0) {
+				kill((pid_t)pid, SIGKILL);
+				break;
+			}
+	}
+	closedir(d);
+}
+
 /* 1 once the child has exited (not reaped yet: its pid, hence its session id, stays ours). */
 static int exited(pid_t pid)
 {
@@ -266,7 +301,7 @@ int mpi_launch_run(const MpiLaunchConfig *cfg, JobSpec *js, const char *job_dir,
                    const RunnerHooks *hooks, runner_resolve_job_cb resolve_job, char **results_json,
                    char *err, size_t errlen)
 {
-	char spec_path[4200], hosts_path[4200], log_path[4200], self[4096], np[16], words[1024];
+	char spec_path[4200], hosts_path[4200], log_path[4200], pid_path[4200], self[4096], np[16], words[1024];
 	const char *argv[MAX_ARGS + 1];
 	int argc = 0, rc = -1, out_fd = -1;
 	pid_t pid = -1;
@@ -277,6 +312,8 @@ int mpi_launch_run(const MpiLaunchConfig *cfg, JobSpec *js, const char *job_dir,
 	snprintf(spec_path, sizeof spec_path, "%s/" MPI_LAUNCH_SPEC_FILE, job_dir);
 	snprintf(hosts_path, sizeof hosts_path, "%s/" MPI_LAUNCH_HOSTS_FILE, job_dir);
 	snprintf(log_path, sizeof log_path, "%s/" MPI_LAUNCH_LOG_FILE, job_dir);
+	snprintf(pid_path, sizeof pid_path, "%s/" MPI_LAUNCH_PID_FILE, job_dir);
+	kill_leftover(pid_path, job_dir);
 	snprintf(np, sizeof np, "%d", js->distributed.processes);
 	snprintf(words, sizeof words, "%s", cfg->extra_args ? cfg->extra_args : "");
 	const char *ssld = cfg->ssld;
@@ -384,6 +421,10 @@ int mpi_launch_run(const MpiLaunchConfig *cfg, JobSpec *js, const char *job_dir,
 		goto out;
 	}
 	out_fd = pfd[0];
+	char pid_text[32];
+	snprintf(pid_text, sizeof pid_text, "%ld\n", (long)pid);
+	write_text(pid_path, pid_text, err, errlen);   /* best effort: only a crashed daemon needs it */
+	err[0] = 0;
 	if (hooks->on_event) {
 		char msg[600];
 		snprintf(msg, sizeof msg, "running on %s MPI processes%s%.300s (%.200s)", np, hostfile ? " from " : "",

@@ -6,7 +6,8 @@
  * is polled while the child runs: a cancel ends the whole tree (its own session, so nothing is
  * left behind on this host), a stop asks the ranks to checkpoint (SIGUSR1, which mpirun forwards)
  * and requeues. A child that exits without a result fails the job with mpirun's own message
- * (which rank died, and how); JOBDIR/mpirun.log keeps everything the ranks wrote to stderr.
+ * (which rank died, and how); JOBDIR/mpirun.log keeps everything the ranks wrote to stderr. A
+ * tree that outlived a killed daemon is ended when its job is launched again.
  *
  *   MpiLaunchConfig mc = { .mpirun = "mpirun", .extra_args = "--oversubscribe" };
  *   int rc = mpi_launch_run(&mc, js, dir, key, &hooks, resolve_job, &results, err, sizeof err);
@@ -32,6 +33,8 @@
 #define MPI_LAUNCH_SPEC_FILE "mpi_job.json"    /* in the job's directory: the spec the ranks run */
 #define MPI_LAUNCH_HOSTS_FILE "mpi_hosts"      /* the job's "hosts" as an OpenMPI hostfile */
 #define MPI_LAUNCH_LOG_FILE "mpirun.log"       /* mpirun's and the ranks' stderr */
+#define MPI_LAUNCH_PID_FILE "mpirun.pid"       /* the tree's session: a restarted daemon ends a
+                                                  tree its killed predecessor left running */
 
 typedef struct MpiLaunchConfig {
 	const char *mpirun;       /* program, looked up on PATH; NULL or "" = "mpirun" */

@@ -11,6 +11,9 @@ MODE faults:
 - killing one rank mid-run fails the job with mpirun's message naming the rank that died;
 - a daemon stop requeues a running distributed job; the next start resumes it from its
   checkpoint (attempt 2, the step counter continues) and it succeeds, each loss step stored once.
+MODE crash:
+- a daemon killed with SIGKILL under a running distributed job: the next start relaunches it, no
+  process of the old tree survives, and every loss step is stored once.
 
 Every rank is `ssld run` on this machine (mpirun --oversubscribe, OpenMPI's allow-run-as-root
 settings come from ssld itself when it runs as root).
@@ -202,6 +205,36 @@ def mode_faults(exe):
         d.cleanup()
 
 
+def mode_crash(exe):
+    d = Daemon(exe)
+    try:
+        start(d)
+        epochs, per_epoch = 3, 2048 // 64
+        s, sub = d.post("/v1/jobs", dist_job("crash", epochs=epochs, limit_train=2048, hidden=(512, 512)))
+        if s == 400 and e_field(sub) == "distributed":
+            print("SKIP: this ssld was built without MPI")
+            sys.exit(77)
+        jid = sub["id"]
+        job_dir = os.path.join(d.state_dir, "jobs", str(jid))
+        wait_training(d, jid, 5)
+        old = set(job_pids(job_dir))
+        d.kill()   # SIGKILL: no chance to end the tree it started
+        start(d)   # the job was left running: requeued, relaunched; what the old tree left is ended
+        j = d.wait_state(jid, ("succeeded", "failed", "cancelled"), 120)
+        check(j["state"] == "succeeded", "job after the crash: %s %s" % (j["state"], j["error"]))
+        left = [p for p in old if os.path.exists("/proc/%d" % p)]
+        check(not left and not job_pids(job_dir), "processes of the old tree left: %s" % left)
+        db = sqlite3.connect(os.path.join(d.state_dir, "ssld.db"))
+        n, dup = db.execute("SELECT count(*), count(*) - count(DISTINCT step) FROM metrics "
+                            "WHERE job_id = ? AND key = 'loss'", (jid,)).fetchone()
+        db.close()
+        check(n == epochs * per_epoch and dup == 0, "loss curve after the crash: %d points, %d repeated" % (n, dup))
+        check(d.stop() == 0, "ssld did not stop cleanly:\n" + d.log())
+        print("  daemon killed under a 2-rank job: relaunched, old tree gone, %d loss steps once each" % n)
+    finally:
+        d.cleanup()
+
+
 def e_field(body):
     return (body or {}).get("error", {}).get("field")
 
@@ -211,7 +244,7 @@ def main(mode, exe):
     if not os.access(MPIRUN, os.X_OK):
         print("SKIP: %s is not installed (Debian openmpi-bin)" % MPIRUN)
         sys.exit(77)
-    {"run": mode_run, "faults": mode_faults}[mode](exe)
+    {"run": mode_run, "faults": mode_faults, "crash": mode_crash}[mode](exe)
 
 
 if __name__ == "__main__":
