@@ -45,7 +45,12 @@ const CliCommand cli_commands[] = {
 	  "  not run again, and a checkpoint of a different spec is not resumed:\n"
 	  "  --restart  start over; DIR's old contents are moved to DIR.old-<time>\n"
 	  "  --resume   resume DIR's checkpoint even though the spec changed\n"
-	  "  --quiet    no progress, only warnings, errors and the results\n",
+	  "  --quiet    no progress, only warnings, errors and the results\n"
+	  "  Under mpirun (mpirun -np N ssld run JOB.json) every rank runs this command; rank 0\n"
+	  "  writes DIR. What the daemon uses to run a \"distributed\" job (docs/distributed.md):\n"
+	  "  --report-fd N  rank 0 also writes metrics, events and the end as JSON lines to fd N\n"
+	  "                 (1: stdout, and the usual output goes to stderr)\n"
+	  "  --job-key KEY  DIR belongs to this daemon job (its checkpoints carry the key)\n",
 	  cli_run_main },
 	{ "check", "every error of a job file, or its resolved spec and cost estimate",
 	  "usage: ssld check JOB.json [--json]   (- reads standard input)\n"

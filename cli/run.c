@@ -5,9 +5,15 @@
  *
  * Before it starts it looks at what DIR holds (workdir.h): a finished run is reported, not run
  * again; a checkpoint of another spec is refused; --restart moves the old output aside and
- * --resume continues from the checkpoint whatever spec wrote it. */
+ * --resume continues from the checkpoint whatever spec wrote it.
+ *
+ * --report-fd N is how the daemon follows a "distributed" job it started under mpirun
+ * (workers/mpi_launch.h has the line protocol): rank 0 writes every hook as a JSON line there,
+ * and SIGUSR1 (which mpirun forwards to every rank) checkpoints and stops like Ctrl-C. */
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +32,8 @@
 #include "format.h"
 
 typedef struct CliState {
+	FILE *report;           /* --report-fd on rank 0, else NULL */
+	pthread_mutex_t report_mu;
 	int tty;
 	int quiet;
 	double last_print;
@@ -49,9 +57,71 @@ static double wall(void)
 	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* ---- --report-fd: one JSON object per line (workers/mpi_launch.h) ---------------------------- */
+
+/* One line, whole: hooks may come from more than one thread. Takes o. */
+static void report(CliState *s, cJSON *o)
+{
+	char *line = o ? cJSON_PrintUnformatted(o) : NULL;
+	cJSON_Delete(o);
+	if (!line)
+		return;
+	pthread_mutex_lock(&s->report_mu);
+	fprintf(s->report, "%s\n", line);
+	fflush(s->report);
+	pthread_mutex_unlock(&s->report_mu);
+	free(line);
+}
+
+static cJSON *report_line(const char *type)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "t", type);
+	return o;
+}
+
+static void report_artifact(void *user, const char *name, const char *path)
+{
+	CliState *s = user;
+	cJSON *o = report_line("artifact");
+	cJSON_AddStringToObject(o, "name", name);
+	cJSON_AddStringToObject(o, "path", path);
+	report(s, o);
+}
+
+static void report_checkpoint(void *user, int64_t step, const char *path)
+{
+	CliState *s = user;
+	cJSON *o = report_line("checkpoint");
+	cJSON_AddNumberToObject(o, "step", (double)step);
+	cJSON_AddStringToObject(o, "path", path);
+	report(s, o);
+}
+
+static void report_end(CliState *s, const char *status, const char *results, const char *error)
+{
+	cJSON *o = report_line("end");
+	cJSON_AddStringToObject(o, "status", status);
+	cJSON *r = results ? cJSON_Parse(results) : NULL;
+	if (r)
+		cJSON_AddItemToObject(o, "results", r);
+	if (error)
+		cJSON_AddStringToObject(o, "error", error);
+	report(s, o);
+}
+
+/* ---- the terminal --------------------------------------------------------------------------- */
+
 static void cli_metric(void *user, int64_t step, const char *key, double value)
 {
 	CliState *s = user;
+	if (s->report) {
+		cJSON *o = report_line("metric");
+		cJSON_AddNumberToObject(o, "step", (double)step);
+		cJSON_AddStringToObject(o, "key", key);
+		cJSON_AddNumberToObject(o, "value", value);
+		report(s, o);
+	}
 	if (strcmp(key, "loss") == 0) {
 		s->loss = value;
 		s->step = step;
@@ -63,6 +133,15 @@ static void cli_metric(void *user, int64_t step, const char *key, double value)
 static void cli_progress(void *user, const RunnerProgress *p)
 {
 	CliState *s = user;
+	if (s->report) {
+		cJSON *o = report_line("progress");
+		cJSON_AddNumberToObject(o, "step", (double)p->step);
+		cJSON_AddNumberToObject(o, "total", (double)p->total);
+		cJSON_AddStringToObject(o, "stage", p->stage ? p->stage : "");
+		cJSON_AddNumberToObject(o, "fraction", p->fraction);
+		cJSON_AddNumberToObject(o, "eta_s", p->eta_s);
+		report(s, o);
+	}
 	if (s->quiet)
 		return;
 	char e[32];
@@ -84,6 +163,12 @@ static void cli_progress(void *user, const RunnerProgress *p)
 static void cli_event(void *user, RunnerLevel level, const char *msg)
 {
 	CliState *s = user;
+	if (s->report) {
+		cJSON *o = report_line("event");
+		cJSON_AddNumberToObject(o, "level", (double)level);
+		cJSON_AddStringToObject(o, "message", msg);
+		report(s, o);
+	}
 	if (s->quiet && level > RUNNER_WARNING)
 		return;
 	fprintf(stderr, "%s%s%s\n", s->tty ? "\r\033[K" : "",
@@ -168,11 +253,12 @@ static int decide(const char *dir, const char *spec_path, const char *resolved, 
 
 static int run_main(int argc, char **argv)
 {
-	enum { O_OUT, O_QUIET, O_RESTART, O_RESUME };
+	enum { O_OUT, O_QUIET, O_RESTART, O_RESUME, O_REPORT_FD, O_JOB_KEY, O_COUNT };
 	CliOpt args[] = { { "--out", "DIR", NULL, 0 }, { "--quiet", NULL, NULL, 0 }, { "--restart", NULL, NULL, 0 },
-	                  { "--resume", NULL, NULL, 0 } };
+	                  { "--resume", NULL, NULL, 0 }, { "--report-fd", "N", NULL, 0 },
+	                  { "--job-key", "KEY", NULL, 0 } };
 	const char *pos[1];
-	int npos, prc = cli_args_parse(argv[0], argc, argv, args, 4, pos, 1, &npos);
+	int npos, prc = cli_args_parse(argv[0], argc, argv, args, O_COUNT, pos, 1, &npos);
 	if (prc != CLI_ARGS_OK)
 		return prc == CLI_ARGS_HELP ? 0 : 2;
 	if (npos == 0) {
@@ -180,8 +266,29 @@ static int run_main(int argc, char **argv)
 		cli_command_usage("run", stderr);
 		return 2;
 	}
-	const char *spec_path = pos[0], *out_dir = args[O_OUT].value;
+	const char *spec_path = pos[0], *out_dir = args[O_OUT].value, *job_key = args[O_JOB_KEY].value;
 	CliState st = { .tty = isatty(STDERR_FILENO), .quiet = args[O_QUIET].given > 0 };
+	pthread_mutex_init(&st.report_mu, NULL);
+	if (args[O_REPORT_FD].value) {
+		char *end;
+		long fd = strtol(args[O_REPORT_FD].value, &end, 10);
+		if (*end || fd < 1 || fd > 1023 || fcntl((int)fd, F_GETFD) < 0) {
+			fprintf(stderr, "ssld run: --report-fd: '%s' is not an open file descriptor\n",
+			        args[O_REPORT_FD].value);
+			return 2;
+		}
+		/* The report takes the descriptor; when it is stdout, what would be printed there (the
+		 * results table) goes to stderr instead. Ranks other than 0 report nothing. */
+		int rfd = dup((int)fd);
+		if (fd == STDOUT_FILENO)
+			dup2(STDERR_FILENO, STDOUT_FILENO);
+		if (dist_rank() == 0 && (rfd < 0 || !(st.report = fdopen(rfd, "w")))) {
+			fprintf(stderr, "ssld run: --report-fd %ld: %s\n", fd, strerror(errno));
+			return 2;
+		} else if (dist_rank() != 0 && rfd >= 0) {
+			close(rfd);
+		}
+	}
 	int restart = args[O_RESTART].given > 0, resume = args[O_RESUME].given > 0;
 	char err[1024];
 	size_t len;
@@ -199,6 +306,18 @@ static int run_main(int argc, char **argv)
 		return 2;
 	}
 	free(text);   /* parsed once: the runner takes the typed spec */
+	/* A spec that names its process count runs with that many (one without "distributed" runs
+	 * with whatever mpirun started). */
+	int np = js->distributed.enabled ? js->distributed.processes : dist_size();
+	if (dist_size() > 1 && np != dist_size()) {
+		fprintf(stderr, "ssld run: %s: distributed.processes is %d, but mpirun started %d processes "
+		        "(mpirun -np %d)\n", spec_path, np, dist_size(), np);
+		jobspec_free(js);
+		return 2;
+	}
+	if (dist_size() == 1 && np > 1 && dist_rank() == 0)
+		fprintf(stderr, "ssld run: running as one process (distributed.processes %d takes effect "
+		        "under mpirun -np %d)\n", np, np);
 	char dir[4096];
 	if (out_dir)
 		snprintf(dir, sizeof dir, "%s", out_dir);
@@ -210,8 +329,9 @@ static int run_main(int argc, char **argv)
 		jobspec_free(js);
 		return 1;
 	}
-	/* Under mpirun rank 0 decides for every process (the others write nothing: runner.h). */
-	int go = dist_rank() == 0 ? decide(dir, spec_path, resolved, restart, resume) : 1;
+	/* Under mpirun rank 0 decides for every process (the others write nothing: runner.h); in a
+	 * daemon's job directory the runner checks the key itself (workdir.h). */
+	int go = job_key || dist_rank() != 0 ? 1 : decide(dir, spec_path, resolved, restart, resume);
 	free(resolved);
 	if (dist_bcast(&go, sizeof go, "start of ssld run") < 0) {
 		fprintf(stderr, "ssld run: %s\n", dist_error());
@@ -237,9 +357,12 @@ static int run_main(int argc, char **argv)
 	struct sigaction sa = { .sa_handler = on_sigint };
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
 
 	RunnerHooks hooks = { .user = &st, .on_metric = cli_metric, .on_progress = cli_progress,
-	                      .on_event = cli_event, .should_stop = cli_should_stop };
+	                      .on_event = cli_event, .should_stop = cli_should_stop,
+	                      .on_artifact = st.report ? report_artifact : NULL,
+	                      .on_checkpoint = st.report ? report_checkpoint : NULL };
 	char *results = NULL;
 	/* Decoded image pixels live beside the output folder (runs/image-cache for runs/NAME), so
 	 * every run under the same parent reuses them. */
@@ -252,8 +375,14 @@ static int run_main(int argc, char **argv)
 			cache[0] = 0;      /* then the job's own folder holds them */
 	}
 	RunnerOptions ro = { .resume = resume ? RUNNER_RESUME_FORCE : RUNNER_RESUME_CHECK,
-	                     .cache_dir = cache[0] ? cache : NULL };
+	                     .cache_dir = cache[0] ? cache : NULL, .job_key = job_key };
 	int rc = runner_run_spec(js, dir, &ro, &hooks, NULL, &results, err, sizeof err);
+	if (st.report) {
+		report_end(&st, rc == RUNNER_OK ? "succeeded" : rc == RUNNER_STOPPED ? "stopped"
+		                : rc == RUNNER_CANCELLED ? "cancelled" : "failed",
+		           rc == RUNNER_OK ? results : NULL, rc < 0 ? err : NULL);
+		fclose(st.report);
+	}
 	if (st.tty && !st.quiet)
 		fprintf(stderr, "\n");
 	if (rc == RUNNER_OK) {

@@ -197,6 +197,9 @@ static const char usage_text[] =
 	"  --generate-max-tokens N    longer text requests are cut to N tokens, marked truncated (default 4096)\n"
 	"  --webhook URL              POST each job that ends (succeeded, failed, cancelled) there as JSON, with\n"
 	"                             its results; retried on no answer or 5xx (docs/service.md)\n"
+	"  --mpirun PATH              the mpirun that starts \"distributed\" jobs (default: mpirun on PATH)\n"
+	"  --mpirun-args 'ARGS'       extra mpirun arguments, split on blanks, no shell (e.g. --oversubscribe)\n"
+	"  --mpi-hostfile FILE        OpenMPI hostfile for distributed jobs that list no hosts (default: this machine)\n"
 	"\n"
 	"Once any token exists (`ssld token create`, or --tokens-file), POSTs need 'Authorization: Bearer TOKEN',\n"
 	"jobs record the token's name as their owner, and only the owner or an admin token cancels a job or\n"
@@ -295,6 +298,9 @@ int config_set(SsldConfig *c, const char *key_in, const char *v, char *err, size
 		}
 		return set_str(c->webhook, sizeof c->webhook, key, v, err, errlen);
 	}
+	if (strcmp(key, "mpirun") == 0) return set_str(c->mpirun, sizeof c->mpirun, key, v, err, errlen);
+	if (strcmp(key, "mpirun-args") == 0) return set_str(c->mpirun_args, sizeof c->mpirun_args, key, v, err, errlen);
+	if (strcmp(key, "mpi-hostfile") == 0) return set_str(c->mpi_hostfile, sizeof c->mpi_hostfile, key, v, err, errlen);
 	if (strcmp(key, "generate-max-tokens") == 0) return set_int(&c->generate_max_tokens, key, v, 1, 4096, err, errlen);
 	if (strcmp(key, "log-level") == 0) {
 		int l = slog_level_parse(v);

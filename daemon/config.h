@@ -55,6 +55,10 @@ typedef struct SsldConfig {
 	double generate_max_seconds; /* text sampling stops after this long (truncated); default 60, 0 = none */
 	int generate_max_tokens;     /* longer text requests are cut to this (truncated); default 4096 */
 	char webhook[1024];          /* "" = none; else POST each ended job there (webhook.h) */
+	/* Distributed jobs (workers/mpi_launch.h). */
+	char mpirun[1024];           /* "" = "mpirun" on PATH */
+	char mpirun_args[1024];      /* extra words after -np N, split on blanks: "--oversubscribe" */
+	char mpi_hostfile[1024];     /* "" = this machine, unless a job lists hosts */
 	/* Uploaded datasets (api/datasets.h); sizes in bytes, 0 = no limit. */
 	uint64_t max_upload_bytes;   /* one upload's body; default 1 GiB */
 	uint64_t max_dataset_bytes;  /* one dataset unpacked; default 4 GiB */

@@ -359,7 +359,9 @@ int serve_main(int argc, char **argv)
 		goto out;
 	}
 	PoolConfig pc = { .workers = c->workers, .state_dir = c->state_dir, .max_threads = c->job_threads,
-	                  .max_running_per_owner = c->max_running_per_owner, .on_run_end = pool_run_end, .user = s };
+	                  .max_running_per_owner = c->max_running_per_owner, .on_run_end = pool_run_end, .user = s,
+	                  .mpi = { .mpirun = c->mpirun, .extra_args = c->mpirun_args, .hostfile = c->mpi_hostfile,
+	                           .stop_grace_s = c->stop_timeout_s * 0.8 } };
 	if (pool_new(s->st, s->batch, &pc, &s->pool, err, sizeof err) < 0) {
 		slog(LOG_ERR, 0, "%s", err);
 		goto out;

@@ -1729,6 +1729,103 @@ static int parse_embedding_map(Parser *p, const cJSON *root)
 	return 0;
 }
 
+/* ---------------------------------------------------------------------------------------------- */
+/* distributed (absent: one process in the worker; an object: mpirun over processes ranks)       */
+
+/* A host entry: "name" or "name:slots". The daemon writes it into a hostfile line itself, so
+ * only characters a host name has are accepted (no blanks, quotes or shell metacharacters). */
+static int valid_host(const char *s, char *why, size_t n)
+{
+	size_t len = strlen(s);
+	const char *colon = strchr(s, ':');
+	size_t name_len = colon ? (size_t)(colon - s) : len;
+	if (name_len == 0 || name_len > 253) {
+		snprintf(why, n, "a host name of 1..253 characters");
+		return 0;
+	}
+	if (s[0] == '-' || s[0] == '.') {   /* never an option to mpirun or ssh */
+		snprintf(why, n, "a host name that starts with a letter or digit");
+		return 0;
+	}
+	for (size_t i = 0; i < name_len; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+		      c == '-' || c == '_')) {
+			snprintf(why, n, "letters, digits, '.', '-' and '_' only, then an optional \":slots\"; "
+			         "got '%c'", c >= 32 && c < 127 ? c : '?');
+			return 0;
+		}
+	}
+	if (colon) {
+		const char *d = colon + 1;
+		long slots = 0;
+		if (!*d || strlen(d) > 3)
+			slots = -1;
+		for (; slots >= 0 && *d; d++)
+			slots = *d >= '0' && *d <= '9' ? slots * 10 + (*d - '0') : -1;
+		if (slots < 1 || slots > JOBSPEC_MAX_PROCESSES) {
+			snprintf(why, n, "slots after ':' must be 1..%d", JOBSPEC_MAX_PROCESSES);
+			return 0;
+		}
+	}
+	return 1;
+}
+
+static int parse_distributed(Parser *p, const cJSON *root)
+{
+	JobSpec *js = p->js;
+	char got[96], field[64], why[160];
+	const cJSON *v = sub_object(p, root, "", "distributed");
+	if (!v)
+		return 0;
+#ifndef SSLD_HAVE_MPI
+	return fail(p, 400, "unsupported", "distributed",
+	            "this ssld was built without MPI (meson -Dmpi=enabled), so it cannot run a job over "
+	            "several processes; remove \"distributed\" or use an ssld built with MPI");
+#endif
+	js->distributed.enabled = 1;
+	spec_level_defaults("distributed", NULL, js, NULL, NULL);
+	int before = p->n_errors;
+	walk_level(p, v, "distributed", "distributed", NULL, NULL, NULL, NULL);
+	const cJSON *hosts = cJSON_GetObjectItemCaseSensitive(v, "hosts");
+	if (hosts) {
+		const SpecKey *k = spec_key_find("distributed.hosts", NULL);
+		int n = cJSON_IsArray(hosts) ? cJSON_GetArraySize(hosts) : -1;
+		if (n < 0)
+			fail(p, 400, "invalid_field", "distributed.hosts", "must be an array of host names, got %s",
+			     describe(hosts, got, sizeof got));
+		else if (n < k->min_n || n > k->max_n)
+			fail(p, 400, "invalid_field", "distributed.hosts", "must have %d..%d entries, got %d",
+			     k->min_n, k->max_n, n);
+		for (int i = 0; n > 0 && n <= k->max_n && i < n; i++) {
+			const cJSON *h = cJSON_GetArrayItem(hosts, i);
+			field_index(field, sizeof field, "distributed.hosts", i);
+			if (!cJSON_IsString(h))
+				fail(p, 400, "invalid_field", field, "must be a string, got %s", describe(h, got, sizeof got));
+			else if (!valid_host(h->valuestring, why, sizeof why))
+				fail(p, 400, "invalid_field", field, "must be %s", why);
+			else if (!(js->distributed.hosts[js->distributed.n_hosts++] = own(p, h->valuestring)))
+				return oom(p, field);
+		}
+	}
+	if (p->n_errors > before)
+		return -EINVAL;
+	int np = js->distributed.processes;
+	int batch = js->pretrain.batch_size;
+	if (p->method->views == 0 || batch % np == 0)
+		return 0;
+	int lo = np, hi = np;   /* the nearest rank counts that do divide it */
+	while (lo > 1 && batch % lo != 0)
+		lo--;
+	while (hi < batch && hi < JOBSPEC_MAX_PROCESSES && batch % hi != 0)
+		hi++;
+	if (batch % hi != 0)
+		hi = lo;
+	return fail(p, 400, "invalid_field", "distributed.processes",
+	            "must divide pretrain.batch_size (the global batch, %d) into equal shards per rank, "
+	            "got %d (%d or %d would; or make batch_size a multiple of %d)", batch, np, lo, hi, np);
+}
+
 static int parse_method(Parser *p, const cJSON *root)
 {
 	char got[96];
@@ -1896,6 +1993,7 @@ static int parse_root(Parser *p, const cJSON *root)
 	parse_pretrain(p, cJSON_GetObjectItemCaseSensitive(root, "pretrain"));
 	parse_evaluations(p, cJSON_GetObjectItemCaseSensitive(root, "evaluations"));
 	parse_embedding_map(p, root);
+	parse_distributed(p, root);
 	parse_init_from(p, root);
 
 	if (!js->name) {

@@ -32,6 +32,8 @@
 #define JOBSPEC_MAX_EVALS 16
 #define JOBSPEC_MAX_FRACTIONS EVAL_MAX_FRACTIONS
 #define JOBSPEC_MAX_TEXT_FILES 64
+#define JOBSPEC_MAX_HOSTS 64
+#define JOBSPEC_MAX_PROCESSES 256
 
 typedef struct SpecError {
 	char code[32];       /* "invalid_field", "unknown_key", "invalid_json", "forbidden_path", ... */
@@ -87,6 +89,12 @@ typedef struct JobSpec {
 	int n_evals;
 	int random_init_baseline;      /* with evaluations: also probe the untrained encoder */
 	EmbedMapConfig embed_map;      /* "embedding_map": enabled when the key is present */
+	struct {                       /* "distributed": one job over MPI ranks (workers/mpi_launch.h) */
+		int enabled;               /* the key is present: the daemon runs the job under mpirun */
+		int processes;             /* MPI ranks; divides pretrain.batch_size */
+		int n_hosts;               /* 0: the daemon's hostfile, else this machine */
+		char *hosts[JOBSPEC_MAX_HOSTS];   /* "name" or "name:slots", checked characters */
+	} distributed;
 	uint64_t seed;
 	int threads;                   /* BLAS/augmentation threads (default 2) */
 	double checkpoint_interval_s;  /* default 120 */

@@ -21,6 +21,7 @@
 #include "../storage/log.h"
 #include "init_from.h"
 #include "job_files.h"
+#include "mpi_launch.h"
 #include "runner.h"
 #include "workdir.h"
 
@@ -265,7 +266,9 @@ static void run_job(Worker *w, StoreJob *j)
 	err[0] = 0;
 	uint64_t t0 = mono_ns();
 	JobSpec *js = job_spec(j->spec, p->cfg.max_threads, err, sizeof err);
-	int rc = js ? runner_run_spec(js, dir, &ro, &h, resolve_job, &results, err, sizeof err) : -1;   /* < 0: failed */
+	int rc = !js ? -1   /* < 0: failed */
+	       : js->distributed.enabled ? mpi_launch_run(&p->cfg.mpi, js, dir, key, &h, resolve_job, &results, err, sizeof err)
+	       : runner_run_spec(js, dir, &ro, &h, resolve_job, &results, err, sizeof err);
 	double secs = (double)(mono_ns() - t0) * 1e-9;
 	atomic_fetch_add(&p->busy_ns, mono_ns() - t0);
 

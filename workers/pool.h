@@ -25,6 +25,7 @@
 
 #include "../storage/batch.h"
 #include "../storage/store.h"
+#include "mpi_launch.h"
 
 typedef struct Pool Pool;
 
@@ -38,6 +39,7 @@ typedef struct PoolConfig {
 	 * requeued). May be NULL. The daemon uses it to wake its loop (status line, stop). */
 	void (*on_run_end)(void *user, int64_t job_id, JobState state);
 	void *user;
+	MpiLaunchConfig mpi;      /* how "distributed" jobs start (mpirun, its arguments, hostfile) */
 } PoolConfig;
 
 typedef struct PoolStats {

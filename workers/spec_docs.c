@@ -287,6 +287,9 @@ char *jobspec_docs_markdown(void)
 	level_table(t, "embedding_map", "embedding_map",
 	            "Present (even `{}`): after the evaluations the job maps a seeded sample of its test split "
 	            "with t-SNE; see docs/results.md.");
+	level_table(t, "distributed", "distributed",
+	            "Present: the daemon runs the job under `mpirun` over `processes` MPI ranks (an ssld "
+	            "built with `meson -Dmpi=enabled`); see docs/distributed.md.");
 
 	fprintf(t, "\n## Methods\n\n`method` picks one; `params` takes its parameters.\n");
 	for (int i = 0; i < method_catalog_count(); i++) {

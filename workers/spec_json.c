@@ -674,6 +674,15 @@ char *jobspec_to_json(const JobSpec *js)
 	if (js->embed_map.enabled)
 		emit_level(cJSON_AddObjectToObject(o, "embedding_map"), "embedding_map", NULL, js, NULL, NULL,
 		           NULL);
+	if (js->distributed.enabled) {
+		cJSON *d = cJSON_AddObjectToObject(o, "distributed");
+		emit_level(d, "distributed", NULL, js, NULL, NULL, NULL);
+		if (js->distributed.n_hosts > 0) {
+			cJSON *h = cJSON_AddArrayToObject(d, "hosts");
+			for (int i = 0; i < js->distributed.n_hosts; i++)
+				cJSON_AddItemToArray(h, cJSON_CreateString(js->distributed.hosts[i]));
+		}
+	}
 	emit_level(o, "", NULL, js, NULL, NULL, "name");
 	if (js->init_from)
 		cJSON_AddStringToObject(o, "init_from", js->init_from);

@@ -209,6 +209,8 @@ static cJSON *custom_schema(const SpecKey *k)
 		cJSON *it = cJSON_AddObjectToObject(s, "items");
 		cJSON_AddStringToObject(it, "type", "string");
 		cJSON_AddNumberToObject(it, "minLength", 1);
+		if (strcmp(k->path, "distributed.hosts") == 0)   /* jobspec.c: valid_host */
+			cJSON_AddStringToObject(it, "pattern", "^[A-Za-z0-9_][A-Za-z0-9._-]{0,252}(:[0-9]{1,3})?$");
 		cJSON_AddNumberToObject(s, "minItems", k->min_n);
 		cJSON_AddNumberToObject(s, "maxItems", k->max_n);
 	}

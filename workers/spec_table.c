@@ -68,6 +68,9 @@ static const SpecKey head_keys[] = {
 	  .help = "after the evaluations, a 2-D t-SNE map of test embeddings with 8 nearest neighbours "
 	          "each (artifacts embedding_map.json and, for images, embedding_map_sprite.png); "
 	          "{} maps with the defaults" },
+	{ "distributed", SPEC_OBJECT, .flags = SPEC_DEF_NONE, .def_text = "none (absent: one process)",
+	  .help = "run the job data-parallel over MPI ranks under mpirun (an ssld built with MPI); "
+	          "pretrain.batch_size is the global batch, split evenly over the ranks" },
 	{ "seed", SPEC_U64, JOB(seed), .def = 0, .min = 0, .max = 9007199254740992.0,
 	  .help = "random seed (>= 0): same seed, same run" },
 	{ "threads", SPEC_INT, JOB(threads), .def = 2, .min = 1, .max = 64,
@@ -147,6 +150,16 @@ static const SpecKey tail_keys[] = {
 	  .max = 100, .help = "t-SNE perplexity (effective neighbours), 2..100, at most (points - 2) / 3" },
 	{ "embedding_map.iterations", SPEC_INT, JOB(embed_map.iterations), .def = 1000, .min = 300,
 	  .max = 5000, .help = "t-SNE gradient steps (the first 250 with early exaggeration), 300..5000" },
+
+	/* ---- distributed (present = on; read when the object is given) ---- */
+	{ "distributed.processes", SPEC_INT, JOB(distributed.processes), .def = 1, .min = 1,
+	  .max = JOBSPEC_MAX_PROCESSES,
+	  .help = "MPI ranks (mpirun -np), 1..256; must divide pretrain.batch_size" },
+	{ "distributed.hosts", SPEC_CUSTOM, .json_type = "array<string>", .min_n = 1,
+	  .max_n = JOBSPEC_MAX_HOSTS, .flags = SPEC_HAND_PARSED | SPEC_DEF_NONE,
+	  .def_text = "the daemon's mpi-hostfile, else this machine",
+	  .help = "hosts to run on, \"name\" or \"name:slots\" (letters, digits, '.', '-', '_'), "
+	          "1..64 entries; ssld writes the hostfile" },
 
 	/* ---- evaluations[] (protocol keys come from the catalogue) ---- */
 	{ "evaluations[].protocol", SPEC_ENUM, .flags = SPEC_REQUIRED | SPEC_HAND_PARSED | SPEC_DEF_NONE,

@@ -116,6 +116,63 @@ static char *fmt(const char *f, ...)
 
 /* ---------------------------------------------------------------------------------------------- */
 
+/* "distributed": off when absent; without MPI in the build every use is one 400 on the key; with
+ * it, processes must divide the global batch, hosts are host names only, and the resolved spec
+ * keeps both. */
+static void test_distributed(void)
+{
+	JobSpec *js = PARSE_OK("{\"method\": \"simclr\"}", NULL);
+	if (js) {
+		CHECK(!js->distributed.enabled, "absent: one process");
+		char *j = jobspec_to_json(js);
+		CHECK(j && !strstr(j, "distributed"), "an absent key stays absent in the resolved spec");
+		free(j);
+		jobspec_free(js);
+	}
+#ifndef SSLD_HAVE_MPI
+	BAD("{\"method\": \"simclr\", \"distributed\": {\"processes\": 2}}", "distributed",
+	    "this ssld was built without MPI (meson -Dmpi=enabled)");
+#else
+	js = PARSE_OK("{\"method\": \"simclr\", \"pretrain\": {\"batch_size\": 96}, "
+	              "\"distributed\": {\"processes\": 3, \"hosts\": [\"node-1.lan:2\", \"n2\"]}}", NULL);
+	if (js) {
+		CHECK(js->distributed.enabled && js->distributed.processes == 3 && js->distributed.n_hosts == 2 &&
+		      strcmp(js->distributed.hosts[0], "node-1.lan:2") == 0);
+		char *j = jobspec_to_json(js);
+		JobSpec *back = j ? PARSE_OK(j, NULL) : NULL;
+		CHECK(back && back->distributed.processes == 3 && back->distributed.n_hosts == 2 &&
+		      strcmp(back->distributed.hosts[1], "n2") == 0, "the resolved spec keeps it");
+		jobspec_free(back);
+		free(j);
+		jobspec_free(js);
+	}
+	js = PARSE_OK("{\"method\": \"simclr\", \"distributed\": {}}", NULL);
+	if (js) {
+		CHECK(js->distributed.enabled && js->distributed.processes == 1 && js->distributed.n_hosts == 0);
+		jobspec_free(js);
+	}
+	BAD("{\"method\": \"simclr\", \"distributed\": {\"processes\": 3}}", "distributed.processes",
+	    "must divide pretrain.batch_size (the global batch, 256) into equal shards per rank, got 3 (2 or 4 would");
+	BAD("{\"method\": \"simclr\", \"distributed\": {\"processes\": 0}}", "distributed.processes", ">= 1");
+	BAD("{\"method\": \"simclr\", \"distributed\": {\"processes\": 257}}", "distributed.processes", "<= 256");
+	BAD("{\"method\": \"simclr\", \"distributed\": {\"hosts\": [\"a;reboot\"]}}", "distributed.hosts[0]",
+	    "got ';'");
+	BAD("{\"method\": \"simclr\", \"distributed\": {\"hosts\": [\"a b\"]}}", "distributed.hosts[0]", "got ' '");
+	BAD("{\"method\": \"simclr\", \"distributed\": {\"hosts\": [\"-oProxyCommand=x\"]}}",
+	    "distributed.hosts[0]", "starts with a letter or digit");
+	BAD("{\"method\": \"simclr\", \"distributed\": {\"hosts\": [\"a:0\"]}}", "distributed.hosts[0]",
+	    "slots after ':' must be 1..256");
+	BAD("{\"method\": \"simclr\", \"distributed\": {\"hosts\": [\"a:2:3\"]}}", "distributed.hosts[0]",
+	    "slots");
+	BAD("{\"method\": \"simclr\", \"distributed\": {\"hosts\": []}}", "distributed.hosts", "1..64 entries");
+	BAD("{\"method\": \"simclr\", \"distributed\": {\"hosts\": \"a\"}}", "distributed.hosts",
+	    "must be an array");
+	BAD("{\"method\": \"simclr\", \"distributed\": {\"hosts\": [7]}}", "distributed.hosts[0]", "must be a string");
+	BAD("{\"method\": \"simclr\", \"distributed\": {\"procs\": 2}}", "distributed.procs", "unknown key");
+#endif
+	BAD("{\"method\": \"simclr\", \"distributed\": 2}", "distributed", "must be an object");
+}
+
 /* "embedding_map": off when absent, on with the table's defaults for {}, typed and range-checked,
  * kept by the resolved spec only when on. */
 static void test_embedding_map(void)
@@ -1409,6 +1466,7 @@ int main(void)
 	}
 	test_bad_specs();
 	test_embedding_map();
+	test_distributed();
 	test_all_errors();
 	test_defaults_in_range();
 	test_depth();
