@@ -253,6 +253,15 @@ static int write_port_file(const char *path, int port)
 	return rename(tmp, path) == 0 ? 0 : -errno;
 }
 
+/* The database as the log shows it: a URL's password replaced by "***". */
+static void redact_database(const char *db, char *out, size_t cap)
+{
+	const char *scheme = strstr(db, "://"), *at = scheme ? strchr(scheme + 3, '@') : NULL;
+	const char *colon = scheme ? memchr(scheme + 3, ':', at ? (size_t)(at - scheme - 3) : 0) : NULL;
+	if (colon) snprintf(out, cap, "%.*s:***%s", (int)(colon - db), db, at);
+	else snprintf(out, cap, "%s", db);
+}
+
 static void recover(Server *s)
 {
 	char err[512];
@@ -270,7 +279,7 @@ static void recover(Server *s)
 		int64_t file_step;
 		StoreJob j;
 		char key[64];
-		if (pool_job_dir(s->cfg.state_dir, ids[i], dir, sizeof dir) == 0 &&
+		if (pool_job_dir(s->cfg.shared_dir, ids[i], dir, sizeof dir) == 0 &&
 		    store_job_get(s->st, ids[i], &j, err, sizeof err) == 0) {
 			/* Only the job's own checkpoint counts: another job's is moved aside when it runs. */
 			workdir_job_key(ids[i], j.created_at, key, sizeof key);
@@ -331,6 +340,10 @@ int serve_main(int argc, char **argv)
 		slog(LOG_ERR, 0, "state directory %s: %s", c->state_dir, strerror(-rc));
 		goto out;
 	}
+	if (strcmp(c->shared_dir, c->state_dir) != 0 && (rc = mkdir_p(c->shared_dir)) < 0) {
+		slog(LOG_ERR, 0, "shared directory %s: %s", c->shared_dir, strerror(-rc));
+		goto out;
+	}
 	char path[1200];
 	if (statelock_acquire(&s->lock, c->state_dir, err, sizeof err) < 0) {
 		slog(LOG_ERR, 0, "%s", err);
@@ -344,7 +357,8 @@ int serve_main(int argc, char **argv)
 	loop_ok = 1;
 	uv_async_init(&s->loop, &s->wake, on_wake);
 	s->wake.data = s;
-	snprintf(path, sizeof path, "%s/ssld.db", c->state_dir);
+	if (c->database[0]) snprintf(path, sizeof path, "%s", c->database);
+	else snprintf(path, sizeof path, "%s/ssld.db", c->state_dir);
 	if (store_open(path, &s->st, err, sizeof err) < 0) {
 		slog(LOG_ERR, 0, "%s", err);
 		goto out;
@@ -358,7 +372,7 @@ int serve_main(int argc, char **argv)
 		slog(LOG_ERR, 0, "%s", err);
 		goto out;
 	}
-	PoolConfig pc = { .workers = c->workers, .state_dir = c->state_dir, .max_threads = c->job_threads,
+	PoolConfig pc = { .workers = c->workers, .state_dir = c->state_dir, .shared_dir = c->shared_dir, .max_threads = c->job_threads,
 	                  .max_running_per_owner = c->max_running_per_owner, .on_run_end = pool_run_end, .user = s };
 	if (pool_new(s->st, s->batch, &pc, &s->pool, err, sizeof err) < 0) {
 		slog(LOG_ERR, 0, "%s", err);
@@ -368,8 +382,8 @@ int serve_main(int argc, char **argv)
 	for (int i = 0; i < c->n_data_roots; i++) roots[i] = c->data_roots[i];
 	/* Jobs open dataset files beneath these roots only (checked again at open time), and beneath
 	 * the uploaded datasets (api/datasets.h). */
-	char uploaded[sizeof c->state_dir + 16];
-	snprintf(uploaded, sizeof uploaded, "%s/" API_UPLOADS_DIR, c->state_dir);
+	char uploaded[sizeof c->shared_dir + 16];
+	snprintf(uploaded, sizeof uploaded, "%s/" API_UPLOADS_DIR, c->shared_dir);
 	roots[c->n_data_roots] = uploaded;
 	if (mkdir(uploaded, 0750) < 0 && errno != EEXIST)   /* confined by descriptor: it must exist now */
 		slog(LOG_WARNING, 0, "%s: %s; uploaded datasets cannot be read", uploaded, strerror(errno));
@@ -379,7 +393,7 @@ int serve_main(int argc, char **argv)
 	}
 	int listen_fd = activation_socket();
 	ApiConfig ac = {
-		.listen = c->listen, .listen_fd = listen_fd, .read_access = (ApiReadAccess)c->read_access, .store = s->st, .batch = s->batch, .pool = s->pool, .state_dir = c->state_dir,
+		.listen = c->listen, .listen_fd = listen_fd, .read_access = (ApiReadAccess)c->read_access, .store = s->st, .batch = s->batch, .pool = s->pool, .state_dir = c->state_dir, .shared_dir = c->shared_dir,
 		.data_roots = roots, .n_data_roots = c->n_data_roots, .web_dir = c->web_dir[0] ? c->web_dir : NULL,
 		.max_body = c->max_body, .max_job_memory = c->max_job_memory, .max_queued = c->max_queued,
 		.max_queued_per_owner = c->max_queued_per_owner, .max_running_per_owner = c->max_running_per_owner,
@@ -398,6 +412,11 @@ int serve_main(int argc, char **argv)
 	};
 	if (api_new(&ac, &s->api, err, sizeof err) < 0) {
 		slog(LOG_ERR, 0, "%s", err);
+		goto out;
+	}
+	config_default_node(c, api_port(s->api));
+	if (pool_set_node(s->pool, c->node) < 0 || api_set_node(s->api, c->node) < 0) {
+		slog(LOG_ERR, 0, "node name: out of memory");
 		goto out;
 	}
 	if (pool_start(s->pool, err, sizeof err) < 0) {
@@ -437,8 +456,11 @@ int serve_main(int argc, char **argv)
 		snprintf(where, sizeof where, "port %d (socket passed by systemd)", api_port(s->api));
 	else   /* parse_listen accepted it: it has a ':' */
 		snprintf(where, sizeof where, "http://%.*s:%d", (int)(strrchr(c->listen, ':') - c->listen), c->listen, api_port(s->api));
-	slog(LOG_NOTICE, 0, "ssld %s listening on %s; state %s; %d worker(s), %d BLAS thread(s) per job; data roots: %s; web: %s",
-	     SSLD_VERSION, where, c->state_dir, c->workers, c->job_threads, roots_text[0] ? roots_text : "(none)",
+	char shown_db[1300];
+	redact_database(path, shown_db, sizeof shown_db);
+	slog(LOG_NOTICE, 0, "ssld %s node %s listening on %s; state %s; database %s; job directories %s/jobs; %d worker(s), "
+	     "%d BLAS thread(s) per job; data roots: %s; web: %s",
+	     SSLD_VERSION, c->node, where, c->state_dir, shown_db, c->shared_dir, c->workers, c->job_threads, roots_text[0] ? roots_text : "(none)",
 	     c->web_dir[0] ? c->web_dir : "(none)");
 	notify("READY=1");
 	update_status(s);

@@ -38,7 +38,7 @@ struct Pool {
 	Store *st;
 	StoreBatch *batch;
 	PoolConfig cfg;
-	char *state_dir;
+	char *state_dir, *shared_dir, *node;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	uint64_t wake_seq;            /* guarded by mu */
@@ -80,9 +80,9 @@ static int mkdir_p(const char *path, char *err, size_t errlen)
 	return 0;
 }
 
-int pool_job_dir(const char *state_dir, int64_t job_id, char *out, size_t len)
+int pool_job_dir(const char *shared_dir, int64_t job_id, char *out, size_t len)
 {
-	int n = snprintf(out, len, "%s/jobs/%lld", state_dir, (long long)job_id);
+	int n = snprintf(out, len, "%s/jobs/%lld", shared_dir, (long long)job_id);
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
@@ -160,7 +160,7 @@ static void hook_checkpoint(void *user, int64_t step, const char *path)
 static int resolve_job(void *user, int64_t job_id, char *path, size_t len)
 {
 	Worker *w = user;
-	return init_from_job_weights(w->pool->state_dir, job_id, path, len);
+	return init_from_job_weights(w->pool->shared_dir, job_id, path, len);
 }
 
 /* ---- running one job ------------------------------------------------------------------------ */
@@ -238,7 +238,7 @@ static void run_job(Worker *w, StoreJob *j)
 	}
 	w->last_step = j->checkpoint_step > 0 ? j->checkpoint_step : 0;
 
-	if (pool_job_dir(p->state_dir, j->id, dir, sizeof dir) < 0 || mkdir_p(dir, err, sizeof err) < 0) {
+	if (pool_job_dir(p->shared_dir, j->id, dir, sizeof dir) < 0 || mkdir_p(dir, err, sizeof err) < 0) {
 		if (!err[0]) snprintf(err, sizeof err, "job directory path too long");
 		pool_event(p, j->id, LOG_ERR, "cannot prepare the job directory: %s", err);
 		flush_retrying(p, j->id);
@@ -258,7 +258,7 @@ static void run_job(Worker *w, StoreJob *j)
 	};
 	char key[64];   /* the job's identity: a directory it did not create is never adopted */
 	workdir_job_key(j->id, j->created_at, key, sizeof key);
-	char cache[4200];   /* decoded image pixels, shared by every job of this state directory */
+	char cache[4200];   /* decoded image pixels, shared by every job of this node */
 	snprintf(cache, sizeof cache, "%s/cache/images", p->state_dir);
 	RunnerOptions ro = { .job_key = key, .cache_dir = mkdir_p(cache, err, sizeof err) == 0 ? cache : NULL };
 	char *results = NULL;
@@ -346,24 +346,34 @@ int pool_new(Store *st, StoreBatch *batch, const PoolConfig *cfg, Pool **out, ch
 		return -EINVAL;
 	}
 	Pool *p = calloc(1, sizeof *p);
-	if (!p || !(p->state_dir = strdup(cfg->state_dir ? cfg->state_dir : "."))) {
-		free(p);
+	if (!p) {
 		snprintf(err, errlen, "worker pool: out of memory");
 		return -ENOMEM;
 	}
 	p->st = st;
 	p->batch = batch;
 	p->cfg = *cfg;
+	const char *state = cfg->state_dir ? cfg->state_dir : ".";
+	p->state_dir = strdup(state);
+	p->shared_dir = strdup(cfg->shared_dir ? cfg->shared_dir : state);
+	p->node = strdup(cfg->node ? cfg->node : "");
 	p->cfg.state_dir = p->state_dir;
+	p->cfg.shared_dir = p->shared_dir;
+	p->cfg.node = p->node;
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv, NULL);
+	if (!p->state_dir || !p->shared_dir || !p->node) {
+		pool_free(p);
+		snprintf(err, errlen, "worker pool: out of memory");
+		return -ENOMEM;
+	}
 	if (cfg->workers > 0 && !(p->w = calloc((size_t)cfg->workers, sizeof *p->w))) {
 		pool_free(p);
 		snprintf(err, errlen, "worker pool: out of memory");
 		return -ENOMEM;
 	}
 	char jobs[4096];
-	snprintf(jobs, sizeof jobs, "%s/jobs", p->state_dir);
+	snprintf(jobs, sizeof jobs, "%s/jobs", p->shared_dir);
 	int rc = mkdir_p(jobs, err, errlen);
 	if (rc < 0) {
 		pool_free(p);
@@ -372,6 +382,18 @@ int pool_new(Store *st, StoreBatch *batch, const PoolConfig *cfg, Pool **out, ch
 	*out = p;
 	return 0;
 }
+
+int pool_set_node(Pool *p, const char *node)
+{
+	char *copy = strdup(node ? node : "");
+	if (!copy) return -ENOMEM;
+	free(p->node);
+	p->node = copy;
+	p->cfg.node = copy;
+	return 0;
+}
+
+const char *pool_node(const Pool *p) { return p->node; }
 
 int pool_start(Pool *p, char *err, size_t errlen)
 {
@@ -445,5 +467,7 @@ void pool_free(Pool *p)
 	pthread_mutex_destroy(&p->mu);
 	free(p->w);
 	free(p->state_dir);
+	free(p->shared_dir);
+	free(p->node);
 	free(p);
 }

@@ -1,13 +1,14 @@
 /* pool.h - the daemon's worker threads: each claims the best queued job and runs it.
  *
  * N threads loop: claim the highest-priority, oldest queued job (store_job_claim), run it with
- * runner_run in STATE_DIR/jobs/<id>/, and record the outcome. Runner hooks feed the StoreBatch
+ * runner_run in SHARED_DIR/jobs/<id>/ (SHARED_DIR is the state dir on a box alone, a directory
+ * every node mounts when several share one database), and record the outcome. Runner hooks feed the StoreBatch
  * (metric points, progress, events: never a transaction per point), record artifacts, and record
  * checkpoints (flushing the job's points first, so a resume neither loses nor repeats them).
  * Cancellation is an atomic flag the runner polls every step; a pool stop makes running jobs
  * checkpoint and go back to `queued`, to resume on the next start.
  *
- *   PoolConfig pc = { .workers = 1, .state_dir = "/var/lib/ssld" };
+ *   PoolConfig pc = { .workers = 1, .state_dir = "/var/lib/ssld", .shared_dir = "/var/lib/ssld" };
  *   Pool *p;
  *   pool_new(st, batch, &pc, &p, err, sizeof err);
  *   pool_start(p, err, sizeof err);
@@ -30,7 +31,9 @@ typedef struct Pool Pool;
 
 typedef struct PoolConfig {
 	int workers;              /* threads; 0 = queue only (jobs wait until a daemon with workers runs) */
-	const char *state_dir;    /* job work dirs are state_dir/jobs/<id>/ */
+	const char *state_dir;    /* this node's own files: the decoded-image cache (state_dir/cache/) */
+	const char *shared_dir;   /* job work dirs are shared_dir/jobs/<id>/; NULL = state_dir */
+	const char *node;         /* this node's name in the queue (pool_set_node may set it later) */
 	int max_threads;          /* > 0: cap on a job's "threads" (BLAS/augmentation threads) */
 	double idle_poll_s;       /* idle workers look at the queue this often even without a wake (default 2) */
 	int max_running_per_owner;/* > 0: an owner's jobs beyond this many running wait in the queue */
@@ -50,6 +53,9 @@ typedef struct PoolStats {
 } PoolStats;
 
 int pool_new(Store *st, StoreBatch *batch, const PoolConfig *cfg, Pool **out, char *err, size_t errlen);
+/* Names this node (before pool_start: the default name needs the bound port). 0 or -ENOMEM. */
+int pool_set_node(Pool *p, const char *node);
+const char *pool_node(const Pool *p);
 /* Starts the threads. 0 or < 0 with err. */
 int pool_start(Pool *p, char *err, size_t errlen);
 /* Wakes idle workers to look at the queue (cheap; any thread). */
@@ -63,7 +69,7 @@ void pool_stats(Pool *p, PoolStats *out);
 /* Stops (as pool_request_stop), joins the threads and frees. pool_free(NULL) is a no-op. */
 void pool_free(Pool *p);
 
-/* The directory of a job: state_dir/jobs/<id> (no trailing slash). */
-int pool_job_dir(const char *state_dir, int64_t job_id, char *out, size_t len);
+/* The directory of a job: shared_dir/jobs/<id> (no trailing slash). */
+int pool_job_dir(const char *shared_dir, int64_t job_id, char *out, size_t len);
 
 #endif
