@@ -19,9 +19,14 @@
 
 #define KEY_MAX 64
 
-typedef struct Point { int64_t job, step; double time, value; char key[KEY_MAX]; } Point;
-typedef struct Event { int64_t job; double time; int level; char *msg; } Event;
-typedef struct Progress { int64_t job, step, total; double fraction, eta_s; char stage[64]; } Progress;
+/* gen: the lease generation the row was produced under (store_batch_lease), -1 = not fenced. */
+typedef struct Point { int64_t job, gen, step; double time, value; char key[KEY_MAX]; } Point;
+typedef struct Event { int64_t job, gen; double time; int level; char *msg; } Event;
+typedef struct Progress { int64_t job, gen, step, total; double fraction, eta_s; char stage[64]; } Progress;
+/* A job's current lease generation, and whether rows of it were dropped as fenced. */
+typedef struct Lease { int64_t job, gen; int fenced; } Lease;
+/* A (job, generation) found fenced by a flush. */
+typedef struct Fence { int64_t job, gen; int checked, fenced; } Fence;
 
 typedef struct Buf {
 	Point *pts; size_t npts, cappts;
@@ -35,6 +40,8 @@ struct StoreBatch {
 	pthread_mutex_t mu;        /* guards cur and the counters appenders touch */
 	pthread_mutex_t flush_mu;  /* one flush at a time: the single writer */
 	Buf cur, out;
+	Lease *leases;             /* under mu */
+	size_t nleases, capleases;
 	StoreBatchStats stats;
 };
 
@@ -67,6 +74,7 @@ void store_batch_free(StoreBatch *b)
 	if (!b) return;
 	buf_free(&b->cur);
 	buf_free(&b->out);
+	free(b->leases);
 	pthread_mutex_destroy(&b->mu);
 	pthread_mutex_destroy(&b->flush_mu);
 	free(b);
@@ -86,6 +94,47 @@ static int grow(void **v, size_t n, size_t *cap, size_t sz)
 
 /* ---- appenders (any thread) ----------------------------------------------------------------- */
 
+/* The lease generation rows of job are stamped with (under mu): -1 when none was set. */
+static Lease *lease_of(StoreBatch *b, int64_t job)
+{
+	for (size_t i = 0; i < b->nleases; i++)
+		if (b->leases[i].job == job) return &b->leases[i];
+	return NULL;
+}
+
+static int64_t gen_of(StoreBatch *b, int64_t job)
+{
+	Lease *l = b->nleases ? lease_of(b, job) : NULL;
+	return l ? l->gen : -1;
+}
+
+int store_batch_lease(StoreBatch *b, int64_t job_id, int64_t lease_gen)
+{
+	int rc = 0;
+	pthread_mutex_lock(&b->mu);
+	Lease *l = lease_of(b, job_id);
+	if (lease_gen < 0) {
+		if (l) *l = b->leases[--b->nleases];
+	} else if (l) {
+		*l = (Lease){ .job = job_id, .gen = lease_gen };
+	} else if (grow((void **)&b->leases, b->nleases, &b->capleases, sizeof(Lease)) < 0) {
+		rc = STORE_ENOMEM;
+	} else {
+		b->leases[b->nleases++] = (Lease){ .job = job_id, .gen = lease_gen };
+	}
+	pthread_mutex_unlock(&b->mu);
+	return rc;
+}
+
+int store_batch_fenced(StoreBatch *b, int64_t job_id)
+{
+	pthread_mutex_lock(&b->mu);
+	Lease *l = lease_of(b, job_id);
+	int fenced = l && l->fenced;
+	pthread_mutex_unlock(&b->mu);
+	return fenced ? STORE_FENCED : 0;
+}
+
 void store_batch_metric(StoreBatch *b, int64_t job_id, int64_t step, const char *key, double value)
 {
 	double now = store_now();
@@ -95,6 +144,7 @@ void store_batch_metric(StoreBatch *b, int64_t job_id, int64_t step, const char 
 	} else {
 		Point *p = &b->cur.pts[b->cur.npts++];
 		p->job = job_id;
+		p->gen = gen_of(b, job_id);
 		p->step = step;
 		p->time = now;
 		p->value = value;
@@ -115,7 +165,7 @@ void store_batch_event(StoreBatch *b, int64_t job_id, int level, const char *mes
 	if (b->cur.nevs >= 100000 || grow((void **)&b->cur.evs, b->cur.nevs, &b->cur.capevs, sizeof(Event)) < 0) {
 		free(m);
 	} else {
-		b->cur.evs[b->cur.nevs++] = (Event){ .job = job_id, .time = now, .level = level, .msg = m };
+		b->cur.evs[b->cur.nevs++] = (Event){ .job = job_id, .gen = gen_of(b, job_id), .time = now, .level = level, .msg = m };
 	}
 	pthread_mutex_unlock(&b->mu);
 }
@@ -131,6 +181,7 @@ void store_batch_progress(StoreBatch *b, int64_t job_id, int64_t step, int64_t t
 		p = &b->cur.prog[b->cur.nprog++];
 	if (p) {
 		p->job = job_id;
+		p->gen = gen_of(b, job_id);
 		p->step = step;
 		p->total = total;
 		p->fraction = fraction;
@@ -184,13 +235,38 @@ static int take_pending(StoreBatch *b)
 
 typedef struct KeyLast { int64_t job, id, step; double value; const char *key; } KeyLast;
 
-static int write_out(StoreBatch *b, sqlite3 *db, char *err, size_t errlen)
+/* The fences of one flush: every (job, gen >= 0) among the rows, each checked once against the
+ * job's row in the flush's transaction. A run's rows are fenced when the job was claimed again
+ * (another lease_gen) or was taken back to the queue (its lease expired). */
+typedef struct Fences { Fence *v; size_t n, cap; sqlite3_stmt *q; } Fences;
+
+/* 1 when rows of job under gen must be dropped, 0 when they may be written, < 0 on error. */
+static int fenced(sqlite3 *db, Fences *f, int64_t job, int64_t gen)
+{
+	if (gen < 0) return 0;
+	for (size_t i = 0; i < f->n; i++)
+		if (f->v[i].job == job && f->v[i].gen == gen) return f->v[i].fenced;
+	if (grow((void **)&f->v, f->n, &f->cap, sizeof(Fence)) < 0) return STORE_ENOMEM;
+	if (!f->q && sqlite3_prepare_v2(db, "SELECT lease_gen = ?2 AND state <> 'queued' FROM jobs WHERE id = ?1", -1, &f->q,
+	                                NULL) != SQLITE_OK)
+		return STORE_EDB;
+	sqlite3_reset(f->q);
+	sqlite3_bind_int64(f->q, 1, job);
+	sqlite3_bind_int64(f->q, 2, gen);
+	int r = sqlite3_step(f->q), is = 1;
+	if (r == SQLITE_ROW) is = sqlite3_column_int(f->q, 0) == 0;
+	else if (r != SQLITE_DONE) return STORE_EDB;
+	f->v[f->n++] = (Fence){ .job = job, .gen = gen, .checked = 1, .fenced = is };
+	return is;
+}
+
+static int write_out(StoreBatch *b, sqlite3 *db, Fences *fs, char *err, size_t errlen)
 {
 	Buf *o = &b->out;
 	sqlite3_stmt *ins = NULL, *up = NULL, *ev = NULL, *pr = NULL;
 	KeyLast *last = NULL;
 	size_t nlast = 0, caplast = 0;
-	int rc = store_begin(db, err, errlen);
+	int rc = store_begin(db, err, errlen), fr;
 	if (rc < 0) return rc;
 	const char *what = "preparing the batch";
 	if (sqlite3_prepare_v2(db, "INSERT INTO metrics(job_id, step, key, value, time) VALUES (?1, ?2, ?3, ?4, ?5)", -1, &ins, NULL) ||
@@ -204,6 +280,10 @@ static int write_out(StoreBatch *b, sqlite3 *db, char *err, size_t errlen)
 	what = "writing metric points";
 	for (size_t i = 0; i < o->npts; i++) {
 		Point *p = &o->pts[i];
+		if ((fr = fenced(db, fs, p->job, p->gen)) != 0) {
+			if (fr < 0) goto fence_fail;
+			continue;
+		}
 		sqlite3_reset(ins);
 		sqlite3_bind_int64(ins, 1, p->job);
 		sqlite3_bind_int64(ins, 2, p->step);
@@ -248,6 +328,10 @@ static int write_out(StoreBatch *b, sqlite3 *db, char *err, size_t errlen)
 	}
 	what = "writing events";
 	for (size_t i = 0; i < o->nevs; i++) {
+		if ((fr = fenced(db, fs, o->evs[i].job, o->evs[i].gen)) != 0) {
+			if (fr < 0) goto fence_fail;
+			continue;
+		}
 		sqlite3_reset(ev);
 		sqlite3_bind_int64(ev, 1, o->evs[i].job);
 		sqlite3_bind_double(ev, 2, o->evs[i].time);
@@ -259,6 +343,10 @@ static int write_out(StoreBatch *b, sqlite3 *db, char *err, size_t errlen)
 	double now = store_now();
 	for (size_t i = 0; i < o->nprog; i++) {
 		Progress *p = &o->prog[i];
+		if ((fr = fenced(db, fs, p->job, p->gen)) != 0) {
+			if (fr < 0) goto fence_fail;
+			continue;
+		}
 		sqlite3_reset(pr);
 		sqlite3_bind_int64(pr, 1, p->job);
 		sqlite3_bind_int64(pr, 2, p->step);
@@ -273,6 +361,13 @@ static int write_out(StoreBatch *b, sqlite3 *db, char *err, size_t errlen)
 	}
 	rc = store_commit(db, err, errlen);
 	goto out;
+fence_fail:
+	if (fr == STORE_ENOMEM) {
+		snprintf(err, errlen, "metric batch: out of memory");
+		rc = STORE_ENOMEM;
+		goto out;
+	}
+	what = "checking a job's lease";
 fail:
 	snprintf(err, errlen, "metric batch: %s: %s", what, sqlite3_errmsg(db));
 	rc = STORE_EDB;
@@ -303,10 +398,12 @@ int store_batch_flush(StoreBatch *b, char *err, size_t errlen)
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	int rc;
+	Fences fs = { 0 };
 	sqlite3 *db = store_acquire(b->st, err, errlen);
 	if (!db) rc = STORE_EDB;
 	else {
-		rc = write_out(b, db, err, errlen);
+		rc = write_out(b, db, &fs, err, errlen);
+		sqlite3_finalize(fs.q);
 		store_release(b->st, db);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -319,6 +416,14 @@ int store_batch_flush(StoreBatch *b, char *err, size_t errlen)
 	}
 	b->stats.flush_seconds += dt;
 	if (dt > b->stats.max_flush_seconds) b->stats.max_flush_seconds = dt;
+	/* Rows of a fenced run were dropped: say so to the job's worker (store_batch_fenced). */
+	for (size_t i = 0; rc == 0 && i < fs.n; i++) {
+		if (!fs.v[i].fenced) continue;
+		b->stats.fenced++;
+		Lease *l = lease_of(b, fs.v[i].job);
+		if (l && l->gen == fs.v[i].gen) l->fenced = 1;
+	}
+	free(fs.v);
 	if (rc == 0) {
 		b->stats.flushes++;
 		b->stats.points_written += npts;

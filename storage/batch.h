@@ -28,6 +28,7 @@ typedef struct StoreBatchStats {
 	uint64_t flushes;          /* successful transactions */
 	uint64_t failures;
 	uint64_t dropped;          /* points refused because max_pending was reached */
+	uint64_t fenced;           /* (job, lease generation) pairs whose rows a flush dropped */
 	double flush_seconds;      /* total wall time spent in flush transactions */
 	double max_flush_seconds;
 	size_t pending;            /* points waiting now */
@@ -43,6 +44,13 @@ void store_batch_event(StoreBatch *b, int64_t job_id, int level, const char *mes
  * step of total, and the whole job's fraction (0..1, < 0 unknown) and seconds left (< 0 unknown). */
 void store_batch_progress(StoreBatch *b, int64_t job_id, int64_t step, int64_t total, const char *stage,
                           double fraction, double eta_s);
+
+/* Fencing (store.h, "leases"): rows appended for job_id from now on carry lease_gen, the generation
+ * its run was claimed with (lease_gen < 0: forget the job, no fencing; the default). A flush drops
+ * the rows of a run whose job was claimed again or taken back to the queue since, and from then
+ * store_batch_fenced(job_id) returns STORE_FENCED (0 otherwise) until the next store_batch_lease. */
+int store_batch_lease(StoreBatch *b, int64_t job_id, int64_t lease_gen);
+int store_batch_fenced(StoreBatch *b, int64_t job_id);
 
 /* Writes everything pending in one transaction. Returns rows written (>= 0) or < 0 (rows kept). */
 int store_batch_flush(StoreBatch *b, char *err, size_t errlen);

@@ -39,6 +39,7 @@ struct Store {
 	 * could not be mapped: then there is no stamp). */
 	void *shm;
 	DbIdent ident;   /* the file opened is still the file at path (checked before each use) */
+	atomic_int healthy;   /* 0 while connections cannot be had (store_healthy) */
 };
 
 /* ---- names ---------------------------------------------------------------------------------- */
@@ -71,6 +72,7 @@ const char *store_strerror(int code)
 	case STORE_ENOMEM: return "out of memory";
 	case STORE_EVERSION: return "database schema is newer than this ssld";
 	case STORE_EEXIST: return "already exists";
+	case STORE_FENCED: return "the job's lease belongs to a newer claim, or the job is no longer running";
 	default: return "unknown storage error";
 	}
 }
@@ -323,6 +325,11 @@ static const char *const migrations[] = {
 	"  owner TEXT NOT NULL, name TEXT NOT NULL, format TEXT NOT NULL,"
 	"  bytes INTEGER NOT NULL, files INTEGER NOT NULL, summary TEXT NOT NULL, path TEXT NOT NULL,"
 	"  created_at REAL NOT NULL, PRIMARY KEY (owner, name)) WITHOUT ROWID;",
+	/* 6 -> 7: leases for several nodes sharing one queue (store.h, "leases"). */
+	"ALTER TABLE jobs ADD COLUMN node TEXT;"
+	"ALTER TABLE jobs ADD COLUMN lease_until REAL;"
+	"ALTER TABLE jobs ADD COLUMN lease_gen INTEGER NOT NULL DEFAULT 0;"
+	"CREATE INDEX jobs_lease ON jobs(lease_until) WHERE state = 'running';",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == SSLD_SCHEMA_VERSION, "one migration per version");
 
@@ -396,13 +403,19 @@ static sqlite3 *open_conn(const char *path, char *err, size_t errlen)
 sqlite3 *store_acquire(Store *st, char *err, size_t errlen)
 {
 	/* A deleted or replaced database file would swallow every later commit: refuse instead. */
-	if (dbident_check(&st->ident, err, errlen) < 0)
+	if (dbident_check(&st->ident, err, errlen) < 0) {
+		atomic_store(&st->healthy, 0);
 		return NULL;
+	}
 	pthread_mutex_lock(&st->mu);
 	sqlite3 *db = st->n_idle ? st->idle[--st->n_idle] : NULL;
 	pthread_mutex_unlock(&st->mu);
-	return db ? db : open_conn(st->path, err, errlen);
+	if (!db) db = open_conn(st->path, err, errlen);
+	atomic_store(&st->healthy, db != NULL);
+	return db;
 }
+
+int store_healthy(Store *st) { return atomic_load(&st->healthy); }
 
 void store_release(Store *st, sqlite3 *db)
 {
@@ -475,6 +488,7 @@ int store_open(const char *path, Store **out, char *err, size_t errlen)
 		return STORE_EDB;
 	}
 	map_shm(st);
+	atomic_store(&st->healthy, 1);
 	store_release(st, db);
 	*out = st;
 	return 0;
@@ -549,13 +563,13 @@ void store_job_clear(StoreJob *j)
 {
 	if (!j) return;
 	free(j->name); free(j->method); free(j->owner); free(j->spec);
-	free(j->stage); free(j->results); free(j->error); free(j->group_setting);
+	free(j->stage); free(j->results); free(j->error); free(j->group_setting); free(j->node);
 	memset(j, 0, sizeof *j);
 }
 
 #define JOB_COLS "id, name, method, owner, state, priority, created_at, started_at, finished_at, " \
 	"updated_at, step, total, stage, eta_s, checkpoint_step, attempts, cancel_requested, error, " \
-	"interruptions, init_from_job, group_id, group_setting, progress"
+	"interruptions, init_from_job, group_id, group_setting, progress, node, lease_until, lease_gen"
 /* Full rows add spec and results after JOB_COLS. */
 
 static void read_job_row(sqlite3_stmt *s, StoreJob *j, int full)
@@ -586,9 +600,12 @@ static void read_job_row(sqlite3_stmt *s, StoreJob *j, int full)
 	j->group_id = sqlite3_column_int64(s, 20);
 	j->group_setting = col_strdup(s, 21);
 	j->progress = sqlite3_column_type(s, 22) == SQLITE_NULL ? -1 : sqlite3_column_double(s, 22);
+	j->node = col_strdup(s, 23);
+	j->lease_until = sqlite3_column_double(s, 24);
+	j->lease_gen = sqlite3_column_int64(s, 25);
 	if (full) {
-		j->spec = col_strdup(s, 23);
-		j->results = col_strdup(s, 24);
+		j->spec = col_strdup(s, 26);
+		j->results = col_strdup(s, 27);
 	}
 }
 
@@ -919,14 +936,20 @@ static int fail_dependants(sqlite3 *db, double now, char *err, size_t errlen)
 
 int store_job_claim(Store *st, StoreJob *out, char *err, size_t errlen)
 {
-	return store_job_claim_limited(st, 0, out, err, errlen);
+	return store_job_claim_lease(st, NULL, 0, 0, out, err, errlen);
+}
+
+int store_job_claim_limited(Store *st, int max_running_per_owner, StoreJob *out, char *err, size_t errlen)
+{
+	return store_job_claim_lease(st, NULL, 0, max_running_per_owner, out, err, errlen);
 }
 
 /* A queued job may run: its init_from source (if any) has succeeded (store.h). */
 #define CLAIMABLE "q.state = 'queued' AND (q.init_from_job IS NULL OR " \
 	"(SELECT s.state FROM jobs AS s WHERE s.id = q.init_from_job) = 'succeeded')"
 
-int store_job_claim_limited(Store *st, int max_running_per_owner, StoreJob *out, char *err, size_t errlen)
+int store_job_claim_lease(Store *st, const char *node, double lease_s, int max_running_per_owner, StoreJob *out,
+                          char *err, size_t errlen)
 {
 	memset(out, 0, sizeof *out);
 	sqlite3 *db = store_acquire(st, err, errlen);
@@ -958,10 +981,14 @@ int store_job_claim_limited(Store *st, int max_running_per_owner, StoreJob *out,
 	id = sqlite3_column_int64(s, 0);
 	unprep(s);
 	s = NULL;
+	/* Every claim takes the next lease generation, with or without a lease: a write fenced with
+	 * an older generation is refused (store_job_finish_fenced). */
+	double now = store_now();
 	if ((rc = sql_exec(db, "claiming a job", err, errlen,
 	                   "UPDATE jobs SET state = 'running', started_at = coalesce(started_at, ?2), "
 	                   "updated_at = ?2, attempts = attempts + 1, step = coalesce(checkpoint_step, 0), "
-	                   "eta_s = NULL WHERE id = ?1", "Id", id, store_now())) < 0)
+	                   "eta_s = NULL, node = ?3, lease_until = CASE WHEN ?4 > 0 THEN ?2 + ?4 END, "
+	                   "lease_gen = lease_gen + 1 WHERE id = ?1", "Idtd", id, now, node, lease_s)) < 0)
 		goto out;
 	/* A resumed run repeats everything after its checkpoint: drop the points stored after it (by
 	 * row id, so evaluation points at the checkpoint's own step go too) so none is stored twice,
@@ -986,8 +1013,35 @@ out:
 	return rc;
 }
 
+int store_job_renew(Store *st, int64_t id, int64_t lease_gen, double lease_s, char *err, size_t errlen)
+{
+	int rc = sql_write(st, "renewing a lease", err, errlen,
+	                   "UPDATE jobs SET lease_until = ?3 + ?4 WHERE id = ?1 AND state = 'running' AND lease_gen = ?2",
+	                   "IIdd", id, lease_gen, store_now(), lease_s);
+	if (rc == 0) {
+		snprintf(err, errlen, "job %lld: lease generation %lld is no longer current (claimed again, or not running)",
+		         (long long)id, (long long)lease_gen);
+		return STORE_FENCED;
+	}
+	return rc < 0 ? rc : 0;
+}
+
+/* Why a fenced write changed no row: STORE_FENCED with err saying so. */
+static int fenced(int64_t id, int64_t lease_gen, const char *what, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "%s: job %lld is no longer running under lease generation %lld", what, (long long)id,
+	         (long long)lease_gen);
+	return STORE_FENCED;
+}
+
 int store_job_finish(Store *st, int64_t id, JobState state, const char *results, const char *error,
                      char *err, size_t errlen)
+{
+	return store_job_finish_fenced(st, id, -1, state, results, error, err, errlen);
+}
+
+int store_job_finish_fenced(Store *st, int64_t id, int64_t lease_gen, JobState state, const char *results,
+                            const char *error, char *err, size_t errlen)
 {
 	if (state == JOB_RUNNING || (unsigned)state >= JOB_STATE_COUNT) {
 		snprintf(err, errlen, "job %lld: cannot finish into state %d", (long long)id, (int)state);
@@ -1000,17 +1054,23 @@ int store_job_finish(Store *st, int64_t id, JobState state, const char *results,
 	double now = store_now();
 	if (state == JOB_QUEUED)
 		rc = sql_exec(db, "finishing a job", err, errlen,
-		              "UPDATE jobs SET state = 'queued', updated_at = ?2, eta_s = NULL WHERE id = ?1 AND state = 'running'",
-		              "Id", id, now);
+		              "UPDATE jobs SET state = 'queued', updated_at = ?2, eta_s = NULL, node = NULL, lease_until = NULL "
+		              "WHERE id = ?1 AND state = 'running' AND (?3 < 0 OR lease_gen = ?3)", "IdI", id, now, lease_gen);
 	else
 		rc = sql_exec(db, "finishing a job", err, errlen,
 		              "UPDATE jobs SET state = ?2, updated_at = ?3, finished_at = ?3, results = ?4, error = ?5, eta_s = NULL, "
+		              "node = NULL, lease_until = NULL, "
 		              "step = CASE WHEN ?2 = 'succeeded' AND total > 0 THEN total ELSE step END "
-		              "WHERE id = ?1 AND state = 'running'", "Itdtt", id, job_state_name(state), now, results, error);
+		              "WHERE id = ?1 AND state = 'running' AND (?6 < 0 OR lease_gen = ?6)", "ItdttI", id,
+		              job_state_name(state), now, results, error, lease_gen);
 	if (rc < 0) goto out;
 	if (rc == 0) {
-		snprintf(err, errlen, "job %lld is not running", (long long)id);
-		rc = STORE_ESTATE;
+		if (lease_gen >= 0) {
+			rc = fenced(id, lease_gen, "finishing a job", err, errlen);
+		} else {
+			snprintf(err, errlen, "job %lld is not running", (long long)id);
+			rc = STORE_ESTATE;
+		}
 		goto out;
 	}
 	if ((state == JOB_FAILED || state == JOB_CANCELLED) && (rc = fail_dependants(db, now, err, errlen)) < 0) goto out;
@@ -1023,19 +1083,17 @@ out:
 
 int store_job_checkpoint(Store *st, int64_t id, int64_t step, char *err, size_t errlen)
 {
-	sqlite3 *db = store_acquire(st, err, errlen);
-	if (!db) return STORE_EDB;
-	int rc = store_begin(db, err, errlen);
-	if (rc < 0) goto out;
-	if ((rc = sql_exec(db, "recording a checkpoint", err, errlen,
+	return store_job_checkpoint_fenced(st, id, -1, step, err, errlen);
+}
+
+int store_job_checkpoint_fenced(Store *st, int64_t id, int64_t lease_gen, int64_t step, char *err, size_t errlen)
+{
+	int rc = sql_write(st, "recording a checkpoint", err, errlen,
 	                   "UPDATE jobs SET checkpoint_step = ?2, updated_at = ?3, checkpoint_metric_id = "
-	                   "(SELECT coalesce(max(id), 0) FROM metrics WHERE job_id = ?1) WHERE id = ?1",
-	                   "IId", id, step, store_now())) < 0)
-		goto out;
-	rc = store_commit(db, err, errlen);
-out:
-	if (rc < 0) store_rollback(db);
-	store_release(st, db);
+	                   "(SELECT coalesce(max(id), 0) FROM metrics WHERE job_id = ?1) "
+	                   "WHERE id = ?1 AND (?4 < 0 OR (state = 'running' AND lease_gen = ?4))",
+	                   "IIdI", id, step, store_now(), lease_gen);
+	if (rc == 0 && lease_gen >= 0) return fenced(id, lease_gen, "recording a checkpoint", err, errlen);
 	return rc < 0 ? rc : 0;
 }
 
@@ -1118,7 +1176,8 @@ int store_recover(Store *st, int max_interruptions, int64_t *ids, int cap, char 
 	unprep(s);
 	s = NULL;
 	if ((rc = sql_exec(db, "recovering jobs", err, errlen,
-	                   "UPDATE jobs SET state = 'queued', updated_at = ?1, eta_s = NULL WHERE state = 'running'", "d", now)) < 0 ||
+	                   "UPDATE jobs SET state = 'queued', updated_at = ?1, eta_s = NULL, node = NULL, lease_until = NULL "
+	                   "WHERE state = 'running'", "d", now)) < 0 ||
 	    (rc = fail_dependants(db, now, err, errlen)) < 0)
 		goto out;
 	rc = store_commit(db, err, errlen);
@@ -1127,6 +1186,74 @@ out:
 	if (rc < 0) store_rollback(db);
 	store_release(st, db);
 	return rc < 0 ? rc : n;
+}
+
+/* The running jobs whose lease has expired (SQL condition over jobs). */
+#define EXPIRED "state = 'running' AND lease_until IS NOT NULL AND lease_until < ?1"
+
+int store_job_reclaim_expired(Store *st, int max_interruptions, int64_t *ids, int cap, int *n, char *err,
+                              size_t errlen)
+{
+	*n = 0;
+	sqlite3 *db = store_acquire(st, err, errlen);
+	if (!db) return STORE_EDB;
+	sqlite3_stmt *s = NULL;
+	int rc = store_begin(db, err, errlen);
+	if (rc < 0) goto out;
+	double now = store_now();
+	/* As at start-up (store_recover): a cancel requested before the node vanished is final; every
+	 * other expired run counts one interruption, fails past max_interruptions, else is queued again. */
+	if ((rc = sql_exec(db, "reclaiming expired leases", err, errlen,
+	                   "UPDATE jobs SET state = 'cancelled', finished_at = ?1, updated_at = ?1, node = NULL, "
+	                   "lease_until = NULL, error = coalesce(error, 'cancelled by request') "
+	                   "WHERE " EXPIRED " AND cancel_requested = 1", "d", now)) < 0 ||
+	    (rc = sql_exec(db, "reclaiming expired leases", err, errlen,
+	                   "INSERT INTO events(job_id, time, level, message) SELECT id, ?1, 4, 'the lease of node ' || "
+	                   "coalesce(node, '?') || ' expired ' || printf('%.1f', ?1 - lease_until) || ' s ago (lease "
+	                   "generation ' || lease_gen || '); the job goes back to the queue' FROM jobs WHERE " EXPIRED,
+	                   "d", now)) < 0 ||
+	    (rc = sql_exec(db, "reclaiming expired leases", err, errlen,
+	                   "UPDATE jobs SET interruptions = interruptions + 1 WHERE " EXPIRED, "d", now)) < 0)
+		goto out;
+	if (max_interruptions > 0) {
+		if ((rc = sql_exec(db, "reclaiming expired leases", err, errlen,
+		                   "INSERT INTO events(job_id, time, level, message) SELECT id, ?1, 3, " GIVING_UP " "
+		                   "FROM jobs WHERE " EXPIRED " AND interruptions >= ?2", "di", now, max_interruptions)) < 0 ||
+		    (rc = sql_exec(db, "reclaiming expired leases", err, errlen,
+		                   "UPDATE jobs SET state = 'failed', finished_at = ?1, updated_at = ?1, eta_s = NULL, node = NULL, "
+		                   "lease_until = NULL, error = " GIVING_UP " WHERE " EXPIRED " AND interruptions >= ?2", "di",
+		                   now, max_interruptions)) < 0)
+			goto out;
+	}
+	if ((rc = sql_query(db, &s, "reclaiming expired leases", err, errlen, "SELECT id FROM jobs WHERE " EXPIRED " ORDER BY id",
+	                    "d", now)) < 0)
+		goto out;
+	int r;
+	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
+		if (*n < cap) ids[*n] = sqlite3_column_int64(s, 0);
+		(*n)++;
+	}
+	if (r != SQLITE_DONE) {
+		rc = db_fail(db, "reclaiming expired leases", err, errlen);
+		goto out;
+	}
+	unprep(s);
+	s = NULL;
+	if ((rc = sql_exec(db, "reclaiming expired leases", err, errlen,
+	                   "UPDATE jobs SET state = 'queued', updated_at = ?1, eta_s = NULL, node = NULL, lease_until = NULL "
+	                   "WHERE " EXPIRED, "d", now)) < 0 ||
+	    (rc = fail_dependants(db, now, err, errlen)) < 0)
+		goto out;
+	rc = store_commit(db, err, errlen);
+out:
+	unprep(s);
+	if (rc < 0) {
+		store_rollback(db);
+		*n = 0;
+	}
+	store_release(st, db);
+	if (*n > cap) *n = cap;
+	return rc < 0 ? rc : 0;
 }
 
 int store_job_list(Store *st, const StoreJobFilter *f, StoreJob **jobs, int *n, char *err, size_t errlen)

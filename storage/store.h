@@ -35,6 +35,7 @@ enum {
 	STORE_ENOMEM = -5,
 	STORE_EVERSION = -6,   /* the database comes from a newer ssld */
 	STORE_EEXIST = -7,     /* a token with that name already exists */
+	STORE_FENCED = -8,     /* the job's lease belongs to a newer claim, or it is no longer running */
 };
 const char *store_strerror(int code);
 
@@ -43,7 +44,7 @@ typedef enum JobState {
 } JobState;
 const char *job_state_name(JobState s);   /* "queued", ... */
 int job_state_parse(const char *name);    /* JobState or -1 */
-#define SSLD_SCHEMA_VERSION 6
+#define SSLD_SCHEMA_VERSION 7
 
 /* ---- opening ------------------------------------------------------------------------------- */
 
@@ -86,6 +87,9 @@ typedef struct StoreJob {
 	int cancel_requested;
 	int64_t group_id;            /* 0 = not part of a sweep */
 	char *group_setting;         /* the swept values of a group's job (JSON object), else NULL */
+	char *node;                  /* the node running it under a lease, else NULL */
+	double lease_until;          /* Unix s; 0 = no lease */
+	int64_t lease_gen;           /* incremented by every claim (the fencing token) */
 } StoreJob;
 void store_job_clear(StoreJob *j);
 
@@ -115,6 +119,35 @@ int store_job_claim(Store *st, StoreJob *out, char *err, size_t errlen);
 /* The same, skipping the jobs of owners who already have max_running_per_owner jobs running
  * (0 = no limit): those wait in the queue, keeping their place, while other owners' jobs run. */
 int store_job_claim_limited(Store *st, int max_running_per_owner, StoreJob *out, char *err, size_t errlen);
+
+/* ---- leases (several nodes sharing one queue) ------------------------------------------------
+ * A node claims a job under a lease: node and lease_until = now + lease_s are recorded with the
+ * claim, and lease_gen goes up by one on every claim (leased or not). The node renews the lease
+ * while the job runs; a job whose lease expired (its node died or lost the database) is taken
+ * back by store_job_reclaim_expired on any node and claimed again, resuming from its checkpoint.
+ * Writes made for a run carry the lease_gen it was claimed with, so a node that lost its lease
+ * cannot overwrite the newer run's state (STORE_FENCED); lease_gen < 0 means "not fenced" (one
+ * node, the calls without _fenced). */
+
+/* store_job_claim_limited, recording node (may be NULL) and, when lease_s > 0, the lease. The
+ * per-owner limit counts running jobs on every node. */
+int store_job_claim_lease(Store *st, const char *node, double lease_s, int max_running_per_owner,
+                          StoreJob *out, char *err, size_t errlen);
+/* lease_until = now + lease_s if the job is running with that lease_gen; STORE_FENCED otherwise. */
+int store_job_renew(Store *st, int64_t id, int64_t lease_gen, double lease_s, char *err, size_t errlen);
+/* Every running job whose lease_until has passed: a requested cancel becomes final; the others count
+ * one interruption and go back to the queue with an event naming the node whose lease expired, or
+ * fail past max_interruptions (> 0) as in store_recover. ids[0..*n) get the requeued ids (at
+ * most cap). Jobs claimed without a lease are never reclaimed here. */
+int store_job_reclaim_expired(Store *st, int max_interruptions, int64_t *ids, int cap, int *n,
+                              char *err, size_t errlen);
+/* store_job_finish / store_job_checkpoint for the run holding lease_gen: STORE_FENCED when the job
+ * was claimed again since, or is no longer running. */
+int store_job_finish_fenced(Store *st, int64_t id, int64_t lease_gen, JobState state, const char *results,
+                            const char *error, char *err, size_t errlen);
+int store_job_checkpoint_fenced(Store *st, int64_t id, int64_t lease_gen, int64_t step, char *err, size_t errlen);
+/* 1 when the last attempt to reach the database succeeded, 0 while it is unreachable. */
+int store_healthy(Store *st);
 
 /* Final state of a run (succeeded/failed/cancelled) with results JSON / error text (may be NULL),
  * or back to queued (a stop requested by the daemon). Only a running job can be finished. */

@@ -585,6 +585,115 @@ static void test_interruptions(void)
 	rm_db();
 }
 
+/* Leases (store.h): the claim records the node, the lease and the next generation; renewal and
+ * every fenced write refuse an old generation; an expired lease goes back to the queue with an event
+ * naming the node, or fails past the interruption cap; a flush drops a fenced run's rows. Only the
+ * store API is used, so the same checks hold for every backend. */
+static size_t points_of(Store *st, int64_t id)
+{
+	MetricSet ms;
+	size_t n = 0;
+	if (store_metrics_read(st, id, 0, NULL, 0, 0, &ms, err, sizeof err) == 0) n = ms.total_points;
+	metric_set_clear(&ms);
+	return n;
+}
+
+static void test_leases(void)
+{
+	Store *st;
+	CHECK_RC(store_open(dbpath, &st, err, sizeof err));
+	CHECK(store_healthy(st) == 1);
+	int64_t a = insert(st, "a", 0, "ann"), b2 = insert(st, "b", 0, "ann"), c = insert(st, "c", 0, "bob");
+	StoreJob j;
+	double t0 = store_now();
+	CHECK(store_job_claim_lease(st, "n1", 30, 1, &j, err, sizeof err) == 1);
+	CHECK(j.id == a && j.node && strcmp(j.node, "n1") == 0 && j.lease_gen == 1);
+	CHECK(j.lease_until >= t0 + 29 && j.lease_until <= store_now() + 30);
+	store_job_clear(&j);
+	/* ann has one running (on n1): node n2 gets bob's job, not ann's older b. */
+	CHECK(store_job_claim_lease(st, "n2", 30, 1, &j, err, sizeof err) == 1 && j.id == c);
+	store_job_clear(&j);
+	CHECK(store_job_claim_lease(st, "n2", 30, 1, &j, err, sizeof err) == 0);
+	/* Renewal under the right generation only. */
+	CHECK_RC(store_job_renew(st, a, 1, 60, err, sizeof err));
+	CHECK_RC(store_job_get(st, a, &j, err, sizeof err));
+	CHECK(j.lease_until >= t0 + 59);
+	store_job_clear(&j);
+	CHECK(store_job_renew(st, a, 2, 60, err, sizeof err) == STORE_FENCED);
+	CHECK(store_job_renew(st, b2, 0, 60, err, sizeof err) == STORE_FENCED);   /* queued */
+	/* Points of a's first run, before and after a checkpoint. */
+	StoreBatch *bt;
+	CHECK_RC(store_batch_new(st, 0, &bt, err, sizeof err));
+	CHECK_RC(store_batch_lease(bt, a, 1));
+	for (int s = 1; s <= 10; s++) store_batch_metric(bt, a, s, "loss", 1.0 / s);
+	CHECK(store_batch_flush(bt, err, sizeof err) == 10);
+	CHECK_RC(store_job_checkpoint_fenced(st, a, 1, 10, err, sizeof err));
+	for (int s = 11; s <= 15; s++) store_batch_metric(bt, a, s, "loss", 1.0 / s);
+	CHECK(store_batch_flush(bt, err, sizeof err) == 5);
+	CHECK(store_batch_fenced(bt, a) == 0);
+	/* n1 stops renewing: its lease expires (a renewal into the past stands for the time passing). */
+	CHECK_RC(store_job_renew(st, a, 1, -5, err, sizeof err));
+	int64_t ids[4];
+	int n = -1;
+	CHECK_RC(store_job_reclaim_expired(st, 3, ids, 4, &n, err, sizeof err));
+	CHECK(n == 1 && ids[0] == a);
+	CHECK_RC(store_job_get(st, a, &j, err, sizeof err));
+	CHECK(j.state == JOB_QUEUED && j.interruptions == 1 && j.node == NULL && j.lease_until == 0 && j.checkpoint_step == 10);
+	store_job_clear(&j);
+	StoreEvent *ev;
+	int ne;
+	CHECK_RC(store_events_read(st, a, 0, 10, &ev, &ne, err, sizeof err));
+	CHECK(ne == 1 && ev[0].level == 4 && strstr(ev[0].message, "lease of node n1 expired"));
+	store_events_free(ev, ne);
+	/* Nothing else had expired; a second pass takes nothing. */
+	CHECK_RC(store_job_reclaim_expired(st, 3, ids, 4, &n, err, sizeof err));
+	CHECK(n == 0);
+	/* The old run's late writes are refused; its late points are dropped and it is told. */
+	CHECK(store_job_finish_fenced(st, a, 1, JOB_SUCCEEDED, "{}", NULL, err, sizeof err) == STORE_FENCED);
+	CHECK(store_job_checkpoint_fenced(st, a, 1, 20, err, sizeof err) == STORE_FENCED);
+	store_batch_metric(bt, a, 16, "loss", 0.5);
+	CHECK(store_batch_flush(bt, err, sizeof err) >= 0);
+	CHECK(store_batch_fenced(bt, a) == STORE_FENCED);
+	/* n2 claims it: the next generation, the points after the checkpoint gone. */
+	CHECK(store_job_claim_lease(st, "n2", 30, 0, &j, err, sizeof err) == 1);
+	CHECK(j.id == a && j.lease_gen == 2 && strcmp(j.node, "n2") == 0 && j.step == 10);
+	store_job_clear(&j);
+	CHECK(points_of(st, a) == 10);
+	/* n1's stale run still cannot write, under its own generation; n2 can. */
+	store_batch_metric(bt, a, 11, "loss", 9);
+	CHECK(store_batch_flush(bt, err, sizeof err) >= 0);
+	CHECK(points_of(st, a) == 10);
+	CHECK_RC(store_batch_lease(bt, a, 2));
+	CHECK(store_batch_fenced(bt, a) == 0);
+	store_batch_metric(bt, a, 11, "loss", 1.0 / 11);
+	CHECK(store_batch_flush(bt, err, sizeof err) == 1);
+	CHECK(points_of(st, a) == 11);
+	CHECK(store_job_finish_fenced(st, a, 1, JOB_FAILED, NULL, "x", err, sizeof err) == STORE_FENCED);
+	CHECK_RC(store_job_finish_fenced(st, a, 2, JOB_SUCCEEDED, "{}", NULL, err, sizeof err));
+	CHECK_RC(store_job_get(st, a, &j, err, sizeof err));
+	CHECK(j.state == JOB_SUCCEEDED && j.node == NULL);
+	store_job_clear(&j);
+	/* Past the interruption cap an expired job fails; a claim without a lease never expires. */
+	CHECK(store_job_claim_lease(st, "n1", 30, 0, &j, err, sizeof err) == 1 && j.id == b2);
+	int64_t gb = j.lease_gen;
+	store_job_clear(&j);
+	CHECK_RC(store_job_renew(st, b2, gb, -1, err, sizeof err));
+	CHECK_RC(store_job_reclaim_expired(st, 1, ids, 4, &n, err, sizeof err));
+	CHECK(n == 0);
+	CHECK_RC(store_job_get(st, b2, &j, err, sizeof err));
+	CHECK(j.state == JOB_FAILED && j.error && strstr(j.error, "interrupted 1 times"));
+	store_job_clear(&j);
+	CHECK_RC(store_job_finish(st, c, JOB_SUCCEEDED, "{}", NULL, err, sizeof err));   /* unfenced, as one node */
+	int64_t d = insert(st, "d", 0, "ann");
+	CHECK(store_job_claim(st, &j, err, sizeof err) == 1 && j.id == d && j.node == NULL && j.lease_until == 0);
+	store_job_clear(&j);
+	CHECK_RC(store_job_reclaim_expired(st, 0, ids, 4, &n, err, sizeof err));
+	CHECK(n == 0 && state_of(st, d) == JOB_RUNNING);
+	store_batch_free(bt);
+	store_free(st);
+	rm_db();
+}
+
 /* A database of schema version 2 (before the init_from column) migrates: the dependency of a
  * queued job is read from its stored spec, so it still waits for its source. */
 /* Tokens: add, the name and hash unique, list by name, find by hash, count, revoke. */
@@ -726,6 +835,7 @@ int main(void)
 	test_queue();
 	test_init_from();
 	test_interruptions();
+	test_leases();
 	test_migration_v2();
 	test_tokens();
 	test_datasets();
