@@ -115,6 +115,9 @@ static void sb_job(Sbuf *b, const StoreJob *j, int full, const MetricSet *latest
 	sb_printf(b, "},\"attempts\":%d,\"interruptions\":%d,\"checkpoint_step\":", j->attempts, j->interruptions);
 	if (j->checkpoint_step >= 0) sb_printf(b, "%lld", (long long)j->checkpoint_step);
 	else sb_puts(b, "null");
+	/* The node running it (several nodes on one queue; a box alone names itself). */
+	sb_puts(b, ",\"node\":");
+	sb_json_str(b, j->state == JOB_RUNNING ? j->node : NULL);
 	sb_printf(b, ",\"cancel_requested\":%s,\"error\":", j->cancel_requested ? "true" : "false");
 	sb_json_str(b, j->error);
 	/* A sweep's job: its group and the swept values it runs with (JSON text we stored). */

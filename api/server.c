@@ -634,11 +634,14 @@ enum MHD_Result serve_health(Req *r)
 	char err[256];
 	int64_t counts[JOB_STATE_COUNT];
 	int ok = store_job_counts(api->cfg.store, counts, err, sizeof err) == 0;
+	/* The database answered this request, yet other calls found it unreachable (a shared database
+	 * coming and going): training goes on, rows wait in the batch, the node says so. */
+	int reachable = store_healthy(api->cfg.store);
 	PoolStats ps = { 0 };
 	if (api->cfg.pool) pool_stats(api->cfg.pool, &ps);
 	int draining = atomic_load(&api->draining);
 	Sbuf b = { 0 };
-	sb_printf(&b, "{\"status\":\"%s\",\"version\":", !ok ? "degraded" : draining ? "draining" : "ok");
+	sb_printf(&b, "{\"status\":\"%s\",\"version\":", !ok || !reachable ? "degraded" : draining ? "draining" : "ok");
 	sb_json_str(&b, api->version);
 	sb_puts(&b, ",\"node\":");
 	const char *node = atomic_load(&api->node);
@@ -681,6 +684,15 @@ static enum MHD_Result serve_prometheus(Req *r)
 		          (unsigned long long)ps.finished[outcomes[i]]);
 	sb_puts(&b, "# HELP ssld_train_steps_total Pretraining steps run by this process.\n# TYPE ssld_train_steps_total counter\n");
 	sb_printf(&b, "ssld_train_steps_total %llu\n", (unsigned long long)ps.steps);
+	sb_puts(&b, "# HELP ssld_lease_lost_total Runs stopped on this node because their lease went to another claim.\n"
+	            "# TYPE ssld_lease_lost_total counter\n");
+	sb_printf(&b, "ssld_lease_lost_total %llu\n", (unsigned long long)ps.lease_lost);
+	sb_puts(&b, "# HELP ssld_lease_reclaimed_total Jobs of nodes whose lease expired that this node put back in the queue.\n"
+	            "# TYPE ssld_lease_reclaimed_total counter\n");
+	sb_printf(&b, "ssld_lease_reclaimed_total %llu\n", (unsigned long long)ps.reclaimed);
+	sb_puts(&b, "# HELP ssld_lease_renew_failures_total Lease renewals that did not reach the database.\n"
+	            "# TYPE ssld_lease_renew_failures_total counter\n");
+	sb_printf(&b, "ssld_lease_renew_failures_total %llu\n", (unsigned long long)ps.renew_failures);
 	sb_puts(&b, "# HELP ssld_workers Worker threads.\n# TYPE ssld_workers gauge\n");
 	sb_printf(&b, "ssld_workers %d\n", ps.workers);
 	sb_puts(&b, "# HELP ssld_workers_busy Workers running a job now.\n# TYPE ssld_workers_busy gauge\n");

@@ -31,8 +31,6 @@
 #include "../storage/log.h"
 #include "../storage/store.h"
 #include "../workers/pool.h"
-#include "../workers/runner.h"
-#include "../workers/workdir.h"
 #include "config.h"
 #include "statelock.h"
 #include "webhook.h"
@@ -148,7 +146,7 @@ static void api_ended(void *user, int64_t job_id)
 static void pool_run_end(void *user, int64_t job_id, JobState state)
 {
 	Server *s = user;
-	if (state != JOB_QUEUED) webhook_job_ended(s->webhook, job_id);
+	if (state == JOB_SUCCEEDED || state == JOB_FAILED || state == JOB_CANCELLED) webhook_job_ended(s->webhook, job_id);
 	atomic_store(&s->run_ended, 1);
 	uv_async_send(&s->wake);
 }
@@ -262,9 +260,17 @@ static void redact_database(const char *db, char *out, size_t cap)
 	else snprintf(out, cap, "%s", db);
 }
 
+/* Start-up recovery of a node alone on its database: jobs a crash left `running` go back to the
+ * queue. With a shared database the running jobs may be other nodes' (alive): the pool's lease
+ * thread takes back only those whose lease expired, this node's own after one lease. */
 static void recover(Server *s)
 {
 	char err[512];
+	if (config_shared_database(&s->cfg)) {
+		slog(LOG_INFO, 0, "shared database: jobs left running by a node that died go back to the queue when their "
+		     "lease (%.0f s) expires", s->cfg.lease_s);
+		return;
+	}
 	int64_t ids[64];
 	int n = store_recover(s->st, s->cfg.max_attempts, ids, 64, err, sizeof err);
 	if (n < 0) {
@@ -275,24 +281,9 @@ static void recover(Server *s)
 		/* A crash after the checkpoint file was renamed into place but before the database recorded
 		 * it: the run resumes from the file, so record the file's step now - otherwise the claim drops
 		 * the metric points between the old record and the file, and nothing recomputes them. */
-		char dir[4096];
-		int64_t file_step;
-		StoreJob j;
-		char key[64];
-		if (pool_job_dir(s->cfg.shared_dir, ids[i], dir, sizeof dir) == 0 &&
-		    store_job_get(s->st, ids[i], &j, err, sizeof err) == 0) {
-			/* Only the job's own checkpoint counts: another job's is moved aside when it runs. */
-			workdir_job_key(ids[i], j.created_at, key, sizeof key);
-			if (runner_checkpoint_step(dir, key, &file_step, err, sizeof err) == 1 &&
-			    file_step > j.checkpoint_step) {
-				if (store_job_checkpoint(s->st, ids[i], file_step, err, sizeof err) < 0)
-					slog(LOG_ERR, ids[i], "recording the checkpoint at step %lld found on disk: %s", (long long)file_step, err);
-				else
-					slog(LOG_NOTICE, ids[i], "checkpoint at step %lld was on disk but not recorded (recorded: %lld); recorded it",
-					     (long long)file_step, (long long)j.checkpoint_step);
-			}
-			store_job_clear(&j);
-		}
+		int64_t step;
+		if (pool_record_disk_checkpoint(s->st, s->cfg.shared_dir, ids[i], &step, err, sizeof err) < 0)
+			slog(LOG_ERR, ids[i], "recording the checkpoint found on disk: %s", err);
 		slog(LOG_WARNING, ids[i], "was running when ssld stopped uncleanly; requeued to resume from its last checkpoint");
 		store_event_add(s->st, ids[i], LOG_WARNING, "the daemon stopped uncleanly while this job ran; requeued to resume from its last checkpoint",
 		                err, sizeof err);
@@ -373,7 +364,8 @@ int serve_main(int argc, char **argv)
 		goto out;
 	}
 	PoolConfig pc = { .workers = c->workers, .state_dir = c->state_dir, .shared_dir = c->shared_dir, .max_threads = c->job_threads,
-	                  .max_running_per_owner = c->max_running_per_owner, .on_run_end = pool_run_end, .user = s };
+	                  .max_running_per_owner = c->max_running_per_owner, .on_run_end = pool_run_end, .user = s,
+	                  .lease_s = config_shared_database(c) ? c->lease_s : 0, .max_interruptions = c->max_attempts };
 	if (pool_new(s->st, s->batch, &pc, &s->pool, err, sizeof err) < 0) {
 		slog(LOG_ERR, 0, "%s", err);
 		goto out;
