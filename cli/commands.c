@@ -208,6 +208,14 @@ const CliCommand cli_commands[] = {
 	  "recorded as the owner of the jobs it submits; --admin tokens may cancel anyone's jobs. Revoking\n"
 	  "the last token does not open the API: writes are refused until a token exists or `ssld token off`.\n",
 	  cli_token_main },
+	{ "migrate", "copy a single node's SQLite queue and history into PostgreSQL (several nodes)",
+	  "usage: ssld migrate --from STATE_DIR/ssld.db --to postgresql://USER@HOST/DBNAME\n"
+	  "  Copies every job (queued ones stay queued, with their ids), sweep group, metric point, event,\n"
+	  "  artifact record, token and uploaded dataset record into an empty PostgreSQL database, in one\n"
+	  "  transaction; a database that already holds jobs, groups, tokens or datasets is refused.\n"
+	  "  Stop the daemon first; then start it (and other nodes) with --database set to that URL.\n"
+	  "  Job directories stay where they are: on several nodes, put them on the shared directory.\n",
+	  cli_migrate_main },
 	{ "version", "print the version",
 	  "usage: ssld version   (or ssld --version)\n",
 	  version_command },

@@ -41,6 +41,7 @@ int cli_methods_main(int argc, char **argv);    /* methods.c */
 int cli_generate_main(int argc, char **argv);   /* generate.c */
 int cli_export_main(int argc, char **argv);     /* export.c */
 int cli_token_main(int argc, char **argv);      /* token.c */
+int cli_migrate_main(int argc, char **argv);    /* migrate.c */
 int cli_submit_main(int argc, char **argv);     /* submit.c */
 int cli_ls_main(int argc, char **argv);         /* ls.c */
 int cli_show_main(int argc, char **argv);       /* show.c */

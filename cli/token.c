@@ -43,6 +43,9 @@ static int file_exists(const char *p)
 
 /* Where the database is: flags, then the environment and config file the service uses, then the
  * usual places if a database is already there. 0, or -1 with a message. */
+/* The configuration's `database` when it names one (find_state_dir reads it), else "". */
+static char cfg_database[1024];
+
 static int find_state_dir(const char *flag_dir, const char *flag_config, char *out, size_t cap)
 {
 	if (flag_dir) {
@@ -60,6 +63,7 @@ static int find_state_dir(const char *flag_dir, const char *flag_config, char *o
 		config_defaults(c);
 		int rc = config_load_file(c, cfg_path, err, sizeof err);
 		if (rc == 0 && c->state_dir[0]) snprintf(out, cap, "%s", c->state_dir);
+		if (rc == 0) snprintf(cfg_database, sizeof cfg_database, "%s", c->database);
 		free(c);
 		if (rc < 0 && flag_config) {
 			fprintf(stderr, "ssld token: %s\n", err);
@@ -189,7 +193,8 @@ int cli_token_main(int argc, char **argv)
 		return 1;
 	}
 	char path[1100], err[512];
-	snprintf(path, sizeof path, "%s/ssld.db", dir);
+	if (cfg_database[0]) snprintf(path, sizeof path, "%s", cfg_database);
+	else snprintf(path, sizeof path, "%s/ssld.db", dir);
 	Store *s = NULL;
 	if (store_open(path, &s, err, sizeof err) < 0) {
 		fprintf(stderr, "ssld token: %s\n", err);

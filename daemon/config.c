@@ -156,8 +156,8 @@ static const char usage_text[] =
 	"  --listen ADDR:PORT         where to serve HTTP (default 127.0.0.1:8080; port 0 = any free port,\n"
 	"                             written to STATE_DIR/port)\n"
 	"  --state-dir DIR            database, job directories (default $STATE_DIRECTORY, else ./state)\n"
-"  --database PATH|URL       the queue's database (default STATE_DIR/ssld.db); name one that other nodes\n"
-	"                             share (a SQLite file on this box, or postgresql://...) to run several nodes\n"
+	"  --database DB              postgresql://USER@HOST/NAME: the queue and history on PostgreSQL, shared\n"
+	"                             by several nodes; a path: that SQLite file (default STATE_DIR/ssld.db)\n"
 	"  --shared-dir DIR           job directories and checkpoints, on a filesystem every node mounts\n"
 	"                             (default STATE_DIR)\n"
 	"  --node NAME                this node's name in the queue (default HOSTNAME:PORT)\n"
@@ -488,4 +488,10 @@ void config_default_node(SsldConfig *c, int port)
 void config_usage(void)
 {
 	fputs(usage_text, stdout);
+}
+
+void config_database(const SsldConfig *c, char *out, size_t cap)
+{
+	if (c->database[0]) snprintf(out, cap, "%s", c->database);
+	else snprintf(out, cap, "%s/ssld.db", c->state_dir);
 }

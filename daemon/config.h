@@ -31,8 +31,7 @@ typedef struct SsldConfig {
 	char state_dir[1024];
 	/* Several boxes, one queue: every node names the same database and mounts the same shared
 	 * directory; a node names itself in the jobs it claims. */
-	char database[1024];         /* "" = STATE_DIR/ssld.db (this node alone); else a SQLite path or a
-	                                postgresql:// URL other nodes may share */
+	char database[1024];         /* "" = STATE_DIR/ssld.db; a postgresql:// URL, or an SQLite file path */
 	char shared_dir[1024];       /* job directories (checkpoints, artifacts); "" = state_dir */
 	char node[256];              /* this node's name in the queue; "" = HOSTNAME:PORT once bound */
 	double lease_s;              /* a claimed job's lease, renewed every third of it; default 30 */
@@ -92,5 +91,7 @@ void config_usage(void);
 int config_shared_database(const SsldConfig *c);
 /* "" -> HOSTNAME:PORT, written into c->node. */
 void config_default_node(SsldConfig *c, int port);
+/* The database store_open is given: --database, else STATE_DIR/ssld.db. */
+void config_database(const SsldConfig *c, char *out, size_t cap);
 
 #endif

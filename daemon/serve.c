@@ -348,8 +348,7 @@ int serve_main(int argc, char **argv)
 	loop_ok = 1;
 	uv_async_init(&s->loop, &s->wake, on_wake);
 	s->wake.data = s;
-	if (c->database[0]) snprintf(path, sizeof path, "%s", c->database);
-	else snprintf(path, sizeof path, "%s/ssld.db", c->state_dir);
+	config_database(c, path, sizeof path);
 	if (store_open(path, &s->st, err, sizeof err) < 0) {
 		slog(LOG_ERR, 0, "%s", err);
 		goto out;

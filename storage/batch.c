@@ -6,6 +6,8 @@
  * when to flush (the daemon's timer and the workers).
  */
 #include "batch.h"
+#include "batch_rows.h"
+#include "store_pg.h"
 
 #include "../engine/fault.h"
 
@@ -15,24 +17,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
-#define KEY_MAX 64
+#define KEY_MAX BATCH_KEY_MAX
 
-/* gen: the lease generation the row was produced under (store_batch_lease), -1 = not fenced. */
-typedef struct Point { int64_t job, gen, step; double time, value; char key[KEY_MAX]; } Point;
-typedef struct Event { int64_t job, gen; double time; int level; char *msg; } Event;
-typedef struct Progress { int64_t job, gen, step, total; double fraction, eta_s; char stage[64]; } Progress;
 /* A job's current lease generation, and whether rows of it were dropped as fenced. */
 typedef struct Lease { int64_t job, gen; int fenced; } Lease;
-/* A (job, generation) found fenced by a flush. */
-typedef struct Fence { int64_t job, gen; int checked, fenced; } Fence;
 
-typedef struct Buf {
-	Point *pts; size_t npts, cappts;
-	Event *evs; size_t nevs, capevs;
-	Progress *prog; size_t nprog, capprog;
-} Buf;
+typedef BatchRows Buf;
 
 struct StoreBatch {
 	Store *st;
@@ -40,6 +34,10 @@ struct StoreBatch {
 	pthread_mutex_t mu;        /* guards cur and the counters appenders touch */
 	pthread_mutex_t flush_mu;  /* one flush at a time: the single writer */
 	Buf cur, out;
+	/* out's name for PostgreSQL (store_pg.h): set when out is first written, kept while it is
+	 * retried, so a batch whose commit was acknowledged too late is not written twice. */
+	char token[64];
+	uint64_t token_base, token_seq;
 	Lease *leases;             /* under mu */
 	size_t nleases, capleases;
 	StoreBatchStats stats;
@@ -62,6 +60,8 @@ int store_batch_new(Store *st, size_t max_pending, StoreBatch **out, char *err, 
 		return STORE_ENOMEM;
 	}
 	b->st = st;
+	if (getrandom(&b->token_base, sizeof b->token_base, 0) != sizeof b->token_base)
+		b->token_base = (uint64_t)store_now() * 1000003u ^ (uint64_t)(uintptr_t)b;
 	b->max_pending = max_pending ? max_pending : (size_t)1 << 20;
 	pthread_mutex_init(&b->mu, NULL);
 	pthread_mutex_init(&b->flush_mu, NULL);
@@ -162,7 +162,7 @@ void store_batch_event(StoreBatch *b, int64_t job_id, int level, const char *mes
 	if (!m) return;
 	double now = store_now();
 	pthread_mutex_lock(&b->mu);
-	if (b->cur.nevs >= 100000 || grow((void **)&b->cur.evs, b->cur.nevs, &b->cur.capevs, sizeof(Event)) < 0) {
+	if (b->cur.nevs + b->out.nevs >= 100000 || grow((void **)&b->cur.evs, b->cur.nevs, &b->cur.capevs, sizeof(Event)) < 0) {
 		free(m);
 	} else {
 		b->cur.evs[b->cur.nevs++] = (Event){ .job = job_id, .gen = gen_of(b, job_id), .time = now, .level = level, .msg = m };
@@ -238,32 +238,43 @@ typedef struct KeyLast { int64_t job, id, step; double value; const char *key; }
 /* The fences of one flush: every (job, gen >= 0) among the rows, each checked once against the
  * job's row in the flush's transaction. A run's rows are fenced when the job was claimed again
  * (another lease_gen) or was taken back to the queue (its lease expired). */
-typedef struct Fences { Fence *v; size_t n, cap; sqlite3_stmt *q; } Fences;
-
-/* 1 when rows of job under gen must be dropped, 0 when they may be written, < 0 on error. */
-static int fenced(sqlite3 *db, Fences *f, int64_t job, int64_t gen)
+int fences_find(const Fences *f, int64_t job, int64_t gen)
 {
-	if (gen < 0) return 0;
 	for (size_t i = 0; i < f->n; i++)
 		if (f->v[i].job == job && f->v[i].gen == gen) return f->v[i].fenced;
-	if (grow((void **)&f->v, f->n, &f->cap, sizeof(Fence)) < 0) return STORE_ENOMEM;
-	if (!f->q && sqlite3_prepare_v2(db, "SELECT lease_gen = ?2 AND state <> 'queued' FROM jobs WHERE id = ?1", -1, &f->q,
-	                                NULL) != SQLITE_OK)
+	return -1;
+}
+
+int fences_add(Fences *f, int64_t job, int64_t gen, int is)
+{
+	if (grow((void **)&f->v, f->n, &f->cap, sizeof(Fence)) < 0) return -1;
+	f->v[f->n++] = (Fence){ .job = job, .gen = gen, .fenced = is };
+	return 0;
+}
+
+/* 1 when rows of job under gen must be dropped, 0 when they may be written, < 0 on error. */
+static int fenced(sqlite3 *db, Fences *f, sqlite3_stmt **q, int64_t job, int64_t gen)
+{
+	if (gen < 0) return 0;
+	int is = fences_find(f, job, gen);
+	if (is >= 0) return is;
+	if (!*q && sqlite3_prepare_v2(db, "SELECT lease_gen = ?2 AND state <> 'queued' FROM jobs WHERE id = ?1", -1, q,
+	                              NULL) != SQLITE_OK)
 		return STORE_EDB;
-	sqlite3_reset(f->q);
-	sqlite3_bind_int64(f->q, 1, job);
-	sqlite3_bind_int64(f->q, 2, gen);
-	int r = sqlite3_step(f->q), is = 1;
-	if (r == SQLITE_ROW) is = sqlite3_column_int(f->q, 0) == 0;
+	sqlite3_reset(*q);
+	sqlite3_bind_int64(*q, 1, job);
+	sqlite3_bind_int64(*q, 2, gen);
+	int r = sqlite3_step(*q);
+	is = 1;
+	if (r == SQLITE_ROW) is = sqlite3_column_int(*q, 0) == 0;
 	else if (r != SQLITE_DONE) return STORE_EDB;
-	f->v[f->n++] = (Fence){ .job = job, .gen = gen, .checked = 1, .fenced = is };
-	return is;
+	return fences_add(f, job, gen, is) < 0 ? STORE_ENOMEM : is;
 }
 
 static int write_out(StoreBatch *b, sqlite3 *db, Fences *fs, char *err, size_t errlen)
 {
 	Buf *o = &b->out;
-	sqlite3_stmt *ins = NULL, *up = NULL, *ev = NULL, *pr = NULL;
+	sqlite3_stmt *ins = NULL, *up = NULL, *ev = NULL, *pr = NULL, *fq = NULL;
 	KeyLast *last = NULL;
 	size_t nlast = 0, caplast = 0;
 	int rc = store_begin(db, err, errlen), fr;
@@ -280,7 +291,7 @@ static int write_out(StoreBatch *b, sqlite3 *db, Fences *fs, char *err, size_t e
 	what = "writing metric points";
 	for (size_t i = 0; i < o->npts; i++) {
 		Point *p = &o->pts[i];
-		if ((fr = fenced(db, fs, p->job, p->gen)) != 0) {
+		if ((fr = fenced(db, fs, &fq, p->job, p->gen)) != 0) {
 			if (fr < 0) goto fence_fail;
 			continue;
 		}
@@ -328,7 +339,7 @@ static int write_out(StoreBatch *b, sqlite3 *db, Fences *fs, char *err, size_t e
 	}
 	what = "writing events";
 	for (size_t i = 0; i < o->nevs; i++) {
-		if ((fr = fenced(db, fs, o->evs[i].job, o->evs[i].gen)) != 0) {
+		if ((fr = fenced(db, fs, &fq, o->evs[i].job, o->evs[i].gen)) != 0) {
 			if (fr < 0) goto fence_fail;
 			continue;
 		}
@@ -343,7 +354,7 @@ static int write_out(StoreBatch *b, sqlite3 *db, Fences *fs, char *err, size_t e
 	double now = store_now();
 	for (size_t i = 0; i < o->nprog; i++) {
 		Progress *p = &o->prog[i];
-		if ((fr = fenced(db, fs, p->job, p->gen)) != 0) {
+		if ((fr = fenced(db, fs, &fq, p->job, p->gen)) != 0) {
 			if (fr < 0) goto fence_fail;
 			continue;
 		}
@@ -376,35 +387,33 @@ out:
 	sqlite3_finalize(up);
 	sqlite3_finalize(ev);
 	sqlite3_finalize(pr);
+	sqlite3_finalize(fq);
 	free(last);
 	if (rc < 0) store_rollback(db);
 	return rc;
 }
 
-int store_batch_flush(StoreBatch *b, char *err, size_t errlen)
+/* Writes b->out (one transaction): 0 or < 0 (out kept). */
+static int flush_out(StoreBatch *b, char *err, size_t errlen)
 {
-	pthread_mutex_lock(&b->flush_mu);
-	if (take_pending(b) < 0) {
-		snprintf(err, errlen, "metric batch: out of memory while collecting rows");
-		pthread_mutex_unlock(&b->flush_mu);
-		return STORE_ENOMEM;
-	}
 	Buf *o = &b->out;
-	size_t rows = o->npts + o->nevs + o->nprog;
-	if (rows == 0) {
-		pthread_mutex_unlock(&b->flush_mu);
-		return 0;
-	}
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	int rc;
 	Fences fs = { 0 };
-	sqlite3 *db = store_acquire(b->st, err, errlen);
-	if (!db) rc = STORE_EDB;
-	else {
-		rc = write_out(b, db, &fs, err, errlen);
-		sqlite3_finalize(fs.q);
-		store_release(b->st, db);
+	PgStore *pg = store_pg(b->st);
+	if (pg) {
+		if (!b->token[0])
+			snprintf(b->token, sizeof b->token, "%d-%016llx-%llu", (int)getpid(), (unsigned long long)b->token_base,
+			         (unsigned long long)++b->token_seq);
+		rc = pgstore_batch_write(pg, o, b->token, &fs, err, errlen);
+	} else {
+		sqlite3 *db = store_acquire(b->st, err, errlen);
+		if (!db) rc = STORE_EDB;
+		else {
+			rc = write_out(b, db, &fs, err, errlen);
+			store_release(b->st, db);
+		}
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	double dt = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
@@ -413,6 +422,7 @@ int store_batch_flush(StoreBatch *b, char *err, size_t errlen)
 	if (rc == 0) {
 		for (size_t i = 0; i < o->nevs; i++) free(o->evs[i].msg);
 		o->npts = o->nevs = o->nprog = 0;
+		b->token[0] = 0;
 	}
 	b->stats.flush_seconds += dt;
 	if (dt > b->stats.max_flush_seconds) b->stats.max_flush_seconds = dt;
@@ -431,6 +441,30 @@ int store_batch_flush(StoreBatch *b, char *err, size_t errlen)
 	} else
 		b->stats.failures++;
 	pthread_mutex_unlock(&b->mu);
+	return rc;
+}
+
+int store_batch_flush(StoreBatch *b, char *err, size_t errlen)
+{
+	pthread_mutex_lock(&b->flush_mu);
+	size_t rows = 0;
+	int rc = 0;
+	/* Rows a failed flush left in out are retried as they are (the same batch, the same token),
+	 * then what came meanwhile goes in a batch of its own. */
+	for (int pass = 0; pass < 2 && rc == 0; pass++) {
+		Buf *o = &b->out;
+		if (o->npts == 0 && o->nevs == 0 && o->nprog == 0) {
+			if (take_pending(b) < 0) {
+				snprintf(err, errlen, "metric batch: out of memory while collecting rows");
+				rc = STORE_ENOMEM;
+				break;
+			}
+			pass = 1;   /* everything pending is in out now */
+		}
+		size_t n = o->npts + o->nevs + o->nprog;
+		if (n == 0) break;
+		if ((rc = flush_out(b, err, errlen)) == 0) rows += n;
+	}
 	pthread_mutex_unlock(&b->flush_mu);
 	return rc < 0 ? rc : (int)(rows > INT32_MAX ? INT32_MAX : rows);
 }

@@ -1,6 +1,7 @@
 /* dataset_store.c - SQL for the datasets table (see dataset_store.h); the files are not its
  * business. */
 #include "dataset_store.h"
+#include "store_pg.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
@@ -45,6 +46,8 @@ static int read_row(sqlite3_stmt *s, StoreDataset *d)
 
 int store_dataset_insert(Store *st, const StoreDataset *d, char *err, size_t errlen)
 {
+	PgStore *pg = store_pg(st);
+	if (pg) return pgstore_dataset_insert(pg, d, err, errlen);
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
 	sqlite3_stmt *s = NULL;
@@ -77,6 +80,8 @@ out:
 int store_dataset_get(Store *st, const char *owner, const char *name, StoreDataset *out, char *err, size_t errlen)
 {
 	memset(out, 0, sizeof *out);
+	PgStore *pg = store_pg(st);
+	if (pg) return pgstore_dataset_get(pg, owner, name, out, err, errlen);
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
 	sqlite3_stmt *s = NULL;
@@ -106,6 +111,8 @@ int store_dataset_list(Store *st, const char *owner, StoreDataset **out, int *n,
 {
 	*out = NULL;
 	*n = 0;
+	PgStore *pg = store_pg(st);
+	if (pg) return pgstore_dataset_list(pg, owner, out, n, err, errlen);
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
 	sqlite3_stmt *s = NULL;
@@ -150,6 +157,8 @@ out:
 
 int store_dataset_delete(Store *st, const char *owner, const char *name, char *err, size_t errlen)
 {
+	PgStore *pg = store_pg(st);
+	if (pg) return pgstore_dataset_delete(pg, owner, name, err, errlen);
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
 	sqlite3_stmt *s = NULL;
@@ -174,6 +183,8 @@ out:
 int store_dataset_usage(Store *st, const char *owner, int64_t *count, int64_t *bytes, char *err, size_t errlen)
 {
 	*count = *bytes = 0;
+	PgStore *pg = store_pg(st);
+	if (pg) return pgstore_dataset_usage(pg, owner, count, bytes, err, errlen);
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
 	sqlite3_stmt *s = NULL;
@@ -193,6 +204,8 @@ int store_dataset_usage(Store *st, const char *owner, int64_t *count, int64_t *b
 int store_dataset_user(Store *st, const char *path, int64_t *job, char *err, size_t errlen)
 {
 	*job = 0;
+	PgStore *pg = store_pg(st);
+	if (pg) return pgstore_dataset_user(pg, path, job, err, errlen);
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
 	sqlite3_stmt *s = NULL;

@@ -27,6 +27,7 @@
 
 #include "dbident.h"
 #include "sha256.h"
+#include "store_pg.h"
 
 #define POOL_MAX 16
 
@@ -40,7 +41,13 @@ struct Store {
 	void *shm;
 	DbIdent ident;   /* the file opened is still the file at path (checked before each use) */
 	atomic_int healthy;   /* 0 while connections cannot be had (store_healthy) */
+	PgStore *pg;          /* the PostgreSQL backend (store_pg.c) when path is its URL; then nothing above is used */
 };
+
+PgStore *store_pg(Store *st) { return st ? st->pg : NULL; }
+
+/* The first line of every public function below that has a PostgreSQL twin. */
+#define PG(call) do { if (st->pg) return pgstore_##call; } while (0)
 
 /* ---- names ---------------------------------------------------------------------------------- */
 
@@ -402,6 +409,10 @@ static sqlite3 *open_conn(const char *path, char *err, size_t errlen)
 
 sqlite3 *store_acquire(Store *st, char *err, size_t errlen)
 {
+	if (st->pg) {
+		snprintf(err, errlen, "%s: not an SQLite database", "PostgreSQL");
+		return NULL;
+	}
 	/* A deleted or replaced database file would swallow every later commit: refuse instead. */
 	if (dbident_check(&st->ident, err, errlen) < 0) {
 		atomic_store(&st->healthy, 0);
@@ -415,7 +426,7 @@ sqlite3 *store_acquire(Store *st, char *err, size_t errlen)
 	return db;
 }
 
-int store_healthy(Store *st) { return atomic_load(&st->healthy); }
+int store_healthy(Store *st) { return st->pg ? pgstore_healthy(st->pg) : atomic_load(&st->healthy); }
 
 void store_release(Store *st, sqlite3 *db)
 {
@@ -471,6 +482,15 @@ int store_open(const char *path, Store **out, char *err, size_t errlen)
 	}
 	pthread_mutex_init(&st->mu, NULL);
 	st->shm = MAP_FAILED;
+	if (store_is_pg_url(path)) {
+		int rc = pgstore_open(path, &st->pg, err, errlen);
+		if (rc < 0) {
+			store_free(st);
+			return rc;
+		}
+		*out = st;
+		return 0;
+	}
 	sqlite3 *db = open_conn(path, err, errlen);
 	if (!db) {
 		store_free(st);
@@ -497,6 +517,7 @@ int store_open(const char *path, Store **out, char *err, size_t errlen)
 void store_free(Store *st)
 {
 	if (!st) return;
+	pgstore_free(st->pg);
 	for (int i = 0; i < st->n_idle; i++) close_conn(st->idle[i]);
 	if (st->shm != MAP_FAILED) munmap(st->shm, (size_t)sysconf(_SC_PAGESIZE));
 	if (st->ident.path) dbident_close(&st->ident);
@@ -509,6 +530,7 @@ const char *store_path(const Store *st) { return st->path; }
 
 int store_schema_version(Store *st)
 {
+	if (st->pg) return pgstore_schema_version(st->pg);
 	char err[128];
 	sqlite3 *db = store_acquire(st, err, sizeof err);
 	if (!db) return STORE_EDB;
@@ -542,6 +564,7 @@ static void map_shm(Store *st)
 
 int store_change_stamp(Store *st, StoreStamp *out)
 {
+	if (st->pg) return pgstore_change_stamp(st->pg, out);
 	if (st->shm == MAP_FAILED) return STORE_EDB;
 	/* The WAL-index header: two 48-byte copies at offsets 0 and 48. A writer fills the second,
 	 * then (after a barrier) the first; a reader reads the first, then the second, and trusts
@@ -712,6 +735,7 @@ static int insert_job_row(sqlite3 *db, const StoreNewJob *nj, int64_t group_id, 
 
 int store_job_insert(Store *st, const StoreNewJob *nj, int64_t *id, char *err, size_t errlen)
 {
+	PG(job_insert(st->pg, nj, id, err, errlen));
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
 	int rc = store_begin(db, err, errlen);
@@ -733,6 +757,7 @@ out:
 int store_group_insert(Store *st, const char *name, const char *owner, const char *sweep, const StoreNewJob *jobs, int n,
                        int64_t *group_id, int64_t *ids, char *err, size_t errlen)
 {
+	PG(group_insert(st->pg, name, owner, sweep, jobs, n, group_id, ids, err, errlen));
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
 	int rc = store_begin(db, err, errlen);
@@ -794,6 +819,7 @@ static void read_group_row(sqlite3_stmt *s, StoreGroup *g)
 
 int store_group_get(Store *st, int64_t id, StoreGroup *out, char *err, size_t errlen)
 {
+	PG(group_get(st->pg, id, out, err, errlen));
 	memset(out, 0, sizeof *out);
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
@@ -821,6 +847,7 @@ int store_group_get(Store *st, int64_t id, StoreGroup *out, char *err, size_t er
 int store_group_list(Store *st, const char *owner, int64_t before_id, int limit, StoreGroup **groups, int *n,
                      char *err, size_t errlen)
 {
+	PG(group_list(st->pg, owner, before_id, limit, groups, n, err, errlen));
 	*groups = NULL;
 	*n = 0;
 	if (limit < 1) limit = 50;
@@ -879,6 +906,7 @@ static int get_job(sqlite3 *db, int64_t id, StoreJob *out, char *err, size_t err
 
 int store_job_get(Store *st, int64_t id, StoreJob *out, char *err, size_t errlen)
 {
+	PG(job_get(st->pg, id, out, err, errlen));
 	memset(out, 0, sizeof *out);
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
@@ -908,6 +936,7 @@ static int read_state(sqlite3 *db, int64_t id, JobState *state, const char *what
 
 int store_job_state(Store *st, int64_t id, JobState *state, char *err, size_t errlen)
 {
+	PG(job_state(st->pg, id, state, err, errlen));
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
 	int rc = read_state(db, id, state, "reading a job's state", err, errlen);
@@ -951,6 +980,7 @@ int store_job_claim_limited(Store *st, int max_running_per_owner, StoreJob *out,
 int store_job_claim_lease(Store *st, const char *node, double lease_s, int max_running_per_owner, StoreJob *out,
                           char *err, size_t errlen)
 {
+	PG(job_claim_lease(st->pg, node, lease_s, max_running_per_owner, out, err, errlen));
 	memset(out, 0, sizeof *out);
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
@@ -1015,6 +1045,7 @@ out:
 
 int store_job_renew(Store *st, int64_t id, int64_t lease_gen, double lease_s, char *err, size_t errlen)
 {
+	PG(job_renew(st->pg, id, lease_gen, lease_s, err, errlen));
 	int rc = sql_write(st, "renewing a lease", err, errlen,
 	                   "UPDATE jobs SET lease_until = ?3 + ?4 WHERE id = ?1 AND state = 'running' AND lease_gen = ?2",
 	                   "IIdd", id, lease_gen, store_now(), lease_s);
@@ -1047,6 +1078,7 @@ int store_job_finish_fenced(Store *st, int64_t id, int64_t lease_gen, JobState s
 		snprintf(err, errlen, "job %lld: cannot finish into state %d", (long long)id, (int)state);
 		return STORE_ESTATE;
 	}
+	PG(job_finish_fenced(st->pg, id, lease_gen, state, results, error, err, errlen));
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
 	int rc = store_begin(db, err, errlen);
@@ -1088,6 +1120,7 @@ int store_job_checkpoint(Store *st, int64_t id, int64_t step, char *err, size_t 
 
 int store_job_checkpoint_fenced(Store *st, int64_t id, int64_t lease_gen, int64_t step, char *err, size_t errlen)
 {
+	PG(job_checkpoint_fenced(st->pg, id, lease_gen, step, err, errlen));
 	int rc = sql_write(st, "recording a checkpoint", err, errlen,
 	                   "UPDATE jobs SET checkpoint_step = ?2, updated_at = ?3, checkpoint_metric_id = "
 	                   "(SELECT coalesce(max(id), 0) FROM metrics WHERE job_id = ?1) "
@@ -1099,6 +1132,7 @@ int store_job_checkpoint_fenced(Store *st, int64_t id, int64_t lease_gen, int64_
 
 int store_job_cancel(Store *st, int64_t id, JobState *state_out, char *err, size_t errlen)
 {
+	PG(job_cancel(st->pg, id, state_out, err, errlen));
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
 	JobState state = JOB_QUEUED;
@@ -1134,6 +1168,7 @@ out:
 
 int store_recover(Store *st, int max_interruptions, int64_t *ids, int cap, char *err, size_t errlen)
 {
+	PG(recover(st->pg, max_interruptions, ids, cap, err, errlen));
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
 	sqlite3_stmt *s = NULL;
@@ -1194,6 +1229,7 @@ out:
 int store_job_reclaim_expired(Store *st, int max_interruptions, int64_t *ids, int cap, int *n, char *err,
                               size_t errlen)
 {
+	PG(job_reclaim_expired(st->pg, max_interruptions, ids, cap, n, err, errlen));
 	*n = 0;
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
@@ -1258,6 +1294,7 @@ out:
 
 int store_job_list(Store *st, const StoreJobFilter *f, StoreJob **jobs, int *n, char *err, size_t errlen)
 {
+	PG(job_list(st->pg, f, jobs, n, err, errlen));
 	*jobs = NULL;
 	*n = 0;
 	char sql[1024];
@@ -1311,6 +1348,7 @@ int store_job_list(Store *st, const StoreJobFilter *f, StoreJob **jobs, int *n, 
 
 int store_job_counts(Store *st, int64_t counts[JOB_STATE_COUNT], char *err, size_t errlen)
 {
+	PG(job_counts(st->pg, counts, err, errlen));
 	memset(counts, 0, sizeof(int64_t) * JOB_STATE_COUNT);
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
@@ -1443,6 +1481,11 @@ int store_metrics_read(Store *st, int64_t job_id, int64_t after, const char *con
 		return STORE_ELIMIT;
 	}
 	int64_t limit = max_rows > 0 && max_rows < (size_t)INT64_MAX ? (int64_t)max_rows : INT64_MAX;
+	if (st->pg) {
+		int rc = pgstore_metrics_read(st->pg, job_id, after, keys, nkeys, limit, out, err, errlen);
+		if (rc < 0) metric_set_clear(out);
+		return rc;
+	}
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
 	sqlite3_stmt *ks = NULL;
@@ -1513,6 +1556,11 @@ out:
 int store_metrics_latest(Store *st, int64_t job_id, MetricSet *out, char *err, size_t errlen)
 {
 	memset(out, 0, sizeof *out);
+	if (st->pg) {
+		int rc = pgstore_metrics_latest(st->pg, job_id, out, err, errlen);
+		if (rc < 0) metric_set_clear(out);
+		return rc;
+	}
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
 	sqlite3_stmt *s;
@@ -1544,6 +1592,7 @@ int store_events_read(Store *st, int64_t job_id, int64_t after, int limit, Store
 {
 	if (limit < 1) limit = 1;
 	if (limit > 10000) limit = 10000;
+	PG(events_read(st->pg, job_id, after, limit, ev, n, err, errlen));
 	void *v;
 	int rc = sql_list(st, &v, n, sizeof **ev, read_event, "reading events", err, errlen,
 	                  "SELECT id, time, level, message FROM events WHERE job_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
@@ -1565,6 +1614,7 @@ void store_events_free(StoreEvent *ev, int n)
 
 int store_event_add(Store *st, int64_t job_id, int level, const char *message, char *err, size_t errlen)
 {
+	PG(event_add(st->pg, job_id, level, message, err, errlen));
 	int rc = sql_write(st, "adding an event", err, errlen,
 	                   "INSERT INTO events(job_id, time, level, message) VALUES (?1, ?2, ?3, ?4)", "Idit", job_id,
 	                   store_now(), level, message);
@@ -1593,6 +1643,7 @@ int store_artifact_put(Store *st, int64_t job_id, const char *name, const char *
 	int64_t size = 0;
 	int rc = sha256_file(path, hex, &size, err, errlen);
 	if (rc < 0) return STORE_ENOTFOUND;
+	PG(artifact_put(st->pg, job_id, name, path, size, hex, err, errlen));
 	rc = sql_write(st, "recording an artifact", err, errlen,
 	               "INSERT OR REPLACE INTO artifacts(job_id, name, path, size, sha256, created_at) "
 	               "VALUES (?1, ?2, ?3, ?4, ?5, ?6)", "IttItd", job_id, name, path, size, hex, store_now());
@@ -1612,6 +1663,7 @@ static void read_artifact(sqlite3_stmt *s, void *item)
 
 int store_artifact_list(Store *st, int64_t job_id, StoreArtifact **a, int *n, char *err, size_t errlen)
 {
+	PG(artifact_list(st->pg, job_id, a, n, err, errlen));
 	void *v;
 	int rc = sql_list(st, &v, n, sizeof **a, read_artifact, "listing artifacts", err, errlen,
 	                  "SELECT name, path, size, sha256, created_at FROM artifacts WHERE job_id = ?1 ORDER BY name", "I",
@@ -1627,6 +1679,7 @@ int store_artifact_list(Store *st, int64_t job_id, StoreArtifact **a, int *n, ch
 
 int store_artifact_get(Store *st, int64_t job_id, const char *name, StoreArtifact *a, char *err, size_t errlen)
 {
+	PG(artifact_get(st->pg, job_id, name, a, err, errlen));
 	memset(a, 0, sizeof *a);
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
@@ -1663,6 +1716,7 @@ int store_token_add(Store *st, const char *name, const char *sha256hex, int admi
 		         name ? name : "", STORE_TOKEN_NAME_MAX - 1);
 		return STORE_ESTATE;
 	}
+	PG(token_add(st->pg, name, sha256hex, admin, err, errlen));
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
 	sqlite3_stmt *s = NULL;
@@ -1697,6 +1751,7 @@ out:
 
 int store_token_revoke(Store *st, const char *name, char *err, size_t errlen)
 {
+	PG(token_revoke(st->pg, name, err, errlen));
 	int rc = sql_write(st, "revoking a token", err, errlen, "DELETE FROM tokens WHERE name = ?1", "t", name);
 	if (rc == 0) {
 		snprintf(err, errlen, "no token named '%s'", name);
@@ -1718,6 +1773,7 @@ static void read_token(sqlite3_stmt *s, void *item)
 
 int store_token_list(Store *st, StoreToken **out, int *n, char *err, size_t errlen)
 {
+	PG(token_list(st->pg, out, n, err, errlen));
 	void *v;
 	int rc = sql_list(st, &v, n, sizeof **out, read_token, "listing tokens", err, errlen,
 	                  "SELECT id, name, admin, created_at FROM tokens ORDER BY name", NULL);
@@ -1732,6 +1788,7 @@ int store_token_list(Store *st, StoreToken **out, int *n, char *err, size_t errl
 
 int store_token_count(Store *st, int64_t *n, char *err, size_t errlen)
 {
+	PG(token_count(st->pg, n, err, errlen));
 	*n = 0;
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
@@ -1750,6 +1807,7 @@ int store_token_find(Store *st, const char *sha256hex, StoreToken *out, char *er
 {
 	memset(out, 0, sizeof *out);
 	if (!valid_hex64(sha256hex)) return 0;
+	PG(token_find(st->pg, sha256hex, out, err, errlen));
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
 	sqlite3_stmt *s;

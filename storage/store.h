@@ -1,7 +1,10 @@
-/* store.h - the service's SQLite database: jobs (the queue), metric points, events, artifacts.
+/* store.h - the service's database: jobs (the queue), metric points, events, artifacts.
  *
- * One file, WAL mode, busy_timeout, BEGIN IMMEDIATE for every write, and a schema that migrates
- * itself forward (PRAGMA user_version) when opened. The Store hands out one SQLite connection per
+ * Two backends behind this one interface, chosen by store_open's argument: an SQLite file (the
+ * default: one node) or a postgresql:// URL (several nodes sharing the queue; store_pg.h). Every
+ * function means the same on both; the text below describes SQLite, store_pg.c how PostgreSQL does
+ * the same. SQLite: one file, WAL mode, busy_timeout, BEGIN IMMEDIATE for every write, and a schema
+ * that migrates itself forward (PRAGMA user_version) when opened. The Store hands out one SQLite connection per
  * call from a small pool, so any thread may call any function; readers never block the writer.
  * Metric points, events and progress do not come through here one by one: they go through a
  * StoreBatch (batch.h), which writes them in one transaction per flush.
@@ -48,7 +51,8 @@ int job_state_parse(const char *name);    /* JobState or -1 */
 
 /* ---- opening ------------------------------------------------------------------------------- */
 
-/* Opens (creating if needed) and migrates the database at path. */
+/* Opens (creating if needed) and migrates the database at path: an SQLite file, or a
+ * postgresql:// (postgres://) URL. */
 int store_open(const char *path, Store **out, char *err, size_t errlen);
 void store_free(Store *st);                 /* store_free(NULL) is a no-op */
 const char *store_path(const Store *st);

@@ -85,6 +85,14 @@ static void test_config(void)
 	CHECK(strcmp(c.state_dir, "/var/tmp/ssld state") == 0); /* quotes stripped, '_' accepted */
 	CHECK(c.n_data_roots == 2 && strcmp(c.data_roots[1], "/srv/b") == 0);
 	CHECK(c.max_body == 65536 && c.log_level == LOG_DEBUG);
+	/* The database: STATE_DIR/ssld.db unless `database` names one (a URL, or another SQLite path). */
+	char db[1100];
+	config_database(&c, db, sizeof db);
+	CHECK(strcmp(db, "/var/tmp/ssld state/ssld.db") == 0);
+	char *argv_db[] = { "--database", "postgresql://ssld@/ssld?host=/run/postgresql" };
+	CHECK(config_from_args(&c, 2, argv_db, err, sizeof err) == 0);
+	config_database(&c, db, sizeof db);
+	CHECK(strcmp(db, "postgresql://ssld@/ssld?host=/run/postgresql") == 0);
 
 	/* Roots from flags replace the file's. */
 	config_defaults(&c);

@@ -1,6 +1,7 @@
-/* test_storage.c - unit tests of storage/: migrations, the queue, batched metrics, cursors,
+/* test_storage.c - unit tests of storage/: migrations, the queue, leases, batched metrics, cursors,
  * resume de-duplication, events, artifacts, sha256, uploaded datasets' rows, and concurrent claims, on
- * a real SQLite file.
+ * a real SQLite file - or, run as `test_storage pg` with SSLD_TEST_PG_URL set (tests/support/pgserver.py
+ * does both: the meson test storage_pg), the same checks on a real PostgreSQL database.
  */
 #include <errno.h>
 #include <math.h>
@@ -11,21 +12,49 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
+
 #include "batch.h"
 #include "dataset_store.h"
 #include "sha256.h"
 #include "store.h"
+#include "store_pg.h"
 #include "check.h"
 
 /* expr must succeed (>= 0); on failure the message is the store's err text */
 #define CHECK_RC(expr) do { int rc_ = (expr); checks++; if (rc_ < 0) check_report(__FILE__, __LINE__, #expr, "-> %d (%s)", rc_, err); } while (0)
 
-static char dir[256], dbpath[300];
+static char dir[256], dbpath[1024];
 static char err[512];
+static int pg;   /* dbpath is a PostgreSQL URL */
+
+/* Runs SQL on the database behind the store's back (another client): 0 or -1. */
+static int raw_exec(const char *sql)
+{
+	if (pg) {
+		PGconn *c = PQconnectdb(dbpath);
+		PQclear(PQexec(c, "SET client_min_messages = warning"));
+		PGresult *r = PQexec(c, sql);
+		int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+		if (!ok) fprintf(stderr, "raw_exec: %s: %s", sql, PQerrorMessage(c));
+		PQclear(r);
+		PQfinish(c);
+		return ok ? 0 : -1;
+	}
+	sqlite3 *db;
+	if (sqlite3_open(dbpath, &db) != SQLITE_OK) return -1;
+	int rc = sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+	sqlite3_close(db);
+	return rc;
+}
 
 static void rm_db(void)
 {
-	char p[400];
+	if (pg) {   /* an empty database again */
+		raw_exec("DROP SCHEMA public CASCADE; CREATE SCHEMA public");
+		return;
+	}
+	char p[1100];
 	const char *suf[] = { "", "-wal", "-shm" };
 	for (int i = 0; i < 3; i++) {
 		snprintf(p, sizeof p, "%s%s", dbpath, suf[i]);
@@ -77,6 +106,13 @@ static void test_migrations(void)
 	CHECK_RC(store_open(dbpath, &st, err, sizeof err));
 	CHECK(store_schema_version(st) == SSLD_SCHEMA_VERSION);
 	store_free(st);
+	if (pg) {   /* a database from a newer ssld is refused, not damaged */
+		CHECK(raw_exec("UPDATE ssld_meta SET value = 99 WHERE key = 'schema_version'") == 0);
+		CHECK(store_open(dbpath, &st, err, sizeof err) == STORE_EVERSION);
+		CHECK(strstr(err, "99") != NULL);
+		rm_db();
+		return;
+	}
 	/* WAL mode persisted in the file. */
 	sqlite3 *db;
 	sqlite3_open(dbpath, &db);
@@ -167,6 +203,14 @@ static void test_queue(void)
 
 static size_t count_rows(const char *sql)
 {
+	if (pg) {
+		PGconn *c = PQconnectdb(dbpath);
+		PGresult *r = PQexec(c, sql);
+		size_t n = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) ? (size_t)strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
+		PQclear(r);
+		PQfinish(c);
+		return n;
+	}
 	sqlite3 *db;
 	sqlite3_open(dbpath, &db);
 	sqlite3_stmt *s;
@@ -273,7 +317,7 @@ static void test_metrics_and_resume(void)
 	metric_set_clear(&ms);
 	for (int s = 61; s <= 120; s++) store_batch_metric(b, id, s, "loss", 1.0 / s);
 	CHECK(store_batch_flush(b, err, sizeof err) == 60);
-	CHECK(count_rows("SELECT count(*) FROM (SELECT step, key FROM metrics GROUP BY step, key HAVING count(*) > 1)") == 0);
+	CHECK(count_rows("SELECT count(*) FROM (SELECT step, key FROM metrics GROUP BY step, key HAVING count(*) > 1) AS d") == 0);
 	/* Cursors stay monotonic after the delete: a client at the old cursor sees all new points. */
 	CHECK_RC(store_metrics_read(st, id, cursor, NULL, 0, 0, &ms, err, sizeof err));
 	CHECK(ms.total_points == 60 && ms.series[0].pts[0].step == 61);
@@ -415,16 +459,13 @@ static void test_change_stamp(void)
 	store_batch_free(sb);
 	a = b;
 
-	sqlite3 *other;
-	CHECK(sqlite3_open(dbpath, &other) == SQLITE_OK);
 	char sql[128];
 	snprintf(sql, sizeof sql, "UPDATE jobs SET name = 'renamed' WHERE id = %lld", (long long)id);
-	CHECK(sqlite3_exec(other, sql, NULL, NULL, NULL) == SQLITE_OK);
+	CHECK(raw_exec(sql) == 0);
 	CHECK(store_change_stamp(st, &b) == 0 && !store_stamp_equal(&a, &b));
 	a = b;
-	CHECK(sqlite3_exec(other, "SELECT count(*) FROM jobs", NULL, NULL, NULL) == SQLITE_OK);
+	CHECK(raw_exec("SELECT count(*) FROM jobs") == 0);
 	CHECK(store_change_stamp(st, &b) == 0 && store_stamp_equal(&a, &b));
-	sqlite3_close(other);
 	store_free(st);
 	rm_db();
 }
@@ -524,12 +565,9 @@ static void test_init_from(void)
 	 * hand) fails too. */
 	int64_t s2 = insert(st, "s2", 0, "ann");
 	int64_t d2 = insert_from(st, "d2", 0, "ann", s2, 0, &rc);
-	sqlite3 *db;
-	sqlite3_open(dbpath, &db);
 	char sql[160];
 	snprintf(sql, sizeof sql, "UPDATE jobs SET state = 'failed', error = 'disk full' WHERE id = %lld", (long long)s2);
-	CHECK(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK);
-	sqlite3_close(db);
+	CHECK(raw_exec(sql) == 0);
 	CHECK(state_of(st, d2) == JOB_QUEUED);
 	CHECK(store_job_claim(st, &j, err, sizeof err) == 0);   /* never claimed */
 	int64_t ids[4];
@@ -694,6 +732,39 @@ static void test_leases(void)
 	rm_db();
 }
 
+/* PostgreSQL: a metric batch is named by a token recorded in its transaction, so the retry of a
+ * batch that did commit (its acknowledgement lost with the connection) writes nothing again. */
+static void test_pg_batch_token(void)
+{
+	Store *st;
+	CHECK_RC(store_open(dbpath, &st, err, sizeof err));
+	int64_t id = insert(st, "tok", 0, "");
+	StoreJob j;
+	CHECK(store_job_claim_lease(st, "n1", 30, 0, &j, err, sizeof err) == 1);
+	Point pts[3] = {
+		{ .job = id, .gen = j.lease_gen, .step = 1, .time = 1, .value = 0.5, .key = "loss" },
+		{ .job = id, .gen = j.lease_gen, .step = 2, .time = 2, .value = 0.4, .key = "loss" },
+		{ .job = id, .gen = -1, .step = 2, .time = 2, .value = NAN, .key = "grad_norm" },
+	};
+	store_job_clear(&j);
+	BatchRows rows = { .pts = pts, .npts = 3 };
+	Fences fs = { 0 };
+	CHECK_RC(pgstore_batch_write(store_pg(st), &rows, "test-1", &fs, err, sizeof err));
+	CHECK(points_of(st, id) == 3);
+	CHECK_RC(pgstore_batch_write(store_pg(st), &rows, "test-1", &fs, err, sizeof err));   /* the retry */
+	CHECK(points_of(st, id) == 3);
+	CHECK_RC(pgstore_batch_write(store_pg(st), &rows, "test-2", &fs, err, sizeof err));   /* another batch */
+	CHECK(points_of(st, id) == 6);
+	MetricSet ms;
+	CHECK_RC(store_metrics_latest(st, id, &ms, err, sizeof err));
+	CHECK(ms.n == 2 && strcmp(ms.series[0].key, "grad_norm") == 0 && isnan(ms.series[0].pts[0].value) &&
+	      ms.series[1].pts[0].step == 2 && ms.series[1].pts[0].value == 0.4);
+	metric_set_clear(&ms);
+	free(fs.v);
+	store_free(st);
+	rm_db();
+}
+
 /* A database of schema version 2 (before the init_from column) migrates: the dependency of a
  * queued job is read from its stored spec, so it still waits for its source. */
 /* Tokens: add, the name and hash unique, list by name, find by hash, count, revoke. */
@@ -824,19 +895,31 @@ static void test_migration_v2(void)
 	rm_db();
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
 	snprintf(dir, sizeof dir, "%s/ssld-test-storage-XXXXXX", tmp);
 	if (!mkdtemp(dir)) { perror("mkdtemp"); return 1; }
 	snprintf(dbpath, sizeof dbpath, "%s/ssld.db", dir);
+	if (argc > 1 && strcmp(argv[1], "pg") == 0) {
+		const char *url = getenv("SSLD_TEST_PG_URL");
+		if (!url || !*url) {
+			fprintf(stderr, "test_storage pg: SSLD_TEST_PG_URL is not set (run it through tests/support/pgserver.py run)\n");
+			rmdir(dir);
+			return 1;
+		}
+		snprintf(dbpath, sizeof dbpath, "%s", url);
+		pg = 1;
+		rm_db();
+	}
 	test_sha256();
 	test_migrations();
 	test_queue();
 	test_init_from();
 	test_interruptions();
 	test_leases();
-	test_migration_v2();
+	if (!pg) test_migration_v2();
+	else test_pg_batch_token();   /* SQLite's own history: PostgreSQL starts at schema 7 */
 	test_tokens();
 	test_datasets();
 	test_metrics_and_resume();
