@@ -193,44 +193,15 @@ void store_batch_progress(StoreBatch *b, int64_t job_id, int64_t step, int64_t t
 
 /* ---- the flush (single writer) -------------------------------------------------------------- */
 
-/* Moves everything from cur to out (out may hold rows a failed flush left behind). */
-static int take_pending(StoreBatch *b)
+/* Moves everything from cur to out (called with out empty: a failed flush's rows are retried on
+ * their own first, store_batch_flush). A swap: capacities travel with the buffers. */
+static void take_pending(StoreBatch *b)
 {
-	int rc = 0;
 	pthread_mutex_lock(&b->mu);
-	Buf *c = &b->cur, *o = &b->out;
-	if (o->npts == 0 && o->nevs == 0 && o->nprog == 0) {
-		Buf t = *o;
-		*o = *c;
-		*c = t;
-	} else {
-		size_t np0 = o->npts, ne0 = o->nevs, nr0 = o->nprog;
-		for (size_t i = 0; i < c->npts && rc == 0; i++) {
-			if (grow((void **)&o->pts, o->npts, &o->cappts, sizeof(Point)) < 0) rc = -1;
-			else o->pts[o->npts++] = c->pts[i];
-		}
-		for (size_t i = 0; i < c->nevs && rc == 0; i++) {
-			if (grow((void **)&o->evs, o->nevs, &o->capevs, sizeof(Event)) < 0) rc = -1;
-			else o->evs[o->nevs++] = c->evs[i];
-		}
-		for (size_t i = 0; i < c->nprog && rc == 0; i++) {
-			size_t j = 0;
-			while (j < o->nprog && o->prog[j].job != c->prog[i].job) j++;
-			if (j == o->nprog) {
-				if (grow((void **)&o->prog, o->nprog, &o->capprog, sizeof(Progress)) < 0) { rc = -1; break; }
-				o->nprog++;
-			}
-			o->prog[j] = c->prog[i];
-		}
-		if (rc == 0) c->npts = c->nevs = c->nprog = 0;
-		else {   /* out of memory: undo the partial copy; cur still owns everything */
-			o->npts = np0;
-			o->nevs = ne0;
-			o->nprog = nr0;
-		}
-	}
+	Buf t = b->out;
+	b->out = b->cur;
+	b->cur = t;
 	pthread_mutex_unlock(&b->mu);
-	return rc;
 }
 
 typedef struct KeyLast { int64_t job, id, step; double value; const char *key; } KeyLast;
@@ -454,11 +425,7 @@ int store_batch_flush(StoreBatch *b, char *err, size_t errlen)
 	for (int pass = 0; pass < 2 && rc == 0; pass++) {
 		Buf *o = &b->out;
 		if (o->npts == 0 && o->nevs == 0 && o->nprog == 0) {
-			if (take_pending(b) < 0) {
-				snprintf(err, errlen, "metric batch: out of memory while collecting rows");
-				rc = STORE_ENOMEM;
-				break;
-			}
+			take_pending(b);
 			pass = 1;   /* everything pending is in out now */
 		}
 		size_t n = o->npts + o->nevs + o->nprog;

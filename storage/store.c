@@ -1,5 +1,6 @@
 /* store.c - SQLite storage for the service: schema and migrations, the job queue, metric and event
- * reads, artifacts (see store.h).
+ * reads, artifacts (see store.h). A Store opened on a postgresql:// URL hands each call to its
+ * PostgreSQL twin in store_pg.c instead (the PG() line at the top of each function).
  *
  * Deliberately not here: anything about HTTP or JSON (results and specs are opaque text), and the
  * hot path of metric writing, which lives in batch.c so that a training step never waits on a
@@ -410,7 +411,7 @@ static sqlite3 *open_conn(const char *path, char *err, size_t errlen)
 sqlite3 *store_acquire(Store *st, char *err, size_t errlen)
 {
 	if (st->pg) {
-		snprintf(err, errlen, "%s: not an SQLite database", "PostgreSQL");
+		snprintf(err, errlen, "the store is on PostgreSQL: no SQLite connection to hand out");
 		return NULL;
 	}
 	/* A deleted or replaced database file would swallow every later commit: refuse instead. */
@@ -1168,7 +1169,16 @@ out:
 
 int store_recover(Store *st, int max_interruptions, int64_t *ids, int cap, char *err, size_t errlen)
 {
-	PG(recover(st->pg, max_interruptions, ids, cap, err, errlen));
+	return store_recover_node(st, NULL, max_interruptions, ids, cap, err, errlen);
+}
+
+/* The jobs start-up recovery takes: running, and (node given) run by that node. ?3 = node. */
+#define RECOVERED "state = 'running' AND (?3 IS NULL OR node = ?3)"
+
+int store_recover_node(Store *st, const char *node, int max_interruptions, int64_t *ids, int cap, char *err,
+                       size_t errlen)
+{
+	PG(recover_node(st->pg, node, max_interruptions, ids, cap, err, errlen));
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
 	sqlite3_stmt *s = NULL;
@@ -1178,26 +1188,26 @@ int store_recover(Store *st, int max_interruptions, int64_t *ids, int cap, char 
 	double now = store_now();
 	/* A job whose cancel was requested before the crash is done: it must not run again. */
 	if ((rc = sql_exec(db, "recovering jobs", err, errlen,
-	                   "UPDATE jobs SET state = 'cancelled', finished_at = ?1, updated_at = ?1, "
+	                   "UPDATE jobs SET state = 'cancelled', finished_at = ?1, updated_at = ?1, node = NULL, lease_until = NULL, "
 	                   "error = coalesce(error, 'cancelled by request') "
-	                   "WHERE state = 'running' AND cancel_requested = 1", "d", now)) < 0)
+	                   "WHERE " RECOVERED " AND cancel_requested = 1", "dit", now, 0, node)) < 0)
 		goto out;
 	/* Every other running job was interrupted once more; one interrupted max_interruptions times
 	 * fails (with an event saying so) instead of taking the daemon down again. */
 	if ((rc = sql_exec(db, "recovering jobs", err, errlen,
-	                   "UPDATE jobs SET interruptions = interruptions + 1 WHERE state = 'running'", NULL)) < 0)
+	                   "UPDATE jobs SET interruptions = interruptions + 1 WHERE " RECOVERED, "dit", now, 0, node)) < 0)
 		goto out;
 	if (max_interruptions > 0) {
 		if ((rc = sql_exec(db, "recovering jobs", err, errlen,
 		                   "INSERT INTO events(job_id, time, level, message) SELECT id, ?1, 3, " GIVING_UP " "
-		                   "FROM jobs WHERE state = 'running' AND interruptions >= ?2", "di", now, max_interruptions)) < 0 ||
+		                   "FROM jobs WHERE " RECOVERED " AND interruptions >= ?2", "dit", now, max_interruptions, node)) < 0 ||
 		    (rc = sql_exec(db, "recovering jobs", err, errlen,
-		                   "UPDATE jobs SET state = 'failed', finished_at = ?1, updated_at = ?1, eta_s = NULL, error = " GIVING_UP " "
-		                   "WHERE state = 'running' AND interruptions >= ?2", "di", now, max_interruptions)) < 0)
+		                   "UPDATE jobs SET state = 'failed', finished_at = ?1, updated_at = ?1, eta_s = NULL, error = " GIVING_UP ", "
+		                   "node = NULL, lease_until = NULL WHERE " RECOVERED " AND interruptions >= ?2", "dit", now, max_interruptions, node)) < 0)
 			goto out;
 	}
-	if ((rc = sql_query(db, &s, "recovering jobs", err, errlen, "SELECT id FROM jobs WHERE state = 'running' ORDER BY id",
-	                    NULL)) < 0)
+	if ((rc = sql_query(db, &s, "recovering jobs", err, errlen, "SELECT id FROM jobs WHERE " RECOVERED " ORDER BY id",
+	                    "dit", now, 0, node)) < 0)
 		goto out;
 	int r;
 	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
@@ -1212,7 +1222,7 @@ int store_recover(Store *st, int max_interruptions, int64_t *ids, int cap, char 
 	s = NULL;
 	if ((rc = sql_exec(db, "recovering jobs", err, errlen,
 	                   "UPDATE jobs SET state = 'queued', updated_at = ?1, eta_s = NULL, node = NULL, lease_until = NULL "
-	                   "WHERE state = 'running'", "d", now)) < 0 ||
+	                   "WHERE " RECOVERED, "dit", now, 0, node)) < 0 ||
 	    (rc = fail_dependants(db, now, err, errlen)) < 0)
 		goto out;
 	rc = store_commit(db, err, errlen);

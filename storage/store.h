@@ -172,6 +172,10 @@ int store_job_cancel(Store *st, int64_t id, JobState *state_out, char *err, size
  * queued) is not an interruption. Queued dependants of failed, cancelled or missing init_from
  * sources fail too. Returns the number requeued (>= 0); their ids go to ids[0..min(n, cap)). */
 int store_recover(Store *st, int max_interruptions, int64_t *ids, int cap, char *err, size_t errlen);
+/* The same for one node's jobs only (running with node = node): a node restarting on a shared
+ * database takes back what it was running, not what the other nodes run. node NULL = every job. */
+int store_recover_node(Store *st, const char *node, int max_interruptions, int64_t *ids, int cap, char *err,
+                       size_t errlen);
 
 typedef struct StoreJobFilter {
 	unsigned state_mask;        /* bit (1u << JobState); 0 = all */

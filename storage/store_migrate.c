@@ -84,7 +84,7 @@ static int check_empty(PGconn *c, char *err, size_t errlen)
 static int insert_rows(PGconn *c, const char *table, const char *cols, int ncols, const char *const *vals, int n,
                        char *err, size_t errlen)
 {
-	size_t cap = 256 + strlen(cols) + (size_t)n * (size_t)ncols * 8;
+	size_t cap = 256 + strlen(cols) + (size_t)n * ((size_t)ncols * 16 + 4);   /* ",$12345" per value, ",()" per row */
 	char *sql = malloc(cap);
 	if (!sql) {
 		snprintf(err, errlen, "copying %s: out of memory", table);

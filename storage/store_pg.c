@@ -114,24 +114,26 @@ static PGresult *vq(PGconn *c, const char *what, char *err, size_t errlen, const
 {
 	char buf[MAX_PARAMS][32];
 	const char *vals[MAX_PARAMS];
+	Oid types[MAX_PARAMS];   /* given, so a statement may leave a parameter unused */
 	int n = fmt ? (int)strlen(fmt) : 0;
 	assert(n <= MAX_PARAMS);
 	for (int i = 0; i < n; i++) {
 		vals[i] = buf[i];
 		switch (fmt[i]) {
-		case 'i': snprintf(buf[i], sizeof buf[i], "%d", va_arg(ap, int)); break;
-		case 'I': snprintf(buf[i], sizeof buf[i], "%lld", (long long)va_arg(ap, int64_t)); break;
+		case 'i': types[i] = 23; snprintf(buf[i], sizeof buf[i], "%d", va_arg(ap, int)); break;            /* int4 */
+		case 'I': types[i] = 20; snprintf(buf[i], sizeof buf[i], "%lld", (long long)va_arg(ap, int64_t)); break;   /* int8 */
 		case 'd': {
+			types[i] = 701;   /* float8 */
 			double d = va_arg(ap, double);
 			if (isfinite(d)) snprintf(buf[i], sizeof buf[i], "%.17g", d);
 			else vals[i] = NULL;
 			break;
 		}
-		case 't': vals[i] = va_arg(ap, const char *); break;
+		case 't': types[i] = 25; vals[i] = va_arg(ap, const char *); break;   /* text */
 		default: assert(!"vq: unknown parameter letter");
 		}
 	}
-	PGresult *r = PQexecParams(c, sql, n, NULL, vals, NULL, NULL, 0);
+	PGresult *r = PQexecParams(c, sql, n, n ? types : NULL, vals, NULL, NULL, 0);
 	ExecStatusType s = PQresultStatus(r);
 	if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK) return r;
 	const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
@@ -709,6 +711,9 @@ static int fail_dependants(PGconn *c, double now, char *err, size_t errlen)
 	return 0;
 }
 
+/* Leases are timed by the database server's clock, so the nodes' clocks need not agree. */
+#define DB_NOW "extract(epoch from clock_timestamp())::float8"
+
 #define CLAIMABLE "q.state = 'queued' AND (q.init_from_job IS NULL OR " \
 	"(SELECT s.state FROM jobs AS s WHERE s.id = q.init_from_job) = 'succeeded')"
 
@@ -751,7 +756,7 @@ int pgstore_job_claim_lease(PgStore *pg, const char *node, double lease_s, int m
 	if ((rc = x(c, "claiming a job", err, errlen,
 	            "UPDATE jobs SET state = 'running', started_at = coalesce(started_at, $2), "
 	            "updated_at = $2, attempts = attempts + 1, step = coalesce(checkpoint_step, 0), "
-	            "eta_s = NULL, node = $3, lease_until = CASE WHEN $4::float8 > 0 THEN $2 + $4::float8 END, "
+	            "eta_s = NULL, node = $3, lease_until = CASE WHEN $4::float8 > 0 THEN " DB_NOW " + $4::float8 END, "
 	            "lease_gen = lease_gen + 1 WHERE id = $1", "Idtd", id, now, node, lease_s)) < 0 ||
 	    (n = rc = x(c, "dropping points after the checkpoint", err, errlen,
 	                "DELETE FROM metrics WHERE job_id = $1 AND id > (SELECT checkpoint_metric_id FROM jobs WHERE id = $1)",
@@ -775,7 +780,8 @@ out:
 int pgstore_job_renew(PgStore *pg, int64_t id, int64_t lease_gen, double lease_s, char *err, size_t errlen)
 {
 	int rc = write1(pg, "renewing a lease", err, errlen,
-	                "UPDATE jobs SET lease_until = $3 + $4::float8 WHERE id = $1 AND state = 'running' AND lease_gen = $2",
+	                "UPDATE jobs SET lease_until = " DB_NOW " + $4::float8 WHERE id = $1 AND state = 'running' "
+	                "AND lease_gen = $2",
 	                "IIdd", id, lease_gen, store_now(), lease_s);
 	if (rc == 0) {
 		snprintf(err, errlen, "job %lld: lease generation %lld is no longer current (claimed again, or not running)",
@@ -878,8 +884,8 @@ out:
 /* store_recover and store_job_reclaim_expired: the running jobs matching `which` (SQL over jobs,
  * $1 = now) are cancelled (a cancel was requested), failed (past max_interruptions) or requeued,
  * with an event first when `event` (SQL text of the message) is given. */
-static int requeue(PgStore *pg, const char *which, const char *event, int max_interruptions, int64_t *ids, int cap,
-                   int *n, char *err, size_t errlen)
+static int requeue(PgStore *pg, const char *which, const char *node, const char *event, int max_interruptions,
+                   int64_t *ids, int cap, int *n, char *err, size_t errlen)
 {
 	*n = 0;
 	PGconn *c = acquire(pg, err, errlen);
@@ -889,9 +895,17 @@ static int requeue(PgStore *pg, const char *which, const char *event, int max_in
 	const char *what = "recovering jobs";
 	int rc = begin(c, err, errlen);
 	if (rc < 0) goto out;
+	/* $1 is the database's time: lease_until is in it (DB_NOW). */
+	PGresult *t = q(c, what, err, errlen, "SELECT " DB_NOW, NULL);
+	if (!t) {
+		rc = STORE_EDB;
+		goto out;
+	}
+	now = gd(t, 0, 0);
+	PQclear(t);
 	/* The rows are locked first, so a node renewing or finishing one waits for this decision. */
 	snprintf(sql, sizeof sql, "SELECT id FROM jobs WHERE %s FOR UPDATE", which);
-	PGresult *r = q(c, what, err, errlen, sql, "d", now);
+	PGresult *r = q(c, what, err, errlen, sql, "dit", now, max_interruptions, node);
 	if (!r) {
 		rc = STORE_EDB;
 		goto out;
@@ -899,25 +913,25 @@ static int requeue(PgStore *pg, const char *which, const char *event, int max_in
 	PQclear(r);
 	snprintf(sql, sizeof sql, "UPDATE jobs SET state = 'cancelled', finished_at = $1, updated_at = $1, node = NULL, "
 	         "lease_until = NULL, error = coalesce(error, 'cancelled by request') WHERE %s AND cancel_requested = 1", which);
-	if ((rc = x(c, what, err, errlen, sql, "d", now)) < 0) goto out;
+	if ((rc = x(c, what, err, errlen, sql, "dit", now, max_interruptions, node)) < 0) goto out;
 	if (event) {
 		snprintf(sql, sizeof sql, "INSERT INTO events(job_id, time, level, message) SELECT id, $1, 4, %s FROM jobs WHERE %s",
 		         event, which);
-		if ((rc = x(c, what, err, errlen, sql, "d", now)) < 0) goto out;
+		if ((rc = x(c, what, err, errlen, sql, "dit", now, max_interruptions, node)) < 0) goto out;
 	}
 	snprintf(sql, sizeof sql, "UPDATE jobs SET interruptions = interruptions + 1 WHERE %s", which);
-	if ((rc = x(c, what, err, errlen, sql, "d", now)) < 0) goto out;
+	if ((rc = x(c, what, err, errlen, sql, "dit", now, max_interruptions, node)) < 0) goto out;
 	if (max_interruptions > 0) {
 		snprintf(sql, sizeof sql, "INSERT INTO events(job_id, time, level, message) SELECT id, $1, 3, " GIVING_UP
 		         " FROM jobs WHERE %s AND interruptions >= $2", which);
-		if ((rc = x(c, what, err, errlen, sql, "di", now, max_interruptions)) < 0) goto out;
+		if ((rc = x(c, what, err, errlen, sql, "dit", now, max_interruptions, node)) < 0) goto out;
 		snprintf(sql, sizeof sql, "UPDATE jobs SET state = 'failed', finished_at = $1, updated_at = $1, eta_s = NULL, "
 		         "node = NULL, lease_until = NULL, error = " GIVING_UP " WHERE %s AND interruptions >= $2", which);
-		if ((rc = x(c, what, err, errlen, sql, "di", now, max_interruptions)) < 0) goto out;
+		if ((rc = x(c, what, err, errlen, sql, "dit", now, max_interruptions, node)) < 0) goto out;
 	}
 	snprintf(sql, sizeof sql, "UPDATE jobs SET state = 'queued', updated_at = $1, eta_s = NULL, node = NULL, "
 	         "lease_until = NULL WHERE %s RETURNING id", which);
-	r = q(c, what, err, errlen, sql, "d", now);
+	r = q(c, what, err, errlen, sql, "dit", now, max_interruptions, node);
 	if (!r) {
 		rc = STORE_EDB;
 		goto out;
@@ -955,18 +969,19 @@ out:
 	return rc < 0 ? rc : 0;
 }
 
-int pgstore_recover(PgStore *pg, int max_interruptions, int64_t *ids, int cap, char *err, size_t errlen)
+int pgstore_recover_node(PgStore *pg, const char *node, int max_interruptions, int64_t *ids, int cap, char *err,
+                         size_t errlen)
 {
 	int n = 0;
-	/* "$1 IS NOT NULL" only gives $1 a use (and its type): every running job is meant. */
-	int rc = requeue(pg, "state = 'running' AND $1::float8 IS NOT NULL", NULL, max_interruptions, ids, cap, &n, err, errlen);
+	int rc = requeue(pg, "state = 'running' AND ($3 IS NULL OR node = $3)", node, NULL, max_interruptions, ids, cap, &n,
+	                 err, errlen);
 	return rc < 0 ? rc : n;
 }
 
 int pgstore_job_reclaim_expired(PgStore *pg, int max_interruptions, int64_t *ids, int cap, int *n, char *err,
                                 size_t errlen)
 {
-	int rc = requeue(pg, "state = 'running' AND lease_until IS NOT NULL AND lease_until < $1::float8",
+	int rc = requeue(pg, "state = 'running' AND lease_until IS NOT NULL AND lease_until < $1", NULL,
 	                 "'the lease of node ' || coalesce(node, '?') || ' expired ' || round(($1::float8 - lease_until)::numeric, 1) "
 	                 "|| ' s ago (lease generation ' || lease_gen || '); the job goes back to the queue'",
 	                 max_interruptions, ids, cap, n, err, errlen);
@@ -1500,7 +1515,7 @@ static int insert_points(PGconn *c, const Point *pts, size_t from, size_t to, co
 	for (size_t i = from; i < to; i++)
 		if (pts[i].gen < 0 || fences_find(fs, pts[i].job, pts[i].gen) == 0) n++;
 	if (n == 0) return 0;
-	size_t cap = 1024 + n * 64;
+	size_t cap = 1024 + n * 96;   /* a row's placeholders: at most ~75 characters */
 	char *sql = malloc(cap);
 	const char **vals = malloc(n * 5 * sizeof *vals);
 	char (*num)[32] = malloc(n * 4 * sizeof *num);

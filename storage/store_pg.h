@@ -48,7 +48,8 @@ int pgstore_job_finish_fenced(PgStore *pg, int64_t id, int64_t lease_gen, JobSta
                               const char *error, char *err, size_t errlen);
 int pgstore_job_checkpoint_fenced(PgStore *pg, int64_t id, int64_t lease_gen, int64_t step, char *err, size_t errlen);
 int pgstore_job_cancel(PgStore *pg, int64_t id, JobState *state_out, char *err, size_t errlen);
-int pgstore_recover(PgStore *pg, int max_interruptions, int64_t *ids, int cap, char *err, size_t errlen);
+int pgstore_recover_node(PgStore *pg, const char *node, int max_interruptions, int64_t *ids, int cap, char *err,
+                         size_t errlen);
 int pgstore_job_list(PgStore *pg, const StoreJobFilter *f, StoreJob **jobs, int *n, char *err, size_t errlen);
 int pgstore_job_counts(PgStore *pg, int64_t counts[JOB_STATE_COUNT], char *err, size_t errlen);
 int pgstore_metrics_read(PgStore *pg, int64_t job_id, int64_t after, const char *const *keys, int nkeys,

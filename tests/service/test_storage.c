@@ -727,6 +727,21 @@ static void test_leases(void)
 	store_job_clear(&j);
 	CHECK_RC(store_job_reclaim_expired(st, 0, ids, 4, &n, err, sizeof err));
 	CHECK(n == 0 && state_of(st, d) == JOB_RUNNING);
+	/* A node's start-up recovery takes back its own running jobs only. */
+	CHECK_RC(store_job_finish(st, d, JOB_SUCCEEDED, "{}", NULL, err, sizeof err));
+	int64_t e1 = insert(st, "e1", 0, "ann"), e2 = insert(st, "e2", 0, "bob");
+	CHECK(store_job_claim_lease(st, "n1", 30, 0, &j, err, sizeof err) == 1 && j.id == e1);
+	store_job_clear(&j);
+	CHECK(store_job_claim_lease(st, "n2", 30, 0, &j, err, sizeof err) == 1 && j.id == e2);
+	store_job_clear(&j);
+	CHECK(store_recover_node(st, "n1", 3, ids, 4, err, sizeof err) == 1 && ids[0] == e1);
+	CHECK_RC(store_job_get(st, e1, &j, err, sizeof err));
+	CHECK(j.state == JOB_QUEUED && j.node == NULL && j.interruptions == 1);
+	store_job_clear(&j);
+	CHECK_RC(store_job_get(st, e2, &j, err, sizeof err));
+	CHECK(j.state == JOB_RUNNING && j.node && strcmp(j.node, "n2") == 0 && j.interruptions == 0);
+	store_job_clear(&j);
+	CHECK(store_recover_node(st, "n1", 3, ids, 4, err, sizeof err) == 0);
 	store_batch_free(bt);
 	store_free(st);
 	rm_db();
@@ -761,6 +776,50 @@ static void test_pg_batch_token(void)
 	      ms.series[1].pts[0].step == 2 && ms.series[1].pts[0].value == 0.4);
 	metric_set_clear(&ms);
 	free(fs.v);
+	/* A flush bigger than one INSERT statement (1,000 rows each) goes in whole. */
+	StoreBatch *b;
+	CHECK_RC(store_batch_new(st, 0, &b, err, sizeof err));
+	for (int s = 1; s <= 1200; s++) {
+		store_batch_metric(b, id, 10 + s, "loss", 1.0 / s);
+		store_batch_metric(b, id, 10 + s, "lr", 0.1);
+	}
+	CHECK(store_batch_flush(b, err, sizeof err) == 2400);
+	CHECK(points_of(st, id) == 6 + 2400);
+	store_batch_free(b);
+	store_free(st);
+	rm_db();
+}
+
+/* A flush that fails keeps its rows; the next flush writes them first, then what came meanwhile,
+ * each point once (SQLite: the metric_flush fault point of batch.c fails the first). */
+static void test_flush_retry(void)
+{
+	Store *st;
+	CHECK_RC(store_open(dbpath, &st, err, sizeof err));
+	int64_t id = insert(st, "retry", 0, "");
+	StoreJob j;
+	CHECK(store_job_claim(st, &j, err, sizeof err) == 1);
+	store_job_clear(&j);
+	StoreBatch *b;
+	CHECK_RC(store_batch_new(st, 0, &b, err, sizeof err));
+	for (int s = 1; s <= 10; s++) store_batch_metric(b, id, s, "loss", 1.0 / s);
+	setenv("SSLD_FAULT", "metric_flush@1", 1);
+	CHECK(store_batch_flush(b, err, sizeof err) < 0 && strstr(err, "injected"));
+	unsetenv("SSLD_FAULT");
+	CHECK(points_of(st, id) == 0);
+	for (int s = 11; s <= 15; s++) store_batch_metric(b, id, s, "loss", 1.0 / s);
+	StoreBatchStats bs;
+	store_batch_stats(b, &bs);
+	CHECK(bs.pending == 15 && bs.failures == 1);
+	CHECK(store_batch_flush(b, err, sizeof err) == 15);
+	CHECK(points_of(st, id) == 15);
+	MetricSet ms;
+	CHECK_RC(store_metrics_read(st, id, 0, NULL, 0, 0, &ms, err, sizeof err));
+	int ordered = ms.n == 1 && ms.series[0].n == 15;
+	for (size_t i = 0; ordered && i < ms.series[0].n; i++) ordered = ms.series[0].pts[i].step == (int64_t)i + 1;
+	CHECK(ordered);
+	metric_set_clear(&ms);
+	store_batch_free(b);
 	store_free(st);
 	rm_db();
 }
@@ -918,6 +977,7 @@ int main(int argc, char **argv)
 	test_init_from();
 	test_interruptions();
 	test_leases();
+	if (!pg) test_flush_retry();   /* the fault point is SQLite's write */
 	if (!pg) test_migration_v2();
 	else test_pg_batch_token();   /* SQLite's own history: PostgreSQL starts at schema 7 */
 	test_tokens();

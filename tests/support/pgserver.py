@@ -70,8 +70,12 @@ class PgServer:
 
     # -- lifetime ---------------------------------------------------------------------------
     def __enter__(self):
-        self.init()
-        self.start()
+        try:
+            self.init()
+            self.start()
+        except BaseException:
+            self.close()   # nothing left behind, even when initdb or the start fails
+            raise
         return self
 
     def __exit__(self, *exc):
