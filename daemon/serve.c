@@ -260,19 +260,15 @@ static void redact_database(const char *db, char *out, size_t cap)
 	else snprintf(out, cap, "%s", db);
 }
 
-/* Start-up recovery of a node alone on its database: jobs a crash left `running` go back to the
- * queue. With a shared database the running jobs may be other nodes' (alive): the pool's lease
- * thread takes back only those whose lease expired, this node's own after one lease. */
+/* Start-up recovery: jobs a crash left `running` go back to the queue. With a shared database the
+ * running jobs may be other nodes' (alive): only this node's own (by its name) come back now; the
+ * pool's lease thread takes back other dead nodes' when their lease expires. */
 static void recover(Server *s)
 {
 	char err[512];
-	if (config_shared_database(&s->cfg)) {
-		slog(LOG_INFO, 0, "shared database: jobs left running by a node that died go back to the queue when their "
-		     "lease (%.0f s) expires", s->cfg.lease_s);
-		return;
-	}
 	int64_t ids[64];
-	int n = store_recover(s->st, s->cfg.max_attempts, ids, 64, err, sizeof err);
+	int shared = config_shared_database(&s->cfg);
+	int n = store_recover_node(s->st, shared ? s->cfg.node : NULL, s->cfg.max_attempts, ids, 64, err, sizeof err);
 	if (n < 0) {
 		slog(LOG_ERR, 0, "start-up recovery failed: %s", err);
 		return;
@@ -353,7 +349,6 @@ int serve_main(int argc, char **argv)
 		slog(LOG_ERR, 0, "%s", err);
 		goto out;
 	}
-	recover(s);
 	if (store_batch_new(s->st, 0, &s->batch, err, sizeof err) < 0) {
 		slog(LOG_ERR, 0, "%s", err);
 		goto out;
@@ -410,6 +405,7 @@ int serve_main(int argc, char **argv)
 		slog(LOG_ERR, 0, "node name: out of memory");
 		goto out;
 	}
+	recover(s);   /* after the node has its name, before any worker claims */
 	if (pool_start(s->pool, err, sizeof err) < 0) {
 		slog(LOG_ERR, 0, "%s", err);
 		goto out;

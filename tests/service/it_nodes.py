@@ -14,6 +14,9 @@ MODE kill: node A trains a job past a few checkpoints; node B starts; A is kille
 MODE pause: as kill, but A is paused (SIGSTOP) instead, and continued once B has resumed the job:
   A finds it lost the lease and stops without writing anything more (no state, no event, no
   metric point of its late run), while B finishes the job.
+MODE restart: both nodes run a job; node A is killed (-9) and started again under the same name: its
+  start-up recovery takes back its own job at once (the lease, 60 s here, is not waited for) and
+  leaves node B's running job alone.
 Leases are short here (3 s; 10 s for the many jobs) so that the test waits on conditions for
 seconds, not minutes; every wait is bounded generously and none asserts a duration.
 """
@@ -280,6 +283,41 @@ def mode_takeover(c, how):
     check(b.stop() == 0, "node-b: unclean stop:\n" + b.log())
 
 
+# ---- restart: a node that crashed takes back its own job at once, and only its own ------------------
+
+def mode_restart(c):
+    lease = 60   # far longer than the test waits: only start-up recovery can bring the job back
+    a, b = c.start("node-a", lease), c.start("node-b", lease)
+    spec = idx_job("restart", c.files, pretrain={"epochs": 3, "batch_size": 64})
+    ids = {}
+    for name, d in (("node-a", a), ("node-b", b)):
+        s, j = d.post("/v1/jobs", dict(spec, name="on-" + name))
+        check(s == 201, "submit -> %d %s" % (s, j))
+        ids[name] = j["id"]
+        # Each node claims the job submitted to it (the other is busy, or has not polled yet).
+        wait_for("job %d running" % j["id"], lambda: d.job(ids[name])["state"] == "running", 120)
+    ran = {name: a.job(jid)["node"] for name, jid in ids.items()}
+    check(ran == {"node-a": "node-a", "node-b": "node-b"}, "each node should run the job submitted to it: %s" % ran)
+    wait_for("a checkpoint of node-a's job", lambda: (a.job(ids["node-a"])["checkpoint_step"] or 0) >= 20, 120)
+    a.kill()
+    a.start(*a.args)   # the same name, database and shared dir
+    j = a.wait_state(ids["node-a"], ["succeeded", "failed", "cancelled"], timeout=240)
+    check(j["state"] == "succeeded" and j["attempts"] == 2 and j["interruptions"] == 1, "node-a's job: %s" % j)
+    msgs = events(a, ids["node-a"])
+    check([m for m in msgs if m.startswith("the daemon stopped uncleanly")], "no start-up recovery event: %s" % msgs)
+    check(not [m for m in msgs if "lease of node" in m], "taken back by a lease, not by the restart: %s" % msgs)
+    j = b.wait_state(ids["node-b"], ["succeeded", "failed", "cancelled"], timeout=240)
+    check(j["state"] == "succeeded" and j["attempts"] == 1 and j["interruptions"] == 0,
+          "node-b's job was disturbed by node-a's restart: %s" % j)
+    total = 3 * (4096 // 64)
+    for jid in ids.values():
+        check(loss_steps(b, jid) == list(range(1, total + 1)), "job %d: loss curve not stored exactly once" % jid)
+    print("  node-a restarted after kill -9 took back its own job at once (lease %d s not waited for) and resumed it; "
+          "node-b's job ran on undisturbed; both loss curves stored exactly once" % lease)
+    for d in (a, b):
+        check(d.stop() == 0, "unclean stop:\n" + d.log())
+
+
 def main(mode, backend, exe):
     skip_unless_dataset()
     root = tempfile.mkdtemp(prefix="ssld-nodes-")
@@ -288,6 +326,8 @@ def main(mode, backend, exe):
         c = Cluster(exe, backend, root)
         if mode == "once":
             mode_once(c)
+        elif mode == "restart":
+            mode_restart(c)
         else:
             mode_takeover(c, mode)
     finally:
@@ -297,7 +337,7 @@ def main(mode, backend, exe):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 4 or sys.argv[1] not in ("once", "kill", "pause") or sys.argv[2] not in ("sqlite", "postgres"):
+    if len(sys.argv) != 4 or sys.argv[1] not in ("once", "kill", "pause", "restart") or sys.argv[2] not in ("sqlite", "postgres"):
         print(__doc__)
         sys.exit(2)
     try:
