@@ -211,9 +211,11 @@ static void fence(Worker *w, int64_t job, const char *why)
 	     p->node, why);
 }
 
-/* Renews the lease of every run on this node; fences those refused, or not renewed for a lease. */
-static void renew_leases(Pool *p)
+/* Renews the lease of every run on this node; fences those refused, or not renewed for a lease.
+ * Returns how many renewals could not reach the database. */
+static int renew_leases(Pool *p)
 {
+	int failed = 0;
 	for (int i = 0; i < p->cfg.workers; i++) {
 		Worker *w = &p->w[i];
 		pthread_mutex_lock(&p->mu);
@@ -237,6 +239,7 @@ static void renew_leases(Pool *p)
 			continue;
 		}
 		atomic_fetch_add(&p->renew_failures, 1);
+		failed++;
 		double age = (double)(mono_ns() - atomic_load(&w->renewed_ns)) * 1e-9;
 		if (age >= p->cfg.lease_s) {
 			char why[700];
@@ -247,6 +250,7 @@ static void renew_leases(Pool *p)
 			     p->cfg.lease_s, err);
 		}
 	}
+	return failed;
 }
 
 /* Jobs whose node's lease expired go back to the queue; this node's workers may claim them. */
@@ -276,11 +280,12 @@ static void *lease_main(void *arg)
 {
 	Pool *p = arg;
 	pthread_setname_np(pthread_self(), "ssld-lease");
-	double period = p->cfg.lease_s / 3;
 	pthread_mutex_lock(&p->mu);
 	while (!p->lease_quit) {
 		pthread_mutex_unlock(&p->mu);
-		renew_leases(p);
+		/* After a renewal that could not reach the database, try again within a second: the
+		 * lease must be renewed as soon as the database is back, before it expires. */
+		double period = renew_leases(p) > 0 && p->cfg.lease_s / 3 > 1 ? 1 : p->cfg.lease_s / 3;
 		if (!atomic_load(&p->stopping)) reclaim_expired(p);
 		struct timespec until;
 		clock_gettime(CLOCK_REALTIME, &until);
@@ -351,12 +356,14 @@ static void flush_retrying(Pool *p, int64_t job)
 }
 
 /* Records the run's outcome under its lease generation; a refusal (STORE_FENCED) means another
- * node owns the job now, and fences the run. */
+ * node owns the job now, and fences the run. Under a lease the attempts go on while the lease
+ * holds (the lease thread fences the run once no renewal succeeded for a whole lease), so an
+ * outcome reached while a shared database is away is recorded when it is back. */
 static void finish(Worker *w, int64_t job, JobState state, const char *results, const char *error)
 {
 	Pool *p = w->pool;
 	char err[512];
-	for (int i = 0; i < 5; i++) {
+	for (int i = 0; i < 5 || (p->cfg.lease_s > 0 && !atomic_load(&w->fenced)); i++) {
 		int rc = store_job_finish_fenced(p->st, job, w->lease_gen, state, results, error, err, sizeof err);
 		if (rc == STORE_FENCED) {
 			fence(w, job, err);
@@ -368,8 +375,9 @@ static void finish(Worker *w, int64_t job, JobState state, const char *results, 
 			if (p->cfg.on_run_end) p->cfg.on_run_end(p->cfg.user, job, state);
 			return;
 		}
-		slog(LOG_ERR, job, "recording state %s failed (attempt %d): %s", job_state_name(state), i + 1, err);
-		usleep(200000);
+		if (i < 5 || i % 30 == 0)
+			slog(LOG_ERR, job, "recording state %s failed (attempt %d): %s", job_state_name(state), i + 1, err);
+		usleep(i < 5 ? 200000 : 1000000);
 	}
 }
 

@@ -17,6 +17,9 @@ MODE pause: as kill, but A is paused (SIGSTOP) instead, and continued once B has
 MODE restart: both nodes run a job; node A is killed (-9) and started again under the same name: its
   start-up recovery takes back its own job at once (the lease, 60 s here, is not waited for) and
   leaves node B's running job alone.
+MODE outage (postgres only): the database stops for about ten seconds while node A trains: health
+  says degraded, training goes on, the lease holds; afterwards the job succeeds on its first claim
+  and every metric point arrives, once.
 Leases are short here (3 s; 10 s for the many jobs) so that the test waits on conditions for
 seconds, not minutes; every wait is bounded generously and none asserts a duration.
 """
@@ -318,6 +321,49 @@ def mode_restart(c):
         check(d.stop() == 0, "unclean stop:\n" + d.log())
 
 
+# ---- outage: the shared database goes away for about ten seconds mid-training ----------------------
+
+def mode_outage(c):
+    if c.backend != "postgres":
+        print("SKIP: the outage mode stops a PostgreSQL server")
+        sys.exit(SKIP)
+    lease = 20   # an outage of ~10 s stays within it (renewals retry every second once they fail)
+    a = c.start("node-a", lease)
+    epochs = 10
+    total = epochs * (4096 // 64)
+    s, j = a.post("/v1/jobs", idx_job("outage", c.files, pretrain={"epochs": epochs, "batch_size": 64}))
+    check(s == 201, "submit -> %d %s" % (s, j))
+    jid = j["id"]
+    wait_for("the job running on node-a with points stored", lambda: a.job(jid)["node"] == "node-a" and
+             a.get("/v1/jobs/%d/metrics?keys=loss" % jid)[1]["series"], 120)
+    b = c.start("node-b", lease)   # a node that could take the job over, were its lease to expire
+    flush0, renew0 = prometheus(a, "ssld_metric_flush_failures_total"), prometheus(a, "ssld_lease_renew_failures_total")
+    steps0 = prometheus(a, "ssld_train_steps_total")
+    c.pg.stop()
+    # About ten seconds, counted in the daemon's own failed flushes (one per 0.5 s interval).
+    wait_for("20 failed metric flushes", lambda: prometheus(a, "ssld_metric_flush_failures_total") >= flush0 + 20, 120)
+    s, h = a.get("/v1/health")
+    check(s == 503 and h["status"] == "degraded" and h["node"] == "node-a", "health during the outage: %d %s" % (s, h))
+    check(prometheus(a, "ssld_lease_renew_failures_total") > renew0, "no lease renewal failed during the outage")
+    check(prometheus(a, "ssld_train_steps_total") > steps0 + 20, "training stopped during the outage")
+    check(prometheus(a, "ssld_metric_points_dropped_total") == 0, "points dropped during the outage")
+    check(prometheus(a, "ssld_workers_busy") == 1, "node-a gave up its job during the outage")
+    c.pg.start()
+    wait_for("health ok again", lambda: a.get("/v1/health")[1]["status"] == "ok", 60)
+    j = a.wait_state(jid, ["succeeded", "failed", "cancelled"], timeout=240)
+    check(j["state"] == "succeeded", "job after the outage: %s\n%s" % (j, a.log()))
+    check(j["attempts"] == 1 and j["interruptions"] == 0, "the job was taken over after the outage: %s" % j)
+    check(prometheus(a, "ssld_lease_lost_total") == 0 and prometheus(b, "ssld_lease_reclaimed_total") == 0,
+          "a lease was lost or reclaimed")
+    steps = loss_steps(b, jid)
+    check(steps == list(range(1, total + 1)), "loss curve after the outage: %d points for %d steps, missing %s"
+          % (len(steps), total, sorted(set(range(1, total + 1)) - set(steps))[:5]))
+    print("  PostgreSQL stopped for 20 flush intervals while node-a trained: health degraded, training went on, "
+          "the lease held; the job succeeded on its first claim with all %d loss steps stored once" % total)
+    for d in (a, b):
+        check(d.stop() == 0, "unclean stop:\n" + d.log())
+
+
 def main(mode, backend, exe):
     skip_unless_dataset()
     root = tempfile.mkdtemp(prefix="ssld-nodes-")
@@ -328,6 +374,8 @@ def main(mode, backend, exe):
             mode_once(c)
         elif mode == "restart":
             mode_restart(c)
+        elif mode == "outage":
+            mode_outage(c)
         else:
             mode_takeover(c, mode)
     finally:
@@ -337,7 +385,7 @@ def main(mode, backend, exe):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 4 or sys.argv[1] not in ("once", "kill", "pause", "restart") or sys.argv[2] not in ("sqlite", "postgres"):
+    if len(sys.argv) != 4 or sys.argv[1] not in ("once", "kill", "pause", "restart", "outage") or sys.argv[2] not in ("sqlite", "postgres"):
         print(__doc__)
         sys.exit(2)
     try:
