@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """it_migrate.py - `ssld migrate --from ssld.db --to postgresql://...` on a real PostgreSQL (suite postgres).
 
-A single node on SQLite runs a job to success and queues another, with a token; after the copy a
-daemon on PostgreSQL answers the same jobs with the same ids, states, results, metric points (same
-cursors), events and artifacts; the token still authenticates; the next job gets the next id; the
-queued job runs there. A second copy into the same database is refused and changes nothing; a
+A single node on SQLite runs a job to success and queues another and a sweep's group, with a
+token; after the copy a daemon on PostgreSQL answers the same jobs with the same ids, states,
+results, metric points (same cursors), events and artifacts, and the same group; the token still
+authenticates; the next job gets the next id; the queued job runs there. A second copy into the same database is refused and changes nothing; a
 --to that is not a PostgreSQL URL is refused.
 Usage: it_migrate.py SSLD_EXE
 """
@@ -53,21 +53,29 @@ def main(exe):
             s, sub = a.post("/v1/jobs", short_job("still-queued", epochs=1), bearer(tok))
             check(s == 201, "submit -> %d %s" % (s, sub))
             queued = sub["id"]
+            sweep = dict(short_job("swept", epochs=1), sweep={"grid": {"pretrain.optimizer.lr": [1e-3, 3e-3]}})
+            s, g = a.post("/v1/jobs", sweep, bearer(tok))
+            check(s == 201 and len(g["jobs"]) == 2, "sweep -> %d %s" % (s, g))
+            s, group_before = a.get("/v1/groups/%d" % g["group"])
+            check(s == 200, "group -> %d %s" % (s, group_before))
+            last = max(g["jobs"])
             check(a.stop() == 0, "daemon did not stop")
 
             db = os.path.join(a.state_dir, "ssld.db")
             p = ssld(exe, "migrate", "--from", db, "--to", url, check_rc=0)
-            check("copied 2 jobs" in p.stdout and "1 tokens" in p.stdout, "migrate said: %r" % p.stdout)
+            check("copied 4 jobs, 1 groups" in p.stdout and "1 tokens" in p.stdout, "migrate said: %r" % p.stdout)
 
             b = Daemon(exe)
             b.start("--workers", "0", "--database", url)
             after = history(b, done)
             check(after == before, "the history differs after the copy:\nbefore %s\nafter  %s" % (before, after))
             check(b.job(queued)["state"] == "queued", "the queued job: %s" % b.job(queued))
+            s, group_after = b.get("/v1/groups/%d" % g["group"])
+            check(s == 200 and group_after == group_before, "the group differs: %s\n%s" % (group_before, group_after))
             s, e = b.post("/v1/jobs", short_job("anonymous"))
             check(s == 401, "a POST without the copied token -> %d %s" % (s, e))
             s, sub = b.post("/v1/jobs", short_job("after", epochs=1), bearer(tok))
-            check(s == 201 and sub["id"] == queued + 1, "the next job's id: %d %s (expected %d)" % (s, sub, queued + 1))
+            check(s == 201 and sub["id"] == last + 1, "the next job's id: %d %s (expected %d)" % (s, sub, last + 1))
             check(b.stop() == 0, "daemon did not stop")
             b.start("--workers", "1", "--database", url)
             j = b.wait_state(queued, ("succeeded", "failed"))
@@ -76,7 +84,7 @@ def main(exe):
             # A second copy is refused and leaves the database as it was.
             n0 = pg.psql("SELECT count(*) FROM jobs", db="ssld_migrated")
             p = ssld(exe, "migrate", "--from", db, "--to", url, check_rc=1)
-            check("not empty" in p.stderr and "3 jobs" in p.stderr, "second migrate said: %r" % p.stderr)
+            check("not empty (5 jobs, 1 groups" in p.stderr, "second migrate said: %r" % p.stderr)
             check(pg.psql("SELECT count(*) FROM jobs", db="ssld_migrated") == n0, "a refused copy changed the target")
             p = ssld(exe, "migrate", "--from", db, "--to", os.path.join(a.state_dir, "other.db"), check_rc=1)
             check("expected a PostgreSQL URL" in p.stderr, "a non-URL --to: %r" % p.stderr)

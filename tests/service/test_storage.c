@@ -18,6 +18,7 @@
 #include "dataset_store.h"
 #include "sha256.h"
 #include "store.h"
+#include "store_migrate.h"
 #include "store_pg.h"
 #include "check.h"
 
@@ -824,6 +825,131 @@ static void test_flush_retry(void)
 	rm_db();
 }
 
+/* store_migrate: an SQLite store with one of everything, copied into the (empty) PostgreSQL
+ * database, reads back the same through the store API, ids included; new ids continue past
+ * SQLite's last, deleted ones included; a second copy is refused naming what the target holds. */
+static void test_migrate(void)
+{
+	char src[1100];
+	snprintf(src, sizeof src, "%s/src.db", dir);
+	Store *st;
+	CHECK_RC(store_open(src, &st, err, sizeof err));
+	int64_t a = insert(st, "a", 3, "ann");
+	StoreNewJob nj = { .spec = "{\"method\":\"simclr\"}", .name = "g", .method = "simclr", .owner = "bob",
+	                   .group_setting = "{\"lr\":0.1}" };
+	int64_t gid, gids[2];
+	StoreNewJob two[2] = { nj, nj };
+	CHECK_RC(store_group_insert(st, "grp", "bob", "{\"grid\":{}}", two, 2, &gid, gids, err, sizeof err));
+	StoreJob j;
+	CHECK(store_job_claim(st, &j, err, sizeof err) == 1 && j.id == a);
+	store_job_clear(&j);
+	StoreBatch *b;
+	CHECK_RC(store_batch_new(st, 0, &b, err, sizeof err));
+	for (int s = 1; s <= 3; s++) store_batch_metric(b, a, s, "loss", 1.0 / s);
+	store_batch_metric(b, a, 3, "acc", NAN);
+	store_batch_event(b, a, 6, "hello");
+	CHECK(store_batch_flush(b, err, sizeof err) == 5);
+	CHECK_RC(store_job_checkpoint(st, a, 3, err, sizeof err));
+	for (int s = 4; s <= 5; s++) store_batch_metric(b, a, s, "loss", 1.0 / s);
+	CHECK(store_batch_flush(b, err, sizeof err) == 2);
+	store_batch_free(b);
+	CHECK_RC(store_job_finish(st, a, JOB_QUEUED, NULL, NULL, err, sizeof err));
+	CHECK(store_job_claim(st, &j, err, sizeof err) == 1 && j.id == a);   /* drops the points after step 3 */
+	store_job_clear(&j);
+	char art[1200];
+	snprintf(art, sizeof art, "%s/artifact.txt", dir);
+	FILE *f = fopen(art, "w");
+	fputs("abc", f);
+	fclose(f);
+	CHECK_RC(store_artifact_put(st, a, "notes.txt", art, err, sizeof err));
+	CHECK_RC(store_job_finish(st, a, JOB_SUCCEEDED, "{\"r\":1}", NULL, err, sizeof err));
+	char h[65];
+	memset(h, 'c', 64), h[64] = 0;
+	CHECK_RC(store_token_add(st, "ann", h, 1, err, sizeof err));
+	StoreDataset d = { .owner = "ann", .name = "ds", .format = "csv", .bytes = 7, .files = 1, .summary = "{}", .path = "/p" };
+	CHECK_RC(store_dataset_insert(st, &d, err, sizeof err));
+	StoreJob before;
+	CHECK_RC(store_job_get(st, a, &before, err, sizeof err));
+	MetricSet mb;
+	CHECK_RC(store_metrics_read(st, a, 0, NULL, 0, 0, &mb, err, sizeof err));
+	store_free(st);
+
+	StoreMigrateStats ms;
+	CHECK_RC(store_migrate(src, dbpath, &ms, err, sizeof err));
+	CHECK(ms.jobs == 3 && ms.groups == 1 && ms.metrics == 4 && ms.metric_keys == 2 && ms.events == 1 && ms.artifacts == 1 && ms.tokens == 1 &&
+	      ms.datasets == 1);
+	CHECK_RC(store_open(dbpath, &st, err, sizeof err));
+	StoreJob after;
+	CHECK_RC(store_job_get(st, a, &after, err, sizeof err));
+	CHECK(after.state == JOB_SUCCEEDED && after.priority == 3 && strcmp(after.results, "{\"r\":1}") == 0 &&
+	      after.checkpoint_step == 3 && after.attempts == 2 && after.created_at == before.created_at &&
+	      after.finished_at == before.finished_at && strcmp(after.spec, before.spec) == 0);
+	store_job_clear(&after);
+	store_job_clear(&before);
+	MetricSet ma;
+	CHECK_RC(store_metrics_read(st, a, 0, NULL, 0, 0, &ma, err, sizeof err));
+	int same = ma.n == mb.n && ma.cursor == mb.cursor;
+	for (int i = 0; same && i < ma.n; i++) {
+		same = strcmp(ma.series[i].key, mb.series[i].key) == 0 && ma.series[i].n == mb.series[i].n;
+		for (size_t k = 0; same && k < ma.series[i].n; k++)
+			same = ma.series[i].pts[k].id == mb.series[i].pts[k].id && ma.series[i].pts[k].step == mb.series[i].pts[k].step &&
+			       (ma.series[i].pts[k].value == mb.series[i].pts[k].value ||
+			        (isnan(ma.series[i].pts[k].value) && isnan(mb.series[i].pts[k].value)));
+	}
+	CHECK(same && ma.total_points == 4);
+	metric_set_clear(&ma);
+	metric_set_clear(&mb);
+	StoreGroup g;
+	CHECK_RC(store_group_get(st, gid, &g, err, sizeof err));
+	CHECK(g.jobs == 2 && g.counts[JOB_QUEUED] == 2 && strcmp(g.sweep, "{\"grid\":{}}") == 0);
+	store_group_clear(&g);
+	CHECK_RC(store_job_get(st, gids[1], &j, err, sizeof err));
+	CHECK(j.group_id == gid && j.group_setting && strcmp(j.group_setting, "{\"lr\":0.1}") == 0);
+	store_job_clear(&j);
+	StoreArtifact ar;
+	CHECK_RC(store_artifact_get(st, a, "notes.txt", &ar, err, sizeof err));
+	CHECK(ar.size == 3 && strcmp(ar.path, art) == 0);
+	store_artifact_clear(&ar);
+	StoreToken t;
+	CHECK(store_token_find(st, h, &t, err, sizeof err) == 1 && strcmp(t.name, "ann") == 0 && t.admin == 1);
+	StoreDataset got;
+	CHECK_RC(store_dataset_get(st, "ann", "ds", &got, err, sizeof err));
+	CHECK(got.bytes == 7 && strcmp(got.format, "csv") == 0);
+	store_dataset_clear(&got);
+	StoreEvent *ev;
+	int ne;
+	CHECK_RC(store_events_read(st, a, 0, 10, &ev, &ne, err, sizeof err));
+	CHECK(ne == 1 && strcmp(ev[0].message, "hello") == 0);
+	store_events_free(ev, ne);
+	/* The next job and the next metric point continue past SQLite's last ids. */
+	int64_t next = insert(st, "next", 0, "");
+	CHECK(next == gids[1] + 1);
+	CHECK(store_job_claim(st, &j, err, sizeof err) == 1);
+	int64_t claimed = j.id;
+	store_job_clear(&j);
+	CHECK_RC(store_batch_new(st, 0, &b, err, sizeof err));
+	store_batch_metric(b, claimed, 1, "loss", 1);
+	CHECK(store_batch_flush(b, err, sizeof err) == 1);
+	store_batch_free(b);
+	CHECK_RC(store_metrics_read(st, claimed, 0, NULL, 0, 0, &ma, err, sizeof err));
+	CHECK(ma.n == 1 && ma.series[0].pts[0].id == 7);   /* 6 ids were handed out on SQLite */
+	metric_set_clear(&ma);
+	store_free(st);
+	/* A second copy is refused and names what is there. */
+	int rc = store_migrate(src, dbpath, &ms, err, sizeof err);
+	CHECK(rc == STORE_EEXIST && strstr(err, "not empty (4 jobs, 1 groups, 1 tokens, 1 datasets)"), "rc=%d err=%s", rc, err);
+	rc = store_migrate(src, src, &ms, err, sizeof err);
+	CHECK(rc == STORE_ESTATE && strstr(err, "expected a PostgreSQL URL"), "rc=%d err=%s", rc, err);
+	unlink(art);
+	char p[1200];
+	const char *suf[] = { "", "-wal", "-shm" };
+	for (int i = 0; i < 3; i++) {
+		snprintf(p, sizeof p, "%s%s", src, suf[i]);
+		unlink(p);
+	}
+	rm_db();
+}
+
 /* A database of schema version 2 (before the init_from column) migrates: the dependency of a
  * queued job is read from its stored spec, so it still waits for its source. */
 /* Tokens: add, the name and hash unique, list by name, find by hash, count, revoke. */
@@ -979,7 +1105,8 @@ int main(int argc, char **argv)
 	test_leases();
 	if (!pg) test_flush_retry();   /* the fault point is SQLite's write */
 	if (!pg) test_migration_v2();
-	else test_pg_batch_token();   /* SQLite's own history: PostgreSQL starts at schema 7 */
+	else test_pg_batch_token();
+	if (pg) test_migrate();   /* SQLite's own history: PostgreSQL starts at schema 7 */
 	test_tokens();
 	test_datasets();
 	test_metrics_and_resume();
