@@ -42,7 +42,7 @@ typedef enum ApiReadAccess {
 	API_READ_TOKEN,          /* a valid token for every read */
 } ApiReadAccess;
 
-/* Uploaded datasets live in STATE_DIR/API_UPLOADS_DIR/OWNER/NAME (apart from the data roots, so
+/* Uploaded datasets live in SHARED_DIR/API_UPLOADS_DIR/OWNER/NAME (apart from the data roots, so
  * that only the API's rules reach them). */
 #define API_UPLOADS_DIR "uploads"
 
@@ -63,7 +63,10 @@ typedef struct ApiConfig {
 	Store *store;
 	StoreBatch *batch;                  /* for /metrics figures (may be NULL) */
 	Pool *pool;                         /* may be NULL (no workers in this process) */
-	const char *state_dir;              /* job dirs; artifacts must lie inside state_dir/jobs/<id> */
+	const char *state_dir;              /* this node's files: auth state, the decoded-image cache */
+	const char *shared_dir;             /* job dirs (artifacts must lie inside shared_dir/jobs/<id>) and
+	                                     * uploaded datasets: what every node of one database reads;
+	                                     * NULL = state_dir */
 	const char *const *data_roots;      /* datasets must resolve inside one of these */
 	int n_data_roots;
 	const char *web_dir;                /* static files for "/", NULL = none */
@@ -95,6 +98,8 @@ typedef struct ApiConfig {
 
 int api_new(const ApiConfig *cfg, Api **out, char *err, size_t errlen);
 int api_port(const Api *api);                       /* the bound port */
+/* The node's name for /v1/health (set once, after binding: the default name has the port). */
+int api_set_node(Api *api, const char *node);
 void api_set_draining(Api *api, int draining);      /* 1: POST /v1/jobs -> 503; generation is
                                                      * cancelled and refused (503) from then on */
 int api_generating(Api *api);                       /* generations running or waiting */

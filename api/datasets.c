@@ -49,7 +49,7 @@ static int valid_name(const char *s)
 	return 1;
 }
 
-static void root_dir(const Api *api, char *out, size_t cap) { snprintf(out, cap, "%s/" API_UPLOADS_DIR, api->state_dir); }
+static void root_dir(const Api *api, char *out, size_t cap) { snprintf(out, cap, "%s/" API_UPLOADS_DIR, api->shared_dir); }
 
 static int fsync_dir(const char *path)
 {
@@ -72,7 +72,7 @@ static const ApiDatasetLimits *limits(const Req *r) { return &r->api->cfg.datase
 int datasets_upload_begin(Req *r, const char *method, const char *url)
 {
 	if (strcmp(method, "POST") != 0 || (strcmp(url, "/v1/datasets") != 0 && strcmp(url, "/v1/datasets/") != 0) ||
-	    !r->api->state_dir)
+	    !r->api->shared_dir)
 		return 0;
 	struct DsUpload *u = calloc(1, sizeof *u);
 	if (!u) return -1;
@@ -577,10 +577,10 @@ enum MHD_Result datasets_route(Req *r, const char *path)
 
 /* ---- start-up ------------------------------------------------------------------------------- */
 
-int datasets_recover(const char *state_dir, Store *st, char *err, size_t errlen)
+int datasets_recover(const char *shared_dir, Store *st, char *err, size_t errlen)
 {
 	char root[PATH_MAX], tmp[PATH_MAX + 8], orphans[PATH_MAX + 16];
-	snprintf(root, sizeof root, "%s/" API_UPLOADS_DIR, state_dir);
+	snprintf(root, sizeof root, "%s/" API_UPLOADS_DIR, shared_dir);
 	snprintf(tmp, sizeof tmp, "%s/.tmp", root);
 	snprintf(orphans, sizeof orphans, "%s/.orphans", root);
 	if (make_dir(root) < 0) {

@@ -1,4 +1,5 @@
-/* datasets.h - /v1/datasets: datasets uploaded as archives, kept per owner under the state dir.
+/* datasets.h - /v1/datasets: datasets uploaded as archives, kept per owner under the shared dir
+ * (the state dir on a box alone; a directory every node mounts when several share a database).
  *
  *   POST   /v1/datasets?name=NAME      body: tar, tar.gz or zip -> 201 the dataset
  *   GET    /v1/datasets[?owner=]       the list
@@ -7,12 +8,12 @@
  *   DELETE /v1/datasets/{owner}/{name} the owner or an admin; 409 while a queued or running job
  *                                      names it
  *
- * The upload's body goes straight to a file in STATE/uploads/.tmp (server.c hands each piece to
+ * The upload's body goes straight to a file in SHARED/uploads/.tmp (server.c hands each piece to
  * datasets_upload_chunk; nothing of it is kept in memory) and is unpacked beside it
- * (../workers/unpack.h); its row is written, then one rename makes it STATE/uploads/OWNER/NAME.
+ * (../workers/unpack.h); its row is written, then one rename makes it SHARED/uploads/OWNER/NAME.
  * datasets_recover, at start-up, removes what a crash left: the temp dirs, and rows whose
  * directory never arrived. A job names a dataset as "dataset:OWNER/NAME[/FILE]" in any path of
- * its spec (workers/jobspec.c resolves it beneath STATE/uploads).
+ * its spec (workers/jobspec.c resolves it beneath SHARED/uploads).
  */
 #ifndef SSLD_API_DATASETS_H
 #define SSLD_API_DATASETS_H
@@ -30,7 +31,8 @@ int datasets_upload_chunk(Req *r, const char *data, size_t n);
 /* server.c, when the request ends (answered, failed or disconnected): removes the temp files. */
 void datasets_upload_end(Req *r);
 
-/* Start-up: makes STATE/uploads, removes its temp dirs and dataset dirs that have no row. */
-int datasets_recover(const char *state_dir, Store *st, char *err, size_t errlen);
+/* Start-up: makes SHARED/uploads (SHARED: the shared dir, the state dir on a box alone), removes
+ * its temp dirs and dataset dirs that have no row. */
+int datasets_recover(const char *shared_dir, Store *st, char *err, size_t errlen);
 
 #endif

@@ -20,7 +20,8 @@ struct cJSON;
 
 struct Api {
 	ApiConfig cfg;
-	char *listen, *state_dir, *web_dir, *version;   /* owned copies */
+	char *listen, *state_dir, *shared_dir, *web_dir, *version;   /* owned copies */
+	char *_Atomic node;                /* api_set_node; NULL until then */
 	char **data_roots;
 	struct MHD_Daemon *d;
 	int port;

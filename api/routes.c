@@ -115,6 +115,9 @@ static void sb_job(Sbuf *b, const StoreJob *j, int full, const MetricSet *latest
 	sb_printf(b, "},\"attempts\":%d,\"interruptions\":%d,\"checkpoint_step\":", j->attempts, j->interruptions);
 	if (j->checkpoint_step >= 0) sb_printf(b, "%lld", (long long)j->checkpoint_step);
 	else sb_puts(b, "null");
+	/* The node running it (several nodes on one queue; a box alone names itself). */
+	sb_puts(b, ",\"node\":");
+	sb_json_str(b, j->state == JOB_RUNNING ? j->node : NULL);
 	sb_printf(b, ",\"cancel_requested\":%s,\"error\":", j->cancel_requested ? "true" : "false");
 	sb_json_str(b, j->error);
 	/* A sweep's job: its group and the swept values it runs with (JSON text we stored). */
@@ -340,9 +343,9 @@ static int validate_job(Req *r, const char *body, size_t len, Validated *v)
 	Api *api = r->api;
 	memset(v, 0, sizeof *v);
 	char uploaded[4096];
-	snprintf(uploaded, sizeof uploaded, "%s/" API_UPLOADS_DIR, api->state_dir ? api->state_dir : "");
+	snprintf(uploaded, sizeof uploaded, "%s/" API_UPLOADS_DIR, api->shared_dir ? api->shared_dir : "");
 	JobSpecOptions o = { .data_roots = api->cfg.data_roots, .n_data_roots = api->cfg.n_data_roots, .check_files = 1,
-	                     .datasets_dir = api->state_dir ? uploaded : NULL, .owner = r->owner, .any_owner = r->admin };
+	                     .datasets_dir = api->shared_dir ? uploaded : NULL, .owner = r->owner, .any_owner = r->admin };
 	SpecErrors *errs = malloc(sizeof *errs);
 	if (!errs) {
 		reply_error(r, 503, "out_of_memory", NULL, "the server ran out of memory checking the job");
@@ -810,7 +813,7 @@ static enum MHD_Result job_artifact(Req *r, int64_t id, const char *name)
 	/* Only files inside the job's own directory are served, whatever the database says. */
 	char dir[4096], real_dir[PATH_MAX], real[PATH_MAX];
 	int inside = 0;
-	if (r->api->cfg.state_dir && pool_job_dir(r->api->cfg.state_dir, id, dir, sizeof dir) == 0 &&
+	if (r->api->cfg.shared_dir && pool_job_dir(r->api->cfg.shared_dir, id, dir, sizeof dir) == 0 &&
 	    realpath(dir, real_dir) && realpath(a.path, real)) {
 		size_t dl = strlen(real_dir);
 		inside = strncmp(real, real_dir, dl) == 0 && real[dl] == '/';
@@ -1135,7 +1138,7 @@ static enum MHD_Result job_generate(Req *r, int64_t id)
 		                j.method ? j.method : "");
 		goto done;
 	}
-	if (!r->api->cfg.state_dir || pool_job_dir(r->api->cfg.state_dir, id, dir, sizeof dir) < 0) {
+	if (!r->api->cfg.shared_dir || pool_job_dir(r->api->cfg.shared_dir, id, dir, sizeof dir) < 0) {
 		q = reply_error(r, 503, "no_state_dir", NULL, "this server keeps no job directories to read a checkpoint from");
 		goto done;
 	}

@@ -634,12 +634,19 @@ enum MHD_Result serve_health(Req *r)
 	char err[256];
 	int64_t counts[JOB_STATE_COUNT];
 	int ok = store_job_counts(api->cfg.store, counts, err, sizeof err) == 0;
+	/* The database answered this request, yet other calls found it unreachable (a shared database
+	 * coming and going): training goes on, rows wait in the batch, the node says so. */
+	int reachable = store_healthy(api->cfg.store);
 	PoolStats ps = { 0 };
 	if (api->cfg.pool) pool_stats(api->cfg.pool, &ps);
 	int draining = atomic_load(&api->draining);
 	Sbuf b = { 0 };
-	sb_printf(&b, "{\"status\":\"%s\",\"version\":", !ok ? "degraded" : draining ? "draining" : "ok");
+	sb_printf(&b, "{\"status\":\"%s\",\"version\":", !ok || !reachable ? "degraded" : draining ? "draining" : "ok");
 	sb_json_str(&b, api->version);
+	sb_puts(&b, ",\"node\":");
+	const char *node = atomic_load(&api->node);
+	if (node) sb_json_str(&b, node);
+	else sb_puts(&b, "null");
 	sb_printf(&b, ",\"uptime_s\":%.1f,\"workers\":%d,\"busy\":%d,\"database\":", store_now() - api->started,
 	          ps.workers, ps.busy);
 	sb_json_str(&b, ok ? "ok" : err);
@@ -677,6 +684,15 @@ static enum MHD_Result serve_prometheus(Req *r)
 		          (unsigned long long)ps.finished[outcomes[i]]);
 	sb_puts(&b, "# HELP ssld_train_steps_total Pretraining steps run by this process.\n# TYPE ssld_train_steps_total counter\n");
 	sb_printf(&b, "ssld_train_steps_total %llu\n", (unsigned long long)ps.steps);
+	sb_puts(&b, "# HELP ssld_lease_lost_total Runs stopped on this node because their lease went to another claim.\n"
+	            "# TYPE ssld_lease_lost_total counter\n");
+	sb_printf(&b, "ssld_lease_lost_total %llu\n", (unsigned long long)ps.lease_lost);
+	sb_puts(&b, "# HELP ssld_lease_reclaimed_total Jobs of nodes whose lease expired that this node put back in the queue.\n"
+	            "# TYPE ssld_lease_reclaimed_total counter\n");
+	sb_printf(&b, "ssld_lease_reclaimed_total %llu\n", (unsigned long long)ps.reclaimed);
+	sb_puts(&b, "# HELP ssld_lease_renew_failures_total Lease renewals that did not reach the database.\n"
+	            "# TYPE ssld_lease_renew_failures_total counter\n");
+	sb_printf(&b, "ssld_lease_renew_failures_total %llu\n", (unsigned long long)ps.renew_failures);
 	sb_puts(&b, "# HELP ssld_workers Worker threads.\n# TYPE ssld_workers gauge\n");
 	sb_printf(&b, "ssld_workers %d\n", ps.workers);
 	sb_puts(&b, "# HELP ssld_workers_busy Workers running a job now.\n# TYPE ssld_workers_busy gauge\n");
@@ -944,6 +960,7 @@ int api_new(const ApiConfig *cfg, Api **out, char *err, size_t errlen)
 	if (!dl->quota_bytes) dl->quota_bytes = (uint64_t)20 << 30;
 	api->listen = dup_or_null(cfg->listen ? cfg->listen : "127.0.0.1:8080");
 	api->state_dir = dup_or_null(cfg->state_dir);
+	api->shared_dir = dup_or_null(cfg->shared_dir ? cfg->shared_dir : cfg->state_dir);
 	api->version = dup_or_null(cfg->version ? cfg->version : "unknown");
 	int rc = 0;
 	if (cfg->web_dir) {
@@ -956,15 +973,16 @@ int api_new(const ApiConfig *cfg, Api **out, char *err, size_t errlen)
 	api->cfg.data_roots = (const char *const *)api->data_roots;
 	api->cfg.listen = api->listen;
 	api->cfg.state_dir = api->state_dir;
+	api->cfg.shared_dir = api->shared_dir;
 	api->cfg.web_dir = api->web_dir;
 	api->cfg.version = api->version;
-	if (!api->listen || !api->version || !api->data_roots) {
+	if (!api->listen || !api->version || !api->data_roots || (cfg->state_dir && !api->shared_dir)) {
 		snprintf(err, errlen, "api: out of memory");
 		rc = -ENOMEM;
 		goto fail;
 	}
 	if (cfg->tokens_file && (rc = api_reload_tokens(api, cfg->tokens_file, err, errlen)) < 0) goto fail;
-	if (api->state_dir && cfg->store && (rc = datasets_recover(api->state_dir, cfg->store, err, errlen)) < 0) goto fail;
+	if (api->shared_dir && cfg->store && (rc = datasets_recover(api->shared_dir, cfg->store, err, errlen)) < 0) goto fail;
 	if (api->state_dir) {
 		/* Record that this state directory uses tokens (and which file), so that revoking the
 		 * last one later does not silently open the API. */
@@ -1039,6 +1057,14 @@ fail:
 
 int api_port(const Api *api) { return api->port; }
 
+int api_set_node(Api *api, const char *node)
+{
+	char *copy = strdup(node ? node : "");
+	if (!copy) return -ENOMEM;
+	free(atomic_exchange(&api->node, copy));
+	return 0;
+}
+
 void api_set_draining(Api *api, int draining)
 {
 	atomic_store(&api->draining, draining);
@@ -1068,6 +1094,8 @@ void api_free(Api *api)
 	pthread_rwlock_destroy(&api->tok_lock);
 	free(api->listen);
 	free(api->state_dir);
+	free(api->shared_dir);
+	free(atomic_load(&api->node));
 	free(api->web_dir);
 	free(api->version);
 	free(api);

@@ -55,6 +55,7 @@ void config_defaults(SsldConfig *c)
 	c->flush_interval_s = 0.5;
 	c->stop_timeout_s = 90;
 	c->max_attempts = 3;
+	c->lease_s = 30;
 	c->max_connections = 256;
 	c->max_connections_per_ip = 128;
 	c->request_deadline_s = 30;
@@ -157,6 +158,11 @@ static const char usage_text[] =
 	"  --state-dir DIR            database, job directories (default $STATE_DIRECTORY, else ./state)\n"
 	"  --database DB              postgresql://USER@HOST/NAME: the queue and history on PostgreSQL, shared\n"
 	"                             by several nodes; a path: that SQLite file (default STATE_DIR/ssld.db)\n"
+	"  --shared-dir DIR           job directories and checkpoints, on a filesystem every node mounts\n"
+	"                             (default STATE_DIR)\n"
+	"  --node NAME                this node's name in the queue (default HOSTNAME:PORT)\n"
+	"  --lease SECONDS            a running job's claim lasts this long unless renewed (every third of it);\n"
+	"                             a node that dies loses its jobs to the others after it (default 30)\n"
 	"  --data-root DIR            datasets must lie under one of these (repeatable; default: those of\n"
 	"                             /usr/share/datasets, /usr/share/games/fortunes, /usr/share/openclipart,\n"
 	"                             STATE_DIR/datasets that exist; with none, jobs cannot read files: only\n"
@@ -245,6 +251,18 @@ int config_set(SsldConfig *c, const char *key_in, const char *v, char *err, size
 	if (strcmp(key, "listen") == 0) return set_str(c->listen, sizeof c->listen, key, v, err, errlen);
 	if (strcmp(key, "state-dir") == 0) return set_str(c->state_dir, sizeof c->state_dir, key, v, err, errlen);
 	if (strcmp(key, "database") == 0) return set_str(c->database, sizeof c->database, key, v, err, errlen);
+	if (strcmp(key, "shared-dir") == 0) return set_str(c->shared_dir, sizeof c->shared_dir, key, v, err, errlen);
+	if (strcmp(key, "node") == 0) {
+		/* It names the node in logs, events and /v1/health: host-name characters and ':' only. */
+		if (!*v || strlen(v) >= sizeof c->node || strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_:") != strlen(v)) {
+			snprintf(err, errlen, "node: expected 1..%zu of letters, digits, '.', '-', '_', ':', got '%.300s'",
+			         sizeof c->node - 1, v);
+			return -1;
+		}
+		memcpy(c->node, v, strlen(v) + 1);
+		return 0;
+	}
+	if (strcmp(key, "lease") == 0) return set_double(&c->lease_s, key, v, 1, 3600, err, errlen);
 	if (strcmp(key, "web-dir") == 0) return set_str(c->web_dir, sizeof c->web_dir, key, v, err, errlen);
 	if (strcmp(key, "tokens-file") == 0) return set_str(c->tokens_file, sizeof c->tokens_file, key, v, err, errlen);
 	if (strcmp(key, "log-file") == 0) return set_str(c->log_file, sizeof c->log_file, key, v, err, errlen);
@@ -447,6 +465,7 @@ void config_finish(SsldConfig *c)
 		if (n > 0 && (size_t)n < sizeof c->data_roots[0] && is_dir(own) && c->n_data_roots < CONFIG_MAX_ROOTS)
 			memcpy(c->data_roots[c->n_data_roots++], own, (size_t)n + 1);
 	}
+	if (!c->shared_dir[0]) memcpy(c->shared_dir, c->state_dir, sizeof c->shared_dir);
 	if (!c->web_dir[0]) {
 		char installed[1100];
 		int n = snprintf(installed, sizeof installed, "%s/ssld/web", SSLD_DATADIR);
@@ -459,6 +478,17 @@ void config_finish(SsldConfig *c)
 	if (c->job_threads < 0) c->job_threads = c->workers > 0 && cores / c->workers > 0 ? cores / c->workers : 1;
 	/* Half the machine's memory shared by the jobs that run at once (0 workers: one job's share). */
 	if (c->max_job_memory == UINT64_MAX) c->max_job_memory = mem_total() / 2 / (uint64_t)(c->workers > 0 ? c->workers : 1);
+}
+
+int config_shared_database(const SsldConfig *c) { return c->database[0] != 0; }
+
+void config_default_node(SsldConfig *c, int port)
+{
+	if (c->node[0]) return;
+	char host[200];
+	if (gethostname(host, sizeof host) != 0 || !host[0]) snprintf(host, sizeof host, "localhost");
+	host[sizeof host - 1] = 0;
+	snprintf(c->node, sizeof c->node, "%s:%d", host, port);
 }
 
 void config_usage(void)

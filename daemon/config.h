@@ -8,6 +8,10 @@
  *   state-dir = /var/lib/ssld
  *   data-root = /usr/share/datasets
  *   workers = 1
+ *   # one of several nodes on one queue (docs/service.md, "Several boxes"):
+ *   database = postgresql://ssld@db.example/ssld
+ *   shared-dir = /mnt/ssld
+ *   node = gpu-box-2
  *
  *   SsldConfig c;
  *   config_defaults(&c);
@@ -25,7 +29,12 @@ typedef struct SsldConfig {
 	char config_file[1024];
 	char listen[256];
 	char state_dir[1024];
+	/* Several boxes, one queue: every node names the same database and mounts the same shared
+	 * directory; a node names itself in the jobs it claims. */
 	char database[1024];         /* "" = STATE_DIR/ssld.db; a postgresql:// URL, or an SQLite file path */
+	char shared_dir[1024];       /* job directories (checkpoints, artifacts); "" = state_dir */
+	char node[256];              /* this node's name in the queue; "" = HOSTNAME:PORT once bound */
+	double lease_s;              /* a claimed job's lease, renewed every third of it; default 30 */
 	char data_roots[CONFIG_MAX_ROOTS][1024];
 	int n_data_roots;
 	char web_dir[1024];          /* "" = the default (installed datadir, else the source tree) */
@@ -81,6 +90,11 @@ int config_from_args(SsldConfig *c, int argc, char **argv, char *err, size_t err
 /* Fills what is still unset from the environment and the machine (state dir, roots, web dir). */
 void config_finish(SsldConfig *c);
 void config_usage(void);
+/* 1 when the database is named explicitly (other nodes may share it: jobs whose node died are
+ * taken back after their lease, not at start-up), 0 when it is the state directory's own. */
+int config_shared_database(const SsldConfig *c);
+/* "" -> HOSTNAME:PORT, written into c->node. */
+void config_default_node(SsldConfig *c, int port);
 /* The database store_open is given: --database, else STATE_DIR/ssld.db. */
 void config_database(const SsldConfig *c, char *out, size_t cap);
 

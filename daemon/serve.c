@@ -31,8 +31,6 @@
 #include "../storage/log.h"
 #include "../storage/store.h"
 #include "../workers/pool.h"
-#include "../workers/runner.h"
-#include "../workers/workdir.h"
 #include "config.h"
 #include "statelock.h"
 #include "webhook.h"
@@ -148,7 +146,7 @@ static void api_ended(void *user, int64_t job_id)
 static void pool_run_end(void *user, int64_t job_id, JobState state)
 {
 	Server *s = user;
-	if (state != JOB_QUEUED) webhook_job_ended(s->webhook, job_id);
+	if (state == JOB_SUCCEEDED || state == JOB_FAILED || state == JOB_CANCELLED) webhook_job_ended(s->webhook, job_id);
 	atomic_store(&s->run_ended, 1);
 	uv_async_send(&s->wake);
 }
@@ -253,11 +251,24 @@ static int write_port_file(const char *path, int port)
 	return rename(tmp, path) == 0 ? 0 : -errno;
 }
 
+/* The database as the log shows it: a URL's password replaced by "***". */
+static void redact_database(const char *db, char *out, size_t cap)
+{
+	const char *scheme = strstr(db, "://"), *at = scheme ? strchr(scheme + 3, '@') : NULL;
+	const char *colon = scheme ? memchr(scheme + 3, ':', at ? (size_t)(at - scheme - 3) : 0) : NULL;
+	if (colon) snprintf(out, cap, "%.*s:***%s", (int)(colon - db), db, at);
+	else snprintf(out, cap, "%s", db);
+}
+
+/* Start-up recovery: jobs a crash left `running` go back to the queue. With a shared database the
+ * running jobs may be other nodes' (alive): only this node's own (by its name) come back now; the
+ * pool's lease thread takes back other dead nodes' when their lease expires. */
 static void recover(Server *s)
 {
 	char err[512];
 	int64_t ids[64];
-	int n = store_recover(s->st, s->cfg.max_attempts, ids, 64, err, sizeof err);
+	int shared = config_shared_database(&s->cfg);
+	int n = store_recover_node(s->st, shared ? s->cfg.node : NULL, s->cfg.max_attempts, ids, 64, err, sizeof err);
 	if (n < 0) {
 		slog(LOG_ERR, 0, "start-up recovery failed: %s", err);
 		return;
@@ -266,24 +277,9 @@ static void recover(Server *s)
 		/* A crash after the checkpoint file was renamed into place but before the database recorded
 		 * it: the run resumes from the file, so record the file's step now - otherwise the claim drops
 		 * the metric points between the old record and the file, and nothing recomputes them. */
-		char dir[4096];
-		int64_t file_step;
-		StoreJob j;
-		char key[64];
-		if (pool_job_dir(s->cfg.state_dir, ids[i], dir, sizeof dir) == 0 &&
-		    store_job_get(s->st, ids[i], &j, err, sizeof err) == 0) {
-			/* Only the job's own checkpoint counts: another job's is moved aside when it runs. */
-			workdir_job_key(ids[i], j.created_at, key, sizeof key);
-			if (runner_checkpoint_step(dir, key, &file_step, err, sizeof err) == 1 &&
-			    file_step > j.checkpoint_step) {
-				if (store_job_checkpoint(s->st, ids[i], file_step, err, sizeof err) < 0)
-					slog(LOG_ERR, ids[i], "recording the checkpoint at step %lld found on disk: %s", (long long)file_step, err);
-				else
-					slog(LOG_NOTICE, ids[i], "checkpoint at step %lld was on disk but not recorded (recorded: %lld); recorded it",
-					     (long long)file_step, (long long)j.checkpoint_step);
-			}
-			store_job_clear(&j);
-		}
+		int64_t step;
+		if (pool_record_disk_checkpoint(s->st, s->cfg.shared_dir, ids[i], &step, err, sizeof err) < 0)
+			slog(LOG_ERR, ids[i], "recording the checkpoint found on disk: %s", err);
 		slog(LOG_WARNING, ids[i], "was running when ssld stopped uncleanly; requeued to resume from its last checkpoint");
 		store_event_add(s->st, ids[i], LOG_WARNING, "the daemon stopped uncleanly while this job ran; requeued to resume from its last checkpoint",
 		                err, sizeof err);
@@ -331,6 +327,10 @@ int serve_main(int argc, char **argv)
 		slog(LOG_ERR, 0, "state directory %s: %s", c->state_dir, strerror(-rc));
 		goto out;
 	}
+	if (strcmp(c->shared_dir, c->state_dir) != 0 && (rc = mkdir_p(c->shared_dir)) < 0) {
+		slog(LOG_ERR, 0, "shared directory %s: %s", c->shared_dir, strerror(-rc));
+		goto out;
+	}
 	char path[1200];
 	if (statelock_acquire(&s->lock, c->state_dir, err, sizeof err) < 0) {
 		slog(LOG_ERR, 0, "%s", err);
@@ -349,7 +349,6 @@ int serve_main(int argc, char **argv)
 		slog(LOG_ERR, 0, "%s", err);
 		goto out;
 	}
-	recover(s);
 	if (store_batch_new(s->st, 0, &s->batch, err, sizeof err) < 0) {
 		slog(LOG_ERR, 0, "%s", err);
 		goto out;
@@ -358,8 +357,10 @@ int serve_main(int argc, char **argv)
 		slog(LOG_ERR, 0, "%s", err);
 		goto out;
 	}
-	PoolConfig pc = { .workers = c->workers, .state_dir = c->state_dir, .max_threads = c->job_threads,
-	                  .max_running_per_owner = c->max_running_per_owner, .on_run_end = pool_run_end, .user = s,
+	PoolConfig pc = { .workers = c->workers, .state_dir = c->state_dir, .shared_dir = c->shared_dir,
+	                  .max_threads = c->job_threads, .max_running_per_owner = c->max_running_per_owner,
+	                  .on_run_end = pool_run_end, .user = s,
+	                  .lease_s = config_shared_database(c) ? c->lease_s : 0, .max_interruptions = c->max_attempts,
 	                  .mpi = { .mpirun = c->mpirun, .extra_args = c->mpirun_args, .hostfile = c->mpi_hostfile,
 	                           .stop_grace_s = c->stop_timeout_s * 0.8 } };
 	if (pool_new(s->st, s->batch, &pc, &s->pool, err, sizeof err) < 0) {
@@ -370,8 +371,8 @@ int serve_main(int argc, char **argv)
 	for (int i = 0; i < c->n_data_roots; i++) roots[i] = c->data_roots[i];
 	/* Jobs open dataset files beneath these roots only (checked again at open time), and beneath
 	 * the uploaded datasets (api/datasets.h). */
-	char uploaded[sizeof c->state_dir + 16];
-	snprintf(uploaded, sizeof uploaded, "%s/" API_UPLOADS_DIR, c->state_dir);
+	char uploaded[sizeof c->shared_dir + 16];
+	snprintf(uploaded, sizeof uploaded, "%s/" API_UPLOADS_DIR, c->shared_dir);
 	roots[c->n_data_roots] = uploaded;
 	if (mkdir(uploaded, 0750) < 0 && errno != EEXIST)   /* confined by descriptor: it must exist now */
 		slog(LOG_WARNING, 0, "%s: %s; uploaded datasets cannot be read", uploaded, strerror(errno));
@@ -381,7 +382,7 @@ int serve_main(int argc, char **argv)
 	}
 	int listen_fd = activation_socket();
 	ApiConfig ac = {
-		.listen = c->listen, .listen_fd = listen_fd, .read_access = (ApiReadAccess)c->read_access, .store = s->st, .batch = s->batch, .pool = s->pool, .state_dir = c->state_dir,
+		.listen = c->listen, .listen_fd = listen_fd, .read_access = (ApiReadAccess)c->read_access, .store = s->st, .batch = s->batch, .pool = s->pool, .state_dir = c->state_dir, .shared_dir = c->shared_dir,
 		.data_roots = roots, .n_data_roots = c->n_data_roots, .web_dir = c->web_dir[0] ? c->web_dir : NULL,
 		.max_body = c->max_body, .max_job_memory = c->max_job_memory, .max_queued = c->max_queued,
 		.max_queued_per_owner = c->max_queued_per_owner, .max_running_per_owner = c->max_running_per_owner,
@@ -402,6 +403,12 @@ int serve_main(int argc, char **argv)
 		slog(LOG_ERR, 0, "%s", err);
 		goto out;
 	}
+	config_default_node(c, api_port(s->api));
+	if (pool_set_node(s->pool, c->node) < 0 || api_set_node(s->api, c->node) < 0) {
+		slog(LOG_ERR, 0, "node name: out of memory");
+		goto out;
+	}
+	recover(s);   /* after the node has its name, before any worker claims */
 	if (pool_start(s->pool, err, sizeof err) < 0) {
 		slog(LOG_ERR, 0, "%s", err);
 		goto out;
@@ -439,8 +446,11 @@ int serve_main(int argc, char **argv)
 		snprintf(where, sizeof where, "port %d (socket passed by systemd)", api_port(s->api));
 	else   /* parse_listen accepted it: it has a ':' */
 		snprintf(where, sizeof where, "http://%.*s:%d", (int)(strrchr(c->listen, ':') - c->listen), c->listen, api_port(s->api));
-	slog(LOG_NOTICE, 0, "ssld %s listening on %s; state %s; %d worker(s), %d BLAS thread(s) per job; data roots: %s; web: %s",
-	     SSLD_VERSION, where, c->state_dir, c->workers, c->job_threads, roots_text[0] ? roots_text : "(none)",
+	char shown_db[1300];
+	redact_database(path, shown_db, sizeof shown_db);
+	slog(LOG_NOTICE, 0, "ssld %s node %s listening on %s; state %s; database %s; job directories %s/jobs; %d worker(s), "
+	     "%d BLAS thread(s) per job; data roots: %s; web: %s",
+	     SSLD_VERSION, c->node, where, c->state_dir, shown_db, c->shared_dir, c->workers, c->job_threads, roots_text[0] ? roots_text : "(none)",
 	     c->web_dir[0] ? c->web_dir : "(none)");
 	notify("READY=1");
 	update_status(s);

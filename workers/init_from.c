@@ -338,11 +338,11 @@ out:
 	return rc;
 }
 
-int init_from_job_weights(const char *state_dir, int64_t job_id, char *path, size_t len)
+int init_from_job_weights(const char *shared_dir, int64_t job_id, char *path, size_t len)
 {
 	static const char *const names[] = { "checkpoint.safetensors", "encoder.safetensors" };
 	char dir[4096];
-	if (pool_job_dir(state_dir, job_id, dir, sizeof dir) < 0) return -1;
+	if (pool_job_dir(shared_dir, job_id, dir, sizeof dir) < 0) return -1;
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
 		if (snprintf(path, len, "%s/%s", dir, names[i]) < (int)len && access(path, R_OK) == 0) return 0;
 	return -1;

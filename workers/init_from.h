@@ -54,6 +54,6 @@ int init_from_load(const char *path, ParamSet *ps, char **encoder_config, char *
 /* The weights a job that succeeded leaves for its dependants: its checkpoint, or - for a job that
  * did not pretrain (itself an init_from job) - its exported encoder. 0 with path set, -1 when
  * neither file is there. */
-int init_from_job_weights(const char *state_dir, int64_t job_id, char *path, size_t len);
+int init_from_job_weights(const char *shared_dir, int64_t job_id, char *path, size_t len);
 
 #endif

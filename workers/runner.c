@@ -304,6 +304,10 @@ static int share_start(Run *r, int *resumed)
 
 static int save_checkpoint(Run *r)
 {
+	/* Asked again just before writing: a run cancelled - or whose node lost the job to another
+	 * (workers/pool.h, leases) - during this step writes no more files into its directory. */
+	if (poll_stop(r) == RUNNER_STOP_CANCEL)
+		return 0;
 	char path[4096];
 	snprintf(path, sizeof path, "%s/%s", r->dir, CHECKPOINT_NAME);
 	CheckpointState st = { .step = r->step, .rng = *ctx_rng(r->ctx),
@@ -617,6 +621,11 @@ static int pretrain(Run *r)
 		           stopped == RUNNER_STOP_REQUEUE ? "stopped for requeue" : "cancelled",
 		           (long long)r->step);
 		return stopped == RUNNER_STOP_REQUEUE ? RUNNER_STOPPED : RUNNER_CANCELLED;
+	}
+	/* during the last step: nothing more is written (one process: ranks stop only together) */
+	if (r->ranks == 1 && poll_stop(r) == RUNNER_STOP_CANCEL) {
+		emit_event(r, RUNNER_NOTICE, "cancelled at step %lld", (long long)r->step);
+		return RUNNER_CANCELLED;
 	}
 	if (r->rank == 0 && save_checkpoint(r) < 0)
 		return -1;

@@ -116,6 +116,10 @@ static void test_config(void)
 	CHECK(config_from_args(&c, 2, bad6, err, sizeof err) < 0 && strstr(err, "flush-interval"));
 	char *help[] = { "--help" };
 	CHECK(config_from_args(&c, 1, help, err, sizeof err) == 1);
+	char *bad7[] = { "--node", "box 2" };
+	CHECK(config_from_args(&c, 2, bad7, err, sizeof err) < 0 && strstr(err, "node") && strstr(err, "box 2"));
+	char *bad8[] = { "--lease", "0.1" };
+	CHECK(config_from_args(&c, 2, bad8, err, sizeof err) < 0 && strstr(err, "lease") && strstr(err, "0.1"));
 	char *missing[] = { "--config", "/nonexistent/ssld.conf" };
 	CHECK(config_from_args(&c, 2, missing, err, sizeof err) < 0 && strstr(err, "/nonexistent/ssld.conf"));
 
@@ -128,7 +132,6 @@ static void test_config(void)
 	fputs("wokers = 2\n", f);
 	fclose(f);
 	CHECK(config_load_file(&c, path, err, sizeof err) < 0 && strstr(err, "wokers") && strstr(err, ":1:"));
-	unlink(path);
 
 	/* Defaults resolved from the environment. */
 	config_defaults(&c);
@@ -137,6 +140,24 @@ static void test_config(void)
 	CHECK(strcmp(c.state_dir, "/var/lib/ssld") == 0);
 	CHECK(c.workers >= 1 && c.job_threads >= 1);
 	unsetenv("STATE_DIRECTORY");
+	/* A box alone: its state dir holds the jobs, the database is its own, the node is HOST:PORT. */
+	CHECK(strcmp(c.shared_dir, "/var/lib/ssld") == 0 && !config_shared_database(&c) && c.lease_s == 30);
+	config_default_node(&c, 8123);
+	CHECK(strlen(c.node) > 5 && strcmp(c.node + strlen(c.node) - 5, ":8123") == 0);
+
+	/* One of several nodes, from the file; a flag still wins. */
+	f = fopen(path, "w");
+	fputs("database = postgresql://ssld@db/ssld\nshared_dir = /mnt/ssld\nnode = box-2\nlease = 12.5\n", f);
+	fclose(f);
+	config_defaults(&c);
+	char *argv3[] = { "--config", path, "--node=box-3" };
+	CHECK(config_from_args(&c, 3, argv3, err, sizeof err) == 0);
+	config_finish(&c);
+	CHECK(config_shared_database(&c) && strcmp(c.database, "postgresql://ssld@db/ssld") == 0);
+	CHECK(strcmp(c.shared_dir, "/mnt/ssld") == 0 && c.lease_s == 12.5);
+	config_default_node(&c, 8123);
+	CHECK(strcmp(c.node, "box-3") == 0);
+	unlink(path);
 }
 
 /* ---- ETags ---------------------------------------------------------------------------------- */
