@@ -8,13 +8,14 @@ MODE once: 60 tiny jobs submitted to random nodes each run exactly once (one cla
   event naming the node that ran it, both nodes ran some); every node answers for every job and
   serves its artifacts from the shared directory; /v1/health names the node; a job running on one
   node is cancelled through the other node's API.
-MODE kill: node A trains a job past a few checkpoints; node B starts; A is killed (-9). B takes the
+MODE kill: two nodes are up; the one that claimed a job (A) trains it past a few checkpoints and is
+  killed (-9). The other (B) takes the
   job back when A's lease expires and resumes it from its checkpoint in the shared directory; the
   job succeeds with its loss curve stored exactly once (every step, none twice).
 MODE pause: as kill, but A is paused (SIGSTOP) instead, and continued once B has resumed the job:
   A finds it lost the lease and stops without writing anything more (no state, no event, no
   metric point of its late run), while B finishes the job.
-MODE restart: both nodes run a job; node A is killed (-9) and started again under the same name: its
+MODE restart: each node runs a job; one (A) is killed (-9) and started again under the same name: its
   start-up recovery takes back its own job at once (the lease, 60 s here, is not waited for) and
   leaves node B's running job alone.
 MODE outage (postgres only): the database stops for about ten seconds while node A trains: health
@@ -218,7 +219,10 @@ def sqlite_locked(path):
 
 def mode_takeover(c, how):
     lease = 3
-    a = c.start("node-a", lease)
+    # Both nodes are up before the job is submitted: the node that claims it is the one that goes
+    # away, so no node has to start while the job trains (a fast box could finish it meanwhile).
+    nodes = {"node-a": c.start("node-a", lease), "node-b": c.start("node-b", lease)}
+    a = nodes["node-a"]
     epochs = 3
     total = epochs * (4096 // 64)
     s, j = a.post("/v1/jobs", idx_job(how, c.files, pretrain={"epochs": epochs, "batch_size": 64}))
@@ -227,16 +231,18 @@ def mode_takeover(c, how):
 
     def checkpointed():
         x = a.job(jid)
-        check(x["state"] in ("queued", "running"), "job ended before node-a went away: %s" % x)
+        check(x["state"] in ("queued", "running"), "job ended before its node went away: %s" % x)
         return x if x["state"] == "running" and (x["checkpoint_step"] or 0) >= 30 else None
-    j = wait_for("a checkpoint on node-a", checkpointed, 120)
-    check(j["node"] == "node-a" and j["progress"]["step"] < total * 0.8, "too far along, or not on node-a: %s" % j)
-    b = c.start("node-b", lease)
+    j = wait_for("a checkpoint", checkpointed, 120)
+    check(j["node"] in nodes and j["progress"]["step"] < total * 0.8, "too far along, or on no node: %s" % j)
+    gone = j["node"]
+    kept = "node-b" if gone == "node-a" else "node-a"
+    a, b = nodes[gone], nodes[kept]   # a: the node that goes away; b: the one that takes the job back
 
     if how == "kill":
         a.kill()
     else:
-        # Pause node-a between checkpoints: not holding SQLite's write lock (node-b would wait on it),
+        # Pause the node between checkpoints: not holding SQLite's write lock (the other would wait on it),
         # not writing a checkpoint file, its last one recorded. (A node paused half-way through a
         # checkpoint write finishes it when continued, into the directory the new run reads: the
         # window docs/service.md names.)
@@ -246,77 +252,82 @@ def mode_takeover(c, how):
                     checkpoint_file_step(c.shared, jid) == b.job(jid)["checkpoint_step"]:
                 break
             os.kill(a.proc.pid, signal.SIGCONT)
-            check(attempt < 49, "node-a never paused between checkpoints")
-    ckpt = b.job(jid)["checkpoint_step"]   # the last one recorded under node-a (the database is shared)
+            check(attempt < 49, "%s never paused between checkpoints" % gone)
+    ckpt = b.job(jid)["checkpoint_step"]   # the last one recorded under the node gone (the database is shared)
 
     def resumed_on_b():
         x = b.job(jid)
         return x if x["attempts"] == 2 and x["state"] in ("running", "succeeded") else None
-    j2 = wait_for("node-b resumes the job after node-a's lease", resumed_on_b, 120)
+    j2 = wait_for("%s resumes the job after %s's lease" % (kept, gone), resumed_on_b, 120)
     check(j2["interruptions"] == 1, "interruptions %d" % j2["interruptions"])
     if how == "pause":
         os.kill(a.proc.pid, signal.SIGCONT)
-        wait_for("node-a notices the lost lease", lambda: "lost the lease" in a.log(), 60)
-        wait_for("node-a idle", lambda: a.get("/v1/health")[1]["busy"] == 0, 60)
-        check(prometheus(a, "ssld_lease_lost_total") == 1, "ssld_lease_lost_total on node-a")
+        wait_for("%s notices the lost lease" % gone, lambda: "lost the lease" in a.log(), 60)
+        wait_for("%s idle" % gone, lambda: a.get("/v1/health")[1]["busy"] == 0, 60)
+        check(prometheus(a, "ssld_lease_lost_total") == 1, "ssld_lease_lost_total on " + gone)
     j = b.wait_state(jid, ["succeeded", "failed", "cancelled"], timeout=240)
     check(j["state"] == "succeeded", "resumed job ended %s: %s\n%s" % (j["state"], j["error"], b.log()))
     check(j["attempts"] == 2 and j["results"]["pretext"]["steps"] == total, "after the takeover: %s" % j)
-    check(prometheus(b, "ssld_lease_reclaimed_total") == 1, "ssld_lease_reclaimed_total on node-b")
+    check(prometheus(b, "ssld_lease_reclaimed_total") == 1, "ssld_lease_reclaimed_total on " + kept)
 
     msgs = events(b, jid)
-    expired = [m for m in msgs if m.startswith("the lease of node node-a expired")]
-    check(len(expired) == 1, "expected one lease-expired event naming node-a: %s" % msgs)
-    resuming = [m for m in msgs if m.startswith("node node-b worker 0: resuming (attempt 2) from checkpoint step ")]
-    check(len(resuming) == 1, "expected node-b to say it resumes: %s" % msgs)
+    expired = [m for m in msgs if m.startswith("the lease of node %s expired" % gone)]
+    check(len(expired) == 1, "expected one lease-expired event naming %s: %s" % (gone, msgs))
+    resuming = [m for m in msgs if m.startswith("node %s worker 0: resuming (attempt 2) from checkpoint step " % kept)]
+    check(len(resuming) == 1, "expected %s to say it resumes: %s" % (kept, msgs))
     from_step = int(resuming[0].rsplit(" ", 1)[1])
-    check(from_step >= ckpt, "resumed from step %d, before the checkpoint %d recorded under node-a" % (from_step, ckpt))
+    check(from_step >= ckpt, "resumed from step %d, before the checkpoint %d recorded under %s" % (from_step, ckpt, gone))
     check([m for m in msgs if "resumed from checkpoint at step %d" % from_step in m],
           "the runner did not resume from the checkpoint at step %d: %s" % (from_step, msgs))
     if how == "pause":
-        # Node-a's late run wrote nothing: its stop ("cancelled at step N") never reached the log.
-        check(not [m for m in msgs if "cancelled" in m or "stopped" in m], "node-a's late run wrote events: %s" % msgs)
+        # The paused node's late run wrote nothing: its stop ("cancelled at step N") never reached the log.
+        check(not [m for m in msgs if "cancelled" in m or "stopped" in m], "%s's late run wrote events: %s" % (gone, msgs))
     steps = loss_steps(b, jid)
     check(steps == list(range(1, total + 1)), "loss curve after the takeover: %d points for %d steps, first %s, "
           "repeated %s" % (len(steps), total, steps[:3], sorted({s for s in steps if steps.count(s) > 1})[:5]))
-    print("  node-a %s at checkpoint step %d; node-b took the job back after the %d s lease, resumed from step %d; "
-          "loss steps 1..%d stored exactly once" % ("killed" if how == "kill" else "paused", ckpt, lease, from_step, total))
+    print("  %s %s at checkpoint step %d; %s took the job back after the %d s lease, resumed from step %d; "
+          "loss steps 1..%d stored exactly once" % (gone, "killed" if how == "kill" else "paused", ckpt, kept, lease,
+                                                    from_step, total))
     if how == "pause":
-        check(a.stop() == 0, "node-a: unclean stop:\n" + a.log())
-    check(b.stop() == 0, "node-b: unclean stop:\n" + b.log())
+        check(a.stop() == 0, gone + ": unclean stop:\n" + a.log())
+    check(b.stop() == 0, kept + ": unclean stop:\n" + b.log())
 
 
 # ---- restart: a node that crashed takes back its own job at once, and only its own ------------------
 
 def mode_restart(c):
     lease = 60   # far longer than the test waits: only start-up recovery can bring the job back
-    a, b = c.start("node-a", lease), c.start("node-b", lease)
+    nodes = {"node-a": c.start("node-a", lease), "node-b": c.start("node-b", lease)}
     spec = idx_job("restart", c.files, pretrain={"epochs": 3, "batch_size": 64})
-    ids = {}
-    for name, d in (("node-a", a), ("node-b", b)):
-        s, j = d.post("/v1/jobs", dict(spec, name="on-" + name))
+    jids = []
+    for n, d in enumerate(nodes.values()):
+        s, j = d.post("/v1/jobs", dict(spec, name="job-%d" % n))
         check(s == 201, "submit -> %d %s" % (s, j))
-        ids[name] = j["id"]
-        # Each node claims the job submitted to it (the other is busy, or has not polled yet).
-        wait_for("job %d running" % j["id"], lambda: d.job(ids[name])["state"] == "running", 120)
-    ran = {name: a.job(jid)["node"] for name, jid in ids.items()}
-    check(ran == {"node-a": "node-a", "node-b": "node-b"}, "each node should run the job submitted to it: %s" % ran)
-    wait_for("a checkpoint of node-a's job", lambda: (a.job(ids["node-a"])["checkpoint_step"] or 0) >= 20, 120)
+        jids.append(j["id"])
+        # Either node may claim the first job; the second can only go to the other (one worker each).
+        wait_for("job %d running" % j["id"], lambda: d.job(jids[-1])["state"] == "running", 120)
+    a0 = nodes["node-a"]
+    ran = [a0.job(jid)["node"] for jid in jids]
+    check(sorted(ran) == ["node-a", "node-b"], "each node should run one of the two jobs: %s" % ran)
+    gone, kept = ran            # the node restarted, and the one left alone
+    jid_gone, jid_kept = jids
+    a, b = nodes[gone], nodes[kept]
+    wait_for("a checkpoint of %s's job" % gone, lambda: (a.job(jid_gone)["checkpoint_step"] or 0) >= 20, 120)
     a.kill()
     a.start(*a.args)   # the same name, database and shared dir
-    j = a.wait_state(ids["node-a"], ["succeeded", "failed", "cancelled"], timeout=240)
-    check(j["state"] == "succeeded" and j["attempts"] == 2 and j["interruptions"] == 1, "node-a's job: %s" % j)
-    msgs = events(a, ids["node-a"])
+    j = a.wait_state(jid_gone, ["succeeded", "failed", "cancelled"], timeout=240)
+    check(j["state"] == "succeeded" and j["attempts"] == 2 and j["interruptions"] == 1, "%s's job: %s" % (gone, j))
+    msgs = events(a, jid_gone)
     check([m for m in msgs if m.startswith("the daemon stopped uncleanly")], "no start-up recovery event: %s" % msgs)
     check(not [m for m in msgs if "lease of node" in m], "taken back by a lease, not by the restart: %s" % msgs)
-    j = b.wait_state(ids["node-b"], ["succeeded", "failed", "cancelled"], timeout=240)
+    j = b.wait_state(jid_kept, ["succeeded", "failed", "cancelled"], timeout=240)
     check(j["state"] == "succeeded" and j["attempts"] == 1 and j["interruptions"] == 0,
-          "node-b's job was disturbed by node-a's restart: %s" % j)
+          "%s's job was disturbed by %s's restart: %s" % (kept, gone, j))
     total = 3 * (4096 // 64)
-    for jid in ids.values():
+    for jid in jids:
         check(loss_steps(b, jid) == list(range(1, total + 1)), "job %d: loss curve not stored exactly once" % jid)
-    print("  node-a restarted after kill -9 took back its own job at once (lease %d s not waited for) and resumed it; "
-          "node-b's job ran on undisturbed; both loss curves stored exactly once" % lease)
+    print("  %s restarted after kill -9 took back its own job at once (lease %d s not waited for) and resumed it; "
+          "%s's job ran on undisturbed; both loss curves stored exactly once" % (gone, lease, kept))
     for d in (a, b):
         check(d.stop() == 0, "unclean stop:\n" + d.log())
 
