@@ -9,6 +9,7 @@
  */
 #include "internal.h"
 
+#include "../engine/blas_core.h"
 #include "../engine/fault.h"
 
 #include <arpa/inet.h>
@@ -650,6 +651,20 @@ enum MHD_Result serve_health(Req *r)
 	sb_printf(&b, ",\"uptime_s\":%.1f,\"workers\":%d,\"busy\":%d,\"database\":", store_now() - api->started,
 	          ps.workers, ps.busy);
 	sb_json_str(&b, ok ? "ok" : err);
+	BlasCore bc;
+	char ver[32];
+	blas_core_probe(&bc);
+	sb_puts(&b, ",\"blas\":{\"library\":\"OpenBLAS\",\"version\":");
+	sb_json_str(&b, blas_core_version(ver, sizeof ver));
+	sb_puts(&b, ",\"kernels\":");
+	sb_json_str(&b, bc.running);
+	sb_puts(&b, ",\"chosen_by\":");
+	sb_json_str(&b, blas_core_chooser());
+	sb_puts(&b, ",\"cpu_family\":");
+	sb_json_str(&b, bc.cpu_family);
+	sb_puts(&b, ",\"cpu_flags\":");
+	sb_json_str(&b, bc.cpu_flags);
+	sb_puts(&b, "}");
 	if (ok) {
 		sb_puts(&b, ",\"jobs\":{");
 		for (int i = 0; i < JOB_STATE_COUNT; i++)

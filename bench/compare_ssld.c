@@ -24,9 +24,15 @@
  * Besides timing it counts the sgemm work of a step: this file defines cblas_sgemm itself (the
  * engine is a static library linked into this program, so its calls bind here) and forwards to
  * OpenBLAS's through dlsym(RTLD_NEXT), adding 2*M*N*K per call and recording the shapes of one
- * step. The recorded calls are then replayed back to back on warm buffers: that is "raw sgemm" on
- * the step's own shapes, the ceiling the step would reach if nothing but sgemm cost time. It does
- * not time anything inside the step (perf does that, see BENCHMARKS.md) and is not a test.
+ * step, per calling thread. The engine runs every sgemm single-threaded on its pool's threads (a
+ * convolution one image per call, parallel_sgemm one block per thread), so the recorded calls are
+ * replayed the same way: each of `threads` replay threads runs the calls one step's thread made,
+ * back to back on warm buffers of its own, all threads at once. That is "raw sgemm" on the step's
+ * own shapes and split, the ceiling the step would reach if nothing but sgemm cost time (its
+ * CPU seconds against the step's). The same calls replayed one after another on OpenBLAS's own
+ * threads are reported too (raw_sgemm_blas_threads_*): slow for per-image products, so not the
+ * ceiling. It does not time anything inside the step (perf does that, see BENCHMARKS.md) and is
+ * not a test.
  *
  *   compare_ssld --model simclr_mlp [--threads 2] [--steps 30] [--seconds 15] [--warmup 3]
  *                [--no-replay]   (skip the raw-sgemm replay, e.g. under perf record)
@@ -64,14 +70,21 @@ typedef struct GemmCall {
 } GemmCall;
 
 #define MAX_SHAPES 1024
+#define MAX_SLOTS 16   /* recording threads: the step's caller and its pool workers */
+
+/* The distinct calls one thread made during the recorded step, each with its count. */
+typedef struct Slot {
+	GemmCall calls[MAX_SHAPES];
+	int n;
+} Slot;
 
 static sgemm_fn real_sgemm_ptr;
 static pthread_once_t real_once = PTHREAD_ONCE_INIT;
 static atomic_llong gemm_flops;
 static atomic_int recording;
-static pthread_mutex_t shapes_lock = PTHREAD_MUTEX_INITIALIZER;
-static GemmCall shapes[MAX_SHAPES];
-static int nshapes;
+static atomic_int nslots;
+static Slot slots[MAX_SLOTS];
+static _Thread_local int my_slot = -1;
 
 static void find_real(void)
 {
@@ -88,6 +101,31 @@ static sgemm_fn real_sgemm(void)
 	return real_sgemm_ptr;
 }
 
+/* Adds one call to this thread's slot (each slot is written by its own thread only). */
+static void record(enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int M, int N, int K, int lda,
+                   int ldb, int ldc, float beta)
+{
+	if (my_slot < 0) {
+		my_slot = atomic_fetch_add(&nslots, 1);
+		if (my_slot >= MAX_SLOTS) {
+			fprintf(stderr, "compare_ssld: more than %d threads called sgemm\n", MAX_SLOTS);
+			abort();
+		}
+	}
+	Slot *sl = &slots[my_slot];
+	int i = 0;
+	for (; i < sl->n; i++) {
+		GemmCall *c = &sl->calls[i];
+		if (c->ta == ta && c->tb == tb && c->M == M && c->N == N && c->K == K && c->lda == lda &&
+		    c->ldb == ldb && c->ldc == ldc && c->beta == beta) {
+			c->count++;
+			return;
+		}
+	}
+	if (sl->n < MAX_SHAPES)
+		sl->calls[sl->n++] = (GemmCall){ ta, tb, M, N, K, lda, ldb, ldc, beta, 1 };
+}
+
 void cblas_sgemm(OPENBLAS_CONST enum CBLAS_ORDER Order, OPENBLAS_CONST enum CBLAS_TRANSPOSE TransA,
                  OPENBLAS_CONST enum CBLAS_TRANSPOSE TransB, OPENBLAS_CONST blasint M,
                  OPENBLAS_CONST blasint N, OPENBLAS_CONST blasint K, OPENBLAS_CONST float alpha,
@@ -97,21 +135,8 @@ void cblas_sgemm(OPENBLAS_CONST enum CBLAS_ORDER Order, OPENBLAS_CONST enum CBLA
 {
 	real_sgemm()(Order, TransA, TransB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 	atomic_fetch_add_explicit(&gemm_flops, 2LL * M * N * K, memory_order_relaxed);
-	if (!atomic_load_explicit(&recording, memory_order_relaxed) || Order != CblasRowMajor)
-		return;
-	pthread_mutex_lock(&shapes_lock);
-	int i = 0;
-	for (; i < nshapes; i++) {
-		GemmCall *c = &shapes[i];
-		if (c->ta == TransA && c->tb == TransB && c->M == M && c->N == N && c->K == K &&
-		    c->lda == lda && c->ldb == ldb && c->ldc == ldc && c->beta == beta) {
-			c->count++;
-			break;
-		}
-	}
-	if (i == nshapes && nshapes < MAX_SHAPES)
-		shapes[nshapes++] = (GemmCall){ TransA, TransB, M, N, K, lda, ldb, ldc, beta, 1 };
-	pthread_mutex_unlock(&shapes_lock);
+	if (atomic_load_explicit(&recording, memory_order_relaxed) && Order == CblasRowMajor)
+		record(TransA, TransB, M, N, K, lda, ldb, ldc, beta);
 }
 
 static double wall_now(void)
@@ -128,13 +153,16 @@ static double cpu_now(void)
 	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Replays the recorded step's sgemm calls back to back with `threads` OpenBLAS threads; the best
- * of `reps` wall seconds and the CPU seconds of that repetition. */
-static void replay(int reps, double *wall, double *cpu)
+/* Warm operands big enough for every call of a list. */
+typedef struct Operands {
+	float *A, *B, *C;
+} Operands;
+
+static void operands_for(const GemmCall *const *calls, int n, Operands *o)
 {
 	size_t na = 1, nb = 1, nc = 1;
-	for (int i = 0; i < nshapes; i++) {
-		const GemmCall *c = &shapes[i];
+	for (int i = 0; i < n; i++) {
+		const GemmCall *c = calls[i];
 		size_t a = (size_t)(c->ta == CblasNoTrans ? c->M : c->K) * c->lda;
 		size_t b = (size_t)(c->tb == CblasNoTrans ? c->K : c->N) * c->ldb;
 		size_t cc = (size_t)c->M * c->ldc;
@@ -142,33 +170,122 @@ static void replay(int reps, double *wall, double *cpu)
 		nb = b > nb ? b : nb;
 		nc = cc > nc ? cc : nc;
 	}
-	float *A = malloc(na * sizeof *A), *B = malloc(nb * sizeof *B), *C = calloc(nc, sizeof *C);
-	if (!A || !B || !C) {
+	o->A = malloc(na * sizeof *o->A);
+	o->B = malloc(nb * sizeof *o->B);
+	o->C = calloc(nc, sizeof *o->C);
+	if (!o->A || !o->B || !o->C) {
 		fprintf(stderr, "compare_ssld: out of memory for the sgemm replay\n");
 		abort();
 	}
 	for (size_t i = 0; i < na; i++)
-		A[i] = (float)(i % 13) * 0.01f;
+		o->A[i] = (float)(i % 13) * 0.01f;
 	for (size_t i = 0; i < nb; i++)
-		B[i] = (float)(i % 7) * 0.01f;
+		o->B[i] = (float)(i % 7) * 0.01f;
+}
+
+static void operands_free(Operands *o)
+{
+	free(o->A);
+	free(o->B);
+	free(o->C);
+}
+
+static void run_calls(const GemmCall *const *calls, int n, const Operands *o)
+{
+	for (int i = 0; i < n; i++) {
+		const GemmCall *c = calls[i];
+		for (int k = 0; k < c->count; k++)
+			real_sgemm()(CblasRowMajor, c->ta, c->tb, c->M, c->N, c->K, 1.0f, o->A, c->lda, o->B,
+			             c->ldb, c->beta, o->C, c->ldc);
+	}
+}
+
+/* Every recorded call back to back on the calling thread (OpenBLAS threads it as it is set);
+ * the best of `reps` wall seconds and the CPU seconds of that repetition. */
+static void replay_serial(int reps, double *wall, double *cpu)
+{
+	static const GemmCall *all[MAX_SLOTS * MAX_SHAPES];
+	int n = 0, ns = atomic_load(&nslots);
+	for (int t = 0; t < ns; t++)
+		for (int i = 0; i < slots[t].n; i++)
+			all[n++] = &slots[t].calls[i];
+	Operands o;
+	operands_for(all, n, &o);
 	*wall = 1e30;
 	for (int r = 0; r <= reps; r++) { /* r = 0 warms up */
 		double w0 = wall_now(), c0 = cpu_now();
-		for (int i = 0; i < nshapes; i++) {
-			const GemmCall *c = &shapes[i];
-			for (int k = 0; k < c->count; k++)
-				real_sgemm()(CblasRowMajor, c->ta, c->tb, c->M, c->N, c->K, 1.0f, A, c->lda, B,
-				             c->ldb, c->beta, C, c->ldc);
-		}
+		run_calls(all, n, &o);
 		double w = wall_now() - w0, cp = cpu_now() - c0;
 		if (r > 0 && w < *wall) {
 			*wall = w;
 			*cpu = cp;
 		}
 	}
-	free(A);
-	free(B);
-	free(C);
+	operands_free(&o);
+}
+
+typedef struct ReplayThread {
+	pthread_t th;
+	pthread_barrier_t *bar;
+	const GemmCall *calls[MAX_SLOTS * MAX_SHAPES / 2];
+	int n, reps;
+	Operands o;
+} ReplayThread;
+
+static void *replay_thread(void *arg)
+{
+	ReplayThread *rt = arg;
+	operands_for(rt->calls, rt->n, &rt->o);
+	for (int r = 0; r <= rt->reps; r++) {
+		pthread_barrier_wait(rt->bar);   /* start together */
+		run_calls(rt->calls, rt->n, &rt->o);
+		pthread_barrier_wait(rt->bar);   /* the main thread times between the two */
+	}
+	operands_free(&rt->o);
+	return NULL;
+}
+
+/* The recorded calls split as the step split them: thread t replays slot t (slots beyond
+ * `threads` fold onto thread slot % threads), all threads at once, OpenBLAS single-threaded in
+ * each. The best of `reps` wall seconds and the process CPU seconds of that repetition. */
+static void replay_threads(int threads, int reps, double *wall, double *cpu)
+{
+	int ns = atomic_load(&nslots);
+	ReplayThread *rt = calloc((size_t)threads, sizeof *rt);
+	pthread_barrier_t bar;
+	if (!rt || pthread_barrier_init(&bar, NULL, (unsigned)threads + 1) != 0) {
+		fprintf(stderr, "compare_ssld: cannot start the replay threads\n");
+		abort();
+	}
+	for (int t = 0; t < ns; t++)
+		for (int i = 0; i < slots[t].n; i++) {
+			ReplayThread *r = &rt[t % threads];
+			if (r->n < (int)(sizeof r->calls / sizeof r->calls[0]))
+				r->calls[r->n++] = &slots[t].calls[i];
+		}
+	for (int t = 0; t < threads; t++) {
+		rt[t].bar = &bar;
+		rt[t].reps = reps;
+		if (pthread_create(&rt[t].th, NULL, replay_thread, &rt[t]) != 0) {
+			fprintf(stderr, "compare_ssld: cannot start a replay thread\n");
+			abort();
+		}
+	}
+	*wall = 1e30;
+	for (int r = 0; r <= reps; r++) { /* r = 0 warms up */
+		double w0 = wall_now(), c0 = cpu_now();
+		pthread_barrier_wait(&bar);
+		pthread_barrier_wait(&bar);
+		double w = wall_now() - w0, cp = cpu_now() - c0;
+		if (r > 0 && w < *wall) {
+			*wall = w;
+			*cpu = cp;
+		}
+	}
+	for (int t = 0; t < threads; t++)
+		pthread_join(rt[t].th, NULL);
+	pthread_barrier_destroy(&bar);
+	free(rt);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -519,12 +636,12 @@ int main(int argc, char **argv)
 			break;
 	if (st)
 		fclose(st);
-	double raw_wall = 0.0, raw_cpu = 0.0;   /* raw figures print as 0 with --no-replay */
+	/* raw figures print as 0 with --no-replay */
+	double raw_wall = 0.0, raw_cpu = 0.0, blas_wall = 0.0, blas_cpu = 0.0;
 	if (do_replay) {
-		/* The engine keeps OpenBLAS at one thread and splits products itself; the ceiling is
-		 * OpenBLAS's own threading on the same number of cores. */
+		replay_threads(threads, 3, &raw_wall, &raw_cpu);   /* OpenBLAS at 1 thread, as the step */
 		openblas_set_num_threads(threads);
-		replay(3, &raw_wall, &raw_cpu);
+		replay_serial(3, &blas_wall, &blas_cpu);
 		openblas_set_num_threads(1);
 	}
 	qsort(walls, (size_t)n, sizeof *walls, cmp_double);
@@ -535,12 +652,15 @@ int main(int argc, char **argv)
 	       "\"per_step\": %d, \"unit\": \"%s\", \"throughput\": %.2f, \"cpu_throughput\": %.2f, "
 	       "\"peak_rss_mb\": %.1f, \"loss\": %.6g, \"sgemm_gflop_per_step\": %.4f, "
 	       "\"gflops\": %.2f, \"cpu_gflops\": %.2f, \"raw_sgemm_gflops\": %.2f, "
-	       "\"raw_sgemm_cpu_gflops\": %.2f, \"params\": %zu, \"arena_used_mb\": %.1f, "
+	       "\"raw_sgemm_cpu_gflops\": %.2f, \"raw_sgemm_blas_threads_gflops\": %.2f, "
+	       "\"raw_sgemm_blas_threads_cpu_gflops\": %.2f, \"recorded_threads\": %d, "
+	       "\"params\": %zu, \"arena_used_mb\": %.1f, "
 	       "\"arena_capacity_mb\": %.1f, \"blas_core\": \"%s\"}\n",
 	       model, threads, n, 1e3 * med, 1e3 * walls[0], 1e3 * cpu, b.per_step, b.unit,
 	       b.per_step / med, b.per_step * threads / cpu, hwm_kb / 1024.0, loss, gflop,
 	       gflop / med, gflop * threads / cpu, raw_wall > 0 ? gflop / raw_wall : 0.0,
-	       raw_cpu > 0 ? gflop * threads / raw_cpu : 0.0,
+	       raw_cpu > 0 ? gflop * threads / raw_cpu : 0.0, blas_wall > 0 ? gflop / blas_wall : 0.0,
+	       blas_cpu > 0 ? gflop * threads / blas_cpu : 0.0, atomic_load(&nslots),
 	       paramset_numel(b.ps, 1), ctx_arena_used(ctx) / 1048576.0,
 	       ctx_arena_capacity(ctx) / 1048576.0, openblas_get_corename());
 	optim_free(opt);

@@ -26,6 +26,7 @@
 #endif
 
 #include "../api/api.h"
+#include "../engine/blas_core.h"
 #include "../engine/data/dataset.h"
 #include "../storage/batch.h"
 #include "../storage/log.h"
@@ -452,6 +453,10 @@ int serve_main(int argc, char **argv)
 	     "%d BLAS thread(s) per job; data roots: %s; web: %s",
 	     SSLD_VERSION, c->node, where, c->state_dir, shown_db, c->shared_dir, c->workers, c->job_threads, roots_text[0] ? roots_text : "(none)",
 	     c->web_dir[0] ? c->web_dir : "(none)");
+	BlasCore bc;
+	char blas[256];
+	blas_core_probe(&bc);
+	slog(LOG_NOTICE, 0, "BLAS: %s", blas_core_describe(&bc, blas, sizeof blas));
 	notify("READY=1");
 	update_status(s);
 	uv_timer_start(&s->status_timer, on_status_timer, 5000, 5000);
