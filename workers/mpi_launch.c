@@ -53,24 +53,50 @@ static int write_text(const char *path, const char *text, char *err, size_t errl
 
 /* ---- the child's session ---------------------------------------------------------------------- */
 
-/* Signal every process whose session is sid (mpirun and the ranks it started on this host). */
-static void kill_session(pid_t sid, int sig)
+/* 1 while pid is a process that has not finished exiting (a zombie has no command line left). */
+static int alive(long pid)
+{
+	char path[64], c;
+	snprintf(path, sizeof path, "/proc/%ld/cmdline", pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, &c, 1);
+	close(fd);
+	return n == 1;
+}
+
+/* Signal every process whose session is sid (mpirun and the ranks it started on this host);
+ * returns how many of them were still alive. */
+static int kill_session(pid_t sid, int sig)
 {
 	DIR *d = opendir("/proc");
 	if (!d) {
 		kill(-sid, sig);
-		return;
+		return 0;
 	}
+	int n = 0;
 	struct dirent *e;
 	while ((e = readdir(d)) != NULL) {
 		char *end;
 		long pid = strtol(e->d_name, &end, 10);
 		if (*end || pid <= 0)
 			continue;
-		if (getsid((pid_t)pid) == sid)
+		if (getsid((pid_t)pid) == sid && alive(pid)) {
 			kill((pid_t)pid, sig);
+			n++;
+		}
 	}
 	closedir(d);
+	return n;
+}
+
+/* SIGKILL the session and wait (bounded: 10 s) until none of its processes is still running, so
+ * that a job reported ended or requeued has no rank left that could write into its directory. */
+static void end_session(pid_t sid)
+{
+	for (int i = 0; i < 500 && kill_session(sid, SIGKILL) > 0; i++)
+		usleep(20000);
 }
 
 /* A tree an earlier daemon left behind (it was killed before it could end it): every process of
@@ -452,7 +478,7 @@ int mpi_launch_run(const MpiLaunchConfig *cfg, JobSpec *js, const char *job_dir,
 			usleep(50000);
 		}
 		if (exited(pid)) {
-			kill_session(pid, SIGKILL);   /* a rank mpirun left behind */
+			end_session(pid);             /* a rank mpirun left behind */
 			if (out_fd < 0)
 				break;
 			continue;                     /* drain what the ranks wrote before they died */
@@ -474,7 +500,7 @@ int mpi_launch_run(const MpiLaunchConfig *cfg, JobSpec *js, const char *job_dir,
 			termed = 1;
 		}
 		if (termed && waited > (asked == RUNNER_STOP_CANCEL ? 5 : grace + 5))
-			kill_session(pid, SIGKILL);
+			(void)kill_session(pid, SIGKILL);
 	}
 	int status = 0;
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
@@ -506,7 +532,7 @@ int mpi_launch_run(const MpiLaunchConfig *cfg, JobSpec *js, const char *job_dir,
 	}
 out:
 	if (pid > 0) {
-		kill_session(pid, SIGKILL);
+		end_session(pid);
 		waitpid(pid, NULL, 0);
 	}
 	if (out_fd >= 0)
