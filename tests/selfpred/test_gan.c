@@ -319,7 +319,9 @@ static double sample_fd(const PretextMethod *m, void *st, const Dataset *ds)
 static void test_training(void)
 {
 	const char *spec = "{\"name\":\"g\",\"method\":\"gan\",\"params\":{\"latent_dim\":32}," DATA ","
-	                   MODEL ",\"pretrain\":{\"epochs\":6,\"batch_size\":32," OPTIM "},"
+	                   MODEL ",\"pretrain\":{\"epochs\":4,\"batch_size\":32,"
+	                   "\"optimizer\":{\"name\":\"adamw\",\"lr\":0.001,\"betas\":[0.5,0.999],"
+	                   "\"weight_decay\":0},\"schedule\":{\"name\":\"constant\"}},"
 	                   "\"seed\":3,\"threads\":2}";
 	Run r = { 0 };
 	run_job(&r, spec);
