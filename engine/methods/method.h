@@ -77,7 +77,7 @@ typedef struct MethodEnv {
 typedef struct PretextMethod {
 	const char *name;                 /* catalogue name used in the spec: "simclr" */
 	const char *family;               /* "contrastive", "non-contrastive", "self-predictive",
-	                                     "multimodal", "baseline" */
+	                                     "multimodal", "generative", "baseline" */
 	const char *summary;              /* one line */
 	EncoderKind default_encoder;      /* used when the spec gives no model.encoder (and it suits
 	                                     the dataset; otherwise the dataset's natural encoder) */

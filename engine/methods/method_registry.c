@@ -19,6 +19,7 @@ extern const PretextMethod method_simclr;
 extern const PretextMethod method_autoencoder;
 extern const PretextMethod method_denoising_autoencoder;
 extern const PretextMethod method_vae;
+extern const PretextMethod method_gan;
 extern const PretextMethod method_mae;
 extern const PretextMethod method_rotation;
 extern const PretextMethod method_colorization;
@@ -38,6 +39,7 @@ static const PretextMethod *const registry[] = {
 	&method_autoencoder,
 	&method_denoising_autoencoder,
 	&method_vae,
+	&method_gan,
 	&method_mae,
 	&method_rotation,
 	&method_colorization,

@@ -4,8 +4,8 @@ Two small autoregressive_lm jobs (A, B) train on a generated text under the test
 then three daemon runs on the same state directory:
 
 1. --generate-max-tokens 8: a 5-token request is answered whole ("truncated": false), a 20-token
-   request is cut to 8 tokens ("truncated_by": "max_tokens"); a VAE's image grid (when
-   Fashion-MNIST is installed) is still recorded as an artifact and served.
+   request is cut to 8 tokens ("truncated_by": "max_tokens"); a VAE's and a GAN's image grids
+   (when Fashion-MNIST is installed) are still recorded as artifacts and served.
 2. SSLD_FAULT=generate_step@1+ (every token 50 ms slower: a 4,096-token request would take over
    200 s) and --generate-max-seconds 2: the request ends early, "truncated_by": "max_seconds".
 3. The same slow tokens, no time cap, --generate-queue 1 and --stop-timeout 30: while one long
@@ -94,7 +94,13 @@ def main(exe):
                                        "pretrain": {"epochs": 1, "batch_size": 64}, "seed": 1, "threads": 1})
             check(s == 201, "submit the VAE -> %d %s" % (s, j))
             vae = j["id"]
-        for jid in ids + ([vae] if vae else []):
+            s, j = d.post("/v1/jobs", {"name": "gen-gan", "method": "gan", "params": {"latent_dim": 8},
+                                       "dataset": {"name": "fashion-mnist", "limit_train": 256, "limit_test": 64},
+                                       "model": {"encoder": "cnn", "channels": [8, 16], "batchnorm": False},
+                                       "pretrain": {"max_steps": 4, "batch_size": 32}, "seed": 1, "threads": 1})
+            check(s == 201, "submit the GAN -> %d %s" % (s, j))
+            gan = j["id"]
+        for jid in ids + ([vae, gan] if vae else []):
             j = d.wait_state(jid, ("succeeded", "failed", "cancelled"), timeout=240)
             check(j["state"] == "succeeded", "job %d: %s (%s)" % (jid, j["state"], j["error"]))
         a, b = ids
@@ -109,6 +115,10 @@ def main(exe):
         if vae:
             s, g = generate(d, vae, {"n": 4, "seed": 7}, timeout=120)
             check(s == 200 and g.get("url") == "/v1/jobs/%d/artifacts/samples-generated-0.png" % vae, "VAE samples -> %d %s" % (s, g))
+            st, hdrs, png = d.raw("GET", g["url"])
+            check(st == 200 and png[:8] == b"\x89PNG\r\n\x1a\n", "GET %s -> %d" % (g["url"], st))
+            s, g = generate(d, gan, {"n": 4, "seed": 7}, timeout=120)
+            check(s == 200 and g.get("url") == "/v1/jobs/%d/artifacts/samples-generated-0.png" % gan, "GAN samples -> %d %s" % (s, g))
             st, hdrs, png = d.raw("GET", g["url"])
             check(st == 200 and png[:8] == b"\x89PNG\r\n\x1a\n", "GET %s -> %d" % (g["url"], st))
         check(d.stop() == 0, "run 1 did not stop cleanly:\n%s" % d.log())
