@@ -14,8 +14,12 @@
  *   api_alloc         api/server.c         a JSON answer cannot be allocated (503)
  *   generate_step     workers/runner.c     a generated token takes 50 ms longer (a large model:
  *                                          generation's time cap and shutdown)
- * Used by tests/reliability/it_faults.py and it_generate.py. Header-only so that any layer may use it without a
- * link dependency; hit counters are per point and per file (each point lives in one file).
+ *   train_step        workers/runner.c     a pretraining step takes 50 ms longer (a slow model: tests
+ *                                          that stop, kill or take over a job mid-run see it mid-run
+ *                                          however fast the machine is)
+ * Used by tests/reliability/it_faults.py, it_generate.py, tests/mpi and tests/service/it_nodes.py.
+ * Header-only so that any layer may use it without a link dependency; hit counters are per point
+ * and per file (each point lives in one file).
  */
 #ifndef SSLD_ENGINE_FAULT_H
 #define SSLD_ENGINE_FAULT_H
@@ -24,10 +28,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { SSLD_FAULT_POINTS = 6 };
+enum { SSLD_FAULT_POINTS = 7 };
 static const char *const ssld_fault_points[SSLD_FAULT_POINTS] = {
 	"checkpoint_alloc", "checkpoint_write", "job_insert", "metric_flush", "api_alloc",
-	"generate_step",
+	"generate_step", "train_step",
 };
 
 /* 1 if this hit of `point` (one of ssld_fault_points) must fail. */

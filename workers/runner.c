@@ -576,6 +576,10 @@ static int pretrain(Run *r)
 		 * may run ahead of the step count). */
 		if (m->after_step)
 			m->after_step(r->mstate, (int64_t)(progress * r->total_steps), r->total_steps);
+		if (ssld_fault("train_step")) {   /* ../engine/fault.h: a slow model, for tests acting mid-run */
+			struct timespec ts = { 0, 50 * 1000 * 1000 };
+			nanosleep(&ts, NULL);
+		}
 		r->step++;
 		r->last_loss = lv;
 		emit_metric(r, "loss", lv);
