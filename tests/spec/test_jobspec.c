@@ -390,7 +390,7 @@ static void test_bad_specs(void)
 	BAD("{\"method\": \"simclr\", \"dataset\": {\"name\": \"fashion-mnist\", \"train\": \"x.csv\"}}",
 	    "dataset.train", "only valid for format \"csv\"");
 	BAD("{\"method\": \"simclr\", \"dataset\": {\"format\": \"idx\", \"train\": \"x.csv\"}}",
-	    "dataset.train", "only valid for format \"csv\" or \"image_folder\" (this format is \"idx\")");
+	    "dataset.train", "only valid for format \"csv\", \"image_folder\" or \"audio_folder\" (this format is \"idx\")");
 
 	/* init_from */
 	BAD("{\"method\": \"simclr\", \"init_from\": 0}", "init_from", "must be >= 1, got 0");
