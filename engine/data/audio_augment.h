@@ -14,8 +14,8 @@
  *          mel bands, each set to the view's mean value.
  * The order is the one above; each view is one independent draw of every step.
  *
- *   AudioAugConfig c = { .crop_min = 0.6f, .gain_db = 6, .noise_p = 0.5f, .snr_min = 5,
- *                        .snr_max = 30, .time_masks = 2, .time_mask_frames = 10,
+ *   AudioAugConfig c = { .crop_min = 0.6f, .gain_db = 6, .noise_p = 0.3f, .snr_min = 10,
+ *                        .snr_max = 40, .time_masks = 2, .time_mask_frames = 10,
  *                        .freq_masks = 2, .freq_mask_bands = 6 };
  *   audio_augment(&c, rng, spec, view, 40, 100);     // spec, view (40, 100)
  */
@@ -48,11 +48,11 @@ int audio_draw_masks(Rng *rng, int mels, int frames, int n_time, int time_max, i
 	  PARAM_AT(T, f.crop_min) },                                                                  \
 	{ "gain_db", PARAM_NUMBER, .def = 6, .min = 0, .max = 40,                                     \
 	  .help = "random gain in [-gain_db, gain_db] dB per view", PARAM_AT(T, f.gain_db) },          \
-	{ "noise_p", PARAM_NUMBER, .def = 0.5, .min = 0, .max = 1,                                    \
+	{ "noise_p", PARAM_NUMBER, .def = 0.3, .min = 0, .max = 1,                                    \
 	  .help = "probability of additive noise per view", PARAM_AT(T, f.noise_p) },                  \
-	{ "snr_min", PARAM_NUMBER, .def = 5, .min = -20, .max = 60,                                   \
+	{ "snr_min", PARAM_NUMBER, .def = 10, .min = -20, .max = 60,                                   \
 	  .help = "the noise's lowest signal-to-noise ratio (dB)", PARAM_AT(T, f.snr_min) },           \
-	{ "snr_max", PARAM_NUMBER, .def = 30, .min = -20, .max = 60,                                  \
+	{ "snr_max", PARAM_NUMBER, .def = 40, .min = -20, .max = 60,                                  \
 	  .help = "the noise's highest signal-to-noise ratio (dB)", PARAM_AT(T, f.snr_max) },          \
 	{ "time_masks", PARAM_INTEGER, .def = 2, .min = 0, .max = 16,                                 \
 	  .help = "time masks per view (SpecAugment)", PARAM_AT(T, f.time_masks) },                    \

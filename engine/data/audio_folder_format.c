@@ -64,11 +64,14 @@ static void audio_estimate(const DatasetSpec *s, int context, DatasetShape *out)
 	*out = (DatasetShape){ .train_samples = -1, .c = 1, .h = a.mels, .w = a.frames, .known = 1 };
 }
 
+/* A manifest is taken as labelled (as the image folders do); a folder is labelled when it has
+ * class subfolders, and one that cannot be read is too, so that the load reports what is wrong
+ * with it rather than the evaluations reporting missing labels. */
 static int audio_has_labels(const DatasetSpec *s)
 {
 	if (s->img_manifest)
 		return 1;
-	return s->img_train && img_folder_has_classes(s->img_train) == 1;
+	return s->img_train && img_folder_has_classes(s->img_train) != 0;
 }
 
 static int audio_validate(const DatasetSpec *s, const int *given,
@@ -182,7 +185,7 @@ static const ParamDef audio_keys[] = {
 	          "and be left out, counted in the job's log (0: the first one fails the job)",
 	  PARAM_AT(DatasetSpec, max_skipped) },
 	{ "test_fraction", PARAM_NUMBER, .def = 0.1, .min = 0, .max = 0.5,
-	  .conflicts = "test", .help = "share of each class held out as test when there is no test folder",
+	  .help = "share of each class held out as test when there is no test folder (unused with test)",
 	  PARAM_AT(DatasetSpec, test_fraction) },
 };
 

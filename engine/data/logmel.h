@@ -7,8 +7,10 @@
  * triangular filters (peak 1) spaced evenly on the HTK mel scale 2595 log10(1 + f/700) from 0 Hz to
  * sample_rate / 2, and each filter's power P becomes
  *     v = (ln(P + LOGMEL_EPS) + LOGMEL_SHIFT) / LOGMEL_SCALE
- * (a fixed map that puts speech at roughly [-1.8, 3]: silence is about -1.76). No gradient flows
- * through it: it runs when a dataset is loaded.
+ * a fixed map from [0, about 1e5] (silence to a full-scale tone at n_fft 400; louder is rare) onto
+ * [0, 1], the range of image pixels, so the spectrogram is a one-channel image to every part of
+ * ssld that takes images (encoders, the loader's clamp, sample grids). No gradient flows through
+ * it: it runs when a dataset is loaded.
  *
  *   LogMel *lm;
  *   if (logmel_new(16000, 400, 160, 40, &lm, err, sizeof err) < 0) ...
@@ -22,8 +24,8 @@
 #include <stddef.h>
 
 #define LOGMEL_EPS 1e-6f
-#define LOGMEL_SHIFT 5.0f
-#define LOGMEL_SCALE 5.0f
+#define LOGMEL_SHIFT 13.815511f   /* -ln(LOGMEL_EPS): silence maps to 0 */
+#define LOGMEL_SCALE 26.0f
 
 typedef struct LogMel LogMel;
 
