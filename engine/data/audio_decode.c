@@ -49,6 +49,35 @@ void audio_resample(const float *in, long n_in, int rate_in, float *out, long n_
 	double fc = rate_out < rate_in ? (double)rate_out / rate_in : 1.0;
 	double half = AUDIO_SINC_ZEROS / fc;
 	double step = (double)rate_in / rate_out;
+	/* Output j sits at input position j * rate_in / rate_out, whose fractional part takes only
+	 * rate_out / gcd values: with few enough of them, the taps of each are computed once. */
+	long g = rate_in, r = rate_out;
+	while (r) { long t = g % r; g = r; r = t; }
+	long phases = rate_out / g, width = (long)ceil(2 * half) + 1;
+	float *taps = phases * width <= (1L << 20) ? eng_malloc(sizeof(float) * phases * width) : NULL;
+	if (taps) {
+		for (long p = 0; p < phases; p++) {
+			double frac = (double)(p * (rate_in / g) % phases) / phases;   /* of output p */
+			long k0 = (long)ceil(frac - half);
+			for (long t = 0; t < width; t++)
+				taps[p * width + t] = (float)hann_sinc(frac - (double)(k0 + t), fc, half);
+		}
+		for (long j = 0; j < n_out; j++) {
+			long base = (long)((j * (long)rate_in) / rate_out);          /* floor of the position */
+			double frac = (double)((j * (long)rate_in) % rate_out) / rate_out;
+			long k0 = base + (long)ceil(frac - half);
+			const float *w = taps + (j % phases) * width;
+			double acc = 0.0;
+			for (long t = 0; t < width; t++) {
+				long k = k0 + t;
+				if (k >= 0 && k < n_in)
+					acc += in[k] * w[t];
+			}
+			out[j] = (float)acc;
+		}
+		eng_free(taps);
+		return;
+	}
 	for (long j = 0; j < n_out; j++) {
 		double x = j * step;
 		long k0 = (long)ceil(x - half), k1 = (long)floor(x + half);
