@@ -142,33 +142,39 @@ static int decode_open(SNDFILE *f, const SF_INFO *info, const char *name,
 	}
 	long need = audio_resample_need(cfg->clip_samples, info->samplerate, cfg->sample_rate);
 	long want = info->frames < need ? (long)info->frames : need;
-	buf = eng_malloc(sizeof(float) * (size_t)want * (size_t)info->channels);
+	/* read in blocks, mixing as we go: memory is the mono clip plus one block */
+	enum { BLOCK = 4096 };
+	buf = eng_malloc(sizeof(float) * BLOCK * (size_t)info->channels);
 	mono = eng_malloc(sizeof(float) * (size_t)want);
 	if (!buf || !mono) {
 		rc = data_err(-ENOMEM, err, errlen, "%s: out of memory for %ld frames", name, want);
 		goto done;
 	}
-	sf_count_t got = sf_readf_float(f, buf, want);
-	if (got < want) {
-		/* libsndfile stops short when the data ends before the header's length (a cut-off
-		 * file) or a block does not decode */
-		const char *why = sf_strerror(f);
-		rc = data_err(-EINVAL, err, errlen, "%s: truncated or corrupt: %lld of the %ld frames "
-		              "the header promises could be read%s%s", name, (long long)got, want,
-		              sf_error(f) ? ": " : "", sf_error(f) ? why : "");
-		goto done;
-	}
-	for (long i = 0; i < want; i++) {
-		double s = 0.0;
-		for (int c = 0; c < info->channels; c++)
-			s += buf[(size_t)i * info->channels + c];
-		float v = (float)(s / info->channels);
-		if (!(fabsf(v) <= AUDIO_MAX_SAMPLE)) {   /* NaN, infinite or garbage (float files) */
-			rc = data_err(-EINVAL, err, errlen, "%s: sample %ld is %g, not an audio sample value "
-			              "(|x| <= %g)", name, i, v, (double)AUDIO_MAX_SAMPLE);
+	for (long at = 0; at < want; at += BLOCK) {
+		long n = want - at < BLOCK ? want - at : BLOCK;
+		sf_count_t got = sf_readf_float(f, buf, n);
+		if (got < n) {
+			/* libsndfile stops short when the data ends before the header's length (a cut-off
+			 * file) or a block does not decode */
+			const char *why = sf_strerror(f);
+			rc = data_err(-EINVAL, err, errlen, "%s: truncated or corrupt: %lld of the %ld "
+			              "frames the header promises could be read%s%s", name,
+			              (long long)(at + got), want, sf_error(f) ? ": " : "",
+			              sf_error(f) ? why : "");
 			goto done;
 		}
-		mono[i] = v;
+		for (long i = 0; i < n; i++) {
+			double s = 0.0;
+			for (int c = 0; c < info->channels; c++)
+				s += buf[(size_t)i * info->channels + c];
+			float v = (float)(s / info->channels);
+			if (!(fabsf(v) <= AUDIO_MAX_SAMPLE)) {   /* NaN, infinite or garbage (float files) */
+				rc = data_err(-EINVAL, err, errlen, "%s: sample %ld is %g, not an audio sample "
+				              "value (|x| <= %g)", name, at + i, v, (double)AUDIO_MAX_SAMPLE);
+				goto done;
+			}
+			mono[at + i] = v;
+		}
 	}
 	audio_resample(mono, want, info->samplerate, out, cfg->clip_samples, cfg->sample_rate);
 done:

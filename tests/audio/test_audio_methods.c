@@ -52,6 +52,20 @@ static int write_tones(void)
 	return 0;
 }
 
+/* The pretext metrics a method's evaluate() reports, by name. */
+typedef struct Got {
+	double masked, mean_fill;
+	int n;
+} Got;
+
+static void got_put(void *user, const char *key, double v)
+{
+	Got *g = user;
+	g->n++;
+	if (strcmp(key, "test_masked_mse") == 0) g->masked = v;
+	if (strcmp(key, "test_mean_fill_mse") == 0) g->mean_fill = v;
+}
+
 static void train(const char *method, const char *params)
 {
 	char text[1024], err[512];
@@ -108,6 +122,15 @@ static void train(const char *method, const char *params)
 	if (ok) {
 		printf("%s: loss %.4f over the first 5 steps, %.4f over the last 5\n", method, first, last);
 		CHECK(last < 0.8 * first, "%s: the loss did not fall: %.4f -> %.4f", method, first, last);
+	}
+	if (ok && m->evaluate) {
+		/* masked_spectrogram on the test split: it beats filling the masks with the clip's mean */
+		Got g = {0};
+		MetricSink sink = { .put = got_put, .user = &g };
+		CHECK(m->evaluate(st, ctx, ds, &sink) == 0, "%s: evaluate", method);
+		printf("%s: test masked mse %.4f, mean fill %.4f\n", method, g.masked, g.mean_fill);
+		CHECK(g.n == 3 && g.masked > 0 && g.masked < g.mean_fill, "%s: test masked mse %g, mean "
+		      "fill %g (%d metrics)", method, g.masked, g.mean_fill, g.n);
 	}
 	eng_free(xb);
 	if (st)
