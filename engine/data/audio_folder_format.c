@@ -49,7 +49,7 @@ static int decode_spectrogram(const char *path, void *user, uint8_t *out, char *
 	int rc = audio_decode_file(path, &dc, clip, err, errlen);
 	LogMel *lm = NULL;
 	if (rc == 0 && (rc = logmel_new(a->rate, a->n_fft, a->hop, a->mels, &lm, err, errlen)) == 0) {
-		float *spec = (float *)(void *)out;   /* the cache's items are 4096-aligned + 4k multiples */
+		float *spec = (float *)(void *)out;   /* items start at multiples of 4 bytes */
 		logmel_compute(lm, clip, a->clip, spec);
 	}
 	logmel_free(lm);

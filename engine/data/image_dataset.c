@@ -42,6 +42,7 @@ typedef struct Pixels {
 	int n_skipped;
 	char first_skip[1024];
 	size_t img;
+	int floats;               /* items are float32 values (a decoder's), not uint8 pixels */
 } Pixels;
 
 static void note(const ImageFolderSpec *s, const char *fmt, ...)
@@ -122,6 +123,7 @@ static int px_open(const ImageFolderSpec *s, const ImgList *l, const char *root,
                    Pixels *px, int *state, char *err, size_t errlen)
 {
 	memset(px, 0, sizeof *px);
+	px->floats = s->decode != NULL;
 	px->img = s->decode ? sizeof(float) * (size_t)s->c * s->h * s->w
 	                    : (size_t)s->channels * s->image_size * s->image_size;
 	ImgCacheConfig cc = { .channels = s->channels, .size = s->image_size, .resize = s->resize,
@@ -175,8 +177,8 @@ static int append(Split *sp, size_t floats, const Pixels *px, const ImgList *l, 
 			continue;
 		const uint8_t *s = px_image(px, i);
 		float *d = sp->x + (size_t)sp->n * floats;
-		if (px->img == floats * sizeof(float))   /* decoded as float32 (not pixels) */
-			memcpy(d, s, px->img);
+		if (px->floats)
+			memcpy(d, s, sizeof(float) * floats);
 		else
 			for (size_t j = 0; j < floats; j++)
 				d[j] = s[j] * (1.0f / 255.0f);
