@@ -364,11 +364,11 @@ static int run_main(int argc, char **argv)
 	                      .on_artifact = st.report ? report_artifact : NULL,
 	                      .on_checkpoint = st.report ? report_checkpoint : NULL };
 	char *results = NULL;
-	/* Decoded image pixels live beside the output folder (runs/image-cache for runs/NAME), so
+	/* Decoded image pixels (and audio spectrograms) live beside the output folder (runs/image-cache for runs/NAME), so
 	 * every run under the same parent reuses them. */
 	char cache[4200] = "";
 	const char *slash = strrchr(dir, '/');
-	if (js->dataset.kind == DATASET_IMAGE_FOLDER) {
+	if (js->dataset.kind == DATASET_IMAGE_FOLDER || js->dataset.kind == DATASET_AUDIO_FOLDER) {
 		snprintf(cache, sizeof cache, "%.*s%simage-cache", slash ? (int)(slash - dir) : 0, dir,
 		         slash ? "/" : "");
 		if (mkdir(cache, 0755) != 0 && errno != EEXIST)

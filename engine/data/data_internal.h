@@ -40,7 +40,7 @@ int data_read_file(const char *path, uint8_t **buf, size_t *len, size_t max_byte
 /* The format descriptors, listed in format_registry.c. */
 extern const DatasetFormat data_format_fashion_mnist, data_format_idx, data_format_csv,
 	data_format_text, data_format_text_records, data_format_captions, data_format_image_folder,
-	data_format_cifar10, data_format_cifar100, data_format_stl10;
+	data_format_cifar10, data_format_cifar100, data_format_stl10, data_format_audio_folder;
 
 /* Readers, each a descriptor's load. */
 int data_load_fashion_mnist(const DatasetSpec *spec, Dataset *ds, char *err, size_t errlen);

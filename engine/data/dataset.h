@@ -31,6 +31,7 @@ typedef enum DatasetKind {
 	DATASET_CIFAR10,        /* the CIFAR-10 binary batches */
 	DATASET_CIFAR100,       /* the CIFAR-100 binary files */
 	DATASET_STL10,          /* the STL-10 binary files */
+	DATASET_AUDIO_FOLDER,   /* WAV/FLAC files as log-mel spectrograms: folders like IMAGE_FOLDER */
 } DatasetKind;
 
 typedef struct DatasetSpec {
@@ -64,6 +65,11 @@ typedef struct DatasetSpec {
 	 * state, files skipped). NULL = silent. */
 	void (*on_note)(void *user, const char *msg);
 	void *note_user;
+	int audio_rate;                  /* AUDIO_FOLDER (which shares the img_* folders, max_skipped,
+	                                  * min_class_images and test_fraction): sample rate in Hz */
+	double audio_clip_seconds;       /* AUDIO_FOLDER: clip length (pad with silence / crop) */
+	int audio_mels;                  /* AUDIO_FOLDER: mel bands */
+	double audio_hop_ms, audio_window_ms; /* AUDIO_FOLDER: STFT hop and window */
 	int coarse_labels;               /* CIFAR100: the 20 superclasses */
 	int stl_unlabeled;               /* STL10: unlabelled images appended to train (0 = none) */
 	int limit_train;                 /* >0: keep only the first N training samples (small runs) */

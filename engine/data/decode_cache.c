@@ -69,6 +69,8 @@ int img_cache_key(const ImgList *list, const ImgCacheConfig *cfg, uint64_t *key,
 	uint32_t settings[5] = { CACHE_VERSION, (uint32_t)cfg->channels, (uint32_t)cfg->size,
 	                         (uint32_t)cfg->resize, (uint32_t)list->n };
 	h = hash_bytes(h, settings, sizeof settings);
+	if (cfg->decode)
+		h = hash_bytes(h, &cfg->settings, sizeof cfg->settings) ^ cfg->item_bytes;
 	for (int i = 0; i < list->n; i++) {
 		const char *p = img_list_path(list, i);
 		struct stat st;
@@ -110,7 +112,7 @@ static int try_existing(const char *path, uint64_t key, const ImgCacheConfig *cf
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
-	size_t img = (size_t)cfg->channels * cfg->size * cfg->size;
+	size_t img = img_cache_item_bytes(cfg);
 	size_t want = CACHE_HEADER + (img + 1) * n;
 	struct stat st;
 	int state = IMG_CACHE_CORRUPT;
@@ -187,8 +189,11 @@ static void *build_worker(void *arg)
 		int i = atomic_fetch_add(&b->next, 1);
 		if (i >= b->list->n)
 			break;
-		int rc = img_load_file(img_list_path(b->list, i), b->cfg->channels, b->cfg->resize,
-		                       b->cfg->size, b->pixels + (size_t)i * b->img, err, sizeof err);
+		uint8_t *dst = b->pixels + (size_t)i * b->img;
+		int rc = b->cfg->decode
+		       ? b->cfg->decode(img_list_path(b->list, i), b->cfg->decode_user, dst, err, sizeof err)
+		       : img_load_file(img_list_path(b->list, i), b->cfg->channels, b->cfg->resize,
+		                       b->cfg->size, dst, err, sizeof err);
 		pthread_mutex_lock(&b->mu);
 		if (rc < 0 && rc != -ENOMEM && b->skipped && b->n_skipped < b->cfg->max_skipped) {
 			/* a bad file within the allowance: left out, counted, its pixels zero */
@@ -229,7 +234,7 @@ int img_decode_list(const ImgList *list, const ImgCacheConfig *cfg, uint8_t *pix
 {
 	Build b = { .list = list, .cfg = cfg, .pixels = pixels,
 	            .skipped = cfg->max_skipped > 0 ? skipped : NULL,
-	            .img = (size_t)cfg->channels * cfg->size * cfg->size };
+	            .img = img_cache_item_bytes(cfg) };
 	if (skipped)
 		memset(skipped, 0, (size_t)list->n);
 	pthread_mutex_init(&b.mu, NULL);
@@ -289,7 +294,7 @@ static void remove_orphans(const char *path)
 static int build(const ImgList *list, const ImgCacheConfig *cfg, uint64_t key, char *err,
                  size_t errlen)
 {
-	size_t img = (size_t)cfg->channels * cfg->size * cfg->size;
+	size_t img = img_cache_item_bytes(cfg);
 	size_t len = CACHE_HEADER + (img + 1) * list->n;
 	char *tmp = eng_malloc(strlen(cfg->path) + 32);
 	if (!tmp)
@@ -349,8 +354,10 @@ int img_cache_open(const ImgList *list, const ImgCacheConfig *cfg, ImgCache *out
                    size_t errlen)
 {
 	memset(out, 0, sizeof *out);
-	if (!cfg->path || (cfg->channels != 1 && cfg->channels != 3) || cfg->size < 1 ||
-	    cfg->size > 4096 || (unsigned)cfg->resize >= IMG_RESIZE_COUNT || list->n <= 0)
+	int bad = cfg->decode ? cfg->item_bytes == 0
+	        : (cfg->channels != 1 && cfg->channels != 3) || cfg->size < 1 || cfg->size > 4096 ||
+	          (unsigned)cfg->resize >= IMG_RESIZE_COUNT;
+	if (!cfg->path || bad || list->n <= 0)
 		return data_err(-EINVAL, err, errlen, "decode cache: bad settings (channels %d, size %d, "
 		                "%d images)", cfg->channels, cfg->size, list->n);
 	uint64_t key;
@@ -395,7 +402,7 @@ int img_cache_open(const ImgList *list, const ImgCacheConfig *cfg, ImgCache *out
 	}
 	out->waited = waited;
 	out->state = state < 0 ? IMG_CACHE_BUILT : (ImgCacheState)state;
-	out->image_bytes = (size_t)cfg->channels * cfg->size * cfg->size;
+	out->image_bytes = img_cache_item_bytes(cfg);
 	out->n = list->n;
 	out->channels = cfg->channels;
 	out->size = cfg->size;

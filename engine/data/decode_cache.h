@@ -45,7 +45,20 @@ typedef struct ImgCacheConfig {
 	int max_skipped;             /* images that may fail to decode and be left out (0: none) */
 	img_cache_progress_cb progress;
 	void *user;
+	/* Another decoder (audio): decode(path, decode_user, out, err, errlen) fills item_bytes bytes
+	 * per file in place of the image decoder (channels, size and resize are then unused), and
+	 * settings, hashed into the key, stands for its options. NULL: images. */
+	int (*decode)(const char *path, void *decode_user, uint8_t *out, char *err, size_t errlen);
+	void *decode_user;
+	size_t item_bytes;
+	uint64_t settings;
 } ImgCacheConfig;
+
+/* Bytes one file decodes to under cfg. */
+static inline size_t img_cache_item_bytes(const ImgCacheConfig *cfg)
+{
+	return cfg->decode ? cfg->item_bytes : (size_t)cfg->channels * cfg->size * cfg->size;
+}
 
 typedef enum ImgCacheState {
 	IMG_CACHE_HIT = 0,           /* read as it was */

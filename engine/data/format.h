@@ -28,7 +28,7 @@
 #include "../param_table.h"
 #include "dataset.h"
 
-/* "images", "vectors", "text", "captions" for one DATA_* bit; NULL otherwise. */
+/* "images", "vectors", "text", "captions", "audio" for one DATA_* bit; NULL otherwise. */
 const char *dataset_modality_name(unsigned bit);
 
 /* What an estimate can know before loading: training samples (-1 unknown) and one sample's shape

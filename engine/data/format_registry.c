@@ -31,6 +31,7 @@ static const DatasetFormat *const formats[] = {
 	&data_format_cifar10,
 	&data_format_cifar100,
 	&data_format_stl10,
+	&data_format_audio_folder,
 };
 
 #define N_FORMATS ((int)(sizeof formats / sizeof formats[0]))
@@ -82,6 +83,7 @@ const char *dataset_modality_name(unsigned bit)
 	case DATA_VECTORS: return "vectors";
 	case DATA_TEXT: return "text";
 	case DATA_CAPTIONS: return "captions";
+	case DATA_AUDIO: return "audio";
 	default: return NULL;
 	}
 }

@@ -29,6 +29,8 @@ static uint64_t name_hash(const char *root, const char *which, const ImageFolder
 	int v[4] = { s->image_size, s->channels, (int)s->resize, s->min_class_images };
 	for (int k = 0; k < 4; k++)
 		h = (h ^ (uint64_t)v[k]) * 1099511628211ull;
+	if (s->decode)
+		h = (h ^ s->settings) * 1099511628211ull;
 	return h;
 }
 
@@ -40,6 +42,7 @@ typedef struct Pixels {
 	int n_skipped;
 	char first_skip[1024];
 	size_t img;
+	int floats;               /* items are float32 values (a decoder's), not uint8 pixels */
 } Pixels;
 
 static void note(const ImageFolderSpec *s, const char *fmt, ...)
@@ -120,13 +123,18 @@ static int px_open(const ImageFolderSpec *s, const ImgList *l, const char *root,
                    Pixels *px, int *state, char *err, size_t errlen)
 {
 	memset(px, 0, sizeof *px);
-	px->img = (size_t)s->channels * s->image_size * s->image_size;
+	px->floats = s->decode != NULL;
+	px->img = s->decode ? sizeof(float) * (size_t)s->c * s->h * s->w
+	                    : (size_t)s->channels * s->image_size * s->image_size;
 	ImgCacheConfig cc = { .channels = s->channels, .size = s->image_size, .resize = s->resize,
 	                      .threads = s->threads, .max_skipped = s->max_skipped,
-	                      .progress = s->progress, .user = s->user };
+	                      .progress = s->progress, .user = s->user, .decode = s->decode,
+	                      .decode_user = s->decode_user, .item_bytes = px->img,
+	                      .settings = s->settings };
 	if (s->cache_dir) {
 		char path[4200];
-		if ((size_t)snprintf(path, sizeof path, "%s/images-%016llx.u8", s->cache_dir,
+		if ((size_t)snprintf(path, sizeof path, "%s/%s-%016llx.u8", s->cache_dir,
+		                     s->decode ? s->noun : "images",
 		                     (unsigned long long)name_hash(root, which, s)) >= sizeof path)
 			return data_err(-ENAMETOOLONG, err, errlen, "%s: path too long", s->cache_dir);
 		cc.path = path;
@@ -169,8 +177,11 @@ static int append(Split *sp, size_t floats, const Pixels *px, const ImgList *l, 
 			continue;
 		const uint8_t *s = px_image(px, i);
 		float *d = sp->x + (size_t)sp->n * floats;
-		for (size_t j = 0; j < floats; j++)
-			d[j] = s[j] * (1.0f / 255.0f);
+		if (px->floats)
+			memcpy(d, s, sizeof(float) * floats);
+		else
+			for (size_t j = 0; j < floats; j++)
+				d[j] = s[j] * (1.0f / 255.0f);
 		sp->y[sp->n++] = force_unlabelled ? -1 : l->entries[i].label;
 	}
 	return 0;
@@ -180,10 +191,15 @@ int image_folder_load(const ImageFolderSpec *s, Dataset *ds, int cache_states[3]
                       size_t errlen)
 {
 	int states[3] = { -1, -1, -1 };
-	if (s->image_size < 8 || s->image_size > 1024)
+	const char *const *exts = s->exts ? s->exts : img_image_exts;
+	if (s->decode) {
+		if (s->c < 1 || s->h < 1 || s->w < 1)
+			return data_err(-EINVAL, err, errlen, "decoded sample shape (%d,%d,%d) is empty",
+			                s->c, s->h, s->w);
+	} else if (s->image_size < 8 || s->image_size > 1024)
 		return data_err(-EINVAL, err, errlen, "image_size: must be in [8, 1024], got %d",
 		                s->image_size);
-	if (s->channels != 1 && s->channels != 3)
+	else if (s->channels != 1 && s->channels != 3)
 		return data_err(-EINVAL, err, errlen, "channels: must be 1 or 3, got %d", s->channels);
 	if (!s->manifest && !s->train)
 		return data_err(-EINVAL, err, errlen, "train: required (a folder) unless manifest is given");
@@ -192,18 +208,20 @@ int image_folder_load(const ImageFolderSpec *s, Dataset *ds, int cache_states[3]
 	int *tri = NULL, *tei = NULL, ntr = 0, nte = 0, rc;
 	const char *troot = s->manifest ? s->manifest : s->train;
 	rc = s->manifest ? img_manifest_read(s->manifest, s->scan_progress, s->user, &tr, err, errlen)
-	                 : img_folder_scan(s->train, NULL, s->scan_progress, s->user, &tr, err, errlen);
+	                 : img_folder_scan_exts(s->train, exts, NULL, s->scan_progress, s->user, &tr,
+	                                        err, errlen);
 	if (rc < 0)
 		goto done;
 	if (s->test && !s->manifest) {   /* labelled like train, or unlabelled like train */
-		rc = tr.num_classes ? img_folder_scan(s->test, &tr, s->scan_progress, s->user, &te, err, errlen)
-		                    : img_folder_scan_unlabelled(s->test, s->scan_progress, s->user, &te,
-		                                                 err, errlen);
+		rc = tr.num_classes ? img_folder_scan_exts(s->test, exts, &tr, s->scan_progress, s->user,
+		                                           &te, err, errlen)
+		                    : img_folder_scan_unlabelled_exts(s->test, exts, s->scan_progress,
+		                                                      s->user, &te, err, errlen);
 		if (rc < 0)
 			goto done;
 	}
-	if (s->unlabeled && (rc = img_folder_scan_unlabelled(s->unlabeled, s->scan_progress, s->user,
-	                                                     &un, err, errlen)) < 0)
+	if (s->unlabeled && (rc = img_folder_scan_unlabelled_exts(s->unlabeled, exts, s->scan_progress,
+	                                                          s->user, &un, err, errlen)) < 0)
 		goto done;
 	if (s->min_class_images > 0 && tr.num_classes > 0) {
 		int dropped = 0;
@@ -229,11 +247,13 @@ int image_folder_load(const ImageFolderSpec *s, Dataset *ds, int cache_states[3]
 	if (skipped) {
 		const char *first = ptr.n_skipped ? ptr.first_skip : pte.n_skipped ? pte.first_skip
 		                  : pun.first_skip;
-		note(s, "skipped %d image file%s that do not decode (dataset.max_skipped = %d per "
-		     "folder), first: %s", skipped, skipped == 1 ? "" : "s", s->max_skipped, first);
+		note(s, "skipped %d %s file%s that do not decode (dataset.max_skipped = %d per "
+		     "folder), first: %s", skipped, s->decode ? s->noun : "image", skipped == 1 ? "" : "s",
+		     s->max_skipped, first);
 	}
-	ds->c = s->channels;
-	ds->h = ds->w = s->image_size;
+	ds->c = s->decode ? s->c : s->channels;
+	ds->h = s->decode ? s->h : s->image_size;
+	ds->w = s->decode ? s->w : s->image_size;
 	ds->sample_floats = (size_t)ds->c * ds->h * ds->w;
 	ds->num_classes = tr.num_classes;
 	ds->class_names = tr.classes;

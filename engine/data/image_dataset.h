@@ -45,6 +45,16 @@ typedef struct ImageFolderSpec {
 	/* One line for the job's log: classes left out, cache hit / built / rebuilt, files skipped. */
 	void (*note)(void *user, const char *msg);
 	void *user;
+	/* Files other than images (the audio_folder format): the extensions kept (NULL: images), and
+	 * per file a decoder writing c*h*w float32 values into the cache in place of pixels
+	 * (image_size, channels and resize are then unused); settings stands for its options in the
+	 * cache's name and key; noun names the files in the log ("audio"). */
+	const char *const *exts;
+	int (*decode)(const char *path, void *decode_user, uint8_t *out, char *err, size_t errlen);
+	void *decode_user;
+	uint64_t settings;
+	int c, h, w;
+	const char *noun;
 } ImageFolderSpec;
 
 /* Fills ds (zeroed by the caller; partial allocations stay for dataset_free on failure).

@@ -67,11 +67,26 @@ static int list_add(ImgList *l, const char *a, const char *b, int label, int spl
 	return 0;
 }
 
-static int is_image_name(const char *s)
+const char *const img_image_exts[] = { ".jpg", ".jpeg", ".png", NULL };
+
+static int has_ext(const char *s, const char *const *exts)
 {
 	const char *dot = strrchr(s, '.');
-	return dot && (strcasecmp(dot, ".jpg") == 0 || strcasecmp(dot, ".jpeg") == 0 ||
-	               strcasecmp(dot, ".png") == 0);
+	for (int i = 0; dot && exts[i]; i++)
+		if (strcasecmp(dot, exts[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* ".jpg, .jpeg or .png" for messages. */
+static const char *ext_words(const char *const *exts, char *buf, size_t len)
+{
+	size_t at = 0;
+	buf[0] = '\0';
+	for (int i = 0; exts[i] && at < len; i++)
+		at += (size_t)snprintf(buf + at, len - at, "%s%s", i == 0 ? "" : exts[i + 1] ? ", " : " or ",
+		                       exts[i]);
+	return buf;
 }
 
 static int name_cmp(const void *a, const void *b)
@@ -91,6 +106,7 @@ typedef struct Walk {
 	int depth;
 	char *err;
 	size_t errlen;
+	const char *const *exts;   /* the file names kept */
 } Walk;
 
 typedef struct NameVec {
@@ -200,7 +216,7 @@ static int walk_dir(Walk *wk, const char *dir, int label, NameVec *subdirs, int 
 		if (isdir) {
 			if ((rc = names_push(dirs, nm)) < 0)
 				break;
-		} else if (isreg && is_image_name(nm)) {
+		} else if (isreg && has_ext(nm, wk->exts)) {
 			if ((rc = list_add(wk->l, dir, nm, label, IMG_SPLIT_ANY)) < 0)
 				break;
 			if (files_here)
@@ -250,8 +266,15 @@ static void sort_entries(ImgList *l)
 int img_folder_scan(const char *root, const ImgList *classes, img_scan_cb cb, void *user,
                     ImgList *out, char *err, size_t errlen)
 {
+	return img_folder_scan_exts(root, img_image_exts, classes, cb, user, out, err, errlen);
+}
+
+int img_folder_scan_exts(const char *root, const char *const *exts, const ImgList *classes,
+                         img_scan_cb cb, void *user, ImgList *out, char *err, size_t errlen)
+{
 	memset(out, 0, sizeof *out);
-	Walk wk = { .l = out, .cb = cb, .user = user, .err = err, .errlen = errlen };
+	Walk wk = { .l = out, .cb = cb, .user = user, .err = err, .errlen = errlen, .exts = exts };
+	char words[80];
 	NameVec top = {0};
 	int top_files = 0, rc;
 	struct stat st;
@@ -266,8 +289,8 @@ int img_folder_scan(const char *root, const ImgList *classes, img_scan_cb cb, vo
 		goto fail;
 	if (top.n == 0) {
 		if (out->n == 0) {
-			rc = data_err(-ENOENT, err, errlen, "%s: no .jpg, .jpeg or .png files in the folder",
-			              root);
+			rc = data_err(-ENOENT, err, errlen, "%s: no %s files in the folder", root,
+			              ext_words(exts, words, sizeof words));
 			goto fail;
 		}
 		sort_entries(out);
@@ -275,9 +298,9 @@ int img_folder_scan(const char *root, const ImgList *classes, img_scan_cb cb, vo
 	}
 	if (top_files > 0) {
 		rc = data_err(-EINVAL, err, errlen,
-		              "%s: %d image files beside the class folders (%s); move them into a class "
-		              "folder, or use a folder without subfolders for unlabelled images", root,
-		              top_files, img_list_path(out, 0));
+		              "%s: %d %s files beside the class folders (%s); move them into a class "
+		              "folder, or use a folder without subfolders for unlabelled files", root,
+		              top_files, exts == img_image_exts ? "image" : "data", img_list_path(out, 0));
 		goto fail;
 	}
 	if (top.n > 1)
@@ -336,8 +359,8 @@ int img_folder_scan(const char *root, const ImgList *classes, img_scan_cb cb, vo
 		wk.depth = 1;
 		rc = walk_dir(&wk, full, label, NULL, &found);
 		if (rc == 0 && found == 0)
-			rc = data_err(-ENOENT, err, errlen, "%s: empty class folder (no .jpg, .jpeg or .png "
-			              "files in it)", full);
+			rc = data_err(-ENOENT, err, errlen, "%s: empty class folder (no %s files in it)",
+			              full, ext_words(exts, words, sizeof words));
 		eng_free(full);
 		if (rc < 0)
 			goto fail;
@@ -383,12 +406,19 @@ int img_folder_has_classes(const char *root)
 int img_folder_scan_unlabelled(const char *root, img_scan_cb cb, void *user, ImgList *out,
                                char *err, size_t errlen)
 {
+	return img_folder_scan_unlabelled_exts(root, img_image_exts, cb, user, out, err, errlen);
+}
+
+int img_folder_scan_unlabelled_exts(const char *root, const char *const *exts, img_scan_cb cb,
+                                    void *user, ImgList *out, char *err, size_t errlen)
+{
 	memset(out, 0, sizeof *out);
-	Walk wk = { .l = out, .cb = cb, .user = user, .err = err, .errlen = errlen };
+	Walk wk = { .l = out, .cb = cb, .user = user, .err = err, .errlen = errlen, .exts = exts };
+	char words[80];
 	int rc = walk_dir(&wk, root, -1, NULL, NULL);
 	if (rc == 0 && out->n == 0)
-		rc = data_err(-ENOENT, err, errlen, "%s: no .jpg, .jpeg or .png files in it or below it",
-		              root);
+		rc = data_err(-ENOENT, err, errlen, "%s: no %s files in it or below it", root,
+		              ext_words(exts, words, sizeof words));
 	if (rc < 0) {
 		img_list_free(out);
 		return rc;

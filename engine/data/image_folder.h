@@ -48,6 +48,14 @@ typedef void (*img_scan_cb)(void *user, long files);
 int img_folder_scan(const char *root, const ImgList *classes, img_scan_cb cb, void *user,
                     ImgList *out, char *err, size_t errlen);
 
+/* The same for other files (audio): exts lists the extensions kept, with the dot, any case,
+ * NULL-terminated; img_image_exts is the images' list. */
+extern const char *const img_image_exts[];
+int img_folder_scan_exts(const char *root, const char *const *exts, const ImgList *classes,
+                         img_scan_cb cb, void *user, ImgList *out, char *err, size_t errlen);
+int img_folder_scan_unlabelled_exts(const char *root, const char *const *exts, img_scan_cb cb,
+                                    void *user, ImgList *out, char *err, size_t errlen);
+
 /* Whether root has a (non-hidden) subfolder, i.e. whether img_folder_scan would read it as
  * labelled: the cheap answer for validation (has_labels) without listing any files. 1, 0, or a
  * negative errno when root cannot be read. */

@@ -82,7 +82,7 @@ unsigned encoder_fits(EncoderKind kind)
 	const EncoderDesc *d = encoder_desc(kind);
 	if (!d)
 		return 0;
-	return d->fits | (d->fits & DATA_IMAGES ? DATA_CAPTIONS : 0u);
+	return d->fits | (d->fits & DATA_IMAGES ? DATA_CAPTIONS | DATA_AUDIO : 0u);
 }
 
 int encoder_fits_data(EncoderKind kind, unsigned data)
@@ -92,7 +92,7 @@ int encoder_fits_data(EncoderKind kind, unsigned data)
 
 int encoder_natural_for(unsigned data)
 {
-	if (data == DATA_CAPTIONS)
+	if (data == DATA_CAPTIONS || data == DATA_AUDIO)
 		data = DATA_IMAGES;
 	for (int i = 0; i < encoder_count(); i++)
 		if (registry[i]->natural_for & data)

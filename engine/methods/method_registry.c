@@ -31,6 +31,8 @@ extern const PretextMethod method_byol;
 extern const PretextMethod method_barlow_twins;
 extern const PretextMethod method_vicreg;
 extern const PretextMethod method_clip;
+extern const PretextMethod method_contrastive_audio;
+extern const PretextMethod method_masked_spectrogram;
 extern const PretextMethod method_none;
 
 /* Catalogue order: what `ssld methods` lists first. */
@@ -51,6 +53,8 @@ static const PretextMethod *const registry[] = {
 	&method_barlow_twins,
 	&method_vicreg,
 	&method_clip,
+	&method_contrastive_audio,
+	&method_masked_spectrogram,
 	&method_none,
 };
 

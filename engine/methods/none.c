@@ -11,7 +11,7 @@ const PretextMethod method_none = {
 	.summary = "no pretraining: run only the evaluations (a supervised baseline, or probes of a "
 	           "randomly initialised or init_from encoder)",
 	.default_encoder = ENC_CNN,
-	.datasets = DATA_IMAGES | DATA_VECTORS | DATA_TEXT | DATA_CAPTIONS,
+	.datasets = DATA_IMAGES | DATA_VECTORS | DATA_TEXT | DATA_CAPTIONS | DATA_AUDIO,
 	.views = 0,
 	.default_augment = "none",
 	.example = "supervised-baseline-fashion-mnist.json",

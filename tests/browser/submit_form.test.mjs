@@ -46,6 +46,28 @@ function writeData() {
     }
   }
   fs.writeFileSync(path.join(data, 'images', 'manifest.csv'), manifest.join('\n') + '\n');
+  // An audio folder of the same shape: 16-bit mono WAVs, a low and a high tone.
+  const audioManifest = ['path,label'];
+  for (const [dir, cls] of [['train', 'low'], ['train', 'high'], ['test', 'low'], ['test', 'high'], ['unlabeled', '']]) {
+    const d = path.join(data, 'audio', dir, cls);
+    fs.mkdirSync(d, { recursive: true });
+    for (let i = 0; i < 4; i++) {
+      const f = path.join(d, `${i}.wav`);
+      fs.writeFileSync(f, toneWav(8000, 4000, cls === 'high' ? 2000 + 50 * i : 300 + 20 * i));
+      if (dir === 'train') audioManifest.push(`${path.relative(path.join(data, 'audio'), f)},${cls}`);
+    }
+  }
+  fs.writeFileSync(path.join(data, 'audio', 'manifest.csv'), audioManifest.join('\n') + '\n');
+}
+// A mono 16-bit PCM WAV of n samples of a sine at freq Hz.
+function toneWav(rate, n, freq) {
+  const b = Buffer.alloc(44 + 2 * n);
+  b.write('RIFF', 0); b.writeUInt32LE(36 + 2 * n, 4); b.write('WAVEfmt ', 8);
+  b.writeUInt32LE(16, 16); b.writeUInt16LE(1, 20); b.writeUInt16LE(1, 22);
+  b.writeUInt32LE(rate, 24); b.writeUInt32LE(2 * rate, 28); b.writeUInt16LE(2, 32); b.writeUInt16LE(16, 34);
+  b.write('data', 36); b.writeUInt32LE(2 * n, 40);
+  for (let t = 0; t < n; t++) b.writeInt16LE(Math.round(8000 * Math.sin(2 * Math.PI * freq * t / rate)), 44 + 2 * t);
+  return b;
 }
 writeData();
 
@@ -57,10 +79,12 @@ const FILES = {
   'dataset.train_labels': path.join(FASHION, 'train-labels-idx1-ubyte.gz'),
   'dataset.test_images': path.join(FASHION, 't10k-images-idx3-ubyte.gz'),
   'dataset.test_labels': path.join(FASHION, 't10k-labels-idx1-ubyte.gz'),
-  'dataset.train': { csv: path.join(data, 'rows.csv'), image_folder: path.join(data, 'images', 'train') },
-  'dataset.test': { csv: path.join(data, 'rows.csv'), image_folder: path.join(data, 'images', 'test') },
-  'dataset.unlabeled': { image_folder: path.join(data, 'images', 'unlabeled') },
-  'dataset.manifest': { image_folder: path.join(data, 'images', 'manifest.csv') },
+  'dataset.train': { csv: path.join(data, 'rows.csv'), image_folder: path.join(data, 'images', 'train'),
+    audio_folder: path.join(data, 'audio', 'train') },
+  'dataset.test': { csv: path.join(data, 'rows.csv'), image_folder: path.join(data, 'images', 'test'),
+    audio_folder: path.join(data, 'audio', 'test') },
+  'dataset.unlabeled': { image_folder: path.join(data, 'images', 'unlabeled'), audio_folder: path.join(data, 'audio', 'unlabeled') },
+  'dataset.manifest': { image_folder: path.join(data, 'images', 'manifest.csv'), audio_folder: path.join(data, 'audio', 'manifest.csv') },
   'dataset.files': [path.join(data, 'a.txt'), path.join(data, 'b.txt')].join(', '),
   'dataset.file': path.join(data, 'captions.jsonl'),
   'augment2': '"light"',
@@ -71,7 +95,10 @@ const OWN_CASE = new Set(['init_from']);
 // enum or range in the catalogue wins over these.
 // (A value may depend on the dataset variant: 28-px Fashion-MNIST takes patch 7; the image sizes the
 // form fills for an image folder are multiples of 4, whose one patch is the default, left alone.)
-const CONSTRAINTS = { 'model.patch': { named: 7, image_folder: null } };
+// A square spectrogram, 32 mel bands x 32 frames (0.5 s at a 15.625 ms hop), so every pool_grid
+// the form offers splits the CNN's last map (a grid needs a square one).
+const CONSTRAINTS = { 'model.patch': { named: 7, image_folder: null, audio_folder: null },
+  'dataset.n_mels': { named: null, audio_folder: 32 }, 'dataset.hop_ms': { named: null, audio_folder: 15.625 } };
 // Pairs the server accepts one at a time (cross-field rules): each combination fills one of them,
 // alternating, so both are covered.
 const EITHER = [
@@ -83,7 +110,7 @@ const EITHER = [
 // Which dataset variant suits a method's kind of data, and which encoder a format takes (the
 // server's cross-field rules between method, dataset and encoder).
 // Plain text is unlabelled: every protocol needs labels, so its combinations carry no evaluation.
-const KIND_VARIANT = { images: '', text: 'text_records', captions: 'captions', vectors: 'csv' };
+const KIND_VARIANT = { images: '', text: 'text_records', captions: 'captions', vectors: 'csv', audio: 'audio_folder' };
 const UNLABELLED = new Set(['text']);
 // (Method "none" only evaluates, so it cannot take plain text; the text methods cover it.)
 const FORMAT_ENCODER = { idx: 'cnn', csv: 'mlp', text_records: 'transformer', captions: 'cnn' };

@@ -24,6 +24,8 @@
 #include "check.h"
 #include "img_fixtures.h"
 
+#include <sndfile.h>
+
 static char tmpdir[] = "/tmp/ssld_formats_XXXXXX";
 
 static const char *tp(const char *name)
@@ -153,6 +155,25 @@ static int make_image_fixtures(void)
 	return rc;
 }
 
+/* 2 classes x 3 WAV files of a tenth of a second. */
+static int make_audio_fixtures(void)
+{
+	int rc = mkdir(tp("snd"), 0700) | mkdir(tp("snd/hum"), 0700) | mkdir(tp("snd/hiss"), 0700);
+	char path[64];
+	short pcm[800];
+	for (int i = 0; i < 6; i++) {
+		snprintf(path, sizeof path, "snd/%s/%d.wav", i % 2 ? "hiss" : "hum", i / 2);
+		for (int k = 0; k < 800; k++)
+			pcm[k] = (short)(i % 2 ? (k * 7919 % 8000) - 4000 : (k % 40 < 20 ? 3000 : -3000));
+		SF_INFO info = { .samplerate = 8000, .channels = 1, .format = SF_FORMAT_WAV | SF_FORMAT_PCM_16 };
+		SNDFILE *f = sf_open(tp(path), SFM_WRITE, &info);
+		rc |= !f || sf_writef_short(f, pcm, 800) != 800;
+		if (f)
+			sf_close(f);
+	}
+	return rc;
+}
+
 static int make_fixtures(void)
 {
 	int rc = 0;
@@ -177,6 +198,7 @@ static int make_fixtures(void)
 	                                  "{\"image\": 1, \"caption\": \"a shirt\"}\n"
 	                                  "{\"image\": 2, \"caption\": \"a bag\"}\n");
 	rc |= make_image_fixtures();
+	rc |= make_audio_fixtures();
 	return rc;
 }
 
@@ -202,6 +224,8 @@ static const Fixture fixtures[] = {
 	{ "cifar10", "\"format\": \"cifar10\", \"dir\": \"%s/c10\"", 10 },
 	{ "cifar100", "\"format\": \"cifar100\", \"dir\": \"%s/c100\", \"coarse_labels\": true", 8 },
 	{ "stl10", "\"format\": \"stl10\", \"dir\": \"%s/stl\", \"unlabeled_images\": 2", 6 },
+	{ "audio_folder", "\"format\": \"audio_folder\", \"train\": \"%s/snd\", \"sample_rate\": 8000, "
+	                  "\"clip_seconds\": 0.1, \"n_mels\": 16, \"test_fraction\": 0.34", 4 },
 };
 
 static const Fixture *fixture_of(const char *name)
@@ -470,7 +494,7 @@ static void check_loading(void)
 			check_loaded(f, fx, ds, "keys");
 			DatasetShape sh;
 			f->estimate(&s, 32, &sh);
-			if (sh.known && f->modality == DATA_IMAGES)
+			if (sh.known && (f->modality == DATA_IMAGES || f->modality == DATA_AUDIO))
 				CHECK(sh.c == ds->c && sh.h == ds->h && sh.w == ds->w, "%s: estimate shape %dx%dx%d, "
 				      "loaded %dx%dx%d", f->name, sh.c, sh.h, sh.w, ds->c, ds->h, ds->w);
 		}

@@ -377,7 +377,38 @@ def archives():
         out("archive", k, v)
 
 
+# ---- audio ---------------------------------------------------------------------------------
+def wav(frames, channels=1, rate=16000, bits=16, fmt=1, data_len=None, extra=b""):
+    """A RIFF/WAVE file of `frames` samples per channel (a ramp), PCM (fmt 1) or float (fmt 3)."""
+    n = frames * channels
+    if fmt == 3:
+        body = b"".join(struct.pack("<f", ((i % 50) - 25) / 25.0) for i in range(n))
+        bits = 32
+    elif bits == 8:
+        body = bytes((i * 7) & 255 for i in range(n))
+    else:
+        body = b"".join(struct.pack("<h", ((i * 613) % 20000) - 10000) for i in range(n))
+    align = channels * bits // 8
+    fmt_chunk = struct.pack("<HHIIHH", fmt, channels, rate, rate * align, align, bits)
+    dl = len(body) if data_len is None else data_len
+    chunks = b"fmt " + struct.pack("<I", 16) + fmt_chunk + extra + b"data" + struct.pack("<I", dl) + body
+    return b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks
+
+
+def audio():
+    ctl = b"\x05"                       # 16 kHz, 98 samples
+    out("audio", "mono16", ctl + wav(200))
+    out("audio", "stereo8-22k", b"\x06" + wav(150, channels=2, rate=22050, bits=8))
+    out("audio", "float-8ch", b"\x1d" + wav(60, channels=8, fmt=3, rate=48000))
+    out("audio", "zero-frames", ctl + wav(0))
+    out("audio", "zero-channels", ctl + wav(10, channels=0))
+    out("audio", "truncated", ctl + wav(200)[:300])
+    out("audio", "long-header", ctl + wav(100, data_len=10**9))
+    out("audio", "not-audio", ctl + b"hello, this is not a sound file\n" * 4)
+
+
 if __name__ == "__main__":
+    audio()
     archives()
     jobspec(); api(); idx(); csv(); text(); images(*pngs()); captions()
     checked = [open(p, "rb").read() for p in sys.argv[1:]]   # files written by checkpoint_save

@@ -129,6 +129,23 @@ def ssld_check(exe, obj, tmp):
     return ssld(exe, "check", path)
 
 
+def audio_words(root):
+    """The layout the audio examples read (tools/make_audio_words.py writes the real corpus):
+    root/audio-words/{train,test}/<word>/*.wav, two words, tiny tones written with `wave`."""
+    import math, struct, tempfile, wave
+    for split in ("train", "test"):
+        for k, word in enumerate(("yes", "no")):
+            d = os.path.join(root, "audio-words", split, word)
+            os.makedirs(d, exist_ok=True)
+            for i in range(2):
+                with wave.open(os.path.join(d, "%d.wav" % i), "wb") as w:
+                    w.setnchannels(1)
+                    w.setsampwidth(2)
+                    w.setframerate(16000)
+                    w.writeframes(b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * (300 + 500 * k + 20 * i) * t / 16000)))
+                                           for t in range(4000)))
+
+
 def main(exe):
     skip_unless_dataset()
     p = ssld(exe, "schema", check_rc=0)
@@ -137,8 +154,12 @@ def main(exe):
     v = jsonschema.Draft202012Validator(schema)
 
     # The examples' data: the default roots plus the clip art the image examples read.
-    roots = [r for r in ("/usr/share/datasets", "/usr/share/games/fortunes", "/usr/share/openclipart")
-             if os.path.isdir(r)]
+    import tempfile
+    words = tempfile.mkdtemp(prefix="ssld-it-words-")
+    audio_words(words)
+    os.chdir(words)   # `ssld check` reads the audio examples' relative paths from here
+    roots = [words] + [r for r in ("/usr/share/datasets", "/usr/share/games/fortunes", "/usr/share/openclipart")
+                       if os.path.isdir(r)]
     d = Daemon(exe).start("--workers", "0", *[a for r in roots for a in ("--data-root", r)])
     try:
         st, hdrs, body = d.raw("GET", "/v1/schema")
@@ -237,6 +258,8 @@ def main(exe):
     finally:
         d.stop()
         d.cleanup()
+        import shutil
+        shutil.rmtree(words, ignore_errors=True)
 
     # --max-job-memory: the key that drives the estimate is named
     d = Daemon(exe).start("--workers", "0", "--max-job-memory", "64M")

@@ -209,6 +209,7 @@ static void test_catalogue_agrees(void)
 		{ DATA_VECTORS, "{\"format\": \"csv\", \"train\": \"/nonexistent/rows.csv\"}" },
 		{ DATA_TEXT, "{\"format\": \"text\", \"files\": [\"/nonexistent/a.txt\"]}" },
 		{ DATA_CAPTIONS, "{\"format\": \"captions\"}" },
+		{ DATA_AUDIO, "{\"format\": \"audio_folder\", \"train\": \"/nonexistent/words\"}" },
 	};
 	char *cat = jobspec_catalog_json();
 	cJSON *root = cat ? cJSON_Parse(cat) : NULL;

@@ -24,6 +24,20 @@
 #include "spec_table.h"
 
 static const JobSpecOptions plain = { .check_files = 1 };
+
+/* An example whose data a tool generates (the audio words of tools/make_audio_words.py) may be
+ * absent here: then it must parse without the file checks, and only a missing dataset excuses it. */
+static int parse_example(const char *text, size_t len, JobSpec **js, SpecError *e)
+{
+	int rc = jobspec_parse(text, len, &plain, js, e);
+	if (rc < 0 && e->http_status == 404 && strstr(text, "\"audio-words/")) {
+		static const JobSpecOptions no_files = { .check_files = 0 };
+		printf("example %.60s...: its generated dataset is absent; checked without files\n",
+		       strstr(text, "\"name\"") ? strstr(text, "\"name\"") : text);
+		rc = jobspec_parse(text, len, &no_files, js, e);
+	}
+	return rc;
+}
 static char tmp[256];           /* temp dir for path tests */
 
 static JobSpec *parse_ok(const char *json, const JobSpecOptions *o, int line)
@@ -447,7 +461,7 @@ static void test_bad_specs(void)
 	BAD("{\"method\": \"simclr\", \"dataset\": {\"name\": \"fashion-mnist\", \"train\": \"x.csv\"}}",
 	    "dataset.train", "only valid for format \"csv\"");
 	BAD("{\"method\": \"simclr\", \"dataset\": {\"format\": \"idx\", \"train\": \"x.csv\"}}",
-	    "dataset.train", "only valid for format \"csv\" or \"image_folder\" (this format is \"idx\")");
+	    "dataset.train", "only valid for format \"csv\", \"image_folder\" or \"audio_folder\" (this format is \"idx\")");
 
 	/* init_from */
 	BAD("{\"method\": \"simclr\", \"init_from\": 0}", "init_from", "must be >= 1, got 0");
@@ -1030,14 +1044,14 @@ static void test_catalogue(void)
 			continue;
 		SpecError e;
 		JobSpec *js = NULL;
-		int rc = jobspec_parse(example, strlen(example), &plain, &js, &e);
+		int rc = parse_example(example, strlen(example), &js, &e);
 		CHECK(rc == 0, "example of %s: %s", m->name, e.message);
 		if (rc < 0)
 			continue;
 		CHECK(strcmp(js->method, m->name) == 0, "example method");
 		char *j1 = jobspec_to_json(js);
 		JobSpec *js2 = NULL;
-		rc = j1 ? jobspec_parse(j1, strlen(j1), &plain, &js2, &e) : -1;
+		rc = j1 ? parse_example(j1, strlen(j1), &js2, &e) : -1;
 		CHECK(rc == 0, "resolved spec of %s reparses: %s\n%s", m->name, e.message, j1 ? j1 : "(null)");
 		if (rc == 0) {
 			char *j2 = jobspec_to_json(js2);
@@ -1349,7 +1363,7 @@ static void test_examples_dir(void)
 		text[len] = '\0';
 		SpecError e;
 		JobSpec *js = NULL;
-		int rc = jobspec_parse(text, len, &plain, &js, &e);
+		int rc = parse_example(text, len, &js, &e);
 		CHECK(rc == 0, "examples/%s: %s", de->d_name, e.message);
 		jobspec_free(js);
 		n++;
