@@ -209,6 +209,7 @@ static char *summary_text(const UnpackSummary *s, const char *owner, const char 
 		else cJSON_AddNumberToObject(sp, k, (double)c->files);
 	}
 	cJSON_AddNumberToObject(o, "images", (double)s->images);
+	cJSON_AddNumberToObject(o, "audio", (double)s->audio);
 	char url[256];
 	snprintf(url, sizeof url, "/v1/datasets/%s/%s/grid.png", owner, name);
 	if (grid) cJSON_AddStringToObject(o, "sample_grid", url);
@@ -216,8 +217,8 @@ static char *summary_text(const UnpackSummary *s, const char *owner, const char 
 	/* A starting point for the job's "dataset" object. */
 	char ref[512];
 	cJSON *use = cJSON_AddObjectToObject(o, "use");
-	if (strcmp(s->format, "image_folder") == 0) {
-		cJSON_AddStringToObject(use, "format", "image_folder");
+	if (strcmp(s->format, "image_folder") == 0 || strcmp(s->format, "audio_folder") == 0) {
+		cJSON_AddStringToObject(use, "format", s->format);
 		cJSON *train = NULL;
 		for (int i = 0; i < s->nclasses && !train; i++)
 			if (strcmp(s->classes[i].split, "train") == 0) train = cJSON_CreateTrue();
@@ -322,6 +323,7 @@ static enum MHD_Result upload(Req *r)
 		case UNPACK_EUNSAFE: return reply_error(r, 400, "unsafe_archive", NULL, "%s", err);
 		case UNPACK_EEMPTY: return reply_error(r, 400, "empty_archive", NULL, "%s", err);
 		case UNPACK_EFORMAT: return reply_error(r, 400, "invalid_archive", NULL, "%s", err);
+		case UNPACK_EMIXED: return reply_error(r, 400, "mixed_media", NULL, "%s", err);
 		default:
 			slog(LOG_ERR, 0, "%s %s: %s", r->method, r->url, err);
 			return reply_error(r, 503, "storage_error", NULL, "%s", err);
@@ -423,9 +425,9 @@ static enum MHD_Result list(Req *r)
 	return reply_json(r, 200, ans);
 }
 
-/* What the shared decode cache (STATE/cache/images, engine/data/image_dataset.c) holds of the
- * dataset: one entry per list and settings some job decoded, read from the description beside
- * each cache file. An unreadable entry is left out. */
+/* What the shared decode cache (STATE/cache/images: images-KEY, and audio-KEY for spectrograms;
+ * engine/data/image_dataset.c) holds of the dataset: one entry per list and settings some job
+ * decoded, read from the description beside each cache file. An unreadable entry is left out. */
 static cJSON *cache_state(const char *state_dir, const char *dataset_path)
 {
 	cJSON *a = cJSON_CreateArray();
@@ -440,7 +442,8 @@ static cJSON *cache_state(const char *state_dir, const char *dataset_path)
 	struct dirent *e;
 	while ((e = readdir(dp))) {
 		size_t n = strlen(e->d_name);
-		if (n < 6 || strcmp(e->d_name + n - 5, ".json") != 0 || strncmp(e->d_name, "images-", 7) != 0) continue;
+		int audio = strncmp(e->d_name, "audio-", 6) == 0;
+		if (n < 6 || strcmp(e->d_name + n - 5, ".json") != 0 || (strncmp(e->d_name, "images-", 7) != 0 && !audio)) continue;
 		char path[PATH_MAX + 300], text[8192];
 		snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
 		int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -455,6 +458,9 @@ static cJSON *cache_state(const char *state_dir, const char *dataset_path)
 		if (cJSON_IsString(root) && realpath(root->valuestring, real_root) &&
 		    strncmp(real_root, real_ds, dl) == 0 && (real_root[dl] == 0 || real_root[dl] == '/')) {
 			cJSON_DeleteItemFromObjectCaseSensitive(c, "root");   /* a server path; the list says which */
+			static const char *const image_only[] = { "image_size", "channels", "resize", "min_class_images" };
+			for (size_t i = 0; audio && i < sizeof image_only / sizeof *image_only; i++)   /* not a spectrogram's settings */
+				cJSON_DeleteItemFromObjectCaseSensitive(c, image_only[i]);
 			cJSON_AddItemToArray(a, c);
 		} else {
 			cJSON_Delete(c);

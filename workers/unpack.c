@@ -279,6 +279,7 @@ static int unpack(struct archive *a, uint64_t archive_size, const char *dest, co
 	memset(s, 0, sizeof *s);
 	int root = -1, rc = 0;
 	int64_t idx = 0, csv = 0, text = 0;
+	char first_image[256] = "", first_audio[256] = "";
 	NameSet seen = { 0 };
 	if (dest && (root = open(dest, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
 		return fail(UNPACK_EIO, err, errlen, "%s: %s", dest, strerror(errno));
@@ -342,8 +343,11 @@ static int unpack(struct archive *a, uint64_t archive_size, const char *dest, co
 		s->files++;
 		const char *base = strrchr(name, '/');
 		base = base ? base + 1 : name;
-		if (has_ext(base, ".png") || has_ext(base, ".jpg") || has_ext(base, ".jpeg")) {
-			s->images++;
+		int image = has_ext(base, ".png") || has_ext(base, ".jpg") || has_ext(base, ".jpeg");
+		int audio = has_ext(base, ".wav") || has_ext(base, ".flac");   /* what audio_folder reads */
+		if (image || audio) {
+			if (image && !s->images++) snprintf(first_image, sizeof first_image, "%.255s", name);
+			if (audio && !s->audio++) snprintf(first_audio, sizeof first_audio, "%.255s", name);
 			if (count_class(s, name) < 0) { rc = fail(UNPACK_ENOMEM, err, errlen, "out of memory"); goto out; }
 		} else if (strstr(base, "-ubyte")) idx++;
 		else if (has_ext(base, ".csv") || has_ext(base, ".csv.gz")) {
@@ -356,8 +360,17 @@ static int unpack(struct archive *a, uint64_t archive_size, const char *dest, co
 		rc = fail(UNPACK_EEMPTY, err, errlen, members ? "the archive holds no regular file" : "the body is an empty archive");
 		goto out;
 	}
+	/* Class folders of both images and sound would train an image_folder and an audio_folder job
+	 * on different files under the same class counts: refused, naming one of each. */
+	if (s->images && s->audio) {
+		rc = fail(UNPACK_EMIXED, err, errlen,
+		          "the archive mixes images (%lld, e.g. \"%.200s\") and audio files (%lld, e.g. \"%.200s\"); "
+		          "upload them as two datasets", (long long)s->images, first_image, (long long)s->audio, first_audio);
+		goto out;
+	}
 	if (s->nclasses > 1) qsort(s->classes, (size_t)s->nclasses, sizeof *s->classes, class_order);
-	s->format = s->images * 2 >= s->files ? "image_folder" : idx ? "idx" : csv ? "csv" : text ? "text" : "files";
+	s->format = s->images * 2 >= s->files ? "image_folder" : s->audio * 2 >= s->files ? "audio_folder"
+	          : idx ? "idx" : csv ? "csv" : text ? "text" : "files";
 	/* One syncfs for the whole tree, files and directories (an fsync per member costs more than
 	 * the unpacking), so the rename that publishes it is the only step left. */
 	if (root >= 0 && syncfs(root) < 0) rc = fail(UNPACK_EIO, err, errlen, "%s: syncfs: %s", dest, strerror(errno));

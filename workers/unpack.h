@@ -31,6 +31,7 @@ enum {
 	UNPACK_EEMPTY = -1003,    /* no regular file in it */
 	UNPACK_EIO = -1004,       /* writing beneath dest failed */
 	UNPACK_ENOMEM = -1005,
+	UNPACK_EMIXED = -1006,    /* both images and audio files in it */
 };
 
 typedef struct UnpackLimits {
@@ -40,7 +41,7 @@ typedef struct UnpackLimits {
 	double max_ratio;          /* unpacked bytes / archive bytes, checked past 1 MiB (0 = none) */
 } UnpackLimits;
 
-/* Files per class (the first directory of a file's path; the second when the first is a split
+/* Image or audio files per class (the first directory of a file's path; the second when the first is a split
  * named train, val, validation or test). */
 typedef struct UnpackClass {
 	char split[16];            /* "" when the archive has no split directories */
@@ -49,9 +50,9 @@ typedef struct UnpackClass {
 } UnpackClass;
 
 typedef struct UnpackSummary {
-	const char *format;        /* "image_folder", "idx", "csv", "text" or "files" */
+	const char *format;        /* "image_folder", "audio_folder", "idx", "csv", "text" or "files" */
 	uint64_t bytes;            /* unpacked bytes of the files */
-	int64_t files, dirs, images;
+	int64_t files, dirs, images, audio;   /* audio: .wav and .flac files */
 	UnpackClass *classes;     /* owned; by split, then name */
 	int nclasses;
 	char first_csv[256], first_text[256];   /* a member of that kind, for the answer's hints */

@@ -3,6 +3,9 @@
 - alice pushes an image folder built here (JPEG and PNG, 2 classes) as a tar: 201 with per-class
   counts; list and show agree; a job names it as "dataset:alice/flowers" and trains (CNN) to
   success, after which show lists its decoded pixels (decode_cache);
+- a tar of WAV class folders built here (2 x 3 tones) is an audio_folder (its "use" names it) and a
+  contrastive_audio job on it succeeds; a flat folder of WAVs is an unlabelled audio_folder; an
+  archive of images and audio together is refused (400 mixed_media naming one of each);
 - bob may read it (loopback reads are open) but his job cannot name it (403) and he cannot delete
   it (403); alice's DELETE is refused (409 naming the job) while a job using it is queued or
   running, and works once it ended (the directory is gone);
@@ -18,14 +21,17 @@
 """
 import gzip
 import io
+import math
 import os
 import shutil
 import socket
+import struct
 import sys
 import tarfile
 import tempfile
 import threading
 import time
+import wave
 import zipfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -94,6 +100,24 @@ def image_folder_tar():
     return tar_bytes(members)
 
 
+def wav_bytes(freq, seconds=0.25, rate=8000):
+    """A 16-bit mono WAV of a sine tone."""
+    b = io.BytesIO()
+    with wave.open(b, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        n = int(seconds * rate)
+        w.writeframes(b"".join(struct.pack("<h", int(12000 * math.sin(2 * math.pi * freq * i / rate))) for i in range(n)))
+    return b.getvalue()
+
+
+def audio_folder_tar():
+    """2 classes x 3 clips of 0.25 s: low and high tones."""
+    return tar_bytes([member("%s/%d.wav" % (cls, i), wav_bytes(f * (1 + 0.1 * i)))
+                      for cls, f in (("low", 300.0), ("high", 2000.0)) for i in range(3)])
+
+
 def push(d, name, body, headers, tok):
     h = dict(headers)
     h.update(bearer(tok))
@@ -137,6 +161,50 @@ def image_job(name, ref, epochs=1, max_steps=4):
         "evaluations": [],
         "threads": 1, "seed": 1,
     }
+
+
+def delete(d, tok, name):
+    s, e = d.call("DELETE", "/v1/datasets/alice/" + name, None, bearer(tok))
+    check(s == 200 and e["deleted"] is True, "delete %s -> %d %s" % (name, s, e))
+
+
+def audio(d, state, alice):
+    """Class folders of WAVs classify as audio_folder and train an audio job; a folder of WAVs
+    without classes is an unlabelled audio_folder; images beside audio are refused."""
+    s, ds = push(d, "tones", audio_folder_tar(), TAR, alice)
+    check(s == 201, "push tones -> %d %s" % (s, ds))
+    check(ds["format"] == "audio_folder" and ds["audio"] == 6 and ds["images"] == 0 and
+          {c["name"]: c["files"] for c in ds["classes"]} == {"high": 3, "low": 3} and ds["sample_grid"] is None and
+          ds["use"] == {"format": "audio_folder", "train": "dataset:alice/tones"}, "push tones: %s" % ds)
+    spec = {"name": "tones", "method": "contrastive_audio",
+            "dataset": dict(ds["use"], sample_rate=8000, clip_seconds=0.25, n_mels=16, test_fraction=0.34),
+            "model": {"encoder": "cnn", "channels": [8, 16]},
+            "pretrain": {"epochs": 1, "max_steps": 2, "batch_size": 4}, "evaluations": [], "threads": 1, "seed": 1}
+    s, j = d.post("/v1/jobs", spec, bearer(alice))
+    check(s == 201, "audio job -> %d %s" % (s, j))
+    jj = d.wait_state(j["id"], ("succeeded", "failed", "cancelled"), timeout=120)
+    check(jj["state"] == "succeeded", "the audio job on the uploaded dataset: %s" % jj)
+    check(jj["spec"]["dataset"]["format"] == "audio_folder" and
+          jj["spec"]["dataset"]["train"] == os.path.join(os.path.realpath(state), "uploads", "alice", "tones"),
+          "the audio job's stored dataset: %s" % jj["spec"]["dataset"])
+    s, one = d.get("/v1/datasets/alice/tones")
+    cached = one.get("decode_cache") or []
+    check(s == 200 and any(c["list"] == "train" and c["images"] == 6 for c in cached),
+          "decode_cache after the audio job: %s" % cached)
+    delete(d, alice, "tones")   # alice may hold 3 datasets
+
+    s, flat = push(d, "clips", tar_bytes([member("c%d.WAV" % i, wav_bytes(440.0)) for i in range(3)]), TAR, alice)
+    check(s == 201 and flat["format"] == "audio_folder" and flat["classes"] == [] and flat["audio"] == 3 and
+          flat["use"]["train"] == "dataset:alice/clips", "push an unlabelled folder of WAVs -> %d %s" % (s, flat))
+    delete(d, alice, "clips")
+
+    mixed = tar_bytes([member("a/x.wav", wav_bytes(440.0)), member("b/y.png", b"\x89PNG")])
+    expect(d, "mixed", mixed, TAR, alice, 400, "mixed_media", ['"a/x.wav"', '"b/y.png"', "two datasets"],
+           "images and audio in one archive")
+    check(d.get("/v1/datasets/alice/mixed")[0] == 404, "a refused mixed archive was published")
+    wait_clean(state, "a refused mixed archive")
+    print("  audio: class folders of WAVs -> audio_folder (2 classes); contrastive_audio on it succeeded; "
+          "a flat folder -> unlabelled audio_folder; images with audio -> 400 mixed_media")
 
 
 def attacks(d, state, alice, tmp):
@@ -330,6 +398,7 @@ def main(exe):
               "decode_cache after the job: %s (the job decoded size %s)" % (cached, sizes))
         print("  job on dataset:alice/flowers succeeded (its decoded pixels listed); delete while used -> 409")
 
+        audio(d, state, alice)
         cli(exe, d, tmp, alice, bob)
         attacks(d, state, alice, tmp)
         limits(d, state, alice, bob, ops)
