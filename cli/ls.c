@@ -68,10 +68,12 @@ static void times_cells(const cJSON *job, double now, char *age, char *ran, size
 	double created = cli_parse_time(cli_json_str(job, "created_at", NULL));
 	double started = cli_parse_time(cli_json_str(job, "started_at", NULL));
 	double finished = cli_parse_time(cli_json_str(job, "finished_at", NULL));
-	cli_fmt_age(created >= 0 ? now - created : -1, age, cap);
+	/* A job submitted within the last second, or a server clock slightly ahead of this one, would
+	 * give a negative age: it is 0 s old. */
+	cli_fmt_age(created >= 0 ? (now > created ? now - created : 0) : -1, age, cap);
 	if (started < 0) snprintf(ran, cap, "-");
 	else if (finished >= started) cli_fmt_duration(finished - started, ran, cap);
-	else if (strcmp(cli_json_str(job, "state", ""), "running") == 0) cli_fmt_duration(now - started, ran, cap);
+	else if (strcmp(cli_json_str(job, "state", ""), "running") == 0) cli_fmt_duration(now > started ? now - started : 0, ran, cap);
 	else snprintf(ran, cap, "-");
 }
 
@@ -112,7 +114,9 @@ int cli_ls_main(int argc, char **argv)
 	else
 		printf("%-6s %-10s %-18s %-10s %5s %8s %-20s %-14s %s\n", "ID", "STATE", "METHOD", "OWNER", "AGE", "TIME",
 		       "PROGRESS", "RESULT", "NAME");
-	double now = (double)time(NULL);
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	double now = (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 	const cJSON *job;
 	cJSON_ArrayForEach(job, jobs) {
 		char prog[64], age[32], ran[32], result[64];
