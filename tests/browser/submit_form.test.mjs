@@ -89,8 +89,10 @@ const FILES = {
   'dataset.file': path.join(data, 'captions.jsonl'),
   'augment2': '"light"',
 };
-// Keys filled in a case of their own (their valid values depend on another job).
-const OWN_CASE = new Set(['init_from']);
+// Keys filled in a case of their own: init_from (its valid values depend on another job) and the
+// distributed keys (valid only in an ssld built with MPI, for the data-parallel methods, with a
+// process count dividing the batch: their 400s and runs are tests/mpi's).
+const OWN_CASE = new Set(['init_from', 'distributed.processes', 'distributed.hosts']);
 // Constraints the catalogue does not publish as min/max/enum yet (only in its help text); an
 // enum or range in the catalogue wins over these.
 // (A value may depend on the dataset variant: 28-px Fashion-MNIST takes patch 7; the image sizes the
