@@ -4,7 +4,7 @@ state directory, sharing one database and one shared directory (docs/service.md,
 BACKEND sqlite: one SQLite file (SQLite works across processes, so the lease logic is tested
 without a server); BACKEND postgres: a throwaway PostgreSQL server (tests/support/pgserver.py).
 
-MODE once: 60 tiny jobs submitted to random nodes each run exactly once (one claim, one start
+MODE once: 200 tiny jobs submitted to random nodes each run exactly once (one claim, one start
   event naming the node that ran it, both nodes ran some); every node answers for every job and
   serves its artifacts from the shared directory; /v1/health names the node; a job running on one
   node is cancelled through the other node's API.
@@ -122,7 +122,8 @@ def mode_once(c):
         check(s == 200 and h["node"] == name and h["status"] == "ok", "health of %s: %s" % (name, h))
     rnd = random.Random(27)
     ids = []
-    for i in range(60):
+    njobs = 200
+    for i in range(njobs):
         d = rnd.choice((a, b))
         s, j = d.post("/v1/jobs", idx_job("tiny-%d" % i, c.files, hidden=(16,),
                                           pretrain={"epochs": 1, "batch_size": 64, "max_steps": 2}))
@@ -134,7 +135,7 @@ def mode_once(c):
         s, lst = a.get("/v1/jobs?limit=1000")
         done = [j for j in lst["jobs"] if j["state"] in ("succeeded", "failed", "cancelled")]
         return len(done) == len(ids) and lst["jobs"]
-    jobs = wait_for("60 jobs ended", all_done, 240)
+    jobs = wait_for("%d jobs ended" % njobs, all_done, 600)
     ran_on = {}
     for j in jobs:
         check(j["state"] == "succeeded", "job %d ended %s: %s" % (j["id"], j["state"], j["error"]))
@@ -160,8 +161,8 @@ def mode_once(c):
           % (name, sa, sb, body_a == body_b))
     check(os.path.isdir(os.path.join(c.shared, "jobs", str(jid))), "no job directory in the shared dir")
     check(not os.path.exists(os.path.join(a.state_dir, "jobs", str(jid))), "a job directory in node-a's state dir")
-    print("  60 jobs on 2 nodes (%s): each claimed once, started once, succeeded; artifacts served by both"
-          % ", ".join("%s ran %d" % kv for kv in sorted(ran_on.items())))
+    print("  %d jobs on 2 nodes (%s): each claimed once, started once, succeeded; artifacts served by both"
+          % (njobs, ", ".join("%s ran %d" % kv for kv in sorted(ran_on.items()))))
 
     # A cancel through the node that does not run the job reaches the one that does.
     s, j = a.post("/v1/jobs", idx_job("long", c.files, pretrain={"epochs": 200, "batch_size": 64}))
