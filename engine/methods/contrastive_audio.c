@@ -9,7 +9,6 @@
  */
 #include "method.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -120,18 +119,7 @@ static Tensor *ca_loss(Ctx *ctx, void *state, Tensor *const *views, const Batch 
 	Tensor *loss = op_nt_xent(ctx, z, s->temperature);
 	if (sink) {
 		int P = z->shape[1];
-		double pos = 0;
-		for (int i = 0; i < B; i++) {
-			const float *a = z->data + (size_t)i * P, *b = z->data + (size_t)(i + B) * P;
-			double ab = 0, aa = 0, bb = 0;
-			for (int j = 0; j < P; j++) {
-				ab += a[j] * b[j];
-				aa += a[j] * a[j];
-				bb += b[j] * b[j];
-			}
-			pos += ab / (sqrt(aa * bb) + 1e-12);
-		}
-		metric_put(sink, "pos_cosine", pos / B);
+		metric_put(sink, "pos_cosine", ssl_pair_cosine(z->data, z->data + (size_t)B * P, B, P));
 		ssl_monitor_observe(s->health, z->data, z->data + (size_t)B * P, B, sink);
 	}
 	(void)batch;

@@ -341,3 +341,19 @@ out:
 	eng_free(idx);
 	return rc;
 }
+
+double ssl_pair_cosine(const float *z1, const float *z2, int n, int d)
+{
+	double sum = 0;
+	for (int i = 0; i < n; i++) {
+		const float *a = z1 + (size_t)i * d, *b = z2 + (size_t)i * d;
+		double ab = 0, aa = 0, bb = 0;
+		for (int j = 0; j < d; j++) {
+			ab += a[j] * b[j];
+			aa += a[j] * a[j];
+			bb += b[j] * b[j];
+		}
+		sum += ab / (sqrt(aa * bb) + 1e-12);
+	}
+	return n > 0 ? sum / n : 0;
+}

@@ -83,6 +83,10 @@ size_t ssl_health_scratch_bytes(int n, int d);
 int ssl_health_compute(const float *z1, const float *z2, int n, int d, void *scratch,
                        SslHealth *out);
 
+/* Mean cosine similarity of the row pairs (z1[i], z2[i]) of two (n,d) matrices: the positives'
+ * agreement every contrastive method streams as "pos_cosine" (1 = trivially equal views). */
+double ssl_pair_cosine(const float *z1, const float *z2, int n, int d);
+
 typedef struct SslMonitor SslMonitor;
 
 /* max_n rows of width d at most; every = measuring interval in observe calls (0 = never).
