@@ -345,6 +345,15 @@ int serve_main(int argc, char **argv)
 	loop_ok = 1;
 	uv_async_init(&s->loop, &s->wake, on_wake);
 	s->wake.data = s;
+	/* Signals before anything a client can see (the API, the port file): a SIGTERM sent as soon as
+	 * ssld answers is a graceful stop, not the default action. Their callbacks run in uv_run. */
+	uv_signal_init(&s->loop, &s->sigterm);
+	uv_signal_init(&s->loop, &s->sigint);
+	uv_signal_init(&s->loop, &s->sighup);
+	s->sigterm.data = s->sigint.data = s->sighup.data = s;
+	uv_signal_start(&s->sigterm, on_stop_signal, SIGTERM);
+	uv_signal_start(&s->sigint, on_stop_signal, SIGINT);
+	uv_signal_start(&s->sighup, on_sighup, SIGHUP);
 	config_database(c, path, sizeof path);
 	if (store_open(path, &s->st, err, sizeof err) < 0) {
 		slog(LOG_ERR, 0, "%s", err);
@@ -418,19 +427,12 @@ int serve_main(int argc, char **argv)
 	if ((rc = write_port_file(s->port_file, api_port(s->api))) < 0)
 		slog(LOG_WARNING, 0, "%s: %s", s->port_file, strerror(-rc));
 
-	/* Signals and timers. */
-	uv_signal_init(&s->loop, &s->sigterm);
-	uv_signal_init(&s->loop, &s->sigint);
-	uv_signal_init(&s->loop, &s->sighup);
+	/* Timers. */
 	uv_timer_init(&s->loop, &s->flush_timer);
 	uv_timer_init(&s->loop, &s->stop_timer);
 	uv_timer_init(&s->loop, &s->watchdog_timer);
 	uv_timer_init(&s->loop, &s->status_timer);
-	s->sigterm.data = s->sigint.data = s->sighup.data = s;
 	s->flush_timer.data = s->stop_timer.data = s->watchdog_timer.data = s->status_timer.data = s;
-	uv_signal_start(&s->sigterm, on_stop_signal, SIGTERM);
-	uv_signal_start(&s->sigint, on_stop_signal, SIGINT);
-	uv_signal_start(&s->sighup, on_sighup, SIGHUP);
 	uint64_t flush_ms = (uint64_t)(c->flush_interval_s * 1000);
 	uv_timer_start(&s->flush_timer, on_flush, flush_ms, flush_ms);
 #ifdef HAVE_SYSTEMD
