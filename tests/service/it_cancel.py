@@ -41,7 +41,7 @@ def main(exe):
         t0 = time.time()
         s, r = d.post("/v1/jobs/%d/cancel" % a["id"])
         check(s == 202 and r["state"] == "running" and r["cancel_requested"], "cancel running -> %d %s" % (s, r))
-        j = d.wait_state(a["id"], ("cancelled", "failed", "succeeded"), timeout=30)
+        j = d.wait_state(a["id"], ("cancelled", "failed", "succeeded"), timeout=120)
         latency = time.time() - t0
         check(j["state"] == "cancelled" and j["error"] == "cancelled by request", "long job ended as %s" % j)
         check(latency < 5, "cancel took %.1f s" % latency)

@@ -48,7 +48,7 @@ def main(exe):
 
 def check_commands(exe):
     # ---- the table --------------------------------------------------------------------------------
-    bare = ssld(exe, timeout=20)
+    bare = ssld(exe, timeout=120)
     check(bare.returncode == 0, "bare ssld: exit %d\n%s" % (bare.returncode, bare.stderr))
     check(bare.stdout.startswith("usage: ssld COMMAND"), "bare ssld does not start with its usage:\n%s" % bare.stdout)
     names = commands_of(bare.stdout)
@@ -65,7 +65,7 @@ def check_commands(exe):
     # ---- every command's --help ---------------------------------------------------------------------
     for name in names:
         for flag in ("--help", "-h"):
-            p = ssld(exe, name, flag, timeout=30)
+            p = ssld(exe, name, flag, timeout=120)
             check(p.returncode == 0, "ssld %s %s: exit %d\n%s" % (name, flag, p.returncode, p.stderr))
             check(p.stdout.startswith("usage: ssld %s" % name),
                   "ssld %s %s does not start with its usage:\n%s" % (name, flag, p.stdout[:300]))

@@ -83,7 +83,7 @@ def main(exe):
                 break
             out += chunk
         os.close(master)
-        check(proc.wait(30) == 0, "watch on a terminal exited %s: %s" % (proc.returncode, proc.stderr.read()))
+        check(proc.wait(120) == 0, "watch on a terminal exited %s: %s" % (proc.returncode, proc.stderr.read()))
         tty = out.decode(errors="replace")
         check("\r\033[K" in tty, "watch on a terminal does not redraw in place: %r" % tty[:300])
         check(re.search(r"\[#{30}\] 100%", tty) and "ETA" in tty and "loss " in tty,

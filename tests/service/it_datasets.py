@@ -142,7 +142,7 @@ def leftovers(state):
     return out
 
 
-def wait_clean(state, what, timeout=30):
+def wait_clean(state, what, timeout=120):
     deadline = time.time() + timeout
     while time.time() < deadline:
         if not leftovers(state):
@@ -288,7 +288,7 @@ def disconnect(d, state, alice):
                   "Authorization: Bearer %s\r\nContent-Length: %d\r\n\r\n" % (alice, 4 << 20)).encode())
     sock.sendall(b"\0" * (256 << 10))
     # The body is being written to a temp dir; cut the connection mid-way.
-    deadline = time.time() + 20
+    deadline = time.time() + 120
     while not leftovers(state) and time.time() < deadline:
         time.sleep(0.02)
     check(leftovers(state), "the upload never reached the state dir")
@@ -416,7 +416,7 @@ def main(exe):
         sock.sendall(("POST /v1/datasets?name=crash HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-tar\r\n"
                       "Authorization: Bearer %s\r\nContent-Length: %d\r\n\r\n" % (alice, 4 << 20)).encode())
         sock.sendall(b"\0" * (256 << 10))
-        deadline = time.time() + 20
+        deadline = time.time() + 120
         while not leftovers(state) and time.time() < deadline:
             time.sleep(0.02)
         check(leftovers(state), "the upload never reached the state dir")

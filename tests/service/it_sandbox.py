@@ -133,7 +133,7 @@ def main(exe):
     log.close()
     try:
         port = None
-        deadline = time.time() + 30
+        deadline = time.time() + 120
         while time.time() < deadline and port is None:
             check(proc.poll() is None, "the sandboxed ssld exited %s:\n%s" % (proc.returncode, open(log_path).read()))
             try:

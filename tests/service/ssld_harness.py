@@ -84,7 +84,7 @@ class Daemon:
         self.args = []
 
     # ---- process -----------------------------------------------------------------------------
-    def start(self, *args, timeout=30, env=None):
+    def start(self, *args, timeout=120, env=None):
         """env: the daemon's environment (default: this process's)."""
         self.args = list(args)
         port_file = os.path.join(self.state_dir, "port")
@@ -141,7 +141,7 @@ class Daemon:
             return ""
 
     # ---- HTTP --------------------------------------------------------------------------------
-    def raw(self, method, path, body=None, headers=None, timeout=30):
+    def raw(self, method, path, body=None, headers=None, timeout=120):
         """(status, headers dict, body bytes). body may be bytes, str, or a JSON-able object."""
         c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         if body is not None and not isinstance(body, (bytes, str)):
