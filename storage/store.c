@@ -29,6 +29,8 @@
 #include "dbident.h"
 #include "sha256.h"
 #include "store_pg.h"
+#include "store_rows.h"
+#include "store_sql.h"
 
 #define POOL_MAX 16
 
@@ -46,6 +48,9 @@ struct Store {
 };
 
 PgStore *store_pg(Store *st) { return st ? st->pg : NULL; }
+
+/* The current row of statement s, for store_rows.h. */
+#define ROW(s) (&(StoreRow){ &sqlite_row_ops, (s), 0 })
 
 /* The first line of every public function below that has a PostgreSQL twin. */
 #define PG(call) do { if (st->pg) return pgstore_##call; } while (0)
@@ -97,6 +102,21 @@ static int db_fail(sqlite3 *db, const char *what, char *err, size_t errlen)
 	snprintf(err, errlen, "database %s: %s", what, db ? sqlite3_errmsg(db) : "no connection");
 	return STORE_EDB;
 }
+
+/* Rows of a statement for store_rows.h. */
+static int64_t col_i64(const void *s, int row, int col) { (void)row; return sqlite3_column_int64((sqlite3_stmt *)s, col); }
+static double col_dbl(const void *s, int row, int col) { (void)row; return sqlite3_column_double((sqlite3_stmt *)s, col); }
+static const char *col_text(const void *s, int row, int col)
+{
+	(void)row;
+	return (const char *)sqlite3_column_text((sqlite3_stmt *)s, col);
+}
+static int col_isnull(const void *s, int row, int col)
+{
+	(void)row;
+	return sqlite3_column_type((sqlite3_stmt *)s, col) == SQLITE_NULL;
+}
+static const StoreRowOps sqlite_row_ops = { col_i64, col_dbl, col_text, col_isnull };
 
 /* Statements are prepared once per connection and kept (the SQL texts here are fixed): parsing
  * and planning were most of the CPU cost of a small API read. unprep() resets one for reuse. */
@@ -162,6 +182,24 @@ static int sql_query(sqlite3 *db, sqlite3_stmt **s, const char *what, char *err,
 	return 0;
 }
 
+/* A query for at most one row, stepped once: 1 with *s on the row (unprep it when read), 0 when
+ * there is none, or STORE_EDB with err naming `what` (*s given back in both cases). */
+static int sql_one(sqlite3 *db, sqlite3_stmt **s, const char *what, char *err, size_t errlen, const char *sql,
+                   const char *fmt, ...)
+{
+	if (prep(db, sql, s, what, err, errlen) < 0) return STORE_EDB;
+	va_list ap;
+	va_start(ap, fmt);
+	bind_args(*s, fmt, ap);
+	va_end(ap);
+	int r = sqlite3_step(*s);
+	if (r == SQLITE_ROW) return 1;
+	int rc = r == SQLITE_DONE ? 0 : db_fail(db, what, err, errlen);
+	unprep(*s);
+	*s = NULL;
+	return rc;
+}
+
 /* A statement without rows (INSERT, UPDATE, DELETE) run to completion: the number of rows it
  * changed (>= 0), or STORE_EDB with err naming `what`. */
 static int sql_vexec(sqlite3 *db, const char *what, char *err, size_t errlen, const char *sql, const char *fmt,
@@ -208,9 +246,7 @@ static int sql_write(Store *st, const char *what, char *err, size_t errlen, cons
 /* A query whose rows become an array: *v gets *n items of `size` bytes (zeroed, then filled by
  * read(s, item)), grown as rows come; NULL when there are none. On failure the items read so far
  * stay in *v for the caller to free (items may own memory). 0, or < 0 with err naming `what`. */
-typedef void (*row_read_fn)(sqlite3_stmt *s, void *item);
-
-static int sql_list(Store *st, void **v, int *n, size_t size, row_read_fn read, const char *what, char *err,
+static int sql_list(Store *st, void **v, int *n, size_t size, rows_read_fn read, const char *what, char *err,
                     size_t errlen, const char *sql, const char *fmt, ...)
 {
 	*v = NULL;
@@ -237,7 +273,7 @@ static int sql_list(Store *st, void **v, int *n, size_t size, row_read_fn read, 
 			}
 			void *item = (char *)*v + (size_t)(*n)++ * size;
 			memset(item, 0, size);
-			read(s, item);
+			read(ROW(s), item);
 		}
 		if (rc == 0 && r != SQLITE_DONE) rc = db_fail(db, what, err, errlen);
 		unprep(s);
@@ -264,11 +300,6 @@ static void close_conn(sqlite3 *db)
 	sqlite3_close(db);
 }
 
-static char *col_strdup(sqlite3_stmt *st, int i)
-{
-	const unsigned char *t = sqlite3_column_text(st, i);
-	return t ? strdup((const char *)t) : NULL;
-}
 
 /* ---- migrations ----------------------------------------------------------------------------- */
 
@@ -591,60 +622,15 @@ void store_job_clear(StoreJob *j)
 	memset(j, 0, sizeof *j);
 }
 
-#define JOB_COLS "id, name, method, owner, state, priority, created_at, started_at, finished_at, " \
-	"updated_at, step, total, stage, eta_s, checkpoint_step, attempts, cancel_requested, error, " \
-	"interruptions, init_from_job, group_id, group_setting, progress, node, lease_until, lease_gen"
-/* Full rows add spec and results after JOB_COLS. */
-
-static void read_job_row(sqlite3_stmt *s, StoreJob *j, int full)
-{
-	memset(j, 0, sizeof *j);
-	j->id = sqlite3_column_int64(s, 0);
-	j->name = col_strdup(s, 1);
-	j->method = col_strdup(s, 2);
-	j->owner = col_strdup(s, 3);
-	const unsigned char *state = sqlite3_column_text(s, 4);
-	int k = state ? job_state_parse((const char *)state) : -1;
-	j->state = k < 0 ? JOB_FAILED : (JobState)k;
-	j->priority = sqlite3_column_int(s, 5);
-	j->created_at = sqlite3_column_double(s, 6);
-	j->started_at = sqlite3_column_double(s, 7);
-	j->finished_at = sqlite3_column_double(s, 8);
-	j->updated_at = sqlite3_column_double(s, 9);
-	j->step = sqlite3_column_int64(s, 10);
-	j->total = sqlite3_column_int64(s, 11);
-	j->stage = col_strdup(s, 12);
-	j->eta_s = sqlite3_column_type(s, 13) == SQLITE_NULL ? -1 : sqlite3_column_double(s, 13);
-	j->checkpoint_step = sqlite3_column_type(s, 14) == SQLITE_NULL ? -1 : sqlite3_column_int64(s, 14);
-	j->attempts = sqlite3_column_int(s, 15);
-	j->cancel_requested = sqlite3_column_int(s, 16);
-	j->error = col_strdup(s, 17);
-	j->interruptions = sqlite3_column_int(s, 18);
-	j->init_from_job = sqlite3_column_int64(s, 19);
-	j->group_id = sqlite3_column_int64(s, 20);
-	j->group_setting = col_strdup(s, 21);
-	j->progress = sqlite3_column_type(s, 22) == SQLITE_NULL ? -1 : sqlite3_column_double(s, 22);
-	j->node = col_strdup(s, 23);
-	j->lease_until = sqlite3_column_double(s, 24);
-	j->lease_gen = sqlite3_column_int64(s, 25);
-	if (full) {
-		j->spec = col_strdup(s, 26);
-		j->results = col_strdup(s, 27);
-	}
-}
-
-static int count_queued(sqlite3 *db, const char *owner, int64_t *n, char *err, size_t errlen)
+/* The queued jobs (owner NULL: everyone's) for rows_check_limits; ctx is the connection. */
+static int count_queued(void *ctx, const char *owner, int64_t *n, char *err, size_t errlen)
 {
 	sqlite3_stmt *s;
-	int rc = owner ? sql_query(db, &s, "counting queued jobs", err, errlen,
-	                           "SELECT count(*) FROM jobs WHERE owner = ?1 AND state = 'queued'", "t", owner)
-	               : sql_query(db, &s, "counting queued jobs", err, errlen,
-	                           "SELECT count(*) FROM jobs WHERE state = 'queued'", NULL);
-	if (rc < 0) return rc;
-	rc = sqlite3_step(s);
-	*n = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
-	unprep(s);
-	return rc == SQLITE_ROW ? 0 : db_fail(db, "counting queued jobs", err, errlen);
+	int rc = owner ? sql_one(ctx, &s, "counting queued jobs", err, errlen, SQL_COUNT_QUEUED_OWNER, "t", owner)
+	               : sql_one(ctx, &s, "counting queued jobs", err, errlen, SQL_COUNT_QUEUED, NULL);
+	*n = rc == 1 ? sqlite3_column_int64(s, 0) : 0;
+	if (rc == 1) unprep(s);
+	return rc == 0 ? db_fail(ctx, "counting queued jobs", err, errlen) : rc < 0 ? rc : 0;
 }
 
 /* The init_from rule at insert (see store.h), inside the inserting transaction so that a source
@@ -652,67 +638,11 @@ static int count_queued(sqlite3 *db, const char *owner, int64_t *n, char *err, s
 static int check_source(sqlite3 *db, const StoreNewJob *nj, char *err, size_t errlen)
 {
 	sqlite3_stmt *s;
-	int rc = sql_query(db, &s, "reading the init_from job", err, errlen,
-	                   "SELECT state, owner, error FROM jobs WHERE id = ?1", "I", nj->init_from_job);
+	int rc = sql_one(db, &s, "reading the init_from job", err, errlen, SQL_SOURCE, "I", nj->init_from_job);
 	if (rc < 0) return rc;
-	int r = sqlite3_step(s);
-	long long src = (long long)nj->init_from_job;
-	if (r == SQLITE_DONE) {
-		snprintf(err, errlen, "init_from: job %lld does not exist", src);
-		rc = STORE_ENOTFOUND;
-	} else if (r != SQLITE_ROW) {
-		rc = db_fail(db, "reading the init_from job", err, errlen);
-	} else {
-		int state = job_state_parse((const char *)sqlite3_column_text(s, 0));
-		const char *owner = (const char *)sqlite3_column_text(s, 1);
-		const char *error = (const char *)sqlite3_column_text(s, 2);
-		int mine = owner && strcmp(owner, nj->owner ? nj->owner : "") == 0;
-		if (state == JOB_FAILED || state == JOB_CANCELLED || state < 0) {
-			snprintf(err, errlen, "init_from: job %lld %s and has no final checkpoint (%s)", src,
-			         state == JOB_CANCELLED ? "was cancelled" : "failed", error ? error : "no reason recorded");
-			rc = STORE_ESTATE;
-		} else if (state != JOB_SUCCEEDED && !mine && !nj->init_from_any_owner) {
-			snprintf(err, errlen, "init_from: job %lld belongs to '%s' and is %s; another owner's job can be a source "
-			         "only once it has succeeded (your own jobs may be waited for)", src, owner ? owner : "",
-			         job_state_name((JobState)state));
-			rc = STORE_ESTATE;
-		}
-	}
+	rc = rows_check_source(nj, rc == 1 ? ROW(s) : NULL, err, errlen);
 	unprep(s);
 	return rc;
-}
-
-/* The queue limits for n more jobs of nj's owner (inside the inserting transaction). */
-static int check_limits(sqlite3 *db, const StoreNewJob *nj, int n_new, char *err, size_t errlen)
-{
-	int64_t n;
-	int rc;
-	if (nj->max_queued > 0) {
-		if ((rc = count_queued(db, NULL, &n, err, errlen)) < 0) return rc;
-		if (n + n_new > nj->max_queued) {
-			if (n_new == 1)
-				snprintf(err, errlen, "the queue is full: %lld jobs queued; the limit is max-queued = %d", (long long)n,
-				         nj->max_queued);
-			else
-				snprintf(err, errlen, "the queue cannot take %d more jobs: %lld are queued; the limit is max-queued = %d",
-				         n_new, (long long)n, nj->max_queued);
-			return STORE_ELIMIT;
-		}
-	}
-	if (nj->max_queued_per_owner > 0) {
-		if ((rc = count_queued(db, nj->owner ? nj->owner : "", &n, err, errlen)) < 0) return rc;
-		if (n + n_new > nj->max_queued_per_owner) {
-			if (n_new == 1)
-				snprintf(err, errlen, "owner '%s' already has %lld queued job(s); the limit is max-queued-per-owner = %d",
-				         nj->owner ? nj->owner : "", (long long)n, nj->max_queued_per_owner);
-			else
-				snprintf(err, errlen, "owner '%s' has %lld queued job(s) and asks for %d more; the limit is "
-				         "max-queued-per-owner = %d", nj->owner ? nj->owner : "", (long long)n, n_new,
-				         nj->max_queued_per_owner);
-			return STORE_ELIMIT;
-		}
-	}
-	return 0;
 }
 
 /* One job row (inside the caller's transaction); group_id 0 = none. */
@@ -741,7 +671,7 @@ int store_job_insert(Store *st, const StoreNewJob *nj, int64_t *id, char *err, s
 	if (!db) return STORE_EDB;
 	int rc = store_begin(db, err, errlen);
 	if (rc < 0) goto out;
-	if ((rc = check_limits(db, nj, 1, err, errlen)) < 0) goto out;
+	if ((rc = rows_check_limits(nj, 1, count_queued, db, err, errlen)) < 0) goto out;
 	if ((rc = insert_job_row(db, nj, 0, store_now(), id, err, errlen)) < 0) goto out;
 	if (ssld_fault("job_insert")) {   /* ../engine/fault.h: the row is written, the commit fails */
 		snprintf(err, errlen, "inserting a job: COMMIT: disk I/O error (injected by SSLD_FAULT)");
@@ -758,17 +688,16 @@ out:
 int store_group_insert(Store *st, const char *name, const char *owner, const char *sweep, const StoreNewJob *jobs, int n,
                        int64_t *group_id, int64_t *ids, char *err, size_t errlen)
 {
+	if (n < 1) {
+		snprintf(err, errlen, "a group needs at least one job");
+		return STORE_EDB;
+	}
 	PG(group_insert(st->pg, name, owner, sweep, jobs, n, group_id, ids, err, errlen));
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
 	int rc = store_begin(db, err, errlen);
 	if (rc < 0) goto out;
-	if (n < 1) {
-		snprintf(err, errlen, "a group needs at least one job");
-		rc = STORE_EDB;
-		goto out;
-	}
-	if ((rc = check_limits(db, &jobs[0], n, err, errlen)) < 0) goto out;
+	if ((rc = rows_check_limits(&jobs[0], n, count_queued, db, err, errlen)) < 0) goto out;
 	double now = store_now();
 	if ((rc = sql_exec(db, "inserting a group", err, errlen,
 	                   "INSERT INTO job_groups(name, owner, sweep, created_at) VALUES (?1, ?2, ?3, ?4)", "tttd",
@@ -795,27 +724,11 @@ void store_group_clear(StoreGroup *g)
 static int group_counts(sqlite3 *db, StoreGroup *g, char *err, size_t errlen)
 {
 	sqlite3_stmt *s;
-	int rc = sql_query(db, &s, "counting a group's jobs", err, errlen,
-	                   "SELECT state, count(*) FROM jobs WHERE group_id = ?1 GROUP BY state", "I", g->id);
+	int rc = sql_query(db, &s, "counting a group's jobs", err, errlen, SQL_GROUP_COUNTS, "I", g->id);
 	if (rc < 0) return rc;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		int k = job_state_parse((const char *)sqlite3_column_text(s, 0));
-		int64_t c = sqlite3_column_int64(s, 1);
-		if (k >= 0) g->counts[k] += c;
-		g->jobs += c;
-	}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) rows_count_state(ROW(s), g->counts, &g->jobs);
 	unprep(s);
 	return rc == SQLITE_DONE ? 0 : db_fail(db, "counting a group's jobs", err, errlen);
-}
-
-static void read_group_row(sqlite3_stmt *s, StoreGroup *g)
-{
-	memset(g, 0, sizeof *g);
-	g->id = sqlite3_column_int64(s, 0);
-	g->name = col_strdup(s, 1);
-	g->owner = col_strdup(s, 2);
-	g->sweep = col_strdup(s, 3);
-	g->created_at = sqlite3_column_double(s, 4);
 }
 
 int store_group_get(Store *st, int64_t id, StoreGroup *out, char *err, size_t errlen)
@@ -825,21 +738,15 @@ int store_group_get(Store *st, int64_t id, StoreGroup *out, char *err, size_t er
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
 	sqlite3_stmt *s;
-	int rc = sql_query(db, &s, "reading a group", err, errlen,
-	                   "SELECT id, name, owner, sweep, created_at FROM job_groups WHERE id = ?1", "I", id);
-	if (rc == 0) {
-		int r = sqlite3_step(s);
-		if (r == SQLITE_ROW) {
-			read_group_row(s, out);
-		} else if (r == SQLITE_DONE) {
-			snprintf(err, errlen, "group %lld not found", (long long)id);
-			rc = STORE_ENOTFOUND;
-		} else {
-			rc = db_fail(db, "reading a group", err, errlen);
-		}
+	int rc = sql_one(db, &s, "reading a group", err, errlen, SQL_GET_GROUP, "I", id);
+	if (rc == 1) {
+		rows_group(ROW(s), out);
 		unprep(s);
+		rc = group_counts(db, out, err, errlen);
+	} else if (rc == 0) {
+		snprintf(err, errlen, "group %lld not found", (long long)id);
+		rc = STORE_ENOTFOUND;
 	}
-	if (rc == 0) rc = group_counts(db, out, err, errlen);
 	store_release(st, db);
 	if (rc < 0) store_group_clear(out);
 	return rc;
@@ -848,21 +755,15 @@ int store_group_get(Store *st, int64_t id, StoreGroup *out, char *err, size_t er
 int store_group_list(Store *st, const char *owner, int64_t before_id, int limit, StoreGroup **groups, int *n,
                      char *err, size_t errlen)
 {
+	limit = rows_limit(limit, 50, 1000);
 	PG(group_list(st->pg, owner, before_id, limit, groups, n, err, errlen));
 	*groups = NULL;
 	*n = 0;
-	if (limit < 1) limit = 50;
-	if (limit > 1000) limit = 1000;
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
 	sqlite3_stmt *s = NULL;
-	int rc = owner ? sql_query(db, &s, "listing groups", err, errlen,
-	                           "SELECT id, name, owner, sweep, created_at FROM job_groups WHERE id < ?1 AND owner = ?3 "
-	                           "ORDER BY id DESC LIMIT ?2", "Iit",
-	                           before_id > 0 ? before_id : INT64_MAX, limit, owner)
-	               : sql_query(db, &s, "listing groups", err, errlen,
-	                           "SELECT id, name, owner, sweep, created_at FROM job_groups WHERE id < ?1 "
-	                           "ORDER BY id DESC LIMIT ?2", "Ii", before_id > 0 ? before_id : INT64_MAX, limit);
+	int rc = sql_query(db, &s, "listing groups", err, errlen, owner ? SQL_LIST_GROUPS_OWNER : SQL_LIST_GROUPS, "Iit",
+	                   before_id > 0 ? before_id : INT64_MAX, limit, owner);
 	StoreGroup *v = rc == 0 ? calloc((size_t)limit, sizeof *v) : NULL;
 	if (rc == 0 && !v) {
 		snprintf(err, errlen, "listing groups: out of memory");
@@ -870,7 +771,7 @@ int store_group_list(Store *st, const char *owner, int64_t before_id, int limit,
 	}
 	if (rc == 0) {
 		int r = SQLITE_DONE;
-		while (*n < limit && (r = sqlite3_step(s)) == SQLITE_ROW) read_group_row(s, &v[(*n)++]);
+		while (*n < limit && (r = sqlite3_step(s)) == SQLITE_ROW) rows_group(ROW(s), &v[(*n)++]);
 		if (*n < limit && r != SQLITE_DONE) rc = db_fail(db, "listing groups", err, errlen);
 	}
 	if (s) unprep(s);
@@ -889,20 +790,11 @@ int store_group_list(Store *st, const char *owner, int64_t before_id, int limit,
 static int get_job(sqlite3 *db, int64_t id, StoreJob *out, char *err, size_t errlen)
 {
 	sqlite3_stmt *s;
-	if (sql_query(db, &s, "reading a job", err, errlen, "SELECT " JOB_COLS ", spec, results FROM jobs WHERE id = ?1",
-	              "I", id) < 0)
-		return STORE_EDB;
-	int rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		read_job_row(s, out, 1);
-		rc = 0;
-	} else if (rc == SQLITE_DONE) {
-		snprintf(err, errlen, "job %lld not found", (long long)id);
-		rc = STORE_ENOTFOUND;
-	} else
-		rc = db_fail(db, "reading a job", err, errlen);
+	int rc = sql_one(db, &s, "reading a job", err, errlen, SQL_GET_JOB, "I", id);
+	if (rc != 1) return rc == 0 ? rows_job_not_found(id, err, errlen) : rc;
+	rows_job(ROW(s), out, 1);
 	unprep(s);
-	return rc;
+	return 0;
 }
 
 int store_job_get(Store *st, int64_t id, StoreJob *out, char *err, size_t errlen)
@@ -920,19 +812,11 @@ int store_job_get(Store *st, int64_t id, StoreJob *out, char *err, size_t errlen
 static int read_state(sqlite3 *db, int64_t id, JobState *state, const char *what, char *err, size_t errlen)
 {
 	sqlite3_stmt *s;
-	int rc = sql_query(db, &s, what, err, errlen, "SELECT state FROM jobs WHERE id = ?1", "I", id);
-	if (rc < 0) return rc;
-	int r = sqlite3_step(s);
-	if (r == SQLITE_ROW) {
-		int k = job_state_parse((const char *)sqlite3_column_text(s, 0));
-		*state = k < 0 ? JOB_FAILED : (JobState)k;
-	} else if (r == SQLITE_DONE) {
-		snprintf(err, errlen, "job %lld not found", (long long)id);
-		rc = STORE_ENOTFOUND;
-	} else
-		rc = db_fail(db, what, err, errlen);
+	int rc = sql_one(db, &s, what, err, errlen, SQL_JOB_STATE, "I", id);
+	if (rc != 1) return rc == 0 ? rows_job_not_found(id, err, errlen) : rc;
+	*state = rows_state(ROW(s), 0);
 	unprep(s);
-	return rc;
+	return 0;
 }
 
 int store_job_state(Store *st, int64_t id, JobState *state, char *err, size_t errlen)
@@ -951,14 +835,8 @@ int store_job_state(Store *st, int64_t id, JobState *state, char *err, size_t er
 static int fail_dependants(sqlite3 *db, double now, char *err, size_t errlen)
 {
 	for (int pass = 0; pass < 10000; pass++) {
-		int n = sql_exec(db, "failing the dependants of a failed init_from job", err, errlen,
-		                 "UPDATE jobs AS d SET state = 'failed', finished_at = ?1, updated_at = ?1, eta_s = NULL, "
-		                 "error = coalesce((SELECT 'init_from job ' || s.id || CASE s.state WHEN 'failed' THEN ' failed: ' "
-		                 "ELSE ' was cancelled: ' END || coalesce(s.error, 'no reason recorded') FROM jobs AS s "
-		                 "WHERE s.id = d.init_from_job), 'init_from job ' || d.init_from_job || ' does not exist') "
-		                 "WHERE d.state = 'queued' AND d.init_from_job IS NOT NULL AND coalesce((SELECT s.state "
-		                 "FROM jobs AS s WHERE s.id = d.init_from_job), 'missing') IN ('failed', 'cancelled', 'missing')",
-		                 "d", now);
+		int n = sql_exec(db, "failing the dependants of a failed init_from job", err, errlen, SQL_FAIL_DEPENDANTS, "d",
+		                 now);
 		if (n <= 0) return n;
 	}
 	return 0;
@@ -973,10 +851,6 @@ int store_job_claim_limited(Store *st, int max_running_per_owner, StoreJob *out,
 {
 	return store_job_claim_lease(st, NULL, 0, max_running_per_owner, out, err, errlen);
 }
-
-/* A queued job may run: its init_from source (if any) has succeeded (store.h). */
-#define CLAIMABLE "q.state = 'queued' AND (q.init_from_job IS NULL OR " \
-	"(SELECT s.state FROM jobs AS s WHERE s.id = q.init_from_job) = 'succeeded')"
 
 int store_job_claim_lease(Store *st, const char *node, double lease_s, int max_running_per_owner, StoreJob *out,
                           char *err, size_t errlen)
@@ -993,12 +867,12 @@ int store_job_claim_lease(Store *st, const char *node, double lease_s, int max_r
 	 * and the next owner's best job runs instead. The count uses the (owner, state) index. */
 	if (max_running_per_owner > 0)
 		rc = sql_query(db, &s, "claiming a job", err, errlen,
-		               "SELECT id FROM jobs AS q WHERE " CLAIMABLE " AND (SELECT count(*) FROM jobs AS r "
+		               "SELECT id FROM jobs AS q WHERE " SQL_CLAIMABLE " AND (SELECT count(*) FROM jobs AS r "
 		               "WHERE r.owner = q.owner AND r.state = 'running') < ?1 ORDER BY priority DESC, id ASC LIMIT 1",
 		               "i", max_running_per_owner);
 	else
 		rc = sql_query(db, &s, "claiming a job", err, errlen,
-		               "SELECT id FROM jobs AS q WHERE " CLAIMABLE " ORDER BY priority DESC, id ASC LIMIT 1", NULL);
+		               "SELECT id FROM jobs AS q WHERE " SQL_CLAIMABLE " ORDER BY priority DESC, id ASC LIMIT 1", NULL);
 	if (rc < 0) goto out;
 	int r = sqlite3_step(s);
 	if (r == SQLITE_DONE) {
@@ -1024,12 +898,10 @@ int store_job_claim_lease(Store *st, const char *node, double lease_s, int max_r
 	/* A resumed run repeats everything after its checkpoint: drop the points stored after it (by
 	 * row id, so evaluation points at the checkpoint's own step go too) so none is stored twice,
 	 * and rebuild the per-key "latest point" summary from what is left. */
-	if ((rc = sql_exec(db, "dropping points after the checkpoint", err, errlen,
-	                   "DELETE FROM metrics WHERE job_id = ?1 AND id > (SELECT checkpoint_metric_id FROM jobs WHERE id = ?1)",
-	                   "I", id)) < 0)
+	if ((rc = sql_exec(db, "dropping points after the checkpoint", err, errlen, SQL_DROP_AFTER_CHECKPOINT, "I", id)) < 0)
 		goto out;
 	if (rc > 0) {
-		if ((rc = sql_exec(db, "rebuilding metric keys", err, errlen, "DELETE FROM metric_keys WHERE job_id = ?1", "I", id)) < 0 ||
+		if ((rc = sql_exec(db, "rebuilding metric keys", err, errlen, SQL_DROP_METRIC_KEYS, "I", id)) < 0 ||
 		    (rc = sql_exec(db, "rebuilding metric keys", err, errlen,
 		                   "INSERT INTO metric_keys(job_id, key, last_id, last_step, last_value) "
 		                   "SELECT job_id, key, max(id), step, value FROM metrics WHERE job_id = ?1 GROUP BY key", "I", id)) < 0)
@@ -1050,20 +922,8 @@ int store_job_renew(Store *st, int64_t id, int64_t lease_gen, double lease_s, ch
 	int rc = sql_write(st, "renewing a lease", err, errlen,
 	                   "UPDATE jobs SET lease_until = ?3 + ?4 WHERE id = ?1 AND state = 'running' AND lease_gen = ?2",
 	                   "IIdd", id, lease_gen, store_now(), lease_s);
-	if (rc == 0) {
-		snprintf(err, errlen, "job %lld: lease generation %lld is no longer current (claimed again, or not running)",
-		         (long long)id, (long long)lease_gen);
-		return STORE_FENCED;
-	}
+	if (rc == 0) return rows_renew_fenced(id, lease_gen, err, errlen);
 	return rc < 0 ? rc : 0;
-}
-
-/* Why a fenced write changed no row: STORE_FENCED with err saying so. */
-static int fenced(int64_t id, int64_t lease_gen, const char *what, char *err, size_t errlen)
-{
-	snprintf(err, errlen, "%s: job %lld is no longer running under lease generation %lld", what, (long long)id,
-	         (long long)lease_gen);
-	return STORE_FENCED;
 }
 
 int store_job_finish(Store *st, int64_t id, JobState state, const char *results, const char *error,
@@ -1086,24 +946,13 @@ int store_job_finish_fenced(Store *st, int64_t id, int64_t lease_gen, JobState s
 	if (rc < 0) goto out;
 	double now = store_now();
 	if (state == JOB_QUEUED)
-		rc = sql_exec(db, "finishing a job", err, errlen,
-		              "UPDATE jobs SET state = 'queued', updated_at = ?2, eta_s = NULL, node = NULL, lease_until = NULL "
-		              "WHERE id = ?1 AND state = 'running' AND (?3 < 0 OR lease_gen = ?3)", "IdI", id, now, lease_gen);
+		rc = sql_exec(db, "finishing a job", err, errlen, SQL_FINISH_QUEUED, "IdI", id, now, lease_gen);
 	else
-		rc = sql_exec(db, "finishing a job", err, errlen,
-		              "UPDATE jobs SET state = ?2, updated_at = ?3, finished_at = ?3, results = ?4, error = ?5, eta_s = NULL, "
-		              "node = NULL, lease_until = NULL, "
-		              "step = CASE WHEN ?2 = 'succeeded' AND total > 0 THEN total ELSE step END "
-		              "WHERE id = ?1 AND state = 'running' AND (?6 < 0 OR lease_gen = ?6)", "ItdttI", id,
-		              job_state_name(state), now, results, error, lease_gen);
+		rc = sql_exec(db, "finishing a job", err, errlen, SQL_FINISH, "ItdttI", id, job_state_name(state), now, results,
+		              error, lease_gen);
 	if (rc < 0) goto out;
 	if (rc == 0) {
-		if (lease_gen >= 0) {
-			rc = fenced(id, lease_gen, "finishing a job", err, errlen);
-		} else {
-			snprintf(err, errlen, "job %lld is not running", (long long)id);
-			rc = STORE_ESTATE;
-		}
+		rc = rows_finish_refused(id, lease_gen, err, errlen);
 		goto out;
 	}
 	if ((state == JOB_FAILED || state == JOB_CANCELLED) && (rc = fail_dependants(db, now, err, errlen)) < 0) goto out;
@@ -1122,12 +971,8 @@ int store_job_checkpoint(Store *st, int64_t id, int64_t step, char *err, size_t 
 int store_job_checkpoint_fenced(Store *st, int64_t id, int64_t lease_gen, int64_t step, char *err, size_t errlen)
 {
 	PG(job_checkpoint_fenced(st->pg, id, lease_gen, step, err, errlen));
-	int rc = sql_write(st, "recording a checkpoint", err, errlen,
-	                   "UPDATE jobs SET checkpoint_step = ?2, updated_at = ?3, checkpoint_metric_id = "
-	                   "(SELECT coalesce(max(id), 0) FROM metrics WHERE job_id = ?1) "
-	                   "WHERE id = ?1 AND (?4 < 0 OR (state = 'running' AND lease_gen = ?4))",
-	                   "IIdI", id, step, store_now(), lease_gen);
-	if (rc == 0 && lease_gen >= 0) return fenced(id, lease_gen, "recording a checkpoint", err, errlen);
+	int rc = sql_write(st, "recording a checkpoint", err, errlen, SQL_CHECKPOINT, "IIdI", id, step, store_now(), lease_gen);
+	if (rc == 0 && lease_gen >= 0) return rows_fenced(id, lease_gen, "recording a checkpoint", err, errlen);
 	return rc < 0 ? rc : 0;
 }
 
@@ -1141,19 +986,15 @@ int store_job_cancel(Store *st, int64_t id, JobState *state_out, char *err, size
 	if (rc < 0 || (rc = read_state(db, id, &state, "cancelling a job", err, errlen)) < 0) goto out;
 	double now = store_now();
 	if (state == JOB_QUEUED) {
-		if ((rc = sql_exec(db, "cancelling a job", err, errlen,
-		                   "UPDATE jobs SET state = 'cancelled', cancel_requested = 1, finished_at = ?2, updated_at = ?2, "
-		                   "error = 'cancelled while queued' WHERE id = ?1", "Id", id, now)) < 0 ||
+		if ((rc = sql_exec(db, "cancelling a job", err, errlen, SQL_CANCEL_QUEUED, "Id", id, now)) < 0 ||
 		    (rc = fail_dependants(db, now, err, errlen)) < 0)
 			goto out;
 	} else if (state == JOB_RUNNING) {
-		if ((rc = sql_exec(db, "cancelling a job", err, errlen,
-		                   "UPDATE jobs SET cancel_requested = 1, updated_at = ?2 WHERE id = ?1", "Id", id, now)) < 0)
+		if ((rc = sql_exec(db, "cancelling a job", err, errlen, SQL_CANCEL_RUNNING, "Id", id, now)) < 0)
 			goto out;
 	} else {
-		snprintf(err, errlen, "job %lld is already %s", (long long)id, job_state_name(state));
 		*state_out = state;
-		rc = STORE_ESTATE;
+		rc = rows_cancel_refused(id, state, err, errlen);
 		goto out;
 	}
 	*state_out = state == JOB_QUEUED ? JOB_CANCELLED : JOB_RUNNING;
@@ -1163,9 +1004,6 @@ out:
 	store_release(st, db);
 	return rc < 0 ? rc : 0;
 }
-
-/* The reason a job interrupted too often fails with (SQL over its row). */
-#define GIVING_UP "'interrupted ' || interruptions || ' times (the daemon stopped or crashed while it ran); giving up'"
 
 int store_recover(Store *st, int max_interruptions, int64_t *ids, int cap, char *err, size_t errlen)
 {
@@ -1199,10 +1037,10 @@ int store_recover_node(Store *st, const char *node, int max_interruptions, int64
 		goto out;
 	if (max_interruptions > 0) {
 		if ((rc = sql_exec(db, "recovering jobs", err, errlen,
-		                   "INSERT INTO events(job_id, time, level, message) SELECT id, ?1, 3, " GIVING_UP " "
+		                   "INSERT INTO events(job_id, time, level, message) SELECT id, ?1, 3, " SQL_GIVING_UP " "
 		                   "FROM jobs WHERE " RECOVERED " AND interruptions >= ?2", "dit", now, max_interruptions, node)) < 0 ||
 		    (rc = sql_exec(db, "recovering jobs", err, errlen,
-		                   "UPDATE jobs SET state = 'failed', finished_at = ?1, updated_at = ?1, eta_s = NULL, error = " GIVING_UP ", "
+		                   "UPDATE jobs SET state = 'failed', finished_at = ?1, updated_at = ?1, eta_s = NULL, error = " SQL_GIVING_UP ", "
 		                   "node = NULL, lease_until = NULL WHERE " RECOVERED " AND interruptions >= ?2", "dit", now, max_interruptions, node)) < 0)
 			goto out;
 	}
@@ -1263,11 +1101,11 @@ int store_job_reclaim_expired(Store *st, int max_interruptions, int64_t *ids, in
 		goto out;
 	if (max_interruptions > 0) {
 		if ((rc = sql_exec(db, "reclaiming expired leases", err, errlen,
-		                   "INSERT INTO events(job_id, time, level, message) SELECT id, ?1, 3, " GIVING_UP " "
+		                   "INSERT INTO events(job_id, time, level, message) SELECT id, ?1, 3, " SQL_GIVING_UP " "
 		                   "FROM jobs WHERE " EXPIRED " AND interruptions >= ?2", "di", now, max_interruptions)) < 0 ||
 		    (rc = sql_exec(db, "reclaiming expired leases", err, errlen,
 		                   "UPDATE jobs SET state = 'failed', finished_at = ?1, updated_at = ?1, eta_s = NULL, node = NULL, "
-		                   "lease_until = NULL, error = " GIVING_UP " WHERE " EXPIRED " AND interruptions >= ?2", "di",
+		                   "lease_until = NULL, error = " SQL_GIVING_UP " WHERE " EXPIRED " AND interruptions >= ?2", "di",
 		                   now, max_interruptions)) < 0)
 			goto out;
 	}
@@ -1304,26 +1142,14 @@ out:
 
 int store_job_list(Store *st, const StoreJobFilter *f, StoreJob **jobs, int *n, char *err, size_t errlen)
 {
-	PG(job_list(st->pg, f, jobs, n, err, errlen));
+	StoreJobFilter lf = *f;
+	lf.limit = rows_limit(f->limit, 50, 1000);
+	PG(job_list(st->pg, &lf, jobs, n, err, errlen));
 	*jobs = NULL;
 	*n = 0;
 	char sql[1024];
-	size_t len = (size_t)snprintf(sql, sizeof sql, "SELECT " JOB_COLS " FROM jobs WHERE id < ?1");
-	if (f->state_mask) {
-		len += (size_t)snprintf(sql + len, sizeof sql - len, " AND state IN (");
-		int first = 1;
-		for (int i = 0; i < JOB_STATE_COUNT; i++)
-			if (f->state_mask & (1u << i)) {
-				len += (size_t)snprintf(sql + len, sizeof sql - len, "%s'%s'", first ? "" : ",", state_names[i]);
-				first = 0;
-			}
-		len += (size_t)snprintf(sql + len, sizeof sql - len, ")");
-	}
-	if (f->owner) len += (size_t)snprintf(sql + len, sizeof sql - len, " AND owner = ?3");
-	if (f->group_id > 0) len += (size_t)snprintf(sql + len, sizeof sql - len, " AND group_id = ?4");
-	snprintf(sql + len, sizeof sql - len, " ORDER BY id DESC LIMIT ?2");
-	int limit = f->limit < 1 ? 50 : f->limit > 1000 ? 1000 : f->limit;
-
+	rows_job_list_sql(sql, sizeof sql, f);
+	int limit = lf.limit;
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
 	sqlite3_stmt *s;
@@ -1342,7 +1168,7 @@ int store_job_list(Store *st, const StoreJobFilter *f, StoreJob **jobs, int *n, 
 		snprintf(err, errlen, "listing jobs: out of memory");
 	}
 	int r = SQLITE_DONE;
-	while (v && *n < limit && (r = sqlite3_step(s)) == SQLITE_ROW) read_job_row(s, &v[(*n)++], 0);
+	while (v && *n < limit && (r = sqlite3_step(s)) == SQLITE_ROW) rows_job(ROW(s), &v[(*n)++], 0);
 	if (v && r != SQLITE_DONE && r != SQLITE_ROW) rc = db_fail(db, "listing jobs", err, errlen);
 	sqlite3_finalize(s);
 	store_release(st, db);
@@ -1363,13 +1189,10 @@ int store_job_counts(Store *st, int64_t counts[JOB_STATE_COUNT], char *err, size
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
 	sqlite3_stmt *s;
-	int rc = sql_query(db, &s, "counting jobs", err, errlen, "SELECT state, count(*) FROM jobs GROUP BY state", NULL);
+	int rc = sql_query(db, &s, "counting jobs", err, errlen, SQL_JOB_COUNTS, NULL);
 	if (rc == 0) {
 		int r;
-		while ((r = sqlite3_step(s)) == SQLITE_ROW) {
-			int k = job_state_parse((const char *)sqlite3_column_text(s, 0));
-			if (k >= 0) counts[k] = sqlite3_column_int64(s, 1);
-		}
+		while ((r = sqlite3_step(s)) == SQLITE_ROW) rows_count_state(ROW(s), counts, NULL);
 		if (r != SQLITE_DONE) rc = db_fail(db, "counting jobs", err, errlen);
 		unprep(s);
 	}
@@ -1379,93 +1202,19 @@ int store_job_counts(Store *st, int64_t counts[JOB_STATE_COUNT], char *err, size
 
 /* ---- metrics -------------------------------------------------------------------------------- */
 
-void metric_set_clear(MetricSet *ms)
-{
-	if (!ms) return;
-	for (int i = 0; i < ms->n; i++) {
-		free(ms->series[i].key);
-		free(ms->series[i].pts);
-	}
-	free(ms->series);
-	memset(ms, 0, sizeof *ms);
-}
-
-static MetricSeries *series_for(MetricSet *ms, const char *key, int *hint)
-{
-	if (*hint >= 0 && *hint < ms->n && strcmp(ms->series[*hint].key, key) == 0) return &ms->series[*hint];
-	for (int i = 0; i < ms->n; i++)
-		if (strcmp(ms->series[i].key, key) == 0) {
-			*hint = i;
-			return &ms->series[i];
-		}
-	if (ms->n == ms->cap) {
-		int cap = ms->cap ? ms->cap * 2 : 8;
-		MetricSeries *v = realloc(ms->series, (size_t)cap * sizeof *v);
-		if (!v) return NULL;
-		ms->series = v;
-		ms->cap = cap;
-	}
-	MetricSeries *se = &ms->series[ms->n];
-	memset(se, 0, sizeof *se);
-	if (!(se->key = strdup(key))) return NULL;
-	*hint = ms->n++;
-	return se;
-}
-
-static int series_push(MetricSeries *se, MetricPoint p)
-{
-	if (se->n == se->cap) {
-		size_t cap = se->cap ? se->cap * 2 : 64;
-		MetricPoint *v = realloc(se->pts, cap * sizeof *v);
-		if (!v) return -1;
-		se->pts = v;
-		se->cap = cap;
-	}
-	se->pts[se->n++] = p;
-	return 0;
-}
-
-static int fill_set(sqlite3 *db, sqlite3_stmt *s, MetricSet *out, const char *what, char *err, size_t errlen)
-{
-	int r, hint = -1;
-	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
-		MetricPoint p = {
-			.id = sqlite3_column_int64(s, 0),
-			.step = sqlite3_column_int64(s, 1),
-			.value = sqlite3_column_type(s, 3) == SQLITE_NULL ? NAN : sqlite3_column_double(s, 3),
-		};
-		MetricSeries *se = series_for(out, (const char *)sqlite3_column_text(s, 2), &hint);
-		if (!se || series_push(se, p) < 0) {
-			snprintf(err, errlen, "%s: out of memory", what);
-			return STORE_ENOMEM;
-		}
-		if (p.id > out->cursor) out->cursor = p.id;
-		out->total_points++;
-	}
-	return r == SQLITE_DONE ? 0 : db_fail(db, what, err, errlen);
-}
-
 /* One key's points with id > after, ascending, at most max_rows (per key, so each curve comes
  * from the covering index in id order: an index-only scan, no sort). */
 static int read_key(sqlite3 *db, int64_t job_id, const char *key, int64_t after, int64_t max_rows, MetricSet *out,
                     int *truncated, int64_t *last_id, char *err, size_t errlen)
 {
 	sqlite3_stmt *s;
-	int rc = sql_query(db, &s, "reading metrics", err, errlen,
-	                   "SELECT id, step, value FROM metrics WHERE job_id = ?1 AND key = ?2 AND id > ?3 ORDER BY id LIMIT ?4",
-	                   "ItII", job_id, key, after, max_rows);
+	int rc = sql_query(db, &s, "reading metrics", err, errlen, SQL_READ_KEY, "ItII", job_id, key, after, max_rows);
 	if (rc < 0) return rc;
-	MetricSeries *se = NULL;
 	int hint = -1, r;
 	int64_t n = 0;
 	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
-		if (!se && !(se = series_for(out, key, &hint))) goto oom;
-		MetricPoint p = {
-			.id = sqlite3_column_int64(s, 0),
-			.step = sqlite3_column_int64(s, 1),
-			.value = sqlite3_column_type(s, 2) == SQLITE_NULL ? NAN : sqlite3_column_double(s, 2),
-		};
-		if (series_push(se, p) < 0) goto oom;
+		MetricPoint p = rows_point(ROW(s), 0, 1, 2);
+		if (metric_set_push(out, key, &hint, p) < 0) goto oom;
 		*last_id = p.id;
 		n++;
 	}
@@ -1507,18 +1256,7 @@ int store_metrics_read(Store *st, int64_t job_id, int64_t after, const char *con
 		rc = db_fail(db, "reading metrics", err, errlen);
 		goto out;
 	}
-	if ((rc = sql_query(db, &ks, "reading a job's state", err, errlen, "SELECT state FROM jobs WHERE id = ?1", "I",
-	                    job_id)) < 0)
-		goto out;
-	if (sqlite3_step(ks) != SQLITE_ROW) {
-		snprintf(err, errlen, "job %lld not found", (long long)job_id);
-		rc = STORE_ENOTFOUND;
-		goto out;
-	}
-	int ks_state = job_state_parse((const char *)sqlite3_column_text(ks, 0));
-	out->job_state = ks_state < 0 ? JOB_FAILED : (JobState)ks_state;
-	unprep(ks);
-	ks = NULL;
+	if ((rc = read_state(db, job_id, &out->job_state, "reading a job's state", err, errlen)) < 0) goto out;
 	if (!keys || nkeys == 0) {   /* every key the job has */
 		if ((rc = sql_query(db, &ks, "reading metric keys", err, errlen,
 		                    "SELECT key FROM metric_keys WHERE job_id = ?1 ORDER BY key", "I", job_id)) < 0)
@@ -1543,15 +1281,7 @@ int store_metrics_read(Store *st, int64_t job_id, int64_t after, const char *con
 		if ((rc = read_key(db, job_id, keys[i], after, limit, out, &truncated, &last, err, errlen)) < 0) goto out;
 		if (truncated && last < cut) cut = last;
 	}
-	/* If some key hit max_rows, the cursor stops at the lowest point where one was cut; points
-	 * beyond it are dropped from every series so the next read neither skips nor repeats any. */
-	for (int i = 0; i < out->n; i++) {
-		MetricSeries *se = &out->series[i];
-		while (se->n && se->pts[se->n - 1].id > cut) se->n--;
-		if (se->n && se->pts[se->n - 1].id > out->cursor) out->cursor = se->pts[se->n - 1].id;
-		out->total_points += se->n;
-	}
-	out->truncated = cut != INT64_MAX;
+	metric_set_finish(out, cut);
 	rc = 0;
 out:
 	unprep(ks);
@@ -1574,11 +1304,15 @@ int store_metrics_latest(Store *st, int64_t job_id, MetricSet *out, char *err, s
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
 	sqlite3_stmt *s;
-	int rc = sql_query(db, &s, "reading latest metrics", err, errlen,
-	                   "SELECT last_id, last_step, key, last_value FROM metric_keys WHERE job_id = ?1 ORDER BY key", "I",
-	                   job_id);
+	int rc = sql_query(db, &s, "reading latest metrics", err, errlen, SQL_LATEST, "I", job_id);
 	if (rc == 0) {
-		rc = fill_set(db, s, out, "reading latest metrics", err, errlen);
+		int r, hint = -1;
+		while ((r = sqlite3_step(s)) == SQLITE_ROW && rows_latest(ROW(s), out, &hint) == 0) {}
+		if (r == SQLITE_ROW) {
+			snprintf(err, errlen, "reading latest metrics: out of memory");
+			rc = STORE_ENOMEM;
+		} else if (r != SQLITE_DONE)
+			rc = db_fail(db, "reading latest metrics", err, errlen);
 		unprep(s);
 	}
 	store_release(st, db);
@@ -1588,25 +1322,14 @@ int store_metrics_latest(Store *st, int64_t job_id, MetricSet *out, char *err, s
 
 /* ---- events --------------------------------------------------------------------------------- */
 
-static void read_event(sqlite3_stmt *s, void *item)
-{
-	StoreEvent *e = item;
-	e->id = sqlite3_column_int64(s, 0);
-	e->time = sqlite3_column_double(s, 1);
-	e->level = sqlite3_column_int(s, 2);
-	e->message = col_strdup(s, 3);
-}
-
 int store_events_read(Store *st, int64_t job_id, int64_t after, int limit, StoreEvent **ev, int *n,
                       char *err, size_t errlen)
 {
-	if (limit < 1) limit = 1;
-	if (limit > 10000) limit = 10000;
+	limit = rows_limit(limit, 1, 10000);
 	PG(events_read(st->pg, job_id, after, limit, ev, n, err, errlen));
 	void *v;
-	int rc = sql_list(st, &v, n, sizeof **ev, read_event, "reading events", err, errlen,
-	                  "SELECT id, time, level, message FROM events WHERE job_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
-	                  "IIi", job_id, after, limit);
+	int rc = sql_list(st, &v, n, sizeof **ev, rows_event_item, "reading events", err, errlen, SQL_EVENTS, "IIi", job_id,
+	                  after, limit);
 	*ev = v;
 	if (rc < 0) {
 		store_events_free(*ev, *n);
@@ -1625,9 +1348,7 @@ void store_events_free(StoreEvent *ev, int n)
 int store_event_add(Store *st, int64_t job_id, int level, const char *message, char *err, size_t errlen)
 {
 	PG(event_add(st->pg, job_id, level, message, err, errlen));
-	int rc = sql_write(st, "adding an event", err, errlen,
-	                   "INSERT INTO events(job_id, time, level, message) VALUES (?1, ?2, ?3, ?4)", "Idit", job_id,
-	                   store_now(), level, message);
+	int rc = sql_write(st, "adding an event", err, errlen, SQL_EVENT_ADD, "Idit", job_id, store_now(), level, message);
 	return rc < 0 ? rc : 0;
 }
 
@@ -1660,24 +1381,11 @@ int store_artifact_put(Store *st, int64_t job_id, const char *name, const char *
 	return rc < 0 ? rc : 0;
 }
 
-static void read_artifact(sqlite3_stmt *s, void *item)
-{
-	StoreArtifact *a = item;
-	a->name = col_strdup(s, 0);
-	a->path = col_strdup(s, 1);
-	a->size = sqlite3_column_int64(s, 2);
-	const unsigned char *h = sqlite3_column_text(s, 3);
-	snprintf(a->sha256, sizeof a->sha256, "%s", h ? (const char *)h : "");
-	a->created_at = sqlite3_column_double(s, 4);
-}
-
 int store_artifact_list(Store *st, int64_t job_id, StoreArtifact **a, int *n, char *err, size_t errlen)
 {
 	PG(artifact_list(st->pg, job_id, a, n, err, errlen));
 	void *v;
-	int rc = sql_list(st, &v, n, sizeof **a, read_artifact, "listing artifacts", err, errlen,
-	                  "SELECT name, path, size, sha256, created_at FROM artifacts WHERE job_id = ?1 ORDER BY name", "I",
-	                  job_id);
+	int rc = sql_list(st, &v, n, sizeof **a, rows_artifact_item, "listing artifacts", err, errlen, SQL_ARTIFACTS, "I", job_id);
 	*a = v;
 	if (rc < 0) {
 		store_artifacts_free(*a, *n);
@@ -1694,19 +1402,14 @@ int store_artifact_get(Store *st, int64_t job_id, const char *name, StoreArtifac
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
 	sqlite3_stmt *s;
-	int rc = sql_query(db, &s, "reading an artifact", err, errlen,
-	                   "SELECT name, path, size, sha256, created_at FROM artifacts WHERE job_id = ?1 AND name = ?2", "It",
-	                   job_id, name);
-	if (rc == 0) {
-		int r = sqlite3_step(s);
-		if (r == SQLITE_ROW)
-			read_artifact(s, a);
-		else if (r == SQLITE_DONE) {
-			snprintf(err, errlen, "job %lld has no artifact '%s'", (long long)job_id, name);
-			rc = STORE_ENOTFOUND;
-		} else
-			rc = db_fail(db, "reading an artifact", err, errlen);
+	int rc = sql_one(db, &s, "reading an artifact", err, errlen, SQL_ARTIFACT, "It", job_id, name);
+	if (rc == 1) {
+		rows_artifact(ROW(s), a);
 		unprep(s);
+		rc = 0;
+	} else if (rc == 0) {
+		snprintf(err, errlen, "job %lld has no artifact '%s'", (long long)job_id, name);
+		rc = STORE_ENOTFOUND;
 	}
 	store_release(st, db);
 	return rc;
@@ -1737,8 +1440,7 @@ int store_token_add(Store *st, const char *name, const char *sha256hex, int admi
 		goto out;
 	int r = sqlite3_step(s);
 	if (r == SQLITE_ROW) {
-		snprintf(err, errlen, "a token named '%s' already exists (revoke it first, or pick another name)", name);
-		rc = STORE_EEXIST;
+		rc = rows_token_exists(name, err, errlen);
 		goto out;
 	}
 	if (r != SQLITE_DONE) {
@@ -1747,9 +1449,8 @@ int store_token_add(Store *st, const char *name, const char *sha256hex, int admi
 	}
 	unprep(s);
 	s = NULL;
-	if ((rc = sql_exec(db, "adding a token", err, errlen,
-	                   "INSERT INTO tokens(name, sha256, admin, created_at) VALUES (?1, ?2, ?3, ?4)", "ttid", name,
-	                   sha256hex, admin ? 1 : 0, store_now())) < 0)
+	if ((rc = sql_exec(db, "adding a token", err, errlen, SQL_TOKEN_ADD, "ttid", name, sha256hex, admin ? 1 : 0,
+	                   store_now())) < 0)
 		goto out;
 	rc = store_commit(db, err, errlen);
 out:
@@ -1762,7 +1463,7 @@ out:
 int store_token_revoke(Store *st, const char *name, char *err, size_t errlen)
 {
 	PG(token_revoke(st->pg, name, err, errlen));
-	int rc = sql_write(st, "revoking a token", err, errlen, "DELETE FROM tokens WHERE name = ?1", "t", name);
+	int rc = sql_write(st, "revoking a token", err, errlen, SQL_TOKEN_REVOKE, "t", name);
 	if (rc == 0) {
 		snprintf(err, errlen, "no token named '%s'", name);
 		return STORE_ENOTFOUND;
@@ -1770,23 +1471,11 @@ int store_token_revoke(Store *st, const char *name, char *err, size_t errlen)
 	return rc < 0 ? rc : 0;
 }
 
-static void read_token(sqlite3_stmt *s, void *item)
-{
-	StoreToken *t = item;
-	memset(t, 0, sizeof *t);
-	t->id = sqlite3_column_int64(s, 0);
-	const unsigned char *n = sqlite3_column_text(s, 1);
-	snprintf(t->name, sizeof t->name, "%s", n ? (const char *)n : "");
-	t->admin = sqlite3_column_int(s, 2);
-	t->created_at = sqlite3_column_double(s, 3);
-}
-
 int store_token_list(Store *st, StoreToken **out, int *n, char *err, size_t errlen)
 {
 	PG(token_list(st->pg, out, n, err, errlen));
 	void *v;
-	int rc = sql_list(st, &v, n, sizeof **out, read_token, "listing tokens", err, errlen,
-	                  "SELECT id, name, admin, created_at FROM tokens ORDER BY name", NULL);
+	int rc = sql_list(st, &v, n, sizeof **out, rows_token_item, "listing tokens", err, errlen, SQL_TOKENS, NULL);
 	*out = v;
 	if (rc < 0) {
 		free(*out);
@@ -1803,12 +1492,13 @@ int store_token_count(Store *st, int64_t *n, char *err, size_t errlen)
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
 	sqlite3_stmt *s;
-	int rc = sql_query(db, &s, "counting tokens", err, errlen, "SELECT count(*) FROM tokens", NULL);
-	if (rc == 0) {
-		if (sqlite3_step(s) == SQLITE_ROW) *n = sqlite3_column_int64(s, 0);
-		else rc = db_fail(db, "counting tokens", err, errlen);
+	int rc = sql_one(db, &s, "counting tokens", err, errlen, SQL_TOKEN_COUNT, NULL);
+	if (rc == 1) {
+		*n = sqlite3_column_int64(s, 0);
 		unprep(s);
-	}
+		rc = 0;
+	} else if (rc == 0)
+		rc = db_fail(db, "counting tokens", err, errlen);
 	store_release(st, db);
 	return rc;
 }
@@ -1821,15 +1511,9 @@ int store_token_find(Store *st, const char *sha256hex, StoreToken *out, char *er
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
 	sqlite3_stmt *s;
-	int rc = sql_query(db, &s, "looking up a token", err, errlen,
-	                   "SELECT id, name, admin, created_at FROM tokens WHERE sha256 = ?1", "t", sha256hex);
-	if (rc == 0) {
-		int r = sqlite3_step(s);
-		if (r == SQLITE_ROW) {
-			read_token(s, out);
-			rc = 1;
-		} else if (r != SQLITE_DONE)
-			rc = db_fail(db, "looking up a token", err, errlen);
+	int rc = sql_one(db, &s, "looking up a token", err, errlen, SQL_TOKEN_FIND, "t", sha256hex);
+	if (rc == 1) {
+		rows_token(ROW(s), out);
 		unprep(s);
 	}
 	store_release(st, db);

@@ -22,6 +22,9 @@
 
 #include <libpq-fe.h>
 
+#include "store_rows.h"
+#include "store_sql.h"
+
 #define POOL_MAX 16
 #define MAX_PARAMS 16
 
@@ -107,6 +110,26 @@ void pgstore_release(PgStore *pg, PGconn *c) { release(pg, c); }
 /* SQLSTATE of the last failed statement on this thread ("23505" = unique violation). */
 static _Thread_local char last_state[6];
 
+/* sql with store_sql.h's ?N placeholders as PostgreSQL's $N (outside quoted literals): sql itself
+ * when it has none, else a copy in buf, or in *heap (malloc'd) when it does not fit; NULL out of
+ * memory. */
+static const char *dollars(const char *sql, char *buf, size_t cap, char **heap)
+{
+	*heap = NULL;
+	if (!strchr(sql, '?')) return sql;
+	size_t n = strlen(sql) + 1;
+	char *d = n <= cap ? buf : (*heap = malloc(n));
+	if (!d) return NULL;
+	int quoted = 0;
+	for (size_t i = 0; i < n; i++) {
+		char ch = sql[i];
+		if (ch == '\'') quoted = !quoted;
+		else if (ch == '?' && !quoted && sql[i + 1] >= '0' && sql[i + 1] <= '9') ch = '$';
+		d[i] = ch;
+	}
+	return d;
+}
+
 /* Runs sql with parameters described by fmt, one letter each as in store.c: 'i' int, 'I' int64_t,
  * 'd' double (not finite = NULL), 't' text (NULL = NULL). The result (rows or none), or NULL
  * with err naming `what`. */
@@ -133,7 +156,15 @@ static PGresult *vq(PGconn *c, const char *what, char *err, size_t errlen, const
 		default: assert(!"vq: unknown parameter letter");
 		}
 	}
-	PGresult *r = PQexecParams(c, sql, n, n ? types : NULL, vals, NULL, NULL, 0);
+	char text[2048], *heap;
+	const char *stmt = dollars(sql, text, sizeof text, &heap);
+	if (!stmt) {
+		last_state[0] = 0;
+		set_err(err, errlen, what, "out of memory");
+		return NULL;
+	}
+	PGresult *r = PQexecParams(c, stmt, n, n ? types : NULL, vals, NULL, NULL, 0);
+	free(heap);
 	ExecStatusType s = PQresultStatus(r);
 	if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK) return r;
 	const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
@@ -187,14 +218,49 @@ static int write1(PgStore *pg, const char *what, char *err, size_t errlen, const
 	return n;
 }
 
-static int64_t gi(const PGresult *r, int row, int col) { return PQgetisnull(r, row, col) ? 0 : strtoll(PQgetvalue(r, row, col), NULL, 10); }
-static double gd(const PGresult *r, int row, int col) { return PQgetisnull(r, row, col) ? 0 : strtod(PQgetvalue(r, row, col), NULL); }
-static int isnull(const PGresult *r, int row, int col) { return PQgetisnull(r, row, col); }
-static char *gs(const PGresult *r, int row, int col) { return PQgetisnull(r, row, col) ? NULL : strdup(PQgetvalue(r, row, col)); }
-static JobState gstate(const PGresult *r, int row, int col)
+/* Reading a PGresult, also as store_rows.h's column getters (ROW(r, i): its row i). */
+static int64_t gi(const void *r, int row, int col) { return PQgetisnull(r, row, col) ? 0 : strtoll(PQgetvalue(r, row, col), NULL, 10); }
+static double gd(const void *r, int row, int col) { return PQgetisnull(r, row, col) ? 0 : strtod(PQgetvalue(r, row, col), NULL); }
+static int isnull(const void *r, int row, int col) { return PQgetisnull(r, row, col); }
+static const char *gt(const void *r, int row, int col) { return PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col); }
+static const StoreRowOps pg_row_ops = { gi, gd, gt, isnull };
+#define ROW(r, i) (&(StoreRow){ &pg_row_ops, (r), (i) })
+
+/* One statement on a pooled connection of its own (autocommit): its result, or NULL with err. */
+static PGresult *q1(PgStore *pg, const char *what, char *err, size_t errlen, const char *sql, const char *fmt, ...)
 {
-	int k = job_state_parse(PQgetvalue(r, row, col));
-	return k < 0 ? JOB_FAILED : (JobState)k;
+	PGconn *c = acquire(pg, err, errlen);
+	if (!c) return NULL;
+	va_list ap;
+	va_start(ap, fmt);
+	PGresult *r = vq(c, what, err, errlen, sql, fmt, ap);
+	va_end(ap);
+	release(pg, c);
+	return r;
+}
+
+/* A query whose rows become an array of *n items of `size` bytes filled by read (NULL when there
+ * are none): 0, or < 0 with err naming `what` (the items read stay in *v for the caller). */
+static int list_rows(PgStore *pg, void **v, int *n, size_t size, rows_read_fn read, const char *what, char *err,
+                     size_t errlen, const char *sql, const char *fmt, ...)
+{
+	*v = NULL;
+	*n = 0;
+	PGconn *c = acquire(pg, err, errlen);
+	if (!c) return STORE_EDB;
+	va_list ap;
+	va_start(ap, fmt);
+	PGresult *r = vq(c, what, err, errlen, sql, fmt, ap);
+	va_end(ap);
+	release(pg, c);
+	int rc = r ? 0 : STORE_EDB, m = r ? PQntuples(r) : 0;
+	if (m && !(*v = calloc((size_t)m, size))) {
+		snprintf(err, errlen, "%s: out of memory", what);
+		rc = STORE_ENOMEM;
+	}
+	for (int i = 0; *v && i < m; i++) read(ROW(r, i), (char *)*v + (size_t)(*n)++ * size);
+	PQclear(r);
+	return rc;
 }
 
 /* ---- schema --------------------------------------------------------------------------------- */
@@ -389,50 +455,11 @@ int pgstore_change_stamp(PgStore *pg, StoreStamp *out)
 
 /* ---- jobs ----------------------------------------------------------------------------------- */
 
-#define JOB_COLS "id, name, method, owner, state, priority, created_at, started_at, finished_at, " \
-	"updated_at, step, total, stage, eta_s, checkpoint_step, attempts, cancel_requested, error, " \
-	"interruptions, init_from_job, group_id, group_setting, progress, node, lease_until, lease_gen"
-
-static void read_job(const PGresult *r, int i, StoreJob *j, int full)
+/* The queued jobs (owner NULL: everyone's) for rows_check_limits; ctx is the connection. */
+static int count_queued(void *ctx, const char *owner, int64_t *n, char *err, size_t errlen)
 {
-	memset(j, 0, sizeof *j);
-	j->id = gi(r, i, 0);
-	j->name = gs(r, i, 1);
-	j->method = gs(r, i, 2);
-	j->owner = gs(r, i, 3);
-	j->state = gstate(r, i, 4);
-	j->priority = (int)gi(r, i, 5);
-	j->created_at = gd(r, i, 6);
-	j->started_at = gd(r, i, 7);
-	j->finished_at = gd(r, i, 8);
-	j->updated_at = gd(r, i, 9);
-	j->step = gi(r, i, 10);
-	j->total = gi(r, i, 11);
-	j->stage = gs(r, i, 12);
-	j->eta_s = isnull(r, i, 13) ? -1 : gd(r, i, 13);
-	j->checkpoint_step = isnull(r, i, 14) ? -1 : gi(r, i, 14);
-	j->attempts = (int)gi(r, i, 15);
-	j->cancel_requested = (int)gi(r, i, 16);
-	j->error = gs(r, i, 17);
-	j->interruptions = (int)gi(r, i, 18);
-	j->init_from_job = gi(r, i, 19);
-	j->group_id = gi(r, i, 20);
-	j->group_setting = gs(r, i, 21);
-	j->progress = isnull(r, i, 22) ? -1 : gd(r, i, 22);
-	j->node = gs(r, i, 23);
-	j->lease_until = gd(r, i, 24);
-	j->lease_gen = gi(r, i, 25);
-	if (full) {
-		j->spec = gs(r, i, 26);
-		j->results = gs(r, i, 27);
-	}
-}
-
-static int count_queued(PGconn *c, const char *owner, int64_t *n, char *err, size_t errlen)
-{
-	PGresult *r = owner ? q(c, "counting queued jobs", err, errlen,
-	                        "SELECT count(*) FROM jobs WHERE owner = $1 AND state = 'queued'", "t", owner)
-	                    : q(c, "counting queued jobs", err, errlen, "SELECT count(*) FROM jobs WHERE state = 'queued'", NULL);
+	PGresult *r = owner ? q(ctx, "counting queued jobs", err, errlen, SQL_COUNT_QUEUED_OWNER, "t", owner)
+	                    : q(ctx, "counting queued jobs", err, errlen, SQL_COUNT_QUEUED, NULL);
 	if (!r) return STORE_EDB;
 	*n = gi(r, 0, 0);
 	PQclear(r);
@@ -442,67 +469,19 @@ static int count_queued(PGconn *c, const char *owner, int64_t *n, char *err, siz
 static int check_source(PGconn *c, const StoreNewJob *nj, char *err, size_t errlen)
 {
 	/* FOR SHARE: the source cannot fail or be cancelled between this check and the commit. */
-	PGresult *r = q(c, "reading the init_from job", err, errlen,
-	                "SELECT state, owner, error FROM jobs WHERE id = $1 FOR SHARE", "I", nj->init_from_job);
+	PGresult *r = q(c, "reading the init_from job", err, errlen, SQL_SOURCE " FOR SHARE", "I", nj->init_from_job);
 	if (!r) return STORE_EDB;
-	long long src = (long long)nj->init_from_job;
-	int rc = 0;
-	if (PQntuples(r) == 0) {
-		snprintf(err, errlen, "init_from: job %lld does not exist", src);
-		rc = STORE_ENOTFOUND;
-	} else {
-		int state = job_state_parse(PQgetvalue(r, 0, 0));
-		const char *owner = PQgetvalue(r, 0, 1);
-		const char *error = isnull(r, 0, 2) ? NULL : PQgetvalue(r, 0, 2);
-		int mine = strcmp(owner, nj->owner ? nj->owner : "") == 0;
-		if (state == JOB_FAILED || state == JOB_CANCELLED || state < 0) {
-			snprintf(err, errlen, "init_from: job %lld %s and has no final checkpoint (%s)", src,
-			         state == JOB_CANCELLED ? "was cancelled" : "failed", error ? error : "no reason recorded");
-			rc = STORE_ESTATE;
-		} else if (state != JOB_SUCCEEDED && !mine && !nj->init_from_any_owner) {
-			snprintf(err, errlen, "init_from: job %lld belongs to '%s' and is %s; another owner's job can be a source "
-			         "only once it has succeeded (your own jobs may be waited for)", src, owner,
-			         job_state_name((JobState)state));
-			rc = STORE_ESTATE;
-		}
-	}
+	int rc = rows_check_source(nj, PQntuples(r) ? ROW(r, 0) : NULL, err, errlen);
 	PQclear(r);
 	return rc;
 }
 
 static int check_limits(PGconn *c, const StoreNewJob *nj, int n_new, char *err, size_t errlen)
 {
-	int64_t n;
-	int rc;
 	if (nj->max_queued <= 0 && nj->max_queued_per_owner <= 0) return 0;
 	/* Inserts that count the queue serialise across nodes (a limit is a count, not a row lock). */
 	if (x(c, "locking the queue count", err, errlen, "SELECT pg_advisory_xact_lock(7270002)", NULL) < 0) return STORE_EDB;
-	if (nj->max_queued > 0) {
-		if ((rc = count_queued(c, NULL, &n, err, errlen)) < 0) return rc;
-		if (n + n_new > nj->max_queued) {
-			if (n_new == 1)
-				snprintf(err, errlen, "the queue is full: %lld jobs queued; the limit is max-queued = %d", (long long)n,
-				         nj->max_queued);
-			else
-				snprintf(err, errlen, "the queue cannot take %d more jobs: %lld are queued; the limit is max-queued = %d",
-				         n_new, (long long)n, nj->max_queued);
-			return STORE_ELIMIT;
-		}
-	}
-	if (nj->max_queued_per_owner > 0) {
-		if ((rc = count_queued(c, nj->owner ? nj->owner : "", &n, err, errlen)) < 0) return rc;
-		if (n + n_new > nj->max_queued_per_owner) {
-			if (n_new == 1)
-				snprintf(err, errlen, "owner '%s' already has %lld queued job(s); the limit is max-queued-per-owner = %d",
-				         nj->owner ? nj->owner : "", (long long)n, nj->max_queued_per_owner);
-			else
-				snprintf(err, errlen, "owner '%s' has %lld queued job(s) and asks for %d more; the limit is "
-				         "max-queued-per-owner = %d", nj->owner ? nj->owner : "", (long long)n, n_new,
-				         nj->max_queued_per_owner);
-			return STORE_ELIMIT;
-		}
-	}
-	return 0;
+	return rows_check_limits(nj, n_new, count_queued, c, err, errlen);
 }
 
 static int insert_job_row(PGconn *c, const StoreNewJob *nj, int64_t group_id, double now, int64_t *id, char *err,
@@ -539,10 +518,6 @@ int pgstore_job_insert(PgStore *pg, const StoreNewJob *nj, int64_t *id, char *er
 int pgstore_group_insert(PgStore *pg, const char *name, const char *owner, const char *sweep, const StoreNewJob *jobs,
                          int n, int64_t *group_id, int64_t *ids, char *err, size_t errlen)
 {
-	if (n < 1) {
-		snprintf(err, errlen, "a group needs at least one job");
-		return STORE_EDB;
-	}
 	PGconn *c = acquire(pg, err, errlen);
 	if (!c) return STORE_EDB;
 	double now = store_now();
@@ -567,27 +542,11 @@ int pgstore_group_insert(PgStore *pg, const char *name, const char *owner, const
 
 static int group_counts(PGconn *c, StoreGroup *g, char *err, size_t errlen)
 {
-	PGresult *r = q(c, "counting a group's jobs", err, errlen,
-	                "SELECT state, count(*) FROM jobs WHERE group_id = $1 GROUP BY state", "I", g->id);
+	PGresult *r = q(c, "counting a group's jobs", err, errlen, SQL_GROUP_COUNTS, "I", g->id);
 	if (!r) return STORE_EDB;
-	for (int i = 0; i < PQntuples(r); i++) {
-		int k = job_state_parse(PQgetvalue(r, i, 0));
-		int64_t n = gi(r, i, 1);
-		if (k >= 0) g->counts[k] += n;
-		g->jobs += n;
-	}
+	for (int i = 0; i < PQntuples(r); i++) rows_count_state(ROW(r, i), g->counts, &g->jobs);
 	PQclear(r);
 	return 0;
-}
-
-static void read_group(const PGresult *r, int i, StoreGroup *g)
-{
-	memset(g, 0, sizeof *g);
-	g->id = gi(r, i, 0);
-	g->name = gs(r, i, 1);
-	g->owner = gs(r, i, 2);
-	g->sweep = gs(r, i, 3);
-	g->created_at = gd(r, i, 4);
 }
 
 int pgstore_group_get(PgStore *pg, int64_t id, StoreGroup *out, char *err, size_t errlen)
@@ -596,14 +555,13 @@ int pgstore_group_get(PgStore *pg, int64_t id, StoreGroup *out, char *err, size_
 	PGconn *c = acquire(pg, err, errlen);
 	if (!c) return STORE_EDB;
 	int rc = 0;
-	PGresult *r = q(c, "reading a group", err, errlen,
-	                "SELECT id, name, owner, sweep, created_at FROM job_groups WHERE id = $1", "I", id);
+	PGresult *r = q(c, "reading a group", err, errlen, SQL_GET_GROUP, "I", id);
 	if (!r) rc = STORE_EDB;
 	else if (PQntuples(r) == 0) {
 		snprintf(err, errlen, "group %lld not found", (long long)id);
 		rc = STORE_ENOTFOUND;
 	} else {
-		read_group(r, 0, out);
+		rows_group(ROW(r, 0), out);
 		rc = group_counts(c, out, err, errlen);
 	}
 	PQclear(r);
@@ -617,24 +575,17 @@ int pgstore_group_list(PgStore *pg, const char *owner, int64_t before_id, int li
 {
 	*groups = NULL;
 	*n = 0;
-	if (limit < 1) limit = 50;
-	if (limit > 1000) limit = 1000;
 	PGconn *c = acquire(pg, err, errlen);
 	if (!c) return STORE_EDB;
-	int64_t before = before_id > 0 ? before_id : INT64_MAX;
-	PGresult *r = owner ? q(c, "listing groups", err, errlen,
-	                        "SELECT id, name, owner, sweep, created_at FROM job_groups WHERE id < $1 AND owner = $3 "
-	                        "ORDER BY id DESC LIMIT $2", "Iit", before, limit, owner)
-	                    : q(c, "listing groups", err, errlen,
-	                        "SELECT id, name, owner, sweep, created_at FROM job_groups WHERE id < $1 "
-	                        "ORDER BY id DESC LIMIT $2", "Ii", before, limit);
+	PGresult *r = q(c, "listing groups", err, errlen, owner ? SQL_LIST_GROUPS_OWNER : SQL_LIST_GROUPS, "Iit",
+	                before_id > 0 ? before_id : INT64_MAX, limit, owner);
 	int rc = r ? 0 : STORE_EDB, m = r ? PQntuples(r) : 0;
 	StoreGroup *v = m ? calloc((size_t)m, sizeof *v) : NULL;
 	if (m && !v) {
 		snprintf(err, errlen, "listing groups: out of memory");
 		rc = STORE_ENOMEM;
 	}
-	for (int i = 0; v && i < m; i++) read_group(r, i, &v[(*n)++]);
+	for (int i = 0; v && i < m; i++) rows_group(ROW(r, i), &v[(*n)++]);
 	PQclear(r);
 	for (int i = 0; rc == 0 && i < *n; i++) rc = group_counts(c, &v[i], err, errlen);
 	release(pg, c);
@@ -650,14 +601,11 @@ int pgstore_group_list(PgStore *pg, const char *owner, int64_t before_id, int li
 
 static int get_job(PGconn *c, int64_t id, StoreJob *out, char *err, size_t errlen)
 {
-	PGresult *r = q(c, "reading a job", err, errlen, "SELECT " JOB_COLS ", spec, results FROM jobs WHERE id = $1", "I", id);
+	PGresult *r = q(c, "reading a job", err, errlen, SQL_GET_JOB, "I", id);
 	if (!r) return STORE_EDB;
 	int rc = 0;
-	if (PQntuples(r) == 0) {
-		snprintf(err, errlen, "job %lld not found", (long long)id);
-		rc = STORE_ENOTFOUND;
-	} else
-		read_job(r, 0, out, 1);
+	if (PQntuples(r) == 0) rc = rows_job_not_found(id, err, errlen);
+	else rows_job(ROW(r, 0), out, 1);
 	PQclear(r);
 	return rc;
 }
@@ -677,11 +625,8 @@ static int read_state(PGconn *c, int64_t id, JobState *state, const char *sql, c
 	PGresult *r = q(c, what, err, errlen, sql, "I", id);
 	if (!r) return STORE_EDB;
 	int rc = 0;
-	if (PQntuples(r) == 0) {
-		snprintf(err, errlen, "job %lld not found", (long long)id);
-		rc = STORE_ENOTFOUND;
-	} else
-		*state = gstate(r, 0, 0);
+	if (PQntuples(r) == 0) rc = rows_job_not_found(id, err, errlen);
+	else *state = rows_state(ROW(r, 0), 0);
 	PQclear(r);
 	return rc;
 }
@@ -690,7 +635,7 @@ int pgstore_job_state(PgStore *pg, int64_t id, JobState *state, char *err, size_
 {
 	PGconn *c = acquire(pg, err, errlen);
 	if (!c) return STORE_EDB;
-	int rc = read_state(c, id, state, "SELECT state FROM jobs WHERE id = $1", "reading a job's state", err, errlen);
+	int rc = read_state(c, id, state, SQL_JOB_STATE, "reading a job's state", err, errlen);
 	release(pg, c);
 	return rc;
 }
@@ -698,14 +643,7 @@ int pgstore_job_state(PgStore *pg, int64_t id, JobState *state, char *err, size_
 static int fail_dependants(PGconn *c, double now, char *err, size_t errlen)
 {
 	for (int pass = 0; pass < 10000; pass++) {
-		int n = x(c, "failing the dependants of a failed init_from job", err, errlen,
-		          "UPDATE jobs AS d SET state = 'failed', finished_at = $1, updated_at = $1, eta_s = NULL, "
-		          "error = coalesce((SELECT 'init_from job ' || s.id || CASE s.state WHEN 'failed' THEN ' failed: ' "
-		          "ELSE ' was cancelled: ' END || coalesce(s.error, 'no reason recorded') FROM jobs AS s "
-		          "WHERE s.id = d.init_from_job), 'init_from job ' || d.init_from_job || ' does not exist') "
-		          "WHERE d.state = 'queued' AND d.init_from_job IS NOT NULL AND coalesce((SELECT s.state "
-		          "FROM jobs AS s WHERE s.id = d.init_from_job), 'missing') IN ('failed', 'cancelled', 'missing')",
-		          "d", now);
+		int n = x(c, "failing the dependants of a failed init_from job", err, errlen, SQL_FAIL_DEPENDANTS, "d", now);
 		if (n <= 0) return n;
 	}
 	return 0;
@@ -713,9 +651,6 @@ static int fail_dependants(PGconn *c, double now, char *err, size_t errlen)
 
 /* Leases are timed by the database server's clock, so the nodes' clocks need not agree. */
 #define DB_NOW "extract(epoch from clock_timestamp())::float8"
-
-#define CLAIMABLE "q.state = 'queued' AND (q.init_from_job IS NULL OR " \
-	"(SELECT s.state FROM jobs AS s WHERE s.id = q.init_from_job) = 'succeeded')"
 
 int pgstore_job_claim_lease(PgStore *pg, const char *node, double lease_s, int max_running_per_owner, StoreJob *out,
                             char *err, size_t errlen)
@@ -747,12 +682,12 @@ int pgstore_job_claim_lease(PgStore *pg, const char *node, double lease_s, int m
 			goto out;
 		}
 		r = q(c, "claiming a job", err, errlen,
-		      "SELECT id FROM jobs AS q WHERE " CLAIMABLE " AND q.owner NOT IN (SELECT r.owner FROM jobs AS r "
+		      "SELECT id FROM jobs AS q WHERE " SQL_CLAIMABLE " AND q.owner NOT IN (SELECT r.owner FROM jobs AS r "
 		      "WHERE r.state = 'running' GROUP BY r.owner HAVING count(*) >= $1) ORDER BY priority DESC, id ASC "
 		      "LIMIT 1 FOR UPDATE SKIP LOCKED", "i", max_running_per_owner);
 	} else
 		r = q(c, "claiming a job", err, errlen,
-		      "SELECT id FROM jobs AS q WHERE " CLAIMABLE " ORDER BY priority DESC, id ASC LIMIT 1 FOR UPDATE SKIP LOCKED",
+		      "SELECT id FROM jobs AS q WHERE " SQL_CLAIMABLE " ORDER BY priority DESC, id ASC LIMIT 1 FOR UPDATE SKIP LOCKED",
 		      NULL);
 	if (!r) {
 		rc = STORE_EDB;
@@ -770,11 +705,9 @@ int pgstore_job_claim_lease(PgStore *pg, const char *node, double lease_s, int m
 	            "updated_at = $2, attempts = attempts + 1, step = coalesce(checkpoint_step, 0), "
 	            "eta_s = NULL, node = $3, lease_until = CASE WHEN $4::float8 > 0 THEN " DB_NOW " + $4::float8 END, "
 	            "lease_gen = lease_gen + 1 WHERE id = $1", "Idtd", id, now, node, lease_s)) < 0 ||
-	    (n = rc = x(c, "dropping points after the checkpoint", err, errlen,
-	                "DELETE FROM metrics WHERE job_id = $1 AND id > (SELECT checkpoint_metric_id FROM jobs WHERE id = $1)",
-	                "I", id)) < 0)
+	    (n = rc = x(c, "dropping points after the checkpoint", err, errlen, SQL_DROP_AFTER_CHECKPOINT, "I", id)) < 0)
 		goto out;
-	if (n > 0 && ((rc = x(c, "rebuilding metric keys", err, errlen, "DELETE FROM metric_keys WHERE job_id = $1", "I", id)) < 0 ||
+	if (n > 0 && ((rc = x(c, "rebuilding metric keys", err, errlen, SQL_DROP_METRIC_KEYS, "I", id)) < 0 ||
 	              (rc = x(c, "rebuilding metric keys", err, errlen,
 	                      "INSERT INTO metric_keys(job_id, key, last_id, last_step, last_value) "
 	                      "SELECT DISTINCT ON (key) job_id, key, id, step, value FROM metrics WHERE job_id = $1 "
@@ -795,19 +728,8 @@ int pgstore_job_renew(PgStore *pg, int64_t id, int64_t lease_gen, double lease_s
 	                "UPDATE jobs SET lease_until = " DB_NOW " + $4::float8 WHERE id = $1 AND state = 'running' "
 	                "AND lease_gen = $2",
 	                "IIdd", id, lease_gen, store_now(), lease_s);
-	if (rc == 0) {
-		snprintf(err, errlen, "job %lld: lease generation %lld is no longer current (claimed again, or not running)",
-		         (long long)id, (long long)lease_gen);
-		return STORE_FENCED;
-	}
+	if (rc == 0) return rows_renew_fenced(id, lease_gen, err, errlen);
 	return rc < 0 ? rc : 0;
-}
-
-static int fenced_err(int64_t id, int64_t lease_gen, const char *what, char *err, size_t errlen)
-{
-	snprintf(err, errlen, "%s: job %lld is no longer running under lease generation %lld", what, (long long)id,
-	         (long long)lease_gen);
-	return STORE_FENCED;
 }
 
 int pgstore_job_finish_fenced(PgStore *pg, int64_t id, int64_t lease_gen, JobState state, const char *results,
@@ -819,23 +741,13 @@ int pgstore_job_finish_fenced(PgStore *pg, int64_t id, int64_t lease_gen, JobSta
 	if (rc < 0) goto out;
 	double now = store_now();
 	if (state == JOB_QUEUED)
-		rc = x(c, "finishing a job", err, errlen,
-		       "UPDATE jobs SET state = 'queued', updated_at = $2, eta_s = NULL, node = NULL, lease_until = NULL "
-		       "WHERE id = $1 AND state = 'running' AND ($3::bigint < 0 OR lease_gen = $3::bigint)", "IdI", id, now, lease_gen);
+		rc = x(c, "finishing a job", err, errlen, SQL_FINISH_QUEUED, "IdI", id, now, lease_gen);
 	else
-		rc = x(c, "finishing a job", err, errlen,
-		       "UPDATE jobs SET state = $2, updated_at = $3, finished_at = $3, results = $4, error = $5, eta_s = NULL, "
-		       "node = NULL, lease_until = NULL, "
-		       "step = CASE WHEN $2 = 'succeeded' AND total > 0 THEN total ELSE step END "
-		       "WHERE id = $1 AND state = 'running' AND ($6::bigint < 0 OR lease_gen = $6::bigint)", "ItdttI", id,
-		       job_state_name(state), now, results, error, lease_gen);
+		rc = x(c, "finishing a job", err, errlen, SQL_FINISH, "ItdttI", id, job_state_name(state), now, results, error,
+		       lease_gen);
 	if (rc < 0) goto out;
 	if (rc == 0) {
-		if (lease_gen >= 0) rc = fenced_err(id, lease_gen, "finishing a job", err, errlen);
-		else {
-			snprintf(err, errlen, "job %lld is not running", (long long)id);
-			rc = STORE_ESTATE;
-		}
+		rc = rows_finish_refused(id, lease_gen, err, errlen);
 		goto out;
 	}
 	if ((state == JOB_FAILED || state == JOB_CANCELLED) && (rc = fail_dependants(c, now, err, errlen)) < 0) goto out;
@@ -848,12 +760,8 @@ out:
 
 int pgstore_job_checkpoint_fenced(PgStore *pg, int64_t id, int64_t lease_gen, int64_t step, char *err, size_t errlen)
 {
-	int rc = write1(pg, "recording a checkpoint", err, errlen,
-	                "UPDATE jobs SET checkpoint_step = $2, updated_at = $3, checkpoint_metric_id = "
-	                "(SELECT coalesce(max(id), 0) FROM metrics WHERE job_id = $1) "
-	                "WHERE id = $1 AND ($4::bigint < 0 OR (state = 'running' AND lease_gen = $4::bigint))",
-	                "IIdI", id, step, store_now(), lease_gen);
-	if (rc == 0 && lease_gen >= 0) return fenced_err(id, lease_gen, "recording a checkpoint", err, errlen);
+	int rc = write1(pg, "recording a checkpoint", err, errlen, SQL_CHECKPOINT, "IIdI", id, step, store_now(), lease_gen);
+	if (rc == 0 && lease_gen >= 0) return rows_fenced(id, lease_gen, "recording a checkpoint", err, errlen);
 	return rc < 0 ? rc : 0;
 }
 
@@ -863,24 +771,20 @@ int pgstore_job_cancel(PgStore *pg, int64_t id, JobState *state_out, char *err, 
 	if (!c) return STORE_EDB;
 	JobState state = JOB_QUEUED;
 	int rc = begin(c, err, errlen);
-	if (rc < 0 || (rc = read_state(c, id, &state, "SELECT state FROM jobs WHERE id = $1 FOR UPDATE", "cancelling a job",
-	                               err, errlen)) < 0)
+	if (rc < 0 || (rc = read_state(c, id, &state, SQL_JOB_STATE " FOR UPDATE", "cancelling a job", err,
+	                               errlen)) < 0)
 		goto out;
 	double now = store_now();
 	if (state == JOB_QUEUED) {
-		if ((rc = x(c, "cancelling a job", err, errlen,
-		            "UPDATE jobs SET state = 'cancelled', cancel_requested = 1, finished_at = $2, updated_at = $2, "
-		            "error = 'cancelled while queued' WHERE id = $1", "Id", id, now)) < 0 ||
+		if ((rc = x(c, "cancelling a job", err, errlen, SQL_CANCEL_QUEUED, "Id", id, now)) < 0 ||
 		    (rc = fail_dependants(c, now, err, errlen)) < 0)
 			goto out;
 	} else if (state == JOB_RUNNING) {
-		if ((rc = x(c, "cancelling a job", err, errlen, "UPDATE jobs SET cancel_requested = 1, updated_at = $2 WHERE id = $1",
-		            "Id", id, now)) < 0)
+		if ((rc = x(c, "cancelling a job", err, errlen, SQL_CANCEL_RUNNING, "Id", id, now)) < 0)
 			goto out;
 	} else {
-		snprintf(err, errlen, "job %lld is already %s", (long long)id, job_state_name(state));
 		*state_out = state;
-		rc = STORE_ESTATE;
+		rc = rows_cancel_refused(id, state, err, errlen);
 		goto out;
 	}
 	*state_out = state == JOB_QUEUED ? JOB_CANCELLED : JOB_RUNNING;
@@ -890,8 +794,6 @@ out:
 	release(pg, c);
 	return rc < 0 ? rc : 0;
 }
-
-#define GIVING_UP "'interrupted ' || interruptions || ' times (the daemon stopped or crashed while it ran); giving up'"
 
 /* store_recover and store_job_reclaim_expired: the running jobs matching `which` (SQL over jobs,
  * $1 = now) are cancelled (a cancel was requested), failed (past max_interruptions) or requeued,
@@ -934,11 +836,11 @@ static int requeue(PgStore *pg, const char *which, const char *node, const char 
 	snprintf(sql, sizeof sql, "UPDATE jobs SET interruptions = interruptions + 1 WHERE %s", which);
 	if ((rc = x(c, what, err, errlen, sql, "dit", now, max_interruptions, node)) < 0) goto out;
 	if (max_interruptions > 0) {
-		snprintf(sql, sizeof sql, "INSERT INTO events(job_id, time, level, message) SELECT id, $1, 3, " GIVING_UP
+		snprintf(sql, sizeof sql, "INSERT INTO events(job_id, time, level, message) SELECT id, $1, 3, " SQL_GIVING_UP
 		         " FROM jobs WHERE %s AND interruptions >= $2", which);
 		if ((rc = x(c, what, err, errlen, sql, "dit", now, max_interruptions, node)) < 0) goto out;
 		snprintf(sql, sizeof sql, "UPDATE jobs SET state = 'failed', finished_at = $1, updated_at = $1, eta_s = NULL, "
-		         "node = NULL, lease_until = NULL, error = " GIVING_UP " WHERE %s AND interruptions >= $2", which);
+		         "node = NULL, lease_until = NULL, error = " SQL_GIVING_UP " WHERE %s AND interruptions >= $2", which);
 		if ((rc = x(c, what, err, errlen, sql, "dit", now, max_interruptions, node)) < 0) goto out;
 	}
 	snprintf(sql, sizeof sql, "UPDATE jobs SET state = 'queued', updated_at = $1, eta_s = NULL, node = NULL, "
@@ -1005,107 +907,34 @@ int pgstore_job_list(PgStore *pg, const StoreJobFilter *f, StoreJob **jobs, int 
 {
 	*jobs = NULL;
 	*n = 0;
-	char sql[1024], beforebuf[32], limbuf[16], groupbuf[32];
-	const char *vals[4];
-	int np = 2;
-	int limit = f->limit < 1 ? 50 : f->limit > 1000 ? 1000 : f->limit;
-	snprintf(beforebuf, sizeof beforebuf, "%lld", (long long)(f->before_id > 0 ? f->before_id : INT64_MAX));
-	snprintf(limbuf, sizeof limbuf, "%d", limit);
-	vals[0] = beforebuf;
-	vals[1] = limbuf;
-	size_t len = (size_t)snprintf(sql, sizeof sql, "SELECT " JOB_COLS " FROM jobs WHERE id < $1::bigint");
-	if (f->state_mask) {
-		len += (size_t)snprintf(sql + len, sizeof sql - len, " AND state IN (");
-		int first = 1;
-		for (int i = 0; i < JOB_STATE_COUNT; i++)
-			if (f->state_mask & (1u << i)) {
-				len += (size_t)snprintf(sql + len, sizeof sql - len, "%s'%s'", first ? "" : ",", job_state_name((JobState)i));
-				first = 0;
-			}
-		len += (size_t)snprintf(sql + len, sizeof sql - len, ")");
+	char sql[1024];
+	rows_job_list_sql(sql, sizeof sql, f);
+	PGresult *r = q1(pg, "listing jobs", err, errlen, sql, "IitI", f->before_id > 0 ? f->before_id : INT64_MAX, f->limit,
+	                 f->owner, f->group_id);
+	if (!r) return STORE_EDB;
+	int rc = 0, m = PQntuples(r);
+	StoreJob *v = m ? calloc((size_t)m, sizeof *v) : NULL;
+	if (m && !v) {
+		snprintf(err, errlen, "listing jobs: out of memory");
+		rc = STORE_ENOMEM;
 	}
-	if (f->owner) {
-		vals[np++] = f->owner;
-		len += (size_t)snprintf(sql + len, sizeof sql - len, " AND owner = $%d", np);
-	}
-	if (f->group_id > 0) {
-		snprintf(groupbuf, sizeof groupbuf, "%lld", (long long)f->group_id);
-		vals[np++] = groupbuf;
-		len += (size_t)snprintf(sql + len, sizeof sql - len, " AND group_id = $%d::bigint", np);
-	}
-	snprintf(sql + len, sizeof sql - len, " ORDER BY id DESC LIMIT $2::int");
-	PGconn *c = acquire(pg, err, errlen);
-	if (!c) return STORE_EDB;
-	PGresult *r = PQexecParams(c, sql, np, NULL, vals, NULL, NULL, 0);
-	int rc = 0;
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		set_err(err, errlen, "listing jobs", PQresultErrorMessage(r));
-		rc = STORE_EDB;
-	} else {
-		int m = PQntuples(r);
-		StoreJob *v = m ? calloc((size_t)m, sizeof *v) : NULL;
-		if (m && !v) {
-			snprintf(err, errlen, "listing jobs: out of memory");
-			rc = STORE_ENOMEM;
-		}
-		for (int i = 0; v && i < m; i++) read_job(r, i, &v[(*n)++], 0);
-		*jobs = v;
-	}
+	for (int i = 0; v && i < m; i++) rows_job(ROW(r, i), &v[(*n)++], 0);
+	*jobs = v;
 	PQclear(r);
-	release(pg, c);
 	return rc;
 }
 
 int pgstore_job_counts(PgStore *pg, int64_t counts[JOB_STATE_COUNT], char *err, size_t errlen)
 {
 	memset(counts, 0, sizeof(int64_t) * JOB_STATE_COUNT);
-	PGconn *c = acquire(pg, err, errlen);
-	if (!c) return STORE_EDB;
-	PGresult *r = q(c, "counting jobs", err, errlen, "SELECT state, count(*) FROM jobs GROUP BY state", NULL);
-	for (int i = 0; r && i < PQntuples(r); i++) {
-		int k = job_state_parse(PQgetvalue(r, i, 0));
-		if (k >= 0) counts[k] = gi(r, i, 1);
-	}
+	PGresult *r = q1(pg, "counting jobs", err, errlen, SQL_JOB_COUNTS, NULL);
+	for (int i = 0; r && i < PQntuples(r); i++) rows_count_state(ROW(r, i), counts, NULL);
 	int rc = r ? 0 : STORE_EDB;
 	PQclear(r);
-	release(pg, c);
 	return rc;
 }
 
 /* ---- metrics -------------------------------------------------------------------------------- */
-
-static int push_point(MetricSet *ms, const char *key, int *hint, MetricPoint p)
-{
-	MetricSeries *se = NULL;
-	if (*hint >= 0 && *hint < ms->n && strcmp(ms->series[*hint].key, key) == 0) se = &ms->series[*hint];
-	for (int i = 0; !se && i < ms->n; i++)
-		if (strcmp(ms->series[i].key, key) == 0) {
-			*hint = i;
-			se = &ms->series[i];
-		}
-	if (!se) {
-		if (ms->n == ms->cap) {
-			int cap = ms->cap ? ms->cap * 2 : 8;
-			MetricSeries *v = realloc(ms->series, (size_t)cap * sizeof *v);
-			if (!v) return -1;
-			ms->series = v;
-			ms->cap = cap;
-		}
-		se = &ms->series[ms->n];
-		memset(se, 0, sizeof *se);
-		if (!(se->key = strdup(key))) return -1;
-		*hint = ms->n++;
-	}
-	if (se->n == se->cap) {
-		size_t cap = se->cap ? se->cap * 2 : 64;
-		MetricPoint *v = realloc(se->pts, cap * sizeof *v);
-		if (!v) return -1;
-		se->pts = v;
-		se->cap = cap;
-	}
-	se->pts[se->n++] = p;
-	return 0;
-}
 
 int pgstore_metrics_read(PgStore *pg, int64_t job_id, int64_t after, const char *const *keys, int nkeys,
                          int64_t max_rows, MetricSet *out, char *err, size_t errlen)
@@ -1117,18 +946,10 @@ int pgstore_metrics_read(PgStore *pg, int64_t job_id, int64_t after, const char 
 	int rc = 0;
 	/* One snapshot for the state, the keys and every key's points. */
 	if (x(c, "reading metrics", err, errlen, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", NULL) < 0 ||
-	    !(r = q(c, "reading a job's state", err, errlen, "SELECT state FROM jobs WHERE id = $1", "I", job_id))) {
-		rc = STORE_EDB;
+	    (rc = read_state(c, job_id, &out->job_state, SQL_JOB_STATE, "reading a job's state", err, errlen)) < 0) {
+		if (rc >= 0) rc = STORE_EDB;
 		goto out;
 	}
-	if (PQntuples(r) == 0) {
-		snprintf(err, errlen, "job %lld not found", (long long)job_id);
-		rc = STORE_ENOTFOUND;
-		goto out;
-	}
-	out->job_state = gstate(r, 0, 0);
-	PQclear(r);
-	r = NULL;
 	if (!keys || nkeys == 0) {
 		if (!(kr = q(c, "reading metric keys", err, errlen,
 		             "SELECT key FROM metric_keys WHERE job_id = $1 ORDER BY key LIMIT 256", "I", job_id))) {
@@ -1147,16 +968,13 @@ int pgstore_metrics_read(PgStore *pg, int64_t job_id, int64_t after, const char 
 	}
 	int64_t cut = INT64_MAX;
 	for (int i = 0; i < nkeys; i++) {
-		if (!(r = q(c, "reading metrics", err, errlen,
-		            "SELECT id, step, value FROM metrics WHERE job_id = $1 AND key = $2 AND id > $3 ORDER BY id LIMIT $4",
-		            "ItII", job_id, keys[i], after, max_rows))) {
+		if (!(r = q(c, "reading metrics", err, errlen, SQL_READ_KEY, "ItII", job_id, keys[i], after, max_rows))) {
 			rc = STORE_EDB;
 			goto out;
 		}
 		int m = PQntuples(r), hint = -1;
 		for (int k = 0; k < m; k++) {
-			MetricPoint p = { .id = gi(r, k, 0), .step = gi(r, k, 1), .value = isnull(r, k, 2) ? NAN : gd(r, k, 2) };
-			if (push_point(out, keys[i], &hint, p) < 0) {
+			if (metric_set_push(out, keys[i], &hint, rows_point(ROW(r, k), 0, 1, 2)) < 0) {
 				snprintf(err, errlen, "reading metrics: out of memory");
 				rc = STORE_ENOMEM;
 				goto out;
@@ -1166,13 +984,7 @@ int pgstore_metrics_read(PgStore *pg, int64_t job_id, int64_t after, const char 
 		PQclear(r);
 		r = NULL;
 	}
-	for (int i = 0; i < out->n; i++) {
-		MetricSeries *se = &out->series[i];
-		while (se->n && se->pts[se->n - 1].id > cut) se->n--;
-		if (se->n && se->pts[se->n - 1].id > out->cursor) out->cursor = se->pts[se->n - 1].id;
-		out->total_points += se->n;
-	}
-	out->truncated = cut != INT64_MAX;
+	metric_set_finish(out, cut);
 out:
 	PQclear(r);
 	free(own);
@@ -1184,22 +996,14 @@ out:
 
 int pgstore_metrics_latest(PgStore *pg, int64_t job_id, MetricSet *out, char *err, size_t errlen)
 {
-	PGconn *c = acquire(pg, err, errlen);
-	if (!c) return STORE_EDB;
-	PGresult *r = q(c, "reading latest metrics", err, errlen,
-	                "SELECT last_id, last_step, key, last_value FROM metric_keys WHERE job_id = $1 ORDER BY key", "I", job_id);
+	PGresult *r = q1(pg, "reading latest metrics", err, errlen, SQL_LATEST, "I", job_id);
 	int rc = r ? 0 : STORE_EDB, hint = -1;
-	for (int i = 0; r && rc == 0 && i < PQntuples(r); i++) {
-		MetricPoint p = { .id = gi(r, i, 0), .step = gi(r, i, 1), .value = isnull(r, i, 3) ? NAN : gd(r, i, 3) };
-		if (push_point(out, PQgetvalue(r, i, 2), &hint, p) < 0) {
+	for (int i = 0; r && rc == 0 && i < PQntuples(r); i++)
+		if (rows_latest(ROW(r, i), out, &hint) < 0) {
 			snprintf(err, errlen, "reading latest metrics: out of memory");
 			rc = STORE_ENOMEM;
 		}
-		if (p.id > out->cursor) out->cursor = p.id;
-		out->total_points++;
-	}
 	PQclear(r);
-	release(pg, c);
 	return rc;
 }
 
@@ -1208,36 +1012,16 @@ int pgstore_metrics_latest(PgStore *pg, int64_t job_id, MetricSet *out, char *er
 int pgstore_events_read(PgStore *pg, int64_t job_id, int64_t after, int limit, StoreEvent **ev, int *n, char *err,
                         size_t errlen)
 {
-	*ev = NULL;
-	*n = 0;
-	PGconn *c = acquire(pg, err, errlen);
-	if (!c) return STORE_EDB;
-	PGresult *r = q(c, "reading events", err, errlen,
-	                "SELECT id, time, level, message FROM events WHERE job_id = $1 AND id > $2 ORDER BY id LIMIT $3", "IIi",
-	                job_id, after, limit);
-	int rc = r ? 0 : STORE_EDB, m = r ? PQntuples(r) : 0;
-	if (m) {
-		if (!(*ev = calloc((size_t)m, sizeof **ev))) {
-			snprintf(err, errlen, "reading events: out of memory");
-			rc = STORE_ENOMEM;
-		}
-		for (int i = 0; *ev && i < m; i++) {
-			StoreEvent *e = &(*ev)[(*n)++];
-			e->id = gi(r, i, 0);
-			e->time = gd(r, i, 1);
-			e->level = (int)gi(r, i, 2);
-			e->message = gs(r, i, 3);
-		}
-	}
-	PQclear(r);
-	release(pg, c);
+	void *v;
+	int rc = list_rows(pg, &v, n, sizeof **ev, rows_event_item, "reading events", err, errlen, SQL_EVENTS, "IIi", job_id,
+	                   after, limit);
+	*ev = v;
 	return rc;
 }
 
 int pgstore_event_add(PgStore *pg, int64_t job_id, int level, const char *message, char *err, size_t errlen)
 {
-	int rc = write1(pg, "adding an event", err, errlen, "INSERT INTO events(job_id, time, level, message) VALUES ($1, $2, $3, $4)",
-	                "Idit", job_id, store_now(), level, message);
+	int rc = write1(pg, "adding an event", err, errlen, SQL_EVENT_ADD, "Idit", job_id, store_now(), level, message);
 	return rc < 0 ? rc : 0;
 }
 
@@ -1254,51 +1038,26 @@ int pgstore_artifact_put(PgStore *pg, int64_t job_id, const char *name, const ch
 	return rc < 0 ? rc : 0;
 }
 
-static void read_artifact(const PGresult *r, int i, StoreArtifact *a)
-{
-	memset(a, 0, sizeof *a);
-	a->name = gs(r, i, 0);
-	a->path = gs(r, i, 1);
-	a->size = gi(r, i, 2);
-	snprintf(a->sha256, sizeof a->sha256, "%s", PQgetvalue(r, i, 3));
-	a->created_at = gd(r, i, 4);
-}
-
 int pgstore_artifact_list(PgStore *pg, int64_t job_id, StoreArtifact **a, int *n, char *err, size_t errlen)
 {
-	*a = NULL;
-	*n = 0;
-	PGconn *c = acquire(pg, err, errlen);
-	if (!c) return STORE_EDB;
-	PGresult *r = q(c, "listing artifacts", err, errlen,
-	                "SELECT name, path, size, sha256, created_at FROM artifacts WHERE job_id = $1 ORDER BY name", "I", job_id);
-	int rc = r ? 0 : STORE_EDB, m = r ? PQntuples(r) : 0;
-	if (m && !(*a = calloc((size_t)m, sizeof **a))) {
-		snprintf(err, errlen, "listing artifacts: out of memory");
-		rc = STORE_ENOMEM;
-	}
-	for (int i = 0; *a && i < m; i++) read_artifact(r, i, &(*a)[(*n)++]);
-	PQclear(r);
-	release(pg, c);
+	void *v;
+	int rc = list_rows(pg, &v, n, sizeof **a, rows_artifact_item, "listing artifacts", err, errlen, SQL_ARTIFACTS, "I",
+	                   job_id);
+	*a = v;
 	return rc;
 }
 
 int pgstore_artifact_get(PgStore *pg, int64_t job_id, const char *name, StoreArtifact *a, char *err, size_t errlen)
 {
 	memset(a, 0, sizeof *a);
-	PGconn *c = acquire(pg, err, errlen);
-	if (!c) return STORE_EDB;
-	PGresult *r = q(c, "reading an artifact", err, errlen,
-	                "SELECT name, path, size, sha256, created_at FROM artifacts WHERE job_id = $1 AND name = $2", "It", job_id,
-	                name);
+	PGresult *r = q1(pg, "reading an artifact", err, errlen, SQL_ARTIFACT, "It", job_id, name);
 	int rc = r ? 0 : STORE_EDB;
-	if (r && PQntuples(r)) read_artifact(r, 0, a);
+	if (r && PQntuples(r)) rows_artifact(ROW(r, 0), a);
 	else if (r) {
 		snprintf(err, errlen, "job %lld has no artifact '%s'", (long long)job_id, name);
 		rc = STORE_ENOTFOUND;
 	}
 	PQclear(r);
-	release(pg, c);
 	return rc;
 }
 
@@ -1306,19 +1065,14 @@ int pgstore_artifact_get(PgStore *pg, int64_t job_id, const char *name, StoreArt
 
 int pgstore_token_add(PgStore *pg, const char *name, const char *sha256hex, int admin, char *err, size_t errlen)
 {
-	int rc = write1(pg, "adding a token", err, errlen,
-	                "INSERT INTO tokens(name, sha256, admin, created_at) VALUES ($1, $2, $3, $4)", "ttid", name, sha256hex,
-	                admin ? 1 : 0, store_now());
-	if (rc < 0 && strcmp(last_state, "23505") == 0) {
-		snprintf(err, errlen, "a token named '%s' already exists (revoke it first, or pick another name)", name);
-		return STORE_EEXIST;
-	}
+	int rc = write1(pg, "adding a token", err, errlen, SQL_TOKEN_ADD, "ttid", name, sha256hex, admin ? 1 : 0, store_now());
+	if (rc < 0 && strcmp(last_state, "23505") == 0) return rows_token_exists(name, err, errlen);
 	return rc < 0 ? rc : 0;
 }
 
 int pgstore_token_revoke(PgStore *pg, const char *name, char *err, size_t errlen)
 {
-	int rc = write1(pg, "revoking a token", err, errlen, "DELETE FROM tokens WHERE name = $1", "t", name);
+	int rc = write1(pg, "revoking a token", err, errlen, SQL_TOKEN_REVOKE, "t", name);
 	if (rc == 0) {
 		snprintf(err, errlen, "no token named '%s'", name);
 		return STORE_ENOTFOUND;
@@ -1326,83 +1080,43 @@ int pgstore_token_revoke(PgStore *pg, const char *name, char *err, size_t errlen
 	return rc < 0 ? rc : 0;
 }
 
-static void read_token(const PGresult *r, int i, StoreToken *t)
-{
-	memset(t, 0, sizeof *t);
-	t->id = gi(r, i, 0);
-	snprintf(t->name, sizeof t->name, "%s", PQgetvalue(r, i, 1));
-	t->admin = (int)gi(r, i, 2);
-	t->created_at = gd(r, i, 3);
-}
-
 int pgstore_token_list(PgStore *pg, StoreToken **out, int *n, char *err, size_t errlen)
 {
-	*out = NULL;
-	*n = 0;
-	PGconn *c = acquire(pg, err, errlen);
-	if (!c) return STORE_EDB;
-	PGresult *r = q(c, "listing tokens", err, errlen, "SELECT id, name, admin, created_at FROM tokens ORDER BY name", NULL);
-	int rc = r ? 0 : STORE_EDB, m = r ? PQntuples(r) : 0;
-	if (m && !(*out = calloc((size_t)m, sizeof **out))) {
-		snprintf(err, errlen, "listing tokens: out of memory");
-		rc = STORE_ENOMEM;
-	}
-	for (int i = 0; *out && i < m; i++) read_token(r, i, &(*out)[(*n)++]);
-	PQclear(r);
-	release(pg, c);
+	void *v;
+	int rc = list_rows(pg, &v, n, sizeof **out, rows_token_item, "listing tokens", err, errlen, SQL_TOKENS, NULL);
+	*out = v;
 	return rc;
 }
 
 int pgstore_token_count(PgStore *pg, int64_t *n, char *err, size_t errlen)
 {
 	*n = 0;
-	PGconn *c = acquire(pg, err, errlen);
-	if (!c) return STORE_EDB;
-	PGresult *r = q(c, "counting tokens", err, errlen, "SELECT count(*) FROM tokens", NULL);
+	PGresult *r = q1(pg, "counting tokens", err, errlen, SQL_TOKEN_COUNT, NULL);
 	if (r) *n = gi(r, 0, 0);
 	int rc = r ? 0 : STORE_EDB;
 	PQclear(r);
-	release(pg, c);
 	return rc;
 }
 
 int pgstore_token_find(PgStore *pg, const char *sha256hex, StoreToken *out, char *err, size_t errlen)
 {
-	PGconn *c = acquire(pg, err, errlen);
-	if (!c) return STORE_EDB;
-	PGresult *r = q(c, "looking up a token", err, errlen, "SELECT id, name, admin, created_at FROM tokens WHERE sha256 = $1",
-	                "t", sha256hex);
+	PGresult *r = q1(pg, "looking up a token", err, errlen, SQL_TOKEN_FIND, "t", sha256hex);
 	int rc = r ? 0 : STORE_EDB;
 	if (r && PQntuples(r)) {
-		read_token(r, 0, out);
+		rows_token(ROW(r, 0), out);
 		rc = 1;
 	}
 	PQclear(r);
-	release(pg, c);
 	return rc;
 }
 
 /* ---- datasets ------------------------------------------------------------------------------- */
 
-#define DS_COLS "owner, name, format, bytes, files, summary, path, created_at"
-
-static void read_dataset(const PGresult *r, int i, StoreDataset *d)
-{
-	memset(d, 0, sizeof *d);
-	snprintf(d->owner, sizeof d->owner, "%s", PQgetvalue(r, i, 0));
-	snprintf(d->name, sizeof d->name, "%s", PQgetvalue(r, i, 1));
-	snprintf(d->format, sizeof d->format, "%s", PQgetvalue(r, i, 2));
-	d->bytes = gi(r, i, 3);
-	d->files = gi(r, i, 4);
-	d->summary = gs(r, i, 5);
-	d->path = gs(r, i, 6);
-	d->created_at = gd(r, i, 7);
-}
+static void read_dataset(const StoreRow *r, void *item) { rows_dataset(r, item); }
 
 int pgstore_dataset_insert(PgStore *pg, const StoreDataset *d, char *err, size_t errlen)
 {
-	int rc = write1(pg, "storing the dataset", err, errlen,
-	                "INSERT INTO datasets(" DS_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", "tttIIttd", d->owner,
+	int rc = write1(pg, "storing the dataset", err, errlen, SQL_DATASET_ADD, "tttIIttd", d->owner,
 	                d->name, d->format, d->bytes, d->files, d->summary ? d->summary : "{}", d->path ? d->path : "",
 	                d->created_at > 0 ? d->created_at : store_now());
 	if (rc < 0 && strcmp(last_state, "23505") == 0) {
@@ -1415,45 +1129,30 @@ int pgstore_dataset_insert(PgStore *pg, const StoreDataset *d, char *err, size_t
 int pgstore_dataset_get(PgStore *pg, const char *owner, const char *name, StoreDataset *out, char *err, size_t errlen)
 {
 	memset(out, 0, sizeof *out);
-	PGconn *c = acquire(pg, err, errlen);
-	if (!c) return STORE_EDB;
-	PGresult *r = q(c, "reading the dataset", err, errlen, "SELECT " DS_COLS " FROM datasets WHERE owner = $1 AND name = $2",
-	                "tt", owner, name);
+	PGresult *r = q1(pg, "reading the dataset", err, errlen, SQL_DATASET, "tt", owner, name);
 	int rc = r ? 0 : STORE_EDB;
-	if (r && PQntuples(r)) read_dataset(r, 0, out);
-	else if (r) {
+	if (r && PQntuples(r)) {
+		if ((rc = rows_dataset(ROW(r, 0), out)) < 0) snprintf(err, errlen, "reading the dataset: out of memory");
+	} else if (r) {
 		snprintf(err, errlen, "no dataset %s/%s", owner, name);
 		rc = STORE_ENOTFOUND;
 	}
 	PQclear(r);
-	release(pg, c);
 	return rc;
 }
 
 int pgstore_dataset_list(PgStore *pg, const char *owner, StoreDataset **out, int *n, char *err, size_t errlen)
 {
-	*out = NULL;
-	*n = 0;
-	PGconn *c = acquire(pg, err, errlen);
-	if (!c) return STORE_EDB;
-	PGresult *r = owner ? q(c, "listing datasets", err, errlen,
-	                        "SELECT " DS_COLS " FROM datasets WHERE owner = $1 ORDER BY owner, name", "t", owner)
-	                    : q(c, "listing datasets", err, errlen, "SELECT " DS_COLS " FROM datasets ORDER BY owner, name", NULL);
-	int rc = r ? 0 : STORE_EDB, m = r ? PQntuples(r) : 0;
-	if (m && !(*out = calloc((size_t)m, sizeof **out))) {
-		snprintf(err, errlen, "listing datasets: out of memory");
-		rc = STORE_ENOMEM;
-	}
-	for (int i = 0; *out && i < m; i++) read_dataset(r, i, &(*out)[(*n)++]);
-	PQclear(r);
-	release(pg, c);
+	void *v;
+	int rc = list_rows(pg, &v, n, sizeof **out, read_dataset, "listing datasets", err, errlen,
+	                   owner ? SQL_DATASETS_OWNER : SQL_DATASETS, "t", owner);
+	*out = v;
 	return rc;
 }
 
 int pgstore_dataset_delete(PgStore *pg, const char *owner, const char *name, char *err, size_t errlen)
 {
-	int rc = write1(pg, "deleting the dataset", err, errlen, "DELETE FROM datasets WHERE owner = $1 AND name = $2", "tt",
-	                owner, name);
+	int rc = write1(pg, "deleting the dataset", err, errlen, SQL_DATASET_DELETE, "tt", owner, name);
 	if (rc == 0) {
 		snprintf(err, errlen, "no dataset %s/%s", owner, name);
 		return STORE_ENOTFOUND;
@@ -1464,17 +1163,13 @@ int pgstore_dataset_delete(PgStore *pg, const char *owner, const char *name, cha
 int pgstore_dataset_usage(PgStore *pg, const char *owner, int64_t *count, int64_t *bytes, char *err, size_t errlen)
 {
 	*count = *bytes = 0;
-	PGconn *c = acquire(pg, err, errlen);
-	if (!c) return STORE_EDB;
-	PGresult *r = q(c, "counting datasets", err, errlen,
-	                "SELECT count(*), coalesce(sum(bytes), 0) FROM datasets WHERE owner = $1", "t", owner);
+	PGresult *r = q1(pg, "counting datasets", err, errlen, SQL_DATASET_USAGE, "t", owner);
 	if (r) {
 		*count = gi(r, 0, 0);
 		*bytes = gi(r, 0, 1);
 	}
 	int rc = r ? 0 : STORE_EDB;
 	PQclear(r);
-	release(pg, c);
 	return rc;
 }
 
@@ -1484,15 +1179,12 @@ int pgstore_dataset_user(PgStore *pg, const char *path, int64_t *job, char *err,
 	char a[4200], b[4200];
 	snprintf(a, sizeof a, "\"%s\"", path);
 	snprintf(b, sizeof b, "\"%s/", path);
-	PGconn *c = acquire(pg, err, errlen);
-	if (!c) return STORE_EDB;
-	PGresult *r = q(c, "finding jobs that use the dataset", err, errlen,
-	                "SELECT id FROM jobs WHERE state IN ('queued','running') AND "
-	                "(strpos(spec, $1) > 0 OR strpos(spec, $2) > 0) ORDER BY id LIMIT 1", "tt", a, b);
+	PGresult *r = q1(pg, "finding jobs that use the dataset", err, errlen,
+	                 "SELECT id FROM jobs WHERE state IN ('queued','running') AND "
+	                 "(strpos(spec, $1) > 0 OR strpos(spec, $2) > 0) ORDER BY id LIMIT 1", "tt", a, b);
 	if (r && PQntuples(r)) *job = gi(r, 0, 0);
 	int rc = r ? 0 : STORE_EDB;
 	PQclear(r);
-	release(pg, c);
 	return rc;
 }
 
