@@ -1,6 +1,9 @@
 /* store.c - SQLite storage for the service: schema and migrations, the job queue, metric and event
  * reads, artifacts (see store.h). A Store opened on a postgresql:// URL hands each call to its
- * PostgreSQL twin in store_pg.c instead (the PG() line at the top of each function).
+ * PostgreSQL twin in store_pg.c instead (the PG() line at the top of each function), except the
+ * writes whose steps are the same on both (finishing, cancelling, recovering, reclaiming...): those
+ * are written once here over a Conn of either backend. What a row means and the checks both make
+ * are store_rows.c's; the SQL both run is store_sql.h's.
  *
  * Deliberately not here: anything about HTTP or JSON (results and specs are opaque text), and the
  * hot path of metric writing, which lives in batch.c so that a training step never waits on a
@@ -222,18 +225,32 @@ static int sql_exec(sqlite3 *db, const char *what, char *err, size_t errlen, con
 	return rc;
 }
 
+/* A query for ids (its first column): the number of rows (>= 0), the first cap in ids; or
+ * STORE_EDB with err naming `what`. */
+static int sql_vids(sqlite3 *db, int64_t *ids, int cap, const char *what, char *err, size_t errlen, const char *sql,
+                    const char *fmt, va_list ap)
+{
+	sqlite3_stmt *s;
+	if (prep(db, sql, &s, what, err, errlen) < 0) return STORE_EDB;
+	bind_args(s, fmt, ap);
+	int n = 0, r;
+	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
+		if (n < cap) ids[n] = sqlite3_column_int64(s, 0);
+		n++;
+	}
+	if (r != SQLITE_DONE) n = db_fail(db, what, err, errlen);
+	unprep(s);
+	return n;
+}
+
 /* sql_exec in a transaction of its own on a pooled connection: rows changed (>= 0), or < 0. */
-static int sql_write(Store *st, const char *what, char *err, size_t errlen, const char *sql, const char *fmt, ...)
+static int sql_vwrite(Store *st, const char *what, char *err, size_t errlen, const char *sql, const char *fmt,
+                      va_list ap)
 {
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
 	int rc = store_begin(db, err, errlen);
-	if (rc == 0) {
-		va_list ap;
-		va_start(ap, fmt);
-		rc = sql_vexec(db, what, err, errlen, sql, fmt, ap);
-		va_end(ap);
-	}
+	if (rc == 0) rc = sql_vexec(db, what, err, errlen, sql, fmt, ap);
 	if (rc >= 0) {
 		int c = store_commit(db, err, errlen);
 		if (c < 0) rc = c;
@@ -829,14 +846,99 @@ int store_job_state(Store *st, int64_t id, JobState *state, char *err, size_t er
 	return rc;
 }
 
+/* ---- one connection of either backend --------------------------------------------------------
+ * The writes whose logic is the same on both backends are written once, below, over a Conn: the
+ * statements are store_sql.h's; the connection, the transaction and running a statement are the
+ * backend's (for PostgreSQL, store_pg.h's pgstore_exec and its neighbours). */
+
+typedef struct Conn {
+	Store *st;
+	sqlite3 *db;            /* SQLite, or */
+	struct pg_conn *pc;     /* PostgreSQL */
+} Conn;
+
+/* Commits when rc >= 0 (else rolls back) and gives the connection back: rc, or the commit's error. */
+static int conn_end(Conn *c, int rc, char *err, size_t errlen)
+{
+	if (rc >= 0) {
+		int k = c->pc ? pgstore_commit(c->pc, err, errlen) : store_commit(c->db, err, errlen);
+		if (k < 0) rc = k;
+	}
+	if (rc < 0 && c->pc) pgstore_rollback(c->pc);
+	else if (rc < 0) store_rollback(c->db);
+	if (c->pc) pgstore_release(c->st->pg, c->pc);
+	else store_release(c->st, c->db);
+	return rc;
+}
+
+/* A pooled connection with a write transaction begun: 0 (end it with conn_end), or < 0. */
+static int conn_begin(Store *st, Conn *c, char *err, size_t errlen)
+{
+	*c = (Conn){ .st = st };
+	if (st->pg) c->pc = pgstore_acquire(st->pg, err, errlen);
+	else c->db = store_acquire(st, err, errlen);
+	if (!c->db && !c->pc) return STORE_EDB;
+	int rc = c->pc ? pgstore_begin(c->pc, err, errlen) : store_begin(c->db, err, errlen);
+	return rc < 0 ? conn_end(c, rc, err, errlen) : 0;
+}
+
+/* A statement without rows: rows changed (>= 0), or STORE_EDB with err naming `what`. */
+static int conn_exec(Conn *c, const char *what, char *err, size_t errlen, const char *sql, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = c->pc ? pgstore_exec(c->pc, what, err, errlen, sql, fmt, ap)
+	               : sql_vexec(c->db, what, err, errlen, sql, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* A query for ids (its first column): the number of rows (>= 0), the first cap in ids. */
+static int conn_ids(Conn *c, int64_t *ids, int cap, const char *what, char *err, size_t errlen, const char *sql,
+                    const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = c->pc ? pgstore_ids(c->pc, ids, cap, what, err, errlen, sql, fmt, ap)
+	               : sql_vids(c->db, ids, cap, what, err, errlen, sql, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* One statement in a transaction of its own on either backend: rows changed, or < 0. */
+static int conn_write(Store *st, const char *what, char *err, size_t errlen, const char *sql, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = st->pg ? pgstore_write(st->pg, what, err, errlen, sql, fmt, ap)
+	                : sql_vwrite(st, what, err, errlen, sql, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* The job's state in the transaction; on PostgreSQL its row stays locked until the end (SQLite's
+ * BEGIN IMMEDIATE holds the whole database already). */
+static int conn_state(Conn *c, int64_t id, JobState *state, const char *what, char *err, size_t errlen)
+{
+	return c->pc ? pgstore_lock_state(c->pc, id, state, what, err, errlen)
+	             : read_state(c->db, id, state, what, err, errlen);
+}
+
+/* Now by the clock leases are timed with: the database server's on PostgreSQL, else this node's. */
+static int conn_now(Conn *c, double *now, const char *what, char *err, size_t errlen)
+{
+	*now = store_now();
+	return c->pc ? pgstore_now(c->pc, now, what, err, errlen) : 0;
+}
+
 /* Queued dependants of sources that failed, were cancelled or do not exist fail with the
  * source's reason, in the caller's transaction; repeated so that a chain fails down to its end
  * (each pass fails one more link; a chain cannot loop, a source is always older). */
-static int fail_dependants(sqlite3 *db, double now, char *err, size_t errlen)
+static int fail_dependants(Conn *c, double now, char *err, size_t errlen)
 {
 	for (int pass = 0; pass < 10000; pass++) {
-		int n = sql_exec(db, "failing the dependants of a failed init_from job", err, errlen, SQL_FAIL_DEPENDANTS, "d",
-		                 now);
+		int n = conn_exec(c, "failing the dependants of a failed init_from job", err, errlen, SQL_FAIL_DEPENDANTS, "d",
+		                  now);
 		if (n <= 0) return n;
 	}
 	return 0;
@@ -919,9 +1021,9 @@ out:
 int store_job_renew(Store *st, int64_t id, int64_t lease_gen, double lease_s, char *err, size_t errlen)
 {
 	PG(job_renew(st->pg, id, lease_gen, lease_s, err, errlen));
-	int rc = sql_write(st, "renewing a lease", err, errlen,
-	                   "UPDATE jobs SET lease_until = ?3 + ?4 WHERE id = ?1 AND state = 'running' AND lease_gen = ?2",
-	                   "IIdd", id, lease_gen, store_now(), lease_s);
+	int rc = conn_write(st, "renewing a lease", err, errlen,
+	                    "UPDATE jobs SET lease_until = ?3 + ?4 WHERE id = ?1 AND state = 'running' AND lease_gen = ?2",
+	                    "IIdd", id, lease_gen, store_now(), lease_s);
 	if (rc == 0) return rows_renew_fenced(id, lease_gen, err, errlen);
 	return rc < 0 ? rc : 0;
 }
@@ -939,27 +1041,18 @@ int store_job_finish_fenced(Store *st, int64_t id, int64_t lease_gen, JobState s
 		snprintf(err, errlen, "job %lld: cannot finish into state %d", (long long)id, (int)state);
 		return STORE_ESTATE;
 	}
-	PG(job_finish_fenced(st->pg, id, lease_gen, state, results, error, err, errlen));
-	sqlite3 *db = store_acquire(st, err, errlen);
-	if (!db) return STORE_EDB;
-	int rc = store_begin(db, err, errlen);
-	if (rc < 0) goto out;
+	Conn c;
+	int rc = conn_begin(st, &c, err, errlen);
+	if (rc < 0) return rc;
 	double now = store_now();
 	if (state == JOB_QUEUED)
-		rc = sql_exec(db, "finishing a job", err, errlen, SQL_FINISH_QUEUED, "IdI", id, now, lease_gen);
+		rc = conn_exec(&c, "finishing a job", err, errlen, SQL_FINISH_QUEUED, "IdI", id, now, lease_gen);
 	else
-		rc = sql_exec(db, "finishing a job", err, errlen, SQL_FINISH, "ItdttI", id, job_state_name(state), now, results,
-		              error, lease_gen);
-	if (rc < 0) goto out;
-	if (rc == 0) {
-		rc = rows_finish_refused(id, lease_gen, err, errlen);
-		goto out;
-	}
-	if ((state == JOB_FAILED || state == JOB_CANCELLED) && (rc = fail_dependants(db, now, err, errlen)) < 0) goto out;
-	rc = store_commit(db, err, errlen);
-out:
-	if (rc < 0) store_rollback(db);
-	store_release(st, db);
+		rc = conn_exec(&c, "finishing a job", err, errlen, SQL_FINISH, "ItdttI", id, job_state_name(state), now, results,
+		               error, lease_gen);
+	if (rc == 0) rc = rows_finish_refused(id, lease_gen, err, errlen);
+	else if (rc > 0 && (state == JOB_FAILED || state == JOB_CANCELLED)) rc = fail_dependants(&c, now, err, errlen);
+	rc = conn_end(&c, rc, err, errlen);
 	return rc < 0 ? rc : 0;
 }
 
@@ -970,39 +1063,80 @@ int store_job_checkpoint(Store *st, int64_t id, int64_t step, char *err, size_t 
 
 int store_job_checkpoint_fenced(Store *st, int64_t id, int64_t lease_gen, int64_t step, char *err, size_t errlen)
 {
-	PG(job_checkpoint_fenced(st->pg, id, lease_gen, step, err, errlen));
-	int rc = sql_write(st, "recording a checkpoint", err, errlen, SQL_CHECKPOINT, "IIdI", id, step, store_now(), lease_gen);
+	int rc = conn_write(st, "recording a checkpoint", err, errlen, SQL_CHECKPOINT, "IIdI", id, step, store_now(),
+	                    lease_gen);
 	if (rc == 0 && lease_gen >= 0) return rows_fenced(id, lease_gen, "recording a checkpoint", err, errlen);
 	return rc < 0 ? rc : 0;
 }
 
 int store_job_cancel(Store *st, int64_t id, JobState *state_out, char *err, size_t errlen)
 {
-	PG(job_cancel(st->pg, id, state_out, err, errlen));
-	sqlite3 *db = store_acquire(st, err, errlen);
-	if (!db) return STORE_EDB;
+	Conn c;
 	JobState state = JOB_QUEUED;
-	int rc = store_begin(db, err, errlen);
-	if (rc < 0 || (rc = read_state(db, id, &state, "cancelling a job", err, errlen)) < 0) goto out;
+	int rc = conn_begin(st, &c, err, errlen);
+	if (rc < 0) return rc;
 	double now = store_now();
-	if (state == JOB_QUEUED) {
-		if ((rc = sql_exec(db, "cancelling a job", err, errlen, SQL_CANCEL_QUEUED, "Id", id, now)) < 0 ||
-		    (rc = fail_dependants(db, now, err, errlen)) < 0)
-			goto out;
+	if ((rc = conn_state(&c, id, &state, "cancelling a job", err, errlen)) < 0) {
+	} else if (state == JOB_QUEUED) {
+		if ((rc = conn_exec(&c, "cancelling a job", err, errlen, SQL_CANCEL_QUEUED, "Id", id, now)) >= 0)
+			rc = fail_dependants(&c, now, err, errlen);
 	} else if (state == JOB_RUNNING) {
-		if ((rc = sql_exec(db, "cancelling a job", err, errlen, SQL_CANCEL_RUNNING, "Id", id, now)) < 0)
-			goto out;
+		rc = conn_exec(&c, "cancelling a job", err, errlen, SQL_CANCEL_RUNNING, "Id", id, now);
 	} else {
 		*state_out = state;
 		rc = rows_cancel_refused(id, state, err, errlen);
-		goto out;
 	}
-	*state_out = state == JOB_QUEUED ? JOB_CANCELLED : JOB_RUNNING;
-	rc = store_commit(db, err, errlen);
-out:
-	if (rc < 0) store_rollback(db);
-	store_release(st, db);
+	if (rc >= 0) *state_out = state == JOB_QUEUED ? JOB_CANCELLED : JOB_RUNNING;
+	rc = conn_end(&c, rc, err, errlen);
 	return rc < 0 ? rc : 0;
+}
+
+/* store_recover_node and store_job_reclaim_expired: the running jobs matching `which` (SQL over
+ * jobs; ?1 now, ?2 max_interruptions, ?3 node) have a requested cancel made final; the others
+ * count one more interruption (after an event whose message is the SQL text `event`, when given)
+ * and fail past max_interruptions (> 0), or go back to the queue. The number requeued (the first
+ * cap of their ids, smallest first, in ids), or < 0 with nothing changed. */
+static int requeue(Store *st, const char *which, const char *node, const char *event, int max_interruptions,
+                   int64_t *ids, int cap, const char *what, char *err, size_t errlen)
+{
+	Conn c;
+	char sql[1024];
+	double now;
+	int n = 0, rc = conn_begin(st, &c, err, errlen);
+	if (rc < 0) return rc;
+	if ((rc = conn_now(&c, &now, what, err, errlen)) < 0) goto out;
+#define REQUEUE_STEP(...) \
+	do { \
+		snprintf(sql, sizeof sql, __VA_ARGS__); \
+		if ((rc = conn_exec(&c, what, err, errlen, sql, "dit", now, max_interruptions, node)) < 0) goto out; \
+	} while (0)
+	/* PostgreSQL: the rows are locked first, so a node renewing or finishing one waits for this
+	 * decision (SQLite's BEGIN IMMEDIATE holds the whole database already). */
+	if (c.pc) REQUEUE_STEP("SELECT id FROM jobs WHERE %s FOR UPDATE", which);
+	/* A job whose cancel was requested before the crash or the lost lease is done: it must not run again. */
+	REQUEUE_STEP("UPDATE jobs SET state = 'cancelled', finished_at = ?1, updated_at = ?1, node = NULL, "
+	             "lease_until = NULL, error = coalesce(error, 'cancelled by request') WHERE %s AND cancel_requested = 1",
+	             which);
+	if (event) REQUEUE_STEP("INSERT INTO events(job_id, time, level, message) SELECT id, ?1, 4, %s FROM jobs WHERE %s",
+	                        event, which);
+	/* Every other one was interrupted once more; one interrupted max_interruptions times fails
+	 * (with an event saying so) instead of taking the daemon down again. */
+	REQUEUE_STEP("UPDATE jobs SET interruptions = interruptions + 1 WHERE %s", which);
+	if (max_interruptions > 0) {
+		REQUEUE_STEP("INSERT INTO events(job_id, time, level, message) SELECT id, ?1, 3, " SQL_GIVING_UP
+		             " FROM jobs WHERE %s AND interruptions >= ?2", which);
+		REQUEUE_STEP("UPDATE jobs SET state = 'failed', finished_at = ?1, updated_at = ?1, eta_s = NULL, node = NULL, "
+		             "lease_until = NULL, error = " SQL_GIVING_UP " WHERE %s AND interruptions >= ?2", which);
+	}
+	snprintf(sql, sizeof sql, "SELECT id FROM jobs WHERE %s ORDER BY id", which);
+	if ((rc = n = conn_ids(&c, ids, cap, what, err, errlen, sql, "dit", now, max_interruptions, node)) < 0) goto out;
+	REQUEUE_STEP("UPDATE jobs SET state = 'queued', updated_at = ?1, eta_s = NULL, node = NULL, lease_until = NULL "
+	             "WHERE %s", which);
+#undef REQUEUE_STEP
+	rc = fail_dependants(&c, now, err, errlen);
+out:
+	rc = conn_end(&c, rc, err, errlen);
+	return rc < 0 ? rc : n;
 }
 
 int store_recover(Store *st, int max_interruptions, int64_t *ids, int cap, char *err, size_t errlen)
@@ -1010,133 +1144,18 @@ int store_recover(Store *st, int max_interruptions, int64_t *ids, int cap, char 
 	return store_recover_node(st, NULL, max_interruptions, ids, cap, err, errlen);
 }
 
-/* The jobs start-up recovery takes: running, and (node given) run by that node. ?3 = node. */
-#define RECOVERED "state = 'running' AND (?3 IS NULL OR node = ?3)"
-
 int store_recover_node(Store *st, const char *node, int max_interruptions, int64_t *ids, int cap, char *err,
                        size_t errlen)
 {
-	PG(recover_node(st->pg, node, max_interruptions, ids, cap, err, errlen));
-	sqlite3 *db = store_acquire(st, err, errlen);
-	if (!db) return STORE_EDB;
-	sqlite3_stmt *s = NULL;
-	int n = 0;
-	int rc = store_begin(db, err, errlen);
-	if (rc < 0) goto out;
-	double now = store_now();
-	/* A job whose cancel was requested before the crash is done: it must not run again. */
-	if ((rc = sql_exec(db, "recovering jobs", err, errlen,
-	                   "UPDATE jobs SET state = 'cancelled', finished_at = ?1, updated_at = ?1, node = NULL, lease_until = NULL, "
-	                   "error = coalesce(error, 'cancelled by request') "
-	                   "WHERE " RECOVERED " AND cancel_requested = 1", "dit", now, 0, node)) < 0)
-		goto out;
-	/* Every other running job was interrupted once more; one interrupted max_interruptions times
-	 * fails (with an event saying so) instead of taking the daemon down again. */
-	if ((rc = sql_exec(db, "recovering jobs", err, errlen,
-	                   "UPDATE jobs SET interruptions = interruptions + 1 WHERE " RECOVERED, "dit", now, 0, node)) < 0)
-		goto out;
-	if (max_interruptions > 0) {
-		if ((rc = sql_exec(db, "recovering jobs", err, errlen,
-		                   "INSERT INTO events(job_id, time, level, message) SELECT id, ?1, 3, " SQL_GIVING_UP " "
-		                   "FROM jobs WHERE " RECOVERED " AND interruptions >= ?2", "dit", now, max_interruptions, node)) < 0 ||
-		    (rc = sql_exec(db, "recovering jobs", err, errlen,
-		                   "UPDATE jobs SET state = 'failed', finished_at = ?1, updated_at = ?1, eta_s = NULL, error = " SQL_GIVING_UP ", "
-		                   "node = NULL, lease_until = NULL WHERE " RECOVERED " AND interruptions >= ?2", "dit", now, max_interruptions, node)) < 0)
-			goto out;
-	}
-	if ((rc = sql_query(db, &s, "recovering jobs", err, errlen, "SELECT id FROM jobs WHERE " RECOVERED " ORDER BY id",
-	                    "dit", now, 0, node)) < 0)
-		goto out;
-	int r;
-	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
-		if (n < cap) ids[n] = sqlite3_column_int64(s, 0);
-		n++;
-	}
-	if (r != SQLITE_DONE) {
-		rc = db_fail(db, "recovering jobs", err, errlen);
-		goto out;
-	}
-	unprep(s);
-	s = NULL;
-	if ((rc = sql_exec(db, "recovering jobs", err, errlen,
-	                   "UPDATE jobs SET state = 'queued', updated_at = ?1, eta_s = NULL, node = NULL, lease_until = NULL "
-	                   "WHERE " RECOVERED, "dit", now, 0, node)) < 0 ||
-	    (rc = fail_dependants(db, now, err, errlen)) < 0)
-		goto out;
-	rc = store_commit(db, err, errlen);
-out:
-	unprep(s);
-	if (rc < 0) store_rollback(db);
-	store_release(st, db);
-	return rc < 0 ? rc : n;
+	return requeue(st, SQL_RECOVERED, node, NULL, max_interruptions, ids, cap, "recovering jobs", err, errlen);
 }
-
-/* The running jobs whose lease has expired (SQL condition over jobs). */
-#define EXPIRED "state = 'running' AND lease_until IS NOT NULL AND lease_until < ?1"
 
 int store_job_reclaim_expired(Store *st, int max_interruptions, int64_t *ids, int cap, int *n, char *err,
                               size_t errlen)
 {
-	PG(job_reclaim_expired(st->pg, max_interruptions, ids, cap, n, err, errlen));
-	*n = 0;
-	sqlite3 *db = store_acquire(st, err, errlen);
-	if (!db) return STORE_EDB;
-	sqlite3_stmt *s = NULL;
-	int rc = store_begin(db, err, errlen);
-	if (rc < 0) goto out;
-	double now = store_now();
-	/* As at start-up (store_recover): a cancel requested before the node vanished is final; every
-	 * other expired run counts one interruption, fails past max_interruptions, else is queued again. */
-	if ((rc = sql_exec(db, "reclaiming expired leases", err, errlen,
-	                   "UPDATE jobs SET state = 'cancelled', finished_at = ?1, updated_at = ?1, node = NULL, "
-	                   "lease_until = NULL, error = coalesce(error, 'cancelled by request') "
-	                   "WHERE " EXPIRED " AND cancel_requested = 1", "d", now)) < 0 ||
-	    (rc = sql_exec(db, "reclaiming expired leases", err, errlen,
-	                   "INSERT INTO events(job_id, time, level, message) SELECT id, ?1, 4, 'the lease of node ' || "
-	                   "coalesce(node, '?') || ' expired ' || printf('%.1f', ?1 - lease_until) || ' s ago (lease "
-	                   "generation ' || lease_gen || '); the job goes back to the queue' FROM jobs WHERE " EXPIRED,
-	                   "d", now)) < 0 ||
-	    (rc = sql_exec(db, "reclaiming expired leases", err, errlen,
-	                   "UPDATE jobs SET interruptions = interruptions + 1 WHERE " EXPIRED, "d", now)) < 0)
-		goto out;
-	if (max_interruptions > 0) {
-		if ((rc = sql_exec(db, "reclaiming expired leases", err, errlen,
-		                   "INSERT INTO events(job_id, time, level, message) SELECT id, ?1, 3, " SQL_GIVING_UP " "
-		                   "FROM jobs WHERE " EXPIRED " AND interruptions >= ?2", "di", now, max_interruptions)) < 0 ||
-		    (rc = sql_exec(db, "reclaiming expired leases", err, errlen,
-		                   "UPDATE jobs SET state = 'failed', finished_at = ?1, updated_at = ?1, eta_s = NULL, node = NULL, "
-		                   "lease_until = NULL, error = " SQL_GIVING_UP " WHERE " EXPIRED " AND interruptions >= ?2", "di",
-		                   now, max_interruptions)) < 0)
-			goto out;
-	}
-	if ((rc = sql_query(db, &s, "reclaiming expired leases", err, errlen, "SELECT id FROM jobs WHERE " EXPIRED " ORDER BY id",
-	                    "d", now)) < 0)
-		goto out;
-	int r;
-	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
-		if (*n < cap) ids[*n] = sqlite3_column_int64(s, 0);
-		(*n)++;
-	}
-	if (r != SQLITE_DONE) {
-		rc = db_fail(db, "reclaiming expired leases", err, errlen);
-		goto out;
-	}
-	unprep(s);
-	s = NULL;
-	if ((rc = sql_exec(db, "reclaiming expired leases", err, errlen,
-	                   "UPDATE jobs SET state = 'queued', updated_at = ?1, eta_s = NULL, node = NULL, lease_until = NULL "
-	                   "WHERE " EXPIRED, "d", now)) < 0 ||
-	    (rc = fail_dependants(db, now, err, errlen)) < 0)
-		goto out;
-	rc = store_commit(db, err, errlen);
-out:
-	unprep(s);
-	if (rc < 0) {
-		store_rollback(db);
-		*n = 0;
-	}
-	store_release(st, db);
-	if (*n > cap) *n = cap;
+	int rc = requeue(st, SQL_EXPIRED, NULL, st->pg ? SQL_LEASE_EXPIRED_PG : SQL_LEASE_EXPIRED_SQLITE, max_interruptions,
+	                 ids, cap, "reclaiming expired leases", err, errlen);
+	*n = rc < 0 ? 0 : rc > cap ? cap : rc;
 	return rc < 0 ? rc : 0;
 }
 
@@ -1347,8 +1366,7 @@ void store_events_free(StoreEvent *ev, int n)
 
 int store_event_add(Store *st, int64_t job_id, int level, const char *message, char *err, size_t errlen)
 {
-	PG(event_add(st->pg, job_id, level, message, err, errlen));
-	int rc = sql_write(st, "adding an event", err, errlen, SQL_EVENT_ADD, "Idit", job_id, store_now(), level, message);
+	int rc = conn_write(st, "adding an event", err, errlen, SQL_EVENT_ADD, "Idit", job_id, store_now(), level, message);
 	return rc < 0 ? rc : 0;
 }
 
@@ -1375,9 +1393,9 @@ int store_artifact_put(Store *st, int64_t job_id, const char *name, const char *
 	int rc = sha256_file(path, hex, &size, err, errlen);
 	if (rc < 0) return STORE_ENOTFOUND;
 	PG(artifact_put(st->pg, job_id, name, path, size, hex, err, errlen));
-	rc = sql_write(st, "recording an artifact", err, errlen,
-	               "INSERT OR REPLACE INTO artifacts(job_id, name, path, size, sha256, created_at) "
-	               "VALUES (?1, ?2, ?3, ?4, ?5, ?6)", "IttItd", job_id, name, path, size, hex, store_now());
+	rc = conn_write(st, "recording an artifact", err, errlen,
+	                "INSERT OR REPLACE INTO artifacts(job_id, name, path, size, sha256, created_at) "
+	                "VALUES (?1, ?2, ?3, ?4, ?5, ?6)", "IttItd", job_id, name, path, size, hex, store_now());
 	return rc < 0 ? rc : 0;
 }
 
@@ -1462,8 +1480,7 @@ out:
 
 int store_token_revoke(Store *st, const char *name, char *err, size_t errlen)
 {
-	PG(token_revoke(st->pg, name, err, errlen));
-	int rc = sql_write(st, "revoking a token", err, errlen, SQL_TOKEN_REVOKE, "t", name);
+	int rc = conn_write(st, "revoking a token", err, errlen, SQL_TOKEN_REVOKE, "t", name);
 	if (rc == 0) {
 		snprintf(err, errlen, "no token named '%s'", name);
 		return STORE_ENOTFOUND;

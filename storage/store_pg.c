@@ -6,8 +6,10 @@
  * at once never take the same job (and, when a per-owner running limit is set, claims serialise on
  * a transaction-level advisory lock so the limit holds across nodes); the change stamp is a counter
  * row that a statement trigger bumps in the transaction of every change. Parameters go as text
- * ($1, $2, ...), formatted here; SQL errors become messages naming the operation, once, here.
- * Deliberately not here: the rules' documentation (store.h), buffering metric points (batch.c).
+ * ($1, $2, ...; store_sql.h's ?N become $N), formatted here; SQL errors become messages naming the
+ * operation, once, here. Deliberately not here: the rules' documentation (store.h), buffering
+ * metric points (batch.c), what both backends share (store_rows.c, store_sql.h, and the writes
+ * store.c runs through pgstore_exec and its neighbours).
  */
 #include "store_pg.h"
 
@@ -184,15 +186,21 @@ static PGresult *q(PGconn *c, const char *what, char *err, size_t errlen, const 
 }
 
 /* A statement without rows: rows changed (>= 0), or STORE_EDB. */
+int pgstore_exec(PGconn *c, const char *what, char *err, size_t errlen, const char *sql, const char *fmt, va_list ap)
+{
+	PGresult *r = vq(c, what, err, errlen, sql, fmt, ap);
+	if (!r) return STORE_EDB;
+	int n = atoi(PQcmdTuples(r));
+	PQclear(r);
+	return n;
+}
+
 static int x(PGconn *c, const char *what, char *err, size_t errlen, const char *sql, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	PGresult *r = vq(c, what, err, errlen, sql, fmt, ap);
+	int n = pgstore_exec(c, what, err, errlen, sql, fmt, ap);
 	va_end(ap);
-	if (!r) return STORE_EDB;
-	int n = atoi(PQcmdTuples(r));
-	PQclear(r);
 	return n;
 }
 
@@ -202,20 +210,37 @@ static void rollback(PGconn *c)
 {
 	if (PQstatus(c) == CONNECTION_OK && PQtransactionStatus(c) != PQTRANS_IDLE) PQclear(PQexec(c, "ROLLBACK"));
 }
+int pgstore_begin(PGconn *c, char *err, size_t errlen) { return begin(c, err, errlen); }
+int pgstore_commit(PGconn *c, char *err, size_t errlen) { return commit(c, err, errlen); }
+void pgstore_rollback(PGconn *c) { rollback(c); }
 
-/* One write statement in a transaction of its own: rows changed, or < 0. */
-static int write1(PgStore *pg, const char *what, char *err, size_t errlen, const char *sql, const char *fmt, ...)
+int pgstore_write(PgStore *pg, const char *what, char *err, size_t errlen, const char *sql, const char *fmt, va_list ap)
 {
 	PGconn *c = acquire(pg, err, errlen);
 	if (!c) return STORE_EDB;
-	va_list ap;
-	va_start(ap, fmt);
-	PGresult *r = vq(c, what, err, errlen, sql, fmt, ap);   /* autocommit: one transaction */
-	va_end(ap);
-	int n = r ? atoi(PQcmdTuples(r)) : STORE_EDB;
-	PQclear(r);
+	int n = pgstore_exec(c, what, err, errlen, sql, fmt, ap);   /* autocommit: one transaction */
 	release(pg, c);
 	return n;
+}
+
+static int write1(PgStore *pg, const char *what, char *err, size_t errlen, const char *sql, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = pgstore_write(pg, what, err, errlen, sql, fmt, ap);
+	va_end(ap);
+	return n;
+}
+
+int pgstore_ids(PGconn *c, int64_t *ids, int cap, const char *what, char *err, size_t errlen, const char *sql,
+                const char *fmt, va_list ap)
+{
+	PGresult *r = vq(c, what, err, errlen, sql, fmt, ap);
+	if (!r) return STORE_EDB;
+	int m = PQntuples(r);
+	for (int i = 0; i < m && i < cap; i++) ids[i] = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+	PQclear(r);
+	return m;
 }
 
 /* Reading a PGresult, also as store_rows.h's column getters (ROW(r, i): its row i). */
@@ -640,17 +665,22 @@ int pgstore_job_state(PgStore *pg, int64_t id, JobState *state, char *err, size_
 	return rc;
 }
 
-static int fail_dependants(PGconn *c, double now, char *err, size_t errlen)
+int pgstore_lock_state(PGconn *c, int64_t id, JobState *state, const char *what, char *err, size_t errlen)
 {
-	for (int pass = 0; pass < 10000; pass++) {
-		int n = x(c, "failing the dependants of a failed init_from job", err, errlen, SQL_FAIL_DEPENDANTS, "d", now);
-		if (n <= 0) return n;
-	}
-	return 0;
+	return read_state(c, id, state, SQL_JOB_STATE " FOR UPDATE", what, err, errlen);
 }
 
 /* Leases are timed by the database server's clock, so the nodes' clocks need not agree. */
 #define DB_NOW "extract(epoch from clock_timestamp())::float8"
+
+int pgstore_now(PGconn *c, double *now, const char *what, char *err, size_t errlen)
+{
+	PGresult *t = q(c, what, err, errlen, "SELECT " DB_NOW, NULL);
+	if (!t) return STORE_EDB;
+	*now = gd(t, 0, 0);
+	PQclear(t);
+	return 0;
+}
 
 int pgstore_job_claim_lease(PgStore *pg, const char *node, double lease_s, int max_running_per_owner, StoreJob *out,
                             char *err, size_t errlen)
@@ -730,177 +760,6 @@ int pgstore_job_renew(PgStore *pg, int64_t id, int64_t lease_gen, double lease_s
 	                "IIdd", id, lease_gen, store_now(), lease_s);
 	if (rc == 0) return rows_renew_fenced(id, lease_gen, err, errlen);
 	return rc < 0 ? rc : 0;
-}
-
-int pgstore_job_finish_fenced(PgStore *pg, int64_t id, int64_t lease_gen, JobState state, const char *results,
-                              const char *error, char *err, size_t errlen)
-{
-	PGconn *c = acquire(pg, err, errlen);
-	if (!c) return STORE_EDB;
-	int rc = begin(c, err, errlen);
-	if (rc < 0) goto out;
-	double now = store_now();
-	if (state == JOB_QUEUED)
-		rc = x(c, "finishing a job", err, errlen, SQL_FINISH_QUEUED, "IdI", id, now, lease_gen);
-	else
-		rc = x(c, "finishing a job", err, errlen, SQL_FINISH, "ItdttI", id, job_state_name(state), now, results, error,
-		       lease_gen);
-	if (rc < 0) goto out;
-	if (rc == 0) {
-		rc = rows_finish_refused(id, lease_gen, err, errlen);
-		goto out;
-	}
-	if ((state == JOB_FAILED || state == JOB_CANCELLED) && (rc = fail_dependants(c, now, err, errlen)) < 0) goto out;
-	rc = commit(c, err, errlen);
-out:
-	if (rc < 0) rollback(c);
-	release(pg, c);
-	return rc < 0 ? rc : 0;
-}
-
-int pgstore_job_checkpoint_fenced(PgStore *pg, int64_t id, int64_t lease_gen, int64_t step, char *err, size_t errlen)
-{
-	int rc = write1(pg, "recording a checkpoint", err, errlen, SQL_CHECKPOINT, "IIdI", id, step, store_now(), lease_gen);
-	if (rc == 0 && lease_gen >= 0) return rows_fenced(id, lease_gen, "recording a checkpoint", err, errlen);
-	return rc < 0 ? rc : 0;
-}
-
-int pgstore_job_cancel(PgStore *pg, int64_t id, JobState *state_out, char *err, size_t errlen)
-{
-	PGconn *c = acquire(pg, err, errlen);
-	if (!c) return STORE_EDB;
-	JobState state = JOB_QUEUED;
-	int rc = begin(c, err, errlen);
-	if (rc < 0 || (rc = read_state(c, id, &state, SQL_JOB_STATE " FOR UPDATE", "cancelling a job", err,
-	                               errlen)) < 0)
-		goto out;
-	double now = store_now();
-	if (state == JOB_QUEUED) {
-		if ((rc = x(c, "cancelling a job", err, errlen, SQL_CANCEL_QUEUED, "Id", id, now)) < 0 ||
-		    (rc = fail_dependants(c, now, err, errlen)) < 0)
-			goto out;
-	} else if (state == JOB_RUNNING) {
-		if ((rc = x(c, "cancelling a job", err, errlen, SQL_CANCEL_RUNNING, "Id", id, now)) < 0)
-			goto out;
-	} else {
-		*state_out = state;
-		rc = rows_cancel_refused(id, state, err, errlen);
-		goto out;
-	}
-	*state_out = state == JOB_QUEUED ? JOB_CANCELLED : JOB_RUNNING;
-	rc = commit(c, err, errlen);
-out:
-	if (rc < 0) rollback(c);
-	release(pg, c);
-	return rc < 0 ? rc : 0;
-}
-
-/* store_recover and store_job_reclaim_expired: the running jobs matching `which` (SQL over jobs,
- * $1 = now) are cancelled (a cancel was requested), failed (past max_interruptions) or requeued,
- * with an event first when `event` (SQL text of the message) is given. */
-static int requeue(PgStore *pg, const char *which, const char *node, const char *event, int max_interruptions,
-                   int64_t *ids, int cap, int *n, char *err, size_t errlen)
-{
-	*n = 0;
-	PGconn *c = acquire(pg, err, errlen);
-	if (!c) return STORE_EDB;
-	char sql[1024];
-	double now = store_now();
-	const char *what = "recovering jobs";
-	int rc = begin(c, err, errlen);
-	if (rc < 0) goto out;
-	/* $1 is the database's time: lease_until is in it (DB_NOW). */
-	PGresult *t = q(c, what, err, errlen, "SELECT " DB_NOW, NULL);
-	if (!t) {
-		rc = STORE_EDB;
-		goto out;
-	}
-	now = gd(t, 0, 0);
-	PQclear(t);
-	/* The rows are locked first, so a node renewing or finishing one waits for this decision. */
-	snprintf(sql, sizeof sql, "SELECT id FROM jobs WHERE %s FOR UPDATE", which);
-	PGresult *r = q(c, what, err, errlen, sql, "dit", now, max_interruptions, node);
-	if (!r) {
-		rc = STORE_EDB;
-		goto out;
-	}
-	PQclear(r);
-	snprintf(sql, sizeof sql, "UPDATE jobs SET state = 'cancelled', finished_at = $1, updated_at = $1, node = NULL, "
-	         "lease_until = NULL, error = coalesce(error, 'cancelled by request') WHERE %s AND cancel_requested = 1", which);
-	if ((rc = x(c, what, err, errlen, sql, "dit", now, max_interruptions, node)) < 0) goto out;
-	if (event) {
-		snprintf(sql, sizeof sql, "INSERT INTO events(job_id, time, level, message) SELECT id, $1, 4, %s FROM jobs WHERE %s",
-		         event, which);
-		if ((rc = x(c, what, err, errlen, sql, "dit", now, max_interruptions, node)) < 0) goto out;
-	}
-	snprintf(sql, sizeof sql, "UPDATE jobs SET interruptions = interruptions + 1 WHERE %s", which);
-	if ((rc = x(c, what, err, errlen, sql, "dit", now, max_interruptions, node)) < 0) goto out;
-	if (max_interruptions > 0) {
-		snprintf(sql, sizeof sql, "INSERT INTO events(job_id, time, level, message) SELECT id, $1, 3, " SQL_GIVING_UP
-		         " FROM jobs WHERE %s AND interruptions >= $2", which);
-		if ((rc = x(c, what, err, errlen, sql, "dit", now, max_interruptions, node)) < 0) goto out;
-		snprintf(sql, sizeof sql, "UPDATE jobs SET state = 'failed', finished_at = $1, updated_at = $1, eta_s = NULL, "
-		         "node = NULL, lease_until = NULL, error = " SQL_GIVING_UP " WHERE %s AND interruptions >= $2", which);
-		if ((rc = x(c, what, err, errlen, sql, "dit", now, max_interruptions, node)) < 0) goto out;
-	}
-	snprintf(sql, sizeof sql, "UPDATE jobs SET state = 'queued', updated_at = $1, eta_s = NULL, node = NULL, "
-	         "lease_until = NULL WHERE %s RETURNING id", which);
-	r = q(c, what, err, errlen, sql, "dit", now, max_interruptions, node);
-	if (!r) {
-		rc = STORE_EDB;
-		goto out;
-	}
-	int m = PQntuples(r);
-	/* RETURNING has no order: smallest ids first, as the SQLite backend lists them. */
-	for (int i = 0; i < m; i++) {
-		int64_t id = gi(r, i, 0);
-		if (*n < cap) {
-			int k = *n;
-			while (k > 0 && ids[k - 1] > id) {
-				ids[k] = ids[k - 1];
-				k--;
-			}
-			ids[k] = id;
-		} else if (cap > 0 && id < ids[cap - 1]) {
-			int k = cap - 1;
-			while (k > 0 && ids[k - 1] > id) {
-				ids[k] = ids[k - 1];
-				k--;
-			}
-			ids[k] = id;
-		}
-		(*n)++;
-	}
-	PQclear(r);
-	if ((rc = fail_dependants(c, now, err, errlen)) < 0) goto out;
-	rc = commit(c, err, errlen);
-out:
-	if (rc < 0) {
-		rollback(c);
-		*n = 0;
-	}
-	release(pg, c);
-	return rc < 0 ? rc : 0;
-}
-
-int pgstore_recover_node(PgStore *pg, const char *node, int max_interruptions, int64_t *ids, int cap, char *err,
-                         size_t errlen)
-{
-	int n = 0;
-	int rc = requeue(pg, "state = 'running' AND ($3 IS NULL OR node = $3)", node, NULL, max_interruptions, ids, cap, &n,
-	                 err, errlen);
-	return rc < 0 ? rc : n;
-}
-
-int pgstore_job_reclaim_expired(PgStore *pg, int max_interruptions, int64_t *ids, int cap, int *n, char *err,
-                                size_t errlen)
-{
-	int rc = requeue(pg, "state = 'running' AND lease_until IS NOT NULL AND lease_until < $1", NULL,
-	                 "'the lease of node ' || coalesce(node, '?') || ' expired ' || round(($1::float8 - lease_until)::numeric, 1) "
-	                 "|| ' s ago (lease generation ' || lease_gen || '); the job goes back to the queue'",
-	                 max_interruptions, ids, cap, n, err, errlen);
-	if (*n > cap) *n = cap;
-	return rc;
 }
 
 int pgstore_job_list(PgStore *pg, const StoreJobFilter *f, StoreJob **jobs, int *n, char *err, size_t errlen)
@@ -1019,12 +878,6 @@ int pgstore_events_read(PgStore *pg, int64_t job_id, int64_t after, int limit, S
 	return rc;
 }
 
-int pgstore_event_add(PgStore *pg, int64_t job_id, int level, const char *message, char *err, size_t errlen)
-{
-	int rc = write1(pg, "adding an event", err, errlen, SQL_EVENT_ADD, "Idit", job_id, store_now(), level, message);
-	return rc < 0 ? rc : 0;
-}
-
 /* ---- artifacts ------------------------------------------------------------------------------ */
 
 int pgstore_artifact_put(PgStore *pg, int64_t job_id, const char *name, const char *path, int64_t size,
@@ -1067,16 +920,6 @@ int pgstore_token_add(PgStore *pg, const char *name, const char *sha256hex, int 
 {
 	int rc = write1(pg, "adding a token", err, errlen, SQL_TOKEN_ADD, "ttid", name, sha256hex, admin ? 1 : 0, store_now());
 	if (rc < 0 && strcmp(last_state, "23505") == 0) return rows_token_exists(name, err, errlen);
-	return rc < 0 ? rc : 0;
-}
-
-int pgstore_token_revoke(PgStore *pg, const char *name, char *err, size_t errlen)
-{
-	int rc = write1(pg, "revoking a token", err, errlen, SQL_TOKEN_REVOKE, "t", name);
-	if (rc == 0) {
-		snprintf(err, errlen, "no token named '%s'", name);
-		return STORE_ENOTFOUND;
-	}
 	return rc < 0 ? rc : 0;
 }
 

@@ -24,6 +24,16 @@
 /* A queued job may run: its init_from source (if any) has succeeded (store.h). */
 #define SQL_CLAIMABLE "q.state = 'queued' AND (q.init_from_job IS NULL OR " \
 	"(SELECT s.state FROM jobs AS s WHERE s.id = q.init_from_job) = 'succeeded')"
+/* The jobs start-up recovery takes: running, and (node given) run by that node (?3 node). */
+#define SQL_RECOVERED "state = 'running' AND (?3 IS NULL OR node = ?3)"
+/* The running jobs whose lease has expired (?1 now). */
+#define SQL_EXPIRED "state = 'running' AND lease_until IS NOT NULL AND lease_until < ?1"
+/* The event of a reclaimed job (SQL over its row, ?1 now): the one text the dialects say apart. */
+#define SQL_LEASE_EXPIRED_SQLITE "'the lease of node ' || coalesce(node, '?') || ' expired ' || " \
+	"printf('%.1f', ?1 - lease_until) || ' s ago (lease generation ' || lease_gen || '); the job goes back to the queue'"
+#define SQL_LEASE_EXPIRED_PG "'the lease of node ' || coalesce(node, '?') || ' expired ' || " \
+	"round((?1::float8 - lease_until)::numeric, 1) || ' s ago (lease generation ' || lease_gen || '); the job goes " \
+	"back to the queue'"
 /* The reason a job interrupted too often fails with (SQL over its row). */
 #define SQL_GIVING_UP "'interrupted ' || interruptions || ' times (the daemon stopped or crashed while it ran); giving up'"
 
