@@ -1,9 +1,10 @@
 /* store.c - SQLite storage for the service: schema and migrations, the job queue, metric and event
- * reads, artifacts (see store.h). A Store opened on a postgresql:// URL hands each call to its
- * PostgreSQL twin in store_pg.c instead (the PG() line at the top of each function), except the
- * writes whose steps are the same on both (finishing, cancelling, recovering, reclaiming...): those
- * are written once here over a Conn of either backend. What a row means and the checks both make
- * are store_rows.c's; the SQL both run is store_sql.h's.
+ * reads, artifacts (see store.h). A Store opened on a postgresql:// URL runs on PostgreSQL
+ * (store_pg.c): the few functions PostgreSQL says its own way (the claim, the lease renewal, the
+ * job list) hand the call to their twin there (the PG() line at their top); everything else is
+ * written once here, over a Conn of either backend (inserts, finishing, cancelling, recovery,
+ * reclaim, the metric snapshot) or store_query.h's single statements (the other reads and writes).
+ * What a row means and the checks both make are store_rows.c's; the SQL both run is store_sql.h's.
  *
  * Deliberately not here: anything about HTTP or JSON (results and specs are opaque text), and the
  * hot path of metric writing, which lives in batch.c so that a training step never waits on a
@@ -32,6 +33,7 @@
 #include "dbident.h"
 #include "sha256.h"
 #include "store_pg.h"
+#include "store_query.h"
 #include "store_rows.h"
 #include "store_sql.h"
 
@@ -107,8 +109,16 @@ static int db_fail(sqlite3 *db, const char *what, char *err, size_t errlen)
 }
 
 /* Rows of a statement for store_rows.h. */
-static int64_t col_i64(const void *s, int row, int col) { (void)row; return sqlite3_column_int64((sqlite3_stmt *)s, col); }
-static double col_dbl(const void *s, int row, int col) { (void)row; return sqlite3_column_double((sqlite3_stmt *)s, col); }
+static int64_t col_i64(const void *s, int row, int col)
+{
+	(void)row;
+	return sqlite3_column_int64((sqlite3_stmt *)s, col);
+}
+static double col_dbl(const void *s, int row, int col)
+{
+	(void)row;
+	return sqlite3_column_double((sqlite3_stmt *)s, col);
+}
 static const char *col_text(const void *s, int row, int col)
 {
 	(void)row;
@@ -185,24 +195,6 @@ static int sql_query(sqlite3 *db, sqlite3_stmt **s, const char *what, char *err,
 	return 0;
 }
 
-/* A query for at most one row, stepped once: 1 with *s on the row (unprep it when read), 0 when
- * there is none, or STORE_EDB with err naming `what` (*s given back in both cases). */
-static int sql_one(sqlite3 *db, sqlite3_stmt **s, const char *what, char *err, size_t errlen, const char *sql,
-                   const char *fmt, ...)
-{
-	if (prep(db, sql, s, what, err, errlen) < 0) return STORE_EDB;
-	va_list ap;
-	va_start(ap, fmt);
-	bind_args(*s, fmt, ap);
-	va_end(ap);
-	int r = sqlite3_step(*s);
-	if (r == SQLITE_ROW) return 1;
-	int rc = r == SQLITE_DONE ? 0 : db_fail(db, what, err, errlen);
-	unprep(*s);
-	*s = NULL;
-	return rc;
-}
-
 /* A statement without rows (INSERT, UPDATE, DELETE) run to completion: the number of rows it
  * changed (>= 0), or STORE_EDB with err naming `what`. */
 static int sql_vexec(sqlite3 *db, const char *what, char *err, size_t errlen, const char *sql, const char *fmt,
@@ -243,14 +235,18 @@ static int sql_vids(sqlite3 *db, int64_t *ids, int cap, const char *what, char *
 	return n;
 }
 
-/* sql_exec in a transaction of its own on a pooled connection: rows changed (>= 0), or < 0. */
+/* sql_exec in a transaction of its own on a pooled connection: rows changed (>= 0), or < 0
+ * (STORE_EEXIST when it would duplicate a unique key). */
 static int sql_vwrite(Store *st, const char *what, char *err, size_t errlen, const char *sql, const char *fmt,
                       va_list ap)
 {
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
 	int rc = store_begin(db, err, errlen);
-	if (rc == 0) rc = sql_vexec(db, what, err, errlen, sql, fmt, ap);
+	if (rc == 0 && (rc = sql_vexec(db, what, err, errlen, sql, fmt, ap)) < 0 &&
+	    (sqlite3_extended_errcode(db) == SQLITE_CONSTRAINT_UNIQUE ||
+	     sqlite3_extended_errcode(db) == SQLITE_CONSTRAINT_PRIMARYKEY))
+		rc = STORE_EEXIST;
 	if (rc >= 0) {
 		int c = store_commit(db, err, errlen);
 		if (c < 0) rc = c;
@@ -260,54 +256,19 @@ static int sql_vwrite(Store *st, const char *what, char *err, size_t errlen, con
 	return rc;
 }
 
-/* A query whose rows become an array: *v gets *n items of `size` bytes (zeroed, then filled by
- * read(s, item)), grown as rows come; NULL when there are none. On failure the items read so far
- * stay in *v for the caller to free (items may own memory). 0, or < 0 with err naming `what`. */
-static int sql_list(Store *st, void **v, int *n, size_t size, rows_read_fn read, const char *what, char *err,
-                    size_t errlen, const char *sql, const char *fmt, ...)
-{
-	*v = NULL;
-	*n = 0;
-	sqlite3 *db = store_acquire(st, err, errlen);
-	if (!db) return STORE_EDB;
-	sqlite3_stmt *s;
-	int rc = prep(db, sql, &s, what, err, errlen), cap = 0, r = SQLITE_DONE;
-	if (rc == 0) {
-		va_list ap;
-		va_start(ap, fmt);
-		bind_args(s, fmt, ap);
-		va_end(ap);
-		while ((r = sqlite3_step(s)) == SQLITE_ROW) {
-			if (*n == cap) {
-				cap = cap ? cap * 2 : 8;
-				void *w = realloc(*v, (size_t)cap * size);
-				if (!w) {
-					snprintf(err, errlen, "%s: out of memory", what);
-					rc = STORE_ENOMEM;
-					break;
-				}
-				*v = w;
-			}
-			void *item = (char *)*v + (size_t)(*n)++ * size;
-			memset(item, 0, size);
-			read(ROW(s), item);
-		}
-		if (rc == 0 && r != SQLITE_DONE) rc = db_fail(db, what, err, errlen);
-		unprep(s);
-	}
-	store_release(st, db);
-	return rc;
-}
-
-/* Runs a fixed, parameterless statement through the cache (BEGIN, COMMIT...). */
-static int exec_cached(sqlite3 *db, const char *sql)
+/* fn on each row of a query: the number of rows (>= 0), or < 0 (fn's code, or STORE_EDB with err
+ * naming `what`). */
+static int sql_veach(sqlite3 *db, rows_each_fn fn, void *ctx, const char *what, char *err, size_t errlen,
+                     const char *sql, const char *fmt, va_list ap)
 {
 	sqlite3_stmt *s;
-	char err[8];
-	if (prep(db, sql, &s, sql, err, sizeof err) < 0) return sqlite3_errcode(db);
-	int rc = sqlite3_step(s);
+	if (prep(db, sql, &s, what, err, errlen) < 0) return STORE_EDB;
+	bind_args(s, fmt, ap);
+	int n = 0, rc = 0, r;
+	while ((r = sqlite3_step(s)) == SQLITE_ROW && (rc = fn(ROW(s), ctx, err, errlen)) == 0) n++;
+	if (rc == 0 && r != SQLITE_DONE) rc = db_fail(db, what, err, errlen);
 	unprep(s);
-	return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+	return rc < 0 ? rc : n;
 }
 
 static void close_conn(sqlite3 *db)
@@ -317,6 +278,241 @@ static void close_conn(sqlite3 *db)
 	sqlite3_close(db);
 }
 
+/* ---- one connection of either backend --------------------------------------------------------
+ * What is the same on both backends is written once, below and in the functions of store.h, over
+ * a Conn: the statements are store_sql.h's; the connection, the transaction and running a
+ * statement are the backend's (for PostgreSQL, store_pg.h's pgstore_exec and its neighbours). */
+
+typedef struct Conn {
+	Store *st;
+	sqlite3 *db;            /* SQLite, or */
+	struct pg_conn *pc;     /* PostgreSQL */
+	int tx;                 /* CONN_WRITE: conn_begin's transaction; CONN_READ: a read snapshot */
+} Conn;
+enum { CONN_WRITE = 1, CONN_READ = 2 };
+
+/* A pooled connection (give it back with conn_end): 0, or STORE_EDB with err. */
+static int conn_get(Store *st, Conn *c, char *err, size_t errlen)
+{
+	*c = (Conn){ .st = st };
+	if (st->pg) c->pc = pgstore_acquire(st->pg, err, errlen);
+	else c->db = store_acquire(st, err, errlen);
+	return c->db || c->pc ? 0 : STORE_EDB;
+}
+
+/* Commits a write transaction when rc >= 0 (else rolls it back; a read snapshot is rolled back)
+ * and gives the connection back: rc, or the commit's error. */
+static int conn_end(Conn *c, int rc, char *err, size_t errlen)
+{
+	if (c->tx == CONN_WRITE && rc >= 0) {
+		int k = c->pc ? pgstore_commit(c->pc, err, errlen) : store_commit(c->db, err, errlen);
+		if (k < 0) rc = k;
+	}
+	if (c->tx && (rc < 0 || c->tx == CONN_READ)) {
+		if (c->pc) pgstore_rollback(c->pc);
+		else store_rollback(c->db);
+	}
+	if (c->pc) pgstore_release(c->st->pg, c->pc);
+	else store_release(c->st, c->db);
+	return rc;
+}
+
+/* conn_get with a write transaction begun: 0 (end it with conn_end), or < 0. */
+static int conn_begin(Store *st, Conn *c, char *err, size_t errlen)
+{
+	if (conn_get(st, c, err, errlen) < 0) return STORE_EDB;
+	c->tx = CONN_WRITE;
+	int rc = c->pc ? pgstore_begin(c->pc, err, errlen) : store_begin(c->db, err, errlen);
+	return rc < 0 ? conn_end(c, rc, err, errlen) : 0;
+}
+
+/* A statement without rows: rows changed (>= 0), or STORE_EDB with err naming `what`. */
+static int conn_exec(Conn *c, const char *what, char *err, size_t errlen, const char *sql, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = c->pc ? pgstore_exec(c->pc, what, err, errlen, sql, fmt, ap)
+	               : sql_vexec(c->db, what, err, errlen, sql, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* An INSERT of one row: 0 with its id in *id, or STORE_EDB with err naming `what`. */
+static int conn_insert(Conn *c, int64_t *id, const char *what, char *err, size_t errlen, const char *sql,
+                       const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = c->pc ? pgstore_insert(c->pc, id, what, err, errlen, sql, fmt, ap)
+	               : sql_vexec(c->db, what, err, errlen, sql, fmt, ap);
+	va_end(ap);
+	if (rc < 0) return rc;
+	if (c->db) *id = sqlite3_last_insert_rowid(c->db);
+	return 0;
+}
+
+/* A query for ids (its first column): the number of rows (>= 0), the first cap in ids. */
+static int conn_ids(Conn *c, int64_t *ids, int cap, const char *what, char *err, size_t errlen, const char *sql,
+                    const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = c->pc ? pgstore_ids(c->pc, ids, cap, what, err, errlen, sql, fmt, ap)
+	               : sql_vids(c->db, ids, cap, what, err, errlen, sql, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* fn on each row: the number of rows (>= 0), or < 0 (fn's code, or STORE_EDB naming `what`). */
+static int conn_veach(Conn *c, rows_each_fn fn, void *ctx, const char *what, char *err, size_t errlen, const char *sql,
+                      const char *fmt, va_list ap)
+{
+	return c->pc ? pgstore_each(c->pc, fn, ctx, what, err, errlen, sql, fmt, ap)
+	             : sql_veach(c->db, fn, ctx, what, err, errlen, sql, fmt, ap);
+}
+
+static int conn_each(Conn *c, rows_each_fn fn, void *ctx, const char *what, char *err, size_t errlen, const char *sql,
+                     const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = conn_veach(c, fn, ctx, what, err, errlen, sql, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* conn_one's and store_list's row callbacks: the first row into an item; every row into an array. */
+typedef struct OneRow { rows_read_fn read; void *item; const char *what; int got; } OneRow;
+
+static int one_row(const StoreRow *r, void *ctx, char *err, size_t errlen)
+{
+	OneRow *o = ctx;
+	if (o->got++) return 0;
+	if (o->read(r, o->item) == 0) return 0;
+	snprintf(err, errlen, "%s: out of memory", o->what);
+	return STORE_ENOMEM;
+}
+
+static int conn_vone(Conn *c, rows_read_fn read, void *item, const char *what, char *err, size_t errlen,
+                     const char *sql, const char *fmt, va_list ap)
+{
+	OneRow o = { read, item, what, 0 };
+	int rc = conn_veach(c, one_row, &o, what, err, errlen, sql, fmt, ap);
+	return rc < 0 ? rc : o.got > 0;
+}
+
+/* The first row read into item: 1, 0 when there is none, or < 0. */
+static int conn_one(Conn *c, rows_read_fn read, void *item, const char *what, char *err, size_t errlen,
+                    const char *sql, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = conn_vone(c, read, item, what, err, errlen, sql, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+typedef struct ListRows { void *v; int n, cap; size_t size; rows_read_fn read; const char *what; } ListRows;
+
+static int list_row(const StoreRow *r, void *ctx, char *err, size_t errlen)
+{
+	ListRows *l = ctx;
+	if (l->n == l->cap) {
+		int cap = l->cap ? l->cap * 2 : 8;
+		void *w = realloc(l->v, (size_t)cap * l->size);
+		if (!w) goto oom;
+		l->v = w;
+		l->cap = cap;
+	}
+	void *item = (char *)l->v + (size_t)l->n++ * l->size;
+	memset(item, 0, l->size);
+	if (l->read(r, item) == 0) return 0;
+oom:
+	snprintf(err, errlen, "%s: out of memory", l->what);
+	return STORE_ENOMEM;
+}
+
+/* The job's state (STORE_ENOTFOUND when there is no such job). In a transaction on PostgreSQL
+ * its row stays locked until the end (SQLite's BEGIN IMMEDIATE holds the whole database already). */
+static int conn_state(Conn *c, int64_t id, JobState *state, const char *what, char *err, size_t errlen)
+{
+	int rc = conn_one(c, rows_state_item, state, what, err, errlen,
+	                  c->pc && c->tx == CONN_WRITE ? SQL_JOB_STATE " FOR UPDATE" : SQL_JOB_STATE, "I", id);
+	return rc == 0 ? rows_job_not_found(id, err, errlen) : rc < 0 ? rc : 0;
+}
+
+/* Now by the clock leases are timed with: the database server's on PostgreSQL, else this node's. */
+static int conn_now(Conn *c, double *now, const char *what, char *err, size_t errlen)
+{
+	*now = store_now();
+	return c->pc ? pgstore_now(c->pc, now, what, err, errlen) : 0;
+}
+
+/* Queued dependants of sources that failed, were cancelled or do not exist fail with the
+ * source's reason, in the caller's transaction; repeated so that a chain fails down to its end
+ * (each pass fails one more link; a chain cannot loop, a source is always older). */
+static int fail_dependants(Conn *c, double now, char *err, size_t errlen)
+{
+	for (int pass = 0; pass < 10000; pass++) {
+		int n = conn_exec(c, "failing the dependants of a failed init_from job", err, errlen, SQL_FAIL_DEPENDANTS, "d",
+		                  now);
+		if (n <= 0) return n;
+	}
+	return 0;
+}
+
+/* ---- store_query.h: single statements on either backend -------------------------------------- */
+
+int store_write(Store *st, const char *what, char *err, size_t errlen, const char *sql, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = st->pg ? pgstore_write(st->pg, what, err, errlen, sql, fmt, ap)
+	                : sql_vwrite(st, what, err, errlen, sql, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+int store_each(Store *st, rows_each_fn fn, void *ctx, const char *what, char *err, size_t errlen, const char *sql,
+               const char *fmt, ...)
+{
+	Conn c;
+	if (conn_get(st, &c, err, errlen) < 0) return STORE_EDB;
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = conn_veach(&c, fn, ctx, what, err, errlen, sql, fmt, ap);
+	va_end(ap);
+	return conn_end(&c, rc, err, errlen);
+}
+
+int store_one(Store *st, rows_read_fn read, void *item, const char *what, char *err, size_t errlen, const char *sql,
+              const char *fmt, ...)
+{
+	Conn c;
+	if (conn_get(st, &c, err, errlen) < 0) return STORE_EDB;
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = conn_vone(&c, read, item, what, err, errlen, sql, fmt, ap);
+	va_end(ap);
+	return conn_end(&c, rc, err, errlen);
+}
+
+int store_list(Store *st, void **v, int *n, size_t size, rows_read_fn read, const char *what, char *err, size_t errlen,
+               const char *sql, const char *fmt, ...)
+{
+	ListRows l = { .size = size, .read = read, .what = what };
+	Conn c;
+	int rc = conn_get(st, &c, err, errlen);
+	if (rc == 0) {
+		va_list ap;
+		va_start(ap, fmt);
+		rc = conn_end(&c, conn_veach(&c, list_row, &l, what, err, errlen, sql, fmt, ap), err, errlen);
+		va_end(ap);
+	}
+	*v = l.v;
+	*n = l.n;
+	return rc < 0 ? rc : 0;
+}
 
 /* ---- migrations ----------------------------------------------------------------------------- */
 
@@ -639,66 +835,71 @@ void store_job_clear(StoreJob *j)
 	memset(j, 0, sizeof *j);
 }
 
-/* The queued jobs (owner NULL: everyone's) for rows_check_limits; ctx is the connection. */
+/* The queued jobs (owner NULL: everyone's) for rows_check_limits; ctx is the Conn. */
 static int count_queued(void *ctx, const char *owner, int64_t *n, char *err, size_t errlen)
 {
-	sqlite3_stmt *s;
-	int rc = owner ? sql_one(ctx, &s, "counting queued jobs", err, errlen, SQL_COUNT_QUEUED_OWNER, "t", owner)
-	               : sql_one(ctx, &s, "counting queued jobs", err, errlen, SQL_COUNT_QUEUED, NULL);
-	*n = rc == 1 ? sqlite3_column_int64(s, 0) : 0;
-	if (rc == 1) unprep(s);
-	return rc == 0 ? db_fail(ctx, "counting queued jobs", err, errlen) : rc < 0 ? rc : 0;
+	*n = 0;
+	const char *what = "counting queued jobs";
+	int rc = owner ? conn_one(ctx, rows_i64_item, n, what, err, errlen, SQL_COUNT_QUEUED_OWNER, "t", owner)
+	               : conn_one(ctx, rows_i64_item, n, what, err, errlen, SQL_COUNT_QUEUED, NULL);
+	return rc < 0 ? rc : 0;
+}
+
+/* check_source's row callback: the verdict on the source's row. */
+typedef struct Source { const StoreNewJob *nj; int rc, got; } Source;
+
+static int source_row(const StoreRow *r, void *ctx, char *err, size_t errlen)
+{
+	Source *s = ctx;
+	s->got = 1;
+	return s->rc = rows_check_source(s->nj, r, err, errlen);
+}
+
+/* The queue limits for n_new more jobs of nj's owner: on PostgreSQL, inserts that count the queue
+ * take turns across nodes (a limit is a count, not a row lock). */
+static int check_limits(Conn *c, const StoreNewJob *nj, int n_new, char *err, size_t errlen)
+{
+	if (nj->max_queued <= 0 && nj->max_queued_per_owner <= 0) return 0;
+	if (c->pc && conn_exec(c, "locking the queue count", err, errlen, "SELECT pg_advisory_xact_lock(7270002)", NULL) < 0)
+		return STORE_EDB;
+	return rows_check_limits(nj, n_new, count_queued, c, err, errlen);
 }
 
 /* The init_from rule at insert (see store.h), inside the inserting transaction so that a source
- * cannot fail between the check and the insert. */
-static int check_source(sqlite3 *db, const StoreNewJob *nj, char *err, size_t errlen)
+ * cannot fail between the check and the insert (on PostgreSQL: FOR SHARE). */
+static int check_source(Conn *c, const StoreNewJob *nj, char *err, size_t errlen)
 {
-	sqlite3_stmt *s;
-	int rc = sql_one(db, &s, "reading the init_from job", err, errlen, SQL_SOURCE, "I", nj->init_from_job);
+	Source s = { nj, 0, 0 };
+	int rc = conn_each(c, source_row, &s, "reading the init_from job", err, errlen,
+	                   c->pc ? SQL_SOURCE " FOR SHARE" : SQL_SOURCE, "I", nj->init_from_job);
 	if (rc < 0) return rc;
-	rc = rows_check_source(nj, rc == 1 ? ROW(s) : NULL, err, errlen);
-	unprep(s);
-	return rc;
+	return s.got ? s.rc : rows_check_source(nj, NULL, err, errlen);
 }
 
 /* One job row (inside the caller's transaction); group_id 0 = none. */
-static int insert_job_row(sqlite3 *db, const StoreNewJob *nj, int64_t group_id, double now, int64_t *id, char *err,
+static int insert_job_row(Conn *c, const StoreNewJob *nj, int64_t group_id, double now, int64_t *id, char *err,
                           size_t errlen)
 {
 	int rc;
-	if (nj->init_from_job > 0 && (rc = check_source(db, nj, err, errlen)) < 0) return rc;
-	/* ?7 and ?8 NULL for none: NULLIF keeps the columns NULL rather than 0. */
-	if ((rc = sql_exec(db, "inserting a job", err, errlen,
-	                   "INSERT INTO jobs(name, method, spec, state, priority, owner, created_at, updated_at, init_from_job, "
-	                   "group_id, group_setting) "
-	                   "VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?6, NULLIF(?7, 0), NULLIF(?8, 0), ?9)", "tttitdIIt",
-	                   nj->name, nj->method ? nj->method : "", nj->spec, nj->priority, nj->owner ? nj->owner : "", now,
+	if (nj->init_from_job > 0 && (rc = check_source(c, nj, err, errlen)) < 0) return rc;
+	return conn_insert(c, id, "inserting a job", err, errlen, SQL_INSERT_JOB, "tttitdIIt", nj->name,
+	                   nj->method ? nj->method : "", nj->spec, nj->priority, nj->owner ? nj->owner : "", now,
 	                   nj->init_from_job > 0 ? nj->init_from_job : (int64_t)0, group_id,
-	                   group_id > 0 ? nj->group_setting : NULL)) < 0)
-		return rc;
-	*id = sqlite3_last_insert_rowid(db);
-	return 0;
+	                   group_id > 0 ? nj->group_setting : NULL);
 }
 
 int store_job_insert(Store *st, const StoreNewJob *nj, int64_t *id, char *err, size_t errlen)
 {
-	PG(job_insert(st->pg, nj, id, err, errlen));
-	sqlite3 *db = store_acquire(st, err, errlen);
-	if (!db) return STORE_EDB;
-	int rc = store_begin(db, err, errlen);
-	if (rc < 0) goto out;
-	if ((rc = rows_check_limits(nj, 1, count_queued, db, err, errlen)) < 0) goto out;
-	if ((rc = insert_job_row(db, nj, 0, store_now(), id, err, errlen)) < 0) goto out;
-	if (ssld_fault("job_insert")) {   /* ../engine/fault.h: the row is written, the commit fails */
+	Conn c;
+	int rc = conn_begin(st, &c, err, errlen);
+	if (rc < 0) return rc;
+	if ((rc = check_limits(&c, nj, 1, err, errlen)) == 0 &&
+	    (rc = insert_job_row(&c, nj, 0, store_now(), id, err, errlen)) == 0 &&
+	    ssld_fault("job_insert")) {   /* ../engine/fault.h: the row is written, the commit fails */
 		snprintf(err, errlen, "inserting a job: COMMIT: disk I/O error (injected by SSLD_FAULT)");
 		rc = STORE_EDB;
-		goto out;
 	}
-	rc = store_commit(db, err, errlen);
-out:
-	if (rc < 0) store_rollback(db);
-	store_release(st, db);
+	rc = conn_end(&c, rc, err, errlen);
 	return rc < 0 ? rc : 0;
 }
 
@@ -709,24 +910,15 @@ int store_group_insert(Store *st, const char *name, const char *owner, const cha
 		snprintf(err, errlen, "a group needs at least one job");
 		return STORE_EDB;
 	}
-	PG(group_insert(st->pg, name, owner, sweep, jobs, n, group_id, ids, err, errlen));
-	sqlite3 *db = store_acquire(st, err, errlen);
-	if (!db) return STORE_EDB;
-	int rc = store_begin(db, err, errlen);
-	if (rc < 0) goto out;
-	if ((rc = rows_check_limits(&jobs[0], n, count_queued, db, err, errlen)) < 0) goto out;
+	Conn c;
+	int rc = conn_begin(st, &c, err, errlen);
+	if (rc < 0) return rc;
 	double now = store_now();
-	if ((rc = sql_exec(db, "inserting a group", err, errlen,
-	                   "INSERT INTO job_groups(name, owner, sweep, created_at) VALUES (?1, ?2, ?3, ?4)", "tttd",
-	                   name, owner ? owner : "", sweep, now)) < 0)
-		goto out;
-	*group_id = sqlite3_last_insert_rowid(db);
-	for (int i = 0; i < n; i++)
-		if ((rc = insert_job_row(db, &jobs[i], *group_id, now, &ids[i], err, errlen)) < 0) goto out;
-	rc = store_commit(db, err, errlen);
-out:
-	if (rc < 0) store_rollback(db);
-	store_release(st, db);
+	if ((rc = check_limits(&c, &jobs[0], n, err, errlen)) == 0)
+		rc = conn_insert(&c, group_id, "inserting a group", err, errlen, SQL_INSERT_GROUP, "tttd", name,
+		                 owner ? owner : "", sweep, now);
+	for (int i = 0; rc == 0 && i < n; i++) rc = insert_job_row(&c, &jobs[i], *group_id, now, &ids[i], err, errlen);
+	rc = conn_end(&c, rc, err, errlen);
 	return rc < 0 ? rc : 0;
 }
 
@@ -738,33 +930,29 @@ void store_group_clear(StoreGroup *g)
 }
 
 /* The group's job count per state, into g. */
-static int group_counts(sqlite3 *db, StoreGroup *g, char *err, size_t errlen)
+static int count_group_row(const StoreRow *r, void *ctx, char *err, size_t errlen)
 {
-	sqlite3_stmt *s;
-	int rc = sql_query(db, &s, "counting a group's jobs", err, errlen, SQL_GROUP_COUNTS, "I", g->id);
-	if (rc < 0) return rc;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) rows_count_state(ROW(s), g->counts, &g->jobs);
-	unprep(s);
-	return rc == SQLITE_DONE ? 0 : db_fail(db, "counting a group's jobs", err, errlen);
+	(void)err, (void)errlen;
+	StoreGroup *g = ctx;
+	rows_count_state(r, g->counts, &g->jobs);
+	return 0;
+}
+
+static int group_counts(Store *st, StoreGroup *g, char *err, size_t errlen)
+{
+	int rc = store_each(st, count_group_row, g, "counting a group's jobs", err, errlen, SQL_GROUP_COUNTS, "I", g->id);
+	return rc < 0 ? rc : 0;
 }
 
 int store_group_get(Store *st, int64_t id, StoreGroup *out, char *err, size_t errlen)
 {
-	PG(group_get(st->pg, id, out, err, errlen));
 	memset(out, 0, sizeof *out);
-	sqlite3 *db = store_acquire(st, err, errlen);
-	if (!db) return STORE_EDB;
-	sqlite3_stmt *s;
-	int rc = sql_one(db, &s, "reading a group", err, errlen, SQL_GET_GROUP, "I", id);
-	if (rc == 1) {
-		rows_group(ROW(s), out);
-		unprep(s);
-		rc = group_counts(db, out, err, errlen);
-	} else if (rc == 0) {
+	int rc = store_one(st, rows_group_item, out, "reading a group", err, errlen, SQL_GET_GROUP, "I", id);
+	if (rc == 0) {
 		snprintf(err, errlen, "group %lld not found", (long long)id);
-		rc = STORE_ENOTFOUND;
+		return STORE_ENOTFOUND;
 	}
-	store_release(st, db);
+	if (rc > 0) rc = group_counts(st, out, err, errlen);
 	if (rc < 0) store_group_clear(out);
 	return rc;
 }
@@ -772,176 +960,40 @@ int store_group_get(Store *st, int64_t id, StoreGroup *out, char *err, size_t er
 int store_group_list(Store *st, const char *owner, int64_t before_id, int limit, StoreGroup **groups, int *n,
                      char *err, size_t errlen)
 {
-	limit = rows_limit(limit, 50, 1000);
-	PG(group_list(st->pg, owner, before_id, limit, groups, n, err, errlen));
-	*groups = NULL;
-	*n = 0;
-	sqlite3 *db = store_acquire(st, err, errlen);
-	if (!db) return STORE_EDB;
-	sqlite3_stmt *s = NULL;
-	int rc = sql_query(db, &s, "listing groups", err, errlen, owner ? SQL_LIST_GROUPS_OWNER : SQL_LIST_GROUPS, "Iit",
-	                   before_id > 0 ? before_id : INT64_MAX, limit, owner);
-	StoreGroup *v = rc == 0 ? calloc((size_t)limit, sizeof *v) : NULL;
-	if (rc == 0 && !v) {
-		snprintf(err, errlen, "listing groups: out of memory");
-		rc = STORE_ENOMEM;
-	}
-	if (rc == 0) {
-		int r = SQLITE_DONE;
-		while (*n < limit && (r = sqlite3_step(s)) == SQLITE_ROW) rows_group(ROW(s), &v[(*n)++]);
-		if (*n < limit && r != SQLITE_DONE) rc = db_fail(db, "listing groups", err, errlen);
-	}
-	if (s) unprep(s);
-	for (int i = 0; rc == 0 && i < *n; i++) rc = group_counts(db, &v[i], err, errlen);
-	store_release(st, db);
-	if (rc < 0) {
-		for (int i = 0; v && i < *n; i++) store_group_clear(&v[i]);
-		free(v);
-		*n = 0;
-		return rc;
-	}
+	void *v;
+	int rc = store_list(st, &v, n, sizeof **groups, rows_group_item, "listing groups", err, errlen,
+	                    owner ? SQL_LIST_GROUPS_OWNER : SQL_LIST_GROUPS, "Iit", before_id > 0 ? before_id : INT64_MAX,
+	                    rows_limit(limit, 50, 1000), owner);
 	*groups = v;
-	return 0;
+	for (int i = 0; rc == 0 && i < *n; i++) rc = group_counts(st, &(*groups)[i], err, errlen);
+	if (rc < 0) {
+		for (int i = 0; i < *n; i++) store_group_clear(&(*groups)[i]);
+		free(*groups);
+		*groups = NULL;
+		*n = 0;
+	}
+	return rc;
 }
 
-static int get_job(sqlite3 *db, int64_t id, StoreJob *out, char *err, size_t errlen)
+static int get_job(Conn *c, int64_t id, StoreJob *out, char *err, size_t errlen)
 {
-	sqlite3_stmt *s;
-	int rc = sql_one(db, &s, "reading a job", err, errlen, SQL_GET_JOB, "I", id);
-	if (rc != 1) return rc == 0 ? rows_job_not_found(id, err, errlen) : rc;
-	rows_job(ROW(s), out, 1);
-	unprep(s);
-	return 0;
+	int rc = conn_one(c, rows_job_item, out, "reading a job", err, errlen, SQL_GET_JOB, "I", id);
+	return rc == 0 ? rows_job_not_found(id, err, errlen) : rc < 0 ? rc : 0;
 }
 
 int store_job_get(Store *st, int64_t id, StoreJob *out, char *err, size_t errlen)
 {
-	PG(job_get(st->pg, id, out, err, errlen));
 	memset(out, 0, sizeof *out);
-	sqlite3 *db = store_acquire(st, err, errlen);
-	if (!db) return STORE_EDB;
-	int rc = get_job(db, id, out, err, errlen);
-	store_release(st, db);
-	return rc;
-}
-
-/* The state of job id in an open transaction (or none): 0 with *state, or < 0. */
-static int read_state(sqlite3 *db, int64_t id, JobState *state, const char *what, char *err, size_t errlen)
-{
-	sqlite3_stmt *s;
-	int rc = sql_one(db, &s, what, err, errlen, SQL_JOB_STATE, "I", id);
-	if (rc != 1) return rc == 0 ? rows_job_not_found(id, err, errlen) : rc;
-	*state = rows_state(ROW(s), 0);
-	unprep(s);
-	return 0;
+	Conn c;
+	if (conn_get(st, &c, err, errlen) < 0) return STORE_EDB;
+	return conn_end(&c, get_job(&c, id, out, err, errlen), err, errlen);
 }
 
 int store_job_state(Store *st, int64_t id, JobState *state, char *err, size_t errlen)
 {
-	PG(job_state(st->pg, id, state, err, errlen));
-	sqlite3 *db = store_acquire(st, err, errlen);
-	if (!db) return STORE_EDB;
-	int rc = read_state(db, id, state, "reading a job's state", err, errlen);
-	store_release(st, db);
-	return rc;
-}
-
-/* ---- one connection of either backend --------------------------------------------------------
- * The writes whose logic is the same on both backends are written once, below, over a Conn: the
- * statements are store_sql.h's; the connection, the transaction and running a statement are the
- * backend's (for PostgreSQL, store_pg.h's pgstore_exec and its neighbours). */
-
-typedef struct Conn {
-	Store *st;
-	sqlite3 *db;            /* SQLite, or */
-	struct pg_conn *pc;     /* PostgreSQL */
-} Conn;
-
-/* Commits when rc >= 0 (else rolls back) and gives the connection back: rc, or the commit's error. */
-static int conn_end(Conn *c, int rc, char *err, size_t errlen)
-{
-	if (rc >= 0) {
-		int k = c->pc ? pgstore_commit(c->pc, err, errlen) : store_commit(c->db, err, errlen);
-		if (k < 0) rc = k;
-	}
-	if (rc < 0 && c->pc) pgstore_rollback(c->pc);
-	else if (rc < 0) store_rollback(c->db);
-	if (c->pc) pgstore_release(c->st->pg, c->pc);
-	else store_release(c->st, c->db);
-	return rc;
-}
-
-/* A pooled connection with a write transaction begun: 0 (end it with conn_end), or < 0. */
-static int conn_begin(Store *st, Conn *c, char *err, size_t errlen)
-{
-	*c = (Conn){ .st = st };
-	if (st->pg) c->pc = pgstore_acquire(st->pg, err, errlen);
-	else c->db = store_acquire(st, err, errlen);
-	if (!c->db && !c->pc) return STORE_EDB;
-	int rc = c->pc ? pgstore_begin(c->pc, err, errlen) : store_begin(c->db, err, errlen);
-	return rc < 0 ? conn_end(c, rc, err, errlen) : 0;
-}
-
-/* A statement without rows: rows changed (>= 0), or STORE_EDB with err naming `what`. */
-static int conn_exec(Conn *c, const char *what, char *err, size_t errlen, const char *sql, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	int rc = c->pc ? pgstore_exec(c->pc, what, err, errlen, sql, fmt, ap)
-	               : sql_vexec(c->db, what, err, errlen, sql, fmt, ap);
-	va_end(ap);
-	return rc;
-}
-
-/* A query for ids (its first column): the number of rows (>= 0), the first cap in ids. */
-static int conn_ids(Conn *c, int64_t *ids, int cap, const char *what, char *err, size_t errlen, const char *sql,
-                    const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	int rc = c->pc ? pgstore_ids(c->pc, ids, cap, what, err, errlen, sql, fmt, ap)
-	               : sql_vids(c->db, ids, cap, what, err, errlen, sql, fmt, ap);
-	va_end(ap);
-	return rc;
-}
-
-/* One statement in a transaction of its own on either backend: rows changed, or < 0. */
-static int conn_write(Store *st, const char *what, char *err, size_t errlen, const char *sql, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	int rc = st->pg ? pgstore_write(st->pg, what, err, errlen, sql, fmt, ap)
-	                : sql_vwrite(st, what, err, errlen, sql, fmt, ap);
-	va_end(ap);
-	return rc;
-}
-
-/* The job's state in the transaction; on PostgreSQL its row stays locked until the end (SQLite's
- * BEGIN IMMEDIATE holds the whole database already). */
-static int conn_state(Conn *c, int64_t id, JobState *state, const char *what, char *err, size_t errlen)
-{
-	return c->pc ? pgstore_lock_state(c->pc, id, state, what, err, errlen)
-	             : read_state(c->db, id, state, what, err, errlen);
-}
-
-/* Now by the clock leases are timed with: the database server's on PostgreSQL, else this node's. */
-static int conn_now(Conn *c, double *now, const char *what, char *err, size_t errlen)
-{
-	*now = store_now();
-	return c->pc ? pgstore_now(c->pc, now, what, err, errlen) : 0;
-}
-
-/* Queued dependants of sources that failed, were cancelled or do not exist fail with the
- * source's reason, in the caller's transaction; repeated so that a chain fails down to its end
- * (each pass fails one more link; a chain cannot loop, a source is always older). */
-static int fail_dependants(Conn *c, double now, char *err, size_t errlen)
-{
-	for (int pass = 0; pass < 10000; pass++) {
-		int n = conn_exec(c, "failing the dependants of a failed init_from job", err, errlen, SQL_FAIL_DEPENDANTS, "d",
-		                  now);
-		if (n <= 0) return n;
-	}
-	return 0;
+	Conn c;
+	if (conn_get(st, &c, err, errlen) < 0) return STORE_EDB;
+	return conn_end(&c, conn_state(&c, id, state, "reading a job's state", err, errlen), err, errlen);
 }
 
 int store_job_claim(Store *st, StoreJob *out, char *err, size_t errlen)
@@ -957,8 +1009,13 @@ int store_job_claim_limited(Store *st, int max_running_per_owner, StoreJob *out,
 int store_job_claim_lease(Store *st, const char *node, double lease_s, int max_running_per_owner, StoreJob *out,
                           char *err, size_t errlen)
 {
-	PG(job_claim_lease(st->pg, node, lease_s, max_running_per_owner, out, err, errlen));
 	memset(out, 0, sizeof *out);
+	if (st->pg) {   /* the claim (its locks, the lease clock) is PostgreSQL's own; reading the job is not */
+		int64_t id = 0;
+		int rc = pgstore_job_claim_lease(st->pg, node, lease_s, max_running_per_owner, &id, err, errlen);
+		if (rc == 1 && (rc = store_job_get(st, id, out, err, errlen)) == 0) rc = 1;
+		return rc;
+	}
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
 	sqlite3_stmt *s = NULL;
@@ -1010,7 +1067,7 @@ int store_job_claim_lease(Store *st, const char *node, double lease_s, int max_r
 			goto out;
 	}
 	if ((rc = store_commit(db, err, errlen)) < 0) goto out;
-	if ((rc = get_job(db, id, out, err, errlen)) == 0) rc = 1;
+	if ((rc = get_job(&(Conn){ .st = st, .db = db }, id, out, err, errlen)) == 0) rc = 1;
 out:
 	unprep(s);
 	store_rollback(db);   /* no-op after COMMIT; ends the read-only transaction of an empty queue */
@@ -1021,9 +1078,9 @@ out:
 int store_job_renew(Store *st, int64_t id, int64_t lease_gen, double lease_s, char *err, size_t errlen)
 {
 	PG(job_renew(st->pg, id, lease_gen, lease_s, err, errlen));
-	int rc = conn_write(st, "renewing a lease", err, errlen,
-	                    "UPDATE jobs SET lease_until = ?3 + ?4 WHERE id = ?1 AND state = 'running' AND lease_gen = ?2",
-	                    "IIdd", id, lease_gen, store_now(), lease_s);
+	int rc = store_write(st, "renewing a lease", err, errlen,
+	                     "UPDATE jobs SET lease_until = ?3 + ?4 WHERE id = ?1 AND state = 'running' AND lease_gen = ?2",
+	                     "IIdd", id, lease_gen, store_now(), lease_s);
 	if (rc == 0) return rows_renew_fenced(id, lease_gen, err, errlen);
 	return rc < 0 ? rc : 0;
 }
@@ -1063,8 +1120,8 @@ int store_job_checkpoint(Store *st, int64_t id, int64_t step, char *err, size_t 
 
 int store_job_checkpoint_fenced(Store *st, int64_t id, int64_t lease_gen, int64_t step, char *err, size_t errlen)
 {
-	int rc = conn_write(st, "recording a checkpoint", err, errlen, SQL_CHECKPOINT, "IIdI", id, step, store_now(),
-	                    lease_gen);
+	int rc = store_write(st, "recording a checkpoint", err, errlen, SQL_CHECKPOINT, "IIdI", id, step, store_now(),
+	                     lease_gen);
 	if (rc == 0 && lease_gen >= 0) return rows_fenced(id, lease_gen, "recording a checkpoint", err, errlen);
 	return rc < 0 ? rc : 0;
 }
@@ -1201,51 +1258,51 @@ int store_job_list(Store *st, const StoreJobFilter *f, StoreJob **jobs, int *n, 
 	return 0;
 }
 
+static int count_row(const StoreRow *r, void *ctx, char *err, size_t errlen)
+{
+	(void)err, (void)errlen;
+	rows_count_state(r, ctx, NULL);
+	return 0;
+}
+
 int store_job_counts(Store *st, int64_t counts[JOB_STATE_COUNT], char *err, size_t errlen)
 {
-	PG(job_counts(st->pg, counts, err, errlen));
 	memset(counts, 0, sizeof(int64_t) * JOB_STATE_COUNT);
-	sqlite3 *db = store_acquire(st, err, errlen);
-	if (!db) return STORE_EDB;
-	sqlite3_stmt *s;
-	int rc = sql_query(db, &s, "counting jobs", err, errlen, SQL_JOB_COUNTS, NULL);
-	if (rc == 0) {
-		int r;
-		while ((r = sqlite3_step(s)) == SQLITE_ROW) rows_count_state(ROW(s), counts, NULL);
-		if (r != SQLITE_DONE) rc = db_fail(db, "counting jobs", err, errlen);
-		unprep(s);
-	}
-	store_release(st, db);
-	return rc;
+	int rc = store_each(st, count_row, counts, "counting jobs", err, errlen, SQL_JOB_COUNTS, NULL);
+	return rc < 0 ? rc : 0;
 }
 
 /* ---- metrics -------------------------------------------------------------------------------- */
 
-/* One key's points with id > after, ascending, at most max_rows (per key, so each curve comes
- * from the covering index in id order: an index-only scan, no sort). */
-static int read_key(sqlite3 *db, int64_t job_id, const char *key, int64_t after, int64_t max_rows, MetricSet *out,
-                    int *truncated, int64_t *last_id, char *err, size_t errlen)
+/* One key's points (store_metrics_read): pushed into the set, counted, the last id kept. */
+typedef struct KeyRead { MetricSet *ms; const char *key; int hint; int64_t n, last; } KeyRead;
+
+static int key_row(const StoreRow *r, void *ctx, char *err, size_t errlen)
 {
-	sqlite3_stmt *s;
-	int rc = sql_query(db, &s, "reading metrics", err, errlen, SQL_READ_KEY, "ItII", job_id, key, after, max_rows);
-	if (rc < 0) return rc;
-	int hint = -1, r;
-	int64_t n = 0;
-	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
-		MetricPoint p = rows_point(ROW(s), 0, 1, 2);
-		if (metric_set_push(out, key, &hint, p) < 0) goto oom;
-		*last_id = p.id;
-		n++;
+	KeyRead *k = ctx;
+	MetricPoint p = rows_point(r, 0, 1, 2);
+	if (metric_set_push(k->ms, k->key, &k->hint, p) < 0) {
+		snprintf(err, errlen, "reading metrics: out of memory");
+		return STORE_ENOMEM;
 	}
-	if (r != SQLITE_DONE)
-		rc = db_fail(db, "reading metrics", err, errlen);
-	else
-		*truncated = n >= max_rows;
-	unprep(s);
-	return rc;
-oom:
-	unprep(s);
-	snprintf(err, errlen, "reading metrics: out of memory");
+	k->last = p.id;
+	k->n++;
+	return 0;
+}
+
+/* A job's metric keys (at most 256, SQL_METRIC_KEYS), copied. */
+typedef struct Keys { char **v; int n; } Keys;
+
+static int keys_row(const StoreRow *r, void *ctx, char *err, size_t errlen)
+{
+	Keys *k = ctx;
+	const char *t = r->ops->text(r->res, r->row, 0);
+	if (!t || k->n >= 256) return 0;
+	if ((k->v[k->n] = strdup(t)) != NULL) {
+		k->n++;
+		return 0;
+	}
+	snprintf(err, errlen, "reading metric keys: out of memory");
 	return STORE_ENOMEM;
 }
 
@@ -1259,84 +1316,64 @@ int store_metrics_read(Store *st, int64_t job_id, int64_t after, const char *con
 		return STORE_ELIMIT;
 	}
 	int64_t limit = max_rows > 0 && max_rows < (size_t)INT64_MAX ? (int64_t)max_rows : INT64_MAX;
-	if (st->pg) {
-		int rc = pgstore_metrics_read(st->pg, job_id, after, keys, nkeys, limit, out, err, errlen);
-		if (rc < 0) metric_set_clear(out);
-		return rc;
-	}
-	sqlite3 *db = store_acquire(st, err, errlen);
-	if (!db) return STORE_EDB;
-	sqlite3_stmt *ks = NULL;
-	char **all = NULL;
-	int nall = 0, rc;
+	Keys all = { NULL, 0 };
+	Conn c;
+	int rc = conn_get(st, &c, err, errlen);
+	if (rc < 0) return rc;
 	/* One read transaction, so the job's state, its keys and the points of every key are one
 	 * consistent snapshot. */
-	if (exec_cached(db, "BEGIN") != SQLITE_OK) {
-		rc = db_fail(db, "reading metrics", err, errlen);
+	c.tx = CONN_READ;
+	if ((rc = conn_exec(&c, "reading metrics", err, errlen,
+	                    c.pc ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" : "BEGIN", NULL)) < 0 ||
+	    (rc = conn_state(&c, job_id, &out->job_state, "reading a job's state", err, errlen)) < 0)
 		goto out;
-	}
-	if ((rc = read_state(db, job_id, &out->job_state, "reading a job's state", err, errlen)) < 0) goto out;
 	if (!keys || nkeys == 0) {   /* every key the job has */
-		if ((rc = sql_query(db, &ks, "reading metric keys", err, errlen,
-		                    "SELECT key FROM metric_keys WHERE job_id = ?1 ORDER BY key", "I", job_id)) < 0)
-			goto out;
-		all = calloc(256, sizeof *all);
-		while (all && nall < 256 && sqlite3_step(ks) == SQLITE_ROW) {
-			const unsigned char *k = sqlite3_column_text(ks, 0);
-			if (k && !(all[nall++] = strdup((const char *)k))) break;
-		}
-		if (!all || (nall && !all[nall - 1])) {
+		if (!(all.v = calloc(256, sizeof *all.v))) {
 			snprintf(err, errlen, "reading metric keys: out of memory");
 			rc = STORE_ENOMEM;
 			goto out;
 		}
-		keys = (const char *const *)all;
-		nkeys = nall;
+		if ((rc = conn_each(&c, keys_row, &all, "reading metric keys", err, errlen, SQL_METRIC_KEYS, "I", job_id)) < 0)
+			goto out;
+		keys = (const char *const *)all.v;
+		nkeys = all.n;
 	}
+	/* Each key's points from the covering index in id order: an index-only scan, no sort. */
 	int64_t cut = INT64_MAX;
 	for (int i = 0; i < nkeys; i++) {
-		int truncated = 0;
-		int64_t last = 0;
-		if ((rc = read_key(db, job_id, keys[i], after, limit, out, &truncated, &last, err, errlen)) < 0) goto out;
-		if (truncated && last < cut) cut = last;
+		KeyRead k = { out, keys[i], -1, 0, 0 };
+		if ((rc = conn_each(&c, key_row, &k, "reading metrics", err, errlen, SQL_READ_KEY, "ItII", job_id, keys[i],
+		                    after, limit)) < 0)
+			goto out;
+		if (k.n >= limit && k.last < cut) cut = k.last;
 	}
 	metric_set_finish(out, cut);
 	rc = 0;
 out:
-	unprep(ks);
-	for (int i = 0; all && i < nall; i++) free(all[i]);
-	free(all);
-	if (!sqlite3_get_autocommit(db)) exec_cached(db, "COMMIT");
-	store_release(st, db);
+	rc = conn_end(&c, rc, err, errlen);
+	for (int i = 0; i < all.n; i++) free(all.v[i]);
+	free(all.v);
 	if (rc < 0) metric_set_clear(out);
 	return rc;
+}
+
+typedef struct Latest { MetricSet *ms; int hint; } Latest;
+
+static int latest_row(const StoreRow *r, void *ctx, char *err, size_t errlen)
+{
+	Latest *l = ctx;
+	if (rows_latest(r, l->ms, &l->hint) == 0) return 0;
+	snprintf(err, errlen, "reading latest metrics: out of memory");
+	return STORE_ENOMEM;
 }
 
 int store_metrics_latest(Store *st, int64_t job_id, MetricSet *out, char *err, size_t errlen)
 {
 	memset(out, 0, sizeof *out);
-	if (st->pg) {
-		int rc = pgstore_metrics_latest(st->pg, job_id, out, err, errlen);
-		if (rc < 0) metric_set_clear(out);
-		return rc;
-	}
-	sqlite3 *db = store_acquire(st, err, errlen);
-	if (!db) return STORE_EDB;
-	sqlite3_stmt *s;
-	int rc = sql_query(db, &s, "reading latest metrics", err, errlen, SQL_LATEST, "I", job_id);
-	if (rc == 0) {
-		int r, hint = -1;
-		while ((r = sqlite3_step(s)) == SQLITE_ROW && rows_latest(ROW(s), out, &hint) == 0) {}
-		if (r == SQLITE_ROW) {
-			snprintf(err, errlen, "reading latest metrics: out of memory");
-			rc = STORE_ENOMEM;
-		} else if (r != SQLITE_DONE)
-			rc = db_fail(db, "reading latest metrics", err, errlen);
-		unprep(s);
-	}
-	store_release(st, db);
+	Latest l = { out, -1 };
+	int rc = store_each(st, latest_row, &l, "reading latest metrics", err, errlen, SQL_LATEST, "I", job_id);
 	if (rc < 0) metric_set_clear(out);
-	return rc;
+	return rc < 0 ? rc : 0;
 }
 
 /* ---- events --------------------------------------------------------------------------------- */
@@ -1345,9 +1382,8 @@ int store_events_read(Store *st, int64_t job_id, int64_t after, int limit, Store
                       char *err, size_t errlen)
 {
 	limit = rows_limit(limit, 1, 10000);
-	PG(events_read(st->pg, job_id, after, limit, ev, n, err, errlen));
 	void *v;
-	int rc = sql_list(st, &v, n, sizeof **ev, rows_event_item, "reading events", err, errlen, SQL_EVENTS, "IIi", job_id,
+	int rc = store_list(st, &v, n, sizeof **ev, rows_event_item, "reading events", err, errlen, SQL_EVENTS, "IIi", job_id,
 	                  after, limit);
 	*ev = v;
 	if (rc < 0) {
@@ -1366,7 +1402,7 @@ void store_events_free(StoreEvent *ev, int n)
 
 int store_event_add(Store *st, int64_t job_id, int level, const char *message, char *err, size_t errlen)
 {
-	int rc = conn_write(st, "adding an event", err, errlen, SQL_EVENT_ADD, "Idit", job_id, store_now(), level, message);
+	int rc = store_write(st, "adding an event", err, errlen, SQL_EVENT_ADD, "Idit", job_id, store_now(), level, message);
 	return rc < 0 ? rc : 0;
 }
 
@@ -1392,18 +1428,16 @@ int store_artifact_put(Store *st, int64_t job_id, const char *name, const char *
 	int64_t size = 0;
 	int rc = sha256_file(path, hex, &size, err, errlen);
 	if (rc < 0) return STORE_ENOTFOUND;
-	PG(artifact_put(st->pg, job_id, name, path, size, hex, err, errlen));
-	rc = conn_write(st, "recording an artifact", err, errlen,
-	                "INSERT OR REPLACE INTO artifacts(job_id, name, path, size, sha256, created_at) "
-	                "VALUES (?1, ?2, ?3, ?4, ?5, ?6)", "IttItd", job_id, name, path, size, hex, store_now());
+	rc = store_write(st, "recording an artifact", err, errlen, SQL_ARTIFACT_PUT, "IttItd", job_id, name, path, size, hex,
+	                 store_now());
 	return rc < 0 ? rc : 0;
 }
 
 int store_artifact_list(Store *st, int64_t job_id, StoreArtifact **a, int *n, char *err, size_t errlen)
 {
-	PG(artifact_list(st->pg, job_id, a, n, err, errlen));
 	void *v;
-	int rc = sql_list(st, &v, n, sizeof **a, rows_artifact_item, "listing artifacts", err, errlen, SQL_ARTIFACTS, "I", job_id);
+	int rc = store_list(st, &v, n, sizeof **a, rows_artifact_item, "listing artifacts", err, errlen, SQL_ARTIFACTS, "I",
+	                    job_id);
 	*a = v;
 	if (rc < 0) {
 		store_artifacts_free(*a, *n);
@@ -1415,22 +1449,13 @@ int store_artifact_list(Store *st, int64_t job_id, StoreArtifact **a, int *n, ch
 
 int store_artifact_get(Store *st, int64_t job_id, const char *name, StoreArtifact *a, char *err, size_t errlen)
 {
-	PG(artifact_get(st->pg, job_id, name, a, err, errlen));
 	memset(a, 0, sizeof *a);
-	sqlite3 *db = store_acquire(st, err, errlen);
-	if (!db) return STORE_EDB;
-	sqlite3_stmt *s;
-	int rc = sql_one(db, &s, "reading an artifact", err, errlen, SQL_ARTIFACT, "It", job_id, name);
-	if (rc == 1) {
-		rows_artifact(ROW(s), a);
-		unprep(s);
-		rc = 0;
-	} else if (rc == 0) {
+	int rc = store_one(st, rows_artifact_item, a, "reading an artifact", err, errlen, SQL_ARTIFACT, "It", job_id, name);
+	if (rc == 0) {
 		snprintf(err, errlen, "job %lld has no artifact '%s'", (long long)job_id, name);
-		rc = STORE_ENOTFOUND;
+		return STORE_ENOTFOUND;
 	}
-	store_release(st, db);
-	return rc;
+	return rc < 0 ? rc : 0;
 }
 
 /* ---- tokens --------------------------------------------------------------------------------- */
@@ -1447,40 +1472,15 @@ int store_token_add(Store *st, const char *name, const char *sha256hex, int admi
 		         name ? name : "", STORE_TOKEN_NAME_MAX - 1);
 		return STORE_ESTATE;
 	}
-	PG(token_add(st->pg, name, sha256hex, admin, err, errlen));
-	sqlite3 *db = store_acquire(st, err, errlen);
-	if (!db) return STORE_EDB;
-	sqlite3_stmt *s = NULL;
-	int rc = store_begin(db, err, errlen);
-	if (rc < 0) goto out;
-	if ((rc = sql_query(db, &s, "adding a token", err, errlen, "SELECT name FROM tokens WHERE name = ?1 OR sha256 = ?2",
-	                    "tt", name, sha256hex)) < 0)
-		goto out;
-	int r = sqlite3_step(s);
-	if (r == SQLITE_ROW) {
-		rc = rows_token_exists(name, err, errlen);
-		goto out;
-	}
-	if (r != SQLITE_DONE) {
-		rc = db_fail(db, "adding a token", err, errlen);
-		goto out;
-	}
-	unprep(s);
-	s = NULL;
-	if ((rc = sql_exec(db, "adding a token", err, errlen, SQL_TOKEN_ADD, "ttid", name, sha256hex, admin ? 1 : 0,
-	                   store_now())) < 0)
-		goto out;
-	rc = store_commit(db, err, errlen);
-out:
-	unprep(s);
-	if (rc < 0) store_rollback(db);
-	store_release(st, db);
-	return rc;
+	int rc = store_write(st, "adding a token", err, errlen, SQL_TOKEN_ADD, "ttid", name, sha256hex, admin ? 1 : 0,
+	                     store_now());
+	if (rc == STORE_EEXIST) return rows_token_exists(name, err, errlen);
+	return rc < 0 ? rc : 0;
 }
 
 int store_token_revoke(Store *st, const char *name, char *err, size_t errlen)
 {
-	int rc = conn_write(st, "revoking a token", err, errlen, SQL_TOKEN_REVOKE, "t", name);
+	int rc = store_write(st, "revoking a token", err, errlen, SQL_TOKEN_REVOKE, "t", name);
 	if (rc == 0) {
 		snprintf(err, errlen, "no token named '%s'", name);
 		return STORE_ENOTFOUND;
@@ -1490,9 +1490,8 @@ int store_token_revoke(Store *st, const char *name, char *err, size_t errlen)
 
 int store_token_list(Store *st, StoreToken **out, int *n, char *err, size_t errlen)
 {
-	PG(token_list(st->pg, out, n, err, errlen));
 	void *v;
-	int rc = sql_list(st, &v, n, sizeof **out, rows_token_item, "listing tokens", err, errlen, SQL_TOKENS, NULL);
+	int rc = store_list(st, &v, n, sizeof **out, rows_token_item, "listing tokens", err, errlen, SQL_TOKENS, NULL);
 	*out = v;
 	if (rc < 0) {
 		free(*out);
@@ -1504,35 +1503,14 @@ int store_token_list(Store *st, StoreToken **out, int *n, char *err, size_t errl
 
 int store_token_count(Store *st, int64_t *n, char *err, size_t errlen)
 {
-	PG(token_count(st->pg, n, err, errlen));
 	*n = 0;
-	sqlite3 *db = store_acquire(st, err, errlen);
-	if (!db) return STORE_EDB;
-	sqlite3_stmt *s;
-	int rc = sql_one(db, &s, "counting tokens", err, errlen, SQL_TOKEN_COUNT, NULL);
-	if (rc == 1) {
-		*n = sqlite3_column_int64(s, 0);
-		unprep(s);
-		rc = 0;
-	} else if (rc == 0)
-		rc = db_fail(db, "counting tokens", err, errlen);
-	store_release(st, db);
-	return rc;
+	int rc = store_one(st, rows_i64_item, n, "counting tokens", err, errlen, SQL_TOKEN_COUNT, NULL);
+	return rc < 0 ? rc : 0;
 }
 
 int store_token_find(Store *st, const char *sha256hex, StoreToken *out, char *err, size_t errlen)
 {
 	memset(out, 0, sizeof *out);
 	if (!valid_hex64(sha256hex)) return 0;
-	PG(token_find(st->pg, sha256hex, out, err, errlen));
-	sqlite3 *db = store_acquire(st, err, errlen);
-	if (!db) return STORE_EDB;
-	sqlite3_stmt *s;
-	int rc = sql_one(db, &s, "looking up a token", err, errlen, SQL_TOKEN_FIND, "t", sha256hex);
-	if (rc == 1) {
-		rows_token(ROW(s), out);
-		unprep(s);
-	}
-	store_release(st, db);
-	return rc;
+	return store_one(st, rows_token_item, out, "looking up a token", err, errlen, SQL_TOKEN_FIND, "t", sha256hex);
 }

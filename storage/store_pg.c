@@ -220,7 +220,7 @@ int pgstore_write(PgStore *pg, const char *what, char *err, size_t errlen, const
 	if (!c) return STORE_EDB;
 	int n = pgstore_exec(c, what, err, errlen, sql, fmt, ap);   /* autocommit: one transaction */
 	release(pg, c);
-	return n;
+	return n < 0 && strcmp(last_state, "23505") == 0 ? STORE_EEXIST : n;   /* unique_violation */
 }
 
 static int write1(PgStore *pg, const char *what, char *err, size_t errlen, const char *sql, const char *fmt, ...)
@@ -264,28 +264,30 @@ static PGresult *q1(PgStore *pg, const char *what, char *err, size_t errlen, con
 	return r;
 }
 
-/* A query whose rows become an array of *n items of `size` bytes filled by read (NULL when there
- * are none): 0, or < 0 with err naming `what` (the items read stay in *v for the caller). */
-static int list_rows(PgStore *pg, void **v, int *n, size_t size, rows_read_fn read, const char *what, char *err,
-                     size_t errlen, const char *sql, const char *fmt, ...)
+int pgstore_each(PGconn *c, rows_each_fn fn, void *ctx, const char *what, char *err, size_t errlen, const char *sql,
+                 const char *fmt, va_list ap)
 {
-	*v = NULL;
-	*n = 0;
-	PGconn *c = acquire(pg, err, errlen);
-	if (!c) return STORE_EDB;
-	va_list ap;
-	va_start(ap, fmt);
 	PGresult *r = vq(c, what, err, errlen, sql, fmt, ap);
-	va_end(ap);
-	release(pg, c);
-	int rc = r ? 0 : STORE_EDB, m = r ? PQntuples(r) : 0;
-	if (m && !(*v = calloc((size_t)m, size))) {
-		snprintf(err, errlen, "%s: out of memory", what);
-		rc = STORE_ENOMEM;
-	}
-	for (int i = 0; *v && i < m; i++) read(ROW(r, i), (char *)*v + (size_t)(*n)++ * size);
+	if (!r) return STORE_EDB;
+	int m = PQntuples(r), rc = 0;
+	for (int i = 0; i < m && rc == 0; i++) rc = fn(ROW(r, i), ctx, err, errlen);
 	PQclear(r);
-	return rc;
+	return rc < 0 ? rc : m;
+}
+
+int pgstore_insert(PGconn *c, int64_t *id, const char *what, char *err, size_t errlen, const char *sql, const char *fmt,
+                   va_list ap)
+{
+	char text[2048];
+	if ((size_t)snprintf(text, sizeof text, "%s RETURNING id", sql) >= sizeof text) {
+		set_err(err, errlen, what, "statement too long");
+		return STORE_EDB;
+	}
+	PGresult *r = vq(c, what, err, errlen, text, fmt, ap);
+	if (!r) return STORE_EDB;
+	*id = gi(r, 0, 0);
+	PQclear(r);
+	return 0;
 }
 
 /* ---- schema --------------------------------------------------------------------------------- */
@@ -480,196 +482,6 @@ int pgstore_change_stamp(PgStore *pg, StoreStamp *out)
 
 /* ---- jobs ----------------------------------------------------------------------------------- */
 
-/* The queued jobs (owner NULL: everyone's) for rows_check_limits; ctx is the connection. */
-static int count_queued(void *ctx, const char *owner, int64_t *n, char *err, size_t errlen)
-{
-	PGresult *r = owner ? q(ctx, "counting queued jobs", err, errlen, SQL_COUNT_QUEUED_OWNER, "t", owner)
-	                    : q(ctx, "counting queued jobs", err, errlen, SQL_COUNT_QUEUED, NULL);
-	if (!r) return STORE_EDB;
-	*n = gi(r, 0, 0);
-	PQclear(r);
-	return 0;
-}
-
-static int check_source(PGconn *c, const StoreNewJob *nj, char *err, size_t errlen)
-{
-	/* FOR SHARE: the source cannot fail or be cancelled between this check and the commit. */
-	PGresult *r = q(c, "reading the init_from job", err, errlen, SQL_SOURCE " FOR SHARE", "I", nj->init_from_job);
-	if (!r) return STORE_EDB;
-	int rc = rows_check_source(nj, PQntuples(r) ? ROW(r, 0) : NULL, err, errlen);
-	PQclear(r);
-	return rc;
-}
-
-static int check_limits(PGconn *c, const StoreNewJob *nj, int n_new, char *err, size_t errlen)
-{
-	if (nj->max_queued <= 0 && nj->max_queued_per_owner <= 0) return 0;
-	/* Inserts that count the queue serialise across nodes (a limit is a count, not a row lock). */
-	if (x(c, "locking the queue count", err, errlen, "SELECT pg_advisory_xact_lock(7270002)", NULL) < 0) return STORE_EDB;
-	return rows_check_limits(nj, n_new, count_queued, c, err, errlen);
-}
-
-static int insert_job_row(PGconn *c, const StoreNewJob *nj, int64_t group_id, double now, int64_t *id, char *err,
-                          size_t errlen)
-{
-	int rc;
-	if (nj->init_from_job > 0 && (rc = check_source(c, nj, err, errlen)) < 0) return rc;
-	PGresult *r = q(c, "inserting a job", err, errlen,
-	                "INSERT INTO jobs(name, method, spec, state, priority, owner, created_at, updated_at, init_from_job, "
-	                "group_id, group_setting) VALUES ($1, $2, $3, 'queued', $4, $5, $6, $6, NULLIF($7::bigint, 0), "
-	                "NULLIF($8::bigint, 0), $9) RETURNING id", "tttitdIIt",
-	                nj->name, nj->method ? nj->method : "", nj->spec, nj->priority, nj->owner ? nj->owner : "", now,
-	                nj->init_from_job > 0 ? nj->init_from_job : (int64_t)0, group_id,
-	                group_id > 0 ? nj->group_setting : NULL);
-	if (!r) return STORE_EDB;
-	*id = gi(r, 0, 0);
-	PQclear(r);
-	return 0;
-}
-
-int pgstore_job_insert(PgStore *pg, const StoreNewJob *nj, int64_t *id, char *err, size_t errlen)
-{
-	PGconn *c = acquire(pg, err, errlen);
-	if (!c) return STORE_EDB;
-	int rc = begin(c, err, errlen);
-	if (rc == 0) rc = check_limits(c, nj, 1, err, errlen);
-	if (rc == 0) rc = insert_job_row(c, nj, 0, store_now(), id, err, errlen);
-	if (rc == 0) rc = commit(c, err, errlen);
-	if (rc < 0) rollback(c);
-	release(pg, c);
-	return rc;
-}
-
-int pgstore_group_insert(PgStore *pg, const char *name, const char *owner, const char *sweep, const StoreNewJob *jobs,
-                         int n, int64_t *group_id, int64_t *ids, char *err, size_t errlen)
-{
-	PGconn *c = acquire(pg, err, errlen);
-	if (!c) return STORE_EDB;
-	double now = store_now();
-	int rc = begin(c, err, errlen);
-	if (rc == 0) rc = check_limits(c, &jobs[0], n, err, errlen);
-	if (rc == 0) {
-		PGresult *r = q(c, "inserting a group", err, errlen,
-		                "INSERT INTO job_groups(name, owner, sweep, created_at) VALUES ($1, $2, $3, $4) RETURNING id", "tttd",
-		                name, owner ? owner : "", sweep, now);
-		if (!r) rc = STORE_EDB;
-		else {
-			*group_id = gi(r, 0, 0);
-			PQclear(r);
-		}
-	}
-	for (int i = 0; rc == 0 && i < n; i++) rc = insert_job_row(c, &jobs[i], *group_id, now, &ids[i], err, errlen);
-	if (rc == 0) rc = commit(c, err, errlen);
-	if (rc < 0) rollback(c);
-	release(pg, c);
-	return rc;
-}
-
-static int group_counts(PGconn *c, StoreGroup *g, char *err, size_t errlen)
-{
-	PGresult *r = q(c, "counting a group's jobs", err, errlen, SQL_GROUP_COUNTS, "I", g->id);
-	if (!r) return STORE_EDB;
-	for (int i = 0; i < PQntuples(r); i++) rows_count_state(ROW(r, i), g->counts, &g->jobs);
-	PQclear(r);
-	return 0;
-}
-
-int pgstore_group_get(PgStore *pg, int64_t id, StoreGroup *out, char *err, size_t errlen)
-{
-	memset(out, 0, sizeof *out);
-	PGconn *c = acquire(pg, err, errlen);
-	if (!c) return STORE_EDB;
-	int rc = 0;
-	PGresult *r = q(c, "reading a group", err, errlen, SQL_GET_GROUP, "I", id);
-	if (!r) rc = STORE_EDB;
-	else if (PQntuples(r) == 0) {
-		snprintf(err, errlen, "group %lld not found", (long long)id);
-		rc = STORE_ENOTFOUND;
-	} else {
-		rows_group(ROW(r, 0), out);
-		rc = group_counts(c, out, err, errlen);
-	}
-	PQclear(r);
-	release(pg, c);
-	if (rc < 0) store_group_clear(out);
-	return rc;
-}
-
-int pgstore_group_list(PgStore *pg, const char *owner, int64_t before_id, int limit, StoreGroup **groups, int *n,
-                       char *err, size_t errlen)
-{
-	*groups = NULL;
-	*n = 0;
-	PGconn *c = acquire(pg, err, errlen);
-	if (!c) return STORE_EDB;
-	PGresult *r = q(c, "listing groups", err, errlen, owner ? SQL_LIST_GROUPS_OWNER : SQL_LIST_GROUPS, "Iit",
-	                before_id > 0 ? before_id : INT64_MAX, limit, owner);
-	int rc = r ? 0 : STORE_EDB, m = r ? PQntuples(r) : 0;
-	StoreGroup *v = m ? calloc((size_t)m, sizeof *v) : NULL;
-	if (m && !v) {
-		snprintf(err, errlen, "listing groups: out of memory");
-		rc = STORE_ENOMEM;
-	}
-	for (int i = 0; v && i < m; i++) rows_group(ROW(r, i), &v[(*n)++]);
-	PQclear(r);
-	for (int i = 0; rc == 0 && i < *n; i++) rc = group_counts(c, &v[i], err, errlen);
-	release(pg, c);
-	if (rc < 0) {
-		for (int i = 0; i < *n; i++) store_group_clear(&v[i]);
-		free(v);
-		*n = 0;
-		return rc;
-	}
-	*groups = v;
-	return 0;
-}
-
-static int get_job(PGconn *c, int64_t id, StoreJob *out, char *err, size_t errlen)
-{
-	PGresult *r = q(c, "reading a job", err, errlen, SQL_GET_JOB, "I", id);
-	if (!r) return STORE_EDB;
-	int rc = 0;
-	if (PQntuples(r) == 0) rc = rows_job_not_found(id, err, errlen);
-	else rows_job(ROW(r, 0), out, 1);
-	PQclear(r);
-	return rc;
-}
-
-int pgstore_job_get(PgStore *pg, int64_t id, StoreJob *out, char *err, size_t errlen)
-{
-	memset(out, 0, sizeof *out);
-	PGconn *c = acquire(pg, err, errlen);
-	if (!c) return STORE_EDB;
-	int rc = get_job(c, id, out, err, errlen);
-	release(pg, c);
-	return rc;
-}
-
-static int read_state(PGconn *c, int64_t id, JobState *state, const char *sql, const char *what, char *err, size_t errlen)
-{
-	PGresult *r = q(c, what, err, errlen, sql, "I", id);
-	if (!r) return STORE_EDB;
-	int rc = 0;
-	if (PQntuples(r) == 0) rc = rows_job_not_found(id, err, errlen);
-	else *state = rows_state(ROW(r, 0), 0);
-	PQclear(r);
-	return rc;
-}
-
-int pgstore_job_state(PgStore *pg, int64_t id, JobState *state, char *err, size_t errlen)
-{
-	PGconn *c = acquire(pg, err, errlen);
-	if (!c) return STORE_EDB;
-	int rc = read_state(c, id, state, SQL_JOB_STATE, "reading a job's state", err, errlen);
-	release(pg, c);
-	return rc;
-}
-
-int pgstore_lock_state(PGconn *c, int64_t id, JobState *state, const char *what, char *err, size_t errlen)
-{
-	return read_state(c, id, state, SQL_JOB_STATE " FOR UPDATE", what, err, errlen);
-}
-
 /* Leases are timed by the database server's clock, so the nodes' clocks need not agree. */
 #define DB_NOW "extract(epoch from clock_timestamp())::float8"
 
@@ -682,10 +494,9 @@ int pgstore_now(PGconn *c, double *now, const char *what, char *err, size_t errl
 	return 0;
 }
 
-int pgstore_job_claim_lease(PgStore *pg, const char *node, double lease_s, int max_running_per_owner, StoreJob *out,
+int pgstore_job_claim_lease(PgStore *pg, const char *node, double lease_s, int max_running_per_owner, int64_t *claimed,
                             char *err, size_t errlen)
 {
-	memset(out, 0, sizeof *out);
 	PGconn *c = acquire(pg, err, errlen);
 	if (!c) return STORE_EDB;
 	int64_t id = 0;
@@ -743,8 +554,10 @@ int pgstore_job_claim_lease(PgStore *pg, const char *node, double lease_s, int m
 	                      "SELECT DISTINCT ON (key) job_id, key, id, step, value FROM metrics WHERE job_id = $1 "
 	                      "ORDER BY key, id DESC", "I", id)) < 0))
 		goto out;
-	if ((rc = commit(c, err, errlen)) < 0) goto out;
-	if ((rc = get_job(c, id, out, err, errlen)) == 0) rc = 1;
+	if ((rc = commit(c, err, errlen)) == 0) {
+		*claimed = id;
+		rc = 1;
+	}
 out:
 	PQclear(r);
 	rollback(c);
@@ -779,254 +592,6 @@ int pgstore_job_list(PgStore *pg, const StoreJobFilter *f, StoreJob **jobs, int 
 	}
 	for (int i = 0; v && i < m; i++) rows_job(ROW(r, i), &v[(*n)++], 0);
 	*jobs = v;
-	PQclear(r);
-	return rc;
-}
-
-int pgstore_job_counts(PgStore *pg, int64_t counts[JOB_STATE_COUNT], char *err, size_t errlen)
-{
-	memset(counts, 0, sizeof(int64_t) * JOB_STATE_COUNT);
-	PGresult *r = q1(pg, "counting jobs", err, errlen, SQL_JOB_COUNTS, NULL);
-	for (int i = 0; r && i < PQntuples(r); i++) rows_count_state(ROW(r, i), counts, NULL);
-	int rc = r ? 0 : STORE_EDB;
-	PQclear(r);
-	return rc;
-}
-
-/* ---- metrics -------------------------------------------------------------------------------- */
-
-int pgstore_metrics_read(PgStore *pg, int64_t job_id, int64_t after, const char *const *keys, int nkeys,
-                         int64_t max_rows, MetricSet *out, char *err, size_t errlen)
-{
-	PGconn *c = acquire(pg, err, errlen);
-	if (!c) return STORE_EDB;
-	PGresult *r = NULL, *kr = NULL;
-	char **own = NULL;
-	int rc = 0;
-	/* One snapshot for the state, the keys and every key's points. */
-	if (x(c, "reading metrics", err, errlen, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", NULL) < 0 ||
-	    (rc = read_state(c, job_id, &out->job_state, SQL_JOB_STATE, "reading a job's state", err, errlen)) < 0) {
-		if (rc >= 0) rc = STORE_EDB;
-		goto out;
-	}
-	if (!keys || nkeys == 0) {
-		if (!(kr = q(c, "reading metric keys", err, errlen,
-		             "SELECT key FROM metric_keys WHERE job_id = $1 ORDER BY key LIMIT 256", "I", job_id))) {
-			rc = STORE_EDB;
-			goto out;
-		}
-		nkeys = PQntuples(kr);
-		own = calloc((size_t)nkeys + 1, sizeof *own);
-		if (!own) {
-			snprintf(err, errlen, "reading metric keys: out of memory");
-			rc = STORE_ENOMEM;
-			goto out;
-		}
-		for (int i = 0; i < nkeys; i++) own[i] = PQgetvalue(kr, i, 0);
-		keys = (const char *const *)own;
-	}
-	int64_t cut = INT64_MAX;
-	for (int i = 0; i < nkeys; i++) {
-		if (!(r = q(c, "reading metrics", err, errlen, SQL_READ_KEY, "ItII", job_id, keys[i], after, max_rows))) {
-			rc = STORE_EDB;
-			goto out;
-		}
-		int m = PQntuples(r), hint = -1;
-		for (int k = 0; k < m; k++) {
-			if (metric_set_push(out, keys[i], &hint, rows_point(ROW(r, k), 0, 1, 2)) < 0) {
-				snprintf(err, errlen, "reading metrics: out of memory");
-				rc = STORE_ENOMEM;
-				goto out;
-			}
-		}
-		if (m > 0 && m >= max_rows && gi(r, m - 1, 0) < cut) cut = gi(r, m - 1, 0);
-		PQclear(r);
-		r = NULL;
-	}
-	metric_set_finish(out, cut);
-out:
-	PQclear(r);
-	free(own);
-	PQclear(kr);
-	rollback(c);
-	release(pg, c);
-	return rc;
-}
-
-int pgstore_metrics_latest(PgStore *pg, int64_t job_id, MetricSet *out, char *err, size_t errlen)
-{
-	PGresult *r = q1(pg, "reading latest metrics", err, errlen, SQL_LATEST, "I", job_id);
-	int rc = r ? 0 : STORE_EDB, hint = -1;
-	for (int i = 0; r && rc == 0 && i < PQntuples(r); i++)
-		if (rows_latest(ROW(r, i), out, &hint) < 0) {
-			snprintf(err, errlen, "reading latest metrics: out of memory");
-			rc = STORE_ENOMEM;
-		}
-	PQclear(r);
-	return rc;
-}
-
-/* ---- events --------------------------------------------------------------------------------- */
-
-int pgstore_events_read(PgStore *pg, int64_t job_id, int64_t after, int limit, StoreEvent **ev, int *n, char *err,
-                        size_t errlen)
-{
-	void *v;
-	int rc = list_rows(pg, &v, n, sizeof **ev, rows_event_item, "reading events", err, errlen, SQL_EVENTS, "IIi", job_id,
-	                   after, limit);
-	*ev = v;
-	return rc;
-}
-
-/* ---- artifacts ------------------------------------------------------------------------------ */
-
-int pgstore_artifact_put(PgStore *pg, int64_t job_id, const char *name, const char *path, int64_t size,
-                         const char *sha256, char *err, size_t errlen)
-{
-	int rc = write1(pg, "recording an artifact", err, errlen,
-	                "INSERT INTO artifacts(job_id, name, path, size, sha256, created_at) VALUES ($1, $2, $3, $4, $5, $6) "
-	                "ON CONFLICT (job_id, name) DO UPDATE SET path = excluded.path, size = excluded.size, "
-	                "sha256 = excluded.sha256, created_at = excluded.created_at", "IttItd", job_id, name, path, size, sha256,
-	                store_now());
-	return rc < 0 ? rc : 0;
-}
-
-int pgstore_artifact_list(PgStore *pg, int64_t job_id, StoreArtifact **a, int *n, char *err, size_t errlen)
-{
-	void *v;
-	int rc = list_rows(pg, &v, n, sizeof **a, rows_artifact_item, "listing artifacts", err, errlen, SQL_ARTIFACTS, "I",
-	                   job_id);
-	*a = v;
-	return rc;
-}
-
-int pgstore_artifact_get(PgStore *pg, int64_t job_id, const char *name, StoreArtifact *a, char *err, size_t errlen)
-{
-	memset(a, 0, sizeof *a);
-	PGresult *r = q1(pg, "reading an artifact", err, errlen, SQL_ARTIFACT, "It", job_id, name);
-	int rc = r ? 0 : STORE_EDB;
-	if (r && PQntuples(r)) rows_artifact(ROW(r, 0), a);
-	else if (r) {
-		snprintf(err, errlen, "job %lld has no artifact '%s'", (long long)job_id, name);
-		rc = STORE_ENOTFOUND;
-	}
-	PQclear(r);
-	return rc;
-}
-
-/* ---- tokens --------------------------------------------------------------------------------- */
-
-int pgstore_token_add(PgStore *pg, const char *name, const char *sha256hex, int admin, char *err, size_t errlen)
-{
-	int rc = write1(pg, "adding a token", err, errlen, SQL_TOKEN_ADD, "ttid", name, sha256hex, admin ? 1 : 0, store_now());
-	if (rc < 0 && strcmp(last_state, "23505") == 0) return rows_token_exists(name, err, errlen);
-	return rc < 0 ? rc : 0;
-}
-
-int pgstore_token_list(PgStore *pg, StoreToken **out, int *n, char *err, size_t errlen)
-{
-	void *v;
-	int rc = list_rows(pg, &v, n, sizeof **out, rows_token_item, "listing tokens", err, errlen, SQL_TOKENS, NULL);
-	*out = v;
-	return rc;
-}
-
-int pgstore_token_count(PgStore *pg, int64_t *n, char *err, size_t errlen)
-{
-	*n = 0;
-	PGresult *r = q1(pg, "counting tokens", err, errlen, SQL_TOKEN_COUNT, NULL);
-	if (r) *n = gi(r, 0, 0);
-	int rc = r ? 0 : STORE_EDB;
-	PQclear(r);
-	return rc;
-}
-
-int pgstore_token_find(PgStore *pg, const char *sha256hex, StoreToken *out, char *err, size_t errlen)
-{
-	PGresult *r = q1(pg, "looking up a token", err, errlen, SQL_TOKEN_FIND, "t", sha256hex);
-	int rc = r ? 0 : STORE_EDB;
-	if (r && PQntuples(r)) {
-		rows_token(ROW(r, 0), out);
-		rc = 1;
-	}
-	PQclear(r);
-	return rc;
-}
-
-/* ---- datasets ------------------------------------------------------------------------------- */
-
-static void read_dataset(const StoreRow *r, void *item) { rows_dataset(r, item); }
-
-int pgstore_dataset_insert(PgStore *pg, const StoreDataset *d, char *err, size_t errlen)
-{
-	int rc = write1(pg, "storing the dataset", err, errlen, SQL_DATASET_ADD, "tttIIttd", d->owner,
-	                d->name, d->format, d->bytes, d->files, d->summary ? d->summary : "{}", d->path ? d->path : "",
-	                d->created_at > 0 ? d->created_at : store_now());
-	if (rc < 0 && strcmp(last_state, "23505") == 0) {
-		snprintf(err, errlen, "dataset %s/%s already exists", d->owner, d->name);
-		return STORE_EEXIST;
-	}
-	return rc < 0 ? rc : 0;
-}
-
-int pgstore_dataset_get(PgStore *pg, const char *owner, const char *name, StoreDataset *out, char *err, size_t errlen)
-{
-	memset(out, 0, sizeof *out);
-	PGresult *r = q1(pg, "reading the dataset", err, errlen, SQL_DATASET, "tt", owner, name);
-	int rc = r ? 0 : STORE_EDB;
-	if (r && PQntuples(r)) {
-		if ((rc = rows_dataset(ROW(r, 0), out)) < 0) snprintf(err, errlen, "reading the dataset: out of memory");
-	} else if (r) {
-		snprintf(err, errlen, "no dataset %s/%s", owner, name);
-		rc = STORE_ENOTFOUND;
-	}
-	PQclear(r);
-	return rc;
-}
-
-int pgstore_dataset_list(PgStore *pg, const char *owner, StoreDataset **out, int *n, char *err, size_t errlen)
-{
-	void *v;
-	int rc = list_rows(pg, &v, n, sizeof **out, read_dataset, "listing datasets", err, errlen,
-	                   owner ? SQL_DATASETS_OWNER : SQL_DATASETS, "t", owner);
-	*out = v;
-	return rc;
-}
-
-int pgstore_dataset_delete(PgStore *pg, const char *owner, const char *name, char *err, size_t errlen)
-{
-	int rc = write1(pg, "deleting the dataset", err, errlen, SQL_DATASET_DELETE, "tt", owner, name);
-	if (rc == 0) {
-		snprintf(err, errlen, "no dataset %s/%s", owner, name);
-		return STORE_ENOTFOUND;
-	}
-	return rc < 0 ? rc : 0;
-}
-
-int pgstore_dataset_usage(PgStore *pg, const char *owner, int64_t *count, int64_t *bytes, char *err, size_t errlen)
-{
-	*count = *bytes = 0;
-	PGresult *r = q1(pg, "counting datasets", err, errlen, SQL_DATASET_USAGE, "t", owner);
-	if (r) {
-		*count = gi(r, 0, 0);
-		*bytes = gi(r, 0, 1);
-	}
-	int rc = r ? 0 : STORE_EDB;
-	PQclear(r);
-	return rc;
-}
-
-int pgstore_dataset_user(PgStore *pg, const char *path, int64_t *job, char *err, size_t errlen)
-{
-	*job = 0;
-	char a[4200], b[4200];
-	snprintf(a, sizeof a, "\"%s\"", path);
-	snprintf(b, sizeof b, "\"%s/", path);
-	PGresult *r = q1(pg, "finding jobs that use the dataset", err, errlen,
-	                 "SELECT id FROM jobs WHERE state IN ('queued','running') AND "
-	                 "(strpos(spec, $1) > 0 OR strpos(spec, $2) > 0) ORDER BY id LIMIT 1", "tt", a, b);
-	if (r && PQntuples(r)) *job = gi(r, 0, 0);
-	int rc = r ? 0 : STORE_EDB;
 	PQclear(r);
 	return rc;
 }

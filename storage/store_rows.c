@@ -112,9 +112,14 @@ void rows_token(const StoreRow *r, StoreToken *t)
 	t->created_at = rd(r, 3);
 }
 
-void rows_event_item(const StoreRow *r, void *item) { rows_event(r, item); }
-void rows_artifact_item(const StoreRow *r, void *item) { rows_artifact(r, item); }
-void rows_token_item(const StoreRow *r, void *item) { rows_token(r, item); }
+int rows_job_item(const StoreRow *r, void *item) { rows_job(r, item, 1); return 0; }
+int rows_group_item(const StoreRow *r, void *item) { rows_group(r, item); return 0; }
+int rows_event_item(const StoreRow *r, void *item) { rows_event(r, item); return 0; }
+int rows_artifact_item(const StoreRow *r, void *item) { rows_artifact(r, item); return 0; }
+int rows_token_item(const StoreRow *r, void *item) { rows_token(r, item); return 0; }
+int rows_dataset_item(const StoreRow *r, void *item) { return rows_dataset(r, item); }
+int rows_state_item(const StoreRow *r, void *item) { *(JobState *)item = rows_state(r, 0); return 0; }
+int rows_i64_item(const StoreRow *r, void *item) { *(int64_t *)item = ri(r, 0); return 0; }
 
 int rows_dataset(const StoreRow *r, StoreDataset *d)
 {

@@ -39,11 +39,18 @@ typedef struct StoreRow {
 
 /* ---- rows into structs (column orders: store_sql.h) ------------------------------------------ */
 
-/* The readers of list items (rows_event_item, ...: the readers below with the item untyped). */
-typedef void (*rows_read_fn)(const StoreRow *r, void *item);
-void rows_event_item(const StoreRow *r, void *item);
-void rows_artifact_item(const StoreRow *r, void *item);
-void rows_token_item(const StoreRow *r, void *item);
+/* A row into an item (the readers below with the item untyped): 0, or STORE_ENOMEM. */
+typedef int (*rows_read_fn)(const StoreRow *r, void *item);
+int rows_job_item(const StoreRow *r, void *item);          /* StoreJob, full */
+int rows_group_item(const StoreRow *r, void *item);        /* StoreGroup */
+int rows_event_item(const StoreRow *r, void *item);        /* StoreEvent */
+int rows_artifact_item(const StoreRow *r, void *item);     /* StoreArtifact */
+int rows_token_item(const StoreRow *r, void *item);        /* StoreToken */
+int rows_dataset_item(const StoreRow *r, void *item);      /* StoreDataset */
+int rows_state_item(const StoreRow *r, void *item);        /* JobState, column 0 */
+int rows_i64_item(const StoreRow *r, void *item);          /* int64_t, column 0 */
+/* Called on each row of a query: 0 to go on, or < 0 (with err set) to stop. */
+typedef int (*rows_each_fn)(const StoreRow *r, void *ctx, char *err, size_t errlen);
 
 /* A job state column ("queued", ...); one not known reads as JOB_FAILED. */
 JobState rows_state(const StoreRow *r, int col);

@@ -2,9 +2,10 @@
  *
  * Placeholders are SQLite's ?1, ?2, ...; store_pg.c turns them into $1, $2, ... before it sends a
  * statement (outside quoted literals), and declares each parameter's type, so no cast is needed
- * here. A statement only one dialect can say (RETURNING, FOR UPDATE SKIP LOCKED, the lease clock,
- * upserts) stays in its backend. The column lists fix the order the readers of store_rows.h
- * expect. Private to storage/.
+ * here. A statement only one dialect can say (the claim's FOR UPDATE SKIP LOCKED, the lease clock,
+ * the metric batch) stays in its backend; where a shared step needs a word the dialects spell
+ * apart, both spellings stand here side by side (_SQLITE, _PG). The column lists fix the order the
+ * readers of store_rows.h expect. Private to storage/.
  */
 #ifndef SSLD_STORAGE_STORE_SQL_H
 #define SSLD_STORAGE_STORE_SQL_H
@@ -39,6 +40,11 @@
 
 /* ---- jobs ------------------------------------------------------------------------------------ */
 
+/* A queued job (?1 name, ?2 method, ?3 spec, ?4 priority, ?5 owner, ?6 now, ?7 init_from job,
+ * ?8 group, ?9 group setting; ?7 and ?8 0 for none: NULLIF keeps those columns NULL). */
+#define SQL_INSERT_JOB \
+	"INSERT INTO jobs(name, method, spec, state, priority, owner, created_at, updated_at, init_from_job, " \
+	"group_id, group_setting) VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?6, NULLIF(?7, 0), NULLIF(?8, 0), ?9)"
 #define SQL_GET_JOB "SELECT " SQL_JOB_COLS ", spec, results FROM jobs WHERE id = ?1"
 #define SQL_JOB_STATE "SELECT state FROM jobs WHERE id = ?1"
 #define SQL_COUNT_QUEUED "SELECT count(*) FROM jobs WHERE state = 'queued'"
@@ -85,6 +91,7 @@
 
 /* ---- groups ---------------------------------------------------------------------------------- */
 
+#define SQL_INSERT_GROUP "INSERT INTO job_groups(name, owner, sweep, created_at) VALUES (?1, ?2, ?3, ?4)"
 #define SQL_GROUP_COUNTS "SELECT state, count(*) FROM jobs WHERE group_id = ?1 GROUP BY state"
 #define SQL_GET_GROUP "SELECT " SQL_GROUP_COLS " FROM job_groups WHERE id = ?1"
 /* ?1 before id, ?2 limit, ?3 owner */
@@ -94,6 +101,7 @@
 
 /* ---- metrics and events ---------------------------------------------------------------------- */
 
+#define SQL_METRIC_KEYS "SELECT key FROM metric_keys WHERE job_id = ?1 ORDER BY key LIMIT 256"
 /* ?1 job, ?2 key, ?3 after, ?4 max rows */
 #define SQL_READ_KEY \
 	"SELECT id, step, value FROM metrics WHERE job_id = ?1 AND key = ?2 AND id > ?3 ORDER BY id LIMIT ?4"
@@ -104,6 +112,10 @@
 
 /* ---- artifacts, tokens, datasets ------------------------------------------------------------- */
 
+/* Records or replaces a job's artifact (?1 job, ?2 name, ?3 path, ?4 size, ?5 sha256, ?6 now). */
+#define SQL_ARTIFACT_PUT "INSERT INTO artifacts(job_id, name, path, size, sha256, created_at) " \
+	"VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (job_id, name) DO UPDATE SET path = excluded.path, " \
+	"size = excluded.size, sha256 = excluded.sha256, created_at = excluded.created_at"
 #define SQL_ARTIFACTS "SELECT " SQL_ARTIFACT_COLS " FROM artifacts WHERE job_id = ?1 ORDER BY name"
 #define SQL_ARTIFACT "SELECT " SQL_ARTIFACT_COLS " FROM artifacts WHERE job_id = ?1 AND name = ?2"
 #define SQL_TOKEN_ADD "INSERT INTO tokens(name, sha256, admin, created_at) VALUES (?1, ?2, ?3, ?4)"
@@ -116,6 +128,11 @@
 #define SQL_DATASETS "SELECT " SQL_DATASET_COLS " FROM datasets ORDER BY owner, name"
 #define SQL_DATASETS_OWNER "SELECT " SQL_DATASET_COLS " FROM datasets WHERE owner = ?1 ORDER BY owner, name"
 #define SQL_DATASET_DELETE "DELETE FROM datasets WHERE owner = ?1 AND name = ?2"
+/* A queued or running job whose spec holds ?1 or ?2 (store_dataset_user), said apart by the dialects. */
+#define SQL_DATASET_USER_SQLITE "SELECT id FROM jobs WHERE state IN ('queued','running') AND " \
+	"(instr(spec, ?1) > 0 OR instr(spec, ?2) > 0) ORDER BY id LIMIT 1"
+#define SQL_DATASET_USER_PG "SELECT id FROM jobs WHERE state IN ('queued','running') AND " \
+	"(strpos(spec, ?1) > 0 OR strpos(spec, ?2) > 0) ORDER BY id LIMIT 1"
 #define SQL_DATASET_USAGE "SELECT count(*), coalesce(sum(bytes), 0) FROM datasets WHERE owner = ?1"
 
 #endif
