@@ -1,9 +1,9 @@
 /* store.c - SQLite storage for the service: schema and migrations, the job queue, metric and event
  * reads, artifacts (see store.h). A Store opened on a postgresql:// URL runs on PostgreSQL
- * (store_pg.c): the few functions PostgreSQL says its own way (the claim, the lease renewal, the
- * job list) hand the call to their twin there (the PG() line at their top); everything else is
- * written once here, over a Conn of either backend (inserts, finishing, cancelling, recovery,
- * reclaim, the metric snapshot) or store_query.h's single statements (the other reads and writes).
+ * (store_pg.c): the two functions PostgreSQL says its own way (the claim and the lease renewal)
+ * hand the call to their twin there; everything else is written once here, over a Conn of either
+ * backend (inserts, finishing, cancelling, recovery, reclaim, the metric snapshot, the job list)
+ * or store_query.h's single statements (the other reads and writes).
  * What a row means and the checks both make are store_rows.c's; the SQL both run is store_sql.h's.
  *
  * Deliberately not here: anything about HTTP or JSON (results and specs are opaque text), and the
@@ -16,7 +16,6 @@
 
 #include <assert.h>
 #include <errno.h>
-#include <math.h>
 #include <stdarg.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -56,9 +55,6 @@ PgStore *store_pg(Store *st) { return st ? st->pg : NULL; }
 
 /* The current row of statement s, for store_rows.h. */
 #define ROW(s) (&(StoreRow){ &sqlite_row_ops, (s), 0 })
-
-/* The first line of every public function below that has a PostgreSQL twin. */
-#define PG(call) do { if (st->pg) return pgstore_##call; } while (0)
 
 /* ---- names ---------------------------------------------------------------------------------- */
 
@@ -258,16 +254,17 @@ static int sql_vwrite(Store *st, const char *what, char *err, size_t errlen, con
 
 /* fn on each row of a query: the number of rows (>= 0), or < 0 (fn's code, or STORE_EDB with err
  * naming `what`). */
-static int sql_veach(sqlite3 *db, rows_each_fn fn, void *ctx, const char *what, char *err, size_t errlen,
-                     const char *sql, const char *fmt, va_list ap)
+static int sql_veach(sqlite3 *db, int uncached, rows_each_fn fn, void *ctx, const char *what, char *err,
+                     size_t errlen, const char *sql, const char *fmt, va_list ap)
 {
 	sqlite3_stmt *s;
-	if (prep(db, sql, &s, what, err, errlen) < 0) return STORE_EDB;
+	if ((uncached ? prep_once : prep)(db, sql, &s, what, err, errlen) < 0) return STORE_EDB;
 	bind_args(s, fmt, ap);
 	int n = 0, rc = 0, r;
 	while ((r = sqlite3_step(s)) == SQLITE_ROW && (rc = fn(ROW(s), ctx, err, errlen)) == 0) n++;
 	if (rc == 0 && r != SQLITE_DONE) rc = db_fail(db, what, err, errlen);
-	unprep(s);
+	if (uncached) sqlite3_finalize(s);
+	else unprep(s);
 	return rc < 0 ? rc : n;
 }
 
@@ -288,6 +285,7 @@ typedef struct Conn {
 	sqlite3 *db;            /* SQLite, or */
 	struct pg_conn *pc;     /* PostgreSQL */
 	int tx;                 /* CONN_WRITE: conn_begin's transaction; CONN_READ: a read snapshot */
+	int uncached;           /* SQL built at run time: not kept in SQLite's statement cache */
 } Conn;
 enum { CONN_WRITE = 1, CONN_READ = 2 };
 
@@ -368,7 +366,7 @@ static int conn_veach(Conn *c, rows_each_fn fn, void *ctx, const char *what, cha
                       const char *fmt, va_list ap)
 {
 	return c->pc ? pgstore_each(c->pc, fn, ctx, what, err, errlen, sql, fmt, ap)
-	             : sql_veach(c->db, fn, ctx, what, err, errlen, sql, fmt, ap);
+	             : sql_veach(c->db, c->uncached, fn, ctx, what, err, errlen, sql, fmt, ap);
 }
 
 static int conn_each(Conn *c, rows_each_fn fn, void *ctx, const char *what, char *err, size_t errlen, const char *sql,
@@ -1077,7 +1075,7 @@ out:
 
 int store_job_renew(Store *st, int64_t id, int64_t lease_gen, double lease_s, char *err, size_t errlen)
 {
-	PG(job_renew(st->pg, id, lease_gen, lease_s, err, errlen));
+	if (st->pg) return pgstore_job_renew(st->pg, id, lease_gen, lease_s, err, errlen);   /* the database's clock */
 	int rc = store_write(st, "renewing a lease", err, errlen,
 	                     "UPDATE jobs SET lease_until = ?3 + ?4 WHERE id = ?1 AND state = 'running' AND lease_gen = ?2",
 	                     "IIdd", id, lease_gen, store_now(), lease_s);
@@ -1218,44 +1216,26 @@ int store_job_reclaim_expired(Store *st, int max_interruptions, int64_t *ids, in
 
 int store_job_list(Store *st, const StoreJobFilter *f, StoreJob **jobs, int *n, char *err, size_t errlen)
 {
-	StoreJobFilter lf = *f;
-	lf.limit = rows_limit(f->limit, 50, 1000);
-	PG(job_list(st->pg, &lf, jobs, n, err, errlen));
-	*jobs = NULL;
-	*n = 0;
 	char sql[1024];
 	rows_job_list_sql(sql, sizeof sql, f);
-	int limit = lf.limit;
-	sqlite3 *db = store_acquire(st, err, errlen);
-	if (!db) return STORE_EDB;
-	sqlite3_stmt *s;
-	int rc = prep_once(db, sql, &s, "listing jobs", err, errlen);
-	if (rc < 0) {
-		store_release(st, db);
-		return rc;
+	ListRows l = { .size = sizeof **jobs, .read = rows_job_brief_item, .what = "listing jobs" };
+	Conn c;
+	int rc = conn_get(st, &c, err, errlen);
+	if (rc == 0) {
+		c.uncached = 1;   /* one text per filter */
+		rc = conn_each(&c, list_row, &l, "listing jobs", err, errlen, sql, "IitI",
+		               f->before_id > 0 ? f->before_id : INT64_MAX, rows_limit(f->limit, 50, 1000), f->owner, f->group_id);
+		rc = conn_end(&c, rc, err, errlen);
 	}
-	sqlite3_bind_int64(s, 1, f->before_id > 0 ? f->before_id : INT64_MAX);
-	sqlite3_bind_int(s, 2, limit);
-	if (f->owner) sqlite3_bind_text(s, 3, f->owner, -1, SQLITE_STATIC);
-	if (f->group_id > 0) sqlite3_bind_int64(s, 4, f->group_id);
-	StoreJob *v = calloc((size_t)limit, sizeof *v);
-	if (!v) {
-		rc = STORE_ENOMEM;
-		snprintf(err, errlen, "listing jobs: out of memory");
-	}
-	int r = SQLITE_DONE;
-	while (v && *n < limit && (r = sqlite3_step(s)) == SQLITE_ROW) rows_job(ROW(s), &v[(*n)++], 0);
-	if (v && r != SQLITE_DONE && r != SQLITE_ROW) rc = db_fail(db, "listing jobs", err, errlen);
-	sqlite3_finalize(s);
-	store_release(st, db);
+	*jobs = l.v;
+	*n = l.n;
 	if (rc < 0) {
-		for (int i = 0; v && i < *n; i++) store_job_clear(&v[i]);
-		free(v);
+		for (int i = 0; i < *n; i++) store_job_clear(&(*jobs)[i]);
+		free(*jobs);
+		*jobs = NULL;
 		*n = 0;
-		return rc;
 	}
-	*jobs = v;
-	return 0;
+	return rc < 0 ? rc : 0;
 }
 
 static int count_row(const StoreRow *r, void *ctx, char *err, size_t errlen)

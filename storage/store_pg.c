@@ -8,8 +8,9 @@
  * row that a statement trigger bumps in the transaction of every change. Parameters go as text
  * ($1, $2, ...; store_sql.h's ?N become $N), formatted here; SQL errors become messages naming the
  * operation, once, here. Deliberately not here: the rules' documentation (store.h), buffering
- * metric points (batch.c), what both backends share (store_rows.c, store_sql.h, and the writes
- * store.c runs through pgstore_exec and its neighbours).
+ * metric points (batch.c), and what both backends share: the steps (store.c, dataset_store.c,
+ * which run here through pgstore_exec and its neighbours), rows and checks (store_rows.c), the
+ * SQL (store_sql.h).
  */
 #include "store_pg.h"
 
@@ -250,19 +251,6 @@ static int isnull(const void *r, int row, int col) { return PQgetisnull(r, row, 
 static const char *gt(const void *r, int row, int col) { return PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col); }
 static const StoreRowOps pg_row_ops = { gi, gd, gt, isnull };
 #define ROW(r, i) (&(StoreRow){ &pg_row_ops, (r), (i) })
-
-/* One statement on a pooled connection of its own (autocommit): its result, or NULL with err. */
-static PGresult *q1(PgStore *pg, const char *what, char *err, size_t errlen, const char *sql, const char *fmt, ...)
-{
-	PGconn *c = acquire(pg, err, errlen);
-	if (!c) return NULL;
-	va_list ap;
-	va_start(ap, fmt);
-	PGresult *r = vq(c, what, err, errlen, sql, fmt, ap);
-	va_end(ap);
-	release(pg, c);
-	return r;
-}
 
 int pgstore_each(PGconn *c, rows_each_fn fn, void *ctx, const char *what, char *err, size_t errlen, const char *sql,
                  const char *fmt, va_list ap)
@@ -573,27 +561,6 @@ int pgstore_job_renew(PgStore *pg, int64_t id, int64_t lease_gen, double lease_s
 	                "IIdd", id, lease_gen, store_now(), lease_s);
 	if (rc == 0) return rows_renew_fenced(id, lease_gen, err, errlen);
 	return rc < 0 ? rc : 0;
-}
-
-int pgstore_job_list(PgStore *pg, const StoreJobFilter *f, StoreJob **jobs, int *n, char *err, size_t errlen)
-{
-	*jobs = NULL;
-	*n = 0;
-	char sql[1024];
-	rows_job_list_sql(sql, sizeof sql, f);
-	PGresult *r = q1(pg, "listing jobs", err, errlen, sql, "IitI", f->before_id > 0 ? f->before_id : INT64_MAX, f->limit,
-	                 f->owner, f->group_id);
-	if (!r) return STORE_EDB;
-	int rc = 0, m = PQntuples(r);
-	StoreJob *v = m ? calloc((size_t)m, sizeof *v) : NULL;
-	if (m && !v) {
-		snprintf(err, errlen, "listing jobs: out of memory");
-		rc = STORE_ENOMEM;
-	}
-	for (int i = 0; v && i < m; i++) rows_job(ROW(r, i), &v[(*n)++], 0);
-	*jobs = v;
-	PQclear(r);
-	return rc;
 }
 
 /* ---- the metric batch ----------------------------------------------------------------------- */

@@ -1,11 +1,11 @@
 /* store_pg.h - the PostgreSQL backend of store.h, private to storage/.
  *
- * store.c opens it when store_open is given a postgresql:// (or postgres://) URL and then hands
- * the calls of store.h that PostgreSQL says its own way (inserts, the claim, leases, metric reads,
- * the batch) to the pgstore_ function of the same name; batch.c does the same for its batch. The
- * rest store.c and dataset_store.c run once for both backends, through the statement functions
- * below (store_query.h, store.c's Conn). Each function has the contract of its store.h namesake
- * (codes, err texts, ownership); only the differences are written here.
+ * store.c opens it when store_open is given a postgresql:// (or postgres://) URL. What store.c
+ * and dataset_store.c write once for both backends runs on PostgreSQL through the statement
+ * functions below (store.c's Conn, store_query.h); the few calls PostgreSQL says its own way (the
+ * claim, the lease renewal, batch.c's batch) are handed to the pgstore_ function of the same
+ * name. Each function has the contract of its store.h namesake (codes, err texts, ownership);
+ * only the differences are written here.
  */
 #ifndef SSLD_STORAGE_STORE_PG_H
 #define SSLD_STORAGE_STORE_PG_H
@@ -63,7 +63,6 @@ int pgstore_now(struct pg_conn *c, double *now, const char *what, char *err, siz
 int pgstore_job_claim_lease(PgStore *pg, const char *node, double lease_s, int max_running_per_owner, int64_t *claimed,
                             char *err, size_t errlen);
 int pgstore_job_renew(PgStore *pg, int64_t id, int64_t lease_gen, double lease_s, char *err, size_t errlen);
-int pgstore_job_list(PgStore *pg, const StoreJobFilter *f, StoreJob **jobs, int *n, char *err, size_t errlen);
 
 /* Writes a batch's rows in one transaction (multi-row INSERTs), dropping fenced runs' rows (their
  * (job, gen) recorded in *fs). token names this batch: a batch whose token is already recorded

@@ -113,6 +113,7 @@ void rows_token(const StoreRow *r, StoreToken *t)
 }
 
 int rows_job_item(const StoreRow *r, void *item) { rows_job(r, item, 1); return 0; }
+int rows_job_brief_item(const StoreRow *r, void *item) { rows_job(r, item, 0); return 0; }
 int rows_group_item(const StoreRow *r, void *item) { rows_group(r, item); return 0; }
 int rows_event_item(const StoreRow *r, void *item) { rows_event(r, item); return 0; }
 int rows_artifact_item(const StoreRow *r, void *item) { rows_artifact(r, item); return 0; }

@@ -42,6 +42,7 @@ typedef struct StoreRow {
 /* A row into an item (the readers below with the item untyped): 0, or STORE_ENOMEM. */
 typedef int (*rows_read_fn)(const StoreRow *r, void *item);
 int rows_job_item(const StoreRow *r, void *item);          /* StoreJob, full */
+int rows_job_brief_item(const StoreRow *r, void *item);    /* StoreJob without spec and results */
 int rows_group_item(const StoreRow *r, void *item);        /* StoreGroup */
 int rows_event_item(const StoreRow *r, void *item);        /* StoreEvent */
 int rows_artifact_item(const StoreRow *r, void *item);     /* StoreArtifact */
