@@ -1,6 +1,10 @@
 /* store.c - SQLite storage for the service: schema and migrations, the job queue, metric and event
- * reads, artifacts (see store.h). A Store opened on a postgresql:// URL hands each call to its
- * PostgreSQL twin in store_pg.c instead (the PG() line at the top of each function).
+ * reads, artifacts (see store.h). A Store opened on a postgresql:// URL runs on PostgreSQL
+ * (store_pg.c): the two functions PostgreSQL says its own way (the claim and the lease renewal)
+ * hand the call to their twin there; everything else is written once here, over a Conn of either
+ * backend (inserts, finishing, cancelling, recovery, reclaim, the metric snapshot, the job list)
+ * or store_query.h's single statements (the other reads and writes).
+ * What a row means and the checks both make are store_rows.c's; the SQL both run is store_sql.h's.
  *
  * Deliberately not here: anything about HTTP or JSON (results and specs are opaque text), and the
  * hot path of metric writing, which lives in batch.c so that a training step never waits on a
@@ -12,7 +16,6 @@
 
 #include <assert.h>
 #include <errno.h>
-#include <math.h>
 #include <stdarg.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -29,6 +32,9 @@
 #include "dbident.h"
 #include "sha256.h"
 #include "store_pg.h"
+#include "store_query.h"
+#include "store_rows.h"
+#include "store_sql.h"
 
 #define POOL_MAX 16
 
@@ -47,8 +53,8 @@ struct Store {
 
 PgStore *store_pg(Store *st) { return st ? st->pg : NULL; }
 
-/* The first line of every public function below that has a PostgreSQL twin. */
-#define PG(call) do { if (st->pg) return pgstore_##call; } while (0)
+/* The current row of statement s, for store_rows.h. */
+#define ROW(s) (&(StoreRow){ &sqlite_row_ops, (s), 0 })
 
 /* ---- names ---------------------------------------------------------------------------------- */
 
@@ -97,6 +103,29 @@ static int db_fail(sqlite3 *db, const char *what, char *err, size_t errlen)
 	snprintf(err, errlen, "database %s: %s", what, db ? sqlite3_errmsg(db) : "no connection");
 	return STORE_EDB;
 }
+
+/* Rows of a statement for store_rows.h. */
+static int64_t col_i64(const void *s, int row, int col)
+{
+	(void)row;
+	return sqlite3_column_int64((sqlite3_stmt *)s, col);
+}
+static double col_dbl(const void *s, int row, int col)
+{
+	(void)row;
+	return sqlite3_column_double((sqlite3_stmt *)s, col);
+}
+static const char *col_text(const void *s, int row, int col)
+{
+	(void)row;
+	return (const char *)sqlite3_column_text((sqlite3_stmt *)s, col);
+}
+static int col_isnull(const void *s, int row, int col)
+{
+	(void)row;
+	return sqlite3_column_type((sqlite3_stmt *)s, col) == SQLITE_NULL;
+}
+static const StoreRowOps sqlite_row_ops = { col_i64, col_dbl, col_text, col_isnull };
 
 /* Statements are prepared once per connection and kept (the SQL texts here are fixed): parsing
  * and planning were most of the CPU cost of a small API read. unprep() resets one for reuse. */
@@ -184,18 +213,36 @@ static int sql_exec(sqlite3 *db, const char *what, char *err, size_t errlen, con
 	return rc;
 }
 
-/* sql_exec in a transaction of its own on a pooled connection: rows changed (>= 0), or < 0. */
-static int sql_write(Store *st, const char *what, char *err, size_t errlen, const char *sql, const char *fmt, ...)
+/* A query for ids (its first column): the number of rows (>= 0), the first cap in ids; or
+ * STORE_EDB with err naming `what`. */
+static int sql_vids(sqlite3 *db, int64_t *ids, int cap, const char *what, char *err, size_t errlen, const char *sql,
+                    const char *fmt, va_list ap)
+{
+	sqlite3_stmt *s;
+	if (prep(db, sql, &s, what, err, errlen) < 0) return STORE_EDB;
+	bind_args(s, fmt, ap);
+	int n = 0, r;
+	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
+		if (n < cap) ids[n] = sqlite3_column_int64(s, 0);
+		n++;
+	}
+	if (r != SQLITE_DONE) n = db_fail(db, what, err, errlen);
+	unprep(s);
+	return n;
+}
+
+/* sql_exec in a transaction of its own on a pooled connection: rows changed (>= 0), or < 0
+ * (STORE_EEXIST when it would duplicate a unique key). */
+static int sql_vwrite(Store *st, const char *what, char *err, size_t errlen, const char *sql, const char *fmt,
+                      va_list ap)
 {
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
 	int rc = store_begin(db, err, errlen);
-	if (rc == 0) {
-		va_list ap;
-		va_start(ap, fmt);
-		rc = sql_vexec(db, what, err, errlen, sql, fmt, ap);
-		va_end(ap);
-	}
+	if (rc == 0 && (rc = sql_vexec(db, what, err, errlen, sql, fmt, ap)) < 0 &&
+	    (sqlite3_extended_errcode(db) == SQLITE_CONSTRAINT_UNIQUE ||
+	     sqlite3_extended_errcode(db) == SQLITE_CONSTRAINT_PRIMARYKEY))
+		rc = STORE_EEXIST;
 	if (rc >= 0) {
 		int c = store_commit(db, err, errlen);
 		if (c < 0) rc = c;
@@ -205,56 +252,20 @@ static int sql_write(Store *st, const char *what, char *err, size_t errlen, cons
 	return rc;
 }
 
-/* A query whose rows become an array: *v gets *n items of `size` bytes (zeroed, then filled by
- * read(s, item)), grown as rows come; NULL when there are none. On failure the items read so far
- * stay in *v for the caller to free (items may own memory). 0, or < 0 with err naming `what`. */
-typedef void (*row_read_fn)(sqlite3_stmt *s, void *item);
-
-static int sql_list(Store *st, void **v, int *n, size_t size, row_read_fn read, const char *what, char *err,
-                    size_t errlen, const char *sql, const char *fmt, ...)
-{
-	*v = NULL;
-	*n = 0;
-	sqlite3 *db = store_acquire(st, err, errlen);
-	if (!db) return STORE_EDB;
-	sqlite3_stmt *s;
-	int rc = prep(db, sql, &s, what, err, errlen), cap = 0, r = SQLITE_DONE;
-	if (rc == 0) {
-		va_list ap;
-		va_start(ap, fmt);
-		bind_args(s, fmt, ap);
-		va_end(ap);
-		while ((r = sqlite3_step(s)) == SQLITE_ROW) {
-			if (*n == cap) {
-				cap = cap ? cap * 2 : 8;
-				void *w = realloc(*v, (size_t)cap * size);
-				if (!w) {
-					snprintf(err, errlen, "%s: out of memory", what);
-					rc = STORE_ENOMEM;
-					break;
-				}
-				*v = w;
-			}
-			void *item = (char *)*v + (size_t)(*n)++ * size;
-			memset(item, 0, size);
-			read(s, item);
-		}
-		if (rc == 0 && r != SQLITE_DONE) rc = db_fail(db, what, err, errlen);
-		unprep(s);
-	}
-	store_release(st, db);
-	return rc;
-}
-
-/* Runs a fixed, parameterless statement through the cache (BEGIN, COMMIT...). */
-static int exec_cached(sqlite3 *db, const char *sql)
+/* fn on each row of a query: the number of rows (>= 0), or < 0 (fn's code, or STORE_EDB with err
+ * naming `what`). */
+static int sql_veach(sqlite3 *db, int uncached, rows_each_fn fn, void *ctx, const char *what, char *err,
+                     size_t errlen, const char *sql, const char *fmt, va_list ap)
 {
 	sqlite3_stmt *s;
-	char err[8];
-	if (prep(db, sql, &s, sql, err, sizeof err) < 0) return sqlite3_errcode(db);
-	int rc = sqlite3_step(s);
-	unprep(s);
-	return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+	if ((uncached ? prep_once : prep)(db, sql, &s, what, err, errlen) < 0) return STORE_EDB;
+	bind_args(s, fmt, ap);
+	int n = 0, rc = 0, r;
+	while ((r = sqlite3_step(s)) == SQLITE_ROW && (rc = fn(ROW(s), ctx, err, errlen)) == 0) n++;
+	if (rc == 0 && r != SQLITE_DONE) rc = db_fail(db, what, err, errlen);
+	if (uncached) sqlite3_finalize(s);
+	else unprep(s);
+	return rc < 0 ? rc : n;
 }
 
 static void close_conn(sqlite3 *db)
@@ -264,10 +275,241 @@ static void close_conn(sqlite3 *db)
 	sqlite3_close(db);
 }
 
-static char *col_strdup(sqlite3_stmt *st, int i)
+/* ---- one connection of either backend --------------------------------------------------------
+ * What is the same on both backends is written once, below and in the functions of store.h, over
+ * a Conn: the statements are store_sql.h's; the connection, the transaction and running a
+ * statement are the backend's (for PostgreSQL, store_pg.h's pgstore_exec and its neighbours). */
+
+typedef struct Conn {
+	Store *st;
+	sqlite3 *db;            /* SQLite, or */
+	struct pg_conn *pc;     /* PostgreSQL */
+	int tx;                 /* CONN_WRITE: conn_begin's transaction; CONN_READ: a read snapshot */
+	int uncached;           /* SQL built at run time: not kept in SQLite's statement cache */
+} Conn;
+enum { CONN_WRITE = 1, CONN_READ = 2 };
+
+/* A pooled connection (give it back with conn_end): 0, or STORE_EDB with err. */
+static int conn_get(Store *st, Conn *c, char *err, size_t errlen)
 {
-	const unsigned char *t = sqlite3_column_text(st, i);
-	return t ? strdup((const char *)t) : NULL;
+	*c = (Conn){ .st = st };
+	if (st->pg) c->pc = pgstore_acquire(st->pg, err, errlen);
+	else c->db = store_acquire(st, err, errlen);
+	return c->db || c->pc ? 0 : STORE_EDB;
+}
+
+/* Commits a write transaction when rc >= 0 (else rolls it back; a read snapshot is rolled back)
+ * and gives the connection back: rc, or the commit's error. */
+static int conn_end(Conn *c, int rc, char *err, size_t errlen)
+{
+	if (c->tx == CONN_WRITE && rc >= 0) {
+		int k = c->pc ? pgstore_commit(c->pc, err, errlen) : store_commit(c->db, err, errlen);
+		if (k < 0) rc = k;
+	}
+	if (c->tx && (rc < 0 || c->tx == CONN_READ)) {
+		if (c->pc) pgstore_rollback(c->pc);
+		else store_rollback(c->db);
+	}
+	if (c->pc) pgstore_release(c->st->pg, c->pc);
+	else store_release(c->st, c->db);
+	return rc;
+}
+
+/* conn_get with a write transaction begun: 0 (end it with conn_end), or < 0. */
+static int conn_begin(Store *st, Conn *c, char *err, size_t errlen)
+{
+	if (conn_get(st, c, err, errlen) < 0) return STORE_EDB;
+	c->tx = CONN_WRITE;
+	int rc = c->pc ? pgstore_begin(c->pc, err, errlen) : store_begin(c->db, err, errlen);
+	return rc < 0 ? conn_end(c, rc, err, errlen) : 0;
+}
+
+/* A statement without rows: rows changed (>= 0), or STORE_EDB with err naming `what`. */
+static int conn_exec(Conn *c, const char *what, char *err, size_t errlen, const char *sql, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = c->pc ? pgstore_exec(c->pc, what, err, errlen, sql, fmt, ap)
+	               : sql_vexec(c->db, what, err, errlen, sql, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* An INSERT of one row: 0 with its id in *id, or STORE_EDB with err naming `what`. */
+static int conn_insert(Conn *c, int64_t *id, const char *what, char *err, size_t errlen, const char *sql,
+                       const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = c->pc ? pgstore_insert(c->pc, id, what, err, errlen, sql, fmt, ap)
+	               : sql_vexec(c->db, what, err, errlen, sql, fmt, ap);
+	va_end(ap);
+	if (rc < 0) return rc;
+	if (c->db) *id = sqlite3_last_insert_rowid(c->db);
+	return 0;
+}
+
+/* A query for ids (its first column): the number of rows (>= 0), the first cap in ids. */
+static int conn_ids(Conn *c, int64_t *ids, int cap, const char *what, char *err, size_t errlen, const char *sql,
+                    const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = c->pc ? pgstore_ids(c->pc, ids, cap, what, err, errlen, sql, fmt, ap)
+	               : sql_vids(c->db, ids, cap, what, err, errlen, sql, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* fn on each row: the number of rows (>= 0), or < 0 (fn's code, or STORE_EDB naming `what`). */
+static int conn_veach(Conn *c, rows_each_fn fn, void *ctx, const char *what, char *err, size_t errlen, const char *sql,
+                      const char *fmt, va_list ap)
+{
+	return c->pc ? pgstore_each(c->pc, fn, ctx, what, err, errlen, sql, fmt, ap)
+	             : sql_veach(c->db, c->uncached, fn, ctx, what, err, errlen, sql, fmt, ap);
+}
+
+static int conn_each(Conn *c, rows_each_fn fn, void *ctx, const char *what, char *err, size_t errlen, const char *sql,
+                     const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = conn_veach(c, fn, ctx, what, err, errlen, sql, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* conn_one's and store_list's row callbacks: the first row into an item; every row into an array. */
+typedef struct OneRow { rows_read_fn read; void *item; const char *what; int got; } OneRow;
+
+static int one_row(const StoreRow *r, void *ctx, char *err, size_t errlen)
+{
+	OneRow *o = ctx;
+	if (o->got++) return 0;
+	if (o->read(r, o->item) == 0) return 0;
+	snprintf(err, errlen, "%s: out of memory", o->what);
+	return STORE_ENOMEM;
+}
+
+static int conn_vone(Conn *c, rows_read_fn read, void *item, const char *what, char *err, size_t errlen,
+                     const char *sql, const char *fmt, va_list ap)
+{
+	OneRow o = { read, item, what, 0 };
+	int rc = conn_veach(c, one_row, &o, what, err, errlen, sql, fmt, ap);
+	return rc < 0 ? rc : o.got > 0;
+}
+
+/* The first row read into item: 1, 0 when there is none, or < 0. */
+static int conn_one(Conn *c, rows_read_fn read, void *item, const char *what, char *err, size_t errlen,
+                    const char *sql, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = conn_vone(c, read, item, what, err, errlen, sql, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+typedef struct ListRows { void *v; int n, cap; size_t size; rows_read_fn read; const char *what; } ListRows;
+
+static int list_row(const StoreRow *r, void *ctx, char *err, size_t errlen)
+{
+	ListRows *l = ctx;
+	if (l->n == l->cap) {
+		int cap = l->cap ? l->cap * 2 : 8;
+		void *w = realloc(l->v, (size_t)cap * l->size);
+		if (!w) goto oom;
+		l->v = w;
+		l->cap = cap;
+	}
+	void *item = (char *)l->v + (size_t)l->n++ * l->size;
+	memset(item, 0, l->size);
+	if (l->read(r, item) == 0) return 0;
+oom:
+	snprintf(err, errlen, "%s: out of memory", l->what);
+	return STORE_ENOMEM;
+}
+
+/* The job's state (STORE_ENOTFOUND when there is no such job). In a transaction on PostgreSQL
+ * its row stays locked until the end (SQLite's BEGIN IMMEDIATE holds the whole database already). */
+static int conn_state(Conn *c, int64_t id, JobState *state, const char *what, char *err, size_t errlen)
+{
+	int rc = conn_one(c, rows_state_item, state, what, err, errlen,
+	                  c->pc && c->tx == CONN_WRITE ? SQL_JOB_STATE " FOR UPDATE" : SQL_JOB_STATE, "I", id);
+	return rc == 0 ? rows_job_not_found(id, err, errlen) : rc < 0 ? rc : 0;
+}
+
+/* Now by the clock leases are timed with: the database server's on PostgreSQL, else this node's. */
+static int conn_now(Conn *c, double *now, const char *what, char *err, size_t errlen)
+{
+	*now = store_now();
+	return c->pc ? pgstore_now(c->pc, now, what, err, errlen) : 0;
+}
+
+/* Queued dependants of sources that failed, were cancelled or do not exist fail with the
+ * source's reason, in the caller's transaction; repeated so that a chain fails down to its end
+ * (each pass fails one more link; a chain cannot loop, a source is always older). */
+static int fail_dependants(Conn *c, double now, char *err, size_t errlen)
+{
+	for (int pass = 0; pass < 10000; pass++) {
+		int n = conn_exec(c, "failing the dependants of a failed init_from job", err, errlen, SQL_FAIL_DEPENDANTS, "d",
+		                  now);
+		if (n <= 0) return n;
+	}
+	return 0;
+}
+
+/* ---- store_query.h: single statements on either backend -------------------------------------- */
+
+int store_write(Store *st, const char *what, char *err, size_t errlen, const char *sql, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = st->pg ? pgstore_write(st->pg, what, err, errlen, sql, fmt, ap)
+	                : sql_vwrite(st, what, err, errlen, sql, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+int store_each(Store *st, rows_each_fn fn, void *ctx, const char *what, char *err, size_t errlen, const char *sql,
+               const char *fmt, ...)
+{
+	Conn c;
+	if (conn_get(st, &c, err, errlen) < 0) return STORE_EDB;
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = conn_veach(&c, fn, ctx, what, err, errlen, sql, fmt, ap);
+	va_end(ap);
+	return conn_end(&c, rc, err, errlen);
+}
+
+int store_one(Store *st, rows_read_fn read, void *item, const char *what, char *err, size_t errlen, const char *sql,
+              const char *fmt, ...)
+{
+	Conn c;
+	if (conn_get(st, &c, err, errlen) < 0) return STORE_EDB;
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = conn_vone(&c, read, item, what, err, errlen, sql, fmt, ap);
+	va_end(ap);
+	return conn_end(&c, rc, err, errlen);
+}
+
+int store_list(Store *st, void **v, int *n, size_t size, rows_read_fn read, const char *what, char *err, size_t errlen,
+               const char *sql, const char *fmt, ...)
+{
+	ListRows l = { .size = size, .read = read, .what = what };
+	Conn c;
+	int rc = conn_get(st, &c, err, errlen);
+	if (rc == 0) {
+		va_list ap;
+		va_start(ap, fmt);
+		rc = conn_end(&c, conn_veach(&c, list_row, &l, what, err, errlen, sql, fmt, ap), err, errlen);
+		va_end(ap);
+	}
+	*v = l.v;
+	*n = l.n;
+	return rc < 0 ? rc : 0;
 }
 
 /* ---- migrations ----------------------------------------------------------------------------- */
@@ -591,196 +833,90 @@ void store_job_clear(StoreJob *j)
 	memset(j, 0, sizeof *j);
 }
 
-#define JOB_COLS "id, name, method, owner, state, priority, created_at, started_at, finished_at, " \
-	"updated_at, step, total, stage, eta_s, checkpoint_step, attempts, cancel_requested, error, " \
-	"interruptions, init_from_job, group_id, group_setting, progress, node, lease_until, lease_gen"
-/* Full rows add spec and results after JOB_COLS. */
-
-static void read_job_row(sqlite3_stmt *s, StoreJob *j, int full)
+/* The queued jobs (owner NULL: everyone's) for rows_check_limits; ctx is the Conn. */
+static int count_queued(void *ctx, const char *owner, int64_t *n, char *err, size_t errlen)
 {
-	memset(j, 0, sizeof *j);
-	j->id = sqlite3_column_int64(s, 0);
-	j->name = col_strdup(s, 1);
-	j->method = col_strdup(s, 2);
-	j->owner = col_strdup(s, 3);
-	const unsigned char *state = sqlite3_column_text(s, 4);
-	int k = state ? job_state_parse((const char *)state) : -1;
-	j->state = k < 0 ? JOB_FAILED : (JobState)k;
-	j->priority = sqlite3_column_int(s, 5);
-	j->created_at = sqlite3_column_double(s, 6);
-	j->started_at = sqlite3_column_double(s, 7);
-	j->finished_at = sqlite3_column_double(s, 8);
-	j->updated_at = sqlite3_column_double(s, 9);
-	j->step = sqlite3_column_int64(s, 10);
-	j->total = sqlite3_column_int64(s, 11);
-	j->stage = col_strdup(s, 12);
-	j->eta_s = sqlite3_column_type(s, 13) == SQLITE_NULL ? -1 : sqlite3_column_double(s, 13);
-	j->checkpoint_step = sqlite3_column_type(s, 14) == SQLITE_NULL ? -1 : sqlite3_column_int64(s, 14);
-	j->attempts = sqlite3_column_int(s, 15);
-	j->cancel_requested = sqlite3_column_int(s, 16);
-	j->error = col_strdup(s, 17);
-	j->interruptions = sqlite3_column_int(s, 18);
-	j->init_from_job = sqlite3_column_int64(s, 19);
-	j->group_id = sqlite3_column_int64(s, 20);
-	j->group_setting = col_strdup(s, 21);
-	j->progress = sqlite3_column_type(s, 22) == SQLITE_NULL ? -1 : sqlite3_column_double(s, 22);
-	j->node = col_strdup(s, 23);
-	j->lease_until = sqlite3_column_double(s, 24);
-	j->lease_gen = sqlite3_column_int64(s, 25);
-	if (full) {
-		j->spec = col_strdup(s, 26);
-		j->results = col_strdup(s, 27);
-	}
+	*n = 0;
+	const char *what = "counting queued jobs";
+	int rc = owner ? conn_one(ctx, rows_i64_item, n, what, err, errlen, SQL_COUNT_QUEUED_OWNER, "t", owner)
+	               : conn_one(ctx, rows_i64_item, n, what, err, errlen, SQL_COUNT_QUEUED, NULL);
+	return rc < 0 ? rc : 0;
 }
 
-static int count_queued(sqlite3 *db, const char *owner, int64_t *n, char *err, size_t errlen)
+/* check_source's row callback: the verdict on the source's row. */
+typedef struct Source { const StoreNewJob *nj; int rc, got; } Source;
+
+static int source_row(const StoreRow *r, void *ctx, char *err, size_t errlen)
 {
-	sqlite3_stmt *s;
-	int rc = owner ? sql_query(db, &s, "counting queued jobs", err, errlen,
-	                           "SELECT count(*) FROM jobs WHERE owner = ?1 AND state = 'queued'", "t", owner)
-	               : sql_query(db, &s, "counting queued jobs", err, errlen,
-	                           "SELECT count(*) FROM jobs WHERE state = 'queued'", NULL);
-	if (rc < 0) return rc;
-	rc = sqlite3_step(s);
-	*n = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
-	unprep(s);
-	return rc == SQLITE_ROW ? 0 : db_fail(db, "counting queued jobs", err, errlen);
+	Source *s = ctx;
+	s->got = 1;
+	return s->rc = rows_check_source(s->nj, r, err, errlen);
+}
+
+/* The queue limits for n_new more jobs of nj's owner: on PostgreSQL, inserts that count the queue
+ * take turns across nodes (a limit is a count, not a row lock). */
+static int check_limits(Conn *c, const StoreNewJob *nj, int n_new, char *err, size_t errlen)
+{
+	if (nj->max_queued <= 0 && nj->max_queued_per_owner <= 0) return 0;
+	if (c->pc && conn_exec(c, "locking the queue count", err, errlen, "SELECT pg_advisory_xact_lock(7270002)", NULL) < 0)
+		return STORE_EDB;
+	return rows_check_limits(nj, n_new, count_queued, c, err, errlen);
 }
 
 /* The init_from rule at insert (see store.h), inside the inserting transaction so that a source
- * cannot fail between the check and the insert. */
-static int check_source(sqlite3 *db, const StoreNewJob *nj, char *err, size_t errlen)
+ * cannot fail between the check and the insert (on PostgreSQL: FOR SHARE). */
+static int check_source(Conn *c, const StoreNewJob *nj, char *err, size_t errlen)
 {
-	sqlite3_stmt *s;
-	int rc = sql_query(db, &s, "reading the init_from job", err, errlen,
-	                   "SELECT state, owner, error FROM jobs WHERE id = ?1", "I", nj->init_from_job);
+	Source s = { nj, 0, 0 };
+	int rc = conn_each(c, source_row, &s, "reading the init_from job", err, errlen,
+	                   c->pc ? SQL_SOURCE " FOR SHARE" : SQL_SOURCE, "I", nj->init_from_job);
 	if (rc < 0) return rc;
-	int r = sqlite3_step(s);
-	long long src = (long long)nj->init_from_job;
-	if (r == SQLITE_DONE) {
-		snprintf(err, errlen, "init_from: job %lld does not exist", src);
-		rc = STORE_ENOTFOUND;
-	} else if (r != SQLITE_ROW) {
-		rc = db_fail(db, "reading the init_from job", err, errlen);
-	} else {
-		int state = job_state_parse((const char *)sqlite3_column_text(s, 0));
-		const char *owner = (const char *)sqlite3_column_text(s, 1);
-		const char *error = (const char *)sqlite3_column_text(s, 2);
-		int mine = owner && strcmp(owner, nj->owner ? nj->owner : "") == 0;
-		if (state == JOB_FAILED || state == JOB_CANCELLED || state < 0) {
-			snprintf(err, errlen, "init_from: job %lld %s and has no final checkpoint (%s)", src,
-			         state == JOB_CANCELLED ? "was cancelled" : "failed", error ? error : "no reason recorded");
-			rc = STORE_ESTATE;
-		} else if (state != JOB_SUCCEEDED && !mine && !nj->init_from_any_owner) {
-			snprintf(err, errlen, "init_from: job %lld belongs to '%s' and is %s; another owner's job can be a source "
-			         "only once it has succeeded (your own jobs may be waited for)", src, owner ? owner : "",
-			         job_state_name((JobState)state));
-			rc = STORE_ESTATE;
-		}
-	}
-	unprep(s);
-	return rc;
-}
-
-/* The queue limits for n more jobs of nj's owner (inside the inserting transaction). */
-static int check_limits(sqlite3 *db, const StoreNewJob *nj, int n_new, char *err, size_t errlen)
-{
-	int64_t n;
-	int rc;
-	if (nj->max_queued > 0) {
-		if ((rc = count_queued(db, NULL, &n, err, errlen)) < 0) return rc;
-		if (n + n_new > nj->max_queued) {
-			if (n_new == 1)
-				snprintf(err, errlen, "the queue is full: %lld jobs queued; the limit is max-queued = %d", (long long)n,
-				         nj->max_queued);
-			else
-				snprintf(err, errlen, "the queue cannot take %d more jobs: %lld are queued; the limit is max-queued = %d",
-				         n_new, (long long)n, nj->max_queued);
-			return STORE_ELIMIT;
-		}
-	}
-	if (nj->max_queued_per_owner > 0) {
-		if ((rc = count_queued(db, nj->owner ? nj->owner : "", &n, err, errlen)) < 0) return rc;
-		if (n + n_new > nj->max_queued_per_owner) {
-			if (n_new == 1)
-				snprintf(err, errlen, "owner '%s' already has %lld queued job(s); the limit is max-queued-per-owner = %d",
-				         nj->owner ? nj->owner : "", (long long)n, nj->max_queued_per_owner);
-			else
-				snprintf(err, errlen, "owner '%s' has %lld queued job(s) and asks for %d more; the limit is "
-				         "max-queued-per-owner = %d", nj->owner ? nj->owner : "", (long long)n, n_new,
-				         nj->max_queued_per_owner);
-			return STORE_ELIMIT;
-		}
-	}
-	return 0;
+	return s.got ? s.rc : rows_check_source(nj, NULL, err, errlen);
 }
 
 /* One job row (inside the caller's transaction); group_id 0 = none. */
-static int insert_job_row(sqlite3 *db, const StoreNewJob *nj, int64_t group_id, double now, int64_t *id, char *err,
+static int insert_job_row(Conn *c, const StoreNewJob *nj, int64_t group_id, double now, int64_t *id, char *err,
                           size_t errlen)
 {
 	int rc;
-	if (nj->init_from_job > 0 && (rc = check_source(db, nj, err, errlen)) < 0) return rc;
-	/* ?7 and ?8 NULL for none: NULLIF keeps the columns NULL rather than 0. */
-	if ((rc = sql_exec(db, "inserting a job", err, errlen,
-	                   "INSERT INTO jobs(name, method, spec, state, priority, owner, created_at, updated_at, init_from_job, "
-	                   "group_id, group_setting) "
-	                   "VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?6, NULLIF(?7, 0), NULLIF(?8, 0), ?9)", "tttitdIIt",
-	                   nj->name, nj->method ? nj->method : "", nj->spec, nj->priority, nj->owner ? nj->owner : "", now,
+	if (nj->init_from_job > 0 && (rc = check_source(c, nj, err, errlen)) < 0) return rc;
+	return conn_insert(c, id, "inserting a job", err, errlen, SQL_INSERT_JOB, "tttitdIIt", nj->name,
+	                   nj->method ? nj->method : "", nj->spec, nj->priority, nj->owner ? nj->owner : "", now,
 	                   nj->init_from_job > 0 ? nj->init_from_job : (int64_t)0, group_id,
-	                   group_id > 0 ? nj->group_setting : NULL)) < 0)
-		return rc;
-	*id = sqlite3_last_insert_rowid(db);
-	return 0;
+	                   group_id > 0 ? nj->group_setting : NULL);
 }
 
 int store_job_insert(Store *st, const StoreNewJob *nj, int64_t *id, char *err, size_t errlen)
 {
-	PG(job_insert(st->pg, nj, id, err, errlen));
-	sqlite3 *db = store_acquire(st, err, errlen);
-	if (!db) return STORE_EDB;
-	int rc = store_begin(db, err, errlen);
-	if (rc < 0) goto out;
-	if ((rc = check_limits(db, nj, 1, err, errlen)) < 0) goto out;
-	if ((rc = insert_job_row(db, nj, 0, store_now(), id, err, errlen)) < 0) goto out;
-	if (ssld_fault("job_insert")) {   /* ../engine/fault.h: the row is written, the commit fails */
+	Conn c;
+	int rc = conn_begin(st, &c, err, errlen);
+	if (rc < 0) return rc;
+	if ((rc = check_limits(&c, nj, 1, err, errlen)) == 0 &&
+	    (rc = insert_job_row(&c, nj, 0, store_now(), id, err, errlen)) == 0 &&
+	    ssld_fault("job_insert")) {   /* ../engine/fault.h: the row is written, the commit fails */
 		snprintf(err, errlen, "inserting a job: COMMIT: disk I/O error (injected by SSLD_FAULT)");
 		rc = STORE_EDB;
-		goto out;
 	}
-	rc = store_commit(db, err, errlen);
-out:
-	if (rc < 0) store_rollback(db);
-	store_release(st, db);
+	rc = conn_end(&c, rc, err, errlen);
 	return rc < 0 ? rc : 0;
 }
 
 int store_group_insert(Store *st, const char *name, const char *owner, const char *sweep, const StoreNewJob *jobs, int n,
                        int64_t *group_id, int64_t *ids, char *err, size_t errlen)
 {
-	PG(group_insert(st->pg, name, owner, sweep, jobs, n, group_id, ids, err, errlen));
-	sqlite3 *db = store_acquire(st, err, errlen);
-	if (!db) return STORE_EDB;
-	int rc = store_begin(db, err, errlen);
-	if (rc < 0) goto out;
 	if (n < 1) {
 		snprintf(err, errlen, "a group needs at least one job");
-		rc = STORE_EDB;
-		goto out;
+		return STORE_EDB;
 	}
-	if ((rc = check_limits(db, &jobs[0], n, err, errlen)) < 0) goto out;
+	Conn c;
+	int rc = conn_begin(st, &c, err, errlen);
+	if (rc < 0) return rc;
 	double now = store_now();
-	if ((rc = sql_exec(db, "inserting a group", err, errlen,
-	                   "INSERT INTO job_groups(name, owner, sweep, created_at) VALUES (?1, ?2, ?3, ?4)", "tttd",
-	                   name, owner ? owner : "", sweep, now)) < 0)
-		goto out;
-	*group_id = sqlite3_last_insert_rowid(db);
-	for (int i = 0; i < n; i++)
-		if ((rc = insert_job_row(db, &jobs[i], *group_id, now, &ids[i], err, errlen)) < 0) goto out;
-	rc = store_commit(db, err, errlen);
-out:
-	if (rc < 0) store_rollback(db);
-	store_release(st, db);
+	if ((rc = check_limits(&c, &jobs[0], n, err, errlen)) == 0)
+		rc = conn_insert(&c, group_id, "inserting a group", err, errlen, SQL_INSERT_GROUP, "tttd", name,
+		                 owner ? owner : "", sweep, now);
+	for (int i = 0; rc == 0 && i < n; i++) rc = insert_job_row(&c, &jobs[i], *group_id, now, &ids[i], err, errlen);
+	rc = conn_end(&c, rc, err, errlen);
 	return rc < 0 ? rc : 0;
 }
 
@@ -792,55 +928,29 @@ void store_group_clear(StoreGroup *g)
 }
 
 /* The group's job count per state, into g. */
-static int group_counts(sqlite3 *db, StoreGroup *g, char *err, size_t errlen)
+static int count_group_row(const StoreRow *r, void *ctx, char *err, size_t errlen)
 {
-	sqlite3_stmt *s;
-	int rc = sql_query(db, &s, "counting a group's jobs", err, errlen,
-	                   "SELECT state, count(*) FROM jobs WHERE group_id = ?1 GROUP BY state", "I", g->id);
-	if (rc < 0) return rc;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		int k = job_state_parse((const char *)sqlite3_column_text(s, 0));
-		int64_t c = sqlite3_column_int64(s, 1);
-		if (k >= 0) g->counts[k] += c;
-		g->jobs += c;
-	}
-	unprep(s);
-	return rc == SQLITE_DONE ? 0 : db_fail(db, "counting a group's jobs", err, errlen);
+	(void)err, (void)errlen;
+	StoreGroup *g = ctx;
+	rows_count_state(r, g->counts, &g->jobs);
+	return 0;
 }
 
-static void read_group_row(sqlite3_stmt *s, StoreGroup *g)
+static int group_counts(Store *st, StoreGroup *g, char *err, size_t errlen)
 {
-	memset(g, 0, sizeof *g);
-	g->id = sqlite3_column_int64(s, 0);
-	g->name = col_strdup(s, 1);
-	g->owner = col_strdup(s, 2);
-	g->sweep = col_strdup(s, 3);
-	g->created_at = sqlite3_column_double(s, 4);
+	int rc = store_each(st, count_group_row, g, "counting a group's jobs", err, errlen, SQL_GROUP_COUNTS, "I", g->id);
+	return rc < 0 ? rc : 0;
 }
 
 int store_group_get(Store *st, int64_t id, StoreGroup *out, char *err, size_t errlen)
 {
-	PG(group_get(st->pg, id, out, err, errlen));
 	memset(out, 0, sizeof *out);
-	sqlite3 *db = store_acquire(st, err, errlen);
-	if (!db) return STORE_EDB;
-	sqlite3_stmt *s;
-	int rc = sql_query(db, &s, "reading a group", err, errlen,
-	                   "SELECT id, name, owner, sweep, created_at FROM job_groups WHERE id = ?1", "I", id);
+	int rc = store_one(st, rows_group_item, out, "reading a group", err, errlen, SQL_GET_GROUP, "I", id);
 	if (rc == 0) {
-		int r = sqlite3_step(s);
-		if (r == SQLITE_ROW) {
-			read_group_row(s, out);
-		} else if (r == SQLITE_DONE) {
-			snprintf(err, errlen, "group %lld not found", (long long)id);
-			rc = STORE_ENOTFOUND;
-		} else {
-			rc = db_fail(db, "reading a group", err, errlen);
-		}
-		unprep(s);
+		snprintf(err, errlen, "group %lld not found", (long long)id);
+		return STORE_ENOTFOUND;
 	}
-	if (rc == 0) rc = group_counts(db, out, err, errlen);
-	store_release(st, db);
+	if (rc > 0) rc = group_counts(st, out, err, errlen);
 	if (rc < 0) store_group_clear(out);
 	return rc;
 }
@@ -848,120 +958,40 @@ int store_group_get(Store *st, int64_t id, StoreGroup *out, char *err, size_t er
 int store_group_list(Store *st, const char *owner, int64_t before_id, int limit, StoreGroup **groups, int *n,
                      char *err, size_t errlen)
 {
-	PG(group_list(st->pg, owner, before_id, limit, groups, n, err, errlen));
-	*groups = NULL;
-	*n = 0;
-	if (limit < 1) limit = 50;
-	if (limit > 1000) limit = 1000;
-	sqlite3 *db = store_acquire(st, err, errlen);
-	if (!db) return STORE_EDB;
-	sqlite3_stmt *s = NULL;
-	int rc = owner ? sql_query(db, &s, "listing groups", err, errlen,
-	                           "SELECT id, name, owner, sweep, created_at FROM job_groups WHERE id < ?1 AND owner = ?3 "
-	                           "ORDER BY id DESC LIMIT ?2", "Iit",
-	                           before_id > 0 ? before_id : INT64_MAX, limit, owner)
-	               : sql_query(db, &s, "listing groups", err, errlen,
-	                           "SELECT id, name, owner, sweep, created_at FROM job_groups WHERE id < ?1 "
-	                           "ORDER BY id DESC LIMIT ?2", "Ii", before_id > 0 ? before_id : INT64_MAX, limit);
-	StoreGroup *v = rc == 0 ? calloc((size_t)limit, sizeof *v) : NULL;
-	if (rc == 0 && !v) {
-		snprintf(err, errlen, "listing groups: out of memory");
-		rc = STORE_ENOMEM;
-	}
-	if (rc == 0) {
-		int r = SQLITE_DONE;
-		while (*n < limit && (r = sqlite3_step(s)) == SQLITE_ROW) read_group_row(s, &v[(*n)++]);
-		if (*n < limit && r != SQLITE_DONE) rc = db_fail(db, "listing groups", err, errlen);
-	}
-	if (s) unprep(s);
-	for (int i = 0; rc == 0 && i < *n; i++) rc = group_counts(db, &v[i], err, errlen);
-	store_release(st, db);
-	if (rc < 0) {
-		for (int i = 0; v && i < *n; i++) store_group_clear(&v[i]);
-		free(v);
-		*n = 0;
-		return rc;
-	}
+	void *v;
+	int rc = store_list(st, &v, n, sizeof **groups, rows_group_item, "listing groups", err, errlen,
+	                    owner ? SQL_LIST_GROUPS_OWNER : SQL_LIST_GROUPS, "Iit", before_id > 0 ? before_id : INT64_MAX,
+	                    rows_limit(limit, 50, 1000), owner);
 	*groups = v;
-	return 0;
+	for (int i = 0; rc == 0 && i < *n; i++) rc = group_counts(st, &(*groups)[i], err, errlen);
+	if (rc < 0) {
+		for (int i = 0; i < *n; i++) store_group_clear(&(*groups)[i]);
+		free(*groups);
+		*groups = NULL;
+		*n = 0;
+	}
+	return rc;
 }
 
-static int get_job(sqlite3 *db, int64_t id, StoreJob *out, char *err, size_t errlen)
+static int get_job(Conn *c, int64_t id, StoreJob *out, char *err, size_t errlen)
 {
-	sqlite3_stmt *s;
-	if (sql_query(db, &s, "reading a job", err, errlen, "SELECT " JOB_COLS ", spec, results FROM jobs WHERE id = ?1",
-	              "I", id) < 0)
-		return STORE_EDB;
-	int rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		read_job_row(s, out, 1);
-		rc = 0;
-	} else if (rc == SQLITE_DONE) {
-		snprintf(err, errlen, "job %lld not found", (long long)id);
-		rc = STORE_ENOTFOUND;
-	} else
-		rc = db_fail(db, "reading a job", err, errlen);
-	unprep(s);
-	return rc;
+	int rc = conn_one(c, rows_job_item, out, "reading a job", err, errlen, SQL_GET_JOB, "I", id);
+	return rc == 0 ? rows_job_not_found(id, err, errlen) : rc < 0 ? rc : 0;
 }
 
 int store_job_get(Store *st, int64_t id, StoreJob *out, char *err, size_t errlen)
 {
-	PG(job_get(st->pg, id, out, err, errlen));
 	memset(out, 0, sizeof *out);
-	sqlite3 *db = store_acquire(st, err, errlen);
-	if (!db) return STORE_EDB;
-	int rc = get_job(db, id, out, err, errlen);
-	store_release(st, db);
-	return rc;
-}
-
-/* The state of job id in an open transaction (or none): 0 with *state, or < 0. */
-static int read_state(sqlite3 *db, int64_t id, JobState *state, const char *what, char *err, size_t errlen)
-{
-	sqlite3_stmt *s;
-	int rc = sql_query(db, &s, what, err, errlen, "SELECT state FROM jobs WHERE id = ?1", "I", id);
-	if (rc < 0) return rc;
-	int r = sqlite3_step(s);
-	if (r == SQLITE_ROW) {
-		int k = job_state_parse((const char *)sqlite3_column_text(s, 0));
-		*state = k < 0 ? JOB_FAILED : (JobState)k;
-	} else if (r == SQLITE_DONE) {
-		snprintf(err, errlen, "job %lld not found", (long long)id);
-		rc = STORE_ENOTFOUND;
-	} else
-		rc = db_fail(db, what, err, errlen);
-	unprep(s);
-	return rc;
+	Conn c;
+	if (conn_get(st, &c, err, errlen) < 0) return STORE_EDB;
+	return conn_end(&c, get_job(&c, id, out, err, errlen), err, errlen);
 }
 
 int store_job_state(Store *st, int64_t id, JobState *state, char *err, size_t errlen)
 {
-	PG(job_state(st->pg, id, state, err, errlen));
-	sqlite3 *db = store_acquire(st, err, errlen);
-	if (!db) return STORE_EDB;
-	int rc = read_state(db, id, state, "reading a job's state", err, errlen);
-	store_release(st, db);
-	return rc;
-}
-
-/* Queued dependants of sources that failed, were cancelled or do not exist fail with the
- * source's reason, in the caller's transaction; repeated so that a chain fails down to its end
- * (each pass fails one more link; a chain cannot loop, a source is always older). */
-static int fail_dependants(sqlite3 *db, double now, char *err, size_t errlen)
-{
-	for (int pass = 0; pass < 10000; pass++) {
-		int n = sql_exec(db, "failing the dependants of a failed init_from job", err, errlen,
-		                 "UPDATE jobs AS d SET state = 'failed', finished_at = ?1, updated_at = ?1, eta_s = NULL, "
-		                 "error = coalesce((SELECT 'init_from job ' || s.id || CASE s.state WHEN 'failed' THEN ' failed: ' "
-		                 "ELSE ' was cancelled: ' END || coalesce(s.error, 'no reason recorded') FROM jobs AS s "
-		                 "WHERE s.id = d.init_from_job), 'init_from job ' || d.init_from_job || ' does not exist') "
-		                 "WHERE d.state = 'queued' AND d.init_from_job IS NOT NULL AND coalesce((SELECT s.state "
-		                 "FROM jobs AS s WHERE s.id = d.init_from_job), 'missing') IN ('failed', 'cancelled', 'missing')",
-		                 "d", now);
-		if (n <= 0) return n;
-	}
-	return 0;
+	Conn c;
+	if (conn_get(st, &c, err, errlen) < 0) return STORE_EDB;
+	return conn_end(&c, conn_state(&c, id, state, "reading a job's state", err, errlen), err, errlen);
 }
 
 int store_job_claim(Store *st, StoreJob *out, char *err, size_t errlen)
@@ -974,15 +1004,16 @@ int store_job_claim_limited(Store *st, int max_running_per_owner, StoreJob *out,
 	return store_job_claim_lease(st, NULL, 0, max_running_per_owner, out, err, errlen);
 }
 
-/* A queued job may run: its init_from source (if any) has succeeded (store.h). */
-#define CLAIMABLE "q.state = 'queued' AND (q.init_from_job IS NULL OR " \
-	"(SELECT s.state FROM jobs AS s WHERE s.id = q.init_from_job) = 'succeeded')"
-
 int store_job_claim_lease(Store *st, const char *node, double lease_s, int max_running_per_owner, StoreJob *out,
                           char *err, size_t errlen)
 {
-	PG(job_claim_lease(st->pg, node, lease_s, max_running_per_owner, out, err, errlen));
 	memset(out, 0, sizeof *out);
+	if (st->pg) {   /* the claim (its locks, the lease clock) is PostgreSQL's own; reading the job is not */
+		int64_t id = 0;
+		int rc = pgstore_job_claim_lease(st->pg, node, lease_s, max_running_per_owner, &id, err, errlen);
+		if (rc == 1 && (rc = store_job_get(st, id, out, err, errlen)) == 0) rc = 1;
+		return rc;
+	}
 	sqlite3 *db = store_acquire(st, err, errlen);
 	if (!db) return STORE_EDB;
 	sqlite3_stmt *s = NULL;
@@ -993,12 +1024,12 @@ int store_job_claim_lease(Store *st, const char *node, double lease_s, int max_r
 	 * and the next owner's best job runs instead. The count uses the (owner, state) index. */
 	if (max_running_per_owner > 0)
 		rc = sql_query(db, &s, "claiming a job", err, errlen,
-		               "SELECT id FROM jobs AS q WHERE " CLAIMABLE " AND (SELECT count(*) FROM jobs AS r "
+		               "SELECT id FROM jobs AS q WHERE " SQL_CLAIMABLE " AND (SELECT count(*) FROM jobs AS r "
 		               "WHERE r.owner = q.owner AND r.state = 'running') < ?1 ORDER BY priority DESC, id ASC LIMIT 1",
 		               "i", max_running_per_owner);
 	else
 		rc = sql_query(db, &s, "claiming a job", err, errlen,
-		               "SELECT id FROM jobs AS q WHERE " CLAIMABLE " ORDER BY priority DESC, id ASC LIMIT 1", NULL);
+		               "SELECT id FROM jobs AS q WHERE " SQL_CLAIMABLE " ORDER BY priority DESC, id ASC LIMIT 1", NULL);
 	if (rc < 0) goto out;
 	int r = sqlite3_step(s);
 	if (r == SQLITE_DONE) {
@@ -1024,19 +1055,17 @@ int store_job_claim_lease(Store *st, const char *node, double lease_s, int max_r
 	/* A resumed run repeats everything after its checkpoint: drop the points stored after it (by
 	 * row id, so evaluation points at the checkpoint's own step go too) so none is stored twice,
 	 * and rebuild the per-key "latest point" summary from what is left. */
-	if ((rc = sql_exec(db, "dropping points after the checkpoint", err, errlen,
-	                   "DELETE FROM metrics WHERE job_id = ?1 AND id > (SELECT checkpoint_metric_id FROM jobs WHERE id = ?1)",
-	                   "I", id)) < 0)
+	if ((rc = sql_exec(db, "dropping points after the checkpoint", err, errlen, SQL_DROP_AFTER_CHECKPOINT, "I", id)) < 0)
 		goto out;
 	if (rc > 0) {
-		if ((rc = sql_exec(db, "rebuilding metric keys", err, errlen, "DELETE FROM metric_keys WHERE job_id = ?1", "I", id)) < 0 ||
+		if ((rc = sql_exec(db, "rebuilding metric keys", err, errlen, SQL_DROP_METRIC_KEYS, "I", id)) < 0 ||
 		    (rc = sql_exec(db, "rebuilding metric keys", err, errlen,
 		                   "INSERT INTO metric_keys(job_id, key, last_id, last_step, last_value) "
 		                   "SELECT job_id, key, max(id), step, value FROM metrics WHERE job_id = ?1 GROUP BY key", "I", id)) < 0)
 			goto out;
 	}
 	if ((rc = store_commit(db, err, errlen)) < 0) goto out;
-	if ((rc = get_job(db, id, out, err, errlen)) == 0) rc = 1;
+	if ((rc = get_job(&(Conn){ .st = st, .db = db }, id, out, err, errlen)) == 0) rc = 1;
 out:
 	unprep(s);
 	store_rollback(db);   /* no-op after COMMIT; ends the read-only transaction of an empty queue */
@@ -1046,24 +1075,12 @@ out:
 
 int store_job_renew(Store *st, int64_t id, int64_t lease_gen, double lease_s, char *err, size_t errlen)
 {
-	PG(job_renew(st->pg, id, lease_gen, lease_s, err, errlen));
-	int rc = sql_write(st, "renewing a lease", err, errlen,
-	                   "UPDATE jobs SET lease_until = ?3 + ?4 WHERE id = ?1 AND state = 'running' AND lease_gen = ?2",
-	                   "IIdd", id, lease_gen, store_now(), lease_s);
-	if (rc == 0) {
-		snprintf(err, errlen, "job %lld: lease generation %lld is no longer current (claimed again, or not running)",
-		         (long long)id, (long long)lease_gen);
-		return STORE_FENCED;
-	}
+	if (st->pg) return pgstore_job_renew(st->pg, id, lease_gen, lease_s, err, errlen);   /* the database's clock */
+	int rc = store_write(st, "renewing a lease", err, errlen,
+	                     "UPDATE jobs SET lease_until = ?3 + ?4 WHERE id = ?1 AND state = 'running' AND lease_gen = ?2",
+	                     "IIdd", id, lease_gen, store_now(), lease_s);
+	if (rc == 0) return rows_renew_fenced(id, lease_gen, err, errlen);
 	return rc < 0 ? rc : 0;
-}
-
-/* Why a fenced write changed no row: STORE_FENCED with err saying so. */
-static int fenced(int64_t id, int64_t lease_gen, const char *what, char *err, size_t errlen)
-{
-	snprintf(err, errlen, "%s: job %lld is no longer running under lease generation %lld", what, (long long)id,
-	         (long long)lease_gen);
-	return STORE_FENCED;
 }
 
 int store_job_finish(Store *st, int64_t id, JobState state, const char *results, const char *error,
@@ -1079,38 +1096,18 @@ int store_job_finish_fenced(Store *st, int64_t id, int64_t lease_gen, JobState s
 		snprintf(err, errlen, "job %lld: cannot finish into state %d", (long long)id, (int)state);
 		return STORE_ESTATE;
 	}
-	PG(job_finish_fenced(st->pg, id, lease_gen, state, results, error, err, errlen));
-	sqlite3 *db = store_acquire(st, err, errlen);
-	if (!db) return STORE_EDB;
-	int rc = store_begin(db, err, errlen);
-	if (rc < 0) goto out;
+	Conn c;
+	int rc = conn_begin(st, &c, err, errlen);
+	if (rc < 0) return rc;
 	double now = store_now();
 	if (state == JOB_QUEUED)
-		rc = sql_exec(db, "finishing a job", err, errlen,
-		              "UPDATE jobs SET state = 'queued', updated_at = ?2, eta_s = NULL, node = NULL, lease_until = NULL "
-		              "WHERE id = ?1 AND state = 'running' AND (?3 < 0 OR lease_gen = ?3)", "IdI", id, now, lease_gen);
+		rc = conn_exec(&c, "finishing a job", err, errlen, SQL_FINISH_QUEUED, "IdI", id, now, lease_gen);
 	else
-		rc = sql_exec(db, "finishing a job", err, errlen,
-		              "UPDATE jobs SET state = ?2, updated_at = ?3, finished_at = ?3, results = ?4, error = ?5, eta_s = NULL, "
-		              "node = NULL, lease_until = NULL, "
-		              "step = CASE WHEN ?2 = 'succeeded' AND total > 0 THEN total ELSE step END "
-		              "WHERE id = ?1 AND state = 'running' AND (?6 < 0 OR lease_gen = ?6)", "ItdttI", id,
-		              job_state_name(state), now, results, error, lease_gen);
-	if (rc < 0) goto out;
-	if (rc == 0) {
-		if (lease_gen >= 0) {
-			rc = fenced(id, lease_gen, "finishing a job", err, errlen);
-		} else {
-			snprintf(err, errlen, "job %lld is not running", (long long)id);
-			rc = STORE_ESTATE;
-		}
-		goto out;
-	}
-	if ((state == JOB_FAILED || state == JOB_CANCELLED) && (rc = fail_dependants(db, now, err, errlen)) < 0) goto out;
-	rc = store_commit(db, err, errlen);
-out:
-	if (rc < 0) store_rollback(db);
-	store_release(st, db);
+		rc = conn_exec(&c, "finishing a job", err, errlen, SQL_FINISH, "ItdttI", id, job_state_name(state), now, results,
+		               error, lease_gen);
+	if (rc == 0) rc = rows_finish_refused(id, lease_gen, err, errlen);
+	else if (rc > 0 && (state == JOB_FAILED || state == JOB_CANCELLED)) rc = fail_dependants(&c, now, err, errlen);
+	rc = conn_end(&c, rc, err, errlen);
 	return rc < 0 ? rc : 0;
 }
 
@@ -1121,363 +1118,171 @@ int store_job_checkpoint(Store *st, int64_t id, int64_t step, char *err, size_t 
 
 int store_job_checkpoint_fenced(Store *st, int64_t id, int64_t lease_gen, int64_t step, char *err, size_t errlen)
 {
-	PG(job_checkpoint_fenced(st->pg, id, lease_gen, step, err, errlen));
-	int rc = sql_write(st, "recording a checkpoint", err, errlen,
-	                   "UPDATE jobs SET checkpoint_step = ?2, updated_at = ?3, checkpoint_metric_id = "
-	                   "(SELECT coalesce(max(id), 0) FROM metrics WHERE job_id = ?1) "
-	                   "WHERE id = ?1 AND (?4 < 0 OR (state = 'running' AND lease_gen = ?4))",
-	                   "IIdI", id, step, store_now(), lease_gen);
-	if (rc == 0 && lease_gen >= 0) return fenced(id, lease_gen, "recording a checkpoint", err, errlen);
+	int rc = store_write(st, "recording a checkpoint", err, errlen, SQL_CHECKPOINT, "IIdI", id, step, store_now(),
+	                     lease_gen);
+	if (rc == 0 && lease_gen >= 0) return rows_fenced(id, lease_gen, "recording a checkpoint", err, errlen);
 	return rc < 0 ? rc : 0;
 }
 
 int store_job_cancel(Store *st, int64_t id, JobState *state_out, char *err, size_t errlen)
 {
-	PG(job_cancel(st->pg, id, state_out, err, errlen));
-	sqlite3 *db = store_acquire(st, err, errlen);
-	if (!db) return STORE_EDB;
+	Conn c;
 	JobState state = JOB_QUEUED;
-	int rc = store_begin(db, err, errlen);
-	if (rc < 0 || (rc = read_state(db, id, &state, "cancelling a job", err, errlen)) < 0) goto out;
+	int rc = conn_begin(st, &c, err, errlen);
+	if (rc < 0) return rc;
 	double now = store_now();
-	if (state == JOB_QUEUED) {
-		if ((rc = sql_exec(db, "cancelling a job", err, errlen,
-		                   "UPDATE jobs SET state = 'cancelled', cancel_requested = 1, finished_at = ?2, updated_at = ?2, "
-		                   "error = 'cancelled while queued' WHERE id = ?1", "Id", id, now)) < 0 ||
-		    (rc = fail_dependants(db, now, err, errlen)) < 0)
-			goto out;
+	if ((rc = conn_state(&c, id, &state, "cancelling a job", err, errlen)) < 0) {
+	} else if (state == JOB_QUEUED) {
+		if ((rc = conn_exec(&c, "cancelling a job", err, errlen, SQL_CANCEL_QUEUED, "Id", id, now)) >= 0)
+			rc = fail_dependants(&c, now, err, errlen);
 	} else if (state == JOB_RUNNING) {
-		if ((rc = sql_exec(db, "cancelling a job", err, errlen,
-		                   "UPDATE jobs SET cancel_requested = 1, updated_at = ?2 WHERE id = ?1", "Id", id, now)) < 0)
-			goto out;
+		rc = conn_exec(&c, "cancelling a job", err, errlen, SQL_CANCEL_RUNNING, "Id", id, now);
 	} else {
-		snprintf(err, errlen, "job %lld is already %s", (long long)id, job_state_name(state));
 		*state_out = state;
-		rc = STORE_ESTATE;
-		goto out;
+		rc = rows_cancel_refused(id, state, err, errlen);
 	}
-	*state_out = state == JOB_QUEUED ? JOB_CANCELLED : JOB_RUNNING;
-	rc = store_commit(db, err, errlen);
-out:
-	if (rc < 0) store_rollback(db);
-	store_release(st, db);
+	if (rc >= 0) *state_out = state == JOB_QUEUED ? JOB_CANCELLED : JOB_RUNNING;
+	rc = conn_end(&c, rc, err, errlen);
 	return rc < 0 ? rc : 0;
 }
 
-/* The reason a job interrupted too often fails with (SQL over its row). */
-#define GIVING_UP "'interrupted ' || interruptions || ' times (the daemon stopped or crashed while it ran); giving up'"
+/* store_recover_node and store_job_reclaim_expired: the running jobs matching `which` (SQL over
+ * jobs; ?1 now, ?2 max_interruptions, ?3 node) have a requested cancel made final; the others
+ * count one more interruption (after an event whose message is the SQL text `event`, when given)
+ * and fail past max_interruptions (> 0), or go back to the queue. The number requeued (the first
+ * cap of their ids, smallest first, in ids), or < 0 with nothing changed. */
+static int requeue(Store *st, const char *which, const char *node, const char *event, int max_interruptions,
+                   int64_t *ids, int cap, const char *what, char *err, size_t errlen)
+{
+	Conn c;
+	char sql[1024];
+	double now;
+	int n = 0, rc = conn_begin(st, &c, err, errlen);
+	if (rc < 0) return rc;
+	if ((rc = conn_now(&c, &now, what, err, errlen)) < 0) goto out;
+#define REQUEUE_STEP(...) \
+	do { \
+		snprintf(sql, sizeof sql, __VA_ARGS__); \
+		if ((rc = conn_exec(&c, what, err, errlen, sql, "dit", now, max_interruptions, node)) < 0) goto out; \
+	} while (0)
+	/* PostgreSQL: the rows are locked first, so a node renewing or finishing one waits for this
+	 * decision (SQLite's BEGIN IMMEDIATE holds the whole database already). */
+	if (c.pc) REQUEUE_STEP("SELECT id FROM jobs WHERE %s FOR UPDATE", which);
+	/* A job whose cancel was requested before the crash or the lost lease is done: it must not run again. */
+	REQUEUE_STEP("UPDATE jobs SET state = 'cancelled', finished_at = ?1, updated_at = ?1, node = NULL, "
+	             "lease_until = NULL, error = coalesce(error, 'cancelled by request') WHERE %s AND cancel_requested = 1",
+	             which);
+	if (event) REQUEUE_STEP("INSERT INTO events(job_id, time, level, message) SELECT id, ?1, 4, %s FROM jobs WHERE %s",
+	                        event, which);
+	/* Every other one was interrupted once more; one interrupted max_interruptions times fails
+	 * (with an event saying so) instead of taking the daemon down again. */
+	REQUEUE_STEP("UPDATE jobs SET interruptions = interruptions + 1 WHERE %s", which);
+	if (max_interruptions > 0) {
+		REQUEUE_STEP("INSERT INTO events(job_id, time, level, message) SELECT id, ?1, 3, " SQL_GIVING_UP
+		             " FROM jobs WHERE %s AND interruptions >= ?2", which);
+		REQUEUE_STEP("UPDATE jobs SET state = 'failed', finished_at = ?1, updated_at = ?1, eta_s = NULL, node = NULL, "
+		             "lease_until = NULL, error = " SQL_GIVING_UP " WHERE %s AND interruptions >= ?2", which);
+	}
+	snprintf(sql, sizeof sql, "SELECT id FROM jobs WHERE %s ORDER BY id", which);
+	if ((rc = n = conn_ids(&c, ids, cap, what, err, errlen, sql, "dit", now, max_interruptions, node)) < 0) goto out;
+	REQUEUE_STEP("UPDATE jobs SET state = 'queued', updated_at = ?1, eta_s = NULL, node = NULL, lease_until = NULL "
+	             "WHERE %s", which);
+#undef REQUEUE_STEP
+	rc = fail_dependants(&c, now, err, errlen);
+out:
+	rc = conn_end(&c, rc, err, errlen);
+	return rc < 0 ? rc : n;
+}
 
 int store_recover(Store *st, int max_interruptions, int64_t *ids, int cap, char *err, size_t errlen)
 {
 	return store_recover_node(st, NULL, max_interruptions, ids, cap, err, errlen);
 }
 
-/* The jobs start-up recovery takes: running, and (node given) run by that node. ?3 = node. */
-#define RECOVERED "state = 'running' AND (?3 IS NULL OR node = ?3)"
-
 int store_recover_node(Store *st, const char *node, int max_interruptions, int64_t *ids, int cap, char *err,
                        size_t errlen)
 {
-	PG(recover_node(st->pg, node, max_interruptions, ids, cap, err, errlen));
-	sqlite3 *db = store_acquire(st, err, errlen);
-	if (!db) return STORE_EDB;
-	sqlite3_stmt *s = NULL;
-	int n = 0;
-	int rc = store_begin(db, err, errlen);
-	if (rc < 0) goto out;
-	double now = store_now();
-	/* A job whose cancel was requested before the crash is done: it must not run again. */
-	if ((rc = sql_exec(db, "recovering jobs", err, errlen,
-	                   "UPDATE jobs SET state = 'cancelled', finished_at = ?1, updated_at = ?1, node = NULL, lease_until = NULL, "
-	                   "error = coalesce(error, 'cancelled by request') "
-	                   "WHERE " RECOVERED " AND cancel_requested = 1", "dit", now, 0, node)) < 0)
-		goto out;
-	/* Every other running job was interrupted once more; one interrupted max_interruptions times
-	 * fails (with an event saying so) instead of taking the daemon down again. */
-	if ((rc = sql_exec(db, "recovering jobs", err, errlen,
-	                   "UPDATE jobs SET interruptions = interruptions + 1 WHERE " RECOVERED, "dit", now, 0, node)) < 0)
-		goto out;
-	if (max_interruptions > 0) {
-		if ((rc = sql_exec(db, "recovering jobs", err, errlen,
-		                   "INSERT INTO events(job_id, time, level, message) SELECT id, ?1, 3, " GIVING_UP " "
-		                   "FROM jobs WHERE " RECOVERED " AND interruptions >= ?2", "dit", now, max_interruptions, node)) < 0 ||
-		    (rc = sql_exec(db, "recovering jobs", err, errlen,
-		                   "UPDATE jobs SET state = 'failed', finished_at = ?1, updated_at = ?1, eta_s = NULL, error = " GIVING_UP ", "
-		                   "node = NULL, lease_until = NULL WHERE " RECOVERED " AND interruptions >= ?2", "dit", now, max_interruptions, node)) < 0)
-			goto out;
-	}
-	if ((rc = sql_query(db, &s, "recovering jobs", err, errlen, "SELECT id FROM jobs WHERE " RECOVERED " ORDER BY id",
-	                    "dit", now, 0, node)) < 0)
-		goto out;
-	int r;
-	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
-		if (n < cap) ids[n] = sqlite3_column_int64(s, 0);
-		n++;
-	}
-	if (r != SQLITE_DONE) {
-		rc = db_fail(db, "recovering jobs", err, errlen);
-		goto out;
-	}
-	unprep(s);
-	s = NULL;
-	if ((rc = sql_exec(db, "recovering jobs", err, errlen,
-	                   "UPDATE jobs SET state = 'queued', updated_at = ?1, eta_s = NULL, node = NULL, lease_until = NULL "
-	                   "WHERE " RECOVERED, "dit", now, 0, node)) < 0 ||
-	    (rc = fail_dependants(db, now, err, errlen)) < 0)
-		goto out;
-	rc = store_commit(db, err, errlen);
-out:
-	unprep(s);
-	if (rc < 0) store_rollback(db);
-	store_release(st, db);
-	return rc < 0 ? rc : n;
+	return requeue(st, SQL_RECOVERED, node, NULL, max_interruptions, ids, cap, "recovering jobs", err, errlen);
 }
-
-/* The running jobs whose lease has expired (SQL condition over jobs). */
-#define EXPIRED "state = 'running' AND lease_until IS NOT NULL AND lease_until < ?1"
 
 int store_job_reclaim_expired(Store *st, int max_interruptions, int64_t *ids, int cap, int *n, char *err,
                               size_t errlen)
 {
-	PG(job_reclaim_expired(st->pg, max_interruptions, ids, cap, n, err, errlen));
-	*n = 0;
-	sqlite3 *db = store_acquire(st, err, errlen);
-	if (!db) return STORE_EDB;
-	sqlite3_stmt *s = NULL;
-	int rc = store_begin(db, err, errlen);
-	if (rc < 0) goto out;
-	double now = store_now();
-	/* As at start-up (store_recover): a cancel requested before the node vanished is final; every
-	 * other expired run counts one interruption, fails past max_interruptions, else is queued again. */
-	if ((rc = sql_exec(db, "reclaiming expired leases", err, errlen,
-	                   "UPDATE jobs SET state = 'cancelled', finished_at = ?1, updated_at = ?1, node = NULL, "
-	                   "lease_until = NULL, error = coalesce(error, 'cancelled by request') "
-	                   "WHERE " EXPIRED " AND cancel_requested = 1", "d", now)) < 0 ||
-	    (rc = sql_exec(db, "reclaiming expired leases", err, errlen,
-	                   "INSERT INTO events(job_id, time, level, message) SELECT id, ?1, 4, 'the lease of node ' || "
-	                   "coalesce(node, '?') || ' expired ' || printf('%.1f', ?1 - lease_until) || ' s ago (lease "
-	                   "generation ' || lease_gen || '); the job goes back to the queue' FROM jobs WHERE " EXPIRED,
-	                   "d", now)) < 0 ||
-	    (rc = sql_exec(db, "reclaiming expired leases", err, errlen,
-	                   "UPDATE jobs SET interruptions = interruptions + 1 WHERE " EXPIRED, "d", now)) < 0)
-		goto out;
-	if (max_interruptions > 0) {
-		if ((rc = sql_exec(db, "reclaiming expired leases", err, errlen,
-		                   "INSERT INTO events(job_id, time, level, message) SELECT id, ?1, 3, " GIVING_UP " "
-		                   "FROM jobs WHERE " EXPIRED " AND interruptions >= ?2", "di", now, max_interruptions)) < 0 ||
-		    (rc = sql_exec(db, "reclaiming expired leases", err, errlen,
-		                   "UPDATE jobs SET state = 'failed', finished_at = ?1, updated_at = ?1, eta_s = NULL, node = NULL, "
-		                   "lease_until = NULL, error = " GIVING_UP " WHERE " EXPIRED " AND interruptions >= ?2", "di",
-		                   now, max_interruptions)) < 0)
-			goto out;
-	}
-	if ((rc = sql_query(db, &s, "reclaiming expired leases", err, errlen, "SELECT id FROM jobs WHERE " EXPIRED " ORDER BY id",
-	                    "d", now)) < 0)
-		goto out;
-	int r;
-	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
-		if (*n < cap) ids[*n] = sqlite3_column_int64(s, 0);
-		(*n)++;
-	}
-	if (r != SQLITE_DONE) {
-		rc = db_fail(db, "reclaiming expired leases", err, errlen);
-		goto out;
-	}
-	unprep(s);
-	s = NULL;
-	if ((rc = sql_exec(db, "reclaiming expired leases", err, errlen,
-	                   "UPDATE jobs SET state = 'queued', updated_at = ?1, eta_s = NULL, node = NULL, lease_until = NULL "
-	                   "WHERE " EXPIRED, "d", now)) < 0 ||
-	    (rc = fail_dependants(db, now, err, errlen)) < 0)
-		goto out;
-	rc = store_commit(db, err, errlen);
-out:
-	unprep(s);
-	if (rc < 0) {
-		store_rollback(db);
-		*n = 0;
-	}
-	store_release(st, db);
-	if (*n > cap) *n = cap;
+	int rc = requeue(st, SQL_EXPIRED, NULL, st->pg ? SQL_LEASE_EXPIRED_PG : SQL_LEASE_EXPIRED_SQLITE, max_interruptions,
+	                 ids, cap, "reclaiming expired leases", err, errlen);
+	*n = rc < 0 ? 0 : rc > cap ? cap : rc;
 	return rc < 0 ? rc : 0;
 }
 
 int store_job_list(Store *st, const StoreJobFilter *f, StoreJob **jobs, int *n, char *err, size_t errlen)
 {
-	PG(job_list(st->pg, f, jobs, n, err, errlen));
-	*jobs = NULL;
-	*n = 0;
 	char sql[1024];
-	size_t len = (size_t)snprintf(sql, sizeof sql, "SELECT " JOB_COLS " FROM jobs WHERE id < ?1");
-	if (f->state_mask) {
-		len += (size_t)snprintf(sql + len, sizeof sql - len, " AND state IN (");
-		int first = 1;
-		for (int i = 0; i < JOB_STATE_COUNT; i++)
-			if (f->state_mask & (1u << i)) {
-				len += (size_t)snprintf(sql + len, sizeof sql - len, "%s'%s'", first ? "" : ",", state_names[i]);
-				first = 0;
-			}
-		len += (size_t)snprintf(sql + len, sizeof sql - len, ")");
+	rows_job_list_sql(sql, sizeof sql, f);
+	ListRows l = { .size = sizeof **jobs, .read = rows_job_brief_item, .what = "listing jobs" };
+	Conn c;
+	int rc = conn_get(st, &c, err, errlen);
+	if (rc == 0) {
+		c.uncached = 1;   /* one text per filter */
+		rc = conn_each(&c, list_row, &l, "listing jobs", err, errlen, sql, "IitI",
+		               f->before_id > 0 ? f->before_id : INT64_MAX, rows_limit(f->limit, 50, 1000), f->owner, f->group_id);
+		rc = conn_end(&c, rc, err, errlen);
 	}
-	if (f->owner) len += (size_t)snprintf(sql + len, sizeof sql - len, " AND owner = ?3");
-	if (f->group_id > 0) len += (size_t)snprintf(sql + len, sizeof sql - len, " AND group_id = ?4");
-	snprintf(sql + len, sizeof sql - len, " ORDER BY id DESC LIMIT ?2");
-	int limit = f->limit < 1 ? 50 : f->limit > 1000 ? 1000 : f->limit;
-
-	sqlite3 *db = store_acquire(st, err, errlen);
-	if (!db) return STORE_EDB;
-	sqlite3_stmt *s;
-	int rc = prep_once(db, sql, &s, "listing jobs", err, errlen);
+	*jobs = l.v;
+	*n = l.n;
 	if (rc < 0) {
-		store_release(st, db);
-		return rc;
-	}
-	sqlite3_bind_int64(s, 1, f->before_id > 0 ? f->before_id : INT64_MAX);
-	sqlite3_bind_int(s, 2, limit);
-	if (f->owner) sqlite3_bind_text(s, 3, f->owner, -1, SQLITE_STATIC);
-	if (f->group_id > 0) sqlite3_bind_int64(s, 4, f->group_id);
-	StoreJob *v = calloc((size_t)limit, sizeof *v);
-	if (!v) {
-		rc = STORE_ENOMEM;
-		snprintf(err, errlen, "listing jobs: out of memory");
-	}
-	int r = SQLITE_DONE;
-	while (v && *n < limit && (r = sqlite3_step(s)) == SQLITE_ROW) read_job_row(s, &v[(*n)++], 0);
-	if (v && r != SQLITE_DONE && r != SQLITE_ROW) rc = db_fail(db, "listing jobs", err, errlen);
-	sqlite3_finalize(s);
-	store_release(st, db);
-	if (rc < 0) {
-		for (int i = 0; v && i < *n; i++) store_job_clear(&v[i]);
-		free(v);
+		for (int i = 0; i < *n; i++) store_job_clear(&(*jobs)[i]);
+		free(*jobs);
+		*jobs = NULL;
 		*n = 0;
-		return rc;
 	}
-	*jobs = v;
+	return rc < 0 ? rc : 0;
+}
+
+static int count_row(const StoreRow *r, void *ctx, char *err, size_t errlen)
+{
+	(void)err, (void)errlen;
+	rows_count_state(r, ctx, NULL);
 	return 0;
 }
 
 int store_job_counts(Store *st, int64_t counts[JOB_STATE_COUNT], char *err, size_t errlen)
 {
-	PG(job_counts(st->pg, counts, err, errlen));
 	memset(counts, 0, sizeof(int64_t) * JOB_STATE_COUNT);
-	sqlite3 *db = store_acquire(st, err, errlen);
-	if (!db) return STORE_EDB;
-	sqlite3_stmt *s;
-	int rc = sql_query(db, &s, "counting jobs", err, errlen, "SELECT state, count(*) FROM jobs GROUP BY state", NULL);
-	if (rc == 0) {
-		int r;
-		while ((r = sqlite3_step(s)) == SQLITE_ROW) {
-			int k = job_state_parse((const char *)sqlite3_column_text(s, 0));
-			if (k >= 0) counts[k] = sqlite3_column_int64(s, 1);
-		}
-		if (r != SQLITE_DONE) rc = db_fail(db, "counting jobs", err, errlen);
-		unprep(s);
-	}
-	store_release(st, db);
-	return rc;
+	int rc = store_each(st, count_row, counts, "counting jobs", err, errlen, SQL_JOB_COUNTS, NULL);
+	return rc < 0 ? rc : 0;
 }
 
 /* ---- metrics -------------------------------------------------------------------------------- */
 
-void metric_set_clear(MetricSet *ms)
-{
-	if (!ms) return;
-	for (int i = 0; i < ms->n; i++) {
-		free(ms->series[i].key);
-		free(ms->series[i].pts);
-	}
-	free(ms->series);
-	memset(ms, 0, sizeof *ms);
-}
+/* One key's points (store_metrics_read): pushed into the set, counted, the last id kept. */
+typedef struct KeyRead { MetricSet *ms; const char *key; int hint; int64_t n, last; } KeyRead;
 
-static MetricSeries *series_for(MetricSet *ms, const char *key, int *hint)
+static int key_row(const StoreRow *r, void *ctx, char *err, size_t errlen)
 {
-	if (*hint >= 0 && *hint < ms->n && strcmp(ms->series[*hint].key, key) == 0) return &ms->series[*hint];
-	for (int i = 0; i < ms->n; i++)
-		if (strcmp(ms->series[i].key, key) == 0) {
-			*hint = i;
-			return &ms->series[i];
-		}
-	if (ms->n == ms->cap) {
-		int cap = ms->cap ? ms->cap * 2 : 8;
-		MetricSeries *v = realloc(ms->series, (size_t)cap * sizeof *v);
-		if (!v) return NULL;
-		ms->series = v;
-		ms->cap = cap;
+	KeyRead *k = ctx;
+	MetricPoint p = rows_point(r, 0, 1, 2);
+	if (metric_set_push(k->ms, k->key, &k->hint, p) < 0) {
+		snprintf(err, errlen, "reading metrics: out of memory");
+		return STORE_ENOMEM;
 	}
-	MetricSeries *se = &ms->series[ms->n];
-	memset(se, 0, sizeof *se);
-	if (!(se->key = strdup(key))) return NULL;
-	*hint = ms->n++;
-	return se;
-}
-
-static int series_push(MetricSeries *se, MetricPoint p)
-{
-	if (se->n == se->cap) {
-		size_t cap = se->cap ? se->cap * 2 : 64;
-		MetricPoint *v = realloc(se->pts, cap * sizeof *v);
-		if (!v) return -1;
-		se->pts = v;
-		se->cap = cap;
-	}
-	se->pts[se->n++] = p;
+	k->last = p.id;
+	k->n++;
 	return 0;
 }
 
-static int fill_set(sqlite3 *db, sqlite3_stmt *s, MetricSet *out, const char *what, char *err, size_t errlen)
-{
-	int r, hint = -1;
-	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
-		MetricPoint p = {
-			.id = sqlite3_column_int64(s, 0),
-			.step = sqlite3_column_int64(s, 1),
-			.value = sqlite3_column_type(s, 3) == SQLITE_NULL ? NAN : sqlite3_column_double(s, 3),
-		};
-		MetricSeries *se = series_for(out, (const char *)sqlite3_column_text(s, 2), &hint);
-		if (!se || series_push(se, p) < 0) {
-			snprintf(err, errlen, "%s: out of memory", what);
-			return STORE_ENOMEM;
-		}
-		if (p.id > out->cursor) out->cursor = p.id;
-		out->total_points++;
-	}
-	return r == SQLITE_DONE ? 0 : db_fail(db, what, err, errlen);
-}
+/* A job's metric keys (at most 256, SQL_METRIC_KEYS), copied. */
+typedef struct Keys { char **v; int n; } Keys;
 
-/* One key's points with id > after, ascending, at most max_rows (per key, so each curve comes
- * from the covering index in id order: an index-only scan, no sort). */
-static int read_key(sqlite3 *db, int64_t job_id, const char *key, int64_t after, int64_t max_rows, MetricSet *out,
-                    int *truncated, int64_t *last_id, char *err, size_t errlen)
+static int keys_row(const StoreRow *r, void *ctx, char *err, size_t errlen)
 {
-	sqlite3_stmt *s;
-	int rc = sql_query(db, &s, "reading metrics", err, errlen,
-	                   "SELECT id, step, value FROM metrics WHERE job_id = ?1 AND key = ?2 AND id > ?3 ORDER BY id LIMIT ?4",
-	                   "ItII", job_id, key, after, max_rows);
-	if (rc < 0) return rc;
-	MetricSeries *se = NULL;
-	int hint = -1, r;
-	int64_t n = 0;
-	while ((r = sqlite3_step(s)) == SQLITE_ROW) {
-		if (!se && !(se = series_for(out, key, &hint))) goto oom;
-		MetricPoint p = {
-			.id = sqlite3_column_int64(s, 0),
-			.step = sqlite3_column_int64(s, 1),
-			.value = sqlite3_column_type(s, 2) == SQLITE_NULL ? NAN : sqlite3_column_double(s, 2),
-		};
-		if (series_push(se, p) < 0) goto oom;
-		*last_id = p.id;
-		n++;
+	Keys *k = ctx;
+	const char *t = r->ops->text(r->res, r->row, 0);
+	if (!t || k->n >= 256) return 0;
+	if ((k->v[k->n] = strdup(t)) != NULL) {
+		k->n++;
+		return 0;
 	}
-	if (r != SQLITE_DONE)
-		rc = db_fail(db, "reading metrics", err, errlen);
-	else
-		*truncated = n >= max_rows;
-	unprep(s);
-	return rc;
-oom:
-	unprep(s);
-	snprintf(err, errlen, "reading metrics: out of memory");
+	snprintf(err, errlen, "reading metric keys: out of memory");
 	return STORE_ENOMEM;
 }
 
@@ -1491,122 +1296,75 @@ int store_metrics_read(Store *st, int64_t job_id, int64_t after, const char *con
 		return STORE_ELIMIT;
 	}
 	int64_t limit = max_rows > 0 && max_rows < (size_t)INT64_MAX ? (int64_t)max_rows : INT64_MAX;
-	if (st->pg) {
-		int rc = pgstore_metrics_read(st->pg, job_id, after, keys, nkeys, limit, out, err, errlen);
-		if (rc < 0) metric_set_clear(out);
-		return rc;
-	}
-	sqlite3 *db = store_acquire(st, err, errlen);
-	if (!db) return STORE_EDB;
-	sqlite3_stmt *ks = NULL;
-	char **all = NULL;
-	int nall = 0, rc;
+	Keys all = { NULL, 0 };
+	Conn c;
+	int rc = conn_get(st, &c, err, errlen);
+	if (rc < 0) return rc;
 	/* One read transaction, so the job's state, its keys and the points of every key are one
 	 * consistent snapshot. */
-	if (exec_cached(db, "BEGIN") != SQLITE_OK) {
-		rc = db_fail(db, "reading metrics", err, errlen);
+	c.tx = CONN_READ;
+	if ((rc = conn_exec(&c, "reading metrics", err, errlen,
+	                    c.pc ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" : "BEGIN", NULL)) < 0 ||
+	    (rc = conn_state(&c, job_id, &out->job_state, "reading a job's state", err, errlen)) < 0)
 		goto out;
-	}
-	if ((rc = sql_query(db, &ks, "reading a job's state", err, errlen, "SELECT state FROM jobs WHERE id = ?1", "I",
-	                    job_id)) < 0)
-		goto out;
-	if (sqlite3_step(ks) != SQLITE_ROW) {
-		snprintf(err, errlen, "job %lld not found", (long long)job_id);
-		rc = STORE_ENOTFOUND;
-		goto out;
-	}
-	int ks_state = job_state_parse((const char *)sqlite3_column_text(ks, 0));
-	out->job_state = ks_state < 0 ? JOB_FAILED : (JobState)ks_state;
-	unprep(ks);
-	ks = NULL;
 	if (!keys || nkeys == 0) {   /* every key the job has */
-		if ((rc = sql_query(db, &ks, "reading metric keys", err, errlen,
-		                    "SELECT key FROM metric_keys WHERE job_id = ?1 ORDER BY key", "I", job_id)) < 0)
-			goto out;
-		all = calloc(256, sizeof *all);
-		while (all && nall < 256 && sqlite3_step(ks) == SQLITE_ROW) {
-			const unsigned char *k = sqlite3_column_text(ks, 0);
-			if (k && !(all[nall++] = strdup((const char *)k))) break;
-		}
-		if (!all || (nall && !all[nall - 1])) {
+		if (!(all.v = calloc(256, sizeof *all.v))) {
 			snprintf(err, errlen, "reading metric keys: out of memory");
 			rc = STORE_ENOMEM;
 			goto out;
 		}
-		keys = (const char *const *)all;
-		nkeys = nall;
+		if ((rc = conn_each(&c, keys_row, &all, "reading metric keys", err, errlen, SQL_METRIC_KEYS, "I", job_id)) < 0)
+			goto out;
+		keys = (const char *const *)all.v;
+		nkeys = all.n;
 	}
+	/* Each key's points from the covering index in id order: an index-only scan, no sort. */
 	int64_t cut = INT64_MAX;
 	for (int i = 0; i < nkeys; i++) {
-		int truncated = 0;
-		int64_t last = 0;
-		if ((rc = read_key(db, job_id, keys[i], after, limit, out, &truncated, &last, err, errlen)) < 0) goto out;
-		if (truncated && last < cut) cut = last;
+		KeyRead k = { out, keys[i], -1, 0, 0 };
+		if ((rc = conn_each(&c, key_row, &k, "reading metrics", err, errlen, SQL_READ_KEY, "ItII", job_id, keys[i],
+		                    after, limit)) < 0)
+			goto out;
+		if (k.n >= limit && k.last < cut) cut = k.last;
 	}
-	/* If some key hit max_rows, the cursor stops at the lowest point where one was cut; points
-	 * beyond it are dropped from every series so the next read neither skips nor repeats any. */
-	for (int i = 0; i < out->n; i++) {
-		MetricSeries *se = &out->series[i];
-		while (se->n && se->pts[se->n - 1].id > cut) se->n--;
-		if (se->n && se->pts[se->n - 1].id > out->cursor) out->cursor = se->pts[se->n - 1].id;
-		out->total_points += se->n;
-	}
-	out->truncated = cut != INT64_MAX;
+	metric_set_finish(out, cut);
 	rc = 0;
 out:
-	unprep(ks);
-	for (int i = 0; all && i < nall; i++) free(all[i]);
-	free(all);
-	if (!sqlite3_get_autocommit(db)) exec_cached(db, "COMMIT");
-	store_release(st, db);
+	rc = conn_end(&c, rc, err, errlen);
+	for (int i = 0; i < all.n; i++) free(all.v[i]);
+	free(all.v);
 	if (rc < 0) metric_set_clear(out);
 	return rc;
+}
+
+typedef struct Latest { MetricSet *ms; int hint; } Latest;
+
+static int latest_row(const StoreRow *r, void *ctx, char *err, size_t errlen)
+{
+	Latest *l = ctx;
+	if (rows_latest(r, l->ms, &l->hint) == 0) return 0;
+	snprintf(err, errlen, "reading latest metrics: out of memory");
+	return STORE_ENOMEM;
 }
 
 int store_metrics_latest(Store *st, int64_t job_id, MetricSet *out, char *err, size_t errlen)
 {
 	memset(out, 0, sizeof *out);
-	if (st->pg) {
-		int rc = pgstore_metrics_latest(st->pg, job_id, out, err, errlen);
-		if (rc < 0) metric_set_clear(out);
-		return rc;
-	}
-	sqlite3 *db = store_acquire(st, err, errlen);
-	if (!db) return STORE_EDB;
-	sqlite3_stmt *s;
-	int rc = sql_query(db, &s, "reading latest metrics", err, errlen,
-	                   "SELECT last_id, last_step, key, last_value FROM metric_keys WHERE job_id = ?1 ORDER BY key", "I",
-	                   job_id);
-	if (rc == 0) {
-		rc = fill_set(db, s, out, "reading latest metrics", err, errlen);
-		unprep(s);
-	}
-	store_release(st, db);
+	Latest l = { out, -1 };
+	int rc = store_each(st, latest_row, &l, "reading latest metrics", err, errlen, SQL_LATEST, "I", job_id);
 	if (rc < 0) metric_set_clear(out);
-	return rc;
+	return rc < 0 ? rc : 0;
 }
 
 /* ---- events --------------------------------------------------------------------------------- */
 
-static void read_event(sqlite3_stmt *s, void *item)
-{
-	StoreEvent *e = item;
-	e->id = sqlite3_column_int64(s, 0);
-	e->time = sqlite3_column_double(s, 1);
-	e->level = sqlite3_column_int(s, 2);
-	e->message = col_strdup(s, 3);
-}
-
 int store_events_read(Store *st, int64_t job_id, int64_t after, int limit, StoreEvent **ev, int *n,
                       char *err, size_t errlen)
 {
-	if (limit < 1) limit = 1;
-	if (limit > 10000) limit = 10000;
-	PG(events_read(st->pg, job_id, after, limit, ev, n, err, errlen));
+	limit = rows_limit(limit, 1, 10000);
 	void *v;
-	int rc = sql_list(st, &v, n, sizeof **ev, read_event, "reading events", err, errlen,
-	                  "SELECT id, time, level, message FROM events WHERE job_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
-	                  "IIi", job_id, after, limit);
+	int rc = store_list(st, &v, n, sizeof **ev, rows_event_item, "reading events", err, errlen, SQL_EVENTS, "IIi", job_id,
+	                  after, limit);
 	*ev = v;
 	if (rc < 0) {
 		store_events_free(*ev, *n);
@@ -1624,10 +1382,7 @@ void store_events_free(StoreEvent *ev, int n)
 
 int store_event_add(Store *st, int64_t job_id, int level, const char *message, char *err, size_t errlen)
 {
-	PG(event_add(st->pg, job_id, level, message, err, errlen));
-	int rc = sql_write(st, "adding an event", err, errlen,
-	                   "INSERT INTO events(job_id, time, level, message) VALUES (?1, ?2, ?3, ?4)", "Idit", job_id,
-	                   store_now(), level, message);
+	int rc = store_write(st, "adding an event", err, errlen, SQL_EVENT_ADD, "Idit", job_id, store_now(), level, message);
 	return rc < 0 ? rc : 0;
 }
 
@@ -1653,31 +1408,16 @@ int store_artifact_put(Store *st, int64_t job_id, const char *name, const char *
 	int64_t size = 0;
 	int rc = sha256_file(path, hex, &size, err, errlen);
 	if (rc < 0) return STORE_ENOTFOUND;
-	PG(artifact_put(st->pg, job_id, name, path, size, hex, err, errlen));
-	rc = sql_write(st, "recording an artifact", err, errlen,
-	               "INSERT OR REPLACE INTO artifacts(job_id, name, path, size, sha256, created_at) "
-	               "VALUES (?1, ?2, ?3, ?4, ?5, ?6)", "IttItd", job_id, name, path, size, hex, store_now());
+	rc = store_write(st, "recording an artifact", err, errlen, SQL_ARTIFACT_PUT, "IttItd", job_id, name, path, size, hex,
+	                 store_now());
 	return rc < 0 ? rc : 0;
-}
-
-static void read_artifact(sqlite3_stmt *s, void *item)
-{
-	StoreArtifact *a = item;
-	a->name = col_strdup(s, 0);
-	a->path = col_strdup(s, 1);
-	a->size = sqlite3_column_int64(s, 2);
-	const unsigned char *h = sqlite3_column_text(s, 3);
-	snprintf(a->sha256, sizeof a->sha256, "%s", h ? (const char *)h : "");
-	a->created_at = sqlite3_column_double(s, 4);
 }
 
 int store_artifact_list(Store *st, int64_t job_id, StoreArtifact **a, int *n, char *err, size_t errlen)
 {
-	PG(artifact_list(st->pg, job_id, a, n, err, errlen));
 	void *v;
-	int rc = sql_list(st, &v, n, sizeof **a, read_artifact, "listing artifacts", err, errlen,
-	                  "SELECT name, path, size, sha256, created_at FROM artifacts WHERE job_id = ?1 ORDER BY name", "I",
-	                  job_id);
+	int rc = store_list(st, &v, n, sizeof **a, rows_artifact_item, "listing artifacts", err, errlen, SQL_ARTIFACTS, "I",
+	                    job_id);
 	*a = v;
 	if (rc < 0) {
 		store_artifacts_free(*a, *n);
@@ -1689,27 +1429,13 @@ int store_artifact_list(Store *st, int64_t job_id, StoreArtifact **a, int *n, ch
 
 int store_artifact_get(Store *st, int64_t job_id, const char *name, StoreArtifact *a, char *err, size_t errlen)
 {
-	PG(artifact_get(st->pg, job_id, name, a, err, errlen));
 	memset(a, 0, sizeof *a);
-	sqlite3 *db = store_acquire(st, err, errlen);
-	if (!db) return STORE_EDB;
-	sqlite3_stmt *s;
-	int rc = sql_query(db, &s, "reading an artifact", err, errlen,
-	                   "SELECT name, path, size, sha256, created_at FROM artifacts WHERE job_id = ?1 AND name = ?2", "It",
-	                   job_id, name);
+	int rc = store_one(st, rows_artifact_item, a, "reading an artifact", err, errlen, SQL_ARTIFACT, "It", job_id, name);
 	if (rc == 0) {
-		int r = sqlite3_step(s);
-		if (r == SQLITE_ROW)
-			read_artifact(s, a);
-		else if (r == SQLITE_DONE) {
-			snprintf(err, errlen, "job %lld has no artifact '%s'", (long long)job_id, name);
-			rc = STORE_ENOTFOUND;
-		} else
-			rc = db_fail(db, "reading an artifact", err, errlen);
-		unprep(s);
+		snprintf(err, errlen, "job %lld has no artifact '%s'", (long long)job_id, name);
+		return STORE_ENOTFOUND;
 	}
-	store_release(st, db);
-	return rc;
+	return rc < 0 ? rc : 0;
 }
 
 /* ---- tokens --------------------------------------------------------------------------------- */
@@ -1726,43 +1452,15 @@ int store_token_add(Store *st, const char *name, const char *sha256hex, int admi
 		         name ? name : "", STORE_TOKEN_NAME_MAX - 1);
 		return STORE_ESTATE;
 	}
-	PG(token_add(st->pg, name, sha256hex, admin, err, errlen));
-	sqlite3 *db = store_acquire(st, err, errlen);
-	if (!db) return STORE_EDB;
-	sqlite3_stmt *s = NULL;
-	int rc = store_begin(db, err, errlen);
-	if (rc < 0) goto out;
-	if ((rc = sql_query(db, &s, "adding a token", err, errlen, "SELECT name FROM tokens WHERE name = ?1 OR sha256 = ?2",
-	                    "tt", name, sha256hex)) < 0)
-		goto out;
-	int r = sqlite3_step(s);
-	if (r == SQLITE_ROW) {
-		snprintf(err, errlen, "a token named '%s' already exists (revoke it first, or pick another name)", name);
-		rc = STORE_EEXIST;
-		goto out;
-	}
-	if (r != SQLITE_DONE) {
-		rc = db_fail(db, "adding a token", err, errlen);
-		goto out;
-	}
-	unprep(s);
-	s = NULL;
-	if ((rc = sql_exec(db, "adding a token", err, errlen,
-	                   "INSERT INTO tokens(name, sha256, admin, created_at) VALUES (?1, ?2, ?3, ?4)", "ttid", name,
-	                   sha256hex, admin ? 1 : 0, store_now())) < 0)
-		goto out;
-	rc = store_commit(db, err, errlen);
-out:
-	unprep(s);
-	if (rc < 0) store_rollback(db);
-	store_release(st, db);
-	return rc;
+	int rc = store_write(st, "adding a token", err, errlen, SQL_TOKEN_ADD, "ttid", name, sha256hex, admin ? 1 : 0,
+	                     store_now());
+	if (rc == STORE_EEXIST) return rows_token_exists(name, err, errlen);
+	return rc < 0 ? rc : 0;
 }
 
 int store_token_revoke(Store *st, const char *name, char *err, size_t errlen)
 {
-	PG(token_revoke(st->pg, name, err, errlen));
-	int rc = sql_write(st, "revoking a token", err, errlen, "DELETE FROM tokens WHERE name = ?1", "t", name);
+	int rc = store_write(st, "revoking a token", err, errlen, SQL_TOKEN_REVOKE, "t", name);
 	if (rc == 0) {
 		snprintf(err, errlen, "no token named '%s'", name);
 		return STORE_ENOTFOUND;
@@ -1770,23 +1468,10 @@ int store_token_revoke(Store *st, const char *name, char *err, size_t errlen)
 	return rc < 0 ? rc : 0;
 }
 
-static void read_token(sqlite3_stmt *s, void *item)
-{
-	StoreToken *t = item;
-	memset(t, 0, sizeof *t);
-	t->id = sqlite3_column_int64(s, 0);
-	const unsigned char *n = sqlite3_column_text(s, 1);
-	snprintf(t->name, sizeof t->name, "%s", n ? (const char *)n : "");
-	t->admin = sqlite3_column_int(s, 2);
-	t->created_at = sqlite3_column_double(s, 3);
-}
-
 int store_token_list(Store *st, StoreToken **out, int *n, char *err, size_t errlen)
 {
-	PG(token_list(st->pg, out, n, err, errlen));
 	void *v;
-	int rc = sql_list(st, &v, n, sizeof **out, read_token, "listing tokens", err, errlen,
-	                  "SELECT id, name, admin, created_at FROM tokens ORDER BY name", NULL);
+	int rc = store_list(st, &v, n, sizeof **out, rows_token_item, "listing tokens", err, errlen, SQL_TOKENS, NULL);
 	*out = v;
 	if (rc < 0) {
 		free(*out);
@@ -1798,40 +1483,14 @@ int store_token_list(Store *st, StoreToken **out, int *n, char *err, size_t errl
 
 int store_token_count(Store *st, int64_t *n, char *err, size_t errlen)
 {
-	PG(token_count(st->pg, n, err, errlen));
 	*n = 0;
-	sqlite3 *db = store_acquire(st, err, errlen);
-	if (!db) return STORE_EDB;
-	sqlite3_stmt *s;
-	int rc = sql_query(db, &s, "counting tokens", err, errlen, "SELECT count(*) FROM tokens", NULL);
-	if (rc == 0) {
-		if (sqlite3_step(s) == SQLITE_ROW) *n = sqlite3_column_int64(s, 0);
-		else rc = db_fail(db, "counting tokens", err, errlen);
-		unprep(s);
-	}
-	store_release(st, db);
-	return rc;
+	int rc = store_one(st, rows_i64_item, n, "counting tokens", err, errlen, SQL_TOKEN_COUNT, NULL);
+	return rc < 0 ? rc : 0;
 }
 
 int store_token_find(Store *st, const char *sha256hex, StoreToken *out, char *err, size_t errlen)
 {
 	memset(out, 0, sizeof *out);
 	if (!valid_hex64(sha256hex)) return 0;
-	PG(token_find(st->pg, sha256hex, out, err, errlen));
-	sqlite3 *db = store_acquire(st, err, errlen);
-	if (!db) return STORE_EDB;
-	sqlite3_stmt *s;
-	int rc = sql_query(db, &s, "looking up a token", err, errlen,
-	                   "SELECT id, name, admin, created_at FROM tokens WHERE sha256 = ?1", "t", sha256hex);
-	if (rc == 0) {
-		int r = sqlite3_step(s);
-		if (r == SQLITE_ROW) {
-			read_token(s, out);
-			rc = 1;
-		} else if (r != SQLITE_DONE)
-			rc = db_fail(db, "looking up a token", err, errlen);
-		unprep(s);
-	}
-	store_release(st, db);
-	return rc;
+	return store_one(st, rows_token_item, out, "looking up a token", err, errlen, SQL_TOKEN_FIND, "t", sha256hex);
 }

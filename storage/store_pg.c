@@ -6,8 +6,11 @@
  * at once never take the same job (and, when a per-owner running limit is set, claims serialise on
  * a transaction-level advisory lock so the limit holds across nodes); the change stamp is a counter
  * row that a statement trigger bumps in the transaction of every change. Parameters go as text
- * ($1, $2, ...), formatted here; SQL errors become messages naming the operation, once, here.
- * Deliberately not here: the rules' documentation (store.h), buffering metric points (batch.c).
+ * ($1, $2, ...; store_sql.h's ?N become $N), formatted here; SQL errors become messages naming the
+ * operation, once, here. Deliberately not here: the rules' documentation (store.h), buffering
+ * metric points (batch.c), and what both backends share: the steps (store.c, dataset_store.c,
+ * which run here through pgstore_exec and its neighbours), rows and checks (store_rows.c), the
+ * SQL (store_sql.h).
  */
 #include "store_pg.h"
 
@@ -21,6 +24,9 @@
 #include <string.h>
 
 #include <libpq-fe.h>
+
+#include "store_rows.h"
+#include "store_sql.h"
 
 #define POOL_MAX 16
 #define MAX_PARAMS 16
@@ -107,6 +113,26 @@ void pgstore_release(PgStore *pg, PGconn *c) { release(pg, c); }
 /* SQLSTATE of the last failed statement on this thread ("23505" = unique violation). */
 static _Thread_local char last_state[6];
 
+/* sql with store_sql.h's ?N placeholders as PostgreSQL's $N (outside quoted literals): sql itself
+ * when it has none, else a copy in buf, or in *heap (malloc'd) when it does not fit; NULL out of
+ * memory. */
+static const char *dollars(const char *sql, char *buf, size_t cap, char **heap)
+{
+	*heap = NULL;
+	if (!strchr(sql, '?')) return sql;
+	size_t n = strlen(sql) + 1;
+	char *d = n <= cap ? buf : (*heap = malloc(n));
+	if (!d) return NULL;
+	int quoted = 0;
+	for (size_t i = 0; i < n; i++) {
+		char ch = sql[i];
+		if (ch == '\'') quoted = !quoted;
+		else if (ch == '?' && !quoted && sql[i + 1] >= '0' && sql[i + 1] <= '9') ch = '$';
+		d[i] = ch;
+	}
+	return d;
+}
+
 /* Runs sql with parameters described by fmt, one letter each as in store.c: 'i' int, 'I' int64_t,
  * 'd' double (not finite = NULL), 't' text (NULL = NULL). The result (rows or none), or NULL
  * with err naming `what`. */
@@ -133,7 +159,15 @@ static PGresult *vq(PGconn *c, const char *what, char *err, size_t errlen, const
 		default: assert(!"vq: unknown parameter letter");
 		}
 	}
-	PGresult *r = PQexecParams(c, sql, n, n ? types : NULL, vals, NULL, NULL, 0);
+	char text[2048], *heap;
+	const char *stmt = dollars(sql, text, sizeof text, &heap);
+	if (!stmt) {
+		last_state[0] = 0;
+		set_err(err, errlen, what, "out of memory");
+		return NULL;
+	}
+	PGresult *r = PQexecParams(c, stmt, n, n ? types : NULL, vals, NULL, NULL, 0);
+	free(heap);
 	ExecStatusType s = PQresultStatus(r);
 	if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK) return r;
 	const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
@@ -153,15 +187,21 @@ static PGresult *q(PGconn *c, const char *what, char *err, size_t errlen, const 
 }
 
 /* A statement without rows: rows changed (>= 0), or STORE_EDB. */
+int pgstore_exec(PGconn *c, const char *what, char *err, size_t errlen, const char *sql, const char *fmt, va_list ap)
+{
+	PGresult *r = vq(c, what, err, errlen, sql, fmt, ap);
+	if (!r) return STORE_EDB;
+	int n = atoi(PQcmdTuples(r));
+	PQclear(r);
+	return n;
+}
+
 static int x(PGconn *c, const char *what, char *err, size_t errlen, const char *sql, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	PGresult *r = vq(c, what, err, errlen, sql, fmt, ap);
+	int n = pgstore_exec(c, what, err, errlen, sql, fmt, ap);
 	va_end(ap);
-	if (!r) return STORE_EDB;
-	int n = atoi(PQcmdTuples(r));
-	PQclear(r);
 	return n;
 }
 
@@ -171,30 +211,71 @@ static void rollback(PGconn *c)
 {
 	if (PQstatus(c) == CONNECTION_OK && PQtransactionStatus(c) != PQTRANS_IDLE) PQclear(PQexec(c, "ROLLBACK"));
 }
+int pgstore_begin(PGconn *c, char *err, size_t errlen) { return begin(c, err, errlen); }
+int pgstore_commit(PGconn *c, char *err, size_t errlen) { return commit(c, err, errlen); }
+void pgstore_rollback(PGconn *c) { rollback(c); }
 
-/* One write statement in a transaction of its own: rows changed, or < 0. */
-static int write1(PgStore *pg, const char *what, char *err, size_t errlen, const char *sql, const char *fmt, ...)
+int pgstore_write(PgStore *pg, const char *what, char *err, size_t errlen, const char *sql, const char *fmt, va_list ap)
 {
 	PGconn *c = acquire(pg, err, errlen);
 	if (!c) return STORE_EDB;
+	int n = pgstore_exec(c, what, err, errlen, sql, fmt, ap);   /* autocommit: one transaction */
+	release(pg, c);
+	return n < 0 && strcmp(last_state, "23505") == 0 ? STORE_EEXIST : n;   /* unique_violation */
+}
+
+static int write1(PgStore *pg, const char *what, char *err, size_t errlen, const char *sql, const char *fmt, ...)
+{
 	va_list ap;
 	va_start(ap, fmt);
-	PGresult *r = vq(c, what, err, errlen, sql, fmt, ap);   /* autocommit: one transaction */
+	int n = pgstore_write(pg, what, err, errlen, sql, fmt, ap);
 	va_end(ap);
-	int n = r ? atoi(PQcmdTuples(r)) : STORE_EDB;
-	PQclear(r);
-	release(pg, c);
 	return n;
 }
 
-static int64_t gi(const PGresult *r, int row, int col) { return PQgetisnull(r, row, col) ? 0 : strtoll(PQgetvalue(r, row, col), NULL, 10); }
-static double gd(const PGresult *r, int row, int col) { return PQgetisnull(r, row, col) ? 0 : strtod(PQgetvalue(r, row, col), NULL); }
-static int isnull(const PGresult *r, int row, int col) { return PQgetisnull(r, row, col); }
-static char *gs(const PGresult *r, int row, int col) { return PQgetisnull(r, row, col) ? NULL : strdup(PQgetvalue(r, row, col)); }
-static JobState gstate(const PGresult *r, int row, int col)
+int pgstore_ids(PGconn *c, int64_t *ids, int cap, const char *what, char *err, size_t errlen, const char *sql,
+                const char *fmt, va_list ap)
 {
-	int k = job_state_parse(PQgetvalue(r, row, col));
-	return k < 0 ? JOB_FAILED : (JobState)k;
+	PGresult *r = vq(c, what, err, errlen, sql, fmt, ap);
+	if (!r) return STORE_EDB;
+	int m = PQntuples(r);
+	for (int i = 0; i < m && i < cap; i++) ids[i] = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+	PQclear(r);
+	return m;
+}
+
+/* Reading a PGresult, also as store_rows.h's column getters (ROW(r, i): its row i). */
+static int64_t gi(const void *r, int row, int col) { return PQgetisnull(r, row, col) ? 0 : strtoll(PQgetvalue(r, row, col), NULL, 10); }
+static double gd(const void *r, int row, int col) { return PQgetisnull(r, row, col) ? 0 : strtod(PQgetvalue(r, row, col), NULL); }
+static int isnull(const void *r, int row, int col) { return PQgetisnull(r, row, col); }
+static const char *gt(const void *r, int row, int col) { return PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col); }
+static const StoreRowOps pg_row_ops = { gi, gd, gt, isnull };
+#define ROW(r, i) (&(StoreRow){ &pg_row_ops, (r), (i) })
+
+int pgstore_each(PGconn *c, rows_each_fn fn, void *ctx, const char *what, char *err, size_t errlen, const char *sql,
+                 const char *fmt, va_list ap)
+{
+	PGresult *r = vq(c, what, err, errlen, sql, fmt, ap);
+	if (!r) return STORE_EDB;
+	int m = PQntuples(r), rc = 0;
+	for (int i = 0; i < m && rc == 0; i++) rc = fn(ROW(r, i), ctx, err, errlen);
+	PQclear(r);
+	return rc < 0 ? rc : m;
+}
+
+int pgstore_insert(PGconn *c, int64_t *id, const char *what, char *err, size_t errlen, const char *sql, const char *fmt,
+                   va_list ap)
+{
+	char text[2048];
+	if ((size_t)snprintf(text, sizeof text, "%s RETURNING id", sql) >= sizeof text) {
+		set_err(err, errlen, what, "statement too long");
+		return STORE_EDB;
+	}
+	PGresult *r = vq(c, what, err, errlen, text, fmt, ap);
+	if (!r) return STORE_EDB;
+	*id = gi(r, 0, 0);
+	PQclear(r);
+	return 0;
 }
 
 /* ---- schema --------------------------------------------------------------------------------- */
@@ -389,338 +470,21 @@ int pgstore_change_stamp(PgStore *pg, StoreStamp *out)
 
 /* ---- jobs ----------------------------------------------------------------------------------- */
 
-#define JOB_COLS "id, name, method, owner, state, priority, created_at, started_at, finished_at, " \
-	"updated_at, step, total, stage, eta_s, checkpoint_step, attempts, cancel_requested, error, " \
-	"interruptions, init_from_job, group_id, group_setting, progress, node, lease_until, lease_gen"
-
-static void read_job(const PGresult *r, int i, StoreJob *j, int full)
-{
-	memset(j, 0, sizeof *j);
-	j->id = gi(r, i, 0);
-	j->name = gs(r, i, 1);
-	j->method = gs(r, i, 2);
-	j->owner = gs(r, i, 3);
-	j->state = gstate(r, i, 4);
-	j->priority = (int)gi(r, i, 5);
-	j->created_at = gd(r, i, 6);
-	j->started_at = gd(r, i, 7);
-	j->finished_at = gd(r, i, 8);
-	j->updated_at = gd(r, i, 9);
-	j->step = gi(r, i, 10);
-	j->total = gi(r, i, 11);
-	j->stage = gs(r, i, 12);
-	j->eta_s = isnull(r, i, 13) ? -1 : gd(r, i, 13);
-	j->checkpoint_step = isnull(r, i, 14) ? -1 : gi(r, i, 14);
-	j->attempts = (int)gi(r, i, 15);
-	j->cancel_requested = (int)gi(r, i, 16);
-	j->error = gs(r, i, 17);
-	j->interruptions = (int)gi(r, i, 18);
-	j->init_from_job = gi(r, i, 19);
-	j->group_id = gi(r, i, 20);
-	j->group_setting = gs(r, i, 21);
-	j->progress = isnull(r, i, 22) ? -1 : gd(r, i, 22);
-	j->node = gs(r, i, 23);
-	j->lease_until = gd(r, i, 24);
-	j->lease_gen = gi(r, i, 25);
-	if (full) {
-		j->spec = gs(r, i, 26);
-		j->results = gs(r, i, 27);
-	}
-}
-
-static int count_queued(PGconn *c, const char *owner, int64_t *n, char *err, size_t errlen)
-{
-	PGresult *r = owner ? q(c, "counting queued jobs", err, errlen,
-	                        "SELECT count(*) FROM jobs WHERE owner = $1 AND state = 'queued'", "t", owner)
-	                    : q(c, "counting queued jobs", err, errlen, "SELECT count(*) FROM jobs WHERE state = 'queued'", NULL);
-	if (!r) return STORE_EDB;
-	*n = gi(r, 0, 0);
-	PQclear(r);
-	return 0;
-}
-
-static int check_source(PGconn *c, const StoreNewJob *nj, char *err, size_t errlen)
-{
-	/* FOR SHARE: the source cannot fail or be cancelled between this check and the commit. */
-	PGresult *r = q(c, "reading the init_from job", err, errlen,
-	                "SELECT state, owner, error FROM jobs WHERE id = $1 FOR SHARE", "I", nj->init_from_job);
-	if (!r) return STORE_EDB;
-	long long src = (long long)nj->init_from_job;
-	int rc = 0;
-	if (PQntuples(r) == 0) {
-		snprintf(err, errlen, "init_from: job %lld does not exist", src);
-		rc = STORE_ENOTFOUND;
-	} else {
-		int state = job_state_parse(PQgetvalue(r, 0, 0));
-		const char *owner = PQgetvalue(r, 0, 1);
-		const char *error = isnull(r, 0, 2) ? NULL : PQgetvalue(r, 0, 2);
-		int mine = strcmp(owner, nj->owner ? nj->owner : "") == 0;
-		if (state == JOB_FAILED || state == JOB_CANCELLED || state < 0) {
-			snprintf(err, errlen, "init_from: job %lld %s and has no final checkpoint (%s)", src,
-			         state == JOB_CANCELLED ? "was cancelled" : "failed", error ? error : "no reason recorded");
-			rc = STORE_ESTATE;
-		} else if (state != JOB_SUCCEEDED && !mine && !nj->init_from_any_owner) {
-			snprintf(err, errlen, "init_from: job %lld belongs to '%s' and is %s; another owner's job can be a source "
-			         "only once it has succeeded (your own jobs may be waited for)", src, owner,
-			         job_state_name((JobState)state));
-			rc = STORE_ESTATE;
-		}
-	}
-	PQclear(r);
-	return rc;
-}
-
-static int check_limits(PGconn *c, const StoreNewJob *nj, int n_new, char *err, size_t errlen)
-{
-	int64_t n;
-	int rc;
-	if (nj->max_queued <= 0 && nj->max_queued_per_owner <= 0) return 0;
-	/* Inserts that count the queue serialise across nodes (a limit is a count, not a row lock). */
-	if (x(c, "locking the queue count", err, errlen, "SELECT pg_advisory_xact_lock(7270002)", NULL) < 0) return STORE_EDB;
-	if (nj->max_queued > 0) {
-		if ((rc = count_queued(c, NULL, &n, err, errlen)) < 0) return rc;
-		if (n + n_new > nj->max_queued) {
-			if (n_new == 1)
-				snprintf(err, errlen, "the queue is full: %lld jobs queued; the limit is max-queued = %d", (long long)n,
-				         nj->max_queued);
-			else
-				snprintf(err, errlen, "the queue cannot take %d more jobs: %lld are queued; the limit is max-queued = %d",
-				         n_new, (long long)n, nj->max_queued);
-			return STORE_ELIMIT;
-		}
-	}
-	if (nj->max_queued_per_owner > 0) {
-		if ((rc = count_queued(c, nj->owner ? nj->owner : "", &n, err, errlen)) < 0) return rc;
-		if (n + n_new > nj->max_queued_per_owner) {
-			if (n_new == 1)
-				snprintf(err, errlen, "owner '%s' already has %lld queued job(s); the limit is max-queued-per-owner = %d",
-				         nj->owner ? nj->owner : "", (long long)n, nj->max_queued_per_owner);
-			else
-				snprintf(err, errlen, "owner '%s' has %lld queued job(s) and asks for %d more; the limit is "
-				         "max-queued-per-owner = %d", nj->owner ? nj->owner : "", (long long)n, n_new,
-				         nj->max_queued_per_owner);
-			return STORE_ELIMIT;
-		}
-	}
-	return 0;
-}
-
-static int insert_job_row(PGconn *c, const StoreNewJob *nj, int64_t group_id, double now, int64_t *id, char *err,
-                          size_t errlen)
-{
-	int rc;
-	if (nj->init_from_job > 0 && (rc = check_source(c, nj, err, errlen)) < 0) return rc;
-	PGresult *r = q(c, "inserting a job", err, errlen,
-	                "INSERT INTO jobs(name, method, spec, state, priority, owner, created_at, updated_at, init_from_job, "
-	                "group_id, group_setting) VALUES ($1, $2, $3, 'queued', $4, $5, $6, $6, NULLIF($7::bigint, 0), "
-	                "NULLIF($8::bigint, 0), $9) RETURNING id", "tttitdIIt",
-	                nj->name, nj->method ? nj->method : "", nj->spec, nj->priority, nj->owner ? nj->owner : "", now,
-	                nj->init_from_job > 0 ? nj->init_from_job : (int64_t)0, group_id,
-	                group_id > 0 ? nj->group_setting : NULL);
-	if (!r) return STORE_EDB;
-	*id = gi(r, 0, 0);
-	PQclear(r);
-	return 0;
-}
-
-int pgstore_job_insert(PgStore *pg, const StoreNewJob *nj, int64_t *id, char *err, size_t errlen)
-{
-	PGconn *c = acquire(pg, err, errlen);
-	if (!c) return STORE_EDB;
-	int rc = begin(c, err, errlen);
-	if (rc == 0) rc = check_limits(c, nj, 1, err, errlen);
-	if (rc == 0) rc = insert_job_row(c, nj, 0, store_now(), id, err, errlen);
-	if (rc == 0) rc = commit(c, err, errlen);
-	if (rc < 0) rollback(c);
-	release(pg, c);
-	return rc;
-}
-
-int pgstore_group_insert(PgStore *pg, const char *name, const char *owner, const char *sweep, const StoreNewJob *jobs,
-                         int n, int64_t *group_id, int64_t *ids, char *err, size_t errlen)
-{
-	if (n < 1) {
-		snprintf(err, errlen, "a group needs at least one job");
-		return STORE_EDB;
-	}
-	PGconn *c = acquire(pg, err, errlen);
-	if (!c) return STORE_EDB;
-	double now = store_now();
-	int rc = begin(c, err, errlen);
-	if (rc == 0) rc = check_limits(c, &jobs[0], n, err, errlen);
-	if (rc == 0) {
-		PGresult *r = q(c, "inserting a group", err, errlen,
-		                "INSERT INTO job_groups(name, owner, sweep, created_at) VALUES ($1, $2, $3, $4) RETURNING id", "tttd",
-		                name, owner ? owner : "", sweep, now);
-		if (!r) rc = STORE_EDB;
-		else {
-			*group_id = gi(r, 0, 0);
-			PQclear(r);
-		}
-	}
-	for (int i = 0; rc == 0 && i < n; i++) rc = insert_job_row(c, &jobs[i], *group_id, now, &ids[i], err, errlen);
-	if (rc == 0) rc = commit(c, err, errlen);
-	if (rc < 0) rollback(c);
-	release(pg, c);
-	return rc;
-}
-
-static int group_counts(PGconn *c, StoreGroup *g, char *err, size_t errlen)
-{
-	PGresult *r = q(c, "counting a group's jobs", err, errlen,
-	                "SELECT state, count(*) FROM jobs WHERE group_id = $1 GROUP BY state", "I", g->id);
-	if (!r) return STORE_EDB;
-	for (int i = 0; i < PQntuples(r); i++) {
-		int k = job_state_parse(PQgetvalue(r, i, 0));
-		int64_t n = gi(r, i, 1);
-		if (k >= 0) g->counts[k] += n;
-		g->jobs += n;
-	}
-	PQclear(r);
-	return 0;
-}
-
-static void read_group(const PGresult *r, int i, StoreGroup *g)
-{
-	memset(g, 0, sizeof *g);
-	g->id = gi(r, i, 0);
-	g->name = gs(r, i, 1);
-	g->owner = gs(r, i, 2);
-	g->sweep = gs(r, i, 3);
-	g->created_at = gd(r, i, 4);
-}
-
-int pgstore_group_get(PgStore *pg, int64_t id, StoreGroup *out, char *err, size_t errlen)
-{
-	memset(out, 0, sizeof *out);
-	PGconn *c = acquire(pg, err, errlen);
-	if (!c) return STORE_EDB;
-	int rc = 0;
-	PGresult *r = q(c, "reading a group", err, errlen,
-	                "SELECT id, name, owner, sweep, created_at FROM job_groups WHERE id = $1", "I", id);
-	if (!r) rc = STORE_EDB;
-	else if (PQntuples(r) == 0) {
-		snprintf(err, errlen, "group %lld not found", (long long)id);
-		rc = STORE_ENOTFOUND;
-	} else {
-		read_group(r, 0, out);
-		rc = group_counts(c, out, err, errlen);
-	}
-	PQclear(r);
-	release(pg, c);
-	if (rc < 0) store_group_clear(out);
-	return rc;
-}
-
-int pgstore_group_list(PgStore *pg, const char *owner, int64_t before_id, int limit, StoreGroup **groups, int *n,
-                       char *err, size_t errlen)
-{
-	*groups = NULL;
-	*n = 0;
-	if (limit < 1) limit = 50;
-	if (limit > 1000) limit = 1000;
-	PGconn *c = acquire(pg, err, errlen);
-	if (!c) return STORE_EDB;
-	int64_t before = before_id > 0 ? before_id : INT64_MAX;
-	PGresult *r = owner ? q(c, "listing groups", err, errlen,
-	                        "SELECT id, name, owner, sweep, created_at FROM job_groups WHERE id < $1 AND owner = $3 "
-	                        "ORDER BY id DESC LIMIT $2", "Iit", before, limit, owner)
-	                    : q(c, "listing groups", err, errlen,
-	                        "SELECT id, name, owner, sweep, created_at FROM job_groups WHERE id < $1 "
-	                        "ORDER BY id DESC LIMIT $2", "Ii", before, limit);
-	int rc = r ? 0 : STORE_EDB, m = r ? PQntuples(r) : 0;
-	StoreGroup *v = m ? calloc((size_t)m, sizeof *v) : NULL;
-	if (m && !v) {
-		snprintf(err, errlen, "listing groups: out of memory");
-		rc = STORE_ENOMEM;
-	}
-	for (int i = 0; v && i < m; i++) read_group(r, i, &v[(*n)++]);
-	PQclear(r);
-	for (int i = 0; rc == 0 && i < *n; i++) rc = group_counts(c, &v[i], err, errlen);
-	release(pg, c);
-	if (rc < 0) {
-		for (int i = 0; i < *n; i++) store_group_clear(&v[i]);
-		free(v);
-		*n = 0;
-		return rc;
-	}
-	*groups = v;
-	return 0;
-}
-
-static int get_job(PGconn *c, int64_t id, StoreJob *out, char *err, size_t errlen)
-{
-	PGresult *r = q(c, "reading a job", err, errlen, "SELECT " JOB_COLS ", spec, results FROM jobs WHERE id = $1", "I", id);
-	if (!r) return STORE_EDB;
-	int rc = 0;
-	if (PQntuples(r) == 0) {
-		snprintf(err, errlen, "job %lld not found", (long long)id);
-		rc = STORE_ENOTFOUND;
-	} else
-		read_job(r, 0, out, 1);
-	PQclear(r);
-	return rc;
-}
-
-int pgstore_job_get(PgStore *pg, int64_t id, StoreJob *out, char *err, size_t errlen)
-{
-	memset(out, 0, sizeof *out);
-	PGconn *c = acquire(pg, err, errlen);
-	if (!c) return STORE_EDB;
-	int rc = get_job(c, id, out, err, errlen);
-	release(pg, c);
-	return rc;
-}
-
-static int read_state(PGconn *c, int64_t id, JobState *state, const char *sql, const char *what, char *err, size_t errlen)
-{
-	PGresult *r = q(c, what, err, errlen, sql, "I", id);
-	if (!r) return STORE_EDB;
-	int rc = 0;
-	if (PQntuples(r) == 0) {
-		snprintf(err, errlen, "job %lld not found", (long long)id);
-		rc = STORE_ENOTFOUND;
-	} else
-		*state = gstate(r, 0, 0);
-	PQclear(r);
-	return rc;
-}
-
-int pgstore_job_state(PgStore *pg, int64_t id, JobState *state, char *err, size_t errlen)
-{
-	PGconn *c = acquire(pg, err, errlen);
-	if (!c) return STORE_EDB;
-	int rc = read_state(c, id, state, "SELECT state FROM jobs WHERE id = $1", "reading a job's state", err, errlen);
-	release(pg, c);
-	return rc;
-}
-
-static int fail_dependants(PGconn *c, double now, char *err, size_t errlen)
-{
-	for (int pass = 0; pass < 10000; pass++) {
-		int n = x(c, "failing the dependants of a failed init_from job", err, errlen,
-		          "UPDATE jobs AS d SET state = 'failed', finished_at = $1, updated_at = $1, eta_s = NULL, "
-		          "error = coalesce((SELECT 'init_from job ' || s.id || CASE s.state WHEN 'failed' THEN ' failed: ' "
-		          "ELSE ' was cancelled: ' END || coalesce(s.error, 'no reason recorded') FROM jobs AS s "
-		          "WHERE s.id = d.init_from_job), 'init_from job ' || d.init_from_job || ' does not exist') "
-		          "WHERE d.state = 'queued' AND d.init_from_job IS NOT NULL AND coalesce((SELECT s.state "
-		          "FROM jobs AS s WHERE s.id = d.init_from_job), 'missing') IN ('failed', 'cancelled', 'missing')",
-		          "d", now);
-		if (n <= 0) return n;
-	}
-	return 0;
-}
-
 /* Leases are timed by the database server's clock, so the nodes' clocks need not agree. */
 #define DB_NOW "extract(epoch from clock_timestamp())::float8"
 
-#define CLAIMABLE "q.state = 'queued' AND (q.init_from_job IS NULL OR " \
-	"(SELECT s.state FROM jobs AS s WHERE s.id = q.init_from_job) = 'succeeded')"
+int pgstore_now(PGconn *c, double *now, const char *what, char *err, size_t errlen)
+{
+	PGresult *t = q(c, what, err, errlen, "SELECT " DB_NOW, NULL);
+	if (!t) return STORE_EDB;
+	*now = gd(t, 0, 0);
+	PQclear(t);
+	return 0;
+}
 
-int pgstore_job_claim_lease(PgStore *pg, const char *node, double lease_s, int max_running_per_owner, StoreJob *out,
+int pgstore_job_claim_lease(PgStore *pg, const char *node, double lease_s, int max_running_per_owner, int64_t *claimed,
                             char *err, size_t errlen)
 {
-	memset(out, 0, sizeof *out);
 	PGconn *c = acquire(pg, err, errlen);
 	if (!c) return STORE_EDB;
 	int64_t id = 0;
@@ -747,12 +511,12 @@ int pgstore_job_claim_lease(PgStore *pg, const char *node, double lease_s, int m
 			goto out;
 		}
 		r = q(c, "claiming a job", err, errlen,
-		      "SELECT id FROM jobs AS q WHERE " CLAIMABLE " AND q.owner NOT IN (SELECT r.owner FROM jobs AS r "
+		      "SELECT id FROM jobs AS q WHERE " SQL_CLAIMABLE " AND q.owner NOT IN (SELECT r.owner FROM jobs AS r "
 		      "WHERE r.state = 'running' GROUP BY r.owner HAVING count(*) >= $1) ORDER BY priority DESC, id ASC "
 		      "LIMIT 1 FOR UPDATE SKIP LOCKED", "i", max_running_per_owner);
 	} else
 		r = q(c, "claiming a job", err, errlen,
-		      "SELECT id FROM jobs AS q WHERE " CLAIMABLE " ORDER BY priority DESC, id ASC LIMIT 1 FOR UPDATE SKIP LOCKED",
+		      "SELECT id FROM jobs AS q WHERE " SQL_CLAIMABLE " ORDER BY priority DESC, id ASC LIMIT 1 FOR UPDATE SKIP LOCKED",
 		      NULL);
 	if (!r) {
 		rc = STORE_EDB;
@@ -770,18 +534,18 @@ int pgstore_job_claim_lease(PgStore *pg, const char *node, double lease_s, int m
 	            "updated_at = $2, attempts = attempts + 1, step = coalesce(checkpoint_step, 0), "
 	            "eta_s = NULL, node = $3, lease_until = CASE WHEN $4::float8 > 0 THEN " DB_NOW " + $4::float8 END, "
 	            "lease_gen = lease_gen + 1 WHERE id = $1", "Idtd", id, now, node, lease_s)) < 0 ||
-	    (n = rc = x(c, "dropping points after the checkpoint", err, errlen,
-	                "DELETE FROM metrics WHERE job_id = $1 AND id > (SELECT checkpoint_metric_id FROM jobs WHERE id = $1)",
-	                "I", id)) < 0)
+	    (n = rc = x(c, "dropping points after the checkpoint", err, errlen, SQL_DROP_AFTER_CHECKPOINT, "I", id)) < 0)
 		goto out;
-	if (n > 0 && ((rc = x(c, "rebuilding metric keys", err, errlen, "DELETE FROM metric_keys WHERE job_id = $1", "I", id)) < 0 ||
+	if (n > 0 && ((rc = x(c, "rebuilding metric keys", err, errlen, SQL_DROP_METRIC_KEYS, "I", id)) < 0 ||
 	              (rc = x(c, "rebuilding metric keys", err, errlen,
 	                      "INSERT INTO metric_keys(job_id, key, last_id, last_step, last_value) "
 	                      "SELECT DISTINCT ON (key) job_id, key, id, step, value FROM metrics WHERE job_id = $1 "
 	                      "ORDER BY key, id DESC", "I", id)) < 0))
 		goto out;
-	if ((rc = commit(c, err, errlen)) < 0) goto out;
-	if ((rc = get_job(c, id, out, err, errlen)) == 0) rc = 1;
+	if ((rc = commit(c, err, errlen)) == 0) {
+		*claimed = id;
+		rc = 1;
+	}
 out:
 	PQclear(r);
 	rollback(c);
@@ -795,705 +559,8 @@ int pgstore_job_renew(PgStore *pg, int64_t id, int64_t lease_gen, double lease_s
 	                "UPDATE jobs SET lease_until = " DB_NOW " + $4::float8 WHERE id = $1 AND state = 'running' "
 	                "AND lease_gen = $2",
 	                "IIdd", id, lease_gen, store_now(), lease_s);
-	if (rc == 0) {
-		snprintf(err, errlen, "job %lld: lease generation %lld is no longer current (claimed again, or not running)",
-		         (long long)id, (long long)lease_gen);
-		return STORE_FENCED;
-	}
+	if (rc == 0) return rows_renew_fenced(id, lease_gen, err, errlen);
 	return rc < 0 ? rc : 0;
-}
-
-static int fenced_err(int64_t id, int64_t lease_gen, const char *what, char *err, size_t errlen)
-{
-	snprintf(err, errlen, "%s: job %lld is no longer running under lease generation %lld", what, (long long)id,
-	         (long long)lease_gen);
-	return STORE_FENCED;
-}
-
-int pgstore_job_finish_fenced(PgStore *pg, int64_t id, int64_t lease_gen, JobState state, const char *results,
-                              const char *error, char *err, size_t errlen)
-{
-	PGconn *c = acquire(pg, err, errlen);
-	if (!c) return STORE_EDB;
-	int rc = begin(c, err, errlen);
-	if (rc < 0) goto out;
-	double now = store_now();
-	if (state == JOB_QUEUED)
-		rc = x(c, "finishing a job", err, errlen,
-		       "UPDATE jobs SET state = 'queued', updated_at = $2, eta_s = NULL, node = NULL, lease_until = NULL "
-		       "WHERE id = $1 AND state = 'running' AND ($3::bigint < 0 OR lease_gen = $3::bigint)", "IdI", id, now, lease_gen);
-	else
-		rc = x(c, "finishing a job", err, errlen,
-		       "UPDATE jobs SET state = $2, updated_at = $3, finished_at = $3, results = $4, error = $5, eta_s = NULL, "
-		       "node = NULL, lease_until = NULL, "
-		       "step = CASE WHEN $2 = 'succeeded' AND total > 0 THEN total ELSE step END "
-		       "WHERE id = $1 AND state = 'running' AND ($6::bigint < 0 OR lease_gen = $6::bigint)", "ItdttI", id,
-		       job_state_name(state), now, results, error, lease_gen);
-	if (rc < 0) goto out;
-	if (rc == 0) {
-		if (lease_gen >= 0) rc = fenced_err(id, lease_gen, "finishing a job", err, errlen);
-		else {
-			snprintf(err, errlen, "job %lld is not running", (long long)id);
-			rc = STORE_ESTATE;
-		}
-		goto out;
-	}
-	if ((state == JOB_FAILED || state == JOB_CANCELLED) && (rc = fail_dependants(c, now, err, errlen)) < 0) goto out;
-	rc = commit(c, err, errlen);
-out:
-	if (rc < 0) rollback(c);
-	release(pg, c);
-	return rc < 0 ? rc : 0;
-}
-
-int pgstore_job_checkpoint_fenced(PgStore *pg, int64_t id, int64_t lease_gen, int64_t step, char *err, size_t errlen)
-{
-	int rc = write1(pg, "recording a checkpoint", err, errlen,
-	                "UPDATE jobs SET checkpoint_step = $2, updated_at = $3, checkpoint_metric_id = "
-	                "(SELECT coalesce(max(id), 0) FROM metrics WHERE job_id = $1) "
-	                "WHERE id = $1 AND ($4::bigint < 0 OR (state = 'running' AND lease_gen = $4::bigint))",
-	                "IIdI", id, step, store_now(), lease_gen);
-	if (rc == 0 && lease_gen >= 0) return fenced_err(id, lease_gen, "recording a checkpoint", err, errlen);
-	return rc < 0 ? rc : 0;
-}
-
-int pgstore_job_cancel(PgStore *pg, int64_t id, JobState *state_out, char *err, size_t errlen)
-{
-	PGconn *c = acquire(pg, err, errlen);
-	if (!c) return STORE_EDB;
-	JobState state = JOB_QUEUED;
-	int rc = begin(c, err, errlen);
-	if (rc < 0 || (rc = read_state(c, id, &state, "SELECT state FROM jobs WHERE id = $1 FOR UPDATE", "cancelling a job",
-	                               err, errlen)) < 0)
-		goto out;
-	double now = store_now();
-	if (state == JOB_QUEUED) {
-		if ((rc = x(c, "cancelling a job", err, errlen,
-		            "UPDATE jobs SET state = 'cancelled', cancel_requested = 1, finished_at = $2, updated_at = $2, "
-		            "error = 'cancelled while queued' WHERE id = $1", "Id", id, now)) < 0 ||
-		    (rc = fail_dependants(c, now, err, errlen)) < 0)
-			goto out;
-	} else if (state == JOB_RUNNING) {
-		if ((rc = x(c, "cancelling a job", err, errlen, "UPDATE jobs SET cancel_requested = 1, updated_at = $2 WHERE id = $1",
-		            "Id", id, now)) < 0)
-			goto out;
-	} else {
-		snprintf(err, errlen, "job %lld is already %s", (long long)id, job_state_name(state));
-		*state_out = state;
-		rc = STORE_ESTATE;
-		goto out;
-	}
-	*state_out = state == JOB_QUEUED ? JOB_CANCELLED : JOB_RUNNING;
-	rc = commit(c, err, errlen);
-out:
-	if (rc < 0) rollback(c);
-	release(pg, c);
-	return rc < 0 ? rc : 0;
-}
-
-#define GIVING_UP "'interrupted ' || interruptions || ' times (the daemon stopped or crashed while it ran); giving up'"
-
-/* store_recover and store_job_reclaim_expired: the running jobs matching `which` (SQL over jobs,
- * $1 = now) are cancelled (a cancel was requested), failed (past max_interruptions) or requeued,
- * with an event first when `event` (SQL text of the message) is given. */
-static int requeue(PgStore *pg, const char *which, const char *node, const char *event, int max_interruptions,
-                   int64_t *ids, int cap, int *n, char *err, size_t errlen)
-{
-	*n = 0;
-	PGconn *c = acquire(pg, err, errlen);
-	if (!c) return STORE_EDB;
-	char sql[1024];
-	double now = store_now();
-	const char *what = "recovering jobs";
-	int rc = begin(c, err, errlen);
-	if (rc < 0) goto out;
-	/* $1 is the database's time: lease_until is in it (DB_NOW). */
-	PGresult *t = q(c, what, err, errlen, "SELECT " DB_NOW, NULL);
-	if (!t) {
-		rc = STORE_EDB;
-		goto out;
-	}
-	now = gd(t, 0, 0);
-	PQclear(t);
-	/* The rows are locked first, so a node renewing or finishing one waits for this decision. */
-	snprintf(sql, sizeof sql, "SELECT id FROM jobs WHERE %s FOR UPDATE", which);
-	PGresult *r = q(c, what, err, errlen, sql, "dit", now, max_interruptions, node);
-	if (!r) {
-		rc = STORE_EDB;
-		goto out;
-	}
-	PQclear(r);
-	snprintf(sql, sizeof sql, "UPDATE jobs SET state = 'cancelled', finished_at = $1, updated_at = $1, node = NULL, "
-	         "lease_until = NULL, error = coalesce(error, 'cancelled by request') WHERE %s AND cancel_requested = 1", which);
-	if ((rc = x(c, what, err, errlen, sql, "dit", now, max_interruptions, node)) < 0) goto out;
-	if (event) {
-		snprintf(sql, sizeof sql, "INSERT INTO events(job_id, time, level, message) SELECT id, $1, 4, %s FROM jobs WHERE %s",
-		         event, which);
-		if ((rc = x(c, what, err, errlen, sql, "dit", now, max_interruptions, node)) < 0) goto out;
-	}
-	snprintf(sql, sizeof sql, "UPDATE jobs SET interruptions = interruptions + 1 WHERE %s", which);
-	if ((rc = x(c, what, err, errlen, sql, "dit", now, max_interruptions, node)) < 0) goto out;
-	if (max_interruptions > 0) {
-		snprintf(sql, sizeof sql, "INSERT INTO events(job_id, time, level, message) SELECT id, $1, 3, " GIVING_UP
-		         " FROM jobs WHERE %s AND interruptions >= $2", which);
-		if ((rc = x(c, what, err, errlen, sql, "dit", now, max_interruptions, node)) < 0) goto out;
-		snprintf(sql, sizeof sql, "UPDATE jobs SET state = 'failed', finished_at = $1, updated_at = $1, eta_s = NULL, "
-		         "node = NULL, lease_until = NULL, error = " GIVING_UP " WHERE %s AND interruptions >= $2", which);
-		if ((rc = x(c, what, err, errlen, sql, "dit", now, max_interruptions, node)) < 0) goto out;
-	}
-	snprintf(sql, sizeof sql, "UPDATE jobs SET state = 'queued', updated_at = $1, eta_s = NULL, node = NULL, "
-	         "lease_until = NULL WHERE %s RETURNING id", which);
-	r = q(c, what, err, errlen, sql, "dit", now, max_interruptions, node);
-	if (!r) {
-		rc = STORE_EDB;
-		goto out;
-	}
-	int m = PQntuples(r);
-	/* RETURNING has no order: smallest ids first, as the SQLite backend lists them. */
-	for (int i = 0; i < m; i++) {
-		int64_t id = gi(r, i, 0);
-		if (*n < cap) {
-			int k = *n;
-			while (k > 0 && ids[k - 1] > id) {
-				ids[k] = ids[k - 1];
-				k--;
-			}
-			ids[k] = id;
-		} else if (cap > 0 && id < ids[cap - 1]) {
-			int k = cap - 1;
-			while (k > 0 && ids[k - 1] > id) {
-				ids[k] = ids[k - 1];
-				k--;
-			}
-			ids[k] = id;
-		}
-		(*n)++;
-	}
-	PQclear(r);
-	if ((rc = fail_dependants(c, now, err, errlen)) < 0) goto out;
-	rc = commit(c, err, errlen);
-out:
-	if (rc < 0) {
-		rollback(c);
-		*n = 0;
-	}
-	release(pg, c);
-	return rc < 0 ? rc : 0;
-}
-
-int pgstore_recover_node(PgStore *pg, const char *node, int max_interruptions, int64_t *ids, int cap, char *err,
-                         size_t errlen)
-{
-	int n = 0;
-	int rc = requeue(pg, "state = 'running' AND ($3 IS NULL OR node = $3)", node, NULL, max_interruptions, ids, cap, &n,
-	                 err, errlen);
-	return rc < 0 ? rc : n;
-}
-
-int pgstore_job_reclaim_expired(PgStore *pg, int max_interruptions, int64_t *ids, int cap, int *n, char *err,
-                                size_t errlen)
-{
-	int rc = requeue(pg, "state = 'running' AND lease_until IS NOT NULL AND lease_until < $1", NULL,
-	                 "'the lease of node ' || coalesce(node, '?') || ' expired ' || round(($1::float8 - lease_until)::numeric, 1) "
-	                 "|| ' s ago (lease generation ' || lease_gen || '); the job goes back to the queue'",
-	                 max_interruptions, ids, cap, n, err, errlen);
-	if (*n > cap) *n = cap;
-	return rc;
-}
-
-int pgstore_job_list(PgStore *pg, const StoreJobFilter *f, StoreJob **jobs, int *n, char *err, size_t errlen)
-{
-	*jobs = NULL;
-	*n = 0;
-	char sql[1024], beforebuf[32], limbuf[16], groupbuf[32];
-	const char *vals[4];
-	int np = 2;
-	int limit = f->limit < 1 ? 50 : f->limit > 1000 ? 1000 : f->limit;
-	snprintf(beforebuf, sizeof beforebuf, "%lld", (long long)(f->before_id > 0 ? f->before_id : INT64_MAX));
-	snprintf(limbuf, sizeof limbuf, "%d", limit);
-	vals[0] = beforebuf;
-	vals[1] = limbuf;
-	size_t len = (size_t)snprintf(sql, sizeof sql, "SELECT " JOB_COLS " FROM jobs WHERE id < $1::bigint");
-	if (f->state_mask) {
-		len += (size_t)snprintf(sql + len, sizeof sql - len, " AND state IN (");
-		int first = 1;
-		for (int i = 0; i < JOB_STATE_COUNT; i++)
-			if (f->state_mask & (1u << i)) {
-				len += (size_t)snprintf(sql + len, sizeof sql - len, "%s'%s'", first ? "" : ",", job_state_name((JobState)i));
-				first = 0;
-			}
-		len += (size_t)snprintf(sql + len, sizeof sql - len, ")");
-	}
-	if (f->owner) {
-		vals[np++] = f->owner;
-		len += (size_t)snprintf(sql + len, sizeof sql - len, " AND owner = $%d", np);
-	}
-	if (f->group_id > 0) {
-		snprintf(groupbuf, sizeof groupbuf, "%lld", (long long)f->group_id);
-		vals[np++] = groupbuf;
-		len += (size_t)snprintf(sql + len, sizeof sql - len, " AND group_id = $%d::bigint", np);
-	}
-	snprintf(sql + len, sizeof sql - len, " ORDER BY id DESC LIMIT $2::int");
-	PGconn *c = acquire(pg, err, errlen);
-	if (!c) return STORE_EDB;
-	PGresult *r = PQexecParams(c, sql, np, NULL, vals, NULL, NULL, 0);
-	int rc = 0;
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		set_err(err, errlen, "listing jobs", PQresultErrorMessage(r));
-		rc = STORE_EDB;
-	} else {
-		int m = PQntuples(r);
-		StoreJob *v = m ? calloc((size_t)m, sizeof *v) : NULL;
-		if (m && !v) {
-			snprintf(err, errlen, "listing jobs: out of memory");
-			rc = STORE_ENOMEM;
-		}
-		for (int i = 0; v && i < m; i++) read_job(r, i, &v[(*n)++], 0);
-		*jobs = v;
-	}
-	PQclear(r);
-	release(pg, c);
-	return rc;
-}
-
-int pgstore_job_counts(PgStore *pg, int64_t counts[JOB_STATE_COUNT], char *err, size_t errlen)
-{
-	memset(counts, 0, sizeof(int64_t) * JOB_STATE_COUNT);
-	PGconn *c = acquire(pg, err, errlen);
-	if (!c) return STORE_EDB;
-	PGresult *r = q(c, "counting jobs", err, errlen, "SELECT state, count(*) FROM jobs GROUP BY state", NULL);
-	for (int i = 0; r && i < PQntuples(r); i++) {
-		int k = job_state_parse(PQgetvalue(r, i, 0));
-		if (k >= 0) counts[k] = gi(r, i, 1);
-	}
-	int rc = r ? 0 : STORE_EDB;
-	PQclear(r);
-	release(pg, c);
-	return rc;
-}
-
-/* ---- metrics -------------------------------------------------------------------------------- */
-
-static int push_point(MetricSet *ms, const char *key, int *hint, MetricPoint p)
-{
-	MetricSeries *se = NULL;
-	if (*hint >= 0 && *hint < ms->n && strcmp(ms->series[*hint].key, key) == 0) se = &ms->series[*hint];
-	for (int i = 0; !se && i < ms->n; i++)
-		if (strcmp(ms->series[i].key, key) == 0) {
-			*hint = i;
-			se = &ms->series[i];
-		}
-	if (!se) {
-		if (ms->n == ms->cap) {
-			int cap = ms->cap ? ms->cap * 2 : 8;
-			MetricSeries *v = realloc(ms->series, (size_t)cap * sizeof *v);
-			if (!v) return -1;
-			ms->series = v;
-			ms->cap = cap;
-		}
-		se = &ms->series[ms->n];
-		memset(se, 0, sizeof *se);
-		if (!(se->key = strdup(key))) return -1;
-		*hint = ms->n++;
-	}
-	if (se->n == se->cap) {
-		size_t cap = se->cap ? se->cap * 2 : 64;
-		MetricPoint *v = realloc(se->pts, cap * sizeof *v);
-		if (!v) return -1;
-		se->pts = v;
-		se->cap = cap;
-	}
-	se->pts[se->n++] = p;
-	return 0;
-}
-
-int pgstore_metrics_read(PgStore *pg, int64_t job_id, int64_t after, const char *const *keys, int nkeys,
-                         int64_t max_rows, MetricSet *out, char *err, size_t errlen)
-{
-	PGconn *c = acquire(pg, err, errlen);
-	if (!c) return STORE_EDB;
-	PGresult *r = NULL, *kr = NULL;
-	char **own = NULL;
-	int rc = 0;
-	/* One snapshot for the state, the keys and every key's points. */
-	if (x(c, "reading metrics", err, errlen, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", NULL) < 0 ||
-	    !(r = q(c, "reading a job's state", err, errlen, "SELECT state FROM jobs WHERE id = $1", "I", job_id))) {
-		rc = STORE_EDB;
-		goto out;
-	}
-	if (PQntuples(r) == 0) {
-		snprintf(err, errlen, "job %lld not found", (long long)job_id);
-		rc = STORE_ENOTFOUND;
-		goto out;
-	}
-	out->job_state = gstate(r, 0, 0);
-	PQclear(r);
-	r = NULL;
-	if (!keys || nkeys == 0) {
-		if (!(kr = q(c, "reading metric keys", err, errlen,
-		             "SELECT key FROM metric_keys WHERE job_id = $1 ORDER BY key LIMIT 256", "I", job_id))) {
-			rc = STORE_EDB;
-			goto out;
-		}
-		nkeys = PQntuples(kr);
-		own = calloc((size_t)nkeys + 1, sizeof *own);
-		if (!own) {
-			snprintf(err, errlen, "reading metric keys: out of memory");
-			rc = STORE_ENOMEM;
-			goto out;
-		}
-		for (int i = 0; i < nkeys; i++) own[i] = PQgetvalue(kr, i, 0);
-		keys = (const char *const *)own;
-	}
-	int64_t cut = INT64_MAX;
-	for (int i = 0; i < nkeys; i++) {
-		if (!(r = q(c, "reading metrics", err, errlen,
-		            "SELECT id, step, value FROM metrics WHERE job_id = $1 AND key = $2 AND id > $3 ORDER BY id LIMIT $4",
-		            "ItII", job_id, keys[i], after, max_rows))) {
-			rc = STORE_EDB;
-			goto out;
-		}
-		int m = PQntuples(r), hint = -1;
-		for (int k = 0; k < m; k++) {
-			MetricPoint p = { .id = gi(r, k, 0), .step = gi(r, k, 1), .value = isnull(r, k, 2) ? NAN : gd(r, k, 2) };
-			if (push_point(out, keys[i], &hint, p) < 0) {
-				snprintf(err, errlen, "reading metrics: out of memory");
-				rc = STORE_ENOMEM;
-				goto out;
-			}
-		}
-		if (m > 0 && m >= max_rows && gi(r, m - 1, 0) < cut) cut = gi(r, m - 1, 0);
-		PQclear(r);
-		r = NULL;
-	}
-	for (int i = 0; i < out->n; i++) {
-		MetricSeries *se = &out->series[i];
-		while (se->n && se->pts[se->n - 1].id > cut) se->n--;
-		if (se->n && se->pts[se->n - 1].id > out->cursor) out->cursor = se->pts[se->n - 1].id;
-		out->total_points += se->n;
-	}
-	out->truncated = cut != INT64_MAX;
-out:
-	PQclear(r);
-	free(own);
-	PQclear(kr);
-	rollback(c);
-	release(pg, c);
-	return rc;
-}
-
-int pgstore_metrics_latest(PgStore *pg, int64_t job_id, MetricSet *out, char *err, size_t errlen)
-{
-	PGconn *c = acquire(pg, err, errlen);
-	if (!c) return STORE_EDB;
-	PGresult *r = q(c, "reading latest metrics", err, errlen,
-	                "SELECT last_id, last_step, key, last_value FROM metric_keys WHERE job_id = $1 ORDER BY key", "I", job_id);
-	int rc = r ? 0 : STORE_EDB, hint = -1;
-	for (int i = 0; r && rc == 0 && i < PQntuples(r); i++) {
-		MetricPoint p = { .id = gi(r, i, 0), .step = gi(r, i, 1), .value = isnull(r, i, 3) ? NAN : gd(r, i, 3) };
-		if (push_point(out, PQgetvalue(r, i, 2), &hint, p) < 0) {
-			snprintf(err, errlen, "reading latest metrics: out of memory");
-			rc = STORE_ENOMEM;
-		}
-		if (p.id > out->cursor) out->cursor = p.id;
-		out->total_points++;
-	}
-	PQclear(r);
-	release(pg, c);
-	return rc;
-}
-
-/* ---- events --------------------------------------------------------------------------------- */
-
-int pgstore_events_read(PgStore *pg, int64_t job_id, int64_t after, int limit, StoreEvent **ev, int *n, char *err,
-                        size_t errlen)
-{
-	*ev = NULL;
-	*n = 0;
-	PGconn *c = acquire(pg, err, errlen);
-	if (!c) return STORE_EDB;
-	PGresult *r = q(c, "reading events", err, errlen,
-	                "SELECT id, time, level, message FROM events WHERE job_id = $1 AND id > $2 ORDER BY id LIMIT $3", "IIi",
-	                job_id, after, limit);
-	int rc = r ? 0 : STORE_EDB, m = r ? PQntuples(r) : 0;
-	if (m) {
-		if (!(*ev = calloc((size_t)m, sizeof **ev))) {
-			snprintf(err, errlen, "reading events: out of memory");
-			rc = STORE_ENOMEM;
-		}
-		for (int i = 0; *ev && i < m; i++) {
-			StoreEvent *e = &(*ev)[(*n)++];
-			e->id = gi(r, i, 0);
-			e->time = gd(r, i, 1);
-			e->level = (int)gi(r, i, 2);
-			e->message = gs(r, i, 3);
-		}
-	}
-	PQclear(r);
-	release(pg, c);
-	return rc;
-}
-
-int pgstore_event_add(PgStore *pg, int64_t job_id, int level, const char *message, char *err, size_t errlen)
-{
-	int rc = write1(pg, "adding an event", err, errlen, "INSERT INTO events(job_id, time, level, message) VALUES ($1, $2, $3, $4)",
-	                "Idit", job_id, store_now(), level, message);
-	return rc < 0 ? rc : 0;
-}
-
-/* ---- artifacts ------------------------------------------------------------------------------ */
-
-int pgstore_artifact_put(PgStore *pg, int64_t job_id, const char *name, const char *path, int64_t size,
-                         const char *sha256, char *err, size_t errlen)
-{
-	int rc = write1(pg, "recording an artifact", err, errlen,
-	                "INSERT INTO artifacts(job_id, name, path, size, sha256, created_at) VALUES ($1, $2, $3, $4, $5, $6) "
-	                "ON CONFLICT (job_id, name) DO UPDATE SET path = excluded.path, size = excluded.size, "
-	                "sha256 = excluded.sha256, created_at = excluded.created_at", "IttItd", job_id, name, path, size, sha256,
-	                store_now());
-	return rc < 0 ? rc : 0;
-}
-
-static void read_artifact(const PGresult *r, int i, StoreArtifact *a)
-{
-	memset(a, 0, sizeof *a);
-	a->name = gs(r, i, 0);
-	a->path = gs(r, i, 1);
-	a->size = gi(r, i, 2);
-	snprintf(a->sha256, sizeof a->sha256, "%s", PQgetvalue(r, i, 3));
-	a->created_at = gd(r, i, 4);
-}
-
-int pgstore_artifact_list(PgStore *pg, int64_t job_id, StoreArtifact **a, int *n, char *err, size_t errlen)
-{
-	*a = NULL;
-	*n = 0;
-	PGconn *c = acquire(pg, err, errlen);
-	if (!c) return STORE_EDB;
-	PGresult *r = q(c, "listing artifacts", err, errlen,
-	                "SELECT name, path, size, sha256, created_at FROM artifacts WHERE job_id = $1 ORDER BY name", "I", job_id);
-	int rc = r ? 0 : STORE_EDB, m = r ? PQntuples(r) : 0;
-	if (m && !(*a = calloc((size_t)m, sizeof **a))) {
-		snprintf(err, errlen, "listing artifacts: out of memory");
-		rc = STORE_ENOMEM;
-	}
-	for (int i = 0; *a && i < m; i++) read_artifact(r, i, &(*a)[(*n)++]);
-	PQclear(r);
-	release(pg, c);
-	return rc;
-}
-
-int pgstore_artifact_get(PgStore *pg, int64_t job_id, const char *name, StoreArtifact *a, char *err, size_t errlen)
-{
-	memset(a, 0, sizeof *a);
-	PGconn *c = acquire(pg, err, errlen);
-	if (!c) return STORE_EDB;
-	PGresult *r = q(c, "reading an artifact", err, errlen,
-	                "SELECT name, path, size, sha256, created_at FROM artifacts WHERE job_id = $1 AND name = $2", "It", job_id,
-	                name);
-	int rc = r ? 0 : STORE_EDB;
-	if (r && PQntuples(r)) read_artifact(r, 0, a);
-	else if (r) {
-		snprintf(err, errlen, "job %lld has no artifact '%s'", (long long)job_id, name);
-		rc = STORE_ENOTFOUND;
-	}
-	PQclear(r);
-	release(pg, c);
-	return rc;
-}
-
-/* ---- tokens --------------------------------------------------------------------------------- */
-
-int pgstore_token_add(PgStore *pg, const char *name, const char *sha256hex, int admin, char *err, size_t errlen)
-{
-	int rc = write1(pg, "adding a token", err, errlen,
-	                "INSERT INTO tokens(name, sha256, admin, created_at) VALUES ($1, $2, $3, $4)", "ttid", name, sha256hex,
-	                admin ? 1 : 0, store_now());
-	if (rc < 0 && strcmp(last_state, "23505") == 0) {
-		snprintf(err, errlen, "a token named '%s' already exists (revoke it first, or pick another name)", name);
-		return STORE_EEXIST;
-	}
-	return rc < 0 ? rc : 0;
-}
-
-int pgstore_token_revoke(PgStore *pg, const char *name, char *err, size_t errlen)
-{
-	int rc = write1(pg, "revoking a token", err, errlen, "DELETE FROM tokens WHERE name = $1", "t", name);
-	if (rc == 0) {
-		snprintf(err, errlen, "no token named '%s'", name);
-		return STORE_ENOTFOUND;
-	}
-	return rc < 0 ? rc : 0;
-}
-
-static void read_token(const PGresult *r, int i, StoreToken *t)
-{
-	memset(t, 0, sizeof *t);
-	t->id = gi(r, i, 0);
-	snprintf(t->name, sizeof t->name, "%s", PQgetvalue(r, i, 1));
-	t->admin = (int)gi(r, i, 2);
-	t->created_at = gd(r, i, 3);
-}
-
-int pgstore_token_list(PgStore *pg, StoreToken **out, int *n, char *err, size_t errlen)
-{
-	*out = NULL;
-	*n = 0;
-	PGconn *c = acquire(pg, err, errlen);
-	if (!c) return STORE_EDB;
-	PGresult *r = q(c, "listing tokens", err, errlen, "SELECT id, name, admin, created_at FROM tokens ORDER BY name", NULL);
-	int rc = r ? 0 : STORE_EDB, m = r ? PQntuples(r) : 0;
-	if (m && !(*out = calloc((size_t)m, sizeof **out))) {
-		snprintf(err, errlen, "listing tokens: out of memory");
-		rc = STORE_ENOMEM;
-	}
-	for (int i = 0; *out && i < m; i++) read_token(r, i, &(*out)[(*n)++]);
-	PQclear(r);
-	release(pg, c);
-	return rc;
-}
-
-int pgstore_token_count(PgStore *pg, int64_t *n, char *err, size_t errlen)
-{
-	*n = 0;
-	PGconn *c = acquire(pg, err, errlen);
-	if (!c) return STORE_EDB;
-	PGresult *r = q(c, "counting tokens", err, errlen, "SELECT count(*) FROM tokens", NULL);
-	if (r) *n = gi(r, 0, 0);
-	int rc = r ? 0 : STORE_EDB;
-	PQclear(r);
-	release(pg, c);
-	return rc;
-}
-
-int pgstore_token_find(PgStore *pg, const char *sha256hex, StoreToken *out, char *err, size_t errlen)
-{
-	PGconn *c = acquire(pg, err, errlen);
-	if (!c) return STORE_EDB;
-	PGresult *r = q(c, "looking up a token", err, errlen, "SELECT id, name, admin, created_at FROM tokens WHERE sha256 = $1",
-	                "t", sha256hex);
-	int rc = r ? 0 : STORE_EDB;
-	if (r && PQntuples(r)) {
-		read_token(r, 0, out);
-		rc = 1;
-	}
-	PQclear(r);
-	release(pg, c);
-	return rc;
-}
-
-/* ---- datasets ------------------------------------------------------------------------------- */
-
-#define DS_COLS "owner, name, format, bytes, files, summary, path, created_at"
-
-static void read_dataset(const PGresult *r, int i, StoreDataset *d)
-{
-	memset(d, 0, sizeof *d);
-	snprintf(d->owner, sizeof d->owner, "%s", PQgetvalue(r, i, 0));
-	snprintf(d->name, sizeof d->name, "%s", PQgetvalue(r, i, 1));
-	snprintf(d->format, sizeof d->format, "%s", PQgetvalue(r, i, 2));
-	d->bytes = gi(r, i, 3);
-	d->files = gi(r, i, 4);
-	d->summary = gs(r, i, 5);
-	d->path = gs(r, i, 6);
-	d->created_at = gd(r, i, 7);
-}
-
-int pgstore_dataset_insert(PgStore *pg, const StoreDataset *d, char *err, size_t errlen)
-{
-	int rc = write1(pg, "storing the dataset", err, errlen,
-	                "INSERT INTO datasets(" DS_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", "tttIIttd", d->owner,
-	                d->name, d->format, d->bytes, d->files, d->summary ? d->summary : "{}", d->path ? d->path : "",
-	                d->created_at > 0 ? d->created_at : store_now());
-	if (rc < 0 && strcmp(last_state, "23505") == 0) {
-		snprintf(err, errlen, "dataset %s/%s already exists", d->owner, d->name);
-		return STORE_EEXIST;
-	}
-	return rc < 0 ? rc : 0;
-}
-
-int pgstore_dataset_get(PgStore *pg, const char *owner, const char *name, StoreDataset *out, char *err, size_t errlen)
-{
-	memset(out, 0, sizeof *out);
-	PGconn *c = acquire(pg, err, errlen);
-	if (!c) return STORE_EDB;
-	PGresult *r = q(c, "reading the dataset", err, errlen, "SELECT " DS_COLS " FROM datasets WHERE owner = $1 AND name = $2",
-	                "tt", owner, name);
-	int rc = r ? 0 : STORE_EDB;
-	if (r && PQntuples(r)) read_dataset(r, 0, out);
-	else if (r) {
-		snprintf(err, errlen, "no dataset %s/%s", owner, name);
-		rc = STORE_ENOTFOUND;
-	}
-	PQclear(r);
-	release(pg, c);
-	return rc;
-}
-
-int pgstore_dataset_list(PgStore *pg, const char *owner, StoreDataset **out, int *n, char *err, size_t errlen)
-{
-	*out = NULL;
-	*n = 0;
-	PGconn *c = acquire(pg, err, errlen);
-	if (!c) return STORE_EDB;
-	PGresult *r = owner ? q(c, "listing datasets", err, errlen,
-	                        "SELECT " DS_COLS " FROM datasets WHERE owner = $1 ORDER BY owner, name", "t", owner)
-	                    : q(c, "listing datasets", err, errlen, "SELECT " DS_COLS " FROM datasets ORDER BY owner, name", NULL);
-	int rc = r ? 0 : STORE_EDB, m = r ? PQntuples(r) : 0;
-	if (m && !(*out = calloc((size_t)m, sizeof **out))) {
-		snprintf(err, errlen, "listing datasets: out of memory");
-		rc = STORE_ENOMEM;
-	}
-	for (int i = 0; *out && i < m; i++) read_dataset(r, i, &(*out)[(*n)++]);
-	PQclear(r);
-	release(pg, c);
-	return rc;
-}
-
-int pgstore_dataset_delete(PgStore *pg, const char *owner, const char *name, char *err, size_t errlen)
-{
-	int rc = write1(pg, "deleting the dataset", err, errlen, "DELETE FROM datasets WHERE owner = $1 AND name = $2", "tt",
-	                owner, name);
-	if (rc == 0) {
-		snprintf(err, errlen, "no dataset %s/%s", owner, name);
-		return STORE_ENOTFOUND;
-	}
-	return rc < 0 ? rc : 0;
-}
-
-int pgstore_dataset_usage(PgStore *pg, const char *owner, int64_t *count, int64_t *bytes, char *err, size_t errlen)
-{
-	*count = *bytes = 0;
-	PGconn *c = acquire(pg, err, errlen);
-	if (!c) return STORE_EDB;
-	PGresult *r = q(c, "counting datasets", err, errlen,
-	                "SELECT count(*), coalesce(sum(bytes), 0) FROM datasets WHERE owner = $1", "t", owner);
-	if (r) {
-		*count = gi(r, 0, 0);
-		*bytes = gi(r, 0, 1);
-	}
-	int rc = r ? 0 : STORE_EDB;
-	PQclear(r);
-	release(pg, c);
-	return rc;
-}
-
-int pgstore_dataset_user(PgStore *pg, const char *path, int64_t *job, char *err, size_t errlen)
-{
-	*job = 0;
-	char a[4200], b[4200];
-	snprintf(a, sizeof a, "\"%s\"", path);
-	snprintf(b, sizeof b, "\"%s/", path);
-	PGconn *c = acquire(pg, err, errlen);
-	if (!c) return STORE_EDB;
-	PGresult *r = q(c, "finding jobs that use the dataset", err, errlen,
-	                "SELECT id FROM jobs WHERE state IN ('queued','running') AND "
-	                "(strpos(spec, $1) > 0 OR strpos(spec, $2) > 0) ORDER BY id LIMIT 1", "tt", a, b);
-	if (r && PQntuples(r)) *job = gi(r, 0, 0);
-	int rc = r ? 0 : STORE_EDB;
-	PQclear(r);
-	release(pg, c);
-	return rc;
 }
 
 /* ---- the metric batch ----------------------------------------------------------------------- */
