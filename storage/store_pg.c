@@ -58,9 +58,12 @@ static void set_err(char *err, size_t errlen, const char *what, const char *msg)
 
 static PGconn *connect_url(const char *url, char *err, size_t errlen)
 {
-	/* connect_timeout first: a value in the URL overrides it. */
-	const char *keys[] = { "connect_timeout", "application_name", "dbname", NULL };
-	const char *vals[] = { "10", "ssld", url, NULL };
+	/* Defaults first: a value in the URL overrides them. A node stopped inside a transaction (paused,
+	 * swapped out, frozen by a debugger) would hold its row locks for ever, and every other node's
+	 * claim or reclaim of those jobs would wait on it: the server ends such a session after 60 s.
+	 * ssld's transactions are a few statements sent back to back, never waiting on anything else. */
+	const char *keys[] = { "connect_timeout", "application_name", "options", "dbname", NULL };
+	const char *vals[] = { "10", "ssld", "-c idle_in_transaction_session_timeout=60s", url, NULL };
 	PGconn *c = PQconnectdbParams(keys, vals, 1);
 	if (!c || PQstatus(c) != CONNECTION_OK) {
 		set_err(err, errlen, "connecting", c ? PQerrorMessage(c) : "out of memory");

@@ -76,6 +76,14 @@ class Cluster:
         self.nodes[name] = d
         return d
 
+    def mid_transaction(self):
+        """True when some node is inside a transaction (a paused node there holds its locks)."""
+        if self.backend == "sqlite":
+            return sqlite_locked(self.database)
+        busy = self.pg.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'ssld' "
+                            "AND state IS DISTINCT FROM 'idle'")
+        return int(busy) > 0
+
     def close(self):
         for d in self.nodes.values():
             if d.proc and d.proc.poll() is None:
@@ -243,13 +251,14 @@ def mode_takeover(c, how):
     if how == "kill":
         a.kill()
     else:
-        # Pause the node between checkpoints: not holding SQLite's write lock (the other would wait on it),
-        # not writing a checkpoint file, its last one recorded. (A node paused half-way through a
-        # checkpoint write finishes it when continued, into the directory the new run reads: the
-        # window docs/service.md names.)
+        # Pause the node between checkpoints: not inside a transaction (SQLite's write lock or
+        # PostgreSQL's row locks: the other node would wait on them; PostgreSQL would end that session
+        # only after its 60 s idle-in-transaction limit), not writing a checkpoint file, its last one
+        # recorded. (A node paused half-way through a checkpoint write finishes it when continued,
+        # into the directory the new run reads: the window docs/service.md names.)
         for attempt in range(50):
             os.kill(a.proc.pid, signal.SIGSTOP)
-            if not (c.backend == "sqlite" and sqlite_locked(c.database)) and \
+            if not c.mid_transaction() and \
                     checkpoint_file_step(c.shared, jid) == b.job(jid)["checkpoint_step"]:
                 break
             os.kill(a.proc.pid, signal.SIGCONT)
