@@ -11,14 +11,13 @@
  */
 #include "method.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "../alloc.h"
 #include "../ops.h"
-#include "../optim.h"
 #include "ssl_health.h"
+#include "two_view.h"
 
 typedef struct ByolConfig {
 	float tau_base;
@@ -68,14 +67,6 @@ static void byol_destroy(void *state)
 	eng_free(s);
 }
 
-/* Every parameter under "target." is frozen (no grad, no optimizer); buffers stay buffers. */
-static void freeze_target(ParamSet *ps)
-{
-	for (int i = 0; i < paramset_count(ps); i++)
-		if (strncmp(paramset_at(ps, i)->name, "target.", 7) == 0)
-			paramset_set_flags_at(ps, i, PARAM_FROZEN);
-}
-
 static int byol_create(const MethodEnv *env, ParamSet *ps, void **state, char *err, size_t errlen)
 {
 	Byol *s = eng_calloc(1, sizeof *s);
@@ -107,14 +98,12 @@ static int byol_create(const MethodEnv *env, ParamSet *ps, void **state, char *e
 		rc = -1;
 		goto fail;
 	}
-	/* The target starts as a copy of the online network. */
-	if (paramset_copy_prefix(ps, "target.encoder.", ps, "encoder.") < 0 ||
-	    paramset_copy_prefix(ps, "target.proj.", ps, "proj.") < 0) {
+	/* The target starts as a frozen copy of the online network. */
+	if (two_view_target_init(ps) < 0) {
 		snprintf(err, errlen, "byol: cannot copy the online network into the target");
 		rc = -1;
 		goto fail;
 	}
-	freeze_target(ps);
 	int every = cfg->health.health_every;
 	if (ssl_monitor_new(2 * env->batch_size, out, every, &s->health) < 0) {
 		snprintf(err, errlen, "byol: out of memory for the health monitor");
@@ -175,12 +164,8 @@ static Tensor *byol_loss(Ctx *ctx, void *state, Tensor *const *views, const Batc
 static void byol_after_step(void *state, int64_t step, int64_t total_steps)
 {
 	Byol *s = state;
-	double k = total_steps > 0 ? (double)(step + 1) / (double)total_steps : 1.0;
-	if (k > 1)
-		k = 1;
-	s->tau = (float)(1.0 - (1.0 - s->tau_base) * (cos(M_PI * k) + 1.0) / 2.0);
-	optim_ema(s->ps, "target.encoder.", s->ps, "encoder.", s->tau);
-	optim_ema(s->ps, "target.proj.", s->ps, "proj.", s->tau);
+	s->tau = two_view_target_rate(s->tau_base, step, total_steps);
+	two_view_target_update(s->ps, s->tau);
 }
 
 static Encoder *byol_encoder(void *state)

@@ -21,8 +21,8 @@
 
 #include "../alloc.h"
 #include "../ops.h"
-#include "../optim.h"
 #include "ssl_health.h"
+#include "two_view.h"
 
 typedef struct MocoConfig {
 	float temperature;
@@ -148,14 +148,10 @@ static int moco_create(const MethodEnv *env, ParamSet *ps, void **state, char *e
 		for (int j = 0; j < s->D; j++)
 			r[j] = (float)(r[j] / sqrt(nn));
 	}
-	if (paramset_copy_prefix(ps, "target.encoder.", ps, "encoder.") < 0 ||
-	    paramset_copy_prefix(ps, "target.proj.", ps, "proj.") < 0) {
+	if (two_view_target_init(ps) < 0) {
 		snprintf(err, errlen, "moco: cannot copy the query network into the key network");
 		goto fail;
 	}
-	for (int i = 0; i < paramset_count(ps); i++)
-		if (strncmp(paramset_at(ps, i)->name, "target.", 7) == 0)
-			paramset_set_flags_at(ps, i, PARAM_FROZEN);
 	s->cap = 2 * env->batch_size;
 	s->keys = eng_malloc((size_t)s->cap * s->D * sizeof(float));
 	s->perm = eng_malloc((size_t)s->cap * sizeof(int));
@@ -259,16 +255,8 @@ static Tensor *moco_loss(Ctx *ctx, void *state, Tensor *const *views, const Batc
 static void moco_after_step(void *state, int64_t step, int64_t total_steps)
 {
 	Moco *s = state;
-	if (s->cosine) {
-		double k = total_steps > 0 ? (double)(step + 1) / (double)total_steps : 1.0;
-		if (k > 1)
-			k = 1;
-		s->m = (float)(1.0 - (1.0 - s->m_base) * (cos(M_PI * k) + 1.0) / 2.0);
-	} else {
-		s->m = s->m_base;
-	}
-	optim_ema(s->ps, "target.encoder.", s->ps, "encoder.", s->m);
-	optim_ema(s->ps, "target.proj.", s->ps, "proj.", s->m);
+	s->m = s->cosine ? two_view_target_rate(s->m_base, step, total_steps) : s->m_base;
+	two_view_target_update(s->ps, s->m);
 	int ptr = (int)s->queue_ptr->data[0];
 	if (ptr < 0 || ptr >= s->K)
 		ptr = 0;
