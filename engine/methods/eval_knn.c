@@ -182,22 +182,12 @@ int eval_knn_run(const EvalEnv *env, const EvalConfig *cfg, const int *idx, int 
                  EvalResult *out, char *err, size_t errlen)
 {
 	const Dataset *ds = env->ds;
-	float *ftr = NULL, *fte = NULL;
-	int d = 0;
-	int *ytr = eng_malloc((size_t)n * sizeof(int));
-	if (!ytr) {
-		snprintf(err, errlen, "eval knn: out of memory");
-		return -ENOMEM;
-	}
-	for (int i = 0; i < n; i++)
-		ytr[i] = ds->train.y[idx[i]];
-	int rc = eval_frozen_features(env, idx, n, &ftr, &fte, &d, err, errlen);
+	EvalFeatures f;
+	int rc = eval_frozen_features(env, idx, n, &f, err, errlen);
 	if (rc == 0)
-		rc = eval_knn_core(env, ftr, ytr, n, fte, ds->test.y, ds->test.n, d, ds->num_classes,
-		                   cfg, out, err, errlen);
-	eng_free(ytr);
-	eng_free(ftr);
-	eng_free(fte);
+		rc = eval_knn_core(env, f.ftr, f.ytr, n, f.fte, ds->test.y, ds->test.n, f.dim,
+		                   ds->num_classes, cfg, out, err, errlen);
+	eval_features_free(&f);
 	return rc;
 }
 
