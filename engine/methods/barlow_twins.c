@@ -84,8 +84,9 @@ static int barlow_create(const MethodEnv *env, ParamSet *ps, void **state, char 
                          size_t errlen)
 {
 	const BarlowConfig *cfg = env->config;
-	TwoViewHead head = { "barlow_twins", "projector", cfg->proj_hidden, 2, cfg->proj_dim,
-	                     cfg->health.health_every };
+	TwoViewHead head = { .method = "barlow_twins", .noun = "projector",
+	                     .hidden = cfg->proj_hidden, .hidden_layers = 2, .out = cfg->proj_dim,
+	                     .health_every = cfg->health.health_every };
 	int rc = two_view_create(env, ps, sizeof(Barlow), &head, state, err, errlen);
 	if (rc == 0)
 		((Barlow *)*state)->lambda = cfg->lambda;

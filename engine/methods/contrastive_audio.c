@@ -55,8 +55,9 @@ typedef struct Ca {
 static int ca_create(const MethodEnv *env, ParamSet *ps, void **state, char *err, size_t errlen)
 {
 	const CaConfig *cfg = env->config;
-	TwoViewHead head = { "contrastive_audio", "projection head", cfg->proj_hidden, 1,
-	                     cfg->proj_dim, cfg->health.health_every };
+	TwoViewHead head = { .method = "contrastive_audio", .noun = "projection head",
+	                     .hidden = cfg->proj_hidden, .hidden_layers = 1, .out = cfg->proj_dim,
+	                     .health_every = cfg->health.health_every };
 	int rc = two_view_create(env, ps, sizeof(Ca), &head, state, err, errlen);
 	if (rc == 0) {
 		Ca *s = *state;

@@ -35,8 +35,9 @@ typedef struct Simclr {
 static int simclr_create(const MethodEnv *env, ParamSet *ps, void **state, char *err, size_t errlen)
 {
 	const SimclrConfig *cfg = env->config;
-	TwoViewHead head = { "simclr", "projection head", cfg->proj_hidden, 1, cfg->proj_dim,
-	                     cfg->health.health_every };
+	TwoViewHead head = { .method = "simclr", .noun = "projection head",
+	                     .hidden = cfg->proj_hidden, .hidden_layers = 1, .out = cfg->proj_dim,
+	                     .health_every = cfg->health.health_every };
 	int rc = two_view_create(env, ps, sizeof(Simclr), &head, state, err, errlen);
 	if (rc == 0)
 		((Simclr *)*state)->temperature = cfg->temperature;

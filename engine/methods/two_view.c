@@ -10,6 +10,19 @@
 #include "../ops.h"
 #include "../optim.h"
 
+/* Copy "encoder.*" and "proj.*" into "target.encoder.*" and "target.proj.*" and freeze every
+ * "target.*" tensor (no grad, no optimizer; buffers stay buffers). */
+static int target_init(ParamSet *ps)
+{
+	if (paramset_copy_prefix(ps, "target.encoder.", ps, "encoder.") < 0 ||
+	    paramset_copy_prefix(ps, "target.proj.", ps, "proj.") < 0)
+		return -1;
+	for (int i = 0; i < paramset_count(ps); i++)
+		if (strncmp(paramset_at(ps, i)->name, "target.", 7) == 0)
+			paramset_set_flags_at(ps, i, PARAM_FROZEN);
+	return 0;
+}
+
 int two_view_create(const MethodEnv *env, ParamSet *ps, size_t size, const TwoViewHead *head,
                     void **state, char *err, size_t errlen)
 {
@@ -20,19 +33,27 @@ int two_view_create(const MethodEnv *env, ParamSet *ps, size_t size, const TwoVi
 	}
 	int rc = encoder_new(env->encoder, ps, "encoder", env->in_c, env->in_h, env->in_w, env->rng,
 	                     &tv->encoder, err, errlen);
+	if (rc == 0 && head->target)
+		rc = encoder_new(env->encoder, ps, "target.encoder", env->in_c, env->in_h, env->in_w,
+		                 env->rng, &tv->t_encoder, err, errlen);
 	if (rc < 0)
 		goto fail;
 	rc = -1;
-	int dims[4], n = 0;
+	int dims[4], n = 0, bn = !head->plain;
 	dims[n++] = encoder_out_dim(tv->encoder);
 	for (int i = 0; i < head->hidden_layers && i < 2; i++)
 		dims[n++] = head->hidden;
 	dims[n++] = head->out;
-	if (mlp_new(ps, "proj", dims, n, 1, env->rng, &tv->proj) < 0) {
+	if (mlp_new(ps, "proj", dims, n, bn, env->rng, &tv->proj) < 0 ||
+	    (head->target && mlp_new(ps, "target.proj", dims, n, bn, env->rng, &tv->t_proj) < 0)) {
 		int at = snprintf(err, errlen, "%s: cannot build the %s %d", head->method, head->noun,
 		                  dims[0]);
 		for (int i = 1; i < n && at >= 0 && (size_t)at < errlen; i++)
 			at += snprintf(err + at, errlen - (size_t)at, "-%d", dims[i]);
+		goto fail;
+	}
+	if (head->target && target_init(ps) < 0) {
+		snprintf(err, errlen, "%s: cannot copy the online network into the target", head->method);
 		goto fail;
 	}
 	if (ssl_monitor_new(2 * env->batch_size, head->out, head->health_every, &tv->health) < 0) {
@@ -54,6 +75,8 @@ void two_view_destroy(void *state)
 	encoder_free(tv->encoder);
 	mlp_free(tv->proj);
 	ssl_monitor_free(tv->health);
+	encoder_free(tv->t_encoder);
+	mlp_free(tv->t_proj);
 	eng_free(tv);
 }
 
@@ -65,6 +88,11 @@ Encoder *two_view_encoder(void *state)
 Tensor *two_view_project(Ctx *ctx, TwoView *tv, Tensor *x)
 {
 	return mlp_forward(ctx, tv->proj, encoder_forward(ctx, tv->encoder, x));
+}
+
+Tensor *two_view_target_project(Ctx *ctx, TwoView *tv, Tensor *x)
+{
+	return mlp_forward(ctx, tv->t_proj, encoder_forward(ctx, tv->t_encoder, x));
 }
 
 Tensor *two_view_embed(Ctx *ctx, TwoView *tv, Tensor *const *views)
@@ -86,17 +114,6 @@ int two_view_observe(TwoView *tv, const Tensor *z, int pos_cosine, const MetricS
 }
 
 /* ---- target networks -------------------------------------------------------------------------- */
-
-int two_view_target_init(ParamSet *ps)
-{
-	if (paramset_copy_prefix(ps, "target.encoder.", ps, "encoder.") < 0 ||
-	    paramset_copy_prefix(ps, "target.proj.", ps, "proj.") < 0)
-		return -1;
-	for (int i = 0; i < paramset_count(ps); i++)
-		if (strncmp(paramset_at(ps, i)->name, "target.", 7) == 0)
-			paramset_set_flags_at(ps, i, PARAM_FROZEN);
-	return 0;
-}
 
 float two_view_target_rate(float base, int64_t step, int64_t total_steps)
 {

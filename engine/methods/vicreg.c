@@ -93,8 +93,9 @@ static int vicreg_create(const MethodEnv *env, ParamSet *ps, void **state, char 
                          size_t errlen)
 {
 	const VicregConfig *cfg = env->config;
-	TwoViewHead head = { "vicreg", "expander", cfg->proj_hidden, 2, cfg->proj_dim,
-	                     cfg->health.health_every };
+	TwoViewHead head = { .method = "vicreg", .noun = "expander", .hidden = cfg->proj_hidden,
+	                     .hidden_layers = 2, .out = cfg->proj_dim,
+	                     .health_every = cfg->health.health_every };
 	int rc = two_view_create(env, ps, sizeof(Vicreg), &head, state, err, errlen);
 	if (rc == 0) {
 		Vicreg *s = *state;
