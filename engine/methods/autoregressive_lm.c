@@ -21,6 +21,7 @@
 #include "../layers.h"
 #include "../ops.h"
 #include "byte_lm.h"
+#include "decoder.h"
 
 #define EVAL_WINDOWS 32   /* test windows per forward pass */
 
@@ -204,13 +205,14 @@ static int arlm_evaluate(void *state, Ctx *ctx, const Dataset *ds, const MetricS
 		eng_free(y);
 		return -ENOMEM;
 	}
-	ByteLmMode was = byte_lm_eval_begin(ctx);
+	EvalMode em = eval_mode_enter(ctx);
 	EvalAcc acc = { 0 };
 	if (ds->kind == DATASET_TEXT)
 		eval_stream(ctx, s, ds->text_test, ds->text_test_len, x, y, &acc);
 	else
 		eval_records(ctx, s, ds, x, y, &acc);
-	byte_lm_eval_end(ctx, was);
+	ctx_reset(ctx);
+	eval_mode_leave(ctx, em);
 	eng_free(x);
 	eng_free(y);
 	if (acc.n == 0)
@@ -308,7 +310,7 @@ static int arlm_generate(void *state, Ctx *ctx, const uint8_t *prompt, int len, 
 		snprintf(err, errlen, "autoregressive_lm: out of memory for the KV cache");
 		return -ENOMEM;
 	}
-	ByteLmMode was = byte_lm_eval_begin(ctx);
+	EvalMode em = eval_mode_enter(ctx);
 	int n = 0;
 	if (len <= 0) {
 		win[n++] = '\n';   /* an empty prompt starts at a line break, as a fortune does */
@@ -351,7 +353,8 @@ static int arlm_generate(void *state, Ctx *ctx, const uint8_t *prompt, int len, 
 			h = transformer_step_cached(ctx, tf, &kv, &tok, 1);
 		}
 	}
-	byte_lm_eval_end(ctx, was);
+	ctx_reset(ctx);
+	eval_mode_leave(ctx, em);
 	kvcache_close(&kv);
 	eng_free(win);
 	eng_free(logits);

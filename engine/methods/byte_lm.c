@@ -1,4 +1,4 @@
-/* byte_lm.c - the checks, batches and evaluation switch the byte-level language models share
+/* byte_lm.c - the checks and batches the byte-level language models share
  * (byte_lm.h). Nothing here knows a loss or a head. */
 #include "byte_lm.h"
 
@@ -111,18 +111,4 @@ int byte_lm_draw(ByteLm *lm, const Dataset *ds, uint64_t seed, int64_t step, Rng
 		byte_lm_record(ds, &ds->train, lm->perm[(first + i) % n], lm->T, x + (size_t)i * lm->T,
 		               y ? y + (size_t)i * lm->T : NULL);
 	return 0;
-}
-
-ByteLmMode byte_lm_eval_begin(Ctx *ctx)
-{
-	ByteLmMode was = { .training = ctx_training(ctx), .grad = ctx_set_grad_enabled(ctx, 0) };
-	ctx_set_training(ctx, 0);
-	return was;
-}
-
-void byte_lm_eval_end(Ctx *ctx, ByteLmMode was)
-{
-	ctx_reset(ctx);
-	ctx_set_training(ctx, was.training);
-	ctx_set_grad_enabled(ctx, was.grad);
 }

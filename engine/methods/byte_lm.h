@@ -1,8 +1,7 @@
 /* byte_lm.h - what the byte-level language models (autoregressive_lm, masked_lm) share, described
  * once: which encoder and dataset they accept and the window T that follows from them, the batch
  * of a training step drawn from (seed, step) alone (random windows of a byte stream, or whole
- * records in one seeded order per epoch), a record as token ids, and the switch into evaluation
- * mode and back.
+ * records in one seeded order per epoch), and a record as token ids.
  *
  *   ByteLm lm;
  *   byte_lm_init(&lm, "masked_lm", 0x6d6c6dULL, env, err, errlen);   // checks env, sets B and T
@@ -47,13 +46,5 @@ int byte_lm_draw(ByteLm *lm, const Dataset *ds, uint64_t seed, int64_t step, Rng
 /* Record r of split (ds->train or ds->test) as T byte ids in x (0-padded) and, when y is not
  * NULL, its next bytes in y (-1 past the record's end). */
 void byte_lm_record(const Dataset *ds, const Split *split, int r, int T, int *x, int *y);
-
-/* Gradients and training mode off, as evaluation and sampling want them; byte_lm_eval_end resets
- * the context's arena and restores both. */
-typedef struct ByteLmMode {
-	int training, grad;
-} ByteLmMode;
-ByteLmMode byte_lm_eval_begin(Ctx *ctx);
-void byte_lm_eval_end(Ctx *ctx, ByteLmMode was);
 
 #endif

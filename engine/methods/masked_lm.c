@@ -24,6 +24,7 @@
 #include "../layers.h"
 #include "../ops.h"
 #include "byte_lm.h"
+#include "decoder.h"
 #include "eval.h"
 
 #define EVAL_SEQS 32            /* test sequences per forward pass */
@@ -353,7 +354,7 @@ static int mlm_evaluate(void *state, Ctx *ctx, const Dataset *ds, const MetricSi
 	}
 	int *ids = buf, *x = buf + n, *tgt = buf + 2 * n, *rows = buf + 3 * n, *labels = buf + 4 * n;
 	unigram_fit(ds, e);
-	ByteLmMode was = byte_lm_eval_begin(ctx);
+	EvalMode em = eval_mode_enter(ctx);
 	Rng rng;
 	rng_seed(&rng, EVAL_MASK_SEED);   /* the same masks for every model and run */
 	if (ds->kind == DATASET_TEXT) {
@@ -375,7 +376,8 @@ static int mlm_evaluate(void *state, Ctx *ctx, const Dataset *ds, const MetricSi
 			eval_batch(ctx, s, ids, nw, &rng, x, tgt, rows, labels, e);
 		}
 	}
-	byte_lm_eval_end(ctx, was);
+	ctx_reset(ctx);
+	eval_mode_leave(ctx, em);
 	if (e->n > 0) {
 		metric_put(sink, "test_masked_accuracy", (double)e->correct / (double)e->n);
 		metric_put(sink, "test_masked_loss", e->nats / (double)e->n);
