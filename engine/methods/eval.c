@@ -129,6 +129,14 @@ void eval_config_resolve(const EvalConfig *cfg, EvalConfig *out)
 		out->temperature = d.temperature;
 }
 
+void eval_config_resolve_or_default(const EvalConfig *cfg, EvalProto p, EvalConfig *out)
+{
+	if (cfg)
+		eval_config_resolve(cfg, out);
+	else
+		eval_config_default(out, p);
+}
+
 /* ---- callbacks ----------------------------------------------------------------------------- */
 
 int eval_should_stop(const EvalEnv *env)

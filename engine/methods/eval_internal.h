@@ -36,6 +36,8 @@
 
 /* Copy cfg with every unset field replaced by the protocol default. */
 void eval_config_resolve(const EvalConfig *cfg, EvalConfig *out);
+/* The same, or protocol p's defaults when cfg is NULL (the *_features entry points). */
+void eval_config_resolve_or_default(const EvalConfig *cfg, EvalProto p, EvalConfig *out);
 
 /* A fresh encoder from env->encoder_cfg in ps under "encoder", initialised from env->seed, with
  * every "<env->prefix>.*" tensor of env->pretrained (weights and BatchNorm buffers) copied in by

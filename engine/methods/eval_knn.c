@@ -168,11 +168,7 @@ int eval_knn_features(const float *xtr, const int *ytr, int ntr, const float *xt
                       char *err, size_t errlen)
 {
 	EvalConfig c;
-	if (cfg) {
-		eval_config_resolve(cfg, &c);
-	} else {
-		eval_config_default(&c, EVAL_PROTO_KNN);
-	}
+	eval_config_resolve_or_default(cfg, EVAL_PROTO_KNN, &c);
 	memset(out, 0, sizeof *out);
 	return eval_knn_core(NULL, xtr, ytr, ntr, xte, yte, nte, d, num_classes, &c, out, err,
 	                     errlen);

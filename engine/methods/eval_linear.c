@@ -438,11 +438,7 @@ int eval_linear_probe_features(const float *xtr, const int *ytr, int ntr, const 
                                size_t errlen)
 {
 	EvalConfig c;
-	if (cfg) {
-		eval_config_resolve(cfg, &c);
-	} else {
-		eval_config_default(&c, EVAL_PROTO_LINEAR_PROBE);
-	}
+	eval_config_resolve_or_default(cfg, EVAL_PROTO_LINEAR_PROBE, &c);
 	memset(out, 0, sizeof *out);
 	return eval_linear_core(NULL, xtr, ytr, ntr, xte, yte, nte, d, num_classes, &c, seed, out,
 	                        NULL, NULL, err, errlen);
