@@ -17,7 +17,6 @@
 #include <string.h>
 
 #include "../alloc.h"
-#include "../data/png_grid.h"
 #include "../layers.h"
 #include "../ops.h"
 #include "decoder.h"
@@ -303,13 +302,8 @@ static int ae_artifacts(void *state, Ctx *ctx, const Dataset *ds, const char *di
 		rows[1] = out;
 		n_rows = 2;
 	}
-	char path[4096];
-	snprintf(path, sizeof path, "%s/reconstructions.png", dir);
-	if ((rc = png_grid_write_rows(path, rows, n_rows, n, a->c, a->h, a->w, 1, 0.0f, 1.0f, err,
-	                              errlen)) < 0)
-		goto done;
-	add(user, "reconstructions.png");
-	rc = 0;
+	rc = artifact_png_rows(dir, "reconstructions.png", rows, n_rows, n, a->c, a->h, a->w, add,
+	                       user, err, errlen);
 done:
 	eng_free(noisy);
 	eng_free(out);

@@ -24,7 +24,6 @@
 
 #include "../alloc.h"
 #include "../data/augment.h"
-#include "../data/png_grid.h"
 #include "../ops.h"
 #include "decoder.h"
 
@@ -259,11 +258,8 @@ static int color_artifacts(void *state, Ctx *ctx, const Dataset *ds, const char 
 	colorize(ctx, m, ds->test.x, n, &w);
 	eval_mode_leave(ctx, em);
 	const float *rows[3] = { w.gray, w.rgb, ds->test.x };
-	char path[4096];
-	snprintf(path, sizeof path, "%s/colorizations.png", dir);
-	int rc = png_grid_write_rows(path, rows, 3, n, 3, m->h, m->w, 1, 0.0f, 1.0f, err, errlen);
-	if (rc == 0)
-		add(user, "colorizations.png");
+	int rc = artifact_png_rows(dir, "colorizations.png", rows, 3, n, 3, m->h, m->w, add, user,
+	                           err, errlen);
 	work_free(&w);
 	return rc < 0 ? rc : 0;
 }

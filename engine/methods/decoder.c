@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "../alloc.h"
+#include "../data/png_grid.h"
 #include "../layers.h"
 #include "../ops.h"
 
@@ -281,4 +282,41 @@ void sigmoid_into(const float *logits, float *out, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		out[i] = 1.0f / (1.0f + expf(-logits[i]));
+}
+
+static int artifact_path(char *path, size_t size, const char *dir, const char *name, char *err,
+                         size_t errlen)
+{
+	int n = snprintf(path, size, "%s/%s", dir, name);
+	if (n < 0 || (size_t)n >= size) {
+		snprintf(err, errlen, "artifact path %s/%s is too long", dir, name);
+		return -ENAMETOOLONG;
+	}
+	return 0;
+}
+
+int artifact_png_rows(const char *dir, const char *name, const float *const *rows, int n_rows,
+                      int n, int c, int h, int w, artifact_add_cb add, void *user, char *err,
+                      size_t errlen)
+{
+	char path[4096];
+	int rc = artifact_path(path, sizeof path, dir, name, err, errlen);
+	if (rc == 0)
+		rc = png_grid_write_rows(path, rows, n_rows, n, c, h, w, 1, 0.0f, 1.0f, err, errlen);
+	if (rc == 0)
+		add(user, name);
+	return rc;
+}
+
+int artifact_png_grid(const char *dir, const char *name, const float *images, int n, int cols,
+                      int c, int h, int w, artifact_add_cb add, void *user, char *err,
+                      size_t errlen)
+{
+	char path[4096];
+	int rc = artifact_path(path, sizeof path, dir, name, err, errlen);
+	if (rc == 0)
+		rc = png_grid_write(path, images, n, c, h, w, cols, 1, 0.0f, 1.0f, err, errlen);
+	if (rc == 0)
+		add(user, name);
+	return rc;
 }

@@ -105,4 +105,15 @@ void eval_mode_leave(Ctx *ctx, EvalMode m);
 /* out[i] = 1 / (1 + exp(-logits[i])) for n floats (plain, no tape). */
 void sigmoid_into(const float *logits, float *out, size_t n);
 
+/* A method's PNG artifact dir/name, pixels in [0,1] with 1-pixel gaps, reported through
+ * add(user, name) once written: rows[r] (n,C,H,W) one grid row each, or images (n,C,H,W) in cols
+ * columns. 0, or < 0 with err set. */
+typedef void (*artifact_add_cb)(void *user, const char *name);
+int artifact_png_rows(const char *dir, const char *name, const float *const *rows, int n_rows,
+                      int n, int c, int h, int w, artifact_add_cb add, void *user, char *err,
+                      size_t errlen);
+int artifact_png_grid(const char *dir, const char *name, const float *images, int n, int cols,
+                      int c, int h, int w, artifact_add_cb add, void *user, char *err,
+                      size_t errlen);
+
 #endif

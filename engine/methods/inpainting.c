@@ -23,7 +23,6 @@
 
 #include "../alloc.h"
 #include "../data/augment.h"
-#include "../data/png_grid.h"
 #include "../ops.h"
 #include "decoder.h"
 
@@ -300,13 +299,8 @@ static int inpaint_artifacts(void *state, Ctx *ctx, const Dataset *ds, const cha
 		composite[i] = mask[img * hw + k] != 0.0f ? raw[i] : ds->test.x[i];
 	}
 	const float *rows[4] = { ds->test.x, in, composite, raw };
-	char path[4096];
-	snprintf(path, sizeof path, "%s/inpaintings.png", dir);
-	if ((rc = png_grid_write_rows(path, rows, 4, n, m->c, m->h, m->w, 1, 0.0f, 1.0f, err,
-	                              errlen)) < 0)
-		goto done;
-	add(user, "inpaintings.png");
-	rc = 0;
+	rc = artifact_png_rows(dir, "inpaintings.png", rows, 4, n, m->c, m->h, m->w, add, user, err,
+	                       errlen);
 done:
 	eng_free(mask);
 	eng_free(buf);

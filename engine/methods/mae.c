@@ -22,7 +22,6 @@
 #include <string.h>
 
 #include "../alloc.h"
-#include "../data/png_grid.h"
 #include "../layers.h"
 #include "../ops.h"
 #include "decoder.h"
@@ -416,11 +415,8 @@ static int mae_artifacts(void *state, Ctx *ctx, const Dataset *ds, const char *d
 			work[r * P + d] = s.masked[r] != 0.0f ? 0.5f : orig[r * P + d];
 	unpatchify(m, work, n, masked_img);
 	const float *rows[4] = { ds->test.x, masked_img, recon, raw };
-	char path[4096];
-	snprintf(path, sizeof path, "%s/reconstructions.png", dir);
-	int rc = png_grid_write_rows(path, rows, 4, n, m->c, m->h, m->w, 1, 0, 1, err, errlen);
-	if (rc == 0)
-		add(user, "reconstructions.png");
+	int rc = artifact_png_rows(dir, "reconstructions.png", rows, 4, n, m->c, m->h, m->w, add,
+	                           user, err, errlen);
 	eng_free(buf);
 	eng_free(pt);
 	return rc < 0 ? rc : 0;
