@@ -59,8 +59,8 @@ static const ParamDef dae_params[] = {
 #define GRID_N 16
 
 typedef struct Ae {
+	CodeNet net;        /* first: codenet_method_encoder / _destroy */
 	const char *name;   /* "autoencoder" or "denoising_autoencoder" (messages) */
-	CodeNet net;
 	int bce;            /* reconstruction loss: 0 = MSE of sigmoid(logits), 1 = BCE on logits */
 	int denoising;
 	AeNoise noise;
@@ -119,15 +119,6 @@ static int ae_create_common(const MethodEnv *env, ParamSet *ps, Ae *a, char *err
 	                    a->c, env->rng, a->name, err, errlen);
 }
 
-static void ae_destroy(void *state)
-{
-	Ae *a = state;
-	if (!a)
-		return;
-	codenet_close(&a->net);
-	eng_free(a);
-}
-
 static int ae_create_as(const MethodEnv *env, ParamSet *ps, void **state, int denoising,
                         char *err, size_t errlen)
 {
@@ -144,13 +135,13 @@ static int ae_create_as(const MethodEnv *env, ParamSet *ps, void **state, int de
 		a->noise_level = cfg->noise_level;
 		if (a->noise < NOISE_GAUSSIAN || a->noise > NOISE_SALT_PEPPER) {
 			snprintf(err, errlen, "%s: unknown noise kind %d", a->name, a->noise);
-			ae_destroy(a);
+			codenet_method_destroy(a);
 			return -1;
 		}
 	}
 	int rc = ae_create_common(env, ps, a, err, errlen);
 	if (rc < 0) {
-		ae_destroy(a);
+		codenet_method_destroy(a);
 		return rc;
 	}
 	*state = a;
@@ -205,11 +196,6 @@ static Tensor *ae_loss(Ctx *ctx, void *state, Tensor *const *views, const Batch 
 		metric_put(sink, "noisy_input_mse", sq_err_sum(in->data, x->data, x->size) / (double)x->size);
 	(void)batch;
 	return loss;
-}
-
-static Encoder *ae_encoder(void *state)
-{
-	return ((Ae *)state)->net.encoder;
 }
 
 /* ---- evaluation and artifacts ----------------------------------------------------------------- */
@@ -326,10 +312,10 @@ const PretextMethod method_autoencoder = {
 	.config_size = sizeof(AeConfig),
 	.create = ae_create,
 	.loss = ae_loss,
-	.encoder = ae_encoder,
+	.encoder = codenet_method_encoder,
 	.artifacts = ae_artifacts,
 	.evaluate = ae_evaluate,
-	.destroy = ae_destroy,
+	.destroy = codenet_method_destroy,
 };
 
 const PretextMethod method_denoising_autoencoder = {
@@ -348,9 +334,9 @@ const PretextMethod method_denoising_autoencoder = {
 	.config_size = sizeof(AeConfig),
 	.create = dae_create,
 	.loss = ae_loss,
-	.encoder = ae_encoder,
+	.encoder = codenet_method_encoder,
 	.artifacts = ae_artifacts,
 	.evaluate = ae_evaluate,
-	.destroy = ae_destroy,
+	.destroy = codenet_method_destroy,
 };
 

@@ -42,7 +42,7 @@ static const ParamDef color_params[] = {
 };
 
 typedef struct Color {
-	CodeNet net;   /* (B,3,H,W) gray -> (B,2,H,W) chroma logits */
+	CodeNet net;   /* (B,3,H,W) gray -> (B,2,H,W) chroma logits; first (codenet_method_*) */
 	int h, w;
 } Color;
 
@@ -102,15 +102,6 @@ static double sq_err(const float *a, const float *b, size_t n)
 
 /* ---- network ---------------------------------------------------------------------------------- */
 
-static void color_destroy(void *state)
-{
-	Color *m = state;
-	if (!m)
-		return;
-	codenet_close(&m->net);
-	eng_free(m);
-}
-
 static int color_create(const MethodEnv *env, ParamSet *ps, void **state, char *err, size_t errlen)
 {
 	if (env->in_c != 3) {
@@ -129,16 +120,11 @@ static int color_create(const MethodEnv *env, ParamSet *ps, void **state, char *
 	int rc = codenet_init(&m->net, ps, env->encoder, 3, m->h, m->w, cfg->latent_dim, cfg->decoder,
 	                      2, env->rng, "colorization", err, errlen);
 	if (rc < 0) {
-		color_destroy(m);
+		codenet_method_destroy(m);
 		return rc;
 	}
 	*state = m;
 	return 0;
-}
-
-static Encoder *color_encoder(void *state)
-{
-	return ((Color *)state)->net.encoder;
 }
 
 /* views[0] (B,3,H,W) in colour; the encoder gets its gray version. */
@@ -282,8 +268,8 @@ const PretextMethod method_colorization = {
 	.config_size = sizeof(ColorConfig),
 	.create = color_create,
 	.loss = color_loss,
-	.encoder = color_encoder,
+	.encoder = codenet_method_encoder,
 	.artifacts = color_artifacts,
 	.evaluate = color_evaluate,
-	.destroy = color_destroy,
+	.destroy = codenet_method_destroy,
 };

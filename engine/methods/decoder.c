@@ -237,6 +237,19 @@ void codenet_close(CodeNet *n)
 	n->decoder = NULL;
 }
 
+Encoder *codenet_method_encoder(void *state)
+{
+	return ((CodeNet *)state)->encoder;
+}
+
+void codenet_method_destroy(void *state)
+{
+	if (!state)
+		return;
+	codenet_close(state);
+	eng_free(state);
+}
+
 // x (B,in_c,H,W) -> code (B,latent)
 Tensor *codenet_code(Ctx *ctx, CodeNet *n, Tensor *x)
 {
@@ -295,28 +308,31 @@ static int artifact_path(char *path, size_t size, const char *dir, const char *n
 	return 0;
 }
 
-int artifact_png_rows(const char *dir, const char *name, const float *const *rows, int n_rows,
-                      int n, int c, int h, int w, artifact_add_cb add, void *user, char *err,
-                      size_t errlen)
+/* One of the two grids below: rows when rows is set, else images in cols columns. */
+static int artifact_png(const char *dir, const char *name, const float *const *rows, int n_rows,
+                        const float *images, int cols, int n, int c, int h, int w,
+                        artifact_add_cb add, void *user, char *err, size_t errlen)
 {
 	char path[4096];
 	int rc = artifact_path(path, sizeof path, dir, name, err, errlen);
 	if (rc == 0)
-		rc = png_grid_write_rows(path, rows, n_rows, n, c, h, w, 1, 0.0f, 1.0f, err, errlen);
+		rc = rows ? png_grid_write_rows(path, rows, n_rows, n, c, h, w, 1, 0.0f, 1.0f, err, errlen)
+		          : png_grid_write(path, images, n, c, h, w, cols, 1, 0.0f, 1.0f, err, errlen);
 	if (rc == 0)
 		add(user, name);
 	return rc;
+}
+
+int artifact_png_rows(const char *dir, const char *name, const float *const *rows, int n_rows,
+                      int n, int c, int h, int w, artifact_add_cb add, void *user, char *err,
+                      size_t errlen)
+{
+	return artifact_png(dir, name, rows, n_rows, NULL, 0, n, c, h, w, add, user, err, errlen);
 }
 
 int artifact_png_grid(const char *dir, const char *name, const float *images, int n, int cols,
                       int c, int h, int w, artifact_add_cb add, void *user, char *err,
                       size_t errlen)
 {
-	char path[4096];
-	int rc = artifact_path(path, sizeof path, dir, name, err, errlen);
-	if (rc == 0)
-		rc = png_grid_write(path, images, n, c, h, w, cols, 1, 0.0f, 1.0f, err, errlen);
-	if (rc == 0)
-		add(user, name);
-	return rc;
+	return artifact_png(dir, name, NULL, 0, images, cols, n, c, h, w, add, user, err, errlen);
 }

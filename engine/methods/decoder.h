@@ -85,6 +85,10 @@ int codenet_init(CodeNet *n, ParamSet *ps, const EncoderConfig *enc, int in_c, i
                  int latent, DecoderKind kind, int out_c, Rng *rng, const char *who, char *err,
                  size_t errlen);
 void codenet_close(CodeNet *n);
+/* PretextMethod.encoder and .destroy (codenet_close, then eng_free; NULL is a no-op) of a method
+ * whose eng_calloc'd state has a CodeNet as its first member and owns nothing else. */
+Encoder *codenet_method_encoder(void *state);
+void codenet_method_destroy(void *state);
 /* x (B,in_c,H,W) -> code (B,latent) */
 Tensor *codenet_code(Ctx *ctx, CodeNet *n, Tensor *x);
 /* x (B,in_c,H,W) -> logits (B,out_c,H,W) */

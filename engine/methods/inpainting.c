@@ -63,7 +63,7 @@ static const ParamDef inpaint_params[] = {
 };
 
 typedef struct Inpaint {
-	CodeNet net;   /* (B,C,H,W) -> (B,C,H,W) logits */
+	CodeNet net;   /* (B,C,H,W) -> (B,C,H,W) logits; first (codenet_method_*) */
 	int c, h, w;
 	int holes, hole_h, hole_w;
 	float outside_weight;
@@ -125,15 +125,6 @@ static double hole_sq_err(const Inpaint *m, const float *a, const float *b, cons
 
 /* ---- network ---------------------------------------------------------------------------------- */
 
-static void inpaint_destroy(void *state)
-{
-	Inpaint *m = state;
-	if (!m)
-		return;
-	codenet_close(&m->net);
-	eng_free(m);
-}
-
 static int inpaint_create(const MethodEnv *env, ParamSet *ps, void **state, char *err,
                           size_t errlen)
 {
@@ -169,16 +160,11 @@ static int inpaint_create(const MethodEnv *env, ParamSet *ps, void **state, char
 	int rc = codenet_init(&m->net, ps, env->encoder, m->c, m->h, m->w, cfg->latent_dim,
 	                      cfg->decoder, m->c, env->rng, "inpainting", err, errlen);
 	if (rc < 0) {
-		inpaint_destroy(m);
+		codenet_method_destroy(m);
 		return rc;
 	}
 	*state = m;
 	return 0;
-}
-
-static Encoder *inpaint_encoder(void *state)
-{
-	return ((Inpaint *)state)->net.encoder;
 }
 
 /* views[0] (B,C,H,W), the complete images. The loss is
@@ -323,8 +309,8 @@ const PretextMethod method_inpainting = {
 	.config_size = sizeof(InpaintConfig),
 	.create = inpaint_create,
 	.loss = inpaint_loss,
-	.encoder = inpaint_encoder,
+	.encoder = codenet_method_encoder,
 	.artifacts = inpaint_artifacts,
 	.evaluate = inpaint_evaluate,
-	.destroy = inpaint_destroy,
+	.destroy = codenet_method_destroy,
 };
