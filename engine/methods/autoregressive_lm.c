@@ -26,9 +26,7 @@
 #define EVAL_WINDOWS 32   /* test windows per forward pass */
 
 typedef struct ArLm {
-	ByteLm lm;             /* B, T and the batch draw (byte_lm.h) */
-	Encoder *encoder;
-	Transformer *tf;       /* borrowed from encoder: wte for the tied head, KV-cache stepping */
+	ByteLm lm;             /* first: the encoder, B, T and the batch draw (byte_lm.h) */
 	int *x, *y;            /* (B*T) inputs and next-byte targets (-1 = no target) */
 } ArLm;
 
@@ -40,7 +38,6 @@ static void arlm_destroy(void *state)
 	if (!s)
 		return;
 	byte_lm_close(&s->lm);
-	encoder_free(s->encoder);
 	eng_free(s->x);
 	eng_free(s->y);
 	eng_free(s);
@@ -48,30 +45,23 @@ static void arlm_destroy(void *state)
 
 static int arlm_create(const MethodEnv *env, ParamSet *ps, void **state, char *err, size_t errlen)
 {
-	ByteLm lm;
-	int rc = byte_lm_init(&lm, "autoregressive_lm", 0x61726c6dULL, env, err, errlen);
-	if (rc < 0)
-		return rc;
 	ArLm *s = eng_calloc(1, sizeof *s);
 	if (!s) {
 		snprintf(err, errlen, "autoregressive_lm: out of memory");
 		return -ENOMEM;
 	}
-	s->lm = lm;
-	EncoderConfig ec = *env->encoder;
-	ec.causal = 1;   /* a decoder, whatever the spec layer filled in */
-	rc = encoder_new(&ec, ps, "encoder", 1, 1, lm.T, env->rng, &s->encoder, err, errlen);
+	/* a decoder, whatever the spec layer filled in */
+	int rc = byte_lm_init(&s->lm, "autoregressive_lm", 0x61726c6dULL, 1, env, ps, err, errlen);
 	if (rc < 0) {
 		arlm_destroy(s);
 		return rc;
 	}
-	s->tf = encoder_transformer(s->encoder);
-	size_t n = (size_t)lm.B * (size_t)lm.T;
+	size_t n = (size_t)s->lm.B * (size_t)s->lm.T;
 	s->x = eng_malloc(n * sizeof *s->x);
 	s->y = eng_malloc(n * sizeof *s->y);
 	if (!s->x || !s->y) {
-		snprintf(err, errlen, "autoregressive_lm: out of memory for a batch of %d x %d", lm.B,
-		         lm.T);
+		snprintf(err, errlen, "autoregressive_lm: out of memory for a batch of %d x %d", s->lm.B,
+		         s->lm.T);
 		arlm_destroy(s);
 		return -ENOMEM;
 	}
@@ -101,9 +91,9 @@ static int arlm_make_batch(void *state, const Dataset *ds, uint64_t seed, int64_
 // ids (B*T) -> logits (B*T, V) through the tied head
 static Tensor *arlm_logits(Ctx *ctx, ArLm *s, const int *ids, int B, int T)
 {
-	Tensor *h = encoder_forward_tokens(ctx, s->encoder, ids, B, T);     // (B,T,D)
-	h = op_reshape(ctx, h, 2, (int[]){ B * T, s->tf->dim });
-	return op_matmul(ctx, h, s->tf->wte.weight, 0, 1);                  // (B*T,V)
+	Tensor *h = encoder_forward_tokens(ctx, s->lm.encoder, ids, B, T);     // (B,T,D)
+	h = op_reshape(ctx, h, 2, (int[]){ B * T, s->lm.tf->dim });
+	return op_matmul(ctx, h, s->lm.tf->wte.weight, 0, 1);                  // (B*T,V)
 }
 
 static Tensor *arlm_loss(Ctx *ctx, void *state, Tensor *const *views, const Batch *batch,
@@ -116,11 +106,6 @@ static Tensor *arlm_loss(Ctx *ctx, void *state, Tensor *const *views, const Batc
 	Tensor *loss = op_cross_entropy(ctx, logits, s->y, 0.0f);
 	metric_put(sink, "bits_per_byte", loss->data[0] / M_LN2);
 	return loss;
-}
-
-static Encoder *arlm_encoder(void *state)
-{
-	return ((ArLm *)state)->encoder;
 }
 
 /* ---- test bits per byte ------------------------------------------------------------------------ */
@@ -295,7 +280,7 @@ static int arlm_generate(void *state, Ctx *ctx, const uint8_t *prompt, int len, 
                          int *out_len, char *err, size_t errlen)
 {
 	ArLm *s = state;
-	const Transformer *tf = s->tf;
+	const Transformer *tf = s->lm.tf;
 	int C = tf->context, V = tf->vocab < 256 ? tf->vocab : 256, D = tf->dim;
 	int keep = C / 2 > 1 ? C / 2 : 1;
 	*out_len = 0;
@@ -376,7 +361,7 @@ const PretextMethod method_autoregressive_lm = {
 	.example = "autoregressive-lm-fortunes.json",
 	.create = arlm_create,
 	.loss = arlm_loss,
-	.encoder = arlm_encoder,
+	.encoder = byte_lm_encoder,
 	.evaluate = arlm_evaluate,
 	.generate_text = arlm_generate,
 	.make_batch = arlm_make_batch,

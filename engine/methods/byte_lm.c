@@ -8,8 +8,8 @@
 
 #include "../alloc.h"
 
-int byte_lm_init(ByteLm *lm, const char *method, uint64_t salt, const MethodEnv *env, char *err,
-                 size_t errlen)
+int byte_lm_init(ByteLm *lm, const char *method, uint64_t salt, int causal, const MethodEnv *env,
+                 ParamSet *ps, char *err, size_t errlen)
 {
 	memset(lm, 0, sizeof *lm);
 	lm->method = method;
@@ -43,13 +43,27 @@ int byte_lm_init(ByteLm *lm, const char *method, uint64_t salt, const MethodEnv 
 		         "model.context + 1 = %d", method, ds->text_train_len, lm->T + 1);
 		return -EINVAL;
 	}
+	EncoderConfig ec = *cfg;
+	ec.causal = causal;
+	int rc = encoder_new(&ec, ps, "encoder", 1, 1, lm->T, env->rng, &lm->encoder, err, errlen);
+	if (rc < 0)
+		return rc;
+	lm->tf = encoder_transformer(lm->encoder);
 	return 0;
 }
 
 void byte_lm_close(ByteLm *lm)
 {
+	encoder_free(lm->encoder);
 	eng_free(lm->perm);
+	lm->encoder = NULL;
+	lm->tf = NULL;
 	lm->perm = NULL;
+}
+
+Encoder *byte_lm_encoder(void *state)
+{
+	return ((ByteLm *)state)->encoder;
 }
 
 static uint64_t mix64(uint64_t z)

@@ -1,13 +1,14 @@
 /* byte_lm.h - what the byte-level language models (autoregressive_lm, masked_lm) share, described
- * once: which encoder and dataset they accept and the window T that follows from them, the batch
- * of a training step drawn from (seed, step) alone (random windows of a byte stream, or whole
- * records in one seeded order per epoch), and a record as token ids.
+ * once: which encoder and dataset they accept, the window T that follows from them, the
+ * transformer encoder itself ("encoder.*"), the batch of a training step drawn from (seed, step)
+ * alone (random windows of a byte stream, or whole records in one seeded order per epoch), and a
+ * record as token ids.
  *
- *   ByteLm lm;
- *   byte_lm_init(&lm, "masked_lm", 0x6d6c6dULL, env, err, errlen);   // checks env, sets B and T
- *   make_batch:  Rng rng; byte_lm_draw(&lm, ds, seed, step, &rng, x, y, err, errlen);
+ *   typedef struct MaskedLm { ByteLm lm; ... } MaskedLm;     // lm first: byte_lm_encoder
+ *   byte_lm_init(&s->lm, "masked_lm", 0x6d6c6dULL, 0, env, ps, err, errlen);   // bidirectional
+ *   make_batch:  Rng rng; byte_lm_draw(&s->lm, ds, seed, step, &rng, x, y, err, errlen);
  *                ... rng goes on to draw the method's own randomness (masks) ...
- *   destroy:     byte_lm_close(&lm);
+ *   destroy:     byte_lm_close(&s->lm);
  *
  * The losses, heads, masks and held-out metrics are each method's own.
  */
@@ -17,9 +18,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../layers.h"
 #include "method.h"
 
 typedef struct ByteLm {
+	Encoder *encoder;      /* the transformer over byte ids */
+	Transformer *tf;       /* borrowed from encoder: wte (the tied output layer), dim, KV cache */
 	const char *method;    /* "masked_lm": error messages */
 	uint64_t salt;         /* the method's own batch stream */
 	int B, T;              /* batch, window (model.context, or the record size) */
@@ -31,10 +35,14 @@ typedef struct ByteLm {
 
 /* Checks that env holds a transformer encoder over at least the 256 byte values and a text or
  * text_records dataset whose window (model.context, or the record size) fits model.context and,
- * for a byte stream, the training text. 0, or -EINVAL with err naming what is wrong. */
-int byte_lm_init(ByteLm *lm, const char *method, uint64_t salt, const MethodEnv *env, char *err,
-                 size_t errlen);
+ * for a byte stream, the training text, then builds the encoder in ps, causal or bidirectional
+ * whatever the spec says. 0, or < 0 with err naming what is wrong (-EINVAL for the checks);
+ * byte_lm_close is safe either way. */
+int byte_lm_init(ByteLm *lm, const char *method, uint64_t salt, int causal, const MethodEnv *env,
+                 ParamSet *ps, char *err, size_t errlen);
 void byte_lm_close(ByteLm *lm);
+/* The PretextMethod.encoder of a state whose first member is a ByteLm. */
+Encoder *byte_lm_encoder(void *state);
 
 /* The batch of training step `step` into x and y (B*T each): B random windows of the training
  * stream with their next bytes, or B whole records (y: next byte, -1 past the record's end).

@@ -65,9 +65,8 @@ static int masked_lm_validate(const void *config, char *field, size_t fieldlen, 
 }
 
 typedef struct MaskedLm {
-	ByteLm lm;                /* B, T and the batch draw (byte_lm.h) */
-	Encoder *encoder;
-	Transformer *tf;          /* borrowed from encoder: wte is the tied decoder */
+	ByteLm lm;                /* first: the encoder (its wte is the tied decoder), B, T and the
+	                             batch draw (byte_lm.h) */
 	Linear dense;             /* mlm_head.dense (D,D) */
 	LayerNorm norm;           /* mlm_head.norm */
 	Tensor *bias;             /* mlm_head.bias (V) */
@@ -85,7 +84,6 @@ static void mlm_destroy(void *state)
 	if (!s)
 		return;
 	byte_lm_close(&s->lm);
-	encoder_free(s->encoder);
 	eng_free(s->ids);
 	eng_free(s->x);
 	eng_free(s->tgt);
@@ -96,16 +94,14 @@ static void mlm_destroy(void *state)
 
 static int mlm_create(const MethodEnv *env, ParamSet *ps, void **state, char *err, size_t errlen)
 {
-	ByteLm lm;
-	int rc = byte_lm_init(&lm, "masked_lm", 0x6d6c6dULL, env, err, errlen);
-	if (rc < 0)
-		return rc;
 	MaskedLm *s = eng_calloc(1, sizeof *s);
 	if (!s) {
 		snprintf(err, errlen, "masked_lm: out of memory");
 		return -ENOMEM;
 	}
-	s->lm = lm;
+	int rc = byte_lm_init(&s->lm, "masked_lm", 0x6d6c6dULL, 0, env, ps, err, errlen);
+	if (rc < 0)
+		goto fail;
 	text_mask_config_default(&s->mc);
 	const MaskedLmConfig *mcfg = env->config;
 	s->mc.select_p = mcfg->mask_prob;
@@ -120,27 +116,23 @@ static int mlm_create(const MethodEnv *env, ParamSet *ps, void **state, char *er
 		         (double)s->mc.p_mask, (double)s->mc.p_random);
 		goto fail;
 	}
-	EncoderConfig ec = *env->encoder;
-	ec.causal = 0;   /* bidirectional */
-	if ((rc = encoder_new(&ec, ps, "encoder", 1, 1, lm.T, env->rng, &s->encoder, err, errlen)) < 0)
-		goto fail;
-	s->tf = encoder_transformer(s->encoder);
-	int D = s->tf->dim;
+	int D = s->lm.tf->dim;
 	if ((rc = linear_init(&s->dense, ps, "mlm_head.dense", D, D, 1, env->rng)) < 0 ||
 	    (rc = layernorm_init(&s->norm, ps, "mlm_head.norm", D)) < 0 ||
-	    !(s->bias = paramset_add(ps, "mlm_head.bias", 1, (int[]){ s->tf->vocab }, 0))) {
+	    !(s->bias = paramset_add(ps, "mlm_head.bias", 1, (int[]){ s->lm.tf->vocab }, 0))) {
 		snprintf(err, errlen, "masked_lm: cannot build the prediction head (%d)", rc);
 		rc = rc < 0 ? rc : -ENOMEM;
 		goto fail;
 	}
-	size_t n = (size_t)lm.B * (size_t)lm.T;
+	size_t n = (size_t)s->lm.B * (size_t)s->lm.T;
 	s->ids = eng_malloc(n * sizeof(int));
 	s->x = eng_malloc(n * sizeof(int));
 	s->tgt = eng_malloc(n * sizeof(int));
 	s->rows = eng_malloc(n * sizeof(int));
 	s->labels = eng_malloc(n * sizeof(int));
 	if (!s->ids || !s->x || !s->tgt || !s->rows || !s->labels) {
-		snprintf(err, errlen, "masked_lm: out of memory for a batch of %d x %d", lm.B, lm.T);
+		snprintf(err, errlen, "masked_lm: out of memory for a batch of %d x %d", s->lm.B,
+		         s->lm.T);
 		rc = -ENOMEM;
 		goto fail;
 	}
@@ -191,12 +183,12 @@ static int mlm_make_batch(void *state, const Dataset *ds, uint64_t seed, int64_t
 // corrupted x (B*T), selected rows (m) -> logits (m, V) at those positions
 static Tensor *mlm_logits(Ctx *ctx, MaskedLm *s, const int *x, int B, const int *rows, int m)
 {
-	Tensor *h = encoder_forward_tokens(ctx, s->encoder, x, B, s->lm.T);  // (B,T,D)
-	h = op_reshape(ctx, h, 2, (int[]){ B * s->lm.T, s->tf->dim });
+	Tensor *h = encoder_forward_tokens(ctx, s->lm.encoder, x, B, s->lm.T);  // (B,T,D)
+	h = op_reshape(ctx, h, 2, (int[]){ B * s->lm.T, s->lm.tf->dim });
 	h = op_gather_rows(ctx, h, rows, m);                                 // (m,D)
 	Tensor *z = op_gelu(ctx, linear_forward(ctx, &s->dense, h));
 	z = layernorm_forward(ctx, &s->norm, z);
-	return op_add(ctx, op_matmul(ctx, z, s->tf->wte.weight, 0, 1), s->bias);   // (m,V)
+	return op_add(ctx, op_matmul(ctx, z, s->lm.tf->wte.weight, 0, 1), s->bias);   // (m,V)
 }
 
 static int argmax_row(const float *l, int V)
@@ -223,11 +215,6 @@ static Tensor *mlm_loss(Ctx *ctx, void *state, Tensor *const *views, const Batch
 		metric_put(sink, "masked_accuracy", (double)correct / s->n_sel);
 	}
 	return loss;
-}
-
-static Encoder *mlm_encoder(void *state)
-{
-	return ((MaskedLm *)state)->encoder;
 }
 
 /* ---- held-out evaluation -------------------------------------------------------------------- */
@@ -410,7 +397,7 @@ const PretextMethod method_masked_lm = {
 	.validate = masked_lm_validate,
 	.create = mlm_create,
 	.loss = mlm_loss,
-	.encoder = mlm_encoder,
+	.encoder = byte_lm_encoder,
 	.evaluate = mlm_evaluate,
 	.make_batch = mlm_make_batch,
 	.destroy = mlm_destroy,
