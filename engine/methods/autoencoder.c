@@ -96,16 +96,6 @@ static void corrupt(const Ae *a, const float *x, float *out, size_t n, Rng *rng)
 	}
 }
 
-static double sq_err_sum(const float *a, const float *b, size_t n)
-{
-	double s = 0;
-	for (size_t i = 0; i < n; i++) {
-		double e = (double)a[i] - (double)b[i];
-		s += e * e;
-	}
-	return s;
-}
-
 /* ---- network ---------------------------------------------------------------------------------- */
 
 static int ae_create_common(const MethodEnv *env, ParamSet *ps, Ae *a, char *err, size_t errlen)

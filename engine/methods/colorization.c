@@ -90,16 +90,6 @@ static void to_rgb(const float *gray, const float *cc, float *rgb, int n, size_t
 	}
 }
 
-static double sq_err(const float *a, const float *b, size_t n)
-{
-	double s = 0;
-	for (size_t i = 0; i < n; i++) {
-		double e = (double)a[i] - (double)b[i];
-		s += e * e;
-	}
-	return s;
-}
-
 /* ---- network ---------------------------------------------------------------------------------- */
 
 static int color_create(const MethodEnv *env, ParamSet *ps, void **state, char *err, size_t errlen)
@@ -207,9 +197,9 @@ static int color_evaluate(void *state, Ctx *ctx, const Dataset *ds, const Metric
 		const float *x = ds->test.x + (size_t)s * per;
 		colorize(ctx, m, x, nb, &w);
 		to_chroma(x, w.true_cc, nb, hw);
-		se_cc += sq_err(w.pred_cc, w.true_cc, (size_t)nb * 2 * hw);
-		se_color += sq_err(w.rgb, x, (size_t)nb * per);
-		se_gray += sq_err(w.gray, x, (size_t)nb * per);
+		se_cc += sq_err_sum(w.pred_cc, w.true_cc, (size_t)nb * 2 * hw);
+		se_color += sq_err_sum(w.rgb, x, (size_t)nb * per);
+		se_gray += sq_err_sum(w.gray, x, (size_t)nb * per);
 	}
 	eval_mode_leave(ctx, em);
 	double total = (double)n * (double)per;

@@ -297,6 +297,16 @@ void sigmoid_into(const float *logits, float *out, size_t n)
 		out[i] = 1.0f / (1.0f + expf(-logits[i]));
 }
 
+double sq_err_sum(const float *a, const float *b, size_t n)
+{
+	double s = 0;
+	for (size_t i = 0; i < n; i++) {
+		double e = (double)a[i] - (double)b[i];
+		s += e * e;
+	}
+	return s;
+}
+
 static int artifact_path(char *path, size_t size, const char *dir, const char *name, char *err,
                          size_t errlen)
 {

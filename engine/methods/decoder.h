@@ -108,6 +108,8 @@ void eval_mode_leave(Ctx *ctx, EvalMode m);
 
 /* out[i] = 1 / (1 + exp(-logits[i])) for n floats (plain, no tape). */
 void sigmoid_into(const float *logits, float *out, size_t n);
+/* sum_i (a[i] - b[i])^2 over n floats, in double. */
+double sq_err_sum(const float *a, const float *b, size_t n);
 
 /* A method's PNG artifact dir/name, pixels in [0,1] with 1-pixel gaps, reported through
  * add(user, name) once written: rows[r] (n,C,H,W) one grid row each, or images (n,C,H,W) in cols
