@@ -123,18 +123,10 @@ static int audio_load(const DatasetSpec *s, Dataset *ds, char *err, size_t errle
 }
 
 static const ParamDef audio_keys[] = {
-	{ "train", PARAM_DIR, .def_text = "none: the manifest's rows",
-	  .help = "folder of WAV/FLAC files: class subfolders (labelled) or none (unlabelled)",
-	  PARAM_AT(DatasetSpec, img_train) },
-	{ "test", PARAM_DIR, .def_text = "none: a stratified test_fraction of train",
-	  .help = "test folder with the same class subfolders (e.g. held-out speakers)",
-	  PARAM_AT(DatasetSpec, img_test) },
-	{ "unlabeled", PARAM_DIR, .def_text = "none",
-	  .help = "folder whose audio files (at any depth) join train without labels",
-	  PARAM_AT(DatasetSpec, img_unlabeled) },
-	{ "manifest", PARAM_PATH, .def_text = "none", .conflicts = "train",
-	  .help = "CSV or JSON lines: path, label, optional split (paths relative to it)",
-	  PARAM_AT(DatasetSpec, img_manifest) },
+	FOLDER_FORMAT_LIST_KEYS(
+		"folder of WAV/FLAC files: class subfolders (labelled) or none (unlabelled)",
+		"test folder with the same class subfolders (e.g. held-out speakers)",
+		"folder whose audio files (at any depth) join train without labels"),
 	{ "sample_rate", PARAM_INTEGER, .def = 16000, .min = 4000, .max = 48000,
 	  .help = "every file is mixed to mono and resampled to this rate (Hz)",
 	  PARAM_AT(DatasetSpec, audio_rate) },

@@ -16,6 +16,19 @@
 #include "format.h"
 #include "image_dataset.h"
 
+/* The "train", "test", "unlabeled" and "manifest" rows of a folder format's key table, in that
+ * order, worded for what the folders hold. */
+#define FOLDER_FORMAT_LIST_KEYS(train_help, test_help, unlabeled_help)                           \
+	{ "train", PARAM_DIR, .def_text = "none: the manifest's rows", .help = train_help,           \
+	  PARAM_AT(DatasetSpec, img_train) },                                                        \
+	{ "test", PARAM_DIR, .def_text = "none: a stratified test_fraction of train",                \
+	  .help = test_help, PARAM_AT(DatasetSpec, img_test) },                                      \
+	{ "unlabeled", PARAM_DIR, .def_text = "none", .help = unlabeled_help,                        \
+	  PARAM_AT(DatasetSpec, img_unlabeled) },                                                    \
+	{ "manifest", PARAM_PATH, .def_text = "none", .conflicts = "train",                          \
+	  .help = "CSV or JSON lines: path, label, optional split (paths relative to it)",           \
+	  PARAM_AT(DatasetSpec, img_manifest) }
+
 /* The decoding progress notes of one load (the ImageFolderSpec's user). */
 typedef struct FolderProgress {
 	const DatasetSpec *s;

@@ -46,17 +46,10 @@ static int image_folder_load_spec(const DatasetSpec *s, Dataset *ds, char *err, 
 }
 
 static const ParamDef image_folder_keys[] = {
-	{ "train", PARAM_DIR, .def_text = "none: the manifest's rows",
-	  .help = "folder of JPEG/PNG images: class subfolders (labelled) or none (unlabelled)",
-	  PARAM_AT(DatasetSpec, img_train) },
-	{ "test", PARAM_DIR, .def_text = "none: a stratified test_fraction of train",
-	  .help = "test folder with the same class subfolders", PARAM_AT(DatasetSpec, img_test) },
-	{ "unlabeled", PARAM_DIR, .def_text = "none",
-	  .help = "folder whose images (at any depth) join train without labels",
-	  PARAM_AT(DatasetSpec, img_unlabeled) },
-	{ "manifest", PARAM_PATH, .def_text = "none", .conflicts = "train",
-	  .help = "CSV or JSON lines: path, label, optional split (paths relative to it)",
-	  PARAM_AT(DatasetSpec, img_manifest) },
+	FOLDER_FORMAT_LIST_KEYS(
+		"folder of JPEG/PNG images: class subfolders (labelled) or none (unlabelled)",
+		"test folder with the same class subfolders",
+		"folder whose images (at any depth) join train without labels"),
 	{ "image_size", PARAM_INTEGER, .def = 64, .min = 8, .max = 1024,
 	  .help = "side of the square images in pixels", PARAM_AT(DatasetSpec, image_size) },
 	{ "channels", PARAM_INTEGER, .def = 3, .min = 1, .max = 3, .choices = "1|3",
