@@ -297,6 +297,14 @@ void sigmoid_into(const float *logits, float *out, size_t n)
 		out[i] = 1.0f / (1.0f + expf(-logits[i]));
 }
 
+Tensor *normal_tensor(Ctx *ctx, int B, int L, Rng *rng)
+{
+	Tensor *e = ctx_tensor(ctx, 2, (int[]){ B, L });
+	for (size_t i = 0; i < e->size; i++)
+		e->data[i] = rng_normal(rng);
+	return e;
+}
+
 double sq_err_sum(const float *a, const float *b, size_t n)
 {
 	double s = 0;

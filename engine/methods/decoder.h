@@ -108,6 +108,8 @@ void eval_mode_leave(Ctx *ctx, EvalMode m);
 
 /* out[i] = 1 / (1 + exp(-logits[i])) for n floats (plain, no tape). */
 void sigmoid_into(const float *logits, float *out, size_t n);
+/* (B,L) standard normal draws from rng: an arena tensor, no grad (latent codes, noise). */
+Tensor *normal_tensor(Ctx *ctx, int B, int L, Rng *rng);
 /* sum_i (a[i] - b[i])^2 over n floats, in double. */
 double sq_err_sum(const float *a, const float *b, size_t n);
 

@@ -267,14 +267,6 @@ static Encoder *gan_encoder(void *state)
 
 /* ---- the two players ---------------------------------------------------------------------------- */
 
-static Tensor *normal_tensor(Ctx *ctx, int B, int L, Rng *rng)
-{
-	Tensor *e = ctx_tensor(ctx, 2, (int[]){ B, L });
-	for (size_t i = 0; i < e->size; i++)
-		e->data[i] = rng_normal(rng);
-	return e;
-}
-
 static Tensor *const_tensor(Ctx *ctx, int B, float v)
 {
 	Tensor *t = ctx_tensor(ctx, 2, (int[]){ B, 1 });

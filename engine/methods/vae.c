@@ -155,14 +155,6 @@ static Bound vae_bound(Ctx *ctx, Vae *v, Tensor *x, Tensor *eps)
 	return b;
 }
 
-static Tensor *normal_tensor(Ctx *ctx, int B, int L, Rng *rng)
-{
-	Tensor *e = ctx_tensor(ctx, 2, (int[]){ B, L });
-	for (size_t i = 0; i < e->size; i++)
-		e->data[i] = rng_normal(rng);
-	return e;
-}
-
 /* Negative ELBO terms summed over test images [0, n), eps from a fixed seed. Does not reset the
  * context when `no_reset` (inside a training step, where the step's tensors must survive). */
 static void test_bound(Ctx *ctx, Vae *v, const Dataset *ds, int n, int no_reset, double *recon,
