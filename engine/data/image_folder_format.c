@@ -2,8 +2,6 @@
  * between them, whether a given folder is labelled, and the bridge from DatasetSpec to the reader
  * (image_dataset.h), which lives apart because it knows nothing of job specs.
  */
-#include <stdio.h>
-
 #include "data_internal.h"
 #include "folder_format.h"
 #include "image_dataset.h"

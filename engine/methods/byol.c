@@ -12,9 +12,7 @@
 #include "method.h"
 
 #include <stdio.h>
-#include <string.h>
 
-#include "../alloc.h"
 #include "../ops.h"
 #include "ssl_health.h"
 #include "two_view.h"
