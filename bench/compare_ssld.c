@@ -49,6 +49,7 @@
 
 #include "ctx.h"
 #include "layers.h"
+#include "methods/mae.h"
 #include "model.h"
 #include "ops.h"
 #include "optim.h"
@@ -463,23 +464,7 @@ static Tensor *mae_loss(Ctx *ctx, Bench *b, Tensor *x)
 	int *keep = ctx_alloc(ctx, (size_t)B * K * sizeof *keep);
 	int *gather = ctx_alloc(ctx, (size_t)R * sizeof *gather);
 	float *masked = ctx_alloc(ctx, (size_t)R * sizeof *masked);
-	for (int s = 0; s < B; s++) {
-		rng_permutation(rng, perm, N);
-		float *mk = masked + (size_t)s * N;
-		for (int p = 0; p < N; p++)
-			mk[p] = 1.0f;
-		for (int j = 0; j < K; j++)
-			mk[perm[j]] = 0.0f;
-		int kv = 0, km = 0;
-		for (int p = 0; p < N; p++) {
-			if (mk[p] == 0.0f) {
-				keep[s * K + kv] = p;
-				gather[s * N + p] = s * N + kv++;
-			} else {
-				gather[s * N + p] = s * N + K + km++;
-			}
-		}
-	}
+	mae_draw_masks(N, K, B, rng, perm, keep, masked, gather);
 	Tensor *target = ctx_tensor(ctx, 2, (int[]){ R, 16 });   /* patchify, (y,x) inside a patch */
 	for (int s = 0; s < B; s++)
 		for (int p = 0; p < N; p++) {

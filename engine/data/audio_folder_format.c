@@ -16,6 +16,7 @@
 #include "../alloc.h"
 #include "audio_decode.h"
 #include "data_internal.h"
+#include "folder_format.h"
 #include "image_dataset.h"
 #include "image_folder.h"
 #include "logmel.h"
@@ -79,12 +80,8 @@ static int audio_validate(const DatasetSpec *s, const int *given,
                           void *user)
 {
 	(void)given;
-	int n = 0;
 	char msg[200];
-	if (!s->img_train && !s->img_manifest) {
-		bad(user, "train", "missing_field", "give \"train\" (a folder of WAV/FLAC files) or \"manifest\"");
-		n++;
-	}
+	int n = folder_format_need_train(s, "WAV/FLAC files", bad, user);
 	AudioShape a = audio_shape(s);
 	if (a.n_fft < 16 || a.n_fft > 8192) {
 		snprintf(msg, sizeof msg, "window_ms %.3g at %d Hz is %d samples; it must be 16 to 8192",
@@ -106,64 +103,30 @@ static int audio_validate(const DatasetSpec *s, const int *given,
 	return n;
 }
 
-typedef struct Progress {
-	const DatasetSpec *s;
-	int last_tenth, threads;
-} Progress;
-
-static void on_decode(void *user, int done, int total)
-{
-	Progress *p = user;
-	int tenth = total > 0 ? (int)((int64_t)done * 10 / total) : 10;
-	if (done < total && tenth <= p->last_tenth)
-		return;
-	p->last_tenth = done == total ? 0 : tenth;
-	char msg[160];
-	snprintf(msg, sizeof msg, "decoding audio on %d thread%s: %d/%d", p->threads,
-	         p->threads == 1 ? "" : "s", done, total);
-	p->s->on_note(p->s->note_user, msg);
-}
-
-static void on_note(void *user, const char *msg)
-{
-	Progress *p = user;
-	p->s->on_note(p->s->note_user, msg);
-}
-
 static int audio_load(const DatasetSpec *s, Dataset *ds, char *err, size_t errlen)
 {
 	AudioShape a = audio_shape(s);
-	Progress pr = { .s = s, .threads = s->load_threads > 0 ? s->load_threads : 1 };
-	uint64_t settings = ((uint64_t)a.rate << 40) ^ ((uint64_t)a.clip << 16) ^
-	                    ((uint64_t)a.n_fft << 28) ^ ((uint64_t)a.hop << 4) ^ (uint64_t)a.mels ^
-	                    0xa0d10ull << 44;
-	ImageFolderSpec f = {
-		.train = s->img_train, .test = s->img_test, .unlabeled = s->img_unlabeled,
-		.manifest = s->img_manifest, .test_fraction = s->test_fraction, .seed = 1,
-		.min_class_images = s->min_class_images, .max_skipped = s->max_skipped,
-		.cache_dir = s->cache_dir, .threads = pr.threads,
-		.progress = s->on_note ? on_decode : NULL, .note = s->on_note ? on_note : NULL,
-		.user = &pr, .exts = audio_exts, .decode = decode_spectrogram, .decode_user = &a,
-		.settings = settings, .c = 1, .h = a.mels, .w = a.frames, .noun = "audio",
-	};
+	FolderProgress pr;
+	ImageFolderSpec f = folder_format_spec(s, "audio", 0, &pr);
+	f.exts = audio_exts;
+	f.decode = decode_spectrogram;
+	f.decode_user = &a;
+	f.settings = ((uint64_t)a.rate << 40) ^ ((uint64_t)a.clip << 16) ^ ((uint64_t)a.n_fft << 28) ^
+	             ((uint64_t)a.hop << 4) ^ (uint64_t)a.mels ^ 0xa0d10ull << 44;
+	f.c = 1;
+	f.h = a.mels;
+	f.w = a.frames;
+	f.noun = "audio";
 	int rc = image_folder_load(&f, ds, NULL, err, errlen);
 	ds->kind = DATASET_AUDIO_FOLDER;
 	return rc;
 }
 
 static const ParamDef audio_keys[] = {
-	{ "train", PARAM_DIR, .def_text = "none: the manifest's rows",
-	  .help = "folder of WAV/FLAC files: class subfolders (labelled) or none (unlabelled)",
-	  PARAM_AT(DatasetSpec, img_train) },
-	{ "test", PARAM_DIR, .def_text = "none: a stratified test_fraction of train",
-	  .help = "test folder with the same class subfolders (e.g. held-out speakers)",
-	  PARAM_AT(DatasetSpec, img_test) },
-	{ "unlabeled", PARAM_DIR, .def_text = "none",
-	  .help = "folder whose audio files (at any depth) join train without labels",
-	  PARAM_AT(DatasetSpec, img_unlabeled) },
-	{ "manifest", PARAM_PATH, .def_text = "none", .conflicts = "train",
-	  .help = "CSV or JSON lines: path, label, optional split (paths relative to it)",
-	  PARAM_AT(DatasetSpec, img_manifest) },
+	FOLDER_FORMAT_LIST_KEYS(
+		"folder of WAV/FLAC files: class subfolders (labelled) or none (unlabelled)",
+		"test folder with the same class subfolders (e.g. held-out speakers)",
+		"folder whose audio files (at any depth) join train without labels"),
 	{ "sample_rate", PARAM_INTEGER, .def = 16000, .min = 4000, .max = 48000,
 	  .help = "every file is mixed to mono and resampled to this rate (Hz)",
 	  PARAM_AT(DatasetSpec, audio_rate) },

@@ -2,9 +2,8 @@
  * between them, whether a given folder is labelled, and the bridge from DatasetSpec to the reader
  * (image_dataset.h), which lives apart because it knows nothing of job specs.
  */
-#include <stdio.h>
-
 #include "data_internal.h"
+#include "folder_format.h"
 #include "image_dataset.h"
 #include "image_folder.h"
 
@@ -29,68 +28,26 @@ static int image_folder_validate(const DatasetSpec *s, const int *given,
                                  void *user)
 {
 	(void)given;
-	if (!s->img_train && !s->img_manifest) {
-		bad(user, "train", "missing_field", "give \"train\" (a folder of images) or \"manifest\"");
-		return 1;
-	}
-	return 0;
-}
-
-/* Decoding progress as log lines: about every 10 % of a list, and its end. */
-typedef struct Progress {
-	const DatasetSpec *s;
-	int last_tenth;
-	int threads;
-} Progress;
-
-static void on_decode(void *user, int done, int total)
-{
-	Progress *p = user;
-	int tenth = total > 0 ? (int)((int64_t)done * 10 / total) : 10;
-	if (done < total && tenth <= p->last_tenth)
-		return;
-	p->last_tenth = done == total ? 0 : tenth;   /* the next list starts again */
-	char msg[160];
-	snprintf(msg, sizeof msg, "decoding images on %d thread%s: %d/%d (%d%%)", p->threads,
-	         p->threads == 1 ? "" : "s", done, total, total ? (int)((int64_t)done * 100 / total) : 100);
-	p->s->on_note(p->s->note_user, msg);
-}
-
-static void on_note(void *user, const char *msg)
-{
-	Progress *p = user;
-	p->s->on_note(p->s->note_user, msg);
+	return folder_format_need_train(s, "images", bad, user);
 }
 
 static int image_folder_load_spec(const DatasetSpec *s, Dataset *ds, char *err, size_t errlen)
 {
-	Progress pr = { .s = s, .last_tenth = 0, .threads = s->load_threads > 0 ? s->load_threads : 1 };
-	ImageFolderSpec f = {
-		.train = s->img_train, .test = s->img_test, .unlabeled = s->img_unlabeled,
-		.manifest = s->img_manifest, .image_size = s->image_size, .channels = s->image_channels,
-		.resize = (ImgResize)s->image_resize, .test_fraction = s->test_fraction, .seed = 1,
-		.min_class_images = s->min_class_images, .max_skipped = s->max_skipped,
-		.cache_dir = s->cache_dir, .threads = pr.threads,
-		.progress = s->on_note ? on_decode : NULL, .note = s->on_note ? on_note : NULL,
-		.user = &pr,
-	};
+	FolderProgress pr;
+	ImageFolderSpec f = folder_format_spec(s, "images", 1, &pr);
+	f.image_size = s->image_size;
+	f.channels = s->image_channels;
+	f.resize = (ImgResize)s->image_resize;
 	int rc = image_folder_load(&f, ds, NULL, err, errlen);
 	ds->kind = DATASET_IMAGE_FOLDER;
 	return rc;
 }
 
 static const ParamDef image_folder_keys[] = {
-	{ "train", PARAM_DIR, .def_text = "none: the manifest's rows",
-	  .help = "folder of JPEG/PNG images: class subfolders (labelled) or none (unlabelled)",
-	  PARAM_AT(DatasetSpec, img_train) },
-	{ "test", PARAM_DIR, .def_text = "none: a stratified test_fraction of train",
-	  .help = "test folder with the same class subfolders", PARAM_AT(DatasetSpec, img_test) },
-	{ "unlabeled", PARAM_DIR, .def_text = "none",
-	  .help = "folder whose images (at any depth) join train without labels",
-	  PARAM_AT(DatasetSpec, img_unlabeled) },
-	{ "manifest", PARAM_PATH, .def_text = "none", .conflicts = "train",
-	  .help = "CSV or JSON lines: path, label, optional split (paths relative to it)",
-	  PARAM_AT(DatasetSpec, img_manifest) },
+	FOLDER_FORMAT_LIST_KEYS(
+		"folder of JPEG/PNG images: class subfolders (labelled) or none (unlabelled)",
+		"test folder with the same class subfolders",
+		"folder whose images (at any depth) join train without labels"),
 	{ "image_size", PARAM_INTEGER, .def = 64, .min = 8, .max = 1024,
 	  .help = "side of the square images in pixels", PARAM_AT(DatasetSpec, image_size) },
 	{ "channels", PARAM_INTEGER, .def = 3, .min = 1, .max = 3, .choices = "1|3",

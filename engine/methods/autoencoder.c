@@ -17,7 +17,6 @@
 #include <string.h>
 
 #include "../alloc.h"
-#include "../data/png_grid.h"
 #include "../layers.h"
 #include "../ops.h"
 #include "decoder.h"
@@ -60,8 +59,8 @@ static const ParamDef dae_params[] = {
 #define GRID_N 16
 
 typedef struct Ae {
+	CodeNet net;        /* first: codenet_method_encoder / _destroy */
 	const char *name;   /* "autoencoder" or "denoising_autoencoder" (messages) */
-	CodeNet net;
 	int bce;            /* reconstruction loss: 0 = MSE of sigmoid(logits), 1 = BCE on logits */
 	int denoising;
 	AeNoise noise;
@@ -97,16 +96,6 @@ static void corrupt(const Ae *a, const float *x, float *out, size_t n, Rng *rng)
 	}
 }
 
-static double sq_err_sum(const float *a, const float *b, size_t n)
-{
-	double s = 0;
-	for (size_t i = 0; i < n; i++) {
-		double e = (double)a[i] - (double)b[i];
-		s += e * e;
-	}
-	return s;
-}
-
 /* ---- network ---------------------------------------------------------------------------------- */
 
 static int ae_create_common(const MethodEnv *env, ParamSet *ps, Ae *a, char *err, size_t errlen)
@@ -118,15 +107,6 @@ static int ae_create_common(const MethodEnv *env, ParamSet *ps, Ae *a, char *err
 	a->bce = cfg->loss == AE_LOSS_BCE;
 	return codenet_init(&a->net, ps, env->encoder, a->c, a->h, a->w, cfg->latent_dim, cfg->decoder,
 	                    a->c, env->rng, a->name, err, errlen);
-}
-
-static void ae_destroy(void *state)
-{
-	Ae *a = state;
-	if (!a)
-		return;
-	codenet_close(&a->net);
-	eng_free(a);
 }
 
 static int ae_create_as(const MethodEnv *env, ParamSet *ps, void **state, int denoising,
@@ -145,13 +125,13 @@ static int ae_create_as(const MethodEnv *env, ParamSet *ps, void **state, int de
 		a->noise_level = cfg->noise_level;
 		if (a->noise < NOISE_GAUSSIAN || a->noise > NOISE_SALT_PEPPER) {
 			snprintf(err, errlen, "%s: unknown noise kind %d", a->name, a->noise);
-			ae_destroy(a);
+			codenet_method_destroy(a);
 			return -1;
 		}
 	}
 	int rc = ae_create_common(env, ps, a, err, errlen);
 	if (rc < 0) {
-		ae_destroy(a);
+		codenet_method_destroy(a);
 		return rc;
 	}
 	*state = a;
@@ -206,11 +186,6 @@ static Tensor *ae_loss(Ctx *ctx, void *state, Tensor *const *views, const Batch 
 		metric_put(sink, "noisy_input_mse", sq_err_sum(in->data, x->data, x->size) / (double)x->size);
 	(void)batch;
 	return loss;
-}
-
-static Encoder *ae_encoder(void *state)
-{
-	return ((Ae *)state)->net.encoder;
 }
 
 /* ---- evaluation and artifacts ----------------------------------------------------------------- */
@@ -303,13 +278,8 @@ static int ae_artifacts(void *state, Ctx *ctx, const Dataset *ds, const char *di
 		rows[1] = out;
 		n_rows = 2;
 	}
-	char path[4096];
-	snprintf(path, sizeof path, "%s/reconstructions.png", dir);
-	if ((rc = png_grid_write_rows(path, rows, n_rows, n, a->c, a->h, a->w, 1, 0.0f, 1.0f, err,
-	                              errlen)) < 0)
-		goto done;
-	add(user, "reconstructions.png");
-	rc = 0;
+	rc = artifact_png_rows(dir, "reconstructions.png", rows, n_rows, n, a->c, a->h, a->w, add,
+	                       user, err, errlen);
 done:
 	eng_free(noisy);
 	eng_free(out);
@@ -332,10 +302,10 @@ const PretextMethod method_autoencoder = {
 	.config_size = sizeof(AeConfig),
 	.create = ae_create,
 	.loss = ae_loss,
-	.encoder = ae_encoder,
+	.encoder = codenet_method_encoder,
 	.artifacts = ae_artifacts,
 	.evaluate = ae_evaluate,
-	.destroy = ae_destroy,
+	.destroy = codenet_method_destroy,
 };
 
 const PretextMethod method_denoising_autoencoder = {
@@ -354,9 +324,9 @@ const PretextMethod method_denoising_autoencoder = {
 	.config_size = sizeof(AeConfig),
 	.create = dae_create,
 	.loss = ae_loss,
-	.encoder = ae_encoder,
+	.encoder = codenet_method_encoder,
 	.artifacts = ae_artifacts,
 	.evaluate = ae_evaluate,
-	.destroy = ae_destroy,
+	.destroy = codenet_method_destroy,
 };
 

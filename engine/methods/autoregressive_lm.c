@@ -20,18 +20,14 @@
 #include "../alloc.h"
 #include "../layers.h"
 #include "../ops.h"
+#include "byte_lm.h"
+#include "decoder.h"
 
 #define EVAL_WINDOWS 32   /* test windows per forward pass */
 
 typedef struct ArLm {
-	Encoder *encoder;
-	Transformer *tf;       /* borrowed from encoder: wte for the tied head, KV-cache stepping */
-	int B, T;              /* batch, training window (context, or the record size) */
+	ByteLm lm;             /* first: the encoder, B, T and the batch draw (byte_lm.h) */
 	int *x, *y;            /* (B*T) inputs and next-byte targets (-1 = no target) */
-	int *perm;             /* records: this epoch's order of the training records */
-	int perm_n;
-	int64_t perm_epoch;    /* epoch perm was drawn for (-1 = none) */
-	uint64_t perm_seed;    /* and the seed */
 } ArLm;
 
 /* ---- create / destroy ----------------------------------------------------------------------- */
@@ -41,65 +37,31 @@ static void arlm_destroy(void *state)
 	ArLm *s = state;
 	if (!s)
 		return;
-	encoder_free(s->encoder);
+	byte_lm_close(&s->lm);
 	eng_free(s->x);
 	eng_free(s->y);
-	eng_free(s->perm);
 	eng_free(s);
 }
 
 static int arlm_create(const MethodEnv *env, ParamSet *ps, void **state, char *err, size_t errlen)
 {
-	const EncoderConfig *cfg = env->encoder;
-	if (cfg->kind != ENC_TRANSFORMER) {
-		snprintf(err, errlen, "autoregressive_lm: model.encoder must be \"transformer\", got \"%s\"",
-		         encoder_kind_name(cfg->kind));
-		return -EINVAL;
-	}
-	if (cfg->vocab < 256) {
-		snprintf(err, errlen, "autoregressive_lm: the byte vocabulary needs model.vocab >= 256, "
-		         "got %d", cfg->vocab);
-		return -EINVAL;
-	}
-	const Dataset *ds = env->ds;
-	if (!ds || (ds->kind != DATASET_TEXT && ds->kind != DATASET_TEXT_RECORDS)) {
-		snprintf(err, errlen, "autoregressive_lm: needs a text or text_records dataset");
-		return -EINVAL;
-	}
 	ArLm *s = eng_calloc(1, sizeof *s);
 	if (!s) {
 		snprintf(err, errlen, "autoregressive_lm: out of memory");
 		return -ENOMEM;
 	}
-	s->perm_epoch = -1;
-	s->B = env->batch_size;
-	s->T = ds->kind == DATASET_TEXT_RECORDS ? ds->record_bytes : cfg->context;
-	if (s->T > cfg->context) {
-		snprintf(err, errlen, "autoregressive_lm: records of %d bytes exceed model.context %d",
-		         s->T, cfg->context);
-		arlm_destroy(s);
-		return -EINVAL;
-	}
-	if (ds->kind == DATASET_TEXT && ds->text_train_len < (size_t)s->T + 1) {
-		snprintf(err, errlen, "autoregressive_lm: the training text has %zu bytes, fewer than one "
-		         "window of model.context + 1 = %d", ds->text_train_len, s->T + 1);
-		arlm_destroy(s);
-		return -EINVAL;
-	}
-	EncoderConfig ec = *cfg;
-	ec.causal = 1;   /* a decoder, whatever the spec layer filled in */
-	int rc = encoder_new(&ec, ps, "encoder", 1, 1, s->T, env->rng, &s->encoder, err, errlen);
+	/* a decoder, whatever the spec layer filled in */
+	int rc = byte_lm_init(&s->lm, "autoregressive_lm", 0x61726c6dULL, 1, env, ps, err, errlen);
 	if (rc < 0) {
 		arlm_destroy(s);
 		return rc;
 	}
-	s->tf = encoder_transformer(s->encoder);
-	size_t n = (size_t)s->B * (size_t)s->T;
+	size_t n = (size_t)s->lm.B * (size_t)s->lm.T;
 	s->x = eng_malloc(n * sizeof *s->x);
 	s->y = eng_malloc(n * sizeof *s->y);
 	if (!s->x || !s->y) {
-		snprintf(err, errlen, "autoregressive_lm: out of memory for a batch of %d x %d", s->B,
-		         s->T);
+		snprintf(err, errlen, "autoregressive_lm: out of memory for a batch of %d x %d", s->lm.B,
+		         s->lm.T);
 		arlm_destroy(s);
 		return -ENOMEM;
 	}
@@ -109,70 +71,17 @@ static int arlm_create(const MethodEnv *env, ParamSet *ps, void **state, char *e
 
 /* ---- batches -------------------------------------------------------------------------------- */
 
-static uint64_t mix64(uint64_t z)
-{
-	z += 0x9e3779b97f4a7c15ULL;
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-/* Record r of a records split as inputs (T) and next-byte targets (T); pads have no target. */
-static void record_xy(const Dataset *ds, const Split *split, int r, int T, int *x, int *y)
-{
-	const uint8_t *rec = (split == &ds->test ? ds->rec_test : ds->rec_train) +
-	                     (size_t)r * ds->record_bytes;
-	int len = (split == &ds->test ? ds->rec_test_len : ds->rec_train_len)[r];
-	for (int t = 0; t < T; t++) {
-		x[t] = rec[t];
-		y[t] = t + 1 < len ? rec[t + 1] : -1;
-	}
-}
-
 static int arlm_make_batch(void *state, const Dataset *ds, uint64_t seed, int64_t step, Batch *b,
                            char *err, size_t errlen)
 {
 	ArLm *s = state;
 	Rng rng;
-	rng_seed(&rng, mix64(seed ^ 0x61726c6dULL) ^ mix64((uint64_t)step));
-	if (ds->kind == DATASET_TEXT) {
-		if (text_windows(ds->text_train, ds->text_train_len, s->B, s->T, &rng, s->x, s->y) < 0) {
-			snprintf(err, errlen, "autoregressive_lm: %zu training bytes cannot hold a window "
-			         "of %d", ds->text_train_len, s->T + 1);
-			return -EINVAL;
-		}
-	} else {
-		int n = ds->train.n;
-		if (n <= 0) {
-			snprintf(err, errlen, "autoregressive_lm: the training split has no records");
-			return -EINVAL;
-		}
-		/* Whole records in a seeded order per epoch (epoch = the step's share of n/B). */
-		int per_epoch = n / s->B > 0 ? n / s->B : 1;
-		int64_t epoch = step / per_epoch;
-		if (epoch != s->perm_epoch || seed != s->perm_seed || s->perm_n != n) {
-			eng_free(s->perm);
-			s->perm = eng_malloc((size_t)n * sizeof *s->perm);
-			if (!s->perm) {
-				snprintf(err, errlen, "autoregressive_lm: out of memory");
-				return -ENOMEM;
-			}
-			Rng prng;
-			rng_seed(&prng, mix64(seed ^ 0x7065726dULL) ^ mix64((uint64_t)epoch));
-			rng_permutation(&prng, s->perm, n);
-			s->perm_n = n;
-			s->perm_epoch = epoch;
-			s->perm_seed = seed;
-		}
-		int first = (int)(step % per_epoch) * s->B;
-		for (int i = 0; i < s->B; i++) {
-			int r = s->perm[(first + i) % n];
-			record_xy(ds, &ds->train, r, s->T, s->x + (size_t)i * s->T, s->y + (size_t)i * s->T);
-		}
-	}
+	int rc = byte_lm_draw(&s->lm, ds, seed, step, &rng, s->x, s->y, err, errlen);
+	if (rc < 0)
+		return rc;
 	memset(b, 0, sizeof *b);
-	b->n = s->B;
-	b->T = s->T;
+	b->n = s->lm.B;
+	b->T = s->lm.T;
 	b->tokens = s->x;
 	return 0;
 }
@@ -182,9 +91,9 @@ static int arlm_make_batch(void *state, const Dataset *ds, uint64_t seed, int64_
 // ids (B*T) -> logits (B*T, V) through the tied head
 static Tensor *arlm_logits(Ctx *ctx, ArLm *s, const int *ids, int B, int T)
 {
-	Tensor *h = encoder_forward_tokens(ctx, s->encoder, ids, B, T);     // (B,T,D)
-	h = op_reshape(ctx, h, 2, (int[]){ B * T, s->tf->dim });
-	return op_matmul(ctx, h, s->tf->wte.weight, 0, 1);                  // (B*T,V)
+	Tensor *h = encoder_forward_tokens(ctx, s->lm.encoder, ids, B, T);     // (B,T,D)
+	h = op_reshape(ctx, h, 2, (int[]){ B * T, s->lm.tf->dim });
+	return op_matmul(ctx, h, s->lm.tf->wte.weight, 0, 1);                  // (B*T,V)
 }
 
 static Tensor *arlm_loss(Ctx *ctx, void *state, Tensor *const *views, const Batch *batch,
@@ -193,15 +102,10 @@ static Tensor *arlm_loss(Ctx *ctx, void *state, Tensor *const *views, const Batc
 	ArLm *s = state;
 	(void)views;
 	(void)batch;   /* the batch is s->x / s->y, filled by arlm_make_batch */
-	Tensor *logits = arlm_logits(ctx, s, s->x, s->B, s->T);
+	Tensor *logits = arlm_logits(ctx, s, s->x, s->lm.B, s->lm.T);
 	Tensor *loss = op_cross_entropy(ctx, logits, s->y, 0.0f);
 	metric_put(sink, "bits_per_byte", loss->data[0] / M_LN2);
 	return loss;
-}
-
-static Encoder *arlm_encoder(void *state)
-{
-	return ((ArLm *)state)->encoder;
 }
 
 /* ---- test bits per byte ------------------------------------------------------------------------ */
@@ -238,7 +142,7 @@ static void eval_stream(Ctx *ctx, ArLm *s, const uint8_t *text, size_t len, int 
 {
 	if (len < 2)
 		return;
-	int T = len - 1 < (size_t)s->T ? (int)(len - 1) : s->T;
+	int T = len - 1 < (size_t)s->lm.T ? (int)(len - 1) : s->lm.T;
 	size_t stride = T / 2 > 0 ? (size_t)(T / 2) : 1, last = len - 1 - (size_t)T;
 	size_t next = 1;   /* first target not yet scored */
 	size_t start = 0;
@@ -266,36 +170,34 @@ static void eval_stream(Ctx *ctx, ArLm *s, const uint8_t *text, size_t len, int 
 
 static void eval_records(Ctx *ctx, ArLm *s, const Dataset *ds, int *x, int *y, EvalAcc *acc)
 {
+	int T = s->lm.T;
 	for (int r0 = 0; r0 < ds->test.n; r0 += EVAL_WINDOWS) {
 		int nw = ds->test.n - r0 < EVAL_WINDOWS ? ds->test.n - r0 : EVAL_WINDOWS;
 		for (int i = 0; i < nw; i++)
-			record_xy(ds, &ds->test, r0 + i, s->T, x + (size_t)i * s->T, y + (size_t)i * s->T);
+			byte_lm_record(ds, &ds->test, r0 + i, T, x + (size_t)i * T, y + (size_t)i * T);
 		ctx_reset(ctx);
-		score_rows(arlm_logits(ctx, s, x, nw, s->T), y, nw * s->T, acc);
+		score_rows(arlm_logits(ctx, s, x, nw, T), y, nw * T, acc);
 	}
 }
 
 static int arlm_evaluate(void *state, Ctx *ctx, const Dataset *ds, const MetricSink *sink)
 {
 	ArLm *s = state;
-	size_t n = (size_t)EVAL_WINDOWS * (size_t)s->T;
+	size_t n = (size_t)EVAL_WINDOWS * (size_t)s->lm.T;
 	int *x = eng_malloc(n * sizeof *x), *y = eng_malloc(n * sizeof *y);
 	if (!x || !y) {
 		eng_free(x);
 		eng_free(y);
 		return -ENOMEM;
 	}
-	int was_training = ctx_training(ctx);
-	int was_grad = ctx_set_grad_enabled(ctx, 0);
-	ctx_set_training(ctx, 0);
+	EvalMode em = eval_mode_enter(ctx);
 	EvalAcc acc = { 0 };
 	if (ds->kind == DATASET_TEXT)
 		eval_stream(ctx, s, ds->text_test, ds->text_test_len, x, y, &acc);
 	else
 		eval_records(ctx, s, ds, x, y, &acc);
 	ctx_reset(ctx);
-	ctx_set_training(ctx, was_training);
-	ctx_set_grad_enabled(ctx, was_grad);
+	eval_mode_leave(ctx, em);
 	eng_free(x);
 	eng_free(y);
 	if (acc.n == 0)
@@ -378,7 +280,7 @@ static int arlm_generate(void *state, Ctx *ctx, const uint8_t *prompt, int len, 
                          int *out_len, char *err, size_t errlen)
 {
 	ArLm *s = state;
-	const Transformer *tf = s->tf;
+	const Transformer *tf = s->lm.tf;
 	int C = tf->context, V = tf->vocab < 256 ? tf->vocab : 256, D = tf->dim;
 	int keep = C / 2 > 1 ? C / 2 : 1;
 	*out_len = 0;
@@ -393,9 +295,7 @@ static int arlm_generate(void *state, Ctx *ctx, const uint8_t *prompt, int len, 
 		snprintf(err, errlen, "autoregressive_lm: out of memory for the KV cache");
 		return -ENOMEM;
 	}
-	int was_grad = ctx_set_grad_enabled(ctx, 0);
-	int was_training = ctx_training(ctx);
-	ctx_set_training(ctx, 0);
+	EvalMode em = eval_mode_enter(ctx);
 	int n = 0;
 	if (len <= 0) {
 		win[n++] = '\n';   /* an empty prompt starts at a line break, as a fortune does */
@@ -439,8 +339,7 @@ static int arlm_generate(void *state, Ctx *ctx, const uint8_t *prompt, int len, 
 		}
 	}
 	ctx_reset(ctx);
-	ctx_set_training(ctx, was_training);
-	ctx_set_grad_enabled(ctx, was_grad);
+	eval_mode_leave(ctx, em);
 	kvcache_close(&kv);
 	eng_free(win);
 	eng_free(logits);
@@ -462,7 +361,7 @@ const PretextMethod method_autoregressive_lm = {
 	.example = "autoregressive-lm-fortunes.json",
 	.create = arlm_create,
 	.loss = arlm_loss,
-	.encoder = arlm_encoder,
+	.encoder = byte_lm_encoder,
 	.evaluate = arlm_evaluate,
 	.generate_text = arlm_generate,
 	.make_batch = arlm_make_batch,

@@ -10,12 +10,9 @@
  */
 #include "method.h"
 
-#include <stdio.h>
-#include <string.h>
-
-#include "../alloc.h"
 #include "../ops.h"
 #include "ssl_health.h"
+#include "two_view.h"
 
 typedef struct BarlowConfig {
 	float lambda;
@@ -38,11 +35,8 @@ static const ParamDef barlow_params[] = {
 };
 
 typedef struct Barlow {
-	Encoder *encoder;
-	Mlp *proj;
+	TwoView tv;           /* encoder, projector, collapse monitor (two_view.h) */
 	float lambda;
-	int D;
-	SslMonitor *health;
 } Barlow;
 
 // z (N,D) -> (z - mean) / sqrt(var + eps) column-wise, biased variance: BatchNorm1d(affine=False)
@@ -86,48 +80,16 @@ Tensor *barlow_twins_loss(Ctx *ctx, Tensor *z1, Tensor *z2, float lambda, double
 	return loss;
 }
 
-static void barlow_destroy(void *state)
-{
-	Barlow *s = state;
-	if (!s)
-		return;
-	encoder_free(s->encoder);
-	mlp_free(s->proj);
-	ssl_monitor_free(s->health);
-	eng_free(s);
-}
-
 static int barlow_create(const MethodEnv *env, ParamSet *ps, void **state, char *err,
                          size_t errlen)
 {
-	Barlow *s = eng_calloc(1, sizeof *s);
-	if (!s) {
-		snprintf(err, errlen, "barlow_twins: out of memory");
-		return -1;
-	}
 	const BarlowConfig *cfg = env->config;
-	s->lambda = cfg->lambda;
-	int hid = cfg->proj_hidden;
-	s->D = cfg->proj_dim;
-	int rc = encoder_new(env->encoder, ps, "encoder", env->in_c, env->in_h, env->in_w, env->rng,
-	                     &s->encoder, err, errlen);
-	if (rc < 0)
-		goto fail;
-	int dims[4] = { encoder_out_dim(s->encoder), hid, hid, s->D };
-	rc = -1;
-	if (mlp_new(ps, "proj", dims, 4, 1, env->rng, &s->proj) < 0) {
-		snprintf(err, errlen, "barlow_twins: cannot build the projector %d-%d-%d-%d", dims[0], hid,
-		         hid, s->D);
-		goto fail;
-	}
-	if (ssl_monitor_new(2 * env->batch_size, s->D, cfg->health.health_every, &s->health) < 0) {
-		snprintf(err, errlen, "barlow_twins: out of memory");
-		goto fail;
-	}
-	*state = s;
-	return 0;
-fail:
-	barlow_destroy(s);
+	TwoViewHead head = { .method = "barlow_twins", .noun = "projector",
+	                     .hidden = cfg->proj_hidden, .hidden_layers = 2, .out = cfg->proj_dim,
+	                     .health_every = cfg->health.health_every };
+	int rc = two_view_create(env, ps, sizeof(Barlow), &head, state, err, errlen);
+	if (rc == 0)
+		((Barlow *)*state)->lambda = cfg->lambda;
 	return rc;
 }
 
@@ -137,10 +99,7 @@ static Tensor *barlow_loss(Ctx *ctx, void *state, Tensor *const *views, const Ba
                            const MetricSink *sink)
 {
 	Barlow *s = state;
-	Tensor *pair[2] = { views[0], views[1] };
-	Tensor *x = op_concat(ctx, pair, 2, 0);                          /* (2B,C,H,W) */
-	Tensor *zl = mlp_forward(ctx, s->proj, encoder_forward(ctx, s->encoder, x)); /* (2B,D) */
-	Tensor *z = op_dist_gather_rows(ctx, zl, 2);                     /* (2B',D) */
+	Tensor *z = two_view_embed(ctx, &s->tv, views);                  /* (2B',D) */
 	int B = z->shape[0] / 2;
 	Tensor *z1 = op_slice(ctx, z, 0, 0, B), *z2 = op_slice(ctx, z, 0, B, B);
 	double parts[2];
@@ -148,15 +107,10 @@ static Tensor *barlow_loss(Ctx *ctx, void *state, Tensor *const *views, const Ba
 	if (sink) {
 		metric_put(sink, "loss_on_diag", parts[0]);
 		metric_put(sink, "loss_off_diag", parts[1] * s->lambda);
-		ssl_monitor_observe(s->health, z1->data, z2->data, B, sink);
 	}
+	two_view_observe(&s->tv, z, 0, sink);
 	(void)batch;
 	return loss;
-}
-
-static Encoder *barlow_encoder(void *state)
-{
-	return ((Barlow *)state)->encoder;
 }
 
 const PretextMethod method_barlow_twins = {
@@ -175,8 +129,8 @@ const PretextMethod method_barlow_twins = {
 	.config_size = sizeof(BarlowConfig),
 	.create = barlow_create,
 	.loss = barlow_loss,
-	.encoder = barlow_encoder,
-	.destroy = barlow_destroy,
+	.encoder = two_view_encoder,
+	.destroy = two_view_destroy,
 	.ssl_health = 1,
 	.health_offset = offsetof(BarlowConfig, health),
 	.data_parallel = 1,

@@ -11,14 +11,11 @@
  */
 #include "method.h"
 
-#include <math.h>
 #include <stdio.h>
-#include <string.h>
 
-#include "../alloc.h"
 #include "../ops.h"
-#include "../optim.h"
 #include "ssl_health.h"
+#include "two_view.h"
 
 typedef struct ByolConfig {
 	float tau_base;
@@ -45,87 +42,45 @@ static const ParamDef byol_params[] = {
 };
 
 typedef struct Byol {
+	TwoView tv;                  /* online and target encoder + projector, monitor (two_view.h) */
 	ParamSet *ps;
-	Encoder *encoder, *t_encoder;
-	Mlp *proj, *pred, *t_proj;
+	Mlp *pred;
 	float tau_base;
 	int use_predictor;
 	float tau;                   /* last tau applied (reported) */
-	SslMonitor *health;
 } Byol;
 
 static void byol_destroy(void *state)
 {
 	Byol *s = state;
-	if (!s)
-		return;
-	encoder_free(s->encoder);
-	encoder_free(s->t_encoder);
-	mlp_free(s->proj);
-	mlp_free(s->pred);
-	mlp_free(s->t_proj);
-	ssl_monitor_free(s->health);
-	eng_free(s);
-}
-
-/* Every parameter under "target." is frozen (no grad, no optimizer); buffers stay buffers. */
-static void freeze_target(ParamSet *ps)
-{
-	for (int i = 0; i < paramset_count(ps); i++)
-		if (strncmp(paramset_at(ps, i)->name, "target.", 7) == 0)
-			paramset_set_flags_at(ps, i, PARAM_FROZEN);
+	if (s)
+		mlp_free(s->pred);
+	two_view_destroy(s);
 }
 
 static int byol_create(const MethodEnv *env, ParamSet *ps, void **state, char *err, size_t errlen)
 {
-	Byol *s = eng_calloc(1, sizeof *s);
-	if (!s) {
-		snprintf(err, errlen, "byol: out of memory");
-		return -1;
-	}
-	s->ps = ps;
 	const ByolConfig *cfg = env->config;
+	int hid = cfg->proj_hidden, out = cfg->proj_dim;
+	TwoViewHead head = { .method = "byol", .noun = "heads", .hidden = hid, .hidden_layers = 1,
+	                     .out = out, .health_every = cfg->health.health_every, .target = 1 };
+	int rc = two_view_create(env, ps, sizeof(Byol), &head, state, err, errlen);
+	if (rc < 0)
+		return rc;
+	Byol *s = *state;
+	s->ps = ps;
 	s->tau_base = cfg->tau_base;
 	s->use_predictor = cfg->predictor != 0;
 	s->tau = s->tau_base;
-	int hid = cfg->proj_hidden;
-	int out = cfg->proj_dim;
-	int rc = encoder_new(env->encoder, ps, "encoder", env->in_c, env->in_h, env->in_w, env->rng,
-	                     &s->encoder, err, errlen);
-	if (rc < 0)
-		goto fail;
-	rc = encoder_new(env->encoder, ps, "target.encoder", env->in_c, env->in_h, env->in_w, env->rng,
-	                 &s->t_encoder, err, errlen);
-	if (rc < 0)
-		goto fail;
-	int pdims[3] = { encoder_out_dim(s->encoder), hid, out };
 	int qdims[3] = { out, hid, out };
-	if (mlp_new(ps, "proj", pdims, 3, 1, env->rng, &s->proj) < 0 ||
-	    mlp_new(ps, "target.proj", pdims, 3, 1, env->rng, &s->t_proj) < 0 ||
-	    (s->use_predictor && mlp_new(ps, "pred", qdims, 3, 1, env->rng, &s->pred) < 0)) {
-		snprintf(err, errlen, "byol: cannot build the heads %d-%d-%d", pdims[0], hid, out);
-		rc = -1;
-		goto fail;
+	if (s->use_predictor && mlp_new(ps, "pred", qdims, 3, 1, env->rng, &s->pred) < 0) {
+		snprintf(err, errlen, "byol: cannot build the heads %d-%d-%d",
+		         encoder_out_dim(s->tv.encoder), hid, out);
+		byol_destroy(s);
+		*state = NULL;
+		return -1;
 	}
-	/* The target starts as a copy of the online network. */
-	if (paramset_copy_prefix(ps, "target.encoder.", ps, "encoder.") < 0 ||
-	    paramset_copy_prefix(ps, "target.proj.", ps, "proj.") < 0) {
-		snprintf(err, errlen, "byol: cannot copy the online network into the target");
-		rc = -1;
-		goto fail;
-	}
-	freeze_target(ps);
-	int every = cfg->health.health_every;
-	if (ssl_monitor_new(2 * env->batch_size, out, every, &s->health) < 0) {
-		snprintf(err, errlen, "byol: out of memory for the health monitor");
-		rc = -1;
-		goto fail;
-	}
-	*state = s;
 	return 0;
-fail:
-	byol_destroy(s);
-	return rc;
 }
 
 // p (N,P), zt (N,P) -> 4 - 4 * mean cos: with N = 2B rows, L(1->2) + L(2->1), each 2 - 2 mean cos
@@ -146,11 +101,11 @@ static Tensor *byol_loss(Ctx *ctx, void *state, Tensor *const *views, const Batc
 	int B = views[0]->shape[0];
 	Tensor *pair[2] = { views[0], views[1] };
 	Tensor *x = op_concat(ctx, pair, 2, 0);                       /* (2B,C,H,W) */
-	Tensor *z = mlp_forward(ctx, s->proj, encoder_forward(ctx, s->encoder, x)); /* (2B,P) */
+	Tensor *z = two_view_project(ctx, &s->tv, x);                 /* (2B,P) */
 	Tensor *p = s->use_predictor ? mlp_forward(ctx, s->pred, z) : z;           /* (2B,P) */
 
 	int was = ctx_set_grad_enabled(ctx, 0);
-	Tensor *zt = mlp_forward(ctx, s->t_proj, encoder_forward(ctx, s->t_encoder, x)); /* (2B,P) */
+	Tensor *zt = two_view_target_project(ctx, &s->tv, x);          /* (2B,P) */
 	/* Row i of view 1 is predicted against row i of view 2's target and vice versa. */
 	Tensor *halves[2] = { op_slice(ctx, zt, 0, B, B), op_slice(ctx, zt, 0, 0, B) };
 	Tensor *target = op_concat(ctx, halves, 2, 0);                 /* (2B,P), swapped */
@@ -165,7 +120,7 @@ static Tensor *byol_loss(Ctx *ctx, void *state, Tensor *const *views, const Batc
 
 	if (sink) {
 		int P = z->shape[1], Bg = zg->shape[0] / 2;
-		if (ssl_monitor_observe(s->health, zg->data, zg->data + (size_t)Bg * P, Bg, sink))
+		if (ssl_monitor_observe(s->tv.health, zg->data, zg->data + (size_t)Bg * P, Bg, sink))
 			metric_put(sink, "tau", s->tau);
 	}
 	(void)batch;
@@ -175,17 +130,8 @@ static Tensor *byol_loss(Ctx *ctx, void *state, Tensor *const *views, const Batc
 static void byol_after_step(void *state, int64_t step, int64_t total_steps)
 {
 	Byol *s = state;
-	double k = total_steps > 0 ? (double)(step + 1) / (double)total_steps : 1.0;
-	if (k > 1)
-		k = 1;
-	s->tau = (float)(1.0 - (1.0 - s->tau_base) * (cos(M_PI * k) + 1.0) / 2.0);
-	optim_ema(s->ps, "target.encoder.", s->ps, "encoder.", s->tau);
-	optim_ema(s->ps, "target.proj.", s->ps, "proj.", s->tau);
-}
-
-static Encoder *byol_encoder(void *state)
-{
-	return ((Byol *)state)->encoder;
+	s->tau = two_view_target_rate(s->tau_base, step, total_steps);
+	two_view_target_update(s->ps, s->tau);
 }
 
 const PretextMethod method_byol = {
@@ -205,7 +151,7 @@ const PretextMethod method_byol = {
 	.create = byol_create,
 	.loss = byol_loss,
 	.after_step = byol_after_step,
-	.encoder = byol_encoder,
+	.encoder = two_view_encoder,
 	.destroy = byol_destroy,
 	.ssl_health = 1,
 	.health_offset = offsetof(ByolConfig, health),

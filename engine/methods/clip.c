@@ -30,6 +30,7 @@
 #include "../alloc.h"
 #include "../layers.h"
 #include "../ops.h"
+#include "decoder.h"
 #include "ssl_health.h"
 
 #define CLIP_MAX_TOKENS 96       /* tokens per caption (longer captions are truncated) */
@@ -315,8 +316,7 @@ static int clip_evaluate(void *state, Ctx *ctx, const Dataset *ds, const MetricS
 	if (nt == 0)
 		for (int t = 0; t < N_TEMPLATES; t++)
 			use[nt++] = t;
-	int was_training = ctx_training(ctx), was_grad = ctx_set_grad_enabled(ctx, 0);
-	ctx_set_training(ctx, 0);
+	EvalMode em = eval_mode_enter(ctx);
 	float *cls = eng_calloc((size_t)C * E, sizeof(float));
 	char *prompts = eng_malloc((size_t)C * nt * 128);
 	int rc = -1;
@@ -384,8 +384,7 @@ static int clip_evaluate(void *state, Ctx *ctx, const Dataset *ds, const MetricS
 	}
 	rc = 0;
 out:
-	ctx_set_training(ctx, was_training);
-	ctx_set_grad_enabled(ctx, was_grad);
+	eval_mode_leave(ctx, em);
 	eng_free(cls);
 	eng_free(prompts);
 	return rc;

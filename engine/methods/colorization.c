@@ -24,7 +24,6 @@
 
 #include "../alloc.h"
 #include "../data/augment.h"
-#include "../data/png_grid.h"
 #include "../ops.h"
 #include "decoder.h"
 
@@ -43,7 +42,7 @@ static const ParamDef color_params[] = {
 };
 
 typedef struct Color {
-	CodeNet net;   /* (B,3,H,W) gray -> (B,2,H,W) chroma logits */
+	CodeNet net;   /* (B,3,H,W) gray -> (B,2,H,W) chroma logits; first (codenet_method_*) */
 	int h, w;
 } Color;
 
@@ -91,26 +90,7 @@ static void to_rgb(const float *gray, const float *cc, float *rgb, int n, size_t
 	}
 }
 
-static double sq_err(const float *a, const float *b, size_t n)
-{
-	double s = 0;
-	for (size_t i = 0; i < n; i++) {
-		double e = (double)a[i] - (double)b[i];
-		s += e * e;
-	}
-	return s;
-}
-
 /* ---- network ---------------------------------------------------------------------------------- */
-
-static void color_destroy(void *state)
-{
-	Color *m = state;
-	if (!m)
-		return;
-	codenet_close(&m->net);
-	eng_free(m);
-}
 
 static int color_create(const MethodEnv *env, ParamSet *ps, void **state, char *err, size_t errlen)
 {
@@ -130,16 +110,11 @@ static int color_create(const MethodEnv *env, ParamSet *ps, void **state, char *
 	int rc = codenet_init(&m->net, ps, env->encoder, 3, m->h, m->w, cfg->latent_dim, cfg->decoder,
 	                      2, env->rng, "colorization", err, errlen);
 	if (rc < 0) {
-		color_destroy(m);
+		codenet_method_destroy(m);
 		return rc;
 	}
 	*state = m;
 	return 0;
-}
-
-static Encoder *color_encoder(void *state)
-{
-	return ((Color *)state)->net.encoder;
 }
 
 /* views[0] (B,3,H,W) in colour; the encoder gets its gray version. */
@@ -222,9 +197,9 @@ static int color_evaluate(void *state, Ctx *ctx, const Dataset *ds, const Metric
 		const float *x = ds->test.x + (size_t)s * per;
 		colorize(ctx, m, x, nb, &w);
 		to_chroma(x, w.true_cc, nb, hw);
-		se_cc += sq_err(w.pred_cc, w.true_cc, (size_t)nb * 2 * hw);
-		se_color += sq_err(w.rgb, x, (size_t)nb * per);
-		se_gray += sq_err(w.gray, x, (size_t)nb * per);
+		se_cc += sq_err_sum(w.pred_cc, w.true_cc, (size_t)nb * 2 * hw);
+		se_color += sq_err_sum(w.rgb, x, (size_t)nb * per);
+		se_gray += sq_err_sum(w.gray, x, (size_t)nb * per);
 	}
 	eval_mode_leave(ctx, em);
 	double total = (double)n * (double)per;
@@ -259,11 +234,8 @@ static int color_artifacts(void *state, Ctx *ctx, const Dataset *ds, const char 
 	colorize(ctx, m, ds->test.x, n, &w);
 	eval_mode_leave(ctx, em);
 	const float *rows[3] = { w.gray, w.rgb, ds->test.x };
-	char path[4096];
-	snprintf(path, sizeof path, "%s/colorizations.png", dir);
-	int rc = png_grid_write_rows(path, rows, 3, n, 3, m->h, m->w, 1, 0.0f, 1.0f, err, errlen);
-	if (rc == 0)
-		add(user, "colorizations.png");
+	int rc = artifact_png_rows(dir, "colorizations.png", rows, 3, n, 3, m->h, m->w, add, user,
+	                           err, errlen);
 	work_free(&w);
 	return rc < 0 ? rc : 0;
 }
@@ -286,8 +258,8 @@ const PretextMethod method_colorization = {
 	.config_size = sizeof(ColorConfig),
 	.create = color_create,
 	.loss = color_loss,
-	.encoder = color_encoder,
+	.encoder = codenet_method_encoder,
 	.artifacts = color_artifacts,
 	.evaluate = color_evaluate,
-	.destroy = color_destroy,
+	.destroy = codenet_method_destroy,
 };

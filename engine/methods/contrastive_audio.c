@@ -10,12 +10,11 @@
 #include "method.h"
 
 #include <stdio.h>
-#include <string.h>
 
-#include "../alloc.h"
 #include "../data/audio_augment.h"
 #include "../ops.h"
 #include "ssl_health.h"
+#include "two_view.h"
 
 typedef struct CaConfig {
 	float temperature;
@@ -48,54 +47,24 @@ static int ca_validate(const void *config, char *field, size_t fieldlen, char *m
 }
 
 typedef struct Ca {
-	Encoder *encoder;
-	Mlp *proj;
+	TwoView tv;           /* encoder, projection head, collapse monitor (two_view.h) */
 	float temperature;
 	AudioAugConfig aug;
-	SslMonitor *health;
 } Ca;
-
-static void ca_destroy(void *state)
-{
-	Ca *s = state;
-	if (!s)
-		return;
-	encoder_free(s->encoder);
-	mlp_free(s->proj);
-	ssl_monitor_free(s->health);
-	eng_free(s);
-}
 
 static int ca_create(const MethodEnv *env, ParamSet *ps, void **state, char *err, size_t errlen)
 {
 	const CaConfig *cfg = env->config;
-	Ca *s = eng_calloc(1, sizeof *s);
-	if (!s) {
-		snprintf(err, errlen, "contrastive_audio: out of memory");
-		return -1;
+	TwoViewHead head = { .method = "contrastive_audio", .noun = "projection head",
+	                     .hidden = cfg->proj_hidden, .hidden_layers = 1, .out = cfg->proj_dim,
+	                     .health_every = cfg->health.health_every };
+	int rc = two_view_create(env, ps, sizeof(Ca), &head, state, err, errlen);
+	if (rc == 0) {
+		Ca *s = *state;
+		s->temperature = cfg->temperature;
+		s->aug = cfg->aug;
 	}
-	s->temperature = cfg->temperature;
-	s->aug = cfg->aug;
-	int rc = encoder_new(env->encoder, ps, "encoder", env->in_c, env->in_h, env->in_w, env->rng,
-	                     &s->encoder, err, errlen);
-	if (rc < 0)
-		goto fail;
-	int dims[3] = { encoder_out_dim(s->encoder), cfg->proj_hidden, cfg->proj_dim };
-	rc = -1;
-	if (mlp_new(ps, "proj", dims, 3, 1, env->rng, &s->proj) < 0) {
-		snprintf(err, errlen, "contrastive_audio: cannot build the projection head %d-%d-%d",
-		         dims[0], dims[1], dims[2]);
-		goto fail;
-	}
-	if (ssl_monitor_new(2 * env->batch_size, dims[2], cfg->health.health_every, &s->health) < 0) {
-		snprintf(err, errlen, "contrastive_audio: out of memory for the health monitor");
-		goto fail;
-	}
-	*state = s;
-	return 0;
-fail:
-	ca_destroy(s);
-	return rc < 0 ? rc : -1;
+	return rc;
 }
 
 /* views[0] (B,1,M,F) spectrograms -> two augmented views -> NT-Xent over 2B projections. */
@@ -114,21 +83,11 @@ static Tensor *ca_loss(Ctx *ctx, void *state, Tensor *const *views, const Batch 
 			for (int c = 0; c < x->shape[1]; c++)
 				audio_augment(&s->aug, rng, x->data + (size_t)i * n + (size_t)c * M * F,
 				              pair->data + ((size_t)v * B + i) * n + (size_t)c * M * F, M, F);
-	Tensor *h = encoder_forward(ctx, s->encoder, pair);   /* (2B,D) */
-	Tensor *z = mlp_forward(ctx, s->proj, h);             /* (2B,P) */
+	Tensor *z = two_view_project(ctx, &s->tv, pair);      /* (2B,P) */
 	Tensor *loss = op_nt_xent(ctx, z, s->temperature);
-	if (sink) {
-		int P = z->shape[1];
-		metric_put(sink, "pos_cosine", ssl_pair_cosine(z->data, z->data + (size_t)B * P, B, P));
-		ssl_monitor_observe(s->health, z->data, z->data + (size_t)B * P, B, sink);
-	}
+	two_view_observe(&s->tv, z, 1, sink);
 	(void)batch;
 	return loss;
-}
-
-static Encoder *ca_encoder(void *state)
-{
-	return ((Ca *)state)->encoder;
 }
 
 const PretextMethod method_contrastive_audio = {
@@ -147,8 +106,8 @@ const PretextMethod method_contrastive_audio = {
 	.validate = ca_validate,
 	.create = ca_create,
 	.loss = ca_loss,
-	.encoder = ca_encoder,
-	.destroy = ca_destroy,
+	.encoder = two_view_encoder,
+	.destroy = two_view_destroy,
 	.ssl_health = 1,
 	.health_offset = offsetof(CaConfig, health),
 };

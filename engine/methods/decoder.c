@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "../alloc.h"
+#include "../data/png_grid.h"
 #include "../layers.h"
 #include "../ops.h"
 
@@ -236,6 +237,19 @@ void codenet_close(CodeNet *n)
 	n->decoder = NULL;
 }
 
+Encoder *codenet_method_encoder(void *state)
+{
+	return ((CodeNet *)state)->encoder;
+}
+
+void codenet_method_destroy(void *state)
+{
+	if (!state)
+		return;
+	codenet_close(state);
+	eng_free(state);
+}
+
 // x (B,in_c,H,W) -> code (B,latent)
 Tensor *codenet_code(Ctx *ctx, CodeNet *n, Tensor *x)
 {
@@ -281,4 +295,62 @@ void sigmoid_into(const float *logits, float *out, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		out[i] = 1.0f / (1.0f + expf(-logits[i]));
+}
+
+Tensor *normal_tensor(Ctx *ctx, int B, int L, Rng *rng)
+{
+	Tensor *e = ctx_tensor(ctx, 2, (int[]){ B, L });
+	for (size_t i = 0; i < e->size; i++)
+		e->data[i] = rng_normal(rng);
+	return e;
+}
+
+double sq_err_sum(const float *a, const float *b, size_t n)
+{
+	double s = 0;
+	for (size_t i = 0; i < n; i++) {
+		double e = (double)a[i] - (double)b[i];
+		s += e * e;
+	}
+	return s;
+}
+
+static int artifact_path(char *path, size_t size, const char *dir, const char *name, char *err,
+                         size_t errlen)
+{
+	int n = snprintf(path, size, "%s/%s", dir, name);
+	if (n < 0 || (size_t)n >= size) {
+		snprintf(err, errlen, "artifact path %s/%s is too long", dir, name);
+		return -ENAMETOOLONG;
+	}
+	return 0;
+}
+
+/* One of the two grids below: rows when rows is set, else images in cols columns. */
+static int artifact_png(const char *dir, const char *name, const float *const *rows, int n_rows,
+                        const float *images, int cols, int n, int c, int h, int w,
+                        artifact_add_cb add, void *user, char *err, size_t errlen)
+{
+	char path[4096];
+	int rc = artifact_path(path, sizeof path, dir, name, err, errlen);
+	if (rc == 0)
+		rc = rows ? png_grid_write_rows(path, rows, n_rows, n, c, h, w, 1, 0.0f, 1.0f, err, errlen)
+		          : png_grid_write(path, images, n, c, h, w, cols, 1, 0.0f, 1.0f, err, errlen);
+	if (rc == 0)
+		add(user, name);
+	return rc;
+}
+
+int artifact_png_rows(const char *dir, const char *name, const float *const *rows, int n_rows,
+                      int n, int c, int h, int w, artifact_add_cb add, void *user, char *err,
+                      size_t errlen)
+{
+	return artifact_png(dir, name, rows, n_rows, NULL, 0, n, c, h, w, add, user, err, errlen);
+}
+
+int artifact_png_grid(const char *dir, const char *name, const float *images, int n, int cols,
+                      int c, int h, int w, artifact_add_cb add, void *user, char *err,
+                      size_t errlen)
+{
+	return artifact_png(dir, name, NULL, 0, images, cols, n, c, h, w, add, user, err, errlen);
 }

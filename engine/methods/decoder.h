@@ -85,6 +85,10 @@ int codenet_init(CodeNet *n, ParamSet *ps, const EncoderConfig *enc, int in_c, i
                  int latent, DecoderKind kind, int out_c, Rng *rng, const char *who, char *err,
                  size_t errlen);
 void codenet_close(CodeNet *n);
+/* PretextMethod.encoder and .destroy (codenet_close, then eng_free; NULL is a no-op) of a method
+ * whose eng_calloc'd state has a CodeNet as its first member and owns nothing else. */
+Encoder *codenet_method_encoder(void *state);
+void codenet_method_destroy(void *state);
 /* x (B,in_c,H,W) -> code (B,latent) */
 Tensor *codenet_code(Ctx *ctx, CodeNet *n, Tensor *x);
 /* x (B,in_c,H,W) -> logits (B,out_c,H,W) */
@@ -104,5 +108,20 @@ void eval_mode_leave(Ctx *ctx, EvalMode m);
 
 /* out[i] = 1 / (1 + exp(-logits[i])) for n floats (plain, no tape). */
 void sigmoid_into(const float *logits, float *out, size_t n);
+/* (B,L) standard normal draws from rng: an arena tensor, no grad (latent codes, noise). */
+Tensor *normal_tensor(Ctx *ctx, int B, int L, Rng *rng);
+/* sum_i (a[i] - b[i])^2 over n floats, in double. */
+double sq_err_sum(const float *a, const float *b, size_t n);
+
+/* A method's PNG artifact dir/name, pixels in [0,1] with 1-pixel gaps, reported through
+ * add(user, name) once written: rows[r] (n,C,H,W) one grid row each, or images (n,C,H,W) in cols
+ * columns. 0, or < 0 with err set. */
+typedef void (*artifact_add_cb)(void *user, const char *name);
+int artifact_png_rows(const char *dir, const char *name, const float *const *rows, int n_rows,
+                      int n, int c, int h, int w, artifact_add_cb add, void *user, char *err,
+                      size_t errlen);
+int artifact_png_grid(const char *dir, const char *name, const float *images, int n, int cols,
+                      int c, int h, int w, artifact_add_cb add, void *user, char *err,
+                      size_t errlen);
 
 #endif

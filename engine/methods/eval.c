@@ -129,6 +129,14 @@ void eval_config_resolve(const EvalConfig *cfg, EvalConfig *out)
 		out->temperature = d.temperature;
 }
 
+void eval_config_resolve_or_default(const EvalConfig *cfg, EvalProto p, EvalConfig *out)
+{
+	if (cfg)
+		eval_config_resolve(cfg, out);
+	else
+		eval_config_default(out, p);
+}
+
 /* ---- callbacks ----------------------------------------------------------------------------- */
 
 int eval_should_stop(const EvalEnv *env)
@@ -312,42 +320,52 @@ float *eval_features(Encoder *enc, const Dataset *ds, const Split *split, const 
 	return features_stoppable(enc, ds, split, idx, n, batch, seed, NULL);
 }
 
-int eval_frozen_features(const EvalEnv *env, const int *idx, int n, float **ftr, float **fte,
-                         int *dim, char *err, size_t errlen)
+int eval_frozen_features(const EvalEnv *env, const int *idx, int n, EvalFeatures *f, char *err,
+                         size_t errlen)
 {
-	*ftr = *fte = NULL;
-	ParamSet *ps = paramset_new();
+	*f = (EvalFeatures){ 0 };
+	const Dataset *ds = env->ds;
+	f->ytr = eng_malloc((size_t)n * sizeof(int));
+	ParamSet *ps = f->ytr ? paramset_new() : NULL;
 	if (!ps) {
+		eng_free(f->ytr);
+		f->ytr = NULL;
 		snprintf(err, errlen, "eval: out of memory creating the encoder");
 		return -ENOMEM;
 	}
+	for (int i = 0; i < n; i++)
+		f->ytr[i] = ds->train.y[idx[i]];
 	Encoder *enc = NULL;
 	int rc = eval_build_encoder(env, ps, &enc, err, errlen);
 	if (rc < 0)
 		goto out;
-	*dim = encoder_out_dim(enc);
-	const Dataset *ds = env->ds;
-	*ftr = features_stoppable(enc, ds, &ds->train, idx, n, EVAL_FEATURE_BATCH, env->seed, env);
-	if (*ftr && !eval_should_stop(env))
-		*fte = features_stoppable(enc, ds, &ds->test, NULL, ds->test.n, EVAL_FEATURE_BATCH,
-		                          env->seed, env);
+	f->dim = encoder_out_dim(enc);
+	f->ftr = features_stoppable(enc, ds, &ds->train, idx, n, EVAL_FEATURE_BATCH, env->seed, env);
+	if (f->ftr && !eval_should_stop(env))
+		f->fte = features_stoppable(enc, ds, &ds->test, NULL, ds->test.n, EVAL_FEATURE_BATCH,
+		                            env->seed, env);
 	if (eval_should_stop(env)) {
 		snprintf(err, errlen, "eval: cancelled");
 		rc = -ECANCELED;
-	} else if (!*ftr || !*fte) {
+	} else if (!f->ftr || !f->fte) {
 		snprintf(err, errlen, "eval: out of memory extracting features (%d labelled + %d test "
-		         "samples, %d floats each)", n, ds->test.n, *dim);
+		         "samples, %d floats each)", n, ds->test.n, f->dim);
 		rc = -ENOMEM;
 	}
-	if (rc < 0) {
-		eng_free(*ftr);
-		eng_free(*fte);
-		*ftr = *fte = NULL;
-	}
 out:
+	if (rc < 0)
+		eval_features_free(f);
 	encoder_free(enc);
 	paramset_free(ps);
 	return rc;
+}
+
+void eval_features_free(EvalFeatures *f)
+{
+	eng_free(f->ftr);
+	eng_free(f->ytr);
+	eng_free(f->fte);
+	*f = (EvalFeatures){ 0 };
 }
 
 /* ---- dispatch -------------------------------------------------------------------------------- */

@@ -36,6 +36,8 @@
 
 /* Copy cfg with every unset field replaced by the protocol default. */
 void eval_config_resolve(const EvalConfig *cfg, EvalConfig *out);
+/* The same, or protocol p's defaults when cfg is NULL (the *_features entry points). */
+void eval_config_resolve_or_default(const EvalConfig *cfg, EvalProto p, EvalConfig *out);
 
 /* A fresh encoder from env->encoder_cfg in ps under "encoder", initialised from env->seed, with
  * every "<env->prefix>.*" tensor of env->pretrained (weights and BatchNorm buffers) copied in by
@@ -71,9 +73,17 @@ int eval_knn_run(const EvalEnv *env, const EvalConfig *cfg, const int *idx, int 
 int eval_train_run(const EvalEnv *env, const EvalConfig *cfg, const int *idx, int n,
                    EvalResult *out, char *err, size_t errlen);
 
-/* Shared by the feature protocols: features of the labelled subset and of the whole test split,
- * from a frozen encoder built by eval_build_encoder. Both eng_malloc'd (caller eng_frees). */
-int eval_frozen_features(const EvalEnv *env, const int *idx, int n, float **ftr, float **fte,
-                         int *dim, char *err, size_t errlen);
+/* Shared by the feature protocols: features and labels of the labelled subset and features of the
+ * whole test split, from a frozen encoder built by eval_build_encoder. */
+typedef struct EvalFeatures {
+	float *ftr;   /* (n, dim) the labelled subset idx[0..n) of ds->train */
+	int *ytr;     /* (n) their labels */
+	float *fte;   /* (ds->test.n, dim) */
+	int dim;
+} EvalFeatures;
+/* Fills *f (all NULL on failure, so eval_features_free is always safe). 0, or < 0 with err set. */
+int eval_frozen_features(const EvalEnv *env, const int *idx, int n, EvalFeatures *f, char *err,
+                         size_t errlen);
+void eval_features_free(EvalFeatures *f);
 
 #endif

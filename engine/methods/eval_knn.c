@@ -168,11 +168,7 @@ int eval_knn_features(const float *xtr, const int *ytr, int ntr, const float *xt
                       char *err, size_t errlen)
 {
 	EvalConfig c;
-	if (cfg) {
-		eval_config_resolve(cfg, &c);
-	} else {
-		eval_config_default(&c, EVAL_PROTO_KNN);
-	}
+	eval_config_resolve_or_default(cfg, EVAL_PROTO_KNN, &c);
 	memset(out, 0, sizeof *out);
 	return eval_knn_core(NULL, xtr, ytr, ntr, xte, yte, nte, d, num_classes, &c, out, err,
 	                     errlen);
@@ -182,22 +178,12 @@ int eval_knn_run(const EvalEnv *env, const EvalConfig *cfg, const int *idx, int 
                  EvalResult *out, char *err, size_t errlen)
 {
 	const Dataset *ds = env->ds;
-	float *ftr = NULL, *fte = NULL;
-	int d = 0;
-	int *ytr = eng_malloc((size_t)n * sizeof(int));
-	if (!ytr) {
-		snprintf(err, errlen, "eval knn: out of memory");
-		return -ENOMEM;
-	}
-	for (int i = 0; i < n; i++)
-		ytr[i] = ds->train.y[idx[i]];
-	int rc = eval_frozen_features(env, idx, n, &ftr, &fte, &d, err, errlen);
+	EvalFeatures f;
+	int rc = eval_frozen_features(env, idx, n, &f, err, errlen);
 	if (rc == 0)
-		rc = eval_knn_core(env, ftr, ytr, n, fte, ds->test.y, ds->test.n, d, ds->num_classes,
-		                   cfg, out, err, errlen);
-	eng_free(ytr);
-	eng_free(ftr);
-	eng_free(fte);
+		rc = eval_knn_core(env, f.ftr, f.ytr, n, f.fte, ds->test.y, ds->test.n, f.dim,
+		                   ds->num_classes, cfg, out, err, errlen);
+	eval_features_free(&f);
 	return rc;
 }
 

@@ -438,11 +438,7 @@ int eval_linear_probe_features(const float *xtr, const int *ytr, int ntr, const 
                                size_t errlen)
 {
 	EvalConfig c;
-	if (cfg) {
-		eval_config_resolve(cfg, &c);
-	} else {
-		eval_config_default(&c, EVAL_PROTO_LINEAR_PROBE);
-	}
+	eval_config_resolve_or_default(cfg, EVAL_PROTO_LINEAR_PROBE, &c);
 	memset(out, 0, sizeof *out);
 	return eval_linear_core(NULL, xtr, ytr, ntr, xte, yte, nte, d, num_classes, &c, seed, out,
 	                        NULL, NULL, err, errlen);
@@ -452,22 +448,12 @@ int eval_linear_run(const EvalEnv *env, const EvalConfig *cfg, const int *idx, i
                     EvalResult *out, char *err, size_t errlen)
 {
 	const Dataset *ds = env->ds;
-	float *ftr = NULL, *fte = NULL;
-	int d = 0;
-	int *ytr = eng_malloc((size_t)n * sizeof(int));
-	if (!ytr) {
-		snprintf(err, errlen, "eval linear_probe: out of memory");
-		return -ENOMEM;
-	}
-	for (int i = 0; i < n; i++)
-		ytr[i] = ds->train.y[idx[i]];
-	int rc = eval_frozen_features(env, idx, n, &ftr, &fte, &d, err, errlen);
+	EvalFeatures f;
+	int rc = eval_frozen_features(env, idx, n, &f, err, errlen);
 	if (rc == 0)
-		rc = eval_linear_core(env, ftr, ytr, n, fte, ds->test.y, ds->test.n, d, ds->num_classes,
-		                      cfg, env->seed, out, NULL, NULL, err, errlen);
-	eng_free(ytr);
-	eng_free(ftr);
-	eng_free(fte);
+		rc = eval_linear_core(env, f.ftr, f.ytr, n, f.fte, ds->test.y, ds->test.n, f.dim,
+		                      ds->num_classes, cfg, env->seed, out, NULL, NULL, err, errlen);
+	eval_features_free(&f);
 	return rc;
 }
 

@@ -39,7 +39,6 @@
 #include <string.h>
 
 #include "../alloc.h"
-#include "../data/png_grid.h"
 #include "../layers.h"
 #include "../ops.h"
 #include "decoder.h"
@@ -268,14 +267,6 @@ static Encoder *gan_encoder(void *state)
 
 /* ---- the two players ---------------------------------------------------------------------------- */
 
-static Tensor *normal_tensor(Ctx *ctx, int B, int L, Rng *rng)
-{
-	Tensor *e = ctx_tensor(ctx, 2, (int[]){ B, L });
-	for (size_t i = 0; i < e->size; i++)
-		e->data[i] = rng_normal(rng);
-	return e;
-}
-
 static Tensor *const_tensor(Ctx *ctx, int B, float v)
 {
 	Tensor *t = ctx_tensor(ctx, 2, (int[]){ B, 1 });
@@ -463,13 +454,10 @@ static int gan_artifacts(void *state, Ctx *ctx, const Dataset *ds, const char *d
 	}
 	Rng rng;
 	rng_seed(&rng, SAMPLE_SEED);
-	char path[4096];
-	snprintf(path, sizeof path, "%s/samples.png", dir);
 	int rc = gan_generate(g, ctx, n, &rng, img, err, errlen);
 	if (rc == 0)
-		rc = png_grid_write(path, img, n, g->c, g->h, g->w, 8, 1, 0, 1, err, errlen);
-	if (rc == 0)
-		add(user, "samples.png");
+		rc = artifact_png_grid(dir, "samples.png", img, n, 8, g->c, g->h, g->w, add, user, err,
+		                       errlen);
 	eng_free(img);
 	return rc < 0 ? -1 : 0;
 }

@@ -23,7 +23,6 @@
 
 #include "../alloc.h"
 #include "../data/augment.h"
-#include "../data/png_grid.h"
 #include "../ops.h"
 #include "decoder.h"
 
@@ -64,7 +63,7 @@ static const ParamDef inpaint_params[] = {
 };
 
 typedef struct Inpaint {
-	CodeNet net;   /* (B,C,H,W) -> (B,C,H,W) logits */
+	CodeNet net;   /* (B,C,H,W) -> (B,C,H,W) logits; first (codenet_method_*) */
 	int c, h, w;
 	int holes, hole_h, hole_w;
 	float outside_weight;
@@ -126,15 +125,6 @@ static double hole_sq_err(const Inpaint *m, const float *a, const float *b, cons
 
 /* ---- network ---------------------------------------------------------------------------------- */
 
-static void inpaint_destroy(void *state)
-{
-	Inpaint *m = state;
-	if (!m)
-		return;
-	codenet_close(&m->net);
-	eng_free(m);
-}
-
 static int inpaint_create(const MethodEnv *env, ParamSet *ps, void **state, char *err,
                           size_t errlen)
 {
@@ -170,16 +160,11 @@ static int inpaint_create(const MethodEnv *env, ParamSet *ps, void **state, char
 	int rc = codenet_init(&m->net, ps, env->encoder, m->c, m->h, m->w, cfg->latent_dim,
 	                      cfg->decoder, m->c, env->rng, "inpainting", err, errlen);
 	if (rc < 0) {
-		inpaint_destroy(m);
+		codenet_method_destroy(m);
 		return rc;
 	}
 	*state = m;
 	return 0;
-}
-
-static Encoder *inpaint_encoder(void *state)
-{
-	return ((Inpaint *)state)->net.encoder;
 }
 
 /* views[0] (B,C,H,W), the complete images. The loss is
@@ -300,13 +285,8 @@ static int inpaint_artifacts(void *state, Ctx *ctx, const Dataset *ds, const cha
 		composite[i] = mask[img * hw + k] != 0.0f ? raw[i] : ds->test.x[i];
 	}
 	const float *rows[4] = { ds->test.x, in, composite, raw };
-	char path[4096];
-	snprintf(path, sizeof path, "%s/inpaintings.png", dir);
-	if ((rc = png_grid_write_rows(path, rows, 4, n, m->c, m->h, m->w, 1, 0.0f, 1.0f, err,
-	                              errlen)) < 0)
-		goto done;
-	add(user, "inpaintings.png");
-	rc = 0;
+	rc = artifact_png_rows(dir, "inpaintings.png", rows, 4, n, m->c, m->h, m->w, add, user, err,
+	                       errlen);
 done:
 	eng_free(mask);
 	eng_free(buf);
@@ -329,8 +309,8 @@ const PretextMethod method_inpainting = {
 	.config_size = sizeof(InpaintConfig),
 	.create = inpaint_create,
 	.loss = inpaint_loss,
-	.encoder = inpaint_encoder,
+	.encoder = codenet_method_encoder,
 	.artifacts = inpaint_artifacts,
 	.evaluate = inpaint_evaluate,
-	.destroy = inpaint_destroy,
+	.destroy = codenet_method_destroy,
 };

@@ -22,10 +22,10 @@
 #include <string.h>
 
 #include "../alloc.h"
-#include "../data/png_grid.h"
 #include "../layers.h"
 #include "../ops.h"
 #include "decoder.h"
+#include "mae.h"
 
 #define EVAL_BATCH 256
 #define EVAL_MASK_SEED 0x3a5cULL
@@ -175,13 +175,9 @@ static Encoder *mae_encoder(void *state)
 
 /* ---- masks and patches ------------------------------------------------------------------------ */
 
-/* A fresh random mask per sample: keep (B*n_keep) visible patch indices (ascending per sample),
- * masked (B*N) 1 for masked patches, and gather (B*N): for patch p of sample b, the row of the
- * [visible | mask tokens] sequence that belongs at position p. */
-static void draw_masks(const Mae *m, int B, Rng *rng, int *perm, int *keep, float *masked,
-                       int *gather)
+void mae_draw_masks(int N, int K, int B, Rng *rng, int *perm, int *keep, float *masked,
+                    int *gather)
 {
-	int N = m->n_patches, K = m->n_keep;
 	for (int b = 0; b < B; b++) {
 		rng_permutation(rng, perm, N);
 		float *mk = masked + (size_t)b * N;
@@ -291,7 +287,7 @@ static MaeStep mae_step(Ctx *ctx, Mae *m, Tensor *x, Rng *rng)
 	s.masked = ctx_alloc(ctx, (size_t)R * sizeof(float));
 	s.mean = ctx_alloc(ctx, (size_t)R * sizeof(float));
 	s.std = ctx_alloc(ctx, (size_t)R * sizeof(float));
-	draw_masks(m, B, rng, perm, keep, s.masked, gather);
+	mae_draw_masks(N, m->n_keep, B, rng, perm, keep, s.masked, gather);
 	s.target = ctx_tensor(ctx, 2, (int[]){ R, m->pdim });
 	patchify(m, x->data, B, s.target->data);
 	patch_stats(s.target->data, R, m->pdim, s.mean, s.std, m->norm_pix);
@@ -416,11 +412,8 @@ static int mae_artifacts(void *state, Ctx *ctx, const Dataset *ds, const char *d
 			work[r * P + d] = s.masked[r] != 0.0f ? 0.5f : orig[r * P + d];
 	unpatchify(m, work, n, masked_img);
 	const float *rows[4] = { ds->test.x, masked_img, recon, raw };
-	char path[4096];
-	snprintf(path, sizeof path, "%s/reconstructions.png", dir);
-	int rc = png_grid_write_rows(path, rows, 4, n, m->c, m->h, m->w, 1, 0, 1, err, errlen);
-	if (rc == 0)
-		add(user, "reconstructions.png");
+	int rc = artifact_png_rows(dir, "reconstructions.png", rows, 4, n, m->c, m->h, m->w, add,
+	                           user, err, errlen);
 	eng_free(buf);
 	eng_free(pt);
 	return rc < 0 ? rc : 0;

@@ -23,6 +23,8 @@
 #include "../data/text_mask.h"
 #include "../layers.h"
 #include "../ops.h"
+#include "byte_lm.h"
+#include "decoder.h"
 #include "eval.h"
 
 #define EVAL_SEQS 32            /* test sequences per forward pass */
@@ -63,20 +65,15 @@ static int masked_lm_validate(const void *config, char *field, size_t fieldlen, 
 }
 
 typedef struct MaskedLm {
-	Encoder *encoder;
-	Transformer *tf;          /* borrowed from encoder: wte is the tied decoder */
+	ByteLm lm;                /* first: the encoder (its wte is the tied decoder), B, T and the
+	                             batch draw (byte_lm.h) */
 	Linear dense;             /* mlm_head.dense (D,D) */
 	LayerNorm norm;           /* mlm_head.norm */
 	Tensor *bias;             /* mlm_head.bias (V) */
 	TextMaskConfig mc;
-	int B, T;
 	int *ids, *x, *tgt;       /* (B*T) original bytes, corrupted input, targets (-1 elsewhere) */
 	int *rows, *labels;       /* (B*T) flat positions of the selected bytes and their originals */
 	int n_sel;
-	int *perm;                /* records: this epoch's order */
-	int perm_n;
-	int64_t perm_epoch;       /* epoch and seed perm was drawn for (-1 = none) */
-	uint64_t perm_seed;
 } MaskedLm;
 
 /* ---- create / destroy ----------------------------------------------------------------------- */
@@ -86,49 +83,32 @@ static void mlm_destroy(void *state)
 	MaskedLm *s = state;
 	if (!s)
 		return;
-	encoder_free(s->encoder);
+	byte_lm_close(&s->lm);
 	eng_free(s->ids);
 	eng_free(s->x);
 	eng_free(s->tgt);
 	eng_free(s->rows);
 	eng_free(s->labels);
-	eng_free(s->perm);
 	eng_free(s);
 }
 
 static int mlm_create(const MethodEnv *env, ParamSet *ps, void **state, char *err, size_t errlen)
 {
-	const EncoderConfig *cfg = env->encoder;
-	if (cfg->kind != ENC_TRANSFORMER) {
-		snprintf(err, errlen, "masked_lm: model.encoder must be \"transformer\", got \"%s\"",
-		         encoder_kind_name(cfg->kind));
-		return -EINVAL;
-	}
-	if (cfg->vocab < 256) {
-		snprintf(err, errlen, "masked_lm: the byte vocabulary needs model.vocab >= 256, got %d",
-		         cfg->vocab);
-		return -EINVAL;
-	}
-	const Dataset *ds = env->ds;
-	if (!ds || (ds->kind != DATASET_TEXT && ds->kind != DATASET_TEXT_RECORDS)) {
-		snprintf(err, errlen, "masked_lm: needs a text or text_records dataset");
-		return -EINVAL;
-	}
 	MaskedLm *s = eng_calloc(1, sizeof *s);
 	if (!s) {
 		snprintf(err, errlen, "masked_lm: out of memory");
 		return -ENOMEM;
 	}
-	s->perm_epoch = -1;
-	s->B = env->batch_size;
-	s->T = ds->kind == DATASET_TEXT_RECORDS ? ds->record_bytes : cfg->context;
+	int rc = byte_lm_init(&s->lm, "masked_lm", 0x6d6c6dULL, 0, env, ps, err, errlen);
+	if (rc < 0)
+		goto fail;
 	text_mask_config_default(&s->mc);
 	const MaskedLmConfig *mcfg = env->config;
 	s->mc.select_p = mcfg->mask_prob;
 	s->mc.p_mask = mcfg->mask_token_prob;
 	s->mc.p_random = mcfg->random_token_prob;
 	s->mc.pad_id = 0;         /* record padding is never a target (byte 0 is not text) */
-	int rc = -EINVAL;
+	rc = -EINVAL;
 	if (!(s->mc.select_p > 0.0f && s->mc.select_p < 1.0f) || !(s->mc.p_mask >= 0.0f) ||
 	    !(s->mc.p_random >= 0.0f) || s->mc.p_mask + s->mc.p_random > 1.0f + 1e-6f) {
 		snprintf(err, errlen, "masked_lm: params: mask_prob %g must be in (0,1) and "
@@ -136,37 +116,23 @@ static int mlm_create(const MethodEnv *env, ParamSet *ps, void **state, char *er
 		         (double)s->mc.p_mask, (double)s->mc.p_random);
 		goto fail;
 	}
-	if (s->T > cfg->context) {
-		snprintf(err, errlen, "masked_lm: records of %d bytes exceed model.context %d", s->T,
-		         cfg->context);
-		goto fail;
-	}
-	if (ds->kind == DATASET_TEXT && ds->text_train_len < (size_t)s->T + 1) {
-		snprintf(err, errlen, "masked_lm: the training text has %zu bytes, fewer than one window "
-		         "of model.context + 1 = %d", ds->text_train_len, s->T + 1);
-		goto fail;
-	}
-	EncoderConfig ec = *cfg;
-	ec.causal = 0;   /* bidirectional */
-	if ((rc = encoder_new(&ec, ps, "encoder", 1, 1, s->T, env->rng, &s->encoder, err, errlen)) < 0)
-		goto fail;
-	s->tf = encoder_transformer(s->encoder);
-	int D = s->tf->dim;
+	int D = s->lm.tf->dim;
 	if ((rc = linear_init(&s->dense, ps, "mlm_head.dense", D, D, 1, env->rng)) < 0 ||
 	    (rc = layernorm_init(&s->norm, ps, "mlm_head.norm", D)) < 0 ||
-	    !(s->bias = paramset_add(ps, "mlm_head.bias", 1, (int[]){ s->tf->vocab }, 0))) {
+	    !(s->bias = paramset_add(ps, "mlm_head.bias", 1, (int[]){ s->lm.tf->vocab }, 0))) {
 		snprintf(err, errlen, "masked_lm: cannot build the prediction head (%d)", rc);
 		rc = rc < 0 ? rc : -ENOMEM;
 		goto fail;
 	}
-	size_t n = (size_t)s->B * (size_t)s->T;
+	size_t n = (size_t)s->lm.B * (size_t)s->lm.T;
 	s->ids = eng_malloc(n * sizeof(int));
 	s->x = eng_malloc(n * sizeof(int));
 	s->tgt = eng_malloc(n * sizeof(int));
 	s->rows = eng_malloc(n * sizeof(int));
 	s->labels = eng_malloc(n * sizeof(int));
 	if (!s->ids || !s->x || !s->tgt || !s->rows || !s->labels) {
-		snprintf(err, errlen, "masked_lm: out of memory for a batch of %d x %d", s->B, s->T);
+		snprintf(err, errlen, "masked_lm: out of memory for a batch of %d x %d", s->lm.B,
+		         s->lm.T);
 		rc = -ENOMEM;
 		goto fail;
 	}
@@ -178,23 +144,6 @@ fail:
 }
 
 /* ---- batches -------------------------------------------------------------------------------- */
-
-static uint64_t mix64(uint64_t z)
-{
-	z += 0x9e3779b97f4a7c15ULL;
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-/* Record r of split as T byte ids (0-padded). */
-static void record_ids(const Dataset *ds, const Split *split, int r, int T, int *ids)
-{
-	const uint8_t *rec = (split == &ds->test ? ds->rec_test : ds->rec_train) +
-	                     (size_t)r * ds->record_bytes;
-	for (int t = 0; t < T; t++)
-		ids[t] = rec[t];
-}
 
 /* Corrupt ids (n) into x / tgt and list the selected positions. Returns how many. */
 static int corrupt(const TextMaskConfig *mc, Rng *rng, const int *ids, int n, int *x, int *tgt,
@@ -215,46 +164,16 @@ static int mlm_make_batch(void *state, const Dataset *ds, uint64_t seed, int64_t
                           char *err, size_t errlen)
 {
 	MaskedLm *s = state;
-	Rng rng;
-	rng_seed(&rng, mix64(seed ^ 0x6d6c6dULL) ^ mix64((uint64_t)step));
-	if (ds->kind == DATASET_TEXT) {
-		/* tgt is scratch for the shifted targets text_windows also writes */
-		if (text_windows(ds->text_train, ds->text_train_len, s->B, s->T, &rng, s->ids,
-		                 s->tgt) < 0) {
-			snprintf(err, errlen, "masked_lm: %zu training bytes cannot hold a window of %d",
-			         ds->text_train_len, s->T + 1);
-			return -EINVAL;
-		}
-	} else {
-		int n = ds->train.n;
-		if (n <= 0) {
-			snprintf(err, errlen, "masked_lm: the training split has no records");
-			return -EINVAL;
-		}
-		int per_epoch = n / s->B > 0 ? n / s->B : 1;
-		int64_t epoch = step / per_epoch;
-		if (epoch != s->perm_epoch || seed != s->perm_seed || s->perm_n != n) {
-			eng_free(s->perm);
-			s->perm = eng_malloc((size_t)n * sizeof *s->perm);
-			if (!s->perm) {
-				snprintf(err, errlen, "masked_lm: out of memory");
-				return -ENOMEM;
-			}
-			Rng prng;
-			rng_seed(&prng, mix64(seed ^ 0x7065726dULL) ^ mix64((uint64_t)epoch));
-			rng_permutation(&prng, s->perm, n);
-			s->perm_n = n;
-			s->perm_epoch = epoch;
-			s->perm_seed = seed;
-		}
-		int first = (int)(step % per_epoch) * s->B;
-		for (int i = 0; i < s->B; i++)
-			record_ids(ds, &ds->train, s->perm[(first + i) % n], s->T, s->ids + (size_t)i * s->T);
-	}
-	s->n_sel = corrupt(&s->mc, &rng, s->ids, s->B * s->T, s->x, s->tgt, s->rows, s->labels);
+	Rng rng;   /* the batch's draw, then its masks */
+	/* tgt is scratch for the next bytes the draw also writes */
+	int rc = byte_lm_draw(&s->lm, ds, seed, step, &rng, s->ids, s->tgt, err, errlen);
+	if (rc < 0)
+		return rc;
+	int B = s->lm.B, T = s->lm.T;
+	s->n_sel = corrupt(&s->mc, &rng, s->ids, B * T, s->x, s->tgt, s->rows, s->labels);
 	memset(b, 0, sizeof *b);
-	b->n = s->B;
-	b->T = s->T;
+	b->n = B;
+	b->T = T;
 	b->tokens = s->x;
 	return 0;
 }
@@ -264,12 +183,12 @@ static int mlm_make_batch(void *state, const Dataset *ds, uint64_t seed, int64_t
 // corrupted x (B*T), selected rows (m) -> logits (m, V) at those positions
 static Tensor *mlm_logits(Ctx *ctx, MaskedLm *s, const int *x, int B, const int *rows, int m)
 {
-	Tensor *h = encoder_forward_tokens(ctx, s->encoder, x, B, s->T);     // (B,T,D)
-	h = op_reshape(ctx, h, 2, (int[]){ B * s->T, s->tf->dim });
+	Tensor *h = encoder_forward_tokens(ctx, s->lm.encoder, x, B, s->lm.T);  // (B,T,D)
+	h = op_reshape(ctx, h, 2, (int[]){ B * s->lm.T, s->lm.tf->dim });
 	h = op_gather_rows(ctx, h, rows, m);                                 // (m,D)
 	Tensor *z = op_gelu(ctx, linear_forward(ctx, &s->dense, h));
 	z = layernorm_forward(ctx, &s->norm, z);
-	return op_add(ctx, op_matmul(ctx, z, s->tf->wte.weight, 0, 1), s->bias);   // (m,V)
+	return op_add(ctx, op_matmul(ctx, z, s->lm.tf->wte.weight, 0, 1), s->bias);   // (m,V)
 }
 
 static int argmax_row(const float *l, int V)
@@ -287,7 +206,7 @@ static Tensor *mlm_loss(Ctx *ctx, void *state, Tensor *const *views, const Batch
 	MaskedLm *s = state;
 	(void)views;
 	(void)batch;   /* the batch is s->x / s->rows / s->labels, filled by mlm_make_batch */
-	Tensor *logits = mlm_logits(ctx, s, s->x, s->B, s->rows, s->n_sel);
+	Tensor *logits = mlm_logits(ctx, s, s->x, s->lm.B, s->rows, s->n_sel);
 	Tensor *loss = op_cross_entropy(ctx, logits, s->labels, 0.0f);
 	if (sink) {
 		int V = logits->shape[1], correct = 0;
@@ -296,11 +215,6 @@ static Tensor *mlm_loss(Ctx *ctx, void *state, Tensor *const *views, const Batch
 		metric_put(sink, "masked_accuracy", (double)correct / s->n_sel);
 	}
 	return loss;
-}
-
-static Encoder *mlm_encoder(void *state)
-{
-	return ((MaskedLm *)state)->encoder;
 }
 
 /* ---- held-out evaluation -------------------------------------------------------------------- */
@@ -339,7 +253,7 @@ static void unigram_fit(const Dataset *ds, MlmEval *e)
 static void eval_batch(Ctx *ctx, MaskedLm *s, const int *ids, int B, Rng *rng, int *x, int *tgt,
                        int *rows, int *labels, MlmEval *e)
 {
-	int m = corrupt(&s->mc, rng, ids, B * s->T, x, tgt, rows, labels);
+	int m = corrupt(&s->mc, rng, ids, B * s->lm.T, x, tgt, rows, labels);
 	ctx_reset(ctx);
 	Tensor *logits = mlm_logits(ctx, s, x, B, rows, m);
 	int V = logits->shape[1];
@@ -416,7 +330,8 @@ static void bag_of_bytes_baseline(const Dataset *ds, const MetricSink *sink)
 static int mlm_evaluate(void *state, Ctx *ctx, const Dataset *ds, const MetricSink *sink)
 {
 	MaskedLm *s = state;
-	size_t n = (size_t)EVAL_SEQS * (size_t)s->T;
+	int T = s->lm.T;
+	size_t n = (size_t)EVAL_SEQS * (size_t)T;
 	int *buf = eng_malloc(5 * n * sizeof *buf);
 	MlmEval *e = eng_calloc(1, sizeof *e);
 	if (!buf || !e) {
@@ -426,15 +341,13 @@ static int mlm_evaluate(void *state, Ctx *ctx, const Dataset *ds, const MetricSi
 	}
 	int *ids = buf, *x = buf + n, *tgt = buf + 2 * n, *rows = buf + 3 * n, *labels = buf + 4 * n;
 	unigram_fit(ds, e);
-	int was_training = ctx_training(ctx);
-	int was_grad = ctx_set_grad_enabled(ctx, 0);
-	ctx_set_training(ctx, 0);
+	EvalMode em = eval_mode_enter(ctx);
 	Rng rng;
 	rng_seed(&rng, EVAL_MASK_SEED);   /* the same masks for every model and run */
 	if (ds->kind == DATASET_TEXT) {
 		/* non-overlapping windows of T bytes over the test text */
 		for (size_t w = 0;; w += EVAL_SEQS) {
-			int nw = text_windows_at(ds->text_test, ds->text_test_len, s->T, w, EVAL_SEQS, ids,
+			int nw = text_windows_at(ds->text_test, ds->text_test_len, T, w, EVAL_SEQS, ids,
 			                         tgt);
 			if (nw <= 0)
 				break;
@@ -446,13 +359,12 @@ static int mlm_evaluate(void *state, Ctx *ctx, const Dataset *ds, const MetricSi
 		for (int r0 = 0; r0 < ds->test.n; r0 += EVAL_SEQS) {
 			int nw = ds->test.n - r0 < EVAL_SEQS ? ds->test.n - r0 : EVAL_SEQS;
 			for (int i = 0; i < nw; i++)
-				record_ids(ds, &ds->test, r0 + i, s->T, ids + (size_t)i * s->T);
+				byte_lm_record(ds, &ds->test, r0 + i, T, ids + (size_t)i * T, NULL);
 			eval_batch(ctx, s, ids, nw, &rng, x, tgt, rows, labels, e);
 		}
 	}
 	ctx_reset(ctx);
-	ctx_set_training(ctx, was_training);
-	ctx_set_grad_enabled(ctx, was_grad);
+	eval_mode_leave(ctx, em);
 	if (e->n > 0) {
 		metric_put(sink, "test_masked_accuracy", (double)e->correct / (double)e->n);
 		metric_put(sink, "test_masked_loss", e->nats / (double)e->n);
@@ -485,7 +397,7 @@ const PretextMethod method_masked_lm = {
 	.validate = masked_lm_validate,
 	.create = mlm_create,
 	.loss = mlm_loss,
-	.encoder = mlm_encoder,
+	.encoder = byte_lm_encoder,
 	.evaluate = mlm_evaluate,
 	.make_batch = mlm_make_batch,
 	.destroy = mlm_destroy,

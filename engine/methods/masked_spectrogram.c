@@ -58,19 +58,10 @@ static int msm_validate(const void *config, char *field, size_t fieldlen, char *
 }
 
 typedef struct Msm {
-	CodeNet net;
+	CodeNet net;   /* first: codenet_method_encoder / _destroy */
 	MsmConfig cfg;
 	int h, w;
 } Msm;
-
-static void msm_destroy(void *state)
-{
-	Msm *m = state;
-	if (!m)
-		return;
-	codenet_close(&m->net);
-	eng_free(m);
-}
 
 static int msm_create(const MethodEnv *env, ParamSet *ps, void **state, char *err, size_t errlen)
 {
@@ -95,11 +86,6 @@ static int msm_create(const MethodEnv *env, ParamSet *ps, void **state, char *er
 	}
 	*state = m;
 	return 0;
-}
-
-static Encoder *msm_encoder(void *state)
-{
-	return ((Msm *)state)->net.encoder;
 }
 
 /* For B clips x: mask (B,H,W) drawn from rng, in = x with masked cells at the clip's mean, the
@@ -223,7 +209,7 @@ const PretextMethod method_masked_spectrogram = {
 	.validate = msm_validate,
 	.create = msm_create,
 	.loss = msm_loss,
-	.encoder = msm_encoder,
+	.encoder = codenet_method_encoder,
 	.evaluate = msm_evaluate,
-	.destroy = msm_destroy,
+	.destroy = codenet_method_destroy,
 };

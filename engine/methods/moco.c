@@ -21,8 +21,8 @@
 
 #include "../alloc.h"
 #include "../ops.h"
-#include "../optim.h"
 #include "ssl_health.h"
+#include "two_view.h"
 
 typedef struct MocoConfig {
 	float temperature;
@@ -64,9 +64,8 @@ static const ParamDef moco_params[] = {
 };
 
 typedef struct Moco {
+	TwoView tv;                  /* query and key (target) encoder + head, monitor (two_view.h) */
 	ParamSet *ps;
-	Encoder *encoder, *k_encoder;
-	Mlp *proj, *k_proj;
 	Tensor *queue;               /* (K,D) unit rows, buffer */
 	Tensor *queue_ptr;           /* (1) next row to overwrite, buffer */
 	int K, D;
@@ -77,34 +76,32 @@ typedef struct Moco {
 	int n_keys, cap;
 	int *perm, *inv;             /* (cap) shuffle-BN permutation and its inverse */
 	Rng rng;                     /* shuffle-BN draws */
-	SslMonitor *health;
 } Moco;
 
 static void moco_destroy(void *state)
 {
 	Moco *s = state;
-	if (!s)
-		return;
-	encoder_free(s->encoder);
-	encoder_free(s->k_encoder);
-	mlp_free(s->proj);
-	mlp_free(s->k_proj);
-	ssl_monitor_free(s->health);
-	eng_free(s->keys);
-	eng_free(s->perm);
-	eng_free(s->inv);
-	eng_free(s);
+	if (s) {
+		eng_free(s->keys);
+		eng_free(s->perm);
+		eng_free(s->inv);
+	}
+	two_view_destroy(s);
 }
 
 static int moco_create(const MethodEnv *env, ParamSet *ps, void **state, char *err, size_t errlen)
 {
-	Moco *s = eng_calloc(1, sizeof *s);
-	if (!s) {
-		snprintf(err, errlen, "moco: out of memory");
-		return -1;
-	}
-	s->ps = ps;
 	const MocoConfig *cfg = env->config;
+	uint64_t shuffle_seed = rng_u64(env->rng);
+	/* MoCo v2's head: fc - ReLU - fc, no BatchNorm. */
+	TwoViewHead head = { .method = "moco", .noun = "heads", .hidden = cfg->proj_hidden,
+	                     .hidden_layers = 1, .out = cfg->proj_dim,
+	                     .health_every = cfg->health.health_every, .plain = 1, .target = 1 };
+	int rc = two_view_create(env, ps, sizeof(Moco), &head, state, err, errlen);
+	if (rc < 0)
+		return rc;
+	Moco *s = *state;
+	s->ps = ps;
 	s->temperature = cfg->temperature;
 	s->m_base = cfg->momentum;
 	s->m = s->m_base;
@@ -113,24 +110,8 @@ static int moco_create(const MethodEnv *env, ParamSet *ps, void **state, char *e
 	s->groups = cfg->key_bn_groups;
 	s->K = cfg->queue_size;
 	s->D = cfg->proj_dim;
-	int hid = cfg->proj_hidden;
-	rng_seed(&s->rng, rng_u64(env->rng));
-	int rc = encoder_new(env->encoder, ps, "encoder", env->in_c, env->in_h, env->in_w, env->rng,
-	                     &s->encoder, err, errlen);
-	if (rc < 0)
-		goto fail;
-	rc = encoder_new(env->encoder, ps, "target.encoder", env->in_c, env->in_h, env->in_w, env->rng,
-	                 &s->k_encoder, err, errlen);
-	if (rc < 0)
-		goto fail;
-	/* MoCo v2's head: fc - ReLU - fc, no BatchNorm. */
-	int dims[3] = { encoder_out_dim(s->encoder), hid, s->D };
+	rng_seed(&s->rng, shuffle_seed);
 	rc = -1;
-	if (mlp_new(ps, "proj", dims, 3, 0, env->rng, &s->proj) < 0 ||
-	    mlp_new(ps, "target.proj", dims, 3, 0, env->rng, &s->k_proj) < 0) {
-		snprintf(err, errlen, "moco: cannot build the heads %d-%d-%d", dims[0], hid, s->D);
-		goto fail;
-	}
 	s->queue = paramset_add(ps, "queue", 2, (int[]){ s->K, s->D }, PARAM_BUFFER);
 	s->queue_ptr = paramset_add(ps, "queue_ptr", 1, (int[]){ 1 }, PARAM_BUFFER);
 	if (!s->queue || !s->queue_ptr) {
@@ -148,27 +129,18 @@ static int moco_create(const MethodEnv *env, ParamSet *ps, void **state, char *e
 		for (int j = 0; j < s->D; j++)
 			r[j] = (float)(r[j] / sqrt(nn));
 	}
-	if (paramset_copy_prefix(ps, "target.encoder.", ps, "encoder.") < 0 ||
-	    paramset_copy_prefix(ps, "target.proj.", ps, "proj.") < 0) {
-		snprintf(err, errlen, "moco: cannot copy the query network into the key network");
-		goto fail;
-	}
-	for (int i = 0; i < paramset_count(ps); i++)
-		if (strncmp(paramset_at(ps, i)->name, "target.", 7) == 0)
-			paramset_set_flags_at(ps, i, PARAM_FROZEN);
 	s->cap = 2 * env->batch_size;
 	s->keys = eng_malloc((size_t)s->cap * s->D * sizeof(float));
 	s->perm = eng_malloc((size_t)s->cap * sizeof(int));
 	s->inv = eng_malloc((size_t)s->cap * sizeof(int));
-	if (!s->keys || !s->perm || !s->inv ||
-	    ssl_monitor_new(s->cap, s->D, cfg->health.health_every, &s->health) < 0) {
+	if (!s->keys || !s->perm || !s->inv) {
 		snprintf(err, errlen, "moco: out of memory");
 		goto fail;
 	}
-	*state = s;
 	return 0;
 fail:
 	moco_destroy(s);
+	*state = NULL;
 	return rc;
 }
 
@@ -190,7 +162,7 @@ static Tensor *moco_keys(Ctx *ctx, Moco *s, Tensor *x)
 	for (int i = 0; i < g; i++) {
 		int len = N / g + (i < N % g);
 		Tensor *chunk = op_slice(ctx, xs, 0, at, len);
-		parts[i] = mlp_forward(ctx, s->k_proj, encoder_forward(ctx, s->k_encoder, chunk));
+		parts[i] = two_view_target_project(ctx, &s->tv, chunk);
 		at += len;
 	}
 	Tensor *k = g > 1 ? op_concat(ctx, parts, g, 0) : parts[0];
@@ -235,7 +207,7 @@ static Tensor *moco_loss(Ctx *ctx, void *state, Tensor *const *views, const Batc
 	ctx_set_distributed(ctx, dist);
 	ctx_set_grad_enabled(ctx, was);
 	Tensor *x = s->symmetric ? op_concat(ctx, pair, 2, 0) : views[0];
-	q = mlp_forward(ctx, s->proj, encoder_forward(ctx, s->encoder, x)); /* (2B,D) or (B,D) */
+	q = two_view_project(ctx, &s->tv, x);                            /* (2B,D) or (B,D) */
 	if (dist)
 		q = op_dist_gather_rows(ctx, q, blocks);
 	loss = moco_contrastive_loss(ctx, q, k, s->queue, s->temperature);
@@ -248,7 +220,7 @@ static Tensor *moco_loss(Ctx *ctx, void *state, Tensor *const *views, const Batc
 	if (sink) {
 		/* the raw queries of both views (the monitor normalises) */
 		const float *pos = s->symmetric ? q->data + (size_t)B * s->D : k->data;
-		if (ssl_monitor_observe(s->health, q->data, pos, B, sink))
+		if (ssl_monitor_observe(s->tv.health, q->data, pos, B, sink))
 			metric_put(sink, "momentum", s->m);
 	}
 	(void)batch;
@@ -259,16 +231,8 @@ static Tensor *moco_loss(Ctx *ctx, void *state, Tensor *const *views, const Batc
 static void moco_after_step(void *state, int64_t step, int64_t total_steps)
 {
 	Moco *s = state;
-	if (s->cosine) {
-		double k = total_steps > 0 ? (double)(step + 1) / (double)total_steps : 1.0;
-		if (k > 1)
-			k = 1;
-		s->m = (float)(1.0 - (1.0 - s->m_base) * (cos(M_PI * k) + 1.0) / 2.0);
-	} else {
-		s->m = s->m_base;
-	}
-	optim_ema(s->ps, "target.encoder.", s->ps, "encoder.", s->m);
-	optim_ema(s->ps, "target.proj.", s->ps, "proj.", s->m);
+	s->m = s->cosine ? two_view_target_rate(s->m_base, step, total_steps) : s->m_base;
+	two_view_target_update(s->ps, s->m);
 	int ptr = (int)s->queue_ptr->data[0];
 	if (ptr < 0 || ptr >= s->K)
 		ptr = 0;
@@ -279,11 +243,6 @@ static void moco_after_step(void *state, int64_t step, int64_t total_steps)
 	}
 	s->queue_ptr->data[0] = (float)ptr;
 	s->n_keys = 0;
-}
-
-static Encoder *moco_encoder(void *state)
-{
-	return ((Moco *)state)->encoder;
 }
 
 const PretextMethod method_moco = {
@@ -304,7 +263,7 @@ const PretextMethod method_moco = {
 	.loss = moco_loss,
 	.data_parallel = 1,
 	.after_step = moco_after_step,
-	.encoder = moco_encoder,
+	.encoder = two_view_encoder,
 	.destroy = moco_destroy,
 	.ssl_health = 1,
 	.health_offset = offsetof(MocoConfig, health),

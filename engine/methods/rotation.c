@@ -13,7 +13,6 @@
 
 #include "../alloc.h"
 #include "../data/augment.h"
-#include "../data/png_grid.h"
 #include "../ops.h"
 #include "decoder.h"
 
@@ -181,11 +180,8 @@ static int rotation_artifacts(void *state, Ctx *ctx, const Dataset *ds, const ch
 	const float *rows[4];
 	for (int k = 0; k < 4; k++)
 		rows[k] = buf + (size_t)k * n * per;
-	char path[4096];
-	snprintf(path, sizeof path, "%s/rotations.png", dir);
-	int rc = png_grid_write_rows(path, rows, 4, n, r->c, r->h, r->w, 1, 0, 1, err, errlen);
-	if (rc == 0)
-		add(user, "rotations.png");
+	int rc = artifact_png_rows(dir, "rotations.png", rows, 4, n, r->c, r->h, r->w, add, user,
+	                           err, errlen);
 	eng_free(buf);
 	(void)ctx;
 	return rc < 0 ? rc : 0;

@@ -23,7 +23,6 @@
 #include <string.h>
 
 #include "../alloc.h"
-#include "../data/png_grid.h"
 #include "../layers.h"
 #include "../ops.h"
 #include "decoder.h"
@@ -154,14 +153,6 @@ static Bound vae_bound(Ctx *ctx, Vae *v, Tensor *x, Tensor *eps)
 	b.recon = op_scale(ctx, op_bce_logits(ctx, b.logits, x), (float)per);
 	b.kl = op_kl_gaussian(ctx, b.mu, lv);
 	return b;
-}
-
-static Tensor *normal_tensor(Ctx *ctx, int B, int L, Rng *rng)
-{
-	Tensor *e = ctx_tensor(ctx, 2, (int[]){ B, L });
-	for (size_t i = 0; i < e->size; i++)
-		e->data[i] = rng_normal(rng);
-	return e;
 }
 
 /* Negative ELBO terms summed over test images [0, n), eps from a fixed seed. Does not reset the
@@ -309,7 +300,6 @@ static int vae_artifacts(void *state, Ctx *ctx, const Dataset *ds, const char *d
 	float *img = eng_malloc((size_t)n_samples * per * sizeof(float));
 	float *strip = eng_malloc((size_t)(pairs > 0 ? pairs : 1) * row * per * sizeof(float));
 	float *zi = eng_malloc((size_t)INTERP_STEPS * L * sizeof(float));
-	char path[4096];
 	if (!mu || !z || !img || !strip || !zi) {
 		snprintf(err, errlen, "vae: out of memory writing artifacts");
 		goto done;
@@ -319,20 +309,18 @@ static int vae_artifacts(void *state, Ctx *ctx, const Dataset *ds, const char *d
 	if (n_rec > 0) {
 		decode_into(ctx, v, mu, n_rec, img);
 		const float *rows[2] = { ds->test.x, img };
-		snprintf(path, sizeof path, "%s/reconstructions.png", dir);
-		if (png_grid_write_rows(path, rows, 2, n_rec, v->c, v->h, v->w, 1, 0, 1, err, errlen) < 0)
+		if (artifact_png_rows(dir, "reconstructions.png", rows, 2, n_rec, v->c, v->h, v->w, add,
+		                      user, err, errlen) < 0)
 			goto done;
-		add(user, "reconstructions.png");
 	}
 	Rng rng;
 	rng_seed(&rng, SAMPLE_SEED);
 	for (size_t i = 0; i < (size_t)n_samples * L; i++)
 		z[i] = rng_normal(&rng);
 	decode_into(ctx, v, z, n_samples, img);
-	snprintf(path, sizeof path, "%s/samples.png", dir);
-	if (png_grid_write(path, img, n_samples, v->c, v->h, v->w, 8, 1, 0, 1, err, errlen) < 0)
+	if (artifact_png_grid(dir, "samples.png", img, n_samples, 8, v->c, v->h, v->w, add, user,
+	                      err, errlen) < 0)
 		goto done;
-	add(user, "samples.png");
 	if (pairs > 0) {
 		const float *rows[INTERP_PAIRS];
 		for (int p = 0; p < pairs; p++) {
@@ -349,10 +337,9 @@ static int vae_artifacts(void *state, Ctx *ctx, const Dataset *ds, const char *d
 			       per * sizeof(float));
 			rows[p] = r;
 		}
-		snprintf(path, sizeof path, "%s/interpolation.png", dir);
-		if (png_grid_write_rows(path, rows, pairs, row, v->c, v->h, v->w, 1, 0, 1, err, errlen) < 0)
+		if (artifact_png_rows(dir, "interpolation.png", rows, pairs, row, v->c, v->h, v->w, add,
+		                      user, err, errlen) < 0)
 			goto done;
-		add(user, "interpolation.png");
 	}
 	rc = 0;
 done:

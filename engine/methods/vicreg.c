@@ -13,12 +13,9 @@
  */
 #include "method.h"
 
-#include <stdio.h>
-#include <string.h>
-
-#include "../alloc.h"
 #include "../ops.h"
 #include "ssl_health.h"
+#include "two_view.h"
 
 typedef struct VicregConfig {
 	float sim_weight;
@@ -47,11 +44,8 @@ static const ParamDef vicreg_params[] = {
 };
 
 typedef struct Vicreg {
-	Encoder *encoder;
-	Mlp *proj;
+	TwoView tv;           /* encoder, expander, collapse monitor (two_view.h) */
 	float sim_w, var_w, cov_w;
-	int D;
-	SslMonitor *health;
 } Vicreg;
 
 // z (N,D) -> variance hinge (scalar) and off-diagonal covariance penalty (scalar)
@@ -95,50 +89,20 @@ Tensor *vicreg_loss(Ctx *ctx, Tensor *z1, Tensor *z2, float sim_w, float var_w, 
 	return loss;
 }
 
-static void vicreg_destroy(void *state)
-{
-	Vicreg *s = state;
-	if (!s)
-		return;
-	encoder_free(s->encoder);
-	mlp_free(s->proj);
-	ssl_monitor_free(s->health);
-	eng_free(s);
-}
-
 static int vicreg_create(const MethodEnv *env, ParamSet *ps, void **state, char *err,
                          size_t errlen)
 {
-	Vicreg *s = eng_calloc(1, sizeof *s);
-	if (!s) {
-		snprintf(err, errlen, "vicreg: out of memory");
-		return -1;
-	}
 	const VicregConfig *cfg = env->config;
-	s->sim_w = cfg->sim_weight;
-	s->var_w = cfg->var_weight;
-	s->cov_w = cfg->cov_weight;
-	int hid = cfg->proj_hidden;
-	s->D = cfg->proj_dim;
-	int rc = encoder_new(env->encoder, ps, "encoder", env->in_c, env->in_h, env->in_w, env->rng,
-	                     &s->encoder, err, errlen);
-	if (rc < 0)
-		goto fail;
-	int dims[4] = { encoder_out_dim(s->encoder), hid, hid, s->D };
-	rc = -1;
-	if (mlp_new(ps, "proj", dims, 4, 1, env->rng, &s->proj) < 0) {
-		snprintf(err, errlen, "vicreg: cannot build the expander %d-%d-%d-%d", dims[0], hid, hid,
-		         s->D);
-		goto fail;
+	TwoViewHead head = { .method = "vicreg", .noun = "expander", .hidden = cfg->proj_hidden,
+	                     .hidden_layers = 2, .out = cfg->proj_dim,
+	                     .health_every = cfg->health.health_every };
+	int rc = two_view_create(env, ps, sizeof(Vicreg), &head, state, err, errlen);
+	if (rc == 0) {
+		Vicreg *s = *state;
+		s->sim_w = cfg->sim_weight;
+		s->var_w = cfg->var_weight;
+		s->cov_w = cfg->cov_weight;
 	}
-	if (ssl_monitor_new(2 * env->batch_size, s->D, cfg->health.health_every, &s->health) < 0) {
-		snprintf(err, errlen, "vicreg: out of memory");
-		goto fail;
-	}
-	*state = s;
-	return 0;
-fail:
-	vicreg_destroy(s);
 	return rc;
 }
 
@@ -148,10 +112,7 @@ static Tensor *vicreg_step_loss(Ctx *ctx, void *state, Tensor *const *views, con
                                 const MetricSink *sink)
 {
 	Vicreg *s = state;
-	Tensor *pair[2] = { views[0], views[1] };
-	Tensor *x = op_concat(ctx, pair, 2, 0);                          /* (2B,C,H,W) */
-	Tensor *zl = mlp_forward(ctx, s->proj, encoder_forward(ctx, s->encoder, x)); /* (2B,D) */
-	Tensor *z = op_dist_gather_rows(ctx, zl, 2);                     /* (2B',D) */
+	Tensor *z = two_view_embed(ctx, &s->tv, views);                  /* (2B',D) */
 	int B = z->shape[0] / 2;
 	Tensor *z1 = op_slice(ctx, z, 0, 0, B), *z2 = op_slice(ctx, z, 0, B, B);
 	double parts[3];
@@ -160,15 +121,10 @@ static Tensor *vicreg_step_loss(Ctx *ctx, void *state, Tensor *const *views, con
 		metric_put(sink, "loss_invariance", parts[0]);
 		metric_put(sink, "loss_variance", parts[1]);
 		metric_put(sink, "loss_covariance", parts[2]);
-		ssl_monitor_observe(s->health, z1->data, z2->data, B, sink);
 	}
+	two_view_observe(&s->tv, z, 0, sink);
 	(void)batch;
 	return loss;
-}
-
-static Encoder *vicreg_encoder(void *state)
-{
-	return ((Vicreg *)state)->encoder;
 }
 
 const PretextMethod method_vicreg = {
@@ -187,8 +143,8 @@ const PretextMethod method_vicreg = {
 	.config_size = sizeof(VicregConfig),
 	.create = vicreg_create,
 	.loss = vicreg_step_loss,
-	.encoder = vicreg_encoder,
-	.destroy = vicreg_destroy,
+	.encoder = two_view_encoder,
+	.destroy = two_view_destroy,
 	.ssl_health = 1,
 	.health_offset = offsetof(VicregConfig, health),
 	.data_parallel = 1,
