@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "parallel.h"
+#include "simd.h"
 #include "tape.h"
 
 /* glibc declares its vector math (libmvec: expf, logf, tanhf, powf on 4/8 lanes, <= 4 ulp, inf and
@@ -549,14 +550,22 @@ Tensor *op_div(Ctx *ctx, Tensor *a, Tensor *b) { return binary(ctx, BIN_DIV, a, 
 		return out;                                                                    \
 	}
 
-#define GELU_C 0.7978845608028654f /* sqrt(2/pi) */
-#define GELU_A 0.044715f
-
-static inline float gelu_grad(float x)
+/* GELU (tanh form) runs in the run-time-chosen kernels of simd.h: the widest vectors the CPU has
+ * for its tanhf, the Transformer's costliest element-wise op. */
+static void gelu_backward(Ctx *ctx, Node *n)
 {
-	float x2 = x * x;
-	float t = tanhf(GELU_C * (x + GELU_A * x2 * x));
-	return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * GELU_C * (1.0f + 3.0f * GELU_A * x2);
+	int fresh;
+	float *ga = tape_grad_in_fresh(ctx, n->in[0], &fresh);
+	if (ga)
+		simd()->gelu_backward(n->in[0]->data, n->out->grad, ga, n->out->size, fresh);
+}
+
+static Tensor *gelu_apply(Ctx *ctx, Tensor *a)
+{
+	Tensor *out = ctx_tensor_like(ctx, a);
+	simd()->gelu(a->data, out->data, a->size);
+	record(ctx, OP_GELU, gelu_backward, out, &a, 1);
+	return out;
 }
 
 UNARY_OP(scale, OP_SCALE, x[i] * p0, p0)
@@ -565,9 +574,6 @@ UNARY_OP(square, OP_SQUARE, x[i] * x[i], 2.0f * x[i])
 UNARY_OP(clamp, OP_CLAMP, fminf(fmaxf(x[i], p0), p1), (x[i] > p0 && x[i] < p1) ? 1.0f : 0.0f)
 UNARY_OP(relu, OP_RELU, x[i] > 0.0f ? x[i] : 0.0f, x[i] > 0.0f ? 1.0f : 0.0f)
 UNARY_OP(leaky_relu, OP_LEAKY_RELU, x[i] > 0.0f ? x[i] : p0 * x[i], x[i] > 0.0f ? 1.0f : p0)
-UNARY_OP(gelu, OP_GELU,
-         0.5f * x[i] * (1.0f + tanhf(GELU_C * (x[i] + GELU_A * x[i] * x[i] * x[i]))),
-         gelu_grad(x[i]))
 UNARY_OP(tanh, OP_TANH, tanhf(x[i]), 1.0f - y[i] * y[i])
 UNARY_OP(sigmoid, OP_SIGMOID, 1.0f / (1.0f + expf(-x[i])), y[i] * (1.0f - y[i]))
 UNARY_OP(exp, OP_EXP, expf(x[i]), y[i])
@@ -581,7 +587,7 @@ Tensor *op_square(Ctx *ctx, Tensor *a) { return square_apply(ctx, a, 0.0f, 0.0f)
 Tensor *op_clamp(Ctx *ctx, Tensor *a, float lo, float hi) { return clamp_apply(ctx, a, lo, hi); }
 Tensor *op_relu(Ctx *ctx, Tensor *a) { return relu_apply(ctx, a, 0.0f, 0.0f); }
 Tensor *op_leaky_relu(Ctx *ctx, Tensor *a, float slope) { return leaky_relu_apply(ctx, a, slope, 0.0f); }
-Tensor *op_gelu(Ctx *ctx, Tensor *a) { return gelu_apply(ctx, a, 0.0f, 0.0f); }
+Tensor *op_gelu(Ctx *ctx, Tensor *a) { return gelu_apply(ctx, a); }
 Tensor *op_tanh(Ctx *ctx, Tensor *a) { return tanh_apply(ctx, a, 0.0f, 0.0f); }
 Tensor *op_sigmoid(Ctx *ctx, Tensor *a) { return sigmoid_apply(ctx, a, 0.0f, 0.0f); }
 Tensor *op_exp(Ctx *ctx, Tensor *a) { return exp_apply(ctx, a, 0.0f, 0.0f); }

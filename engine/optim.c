@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "simd.h"
 
 #define OPTIM_MAX_MOMENTS 2
 
@@ -233,22 +234,13 @@ static void sgd_update(float *restrict w, const float *restrict g, float *restri
 	}
 }
 
-/* AdamW (Loshchilov & Hutter, PyTorch form): decay w *= 1 - lr*wd, then the bias-corrected step. */
+/* AdamW (Loshchilov & Hutter, PyTorch form): decay w *= 1 - lr*wd, then the bias-corrected step,
+ * in the run-time-chosen kernels of simd.h. */
 static void adamw_update(float *restrict w, const float *restrict g, float *restrict m,
                          float *restrict v, size_t n, float lr, float wd, float b1, float b2,
                          float eps, float bc1, float bc2)
 {
-	float decay = 1.0f - lr * wd;
-	float step = lr / bc1;
-	float rbc2 = 1.0f / sqrtf(bc2);
-	for (size_t i = 0; i < n; i++) {
-		float gi = g[i];
-		float mi = b1 * m[i] + (1.0f - b1) * gi;
-		float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
-		m[i] = mi;
-		v[i] = vi;
-		w[i] = w[i] * decay - step * mi / (sqrtf(vi) * rbc2 + eps);
-	}
+	simd()->adamw(w, g, m, v, n, 1.0f - lr * wd, lr / bc1, 1.0f / sqrtf(bc2), b1, b2, eps);
 }
 
 /* LARS as in the SimCLR/BYOL reference code: for decayed params d = g + wd*w and the local rate is
