@@ -27,6 +27,12 @@ __attribute__((simd("notinbranch"))) float tanhf(float);
 #define SIMD_MULTI 0
 #endif
 
+/* A block of floats the row kernels handle at once (softmax_row): one AVX-512 vector, two AVX2,
+ * four SSE; GCC's vector extensions lower it to the level's own registers. */
+#define SIMD_LANES 16
+typedef float SimdBlock __attribute__((vector_size(SIMD_LANES * sizeof(float))));
+typedef int SimdMask __attribute__((vector_size(SIMD_LANES * sizeof(int))));
+
 #define SIMD_FN(name) name##_sse
 #define SIMD_LEVEL SIMD_SSE
 #include "simd_kernels.inc"
