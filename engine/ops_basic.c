@@ -455,8 +455,26 @@ static void bin_backward(Ctx *ctx, Node *n)
 	Tensor *a = n->in[0], *b = n->in[1];
 	const float *g = n->out->grad, *z = n->out->data;
 	size_t len = (size_t)p->ext[3];
+	/* An add or sub operand of the output's own shape (a residual, the product before its bias)
+	 * gets g as it is: a takes over the output's gradient buffer when it has none yet, a fresh
+	 * b buffer is stored, not zeroed and added. a == b (x + x) takes the general path. */
+	int done[2] = { 0, 0 };
+	if ((op == BIN_ADD || op == BIN_SUB) && a != b) {
+		const size_t size = n->out->size;
+		done[0] = a->size == size && tape_grad_pass(ctx, a, n->out);
+		int fresh = 0;
+		float *gb = b->size == size ? tape_grad_in_fresh(ctx, b, &fresh) : NULL;
+		if (gb && fresh) {
+			if (op == BIN_ADD)
+				memcpy(gb, g, size * sizeof(float));
+			else
+				for (size_t i = 0; i < size; i++)
+					gb[i] = -g[i];
+			done[1] = 1;
+		}
+	}
 	for (int which = 0; which < 2; which++) {
-		float *gx = tape_grad_in(ctx, which ? b : a);
+		float *gx = done[which] ? NULL : tape_grad_in(ctx, which ? b : a);
 		if (!gx)
 			continue;
 		const size_t *sx = which ? p->sb : p->sa;
