@@ -1,6 +1,6 @@
 /* simd_bench.c - each kernel of engine/simd.h at each level this CPU runs, alone on one thread,
  * on the char Transformer's shapes (bench/compare_ssld.c: batch 32, context 128, d_model 128,
- * MLP 512, 4 heads, 842,496 parameters): CPU ns per element (median of the repetitions) and the
+ * MLP 512, 4 heads): CPU ns per element (median of the repetitions) and the
  * speed-up over the sse level. What each kernel is worth in a whole step is its share of the step
  * (perf) times this speed-up; BENCHMARKS.md has both.
  *
@@ -14,14 +14,13 @@
 
 #include "simd.h"
 
-enum { B = 32, T = 128, D = 128, H = 4, MLP = 512, PARAMS = 842496 };
-enum { K_GELU, K_GELU_BW, K_SOFTMAX, K_SOFTMAX_BW, K_LN, K_LN_BW, K_ADAMW, K_COUNT };
+enum { B = 32, T = 128, D = 128, H = 4, MLP = 512 };
+enum { K_GELU, K_GELU_BW, K_SOFTMAX, K_LN, K_LN_BW, K_COUNT };
 static const char *const names[K_COUNT] = { "gelu", "gelu_backward", "softmax_row (causal)",
-	                                     "softmax_backward_row", "layernorm_row",
-	                                     "layernorm_backward_row", "adamw" };
+	                                     "layernorm_row", "layernorm_backward_row" };
 static const double elems[K_COUNT] = {
 	(double)B * T * MLP, (double)B * T * MLP, (double)B * H * T * (T + 1) / 2,
-	(double)B * H * T * T, (double)B * T * D, (double)B * T * D, (double)PARAMS,
+	(double)B * T * D, (double)B * T * D,
 };
 
 static float *buf(size_t n, float lo, float hi)
@@ -61,8 +60,6 @@ int main(int argc, char **argv)
 	float *p = buf(np, -3.0f, 3.0f), *d = buf(np, -1.0f, 1.0f), *p0 = buf(np, -3.0f, 3.0f);
 	float *gamma = buf(D, 0.5f, 1.5f), *beta = buf(D, -0.5f, 0.5f), *dg = buf(D, 0, 0);
 	float *db = buf(D, 0, 0), *mean = buf((size_t)B * T, 0, 0), *rstd = buf((size_t)B * T, 0, 0);
-	float *w = buf(PARAMS, -1.0f, 1.0f), *m = buf(PARAMS, -0.01f, 0.01f);
-	float *v = buf(PARAMS, 0.0f, 1e-4f);
 	double ns[SIMD_LEVEL_COUNT][K_COUNT] = { { 0 } };
 	printf("CPU ns per element, median of %d, one thread (speed-up over sse)\n", reps);
 	printf("%-24s", "kernel");
@@ -85,22 +82,15 @@ int main(int argc, char **argv)
 						for (int i = 0; i < T; i++)
 							k->softmax_row(p + (bh * T + i) * T, i + 1);
 					break;
-				case K_SOFTMAX_BW:
-					for (size_t r0 = 0; r0 < (size_t)B * H * T; r0++)
-						k->softmax_backward_row(p0 + r0 * T, d + r0 * T, T, 0.17f);
-					break;
 				case K_LN:
 					for (size_t r0 = 0; r0 < (size_t)B * T; r0++)
 						k->layernorm_row(x + r0 * D, y + r0 * D, gamma, beta, D, 1e-5f,
 						                 &mean[r0], &rstd[r0]);
 					break;
-				case K_LN_BW:
+				default:
 					for (size_t r0 = 0; r0 < (size_t)B * T; r0++)
 						k->layernorm_backward_row(x + r0 * D, g + r0 * D, gamma, mean[r0],
 						                          rstd[r0], y + r0 * D, dg, db, D);
-					break;
-				default:
-					k->adamw(w, g, m, v, PARAMS, 0.9999f, 1e-3f, 1.1f, 0.9f, 0.999f, 1e-8f);
 					break;
 				}
 				t[r] = cpu_now() - t0;
@@ -133,6 +123,6 @@ int main(int argc, char **argv)
 	}
 	printf("}}\n");
 	free(x), free(y), free(g), free(p), free(d), free(p0), free(gamma), free(beta), free(dg);
-	free(db), free(mean), free(rstd), free(w), free(m), free(v);
+	free(db), free(mean), free(rstd);
 	return 0;
 }

@@ -1569,7 +1569,6 @@ static void attention_backward_part(void *arg, size_t m_begin, size_t m_end, int
 	const size_t qs = (size_t)Tq * Dh, ks = (size_t)Tk * Dh, ps = (size_t)Tq * Tk;
 	float *dS = j->dS + (size_t)tid * ps;
 	float *dq = j->dq, *dk = j->dk, *dv = j->dv;
-	const SimdKernels *sk = simd();
 	for (size_t m = m_begin; m < m_end; m++) {
 		const float *Pm = j->P + m * ps, *dOm = j->dO + m * qs;
 		if (dv) // dv (Tk,Dh) += P^T (Tk,Tq) . dO (Tq,Dh)
@@ -1580,9 +1579,16 @@ static void attention_backward_part(void *arg, size_t m_begin, size_t m_end, int
 		// dP (Tq,Tk) = dO (Tq,Dh) . v^T (Dh,Tk)
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, Tk, Dh, 1.0f, dOm, Dh,
 		            j->v + m * ks, Dh, 0.0f, dS, Tk);
-		// dS = P * (dP - rowsum(P * dP)) * scale
-		for (int i = 0; i < Tq; i++)
-			sk->softmax_backward_row(Pm + (size_t)i * Tk, dS + (size_t)i * Tk, Tk, scale);
+		// dS = P * (dP - rowsum(P * dP)) * scale (wider vectors bought nothing here: simd.h)
+		for (int i = 0; i < Tq; i++) {
+			const float *pr = Pm + (size_t)i * Tk;
+			float *dr = dS + (size_t)i * Tk;
+			float dot = 0.0f;
+			for (int c = 0; c < Tk; c++)
+				dot += pr[c] * dr[c];
+			for (int c = 0; c < Tk; c++)
+				dr[c] = pr[c] * (dr[c] - dot) * scale;
+		}
 		if (dq) // dq (Tq,Dh) += dS (Tq,Tk) . k (Tk,Dh)
 			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, Dh, Tk, 1.0f, dS, Tk,
 			            j->k + m * ks, Dh, 1.0f, dq + m * qs, Dh);

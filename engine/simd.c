@@ -1,12 +1,14 @@
 /* simd.c - run-time choice among the SimdKernels of three x86-64 levels (simd.h).
  *
  * The engine is built for x86-64-v2 so one binary runs on every x86-64 server; the kernels here
- * are where wider vectors measurably paid on the char Transformer (BENCHMARKS.md, "Wider vectors
+ * (GELU and its gradient, the attention softmax, layer normalisation and its gradient) are where
+ * wider vectors measurably paid on the char Transformer (BENCHMARKS.md, "Wider vectors
  * chosen at run time"), so they are compiled again for x86-64-v3 (AVX2 + FMA) and x86-64-v4
  * (AVX-512) from one body (simd_kernels.inc) and the widest the CPU runs is chosen once. A table
  * chosen once, rather than GCC's target_clones, lets SSLD_SIMD lower the level and lets tests run
  * every level in one process (simd_at). Deliberately not here: hand-written intrinsics (the loops
- * vectorize as written) and kernels where the width bought nothing (see BENCHMARKS.md).
+ * vectorize as written) and kernels where the width bought nothing: AdamW and the softmax
+ * backward, which are memory-bound (BENCHMARKS.md).
  */
 #include "simd.h"
 

@@ -1,5 +1,5 @@
 /* simd.h - the engine's hot element-wise and row kernels (GELU, the attention softmax, layer
- * normalisation, AdamW) compiled for three x86-64 levels and chosen once at run time, so one
+ * normalisation) compiled for three x86-64 levels and chosen once at run time, so one
  * portable binary (built for x86-64-v2) runs AVX2 or AVX-512 code on the CPUs that have it.
  *
  *   const SimdKernels *k = simd();              // the CPU's widest level, or SSLD_SIMD's
@@ -30,8 +30,6 @@ typedef struct SimdKernels {
 	void (*gelu_backward)(const float *x, const float *g, float *dx, size_t n, int fresh);
 	// r (n) = softmax(r) in place, max-subtracted; n >= 1
 	void (*softmax_row)(float *r, int n);
-	// d (n) = p * (d - sum(p * d)) * scale: softmax backward in place, p the forward's output
-	void (*softmax_backward_row)(const float *p, float *d, int n, float scale);
 	// y (D) = (x - mean) * rstd * gamma + beta; gamma, beta (D) or NULL; *mean, *rstd written
 	void (*layernorm_row)(const float *x, float *y, const float *gamma, const float *beta, int D,
 	                      float eps, float *mean, float *rstd);
@@ -39,9 +37,6 @@ typedef struct SimdKernels {
 	void (*layernorm_backward_row)(const float *x, const float *dy, const float *gamma,
 	                               float mean, float rstd, float *dx, float *dgamma,
 	                               float *dbeta, int D);
-	// w, g, m, v (n): m, v = moments of g; w = w * decay - step * m / (sqrt(v) * rbc2 + eps)
-	void (*adamw)(float *w, const float *g, float *m, float *v, size_t n, float decay,
-	              float step, float rbc2, float b1, float b2, float eps);
 } SimdKernels;
 
 /* The kernels every caller uses: the CPU's widest level, lowered by SSLD_SIMD. Thread-safe. */

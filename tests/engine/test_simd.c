@@ -14,8 +14,6 @@
  *             accumulates into dx0
  *   softmax   e_c = expf(r_c - max): rel <= eps (|r_c - max| + ULP + 1); the sum of n positive
  *             terms: rel <= n eps; p_c = e_c / sum: |dp_c| <= eps p_c (|r_c - max| + n + ULP + 4)
- *   softmax'  dot = sum p d: |d dot| <= n eps sum |p d|; d'_c = p_c (d_c - dot) scale:
- *             |dd'_c| <= |p_c scale| (n eps sum|p d| + 3 eps (|d_c| + |dot|))
  *   layernorm mean: |dm| <= eps (sum|x| + |m|); var over D squares: rel <= (D + 3) eps, so
  *             rstd rel <= (D/2 + 4) eps; y = (x - m) s g + b:
  *             |dy| <= eps (|g| s (sum|x| + |m| + (D/2 + 6) |x - m|) + 3 (|y| + |b|))
@@ -23,10 +21,6 @@
  *             sum|term|; dx = dx0 + s (dxh - s1 - xh s2), dxh = dy g, xh = (x - m) s, s1 and
  *             s2 the means of D terms (A1 = sum|dxh|, A2 = sum|dxh xh|):
  *             |ddx| <= eps (s (4 |dxh| + A1 + 2 |s1| + |xh| (2 A2 + 8 |s2|)) + 2 (|dx0| + |dx|))
- *   adamw     m' = b1 m + (1 - b1) g (3 roundings), v' (4: v' > 0), den = sqrt(v') rbc2 + eps0
- *             (sqrt halves v's relative error, 3 roundings more), q = step m' / den,
- *             w' = w decay - q: |dw| <= eps (2 |w decay| + 2 |w'| + 6 |q|) + |step| |dm'| / den
- *             + |q| |dden| / den
  * Each bound is computed element by element next to the reference below. An element out of its
  * bound means a wrong value at that level, whatever order the vector code summed in; the levels
  * may differ from each other by rounding, and nothing here compares them bit for bit.
@@ -119,7 +113,7 @@ static void test_gelu(const SimdKernels *k, int n)
 
 static void test_softmax(const SimdKernels *k, int n)
 {
-	float r[MAXN] = { 0 }, r0[MAXN] = { 0 }, d[MAXN] = { 0 }, d0[MAXN] = { 0 };
+	float r[MAXN] = { 0 }, r0[MAXN] = { 0 };
 	double ref[MAXN] = { 0 }, bound[MAXN] = { 0 };
 	fill(r0, n, -8.0f, 8.0f);
 	memcpy(r, r0, sizeof(float) * (size_t)n);
@@ -134,23 +128,6 @@ static void test_softmax(const SimdKernels *k, int n)
 		bound[c] = EPS * ref[c] * (fabs(r0[c] - mx) + n + ULP + 4.0);
 	}
 	check(k, "softmax_row", n, r, ref, bound, (size_t)n);
-
-	/* the backward from the float forward's p, as attention runs it */
-	const float scale = 0.125f;
-	fill(d0, n, -1.0f, 1.0f);
-	memcpy(d, d0, sizeof(float) * (size_t)n);
-	k->softmax_backward_row(r, d, n, scale);
-	double dot = 0.0, adot = 0.0;
-	for (int c = 0; c < n; c++) {
-		dot += (double)r[c] * d0[c];
-		adot += fabs((double)r[c] * d0[c]);
-	}
-	for (int c = 0; c < n; c++) {
-		ref[c] = (double)r[c] * (d0[c] - dot) * scale;
-		bound[c] = fabs((double)r[c] * scale) *
-		           EPS * (n * adot + 3.0 * (fabs(d0[c]) + fabs(dot)));
-	}
-	check(k, "softmax_backward_row", n, d, ref, bound, (size_t)n);
 }
 
 /* R rows of D through layernorm forward and backward, gamma and beta given or not (affine bits) */
@@ -257,42 +234,6 @@ out:
 	free(ref), free(bound), free(rg), free(bg), free(rb), free(bb);
 }
 
-static void test_adamw(const SimdKernels *k, int n)
-{
-	float w[MAXN] = { 0 }, g[MAXN] = { 0 }, m[MAXN] = { 0 }, v[MAXN] = { 0 };
-	float w0[MAXN] = { 0 }, m0[MAXN] = { 0 }, v0[MAXN] = { 0 };
-	double rw[MAXN] = { 0 }, bw[MAXN] = { 0 }, rm[MAXN] = { 0 }, bm[MAXN] = { 0 };
-	double rv[MAXN] = { 0 }, bv[MAXN] = { 0 };
-	const float b1 = 0.9f, b2 = 0.999f, eps0 = 1e-8f, decay = 1.0f - 1e-3f * 1e-4f;
-	const float step = 1e-3f / 0.19f, rbc2 = 1.0f / sqrtf(0.003f);
-	fill(w0, n, -1.0f, 1.0f);
-	fill(g, n, -0.1f, 0.1f);
-	fill(m0, n, -0.01f, 0.01f);
-	fill(v0, n, 0.0f, 1e-4f);
-	memcpy(w, w0, sizeof(float) * (size_t)n);
-	memcpy(m, m0, sizeof(float) * (size_t)n);
-	memcpy(v, v0, sizeof(float) * (size_t)n);
-	k->adamw(w, g, m, v, (size_t)n, decay, step, rbc2, b1, b2, eps0);
-	for (int i = 0; i < n; i++) {
-		const double gi = g[i];
-		rm[i] = b1 * (double)m0[i] + (1.0 - b1) * gi;
-		bm[i] = 3.0 * EPS * (fabs(b1 * (double)m0[i]) + fabs((1.0 - b1) * gi));
-		rv[i] = b2 * (double)v0[i] + (1.0 - b2) * gi * gi;
-		bv[i] = 4.0 * EPS * rv[i];
-		const double den = sqrt(rv[i]) * rbc2 + eps0;
-		/* sqrt halves v's relative error; then the sqrt, the product and the sum round */
-		const double dden = sqrt(rv[i]) * rbc2 * (bv[i] / (2.0 * rv[i] + 1e-300) + 3.0 * EPS) +
-		                    EPS * den;
-		const double q = step * rm[i] / den;
-		rw[i] = w0[i] * (double)decay - q;
-		bw[i] = EPS * (2.0 * fabs(w0[i] * (double)decay) + 2.0 * fabs(rw[i]) + 6.0 * fabs(q)) +
-		        fabs(step) * bm[i] / den + fabs(q) * dden / den;
-	}
-	check(k, "adamw m", n, m, rm, bm, (size_t)n);
-	check(k, "adamw v", n, v, rv, bv, (size_t)n);
-	check(k, "adamw w", n, w, rw, bw, (size_t)n);
-}
-
 /* ---------------------------------------------------------------------------------------------- */
 
 int main(void)
@@ -324,7 +265,6 @@ int main(void)
 		for (int i = 0; i < NLENS; i++) {
 			test_gelu(k, lens[i]);
 			test_softmax(k, lens[i]);
-			test_adamw(k, lens[i]);
 			for (int affine = 0; affine < 4; affine++)
 				test_layernorm(k, lens[i], affine);
 		}
