@@ -55,6 +55,7 @@
 #include "optim.h"
 #include "params.h"
 #include "resnet.h"
+#include "simd.h"
 
 /* ---------------------------------------------------------------------------------------------- */
 /* cblas_sgemm interposition: FLOP count and one step's shapes */
@@ -640,14 +641,15 @@ int main(int argc, char **argv)
 	       "\"raw_sgemm_cpu_gflops\": %.2f, \"raw_sgemm_blas_threads_gflops\": %.2f, "
 	       "\"raw_sgemm_blas_threads_cpu_gflops\": %.2f, \"recorded_threads\": %d, "
 	       "\"params\": %zu, \"arena_used_mb\": %.1f, "
-	       "\"arena_capacity_mb\": %.1f, \"blas_core\": \"%s\"}\n",
+	       "\"arena_capacity_mb\": %.1f, \"blas_core\": \"%s\", \"simd\": \"%s\"}\n",
 	       model, threads, n, 1e3 * med, 1e3 * walls[0], 1e3 * cpu, b.per_step, b.unit,
 	       b.per_step / med, b.per_step * threads / cpu, hwm_kb / 1024.0, loss, gflop,
 	       gflop / med, gflop * threads / cpu, raw_wall > 0 ? gflop / raw_wall : 0.0,
 	       raw_cpu > 0 ? gflop * threads / raw_cpu : 0.0, blas_wall > 0 ? gflop / blas_wall : 0.0,
 	       blas_cpu > 0 ? gflop * threads / blas_cpu : 0.0, atomic_load(&nslots),
 	       paramset_numel(b.ps, 1), ctx_arena_used(ctx) / 1048576.0,
-	       ctx_arena_capacity(ctx) / 1048576.0, openblas_get_corename());
+	       ctx_arena_capacity(ctx) / 1048576.0, openblas_get_corename(),
+	       simd_level_name(simd()->level));
 	optim_free(opt);
 	ctx_free(ctx);
 	bench_free(&b);

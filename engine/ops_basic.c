@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "parallel.h"
+#include "simd.h"
 #include "tape.h"
 
 /* glibc declares its vector math (libmvec: expf, logf, tanhf, powf on 4/8 lanes, <= 4 ulp, inf and
@@ -454,8 +455,26 @@ static void bin_backward(Ctx *ctx, Node *n)
 	Tensor *a = n->in[0], *b = n->in[1];
 	const float *g = n->out->grad, *z = n->out->data;
 	size_t len = (size_t)p->ext[3];
+	/* An add or sub operand of the output's own shape (a residual, the product before its bias)
+	 * gets g as it is: a takes over the output's gradient buffer when it has none yet, a fresh
+	 * b buffer is stored, not zeroed and added. a == b (x + x) takes the general path. */
+	int done[2] = { 0, 0 };
+	if ((op == BIN_ADD || op == BIN_SUB) && a != b) {
+		const size_t size = n->out->size;
+		done[0] = a->size == size && tape_grad_pass(ctx, a, n->out);
+		int fresh = 0;
+		float *gb = b->size == size ? tape_grad_in_fresh(ctx, b, &fresh) : NULL;
+		if (gb && fresh) {
+			if (op == BIN_ADD)
+				memcpy(gb, g, size * sizeof(float));
+			else
+				for (size_t i = 0; i < size; i++)
+					gb[i] = -g[i];
+			done[1] = 1;
+		}
+	}
 	for (int which = 0; which < 2; which++) {
-		float *gx = tape_grad_in(ctx, which ? b : a);
+		float *gx = done[which] ? NULL : tape_grad_in(ctx, which ? b : a);
 		if (!gx)
 			continue;
 		const size_t *sx = which ? p->sb : p->sa;
@@ -549,14 +568,22 @@ Tensor *op_div(Ctx *ctx, Tensor *a, Tensor *b) { return binary(ctx, BIN_DIV, a, 
 		return out;                                                                    \
 	}
 
-#define GELU_C 0.7978845608028654f /* sqrt(2/pi) */
-#define GELU_A 0.044715f
-
-static inline float gelu_grad(float x)
+/* GELU (tanh form) runs in the run-time-chosen kernels of simd.h: the widest vectors the CPU has
+ * for its tanhf, the Transformer's costliest element-wise op. */
+static void gelu_backward(Ctx *ctx, Node *n)
 {
-	float x2 = x * x;
-	float t = tanhf(GELU_C * (x + GELU_A * x2 * x));
-	return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * GELU_C * (1.0f + 3.0f * GELU_A * x2);
+	int fresh;
+	float *ga = tape_grad_in_fresh(ctx, n->in[0], &fresh);
+	if (ga)
+		simd()->gelu_backward(n->in[0]->data, n->out->grad, ga, n->out->size, fresh);
+}
+
+static Tensor *gelu_apply(Ctx *ctx, Tensor *a)
+{
+	Tensor *out = ctx_tensor_like(ctx, a);
+	simd()->gelu(a->data, out->data, a->size);
+	record(ctx, OP_GELU, gelu_backward, out, &a, 1);
+	return out;
 }
 
 UNARY_OP(scale, OP_SCALE, x[i] * p0, p0)
@@ -565,9 +592,6 @@ UNARY_OP(square, OP_SQUARE, x[i] * x[i], 2.0f * x[i])
 UNARY_OP(clamp, OP_CLAMP, fminf(fmaxf(x[i], p0), p1), (x[i] > p0 && x[i] < p1) ? 1.0f : 0.0f)
 UNARY_OP(relu, OP_RELU, x[i] > 0.0f ? x[i] : 0.0f, x[i] > 0.0f ? 1.0f : 0.0f)
 UNARY_OP(leaky_relu, OP_LEAKY_RELU, x[i] > 0.0f ? x[i] : p0 * x[i], x[i] > 0.0f ? 1.0f : p0)
-UNARY_OP(gelu, OP_GELU,
-         0.5f * x[i] * (1.0f + tanhf(GELU_C * (x[i] + GELU_A * x[i] * x[i] * x[i]))),
-         gelu_grad(x[i]))
 UNARY_OP(tanh, OP_TANH, tanhf(x[i]), 1.0f - y[i] * y[i])
 UNARY_OP(sigmoid, OP_SIGMOID, 1.0f / (1.0f + expf(-x[i])), y[i] * (1.0f - y[i]))
 UNARY_OP(exp, OP_EXP, expf(x[i]), y[i])
@@ -581,7 +605,7 @@ Tensor *op_square(Ctx *ctx, Tensor *a) { return square_apply(ctx, a, 0.0f, 0.0f)
 Tensor *op_clamp(Ctx *ctx, Tensor *a, float lo, float hi) { return clamp_apply(ctx, a, lo, hi); }
 Tensor *op_relu(Ctx *ctx, Tensor *a) { return relu_apply(ctx, a, 0.0f, 0.0f); }
 Tensor *op_leaky_relu(Ctx *ctx, Tensor *a, float slope) { return leaky_relu_apply(ctx, a, slope, 0.0f); }
-Tensor *op_gelu(Ctx *ctx, Tensor *a) { return gelu_apply(ctx, a, 0.0f, 0.0f); }
+Tensor *op_gelu(Ctx *ctx, Tensor *a) { return gelu_apply(ctx, a); }
 Tensor *op_tanh(Ctx *ctx, Tensor *a) { return tanh_apply(ctx, a, 0.0f, 0.0f); }
 Tensor *op_sigmoid(Ctx *ctx, Tensor *a) { return sigmoid_apply(ctx, a, 0.0f, 0.0f); }
 Tensor *op_exp(Ctx *ctx, Tensor *a) { return exp_apply(ctx, a, 0.0f, 0.0f); }

@@ -27,6 +27,7 @@
 #include "dist.h"
 #include "ops.h"
 #include "parallel.h"
+#include "simd.h"
 #include "tape.h"
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -71,33 +72,10 @@ static void layernorm_backward(Ctx *ctx, Node *n)
 	float *dg = tape_grad_in(ctx, gamma);
 	float *db = tape_grad_in(ctx, beta);
 	const float *g = gamma ? gamma->data : NULL;
-
-	for (size_t r = 0; r < R; r++) {
-		const float *xr = x->data + r * D, *dyr = dy + r * D;
-		const float m = mean[r], s = rstd[r];
-		if (dg)
-			for (int j = 0; j < D; j++)
-				dg[j] += dyr[j] * (xr[j] - m) * s;
-		if (db)
-			for (int j = 0; j < D; j++)
-				db[j] += dyr[j];
-		if (!dx)
-			continue;
-		/* dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), dxhat = dy * gamma */
-		float s1 = 0.0f, s2 = 0.0f;
-		for (int j = 0; j < D; j++) {
-			const float dxh = g ? dyr[j] * g[j] : dyr[j];
-			s1 += dxh;
-			s2 += dxh * (xr[j] - m) * s;
-		}
-		s1 /= (float)D;
-		s2 /= (float)D;
-		float *dxr = dx + r * D;
-		for (int j = 0; j < D; j++) {
-			const float dxh = g ? dyr[j] * g[j] : dyr[j];
-			dxr[j] += s * (dxh - s1 - (xr[j] - m) * s * s2);
-		}
-	}
+	const SimdKernels *k = simd();
+	for (size_t r = 0; r < R; r++)
+		k->layernorm_backward_row(x->data + r * D, dy + r * D, g, mean[r], rstd[r],
+		                          dx ? dx + r * D : NULL, dg, db, D);
 }
 
 // x (..., D), gamma (D) or NULL, beta (D) or NULL -> (..., D)
@@ -115,31 +93,9 @@ Tensor *op_layernorm(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta, float eps
 	float *mean = arena_floats(ctx, R), *rstd = arena_floats(ctx, R);
 	const float *g = gamma ? gamma->data : NULL, *b = beta ? beta->data : NULL;
 
-	for (size_t r = 0; r < R; r++) {
-		const float *xr = x->data + r * D;
-		float *yr = out->data + r * D;
-		float m = 0.0f;
-		for (int j = 0; j < D; j++)
-			m += xr[j];
-		m /= (float)D;
-		float v = 0.0f;
-		for (int j = 0; j < D; j++) {
-			const float d = xr[j] - m;
-			v += d * d;
-		}
-		v /= (float)D;
-		const float s = 1.0f / sqrtf(v + eps);
-		mean[r] = m;
-		rstd[r] = s;
-		for (int j = 0; j < D; j++) {
-			float y = (xr[j] - m) * s;
-			if (g)
-				y *= g[j];
-			if (b)
-				y += b[j];
-			yr[j] = y;
-		}
-	}
+	const SimdKernels *k = simd();
+	for (size_t r = 0; r < R; r++)
+		k->layernorm_row(x->data + r * D, out->data + r * D, g, b, D, eps, &mean[r], &rstd[r]);
 
 	Tensor *in[3] = { x, gamma, beta };
 	if (tape_wants_grad(ctx, in, 3)) {
@@ -1623,7 +1579,7 @@ static void attention_backward_part(void *arg, size_t m_begin, size_t m_end, int
 		// dP (Tq,Tk) = dO (Tq,Dh) . v^T (Dh,Tk)
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, Tk, Dh, 1.0f, dOm, Dh,
 		            j->v + m * ks, Dh, 0.0f, dS, Tk);
-		// dS = P * (dP - rowsum(P * dP)) * scale
+		// dS = P * (dP - rowsum(P * dP)) * scale (wider vectors bought nothing here: simd.h)
 		for (int i = 0; i < Tq; i++) {
 			const float *pr = Pm + (size_t)i * Tk;
 			float *dr = dS + (size_t)i * Tk;
@@ -1662,6 +1618,7 @@ static void attention_forward_part(void *arg, size_t m_begin, size_t m_end, int 
 	const AttnJob *j = arg;
 	const int Tq = j->Tq, Tk = j->Tk, Dh = j->Dh, causal = j->causal;
 	const size_t qs = (size_t)Tq * Dh, ks = (size_t)Tk * Dh, ps = (size_t)Tq * Tk;
+	const SimdKernels *sk = simd();
 	for (size_t m = m_begin; m < m_end; m++) {
 		float *Pm = j->rec ? j->Pbuf + m * ps : j->Pbuf + (size_t)tid * ps;
 		// S (Tq,Tk) = scale * q (Tq,Dh) . k^T (Dh,Tk)
@@ -1670,17 +1627,7 @@ static void attention_forward_part(void *arg, size_t m_begin, size_t m_end, int 
 		for (int i = 0; i < Tq; i++) {
 			float *r = Pm + (size_t)i * Tk;
 			const int len = causal ? i + 1 : Tk;
-			float mx = r[0];
-			for (int c = 1; c < len; c++)
-				mx = r[c] > mx ? r[c] : mx;
-			float sum = 0.0f;
-			for (int c = 0; c < len; c++) {
-				r[c] = expf(r[c] - mx);
-				sum += r[c];
-			}
-			const float inv = 1.0f / sum;
-			for (int c = 0; c < len; c++)
-				r[c] *= inv;
+			sk->softmax_row(r, len);
 			for (int c = len; c < Tk; c++)
 				r[c] = 0.0f;
 		}

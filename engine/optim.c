@@ -233,7 +233,9 @@ static void sgd_update(float *restrict w, const float *restrict g, float *restri
 	}
 }
 
-/* AdamW (Loshchilov & Hutter, PyTorch form): decay w *= 1 - lr*wd, then the bias-corrected step. */
+/* AdamW (Loshchilov & Hutter, PyTorch form): decay w *= 1 - lr*wd, then the bias-corrected step.
+ * One flat loop at the build's vector width: AVX2/AVX-512 versions of it measured no faster
+ * (memory-bound; BENCHMARKS.md "Wider vectors chosen at run time"). */
 static void adamw_update(float *restrict w, const float *restrict g, float *restrict m,
                          float *restrict v, size_t n, float lr, float wd, float b1, float b2,
                          float eps, float bc1, float bc2)

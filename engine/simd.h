@@ -1,0 +1,51 @@
+/* simd.h - the engine's hot element-wise and row kernels (GELU, the attention softmax, layer
+ * normalisation) compiled for three x86-64 levels and chosen once at run time, so one
+ * portable binary (built for x86-64-v2) runs AVX2 or AVX-512 code on the CPUs that have it.
+ *
+ *   const SimdKernels *k = simd();              // the CPU's widest level, or SSLD_SIMD's
+ *   k->gelu(x, y, n);                           // y = gelu(x), n floats
+ *
+ * SSLD_SIMD=sse|avx2|avx512 (read once, on the first call) asks for a level; it is clamped to
+ * what the CPU runs, and an unknown word is reported on stderr and ignored. Levels differ only in
+ * rounding (vector width changes the order of each row's sums), never in what they compute.
+ * Pointers returned are static tables: never freed.
+ */
+#ifndef SSLD_ENGINE_SIMD_H
+#define SSLD_ENGINE_SIMD_H
+
+#include <stddef.h>
+
+typedef enum SimdLevel {
+	SIMD_SSE,    /* x86-64-v2, the build's baseline (SSE4.2, 4 floats a vector) */
+	SIMD_AVX2,   /* x86-64-v3: AVX2 + FMA, 8 floats */
+	SIMD_AVX512, /* x86-64-v4: AVX-512 F/BW/DQ/VL, 16 floats */
+	SIMD_LEVEL_COUNT
+} SimdLevel;
+
+typedef struct SimdKernels {
+	SimdLevel level;
+	// y = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))); x, y (n)
+	void (*gelu)(const float *x, float *y, size_t n);
+	// dx = g * gelu'(x) when fresh, else dx += g * gelu'(x); x, g, dx (n)
+	void (*gelu_backward)(const float *x, const float *g, float *dx, size_t n, int fresh);
+	// r (n) = softmax(r) in place, max-subtracted; n >= 1
+	void (*softmax_row)(float *r, int n);
+	// y (D) = (x - mean) * rstd * gamma + beta; gamma, beta (D) or NULL; *mean, *rstd written
+	void (*layernorm_row)(const float *x, float *y, const float *gamma, const float *beta, int D,
+	                      float eps, float *mean, float *rstd);
+	// accumulates one row's dx (D), dgamma (D), dbeta (D) (each may be NULL; gamma may be NULL)
+	void (*layernorm_backward_row)(const float *x, const float *dy, const float *gamma,
+	                               float mean, float rstd, float *dx, float *dgamma,
+	                               float *dbeta, int D);
+} SimdKernels;
+
+/* The kernels every caller uses: the CPU's widest level, lowered by SSLD_SIMD. Thread-safe. */
+const SimdKernels *simd(void);
+/* The kernels of one level, or NULL when this CPU cannot run it (tests walk every level). */
+const SimdKernels *simd_at(SimdLevel level);
+/* The widest level this CPU runs. */
+SimdLevel simd_cpu_level(void);
+/* "sse", "avx2", "avx512". */
+const char *simd_level_name(SimdLevel level);
+
+#endif

@@ -1,0 +1,274 @@
+/* test_simd.c - every kernel of engine/simd.h, at every level this CPU runs (simd_at), against a
+ * double-precision reference, each element within a bound derived from the float32 computation
+ * (tests/tolerance.h: k roundings times eps times the magnitude of the terms, by running error
+ * analysis for the composite kernels); and SSLD_SIMD lowering the level simd() chooses.
+ *
+ * Bounds, eps = FLT_EPSILON (two unit roundoffs per rounding, which covers the neglected
+ * second-order terms), ULP = 4: glibc's libmvec expf/tanhf are within 4 ulp (its manual):
+ *   gelu      u = C (x + A x^3): |du| <= 4 eps C (|x| + A|x|^3) = 4 eps ua; t = tanh(u):
+ *             |dt| <= (1 - t^2) |du| + ULP eps |t| =: eps ta; y = x (1 + t) / 2:
+ *             |dy| <= eps (|x| (1 + ta) / 2 + 2 |y|)
+ *   gelu'     d = (1 + t) / 2 + x (1 - t^2) C (1 + 3 A x^2) / 2, with 1 - t^2 off by
+ *             eps (t^2 + 2 |t| ta): |g d err| <= eps |g| ((1 + ta) / 2 + 6 |d| +
+ *             |x| (1 + t^2 + 2 |t| ta) C (1 + 3 A x^2)), plus 2 eps (|dx0| + |dx|) when it
+ *             accumulates into dx0
+ *   softmax   e_c = expf(r_c - max): rel <= eps (|r_c - max| + ULP + 1); the sum of n positive
+ *             terms: rel <= n eps; p_c = e_c / sum: |dp_c| <= eps p_c (|r_c - max| + n + ULP + 4)
+ *   layernorm mean: |dm| <= eps (sum|x| + |m|); var over D squares: rel <= (D + 3) eps, so
+ *             rstd rel <= (D/2 + 4) eps; y = (x - m) s g + b:
+ *             |dy| <= eps (|g| s (sum|x| + |m| + (D/2 + 6) |x - m|) + 3 (|y| + |b|))
+ *   layernorm' dgamma, dbeta: R rows accumulated in order, each term 3 roundings: (R + 3) eps
+ *             sum|term|; dx = dx0 + s (dxh - s1 - xh s2), dxh = dy g, xh = (x - m) s, s1 and
+ *             s2 the means of D terms (A1 = sum|dxh|, A2 = sum|dxh xh|):
+ *             |ddx| <= eps (s (4 |dxh| + A1 + 2 |s1| + |xh| (2 A2 + 8 |s2|)) + 2 (|dx0| + |dx|))
+ * Each bound is computed element by element next to the reference below. An element out of its
+ * bound means a wrong value at that level, whatever order the vector code summed in; the levels
+ * may differ from each other by rounding, and nothing here compares them bit for bit.
+ */
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "simd.h"
+#include "check.h"
+#include "../tolerance.h"
+
+#define EPS ((double)FLT_EPSILON)
+#define ULP 4.0
+#define GC 0.7978845608028654
+#define GA 0.044715
+
+static unsigned long long rng_state = 88172645463325252ULL;
+
+/* uniform in [lo, hi) */
+static float urand(float lo, float hi)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return lo + (hi - lo) * (float)((rng_state >> 40) * (1.0 / 16777216.0));
+}
+
+static void fill(float *x, size_t n, float lo, float hi)
+{
+	for (size_t i = 0; i < n; i++)
+		x[i] = urand(lo, hi);
+}
+
+/* lengths that leave every remainder after 4-, 8- and 16-float vectors, and longer rows */
+static const int lens[] = { 1, 3, 7, 8, 15, 16, 17, 31, 33, 64, 127, 128, 129, 257, 1000 };
+#define NLENS (int)(sizeof lens / sizeof lens[0])
+#define MAXN 1000
+
+static void check(const SimdKernels *k, const char *kernel, int n, const float *got,
+                  const double *ref, const double *bound, size_t count)
+{
+	char what[96];
+	snprintf(what, sizeof what, "%s %s n=%d", simd_level_name(k->level), kernel, n);
+	failures += tol_check_bound(what, got, ref, bound, count);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+
+static void test_gelu(const SimdKernels *k, int n)
+{
+	float x[MAXN] = { 0 }, y[MAXN] = { 0 }, g[MAXN] = { 0 }, dx[MAXN] = { 0 };
+	float dx0[MAXN] = { 0 };
+	double ref[MAXN] = { 0 }, bound[MAXN] = { 0 };
+	fill(x, n, -6.0f, 6.0f);
+	fill(g, n, -2.0f, 2.0f);
+	fill(dx0, n, -1.0f, 1.0f);
+	k->gelu(x, y, (size_t)n);
+	for (int i = 0; i < n; i++) {
+		const double v = x[i], av = fabs(v);
+		const double t = tanh(GC * (v + GA * v * v * v));
+		const double ta = (1.0 - t * t) * 4.0 * GC * (av + GA * av * av * av) + ULP * fabs(t);
+		ref[i] = 0.5 * v * (1.0 + t);
+		bound[i] = EPS * (0.5 * av * (1.0 + ta) + 2.0 * fabs(ref[i]));
+	}
+	check(k, "gelu", n, y, ref, bound, (size_t)n);
+
+	for (int fresh = 0; fresh < 2; fresh++) {
+		memcpy(dx, dx0, sizeof(float) * (size_t)n);
+		k->gelu_backward(x, g, dx, (size_t)n, fresh);
+		for (int i = 0; i < n; i++) {
+			const double v = x[i], av = fabs(v), ag = fabs(g[i]);
+			const double t = tanh(GC * (v + GA * v * v * v));
+			const double ta = (1.0 - t * t) * 4.0 * GC * (av + GA * av * av * av) +
+			                  ULP * fabs(t);
+			const double d = 0.5 * (1.0 + t) +
+			                 0.5 * v * (1.0 - t * t) * GC * (1.0 + 3.0 * GA * v * v);
+			const double mag = 0.5 * (1.0 + ta) + 6.0 * fabs(d) +
+			                   av * (1.0 + t * t + 2.0 * fabs(t) * ta) * GC *
+			                   (1.0 + 3.0 * GA * v * v);
+			ref[i] = (fresh ? 0.0 : dx0[i]) + g[i] * d;
+			bound[i] = EPS * (ag * mag + (fresh ? 0.0 : 2.0 * (fabs(dx0[i]) + fabs(ref[i]))));
+		}
+		check(k, fresh ? "gelu_backward fresh" : "gelu_backward +=", n, dx, ref, bound,
+		      (size_t)n);
+	}
+}
+
+static void test_softmax(const SimdKernels *k, int n)
+{
+	float r[MAXN] = { 0 }, r0[MAXN] = { 0 };
+	double ref[MAXN] = { 0 }, bound[MAXN] = { 0 };
+	fill(r0, n, -8.0f, 8.0f);
+	memcpy(r, r0, sizeof(float) * (size_t)n);
+	k->softmax_row(r, n);
+	double mx = r0[0], sum = 0.0;
+	for (int c = 1; c < n; c++)
+		mx = r0[c] > mx ? r0[c] : mx;
+	for (int c = 0; c < n; c++)
+		sum += exp(r0[c] - mx);
+	for (int c = 0; c < n; c++) {
+		ref[c] = exp(r0[c] - mx) / sum;
+		bound[c] = EPS * ref[c] * (fabs(r0[c] - mx) + n + ULP + 4.0);
+	}
+	check(k, "softmax_row", n, r, ref, bound, (size_t)n);
+}
+
+/* R rows of D through layernorm forward and backward, gamma and beta given or not (affine bits) */
+static void test_layernorm(const SimdKernels *k, int D, int affine)
+{
+	enum { R = 4 };
+	const float eps = 1e-5f;
+	float *x = malloc(sizeof(float) * R * D), *y = malloc(sizeof(float) * R * D);
+	float *dy = malloc(sizeof(float) * R * D), *dx = malloc(sizeof(float) * R * D);
+	float *dx0 = malloc(sizeof(float) * R * D);
+	float *gamma = malloc(sizeof(float) * D), *beta = malloc(sizeof(float) * D);
+	float *dg = calloc((size_t)D, sizeof(float)), *db = calloc((size_t)D, sizeof(float));
+	double *ref = malloc(sizeof(double) * R * D), *bound = malloc(sizeof(double) * R * D);
+	double *rg = calloc((size_t)D, sizeof(double)), *bg = calloc((size_t)D, sizeof(double));
+	double *rb = calloc((size_t)D, sizeof(double)), *bb = calloc((size_t)D, sizeof(double));
+	float mean[R], rstd[R];
+	if (!x || !y || !dy || !dx || !dx0 || !gamma || !beta || !dg || !db || !ref || !bound ||
+	    !rg || !bg || !rb || !bb) {
+		fprintf(stderr, "FAIL layernorm: out of memory\n");
+		failures++;
+		goto out;
+	}
+	/* an offset mean, so the sum|x| term of the mean's bound matters */
+	fill(x, (size_t)R * D, 1.0f, 3.0f);
+	fill(gamma, (size_t)D, 0.5f, 1.5f);
+	fill(beta, (size_t)D, -0.5f, 0.5f);
+	fill(dy, (size_t)R * D, -1.0f, 1.0f);
+	fill(dx0, (size_t)R * D, -1.0f, 1.0f);
+	const float *g = affine & 1 ? gamma : NULL, *b = affine & 2 ? beta : NULL;
+	char name[64];
+	snprintf(name, sizeof name, "layernorm_row%s%s", g ? " gamma" : "", b ? " beta" : "");
+
+	double rm[R], rs[R], bm[R], bs[R];
+	for (int r = 0; r < R; r++) {
+		const float *xr = x + (size_t)r * D;
+		k->layernorm_row(xr, y + (size_t)r * D, g, b, D, eps, &mean[r], &rstd[r]);
+		double m = 0.0, ax = 0.0, v = 0.0;
+		for (int j = 0; j < D; j++) {
+			m += xr[j];
+			ax += fabs(xr[j]);
+		}
+		m /= D;
+		for (int j = 0; j < D; j++)
+			v += (xr[j] - m) * (xr[j] - m);
+		v /= D;
+		const double s = 1.0 / sqrt(v + eps);
+		rm[r] = m;
+		bm[r] = EPS * (ax + fabs(m));
+		rs[r] = s;
+		/* the mean's error shifts the variance by D dm^2 at most: second order, but kept */
+		bs[r] = s * EPS * (D / 2.0 + 4.0) + s * s * s * bm[r] * bm[r];
+		for (int j = 0; j < D; j++) {
+			const double gj = g ? g[j] : 1.0, bj = b ? b[j] : 0.0;
+			const size_t i = (size_t)r * D + j;
+			ref[i] = (xr[j] - m) * s * gj + bj;
+			bound[i] = EPS * (fabs(gj) * s * (ax + fabs(m) + (D / 2.0 + 6.0) * fabs(xr[j] - m)) +
+			                  3.0 * (fabs(ref[i]) + fabs(bj)));
+		}
+	}
+	check(k, name, D, y, ref, bound, (size_t)R * D);
+	check(k, "layernorm mean", D, mean, rm, bm, R);
+	check(k, "layernorm rstd", D, rstd, rs, bs, R);
+
+	/* backward from the forward's float mean and rstd, accumulating into dx0 */
+	memcpy(dx, dx0, sizeof(float) * (size_t)R * D);
+	for (int r = 0; r < R; r++)
+		k->layernorm_backward_row(x + (size_t)r * D, dy + (size_t)r * D, g, mean[r], rstd[r],
+		                          dx + (size_t)r * D, dg, db, D);
+	for (int r = 0; r < R; r++) {
+		const float *xr = x + (size_t)r * D, *dyr = dy + (size_t)r * D;
+		const double m = mean[r], s = rstd[r];
+		double s1 = 0.0, s2 = 0.0, a1 = 0.0, a2 = 0.0;
+		for (int j = 0; j < D; j++) {
+			const double xh = (xr[j] - m) * s, dxh = dyr[j] * (g ? g[j] : 1.0);
+			rg[j] += dyr[j] * xh;
+			bg[j] += fabs(dyr[j] * xh);
+			rb[j] += dyr[j];
+			bb[j] += fabs(dyr[j]);
+			s1 += dxh;
+			a1 += fabs(dxh);
+			s2 += dxh * xh;
+			a2 += fabs(dxh * xh);
+		}
+		s1 /= D;
+		s2 /= D;
+		for (int j = 0; j < D; j++) {
+			const size_t i = (size_t)r * D + j;
+			const double xh = (xr[j] - m) * s, dxh = dyr[j] * (g ? g[j] : 1.0);
+			ref[i] = dx0[i] + s * (dxh - s1 - xh * s2);
+			bound[i] = EPS * (s * (4.0 * fabs(dxh) + a1 + 2.0 * fabs(s1) +
+			                       fabs(xh) * (2.0 * a2 + 4.0 * fabs(s2) + 4.0 * fabs(s2))) +
+			                  2.0 * (fabs(dx0[i]) + fabs(ref[i])));
+		}
+	}
+	for (int j = 0; j < D; j++) {
+		bg[j] *= EPS * (R + 3.0);
+		bb[j] *= EPS * (R + 1.0);
+	}
+	check(k, "layernorm_backward_row dx", D, dx, ref, bound, (size_t)R * D);
+	check(k, "layernorm_backward_row dgamma", D, dg, rg, bg, (size_t)D);
+	check(k, "layernorm_backward_row dbeta", D, db, rb, bb, (size_t)D);
+out:
+	free(x), free(y), free(dy), free(dx), free(dx0), free(gamma), free(beta), free(dg), free(db);
+	free(ref), free(bound), free(rg), free(bg), free(rb), free(bb);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+
+int main(void)
+{
+	/* SSLD_SIMD lowers simd()'s choice (read on its first call) and the table says its level */
+	setenv("SSLD_SIMD", "sse", 1);
+	const SimdKernels *chosen = simd();
+	CHECK(chosen && chosen->level == SIMD_SSE, "SSLD_SIMD=sse: simd() chose %s",
+	      chosen ? simd_level_name(chosen->level) : "nothing");
+	CHECK(simd() == chosen, "simd() chose again");
+	const SimdLevel cpu = simd_cpu_level();
+	printf("this CPU runs up to %s\n", simd_level_name(cpu));
+	CHECK(simd_at(SIMD_LEVEL_COUNT) == NULL, "simd_at past the last level is not NULL");
+
+	int levels = 0;
+	for (int l = 0; l < SIMD_LEVEL_COUNT; l++) {
+		const SimdKernels *k = simd_at((SimdLevel)l);
+		if ((SimdLevel)l > cpu) {
+			CHECK(k == NULL, "simd_at(%s) beyond the CPU's %s", simd_level_name((SimdLevel)l),
+			      simd_level_name(cpu));
+			printf("skip %s: this CPU cannot run it\n", simd_level_name((SimdLevel)l));
+			continue;
+		}
+		CHECK(k && k->level == (SimdLevel)l, "simd_at(%s) gave another level",
+		      simd_level_name((SimdLevel)l));
+		if (!k)
+			continue;
+		levels++;
+		for (int i = 0; i < NLENS; i++) {
+			test_gelu(k, lens[i]);
+			test_softmax(k, lens[i]);
+			for (int affine = 0; affine < 4; affine++)
+				test_layernorm(k, lens[i], affine);
+		}
+	}
+	CHECK(levels >= 1, "no level ran");
+	return check_exit("test_simd");
+}
