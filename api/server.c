@@ -10,6 +10,7 @@
 #include "internal.h"
 
 #include "../engine/blas_core.h"
+#include "../engine/simd.h"
 #include "../engine/fault.h"
 
 #include <arpa/inet.h>
@@ -664,7 +665,8 @@ enum MHD_Result serve_health(Req *r)
 	sb_json_str(&b, bc.cpu_family);
 	sb_puts(&b, ",\"cpu_flags\":");
 	sb_json_str(&b, bc.cpu_flags);
-	sb_puts(&b, "}");
+	sb_puts(&b, "},\"simd\":");
+	sb_json_str(&b, simd_level_name(simd()->level));
 	if (ok) {
 		sb_puts(&b, ",\"jobs\":{");
 		for (int i = 0; i < JOB_STATE_COUNT; i++)

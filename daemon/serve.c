@@ -28,6 +28,7 @@
 #include "../api/api.h"
 #include "../engine/blas_core.h"
 #include "../engine/data/dataset.h"
+#include "../engine/simd.h"
 #include "../storage/batch.h"
 #include "../storage/log.h"
 #include "../storage/store.h"
@@ -458,7 +459,8 @@ int serve_main(int argc, char **argv)
 	BlasCore bc;
 	char blas[256];
 	blas_core_probe(&bc);
-	slog(LOG_NOTICE, 0, "BLAS: %s", blas_core_describe(&bc, blas, sizeof blas));
+	slog(LOG_NOTICE, 0, "BLAS: %s; engine vector kernels: %s", blas_core_describe(&bc, blas, sizeof blas),
+	     simd_level_name(simd()->level));
 	notify("READY=1");
 	update_status(s);
 	uv_timer_start(&s->status_timer, on_status_timer, 5000, 5000);

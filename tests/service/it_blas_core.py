@@ -38,7 +38,7 @@ def cpu_family():
 
 
 def clean_env(**extra):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENBLAS_CORETYPE", "SSLD_BLAS_CORETYPE"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENBLAS_CORETYPE", "SSLD_BLAS_CORETYPE", "SSLD_SIMD"))}
     env.update(extra)
     return env
 
@@ -53,6 +53,18 @@ def openblas_own():
     return out[0], "DYNAMIC_ARCH" in out[1]
 
 
+SIMD_LEVELS = ("sse", "avx2", "avx512")
+
+
+def cpu_simd():
+    """The widest level of the engine's vector kernels /proc/cpuinfo allows (engine/simd.h)."""
+    with open("/proc/cpuinfo") as f:
+        flags = next((l.split(":", 1)[1].split() for l in f if l.startswith("flags")), [])
+    v3 = ("avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "abm", "movbe", "xsave")   # x86-64-v3
+    v4 = v3 + ("avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl")          # x86-64-v4
+    return "avx512" if all(x in flags for x in v4) else "avx2" if all(x in flags for x in v3) else "sse"
+
+
 def health_blas(exe, env):
     d = Daemon(exe)
     try:
@@ -64,7 +76,8 @@ def health_blas(exe, env):
         log = d.log()
         rc = d.stop()
         check(rc == 0, "ssld exited %s:\n%s" % (rc, log))
-        return h["blas"], environ, log
+        check(h.get("simd") in SIMD_LEVELS, "health simd %r" % h.get("simd"))
+        return h["blas"], environ, log, h["simd"]
     finally:
         d.cleanup()
 
@@ -76,7 +89,9 @@ def main(exe):
     print("OpenBLAS's own choice %s (DYNAMIC_ARCH %s); the CPU's flags allow %s; ssld should %s"
           % (own, dynamic, want or "SSE only", "choose " + want if chooses else "keep " + own))
 
-    blas, environ, log = health_blas(exe, clean_env())
+    blas, environ, log, level = health_blas(exe, clean_env())
+    check(level == cpu_simd(), "engine vector kernels %s, /proc/cpuinfo allows %s" % (level, cpu_simd()))
+    check("engine vector kernels: %s" % level in log, "no vector-kernel level in the log:\n" + log)
     check(blas["cpu_family"] == want, "cpu_family %s, /proc/cpuinfo says %s" % (blas["cpu_family"], want))
     if chooses:
         check(blas["kernels"] == want and blas["chosen_by"] == "ssld", "health blas %s, expected %s by ssld" % (blas, want))
@@ -87,12 +102,13 @@ def main(exe):
         check(blas["kernels"] == own and blas["chosen_by"] == "openblas", "health blas %s, expected %s untouched" % (blas, own))
         check(b"OPENBLAS_CORETYPE" not in environ, "OPENBLAS_CORETYPE set though nothing was chosen")
 
-    blas, environ, log = health_blas(exe, clean_env(SSLD_BLAS_CORETYPE="keep"))
+    blas, environ, log, level = health_blas(exe, clean_env(SSLD_BLAS_CORETYPE="keep", SSLD_SIMD="sse"))
+    check(level == "sse", "SSLD_SIMD=sse: health simd %s" % level)
     check(blas["kernels"] == own and blas["chosen_by"] == "openblas", "keep: %s, expected %s" % (blas, own))
     check(b"OPENBLAS_CORETYPE" not in environ, "keep: OPENBLAS_CORETYPE set")
 
     mine = "Sandybridge" if want else "Prescott"
-    blas, environ, log = health_blas(exe, clean_env(OPENBLAS_CORETYPE=mine))
+    blas, environ, log, level = health_blas(exe, clean_env(OPENBLAS_CORETYPE=mine))
     if dynamic:
         check(blas["kernels"] == mine and blas["chosen_by"] == "OPENBLAS_CORETYPE", "user's %s: %s" % (mine, blas))
 
