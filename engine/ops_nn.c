@@ -750,9 +750,31 @@ static void im2col_plane(const ConvGeom *g, const float *restrict plane, float *
 	}
 	if (r0 > 0)
 		memset(dst, 0, (size_t)r0 * Wo * sizeof(float));
+	float *d = dst + (size_t)r0 * Wo;
+	if (s == 1 && Wo == g->W) {
+		/* Stride 1, same width: rows r0..r1 are one shifted copy of the plane (a column
+		 * outside [0, W) reads the neighbouring row or past the plane's ends: zeroed after). */
+		const ptrdiff_t delta = kj - g->pad, base = (ptrdiff_t)(r0 + ki - g->pad) * Wo + delta;
+		const ptrdiff_t L = (ptrdiff_t)(r1 - r0) * Wo, HW = (ptrdiff_t)g->H * g->W;
+		const ptrdiff_t lo = base < 0 ? -base : 0, hi = HW - base < L ? HW - base : L;
+		memcpy(d + lo, plane + base + lo, (size_t)(hi - lo) * sizeof(float));
+		for (ptrdiff_t i = 0; i < lo; i++)
+			d[i] = 0.0f;
+		for (ptrdiff_t i = hi; i < L; i++)
+			d[i] = 0.0f;
+		if (c0 > 0 || c1 < Wo)
+			for (int oh = r0; oh < r1; oh++, d += Wo) {
+				for (int i = 0; i < c0; i++)
+					d[i] = 0.0f;
+				for (int i = c1; i < Wo; i++)
+					d[i] = 0.0f;
+			}
+		if (r1 < g->Ho)
+			memset(dst + (size_t)r1 * Wo, 0, (size_t)(g->Ho - r1) * Wo * sizeof(float));
+		return;
+	}
 	const float *src = plane + (ptrdiff_t)(r0 * s + ki - g->pad) * g->W + (c0 * s + kj - g->pad);
 	const ptrdiff_t sstep = (ptrdiff_t)s * g->W;
-	float *d = dst + (size_t)r0 * Wo;
 	if (c0 == 0 && c1 == Wo && s == 1) {
 		for (int oh = r0; oh < r1; oh++, d += Wo, src += sstep)
 			for (int i = 0; i < Wo; i++)
