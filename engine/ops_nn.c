@@ -610,6 +610,83 @@ Tensor *op_batchnorm_relu(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta,
 }
 
 /* ---------------------------------------------------------------------------------------------- */
+/* add_relu: y = relu(a + b) for a and b of one shape (a residual block's output), one threaded
+ * pass instead of add then relu, and no pre-ReLU tensor. Backward: dy where y > 0 goes to both
+ * inputs (stored into a new gradient, added into an existing one). */
+
+#define ADD_RELU_GRAIN 32768   /* floats per chunk at least */
+
+typedef struct AddReluJob {
+	const float *a, *b, *y, *dy;
+	float *out, *ga, *gb;
+	int ga_fresh, gb_fresh;
+} AddReluJob;
+
+static void add_relu_part(void *arg, size_t i0, size_t i1, int tid)
+{
+	const AddReluJob *j = arg;
+	const float *restrict a = j->a, *restrict b = j->b;
+	float *restrict y = j->out;
+	(void)tid;
+	for (size_t i = i0; i < i1; i++) {
+		const float v = a[i] + b[i];
+		y[i] = v > 0.0f ? v : 0.0f;
+	}
+}
+
+/* g (NULL: not wanted) = or += dy where y > 0 (a product, as relu's backward, so the loop has no
+ * branch); one input per loop, so a + a adds twice. */
+static void add_relu_grad(const float *restrict y, const float *restrict dy, float *restrict g,
+                          int fresh, size_t i0, size_t i1)
+{
+	if (!g)
+		return;
+	if (fresh)
+		for (size_t i = i0; i < i1; i++)
+			g[i] = dy[i] * (y[i] > 0.0f ? 1.0f : 0.0f);
+	else
+		for (size_t i = i0; i < i1; i++)
+			g[i] += dy[i] * (y[i] > 0.0f ? 1.0f : 0.0f);
+}
+
+static void add_relu_backward_part(void *arg, size_t i0, size_t i1, int tid)
+{
+	const AddReluJob *j = arg;
+	(void)tid;
+	add_relu_grad(j->y, j->dy, j->ga, j->ga_fresh, i0, i1);
+	add_relu_grad(j->y, j->dy, j->gb, j->gb_fresh, i0, i1);
+}
+
+static void add_relu_backward(Ctx *ctx, Node *n)
+{
+	AddReluJob j = { .y = n->out->data, .dy = n->out->grad };
+	j.ga = tape_grad_in_fresh(ctx, n->in[0], &j.ga_fresh);
+	if (n->in[1] == n->in[0]) { /* a + a: the second pass adds into the first's gradient */
+		j.gb = j.ga;
+		j.gb_fresh = 0;
+	} else {
+		j.gb = tape_grad_in_fresh(ctx, n->in[1], &j.gb_fresh);
+	}
+	parallel_for(ctx, n->out->size, ADD_RELU_GRAIN, add_relu_backward_part, &j);
+}
+
+Tensor *op_add_relu(Ctx *ctx, Tensor *a, Tensor *b)
+{
+	if (a->ndim != b->ndim || a->size != b->size)
+		nn_abort("add_relu", "a and b must have one shape", a, b);
+	for (int d = 0; d < a->ndim; d++)
+		if (a->shape[d] != b->shape[d])
+			nn_abort("add_relu", "a and b must have one shape", a, b);
+	Tensor *out = ctx_tensor(ctx, a->ndim, a->shape);
+	AddReluJob j = { .a = a->data, .b = b->data, .out = out->data };
+	parallel_for(ctx, out->size, ADD_RELU_GRAIN, add_relu_part, &j);
+	Tensor *in[2] = { a, b };
+	if (tape_wants_grad(ctx, in, 2))
+		tape_record(ctx, OP_ADD, add_relu_backward, out, in, 2);
+	return out;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
 /* dropout: saved is the multiplier per element (0 or 1/(1-p)). */
 
 static void dropout_backward(Ctx *ctx, Node *n)
