@@ -1,6 +1,6 @@
 /* ops_nn.c - the neural-network ops of ops.h: layer and batch normalisation, dropout, 2-D
- * convolution and its transpose, nearest upsampling, max/avg/global pooling, the causal mask and
- * fused scaled dot-product attention, each a forward that records a node and a backward that
+ * convolution and its transpose, nearest upsampling, max/avg/global pooling, the causal mask,
+ * fused scaled dot-product attention and a residual block's fused add + ReLU, each a forward that records a node and a backward that
  * accumulates (+=) into its inputs' gradients.
  *
  * Convolution on planes of at least CONV_IMAGE_MIN output pixels is lowered one image at a time
