@@ -69,6 +69,8 @@ Tensor *op_batchnorm(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta,
 /* relu(op_batchnorm(...)) as one op (the same values and gradients, one pass instead of three). */
 Tensor *op_batchnorm_relu(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta,
                           float *running_mean, float *running_var, float momentum, float eps);
+/* relu(op_add(a, b)) for a and b of one shape (no broadcasting), as one op. */
+Tensor *op_add_relu(Ctx *ctx, Tensor *a, Tensor *b);
 /* Inverted dropout with probability p, only in training mode; identity otherwise. Uses ctx_rng. */
 Tensor *op_dropout(Ctx *ctx, Tensor *x, float p);
 

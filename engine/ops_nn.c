@@ -1,6 +1,6 @@
 /* ops_nn.c - the neural-network ops of ops.h: layer and batch normalisation, dropout, 2-D
- * convolution and its transpose, nearest upsampling, max/avg/global pooling, the causal mask and
- * fused scaled dot-product attention, each a forward that records a node and a backward that
+ * convolution and its transpose, nearest upsampling, max/avg/global pooling, the causal mask,
+ * fused scaled dot-product attention and a residual block's fused add + ReLU, each a forward that records a node and a backward that
  * accumulates (+=) into its inputs' gradients.
  *
  * Convolution on planes of at least CONV_IMAGE_MIN output pixels is lowered one image at a time
@@ -566,6 +566,83 @@ Tensor *op_batchnorm_relu(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta,
 }
 
 /* ---------------------------------------------------------------------------------------------- */
+/* add_relu: y = relu(a + b) for a and b of one shape (a residual block's output), one threaded
+ * pass instead of add then relu, and no pre-ReLU tensor. Backward: dy where y > 0 goes to both
+ * inputs (stored into a new gradient, added into an existing one). */
+
+#define ADD_RELU_GRAIN 32768   /* floats per chunk at least */
+
+typedef struct AddReluJob {
+	const float *a, *b, *y, *dy;
+	float *out, *ga, *gb;
+	int ga_fresh, gb_fresh;
+} AddReluJob;
+
+static void add_relu_part(void *arg, size_t i0, size_t i1, int tid)
+{
+	const AddReluJob *j = arg;
+	const float *restrict a = j->a, *restrict b = j->b;
+	float *restrict y = j->out;
+	(void)tid;
+	for (size_t i = i0; i < i1; i++) {
+		const float v = a[i] + b[i];
+		y[i] = v > 0.0f ? v : 0.0f;
+	}
+}
+
+/* g (NULL: not wanted) = or += dy where y > 0 (a product, as relu's backward, so the loop has no
+ * branch); one input per loop, so a + a adds twice. */
+static void add_relu_grad(const float *restrict y, const float *restrict dy, float *restrict g,
+                          int fresh, size_t i0, size_t i1)
+{
+	if (!g)
+		return;
+	if (fresh)
+		for (size_t i = i0; i < i1; i++)
+			g[i] = dy[i] * (y[i] > 0.0f ? 1.0f : 0.0f);
+	else
+		for (size_t i = i0; i < i1; i++)
+			g[i] += dy[i] * (y[i] > 0.0f ? 1.0f : 0.0f);
+}
+
+static void add_relu_backward_part(void *arg, size_t i0, size_t i1, int tid)
+{
+	const AddReluJob *j = arg;
+	(void)tid;
+	add_relu_grad(j->y, j->dy, j->ga, j->ga_fresh, i0, i1);
+	add_relu_grad(j->y, j->dy, j->gb, j->gb_fresh, i0, i1);
+}
+
+static void add_relu_backward(Ctx *ctx, Node *n)
+{
+	AddReluJob j = { .y = n->out->data, .dy = n->out->grad };
+	j.ga = tape_grad_in_fresh(ctx, n->in[0], &j.ga_fresh);
+	if (n->in[1] == n->in[0]) { /* a + a: the second pass adds into the first's gradient */
+		j.gb = j.ga;
+		j.gb_fresh = 0;
+	} else {
+		j.gb = tape_grad_in_fresh(ctx, n->in[1], &j.gb_fresh);
+	}
+	parallel_for(ctx, n->out->size, ADD_RELU_GRAIN, add_relu_backward_part, &j);
+}
+
+Tensor *op_add_relu(Ctx *ctx, Tensor *a, Tensor *b)
+{
+	if (a->ndim != b->ndim || a->size != b->size)
+		nn_abort("add_relu", "a and b must have one shape", a, b);
+	for (int d = 0; d < a->ndim; d++)
+		if (a->shape[d] != b->shape[d])
+			nn_abort("add_relu", "a and b must have one shape", a, b);
+	Tensor *out = ctx_tensor(ctx, a->ndim, a->shape);
+	AddReluJob j = { .a = a->data, .b = b->data, .out = out->data };
+	parallel_for(ctx, out->size, ADD_RELU_GRAIN, add_relu_part, &j);
+	Tensor *in[2] = { a, b };
+	if (tape_wants_grad(ctx, in, 2))
+		tape_record(ctx, OP_ADD, add_relu_backward, out, in, 2);
+	return out;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
 /* dropout: saved is the multiplier per element (0 or 1/(1-p)). */
 
 static void dropout_backward(Ctx *ctx, Node *n)
@@ -706,9 +783,31 @@ static void im2col_plane(const ConvGeom *g, const float *restrict plane, float *
 	}
 	if (r0 > 0)
 		memset(dst, 0, (size_t)r0 * Wo * sizeof(float));
+	float *d = dst + (size_t)r0 * Wo;
+	if (s == 1 && Wo == g->W) {
+		/* Stride 1, same width: rows r0..r1 are one shifted copy of the plane (a column
+		 * outside [0, W) reads the neighbouring row or past the plane's ends: zeroed after). */
+		const ptrdiff_t delta = kj - g->pad, base = (ptrdiff_t)(r0 + ki - g->pad) * Wo + delta;
+		const ptrdiff_t L = (ptrdiff_t)(r1 - r0) * Wo, HW = (ptrdiff_t)g->H * g->W;
+		const ptrdiff_t lo = base < 0 ? -base : 0, hi = HW - base < L ? HW - base : L;
+		memcpy(d + lo, plane + base + lo, (size_t)(hi - lo) * sizeof(float));
+		for (ptrdiff_t i = 0; i < lo; i++)
+			d[i] = 0.0f;
+		for (ptrdiff_t i = hi; i < L; i++)
+			d[i] = 0.0f;
+		if (c0 > 0 || c1 < Wo)
+			for (int oh = r0; oh < r1; oh++, d += Wo) {
+				for (int i = 0; i < c0; i++)
+					d[i] = 0.0f;
+				for (int i = c1; i < Wo; i++)
+					d[i] = 0.0f;
+			}
+		if (r1 < g->Ho)
+			memset(dst + (size_t)r1 * Wo, 0, (size_t)(g->Ho - r1) * Wo * sizeof(float));
+		return;
+	}
 	const float *src = plane + (ptrdiff_t)(r0 * s + ki - g->pad) * g->W + (c0 * s + kj - g->pad);
 	const ptrdiff_t sstep = (ptrdiff_t)s * g->W;
-	float *d = dst + (size_t)r0 * Wo;
 	if (c0 == 0 && c1 == Wo && s == 1) {
 		for (int oh = r0; oh < r1; oh++, d += Wo, src += sstep)
 			for (int i = 0; i < Wo; i++)

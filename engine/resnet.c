@@ -327,7 +327,7 @@ static Tensor *block_forward_res(Ctx *ctx, const ResBlock *b, int bottleneck, Te
 	}
 	Tensor *id = b->has_down ? batchnorm_forward(ctx, &b->down_bn, conv2d_forward(ctx, &b->down, x))
 	                         : x;
-	return op_relu(ctx, op_add(ctx, y, id));
+	return op_add_relu(ctx, y, id);
 }
 
 // x (B,C,H,W) or (B,C*H*W) -> (B, out_dim)

@@ -76,6 +76,13 @@ static Tensor *b_batchnorm_relu(Ctx *ctx, Tensor **in, void *u)
 	return y;
 }
 
+/* i[0]: 1 = a + a */
+static Tensor *b_add_relu(Ctx *ctx, Tensor **in, void *u)
+{
+	const Args *a = u;
+	return op_add_relu(ctx, in[0], a->i[0] ? in[0] : in[1]);
+}
+
 static Tensor *b_dropout(Ctx *ctx, Tensor **in, void *u)
 {
 	const Args *a = u;
@@ -112,6 +119,14 @@ static void cases_norm(void)
 	      IN(-2, 2, 3, 2, 3, 3), IN(0.5f, 1.5f, 2), IN(-0.5f, 0.5f, 2));
 	check("batchnorm+relu (5,3) eval", OP_BATCHNORM, b_batchnorm_relu, ARGS(.i = { 1, 0 }),
 	      IN(-2, 2, 5, 3), IN(0.5f, 1.5f, 3), IN(-0.5f, 0.5f, 3));
+
+	Tensor *ra = IN(-1, 1, 2, 3, 3, 3);   /* a + b kept away from relu's kink */
+	gc_keep_away(ra, 0.0f, 0.3f);
+	check("add_relu (2,3,3,3)", OP_ADD, b_add_relu, ARGS(.i = { 0 }), ra, IN(-0.1f, 0.1f, 2, 3, 3, 3),
+	      NULL);
+	Tensor *rs = IN(-1, 1, 3, 4);
+	gc_keep_away(rs, 0.0f, 0.05f);
+	check("add_relu a + a (3,4)", OP_ADD, b_add_relu, ARGS(.i = { 1 }), rs, NULL, NULL);
 
 	check("dropout p=0.3 (4,5)", OP_DROPOUT, b_dropout, ARGS(.f = { 0.3f }), IN(-1, 1, 4, 5),
 	      NULL, NULL);

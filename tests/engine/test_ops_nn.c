@@ -555,6 +555,51 @@ static void test_batchnorm_relu(void)
 	}
 }
 
+/* op_add_relu must equal op_relu(op_add(a, b)) bit for bit: forward, and gradients both stored
+ * into a new buffer and added into one that already holds gradient; on 2 threads over several
+ * chunks, and for a + a (both gradients into one buffer). */
+static void test_add_relu(void)
+{
+	enum { N = 4, C = 8, H = 40, W = 40, SZ = N * C * H * W };
+	static float out[2][2][SZ], ga[2][2][SZ], gb[2][2][SZ];
+	for (int self = 0; self < 2; self++) {
+		for (int fused = 0; fused < 2; fused++)
+			for (int prefilled = 0; prefilled < 2; prefilled++) {
+				Ctx *ctx = ctx_new(5);
+				ctx_set_threads(ctx, 2);
+				rng_seed(&rng, 4242 + (uint64_t)self);
+				Tensor *a = rand_tensor(ctx, 4, (int[]){ N, C, H, W }, 1);
+				Tensor *b = self ? a : rand_tensor(ctx, 4, (int[]){ N, C, H, W }, 1);
+				float *G = ctx_alloc(ctx, (size_t)SZ * sizeof *G);
+				for (size_t i = 0; i < SZ; i++)
+					G[i] = rng_uniform_range(&rng, -1.0f, 1.0f);
+				if (prefilled) /* a's and b's gradients already hold 0.5 from other consumers */
+					for (int t = 0; t < 2; t++)
+						for (size_t i = 0; i < SZ; i++)
+							ctx_grad(ctx, t ? b : a)[i] = t && self ? 1.0f : 0.5f;
+				Tensor *y = fused ? op_add_relu(ctx, a, b) : op_relu(ctx, op_add(ctx, a, b));
+				CHECK(ctx_backward(ctx, wsum(ctx, y, G)) == 0, "add_relu: backward");
+				for (size_t i = 0; i < SZ; i++) {
+					out[fused][prefilled][i] = y->data[i];
+					ga[fused][prefilled][i] = a->grad[i];
+					gb[fused][prefilled][i] = b->grad[i];
+				}
+				ctx_free(ctx);
+			}
+		for (int p = 0; p < 2; p++) {
+			int diff = 0, zeros = 0;
+			for (size_t i = 0; i < SZ; i++) {
+				diff += out[1][p][i] != out[0][p][i] || ga[1][p][i] != ga[0][p][i] ||
+				        gb[1][p][i] != gb[0][p][i];
+				zeros += out[1][p][i] == 0.0f;
+			}
+			CHECK(diff == 0, "add_relu %s %s: %d of %d elements differ from relu(add)",
+			      self ? "a + a" : "a + b", p ? "prefilled grad" : "new grad", diff, SZ);
+			CHECK(zeros > 0 && zeros < SZ, "add_relu: %d of %d outputs clipped", zeros, SZ);
+		}
+	}
+}
+
 /* Layernorm forward against the definition. */
 static void test_layernorm(void)
 {
@@ -799,6 +844,7 @@ int main(void)
 	test_conv_adjoint();
 	test_batchnorm();
 	test_batchnorm_relu();
+	test_add_relu();
 	test_layernorm();
 	test_dropout();
 	test_attention();
