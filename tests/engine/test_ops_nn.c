@@ -90,6 +90,47 @@ typedef struct ConvCase {
 } ConvCase;
 
 /* y = conv2d(x, w) + b in double, and mag = the sum of |term| of each output (see tolerance.h) */
+/* Reference gradients (double) of a convolution's input, weight and bias, and the magnitudes
+ * that bound their roundings (m[0] for dx, m[1] for dw, m[2] for db). */
+typedef struct GradRef {
+	double *dx, *dw, *db, *m[3];
+} GradRef;
+
+static GradRef gradref_new(size_t nx, size_t nw, size_t nb)
+{
+	GradRef g = { calloc(nx, sizeof(double)), calloc(nw, sizeof(double)), calloc(nb, sizeof(double)),
+		          { calloc(nx, sizeof(double)), calloc(nw, sizeof(double)), calloc(nb, sizeof(double)) } };
+	return g;
+}
+
+/* x's, w's and (when b is given) b's gradients against g with k_dx, k_dw, k_db roundings each,
+ * named "<op> case <t> dx", "... dw<dw_note>", "... db": the number of failures. */
+static int gradref_check(const GradRef *g, const char *op, size_t t, const char *dw_note,
+                         const Tensor *x, const Tensor *w, const Tensor *b, double k_dx,
+                         double k_dw, double k_db)
+{
+	char what[64];
+	int n = 0;
+	snprintf(what, sizeof what, "%s case %zu dx", op, t);
+	n += tol_check(what, x->grad, g->dx, g->m[0], x->size, k_dx);
+	snprintf(what, sizeof what, "%s case %zu dw%s", op, t, dw_note);
+	n += tol_check(what, w->grad, g->dw, g->m[1], w->size, k_dw);
+	if (b) {
+		snprintf(what, sizeof what, "%s case %zu db", op, t);
+		n += tol_check(what, b->grad, g->db, g->m[2], b->size, k_db);
+	}
+	return n;
+}
+
+static void gradref_free(GradRef *g)
+{
+	free(g->dx);
+	free(g->dw);
+	free(g->db);
+	for (int i = 0; i < 3; i++)
+		free(g->m[i]);
+}
+
 static void ref_conv2d(const ConvCase *c, const float *x, const float *w, const float *b, int Ho,
                        int Wo, double *y, double *mag)
 {
@@ -193,28 +234,14 @@ static void test_conv2d(void)
 		for (size_t i = 0; i < w->size; i++)
 			dw0[i] = 0.5f;
 		CHECK(ctx_backward(ctx, wsum(ctx, y, G)) == 0, "conv2d case %zu: backward", t);
-		double *rdx = calloc(x->size, sizeof *rdx), *rdw = calloc(w->size, sizeof *rdw);
-		double *rdb = calloc((size_t)c->O, sizeof *rdb);
-		double *m[3] = { calloc(x->size, sizeof(double)), calloc(w->size, sizeof(double)),
-		                 calloc((size_t)c->O, sizeof(double)) };
-		ref_conv2d_grad(c, x->data, w->data, G, Ho, Wo, rdx, rdw, rdb, m);
+		GradRef g = gradref_new(x->size, w->size, (size_t)c->O);
+		ref_conv2d_grad(c, x->data, w->data, G, Ho, Wo, g.dx, g.dw, g.db, g.m);
 		for (size_t i = 0; i < w->size; i++)
-			rdw[i] += 0.5, m[1][i] += 0.5;
-		snprintf(what, sizeof what, "conv2d case %zu dx", t);
-		failures += tol_check(what, x->grad, rdx, m[0], x->size, k_dx);
-		snprintf(what, sizeof what, "conv2d case %zu dw (accumulated)", t);
-		failures += tol_check(what, w->grad, rdw, m[1], w->size, k_dw);
-		if (b) {
-			snprintf(what, sizeof what, "conv2d case %zu db", t);
-			failures += tol_check(what, b->grad, rdb, m[2], b->size, k_db);
-		}
+			g.dw[i] += 0.5, g.m[1][i] += 0.5;
+		failures += gradref_check(&g, "conv2d", t, " (accumulated)", x, w, b, k_dx, k_dw, k_db);
+		gradref_free(&g);
 		free(ref);
 		free(mag);
-		free(rdx);
-		free(rdw);
-		free(rdb);
-		for (int i = 0; i < 3; i++)
-			free(m[i]);
 		ctx_free(ctx);
 	}
 }
@@ -325,26 +352,12 @@ static void test_conv_transpose2d(void)
 		for (size_t i = 0; i < y->size; i++)
 			G[i] = rng_uniform_range(&rng, -1.0f, 1.0f);
 		CHECK(ctx_backward(ctx, wsum(ctx, y, G)) == 0, "conv_transpose2d case %zu: backward", t);
-		double *rdx = calloc(x->size, sizeof *rdx), *rdw = calloc(w->size, sizeof *rdw);
-		double *rdb = calloc((size_t)c->O, sizeof *rdb);
-		double *m[3] = { calloc(x->size, sizeof(double)), calloc(w->size, sizeof(double)),
-		                 calloc((size_t)c->O, sizeof(double)) };
-		ref_convt_grad(c, x->data, w->data, G, Ho, Wo, rdx, rdw, rdb, m);
-		snprintf(what, sizeof what, "conv_transpose2d case %zu dx", t);
-		failures += tol_check(what, x->grad, rdx, m[0], x->size, k_dx);
-		snprintf(what, sizeof what, "conv_transpose2d case %zu dw", t);
-		failures += tol_check(what, w->grad, rdw, m[1], w->size, k_dw);
-		if (b) {
-			snprintf(what, sizeof what, "conv_transpose2d case %zu db", t);
-			failures += tol_check(what, b->grad, rdb, m[2], b->size, k_db);
-		}
+		GradRef g = gradref_new(x->size, w->size, (size_t)c->O);
+		ref_convt_grad(c, x->data, w->data, G, Ho, Wo, g.dx, g.dw, g.db, g.m);
+		failures += gradref_check(&g, "conv_transpose2d", t, "", x, w, b, k_dx, k_dw, k_db);
+		gradref_free(&g);
 		free(ref);
 		free(mag);
-		free(rdx);
-		free(rdw);
-		free(rdb);
-		for (int i = 0; i < 3; i++)
-			free(m[i]);
 		ctx_free(ctx);
 	}
 }
