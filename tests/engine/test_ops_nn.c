@@ -40,6 +40,15 @@ static Tensor *rand_tensor(Ctx *ctx, int ndim, const int *shape, int requires_gr
 	return t;
 }
 
+/* n upstream gradient values in [-1, 1), in ctx's arena. */
+static float *rand_grad(Ctx *ctx, size_t n)
+{
+	float *g = ctx_alloc(ctx, n * sizeof *g);
+	for (size_t i = 0; i < n; i++)
+		g[i] = rng_uniform_range(&rng, -1.0f, 1.0f);
+	return g;
+}
+
 /* max |a - b| / (1 + |b|) */
 static double max_rel_err(const float *a, const double *b, size_t n)
 {
@@ -226,9 +235,7 @@ static void test_conv2d(void)
 		snprintf(what, sizeof what, "conv2d case %zu forward", t);
 		failures += tol_check(what, y->data, ref, mag, y->size, k_y);
 
-		float *G = ctx_alloc(ctx, y->size * sizeof(float));
-		for (size_t i = 0; i < y->size; i++)
-			G[i] = rng_uniform_range(&rng, -1.0f, 1.0f);
+		float *G = rand_grad(ctx, y->size);
 		/* Pre-fill a parameter grad to check that backward accumulates. */
 		float *dw0 = ctx_grad(ctx, w);
 		for (size_t i = 0; i < w->size; i++)
@@ -348,9 +355,7 @@ static void test_conv_transpose2d(void)
 		snprintf(what, sizeof what, "conv_transpose2d case %zu forward", t);
 		failures += tol_check(what, y->data, ref, mag, y->size, k_y);
 
-		float *G = ctx_alloc(ctx, y->size * sizeof(float));
-		for (size_t i = 0; i < y->size; i++)
-			G[i] = rng_uniform_range(&rng, -1.0f, 1.0f);
+		float *G = rand_grad(ctx, y->size);
 		CHECK(ctx_backward(ctx, wsum(ctx, y, G)) == 0, "conv_transpose2d case %zu: backward", t);
 		GradRef g = gradref_new(x->size, w->size, (size_t)c->O);
 		ref_convt_grad(c, x->data, w->data, G, Ho, Wo, g.dx, g.dw, g.db, g.m);
@@ -527,9 +532,7 @@ static void test_batchnorm_relu(void)
 				                   : rand_tensor(ctx, 2, (int[]){ N, C }, 1);
 				Tensor *g = rand_tensor(ctx, 1, (int[]){ C }, 1);
 				Tensor *b = rand_tensor(ctx, 1, (int[]){ C }, 1);
-				float *G = ctx_alloc(ctx, x->size * sizeof *G);
-				for (size_t i = 0; i < x->size; i++)
-					G[i] = rng_uniform_range(&rng, -1.0f, 1.0f);
+				float *G = rand_grad(ctx, x->size);
 				if (prefilled) /* x's gradient already holds 0.5 from another consumer */
 					for (size_t i = 0, n = x->size; i < n; i++)
 						ctx_grad(ctx, x)[i] = 0.5f;
