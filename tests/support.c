@@ -1,10 +1,12 @@
-/* support.c - scratch directories, files, child programs and expected aborts for the C tests
+/* support.c - scratch directories, files, child programs and their float output, and expected
+ * aborts for the C tests
  * (see support.h). Linked into every C test
  * executable through test_support_dep; it holds no assertions and no test logic. */
 #include "support.h"
 
 #include <errno.h>
 #include <ftw.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,6 +116,33 @@ long test_read_floats(const char *path, float *out, size_t max)
 	int extra = fgetc(f) != EOF;
 	fclose(f);
 	return extra ? -2 : (long)n;
+}
+
+int test_diff_floats(const char *path, const float *y, size_t n, const char *label,
+                     const char *who, float *max_diff, float *max_abs)
+{
+	float *ref = malloc((n ? n : 1) * sizeof *ref);
+	if (!ref) {
+		fprintf(stderr, "FAIL %s: out of memory for %zu floats\n", label, n);
+		return -1;
+	}
+	long got = test_read_floats(path, ref, n);
+	if (got != (long)n) {
+		fprintf(stderr, "FAIL %s: %s wrote %ld floats, expected %zu\n", label, who, got, n);
+		free(ref);
+		return -1;
+	}
+	float md = 0.0f, mag = 0.0f;
+	for (size_t i = 0; i < n; i++) {
+		float d = fabsf(y[i] - ref[i]);
+		if (!(d <= md))
+			md = isnan(d) ? INFINITY : d;
+		mag = fmaxf(mag, fabsf(y[i]));
+	}
+	free(ref);
+	*max_diff = md;
+	*max_abs = mag;
+	return 0;
 }
 
 int test_aborts(void (*fn)(void *arg), void *arg, char *out, size_t cap)

@@ -1,6 +1,6 @@
 /* support.h - setup helpers shared by the C tests: a scratch directory per test run and paths
- * and files in it, running a helper program (the Python reference checks), and running code that
- * must abort in a child process. Assertions live in check.h. */
+ * and files in it, running a helper program (the Python reference checks) and measuring its float
+ * output against ours, and running code that must abort in a child process. Assertions live in check.h. */
 #ifndef SSLD_TESTS_SUPPORT_H
 #define SSLD_TESTS_SUPPORT_H
 
@@ -28,6 +28,13 @@ int test_write_file(const char *path, const void *data, size_t n);
 /* Up to max float32 values of a raw file into out: the count, -1 when it cannot be read, -2 when
  * it holds more than max. */
 long test_read_floats(const char *path, float *out, size_t max);
+
+/* Reads the n float32 values a reference program (who) wrote to path for the case label and
+ * measures ours, y, against them: *max_diff = max |y - ref| (INFINITY when a difference is NaN),
+ * *max_abs = max |y|. 0, or -1 after printing "FAIL label: ..." (the count it read when that is
+ * not n). */
+int test_diff_floats(const char *path, const float *y, size_t n, const char *label,
+                     const char *who, float *max_diff, float *max_abs);
 
 /* Runs fn(arg) in a child process with its stderr captured into out (NUL-terminated, at most
  * cap - 1 bytes): 1 when the child died of SIGABRT, 0 when it did not, -1 when it could not run. */

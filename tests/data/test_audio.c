@@ -20,16 +20,11 @@
 #include "../../engine/data/format.h"
 #include "../../engine/data/logmel.h"
 #include "check.h"
+#include "support.h"
 
 static char dir[256];
-static char *P(const char *name)
-{
-	static char buf[16][512];
-	static int k;
-	k = (k + 1) % 16;
-	snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
-	return buf[k];
-}
+/* dir/name (support.h: valid for the next 63 paths) */
+static const char *P(const char *name) { return test_path(dir, name); }
 
 /* A file of `frames` frames: channel 0 a sine of freq Hz at amplitude amp, the others silent. */
 static void write_sound(const char *rel, int format, int rate, int channels, long frames,

@@ -21,17 +21,12 @@
 #include "../../engine/data/image_dataset.h"
 #include "../../engine/data/image_folder.h"
 #include "check.h"
+#include "support.h"
 #include "img_fixtures.h"
 
 static char dir[256];
-static char *P(const char *name)
-{
-	static char buf[16][512];
-	static int k;
-	k = (k + 1) % 16;
-	snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
-	return buf[k];
-}
+/* dir/name (support.h: valid for the next 63 paths) */
+static const char *P(const char *name) { return test_path(dir, name); }
 
 static void mkdirs(const char *rel)
 {

@@ -16,17 +16,12 @@
 #include "../../engine/alloc.h"
 #include "../../engine/data/image_decode.h"
 #include "check.h"
+#include "support.h"
 #include "img_fixtures.h"
 
 static char dir[256];
-static char *P(const char *name)
-{
-	static char buf[8][512];
-	static int k;
-	k = (k + 1) % 8;
-	snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
-	return buf[k];
-}
+/* dir/name (support.h: valid for the next 63 paths) */
+static const char *P(const char *name) { return test_path(dir, name); }
 
 static unsigned px_rgb(int x, int y, int c) { return (unsigned)(c == 0 ? x * 8 : c == 1 ? y * 8 : 200); }
 static unsigned px_rgb16(int x, int y, int c) { return (px_rgb(x, y, c) << 8) | 0x7f; }

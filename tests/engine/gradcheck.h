@@ -73,6 +73,14 @@ void gc_fill_distinct(Tensor *t, float spacing);
 /* The harness RNG (seeded), for cases that need random indices or labels. */
 Rng *gc_rng(void);
 
+/* Shorthand for the case lists: IN(lo, hi, dims...) an input, CONST(lo, hi, dims...) a constant,
+ * and TOL the usual relative tolerance. */
+#define SHP(...) ((const int[]){ __VA_ARGS__ })
+#define NDIM(...) ((int)(sizeof((int[]){ __VA_ARGS__ }) / sizeof(int)))
+#define IN(lo, hi, ...) gc_input(NDIM(__VA_ARGS__), SHP(__VA_ARGS__), (lo), (hi))
+#define CONST(lo, hi, ...) gc_const(NDIM(__VA_ARGS__), SHP(__VA_ARGS__), (lo), (hi))
+#define TOL 1e-2
+
 /* Case lists, one per ops file. */
 void gradcheck_cases_basic(void);
 void gradcheck_cases_nn(void);

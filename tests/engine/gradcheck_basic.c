@@ -19,13 +19,6 @@ typedef struct Args {
 } Args;
 
 #define ARGS(...) (&(Args){ __VA_ARGS__ })
-#define SHP(...) ((const int[]){ __VA_ARGS__ })
-#define NDIM(...) ((int)(sizeof((int[]){ __VA_ARGS__ }) / sizeof(int)))
-/* in(lo, hi, dims...) */
-#define IN(lo, hi, ...) gc_input(NDIM(__VA_ARGS__), SHP(__VA_ARGS__), (lo), (hi))
-#define CONST(lo, hi, ...) gc_const(NDIM(__VA_ARGS__), SHP(__VA_ARGS__), (lo), (hi))
-
-#define TOL 1e-2
 
 /* ---------------------------------------------------------------------------------------------- */
 /* build functions */

@@ -20,12 +20,6 @@ typedef struct Args {
 } Args;
 
 #define ARGS(...) (&(Args){ __VA_ARGS__ })
-#define SHP(...) ((const int[]){ __VA_ARGS__ })
-#define NDIM(...) ((int)(sizeof((int[]){ __VA_ARGS__ }) / sizeof(int)))
-#define IN(lo, hi, ...) gc_input(NDIM(__VA_ARGS__), SHP(__VA_ARGS__), (lo), (hi))
-#define CONST(lo, hi, ...) gc_const(NDIM(__VA_ARGS__), SHP(__VA_ARGS__), (lo), (hi))
-
-#define TOL 1e-2
 
 static void check(const char *label, OpKind k, gc_build_fn f, void *u, Tensor *a, Tensor *b,
                   Tensor *c)

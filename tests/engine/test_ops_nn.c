@@ -40,6 +40,15 @@ static Tensor *rand_tensor(Ctx *ctx, int ndim, const int *shape, int requires_gr
 	return t;
 }
 
+/* n upstream gradient values in [-1, 1), in ctx's arena. */
+static float *rand_grad(Ctx *ctx, size_t n)
+{
+	float *g = ctx_alloc(ctx, n * sizeof *g);
+	for (size_t i = 0; i < n; i++)
+		g[i] = rng_uniform_range(&rng, -1.0f, 1.0f);
+	return g;
+}
+
 /* max |a - b| / (1 + |b|) */
 static double max_rel_err(const float *a, const double *b, size_t n)
 {
@@ -90,6 +99,47 @@ typedef struct ConvCase {
 } ConvCase;
 
 /* y = conv2d(x, w) + b in double, and mag = the sum of |term| of each output (see tolerance.h) */
+/* Reference gradients (double) of a convolution's input, weight and bias, and the magnitudes
+ * that bound their roundings (m[0] for dx, m[1] for dw, m[2] for db). */
+typedef struct GradRef {
+	double *dx, *dw, *db, *m[3];
+} GradRef;
+
+static GradRef gradref_new(size_t nx, size_t nw, size_t nb)
+{
+	GradRef g = { calloc(nx, sizeof(double)), calloc(nw, sizeof(double)), calloc(nb, sizeof(double)),
+		          { calloc(nx, sizeof(double)), calloc(nw, sizeof(double)), calloc(nb, sizeof(double)) } };
+	return g;
+}
+
+/* x's, w's and (when b is given) b's gradients against g with k_dx, k_dw, k_db roundings each,
+ * named "<op> case <t> dx", "... dw<dw_note>", "... db": the number of failures. */
+static int gradref_check(const GradRef *g, const char *op, size_t t, const char *dw_note,
+                         const Tensor *x, const Tensor *w, const Tensor *b, double k_dx,
+                         double k_dw, double k_db)
+{
+	char what[64];
+	int n = 0;
+	snprintf(what, sizeof what, "%s case %zu dx", op, t);
+	n += tol_check(what, x->grad, g->dx, g->m[0], x->size, k_dx);
+	snprintf(what, sizeof what, "%s case %zu dw%s", op, t, dw_note);
+	n += tol_check(what, w->grad, g->dw, g->m[1], w->size, k_dw);
+	if (b) {
+		snprintf(what, sizeof what, "%s case %zu db", op, t);
+		n += tol_check(what, b->grad, g->db, g->m[2], b->size, k_db);
+	}
+	return n;
+}
+
+static void gradref_free(GradRef *g)
+{
+	free(g->dx);
+	free(g->dw);
+	free(g->db);
+	for (int i = 0; i < 3; i++)
+		free(g->m[i]);
+}
+
 static void ref_conv2d(const ConvCase *c, const float *x, const float *w, const float *b, int Ho,
                        int Wo, double *y, double *mag)
 {
@@ -185,36 +235,20 @@ static void test_conv2d(void)
 		snprintf(what, sizeof what, "conv2d case %zu forward", t);
 		failures += tol_check(what, y->data, ref, mag, y->size, k_y);
 
-		float *G = ctx_alloc(ctx, y->size * sizeof(float));
-		for (size_t i = 0; i < y->size; i++)
-			G[i] = rng_uniform_range(&rng, -1.0f, 1.0f);
+		float *G = rand_grad(ctx, y->size);
 		/* Pre-fill a parameter grad to check that backward accumulates. */
 		float *dw0 = ctx_grad(ctx, w);
 		for (size_t i = 0; i < w->size; i++)
 			dw0[i] = 0.5f;
 		CHECK(ctx_backward(ctx, wsum(ctx, y, G)) == 0, "conv2d case %zu: backward", t);
-		double *rdx = calloc(x->size, sizeof *rdx), *rdw = calloc(w->size, sizeof *rdw);
-		double *rdb = calloc((size_t)c->O, sizeof *rdb);
-		double *m[3] = { calloc(x->size, sizeof(double)), calloc(w->size, sizeof(double)),
-		                 calloc((size_t)c->O, sizeof(double)) };
-		ref_conv2d_grad(c, x->data, w->data, G, Ho, Wo, rdx, rdw, rdb, m);
+		GradRef g = gradref_new(x->size, w->size, (size_t)c->O);
+		ref_conv2d_grad(c, x->data, w->data, G, Ho, Wo, g.dx, g.dw, g.db, g.m);
 		for (size_t i = 0; i < w->size; i++)
-			rdw[i] += 0.5, m[1][i] += 0.5;
-		snprintf(what, sizeof what, "conv2d case %zu dx", t);
-		failures += tol_check(what, x->grad, rdx, m[0], x->size, k_dx);
-		snprintf(what, sizeof what, "conv2d case %zu dw (accumulated)", t);
-		failures += tol_check(what, w->grad, rdw, m[1], w->size, k_dw);
-		if (b) {
-			snprintf(what, sizeof what, "conv2d case %zu db", t);
-			failures += tol_check(what, b->grad, rdb, m[2], b->size, k_db);
-		}
+			g.dw[i] += 0.5, g.m[1][i] += 0.5;
+		failures += gradref_check(&g, "conv2d", t, " (accumulated)", x, w, b, k_dx, k_dw, k_db);
+		gradref_free(&g);
 		free(ref);
 		free(mag);
-		free(rdx);
-		free(rdw);
-		free(rdb);
-		for (int i = 0; i < 3; i++)
-			free(m[i]);
 		ctx_free(ctx);
 	}
 }
@@ -321,30 +355,14 @@ static void test_conv_transpose2d(void)
 		snprintf(what, sizeof what, "conv_transpose2d case %zu forward", t);
 		failures += tol_check(what, y->data, ref, mag, y->size, k_y);
 
-		float *G = ctx_alloc(ctx, y->size * sizeof(float));
-		for (size_t i = 0; i < y->size; i++)
-			G[i] = rng_uniform_range(&rng, -1.0f, 1.0f);
+		float *G = rand_grad(ctx, y->size);
 		CHECK(ctx_backward(ctx, wsum(ctx, y, G)) == 0, "conv_transpose2d case %zu: backward", t);
-		double *rdx = calloc(x->size, sizeof *rdx), *rdw = calloc(w->size, sizeof *rdw);
-		double *rdb = calloc((size_t)c->O, sizeof *rdb);
-		double *m[3] = { calloc(x->size, sizeof(double)), calloc(w->size, sizeof(double)),
-		                 calloc((size_t)c->O, sizeof(double)) };
-		ref_convt_grad(c, x->data, w->data, G, Ho, Wo, rdx, rdw, rdb, m);
-		snprintf(what, sizeof what, "conv_transpose2d case %zu dx", t);
-		failures += tol_check(what, x->grad, rdx, m[0], x->size, k_dx);
-		snprintf(what, sizeof what, "conv_transpose2d case %zu dw", t);
-		failures += tol_check(what, w->grad, rdw, m[1], w->size, k_dw);
-		if (b) {
-			snprintf(what, sizeof what, "conv_transpose2d case %zu db", t);
-			failures += tol_check(what, b->grad, rdb, m[2], b->size, k_db);
-		}
+		GradRef g = gradref_new(x->size, w->size, (size_t)c->O);
+		ref_convt_grad(c, x->data, w->data, G, Ho, Wo, g.dx, g.dw, g.db, g.m);
+		failures += gradref_check(&g, "conv_transpose2d", t, "", x, w, b, k_dx, k_dw, k_db);
+		gradref_free(&g);
 		free(ref);
 		free(mag);
-		free(rdx);
-		free(rdw);
-		free(rdb);
-		for (int i = 0; i < 3; i++)
-			free(m[i]);
 		ctx_free(ctx);
 	}
 }
@@ -514,9 +532,7 @@ static void test_batchnorm_relu(void)
 				                   : rand_tensor(ctx, 2, (int[]){ N, C }, 1);
 				Tensor *g = rand_tensor(ctx, 1, (int[]){ C }, 1);
 				Tensor *b = rand_tensor(ctx, 1, (int[]){ C }, 1);
-				float *G = ctx_alloc(ctx, x->size * sizeof *G);
-				for (size_t i = 0; i < x->size; i++)
-					G[i] = rng_uniform_range(&rng, -1.0f, 1.0f);
+				float *G = rand_grad(ctx, x->size);
 				if (prefilled) /* x's gradient already holds 0.5 from another consumer */
 					for (size_t i = 0, n = x->size; i < n; i++)
 						ctx_grad(ctx, x)[i] = 0.5f;

@@ -29,6 +29,7 @@
 #include "runner.h"
 #include "check.h"
 #include "support.h"
+#include "lm_config.h"
 
 static const char corpus[] =
 	"A day for firm decisions!!!!!  Or is it?\n%\nA few hours grace before the madness begins "
@@ -39,24 +40,11 @@ static const char corpus[] =
 
 /* ---- fixtures ---------------------------------------------------------------------------------- */
 
-/* A method's config: its defaults, then this test's masked_lm values, stored through its table
- * (autoregressive_lm has no parameters). */
+/* A method's config (lm_config.h) with this test's masking probability, 0.15. */
 static const void *method_config(const PretextMethod *m, unsigned char *cfg)
 {
-	static const struct { const char *name; double value; } set[] = {
-		{ "mask_prob", 0.15 },
-		{ "mask_token_prob", 0.8 },
-		{ "random_token_prob", 0.1 },
-	};
-	int rc = m ? method_config_default(m, cfg) : -1;
-	for (size_t i = 0; rc == 0 && m->n_params > 0 && i < sizeof set / sizeof set[0]; i++) {
-		const ParamDef *d = method_param(m, set[i].name);
-		rc = d ? param_store(d, cfg, set[i].value, NULL) : -1;
-	}
-	if (rc < 0) {
-		fprintf(stderr, "%s: cannot fill its config\n", m ? m->name : "method");
+	if (lm_method_config(m, cfg, 0.15) < 0)
 		exit(1);
-	}
 	return cfg;
 }
 

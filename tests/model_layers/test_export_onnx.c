@@ -105,7 +105,6 @@ static int run_case(const Case *k, const char *ssld, const char *python, const c
 	ParamSet *ps = paramset_new();
 	Ctx *ctx = ctx_new(11);
 	Encoder *e = NULL;
-	float *y = NULL, *ty = NULL;
 	if (mkdir(dir, 0755) < 0) {
 		fprintf(stderr, "FAIL %s: cannot create %s\n", k->label, dir);
 		goto out;
@@ -168,23 +167,9 @@ static int run_case(const Case *k, const char *ssld, const char *python, const c
 		fprintf(stderr, "FAIL %s: onnxruntime could not run %s (status %d)\n", k->label, path_m, st);
 		goto out;
 	}
-	ty = malloc(ny * sizeof *ty);
-	y = malloc(ny * sizeof *y);
-	if (!ty || !y)
+	float md, mag;
+	if (test_diff_floats(path_y, out->data, ny, k->label, "onnxruntime", &md, &mag) < 0)
 		goto out;
-	memcpy(y, out->data, ny * sizeof *y);
-	long got = test_read_floats(path_y, ty, ny);
-	if (got != (long)ny) {
-		fprintf(stderr, "FAIL %s: onnxruntime wrote %ld floats, expected %zu\n", k->label, got, ny);
-		goto out;
-	}
-	float md = 0.0f, mag = 0.0f;
-	for (size_t i = 0; i < ny; i++) {
-		float d = fabsf(y[i] - ty[i]);
-		if (!(d <= md))
-			md = isnan(d) ? INFINITY : d;
-		mag = fmaxf(mag, fabsf(y[i]));
-	}
 	printf("%-10s input (%s) -> (%d,%d): max |ssld - onnxruntime| = %.3g (max |y| %.3g)\n",
 	       k->label, k->run_shape, B, O, (double)md, (double)mag);
 	if (md < 1e-4f && mag > 1e-3f)
@@ -193,8 +178,6 @@ static int run_case(const Case *k, const char *ssld, const char *python, const c
 		fprintf(stderr, "FAIL %s: max abs difference %g (limit 1e-4), max |y| %g\n", k->label,
 		        (double)md, (double)mag);
 out:
-	free(y);
-	free(ty);
 	encoder_free(e);
 	ctx_free(ctx);
 	paramset_free(ps);

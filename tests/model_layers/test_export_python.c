@@ -76,7 +76,6 @@ static int run_case(const Case *k, const char *python, const char *script, const
 	ParamSet *ps = paramset_new();
 	Ctx *ctx = ctx_new(5);
 	Encoder *e = NULL;
-	float *y = NULL, *ty = NULL;
 	if (encoder_new(&c, ps, "encoder", k->in_c, k->in_h, k->in_w, &r, &e, err, sizeof err) < 0) {
 		fprintf(stderr, "FAIL %s: encoder_new: %s\n", k->label, err);
 		goto out;
@@ -121,23 +120,9 @@ static int run_case(const Case *k, const char *python, const char *script, const
 		fprintf(stderr, "FAIL %s: %s %s exited with status %d\n", k->label, python, script, st);
 		goto out;
 	}
-	ty = malloc(ny * sizeof *ty);
-	y = malloc(ny * sizeof *y);
-	if (!ty || !y)
+	float md, mag;
+	if (test_diff_floats(path_y, out->data, ny, k->label, "python", &md, &mag) < 0)
 		goto out;
-	memcpy(y, out->data, ny * sizeof *y);
-	long got = test_read_floats(path_y, ty, ny);
-	if (got != (long)ny) {
-		fprintf(stderr, "FAIL %s: python wrote %ld floats, expected %zu\n", k->label, got, ny);
-		goto out;
-	}
-	float md = 0.0f, mag = 0.0f;
-	for (size_t i = 0; i < ny; i++) {
-		float d = fabsf(y[i] - ty[i]);
-		if (!(d <= md))
-			md = isnan(d) ? INFINITY : d;
-		mag = fmaxf(mag, fabsf(y[i]));
-	}
 	printf("%-12s input (%d,%d,%d,%d) -> (%d,%d): max |ssld - torch| = %.3g (max |y| %.3g)%s\n",
 	       k->label, B, k->in_c, k->in_h, k->in_w, B, O, (double)md, (double)mag,
 	       k->config_in_metadata ? " [config from metadata]" : "");
@@ -147,8 +132,6 @@ static int run_case(const Case *k, const char *python, const char *script, const
 		fprintf(stderr, "FAIL %s: max abs difference %g (limit 1e-4), max |y| %g\n", k->label,
 		        (double)md, (double)mag);
 out:
-	free(y);
-	free(ty);
 	unlink(path_w);
 	unlink(path_cfg);
 	unlink(path_x);

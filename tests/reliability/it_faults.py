@@ -15,7 +15,6 @@
   the damage (checksum mismatch / truncated).
 After each: PRAGMA integrity_check is ok and the daemon stops cleanly.
 """
-import hashlib
 import os
 import signal
 import sqlite3
@@ -26,15 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "service"))
 sys.path.insert(0, HERE)
 from ssld_harness import Daemon, Failure, check, run, skip_unless_dataset  # noqa: E402
-from rel_common import idx_job, small_dataset  # noqa: E402
-
-CKPT = "checkpoint.safetensors"
-
-
-def sha(path):
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
+from rel_common import CKPT, idx_job, sha, small_dataset  # noqa: E402
 
 def integrity(d):
     db = sqlite3.connect(os.path.join(d.state_dir, "ssld.db"))

@@ -21,22 +21,13 @@ import signal
 import sys
 import tempfile
 import threading
-import time
 import shutil
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "service"))
 from ssld_harness import FASHION, Daemon, Failure, check, lm_job, run, write_corpus  # noqa: E402
+from rel_common import wait_for  # noqa: E402
 
 SLOW = "generate_step@1+"
-
-
-def wait_for(cond, what, bound=60.0):
-    end = time.time() + bound
-    while time.time() < end:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise Failure("%s: not within %.0f s" % (what, bound))
 
 
 def metric(d, name):

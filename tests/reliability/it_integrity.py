@@ -21,7 +21,6 @@ acknowledged (docs/bad-inputs.md, "State on disk"):
 - a read-only state directory (a read-only tmpfs in a user namespace): the refusal says read-only,
   not "in use by another ssld".
 """
-import hashlib
 import glob
 import json
 import os
@@ -36,15 +35,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "service"))
 sys.path.insert(0, HERE)
 from ssld_harness import Daemon, Failure, check, run, skip_unless_dataset  # noqa: E402
-from rel_common import idx_job, small_dataset  # noqa: E402
-
-CKPT = "checkpoint.safetensors"
-
-
-def sha(path):
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
+from rel_common import CKPT, idx_job, sha, small_dataset  # noqa: E402
 
 def events(d, jid):
     s, ev = d.get("/v1/jobs/%d/events?limit=1000" % jid)

@@ -24,20 +24,12 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "service"))
 from ssld_harness import Daemon, Failure, check, run  # noqa: E402
+from rel_common import wait_for  # noqa: E402
 
 SOCKETS = 300
 PER_IP = 16
 DEADLINE_S = 2
 OTHER = "127.0.0.2"   # the well-behaved client's source address (all of 127/8 is loopback)
-
-
-def wait_for(cond, what, bound=60.0):
-    end = time.time() + bound
-    while time.time() < end:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise Failure("%s: not within %.0f s" % (what, bound))
 
 
 class Attacker(threading.Thread):

@@ -32,6 +32,7 @@
 #include "runner.h"
 #include "check.h"
 #include "support.h"
+#include "job.h"
 
 #define SIDE 16
 #define N_IMAGES 480
@@ -102,31 +103,13 @@ static int should_stop(void *user)
 /* Runs spec in a fresh directory, or again in r->dir (a resume). */
 static void run_job(Run *r, const char *spec)
 {
-	if (!r->dir)
-		r->dir = test_tmpdir("colour-run");
 	RunnerHooks h = { .user = r, .on_metric = on_metric, .should_stop = should_stop };
-	char err[1024], *res = NULL;
-	r->rc = r->dir ? runner_run(spec, r->dir, &h, NULL, &res, err, sizeof err) : -1;
-	if (r->rc < 0)
-		fprintf(stderr, "runner failed: %s\n  spec: %s\n", err, spec);
-	cJSON_Delete(r->results);
-	r->results = res ? cJSON_Parse(res) : NULL;
-	free(res);
+	r->rc = test_job_run(spec, "colour-run", &h, &r->dir, &r->results);
 }
 
-static void run_close(Run *r)
-{
-	if (r->dir)
-		test_rmtree(r->dir);
-	free(r->dir);
-	cJSON_Delete(r->results);
-}
+static void run_close(Run *r) { test_job_close(&r->dir, &r->results); }
 
-static double pretext(const Run *r, const char *key)
-{
-	const cJSON *v = cJSON_GetObjectItem(cJSON_GetObjectItem(r->results, "pretext"), key);
-	return cJSON_IsNumber(v) ? v->valuedouble : NAN;
-}
+static double pretext(const Run *r, const char *key) { return test_job_pretext(r->results, key); }
 
 /* The followed loss part, mean of its first and of its last eighth: it must fall. */
 static void check_falls(const Run *r, const char *what)

@@ -34,6 +34,7 @@
 #include "runner.h"
 #include "check.h"
 #include "support.h"
+#include "job.h"
 
 #define FMNIST "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
 #define DATA "\"dataset\":{\"name\":\"fashion-mnist\",\"limit_train\":2048,\"limit_test\":512}"
@@ -270,31 +271,13 @@ static int should_stop(void *user)
 
 static void run_job(Run *r, const char *spec)
 {
-	if (!r->dir)
-		r->dir = test_tmpdir("gan-run");
 	RunnerHooks h = { .user = r, .on_metric = on_metric, .should_stop = should_stop };
-	char err[1024], *res = NULL;
-	r->rc = r->dir ? runner_run(spec, r->dir, &h, NULL, &res, err, sizeof err) : -1;
-	if (r->rc < 0)
-		fprintf(stderr, "runner failed: %s\n  spec: %s\n", err, spec);
-	cJSON_Delete(r->results);
-	r->results = res ? cJSON_Parse(res) : NULL;
-	free(res);
+	r->rc = test_job_run(spec, "gan-run", &h, &r->dir, &r->results);
 }
 
-static void run_close(Run *r)
-{
-	if (r->dir)
-		test_rmtree(r->dir);
-	free(r->dir);
-	cJSON_Delete(r->results);
-}
+static void run_close(Run *r) { test_job_close(&r->dir, &r->results); }
 
-static double pretext(const Run *r, const char *key)
-{
-	const cJSON *v = cJSON_GetObjectItem(cJSON_GetObjectItem(r->results, "pretext"), key);
-	return cJSON_IsNumber(v) ? v->valuedouble : NAN;
-}
+static double pretext(const Run *r, const char *key) { return test_job_pretext(r->results, key); }
 
 /* Pixel-space Frechet distance of 512 samples (seed 9) from the method in state against the
  * first 512 test images. */

@@ -38,6 +38,7 @@
 #include "runner.h"
 #include "check.h"
 #include "support.h"
+#include "job.h"
 
 /* ---- running jobs ----------------------------------------------------------------------------- */
 
@@ -107,10 +108,6 @@ static void first_last(const Capture *c, const char *key, double *first, double 
 	}
 }
 
-/* scratch directories (support.h) */
-static char *make_dir(void) { return test_tmpdir("selfpred"); }
-static void rm_dir(const char *d) { test_rmtree(d); }
-
 typedef struct Job {
 	char *dir;
 	Capture cap;
@@ -121,34 +118,18 @@ typedef struct Job {
 /* Runs spec in a fresh directory (or `dir` when given, e.g. to resume). */
 static void job_run(Job *j, const char *spec)
 {
-	if (!j->dir)
-		j->dir = make_dir();
 	RunnerHooks h = { .user = &j->cap, .on_metric = on_metric, .should_stop = should_stop };
-	char err[1024], *res = NULL;
-	j->rc = runner_run(spec, j->dir, &h, NULL, &res, err, sizeof err);
-	if (j->rc < 0)
-		fprintf(stderr, "runner failed: %s\n  spec: %s\n", err, spec);
-	cJSON_Delete(j->results);
-	j->results = res ? cJSON_Parse(res) : NULL;
-	free(res);
+	j->rc = test_job_run(spec, "selfpred", &h, &j->dir, &j->results);
 }
 
 static void job_close(Job *j)
 {
-	if (j->dir)
-		rm_dir(j->dir);
-	free(j->dir);
+	test_job_close(&j->dir, &j->results);
 	free(j->cap.pts);
-	cJSON_Delete(j->results);
 	memset(j, 0, sizeof *j);
 }
 
-static double pretext(const Job *j, const char *key)
-{
-	const cJSON *p = cJSON_GetObjectItem(j->results, "pretext");
-	const cJSON *v = cJSON_GetObjectItem(p, key);
-	return cJSON_IsNumber(v) ? v->valuedouble : NAN;
-}
+static double pretext(const Job *j, const char *key) { return test_job_pretext(j->results, key); }
 
 /* test_accuracy of the linear probe at `fraction`, or NAN. */
 static double probe(const Job *j, double fraction)

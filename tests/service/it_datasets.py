@@ -282,16 +282,23 @@ def limits(d, state, alice, bob, ops):
     print("  limits: upload, dataset and quota bytes 413, per-owner count 429, 100,000 members 413")
 
 
-def disconnect(d, state, alice):
+def partial_upload(d, state, tok, name):
+    """Starts uploading the dataset name (4 MiB declared, 256 KiB sent) and waits until its body is
+    being written under the state dir: the open socket, for the caller to cut or outlive."""
     sock = socket.create_connection(("127.0.0.1", d.port))
-    sock.sendall(("POST /v1/datasets?name=cut HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-tar\r\n"
-                  "Authorization: Bearer %s\r\nContent-Length: %d\r\n\r\n" % (alice, 4 << 20)).encode())
+    sock.sendall(("POST /v1/datasets?name=%s HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-tar\r\n"
+                  "Authorization: Bearer %s\r\nContent-Length: %d\r\n\r\n" % (name, tok, 4 << 20)).encode())
     sock.sendall(b"\0" * (256 << 10))
-    # The body is being written to a temp dir; cut the connection mid-way.
     deadline = time.time() + 120
     while not leftovers(state) and time.time() < deadline:
         time.sleep(0.02)
     check(leftovers(state), "the upload never reached the state dir")
+    return sock
+
+
+def disconnect(d, state, alice):
+    # The body is being written to a temp dir; cut the connection mid-way.
+    sock = partial_upload(d, state, alice, "cut")
     sock.close()
     wait_clean(state, "after a disconnect mid-upload")
     s, e = d.get("/v1/datasets/alice/cut")
@@ -412,14 +419,7 @@ def main(exe):
         check(s == 404, "after delete: %d %s" % (s, e))
 
         # ---- killed mid-upload: the restart cleans up -----------------------------------------
-        sock = socket.create_connection(("127.0.0.1", d.port))
-        sock.sendall(("POST /v1/datasets?name=crash HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-tar\r\n"
-                      "Authorization: Bearer %s\r\nContent-Length: %d\r\n\r\n" % (alice, 4 << 20)).encode())
-        sock.sendall(b"\0" * (256 << 10))
-        deadline = time.time() + 120
-        while not leftovers(state) and time.time() < deadline:
-            time.sleep(0.02)
-        check(leftovers(state), "the upload never reached the state dir")
+        sock = partial_upload(d, state, alice, "crash")
         d.kill()
         sock.close()
         d.start(*flags)
