@@ -713,6 +713,8 @@ static int run_evaluations(Run *r, cJSON *evals)
 	JobSpec *js = r->js;
 	int c, h, w;
 	sample_shape(r->ds, &c, &h, &w);
+	/* Every protocol draws its labels with the job's seed: the same subset at each size. */
+	const uint64_t label_seed = js->seed;
 	for (int i = 0; i < r->n_runs; i++) {
 		const EvalRun *er = &r->runs[i];
 		const EvalConfig ec = er->ec;
@@ -720,7 +722,7 @@ static int run_evaluations(Run *r, cJSON *evals)
 		EvalEnv env = {
 			.ds = r->ds, .encoder_cfg = &js->encoder, .in_c = c, .in_h = h, .in_w = w,
 			.pretrained = r->ps, .prefix = "encoder", .seed = er->seed,
-			.threads = js->threads, .on_progress = eval_progress,
+			.label_seed = &label_seed, .threads = js->threads, .on_progress = eval_progress,
 			.should_stop = eval_should_stop, .user = &hc,
 		};
 		const char *stage = er->stage;

@@ -173,7 +173,8 @@ static const SpecKey tail_keys[] = {
 	  .help = "use this many labels per class instead of label_fractions (one run)" },
 	{ "evaluations[].label_rule", SPEC_ENUM, EVAL(label_rule), .choices = "first|random",
 	  .def_str = "first",
-	  .help = "which labelled samples: \"first\" k per class in file order, or \"random\" (seeded)" },
+	  .help = "which labelled samples: \"first\" k per class in file order, or \"random\" "
+	          "(drawn with the job's seed: the same for every evaluation)" },
 
 	/* ---- augment / augment2 (defaults: the engine's presets; a named transform starts from
 	 *      spec_aug_enabled_defaults) ---- */

@@ -414,7 +414,8 @@ int eval_run(const EvalEnv *env, const EvalConfig *cfg, double fraction, int lab
 
 	int *idx = NULL;
 	int n = dataset_label_subset(&ds->train, ds->num_classes, fraction, labels_per_class,
-	                             c.label_rule, env->seed, &idx, err, errlen);
+	                             c.label_rule, env->label_seed ? *env->label_seed : env->seed,
+	                             &idx, err, errlen);
 	if (n < 0)
 		return n;
 	if (n == 0) {

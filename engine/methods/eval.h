@@ -67,6 +67,9 @@ typedef struct EvalEnv {
 	const ParamSet *pretrained;   /* weights to start from (names "<prefix>.*"), NULL = random init */
 	const char *prefix;           /* "encoder" */
 	uint64_t seed;
+	/* Seed of a "random" labelled subset (NULL: seed). A job points every evaluation at one
+	 * value, so its protocols are compared on the same labels while their own seeds differ. */
+	const uint64_t *label_seed;
 	int threads;
 	/* Optional progress (epoch of epochs) and cancellation (nonzero = stop, returns -ECANCELED). */
 	void (*on_progress)(void *user, int epoch, int epochs, double metric);

@@ -2,8 +2,10 @@
  *   resume:   stop a run at step k (as SIGTERM would), resume it from its checkpoint, and get the
  *             same loss curve bit for bit as an uninterrupted run with the same seed;
  *   quality:  a short SimCLR pretraining whose loss falls and whose linear probe beats the same
- *             encoder with random weights probed on the same labels.
- * Usage: test_runner resume | quality */
+ *             encoder with random weights probed on the same labels;
+ *   labels:   every evaluation of a job draws its "random" labelled subset from the job's seed, so
+ *             two identical protocols listed twice score the same.
+ * Usage: test_runner resume | quality | labels */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -156,6 +158,45 @@ static int test_quality(void)
 	return 0;
 }
 
+/* Two pixel probes with a fixed penalty (no cross-validation, nothing else random) at different
+ * positions of the list: the same labels give the same model, so the same test accuracy. */
+static int test_labels(void)
+{
+	const char *spec =
+		"{\"name\":\"labels\",\"method\":\"none\","
+		"\"dataset\":{\"name\":\"fashion-mnist\",\"limit_train\":1024,\"limit_test\":256},"
+		"\"evaluations\":["
+		"{\"protocol\":\"pixel_probe\",\"labels_per_class\":3,\"label_rule\":\"random\","
+		"\"weight_decay\":0.01},"
+		"{\"protocol\":\"knn\",\"labels_per_class\":3,\"label_rule\":\"random\"},"
+		"{\"protocol\":\"pixel_probe\",\"labels_per_class\":3,\"label_rule\":\"random\","
+		"\"weight_decay\":0.01}],"
+		"\"seed\":7,\"threads\":1}";
+	Capture *c = calloc(1, sizeof *c);
+	char *d = make_dir(), *res = NULL;
+	CHECK(run(spec, d, c, &res) == RUNNER_OK, "evaluation-only run failed");
+	double acc[2] = { -1, -2 };
+	int n = 0;
+	cJSON *r = res ? cJSON_Parse(res) : NULL;
+	const cJSON *e;
+	cJSON_ArrayForEach(e, cJSON_GetObjectItem(r, "evaluations"))
+	{
+		if (n < 2 && strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(e, "protocol")),
+		                    "pixel_probe") == 0)
+			acc[n++] = cJSON_GetNumberValue(cJSON_GetObjectItem(e, "test_accuracy"));
+	}
+	CHECK(n == 2, "%d pixel_probe results, expected 2", n);
+	CHECK(acc[0] == acc[1], "the two pixel probes on 30 random labels scored %.4f and %.4f: their "
+	      "labelled subsets differ", acc[0], acc[1]);
+	printf("labels: two pixel probes, 30 random labels: %.4f and %.4f\n", acc[0], acc[1]);
+	cJSON_Delete(r);
+	free(res);
+	rm_dir(d);
+	free(d);
+	free(c);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (access("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", R_OK) != 0) {
@@ -163,13 +204,15 @@ int main(int argc, char **argv)
 		return 77;
 	}
 	if (argc < 2) {
-		fprintf(stderr, "usage: test_runner resume|quality\n");
+		fprintf(stderr, "usage: test_runner resume|quality|labels\n");
 		return 2;
 	}
 	if (strcmp(argv[1], "resume") == 0)
 		test_resume();
 	else if (strcmp(argv[1], "quality") == 0)
 		test_quality();
+	else if (strcmp(argv[1], "labels") == 0)
+		test_labels();
 	else
 		return 2;
 	return check_exit("test_runner");
