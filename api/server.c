@@ -667,6 +667,13 @@ enum MHD_Result serve_health(Req *r)
 	sb_json_str(&b, bc.cpu_flags);
 	sb_puts(&b, "},\"simd\":");
 	sb_json_str(&b, simd_level_name(simd()->level));
+	sb_puts(&b, ",\"simd_levels\":[");
+	for (int l = 0, first = 1; l < SIMD_LEVEL_COUNT; l++)
+		if (simd_at((SimdLevel)l)) {
+			sb_printf(&b, "%s\"%s\"", first ? "" : ",", simd_level_name((SimdLevel)l));
+			first = 0;
+		}
+	sb_puts(&b, "]");
 	if (ok) {
 		sb_puts(&b, ",\"jobs\":{");
 		for (int i = 0; i < JOB_STATE_COUNT; i++)

@@ -76,8 +76,12 @@ def health_blas(exe, env):
         log = d.log()
         rc = d.stop()
         check(rc == 0, "ssld exited %s:\n%s" % (rc, log))
-        check(h.get("simd") in SIMD_LEVELS, "health simd %r" % h.get("simd"))
-        return h["blas"], environ, log, h["simd"]
+        levels = h.get("simd_levels")
+        cpu = SIMD_LEVELS.index(cpu_simd())
+        check(isinstance(levels, list) and levels and levels[0] == "sse" and
+              all(SIMD_LEVELS.index(l) <= cpu for l in levels) and h.get("simd") in levels,
+              "health simd %r of %r; /proc/cpuinfo allows %s" % (h.get("simd"), levels, cpu_simd()))
+        return h["blas"], environ, log, h["simd"], levels
     finally:
         d.cleanup()
 
@@ -89,8 +93,8 @@ def main(exe):
     print("OpenBLAS's own choice %s (DYNAMIC_ARCH %s); the CPU's flags allow %s; ssld should %s"
           % (own, dynamic, want or "SSE only", "choose " + want if chooses else "keep " + own))
 
-    blas, environ, log, level = health_blas(exe, clean_env())
-    check(level == cpu_simd(), "engine vector kernels %s, /proc/cpuinfo allows %s" % (level, cpu_simd()))
+    blas, environ, log, level, levels = health_blas(exe, clean_env())
+    check(level == levels[-1], "engine vector kernels %s, not the widest of %s" % (level, levels))
     check("engine vector kernels: %s" % level in log, "no vector-kernel level in the log:\n" + log)
     check(blas["cpu_family"] == want, "cpu_family %s, /proc/cpuinfo says %s" % (blas["cpu_family"], want))
     if chooses:
@@ -102,13 +106,13 @@ def main(exe):
         check(blas["kernels"] == own and blas["chosen_by"] == "openblas", "health blas %s, expected %s untouched" % (blas, own))
         check(b"OPENBLAS_CORETYPE" not in environ, "OPENBLAS_CORETYPE set though nothing was chosen")
 
-    blas, environ, log, level = health_blas(exe, clean_env(SSLD_BLAS_CORETYPE="keep", SSLD_SIMD="sse"))
+    blas, environ, log, level, _ = health_blas(exe, clean_env(SSLD_BLAS_CORETYPE="keep", SSLD_SIMD="sse"))
     check(level == "sse", "SSLD_SIMD=sse: health simd %s" % level)
     check(blas["kernels"] == own and blas["chosen_by"] == "openblas", "keep: %s, expected %s" % (blas, own))
     check(b"OPENBLAS_CORETYPE" not in environ, "keep: OPENBLAS_CORETYPE set")
 
     mine = "Sandybridge" if want else "Prescott"
-    blas, environ, log, level = health_blas(exe, clean_env(OPENBLAS_CORETYPE=mine))
+    blas, environ, log, level, _ = health_blas(exe, clean_env(OPENBLAS_CORETYPE=mine))
     if dynamic:
         check(blas["kernels"] == mine and blas["chosen_by"] == "OPENBLAS_CORETYPE", "user's %s: %s" % (mine, blas))
 
