@@ -57,6 +57,8 @@ typedef struct Req {
 	const struct SweepPlan *sweep;    /* set while a sweep's child is checked: its refusals name the */
 	int sweep_child;                  /* sweep key and the setting (routes.c, reply_spec_errors) */
 	struct DsUpload *upload;          /* POST /v1/datasets: the body goes to a file (datasets.c) */
+	int started;                      /* on_request has seen this request */
+	size_t url_bytes, url_args;       /* set by note_uri when the URL is over its bounds: answered 414 */
 } Req;
 
 /* Responses: each queues one response and returns what the MHD handler must return. */

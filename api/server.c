@@ -37,6 +37,13 @@
 /* Bodies over max_body but under this are read and dropped so the client sees the 413. */
 #define DRAIN_MAX ((unsigned long long)64 << 20)
 
+/* A request's URL and its query arguments live in MHD's per-connection pool (16 KiB). A query
+ * of a few hundred empty arguments ("?&&&...") exhausts it while MHD splits the request line,
+ * and libmicrohttpd 0.9.75 then neither answers nor closes. note_uri refuses such URLs first;
+ * every URL of the API is far below both bounds. */
+#define URL_MAX_BYTES 8192
+#define URL_MAX_ARGS 64
+
 /* ---- responses ------------------------------------------------------------------------------ */
 
 static void count(Req *r, unsigned status)
@@ -807,17 +814,53 @@ static enum MHD_Result count_content_length(void *cls, enum MHD_ValueKind kind, 
 	return MHD_YES;
 }
 
+/* MHD's URI log callback: it sees the raw request line's URL before MHD splits the query, and
+ * what it returns becomes the request's context. A URL over the bounds above loses its query
+ * here (MHD then parses an empty one) and is answered 414 by on_request. */
+static void *note_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+	Req *r = calloc(1, sizeof *r);
+	if (!r) return NULL;
+	r->api = cls;
+	r->c = c;
+	size_t len = strlen(uri);
+	char *q = strchr(uri, '?');
+	size_t args = 0;
+	if (q) {
+		args = 1;
+		for (const char *p = q + 1; *p; p++) args += *p == '&';
+	}
+	if (len > URL_MAX_BYTES || args > URL_MAX_ARGS) {
+		r->url_bytes = len;
+		r->url_args = args;
+		if (q) q[1] = 0;   /* the buffer is MHD's read buffer, writable; uri is only typed const */
+	}
+	return r;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_size, void **con_cls)
 {
 	Api *api = cls;
 	Req *r = *con_cls;
-	if (!r) {
-		r = calloc(1, sizeof *r);
-		if (!r) return MHD_NO;
-		r->api = api;
-		r->c = c;
-		*con_cls = r;
+	if (!r || !r->started) {
+		if (!r) {   /* note_uri could not allocate */
+			r = calloc(1, sizeof *r);
+			if (!r) return MHD_NO;
+			r->api = api;
+			r->c = c;
+			*con_cls = r;
+		}
+		r->started = 1;
+		if (r->url_bytes) {
+			r->method = method;
+			r->url = url;
+			if (r->url_args > URL_MAX_ARGS)
+				return reply_error(r, 414, "url_too_long", NULL, "the URL's query has %zu arguments; at most %d",
+				                   r->url_args, URL_MAX_ARGS);
+			return reply_error(r, 414, "url_too_long", NULL, "the URL is %zu bytes long; at most %d",
+			                   r->url_bytes, URL_MAX_BYTES);
+		}
 		int up = datasets_upload_begin(r, method, url);   /* its body goes to a file, not r->body */
 		if (up < 0) return MHD_NO;
 		if (up) return MHD_YES;
@@ -1064,6 +1107,7 @@ int api_new(const ApiConfig *cfg, Api **out, char *err, size_t errlen)
 	                          MHD_OPTION_NOTIFY_CONNECTION, conns_notify, api->conns,
 	                          MHD_OPTION_EXTERNAL_LOGGER, mhd_log, api,
 	                          MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
+	                          MHD_OPTION_URI_LOG_CALLBACK, note_uri, api,
 	                          MHD_OPTION_END);
 	if (!api->d) {
 		snprintf(err, errlen, "listen %s: cannot start the HTTP server (address in use or not allowed?)", api->listen);

@@ -23,6 +23,7 @@ Body notation (the table's `body` column, in backticks):
   @longkey(N)       {"xxx...": 1} with a key of N x's
   anything else     sent verbatim after Python string escapes (\\x00, \\xff, \\| for a pipe)
 $ROOT in a body or path is the data root, $JOB a finished job of the same owner.
+In the request path, @repeat(C,N) is the character C N times.
 Auth column: `token` (a valid bearer token), `none`, or a literal Authorization header value.
 """
 import codecs
@@ -196,6 +197,7 @@ def main(exe, print_only=False):
         for num, kind, method, target, body_text, auth, status, code, field in rows:
             body, declared = build_body(body_text, ctx)
             target = target.replace("$JOB", str(ctx["job"]))
+            target = re.sub(r"@repeat\((.),(\d+)\)", lambda m: m.group(1) * int(m.group(2)), target)
             s, hdrs, data = send(d, method, target, body, declared, auth)
             if status.startswith("201"):
                 # Accepted; the damage shows when the worker reads the file.
