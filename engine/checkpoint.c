@@ -1054,6 +1054,8 @@ typedef struct Writer {
 	CkMeta meta[CK_MAX_META];
 	char metabuf[CK_MAX_META][96];
 	int nmeta;
+	int (*may_commit)(void *user);   /* asked after the file is written, before it replaces path */
+	void *commit_user;
 } Writer;
 
 static void writer_free(Writer *w)
@@ -1236,6 +1238,10 @@ static int write_file(const char *path, Writer *w, char *err, size_t errlen)
 		rc = fail(err, errlen, CKPT_EIO, "%s: closing %s failed: %s", path, tmp, strerror(errno));
 		goto out;
 	}
+	if (w->may_commit && !w->may_commit(w->commit_user)) {
+		rc = 1;   /* refused: out unlinks tmp, path keeps what it had */
+		goto out;
+	}
 	if (rename(tmp, path) != 0) {
 		rc = fail(err, errlen, CKPT_EIO, "%s: rename from %s failed: %s", path, tmp,
 		          strerror(errno));
@@ -1274,6 +1280,13 @@ static int writer_init(Writer *w, int n)
 
 int checkpoint_save(const char *path, const ParamSet *ps, const Optim *opt,
                     const CheckpointState *st, char *err, size_t errlen)
+{
+	return checkpoint_save_guarded(path, ps, opt, st, NULL, NULL, err, errlen);
+}
+
+int checkpoint_save_guarded(const char *path, const ParamSet *ps, const Optim *opt,
+                            const CheckpointState *st, int (*may_commit)(void *user), void *user,
+                            char *err, size_t errlen)
 {
 	if (!path || !ps)
 		return fail(err, errlen, CKPT_EINVAL, "checkpoint save: path and ParamSet are required");
@@ -1323,6 +1336,8 @@ int checkpoint_save(const char *path, const ParamSet *ps, const Optim *opt,
 		if (st->spec_sha256)
 			writer_meta(&w, "ssld.spec_sha256", st->spec_sha256);
 	}
+	w.may_commit = may_commit;
+	w.commit_user = user;
 	rc = write_file(path, &w, err, errlen);
 out:
 	writer_free(&w);

@@ -82,6 +82,13 @@ void checkpoint_state_free(CheckpointState *st);
 int checkpoint_save(const char *path, const ParamSet *ps, const Optim *opt,
                     const CheckpointState *st, char *err, size_t errlen);
 
+/* checkpoint_save that asks may_commit(user) once the new file is complete on disk, just before
+ * it replaces path: 0 = abandon it (path keeps its old content; returns 1). For a writer that can
+ * lose the right to write while it writes (a job whose lease another node took over). */
+int checkpoint_save_guarded(const char *path, const ParamSet *ps, const Optim *opt,
+                            const CheckpointState *st, int (*may_commit)(void *user), void *user,
+                            char *err, size_t errlen);
+
 /* Tensors of ps whose name starts with src_prefix (NULL = all), stored under the name with
  * src_prefix replaced by dst_prefix; no optimizer state. config_json may be NULL. */
 int checkpoint_export_prefix(const char *path, const ParamSet *ps, const char *src_prefix,

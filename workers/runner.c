@@ -302,6 +302,14 @@ static int share_start(Run *r, int *resumed)
 
 /* ---- checkpoints ------------------------------------------------------------------------------ */
 
+/* checkpoint_save_guarded's question once the file is written: writing takes seconds for a large
+ * model, and the node may lose the job meanwhile (paused past its lease): then the file another
+ * node resumes from must not be replaced. */
+static int may_commit_checkpoint(void *user)
+{
+	return poll_stop(user) != RUNNER_STOP_CANCEL;
+}
+
 static int save_checkpoint(Run *r)
 {
 	/* Asked again just before writing: a run cancelled - or whose node lost the job to another
@@ -319,8 +327,11 @@ static int save_checkpoint(Run *r)
 	st.job_key = r->job_key;
 	st.spec_sha256 = r->spec_sha256;
 	st.loss = r->last_loss;
-	if (checkpoint_save(path, r->ps, r->opt, &st, r->err, r->errlen) < 0)
+	int rc = checkpoint_save_guarded(path, r->ps, r->opt, &st, may_commit_checkpoint, r, r->err, r->errlen);
+	if (rc < 0)
 		return -1;
+	if (rc == 1)   /* cancelled or fenced while writing: nothing replaced, nothing recorded */
+		return 0;
 	if (r->hooks && r->hooks->on_checkpoint)
 		r->hooks->on_checkpoint(r->hooks->user, r->step, path);
 	return 0;

@@ -4,9 +4,13 @@
  *   quality:  a short SimCLR pretraining whose loss falls and whose linear probe beats the same
  *             encoder with random weights probed on the same labels;
  *   labels:   every evaluation of a job draws its "random" labelled subset from the job's seed, so
- *             two identical protocols listed twice score the same.
- * Usage: test_runner resume | quality | labels */
+ *             two identical protocols listed twice score the same;
+ *   fenced:   a run that loses its job while its checkpoint is being written (the should_stop hook
+ *             answers "cancel" once the temporary file exists, as a node whose lease another node
+ *             took over does) leaves no checkpoint behind.
+ * Usage: test_runner resume | quality | labels | fenced */
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +28,21 @@ typedef struct Capture {
 	int have[MAX_STEPS];
 	int64_t stop_at;      /* request a requeue-stop when this many steps are done (0 = never) */
 	int64_t steps_seen;
+	const char *fence_dir;   /* answer "cancel" while a checkpoint temporary file is in this dir */
+	int fenced_polls;        /* how often that happened */
 } Capture;
+
+static int temp_file_in(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (!d) return 0;
+	struct dirent *e;
+	int found = 0;
+	while ((e = readdir(d)))
+		found |= strstr(e->d_name, ".tmp") != NULL;
+	closedir(d);
+	return found;
+}
 
 static void on_metric(void *user, int64_t step, const char *key, double v)
 {
@@ -39,6 +57,10 @@ static void on_metric(void *user, int64_t step, const char *key, double v)
 static int should_stop(void *user)
 {
 	Capture *c = user;
+	if (c->fence_dir && temp_file_in(c->fence_dir)) {
+		c->fenced_polls++;
+		return RUNNER_STOP_CANCEL;
+	}
 	return c->stop_at > 0 && c->steps_seen >= c->stop_at ? RUNNER_STOP_REQUEUE : RUNNER_CONTINUE;
 }
 
@@ -197,6 +219,25 @@ static int test_labels(void)
 	return 0;
 }
 
+static void test_fenced(void)
+{
+	Capture *c = calloc(1, sizeof *c);
+	char *d = make_dir(), *res = NULL;
+	c->stop_at = 11;
+	c->fence_dir = d;
+	int rc = run(resume_spec, d, c, &res);
+	free(res);
+	CHECK(rc >= 0, "the run failed");
+	CHECK(c->fenced_polls >= 1, "the runner never asked whether it may keep the checkpoint it wrote");
+	char path[4096];
+	snprintf(path, sizeof path, "%s/checkpoint.safetensors", d);
+	CHECK(access(path, F_OK) != 0, "a checkpoint was written after the run lost its job: %s", path);
+	CHECK(!temp_file_in(d), "a temporary file was left in %s", d);
+	rm_dir(d);
+	free(d);
+	free(c);
+}
+
 int main(int argc, char **argv)
 {
 	if (access("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", R_OK) != 0) {
@@ -204,7 +245,7 @@ int main(int argc, char **argv)
 		return 77;
 	}
 	if (argc < 2) {
-		fprintf(stderr, "usage: test_runner resume|quality|labels\n");
+		fprintf(stderr, "usage: test_runner resume|quality|labels|fenced\n");
 		return 2;
 	}
 	if (strcmp(argv[1], "resume") == 0)
@@ -213,6 +254,8 @@ int main(int argc, char **argv)
 		test_quality();
 	else if (strcmp(argv[1], "labels") == 0)
 		test_labels();
+	else if (strcmp(argv[1], "fenced") == 0)
+		test_fenced();
 	else
 		return 2;
 	return check_exit("test_runner");
