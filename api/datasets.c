@@ -11,6 +11,8 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../engine/fault.h"
 #include "../storage/dataset_store.h"
 #include "../storage/log.h"
 #include "../workers/unpack.h"
@@ -27,12 +30,27 @@
  * the answer; beyond it the connection is closed. */
 #define DRAIN_BYTES ((uint64_t)64 << 20)
 
+/* Archives unpacked at once, each on its own thread while its connection waits suspended; an
+ * upload beyond them is answered 503 busy (the body is already on disk: retrying is cheap for
+ * nobody, so keep this above what a box's owners upload at once). */
+#define UNPACKS_MAX 4
+
 struct DsUpload {
 	int fd;                 /* the body's file, -1 when none is kept */
 	char dir[PATH_MAX];     /* STATE/uploads/.tmp/up.XXXXXX, "" when none */
 	uint64_t received;
 	int over;               /* more than max_upload_bytes arrived */
 	int io_errno;           /* writing the body failed */
+	/* The unpack and publication (unpack_thread), off the HTTP threads: */
+	Req *r;
+	char name[64];
+	UnpackLimits al;
+	char quota_text[160];
+	unsigned status;        /* its answer: 201 with created + location, or an error */
+	char code[32], field[8], message[1024];
+	Sbuf created;
+	char location[256];
+	int inflight;           /* counted in api->unpacks_inflight until the request ends */
 };
 
 /* ---- names and places ----------------------------------------------------------------------- */
@@ -146,6 +164,8 @@ void datasets_upload_end(Req *r)
 	if (!u) return;
 	if (u->fd >= 0) close(u->fd);
 	if (u->dir[0]) unpack_remove_tree(u->dir);
+	sb_free(&u->created);
+	if (u->inflight) atomic_fetch_sub(&r->api->unpacks_inflight, 1);
 	free(u);
 	r->upload = NULL;
 }
@@ -258,6 +278,8 @@ static int archive_type(const char *ct)
 	return 0;
 }
 
+static enum MHD_Result unpack_start(Req *r, struct DsUpload *u);
+
 static enum MHD_Result upload(Req *r)
 {
 	static const char *const allowed[] = { "name", NULL };
@@ -301,35 +323,76 @@ static enum MHD_Result upload(Req *r)
 	u->fd = -1;
 
 	/* Unpack beside the body, bounded by the tighter of the size limit and what the quota leaves. */
-	UnpackLimits al = { .max_bytes = lim->max_dataset_bytes, .bytes_limit = "max-dataset-bytes", .max_members = lim->max_files,
-	                     .max_ratio = lim->max_ratio };
-	char quota_text[160];
-	if (lim->quota_bytes > 0 && (al.max_bytes == 0 || lim->quota_bytes - (uint64_t)used < al.max_bytes)) {
-		al.max_bytes = lim->quota_bytes - (uint64_t)used;
-		snprintf(quota_text, sizeof quota_text, "dataset-quota-bytes: %s uses %lld of %llu", r->owner, (long long)used,
+	u->al = (UnpackLimits){ .max_bytes = lim->max_dataset_bytes, .bytes_limit = "max-dataset-bytes",
+	                        .max_members = lim->max_files, .max_ratio = lim->max_ratio };
+	if (lim->quota_bytes > 0 && (u->al.max_bytes == 0 || lim->quota_bytes - (uint64_t)used < u->al.max_bytes)) {
+		u->al.max_bytes = lim->quota_bytes - (uint64_t)used;
+		snprintf(u->quota_text, sizeof u->quota_text, "dataset-quota-bytes: %s uses %lld of %llu", r->owner, (long long)used,
 		         (unsigned long long)lim->quota_bytes);
-		al.bytes_limit = quota_text;
+		u->al.bytes_limit = u->quota_text;
 	}
+	snprintf(u->name, sizeof u->name, "%s", name);
+	u->r = r;
+	return unpack_start(r, u);
+}
+
+/* ---- unpacking and publication, on a thread of its own -------------------------------------- */
+
+__attribute__((format(printf, 5, 6)))
+static void refuse(struct DsUpload *u, unsigned status, const char *code, const char *field, const char *fmt, ...)
+{
+	u->status = status;
+	snprintf(u->code, sizeof u->code, "%s", code);
+	snprintf(u->field, sizeof u->field, "%s", field ? field : "");
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(u->message, sizeof u->message, fmt, ap);
+	va_end(ap);
+}
+
+static void refuse_store(struct DsUpload *u, int rc, const char *err)
+{
+	if (rc == STORE_ENOTFOUND) {
+		refuse(u, 404, "not_found", NULL, "%s", err);
+		return;
+	}
+	slog(LOG_ERR, 0, "POST /v1/datasets: %s", err);
+	refuse(u, 503, "storage_error", NULL, "%s", err);
+}
+
+/* Unpacks u's body and publishes the dataset, setting u's answer. Reads r->owner and r->api only:
+ * the connection is suspended meanwhile. */
+static void publish(struct DsUpload *u)
+{
+	Req *r = u->r;
+	const ApiDatasetLimits *lim = limits(r);
+	const char *name = u->name;
+	char err[1024];
+	int rc;
+	int64_t count, used;
 	char body[PATH_MAX + 16], tree[PATH_MAX + 16];
 	snprintf(body, sizeof body, "%s/body", u->dir);
 	snprintf(tree, sizeof tree, "%s/tree", u->dir);
-	if (mkdir(tree, 0750) < 0) return reply_error(r, 503, "storage_error", NULL, "the server could not unpack: %s", strerror(errno));
+	if (mkdir(tree, 0750) < 0) {
+		refuse(u, 503, "storage_error", NULL, "the server could not unpack: %s", strerror(errno));
+		return;
+	}
 	UnpackSummary s;
-	rc = unpack_file(body, tree, &al, &s, err, sizeof err);
+	rc = unpack_file(body, tree, &u->al, &s, err, sizeof err);
 	unlink(body);
 	if (rc < 0) {
 		switch (rc) {
-		case UNPACK_ELIMIT: return reply_error(r, 413, "dataset_too_large", NULL, "%s", err);
-		case UNPACK_EUNSAFE: return reply_error(r, 400, "unsafe_archive", NULL, "%s", err);
-		case UNPACK_EEMPTY: return reply_error(r, 400, "empty_archive", NULL, "%s", err);
-		case UNPACK_EFORMAT: return reply_error(r, 400, "invalid_archive", NULL, "%s", err);
-		case UNPACK_EMIXED: return reply_error(r, 400, "mixed_media", NULL, "%s", err);
+		case UNPACK_ELIMIT: refuse(u, 413, "dataset_too_large", NULL, "%s", err); return;
+		case UNPACK_EUNSAFE: refuse(u, 400, "unsafe_archive", NULL, "%s", err); return;
+		case UNPACK_EEMPTY: refuse(u, 400, "empty_archive", NULL, "%s", err); return;
+		case UNPACK_EFORMAT: refuse(u, 400, "invalid_archive", NULL, "%s", err); return;
+		case UNPACK_EMIXED: refuse(u, 400, "mixed_media", NULL, "%s", err); return;
 		default:
-			slog(LOG_ERR, 0, "%s %s: %s", r->method, r->url, err);
-			return reply_error(r, 503, "storage_error", NULL, "%s", err);
+			slog(LOG_ERR, 0, "POST /v1/datasets: %s", err);
+			refuse(u, 503, "storage_error", NULL, "%s", err);
+			return;
 		}
 	}
-
 	/* A sample grid of an image folder, published beside it as OWNER/.NAME.png. */
 	char grid_tmp[PATH_MAX + 16];
 	snprintf(grid_tmp, sizeof grid_tmp, "%s/grid.png", u->dir);
@@ -344,7 +407,8 @@ static enum MHD_Result upload(Req *r)
 	snprintf(final, sizeof final, "%s/%s", odir, name);
 	if (make_dir(odir) < 0 || fsync_dir(root) < 0) {
 		unpack_summary_clear(&s);
-		return reply_error(r, 503, "storage_error", NULL, "%s: %s", odir, strerror(errno));
+		refuse(u, 503, "storage_error", NULL, "%s: %s", odir, strerror(errno));
+		return;
 	}
 	StoreDataset row = { .bytes = (int64_t)s.bytes, .files = s.files, .path = final, .created_at = store_now() };
 	snprintf(row.owner, sizeof row.owner, "%s", r->owner);
@@ -360,21 +424,24 @@ static enum MHD_Result upload(Req *r)
 	if (rc == 0 && lim->max_per_owner > 0 && count >= lim->max_per_owner) {
 		pthread_mutex_unlock(&publish_mu);
 		free(row.summary);
-		return reply_error(r, 429, "too_many_datasets", NULL, "%s already has %lld datasets, the limit (max-datasets-per-owner %d); delete one first",
-		                   r->owner, (long long)count, lim->max_per_owner);
+		refuse(u, 429, "too_many_datasets", NULL, "%s already has %lld datasets, the limit (max-datasets-per-owner %d); delete one first",
+		       r->owner, (long long)count, lim->max_per_owner);
+		return;
 	}
 	if (rc == 0 && lim->quota_bytes > 0 && (uint64_t)(used + row.bytes) > lim->quota_bytes) {
 		pthread_mutex_unlock(&publish_mu);
 		free(row.summary);
-		return reply_error(r, 413, "quota_exceeded", NULL, "%s's datasets use %lld bytes; this one (%lld) would pass %llu (dataset-quota-bytes)",
-		                   r->owner, (long long)used, (long long)row.bytes, (unsigned long long)lim->quota_bytes);
+		refuse(u, 413, "quota_exceeded", NULL, "%s's datasets use %lld bytes; this one (%lld) would pass %llu (dataset-quota-bytes)",
+		       r->owner, (long long)used, (long long)row.bytes, (unsigned long long)lim->quota_bytes);
+		return;
 	}
 	if (rc == 0) rc = row.summary ? store_dataset_insert(r->api->cfg.store, &row, err, sizeof err) : STORE_ENOMEM;
 	pthread_mutex_unlock(&publish_mu);
 	if (rc < 0) {
 		free(row.summary);
-		if (rc == STORE_EEXIST) return reply_error(r, 409, "exists", "name", "%s; delete it first", err);
-		return ds_store_failure(r, rc, rc == STORE_ENOMEM ? "out of memory" : err);
+		if (rc == STORE_EEXIST) refuse(u, 409, "exists", "name", "%s; delete it first", err);
+		else refuse_store(u, rc, rc == STORE_ENOMEM ? "out of memory" : err);
+		return;
 	}
 	if (rename(tree, final) < 0) {
 		int e = errno;
@@ -382,8 +449,10 @@ static enum MHD_Result upload(Req *r)
 		free(row.summary);
 		store_dataset_delete(r->api->cfg.store, r->owner, name, e2, sizeof e2);
 		if (e == EEXIST || e == ENOTEMPTY)
-			return reply_error(r, 409, "exists", "name", "dataset %s/%s already exists; delete it first", r->owner, name);
-		return reply_error(r, 503, "storage_error", NULL, "%s: %s", final, strerror(e));
+			refuse(u, 409, "exists", "name", "dataset %s/%s already exists; delete it first", r->owner, name);
+		else
+			refuse(u, 503, "storage_error", NULL, "%s: %s", final, strerror(e));
+		return;
 	}
 	char grid_path[PATH_MAX + 160];
 	snprintf(grid_path, sizeof grid_path, "%s/.%s.png", odir, name);
@@ -395,14 +464,61 @@ static enum MHD_Result upload(Req *r)
 	free(row.summary);
 	char *text = cJSON_PrintUnformatted(ans);
 	cJSON_Delete(ans);
-	if (!text) return reply_error(r, 503, "out_of_memory", NULL, "out of memory");
-	Sbuf b = { 0 };
-	sb_puts(&b, text);
+	if (!text) {
+		refuse(u, 503, "out_of_memory", NULL, "out of memory");
+		return;
+	}
+	sb_puts(&u->created, text);
 	free(text);
-	char loc[256];
-	snprintf(loc, sizeof loc, "/v1/datasets/%s/%s", row.owner, row.name);
-	return reply_created(r, &b, loc);
+	snprintf(u->location, sizeof u->location, "/v1/datasets/%s/%s", row.owner, row.name);
+	u->status = 201;
 }
+
+static void *unpack_thread(void *arg)
+{
+	struct DsUpload *u = arg;
+	struct MHD_Connection *c = u->r->c;
+	Api *api = u->r->api;
+	ssld_fault_hold("dataset_unpack");   /* ../engine/fault.h: a test holds the unpack here */
+	publish(u);
+	MHD_resume_connection(c);   /* from here on, u and its request are the HTTP side's again */
+	atomic_fetch_sub(&api->unpacks_running, 1);
+	return NULL;
+}
+
+static enum MHD_Result unpack_start(Req *r, struct DsUpload *u)
+{
+	if (atomic_fetch_add(&r->api->unpacks_running, 1) >= UNPACKS_MAX) {
+		atomic_fetch_sub(&r->api->unpacks_running, 1);
+		return reply_error(r, 503, "busy", NULL, "%d uploads are being unpacked; retry in a moment", UNPACKS_MAX);
+	}
+	atomic_fetch_add(&r->api->unpacks_inflight, 1);
+	u->inflight = 1;
+	r->suspended = 1;
+	MHD_suspend_connection(r->c);   /* first: the thread may finish before pthread_create returns */
+	pthread_attr_t at;
+	pthread_t t;
+	int rc = pthread_attr_init(&at);
+	if (rc == 0) {
+		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+		rc = pthread_create(&t, &at, unpack_thread, u);
+		pthread_attr_destroy(&at);
+	}
+	if (rc != 0) {
+		refuse(u, 503, "busy", NULL, "the server could not start unpacking: %s", strerror(rc));
+		MHD_resume_connection(r->c);
+		atomic_fetch_sub(&r->api->unpacks_running, 1);
+	}
+	return MHD_YES;
+}
+
+enum MHD_Result datasets_upload_resumed(Req *r)
+{
+	struct DsUpload *u = r->upload;
+	if (u->status == 201) return reply_created(r, &u->created, u->location);
+	return reply_error(r, u->status, u->code, u->field[0] ? u->field : NULL, "%s", u->message);
+}
+
 
 /* ---- GET and DELETE ------------------------------------------------------------------------- */
 

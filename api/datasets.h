@@ -10,7 +10,9 @@
  *
  * The upload's body goes straight to a file in SHARED/uploads/.tmp (server.c hands each piece to
  * datasets_upload_chunk; nothing of it is kept in memory) and is unpacked beside it
- * (../workers/unpack.h); its row is written, then one rename makes it SHARED/uploads/OWNER/NAME.
+ * (../workers/unpack.h) on a thread of its own while the connection waits suspended, so a large
+ * archive never holds an HTTP thread; its row is written, then one rename makes it
+ * SHARED/uploads/OWNER/NAME.
  * datasets_recover, at start-up, removes what a crash left: the temp dirs, and rows whose
  * directory never arrived. A job names a dataset as "dataset:OWNER/NAME[/FILE]" in any path of
  * its spec (workers/jobspec.c resolves it beneath SHARED/uploads).
@@ -28,6 +30,9 @@ int datasets_upload_begin(Req *r, const char *method, const char *url);
 /* One piece of the body: 0, or -1 to drop the connection. Past --max-upload-bytes, or when the
  * request will be refused anyway, the bytes are read and dropped so the client sees the answer. */
 int datasets_upload_chunk(Req *r, const char *data, size_t n);
+/* server.c, when a suspended upload comes back: the archive was unpacked on a thread of its own
+ * (never on an HTTP thread: a large one takes seconds to minutes); answers with its outcome. */
+enum MHD_Result datasets_upload_resumed(Req *r);
 /* server.c, when the request ends (answered, failed or disconnected): removes the temp files. */
 void datasets_upload_end(Req *r);
 

@@ -35,6 +35,8 @@ struct Api {
 	ConnTable *conns;                  /* open connections, the request deadline (conns.h) */
 	GenQueue *genq;                    /* generation requests (../workers/genq.h) */
 	atomic_int gen_inflight;           /* generate requests handed to genq and not yet answered */
+	atomic_int unpacks_running;        /* upload archives being unpacked off the HTTP threads (datasets.c) */
+	atomic_int unpacks_inflight;       /* such uploads not yet answered */
 };
 
 typedef struct Req {

@@ -897,7 +897,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	}
 	if (r->suspended) {   /* resumed: the generation queue is done with this request */
 		r->suspended = 0;
-		enum MHD_Result rc = generate_resumed(r);
+		enum MHD_Result rc = r->upload ? datasets_upload_resumed(r) : generate_resumed(r);
 		if (!r->answered && rc == MHD_YES) rc = MHD_NO;
 		return rc;
 	}
@@ -1152,6 +1152,10 @@ void api_free(Api *api)
 		for (int i = 0; i < 200 && atomic_load(&api->gen_inflight) > 0; i++)
 			nanosleep(&(struct timespec){ 0, 10 * 1000 * 1000 }, NULL);
 	}
+	/* The same for uploads being unpacked: each answers once its archive is done. */
+	while (atomic_load(&api->unpacks_running) > 0) nanosleep(&(struct timespec){ 0, 10 * 1000 * 1000 }, NULL);
+	for (int i = 0; i < 200 && atomic_load(&api->unpacks_inflight) > 0; i++)
+		nanosleep(&(struct timespec){ 0, 10 * 1000 * 1000 }, NULL);
 	if (api->d) MHD_stop_daemon(api->d);
 	genq_free(api->genq);
 	conns_free(api->conns);

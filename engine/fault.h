@@ -17,6 +17,10 @@
  *   train_step        workers/runner.c     a pretraining step takes 50 ms longer (a slow model: tests
  *                                          that stop, kill or take over a job mid-run see it mid-run
  *                                          however fast the machine is)
+ *   dataset_unpack    api/datasets.c       an upload's unpacking waits at its start (ssld_fault_hold)
+ *                                          until the file SSLD_FAULT_GATE exists, having created
+ *                                          SSLD_FAULT_GATE.waiting: a test sees the server while an
+ *                                          archive is being unpacked, however fast the machine is
  * Used by tests/reliability/it_faults.py, it_generate.py, tests/mpi and tests/service/it_nodes.py.
  * Header-only so that any layer may use it without a link dependency; hit counters are per point
  * and per file (each point lives in one file).
@@ -25,13 +29,16 @@
 #define SSLD_ENGINE_FAULT_H
 
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
-enum { SSLD_FAULT_POINTS = 7 };
+enum { SSLD_FAULT_POINTS = 8 };
 static const char *const ssld_fault_points[SSLD_FAULT_POINTS] = {
 	"checkpoint_alloc", "checkpoint_write", "job_insert", "metric_flush", "api_alloc",
-	"generate_step", "train_step",
+	"generate_step", "train_step", "dataset_unpack",
 };
 
 /* 1 if this hit of `point` (one of ssld_fault_points) must fail. */
@@ -56,6 +63,22 @@ static inline int ssld_fault(const char *point)
 		return *end == '+' ? hit >= n : hit == n;
 	}
 	return 0;
+}
+
+/* When this hit of `point` fails: create "$SSLD_FAULT_GATE.waiting", then wait until the file
+ * $SSLD_FAULT_GATE exists (polled every 10 ms; the gate is the test's to open). */
+static inline void ssld_fault_hold(const char *point)
+{
+	const char *gate = getenv("SSLD_FAULT_GATE");
+	if (!gate || !*gate || !ssld_fault(point))
+		return;
+	char waiting[4096];
+	snprintf(waiting, sizeof waiting, "%s.waiting", gate);
+	FILE *f = fopen(waiting, "w");
+	if (f)
+		fclose(f);
+	while (access(gate, F_OK) != 0)
+		nanosleep(&(struct timespec){ 0, 10 * 1000 * 1000 }, NULL);
 }
 
 #endif

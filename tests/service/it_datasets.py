@@ -15,6 +15,8 @@
 - archive attacks: "..", an absolute name, a symlink, a hard link, a device, a zip bomb, a
   duplicate name, invalid UTF-8, a body that is not an archive: 400 (the bomb 413) naming the
   problem, and nothing written outside the dataset's directory nor left in the state dir;
+- archives are unpacked off the HTTP threads: with one HTTP thread and an unpack held at its start,
+  health and the dataset list still answer;
 - a client that disconnects mid-upload, and a daemon killed mid-upload, leave nothing behind
   (after the restart's clean-up); at start-up a row whose files are gone is dropped, and files
   without a row (another database's) are moved aside to uploads/.orphans, never deleted.
@@ -327,6 +329,33 @@ def cli(exe, d, tmp, alice, bob):
     print("  cli: push DIR (symlink left out, progress), ls, show, rm (403 for bob, 0 for alice)")
 
 
+def off_http_threads(d, tmp, flags, alice):
+    """An archive is unpacked off the HTTP threads: with one HTTP thread and the unpack held at its
+    start (engine/fault.h, dataset_unpack), the server still answers other requests."""
+    gate = os.path.join(tmp, "unpack-gate")
+    env = dict(os.environ, SSLD_FAULT="dataset_unpack@1", SSLD_FAULT_GATE=gate)
+    d.start(*flags, "--http-threads", "1", env=env)
+    answer = {}
+    t = threading.Thread(target=lambda: answer.update(r=push(d, "held", tar_bytes([member("c/x.txt", b"hi")]), TAR, alice)))
+    t.start()
+    deadline = time.time() + 120
+    while not os.path.exists(gate + ".waiting"):
+        check(time.time() < deadline and t.is_alive(), "the upload never reached its unpacking: %s" % answer)
+        time.sleep(0.02)
+    s, h = d.get("/v1/health")
+    s2, lst = d.get("/v1/datasets?owner=alice")
+    check(s == 200 and s2 == 200 and t.is_alive(), "while an archive is unpacked: health %d, list %d, upload %s" %
+          (s, s2, "waiting" if t.is_alive() else answer))
+    check("held" not in [x["name"] for x in lst["datasets"]], "listed before it is unpacked: %s" % lst)
+    open(gate, "w").close()
+    t.join(120)
+    check(not t.is_alive() and answer["r"][0] == 201, "the held upload -> %s" % answer)
+    s, e = d.call("DELETE", "/v1/datasets/alice/held", None, bearer(alice))
+    check(s == 200, "delete held -> %d %s" % (s, e))
+    d.stop()
+    print("  unpacking off the HTTP threads: health and list answered (one HTTP thread) while an unpack waited")
+
+
 def main(exe):
     if Image is None:
         print("SKIP: python3-pil is not installed (the test builds PNG files)")
@@ -446,6 +475,7 @@ def main(exe):
               "a directory without a row: %s, aside %s" % (os.path.exists(stray), aside))
         print("  start-up: a row without files dropped, files without a row moved aside (not deleted)")
         d.stop()
+        off_http_threads(d, tmp, flags, alice)
     finally:
         d.cleanup()
         shutil.rmtree(tmp, ignore_errors=True)
