@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "../storage/log.h"
+#include "../common/monotime.h"
 
 typedef struct Conn Conn;
 struct Conn {
@@ -41,13 +42,6 @@ struct ConnTable {
 	pthread_t sweeper;
 };
 
-static double mono_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static void format_addr(struct MHD_Connection *c, char *out, size_t cap)
 {
 	snprintf(out, cap, "?");
@@ -69,7 +63,7 @@ static Conn *conn_of(struct MHD_Connection *c)
 /* Closes every connection whose request is overdue. Called with t->mu held. */
 static void sweep(ConnTable *t)
 {
-	double now = mono_s();
+	double now = mono_seconds();
 	int n = 0;
 	char first[64] = "";
 	char msg[400];
@@ -167,7 +161,7 @@ void conns_notify(void *cls, struct MHD_Connection *c, void **socket_context, en
 		if (!k) return;   /* untracked: only the idle timeout applies to it */
 		k->t = t;
 		k->fd = ci->connect_fd;
-		k->since = mono_s();
+		k->since = mono_seconds();
 		format_addr(c, k->addr, sizeof k->addr);
 		pthread_mutex_lock(&t->mu);
 		k->next = t->head;
@@ -206,7 +200,7 @@ void conns_answered(struct MHD_Connection *c)
 	pthread_mutex_lock(&k->t->mu);
 	k->handling = 0;
 	k->answered = 1;
-	k->since = mono_s();
+	k->since = mono_seconds();
 	pthread_mutex_unlock(&k->t->mu);
 }
 

@@ -30,6 +30,7 @@
 #include "args.h"
 #include "commands.h"
 #include "format.h"
+#include "../common/monotime.h"
 
 typedef struct CliState {
 	FILE *report;           /* --report-fd on rank 0, else NULL */
@@ -48,13 +49,6 @@ static void on_sigint(int sig)
 {
 	(void)sig;
 	interrupted = 1;
-}
-
-static double wall(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 /* ---- --report-fd: one JSON object per line (workers/mpi_launch.h) ---------------------------- */
@@ -152,10 +146,10 @@ static void cli_progress(void *user, const RunnerProgress *p)
 		fprintf(stderr, "\r\033[K%s %3.0f%%  %-20.20s %lld/%lld  loss %.4f  ETA %s", bar,
 		        100 * p->fraction, p->stage, (long long)p->step, (long long)p->total, s->loss, e);
 		fflush(stderr);
-	} else if (wall() - s->last_print >= 10 || strcmp(p->stage, s->stage) != 0) {
+	} else if (mono_seconds() - s->last_print >= 10 || strcmp(p->stage, s->stage) != 0) {
 		fprintf(stderr, "%3.0f%% %s: step %lld/%lld loss %.4f eta %s\n", 100 * p->fraction, p->stage,
 		        (long long)p->step, (long long)p->total, s->loss, e);
-		s->last_print = wall();
+		s->last_print = mono_seconds();
 	}
 	snprintf(s->stage, sizeof s->stage, "%s", p->stage);
 }

@@ -11,6 +11,7 @@
 #include "client.h"
 #include "commands.h"
 #include "format.h"
+#include "../common/monotime.h"
 
 /* One status line: on a terminal a bar redrawn in place, else a plain line. */
 static void watch_line(long long id, const cJSON *j, int tty)
@@ -72,9 +73,7 @@ int client_watch(const Client *c, long long id, double interval)
 		char phase[128];
 		snprintf(phase, sizeof phase, "%s/%s", state, cli_json_str(p, "stage", ""));
 		long long step = (long long)cli_json_num(p, "step", 0);
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		double now = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+		double now = mono_seconds();
 		int fin = terminal_state(state), new_phase = strcmp(phase, last_phase) != 0, moved = step != last_step;
 		if (fin || new_phase || (moved && (tty || now - last_print >= 5))) {
 			watch_line(id, j, tty);

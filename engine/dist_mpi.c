@@ -16,6 +16,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "../common/monotime.h"
+
 static struct {
 	int mpi;            /* MPI_Init ran (launched by mpirun) */
 	int finalized;
@@ -26,13 +28,6 @@ static struct {
 	char err[512];
 	MPI_Comm comm;
 } g = { .size = 1, .timeout_s = DIST_TIMEOUT_DEFAULT_S, .step = -1 };
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* The process count the launcher announced, 0 when no launcher started us. */
 static int launched_size(void)
@@ -144,7 +139,7 @@ static int fail(const char *what, const char *fmt, ...)
  * collective on one box completes, then sleeps 100 us between polls. */
 static int wait_all(MPI_Request *req, int n, const char *what)
 {
-	double t0 = now_s();
+	double t0 = mono_seconds();
 	for (long polls = 0;; polls++) {
 		int done = 0;
 		int rc = MPI_Testall(n, req, &done, MPI_STATUSES_IGNORE);
@@ -156,7 +151,7 @@ static int wait_all(MPI_Request *req, int n, const char *what)
 		}
 		if (done)
 			return 0;
-		double waited = now_s() - t0;
+		double waited = mono_seconds() - t0;
 		if (waited > g.timeout_s)
 			return fail(what, "timed out after %.0f s (SSLD_DIST_TIMEOUT_S): another rank died or "
 			            "stopped responding", g.timeout_s);

@@ -13,6 +13,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "../common/monotime.h"
+
 struct GenQueue {
 	GenQueueConfig cfg;
 	pthread_mutex_t mu;
@@ -24,13 +26,6 @@ struct GenQueue {
 	pthread_t *threads;
 	int started;
 };
-
-static double mono_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* ---- the threads ---------------------------------------------------------------------------- */
 
@@ -48,7 +43,7 @@ static void *gen_thread(void *arg)
 		q->running++;
 		pthread_mutex_unlock(&q->mu);
 
-		double t0 = mono_s();
+		double t0 = mono_seconds();
 		t->waited_s = t0 - t->waited_s;   /* it held the submit time */
 		if (atomic_load(&q->stopping)) {
 			snprintf(t->err, sizeof t->err, "generation cancelled");
@@ -56,7 +51,7 @@ static void *gen_thread(void *arg)
 		} else {
 			t->rc = runner_generate(t->spec_json, t->work_dir, &t->req, &t->result_json, t->err, sizeof t->err);
 		}
-		t->run_s = mono_s() - t0;
+		t->run_s = mono_seconds() - t0;
 
 		int cancelled = t->rc == RUNNER_CANCELLED;
 		t->done(t);   /* last touch: the caller may free t from here on */
@@ -124,7 +119,7 @@ int genq_submit(GenQueue *q, GenTask *t)
 	t->rc = 0;
 	t->result_json = NULL;
 	t->err[0] = 0;
-	t->waited_s = mono_s();
+	t->waited_s = mono_seconds();
 	t->next = NULL;
 	if (q->tail) q->tail->next = t;
 	else q->head = t;

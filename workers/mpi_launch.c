@@ -24,18 +24,12 @@
 #include <unistd.h>
 
 #include "workdir.h"
+#include "../common/monotime.h"
 
 extern char **environ;
 
 #define MAX_ARGS 96
 #define LINE_MAX_BYTES (1 << 20)   /* a results object fits; a longer line is dropped */
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static int write_text(const char *path, const char *text, char *err, size_t errlen)
 {
@@ -486,15 +480,15 @@ int mpi_launch_run(const MpiLaunchConfig *cfg, JobSpec *js, const char *job_dir,
 		int want = hooks->should_stop ? hooks->should_stop(hooks->user) : RUNNER_CONTINUE;
 		if (want == RUNNER_STOP_CANCEL && asked != RUNNER_STOP_CANCEL) {
 			asked = RUNNER_STOP_CANCEL;   /* mpirun ends its ranks, here and on other hosts */
-			asked_at = now_s();
+			asked_at = mono_seconds();
 			kill(pid, SIGTERM);
 			termed = 1;
 		} else if (want == RUNNER_STOP_REQUEUE && asked == RUNNER_CONTINUE) {
 			asked = RUNNER_STOP_REQUEUE;  /* mpirun forwards SIGUSR1: the ranks checkpoint, stop */
-			asked_at = now_s();
+			asked_at = mono_seconds();
 			kill(pid, SIGUSR1);
 		}
-		double waited = asked != RUNNER_CONTINUE ? now_s() - asked_at : 0;
+		double waited = asked != RUNNER_CONTINUE ? mono_seconds() - asked_at : 0;
 		if (asked == RUNNER_STOP_REQUEUE && !termed && waited > grace) {
 			kill(pid, SIGTERM);
 			termed = 1;

@@ -40,6 +40,7 @@
 #include "jobspec.h"
 #include "results_summary.h"
 #include "workdir.h"
+#include "../common/monotime.h"
 
 #define CHECKPOINT_NAME JOB_FILE_CHECKPOINT
 
@@ -83,13 +84,6 @@ typedef struct Run {
 	char *err;
 	size_t errlen;
 } Run;
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* ---- hooks ------------------------------------------------------------------------------------ */
 
@@ -319,7 +313,7 @@ static int save_checkpoint(Run *r)
 	char path[4096];
 	snprintf(path, sizeof path, "%s/%s", r->dir, CHECKPOINT_NAME);
 	CheckpointState st = { .step = r->step, .rng = *ctx_rng(r->ctx),
-	                       .elapsed_s = r->pretrain_seconds + (now_s() - r->t_start) };
+	                       .elapsed_s = r->pretrain_seconds + (mono_seconds() - r->t_start) };
 	char cfg[1024];
 	encoder_config_to_json(&r->js->encoder, cfg, sizeof cfg);
 	st.encoder_config_json = cfg;
@@ -485,7 +479,7 @@ static int pretrain(Run *r)
 	MetricSink sink = { .put = sink_put, .user = r };
 	const SslHealthConfig *health = ssl_health_config(m, js->method_config);
 	int64_t knn_interval = health && health->knn_every > 0 ? health->knn_every : 0;
-	double last_ckpt = now_s(), t_window = now_s();
+	double last_ckpt = mono_seconds(), t_window = mono_seconds();
 	int64_t window_steps = 0, window_images = 0, window_tokens = 0;
 	double budget = js->pretrain.time_budget_s;
 	int c = r->ds->c, h = r->ds->h, w = r->ds->w;
@@ -508,7 +502,7 @@ static int pretrain(Run *r)
 	}
 	ctx_set_distributed(r->ctx, r->ranks > 1);
 	while (r->step < r->total_steps) {
-		double elapsed = r->pretrain_seconds + (now_s() - r->t_start);
+		double elapsed = r->pretrain_seconds + (mono_seconds() - r->t_start);
 		int stop = poll_stop(r);
 		if (r->ranks > 1) {
 			/* The ranks stop together and follow rank 0's clock (the others report 0). */
@@ -602,7 +596,7 @@ static int pretrain(Run *r)
 		window_images += (int64_t)b->n * r->ranks;
 		if (b->tokens)
 			window_tokens += (int64_t)b->n * b->T;
-		double t = now_s();
+		double t = mono_seconds();
 		if (t - t_window >= 2.0 || r->step == r->total_steps) {
 			double ips = window_images / (t - t_window);
 			emit_metric(r, "images_per_s", ips);
@@ -625,8 +619,8 @@ static int pretrain(Run *r)
 	}
 	ctx_disarm(r->ctx);
 	ctx_set_distributed(r->ctx, 0);   /* what follows (evaluate, artifacts) runs on rank 0 alone */
-	r->pretrain_seconds += now_s() - r->t_start;
-	r->t_start = now_s();
+	r->pretrain_seconds += mono_seconds() - r->t_start;
+	r->t_start = mono_seconds();
 	loader_free(r->loader);
 	r->loader = NULL;
 	if (stopped == RUNNER_STOP_REQUEUE || stopped == RUNNER_STOP_CANCEL) {
@@ -685,7 +679,7 @@ static void eval_progress(void *user, int epoch, int epochs, double metric)
 {
 	EvalHookCtx *e = user;
 	report(e->run, epoch, epochs, e->er->stage, epochs > 0 ? (double)epoch / epochs : 0,
-	       now_s() - e->t0);
+	       mono_seconds() - e->t0);
 	(void)metric;
 }
 
@@ -729,7 +723,7 @@ static int run_evaluations(Run *r, cJSON *evals)
 	for (int i = 0; i < r->n_runs; i++) {
 		const EvalRun *er = &r->runs[i];
 		const EvalConfig ec = er->ec;
-		EvalHookCtx hc = { .run = r, .er = er, .t0 = now_s() };
+		EvalHookCtx hc = { .run = r, .er = er, .t0 = mono_seconds() };
 		EvalEnv env = {
 			.ds = r->ds, .encoder_cfg = &js->encoder, .in_c = c, .in_h = h, .in_w = w,
 			.pretrained = r->ps, .prefix = "encoder", .seed = er->seed,
@@ -750,7 +744,7 @@ static int run_evaluations(Run *r, cJSON *evals)
 				return RUNNER_STOPPED;
 			return -1;
 		}
-		jp_end(&r->jp, 1, now_s() - hc.t0);
+		jp_end(&r->jp, 1, mono_seconds() - hc.t0);
 		const EvalProtocolDef *pd = eval_protocol_get(ec.protocol);
 		cJSON *o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "protocol", eval_proto_name(ec.protocol));
@@ -892,14 +886,14 @@ static void map_progress(void *user, int iteration, int iterations)
 {
 	EvalHookCtx *e = user;
 	report(e->run, iteration, iterations, "embedding_map", iterations > 0 ? (double)iteration / iterations : 0,
-	       now_s() - e->t0);
+	       mono_seconds() - e->t0);
 }
 
 /* The embedding map (engine/methods/embed_map.h), after the evaluations. Only a stop ends the job
  * here; any other failure is a warning: the training and evaluations stand without a map. */
 static int run_embedding_map(Run *r, cJSON *root)
 {
-	EvalHookCtx hc = { .run = r, .t0 = now_s() };
+	EvalHookCtx hc = { .run = r, .t0 = mono_seconds() };
 	if (r->map_phase >= 0) jp_begin(&r->jp, r->map_phase);
 	EmbedMapEnv env = {
 		.enc = r->method ? r->method->encoder(r->mstate) : r->plain_encoder, .ds = r->ds,
@@ -909,7 +903,7 @@ static int run_embedding_map(Run *r, cJSON *root)
 	EmbedMapResult res;
 	char err[512];
 	int wrc = embed_map_write(&env, &r->js->embed_map, r->dir, &res, err, sizeof err);
-	if (r->map_phase >= 0) jp_end(&r->jp, 1, now_s() - hc.t0);
+	if (r->map_phase >= 0) jp_end(&r->jp, 1, mono_seconds() - hc.t0);
 	if (wrc < 0) {
 		if (hc.stop_code == RUNNER_STOP_CANCEL)
 			return RUNNER_CANCELLED;
@@ -1056,7 +1050,7 @@ int runner_run_spec(JobSpec *js, const char *work_dir, const RunnerOptions *opts
 	cJSON *root = NULL;
 	*results_json = NULL;
 	err[0] = 0;
-	r.t_start = now_s();
+	r.t_start = mono_seconds();
 
 	eng_set_threads(r.js->threads);
 	RunnerHooks rank_hooks;
@@ -1229,7 +1223,7 @@ static int gen_should_stop(void *user)
 	}
 	if (gen_cancelled(g))
 		return g->cancelled = 1;
-	if (g->deadline > 0 && now_s() >= g->deadline)
+	if (g->deadline > 0 && mono_seconds() >= g->deadline)
 		return g->timed_out = 1;
 	return 0;
 }
@@ -1318,7 +1312,7 @@ int runner_generate_spec(JobSpec *js, const char *work_dir, const GenerateReques
 			goto out;
 		}
 		int out_len = 0;
-		double t0 = now_s();
+		double t0 = mono_seconds();
 		if (req->max_seconds > 0)
 			gs.deadline = t0 + req->max_seconds;
 		ctx_set_stop(r.ctx, gen_should_stop, &gs);
@@ -1344,7 +1338,7 @@ int runner_generate_spec(JobSpec *js, const char *work_dir, const GenerateReques
 		free(p8);
 		free(t8);
 		cJSON_AddNumberToObject(o, "tokens", out_len);
-		cJSON_AddNumberToObject(o, "seconds", now_s() - t0);
+		cJSON_AddNumberToObject(o, "seconds", mono_seconds() - t0);
 		cJSON_AddBoolToObject(o, "truncated", gs.timed_out);
 		if (gs.timed_out)
 			cJSON_AddStringToObject(o, "truncated_by", "max_seconds");

@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "../alloc.h"
+#include "../../common/monotime.h"
 
 #define LOADER_CHUNK 8           /* samples per work grab when several threads augment */
 #define LOADER_MAX_THREADS 64
@@ -77,13 +78,6 @@ struct Loader {
 	Pool pool;
 	int pool_started;
 };
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static uint64_t sample_seed(uint64_t seed, int epoch, int pos)
 {
@@ -425,9 +419,9 @@ const Batch *loader_next(Loader *ld)
 			ld->cons_epoch = e;
 			return NULL;
 		}
-		double t0 = now_s();
+		double t0 = mono_seconds();
 		make_batch(ld, &ld->slots[0], e, bi);
-		ld->wait_s += now_s() - t0;
+		ld->wait_s += mono_seconds() - t0;
 		ld->prod_batch = bi + 1;
 		return &ld->slots[0].b;
 	}
@@ -439,10 +433,10 @@ const Batch *loader_next(Loader *ld)
 		pthread_cond_signal(&ld->cv_space);
 	}
 	if (ld->q_len == 0) {
-		double t0 = now_s();
+		double t0 = mono_seconds();
 		while (ld->q_len == 0)
 			pthread_cond_wait(&ld->cv_ready, &ld->mu);
-		ld->wait_s += now_s() - t0;
+		ld->wait_s += mono_seconds() - t0;
 	}
 	Slot *s = &ld->slots[ld->q_start];
 	if (s->b.epoch != ld->cons_epoch) {

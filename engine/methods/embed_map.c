@@ -19,19 +19,13 @@
 #include "../rng.h"
 #include "../tsne.h"
 #include "eval.h"
+#include "../../common/monotime.h"
 
 #define EMBED_MAP_TEXT_BYTES 200
 
 void embed_map_config_default(EmbedMapConfig *c)
 {
 	*c = (EmbedMapConfig){ .enabled = 0, .points = 2000, .perplexity = 30.0f, .iterations = 1000 };
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 static int cmp_int(const void *a, const void *b)
@@ -149,7 +143,7 @@ int embed_map_write(const EmbedMapEnv *env, const EmbedMapConfig *cfg, const cha
                     EmbedMapResult *out, char *err, size_t errlen)
 {
 	const Dataset *ds = env->ds;
-	double t0 = now_s();
+	double t0 = mono_seconds();
 	memset(out, 0, sizeof *out);
 	int total = ds->test.n;
 	int is_records = ds->kind == DATASET_TEXT_RECORDS && ds->rec_test;
@@ -195,10 +189,10 @@ int embed_map_write(const EmbedMapEnv *env, const EmbedMapConfig *cfg, const cha
 	if (!feat)
 		goto out;
 	int d = encoder_out_dim(env->enc);
-	double t_map = now_s();
+	double t_map = mono_seconds();
 	if ((rc = tsne_run(ctx, feat, n, d, &tc, y, err, errlen)) < 0)
 		goto done;
-	t_map = now_s() - t_map;
+	t_map = mono_seconds() - t_map;
 	if ((rc = tsne_knn(ctx, feat, n, d, EMBED_MAP_NEIGHBOURS < n ? EMBED_MAP_NEIGHBOURS : n - 1, nb,
 	                   NULL)) < 0)
 		goto out;
@@ -273,7 +267,7 @@ int embed_map_write(const EmbedMapEnv *env, const EmbedMapConfig *cfg, const cha
 		goto done;
 	out->points = n;
 	out->trustworthiness = trust;
-	out->seconds = now_s() - t0;
+	out->seconds = mono_seconds() - t0;
 	rc = 0;
 	goto done;
 out:

@@ -16,6 +16,7 @@
 
 #include "../alloc.h"
 #include "eval_internal.h"
+#include "../../common/monotime.h"
 
 /* ---- configuration ------------------------------------------------------------------------- */
 
@@ -370,13 +371,6 @@ void eval_features_free(EvalFeatures *f)
 
 /* ---- dispatch -------------------------------------------------------------------------------- */
 
-static double now_seconds(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 int eval_run(const EvalEnv *env, const EvalConfig *cfg, double fraction, int labels_per_class,
              EvalResult *out, char *err, size_t errlen)
 {
@@ -408,7 +402,7 @@ int eval_run(const EvalEnv *env, const EvalConfig *cfg, double fraction, int lab
 	}
 	EvalConfig c;
 	eval_config_resolve(cfg, &c);
-	double t0 = now_seconds();
+	double t0 = mono_seconds();
 	if (env->threads > 0)
 		eng_set_threads(env->threads);
 
@@ -431,6 +425,6 @@ int eval_run(const EvalEnv *env, const EvalConfig *cfg, double fraction, int lab
 	int rc = def->run(&own, &c, idx, n, out, err, errlen);
 	eng_free(idx);
 	out->labels = n;
-	out->seconds = now_seconds() - t0;
+	out->seconds = mono_seconds() - t0;
 	return rc;
 }
