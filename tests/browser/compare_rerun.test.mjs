@@ -17,7 +17,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { Ssld, check, launchChromium, tinyJob as tiny, until, testStart, pageErrors } from './harness.mjs';
+import { Ssld, check, launchChromium, tinyJob as tiny, until, testStart, pageErrors, WAIT } from './harness.mjs';
 import { specDiff } from '../../web/js/specdiff.js';
 
 const { exe, webDir, outDir, steps, step } = await testStart('compare_rerun.test.mjs');
@@ -89,7 +89,7 @@ try {
     await page.getByRole('link', { name: 'Run again with changes' }).click();
     await until(page, (from) => location.hash === '#/submit?from=' + from, a.id, 10000, 'the link to open #/submit?from=' + a.id);
     const val = (name) => page.locator(`#panel-form [name="${name}"]`).inputValue();
-    await page.locator('#panel-form [name="params.temperature"]').waitFor({ timeout: 30000 });
+    await page.locator('#panel-form [name="params.temperature"]').waitFor({ timeout: WAIT });
     check(await page.locator('#panel-form input[name="method"][value="simclr"]').isChecked(), 'method simclr chosen');
     const filled = {
       name: await val('name'), temperature: await val('params.temperature'), limit_train: await val('dataset.limit_train'),
@@ -119,9 +119,9 @@ try {
 
   await step('run again: a change of encoder takes out the keys of the old one', async () => {
     await page.goto(d.url('/#/submit?from=' + a.id));
-    await page.locator('#panel-form [name="model.hidden"]').waitFor({ timeout: 30000 });
+    await page.locator('#panel-form [name="model.hidden"]').waitFor({ timeout: WAIT });
     await page.locator('#panel-form [name="model.encoder"]').selectOption('cnn');
-    await page.locator('#panel-form [name="model.hidden"]').waitFor({ state: 'hidden', timeout: 5000 });
+    await page.locator('#panel-form [name="model.hidden"]').waitFor({ state: 'hidden', timeout: WAIT });
     await page.getByRole('tab', { name: 'JSON' }).click();
     const spec = JSON.parse(await page.locator('#spec-json').inputValue());
     check(spec.model.encoder === 'cnn' && !('hidden' in spec.model) && spec.model.out_dim === 32, 'model: cnn, no MLP widths, the rest kept: ' + JSON.stringify(spec.model));
@@ -161,7 +161,7 @@ try {
         }
         const spec = (await d2.api('GET', '/v1/jobs/' + job.id)).spec;
         await page.goto(d2.url('/#/submit?from=' + job.id));
-        await page.locator('#from-note').waitFor({ timeout: 30000 });
+        await page.locator('#from-note').waitFor({ timeout: WAIT });
         await page.getByRole('tab', { name: 'JSON' }).click();
         const sent = JSON.parse(await page.locator('#spec-json').inputValue());
         const again = (await d2.api('POST', '/v1/jobs?dry_run=1', sent)).spec;

@@ -14,7 +14,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { Ssld, check, launchChromium, shortJob, sleep, until, testStart, pageErrors } from './harness.mjs';
+import { Ssld, check, launchChromium, shortJob, sleep, until, testStart, pageErrors, WAIT } from './harness.mjs';
 import crypto from 'node:crypto';
 
 const { exe, webDir, outDir, steps, step } = await testStart('dashboard.test.mjs');
@@ -35,6 +35,10 @@ try {
   const errors = pageErrors(page, /status of (400|401|404|409)/);
   const requests = [];
   page.on('request', (r) => requests.push({ url: r.url(), t: Date.now() }));
+  const inflight = new Set();   // API requests sent and not yet answered
+  page.on('request', (r) => { if (r.url().includes('/v1/')) inflight.add(r); });
+  page.on('requestfinished', (r) => inflight.delete(r));
+  page.on('requestfailed', (r) => inflight.delete(r));
 
   // A job that runs long enough to watch (cancelled at the end) and a short one with evaluations.
   // 200 epochs (6,400 steps, ~20 s alone on one core) could finish before the cancel step on an
@@ -57,7 +61,7 @@ try {
   await step('jobs page lists the running job with progress', async () => {
     await page.goto(d.url('/#/jobs'));
     const row = page.locator(`tr[data-id="${long.id}"]`);
-    await row.waitFor({ timeout: 10000 });
+    await row.waitFor({ timeout: WAIT });
     await until(page, (id) => document.querySelector(`tr[data-id="${id}"]`)?.dataset.state === 'running', long.id, 10000, 'the row to say running');
     check((await row.locator('td.name a').textContent()) === 'long-running', 'row name');
     check((await row.locator('.badge').textContent()) === 'running', 'state badge');
@@ -69,7 +73,7 @@ try {
     await until(page, () => location.hash === '#/jobs?state=succeeded', null, 5000, 'the filter in the URL');
     await until(page, (id) => !document.querySelector(`tr[data-id="${id}"]`), long.id, 5000, 'the running job to leave the succeeded filter');
     await page.getByRole('button', { name: 'running' }).click();
-    await row.waitFor({ timeout: 5000 });
+    await row.waitFor({ timeout: WAIT });
     await page.getByRole('button', { name: 'all' }).click();
     await shot(page, 'jobs');
   });
@@ -111,25 +115,33 @@ try {
       Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });
       document.dispatchEvent(new Event('visibilitychange'));
     });
-    await sleep(500);   // a request already in flight may finish
-    const n0 = requests.length;
-    await sleep(5000);
-    const during = requests.slice(n0).filter((r) => r.url.includes('/v1/'));
-    check(during.length === 0, `no API requests while hidden, saw ${during.map((r) => r.url).join(', ')}`);
-    check(/Paused/.test(await page.locator('.poll-status').first().textContent()), 'status says paused');
-    await page.evaluate(() => {
-      Object.defineProperty(document, 'hidden', { configurable: true, get: () => false });
-      document.dispatchEvent(new Event('visibilitychange'));
-    });
+    try {
+      // A poll already in flight may finish (on a busy box it takes a while); then none may start.
+      for (let t = 0; inflight.size > 0; t += 50) {
+        check(t < WAIT, `API requests still in flight after ${WAIT} ms: ${[...inflight].join(', ')}`);
+        await sleep(50);
+      }
+      const n0 = requests.length;
+      await sleep(5000);   // longer than any polling interval
+      const during = requests.slice(n0).filter((r) => r.url.includes('/v1/'));
+      check(during.length === 0, `no API requests while hidden, saw ${during.map((r) => r.url).join(', ')}`);
+      const status = await page.locator('.poll-status').first().textContent();
+      check(/Paused/.test(status), `status says paused: "${status}"`);
+    } finally {
+      await page.evaluate(() => {
+        Object.defineProperty(document, 'hidden', { configurable: true, get: () => false });
+        document.dispatchEvent(new Event('visibilitychange'));
+      });
+    }
     const n1 = requests.length;
     await until(page, () => /Live/.test(document.querySelector('.poll-status')?.textContent || ''), null, 5000, 'live again');
-    for (let i = 0; i < 30 && requests.length <= n1; i++) await sleep(100);   // request events arrive asynchronously
+    for (let t = 0; t < WAIT && requests.length <= n1; t += 100) await sleep(100);   // request events arrive asynchronously
     check(requests.length > n1, 'polling resumed');
   });
 
   await step('a bad spec shows the API message at the field it names', async () => {
     await page.goto(d.url('/#/submit'));
-    await page.locator('input[name="params.temperature"]').waitFor({ timeout: 10000 });
+    await page.locator('input[name="params.temperature"]').waitFor({ timeout: WAIT });
     await page.locator('input[name="params.temperature"]').fill('-1');
     await page.getByRole('button', { name: 'Submit job' }).click();
     const err = page.locator('[data-field="params.temperature"] .field-error');
@@ -160,9 +172,9 @@ try {
   await step('a job submitted through the form appears in the list', async () => {
     await page.goto(d.url('/#/jobs'));
     await page.goto(d.url('/#/submit'));
-    await page.locator('input[name="name"]').waitFor({ timeout: 10000 });
+    await page.locator('input[name="name"]').waitFor({ timeout: WAIT });
     await page.locator('input[name="method"][value="autoencoder"]').check();
-    await page.locator('input[name="params.latent_dim"]').waitFor({ timeout: 5000 });
+    await page.locator('input[name="params.latent_dim"]').waitFor({ timeout: WAIT });
     await page.locator('input[name="name"]').fill('from-the-form');
     await page.locator('input[name="dataset.limit_train"]').fill('256');
     await page.locator('input[name="dataset.limit_test"]').fill('128');
@@ -189,18 +201,18 @@ try {
     check(JSON.stringify(spec.model.hidden) === '[32]' && spec.model.encoder === 'mlp', 'stored spec: the filled width and the default encoder: ' + JSON.stringify(spec.model));
     await page.goto(d.url('/#/jobs'));
     const row = page.locator(`tr[data-id="${formJob}"]`);
-    await row.waitFor({ timeout: 10000 });
+    await row.waitFor({ timeout: WAIT });
     check((await row.locator('td.name a').textContent()) === 'from-the-form', 'listed under its name');
   });
 
   await step('cancel works (keyboard)', async () => {
     await page.goto(d.url('/#/job/' + long.id));
     const btn = page.getByRole('button', { name: 'Cancel job' });
-    await btn.waitFor({ timeout: 10000 });
+    await btn.waitFor({ timeout: WAIT });
     await btn.focus();
     await page.keyboard.press('Enter');
     const yes = page.getByRole('button', { name: 'Yes, cancel' });
-    await yes.waitFor({ timeout: 5000 });
+    await yes.waitFor({ timeout: WAIT });
     check(await yes.evaluate((e) => e === document.activeElement), 'confirmation button focused');
     await page.keyboard.press('Enter');
     await until(page, () => document.querySelector('main')?.dataset.state === 'cancelled', null, 30000, 'the page to show cancelled');
@@ -319,7 +331,7 @@ try {
       await page.locator('#tab-json').click();
       await page.locator('#spec-json').fill(JSON.stringify(shortJob('with-token', { epochs: 1 })));
       await page.getByRole('button', { name: 'Submit JSON' }).click();
-      await page.locator('#token-box').waitFor({ state: 'visible', timeout: 5000 });
+      await page.locator('#token-box').waitFor({ state: 'visible', timeout: WAIT });
       const msg = await page.locator('#token-msg').textContent();
       check(/requires a token/.test(msg), 'token box says why: ' + msg);
       check(await page.evaluate(() => document.activeElement?.id) === 'token-input', 'focus in the token field');

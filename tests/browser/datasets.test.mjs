@@ -12,7 +12,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Ssld, check, launchChromium, until, testStart, solidPng, pageErrors } from './harness.mjs';
+import { Ssld, check, launchChromium, until, testStart, solidPng, pageErrors, WAIT } from './harness.mjs';
 
 const { exe, webDir, outDir, steps, step } = await testStart('datasets.test.mjs');
 
@@ -53,7 +53,7 @@ try {
 
   await step('the Submit form offers the upload in the dataset path fields', async () => {
     await page.goto(d.url('/#/submit'));
-    await page.locator('#panel-form select[name="dataset.format"]').waitFor({ timeout: 30000 });
+    await page.locator('#panel-form select[name="dataset.format"]').waitFor({ timeout: WAIT });
     await until(page, () => document.querySelectorAll('#uploaded-datasets option').length === 1, null, 30000, 'the uploaded datasets list');
     check(await page.locator('#uploaded-datasets option').getAttribute('value') === 'dataset:anonymous/flowers', 'the option is the job reference');
     await page.locator('#panel-form select[name="dataset.format"]').selectOption('image_folder');

@@ -16,7 +16,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Ssld, launchChromium, shortJob, sleep, tinyJob } from './harness.mjs';
+import { Ssld, launchChromium, shortJob, sleep, tinyJob, WAIT } from './harness.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
@@ -48,7 +48,7 @@ async function jobPage() {
   b = await launchChromium({ width: 1280, height: 900 });
   const page = await b.context.newPage();
   await page.goto(d.url('/#/job/' + job.id));
-  await page.waitForFunction(() => document.querySelector('main')?.dataset.ready === 'true' && document.querySelector('.eff-box .uplot'), null, { timeout: 30000 });
+  await page.waitForFunction(() => document.querySelector('main')?.dataset.ready === 'true' && document.querySelector('.eff-box .uplot'), null, { timeout: WAIT });
   await sleep(800);
   await page.screenshot({ path: out, fullPage: true });
 }
@@ -58,7 +58,7 @@ async function submitForm() {
   b = await launchChromium({ width: 1280, height: 3200 });   // the whole form in the viewport
   const page = await b.context.newPage();
   await page.goto(d.url('/#/submit'));
-  await page.locator('#panel-form select[name="model.encoder"]').waitFor({ timeout: 30000 });
+  await page.locator('#panel-form select[name="model.encoder"]').waitFor({ timeout: WAIT });
   await page.locator('#panel-form select[name="model.encoder"]').selectOption('cnn');
   await page.locator('#panel-form input[name="model.pool_grid"]').fill('2');
   await page.evaluate(() => window.scrollTo(0, 0));
@@ -78,13 +78,13 @@ async function comparePages() {
   const page = await b.context.newPage();
   await page.goto(d.url('/#/compare?ids=' + ids.join(',')));
   await page.waitForFunction(() => document.querySelector('main')?.dataset.ready === 'true' && document.querySelector('table.spec-diff') &&
-    document.querySelectorAll('table.evals tbody tr').length === 3, null, { timeout: 30000 });
+    document.querySelectorAll('table.evals tbody tr').length === 3, null, { timeout: WAIT });
   const res = await page.locator('section[aria-labelledby="h-res"]').boundingBox();
   await page.screenshot({ path: out, clip: { x: 0, y: 0, width: 1280, height: res.y + res.height + 16 } });
   await page.goto(d.url('/#/submit?from=' + ids[0]));
-  await page.locator('#panel-form [name="params.temperature"]').waitFor({ timeout: 30000 });
+  await page.locator('#panel-form [name="params.temperature"]').waitFor({ timeout: WAIT });
   await page.locator('#panel-form [name="pretrain.optimizer.lr"]').fill('0.003');
-  await page.waitForFunction(() => document.querySelector('.field.changed'), null, { timeout: 10000 });
+  await page.waitForFunction(() => document.querySelector('.field.changed'), null, { timeout: WAIT });
   const pre = await page.locator('#panel-form [data-section="pretrain"]').boundingBox();
   const rerun = path.join(path.dirname(out), 'dashboard-rerun.png');
   await page.screenshot({ path: rerun, clip: { x: 0, y: 0, width: 1280, height: pre.y + pre.height + 16 } });
@@ -103,7 +103,7 @@ async function embedMapPage() {
   b = await launchChromium({ width: 1280, height: 900 });
   const page = await b.context.newPage();
   await page.goto(url('/#/job/' + id));
-  await page.waitForFunction(() => document.querySelector('section.emap')?.dataset.points, null, { timeout: 60000 });
+  await page.waitForFunction(() => document.querySelector('section.emap')?.dataset.points, null, { timeout: WAIT });
   const sec = page.locator('section.emap');
   await sec.scrollIntoViewIfNeeded();
   // open the neighbours of the point nearest the middle of the densest class's spread, then hover another

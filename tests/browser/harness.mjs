@@ -68,12 +68,19 @@ export class Steps {
   }
 }
 
-// Waits until fn() (run in the page) returns a truthy value; the bound is generous, not a pace.
+// How long any wait may take before it counts as a failure: a bound for a stuck page, never a
+// pace. Waits return as soon as their condition holds, so a generous bound costs nothing when
+// things work, and a busy 2-core CI box running sanitizers beside Chromium is slow, not wrong.
+export const WAIT = 120000;
+
+// Waits until fn() (run in the page) returns a truthy value, for at least WAIT ms (a larger
+// timeoutMs is kept: the caller expects something slower).
 export async function until(page, fn, arg, timeoutMs, what) {
+  const t = Math.max(timeoutMs || 0, WAIT);
   try {
-    return await page.waitForFunction(fn, arg, { timeout: timeoutMs, polling: 100 });
+    return await page.waitForFunction(fn, arg, { timeout: t, polling: 100 });
   } catch (e) {
-    throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    throw new Error(`timed out after ${t} ms waiting for ${what}`);
   }
 }
 
@@ -91,6 +98,7 @@ export async function launchChromium({ width = 1360, height = 900, colorScheme =
     colorScheme,
     deviceScaleFactor: 1,
   });
+  context.setDefaultTimeout(WAIT);   // clicks, fills and locator waits alike
   return {
     context,
     async close() {

@@ -14,7 +14,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { FASHION, Ssld, check, launchChromium, until, testStart, solidPng } from './harness.mjs';
+import { FASHION, Ssld, check, launchChromium, until, testStart, solidPng, WAIT } from './harness.mjs';
 
 const { exe, webDir, outDir, steps, step } = await testStart('submit_form.test.mjs');
 
@@ -189,9 +189,9 @@ function valueFor(f, m, ctx) {
 async function openForm(page, i) {
   if (page.url().startsWith(d.url('/'))) await page.evaluate(() => { location.hash = '#/jobs'; });
   else await page.goto(d.url('/#/jobs'));
-  await page.locator('main h1').filter({ hasText: 'Jobs' }).first().waitFor({ timeout: 30000 });
+  await page.locator('main h1').filter({ hasText: 'Jobs' }).first().waitFor({ timeout: WAIT });
   await page.evaluate((i) => { location.hash = '#/submit?visit=' + i; }, i);
-  await page.locator('#panel-form input[name="name"]').waitFor({ timeout: 30000 });
+  await page.locator('#panel-form input[name="name"]').waitFor({ timeout: WAIT });
 }
 
 // Selects a control's value when the form has it (returns false when it does not); the control
@@ -337,7 +337,7 @@ try {
           e.dispatchEvent(new Event('change', { bubbles: true }));
         }
       }, fill);
-      const posted = page.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname === '/v1/jobs', { timeout: 30000 });
+      const posted = page.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname === '/v1/jobs', { timeout: WAIT });
       await page.locator('#panel-form button[type=submit]').click();
       const resp = await posted;
       const sent = JSON.parse(resp.request().postData());
@@ -398,7 +398,7 @@ try {
     const box = page.locator('#panel-form [name="init_from"]');
     check(await box.count() === 1, 'an init_from field');
     await box.evaluate((e, id) => { e.value = String(id); e.dispatchEvent(new Event('input', { bubbles: true })); }, src.id);
-    const posted = page.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname === '/v1/jobs', { timeout: 30000 });
+    const posted = page.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname === '/v1/jobs', { timeout: WAIT });
     await page.locator('#panel-form button[type=submit]').click();
     const resp = await posted;
     const sent = JSON.parse(resp.request().postData());
@@ -454,7 +454,7 @@ try {
     await p2.route('**/v1/methods', (route) => route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(mod) }));
     try {
       await p2.goto(d.url('/#/submit'));
-      await p2.locator('#panel-form input[name="name"]').waitFor({ timeout: 30000 });
+      await p2.locator('#panel-form input[name="name"]').waitFor({ timeout: WAIT });
       await p2.evaluate(() => document.querySelector('#panel-form input[name="method"][value="simclr"]').click());
       const shown = () => p2.evaluate(() => [...document.querySelectorAll('#panel-form [data-field="model.out_dim"]')]
         .filter((e) => !e.closest('[hidden]')).map((e) => e.querySelector('.help').textContent));

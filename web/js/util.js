@@ -123,7 +123,7 @@ export class Poller {
     let again = true;
     try {
       again = (await this.fn()) !== false;
-      this.onstate('live');
+      this.onstate(document.hidden ? 'paused' : 'live');   // the tab may have been hidden meanwhile
     } catch (e) {
       this.onstate('error', e);
     }
