@@ -92,20 +92,7 @@ int linear_init(Linear *l, ParamSet *ps, const char *prefix, int in, int out, in
 // x (..., in) -> (..., out)
 Tensor *linear_forward(Ctx *ctx, const Linear *l, Tensor *x)
 {
-	Tensor *x2 = x;
-	if (x->ndim != 2)
-		x2 = op_reshape(ctx, x, 2, (int[]){ -1, l->in });
-	Tensor *y = op_matmul(ctx, x2, l->weight, 0, 1);
-	if (l->bias)
-		y = op_add(ctx, y, l->bias);
-	if (x->ndim != 2) {
-		int shape[TENSOR_MAX_DIMS];
-		for (int i = 0; i < x->ndim; i++)
-			shape[i] = x->shape[i];
-		shape[x->ndim - 1] = l->out;
-		y = op_reshape(ctx, y, x->ndim, shape);
-	}
-	return y;
+	return op_linear(ctx, x, l->weight, l->bias);
 }
 
 /* ---------------------------------------------------------------------------------------------- */

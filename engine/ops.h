@@ -24,6 +24,9 @@
 Tensor *op_matmul(Ctx *ctx, Tensor *a, Tensor *b, int ta, int tb);
 /* Batched: a (B,M,K) b (B,K,N) -> (B,M,N), with per-operand transposes of the last two dims. */
 Tensor *op_bmm(Ctx *ctx, Tensor *a, Tensor *b, int ta, int tb);
+/* x (..., I) w (O,I) b (O) or NULL -> (..., O) = x w^T + b: one op, the bias folded into the
+ * sgemm's output (recorded as OP_MATMUL). */
+Tensor *op_linear(Ctx *ctx, Tensor *x, Tensor *w, Tensor *b);
 
 /* ---- element-wise, broadcasting ---------------------------------------------------------- */
 Tensor *op_add(Ctx *ctx, Tensor *a, Tensor *b);

@@ -35,6 +35,12 @@ static Tensor *b_bmm(Ctx *ctx, Tensor **in, void *u)
 	return op_bmm(ctx, in[0], in[1], a->i[0], a->i[1]);
 }
 
+static Tensor *b_linear(Ctx *ctx, Tensor **in, void *u)
+{
+	const Args *a = u;
+	return op_linear(ctx, in[0], in[1], a->i[0] ? in[2] : NULL);
+}
+
 static Tensor *b_add(Ctx *ctx, Tensor **in, void *u) { return op_add(ctx, in[0], in[1]); }
 static Tensor *b_sub(Ctx *ctx, Tensor **in, void *u) { return op_sub(ctx, in[0], in[1]); }
 static Tensor *b_mul(Ctx *ctx, Tensor **in, void *u) { return op_mul(ctx, in[0], in[1]); }
@@ -177,6 +183,10 @@ static void cases_matmul(void)
 	       IN(-1, 1, 2, 2, 3, 4), IN(-1, 1, 2, 2, 3, 4));
 	check2("bmm shared 2-D b", OP_MATMUL, b_bmm, ARGS(.i = { 0, 0 }),
 	       IN(-1, 1, 3, 2, 4), IN(-1, 1, 4, 3));
+	gc_check("linear x (3,4) w (5,4) b (5)", OP_MATMUL, b_linear, ARGS(.i = { 1 }),
+	         (Tensor *[]){ IN(-1, 1, 3, 4), IN(-1, 1, 5, 4), IN(-1, 1, 5) }, 3, TOL);
+	gc_check("linear 3-D x (2,3,4), no bias", OP_MATMUL, b_linear, ARGS(.i = { 0 }),
+	         (Tensor *[]){ IN(-1, 1, 2, 3, 4), IN(-1, 1, 5, 4) }, 2, TOL);
 }
 
 static void cases_binary(void)
