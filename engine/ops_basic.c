@@ -988,13 +988,15 @@ typedef struct PermWalk {
 	size_t st[4];  /* the output's stride for each of a's dims */
 } PermWalk;
 
+/* every element of a's gradient is written once: a new buffer is stored, not zeroed and added */
 static void permute_backward(Ctx *ctx, Node *n)
 {
-	float *ga = tape_grad_in(ctx, n->in[0]);
+	int fresh;
+	float *ga = tape_grad_in_fresh(ctx, n->in[0], &fresh);
 	if (!ga)
 		return;
 	const PermWalk *w = n->saved;
-	permute_walk(n->out->grad, ga, w->e, w->st, 1);
+	permute_walk(n->out->grad, ga, w->e, w->st, !fresh);
 }
 
 Tensor *op_permute(Ctx *ctx, Tensor *a, const int *perm)
