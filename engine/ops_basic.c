@@ -301,8 +301,8 @@ Tensor *op_bmm(Ctx *ctx, Tensor *a, Tensor *b, int ta, int tb)
 /* ---------------------------------------------------------------------------------------------- */
 /* linear: y = x w^T + b as one op. The bias rows are written into y first and the product is
  * added onto them (sgemm's beta = 1): OpenBLAS clears C itself for beta = 0, so the bias costs
- * what that clearing did and no pass of its own. The backward stores dx when its buffer is new
- * (beta = 0), adds dw, and sums db over dy's rows in one pass, in row order. */
+ * what that clearing did and no pass of its own. The backward stores dx when nothing has written
+ * its buffer yet (beta = 0), adds dw, and sums db over dy's rows in one pass, in row order. */
 
 static void linear_backward(Ctx *ctx, Node *n)
 {
@@ -335,7 +335,8 @@ Tensor *op_linear(Ctx *ctx, Tensor *x, Tensor *w, Tensor *b)
 {
 	char sx[64], sw[64], sbias[64] = "none";
 	int K = x->shape[x->ndim - 1];
-	if (w->ndim != 2 || w->shape[1] != K || (b && (b->ndim != 1 || b->shape[0] != w->shape[0]))) {
+	if (K < 1 || w->ndim != 2 || w->shape[1] != K ||
+	    (b && (b->ndim != 1 || b->shape[0] != w->shape[0]))) {
 		if (b)
 			SHAPE(b, sbias);
 		ops_fatal("op_linear: x %s, weight %s and bias %s do not match (x (..,I), weight (O,I), "
@@ -988,7 +989,8 @@ typedef struct PermWalk {
 	size_t st[4];  /* the output's stride for each of a's dims */
 } PermWalk;
 
-/* every element of a's gradient is written once: a new buffer is stored, not zeroed and added */
+/* every element of a's gradient is written once: a buffer nothing has written yet is stored, not
+ * zeroed and added to */
 static void permute_backward(Ctx *ctx, Node *n)
 {
 	int fresh;

@@ -688,7 +688,8 @@ static void test_split_heads(void)
 /* ---------------------------------------------------------------------------------------------- */
 /* shape errors abort with a message naming the op and both shapes */
 
-static void test_shape_error(void)
+/* bad() must abort with a message on stderr that contains want. */
+static void expect_abort(void (*bad)(void), const char *want)
 {
 	int fds[2];
 	if (pipe(fds) != 0) {
@@ -700,10 +701,7 @@ static void test_shape_error(void)
 	if (pid == 0) {
 		dup2(fds[1], 2);
 		close(fds[0]);
-		Ctx *ctx = ctx_new(1);
-		Tensor *a = ctx_zeros(ctx, 2, (int[]){ 2, 3 });
-		Tensor *b = ctx_zeros(ctx, 2, (int[]){ 4, 3 });
-		op_add(ctx, a, b);
+		bad();
 		_exit(0); /* not reached when the op aborts */
 	}
 	close(fds[1]);
@@ -716,9 +714,27 @@ static void test_shape_error(void)
 	close(fds[0]);
 	int status = 0;
 	waitpid(pid, &status, 0);
-	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "op_add on bad shapes did not abort");
-	CHECK(strstr(buf, "op_add: shapes (2,3) and (4,3) do not broadcast") != NULL,
-	      "unexpected message: %s", buf);
+	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "%s: no abort", want);
+	CHECK(strstr(buf, want) != NULL, "unexpected message: %s", buf);
+}
+
+static void bad_add(void)
+{
+	Ctx *ctx = ctx_new(1);
+	op_add(ctx, ctx_zeros(ctx, 2, (int[]){ 2, 3 }), ctx_zeros(ctx, 2, (int[]){ 4, 3 }));
+}
+
+static void bad_linear(void)
+{
+	Ctx *ctx = ctx_new(1);
+	op_linear(ctx, ctx_zeros(ctx, 2, (int[]){ 2, 3 }), ctx_zeros(ctx, 2, (int[]){ 4, 5 }),
+	          ctx_zeros(ctx, 1, (int[]){ 4 }));
+}
+
+static void test_shape_error(void)
+{
+	expect_abort(bad_add, "op_add: shapes (2,3) and (4,3) do not broadcast");
+	expect_abort(bad_linear, "op_linear: x (2,3), weight (4,5) and bias (4) do not match");
 }
 
 int main(void)
