@@ -15,12 +15,14 @@
 #include "simd.h"
 
 enum { B = 32, T = 128, D = 128, H = 4, MLP = 512 };
-enum { K_GELU, K_GELU_BW, K_SOFTMAX, K_LN, K_LN_BW, K_COUNT };
+/* the Transformer's parameters: 4 blocks of qkv, proj, fc1, fc2 (weights and biases) */
+enum { PARAMS = 4 * (3 * D * D + 3 * D + D * D + D + 2 * D * MLP + MLP + D) };
+enum { K_GELU, K_GELU_BW, K_SOFTMAX, K_LN, K_LN_BW, K_ADAMW, K_COUNT };
 static const char *const names[K_COUNT] = { "gelu", "gelu_backward", "softmax_row (causal)",
-	                                     "layernorm_row", "layernorm_backward_row" };
+	                                     "layernorm_row", "layernorm_backward_row", "adamw" };
 static const double elems[K_COUNT] = {
 	(double)B * T * MLP, (double)B * T * MLP, (double)B * H * T * (T + 1) / 2,
-	(double)B * T * D, (double)B * T * D,
+	(double)B * T * D, (double)B * T * D, (double)PARAMS,
 };
 
 static float *buf(size_t n, float lo, float hi)
@@ -60,6 +62,10 @@ int main(int argc, char **argv)
 	float *p = buf(np, -3.0f, 3.0f), *d = buf(np, -1.0f, 1.0f), *p0 = buf(np, -3.0f, 3.0f);
 	float *gamma = buf(D, 0.5f, 1.5f), *beta = buf(D, -0.5f, 0.5f), *dg = buf(D, 0, 0);
 	float *db = buf(D, 0, 0), *mean = buf((size_t)B * T, 0, 0), *rstd = buf((size_t)B * T, 0, 0);
+	float *aw = buf(PARAMS, -0.1f, 0.1f), *ag = buf(PARAMS, -0.01f, 0.01f);
+	float *am = buf(PARAMS, -0.001f, 0.001f), *av = buf(PARAMS, 0.0f, 1e-4f);
+	const SimdAdamW ap = { .decay = 1.0f - 1e-7f, .step = 1e-3f, .rbc2 = 1.0f, .b1 = 0.9f,
+	                       .b2 = 0.999f, .eps = 1e-8f };
 	double ns[SIMD_LEVEL_COUNT][K_COUNT] = { { 0 } };
 	printf("CPU ns per element, median of %d, one thread (speed-up over sse)\n", reps);
 	printf("%-24s", "kernel");
@@ -87,6 +93,7 @@ int main(int argc, char **argv)
 						k->layernorm_row(x + r0 * D, y + r0 * D, gamma, beta, D, 1e-5f,
 						                 &mean[r0], &rstd[r0]);
 					break;
+				case K_ADAMW: k->adamw(aw, ag, am, av, PARAMS, &ap); break;
 				default:
 					for (size_t r0 = 0; r0 < (size_t)B * T; r0++)
 						k->layernorm_backward_row(x + r0 * D, g + r0 * D, gamma, mean[r0],
@@ -123,6 +130,6 @@ int main(int argc, char **argv)
 	}
 	printf("}}\n");
 	free(x), free(y), free(g), free(p), free(d), free(p0), free(gamma), free(beta), free(dg);
-	free(db), free(mean), free(rstd);
+	free(db), free(mean), free(rstd), free(aw), free(ag), free(am), free(av);
 	return 0;
 }

@@ -92,20 +92,7 @@ int linear_init(Linear *l, ParamSet *ps, const char *prefix, int in, int out, in
 // x (..., in) -> (..., out)
 Tensor *linear_forward(Ctx *ctx, const Linear *l, Tensor *x)
 {
-	Tensor *x2 = x;
-	if (x->ndim != 2)
-		x2 = op_reshape(ctx, x, 2, (int[]){ -1, l->in });
-	Tensor *y = op_matmul(ctx, x2, l->weight, 0, 1);
-	if (l->bias)
-		y = op_add(ctx, y, l->bias);
-	if (x->ndim != 2) {
-		int shape[TENSOR_MAX_DIMS];
-		for (int i = 0; i < x->ndim; i++)
-			shape[i] = x->shape[i];
-		shape[x->ndim - 1] = l->out;
-		y = op_reshape(ctx, y, x->ndim, shape);
-	}
-	return y;
+	return op_linear(ctx, x, l->weight, l->bias);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -257,23 +244,15 @@ int attention_init(Attention *a, ParamSet *ps, const char *prefix, int dim, int 
 	return 0;
 }
 
-// qkv (B*T,3D) -> part `which` (0 q, 1 k, 2 v) as (B,H,T,Dh)
-static Tensor *split_heads(Ctx *ctx, const Attention *a, Tensor *qkv, int which, int B, int T)
-{
-	Tensor *p = op_slice(ctx, qkv, 1, which * a->dim, a->dim);
-	p = op_reshape(ctx, p, 4, (int[]){ B, T, a->heads, a->head_dim });
-	return op_permute(ctx, p, (int[]){ 0, 2, 1, 3 });
-}
-
 // x (B,T,D) -> (B,T,D)
 Tensor *attention_forward(Ctx *ctx, const Attention *a, Tensor *x)
 {
 	int B = x->shape[0], T = x->shape[1];
 	Tensor *x2 = op_reshape(ctx, x, 2, (int[]){ B * T, a->dim });
 	Tensor *qkv = linear_forward(ctx, &a->qkv, x2);                 // (B*T,3D)
-	Tensor *q = split_heads(ctx, a, qkv, 0, B, T);
-	Tensor *k = split_heads(ctx, a, qkv, 1, B, T);
-	Tensor *v = split_heads(ctx, a, qkv, 2, B, T);
+	Tensor *q = op_split_heads(ctx, qkv, B, a->heads, 0, 3);       // (B,H,T,Dh) each
+	Tensor *k = op_split_heads(ctx, qkv, B, a->heads, 1, 3);
+	Tensor *v = op_split_heads(ctx, qkv, B, a->heads, 2, 3);
 	Tensor *o = op_attention(ctx, q, k, v, a->causal);              // (B,H,T,Dh)
 	o = op_permute(ctx, o, (int[]){ 0, 2, 1, 3 });                  // (B,T,H,Dh)
 	o = op_reshape(ctx, o, 2, (int[]){ B * T, a->dim });

@@ -24,6 +24,9 @@
 Tensor *op_matmul(Ctx *ctx, Tensor *a, Tensor *b, int ta, int tb);
 /* Batched: a (B,M,K) b (B,K,N) -> (B,M,N), with per-operand transposes of the last two dims. */
 Tensor *op_bmm(Ctx *ctx, Tensor *a, Tensor *b, int ta, int tb);
+/* x (..., I) w (O,I) b (O) or NULL -> (..., O) = x w^T + b: one op, the bias folded into the
+ * sgemm's output (recorded as OP_MATMUL). */
+Tensor *op_linear(Ctx *ctx, Tensor *x, Tensor *w, Tensor *b);
 
 /* ---- element-wise, broadcasting ---------------------------------------------------------- */
 Tensor *op_add(Ctx *ctx, Tensor *a, Tensor *b);
@@ -95,6 +98,9 @@ Tensor *op_permute(Ctx *ctx, Tensor *a, const int *perm);           /* perm has 
 Tensor *op_transpose(Ctx *ctx, Tensor *a, int d0, int d1);          /* via op_permute */
 Tensor *op_concat(Ctx *ctx, Tensor *const *ts, int n, int axis);
 Tensor *op_slice(Ctx *ctx, Tensor *a, int axis, int start, int len);
+/* x (B*T, P*H*Dh) or (B,T,P*H*Dh) -> column block `part` of P, as heads (B,H,T,Dh): the slice
+ * and permute of a fused q/k/v projection in one copy (recorded as OP_PERMUTE). */
+Tensor *op_split_heads(Ctx *ctx, Tensor *x, int B, int H, int part, int parts);
 /* a (R, ...) -> rows idx[0..n) of a: (n, ...). Gradient scatters back (adds). */
 Tensor *op_gather_rows(Ctx *ctx, Tensor *a, const int *idx, int n);
 /* table (V,D), ids (n ints) -> (n,D); shape of the output can then be reshaped. */

@@ -149,6 +149,7 @@ typedef struct MmJob {
 	Ctx *ctx;
 	const float *a, *b, *dc;
 	float *c, *da, *db;
+	float beta_da, beta_db;  /* 0 stores into a gradient buffer nothing has written yet */
 	int batch, M, N, K, ta, tb, split;
 	size_t sb;
 } MmJob;
@@ -189,16 +190,16 @@ static void mm_backward_part(void *arg, size_t begin, size_t end, int tid)
 		if (j->da) {
 			float *dai = j->da + i * M * K;
 			if (!ta) /* dA (M,K) += dC (M,N) op(B)^T */
-				gemm(j->ctx, j->split, 0, !tb, M, K, N, dci, N, bi, ldb, 1.0f, dai, K);
+				gemm(j->ctx, j->split, 0, !tb, M, K, N, dci, N, bi, ldb, j->beta_da, dai, K);
 			else /* A stored (K,M): dA += op(B) (K,N) dC^T */
-				gemm(j->ctx, j->split, tb, 1, K, M, N, bi, ldb, dci, N, 1.0f, dai, M);
+				gemm(j->ctx, j->split, tb, 1, K, M, N, bi, ldb, dci, N, j->beta_da, dai, M);
 		}
 		if (dbi_here || (j->db && j->split)) {
 			float *dbi = j->db + i * j->sb;
 			if (!tb) /* dB (K,N) += op(A)^T (K,M) dC */
-				gemm(j->ctx, j->split, !ta, 0, K, N, M, ai, lda, dci, N, 1.0f, dbi, N);
+				gemm(j->ctx, j->split, !ta, 0, K, N, M, ai, lda, dci, N, j->beta_db, dbi, N);
 			else /* B stored (N,K): dB += dC^T (N,M) op(A) */
-				gemm(j->ctx, j->split, 1, ta, N, K, M, dci, N, ai, lda, 1.0f, dbi, K);
+				gemm(j->ctx, j->split, 1, ta, N, K, M, dci, N, ai, lda, j->beta_db, dbi, K);
 		}
 	}
 }
@@ -208,9 +209,15 @@ static void matmul_backward(Ctx *ctx, Node *n)
 	int batch = n->i[0], M = n->i[1], N = n->i[2], K = n->i[3], ta = n->i[4], tb = n->i[5];
 	size_t sb = n->i[6] ? (size_t)K * N : 0;
 	Tensor *a = n->in[0], *b = n->in[1];
-	MmJob j = { .a = a->data, .b = b->data, .dc = n->out->grad, .da = tape_grad_in(ctx, a),
-	            .db = tape_grad_in(ctx, b), .batch = batch, .M = M, .N = N, .K = K, .ta = ta,
-	            .tb = tb, .sb = sb };
+	/* a gradient buffer nothing has written yet is stored by sgemm (beta = 0) instead of zeroed
+	 * and added to; a shared b sums over the batch below, and a == b (x x^T) adds twice */
+	int fresh_a = 0, fresh_b = 0;
+	float *da = a != b ? tape_grad_in_fresh(ctx, a, &fresh_a) : tape_grad_in(ctx, a);
+	float *db = a != b && (sb != 0 || batch == 1) ? tape_grad_in_fresh(ctx, b, &fresh_b)
+	                                              : tape_grad_in(ctx, b);
+	MmJob j = { .a = a->data, .b = b->data, .dc = n->out->grad, .da = da, .db = db,
+	            .beta_da = fresh_a ? 0.0f : 1.0f, .beta_db = fresh_b ? 0.0f : 1.0f,
+	            .batch = batch, .M = M, .N = N, .K = K, .ta = ta, .tb = tb, .sb = sb };
 	mm_run(ctx, &j, mm_backward_part);
 	if (j.db && sb == 0 && batch > 1) {
 		/* b shared by every product (3-D a against 2-D b never reaches here: it is one product
@@ -289,6 +296,70 @@ Tensor *op_bmm(Ctx *ctx, Tensor *a, Tensor *b, int ta, int tb)
 	Tensor *out = ctx_tensor(ctx, nd, shape);
 	int batch = (int)dims_prod(a, 0, nd - 2);
 	return mm_finish(ctx, a, b, out, batch, M, N, K, ta, tb, b->ndim == nd);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* linear: y = x w^T + b as one op. The bias rows are written into y first and the product is
+ * added onto them (sgemm's beta = 1): OpenBLAS clears C itself for beta = 0, so the bias costs
+ * what that clearing did and no pass of its own. The backward stores dx when nothing has written
+ * its buffer yet (beta = 0), adds dw, and sums db over dy's rows in one pass, in row order. */
+
+static void linear_backward(Ctx *ctx, Node *n)
+{
+	Tensor *x = n->in[0], *w = n->in[1], *b = n->nin > 2 ? n->in[2] : NULL;
+	int M = n->i[0], N = n->i[1], K = n->i[2];
+	const float *dy = n->out->grad;
+	int fresh = 0;
+	float *dx = x != w ? tape_grad_in_fresh(ctx, x, &fresh) : tape_grad_in(ctx, x);
+	if (dx) /* dx (M,K) = dy (M,N) w (N,K) */
+		parallel_sgemm(ctx, 0, 0, M, K, N, 1.0f, dy, N, w->data, K, fresh ? 0.0f : 1.0f, dx, K);
+	float *dw = x != w ? tape_grad_in_fresh(ctx, w, &fresh) : tape_grad_in(ctx, w);
+	if (dw) /* dw (N,K) = dy^T (N,M) x (M,K) */
+		parallel_sgemm(ctx, 1, 0, N, K, M, 1.0f, dy, N, x->data, K, fresh ? 0.0f : 1.0f, dw, K);
+	float *restrict db = tape_grad_in_fresh(ctx, b, &fresh);
+	if (!db)
+		return;
+	int r = 0;
+	if (fresh) {
+		memcpy(db, dy, (size_t)N * sizeof *db);
+		r = 1;
+	}
+	for (; r < M; r++) {
+		const float *restrict g = dy + (size_t)r * N;
+		for (int c = 0; c < N; c++)
+			db[c] += g[c];
+	}
+}
+
+Tensor *op_linear(Ctx *ctx, Tensor *x, Tensor *w, Tensor *b)
+{
+	char sx[64], sw[64], sbias[64] = "none";
+	int K = x->shape[x->ndim - 1];
+	if (K < 1 || w->ndim != 2 || w->shape[1] != K ||
+	    (b && (b->ndim != 1 || b->shape[0] != w->shape[0]))) {
+		if (b)
+			SHAPE(b, sbias);
+		ops_fatal("op_linear: x %s, weight %s and bias %s do not match (x (..,I), weight (O,I), "
+		          "bias (O))", SHAPE(x, sx), SHAPE(w, sw), sbias);
+	}
+	int N = w->shape[0], M = (int)(x->size / (size_t)K);
+	int shape[TENSOR_MAX_DIMS];
+	memcpy(shape, x->shape, sizeof shape);
+	shape[x->ndim - 1] = N;
+	Tensor *out = ctx_tensor(ctx, x->ndim, shape);
+	if (b)
+		for (int r = 0; r < M; r++)
+			memcpy(out->data + (size_t)r * N, b->data, (size_t)N * sizeof(float));
+	parallel_sgemm(ctx, 0, 1, M, N, K, 1.0f, x->data, K, w->data, K, b ? 1.0f : 0.0f, out->data,
+	               N);
+	Tensor *in[3] = { x, w, b };
+	Node *n = record(ctx, OP_MATMUL, linear_backward, out, in, b ? 3 : 2);
+	if (n) {
+		n->i[0] = M;
+		n->i[1] = N;
+		n->i[2] = K;
+	}
+	return out;
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -918,13 +989,16 @@ typedef struct PermWalk {
 	size_t st[4];  /* the output's stride for each of a's dims */
 } PermWalk;
 
+/* every element of a's gradient is written once: a buffer nothing has written yet is stored, not
+ * zeroed and added to */
 static void permute_backward(Ctx *ctx, Node *n)
 {
-	float *ga = tape_grad_in(ctx, n->in[0]);
+	int fresh;
+	float *ga = tape_grad_in_fresh(ctx, n->in[0], &fresh);
 	if (!ga)
 		return;
 	const PermWalk *w = n->saved;
-	permute_walk(n->out->grad, ga, w->e, w->st, 1);
+	permute_walk(n->out->grad, ga, w->e, w->st, !fresh);
 }
 
 Tensor *op_permute(Ctx *ctx, Tensor *a, const int *perm)
@@ -1088,6 +1162,61 @@ Tensor *op_slice(Ctx *ctx, Tensor *a, int axis, int start, int len)
 		n->i[1] = (int)chunk;
 		n->i[2] = (int)stride;
 		n->i[3] = (int)off;
+	}
+	return out;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* split_heads: rows of Dh floats copied from (b, t, part, h) to (b, h, t); both directions walk
+ * x in its own order, so x is read (forward) and accumulated into (backward) sequentially */
+
+typedef struct Heads {
+	int B, T, H, Dh;
+	size_t C, off; /* x's row length, the part's first column */
+} Heads;
+
+static void split_heads_backward(Ctx *ctx, Node *n)
+{
+	float *gx = tape_grad_in(ctx, n->in[0]);
+	if (!gx)
+		return;
+	const Heads *p = n->saved;
+	const float *g = n->out->grad;
+	for (int b = 0; b < p->B; b++)
+		for (int t = 0; t < p->T; t++)
+			for (int h = 0; h < p->H; h++) {
+				float *restrict d = gx + ((size_t)b * p->T + t) * p->C + p->off +
+				                    (size_t)h * p->Dh;
+				const float *restrict s = g + (((size_t)b * p->H + h) * p->T + t) * p->Dh;
+				for (int i = 0; i < p->Dh; i++)
+					d[i] += s[i];
+			}
+}
+
+Tensor *op_split_heads(Ctx *ctx, Tensor *x, int B, int H, int part, int parts)
+{
+	char s1[64];
+	const int C = x->shape[x->ndim - 1];
+	const size_t rows = x->size / (size_t)(C > 0 ? C : 1);
+	if (B < 1 || H < 1 || parts < 1 || part < 0 || part >= parts || C % (parts * H) != 0 ||
+	    rows % (size_t)B != 0 || (x->ndim != 2 && (x->ndim != 3 || x->shape[0] != B)))
+		ops_fatal("op_split_heads: %s is not (B*T, P*H*Dh) for B %d, H %d, part %d of %d",
+		          SHAPE(x, s1), B, H, part, parts);
+	Heads hp = { .B = B, .T = (int)(rows / (size_t)B), .H = H, .Dh = C / (parts * H),
+	             .C = (size_t)C };
+	hp.off = (size_t)part * H * hp.Dh;
+	Tensor *out = ctx_tensor(ctx, 4, (int[]){ B, H, hp.T, hp.Dh });
+	for (int b = 0; b < B; b++)
+		for (int t = 0; t < hp.T; t++)
+			for (int h = 0; h < H; h++)
+				memcpy(out->data + (((size_t)b * H + h) * hp.T + t) * hp.Dh,
+				       x->data + ((size_t)b * hp.T + t) * hp.C + hp.off + (size_t)h * hp.Dh,
+				       (size_t)hp.Dh * sizeof(float));
+	Node *n = record(ctx, OP_PERMUTE, split_heads_backward, out, &x, 1);
+	if (n) {
+		Heads *sp = ctx_alloc(ctx, sizeof *sp);
+		*sp = hp;
+		n->saved = sp;
 	}
 	return out;
 }

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "simd.h"
 
 #define OPTIM_MAX_MOMENTS 2
 
@@ -233,24 +234,14 @@ static void sgd_update(float *restrict w, const float *restrict g, float *restri
 	}
 }
 
-/* AdamW (Loshchilov & Hutter, PyTorch form): decay w *= 1 - lr*wd, then the bias-corrected step.
- * One flat loop at the build's vector width: AVX2/AVX-512 versions of it measured no faster
- * (memory-bound; BENCHMARKS.md "Wider vectors chosen at run time"). */
-static void adamw_update(float *restrict w, const float *restrict g, float *restrict m,
-                         float *restrict v, size_t n, float lr, float wd, float b1, float b2,
-                         float eps, float bc1, float bc2)
+/* AdamW (Loshchilov & Hutter, PyTorch form): decay w *= 1 - lr*wd, then the bias-corrected step,
+ * in the run-time-chosen kernels of simd.h (one flat loop at the CPU's widest vectors). */
+static void adamw_update(float *w, const float *g, float *m, float *v, size_t n, float lr,
+                         float wd, float b1, float b2, float eps, float bc1, float bc2)
 {
-	float decay = 1.0f - lr * wd;
-	float step = lr / bc1;
-	float rbc2 = 1.0f / sqrtf(bc2);
-	for (size_t i = 0; i < n; i++) {
-		float gi = g[i];
-		float mi = b1 * m[i] + (1.0f - b1) * gi;
-		float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
-		m[i] = mi;
-		v[i] = vi;
-		w[i] = w[i] * decay - step * mi / (sqrtf(vi) * rbc2 + eps);
-	}
+	const SimdAdamW p = { .decay = 1.0f - lr * wd, .step = lr / bc1, .rbc2 = 1.0f / sqrtf(bc2),
+	                      .b1 = b1, .b2 = b2, .eps = eps };
+	simd()->adamw(w, g, m, v, n, &p);
 }
 
 /* LARS as in the SimCLR/BYOL reference code: for decayed params d = g + wd*w and the local rate is

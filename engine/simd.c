@@ -6,9 +6,10 @@
  * chosen at run time"), so they are compiled again for x86-64-v3 (AVX2 + FMA) and x86-64-v4
  * (AVX-512) from one body (simd_kernels.inc) and the widest the CPU runs is chosen once. A table
  * chosen once, rather than GCC's target_clones, lets SSLD_SIMD lower the level and lets tests run
- * every level in one process (simd_at). Deliberately not here: hand-written intrinsics (the loops
- * vectorize as written) and kernels where the width bought nothing: AdamW and the softmax
- * backward, which are memory-bound (BENCHMARKS.md).
+ * every level in one process (simd_at). The AdamW update is here too so every per-element loop of
+ * a Transformer step runs at one chosen level, though it is memory-bound and the width buys it
+ * nothing measurable (bench/simd_bench, BENCHMARKS.md). Deliberately not here: hand-written
+ * intrinsics (the loops vectorize as written) and the softmax backward, memory-bound as well.
  */
 #include "simd.h"
 

@@ -1,5 +1,5 @@
 /* simd.h - the engine's hot element-wise and row kernels (GELU, the attention softmax, layer
- * normalisation) compiled for three x86-64 levels and chosen once at run time, so one
+ * normalisation, the AdamW update) compiled for three x86-64 levels and chosen once at run time, so one
  * portable binary (built for x86-64-v2) runs AVX2 or AVX-512 code on the CPUs that have it.
  *
  *   const SimdKernels *k = simd();              // the CPU's widest level, or SSLD_SIMD's
@@ -22,6 +22,12 @@ typedef enum SimdLevel {
 	SIMD_LEVEL_COUNT
 } SimdLevel;
 
+/* The scalars of one AdamW update (optim.c): decay = 1 - lr wd, step = lr / (1 - b1^t),
+ * rbc2 = 1 / sqrt(1 - b2^t). */
+typedef struct SimdAdamW {
+	float decay, step, rbc2, b1, b2, eps;
+} SimdAdamW;
+
 typedef struct SimdKernels {
 	SimdLevel level;
 	// y = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))); x, y (n)
@@ -37,6 +43,9 @@ typedef struct SimdKernels {
 	void (*layernorm_backward_row)(const float *x, const float *dy, const float *gamma,
 	                               float mean, float rstd, float *dx, float *dgamma,
 	                               float *dbeta, int D);
+	// AdamW on n floats, in place: m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2,
+	// w = w decay - step m / (sqrt(v) rbc2 + eps)
+	void (*adamw)(float *w, const float *g, float *m, float *v, size_t n, const SimdAdamW *p);
 } SimdKernels;
 
 /* The kernels every caller uses: the CPU's widest level, lowered by SSLD_SIMD. Thread-safe. */

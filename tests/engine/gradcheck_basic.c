@@ -35,6 +35,12 @@ static Tensor *b_bmm(Ctx *ctx, Tensor **in, void *u)
 	return op_bmm(ctx, in[0], in[1], a->i[0], a->i[1]);
 }
 
+static Tensor *b_linear(Ctx *ctx, Tensor **in, void *u)
+{
+	const Args *a = u;
+	return op_linear(ctx, in[0], in[1], a->i[0] ? in[2] : NULL);
+}
+
 static Tensor *b_add(Ctx *ctx, Tensor **in, void *u) { return op_add(ctx, in[0], in[1]); }
 static Tensor *b_sub(Ctx *ctx, Tensor **in, void *u) { return op_sub(ctx, in[0], in[1]); }
 static Tensor *b_mul(Ctx *ctx, Tensor **in, void *u) { return op_mul(ctx, in[0], in[1]); }
@@ -92,6 +98,31 @@ static Tensor *b_reshape_twice(Ctx *ctx, Tensor **in, void *u)
 	Tensor *v1 = op_reshape(ctx, in[0], 1, SHP(-1));
 	Tensor *v2 = op_reshape(ctx, in[0], 1, SHP((int)in[0]->size));
 	return op_mul(ctx, v1, v2);
+}
+
+/* of an intermediate y used twice: the first backward stores into y's new gradient buffer, the
+ * second adds to it */
+static Tensor *b_permute_twice(Ctx *ctx, Tensor **in, void *u)
+{
+	const Args *a = u;
+	Tensor *y = op_scale(ctx, in[0], 1.5f);
+	return op_mul(ctx, op_permute(ctx, y, a->i), op_permute(ctx, y, a->i));
+}
+
+/* of intermediates, whose gradient buffers the product's backward is first to write */
+static Tensor *b_matmul_fresh(Ctx *ctx, Tensor **in, void *u)
+{
+	const Args *a = u;
+	return op_matmul(ctx, op_scale(ctx, in[0], 1.5f), op_scale(ctx, in[1], -0.5f), a->i[0],
+	                 a->i[1]);
+}
+
+/* two parts of one x, so both backwards accumulate into its gradient */
+static Tensor *b_split_heads(Ctx *ctx, Tensor **in, void *u)
+{
+	const Args *a = u;
+	Tensor *p = op_split_heads(ctx, in[0], 2, 2, a->i[0], 3);
+	return op_mul(ctx, p, op_split_heads(ctx, in[0], 2, 2, 2, 3));
 }
 
 static Tensor *b_permute(Ctx *ctx, Tensor **in, void *u)
@@ -177,6 +208,16 @@ static void cases_matmul(void)
 	       IN(-1, 1, 2, 2, 3, 4), IN(-1, 1, 2, 2, 3, 4));
 	check2("bmm shared 2-D b", OP_MATMUL, b_bmm, ARGS(.i = { 0, 0 }),
 	       IN(-1, 1, 3, 2, 4), IN(-1, 1, 4, 3));
+	for (int ta = 0; ta < 2; ta++)
+		for (int tb = 0; tb < 2; tb++) {
+			snprintf(label, sizeof label, "matmul of intermediates ta=%d tb=%d", ta, tb);
+			check2(label, OP_MATMUL, b_matmul_fresh, ARGS(.i = { ta, tb }),
+			       ta ? IN(-1, 1, 4, 3) : IN(-1, 1, 3, 4), tb ? IN(-1, 1, 5, 4) : IN(-1, 1, 4, 5));
+		}
+	gc_check("linear x (3,4) w (5,4) b (5)", OP_MATMUL, b_linear, ARGS(.i = { 1 }),
+	         (Tensor *[]){ IN(-1, 1, 3, 4), IN(-1, 1, 5, 4), IN(-1, 1, 5) }, 3, TOL);
+	gc_check("linear 3-D x (2,3,4), no bias", OP_MATMUL, b_linear, ARGS(.i = { 0 }),
+	         (Tensor *[]){ IN(-1, 1, 2, 3, 4), IN(-1, 1, 5, 4) }, 2, TOL);
 }
 
 static void cases_binary(void)
@@ -305,6 +346,12 @@ static void cases_shape(void)
 	       IN(-1, 1, 37, 41));
 	check1("transpose (2,3,4) -1,-3", OP_PERMUTE, b_transpose, ARGS(.i = { -1, -3 }),
 	       IN(-1, 1, 2, 3, 4));
+	check1("permute of an intermediate, twice", OP_PERMUTE, b_permute_twice,
+	       ARGS(.i = { 0, 2, 1, 3 }), IN(-1, 1, 2, 3, 2, 5));
+	check1("split_heads (2*3,3*2*2) parts 0, 2", OP_PERMUTE, b_split_heads, ARGS(.i = { 0 }),
+	       IN(-1, 1, 6, 12));
+	check1("split_heads (2,3,3*2*2) parts 1, 2", OP_PERMUTE, b_split_heads, ARGS(.i = { 1 }),
+	       IN(-1, 1, 2, 3, 12));
 
 	Tensor *c3[3] = { IN(-1, 1, 2, 1, 3), IN(-1, 1, 2, 2, 3), CONST(-1, 1, 2, 3, 3) };
 	gc_check("concat 3 on axis 1 (one constant)", OP_CONCAT, b_concat, ARGS(.i = { 3, 1 }), c3,

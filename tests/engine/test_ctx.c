@@ -3,7 +3,8 @@
  * intermediate gradients and backward scratch released during backward so the step's peak stays
  * near the activations),
  * RNG determinism, detach and grad mode stopping gradients, broadcasting against hand-computed
- * values, matmul/bmm (forward and backward) against plain loops, and the abort on a shape error.
+ * values, matmul/bmm and linear (forward and backward) against plain loops, and the abort on a
+ * shape error.
  *
  * It does not check gradients by finite differences (the gradcheck suite does).
  */
@@ -547,9 +548,148 @@ static void test_matmul(void)
 }
 
 /* ---------------------------------------------------------------------------------------------- */
+/* op_linear (the bias written into sgemm's output) against plain loops. fresh: x, w and b are
+ * intermediates whose gradient buffers op_linear's backward is the first to write (sgemm stores,
+ * db starts from dy's first row); else x also feeds a later op whose backward runs first, and w,
+ * b are parameters whose gradients already hold a value, so all three must be added to. */
+
+static void check_linear(Ctx *ctx, Rng *r, int M, int N, int K, int bias, int x3d, int fresh)
+{
+	ctx_reset(ctx);
+	Tensor *x0 = heap_tensor(2, (int[]){ M, K }, 1), *w0 = heap_tensor(2, (int[]){ N, K }, 1);
+	Tensor *b0 = heap_tensor(1, (int[]){ N }, 1);
+	fill_uniform(x0, r, -1, 1);
+	fill_uniform(w0, r, -1, 1);
+	fill_uniform(b0, r, -1, 1);
+	float *gw0 = calloc(w0->size, sizeof *gw0), *gb0 = calloc(N, sizeof *gb0);
+	if (!fresh) {
+		for (size_t i = 0; i < w0->size; i++)
+			gw0[i] = w0->grad[i] = rng_uniform_range(r, -1, 1);
+		for (int j = 0; j < N; j++)
+			gb0[j] = b0->grad[j] = rng_uniform_range(r, -1, 1);
+	}
+	Tensor *x = op_scale(ctx, x0, 1.0f);
+	if (x3d)
+		x = op_reshape(ctx, x, 3, (int[]){ 1, M, K });
+	Tensor *w = fresh ? op_scale(ctx, w0, 1.0f) : w0;
+	Tensor *b = bias ? (fresh ? op_scale(ctx, b0, 1.0f) : b0) : NULL;
+	Tensor *y = op_linear(ctx, x, w, b);
+	CHECK(y->ndim == (x3d ? 3 : 2) && y->shape[y->ndim - 1] == N &&
+	      y->shape[y->ndim - 2] == M, "op_linear shape");
+	Tensor *g = ctx_tensor_like(ctx, y), *h = ctx_tensor_like(ctx, x);
+	fill_uniform(g, r, -1, 1);
+	fill_uniform(h, r, -1, 1);
+	Tensor *loss = op_sum(ctx, op_mul(ctx, y, g), OP_ALL, 0);
+	if (!fresh)
+		loss = op_add(ctx, loss, op_sum(ctx, op_mul(ctx, x, h), OP_ALL, 0));
+	CHECK(ctx_backward(ctx, loss) == 0, "backward");
+
+	const size_t ny = (size_t)M * N, nx = (size_t)M * K, nw = (size_t)N * K;
+	double *ref = calloc(ny + nx + nw + N, sizeof *ref), *mag = calloc(ny + nx + nw + N, sizeof *mag);
+	if (!ref || !mag || !gw0 || !gb0) {
+		CHECK(0, "out of memory");
+		goto done;
+	}
+	double *ry = ref, *rx = ry + ny, *rw = rx + nx, *rb = rw + nw;
+	double *my = mag, *mx = my + ny, *mw = mx + nx, *mb = mw + nw;
+	const float *xd = x0->data, *wd = w0->data, *gd = g->data;
+	for (int i = 0; i < M; i++)
+		for (int j = 0; j < N; j++) {
+			double acc = bias ? b0->data[j] : 0.0, m = fabs(acc);
+			for (int k = 0; k < K; k++) {
+				const double t = (double)xd[(size_t)i * K + k] * wd[(size_t)j * K + k];
+				acc += t, m += fabs(t);
+			}
+			ry[(size_t)i * N + j] = acc, my[(size_t)i * N + j] = m;
+		}
+	for (int i = 0; i < M; i++)
+		for (int k = 0; k < K; k++) {
+			double acc = fresh ? 0.0 : h->data[(size_t)i * K + k], m = fabs(acc);
+			for (int j = 0; j < N; j++) {
+				const double t = (double)gd[(size_t)i * N + j] * wd[(size_t)j * K + k];
+				acc += t, m += fabs(t);
+			}
+			rx[(size_t)i * K + k] = acc, mx[(size_t)i * K + k] = m;
+		}
+	for (int j = 0; j < N; j++) {
+		for (int k = 0; k < K; k++) {
+			double acc = gw0[(size_t)j * K + k], m = fabs(acc);
+			for (int i = 0; i < M; i++) {
+				const double t = (double)gd[(size_t)i * N + j] * xd[(size_t)i * K + k];
+				acc += t, m += fabs(t);
+			}
+			rw[(size_t)j * K + k] = acc, mw[(size_t)j * K + k] = m;
+		}
+		double acc = gb0[j], m = fabs(acc);
+		for (int i = 0; i < M; i++)
+			acc += gd[(size_t)i * N + j], m += fabs(gd[(size_t)i * N + j]);
+		rb[j] = acc, mb[j] = m;
+	}
+	char what[96];
+	snprintf(what, sizeof what, "linear M=%d N=%d K=%d bias=%d x3d=%d fresh=%d", M, N, K, bias,
+	         x3d, fresh);
+	/* each element sums K products (y), N (dx), M (dw, db), plus the bias or the earlier value */
+	failures += tol_check(what, y->data, ry, my, ny, K + 1);
+	failures += tol_check(what, x0->grad, rx, mx, nx, N + 1);
+	failures += tol_check(what, w0->grad, rw, mw, nw, M + 1);
+	if (bias)
+		failures += tol_check(what, b0->grad, rb, mb, (size_t)N, M + 1);
+	else
+		for (int j = 0; j < N; j++)
+			CHECK(b0->grad[j] == gb0[j], "%s: unused bias got a gradient", what);
+done:
+	free(ref);
+	free(mag);
+	free(gw0);
+	free(gb0);
+	heap_free(x0);
+	heap_free(w0);
+	heap_free(b0);
+}
+
+static void test_linear(void)
+{
+	Ctx *ctx = ctx_new(3);
+	Rng r;
+	rng_seed(&r, 7);
+	for (int fresh = 0; fresh < 2; fresh++)
+		for (int bias = 0; bias < 2; bias++) {
+			check_linear(ctx, &r, 5, 3, 4, bias, 0, fresh);
+			/* over parallel_sgemm's split threshold: the product runs in parts on 3 threads */
+			check_linear(ctx, &r, 257, 130, 70, bias, fresh, fresh);
+		}
+	ctx_free(ctx);
+}
+
+/* op_split_heads is op_slice + op_permute in one copy: the same values both ways, exactly */
+static void test_split_heads(void)
+{
+	Ctx *ctx = ctx_new(1);
+	Rng r;
+	rng_seed(&r, 5);
+	const int B = 3, T = 5, H = 2, Dh = 4, D = H * Dh;
+	Tensor *x = heap_tensor(2, (int[]){ B * T, 3 * D }, 1);
+	fill_uniform(x, &r, -1, 1);
+	for (int part = 0; part < 3; part++) {
+		ctx_reset(ctx);
+		Tensor *got = op_split_heads(ctx, x, B, H, part, 3);
+		Tensor *p = op_slice(ctx, x, 1, part * D, D);
+		p = op_reshape(ctx, p, 4, (int[]){ B, T, H, Dh });
+		Tensor *want = op_permute(ctx, p, (int[]){ 0, 2, 1, 3 });
+		CHECK(got->ndim == 4 && got->shape[0] == B && got->shape[1] == H && got->shape[2] == T &&
+		      got->shape[3] == Dh, "split_heads part %d shape", part);
+		CHECK(memcmp(got->data, want->data, want->size * sizeof(float)) == 0,
+		      "split_heads part %d differs from slice + permute", part);
+	}
+	ctx_free(ctx);
+	heap_free(x);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
 /* shape errors abort with a message naming the op and both shapes */
 
-static void test_shape_error(void)
+/* bad() must abort with a message on stderr that contains want. */
+static void expect_abort(void (*bad)(void), const char *want)
 {
 	int fds[2];
 	if (pipe(fds) != 0) {
@@ -561,10 +701,7 @@ static void test_shape_error(void)
 	if (pid == 0) {
 		dup2(fds[1], 2);
 		close(fds[0]);
-		Ctx *ctx = ctx_new(1);
-		Tensor *a = ctx_zeros(ctx, 2, (int[]){ 2, 3 });
-		Tensor *b = ctx_zeros(ctx, 2, (int[]){ 4, 3 });
-		op_add(ctx, a, b);
+		bad();
 		_exit(0); /* not reached when the op aborts */
 	}
 	close(fds[1]);
@@ -577,9 +714,27 @@ static void test_shape_error(void)
 	close(fds[0]);
 	int status = 0;
 	waitpid(pid, &status, 0);
-	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "op_add on bad shapes did not abort");
-	CHECK(strstr(buf, "op_add: shapes (2,3) and (4,3) do not broadcast") != NULL,
-	      "unexpected message: %s", buf);
+	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "%s: no abort", want);
+	CHECK(strstr(buf, want) != NULL, "unexpected message: %s", buf);
+}
+
+static void bad_add(void)
+{
+	Ctx *ctx = ctx_new(1);
+	op_add(ctx, ctx_zeros(ctx, 2, (int[]){ 2, 3 }), ctx_zeros(ctx, 2, (int[]){ 4, 3 }));
+}
+
+static void bad_linear(void)
+{
+	Ctx *ctx = ctx_new(1);
+	op_linear(ctx, ctx_zeros(ctx, 2, (int[]){ 2, 3 }), ctx_zeros(ctx, 2, (int[]){ 4, 5 }),
+	          ctx_zeros(ctx, 1, (int[]){ 4 }));
+}
+
+static void test_shape_error(void)
+{
+	expect_abort(bad_add, "op_add: shapes (2,3) and (4,3) do not broadcast");
+	expect_abort(bad_linear, "op_linear: x (2,3), weight (4,5) and bias (4) do not match");
 }
 
 int main(void)
@@ -591,6 +746,8 @@ int main(void)
 	test_detach();
 	test_broadcast();
 	test_matmul();
+	test_linear();
+	test_split_heads();
 	test_shape_error();
 	return check_exit("test_ctx");
 }

@@ -21,6 +21,11 @@
  *             sum|term|; dx = dx0 + s (dxh - s1 - xh s2), dxh = dy g, xh = (x - m) s, s1 and
  *             s2 the means of D terms (A1 = sum|dxh|, A2 = sum|dxh xh|):
  *             |ddx| <= eps (s (4 |dxh| + A1 + 2 |s1| + |xh| (2 A2 + 8 |s2|)) + 2 (|dx0| + |dx|))
+ *   adamw     c1 = 1 - b1, c2 = 1 - b2 rounded once each; m = b1 m0 + c1 g: |dm| <= 3 eps
+ *             (|b1 m0| + |c1 g|); v = b2 v0 + c2 g^2, every term >= 0: |dv| <= 4 eps v, so
+ *             sqrt(v) rel <= 3 eps and d = sqrt(v) rbc2 + e rel <= 5 eps; q = m / d:
+ *             |dq| <= |dm| / d + 6 eps |q|; w' = w decay - step q:
+ *             |dw| <= eps (|w decay| + |w'| + step (3 (|b1 m0| + |c1 g|) / d + 7 |q|))
  * Each bound is computed element by element next to the reference below. An element out of its
  * bound means a wrong value at that level, whatever order the vector code summed in; the levels
  * may differ from each other by rounding, and nothing here compares them bit for bit.
@@ -236,6 +241,49 @@ out:
 
 /* ---------------------------------------------------------------------------------------------- */
 
+/* AdamW at step 3 of lr 1e-3, wd 1e-2, betas (0.9, 0.999), eps 1e-8: moments of a run's
+ * magnitudes, every fourth gradient 0, and some elements with no second moment at all (the
+ * update is then m / eps, large, and still within its bound) */
+static void test_adamw(const SimdKernels *k, int n)
+{
+	float w[MAXN] = { 0 }, g[MAXN] = { 0 }, m[MAXN] = { 0 }, v[MAXN] = { 0 };
+	float w0[MAXN] = { 0 }, m0[MAXN] = { 0 }, v0[MAXN] = { 0 };
+	double rw[MAXN] = { 0 }, rm[MAXN] = { 0 }, rv[MAXN] = { 0 };
+	double bw[MAXN] = { 0 }, bm[MAXN] = { 0 }, bv[MAXN] = { 0 };
+	fill(w0, n, -1.0f, 1.0f);
+	fill(g, n, -1.0f, 1.0f);
+	fill(m0, n, -0.1f, 0.1f);
+	fill(v0, n, 0.0f, 0.01f);
+	for (int i = 0; i < n; i += 4)
+		g[i] = 0.0f;
+	for (int i = 1; i < n; i += 7)
+		v0[i] = 0.0f, g[i] = 0.0f;
+	const float lr = 1e-3f, wd = 1e-2f, b1 = 0.9f, b2 = 0.999f;
+	const SimdAdamW p = { .decay = 1.0f - lr * wd, .step = lr / (1.0f - b1 * b1 * b1),
+	                      .rbc2 = 1.0f / sqrtf(1.0f - b2 * b2 * b2), .b1 = b1, .b2 = b2,
+	                      .eps = 1e-8f };
+	memcpy(w, w0, sizeof(float) * (size_t)n);
+	memcpy(m, m0, sizeof(float) * (size_t)n);
+	memcpy(v, v0, sizeof(float) * (size_t)n);
+	k->adamw(w, g, m, v, (size_t)n, &p);
+	const double c1 = 1.0 - (double)b1, c2 = 1.0 - (double)b2;
+	for (int i = 0; i < n; i++) {
+		const double gi = g[i], tm1 = fabs((double)b1 * m0[i]), tm2 = fabs(c1 * gi);
+		rm[i] = (double)b1 * m0[i] + c1 * gi;
+		rv[i] = (double)b2 * v0[i] + c2 * gi * gi;
+		const double d = sqrt(rv[i]) * (double)p.rbc2 + (double)p.eps, q = rm[i] / d;
+		const double wdec = (double)w0[i] * p.decay;
+		rw[i] = wdec - (double)p.step * q;
+		bm[i] = 3.0 * EPS * (tm1 + tm2);
+		bv[i] = 4.0 * EPS * rv[i];
+		bw[i] = EPS * (fabs(wdec) + fabs(rw[i]) +
+		               (double)p.step * (3.0 * (tm1 + tm2) / d + 7.0 * fabs(q)));
+	}
+	check(k, "adamw m", n, m, rm, bm, (size_t)n);
+	check(k, "adamw v", n, v, rv, bv, (size_t)n);
+	check(k, "adamw w", n, w, rw, bw, (size_t)n);
+}
+
 int main(void)
 {
 	/* SSLD_SIMD lowers simd()'s choice (read on its first call) and the table says its level */
@@ -265,6 +313,7 @@ int main(void)
 		for (int i = 0; i < NLENS; i++) {
 			test_gelu(k, lens[i]);
 			test_softmax(k, lens[i]);
+			test_adamw(k, lens[i]);
 			for (int affine = 0; affine < 4; affine++)
 				test_layernorm(k, lens[i], affine);
 		}
