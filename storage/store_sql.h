@@ -111,11 +111,11 @@
 #define SQL_DELIVERY_GET "SELECT " SQL_DELIVERY_COLS " FROM webhook_outbox WHERE id = ?1"
 #define SQL_DELIVERY_OF_JOB "SELECT " SQL_DELIVERY_COLS " FROM webhook_outbox WHERE job_id = ?1"
 /* One attempt's outcome (?1 id, ?2 node, ?3 now, ?4 retry_s, ?5 state, ?6 status or 0, ?7 error,
- * ?8 claim_s): only while the row is still node's pending claim. */
+ * ?8 claim_s): only while the row is still node's pending claim. An ended row keeps claimed_by
+ * (the node that made the last attempt) without a claim_until. */
 #define SQL_DELIVERY_RECORD "UPDATE webhook_outbox SET state = ?5, attempts = attempts + 1, " \
 	"last_status = NULLIF(?6, 0), last_error = ?7, next_at = ?3 + ?4, " \
 	"done_at = CASE WHEN ?5 = 'pending' THEN NULL ELSE ?3 END, " \
-	"claimed_by = CASE WHEN ?5 = 'pending' THEN claimed_by END, " \
 	"claim_until = CASE WHEN ?5 = 'pending' THEN ?3 + ?4 + ?8 END " \
 	"WHERE id = ?1 AND state = 'pending' AND claimed_by = ?2"
 /* ?1 node or NULL for all */

@@ -1156,7 +1156,7 @@ static void test_outbox(void)
 	CHECK(store_delivery_record(st, da.id, "A", DELIVERY_DELIVERED, 200, NULL, 0, 60, err, sizeof err) == STORE_FENCED);
 	CHECK_RC(store_delivery_record(b, db.id, "B", DELIVERY_DELIVERED, 204, NULL, 0, 60, err, sizeof err));
 	CHECK(delivery_of(st, ok, &d) && d.state == DELIVERY_DELIVERED && d.attempts == 2 && d.last_status == 204 &&
-	      !d.claimed_by[0] && !d.last_error[0]);
+	      strcmp(d.claimed_by, "B") == 0 && !d.last_error[0]);
 	/* Given up (a 4xx): ended, with the reason. */
 	claim_is(b, "B", src, &db);
 	CHECK_RC(store_delivery_record(b, db.id, "B", DELIVERY_FAILED, 404, "HTTP 404", 0, 60, err, sizeof err));
