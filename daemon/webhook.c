@@ -196,14 +196,16 @@ static void *run(void *arg)
 	CURL *c = curl_easy_init();
 	char err[512];
 	int db_failing = 0;
-	struct timespec pruned = { 0 };
+	int pruned = 0;
+	struct timespec last_prune = { 0 };
 	while (!atomic_load(&w->stop)) {
 		struct timespec now;
 		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (pruned.tv_sec == 0 || now.tv_sec - pruned.tv_sec >= 600) {
+		if (!pruned || now.tv_sec - last_prune.tv_sec >= 600) {   /* at start, then every 10 minutes */
 			if (store_delivery_prune(w->st, WEBHOOK_KEEP_S, WEBHOOK_KEEP_ROWS, err, sizeof err) < 0)
 				slog(LOG_WARNING, 0, "webhook: %s", err);
-			pruned = now;
+			pruned = 1;
+			last_prune = now;
 		}
 		StoreDelivery d;
 		int rc = store_delivery_claim(w->st, w->node, WEBHOOK_CLAIM_S, &d, err, sizeof err);
