@@ -457,8 +457,9 @@ static int outbox_add(Conn *c, int64_t id, double now, char *err, size_t errlen)
 }
 
 /* Queued dependants of sources that failed, were cancelled or do not exist fail with the
- * source's reason (each with its webhook delivery row), in the caller's transaction; repeated so that a chain fails down to its end
- * (each pass fails one more link; a chain cannot loop, a source is always older). */
+ * source's reason (each with its webhook delivery row), in the caller's transaction; repeated so
+ * that a chain fails down to its end (each pass fails one more link; a chain cannot loop, a
+ * source is always older). */
 static int fail_dependants(Conn *c, double now, char *err, size_t errlen)
 {
 	for (int pass = 0; pass < 10000; pass++) {
@@ -1456,8 +1457,8 @@ int store_delivery_claim(Store *st, const char *node, double claim_s, StoreDeliv
 	/* PostgreSQL: a row another node is claiming now is passed over, not waited for (SQLite's
 	 * BEGIN IMMEDIATE holds the whole database already). */
 	if ((rc = conn_now(&c, &now, what, err, errlen)) < 0 ||
-	    (rc = conn_ids(&c, &id, 1, what, err, errlen, c.pc ? SQL_DELIVERY_NEXT " FOR UPDATE SKIP LOCKED" : SQL_DELIVERY_NEXT,
-	                   "dt", now, node)) <= 0 ||
+	    (rc = conn_ids(&c, &id, 1, what, err, errlen,
+	                   c.pc ? SQL_DELIVERY_NEXT " FOR UPDATE SKIP LOCKED" : SQL_DELIVERY_NEXT, "dt", now, node)) <= 0 ||
 	    (rc = conn_exec(&c, what, err, errlen, SQL_DELIVERY_TAKE, "dtdI", now, node, claim_s, id)) < 0 ||
 	    (rc = conn_one(&c, delivery_item, out, what, err, errlen, SQL_DELIVERY_GET, "I", id)) < 0)
 		goto out;

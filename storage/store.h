@@ -267,7 +267,7 @@ typedef struct StoreDelivery {
 	int attempts;                /* attempts made so far, by any node, across restarts */
 	double wait_s;               /* store_delivery_claim: seconds until the next attempt is due (0 = now) */
 	long last_status;            /* HTTP status of the last attempt; 0 = none or no answer */
-	char claimed_by[64];         /* pending: the node holding it ("" = none); ended: the node that made the last attempt */
+	char claimed_by[64];         /* pending: the node holding it ("" = none); ended: the one that made the last attempt */
 	char last_error[256];        /* why the last attempt failed; "" = none */
 } StoreDelivery;
 
@@ -277,10 +277,10 @@ typedef struct StoreDelivery {
  * take the same row (FOR UPDATE SKIP LOCKED). */
 int store_delivery_claim(Store *st, const char *node, double claim_s, StoreDelivery *out, char *err, size_t errlen);
 /* Records one attempt of node's claimed delivery: outcome DELIVERY_DELIVERED or DELIVERY_FAILED
- * end it (claimed_by stays, naming the node that ended it); DELIVERY_PENDING counts the attempt and makes it due again in
- * retry_s seconds, still claimed (for retry_s + claim_s). status is the HTTP status (0 = no
- * answer), error the reason (NULL = none). STORE_FENCED when the row is no longer node's pending
- * claim (another node took it over after the claim expired). */
+ * end it (claimed_by stays, naming the node that ended it); DELIVERY_PENDING counts the attempt
+ * and makes it due again in retry_s seconds, still claimed (for retry_s + claim_s). status is the
+ * HTTP status (0 = no answer), error the reason (NULL = none). STORE_FENCED when the row is no
+ * longer node's pending claim (another node took it over after the claim expired). */
 int store_delivery_record(Store *st, int64_t id, const char *node, DeliveryState outcome, long status,
                           const char *error, double retry_s, double claim_s, char *err, size_t errlen);
 /* Drops node's claims on pending deliveries (NULL = every claim): a node starting again takes
