@@ -147,7 +147,6 @@ static void attempt(Webhook *w, CURL *c, const StoreDelivery *d)
 	int rc = payload(w, id, &body, err, sizeof err);
 	if (rc == STORE_ENOTFOUND) {   /* the job row is gone: nothing left to announce */
 		outcome = DELIVERY_FAILED;
-		slog(LOG_WARNING, id, "webhook: not delivered: reading the job: %s", err);
 	} else if (rc < 0) {           /* the database is away: the row stays claimed, tried again */
 		slog(LOG_WARNING, id, "webhook: reading the job: %s; trying again", err);
 		free(body.p);
@@ -156,7 +155,6 @@ static void attempt(Webhook *w, CURL *c, const StoreDelivery *d)
 	} else if (!c) {
 		snprintf(err, sizeof err, "libcurl could not start");
 		outcome = DELIVERY_FAILED;
-		slog(LOG_WARNING, id, "webhook: not delivered: %s", err);
 	} else {
 		status = post_once(w, c, &body, err, sizeof err);
 		if (atomic_load(&w->stop) && status == 0) {
@@ -168,24 +166,28 @@ static void attempt(Webhook *w, CURL *c, const StoreDelivery *d)
 		if (status >= 200 && status < 300) {
 			outcome = DELIVERY_DELIVERED;
 			err[0] = 0;
-			slog(LOG_INFO, id, "webhook: delivered (HTTP %ld, attempt %d)", status, n);
-		} else if (!again || n >= WEBHOOK_ATTEMPTS) {
-			outcome = DELIVERY_FAILED;
-			if (status) snprintf(err, sizeof err, "HTTP %ld", status);
-			slog(LOG_WARNING, id, "webhook: not delivered: %s (attempt %d)", err, n);
 		} else {
-			retry = (double)(1 << (n - 1));
 			if (status) snprintf(err, sizeof err, "HTTP %ld", status);
-			slog(LOG_NOTICE, id, "webhook: %s, retrying in %.0f s", err, retry);
+			if (!again || n >= WEBHOOK_ATTEMPTS) outcome = DELIVERY_FAILED;
+			else retry = (double)(1 << (n - 1));
 		}
 	}
 	free(body.p);
+	/* Recorded first, logged after: a "delivered" line means the row says so. */
 	rc = store_delivery_record(w->st, d->id, w->node, outcome, status, err[0] ? err : NULL, retry, WEBHOOK_CLAIM_S, serr,
 	                           sizeof serr);
-	if (rc == STORE_FENCED)
-		slog(LOG_NOTICE, id, "webhook: another node took the delivery over (%s)", serr);
-	else if (rc < 0) {   /* still pending and claimed: attempted again (at least once) */
-		slog(LOG_WARNING, id, "webhook: recording the attempt: %s; it will be made again", serr);
+	if (outcome == DELIVERY_DELIVERED && rc == 0)
+		slog(LOG_INFO, id, "webhook: delivered (HTTP %ld, attempt %d)", status, n);
+	else if (outcome == DELIVERY_FAILED && rc == 0)
+		slog(LOG_WARNING, id, "webhook: not delivered: %s (attempt %d)", err, n);
+	else if (rc == 0)
+		slog(LOG_NOTICE, id, "webhook: %s, retrying in %.0f s", err, retry);
+	else if (rc == STORE_FENCED)
+		slog(LOG_NOTICE, id, "webhook: %s (attempt %d); another node took the delivery over (%s)",
+		     outcome == DELIVERY_DELIVERED ? "delivered" : err, n, serr);
+	else {   /* still pending and claimed: attempted again (at least once) */
+		slog(LOG_WARNING, id, "webhook: %s (attempt %d), but recording it failed: %s; it will be made again",
+		     outcome == DELIVERY_DELIVERED ? "delivered" : err, n, serr);
 		wait_for(w, 1);
 	}
 }

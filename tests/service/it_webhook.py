@@ -135,8 +135,10 @@ def survives(d, rec, how, args):
     rec.set_failing(False)
     d.start(*args)
     rec.wait_for(lambda ps: ended(ps, jid, "succeeded"), "job %d delivered after the restart (%s)" % (jid, how))
-    # Stopped, ssld makes no more attempts: the count is final; the row must say delivered, so that
-    # no later start sends it again (checked by the caller after the next restart).
+    # ssld logs the delivery once its row says so (a stop before that would abandon the attempt
+    # and repeat it after the next start: at least once). Stopped, it makes no more attempts: the
+    # count is final, and the row must say delivered so that no later start sends it again.
+    wait_until(lambda: ("job=%d webhook: delivered" % jid) in d.log(), "ssld logging job %d delivered" % jid)
     check(d.stop() == 0, "ssld did not stop cleanly:\n%s" % d.log())
     row = sqlite_row(d, jid)
     mine = posts_of(rec.wait_for(lambda ps: True, "posts"), jid)
