@@ -46,6 +46,11 @@ struct Store {
 	/* The -shm file's first page, mapped read-only for store_change_stamp (MAP_FAILED when it
 	 * could not be mapped: then there is no stamp). */
 	void *shm;
+	/* Its descriptor, open until store_free: closing any descriptor of a file drops every POSIX
+	 * lock this process holds on it, and SQLite's connections hold the -shm file's "in use" lock.
+	 * Without that lock another process opening the database (sqlite3, a test) would take the
+	 * WAL index for abandoned and rebuild it under the daemon's feet. */
+	int shm_fd;
 	DbIdent ident;   /* the file opened is still the file at path (checked before each use) */
 	atomic_int healthy;   /* 0 while connections cannot be had (store_healthy) */
 	PgStore *pg;          /* the PostgreSQL backend (store_pg.c) when path is its URL; then nothing above is used */
@@ -749,6 +754,7 @@ int store_open(const char *path, Store **out, char *err, size_t errlen)
 	}
 	pthread_mutex_init(&st->mu, NULL);
 	st->shm = MAP_FAILED;
+	st->shm_fd = -1;
 	if (store_is_pg_url(path)) {
 		int rc = pgstore_open(path, &st->pg, err, errlen);
 		if (rc < 0) {
@@ -787,6 +793,7 @@ void store_free(Store *st)
 	pgstore_free(st->pg);
 	for (int i = 0; i < st->n_idle; i++) close_conn(st->idle[i]);
 	if (st->shm != MAP_FAILED) munmap(st->shm, (size_t)sysconf(_SC_PAGESIZE));
+	if (st->shm_fd >= 0) close(st->shm_fd);   /* after the connections: see shm_fd */
 	if (st->ident.path) dbident_close(&st->ident);
 	pthread_mutex_destroy(&st->mu);
 	free(st->path);
@@ -816,16 +823,13 @@ static void map_shm(Store *st)
 	st->shm = MAP_FAILED;
 	int fd = open(p, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) return;
+	st->shm_fd = fd;   /* kept open until store_free, whatever follows (see shm_fd) */
 	struct stat sb;
 	long page = sysconf(_SC_PAGESIZE);
-	if (fstat(fd, &sb) != 0 || sb.st_size < page) {   /* a page past the end would be SIGBUS */
-		close(fd);
-		return;
-	}
+	if (fstat(fd, &sb) != 0 || sb.st_size < page) return;   /* a page past the end would be SIGBUS */
 	/* The file exists while any connection is open; the Store keeps one open from store_open to
 	 * store_free, so the file (and this mapping of it) outlives every stamp. */
 	void *m = mmap(NULL, (size_t)page, PROT_READ, MAP_SHARED, fd, 0);
-	close(fd);
 	if (m != MAP_FAILED) st->shm = m;
 }
 

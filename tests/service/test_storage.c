@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <libpq-fe.h>
@@ -1050,6 +1052,34 @@ static void test_tokens(void)
 	rm_db();
 }
 
+/* SQLite: while a Store is open, its process holds the -shm file's "in use" lock (byte 128), so
+ * another process opening the database (sqlite3, a test reading the file) does not take the WAL
+ * index for abandoned and rebuild it under the store. Checked from a child process: F_GETLK
+ * reports only other processes' locks. */
+static void test_shm_in_use(void)
+{
+	Store *st;
+	CHECK_RC(store_open(dbpath, &st, err, sizeof err));
+	int64_t id = insert(st, "x", 0, "ann");
+	CHECK(id > 0);
+	char p[1100];
+	snprintf(p, sizeof p, "%s-shm", dbpath);
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		int fd = open(p, O_RDWR);
+		struct flock l = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 128, .l_len = 1 };
+		if (fd < 0 || fcntl(fd, F_GETLK, &l) != 0) _exit(2);
+		_exit(l.l_type == F_UNLCK ? 1 : 0);
+	}
+	int status = 0;
+	CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	      "the -shm file's in-use lock is not held by the store's process (child status %d)", status);
+	store_free(st);
+	rm_db();
+}
+
 /* 1 when job id has a delivery row (its state in *state). */
 static int delivery_of(Store *st, int64_t id, StoreDelivery *d)
 {
@@ -1255,6 +1285,7 @@ int main(int argc, char **argv)
 	test_concurrency();
 	test_change_stamp();
 	test_outbox();
+	if (!pg) test_shm_in_use();
 	rmdir(dir);
 	return check_exit("test_storage");
 }
