@@ -53,7 +53,7 @@ typedef struct Server {
 	StoreBatch *batch;
 	Pool *pool;
 	Api *api;
-	Webhook *webhook;               /* NULL without --webhook */
+	_Atomic(Webhook *) webhook;     /* NULL without --webhook (set once the node has its name) */
 	StateLock lock;
 	int lock_note_rc;               /* last statelock_check result, to log changes only */
 	int stopping, forced, flush_failing;
@@ -142,13 +142,13 @@ static void api_queued(void *user, int64_t job_id)
 static void api_ended(void *user, int64_t job_id)
 {
 	Server *s = user;
-	webhook_job_ended(s->webhook, job_id);
+	webhook_job_ended(atomic_load(&s->webhook), job_id);
 }
 
 static void pool_run_end(void *user, int64_t job_id, JobState state)
 {
 	Server *s = user;
-	if (state == JOB_SUCCEEDED || state == JOB_FAILED || state == JOB_CANCELLED) webhook_job_ended(s->webhook, job_id);
+	if (state == JOB_SUCCEEDED || state == JOB_FAILED || state == JOB_CANCELLED) webhook_job_ended(atomic_load(&s->webhook), job_id);
 	atomic_store(&s->run_ended, 1);
 	uv_async_send(&s->wake);
 }
@@ -364,10 +364,8 @@ int serve_main(int argc, char **argv)
 		slog(LOG_ERR, 0, "%s", err);
 		goto out;
 	}
-	if (c->webhook[0] && webhook_start(c->webhook, s->st, &s->webhook, err, sizeof err) < 0) {
-		slog(LOG_ERR, 0, "%s", err);
-		goto out;
-	}
+	/* Before anything can end a job (recovery, the API, the workers): each end writes its delivery. */
+	if (c->webhook[0]) store_set_outbox(s->st, 1);
 	PoolConfig pc = { .workers = c->workers, .state_dir = c->state_dir, .shared_dir = c->shared_dir,
 	                  .max_threads = c->job_threads, .max_running_per_owner = c->max_running_per_owner,
 	                  .on_run_end = pool_run_end, .user = s,
@@ -420,6 +418,14 @@ int serve_main(int argc, char **argv)
 		goto out;
 	}
 	recover(s);   /* after the node has its name, before any worker claims */
+	if (c->webhook[0]) {
+		Webhook *w;
+		if (webhook_start(c->webhook, s->st, c->node, config_shared_database(c), &w, err, sizeof err) < 0) {
+			slog(LOG_ERR, 0, "%s", err);
+			goto out;
+		}
+		atomic_store(&s->webhook, w);
+	}
 	if (pool_start(s->pool, err, sizeof err) < 0) {
 		slog(LOG_ERR, 0, "%s", err);
 		goto out;
@@ -483,7 +489,7 @@ out:
 	}
 	api_free(s->api);
 	pool_free(s->pool);
-	webhook_stop(s->webhook);
+	webhook_stop(atomic_load(&s->webhook));
 	if (s->batch && store_batch_flush(s->batch, err, sizeof err) < 0) slog(LOG_ERR, 0, "last metric batch lost: %s", err);
 	store_batch_free(s->batch);
 	store_free(s->st);

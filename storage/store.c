@@ -46,9 +46,15 @@ struct Store {
 	/* The -shm file's first page, mapped read-only for store_change_stamp (MAP_FAILED when it
 	 * could not be mapped: then there is no stamp). */
 	void *shm;
+	/* Its descriptor, open until store_free: closing any descriptor of a file drops every POSIX
+	 * lock this process holds on it, and SQLite's connections hold the -shm file's "in use" lock.
+	 * Without that lock another process opening the database (sqlite3, a test) would take the
+	 * WAL index for abandoned and rebuild it under the daemon's feet. */
+	int shm_fd;
 	DbIdent ident;   /* the file opened is still the file at path (checked before each use) */
 	atomic_int healthy;   /* 0 while connections cannot be had (store_healthy) */
 	PgStore *pg;          /* the PostgreSQL backend (store_pg.c) when path is its URL; then nothing above is used */
+	atomic_int outbox;    /* store_set_outbox: ending a job writes its webhook delivery row */
 };
 
 PgStore *store_pg(Store *st) { return st ? st->pg : NULL; }
@@ -446,12 +452,25 @@ static int conn_now(Conn *c, double *now, const char *what, char *err, size_t er
 	return c->pc ? pgstore_now(c->pc, now, what, err, errlen) : 0;
 }
 
+/* The webhook delivery row of job id, which the caller's transaction just ended (when the store
+ * keeps them: store_set_outbox). */
+static int outbox_add(Conn *c, int64_t id, double now, char *err, size_t errlen)
+{
+	if (!atomic_load(&c->st->outbox)) return 0;
+	int rc = conn_exec(c, "recording a webhook delivery", err, errlen, SQL_OUTBOX_ADD, "Id", id, now);
+	return rc < 0 ? rc : 0;
+}
+
 /* Queued dependants of sources that failed, were cancelled or do not exist fail with the
- * source's reason, in the caller's transaction; repeated so that a chain fails down to its end
- * (each pass fails one more link; a chain cannot loop, a source is always older). */
+ * source's reason (each with its webhook delivery row), in the caller's transaction; repeated so
+ * that a chain fails down to its end (each pass fails one more link; a chain cannot loop, a
+ * source is always older). */
 static int fail_dependants(Conn *c, double now, char *err, size_t errlen)
 {
 	for (int pass = 0; pass < 10000; pass++) {
+		if (atomic_load(&c->st->outbox) &&
+		    conn_exec(c, "recording webhook deliveries", err, errlen, SQL_OUTBOX_ADD_DEPENDANTS, "d", now) < 0)
+			return STORE_EDB;
 		int n = conn_exec(c, "failing the dependants of a failed init_from job", err, errlen, SQL_FAIL_DEPENDANTS, "d",
 		                  now);
 		if (n <= 0) return n;
@@ -580,6 +599,16 @@ static const char *const migrations[] = {
 	"ALTER TABLE jobs ADD COLUMN lease_until REAL;"
 	"ALTER TABLE jobs ADD COLUMN lease_gen INTEGER NOT NULL DEFAULT 0;"
 	"CREATE INDEX jobs_lease ON jobs(lease_until) WHERE state = 'running';",
+	/* 7 -> 8: webhook deliveries written with the end of a job (store.h, "the outbox"). */
+	"CREATE TABLE webhook_outbox("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  job_id INTEGER NOT NULL UNIQUE REFERENCES jobs(id) ON DELETE CASCADE,"
+	"  created_at REAL NOT NULL,"
+	"  state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending','delivered','failed')),"
+	"  attempts INTEGER NOT NULL DEFAULT 0, next_at REAL NOT NULL DEFAULT 0,"
+	"  claimed_by TEXT, claim_until REAL, done_at REAL, last_status INTEGER, last_error TEXT);"
+	"CREATE INDEX webhook_outbox_pending ON webhook_outbox(id) WHERE state = 'pending';"
+	"CREATE INDEX webhook_outbox_done ON webhook_outbox(done_at) WHERE state <> 'pending';",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == SSLD_SCHEMA_VERSION, "one migration per version");
 
@@ -725,6 +754,7 @@ int store_open(const char *path, Store **out, char *err, size_t errlen)
 	}
 	pthread_mutex_init(&st->mu, NULL);
 	st->shm = MAP_FAILED;
+	st->shm_fd = -1;
 	if (store_is_pg_url(path)) {
 		int rc = pgstore_open(path, &st->pg, err, errlen);
 		if (rc < 0) {
@@ -763,6 +793,7 @@ void store_free(Store *st)
 	pgstore_free(st->pg);
 	for (int i = 0; i < st->n_idle; i++) close_conn(st->idle[i]);
 	if (st->shm != MAP_FAILED) munmap(st->shm, (size_t)sysconf(_SC_PAGESIZE));
+	if (st->shm_fd >= 0) close(st->shm_fd);   /* after the connections: see shm_fd */
 	if (st->ident.path) dbident_close(&st->ident);
 	pthread_mutex_destroy(&st->mu);
 	free(st->path);
@@ -792,16 +823,13 @@ static void map_shm(Store *st)
 	st->shm = MAP_FAILED;
 	int fd = open(p, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) return;
+	st->shm_fd = fd;   /* kept open until store_free, whatever follows (see shm_fd) */
 	struct stat sb;
 	long page = sysconf(_SC_PAGESIZE);
-	if (fstat(fd, &sb) != 0 || sb.st_size < page) {   /* a page past the end would be SIGBUS */
-		close(fd);
-		return;
-	}
+	if (fstat(fd, &sb) != 0 || sb.st_size < page) return;   /* a page past the end would be SIGBUS */
 	/* The file exists while any connection is open; the Store keeps one open from store_open to
 	 * store_free, so the file (and this mapping of it) outlives every stamp. */
 	void *m = mmap(NULL, (size_t)page, PROT_READ, MAP_SHARED, fd, 0);
-	close(fd);
 	if (m != MAP_FAILED) st->shm = m;
 }
 
@@ -1106,7 +1134,8 @@ int store_job_finish_fenced(Store *st, int64_t id, int64_t lease_gen, JobState s
 		rc = conn_exec(&c, "finishing a job", err, errlen, SQL_FINISH, "ItdttI", id, job_state_name(state), now, results,
 		               error, lease_gen);
 	if (rc == 0) rc = rows_finish_refused(id, lease_gen, err, errlen);
-	else if (rc > 0 && (state == JOB_FAILED || state == JOB_CANCELLED)) rc = fail_dependants(&c, now, err, errlen);
+	else if (rc > 0 && state != JOB_QUEUED) rc = outbox_add(&c, id, now, err, errlen);
+	if (rc >= 0 && (state == JOB_FAILED || state == JOB_CANCELLED)) rc = fail_dependants(&c, now, err, errlen);
 	rc = conn_end(&c, rc, err, errlen);
 	return rc < 0 ? rc : 0;
 }
@@ -1133,7 +1162,8 @@ int store_job_cancel(Store *st, int64_t id, JobState *state_out, char *err, size
 	double now = store_now();
 	if ((rc = conn_state(&c, id, &state, "cancelling a job", err, errlen)) < 0) {
 	} else if (state == JOB_QUEUED) {
-		if ((rc = conn_exec(&c, "cancelling a job", err, errlen, SQL_CANCEL_QUEUED, "Id", id, now)) >= 0)
+		if ((rc = conn_exec(&c, "cancelling a job", err, errlen, SQL_CANCEL_QUEUED, "Id", id, now)) >= 0 &&
+		    (rc = outbox_add(&c, id, now, err, errlen)) >= 0)
 			rc = fail_dependants(&c, now, err, errlen);
 	} else if (state == JOB_RUNNING) {
 		rc = conn_exec(&c, "cancelling a job", err, errlen, SQL_CANCEL_RUNNING, "Id", id, now);
@@ -1155,8 +1185,9 @@ static int requeue(Store *st, const char *which, const char *node, const char *e
                    int64_t *ids, int cap, const char *what, char *err, size_t errlen)
 {
 	Conn c;
-	char sql[1024];
+	char sql[1024], cond[768];
 	double now;
+	int outbox = atomic_load(&st->outbox);
 	int n = 0, rc = conn_begin(st, &c, err, errlen);
 	if (rc < 0) return rc;
 	if ((rc = conn_now(&c, &now, what, err, errlen)) < 0) goto out;
@@ -1168,7 +1199,10 @@ static int requeue(Store *st, const char *which, const char *node, const char *e
 	/* PostgreSQL: the rows are locked first, so a node renewing or finishing one waits for this
 	 * decision (SQLite's BEGIN IMMEDIATE holds the whole database already). */
 	if (c.pc) REQUEUE_STEP("SELECT id FROM jobs WHERE %s FOR UPDATE", which);
-	/* A job whose cancel was requested before the crash or the lost lease is done: it must not run again. */
+	/* A job whose cancel was requested before the crash or the lost lease is done: it must not run
+	 * again. Each job ended here gets its webhook delivery row first (same condition, same transaction). */
+	snprintf(cond, sizeof cond, "%s AND cancel_requested = 1", which);
+	if (outbox) REQUEUE_STEP(SQL_OUTBOX_ADD_WHERE, cond);
 	REQUEUE_STEP("UPDATE jobs SET state = 'cancelled', finished_at = ?1, updated_at = ?1, node = NULL, "
 	             "lease_until = NULL, error = coalesce(error, 'cancelled by request') WHERE %s AND cancel_requested = 1",
 	             which);
@@ -1178,6 +1212,8 @@ static int requeue(Store *st, const char *which, const char *node, const char *e
 	 * (with an event saying so) instead of taking the daemon down again. */
 	REQUEUE_STEP("UPDATE jobs SET interruptions = interruptions + 1 WHERE %s", which);
 	if (max_interruptions > 0) {
+		snprintf(cond, sizeof cond, "%s AND interruptions >= ?2", which);
+		if (outbox) REQUEUE_STEP(SQL_OUTBOX_ADD_WHERE, cond);
 		REQUEUE_STEP("INSERT INTO events(job_id, time, level, message) SELECT id, ?1, 3, " SQL_GIVING_UP
 		             " FROM jobs WHERE %s AND interruptions >= ?2", which);
 		REQUEUE_STEP("UPDATE jobs SET state = 'failed', finished_at = ?1, updated_at = ?1, eta_s = NULL, node = NULL, "
@@ -1384,6 +1420,103 @@ int store_event_add(Store *st, int64_t job_id, int level, const char *message, c
 {
 	int rc = store_write(st, "adding an event", err, errlen, SQL_EVENT_ADD, "Idit", job_id, store_now(), level, message);
 	return rc < 0 ? rc : 0;
+}
+
+/* ---- webhook deliveries (the outbox) ------------------------------------------------------- */
+
+void store_set_outbox(Store *st, int on) { atomic_store(&st->outbox, on ? 1 : 0); }
+
+/* A row of SQL_DELIVERY_COLS into a StoreDelivery; wait_s holds next_at until the caller turns it
+ * into a wait. */
+static int delivery_item(const StoreRow *r, void *item)
+{
+	StoreDelivery *d = item;
+	const char *state = r->ops->text(r->res, r->row, 2), *by = r->ops->text(r->res, r->row, 6),
+	           *why = r->ops->text(r->res, r->row, 7);
+	memset(d, 0, sizeof *d);
+	d->id = r->ops->i64(r->res, r->row, 0);
+	d->job_id = r->ops->i64(r->res, r->row, 1);
+	d->state = !state ? DELIVERY_FAILED : strcmp(state, "pending") == 0 ? DELIVERY_PENDING
+	         : strcmp(state, "delivered") == 0 ? DELIVERY_DELIVERED : DELIVERY_FAILED;
+	d->attempts = (int)r->ops->i64(r->res, r->row, 3);
+	d->wait_s = r->ops->dbl(r->res, r->row, 4);
+	d->last_status = (long)r->ops->i64(r->res, r->row, 5);
+	snprintf(d->claimed_by, sizeof d->claimed_by, "%s", by ? by : "");
+	snprintf(d->last_error, sizeof d->last_error, "%s", why ? why : "");
+	return 0;
+}
+
+static const char *const delivery_state_names[] = { "pending", "delivered", "failed" };
+
+int store_delivery_claim(Store *st, const char *node, double claim_s, StoreDelivery *out, char *err, size_t errlen)
+{
+	memset(out, 0, sizeof *out);
+	const char *what = "claiming a webhook delivery";
+	Conn c;
+	double now;
+	int64_t id = 0;
+	int rc = conn_begin(st, &c, err, errlen);
+	if (rc < 0) return rc;
+	node = node ? node : "";
+	/* PostgreSQL: a row another node is claiming now is passed over, not waited for (SQLite's
+	 * BEGIN IMMEDIATE holds the whole database already). */
+	if ((rc = conn_now(&c, &now, what, err, errlen)) < 0 ||
+	    (rc = conn_ids(&c, &id, 1, what, err, errlen,
+	                   c.pc ? SQL_DELIVERY_NEXT " FOR UPDATE SKIP LOCKED" : SQL_DELIVERY_NEXT, "dt", now, node)) <= 0 ||
+	    (rc = conn_exec(&c, what, err, errlen, SQL_DELIVERY_TAKE, "dtdI", now, node, claim_s, id)) < 0 ||
+	    (rc = conn_one(&c, delivery_item, out, what, err, errlen, SQL_DELIVERY_GET, "I", id)) < 0)
+		goto out;
+	out->wait_s = out->wait_s > now ? out->wait_s - now : 0;
+	rc = 1;
+out:
+	rc = conn_end(&c, rc, err, errlen);
+	if (rc <= 0) memset(out, 0, sizeof *out);
+	return rc;
+}
+
+int store_delivery_record(Store *st, int64_t id, const char *node, DeliveryState outcome, long status,
+                          const char *error, double retry_s, double claim_s, char *err, size_t errlen)
+{
+	const char *what = "recording a webhook attempt";
+	if ((unsigned)outcome > DELIVERY_FAILED) {
+		snprintf(err, errlen, "%s: unknown outcome %d", what, (int)outcome);
+		return STORE_ESTATE;
+	}
+	Conn c;
+	double now;
+	int rc = conn_begin(st, &c, err, errlen);
+	if (rc < 0) return rc;
+	if ((rc = conn_now(&c, &now, what, err, errlen)) == 0)
+		rc = conn_exec(&c, what, err, errlen, SQL_DELIVERY_RECORD, "Itddtitd", id, node ? node : "", now,
+		               outcome == DELIVERY_PENDING ? retry_s : 0.0, delivery_state_names[outcome], (int)status, error,
+		               claim_s);
+	if (rc == 0) {
+		snprintf(err, errlen, "webhook delivery %lld is no longer pending under node %s's claim", (long long)id,
+		         node ? node : "");
+		rc = STORE_FENCED;
+	}
+	rc = conn_end(&c, rc, err, errlen);
+	return rc < 0 ? rc : 0;
+}
+
+int store_delivery_release(Store *st, const char *node, char *err, size_t errlen)
+{
+	return store_write(st, "releasing webhook claims", err, errlen, SQL_DELIVERY_RELEASE, "t", node);
+}
+
+int store_delivery_prune(Store *st, double keep_s, int keep_rows, char *err, size_t errlen)
+{
+	return store_write(st, "pruning webhook deliveries", err, errlen, SQL_DELIVERY_PRUNE, "di", store_now() - keep_s,
+	                   keep_rows < 0 ? 0 : keep_rows);
+}
+
+int store_delivery_get(Store *st, int64_t job_id, StoreDelivery *out, char *err, size_t errlen)
+{
+	int rc = store_one(st, delivery_item, out, "reading a webhook delivery", err, errlen, SQL_DELIVERY_OF_JOB, "I",
+	                   job_id);
+	if (rc > 0) out->wait_s = 0;
+	else memset(out, 0, sizeof *out);
+	return rc;
 }
 
 /* ---- artifacts ------------------------------------------------------------------------------ */

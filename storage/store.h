@@ -47,7 +47,7 @@ typedef enum JobState {
 } JobState;
 const char *job_state_name(JobState s);   /* "queued", ... */
 int job_state_parse(const char *name);    /* JobState or -1 */
-#define SSLD_SCHEMA_VERSION 7
+#define SSLD_SCHEMA_VERSION 8
 
 /* ---- opening ------------------------------------------------------------------------------- */
 
@@ -248,6 +248,49 @@ int store_events_read(Store *st, int64_t job_id, int64_t after, int limit, Store
 void store_events_free(StoreEvent *ev, int n);
 /* One event written at once (for rare events outside a run; runs go through StoreBatch). */
 int store_event_add(Store *st, int64_t job_id, int level, const char *message, char *err, size_t errlen);
+
+/* ---- webhook deliveries (the outbox) ---------------------------------------------------------
+ * With store_set_outbox(st, 1) (a daemon with --webhook; daemon/webhook.h), every transaction that
+ * ends a job - succeeded, failed or cancelled: store_job_finish, store_job_cancel, the init_from
+ * cascade, store_recover, store_job_reclaim_expired - also writes one pending delivery row for it
+ * (table webhook_outbox, at most one per job), so a delivery outlives a stop or a crash. Without
+ * it no row is written. Nodes sharing a database take deliveries under a claim: claimed_by and
+ * claim_until; a claim that expired (its node died) is anyone's, and a node's own claims are
+ * always its own (it takes them back after a restart). Times are the database's clock. */
+
+void store_set_outbox(Store *st, int on);
+
+typedef enum DeliveryState { DELIVERY_PENDING, DELIVERY_DELIVERED, DELIVERY_FAILED } DeliveryState;
+typedef struct StoreDelivery {
+	int64_t id, job_id;
+	DeliveryState state;
+	int attempts;                /* attempts made so far, by any node, across restarts */
+	double wait_s;               /* store_delivery_claim: seconds until the next attempt is due (0 = now) */
+	long last_status;            /* HTTP status of the last attempt; 0 = none or no answer */
+	char claimed_by[64];         /* pending: the node holding it ("" = none); ended: the one that made the last attempt */
+	char last_error[256];        /* why the last attempt failed; "" = none */
+} StoreDelivery;
+
+/* Claims the oldest pending delivery that no other node holds (unclaimed, claimed by node, or
+ * its claim expired): claimed_by = node, claim_until = when it is due + claim_s. 1 with *out
+ * filled, 0 when there is none, < 0 on error. On PostgreSQL two nodes claiming at once never
+ * take the same row (FOR UPDATE SKIP LOCKED). */
+int store_delivery_claim(Store *st, const char *node, double claim_s, StoreDelivery *out, char *err, size_t errlen);
+/* Records one attempt of node's claimed delivery: outcome DELIVERY_DELIVERED or DELIVERY_FAILED
+ * end it (claimed_by stays, naming the node that ended it); DELIVERY_PENDING counts the attempt
+ * and makes it due again in retry_s seconds, still claimed (for retry_s + claim_s). status is the
+ * HTTP status (0 = no answer), error the reason (NULL = none). STORE_FENCED when the row is no
+ * longer node's pending claim (another node took it over after the claim expired). */
+int store_delivery_record(Store *st, int64_t id, const char *node, DeliveryState outcome, long status,
+                          const char *error, double retry_s, double claim_s, char *err, size_t errlen);
+/* Drops node's claims on pending deliveries (NULL = every claim): a node starting again takes
+ * back what it held. The number released, or < 0. */
+int store_delivery_release(Store *st, const char *node, char *err, size_t errlen);
+/* Deletes ended deliveries older than keep_s seconds, and all but the newest keep_rows of them.
+ * The number deleted, or < 0. */
+int store_delivery_prune(Store *st, double keep_s, int keep_rows, char *err, size_t errlen);
+/* The delivery row of job_id: 1 with *out, 0 when the job has none, < 0. */
+int store_delivery_get(Store *st, int64_t job_id, StoreDelivery *out, char *err, size_t errlen);
 
 /* ---- artifacts ----------------------------------------------------------------------------- */
 

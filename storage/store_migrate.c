@@ -38,6 +38,9 @@ static const struct {
 	{ "tokens", "id, name, sha256, admin, created_at", "id", 1, offsetof(StoreMigrateStats, tokens) },
 	{ "datasets", "owner, name, format, bytes, files, summary, path, created_at", "owner, name", 0,
 	  offsetof(StoreMigrateStats, datasets) },
+	/* Pending ones are delivered by the nodes on PostgreSQL (a claim of the old node's expires). */
+	{ "webhook_outbox", "id, job_id, created_at, state, attempts, next_at, claimed_by, claim_until, done_at, "
+	  "last_status, last_error", "id", 1, offsetof(StoreMigrateStats, deliveries) },
 };
 
 #define ROWS_PER_INSERT 200

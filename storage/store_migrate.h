@@ -18,6 +18,7 @@
 
 typedef struct StoreMigrateStats {
 	int64_t groups, jobs, metrics, metric_keys, events, artifacts, tokens, datasets;   /* rows copied */
+	int64_t deliveries;   /* webhook deliveries (store.h, "the outbox") */
 } StoreMigrateStats;
 
 int store_migrate(const char *from_path, const char *to_url, StoreMigrateStats *stats, char *err, size_t errlen);

@@ -346,11 +346,21 @@ static const char *const pg_migrations[] = {
 	"CREATE TRIGGER artifacts_bump AFTER INSERT OR UPDATE OR DELETE ON artifacts FOR EACH STATEMENT EXECUTE FUNCTION ssld_bump();"
 	"CREATE TRIGGER tokens_bump AFTER INSERT OR UPDATE OR DELETE ON tokens FOR EACH STATEMENT EXECUTE FUNCTION ssld_bump();"
 	"CREATE TRIGGER datasets_bump AFTER INSERT OR UPDATE OR DELETE ON datasets FOR EACH STATEMENT EXECUTE FUNCTION ssld_bump();",
+	/* 7 -> 8: webhook deliveries written with the end of a job (store.h, "the outbox"). No change
+	 * stamp trigger: no cached answer shows them. */
+	"CREATE TABLE webhook_outbox("
+	"  id BIGSERIAL PRIMARY KEY, job_id BIGINT NOT NULL UNIQUE REFERENCES jobs(id) ON DELETE CASCADE,"
+	"  created_at DOUBLE PRECISION NOT NULL,"
+	"  state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending','delivered','failed')),"
+	"  attempts INTEGER NOT NULL DEFAULT 0, next_at DOUBLE PRECISION NOT NULL DEFAULT 0,"
+	"  claimed_by TEXT, claim_until DOUBLE PRECISION, done_at DOUBLE PRECISION, last_status INTEGER, last_error TEXT);"
+	"CREATE INDEX webhook_outbox_pending ON webhook_outbox(id) WHERE state = 'pending';"
+	"CREATE INDEX webhook_outbox_done ON webhook_outbox(done_at) WHERE state <> 'pending';",
 };
 #define PG_SCHEMA_COUNT ((int)(sizeof pg_migrations / sizeof pg_migrations[0]))
 /* The schema version reported (store_schema_version) once pg_migrations[k] ran: SQLite's
  * numbering, so both backends name a schema the same way. */
-static const int pg_schema_version[] = { 7 };
+static const int pg_schema_version[] = { 7, 8 };
 _Static_assert(sizeof pg_schema_version / sizeof pg_schema_version[0] == sizeof pg_migrations / sizeof pg_migrations[0],
                "one version per migration");
 

@@ -55,13 +55,15 @@
 
 /* Queued dependants of sources that failed, were cancelled or do not exist fail with the
  * source's reason (?1 = now); run until it changes no row, so a chain fails down to its end. */
+#define SQL_FAILED_DEPENDANT \
+	"d.state = 'queued' AND d.init_from_job IS NOT NULL AND coalesce((SELECT s.state " \
+	"FROM jobs AS s WHERE s.id = d.init_from_job), 'missing') IN ('failed', 'cancelled', 'missing')"
 #define SQL_FAIL_DEPENDANTS \
 	"UPDATE jobs AS d SET state = 'failed', finished_at = ?1, updated_at = ?1, eta_s = NULL, " \
 	"error = coalesce((SELECT 'init_from job ' || s.id || CASE s.state WHEN 'failed' THEN ' failed: ' " \
 	"ELSE ' was cancelled: ' END || coalesce(s.error, 'no reason recorded') FROM jobs AS s " \
 	"WHERE s.id = d.init_from_job), 'init_from job ' || d.init_from_job || ' does not exist') " \
-	"WHERE d.state = 'queued' AND d.init_from_job IS NOT NULL AND coalesce((SELECT s.state " \
-	"FROM jobs AS s WHERE s.id = d.init_from_job), 'missing') IN ('failed', 'cancelled', 'missing')"
+	"WHERE " SQL_FAILED_DEPENDANT
 
 /* A resumed run repeats everything after its checkpoint: its points stored after it go (?1 job). */
 #define SQL_DROP_AFTER_CHECKPOINT \
@@ -88,6 +90,40 @@
 	"UPDATE jobs SET state = 'cancelled', cancel_requested = 1, finished_at = ?2, updated_at = ?2, " \
 	"error = 'cancelled while queued' WHERE id = ?1"
 #define SQL_CANCEL_RUNNING "UPDATE jobs SET cancel_requested = 1, updated_at = ?2 WHERE id = ?1"
+
+/* ---- webhook deliveries (store.h, "the outbox") ---------------------------------------------- */
+
+/* A pending delivery for job ?1 (?2 now), written in the transaction that ends the job. */
+#define SQL_OUTBOX_ADD "INSERT INTO webhook_outbox(job_id, created_at) VALUES (?1, ?2) ON CONFLICT (job_id) DO NOTHING"
+/* The same for the jobs of a condition over jobs (%s; ?1 now), run just before the UPDATE that
+ * ends them with the same condition. */
+#define SQL_OUTBOX_ADD_WHERE "INSERT INTO webhook_outbox(job_id, created_at) SELECT id, ?1 FROM jobs WHERE %s " \
+	"ON CONFLICT (job_id) DO NOTHING"
+#define SQL_OUTBOX_ADD_DEPENDANTS "INSERT INTO webhook_outbox(job_id, created_at) SELECT d.id, ?1 FROM jobs AS d " \
+	"WHERE " SQL_FAILED_DEPENDANT " ON CONFLICT (job_id) DO NOTHING"
+#define SQL_DELIVERY_COLS "id, job_id, state, attempts, next_at, last_status, claimed_by, last_error"
+/* The oldest pending delivery no other node holds (?1 now, ?2 node); PostgreSQL adds FOR UPDATE SKIP LOCKED. */
+#define SQL_DELIVERY_NEXT "SELECT id FROM webhook_outbox WHERE state = 'pending' AND " \
+	"(claimed_by IS NULL OR claimed_by = ?2 OR claim_until < ?1) ORDER BY id LIMIT 1"
+/* ?1 now, ?2 node, ?3 claim_s, ?4 id */
+#define SQL_DELIVERY_TAKE "UPDATE webhook_outbox SET claimed_by = ?2, " \
+	"claim_until = CASE WHEN next_at > ?1 THEN next_at ELSE ?1 END + ?3 WHERE id = ?4"
+#define SQL_DELIVERY_GET "SELECT " SQL_DELIVERY_COLS " FROM webhook_outbox WHERE id = ?1"
+#define SQL_DELIVERY_OF_JOB "SELECT " SQL_DELIVERY_COLS " FROM webhook_outbox WHERE job_id = ?1"
+/* One attempt's outcome (?1 id, ?2 node, ?3 now, ?4 retry_s, ?5 state, ?6 status or 0, ?7 error,
+ * ?8 claim_s): only while the row is still node's pending claim. An ended row keeps claimed_by
+ * (the node that made the last attempt) without a claim_until. */
+#define SQL_DELIVERY_RECORD "UPDATE webhook_outbox SET state = ?5, attempts = attempts + 1, " \
+	"last_status = NULLIF(?6, 0), last_error = ?7, next_at = ?3 + ?4, " \
+	"done_at = CASE WHEN ?5 = 'pending' THEN NULL ELSE ?3 END, " \
+	"claim_until = CASE WHEN ?5 = 'pending' THEN ?3 + ?4 + ?8 END " \
+	"WHERE id = ?1 AND state = 'pending' AND claimed_by = ?2"
+/* ?1 node or NULL for all */
+#define SQL_DELIVERY_RELEASE "UPDATE webhook_outbox SET claimed_by = NULL, claim_until = NULL " \
+	"WHERE state = 'pending' AND claimed_by IS NOT NULL AND (?1 IS NULL OR claimed_by = ?1)"
+/* Ended deliveries older than ?1, or past the newest ?2 of them. */
+#define SQL_DELIVERY_PRUNE "DELETE FROM webhook_outbox WHERE state <> 'pending' AND (done_at < ?1 OR id <= " \
+	"coalesce((SELECT id FROM webhook_outbox WHERE state <> 'pending' ORDER BY id DESC LIMIT 1 OFFSET ?2), 0))"
 
 /* ---- groups ---------------------------------------------------------------------------------- */
 

@@ -9,27 +9,41 @@ ended job, against a real daemon on a loopback port.
   document again (the retry) with the job's id, state and results; a job cancelled while queued
   and a running job cancelled are both delivered as cancelled. A URL that is not http(s) stops
   start-up with an error naming --webhook.
+- Deliveries outlive the daemon (the outbox): a receiver answering 503 to every attempt while the
+  daemon is stopped mid-retry (SIGTERM), then 200: after the restart the job is delivered exactly
+  once, with the same document as every earlier attempt, and its row says delivered; the same
+  when the daemon is killed (-9) during the retries. Restarted without --webhook, the daemon
+  writes no delivery row for a job that ends.
+- it_webhook.py SSLD postgres (suite postgres): two daemons with webhooks on one PostgreSQL
+  database, jobs ending on both while the receiver answers 503, so both nodes hold claimed rows,
+  then 200: every job is delivered exactly once (one 200 each), and both nodes delivered some.
 """
 import csv
 import http.server
 import io
 import json
 import os
+import shutil
+import sqlite3
 import sys
+import tempfile
 import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from ssld_harness import Daemon, Failure, check, run, short_job, skip_unless_dataset, ssld  # noqa: E402
 
 
 class Receiver:
     """An HTTP server on a free loopback port recording every POST; the first `fail_first`
-    answers are 500."""
+    answers are 500, and every answer is 503 while `failing` is set."""
 
-    def __init__(self, fail_first):
+    def __init__(self, fail_first=0):
         self.posts = []
         self.cv = threading.Condition()
         self.fail_left = fail_first
+        self.failing = False
         rec = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -37,7 +51,7 @@ class Receiver:
                 n = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(n)
                 with rec.cv:
-                    status = 500 if rec.fail_left > 0 else 200
+                    status = 503 if rec.failing else 500 if rec.fail_left > 0 else 200
                     rec.fail_left -= 1
                     rec.posts.append((self.path, self.headers.get("Content-Type"), status, body))
                     rec.cv.notify_all()
@@ -58,6 +72,10 @@ class Receiver:
                 raise Failure("webhook receiver: %s not seen within %d s; got %r" % (what, timeout, self.posts))
             return list(self.posts)
 
+    def set_failing(self, on):
+        with self.cv:
+            self.failing = on
+
     def close(self):
         self.httpd.shutdown()
 
@@ -70,6 +88,66 @@ def ended(posts, jid, state):
         if doc["job"]["id"] == jid and doc["job"]["state"] == state and status == 200:
             out.append(doc)
     return out
+
+
+def posts_of(posts, jid):
+    """(status, body) of every POST about job jid."""
+    return [(status, body) for _p, _c, status, body in posts if json.loads(body)["job"]["id"] == jid]
+
+
+def wait_until(pred, what, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.1)
+    raise Failure("%s: not within %d s" % (what, timeout))
+
+
+def sqlite_row(d, jid):
+    """The job's delivery row in the SQLite file of a stopped daemon: (state, attempts, last_status)
+    or None. Read only while no ssld has the file open."""
+    check(d.proc.poll() is not None, "the daemon must be stopped before its database is read")
+    db = sqlite3.connect(os.path.join(d.state_dir, "ssld.db"))
+    try:
+        return db.execute("SELECT state, attempts, last_status FROM webhook_outbox WHERE job_id = ?", (jid,)).fetchone()
+    finally:
+        db.close()
+
+
+def survives(d, rec, how, args):
+    """A job's delivery fails (503) until ssld (running) is stopped mid-retry by `how` ("sigterm"
+    or "kill"), then succeeds after the restart: exactly one 200, the same document every time,
+    and the row says delivered. Leaves ssld stopped."""
+    rec.set_failing(True)
+    s, j = d.post("/v1/jobs", short_job("outbox-" + how))
+    check(s == 201, "submit -> %d %r" % (s, j))
+    jid = j["id"]
+    d.wait_state(jid, ["succeeded"], timeout=300)
+    rec.wait_for(lambda ps: len(posts_of(ps, jid)) >= 2, "two attempts for job %d" % jid)
+    if how == "sigterm":
+        check(d.stop() == 0, "ssld did not stop cleanly:\n%s" % d.log())
+    else:
+        d.kill()
+    row = sqlite_row(d, jid)
+    check(row and row[0] == "pending" and row[1] >= 1, "mid-retry row of job %d: %r" % (jid, row))
+    rec.set_failing(False)
+    d.start(*args)
+    rec.wait_for(lambda ps: ended(ps, jid, "succeeded"), "job %d delivered after the restart (%s)" % (jid, how))
+    # ssld logs the delivery once its row says so (a stop before that would abandon the attempt
+    # and repeat it after the next start: at least once). Stopped, it makes no more attempts: the
+    # count is final, and the row must say delivered so that no later start sends it again.
+    wait_until(lambda: ("job=%d webhook: delivered" % jid) in d.log(), "ssld logging job %d delivered" % jid)
+    check(d.stop() == 0, "ssld did not stop cleanly:\n%s" % d.log())
+    row = sqlite_row(d, jid)
+    mine = posts_of(rec.wait_for(lambda ps: True, "posts"), jid)
+    oks = [b for st, b in mine if st == 200]
+    check(len(oks) == 1, "job %d (%s): %d deliveries answered 200, expected exactly 1: %r" % (jid, how, len(oks), mine))
+    check(all(b == oks[0] for _st, b in mine), "job %d (%s): the documents differ between attempts" % (jid, how))
+    check(row and row[0] == "delivered" and row[1] >= 2 and row[2] == 200, "job %d's row after delivery: %r" % (jid, row))
+    print("%s: job %d delivered once after the restart (%d attempts, %d POSTs)" % (how, jid, row[1], len(mine)))
+    return jid
 
 
 def check_csv(d, exe, jid):
@@ -156,11 +234,84 @@ def main(exe):
         check(s == 202, "cancel running -> %d" % s)
         rec.wait_for(lambda ps: ended(ps, b["id"], "cancelled") and ended(ps, a["id"], "cancelled"),
                      "both cancellations delivered")
+
+        # At least once across restarts: a stop, then a crash, in the middle of the retries.
+        args = d.args
+        x = survives(d, rec, "sigterm", args)
+        d.start(*args)
+        y = survives(d, rec, "kill", args)
+        check(len(ended(rec.posts, x, "succeeded")) == 1, "job %d delivered again after a later restart" % x)
+
+        # Without --webhook nothing is recorded (the table is there, the job ended).
+        d.start("--workers", "0")
+        s, z = d.post("/v1/jobs", short_job("unwatched"))
+        check(s == 201, "submit -> %d %r" % (s, z))
+        s, _ = d.post("/v1/jobs/%d/cancel" % z["id"])
+        check(s == 200 and d.job(z["id"])["state"] == "cancelled", "cancel queued -> %d" % s)
         check(d.stop() == 0, "ssld did not stop cleanly:\n%s" % d.log())
+        check(sqlite_row(d, z["id"]) is None and sqlite_row(d, y) is not None,
+              "a daemon without --webhook wrote a delivery row: %r" % (sqlite_row(d, z["id"]),))
     finally:
         rec.close()
         d.cleanup()
 
 
+def main_postgres(exe):
+    """Two nodes with webhooks on one PostgreSQL database: each ended job delivered once."""
+    skip_unless_dataset()
+    import pgserver
+    why = pgserver.skip_reason()
+    if why:
+        print("SKIP: " + why)
+        sys.exit(77)
+    root = tempfile.mkdtemp(prefix="ssld-it-hook-")
+    rec = Receiver()
+    nodes = []
+    try:
+        with pgserver.PgServer() as pg:
+            url = pg.create_db("ssld_hooks")
+            for name in ("hook-a", "hook-b"):
+                d = Daemon(exe)
+                nodes.append(d)
+                d.start("--database", url, "--shared-dir", os.path.join(root, "shared"), "--node", name,
+                        "--workers", "1", "--job-threads", "1", "--webhook", "http://127.0.0.1:%d/hook" % rec.port)
+            # While the receiver fails, the nodes hold their rows (in backoff) under claims: both
+            # nodes claim rows of their own, none the other's.
+            rec.set_failing(True)
+            ids = []
+            for i in range(8):
+                s, j = nodes[i % 2].post("/v1/jobs", short_job("pg-%d" % i, epochs=1, limit_train=128))
+                check(s == 201, "submit -> %d %r" % (s, j))
+                ids.append(j["id"])
+            sql = "SELECT count(DISTINCT claimed_by) FROM webhook_outbox WHERE state = 'pending' AND claimed_by IS NOT NULL"
+            wait_until(lambda: pg.psql(sql, "ssld_hooks") == "2", "pending deliveries claimed by both nodes")
+            rec.set_failing(False)
+            for jid in ids:
+                nodes[0].wait_state(jid, ["succeeded"], timeout=300)
+            rec.wait_for(lambda ps: all(ended(ps, jid, "succeeded") for jid in ids), "all 8 jobs delivered")
+            done = "SELECT count(*) FROM webhook_outbox WHERE state = 'delivered'"
+            wait_until(lambda: pg.psql(done, "ssld_hooks") == str(len(ids)), "every delivery row marked delivered")
+            posts = rec.wait_for(lambda ps: True, "posts")
+            for jid in ids:
+                mine = posts_of(posts, jid)
+                oks = [b for st, b in mine if st == 200]
+                check(len(oks) == 1, "job %d: %d POSTs answered 200, expected exactly 1: %r"
+                      % (jid, len(oks), [m[0] for m in mine]))
+                check(all(b == oks[0] for _st, b in mine), "job %d: the documents differ between attempts" % jid)
+            rows = pg.psql("SELECT count(*), count(DISTINCT job_id), count(DISTINCT claimed_by) FROM webhook_outbox",
+                           "ssld_hooks")
+            check(rows == "%d|%d|2" % (len(ids), len(ids)), "outbox rows (all, distinct jobs, delivering nodes): %s" % rows)
+            print("%d jobs, %d POSTs, delivered by both nodes" % (len(ids), len(posts)))
+            for d in nodes:
+                check(d.stop() == 0, "ssld did not stop cleanly:\n%s" % d.log())
+    finally:
+        rec.close()
+        for d in nodes:
+            d.cleanup()
+        shutil.rmtree(root, ignore_errors=True)
+
+
 if __name__ == "__main__":
+    if len(sys.argv) > 2 and sys.argv[2] == "postgres":
+        run(main_postgres)
     run(main)

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <libpq-fe.h>
@@ -107,7 +109,14 @@ static void test_migrations(void)
 	CHECK_RC(store_open(dbpath, &st, err, sizeof err));
 	CHECK(store_schema_version(st) == SSLD_SCHEMA_VERSION);
 	store_free(st);
-	if (pg) {   /* a database from a newer ssld is refused, not damaged */
+	if (pg) {
+		/* A schema 7 database gains the webhook outbox (7 -> 8). */
+		CHECK(raw_exec("DROP TABLE webhook_outbox; UPDATE ssld_meta SET value = 7 WHERE key = 'schema_version'") == 0);
+		CHECK_RC(store_open(dbpath, &st, err, sizeof err));
+		StoreDelivery d;
+		CHECK(store_schema_version(st) == SSLD_SCHEMA_VERSION && store_delivery_get(st, 1, &d, err, sizeof err) == 0);
+		store_free(st);
+		/* A database from a newer ssld is refused, not damaged. */
 		CHECK(raw_exec("UPDATE ssld_meta SET value = 99 WHERE key = 'schema_version'") == 0);
 		CHECK(store_open(dbpath, &st, err, sizeof err) == STORE_EVERSION);
 		CHECK(strstr(err, "99") != NULL);
@@ -834,6 +843,7 @@ static void test_migrate(void)
 	snprintf(src, sizeof src, "%s/src.db", dir);
 	Store *st;
 	CHECK_RC(store_open(src, &st, err, sizeof err));
+	store_set_outbox(st, 1);   /* a's end leaves a pending webhook delivery to copy */
 	int64_t a = insert(st, "a", 3, "ann");
 	StoreNewJob nj = { .spec = "{\"method\":\"simclr\"}", .name = "g", .method = "simclr", .owner = "bob",
 	                   .group_setting = "{\"lr\":0.1}" };
@@ -877,8 +887,10 @@ static void test_migrate(void)
 	StoreMigrateStats ms;
 	CHECK_RC(store_migrate(src, dbpath, &ms, err, sizeof err));
 	CHECK(ms.jobs == 3 && ms.groups == 1 && ms.metrics == 4 && ms.metric_keys == 2 && ms.events == 1 && ms.artifacts == 1 && ms.tokens == 1 &&
-	      ms.datasets == 1);
+	      ms.datasets == 1 && ms.deliveries == 1);
 	CHECK_RC(store_open(dbpath, &st, err, sizeof err));
+	StoreDelivery dl;
+	CHECK(store_delivery_get(st, a, &dl, err, sizeof err) == 1 && dl.state == DELIVERY_PENDING);
 	StoreJob after;
 	CHECK_RC(store_job_get(st, a, &after, err, sizeof err));
 	CHECK(after.state == JOB_SUCCEEDED && after.priority == 3 && strcmp(after.results, "{\"r\":1}") == 0 &&
@@ -1040,6 +1052,161 @@ static void test_tokens(void)
 	rm_db();
 }
 
+/* SQLite: while a Store is open, its process holds the -shm file's "in use" lock (byte 128), so
+ * another process opening the database (sqlite3, a test reading the file) does not take the WAL
+ * index for abandoned and rebuild it under the store. Checked from a child process: F_GETLK
+ * reports only other processes' locks. */
+static void test_shm_in_use(void)
+{
+	Store *st;
+	CHECK_RC(store_open(dbpath, &st, err, sizeof err));
+	int64_t id = insert(st, "x", 0, "ann");
+	CHECK(id > 0);
+	char p[1100];
+	snprintf(p, sizeof p, "%s-shm", dbpath);
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		int fd = open(p, O_RDWR);
+		struct flock l = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 128, .l_len = 1 };
+		if (fd < 0 || fcntl(fd, F_GETLK, &l) != 0) _exit(2);
+		_exit(l.l_type == F_UNLCK ? 1 : 0);
+	}
+	int status = 0;
+	CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	      "the -shm file's in-use lock is not held by the store's process (child status %d)", status);
+	store_free(st);
+	rm_db();
+}
+
+/* 1 when job id has a delivery row (its state in *state). */
+static int delivery_of(Store *st, int64_t id, StoreDelivery *d)
+{
+	int rc = store_delivery_get(st, id, d, err, sizeof err);
+	CHECK(rc >= 0, "store_delivery_get(%lld) -> %d (%s)", (long long)id, rc, err);
+	return rc == 1;
+}
+
+/* Claims job `want`'s delivery as node (the oldest it may take must be that one). */
+static void claim_is(Store *st, const char *node, int64_t want, StoreDelivery *d)
+{
+	int rc = store_delivery_claim(st, node, 60, d, err, sizeof err);
+	CHECK(rc == 1 && d->job_id == want, "%s claimed rc=%d job %lld, expected job %lld (%s)", node, rc,
+	      (long long)d->job_id, (long long)want, err);
+}
+
+/* The webhook outbox (store.h): every way a job ends writes its delivery row in the same
+ * transaction - only once the store keeps them -, claims keep two nodes off one row, a dead
+ * node's claim is taken over when it expires, outcomes are recorded, ended rows are pruned. */
+static void test_outbox(void)
+{
+	Store *st, *b;
+	CHECK_RC(store_open(dbpath, &st, err, sizeof err));
+	CHECK_RC(store_open(dbpath, &b, err, sizeof err));   /* a second node */
+	StoreJob j;
+	StoreDelivery d;
+	JobState js;
+	int64_t ids[8];
+	/* Without store_set_outbox: no row, whatever ends. */
+	int64_t quiet = insert(st, "quiet", 0, "ann");
+	CHECK(store_job_claim(st, &j, err, sizeof err) == 1 && j.id == quiet);
+	store_job_clear(&j);
+	CHECK_RC(store_job_finish(st, quiet, JOB_SUCCEEDED, "{}", NULL, err, sizeof err));
+	int64_t quiet2 = insert(st, "quiet2", 0, "ann");
+	CHECK_RC(store_job_cancel(st, quiet2, &js, err, sizeof err));
+	CHECK(!delivery_of(st, quiet, &d) && !delivery_of(st, quiet2, &d));
+	CHECK(store_delivery_claim(st, "A", 60, &d, err, sizeof err) == 0);
+
+	store_set_outbox(st, 1);
+	/* Finished by its run (and one sent back to the queue: not ended, no row). */
+	int64_t ok = insert(st, "ok", 0, "ann");
+	CHECK(store_job_claim(st, &j, err, sizeof err) == 1 && j.id == ok);
+	store_job_clear(&j);
+	CHECK_RC(store_job_finish(st, ok, JOB_QUEUED, NULL, NULL, err, sizeof err));
+	CHECK(!delivery_of(st, ok, &d));
+	CHECK(store_job_claim(st, &j, err, sizeof err) == 1 && j.id == ok);
+	store_job_clear(&j);
+	CHECK_RC(store_job_finish(st, ok, JOB_SUCCEEDED, "{}", NULL, err, sizeof err));
+	CHECK(delivery_of(st, ok, &d) && d.state == DELIVERY_PENDING && d.attempts == 0 && !d.claimed_by[0]);
+	/* Cancelled while queued, and its init_from dependant failed with it (the cascade). */
+	int64_t src = insert(st, "src", 0, "ann");
+	StoreNewJob dep = { .spec = "{\"method\":\"simclr\"}", .name = "dep", .method = "simclr", .owner = "ann",
+	                    .init_from_job = src };
+	int64_t depid;
+	CHECK_RC(store_job_insert(st, &dep, &depid, err, sizeof err));
+	CHECK_RC(store_job_cancel(st, src, &js, err, sizeof err));
+	CHECK(js == JOB_CANCELLED && delivery_of(st, src, &d) && delivery_of(st, depid, &d));
+	CHECK(state_of(st, depid) == JOB_FAILED);
+	/* Start-up recovery: a requested cancel made final, and a job interrupted once too often. */
+	int64_t gone = insert(st, "gone", 0, "ann"), poison = insert(st, "poison", 0, "ann");
+	CHECK(store_job_claim(st, &j, err, sizeof err) == 1 && j.id == gone);
+	store_job_clear(&j);
+	CHECK(store_job_claim(st, &j, err, sizeof err) == 1 && j.id == poison);
+	store_job_clear(&j);
+	CHECK_RC(store_job_cancel(st, gone, &js, err, sizeof err));
+	CHECK(js == JOB_RUNNING && !delivery_of(st, gone, &d));   /* only requested: not ended yet */
+	CHECK(store_recover(st, 1, ids, 8, err, sizeof err) == 0);
+	CHECK(state_of(st, gone) == JOB_CANCELLED && delivery_of(st, gone, &d));
+	CHECK(state_of(st, poison) == JOB_FAILED && delivery_of(st, poison, &d));
+	/* A lease reclaim that makes a requested cancel final. */
+	int64_t leased = insert(st, "leased", 0, "ann");
+	CHECK(store_job_claim_lease(st, "A", 30, 0, &j, err, sizeof err) == 1 && j.id == leased);
+	store_job_clear(&j);
+	CHECK_RC(store_job_cancel(st, leased, &js, err, sizeof err));
+	CHECK(raw_exec("UPDATE jobs SET lease_until = 1 WHERE state = 'running'") == 0);
+	int n = -1;
+	CHECK_RC(store_job_reclaim_expired(st, 0, ids, 8, &n, err, sizeof err));
+	CHECK(n == 0 && state_of(st, leased) == JOB_CANCELLED && delivery_of(st, leased, &d));
+	/* A failed run fails its dependant too: both rows. */
+	int64_t bad = insert(st, "bad", 0, "ann");
+	dep.init_from_job = bad;
+	int64_t dep2;
+	CHECK_RC(store_job_insert(st, &dep, &dep2, err, sizeof err));
+	CHECK(store_job_claim(st, &j, err, sizeof err) == 1 && j.id == bad);
+	store_job_clear(&j);
+	CHECK_RC(store_job_finish(st, bad, JOB_FAILED, NULL, "loss became NaN", err, sizeof err));
+	CHECK(delivery_of(st, bad, &d) && delivery_of(st, dep2, &d) && state_of(st, dep2) == JOB_FAILED);
+
+	/* Claims, oldest first: node A takes `ok`, node B (another connection) the next one. */
+	StoreDelivery da, db;
+	claim_is(st, "A", ok, &da);
+	CHECK(strcmp(da.claimed_by, "A") == 0 && da.wait_s == 0);
+	claim_is(b, "B", src, &db);
+	claim_is(st, "A", ok, &da);   /* its own claim stays its own */
+	CHECK(store_delivery_record(b, da.id, "B", DELIVERY_DELIVERED, 200, NULL, 0, 60, err, sizeof err) == STORE_FENCED);
+	/* A retry: counted, due later, still A's. */
+	CHECK_RC(store_delivery_record(st, da.id, "A", DELIVERY_PENDING, 503, "HTTP 503", 100, 60, err, sizeof err));
+	claim_is(st, "A", ok, &da);
+	CHECK(da.attempts == 1 && da.wait_s > 50 && da.last_status == 503 && strcmp(da.last_error, "HTTP 503") == 0,
+	      "attempts %d wait %.1f status %ld error '%s'", da.attempts, da.wait_s, da.last_status, da.last_error);
+	/* A dies: once its claim has expired, B takes the row over and A's late outcome is refused. */
+	CHECK(raw_exec("UPDATE webhook_outbox SET claim_until = 1 WHERE claimed_by = 'A'") == 0);
+	claim_is(b, "B", ok, &db);
+	CHECK(store_delivery_record(st, da.id, "A", DELIVERY_DELIVERED, 200, NULL, 0, 60, err, sizeof err) == STORE_FENCED);
+	CHECK_RC(store_delivery_record(b, db.id, "B", DELIVERY_DELIVERED, 204, NULL, 0, 60, err, sizeof err));
+	CHECK(delivery_of(st, ok, &d) && d.state == DELIVERY_DELIVERED && d.attempts == 2 && d.last_status == 204 &&
+	      strcmp(d.claimed_by, "B") == 0 && !d.last_error[0]);
+	/* Given up (a 4xx): ended, with the reason. */
+	claim_is(b, "B", src, &db);
+	CHECK_RC(store_delivery_record(b, db.id, "B", DELIVERY_FAILED, 404, "HTTP 404", 0, 60, err, sizeof err));
+	CHECK(delivery_of(st, src, &d) && d.state == DELIVERY_FAILED && strcmp(d.last_error, "HTTP 404") == 0);
+	/* B restarts: its claims are free again; A restarting frees only its own. */
+	claim_is(b, "B", depid, &db);
+	CHECK(store_delivery_release(st, "A", err, sizeof err) == 0);
+	CHECK(store_delivery_release(st, "B", err, sizeof err) == 1);
+	claim_is(st, "A", depid, &da);
+	CHECK(store_delivery_release(st, NULL, err, sizeof err) == 1);
+	/* Pruning: ended rows beyond the newest one go; pending rows stay. */
+	CHECK(store_delivery_prune(st, 7 * 86400.0, 1, err, sizeof err) == 1);
+	CHECK(!delivery_of(st, ok, &d) && delivery_of(st, src, &d) && delivery_of(st, depid, &d));
+	CHECK(store_delivery_prune(st, -10, 100, err, sizeof err) == 1);   /* older than 10 s in the future: all ended */
+	CHECK(!delivery_of(st, src, &d) && delivery_of(st, depid, &d) && d.state == DELIVERY_PENDING);
+	store_free(b);
+	store_free(st);
+	rm_db();
+}
+
 static void test_migration_v2(void)
 {
 	sqlite3 *db;
@@ -1076,6 +1243,11 @@ static void test_migration_v2(void)
 	store_job_clear(&j);
 	CHECK(store_job_claim(st, &j, err, sizeof err) == 1 && j.id == 1);   /* not the priority-9 dependant */
 	store_job_clear(&j);
+	StoreDelivery d;   /* the outbox (7 -> 8) is there, empty */
+	CHECK(store_delivery_get(st, 1, &d, err, sizeof err) == 0);
+	store_set_outbox(st, 1);
+	CHECK_RC(store_job_finish(st, 1, JOB_SUCCEEDED, NULL, NULL, err, sizeof err));
+	CHECK(store_delivery_get(st, 1, &d, err, sizeof err) == 1 && d.state == DELIVERY_PENDING);
 	store_free(st);
 	rm_db();
 }
@@ -1112,6 +1284,8 @@ int main(int argc, char **argv)
 	test_metrics_and_resume();
 	test_concurrency();
 	test_change_stamp();
+	test_outbox();
+	if (!pg) test_shm_in_use();
 	rmdir(dir);
 	return check_exit("test_storage");
 }
