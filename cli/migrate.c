@@ -36,8 +36,9 @@ int cli_migrate_main(int argc, char **argv)
 		fprintf(stderr, "ssld migrate: %s\n", err);
 		return 1;
 	}
-	printf("copied %lld jobs, %lld groups, %lld metric points, %lld events, %lld artifacts, %lld tokens, %lld datasets "
-	       "from %s to PostgreSQL\n", (long long)ms.jobs, (long long)ms.groups, (long long)ms.metrics, (long long)ms.events,
-	       (long long)ms.artifacts, (long long)ms.tokens, (long long)ms.datasets, from);
+	printf("copied %lld jobs, %lld groups, %lld metric points, %lld events, %lld artifacts, %lld tokens, %lld datasets, "
+	       "%lld webhook deliveries from %s to PostgreSQL\n", (long long)ms.jobs, (long long)ms.groups, (long long)ms.metrics,
+	       (long long)ms.events, (long long)ms.artifacts, (long long)ms.tokens, (long long)ms.datasets,
+	       (long long)ms.deliveries, from);
 	return 0;
 }
