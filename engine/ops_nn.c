@@ -135,6 +135,7 @@ typedef struct BnJob {
 	int relu;                 /* 1: fused ReLU after the affine map; 2: ReLU of it plus id */
 	int dx_fresh;             /* dx is a new buffer: store instead of adding */
 	int did_fresh;            /* did is a new buffer: it ends up holding the masked dy */
+	int dx_in_dy;             /* dx is dy's own buffer (planes only): dx[k] replaces dy[k] */
 	float momentum, eps;
 	double M;                 /* values per channel over the whole batch: N*S, times the ranks */
 	int stats_given;          /* forward: mean, rstd already set (distributed statistics) */
@@ -433,7 +434,16 @@ static void bn_backward_part(void *arg, size_t c0, size_t c1, int tid)
 				const float *restrict xp = j->x + off, *restrict dyp = j->dy + off;
 				const float *restrict yp = j->relu == 2 ? j->y + off : NULL;
 				float *restrict dxp = j->dx + off;
-				if (dmask) {
+				if (j->dx_in_dy && !dmask) {   /* dy[k] is read from dx[k], then replaced */
+					float *gp = j->dx + off;
+					if (j->relu)
+						for (int k = 0; k < S; k++)
+							gp[k] = gs * (BN_DY(j, gp, xp, yp, k, m, sa, sb) - mdy -
+							              (xp[k] - m) * s * mdyx);
+					else
+						for (int k = 0; k < S; k++)
+							gp[k] = gs * (gp[k] - mdy - (xp[k] - m) * s * mdyx);
+				} else if (dmask) {
 					const float *restrict dm = dmask + off;
 					if (j->dx_fresh)
 						for (int k = 0; k < S; k++)
@@ -498,7 +508,15 @@ static void batchnorm_backward(Ctx *ctx, Node *n)
 	            .beta = beta ? beta->data : NULL, .dg = tape_grad_in(ctx, gamma),
 	            .db = tape_grad_in(ctx, beta), .mean = n->saved, .rstd = n->saved2,
 	            .N = n->i[0], .C = C, .S = n->i[2], .batch_stats = n->i[3], .relu = n->i[4] };
-	j.dx = tape_grad_in_fresh(ctx, x, &j.dx_fresh);
+	/* Planes: x takes over dy's buffer when it has no gradient yet (every element of dx depends
+	 * on dy at the same index only, and dy is dead afterwards): one gradient buffer fewer in
+	 * flight. */
+	if (j.S > 1 && tape_grad_pass(ctx, x, n->out)) {
+		j.dx = x->grad;
+		j.dx_fresh = j.dx_in_dy = 1;
+	} else {
+		j.dx = tape_grad_in_fresh(ctx, x, &j.dx_fresh);
+	}
 	if (j.relu == 2) {
 		j.y = n->out->data;
 		j.did = tape_grad_in_fresh(ctx, n->in[3], &j.did_fresh);

@@ -70,6 +70,22 @@ static Tensor *b_batchnorm_relu(Ctx *ctx, Tensor **in, void *u)
 	return y;
 }
 
+/* i[1]: training mode; i[2]: id is a batchnorm's output the op writes over (reuse_id). */
+static Tensor *b_batchnorm_add_relu(Ctx *ctx, Tensor **in, void *u)
+{
+	const Args *a = u;
+	float rm[8] = { 0.1f, -0.2f, 0.3f, 0.0f, 0.5f, -0.1f, 0.2f, 0.0f };
+	float rv[8] = { 1.5f, 0.7f, 1.1f, 0.9f, 1.2f, 0.8f, 1.0f, 2.0f };
+	float rm2[8] = { 0.0f }, rv2[8] = { 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f };
+	const int prev = ctx_training(ctx);
+	ctx_set_training(ctx, a->i[1]);
+	Tensor *id = a->i[2] ? op_batchnorm(ctx, in[3], NULL, NULL, rm2, rv2, 0.1f, 1e-5f) : in[3];
+	Tensor *y = op_batchnorm_add_relu(ctx, in[0], in[1], in[2], rm, rv, 0.1f, 1e-5f, id,
+	                                  a->i[2]);
+	ctx_set_training(ctx, prev);
+	return y;
+}
+
 /* i[0]: 1 = a + a */
 static Tensor *b_add_relu(Ctx *ctx, Tensor **in, void *u)
 {
@@ -113,6 +129,24 @@ static void cases_norm(void)
 	      IN(-2, 2, 3, 2, 3, 3), IN(0.5f, 1.5f, 2), IN(-0.5f, 0.5f, 2));
 	check("batchnorm+relu (5,3) eval", OP_BATCHNORM, b_batchnorm_relu, ARGS(.i = { 1, 0 }),
 	      IN(-2, 2, 5, 3), IN(0.5f, 1.5f, 3), IN(-0.5f, 0.5f, 3));
+
+	for (int c = 0; c < 6; c++) {   /* 2-D and 4-D; train, eval; leaf id and reuse_id */
+		static const char *const labels[6] = {
+			"batchnorm+add+relu (6,4) train", "batchnorm+add+relu (3,2,3,3) train",
+			"batchnorm+add+relu (5,3) eval", "batchnorm+add+relu (2,2,3,3) eval",
+			"batchnorm+add+relu (6,4) train, id a batchnorm's output, reused",
+			"batchnorm+add+relu (3,2,3,3) train, id a batchnorm's output, reused",
+		};
+		const int four_d = c & 1, train = c != 2 && c != 3, reuse = c >= 4;
+		const int C = four_d ? 2 : c == 2 ? 3 : 4;
+		Tensor *x = four_d ? (c == 3 ? IN(-2, 2, 2, 2, 3, 3) : IN(-2, 2, 3, 2, 3, 3))
+		                   : (c == 2 ? IN(-2, 2, 5, 3) : IN(-2, 2, 6, 4));
+		Tensor *id = gc_input(x->ndim, x->shape, -1.0f, 1.0f);
+		Tensor *in[4] = { x, gc_input(1, (int[]){ C }, 0.5f, 1.5f),
+		                  gc_input(1, (int[]){ C }, -0.5f, 0.5f), id };
+		gc_check(labels[c], OP_BATCHNORM, b_batchnorm_add_relu,
+		         ARGS(.i = { 0, train, reuse }), in, 4, TOL);
+	}
 
 	Tensor *ra = IN(-1, 1, 2, 3, 3, 3);   /* a + b kept away from relu's kink */
 	gc_keep_away(ra, 0.0f, 0.3f);
