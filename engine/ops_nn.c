@@ -144,9 +144,10 @@ typedef struct BnJob {
 } BnJob;
 
 /* Statistics of channels [c0, c1) over N planes of S (S > 1), into acc0 (mean) and acc1 (sum of
- * squared deviations). S >= 16: each plane's mean and squared deviations (two passes over a
- * plane that sits in L1, the second shifted by a rough mean so float sums stay small), merged
- * across planes in double (Chan et al.). S < 16: two passes in double over the channel. Images
+ * squared deviations). S >= 16: each plane's mean and squared deviations in one pass of float
+ * sums of d = x - pivot and d * d (the shifted-data method: the pivot is the mean of the
+ * channel's earlier planes, so the sums stay of the order of the deviations and s2 - s1^2/S
+ * loses nothing to cancellation), merged across planes in double (Chan et al.). S < 16: two passes in double over the channel. Images
  * are the outer loop and a thread's channels the inner one, so memory is read in one forward
  * sweep per pass (a channel-major walk reads N short planes C*S floats apart); each channel
  * still takes its planes in image order, so the sums are the same. */
@@ -161,10 +162,9 @@ static void bn_plane_stats(const BnJob *j, size_t c0, size_t c1)
 			const double na = (double)i * S;
 			for (size_t c = c0; c < c1; c++) {
 				const float *xp = j->x + ((size_t)i * C + c) * S;
-				float a = 0.0f;
-				for (int k = 0; k < S; k++)
-					a += xp[k];
-				const float pivot = a / (float)S;
+				/* shift: the mean of the channel's earlier planes (the first plane: its
+				 * first value), near this plane's mean unless images differ wildly */
+				const float pivot = i ? (float)cm[c] : xp[0];
 				float s1 = 0.0f, s2 = 0.0f;
 				for (int k = 0; k < S; k++) {
 					const float d = xp[k] - pivot;

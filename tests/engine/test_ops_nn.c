@@ -414,22 +414,24 @@ static void test_conv_adjoint(void)
 
 static void test_batchnorm(void)
 {
-	/* (N,C); (N,C,H,W) with small planes; large planes far from zero (variance stability). */
-	for (int cfg = 0; cfg < 3; cfg++) {
-		const int four_d = cfg > 0;
-		const int N = 6, C = 3, H = cfg == 2 ? 16 : four_d ? 4 : 1, W = cfg == 2 ? 9 : four_d ? 5 : 1;
+	/* (N,C); (N,C,H,W) with small planes; large planes far from zero (variance stability);
+	 * large planes whose means differ by far more than their spread (cfg 3: each plane's sums
+	 * are shifted by the earlier planes' mean, far from its own). */
+	for (int cfg = 0; cfg < 4; cfg++) {
+		const int four_d = cfg > 0, big = cfg >= 2;
+		const int N = 6, C = 3, H = big ? 16 : four_d ? 4 : 1, W = big ? 9 : four_d ? 5 : 1;
 		const int S = H * W;
-		const float scale = cfg == 2 ? 0.01f : 3.0f, shift = cfg == 2 ? 100.0f : 2.0f;
+		const float scale = big ? 0.01f : 3.0f, shift = cfg == 2 ? 100.0f : 2.0f;
 		const float momentum = 0.1f, eps = 1e-5f;
 		Ctx *ctx = ctx_new(5);
 		Tensor *x = four_d ? rand_tensor(ctx, 4, (int[]){ N, C, H, W }, 0)
 		                   : rand_tensor(ctx, 2, (int[]){ N, C }, 0);
-		for (size_t i = 0; i < x->size; i++)
-			x->data[i] = scale * x->data[i] + shift; /* non-zero mean, non-unit variance */
+		for (size_t i = 0; i < x->size; i++)   /* non-zero mean, non-unit variance */
+			x->data[i] = scale * x->data[i] + shift + (cfg == 3 ? 40.0f * (float)(i / (C * S)) : 0.0f);
 		Tensor *g = rand_tensor(ctx, 1, (int[]){ C }, 0);
 		Tensor *b = rand_tensor(ctx, 1, (int[]){ C }, 0);
 		float rm[3] = { 0.5f, -0.25f, 1.0f }, rv[3] = { 2.0f, 0.5f, 1.5f };
-		if (cfg == 2) /* so the tiny batch variance is resolved in the running value */
+		if (big) /* so the tiny batch variance is resolved in the running value */
 			rv[0] = rv[1] = rv[2] = 0.0f;
 		float rm0[3], rv0[3];
 		memcpy(rm0, rm, sizeof rm);
