@@ -1,6 +1,7 @@
-/* ops_nn.c - the neural-network ops of ops.h: layer and batch normalisation, dropout, 2-D
- * convolution and its transpose, nearest upsampling, max/avg/global pooling, the causal mask,
- * fused scaled dot-product attention and a residual block's fused add + ReLU, each a forward that records a node and a backward that
+/* ops_nn.c - the neural-network ops of ops.h: layer and batch normalisation (alone, + ReLU, and
+ * a residual block's batchnorm + shortcut + ReLU), dropout, 2-D convolution and its transpose,
+ * nearest upsampling, max/avg/global pooling, the causal mask, fused scaled dot-product
+ * attention and a fused add + ReLU, each a forward that records a node and a backward that
  * accumulates (+=) into its inputs' gradients.
  *
  * Convolution on planes of at least CONV_IMAGE_MIN output pixels is lowered one image at a time
@@ -147,10 +148,11 @@ typedef struct BnJob {
  * squared deviations). S >= 16: each plane's mean and squared deviations in one pass of float
  * sums of d = x - pivot and d * d (the shifted-data method: the pivot is the mean of the
  * channel's earlier planes, so the sums stay of the order of the deviations and s2 - s1^2/S
- * loses nothing to cancellation), merged across planes in double (Chan et al.). S < 16: two passes in double over the channel. Images
- * are the outer loop and a thread's channels the inner one, so memory is read in one forward
- * sweep per pass (a channel-major walk reads N short planes C*S floats apart); each channel
- * still takes its planes in image order, so the sums are the same. */
+ * loses nothing to cancellation), merged across planes in double (Chan et al.). S < 16: two
+ * passes in double over the channel. Images are the outer loop and a thread's channels the
+ * inner one, so memory is read in one forward sweep per pass (a channel-major walk reads N short
+ * planes C*S floats apart); each channel still takes its planes in image order, so the sums do
+ * not depend on how channels are split across threads. */
 static void bn_plane_stats(const BnJob *j, size_t c0, size_t c1)
 {
 	const int N = j->N, C = j->C, S = j->S;
