@@ -185,6 +185,19 @@ static void *arena_bump(Arena *a, size_t need)
 	return p;
 }
 
+/* An empty arena's first block, of `cap` bytes: address space only until pages are written. */
+static void arena_reserve(Arena *a, size_t cap)
+{
+	if (a->nblocks || cap < ARENA_MIN_BLOCK)
+		return;
+	char *base = eng_aligned_alloc(cap);
+	if (!base)
+		return;   /* arena_bump allocates as usual */
+	a->blocks[0] = (ArenaBlock){ .base = base, .cap = cap, .used = 0 };
+	a->nblocks = 1;
+	a->cur = 0;
+}
+
 static ArenaMark arena_mark(const Arena *a)
 {
 	return (ArenaMark){ .cur = a->cur, .block_used = a->nblocks ? a->blocks[a->cur].used : 0,
@@ -416,6 +429,11 @@ int ctx_backward(Ctx *ctx, Tensor *loss)
 {
 	if (!loss || loss->size != 1 || !loss->requires_grad)
 		return -1;
+	/* The first backward of a context reserves one gradient block as large as the activations
+	 * (the gradients in flight are a subset of their sizes): growing block by block instead
+	 * leaves the written top of each outgrown block behind, resident and unused until the
+	 * next ctx_reset consolidates them, and that first step sets the process's peak RSS. */
+	arena_reserve(&ctx->grads, ctx->main.used);
 	float *g = ctx_grad(ctx, loss);
 	g[0] += 1.0f;
 	for (int i = ctx->tape_len - 1; i >= 0; i--) {

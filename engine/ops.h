@@ -72,6 +72,14 @@ Tensor *op_batchnorm(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta,
 /* relu(op_batchnorm(...)) as one op (the same values and gradients, one pass instead of three). */
 Tensor *op_batchnorm_relu(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta,
                           float *running_mean, float *running_var, float momentum, float eps);
+/* relu(op_batchnorm(x, ...) + id) as one op (a residual block's last batchnorm, its shortcut
+ * and its ReLU): no batchnorm output tensor, no gradient buffer for it. id has x's shape. With
+ * reuse_id the output is written over id's data (no new tensor at all): only for an id whose
+ * values nothing else reads afterwards, forward or backward (e.g. the output of another
+ * op_batchnorm, whose backward reads its input, not its output); id's gradient is unaffected. */
+Tensor *op_batchnorm_add_relu(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta,
+                              float *running_mean, float *running_var, float momentum, float eps,
+                              Tensor *id, int reuse_id);
 /* relu(op_add(a, b)) for a and b of one shape (no broadcasting), as one op. */
 Tensor *op_add_relu(Ctx *ctx, Tensor *a, Tensor *b);
 /* Inverted dropout with probability p, only in training mode; identity otherwise. Uses ctx_rng. */

@@ -1,6 +1,7 @@
-/* ops_nn.c - the neural-network ops of ops.h: layer and batch normalisation, dropout, 2-D
- * convolution and its transpose, nearest upsampling, max/avg/global pooling, the causal mask,
- * fused scaled dot-product attention and a residual block's fused add + ReLU, each a forward that records a node and a backward that
+/* ops_nn.c - the neural-network ops of ops.h: layer and batch normalisation (alone, + ReLU, and
+ * a residual block's batchnorm + shortcut + ReLU), dropout, 2-D convolution and its transpose,
+ * nearest upsampling, max/avg/global pooling, the causal mask, fused scaled dot-product
+ * attention and a fused add + ReLU, each a forward that records a node and a backward that
  * accumulates (+=) into its inputs' gradients.
  *
  * Convolution on planes of at least CONV_IMAGE_MIN output pixels is lowered one image at a time
@@ -124,14 +125,18 @@ Tensor *op_layernorm(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta, float eps
 
 typedef struct BnJob {
 	const float *x, *dy, *gamma, *beta;
+	const float *id;          /* relu 2: the residual added before the ReLU (may alias y) */
 	float *y, *dx, *mean, *rstd;
+	float *did;               /* relu 2: id's gradient, or NULL */
 	float *running_mean, *running_var;
 	double *acc0, *acc1;      /* (C) per-channel sums, each slice written by one thread */
 	float *scratch;           /* (3C) per-channel coefficients of the (N,C) case */
 	float *dg, *db;
 	int N, C, S, batch_stats;
-	int relu;                 /* fused ReLU after the affine map */
+	int relu;                 /* 1: fused ReLU after the affine map; 2: ReLU of it plus id */
 	int dx_fresh;             /* dx is a new buffer: store instead of adding */
+	int did_fresh;            /* did is a new buffer: it ends up holding the masked dy */
+	int dx_in_dy;             /* dx is dy's own buffer (planes only): dx[k] replaces dy[k] */
 	float momentum, eps;
 	double M;                 /* values per channel over the whole batch: N*S, times the ranks */
 	int stats_given;          /* forward: mean, rstd already set (distributed statistics) */
@@ -140,12 +145,14 @@ typedef struct BnJob {
 } BnJob;
 
 /* Statistics of channels [c0, c1) over N planes of S (S > 1), into acc0 (mean) and acc1 (sum of
- * squared deviations). S >= 16: each plane's mean and squared deviations (two passes over a
- * plane that sits in L1, the second shifted by a rough mean so float sums stay small), merged
- * across planes in double (Chan et al.). S < 16: two passes in double over the channel. Images
- * are the outer loop and a thread's channels the inner one, so memory is read in one forward
- * sweep per pass (a channel-major walk reads N short planes C*S floats apart); each channel
- * still takes its planes in image order, so the sums are the same. */
+ * squared deviations). S >= 16: each plane's mean and squared deviations in one pass of float
+ * sums of d = x - pivot and d * d (the shifted-data method: the pivot is the mean of the
+ * channel's earlier planes, so the sums stay of the order of the deviations and s2 - s1^2/S
+ * loses nothing to cancellation), merged across planes in double (Chan et al.). S < 16: two
+ * passes in double over the channel. Images are the outer loop and a thread's channels the
+ * inner one, so memory is read in one forward sweep per pass (a channel-major walk reads N short
+ * planes C*S floats apart); each channel still takes its planes in image order, so the sums do
+ * not depend on how channels are split across threads. */
 static void bn_plane_stats(const BnJob *j, size_t c0, size_t c1)
 {
 	const int N = j->N, C = j->C, S = j->S;
@@ -157,10 +164,9 @@ static void bn_plane_stats(const BnJob *j, size_t c0, size_t c1)
 			const double na = (double)i * S;
 			for (size_t c = c0; c < c1; c++) {
 				const float *xp = j->x + ((size_t)i * C + c) * S;
-				float a = 0.0f;
-				for (int k = 0; k < S; k++)
-					a += xp[k];
-				const float pivot = a / (float)S;
+				/* shift: the mean of the channel's earlier planes (the first plane: its
+				 * first value), near this plane's mean unless images differ wildly */
+				const float pivot = i ? (float)cm[c] : xp[0];
 				float s1 = 0.0f, s2 = 0.0f;
 				for (int k = 0; k < S; k++) {
 					const float d = xp[k] - pivot;
@@ -207,6 +213,17 @@ static void bn_set_stats(const BnJob *j, int c, double dm, double var)
 	if (j->running_var)
 		j->running_var[c] = (1.0f - mo) * j->running_var[c] +
 		                    mo * (float)(var * M / (M - 1.0));
+}
+
+/* The forward's per-channel scale and shift of the ReLU test. */
+static inline float bn_scale(const BnJob *j, size_t c)
+{
+	return j->rstd[c] * (j->gamma ? j->gamma[c] : 1.0f);
+}
+
+static inline float bn_shift(const BnJob *j, size_t c)
+{
+	return j->beta ? j->beta[c] : 0.0f;
 }
 
 // channels [c0, c1): statistics (training) or running statistics (eval), then y
@@ -256,6 +273,15 @@ static void bn_forward_part(void *arg, size_t c0, size_t c1, int tid)
 				const float m = j->mean[c], b = j->beta ? j->beta[c] : 0.0f;
 				const size_t off = ((size_t)i * C + c) * S;
 				const float *restrict xp = j->x + off;
+				if (j->relu == 2) {   /* y may be id's own buffer: element k read, then written */
+					const float *idp = j->id + off;
+					float *yp = j->y + off;
+					for (int k = 0; k < S; k++) {
+						const float v = (xp[k] - m) * a + b + idp[k];
+						yp[k] = v > 0.0f ? v : 0.0f;
+					}
+					continue;
+				}
 				float *restrict yp = j->y + off;
 				if (j->relu)
 					for (int k = 0; k < S; k++) {
@@ -271,6 +297,17 @@ static void bn_forward_part(void *arg, size_t c0, size_t c1, int tid)
 	float *a = j->scratch;   /* per-channel scale */
 	for (size_t c = c0; c < c1; c++)
 		a[c] = j->rstd[c] * (j->gamma ? j->gamma[c] : 1.0f);
+	if (j->relu == 2) {   /* as the plane case: y may be id's buffer */
+		for (int i = 0; i < N; i++) {
+			const float *xr = j->x + (size_t)i * C, *idr = j->id + (size_t)i * C;
+			float *yr = j->y + (size_t)i * C;
+			for (size_t c = c0; c < c1; c++) {
+				const float v = (xr[c] - j->mean[c]) * a[c] + bn_shift(j, c) + idr[c];
+				yr[c] = v > 0.0f ? v : 0.0f;
+			}
+		}
+		return;
+	}
 	for (int i = 0; i < N; i++) {
 		const float *restrict xr = j->x + (size_t)i * C;
 		float *restrict yr = j->y + (size_t)i * C;
@@ -290,22 +327,13 @@ static void bn_forward_part(void *arg, size_t c0, size_t c1, int tid)
 }
 
 /* dy masked by the fused ReLU: the gradient reaching the batchnorm (as an unfused relu would
- * pass it: dy * 1 where the forward's pre-activation v = (x - m) * a + b was > 0, dy * 0
- * elsewhere). v is bn_forward_part's expression on the same floats, so the mask is the one the
- * forward applied. */
-#define BN_DY(j, dyp, xp, k, m, a, b) \
-	((j)->relu ? (dyp)[k] * (((xp)[k] - (m)) * (a) + (b) > 0.0f ? 1.0f : 0.0f) : (dyp)[k])
-
-/* The forward's per-channel scale and shift of the ReLU test. */
-static inline float bn_scale(const BnJob *j, size_t c)
-{
-	return j->rstd[c] * (j->gamma ? j->gamma[c] : 1.0f);
-}
-
-static inline float bn_shift(const BnJob *j, size_t c)
-{
-	return j->beta ? j->beta[c] : 0.0f;
-}
+ * pass it: dy * 1 where the forward's pre-activation was > 0, dy * 0 elsewhere). relu 1: the
+ * pre-activation v = (x - m) * a + b is bn_forward_part's expression on the same floats, so the
+ * mask is the one the forward applied. relu 2: v + id is not recomputable once y has overwritten
+ * id, so the mask is read from y (y > 0 exactly where v + id > 0). */
+#define BN_DY(j, dyp, xp, yp, k, m, a, b)                                                    \
+	((j)->relu == 1 ? (dyp)[k] * (((xp)[k] - (m)) * (a) + (b) > 0.0f ? 1.0f : 0.0f)         \
+	 : (j)->relu == 2 ? (dyp)[k] * ((yp)[k] > 0.0f ? 1.0f : 0.0f) : (dyp)[k])
 
 // channels [c0, c1) of the backward
 static void bn_backward_part(void *arg, size_t c0, size_t c1, int tid)
@@ -315,6 +343,9 @@ static void bn_backward_part(void *arg, size_t c0, size_t c1, int tid)
 	const double M = j->M;
 	(void)tid;
 	double *sdy = j->acc0, *sdyx = j->acc1;   /* sum dy, sum dy * (x - mean) */
+	/* relu 2 with a new id gradient: the sums pass leaves the masked dy there, and the dx pass
+	 * reads it instead of dy and y (one stream fewer) */
+	const float *dmask = j->relu == 2 && j->did && j->did_fresh ? j->did : NULL;
 	if (j->phase == 2) {
 		/* the sums are given (all ranks'); the (N,C) case below wants its scale and shift */
 		float *sa = j->scratch, *sb = sa + C;
@@ -330,10 +361,26 @@ static void bn_backward_part(void *arg, size_t c0, size_t c1, int tid)
 				const float m = j->mean[c], sa = bn_scale(j, c), sb = bn_shift(j, c);
 				const size_t off = ((size_t)i * C + c) * S;
 				const float *xp = j->x + off, *dyp = j->dy + off;
+				const float *yp = j->relu == 2 ? j->y + off : NULL;
+				float *gp = j->did ? j->did + off : NULL;
 				float a = 0.0f, bsum = 0.0f;
-				if (j->relu)
+				if (gp && j->did_fresh)
 					for (int k = 0; k < S; k++) {
-						const float d = BN_DY(j, dyp, xp, k, m, sa, sb);
+						const float d = BN_DY(j, dyp, xp, yp, k, m, sa, sb);
+						gp[k] = d;
+						a += d;
+						bsum += d * (xp[k] - m);
+					}
+				else if (gp)
+					for (int k = 0; k < S; k++) {
+						const float d = BN_DY(j, dyp, xp, yp, k, m, sa, sb);
+						gp[k] += d;
+						a += d;
+						bsum += d * (xp[k] - m);
+					}
+				else if (j->relu)
+					for (int k = 0; k < S; k++) {
+						const float d = BN_DY(j, dyp, xp, yp, k, m, sa, sb);
 						a += d;
 						bsum += d * (xp[k] - m);
 					}
@@ -354,10 +401,14 @@ static void bn_backward_part(void *arg, size_t c0, size_t c1, int tid)
 			sb[c] = bn_shift(j, c);
 		}
 		for (int i = 0; i < N; i++) {
-			const float *restrict xr = j->x + (size_t)i * C, *restrict dyr = j->dy + (size_t)i * C;
-			const float *restrict m = j->mean;
+			const float *xr = j->x + (size_t)i * C, *dyr = j->dy + (size_t)i * C;
+			const float *yr = j->relu == 2 ? j->y + (size_t)i * C : NULL;
+			float *gr = j->did ? j->did + (size_t)i * C : NULL;
+			const float *m = j->mean;
 			for (size_t c = c0; c < c1; c++) {
-				const float d = BN_DY(j, dyr, xr, c, m[c], sa[c], sb[c]);
+				const float d = BN_DY(j, dyr, xr, yr, c, m[c], sa[c], sb[c]);
+				if (gr)
+					gr[c] = j->did_fresh ? d : gr[c] + d;
 				sdy[c] += d;
 				sdyx[c] += d * (xr[c] - m[c]);
 			}
@@ -383,14 +434,32 @@ static void bn_backward_part(void *arg, size_t c0, size_t c1, int tid)
 				const float mdyx = j->batch_stats ? (float)(sdyx[c] / M) : 0.0f;
 				const size_t off = ((size_t)i * C + c) * S;
 				const float *restrict xp = j->x + off, *restrict dyp = j->dy + off;
+				const float *restrict yp = j->relu == 2 ? j->y + off : NULL;
 				float *restrict dxp = j->dx + off;
-				if (j->relu && j->dx_fresh)
+				if (j->dx_in_dy && !dmask) {   /* dy[k] is read from dx[k], then replaced */
+					float *gp = j->dx + off;
+					if (j->relu)
+						for (int k = 0; k < S; k++)
+							gp[k] = gs * (BN_DY(j, gp, xp, yp, k, m, sa, sb) - mdy -
+							              (xp[k] - m) * s * mdyx);
+					else
+						for (int k = 0; k < S; k++)
+							gp[k] = gs * (gp[k] - mdy - (xp[k] - m) * s * mdyx);
+				} else if (dmask) {
+					const float *restrict dm = dmask + off;
+					if (j->dx_fresh)
+						for (int k = 0; k < S; k++)
+							dxp[k] = gs * (dm[k] - mdy - (xp[k] - m) * s * mdyx);
+					else
+						for (int k = 0; k < S; k++)
+							dxp[k] += gs * (dm[k] - mdy - (xp[k] - m) * s * mdyx);
+				} else if (j->relu && j->dx_fresh)
 					for (int k = 0; k < S; k++)
-						dxp[k] = gs * (BN_DY(j, dyp, xp, k, m, sa, sb) - mdy -
+						dxp[k] = gs * (BN_DY(j, dyp, xp, yp, k, m, sa, sb) - mdy -
 						               (xp[k] - m) * s * mdyx);
 				else if (j->relu)
 					for (int k = 0; k < S; k++)
-						dxp[k] += gs * (BN_DY(j, dyp, xp, k, m, sa, sb) - mdy -
+						dxp[k] += gs * (BN_DY(j, dyp, xp, yp, k, m, sa, sb) - mdy -
 						                (xp[k] - m) * s * mdyx);
 				else if (j->dx_fresh)
 					for (int k = 0; k < S; k++)
@@ -410,16 +479,25 @@ static void bn_backward_part(void *arg, size_t c0, size_t c1, int tid)
 	}
 	for (int i = 0; i < N; i++) {
 		const float *restrict xr = j->x + (size_t)i * C, *restrict dyr = j->dy + (size_t)i * C;
+		const float *restrict yr = j->relu == 2 ? j->y + (size_t)i * C : NULL;
 		const float *restrict m = j->mean, *restrict s = j->rstd;
 		float *restrict dxr = j->dx + (size_t)i * C;
+		if (dmask)   /* the masked dy the sums left in did */
+			dyr = dmask + (size_t)i * C;
 		/* gs = gamma * rstd = the forward's scale */
-		if (j->dx_fresh)
+		if (dmask && j->dx_fresh)
 			for (size_t c = c0; c < c1; c++)
-				dxr[c] = sa[c] * (BN_DY(j, dyr, xr, c, m[c], sa[c], sb[c]) - mdyv[c] -
+				dxr[c] = sa[c] * (dyr[c] - mdyv[c] - (xr[c] - m[c]) * s[c] * mdyxv[c]);
+		else if (dmask)
+			for (size_t c = c0; c < c1; c++)
+				dxr[c] += sa[c] * (dyr[c] - mdyv[c] - (xr[c] - m[c]) * s[c] * mdyxv[c]);
+		else if (j->dx_fresh)
+			for (size_t c = c0; c < c1; c++)
+				dxr[c] = sa[c] * (BN_DY(j, dyr, xr, yr, c, m[c], sa[c], sb[c]) - mdyv[c] -
 				                  (xr[c] - m[c]) * s[c] * mdyxv[c]);
 		else
 			for (size_t c = c0; c < c1; c++)
-				dxr[c] += sa[c] * (BN_DY(j, dyr, xr, c, m[c], sa[c], sb[c]) - mdyv[c] -
+				dxr[c] += sa[c] * (BN_DY(j, dyr, xr, yr, c, m[c], sa[c], sb[c]) - mdyv[c] -
 				                   (xr[c] - m[c]) * s[c] * mdyxv[c]);
 	}
 }
@@ -432,7 +510,19 @@ static void batchnorm_backward(Ctx *ctx, Node *n)
 	            .beta = beta ? beta->data : NULL, .dg = tape_grad_in(ctx, gamma),
 	            .db = tape_grad_in(ctx, beta), .mean = n->saved, .rstd = n->saved2,
 	            .N = n->i[0], .C = C, .S = n->i[2], .batch_stats = n->i[3], .relu = n->i[4] };
-	j.dx = tape_grad_in_fresh(ctx, x, &j.dx_fresh);
+	/* Planes: x takes over dy's buffer when it has no gradient yet (every element of dx depends
+	 * on dy at the same index only, and dy is dead afterwards): one gradient buffer fewer in
+	 * flight. */
+	if (j.S > 1 && tape_grad_pass(ctx, x, n->out)) {
+		j.dx = x->grad;
+		j.dx_fresh = j.dx_in_dy = 1;
+	} else {
+		j.dx = tape_grad_in_fresh(ctx, x, &j.dx_fresh);
+	}
+	if (j.relu == 2) {
+		j.y = n->out->data;
+		j.did = tape_grad_in_fresh(ctx, n->in[3], &j.did_fresh);
+	}
 	j.acc0 = ctx_alloc(ctx, 2 * (size_t)C * sizeof(double));
 	j.acc1 = j.acc0 + C;
 	j.scratch = arena_floats(ctx, 4 * (size_t)C);
@@ -501,7 +591,7 @@ static void bn_dist_stats(Ctx *ctx, BnJob *j, size_t grain)
 // x (N,C) or (N,C,H,W), gamma (C) or NULL, beta (C) or NULL, running_mean/var (C) or NULL
 static Tensor *batchnorm_impl(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta,
                               float *running_mean, float *running_var, float momentum, float eps,
-                              int relu)
+                              int relu, Tensor *id, int reuse_id)
 {
 	if (x->ndim != 2 && x->ndim != 4)
 		nn_abort("batchnorm", "x must be (N,C) or (N,C,H,W)", x, NULL);
@@ -518,8 +608,12 @@ static Tensor *batchnorm_impl(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta,
 	if (!batch_stats && (!running_mean || !running_var))
 		nn_abort("batchnorm", "eval mode needs running statistics", x, NULL);
 
-	Tensor *out = ctx_tensor_like(ctx, x);
+	if (id && (id == x || id->ndim != x->ndim || id->size != x->size ||
+	           memcmp(id->shape, x->shape, (size_t)x->ndim * sizeof x->shape[0]) != 0))
+		nn_abort("batchnorm_add_relu", "id must have x's shape and be another tensor", x, id);
+	Tensor *out = reuse_id ? ctx_wrap(ctx, id->data, x->ndim, x->shape) : ctx_tensor_like(ctx, x);
 	BnJob j = { .x = x->data, .y = out->data, .gamma = gamma ? gamma->data : NULL,
+	            .id = id ? id->data : NULL,
 	            .beta = beta ? beta->data : NULL, .running_mean = running_mean,
 	            .running_var = running_var, .N = N, .C = C, .S = S, .batch_stats = batch_stats,
 	            .relu = relu, .momentum = momentum, .eps = eps };
@@ -537,9 +631,9 @@ static Tensor *batchnorm_impl(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta,
 		bn_dist_stats(ctx, &j, grain);
 	parallel_for(ctx, (size_t)C, grain, bn_forward_part, &j);
 
-	Tensor *in[3] = { x, gamma, beta };
-	if (tape_wants_grad(ctx, in, 3)) {
-		Node *n = tape_record(ctx, OP_BATCHNORM, batchnorm_backward, out, in, 3);
+	Tensor *in[4] = { x, gamma, beta, id };
+	if (tape_wants_grad(ctx, in, id ? 4 : 3)) {
+		Node *n = tape_record(ctx, OP_BATCHNORM, batchnorm_backward, out, in, id ? 4 : 3);
 		n->i[0] = N;
 		n->i[1] = C;
 		n->i[2] = S;
@@ -556,13 +650,23 @@ static Tensor *batchnorm_impl(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta,
 Tensor *op_batchnorm(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta,
                      float *running_mean, float *running_var, float momentum, float eps)
 {
-	return batchnorm_impl(ctx, x, gamma, beta, running_mean, running_var, momentum, eps, 0);
+	return batchnorm_impl(ctx, x, gamma, beta, running_mean, running_var, momentum, eps, 0, NULL,
+	                      0);
 }
 
 Tensor *op_batchnorm_relu(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta,
                           float *running_mean, float *running_var, float momentum, float eps)
 {
-	return batchnorm_impl(ctx, x, gamma, beta, running_mean, running_var, momentum, eps, 1);
+	return batchnorm_impl(ctx, x, gamma, beta, running_mean, running_var, momentum, eps, 1, NULL,
+	                      0);
+}
+
+Tensor *op_batchnorm_add_relu(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta,
+                              float *running_mean, float *running_var, float momentum, float eps,
+                              Tensor *id, int reuse_id)
+{
+	return batchnorm_impl(ctx, x, gamma, beta, running_mean, running_var, momentum, eps, 2, id,
+	                      reuse_id);
 }
 
 /* ---------------------------------------------------------------------------------------------- */

@@ -315,19 +315,27 @@ const ResnetConfig *resnet_config(const Resnet *r) { return &r->cfg; }
 /* ---------------------------------------------------------------------------------------------- */
 /* Forward */
 
+/* The block's last batchnorm, the shortcut and the ReLU are one op (op_batchnorm_add_relu): the
+ * batchnorm's output and its gradient are never materialised. A downsampled shortcut's
+ * batchnorm output is read by nothing but that op (its own backward reads its input), so the
+ * block's output is written over it; an identity shortcut is the block's input, which conv1's
+ * backward still reads, so it gets a new tensor. */
 // x (B,C,H,W) -> (B,C',H',W')
 static Tensor *block_forward_res(Ctx *ctx, const ResBlock *b, int bottleneck, Tensor *x)
 {
 	Tensor *y = batchnorm_relu_forward(ctx, &b->bn1, conv2d_forward(ctx, &b->conv1, x));
+	const BatchNorm *last = bottleneck ? &b->bn3 : &b->bn2;
 	if (bottleneck) {
 		y = batchnorm_relu_forward(ctx, &b->bn2, conv2d_forward(ctx, &b->conv2, y));
-		y = batchnorm_forward(ctx, &b->bn3, conv2d_forward(ctx, &b->conv3, y));
+		y = conv2d_forward(ctx, &b->conv3, y);
 	} else {
-		y = batchnorm_forward(ctx, &b->bn2, conv2d_forward(ctx, &b->conv2, y));
+		y = conv2d_forward(ctx, &b->conv2, y);
 	}
 	Tensor *id = b->has_down ? batchnorm_forward(ctx, &b->down_bn, conv2d_forward(ctx, &b->down, x))
 	                         : x;
-	return op_add_relu(ctx, y, id);
+	return op_batchnorm_add_relu(ctx, y, last->weight, last->bias, last->running_mean->data,
+	                             last->running_var->data, last->momentum, last->eps, id,
+	                             b->has_down);
 }
 
 // x (B,C,H,W) or (B,C*H*W) -> (B, out_dim)

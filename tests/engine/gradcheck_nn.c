@@ -12,7 +12,9 @@
  */
 #include "gradcheck.h"
 
+#include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 typedef struct Args {
 	int i[4];
@@ -70,6 +72,69 @@ static Tensor *b_batchnorm_relu(Ctx *ctx, Tensor **in, void *u)
 	return y;
 }
 
+/* b_batchnorm_add_relu's running statistics (eval mode). */
+static const float add_relu_rm[8] = { 0.1f, -0.2f, 0.3f, 0.0f, 0.5f, -0.1f, 0.2f, 0.0f };
+static const float add_relu_rv[8] = { 1.5f, 0.7f, 1.1f, 0.9f, 1.2f, 0.8f, 1.0f, 2.0f };
+
+/* i[1]: training mode; i[2]: id is a batchnorm's output the op writes over (reuse_id). */
+static Tensor *b_batchnorm_add_relu(Ctx *ctx, Tensor **in, void *u)
+{
+	const Args *a = u;
+	float rm[8], rv[8];
+	memcpy(rm, add_relu_rm, sizeof rm);
+	memcpy(rv, add_relu_rv, sizeof rv);
+	float rm2[8] = { 0.0f }, rv2[8] = { 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f };
+	const int prev = ctx_training(ctx);
+	ctx_set_training(ctx, a->i[1]);
+	Tensor *id = a->i[2] ? op_batchnorm(ctx, in[3], NULL, NULL, rm2, rv2, 0.1f, 1e-5f) : in[3];
+	Tensor *y = op_batchnorm_add_relu(ctx, in[0], in[1], in[2], rm, rv, 0.1f, 1e-5f, id,
+	                                  a->i[2]);
+	ctx_set_training(ctx, prev);
+	return y;
+}
+
+/* Per-channel mean and 1/sqrt(var + eps) of t (N,C) or (N,C,H,W) over its batch, in double. */
+static void channel_stats(const Tensor *t, int c, double *mean, double *inv)
+{
+	const int N = t->shape[0], C = t->shape[1];
+	const size_t S = t->size / ((size_t)N * (size_t)C);
+	double sum = 0, sq = 0;
+	for (int n = 0; n < N; n++)
+		for (size_t k = 0; k < S; k++)
+			sum += t->data[((size_t)n * (size_t)C + (size_t)c) * S + k];
+	*mean = sum / (double)((size_t)N * S);
+	for (int n = 0; n < N; n++)
+		for (size_t k = 0; k < S; k++) {
+			double d = t->data[((size_t)n * (size_t)C + (size_t)c) * S + k] - *mean;
+			sq += d * d;
+		}
+	*inv = 1.0 / sqrt(sq / (double)((size_t)N * S) + 1e-5);
+}
+
+/* The smallest |bn(x) + id| of b_batchnorm_add_relu's inputs (computed in double): how far its
+ * ReLU is from the kink, where a finite difference of step GC_STEP is not a derivative. */
+static double add_relu_margin(Tensor **in, int train, int reuse)
+{
+	const Tensor *x = in[0], *g = in[1], *b = in[2], *id = in[3];
+	const int N = x->shape[0], C = x->shape[1];
+	const size_t S = x->size / ((size_t)N * (size_t)C);
+	double margin = INFINITY;
+	for (int c = 0; c < C; c++) {
+		double m = add_relu_rm[c], inv = 1.0 / sqrt((double)add_relu_rv[c] + 1e-5), im = 0,
+		       iinv = 1.0 / sqrt(1.0 + 1e-5);
+		if (train) channel_stats(x, c, &m, &inv);
+		if (reuse) channel_stats(id, c, &im, &iinv);
+		for (int n = 0; n < N; n++)
+			for (size_t k = 0; k < S; k++) {
+				size_t i = ((size_t)n * (size_t)C + (size_t)c) * S + k;
+				double v = g->data[c] * (x->data[i] - m) * inv + b->data[c] +
+				           (reuse ? (id->data[i] - im) * iinv : id->data[i]);
+				margin = fmin(margin, fabs(v));
+			}
+	}
+	return margin;
+}
+
 /* i[0]: 1 = a + a */
 static Tensor *b_add_relu(Ctx *ctx, Tensor **in, void *u)
 {
@@ -113,6 +178,31 @@ static void cases_norm(void)
 	      IN(-2, 2, 3, 2, 3, 3), IN(0.5f, 1.5f, 2), IN(-0.5f, 0.5f, 2));
 	check("batchnorm+relu (5,3) eval", OP_BATCHNORM, b_batchnorm_relu, ARGS(.i = { 1, 0 }),
 	      IN(-2, 2, 5, 3), IN(0.5f, 1.5f, 3), IN(-0.5f, 0.5f, 3));
+
+	for (int c = 0; c < 6; c++) {   /* 2-D and 4-D; train, eval; leaf id and reuse_id */
+		static const char *const labels[6] = {
+			"batchnorm+add+relu (6,4) train", "batchnorm+add+relu (3,2,3,3) train",
+			"batchnorm+add+relu (5,3) eval", "batchnorm+add+relu (2,2,3,3) eval",
+			"batchnorm+add+relu (6,4) train, id a batchnorm's output, reused",
+			"batchnorm+add+relu (3,2,3,3) train, id a batchnorm's output, reused",
+		};
+		const int four_d = c & 1, train = c != 2 && c != 3, reuse = c >= 4;
+		const int C = four_d ? 2 : c == 2 ? 3 : 4;
+		Tensor *in[4];
+		/* Drawn again until every pre-activation is 0.1 from relu's kink: a step of GC_STEP in
+		 * any input moves one by at most ~0.03 (|gamma| <= 1.5 over a std above 0.5). */
+		for (int draw = 0;; draw++) {
+			Tensor *x = four_d ? (c == 3 ? IN(-2, 2, 2, 2, 3, 3) : IN(-2, 2, 3, 2, 3, 3))
+			                   : (c == 2 ? IN(-2, 2, 5, 3) : IN(-2, 2, 6, 4));
+			in[0] = x;
+			in[1] = gc_input(1, (int[]){ C }, 0.5f, 1.5f);
+			in[2] = gc_input(1, (int[]){ C }, -0.5f, 0.5f);
+			in[3] = gc_input(x->ndim, x->shape, -1.0f, 1.0f);
+			if (add_relu_margin(in, train, reuse) >= 0.1 || draw == 1000) break;
+		}
+		gc_check(labels[c], OP_BATCHNORM, b_batchnorm_add_relu,
+		         ARGS(.i = { 0, train, reuse }), in, 4, TOL);
+	}
 
 	Tensor *ra = IN(-1, 1, 2, 3, 3, 3);   /* a + b kept away from relu's kink */
 	gc_keep_away(ra, 0.0f, 0.3f);

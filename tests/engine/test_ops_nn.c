@@ -5,7 +5,8 @@
  * non-square kernels, with and without bias, batch 1 and batch > 1 (the two lowering paths);
  * batchnorm's training statistics, running-statistics update and eval mode; the fused
  * batchnorm + ReLU against relu(batchnorm) (values and gradients, into a new gradient buffer and
- * into one that already holds gradient); attention against a
+ * into one that already holds gradient) and batchnorm + residual + ReLU against
+ * add_relu(batchnorm) within derived bounds; attention against a
  * naive softmax(q k^T / sqrt(Dh)) v, causal and not; and that a shape error aborts with a message
  * naming the op and the shapes. Gradients against finite differences live in
  * gradcheck_nn.c; this file checks values. The sgemm-lowered ops are held to error bounds
@@ -413,22 +414,24 @@ static void test_conv_adjoint(void)
 
 static void test_batchnorm(void)
 {
-	/* (N,C); (N,C,H,W) with small planes; large planes far from zero (variance stability). */
-	for (int cfg = 0; cfg < 3; cfg++) {
-		const int four_d = cfg > 0;
-		const int N = 6, C = 3, H = cfg == 2 ? 16 : four_d ? 4 : 1, W = cfg == 2 ? 9 : four_d ? 5 : 1;
+	/* (N,C); (N,C,H,W) with small planes; large planes far from zero (variance stability);
+	 * large planes whose means differ by far more than their spread (cfg 3: each plane's sums
+	 * are shifted by the earlier planes' mean, far from its own). */
+	for (int cfg = 0; cfg < 4; cfg++) {
+		const int four_d = cfg > 0, big = cfg >= 2;
+		const int N = 6, C = 3, H = big ? 16 : four_d ? 4 : 1, W = big ? 9 : four_d ? 5 : 1;
 		const int S = H * W;
-		const float scale = cfg == 2 ? 0.01f : 3.0f, shift = cfg == 2 ? 100.0f : 2.0f;
+		const float scale = big ? 0.01f : 3.0f, shift = cfg == 2 ? 100.0f : 2.0f;
 		const float momentum = 0.1f, eps = 1e-5f;
 		Ctx *ctx = ctx_new(5);
 		Tensor *x = four_d ? rand_tensor(ctx, 4, (int[]){ N, C, H, W }, 0)
 		                   : rand_tensor(ctx, 2, (int[]){ N, C }, 0);
-		for (size_t i = 0; i < x->size; i++)
-			x->data[i] = scale * x->data[i] + shift; /* non-zero mean, non-unit variance */
+		for (size_t i = 0; i < x->size; i++)   /* non-zero mean, non-unit variance */
+			x->data[i] = scale * x->data[i] + shift + (cfg == 3 ? 40.0f * (float)(i / (C * S)) : 0.0f);
 		Tensor *g = rand_tensor(ctx, 1, (int[]){ C }, 0);
 		Tensor *b = rand_tensor(ctx, 1, (int[]){ C }, 0);
 		float rm[3] = { 0.5f, -0.25f, 1.0f }, rv[3] = { 2.0f, 0.5f, 1.5f };
-		if (cfg == 2) /* so the tiny batch variance is resolved in the running value */
+		if (big) /* so the tiny batch variance is resolved in the running value */
 			rv[0] = rv[1] = rv[2] = 0.0f;
 		float rm0[3], rv0[3];
 		memcpy(rm0, rm, sizeof rm);
@@ -568,6 +571,166 @@ static void test_batchnorm_relu(void)
 			CHECK(zeros > 0 && zeros < (int)size, "bn_relu cfg %d: %d of %zu outputs clipped", cfg,
 			      zeros, size);
 		}
+	}
+}
+
+/* Error bounds of one batchnorm backward given the gradient d reaching it (tests/tolerance.h):
+ * dgamma[c], dbeta[c] are float sums of S terms per plane merged in double; dx = gs * (d - mdy -
+ * xhat * mdyx) adds a few roundings to those of mdy and mdyx. Two float computations differ by
+ * twice one's bound. Statistics in double: the batch's in training, the running ones in eval. */
+static void bn_grad_bounds(const float *x, const float *gamma, const float *d, const float *rv,
+                           int N, int C, int S, int training, double *bdx, double *bdg,
+                           double *bdb)
+{
+	const double M = (double)N * S, eps = FLT_EPSILON, k = 2.0 * (S + 2);
+	for (int c = 0; c < C; c++) {
+		double mu = 0.0, var = 0.0, sd = 0.0, sdx = 0.0, ad = 0.0, adx = 0.0;
+		for (int i = 0; i < N; i++)
+			for (int s = 0; s < S; s++)
+				mu += x[((size_t)i * C + c) * S + s];
+		mu /= M;
+		for (int i = 0; i < N; i++)
+			for (int s = 0; s < S; s++) {
+				const double e = x[((size_t)i * C + c) * S + s] - mu;
+				var += e * e;
+			}
+		var /= M;
+		if (!training) {
+			mu = 0.0;   /* eval: only |xhat| enters the bound; bound it by the batch's own */
+			var = rv[c];
+		}
+		const double rstd = 1.0 / sqrt(var + 1e-5), gs = fabs(gamma[c]) * rstd;
+		for (int i = 0; i < N; i++)
+			for (int s = 0; s < S; s++) {
+				const size_t e = ((size_t)i * C + c) * S + s;
+				const double xh = (x[e] - mu) * rstd;
+				sd += d[e];
+				sdx += d[e] * xh;
+				ad += fabs(d[e]);
+				adx += fabs(d[e] * xh);
+			}
+		bdg[c] = tol_bound(k, adx);
+		bdb[c] = tol_bound(k, ad);
+		for (int i = 0; i < N; i++)
+			for (int s = 0; s < S; s++) {
+				const size_t e = ((size_t)i * C + c) * S + s;
+				const double xh = fabs((x[e] - mu) * rstd);
+				bdx[e] = training ? 12.0 * eps * gs * (fabs(d[e]) + fabs(sd / M) + xh * fabs(sdx / M)) +
+				                    tol_bound(k, gs * (ad / M + xh * adx / M))
+				                  : 8.0 * eps * gs * fabs(d[e]);
+			}
+	}
+}
+
+/* op_batchnorm_add_relu(x, id) against op_add_relu(op_batchnorm(x), id): forward, running
+ * statistics, and the gradients of x, gamma, beta and id, within bounds derived from each sum;
+ * 2-D and 4-D, training and eval, id a leaf or (reuse_id) another batchnorm's output that the
+ * fused op overwrites, x's gradient new (planes: it takes over dy's buffer) or prefilled. */
+static void test_batchnorm_add_relu(void)
+{
+	enum { N = 5, C = 3, H = 6, W = 7, SZ = N * C * H * W };
+	static float out[2][SZ], gx[2][SZ], gid[2][SZ], bnv[SZ], idv[SZ], xv[SZ], x2v[SZ], G[SZ];
+	float gg[2][C], gb[2][C], rms[2][C], rvs[2][C];
+	double ref[SZ], bound[SZ], bdx[SZ], bdg[C], bdb[C], bd2[SZ], bdg2[C], bdb2[C];
+	for (int cfg = 0; cfg < 16; cfg++) {
+		const int four_d = cfg & 1, training = !(cfg & 2), reuse = !!(cfg & 4);
+		const int prefilled = !!(cfg & 8), S = four_d ? H * W : 1, n = N * C * S;
+		const float rv0[C] = { 1.5f, 0.7f, 1.1f };
+		float gamma[C], beta[C];
+		for (int fused = 0; fused < 2; fused++) {
+			Ctx *ctx = ctx_new(5);
+			rng_seed(&rng, 9090 + (uint64_t)cfg);
+			const int *shape = four_d ? (int[]){ N, C, H, W } : (int[]){ N, C };
+			Tensor *x = rand_tensor(ctx, four_d ? 4 : 2, shape, 1);
+			Tensor *x2 = rand_tensor(ctx, four_d ? 4 : 2, shape, 1);
+			Tensor *g = rand_tensor(ctx, 1, (int[]){ C }, 1);
+			Tensor *b = rand_tensor(ctx, 1, (int[]){ C }, 1);
+			const float *Gr = rand_grad(ctx, x->size);
+			memcpy(G, Gr, x->size * sizeof *G);
+			if (prefilled) /* x's gradient already holds 0.5 from another consumer */
+				for (size_t i = 0; i < x->size; i++)
+					ctx_grad(ctx, x)[i] = 0.5f;
+			ctx_set_training(ctx, training);
+			float rm[C] = { 0.1f, -0.2f, 0.3f }, rv[C], rm2[C] = { 0 }, rv2[C];
+			memcpy(rv, rv0, sizeof rv);
+			memcpy(rv2, rv0, sizeof rv2);
+			Tensor *id = reuse ? op_batchnorm(ctx, x2, NULL, NULL, rm2, rv2, 0.1f, 1e-5f) : x2;
+			if (!fused)
+				memcpy(idv, id->data, x->size * sizeof *idv);
+			Tensor *bn = fused ? NULL : op_batchnorm(ctx, x, g, b, rm, rv, 0.1f, 1e-5f);
+			Tensor *y = fused ? op_batchnorm_add_relu(ctx, x, g, b, rm, rv, 0.1f, 1e-5f, id, reuse)
+			                  : op_add_relu(ctx, bn, id);
+			CHECK(!reuse || !fused || y->data == id->data, "bn_add_relu cfg %d: reuse_id gave a "
+			      "new output buffer", cfg);
+			if (!fused)
+				memcpy(bnv, bn->data, x->size * sizeof *bnv);
+			memcpy(out[fused], y->data, x->size * sizeof out[0][0]);
+			CHECK(ctx_backward(ctx, wsum(ctx, y, Gr)) == 0, "bn_add_relu cfg %d: backward", cfg);
+			for (size_t i = 0; i < x->size; i++) {
+				gx[fused][i] = x->grad[i];
+				gid[fused][i] = x2->grad[i];
+			}
+			memcpy(gg[fused], g->grad, sizeof gg[0]);
+			memcpy(gb[fused], b->grad, sizeof gb[0]);
+			memcpy(rms[fused], rm, sizeof rm);
+			memcpy(rvs[fused], rv, sizeof rv);
+			memcpy(gamma, g->data, sizeof gamma);
+			memcpy(beta, b->data, sizeof beta);
+			memcpy(xv, x->data, x->size * sizeof *xv);
+			memcpy(x2v, x2->data, x->size * sizeof *x2v);
+			ctx_free(ctx);
+		}
+		char what[96];
+		int bad = 0, zeros = 0;
+		/* y = ((x - m) * a + b) + id: two roundings over terms of magnitude |(x - m) * a| =
+		 * |bn - b|, |b| and |id|, on either side */
+		for (int i = 0; i < n; i++) {
+			const float bc = beta[(i / S) % C];
+			ref[i] = out[0][i];
+			bound[i] = tol_bound(4.0, fabs(bnv[i] - bc) + fabs(bc) + fabs(idv[i]));
+			zeros += out[0][i] == 0.0f;
+		}
+		snprintf(what, sizeof what, "bn_add_relu cfg %d y", cfg);
+		bad += tol_check_bound(what, out[1], ref, bound, n);
+		/* the gradient reaching both batchnorms: G where the reference output is positive */
+		float d[SZ];
+		for (int i = 0; i < n; i++)
+			d[i] = out[0][i] > 0.0f ? G[i] : 0.0f;
+		bn_grad_bounds(xv, gamma, d, rv0, N, C, S, training, bdx, bdg, bdb);
+		for (int i = 0; i < n; i++) {
+			ref[i] = gx[0][i];
+			bound[i] = 2.0 * bdx[i] + (prefilled ? tol_bound(2.0, 0.5 + fabs(gx[0][i])) : 0.0);
+		}
+		snprintf(what, sizeof what, "bn_add_relu cfg %d dx", cfg);
+		bad += tol_check_bound(what, gx[1], ref, bound, n);
+		double rg[C], rb[C], bg[C], bb[C];
+		for (int c = 0; c < C; c++) {
+			rg[c] = gg[0][c];
+			rb[c] = gb[0][c];
+			bg[c] = 2.0 * bdg[c];
+			bb[c] = 2.0 * bdb[c];
+		}
+		snprintf(what, sizeof what, "bn_add_relu cfg %d dgamma", cfg);
+		bad += tol_check_bound(what, gg[1], rg, bg, C);
+		snprintf(what, sizeof what, "bn_add_relu cfg %d dbeta", cfg);
+		bad += tol_check_bound(what, gb[1], rb, bb, C);
+		/* id's gradient: exactly d for a leaf; through the same batchnorm backward for reuse_id */
+		const float ones[C] = { 1.0f, 1.0f, 1.0f };
+		if (reuse)
+			bn_grad_bounds(x2v, ones, d, rv0, N, C, S, training, bd2, bdg2, bdb2);
+		for (int i = 0; i < n; i++) {
+			ref[i] = gid[0][i];
+			bound[i] = reuse ? 2.0 * bd2[i] : 0.0;
+		}
+		snprintf(what, sizeof what, "bn_add_relu cfg %d did", cfg);
+		bad += tol_check_bound(what, gid[1], ref, bound, n);
+		/* the statistics come from the same code: equal */
+		CHECK(memcmp(rms[0], rms[1], sizeof rms[0]) == 0 && memcmp(rvs[0], rvs[1], sizeof rvs[0]) == 0,
+		      "bn_add_relu cfg %d: running statistics differ from the unfused op's", cfg);
+		CHECK(bad == 0, "bn_add_relu cfg %d (%s, %s, %s, %s): %d checks out of bound", cfg,
+		      four_d ? "4-D" : "2-D", training ? "train" : "eval", reuse ? "reuse id" : "leaf id",
+		      prefilled ? "prefilled dx" : "new dx", bad);
+		CHECK(zeros > 0 && zeros < n, "bn_add_relu cfg %d: %d of %d outputs clipped", cfg, zeros, n);
 	}
 }
 
@@ -860,6 +1023,7 @@ int main(void)
 	test_conv_adjoint();
 	test_batchnorm();
 	test_batchnorm_relu();
+	test_batchnorm_add_relu();
 	test_add_relu();
 	test_layernorm();
 	test_dropout();
