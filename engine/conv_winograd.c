@@ -68,12 +68,12 @@ ConvAlgo conv_algo(void)
 }
 
 /* Auto: Winograd saves 20 of every 36 multiplies in the channel reduction but adds the
- * transforms, about 32 adds per input tile and channel and 24 per output tile and channel, which
- * cost as much as the saving when the reduction is short: it pays from C and K of 32 upwards on
- * the AVX-512 machine of BENCHMARKS.md ("Winograd convolutions"), where a CIFAR ResNet-18 layer
- * (64..512 channels) runs 1.3-1.7x faster than im2col + sgemm. Planes under 4x4 waste most of a
- * tile on padding. */
-#define WINO_MIN_CHANNELS 32
+ * transforms (about 32 adds per input tile and channel, 24 per output tile and channel), which
+ * cost as much as the saving when the reduction is short. Measured on the AVX-512 machine of
+ * BENCHMARKS.md ("Winograd convolutions"), one layer forward on one thread: 1.5-1.8x faster than
+ * im2col + sgemm at 32..512 channels, 1.1-1.2x at 16, even at 8. Planes under 4x4 waste most of
+ * a tile on padding. */
+#define WINO_MIN_CHANNELS 16
 #define WINO_MIN_PLANE 4
 
 int conv_winograd_chosen(int C, int K, int H, int W, int kh, int kw, int stride, int pad)
