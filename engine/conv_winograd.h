@@ -20,9 +20,10 @@
  * measured to pay (see conv_winograd_chosen). Results are the same whatever the thread count:
  * tiles are cut into fixed blocks, each computed by one thread with single-threaded sgemms.
  *
- * Not here: strides other than 1, kernels other than 3x3, the weight gradient (it stays on
- * im2col + sgemm in ops_nn.c), F(4x4,3x3) (larger transform constants, see the error analysis in
- * tests/engine/test_conv_winograd.c).
+ * The weight gradient is the adjoint of the same transforms (conv_winograd_dw).
+ *
+ * Not here: strides other than 1, kernels other than 3x3, F(4x4,3x3) (larger transform
+ * constants, see the error analysis in tests/engine/test_conv_winograd.c).
  */
 #ifndef SSLD_ENGINE_CONV_WINOGRAD_H
 #define SSLD_ENGINE_CONV_WINOGRAD_H
@@ -48,11 +49,20 @@ const char *conv_algo_name(ConvAlgo algo);
  * and padding goes through conv_winograd under the current mode. */
 int conv_winograd_chosen(int C, int K, int H, int W, int kh, int kw, int stride, int pad);
 
+/* 1 when the weight gradient of such a convolution (conv_winograd_chosen) goes through
+ * conv_winograd_dw rather than im2col: always in winograd mode, in auto where it pays. */
+int conv_winograd_dw_chosen(int C, int K, int H, int W);
+
 /* y (N,K,H,W) = conv(x (N,C,H,W)) + bias (K, or NULL), 3x3 kernel, stride 1, pad 1; with
  * accumulate, y += conv(x) instead (bias must then be NULL). w is (K,C,3,3), or with flip (C,K,3,3)
  * used as w'[k][c][i][j] = w[c][k][2-i][2-j] (the input gradient of a convolution by w). Scratch
  * comes from ctx's arena. */
 void conv_winograd(Ctx *ctx, const float *x, const float *w, int flip, const float *bias, float *y,
                    int N, int C, int H, int W, int K, int accumulate);
+
+/* dw (K,C,3,3) += the weight gradient of that convolution (no flip) for input x (N,C,H,W) and
+ * output gradient dy (N,K,H,W), by F(3x3,2x2), the adjoint of the forward's transforms. */
+void conv_winograd_dw(Ctx *ctx, const float *x, const float *dy, float *dw, int N, int C, int H,
+                      int W, int K);
 
 #endif

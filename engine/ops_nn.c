@@ -1176,8 +1176,8 @@ static void conv2d_chunks_backward(Ctx *ctx, Node *n, const ConvGeom *g, int nb,
 }
 
 /* A convolution whose forward ran through conv_winograd (n->i[2] == -1): dX the same way (the
- * convolution of dY by the flipped filter), dW and db by the im2col lowerings above, with
- * buffers of their own. */
+ * convolution of dY by the flipped filter), dW by conv_winograd_dw where that pays, else (and db
+ * always) by the im2col lowerings above, with buffers of their own. */
 static void conv2d_winograd_backward(Ctx *ctx, Node *n, const ConvGeom *g)
 {
 	Tensor *x = n->in[0], *w = n->in[1];
@@ -1188,7 +1188,16 @@ static void conv2d_winograd_backward(Ctx *ctx, Node *n, const ConvGeom *g)
 	if (dx)
 		conv_winograd(ctx, n->out->grad, w->data, 1, NULL, dx, g->N, O, g->H, g->W, g->C,
 		              !dx_fresh);
-	if (!tape_grad_in(ctx, w) && !tape_grad_in(ctx, n->in[2]))
+	float *dw = tape_grad_in(ctx, w), *db = tape_grad_in(ctx, n->in[2]);
+	if (dw && conv_winograd_dw_chosen(g->C, O, g->H, g->W)) {
+		conv_winograd_dw(ctx, x->data, n->out->grad, dw, g->N, g->C, g->H, g->W, O);
+		if (db) {
+			ConvImgJob jb = { .g = *g, .O = O, .dy = n->out->grad, .dw = db };
+			parallel_for(ctx, (size_t)O, conv_grain((size_t)g->N * HoWo), conv_img_db_part, &jb);
+		}
+		return;
+	}
+	if (!dw && !db)
 		return;
 	if (HoWo >= CONV_IMAGE_MIN) {
 		conv2d_img_backward(ctx, n, g, 0);

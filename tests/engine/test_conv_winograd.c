@@ -1,9 +1,10 @@
 /* test_conv_winograd.c - engine/conv_winograd.c against double-precision direct convolutions.
  *
  * conv2d (3x3, stride 1, pad 1) with the Winograd path forced: the forward, and dX, dW, db through
- * a weighted-sum loss (dX goes through the Winograd path with the flipped filter, dW and db
- * through im2col), over odd and even planes, planes of one pixel, several tile blocks with a
- * block boundary inside an image, and a dX that accumulates into gradient already there. Also:
+ * a weighted-sum loss (dX through the Winograd path with the flipped filter, dW through its
+ * adjoint transforms, db summed), over odd and even planes, planes of one pixel, several tile
+ * blocks with a block boundary inside an image, and a dX that accumulates into gradient already
+ * there; and one case in auto mode, where dW falls back to im2col. Also:
  * the results on two threads equal the one-thread results bit for bit (blocks are cut
  * independently of the thread count), and SSLD_CONV's modes choose the paths they say.
  *
@@ -21,6 +22,9 @@
  * (a few times the direct bound on typical data) is Winograd's price; F(4x4,3x3)'s transforms
  * have coefficients up to 8 per axis and were left out for it. dX is the same computation on dy
  * with the flipped filter (k = K + 8, the last rounding the accumulation into an existing dX).
+ * dW = G^T [sum over the T tiles (B^T d B) .* (A dy A^T)] G: two roundings on either transform,
+ * a sum of T products, four in G^T . G, so k = T + 8 with M the same expression on absolute
+ * values (ref_wino_dw_mag).
  */
 #include <float.h>
 #include <math.h>
@@ -155,6 +159,61 @@ static void ref_wino_mag(const float *x, const float *w, int N, int C, int H, in
 	free(Va);
 }
 
+static const double absA[4][2] = { { 1, 0 }, { 1, 1 }, { 1, 1 }, { 0, 1 } };
+static const double absGt[3][4] = { { 1, .5, .5, 0 }, { 0, .5, .5, 0 }, { 0, .5, .5, 1 } };
+
+// mag (K,C,3,3) = the weight gradient's M (header comment) for x (N,C,H,W), dy (N,K,H,W)
+static void ref_wino_dw_mag(const float *x, const float *dy, int N, int C, int H, int W, int K,
+                            double *mag)
+{
+	const int th = (H + 1) / 2, tw = (W + 1) / 2;
+	double *Sa = calloc((size_t)K * C * 16, sizeof *Sa);
+	double *Va = malloc((size_t)C * 16 * sizeof *Va), *Za = malloc((size_t)K * 16 * sizeof *Za);
+	for (int n = 0; n < N; n++)
+		for (int ty = 0; ty < th; ty++)
+			for (int tx = 0; tx < tw; tx++) {
+				for (int c = 0; c < C; c++)
+					for (int a = 0; a < 4; a++)
+						for (int b = 0; b < 4; b++) {
+							double v = 0.0;
+							for (int p = 0; p < 4; p++)
+								for (int r = 0; r < 4; r++) {
+									const int iy = 2 * ty - 1 + p, ix = 2 * tx - 1 + r;
+									if (iy >= 0 && iy < H && ix >= 0 && ix < W)
+										v += absBt[a][p] * absBt[b][r] *
+										     fabs((double)x[(((size_t)n * C + c) * H + iy) * W + ix]);
+								}
+							Va[c * 16 + a * 4 + b] = v;
+						}
+				for (int k = 0; k < K; k++)
+					for (int a = 0; a < 4; a++)
+						for (int b = 0; b < 4; b++) {
+							double z = 0.0;
+							for (int p = 0; p < 2; p++)
+								for (int r = 0; r < 2; r++) {
+									const int oy = 2 * ty + p, ox = 2 * tx + r;
+									if (oy < H && ox < W)
+										z += absA[a][p] * absA[b][r] *
+										     fabs((double)dy[(((size_t)n * K + k) * H + oy) * W + ox]);
+								}
+							Za[k * 16 + a * 4 + b] = z;
+						}
+				for (size_t kc = 0; kc < (size_t)K * C; kc++)
+					for (int xi = 0; xi < 16; xi++)
+						Sa[kc * 16 + xi] += Za[(kc / C) * 16 + xi] * Va[(kc % C) * 16 + xi];
+			}
+	for (size_t kc = 0; kc < (size_t)K * C; kc++)
+		for (int i = 0; i < 3; i++)
+			for (int q = 0; q < 3; q++) {
+				double m = 0.0;
+				for (int a = 0; a < 4; a++)
+					for (int b = 0; b < 4; b++)
+						m += absGt[i][a] * Sa[kc * 16 + a * 4 + b] * absGt[q][b];
+				mag[kc * 9 + i * 3 + q] = m;
+			}
+	free(Sa), free(Va), free(Za);
+}
+
 /* w (K,C,3,3) -> wf (C,K,3,3), wf[c][k][i][j] = w[k][c][2-i][2-j]: dX's filter */
 static float *flip_filter(const float *w, int K, int C)
 {
@@ -174,8 +233,8 @@ typedef struct Case {
 
 /* Forward and backward of one case on `threads` threads with Winograd forced; checks the values
  * against the references and keeps y and dX (malloc'd) for the thread comparison. */
-static void run_case(const Case *c, size_t t, int threads, int dx_accumulates, float **y_out,
-                     float **dx_out)
+static void run_case(const Case *c, size_t t, int threads, int dx_accumulates, ConvAlgo mode,
+                     float **y_out, float **dx_out)
 {
 	const uint64_t seed = 1000 + t;
 	Rng saved = rng;
@@ -190,7 +249,10 @@ static void run_case(const Case *c, size_t t, int threads, int dx_accumulates, f
 		G[i] = rng_uniform_range(&rng, -1.0f, 1.0f);
 	rng = saved;
 
-	conv_algo_set(CONV_ALGO_WINOGRAD);
+	conv_algo_set(mode);
+	CHECK(conv_winograd_chosen(c->C, c->K, c->H, c->W, 3, 3, 1, 1), "case %zu: Winograd in %s mode",
+	      t, conv_algo_name(mode));
+	const int dw_wino = conv_winograd_dw_chosen(c->C, c->K, c->H, c->W);
 	Tensor *y = op_conv2d(ctx, x, w, b, 1, 1);
 	conv_algo_set(CONV_ALGO_COUNT);
 	if (dx_accumulates) {
@@ -246,9 +308,15 @@ static void run_case(const Case *c, size_t t, int threads, int dx_accumulates, f
 							dwm[((size_t)k * c->C + ci) * 9 + i] += fabs(v);
 						}
 				}
+	/* im2col: N*H*W products per element; Winograd: T = N*th*tw tile products, after two
+	 * roundings on either transform, then four in G^T . G (header comment) */
 	const double k_dw = (double)c->N * c->H * c->W;
-	snprintf(what, sizeof what, "winograd case %zu (%d threads) dw", t, threads);
-	failures += tol_check(what, w->grad, dw, dwm, w->size, k_dw);
+	const double T = (double)c->N * ((c->H + 1) / 2) * ((c->W + 1) / 2);
+	if (dw_wino)
+		ref_wino_dw_mag(x->data, G, c->N, c->C, c->H, c->W, c->K, dwm);
+	snprintf(what, sizeof what, "winograd case %zu (%d threads) dw (%s)", t, threads,
+	         dw_wino ? "winograd" : "im2col");
+	failures += tol_check(what, w->grad, dw, dwm, w->size, dw_wino ? T + 8 : k_dw);
 	if (b) {
 		snprintf(what, sizeof what, "winograd case %zu (%d threads) db", t, threads);
 		failures += tol_check(what, b->grad, db, dbm, (size_t)c->K, k_dw);
@@ -278,7 +346,12 @@ static void test_values(void)
 		{ 9, 64, 16, 16, 32, 1 },  /* 576 tiles: two blocks, the boundary inside an image */
 	};
 	for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++)
-		run_case(&cases[t], t, 1, (int)(t % 2), NULL, NULL);
+		run_case(&cases[t], t, 1, (int)(t % 2), CONV_ALGO_WINOGRAD, NULL, NULL);
+	/* auto: Winograd forward and dX, dW by im2col (few channels, small planes) */
+	static const Case small = { 8, 32, 8, 8, 32, 1 };
+	conv_algo_set(CONV_ALGO_AUTO);
+	CHECK(!conv_winograd_dw_chosen(small.C, small.K, small.H, small.W), "auto: im2col dW here");
+	run_case(&small, 50, 2, 1, CONV_ALGO_AUTO, NULL, NULL);
 }
 
 /* Two threads give the one-thread results exactly (the block cut is the same). */
@@ -286,8 +359,8 @@ static void test_threads(void)
 {
 	static const Case c = { 9, 64, 16, 16, 32, 1 };
 	float *y1, *dx1, *y2, *dx2;
-	run_case(&c, 100, 1, 0, &y1, &dx1);
-	run_case(&c, 100, 2, 0, &y2, &dx2);
+	run_case(&c, 100, 1, 0, CONV_ALGO_WINOGRAD, &y1, &dx1);
+	run_case(&c, 100, 2, 0, CONV_ALGO_WINOGRAD, &y2, &dx2);
 	const size_t ny = (size_t)c.N * c.K * c.H * c.W, nx = (size_t)c.N * c.C * c.H * c.W;
 	CHECK(memcmp(y1, y2, ny * sizeof *y1) == 0, "forward on 2 threads differs from 1 thread");
 	CHECK(memcmp(dx1, dx2, nx * sizeof *dx1) == 0, "dx on 2 threads differs from 1 thread");
