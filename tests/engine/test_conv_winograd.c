@@ -5,7 +5,7 @@
  * adjoint transforms, db summed), over odd and even planes, planes of one pixel, several tile
  * blocks with a block boundary inside an image, and a dX that accumulates into gradient already
  * there; and one case in auto mode, where dW falls back to im2col. Also:
- * the results on two threads equal the one-thread results bit for bit (blocks are cut
+ * the results on two threads (y, dX, dW) equal the one-thread results bit for bit (blocks are cut
  * independently of the thread count), and SSLD_CONV's modes choose the paths they say.
  *
  * Error bound. F(2x2,3x3) computes y = A^T [sum_c U_c .* V_c] A + b with V = B^T d B (two
@@ -234,7 +234,7 @@ typedef struct Case {
 /* Forward and backward of one case on `threads` threads with Winograd forced; checks the values
  * against the references and keeps y and dX (malloc'd) for the thread comparison. */
 static void run_case(const Case *c, size_t t, int threads, int dx_accumulates, ConvAlgo mode,
-                     float **y_out, float **dx_out)
+                     float **y_out, float **dx_out, float **dw_out)
 {
 	const uint64_t seed = 1000 + t;
 	Rng saved = rng;
@@ -326,6 +326,8 @@ static void run_case(const Case *c, size_t t, int threads, int dx_accumulates, C
 		memcpy(*y_out, y->data, ny * sizeof **y_out);
 		*dx_out = malloc(nx * sizeof **dx_out);
 		memcpy(*dx_out, x->grad, nx * sizeof **dx_out);
+		*dw_out = malloc(w->size * sizeof **dw_out);
+		memcpy(*dw_out, w->grad, w->size * sizeof **dw_out);
 	}
 	free(wf);
 	free(ref), free(mag), free(dref), free(dmag);
@@ -346,25 +348,28 @@ static void test_values(void)
 		{ 9, 64, 16, 16, 32, 1 },  /* 576 tiles: two blocks, the boundary inside an image */
 	};
 	for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++)
-		run_case(&cases[t], t, 1, (int)(t % 2), CONV_ALGO_WINOGRAD, NULL, NULL);
+		run_case(&cases[t], t, 1, (int)(t % 2), CONV_ALGO_WINOGRAD, NULL, NULL, NULL);
 	/* auto: Winograd forward and dX, dW by im2col (few channels, small planes) */
 	static const Case small = { 8, 32, 8, 8, 32, 1 };
 	conv_algo_set(CONV_ALGO_AUTO);
 	CHECK(!conv_winograd_dw_chosen(small.C, small.K, small.H, small.W), "auto: im2col dW here");
-	run_case(&small, 50, 2, 1, CONV_ALGO_AUTO, NULL, NULL);
+	run_case(&small, 50, 2, 1, CONV_ALGO_AUTO, NULL, NULL, NULL);
 }
 
-/* Two threads give the one-thread results exactly (the block cut is the same). */
+/* Two threads give the one-thread results exactly (the block cut is the same; dW's products
+ * each sum the blocks in order on one thread). */
 static void test_threads(void)
 {
 	static const Case c = { 9, 64, 16, 16, 32, 1 };
-	float *y1, *dx1, *y2, *dx2;
-	run_case(&c, 100, 1, 0, CONV_ALGO_WINOGRAD, &y1, &dx1);
-	run_case(&c, 100, 2, 0, CONV_ALGO_WINOGRAD, &y2, &dx2);
+	float *y1, *dx1, *dw1, *y2, *dx2, *dw2;
+	run_case(&c, 100, 1, 0, CONV_ALGO_WINOGRAD, &y1, &dx1, &dw1);
+	run_case(&c, 100, 2, 0, CONV_ALGO_WINOGRAD, &y2, &dx2, &dw2);
 	const size_t ny = (size_t)c.N * c.K * c.H * c.W, nx = (size_t)c.N * c.C * c.H * c.W;
 	CHECK(memcmp(y1, y2, ny * sizeof *y1) == 0, "forward on 2 threads differs from 1 thread");
 	CHECK(memcmp(dx1, dx2, nx * sizeof *dx1) == 0, "dx on 2 threads differs from 1 thread");
-	free(y1), free(dx1), free(y2), free(dx2);
+	CHECK(memcmp(dw1, dw2, (size_t)c.K * c.C * 9 * sizeof *dw1) == 0,
+	      "dw on 2 threads differs from 1 thread");
+	free(y1), free(dx1), free(dw1), free(y2), free(dx2), free(dw2);
 }
 
 static void test_modes(void)
