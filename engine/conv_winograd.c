@@ -69,13 +69,15 @@ ConvAlgo conv_algo(void)
 }
 
 /* Auto: Winograd saves 20 of every 36 multiplies in the channel reduction but adds the
- * transforms (about 32 adds per input tile and channel, 24 per output tile and channel), which
- * cost as much as the saving when the reduction is short. Measured on the AVX-512 machine of
- * BENCHMARKS.md ("Winograd convolutions"), one layer forward on one thread: 1.5-1.8x faster than
- * im2col + sgemm at 32..512 channels, 1.1-1.2x at 16, even at 8. Planes under 4x4 waste most of
- * a tile on padding. */
-#define WINO_MIN_CHANNELS 16
-#define WINO_MIN_PLANE 4
+ * transforms (about 32 adds per input tile and channel, 24 per output tile and channel, compiled
+ * for SSE4.2 like the rest of the engine) and shorter sgemms, which OpenBLAS packs at a higher
+ * relative cost. Measured with OpenBLAS's Cooperlake kernels on the AVX-512 machine of
+ * BENCHMARKS.md ("Winograd convolutions"), one layer, one thread, CPU time against im2col +
+ * sgemm: forward 1.13x at 32 channels on 32x32 planes, 1.2-1.35x at 64 (32x32) and 128 (16x16),
+ * 1.1-1.16x at 256 (8x8), 1.17x at 32 (8x8); a loss at 16 channels (0.92x) and on 4x4 planes
+ * (0.84-0.87x at 256 and 512 channels). */
+#define WINO_MIN_CHANNELS 32
+#define WINO_MIN_PLANE 8
 
 int conv_winograd_chosen(int C, int K, int H, int W, int kh, int kw, int stride, int pad)
 {
@@ -93,13 +95,14 @@ int conv_winograd_chosen(int C, int K, int H, int W, int kh, int kw, int stride,
 }
 
 /* The weight gradient reduces over tiles, so its sgemms are (K, C) products with a long inner
- * dimension; on small planes with few channels they are too small to beat im2col's (measured:
- * 0.87x at 32 channels on 8x8 planes, 1.2-1.6x from 64 channels or from 16x16 planes up). */
+ * dimension, and its transforms are paid on both x and dy: measured as above, 1.16x at 64
+ * channels on 32x32 planes, 1.03x at 128 (16x16), even at 256 (8x8), a loss at 32 channels
+ * (0.94x on 32x32, 0.41x on 8x8) and on 4x4 planes. */
 int conv_winograd_dw_chosen(int C, int K, int H, int W)
 {
 	if (conv_algo() == CONV_ALGO_WINOGRAD)
 		return 1;
-	return (C >= 64 && K >= 64) || (size_t)H * W >= 256;
+	return C >= 64 && K >= 64 && (size_t)H * W >= 256;
 }
 
 /* ---------------------------------------------------------------------------------------------- */

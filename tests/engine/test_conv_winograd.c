@@ -387,7 +387,10 @@ static void test_modes(void)
 	conv_algo_set(CONV_ALGO_AUTO);
 	CHECK(conv_winograd_chosen(64, 64, 16, 16, 3, 3, 1, 1), "auto: 64 channels, 16x16");
 	CHECK(!conv_winograd_chosen(3, 64, 32, 32, 3, 3, 1, 1), "auto: the RGB stem");
-	CHECK(!conv_winograd_chosen(64, 64, 2, 2, 3, 3, 1, 1), "auto: a 2x2 plane");
+	CHECK(!conv_winograd_chosen(64, 64, 4, 4, 3, 3, 1, 1), "auto: a 4x4 plane");
+	CHECK(!conv_winograd_chosen(16, 16, 32, 32, 3, 3, 1, 1), "auto: 16 channels");
+	CHECK(conv_winograd_dw_chosen(64, 64, 32, 32), "auto: dW at 64 channels, 32x32");
+	CHECK(!conv_winograd_dw_chosen(32, 32, 32, 32), "auto: dW at 32 channels");
 	conv_algo_set(CONV_ALGO_COUNT);
 	CHECK(conv_algo() == CONV_ALGO_IM2COL, "back to SSLD_CONV's mode");
 }
