@@ -17,8 +17,9 @@
  *
  * The path is chosen by SSLD_CONV=auto|im2col|winograd (read once; auto by default): im2col
  * never uses this module, winograd uses it for every eligible convolution, auto where it was
- * measured to pay (see conv_winograd_chosen). Results are the same whatever the thread count:
- * tiles are cut into fixed blocks, each computed by one thread with single-threaded sgemms.
+ * measured to pay (see conv_winograd_chosen). Results are the same run to run, and those of
+ * conv_winograd whatever the thread count: tiles are cut into fixed blocks, each computed by one
+ * thread with single-threaded sgemms.
  *
  * The weight gradient is the adjoint of the same transforms (conv_winograd_dw).
  *
