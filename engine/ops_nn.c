@@ -14,6 +14,8 @@
  * each output element written by exactly one chunk, so results do not depend on the thread count. Backward walks the chunks again with the forward's buffers: dW is one sgemm per chunk
  * against recomputed columns, dX one sgemm into the column buffer followed by col2im. The
  * transposed convolution is the exact adjoint and uses the same lowering the other way round.
+ * 3x3 / stride 1 / pad 1 convolutions may instead go through Winograd F(2x2,3x3)
+ * (conv_winograd.h, chosen by SSLD_CONV): forward and dX there, dW still by im2col here.
  *
  * Deliberately not here: dilation, groups, pooling with padding, and double backward (backward may overwrite saved buffers). A shape error
  * is a programming error: it prints the op and the shapes and aborts (see ops.h).
@@ -25,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conv_winograd.h"
 #include "dist.h"
 #include "ops.h"
 #include "parallel.h"
@@ -1187,17 +1190,18 @@ static void conv_img_db_part(void *arg, size_t o0, size_t o1, int tid)
 	}
 }
 
-static void conv2d_img_backward(Ctx *ctx, Node *n, const ConvGeom *g)
+// with_dx 0: dW and db only (the Winograd path computes dX itself)
+static void conv2d_img_backward(Ctx *ctx, Node *n, const ConvGeom *g, int with_dx)
 {
 	Tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
 	const int O = w->shape[0], K = g->C * g->kh * g->kw;
-	int dx_fresh;
+	int dx_fresh = 0;
 	ConvImgJob j = { .g = *g, .O = O, .K = K, .x = x->data, .w = w->data, .dy = n->out->grad,
 	                 .bufs = n->saved };
-	if (ctx_threads(ctx) > n->i[3])   /* threads added since the forward: buffers for them */
+	if (!j.bufs || ctx_threads(ctx) > n->i[3])   /* threads added since the forward */
 		j.bufs = arena_floats(ctx, (size_t)ctx_threads(ctx) * K * g->Ho * g->Wo);
 	j.g.N = 1;
-	float *dx = tape_grad_in_fresh(ctx, x, &dx_fresh);
+	float *dx = with_dx ? tape_grad_in_fresh(ctx, x, &dx_fresh) : NULL;
 	float *dw = tape_grad_in(ctx, w), *db = tape_grad_in(ctx, b);
 	if (db) {
 		ConvImgJob jb = j;
@@ -1235,29 +1239,24 @@ static ConvGeom conv2d_geom(const Tensor *x, const Tensor *w, const Tensor *y, i
 	};
 }
 
-static void conv2d_backward(Ctx *ctx, Node *n)
+/* The chunked backward: col (K, nb*Ho*Wo) and dyr_buf (O, nb*Ho*Wo) are the forward's buffers
+ * (cols_valid: col still holds the last chunk's columns, so chunks run last to first and the first
+ * one skips its im2col) or fresh ones (cols_valid 0). with_dx 0: dW and db only. */
+static void conv2d_chunks_backward(Ctx *ctx, Node *n, const ConvGeom *g, int nb, float *col,
+                                   float *dyr_buf, int cols_valid, int with_dx)
 {
 	Tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
-	const ConvGeom g = conv2d_geom(x, w, n->out, n->i[0], n->i[1]);
-	const int O = w->shape[0], K = g.C * g.kh * g.kw;
-	const size_t HoWo = (size_t)g.Ho * g.Wo, CHW = (size_t)g.C * g.H * g.W;
-	if (n->i[2] == 0) {
-		conv2d_img_backward(ctx, n, &g);
-		return;
-	}
+	const int O = w->shape[0], K = g->C * g->kh * g->kw;
+	const size_t HoWo = (size_t)g->Ho * g->Wo, CHW = (size_t)g->C * g->H * g->W;
 	const float *dy = n->out->grad;
-	int dx_fresh;
-	float *dx = tape_grad_in_fresh(ctx, x, &dx_fresh);
+	int dx_fresh = 0;
+	float *dx = with_dx ? tape_grad_in_fresh(ctx, x, &dx_fresh) : NULL;
 	float *dw = tape_grad_in(ctx, w), *db = tape_grad_in(ctx, b);
-	/* The forward's buffers, sized for its chunks; its column buffer still holds the last
-	 * chunk's columns, so chunks run last to first and the first one skips its im2col. */
-	const int nb = n->i[2];
-	float *col = n->saved, *dyr_buf = n->saved2;
-	const int last = g.N > 0 ? (g.N - 1) / nb * nb : 0;
+	const int last = g->N > 0 ? (g->N - 1) / nb * nb : 0;
 
-	for (int n0 = last; n0 >= 0 && g.N > 0; n0 -= nb) {
-		ConvGeom gc = g;
-		gc.N = g.N - n0 < nb ? g.N - n0 : nb;
+	for (int n0 = last; n0 >= 0 && g->N > 0; n0 -= nb) {
+		ConvGeom gc = *g;
+		gc.N = g->N - n0 < nb ? g->N - n0 : nb;
 		const int P = (int)((size_t)gc.N * HoWo);
 		const float *dyc = dy + (size_t)n0 * O * HoWo;
 		const float *dyr = dyc; /* (O, P) */
@@ -1269,7 +1268,7 @@ static void conv2d_backward(Ctx *ctx, Node *n)
 			for (int o = 0; o < O; o++)
 				db[o] += (float)sum_floats(dyr + (size_t)o * P, (size_t)P);
 		if (dw) { // dW (O,K) += dY (O,P) . col^T (P,K)
-			if (n0 != last)
+			if (n0 != last || !cols_valid)
 				im2col(ctx, &gc, x->data + (size_t)n0 * CHW, col);
 			parallel_sgemm(ctx, 0, 1, O, K, P, 1.0f, dyr, P, col, P, 1.0f, dw, K);
 		}
@@ -1278,6 +1277,52 @@ static void conv2d_backward(Ctx *ctx, Node *n)
 			col2im_add(ctx, &gc, col, dx + (size_t)n0 * CHW, !dx_fresh);
 		}
 	}
+}
+
+/* A convolution whose forward ran through conv_winograd (n->i[2] == -1): dX the same way (the
+ * convolution of dY by the flipped filter), dW by conv_winograd_dw where that pays, else (and db
+ * always) by the im2col lowerings above, with buffers of their own. */
+static void conv2d_winograd_backward(Ctx *ctx, Node *n, const ConvGeom *g)
+{
+	Tensor *x = n->in[0], *w = n->in[1];
+	const int O = w->shape[0], K = g->C * g->kh * g->kw;
+	const size_t HoWo = (size_t)g->Ho * g->Wo;
+	int dx_fresh;
+	float *dx = tape_grad_in_fresh(ctx, x, &dx_fresh);
+	if (dx)
+		conv_winograd(ctx, n->out->grad, w->data, 1, NULL, dx, g->N, O, g->H, g->W, g->C,
+		              !dx_fresh);
+	float *dw = tape_grad_in(ctx, w), *db = tape_grad_in(ctx, n->in[2]);
+	if (dw && conv_winograd_dw_chosen(g->C, O, g->H, g->W)) {
+		conv_winograd_dw(ctx, x->data, n->out->grad, dw, g->N, g->C, g->H, g->W, O);
+		if (db) {
+			ConvImgJob jb = { .g = *g, .O = O, .dy = n->out->grad, .dw = db };
+			parallel_for(ctx, (size_t)O, conv_grain((size_t)g->N * HoWo), conv_img_db_part, &jb);
+		}
+		return;
+	}
+	if (!dw && !db)
+		return;
+	if (HoWo >= CONV_IMAGE_MIN) {
+		conv2d_img_backward(ctx, n, g, 0);
+		return;
+	}
+	const int nb = conv_chunk(g->N, HoWo, (size_t)K);
+	float *col = arena_floats(ctx, (size_t)K * nb * HoWo);
+	float *dyr = nb > 1 ? arena_floats(ctx, (size_t)O * nb * HoWo) : NULL;
+	conv2d_chunks_backward(ctx, n, g, nb, col, dyr, 0, 0);
+}
+
+static void conv2d_backward(Ctx *ctx, Node *n)
+{
+	Tensor *x = n->in[0], *w = n->in[1];
+	const ConvGeom g = conv2d_geom(x, w, n->out, n->i[0], n->i[1]);
+	if (n->i[2] < 0)
+		conv2d_winograd_backward(ctx, n, &g);
+	else if (n->i[2] == 0)
+		conv2d_img_backward(ctx, n, &g, 1);
+	else
+		conv2d_chunks_backward(ctx, n, &g, n->i[2], n->saved, n->saved2, 1, 1);
 }
 
 // x (N,C,H,W), w (O,C,kh,kw), b (O) or NULL -> (N,O,Ho,Wo)
@@ -1301,6 +1346,19 @@ Tensor *op_conv2d(Ctx *ctx, Tensor *x, Tensor *w, Tensor *b, int stride, int pad
 	const ConvGeom g = conv2d_geom(x, w, out, stride, pad);
 	const int K = g.C * kh * kw;
 	const size_t HoWo = (size_t)Ho * Wo, CHW = (size_t)g.C * H * W;
+	if (conv_winograd_chosen(g.C, O, H, W, kh, kw, stride, pad)) {
+		conv_winograd(ctx, x->data, w->data, 0, b ? b->data : NULL, out->data, N, g.C, H, W, O, 0);
+		Tensor *in[3] = { x, w, b };
+		if (tape_wants_grad(ctx, in, 3)) {
+			Node *n = tape_record(ctx, OP_CONV2D, conv2d_backward, out, in, 3);
+			n->i[0] = stride;
+			n->i[1] = pad;
+			n->i[2] = -1;     /* Winograd; backward allocates its own buffers */
+			n->i[3] = 0;
+			n->saved = NULL;
+		}
+		return out;
+	}
 	if (HoWo >= CONV_IMAGE_MIN && HoWo <= 0x7fffffff) {
 		float *bufs = arena_floats(ctx, (size_t)ctx_threads(ctx) * K * HoWo);
 		ConvImgJob j = { .g = g, .O = O, .K = K, .x = x->data, .w = w->data,

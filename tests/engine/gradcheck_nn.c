@@ -5,12 +5,14 @@
  * exact backward through the mean and variance) and in eval mode, and fused with a ReLU (its input
  * an op's output, so the new-gradient store path runs too); dropout with the context RNG
  * replayed by the harness; conv2d over stride 1/2, pad 0/1, bias or not, one image and several
- * (the two lowering paths), non-square and 1x1 kernels; its transpose with out_pad; upsampling;
+ * (the two lowering paths), non-square and 1x1 kernels, and 3x3 ones through the Winograd path
+ * (forced); its transpose with out_pad; upsampling;
  * max/avg pooling with disjoint and overlapping windows, max pooling padded; global average
  * pooling; the causal mask (through a softmax, since the masked entries are -inf); attention causal
  * and not, with queries and keys of different lengths. Forward values are checked against loops in test_ops_nn.c.
  */
 #include "gradcheck.h"
+#include "conv_winograd.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -237,6 +239,15 @@ static Tensor *b_conv(Ctx *ctx, Tensor **in, void *u)
 	return op_conv2d(ctx, in[0], in[1], a->i[3] ? in[2] : NULL, a->i[0], a->i[1]);
 }
 
+/* b_conv through the Winograd path (conv_winograd.h), whatever SSLD_CONV says */
+static Tensor *b_conv_wino(Ctx *ctx, Tensor **in, void *u)
+{
+	conv_algo_set(CONV_ALGO_WINOGRAD);
+	Tensor *y = b_conv(ctx, in, u);
+	conv_algo_set(CONV_ALGO_COUNT);
+	return y;
+}
+
 static Tensor *b_convt(Ctx *ctx, Tensor **in, void *u)
 {
 	const Args *a = u;
@@ -272,6 +283,11 @@ static void cases_conv(void)
 	      CONST(-1, 1, 2, 2, 4, 4), IN(-1, 1, 2, 2, 3, 3), IN(-1, 1, 2));
 	check("conv2d constant w (input grad only)", OP_CONV2D, b_conv, ARGS(.i = { 2, 1, 0, 0 }),
 	      IN(-1, 1, 2, 2, 5, 5), CONST(-1, 1, 2, 2, 3, 3), NULL);
+	/* Winograd F(2x2,3x3): dX through the flipped-filter transform, odd and even planes */
+	check("conv2d winograd x(2,3,5,6) w(4,3,3,3) +b", OP_CONV2D, b_conv_wino,
+	      ARGS(.i = { 1, 1, 0, 1 }), IN(-1, 1, 2, 3, 5, 6), IN(-1, 1, 4, 3, 3, 3), IN(-1, 1, 4));
+	check("conv2d winograd x(1,2,12,11) w(2,2,3,3)", OP_CONV2D, b_conv_wino,
+	      ARGS(.i = { 1, 1, 0, 0 }), IN(-1, 1, 1, 2, 12, 11), IN(-1, 1, 2, 2, 3, 3), NULL);
 
 	static const struct {
 		int N, C, H, W, O, kh, kw, stride, pad, out_pad, bias;

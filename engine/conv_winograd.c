@@ -1,0 +1,496 @@
+/* conv_winograd.c - 3x3 / stride 1 / pad 1 convolution by Winograd F(2x2,3x3) (see conv_winograd.h
+ * for the formula and its use), and the SSLD_CONV choice between it and im2col.
+ *
+ * Layout. Tiles are numbered over (n, ty, tx) with ty < ceil(H/2), tx < ceil(W/2); tile (ty,tx)
+ * reads input rows 2ty-1 .. 2ty+2 and columns 2tx-1 .. 2tx+2 (zero outside the plane) and writes
+ * outputs 2ty..2ty+1 x 2tx..2tx+1 (those inside the plane). Tiles are cut into blocks of TB
+ * (wino_block: a function of C and K only, so the cut never depends on the thread count); one
+ * thread does a whole block:
+ *   V (16, C, TB) = B^T d B of every tile and channel (rows combined first, then columns, so the
+ *                   inner loops run along tx and vectorise),
+ *   M_xi (K, TB)  = U_xi (K, C) . V_xi (C, TB), 16 single-threaded cblas_sgemm,
+ *   y             = A^T M A (+ bias, or += y).
+ * U (16, K, C) = G g G^T is computed once per call, in double, rounded once to float. The
+ * weight gradient (conv_winograd_dw, at the end) runs the adjoint transforms over the same tiles.
+ *
+ * Not here: other kernel sizes and strides, F(4x4,3x3).
+ */
+#include "conv_winograd.h"
+
+#include <cblas.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "parallel.h"
+
+/* ---------------------------------------------------------------------------------------------- */
+/* the mode */
+
+static _Atomic int algo_forced = CONV_ALGO_COUNT;
+static _Atomic int algo_env = -1;   /* -1 = SSLD_CONV not read yet */
+
+static const char *const algo_names[] = { "auto", "im2col", "winograd" };
+_Static_assert(sizeof algo_names / sizeof algo_names[0] == CONV_ALGO_COUNT, "one name per mode");
+
+const char *conv_algo_name(ConvAlgo algo)
+{
+	return (unsigned)algo < CONV_ALGO_COUNT ? algo_names[algo] : "?";
+}
+
+void conv_algo_set(ConvAlgo algo)
+{
+	atomic_store(&algo_forced, (int)algo);
+}
+
+ConvAlgo conv_algo(void)
+{
+	const int f = atomic_load(&algo_forced);
+	if (f >= 0 && f < CONV_ALGO_COUNT)
+		return (ConvAlgo)f;
+	int e = atomic_load(&algo_env);
+	if (e >= 0)
+		return (ConvAlgo)e;
+	const char *s = getenv("SSLD_CONV");
+	e = CONV_ALGO_AUTO;
+	if (s && *s) {
+		int found = 0;
+		for (int i = 0; i < CONV_ALGO_COUNT; i++)
+			if (strcmp(s, algo_names[i]) == 0)
+				e = i, found = 1;
+		if (!found)
+			fprintf(stderr, "ssld engine: SSLD_CONV=%s is not one of auto, im2col, winograd; "
+			        "using auto\n", s);
+	}
+	int expected = -1;
+	atomic_compare_exchange_strong(&algo_env, &expected, e);
+	return (ConvAlgo)atomic_load(&algo_env);
+}
+
+/* Auto: Winograd saves 20 of every 36 multiplies in the channel reduction but adds the
+ * transforms (about 32 adds per input tile and channel, 24 per output tile and channel, compiled
+ * for SSE4.2 like the rest of the engine) and shorter sgemms, which OpenBLAS packs at a higher
+ * relative cost. Measured with OpenBLAS's Cooperlake kernels on the AVX-512 machine of
+ * BENCHMARKS.md ("Winograd convolutions"), one layer, one thread, CPU time against im2col +
+ * sgemm: forward 1.13x at 32 channels on 32x32 planes, 1.2-1.35x at 64 (32x32) and 128 (16x16),
+ * 1.1-1.16x at 256 (8x8), 1.17x at 32 (8x8); a loss at 16 channels (0.92x) and on 4x4 planes
+ * (0.84-0.87x at 256 and 512 channels). */
+#define WINO_MIN_CHANNELS 32
+#define WINO_MIN_PLANE 8
+
+int conv_winograd_chosen(int C, int K, int H, int W, int kh, int kw, int stride, int pad)
+{
+	if (kh != 3 || kw != 3 || stride != 1 || pad != 1 || H < 1 || W < 1)
+		return 0;
+	switch (conv_algo()) {
+	case CONV_ALGO_WINOGRAD:
+		return 1;
+	case CONV_ALGO_AUTO:
+		return C >= WINO_MIN_CHANNELS && K >= WINO_MIN_CHANNELS && H >= WINO_MIN_PLANE &&
+		       W >= WINO_MIN_PLANE;
+	default:
+		return 0;
+	}
+}
+
+/* The weight gradient reduces over tiles, so its sgemms are (K, C) products with a long inner
+ * dimension, and its transforms are paid on both x and dy: measured as above, 1.16x at 64
+ * channels on 32x32 planes, 1.03x at 128 (16x16), even at 256 (8x8), a loss at 32 channels
+ * (0.94x on 32x32, 0.41x on 8x8) and on 4x4 planes. */
+int conv_winograd_dw_chosen(int C, int K, int H, int W)
+{
+	if (conv_algo() == CONV_ALGO_WINOGRAD)
+		return 1;
+	return C >= 64 && K >= 64 && (size_t)H * W >= 256;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* transforms */
+
+/* Tiles per block: V and M of one block take 16 (C + K) TB floats, about 4 MB, so they stay in
+ * the core's L2 while the sgemms run; at least 64 columns keep each sgemm efficient. */
+static int wino_block(int C, int K)
+{
+	size_t tb = ((size_t)1 << 20) / (16 * (size_t)(C + K));
+	tb = tb / 16 * 16;
+	if (tb < 64)
+		tb = 64;
+	if (tb > 512)
+		tb = 512;
+	return (int)tb;
+}
+
+// U (16, K, C): U[xi][k][c] = (G g G^T)[xi] of filter g = w[k][c] (or its flipped counterpart)
+typedef struct FilterJob {
+	const float *w;
+	float *U;
+	int C, K, flip;
+} FilterJob;
+
+static void filter_part(void *arg, size_t k0, size_t k1, int tid)
+{
+	const FilterJob *j = arg;
+	const size_t KC = (size_t)j->K * j->C;
+	(void)tid;
+	for (size_t k = k0; k < k1; k++)
+		for (int c = 0; c < j->C; c++) {
+			double g[3][3];
+			if (j->flip) {   /* w is (C_out of the forward = K here, C_in = our C): w[c][k] */
+				const float *src = j->w + ((size_t)c * j->K + k) * 9;
+				for (int i = 0; i < 3; i++)
+					for (int q = 0; q < 3; q++)
+						g[i][q] = src[(2 - i) * 3 + (2 - q)];
+			} else {
+				const float *src = j->w + (k * j->C + (size_t)c) * 9;
+				for (int i = 0; i < 3; i++)
+					for (int q = 0; q < 3; q++)
+						g[i][q] = src[i * 3 + q];
+			}
+			double t[4][3], u[4][4];   /* t = G g, u = t G^T */
+			for (int q = 0; q < 3; q++) {
+				t[0][q] = g[0][q];
+				t[1][q] = 0.5 * (g[0][q] + g[1][q] + g[2][q]);
+				t[2][q] = 0.5 * (g[0][q] - g[1][q] + g[2][q]);
+				t[3][q] = g[2][q];
+			}
+			for (int i = 0; i < 4; i++) {
+				u[i][0] = t[i][0];
+				u[i][1] = 0.5 * (t[i][0] + t[i][1] + t[i][2]);
+				u[i][2] = 0.5 * (t[i][0] - t[i][1] + t[i][2]);
+				u[i][3] = t[i][2];
+			}
+			for (int xi = 0; xi < 16; xi++)
+				j->U[xi * KC + k * j->C + (size_t)c] = (float)u[xi / 4][xi % 4];
+		}
+}
+
+typedef struct WinoJob {
+	const float *x, *U, *bias;
+	float *y, *scratch;
+	int N, C, H, W, K, accumulate;
+	int th, tw, tb;          /* tile rows and columns per plane, tiles per block */
+	size_t tiles;            /* N * th * tw */
+	size_t per_thread;       /* scratch floats per thread */
+} WinoJob;
+
+/* Input row iy of plane, columns ix0 .. ix0+L-1, zero outside the plane. */
+static void load_row(float *restrict dst, const float *restrict plane, int H, int W, int iy,
+                     int ix0, int L)
+{
+	if (iy < 0 || iy >= H) {
+		memset(dst, 0, (size_t)L * sizeof(float));
+		return;
+	}
+	const float *row = plane + (size_t)iy * W;
+	int q = 0;
+	for (; q < L && ix0 + q < 0; q++)
+		dst[q] = 0.0f;
+	int hi = W - ix0 < L ? W - ix0 : L;
+	if (hi > q)
+		memcpy(dst + q, row + ix0 + q, (size_t)(hi - q) * sizeof(float));
+	for (q = hi > q ? hi : q; q < L; q++)
+		dst[q] = 0.0f;
+}
+
+/* V[xi*C*tb + t] for the tiles t = t0 + (tx - tx0), tx in [tx0, tx1), of tile row ty of one
+ * plane (V points at the plane's channel row). rows: scratch of 8 * (2 (tx1 - tx0) + 2) floats. */
+static void input_tiles(const WinoJob *j, const float *plane, int ty, int tx0, int tx1, float *V,
+                        size_t t0, float *rows)
+{
+	const int nt = tx1 - tx0, L = 2 * nt + 2, ix0 = 2 * tx0 - 1, iy0 = 2 * ty - 1;
+	float *r[4], *b[4];
+	for (int i = 0; i < 4; i++) {
+		r[i] = rows + (size_t)i * L;
+		b[i] = rows + (size_t)(4 + i) * L;
+		load_row(r[i], plane, j->H, j->W, iy0 + i, ix0, L);
+	}
+	/* B^T d: rows d0 - d2, d1 + d2, d2 - d1, d1 - d3 */
+	for (int q = 0; q < L; q++) {
+		b[0][q] = r[0][q] - r[2][q];
+		b[1][q] = r[1][q] + r[2][q];
+		b[2][q] = r[2][q] - r[1][q];
+		b[3][q] = r[1][q] - r[3][q];
+	}
+	/* (B^T d) B: the same combination along each row, columns 2t .. 2t+3 of tile t */
+	const size_t plane_v = (size_t)j->C * j->tb;
+	for (int i = 0; i < 4; i++) {
+		const float *s = b[i];
+		float *v0 = V + (size_t)(4 * i) * plane_v + t0, *v1 = v0 + plane_v;
+		float *v2 = v1 + plane_v, *v3 = v2 + plane_v;
+		for (int t = 0; t < nt; t++) {
+			const float a0 = s[2 * t], a1 = s[2 * t + 1], a2 = s[2 * t + 2], a3 = s[2 * t + 3];
+			v0[t] = a0 - a2;
+			v1[t] = a1 + a2;
+			v2[t] = a2 - a1;
+			v3[t] = a1 - a3;
+		}
+	}
+}
+
+/* y of plane (n, k), tile row ty, tiles tx in [tx0, tx1) from M[xi*K*tb + k*tb + t0 + ...]. */
+static void output_tiles(const WinoJob *j, const float *M, int k, float *plane, int ty, int tx0,
+                         int tx1, size_t t0)
+{
+	const size_t plane_m = (size_t)j->K * j->tb;
+	const float *m = M + (size_t)k * j->tb + t0;
+	const float bv = j->bias ? j->bias[k] : 0.0f;
+	const int oy = 2 * ty, rows = oy + 1 < j->H ? 2 : 1;
+	for (int t = 0; t < tx1 - tx0; t++) {
+		float v[16];
+		for (int xi = 0; xi < 16; xi++)
+			v[xi] = m[xi * plane_m + (size_t)t];
+		/* A^T m: rows m0 + m1 + m2, m1 - m2 - m3; then the same along each row */
+		float s[2][4];
+		for (int q = 0; q < 4; q++) {
+			s[0][q] = v[q] + v[4 + q] + v[8 + q];
+			s[1][q] = v[4 + q] - v[8 + q] - v[12 + q];
+		}
+		const int ox = 2 * (tx0 + t), cols = ox + 1 < j->W ? 2 : 1;
+		for (int a = 0; a < rows; a++) {
+			const float o[2] = { s[a][0] + s[a][1] + s[a][2], s[a][1] - s[a][2] - s[a][3] };
+			float *dst = plane + (size_t)(oy + a) * j->W + ox;
+			for (int bcol = 0; bcol < cols; bcol++)
+				dst[bcol] = j->accumulate ? dst[bcol] + o[bcol] : o[bcol] + bv;
+		}
+	}
+}
+
+/* The run of tiles starting at tile t (before end) that lies in one tile row: image n, row ty,
+ * columns [tx0, tx1). */
+static void tile_run(const WinoJob *j, size_t t, size_t end, int *n, int *ty, int *tx0, int *tx1)
+{
+	const size_t per_img = (size_t)j->th * j->tw;
+	const int r = (int)(t % per_img);
+	*n = (int)(t / per_img);
+	*ty = r / j->tw;
+	*tx0 = r % j->tw;
+	*tx1 = j->tw;
+	if (end - t < (size_t)(*tx1 - *tx0))
+		*tx1 = *tx0 + (int)(end - t);
+}
+
+/* Blocks [b0, b1) of tiles. */
+static void wino_part(void *arg, size_t b0, size_t b1, int tid)
+{
+	const WinoJob *j = arg;
+	const int C = j->C, K = j->K, tb = j->tb;
+	float *V = j->scratch + (size_t)tid * j->per_thread;
+	float *M = V + (size_t)16 * C * tb;
+	float *rows = M + (size_t)16 * K * tb;
+	const size_t HW = (size_t)j->H * j->W;
+	for (size_t blk = b0; blk < b1; blk++) {
+		const size_t first = blk * (size_t)tb;
+		const size_t end = first + (size_t)tb < j->tiles ? first + (size_t)tb : j->tiles;
+		const int nt = (int)(end - first);
+		/* the block's tiles as segments of tile rows: (n, ty, tx0 .. tx1) */
+		for (int c = 0; c < C; c++)
+			for (size_t t = first; t < end;) {
+				int n, ty, tx0, tx1;
+				tile_run(j, t, end, &n, &ty, &tx0, &tx1);
+				input_tiles(j, j->x + ((size_t)n * C + c) * HW, ty, tx0, tx1,
+				            V + (size_t)c * tb, t - first, rows);
+				t += (size_t)(tx1 - tx0);
+			}
+		for (int xi = 0; xi < 16; xi++)
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, K, nt, C, 1.0f,
+			            j->U + (size_t)xi * K * C, C, V + (size_t)xi * C * tb, tb, 0.0f,
+			            M + (size_t)xi * K * tb, tb);
+		for (int k = 0; k < K; k++)
+			for (size_t t = first; t < end;) {
+				int n, ty, tx0, tx1;
+				tile_run(j, t, end, &n, &ty, &tx0, &tx1);
+				output_tiles(j, M, k, j->y + ((size_t)n * K + k) * HW, ty, tx0, tx1, t - first);
+				t += (size_t)(tx1 - tx0);
+			}
+	}
+}
+
+void conv_winograd(Ctx *ctx, const float *x, const float *w, int flip, const float *bias, float *y,
+                   int N, int C, int H, int W, int K, int accumulate)
+{
+	if (N <= 0 || H <= 0 || W <= 0 || K <= 0)
+		return;
+	float *U = ctx_alloc(ctx, (size_t)16 * K * C * sizeof(float));
+	FilterJob fj = { .w = w, .U = U, .C = C, .K = K, .flip = flip };
+	parallel_for(ctx, (size_t)K, C >= 64 ? 1 : (size_t)(64 / (C > 0 ? C : 1)), filter_part, &fj);
+	WinoJob j = { .x = x, .U = U, .bias = accumulate ? NULL : bias, .y = y, .N = N, .C = C,
+	              .H = H, .W = W, .K = K, .accumulate = accumulate,
+	              .th = (H + 1) / 2, .tw = (W + 1) / 2, .tb = wino_block(C, K) };
+	j.tiles = (size_t)N * j.th * j.tw;
+	if (C == 0) {   /* an empty reduction: y = bias (or unchanged) */
+		if (!accumulate)
+			for (size_t i = 0; i < (size_t)N * K; i++)
+				for (size_t p = 0; p < (size_t)H * W; p++)
+					y[i * H * W + p] = bias ? bias[i % (size_t)K] : 0.0f;
+		return;
+	}
+	j.per_thread = (size_t)16 * (C + K) * j.tb + (size_t)8 * (2 * j.tw + 2);
+	j.per_thread = (j.per_thread + 15) / 16 * 16;   /* each thread's block 64-byte aligned */
+	const int threads = ctx_threads(ctx);
+	j.scratch = ctx_alloc(ctx, (size_t)threads * j.per_thread * sizeof(float));
+	const size_t blocks = (j.tiles + (size_t)j.tb - 1) / (size_t)j.tb;
+	parallel_for(ctx, blocks, 1, wino_part, &j);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* the weight gradient
+ *
+ * y = A^T [(G g G^T) .* (B^T d B)] A is linear in g, so its adjoint is
+ *     dg += G^T [sum over tiles (B^T d B) .* (A dy A^T)] G
+ * with dy the tile's 2x2 output gradient: per block, V (16, C, TB) as in the forward,
+ * Z (16, K, TB) = A dy A^T, and S_xi (K, C) += Z_xi . V_xi^T (16 sgemms reducing over the block's
+ * tiles); at the end dW += G^T S G. Blocks run one after another, each split across the threads
+ * by channel (transforms) and by xi (sgemms), so every S_xi sums the blocks in the same order
+ * whatever the thread count. */
+
+typedef struct DwJob {
+	WinoJob w;               /* x, the geometry, tb; w.y is dy, w.scratch V then Z */
+	float *S;                /* (16, K, C) */
+	float *rows;             /* per thread 8 * (2 tw + 2) */
+	float *dw;
+	size_t first, end;       /* the block's tiles */
+	int beta;                /* 0 on the first block: S = instead of += */
+} DwJob;
+
+/* Z[xi*K*tb + t] of output plane dy (n, k), tile row ty, tiles [tx0, tx1) (Z points at k's row).
+ * rows: scratch of 6 * (2 (tx1 - tx0) + 2) floats. */
+static void grad_tiles(const WinoJob *j, const float *plane, int ty, int tx0, int tx1, float *Z,
+                       size_t t0, float *rows)
+{
+	const size_t plane_z = (size_t)j->K * j->tb;
+	const int nt = tx1 - tx0, L = 2 * nt;
+	float *e0 = rows, *e1 = rows + L, *r[4];
+	for (int a = 0; a < 4; a++)
+		r[a] = rows + (size_t)(2 + a) * L;
+	/* the tile row's two dy rows, zero outside the plane */
+	load_row(e0, plane, j->H, j->W, 2 * ty, 2 * tx0, L);
+	load_row(e1, plane, j->H, j->W, 2 * ty + 1, 2 * tx0, L);
+	/* A e: rows e0, e0 + e1, e0 - e1, -e1; then the same along each row */
+	for (int q = 0; q < L; q++) {
+		r[0][q] = e0[q];
+		r[1][q] = e0[q] + e1[q];
+		r[2][q] = e0[q] - e1[q];
+		r[3][q] = -e1[q];
+	}
+	for (int a = 0; a < 4; a++) {
+		const float *s = r[a];
+		float *z0 = Z + (size_t)(4 * a) * plane_z + t0, *z1 = z0 + plane_z;
+		float *z2 = z1 + plane_z, *z3 = z2 + plane_z;
+		for (int t = 0; t < nt; t++) {
+			const float u = s[2 * t], v = s[2 * t + 1];
+			z0[t] = u;
+			z1[t] = u + v;
+			z2[t] = u - v;
+			z3[t] = -v;
+		}
+	}
+}
+
+/* Channels [i0, i1) of C + K: i < C transforms x's channel i into V, else dy's channel i - C
+ * into Z, for the block's tiles. */
+static void dw_transform_part(void *arg, size_t i0, size_t i1, int tid)
+{
+	const DwJob *d = arg;
+	const WinoJob *j = &d->w;
+	const size_t HW = (size_t)j->H * j->W;
+	float *V = j->scratch, *Z = V + (size_t)16 * j->C * j->tb;
+	float *rows = d->rows + (size_t)tid * 8 * (2 * (size_t)j->tw + 2);
+	for (size_t i = i0; i < i1; i++)
+		for (size_t t = d->first; t < d->end;) {
+			int n, ty, tx0, tx1;
+			tile_run(j, t, d->end, &n, &ty, &tx0, &tx1);
+			if (i < (size_t)j->C)
+				input_tiles(j, j->x + ((size_t)n * j->C + i) * HW, ty, tx0, tx1,
+				            V + i * j->tb, t - d->first, rows);
+			else {
+				const size_t k = i - (size_t)j->C;
+				grad_tiles(j, j->y + ((size_t)n * j->K + k) * HW, ty, tx0, tx1, Z + k * j->tb,
+				           t - d->first, rows);
+			}
+			t += (size_t)(tx1 - tx0);
+		}
+}
+
+// S_xi (K, C) (+)= Z_xi (K, nt) . V_xi (C, nt)^T for xi in [x0, x1)
+static void dw_gemm_part(void *arg, size_t x0, size_t x1, int tid)
+{
+	const DwJob *d = arg;
+	const WinoJob *j = &d->w;
+	const float *V = j->scratch, *Z = V + (size_t)16 * j->C * j->tb;
+	const int nt = (int)(d->end - d->first);
+	(void)tid;
+	for (size_t xi = x0; xi < x1; xi++)
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->K, j->C, nt, 1.0f,
+		            Z + xi * j->K * j->tb, j->tb, V + xi * j->C * j->tb, j->tb,
+		            d->beta ? 1.0f : 0.0f, d->S + xi * j->K * j->C, j->C);
+}
+
+// dW[k][c] += G^T S[k][c] G, k in [k0, k1)
+static void dw_out_part(void *arg, size_t k0, size_t k1, int tid)
+{
+	const DwJob *d = arg;
+	const int C = d->w.C, K = d->w.K;
+	const size_t KC = (size_t)K * C;
+	(void)tid;
+	for (size_t k = k0; k < k1; k++)
+		for (int c = 0; c < C; c++) {
+			float m[4][4];
+			for (int xi = 0; xi < 16; xi++)
+				m[xi / 4][xi % 4] = d->S[xi * KC + k * C + (size_t)c];
+			/* G^T m: rows m0 + (m1 + m2)/2, (m1 - m2)/2, (m1 + m2)/2 + m3; then along each row */
+			float r[3][4];
+			for (int q = 0; q < 4; q++) {
+				r[0][q] = m[0][q] + 0.5f * (m[1][q] + m[2][q]);
+				r[1][q] = 0.5f * (m[1][q] - m[2][q]);
+				r[2][q] = 0.5f * (m[1][q] + m[2][q]) + m[3][q];
+			}
+			float *dst = d->dw + (k * C + (size_t)c) * 9;
+			for (int a = 0; a < 3; a++) {
+				dst[a * 3 + 0] += r[a][0] + 0.5f * (r[a][1] + r[a][2]);
+				dst[a * 3 + 1] += 0.5f * (r[a][1] - r[a][2]);
+				dst[a * 3 + 2] += 0.5f * (r[a][1] + r[a][2]) + r[a][3];
+			}
+		}
+}
+
+/* Tiles per block of the weight gradient: the reduction runs over the tiles, so the sgemms want
+ * many (each block reads and writes all of S); V and Z of one block take 16 (C + K) TB floats,
+ * up to 32 MB, shared by the threads. */
+static int wino_dw_block(int C, int K)
+{
+	size_t tb = ((size_t)8 << 20) / (16 * (size_t)(C + K));
+	tb = tb / 16 * 16;
+	if (tb < 64)
+		tb = 64;
+	if (tb > 2048)
+		tb = 2048;
+	return (int)tb;
+}
+
+void conv_winograd_dw(Ctx *ctx, const float *x, const float *dy, float *dw, int N, int C, int H,
+                      int W, int K)
+{
+	if (N <= 0 || H <= 0 || W <= 0 || K <= 0 || C <= 0)
+		return;
+	DwJob d = { .w = { .x = x, .y = (float *)dy, .N = N, .C = C, .H = H, .W = W, .K = K,
+	                   .th = (H + 1) / 2, .tw = (W + 1) / 2, .tb = wino_dw_block(C, K) },
+	            .dw = dw };
+	WinoJob *j = &d.w;
+	j->tiles = (size_t)N * j->th * j->tw;
+	const int threads = ctx_threads(ctx);
+	const size_t rows = (size_t)8 * (2 * j->tw + 2);
+	j->scratch = ctx_alloc(ctx, (size_t)16 * (C + K) * j->tb * sizeof(float));
+	d.rows = ctx_alloc(ctx, (size_t)threads * rows * sizeof(float));
+	d.S = ctx_alloc(ctx, (size_t)16 * K * C * sizeof(float));
+	const size_t per_item = (size_t)16 * j->tb;
+	for (size_t first = 0; first < j->tiles; first += (size_t)j->tb) {
+		d.first = first;
+		d.end = first + (size_t)j->tb < j->tiles ? first + (size_t)j->tb : j->tiles;
+		parallel_for(ctx, (size_t)(C + K), per_item >= 4096 ? 1 : 4096 / per_item,
+		             dw_transform_part, &d);
+		parallel_for(ctx, 16, 1, dw_gemm_part, &d);
+		d.beta = 1;
+	}
+	parallel_for(ctx, (size_t)K, C >= 64 ? 1 : (size_t)(64 / C), dw_out_part, &d);
+}
