@@ -35,6 +35,15 @@ void *eng_aligned_alloc(size_t n)
 	return p;
 }
 
+void *eng_aligned_alloc_huge(size_t n, size_t align)
+{
+	atomic_fetch_add_explicit(&alloc_count, 1, memory_order_relaxed);
+	void *p = NULL;
+	if (posix_memalign(&p, align, n ? n : align) != 0)
+		return NULL;
+	return p;
+}
+
 char *eng_strdup(const char *s)
 {
 	size_t n = strlen(s) + 1;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "alloc.h"
 #include "parallel.h"
@@ -119,6 +120,21 @@ static _Noreturn void ctx_oom(Ctx *ctx, size_t bytes)
 	abort();
 }
 
+#define HUGE_PAGE (2u << 20)
+
+/* An arena block: 2 MiB-aligned and marked for transparent huge pages, so a step's first touch of
+ * it costs one fault per 2 MiB instead of one per 4 KiB and its sweeps miss the TLB less. */
+static char *arena_block_alloc(size_t cap)
+{
+	if (cap < HUGE_PAGE)
+		return eng_aligned_alloc(cap);
+	cap = (cap + HUGE_PAGE - 1) & ~(size_t)(HUGE_PAGE - 1);
+	char *base = eng_aligned_alloc_huge(cap, HUGE_PAGE);
+	if (base)
+		(void)madvise(base, cap, MADV_HUGEPAGE);
+	return base;
+}
+
 /* Consolidate: if the last step needed more than one block, replace them all by one block of
  * the total, so the next step (and every later one of the same size) needs no allocation. */
 static void arena_reset(Arena *a)
@@ -130,7 +146,7 @@ static void arena_reset(Arena *a)
 			eng_free(a->blocks[i].base);
 		}
 		a->nblocks = 0;
-		char *base = eng_aligned_alloc(total);
+		char *base = arena_block_alloc(total);
 		if (base) {
 			a->blocks[0] = (ArenaBlock){ .base = base, .cap = total, .used = 0 };
 			a->nblocks = 1;
@@ -164,7 +180,7 @@ static void *arena_bump(Arena *a, size_t need)
 			size_t last = a->nblocks ? a->blocks[a->nblocks - 1].cap : 0;
 			if (cap < last * 2)
 				cap = last * 2;
-			char *base = eng_aligned_alloc(cap);
+			char *base = arena_block_alloc(cap);
 			if (!base)
 				return NULL;
 			/* a kept block too small for this request moves to the end (still reusable) */
@@ -190,7 +206,7 @@ static void arena_reserve(Arena *a, size_t cap)
 {
 	if (a->nblocks || cap < ARENA_MIN_BLOCK)
 		return;
-	char *base = eng_aligned_alloc(cap);
+	char *base = arena_block_alloc(cap);
 	if (!base)
 		return;   /* arena_bump allocates as usual */
 	a->blocks[0] = (ArenaBlock){ .base = base, .cap = cap, .used = 0 };
