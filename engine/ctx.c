@@ -34,11 +34,6 @@ typedef struct Arena {
 	size_t peak;   /* high-water mark of used since the last reset */
 } Arena;
 
-typedef struct ArenaMark {
-	int cur;
-	size_t block_used, used;
-} ArenaMark;
-
 /* A freed gradient buffer (arena memory of the gradient arena), in an address-ordered list. */
 typedef struct FreeChunk {
 	size_t size;
@@ -230,6 +225,16 @@ static void arena_release(Arena *a, ArenaMark m)
 	a->cur = m.cur;
 	a->blocks[m.cur].used = m.block_used;
 	a->used = m.used;
+}
+
+ArenaMark ctx_scratch_mark(const Ctx *ctx)
+{
+	return arena_mark(&ctx->main);
+}
+
+void ctx_scratch_release(Ctx *ctx, ArenaMark mark)
+{
+	arena_release(&ctx->main, mark);
 }
 
 void ctx_reset(Ctx *ctx)

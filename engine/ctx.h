@@ -39,6 +39,16 @@ void ctx_reset(Ctx *ctx);
  * armed with CTX_TRY (so a worker fails the job with "out of memory" instead of crashing); with
  * no handler armed it aborts with a message. */
 void *ctx_alloc(Ctx *ctx, size_t bytes);
+/* A forward op's scratch: what ctx_alloc hands out after ctx_scratch_mark is given back by
+ * ctx_scratch_release(ctx, mark), so the next op reuses it instead of the step keeping every
+ * op's scratch until ctx_reset. Nothing allocated in between may outlive the release. (Backward
+ * scratch is given back by ctx_backward itself.) */
+typedef struct ArenaMark {
+	int cur;
+	size_t block_used, used;
+} ArenaMark;
+ArenaMark ctx_scratch_mark(const Ctx *ctx);
+void ctx_scratch_release(Ctx *ctx, ArenaMark mark);
 /* A fresh arena tensor (uninitialised data, grad NULL, requires_grad 0). */
 Tensor *ctx_tensor(Ctx *ctx, int ndim, const int *shape);
 Tensor *ctx_zeros(Ctx *ctx, int ndim, const int *shape);

@@ -1347,7 +1347,9 @@ Tensor *op_conv2d(Ctx *ctx, Tensor *x, Tensor *w, Tensor *b, int stride, int pad
 	const int K = g.C * kh * kw;
 	const size_t HoWo = (size_t)Ho * Wo, CHW = (size_t)g.C * H * W;
 	if (conv_winograd_chosen(g.C, O, H, W, kh, kw, stride, pad)) {
+		const ArenaMark scratch = ctx_scratch_mark(ctx);
 		conv_winograd(ctx, x->data, w->data, 0, b ? b->data : NULL, out->data, N, g.C, H, W, O, 0);
+		ctx_scratch_release(ctx, scratch);
 		Tensor *in[3] = { x, w, b };
 		if (tape_wants_grad(ctx, in, 3)) {
 			Node *n = tape_record(ctx, OP_CONV2D, conv2d_backward, out, in, 3);

@@ -123,24 +123,28 @@ int resnet_config_check(const ResnetConfig *c, int in_c, int in_h, int in_w, cha
 	return 0;
 }
 
-/* One conv (no bias) + BN on an h x w map: its parameters and activations; h, w become the
- * output size. */
+/* One conv (no bias) + BN on an h x w map: its parameters and the activations the step keeps
+ * (conv out, BN out); h, w become the output size. The lowered columns are not kept (they are
+ * built per image or per chunk into scratch given back after the op), but a backward may lower
+ * its whole batch at once: *cols keeps the largest such lowering, counted once per step. */
 static void estimate_conv_bn(int64_t cin, int64_t cout, int k, int stride, int64_t *h, int64_t *w,
-                             int64_t *params, int64_t *acts)
+                             int64_t *params, int64_t *acts, int64_t *cols)
 {
 	*h = (*h + 2 * (k / 2) - k) / stride + 1;
 	*w = (*w + 2 * (k / 2) - k) / stride + 1;
 	*params += cin * cout * k * k + 2 * cout;
-	*acts += cin * k * k * *h * *w + 2 * cout * *h * *w;   /* columns, conv out, BN out */
+	*acts += 2 * cout * *h * *w;
+	if (cin * k * k * *h * *w > *cols)
+		*cols = cin * k * k * *h * *w;
 }
 
 int64_t resnet_estimate(const ResnetConfig *c, int in_c, int in_h, int in_w, int64_t *params,
                         int64_t *act_floats)
 {
-	int64_t h = in_h, w = in_w, ch = resnet_stage_channels(c->width, 0);
+	int64_t h = in_h, w = in_w, ch = resnet_stage_channels(c->width, 0), cols = 0;
 	const int imagenet = c->stem == RESNET_STEM_IMAGENET;
 	*act_floats += (int64_t)in_c * h * w;
-	estimate_conv_bn(in_c, ch, imagenet ? 7 : 3, imagenet ? 2 : 1, &h, &w, params, act_floats);
+	estimate_conv_bn(in_c, ch, imagenet ? 7 : 3, imagenet ? 2 : 1, &h, &w, params, act_floats, &cols);
 	if (imagenet) {
 		h = (h - 1) / 2 + 1;
 		w = (w - 1) / 2 + 1;
@@ -153,16 +157,16 @@ int64_t resnet_estimate(const ResnetConfig *c, int in_c, int in_h, int in_w, int
 			const int stride = (s > 0 && j == 0) ? 2 : 1;
 			int64_t bh = h, bw = w;
 			if (c->bottleneck) {
-				estimate_conv_bn(ch, planes, 1, 1, &bh, &bw, params, act_floats);
-				estimate_conv_bn(planes, planes, 3, stride, &bh, &bw, params, act_floats);
-				estimate_conv_bn(planes, out, 1, 1, &bh, &bw, params, act_floats);
+				estimate_conv_bn(ch, planes, 1, 1, &bh, &bw, params, act_floats, &cols);
+				estimate_conv_bn(planes, planes, 3, stride, &bh, &bw, params, act_floats, &cols);
+				estimate_conv_bn(planes, out, 1, 1, &bh, &bw, params, act_floats, &cols);
 			} else {
-				estimate_conv_bn(ch, planes, 3, stride, &bh, &bw, params, act_floats);
-				estimate_conv_bn(planes, planes, 3, 1, &bh, &bw, params, act_floats);
+				estimate_conv_bn(ch, planes, 3, stride, &bh, &bw, params, act_floats, &cols);
+				estimate_conv_bn(planes, planes, 3, 1, &bh, &bw, params, act_floats, &cols);
 			}
 			if (stride != 1 || ch != out) {
 				int64_t dh = h, dw = w;
-				estimate_conv_bn(ch, out, 1, stride, &dh, &dw, params, act_floats);
+				estimate_conv_bn(ch, out, 1, stride, &dh, &dw, params, act_floats, &cols);
 			}
 			*act_floats += 2 * out * bh * bw;   /* the sum and its ReLU */
 			h = bh;
@@ -170,7 +174,7 @@ int64_t resnet_estimate(const ResnetConfig *c, int in_c, int in_h, int in_w, int
 			ch = out;
 		}
 	}
-	*act_floats += ch;
+	*act_floats += ch + cols;
 	return ch;
 }
 

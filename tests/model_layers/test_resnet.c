@@ -390,6 +390,61 @@ static void test_training_loss_falls(void)
 	paramset_free(ps);
 }
 
+/* The activation estimate (resnet_estimate, what `ssld check` and admission control use) against
+ * the arena's high-water mark of a real training step (forward, loss, backward) at 28, 32 and
+ * 64 px, both stems, basic and bottleneck blocks: within [0.8, 1.5] of what the step used. The
+ * batch is large enough for the per-sample terms to dominate the per-layer scratch, as they do at
+ * the batches jobs use. */
+static void test_estimate_covers_step(void)
+{
+	static const struct { int depth, stem, hw; float width; } cases[] = {
+		{ 18, RESNET_STEM_CIFAR, 32, 0.5f },
+		{ 18, RESNET_STEM_CIFAR, 28, 0.25f },
+		{ 34, RESNET_STEM_IMAGENET, 64, 0.25f },
+		{ 50, RESNET_STEM_CIFAR, 32, 0.125f },
+	};
+	const int B = 32, C = 3, K = 4;
+	for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+		ResnetConfig c;
+		resnet_config_preset(&c, cases[k].depth);
+		c.stem = cases[k].stem;
+		c.width = cases[k].width;
+		const int hw = cases[k].hw;
+		ParamSet *ps = paramset_new();
+		Rng rng;
+		rng_seed(&rng, 12);
+		Resnet *r = NULL;
+		Linear head;
+		char err[256] = "";
+		CHECK(resnet_new(&c, ps, "encoder", C, hw, hw, &rng, &r, err, sizeof err) == 0, "%s", err);
+		CHECK(linear_init(&head, ps, "head", resnet_out_dim(r), K, 1, &rng) == 0, "head");
+		int64_t params = 0, acts = 0;
+		resnet_estimate(&c, C, hw, hw, &params, &acts);
+		Ctx *ctx = ctx_new(13);
+		ctx_set_training(ctx, 1);
+		ctx_reset(ctx);
+		Tensor *x = ctx_tensor(ctx, 4, (int[]){ B, C, hw, hw });
+		fill_rand(x, &rng, 1.0f);
+		int labels[32];
+		for (int i = 0; i < B; i++)
+			labels[i] = i % K;
+		Tensor *loss = op_cross_entropy(ctx, linear_forward(ctx, &head, resnet_forward(ctx, r, x)),
+		                                labels, 0.0f);
+		CHECK(ctx_backward(ctx, loss) == 0, "backward");
+		const double used = (double)ctx_arena_used(ctx);
+		const double est = 4.0 * (double)acts * B;
+		printf("estimate: resnet%d stem %d %dpx width %g: %.2f MiB estimated, %.2f MiB used (%.2f)\n",
+		       cases[k].depth, cases[k].stem, hw, (double)c.width, est / 1048576.0,
+		       used / 1048576.0, est / used);
+		CHECK(est >= 0.8 * used && est <= 1.5 * used, "resnet%d %dpx width %g: estimate %.1f MiB "
+		      "for a step that used %.1f MiB", cases[k].depth, hw, (double)c.width,
+		      est / 1048576.0, used / 1048576.0);
+		ctx_free(ctx);
+		resnet_free(r);
+		paramset_free(ps);
+	}
+}
+
 int main(void)
 {
 	eng_set_threads(1);
@@ -400,6 +455,7 @@ int main(void)
 	test_config_errors();
 	test_eval_uses_running_stats();
 	test_training_loss_falls();
+	test_estimate_covers_step();
 	if (failures) {
 		fprintf(stderr, "%d check(s) failed\n", failures);
 		return 1;
