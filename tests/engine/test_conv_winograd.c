@@ -39,6 +39,7 @@
 #include "tape.h"
 #include "check.h"
 #include "../tolerance.h"
+#include "../support/wsum.h"
 
 static Rng rng;
 
@@ -49,31 +50,6 @@ static Tensor *rand_tensor(Ctx *ctx, int ndim, const int *shape, int requires_gr
 		t->data[i] = rng_uniform_range(&rng, -1.0f, 1.0f);
 	t->requires_grad = (uint8_t)requires_grad;
 	return t;
-}
-
-/* L = sum(y * G) as a node of this test, so backward can be driven (as test_ops_nn.c). */
-static void wsum_backward(Ctx *ctx, Node *n)
-{
-	float *dy = tape_grad_in(ctx, n->in[0]);
-	const float *g = n->saved;
-	if (dy)
-		for (size_t i = 0; i < n->in[0]->size; i++)
-			dy[i] += n->out->grad[0] * g[i];
-}
-
-static Tensor *wsum(Ctx *ctx, Tensor *y, const float *g)
-{
-	Tensor *out = ctx_tensor(ctx, 1, (int[]){ 1 });
-	double s = 0.0;
-	for (size_t i = 0; i < y->size; i++)
-		s += (double)y->data[i] * g[i];
-	out->data[0] = (float)s;
-	Tensor *in[1] = { y };
-	if (tape_wants_grad(ctx, in, 1)) {
-		Node *n = tape_record(ctx, OP_SUM, wsum_backward, out, in, 1);
-		n->saved = (void *)g;
-	}
-	return out;
 }
 
 /* ---------------------------------------------------------------------------------------------- */

@@ -28,6 +28,7 @@
 #include "check.h"
 #include "support.h"
 #include "../tolerance.h"
+#include "../support/wsum.h"
 #include "attention_ref.h"
 
 static Rng rng;
@@ -60,36 +61,6 @@ static double max_rel_err(const float *a, const double *b, size_t n)
 			m = isnan(e) ? INFINITY : e;
 	}
 	return m;
-}
-
-/* ---------------------------------------------------------------------------------------------- */
-/* A weighted-sum loss L = sum(y * G) recorded as a node of this test (so backward can be driven
- * without other op modules): its backward puts G into dy. */
-
-static void wsum_backward(Ctx *ctx, Node *n)
-{
-	float *dy = tape_grad_in(ctx, n->in[0]);
-	const float *g = n->saved;
-	const float dl = n->out->grad[0];
-	if (dy)
-		for (size_t i = 0; i < n->in[0]->size; i++)
-			dy[i] += dl * g[i];
-}
-
-static Tensor *wsum(Ctx *ctx, Tensor *y, const float *g)
-{
-	Tensor *out = ctx_tensor(ctx, 1, (int[]){ 1 });
-	double s = 0.0;
-	for (size_t i = 0; i < y->size; i++)
-		s += (double)y->data[i] * g[i];
-	out->data[0] = (float)s;
-	Tensor *in[1] = { y };
-	if (tape_wants_grad(ctx, in, 1)) {
-		/* The kind is only a label here; this test never looks at coverage. */
-		Node *n = tape_record(ctx, OP_SUM, wsum_backward, out, in, 1);
-		n->saved = (void *)g;
-	}
-	return out;
 }
 
 /* ---------------------------------------------------------------------------------------------- */

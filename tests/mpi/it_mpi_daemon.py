@@ -22,10 +22,9 @@ import os
 import signal
 import sqlite3
 import sys
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "service"))
-from ssld_harness import Daemon, Failure, check, run, short_job, skip_unless_dataset  # noqa: E402
+from ssld_harness import Daemon, Failure, check, run, short_job, skip_unless_dataset, wait_for  # noqa: E402
 
 MPIRUN = "/usr/bin/mpirun"
 
@@ -67,23 +66,13 @@ def rank_pid(job_dir, rank):
     return None
 
 
-def wait_for(what, cond, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise Failure("timed out waiting for " + what)
-
-
 def wait_training(d, jid, min_ckpt=1):
     def ready():
         j = d.job(jid)
         if j["state"] not in ("queued", "running"):
             raise Failure("job ended before the test could act on it: %s" % j)
         return j if j["state"] == "running" and (j["checkpoint_step"] or 0) >= min_ckpt else None
-    return wait_for("job %d to train past a checkpoint" % jid, ready, 90)
+    return wait_for(ready, "job %d to train past a checkpoint" % jid, 90)
 
 
 def expect_400(d, spec, field, words):
@@ -122,7 +111,7 @@ def mode_run(exe):
             if m["state"] not in ("queued", "running"):
                 raise Failure("job ended before a loss point was seen while it ran: %s" % d.job(jid))
             return m["state"] == "running" and m["series"].get("loss", {}).get("count", 0) > 0
-        wait_for("loss points while it runs", streaming, 60)
+        wait_for(streaming, "loss points while it runs", 60)
         j = d.wait_state(jid, ("succeeded", "failed", "cancelled"), 120)
         check(j["state"] == "succeeded", "distributed job ended %s: %s" % (j["state"], j["error"]))
         s, m = d.get("/v1/jobs/%d/metrics?keys=loss&max_points=100000" % jid)
@@ -140,7 +129,7 @@ def mode_run(exe):
         jid = sub["id"]
         job_dir = os.path.join(d.state_dir, "jobs", str(jid))
         wait_training(d, jid, 0)
-        wait_for("both ranks", lambda: rank_pid(job_dir, 0) and rank_pid(job_dir, 1), 30)
+        wait_for(lambda: rank_pid(job_dir, 0) and rank_pid(job_dir, 1), "both ranks", 30)
         s, r = d.post("/v1/jobs/%d/cancel" % jid)
         check(s == 202, "cancel -> %d %s" % (s, r))
         j = d.wait_state(jid, ("cancelled", "failed", "succeeded"), 30)
@@ -165,7 +154,7 @@ def mode_faults(exe):
         jid = sub["id"]
         job_dir = os.path.join(d.state_dir, "jobs", str(jid))
         wait_training(d, jid, 1)
-        victim = wait_for("rank 1", lambda: rank_pid(job_dir, 1), 30)
+        victim = wait_for(lambda: rank_pid(job_dir, 1), "rank 1", 30)
         os.kill(victim, signal.SIGKILL)
         j = d.wait_state(jid, ("failed", "succeeded", "cancelled"), 60)
         check(j["state"] == "failed", "job with a dead rank ended %s" % j["state"])

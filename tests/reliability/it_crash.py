@@ -29,13 +29,14 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "service"))
-from ssld_harness import Daemon, Failure, check, run, skip_unless_dataset  # noqa: E402
+from ssld_harness import Daemon, Failure, check, run, skip_unless_dataset, wait_for  # noqa: E402
 from rel_common import idx_job, small_dataset  # noqa: E402
 
 KILLS = 20
 KINDS = ["step", "write", "commit", "step", "load"]
 BUDGET = 24          # training seconds of the job (wall time, carried across restarts)
 RESERVE = 8          # kills that would leave less than this much budget do not let it progress
+POLL = 0.002         # seconds between polls: a checkpoint's temporary file lives for milliseconds
 
 
 def ckpt_file_state(path):
@@ -105,16 +106,6 @@ def events(d, jid):
     return [e["message"] for e in ev["events"]]
 
 
-def wait_for(cond, timeout, what, d):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.002)
-    raise Failure("timed out after %.0f s waiting for %s\n%s" % (timeout, what, d.log()))
-
-
 def main(exe, seed):
     skip_unless_dataset()
     rng = random.Random(seed)
@@ -152,7 +143,7 @@ def main(exe, seed):
                 # the job could finish before the 20th kill. Kills that keep no new checkpoint.
                 kind = "load" if rng.random() < 0.5 else "write"
             if k == 0:
-                wait_for(lambda: d.job(jid)["state"] == "running", 30, "the job to start", d)
+                wait_for(lambda: d.job(jid)["state"] == "running", "the job to start", 30, d, POLL)
             if kind == "load":
                 time.sleep(rng.uniform(0.0, 0.8))
             else:
@@ -163,7 +154,7 @@ def main(exe, seed):
                     pre = [m for m in msgs if m.startswith("pretraining simclr")]
                     res = [m for m in msgs if m.startswith("resumed from checkpoint")]
                     return (pre, res) if len(pre) > seen[0] else None
-                pre, res = wait_for(started, 90, "run %d to reach its step loop" % (k + 1), d)
+                pre, res = wait_for(started, "run %d to reach its step loop" % (k + 1), 90, d, POLL)
                 if k > 0 and file_step is not None:
                     want = "resumed from checkpoint at step %d" % file_step
                     check(len(res) > seen[1] and res[-1] == want,
@@ -176,9 +167,9 @@ def main(exe, seed):
             elif kind in ("write", "commit"):
                 # The next checkpoint write (one a second), and for "commit" its rename too.
                 # A temporary file left by an earlier kill is removed when the run starts.
-                tmp = wait_for(lambda: temp_files(job_dir), 60, "a checkpoint write", d)
+                tmp = wait_for(lambda: temp_files(job_dir), "a checkpoint write", 60, d, POLL)
                 if kind == "commit":
-                    wait_for(lambda: tmp[0] not in temp_files(job_dir), 60, "the checkpoint rename", d)
+                    wait_for(lambda: tmp[0] not in temp_files(job_dir), "the checkpoint rename", 60, d, POLL)
             if d.job(jid)["state"] != "running":
                 raise Failure("job ended after only %d kills: %s" % (k, d.job(jid)))
             rc = d.kill()

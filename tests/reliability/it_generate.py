@@ -16,7 +16,6 @@ then three daemon runs on the same state directory:
 """
 import json
 import os
-import re
 import signal
 import sys
 import tempfile
@@ -24,18 +23,9 @@ import threading
 import shutil
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "service"))
-from ssld_harness import FASHION, Daemon, Failure, check, lm_job, run, write_corpus  # noqa: E402
-from rel_common import wait_for  # noqa: E402
+from ssld_harness import FASHION, Daemon, Failure, check, lm_job, run, wait_for, write_corpus  # noqa: E402
 
 SLOW = "generate_step@1+"
-
-
-def metric(d, name):
-    status, hdrs, body = d.raw("GET", "/metrics")
-    check(status == 200, "GET /metrics -> %d" % status)
-    m = re.search(r"^%s (\S+)$" % re.escape(name), body.decode(), re.M)
-    check(m is not None, "/metrics has no %s" % name)
-    return float(m.group(1))
 
 
 def generate(d, jid, body, timeout=30):
@@ -128,7 +118,7 @@ def main(exe):
                 *roots, env=env)
         first = Background(d, a, {"prompt": "the ", "max_tokens": 4096})
         first.start()
-        wait_for(lambda: metric(d, "ssld_generate_running") == 1, "the first generation running")
+        wait_for(lambda: d.metric("ssld_generate_running") == 1, "the first generation running")
         for _ in range(5):
             s, h = d.get("/v1/health")
             check(s == 200 and h["status"] == "ok", "GET /v1/health during a generation -> %d %s" % (s, h))
@@ -138,7 +128,7 @@ def main(exe):
             check(s == 200 and len(js["jobs"]) >= 2, "GET /v1/jobs during a generation -> %d" % s)
         second = Background(d, b, {"prompt": "a ", "max_tokens": 4096})
         second.start()
-        wait_for(lambda: metric(d, "ssld_generate_waiting") == 1, "the second generation waiting")
+        wait_for(lambda: d.metric("ssld_generate_waiting") == 1, "the second generation waiting")
         s, g = generate(d, a, {"max_tokens": 10})
         check(s == 503 and g["error"]["code"] == "busy" and "generate-queue" in g["error"]["message"],
               "a third generation with one running and one waiting -> %d %s" % (s, g))

@@ -29,12 +29,11 @@ import subprocess
 import sys
 import tempfile
 import shutil
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "service"))
 sys.path.insert(0, HERE)
-from ssld_harness import Daemon, Failure, check, run, skip_unless_dataset  # noqa: E402
+from ssld_harness import Daemon, Failure, check, run, skip_unless_dataset, wait_for  # noqa: E402
 from rel_common import CKPT, idx_job, sha, small_dataset  # noqa: E402
 
 def events(d, jid):
@@ -48,13 +47,6 @@ def loss_steps(d, jid):
     check(s == 200, "metrics of job %d -> %d" % (jid, s))
     series = m["series"].get("loss")
     return [p[0] for p in series["points"]] if series else []
-
-
-def wait_for(cond, what, timeout=120):
-    deadline = time.time() + timeout
-    while not cond():
-        check(time.time() < deadline, "%s: not within %d s" % (what, timeout))
-        time.sleep(0.05)
 
 
 def new_daemon(exe):
@@ -141,7 +133,7 @@ def interrupted_run(exe, spec_path, out):
     p = subprocess.Popen([exe, "run", spec_path, "--out", out], stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
     try:
-        wait_for(lambda: os.path.exists(os.path.join(out, CKPT)) or p.poll() is not None, "a first checkpoint")
+        wait_for(lambda: os.path.exists(os.path.join(out, CKPT)) or p.poll() is not None, "a first checkpoint", 120)
         p.send_signal(signal.SIGINT)
         err = p.communicate(timeout=120)[1]
     finally:

@@ -20,10 +20,9 @@ import shutil
 import signal
 import sqlite3
 import sys
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "service"))
-from ssld_harness import Daemon, Failure, check, run, skip_unless_dataset  # noqa: E402
+from ssld_harness import Daemon, check, run, skip_unless_dataset, wait_for  # noqa: E402
 from rel_common import idx_job, small_dataset  # noqa: E402
 
 TOKENS = {"alice": "alice-secret", "bob": "bob-secret", "root": "root-secret"}
@@ -57,17 +56,6 @@ def db_exec(d, sql, args=()):
             return db.execute(sql, args).fetchall()
     finally:
         db.close()
-
-
-def wait_for(cond, what, d, timeout=120):
-    """Polls cond() until it is true (a generous bound, not a sleep)."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise Failure("timed out waiting for %s\n%s" % (what, d.log()))
 
 
 def check_error(err, code, field, text):
@@ -194,13 +182,13 @@ def test_attempts_cap(exe):
             return db_exec(d, "SELECT state, attempts, interruptions, error FROM jobs WHERE id = ?", (jid,))[0]
 
         # A clean stop first: it checkpoints and requeues, and does not count.
-        wait_for(lambda: running() and d.job(jid)["progress"]["stage"] == "pretrain", "the job to train", d)
+        wait_for(lambda: running() and d.job(jid)["progress"]["stage"] == "pretrain", "the job to train", 120, d)
         check(d.stop(signal.SIGTERM) == 0, "SIGTERM:\n" + d.log())
         check(row()[:3] == ("queued", 1, 0), "after a clean stop: %s" % (row(),))
         # Then three crashes while it runs.
         for i in range(1, 4):
             d.start(*args)
-            wait_for(running, "the job to run again (interruptions so far: %d)" % (i - 1), d)
+            wait_for(running, "the job to run again (interruptions so far: %d)" % (i - 1), 120, d)
             check(d.kill() == -signal.SIGKILL, "kill")
             check(row()[:3] == ("running", i + 1, i - 1), "after kill %d: %s" % (i, row()))
         d.start(*args)

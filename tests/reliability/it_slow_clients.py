@@ -23,8 +23,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "service"))
-from ssld_harness import Daemon, Failure, check, run  # noqa: E402
-from rel_common import wait_for  # noqa: E402
+from ssld_harness import Daemon, Failure, check, run, wait_for  # noqa: E402
 
 SOCKETS = 300
 PER_IP = 16

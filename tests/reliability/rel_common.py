@@ -3,20 +3,17 @@
 small_dataset(dir): the first 4096 training and 256 test images of Fashion-MNIST as raw
 (uncompressed) IDX files in dir, so a job restarted 20 times does not spend most of each
 start-up decompressing 60,000 images; the daemon is started with `--data-root dir`.
-idx_job(...): a SimCLR job on those files, the same model as ssld_harness.short_job.
+idx_job(...): ssld_harness.short_job on those files (2 epochs unless pretrain says otherwise).
 CKPT, sha(path): a job's checkpoint file name, and a file's SHA-256 to tell whether it changed.
-wait_for(cond, what, bound): polls cond until it holds; Failure naming what when it does not
-within bound seconds.
 """
 import gzip
 import hashlib
 import os
 import struct
 import sys
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "service"))
-from ssld_harness import FASHION, Failure  # noqa: E402
+from ssld_harness import FASHION, short_job  # noqa: E402
 
 CKPT = "checkpoint.safetensors"
 
@@ -25,14 +22,6 @@ def sha(path):
     with open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
 
-
-def wait_for(cond, what, bound=60.0):
-    end = time.time() + bound
-    while time.time() < end:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise Failure("%s: not within %.0f s" % (what, bound))
 
 FILES = {"train_images": ("train-images-idx3-ubyte.gz", 4096), "train_labels": ("train-labels-idx1-ubyte.gz", 4096),
          "test_images": ("t10k-images-idx3-ubyte.gz", 256), "test_labels": ("t10k-labels-idx1-ubyte.gz", 256)}
@@ -60,16 +49,9 @@ def small_dataset(out_dir):
 
 
 def idx_job(name, files, hidden=(512, 512), pretrain=None, extra=None):
-    spec = {
-        "name": name,
-        "method": "simclr",
-        "dataset": dict(format="idx", **files),
-        "model": {"encoder": "mlp", "hidden": list(hidden), "out_dim": 32},
-        "pretrain": pretrain or {"epochs": 2, "batch_size": 64},
-        "checkpoint_interval_s": 1,
-        "threads": 1,
-        "seed": 3,
-    }
+    spec = short_job(name, hidden=hidden)
+    spec["dataset"] = dict(format="idx", **files)
+    spec["pretrain"] = pretrain or {"epochs": 2, "batch_size": 64}
     if extra:
         spec.update(extra)
     return spec

@@ -31,10 +31,7 @@ def history(d, jid):
 
 
 def main(exe):
-    why = pgserver.skip_reason()
-    if why:
-        print("SKIP: " + why)
-        sys.exit(77)
+    pgserver.skip_unless_available()
     skip_unless_dataset()
     with pgserver.PgServer() as pg:
         url = pg.create_db("ssld_migrated")

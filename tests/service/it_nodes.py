@@ -33,13 +33,12 @@ import sqlite3
 import struct
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "reliability"))
 sys.path.insert(0, os.path.join(HERE, "..", "support"))
-from ssld_harness import Daemon, Failure, check, skip_unless_dataset  # noqa: E402
+from ssld_harness import Daemon, Failure, check, skip_unless_dataset, wait_for  # noqa: E402
 from rel_common import idx_job, small_dataset  # noqa: E402
 
 SKIP = 77
@@ -59,10 +58,7 @@ class Cluster:
             self.database = os.path.join(root, "queue.db")
         else:
             import pgserver
-            why = pgserver.skip_reason()
-            if why:
-                print("SKIP: " + why)
-                sys.exit(SKIP)
+            pgserver.skip_unless_available()
             self.pg = pgserver.PgServer()
             self.pg.init()
             self.pg.start()
@@ -101,26 +97,6 @@ def events(d, jid):
     return [e["message"] for e in ev["events"]]
 
 
-def wait_for(what, cond, timeout):
-    """cond() until it returns something true (returned), within a generous bound."""
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        last = cond()
-        if last:
-            return last
-        time.sleep(0.05)
-    raise Failure("%s: not within %d s" % (what, timeout))
-
-
-def prometheus(d, name):
-    s, hdrs, body = d.raw("GET", "/metrics")
-    for line in body.decode().splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise Failure("/metrics has no %s" % name)
-
-
 # ---- once: many small jobs, each run exactly once ------------------------------------------------
 
 def mode_once(c):
@@ -143,7 +119,7 @@ def mode_once(c):
         s, lst = a.get("/v1/jobs?limit=1000")
         done = [j for j in lst["jobs"] if j["state"] in ("succeeded", "failed", "cancelled")]
         return len(done) == len(ids) and lst["jobs"]
-    jobs = wait_for("%d jobs ended" % njobs, all_done, 600)
+    jobs = wait_for(all_done, "%d jobs ended" % njobs, 600)
     ran_on = {}
     for j in jobs:
         check(j["state"] == "succeeded", "job %d ended %s: %s" % (j["id"], j["state"], j["error"]))
@@ -179,7 +155,7 @@ def mode_once(c):
     def running_somewhere():
         x = a.job(jid)
         return x if x["state"] == "running" and x["node"] else None
-    running = wait_for("long job running", running_somewhere, 120)
+    running = wait_for(running_somewhere, "long job running", 120)
     runner, other = (a, b) if running["node"] == "node-a" else (b, a)
     s, r = other.post("/v1/jobs/%d/cancel" % jid)
     check(s == 202, "cancel through the other node -> %d %s" % (s, r))
@@ -242,7 +218,7 @@ def mode_takeover(c, how):
         x = a.job(jid)
         check(x["state"] in ("queued", "running"), "job ended before its node went away: %s" % x)
         return x if x["state"] == "running" and (x["checkpoint_step"] or 0) >= 30 else None
-    j = wait_for("a checkpoint", checkpointed, 120)
+    j = wait_for(checkpointed, "a checkpoint", 120)
     check(j["node"] in nodes and j["progress"]["step"] < total * 0.8, "too far along, or on no node: %s" % j)
     gone = j["node"]
     kept = "node-b" if gone == "node-a" else "node-a"
@@ -268,17 +244,17 @@ def mode_takeover(c, how):
     def resumed_on_b():
         x = b.job(jid)
         return x if x["attempts"] == 2 and x["state"] in ("running", "succeeded") else None
-    j2 = wait_for("%s resumes the job after %s's lease" % (kept, gone), resumed_on_b, 120)
+    j2 = wait_for(resumed_on_b, "%s resumes the job after %s's lease" % (kept, gone), 120)
     check(j2["interruptions"] == 1, "interruptions %d" % j2["interruptions"])
     if how == "pause":
         os.kill(a.proc.pid, signal.SIGCONT)
-        wait_for("%s notices the lost lease" % gone, lambda: "lost the lease" in a.log(), 60)
-        wait_for("%s idle" % gone, lambda: a.get("/v1/health")[1]["busy"] == 0, 60)
-        check(prometheus(a, "ssld_lease_lost_total") == 1, "ssld_lease_lost_total on " + gone)
+        wait_for(lambda: "lost the lease" in a.log(), "%s notices the lost lease" % gone, 60)
+        wait_for(lambda: a.get("/v1/health")[1]["busy"] == 0, "%s idle" % gone, 60)
+        check(a.metric("ssld_lease_lost_total") == 1, "ssld_lease_lost_total on " + gone)
     j = b.wait_state(jid, ["succeeded", "failed", "cancelled"], timeout=240)
     check(j["state"] == "succeeded", "resumed job ended %s: %s\n%s" % (j["state"], j["error"], b.log()))
     check(j["attempts"] == 2 and j["results"]["pretext"]["steps"] == total, "after the takeover: %s" % j)
-    check(prometheus(b, "ssld_lease_reclaimed_total") == 1, "ssld_lease_reclaimed_total on " + kept)
+    check(b.metric("ssld_lease_reclaimed_total") == 1, "ssld_lease_reclaimed_total on " + kept)
 
     msgs = events(b, jid)
     expired = [m for m in msgs if m.startswith("the lease of node %s expired" % gone)]
@@ -315,14 +291,14 @@ def mode_restart(c):
         check(s == 201, "submit -> %d %s" % (s, j))
         jids.append(j["id"])
         # Either node may claim the first job; the second can only go to the other (one worker each).
-        wait_for("job %d running" % j["id"], lambda: d.job(jids[-1])["state"] == "running", 120)
+        wait_for(lambda: d.job(jids[-1])["state"] == "running", "job %d running" % j["id"], 120)
     a0 = nodes["node-a"]
     ran = [a0.job(jid)["node"] for jid in jids]
     check(sorted(ran) == ["node-a", "node-b"], "each node should run one of the two jobs: %s" % ran)
     gone, kept = ran            # the node restarted, and the one left alone
     jid_gone, jid_kept = jids
     a, b = nodes[gone], nodes[kept]
-    wait_for("a checkpoint of %s's job" % gone, lambda: (a.job(jid_gone)["checkpoint_step"] or 0) >= 20, 120)
+    wait_for(lambda: (a.job(jid_gone)["checkpoint_step"] or 0) >= 20, "a checkpoint of %s's job" % gone, 120)
     a.kill()
     a.start(*a.args)   # the same name, database and shared dir
     j = a.wait_state(jid_gone, ["succeeded", "failed", "cancelled"], timeout=240)
@@ -355,26 +331,26 @@ def mode_outage(c):
     s, j = a.post("/v1/jobs", idx_job("outage", c.files, pretrain={"epochs": epochs, "batch_size": 64}))
     check(s == 201, "submit -> %d %s" % (s, j))
     jid = j["id"]
-    wait_for("the job running on node-a with points stored", lambda: a.job(jid)["node"] == "node-a" and
-             a.get("/v1/jobs/%d/metrics?keys=loss" % jid)[1]["series"], 120)
+    wait_for(lambda: a.job(jid)["node"] == "node-a" and a.get("/v1/jobs/%d/metrics?keys=loss" % jid)[1]["series"],
+             "the job running on node-a with points stored", 120)
     b = c.start("node-b", lease)   # a node that could take the job over, were its lease to expire
-    flush0, renew0 = prometheus(a, "ssld_metric_flush_failures_total"), prometheus(a, "ssld_lease_renew_failures_total")
-    steps0 = prometheus(a, "ssld_train_steps_total")
+    flush0, renew0 = a.metric("ssld_metric_flush_failures_total"), a.metric("ssld_lease_renew_failures_total")
+    steps0 = a.metric("ssld_train_steps_total")
     c.pg.stop()
     # About ten seconds, counted in the daemon's own failed flushes (one per 0.5 s interval).
-    wait_for("20 failed metric flushes", lambda: prometheus(a, "ssld_metric_flush_failures_total") >= flush0 + 20, 120)
+    wait_for(lambda: a.metric("ssld_metric_flush_failures_total") >= flush0 + 20, "20 failed metric flushes", 120)
     s, h = a.get("/v1/health")
     check(s == 503 and h["status"] == "degraded" and h["node"] == "node-a", "health during the outage: %d %s" % (s, h))
-    check(prometheus(a, "ssld_lease_renew_failures_total") > renew0, "no lease renewal failed during the outage")
-    check(prometheus(a, "ssld_train_steps_total") > steps0 + 20, "training stopped during the outage")
-    check(prometheus(a, "ssld_metric_points_dropped_total") == 0, "points dropped during the outage")
-    check(prometheus(a, "ssld_workers_busy") == 1, "node-a gave up its job during the outage")
+    check(a.metric("ssld_lease_renew_failures_total") > renew0, "no lease renewal failed during the outage")
+    check(a.metric("ssld_train_steps_total") > steps0 + 20, "training stopped during the outage")
+    check(a.metric("ssld_metric_points_dropped_total") == 0, "points dropped during the outage")
+    check(a.metric("ssld_workers_busy") == 1, "node-a gave up its job during the outage")
     c.pg.start()
-    wait_for("health ok again", lambda: a.get("/v1/health")[1]["status"] == "ok", 60)
+    wait_for(lambda: a.get("/v1/health")[1]["status"] == "ok", "health ok again", 60)
     j = a.wait_state(jid, ["succeeded", "failed", "cancelled"], timeout=240)
     check(j["state"] == "succeeded", "job after the outage: %s\n%s" % (j, a.log()))
     check(j["attempts"] == 1 and j["interruptions"] == 0, "the job was taken over after the outage: %s" % j)
-    check(prometheus(a, "ssld_lease_lost_total") == 0 and prometheus(b, "ssld_lease_reclaimed_total") == 0,
+    check(a.metric("ssld_lease_lost_total") == 0 and b.metric("ssld_lease_reclaimed_total") == 0,
           "a lease was lost or reclaimed")
     steps = loss_steps(b, jid)
     check(steps == list(range(1, total + 1)), "loss curve after the outage: %d points for %d steps, missing %s"

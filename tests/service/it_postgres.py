@@ -19,7 +19,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from ssld_harness import Daemon, Failure, check, run, short_job, skip_unless_dataset, ssld  # noqa: E402
+from ssld_harness import Daemon, Failure, check, run, short_job, skip_unless_dataset, ssld, wait_for  # noqa: E402
 import pgserver  # noqa: E402
 
 
@@ -34,30 +34,8 @@ def wait_health(d, want_status, timeout=60):
     raise Failure("health did not become %r within %d s: %s" % (want_status, timeout, last))
 
 
-def prom(d, name):
-    """A counter of GET /metrics (Prometheus text), 0 when absent."""
-    s, _, text = d.raw("GET", "/metrics")
-    for line in text.decode().splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return 0.0
-
-
-def wait_for(what, cond, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise Failure("%s: not within %d s" % (what, timeout))
-
-
 def main(exe):
-    why = pgserver.skip_reason()
-    if why:
-        print("SKIP: " + why)
-        sys.exit(77)
+    pgserver.skip_unless_available()
     skip_unless_dataset()
     with pgserver.PgServer() as pg:
         url = pg.create_db("ssld_it")
@@ -103,13 +81,13 @@ def main(exe):
             s, sub = a.post("/v1/jobs", short_job("through-an-outage", epochs=4, limit_train=2048, hidden=(512, 512)))
             check(s == 201, "submit -> %d %s" % (s, sub))
             jid2 = sub["id"]
-            wait_for("the job running with points stored", lambda: a.job(jid2)["state"] == "running" and
-                     a.get("/v1/jobs/%d/metrics?keys=loss" % jid2)[1]["series"])
-            fails0, steps0 = prom(a, "ssld_metric_flush_failures_total"), prom(a, "ssld_train_steps_total")
+            wait_for(lambda: a.job(jid2)["state"] == "running" and a.get("/v1/jobs/%d/metrics?keys=loss" % jid2)[1]["series"],
+                     "the job running with points stored")
+            fails0, steps0 = a.metric("ssld_metric_flush_failures_total", 0.0), a.metric("ssld_train_steps_total", 0.0)
             pg.stop()
-            wait_for("a metric flush failing", lambda: prom(a, "ssld_metric_flush_failures_total") > fails0)
-            wait_for("training going on", lambda: prom(a, "ssld_train_steps_total") > steps0 + 5)
-            check(prom(a, "ssld_metric_points_dropped_total") == 0, "points dropped during the outage")
+            wait_for(lambda: a.metric("ssld_metric_flush_failures_total", 0.0) > fails0, "a metric flush failing")
+            wait_for(lambda: a.metric("ssld_train_steps_total", 0.0) > steps0 + 5, "training going on")
+            check(a.metric("ssld_metric_points_dropped_total", 0.0) == 0, "points dropped during the outage")
             pg.start()
             j2 = a.wait_state(jid2, ("succeeded", "failed"), timeout=120)
             check(j2["state"] == "succeeded", "job ended %s: %s" % (j2["state"], j2.get("error")))

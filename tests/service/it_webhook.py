@@ -28,11 +28,10 @@ import sqlite3
 import sys
 import tempfile
 import threading
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from ssld_harness import Daemon, Failure, check, run, short_job, skip_unless_dataset, ssld  # noqa: E402
+from ssld_harness import Daemon, Failure, check, run, short_job, skip_unless_dataset, ssld, wait_for  # noqa: E402
 
 
 class Receiver:
@@ -95,16 +94,6 @@ def posts_of(posts, jid):
     return [(status, body) for _p, _c, status, body in posts if json.loads(body)["job"]["id"] == jid]
 
 
-def wait_until(pred, what, timeout=120):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise Failure("%s: not within %d s" % (what, timeout))
-
-
 def sqlite_row(d, jid):
     """The job's delivery row in the SQLite file of a stopped daemon: (state, attempts, last_status)
     or None. Read only while no ssld has the file open."""
@@ -138,7 +127,7 @@ def survives(d, rec, how, args):
     # ssld logs the delivery once its row says so (a stop before that would abandon the attempt
     # and repeat it after the next start: at least once). Stopped, it makes no more attempts: the
     # count is final, and the row must say delivered so that no later start sends it again.
-    wait_until(lambda: ("job=%d webhook: delivered" % jid) in d.log(), "ssld logging job %d delivered" % jid)
+    wait_for(lambda: ("job=%d webhook: delivered" % jid) in d.log(), "ssld logging job %d delivered" % jid, 120)
     check(d.stop() == 0, "ssld did not stop cleanly:\n%s" % d.log())
     row = sqlite_row(d, jid)
     mine = posts_of(rec.wait_for(lambda ps: True, "posts"), jid)
@@ -260,10 +249,7 @@ def main_postgres(exe):
     """Two nodes with webhooks on one PostgreSQL database: each ended job delivered once."""
     skip_unless_dataset()
     import pgserver
-    why = pgserver.skip_reason()
-    if why:
-        print("SKIP: " + why)
-        sys.exit(77)
+    pgserver.skip_unless_available()
     root = tempfile.mkdtemp(prefix="ssld-it-hook-")
     rec = Receiver()
     nodes = []
@@ -284,13 +270,13 @@ def main_postgres(exe):
                 check(s == 201, "submit -> %d %r" % (s, j))
                 ids.append(j["id"])
             sql = "SELECT count(DISTINCT claimed_by) FROM webhook_outbox WHERE state = 'pending' AND claimed_by IS NOT NULL"
-            wait_until(lambda: pg.psql(sql, "ssld_hooks") == "2", "pending deliveries claimed by both nodes")
+            wait_for(lambda: pg.psql(sql, "ssld_hooks") == "2", "pending deliveries claimed by both nodes", 120)
             rec.set_failing(False)
             for jid in ids:
                 nodes[0].wait_state(jid, ["succeeded"], timeout=300)
             rec.wait_for(lambda ps: all(ended(ps, jid, "succeeded") for jid in ids), "all 8 jobs delivered")
             done = "SELECT count(*) FROM webhook_outbox WHERE state = 'delivered'"
-            wait_until(lambda: pg.psql(done, "ssld_hooks") == str(len(ids)), "every delivery row marked delivered")
+            wait_for(lambda: pg.psql(done, "ssld_hooks") == str(len(ids)), "every delivery row marked delivered", 120)
             posts = rec.wait_for(lambda ps: True, "posts")
             for jid in ids:
                 mine = posts_of(posts, jid)

@@ -7,6 +7,9 @@ ssld with `--listen 127.0.0.1:0` and reads the bound port from STATE_DIR/port.
     d.start("--workers", "0")
     status, body = d.post("/v1/jobs", {"method": "simclr"})
     d.stop()                      # SIGTERM, waits, returns the exit code
+
+wait_for(cond, what, timeout) polls a condition with a bound (every test's one polling helper);
+d.metric(name) reads a counter of GET /metrics.
 """
 import http.client
 import json
@@ -29,6 +32,20 @@ class Failure(Exception):
 def check(cond, msg):
     if not cond:
         raise Failure(msg)
+
+
+def wait_for(cond, what, timeout=60, daemon=None, interval=0.05):
+    """Polls cond() every `interval` seconds until it returns something true, and returns that.
+    Failure naming `what` (and showing the daemon's log, when one is given) when it does not
+    within `timeout` seconds: a generous bound on a condition, never a fixed sleep."""
+    deadline = time.time() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.time() >= deadline:
+            raise Failure("%s: not within %g s%s" % (what, timeout, "\n" + daemon.log() if daemon else ""))
+        time.sleep(interval)
 
 
 def skip_unless_dataset():
@@ -170,6 +187,17 @@ class Daemon:
 
     def post(self, path, body=None, headers=None):
         return self.call("POST", path, body, headers)
+
+    def metric(self, name, default=None):
+        """The value of an unlabelled series of GET /metrics (Prometheus text); default when the
+        series is absent, or Failure when no default is given."""
+        status, _, body = self.raw("GET", "/metrics")
+        for line in body.decode(errors="replace").splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        if default is None:
+            raise Failure("GET /metrics -> %d has no %s" % (status, name))
+        return default
 
     def job(self, jid):
         s, j = self.get("/v1/jobs/%d" % jid)

@@ -8,7 +8,8 @@ temporary directory that user owns. It listens only on a unix socket in that dir
 trusts local connections, and is stopped and removed when the test ends, however it ends.
 
 As a module:
-    from pgserver import PgServer, skip_reason
+    from pgserver import PgServer, skip_unless_available
+    skip_unless_available()            # a test script: exit 77 with the reason when it cannot run
     with PgServer() as pg:             # initdb + start: about 2 s
         url = pg.create_db("ssld_a")   # postgresql://ssld@/ssld_a?host=/tmp/ssld-pg-XXXX
         pg.stop(); pg.start()          # a database outage and its end
@@ -50,6 +51,14 @@ def skip_reason():
         except KeyError:
             return "running as root and there is no 'nobody' user to run PostgreSQL as"
     return None
+
+
+def skip_unless_available():
+    """For a test script: exits with 77 (skipped), saying why, when no server can be started here."""
+    why = skip_reason()
+    if why:
+        print("SKIP: " + why)
+        sys.exit(SKIP)
 
 
 class PgServer:
