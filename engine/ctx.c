@@ -245,6 +245,14 @@ void ctx_reset(Ctx *ctx)
 	ctx->tape_len = 0;
 }
 
+void ctx_trim(Ctx *ctx)
+{
+	ctx_reset(ctx);
+	arena_close(&ctx->main);
+	arena_close(&ctx->grads);
+	ctx->main.cur = ctx->grads.cur = 0;
+}
+
 void *ctx_alloc(Ctx *ctx, size_t bytes)
 {
 	void *p = arena_bump(&ctx->main, arena_round(bytes));

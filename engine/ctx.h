@@ -39,6 +39,9 @@ void ctx_reset(Ctx *ctx);
  * armed with CTX_TRY (so a worker fails the job with "out of memory" instead of crashing); with
  * no handler armed it aborts with a message. */
 void *ctx_alloc(Ctx *ctx, size_t bytes);
+/* ctx_reset, and the arena's memory given back to the heap: for a context that has finished its
+ * training steps and is kept for lighter work (evaluations), which grows the arena again. */
+void ctx_trim(Ctx *ctx);
 /* A forward op's scratch: what ctx_alloc hands out after ctx_scratch_mark is given back by
  * ctx_scratch_release(ctx, mark), so the next op reuses it instead of the step keeping every
  * op's scratch until ctx_reset. Nothing allocated in between may outlive the release. (Backward

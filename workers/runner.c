@@ -1115,6 +1115,7 @@ int runner_run_spec(JobSpec *js, const char *work_dir, const RunnerOptions *opts
 			rc = prc;
 			goto out;
 		}
+		ctx_trim(r.ctx);   /* the step's arena is not needed by the evaluations beside it */
 		if (r.method->evaluate) {
 			r.pretext_metrics = cJSON_CreateObject();
 			MetricSink sink = { .put = sink_put_collect, .user = &r };

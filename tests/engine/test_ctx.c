@@ -156,6 +156,13 @@ static void test_arena(void)
 	printf("arena: warm-up step %.1f MB, consolidated capacity %.1f MB, steady-state allocations %llu\n",
 	       need / 1048576.0, cap1 / 1048576.0, (unsigned long long)(after - before));
 
+	/* trim gives the arena back; the next step grows it again and computes the same */
+	ctx_trim(ctx);
+	CHECK(ctx_arena_capacity(ctx) == 0 && ctx_arena_used(ctx) == 0,
+	      "after ctx_trim: capacity %zu, used %zu", ctx_arena_capacity(ctx), ctx_arena_used(ctx));
+	float l3 = mlp_step(ctx, &m);
+	CHECK(l3 == l0 && m.w1->grad[5] == gw1, "a step after ctx_trim: loss %g (was %g)", l3, l0);
+
 	heap_free(m.x);
 	heap_free(m.w1);
 	heap_free(m.b1);
