@@ -114,7 +114,7 @@ int conv_winograd_dw_chosen(int C, int K, int H, int W)
  * of a ResNet-18 step (BENCHMARKS.md, "Winograd transforms at the CPU's vector width"). The level
  * is simd()'s (the CPU's widest, lowered by SSLD_SIMD) unless conv_winograd_set_level forces one. */
 typedef struct WinoKernels {
-	void (*input_row)(const float *const r[4], int nt, float *V, size_t stride);
+	void (*input_row)(float *const r[4], int nt, float *V, size_t stride);
 	void (*output_row)(const float *m, size_t stride, int nt, float *dst0, float *dst1,
 	                   int odd_last, float bias, int accumulate);
 	void (*grad_row)(const float *e0, const float *e1, int nt, float *Z, size_t stride);
@@ -257,54 +257,18 @@ static inline void load_row(float *restrict dst, const float *restrict plane, in
 		dst[q] = 0.0f;
 }
 
-/* V[xi*C*tb] of the tile reading rows iy0 .. iy0+3, columns ix .. ix+3 of plane, zero outside. */
-static void edge_tile(const WinoJob *j, const float *plane, int iy0, int ix, float *V,
-                      size_t stride, float *rows)
-{
-	const float *r[4];
-	for (int i = 0; i < 4; i++) {
-		load_row(rows + 4 * i, plane, j->H, j->W, iy0 + i, ix, 4);
-		r[i] = rows + 4 * i;
-	}
-	j->k->input_row(r, 1, V, stride);
-}
-
 /* V[xi*C*tb + t] for the tiles t = t0 + (tx - tx0), tx in [tx0, tx1), of tile row ty of one
- * plane (V points at the plane's channel row). Tiles whose four columns lie inside the plane read
- * its rows in place (a row above or below the plane reads zeros); the one or two at the plane's
- * edges read a zero-padded copy of their 4x4 inputs. rows: scratch of 8 * (2 (tx1 - tx0) + 2)
- * floats. */
+ * plane (V points at the plane's channel row). rows: scratch of 8 * (2 (tx1 - tx0) + 2) floats. */
 static void input_tiles(const WinoJob *j, const float *plane, int ty, int tx0, int tx1, float *V,
                         size_t t0, float *rows)
 {
-	const int nt = tx1 - tx0, ix0 = 2 * tx0 - 1, iy0 = 2 * ty - 1;
-	const size_t stride = (size_t)j->C * j->tb;
-	/* tiles [lo, hi) read columns ix0 + 2t .. ix0 + 2t + 3, all inside [0, W) */
-	const int lo = ix0 < 0 ? 1 : 0;
-	int hi = nt;
-	while (hi > lo && ix0 + 2 * (hi - 1) + 3 >= j->W)
-		hi--;
-	if (hi > lo) {
-		float *zeros = NULL;
-		const float *r[4];
-		for (int i = 0; i < 4; i++) {
-			const int iy = iy0 + i;
-			if (iy >= 0 && iy < j->H) {
-				r[i] = plane + (size_t)iy * j->W + ix0 + 2 * lo;
-			} else {
-				if (!zeros) {
-					zeros = rows + 16;
-					memset(zeros, 0, (size_t)(2 * (hi - lo) + 2) * sizeof(float));
-				}
-				r[i] = zeros;
-			}
-		}
-		j->k->input_row(r, hi - lo, V + t0 + lo, stride);
+	const int nt = tx1 - tx0, L = 2 * nt + 2, ix0 = 2 * tx0 - 1, iy0 = 2 * ty - 1;
+	float *r[4];
+	for (int i = 0; i < 4; i++) {
+		r[i] = rows + (size_t)i * L;
+		load_row(r[i], plane, j->H, j->W, iy0 + i, ix0, L);
 	}
-	for (int t = 0; t < lo; t++)
-		edge_tile(j, plane, iy0, ix0 + 2 * t, V + t0 + t, stride, rows);
-	for (int t = hi > lo ? hi : lo; t < nt; t++)
-		edge_tile(j, plane, iy0, ix0 + 2 * t, V + t0 + t, stride, rows);
+	j->k->input_row(r, nt, V + t0, (size_t)j->C * j->tb);
 }
 
 /* y of plane (n, k), tile row ty, tiles tx in [tx0, tx1) from M[xi*K*tb + k*tb + t0 + ...]. */
