@@ -6,10 +6,11 @@
  * outputs 2ty..2ty+1 x 2tx..2tx+1 (those inside the plane). Tiles are cut into blocks of TB
  * (wino_block: a function of C and K only, so the cut never depends on the thread count); one
  * thread does a whole block:
- *   V (16, C, TB) = B^T d B of every tile and channel (rows combined first, then columns, so the
- *                   inner loops run along tx and vectorise),
+ *   V (16, C, TB) = B^T d B of every tile and channel (one tile row at a time, the inner loops
+ *                   along tx, at the CPU's vector width: conv_winograd_kernels.inc),
  *   M_xi (K, TB)  = U_xi (K, C) . V_xi (C, TB), 16 single-threaded cblas_sgemm,
  *   y             = A^T M A (+ bias, or += y).
+ * The 16 matrices of V (and of M) lie one cache line further apart than their size (xi_stride).
  * U (16, K, C) = G g G^T is computed once per call, in double, rounded once to float. The
  * weight gradient (conv_winograd_dw, at the end) runs the adjoint transforms over the same tiles.
  *
@@ -235,8 +236,18 @@ typedef struct WinoJob {
 	int N, C, H, W, K, accumulate;
 	int th, tw, tb;          /* tile rows and columns per plane, tiles per block */
 	size_t tiles;            /* N * th * tw */
+	size_t vs, ms;           /* floats from one xi's V (C, tb) or M / Z (K, tb) to the next */
 	size_t per_thread;       /* scratch floats per thread */
 } WinoJob;
+
+/* The distance between the 16 matrices of V (M, Z): their C tb (K tb) floats, plus one cache
+ * line, so the 16 streams a tile row's transform writes (or reads) do not all fall in the same
+ * L1 sets whenever C tb is a multiple of 1024 (they would: tb is a multiple of 16 and C often of
+ * 64). */
+static size_t xi_stride(int rows, int tb)
+{
+	return (size_t)rows * tb + 16;
+}
 
 /* Input row iy of plane, columns ix0 .. ix0+L-1, zero outside the plane. */
 static inline void load_row(float *restrict dst, const float *restrict plane, int H, int W, int iy,
@@ -257,7 +268,7 @@ static inline void load_row(float *restrict dst, const float *restrict plane, in
 		dst[q] = 0.0f;
 }
 
-/* V[xi*C*tb + t] for the tiles t = t0 + (tx - tx0), tx in [tx0, tx1), of tile row ty of one
+/* V[xi*vs + t] for the tiles t = t0 + (tx - tx0), tx in [tx0, tx1), of tile row ty of one
  * plane (V points at the plane's channel row). rows: scratch of 8 * (2 (tx1 - tx0) + 2) floats. */
 static void input_tiles(const WinoJob *j, const float *plane, int ty, int tx0, int tx1, float *V,
                         size_t t0, float *rows)
@@ -268,10 +279,10 @@ static void input_tiles(const WinoJob *j, const float *plane, int ty, int tx0, i
 		r[i] = rows + (size_t)i * L;
 		load_row(r[i], plane, j->H, j->W, iy0 + i, ix0, L);
 	}
-	j->k->input_row(r, nt, V + t0, (size_t)j->C * j->tb);
+	j->k->input_row(r, nt, V + t0, j->vs);
 }
 
-/* y of plane (n, k), tile row ty, tiles tx in [tx0, tx1) from M[xi*K*tb + k*tb + t0 + ...]. */
+/* y of plane (n, k), tile row ty, tiles tx in [tx0, tx1) from M[xi*ms + k*tb + t0 + ...]. */
 static void output_tiles(const WinoJob *j, const float *M, int k, float *plane, int ty, int tx0,
                          int tx1, size_t t0)
 {
@@ -279,7 +290,7 @@ static void output_tiles(const WinoJob *j, const float *M, int k, float *plane, 
 	float *dst0 = plane + (size_t)oy * j->W + 2 * tx0;
 	float *dst1 = oy + 1 < j->H ? dst0 + j->W : NULL;
 	const int odd_last = tx1 == j->tw && (j->W & 1);
-	j->k->output_row(M + (size_t)k * j->tb + t0, (size_t)j->K * j->tb, tx1 - tx0, dst0, dst1,
+	j->k->output_row(M + (size_t)k * j->tb + t0, j->ms, tx1 - tx0, dst0, dst1,
 	                 odd_last, j->bias ? j->bias[k] : 0.0f, j->accumulate);
 }
 
@@ -328,8 +339,8 @@ static void wino_part(void *arg, size_t b0, size_t b1, int tid)
 	const WinoJob *j = arg;
 	const int C = j->C, K = j->K, tb = j->tb;
 	float *V = j->scratch + (size_t)tid * j->per_thread;
-	float *M = V + (size_t)16 * C * tb;
-	float *rows = M + (size_t)16 * K * tb;
+	float *M = V + 16 * j->vs;
+	float *rows = M + 16 * j->ms;
 	const size_t HW = (size_t)j->H * j->W;
 	for (size_t blk = b0; blk < b1; blk++) {
 		size_t first, end;
@@ -341,8 +352,8 @@ static void wino_part(void *arg, size_t b0, size_t b1, int tid)
 				            V + (size_t)c * tb, r.off, rows);
 		for (int xi = 0; xi < 16; xi++)
 			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, K, nt, C, 1.0f,
-			            j->U + (size_t)xi * K * C, C, V + (size_t)xi * C * tb, tb, 0.0f,
-			            M + (size_t)xi * K * tb, tb);
+			            j->U + (size_t)xi * K * C, C, V + xi * j->vs, tb, 0.0f,
+			            M + xi * j->ms, tb);
 		for (int k = 0; k < K; k++)
 			for (TileRun r = tile_runs(first, end); tile_run_next(j, &r);)
 				output_tiles(j, M, k, j->y + ((size_t)r.n * K + k) * HW, r.ty, r.tx0, r.tx1,
@@ -370,7 +381,9 @@ void conv_winograd(Ctx *ctx, const float *x, const float *w, int flip, const flo
 					y[i * H * W + p] = bias ? bias[i % (size_t)K] : 0.0f;
 		return;
 	}
-	j.per_thread = (size_t)16 * (C + K) * j.tb + (size_t)8 * (2 * j.tw + 2);
+	j.vs = xi_stride(C, j.tb);
+	j.ms = xi_stride(K, j.tb);
+	j.per_thread = 16 * (j.vs + j.ms) + (size_t)8 * (2 * j.tw + 2);
 	j.per_thread = (j.per_thread + 15) / 16 * 16;   /* each thread's block 64-byte aligned */
 	const int threads = ctx_threads(ctx);
 	j.scratch = ctx_alloc(ctx, (size_t)threads * j.per_thread * sizeof(float));
@@ -398,13 +411,13 @@ typedef struct DwJob {
 	int beta;                /* 0 on the first block: S = instead of += */
 } DwJob;
 
-/* Z[xi*K*tb + t] of output plane dy (n, k), tile row ty, tiles [tx0, tx1) (Z points at k's row).
+/* Z[xi*ms + t] of output plane dy (n, k), tile row ty, tiles [tx0, tx1) (Z points at k's row).
  * The tiles read the plane's rows in place (a row below the plane reads zeros), except a last tile
  * that covers one column of an odd plane. rows: scratch of 4 (tx1 - tx0) + 4 floats. */
 static void grad_tiles(const WinoJob *j, const float *plane, int ty, int tx0, int tx1, float *Z,
                        size_t t0, float *rows)
 {
-	const size_t stride = (size_t)j->K * j->tb;
+	const size_t stride = j->ms;
 	const int nt = tx1 - tx0, full = 2 * tx1 > j->W ? nt - 1 : nt;
 	const float *e0 = plane + (size_t)(2 * ty) * j->W + 2 * tx0, *e1 = rows + 4;
 	if (2 * ty + 1 < j->H)
@@ -427,7 +440,7 @@ static void dw_transform_part(void *arg, size_t i0, size_t i1, int tid)
 	const DwJob *d = arg;
 	const WinoJob *j = &d->w;
 	const size_t HW = (size_t)j->H * j->W;
-	float *V = j->scratch, *Z = V + (size_t)16 * j->C * j->tb;
+	float *V = j->scratch, *Z = V + 16 * j->vs;
 	float *rows = d->rows + (size_t)tid * 8 * (2 * (size_t)j->tw + 2);
 	for (size_t i = i0; i < i1; i++)
 		for (TileRun r = tile_runs(d->first, d->end); tile_run_next(j, &r);)
@@ -446,12 +459,12 @@ static void dw_gemm_part(void *arg, size_t x0, size_t x1, int tid)
 {
 	const DwJob *d = arg;
 	const WinoJob *j = &d->w;
-	const float *V = j->scratch, *Z = V + (size_t)16 * j->C * j->tb;
+	const float *V = j->scratch, *Z = V + 16 * j->vs;
 	const int nt = (int)(d->end - d->first);
 	(void)tid;
 	for (size_t xi = x0; xi < x1; xi++)
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->K, j->C, nt, 1.0f,
-		            Z + xi * j->K * j->tb, j->tb, V + xi * j->C * j->tb, j->tb,
+		            Z + xi * j->ms, j->tb, V + xi * j->vs, j->tb,
 		            d->beta ? 1.0f : 0.0f, d->S + xi * j->K * j->C, j->C);
 }
 
@@ -510,7 +523,9 @@ void conv_winograd_dw(Ctx *ctx, const float *x, const float *dy, float *dw, int 
 	j->tiles = (size_t)N * j->th * j->tw;
 	const int threads = ctx_threads(ctx);
 	const size_t rows = (size_t)8 * (2 * j->tw + 2);
-	j->scratch = ctx_alloc(ctx, (size_t)16 * (C + K) * j->tb * sizeof(float));
+	j->vs = xi_stride(C, j->tb);
+	j->ms = xi_stride(K, j->tb);
+	j->scratch = ctx_alloc(ctx, 16 * (j->vs + j->ms) * sizeof(float));
 	d.rows = ctx_alloc(ctx, (size_t)threads * rows * sizeof(float));
 	d.S = ctx_alloc(ctx, (size_t)16 * K * C * sizeof(float));
 	const size_t per_item = (size_t)16 * j->tb;
