@@ -71,13 +71,14 @@ ConvAlgo conv_algo(void)
 }
 
 /* Auto: Winograd saves 20 of every 36 multiplies in the channel reduction but adds the
- * transforms (about 32 adds per input tile and channel, 24 per output tile and channel, compiled
- * for SSE4.2 like the rest of the engine) and shorter sgemms, which OpenBLAS packs at a higher
- * relative cost. Measured with OpenBLAS's Cooperlake kernels on the AVX-512 machine of
- * BENCHMARKS.md ("Winograd convolutions"), one layer, one thread, CPU time against im2col +
- * sgemm: forward 1.13x at 32 channels on 32x32 planes, 1.2-1.35x at 64 (32x32) and 128 (16x16),
- * 1.1-1.16x at 256 (8x8), 1.17x at 32 (8x8); a loss at 16 channels (0.92x) and on 4x4 planes
- * (0.84-0.87x at 256 and 512 channels). */
+ * transforms (about 32 adds per input tile and channel, 24 per output tile and channel) and
+ * shorter sgemms, which OpenBLAS packs at a higher relative cost. Measured with OpenBLAS's
+ * Cooperlake kernels on the AVX-512 machine of BENCHMARKS.md ("Winograd convolutions"), one
+ * layer, one thread, CPU time against im2col + sgemm, with the transforms at SSE4.2 width (at the
+ * CPU's own width they cost less, so these crossovers are conservative): forward 1.13x at 32
+ * channels on 32x32 planes, 1.2-1.35x at 64 (32x32) and 128 (16x16), 1.1-1.16x at 256 (8x8),
+ * 1.17x at 32 (8x8); a loss at 16 channels (0.92x) and on 4x4 planes (0.84-0.87x at 256 and 512
+ * channels). */
 #define WINO_MIN_CHANNELS 32
 #define WINO_MIN_PLANE 8
 
