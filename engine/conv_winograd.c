@@ -413,25 +413,16 @@ typedef struct DwJob {
 } DwJob;
 
 /* Z[xi*ms + t] of output plane dy (n, k), tile row ty, tiles [tx0, tx1) (Z points at k's row).
- * The tiles read the plane's rows in place (a row below the plane reads zeros), except a last tile
- * that covers one column of an odd plane. rows: scratch of 4 (tx1 - tx0) + 4 floats. */
+ * rows: scratch of 4 (tx1 - tx0) floats. */
 static void grad_tiles(const WinoJob *j, const float *plane, int ty, int tx0, int tx1, float *Z,
                        size_t t0, float *rows)
 {
-	const size_t stride = j->ms;
-	const int nt = tx1 - tx0, full = 2 * tx1 > j->W ? nt - 1 : nt;
-	const float *e0 = plane + (size_t)(2 * ty) * j->W + 2 * tx0, *e1 = rows + 4;
-	if (2 * ty + 1 < j->H)
-		e1 = e0 + j->W;
-	else
-		memset(rows + 4, 0, (size_t)(2 * nt) * sizeof(float));
-	if (full > 0)
-		j->k->grad_row(e0, e1, full, Z + t0, stride);
-	if (full < nt) {   /* the plane's last column, then zero */
-		rows[0] = e0[2 * full], rows[1] = 0.0f;
-		rows[2] = e1[2 * full], rows[3] = 0.0f;
-		j->k->grad_row(rows, rows + 2, 1, Z + t0 + full, stride);
-	}
+	const int nt = tx1 - tx0, L = 2 * nt;
+	float *e0 = rows, *e1 = rows + L;
+	/* the tile row's two dy rows, zero outside the plane */
+	load_row(e0, plane, j->H, j->W, 2 * ty, 2 * tx0, L);
+	load_row(e1, plane, j->H, j->W, 2 * ty + 1, 2 * tx0, L);
+	j->k->grad_row(e0, e1, nt, Z + t0, j->ms);
 }
 
 /* Channels [i0, i1) of C + K: i < C transforms x's channel i into V, else dy's channel i - C
