@@ -127,6 +127,13 @@ typedef struct WinoKernels {
 #else
 #define WINO_MULTI 0
 #endif
+/* no loop-carried dependence: lets GCC vectorize a loop over more streams than it checks for
+ * overlap at run time */
+#if defined(__GNUC__) && !defined(__clang__)
+#define WK_IVDEP _Pragma("GCC ivdep")
+#else
+#define WK_IVDEP
+#endif
 
 #define WK_FN(name) name##_sse
 #include "conv_winograd_kernels.inc"
