@@ -6,10 +6,11 @@
  * outputs 2ty..2ty+1 x 2tx..2tx+1 (those inside the plane). Tiles are cut into blocks of TB
  * (wino_block: a function of C and K only, so the cut never depends on the thread count); one
  * thread does a whole block:
- *   V (16, C, TB) = B^T d B of every tile and channel (rows combined first, then columns, so the
- *                   inner loops run along tx and vectorise),
+ *   V (16, C, TB) = B^T d B of every tile and channel (one tile row at a time, the inner loops
+ *                   along tx, at the CPU's vector width: conv_winograd_kernels.inc),
  *   M_xi (K, TB)  = U_xi (K, C) . V_xi (C, TB), 16 single-threaded cblas_sgemm,
  *   y             = A^T M A (+ bias, or += y).
+ * The 16 matrices of V (and of M) lie one cache line further apart than their size (xi_stride).
  * U (16, K, C) = G g G^T is computed once per call, in double, rounded once to float. The
  * weight gradient (conv_winograd_dw, at the end) runs the adjoint transforms over the same tiles.
  *
@@ -24,6 +25,7 @@
 #include <string.h>
 
 #include "parallel.h"
+#include "simd.h"
 
 /* ---------------------------------------------------------------------------------------------- */
 /* the mode */
@@ -69,13 +71,14 @@ ConvAlgo conv_algo(void)
 }
 
 /* Auto: Winograd saves 20 of every 36 multiplies in the channel reduction but adds the
- * transforms (about 32 adds per input tile and channel, 24 per output tile and channel, compiled
- * for SSE4.2 like the rest of the engine) and shorter sgemms, which OpenBLAS packs at a higher
- * relative cost. Measured with OpenBLAS's Cooperlake kernels on the AVX-512 machine of
- * BENCHMARKS.md ("Winograd convolutions"), one layer, one thread, CPU time against im2col +
- * sgemm: forward 1.13x at 32 channels on 32x32 planes, 1.2-1.35x at 64 (32x32) and 128 (16x16),
- * 1.1-1.16x at 256 (8x8), 1.17x at 32 (8x8); a loss at 16 channels (0.92x) and on 4x4 planes
- * (0.84-0.87x at 256 and 512 channels). */
+ * transforms (about 32 adds per input tile and channel, 24 per output tile and channel) and
+ * shorter sgemms, which OpenBLAS packs at a higher relative cost. Measured with OpenBLAS's
+ * Cooperlake kernels on the AVX-512 machine of BENCHMARKS.md ("Winograd convolutions"), one
+ * layer, one thread, CPU time against im2col + sgemm, with the transforms at SSE4.2 width (at the
+ * CPU's own width they cost less, so these crossovers are conservative): forward 1.13x at 32
+ * channels on 32x32 planes, 1.2-1.35x at 64 (32x32) and 128 (16x16), 1.1-1.16x at 256 (8x8),
+ * 1.17x at 32 (8x8); a loss at 16 channels (0.92x) and on 4x4 planes (0.84-0.87x at 256 and 512
+ * channels). */
 #define WINO_MIN_CHANNELS 32
 #define WINO_MIN_PLANE 8
 
@@ -107,6 +110,75 @@ int conv_winograd_dw_chosen(int C, int K, int H, int W)
 
 /* ---------------------------------------------------------------------------------------------- */
 /* transforms */
+
+/* The per-tile-row transforms (conv_winograd_kernels.inc), compiled for each x86-64 level of
+ * simd.h: at the engine's SSE4.2 baseline they ran at 4 floats a vector and took about a fifth
+ * of a ResNet-18 step (BENCHMARKS.md, "Winograd transforms at the CPU's vector width"). The level
+ * is simd()'s (the CPU's widest, lowered by SSLD_SIMD) unless conv_winograd_set_level forces one. */
+typedef struct WinoKernels {
+	void (*input_row)(float *const r[4], int nt, float *V, size_t stride);
+	void (*output_row)(const float *m, size_t stride, int nt, float *dst0, float *dst1,
+	                   int odd_last, float bias, int accumulate);
+	void (*grad_row)(const float *e0, const float *e1, int nt, float *Z, size_t stride);
+} WinoKernels;
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define WINO_MULTI 1
+#else
+#define WINO_MULTI 0
+#endif
+/* no loop-carried dependence: lets GCC vectorize a loop over more streams than it checks for
+ * overlap at run time */
+#if defined(__GNUC__) && !defined(__clang__)
+#define WK_IVDEP _Pragma("GCC ivdep")
+#else
+#define WK_IVDEP
+#endif
+
+#define WK_FN(name) name##_sse
+#include "conv_winograd_kernels.inc"
+#undef WK_FN
+
+#if WINO_MULTI
+#pragma GCC push_options
+#pragma GCC target("arch=x86-64-v3")
+#define WK_FN(name) name##_avx2
+#include "conv_winograd_kernels.inc"
+#undef WK_FN
+#pragma GCC pop_options
+
+#pragma GCC push_options
+#pragma GCC target("arch=x86-64-v4,prefer-vector-width=512")
+#define WK_FN(name) name##_avx512
+#include "conv_winograd_kernels.inc"
+#undef WK_FN
+#pragma GCC pop_options
+#endif
+
+static const WinoKernels *const wino_tables[SIMD_LEVEL_COUNT] = {
+	&wino_kernels_sse,
+#if WINO_MULTI
+	&wino_kernels_avx2,
+	&wino_kernels_avx512,
+#endif
+};
+
+static _Atomic int wino_level_forced = SIMD_LEVEL_COUNT;
+
+int conv_winograd_set_level(SimdLevel level)
+{
+	if (level != SIMD_LEVEL_COUNT && (simd_at(level) == NULL || !wino_tables[level]))
+		return -1;
+	atomic_store(&wino_level_forced, (int)level);
+	return 0;
+}
+
+static const WinoKernels *wino_kernels(void)
+{
+	const int f = atomic_load(&wino_level_forced);
+	const WinoKernels *k = wino_tables[f < SIMD_LEVEL_COUNT ? f : (int)simd()->level];
+	return k ? k : wino_tables[SIMD_SSE];
+}
 
 /* Tiles per block: V and M of one block take 16 (C + K) TB floats, about 4 MB, so they stay in
  * the core's L2 while the sgemms run; at least 64 columns keep each sgemm efficient. */
@@ -168,15 +240,26 @@ static void filter_part(void *arg, size_t k0, size_t k1, int tid)
 typedef struct WinoJob {
 	const float *x, *U, *bias;
 	float *y, *scratch;
+	const WinoKernels *k;    /* the transforms at the level in force */
 	int N, C, H, W, K, accumulate;
 	int th, tw, tb;          /* tile rows and columns per plane, tiles per block */
 	size_t tiles;            /* N * th * tw */
+	size_t vs, ms;           /* floats from one xi's V (C, tb) or M / Z (K, tb) to the next */
 	size_t per_thread;       /* scratch floats per thread */
 } WinoJob;
 
+/* The distance between the 16 matrices of V (M, Z): their C tb (K tb) floats, plus one cache
+ * line, so the 16 streams a tile row's transform writes (or reads) do not all fall in the same
+ * L1 sets whenever C tb is a multiple of 1024 (they would: tb is a multiple of 16 and C often of
+ * 64). */
+static size_t xi_stride(int rows, int tb)
+{
+	return (size_t)rows * tb + 16;
+}
+
 /* Input row iy of plane, columns ix0 .. ix0+L-1, zero outside the plane. */
-static void load_row(float *restrict dst, const float *restrict plane, int H, int W, int iy,
-                     int ix0, int L)
+static inline void load_row(float *restrict dst, const float *restrict plane, int H, int W, int iy,
+                            int ix0, int L)
 {
 	if (iy < 0 || iy >= H) {
 		memset(dst, 0, (size_t)L * sizeof(float));
@@ -193,81 +276,69 @@ static void load_row(float *restrict dst, const float *restrict plane, int H, in
 		dst[q] = 0.0f;
 }
 
-/* V[xi*C*tb + t] for the tiles t = t0 + (tx - tx0), tx in [tx0, tx1), of tile row ty of one
+/* V[xi*vs + t] for the tiles t = t0 + (tx - tx0), tx in [tx0, tx1), of tile row ty of one
  * plane (V points at the plane's channel row). rows: scratch of 8 * (2 (tx1 - tx0) + 2) floats. */
 static void input_tiles(const WinoJob *j, const float *plane, int ty, int tx0, int tx1, float *V,
                         size_t t0, float *rows)
 {
 	const int nt = tx1 - tx0, L = 2 * nt + 2, ix0 = 2 * tx0 - 1, iy0 = 2 * ty - 1;
-	float *r[4], *b[4];
+	float *r[4];
 	for (int i = 0; i < 4; i++) {
 		r[i] = rows + (size_t)i * L;
-		b[i] = rows + (size_t)(4 + i) * L;
 		load_row(r[i], plane, j->H, j->W, iy0 + i, ix0, L);
 	}
-	/* B^T d: rows d0 - d2, d1 + d2, d2 - d1, d1 - d3 */
-	for (int q = 0; q < L; q++) {
-		b[0][q] = r[0][q] - r[2][q];
-		b[1][q] = r[1][q] + r[2][q];
-		b[2][q] = r[2][q] - r[1][q];
-		b[3][q] = r[1][q] - r[3][q];
-	}
-	/* (B^T d) B: the same combination along each row, columns 2t .. 2t+3 of tile t */
-	const size_t plane_v = (size_t)j->C * j->tb;
-	for (int i = 0; i < 4; i++) {
-		const float *s = b[i];
-		float *v0 = V + (size_t)(4 * i) * plane_v + t0, *v1 = v0 + plane_v;
-		float *v2 = v1 + plane_v, *v3 = v2 + plane_v;
-		for (int t = 0; t < nt; t++) {
-			const float a0 = s[2 * t], a1 = s[2 * t + 1], a2 = s[2 * t + 2], a3 = s[2 * t + 3];
-			v0[t] = a0 - a2;
-			v1[t] = a1 + a2;
-			v2[t] = a2 - a1;
-			v3[t] = a1 - a3;
-		}
-	}
+	j->k->input_row(r, nt, V + t0, j->vs);
 }
 
-/* y of plane (n, k), tile row ty, tiles tx in [tx0, tx1) from M[xi*K*tb + k*tb + t0 + ...]. */
+/* y of plane (n, k), tile row ty, tiles tx in [tx0, tx1) from M[xi*ms + k*tb + t0 + ...]. */
 static void output_tiles(const WinoJob *j, const float *M, int k, float *plane, int ty, int tx0,
                          int tx1, size_t t0)
 {
-	const size_t plane_m = (size_t)j->K * j->tb;
-	const float *m = M + (size_t)k * j->tb + t0;
-	const float bv = j->bias ? j->bias[k] : 0.0f;
-	const int oy = 2 * ty, rows = oy + 1 < j->H ? 2 : 1;
-	for (int t = 0; t < tx1 - tx0; t++) {
-		float v[16];
-		for (int xi = 0; xi < 16; xi++)
-			v[xi] = m[xi * plane_m + (size_t)t];
-		/* A^T m: rows m0 + m1 + m2, m1 - m2 - m3; then the same along each row */
-		float s[2][4];
-		for (int q = 0; q < 4; q++) {
-			s[0][q] = v[q] + v[4 + q] + v[8 + q];
-			s[1][q] = v[4 + q] - v[8 + q] - v[12 + q];
-		}
-		const int ox = 2 * (tx0 + t), cols = ox + 1 < j->W ? 2 : 1;
-		for (int a = 0; a < rows; a++) {
-			const float o[2] = { s[a][0] + s[a][1] + s[a][2], s[a][1] - s[a][2] - s[a][3] };
-			float *dst = plane + (size_t)(oy + a) * j->W + ox;
-			for (int bcol = 0; bcol < cols; bcol++)
-				dst[bcol] = j->accumulate ? dst[bcol] + o[bcol] : o[bcol] + bv;
-		}
-	}
+	const int oy = 2 * ty;
+	float *dst0 = plane + (size_t)oy * j->W + 2 * tx0;
+	float *dst1 = oy + 1 < j->H ? dst0 + j->W : NULL;
+	const int odd_last = tx1 == j->tw && (j->W & 1);
+	j->k->output_row(M + (size_t)k * j->tb + t0, j->ms, tx1 - tx0, dst0, dst1,
+	                 odd_last, j->bias ? j->bias[k] : 0.0f, j->accumulate);
 }
 
-/* The run of tiles starting at tile t (before end) that lies in one tile row: image n, row ty,
- * columns [tx0, tx1). */
-static void tile_run(const WinoJob *j, size_t t, size_t end, int *n, int *ty, int *tx0, int *tx1)
+/* The tiles [first, end) of a block, walked as runs that each lie in one tile row:
+ *     for (TileRun r = tile_runs(first, end); tile_run_next(j, &r);)
+ *         ... image r.n, tile row r.ty, columns [r.tx0, r.tx1), block offset r.off ...
+ */
+typedef struct TileRun {
+	size_t t, first, end;    /* the next run's first tile, and the block */
+	size_t off;              /* the run's first tile relative to the block */
+	int n, ty, tx0, tx1;
+} TileRun;
+
+static TileRun tile_runs(size_t first, size_t end)
 {
+	return (TileRun){ .t = first, .first = first, .end = end };
+}
+
+static int tile_run_next(const WinoJob *j, TileRun *r)
+{
+	if (r->t >= r->end)
+		return 0;
 	const size_t per_img = (size_t)j->th * j->tw;
-	const int r = (int)(t % per_img);
-	*n = (int)(t / per_img);
-	*ty = r / j->tw;
-	*tx0 = r % j->tw;
-	*tx1 = j->tw;
-	if (end - t < (size_t)(*tx1 - *tx0))
-		*tx1 = *tx0 + (int)(end - t);
+	const int q = (int)(r->t % per_img);
+	r->n = (int)(r->t / per_img);
+	r->ty = q / j->tw;
+	r->tx0 = q % j->tw;
+	r->tx1 = j->tw;
+	if (r->end - r->t < (size_t)(r->tx1 - r->tx0))
+		r->tx1 = r->tx0 + (int)(r->end - r->t);
+	r->off = r->t - r->first;
+	r->t += (size_t)(r->tx1 - r->tx0);
+	return 1;
+}
+
+/* Tiles [*first, *end) of block blk. */
+static void block_range(const WinoJob *j, size_t blk, size_t *first, size_t *end)
+{
+	*first = blk * (size_t)j->tb;
+	*end = *first + (size_t)j->tb < j->tiles ? *first + (size_t)j->tb : j->tiles;
 }
 
 /* Blocks [b0, b1) of tiles. */
@@ -276,33 +347,25 @@ static void wino_part(void *arg, size_t b0, size_t b1, int tid)
 	const WinoJob *j = arg;
 	const int C = j->C, K = j->K, tb = j->tb;
 	float *V = j->scratch + (size_t)tid * j->per_thread;
-	float *M = V + (size_t)16 * C * tb;
-	float *rows = M + (size_t)16 * K * tb;
+	float *M = V + 16 * j->vs;
+	float *rows = M + 16 * j->ms;
 	const size_t HW = (size_t)j->H * j->W;
 	for (size_t blk = b0; blk < b1; blk++) {
-		const size_t first = blk * (size_t)tb;
-		const size_t end = first + (size_t)tb < j->tiles ? first + (size_t)tb : j->tiles;
+		size_t first, end;
+		block_range(j, blk, &first, &end);
 		const int nt = (int)(end - first);
-		/* the block's tiles as segments of tile rows: (n, ty, tx0 .. tx1) */
 		for (int c = 0; c < C; c++)
-			for (size_t t = first; t < end;) {
-				int n, ty, tx0, tx1;
-				tile_run(j, t, end, &n, &ty, &tx0, &tx1);
-				input_tiles(j, j->x + ((size_t)n * C + c) * HW, ty, tx0, tx1,
-				            V + (size_t)c * tb, t - first, rows);
-				t += (size_t)(tx1 - tx0);
-			}
+			for (TileRun r = tile_runs(first, end); tile_run_next(j, &r);)
+				input_tiles(j, j->x + ((size_t)r.n * C + c) * HW, r.ty, r.tx0, r.tx1,
+				            V + (size_t)c * tb, r.off, rows);
 		for (int xi = 0; xi < 16; xi++)
 			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, K, nt, C, 1.0f,
-			            j->U + (size_t)xi * K * C, C, V + (size_t)xi * C * tb, tb, 0.0f,
-			            M + (size_t)xi * K * tb, tb);
+			            j->U + (size_t)xi * K * C, C, V + xi * j->vs, tb, 0.0f,
+			            M + xi * j->ms, tb);
 		for (int k = 0; k < K; k++)
-			for (size_t t = first; t < end;) {
-				int n, ty, tx0, tx1;
-				tile_run(j, t, end, &n, &ty, &tx0, &tx1);
-				output_tiles(j, M, k, j->y + ((size_t)n * K + k) * HW, ty, tx0, tx1, t - first);
-				t += (size_t)(tx1 - tx0);
-			}
+			for (TileRun r = tile_runs(first, end); tile_run_next(j, &r);)
+				output_tiles(j, M, k, j->y + ((size_t)r.n * K + k) * HW, r.ty, r.tx0, r.tx1,
+				             r.off);
 	}
 }
 
@@ -314,7 +377,8 @@ void conv_winograd(Ctx *ctx, const float *x, const float *w, int flip, const flo
 	float *U = ctx_alloc(ctx, (size_t)16 * K * C * sizeof(float));
 	FilterJob fj = { .w = w, .U = U, .C = C, .K = K, .flip = flip };
 	parallel_for(ctx, (size_t)K, C >= 64 ? 1 : (size_t)(64 / (C > 0 ? C : 1)), filter_part, &fj);
-	WinoJob j = { .x = x, .U = U, .bias = accumulate ? NULL : bias, .y = y, .N = N, .C = C,
+	WinoJob j = { .x = x, .U = U, .bias = accumulate ? NULL : bias, .y = y, .k = wino_kernels(),
+	              .N = N, .C = C,
 	              .H = H, .W = W, .K = K, .accumulate = accumulate,
 	              .th = (H + 1) / 2, .tw = (W + 1) / 2, .tb = wino_block(C, K) };
 	j.tiles = (size_t)N * j.th * j.tw;
@@ -325,7 +389,9 @@ void conv_winograd(Ctx *ctx, const float *x, const float *w, int flip, const flo
 					y[i * H * W + p] = bias ? bias[i % (size_t)K] : 0.0f;
 		return;
 	}
-	j.per_thread = (size_t)16 * (C + K) * j.tb + (size_t)8 * (2 * j.tw + 2);
+	j.vs = xi_stride(C, j.tb);
+	j.ms = xi_stride(K, j.tb);
+	j.per_thread = 16 * (j.vs + j.ms) + (size_t)8 * (2 * j.tw + 2);
 	j.per_thread = (j.per_thread + 15) / 16 * 16;   /* each thread's block 64-byte aligned */
 	const int threads = ctx_threads(ctx);
 	j.scratch = ctx_alloc(ctx, (size_t)threads * j.per_thread * sizeof(float));
@@ -353,38 +419,17 @@ typedef struct DwJob {
 	int beta;                /* 0 on the first block: S = instead of += */
 } DwJob;
 
-/* Z[xi*K*tb + t] of output plane dy (n, k), tile row ty, tiles [tx0, tx1) (Z points at k's row).
- * rows: scratch of 6 * (2 (tx1 - tx0) + 2) floats. */
+/* Z[xi*ms + t] of output plane dy (n, k), tile row ty, tiles [tx0, tx1) (Z points at k's row).
+ * rows: scratch of 4 (tx1 - tx0) floats. */
 static void grad_tiles(const WinoJob *j, const float *plane, int ty, int tx0, int tx1, float *Z,
                        size_t t0, float *rows)
 {
-	const size_t plane_z = (size_t)j->K * j->tb;
 	const int nt = tx1 - tx0, L = 2 * nt;
-	float *e0 = rows, *e1 = rows + L, *r[4];
-	for (int a = 0; a < 4; a++)
-		r[a] = rows + (size_t)(2 + a) * L;
+	float *e0 = rows, *e1 = rows + L;
 	/* the tile row's two dy rows, zero outside the plane */
 	load_row(e0, plane, j->H, j->W, 2 * ty, 2 * tx0, L);
 	load_row(e1, plane, j->H, j->W, 2 * ty + 1, 2 * tx0, L);
-	/* A e: rows e0, e0 + e1, e0 - e1, -e1; then the same along each row */
-	for (int q = 0; q < L; q++) {
-		r[0][q] = e0[q];
-		r[1][q] = e0[q] + e1[q];
-		r[2][q] = e0[q] - e1[q];
-		r[3][q] = -e1[q];
-	}
-	for (int a = 0; a < 4; a++) {
-		const float *s = r[a];
-		float *z0 = Z + (size_t)(4 * a) * plane_z + t0, *z1 = z0 + plane_z;
-		float *z2 = z1 + plane_z, *z3 = z2 + plane_z;
-		for (int t = 0; t < nt; t++) {
-			const float u = s[2 * t], v = s[2 * t + 1];
-			z0[t] = u;
-			z1[t] = u + v;
-			z2[t] = u - v;
-			z3[t] = -v;
-		}
-	}
+	j->k->grad_row(e0, e1, nt, Z + t0, j->ms);
 }
 
 /* Channels [i0, i1) of C + K: i < C transforms x's channel i into V, else dy's channel i - C
@@ -394,22 +439,18 @@ static void dw_transform_part(void *arg, size_t i0, size_t i1, int tid)
 	const DwJob *d = arg;
 	const WinoJob *j = &d->w;
 	const size_t HW = (size_t)j->H * j->W;
-	float *V = j->scratch, *Z = V + (size_t)16 * j->C * j->tb;
+	float *V = j->scratch, *Z = V + 16 * j->vs;
 	float *rows = d->rows + (size_t)tid * 8 * (2 * (size_t)j->tw + 2);
 	for (size_t i = i0; i < i1; i++)
-		for (size_t t = d->first; t < d->end;) {
-			int n, ty, tx0, tx1;
-			tile_run(j, t, d->end, &n, &ty, &tx0, &tx1);
+		for (TileRun r = tile_runs(d->first, d->end); tile_run_next(j, &r);)
 			if (i < (size_t)j->C)
-				input_tiles(j, j->x + ((size_t)n * j->C + i) * HW, ty, tx0, tx1,
-				            V + i * j->tb, t - d->first, rows);
+				input_tiles(j, j->x + ((size_t)r.n * j->C + i) * HW, r.ty, r.tx0, r.tx1,
+				            V + i * j->tb, r.off, rows);
 			else {
 				const size_t k = i - (size_t)j->C;
-				grad_tiles(j, j->y + ((size_t)n * j->K + k) * HW, ty, tx0, tx1, Z + k * j->tb,
-				           t - d->first, rows);
+				grad_tiles(j, j->y + ((size_t)r.n * j->K + k) * HW, r.ty, r.tx0, r.tx1,
+				           Z + k * j->tb, r.off, rows);
 			}
-			t += (size_t)(tx1 - tx0);
-		}
 }
 
 // S_xi (K, C) (+)= Z_xi (K, nt) . V_xi (C, nt)^T for xi in [x0, x1)
@@ -417,12 +458,12 @@ static void dw_gemm_part(void *arg, size_t x0, size_t x1, int tid)
 {
 	const DwJob *d = arg;
 	const WinoJob *j = &d->w;
-	const float *V = j->scratch, *Z = V + (size_t)16 * j->C * j->tb;
+	const float *V = j->scratch, *Z = V + 16 * j->vs;
 	const int nt = (int)(d->end - d->first);
 	(void)tid;
 	for (size_t xi = x0; xi < x1; xi++)
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->K, j->C, nt, 1.0f,
-		            Z + xi * j->K * j->tb, j->tb, V + xi * j->C * j->tb, j->tb,
+		            Z + xi * j->ms, j->tb, V + xi * j->vs, j->tb,
 		            d->beta ? 1.0f : 0.0f, d->S + xi * j->K * j->C, j->C);
 }
 
@@ -473,20 +514,22 @@ void conv_winograd_dw(Ctx *ctx, const float *x, const float *dy, float *dw, int 
 {
 	if (N <= 0 || H <= 0 || W <= 0 || K <= 0 || C <= 0)
 		return;
-	DwJob d = { .w = { .x = x, .y = (float *)dy, .N = N, .C = C, .H = H, .W = W, .K = K,
+	DwJob d = { .w = { .x = x, .y = (float *)dy, .k = wino_kernels(), .N = N, .C = C, .H = H,
+	                   .W = W, .K = K,
 	                   .th = (H + 1) / 2, .tw = (W + 1) / 2, .tb = wino_dw_block(C, K) },
 	            .dw = dw };
 	WinoJob *j = &d.w;
 	j->tiles = (size_t)N * j->th * j->tw;
 	const int threads = ctx_threads(ctx);
 	const size_t rows = (size_t)8 * (2 * j->tw + 2);
-	j->scratch = ctx_alloc(ctx, (size_t)16 * (C + K) * j->tb * sizeof(float));
+	j->vs = xi_stride(C, j->tb);
+	j->ms = xi_stride(K, j->tb);
+	j->scratch = ctx_alloc(ctx, 16 * (j->vs + j->ms) * sizeof(float));
 	d.rows = ctx_alloc(ctx, (size_t)threads * rows * sizeof(float));
 	d.S = ctx_alloc(ctx, (size_t)16 * K * C * sizeof(float));
 	const size_t per_item = (size_t)16 * j->tb;
-	for (size_t first = 0; first < j->tiles; first += (size_t)j->tb) {
-		d.first = first;
-		d.end = first + (size_t)j->tb < j->tiles ? first + (size_t)j->tb : j->tiles;
+	for (size_t blk = 0; blk * (size_t)j->tb < j->tiles; blk++) {
+		block_range(j, blk, &d.first, &d.end);
 		parallel_for(ctx, (size_t)(C + K), per_item >= 4096 ? 1 : 4096 / per_item,
 		             dw_transform_part, &d);
 		parallel_for(ctx, 16, 1, dw_gemm_part, &d);

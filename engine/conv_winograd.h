@@ -30,6 +30,7 @@
 #define SSLD_ENGINE_CONV_WINOGRAD_H
 
 #include "ctx.h"
+#include "simd.h"
 
 typedef enum ConvAlgo {
 	CONV_ALGO_AUTO,      /* Winograd where it pays, else im2col */
@@ -53,6 +54,10 @@ int conv_winograd_chosen(int C, int K, int H, int W, int kh, int kw, int stride,
 /* 1 when the weight gradient of such a convolution (conv_winograd_chosen) goes through
  * conv_winograd_dw rather than im2col: always in winograd mode, in auto where it pays. */
 int conv_winograd_dw_chosen(int C, int K, int H, int W);
+
+/* Run the tile transforms at this level (tests walk every level); SIMD_LEVEL_COUNT returns to
+ * simd()'s. -1 (and no change) when this CPU cannot run the level. */
+int conv_winograd_set_level(SimdLevel level);
 
 /* y (N,K,H,W) = conv(x (N,C,H,W)) + bias (K, or NULL), 3x3 kernel, stride 1, pad 1; with
  * accumulate, y += conv(x) instead (bias must then be NULL). w is (K,C,3,3), or with flip (C,K,3,3)

@@ -7,6 +7,8 @@
  * there; and one case in auto mode, where dW falls back to im2col. Also:
  * the results on two threads (y, dX) equal the one-thread results bit for bit (blocks are cut
  * independently of the thread count), dW run to run, and SSLD_CONV's modes choose the paths they say.
+ * The value cases run at every vector level of the transforms the CPU runs (simd.h): a level
+ * only reorders the same sums, so one bound covers them all.
  *
  * Error bound. F(2x2,3x3) computes y = A^T [sum_c U_c .* V_c] A + b with V = B^T d B (two
  * roundings: each side sums two terms), U = G g G^T (computed in double, rounded once), the
@@ -36,6 +38,7 @@
 #include "ctx.h"
 #include "ops.h"
 #include "rng.h"
+#include "simd.h"
 #include "tape.h"
 #include "check.h"
 #include "../tolerance.h"
@@ -230,13 +233,14 @@ static void run_case(const Case *c, size_t t, int threads, int dx_accumulates, C
 	      t, conv_algo_name(mode));
 	const int dw_wino = conv_winograd_dw_chosen(c->C, c->K, c->H, c->W);
 	Tensor *y = op_conv2d(ctx, x, w, b, 1, 1);
-	conv_algo_set(CONV_ALGO_COUNT);
 	if (dx_accumulates) {
 		float *dx0 = ctx_grad(ctx, x);
 		for (size_t i = 0; i < x->size; i++)
 			dx0[i] = 0.25f;
 	}
+	/* the mode stays in force through the backward, which chooses dW's path again */
 	CHECK(ctx_backward(ctx, wsum(ctx, y, G)) == 0, "case %zu: backward", t);
+	conv_algo_set(CONV_ALGO_COUNT);
 
 	const size_t ny = y->size, nx = x->size;
 	double *ref = malloc(ny * sizeof *ref), *mag = malloc(ny * sizeof *mag);
@@ -323,8 +327,21 @@ static void test_values(void)
 		{ 3, 33, 13, 15, 40, 0 },  /* dW one image at a time, odd planes */
 		{ 9, 64, 16, 16, 32, 1 },  /* 576 tiles: two blocks, the boundary inside an image */
 	};
-	for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++)
-		run_case(&cases[t], t, 1, (int)(t % 2), CONV_ALGO_WINOGRAD, NULL, NULL, NULL);
+	/* every vector level this CPU runs: the transforms are compiled once per level */
+	int levels = 0;
+	for (int l = 0; l < SIMD_LEVEL_COUNT; l++) {
+		if (conv_winograd_set_level((SimdLevel)l) != 0) {
+			CHECK(simd_at((SimdLevel)l) == NULL, "level %s refused though the CPU runs it",
+			      simd_level_name((SimdLevel)l));
+			continue;
+		}
+		levels++;
+		for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++)
+			run_case(&cases[t], t, 1, (int)(t % 2), CONV_ALGO_WINOGRAD, NULL, NULL, NULL);
+	}
+	CHECK(levels == (int)simd_cpu_level() + 1, "%d levels run, the CPU has %d", levels,
+	      (int)simd_cpu_level() + 1);
+	CHECK(conv_winograd_set_level(SIMD_LEVEL_COUNT) == 0, "back to simd()'s level");
 	/* auto: Winograd forward and dX, dW by im2col (few channels, small planes) */
 	static const Case small = { 8, 32, 8, 8, 32, 1 };
 	conv_algo_set(CONV_ALGO_AUTO);
