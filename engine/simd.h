@@ -36,6 +36,11 @@ typedef struct SimdKernels {
 	void (*gelu_backward)(const float *x, const float *g, float *dx, size_t n, int fresh);
 	// r (n) = softmax(r) in place, max-subtracted; n >= 1
 	void (*softmax_row)(float *r, int n);
+	// log(sum_c exp(x[c])) of x (n), max-subtracted, the sum in double; n >= 1
+	double (*logsumexp_row)(const float *x, int n);
+	// g (n) += s * (exp(x - lse) - off): a cross-entropy row's gradient, softmax minus the
+	// smoothed target's off-label mass (the label's own one-hot term is the caller's)
+	void (*softmax_grad_row)(const float *x, float lse, float s, float off, float *g, int n);
 	// y (D) = (x - mean) * rstd * gamma + beta; gamma, beta (D) or NULL; *mean, *rstd written
 	void (*layernorm_row)(const float *x, float *y, const float *gamma, const float *beta, int D,
 	                      float eps, float *mean, float *rstd);
