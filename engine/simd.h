@@ -1,5 +1,5 @@
 /* simd.h - the engine's hot element-wise and row kernels (GELU, the attention softmax, layer
- * normalisation, the AdamW update) compiled for three x86-64 levels and chosen once at run time, so one
+ * normalisation, the cross-entropy rows, the AdamW update) compiled for three x86-64 levels and chosen once at run time, so one
  * portable binary (built for x86-64-v2) runs AVX2 or AVX-512 code on the CPUs that have it.
  *
  *   const SimdKernels *k = simd();              // the CPU's widest level, or SSLD_SIMD's
