@@ -1810,8 +1810,7 @@ Tensor *op_causal_mask(Ctx *ctx, Tensor *scores)
 }
 
 /* attention: per (b,h), S = q k^T * scale [masked], P = softmax(S), O = P v. saved: P for every
- * (b,h), (B*H, Tq, Tk); causal rows hold zeros past the diagonal up to the end of their block of
- * queries (the products never read further). k and v may have a different length
+ * (b,h), (B*H, Tq, Tk), zero above the diagonal when causal. k and v may have a different length
  * Tk from q when not causal. The (b,h) pairs are independent (each writes only its own slices)
  * and are split across the context's threads; per-thread scratch (P without a tape, dS in
  * backward) is indexed by tid.
@@ -1821,9 +1820,7 @@ Tensor *op_causal_mask(Ctx *ctx, Tensor *scores)
  * products read and write either in place through sgemm's leading dimensions (AttnLayout says
  * where head (b,h) starts and how far apart its rows are), so no head is copied out or back.
  * Causal attention goes in blocks of ATTN_ROW_BLOCK queries: block [r0,r1) needs keys [0,r1)
- * only, so the products skip most of the masked upper triangle. Backward walks the blocks last
- * first: the last covers every key, so on a fresh gradient buffer (op_attention_qkv, whose one
- * input cannot alias itself) its products store (beta 0) and the buffer needs no zeroing. */
+ * only, so the products skip most of the masked upper triangle. */
 
 #define ATTN_ROW_BLOCK 32
 
@@ -1837,7 +1834,6 @@ typedef struct AttnJob {
 	float *Pbuf, *out, *dS, *dq, *dk, *dv;
 	AttnLayout lq, lk, lo; /* q and dq; k, v, dk and dv; out and dO */
 	int H, Tq, Tk, Dh, causal, rec;
-	int fresh; /* backward: dq, dk, dv not yet written (store instead of add) */
 	float scale;
 } AttnJob;
 
@@ -1851,11 +1847,6 @@ static inline int attn_row_end(const AttnJob *j, int r0)
 	return j->causal && r0 + ATTN_ROW_BLOCK < j->Tq ? r0 + ATTN_ROW_BLOCK : j->Tq;
 }
 
-static inline int attn_row_blocks(const AttnJob *j)
-{
-	return j->causal ? (j->Tq + ATTN_ROW_BLOCK - 1) / ATTN_ROW_BLOCK : 1;
-}
-
 static void attention_backward_part(void *arg, size_t m_begin, size_t m_end, int tid)
 {
 	const AttnJob *j = arg;
@@ -1867,16 +1858,14 @@ static void attention_backward_part(void *arg, size_t m_begin, size_t m_end, int
 	for (size_t m = m_begin; m < m_end; m++) {
 		const size_t oq = attn_at(&j->lq, j->H, m), ok = attn_at(&j->lk, j->H, m);
 		const float *Pm = j->P + m * ps, *dOm = j->dO + attn_at(&j->lo, j->H, m);
-		for (int blk = attn_row_blocks(j) - 1; blk >= 0; blk--) {
-			const int r0 = blk * ATTN_ROW_BLOCK * j->causal, r1 = attn_row_end(j, r0);
+		for (int r0 = 0, r1; r0 < Tq; r0 = r1) {
+			r1 = attn_row_end(j, r0);
 			const int rows = r1 - r0, kl = j->causal ? r1 : Tk;
 			const float *Pb = Pm + (size_t)r0 * Tk, *dOb = dOm + (size_t)r0 * lo;
 			float *dSb = dS + (size_t)r0 * Tk;
-			/* the last block's kl is every key: after it, dk and dv hold gradient */
-			const float bkv = j->fresh && r1 == Tq ? 0.0f : 1.0f, bq = j->fresh ? 0.0f : 1.0f;
 			if (j->dv) // dv (kl,Dh) += P^T (kl,rows) . dO (rows,Dh)
 				cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kl, Dh, rows, 1.0f, Pb, Tk,
-				            dOb, lo, bkv, j->dv + ok, lk);
+				            dOb, lo, 1.0f, j->dv + ok, lk);
 			if (!j->dq && !j->dk)
 				continue;
 			// dP (rows,kl) = dO (rows,Dh) . v^T (Dh,kl)
@@ -1897,10 +1886,10 @@ static void attention_backward_part(void *arg, size_t m_begin, size_t m_end, int
 			}
 			if (j->dq) // dq (rows,Dh) += dS (rows,kl) . k (kl,Dh)
 				cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, Dh, kl, 1.0f, dSb,
-				            Tk, j->k + ok, lk, bq, j->dq + oq + (size_t)r0 * lq, lq);
+				            Tk, j->k + ok, lk, 1.0f, j->dq + oq + (size_t)r0 * lq, lq);
 			if (j->dk) // dk (kl,Dh) += dS^T (kl,rows) . q (rows,Dh)
 				cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kl, Dh, rows, 1.0f, dSb, Tk,
-				            j->q + oq + (size_t)r0 * lq, lq, bkv, j->dk + ok, lk);
+				            j->q + oq + (size_t)r0 * lq, lq, 1.0f, j->dk + ok, lk);
 		}
 	}
 }
@@ -1912,7 +1901,7 @@ static void attention_backward(Ctx *ctx, Node *n)
 	AttnJob j = *(const AttnJob *)n->saved;
 	const size_t D = (size_t)n->i[0];
 	if (D) {
-		float *g = tape_grad_in_fresh(ctx, n->in[0], &j.fresh);
+		float *g = tape_grad_in(ctx, n->in[0]);
 		if (!g)
 			return;
 		j.dq = g, j.dk = g + D, j.dv = g + 2 * D;
@@ -1949,7 +1938,7 @@ static void attention_forward_part(void *arg, size_t m_begin, size_t m_end, int 
 				float *r = Pb + (size_t)i * Tk;
 				const int len = j->causal ? r0 + i + 1 : Tk;
 				sk->softmax_row(r, len);
-				for (int c = len; c < kl; c++)
+				for (int c = len; c < Tk; c++)
 					r[c] = 0.0f;
 			}
 			// O (rows,Dh) = P (rows,kl) . v (kl,Dh)
