@@ -250,12 +250,7 @@ Tensor *attention_forward(Ctx *ctx, const Attention *a, Tensor *x)
 	int B = x->shape[0], T = x->shape[1];
 	Tensor *x2 = op_reshape(ctx, x, 2, (int[]){ B * T, a->dim });
 	Tensor *qkv = linear_forward(ctx, &a->qkv, x2);                 // (B*T,3D)
-	Tensor *q = op_split_heads(ctx, qkv, B, a->heads, 0, 3);       // (B,H,T,Dh) each
-	Tensor *k = op_split_heads(ctx, qkv, B, a->heads, 1, 3);
-	Tensor *v = op_split_heads(ctx, qkv, B, a->heads, 2, 3);
-	Tensor *o = op_attention(ctx, q, k, v, a->causal);              // (B,H,T,Dh)
-	o = op_permute(ctx, o, (int[]){ 0, 2, 1, 3 });                  // (B,T,H,Dh)
-	o = op_reshape(ctx, o, 2, (int[]){ B * T, a->dim });
+	Tensor *o = op_attention_qkv(ctx, qkv, B, a->heads, a->causal); // (B*T,D)
 	o = linear_forward(ctx, &a->proj, o);
 	return op_reshape(ctx, o, 3, (int[]){ B, T, a->dim });
 }

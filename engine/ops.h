@@ -123,6 +123,10 @@ Tensor *op_causal_mask(Ctx *ctx, Tensor *scores);
 /* Fused scaled dot-product attention. q, k, v (B,H,T,Dh) -> (B,H,T,Dh); softmax(q k^T / sqrt(Dh)
  * [+ causal mask]) v. Saves the attention probabilities for backward. */
 Tensor *op_attention(Ctx *ctx, Tensor *q, Tensor *k, Tensor *v, int causal);
+/* The same on a fused projection: qkv (B*T, 3*H*Dh), each row q | k | v with heads side by side
+ * -> (B*T, H*Dh), heads side by side (what op_split_heads, op_attention and a permute back give,
+ * without the copies). Recorded as OP_ATTENTION. */
+Tensor *op_attention_qkv(Ctx *ctx, Tensor *qkv, int B, int H, int causal);
 
 /* ---- data parallelism (dist.h) ------------------------------------------------------------- */
 /* The rows one process would hold for the global batch, on every rank. x (groups*b, ...) is this

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "ops.h"
+#include "simd.h"
 #include "tape.h"
 
 /* ---- helpers -------------------------------------------------------------------------------- */
@@ -227,15 +228,14 @@ static void ce_backward(Ctx *ctx, Node *n)
 		return;
 	float s = n->out->grad[0] / (float)count;
 	float off = eps / (float)C;
+	const SimdKernels *sk = simd();
 	for (int r = 0; r < N; r++) {
 		int y = sv->labels[r];
 		if (y < 0)
 			continue;
 		const float *xr = x->data + (size_t)r * C;
 		float *g = gx + (size_t)r * C;
-		float lse = sv->lse[r];
-		for (int c = 0; c < C; c++)
-			g[c] += s * (expf(xr[c] - lse) - off);
+		sk->softmax_grad_row(xr, sv->lse[r], s, off, g, C);
 		g[y] -= s * (1.0f - eps);
 	}
 }
@@ -260,24 +260,20 @@ Tensor *op_cross_entropy(Ctx *ctx, Tensor *logits, const int *labels, float labe
 			loss_die("op_cross_entropy", "label %d of row %d outside [0,%d) for logits %s",
 			         labels[r], r, C, tensor_shape_str(logits, sb, sizeof sb));
 	float *lse = ctx_alloc(ctx, (size_t)N * sizeof(float));
+	const SimdKernels *sk = simd();
 	double acc = 0.0;
 	int count = 0;
 	for (int r = 0; r < N; r++) {
 		const float *xr = logits->data + (size_t)r * C;
-		float mx = xr[0];
-		for (int c = 1; c < C; c++)
-			mx = xr[c] > mx ? xr[c] : mx;
-		double sum = 0.0, xsum = 0.0;
-		for (int c = 0; c < C; c++) {
-			sum += exp((double)(xr[c] - mx));
-			xsum += xr[c];
-		}
-		double l = (double)mx + log(sum);
+		const double l = sk->logsumexp_row(xr, C);
 		lse[r] = (float)l;
 		int y = labels[r];
 		if (y < 0)
 			continue;
 		count++;
+		double xsum = 0.0;
+		for (int c = 0; label_smoothing > 0.0f && c < C; c++)
+			xsum += xr[c];
 		acc += l - (1.0 - label_smoothing) * xr[y] - label_smoothing * xsum / C;
 	}
 	/* Every row ignored: 0 with zero gradient (PyTorch would give NaN). */

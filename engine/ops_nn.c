@@ -1811,92 +1811,161 @@ Tensor *op_causal_mask(Ctx *ctx, Tensor *scores)
 	return out;
 }
 
-/* ---------------------------------------------------------------------------------------------- */
 /* attention: per (b,h), S = q k^T * scale [masked], P = softmax(S), O = P v. saved: P for every
- * (b,h), (B*H, Tq, Tk). k and v may have a different length Tk from q when not causal. The (b,h)
- * pairs are independent (each writes only its own slices) and are split across the context's
- * threads; per-thread scratch (P without a tape, dS in backward) is indexed by tid. */
+ * (b,h), (B*H, Tq, Tk), zero above the diagonal when causal. k and v may have a different length
+ * Tk from q when not causal. The (b,h) pairs are independent (each writes only its own slices)
+ * and are split across the context's threads; per-thread scratch (P without a tape, dS in
+ * backward) is indexed by tid.
+ *
+ * q, k, v and O come in one of two layouts: separate (B,H,T,Dh) tensors (op_attention), or the
+ * rows of a fused projection, (B*T, 3*H*Dh) in and (B*T, H*Dh) out (op_attention_qkv). The
+ * products read and write either in place through sgemm's leading dimensions (AttnLayout says
+ * where head (b,h) starts and how far apart its rows are), so no head is copied out or back.
+ * Causal attention goes in blocks of ATTN_ROW_BLOCK queries: block [r0,r1) needs keys [0,r1)
+ * only, so the products skip most of the masked upper triangle. */
+
+#define ATTN_ROW_BLOCK 32
+
+typedef struct AttnLayout {
+	size_t b, h; /* floats from one batch item / head to the next */
+	int ld;      /* floats from one time step (row) to the next */
+} AttnLayout;
 
 typedef struct AttnJob {
 	const float *q, *k, *v, *P, *dO;
 	float *Pbuf, *out, *dS, *dq, *dk, *dv;
-	int Tq, Tk, Dh, causal, rec;
+	AttnLayout lq, lk, lo; /* q and dq; k, v, dk and dv; out and dO */
+	int H, Tq, Tk, Dh, causal, rec;
 	float scale;
 } AttnJob;
+
+static inline size_t attn_at(const AttnLayout *l, int H, size_t m)
+{
+	return m / (size_t)H * l->b + m % (size_t)H * l->h;
+}
+
+static inline int attn_row_end(const AttnJob *j, int r0)
+{
+	return j->causal && r0 + ATTN_ROW_BLOCK < j->Tq ? r0 + ATTN_ROW_BLOCK : j->Tq;
+}
 
 static void attention_backward_part(void *arg, size_t m_begin, size_t m_end, int tid)
 {
 	const AttnJob *j = arg;
 	const int Tq = j->Tq, Tk = j->Tk, Dh = j->Dh;
+	const int lq = j->lq.ld, lk = j->lk.ld, lo = j->lo.ld;
 	const float scale = j->scale;
-	const size_t qs = (size_t)Tq * Dh, ks = (size_t)Tk * Dh, ps = (size_t)Tq * Tk;
+	const size_t ps = (size_t)Tq * Tk;
 	float *dS = j->dS + (size_t)tid * ps;
-	float *dq = j->dq, *dk = j->dk, *dv = j->dv;
 	for (size_t m = m_begin; m < m_end; m++) {
-		const float *Pm = j->P + m * ps, *dOm = j->dO + m * qs;
-		if (dv) // dv (Tk,Dh) += P^T (Tk,Tq) . dO (Tq,Dh)
-			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Tk, Dh, Tq, 1.0f, Pm, Tk, dOm, Dh,
-			            1.0f, dv + m * ks, Dh);
-		if (!dq && !dk)
-			continue;
-		// dP (Tq,Tk) = dO (Tq,Dh) . v^T (Dh,Tk)
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, Tk, Dh, 1.0f, dOm, Dh,
-		            j->v + m * ks, Dh, 0.0f, dS, Tk);
-		// dS = P * (dP - rowsum(P * dP)) * scale (wider vectors bought nothing here: simd.h)
-		for (int i = 0; i < Tq; i++) {
-			const float *pr = Pm + (size_t)i * Tk;
-			float *dr = dS + (size_t)i * Tk;
-			float dot = 0.0f;
-			for (int c = 0; c < Tk; c++)
-				dot += pr[c] * dr[c];
-			for (int c = 0; c < Tk; c++)
-				dr[c] = pr[c] * (dr[c] - dot) * scale;
+		const size_t oq = attn_at(&j->lq, j->H, m), ok = attn_at(&j->lk, j->H, m);
+		const float *Pm = j->P + m * ps, *dOm = j->dO + attn_at(&j->lo, j->H, m);
+		for (int r0 = 0, r1; r0 < Tq; r0 = r1) {
+			r1 = attn_row_end(j, r0);
+			const int rows = r1 - r0, kl = j->causal ? r1 : Tk;
+			const float *Pb = Pm + (size_t)r0 * Tk, *dOb = dOm + (size_t)r0 * lo;
+			float *dSb = dS + (size_t)r0 * Tk;
+			if (j->dv) // dv (kl,Dh) += P^T (kl,rows) . dO (rows,Dh)
+				cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kl, Dh, rows, 1.0f, Pb, Tk,
+				            dOb, lo, 1.0f, j->dv + ok, lk);
+			if (!j->dq && !j->dk)
+				continue;
+			// dP (rows,kl) = dO (rows,Dh) . v^T (Dh,kl)
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, kl, Dh, 1.0f, dOb, lo,
+			            j->v + ok, lk, 0.0f, dSb, Tk);
+			// dS = P * (dP - rowsum(P * dP)) * scale; P is 0 past a causal row's diagonal
+			for (int i = 0; i < rows; i++) {
+				const float *pr = Pb + (size_t)i * Tk;
+				float *dr = dSb + (size_t)i * Tk;
+				const int len = j->causal ? r0 + i + 1 : Tk;
+				float dot = 0.0f;
+				for (int c = 0; c < len; c++)
+					dot += pr[c] * dr[c];
+				for (int c = 0; c < len; c++)
+					dr[c] = pr[c] * (dr[c] - dot) * scale;
+				for (int c = len; c < kl; c++)
+					dr[c] = 0.0f;
+			}
+			if (j->dq) // dq (rows,Dh) += dS (rows,kl) . k (kl,Dh)
+				cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, Dh, kl, 1.0f, dSb,
+				            Tk, j->k + ok, lk, 1.0f, j->dq + oq + (size_t)r0 * lq, lq);
+			if (j->dk) // dk (kl,Dh) += dS^T (kl,rows) . q (rows,Dh)
+				cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kl, Dh, rows, 1.0f, dSb, Tk,
+				            j->q + oq + (size_t)r0 * lq, lq, 1.0f, j->dk + ok, lk);
 		}
-		if (dq) // dq (Tq,Dh) += dS (Tq,Tk) . k (Tk,Dh)
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, Dh, Tk, 1.0f, dS, Tk,
-			            j->k + m * ks, Dh, 1.0f, dq + m * qs, Dh);
-		if (dk) // dk (Tk,Dh) += dS^T (Tk,Tq) . q (Tq,Dh)
-			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Tk, Dh, Tq, 1.0f, dS, Tk,
-			            j->q + m * qs, Dh, 1.0f, dk + m * ks, Dh);
 	}
 }
 
+/* saved: the forward's AttnJob (P in .P); i[0] = 0 for separate q, k, v, or the fused
+ * projection's width per part (k and v sit that far and twice that far after q in its row). */
 static void attention_backward(Ctx *ctx, Node *n)
 {
-	Tensor *q = n->in[0], *k = n->in[1], *v = n->in[2];
-	const int BH = q->shape[0] * q->shape[1], Tq = q->shape[2], Tk = k->shape[2];
-	const int Dh = q->shape[3];
-	const float scale = n->f[0];
-	const float *P = n->saved, *dO = n->out->grad;
-	float *dq = tape_grad_in(ctx, q), *dk = tape_grad_in(ctx, k), *dv = tape_grad_in(ctx, v);
-	const size_t qs = (size_t)Tq * Dh, ps = (size_t)Tq * Tk;
-	AttnJob j = { .q = q->data, .k = k->data, .v = v->data, .P = P, .dO = dO,
-	              .dS = arena_floats(ctx, ps * (size_t)ctx_threads(ctx)), .dq = dq, .dk = dk,
-	              .dv = dv, .Tq = Tq, .Tk = Tk, .Dh = Dh, .scale = scale };
-	parallel_for(ctx, (size_t)BH, conv_grain(2 * ps + qs), attention_backward_part, &j);
+	AttnJob j = *(const AttnJob *)n->saved;
+	const size_t D = (size_t)n->i[0];
+	if (D) {
+		float *g = tape_grad_in(ctx, n->in[0]);
+		if (!g)
+			return;
+		j.dq = g, j.dk = g + D, j.dv = g + 2 * D;
+	} else {
+		j.dq = tape_grad_in(ctx, n->in[0]);
+		j.dk = tape_grad_in(ctx, n->in[1]);
+		j.dv = tape_grad_in(ctx, n->in[2]);
+	}
+	const size_t qs = (size_t)j.Tq * j.Dh, ps = (size_t)j.Tq * j.Tk;
+	j.dO = n->out->grad;
+	j.dS = arena_floats(ctx, ps * (size_t)ctx_threads(ctx));
+	parallel_for(ctx, n->out->size / qs, conv_grain(2 * ps + qs), attention_backward_part, &j);
 }
 
 static void attention_forward_part(void *arg, size_t m_begin, size_t m_end, int tid)
 {
 	const AttnJob *j = arg;
-	const int Tq = j->Tq, Tk = j->Tk, Dh = j->Dh, causal = j->causal;
-	const size_t qs = (size_t)Tq * Dh, ks = (size_t)Tk * Dh, ps = (size_t)Tq * Tk;
+	const int Tq = j->Tq, Tk = j->Tk, Dh = j->Dh;
+	const int lq = j->lq.ld, lk = j->lk.ld, lo = j->lo.ld;
+	const size_t ps = (size_t)Tq * Tk;
 	const SimdKernels *sk = simd();
 	for (size_t m = m_begin; m < m_end; m++) {
 		float *Pm = j->rec ? j->Pbuf + m * ps : j->Pbuf + (size_t)tid * ps;
-		// S (Tq,Tk) = scale * q (Tq,Dh) . k^T (Dh,Tk)
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, Tk, Dh, j->scale, j->q + m * qs,
-		            Dh, j->k + m * ks, Dh, 0.0f, Pm, Tk);
-		for (int i = 0; i < Tq; i++) {
-			float *r = Pm + (size_t)i * Tk;
-			const int len = causal ? i + 1 : Tk;
-			sk->softmax_row(r, len);
-			for (int c = len; c < Tk; c++)
-				r[c] = 0.0f;
+		const size_t oq = attn_at(&j->lq, j->H, m), ok = attn_at(&j->lk, j->H, m);
+		float *Om = j->out + attn_at(&j->lo, j->H, m);
+		for (int r0 = 0, r1; r0 < Tq; r0 = r1) {
+			r1 = attn_row_end(j, r0);
+			const int rows = r1 - r0, kl = j->causal ? r1 : Tk;
+			float *Pb = Pm + (size_t)r0 * Tk;
+			// S (rows,kl) = scale * q (rows,Dh) . k^T (Dh,kl)
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, kl, Dh, j->scale,
+			            j->q + oq + (size_t)r0 * lq, lq, j->k + ok, lk, 0.0f, Pb, Tk);
+			for (int i = 0; i < rows; i++) {
+				float *r = Pb + (size_t)i * Tk;
+				const int len = j->causal ? r0 + i + 1 : Tk;
+				sk->softmax_row(r, len);
+				for (int c = len; c < Tk; c++)
+					r[c] = 0.0f;
+			}
+			// O (rows,Dh) = P (rows,kl) . v (kl,Dh)
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, Dh, kl, 1.0f, Pb, Tk,
+			            j->v + ok, lk, 0.0f, Om + (size_t)r0 * lo, lo);
 		}
-		// O (Tq,Dh) = P (Tq,Tk) . v (Tk,Dh)
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, Dh, Tk, 1.0f, Pm, Tk,
-		            j->v + m * ks, Dh, 0.0f, j->out + m * qs, Dh);
+	}
+}
+
+/* Runs the forward of j (layouts, q/k/v/out and shapes filled in) over BH heads and records the
+ * node; D as in attention_backward. */
+static void attention_run(Ctx *ctx, AttnJob *j, int BH, Tensor *out, Tensor **in, int nin, int D)
+{
+	j->scale = 1.0f / sqrtf((float)j->Dh);
+	j->rec = tape_wants_grad(ctx, in, nin);
+	const size_t qs = (size_t)j->Tq * j->Dh, ps = (size_t)j->Tq * j->Tk;
+	j->Pbuf = arena_floats(ctx, (j->rec ? (size_t)BH : (size_t)ctx_threads(ctx)) * ps);
+	parallel_for(ctx, (size_t)BH, conv_grain(2 * ps + qs), attention_forward_part, j);
+	if (j->rec) {
+		Node *n = tape_record(ctx, OP_ATTENTION, attention_backward, out, in, nin);
+		AttnJob *saved = ctx_alloc(ctx, sizeof *saved);
+		*saved = *j;
+		saved->P = j->Pbuf;
+		n->i[0] = D;
+		n->saved = saved;
 	}
 }
 
@@ -1910,23 +1979,31 @@ Tensor *op_attention(Ctx *ctx, Tensor *q, Tensor *k, Tensor *v, int causal)
 		nn_abort("attention", "q, k, v must agree in B, H and Dh (k and v in shape)", q, k);
 	if (causal && q->shape[2] != k->shape[2])
 		nn_abort("attention", "causal attention needs as many queries as keys", q, k);
-	const int BH = q->shape[0] * q->shape[1], Tq = q->shape[2], Tk = k->shape[2];
-	const int Dh = q->shape[3];
-	const float scale = 1.0f / sqrtf((float)Dh);
-	Tensor *in[3] = { q, k, v };
-	const int rec = tape_wants_grad(ctx, in, 3);
-	const size_t qs = (size_t)Tq * Dh, ps = (size_t)Tq * Tk;
-	float *P = arena_floats(ctx, (rec ? (size_t)BH : (size_t)ctx_threads(ctx)) * ps);
+	const int H = q->shape[1], Tq = q->shape[2], Tk = k->shape[2], Dh = q->shape[3];
 	Tensor *out = ctx_tensor_like(ctx, q);
-	AttnJob j = { .q = q->data, .k = k->data, .v = v->data, .Pbuf = P, .out = out->data,
-	              .Tq = Tq, .Tk = Tk, .Dh = Dh, .causal = causal, .rec = rec, .scale = scale };
-	parallel_for(ctx, (size_t)BH, conv_grain(2 * ps + qs), attention_forward_part, &j);
+	AttnJob j = { .q = q->data, .k = k->data, .v = v->data, .out = out->data,
+	              .lq = { (size_t)H * Tq * Dh, (size_t)Tq * Dh, Dh },
+	              .lk = { (size_t)H * Tk * Dh, (size_t)Tk * Dh, Dh },
+	              .lo = { (size_t)H * Tq * Dh, (size_t)Tq * Dh, Dh },
+	              .H = H, .Tq = Tq, .Tk = Tk, .Dh = Dh, .causal = causal };
+	Tensor *in[3] = { q, k, v };
+	attention_run(ctx, &j, q->shape[0] * H, out, in, 3, 0);
+	return out;
+}
 
-	if (rec) {
-		Node *n = tape_record(ctx, OP_ATTENTION, attention_backward, out, in, 3);
-		n->i[0] = causal;
-		n->f[0] = scale;
-		n->saved = P;
-	}
+// qkv (B*T, 3*H*Dh) -> (B*T, H*Dh)
+Tensor *op_attention_qkv(Ctx *ctx, Tensor *qkv, int B, int H, int causal)
+{
+	const int C = qkv->ndim == 2 ? qkv->shape[1] : 0;
+	if (B < 1 || H < 1 || C < 1 || C % (3 * H) != 0 || qkv->shape[0] % B != 0)
+		nn_abort("attention_qkv", "qkv must be (B*T, 3*H*Dh) for the given B and H", qkv, NULL);
+	const int T = qkv->shape[0] / B, D = C / 3, Dh = D / H;
+	Tensor *out = ctx_tensor(ctx, 2, (int[]){ B * T, D });
+	AttnJob j = { .q = qkv->data, .k = qkv->data + D, .v = qkv->data + 2 * D, .out = out->data,
+	              .lq = { (size_t)T * C, (size_t)Dh, C },
+	              .lk = { (size_t)T * C, (size_t)Dh, C },
+	              .lo = { (size_t)T * D, (size_t)Dh, D },
+	              .H = H, .Tq = T, .Tk = T, .Dh = Dh, .causal = causal };
+	attention_run(ctx, &j, B * H, out, &qkv, 1, D);
 	return out;
 }

@@ -1,10 +1,10 @@
 /* simd.c - run-time choice among the SimdKernels of three x86-64 levels (simd.h).
  *
  * The engine is built for x86-64-v2 so one binary runs on every x86-64 server; the kernels here
- * (GELU and its gradient, the attention softmax, layer normalisation and its gradient) are where
- * wider vectors measurably paid on the char Transformer (BENCHMARKS.md, "Wider vectors
- * chosen at run time"), so they are compiled again for x86-64-v3 (AVX2 + FMA) and x86-64-v4
- * (AVX-512) from one body (simd_kernels.inc) and the widest the CPU runs is chosen once. A table
+ * (GELU and its gradient, the attention softmax, layer normalisation and its gradient, the
+ * cross-entropy rows) are where wider vectors measurably paid on the char Transformer
+ * (BENCHMARKS.md, "Wider vectors chosen at run time" and "Attention on the fused projection"),
+ * so they are compiled again for x86-64-v3 (AVX2 + FMA) and x86-64-v4 (AVX-512) from one body (simd_kernels.inc) and the widest the CPU runs is chosen once. A table
  * chosen once, rather than GCC's target_clones, lets SSLD_SIMD lower the level and lets tests run
  * every level in one process (simd_at). The AdamW update is here too so every per-element loop of
  * a Transformer step runs at one chosen level, though it is memory-bound and the width buys it

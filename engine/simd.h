@@ -1,5 +1,5 @@
 /* simd.h - the engine's hot element-wise and row kernels (GELU, the attention softmax, layer
- * normalisation, the AdamW update) compiled for three x86-64 levels and chosen once at run time, so one
+ * normalisation, the cross-entropy rows, the AdamW update) compiled for three x86-64 levels and chosen once at run time, so one
  * portable binary (built for x86-64-v2) runs AVX2 or AVX-512 code on the CPUs that have it.
  *
  *   const SimdKernels *k = simd();              // the CPU's widest level, or SSLD_SIMD's
@@ -36,6 +36,11 @@ typedef struct SimdKernels {
 	void (*gelu_backward)(const float *x, const float *g, float *dx, size_t n, int fresh);
 	// r (n) = softmax(r) in place, max-subtracted; n >= 1
 	void (*softmax_row)(float *r, int n);
+	// log(sum_c exp(x[c])) of x (n), max-subtracted, the sum in double; n >= 1
+	double (*logsumexp_row)(const float *x, int n);
+	// g (n) += s * (exp(x - lse) - off): a cross-entropy row's gradient, softmax minus the
+	// smoothed target's off-label mass (the label's own one-hot term is the caller's)
+	void (*softmax_grad_row)(const float *x, float lse, float s, float off, float *g, int n);
 	// y (D) = (x - mean) * rstd * gamma + beta; gamma, beta (D) or NULL; *mean, *rstd written
 	void (*layernorm_row)(const float *x, float *y, const float *gamma, const float *beta, int D,
 	                      float eps, float *mean, float *rstd);

@@ -388,6 +388,12 @@ static Tensor *b_attention(Ctx *ctx, Tensor **in, void *u)
 	return op_attention(ctx, in[0], in[1], in[2], a->i[0]);
 }
 
+static Tensor *b_attention_qkv(Ctx *ctx, Tensor **in, void *u)
+{
+	const Args *a = u;
+	return op_attention_qkv(ctx, in[0], a->i[0], a->i[1], a->i[2]);
+}
+
 static void cases_attention(void)
 {
 	check("causal_mask+softmax (2,4,4)", OP_CAUSAL_MASK, b_causal, NULL, IN(-2, 2, 2, 4, 4), NULL,
@@ -405,6 +411,13 @@ static void cases_attention(void)
 	      IN(-1, 1, 1, 2, 3, 4), IN(-1, 1, 1, 2, 5, 4), IN(-1, 1, 1, 2, 5, 4));
 	check("attention constant v", OP_ATTENTION, b_attention, ARGS(.i = { 1 }),
 	      IN(-1, 1, 1, 2, 4, 2), IN(-1, 1, 1, 2, 4, 2), CONST(-1, 1, 1, 2, 4, 2));
+	/* the fused projection (B*T, 3*H*Dh); T 34 causal crosses a block of 32 queries */
+	check("attention_qkv B 2 H 2 T 4 Dh 3", OP_ATTENTION, b_attention_qkv, ARGS(.i = { 2, 2, 0 }),
+	      IN(-1, 1, 8, 18), NULL, NULL);
+	check("attention_qkv causal B 2 H 2 T 4 Dh 3", OP_ATTENTION, b_attention_qkv,
+	      ARGS(.i = { 2, 2, 1 }), IN(-1, 1, 8, 18), NULL, NULL);
+	check("attention_qkv causal B 1 H 1 T 34 Dh 2", OP_ATTENTION, b_attention_qkv,
+	      ARGS(.i = { 1, 1, 1 }), IN(-1, 1, 34, 6), NULL, NULL);
 }
 
 void gradcheck_cases_nn(void)

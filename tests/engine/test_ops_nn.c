@@ -896,6 +896,80 @@ static void test_attention(void)
 	ctx_free(ctx);
 }
 
+/* op_attention_qkv reads heads in place from a fused projection and writes them side by side:
+ * its output and the gradient of every part of qkv against the double reference on the same
+ * heads gathered into (B*H, T, Dh). T 40 causal runs a partial last block of queries. With
+ * `acc`, a second term sum(qkv * G2) puts gradient into qkv's buffer first, so the op must add
+ * to it rather than store. */
+static void test_attention_qkv(void)
+{
+	static const int cases[][4] = { /* B, H, T, Dh */
+		{ 2, 3, 40, 8 }, { 1, 2, 7, 4 },
+	};
+	for (size_t t = 0; t < 4 * sizeof cases / sizeof cases[0]; t++) {
+		const int B = cases[t / 4][0], H = cases[t / 4][1], T = cases[t / 4][2];
+		const int Dh = cases[t / 4][3], causal = (int)(t / 2 % 2), acc = (int)(t % 2);
+		const int D = H * Dh, BH = B * H;
+		Ctx *ctx = ctx_new(8);
+		Tensor *qkv = rand_tensor(ctx, 2, (int[]){ B * T, 3 * D }, 1);
+		Tensor *o = op_attention_qkv(ctx, qkv, B, H, causal);
+		CHECK(o->ndim == 2 && o->shape[0] == B * T && o->shape[1] == D,
+		      "attention_qkv case %zu: output shape", t);
+		const float *G = rand_grad(ctx, o->size);
+		const float *G2 = rand_grad(ctx, qkv->size);
+		Tensor *loss = wsum(ctx, o, G);
+		if (acc)
+			loss = op_add(ctx, loss, wsum(ctx, qkv, G2));
+		CHECK(ctx_backward(ctx, loss) == 0, "attention_qkv case %zu: backward", t);
+		/* (b,t,part,h,d) of qkv and (b,t,h,d) of o and G to (part)(b,h,t,d) */
+		const size_t hs = (size_t)BH * T * Dh;
+		float *heads = ctx_alloc(ctx, 3 * hs * sizeof *heads), *dO = ctx_alloc(ctx, hs * sizeof *dO);
+		float *oh = ctx_alloc(ctx, hs * sizeof *oh), *gh = ctx_alloc(ctx, 3 * hs * sizeof *gh);
+		float *g2 = ctx_alloc(ctx, 3 * hs * sizeof *g2);
+		for (int b = 0; b < B; b++)
+			for (int i = 0; i < T; i++)
+				for (int h = 0; h < H; h++)
+					for (int d = 0; d < Dh; d++) {
+						const size_t at = (((size_t)b * H + h) * T + i) * Dh + d;
+						const size_t row = (size_t)b * T + i, col = (size_t)h * Dh + d;
+						for (int p = 0; p < 3; p++) {
+							heads[p * hs + at] = qkv->data[row * 3 * D + p * D + col];
+							gh[p * hs + at] = qkv->grad[row * 3 * D + p * D + col];
+							g2[p * hs + at] = acc ? G2[row * 3 * D + p * D + col] : 0.0f;
+						}
+						oh[at] = o->data[row * D + col];
+						dO[at] = G[row * D + col];
+					}
+		AttnRef r;
+		CHECK(attention_ref(heads, heads + hs, heads + 2 * hs, NULL, dO, BH, T, T, Dh, causal,
+		                    &r) == 0, "attention_qkv case %zu: reference out of memory", t);
+		const float *got[4] = { oh, gh, gh + hs, gh + 2 * hs };
+		const double *ref[4] = { r.o, r.dq, r.dk, r.dv }, *bound[4] = { r.bo, r.bdq, r.bdk, r.bdv };
+		static const char *const part[4] = { "output", "dq", "dk", "dv" };
+		/* G2 comes in exactly; each block of 32 queries adds into it with one rounding */
+		const double nb = causal ? (T + 31) / 32 : 1;
+		for (size_t i = 0; r.o && acc && i < 3 * hs; i++) {
+			double *rg = i < hs ? &r.dq[i] : i < 2 * hs ? &r.dk[i - hs] : &r.dv[i - 2 * hs];
+			double *bg = i < hs ? &r.bdq[i] : i < 2 * hs ? &r.bdk[i - hs] : &r.bdv[i - 2 * hs];
+			*rg += g2[i];
+			*bg += nb * (double)FLT_EPSILON * (fabs(g2[i]) + fabs(*rg));
+		}
+		for (int p = 0; r.o && p < 4; p++) {
+			char what[96];
+			snprintf(what, sizeof what, "attention_qkv case %zu (causal %d, acc %d) %s", t,
+			         causal, acc, part[p]);
+			failures += tol_check_bound(what, got[p], ref[p], bound[p], hs);
+		}
+		attention_ref_free(&r);
+		ctx_free(ctx);
+	}
+}
+
+static void bad_attention_qkv(Ctx *ctx)
+{
+	op_attention_qkv(ctx, ctx_zeros(ctx, 2, (int[]){ 6, 20 }), 2, 2, 1);
+}
+
 /* ---------------------------------------------------------------------------------------------- */
 /* pooling and upsampling forward */
 
@@ -1032,6 +1106,8 @@ static void test_shape_errors(void)
 	expect_abort("batchnorm eval without running stats", bad_bn_eval,
 	             "batchnorm: eval mode needs running statistics: (4,3)");
 	expect_abort("attention Dh mismatch", bad_attention, "attention: q, k, v must agree");
+	expect_abort("attention_qkv width not 3 H Dh", bad_attention_qkv,
+	             "attention_qkv: qkv must be (B*T, 3*H*Dh) for the given B and H: (6,20)");
 	expect_abort("maxpool window > input", bad_pool, "maxpool2d: window larger than the input");
 }
 
@@ -1048,6 +1124,7 @@ int main(void)
 	test_layernorm();
 	test_dropout();
 	test_attention();
+	test_attention_qkv();
 	test_pool_upsample();
 	test_maxpool_pad();
 	test_shape_errors();

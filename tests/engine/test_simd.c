@@ -14,6 +14,10 @@
  *             accumulates into dx0
  *   softmax   e_c = expf(r_c - max): rel <= eps (|r_c - max| + ULP + 1); the sum of n positive
  *             terms: rel <= n eps; p_c = e_c / sum: |dp_c| <= eps p_c (|r_c - max| + n + ULP + 4)
+ *   lse       max + log(sum_c e_c), e_c as in softmax, the sum and log in double: |dlse| <= eps
+ *             (max_c |r_c - max| + ULP + 1), plus eps |lse| for the caller's float rounding
+ *   ce grad   g = g0 + s (e - off), e = expf(x - lse) rel <= eps (|x - lse| + ULP + 1):
+ *             |dg| <= eps (|s| e (|x - lse| + ULP + 1) + 2 |s (e - off)| + |g0| + |g|)
  *   layernorm mean: |dm| <= eps (sum|x| + |m|); var over D squares: rel <= (D + 3) eps, so
  *             rstd rel <= (D/2 + 4) eps; y = (x - m) s g + b:
  *             |dy| <= eps (|g| s (sum|x| + |m| + (D/2 + 6) |x - m|) + 3 (|y| + |b|))
@@ -133,6 +137,37 @@ static void test_softmax(const SimdKernels *k, int n)
 		bound[c] = EPS * ref[c] * (fabs(r0[c] - mx) + n + ULP + 4.0);
 	}
 	check(k, "softmax_row", n, r, ref, bound, (size_t)n);
+}
+
+/* a cross-entropy row: its log-sum-exp, then the gradient from it */
+static void test_ce_row(const SimdKernels *k, int n)
+{
+	float x[MAXN] = { 0 }, g[MAXN] = { 0 }, g0[MAXN] = { 0 }, lse_got[1];
+	double ref[MAXN] = { 0 }, bound[MAXN] = { 0 };
+	fill(x, n, -8.0f, 8.0f);
+	fill(g0, n, -1.0f, 1.0f);
+	double mx = x[0], sum = 0.0, span = 0.0;
+	for (int c = 1; c < n; c++)
+		mx = x[c] > mx ? x[c] : mx;
+	for (int c = 0; c < n; c++) {
+		sum += exp(x[c] - mx);
+		span = fmax(span, mx - x[c]);
+	}
+	lse_got[0] = (float)k->logsumexp_row(x, n);
+	ref[0] = mx + log(sum);
+	bound[0] = EPS * (span + ULP + 1.0 + fabs(ref[0]));
+	check(k, "logsumexp_row", n, lse_got, ref, bound, 1);
+
+	const float lse = (float)ref[0], sc = 0.37f, off = 0.1f / (float)n;
+	memcpy(g, g0, sizeof(float) * (size_t)n);
+	k->softmax_grad_row(x, lse, sc, off, g, n);
+	for (int c = 0; c < n; c++) {
+		const double t = (double)x[c] - lse, e = exp(t);
+		ref[c] = g0[c] + (double)sc * (e - off);
+		bound[c] = EPS * (sc * e * (fabs(t) + ULP + 1.0) + 2.0 * fabs(sc * (e - off)) +
+		                  fabs(g0[c]) + fabs(ref[c]));
+	}
+	check(k, "softmax_grad_row", n, g, ref, bound, (size_t)n);
 }
 
 /* R rows of D through layernorm forward and backward, gamma and beta given or not (affine bits) */
@@ -313,6 +348,7 @@ int main(void)
 		for (int i = 0; i < NLENS; i++) {
 			test_gelu(k, lens[i]);
 			test_softmax(k, lens[i]);
+			test_ce_row(k, lens[i]);
 			test_adamw(k, lens[i]);
 			for (int affine = 0; affine < 4; affine++)
 				test_layernorm(k, lens[i], affine);
