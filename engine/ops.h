@@ -106,9 +106,6 @@ Tensor *op_permute(Ctx *ctx, Tensor *a, const int *perm);           /* perm has 
 Tensor *op_transpose(Ctx *ctx, Tensor *a, int d0, int d1);          /* via op_permute */
 Tensor *op_concat(Ctx *ctx, Tensor *const *ts, int n, int axis);
 Tensor *op_slice(Ctx *ctx, Tensor *a, int axis, int start, int len);
-/* x (B*T, P*H*Dh) or (B,T,P*H*Dh) -> column block `part` of P, as heads (B,H,T,Dh): the slice
- * and permute of a fused q/k/v projection in one copy (recorded as OP_PERMUTE). */
-Tensor *op_split_heads(Ctx *ctx, Tensor *x, int B, int H, int part, int parts);
 /* a (R, ...) -> rows idx[0..n) of a: (n, ...). Gradient scatters back (adds). */
 Tensor *op_gather_rows(Ctx *ctx, Tensor *a, const int *idx, int n);
 /* table (V,D), ids (n ints) -> (n,D); shape of the output can then be reshaped. */
@@ -124,8 +121,8 @@ Tensor *op_causal_mask(Ctx *ctx, Tensor *scores);
  * [+ causal mask]) v. Saves the attention probabilities for backward. */
 Tensor *op_attention(Ctx *ctx, Tensor *q, Tensor *k, Tensor *v, int causal);
 /* The same on a fused projection: qkv (B*T, 3*H*Dh), each row q | k | v with heads side by side
- * -> (B*T, H*Dh), heads side by side (what op_split_heads, op_attention and a permute back give,
- * without the copies). Recorded as OP_ATTENTION. */
+ * -> (B*T, H*Dh), heads side by side (what slicing q, k and v into heads, op_attention and a
+ * permute back give, without the copies). Recorded as OP_ATTENTION. */
 Tensor *op_attention_qkv(Ctx *ctx, Tensor *qkv, int B, int H, int causal);
 
 /* ---- data parallelism (dist.h) ------------------------------------------------------------- */

@@ -1167,61 +1167,6 @@ Tensor *op_slice(Ctx *ctx, Tensor *a, int axis, int start, int len)
 }
 
 /* ---------------------------------------------------------------------------------------------- */
-/* split_heads: rows of Dh floats copied from (b, t, part, h) to (b, h, t); both directions walk
- * x in its own order, so x is read (forward) and accumulated into (backward) sequentially */
-
-typedef struct Heads {
-	int B, T, H, Dh;
-	size_t C, off; /* x's row length, the part's first column */
-} Heads;
-
-static void split_heads_backward(Ctx *ctx, Node *n)
-{
-	float *gx = tape_grad_in(ctx, n->in[0]);
-	if (!gx)
-		return;
-	const Heads *p = n->saved;
-	const float *g = n->out->grad;
-	for (int b = 0; b < p->B; b++)
-		for (int t = 0; t < p->T; t++)
-			for (int h = 0; h < p->H; h++) {
-				float *restrict d = gx + ((size_t)b * p->T + t) * p->C + p->off +
-				                    (size_t)h * p->Dh;
-				const float *restrict s = g + (((size_t)b * p->H + h) * p->T + t) * p->Dh;
-				for (int i = 0; i < p->Dh; i++)
-					d[i] += s[i];
-			}
-}
-
-Tensor *op_split_heads(Ctx *ctx, Tensor *x, int B, int H, int part, int parts)
-{
-	char s1[64];
-	const int C = x->shape[x->ndim - 1];
-	const size_t rows = x->size / (size_t)(C > 0 ? C : 1);
-	if (B < 1 || H < 1 || parts < 1 || part < 0 || part >= parts || C % (parts * H) != 0 ||
-	    rows % (size_t)B != 0 || (x->ndim != 2 && (x->ndim != 3 || x->shape[0] != B)))
-		ops_fatal("op_split_heads: %s is not (B*T, P*H*Dh) for B %d, H %d, part %d of %d",
-		          SHAPE(x, s1), B, H, part, parts);
-	Heads hp = { .B = B, .T = (int)(rows / (size_t)B), .H = H, .Dh = C / (parts * H),
-	             .C = (size_t)C };
-	hp.off = (size_t)part * H * hp.Dh;
-	Tensor *out = ctx_tensor(ctx, 4, (int[]){ B, H, hp.T, hp.Dh });
-	for (int b = 0; b < B; b++)
-		for (int t = 0; t < hp.T; t++)
-			for (int h = 0; h < H; h++)
-				memcpy(out->data + (((size_t)b * H + h) * hp.T + t) * hp.Dh,
-				       x->data + ((size_t)b * hp.T + t) * hp.C + hp.off + (size_t)h * hp.Dh,
-				       (size_t)hp.Dh * sizeof(float));
-	Node *n = record(ctx, OP_PERMUTE, split_heads_backward, out, &x, 1);
-	if (n) {
-		Heads *sp = ctx_alloc(ctx, sizeof *sp);
-		*sp = hp;
-		n->saved = sp;
-	}
-	return out;
-}
-
-/* ---------------------------------------------------------------------------------------------- */
 /* gather_rows and embedding: row copies by index; the backward scatters (adds, so repeated
  * indices accumulate) */
 

@@ -117,14 +117,6 @@ static Tensor *b_matmul_fresh(Ctx *ctx, Tensor **in, void *u)
 	                 a->i[1]);
 }
 
-/* two parts of one x, so both backwards accumulate into its gradient */
-static Tensor *b_split_heads(Ctx *ctx, Tensor **in, void *u)
-{
-	const Args *a = u;
-	Tensor *p = op_split_heads(ctx, in[0], 2, 2, a->i[0], 3);
-	return op_mul(ctx, p, op_split_heads(ctx, in[0], 2, 2, 2, 3));
-}
-
 static Tensor *b_permute(Ctx *ctx, Tensor **in, void *u)
 {
 	const Args *a = u;
@@ -348,10 +340,6 @@ static void cases_shape(void)
 	       IN(-1, 1, 2, 3, 4));
 	check1("permute of an intermediate, twice", OP_PERMUTE, b_permute_twice,
 	       ARGS(.i = { 0, 2, 1, 3 }), IN(-1, 1, 2, 3, 2, 5));
-	check1("split_heads (2*3,3*2*2) parts 0, 2", OP_PERMUTE, b_split_heads, ARGS(.i = { 0 }),
-	       IN(-1, 1, 6, 12));
-	check1("split_heads (2,3,3*2*2) parts 1, 2", OP_PERMUTE, b_split_heads, ARGS(.i = { 1 }),
-	       IN(-1, 1, 2, 3, 12));
 
 	Tensor *c3[3] = { IN(-1, 1, 2, 1, 3), IN(-1, 1, 2, 2, 3), CONST(-1, 1, 2, 3, 3) };
 	gc_check("concat 3 on axis 1 (one constant)", OP_CONCAT, b_concat, ARGS(.i = { 3, 1 }), c3,

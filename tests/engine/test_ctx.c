@@ -668,30 +668,6 @@ static void test_linear(void)
 	ctx_free(ctx);
 }
 
-/* op_split_heads is op_slice + op_permute in one copy: the same values both ways, exactly */
-static void test_split_heads(void)
-{
-	Ctx *ctx = ctx_new(1);
-	Rng r;
-	rng_seed(&r, 5);
-	const int B = 3, T = 5, H = 2, Dh = 4, D = H * Dh;
-	Tensor *x = heap_tensor(2, (int[]){ B * T, 3 * D }, 1);
-	fill_uniform(x, &r, -1, 1);
-	for (int part = 0; part < 3; part++) {
-		ctx_reset(ctx);
-		Tensor *got = op_split_heads(ctx, x, B, H, part, 3);
-		Tensor *p = op_slice(ctx, x, 1, part * D, D);
-		p = op_reshape(ctx, p, 4, (int[]){ B, T, H, Dh });
-		Tensor *want = op_permute(ctx, p, (int[]){ 0, 2, 1, 3 });
-		CHECK(got->ndim == 4 && got->shape[0] == B && got->shape[1] == H && got->shape[2] == T &&
-		      got->shape[3] == Dh, "split_heads part %d shape", part);
-		CHECK(memcmp(got->data, want->data, want->size * sizeof(float)) == 0,
-		      "split_heads part %d differs from slice + permute", part);
-	}
-	ctx_free(ctx);
-	heap_free(x);
-}
-
 /* ---------------------------------------------------------------------------------------------- */
 /* shape errors abort with a message naming the op and both shapes */
 
@@ -754,7 +730,6 @@ int main(void)
 	test_broadcast();
 	test_matmul();
 	test_linear();
-	test_split_heads();
 	test_shape_error();
 	return check_exit("test_ctx");
 }
