@@ -98,14 +98,17 @@ int conv_winograd_chosen(int C, int K, int H, int W, int kh, int kw, int stride,
 }
 
 /* The weight gradient reduces over tiles, so its sgemms are (K, C) products with a long inner
- * dimension, and its transforms are paid on both x and dy: measured as above, 1.16x at 64
- * channels on 32x32 planes, 1.03x at 128 (16x16), even at 256 (8x8), a loss at 32 channels
- * (0.94x on 32x32, 0.41x on 8x8) and on 4x4 planes. */
+ * dimension, and its transforms are paid on both x and dy. With the transforms at SSE4.2 width
+ * (one layer, one thread, as above): 1.16x at 64 channels on 32x32 planes, 1.03x at 128 (16x16),
+ * even at 256 (8x8), a loss at 32 channels (0.94x on 32x32, 0.41x on 8x8) and on 4x4 planes. At
+ * the CPU's own width the whole ResNet-18 w0.5 step (BENCHMARKS.md "Where the weight gradient
+ * runs Winograd") gained 6 % from taking 32 channels on 32x32 and 128+ channels on 8x8 as well,
+ * so those are in; 32 channels on small planes and 4x4 planes stay with im2col. */
 int conv_winograd_dw_chosen(int C, int K, int H, int W)
 {
 	if (conv_algo() == CONV_ALGO_WINOGRAD)
 		return 1;
-	return C >= 64 && K >= 64 && (size_t)H * W >= 256;
+	return C >= 32 && K >= 32 && H >= 8 && W >= 8 && (C >= 64 || (size_t)H * W >= 256);
 }
 
 /* ---------------------------------------------------------------------------------------------- */

@@ -388,7 +388,10 @@ static void test_modes(void)
 	CHECK(!conv_winograd_chosen(64, 64, 4, 4, 3, 3, 1, 1), "auto: a 4x4 plane");
 	CHECK(!conv_winograd_chosen(16, 16, 32, 32, 3, 3, 1, 1), "auto: 16 channels");
 	CHECK(conv_winograd_dw_chosen(64, 64, 32, 32), "auto: dW at 64 channels, 32x32");
-	CHECK(!conv_winograd_dw_chosen(32, 32, 32, 32), "auto: dW at 32 channels");
+	CHECK(conv_winograd_dw_chosen(32, 32, 32, 32), "auto: dW at 32 channels, 32x32");
+	CHECK(!conv_winograd_dw_chosen(32, 32, 8, 8), "auto: dW at 32 channels, 8x8");
+	CHECK(conv_winograd_dw_chosen(128, 128, 8, 8), "auto: dW at 128 channels, 8x8");
+	CHECK(!conv_winograd_dw_chosen(256, 256, 4, 4), "auto: dW on a 4x4 plane");
 	conv_algo_set(CONV_ALGO_COUNT);
 	CHECK(conv_algo() == CONV_ALGO_IM2COL, "back to SSLD_CONV's mode");
 }
