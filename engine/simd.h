@@ -1,5 +1,5 @@
 /* simd.h - the engine's hot element-wise and row kernels (GELU, the attention softmax, layer
- * normalisation, the AdamW update) compiled for three x86-64 levels and chosen once at run time, so one
+ * normalisation, the AdamW update, batchnorm over rows) compiled for three x86-64 levels and chosen once at run time, so one
  * portable binary (built for x86-64-v2) runs AVX2 or AVX-512 code on the CPUs that have it.
  *
  *   const SimdKernels *k = simd();              // the CPU's widest level, or SSLD_SIMD's
@@ -46,6 +46,24 @@ typedef struct SimdKernels {
 	// AdamW on n floats, in place: m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2,
 	// w = w decay - step m / (sqrt(v) rbc2 + eps)
 	void (*adamw)(float *w, const float *g, float *m, float *v, size_t n, const SimdAdamW *p);
+	// Batchnorm over (N,C) rows (ops_nn.c), one row's n channels (callers offset every per-channel
+	// array alike). pre = (x - m) * a + b is the affine map, computed by one expression at each
+	// level so the backward's ReLU mask (pre > 0) is the one its forward applied:
+	// y = pre, or max(pre, 0) with relu
+	void (*bn_row_forward)(const float *x, const float *m, const float *a, const float *b,
+	                       float *y, size_t n, int relu);
+	// sum[c] += x[c], in double
+	void (*bn_row_sum)(const float *x, double *sum, size_t n);
+	// ss[c] += (x[c] - mean[c])^2, in double
+	void (*bn_row_sqdev)(const float *x, const double *mean, double *ss, size_t n);
+	// d = dy, zero where pre <= 0 with relu: sdy[c] += d, sdyx[c] += d * (x[c] - m[c]) (the
+	// product in float, the sums in double)
+	void (*bn_row_grad_sums)(const float *x, const float *dy, const float *m, const float *a,
+	                         const float *b, double *sdy, double *sdyx, size_t n, int relu);
+	// dx[c] = a[c] (d - mdy[c] - (x[c] - m[c]) s[c] mdyx[c]) when fresh, else dx[c] += that
+	void (*bn_row_grad_dx)(const float *x, const float *dy, const float *m, const float *a,
+	                       const float *b, const float *s, const float *mdy, const float *mdyx,
+	                       float *dx, size_t n, int relu, int fresh);
 } SimdKernels;
 
 /* The kernels every caller uses: the CPU's widest level, lowered by SSLD_SIMD. Thread-safe. */
