@@ -46,6 +46,8 @@ typedef struct SimdKernels {
 	// AdamW on n floats, in place: m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2,
 	// w = w decay - step m / (sqrt(v) rbc2 + eps)
 	void (*adamw)(float *w, const float *g, float *m, float *v, size_t n, const SimdAdamW *p);
+	// x[i] = expf(x[i] - shift) in place; returns the sum of the results, added in double
+	double (*exp_shifted)(float *x, size_t n, float shift);
 	// Batchnorm over (N,C) rows (ops_nn.c), one row's n channels (callers offset every per-channel
 	// array alike). pre = (x - m) * a + b is the affine map, computed by one expression at each
 	// level so the backward's ReLU mask (pre > 0) is the one its forward applied:
