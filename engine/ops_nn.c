@@ -165,6 +165,7 @@ static void bn_plane_stats(const BnJob *j, size_t c0, size_t c1)
 	for (size_t c = c0; c < c1; c++)
 		cm[c] = m2[c] = 0.0;
 	if (S >= 16) {
+		const SimdKernels *sk = simd();
 		for (int i = 0; i < N; i++) {
 			const double na = (double)i * S;
 			for (size_t c = c0; c < c1; c++) {
@@ -172,12 +173,8 @@ static void bn_plane_stats(const BnJob *j, size_t c0, size_t c1)
 				/* shift: the mean of the channel's earlier planes (the first plane: its
 				 * first value), near this plane's mean unless images differ wildly */
 				const float pivot = i ? (float)cm[c] : xp[0];
-				float s1 = 0.0f, s2 = 0.0f;
-				for (int k = 0; k < S; k++) {
-					const float d = xp[k] - pivot;
-					s1 += d;
-					s2 += d * d;
-				}
+				float s1, s2;
+				sk->bn_plane_stats(xp, (size_t)S, pivot, &s1, &s2);
 				const double pm = (double)pivot + (double)s1 / S;
 				const double pq = (double)s2 - (double)s1 * s1 / S;
 				const double delta = pm - cm[c];
@@ -281,15 +278,9 @@ static void bn_forward_part(void *arg, size_t c0, size_t c1, int tid)
 					}
 					continue;
 				}
-				float *restrict yp = j->y + off;
-				if (j->relu)
-					for (int k = 0; k < S; k++) {
-						const float v = (xp[k] - m) * a + b;
-						yp[k] = v > 0.0f ? v : 0.0f;
-					}
-				else
-					for (int k = 0; k < S; k++)
-						yp[k] = (xp[k] - m) * a + b;
+				/* the backward recomputes the ReLU mask through the same kernel table */
+				const SimdBn p = { .m = m, .a = a, .b = b };
+				simd()->bn_plane_forward(xp, j->y + off, (size_t)S, &p, j->relu);
 			}
 		return;
 	}
@@ -354,7 +345,10 @@ static void bn_backward_part(void *arg, size_t c0, size_t c1, int tid)
 				const float *yp = j->relu == 2 ? j->y + off : NULL;
 				float *gp = j->did ? j->did + off : NULL;
 				float a = 0.0f, bsum = 0.0f;
-				if (gp && j->did_fresh)
+				if (j->relu != 2) {   /* relu 0, 1: no id, the mask from x */
+					const SimdBn p = { .m = m, .a = sa, .b = sb };
+					simd()->bn_plane_grad_sums(xp, dyp, (size_t)S, &p, j->relu, &a, &bsum);
+				} else if (gp && j->did_fresh)
 					for (int k = 0; k < S; k++) {
 						const float d = BN_DY(j, dyp, xp, yp, k, m, sa, sb);
 						gp[k] = d;
@@ -432,7 +426,13 @@ static void bn_backward_part(void *arg, size_t c0, size_t c1, int tid)
 				const float *restrict xp = j->x + off, *restrict dyp = j->dy + off;
 				const float *restrict yp = j->relu == 2 ? j->y + off : NULL;
 				float *restrict dxp = j->dx + off;
-				if (j->dx_in_dy && !dmask) {   /* dy[k] is read from dx[k], then replaced */
+				if (j->relu != 2) {
+					const SimdBn p = { .m = m, .a = sa, .b = sb, .s = s, .mdy = mdy,
+					                   .mdyx = mdyx };
+					simd()->bn_plane_grad_dx(xp, j->dx_in_dy ? NULL : dyp, j->dx + off,
+					                         (size_t)S, &p, j->relu,
+					                         j->dx_in_dy ? 2 : j->dx_fresh ? 0 : 1);
+				} else if (j->dx_in_dy && !dmask) {   /* dy[k] is read from dx[k], then replaced */
 					float *gp = j->dx + off;
 					if (j->relu)
 						for (int k = 0; k < S; k++)

@@ -28,6 +28,12 @@ typedef struct SimdAdamW {
 	float decay, step, rbc2, b1, b2, eps;
 } SimdAdamW;
 
+/* One batchnorm channel's scalars (bn_plane_*): mean, the forward's scale (rstd gamma) and shift,
+ * rstd, and the backward's means of dy and of dy xhat. */
+typedef struct SimdBn {
+	float m, a, b, s, mdy, mdyx;
+} SimdBn;
+
 typedef struct SimdKernels {
 	SimdLevel level;
 	// y = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))); x, y (n)
@@ -66,6 +72,18 @@ typedef struct SimdKernels {
 	void (*bn_row_grad_dx)(const float *x, const float *dy, const float *m, const float *a,
 	                       const float *b, const float *s, const float *mdy, const float *mdyx,
 	                       float *dx, size_t n, int relu, int fresh);
+	// Batchnorm over one (N,C,H,W) plane of S values, channel scalars in *p (pre as above, with
+	// p's m, a, b): the shifted sums s1 = sum (x - pivot), s2 = sum (x - pivot)^2
+	void (*bn_plane_stats)(const float *x, size_t S, float pivot, float *s1, float *s2);
+	// y = pre, or max(pre, 0) with relu
+	void (*bn_plane_forward)(const float *x, float *y, size_t S, const SimdBn *p, int relu);
+	// d = dy masked as bn_row_grad_sums: *sdy = sum d, *sdyx = sum d (x - m)
+	void (*bn_plane_grad_sums)(const float *x, const float *dy, size_t S, const SimdBn *p,
+	                           int relu, float *sdy, float *sdyx);
+	// dx = a (d - mdy - (x - m) s mdyx): mode 0 stores, 1 adds, 2 stores in place with dy read
+	// from dx (dy then NULL)
+	void (*bn_plane_grad_dx)(const float *x, const float *dy, float *dx, size_t S,
+	                         const SimdBn *p, int relu, int mode);
 } SimdKernels;
 
 /* The kernels every caller uses: the CPU's widest level, lowered by SSLD_SIMD. Thread-safe. */
