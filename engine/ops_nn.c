@@ -125,8 +125,9 @@ Tensor *op_layernorm(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta, float eps
  * by one thread in a fixed order, so results do not depend on the thread count. Planes (S > 1)
  * are walked per channel; the (N,C) case (S = 1) walks rows and keeps per-channel accumulators
  * for a slice of channels, so memory is read row by row instead of with a stride of C, through
- * the row kernels of simd.h (the MLP's batchnorm: scalar double sums there cost a sixth of its
- * step; BENCHMARKS.md). */
+ * the row kernels of simd.h (scalar double sums would cost the MLP a sixth of its step;
+ * BENCHMARKS.md). Relu 0 and 1 apply the affine map and recompute the backward's mask through
+ * the same kernel table (planes: bn_plane_*), so the mask is the one the forward applied. */
 
 typedef struct BnJob {
 	const float *x, *dy, *gamma, *beta;
