@@ -83,6 +83,22 @@ static double row_softmax(float *x, int n, int skip)
 	return lse;
 }
 
+/* row_softmax for the NT-Xent rows: the exponentials in float at the CPU's vector width
+ * (simd.h), summed in double; P = e / sum in float. The diagonal `skip` is set to -inf first,
+ * so its exponential is exactly 0. */
+static double row_softmax_fast(const SimdKernels *k, float *x, int n, int skip)
+{
+	x[skip] = -HUGE_VALF;
+	float mx = -HUGE_VALF;
+	for (int c = 0; c < n; c++)
+		mx = x[c] > mx ? x[c] : mx;
+	const double sum = k->exp_shifted(x, (size_t)n, mx);
+	const float inv = (float)(1.0 / sum);
+	for (int c = 0; c < n; c++)
+		x[c] *= inv;
+	return (double)mx + log(sum);
+}
+
 /* ---- mse ------------------------------------------------------------------------------------ */
 
 static void mse_backward(Ctx *ctx, Node *n)
@@ -357,9 +373,14 @@ static void nt_xent_backward(Ctx *ctx, Node *n)
 	float tau = n->f[0];
 	/* dL/dS_ik = (P_ik - [k = pos(i)]) / M; S = zn zn^T / tau, so dzn = (G + G^T) zn / tau. */
 	float *A = ctx_alloc(ctx, (size_t)M * M * sizeof(float));
-	for (int i = 0; i < M; i++)
-		for (int k = 0; k < M; k++)
-			A[(size_t)i * M + k] = sv->P[(size_t)i * M + k] + sv->P[(size_t)k * M + i];
+	enum { T = 32 };   /* tiles: P's transpose read a cache line at a time, not a float */
+	for (int i0 = 0; i0 < M; i0 += T)
+		for (int k0 = 0; k0 < M; k0 += T) {
+			const int i1 = i0 + T < M ? i0 + T : M, k1 = k0 + T < M ? k0 + T : M;
+			for (int i = i0; i < i1; i++)
+				for (int k = k0; k < k1; k++)
+					A[(size_t)i * M + k] = sv->P[(size_t)i * M + k] + sv->P[(size_t)k * M + i];
+		}
 	for (int i = 0; i < M; i++) {
 		int pos = i < N ? i + N : i - N;
 		A[(size_t)i * M + pos] -= 2.0f; /* Y is symmetric: Y + Y^T = 2Y */
@@ -391,11 +412,12 @@ Tensor *op_nt_xent(Ctx *ctx, Tensor *z, float temperature)
 	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, M, D, 1.0f / temperature, sv->zn, D,
 	            sv->zn, D, 0.0f, sv->P, M);
 	double acc = 0.0;
+	const SimdKernels *k = simd();
 	for (int i = 0; i < M; i++) {
 		float *row = sv->P + (size_t)i * M;
 		int pos = i < N ? i + N : i - N;
 		float sp = row[pos];
-		double lse = row_softmax(row, M, i);
+		double lse = row_softmax_fast(k, row, M, i);
 		acc += lse - sp;
 	}
 	Tensor *out = scalar(ctx, acc / M);

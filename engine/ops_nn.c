@@ -124,7 +124,10 @@ Tensor *op_layernorm(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta, float eps
  * Work is split by channels across the context's threads: every channel's statistics are summed
  * by one thread in a fixed order, so results do not depend on the thread count. Planes (S > 1)
  * are walked per channel; the (N,C) case (S = 1) walks rows and keeps per-channel accumulators
- * for a slice of channels, so memory is read row by row instead of with a stride of C. */
+ * for a slice of channels, so memory is read row by row instead of with a stride of C, through
+ * the row kernels of simd.h (scalar double sums would cost the MLP a sixth of its step;
+ * BENCHMARKS.md). Relu 0 and 1 apply the affine map and recompute the backward's mask through
+ * the same kernel table (planes: bn_plane_*), so the mask is the one the forward applied. */
 
 typedef struct BnJob {
 	const float *x, *dy, *gamma, *beta;
@@ -163,6 +166,7 @@ static void bn_plane_stats(const BnJob *j, size_t c0, size_t c1)
 	for (size_t c = c0; c < c1; c++)
 		cm[c] = m2[c] = 0.0;
 	if (S >= 16) {
+		const SimdKernels *sk = simd();
 		for (int i = 0; i < N; i++) {
 			const double na = (double)i * S;
 			for (size_t c = c0; c < c1; c++) {
@@ -170,12 +174,8 @@ static void bn_plane_stats(const BnJob *j, size_t c0, size_t c1)
 				/* shift: the mean of the channel's earlier planes (the first plane: its
 				 * first value), near this plane's mean unless images differ wildly */
 				const float pivot = i ? (float)cm[c] : xp[0];
-				float s1 = 0.0f, s2 = 0.0f;
-				for (int k = 0; k < S; k++) {
-					const float d = xp[k] - pivot;
-					s1 += d;
-					s2 += d * d;
-				}
+				float s1, s2;
+				sk->bn_plane_stats(xp, (size_t)S, pivot, &s1, &s2);
 				const double pm = (double)pivot + (double)s1 / S;
 				const double pq = (double)s2 - (double)s1 * s1 / S;
 				const double delta = pm - cm[c];
@@ -248,23 +248,17 @@ static void bn_forward_part(void *arg, size_t c0, size_t c1, int tid)
 			bn_set_stats(j, (int)c, j->acc0[c], j->acc1[c] / ((double)N * S));
 	} else {
 		/* (N,C): the same two passes in double as bn_plane_stats, row by row */
+		const SimdKernels *k = simd();
 		double *sum = j->acc0, *ss = j->acc1;
+		const size_t nc = c1 - c0;
 		for (size_t c = c0; c < c1; c++)
 			sum[c] = ss[c] = 0.0;
-		for (int i = 0; i < N; i++) {
-			const float *xr = j->x + (size_t)i * C;
-			for (size_t c = c0; c < c1; c++)
-				sum[c] += xr[c];
-		}
+		for (int i = 0; i < N; i++)
+			k->bn_row_sum(j->x + (size_t)i * C + c0, sum + c0, nc);
 		for (size_t c = c0; c < c1; c++)
 			sum[c] /= (double)N;
-		for (int i = 0; i < N; i++) {
-			const float *xr = j->x + (size_t)i * C;
-			for (size_t c = c0; c < c1; c++) {
-				const double d = (double)xr[c] - sum[c];
-				ss[c] += d * d;
-			}
-		}
+		for (int i = 0; i < N; i++)
+			k->bn_row_sqdev(j->x + (size_t)i * C + c0, sum + c0, ss + c0, nc);
 		for (size_t c = c0; c < c1; c++)
 			bn_set_stats(j, (int)c, sum[c], ss[c] / (double)N);
 	}
@@ -285,21 +279,17 @@ static void bn_forward_part(void *arg, size_t c0, size_t c1, int tid)
 					}
 					continue;
 				}
-				float *restrict yp = j->y + off;
-				if (j->relu)
-					for (int k = 0; k < S; k++) {
-						const float v = (xp[k] - m) * a + b;
-						yp[k] = v > 0.0f ? v : 0.0f;
-					}
-				else
-					for (int k = 0; k < S; k++)
-						yp[k] = (xp[k] - m) * a + b;
+				/* the backward recomputes the ReLU mask through the same kernel table */
+				const SimdBn p = { .m = m, .a = a, .b = b };
+				simd()->bn_plane_forward(xp, j->y + off, (size_t)S, &p, j->relu);
 			}
 		return;
 	}
-	float *a = j->scratch;   /* per-channel scale */
-	for (size_t c = c0; c < c1; c++)
-		a[c] = j->rstd[c] * (j->gamma ? j->gamma[c] : 1.0f);
+	float *a = j->scratch, *sh = a + C;   /* per-channel scale and shift */
+	for (size_t c = c0; c < c1; c++) {
+		a[c] = bn_scale(j, c);
+		sh[c] = bn_shift(j, c);
+	}
 	if (j->relu == 2) {   /* as the plane case: y may be id's buffer */
 		for (int i = 0; i < N; i++) {
 			const float *xr = j->x + (size_t)i * C, *idr = j->id + (size_t)i * C;
@@ -311,22 +301,11 @@ static void bn_forward_part(void *arg, size_t c0, size_t c1, int tid)
 		}
 		return;
 	}
-	for (int i = 0; i < N; i++) {
-		const float *restrict xr = j->x + (size_t)i * C;
-		float *restrict yr = j->y + (size_t)i * C;
-		const float *restrict m = j->mean, *restrict sc = a;
-		if (j->beta) {
-			const float *restrict b = j->beta;
-			for (size_t c = c0; c < c1; c++)
-				yr[c] = (xr[c] - m[c]) * sc[c] + b[c];
-		} else {
-			for (size_t c = c0; c < c1; c++)
-				yr[c] = (xr[c] - m[c]) * sc[c];
-		}
-		if (j->relu)
-			for (size_t c = c0; c < c1; c++)
-				yr[c] = yr[c] > 0.0f ? yr[c] : 0.0f;
-	}
+	/* the backward recomputes the ReLU mask with the same kernel table's expression */
+	const SimdKernels *k = simd();
+	for (int i = 0; i < N; i++)
+		k->bn_row_forward(j->x + (size_t)i * C + c0, j->mean + c0, a + c0, sh + c0,
+		                  j->y + (size_t)i * C + c0, c1 - c0, j->relu);
 }
 
 /* dy masked by the fused ReLU: the gradient reaching the batchnorm (as an unfused relu would
@@ -367,7 +346,10 @@ static void bn_backward_part(void *arg, size_t c0, size_t c1, int tid)
 				const float *yp = j->relu == 2 ? j->y + off : NULL;
 				float *gp = j->did ? j->did + off : NULL;
 				float a = 0.0f, bsum = 0.0f;
-				if (gp && j->did_fresh)
+				if (j->relu != 2) {   /* relu 0, 1: no id, the mask from x */
+					const SimdBn p = { .m = m, .a = sa, .b = sb };
+					simd()->bn_plane_grad_sums(xp, dyp, (size_t)S, &p, j->relu, &a, &bsum);
+				} else if (gp && j->did_fresh)
 					for (int k = 0; k < S; k++) {
 						const float d = BN_DY(j, dyp, xp, yp, k, m, sa, sb);
 						gp[k] = d;
@@ -403,7 +385,13 @@ static void bn_backward_part(void *arg, size_t c0, size_t c1, int tid)
 			sa[c] = bn_scale(j, c);
 			sb[c] = bn_shift(j, c);
 		}
-		for (int i = 0; i < N; i++) {
+		const SimdKernels *k = simd();
+		for (int i = 0; i < N && j->relu != 2; i++) {   /* relu 0, 1: no id, mask from x */
+			const size_t off = (size_t)i * C + c0;
+			k->bn_row_grad_sums(j->x + off, j->dy + off, j->mean + c0, sa + c0, sb + c0,
+			                    sdy + c0, sdyx + c0, c1 - c0, j->relu);
+		}
+		for (int i = 0; i < N && j->relu == 2; i++) {
 			const float *xr = j->x + (size_t)i * C, *dyr = j->dy + (size_t)i * C;
 			const float *yr = j->relu == 2 ? j->y + (size_t)i * C : NULL;
 			float *gr = j->did ? j->did + (size_t)i * C : NULL;
@@ -439,7 +427,13 @@ static void bn_backward_part(void *arg, size_t c0, size_t c1, int tid)
 				const float *restrict xp = j->x + off, *restrict dyp = j->dy + off;
 				const float *restrict yp = j->relu == 2 ? j->y + off : NULL;
 				float *restrict dxp = j->dx + off;
-				if (j->dx_in_dy && !dmask) {   /* dy[k] is read from dx[k], then replaced */
+				if (j->relu != 2) {
+					const SimdBn p = { .m = m, .a = sa, .b = sb, .s = s, .mdy = mdy,
+					                   .mdyx = mdyx };
+					simd()->bn_plane_grad_dx(xp, j->dx_in_dy ? NULL : dyp, j->dx + off,
+					                         (size_t)S, &p, j->relu,
+					                         j->dx_in_dy ? 2 : j->dx_fresh ? 0 : 1);
+				} else if (j->dx_in_dy && !dmask) {   /* dy[k] is read from dx[k], then replaced */
 					float *gp = j->dx + off;
 					if (j->relu)
 						for (int k = 0; k < S; k++)
@@ -479,6 +473,16 @@ static void bn_backward_part(void *arg, size_t c0, size_t c1, int tid)
 	for (size_t c = c0; c < c1; c++) {   /* sa, sb: set by the sums above */
 		mdyv[c] = j->batch_stats ? (float)(sdy[c] / M) : 0.0f;
 		mdyxv[c] = j->batch_stats ? (float)(sdyx[c] / M) : 0.0f;
+	}
+	if (j->relu != 2) {
+		const SimdKernels *k = simd();
+		for (int i = 0; i < N; i++) {
+			const size_t off = (size_t)i * C + c0;
+			k->bn_row_grad_dx(j->x + off, j->dy + off, j->mean + c0, sa + c0, sb + c0,
+			                  j->rstd + c0, mdyv + c0, mdyxv + c0, j->dx + off, c1 - c0,
+			                  j->relu, j->dx_fresh);
+		}
+		return;
 	}
 	for (int i = 0; i < N; i++) {
 		const float *restrict xr = j->x + (size_t)i * C, *restrict dyr = j->dy + (size_t)i * C;
@@ -622,7 +626,7 @@ static Tensor *batchnorm_impl(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta,
 	            .relu = relu, .momentum = momentum, .eps = eps };
 	j.mean = arena_floats(ctx, C);
 	j.rstd = arena_floats(ctx, C);
-	j.scratch = arena_floats(ctx, (size_t)C);
+	j.scratch = arena_floats(ctx, 2 * (size_t)C);
 	if (batch_stats) {
 		j.acc0 = ctx_alloc(ctx, 2 * (size_t)C * sizeof(double));
 		j.acc1 = j.acc0 + C;

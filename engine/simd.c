@@ -8,7 +8,9 @@
  * chosen once, rather than GCC's target_clones, lets SSLD_SIMD lower the level and lets tests run
  * every level in one process (simd_at). The AdamW update is here too so every per-element loop of
  * a Transformer step runs at one chosen level, though it is memory-bound and the width buys it
- * nothing measurable (bench/simd_bench, BENCHMARKS.md). Deliberately not here: hand-written
+ * nothing measurable (bench/simd_bench, BENCHMARKS.md). Batchnorm over (N,C) rows is here because
+ * its per-channel sums widen floats into double accumulators, a loop the baseline's two-double
+ * vectors run at a quarter of AVX-512's width. Deliberately not here: hand-written
  * intrinsics (the loops vectorize as written) and the softmax backward, memory-bound as well.
  */
 #include "simd.h"

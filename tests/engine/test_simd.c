@@ -25,6 +25,7 @@
  *             sum|term|; dx = dx0 + s (dxh - s1 - xh s2), dxh = dy g, xh = (x - m) s, s1 and
  *             s2 the means of D terms (A1 = sum|dxh|, A2 = sum|dxh xh|):
  *             |ddx| <= eps (s (4 |dxh| + A1 + 2 |s1| + |xh| (2 A2 + 8 |s2|)) + 2 (|dx0| + |dx|))
+ *   exp_shifted, batchnorm: bounds next to each test below
  *   adamw     c1 = 1 - b1, c2 = 1 - b2 rounded once each; m = b1 m0 + c1 g: |dm| <= 3 eps
  *             (|b1 m0| + |c1 g|); v = b2 v0 + c2 g^2, every term >= 0: |dv| <= 4 eps v, so
  *             sqrt(v) rel <= 3 eps and d = sqrt(v) rbc2 + e rel <= 5 eps; q = m / d:
@@ -319,6 +320,164 @@ static void test_adamw(const SimdKernels *k, int n)
 	check(k, "adamw w", n, w, rw, bw, (size_t)n);
 }
 
+
+static void test_exp_shifted(const SimdKernels *k, int n)
+{
+	float x[MAXN] = { 0 }, x0[MAXN] = { 0 };
+	double ref[MAXN] = { 0 }, bound[MAXN] = { 0 }, rsum = 0.0, bsum = 0.0;
+	fill(x0, n, -8.0f, 8.0f);
+	memcpy(x, x0, sizeof(float) * (size_t)n);
+	const float shift = 3.0f;
+	const double got = k->exp_shifted(x, (size_t)n, shift);
+	for (int c = 0; c < n; c++) {
+		ref[c] = exp((double)x0[c] - shift);
+		bound[c] = EPS * ref[c] * (fabs((double)x0[c] - shift) + ULP + 1.0);
+		rsum += ref[c];
+		bsum += bound[c];
+	}
+	check(k, "exp_shifted", n, x, ref, bound, (size_t)n);
+	/* the sum of the floats it returned, added in double: their errors plus n double roundings */
+	const float gotf[1] = { (float)got };
+	const double rs[1] = { rsum }, bs[1] = { bsum + 1e-15 * n * rsum + EPS * rsum };
+	check(k, "exp_shifted sum", n, gotf, rs, bs, 1);
+}
+
+/* One batchnorm channel of S values (a plane, or one row's channels with the same scalars in
+ * every column): forward, the shifted statistics, the backward sums and dx in every mode. Values
+ * sit around the ReLU's edge (pre near 0), and the reference takes its mask from the kernel's own
+ * forward output (y > 0), which the backward must reproduce exactly: with dy = 1 the masked count
+ * is an exact integer in float. Bounds: each float sum of S terms at most S + 3 roundings deep. */
+static void test_bn(const SimdKernels *k, int S, int relu)
+{
+	float x[MAXN] = { 0 }, y[MAXN] = { 0 }, dy[MAXN] = { 0 }, dx[MAXN] = { 0 };
+	float dx0[MAXN] = { 0 }, ones[MAXN] = { 0 }, yr[MAXN] = { 0 };
+	double ref[MAXN] = { 0 }, bound[MAXN] = { 0 };
+	fill(x, S, -1.0f, 1.5f);
+	fill(dy, S, -1.0f, 1.0f);
+	fill(dx0, S, -0.5f, 0.5f);
+	for (int i = 0; i < S; i++)
+		ones[i] = 1.0f;
+	const SimdBn p = { .m = 0.25f, .a = 1.7f, .b = -0.4f, .s = 1.3f, .mdy = 0.05f, .mdyx = -0.2f };
+	const double m = p.m, a = p.a, b = p.b, s = p.s, mdy = p.mdy, mdyx = p.mdyx;
+	char what[64];
+
+	k->bn_plane_forward(x, y, (size_t)S, &p, relu);
+	for (int i = 0; i < S; i++) {
+		const double pre = (x[i] - m) * a + b;
+		ref[i] = relu && pre < 0.0 ? 0.0 : pre;
+		bound[i] = 3.0 * EPS * (fabs((x[i] - m) * a) + fabs(b));
+	}
+	snprintf(what, sizeof what, "bn_plane_forward relu=%d", relu);
+	check(k, what, S, y, ref, bound, (size_t)S);
+	const float mm[1] = { p.m }, aa[1] = { p.a }, bb[1] = { p.b };
+	for (int i = 0; i < S; i++)   /* the row kernel, one channel per column */
+		k->bn_row_forward(x + i, mm, aa, bb, yr + i, 1, relu);
+	int same = 1;
+	for (int i = 0; i < S; i++)
+		same &= relu ? (yr[i] > 0.0f) == (y[i] > 0.0f) : 1;
+	CHECK(same, "%s bn_row_forward and bn_plane_forward mask differently", simd_level_name(k->level));
+
+	float st[2];
+	k->bn_plane_stats(x, (size_t)S, p.m, &st[0], &st[1]);
+	double rst[2] = { 0, 0 }, bst[2] = { 0, 0 };
+	for (int i = 0; i < S; i++) {
+		const double d = (double)x[i] - m;
+		rst[0] += d;
+		rst[1] += d * d;
+		bst[0] += fabs(d);
+		bst[1] += d * d;
+	}
+	bst[0] *= (S + 3) * EPS;
+	bst[1] *= (S + 5) * EPS;
+	check(k, "bn_plane_stats", S, st, rst, bst, 2);
+
+	/* the mask: the kernel's forward output */
+	float cnt[2];
+	k->bn_plane_grad_sums(x, ones, (size_t)S, &p, relu, &cnt[0], &cnt[1]);
+	int kept = 0;
+	for (int i = 0; i < S; i++)
+		kept += !relu || y[i] > 0.0f;
+	CHECK(cnt[0] == (float)kept, "%s bn_plane_grad_sums S=%d relu=%d: counted %g of %d values "
+	      "the forward kept", simd_level_name(k->level), S, relu, (double)cnt[0], kept);
+	double dsum = 0.0;   /* the row kernel on the same mask, one channel per column */
+	for (int i = 0; i < S; i++) {
+		double sdy1 = 0.0, sdyx1 = 0.0;
+		k->bn_row_grad_sums(x + i, ones + i, mm, aa, bb, &sdy1, &sdyx1, 1, relu);
+		dsum += sdy1;
+	}
+	CHECK(dsum == kept, "%s bn_row_grad_sums relu=%d: counted %g of %d values the forward kept",
+	      simd_level_name(k->level), relu, dsum, kept);
+
+	float gs[2];
+	k->bn_plane_grad_sums(x, dy, (size_t)S, &p, relu, &gs[0], &gs[1]);
+	double rgs[2] = { 0, 0 }, bgs[2] = { 0, 0 };
+	for (int i = 0; i < S; i++) {
+		const double d = !relu || y[i] > 0.0f ? dy[i] : 0.0;
+		rgs[0] += d;
+		rgs[1] += d * ((double)x[i] - m);
+		bgs[0] += fabs(d);
+		bgs[1] += fabs(d * ((double)x[i] - m));
+	}
+	bgs[0] *= (S + 3) * EPS;
+	bgs[1] *= (S + 5) * EPS;
+	snprintf(what, sizeof what, "bn_plane_grad_sums relu=%d", relu);
+	check(k, what, S, gs, rgs, bgs, 2);
+
+	for (int mode = 0; mode < 3; mode++) {
+		memcpy(dx, mode == 2 ? dy : dx0, sizeof(float) * (size_t)S);
+		k->bn_plane_grad_dx(x, mode == 2 ? NULL : dy, dx, (size_t)S, &p, relu, mode);
+		for (int i = 0; i < S; i++) {
+			const double d = !relu || y[i] > 0.0f ? dy[i] : 0.0;
+			const double t = ((double)x[i] - m) * s * mdyx;
+			const double r = a * (d - mdy - t);
+			ref[i] = mode == 1 ? dx0[i] + r : r;
+			bound[i] = 5.0 * EPS * fabs(a) * (fabs(d) + fabs(mdy) + 2.0 * fabs(t)) +
+			           (mode == 1 ? 2.0 * EPS * (fabs(dx0[i]) + fabs(ref[i])) : 0.0);
+		}
+		snprintf(what, sizeof what, "bn_plane_grad_dx relu=%d mode=%d", relu, mode);
+		check(k, what, S, dx, ref, bound, (size_t)S);
+	}
+	/* the row kernel: the same scalars in every column */
+	float mv[MAXN] = { 0 }, av[MAXN] = { 0 }, bv[MAXN] = { 0 }, sv[MAXN] = { 0 };
+	float mdyv[MAXN] = { 0 }, mdyxv[MAXN] = { 0 };
+	for (int i = 0; i < S; i++)
+		mv[i] = p.m, av[i] = p.a, bv[i] = p.b, sv[i] = p.s, mdyv[i] = p.mdy, mdyxv[i] = p.mdyx;
+	for (int fresh = 0; fresh < 2; fresh++) {
+		memcpy(dx, dx0, sizeof(float) * (size_t)S);
+		k->bn_row_grad_dx(x, dy, mv, av, bv, sv, mdyv, mdyxv, dx, (size_t)S, relu, fresh);
+		for (int i = 0; i < S; i++) {
+			const double d = !relu || y[i] > 0.0f ? dy[i] : 0.0;
+			const double t = ((double)x[i] - m) * s * mdyx;
+			const double r = a * (d - mdy - t);
+			ref[i] = fresh ? r : dx0[i] + r;
+			bound[i] = 5.0 * EPS * fabs(a) * (fabs(d) + fabs(mdy) + 2.0 * fabs(t)) +
+			           (fresh ? 0.0 : 2.0 * EPS * (fabs(dx0[i]) + fabs(ref[i])));
+		}
+		snprintf(what, sizeof what, "bn_row_grad_dx relu=%d fresh=%d", relu, fresh);
+		check(k, what, S, dx, ref, bound, (size_t)S);
+	}
+	/* row sums into double accumulators that already hold a value */
+	double sum[MAXN] = { 0 }, ss[MAXN] = { 0 }, mean[MAXN] = { 0 }, sdy[MAXN] = { 0 };
+	double sdyx[MAXN] = { 0 };
+	for (int i = 0; i < S; i++)
+		sum[i] = ss[i] = sdy[i] = sdyx[i] = 0.5, mean[i] = m;
+	k->bn_row_sum(x, sum, (size_t)S);
+	k->bn_row_sqdev(x, mean, ss, (size_t)S);
+	k->bn_row_grad_sums(x, dy, mv, av, bv, sdy, sdyx, (size_t)S, relu);
+	int bad = 0;
+	for (int i = 0; i < S; i++) {
+		const double d = !relu || y[i] > 0.0f ? dy[i] : 0.0, xm = (double)x[i] - m;
+		const double e = 4.0 * DBL_EPSILON;
+		bad += fabs(sum[i] - (0.5 + x[i])) > e * (0.5 + fabs(x[i]));
+		bad += fabs(ss[i] - (0.5 + xm * xm)) > e * (0.5 + xm * xm);
+		bad += fabs(sdy[i] - (0.5 + d)) > e * (0.5 + fabs(d));
+		/* d (x - m) is one float product (two roundings with x - m) */
+		bad += fabs(sdyx[i] - (0.5 + d * xm)) > 3.0 * EPS * fabs(d * xm) + e;
+	}
+	CHECK(bad == 0, "%s bn_row sums S=%d relu=%d: %d values out of bound",
+	      simd_level_name(k->level), S, relu, bad);
+}
+
 int main(void)
 {
 	/* SSLD_SIMD lowers simd()'s choice (read on its first call) and the table says its level */
@@ -350,6 +509,9 @@ int main(void)
 			test_softmax(k, lens[i]);
 			test_ce_row(k, lens[i]);
 			test_adamw(k, lens[i]);
+			test_exp_shifted(k, lens[i]);
+			test_bn(k, lens[i], 0);
+			test_bn(k, lens[i], 1);
 			for (int affine = 0; affine < 4; affine++)
 				test_layernorm(k, lens[i], affine);
 		}
