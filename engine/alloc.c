@@ -26,22 +26,18 @@ void *eng_realloc(void *p, size_t n)
 	return realloc(p, n ? n : 1);
 }
 
-void *eng_aligned_alloc(size_t n)
-{
-	atomic_fetch_add_explicit(&alloc_count, 1, memory_order_relaxed);
-	void *p = NULL;
-	if (posix_memalign(&p, 64, n ? n : 64) != 0)
-		return NULL;
-	return p;
-}
-
-void *eng_aligned_alloc_huge(size_t n, size_t align)
+void *eng_aligned_alloc_to(size_t n, size_t align)
 {
 	atomic_fetch_add_explicit(&alloc_count, 1, memory_order_relaxed);
 	void *p = NULL;
 	if (posix_memalign(&p, align, n ? n : align) != 0)
 		return NULL;
 	return p;
+}
+
+void *eng_aligned_alloc(size_t n)
+{
+	return eng_aligned_alloc_to(n, 64);
 }
 
 char *eng_strdup(const char *s)

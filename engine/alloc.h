@@ -18,7 +18,7 @@ void *eng_malloc(size_t n);                 /* NULL on failure; counted */
 void *eng_calloc(size_t count, size_t size);/* NULL on failure; counted */
 void *eng_realloc(void *p, size_t n);       /* NULL on failure (p untouched); counted */
 void *eng_aligned_alloc(size_t n);          /* 64-byte aligned, free with eng_free; counted */
-void *eng_aligned_alloc_huge(size_t n, size_t align); /* `align`-aligned (a power of two) */
+void *eng_aligned_alloc_to(size_t n, size_t align); /* `align`-aligned (a power of two >= 8) */
 char *eng_strdup(const char *s);            /* counted */
 void eng_free(void *p);                     /* eng_free(NULL) is a no-op */
 

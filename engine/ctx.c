@@ -124,7 +124,7 @@ static char *arena_block_alloc(size_t cap)
 	if (cap < HUGE_PAGE)
 		return eng_aligned_alloc(cap);
 	cap = (cap + HUGE_PAGE - 1) & ~(size_t)(HUGE_PAGE - 1);
-	char *base = eng_aligned_alloc_huge(cap, HUGE_PAGE);
+	char *base = eng_aligned_alloc_to(cap, HUGE_PAGE);
 	if (base)
 		(void)madvise(base, cap, MADV_HUGEPAGE);
 	return base;
@@ -250,7 +250,6 @@ void ctx_trim(Ctx *ctx)
 	ctx_reset(ctx);
 	arena_close(&ctx->main);
 	arena_close(&ctx->grads);
-	ctx->main.cur = ctx->grads.cur = 0;
 }
 
 void *ctx_alloc(Ctx *ctx, size_t bytes)

@@ -324,6 +324,20 @@ static void test_eval_uses_running_stats(void)
 	paramset_free(ps);
 }
 
+/* A ResNet on (C, hw, hw) inputs with a linear head of K classes, both in one fresh ParamSet. */
+static ParamSet *resnet_with_head(const ResnetConfig *c, int C, int hw, int K, uint64_t seed,
+                                  Resnet **r, Linear *head)
+{
+	ParamSet *ps = paramset_new();
+	Rng rng;
+	rng_seed(&rng, seed);
+	char err[256] = "";
+	*r = NULL;
+	CHECK(resnet_new(c, ps, "encoder", C, hw, hw, &rng, r, err, sizeof err) == 0, "%s", err);
+	CHECK(*r && linear_init(head, ps, "head", resnet_out_dim(*r), K, 1, &rng) == 0, "head");
+	return ps;
+}
+
 /* Random images, random labels, a linear head, SGD: the loss must fall well below its start. */
 static void test_training_loss_falls(void)
 {
@@ -332,14 +346,11 @@ static void test_training_loss_falls(void)
 	resnet_config_preset(&c, 18);
 	c.stem = RESNET_STEM_CIFAR;
 	c.width = 0.125f;
-	ParamSet *ps = paramset_new();
-	Rng rng;
-	rng_seed(&rng, 10);
 	Resnet *r = NULL;
 	Linear head;
-	char err[256] = "";
-	CHECK(resnet_new(&c, ps, "encoder", C, HW, HW, &rng, &r, err, sizeof err) == 0, "%s", err);
-	CHECK(linear_init(&head, ps, "head", resnet_out_dim(r), K, 1, &rng) == 0, "head");
+	ParamSet *ps = resnet_with_head(&c, C, HW, K, 10, &r, &head);
+	Rng rng;
+	rng_seed(&rng, 110);
 	OptimConfig oc;
 	optim_config_default(&oc, OPT_SGD);
 	oc.lr = 0.05f;
@@ -410,14 +421,15 @@ static void test_estimate_covers_step(void)
 		c.stem = cases[k].stem;
 		c.width = cases[k].width;
 		const int hw = cases[k].hw;
-		ParamSet *ps = paramset_new();
-		Rng rng;
-		rng_seed(&rng, 12);
 		Resnet *r = NULL;
 		Linear head;
-		char err[256] = "";
-		CHECK(resnet_new(&c, ps, "encoder", C, hw, hw, &rng, &r, err, sizeof err) == 0, "%s", err);
-		CHECK(linear_init(&head, ps, "head", resnet_out_dim(r), K, 1, &rng) == 0, "head");
+		ParamSet *ps = resnet_with_head(&c, C, hw, K, 12, &r, &head);
+		if (!r) {
+			paramset_free(ps);
+			continue;
+		}
+		Rng rng;
+		rng_seed(&rng, 112);
 		int64_t params = 0, acts = 0;
 		resnet_estimate(&c, C, hw, hw, &params, &acts);
 		Ctx *ctx = ctx_new(13);
